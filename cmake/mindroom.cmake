@@ -1,0 +1,22 @@
+# Helpers shared by every library and service CMakeLists.
+
+# mr_add_test(NAME SOURCES... LIBS ...): a cmocka test executable registered with CTest.
+function(mr_add_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "MR_TEST_DATA=${CMAKE_CURRENT_SOURCE_DIR}/tests/data;MR_BUILD_DIR=${CMAKE_BINARY_DIR}"
+    LABELS "${T_LABELS}")
+endfunction()
+
+# mr_add_fuzzer(NAME SOURCE LIBS ...): a libFuzzer target, built only with MR_FUZZ.
+function(mr_add_fuzzer name)
+  cmake_parse_arguments(F "" "" "SOURCES;LIBS" ${ARGN})
+  if(MR_FUZZ)
+    add_executable(${name} ${F_SOURCES})
+    target_link_libraries(${name} PRIVATE ${F_LIBS})
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  endif()
+endfunction()
