@@ -1,0 +1,234 @@
+/* peers.c -- starting real test peers (redis-server, helper programs) on loopback for tests. */
+#include "peers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+mr_code mr_tp_mkdtemp(const char *prefix, char *out, size_t cap, mr_err *err)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    if (snprintf(out, cap, "%s/%s-XXXXXX", base, prefix) >= (int)cap)
+        return mr_err_set(err, MR_EINVAL, "temp dir name under %s too long", base);
+    if (!mkdtemp(out))
+        return mr_err_errno(err, MR_EIO, errno, "mkdtemp %s", out);
+    return MR_OK;
+}
+
+static int rmtree_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+mr_code mr_tp_rmtree(const char *path, mr_err *err)
+{
+    if (nftw(path, rmtree_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        return mr_err_errno(err, MR_EIO, errno, "removing %s", path);
+    return MR_OK;
+}
+
+mr_code mr_tp_free_port(int *port, mr_err *err)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mr_err_errno(err, MR_EIO, errno, "socket");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        int e = errno;
+        close(fd);
+        return mr_err_errno(err, MR_EIO, e, "binding 127.0.0.1:0");
+    }
+    *port = ntohs(sa.sin_port);
+    close(fd);
+    return MR_OK;
+}
+
+static int connect_loopback(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+mr_code mr_tp_wait_port(int port, int timeout_ms, mr_err *err)
+{
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        int fd = connect_loopback(port);
+        if (fd >= 0) {
+            close(fd);
+            return MR_OK;
+        }
+        sleep_ms(20);
+    } while (now_ms() < deadline);
+    return mr_err_set(err, MR_EUNAVAIL, "nothing accepted connections on 127.0.0.1:%d within %d ms",
+                      port, timeout_ms);
+}
+
+mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err *err)
+{
+    const char *out = log_path ? log_path : "/dev/null";
+    int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mr_err_errno(err, MR_EIO, errno, "opening %s", out);
+    pid_t child = fork();
+    if (child < 0) {
+        int e = errno;
+        close(fd);
+        return mr_err_errno(err, MR_EIO, e, "fork for %s", argv[0]);
+    }
+    if (child == 0) {
+        setpgid(0, 0);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        execvp(argv[0], argv);
+        dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    *pid = child;
+    return MR_OK;
+}
+
+mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err)
+{
+    if (kill(pid, sig) != 0 && errno != ESRCH)
+        return mr_err_errno(err, MR_EIO, errno, "kill %d", (int)pid);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return mr_err_errno(err, MR_EIO, errno, "waitpid %d", (int)pid);
+    }
+    if (status)
+        *status = st;
+    return MR_OK;
+}
+
+/* PING over a raw socket: the support library stays free of hiredis so it can test it. */
+static bool redis_answers_ping(int port)
+{
+    int fd = connect_loopback(port);
+    if (fd < 0)
+        return false;
+    char buf[16] = {0};
+    bool ok = write(fd, "PING\r\n", 6) == 6 && read(fd, buf, sizeof buf - 1) > 0 &&
+              strncmp(buf, "+PONG", 5) == 0;
+    close(fd);
+    return ok;
+}
+
+static mr_code redis_launch(mr_tp_redis *r, mr_err *err)
+{
+    char port[16], log[300];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir,
+                    "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                    "--protected-mode", "no", NULL};
+    mr_code rc = mr_tp_spawn(argv, log, &r->pid, err);
+    if (rc != MR_OK)
+        return rc;
+    long long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        if (redis_answers_ping(r->port))
+            return MR_OK;
+        int st;
+        if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return mr_err_set(err, MR_EUNAVAIL, "redis-server exited at start on port %d; see %s",
+                              r->port, log);
+        }
+        sleep_ms(20);
+    }
+    mr_tp_kill_wait(r->pid, SIGKILL, NULL, NULL);
+    r->pid = 0;
+    return mr_err_set(err, MR_EUNAVAIL, "redis-server did not answer PING on port %d; see %s",
+                      r->port, log);
+}
+
+mr_code mr_tp_redis_start(mr_tp_redis *r, mr_err *err)
+{
+    memset(r, 0, sizeof *r);
+    mr_code rc = mr_tp_mkdtemp("mr-redis", r->dir, sizeof r->dir, err);
+    if (rc != MR_OK)
+        return rc;
+    /* Another process may take the port between the probe and redis binding it: retry. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        rc = mr_tp_free_port(&r->port, err);
+        if (rc != MR_OK)
+            return rc;
+        rc = redis_launch(r, err);
+        if (rc == MR_OK) {
+            snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+            return MR_OK;
+        }
+    }
+    return rc;
+}
+
+mr_code mr_tp_redis_stop(mr_tp_redis *r, bool hard, mr_err *err)
+{
+    if (r->pid <= 0)
+        return MR_OK;
+    mr_code rc = mr_tp_kill_wait(r->pid, hard ? SIGKILL : SIGTERM, NULL, err);
+    r->pid = 0;
+    return rc;
+}
+
+mr_code mr_tp_redis_restart(mr_tp_redis *r, mr_err *err)
+{
+    mr_code rc = mr_tp_redis_stop(r, false, err);
+    if (rc != MR_OK)
+        return rc;
+    return redis_launch(r, err);
+}
+
+void mr_tp_redis_destroy(mr_tp_redis *r)
+{
+    mr_tp_redis_stop(r, true, NULL);
+    if (r->dir[0])
+        mr_tp_rmtree(r->dir, NULL);
+    r->dir[0] = '\0';
+}

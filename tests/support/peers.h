@@ -1,0 +1,42 @@
+/* peers.h -- starting real test peers (redis-server, helper programs) on loopback for tests. */
+#ifndef MINDROOM_TEST_PEERS_H
+#define MINDROOM_TEST_PEERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "mindroom/err.h"
+
+/* A private temp directory (0700) under $TMPDIR or /tmp; removed with mr_tp_rmtree. */
+mr_code mr_tp_mkdtemp(const char *prefix, char *out, size_t cap, mr_err *err);
+mr_code mr_tp_rmtree(const char *path, mr_err *err);
+
+/* A free TCP port on 127.0.0.1, as the kernel picks it for a bind to port 0. */
+mr_code mr_tp_free_port(int *port, mr_err *err);
+/* Waits until something accepts TCP connections on 127.0.0.1:port. */
+mr_code mr_tp_wait_port(int port, int timeout_ms, mr_err *err);
+
+/* fork+exec argv[0] (searched in PATH) with stdout and stderr appended to log_path (or
+ * /dev/null when NULL). The child gets its own process group so tests can kill it whole. */
+mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err *err);
+/* Sends sig and waits for the process; returns its wait status in *status (may be NULL). */
+mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err);
+
+typedef struct mr_tp_redis {
+    pid_t pid;
+    int port;
+    char dir[256];   /* working dir: append-only file and log live here */
+    char url[64];    /* "redis://127.0.0.1:<port>/0" */
+} mr_tp_redis;
+
+/* Starts redis-server on a free loopback port with appendonly (fsync always) so a restart
+ * keeps its data, and waits until it answers PING. */
+mr_code mr_tp_redis_start(mr_tp_redis *r, mr_err *err);
+/* Stops it (SIGTERM, or SIGKILL when hard), keeping dir for a restart. */
+mr_code mr_tp_redis_stop(mr_tp_redis *r, bool hard, mr_err *err);
+/* Starts it again on the same port and dir. */
+mr_code mr_tp_redis_restart(mr_tp_redis *r, mr_err *err);
+/* Stops it and removes dir. */
+void mr_tp_redis_destroy(mr_tp_redis *r);
+
+#endif
