@@ -1,0 +1,120 @@
+/* http.h -- HTTP for services: a server on libmicrohttpd, Prometheus metrics, health
+ * endpoints, and a JSON client on libcurl. */
+#ifndef MINDROOM_HTTP_H
+#define MINDROOM_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "mindroom/err.h"
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+/* A registry of counters and histograms, each with any number of labelled series. All calls
+ * are thread-safe. Labels are a NULL-terminated list of name, value pairs (or NULL). */
+typedef struct mr_http_metrics mr_http_metrics;
+
+mr_http_metrics *mr_http_metrics_new(void);
+void mr_http_metrics_free(mr_http_metrics *m);
+
+/* Declares a metric before use. Names follow Prometheus ([a-zA-Z_:][a-zA-Z0-9_:]*).
+ * Declaring the same name again with the same type is a no-op; with another type, MR_EEXISTS.
+ * Histogram buckets are upper bounds in ascending order; +Inf is implied. */
+mr_code mr_http_metrics_counter(mr_http_metrics *m, const char *name, const char *help,
+                                mr_err *err);
+mr_code mr_http_metrics_histogram(mr_http_metrics *m, const char *name, const char *help,
+                                  const double *buckets, size_t nbuckets, mr_err *err);
+
+/* Adds `by` (>= 0) to a counter series. MR_ENOTFOUND for an undeclared name, MR_EINVAL for a
+ * histogram, a negative amount or a bad label name. */
+mr_code mr_http_metrics_inc(mr_http_metrics *m, const char *name, const char *const *labels,
+                            double by);
+/* Records one observation in a histogram series; errors as for mr_http_metrics_inc. */
+mr_code mr_http_metrics_observe(mr_http_metrics *m, const char *name, const char *const *labels,
+                                double value);
+
+/* The Prometheus text exposition (format 0.0.4) of every metric, in declaration order and
+ * each metric's series in first-use order. Caller frees; NULL when out of memory. */
+char *mr_http_metrics_render(mr_http_metrics *m);
+
+/* ---- server ----------------------------------------------------------------------------- */
+
+typedef struct mr_http_server mr_http_server;
+typedef struct mr_http_response mr_http_response;
+
+typedef struct mr_http_param {
+    char *name;
+    char *value;
+} mr_http_param;
+
+/* One request as the handler sees it; valid only during the handler call. */
+typedef struct mr_http_request {
+    const char *method;     /* "GET", "POST", ... */
+    const char *path;       /* as sent, still percent-encoded, without the query string */
+    char **segments;        /* path split on '/', each percent-decoded; "/a/b%2Fc" -> a, b/c */
+    size_t nsegments;       /* "/" has none; "/a/" has two: "a" and "" */
+    mr_http_param *query;   /* decoded query parameters in order */
+    size_t nquery;
+    const char *body;       /* body_len bytes, NUL-terminated for convenience */
+    size_t body_len;
+    char client_ip[46];     /* "127.0.0.1", "::1" */
+    void *impl;             /* the server's view of the connection */
+} mr_http_request;
+
+/* Header value by name, case-insensitive; NULL when absent. */
+const char *mr_http_request_header(const mr_http_request *req, const char *name);
+/* First query parameter of that name (decoded); NULL when absent. */
+const char *mr_http_request_query(const mr_http_request *req, const char *name);
+
+/* A handler returns a response made by mr_http_reply*; the server sends and frees it. NULL
+ * becomes a 500. Handlers run on the connection's own thread and may block. */
+typedef mr_http_response *(*mr_http_handler)(void *ctx, const mr_http_request *req);
+
+typedef struct mr_http_server_opts {
+    const char *listen;        /* "HOST:PORT"; "127.0.0.1:0", "[::1]:0", "0.0.0.0:8080" */
+    size_t max_body;           /* larger bodies get 413 before the handler; 0 = 1 MiB */
+    unsigned max_connections;  /* 0 = 256 */
+    unsigned idle_timeout_s;   /* idle keep-alive connections are closed; 0 = 60 */
+    /* When set, every request is counted in http_requests_total{method,code} and timed in
+     * http_request_duration_seconds{method}; the server declares both. */
+    mr_http_metrics *metrics;
+} mr_http_server_opts;
+
+/* Binds, then serves on background threads until mr_http_server_stop. */
+mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler handler,
+                             void *ctx, mr_http_server **out, mr_err *err);
+/* The bound port (the kernel's pick when the listen port was 0). */
+int mr_http_server_port(const mr_http_server *srv);
+/* Stops accepting, waits for requests in flight to finish (a handler that blocks must be
+ * woken by its owner first), and frees the server. NULL is a no-op. */
+void mr_http_server_stop(mr_http_server *srv);
+
+/* ---- responses -------------------------------------------------------------------------- */
+
+/* Each returns NULL only when out of memory. */
+mr_http_response *mr_http_reply(int status, const char *content_type, const void *body,
+                                 size_t len);
+/* Serializes and releases `body` (the caller's reference is taken, also on failure). */
+mr_http_response *mr_http_reply_json(int status, json_t *body);
+mr_http_response *mr_http_reply_text(int status, const char *text);
+/* {"errcode": errcode, "error": "<formatted>"}, the Matrix error shape used by every service. */
+mr_http_response *mr_http_reply_error(int status, const char *errcode, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Adds a response header; false when out of memory or r is NULL. */
+bool mr_http_response_header(mr_http_response *r, const char *name, const char *value);
+int mr_http_response_status(const mr_http_response *r);
+void mr_http_response_free(mr_http_response *r);
+
+/* ---- health and metrics endpoints ------------------------------------------------------- */
+
+/* Readiness check: true when ready; otherwise writes a reason into why. */
+typedef bool (*mr_http_ready_fn)(void *ctx, char *why, size_t cap);
+
+/* Answers GET/HEAD /healthz (200 {"status":"ok"}), /readyz (200 {"status":"ready"} or 503
+ * {"status":"not ready","reason":...}; always ready when ready is NULL) and /metrics (the
+ * rendered registry, 404 when metrics is NULL). Returns NULL for any other request, so a
+ * handler can call it first and fall through. */
+mr_http_response *mr_http_ops_reply(const mr_http_request *req, mr_http_metrics *metrics,
+                                    mr_http_ready_fn ready, void *ready_ctx);
+
+#endif

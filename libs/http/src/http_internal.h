@@ -1,0 +1,16 @@
+/* http_internal.h -- what the files of libs/http share and nobody else sees. */
+#ifndef MINDROOM_HTTP_INTERNAL_H
+#define MINDROOM_HTTP_INTERNAL_H
+
+#include "mindroom/http.h"
+
+struct mr_http_response {
+    int status;
+    char *content_type;
+    char *body;
+    size_t len;
+    mr_http_param *headers;
+    size_t nheaders;
+};
+
+#endif

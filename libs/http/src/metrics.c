@@ -1,0 +1,345 @@
+/* metrics.c -- a small Prometheus registry: labelled counters and histograms, text output. */
+#include "mindroom/http.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum metric_type { METRIC_COUNTER, METRIC_HISTOGRAM } metric_type;
+
+typedef struct series {
+    char *labels;       /* rendered `a="x",b="y"`, "" when unlabelled */
+    double value;       /* counter value, or histogram sum */
+    uint64_t count;     /* histogram observations */
+    uint64_t *buckets;  /* per-bucket (not cumulative) counts, nbuckets + 1 for +Inf */
+    struct series *next;
+} series;
+
+typedef struct metric {
+    char *name;
+    char *help;
+    metric_type type;
+    double *bounds;
+    size_t nbounds;
+    series *first, *last;
+    struct metric *next;
+} metric;
+
+struct mr_http_metrics {
+    pthread_mutex_t lock;
+    metric *first, *last;
+};
+
+/* A growable string; on allocation failure it records the failure and stops growing. */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} strbuf;
+
+static void sb_append(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_append(strbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap <= b->len + (size_t)n)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+static bool name_ok(const char *s, bool colon)
+{
+    if (!s || !*s || isdigit((unsigned char)*s))
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && !(colon && *s == ':'))
+            return false;
+    return true;
+}
+
+mr_http_metrics *mr_http_metrics_new(void)
+{
+    mr_http_metrics *m = calloc(1, sizeof *m);
+    if (m)
+        pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+void mr_http_metrics_free(mr_http_metrics *m)
+{
+    if (!m)
+        return;
+    for (metric *mt = m->first; mt;) {
+        metric *next_m = mt->next;
+        for (series *s = mt->first; s;) {
+            series *next_s = s->next;
+            free(s->labels);
+            free(s->buckets);
+            free(s);
+            s = next_s;
+        }
+        free(mt->name);
+        free(mt->help);
+        free(mt->bounds);
+        free(mt);
+        mt = next_m;
+    }
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static metric *metric_find(mr_http_metrics *m, const char *name)
+{
+    for (metric *mt = m->first; mt; mt = mt->next)
+        if (strcmp(mt->name, name) == 0)
+            return mt;
+    return NULL;
+}
+
+static mr_code metric_declare(mr_http_metrics *m, const char *name, const char *help,
+                              metric_type type, const double *bounds, size_t nbounds, mr_err *err)
+{
+    if (!name_ok(name, true))
+        return mr_err_set(err, MR_EINVAL, "metric name \"%s\" is not a valid Prometheus name",
+                          name ? name : "");
+    for (size_t i = 1; i < nbounds; i++)
+        if (!(bounds[i] > bounds[i - 1]))
+            return mr_err_set(err, MR_EINVAL, "histogram %s: bucket %zu (%g) is not above %g",
+                              name, i, bounds[i], bounds[i - 1]);
+    pthread_mutex_lock(&m->lock);
+    mr_code rc = MR_OK;
+    metric *mt = metric_find(m, name);
+    if (mt) {
+        if (mt->type != type)
+            rc = mr_err_set(err, MR_EEXISTS, "metric %s is already declared with another type",
+                            name);
+        goto out;
+    }
+    mt = calloc(1, sizeof *mt);
+    if (mt) {
+        mt->name = strdup(name);
+        mt->help = strdup(help ? help : "");
+        mt->type = type;
+        mt->nbounds = nbounds;
+        mt->bounds = nbounds ? malloc(nbounds * sizeof *bounds) : NULL;
+    }
+    if (!mt || !mt->name || !mt->help || (nbounds && !mt->bounds)) {
+        if (mt) {
+            free(mt->name);
+            free(mt->help);
+            free(mt->bounds);
+            free(mt);
+        }
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory declaring metric %s", name);
+        goto out;
+    }
+    if (nbounds)
+        memcpy(mt->bounds, bounds, nbounds * sizeof *bounds);
+    if (m->last)
+        m->last->next = mt;
+    else
+        m->first = mt;
+    m->last = mt;
+out:
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+mr_code mr_http_metrics_counter(mr_http_metrics *m, const char *name, const char *help,
+                                mr_err *err)
+{
+    return metric_declare(m, name, help, METRIC_COUNTER, NULL, 0, err);
+}
+
+mr_code mr_http_metrics_histogram(mr_http_metrics *m, const char *name, const char *help,
+                                  const double *buckets, size_t nbuckets, mr_err *err)
+{
+    return metric_declare(m, name, help, METRIC_HISTOGRAM, buckets, nbuckets, err);
+}
+
+/* Renders labels as `a="x",b="y"` with the exposition format's escapes; NULL on a bad name or
+ * no memory. */
+static char *labels_render(const char *const *labels)
+{
+    strbuf b = {0};
+    sb_append(&b, "%s", "");
+    for (size_t i = 0; labels && labels[i]; i += 2) {
+        if (!name_ok(labels[i], false) || !labels[i + 1]) {
+            free(b.s);
+            return NULL;
+        }
+        sb_append(&b, "%s%s=\"", i ? "," : "", labels[i]);
+        for (const char *v = labels[i + 1]; *v; v++) {
+            if (*v == '\\' || *v == '"')
+                sb_append(&b, "\\%c", *v);
+            else if (*v == '\n')
+                sb_append(&b, "\\n");
+            else
+                sb_append(&b, "%c", *v);
+        }
+        sb_append(&b, "\"");
+    }
+    if (b.failed) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+static series *series_get(metric *mt, const char *labels)
+{
+    for (series *s = mt->first; s; s = s->next)
+        if (strcmp(s->labels, labels) == 0)
+            return s;
+    series *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->labels = strdup(labels);
+    if (mt->type == METRIC_HISTOGRAM)
+        s->buckets = calloc(mt->nbounds + 1, sizeof *s->buckets);
+    if (!s->labels || (mt->type == METRIC_HISTOGRAM && !s->buckets)) {
+        free(s->labels);
+        free(s->buckets);
+        free(s);
+        return NULL;
+    }
+    if (mt->last)
+        mt->last->next = s;
+    else
+        mt->first = s;
+    mt->last = s;
+    return s;
+}
+
+static mr_code metric_record(mr_http_metrics *m, const char *name, const char *const *labels,
+                             metric_type type, double v)
+{
+    char *rendered = labels_render(labels);
+    if (!rendered)
+        return MR_EINVAL;
+    pthread_mutex_lock(&m->lock);
+    mr_code rc = MR_OK;
+    metric *mt = metric_find(m, name);
+    series *s = NULL;
+    if (!mt)
+        rc = MR_ENOTFOUND;
+    else if (mt->type != type)
+        rc = MR_EINVAL;
+    else if (!(s = series_get(mt, rendered)))
+        rc = MR_ENOMEM;
+    else if (type == METRIC_COUNTER) {
+        s->value += v;
+    } else {
+        size_t i = 0;
+        while (i < mt->nbounds && v > mt->bounds[i])
+            i++;
+        s->buckets[i]++;
+        s->count++;
+        s->value += v;
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(rendered);
+    return rc;
+}
+
+mr_code mr_http_metrics_inc(mr_http_metrics *m, const char *name, const char *const *labels,
+                            double by)
+{
+    if (!(by >= 0))
+        return MR_EINVAL;
+    return metric_record(m, name, labels, METRIC_COUNTER, by);
+}
+
+mr_code mr_http_metrics_observe(mr_http_metrics *m, const char *name, const char *const *labels,
+                                double value)
+{
+    return metric_record(m, name, labels, METRIC_HISTOGRAM, value);
+}
+
+/* `name{labels}` or `name{labels,extra}` or bare `name`. */
+static void sample_open(strbuf *b, const char *name, const char *suffix, const char *labels,
+                        const char *extra)
+{
+    bool any = labels[0] || extra;
+    sb_append(b, "%s%s%s%s%s%s%s", name, suffix, any ? "{" : "", labels,
+              labels[0] && extra ? "," : "", extra ? extra : "", any ? "}" : "");
+}
+
+static void help_render(strbuf *b, const metric *mt)
+{
+    sb_append(b, "# HELP %s ", mt->name);
+    for (const char *h = mt->help; *h; h++) {
+        if (*h == '\\')
+            sb_append(b, "\\\\");
+        else if (*h == '\n')
+            sb_append(b, "\\n");
+        else
+            sb_append(b, "%c", *h);
+    }
+    sb_append(b, "\n# TYPE %s %s\n", mt->name,
+              mt->type == METRIC_COUNTER ? "counter" : "histogram");
+}
+
+char *mr_http_metrics_render(mr_http_metrics *m)
+{
+    strbuf b = {0};
+    sb_append(&b, "%s", "");
+    pthread_mutex_lock(&m->lock);
+    for (const metric *mt = m->first; mt; mt = mt->next) {
+        help_render(&b, mt);
+        for (const series *s = mt->first; s; s = s->next) {
+            if (mt->type == METRIC_COUNTER) {
+                sample_open(&b, mt->name, "", s->labels, NULL);
+                sb_append(&b, " %.15g\n", s->value);
+                continue;
+            }
+            uint64_t cumulative = 0;
+            for (size_t i = 0; i <= mt->nbounds; i++) {
+                char le[48];
+                if (i < mt->nbounds)
+                    snprintf(le, sizeof le, "le=\"%.15g\"", mt->bounds[i]);
+                else
+                    snprintf(le, sizeof le, "le=\"+Inf\"");
+                cumulative += s->buckets[i];
+                sample_open(&b, mt->name, "_bucket", s->labels, le);
+                sb_append(&b, " %llu\n", (unsigned long long)cumulative);
+            }
+            sample_open(&b, mt->name, "_sum", s->labels, NULL);
+            sb_append(&b, " %.15g\n", s->value);
+            sample_open(&b, mt->name, "_count", s->labels, NULL);
+            sb_append(&b, " %llu\n", (unsigned long long)s->count);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (b.failed) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}

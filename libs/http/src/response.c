@@ -1,0 +1,91 @@
+/* response.c -- building the responses handlers return: status, headers, body. */
+#include "http_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+mr_http_response *mr_http_reply(int status, const char *content_type, const void *body,
+                                 size_t len)
+{
+    mr_http_response *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->status = status;
+    r->body = malloc(len + 1);
+    r->content_type = strdup(content_type ? content_type : "application/octet-stream");
+    if (!r->body || !r->content_type) {
+        mr_http_response_free(r);
+        return NULL;
+    }
+    if (len)
+        memcpy(r->body, body, len);
+    r->body[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+mr_http_response *mr_http_reply_json(int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return NULL;
+    mr_http_response *r = mr_http_reply(status, "application/json", text, strlen(text));
+    free(text);
+    return r;
+}
+
+mr_http_response *mr_http_reply_text(int status, const char *text)
+{
+    return mr_http_reply(status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+mr_http_response *mr_http_reply_error(int status, const char *errcode, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return mr_http_reply_json(status, json_pack("{s:s, s:s}", "errcode", errcode, "error", msg));
+}
+
+bool mr_http_response_header(mr_http_response *r, const char *name, const char *value)
+{
+    if (!r)
+        return false;
+    mr_http_param *h = realloc(r->headers, (r->nheaders + 1) * sizeof *h);
+    if (!h)
+        return false;
+    r->headers = h;
+    h[r->nheaders].name = strdup(name);
+    h[r->nheaders].value = strdup(value);
+    if (!h[r->nheaders].name || !h[r->nheaders].value) {
+        free(h[r->nheaders].name);
+        free(h[r->nheaders].value);
+        return false;
+    }
+    r->nheaders++;
+    return true;
+}
+
+int mr_http_response_status(const mr_http_response *r)
+{
+    return r ? r->status : 0;
+}
+
+void mr_http_response_free(mr_http_response *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->body);
+    free(r->content_type);
+    free(r);
+}

@@ -1,0 +1,455 @@
+/* server.c -- the HTTP server: binding, reading requests, calling the handler, sending replies.
+ *
+ * libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION). Handlers in
+ * this project block: the test homeserver long-polls /sync for up to 30 s, services call
+ * upstreams. With a shared polling thread pool one blocked handler would stall every
+ * connection on its thread; a thread each keeps them independent, and max_connections bounds
+ * the thread count. */
+#include "http_internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_BODY (1024 * 1024)
+
+struct mr_http_server {
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    int port;
+    size_t max_body;
+    mr_http_handler handler;
+    void *ctx;
+    mr_http_metrics *metrics;
+    /* Requests between their first byte and their completion, so stop can wait for them:
+     * MHD_stop_daemon alone would cut their connections. */
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    unsigned inflight;
+};
+
+/* Per-request state kept by MHD between calls of the access handler. */
+typedef struct conn_state {
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    struct timespec start;
+} conn_state;
+
+static const double duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes %XX escapes in place; invalid escapes are kept as they are. */
+static void pct_decode(char *s)
+{
+    char *out = s;
+    for (const char *in = s; *in; in++) {
+        if (*in == '%' && hexval(in[1]) >= 0 && hexval(in[2]) >= 0) {
+            *out++ = (char)(hexval(in[1]) * 16 + hexval(in[2]));
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+}
+
+/* MHD would decode the path before we see it, turning %2F into '/' and losing segment
+ * boundaries (Matrix IDs in paths may hold any character). Keep everything raw and decode per
+ * segment and per query parameter ourselves. MHD has already turned '+' into ' ' in query
+ * strings by the time this runs. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+/* ---- listen address --------------------------------------------------------------------- */
+
+static mr_code listen_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
+                            mr_err *err)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon)
+        return mr_err_set(err, MR_EINVAL, "listen address \"%s\": expected HOST:PORT", addr);
+    const char *h = addr;
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host)
+        return mr_err_set(err, MR_EINVAL, "listen address \"%s\": host too long", addr);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || port < 0 || port > 65535)
+        return mr_err_set(err, MR_EINVAL, "listen address \"%s\": port must be 0-65535", addr);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
+    if (gai != 0)
+        return mr_err_set(err, MR_EINVAL, "listen address \"%s\": %s", addr, gai_strerror(gai));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return MR_OK;
+}
+
+/* We bind ourselves so a failure carries errno and the address, which MHD would only log. */
+static mr_code listen_open(const char *addr, int *fd_out, int *port_out, mr_err *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    mr_code rc = listen_parse(addr, &ss, &sslen, err);
+    if (rc != MR_OK)
+        return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mr_err_errno(err, MR_EIO, errno, "socket for %s", addr);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 128) != 0) {
+        int e = errno;
+        close(fd);
+        return mr_err_errno(err, MR_EIO, e, "binding %s", addr);
+    }
+    sslen = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sslen);
+    *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return MR_OK;
+}
+
+/* ---- requests --------------------------------------------------------------------------- */
+
+const char *mr_http_request_header(const mr_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->impl, MHD_HEADER_KIND, name);
+}
+
+const char *mr_http_request_query(const mr_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nquery; i++)
+        if (strcmp(req->query[i].name, name) == 0)
+            return req->query[i].value;
+    return NULL;
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    mr_http_request *req = cls;
+    mr_http_param *q = realloc(req->query, (req->nquery + 1) * sizeof *q);
+    if (!q)
+        return MHD_NO;
+    req->query = q;
+    char *k = strdup(key), *v = strdup(value ? value : "");
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return MHD_NO;
+    }
+    pct_decode(k);
+    pct_decode(v);
+    q[req->nquery++] = (mr_http_param){k, v};
+    return MHD_YES;
+}
+
+static bool split_path(mr_http_request *req, const char *path)
+{
+    const char *p = path[0] == '/' ? path + 1 : path;
+    if (!*p)
+        return true;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char **segs = realloc(req->segments, (req->nsegments + 1) * sizeof *segs);
+        if (!segs)
+            return false;
+        req->segments = segs;
+        char *seg = strndup(p, n);
+        if (!seg)
+            return false;
+        pct_decode(seg);
+        segs[req->nsegments++] = seg;
+        if (!slash)
+            return true;
+        p = slash + 1;
+    }
+}
+
+static void request_clear(mr_http_request *req)
+{
+    for (size_t i = 0; i < req->nsegments; i++)
+        free(req->segments[i]);
+    free(req->segments);
+    for (size_t i = 0; i < req->nquery; i++) {
+        free(req->query[i].name);
+        free(req->query[i].value);
+    }
+    free(req->query);
+}
+
+static void client_ip(struct MHD_Connection *c, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void count_request(mr_http_server *srv, const char *method, int status,
+                          const conn_state *st)
+{
+    if (!srv->metrics)
+        return;
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    const char *counted[] = {"method", method, "code", code, NULL};
+    const char *timed[] = {"method", method, NULL};
+    mr_http_metrics_inc(srv->metrics, "http_requests_total", counted, 1);
+    mr_http_metrics_observe(srv->metrics, "http_request_duration_seconds", timed,
+                            seconds_since(&st->start));
+}
+
+/* Queues r (or a 500 when r is NULL) and frees it. */
+static enum MHD_Result send_response(mr_http_server *srv, struct MHD_Connection *c,
+                                     const char *method, const conn_state *st,
+                                     mr_http_response *r)
+{
+    if (!r)
+        r = mr_http_reply_error(500, "M_UNKNOWN", "internal error");
+    struct MHD_Response *mr = r ? MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY)
+                                : NULL;
+    if (!mr) {
+        mr_http_response_free(r);
+        return MHD_NO;
+    }
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    for (size_t i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(mr, r->headers[i].name, r->headers[i].value);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, mr);
+    count_request(srv, method, r->status, st);
+    MHD_destroy_response(mr);
+    mr_http_response_free(r);
+    return ok;
+}
+
+static mr_http_response *too_large(const mr_http_server *srv)
+{
+    return mr_http_reply_error(413, "M_TOO_LARGE", "request body exceeds %zu bytes", srv->max_body);
+}
+
+static bool body_append(conn_state *st, const char *data, size_t n, size_t max)
+{
+    if (st->too_large || st->len + n > max) {
+        st->too_large = true;
+        return true;
+    }
+    if (st->len + n + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : 4096;
+        while (cap < st->len + n + 1)
+            cap *= 2;
+        char *b = realloc(st->body, cap);
+        if (!b)
+            return false;
+        st->body = b;
+        st->cap = cap;
+    }
+    memcpy(st->body + st->len, data, n);
+    st->len += n;
+    st->body[st->len] = '\0';
+    return true;
+}
+
+static enum MHD_Result dispatch(mr_http_server *srv, struct MHD_Connection *c, const char *url,
+                                const char *method, conn_state *st)
+{
+    mr_http_request req = {.method = method, .path = url, .impl = c};
+    req.body = st->body ? st->body : "";
+    req.body_len = st->len;
+    client_ip(c, req.client_ip, sizeof req.client_ip);
+    mr_http_response *r = NULL;
+    if (split_path(&req, url) &&
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, &req) >= 0)
+        r = srv->handler(srv->ctx, &req);
+    enum MHD_Result ok = send_response(srv, c, method, st, r);
+    request_clear(&req);
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    mr_http_server *srv = cls;
+    conn_state *st = *con_cls;
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &st->start);
+        *con_cls = st;
+        pthread_mutex_lock(&srv->lock);
+        srv->inflight++;
+        pthread_mutex_unlock(&srv->lock);
+        /* A declared length over the limit is refused before any of the body is read. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
+            st->too_large = true;
+            return send_response(srv, c, method, st, too_large(srv));
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* Chunked bodies have no declared length: discard past the limit, answer at the end. */
+        bool ok = body_append(st, upload, *upload_size, srv->max_body);
+        *upload_size = 0;
+        return ok ? MHD_YES : MHD_NO;
+    }
+    if (st->too_large)
+        return send_response(srv, c, method, st, too_large(srv));
+    return dispatch(srv, c, url, method, st);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    (void)toe;
+    mr_http_server *srv = cls;
+    conn_state *st = *con_cls;
+    if (!st)
+        return;
+    free(st->body);
+    free(st);
+    *con_cls = NULL;
+    pthread_mutex_lock(&srv->lock);
+    if (--srv->inflight == 0)
+        pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static void server_free(mr_http_server *srv)
+{
+    pthread_mutex_destroy(&srv->lock);
+    pthread_cond_destroy(&srv->idle);
+    free(srv);
+}
+
+mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler handler,
+                             void *ctx, mr_http_server **out, mr_err *err)
+{
+    *out = NULL;
+    if (!opts || !opts->listen || !handler)
+        return mr_err_set(err, MR_EINVAL, "http server: listen address and handler are required");
+    mr_http_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return mr_err_set(err, MR_ENOMEM, "out of memory starting server on %s", opts->listen);
+    srv->handler = handler;
+    srv->ctx = ctx;
+    srv->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    srv->metrics = opts->metrics;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->idle, NULL);
+    mr_code rc;
+    if (srv->metrics) {
+        rc = mr_http_metrics_counter(srv->metrics, "http_requests_total",
+                                     "HTTP requests answered, by method and status code", err);
+        if (rc == MR_OK)
+            rc = mr_http_metrics_histogram(srv->metrics, "http_request_duration_seconds",
+                                           "Time from request start to response, by method",
+                                           duration_buckets,
+                                           sizeof duration_buckets / sizeof *duration_buckets, err);
+        if (rc != MR_OK) {
+            server_free(srv);
+            return rc;
+        }
+    }
+    rc = listen_open(opts->listen, &srv->listen_fd, &srv->port, err);
+    if (rc != MR_OK) {
+        server_free(srv);
+        return rc;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ITC;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, opts->max_connections ? opts->max_connections : 256u,
+        MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s ? opts->idle_timeout_s : 60u,
+        MHD_OPTION_END);
+    if (!srv->daemon) {
+        close(srv->listen_fd);
+        server_free(srv);
+        return mr_err_set(err, MR_EIO, "libmicrohttpd did not start on %s", opts->listen);
+    }
+    *out = srv;
+    return MR_OK;
+}
+
+int mr_http_server_port(const mr_http_server *srv)
+{
+    return srv->port;
+}
+
+void mr_http_server_stop(mr_http_server *srv)
+{
+    if (!srv)
+        return;
+    /* Quiesce and close the listening socket first: new connections are refused at once,
+     * while requests in flight run to their last byte before MHD closes the connections. */
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    pthread_mutex_lock(&srv->lock);
+    while (srv->inflight > 0)
+        pthread_cond_wait(&srv->idle, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+    MHD_stop_daemon(srv->daemon);
+    server_free(srv);
+}
