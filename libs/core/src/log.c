@@ -148,6 +148,7 @@ static char *redact_dup(const char *s)
     return out ? mr_log_redact(s, out, cap) : NULL;
 }
 
+__attribute__((format(printf, 1, 0)))
 static char *format_message(const char *fmt, va_list ap)
 {
     va_list copy;
