@@ -1,0 +1,88 @@
+/* store.h -- the state store: values with TTL, claims, compare-and-set, hashes, counters, secrets. */
+#ifndef MINDROOM_STORE_H
+#define MINDROOM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "mindroom/err.h"
+
+/* One handle per process is enough: every function may be called from several threads at
+ * once (calls on one handle are serialised). */
+typedef struct mr_store mr_store;
+
+typedef struct mr_store_options {
+    /* The instance secret (at least 32 bytes) that encrypts values written by
+     * mr_store_set_secret; NULL when the handle never touches secrets. Copied at open. */
+    const unsigned char *secret;
+    size_t secret_len;
+} mr_store_options;
+
+#define MR_STORE_SECRET_MIN 32
+
+/* Opens the store named by a MINDROOM_STORE_URL value:
+ *   redis://[[user]:password@]host[:port][/db]   (port 6379, db 0 by default)
+ *   sqlite:///absolute/path.db  or  sqlite://relative/path.db
+ * Redis is connected at once (MR_EUNAVAIL when it does not answer, MR_EAUTH when it refuses
+ * the password) and reconnected on its own afterwards. A SQLite file is created 0600 in
+ * parent directories created 0700. opts may be NULL. */
+mr_code mr_store_open(const char *url, const mr_store_options *opts, mr_store **out, mr_err *err);
+void mr_store_close(mr_store *s);
+
+/* Values are bytes (NULs allowed). A value read is malloc'd, NUL-terminated for convenience
+ * (*len excludes the NUL) and freed by the caller. An absent or expired key is MR_ENOTFOUND.
+ * ttl_ms 0 means no expiry. A key holds either a value or a hash, not both. */
+mr_code mr_store_get(mr_store *s, const char *key, char **value, size_t *len, mr_err *err);
+mr_code mr_store_set(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms, mr_err *err);
+/* Sets only when the key is absent: *won tells whether this call set it. This is how an event
+ * is claimed once across replicas. */
+mr_code mr_store_set_nx(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms, bool *won,
+                        mr_err *err);
+/* Sets to v only when the current value equals expect (expect NULL: only when absent);
+ * *swapped tells whether it did. */
+mr_code mr_store_cas(mr_store *s, const char *key, const void *expect, size_t expect_len, const void *v,
+                     size_t len, long ttl_ms, bool *swapped, mr_err *err);
+/* Removes a value or a whole hash; removing an absent key is not an error. */
+mr_code mr_store_del(mr_store *s, const char *key, mr_err *err);
+/* Remaining lifetime in ms, -1 for a key without expiry; MR_ENOTFOUND when absent. */
+mr_code mr_store_ttl(mr_store *s, const char *key, long *ttl_ms, mr_err *err);
+
+/* Hashes: a key holding fields, each with a byte value. */
+typedef struct mr_store_hash_entry {
+    char *field;
+    char *value; /* NUL-terminated for convenience; value_len excludes the NUL */
+    size_t value_len;
+} mr_store_hash_entry;
+
+typedef struct mr_store_hash {
+    mr_store_hash_entry *entries; /* sorted by field on SQLite, in Redis's order on Redis */
+    size_t count;
+} mr_store_hash;
+
+mr_code mr_store_hset(mr_store *s, const char *key, const char *field, const void *v, size_t len,
+                      mr_err *err);
+/* MR_ENOTFOUND when the key or the field is absent. */
+mr_code mr_store_hget(mr_store *s, const char *key, const char *field, char **value, size_t *len,
+                      mr_err *err);
+mr_code mr_store_hdel(mr_store *s, const char *key, const char *field, mr_err *err);
+/* An absent key gives an empty hash (count 0), as in Redis. Free with mr_store_hash_free. */
+mr_code mr_store_hgetall(mr_store *s, const char *key, mr_store_hash *out, mr_err *err);
+void mr_store_hash_free(mr_store_hash *h);
+
+/* Adds `by` to the decimal integer at key (absent counts as 0) and returns the new value.
+ * A key created by this call expires after ttl_ms_on_create (0: never); later calls do not
+ * extend it, so a window of a rate limit ends when it started plus the TTL. A value that is
+ * not a decimal integer is MR_EINVAL. */
+mr_code mr_store_incr(mr_store *s, const char *key, long long by, long ttl_ms_on_create, long long *value,
+                      mr_err *err);
+
+/* Like set/get, with the value encrypted at rest (AES-256-GCM under a key derived from the
+ * instance secret, bound to the store key). A wrong secret, a changed byte or a value copied
+ * to another key is MR_EAUTH; a handle opened without a secret is MR_EINVAL. */
+mr_code mr_store_set_secret(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms,
+                            mr_err *err);
+mr_code mr_store_get_secret(mr_store *s, const char *key, char **v, size_t *len, mr_err *err);
+
+/* A round trip to the backend, for /readyz. */
+mr_code mr_store_ping(mr_store *s, mr_err *err);
+
+#endif

@@ -1,0 +1,63 @@
+/* store_impl.h -- what store.c needs from a backend, from the URL parser and from the sealer. */
+#ifndef MINDROOM_STORE_IMPL_H
+#define MINDROOM_STORE_IMPL_H
+
+#include "mindroom/store.h"
+
+/* A backend's operations; the store serialises calls on one handle, so a backend needs no
+ * locking of its own. Messages need not name the key: store.c prefixes the operation and key. */
+typedef struct mr_store_ops {
+    mr_code (*get)(void *b, const char *key, char **v, size_t *len, mr_err *err);
+    mr_code (*set)(void *b, const char *key, const void *v, size_t len, long ttl_ms, mr_err *err);
+    mr_code (*set_nx)(void *b, const char *key, const void *v, size_t len, long ttl_ms, bool *won,
+                      mr_err *err);
+    mr_code (*cas)(void *b, const char *key, const void *expect, size_t expect_len, const void *v,
+                   size_t len, long ttl_ms, bool *swapped, mr_err *err);
+    mr_code (*del)(void *b, const char *key, mr_err *err);
+    mr_code (*ttl)(void *b, const char *key, long *ttl_ms, mr_err *err);
+    mr_code (*hset)(void *b, const char *key, const char *field, const void *v, size_t len, mr_err *err);
+    mr_code (*hget)(void *b, const char *key, const char *field, char **v, size_t *len, mr_err *err);
+    mr_code (*hdel)(void *b, const char *key, const char *field, mr_err *err);
+    mr_code (*hgetall)(void *b, const char *key, mr_store_hash *out, mr_err *err);
+    mr_code (*incr)(void *b, const char *key, long long by, long ttl_ms_on_create, long long *value,
+                    mr_err *err);
+    mr_code (*ping)(void *b, mr_err *err);
+    void (*close)(void *b);
+} mr_store_ops;
+
+typedef enum mr_store_kind { MR_STORE_SQLITE, MR_STORE_REDIS } mr_store_kind;
+
+/* A parsed MINDROOM_STORE_URL. Strings are owned; free with mr_store_url_free. */
+typedef struct mr_store_url {
+    mr_store_kind kind;
+    char *path;     /* sqlite: the database file */
+    char *host;     /* redis */
+    int port;
+    int db;
+    char *user;     /* redis ACL user, or NULL */
+    char *password; /* redis password, or NULL; never printed */
+    char *display;  /* the URL with any user and password replaced by "***", for messages */
+} mr_store_url;
+
+mr_code mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err);
+void mr_store_url_free(mr_store_url *u);
+
+mr_code mr_store_sqlite_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err);
+mr_code mr_store_redis_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err);
+
+/* Copies n bytes into a new NUL-terminated buffer (a value handed to a caller). */
+char *mr_store_dup_bytes(const void *p, size_t n);
+
+#define MR_STORE_KEY_LEN 32
+
+/* HKDF-SHA256(secret, info "mindroom-store-v1") -> the AES-256 key of secret values. */
+mr_code mr_store_seal_derive(const unsigned char *secret, size_t secret_len,
+                             unsigned char key[MR_STORE_KEY_LEN], mr_err *err);
+/* version || nonce || ciphertext || tag, with the store key as associated data. */
+mr_code mr_store_seal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key, const void *v,
+                      size_t len, unsigned char **out, size_t *out_len, mr_err *err);
+/* The reverse; MR_EAUTH when the value was not sealed under this key for this store key. */
+mr_code mr_store_unseal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key,
+                        const unsigned char *in, size_t in_len, char **out, size_t *out_len, mr_err *err);
+
+#endif

@@ -1,0 +1,533 @@
+/* store_sqlite.c -- the embedded store backend: one SQLite file in WAL mode, expiry by wall clock. */
+#include "store_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "mindroom/fsutil.h"
+
+/* How long a writer waits for another connection's write lock before giving up. */
+#define SQ_BUSY_TIMEOUT_MS 5000
+/* Expired rows are swept once per this many writes (and at open); reads skip them anyway. */
+#define SQ_SWEEP_EVERY 256
+
+enum {
+    SQ_GET,
+    SQ_SET,
+    SQ_SET_NX,
+    SQ_DEL_KV,
+    SQ_DEL_HASH,
+    SQ_HASH_EXISTS,
+    SQ_HSET,
+    SQ_HGET,
+    SQ_HDEL,
+    SQ_HGETALL,
+    SQ_SWEEP,
+    SQ_BEGIN,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_NSTMT
+};
+
+/* In kv statements ?1 is the key, ?2 the value, ?3 expires_at (ms since the epoch, NULL for
+ * never), ?4 now; in hash statements ?1 key, ?2 field, ?3 value. */
+static const char *const SQ_SQL[SQ_NSTMT] = {
+    [SQ_GET] = "SELECT value, expires_at FROM kv WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?4)",
+    [SQ_SET] = "INSERT INTO kv(key, value, expires_at) VALUES(?1, ?2, ?3) ON CONFLICT(key) DO UPDATE "
+               "SET value = excluded.value, expires_at = excluded.expires_at",
+    /* The update branch runs only over an expired row, so sqlite3_changes() is 1 exactly
+     * when this call claimed the key. One statement is one write transaction: two
+     * connections cannot both see the key absent. */
+    [SQ_SET_NX] = "INSERT INTO kv(key, value, expires_at) VALUES(?1, ?2, ?3) ON CONFLICT(key) DO UPDATE "
+                  "SET value = excluded.value, expires_at = excluded.expires_at "
+                  "WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?4",
+    [SQ_DEL_KV] = "DELETE FROM kv WHERE key = ?1",
+    [SQ_DEL_HASH] = "DELETE FROM hash WHERE key = ?1",
+    [SQ_HASH_EXISTS] = "SELECT 1 FROM hash WHERE key = ?1 LIMIT 1",
+    [SQ_HSET] = "INSERT INTO hash(key, field, value) VALUES(?1, ?2, ?3) ON CONFLICT(key, field) DO UPDATE "
+                "SET value = excluded.value",
+    [SQ_HGET] = "SELECT value FROM hash WHERE key = ?1 AND field = ?2",
+    [SQ_HDEL] = "DELETE FROM hash WHERE key = ?1 AND field = ?2",
+    [SQ_HGETALL] = "SELECT field, value FROM hash WHERE key = ?1 ORDER BY field",
+    [SQ_SWEEP] = "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?4",
+    /* IMMEDIATE takes the write lock up front: a read-then-write transaction that started
+     * as a reader could not upgrade while another connection writes, and would fail. */
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
+};
+
+/* synchronous=FULL: in WAL mode NORMAL would survive a process crash but could lose the
+ * last commits on power loss, and the store holds Olm ratchet state and claims whose loss
+ * means broken sessions or a second reply. FULL costs one fsync of the WAL per commit. */
+static const char SQ_SCHEMA[] =
+    "PRAGMA synchronous = FULL;"
+    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at INTEGER)"
+    " WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS kv_expires ON kv(expires_at) WHERE expires_at IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS hash (key TEXT NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL,"
+    " PRIMARY KEY (key, field)) WITHOUT ROWID;";
+
+typedef struct sq {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *st[SQ_NSTMT];
+    unsigned writes;
+} sq;
+
+/* Wall clock, not monotonic: other processes on the same file compare against it. */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static mr_code sq_fail(sq *q, int rc, const char *doing, mr_err *err)
+{
+    /* A lock held past the busy timeout is another process's long write: worth retrying. */
+    mr_code code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? MR_EUNAVAIL : MR_EIO;
+    return mr_err_set(err, code, "sqlite %s: %s: %s", q->path, doing, sqlite3_errmsg(q->db));
+}
+
+/* A prepared statement with ?1 = key and ?4 = now bound; cached for the life of the handle. */
+static mr_code sq_stmt(sq *q, int id, const char *key, sqlite3_stmt **out, mr_err *err)
+{
+    if (!q->st[id]) {
+        int rc = sqlite3_prepare_v3(q->db, SQ_SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL);
+        if (rc != SQLITE_OK)
+            return sq_fail(q, rc, "preparing a statement", err);
+    }
+    sqlite3_stmt *st = q->st[id];
+    int n = sqlite3_bind_parameter_count(st);
+    if (n >= 1)
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (n >= 4)
+        sqlite3_bind_int64(st, 4, now_ms());
+    *out = st;
+    return MR_OK;
+}
+
+static void sq_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* sqlite3_bind_blob(NULL, 0) would bind SQL NULL; an empty value is an empty blob. */
+static void bind_bytes(sqlite3_stmt *st, int i, const void *v, size_t len)
+{
+    sqlite3_bind_blob64(st, i, len ? v : "", len, SQLITE_STATIC);
+}
+
+static void bind_expiry(sqlite3_stmt *st, int i, long ttl_ms)
+{
+    if (ttl_ms > 0)
+        sqlite3_bind_int64(st, i, now_ms() + ttl_ms);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Runs a statement that returns no rows; *changes (may be NULL) gets the rows it changed. */
+static mr_code sq_exec(sq *q, sqlite3_stmt *st, const char *doing, int *changes, mr_err *err)
+{
+    int rc = sqlite3_step(st);
+    mr_code out = rc == SQLITE_DONE ? MR_OK : sq_fail(q, rc, doing, err);
+    if (changes)
+        *changes = sqlite3_changes(q->db);
+    sq_done(st);
+    return out;
+}
+
+static mr_code sq_simple(sq *q, int id, const char *key, const char *doing, mr_err *err)
+{
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(q, id, key, &st, err);
+    return rc == MR_OK ? sq_exec(q, st, doing, NULL, err) : rc;
+}
+
+static mr_code sq_begin(sq *q, mr_err *err)
+{
+    return sq_simple(q, SQ_BEGIN, NULL, "beginning a transaction", err);
+}
+
+/* Commits when rc is MR_OK, else rolls back keeping the first error. */
+static mr_code sq_end(sq *q, mr_code rc, mr_err *err)
+{
+    if (rc == MR_OK)
+        return sq_simple(q, SQ_COMMIT, NULL, "committing", err);
+    sq_simple(q, SQ_ROLLBACK, NULL, "rolling back", NULL);
+    return rc;
+}
+
+static mr_code sq_copy_column(sqlite3_stmt *st, int col, char **v, size_t *len, mr_err *err)
+{
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    char *copy = mr_store_dup_bytes(sqlite3_column_blob(st, col), n);
+    if (!copy)
+        return mr_err_set(err, MR_ENOMEM, "out of memory for a %zu-byte value", n);
+    *v = copy;
+    if (len)
+        *len = n;
+    return MR_OK;
+}
+
+/* Reads a live value; has_expiry/expires_at (may be NULL) describe its deadline. */
+static mr_code sq_read(sq *q, const char *key, char **v, size_t *len, long long *expires_at, mr_err *err)
+{
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(q, SQ_GET, key, &st, err);
+    if (rc != MR_OK)
+        return rc;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        rc = v ? sq_copy_column(st, 0, v, len, err) : MR_OK;
+        if (expires_at)
+            *expires_at = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
+    } else if (step == SQLITE_DONE) {
+        rc = mr_err_set(err, MR_ENOTFOUND, "not found");
+    } else {
+        rc = sq_fail(q, step, "reading", err);
+    }
+    sq_done(st);
+    return rc;
+}
+
+static mr_code sq_write(sq *q, int id, const char *key, const void *v, size_t len, long ttl_ms,
+                        long long expires_at, int *changes, mr_err *err)
+{
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(q, id, key, &st, err);
+    if (rc != MR_OK)
+        return rc;
+    bind_bytes(st, 2, v, len);
+    if (expires_at > 0)
+        sqlite3_bind_int64(st, 3, expires_at);
+    else
+        bind_expiry(st, 3, ttl_ms);
+    rc = sq_exec(q, st, "writing", changes, err);
+    /* Sweeping is housekeeping: its failure leaves expired rows that reads skip anyway. */
+    if (rc == MR_OK && ++q->writes % SQ_SWEEP_EVERY == 0)
+        sq_simple(q, SQ_SWEEP, NULL, "sweeping expired values", NULL);
+    return rc;
+}
+
+static mr_code sq_get(void *b, const char *key, char **v, size_t *len, mr_err *err)
+{
+    return sq_read(b, key, v, len, NULL, err);
+}
+
+static mr_code sq_set(void *b, const char *key, const void *v, size_t len, long ttl_ms, mr_err *err)
+{
+    return sq_write(b, SQ_SET, key, v, len, ttl_ms, 0, NULL, err);
+}
+
+static mr_code sq_set_nx(void *b, const char *key, const void *v, size_t len, long ttl_ms, bool *won,
+                         mr_err *err)
+{
+    int changes = 0;
+    mr_code rc = sq_write(b, SQ_SET_NX, key, v, len, ttl_ms, 0, &changes, err);
+    *won = rc == MR_OK && changes == 1;
+    return rc;
+}
+
+static mr_code sq_cas(void *b, const char *key, const void *expect, size_t expect_len, const void *v,
+                      size_t len, long ttl_ms, bool *swapped, mr_err *err)
+{
+    sq *q = b;
+    mr_code rc = sq_begin(q, err);
+    if (rc != MR_OK)
+        return rc;
+    char *cur = NULL;
+    size_t cur_len = 0;
+    bool match = false;
+    rc = sq_read(q, key, &cur, &cur_len, NULL, err);
+    if (rc == MR_ENOTFOUND) {
+        match = expect == NULL;
+        rc = MR_OK;
+    } else if (rc == MR_OK) {
+        match = expect && cur_len == expect_len && memcmp(cur, expect, cur_len) == 0;
+    }
+    free(cur);
+    if (rc == MR_OK && match)
+        rc = sq_write(q, SQ_SET, key, v, len, ttl_ms, 0, NULL, err);
+    rc = sq_end(q, rc, err);
+    *swapped = rc == MR_OK && match;
+    return rc;
+}
+
+static mr_code sq_del(void *b, const char *key, mr_err *err)
+{
+    sq *q = b;
+    mr_code rc = sq_begin(q, err);
+    if (rc != MR_OK)
+        return rc;
+    rc = sq_simple(q, SQ_DEL_KV, key, "deleting", err);
+    if (rc == MR_OK)
+        rc = sq_simple(q, SQ_DEL_HASH, key, "deleting", err);
+    return sq_end(q, rc, err);
+}
+
+static mr_code sq_hash_exists(sq *q, const char *key, bool *exists, mr_err *err)
+{
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(q, SQ_HASH_EXISTS, key, &st, err);
+    if (rc != MR_OK)
+        return rc;
+    int step = sqlite3_step(st);
+    *exists = step == SQLITE_ROW;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = sq_fail(q, step, "reading", err);
+    sq_done(st);
+    return rc;
+}
+
+static mr_code sq_ttl(void *b, const char *key, long *ttl_ms, mr_err *err)
+{
+    sq *q = b;
+    long long expires_at = -1;
+    mr_code rc = sq_read(q, key, NULL, NULL, &expires_at, err);
+    if (rc == MR_OK) {
+        long long left = expires_at - now_ms();
+        /* Still live when read, so at least 1 ms is left even if the clock moved on since. */
+        *ttl_ms = expires_at < 0 ? -1 : left < 1 ? 1 : (long)left;
+        return MR_OK;
+    }
+    if (rc != MR_ENOTFOUND)
+        return rc;
+    bool exists = false;
+    rc = sq_hash_exists(q, key, &exists, err);
+    if (rc != MR_OK)
+        return rc;
+    if (!exists)
+        return mr_err_set(err, MR_ENOTFOUND, "not found");
+    *ttl_ms = -1;
+    return MR_OK;
+}
+
+static mr_code sq_hset(void *b, const char *key, const char *field, const void *v, size_t len, mr_err *err)
+{
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(b, SQ_HSET, key, &st, err);
+    if (rc != MR_OK)
+        return rc;
+    sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+    bind_bytes(st, 3, v, len);
+    return sq_exec(b, st, "writing", NULL, err);
+}
+
+static mr_code sq_hget(void *b, const char *key, const char *field, char **v, size_t *len, mr_err *err)
+{
+    sq *q = b;
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(q, SQ_HGET, key, &st, err);
+    if (rc != MR_OK)
+        return rc;
+    sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        rc = sq_copy_column(st, 0, v, len, err);
+    else if (step == SQLITE_DONE)
+        rc = mr_err_set(err, MR_ENOTFOUND, "not found");
+    else
+        rc = sq_fail(q, step, "reading", err);
+    sq_done(st);
+    return rc;
+}
+
+static mr_code sq_hdel(void *b, const char *key, const char *field, mr_err *err)
+{
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(b, SQ_HDEL, key, &st, err);
+    if (rc != MR_OK)
+        return rc;
+    sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+    return sq_exec(b, st, "deleting", NULL, err);
+}
+
+static mr_code sq_hash_append(sqlite3_stmt *st, mr_store_hash *out, size_t *cap, mr_err *err)
+{
+    if (out->count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        mr_store_hash_entry *grown = realloc(out->entries, ncap * sizeof *grown);
+        if (!grown)
+            return mr_err_set(err, MR_ENOMEM, "out of memory reading a hash");
+        out->entries = grown;
+        *cap = ncap;
+    }
+    mr_store_hash_entry *e = &out->entries[out->count];
+    mr_code rc = sq_copy_column(st, 0, &e->field, NULL, err);
+    if (rc != MR_OK)
+        return rc;
+    rc = sq_copy_column(st, 1, &e->value, &e->value_len, err);
+    if (rc != MR_OK) {
+        free(e->field);
+        return rc;
+    }
+    out->count++;
+    return MR_OK;
+}
+
+static mr_code sq_hgetall(void *b, const char *key, mr_store_hash *out, mr_err *err)
+{
+    sq *q = b;
+    sqlite3_stmt *st;
+    mr_code rc = sq_stmt(q, SQ_HGETALL, key, &st, err);
+    if (rc != MR_OK)
+        return rc;
+    size_t cap = 0;
+    int step = SQLITE_DONE;
+    while (rc == MR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = sq_hash_append(st, out, &cap, err);
+    if (rc == MR_OK && step != SQLITE_DONE)
+        rc = sq_fail(q, step, "reading", err);
+    sq_done(st);
+    if (rc != MR_OK)
+        mr_store_hash_free(out);
+    return rc;
+}
+
+/* Redis's INCRBY accepts exactly an optional '-' and digits that fit in 64 bits; so do we. */
+static bool parse_ll(const char *s, size_t len, long long *out)
+{
+    if (len == 0 || len > 20 || strlen(s) != len || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static mr_code sq_incr(void *b, const char *key, long long by, long ttl_ms_on_create, long long *value,
+                       mr_err *err)
+{
+    sq *q = b;
+    mr_code rc = sq_begin(q, err);
+    if (rc != MR_OK)
+        return rc;
+    char *cur = NULL;
+    size_t cur_len = 0;
+    long long expires_at = -1, old = 0;
+    rc = sq_read(q, key, &cur, &cur_len, &expires_at, err);
+    bool created = rc == MR_ENOTFOUND;
+    if (created)
+        rc = MR_OK;
+    else if (rc == MR_OK && !parse_ll(cur, cur_len, &old))
+        rc = mr_err_set(err, MR_EINVAL, "the value is not a decimal integer");
+    free(cur);
+    if (rc == MR_OK && ((by > 0 && old > LLONG_MAX - by) || (by < 0 && old < LLONG_MIN - by)))
+        rc = mr_err_set(err, MR_EINVAL, "adding %lld would overflow", by);
+    if (rc == MR_OK) {
+        char buf[24];
+        int n = snprintf(buf, sizeof buf, "%lld", old + by);
+        /* A new counter gets its TTL; an existing one keeps its deadline (or none). */
+        rc = sq_write(q, SQ_SET, key, buf, (size_t)n, created ? ttl_ms_on_create : 0,
+                      created ? 0 : expires_at, NULL, err);
+    }
+    rc = sq_end(q, rc, err);
+    if (rc == MR_OK)
+        *value = old + by;
+    return rc;
+}
+
+static mr_code sq_ping(void *b, mr_err *err)
+{
+    bool exists;
+    return sq_hash_exists(b, "ping", &exists, err);
+}
+
+static void sq_close(void *b)
+{
+    sq *q = b;
+    for (int i = 0; i < SQ_NSTMT; i++)
+        sqlite3_finalize(q->st[i]);
+    sqlite3_close(q->db);
+    free(q->path);
+    free(q);
+}
+
+static const mr_store_ops SQ_OPS = {
+    .get = sq_get,
+    .set = sq_set,
+    .set_nx = sq_set_nx,
+    .cas = sq_cas,
+    .del = sq_del,
+    .ttl = sq_ttl,
+    .hset = sq_hset,
+    .hget = sq_hget,
+    .hdel = sq_hdel,
+    .hgetall = sq_hgetall,
+    .incr = sq_incr,
+    .ping = sq_ping,
+    .close = sq_close,
+};
+
+/* Creates the file 0600 (and missing parents 0700) before SQLite does, so it never exists
+ * with the umask's looser mode. SQLite gives the -wal and -shm files the same mode. */
+static mr_code sq_create_file(const char *path, mr_err *err)
+{
+    char dir[PATH_MAX];
+    mr_fs_dirname(path, dir, sizeof dir);
+    mr_code rc = mr_fs_mkdirs(dir, 0700, err);
+    if (rc != MR_OK)
+        return rc;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mr_err_errno(err, MR_EIO, errno, "opening %s", path);
+    close(fd);
+    return MR_OK;
+}
+
+static mr_code sq_setup(sq *q, mr_err *err)
+{
+    int rc = sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return q->db ? sq_fail(q, rc, "opening", err)
+                     : mr_err_set(err, MR_ENOMEM, "sqlite %s: out of memory", q->path);
+    sqlite3_busy_timeout(q->db, SQ_BUSY_TIMEOUT_MS);
+    /* WAL lets readers go on while one connection writes; the pragma answers the mode it got. */
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(q, rc, "setting journal_mode", err);
+    rc = sqlite3_step(st);
+    bool wal = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return sq_fail(q, rc, "setting journal_mode", err);
+    if (!wal)
+        return mr_err_set(err, MR_EIO, "sqlite %s: the file system does not allow WAL mode", q->path);
+    rc = sqlite3_exec(q->db, SQ_SCHEMA, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(q, rc, "creating tables", err);
+    return sq_simple(q, SQ_SWEEP, NULL, "sweeping expired values", err);
+}
+
+mr_code mr_store_sqlite_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err)
+{
+    sq *q = calloc(1, sizeof *q);
+    if (!q || !(q->path = strdup(u->path))) {
+        free(q);
+        return mr_err_set(err, MR_ENOMEM, "out of memory");
+    }
+    mr_code rc = sq_create_file(q->path, err);
+    if (rc == MR_OK)
+        rc = sq_setup(q, err);
+    if (rc != MR_OK) {
+        sq_close(q);
+        return rc;
+    }
+    *ops = &SQ_OPS;
+    *impl = q;
+    return MR_OK;
+}
