@@ -41,18 +41,18 @@ static const char *const bridged[] = {
 /* Every form a room_permissions key or a room identifier can take. */
 static const char *const room_ids[] = {"!id0:example.com", "!id1:example.com", "!id2:example.com"};
 static const char *const room_aliases[] = {
-    "#r0:example.com", "#r1:example.com", "#r0_" NS ":example.com", "#r1_" NS ":example.com",
+    "#r0:example.com", "#r1:example.com", ("#r0_" NS ":example.com"), ("#r1_" NS ":example.com"),
     "#r2_zzzz1111:example.com",
 };
-static const char *const room_keys[] = {"r0", "r1", "r2", "r0_" NS};
+static const char *const room_keys[] = {"r0", "r1", "r2", ("r0_" NS)};
 static const char *const agent_names[] = {"a0", "a1", "Mixed"};
 static const char *const usernames[] = {"mindroom_user", "owner_x"};
 /* Senders that are or look like system identities. */
 static const char *const system_like[] = {
     "@mindroom_user:example.com", "@mindroom_user:other.org", "@owner_x:example.com",
-    "@mindroom_a0:example.com", "@mindroom_a0_" NS ":example.com", "@mindroom_mixed:example.com",
-    "@mindroom_mixed_" NS ":example.com", "@mindroom_t0:example.com", "@mindroom_t0_" NS ":example.com",
-    "@mindroom_router:example.com", "@mindroom_router_" NS ":example.com",
+    "@mindroom_a0:example.com", ("@mindroom_a0_" NS ":example.com"), "@mindroom_mixed:example.com",
+    ("@mindroom_mixed_" NS ":example.com"), "@mindroom_t0:example.com", ("@mindroom_t0_" NS ":example.com"),
+    "@mindroom_router:example.com", ("@mindroom_router_" NS ":example.com"),
     "@mindroom_router:other.org",
 };
 
