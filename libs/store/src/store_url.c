@@ -43,7 +43,8 @@ static char *dup_decoded(const char *p, size_t n, bool *bad)
         }
         int hi = i + 2 < n ? hex_value(p[i + 1]) : -1;
         int lo = i + 2 < n ? hex_value(p[i + 2]) : -1;
-        if (hi < 0 || lo < 0) {
+        /* A NUL would silently cut the password short. */
+        if (hi < 0 || lo < 0 || hi + lo == 0) {
             free(s);
             *bad = true;
             return NULL;

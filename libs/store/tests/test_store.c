@@ -650,6 +650,8 @@ static void test_bad_urls(void **state)
          "store URL redis://***@localhost: the user or password has a bad %-escape"},
         {"redis://:hunter2%4@localhost", MR_EINVAL,
          "store URL redis://***@localhost: the user or password has a bad %-escape"},
+        {"redis://:hunter2%00@localhost", MR_EINVAL,
+         "store URL redis://***@localhost: the user or password has a bad %-escape"},
         {"redis://[::1:6379", MR_EINVAL, "store URL redis://[::1:6379: the IPv6 host has no closing ']'"},
         {"redis://[::1]6379", MR_EINVAL, "store URL redis://[::1]6379: expected ':' after ']'"},
     };
