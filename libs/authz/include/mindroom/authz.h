@@ -90,12 +90,14 @@ mr_code mr_authz_new(mr_config *cfg, const char *server_name, const char *ns, mr
                      mr_err *err);
 void mr_authz_free(mr_authz *az);
 
-/* "May sender be served in room?" Fills *out and returns out->allowed. */
+/* "May sender be served in room?" Fills *out and returns out->allowed. sender must not be
+ * NULL; room may be NULL (then only steps 1-4 and the default apply). */
 bool mr_authz_check_room(const mr_authz *az, const char *sender, const mr_authz_room *room,
                          mr_authz_decision *out);
 
 /* "May q->entity reply to q->sender?" Fills *out and returns out->allowed. A team is allowed
- * only when its own policy and the policy of every member agent allow the sender. */
+ * only when its own policy and the policy of every member agent allow the sender. q->entity
+ * and q->sender must not be NULL. */
 bool mr_authz_check_reply(const mr_authz *az, const mr_authz_reply_query *q,
                           mr_authz_decision *out);
 
