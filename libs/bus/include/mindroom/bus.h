@@ -1,0 +1,103 @@
+/* bus.h -- the message bus: keyed JSON messages on topics, consumer groups, at-least-once.
+ *
+ * One API over three backends, chosen by URL (MINDROOM_BUS_URL):
+ *   inproc:                                  bounded in-memory queues between threads of one
+ *                                            process (`mindroom run`); a crash loses what was
+ *                                            queued
+ *   kafka://host:port[,host:port...]         Kafka through librdkafka
+ *   redis://[[user]:password@]host[:port][/db]  Redis Streams (port 6379 and db 0 by default)
+ *
+ * Semantics shared by all backends:
+ * - A topic has N partitions (mr_bus_options.partitions, default 8). A key goes to partition
+ *   mr_bus_partition(key, N): Kafka's murmur2 (librdkafka's "murmur2_random" partitioner, the
+ *   Java client's default), so kcat and Java clients place keys the same way.
+ * - Within a consumer group each partition is handled by one consumer at a time, in order, so
+ *   messages with one key are handled in the order they were published.
+ * - At-least-once: a message is acknowledged only after its handler returns MR_OK. A handler
+ *   failure stops that partition for the rest of the poll and the message comes again (Kafka:
+ *   the consumer seeks back; Redis: the entry stays pending). A consumer that dies before
+ *   acknowledging leaves its messages to the others of its group (Kafka: after its session
+ *   times out; Redis: after its partition leases expire). Duplicates are possible; handlers
+ *   must be idempotent (the agent claims each event ID once in the store).
+ * - A group that subscribes for the first time starts at the oldest message still kept
+ *   (Kafka, Redis: the start of the log; inproc: the last inproc_capacity messages of each
+ *   partition), so messages published before it subscribed are delivered to it.
+ *
+ * Threads: an mr_bus may be shared by threads (publish, flush and subscribe are thread-safe);
+ * an mr_bus_consumer belongs to one thread at a time. Close consumers before their bus.
+ */
+#ifndef MINDROOM_BUS_H
+#define MINDROOM_BUS_H
+
+#include <stddef.h>
+#include "mindroom/err.h"
+
+typedef struct mr_bus mr_bus;
+
+typedef struct mr_bus_options {
+    const char *client_id;  /* names this process to brokers and in Redis consumer names;
+                               default "mindroom" */
+    int partitions;         /* partitions of topics the bus creates; default 8 */
+    size_t inproc_capacity; /* inproc: messages kept per partition; a producer blocks while the
+                               slowest group is this far behind; default 1024 */
+    int lease_ms;           /* how long a silent consumer keeps its partitions before the rest of
+                               its group takes them over (Kafka session.timeout.ms, Redis lease);
+                               at least 1000, default 10000 */
+    int publish_timeout_ms; /* longest a publish waits for room in a full buffer before it
+                               returns MR_EUNAVAIL (the message is then not queued); default
+                               30000, negative: wait without limit */
+} mr_bus_options;
+
+/* Opens a bus for url (see above); opts may be NULL for the defaults. Bad URLs and options fail
+ * with MR_EINVAL and a message naming the URL (passwords masked) and what is wrong. Kafka and
+ * Redis connect lazily: an unreachable broker shows up on the first publish or subscribe. */
+mr_code mr_bus_open(const char *url, const mr_bus_options *opts, mr_bus **out, mr_err *err);
+/* Waits a few seconds for unacknowledged messages (call mr_bus_flush first to know), then
+ * frees everything. NULL is a no-op. */
+void mr_bus_close(mr_bus *b);
+
+/* Queues value (len bytes, a JSON document) under key (non-empty) on topic (letters, digits,
+ * '.', '_', '-'; at most 200 characters). May block while the backend's buffer is full; it
+ * never drops a message. */
+mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char *value, size_t len,
+                       mr_err *err);
+/* Waits until everything published so far is durably accepted (Kafka: delivery reports with
+ * acks=all; Redis: XADD replies; inproc: at once) and returns the first failure since the last
+ * flush. Callers save progress (sync tokens) only after this returns MR_OK. */
+mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
+
+typedef struct mr_bus_msg {
+    const char *topic;
+    const char *key;
+    const char *value; /* NUL-terminated for convenience; len excludes the NUL */
+    size_t len;
+    int partition;
+    const char *id;    /* unique within the topic: "<partition>:<offset>" (Kafka, inproc), the
+                          stream entry ID (Redis) */
+} mr_bus_msg;
+
+/* Returns MR_OK to acknowledge m. Anything else leaves it unacknowledged: it is delivered again
+ * (to this or another consumer of the group) and its partition stops for the current poll. The
+ * message is valid only during the call. */
+typedef mr_code (*mr_bus_handler)(void *ctx, const mr_bus_msg *m, mr_err *err);
+
+typedef struct mr_bus_consumer mr_bus_consumer;
+
+/* Joins consumer group `group` (same characters as topics) for the given topics. */
+mr_code mr_bus_subscribe(mr_bus *b, const char *group, const char *const *topics, size_t n_topics,
+                         mr_bus_consumer **out, mr_err *err);
+/* Handles up to max messages, waiting up to timeout_ms for the first, acknowledging each after
+ * its handler returns MR_OK. *handled counts the acknowledged ones. Returns MR_OK; or the first
+ * handler failure, with the handler's code and "handling <topic>[<partition>] <id>: <its
+ * message>" (other partitions are still handled); or MR_EUNAVAIL when the backend cannot be
+ * reached within timeout_ms (call again: it reconnects). */
+mr_code mr_bus_poll(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                    size_t *handled, mr_err *err);
+/* Leaves the group (its partitions go to the other consumers at once) and frees c. */
+void mr_bus_consumer_close(mr_bus_consumer *c);
+
+/* The partition of key among n: (murmur2(key) & 0x7fffffff) % n, as Kafka's Java client and
+ * librdkafka's murmur2_random partitioner compute it. */
+int mr_bus_partition(const char *key, int n);
+
+#endif

@@ -1,0 +1,68 @@
+/* bus_internal.h -- what the bus front end and its backends share; not part of the public API. */
+#ifndef MINDROOM_BUS_INTERNAL_H
+#define MINDROOM_BUS_INTERNAL_H
+
+#include <stdbool.h>
+#include "mindroom/bus.h"
+
+/* A parsed MINDROOM_BUS_URL. */
+typedef enum mr_bus_kind { MR_BUS_INPROC, MR_BUS_KAFKA, MR_BUS_REDIS } mr_bus_kind;
+
+typedef struct mr_bus_url {
+    mr_bus_kind kind;
+    char display[512];    /* the URL with any password masked: safe for messages */
+    char brokers[512];    /* kafka: "host:port,host:port" */
+    char host[256];       /* redis */
+    int port;             /* redis */
+    int db;               /* redis */
+    char user[128];       /* redis ACL user, may be empty */
+    char password[256];   /* redis, may be empty; never printed */
+} mr_bus_url;
+
+mr_code mr_bus_url_parse(const char *url, mr_bus_url *out, mr_err *err);
+
+/* Each backend's bus and consumer structs start with these, so the front end can dispatch. */
+typedef struct mr_bus_vtable {
+    mr_code (*publish)(mr_bus *b, const char *topic, const char *key, const char *value, size_t len,
+                       mr_err *err);
+    mr_code (*flush)(mr_bus *b, int timeout_ms, mr_err *err);
+    mr_code (*subscribe)(mr_bus *b, const char *group, const char *const *topics, size_t n_topics,
+                         mr_bus_consumer **out, mr_err *err);
+    mr_code (*poll)(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                    size_t *handled, mr_err *err);
+    void (*consumer_close)(mr_bus_consumer *c);
+    void (*close)(mr_bus *b);
+} mr_bus_vtable;
+
+struct mr_bus {
+    const mr_bus_vtable *vt;
+    mr_bus_options opts;   /* defaults filled in; opts.client_id is NULL: use client_id */
+    char client_id[128];
+    mr_bus_url url;
+};
+
+struct mr_bus_consumer {
+    mr_bus *bus;
+    char group[256];
+};
+
+/* Backend constructors: allocate the backend's struct, which starts with a copy of base (the
+ * parsed URL and options with defaults), and set its vtable. */
+mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err);
+mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err);
+mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err);
+
+/* Turns a handler's failure into poll's error: the handler's code, and "handling
+ * <topic>[<partition>] <id>: <its message>". Keeps the first failure of a poll. */
+void mr_bus_note_failure(mr_err *err, mr_code *first, mr_code rc, const mr_bus_msg *m,
+                         const mr_err *herr);
+
+/* Milliseconds on the monotonic clock, and what is left until a deadline (never negative). */
+long long mr_bus_now_ms(void);
+int mr_bus_remaining_ms(long long deadline);
+/* Sleeps ms milliseconds (waiting for a peer to come back). */
+void mr_bus_sleep_ms(int ms);
+/* The deadline a publish waits for room until: LLONG_MAX when it waits without limit. */
+long long mr_bus_publish_deadline(const mr_bus *b);
+
+#endif

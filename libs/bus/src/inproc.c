@@ -1,0 +1,383 @@
+/* inproc.c -- the in-process bus: bounded per-partition rings shared by consumer groups.
+ *
+ * Each (topic, partition) is a ring of `inproc_capacity` messages numbered by a sequence. Each
+ * group keeps, per partition, the sequence of the next message to handle and whether a handler
+ * is running on it; any consumer of the group may take the next message of a partition nobody
+ * is handling, which keeps one handler per partition at a time and the partition's order. A
+ * producer waits while the slowest group is a whole ring behind, so nothing is overwritten
+ * before every group handled it. All of it sits behind one mutex; handlers run outside it.
+ */
+#include "bus_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct ip_entry {
+    char *key;
+    char *value; /* NUL-terminated copy */
+    size_t len;
+} ip_entry;
+
+typedef struct ip_cursor {
+    uint64_t next; /* sequence of the next message to handle */
+    bool busy;     /* a handler of the group runs on message `next` */
+} ip_cursor;
+
+typedef struct ip_group {
+    char *name;
+    ip_cursor *cur; /* one per partition */
+    struct ip_group *next;
+} ip_group;
+
+typedef struct ip_part {
+    ip_entry *ring;
+    uint64_t head; /* sequence the next published message gets */
+} ip_part;
+
+typedef struct ip_topic {
+    char *name;
+    int partitions;
+    ip_part *parts;
+    ip_group *groups;
+    struct ip_topic *next;
+} ip_topic;
+
+typedef struct ip_bus {
+    mr_bus base;
+    pthread_mutex_t mu;
+    pthread_cond_t data;  /* a message arrived or a partition was released */
+    pthread_cond_t space; /* a group moved on: producers may find room */
+    ip_topic *topics;
+} ip_bus;
+
+typedef struct ip_sub {
+    ip_topic *topic;
+    ip_group *group;
+} ip_sub;
+
+typedef struct ip_consumer {
+    mr_bus_consumer base;
+    ip_sub *subs;
+    size_t n_subs;
+    bool *stopped; /* per (sub, partition): a handler failed there during this poll */
+    size_t n_slots;
+    size_t rr;     /* where the next search starts, so partitions take turns */
+} ip_consumer;
+
+static void free_topic(ip_topic *t, size_t cap)
+{
+    for (int p = 0; p < t->partitions && t->parts; p++) {
+        ip_part *part = &t->parts[p];
+        for (size_t i = 0; part->ring && i < cap; i++) {
+            free(part->ring[i].key);
+            free(part->ring[i].value);
+        }
+        free(part->ring);
+    }
+    free(t->parts);
+    for (ip_group *g = t->groups, *n; g; g = n) {
+        n = g->next;
+        free(g->name);
+        free(g->cur);
+        free(g);
+    }
+    free(t->name);
+    free(t);
+}
+
+/* Finds or creates a topic; called with the mutex held. */
+static ip_topic *get_topic(ip_bus *b, const char *name, mr_err *err)
+{
+    for (ip_topic *t = b->topics; t; t = t->next)
+        if (strcmp(t->name, name) == 0)
+            return t;
+    size_t cap = b->base.opts.inproc_capacity;
+    ip_topic *t = calloc(1, sizeof *t);
+    if (t) {
+        t->partitions = b->base.opts.partitions;
+        t->name = strdup(name);
+        t->parts = calloc((size_t)t->partitions, sizeof *t->parts);
+    }
+    bool ok = t && t->name && t->parts;
+    for (int p = 0; ok && p < t->partitions; p++) {
+        t->parts[p].ring = calloc(cap, sizeof(ip_entry));
+        ok = t->parts[p].ring != NULL;
+    }
+    if (!ok) {
+        if (t)
+            free_topic(t, cap);
+        mr_err_set(err, MR_ENOMEM, "inproc bus: no memory for topic %s", name);
+        return NULL;
+    }
+    t->next = b->topics;
+    b->topics = t;
+    return t;
+}
+
+/* The sequence below which a partition's messages may be overwritten: every group is past it. */
+static uint64_t slowest(const ip_topic *t, int p)
+{
+    uint64_t low = UINT64_MAX;
+    for (const ip_group *g = t->groups; g; g = g->next)
+        if (g->cur[p].next < low)
+            low = g->cur[p].next;
+    /* Without any group yet, nothing has been handled: keep everything for the first one. */
+    return low == UINT64_MAX ? 0 : low;
+}
+
+/* Waits on cv until deadline (LLONG_MAX: without limit); false when the deadline passed. */
+static bool wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
+{
+    if (deadline == LLONG_MAX) {
+        pthread_cond_wait(cv, mu);
+        return true;
+    }
+    long long left = deadline - mr_bus_now_ms();
+    if (left <= 0)
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (left % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT || mr_bus_now_ms() < deadline;
+}
+
+static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
+                          mr_err *err)
+{
+    ip_bus *b = (ip_bus *)bb;
+    size_t cap = bb->opts.inproc_capacity;
+    char *k = strdup(key);
+    char *v = malloc(len + 1);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return mr_err_set(err, MR_ENOMEM, "inproc bus: no memory for a %zu-byte message on %s", len, topic);
+    }
+    memcpy(v, value, len);
+    v[len] = '\0';
+    long long deadline = mr_bus_publish_deadline(bb);
+    pthread_mutex_lock(&b->mu);
+    ip_topic *t = get_topic(b, topic, err);
+    if (!t) {
+        pthread_mutex_unlock(&b->mu);
+        free(k);
+        free(v);
+        return MR_ENOMEM;
+    }
+    int p = mr_bus_partition(key, t->partitions);
+    ip_part *part = &t->parts[p];
+    while (part->head - slowest(t, p) >= cap) {
+        if (!wait_until(&b->space, &b->mu, deadline)) {
+            pthread_mutex_unlock(&b->mu);
+            free(k);
+            free(v);
+            return mr_err_set(err, MR_EUNAVAIL,
+                              "inproc bus: %s[%d] is full (%zu messages not yet handled by every group) "
+                              "after %d ms",
+                              topic, p, cap, bb->opts.publish_timeout_ms);
+        }
+    }
+    ip_entry *e = &part->ring[part->head % cap];
+    free(e->key);
+    free(e->value);
+    *e = (ip_entry){k, v, len};
+    part->head++;
+    pthread_cond_broadcast(&b->data);
+    pthread_mutex_unlock(&b->mu);
+    return MR_OK;
+}
+
+static mr_code ip_flush(mr_bus *b, int timeout_ms, mr_err *err)
+{
+    (void)b;
+    (void)timeout_ms;
+    (void)err;
+    /* A published message is in the ring already: there is nothing further to wait for. */
+    return MR_OK;
+}
+
+static ip_group *get_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err)
+{
+    for (ip_group *g = t->groups; g; g = g->next)
+        if (strcmp(g->name, name) == 0)
+            return g;
+    size_t cap = b->base.opts.inproc_capacity;
+    ip_group *g = calloc(1, sizeof *g);
+    if (g) {
+        g->name = strdup(name);
+        g->cur = calloc((size_t)t->partitions, sizeof *g->cur);
+    }
+    if (!g || !g->name || !g->cur) {
+        if (g) {
+            free(g->name);
+            free(g->cur);
+        }
+        free(g);
+        mr_err_set(err, MR_ENOMEM, "inproc bus: no memory for group %s", name);
+        return NULL;
+    }
+    /* A new group starts at the oldest message the ring still holds. */
+    for (int p = 0; p < t->partitions; p++) {
+        uint64_t head = t->parts[p].head;
+        g->cur[p].next = head > cap ? head - cap : 0;
+    }
+    g->next = t->groups;
+    t->groups = g;
+    return g;
+}
+
+static mr_code ip_subscribe(mr_bus *bb, const char *group, const char *const *topics, size_t n,
+                            mr_bus_consumer **out, mr_err *err)
+{
+    ip_bus *b = (ip_bus *)bb;
+    ip_consumer *c = calloc(1, sizeof *c);
+    if (!c || !(c->subs = calloc(n, sizeof *c->subs)))
+        goto nomem;
+    c->n_subs = n;
+    c->n_slots = n * (size_t)bb->opts.partitions;
+    if (!(c->stopped = calloc(c->n_slots, sizeof *c->stopped)))
+        goto nomem;
+    pthread_mutex_lock(&b->mu);
+    mr_code rc = MR_OK;
+    for (size_t i = 0; i < n && rc == MR_OK; i++) {
+        c->subs[i].topic = get_topic(b, topics[i], err);
+        c->subs[i].group = c->subs[i].topic ? get_group(b, c->subs[i].topic, group, err) : NULL;
+        if (!c->subs[i].group)
+            rc = MR_ENOMEM;
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (rc != MR_OK) {
+        free(c->stopped);
+        free(c->subs);
+        free(c);
+        return rc;
+    }
+    *out = &c->base;
+    return MR_OK;
+nomem:
+    if (c)
+        free(c->subs);
+    free(c);
+    return mr_err_set(err, MR_ENOMEM, "inproc bus: no memory for a consumer of group %s", group);
+}
+
+/* Finds a message this consumer may handle now and marks its partition busy; called with the
+ * mutex held. Returns the slot index or -1. */
+static long take_next(ip_consumer *c, int partitions)
+{
+    for (size_t k = 0; k < c->n_slots; k++) {
+        size_t slot = (c->rr + k) % c->n_slots;
+        ip_sub *s = &c->subs[slot / (size_t)partitions];
+        int p = (int)(slot % (size_t)partitions);
+        ip_cursor *cur = &s->group->cur[p];
+        if (!c->stopped[slot] && !cur->busy && cur->next < s->topic->parts[p].head) {
+            cur->busy = true;
+            c->rr = slot + 1;
+            return (long)slot;
+        }
+    }
+    return -1;
+}
+
+static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                       size_t *handled, mr_err *err)
+{
+    ip_consumer *c = (ip_consumer *)cc;
+    ip_bus *b = (ip_bus *)cc->bus;
+    int partitions = cc->bus->opts.partitions;
+    size_t cap = cc->bus->opts.inproc_capacity;
+    long long deadline = mr_bus_now_ms() + timeout_ms;
+    memset(c->stopped, 0, c->n_slots * sizeof *c->stopped);
+    mr_code first = MR_OK;
+    bool attempted = false;
+    pthread_mutex_lock(&b->mu);
+    while (*handled < max) {
+        long slot = take_next(c, partitions);
+        if (slot < 0) {
+            if (attempted || !wait_until(&b->data, &b->mu, deadline))
+                break;
+            continue;
+        }
+        attempted = true;
+        ip_sub *s = &c->subs[(size_t)slot / (size_t)partitions];
+        int p = (int)((size_t)slot % (size_t)partitions);
+        ip_cursor *cur = &s->group->cur[p];
+        /* The entry stays put while we handle it: producers cannot pass the busy cursor. */
+        const ip_entry *e = &s->topic->parts[p].ring[cur->next % cap];
+        char id[48];
+        snprintf(id, sizeof id, "%d:%llu", p, (unsigned long long)cur->next);
+        mr_bus_msg m = {s->topic->name, e->key, e->value, e->len, p, id};
+        pthread_mutex_unlock(&b->mu);
+        mr_err herr = {0};
+        mr_code rc = h(ctx, &m, &herr);
+        pthread_mutex_lock(&b->mu);
+        cur->busy = false;
+        if (rc == MR_OK) {
+            cur->next++;
+            (*handled)++;
+            pthread_cond_broadcast(&b->space);
+        } else {
+            c->stopped[slot] = true;
+            mr_bus_note_failure(err, &first, rc, &m, &herr);
+        }
+        /* Another consumer of the group may take the partition's next message now. */
+        pthread_cond_broadcast(&b->data);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return first;
+}
+
+static void ip_consumer_close(mr_bus_consumer *cc)
+{
+    ip_consumer *c = (ip_consumer *)cc;
+    /* The group's position stays with the topic, as committed offsets would: a later consumer
+     * of the same group resumes there. */
+    free(c->stopped);
+    free(c->subs);
+    free(c);
+}
+
+static void ip_close(mr_bus *bb)
+{
+    ip_bus *b = (ip_bus *)bb;
+    for (ip_topic *t = b->topics, *n; t; t = n) {
+        n = t->next;
+        free_topic(t, bb->opts.inproc_capacity);
+    }
+    pthread_cond_destroy(&b->data);
+    pthread_cond_destroy(&b->space);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static const mr_bus_vtable ip_vtable = {ip_publish, ip_flush, ip_subscribe, ip_poll, ip_consumer_close, ip_close};
+
+mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
+{
+    ip_bus *b = calloc(1, sizeof *b);
+    if (!b)
+        return mr_err_set(err, MR_ENOMEM, "inproc bus: no memory");
+    b->base = *base;
+    b->base.vt = &ip_vtable;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    /* Deadlines are on the monotonic clock, immune to wall-clock changes. */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->data, &ca);
+    pthread_cond_init(&b->space, &ca);
+    pthread_condattr_destroy(&ca);
+    *out = &b->base;
+    return MR_OK;
+}

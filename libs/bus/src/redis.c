@@ -1,0 +1,371 @@
+/* redis.c -- the Redis Streams backend: connections, and the pipelined producer that resends.
+ *
+ * A publish appends the message to a ring of unconfirmed messages and writes its XADD at once;
+ * replies are read in batches. Only a reply confirms a message (the server's appendfsync policy
+ * decides how durable that is). When the connection fails, every unconfirmed message is sent
+ * again on the next connection, in order: a message whose reply was lost may then appear twice,
+ * which at-least-once allows. A publish blocks only when the ring is full.
+ */
+#include "redis_internal.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_CAP 1024       /* unconfirmed messages a producer holds before publish blocks */
+#define READ_BATCH 64       /* replies read at once while publishing */
+#define REPLY_TIMEOUT_MS 5000
+#define RETRY_MS 250        /* between connection attempts */
+
+typedef struct pending_msg {
+    char *stream;
+    char *key;
+    char *value;
+    size_t len;
+} pending_msg;
+
+typedef struct known_topic {
+    char *name;
+    int partitions;
+    struct known_topic *next;
+} known_topic;
+
+typedef struct redis_bus {
+    mr_bus base;
+    pthread_mutex_t mu;   /* guards everything below */
+    redisContext *c;
+    long long next_connect_ms;
+    pending_msg ring[RING_CAP];
+    size_t head, n;       /* unconfirmed messages, oldest at head */
+    size_t sent;          /* of those, written on the current connection and awaiting replies */
+    known_topic *known;
+    mr_err down;          /* why the connection failed last */
+    mr_err failure;       /* first message Redis refused since the last flush */
+} redis_bus;
+
+void mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
+{
+    int used = snprintf(out, MR_REDIS_KEY_MAX, "mr:bus:%s:", topic);
+    va_list ap;
+    va_start(ap, suffix_fmt);
+    vsnprintf(out + used, MR_REDIS_KEY_MAX - (size_t)used, suffix_fmt, ap);
+    va_end(ap);
+}
+
+redisReply *mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (!r)
+        mr_err_set(err, MR_EUNAVAIL, "%s: %s: %s", b->url.display, argv[0], c->errstr[0] ? c->errstr : "no reply");
+    return r;
+}
+
+/* One command whose error reply is a failure too; the reply is freed. */
+static mr_code run_simple(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_code on_error,
+                          mr_err *err)
+{
+    redisReply *r = mr_bus_redis_command(c, b, argc, argv, err);
+    if (!r)
+        return MR_EUNAVAIL;
+    mr_code rc = MR_OK;
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = mr_err_set(err, on_error, "%s: %s: %s", b->url.display, argv[0], r->str);
+    freeReplyObject(r);
+    return rc;
+}
+
+mr_code mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext **out, mr_err *err)
+{
+    const mr_bus_url *u = &b->url;
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
+    if (!c)
+        return mr_err_set(err, MR_ENOMEM, "%s: no memory for a connection", u->display);
+    if (c->err) {
+        mr_err_set(err, MR_EUNAVAIL, "%s: connecting: %s", u->display, c->errstr);
+        redisFree(c);
+        return MR_EUNAVAIL;
+    }
+    tv.tv_sec = read_timeout_ms / 1000;
+    tv.tv_usec = (read_timeout_ms % 1000) * 1000;
+    redisSetTimeout(c, tv);
+    redisEnableKeepAlive(c);
+    mr_code rc = MR_OK;
+    if (u->password[0]) {
+        const char *auth_user[] = {"AUTH", u->user, u->password};
+        const char *auth[] = {"AUTH", u->password};
+        rc = u->user[0] ? run_simple(c, b, 3, auth_user, MR_EAUTH, err) : run_simple(c, b, 2, auth, MR_EAUTH, err);
+    }
+    if (rc == MR_OK && u->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", u->db);
+        const char *sel[] = {"SELECT", db};
+        rc = run_simple(c, b, 2, sel, MR_EINVAL, err);
+    }
+    if (rc != MR_OK) {
+        redisFree(c);
+        return rc;
+    }
+    *out = c;
+    return MR_OK;
+}
+
+mr_code mr_bus_redis_partitions(const mr_bus *b, redisContext *c, const char *topic, int *out, mr_err *err)
+{
+    char key[MR_REDIS_KEY_MAX], mine[16];
+    mr_bus_redis_key(key, topic, "partitions");
+    snprintf(mine, sizeof mine, "%d", b->opts.partitions);
+    /* The first user fixes the count; later ones follow it, so every producer and consumer
+     * agrees where a key goes even when their options differ. */
+    const char *set[] = {"SET", key, mine, "NX"};
+    mr_code rc = run_simple(c, b, 4, set, MR_EIO, err);
+    if (rc != MR_OK)
+        return rc;
+    const char *get[] = {"GET", key};
+    redisReply *r = mr_bus_redis_command(c, b, 2, get, err);
+    if (!r)
+        return MR_EUNAVAIL;
+    int n = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 0;
+    freeReplyObject(r);
+    if (n < 1 || n > 1024)
+        return mr_err_set(err, MR_EIO, "%s: %s does not hold a partition count from 1 to 1024", b->url.display, key);
+    *out = n;
+    return MR_OK;
+}
+
+static void drop_connection(redis_bus *b, const mr_err *why)
+{
+    if (why)
+        b->down = *why;
+    if (b->c)
+        redisFree(b->c);
+    b->c = NULL;
+    b->sent = 0;
+    b->next_connect_ms = mr_bus_now_ms() + RETRY_MS;
+}
+
+static pending_msg *ring_at(redis_bus *b, size_t i)
+{
+    return &b->ring[(b->head + i) % RING_CAP];
+}
+
+/* Queues the XADD of the i-th unconfirmed message and writes it out. */
+static void send_one(redis_bus *b, size_t i)
+{
+    pending_msg *m = ring_at(b, i);
+    const char *argv[] = {"XADD", m->stream, "*", "k", m->key, "v", m->value};
+    size_t lens[] = {4, strlen(m->stream), 1, 1, strlen(m->key), 1, m->len};
+    redisAppendCommandArgv(b->c, 7, argv, lens);
+    b->sent++;
+    int done = 0;
+    while (!done && b->c->err == 0)
+        if (redisBufferWrite(b->c, &done) != REDIS_OK)
+            break;
+    if (b->c->err) {
+        mr_err why;
+        mr_err_set(&why, MR_EUNAVAIL, "%s: sending: %s", b->base.url.display, b->c->errstr);
+        drop_connection(b, &why);
+    }
+}
+
+/* Connects when the last attempt is long enough ago, and sends every unconfirmed message. */
+static bool try_connect(redis_bus *b)
+{
+    if (b->c)
+        return true;
+    if (mr_bus_now_ms() < b->next_connect_ms)
+        return false;
+    mr_err why = {0};
+    if (mr_bus_redis_connect(&b->base, REPLY_TIMEOUT_MS, &b->c, &why) != MR_OK) {
+        drop_connection(b, &why);
+        return false;
+    }
+    for (size_t i = 0; i < b->n && b->c; i++)
+        send_one(b, i);
+    return b->c != NULL;
+}
+
+static void pop_confirmed(redis_bus *b, const redisReply *r)
+{
+    pending_msg *m = ring_at(b, 0);
+    if (r->type == REDIS_REPLY_ERROR && b->failure.code == MR_OK)
+        mr_err_set(&b->failure, MR_EIO, "%s: XADD %s: %s", b->base.url.display, m->stream, r->str);
+    free(m->stream);
+    free(m->key);
+    free(m->value);
+    b->head = (b->head + 1) % RING_CAP;
+    b->n--;
+    b->sent--;
+}
+
+/* Reads replies until at most `keep` sent messages await one. */
+static void read_replies(redis_bus *b, size_t keep)
+{
+    while (b->c && b->sent > keep) {
+        void *reply = NULL;
+        if (redisGetReply(b->c, &reply) != REDIS_OK || !reply) {
+            mr_err why;
+            mr_err_set(&why, MR_EUNAVAIL, "%s: waiting for XADD replies: %s", b->base.url.display,
+                       b->c->errstr[0] ? b->c->errstr : "no reply");
+            drop_connection(b, &why);
+            return;
+        }
+        pop_confirmed(b, reply);
+        freeReplyObject(reply);
+    }
+}
+
+/* Gets every unconfirmed message confirmed, reconnecting as needed, and leaves a connection
+ * with no reply outstanding; false when deadline passes first. */
+static bool settle(redis_bus *b, long long deadline)
+{
+    for (;;) {
+        if (try_connect(b)) {
+            read_replies(b, 0);
+            if (b->c)
+                return true;
+            continue;
+        }
+        int left = mr_bus_remaining_ms(deadline);
+        if (left == 0)
+            return false;
+        int wait = (int)(b->next_connect_ms - mr_bus_now_ms());
+        mr_bus_sleep_ms(wait < left ? wait : left);
+    }
+}
+
+static mr_code unconfirmed_error(redis_bus *b, int waited_ms, mr_err *err)
+{
+    return mr_err_set(err, MR_EUNAVAIL, "%s: %zu messages not yet stored after %d ms; last error: %s",
+                      b->base.url.display, b->n, waited_ms, b->down.msg[0] ? b->down.msg : "none");
+}
+
+/* The topic's partition count, looked up once. Called with the mutex held. */
+static mr_code topic_partitions(redis_bus *b, const char *topic, long long deadline, int *out, mr_err *err)
+{
+    for (known_topic *k = b->known; k; k = k->next)
+        if (strcmp(k->name, topic) == 0) {
+            *out = k->partitions;
+            return MR_OK;
+        }
+    /* A plain command needs a connection with no reply outstanding. */
+    if (!settle(b, deadline))
+        return mr_err_set(err, MR_EUNAVAIL, "%s: looking up topic %s: %s", b->base.url.display, topic,
+                          b->down.msg);
+    int n = 0;
+    mr_code rc = mr_bus_redis_partitions(&b->base, b->c, topic, &n, err);
+    if (rc == MR_EUNAVAIL)
+        drop_connection(b, err);
+    if (rc != MR_OK)
+        return rc;
+    known_topic *k = calloc(1, sizeof *k);
+    if (!k || !(k->name = strdup(topic))) {
+        free(k);
+        return mr_err_set(err, MR_ENOMEM, "%s: no memory for topic %s", b->base.url.display, topic);
+    }
+    k->partitions = n;
+    k->next = b->known;
+    b->known = k;
+    *out = n;
+    return MR_OK;
+}
+
+static mr_code redis_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
+                             mr_err *err)
+{
+    redis_bus *b = (redis_bus *)bb;
+    long long deadline = mr_bus_publish_deadline(bb);
+    pthread_mutex_lock(&b->mu);
+    int partitions = 0;
+    mr_code rc = topic_partitions(b, topic, deadline, &partitions, err);
+    while (rc == MR_OK && b->n == RING_CAP) {
+        if (try_connect(b)) {
+            read_replies(b, RING_CAP / 2);
+            continue;
+        }
+        int left = mr_bus_remaining_ms(deadline);
+        if (left == 0)
+            rc = unconfirmed_error(b, bb->opts.publish_timeout_ms, err);
+        else
+            mr_bus_sleep_ms(left < RETRY_MS ? left : RETRY_MS);
+    }
+    if (rc == MR_OK) {
+        pending_msg m = {malloc(MR_REDIS_KEY_MAX), strdup(key), malloc(len + 1), len};
+        if (!m.stream || !m.key || !m.value) {
+            free(m.stream);
+            free(m.key);
+            free(m.value);
+            rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for a %zu-byte message", bb->url.display, len);
+        } else {
+            mr_bus_redis_key(m.stream, topic, "%d", mr_bus_partition(key, partitions));
+            memcpy(m.value, value, len);
+            m.value[len] = '\0';
+            *ring_at(b, b->n) = m;
+            b->n++;
+            if (b->c)
+                send_one(b, b->n - 1);
+            else
+                try_connect(b);
+            read_replies(b, READ_BATCH);
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+static mr_code redis_flush(mr_bus *bb, int timeout_ms, mr_err *err)
+{
+    redis_bus *b = (redis_bus *)bb;
+    pthread_mutex_lock(&b->mu);
+    mr_code rc = MR_OK;
+    if (b->n > 0 && !settle(b, mr_bus_now_ms() + timeout_ms)) {
+        rc = unconfirmed_error(b, timeout_ms, err);
+    } else if (b->failure.code != MR_OK) {
+        rc = b->failure.code;
+        if (err)
+            *err = b->failure;
+        mr_err_clear(&b->failure);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+static void redis_close(mr_bus *bb)
+{
+    redis_bus *b = (redis_bus *)bb;
+    if (b->n > 0)
+        settle(b, mr_bus_now_ms() + 5000);
+    while (b->n > 0) {
+        pending_msg *m = ring_at(b, 0);
+        free(m->stream);
+        free(m->key);
+        free(m->value);
+        b->head = (b->head + 1) % RING_CAP;
+        b->n--;
+    }
+    drop_connection(b, NULL);
+    for (known_topic *k = b->known, *n; k; k = n) {
+        n = k->next;
+        free(k->name);
+        free(k);
+    }
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static const mr_bus_vtable redis_vtable = {redis_publish, redis_flush, mr_bus_redis_subscribe,
+                                           mr_bus_redis_poll, mr_bus_redis_consumer_close, redis_close};
+
+mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
+{
+    redis_bus *b = calloc(1, sizeof *b);
+    if (!b)
+        return mr_err_set(err, MR_ENOMEM, "%s: no memory", base->url.display);
+    b->base = *base;
+    b->base.vt = &redis_vtable;
+    pthread_mutex_init(&b->mu, NULL);
+    *out = &b->base;
+    return MR_OK;
+}

@@ -1,0 +1,526 @@
+/* redis_consumer.c -- Redis Streams consumer groups with partition leases and reclaiming.
+ *
+ * Each (topic, partition) is a stream read through one Redis consumer group per bus group. To
+ * keep a partition's order with several consumers, a consumer reads only the partitions it
+ * leases: every lease_ms/3 a script registers it among the group's live consumers, and gives it
+ * partition p when p % (number of live consumers) is its rank by name, taking the lease only
+ * when free (SET NX PX) and renewing it while held. A consumer that dies stops renewing and its
+ * leases expire after lease_ms. On taking a partition (or after reconnecting) a consumer first
+ * claims the partition's pending entries (XAUTOCLAIM), the ones a dead or failed handler left
+ * unacknowledged, and handles them in order before reading new ones. XACK follows each
+ * successful handler.
+ */
+#include "redis_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* KEYS[1]: the group's live consumers; KEYS[2..]: the leases of partitions 0..P-1.
+ * ARGV[1]: this consumer; ARGV[2]: the lease in ms. Returns, per partition, 0 (not ours),
+ * 1 (ours, renewed) or 2 (ours, just taken). */
+static const char REBALANCE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local me, lease = ARGV[1], tonumber(ARGV[2])\n"
+    "redis.call('ZADD', KEYS[1], now + lease, me)\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "redis.call('PEXPIRE', KEYS[1], lease * 2)\n"
+    "local members = redis.call('ZRANGE', KEYS[1], 0, -1)\n"
+    "table.sort(members)\n"
+    "local rank, n = 0, #members\n"
+    "for i, m in ipairs(members) do if m == me then rank = i - 1 end end\n"
+    "local out = {}\n"
+    "for p = 0, #KEYS - 2 do\n"
+    "  local key, state = KEYS[p + 2], 0\n"
+    "  local holder = redis.call('GET', key)\n"
+    "  if p % n == rank then\n"
+    "    if holder == me then redis.call('PEXPIRE', key, lease); state = 1\n"
+    "    elseif not holder then redis.call('SET', key, me, 'PX', lease); state = 2 end\n"
+    "  elseif holder == me then redis.call('DEL', key) end\n"
+    "  out[#out + 1] = state\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS[1]: live consumers; KEYS[2..P+1]: leases; KEYS[P+2..2P+1]: streams. ARGV[1]: this
+ * consumer; ARGV[2]: the group. Leaves at once, and forgets the consumer in streams where
+ * nothing is pending for it. */
+static const char LEAVE_LUA[] =
+    "local me, p = ARGV[1], (#KEYS - 1) / 2\n"
+    "redis.call('ZREM', KEYS[1], me)\n"
+    "for i = 2, p + 1 do\n"
+    "  if redis.call('GET', KEYS[i]) == me then redis.call('DEL', KEYS[i]) end\n"
+    "  local s = KEYS[i + p]\n"
+    "  if #redis.call('XPENDING', s, ARGV[2], '-', '+', 1, me) == 0 then\n"
+    "    redis.call('XGROUP', 'DELCONSUMER', s, ARGV[2], me)\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
+typedef struct rpart {
+    size_t topic;    /* index into the consumer's topics */
+    int p;
+    char stream[MR_REDIS_KEY_MAX];
+    bool owned;
+    bool pending;    /* entries delivered to some consumer are unacknowledged: claim them first */
+    bool stopped;    /* a handler failed here during this poll */
+} rpart;
+
+typedef struct rtopic {
+    char *name;
+    int partitions;
+    size_t first;    /* index of its partition 0 in parts */
+} rtopic;
+
+typedef struct redis_consumer {
+    mr_bus_consumer base;
+    redisContext *c;
+    char name[256];
+    rtopic *topics;
+    size_t n_topics;
+    rpart *parts;
+    size_t n_parts;
+    long long next_rebalance_ms;
+} redis_consumer;
+
+/* What a poll is doing: the handler, its context and the running results. */
+typedef struct poll_run {
+    mr_bus_handler h;
+    void *ctx;
+    size_t max;
+    size_t *handled;
+    mr_code first;
+    mr_err *err;
+    mr_err conn;     /* why the connection failed, when it did */
+} poll_run;
+
+static int rebalance_interval(const redis_consumer *c)
+{
+    return c->base.bus->opts.lease_ms / 3;
+}
+
+static int read_timeout(const mr_bus *b)
+{
+    return b->opts.lease_ms / 3 + 5000;
+}
+
+static void drop(redis_consumer *c)
+{
+    if (c->c)
+        redisFree(c->c);
+    c->c = NULL;
+}
+
+/* Creates the group on every stream (from the start, so earlier messages are delivered). */
+static mr_code create_groups(redis_consumer *c, mr_err *err)
+{
+    const mr_bus *b = c->base.bus;
+    for (size_t i = 0; i < c->n_parts; i++) {
+        const char *argv[] = {"XGROUP", "CREATE", c->parts[i].stream, c->base.group, "0", "MKSTREAM"};
+        redisReply *r = mr_bus_redis_command(c->c, b, 6, argv, err);
+        if (!r)
+            return MR_EUNAVAIL;
+        mr_code rc = MR_OK;
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+            rc = mr_err_set(err, MR_EIO, "%s: XGROUP CREATE %s %s: %s", b->url.display, c->parts[i].stream,
+                            c->base.group, r->str);
+        freeReplyObject(r);
+        if (rc != MR_OK)
+            return rc;
+    }
+    return MR_OK;
+}
+
+/* Connects and sets up the groups. Entries delivered on the lost connection may still be
+ * pending for us: claim before reading anew. */
+static mr_code ensure_connected(redis_consumer *c, mr_err *err)
+{
+    if (c->c)
+        return MR_OK;
+    mr_code rc = mr_bus_redis_connect(c->base.bus, read_timeout(c->base.bus), &c->c, err);
+    if (rc == MR_OK)
+        rc = create_groups(c, err);
+    if (rc != MR_OK) {
+        drop(c);
+        return rc;
+    }
+    for (size_t i = 0; i < c->n_parts; i++)
+        c->parts[i].pending = c->parts[i].owned;
+    c->next_rebalance_ms = 0;
+    return MR_OK;
+}
+
+/* Runs a script with keys built by the caller; NULL on a connection failure. */
+static redisReply *run_script(redis_consumer *c, const char *script, char **keys, size_t n_keys, const char *a1,
+                              const char *a2, mr_err *err)
+{
+    size_t argc = 3 + n_keys + 2;
+    const char **argv = calloc(argc, sizeof *argv);
+    if (!argv) {
+        mr_err_set(err, MR_ENOMEM, "%s: no memory for a script call", c->base.bus->url.display);
+        return NULL;
+    }
+    char nk[16];
+    snprintf(nk, sizeof nk, "%zu", n_keys);
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = nk;
+    for (size_t i = 0; i < n_keys; i++)
+        argv[3 + i] = keys[i];
+    argv[3 + n_keys] = a1;
+    argv[4 + n_keys] = a2;
+    redisReply *r = mr_bus_redis_command(c->c, c->base.bus, (int)argc, argv, err);
+    free(argv);
+    return r;
+}
+
+/* Keys of one topic for the scripts: members, leases, and (with streams) the streams. */
+static char **topic_keys(redis_consumer *c, const rtopic *t, bool streams, size_t *n)
+{
+    size_t count = 1 + (size_t)t->partitions * (streams ? 2 : 1);
+    char **keys = calloc(count, sizeof *keys);
+    char *buf = keys ? malloc(count * MR_REDIS_KEY_MAX) : NULL;
+    if (!buf) {
+        free(keys);
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++)
+        keys[i] = buf + i * MR_REDIS_KEY_MAX;
+    mr_bus_redis_key(keys[0], t->name, "members:%s", c->base.group);
+    for (int p = 0; p < t->partitions; p++) {
+        mr_bus_redis_key(keys[1 + p], t->name, "lease:%s:%d", c->base.group, p);
+        if (streams)
+            mr_bus_redis_key(keys[1 + t->partitions + p], t->name, "%d", p);
+    }
+    *n = count;
+    return keys;
+}
+
+static void free_keys(char **keys)
+{
+    if (keys)
+        free(keys[0]);
+    free(keys);
+}
+
+static mr_code rebalance(redis_consumer *c, mr_err *err)
+{
+    const mr_bus *b = c->base.bus;
+    char lease[16];
+    snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
+    for (size_t t = 0; t < c->n_topics; t++) {
+        size_t n_keys = 0;
+        char **keys = topic_keys(c, &c->topics[t], false, &n_keys);
+        if (!keys)
+            return mr_err_set(err, MR_ENOMEM, "%s: no memory for lease keys", b->url.display);
+        redisReply *r = run_script(c, REBALANCE_LUA, keys, n_keys, c->name, lease, err);
+        free_keys(keys);
+        if (!r)
+            return MR_EUNAVAIL;
+        mr_code rc = MR_OK;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)c->topics[t].partitions) {
+            rc = mr_err_set(err, MR_EIO, "%s: leasing partitions of %s: %s", b->url.display, c->topics[t].name,
+                            r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        } else {
+            for (size_t p = 0; p < r->elements; p++) {
+                rpart *part = &c->parts[c->topics[t].first + p];
+                long long state = r->element[p]->integer;
+                /* Newly ours: whatever the previous owner left unacknowledged comes first. */
+                if (state == 2 || (state == 1 && !part->owned))
+                    part->pending = true;
+                part->owned = state != 0;
+            }
+        }
+        freeReplyObject(r);
+        if (rc != MR_OK)
+            return rc;
+    }
+    c->next_rebalance_ms = mr_bus_now_ms() + rebalance_interval(c);
+    return MR_OK;
+}
+
+/* Finds a field's value in an entry's [field, value, ...] array. */
+static const redisReply *field(const redisReply *fields, const char *name)
+{
+    if (!fields || fields->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0)
+            return fields->element[i + 1]->type == REDIS_REPLY_STRING ? fields->element[i + 1] : NULL;
+    return NULL;
+}
+
+/* Handles one [id, fields] entry and acknowledges it. Returns false when the partition must stop
+ * (handler failure, or the connection failed: run->conn then says why). */
+static bool handle_entry(redis_consumer *c, rpart *part, const redisReply *entry, poll_run *run)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
+        return true;
+    const char *id = entry->element[0]->str;
+    const redisReply *k = field(entry->element[1], "k"), *v = field(entry->element[1], "v");
+    mr_code rc = MR_OK;
+    /* An entry without our fields was not written by a bus producer: nothing can handle it,
+     * so it is only acknowledged. */
+    if (k && v) {
+        mr_bus_msg m = {c->topics[part->topic].name, k->str, v->str, v->len, part->p, id};
+        mr_err herr = {0};
+        rc = run->h(run->ctx, &m, &herr);
+        if (rc != MR_OK) {
+            mr_bus_note_failure(run->err, &run->first, rc, &m, &herr);
+            part->stopped = true;
+            part->pending = true;
+            return false;
+        }
+    }
+    const char *argv[] = {"XACK", part->stream, c->base.group, id};
+    redisReply *r = mr_bus_redis_command(c->c, c->base.bus, 4, argv, &run->conn);
+    if (!r) {
+        /* Handled but not acknowledged: it will come again. */
+        part->pending = true;
+        return false;
+    }
+    freeReplyObject(r);
+    if (k && v)
+        (*run->handled)++;
+    return true;
+}
+
+/* Claims and handles pending entries of a partition; false on a connection failure. */
+static bool claim_pending(redis_consumer *c, rpart *part, poll_run *run)
+{
+    char count[24];
+    snprintf(count, sizeof count, "%zu", run->max - *run->handled);
+    /* Min idle time 0: holding the lease makes us the partition's only rightful reader. */
+    const char *argv[] = {"XAUTOCLAIM", part->stream, c->base.group, c->name, "0", "0-0", "COUNT", count};
+    redisReply *r = mr_bus_redis_command(c->c, c->base.bus, 8, argv, &run->conn);
+    if (!r)
+        return false;
+    bool ok = true;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *entries = r->element[1];
+        size_t i = 0;
+        for (; i < entries->elements && *run->handled < run->max; i++)
+            if (!handle_entry(c, part, entries->element[i], run))
+                break;
+        /* Done with the backlog when the scan wrapped around and everything was handled. */
+        if (i == entries->elements && !part->stopped && strcmp(r->element[0]->str, "0-0") == 0 && !c->c->err)
+            part->pending = false;
+        ok = c->c->err == 0;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        mr_err_set(&run->conn, MR_EIO, "%s: XAUTOCLAIM %s: %s", c->base.bus->url.display, part->stream, r->str);
+        ok = false;
+    }
+    freeReplyObject(r);
+    return ok;
+}
+
+/* Reads new entries of the partitions that have no backlog. Returns 1 when entries came,
+ * 0 when none did, -1 on a connection failure. */
+static int read_new(redis_consumer *c, poll_run *run, int block_ms)
+{
+    rpart **sel = calloc(c->n_parts, sizeof *sel);
+    const char **argv = calloc(9 + 2 * c->n_parts, sizeof *argv);
+    if (!sel || !argv) {
+        free(sel);
+        free(argv);
+        mr_err_set(&run->conn, MR_ENOMEM, "%s: no memory for a read", c->base.bus->url.display);
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i].owned && !c->parts[i].pending && !c->parts[i].stopped)
+            sel[n++] = &c->parts[i];
+    char count[24], block[24];
+    snprintf(count, sizeof count, "%zu", run->max - *run->handled);
+    snprintf(block, sizeof block, "%d", block_ms);
+    size_t argc = 0;
+    const char *head[] = {"XREADGROUP", "GROUP", c->base.group, c->name, "COUNT", count};
+    for (size_t i = 0; i < 6; i++)
+        argv[argc++] = head[i];
+    /* BLOCK 0 would wait forever: without time left, do not block at all. */
+    if (block_ms > 0) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block;
+    }
+    argv[argc++] = "STREAMS";
+    for (size_t i = 0; i < n; i++)
+        argv[argc++] = sel[i]->stream;
+    for (size_t i = 0; i < n; i++)
+        argv[argc++] = ">";
+    int result = 0;
+    redisReply *r = n ? mr_bus_redis_command(c->c, c->base.bus, (int)argc, argv, &run->conn) : NULL;
+    if (n && !r) {
+        result = -1;
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        /* NOGROUP: the server lost its data; setting up again on a new connection recreates the
+         * groups. */
+        mr_err_set(&run->conn, MR_EIO, "%s: XREADGROUP: %s", c->base.bus->url.display, r->str);
+        result = -1;
+    } else if (r && r->type == REDIS_REPLY_ARRAY) {
+        result = 1;
+        for (size_t s = 0; s < r->elements && result >= 0; s++) {
+            const redisReply *sr = r->element[s];
+            rpart *part = NULL;
+            for (size_t i = 0; i < n && sr->type == REDIS_REPLY_ARRAY && sr->elements == 2; i++)
+                if (strcmp(sel[i]->stream, sr->element[0]->str) == 0)
+                    part = sel[i];
+            if (!part)
+                continue;
+            const redisReply *entries = sr->element[1];
+            for (size_t e = 0; e < entries->elements; e++) {
+                /* Entries past a failure, or past max, are ours and pending now: claimed next. */
+                if (part->stopped || *run->handled >= run->max) {
+                    part->pending = true;
+                    break;
+                }
+                if (!handle_entry(c, part, entries->element[e], run) && c->c->err)
+                    result = -1;
+                if (result < 0)
+                    break;
+            }
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    free(sel);
+    free(argv);
+    return result;
+}
+
+static bool any_readable(const redis_consumer *c)
+{
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i].owned && !c->parts[i].pending && !c->parts[i].stopped)
+            return true;
+    return false;
+}
+
+mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                          size_t *handled, mr_err *err)
+{
+    redis_consumer *c = (redis_consumer *)cc;
+    long long deadline = mr_bus_now_ms() + timeout_ms;
+    poll_run run = {h, ctx, max, handled, MR_OK, err, {0}};
+    for (size_t i = 0; i < c->n_parts; i++)
+        c->parts[i].stopped = false;
+    for (;;) {
+        mr_code rc = ensure_connected(c, &run.conn);
+        if (rc == MR_OK && mr_bus_now_ms() >= c->next_rebalance_ms)
+            rc = rebalance(c, &run.conn);
+        bool conn_ok = rc == MR_OK;
+        for (size_t i = 0; conn_ok && i < c->n_parts && *handled < max; i++) {
+            rpart *part = &c->parts[i];
+            if (part->owned && part->pending && !part->stopped)
+                conn_ok = claim_pending(c, part, &run);
+        }
+        bool attempted = *handled > 0 || run.first != MR_OK;
+        int got = 0;
+        if (conn_ok && *handled < max && any_readable(c)) {
+            int until_rebalance = (int)(c->next_rebalance_ms - mr_bus_now_ms());
+            int left = mr_bus_remaining_ms(deadline);
+            int block = attempted ? 0 : (left < until_rebalance ? left : until_rebalance);
+            got = read_new(c, &run, block);
+            conn_ok = got >= 0;
+        }
+        if (!conn_ok) {
+            /* Entries delivered but not acknowledged on this connection are claimed after the
+             * next connect. */
+            drop(c);
+            if (*handled > 0 || run.first != MR_OK)
+                return run.first;
+            int left = mr_bus_remaining_ms(deadline);
+            if (left == 0) {
+                if (err)
+                    *err = run.conn;
+                return run.conn.code ? run.conn.code : MR_EUNAVAIL;
+            }
+            mr_bus_sleep_ms(left < 200 ? left : 200);
+            continue;
+        }
+        if (*handled > 0 || run.first != MR_OK || got > 0 || mr_bus_remaining_ms(deadline) == 0)
+            return run.first;
+        if (!any_readable(c)) {
+            /* Nothing leased (yet): wait for the next rebalance or the deadline. */
+            int until_rebalance = (int)(c->next_rebalance_ms - mr_bus_now_ms());
+            int left = mr_bus_remaining_ms(deadline);
+            mr_bus_sleep_ms(left < until_rebalance ? left : until_rebalance);
+        }
+    }
+}
+
+static void free_consumer(redis_consumer *c)
+{
+    drop(c);
+    for (size_t t = 0; t < c->n_topics; t++)
+        free(c->topics[t].name);
+    free(c->topics);
+    free(c->parts);
+    free(c);
+}
+
+mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *topics, size_t n,
+                               mr_bus_consumer **out, mr_err *err)
+{
+    static unsigned counter;
+    redis_consumer *c = calloc(1, sizeof *c);
+    if (!c || !(c->topics = calloc(n, sizeof *c->topics))) {
+        free(c);
+        return mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", b->url.display);
+    }
+    c->n_topics = n;
+    c->base.bus = b;
+    snprintf(c->base.group, sizeof c->base.group, "%s", group);
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    /* Unique per consumer, and telling an operator where it runs. */
+    snprintf(c->name, sizeof c->name, "%s-%s-%ld-%u", b->client_id, host, (long)getpid(),
+             __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+    mr_code rc = mr_bus_redis_connect(b, read_timeout(b), &c->c, err);
+    for (size_t t = 0; t < n && rc == MR_OK; t++) {
+        c->topics[t].first = c->n_parts;
+        if (!(c->topics[t].name = strdup(topics[t])))
+            rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for topic %s", b->url.display, topics[t]);
+        else
+            rc = mr_bus_redis_partitions(b, c->c, topics[t], &c->topics[t].partitions, err);
+        c->n_parts += rc == MR_OK ? (size_t)c->topics[t].partitions : 0;
+    }
+    if (rc == MR_OK && !(c->parts = calloc(c->n_parts, sizeof *c->parts)))
+        rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", b->url.display);
+    for (size_t t = 0; t < n && rc == MR_OK; t++) {
+        for (int p = 0; p < c->topics[t].partitions; p++) {
+            rpart *part = &c->parts[c->topics[t].first + (size_t)p];
+            part->topic = t;
+            part->p = p;
+            mr_bus_redis_key(part->stream, topics[t], "%d", p);
+        }
+    }
+    if (rc == MR_OK)
+        rc = create_groups(c, err);
+    if (rc != MR_OK) {
+        free_consumer(c);
+        return rc;
+    }
+    *out = &c->base;
+    return MR_OK;
+}
+
+void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
+{
+    redis_consumer *c = (redis_consumer *)cc;
+    mr_err ignored;
+    /* Leaving at once lets the others take our partitions now rather than when leases expire;
+     * when Redis is unreachable they expire on their own. */
+    if (ensure_connected(c, &ignored) == MR_OK) {
+        for (size_t t = 0; t < c->n_topics; t++) {
+            size_t n_keys = 0;
+            char **keys = topic_keys(c, &c->topics[t], true, &n_keys);
+            redisReply *r = keys ? run_script(c, LEAVE_LUA, keys, n_keys, c->name, c->base.group, &ignored) : NULL;
+            free_keys(keys);
+            if (r)
+                freeReplyObject(r);
+        }
+    }
+    free_consumer(c);
+}

@@ -1,0 +1,34 @@
+/* redis_internal.h -- what the Redis Streams producer and consumer share. */
+#ifndef MINDROOM_BUS_REDIS_INTERNAL_H
+#define MINDROOM_BUS_REDIS_INTERNAL_H
+
+#include <hiredis/hiredis.h>
+#include "bus_internal.h"
+
+/* Key names, all under "mr:bus:<topic>:" (topics cannot contain ':'):
+ *   mr:bus:<topic>:<p>                      the stream of partition p
+ *   mr:bus:<topic>:partitions               the topic's partition count, set by its first user
+ *   mr:bus:<topic>:members:<group>          live consumers of a group (sorted set by expiry)
+ *   mr:bus:<topic>:lease:<group>:<p>        which consumer of a group owns partition p */
+#define MR_REDIS_KEY_MAX 512
+
+void mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Connects, authenticates and selects the database; read_timeout_ms bounds every reply. */
+mr_code mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext **out, mr_err *err);
+
+/* Runs one command (arguments as NUL-terminated strings). NULL with err set when the connection
+ * failed: the caller drops it. */
+redisReply *mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err);
+
+/* The partition count of topic: the one stored by its first user, or ours, stored now. */
+mr_code mr_bus_redis_partitions(const mr_bus *b, redisContext *c, const char *topic, int *out, mr_err *err);
+
+mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *topics, size_t n,
+                               mr_bus_consumer **out, mr_err *err);
+mr_code mr_bus_redis_poll(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                          size_t *handled, mr_err *err);
+void mr_bus_redis_consumer_close(mr_bus_consumer *c);
+
+#endif

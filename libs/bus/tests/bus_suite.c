@@ -1,0 +1,476 @@
+/* bus_suite.c -- behaviour tests every bus backend must pass, run against a URL. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus_suite.h"
+#include "peers.h"
+
+#define PARTITIONS 8
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits on cv until *done or the deadline; the mutex is held. */
+static void wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline)
+{
+    while (!*done) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(cv, mu, &ts);
+    }
+}
+
+mr_bus *suite_open(const suite_env *env)
+{
+    mr_bus *b = NULL;
+    mr_err err = {0};
+    if (mr_bus_open(env->url, &env->opts, &b, &err) != MR_OK)
+        fail_msg("mr_bus_open(%s): %s", env->url, err.msg);
+    return b;
+}
+
+void suite_make_topic(const suite_env *env, const char *topic)
+{
+    if (env->make_topic)
+        env->make_topic(env->ctx, topic);
+}
+
+void suite_publish(mr_bus *b, const char *topic, int first, int count, int keys)
+{
+    for (int s = first; s < first + count; s++) {
+        char key[64], value[64];
+        snprintf(key, sizeof key, "!room%d:example.org", s % keys);
+        int len = snprintf(value, sizeof value, "{\"v\":1,\"seq\":%d}", s);
+        mr_err err = {0};
+        if (mr_bus_publish(b, topic, key, value, (size_t)len, &err) != MR_OK)
+            fail_msg("publishing seq %d to %s: %s", s, topic, err.msg);
+    }
+}
+
+long suite_seq(const char *value)
+{
+    const char *p = strstr(value, "\"seq\":");
+    if (!p)
+        return -1;
+    char *end;
+    long v = strtol(p + 6, &end, 10);
+    return *end == '}' ? v : -1;
+}
+
+static void flush_ok(mr_bus *b, int timeout_ms)
+{
+    mr_err err = {0};
+    if (mr_bus_flush(b, timeout_ms, &err) != MR_OK)
+        fail_msg("mr_bus_flush: %s", err.msg);
+}
+
+static mr_bus_consumer *subscribe_ok(mr_bus *b, const char *group, const char *topic)
+{
+    mr_bus_consumer *c = NULL;
+    mr_err err = {0};
+    const char *topics[] = {topic};
+    if (mr_bus_subscribe(b, group, topics, 1, &c, &err) != MR_OK)
+        fail_msg("subscribing %s to %s: %s", group, topic, err.msg);
+    return c;
+}
+
+/* ---- collector ---- */
+
+struct suite_collector {
+    pthread_t thread;
+    mr_bus_consumer *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool *seen;
+    int n, distinct;
+    long total;
+    bool complete, stop;
+    long bad_partition;
+    char last_error[MR_ERR_MSG_MAX];
+};
+
+static mr_code collect_one(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    suite_collector *c = ctx;
+    long seq = suite_seq(m->value);
+    pthread_mutex_lock(&c->mu);
+    if (seq >= 0 && seq < c->n && !c->seen[seq]) {
+        c->seen[seq] = true;
+        if (++c->distinct == c->n) {
+            c->complete = true;
+            pthread_cond_broadcast(&c->cv);
+        }
+    }
+    if (m->partition != mr_bus_partition(m->key, PARTITIONS))
+        c->bad_partition++;
+    c->total++;
+    pthread_mutex_unlock(&c->mu);
+    return MR_OK;
+}
+
+static void *collect_thread(void *arg)
+{
+    suite_collector *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        bool stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop)
+            break;
+        size_t handled = 0;
+        mr_err err = {0};
+        /* Failures while the backend is down are expected; the poll reconnects. */
+        if (mr_bus_poll(c->c, 200, 100, collect_one, c, &handled, &err) != MR_OK) {
+            pthread_mutex_lock(&c->mu);
+            snprintf(c->last_error, sizeof c->last_error, "%s", err.msg);
+            pthread_mutex_unlock(&c->mu);
+        }
+    }
+    return NULL;
+}
+
+suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *topic, int n, const bool *already)
+{
+    suite_collector *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->seen = calloc((size_t)n, sizeof *c->seen);
+    assert_non_null(c->seen);
+    c->n = n;
+    for (int i = 0; already && i < n; i++)
+        if (already[i]) {
+            c->seen[i] = true;
+            c->distinct++;
+        }
+    c->complete = c->distinct == n;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->c = subscribe_ok(b, group, topic);
+    assert_int_equal(pthread_create(&c->thread, NULL, collect_thread, c), 0);
+    return c;
+}
+
+void suite_collect_wait(suite_collector *c, int timeout_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    wait_flag(&c->cv, &c->mu, &c->complete, now_ms() + timeout_ms);
+    int distinct = c->distinct;
+    long bad = c->bad_partition;
+    char last[MR_ERR_MSG_MAX];
+    snprintf(last, sizeof last, "%s", c->last_error);
+    pthread_mutex_unlock(&c->mu);
+    if (distinct != c->n)
+        fail_msg("after %d ms %d of %d messages were handled; last poll error: %s", timeout_ms, distinct, c->n,
+                 last[0] ? last : "none");
+    assert_int_equal(bad, 0);
+}
+
+long suite_collect_stop(suite_collector *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    mr_bus_consumer_close(c->c);
+    long total = c->total;
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c->seen);
+    free(c);
+    return total;
+}
+
+/* ---- order per key ---- */
+
+typedef struct order_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int keys, per_key;
+    long *last;       /* per key: the last seq handled */
+    int done_keys;
+    bool complete, stop;
+    long violations, bad_partition;
+    char first_violation[256];
+} order_state;
+
+typedef struct order_consumer {
+    order_state *st;
+    mr_bus *bus;
+    const char *topic;
+    mr_bus_consumer *c;
+    pthread_t thread;
+    long handled;
+    char last_error[MR_ERR_MSG_MAX];
+} order_consumer;
+
+static mr_code order_handle(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    order_consumer *oc = ctx;
+    order_state *st = oc->st;
+    int k = -1;
+    long seq = suite_seq(m->value);
+    sscanf(m->key, "!room%d:", &k);
+    pthread_mutex_lock(&st->mu);
+    /* Each key's messages come exactly in publish order: no gap (loss), no step back (reorder or
+     * repeat). */
+    if (k < 0 || k >= st->keys || seq < 0 || seq % st->keys != k || seq != st->last[k] + st->keys) {
+        if (st->violations++ == 0)
+            snprintf(st->first_violation, sizeof st->first_violation, "key %s: seq %ld after %ld", m->key, seq,
+                     k >= 0 && k < st->keys ? st->last[k] : -2);
+    } else {
+        st->last[k] = seq;
+        if (seq / st->keys == st->per_key - 1 && ++st->done_keys == st->keys) {
+            st->complete = true;
+            pthread_cond_broadcast(&st->cv);
+        }
+    }
+    if (m->partition != mr_bus_partition(m->key, PARTITIONS))
+        st->bad_partition++;
+    oc->handled++;
+    pthread_mutex_unlock(&st->mu);
+    return MR_OK;
+}
+
+static void *order_thread(void *arg)
+{
+    order_consumer *oc = arg;
+    for (;;) {
+        pthread_mutex_lock(&oc->st->mu);
+        bool stop = oc->st->stop;
+        pthread_mutex_unlock(&oc->st->mu);
+        if (stop)
+            break;
+        size_t handled = 0;
+        mr_err err = {0};
+        if (mr_bus_poll(oc->c, 200, 50, order_handle, oc, &handled, &err) != MR_OK) {
+            pthread_mutex_lock(&oc->st->mu);
+            snprintf(oc->last_error, sizeof oc->last_error, "%s", err.msg);
+            pthread_mutex_unlock(&oc->st->mu);
+        }
+    }
+    return NULL;
+}
+
+void suite_order_per_key(const suite_env *env, const char *topic, int consumers, int keys, int per_key)
+{
+    mr_bus *b = suite_open(env);
+    suite_make_topic(env, topic);
+    order_state st = {.keys = keys, .per_key = per_key};
+    pthread_mutex_init(&st.mu, NULL);
+    pthread_cond_init(&st.cv, NULL);
+    st.last = calloc((size_t)keys, sizeof *st.last);
+    assert_non_null(st.last);
+    for (int k = 0; k < keys; k++)
+        st.last[k] = k - keys; /* so that seq k is the expected first */
+    order_consumer *oc = calloc((size_t)consumers, sizeof *oc);
+    assert_non_null(oc);
+    for (int i = 0; i < consumers; i++) {
+        oc[i] = (order_consumer){.st = &st, .bus = b, .topic = topic};
+        oc[i].c = subscribe_ok(b, "order", topic);
+        assert_int_equal(pthread_create(&oc[i].thread, NULL, order_thread, &oc[i]), 0);
+    }
+    suite_publish(b, topic, 0, keys * per_key, keys);
+    flush_ok(b, 60000);
+
+    pthread_mutex_lock(&st.mu);
+    wait_flag(&st.cv, &st.mu, &st.complete, now_ms() + 180000);
+    st.stop = true;
+    int done = st.done_keys;
+    pthread_mutex_unlock(&st.mu);
+    long total = 0;
+    for (int i = 0; i < consumers; i++) {
+        pthread_join(oc[i].thread, NULL);
+        mr_bus_consumer_close(oc[i].c);
+        total += oc[i].handled;
+    }
+    if (st.violations)
+        fail_msg("%ld order violations; first: %s", st.violations, st.first_violation);
+    if (done != keys)
+        fail_msg("only %d of %d keys complete after 180 s (%ld handled); last poll error: %s", done, keys, total,
+                 oc[0].last_error[0] ? oc[0].last_error : "none");
+    assert_int_equal(total, (long)keys * per_key);
+    assert_int_equal(st.bad_partition, 0);
+    free(oc);
+    free(st.last);
+    pthread_cond_destroy(&st.cv);
+    pthread_mutex_destroy(&st.mu);
+    mr_bus_close(b);
+}
+
+/* ---- handler failure ---- */
+
+typedef struct failure_state {
+    long attempts[32];
+    int n_attempts;
+    bool failed_once;
+    char failed_id[128];
+    int failed_partition;
+} failure_state;
+
+static mr_code fail_once_at_3(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    failure_state *st = ctx;
+    long seq = suite_seq(m->value);
+    if (st->n_attempts < 32)
+        st->attempts[st->n_attempts++] = seq;
+    if (seq == 3 && !st->failed_once) {
+        st->failed_once = true;
+        snprintf(st->failed_id, sizeof st->failed_id, "%s", m->id);
+        st->failed_partition = m->partition;
+        return mr_err_set(err, MR_EUNAVAIL, "simulated failure");
+    }
+    return MR_OK;
+}
+
+void suite_handler_failure_redelivers(const suite_env *env, const char *topic)
+{
+    mr_bus *b = suite_open(env);
+    suite_make_topic(env, topic);
+    /* One key, so all ten share one partition and its order. */
+    suite_publish(b, topic, 0, 10, 1);
+    flush_ok(b, 60000);
+    mr_bus_consumer *c = subscribe_ok(b, "fail", topic);
+    failure_state st = {0};
+    long long deadline = now_ms() + 60000;
+    size_t total = 0;
+    bool saw_failure = false;
+    while (total < 10 && now_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        mr_code rc = mr_bus_poll(c, 500, 100, fail_once_at_3, &st, &handled, &err);
+        total += handled;
+        if (rc == MR_EUNAVAIL && st.failed_once && !saw_failure) {
+            saw_failure = true;
+            char want[MR_ERR_MSG_MAX];
+            snprintf(want, sizeof want, "handling %s[%d] %s: simulated failure", topic,
+                     mr_bus_partition("!room0:example.org", PARTITIONS), st.failed_id);
+            assert_string_equal(err.msg, want);
+            assert_int_equal(st.failed_partition, mr_bus_partition("!room0:example.org", PARTITIONS));
+        } else if (rc != MR_OK) {
+            fail_msg("poll: %s", err.msg);
+        }
+    }
+    assert_true(saw_failure);
+    assert_int_equal(total, 10);
+    long want[] = {0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9};
+    assert_int_equal(st.n_attempts, 11);
+    for (int i = 0; i < 11; i++)
+        assert_int_equal(st.attempts[i], want[i]);
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
+/* ---- groups and earlier messages ---- */
+
+void suite_groups_get_earlier_messages(const suite_env *env, const char *topic)
+{
+    mr_bus *b = suite_open(env);
+    suite_make_topic(env, topic);
+    suite_publish(b, topic, 0, 40, 5);
+    flush_ok(b, 60000);
+    const char *groups[] = {"first", "second"};
+    for (int g = 0; g < 2; g++) {
+        suite_collector *c = suite_collect_start(b, groups[g], topic, 40, NULL);
+        suite_collect_wait(c, 60000);
+        /* Nothing disturbed the group: each message exactly once. */
+        assert_int_equal(suite_collect_stop(c), 40);
+    }
+    mr_bus_close(b);
+}
+
+/* ---- a consumer process killed mid-batch ---- */
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0;
+    for (int ch; (ch = fgetc(f)) != EOF;)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+void suite_killed_consumer_redelivers(const suite_env *env, const char *topic)
+{
+    enum { N = 100, STALL_AFTER = 25 };
+    mr_bus *b = suite_open(env);
+    suite_make_topic(env, topic);
+    suite_publish(b, topic, 0, N, 10);
+    flush_ok(b, 60000);
+
+    char dir[256], out[300], log[300], stall[16], lease[16];
+    mr_err err = {0};
+    assert_int_equal(mr_tp_mkdtemp("mr-bus-kill", dir, sizeof dir, &err), MR_OK);
+    snprintf(out, sizeof out, "%s/handled.txt", dir);
+    snprintf(log, sizeof log, "%s/consumer.log", dir);
+    snprintf(stall, sizeof stall, "%d", STALL_AFTER);
+    snprintf(lease, sizeof lease, "%d", env->opts.lease_ms);
+    char *argv[] = {MR_BUS_TEST_CONSUMER, (char *)env->url, "killed", (char *)topic, out, stall, lease, NULL};
+    pid_t pid;
+    assert_int_equal(mr_tp_spawn(argv, log, &pid, &err), MR_OK);
+
+    /* It handles STALL_AFTER messages, then hangs inside the next handler, mid-batch. */
+    long long deadline = now_ms() + 60000;
+    while (count_lines(out) < STALL_AFTER && now_ms() < deadline) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("the consumer process exited early; see %s", log);
+        sleep_ms(20);
+    }
+    int st = 0;
+    assert_int_equal(mr_tp_kill_wait(pid, SIGKILL, &st, &err), MR_OK);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(count_lines(out), STALL_AFTER);
+
+    bool already[N] = {0};
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char line[128];
+    while (fgets(line, sizeof line, f)) {
+        long seq = suite_seq(line);
+        assert_true(seq >= 0 && seq < N);
+        already[seq] = true;
+    }
+    fclose(f);
+
+    suite_collector *c = suite_collect_start(b, "killed", topic, N, already);
+    suite_collect_wait(c, 120000);
+    suite_collect_stop(c);
+    assert_int_equal(mr_tp_rmtree(dir, &err), MR_OK);
+    mr_bus_close(b);
+}

@@ -1,0 +1,49 @@
+/* bus_suite.h -- behaviour tests every bus backend must pass, run against a URL. */
+#ifndef MINDROOM_BUS_SUITE_H
+#define MINDROOM_BUS_SUITE_H
+
+#include <stdbool.h>
+#include "mindroom/bus.h"
+
+typedef struct suite_env {
+    char url[600];
+    mr_bus_options opts;
+    /* Creates a topic with 8 partitions before use (Kafka's mock cluster cannot be asked to);
+     * NULL when the bus creates topics itself. */
+    void (*make_topic)(void *ctx, const char *topic);
+    void *ctx;
+} suite_env;
+
+/* Opens a bus on env's URL and options, failing the test on error. */
+mr_bus *suite_open(const suite_env *env);
+void suite_make_topic(const suite_env *env, const char *topic);
+
+/* Publishes messages first..first+count-1: message s has key "!room<s % keys>:example.org" and
+ * value {"v":1,"seq":s}. */
+void suite_publish(mr_bus *b, const char *topic, int first, int count, int keys);
+/* The seq of a value written by suite_publish, -1 when there is none. */
+long suite_seq(const char *value);
+
+/* A consumer thread that records every seq it handles, while a test disturbs the backend.
+ * `already` (may be NULL) marks seqs handled elsewhere that it need not see. */
+typedef struct suite_collector suite_collector;
+suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *topic, int n_expected,
+                                     const bool *already);
+/* Waits until every seq in [0, n_expected) was handled at least once; fails the test when that
+ * does not happen within timeout_ms. */
+void suite_collect_wait(suite_collector *c, int timeout_ms);
+/* Stops and frees it; returns how many messages it handled, duplicates included. */
+long suite_collect_stop(suite_collector *c);
+
+/* Several consumers of one group handle keys x per_key messages; each key's seqs arrive
+ * strictly increasing, on the partition mr_bus_partition gives. */
+void suite_order_per_key(const suite_env *env, const char *topic, int consumers, int keys, int per_key);
+/* A handler failure stops the partition and the message comes again, in order. */
+void suite_handler_failure_redelivers(const suite_env *env, const char *topic);
+/* Messages published before a group first subscribes reach it; two groups each get all. */
+void suite_groups_get_earlier_messages(const suite_env *env, const char *topic);
+/* A consumer process killed mid-batch: another consumer of its group gets what it had not
+ * acknowledged, so together they handled every message. */
+void suite_killed_consumer_redelivers(const suite_env *env, const char *topic);
+
+#endif

@@ -1,0 +1,215 @@
+/* test_inproc.c -- the in-process bus: the shared behaviour suite, plus its bounded queues. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus_suite.h"
+
+static suite_env inproc_env(void)
+{
+    suite_env env = {.url = "inproc:"};
+    return env;
+}
+
+static void test_order_per_key(void **state)
+{
+    (void)state;
+    suite_env env = inproc_env();
+    suite_order_per_key(&env, "order", 4, 64, 200);
+}
+
+static void test_handler_failure_redelivers(void **state)
+{
+    (void)state;
+    suite_env env = inproc_env();
+    suite_handler_failure_redelivers(&env, "failures");
+}
+
+static void test_groups_get_earlier_messages(void **state)
+{
+    (void)state;
+    suite_env env = inproc_env();
+    suite_groups_get_earlier_messages(&env, "earlier");
+}
+
+/* Records seqs handled, in order. */
+typedef struct seq_log {
+    long seqs[64];
+    int n;
+} seq_log;
+
+static mr_code log_seq(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    seq_log *l = ctx;
+    if (l->n < 64)
+        l->seqs[l->n++] = suite_seq(m->value);
+    return MR_OK;
+}
+
+static void poll_expect(mr_bus_consumer *c, size_t max, size_t want, seq_log *l)
+{
+    size_t handled = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_poll(c, 0, max, log_seq, l, &handled, &err), MR_OK);
+    assert_int_equal(handled, want);
+}
+
+static void test_full_queue_times_out_without_dropping(void **state)
+{
+    (void)state;
+    mr_bus_options opts = {.partitions = 1, .inproc_capacity = 4, .publish_timeout_ms = 200};
+    mr_bus *b = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_open("inproc:", &opts, &b, &err), MR_OK);
+    suite_publish(b, "full", 0, 4, 3);
+    /* Nobody handled anything yet: the fifth waits for room, then gives up, unqueued. */
+    assert_int_equal(mr_bus_publish(b, "full", "!room1:example.org", "{\"v\":1,\"seq\":4}", 15, &err), MR_EUNAVAIL);
+    assert_string_equal(err.msg, "inproc bus: full[0] is full (4 messages not yet handled by every group) after 200 ms");
+    const char *topics[] = {"full"};
+    mr_bus_consumer *c = NULL;
+    assert_int_equal(mr_bus_subscribe(b, "g", topics, 1, &c, &err), MR_OK);
+    seq_log l = {0};
+    poll_expect(c, 1, 1, &l);
+    /* One handled makes room for exactly one. */
+    suite_publish(b, "full", 4, 1, 3);
+    assert_int_equal(mr_bus_publish(b, "full", "!room2:example.org", "{\"v\":1,\"seq\":5}", 15, &err), MR_EUNAVAIL);
+    poll_expect(c, 10, 4, &l);
+    poll_expect(c, 10, 0, &l);
+    assert_int_equal(l.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(l.seqs[i], i);
+    assert_int_equal(mr_bus_flush(b, 0, &err), MR_OK);
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
+/* A producer thread that publishes without a time limit while the test's handler watches it. */
+typedef struct blocking_run {
+    mr_bus *bus;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int published;   /* publishes that returned */
+    int total;
+    bool failed;
+    long seen_ahead[200]; /* per handled seq: publishes returned while it was being handled */
+    int handled;
+} blocking_run;
+
+static void *blocking_producer(void *arg)
+{
+    blocking_run *r = arg;
+    for (int s = 0; s < r->total; s++) {
+        char value[64];
+        int len = snprintf(value, sizeof value, "{\"v\":1,\"seq\":%d}", s);
+        mr_err err = {0};
+        mr_code rc = mr_bus_publish(r->bus, "blocking", "!room0:example.org", value, (size_t)len, &err);
+        pthread_mutex_lock(&r->mu);
+        r->failed |= rc != MR_OK;
+        r->published++;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    }
+    return NULL;
+}
+
+static mr_code watch_producer(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    blocking_run *r = ctx;
+    long seq = suite_seq(m->value);
+    int capacity = 8, expect = (int)seq + capacity < r->total ? (int)seq + capacity : r->total;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&r->mu);
+    /* The producer fills the ring, then must stop: message seq is not acknowledged yet. */
+    while (r->published < expect && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {
+    }
+    if (seq == r->handled && r->handled < 200)
+        r->seen_ahead[r->handled++] = r->published;
+    pthread_mutex_unlock(&r->mu);
+    return MR_OK;
+}
+
+static void test_full_queue_blocks_producer_until_consumer_catches_up(void **state)
+{
+    (void)state;
+    mr_bus_options opts = {.partitions = 1, .inproc_capacity = 8, .publish_timeout_ms = -1};
+    blocking_run r = {.total = 100};
+    mr_err err = {0};
+    assert_int_equal(mr_bus_open("inproc:", &opts, &r.bus, &err), MR_OK);
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    const char *topics[] = {"blocking"};
+    mr_bus_consumer *c = NULL;
+    assert_int_equal(mr_bus_subscribe(r.bus, "slow", topics, 1, &c, &err), MR_OK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, blocking_producer, &r), 0);
+    while (r.handled < r.total) {
+        size_t handled = 0;
+        assert_int_equal(mr_bus_poll(c, 30000, 1, watch_producer, &r, &handled, &err), MR_OK);
+        assert_int_equal(handled, 1);
+    }
+    pthread_join(t, NULL);
+    assert_false(r.failed);
+    for (int s = 0; s < r.total; s++) {
+        int expect = s + 8 < r.total ? s + 8 : r.total;
+        assert_int_equal(r.seen_ahead[s], expect);
+    }
+    mr_bus_consumer_close(c);
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+    mr_bus_close(r.bus);
+}
+
+static void test_late_group_gets_what_the_ring_keeps(void **state)
+{
+    (void)state;
+    mr_bus_options opts = {.partitions = 1, .inproc_capacity = 4};
+    mr_bus *b = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_open("inproc:", &opts, &b, &err), MR_OK);
+    const char *topics[] = {"kept"};
+    mr_bus_consumer *early = NULL, *late = NULL;
+    assert_int_equal(mr_bus_subscribe(b, "early", topics, 1, &early, &err), MR_OK);
+    seq_log el = {0}, ll = {0};
+    for (int s = 0; s < 10; s++) {
+        suite_publish(b, "kept", s, 1, 1);
+        poll_expect(early, 10, 1, &el);
+    }
+    /* The ring holds the last 4 messages; a group that comes later starts there. */
+    assert_int_equal(mr_bus_subscribe(b, "late", topics, 1, &late, &err), MR_OK);
+    poll_expect(late, 10, 4, &ll);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ll.seqs[i], 6 + i);
+    /* A group's position outlives its consumer, like committed offsets. */
+    mr_bus_consumer_close(late);
+    suite_publish(b, "kept", 10, 1, 1);
+    assert_int_equal(mr_bus_subscribe(b, "late", topics, 1, &late, &err), MR_OK);
+    poll_expect(late, 10, 1, &ll);
+    assert_int_equal(ll.seqs[4], 10);
+    mr_bus_consumer_close(early);
+    mr_bus_consumer_close(late);
+    mr_bus_close(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_per_key),
+        cmocka_unit_test(test_handler_failure_redelivers),
+        cmocka_unit_test(test_groups_get_earlier_messages),
+        cmocka_unit_test(test_full_queue_times_out_without_dropping),
+        cmocka_unit_test(test_full_queue_blocks_producer_until_consumer_catches_up),
+        cmocka_unit_test(test_late_group_gets_what_the_ring_keeps),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

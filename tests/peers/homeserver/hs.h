@@ -1,0 +1,199 @@
+/* hs.h -- the test homeserver's shared types: in-memory state under one mutex, and the
+ * per-request call context the endpoint files work on. */
+#ifndef MINDROOM_TEST_HS_H
+#define MINDROOM_TEST_HS_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mindroom/err.h"
+#include "mindroom/http.h"
+
+typedef struct hs_opts {
+    const char *listen;             /* "127.0.0.1:0" */
+    const char *server_name;        /* the domain of user IDs, room IDs and aliases */
+    const char *registration_token; /* enables the m.login.registration_token stage */
+    const char *shared_secret;      /* enables /_synapse/admin/v1/register */
+    bool open_registration;         /* enables the m.login.dummy stage */
+} hs_opts;
+
+typedef struct hs_device {
+    char *device_id;
+    char *display_name;
+    char *token;         /* the device's access token */
+    json_t *keys;        /* device_keys as uploaded, or NULL */
+    json_t *otks;        /* "algorithm:key_id" -> key */
+    json_t *fallback;    /* "algorithm:key_id" -> key */
+    json_t *inbox;       /* to-device queue: [{"pos": N, "event": {...}}] in stream order */
+    json_t *txns;        /* request path -> response body, for idempotent PUTs */
+} hs_device;
+
+typedef struct hs_user {
+    char *user_id;
+    char *password;
+    char *displayname;
+    bool admin;
+    long long keys_pos;  /* stream position of the last device list change */
+    hs_device **devices;
+    size_t ndevices;
+    json_t *filters;     /* array; the filter ID is the index */
+} hs_user;
+
+typedef struct hs_event {
+    json_t *ev;          /* the event in client format */
+    long long pos;       /* stream position */
+    char *txn_token;     /* access token that sent it, with txn_id: for unsigned.transaction_id */
+    char *txn_id;
+} hs_event;
+
+typedef struct hs_room {
+    char *room_id;
+    hs_event *events;
+    size_t nevents, cap;
+    json_t *state;       /* type -> state_key -> index into events */
+    bool published;      /* listed in the public room directory */
+    json_t *typing;      /* user_id -> expiry (monotonic ms) */
+    long long typing_pos;
+} hs_room;
+
+typedef struct hs {
+    hs_opts opts;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;  /* broadcast whenever pos moves, and at stop */
+    bool stopping;
+    long long pos;           /* the stream: every event, to-device message, typing or key change */
+    hs_user **users;
+    size_t nusers;
+    hs_room **rooms;
+    size_t nrooms;
+    json_t *aliases;         /* "#a:server" -> {"room_id": ..., "creator": ...} */
+    json_t *uia;             /* session -> {"completed": [...]} */
+    json_t *nonces;          /* admin registration nonces not yet used */
+    int limit_count;         /* requests still to be refused with 429 */
+    long long limit_retry_ms;
+} hs;
+
+/* What an endpoint gets: the request, path captures, the parsed body and the caller. */
+typedef struct hs_call {
+    hs *h;
+    const mr_http_request *req;
+    const char *cap[4];
+    json_t *body;            /* JSON object, for routes that take one */
+    hs_user *user;           /* for routes that need an access token */
+    hs_device *device;
+} hs_call;
+
+typedef mr_http_response *(*hs_endpoint)(hs_call *c);
+
+/* ---- hs_state.c: the model ---- */
+mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err);
+void hs_free(hs *h);
+long long hs_bump(hs *h);                 /* next stream position; wakes waiting syncs */
+long long hs_now_ms(void);                /* wall clock, for origin_server_ts */
+long long hs_mono_ms(void);               /* monotonic clock, for timeouts */
+void hs_random_id(char *out, size_t len, const char *alphabet); /* len chars + NUL */
+
+hs_user *hs_user_find(hs *h, const char *user_id);
+hs_user *hs_user_create(hs *h, const char *localpart, const char *password);
+hs_device *hs_device_create(hs_user *u, const char *device_id, const char *display_name);
+bool hs_device_retoken(hs_device *d);     /* a fresh access token; false when out of memory */
+void hs_device_remove(hs *h, hs_user *u, hs_device *d);
+bool hs_token_find(hs *h, const char *token, hs_user **u, hs_device **d);
+/* Localpart rules for new accounts: [a-z0-9._=/+-]+ and a user ID within 255 bytes. */
+bool hs_localpart_valid(const hs *h, const char *localpart);
+/* "@name:server" or "name" (when server is ours) -> our user ID in out. */
+bool hs_user_id_from(const hs *h, const char *name, char *out, size_t cap);
+
+hs_room *hs_room_find(hs *h, const char *room_id);
+hs_room *hs_room_new(hs *h);
+/* Current state event (type, key) or NULL; its content or NULL. */
+const hs_event *hs_state_get(const hs_room *r, const char *type, const char *key);
+json_t *hs_state_content(const hs_room *r, const char *type, const char *key);
+const char *hs_membership(const hs_room *r, const char *user_id); /* "join", ..., or NULL */
+long long hs_membership_pos(const hs_room *r, const char *user_id);
+/* Appends an event (state when state_key is non-NULL), taking content; returns it, or NULL
+ * when out of memory. txn_dev and txn_id (may be NULL) mark it as sent by that device. */
+hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type,
+                         const char *state_key, json_t *content, const hs_device *txn_dev,
+                         const char *txn_id);
+/* The event as `viewer` sees it (unsigned.transaction_id for its own sends): new reference. */
+json_t *hs_event_view(const hs_event *e, const hs_device *viewer);
+json_t *hs_event_stripped(const hs_event *e);
+int hs_power_level(const hs_room *r, const char *user_id);
+/* The level needed to send type (state or not) according to m.room.power_levels. */
+int hs_power_needed(const hs_room *r, const char *type, bool state);
+int hs_power_action(const hs_room *r, const char *action); /* "invite", "kick", "redact", ... */
+/* NULL when user may send this event in r, else the 403 response. */
+mr_http_response *hs_check_send(const hs_room *r, const char *user_id, const char *type,
+                                const char *state_key, json_t *content);
+size_t hs_count_members(const hs_room *r, const char *membership);
+
+/* ---- hs_router.c: dispatch and shared replies ---- */
+mr_http_response *hs_handle(void *ctx, const mr_http_request *req);
+#define hs_error mr_http_reply_error
+mr_http_response *hs_ok(json_t *body);    /* 200 with body (taken) */
+/* Field readers: NULL when fine (out set, or left NULL for an absent optional field), else a
+ * 400 M_BAD_JSON naming the field. */
+mr_http_response *hs_field_str(json_t *obj, const char *key, bool required, const char **out);
+mr_http_response *hs_field_obj(json_t *obj, const char *key, bool required, json_t **out);
+mr_http_response *hs_field_arr(json_t *obj, const char *key, bool required, json_t **out);
+/* Idempotent PUTs: the stored response body for this device and path, or NULL. */
+json_t *hs_txn_get(const hs_call *c);
+void hs_txn_put(const hs_call *c, json_t *response);
+/* Resolves "!id" or "#alias" to a room; NULL plus *err (404) when unknown. */
+hs_room *hs_room_resolve(hs_call *c, const char *id_or_alias, mr_http_response **err);
+/* The room in cap[i] for a member of it (joined), or NULL with *err. */
+hs_room *hs_room_for_member(hs_call *c, const char *room_id, mr_http_response **err);
+
+/* ---- endpoints, one file per area ---- */
+mr_http_response *hs_versions(hs_call *c);
+mr_http_response *hs_register(hs_call *c);
+mr_http_response *hs_register_token_validity(hs_call *c);
+mr_http_response *hs_admin_nonce(hs_call *c);
+mr_http_response *hs_admin_register(hs_call *c);
+mr_http_response *hs_login_flows(hs_call *c);
+mr_http_response *hs_login(hs_call *c);
+mr_http_response *hs_logout(hs_call *c);
+mr_http_response *hs_logout_all(hs_call *c);
+mr_http_response *hs_whoami(hs_call *c);
+mr_http_response *hs_profile_get(hs_call *c);
+mr_http_response *hs_displayname_put(hs_call *c);
+
+mr_http_response *hs_create_room(hs_call *c);
+mr_http_response *hs_join(hs_call *c);
+mr_http_response *hs_invite(hs_call *c);
+mr_http_response *hs_leave(hs_call *c);
+mr_http_response *hs_kick(hs_call *c);
+mr_http_response *hs_knock(hs_call *c);
+mr_http_response *hs_joined_rooms(hs_call *c);
+mr_http_response *hs_joined_members(hs_call *c);
+mr_http_response *hs_state_all(hs_call *c);
+mr_http_response *hs_state_read(hs_call *c);
+mr_http_response *hs_state_write(hs_call *c);
+mr_http_response *hs_send(hs_call *c);
+mr_http_response *hs_redact(hs_call *c);
+mr_http_response *hs_messages(hs_call *c);
+mr_http_response *hs_typing(hs_call *c);
+
+mr_http_response *hs_alias_get(hs_call *c);
+mr_http_response *hs_alias_put(hs_call *c);
+mr_http_response *hs_alias_delete(hs_call *c);
+mr_http_response *hs_visibility_get(hs_call *c);
+mr_http_response *hs_visibility_put(hs_call *c);
+mr_http_response *hs_public_rooms(hs_call *c);
+
+mr_http_response *hs_filter_post(hs_call *c);
+mr_http_response *hs_filter_get(hs_call *c);
+mr_http_response *hs_sync(hs_call *c);
+
+mr_http_response *hs_keys_upload(hs_call *c);
+mr_http_response *hs_keys_query(hs_call *c);
+mr_http_response *hs_keys_claim(hs_call *c);
+mr_http_response *hs_send_to_device(hs_call *c);
+
+mr_http_response *hs_test_ratelimit(hs_call *c);
+mr_http_response *hs_test_state(hs_call *c);
+
+#endif
