@@ -179,7 +179,7 @@ static mr_code sq_copy_column(sqlite3_stmt *st, int col, char **v, size_t *len, 
     return MR_OK;
 }
 
-/* Reads a live value; has_expiry/expires_at (may be NULL) describe its deadline. */
+/* Reads a live value; *expires_at (may be NULL) gets its deadline in ms, -1 for none. */
 static mr_code sq_read(sq *q, const char *key, char **v, size_t *len, long long *expires_at, mr_err *err)
 {
     sqlite3_stmt *st;
