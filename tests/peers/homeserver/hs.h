@@ -71,6 +71,7 @@ typedef struct hs {
     json_t *aliases;         /* "#a:server" -> {"room_id": ..., "creator": ...} */
     json_t *uia;             /* session -> {"completed": [...]} */
     json_t *nonces;          /* admin registration nonces not yet used */
+    int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait */
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
 } hs;
@@ -134,6 +135,7 @@ size_t hs_count_members(const hs_room *r, const char *membership);
 mr_http_response *hs_handle(void *ctx, const mr_http_request *req);
 #define hs_error mr_http_reply_error
 mr_http_response *hs_ok(json_t *body);    /* 200 with body (taken) */
+mr_http_response *hs_unknown_token(void); /* 401 M_UNKNOWN_TOKEN, soft_logout false */
 /* Field readers: NULL when fine (out set, or left NULL for an absent optional field), else a
  * 400 M_BAD_JSON naming the field. */
 mr_http_response *hs_field_str(json_t *obj, const char *key, bool required, const char **out);
@@ -188,6 +190,8 @@ mr_http_response *hs_filter_post(hs_call *c);
 mr_http_response *hs_filter_get(hs_call *c);
 mr_http_response *hs_sync(hs_call *c);
 
+json_t *hs_otk_counts(const hs_device *d);      /* {"signed_curve25519": N, ...} */
+json_t *hs_fallback_types(const hs_device *d);  /* algorithms with an unused fallback key */
 mr_http_response *hs_keys_upload(hs_call *c);
 mr_http_response *hs_keys_query(hs_call *c);
 mr_http_response *hs_keys_claim(hs_call *c);

@@ -1,5 +1,6 @@
 /* hs_directory.c -- the test homeserver's directories: room aliases, room visibility and the
  * public room list. */
+#define _GNU_SOURCE /* strcasestr */
 #include "hs.h"
 
 #include <stdio.h>

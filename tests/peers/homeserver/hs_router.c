@@ -165,6 +165,13 @@ hs_room *hs_room_for_member(hs_call *c, const char *room_id, mr_http_response **
     return r;
 }
 
+mr_http_response *hs_unknown_token(void)
+{
+    return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
+                                             "error", "unrecognised access token",
+                                             "soft_logout", 0));
+}
+
 /* ---- routing ---- */
 
 /* Matches the path against a pattern, filling c->cap; true on a match. */
@@ -220,12 +227,8 @@ static mr_http_response *authenticate(hs_call *c)
         token = mr_http_request_query(c->req, "access_token");
     if (!token || !*token)
         return hs_error(401, "M_MISSING_TOKEN", "missing access token");
-    if (!hs_token_find(c->h, token, &c->user, &c->device)) {
-        mr_http_response *r = mr_http_reply_json(
-            401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN", "error",
-                           "unrecognised access token", "soft_logout", 0));
-        return r;
-    }
+    if (!hs_token_find(c->h, token, &c->user, &c->device))
+        return hs_unknown_token();
     return NULL;
 }
 

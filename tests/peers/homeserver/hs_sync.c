@@ -301,25 +301,6 @@ static json_t *to_device(sync_ctx *s)
     return events;
 }
 
-static json_t *otk_counts(const hs_device *d, json_t **fallback_types)
-{
-    json_t *counts = json_object();
-    const char *key;
-    json_t *v;
-    json_object_foreach(d->otks, key, v) {
-        char alg[128];
-        snprintf(alg, sizeof alg, "%.*s", (int)strcspn(key, ":"), key);
-        json_object_set_new(counts, alg, json_integer(json_integer_value(json_object_get(counts, alg)) + 1));
-    }
-    *fallback_types = json_array();
-    json_object_foreach(d->fallback, key, v) {
-        char alg[128];
-        snprintf(alg, sizeof alg, "%.*s", (int)strcspn(key, ":"), key);
-        json_array_append_new(*fallback_types, json_string(alg));
-    }
-    return counts;
-}
-
 /* One pass; *has_news tells whether a long poll should return it. */
 static json_t *sync_once(sync_ctx *s, bool *has_news)
 {
@@ -335,16 +316,14 @@ static json_t *sync_once(sync_ctx *s, bool *has_news)
     *has_news = json_object_size(s->join) || json_object_size(s->invite) ||
                 json_object_size(s->knock) || json_object_size(s->leave) ||
                 json_array_size(s->changed) || json_array_size(td);
-    json_t *fallback;
-    json_t *counts = otk_counts(s->device, &fallback);
     char next[32];
     return json_pack("{s:s, s:{s:o, s:o, s:o, s:o}, s:{s:o}, s:{s:o, s:[]}, s:o, s:o, "
                      "s:{s:[]}, s:{s:[]}}",
                      "next_batch", token(next, sizeof next, s->h->pos), "rooms", "join", s->join,
                      "invite", s->invite, "knock", s->knock, "leave", s->leave, "to_device",
                      "events", td, "device_lists", "changed", s->changed, "left",
-                     "device_one_time_keys_count", counts, "device_unused_fallback_key_types",
-                     fallback, "presence", "events", "account_data", "events");
+                     "device_one_time_keys_count", hs_otk_counts(s->device),
+                     "device_unused_fallback_key_types", hs_fallback_types(s->device), "presence", "events", "account_data", "events");
 }
 
 static mr_http_response *sync_params(hs_call *c, sync_ctx *s, long *timeout)
@@ -395,6 +374,9 @@ mr_http_response *hs_sync(hs_call *c)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
+    /* The device may be logged out while we wait; find it again by its token each time. */
+    char tok[64];
+    snprintf(tok, sizeof tok, "%s", c->device->token);
     for (;;) {
         bool news;
         long long seen = c->h->pos;
@@ -404,14 +386,13 @@ mr_http_response *hs_sync(hs_call *c)
         json_decref(body);
         /* Nothing for us yet: sleep until the stream moves, then look again. */
         int rc = 0;
+        c->h->syncs_waiting++;
         while (c->h->pos == seen && !c->h->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&c->h->changed, &c->h->lock, &deadline);
-        if (rc == ETIMEDOUT) {
-            body = sync_once(&s, &news);
-            return hs_ok(body);
-        }
-        /* A logout while we slept frees the device: stop using it. */
-        if (!hs_token_find(c->h, c->device->token, &c->user, &c->device))
-            return hs_error(401, "M_UNKNOWN_TOKEN", "logged out during sync");
+        c->h->syncs_waiting--;
+        if (!hs_token_find(c->h, tok, &s.user, &s.device))
+            return hs_unknown_token();
+        if (rc == ETIMEDOUT)
+            return hs_ok(sync_once(&s, &news));
     }
 }

@@ -1,0 +1,99 @@
+/* hs_peer.c -- starting the test homeserver (mr-test-homeserver) from tests. */
+#include "hs_peer.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "peers.h"
+
+#define START_TIMEOUT_MS 15000
+
+/* The URL from the log's "listening on <url>" line, once it is there. */
+static bool read_url(const char *log, char *url, size_t cap)
+{
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "listening on ", 13) != 0 || !strchr(line, '\n'))
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        found = snprintf(url, cap, "%s", line + 13) < (int)cap;
+    }
+    fclose(f);
+    return found;
+}
+
+mr_code mr_hs_peer_start(const mr_hs_peer_opts *opts, mr_hs_peer *hs, mr_err *err)
+{
+    static const mr_hs_peer_opts none = {0};
+    opts = opts ? opts : &none;
+    memset(hs, 0, sizeof *hs);
+    mr_code rc = mr_tp_mkdtemp("mr-hs", hs->dir, sizeof hs->dir, err);
+    if (rc != MR_OK)
+        return rc;
+    snprintf(hs->log, sizeof hs->log, "%s/homeserver.log", hs->dir);
+    char *argv[16];
+    size_t n = 0;
+    argv[n++] = MR_HS_BINARY;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--server-name";
+    argv[n++] = (char *)(opts->server_name ? opts->server_name : "localhost");
+    if (opts->registration_token) {
+        argv[n++] = "--registration-token";
+        argv[n++] = (char *)opts->registration_token;
+    }
+    if (opts->shared_secret) {
+        argv[n++] = "--shared-secret";
+        argv[n++] = (char *)opts->shared_secret;
+    }
+    if (opts->open_registration)
+        argv[n++] = "--open-registration";
+    argv[n] = NULL;
+    if ((rc = mr_tp_spawn(argv, hs->log, &hs->pid, err)) != MR_OK)
+        return rc;
+    for (int waited = 0; waited < START_TIMEOUT_MS; waited += 10) {
+        if (read_url(hs->log, hs->url, sizeof hs->url)) {
+            const char *colon = strrchr(hs->url, ':');
+            hs->port = colon ? atoi(colon + 1) : 0;
+            return MR_OK;
+        }
+        int st;
+        if (waitpid(hs->pid, &st, WNOHANG) == hs->pid) {
+            hs->pid = 0;
+            return mr_err_set(err, MR_EUNAVAIL, "mr-test-homeserver exited at start; see %s",
+                              hs->log);
+        }
+        usleep(10000);
+    }
+    mr_tp_kill_wait(hs->pid, SIGKILL, NULL, NULL);
+    hs->pid = 0;
+    return mr_err_set(err, MR_EUNAVAIL, "mr-test-homeserver printed no URL within %d ms; see %s",
+                      START_TIMEOUT_MS, hs->log);
+}
+
+mr_code mr_hs_peer_stop(mr_hs_peer *hs, mr_err *err)
+{
+    mr_code rc = MR_OK;
+    if (hs->pid > 0) {
+        int st = 0;
+        rc = mr_tp_kill_wait(hs->pid, SIGTERM, &st, err);
+        hs->pid = 0;
+        if (rc == MR_OK && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            /* Keep the log for whoever reads the failure. */
+            return mr_err_set(err, MR_EINTERNAL, "mr-test-homeserver did not exit cleanly "
+                              "(status %d); see %s", st, hs->log);
+        }
+    }
+    if (rc == MR_OK && hs->dir[0])
+        mr_tp_rmtree(hs->dir, NULL);
+    return rc;
+}

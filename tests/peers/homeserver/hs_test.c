@@ -1,0 +1,61 @@
+/* hs_test.c -- the test homeserver's control endpoints under /_test/: switching on 429s and
+ * dumping rooms, members and aliases for assertions. */
+#include "hs.h"
+
+#include <string.h>
+
+mr_http_response *hs_test_ratelimit(hs_call *c)
+{
+    json_t *count = json_object_get(c->body, "count");
+    json_t *retry = json_object_get(c->body, "retry_after_ms");
+    if (!json_is_integer(count) || json_integer_value(count) < 0 ||
+        (retry && (!json_is_integer(retry) || json_integer_value(retry) < 0)))
+        return hs_error(400, "M_BAD_JSON", "expected {\"count\": N >= 0, \"retry_after_ms\": M >= 0}");
+    c->h->limit_count = (int)json_integer_value(count);
+    c->h->limit_retry_ms = retry ? json_integer_value(retry) : 1000;
+    return hs_ok(json_object());
+}
+
+static json_t *room_dump(const hs *h, const hs_room *r)
+{
+    json_t *members = json_object();
+    const char *uid;
+    json_t *idx;
+    json_object_foreach(json_object_get(r->state, "m.room.member"), uid, idx)
+        json_object_set(members, uid, json_object_get(json_object_get(
+                                          r->events[json_integer_value(idx)].ev, "content"),
+                                          "membership"));
+    json_t *aliases = json_array();
+    const char *alias;
+    json_t *entry;
+    json_object_foreach(h->aliases, alias, entry)
+        if (strcmp(json_string_value(json_object_get(entry, "room_id")), r->room_id) == 0)
+            json_array_append_new(aliases, json_string(alias));
+    json_t *d = json_pack("{s:o, s:o, s:b, s:I, s:b, s:O?, s:O?, s:O?, s:O?, s:O?}",
+                          "members", members, "aliases", aliases, "published", r->published,
+                          "events", (json_int_t)r->nevents, "encrypted",
+                          hs_state_get(r, "m.room.encryption", "") != NULL, "join_rule",
+                          json_object_get(hs_state_content(r, "m.room.join_rules", ""), "join_rule"),
+                          "name", json_object_get(hs_state_content(r, "m.room.name", ""), "name"),
+                          "topic", json_object_get(hs_state_content(r, "m.room.topic", ""), "topic"),
+                          "room_type", json_object_get(hs_state_content(r, "m.room.create", ""), "type"),
+                          "power_levels", hs_state_content(r, "m.room.power_levels", ""));
+    return d;
+}
+
+mr_http_response *hs_test_state(hs_call *c)
+{
+    hs *h = c->h;
+    json_t *users = json_array(), *rooms = json_object(), *aliases = json_object();
+    for (size_t i = 0; i < h->nusers; i++)
+        json_array_append_new(users, json_string(h->users[i]->user_id));
+    for (size_t i = 0; i < h->nrooms; i++)
+        json_object_set_new(rooms, h->rooms[i]->room_id, room_dump(h, h->rooms[i]));
+    const char *alias;
+    json_t *entry;
+    json_object_foreach(h->aliases, alias, entry)
+        json_object_set(aliases, alias, json_object_get(entry, "room_id"));
+    return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:I, s:i}", "server_name", h->opts.server_name,
+                           "users", users, "rooms", rooms, "aliases", aliases, "stream",
+                           (json_int_t)h->pos, "syncs_waiting", h->syncs_waiting));
+}

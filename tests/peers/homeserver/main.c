@@ -1,0 +1,111 @@
+/* main.c -- mr-test-homeserver: a Matrix homeserver fixture for tests, serving the
+ * client-server endpoints the project uses from memory. */
+#include "hs.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mr-test-homeserver [--listen HOST:PORT] [--server-name NAME]\n"
+            "                          [--registration-token T] [--shared-secret S]\n"
+            "                          [--open-registration]\n"
+            "Serves the Matrix client-server API from memory for tests. Prints\n"
+            "'listening on http://HOST:PORT' as its first line; stops on SIGTERM or SIGINT.\n"
+            "  --listen              address to bind (default 127.0.0.1:0, a free port)\n"
+            "  --server-name         domain of user IDs, room IDs and aliases (default localhost)\n"
+            "  --registration-token  offer the m.login.registration_token stage with this token\n"
+            "  --shared-secret       enable /_synapse/admin/v1/register with this secret\n"
+            "  --open-registration   offer the m.login.dummy stage (anyone may register)\n");
+}
+
+static int parse_args(int argc, char **argv, hs_opts *o)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"server-name", required_argument, NULL, 'n'},
+        {"registration-token", required_argument, NULL, 't'},
+        {"shared-secret", required_argument, NULL, 's'},
+        {"open-registration", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (hs_opts){.listen = "127.0.0.1:0", .server_name = "localhost"};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'l': o->listen = optarg; break;
+        case 'n': o->server_name = optarg; break;
+        case 't': o->registration_token = optarg; break;
+        case 's': o->shared_secret = optarg; break;
+        case 'o': o->open_registration = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mr-test-homeserver: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!*o->server_name) {
+        fprintf(stderr, "mr-test-homeserver: --server-name must not be empty\n");
+        return 2;
+    }
+    return -1;
+}
+
+/* "http://127.0.0.1:PORT" from the listen host and the bound port. */
+static void base_url(const char *listen, int port, char *out, size_t cap)
+{
+    const char *colon = strrchr(listen, ':');
+    int hlen = (int)(colon - listen);
+    if (hlen == 0 || (hlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0))
+        snprintf(out, cap, "http://127.0.0.1:%d", port);
+    else if (hlen == 4 && strncmp(listen, "[::]", 4) == 0)
+        snprintf(out, cap, "http://[::1]:%d", port);
+    else
+        snprintf(out, cap, "http://%.*s:%d", hlen, listen, port);
+}
+
+int main(int argc, char **argv)
+{
+    hs_opts opts;
+    int rc = parse_args(argc, argv, &opts);
+    if (rc >= 0)
+        return rc;
+    /* Signals are taken synchronously by sigwait below, never by the server threads. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    hs h;
+    mr_err err = {0};
+    mr_http_server *srv = NULL;
+    mr_http_server_opts so = {.listen = opts.listen, .max_body = 1024 * 1024};
+    if (hs_init(&h, &opts, &err) != MR_OK ||
+        mr_http_server_start(&so, hs_handle, &h, &srv, &err) != MR_OK) {
+        fprintf(stderr, "mr-test-homeserver: %s\n", err.msg);
+        return 1;
+    }
+    char url[300];
+    base_url(opts.listen, mr_http_server_port(srv), url, sizeof url);
+    printf("listening on %s\n", url);
+    fflush(stdout);
+
+    int sig;
+    sigwait(&stop_signals, &sig);
+    /* Wake long-polling syncs so the server can finish their requests and stop. */
+    pthread_mutex_lock(&h.lock);
+    h.stopping = true;
+    pthread_cond_broadcast(&h.changed);
+    pthread_mutex_unlock(&h.lock);
+    mr_http_server_stop(srv);
+    hs_free(&h);
+    return 0;
+}

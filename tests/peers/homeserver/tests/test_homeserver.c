@@ -1,0 +1,1008 @@
+/* test_homeserver.c -- mr-test-homeserver over real HTTP: registration, login, rooms, power
+ * levels, join rules, sending, sync, to-device, keys and the 429 switch. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hs_peer.h"
+
+#define SERVER "test.local"
+#define TOKEN "tok-123"
+#define SECRET "s3cret"
+
+static mr_hs_peer hs;
+
+/* ---- HTTP ---- */
+
+typedef struct resp {
+    long status;
+    json_t *body;
+    char headers[4096];
+    char *raw;
+    size_t len;
+} resp;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    resp *r = ud;
+    char *b = realloc(r->raw, r->len + size * n + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, p, size * n);
+    r->len += size * n;
+    b[r->len] = '\0';
+    r->raw = b;
+    return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t used = strlen(r->headers), room = sizeof r->headers - used - 1;
+    size_t take = size * n < room ? size * n : room;
+    memcpy(r->headers + used, p, take);
+    r->headers[used + take] = '\0';
+    return size * n;
+}
+
+/* One request to the homeserver; raw may be NULL (no body). */
+static resp call_raw(const char *method, const char *path, const char *token, const char *raw)
+{
+    resp r = {0};
+    char url[1024], auth[256];
+    snprintf(url, sizeof url, "%s%s", hs.url, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (raw)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, raw);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    r.body = json_loads(r.raw ? r.raw : "", 0, NULL);
+    return r;
+}
+
+/* As call_raw with a JSON body (taken; NULL for none). */
+static resp call(const char *method, const char *path, const char *token, json_t *body)
+{
+    char *raw = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    resp r = call_raw(method, path, token, raw);
+    free(raw);
+    return r;
+}
+
+static void resp_free(resp *r)
+{
+    json_decref(r->body);
+    free(r->raw);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static void expect_error(resp r, long status, const char *errcode)
+{
+    if (r.status != status || !str(r.body, "errcode") || strcmp(str(r.body, "errcode"), errcode) != 0)
+        fail_msg("expected %ld %s, got %ld %s", status, errcode, r.status, r.raw ? r.raw : "");
+    resp_free(&r);
+}
+
+static json_t *expect_ok(resp r)
+{
+    if (r.status != 200 || !r.body)
+        fail_msg("expected 200 JSON, got %ld %s", r.status, r.raw ? r.raw : "");
+    free(r.raw);
+    return r.body;
+}
+
+/* Percent-encodes for a path segment; four rotating buffers. */
+static const char *enc(const char *s)
+{
+    static char bufs[4][512];
+    static int next;
+    char *out = bufs[next++ % 4];
+    char *e = curl_easy_escape(NULL, s, 0);
+    snprintf(out, 512, "%s", e);
+    curl_free(e);
+    return out;
+}
+
+static const char *path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *path(const char *fmt, ...)
+{
+    static char bufs[4][1024];
+    static int next;
+    char *out = bufs[next++ % 4];
+    int n = snprintf(out, 1024, "/_matrix/client/v3");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + n, 1024 - (size_t)n, fmt, ap);
+    va_end(ap);
+    return out;
+}
+
+/* ---- accounts and rooms ---- */
+
+typedef struct account {
+    char user_id[128];
+    char token[128];
+    char device_id[64];
+} account;
+
+static account acct_from(json_t *j)
+{
+    account a = {0};
+    snprintf(a.user_id, sizeof a.user_id, "%s", str(j, "user_id"));
+    snprintf(a.token, sizeof a.token, "%s", str(j, "access_token"));
+    snprintf(a.device_id, sizeof a.device_id, "%s", str(j, "device_id"));
+    json_decref(j);
+    return a;
+}
+
+/* The full user-interactive round trip with the registration token. */
+static account signup(const char *name)
+{
+    resp r = call("POST", path("/register"), NULL, json_pack("{s:s, s:s}", "username", name,
+                                                             "password", "pw"));
+    assert_int_equal(r.status, 401);
+    const char *session = str(r.body, "session");
+    assert_non_null(session);
+    json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "username", name, "password", "pw",
+                             "auth", "type", "m.login.registration_token", "token", TOKEN,
+                             "session", session);
+    resp_free(&r);
+    return acct_from(expect_ok(call("POST", path("/register"), NULL, body)));
+}
+
+static void room_create(const account *a, json_t *body, char *room_id, size_t cap)
+{
+    json_t *j = expect_ok(call("POST", path("/createRoom"), a->token, body));
+    snprintf(room_id, cap, "%s", str(j, "room_id"));
+    json_decref(j);
+}
+
+static json_t *test_state(void)
+{
+    return expect_ok(call("GET", "/_test/state", NULL, NULL));
+}
+
+static json_t *room_dump(const char *room_id)
+{
+    json_t *s = test_state();
+    json_t *r = json_incref(json_object_get(json_object_get(s, "rooms"), room_id));
+    json_decref(s);
+    assert_non_null(r);
+    return r;
+}
+
+static const char *member_of(json_t *dump, const char *user_id)
+{
+    return str(json_object_get(dump, "members"), user_id);
+}
+
+static char *send_text(const account *a, const char *room_id, const char *txn, const char *text)
+{
+    json_t *j = expect_ok(call("PUT", path("/rooms/%s/send/m.room.message/%s", enc(room_id), txn),
+                               a->token, json_pack("{s:s, s:s}", "msgtype", "m.text", "body", text)));
+    char *id = strdup(str(j, "event_id"));
+    json_decref(j);
+    return id;
+}
+
+static json_t *sync_since(const account *a, const char *since, int timeout_ms, const char *filter)
+{
+    char q[1024];
+    int n = snprintf(q, sizeof q, "/sync?timeout=%d", timeout_ms);
+    if (since)
+        n += snprintf(q + n, sizeof q - (size_t)n, "&since=%s", since);
+    if (filter)
+        snprintf(q + n, sizeof q - (size_t)n, "&filter=%s", enc(filter));
+    return expect_ok(call("GET", path("%s", q), a->token, NULL));
+}
+
+static json_t *joined_room(json_t *sync, const char *room_id)
+{
+    return json_object_get(json_object_get(json_object_get(sync, "rooms"), "join"), room_id);
+}
+
+/* Bodies of the m.room.message events in a joined room's timeline, "|"-joined. */
+static void timeline_texts(json_t *sync, const char *room_id, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(json_object_get(joined_room(sync, room_id), "timeline"),
+                                       "events"), i, ev) {
+        if (strcmp(str(ev, "type"), "m.room.message") != 0)
+            continue;
+        size_t used = strlen(out);
+        snprintf(out + used, cap - used, "%s%s", used ? "|" : "", str(json_object_get(ev, "content"), "body"));
+    }
+}
+
+/* ---- fixture ---- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    mr_hs_peer_opts o = {.server_name = SERVER, .registration_token = TOKEN, .shared_secret = SECRET};
+    mr_err err = {0};
+    if (mr_hs_peer_start(&o, &hs, &err) != MR_OK) {
+        print_error("%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_code rc = mr_hs_peer_stop(&hs, &err);
+    curl_global_cleanup();
+    if (rc != MR_OK) {
+        print_error("%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_versions_and_unknown_endpoints(void **state)
+{
+    (void)state;
+    json_t *v = expect_ok(call("GET", "/_matrix/client/versions", NULL, NULL));
+    json_t *list = json_object_get(v, "versions");
+    bool has_v11 = false;
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+        has_v11 = has_v11 || strcmp(json_string_value(x), "v1.1") == 0;
+    assert_true(has_v11);
+    json_decref(v);
+    expect_error(call("GET", path("/no/such/thing"), NULL, NULL), 404, "M_UNRECOGNIZED");
+    expect_error(call("DELETE", path("/createRoom"), NULL, NULL), 405, "M_UNRECOGNIZED");
+    resp r = call("OPTIONS", path("/createRoom"), NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "Access-Control-Allow-Origin: *"));
+    resp_free(&r);
+}
+
+static void test_register_user_interactive(void **state)
+{
+    (void)state;
+    resp r = call("POST", path("/register"), NULL,
+                  json_pack("{s:s, s:s}", "username", "alice", "password", "pw"));
+    assert_int_equal(r.status, 401);
+    assert_null(json_object_get(r.body, "errcode"));
+    json_t *flows = json_object_get(r.body, "flows");
+    assert_int_equal(json_array_size(flows), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(flows, 0),
+                                                                         "stages"), 0)),
+                        "m.login.registration_token");
+    char session[64];
+    snprintf(session, sizeof session, "%s", str(r.body, "session"));
+    resp_free(&r);
+
+    /* A wrong token: 401 again, with the flows and M_FORBIDDEN. */
+    r = call("POST", path("/register"), NULL,
+             json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "username", "alice", "password", "pw",
+                       "auth", "type", "m.login.registration_token", "token", "wrong",
+                       "session", session));
+    assert_int_equal(r.status, 401);
+    assert_string_equal(str(r.body, "errcode"), "M_FORBIDDEN");
+    assert_string_equal(str(r.body, "session"), session);
+    assert_non_null(json_object_get(r.body, "flows"));
+    resp_free(&r);
+
+    /* The dummy stage is not offered without open registration. */
+    r = call("POST", path("/register"), NULL,
+             json_pack("{s:s, s:{s:s, s:s}}", "username", "alice", "auth", "type",
+                       "m.login.dummy", "session", session));
+    assert_int_equal(r.status, 401);
+    assert_string_equal(str(r.body, "errcode"), "M_FORBIDDEN");
+    resp_free(&r);
+
+    json_t *ok = expect_ok(call("POST", path("/register"), NULL,
+                                json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "username",
+                                          "alice", "password", "pw", "device_id", "ALICEDEV",
+                                          "auth", "type", "m.login.registration_token", "token",
+                                          TOKEN, "session", session)));
+    assert_string_equal(str(ok, "user_id"), "@alice:" SERVER);
+    assert_string_equal(str(ok, "device_id"), "ALICEDEV");
+    assert_int_equal(strncmp(str(ok, "access_token"), "syt_", 4), 0);
+    json_decref(ok);
+
+    /* Taken and invalid names fail before authentication. */
+    expect_error(call("POST", path("/register"), NULL, json_pack("{s:s}", "username", "alice")),
+                 400, "M_USER_IN_USE");
+    expect_error(call("POST", path("/register"), NULL, json_pack("{s:s}", "username", "Bad Name")),
+                 400, "M_INVALID_USERNAME");
+    expect_error(call("POST", path("/register?kind=guest"), NULL, json_object()), 403,
+                 "M_GUEST_ACCESS_FORBIDDEN");
+
+    /* inhibit_login: an account, no device. */
+    r = call("POST", path("/register"), NULL, json_pack("{s:s}", "username", "quiet"));
+    snprintf(session, sizeof session, "%s", str(r.body, "session"));
+    resp_free(&r);
+    ok = expect_ok(call("POST", path("/register"), NULL,
+                        json_pack("{s:s, s:b, s:{s:s, s:s, s:s}}", "username", "quiet",
+                                  "inhibit_login", 1, "auth", "type",
+                                  "m.login.registration_token", "token", TOKEN, "session", session)));
+    assert_string_equal(str(ok, "user_id"), "@quiet:" SERVER);
+    assert_null(json_object_get(ok, "access_token"));
+    json_decref(ok);
+
+    json_t *valid = expect_ok(call("GET", "/_matrix/client/v1/register/m.login.registration_token/"
+                                          "validity?token=" TOKEN, NULL, NULL));
+    assert_true(json_is_true(json_object_get(valid, "valid")));
+    json_decref(valid);
+}
+
+static void hmac_hex(const char *nonce, const char *user, const char *pw, bool admin, char out[41])
+{
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "%s%c%s%c%s%c%s", nonce, 0, user, 0, pw, 0,
+                     admin ? "admin" : "notadmin");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha1(), SECRET, (int)strlen(SECRET), (unsigned char *)msg, (size_t)n, md, &len);
+    for (unsigned i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static void test_admin_register(void **state)
+{
+    (void)state;
+    json_t *j = expect_ok(call("GET", "/_synapse/admin/v1/register", NULL, NULL));
+    char nonce[64], mac[41];
+    snprintf(nonce, sizeof nonce, "%s", str(j, "nonce"));
+    json_decref(j);
+    hmac_hex(nonce, "root", "pw", true, mac);
+    /* The MAC covers the admin flag: claiming notadmin with an admin MAC fails. */
+    expect_error(call("POST", "/_synapse/admin/v1/register", NULL,
+                      json_pack("{s:s, s:s, s:s, s:s, s:b}", "nonce", nonce, "username", "root",
+                                "password", "pw", "mac", mac, "admin", 0)),
+                 403, "M_FORBIDDEN");
+    /* Nonces are single use. */
+    expect_error(call("POST", "/_synapse/admin/v1/register", NULL,
+                      json_pack("{s:s, s:s, s:s, s:s, s:b}", "nonce", nonce, "username", "root",
+                                "password", "pw", "mac", mac, "admin", 1)),
+                 400, "M_UNKNOWN");
+    j = expect_ok(call("GET", "/_synapse/admin/v1/register", NULL, NULL));
+    snprintf(nonce, sizeof nonce, "%s", str(j, "nonce"));
+    json_decref(j);
+    hmac_hex(nonce, "root", "pw", true, mac);
+    j = expect_ok(call("POST", "/_synapse/admin/v1/register", NULL,
+                       json_pack("{s:s, s:s, s:s, s:s, s:b}", "nonce", nonce, "username", "root",
+                                 "password", "pw", "mac", mac, "admin", 1)));
+    assert_string_equal(str(j, "user_id"), "@root:" SERVER);
+    assert_non_null(str(j, "access_token"));
+    json_decref(j);
+}
+
+static void test_login_whoami_logout(void **state)
+{
+    (void)state;
+    account bob = signup("bob");
+    json_t *flows = expect_ok(call("GET", path("/login"), NULL, NULL));
+    assert_string_equal(str(json_array_get(json_object_get(flows, "flows"), 0), "type"),
+                        "m.login.password");
+    json_decref(flows);
+    expect_error(call("POST", path("/login"), NULL,
+                      json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "m.login.password",
+                                "identifier", "type", "m.id.user", "user", "bob", "password", "nope")),
+                 403, "M_FORBIDDEN");
+    expect_error(call("POST", path("/login"), NULL, json_pack("{s:s}", "type", "m.login.sso")),
+                 400, "M_UNKNOWN");
+    account phone = acct_from(expect_ok(call("POST", path("/login"), NULL,
+                                          json_pack("{s:s, s:{s:s, s:s}, s:s}", "type",
+                                                    "m.login.password", "identifier", "type",
+                                                    "m.id.user", "user", "@bob:" SERVER,
+                                                    "password", "pw"))));
+    assert_string_equal(phone.user_id, bob.user_id);
+    assert_string_not_equal(phone.device_id, bob.device_id);
+
+    json_t *who = expect_ok(call("GET", path("/account/whoami"), phone.token, NULL));
+    assert_string_equal(str(who, "user_id"), "@bob:" SERVER);
+    assert_string_equal(str(who, "device_id"), phone.device_id);
+    json_decref(who);
+    /* The token also works as a query parameter. */
+    char q[256];
+    snprintf(q, sizeof q, "/account/whoami?access_token=%s", bob.token);
+    who = expect_ok(call("GET", path("%s", q), NULL, NULL));
+    assert_string_equal(str(who, "device_id"), bob.device_id);
+    json_decref(who);
+
+    expect_error(call("GET", path("/account/whoami"), NULL, NULL), 401, "M_MISSING_TOKEN");
+    json_decref(expect_ok(call("POST", path("/logout"), phone.token, NULL)));
+    resp r = call("GET", path("/account/whoami"), phone.token, NULL);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(str(r.body, "errcode"), "M_UNKNOWN_TOKEN");
+    assert_true(json_is_false(json_object_get(r.body, "soft_logout")));
+    resp_free(&r);
+}
+
+static void test_bad_bodies(void **state)
+{
+    (void)state;
+    account a = signup("bodies");
+    expect_error(call_raw("POST", path("/createRoom"), a.token, "{nope"), 400, "M_NOT_JSON");
+    expect_error(call_raw("POST", path("/createRoom"), a.token, ""), 400, "M_NOT_JSON");
+    expect_error(call_raw("POST", path("/createRoom"), a.token, "[1]"), 400, "M_BAD_JSON");
+    expect_error(call("POST", path("/createRoom"), a.token, json_pack("{s:i}", "name", 5)), 400,
+                 "M_BAD_JSON");
+    size_t big = 1024 * 1024 + 16;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    huge[big] = '\0';
+    expect_error(call_raw("POST", path("/createRoom"), a.token, huge), 413, "M_TOO_LARGE");
+    free(huge);
+}
+
+static void test_create_room_with_alias(void **state)
+{
+    (void)state;
+    account a = signup("creator");
+    char room[128];
+    room_create(&a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "room_alias_name", "lobby", "name",
+                              "Lobby", "topic", "Say hi", "preset", "public_chat", "visibility",
+                              "public"), room, sizeof room);
+    json_t *j = expect_ok(call("GET", path("/directory/room/%s", enc("#lobby:" SERVER)), NULL, NULL));
+    assert_string_equal(str(j, "room_id"), room);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "servers"), 0)), SERVER);
+    json_decref(j);
+    expect_error(call("POST", path("/createRoom"), a.token,
+                      json_pack("{s:s}", "room_alias_name", "lobby")), 400, "M_ROOM_IN_USE");
+
+    json_t *d = room_dump(room);
+    assert_string_equal(str(d, "join_rule"), "public");
+    assert_string_equal(str(d, "name"), "Lobby");
+    assert_string_equal(str(d, "topic"), "Say hi");
+    assert_true(json_is_true(json_object_get(d, "published")));
+    assert_string_equal(member_of(d, a.user_id), "join");
+    json_t *pl = json_object_get(d, "power_levels");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(pl, "users"), a.user_id)), 100);
+    assert_int_equal(json_integer_value(json_object_get(pl, "state_default")), 50);
+    assert_int_equal(json_integer_value(json_object_get(pl, "events_default")), 0);
+    assert_int_equal(json_integer_value(json_object_get(pl, "invite")), 0);
+    assert_int_equal(json_integer_value(json_object_get(pl, "kick")), 50);
+    json_decref(d);
+
+    j = expect_ok(call("GET", path("/rooms/%s/state/m.room.name/", enc(room)), a.token, NULL));
+    assert_string_equal(str(j, "name"), "Lobby");
+    json_decref(j);
+    j = expect_ok(call("GET", path("/rooms/%s/state/m.room.canonical_alias", enc(room)), a.token, NULL));
+    assert_string_equal(str(j, "alias"), "#lobby:" SERVER);
+    json_decref(j);
+
+    j = expect_ok(call("GET", path("/publicRooms"), NULL, NULL));
+    bool listed = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(j, "chunk"), i, e)
+        if (strcmp(str(e, "room_id"), room) == 0)
+            listed = str(e, "canonical_alias") && strcmp(str(e, "canonical_alias"), "#lobby:" SERVER) == 0;
+    assert_true(listed);
+    json_decref(j);
+    j = expect_ok(call("GET", path("/directory/list/room/%s", enc(room)), NULL, NULL));
+    assert_string_equal(str(j, "visibility"), "public");
+    json_decref(j);
+
+    /* Extra aliases: created once, conflict, deleted. */
+    const char *extra = enc("#hall:" SERVER);
+    json_decref(expect_ok(call("PUT", path("/directory/room/%s", extra), a.token,
+                               json_pack("{s:s}", "room_id", room))));
+    expect_error(call("PUT", path("/directory/room/%s", extra), a.token,
+                      json_pack("{s:s}", "room_id", room)), 409, "M_UNKNOWN");
+    json_decref(expect_ok(call("DELETE", path("/directory/room/%s", extra), a.token, NULL)));
+    expect_error(call("GET", path("/directory/room/%s", extra), NULL, NULL), 404, "M_NOT_FOUND");
+}
+
+static void test_create_space_with_initial_state(void **state)
+{
+    (void)state;
+    account a = signup("spacer");
+    account b = signup("invitee");
+    char room[128];
+    room_create(&a, json_pack("{s:{s:s}, s:[{s:s, s:{s:s}}, {s:s, s:s, s:{s:{s:i, s:i}, s:i}}], s:[s], s:b}",
+                              "creation_content", "type", "m.space",
+                              "initial_state", "type", "m.room.encryption", "content", "algorithm",
+                              "m.megolm.v1.aes-sha2", "type", "m.room.power_levels", "state_key", "",
+                              "content", "users", a.user_id, 100, b.user_id, 40, "state_default", 60,
+                              "invite", b.user_id, "is_direct", 1),
+                room, sizeof room);
+    json_t *d = room_dump(room);
+    assert_string_equal(str(d, "room_type"), "m.space");
+    assert_true(json_is_true(json_object_get(d, "encrypted")));
+    assert_string_equal(str(d, "join_rule"), "invite");
+    assert_string_equal(member_of(d, b.user_id), "invite");
+    json_t *pl = json_object_get(d, "power_levels");
+    assert_int_equal(json_integer_value(json_object_get(pl, "state_default")), 60);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(pl, "users"), b.user_id)), 40);
+    json_decref(d);
+
+    /* The invitee's sync carries the stripped state. */
+    json_t *s = sync_since(&b, NULL, 0, NULL);
+    json_t *inv = json_object_get(json_object_get(json_object_get(s, "rooms"), "invite"), room);
+    assert_non_null(inv);
+    bool saw_type = false, saw_enc = false, saw_me = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(json_object_get(inv, "invite_state"), "events"), i, e) {
+        json_t *content = json_object_get(e, "content");
+        saw_type |= strcmp(str(e, "type"), "m.room.create") == 0 &&
+                    str(content, "type") && strcmp(str(content, "type"), "m.space") == 0;
+        saw_enc |= strcmp(str(e, "type"), "m.room.encryption") == 0;
+        saw_me |= strcmp(str(e, "type"), "m.room.member") == 0 &&
+                  strcmp(str(e, "state_key"), b.user_id) == 0 &&
+                  json_is_true(json_object_get(content, "is_direct"));
+    }
+    assert_true(saw_type && saw_enc && saw_me);
+    json_decref(s);
+}
+
+/* Creates a private room of a with b joined; returns its ID in room. */
+static void private_room_with(const account *a, const account *b, char *room, size_t cap)
+{
+    room_create(a, json_pack("{s:s, s:[s]}", "preset", "private_chat", "invite", b->user_id), room, cap);
+    json_decref(expect_ok(call("POST", path("/rooms/%s/join", enc(room)), b->token, NULL)));
+}
+
+static void test_power_levels(void **state)
+{
+    (void)state;
+    account a = signup("boss");
+    account b = signup("member");
+    char room[128];
+    private_room_with(&a, &b, room, sizeof room);
+    const char *name_path = path("/rooms/%s/state/m.room.name/", enc(room));
+    char name_url[512];
+    snprintf(name_url, sizeof name_url, "%s", name_path);
+    expect_error(call("PUT", name_url, b.token, json_pack("{s:s}", "name", "mine")), 403, "M_FORBIDDEN");
+    free(send_text(&b, room, "t1", "messages need level 0"));
+
+    /* Raise b to 50: now b may set the name, but still not the power levels (100). */
+    json_t *pl = expect_ok(call("GET", path("/rooms/%s/state/m.room.power_levels/", enc(room)), a.token, NULL));
+    json_object_set_new(json_object_get(pl, "users"), b.user_id, json_integer(50));
+    json_decref(expect_ok(call("PUT", path("/rooms/%s/state/m.room.power_levels/", enc(room)),
+                               a.token, json_deep_copy(pl))));
+    json_decref(expect_ok(call("PUT", name_url, b.token, json_pack("{s:s}", "name", "ours"))));
+    json_object_set_new(json_object_get(pl, "users"), b.user_id, json_integer(100));
+    expect_error(call("PUT", path("/rooms/%s/state/m.room.power_levels/", enc(room)), b.token,
+                      json_deep_copy(pl)), 403, "M_FORBIDDEN");
+
+    /* events overrides events_default: messages at 60 lock b (50) out. */
+    json_object_set_new(json_object_get(pl, "users"), b.user_id, json_integer(50));
+    json_object_set_new(json_object_get(pl, "events"), "m.room.message", json_integer(60));
+    json_decref(expect_ok(call("PUT", path("/rooms/%s/state/m.room.power_levels/", enc(room)),
+                               a.token, pl)));
+    expect_error(call("PUT", path("/rooms/%s/send/m.room.message/t2", enc(room)), b.token,
+                      json_pack("{s:s, s:s}", "msgtype", "m.text", "body", "x")),
+                 403, "M_FORBIDDEN");
+    json_t *d = room_dump(room);
+    assert_string_equal(str(d, "name"), "ours");
+    json_decref(d);
+    /* b (50) cannot kick a (100); a can kick b. */
+    expect_error(call("POST", path("/rooms/%s/kick", enc(room)), b.token,
+                      json_pack("{s:s}", "user_id", a.user_id)), 403, "M_FORBIDDEN");
+    json_decref(expect_ok(call("POST", path("/rooms/%s/kick", enc(room)), a.token,
+                               json_pack("{s:s, s:s}", "user_id", b.user_id, "reason", "test"))));
+    d = room_dump(room);
+    assert_string_equal(member_of(d, b.user_id), "leave");
+    json_decref(d);
+}
+
+static void test_join_rules(void **state)
+{
+    (void)state;
+    account a = signup("host");
+    account c = signup("guest");
+    char priv[128], knock[128], pub[128];
+    room_create(&a, json_pack("{s:s}", "preset", "private_chat"), priv, sizeof priv);
+    expect_error(call("POST", path("/join/%s", enc(priv)), c.token, NULL), 403, "M_FORBIDDEN");
+    expect_error(call("POST", path("/knock/%s", enc(priv)), c.token, NULL), 403, "M_FORBIDDEN");
+    json_decref(expect_ok(call("POST", path("/rooms/%s/invite", enc(priv)), a.token,
+                               json_pack("{s:s}", "user_id", c.user_id))));
+    json_t *j = expect_ok(call("POST", path("/join/%s", enc(priv)), c.token, NULL));
+    assert_string_equal(str(j, "room_id"), priv);
+    json_decref(j);
+
+    room_create(&a, json_pack("{s:s, s:[{s:s, s:{s:s}}]}", "preset", "private_chat",
+                              "initial_state", "type", "m.room.join_rules", "content",
+                              "join_rule", "knock"), knock, sizeof knock);
+    j = expect_ok(call("POST", path("/knock/%s", enc(knock)), c.token,
+                       json_pack("{s:s}", "reason", "let me in")));
+    assert_string_equal(str(j, "room_id"), knock);
+    json_decref(j);
+    json_t *d = room_dump(knock);
+    assert_string_equal(str(d, "join_rule"), "knock");
+    assert_string_equal(member_of(d, c.user_id), "knock");
+    json_decref(d);
+    expect_error(call("POST", path("/rooms/%s/join", enc(knock)), c.token, NULL), 403, "M_FORBIDDEN");
+    json_decref(expect_ok(call("POST", path("/rooms/%s/invite", enc(knock)), a.token,
+                               json_pack("{s:s}", "user_id", c.user_id))));
+    json_decref(expect_ok(call("POST", path("/rooms/%s/join", enc(knock)), c.token, NULL)));
+
+    room_create(&a, json_pack("{s:s, s:s}", "preset", "public_chat", "room_alias_name", "open"),
+                pub, sizeof pub);
+    j = expect_ok(call("POST", path("/join/%s", enc("#open:" SERVER)), c.token, NULL));
+    assert_string_equal(str(j, "room_id"), pub);
+    json_decref(j);
+    j = expect_ok(call("GET", path("/rooms/%s/joined_members", enc(pub)), c.token, NULL));
+    assert_int_equal(json_object_size(json_object_get(j, "joined")), 2);
+    assert_string_equal(str(json_object_get(json_object_get(j, "joined"), c.user_id), "display_name"),
+                        "guest");
+    json_decref(j);
+    expect_error(call("POST", path("/join/%s", enc("#missing:" SERVER)), c.token, NULL), 404,
+                 "M_NOT_FOUND");
+}
+
+static void test_send_is_idempotent(void **state)
+{
+    (void)state;
+    account a = signup("sender");
+    char room[128];
+    room_create(&a, json_pack("{s:s}", "preset", "private_chat"), room, sizeof room);
+    char *first = send_text(&a, room, "txn-1", "once");
+    char *again = send_text(&a, room, "txn-1", "once");
+    char *other = send_text(&a, room, "txn-2", "twice");
+    assert_string_equal(first, again);
+    assert_string_not_equal(first, other);
+    /* The same transaction ID from another device is another message. */
+    account tablet = acct_from(expect_ok(call("POST", path("/login"), NULL,
+                                           json_pack("{s:s, s:{s:s, s:s}, s:s}", "type",
+                                                     "m.login.password", "identifier", "type",
+                                                     "m.id.user", "user", "sender", "password", "pw"))));
+    char *third = send_text(&tablet, room, "txn-1", "thrice");
+    assert_string_not_equal(first, third);
+    json_t *m = expect_ok(call("GET", path("/rooms/%s/messages?dir=b&limit=50", enc(room)), a.token, NULL));
+    int messages = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "chunk"), i, e)
+        messages += strcmp(str(e, "type"), "m.room.message") == 0;
+    assert_int_equal(messages, 3);
+    /* Newest first: thrice, twice, once. */
+    assert_string_equal(str(json_object_get(json_array_get(json_object_get(m, "chunk"), 0), "content"), "body"),
+                        "thrice");
+    json_decref(m);
+    free(first);
+    free(again);
+    free(other);
+    free(third);
+}
+
+static void test_messages_pagination_and_redaction(void **state)
+{
+    (void)state;
+    account a = signup("pager");
+    account b = signup("reader");
+    char room[128];
+    private_room_with(&a, &b, room, sizeof room);
+    char *ids[4];
+    for (int i = 0; i < 4; i++) {
+        char txn[16], text[16];
+        snprintf(txn, sizeof txn, "p%d", i);
+        snprintf(text, sizeof text, "m%d", i);
+        ids[i] = send_text(&a, room, txn, text);
+    }
+    json_t *page = expect_ok(call("GET", path("/rooms/%s/messages?dir=b&limit=2", enc(room)), b.token, NULL));
+    json_t *chunk = json_object_get(page, "chunk");
+    assert_int_equal(json_array_size(chunk), 2);
+    assert_string_equal(str(json_array_get(chunk, 0), "event_id"), ids[3]);
+    assert_string_equal(str(json_array_get(chunk, 1), "event_id"), ids[2]);
+    char next[64];
+    snprintf(next, sizeof next, "%s", str(page, "end"));
+    json_decref(page);
+    char q[256];
+    snprintf(q, sizeof q, "/rooms/%s/messages?dir=b&limit=2&from=%s", enc(room), next);
+    page = expect_ok(call("GET", path("%s", q), b.token, NULL));
+    chunk = json_object_get(page, "chunk");
+    assert_string_equal(str(json_array_get(chunk, 0), "event_id"), ids[1]);
+    assert_string_equal(str(json_array_get(chunk, 1), "event_id"), ids[0]);
+    json_decref(page);
+
+    /* b (level 0) may not redact a's message; a may. */
+    expect_error(call("PUT", path("/rooms/%s/redact/%s/r1", enc(room), enc(ids[0])), b.token,
+                      json_object()), 403, "M_FORBIDDEN");
+    json_t *red = expect_ok(call("PUT", path("/rooms/%s/redact/%s/r1", enc(room), enc(ids[0])),
+                                 a.token, json_pack("{s:s}", "reason", "oops")));
+    page = expect_ok(call("GET", path("%s", q), b.token, NULL));
+    json_t *gone = json_array_get(json_object_get(page, "chunk"), 1);
+    assert_int_equal(json_object_size(json_object_get(gone, "content")), 0);
+    assert_string_equal(str(json_object_get(json_object_get(gone, "unsigned"), "redacted_because"),
+                            "event_id"), str(red, "event_id"));
+    json_decref(page);
+    json_decref(red);
+    expect_error(call("PUT", path("/rooms/%s/redact/%s/r2", enc(room), enc("$nope")), a.token,
+                      json_object()), 404, "M_NOT_FOUND");
+    for (int i = 0; i < 4; i++)
+        free(ids[i]);
+}
+
+typedef struct long_poll {
+    account who;
+    char since[64];
+    json_t *result;
+} long_poll;
+
+static void *long_poll_thread(void *p)
+{
+    long_poll *lp = p;
+    lp->result = sync_since(&lp->who, lp->since, 30000, NULL);
+    return NULL;
+}
+
+static int syncs_waiting(void)
+{
+    json_t *s = test_state();
+    int n = (int)json_integer_value(json_object_get(s, "syncs_waiting"));
+    json_decref(s);
+    return n;
+}
+
+static void test_sync_since_and_long_poll(void **state)
+{
+    (void)state;
+    account a = signup("talker");
+    account b = signup("listener");
+    char room[128];
+    private_room_with(&a, &b, room, sizeof room);
+    free(send_text(&a, room, "s0", "before"));
+
+    json_t *first = sync_since(&b, NULL, 0, NULL);
+    json_t *jr = joined_room(first, room);
+    assert_non_null(jr);
+    char texts[256];
+    timeline_texts(first, room, texts, sizeof texts);
+    assert_string_equal(texts, "before");
+    /* The initial sync carries the room's state: the create event among it or the timeline. */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(jr, "summary"),
+                                                        "m.joined_member_count")), 2);
+    long_poll lp = {.who = b};
+    snprintf(lp.since, sizeof lp.since, "%s", str(first, "next_batch"));
+    json_decref(first);
+
+    pthread_t t;
+    pthread_create(&t, NULL, long_poll_thread, &lp);
+    while (syncs_waiting() < 1)
+        usleep(2000);
+    char *id = send_text(&a, room, "s1", "wake up");
+    pthread_join(t, NULL);
+    timeline_texts(lp.result, room, texts, sizeof texts);
+    assert_string_equal(texts, "wake up");
+    json_t *ev = json_array_get(json_object_get(json_object_get(joined_room(lp.result, room),
+                                                                "timeline"), "events"), 0);
+    assert_string_equal(str(ev, "event_id"), id);
+    assert_string_equal(str(ev, "sender"), a.user_id);
+    assert_string_not_equal(str(lp.result, "next_batch"), lp.since);
+    char since[64];
+    snprintf(since, sizeof since, "%s", str(lp.result, "next_batch"));
+    json_decref(lp.result);
+    free(id);
+
+    /* Nothing new: the room is absent. The sender sees its transaction ID, b does not. */
+    json_t *quiet = sync_since(&b, since, 0, NULL);
+    assert_null(joined_room(quiet, room));
+    json_decref(quiet);
+    json_t *mine = sync_since(&a, NULL, 0, NULL);
+    json_t *events = json_object_get(json_object_get(joined_room(mine, room), "timeline"), "events");
+    assert_string_equal(str(json_object_get(json_array_get(events, json_array_size(events) - 1),
+                                            "unsigned"), "transaction_id"), "s1");
+    json_decref(mine);
+
+    /* Filters by ID and inline: a one-event timeline is limited and says where to go back. */
+    json_t *f = expect_ok(call("POST", path("/user/%s/filter", enc(b.user_id)), b.token,
+                               json_pack("{s:{s:{s:i}}}", "room", "timeline", "limit", 1)));
+    char fid[32];
+    snprintf(fid, sizeof fid, "%s", str(f, "filter_id"));
+    json_decref(f);
+    const char *filters[] = {fid, "{\"room\":{\"timeline\":{\"limit\":1}}}"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *s = sync_since(&b, NULL, 0, filters[i]);
+        json_t *tl = json_object_get(joined_room(s, room), "timeline");
+        assert_int_equal(json_array_size(json_object_get(tl, "events")), 1);
+        assert_true(json_is_true(json_object_get(tl, "limited")));
+        assert_non_null(str(tl, "prev_batch"));
+        json_decref(s);
+    }
+    expect_error(call("GET", path("/sync?filter=999"), b.token, NULL), 400, "M_INVALID_PARAM");
+    expect_error(call("GET", path("/sync?since=bogus"), b.token, NULL), 400, "M_INVALID_PARAM");
+
+    /* Leaving shows the room under leave, with the leave event. */
+    json_decref(expect_ok(call("POST", path("/rooms/%s/leave", enc(room)), b.token, NULL)));
+    json_t *left = sync_since(&b, since, 0, NULL);
+    json_t *lr = json_object_get(json_object_get(json_object_get(left, "rooms"), "leave"), room);
+    assert_non_null(lr);
+    json_t *last = json_array_get(json_object_get(json_object_get(lr, "timeline"), "events"), 0);
+    assert_string_equal(str(last, "type"), "m.room.member");
+    assert_string_equal(str(json_object_get(last, "content"), "membership"), "leave");
+    json_decref(left);
+}
+
+static void test_to_device_and_keys(void **state)
+{
+    (void)state;
+    account a = signup("olmsender");
+    account b = signup("olmreceiver");
+    char room[128];
+    private_room_with(&a, &b, room, sizeof room);
+    json_t *s = sync_since(&b, NULL, 0, NULL);
+    char since[64];
+    snprintf(since, sizeof since, "%s", str(s, "next_batch"));
+    json_decref(s);
+
+    /* Keys: upload, query, claim one (the count drops), claim the last, then nothing. */
+    json_t *up = expect_ok(call("POST", path("/keys/upload"), b.token,
+                                json_pack("{s:{s:s, s:s, s:[s], s:{s:s}}, s:{s:s, s:s}}",
+                                          "device_keys", "user_id", b.user_id, "device_id",
+                                          b.device_id, "algorithms", "m.megolm.v1.aes-sha2",
+                                          "keys", "ed25519:dev", "edkey", "one_time_keys",
+                                          "signed_curve25519:AAA", "k1", "signed_curve25519:AAB", "k2")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(up, "one_time_key_counts"),
+                                                        "signed_curve25519")), 2);
+    json_decref(up);
+    expect_error(call("POST", path("/keys/upload"), b.token,
+                      json_pack("{s:{s:s, s:s}}", "device_keys", "user_id", a.user_id,
+                                "device_id", b.device_id)), 400, "M_INVALID_PARAM");
+    json_t *q = expect_ok(call("POST", path("/keys/query"), a.token,
+                               json_pack("{s:{s:[]}}", "device_keys", b.user_id)));
+    json_t *dk = json_object_get(json_object_get(json_object_get(q, "device_keys"), b.user_id), b.device_id);
+    assert_string_equal(str(json_object_get(dk, "keys"), "ed25519:dev"), "edkey");
+    json_decref(q);
+    for (int round = 0; round < 3; round++) {
+        json_t *cl = expect_ok(call("POST", path("/keys/claim"), a.token,
+                                    json_pack("{s:{s:{s:s}}}", "one_time_keys", b.user_id,
+                                              b.device_id, "signed_curve25519")));
+        json_t *got = json_object_get(json_object_get(json_object_get(cl, "one_time_keys"),
+                                                      b.user_id), b.device_id);
+        assert_int_equal(json_object_size(got), round < 2 ? 1 : 0);
+        json_decref(cl);
+    }
+
+    /* To-device: delivered once, to the named device; "*" reaches every device. */
+    json_decref(expect_ok(call("PUT", path("/sendToDevice/m.test/td1"), a.token,
+                               json_pack("{s:{s:{s:{s:i}}}}", "messages", b.user_id,
+                                         b.device_id, "n", 1))));
+    json_decref(expect_ok(call("PUT", path("/sendToDevice/m.test/td1"), a.token,
+                               json_pack("{s:{s:{s:{s:i}}}}", "messages", b.user_id,
+                                         b.device_id, "n", 1))));
+    json_decref(expect_ok(call("PUT", path("/sendToDevice/m.test/td2"), a.token,
+                               json_pack("{s:{s:{s:{s:i}}}}", "messages", b.user_id, "*", "n", 2))));
+    s = sync_since(&b, since, 0, NULL);
+    json_t *td = json_object_get(json_object_get(s, "to_device"), "events");
+    assert_int_equal(json_array_size(td), 2);
+    assert_string_equal(str(json_array_get(td, 0), "sender"), a.user_id);
+    assert_string_equal(str(json_array_get(td, 0), "type"), "m.test");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(td, 0), "content"), "n")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(td, 1), "content"), "n")), 2);
+    /* b's key upload shows as a device list change for b's own account. */
+    bool changed = false;
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(json_object_get(s, "device_lists"), "changed"), i, u)
+        changed |= strcmp(json_string_value(u), b.user_id) == 0;
+    assert_true(changed);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "device_one_time_keys_count"),
+                                                        "signed_curve25519")), 0);
+    snprintf(since, sizeof since, "%s", str(s, "next_batch"));
+    json_decref(s);
+    s = sync_since(&b, since, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(s, "to_device"), "events")), 0);
+    json_decref(s);
+}
+
+static void test_typing_and_profile(void **state)
+{
+    (void)state;
+    account a = signup("typist");
+    account b = signup("watcher");
+    char room[128];
+    private_room_with(&a, &b, room, sizeof room);
+    json_t *s = sync_since(&b, NULL, 0, NULL);
+    char since[64];
+    snprintf(since, sizeof since, "%s", str(s, "next_batch"));
+    json_decref(s);
+    json_decref(expect_ok(call("PUT", path("/rooms/%s/typing/%s", enc(room), enc(a.user_id)),
+                               a.token, json_pack("{s:b, s:i}", "typing", 1, "timeout", 30000))));
+    expect_error(call("PUT", path("/rooms/%s/typing/%s", enc(room), enc(a.user_id)), b.token,
+                      json_pack("{s:b}", "typing", 1)), 403, "M_FORBIDDEN");
+    s = sync_since(&b, since, 0, NULL);
+    json_t *eph = json_array_get(json_object_get(json_object_get(joined_room(s, room), "ephemeral"),
+                                                 "events"), 0);
+    assert_string_equal(str(eph, "type"), "m.typing");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(eph, "content"),
+                                                                         "user_ids"), 0)), a.user_id);
+    json_decref(s);
+
+    json_decref(expect_ok(call("PUT", path("/profile/%s/displayname", enc(a.user_id)), a.token,
+                               json_pack("{s:s}", "displayname", "Typist Prime"))));
+    expect_error(call("PUT", path("/profile/%s/displayname", enc(a.user_id)), b.token,
+                      json_pack("{s:s}", "displayname", "hijack")), 403, "M_FORBIDDEN");
+    json_t *p = expect_ok(call("GET", path("/profile/%s/displayname", enc(a.user_id)), NULL, NULL));
+    assert_string_equal(str(p, "displayname"), "Typist Prime");
+    json_decref(p);
+    json_t *m = expect_ok(call("GET", path("/rooms/%s/joined_members", enc(room)), b.token, NULL));
+    assert_string_equal(str(json_object_get(json_object_get(m, "joined"), a.user_id), "display_name"),
+                        "Typist Prime");
+    json_decref(m);
+    expect_error(call("GET", path("/profile/%s", enc("@nobody:" SERVER)), NULL, NULL), 404, "M_NOT_FOUND");
+}
+
+static void test_rate_limit_switch(void **state)
+{
+    (void)state;
+    account a = signup("limited");
+    json_decref(expect_ok(call("POST", "/_test/ratelimit", NULL,
+                               json_pack("{s:i, s:i}", "count", 2, "retry_after_ms", 1500))));
+    for (int i = 0; i < 2; i++) {
+        resp r = call("GET", path("/account/whoami"), a.token, NULL);
+        assert_int_equal(r.status, 429);
+        assert_string_equal(str(r.body, "errcode"), "M_LIMIT_EXCEEDED");
+        assert_int_equal(json_integer_value(json_object_get(r.body, "retry_after_ms")), 1500);
+        assert_non_null(strstr(r.headers, "Retry-After: 2\r\n"));
+        resp_free(&r);
+        /* The control endpoints stay reachable while limiting. */
+        json_decref(test_state());
+    }
+    json_t *who = expect_ok(call("GET", path("/account/whoami"), a.token, NULL));
+    assert_string_equal(str(who, "user_id"), a.user_id);
+    json_decref(who);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_versions_and_unknown_endpoints),
+        cmocka_unit_test(test_register_user_interactive),
+        cmocka_unit_test(test_admin_register),
+        cmocka_unit_test(test_login_whoami_logout),
+        cmocka_unit_test(test_bad_bodies),
+        cmocka_unit_test(test_create_room_with_alias),
+        cmocka_unit_test(test_create_space_with_initial_state),
+        cmocka_unit_test(test_power_levels),
+        cmocka_unit_test(test_join_rules),
+        cmocka_unit_test(test_send_is_idempotent),
+        cmocka_unit_test(test_messages_pagination_and_redaction),
+        cmocka_unit_test(test_sync_since_and_long_poll),
+        cmocka_unit_test(test_to_device_and_keys),
+        cmocka_unit_test(test_typing_and_profile),
+        cmocka_unit_test(test_rate_limit_switch),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
