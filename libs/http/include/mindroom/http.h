@@ -117,4 +117,68 @@ typedef bool (*mr_http_ready_fn)(void *ctx, char *why, size_t cap);
 mr_http_response *mr_http_ops_reply(const mr_http_request *req, mr_http_metrics *metrics,
                                     mr_http_ready_fn ready, void *ready_ctx);
 
+/* ---- client ----------------------------------------------------------------------------- */
+
+/* A client owns one libcurl easy handle, so consecutive requests reuse its kept-alive
+ * connections. A client is not thread-safe: give each thread its own (they are cheap), or
+ * serialise calls on a shared one. */
+typedef struct mr_http_client mr_http_client;
+
+typedef struct mr_http_client_opts {
+    const char *base_url;       /* joined to relative request paths ("/x"); may be NULL */
+    long connect_timeout_ms;    /* 0 = 10 s */
+    long timeout_ms;            /* whole request, default for each call; 0 = 30 s */
+    size_t max_response;        /* larger bodies fail the request; 0 = 16 MiB */
+    const char *bearer_token;   /* sent as Authorization: Bearer on every request; may be NULL */
+    const char *user_agent;     /* NULL: "mindroom/<version>" */
+} mr_http_client_opts;
+
+typedef struct mr_http_result {
+    char method[16];            /* the request, for messages: "GET" */
+    char *url;                  /* the full URL with any access_token redacted; owned */
+    long status;                /* HTTP status of the final response */
+    char *body;                 /* body_len bytes, NUL-terminated; owned */
+    size_t body_len;
+    mr_http_param *headers;     /* headers of the final response, names as sent */
+    size_t nheaders;
+    json_t *json;               /* the parsed body, for the JSON calls; owned */
+    long new_connections;       /* connections opened for this request (0 when one was reused) */
+} mr_http_result;
+
+typedef struct mr_http_call {
+    const char *method;         /* "GET", "POST", "PUT", "DELETE", "HEAD", ... */
+    const char *url;            /* absolute, or a path joined to base_url */
+    const void *body;           /* may be NULL */
+    size_t body_len;
+    const char *content_type;   /* for the body; NULL: none sent */
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
+    long timeout_ms;            /* 0: the client's default */
+} mr_http_call;
+
+mr_code mr_http_client_new(const mr_http_client_opts *opts, mr_http_client **out, mr_err *err);
+void mr_http_client_free(mr_http_client *c);
+
+/* Performs one request. Every HTTP status is MR_OK (read out->status); a transport failure is
+ * MR_EUNAVAIL (refused, unreachable, timed out, cut off) or MR_EIO, with a message naming the
+ * method, the URL (access_token redacted) and curl's error. out is cleared first and must be
+ * released with mr_http_result_clear, also after a failure. */
+mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_result *out,
+                          mr_err *err);
+/* As mr_http_client_do with an optional JSON body (not taken) and the response parsed into
+ * out->json (NULL for an empty body). A non-empty body that is not JSON is MR_EINVAL, with
+ * out->status and out->body still set. */
+mr_code mr_http_client_json(mr_http_client *c, const char *method, const char *url,
+                            json_t *body, mr_http_result *out, mr_err *err);
+
+/* Response header by name, case-insensitive; NULL when absent. */
+const char *mr_http_result_header(const mr_http_result *r, const char *name);
+/* Retry-After in milliseconds (delta-seconds or an HTTP date, never negative); -1 when absent
+ * or unreadable. */
+long long mr_http_result_retry_after_ms(const mr_http_result *r);
+/* MR_OK for 2xx; otherwise an error whose code follows the status (400 MR_EINVAL, 401
+ * MR_EAUTH, 403 MR_EPERM, 404 MR_ENOTFOUND, 409 MR_ECONFLICT, 429 and 5xx MR_EUNAVAIL, else
+ * MR_EIO) and whose message names method, URL, status and any Matrix errcode and error. */
+mr_code mr_http_result_check(const mr_http_result *r, mr_err *err);
+void mr_http_result_clear(mr_http_result *r);
+
 #endif
