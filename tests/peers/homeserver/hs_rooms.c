@@ -559,9 +559,12 @@ mr_http_response *hs_messages(hs_call *c)
         return hs_error(404, "M_NOT_FOUND", "unknown room %s", c->cap[0]);
     const char *m = hs_membership(r, c->user->user_id);
     /* Members see everything; those who left see up to their leaving. */
-    long long visible = is(m, "join") ? c->h->pos : is(m, "leave") || is(m, "ban") ?
-                        hs_membership_pos(r, c->user->user_id) : -1;
-    if (visible < 0)
+    long long visible;
+    if (is(m, "join"))
+        visible = c->h->pos;
+    else if (is(m, "leave") || is(m, "ban"))
+        visible = hs_membership_pos(r, c->user->user_id);
+    else
         return hs_error(403, "M_FORBIDDEN", "%s may not read the history of %s",
                         c->user->user_id, r->room_id);
     const char *dir = mr_http_request_query(c->req, "dir");

@@ -1,16 +1,19 @@
 #!/usr/bin/python3
 """test_nio.py -- python3-matrix-nio, a real Matrix client, registers, logs in, creates and
-joins rooms and chats through mr-test-homeserver.
+joins rooms and chats through mr-test-homeserver, in a plain room and end-to-end encrypted
+(device keys, one-time key claims and Olm to-device messages all pass through the server).
 
 usage: test_nio.py PATH/TO/mr-test-homeserver
 """
 import asyncio
+import os
 import subprocess
 import sys
+import tempfile
 
-from nio import (AsyncClient, AsyncClientConfig, JoinResponse, LoginResponse, RegisterResponse,
-                 RoomCreateResponse, RoomMessageText, RoomPreset, RoomSendResponse,
-                 SyncResponse)
+from nio import (AsyncClient, AsyncClientConfig, JoinResponse, KeysQueryResponse,
+                 KeysUploadResponse, LoginResponse, RegisterResponse, RoomCreateResponse,
+                 RoomMessageText, RoomPreset, RoomSendResponse, SyncResponse)
 from nio.responses import WhoamiResponse
 
 
@@ -20,9 +23,13 @@ def check(resp, kind):
     return resp
 
 
-def client(url, user):
-    # Plain rooms only: the point is the client-server API, not nio's crypto store.
-    return AsyncClient(url, user, config=AsyncClientConfig(encryption_enabled=False))
+def client(url, user, store=None):
+    """A plain client, or with store (a directory) one that does end-to-end encryption."""
+    if store is None:
+        return AsyncClient(url, user, config=AsyncClientConfig(encryption_enabled=False))
+    os.makedirs(store)
+    return AsyncClient(url, user, store_path=store,
+                       config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False))
 
 
 async def wait_for_text(c, room_id, body, polls=10):
@@ -80,6 +87,39 @@ async def chat(url):
             await c.close()
 
 
+async def encrypted_chat(url, store):
+    carol = client(url, "carol", os.path.join(store, "carol"))
+    dave = client(url, "dave", os.path.join(store, "dave"))
+    try:
+        for c, name in ((carol, "carol"), (dave, "dave")):
+            check(await c.register(name, "secret"), RegisterResponse)
+            assert c.should_upload_keys
+            check(await c.keys_upload(), KeysUploadResponse)
+        encryption = {"type": "m.room.encryption", "state_key": "",
+                      "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+        created = check(await carol.room_create(invite=["@dave:localhost"],
+                                                initial_state=[encryption]),
+                        RoomCreateResponse)
+        room_id = created.room_id
+        check(await dave.sync(timeout=0), SyncResponse)
+        assert room_id in dave.invited_rooms, dave.invited_rooms
+        check(await dave.join(room_id), JoinResponse)
+        check(await carol.sync(timeout=0), SyncResponse)
+        assert carol.rooms[room_id].encrypted
+        assert carol.should_query_keys
+        check(await carol.keys_query(), KeysQueryResponse)
+        # nio claims a one-time key, opens an Olm session and sends the Megolm key to-device.
+        check(await carol.room_send(room_id, "m.room.message",
+                                    {"msgtype": "m.text", "body": "for dave only"},
+                                    ignore_unverified_devices=True),
+              RoomSendResponse)
+        seen = await wait_for_text(dave, room_id, "for dave only")
+        assert seen.decrypted and seen.sender == "@carol:localhost", seen
+    finally:
+        for c in (carol, dave):
+            await c.close()
+
+
 def main():
     proc = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--open-registration"],
                             stdout=subprocess.PIPE, text=True)
@@ -87,13 +127,16 @@ def main():
         line = proc.stdout.readline().strip()
         if not line.startswith("listening on http://"):
             raise AssertionError(f"unexpected first line {line!r}")
-        asyncio.run(chat(line[len("listening on "):]))
+        url = line[len("listening on "):]
+        asyncio.run(chat(url))
+        with tempfile.TemporaryDirectory() as store:
+            asyncio.run(encrypted_chat(url, store))
     finally:
         proc.terminate()
         code = proc.wait(timeout=30)
     if code != 0:
         raise AssertionError(f"mr-test-homeserver exited with {code}")
-    print("nio registered, logged in, joined and chatted")
+    print("nio registered, logged in, joined and chatted, in the clear and encrypted")
 
 
 if __name__ == "__main__":
