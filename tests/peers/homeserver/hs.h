@@ -20,6 +20,7 @@ typedef struct hs_opts {
 } hs_opts;
 
 typedef struct hs_device {
+    const char *user_id; /* the owner's, borrowed: accounts outlive their devices */
     char *device_id;
     char *display_name;
     char *token;         /* the device's access token */
@@ -44,7 +45,7 @@ typedef struct hs_user {
 typedef struct hs_event {
     json_t *ev;          /* the event in client format */
     long long pos;       /* stream position */
-    char *txn_token;     /* access token that sent it, with txn_id: for unsigned.transaction_id */
+    char *txn_device;    /* device of the sender that sent it with txn_id, for its own syncs */
     char *txn_id;
 } hs_event;
 
@@ -92,7 +93,6 @@ typedef mr_http_response *(*hs_endpoint)(hs_call *c);
 mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err);
 void hs_free(hs *h);
 long long hs_bump(hs *h);                 /* next stream position; wakes waiting syncs */
-long long hs_now_ms(void);                /* wall clock, for origin_server_ts */
 long long hs_mono_ms(void);               /* monotonic clock, for timeouts */
 void hs_random_id(char *out, size_t len, const char *alphabet); /* len chars + NUL */
 
@@ -119,12 +119,11 @@ long long hs_membership_pos(const hs_room *r, const char *user_id);
 hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type,
                          const char *state_key, json_t *content, const hs_device *txn_dev,
                          const char *txn_id);
-/* The event as `viewer` sees it (unsigned.transaction_id for its own sends): new reference. */
+/* The event as the viewer device sees it (unsigned.transaction_id on the events it sent, as
+ * transaction IDs are scoped to a device): a new reference. viewer may be NULL. */
 json_t *hs_event_view(const hs_event *e, const hs_device *viewer);
 json_t *hs_event_stripped(const hs_event *e);
 int hs_power_level(const hs_room *r, const char *user_id);
-/* The level needed to send type (state or not) according to m.room.power_levels. */
-int hs_power_needed(const hs_room *r, const char *type, bool state);
 int hs_power_action(const hs_room *r, const char *action); /* "invite", "kick", "redact", ... */
 /* NULL when user may send this event in r, else the 403 response. */
 mr_http_response *hs_check_send(const hs_room *r, const char *user_id, const char *type,
@@ -146,7 +145,7 @@ json_t *hs_txn_get(const hs_call *c);
 void hs_txn_put(const hs_call *c, json_t *response);
 /* Resolves "!id" or "#alias" to a room; NULL plus *err (404) when unknown. */
 hs_room *hs_room_resolve(hs_call *c, const char *id_or_alias, mr_http_response **err);
-/* The room in cap[i] for a member of it (joined), or NULL with *err. */
+/* The room room_id when the caller has joined it, else NULL with *err (404 or 403). */
 hs_room *hs_room_for_member(hs_call *c, const char *room_id, mr_http_response **err);
 
 /* ---- endpoints, one file per area ---- */

@@ -48,7 +48,7 @@ static void room_free(hs_room *r)
 {
     for (size_t i = 0; i < r->nevents; i++) {
         json_decref(r->events[i].ev);
-        free(r->events[i].txn_token);
+        free(r->events[i].txn_device);
         free(r->events[i].txn_id);
     }
     free(r->events);
@@ -96,7 +96,8 @@ static long long clock_ms(clockid_t id)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-long long hs_now_ms(void)
+/* Wall clock, for origin_server_ts. */
+static long long now_ms(void)
 {
     return clock_ms(CLOCK_REALTIME);
 }
@@ -189,6 +190,7 @@ hs_device *hs_device_create(hs_user *u, const char *device_id, const char *displ
         return NULL;
     char id[11];
     hs_random_id(id, 10, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    d->user_id = u->user_id;
     d->device_id = strdup(device_id && *device_id ? device_id : id);
     d->display_name = display_name ? strdup(display_name) : NULL;
     hs_device_retoken(d);
@@ -336,7 +338,7 @@ hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type
     json_t *unsig = json_object();
     json_t *ev = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:o}", "event_id", id, "type", type,
                            "sender", sender, "content", content, "origin_server_ts",
-                           (json_int_t)hs_now_ms(), "room_id", r->room_id, "unsigned", unsig);
+                           (json_int_t)now_ms(), "room_id", r->room_id, "unsigned", unsig);
     if (!ev)
         return NULL;
     if (state_key) {
@@ -357,7 +359,7 @@ hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type
     hs_event *e = &r->events[r->nevents++];
     *e = (hs_event){.ev = ev, .pos = hs_bump(h)};
     if (txn_dev && txn_id) {
-        e->txn_token = strdup(txn_dev->token);
+        e->txn_device = strdup(txn_dev->device_id);
         e->txn_id = strdup(txn_id);
     }
     return e;
@@ -365,7 +367,9 @@ hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type
 
 json_t *hs_event_view(const hs_event *e, const hs_device *viewer)
 {
-    if (!viewer || !e->txn_token || strcmp(e->txn_token, viewer->token) != 0)
+    const char *sender = json_string_value(json_object_get(e->ev, "sender"));
+    if (!viewer || !e->txn_device || strcmp(e->txn_device, viewer->device_id) != 0 ||
+        strcmp(sender, viewer->user_id) != 0)
         return json_incref(e->ev);
     json_t *copy = json_deep_copy(e->ev);
     json_object_set_new(json_object_get(copy, "unsigned"), "transaction_id", json_string(e->txn_id));
@@ -410,7 +414,8 @@ int hs_power_level(const hs_room *r, const char *user_id)
     return v ? level_of(v, 0) : level_of(json_object_get(pl, "users_default"), 0);
 }
 
-int hs_power_needed(const hs_room *r, const char *type, bool state)
+/* The level needed to send type (state or not) according to m.room.power_levels. */
+static int power_needed(const hs_room *r, const char *type, bool state)
 {
     json_t *pl = power_levels(r);
     json_t *v = json_object_get(json_object_get(pl, "events"), type);
@@ -494,7 +499,7 @@ mr_http_response *hs_check_send(const hs_room *r, const char *user_id, const cha
     if (!m || strcmp(m, "join") != 0)
         return hs_error(403, "M_FORBIDDEN", "%s is not in room %s", user_id, r->room_id);
     int have = hs_power_level(r, user_id);
-    int need = hs_power_needed(r, type, state_key != NULL);
+    int need = power_needed(r, type, state_key != NULL);
     if (have < need)
         return hs_error(403, "M_FORBIDDEN", "sending %s in %s needs power level %d, %s has %d",
                         type, r->room_id, need, user_id, have);
