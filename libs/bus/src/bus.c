@@ -158,6 +158,11 @@ mr_code mr_bus_poll(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handl
     return c->bus->vt->poll(c, timeout_ms < 0 ? 0 : timeout_ms, max, h, ctx, handled, err);
 }
 
+size_t mr_bus_consumer_partitions(mr_bus_consumer *c)
+{
+    return c->bus->vt->partitions(c);
+}
+
 void mr_bus_consumer_close(mr_bus_consumer *c)
 {
     if (c)

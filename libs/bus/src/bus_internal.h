@@ -30,6 +30,7 @@ typedef struct mr_bus_vtable {
                          mr_bus_consumer **out, mr_err *err);
     mr_code (*poll)(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
                     size_t *handled, mr_err *err);
+    size_t (*partitions)(mr_bus_consumer *c);
     void (*consumer_close)(mr_bus_consumer *c);
     void (*close)(mr_bus *b);
 } mr_bus_vtable;

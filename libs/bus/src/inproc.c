@@ -338,6 +338,11 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     return first;
 }
 
+static size_t ip_partitions(mr_bus_consumer *cc)
+{
+    return ((ip_consumer *)cc)->n_slots;
+}
+
 static void ip_consumer_close(mr_bus_consumer *cc)
 {
     ip_consumer *c = (ip_consumer *)cc;
@@ -361,7 +366,8 @@ static void ip_close(mr_bus *bb)
     free(b);
 }
 
-static const mr_bus_vtable ip_vtable = {ip_publish, ip_flush, ip_subscribe, ip_poll, ip_consumer_close, ip_close};
+static const mr_bus_vtable ip_vtable = {ip_publish, ip_flush,          ip_subscribe, ip_poll,
+                                        ip_partitions, ip_consumer_close, ip_close};
 
 mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

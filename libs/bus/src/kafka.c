@@ -422,6 +422,16 @@ static mr_code kafka_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
     return first;
 }
 
+static size_t kafka_partitions(mr_bus_consumer *cc)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(((kafka_consumer *)cc)->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+        return 0;
+    size_t n = (size_t)l->cnt;
+    rd_kafka_topic_partition_list_destroy(l);
+    return n;
+}
+
 static void kafka_consumer_close(mr_bus_consumer *cc)
 {
     kafka_consumer *c = (kafka_consumer *)cc;
@@ -448,8 +458,8 @@ static void kafka_close(mr_bus *bb)
     free(b);
 }
 
-static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush, kafka_subscribe,
-                                           kafka_poll, kafka_consumer_close, kafka_close};
+static const mr_bus_vtable kafka_vtable = {kafka_publish,    kafka_flush,          kafka_subscribe, kafka_poll,
+                                           kafka_partitions, kafka_consumer_close, kafka_close};
 
 mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

@@ -9,6 +9,7 @@
 #include "redis_internal.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,8 +356,13 @@ static void redis_close(mr_bus *bb)
     free(b);
 }
 
-static const mr_bus_vtable redis_vtable = {redis_publish, redis_flush, mr_bus_redis_subscribe,
-                                           mr_bus_redis_poll, mr_bus_redis_consumer_close, redis_close};
+static const mr_bus_vtable redis_vtable = {redis_publish,
+                                           redis_flush,
+                                           mr_bus_redis_subscribe,
+                                           mr_bus_redis_poll,
+                                           mr_bus_redis_partitions_owned,
+                                           mr_bus_redis_consumer_close,
+                                           redis_close};
 
 mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {
@@ -366,6 +372,13 @@ mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &redis_vtable;
     pthread_mutex_init(&b->mu, NULL);
+    /* hiredis writes with write(): a connection Redis closed would raise SIGPIPE and end the
+     * process. Left at its default, it is ignored, so that becomes an error to recover from. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
     *out = &b->base;
     return MR_OK;
 }

@@ -506,6 +506,15 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
     return MR_OK;
 }
 
+size_t mr_bus_redis_partitions_owned(mr_bus_consumer *cc)
+{
+    redis_consumer *c = (redis_consumer *)cc;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        n += c->parts[i].owned;
+    return n;
+}
+
 void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
 {
     redis_consumer *c = (redis_consumer *)cc;

@@ -29,6 +29,7 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
                                mr_bus_consumer **out, mr_err *err);
 mr_code mr_bus_redis_poll(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
                           size_t *handled, mr_err *err);
+size_t mr_bus_redis_partitions_owned(mr_bus_consumer *c);
 void mr_bus_redis_consumer_close(mr_bus_consumer *c);
 
 #endif

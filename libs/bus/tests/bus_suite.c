@@ -220,13 +220,17 @@ typedef struct order_state {
     int keys, per_key;
     long *last;       /* per key: the last seq handled */
     int done_keys;
-    bool complete, stop;
+    size_t owned[16];  /* per consumer: partitions it owns, as of its last poll */
+    int consumers;
+    size_t owned_want; /* total when the group has settled */
+    bool settled, complete, stop;
     long violations, bad_partition;
     char first_violation[256];
 } order_state;
 
 typedef struct order_consumer {
     order_state *st;
+    int index;
     mr_bus *bus;
     const char *topic;
     mr_bus_consumer *c;
@@ -275,11 +279,23 @@ static void *order_thread(void *arg)
             break;
         size_t handled = 0;
         mr_err err = {0};
-        if (mr_bus_poll(oc->c, 200, 50, order_handle, oc, &handled, &err) != MR_OK) {
-            pthread_mutex_lock(&oc->st->mu);
+        mr_code rc = mr_bus_poll(oc->c, 200, 50, order_handle, oc, &handled, &err);
+        size_t owned = mr_bus_consumer_partitions(oc->c);
+        pthread_mutex_lock(&oc->st->mu);
+        if (rc != MR_OK)
             snprintf(oc->last_error, sizeof oc->last_error, "%s", err.msg);
-            pthread_mutex_unlock(&oc->st->mu);
+        oc->st->owned[oc->index] = owned;
+        size_t sum = 0;
+        bool all = true;
+        for (int i = 0; i < oc->st->consumers; i++) {
+            sum += oc->st->owned[i];
+            all &= oc->st->owned[i] > 0;
         }
+        if (all && sum == oc->st->owned_want) {
+            oc->st->settled = true;
+            pthread_cond_broadcast(&oc->st->cv);
+        }
+        pthread_mutex_unlock(&oc->st->mu);
     }
     return NULL;
 }
@@ -288,7 +304,11 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
 {
     mr_bus *b = suite_open(env);
     suite_make_topic(env, topic);
-    order_state st = {.keys = keys, .per_key = per_key};
+    assert_true(consumers <= 16);
+    order_state st = {.keys = keys,
+                      .per_key = per_key,
+                      .consumers = consumers,
+                      .owned_want = env->partitions_shared ? (size_t)(PARTITIONS * consumers) : PARTITIONS};
     pthread_mutex_init(&st.mu, NULL);
     pthread_cond_init(&st.cv, NULL);
     st.last = calloc((size_t)keys, sizeof *st.last);
@@ -298,10 +318,20 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
     order_consumer *oc = calloc((size_t)consumers, sizeof *oc);
     assert_non_null(oc);
     for (int i = 0; i < consumers; i++) {
-        oc[i] = (order_consumer){.st = &st, .bus = b, .topic = topic};
+        oc[i] = (order_consumer){.st = &st, .index = i, .bus = b, .topic = topic};
         oc[i].c = subscribe_ok(b, "order", topic);
         assert_int_equal(pthread_create(&oc[i].thread, NULL, order_thread, &oc[i]), 0);
     }
+    /* Publish once every consumer owns partitions: the group settled. A rebalance while
+     * messages flow may hand a partition over before its last commit landed (the Kafka mock
+     * refuses commits while members rejoin), and the next owner would repeat messages, which
+     * at-least-once allows but this test of order does not. */
+    pthread_mutex_lock(&st.mu);
+    wait_flag(&st.cv, &st.mu, &st.settled, now_ms() + 60000);
+    bool settled = st.settled;
+    pthread_mutex_unlock(&st.mu);
+    if (!settled)
+        fail_msg("the %d consumers did not share the %d partitions within 60 s", consumers, PARTITIONS);
     suite_publish(b, topic, 0, keys * per_key, keys);
     flush_ok(b, 60000);
 

@@ -12,6 +12,8 @@ typedef struct suite_env {
      * NULL when the bus creates topics itself. */
     void (*make_topic)(void *ctx, const char *topic);
     void *ctx;
+    /* inproc: every consumer of a group may take any partition, rather than owning some. */
+    bool partitions_shared;
 } suite_env;
 
 /* Opens a bus on env's URL and options, failing the test on error. */

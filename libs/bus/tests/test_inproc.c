@@ -14,7 +14,7 @@
 
 static suite_env inproc_env(void)
 {
-    suite_env env = {.url = "inproc:"};
+    suite_env env = {.url = "inproc:", .partitions_shared = true};
     return env;
 }
 

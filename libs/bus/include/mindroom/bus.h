@@ -50,7 +50,9 @@ typedef struct mr_bus_options {
 
 /* Opens a bus for url (see above); opts may be NULL for the defaults. Bad URLs and options fail
  * with MR_EINVAL and a message naming the URL (passwords masked) and what is wrong. Kafka and
- * Redis connect lazily: an unreachable broker shows up on the first publish or subscribe. */
+ * Redis connect lazily: an unreachable broker shows up on the first publish or subscribe.
+ * A Redis bus sets SIGPIPE to ignored when it is at its default, so a connection Redis closed
+ * is an error to recover from rather than the end of the process. */
 mr_code mr_bus_open(const char *url, const mr_bus_options *opts, mr_bus **out, mr_err *err);
 /* Waits a few seconds for unacknowledged messages (call mr_bus_flush first to know), then
  * frees everything. NULL is a no-op. */
@@ -93,6 +95,10 @@ mr_code mr_bus_subscribe(mr_bus *b, const char *group, const char *const *topics
  * reached within timeout_ms (call again: it reconnects). */
 mr_code mr_bus_poll(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
                     size_t *handled, mr_err *err);
+/* How many partitions c owns right now (Kafka: its assignment; Redis: its leases; inproc: every
+ * partition of its topics, which its group's consumers share). Zero means it handles nothing
+ * yet: useful for readiness checks. Call it from the thread that polls c. */
+size_t mr_bus_consumer_partitions(mr_bus_consumer *c);
 /* Leaves the group (its partitions go to the other consumers at once) and frees c. */
 void mr_bus_consumer_close(mr_bus_consumer *c);
 

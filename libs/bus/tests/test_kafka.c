@@ -1,0 +1,202 @@
+/* test_kafka.c -- the Kafka bus against three mock brokers (tests/peers/mr-kafka-mock): the
+ * behaviour suite, a consumer killed mid-batch, the broker set down and back, and kcat as an
+ * independent client proving the wire format and the key partitioning. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "bus_suite.h"
+#include "kafka_peer.h"
+
+static mr_tp_kafka kafka;
+
+static int start_kafka(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    if (mr_tp_kafka_start(&kafka, &err) != MR_OK) {
+        fprintf(stderr, "starting mr-kafka-mock: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop_kafka(void **state)
+{
+    (void)state;
+    mr_tp_kafka_destroy(&kafka);
+    return 0;
+}
+
+static void make_topic(void *ctx, const char *topic)
+{
+    (void)ctx;
+    mr_err err = {0};
+    if (mr_tp_kafka_topic(&kafka, topic, 8, &err) != MR_OK)
+        fail_msg("creating topic %s: %s", topic, err.msg);
+}
+
+static suite_env kafka_env(void)
+{
+    /* A short session: a killed consumer's partitions move on within three seconds. */
+    suite_env env = {.opts = {.lease_ms = 3000, .client_id = "test"}, .make_topic = make_topic};
+    snprintf(env.url, sizeof env.url, "%s", kafka.url);
+    return env;
+}
+
+static void test_order_per_key(void **state)
+{
+    (void)state;
+    suite_env env = kafka_env();
+    suite_order_per_key(&env, "order", 4, 64, 200);
+}
+
+static void test_handler_failure_redelivers(void **state)
+{
+    (void)state;
+    suite_env env = kafka_env();
+    suite_handler_failure_redelivers(&env, "failures");
+}
+
+static void test_groups_get_earlier_messages(void **state)
+{
+    (void)state;
+    suite_env env = kafka_env();
+    suite_groups_get_earlier_messages(&env, "earlier");
+}
+
+static void test_killed_consumer_redelivers(void **state)
+{
+    (void)state;
+    suite_env env = kafka_env();
+    suite_killed_consumer_redelivers(&env, "killed");
+}
+
+static void set_brokers(bool up)
+{
+    for (int id = 1; id <= 3; id++) {
+        mr_err err = {0};
+        mr_code rc = up ? mr_tp_kafka_broker_up(&kafka, id, &err) : mr_tp_kafka_broker_down(&kafka, id, &err);
+        if (rc != MR_OK)
+            fail_msg("broker %d %s: %s", id, up ? "up" : "down", err.msg);
+    }
+}
+
+static void test_broker_set_down_and_back_loses_nothing(void **state)
+{
+    (void)state;
+    suite_env env = kafka_env();
+    make_topic(NULL, "outage");
+    mr_bus *b = suite_open(&env);
+    mr_err err = {0};
+    suite_collector *c = suite_collect_start(b, "outage", "outage", 200, NULL);
+    suite_publish(b, "outage", 0, 100, 16);
+    assert_int_equal(mr_bus_flush(b, 60000, &err), MR_OK);
+
+    set_brokers(false);
+    suite_publish(b, "outage", 100, 100, 16);
+    /* With every broker down nothing can be acknowledged: flush says so, and keeps them. */
+    assert_int_equal(mr_bus_flush(b, 1000, &err), MR_EUNAVAIL);
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "%s: ", kafka.url);
+    assert_memory_equal(err.msg, prefix, strlen(prefix));
+    assert_non_null(strstr(err.msg, " messages not yet acknowledged by the brokers after 1000 ms"));
+
+    set_brokers(true);
+    if (mr_bus_flush(b, 60000, &err) != MR_OK)
+        fail_msg("flush once the brokers are back: %s", err.msg);
+    suite_collect_wait(c, 120000);
+    suite_collect_stop(c);
+    mr_bus_close(b);
+}
+
+static void test_kcat_produces_we_consume(void **state)
+{
+    (void)state;
+    make_topic(NULL, "from-kcat");
+    char cmd[1024];
+    /* kcat's own default partitioner differs; murmur2_random is what Java clients and we use. */
+    snprintf(cmd, sizeof cmd, "kcat -b %s -P -t from-kcat -K '|' -X partitioner=murmur2_random", kafka.bootstrap);
+    FILE *p = popen(cmd, "w");
+    assert_non_null(p);
+    for (int s = 0; s < 40; s++)
+        fprintf(p, "!room%d:example.org|{\"v\":1,\"seq\":%d}\n", s % 7, s);
+    int st = pclose(p);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    suite_env env = kafka_env();
+    mr_bus *b = suite_open(&env);
+    /* The collector checks each message's partition against mr_bus_partition(key). */
+    suite_collector *c = suite_collect_start(b, "reads-kcat", "from-kcat", 40, NULL);
+    suite_collect_wait(c, 60000);
+    assert_int_equal(suite_collect_stop(c), 40);
+    mr_bus_close(b);
+}
+
+static void test_we_produce_kcat_consumes(void **state)
+{
+    (void)state;
+    make_topic(NULL, "to-kcat");
+    suite_env env = kafka_env();
+    mr_bus *b = suite_open(&env);
+    suite_publish(b, "to-kcat", 0, 40, 7);
+    mr_err err = {0};
+    assert_int_equal(mr_bus_flush(b, 60000, &err), MR_OK);
+    mr_bus_close(b);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "kcat -b %s -C -e -q -t to-kcat -o beginning -f '%%p|%%k|%%s\\n'", kafka.bootstrap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    bool seen[40] = {0};
+    int lines = 0;
+    char line[512];
+    while (fgets(line, sizeof line, p)) {
+        int partition = -1;
+        char key[128] = "";
+        long seq = suite_seq(line);
+        assert_int_equal(sscanf(line, "%d|%127[^|]|", &partition, key), 2);
+        assert_true(seq >= 0 && seq < 40);
+        char want_key[64];
+        snprintf(want_key, sizeof want_key, "!room%ld:example.org", seq % 7);
+        assert_string_equal(key, want_key);
+        assert_int_equal(partition, mr_bus_partition(key, 8));
+        seen[seq] = true;
+        lines++;
+    }
+    int st = pclose(p);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(lines, 40);
+    for (int s = 0; s < 40; s++)
+        assert_true(seen[s]);
+
+    snprintf(cmd, sizeof cmd, "kcat -b %s -L -t to-kcat", kafka.bootstrap);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    bool listed = false;
+    while (fgets(line, sizeof line, p))
+        listed |= strstr(line, "topic \"to-kcat\" with 8 partitions") != NULL;
+    pclose(p);
+    assert_true(listed);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_per_key),
+        cmocka_unit_test(test_handler_failure_redelivers),
+        cmocka_unit_test(test_groups_get_earlier_messages),
+        cmocka_unit_test(test_killed_consumer_redelivers),
+        cmocka_unit_test(test_broker_set_down_and_back_loses_nothing),
+        cmocka_unit_test(test_kcat_produces_we_consume),
+        cmocka_unit_test(test_we_produce_kcat_consumes),
+    };
+    return cmocka_run_group_tests(tests, start_kafka, stop_kafka);
+}

@@ -1,0 +1,168 @@
+/* test_redis.c -- the Redis Streams bus against a real redis-server: the behaviour suite, a
+ * consumer killed mid-batch, and the server restarted or down mid-stream. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_suite.h"
+#include "peers.h"
+
+static mr_tp_redis redis;
+
+static int start_redis(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    if (mr_tp_redis_start(&redis, &err) != MR_OK) {
+        fprintf(stderr, "starting redis-server: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    mr_tp_redis_destroy(&redis);
+    return 0;
+}
+
+static suite_env redis_env(void)
+{
+    /* Short leases: a killed consumer's partitions move on within two seconds. */
+    suite_env env = {.opts = {.lease_ms = 2000, .client_id = "test"}};
+    snprintf(env.url, sizeof env.url, "%s", redis.url);
+    return env;
+}
+
+static void test_order_per_key(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    suite_order_per_key(&env, "order", 4, 64, 200);
+}
+
+static void test_handler_failure_redelivers(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    suite_handler_failure_redelivers(&env, "failures");
+}
+
+static void test_groups_get_earlier_messages(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    suite_groups_get_earlier_messages(&env, "earlier");
+}
+
+static void test_killed_consumer_redelivers(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    suite_killed_consumer_redelivers(&env, "killed");
+}
+
+static void test_restart_mid_stream_loses_nothing(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    mr_err err = {0};
+    suite_collector *c = suite_collect_start(b, "restart", "restart", 400, NULL);
+    suite_publish(b, "restart", 0, 200, 16);
+    assert_int_equal(mr_bus_flush(b, 30000, &err), MR_OK);
+    assert_int_equal(mr_tp_redis_restart(&redis, &err), MR_OK);
+    /* Producer and consumer both find the server gone and reconnect on their own. */
+    suite_publish(b, "restart", 200, 200, 16);
+    if (mr_bus_flush(b, 30000, &err) != MR_OK)
+        fail_msg("flush after the restart: %s", err.msg);
+    suite_collect_wait(c, 120000);
+    suite_collect_stop(c);
+    mr_bus_close(b);
+}
+
+static void test_publish_while_down_is_kept_until_back(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    mr_err err = {0};
+    suite_publish(b, "down", 0, 50, 16);
+    assert_int_equal(mr_bus_flush(b, 30000, &err), MR_OK);
+    assert_int_equal(mr_tp_redis_stop(&redis, false, &err), MR_OK);
+    suite_publish(b, "down", 50, 50, 16);
+    assert_int_equal(mr_bus_flush(b, 600, &err), MR_EUNAVAIL);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s: 50 messages not yet stored after 600 ms; last error: %s: connecting: Connection refused",
+             redis.url, redis.url);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(mr_tp_redis_restart(&redis, &err), MR_OK);
+    if (mr_bus_flush(b, 30000, &err) != MR_OK)
+        fail_msg("flush once redis is back: %s", err.msg);
+    suite_collector *c = suite_collect_start(b, "down", "down", 100, NULL);
+    suite_collect_wait(c, 60000);
+    suite_collect_stop(c);
+    mr_bus_close(b);
+}
+
+static void test_partition_count_is_fixed_by_the_first_user(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    mr_bus *first = suite_open(&env);
+    suite_publish(first, "fixed", 0, 10, 10);
+    env.opts.partitions = 3;
+    mr_bus *second = suite_open(&env);
+    /* Published with other options, yet placed as the topic's 8 partitions say. */
+    suite_publish(second, "fixed", 10, 10, 10);
+    mr_err err = {0};
+    assert_int_equal(mr_bus_flush(first, 30000, &err), MR_OK);
+    assert_int_equal(mr_bus_flush(second, 30000, &err), MR_OK);
+    suite_collector *c = suite_collect_start(second, "fixed", "fixed", 20, NULL);
+    suite_collect_wait(c, 60000);
+    suite_collect_stop(c);
+    mr_bus_close(first);
+    mr_bus_close(second);
+}
+
+static void test_unreachable_server_is_reported(void **state)
+{
+    (void)state;
+    int port = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
+    mr_bus *b = NULL;
+    assert_int_equal(mr_bus_open(url, NULL, &b, &err), MR_OK);
+    const char *topics[] = {"t"};
+    mr_bus_consumer *c = NULL;
+    assert_int_equal(mr_bus_subscribe(b, "g", topics, 1, &c, &err), MR_EUNAVAIL);
+    char want[256];
+    snprintf(want, sizeof want, "%s: connecting: Connection refused", url);
+    assert_string_equal(err.msg, want);
+    mr_bus_close(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_per_key),
+        cmocka_unit_test(test_handler_failure_redelivers),
+        cmocka_unit_test(test_groups_get_earlier_messages),
+        cmocka_unit_test(test_killed_consumer_redelivers),
+        cmocka_unit_test(test_restart_mid_stream_loses_nothing),
+        cmocka_unit_test(test_publish_while_down_is_kept_until_back),
+        cmocka_unit_test(test_partition_count_is_fixed_by_the_first_user),
+        cmocka_unit_test(test_unreachable_server_is_reported),
+    };
+    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+}
