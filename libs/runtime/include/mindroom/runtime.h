@@ -1,0 +1,135 @@
+/* runtime.h -- what every service shares: resolved settings, the config behind a reference-counted
+ * pointer that reloads swap, the bus, the store, metrics, readiness checks and a stop flag; and
+ * mr_service_main, the whole main() of a `mindroom-<service>` binary.
+ *
+ * A service is one function, `int mr_<service>_serve(const mr_runtime *rt)`, that runs until
+ * mr_runtime_stopping() and returns 0 on a clean stop or 1 on a failure it cannot recover from.
+ * `mindroom run` opens one runtime and starts every service on a thread; each
+ * `mindroom-<service>` binary starts one through mr_service_main. No service knows which.
+ *
+ * Settings, each resolved flag > process environment > `.env` next to the config > default (an
+ * empty value counts as unset):
+ *   config path          --config, MINDROOM_CONFIG_PATH, ./config.yaml, ~/.mindroom/config.yaml
+ *   MINDROOM_STORAGE_PATH   default <config dir>/mindroom_data; made absolute
+ *   MINDROOM_BUS_URL        default inproc: (a distributed binary requires it, and not inproc:)
+ *   MINDROOM_STORE_URL      default sqlite:///<storage>/state.db (a distributed binary requires it)
+ *   MINDROOM_INSTANCE_SECRET  hex or base64 (standard or URL-safe), 32 to 64 bytes; else the
+ *                           32 random bytes of <storage>/instance_secret, created 0600 on first
+ *                           start and reused
+ *   MATRIX_HOMESERVER       optional here; services that talk to Matrix check it themselves
+ *   MATRIX_SERVER_NAME      default the host of MATRIX_HOMESERVER; required one way or the other
+ *   MINDROOM_NAMESPACE      lower-cased; empty or ^[a-z0-9]{4,32}$
+ *   LOG_LEVEL / LOG_FORMAT  --log-level / --log-format; default info / human
+ * A setting that is invalid makes mr_runtime_open fail with MR_EINVAL and a message that starts
+ * with the setting's name ("MINDROOM_NAMESPACE: ..."); mr_service_main exits 2 on those.
+ */
+#ifndef MINDROOM_RUNTIME_H
+#define MINDROOM_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "mindroom/bus.h"
+#include "mindroom/config.h"
+#include "mindroom/dotenv.h"
+#include "mindroom/err.h"
+#include "mindroom/http.h"
+#include "mindroom/ids.h"
+#include "mindroom/log.h"
+#include "mindroom/store.h"
+
+#define MR_RUNTIME_SECRET_MAX 64
+
+typedef struct mr_runtime_opts {
+    const char *service;      /* "authz": log component; MINDROOM_AUTHZ_LISTEN; NULL for `run` */
+    bool distributed;         /* a `mindroom-<service>` binary: bus and store URLs are required */
+    /* Command-line values, NULL when not given; they win over every other source. */
+    const char *config_path;
+    const char *storage_path;
+    const char *log_level;
+    const char *log_format;
+} mr_runtime_opts;
+
+/* The resolved settings; read-only once mr_runtime_open returns. */
+typedef struct mr_runtime_settings {
+    char *config_path;        /* as found (may be relative) */
+    char *env_path;           /* <config dir>/.env, read when it exists */
+    char *storage_path;       /* absolute */
+    char *bus_url;
+    char *store_url;
+    char *homeserver;         /* NULL when unset */
+    char *server_name;
+    char ns[MR_NAMESPACE_MAX + 1]; /* normalised; "" for none */
+    unsigned char secret[MR_RUNTIME_SECRET_MAX];
+    size_t secret_len;
+    bool secret_from_file;    /* the secret came from <storage>/instance_secret */
+    mr_log_level log_level;
+    mr_log_format log_format;
+} mr_runtime_settings;
+
+typedef struct mr_runtime_state mr_runtime_state;
+
+typedef struct mr_runtime {
+    const char *service;      /* component name for logs ("authz", or "mindroom") */
+    mr_runtime_settings settings;
+    mr_dotenv env;            /* the .env next to the config (empty when there is none) */
+    mr_bus *bus;
+    mr_store *store;
+    mr_http_metrics *metrics; /* served on /metrics; services declare their own series */
+    mr_runtime_state *state;  /* config pointer, stop flag, checks, signal thread: see runtime.c */
+} mr_runtime;
+
+/* Resolves the settings, configures logging, loads the config (every diagnostic is logged),
+ * creates the storage directory and the secret file when needed, and opens the store and the
+ * bus. MR_EINVAL: a setting or the config is invalid (message starts with the setting's name);
+ * anything else: a peer or the file system failed. */
+mr_code mr_runtime_open(const mr_runtime_opts *opts, mr_runtime **out, mr_err *err);
+/* Stops the signal watcher if any, closes bus and store, drops the config. NULL is a no-op. */
+void mr_runtime_close(mr_runtime *rt);
+
+/* env > .env > fallback for a setting the runtime does not resolve itself (flag wins when
+ * non-NULL); an empty value counts as unset. Borrowed from one of the sources. */
+const char *mr_runtime_setting(const mr_runtime *rt, const char *flag, const char *key,
+                               const char *fallback);
+
+/* The current config with a reference taken: hold it for one message, then mr_config_release.
+ * *generation (may be NULL) counts successful reloads, so a service can tell when to rebuild
+ * what it derives from the config. */
+mr_config *mr_runtime_config(const mr_runtime *rt, unsigned long *generation);
+/* Loads the config file again; swaps it in only when it is valid. A broken file logs every
+ * diagnostic, keeps the old config and returns MR_EINVAL. */
+mr_code mr_runtime_reload(const mr_runtime *rt, mr_err *err);
+
+/* The stop flag. mr_runtime_stop may be called from any thread (and by the signal watcher). */
+void mr_runtime_stop(const mr_runtime *rt);
+bool mr_runtime_stopping(const mr_runtime *rt);
+/* Sleeps up to ms, returning early (true) when a stop is requested. */
+bool mr_runtime_sleep(const mr_runtime *rt, int ms);
+
+/* Blocks SIGHUP, SIGINT and SIGTERM in the calling thread and the threads it starts later. Call
+ * it first in main(), before anything starts threads (librdkafka, libmicrohttpd). */
+mr_code mr_runtime_block_signals(mr_err *err);
+/* Starts a thread that takes those signals: SIGHUP reloads the config (mr_runtime_reload),
+ * SIGINT and SIGTERM stop the runtime. mr_runtime_close ends it. */
+mr_code mr_runtime_watch_signals(const mr_runtime *rt, mr_err *err);
+
+/* Readiness: /readyz asks mr_runtime_ready, which pings the store and then each added check
+ * (at most 8). A service adds its checks when it starts and removes them before it returns. */
+mr_code mr_runtime_add_check(const mr_runtime *rt, mr_http_ready_fn fn, void *ctx, mr_err *err);
+void mr_runtime_remove_check(const mr_runtime *rt, mr_http_ready_fn fn, void *ctx);
+bool mr_runtime_ready(void *rt, char *why, size_t cap);
+
+/* ---- a service binary ------------------------------------------------------------------- */
+
+typedef struct mr_service_def {
+    const char *name;         /* "authz": binary mindroom-authz, variable MINDROOM_AUTHZ_LISTEN */
+    const char *summary;      /* one line for --help */
+    int (*serve)(const mr_runtime *rt);
+} mr_service_def;
+
+/* The whole main() of `mindroom-<name>`: --help, --version, --config, --listen HOST:PORT (or
+ * MINDROOM_<NAME>_LISTEN; no HTTP server when neither is set) for /healthz, /readyz and
+ * /metrics, --log-level, --log-format. Invalid settings print `mindroom-<name>: <SETTING>: <what
+ * is wrong>` and return 2; a failure at start or in the service returns 1; a clean stop 0. */
+int mr_service_main(int argc, char **argv, const mr_service_def *def);
+
+#endif

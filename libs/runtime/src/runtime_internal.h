@@ -1,0 +1,58 @@
+/* runtime_internal.h -- what the files of libs/runtime share and nothing else sees. */
+#ifndef MINDROOM_RUNTIME_INTERNAL_H
+#define MINDROOM_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "mindroom/runtime.h"
+
+#define MR_RUNTIME_MAX_CHECKS 8
+
+typedef struct mr_runtime_check {
+    mr_http_ready_fn fn;
+    void *ctx;
+} mr_runtime_check;
+
+/* The mutable part of a runtime; services see the runtime as const and reach this only
+ * through the functions of runtime.h. */
+struct mr_runtime_state {
+    pthread_mutex_t mu;          /* guards cfg, generation, checks; cv waits on it */
+    pthread_cond_t cv;           /* broadcast on stop */
+    mr_config *cfg;
+    unsigned long generation;
+    mr_runtime_check checks[MR_RUNTIME_MAX_CHECKS];
+    size_t n_checks;
+    pthread_mutex_t reload_mu;   /* one reload at a time */
+    atomic_bool stop;
+    atomic_bool closing;         /* tells the signal watcher to end */
+    bool watching;
+    pthread_t watcher;
+};
+
+/* Resolves every setting of rt->settings but the secret (and reads rt->env), configuring the
+ * logger on the way so later steps can log. Touches no file. */
+mr_code mr_runtime_settings_resolve(const mr_runtime_opts *opts, mr_runtime *rt, mr_err *err);
+/* The instance secret: MINDROOM_INSTANCE_SECRET, else the secret file (created when missing). */
+mr_code mr_runtime_settings_secret(mr_runtime *rt, mr_err *err);
+void mr_runtime_settings_free(mr_runtime_settings *s);
+
+/* Decodes MINDROOM_INSTANCE_SECRET (hex, else base64 standard or URL-safe, padding optional)
+ * into out; MR_EINVAL names the variable, never the value. */
+mr_code mr_runtime_secret_decode(const char *text, unsigned char out[MR_RUNTIME_SECRET_MAX],
+                                 size_t *len, mr_err *err);
+/* Reads <storage>/instance_secret, creating it (32 random bytes, mode 0600, atomically, with
+ * the storage directory) on first start. */
+mr_code mr_runtime_secret_file(const char *storage, unsigned char out[MR_RUNTIME_SECRET_MAX],
+                               size_t *len, mr_err *err);
+
+/* Loads path, logging every diagnostic under component; MR_EINVAL when it has errors. */
+mr_code mr_runtime_load_config(const char *component, const char *path, mr_config **out, mr_err *err);
+
+/* Copies url with the password of a user:password@ part replaced by ***, for logs. */
+void mr_runtime_mask_url(const char *url, char *out, size_t cap);
+
+/* Ends the signal watcher, if one runs. */
+void mr_runtime_unwatch_signals(const mr_runtime *rt);
+
+#endif

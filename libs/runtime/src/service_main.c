@@ -1,0 +1,150 @@
+/* service_main.c -- the whole main() of a `mindroom-<service>` binary: options, health server, exit codes. */
+#include "runtime_internal.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { OPT_LISTEN = 256, OPT_LOG_FORMAT };
+
+typedef struct service_args {
+    const char *config;
+    const char *listen;
+    const char *log_level;
+    const char *log_format;
+} service_args;
+
+static void print_help(const char *prog, const char *listen_var, const mr_service_def *def)
+{
+    printf("Usage: %s [OPTIONS]\n"
+           "%s\n"
+           "\n"
+           "Options:\n"
+           "  -c, --config PATH        config.yaml (default: $MINDROOM_CONFIG_PATH, ./config.yaml,\n"
+           "                           ~/.mindroom/config.yaml)\n"
+           "      --listen HOST:PORT   serve GET /healthz, /readyz and /metrics (default: $%s;\n"
+           "                           no HTTP server when unset)\n"
+           "  -l, --log-level LEVEL    debug, info, warn or error (default: $LOG_LEVEL, else info)\n"
+           "      --log-format FORMAT  human or json (default: $LOG_FORMAT, else human)\n"
+           "  -h, --help               show this help\n"
+           "  -V, --version            print the version\n"
+           "\n"
+           "Environment (the .env next to config.yaml fills in what the environment leaves unset):\n"
+           "  MINDROOM_BUS_URL          required: kafka://host:port[,host:port] or redis://host:port/db\n"
+           "  MINDROOM_STORE_URL        required: redis://host:port/db (or sqlite:///path, one replica)\n"
+           "  MINDROOM_INSTANCE_SECRET  hex or base64, 32-64 bytes (else <storage>/instance_secret)\n"
+           "  MINDROOM_STORAGE_PATH     default <config dir>/mindroom_data\n"
+           "  MATRIX_SERVER_NAME        default the host of MATRIX_HOMESERVER\n"
+           "  MINDROOM_NAMESPACE        empty, or 4-32 letters and digits\n"
+           "\n"
+           "Signals: SIGHUP reloads config.yaml (a broken file keeps the running config);\n"
+           "SIGINT and SIGTERM stop after the message in hand.\n"
+           "Exit status: 0 stopped cleanly, 1 failed, 2 invalid settings or usage.\n",
+           prog, def->summary, listen_var);
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, const char *prog, const char *listen_var,
+                      const mr_service_def *def, service_args *a)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":c:l:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': a->config = optarg; break;
+        case OPT_LISTEN: a->listen = optarg; break;
+        case 'l': a->log_level = optarg; break;
+        case OPT_LOG_FORMAT: a->log_format = optarg; break;
+        case 'h': print_help(prog, listen_var, def); return 0;
+        case 'V': printf("%s %s\n", prog, MR_VERSION); return 0;
+        case ':':
+            fprintf(stderr, "%s: option '%s' needs a value; try '%s --help'\n", prog, argv[optind - 1], prog);
+            return 2;
+        default:
+            fprintf(stderr, "%s: unknown option '%s'; try '%s --help'\n", prog, argv[optind - 1], prog);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'; try '%s --help'\n", prog, argv[optind], prog);
+        return 2;
+    }
+    return -1;
+}
+
+static mr_http_response *handle_http(void *ctx, const mr_http_request *req)
+{
+    mr_runtime *rt = ctx;
+    mr_http_response *r = mr_http_ops_reply(req, rt->metrics, mr_runtime_ready, rt);
+    return r ? r : mr_http_reply_error(404, "M_NOT_FOUND", "no such endpoint: %s", req->path);
+}
+
+static int fail(const char *prog, const mr_err *err, mr_code rc)
+{
+    fprintf(stderr, "%s: %s\n", prog, err->msg);
+    return rc == MR_EINVAL ? 2 : 1;
+}
+
+int mr_service_main(int argc, char **argv, const mr_service_def *def)
+{
+    char prog[64], listen_var[96];
+    snprintf(prog, sizeof prog, "mindroom-%s", def->name);
+    int n = snprintf(listen_var, sizeof listen_var, "MINDROOM_%s_LISTEN", def->name);
+    for (int i = 9; i < n - 7; i++)
+        listen_var[i] = listen_var[i] == '-' ? '_' : (char)toupper((unsigned char)listen_var[i]);
+
+    service_args a = {0};
+    int status = parse_args(argc, argv, prog, listen_var, def, &a);
+    if (status >= 0)
+        return status;
+
+    mr_err err = {0};
+    mr_code rc = mr_runtime_block_signals(&err);
+    if (rc != MR_OK)
+        return fail(prog, &err, rc);
+    mr_runtime_opts opts = {.service = def->name, .distributed = true, .config_path = a.config,
+                            .log_level = a.log_level, .log_format = a.log_format};
+    mr_runtime *rt = NULL;
+    rc = mr_runtime_open(&opts, &rt, &err);
+    if (rc != MR_OK)
+        return fail(prog, &err, rc);
+
+    mr_http_server *srv = NULL;
+    const char *listen = mr_runtime_setting(rt, a.listen, listen_var, NULL);
+    if (listen) {
+        mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics};
+        rc = mr_http_server_start(&so, handle_http, rt, &srv, &err);
+        if (rc != MR_OK) {
+            mr_err_prefix(&err, "%s", a.listen ? "--listen" : listen_var);
+            mr_runtime_close(rt);
+            return fail(prog, &err, rc);
+        }
+        mr_log_info(def->name, "health endpoints on %s (port %d)", listen, mr_http_server_port(srv));
+    }
+    rc = mr_runtime_watch_signals(rt, &err);
+    if (rc == MR_OK) {
+        char bus[512], store[512];
+        mr_runtime_mask_url(rt->settings.bus_url, bus, sizeof bus);
+        mr_runtime_mask_url(rt->settings.store_url, store, sizeof store);
+        const char *fields[] = {"config", rt->settings.config_path, "bus", bus, "store", store,
+                                "server_name", rt->settings.server_name, "namespace", rt->settings.ns, NULL};
+        mr_log_write(MR_LOG_INFO, def->name, fields, "%s %s started", prog, MR_VERSION);
+        status = def->serve(rt) == 0 ? 0 : 1;
+        mr_log_info(def->name, "%s stopped (exit status %d)", prog, status);
+    } else {
+        status = fail(prog, &err, rc);
+    }
+    mr_http_server_stop(srv);
+    mr_runtime_close(rt);
+    return status;
+}

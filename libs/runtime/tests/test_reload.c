@@ -1,0 +1,235 @@
+/* test_reload.c -- the swappable config, signals in-process, the stop flag and readiness checks. */
+#include "rt_test_util.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "mindroom/runtime.h"
+
+typedef struct fixture {
+    char dir[512];
+    mr_runtime *rt;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    rt_fresh_dir(f->dir, sizeof f->dir, RT_CONFIG_TWO);
+    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    mr_runtime_opts opts = {.service = "demo"};
+    mr_err err = {0};
+    if (mr_runtime_open(&opts, &f->rt, &err) != MR_OK)
+        fail_msg("mr_runtime_open: %s", err.msg);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mr_runtime_close(f->rt);
+    rt_remove_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+static size_t agents_now(const mr_runtime *rt, unsigned long *gen)
+{
+    mr_config *cfg = mr_runtime_config(rt, gen);
+    size_t n = cfg->n_agents;
+    mr_config_release(cfg);
+    return n;
+}
+
+static void test_broken_file_keeps_old_config(void **state)
+{
+    fixture *f = *state;
+    unsigned long gen = 99;
+    mr_config *before = mr_runtime_config(f->rt, &gen);
+    assert_int_equal(gen, 0);
+    rt_write(f->dir, "config.yaml", RT_CONFIG_BROKEN);
+    mr_err err = {0};
+    assert_int_equal(mr_runtime_reload(f->rt, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "config.yaml: 1 error"));
+    mr_config *after = mr_runtime_config(f->rt, &gen);
+    assert_ptr_equal(after, before);
+    assert_int_equal(gen, 0);
+    assert_int_equal(after->n_agents, 2);
+    mr_config_release(after);
+    mr_config_release(before);
+
+    /* A file that cannot be read at all is no better. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config.yaml", f->dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_not_equal(mr_runtime_reload(f->rt, &err), MR_OK);
+    assert_int_equal(agents_now(f->rt, &gen), 2);
+    assert_int_equal(gen, 0);
+}
+
+static void test_good_file_swaps_and_old_reference_lives(void **state)
+{
+    fixture *f = *state;
+    mr_config *held = mr_runtime_config(f->rt, NULL);
+    rt_write(f->dir, "config.yaml", RT_CONFIG_THREE);
+    mr_err err = {0};
+    assert_int_equal(mr_runtime_reload(f->rt, &err), MR_OK);
+    unsigned long gen = 0;
+    assert_int_equal(agents_now(f->rt, &gen), 3);
+    assert_int_equal(gen, 1);
+    /* The message in flight still reads its own config, whole. */
+    assert_int_equal(held->n_agents, 2);
+    assert_string_equal(held->agents[1].name, "b");
+    mr_config_release(held);
+
+    rt_write(f->dir, "config.yaml", RT_CONFIG_TWO);
+    assert_int_equal(mr_runtime_reload(f->rt, &err), MR_OK);
+    assert_int_equal(agents_now(f->rt, &gen), 2);
+    assert_int_equal(gen, 2);
+}
+
+typedef struct reader {
+    const mr_runtime *rt;
+    long reads;
+    bool bad;
+} reader;
+
+static void *read_loop(void *arg)
+{
+    reader *r = arg;
+    do {
+        mr_config *cfg = mr_runtime_config(r->rt, NULL);
+        /* Every config this test writes has 2 or 3 agents named a, b(, c). */
+        if ((cfg->n_agents != 2 && cfg->n_agents != 3) || strcmp(cfg->agents[0].name, "a") != 0)
+            r->bad = true;
+        mr_config_release(cfg);
+        r->reads++;
+    } while (!mr_runtime_stopping(r->rt));
+    return NULL;
+}
+
+/* Readers on other threads never see a freed or half-built config while reloads swap it (ASan
+ * turns any use after free into a failure). */
+static void test_readers_during_reloads(void **state)
+{
+    fixture *f = *state;
+    reader r[2] = {{.rt = f->rt}, {.rt = f->rt}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, read_loop, &r[i]), 0);
+    mr_err err = {0};
+    for (int i = 0; i < 40; i++) {
+        rt_write(f->dir, "config.yaml", i % 2 ? RT_CONFIG_TWO : RT_CONFIG_THREE);
+        assert_int_equal(mr_runtime_reload(f->rt, &err), MR_OK);
+    }
+    mr_runtime_stop(f->rt);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_false(r[i].bad);
+        assert_true(r[i].reads > 0);
+    }
+    unsigned long gen = 0;
+    assert_int_equal(agents_now(f->rt, &gen), 2);
+    assert_int_equal(gen, 40);
+}
+
+static void *stop_later(void *arg)
+{
+    mr_runtime_stop(arg);
+    return NULL;
+}
+
+static void test_sleep_ends_on_stop(void **state)
+{
+    fixture *f = *state;
+    assert_false(mr_runtime_stopping(f->rt));
+    assert_false(mr_runtime_sleep(f->rt, 1));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stop_later, f->rt), 0);
+    /* An hour: only the stop can end this sleep before the test times out. */
+    assert_true(mr_runtime_sleep(f->rt, 3600 * 1000));
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(mr_runtime_stopping(f->rt));
+}
+
+static bool check_flag(void *ctx, char *why, size_t cap)
+{
+    const bool *ok = ctx;
+    if (!*ok)
+        snprintf(why, cap, "demo: not subscribed yet");
+    return *ok;
+}
+
+static void test_readiness_checks(void **state)
+{
+    fixture *f = *state;
+    char why[256] = "";
+    assert_true(mr_runtime_ready(f->rt, why, sizeof why));
+    bool ok = false;
+    mr_err err = {0};
+    assert_int_equal(mr_runtime_add_check(f->rt, check_flag, &ok, &err), MR_OK);
+    assert_false(mr_runtime_ready(f->rt, why, sizeof why));
+    assert_string_equal(why, "demo: not subscribed yet");
+    ok = true;
+    assert_true(mr_runtime_ready(f->rt, why, sizeof why));
+    ok = false;
+    mr_runtime_remove_check(f->rt, check_flag, &ok);
+    assert_true(mr_runtime_ready(f->rt, why, sizeof why));
+
+    bool many[9] = {true, true, true, true, true, true, true, true, true};
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(mr_runtime_add_check(f->rt, check_flag, &many[i], &err), MR_OK);
+    assert_int_equal(mr_runtime_add_check(f->rt, check_flag, &many[8], &err), MR_EINVAL);
+    assert_string_equal(err.msg, "demo: more than 8 readiness checks");
+    for (int i = 0; i < 8; i++)
+        mr_runtime_remove_check(f->rt, check_flag, &many[i]);
+}
+
+/* Waits (bounded) until cond(rt) holds. */
+static bool wait_for(const mr_runtime *rt, bool (*cond)(const mr_runtime *))
+{
+    for (int i = 0; i < 3000; i++) {
+        if (cond(rt))
+            return true;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static bool reloaded(const mr_runtime *rt)
+{
+    unsigned long gen = 0;
+    return agents_now(rt, &gen) == 3 && gen == 1;
+}
+
+static void test_signals_in_process(void **state)
+{
+    fixture *f = *state;
+    mr_err err = {0};
+    assert_int_equal(mr_runtime_watch_signals(f->rt, &err), MR_OK);
+    rt_write(f->dir, "config.yaml", RT_CONFIG_THREE);
+    assert_int_equal(kill(getpid(), SIGHUP), 0);
+    assert_true(wait_for(f->rt, reloaded));
+    assert_false(mr_runtime_stopping(f->rt));
+    assert_int_equal(kill(getpid(), SIGTERM), 0);
+    assert_true(wait_for(f->rt, mr_runtime_stopping));
+    /* teardown's close ends the watcher. */
+}
+
+int main(void)
+{
+    /* Before any thread exists, as a service's main() does. */
+    if (mr_runtime_block_signals(NULL) != MR_OK)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_broken_file_keeps_old_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_good_file_swaps_and_old_reference_lives, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readers_during_reloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sleep_ends_on_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readiness_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signals_in_process, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,357 @@
+/* test_service.c -- mr_service_main as a process: options, exit codes, health, SIGHUP, SIGTERM. */
+#include "rt_test_util.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "mindroom/runtime.h"
+
+#define DEADLINE_MS 30000
+
+typedef struct fixture {
+    char dir[512];
+    char log[600];
+    const char *bin;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    rt_fresh_dir(f->dir, sizeof f->dir, RT_CONFIG_TWO);
+    snprintf(f->log, sizeof f->log, "%s/service.log", f->dir);
+    f->bin = getenv("MR_RTDEMO_BIN");
+    assert_non_null(f->bin);
+    /* A Kafka bus connects lazily, and the demo never uses it: no broker is needed. */
+    char store[700];
+    snprintf(store, sizeof store, "sqlite://%s/state.db", f->dir);
+    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    setenv("MINDROOM_BUS_URL", "kafka://127.0.0.1:9", 1);
+    setenv("MINDROOM_STORE_URL", store, 1);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    rt_remove_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static pid_t start(fixture *f, const char *a1, const char *a2, const char *a3)
+{
+    char *argv[] = {(char *)f->bin, (char *)a1, (char *)a2, (char *)a3, NULL};
+    pid_t pid = 0;
+    mr_err err = {0};
+    if (mr_tp_spawn(argv, f->log, &pid, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    return pid;
+}
+
+/* The exit status of pid, failing the test when it has not exited within the deadline. */
+static int wait_exit(pid_t pid)
+{
+    long long deadline = now_ms() + DEADLINE_MS;
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            mr_tp_kill_wait(pid, SIGKILL, NULL, NULL);
+            fail_msg("process %d did not exit", (int)pid);
+        }
+        sleep_ms(10);
+    }
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* The log so far; the caller frees. */
+static char *read_log(const fixture *f)
+{
+    char *text = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    if (mr_fs_read_all(f->log, 1 << 20, &text, &len, &err) != MR_OK)
+        return strdup("");
+    return text;
+}
+
+static int run(fixture *f, const char *a1, const char *a2, const char *a3, char **out)
+{
+    unlink(f->log);
+    int status = wait_exit(start(f, a1, a2, a3));
+    *out = read_log(f);
+    return status;
+}
+
+/* Waits until the log holds needle `count` times. */
+static void wait_log(const fixture *f, const char *needle, int count)
+{
+    long long deadline = now_ms() + DEADLINE_MS;
+    for (;;) {
+        char *text = read_log(f);
+        int seen = 0;
+        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+            seen++;
+        free(text);
+        if (seen >= count)
+            return;
+        if (now_ms() > deadline)
+            fail_msg("log %s never showed \"%s\" %d times", f->log, needle, count);
+        sleep_ms(10);
+    }
+}
+
+static void assert_contains(const char *text, const char *needle)
+{
+    if (!strstr(text, needle))
+        fail_msg("expected \"%s\" in:\n%s", needle, text);
+}
+
+static void test_help_version_usage(void **state)
+{
+    fixture *f = *state;
+    char *out = NULL;
+    assert_int_equal(run(f, "--help", NULL, NULL, &out), 0);
+    assert_contains(out, "Usage: mindroom-rtdemo [OPTIONS]\nA demo service that watches its config");
+    assert_contains(out, "(default: $MINDROOM_RTDEMO_LISTEN;");
+    assert_contains(out, "Exit status: 0 stopped cleanly, 1 failed, 2 invalid settings or usage.\n");
+    free(out);
+    assert_int_equal(run(f, "--version", NULL, NULL, &out), 0);
+    assert_string_equal(out, "mindroom-rtdemo " MR_VERSION "\n");
+    free(out);
+    assert_int_equal(run(f, "--bogus", NULL, NULL, &out), 2);
+    assert_string_equal(out, "mindroom-rtdemo: unknown option '--bogus'; try 'mindroom-rtdemo --help'\n");
+    free(out);
+    assert_int_equal(run(f, "--config", NULL, NULL, &out), 2);
+    assert_string_equal(out, "mindroom-rtdemo: option '--config' needs a value; try 'mindroom-rtdemo --help'\n");
+    free(out);
+    assert_int_equal(run(f, "serve", NULL, NULL, &out), 2);
+    assert_string_equal(out, "mindroom-rtdemo: unexpected argument 'serve'; try 'mindroom-rtdemo --help'\n");
+    free(out);
+}
+
+/* Each bad setting stops start-up with exit 2 and one line naming it. */
+static void test_invalid_settings_exit_2(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *var, *value, *line;
+    } cases[] = {
+        {"MINDROOM_NAMESPACE", "ab-c", "mindroom-rtdemo: MINDROOM_NAMESPACE: "},
+        {"MINDROOM_BUS_URL", "ftp://x", "mindroom-rtdemo: MINDROOM_BUS_URL: bus URL \"ftp://x\""},
+        {"MINDROOM_BUS_URL", "inproc:", "mindroom-rtdemo: MINDROOM_BUS_URL: inproc: only connects services"},
+        {"MINDROOM_BUS_URL", "", "mindroom-rtdemo: MINDROOM_BUS_URL: not set; mindroom-rtdemo is one service"},
+        {"MINDROOM_STORE_URL", "", "mindroom-rtdemo: MINDROOM_STORE_URL: not set;"},
+        {"MINDROOM_STORE_URL", "mysql://x", "mindroom-rtdemo: MINDROOM_STORE_URL: "},
+        {"MINDROOM_INSTANCE_SECRET", "abcd", "mindroom-rtdemo: MINDROOM_INSTANCE_SECRET: decodes to 2 bytes"},
+        {"LOG_LEVEL", "loud", "mindroom-rtdemo: LOG_LEVEL: "},
+        {"MINDROOM_RTDEMO_LISTEN", "nowhere",
+         "mindroom-rtdemo: MINDROOM_RTDEMO_LISTEN: listen address \"nowhere\": expected HOST:PORT\n"},
+    };
+    char *out = NULL;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *saved = getenv(cases[i].var) ? strdup(getenv(cases[i].var)) : NULL;
+        setenv(cases[i].var, cases[i].value, 1);
+        int status = run(f, NULL, NULL, NULL, &out);
+        if (status != 2 || !strstr(out, cases[i].line))
+            fail_msg("%s=%s: exit %d, output:\n%s", cases[i].var, cases[i].value, status, out);
+        free(out);
+        if (saved)
+            setenv(cases[i].var, saved, 1);
+        else
+            unsetenv(cases[i].var);
+        free(saved);
+    }
+    /* The flag is named when the flag decided. */
+    assert_int_equal(run(f, "--listen", "nowhere", NULL, &out), 2);
+    assert_contains(out, "mindroom-rtdemo: --listen: listen address \"nowhere\": expected HOST:PORT\n");
+    free(out);
+    /* From the .env next to the config too. */
+    rt_write(f->dir, ".env", "MINDROOM_NAMESPACE=x\n");
+    assert_int_equal(run(f, NULL, NULL, NULL, &out), 2);
+    assert_contains(out, "mindroom-rtdemo: MINDROOM_NAMESPACE: ");
+    free(out);
+}
+
+static void test_broken_config_at_start_exit_2(void **state)
+{
+    fixture *f = *state;
+    rt_write(f->dir, "config.yaml", RT_CONFIG_BROKEN);
+    char *out = NULL;
+    char path[700];
+    snprintf(path, sizeof path, "%s/config.yaml", f->dir);
+    assert_int_equal(run(f, "-c", path, NULL, &out), 2);
+    char line[900];
+    snprintf(line, sizeof line, "%s:6:7: agents.d.romos: unknown key 'romos'", path);
+    assert_contains(out, line);
+    snprintf(line, sizeof line, "mindroom-rtdemo: --config: %s: 1 error", path);
+    assert_contains(out, line);
+    free(out);
+}
+
+static void test_failures_exit_1(void **state)
+{
+    fixture *f = *state;
+    char *out = NULL;
+    setenv("MR_RTDEMO_FAIL", "1", 1);
+    assert_int_equal(run(f, NULL, NULL, NULL, &out), 1);
+    assert_contains(out, "rtdemo: failing on purpose");
+    assert_contains(out, "mindroom-rtdemo stopped (exit status 1)");
+    free(out);
+    unsetenv("MR_RTDEMO_FAIL");
+
+    /* A store that does not answer is a failure, not a bad setting. */
+    int port = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
+    setenv("MINDROOM_STORE_URL", url, 1);
+    assert_int_equal(run(f, NULL, NULL, NULL, &out), 1);
+    assert_contains(out, "mindroom-rtdemo: MINDROOM_STORE_URL: ");
+    free(out);
+}
+
+typedef struct http_reply {
+    long status;
+    char body[4096];
+    size_t len;
+} http_reply;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+    http_reply *r = ctx;
+    size_t k = size * n;
+    size_t room = sizeof r->body - 1 - r->len;
+    memcpy(r->body + r->len, p, k < room ? k : room);
+    r->len += k < room ? k : room;
+    r->body[r->len] = '\0';
+    return k;
+}
+
+static http_reply http_get(int port, const char *path)
+{
+    http_reply r = {0};
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        fail_msg("GET %s: %s", url, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static void test_health_reload_stop(void **state)
+{
+    fixture *f = *state;
+    int port = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
+    char listen[64], not_ready[700];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(not_ready, sizeof not_ready, "%s/not-ready", f->dir);
+    setenv("MR_RTDEMO_NOT_READY", not_ready, 1);
+    pid_t pid = start(f, "--listen", listen, NULL);
+    wait_log(f, "config generation 0: 2 agents", 1);
+    wait_log(f, "health endpoints on 127.0.0.1:", 1);
+
+    http_reply r = http_get(port, "/healthz");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    r = http_get(port, "/readyz");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ready\"}");
+    rt_write(f->dir, "not-ready", "");
+    r = http_get(port, "/readyz");
+    assert_int_equal(r.status, 503);
+    assert_contains(r.body, "\"reason\":\"rtdemo: ");
+    assert_int_equal(unlink(not_ready), 0);
+    r = http_get(port, "/metrics");
+    assert_int_equal(r.status, 200);
+    assert_contains(r.body, "# TYPE rtdemo_loops_total counter\nrtdemo_loops_total ");
+    r = http_get(port, "/nope");
+    assert_int_equal(r.status, 404);
+
+    rt_write(f->dir, "config.yaml", RT_CONFIG_THREE);
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    wait_log(f, "config generation 1: 3 agents", 1);
+
+    rt_write(f->dir, "config.yaml", RT_CONFIG_BROKEN);
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    wait_log(f, "config reload failed, keeping the previous config", 1);
+    assert_int_equal(kill(pid, 0), 0);
+    assert_int_equal(http_get(port, "/healthz").status, 200);
+
+    /* Still serving, and the next good file is taken. */
+    rt_write(f->dir, "config.yaml", RT_CONFIG_TWO);
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    wait_log(f, "config generation 2: 2 agents", 1);
+    char *text = read_log(f);
+    assert_null(strstr(text, "config generation 2: 3"));
+    free(text);
+
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(wait_exit(pid), 0);
+    text = read_log(f);
+    assert_contains(text, "SIGTERM: stopping");
+    assert_contains(text, "mindroom-rtdemo stopped (exit status 0)");
+    free(text);
+}
+
+/* SIGINT stops as cleanly, with the listen address taken from the .env. */
+static void test_sigint_and_listen_from_dotenv(void **state)
+{
+    fixture *f = *state;
+    int port = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
+    char env[128];
+    snprintf(env, sizeof env, "MINDROOM_RTDEMO_LISTEN=127.0.0.1:%d\n", port);
+    rt_write(f->dir, ".env", env);
+    pid_t pid = start(f, NULL, NULL, NULL);
+    wait_log(f, "config generation 0: 2 agents", 1);
+    assert_int_equal(http_get(port, "/healthz").status, 200);
+    assert_int_equal(kill(pid, SIGINT), 0);
+    assert_int_equal(wait_exit(pid), 0);
+    char *text = read_log(f);
+    assert_contains(text, "SIGINT: stopping");
+    free(text);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_help_version_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_config_at_start_exit_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failures_exit_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
