@@ -32,6 +32,7 @@ void *cfg_calloc(cfg_ctx *ctx, size_t n, size_t size)
     return p;
 }
 
+static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *vformat(const char *fmt, va_list ap)
 {
     va_list copy;
@@ -46,6 +47,8 @@ static char *vformat(const char *fmt, va_list ap)
     return s;
 }
 
+static void diag_add(cfg_ctx *ctx, mr_diag_severity sev, int line, int col, const char *path,
+                     const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 static void diag_add(cfg_ctx *ctx, mr_diag_severity sev, int line, int col, const char *path,
                      const char *fmt, va_list ap)
 {

@@ -252,8 +252,10 @@ mr_code mr_config_find_path(char *out, size_t cap, bool must_exist, mr_err *err)
                           "no config.yaml found: looked in ./config.yaml%s%s (set MINDROOM_CONFIG_PATH or run "
                           "`mindroom config init`)",
                           have_home ? " and " : "", have_home ? home_path : "");
-    if (!put_path(out, cap, "config.yaml", ""))
-        return mr_err_set(err, MR_EINVAL, "no room for the config path in %zu bytes", cap);
+    /* Nothing yet: `config init` writes the per-user file, as the reference does. */
+    const char *fresh = have_home ? home_path : "config.yaml";
+    if (!put_path(out, cap, fresh, ""))
+        return mr_err_set(err, MR_EINVAL, "config path %s is longer than %zu bytes", fresh, cap ? cap - 1 : 0);
     return MR_OK;
 }
 

@@ -308,7 +308,7 @@ static void on_alias(builder *b, const yaml_event_t *ev)
         char path[CFG_PATH_MAX];
         child_path(b, path);
         n = new_node(b, CY_NULL, ev->start_mark);
-        if (!n)
+        if (!n || !(n->text = cfg_strdup(b->ctx, "")))
             return;
         cfg_diag(b->ctx, MR_DIAG_ERROR, n, path, "alias '*%s' has no anchor '&%s' before it", name, name);
     }

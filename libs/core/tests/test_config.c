@@ -471,6 +471,10 @@ static const bad_case bad_cases[] = {
       "config.yaml:2:56: models.default.context_window: expected a whole number, got a string"}},
     {"unknown_anchor", MODELS "agents:\n  code: {rooms: *shared}\n", 1,
      {"config.yaml:3:17: agents.code.rooms: alias '*shared' has no anchor '&shared' before it"}},
+    /* Found by fuzzing: an alias without an anchor used as a mapping key. */
+    {"unknown_anchor_as_key", "rooms:\n  *ev: {}\n", 2,
+     {"config.yaml:2:3: rooms: alias '*ev' has no anchor '&ev' before it",
+      "config.yaml:2:3: rooms[\"\"]: '' is not a valid room key: a room key is empty"}},
     {"unknown_top_key_hint", "agnets: {}\n", 1,
      {"config.yaml:1:1: agnets: unknown key 'agnets'; did you mean 'agents'?"}},
     {"unknown_top_key_no_hint", "plugins: []\n", 1,
@@ -858,7 +862,7 @@ static void test_find_path(void **state)
 
     char out[512];
     mr_err err = {0};
-    /* Nothing exists: not found, or ./config.yaml for `config init`. */
+    /* Nothing exists: not found, or ~/.mindroom/config.yaml for `config init`. */
     assert_int_equal(mr_config_find_path(out, sizeof out, true, &err), MR_ENOTFOUND);
     char want[600];
     snprintf(want, sizeof want,
@@ -866,11 +870,19 @@ static void test_find_path(void **state)
              "`mindroom config init`)",
              home_cfg);
     assert_string_equal(err.msg, want);
+    snprintf(want, sizeof want, "%s/config.yaml", home_cfg);
+    assert_int_equal(mr_config_find_path(out, sizeof out, false, &err), MR_OK);
+    assert_string_equal(out, want);
+    /* Without HOME, ./config.yaml. */
+    unsetenv("HOME");
     assert_int_equal(mr_config_find_path(out, sizeof out, false, &err), MR_OK);
     assert_string_equal(out, "config.yaml");
+    assert_int_equal(mr_config_find_path(out, sizeof out, true, &err), MR_ENOTFOUND);
+    assert_string_equal(err.msg, "no config.yaml found: looked in ./config.yaml (set MINDROOM_CONFIG_PATH or run "
+                                 "`mindroom config init`)");
+    setenv("HOME", home, 1);
 
     /* ~/.mindroom/config.yaml when only it exists. */
-    snprintf(want, sizeof want, "%s/config.yaml", home_cfg);
     write_file(want, "", 0);
     assert_int_equal(mr_config_find_path(out, sizeof out, true, &err), MR_OK);
     assert_string_equal(out, want);
