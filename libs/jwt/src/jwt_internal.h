@@ -1,0 +1,75 @@
+/* jwt_internal.h -- what the files of libs/jwt share and nobody else sees. */
+#ifndef MINDROOM_JWT_INTERNAL_H
+#define MINDROOM_JWT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <jwt.h>
+#include "mindroom/jwt.h"
+
+/* One usable key. algs is a bit set of (1u << jwt_alg_t). */
+typedef struct mr_jwt_key {
+    char *kid;
+    char *pem;
+    unsigned algs;
+    char algs_str[24];
+} mr_jwt_key;
+
+struct mr_jwt_keyset {
+    mr_jwt_key *keys;
+    size_t count;
+    char **skipped;
+    size_t nskipped;
+};
+
+struct mr_jwt_verifier {
+    char *jwks_url;
+    char *issuer;
+    char *audience;
+    char *email_claim;
+    char *user_id_claim;
+    char *matrix_user_id_claim;
+    long leeway_s;
+    long fetch_timeout_ms;
+    long cache_ttl_ms;
+    long refetch_floor_ms;
+    size_t max_token_bytes;
+    mr_jwt_fetch_fn fetch;
+    void *fetch_ctx;
+    mr_jwt_clock_fn clock;
+    void *clock_ctx;
+
+    /* The cache, under mu. One fetch at a time (fetching); others wait on fetched. */
+    pthread_mutex_t mu;
+    pthread_cond_t fetched;
+    mr_jwt_keyset *keys;  /* the last good set, NULL before one */
+    int64_t keys_at;      /* when it was fetched */
+    int64_t attempt_at;   /* when the last fetch started */
+    bool attempted;
+    bool fetching;
+    bool last_failed;
+    char last_error[MR_ERR_MSG_MAX];
+    uint64_t fetches;
+    uint64_t failures;
+};
+
+/* A copy of the key for kid (NULL: the only key of the set), fetching the set when the cache
+ * is empty or old, or when kid is not in it and the refetch floor allows. MR_EAUTH when no
+ * key matches, MR_EUNAVAIL when no set could be had. Free with mr_jwt_key_clear. */
+mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_key *out, mr_err *err);
+void mr_jwt_key_clear(mr_jwt_key *k);
+
+/* Base64url without padding (RFC 7515 section 2), strictly: another alphabet, '=' or a length
+ * of 1 mod 4 is MR_EINVAL. *out is malloc'd with a NUL after *out_len bytes. */
+mr_code mr_jwt_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len,
+                             mr_err *err);
+
+/* The algorithm named exactly `name` among those this library accepts (RS256/384/512,
+ * ES256/384); JWT_ALG_INVAL for any other, "none" and HMAC included. */
+jwt_alg_t mr_jwt_alg_lookup(const char *name);
+
+/* Copies s with every byte outside printable ASCII (and '"', '\\') replaced by '?', cut to
+ * cap - 1 bytes: for quoting untrusted values (kid, iss, aud) in messages. Returns out. */
+char *mr_jwt_quote(const char *s, char *out, size_t cap);
+
+#endif

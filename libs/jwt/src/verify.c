@@ -1,0 +1,289 @@
+/* verify.c -- one token: shape and header parsed here, the algorithm taken from the key,
+ * the signature checked by libjwt, the claims checked here. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+
+#include "jwt_internal.h"
+
+/* Seconds since the epoch beyond year 9999 are not a time anyone means. */
+#define TIME_MAX_S 253402300799.0
+
+__attribute__((format(printf, 2, 3)))
+static mr_code invalid(mr_err *err, const char *fmt, ...)
+{
+    char why[MR_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return mr_err_set(err, MR_EAUTH, "invalid JWT: %s", why);
+}
+
+/* The three base64url parts of a compact JWS, decoded. */
+typedef struct parts {
+    unsigned char *header;
+    size_t header_len;
+    unsigned char *payload;
+    size_t payload_len;
+    unsigned char *sig;
+    size_t sig_len;
+} parts;
+
+static void parts_free(parts *p)
+{
+    free(p->header);
+    free(p->payload);
+    free(p->sig);
+}
+
+static mr_code split(const char *token, size_t len, parts *p, mr_err *err)
+{
+    const char *dot1 = memchr(token, '.', len);
+    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token))) {
+        size_t dots = 0;
+        for (size_t i = 0; i < len; i++)
+            dots += token[i] == '.';
+        return invalid(err, "the token has %zu parts; a signed JWT has 3", dots + 1);
+    }
+    const char *start[3] = {token, dot1 + 1, dot2 + 1};
+    size_t n[3] = {(size_t)(dot1 - token), (size_t)(dot2 - dot1 - 1), len - (size_t)(dot2 + 1 - token)};
+    unsigned char **out[3] = {&p->header, &p->payload, &p->sig};
+    size_t *out_len[3] = {&p->header_len, &p->payload_len, &p->sig_len};
+    static const char *const names[3] = {"header", "payload", "signature"};
+    for (int i = 0; i < 3; i++) {
+        mr_err e = {0};
+        mr_code rc = mr_jwt_b64url_decode(start[i], n[i], out[i], out_len[i], &e);
+        if (rc == MR_ENOMEM)
+            return mr_err_set(err, rc, "%s", e.msg);
+        if (rc != MR_OK)
+            return invalid(err, "%s: %s", names[i], e.msg);
+    }
+    if (p->sig_len == 0)
+        return invalid(err, "the signature is empty");
+    return MR_OK;
+}
+
+/* A JSON object, rejecting duplicate names so that nobody reads a different value than we do. */
+static mr_code parse_object(const unsigned char *text, size_t len, const char *what, json_t **out, mr_err *err)
+{
+    json_error_t je;
+    *out = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*out)
+        return invalid(err, "%s is not JSON: %s", what, je.text);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return invalid(err, "%s is not a JSON object", what);
+    }
+    return MR_OK;
+}
+
+typedef struct header {
+    jwt_alg_t alg;
+    const char *alg_name;
+    const char *kid;
+} header;
+
+static mr_code check_header(json_t *h, header *out, mr_err *err)
+{
+    char q[64];
+    out->alg_name = json_string_value(json_object_get(h, "alg"));
+    if (!out->alg_name)
+        return invalid(err, "the header has no alg string");
+    out->alg = mr_jwt_alg_lookup(out->alg_name);
+    if (out->alg == JWT_ALG_INVAL)
+        return invalid(err, "alg \"%s\" is not accepted (RS256, RS384, RS512, ES256, ES384 are)",
+                       mr_jwt_quote(out->alg_name, q, sizeof q));
+    json_t *kid = json_object_get(h, "kid");
+    if (kid && !json_is_string(kid))
+        return invalid(err, "kid is not a string");
+    out->kid = json_string_value(kid);
+    json_t *typ = json_object_get(h, "typ");
+    if (typ && !(json_is_string(typ) && strcasecmp(json_string_value(typ), "JWT") == 0))
+        return invalid(err, "typ is not \"JWT\"");
+    /* RFC 7515 4.1.11: extensions marked critical must be understood, and we know none. */
+    if (json_object_get(h, "crit"))
+        return invalid(err, "the header has crit extensions");
+    return MR_OK;
+}
+
+/* Checks a NumericDate claim; *present tells whether it was there. */
+static mr_code time_claim(json_t *claims, const char *name, bool *present, double *value, mr_err *err)
+{
+    json_t *c = json_object_get(claims, name);
+    *present = c != NULL;
+    if (!c)
+        return MR_OK;
+    if (!json_is_number(c))
+        return invalid(err, "%s is not a number", name);
+    *value = json_number_value(c);
+    if (*value < 0 || *value > TIME_MAX_S)
+        return invalid(err, "%s %.0f is out of range", name, *value);
+    return MR_OK;
+}
+
+static mr_code check_times(const mr_jwt_verifier *v, json_t *claims, double *exp_out, mr_err *err)
+{
+    double now = (double)v->clock(v->clock_ctx) / 1000.0;
+    double leeway = (double)v->leeway_s;
+    double exp, nbf, iat;
+    bool has_exp, has_nbf, has_iat;
+    mr_code rc;
+    if ((rc = time_claim(claims, "exp", &has_exp, &exp, err)) != MR_OK ||
+        (rc = time_claim(claims, "nbf", &has_nbf, &nbf, err)) != MR_OK ||
+        (rc = time_claim(claims, "iat", &has_iat, &iat, err)) != MR_OK)
+        return rc;
+    if (!has_exp)
+        return invalid(err, "exp is missing");
+    if (exp <= now - leeway)
+        return invalid(err, "expired at %.0f, %.0f s ago (leeway %ld s)", exp, now - exp, v->leeway_s);
+    if (has_nbf && nbf > now + leeway)
+        return invalid(err, "not valid before %.0f, %.0f s from now (leeway %ld s)", nbf, nbf - now,
+                       v->leeway_s);
+    if (has_iat && iat > now + leeway)
+        return invalid(err, "issued at %.0f, %.0f s in the future (leeway %ld s)", iat, iat - now,
+                       v->leeway_s);
+    *exp_out = exp;
+    return MR_OK;
+}
+
+static bool audience_holds(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(aud, i, a) {
+        if (json_is_string(a) && strcmp(json_string_value(a), want) == 0)
+            return true;
+    }
+    return false;
+}
+
+static mr_code check_iss_aud(const mr_jwt_verifier *v, json_t *claims, mr_err *err)
+{
+    char q[96];
+    json_t *iss = json_object_get(claims, "iss");
+    if (!json_is_string(iss))
+        return invalid(err, "iss is missing or not a string");
+    if (strcmp(json_string_value(iss), v->issuer) != 0)
+        return invalid(err, "issuer \"%s\" is not the expected \"%s\"",
+                       mr_jwt_quote(json_string_value(iss), q, sizeof q), v->issuer);
+    json_t *aud = json_object_get(claims, "aud");
+    if (!json_is_string(aud) && !json_is_array(aud))
+        return invalid(err, "aud is missing or neither a string nor a list");
+    if (!audience_holds(aud, v->audience))
+        return invalid(err, "audience %s does not include \"%s\"",
+                       json_is_string(aud) ? mr_jwt_quote(json_string_value(aud), q, sizeof q) : "(a list)",
+                       v->audience);
+    return MR_OK;
+}
+
+/* A configured identity claim: a non-empty string, copied to *out. */
+static mr_code identity_claim(json_t *claims, const char *name, char **out, mr_err *err)
+{
+    if (!name)
+        return MR_OK;
+    char q[64];
+    const char *s = json_string_value(json_object_get(claims, name));
+    if (!s || !*s)
+        return invalid(err, "claim \"%s\" is missing, empty or not a string", mr_jwt_quote(name, q, sizeof q));
+    *out = strdup(s);
+    return *out ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory copying claim \"%s\"", name);
+}
+
+static mr_code fill_identity(const mr_jwt_verifier *v, json_t *claims, const header *h, const mr_jwt_key *key,
+                             double exp, mr_jwt_identity *id, mr_err *err)
+{
+    mr_code rc;
+    if ((rc = identity_claim(claims, v->email_claim, &id->email, err)) != MR_OK ||
+        (rc = identity_claim(claims, v->user_id_claim, &id->user_id, err)) != MR_OK ||
+        (rc = identity_claim(claims, v->matrix_user_id_claim, &id->matrix_user_id, err)) != MR_OK)
+        return rc;
+    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    id->subject = sub ? strdup(sub) : NULL;
+    id->kid = key->kid ? strdup(key->kid) : NULL;
+    if ((sub && !id->subject) || (key->kid && !id->kid))
+        return mr_err_set(err, MR_ENOMEM, "out of memory copying the JWT identity");
+    snprintf(id->alg, sizeof id->alg, "%s", h->alg_name);
+    id->exp = (int64_t)exp;
+    return MR_OK;
+}
+
+/* libjwt picks the algorithm from the token's header, so it is only asked once the header's
+ * alg is known to be the key's; and we still make sure that is the one it used. */
+static mr_code check_signature(const char *token, const header *h, const mr_jwt_key *key, mr_err *err)
+{
+    char q[80];
+    if (!(key->algs & (1u << h->alg)))
+        return invalid(err, "alg %s does not match key \"%s\", which allows %s", h->alg_name,
+                       key->kid ? mr_jwt_quote(key->kid, q, sizeof q) : "(no kid)", key->algs_str);
+    jwt_t *jwt = NULL;
+    int jrc = jwt_decode(&jwt, token, (const unsigned char *)key->pem, (int)strlen(key->pem));
+    jwt_alg_t used = jwt ? jwt_get_alg(jwt) : JWT_ALG_INVAL;
+    jwt_free(jwt);
+    if (jrc != 0)
+        return invalid(err, "the %s signature does not verify with key \"%s\"", h->alg_name,
+                       key->kid ? mr_jwt_quote(key->kid, q, sizeof q) : "(no kid)");
+    if (used != h->alg)
+        return invalid(err, "libjwt verified with %s, not %s", jwt_alg_str(used), h->alg_name);
+    return MR_OK;
+}
+
+mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, mr_err *err)
+{
+    mr_jwt_identity id = {0};
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!token || !*token)
+        return invalid(err, "the token is empty");
+    size_t len = strnlen(token, v->max_token_bytes + 1);
+    if (len > v->max_token_bytes)
+        return invalid(err, "the token is longer than %zu bytes", v->max_token_bytes);
+    parts p = {0};
+    json_t *hdr = NULL, *claims = NULL;
+    mr_jwt_key key = {0};
+    header h = {0};
+    double exp = 0;
+    mr_code rc;
+    if ((rc = split(token, len, &p, err)) != MR_OK ||
+        (rc = parse_object(p.header, p.header_len, "the header", &hdr, err)) != MR_OK ||
+        (rc = check_header(hdr, &h, err)) != MR_OK ||
+        (rc = parse_object(p.payload, p.payload_len, "the payload", &claims, err)) != MR_OK)
+        goto out;
+    rc = mr_jwt_verifier_key(v, h.kid, &key, err);
+    if (rc == MR_EAUTH)
+        mr_err_prefix(err, "invalid JWT");
+    if (rc != MR_OK || (rc = check_signature(token, &h, &key, err)) != MR_OK ||
+        (rc = check_times(v, claims, &exp, err)) != MR_OK || (rc = check_iss_aud(v, claims, err)) != MR_OK ||
+        (rc = fill_identity(v, claims, &h, &key, exp, &id, err)) != MR_OK)
+        goto out;
+    if (out) {
+        *out = id;
+        memset(&id, 0, sizeof id);
+    }
+out:
+    mr_jwt_identity_free(&id);
+    mr_jwt_key_clear(&key);
+    json_decref(claims);
+    json_decref(hdr);
+    parts_free(&p);
+    return rc;
+}
+
+void mr_jwt_identity_free(mr_jwt_identity *id)
+{
+    if (!id)
+        return;
+    free(id->email);
+    free(id->user_id);
+    free(id->matrix_user_id);
+    free(id->subject);
+    free(id->kid);
+    memset(id, 0, sizeof *id);
+}

@@ -1,0 +1,21 @@
+/* jwks_server.h -- a JWKS endpoint on loopback (libmicrohttpd) whose answer a test sets and
+ * whose requests it counts. Failures abort the test. */
+#ifndef MINDROOM_JWT_JWKS_SERVER_H
+#define MINDROOM_JWT_JWKS_SERVER_H
+
+typedef struct jwks_server jwks_server;
+
+/* Listens on 127.0.0.1 on a port the kernel picks; answers 503 until js_set. */
+jwks_server *js_start(void);
+/* Stops listening (requests then fail to connect); the URL stays as it was. */
+void js_stop(jwks_server *s);
+void js_free(jwks_server *s);
+
+/* What every GET answers from now on: status and body (copied). */
+void js_set(jwks_server *s, int status, const char *body);
+/* Holds each answer back this long, so that concurrent verifiers pile up behind one fetch. */
+void js_set_delay_ms(jwks_server *s, int ms);
+unsigned js_requests(jwks_server *s);
+const char *js_url(jwks_server *s); /* "http://127.0.0.1:<port>/jwks.json" */
+
+#endif
