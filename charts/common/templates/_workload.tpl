@@ -1,0 +1,179 @@
+{{/* _workload.tpl -- the Deployment, Service and ServiceAccount of one mindroom-<service> binary. */}}
+
+{{/* The service account pods run as: .Values.serviceAccount.name, else the fullname when the
+     chart creates it, else the namespace's "default". */}}
+{{- define "mindroom.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mindroom.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mindroom.serviceAccount" -}}
+{{- if .Values.serviceAccount.create }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "mindroom.serviceAccountName" . }}
+  labels:
+    {{- include "mindroom.labels" (dict "root" . "component" "serviceaccount") | nindent 4 }}
+  {{- with .Values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- /* The services do not call the Kubernetes API; no token unless someone asks for one. */}}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
+{{- end }}
+{{- end -}}
+
+{{/* The image of a component: svc.image.repository, else "[image.registry/]mindroom-<component>";
+     the tag from svc.image.tag, image.tag, then the chart's appVersion. */}}
+{{- define "mindroom.image" -}}
+{{- $img := .svc.image | default dict -}}
+{{- $repo := $img.repository | default (printf "mindroom-%s" .component) -}}
+{{- if and .root.Values.image.registry (not $img.repository) -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .root.Values.image.registry) $repo -}}
+{{- end -}}
+{{- printf "%s:%s" $repo (toString ($img.tag | default .root.Values.image.tag | default .root.Chart.AppVersion)) -}}
+{{- end -}}
+
+{{/* A Deployment running mindroom-<component>. Arguments, as a dict:
+     root       the chart's context ($)
+     component  the service's name as in its binary, e.g. "upstream-auth"
+     svc        the service's values: replicaCount, port, image, resources, extraEnv,
+                podAnnotations, nodeSelector, tolerations, affinity
+     env        the service's environment, a list of {name, value|valueFrom}
+     configMap  the ConfigMap holding config.yaml, or "" for a service without one
+     checksum   a digest of that configuration, so a change restarts the pods */}}
+{{- define "mindroom.deployment" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $sel := dict "root" $root "component" .component -}}
+{{- $args := list "--listen" (printf "0.0.0.0:%v" .svc.port) -}}
+{{- if .configMap -}}
+{{- $args = concat $args (list "--config" "/etc/mindroom/config.yaml") -}}
+{{- end -}}
+{{- $env := concat .env ($v.extraEnv | default list) (.svc.extraEnv | default list) -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "mindroom.componentName" $sel }}
+  labels:
+    {{- include "mindroom.labels" $sel | nindent 4 }}
+spec:
+  replicas: {{ .svc.replicaCount }}
+  selector:
+    matchLabels:
+      {{- include "mindroom.selectorLabels" $sel | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "mindroom.labels" $sel | nindent 8 }}
+      {{- if or .checksum .svc.podAnnotations $v.podAnnotations }}
+      annotations:
+        {{- with .checksum }}
+        checksum/config: {{ . }}
+        {{- end }}
+        {{- with merge (deepCopy (.svc.podAnnotations | default dict)) ($v.podAnnotations | default dict) }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- end }}
+    spec:
+      serviceAccountName: {{ include "mindroom.serviceAccountName" $root }}
+      automountServiceAccountToken: {{ $v.serviceAccount.automountToken }}
+      {{- with $v.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $v.podSecurityContext | nindent 8 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "mindroom.image" . | quote }}
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          command: [{{ printf "mindroom-%s" .component | quote }}]
+          args:
+            {{- toYaml $args | nindent 12 }}
+          ports:
+            - name: http
+              containerPort: {{ .svc.port }}
+              protocol: TCP
+          {{- with $env }}
+          env:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          envFrom:
+            - secretRef:
+                name: {{ include "mindroom.secretName" $root }}
+                optional: {{ $v.secrets.optional }}
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            {{- toYaml $v.probes.liveness | nindent 12 }}
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: http
+            {{- toYaml $v.probes.readiness | nindent 12 }}
+          resources:
+            {{- toYaml .svc.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $v.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            {{- if .configMap }}
+            - name: config
+              mountPath: /etc/mindroom
+              readOnly: true
+            {{- end }}
+            {{- /* The root filesystem is read-only; /tmp is the one writable place. */}}
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        {{- if .configMap }}
+        - name: config
+          configMap:
+            name: {{ .configMap }}
+        {{- end }}
+        - name: tmp
+          emptyDir:
+            sizeLimit: {{ $v.tmpSizeLimit }}
+      {{- with .svc.nodeSelector | default $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .svc.tolerations | default $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .svc.affinity | default $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
+
+{{/* A ClusterIP (or svc.service.type) Service in front of a component's "http" port:
+     (dict "root" $ "component" NAME "svc" VALUES). */}}
+{{- define "mindroom.service" -}}
+{{- $sel := dict "root" .root "component" .component -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "mindroom.componentName" $sel }}
+  labels:
+    {{- include "mindroom.labels" $sel | nindent 4 }}
+  {{- with .svc.service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  type: {{ .svc.service.type }}
+  selector:
+    {{- include "mindroom.selectorLabels" $sel | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ .svc.service.port }}
+      targetPort: http
+      protocol: TCP
+{{- end -}}

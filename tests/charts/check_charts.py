@@ -1,0 +1,485 @@
+"""check_charts.py -- checks charts/instance and charts/platform with the real Helm: lint --strict,
+rendered manifests, the MINDROOM_/INSTANCE_TRUSTED_UPSTREAM_* variables, render-time failures
+and the values schemas.
+
+Usage: check_charts.py --helm PATH --charts DIR [--mindroom PATH]
+Exits 77 (CTest's skip code) when helm is not installed; `make helm` installs it.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import manifests  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VALUES = os.path.join(HERE, "values")
+SKIP = 77
+
+# The variables the documented full trustedUpstreamAuth example must produce, written out
+# independently of the chart (from the Environment and Strict JWT Mode settings).
+SEED_TRUSTED_ENV = {
+    "AUTH_ENABLED": "true",
+    "USER_ID_HEADER": "X-MindRoom-User-Id",
+    "EMAIL_HEADER": "X-MindRoom-User-Email",
+    "MATRIX_USER_ID_HEADER": "X-MindRoom-Matrix-User-Id",
+    "EMAIL_TO_MATRIX_USER_ID_TEMPLATE": "@{localpart}:example.org",
+    "REQUIRE_JWT": "true",
+    "JWT_HEADER": "X-Trusted-Jwt",
+    "JWKS_URL": "https://gateway.example.com/.well-known/jwks.json",
+    "JWT_AUDIENCE": "mindroom-dashboard",
+    "JWT_ISSUER": "https://gateway.example.com",
+    "JWT_EMAIL_CLAIM": "email",
+    "JWT_USER_ID_CLAIM": "sub",
+    "JWT_MATRIX_USER_ID_CLAIM": "matrix_user_id",
+}
+
+STRICT_JWT = {"requireJwt": "true", "jwtHeader": "X-Trusted-Jwt",
+              "jwksUrl": "https://gateway.example.com/.well-known/jwks.json",
+              "jwtAudience": "mindroom-dashboard", "jwtIssuer": "https://gateway.example.com"}
+
+INSTANCE_SERVICES = ["gateway", "crypto", "authz", "agent", "upstream-auth"]
+
+HELM = None
+CHARTS = None
+MINDROOM = None
+HELM_ENV = None
+
+
+def helm(*args):
+    """Runs helm; returns (exit code, stdout, stderr without Helm's notes about symlinked
+    subcharts, which every chart here has on purpose)."""
+    r = subprocess.run([HELM, *args], capture_output=True, text=True, env=HELM_ENV, timeout=120)
+    err = "\n".join(l for l in r.stderr.splitlines() if "found symbolic link in path" not in l)
+    return r.returncode, r.stdout, err
+
+
+def nest(path, value):
+    """{"a.b": v} style path -> nested dict."""
+    out = value
+    for key in reversed(path.split(".")):
+        out = {key: out}
+    return out
+
+
+class ChartCase(unittest.TestCase):
+    """Helpers shared by the instance and platform checks."""
+    chart = None
+
+    def chart_dir(self):
+        return os.path.join(CHARTS, self.chart)
+
+    def values_file(self, values):
+        f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, dir=HELM_ENV["HELM_CACHE_HOME"])
+        yaml.safe_dump(values, f)
+        f.close()
+        return f.name
+
+    def template_args(self, values, files, release="rel"):
+        args = ["template", release, self.chart_dir(), "--namespace", "ns"]
+        for name in files:
+            args += ["-f", os.path.join(VALUES, name)]
+        if values is not None:
+            args += ["-f", self.values_file(values)]
+        return args
+
+    def render(self, values=None, files=(), external_config_maps=(), release="rel"):
+        """Renders the chart, checks every object structurally, returns the parsed objects."""
+        code, out, err = helm(*self.template_args(values, files, release))
+        self.assertEqual(code, 0, f"helm template failed: {err}")
+        docs = [d for d in yaml.safe_load_all(out) if d]
+        problems = manifests.validate(docs, external_config_maps)
+        self.assertEqual(problems, [], "rendered manifests are malformed")
+        return docs
+
+    def render_fails(self, values, message):
+        """Rendering must fail, and Helm's error must carry message."""
+        code, out, err = helm(*self.template_args(values, ()))
+        self.assertNotEqual(code, 0, f"rendering succeeded, expected: {message}\n{out}")
+        self.assertIn(message, err)
+        return err
+
+    def lint(self, files=()):
+        args = ["lint", "--strict", self.chart_dir()]
+        for name in files:
+            args += ["-f", os.path.join(VALUES, name)]
+        code, out, err = helm(*args)
+        self.assertEqual(code, 0, f"helm lint --strict failed:\n{out}\n{err}")
+        self.assertIn("1 chart(s) linted, 0 chart(s) failed", out)
+        self.assertNotIn("[WARNING]", out)
+        self.assertNotIn("[ERROR]", out)
+
+    @staticmethod
+    def objects(docs, kind):
+        return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+    @staticmethod
+    def container(deployment):
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        assert len(containers) == 1, containers
+        return containers[0]
+
+    @classmethod
+    def env(cls, deployment):
+        return {e["name"]: e["value"] for e in cls.container(deployment).get("env", [])}
+
+    @staticmethod
+    def with_prefix(env, prefix):
+        return {k[len(prefix):]: v for k, v in env.items() if k.startswith(prefix)}
+
+    def check_workload(self, dep, component, binary_args):
+        """The parts every mindroom-<service> Deployment shares."""
+        c = self.container(dep)
+        pod = dep["spec"]["template"]["spec"]
+        self.assertEqual(c["name"], component)
+        self.assertEqual(c["image"], f"mindroom-{component}:0.1.0")
+        self.assertEqual(c["command"], [f"mindroom-{component}"])
+        self.assertEqual(c["args"], ["--listen", "0.0.0.0:8080", *binary_args])
+        self.assertEqual(c["ports"], [{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+        self.assertEqual(c["livenessProbe"]["httpGet"], {"path": "/healthz", "port": "http"})
+        self.assertEqual(c["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "http"})
+        self.assertEqual(c["envFrom"], [{"secretRef": {"name": f"rel-mindroom-{self.chart}-secrets",
+                                                       "optional": False}}])
+        self.assertEqual(c["securityContext"], {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                                                "readOnlyRootFilesystem": True,
+                                                "capabilities": {"drop": ["ALL"]}})
+        self.assertEqual(pod["securityContext"]["runAsNonRoot"], True)
+        self.assertEqual(pod["securityContext"]["runAsUser"], 10001)
+        self.assertEqual(pod["automountServiceAccountToken"], False)
+        self.assertEqual(pod["serviceAccountName"], f"rel-mindroom-{self.chart}")
+        self.assertIn({"name": "tmp", "mountPath": "/tmp"}, c["volumeMounts"])
+        self.assertEqual(dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"], component)
+        self.assertIn("requests", c["resources"])
+        self.assertIn("memory", c["resources"]["limits"])
+
+    def check_trusted_failures(self, path, values_at):
+        """The render-time failures of one trustedUpstreamAuth block at path; values_at(map)
+        nests a trustedUpstreamAuth map where the chart reads it."""
+        self.render_fails(values_at({"emailToMatrixUserIdTemplate": "@{localpart}:example.org"}),
+                          f"{path}.emailToMatrixUserIdTemplate is set without {path}.emailHeader: "
+                          "the Matrix localpart is derived from the trusted email header")
+        for bad in ["@alice:example.org", "@{localpart}{localpart}:example.org", "@{LOCALPART}:example.org"]:
+            self.render_fails(values_at({"emailHeader": "X-Email", "emailToMatrixUserIdTemplate": bad}),
+                              f"{path}.emailToMatrixUserIdTemplate must contain exactly one "
+                              f"{{localpart}} placeholder, got \"{bad}\"")
+        self.render_fails(values_at({"enabled": "true"}),
+                          f"{path}.userIdHeader is required when {path}.enabled is true")
+        self.render_fails(values_at({"enabled": True}),
+                          f"{path}.userIdHeader is required when {path}.enabled is true")
+        for missing in ["jwtHeader", "jwksUrl", "jwtAudience", "jwtIssuer"]:
+            strict = dict(STRICT_JWT)
+            del strict[missing]
+            self.render_fails(values_at(strict), f"{path}.requireJwt is true, so {path}.{missing} must be set too")
+        self.render_fails(values_at({"requireJwt": True}),
+                          f"{path}.requireJwt is true, so {path}.jwtHeader, {path}.jwksUrl, "
+                          f"{path}.jwtAudience, {path}.jwtIssuer must be set too")
+        # The same settings with requireJwt off, and a complete strict set, render.
+        off = dict(STRICT_JWT, requireJwt="false")
+        del off["jwksUrl"]
+        self.render(values_at(off))
+        self.render(values_at(dict(STRICT_JWT)))
+
+    def check_schema_rejects(self, values, message):
+        err = self.render_fails(values, "values don't meet the specifications of the schema")
+        self.assertIn(message, err)
+
+
+class InstanceChart(ChartCase):
+    chart = "instance"
+
+    def upstream_auth(self, docs):
+        return self.objects(docs, "Deployment")["rel-mindroom-instance-upstream-auth"]
+
+    def test_lint_strict_default_values(self):
+        self.lint()
+
+    def test_lint_strict_full_trusted_upstream_example(self):
+        self.lint(["instance-trusted-full.yaml"])
+
+    def test_default_render_has_exactly_the_instance_objects(self):
+        docs = self.render()
+        got = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+        want = sorted([("ServiceAccount", "rel-mindroom-instance"),
+                       ("ConfigMap", "rel-mindroom-instance-config"),
+                       ("Service", "rel-mindroom-instance-upstream-auth")] +
+                      [("Deployment", f"rel-mindroom-instance-{s}") for s in INSTANCE_SERVICES])
+        self.assertEqual(got, want)
+        self.assertNotIn("Secret", {d["kind"] for d in docs})
+
+    def test_each_service_runs_its_binary_with_probes_and_hardening(self):
+        deps = self.objects(self.render(), "Deployment")
+        for s in INSTANCE_SERVICES:
+            with self.subTest(service=s):
+                dep = deps[f"rel-mindroom-instance-{s}"]
+                self.check_workload(dep, s, ["--config", "/etc/mindroom/config.yaml"])
+                c = self.container(dep)
+                self.assertIn({"name": "config", "mountPath": "/etc/mindroom", "readOnly": True}, c["volumeMounts"])
+                vols = dep["spec"]["template"]["spec"]["volumes"]
+                self.assertIn({"name": "config", "configMap": {"name": "rel-mindroom-instance-config"}}, vols)
+
+    def test_longest_release_name_gives_distinct_valid_names(self):
+        release = "r" * 53  # Helm's limit
+        deps = self.objects(self.render(release=release), "Deployment")
+        self.assertEqual(len(deps), 5)
+        for s in INSTANCE_SERVICES:
+            self.assertEqual(len([n for n in deps if n.endswith("-" + s) and len(n) <= 63]), 1, s)
+
+    def test_upstream_auth_service_targets_its_pods(self):
+        docs = self.render()
+        svc = self.objects(docs, "Service")["rel-mindroom-instance-upstream-auth"]
+        self.assertEqual(svc["spec"]["type"], "ClusterIP")
+        self.assertEqual(svc["spec"]["ports"], [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}])
+        pod_labels = self.upstream_auth(docs)["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(svc["spec"]["selector"], {k: pod_labels[k] for k in svc["spec"]["selector"]})
+        self.assertEqual(svc["spec"]["selector"]["app.kubernetes.io/component"], "upstream-auth")
+
+    def test_configmap_holds_config_values_as_config_yaml(self):
+        with open(os.path.join(self.chart_dir(), "values.yaml")) as f:
+            defaults = yaml.safe_load(f)["config"]
+        cm = self.objects(self.render(), "ConfigMap")["rel-mindroom-instance-config"]
+        self.assertEqual(list(cm["data"]), ["config.yaml"])
+        self.assertEqual(yaml.safe_load(cm["data"]["config.yaml"]), defaults)
+        custom = {"models": {"m": {"provider": "ollama", "id": "qwen3:8b"}},
+                  "agents": {"a": {"display_name": "A", "model": "m", "rooms": ["r"]}}}
+        cm = self.objects(self.render({"config": custom}), "ConfigMap")["rel-mindroom-instance-config"]
+        # Helm merges a values file into the defaults, so the custom keys sit beside them.
+        got = yaml.safe_load(cm["data"]["config.yaml"])
+        self.assertEqual(got["models"]["m"], {"provider": "ollama", "id": "qwen3:8b"})
+        self.assertEqual(got["agents"]["a"], {"display_name": "A", "model": "m", "rooms": ["r"]})
+
+    def test_default_config_passes_mindroom_config_validate(self):
+        if not MINDROOM:
+            self.skipTest("no mindroom binary given (--mindroom)")
+        cm = self.objects(self.render(), "ConfigMap")["rel-mindroom-instance-config"]
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "config.yaml")
+            with open(path, "w") as f:
+                f.write(cm["data"]["config.yaml"])
+            r = subprocess.run([MINDROOM, "config", "validate", path], capture_output=True, text=True,
+                               timeout=60, env={"PATH": os.environ.get("PATH", ""), "HOME": d})
+            self.assertEqual(r.returncode, 0, f"mindroom config validate:\n{r.stdout}\n{r.stderr}")
+            self.assertIn("valid", r.stdout)
+
+    def test_config_change_changes_pod_checksum(self):
+        def checksums(values):
+            deps = self.objects(self.render(values), "Deployment")
+            return {d["spec"]["template"]["metadata"]["annotations"]["checksum/config"] for d in deps.values()}
+        a = checksums(None)
+        b = checksums({"config": {"router": {"model": "other"}}})
+        self.assertEqual(len(a), 1)
+        self.assertEqual(len(b), 1)
+        self.assertNotEqual(a, b)
+
+    def test_existing_configmap_replaces_the_rendered_one(self):
+        docs = self.render({"existingConfigMap": "my-config"}, external_config_maps=["my-config"])
+        self.assertEqual(self.objects(docs, "ConfigMap"), {})
+        for dep in self.objects(docs, "Deployment").values():
+            vols = dep["spec"]["template"]["spec"]["volumes"]
+            self.assertIn({"name": "config", "configMap": {"name": "my-config"}}, vols)
+            self.assertNotIn("checksum/config", dep["spec"]["template"]["metadata"].get("annotations", {}))
+
+    def test_default_trusted_upstream_is_off_and_only_on_upstream_auth(self):
+        deps = self.objects(self.render(), "Deployment")
+        for name, dep in deps.items():
+            trusted = self.with_prefix(self.env(dep), "MINDROOM_TRUSTED_UPSTREAM_")
+            if name.endswith("-upstream-auth"):
+                self.assertEqual(trusted, {"AUTH_ENABLED": "false", "REQUIRE_JWT": "false"})
+            else:
+                self.assertEqual(trusted, {}, name)
+
+    def test_full_trusted_upstream_example_renders_the_documented_variables(self):
+        docs = self.render(files=["instance-trusted-full.yaml"])
+        env = self.env(self.upstream_auth(docs))
+        self.assertEqual(self.with_prefix(env, "MINDROOM_TRUSTED_UPSTREAM_"), SEED_TRUSTED_ENV)
+        self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"), {})
+
+    def test_trusted_upstream_booleans_and_header_only_mode(self):
+        values = {"trustedUpstreamAuth": {"enabled": True, "userIdHeader": "X-User",
+                                          "emailHeader": "X-Email",
+                                          "emailToMatrixUserIdTemplate": "@{localpart}:example.org"}}
+        env = self.env(self.upstream_auth(self.render(values)))
+        self.assertEqual(self.with_prefix(env, "MINDROOM_TRUSTED_UPSTREAM_"),
+                         {"AUTH_ENABLED": "true", "REQUIRE_JWT": "false", "USER_ID_HEADER": "X-User",
+                          "EMAIL_HEADER": "X-Email",
+                          "EMAIL_TO_MATRIX_USER_ID_TEMPLATE": "@{localpart}:example.org"})
+
+    def test_trusted_upstream_render_failures(self):
+        self.check_trusted_failures("trustedUpstreamAuth", lambda t: {"trustedUpstreamAuth": t})
+
+    def test_trusted_upstream_checked_even_with_upstream_auth_disabled(self):
+        self.render_fails({"services": {"upstreamAuth": {"enabled": False}},
+                           "trustedUpstreamAuth": {"requireJwt": "true"}},
+                          "trustedUpstreamAuth.requireJwt is true, so trustedUpstreamAuth.jwtHeader")
+
+    def test_bus_and_store_urls_reach_every_service(self):
+        for dep in self.objects(self.render(), "Deployment").values():
+            self.assertNotIn("MINDROOM_BUS_URL", self.env(dep))
+            self.assertNotIn("MINDROOM_STORE_URL", self.env(dep))
+        values = {"bus": {"url": "kafka://kafka-0:9092,kafka-1:9092"}, "store": {"url": "redis://redis:6379/0"},
+                  "matrix": {"homeserver": "https://matrix.example.org", "serverName": "example.org"}}
+        deps = self.objects(self.render(values), "Deployment")
+        self.assertEqual(len(deps), 5)
+        for dep in deps.values():
+            env = self.env(dep)
+            self.assertEqual(env["MINDROOM_BUS_URL"], "kafka://kafka-0:9092,kafka-1:9092")
+            self.assertEqual(env["MINDROOM_STORE_URL"], "redis://redis:6379/0")
+            self.assertEqual(env["MATRIX_HOMESERVER"], "https://matrix.example.org")
+            self.assertEqual(env["MATRIX_SERVER_NAME"], "example.org")
+
+    def test_images_secret_and_extra_env_overrides(self):
+        values = {"image": {"registry": "registry.example.org/mr/", "tag": "1.2.3"},
+                  "secrets": {"existingSecret": "alice-secrets"},
+                  "extraEnv": [{"name": "MINDROOM_LOG_LEVEL", "value": "debug"}],
+                  "services": {"agent": {"image": {"repository": "custom/agent", "tag": "dev"},
+                                         "replicaCount": 3,
+                                         "extraEnv": [{"name": "OPENAI_BASE_URL", "value": "http://stub:8000"}]}}}
+        deps = self.objects(self.render(values), "Deployment")
+        self.assertEqual(self.container(deps["rel-mindroom-instance-gateway"])["image"],
+                         "registry.example.org/mr/mindroom-gateway:1.2.3")
+        agent = deps["rel-mindroom-instance-agent"]
+        self.assertEqual(self.container(agent)["image"], "custom/agent:dev")
+        self.assertEqual(agent["spec"]["replicas"], 3)
+        self.assertEqual(self.env(agent)["OPENAI_BASE_URL"], "http://stub:8000")
+        self.assertNotIn("OPENAI_BASE_URL", self.env(deps["rel-mindroom-instance-gateway"]))
+        for dep in deps.values():
+            self.assertEqual(self.env(dep)["MINDROOM_LOG_LEVEL"], "debug")
+            self.assertEqual(self.container(dep)["envFrom"][0]["secretRef"]["name"], "alice-secrets")
+
+    def test_disabled_services_render_nothing(self):
+        values = {"services": {"agent": {"enabled": False}, "upstreamAuth": {"enabled": False}}}
+        docs = self.render(values)
+        self.assertEqual(sorted(self.objects(docs, "Deployment")),
+                         [f"rel-mindroom-instance-{s}" for s in ["authz", "crypto", "gateway"]])
+        self.assertEqual(self.objects(docs, "Service"), {})
+
+    def test_schema_rejects_bad_values(self):
+        self.check_schema_rejects({"trustedUpstreamAuth": {"requireJwt": "yes"}},
+                                  "trustedUpstreamAuth.requireJwt must be one of the following")
+        self.check_schema_rejects({"trustedUpstreamAuth": {"jwksURL": "https://x"}},
+                                  "Additional property jwksURL is not allowed")
+        self.check_schema_rejects({"bus": {"url": "amqp://rabbit"}}, "bus.url: Does not match pattern")
+        self.check_schema_rejects({"services": {"gateway": {"port": 70000}}}, "services.gateway.port")
+        self.check_schema_rejects({"extraEnv": [{"name": "X", "value": 1}]}, "Invalid type. Expected: string")
+
+
+class PlatformChart(ChartCase):
+    chart = "platform"
+    DEPLOYMENT = "rel-mindroom-platform-provisioning"
+
+    def test_lint_strict_default_values(self):
+        self.lint()
+
+    def test_lint_strict_full_trusted_upstream_example(self):
+        self.lint(["platform-trusted-full.yaml"])
+
+    def test_default_render_has_provisioning_deployment_and_service(self):
+        docs = self.render()
+        got = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+        self.assertEqual(got, [("Deployment", self.DEPLOYMENT), ("Service", self.DEPLOYMENT),
+                               ("ServiceAccount", "rel-mindroom-platform")])
+        dep = self.objects(docs, "Deployment")[self.DEPLOYMENT]
+        self.check_workload(dep, "provisioning", [])
+        svc = self.objects(docs, "Service")[self.DEPLOYMENT]
+        self.assertEqual(svc["spec"]["selector"]["app.kubernetes.io/component"], "provisioning")
+        self.assertEqual(svc["spec"]["ports"][0]["targetPort"], "http")
+
+    def test_full_example_renders_instance_variables_on_the_provisioner(self):
+        docs = self.render(files=["platform-trusted-full.yaml"])
+        env = self.env(self.objects(docs, "Deployment")[self.DEPLOYMENT])
+        self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"), SEED_TRUSTED_ENV)
+        self.assertEqual(self.with_prefix(env, "MINDROOM_TRUSTED_UPSTREAM_"), {})
+
+    def test_default_instance_variables_are_off(self):
+        env = self.env(self.objects(self.render(), "Deployment")[self.DEPLOYMENT])
+        self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"),
+                         {"AUTH_ENABLED": "false", "REQUIRE_JWT": "false"})
+        self.assertNotIn("MINDROOM_STORE_URL", env)
+
+    def test_trusted_upstream_render_failures(self):
+        self.check_trusted_failures("provisioner.trustedUpstreamAuth",
+                                    lambda t: nest("provisioner.trustedUpstreamAuth", t))
+
+    def test_store_url_and_service_toggle(self):
+        docs = self.render({"store": {"url": "redis://redis:6379/1"},
+                            "provisioner": {"service": {"enabled": False}}})
+        self.assertEqual(self.env(self.objects(docs, "Deployment")[self.DEPLOYMENT])["MINDROOM_STORE_URL"],
+                         "redis://redis:6379/1")
+        self.assertEqual(self.objects(docs, "Service"), {})
+
+    def test_schema_rejects_bad_values(self):
+        self.check_schema_rejects(nest("provisioner.trustedUpstreamAuth", {"enabled": "on"}),
+                                  "provisioner.trustedUpstreamAuth.enabled must be one of the following")
+        self.check_schema_rejects({"provisioner": {"replicas": 2}}, "Additional property replicas is not allowed")
+
+
+class SharedDefinitions(unittest.TestCase):
+    def test_both_schemas_share_the_same_definitions(self):
+        """The charts' schemas repeat the shared definitions (Helm resolves no $ref across
+        charts); they must stay identical."""
+        schemas = {}
+        for chart in ("instance", "platform"):
+            with open(os.path.join(CHARTS, chart, "values.schema.json")) as f:
+                schemas[chart] = json.load(f)
+        self.assertEqual(schemas["instance"]["definitions"], schemas["platform"]["definitions"])
+        self.assertIn("trustedUpstreamAuth", schemas["instance"]["definitions"])
+
+    def test_validator_catches_broken_manifests(self):
+        """The structural checks must be able to fail."""
+        dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+               "spec": {"selector": {"matchLabels": {"a": "b"}},
+                        "template": {"metadata": {"labels": {"a": "c"}},
+                                     "spec": {"containers": [{"name": "x", "image": "i",
+                                                              "env": [{"name": "E", "value": True}],
+                                                              "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]}}}}
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "Bad_Name"},
+               "spec": {"selector": {"a": "z"}, "ports": [{"port": 80}]}}
+        problems = manifests.validate([dep, svc, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}])
+        joined = "\n".join(problems)
+        for want in ["does not select the pod template's labels", "env E value True is not a string",
+                     "volumeMount 'v' has no volume", "metadata.name 'Bad_Name' is not a valid Service name",
+                     "matches no rendered Deployment", "Secret/s: unexpected kind"]:
+            self.assertIn(want, joined)
+
+
+def main():
+    global HELM, CHARTS, MINDROOM, HELM_ENV
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--helm", required=True)
+    ap.add_argument("--charts", required=True)
+    ap.add_argument("--mindroom")
+    args, rest = ap.parse_known_args()
+    HELM = args.helm if os.access(args.helm, os.X_OK) else shutil.which("helm")
+    if not HELM:
+        print(f"SKIP: helm is not installed (not at {args.helm} nor on PATH); run `make helm`")
+        return SKIP
+    CHARTS = os.path.abspath(args.charts)
+    if args.mindroom:
+        if not os.access(args.mindroom, os.X_OK):
+            print(f"--mindroom {args.mindroom} is not an executable (build the mindroom target)")
+            return 1
+        MINDROOM = args.mindroom
+    with tempfile.TemporaryDirectory() as home:
+        # Helm's cache, config and data under a scratch directory: the checks leave ~ alone.
+        HELM_ENV = dict(os.environ, HELM_CACHE_HOME=os.path.join(home, "cache"),
+                        HELM_CONFIG_HOME=os.path.join(home, "config"),
+                        HELM_DATA_HOME=os.path.join(home, "data"))
+        os.makedirs(HELM_ENV["HELM_CACHE_HOME"])
+        version = subprocess.run([HELM, "version", "--short"], capture_output=True, text=True, env=HELM_ENV)
+        print(f"helm {version.stdout.strip()} at {HELM}")
+        result = unittest.main(argv=[sys.argv[0], *rest], exit=False, verbosity=2).result
+        failed = len(result.failures) + len(result.errors)
+        print(f"{result.testsRun - failed - len(result.skipped)} passed, {failed} failed, "
+              f"{len(result.skipped)} skipped")
+        return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
