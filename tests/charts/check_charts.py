@@ -156,6 +156,11 @@ class ChartCase(unittest.TestCase):
         self.assertEqual(pod["automountServiceAccountToken"], False)
         self.assertEqual(pod["serviceAccountName"], f"rel-mindroom-{self.chart}")
         self.assertIn({"name": "tmp", "mountPath": "/tmp"}, c["volumeMounts"])
+        self.assertIn({"name": "data", "mountPath": "/var/lib/mindroom"}, c["volumeMounts"])
+        self.assertIn({"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}, pod["volumes"])
+        env = self.env(dep)
+        self.assertEqual([env.get(k) for k in ("MINDROOM_STORAGE_PATH", "LOG_LEVEL", "LOG_FORMAT")],
+                         ["/var/lib/mindroom", "info", "json"])
         self.assertEqual(dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"], component)
         self.assertIn("requests", c["resources"])
         self.assertIn("memory", c["resources"]["limits"])
@@ -402,16 +407,27 @@ class PlatformChart(ChartCase):
         self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"),
                          {"AUTH_ENABLED": "false", "REQUIRE_JWT": "false"})
         self.assertNotIn("MINDROOM_STORE_URL", env)
+        self.assertNotIn("MINDROOM_BUS_URL", env)
 
     def test_trusted_upstream_render_failures(self):
         self.check_trusted_failures("provisioner.trustedUpstreamAuth",
                                     lambda t: nest("provisioner.trustedUpstreamAuth", t))
 
-    def test_store_url_and_service_toggle(self):
-        docs = self.render({"store": {"url": "redis://redis:6379/1"},
+    def test_storage_claim_and_log_settings(self):
+        docs = self.render({"storage": {"existingClaim": "prov-data"}, "log": {"level": "debug", "format": "human"}})
+        dep = self.objects(docs, "Deployment")[self.DEPLOYMENT]
+        self.assertIn({"name": "data", "persistentVolumeClaim": {"claimName": "prov-data"}},
+                      dep["spec"]["template"]["spec"]["volumes"])
+        env = self.env(dep)
+        self.assertEqual((env["LOG_LEVEL"], env["LOG_FORMAT"]), ("debug", "human"))
+        self.check_schema_rejects({"log": {"level": "verbose"}}, "log.level must be one of the following")
+
+    def test_bus_and_store_urls_and_service_toggle(self):
+        docs = self.render({"bus": {"url": "redis://redis:6379/2"}, "store": {"url": "redis://redis:6379/1"},
                             "provisioner": {"service": {"enabled": False}}})
-        self.assertEqual(self.env(self.objects(docs, "Deployment")[self.DEPLOYMENT])["MINDROOM_STORE_URL"],
-                         "redis://redis:6379/1")
+        env = self.env(self.objects(docs, "Deployment")[self.DEPLOYMENT])
+        self.assertEqual((env["MINDROOM_BUS_URL"], env["MINDROOM_STORE_URL"]),
+                         ("redis://redis:6379/2", "redis://redis:6379/1"))
         self.assertEqual(self.objects(docs, "Service"), {})
 
     def test_schema_rejects_bad_values(self):

@@ -54,7 +54,13 @@ automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
 {{- if .configMap -}}
 {{- $args = concat $args (list "--config" "/etc/mindroom/config.yaml") -}}
 {{- end -}}
-{{- $env := concat .env ($v.extraEnv | default list) (.svc.extraEnv | default list) -}}
+{{- /* The runtime keeps its storage directory beside the config unless told; that is the
+       read-only ConfigMap mount here. */ -}}
+{{- $runtime := include "mindroom.env" (list
+      (list "MINDROOM_STORAGE_PATH" "/var/lib/mindroom")
+      (list "LOG_LEVEL" $v.log.level)
+      (list "LOG_FORMAT" $v.log.format)) | fromYamlArray -}}
+{{- $env := concat $runtime .env ($v.extraEnv | default list) (.svc.extraEnv | default list) -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -127,7 +133,9 @@ spec:
               mountPath: /etc/mindroom
               readOnly: true
             {{- end }}
-            {{- /* The root filesystem is read-only; /tmp is the one writable place. */}}
+            {{- /* The root filesystem is read-only; these two are the writable places. */}}
+            - name: data
+              mountPath: /var/lib/mindroom
             - name: tmp
               mountPath: /tmp
       volumes:
@@ -136,6 +144,14 @@ spec:
           configMap:
             name: {{ .configMap }}
         {{- end }}
+        - name: data
+          {{- if $v.storage.existingClaim }}
+          persistentVolumeClaim:
+            claimName: {{ $v.storage.existingClaim }}
+          {{- else }}
+          emptyDir:
+            sizeLimit: {{ $v.storage.sizeLimit }}
+          {{- end }}
         - name: tmp
           emptyDir:
             sizeLimit: {{ $v.tmpSizeLimit }}
