@@ -1,0 +1,161 @@
+/* main.c -- the `mindroom` command: finds the command named on the command line and runs it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct cli_group {
+    const char *name;
+    const char *summary;
+} cli_group;
+
+typedef struct cli_command {
+    const char *group;
+    const char *name;
+    const char *args;    /* shown after the command name in help */
+    const char *summary;
+    mr_cli_cmd_fn run;
+} cli_command;
+
+static const cli_group groups[] = {
+    {"config", "Create and check config.yaml"},
+};
+
+/* The only commands that exist; every help text is generated from this table. */
+static const cli_command commands[] = {
+    {"config", "init", "[options]", "Write a starter config.yaml and .env", mr_cli_config_init},
+    {"config", "validate", "[PATH]", "Check config.yaml; report every problem with file:line",
+     mr_cli_config_validate},
+};
+
+#define N_GROUPS (sizeof groups / sizeof groups[0])
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static bool is_help_flag(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+static void print_command_list(FILE *out, const char *group)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (group && strcmp(commands[i].group, group) != 0)
+            continue;
+        char usage[64];
+        snprintf(usage, sizeof usage, "%s %s %s", commands[i].group, commands[i].name, commands[i].args);
+        fprintf(out, "  %-28s %s\n", usage, commands[i].summary);
+    }
+}
+
+static void print_top_help(FILE *out)
+{
+    fputs("Usage: mindroom <command> [options]\n"
+          "       mindroom --help | --version\n"
+          "\n"
+          "MindRoom runs AI agents as Matrix users.\n"
+          "\n"
+          "Commands:\n",
+          out);
+    print_command_list(out, NULL);
+    fprintf(out, "  %-28s %s\n", "help [COMMAND]", "Show help for mindroom or for one command");
+    fputs("\n"
+          "Options:\n"
+          "  -h, --help    Show this help and exit\n"
+          "      --version Print the version and exit\n"
+          "\n"
+          "Run 'mindroom <command> --help' for a command's options.\n"
+          "\n"
+          "The configuration is looked up at $MINDROOM_CONFIG_PATH, then ./config.yaml, then\n"
+          "~/.mindroom/config.yaml; .env sits next to it. Settings resolve as command-line flag,\n"
+          "then process environment, then .env, then the default.\n"
+          "\n",
+          out);
+    fputs(mr_cli_exit_codes_help, out);
+}
+
+static int group_help(const cli_group *g)
+{
+    printf("Usage: mindroom %s <command> [options]\n\n%s.\n\nCommands:\n", g->name, g->summary);
+    print_command_list(stdout, g->name);
+    printf("\nRun 'mindroom %s <command> --help' for a command's options.\n\n", g->name);
+    fputs(mr_cli_exit_codes_help, stdout);
+    return MR_CLI_EXIT_OK;
+}
+
+static const cli_group *find_group(const char *name)
+{
+    for (size_t i = 0; i < N_GROUPS; i++)
+        if (strcmp(groups[i].name, name) == 0)
+            return &groups[i];
+    return NULL;
+}
+
+static const cli_command *find_command(const char *group, const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].group, group) == 0 && strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* argv[0] is a group name ("config"); the rest is the command and its arguments. */
+static int run_group(const cli_group *g, int argc, char **argv)
+{
+    if (argc < 2)
+        return mr_cli_usage_error(g->name, "missing command");
+    if (is_help_flag(argv[1]))
+        return group_help(g);
+    if (argv[1][0] == '-')
+        return mr_cli_usage_error(g->name, "unknown option '%s'", argv[1]);
+    const cli_command *c = find_command(g->name, argv[1]);
+    if (!c)
+        return mr_cli_usage_error(g->name, "unknown command '%s'", argv[1]);
+    /* Each process runs one command; start getopt from scratch for it. */
+    optind = 0;
+    opterr = 0;
+    return c->run(argc - 1, argv + 1);
+}
+
+/* `mindroom help [GROUP [COMMAND]]` shows what the same words with --help would. */
+static int run_help(int argc, char **argv)
+{
+    if (argc < 2 || is_help_flag(argv[1])) {
+        print_top_help(stdout);
+        return MR_CLI_EXIT_OK;
+    }
+    const cli_group *g = find_group(argv[1]);
+    if (!g)
+        return mr_cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    if (argc < 3)
+        return group_help(g);
+    if (argc > 3)
+        return mr_cli_usage_error(NULL, "unexpected argument '%s' after 'help %s %s'", argv[3],
+                                  argv[1], argv[2]);
+    char help_flag[] = "--help";
+    char *group_argv[] = {argv[1], argv[2], help_flag, NULL};
+    return run_group(g, 3, group_argv);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_top_help(stderr);
+        return MR_CLI_EXIT_USAGE;
+    }
+    const char *first = argv[1];
+    if (is_help_flag(first))
+        return run_help(1, argv + 1);
+    if (strcmp(first, "--version") == 0) {
+        printf("mindroom %s\n", MR_VERSION);
+        return MR_CLI_EXIT_OK;
+    }
+    if (first[0] == '-')
+        return mr_cli_usage_error(NULL, "unknown option '%s'", first);
+    if (strcmp(first, "help") == 0)
+        return run_help(argc - 1, argv + 1);
+    const cli_group *g = find_group(first);
+    if (!g)
+        return mr_cli_usage_error(NULL, "unknown command '%s'", first);
+    return run_group(g, argc - 1, argv + 1);
+}

@@ -1,0 +1,201 @@
+/* test_cli.c -- the `mindroom` command's dispatch: help texts, --version, exit codes and the
+ * one-line usage errors, run as a real process. */
+#include "cli_harness.h"
+
+static void test_no_arguments_prints_usage_and_exits_2(void **state)
+{
+    cli_run r = run_cli_env(*state, NULL, (const char *const[]){NULL});
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.out, "");
+    assert_true(starts_with(r.err, "Usage: mindroom <command> [options]\n"));
+    cli_run_free(&r);
+}
+
+static void test_help_lists_only_existing_commands_and_exit_codes(void **state)
+{
+    cli_run r = run_cli(*state, "--help");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    assert_true(starts_with(r.out, "Usage: mindroom <command> [options]\n"));
+    assert_non_null(strstr(r.out, "\n  config init [options]"));
+    assert_non_null(strstr(r.out, "\n  config validate [PATH]"));
+    assert_non_null(strstr(r.out, "\n  help [COMMAND]"));
+    assert_non_null(strstr(r.out, "--version"));
+    /* Commands that are not built yet must not be offered. */
+    assert_null(strstr(r.out, "connect"));
+    assert_null(strstr(r.out, "doctor"));
+    assert_null(strstr(r.out, "mindroom run"));
+    assert_non_null(strstr(r.out, "Exit codes:\n"
+                                  "  0  success\n"
+                                  "  1  the operation failed (validation errors, refused overwrite, I/O error)\n"
+                                  "  2  bad usage (unknown command or option, bad option value)\n"));
+    cli_run_free(&r);
+}
+
+static void test_help_spellings_print_the_same_text(void **state)
+{
+    cli_run a = run_cli(*state, "--help");
+    cli_run b = run_cli(*state, "-h");
+    cli_run c = run_cli(*state, "help");
+    assert_int_equal(b.status, 0);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(a.out, b.out);
+    assert_string_equal(a.out, c.out);
+    cli_run_free(&a);
+    cli_run_free(&b);
+    cli_run_free(&c);
+}
+
+static void test_version(void **state)
+{
+    cli_run r = run_cli(*state, "--version");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "mindroom " MR_VERSION "\n");
+    assert_string_equal(r.err, "");
+    cli_run_free(&r);
+}
+
+static void test_unknown_command_exits_2_with_one_line(void **state)
+{
+    expect_run(*state, 2, "mindroom: unknown command 'frobnicate'; try 'mindroom --help'\n",
+               (const char *const[]){"frobnicate", NULL});
+    expect_run(*state, 2, "mindroom: unknown command 'frobnicate'; try 'mindroom --help'\n",
+               (const char *const[]){"help", "frobnicate", NULL});
+}
+
+static void test_unknown_top_level_flag_exits_2(void **state)
+{
+    expect_run(*state, 2, "mindroom: unknown option '--bogus'; try 'mindroom --help'\n",
+               (const char *const[]){"--bogus", NULL});
+    expect_run(*state, 2, "mindroom: unknown option '-x'; try 'mindroom --help'\n",
+               (const char *const[]){"-x", NULL});
+}
+
+static void test_config_group_help(void **state)
+{
+    cli_run a = run_cli(*state, "config", "--help");
+    assert_int_equal(a.status, 0);
+    assert_true(starts_with(a.out, "Usage: mindroom config <command> [options]\n"));
+    assert_non_null(strstr(a.out, "\n  config init [options]"));
+    assert_non_null(strstr(a.out, "\n  config validate [PATH]"));
+    assert_non_null(strstr(a.out, "Exit codes:"));
+    cli_run b = run_cli(*state, "config", "-h");
+    cli_run c = run_cli(*state, "help", "config");
+    assert_int_equal(b.status, 0);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(a.out, b.out);
+    assert_string_equal(a.out, c.out);
+    cli_run_free(&a);
+    cli_run_free(&b);
+    cli_run_free(&c);
+}
+
+static void test_config_group_usage_errors(void **state)
+{
+    expect_run(*state, 2, "mindroom config: missing command; try 'mindroom config --help'\n",
+               (const char *const[]){"config", NULL});
+    expect_run(*state, 2, "mindroom config: unknown command 'frob'; try 'mindroom config --help'\n",
+               (const char *const[]){"config", "frob", NULL});
+    expect_run(*state, 2, "mindroom config: unknown option '--frob'; try 'mindroom config --help'\n",
+               (const char *const[]){"config", "--frob", NULL});
+    expect_run(*state, 2, "mindroom config: unknown command 'frob'; try 'mindroom config --help'\n",
+               (const char *const[]){"help", "config", "frob", NULL});
+}
+
+static void check_subcommand_help(void **state, const char *name, const char *usage)
+{
+    cli_run a = run_cli(*state, "config", name, "--help");
+    cli_run b = run_cli(*state, "config", name, "-h");
+    cli_run c = run_cli(*state, "help", "config", name);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(a.err, "");
+    assert_true(starts_with(a.out, usage));
+    assert_non_null(strstr(a.out, "Exit codes:\n"));
+    assert_string_equal(a.out, b.out);
+    assert_string_equal(a.out, c.out);
+    cli_run_free(&a);
+    cli_run_free(&b);
+    cli_run_free(&c);
+}
+
+static void test_config_init_help(void **state)
+{
+    check_subcommand_help(state, "init", "Usage: mindroom config init [options]\n");
+    cli_run r = run_cli(*state, "config", "init", "--help");
+    const char *flags[] = {"--path PATH", "--force", "--matrix-server", "mindroom.chat", "self-hosted",
+                           "--provider NAME", "--profile public", "--print",
+                           "anthropic (claude)", "llama.cpp (llama-cpp|llama_cpp)",
+                           "azure (azure_openai|azure-openai)", "openrouter", "ollama"};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        if (!strstr(r.out, flags[i]))
+            fail_msg("config init --help lacks '%s'", flags[i]);
+    }
+    cli_run_free(&r);
+    /* --help wins over everything else and writes nothing. */
+    struct stat st;
+    assert_int_not_equal(stat(sb_path(*state, ".mindroom"), &st), 0);
+}
+
+static void test_config_validate_help(void **state)
+{
+    check_subcommand_help(state, "validate", "Usage: mindroom config validate [PATH]\n");
+}
+
+static void test_config_init_usage_errors(void **state)
+{
+    static const struct {
+        const char *args[4];
+        const char *err;
+    } cases[] = {
+        {{"--bogus"}, "mindroom config init: unknown option '--bogus'; try 'mindroom config init --help'\n"},
+        {{"--bogus=1"}, "mindroom config init: unknown option '--bogus'; try 'mindroom config init --help'\n"},
+        {{"-x"}, "mindroom config init: unknown option '-x'; try 'mindroom config init --help'\n"},
+        {{"--path"}, "mindroom config init: option '--path' needs a value; try 'mindroom config init --help'\n"},
+        {{"-p"}, "mindroom config init: option '-p' needs a value; try 'mindroom config init --help'\n"},
+        {{"--force=yes"}, "mindroom config init: option '--force' takes no value; try 'mindroom config init --help'\n"},
+        {{"extra"}, "mindroom config init: unexpected argument 'extra'; try 'mindroom config init --help'\n"},
+        {{"--matrix-server", "matrix.org"},
+         "mindroom config init: unknown --matrix-server 'matrix.org'; accepted: mindroom.chat, self-hosted; "
+         "try 'mindroom config init --help'\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *args[8] = {"config", "init"};
+        for (size_t k = 0; cases[i].args[k]; k++)
+            args[2 + k] = cases[i].args[k];
+        expect_run(*state, 2, cases[i].err, args);
+    }
+    /* A usage error writes nothing. */
+    struct stat st;
+    assert_int_not_equal(stat(sb_path(*state, ".mindroom"), &st), 0);
+}
+
+static void test_config_validate_usage_errors(void **state)
+{
+    expect_run(*state, 2,
+               "mindroom config validate: unknown option '--strict'; try 'mindroom config validate --help'\n",
+               (const char *const[]){"config", "validate", "--strict", NULL});
+    expect_run(*state, 2,
+               "mindroom config validate: unexpected argument 'b.yaml'; try 'mindroom config validate --help'\n",
+               (const char *const[]){"config", "validate", "a.yaml", "b.yaml", NULL});
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_arguments_prints_usage_and_exits_2, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_help_lists_only_existing_commands_and_exit_codes, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_help_spellings_print_the_same_text, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_version, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_command_exits_2_with_one_line, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_top_level_flag_exits_2, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_config_group_help, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_config_group_usage_errors, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_config_init_help, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_config_validate_help, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_config_init_usage_errors, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_config_validate_usage_errors, sandbox_setup, sandbox_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
