@@ -54,6 +54,8 @@ int mr_cli_getopt(int argc, char **argv, const char *shortopts, const struct opt
     return MR_CLI_GETOPT_USAGE;
 }
 
+static void print_prefixed(const char *cmd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void print_prefixed(const char *cmd, const char *fmt, va_list ap)
 {
     fprintf(stderr, "mindroom%s%s: ", cmd ? " " : "", cmd ? cmd : "");

@@ -74,7 +74,11 @@ static int parse_args(int argc, char **argv, init_opts *o)
     int c;
     while ((c = mr_cli_getopt(argc, argv, "p:fh", long_options, CMD)) != -1) {
         switch (c) {
-        case 'p': o->path = optarg; break;
+        case 'p':
+            if (!*optarg)
+                return mr_cli_usage_error(CMD, "option '--path' needs a non-empty value");
+            o->path = optarg;
+            break;
         case 'f': o->force = true; break;
         case OPT_PRINT: o->print = true; break;
         case 'h': return print_help();
@@ -164,6 +168,7 @@ static mr_code generate_api_key(char out[API_KEY_CHARS + 1], mr_err *err)
             out[o++] = alphabet[(v >> (18 - 6 * k)) & 0x3f];
     }
     out[o] = '\0';
+    explicit_bzero(raw, sizeof raw);
     return MR_OK;
 }
 
@@ -186,9 +191,9 @@ static mr_code write_new_env(const init_opts *o, const char *dir, const char *en
         return mr_err_set(err, MR_ENOMEM, "building %s", env_path);
     rc = mr_fs_write_atomic(env_path, text, strlen(text), 0600, false, err);
     /* The text holds the API key: wipe it before it goes back to the allocator. */
-    memset(text, 0, strlen(text));
+    explicit_bzero(text, strlen(text));
     free(text);
-    memset(api_key, 0, sizeof api_key);
+    explicit_bzero(api_key, sizeof api_key);
     return rc;
 }
 

@@ -135,7 +135,7 @@ int mr_cli_config_validate(int argc, char **argv)
     mr_err err = {0};
     char path[PATH_MAX];
     if (mr_cli_config_path(optind < argc ? argv[optind] : NULL, true, path, sizeof path, &err) != MR_OK)
-        return mr_cli_fail(CMD, "%s; create one with 'mindroom config init'", err.msg);
+        return mr_cli_fail(CMD, "%s", err.msg);
 
     mr_config *cfg = NULL;
     mr_config_diags diags = {0};

@@ -155,6 +155,7 @@ static void test_config_init_usage_errors(void **state)
         {{"--path"}, "mindroom config init: option '--path' needs a value; try 'mindroom config init --help'\n"},
         {{"-p"}, "mindroom config init: option '-p' needs a value; try 'mindroom config init --help'\n"},
         {{"--force=yes"}, "mindroom config init: option '--force' takes no value; try 'mindroom config init --help'\n"},
+        {{"--path", ""}, "mindroom config init: option '--path' needs a non-empty value; try 'mindroom config init --help'\n"},
         {{"extra"}, "mindroom config init: unexpected argument 'extra'; try 'mindroom config init --help'\n"},
         {{"--matrix-server", "matrix.org"},
          "mindroom config init: unknown --matrix-server 'matrix.org'; accepted: mindroom.chat, self-hosted; "

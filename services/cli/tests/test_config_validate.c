@@ -147,7 +147,9 @@ static void test_no_config_anywhere_points_at_init(void **state)
     cli_run r = run_cli(*state, "config", "validate");
     assert_int_equal(r.status, 1);
     assert_true(starts_with(r.err, "mindroom config validate: "));
-    assert_non_null(strstr(r.err, "create one with 'mindroom config init'\n"));
+    assert_non_null(strstr(r.err, "mindroom config init"));
+    assert_int_equal(count_of(r.err, "\n"), 1);
+    assert_string_equal(r.out, "");
     cli_run_free(&r);
 }
 
