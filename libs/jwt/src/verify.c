@@ -131,7 +131,7 @@ static mr_code check_times(const mr_jwt_verifier *v, json_t *claims, double *exp
 {
     double now = (double)v->clock(v->clock_ctx) / 1000.0;
     double leeway = (double)v->leeway_s;
-    double exp, nbf, iat;
+    double exp = 0, nbf = 0, iat = 0;
     bool has_exp, has_nbf, has_iat;
     mr_code rc;
     if ((rc = time_claim(claims, "exp", &has_exp, &exp, err)) != MR_OK ||

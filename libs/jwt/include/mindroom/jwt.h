@@ -102,10 +102,10 @@ typedef struct mr_jwt_identity {
     int64_t exp;          /* seconds since the epoch */
 } mr_jwt_identity;
 
-/* Verifies a compact JWS (header.payload.signature): size, shape, key by kid (a token without
- * kid only when the set holds exactly one key), the header's alg against the key's, the
- * signature, then exp (required), nbf and iat (optional) with the leeway, iss, aud and the
- * required claims. A kid missing from the cache prompts a refetch, at most one per
+/* Verifies a compact JWS (header.payload.signature): size, shape (strict base64url, JSON
+ * without duplicate members, typ "JWT" if any, no crit), key by kid (a token without kid only
+ * when the set holds exactly one key), the header's alg against the key's, the signature, then
+ * exp (required), nbf and iat (optional) with the leeway, iss, aud and the required claims. A kid missing from the cache prompts a refetch, at most one per
  * refetch_floor_ms. On success fills *out (which may be NULL to only check). */
 mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, mr_err *err);
 void mr_jwt_identity_free(mr_jwt_identity *id);

@@ -1,0 +1,34 @@
+#!/bin/sh
+# run.sh -- JWT verifications/s (RS256, ES256) beside `openssl speed` verify/s on the same machine.
+# Usage: bench/jwt/run.sh [SECONDS]   (BUILD=dir to reuse a build tree; default build-bench)
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD:-$root/build-bench}
+secs=${1:-2}
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$build" --target bench_jwt -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-jwt-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+"$build/bench/jwt/bench_jwt" "$secs" >"$tmp/jwt.csv"
+openssl speed -seconds "$secs" rsa2048 ecdsap256 2>/dev/null >"$tmp/speed.txt"
+# The last column of these lines is verify/s.
+rsa=$(awk '/^rsa 2048 bits/ { print $NF }' "$tmp/speed.txt")
+ec=$(awk '/ecdsa \(nistp256\)/ { print $NF }' "$tmp/speed.txt")
+
+echo "verifications per second, one thread, ${secs} s each"
+printf '%-6s %14s %14s %14s %14s %10s\n' alg openssl-speed pem-read libjwt-alone mr_jwt_verify vs-openssl
+for alg in RS256 ES256; do
+    base=$rsa
+    [ "$alg" = ES256 ] && base=$ec
+    ours=$(awk -F, -v a="$alg" '$1 == a { print $2 }' "$tmp/jwt.csv")
+    bare=$(awk -F, -v a="$alg" '$1 == a { print $3 }' "$tmp/jwt.csv")
+    pem=$(awk -F, -v a="$alg" '$1 == a { print $4 }' "$tmp/jwt.csv")
+    ratio=$(awk -v a="$ours" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
+    printf '%-6s %14.0f %14.0f %14.0f %14.0f %10s\n' "$alg" "$base" "$pem" "$bare" "$ours" "$ratio"
+done
+echo "(openssl-speed: raw signature verify; pem-read: PEM_read_bio_PUBKEY of the key, which libjwt"
+echo " does on every call; libjwt-alone: jwt_decode with the PEM; mr_jwt_verify: header, key lookup,"
+echo " libjwt, claims)"
