@@ -1,0 +1,257 @@
+/* authz_service.c -- the consume, decide, publish loop of mindroom-authz (see authz_service.h). */
+#include "authz_service.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz_internal.h"
+#include "mindroom/authz.h"
+
+#define COMPONENT "authz"
+#define IN_TOPIC "matrix.cleartext"
+#define OUT_TOPIC "agent.turns"
+#define GROUP "authz"
+#define MARKER_TTL_MS (7L * 24 * 3600 * 1000)
+#define FLUSH_TIMEOUT_MS 30000
+#define POLL_TIMEOUT_MS 500
+#define POLL_BATCH 64
+#define METRIC "mindroom_authz_messages_total"
+
+typedef struct authz_service {
+    const mr_runtime *rt;
+    mr_authz *az;            /* the rules in force, compiled from az_cfg */
+    mr_config *az_cfg;
+    unsigned long az_gen;    /* the config generation last looked at (built or not) */
+    atomic_bool subscribed;  /* for /readyz */
+} authz_service;
+
+static void count(const authz_service *svc, const char *outcome)
+{
+    const char *labels[] = {"outcome", outcome, NULL};
+    mr_http_metrics_inc(svc->rt->metrics, METRIC, labels, 1);
+}
+
+/* Recompiles the rules when the config changed. A config that loads but does not compile keeps
+ * the previous rules: authorization never falls open, and never stops. */
+static void refresh_rules(authz_service *svc)
+{
+    unsigned long gen = 0;
+    mr_config *cfg = mr_runtime_config(svc->rt, &gen);
+    if (svc->az && gen == svc->az_gen) {
+        mr_config_release(cfg);
+        return;
+    }
+    mr_authz *fresh = NULL;
+    mr_err err = {0};
+    const mr_runtime_settings *s = &svc->rt->settings;
+    if (mr_authz_new(cfg, s->server_name, s->ns, &fresh, &err) != MR_OK) {
+        mr_log_error(COMPONENT, "config generation %lu: %s; keeping the previous rules", gen, err.msg);
+        mr_config_release(cfg);
+    } else {
+        mr_authz_free(svc->az);
+        mr_config_release(svc->az_cfg);
+        svc->az = fresh;
+        svc->az_cfg = cfg;
+        mr_log_info(COMPONENT, "rules built from config generation %lu", gen);
+    }
+    svc->az_gen = gen;
+}
+
+/* The entities whose reply permissions allow the sender: router, agents, teams. */
+static size_t allowed_entities(const authz_service *svc, const turn_event *ev, room_members *members,
+                               const char **out)
+{
+    const mr_config *cfg = svc->az_cfg;
+    mr_authz_reply_query q = {.sender = ev->sender, .original_sender = ev->original_sender,
+                              .is_member = room_state_is_member, .member_ctx = members};
+    size_t n = 0, total = 1 + cfg->n_agents + cfg->n_teams;
+    for (size_t i = 0; i < total; i++) {
+        q.entity = i == 0 ? "router"
+                   : i <= cfg->n_agents ? cfg->agents[i - 1].name
+                                        : cfg->teams[i - 1 - cfg->n_agents].name;
+        mr_authz_decision d;
+        if (mr_authz_check_reply(svc->az, &q, &d))
+            out[n++] = q.entity;
+    }
+    return n;
+}
+
+static void log_denied(const turn_event *ev, const mr_authz_decision *d)
+{
+    char reason[512];
+    mr_authz_describe(d, reason, sizeof reason);
+    const char *fields[] = {"event_id", ev->event_id, "room_id", ev->room_id, "sender", ev->sender,
+                            "account", ev->account, "step", mr_authz_step_name(d->step), "reason", reason,
+                            NULL};
+    mr_log_write(MR_LOG_INFO, COMPONENT, fields, "message denied: no turn");
+}
+
+/* Publishes the turn and waits until the bus holds it. */
+static mr_code publish_turn(authz_service *svc, const turn_event *ev, const room_ids *ids,
+                            const mr_authz_decision *room, mr_err *err)
+{
+    const char **names = calloc(1 + svc->az_cfg->n_agents + svc->az_cfg->n_teams, sizeof *names);
+    if (!names)
+        return mr_err_set(err, MR_ENOMEM, "out of memory deciding %s", ev->event_id);
+    room_members members = {.store = svc->rt->store, .server_name = svc->rt->settings.server_name,
+                            .ns = svc->rt->settings.ns};
+    turn_fields f = {.room_key = ids->key, .sender = room->canonical,
+                     .relay = mr_authz_is_internal(svc->az, ev->sender), .entities = names};
+    f.n_entities = allowed_entities(svc, ev, &members, names);
+    mr_code rc = members.rc;
+    if (rc != MR_OK) {
+        /* Deciding without the membership facts could leave out an entity for good. */
+        *err = members.err;
+        mr_err_prefix(err, "reading room members for %s", ev->event_id);
+    }
+    char *turn = rc == MR_OK ? turn_build(ev, &f) : NULL;
+    if (rc == MR_OK && !turn)
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory writing the turn of %s", ev->event_id);
+    if (rc == MR_OK)
+        rc = mr_bus_publish(svc->rt->bus, OUT_TOPIC, ev->room_id, turn, strlen(turn), err);
+    if (rc == MR_OK)
+        rc = mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err);
+    if (rc == MR_OK) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", f.n_entities);
+        const char *fields[] = {"event_id", ev->event_id, "room_id", ev->room_id, "allowed", n, NULL};
+        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "turn published");
+    }
+    free(turn);
+    free(names);
+    return rc;
+}
+
+static mr_code decide(authz_service *svc, const turn_event *ev, mr_err *err)
+{
+    mr_store *store = svc->rt->store;
+    char marker[MR_ID_MAX + 16];
+    snprintf(marker, sizeof marker, "turn:%s", ev->event_id);
+    char *seen = NULL;
+    size_t len = 0;
+    mr_code rc = mr_store_get(store, marker, &seen, &len, err);
+    free(seen);
+    if (rc == MR_OK) {
+        const char *fields[] = {"event_id", ev->event_id, "account", ev->account, NULL};
+        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "already decided");
+        count(svc, "duplicate");
+        return MR_OK;
+    }
+    if (rc != MR_ENOTFOUND)
+        return rc;
+
+    refresh_rules(svc);
+    room_ids ids;
+    rc = room_state_lookup(store, ev->room_id, &ids, err);
+    if (rc != MR_OK)
+        return rc;
+    mr_authz_room room = {.room_id = ev->room_id, .alias = ids.alias, .room_key = ids.key};
+    mr_authz_decision d;
+    const char *outcome = "turn";
+    if (mr_authz_check_room(svc->az, ev->sender, &room, &d))
+        rc = publish_turn(svc, ev, &ids, &d, err);
+    else {
+        outcome = "denied";
+        log_denied(ev, &d);
+    }
+    room_ids_free(&ids);
+    if (rc != MR_OK)
+        return rc;
+    /* Only now, with the turn on the bus, is the event done: a crash before this line replays it
+     * and publishes the turn again (the agent's claim absorbs that), where marking it first could
+     * lose the turn for good. */
+    bool won = false;
+    mr_err merr = {0};
+    if (mr_store_set_nx(store, marker, outcome, strlen(outcome), MARKER_TTL_MS, &won, &merr) != MR_OK)
+        mr_log_warn(COMPONENT, "marking %s decided: %s (a copy of it may give a second turn)", ev->event_id,
+                    merr.msg);
+    count(svc, outcome);
+    return MR_OK;
+}
+
+static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    authz_service *svc = ctx;
+    turn_event ev;
+    mr_err perr = {0};
+    if (turn_event_parse(m->value, m->len, &ev, &perr) != MR_OK) {
+        const char *fields[] = {"topic", m->topic, "id", m->id, "reason", perr.msg, NULL};
+        mr_log_write(MR_LOG_WARN, COMPONENT, fields, "dropping a message that is not a cleartext_event");
+        count(svc, "malformed");
+        return MR_OK;
+    }
+    const char *skip = turn_event_skip_reason(&ev);
+    mr_code rc = MR_OK;
+    if (skip) {
+        const char *fields[] = {"event_id", ev.event_id, "type", ev.type, "reason", skip, NULL};
+        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "skipped");
+        count(svc, "skipped");
+    } else {
+        rc = decide(svc, &ev, err);
+    }
+    turn_event_free(&ev);
+    return rc;
+}
+
+static bool ready(void *ctx, char *why, size_t cap)
+{
+    const authz_service *svc = ctx;
+    if (atomic_load(&svc->subscribed))
+        return true;
+    snprintf(why, cap, "authz: not yet consuming %s", IN_TOPIC);
+    return false;
+}
+
+/* Polls until the runtime stops. Failures are logged and retried: the bus reconnects, and a
+ * message whose handling failed comes again. */
+static void consume(authz_service *svc)
+{
+    const mr_runtime *rt = svc->rt;
+    static const char *const topics[] = {IN_TOPIC};
+    mr_bus_consumer *c = NULL;
+    mr_err err = {0};
+    while (!mr_runtime_stopping(rt)) {
+        if (!c && mr_bus_subscribe(rt->bus, GROUP, topics, 1, &c, &err) != MR_OK) {
+            mr_log_warn(COMPONENT, "subscribing to %s: %s", IN_TOPIC, err.msg);
+            mr_runtime_sleep(rt, 1000);
+            continue;
+        }
+        size_t handled = 0;
+        mr_code rc = mr_bus_poll(c, POLL_TIMEOUT_MS, POLL_BATCH, on_message, svc, &handled, &err);
+        if (rc == MR_OK) {
+            atomic_store(&svc->subscribed, true);
+            continue;
+        }
+        mr_log_warn(COMPONENT, "%s", err.msg);
+        /* A poll that timed out on the backend already waited; a failed handler did not. */
+        if (rc != MR_EUNAVAIL)
+            mr_runtime_sleep(rt, 200);
+    }
+    mr_bus_consumer_close(c);
+}
+
+int mr_authz_serve(const mr_runtime *rt)
+{
+    authz_service svc = {.rt = rt};
+    atomic_init(&svc.subscribed, false);
+    mr_err err = {0};
+    if (mr_http_metrics_counter(rt->metrics, METRIC,
+                                "Messages of matrix.cleartext by outcome: turn, denied, duplicate, skipped, malformed",
+                                &err) != MR_OK ||
+        mr_runtime_add_check(rt, ready, &svc, &err) != MR_OK) {
+        mr_log_error(COMPONENT, "%s", err.msg);
+        return 1;
+    }
+    refresh_rules(&svc);
+    int status = 1;
+    if (svc.az) {
+        consume(&svc);
+        status = 0;
+    }
+    mr_runtime_remove_check(rt, ready, &svc);
+    mr_authz_free(svc.az);
+    mr_config_release(svc.az_cfg);
+    return status;
+}

@@ -1,0 +1,262 @@
+/* test_turn.c -- reading cleartext events, which become turns, the turn's JSON, room state lookups. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "authz_internal.h"
+#include "peers.h"
+
+#define EVENT(extra_event, extra_content)                                                           \
+    "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@mindroom_router:example.org\","          \
+    "\"room_id\":\"!abc:example.org\",\"encrypted\":false,\"event\":{\"event_id\":\"$ev1:example.org\"," \
+    "\"sender\":\"@alice:example.org\",\"type\":\"m.room.message\",\"origin_server_ts\":1764000000000" \
+    extra_event ",\"content\":{\"msgtype\":\"m.text\",\"body\":\"hello\"" extra_content "}}}"
+
+static void parse_ok(const char *text, turn_event *ev)
+{
+    mr_err err = {0};
+    if (turn_event_parse(text, strlen(text), ev, &err) != MR_OK)
+        fail_msg("%s: %s", text, err.msg);
+}
+
+static void test_parse_fields(void **state)
+{
+    (void)state;
+    turn_event ev;
+    parse_ok(EVENT("", ",\"m.relates_to\":{\"rel_type\":\"m.thread\",\"event_id\":\"$root:example.org\"},"
+                       "\"com.mindroom.original_sender\":\"@bob:example.org\""),
+             &ev);
+    assert_string_equal(ev.account, "@mindroom_router:example.org");
+    assert_string_equal(ev.room_id, "!abc:example.org");
+    assert_string_equal(ev.event_id, "$ev1:example.org");
+    assert_string_equal(ev.sender, "@alice:example.org");
+    assert_string_equal(ev.type, "m.room.message");
+    assert_false(ev.encrypted);
+    assert_false(ev.is_state);
+    assert_string_equal(ev.rel_type, "m.thread");
+    assert_string_equal(ev.thread_root, "$root:example.org");
+    assert_string_equal(ev.original_sender, "@bob:example.org");
+    assert_null(turn_event_skip_reason(&ev));
+    turn_event_free(&ev);
+
+    /* A thread relation without a usable root, and an original sender that is no user ID. */
+    parse_ok(EVENT("", ",\"m.relates_to\":{\"rel_type\":\"m.thread\",\"event_id\":\"root\"},"
+                       "\"com.mindroom.original_sender\":\"bob\""),
+             &ev);
+    assert_null(ev.thread_root);
+    assert_null(ev.original_sender);
+    turn_event_free(&ev);
+}
+
+static void test_parse_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *message;
+    } cases[] = {
+        {"[]", "not a JSON object"},
+        {"{\"v\":2}", "v: expected 1"},
+        {"{\"v\":1,\"type\":\"turn\"}", "type: expected cleartext_event, got \"turn\""},
+        {"{\"v\":1,\"type\":\"cleartext_event\"}", "account: missing or not a non-empty string"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\"}", "room_id: missing or not a non-empty string"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\"}",
+         "encrypted: missing or not a boolean"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true}",
+         "event: missing or not an object"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
+         "\"event\":{\"event_id\":\"e1\"}}",
+         "event.event_id: \"e1\" is not an event ID"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
+         "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\"}}",
+         "event.type: missing or not a non-empty string"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
+         "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\",\"origin_server_ts\":-1}}",
+         "event.origin_server_ts: missing or not a non-negative integer"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
+         "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\",\"origin_server_ts\":1,"
+         "\"state_key\":5}}",
+         "event.state_key: not a string"},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
+         "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\",\"origin_server_ts\":1}}",
+         "event.content: missing or not an object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        turn_event ev;
+        mr_err err = {0};
+        assert_int_equal(turn_event_parse(cases[i].text, strlen(cases[i].text), &ev, &err), MR_EINVAL);
+        assert_string_equal(err.msg, cases[i].message);
+        assert_null(ev.root);
+    }
+    /* The identifier grammar's own words follow the field's name. */
+    const char *prefixed[][2] = {
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"bob\"}", "account: "},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"#r:x\"}", "room_id: "},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
+         "\"event\":{\"event_id\":\"$e1\",\"sender\":\"b\"}}",
+         "event.sender: "},
+        {"{\"v\":1,", "not JSON: "},
+    };
+    for (size_t i = 0; i < sizeof prefixed / sizeof prefixed[0]; i++) {
+        turn_event ev;
+        mr_err err = {0};
+        assert_int_equal(turn_event_parse(prefixed[i][0], strlen(prefixed[i][0]), &ev, &err), MR_EINVAL);
+        if (strncmp(err.msg, prefixed[i][1], strlen(prefixed[i][1])) != 0)
+            fail_msg("%s: \"%s\" does not start with \"%s\"", prefixed[i][0], err.msg, prefixed[i][1]);
+    }
+}
+
+static void expect_skip(const char *text, const char *reason)
+{
+    turn_event ev;
+    parse_ok(text, &ev);
+    const char *got = turn_event_skip_reason(&ev);
+    if (reason)
+        assert_string_equal(got, reason);
+    else
+        assert_null(got);
+    turn_event_free(&ev);
+}
+
+static void test_which_events_become_turns(void **state)
+{
+    (void)state;
+    expect_skip(EVENT("", ""), NULL);
+    expect_skip(EVENT(",\"state_key\":\"\"", ""), "state event");
+    expect_skip(EVENT("", ",\"m.relates_to\":{\"rel_type\":\"m.replace\",\"event_id\":\"$ev0:example.org\"}"),
+                "edit");
+    expect_skip(EVENT("", ",\"m.new_content\":{\"body\":\"hi\"}"), "edit");
+    const char *reaction =
+        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":false,"
+        "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.reaction\",\"origin_server_ts\":1,"
+        "\"content\":{}}}";
+    expect_skip(reaction, "not a message");
+    const char *undecrypted =
+        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
+        "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.encrypted\",\"origin_server_ts\":1,"
+        "\"content\":{\"algorithm\":\"m.megolm.v1.aes-sha2\"}}}";
+    expect_skip(undecrypted, "still encrypted: crypto could not decrypt it");
+}
+
+static void test_build(void **state)
+{
+    (void)state;
+    turn_event ev;
+    parse_ok(EVENT("", ",\"m.relates_to\":{\"rel_type\":\"m.thread\",\"event_id\":\"$root:example.org\"},"
+                       "\"com.mindroom.original_sender\":\"@bob:example.org\""),
+             &ev);
+    const char *names[] = {"router", "coder"};
+    turn_fields f = {.room_key = "lobby", .sender = "@alice:example.org", .relay = true, .entities = names,
+                     .n_entities = 2};
+    char *turn = turn_build(&ev, &f);
+    assert_string_equal(
+        turn, "{\"v\":1,\"type\":\"turn\",\"room_id\":\"!abc:example.org\",\"event\":{\"event_id\":\"$ev1:example.org\","
+              "\"sender\":\"@alice:example.org\",\"type\":\"m.room.message\",\"origin_server_ts\":1764000000000,"
+              "\"content\":{\"msgtype\":\"m.text\",\"body\":\"hello\",\"m.relates_to\":{\"rel_type\":\"m.thread\","
+              "\"event_id\":\"$root:example.org\"},\"com.mindroom.original_sender\":\"@bob:example.org\"}},"
+              "\"encrypted\":false,\"sender\":\"@alice:example.org\",\"allowed_entities\":[\"router\",\"coder\"],"
+              "\"room_key\":\"lobby\",\"original_sender\":\"@bob:example.org\","
+              "\"thread\":{\"root_event_id\":\"$root:example.org\"}}");
+    free(turn);
+
+    /* Not a relay, no managed room, nobody allowed: the optional fields go. */
+    f = (turn_fields){.sender = "@alice:example.org", .relay = false};
+    turn = turn_build(&ev, &f);
+    assert_non_null(strstr(turn, "\"allowed_entities\":[]"));
+    assert_null(strstr(turn, "room_key"));
+    assert_null(strstr(turn, "\"original_sender\""));
+    free(turn);
+    turn_event_free(&ev);
+}
+
+typedef struct store_fixture {
+    char dir[512];
+    mr_store *store;
+} store_fixture;
+
+static int store_setup(void **state)
+{
+    store_fixture *f = calloc(1, sizeof *f);
+    mr_err err = {0};
+    char url[700];
+    if (mr_tp_mkdtemp("mr-authz-turn", f->dir, sizeof f->dir, &err) != MR_OK)
+        return -1;
+    snprintf(url, sizeof url, "sqlite://%s/state.db", f->dir);
+    if (mr_store_open(url, NULL, &f->store, &err) != MR_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int store_teardown(void **state)
+{
+    store_fixture *f = *state;
+    mr_store_close(f->store);
+    mr_tp_rmtree(f->dir, NULL);
+    free(f);
+    return 0;
+}
+
+static void put(mr_store *s, const char *key, const char *field, const char *value)
+{
+    mr_err err = {0};
+    mr_code rc = field ? mr_store_hset(s, key, field, value, strlen(value), &err)
+                       : mr_store_set(s, key, value, strlen(value), 0, &err);
+    if (rc != MR_OK)
+        fail_msg("%s: %s", key, err.msg);
+}
+
+static void test_room_lookup(void **state)
+{
+    store_fixture *f = *state;
+    put(f->store, "room:!lobby:example.org", "key", "lobby");
+    put(f->store, "room:!lobby:example.org", "alias", "#lobby_ab3k9xyz:example.org");
+    put(f->store, "room:!lobby:example.org", "other", "ignored");
+    room_ids ids;
+    mr_err err = {0};
+    assert_int_equal(room_state_lookup(f->store, "!lobby:example.org", &ids, &err), MR_OK);
+    assert_string_equal(ids.key, "lobby");
+    assert_string_equal(ids.alias, "#lobby_ab3k9xyz:example.org");
+    room_ids_free(&ids);
+    assert_int_equal(room_state_lookup(f->store, "!dm:example.org", &ids, &err), MR_OK);
+    assert_null(ids.key);
+    assert_null(ids.alias);
+}
+
+static void test_membership(void **state)
+{
+    store_fixture *f = *state;
+    put(f->store, "roomkey:lounge", NULL, "!lounge:example.org");
+    put(f->store, "members:!lounge:example.org", "@dave:example.org", "join");
+    put(f->store, "members:!lounge:example.org", "@bob:example.org", "leave");
+    put(f->store, "members:!lounge:example.org", "@carol:example.org", "invite");
+    room_members m = {.store = f->store, .server_name = "example.org", .ns = "ab3k9xyz"};
+    assert_true(room_state_is_member(&m, "lounge", "@dave:example.org"));
+    assert_false(room_state_is_member(&m, "lounge", "@bob:example.org"));
+    assert_false(room_state_is_member(&m, "lounge", "@carol:example.org"));
+    assert_false(room_state_is_member(&m, "lounge", "@nobody:example.org"));
+    /* By room ID, by alias on our server in our namespace; not by a foreign alias. */
+    assert_true(room_state_is_member(&m, "!lounge:example.org", "@dave:example.org"));
+    assert_true(room_state_is_member(&m, "#lounge_ab3k9xyz:example.org", "@dave:example.org"));
+    assert_false(room_state_is_member(&m, "#lounge_ab3k9xyz:elsewhere.org", "@dave:example.org"));
+    assert_false(room_state_is_member(&m, "#lounge:example.org", "@dave:example.org"));
+    /* A room the gateway never recorded is no error, only no membership. */
+    assert_false(room_state_is_member(&m, "attic", "@dave:example.org"));
+    assert_int_equal(m.rc, MR_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_fields),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_which_events_become_turns),
+        cmocka_unit_test(test_build),
+        cmocka_unit_test_setup_teardown(test_room_lookup, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_membership, store_setup, store_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
