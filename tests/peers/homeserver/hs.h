@@ -17,6 +17,7 @@ typedef struct hs_opts {
     const char *registration_token; /* enables the m.login.registration_token stage */
     const char *shared_secret;      /* enables /_synapse/admin/v1/register */
     bool open_registration;         /* enables the m.login.dummy stage */
+    const char *appservice_token;   /* enables m.login.application_service register and login */
 } hs_opts;
 
 typedef struct hs_device {
@@ -72,6 +73,7 @@ typedef struct hs {
     json_t *aliases;         /* "#a:server" -> {"room_id": ..., "creator": ...} */
     json_t *uia;             /* session -> {"completed": [...]} */
     json_t *nonces;          /* admin registration nonces not yet used */
+    json_t *soft_tokens;     /* tokens ended by /_test/soft_logout: 401 with soft_logout true */
     int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait */
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
@@ -198,5 +200,6 @@ mr_http_response *hs_send_to_device(hs_call *c);
 
 mr_http_response *hs_test_ratelimit(hs_call *c);
 mr_http_response *hs_test_state(hs_call *c);
+mr_http_response *hs_test_soft_logout(hs_call *c);
 
 #endif

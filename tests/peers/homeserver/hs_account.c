@@ -1,5 +1,6 @@
-/* hs_account.c -- the test homeserver's accounts: versions, registration (user-interactive and
- * Synapse's shared-secret admin API), login, logout, whoami and profiles. */
+/* hs_account.c -- the test homeserver's accounts: versions, registration (user-interactive,
+ * Synapse's shared-secret admin API and application services), login, logout, whoami and
+ * profiles. */
 #include "hs.h"
 
 #include <openssl/crypto.h>
@@ -95,9 +96,44 @@ static mr_http_response *uia_check(hs *h, json_t *auth)
     return NULL;
 }
 
+/* ---- application services: registration and login under the appservice token ---- */
+
+/* NULL when the request carries the configured appservice token, else the 401/403 to send. */
+static mr_http_response *appservice_check(hs_call *c)
+{
+    if (!c->h->opts.appservice_token)
+        return hs_error(403, "M_FORBIDDEN", "no application service is registered");
+    const char *auth = mr_http_request_header(c->req, "Authorization");
+    const char *token = auth && strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 :
+                        mr_http_request_query(c->req, "access_token");
+    if (!token)
+        return hs_error(401, "M_MISSING_TOKEN", "missing application service token");
+    if (strcmp(token, c->h->opts.appservice_token) != 0)
+        return hs_error(401, "M_UNKNOWN_TOKEN", "unrecognised application service token");
+    return NULL;
+}
+
+static mr_http_response *appservice_register(hs_call *c)
+{
+    const char *username;
+    mr_http_response *e;
+    if ((e = appservice_check(c)) || (e = hs_field_str(c->body, "username", true, &username)) ||
+        (e = check_new_username(c->h, username)))
+        return e;
+    /* Application-service users have no password: they log in through the service. */
+    hs_user *u = hs_user_create(c->h, username, NULL);
+    if (!u)
+        return NULL;
+    return logged_in(c, u, json_string_value(json_object_get(c->body, "device_id")), NULL,
+                     json_is_true(json_object_get(c->body, "inhibit_login")));
+}
+
 mr_http_response *hs_register(hs_call *c)
 {
     hs *h = c->h;
+    const char *type = json_string_value(json_object_get(c->body, "type"));
+    if (type && strcmp(type, "m.login.application_service") == 0)
+        return appservice_register(c);
     const char *kind = mr_http_request_query(c->req, "kind");
     if (kind && strcmp(kind, "guest") == 0)
         return hs_error(403, "M_GUEST_ACCESS_FORBIDDEN", "guest accounts are not offered");
@@ -218,7 +254,9 @@ mr_http_response *hs_admin_register(hs_call *c)
 
 mr_http_response *hs_login_flows(hs_call *c)
 {
-    (void)c;
+    if (c->h->opts.appservice_token)
+        return hs_ok(json_pack("{s:[{s:s}, {s:s}]}", "flows", "type", "m.login.password", "type",
+                               "m.login.application_service"));
     return hs_ok(json_pack("{s:[{s:s}]}", "flows", "type", "m.login.password"));
 }
 
@@ -229,10 +267,13 @@ mr_http_response *hs_login(hs_call *c)
     mr_http_response *e;
     if ((e = hs_field_str(c->body, "type", true, &type)))
         return e;
-    if (strcmp(type, "m.login.password") != 0)
+    bool appservice = strcmp(type, "m.login.application_service") == 0;
+    if (appservice && (e = appservice_check(c)))
+        return e;
+    if (!appservice && strcmp(type, "m.login.password") != 0)
         return hs_error(400, "M_UNKNOWN", "unknown login type %s", type);
     if ((e = hs_field_obj(c->body, "identifier", false, &ident)) ||
-        (e = hs_field_str(c->body, "password", true, &password)) ||
+        (e = hs_field_str(c->body, "password", !appservice, &password)) ||
         (e = hs_field_str(c->body, "device_id", false, &device_id)) ||
         (e = hs_field_str(c->body, "initial_device_display_name", false, &display)))
         return e;
@@ -249,7 +290,9 @@ mr_http_response *hs_login(hs_call *c)
         return hs_error(400, "M_BAD_JSON", "missing field 'identifier.user'");
     char uid[300];
     hs_user *u = hs_user_id_from(c->h, name, uid, sizeof uid) ? hs_user_find(c->h, uid) : NULL;
-    if (!u || !u->password || strcmp(u->password, password) != 0)
+    if (appservice && !u)
+        return hs_error(403, "M_FORBIDDEN", "unknown user %s", name);
+    if (!appservice && (!u || !u->password || strcmp(u->password, password) != 0))
         return hs_error(403, "M_FORBIDDEN", "invalid username or password");
     return logged_in(c, u, device_id, display, false);
 }

@@ -57,6 +57,10 @@ mr_code mr_hs_peer_start(const mr_hs_peer_opts *opts, mr_hs_peer *hs, mr_err *er
     }
     if (opts->open_registration)
         argv[n++] = "--open-registration";
+    if (opts->appservice_token) {
+        argv[n++] = "--appservice-token";
+        argv[n++] = (char *)opts->appservice_token;
+    }
     argv[n] = NULL;
     if ((rc = mr_tp_spawn(argv, hs->log, &hs->pid, err)) != MR_OK)
         return rc;

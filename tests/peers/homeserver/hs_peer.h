@@ -11,6 +11,7 @@ typedef struct mr_hs_peer_opts {
     const char *registration_token; /* NULL: no token stage */
     const char *shared_secret;      /* NULL: no admin registration */
     bool open_registration;
+    const char *appservice_token;   /* NULL: no application service */
 } mr_hs_peer_opts;
 
 typedef struct mr_hs_peer {

@@ -71,6 +71,7 @@ static const route routes[] = {
     {"PUT", C "sendToDevice/*/*", hs_send_to_device, AUTH | BODY},
     {"POST", "_test/ratelimit", hs_test_ratelimit, BODY | NO_LIMIT},
     {"GET", "_test/state", hs_test_state, NO_LIMIT},
+    {"POST", "_test/soft_logout", hs_test_soft_logout, BODY | NO_LIMIT},
 };
 
 #undef C
@@ -227,8 +228,13 @@ static mr_http_response *authenticate(hs_call *c)
         token = mr_http_request_query(c->req, "access_token");
     if (!token || !*token)
         return hs_error(401, "M_MISSING_TOKEN", "missing access token");
-    if (!hs_token_find(c->h, token, &c->user, &c->device))
+    if (!hs_token_find(c->h, token, &c->user, &c->device)) {
+        if (json_object_get(c->h->soft_tokens, token))
+            return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
+                                                     "error", "access token has expired",
+                                                     "soft_logout", 1));
         return hs_unknown_token();
+    }
     return NULL;
 }
 

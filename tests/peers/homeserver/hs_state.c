@@ -24,7 +24,8 @@ mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err)
     h->aliases = json_object();
     h->uia = json_object();
     h->nonces = json_object();
-    if (!h->aliases || !h->uia || !h->nonces) {
+    h->soft_tokens = json_object();
+    if (!h->aliases || !h->uia || !h->nonces || !h->soft_tokens) {
         hs_free(h);
         return mr_err_set(err, MR_ENOMEM, "out of memory initialising the homeserver");
     }
@@ -78,6 +79,7 @@ void hs_free(hs *h)
     json_decref(h->aliases);
     json_decref(h->uia);
     json_decref(h->nonces);
+    json_decref(h->soft_tokens);
     pthread_cond_destroy(&h->changed);
     pthread_mutex_destroy(&h->lock);
 }

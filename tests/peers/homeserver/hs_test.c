@@ -1,5 +1,5 @@
-/* hs_test.c -- the test homeserver's control endpoints under /_test/: switching on 429s and
- * dumping rooms, members and aliases for assertions. */
+/* hs_test.c -- the test homeserver's control endpoints under /_test/: switching on 429s, ending
+ * a user's sessions with a soft logout, and dumping rooms, members and aliases for assertions. */
 #include "hs.h"
 
 #include <string.h>
@@ -14,6 +14,26 @@ mr_http_response *hs_test_ratelimit(hs_call *c)
     c->h->limit_count = (int)json_integer_value(count);
     c->h->limit_retry_ms = retry ? json_integer_value(retry) : 1000;
     return hs_ok(json_object());
+}
+
+/* {"user_id": U}: every token of U stops working with 401 M_UNKNOWN_TOKEN soft_logout true, as
+ * when a server expires sessions. The devices stay, so logging in again with the same device ID
+ * keeps their keys and transaction IDs. */
+mr_http_response *hs_test_soft_logout(hs_call *c)
+{
+    const char *uid;
+    mr_http_response *e = hs_field_str(c->body, "user_id", true, &uid);
+    if (e)
+        return e;
+    hs_user *u = hs_user_find(c->h, uid);
+    if (!u)
+        return hs_error(404, "M_NOT_FOUND", "unknown user %s", uid);
+    for (size_t i = 0; i < u->ndevices; i++) {
+        json_object_set_new(c->h->soft_tokens, u->devices[i]->token, json_true());
+        if (!hs_device_retoken(u->devices[i]))
+            return NULL;
+    }
+    return hs_ok(json_pack("{s:I}", "devices", (json_int_t)u->ndevices));
 }
 
 static json_t *room_dump(const hs *h, const hs_room *r)

@@ -13,14 +13,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mr-test-homeserver [--listen HOST:PORT] [--server-name NAME]\n"
             "                          [--registration-token T] [--shared-secret S]\n"
-            "                          [--open-registration]\n"
+            "                          [--open-registration] [--appservice-token T]\n"
             "Serves the Matrix client-server API from memory for tests. Prints\n"
             "'listening on http://HOST:PORT' as its first line; stops on SIGTERM or SIGINT.\n"
             "  --listen              address to bind (default 127.0.0.1:0, a free port)\n"
             "  --server-name         domain of user IDs, room IDs and aliases (default localhost)\n"
             "  --registration-token  offer the m.login.registration_token stage with this token\n"
             "  --shared-secret       enable /_synapse/admin/v1/register with this secret\n"
-            "  --open-registration   offer the m.login.dummy stage (anyone may register)\n");
+            "  --open-registration   offer the m.login.dummy stage (anyone may register)\n"
+            "  --appservice-token    accept m.login.application_service registration and login\n"
+            "                        from an application service holding this token\n");
 }
 
 static int parse_args(int argc, char **argv, hs_opts *o)
@@ -31,6 +33,7 @@ static int parse_args(int argc, char **argv, hs_opts *o)
         {"registration-token", required_argument, NULL, 't'},
         {"shared-secret", required_argument, NULL, 's'},
         {"open-registration", no_argument, NULL, 'o'},
+        {"appservice-token", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -43,6 +46,7 @@ static int parse_args(int argc, char **argv, hs_opts *o)
         case 't': o->registration_token = optarg; break;
         case 's': o->shared_secret = optarg; break;
         case 'o': o->open_registration = true; break;
+        case 'a': o->appservice_token = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -1,0 +1,55 @@
+/* matrix_internal.h -- what the endpoint files of libs/matrix share: the client struct, one
+ * request with retries, and path building. */
+#ifndef MINDROOM_MATRIX_INTERNAL_H
+#define MINDROOM_MATRIX_INTERNAL_H
+
+#include "mindroom/http.h"
+#include "mindroom/matrix.h"
+
+#define MX_CLIENT "/_matrix/client/v3"
+
+struct mr_matrix {
+    mr_http_client *http;
+    char user_id[MR_MATRIX_ID_SIZE];
+    char device_id[MR_MATRIX_ID_SIZE];
+    char *token;
+    long timeout_ms;
+    int max_attempts;
+    int max_rate_limited;
+    long backoff_ms;
+    long max_backoff_ms;
+    mr_matrix_sleep_fn sleep;
+    void *sleep_ctx;
+    mr_matrix_observe_fn observe;
+    void *observe_ctx;
+    unsigned int seed;      /* for backoff jitter */
+    mr_matrix_status last;
+};
+
+typedef struct mx_req {
+    const char *endpoint;   /* name for the observer */
+    const char *method;
+    const char *path;       /* encoded, under the homeserver */
+    json_t *body;           /* not taken; NULL for none */
+    bool retry;             /* safe to repeat after a transport failure or 502/503/504 */
+    bool anonymous;         /* send no access token */
+    const char *bearer;     /* send this token instead of the session's */
+    long timeout_ms;        /* 0: the client's */
+    bool error_body;        /* on an HTTP error, still hand the parsed body to *out */
+} mx_req;
+
+/* Performs r with the retry rules of matrix.h. On MR_OK *out (may be NULL) gets the parsed
+ * body, or an empty object when there was none. */
+mr_code mx_call(mr_matrix *m, const mx_req *r, json_t **out, mr_err *err);
+
+/* A path from fmt where each "%s" is replaced by the next argument percent-encoded and each
+ * "%S" by the next argument as it is; NULL when out of memory. */
+char *mx_path(const char *fmt, ...);
+
+/* Copies a string member of obj into out; false when absent, not a string or too long. */
+bool mx_copy_str(json_t *obj, const char *key, char *out, size_t cap);
+
+/* Takes the session (user_id, device_id, access_token) out of a login or registration reply. */
+mr_code mx_take_session(mr_matrix *m, json_t *reply, const char *what, mr_err *err);
+
+#endif

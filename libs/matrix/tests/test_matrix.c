@@ -1,0 +1,610 @@
+/* test_matrix.c -- libs/matrix against mr-test-homeserver: registration in every form, login,
+ * soft logout, rooms, directory, transaction IDs, sync, to-device and keys, 429 retries and
+ * transport backoff. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hs_peer.h"
+#include "mindroom/matrix.h"
+#include "peers.h"
+
+#define REG_TOKEN "reg-token-1"
+#define SHARED "shared-secret-1"
+#define AS_TOKEN "as-token-1"
+
+static mr_hs_peer hs;
+
+/* What a client under test waited for and saw, instead of really sleeping. */
+typedef struct recorder {
+    long sleeps[64];
+    int nsleeps;
+    long statuses[64];
+    char errcodes[64][32];
+    char endpoints[64][32];
+    int nattempts;
+    int stop_after;   /* the sleep callback reports "stopping" after this many sleeps; 0 never */
+} recorder;
+
+static bool rec_sleep(void *ctx, long ms)
+{
+    recorder *r = ctx;
+    if (r->nsleeps < 64)
+        r->sleeps[r->nsleeps] = ms;
+    r->nsleeps++;
+    return r->stop_after && r->nsleeps >= r->stop_after;
+}
+
+static void rec_observe(void *ctx, const mr_matrix_attempt *a)
+{
+    recorder *r = ctx;
+    if (r->nattempts < 64) {
+        r->statuses[r->nattempts] = a->status;
+        snprintf(r->errcodes[r->nattempts], 32, "%s", a->errcode ? a->errcode : "");
+        snprintf(r->endpoints[r->nattempts], 32, "%s", a->endpoint);
+    }
+    r->nattempts++;
+}
+
+static mr_matrix *client_at(const char *url, recorder *rec)
+{
+    mr_matrix_opts o = {.homeserver = url, .timeout_ms = 20000, .backoff_ms = 100,
+                        .max_backoff_ms = 400, .max_attempts = 4};
+    if (rec) {
+        o.sleep = rec_sleep;
+        o.sleep_ctx = rec;
+        o.observe = rec_observe;
+        o.observe_ctx = rec;
+    }
+    mr_matrix *m = NULL;
+    mr_err err = {0};
+    if (mr_matrix_new(&o, &m, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    return m;
+}
+
+static mr_matrix *client(recorder *rec)
+{
+    return client_at(hs.url, rec);
+}
+
+static void ok(mr_code rc, const mr_err *err)
+{
+    if (rc != MR_OK)
+        fail_msg("%s", err->msg);
+}
+
+/* A registered and logged-in client for localpart (registration token stage). */
+static mr_matrix *user(const char *localpart, recorder *rec)
+{
+    mr_matrix *m = client(rec);
+    mr_err err = {0};
+    mr_matrix_register_req req = {.username = localpart, .password = "pw-of-user",
+                                  .registration_token = REG_TOKEN};
+    ok(mr_matrix_register(m, &req, NULL, &err), &err);
+    return m;
+}
+
+/* Something the homeserver's test controls do. */
+static json_t *control(const char *method, const char *path, json_t *body)
+{
+    mr_matrix *m = client(NULL);
+    json_t *out = NULL;
+    mr_err err = {0};
+    ok(mr_matrix_request(m, "test", method, path, body, false, &out, &err), &err);
+    json_decref(body);
+    mr_matrix_free(m);
+    return out;
+}
+
+static json_t *hs_room(const char *room_id)
+{
+    json_t *state = control("GET", "/_test/state", NULL);
+    json_t *room = json_incref(json_object_get(json_object_get(state, "rooms"), room_id));
+    json_decref(state);
+    assert_non_null(room);
+    return room;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_hs_peer_opts o = {.registration_token = REG_TOKEN, .shared_secret = SHARED,
+                         .appservice_token = AS_TOKEN};
+    if (mr_hs_peer_start(&o, &hs, &err) != MR_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    if (mr_hs_peer_stop(&hs, &err) != MR_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_escape(void **state)
+{
+    (void)state;
+    char *s = mr_matrix_escape("!a:b c/d~e_f.g-h#");
+    assert_string_equal(s, "%21a%3Ab%20c%2Fd~e_f.g-h%23");
+    free(s);
+    mr_matrix *m = NULL;
+    mr_err err = {0};
+    mr_matrix_opts o = {.homeserver = "matrix.example.org"};
+    assert_int_equal(mr_matrix_new(&o, &m, &err), MR_EINVAL);
+    assert_string_equal(err.msg, "Matrix client: homeserver URL \"matrix.example.org\" must start "
+                                 "with http:// or https://");
+    assert_null(m);
+}
+
+static void test_versions(void **state)
+{
+    (void)state;
+    mr_matrix *m = client(NULL);
+    json_t *v = NULL;
+    mr_err err = {0};
+    ok(mr_matrix_versions(m, &v, &err), &err);
+    assert_true(json_array_size(v) >= 1);
+    assert_string_equal(json_string_value(json_array_get(v, 1)), "v1.1");
+    json_decref(v);
+    mr_matrix_free(m);
+}
+
+static void test_register_token_stage(void **state)
+{
+    (void)state;
+    recorder rec = {0};
+    mr_matrix *m = client(&rec);
+    mr_err err = {0};
+    char uid[MR_MATRIX_ID_SIZE];
+    mr_matrix_register_req req = {.username = "reg_alice", .password = "pw", .device_id = "DEVA",
+                                  .registration_token = REG_TOKEN};
+    ok(mr_matrix_register(m, &req, uid, &err), &err);
+    assert_string_equal(uid, "@reg_alice:localhost");
+    assert_string_equal(mr_matrix_user_id(m), "@reg_alice:localhost");
+    assert_string_equal(mr_matrix_device_id(m), "DEVA");
+    assert_non_null(mr_matrix_access_token(m));
+    /* Two rounds: the challenge (401 with flows), then the token stage. */
+    assert_int_equal(rec.nattempts, 2);
+    assert_int_equal(rec.statuses[0], 401);
+    assert_int_equal(rec.statuses[1], 200);
+    char who[MR_MATRIX_ID_SIZE], dev[MR_MATRIX_ID_SIZE];
+    ok(mr_matrix_whoami(m, who, dev, &err), &err);
+    assert_string_equal(who, "@reg_alice:localhost");
+    assert_string_equal(dev, "DEVA");
+
+    /* Taken: M_USER_IN_USE is MR_EEXISTS. */
+    mr_matrix *again = client(NULL);
+    assert_int_equal(mr_matrix_register(again, &req, uid, &err), MR_EEXISTS);
+    assert_true(mr_matrix_errcode_is(again, "M_USER_IN_USE"));
+    assert_non_null(strstr(err.msg, "M_USER_IN_USE"));
+    /* A wrong token is refused at its stage. */
+    mr_matrix_register_req bad = {.username = "reg_bob", .password = "pw",
+                                  .registration_token = "wrong"};
+    assert_int_equal(mr_matrix_register(again, &bad, uid, &err), MR_EAUTH);
+    assert_string_equal(err.msg, "registering reg_bob: the homeserver refused the "
+                                 "m.login.registration_token stage: M_FORBIDDEN: invalid "
+                                 "registration token");
+    /* Nothing to complete the only flow with. */
+    mr_matrix_register_req none = {.username = "reg_carol", .password = "pw"};
+    assert_int_equal(mr_matrix_register(again, &none, uid, &err), MR_EPERM);
+    assert_string_equal(err.msg, "registering reg_carol: the homeserver offers the flows "
+                                 "[m.login.registration_token], and none can be completed with no "
+                                 "registration token");
+    /* inhibit_login: a user ID and no session. */
+    mr_matrix_register_req quiet = {.username = "reg_dave", .password = "pw",
+                                    .registration_token = REG_TOKEN, .inhibit_login = true};
+    ok(mr_matrix_register(again, &quiet, uid, &err), &err);
+    assert_string_equal(uid, "@reg_dave:localhost");
+    assert_null(mr_matrix_access_token(again));
+    mr_matrix_free(again);
+    mr_matrix_free(m);
+}
+
+static void test_register_shared_secret(void **state)
+{
+    (void)state;
+    mr_matrix *m = client(NULL);
+    mr_err err = {0};
+    char uid[MR_MATRIX_ID_SIZE];
+    ok(mr_matrix_register_shared_secret(m, SHARED, "ss_erin", "pw", "Erin", false, uid, &err), &err);
+    assert_string_equal(uid, "@ss_erin:localhost");
+    assert_string_equal(mr_matrix_user_id(m), "@ss_erin:localhost");
+    char *name = NULL;
+    ok(mr_matrix_displayname_get(m, uid, &name, &err), &err);
+    assert_string_equal(name, "Erin");
+    free(name);
+    assert_int_equal(mr_matrix_register_shared_secret(m, "not-it", "ss_frank", "pw", NULL, false,
+                                                      uid, &err), MR_EPERM);
+    assert_true(mr_matrix_errcode_is(m, "M_FORBIDDEN"));
+    assert_null(strstr(err.msg, "not-it"));
+    assert_int_equal(mr_matrix_register_shared_secret(m, SHARED, "ss_erin", "pw", NULL, false, uid,
+                                                      &err), MR_EEXISTS);
+    mr_matrix_free(m);
+}
+
+static void test_appservice(void **state)
+{
+    (void)state;
+    mr_matrix *m = client(NULL);
+    mr_err err = {0};
+    char uid[MR_MATRIX_ID_SIZE];
+    mr_matrix_register_req req = {.username = "as_gina", .appservice_token = AS_TOKEN};
+    ok(mr_matrix_register(m, &req, uid, &err), &err);
+    assert_string_equal(uid, "@as_gina:localhost");
+    assert_null(mr_matrix_access_token(m));
+    ok(mr_matrix_login_appservice(m, AS_TOKEN, uid, "ASDEV", "MindRoom", &err), &err);
+    assert_string_equal(mr_matrix_device_id(m), "ASDEV");
+    char who[MR_MATRIX_ID_SIZE];
+    ok(mr_matrix_whoami(m, who, NULL, &err), &err);
+    assert_string_equal(who, "@as_gina:localhost");
+    mr_matrix_register_req wrong = {.username = "as_hal", .appservice_token = "nope"};
+    assert_int_equal(mr_matrix_register(m, &wrong, uid, &err), MR_EAUTH);
+    assert_true(mr_matrix_errcode_is(m, "M_UNKNOWN_TOKEN"));
+    assert_null(strstr(err.msg, "nope"));
+    mr_matrix_free(m);
+}
+
+static void test_login_and_soft_logout(void **state)
+{
+    (void)state;
+    mr_matrix *m = user("soft_ida", NULL);
+    mr_err err = {0};
+    char room[MR_MATRIX_ID_SIZE], ev1[MR_MATRIX_ID_SIZE], ev2[MR_MATRIX_ID_SIZE];
+    json_t *body = json_pack("{s:s}", "preset", "private_chat");
+    ok(mr_matrix_create_room(m, body, room, &err), &err);
+    json_decref(body);
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", "before");
+    ok(mr_matrix_send(m, room, "m.room.message", "txn-soft-1", content, ev1, &err), &err);
+    char device[MR_MATRIX_ID_SIZE];
+    snprintf(device, sizeof device, "%s", mr_matrix_device_id(m));
+
+    json_decref(control("POST", "/_test/soft_logout", json_pack("{s:s}", "user_id", "@soft_ida:localhost")));
+    assert_int_equal(mr_matrix_whoami(m, NULL, NULL, &err), MR_EAUTH);
+    assert_true(mr_matrix_last(m)->soft_logout);
+    assert_true(mr_matrix_errcode_is(m, "M_UNKNOWN_TOKEN"));
+    assert_int_equal(strncmp(err.msg, "soft logout of @soft_ida:localhost: GET ", 40), 0);
+
+    /* Logging in again on the same device keeps its transaction IDs. */
+    ok(mr_matrix_login_password(m, "soft_ida", "pw-of-user", device, NULL, &err), &err);
+    assert_string_equal(mr_matrix_device_id(m), device);
+    ok(mr_matrix_send(m, room, "m.room.message", "txn-soft-1", content, ev2, &err), &err);
+    assert_string_equal(ev1, ev2);
+    json_decref(content);
+
+    /* A token the server never issued is a hard logout. */
+    ok(mr_matrix_set_session(m, "@soft_ida:localhost", device, "bogus", &err), &err);
+    assert_int_equal(mr_matrix_whoami(m, NULL, NULL, &err), MR_EAUTH);
+    assert_false(mr_matrix_last(m)->soft_logout);
+    assert_null(strstr(err.msg, "bogus"));
+    assert_int_equal(mr_matrix_login_password(m, "soft_ida", "wrong", device, NULL, &err), MR_EPERM);
+    assert_true(mr_matrix_errcode_is(m, "M_FORBIDDEN"));
+    assert_null(strstr(err.msg, "wrong"));
+    mr_matrix_free(m);
+}
+
+static void test_rooms_and_directory(void **state)
+{
+    (void)state;
+    mr_matrix *a = user("room_jo", NULL), *b = user("room_kim", NULL);
+    mr_err err = {0};
+    char room[MR_MATRIX_ID_SIZE], id[MR_MATRIX_ID_SIZE];
+    json_t *body = json_pack("{s:s, s:s, s:s}", "name", "Lobby", "room_alias_name", "lobby_x",
+                             "preset", "private_chat");
+    ok(mr_matrix_create_room(a, body, room, &err), &err);
+    json_decref(body);
+    ok(mr_matrix_alias_get(b, "#lobby_x:localhost", id, &err), &err);
+    assert_string_equal(id, room);
+    assert_int_equal(mr_matrix_alias_get(b, "#nope:localhost", id, &err), MR_ENOTFOUND);
+    assert_true(mr_matrix_errcode_is(b, "M_NOT_FOUND"));
+
+    /* Invite-only: kim needs the invite. */
+    assert_int_equal(mr_matrix_join(b, "#lobby_x:localhost", id, &err), MR_EPERM);
+    ok(mr_matrix_invite(a, room, "@room_kim:localhost", &err), &err);
+    ok(mr_matrix_join(b, "#lobby_x:localhost", id, &err), &err);
+    assert_string_equal(id, room);
+    json_t *joined = NULL;
+    ok(mr_matrix_joined_members(a, room, &joined, &err), &err);
+    assert_int_equal(json_object_size(joined), 2);
+    assert_non_null(json_object_get(joined, "@room_kim:localhost"));
+    json_decref(joined);
+
+    /* State: kim (power 0) may not change the join rule, jo may. */
+    json_t *rule = json_pack("{s:s}", "join_rule", "knock");
+    assert_int_equal(mr_matrix_state_put(b, room, "m.room.join_rules", "", rule, NULL, &err), MR_EPERM);
+    assert_true(mr_matrix_errcode_is(b, "M_FORBIDDEN"));
+    ok(mr_matrix_state_put(a, room, "m.room.join_rules", "", rule, id, &err), &err);
+    assert_int_equal(id[0], '$');
+    json_decref(rule);
+    json_t *got = NULL;
+    ok(mr_matrix_state_get(b, room, "m.room.join_rules", "", &got, &err), &err);
+    assert_string_equal(json_string_value(json_object_get(got, "join_rule")), "knock");
+    json_decref(got);
+    assert_int_equal(mr_matrix_state_get(b, room, "m.room.topic", "", &got, &err), MR_ENOTFOUND);
+    assert_null(got);
+
+    /* Directory. */
+    bool published = true;
+    ok(mr_matrix_visibility_get(a, room, &published, &err), &err);
+    assert_false(published);
+    assert_int_equal(mr_matrix_visibility_put(b, room, true, &err), MR_EPERM);
+    ok(mr_matrix_visibility_put(a, room, true, &err), &err);
+    ok(mr_matrix_visibility_get(b, room, &published, &err), &err);
+    assert_true(published);
+    ok(mr_matrix_alias_put(a, "#lobby_y:localhost", room, &err), &err);
+    ok(mr_matrix_alias_get(b, "#lobby_y:localhost", id, &err), &err);
+    assert_string_equal(id, room);
+
+    /* Profile, typing, history, redaction, leaving. */
+    ok(mr_matrix_displayname_put(b, "Kim K", &err), &err);
+    char *name = NULL;
+    ok(mr_matrix_displayname_get(a, "@room_kim:localhost", &name, &err), &err);
+    assert_string_equal(name, "Kim K");
+    free(name);
+    ok(mr_matrix_typing(b, room, true, 5000, &err), &err);
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", "to be redacted");
+    char ev[MR_MATRIX_ID_SIZE], red[MR_MATRIX_ID_SIZE];
+    ok(mr_matrix_send(b, room, "m.room.message", "t1", content, ev, &err), &err);
+    json_decref(content);
+    ok(mr_matrix_redact(b, room, ev, "r1", "oops", red, &err), &err);
+    assert_string_not_equal(red, ev);
+    json_t *hist = NULL;
+    ok(mr_matrix_messages(a, room, NULL, 'b', 2, &hist, &err), &err);
+    json_t *chunk = json_object_get(hist, "chunk");
+    assert_int_equal(json_array_size(chunk), 2);
+    json_t *newest = json_array_get(chunk, 0), *redacted = json_array_get(chunk, 1);
+    assert_string_equal(json_string_value(json_object_get(newest, "type")), "m.room.redaction");
+    assert_string_equal(json_string_value(json_object_get(redacted, "event_id")), ev);
+    assert_int_equal(json_object_size(json_object_get(redacted, "content")), 0);
+    json_decref(hist);
+    ok(mr_matrix_leave(b, room, &err), &err);
+    joined = NULL;
+    ok(mr_matrix_joined_members(a, room, &joined, &err), &err);
+    assert_int_equal(json_object_size(joined), 1);
+    json_decref(joined);
+    mr_matrix_free(a);
+    mr_matrix_free(b);
+}
+
+/* The same transaction ID from the same device makes one event, however often it is sent. */
+static void test_send_txn_idempotent(void **state)
+{
+    (void)state;
+    mr_matrix *m = user("txn_lee", NULL);
+    mr_err err = {0};
+    char room[MR_MATRIX_ID_SIZE], e1[MR_MATRIX_ID_SIZE], e2[MR_MATRIX_ID_SIZE], e3[MR_MATRIX_ID_SIZE];
+    json_t *body = json_object();
+    ok(mr_matrix_create_room(m, body, room, &err), &err);
+    json_decref(body);
+    json_t *before = hs_room(room);
+    json_int_t events = json_integer_value(json_object_get(before, "events"));
+    json_decref(before);
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", "once");
+    ok(mr_matrix_send(m, room, "m.room.message", "mr.ev1.0", content, e1, &err), &err);
+    ok(mr_matrix_send(m, room, "m.room.message", "mr.ev1.0", content, e2, &err), &err);
+    ok(mr_matrix_send(m, room, "m.room.message", "mr.ev2.0", content, e3, &err), &err);
+    json_decref(content);
+    assert_string_equal(e1, e2);
+    assert_string_not_equal(e1, e3);
+    json_t *after = hs_room(room);
+    assert_int_equal(json_integer_value(json_object_get(after, "events")), events + 2);
+    json_decref(after);
+    mr_matrix_free(m);
+}
+
+/* A 429 storm: each refusal is waited out for exactly the advertised retry_after_ms. */
+static void test_rate_limit_retry_after(void **state)
+{
+    (void)state;
+    recorder rec = {0};
+    mr_matrix *m = user("rl_max", &rec);
+    mr_err err = {0};
+    char room[MR_MATRIX_ID_SIZE], ev[MR_MATRIX_ID_SIZE];
+    json_t *body = json_object();
+    ok(mr_matrix_create_room(m, body, room, &err), &err);
+    json_decref(body);
+    memset(&rec, 0, sizeof rec);
+    json_decref(control("POST", "/_test/ratelimit", json_pack("{s:i, s:i}", "count", 5,
+                                                              "retry_after_ms", 1234)));
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", "patient");
+    ok(mr_matrix_send(m, room, "m.room.message", "rl-1", content, ev, &err), &err);
+    assert_int_equal(rec.nsleeps, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(rec.sleeps[i], 1234);
+        assert_int_equal(rec.statuses[i], 429);
+        assert_string_equal(rec.errcodes[i], "M_LIMIT_EXCEEDED");
+        assert_string_equal(rec.endpoints[i], "send");
+    }
+    assert_int_equal(rec.nattempts, 6);
+    assert_int_equal(rec.statuses[5], 200);
+    assert_int_equal(ev[0], '$');
+
+    /* A client that gives up after 2 in a row reports the limit. */
+    mr_matrix_opts o = {.homeserver = hs.url, .max_rate_limited = 2, .sleep = rec_sleep,
+                        .sleep_ctx = &rec, .user_id = mr_matrix_user_id(m),
+                        .device_id = mr_matrix_device_id(m), .access_token = mr_matrix_access_token(m)};
+    mr_matrix *impatient = NULL;
+    ok(mr_matrix_new(&o, &impatient, &err), &err);
+    memset(&rec, 0, sizeof rec);
+    json_decref(control("POST", "/_test/ratelimit", json_pack("{s:i, s:i}", "count", 3,
+                                                              "retry_after_ms", 10)));
+    assert_int_equal(mr_matrix_send(impatient, room, "m.room.message", "rl-2", content, ev, &err),
+                     MR_EUNAVAIL);
+    assert_int_equal(rec.nsleeps, 1);
+    assert_int_equal(mr_matrix_last(impatient)->retry_after_ms, 10);
+    assert_true(mr_matrix_errcode_is(impatient, "M_LIMIT_EXCEEDED"));
+    assert_non_null(strstr(err.msg, "HTTP 429"));
+    /* Drain the one refusal left. */
+    ok(mr_matrix_send(m, room, "m.room.message", "rl-2", content, ev, &err), &err);
+    json_decref(content);
+
+    /* A stopping caller is not held up by a wait. */
+    rec = (recorder){.stop_after = 1};
+    json_decref(control("POST", "/_test/ratelimit", json_pack("{s:i, s:i}", "count", 1,
+                                                              "retry_after_ms", 60000)));
+    assert_int_equal(mr_matrix_whoami(m, NULL, NULL, &err), MR_EUNAVAIL);
+    assert_int_equal(rec.sleeps[0], 60000);
+    assert_non_null(strstr(err.msg, "stopped while waiting 60000 ms to retry"));
+    mr_matrix_free(impatient);
+    mr_matrix_free(m);
+}
+
+/* A homeserver that is not there: retryable requests back off (doubling, jittered, capped),
+ * createRoom is tried once. */
+static void test_transport_backoff(void **state)
+{
+    (void)state;
+    int port = 0;
+    mr_err err = {0};
+    ok(mr_tp_free_port(&port, &err), &err);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    recorder rec = {0};
+    mr_matrix *m = client_at(url, &rec);
+    assert_int_equal(mr_matrix_versions(m, NULL, &err), MR_EUNAVAIL);
+    assert_non_null(strstr(err.msg, "GET "));
+    assert_non_null(strstr(err.msg, "/_matrix/client/versions"));
+    assert_int_equal(rec.nattempts, 4);
+    assert_int_equal(rec.nsleeps, 3);
+    static const long base[] = {100, 200, 400};
+    for (int i = 0; i < 3; i++) {
+        assert_true(rec.sleeps[i] >= base[i] / 2);
+        assert_true(rec.sleeps[i] <= base[i]);
+        assert_int_equal(rec.statuses[i], 0);
+    }
+    memset(&rec, 0, sizeof rec);
+    json_t *body = json_object();
+    assert_int_equal(mr_matrix_create_room(m, body, NULL, &err), MR_EUNAVAIL);
+    json_decref(body);
+    assert_int_equal(rec.nattempts, 1);
+    assert_int_equal(rec.nsleeps, 0);
+    mr_matrix_free(m);
+}
+
+static void test_sync_filter_since(void **state)
+{
+    (void)state;
+    mr_matrix *a = user("sync_ned", NULL), *b = user("sync_ola", NULL);
+    mr_err err = {0};
+    char room[MR_MATRIX_ID_SIZE], fid[MR_MATRIX_ID_SIZE];
+    json_t *body = json_pack("{s:s, s:[s]}", "preset", "private_chat", "invite", "@sync_ola:localhost");
+    ok(mr_matrix_create_room(a, body, room, &err), &err);
+    json_decref(body);
+    json_t *filter = json_pack("{s:{s:{s:i, s:[s]}}}", "room", "timeline", "limit", 50, "types",
+                               "m.room.message");
+    ok(mr_matrix_filter_create(b, filter, fid, &err), &err);
+    json_decref(filter);
+
+    json_t *s1 = NULL;
+    mr_matrix_sync_req req = {.filter = fid, .full_state = true};
+    ok(mr_matrix_sync(b, &req, &s1, &err), &err);
+    assert_non_null(json_object_get(json_object_get(json_object_get(s1, "rooms"), "invite"), room));
+    char since[64];
+    snprintf(since, sizeof since, "%s", json_string_value(json_object_get(s1, "next_batch")));
+    json_decref(s1);
+    ok(mr_matrix_join(b, room, NULL, &err), &err);
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", "hi ola");
+    ok(mr_matrix_send(a, room, "m.room.message", "s1", content, NULL, &err), &err);
+    json_decref(content);
+
+    /* An inline filter works as well as an ID; the timeline holds only messages. */
+    req = (mr_matrix_sync_req){.filter = "{\"room\":{\"timeline\":{\"types\":[\"m.room.message\"]}}}",
+                               .since = since, .timeout_ms = 5000};
+    json_t *s2 = NULL;
+    ok(mr_matrix_sync(b, &req, &s2, &err), &err);
+    json_t *tl = json_object_get(json_object_get(json_object_get(json_object_get(
+        json_object_get(s2, "rooms"), "join"), room), "timeline"), "events");
+    assert_int_equal(json_array_size(tl), 1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(tl, 0),
+                                                                           "content"), "body")), "hi ola");
+    json_decref(s2);
+    req.since = "bogus";
+    assert_int_equal(mr_matrix_sync(b, &req, &s2, &err), MR_EINVAL);
+    assert_null(s2);
+    mr_matrix_free(a);
+    mr_matrix_free(b);
+}
+
+static void test_to_device_and_keys(void **state)
+{
+    (void)state;
+    mr_matrix *a = user("keys_pam", NULL), *b = user("keys_quin", NULL);
+    mr_err err = {0};
+    const char *bdev = mr_matrix_device_id(b);
+    json_t *upload = json_pack("{s:{s:s, s:s, s:[s], s:{}, s:{}}, s:{s:{s:s}}}", "device_keys",
+                               "user_id", "@keys_quin:localhost", "device_id", bdev, "algorithms",
+                               "m.olm.v1.curve25519-aes-sha2", "keys", "signatures",
+                               "one_time_keys", "signed_curve25519:AAAA", "key", "otk-1");
+    json_object_set_new(json_object_get(json_object_get(upload, "device_keys"), "keys"),
+                        "curve25519:X", json_string("curve-key"));
+    json_t *out = NULL;
+    ok(mr_matrix_keys_upload(b, upload, &out, &err), &err);
+    json_decref(upload);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "one_time_key_counts"),
+                                                        "signed_curve25519")), 1);
+    json_decref(out);
+
+    json_t *query = json_pack("{s:{s:[]}}", "device_keys", "@keys_quin:localhost");
+    ok(mr_matrix_keys_query(a, query, &out, &err), &err);
+    json_decref(query);
+    assert_non_null(json_object_get(json_object_get(json_object_get(out, "device_keys"),
+                                                    "@keys_quin:localhost"), bdev));
+    json_decref(out);
+    json_t *claim = json_pack("{s:{s:{s:s}}}", "one_time_keys", "@keys_quin:localhost", bdev,
+                              "signed_curve25519");
+    ok(mr_matrix_keys_claim(a, claim, &out, &err), &err);
+    json_decref(claim);
+    assert_non_null(json_object_get(json_object_get(json_object_get(json_object_get(out, "one_time_keys"),
+                                                                    "@keys_quin:localhost"), bdev),
+                                    "signed_curve25519:AAAA"));
+    json_decref(out);
+
+    json_t *msgs = json_pack("{s:{s:{s:s}}}", "@keys_quin:localhost", bdev, "hello", "device");
+    ok(mr_matrix_send_to_device(a, "m.test.ping", "td-1", msgs, &err), &err);
+    json_decref(msgs);
+    mr_matrix_sync_req req = {0};
+    json_t *s = NULL;
+    ok(mr_matrix_sync(b, &req, &s, &err), &err);
+    json_t *ev = json_array_get(json_object_get(json_object_get(s, "to_device"), "events"), 0);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "m.test.ping");
+    assert_string_equal(json_string_value(json_object_get(ev, "sender")), "@keys_pam:localhost");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "content"), "hello")),
+                        "device");
+    json_decref(s);
+    mr_matrix_free(a);
+    mr_matrix_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_register_token_stage),
+        cmocka_unit_test(test_register_shared_secret),
+        cmocka_unit_test(test_appservice),
+        cmocka_unit_test(test_login_and_soft_logout),
+        cmocka_unit_test(test_rooms_and_directory),
+        cmocka_unit_test(test_send_txn_idempotent),
+        cmocka_unit_test(test_rate_limit_retry_after),
+        cmocka_unit_test(test_transport_backoff),
+        cmocka_unit_test(test_sync_filter_since),
+        cmocka_unit_test(test_to_device_and_keys),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
