@@ -89,10 +89,12 @@ mr_code mr_runtime_secret_decode(const char *text, unsigned char out[MR_RUNTIME_
     } else {
         got = b64_decode(text, n, out, MR_RUNTIME_SECRET_MAX);
     }
-    if (got < 0)
+    if (got < 0) {
+        explicit_bzero(out, MR_RUNTIME_SECRET_MAX);
         return mr_err_set(err, MR_EINVAL,
                           "MINDROOM_INSTANCE_SECRET: neither hex nor base64 (generate one with `openssl rand "
                           "-hex 32`)");
+    }
     if (got < MR_STORE_SECRET_MIN || got > MR_RUNTIME_SECRET_MAX) {
         explicit_bzero(out, MR_RUNTIME_SECRET_MAX);
         return mr_err_set(err, MR_EINVAL,

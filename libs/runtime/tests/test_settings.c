@@ -299,6 +299,23 @@ static void test_secret_file_created_and_reused(void **state)
     mr_runtime_close(rt);
 }
 
+static void test_secret_file_damaged(void **state)
+{
+    fixture *f = *state;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/mindroom_data", f->dir);
+    mr_err err = {0};
+    assert_int_equal(mr_fs_mkdirs(dir, 0700, &err), MR_OK);
+    rt_write(dir, "instance_secret", "short");
+    mr_runtime_opts opts = {.service = "demo"};
+    char msg[2048];
+    snprintf(msg, sizeof msg,
+             "MINDROOM_STORAGE_PATH: %s/instance_secret holds 5 bytes; an instance secret is 32 to 64 bytes "
+             "(remove it only if nothing was stored with it yet)",
+             dir);
+    expect_invalid(&opts, msg);
+}
+
 static void test_secret_from_environment(void **state)
 {
     (void)state;
@@ -358,6 +375,12 @@ static void test_secret_rejected_without_echo(void **state)
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff", 1);
     expect_invalid(&opts, "MINDROOM_INSTANCE_SECRET: decodes to 16 bytes; it must be 32 to 64 (generate one with "
                           "`openssl rand -hex 32`)");
+    char long_hex[131];
+    memset(long_hex, 'a', 130);
+    long_hex[130] = '\0';
+    setenv("MINDROOM_INSTANCE_SECRET", long_hex, 1);
+    expect_invalid(&opts, "MINDROOM_INSTANCE_SECRET: decodes to 65 bytes; it must be 32 to 64 (generate one with "
+                          "`openssl rand -hex 32`)");
     setenv("MINDROOM_INSTANCE_SECRET", "not a secret at all, has spaces!", 1);
     expect_invalid(&opts, "MINDROOM_INSTANCE_SECRET: neither hex nor base64 (generate one with `openssl rand "
                           "-hex 32`)");
@@ -403,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_distributed_requires_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_file_created_and_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_file_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_from_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_base64_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_rejected_without_echo, setup, teardown),

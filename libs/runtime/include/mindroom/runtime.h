@@ -51,7 +51,7 @@ typedef struct mr_runtime_opts {
 
 /* The resolved settings; read-only once mr_runtime_open returns. */
 typedef struct mr_runtime_settings {
-    char *config_path;        /* as found (may be relative) */
+    char *config_path;        /* absolute, so a reload reads the same file */
     char *env_path;           /* <config dir>/.env, read when it exists */
     char *storage_path;       /* absolute */
     char *bus_url;
@@ -112,11 +112,14 @@ mr_code mr_runtime_block_signals(mr_err *err);
  * SIGINT and SIGTERM stop the runtime. mr_runtime_close ends it. */
 mr_code mr_runtime_watch_signals(const mr_runtime *rt, mr_err *err);
 
-/* Readiness: /readyz asks mr_runtime_ready, which pings the store and then each added check
- * (at most 8). A service adds its checks when it starts and removes them before it returns. */
+/* Readiness: /readyz asks mr_runtime_ready (an mr_http_ready_fn whose ctx is the runtime), which
+ * pings the store and then each added check (at most 8). A service adds its checks when it
+ * starts and removes them before it returns. Checks run under the runtime's lock, so that
+ * removing one waits for it to finish: a check reads its service's flags and nothing more (no
+ * runtime calls). */
 mr_code mr_runtime_add_check(const mr_runtime *rt, mr_http_ready_fn fn, void *ctx, mr_err *err);
 void mr_runtime_remove_check(const mr_runtime *rt, mr_http_ready_fn fn, void *ctx);
-bool mr_runtime_ready(void *rt, char *why, size_t cap);
+bool mr_runtime_ready(void *ctx, char *why, size_t cap);
 
 /* ---- a service binary ------------------------------------------------------------------- */
 
