@@ -40,6 +40,11 @@ static mr_code state_new(mr_runtime *rt, mr_err *err)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->reload_mu, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&st->http_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     atomic_init(&st->stop, false);
     atomic_init(&st->closing, false);
     rt->state = st;
@@ -116,6 +121,7 @@ void mr_runtime_close(mr_runtime *rt)
         mr_config_release(st->cfg);
         pthread_mutex_destroy(&st->mu);
         pthread_mutex_destroy(&st->reload_mu);
+        pthread_rwlock_destroy(&st->http_lock);
         pthread_cond_destroy(&st->cv);
         free(st);
     }
@@ -237,4 +243,29 @@ bool mr_runtime_ready(void *ctx, char *why, size_t cap)
         ok = st->checks[i].fn(st->checks[i].ctx, why, cap);
     pthread_mutex_unlock(&st->mu);
     return ok;
+}
+
+void mr_runtime_set_http_handler(const mr_runtime *rt, mr_http_handler fn, void *ctx)
+{
+    mr_runtime_state *st = rt->state;
+    pthread_rwlock_wrlock(&st->http_lock);
+    st->http_fn = fn;
+    st->http_ctx = ctx;
+    pthread_rwlock_unlock(&st->http_lock);
+}
+
+mr_http_response *mr_runtime_http_handle(void *ctx, const mr_http_request *req)
+{
+    const mr_runtime *rt = ctx;
+    mr_http_response *r = mr_http_ops_reply(req, rt->metrics, mr_runtime_ready, ctx);
+    if (r)
+        return r;
+    mr_runtime_state *st = rt->state;
+    pthread_rwlock_rdlock(&st->http_lock);
+    if (st->http_fn)
+        r = st->http_fn(st->http_ctx, req);
+    else
+        r = mr_http_reply_error(404, "M_NOT_FOUND", "no such endpoint: %s", req->path);
+    pthread_rwlock_unlock(&st->http_lock);
+    return r;
 }

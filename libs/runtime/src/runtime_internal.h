@@ -24,6 +24,11 @@ struct mr_runtime_state {
     mr_runtime_check checks[MR_RUNTIME_MAX_CHECKS];
     size_t n_checks;
     pthread_mutex_t reload_mu;   /* one reload at a time */
+    /* The service's HTTP handler; readers call it under the lock so that clearing it waits
+     * for them. Writer-preferring, so a stream of requests cannot hold a clear off. */
+    pthread_rwlock_t http_lock;
+    mr_http_handler http_fn;
+    void *http_ctx;
     atomic_bool stop;
     atomic_bool closing;         /* tells the signal watcher to end */
     bool watching;

@@ -82,13 +82,6 @@ static int parse_args(int argc, char **argv, const char *prog, const char *liste
     return -1;
 }
 
-static mr_http_response *handle_http(void *ctx, const mr_http_request *req)
-{
-    mr_runtime *rt = ctx;
-    mr_http_response *r = mr_http_ops_reply(req, rt->metrics, mr_runtime_ready, rt);
-    return r ? r : mr_http_reply_error(404, "M_NOT_FOUND", "no such endpoint: %s", req->path);
-}
-
 static int fail(const char *prog, const mr_err *err, mr_code rc)
 {
     fprintf(stderr, "%s: %s\n", prog, err->msg);
@@ -123,7 +116,7 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
     const char *listen = mr_runtime_setting(rt, a.listen, listen_var, NULL);
     if (listen) {
         mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics};
-        rc = mr_http_server_start(&so, handle_http, rt, &srv, &err);
+        rc = mr_http_server_start(&so, mr_runtime_http_handle, rt, &srv, &err);
         if (rc != MR_OK) {
             mr_err_prefix(&err, "%s", a.listen ? "--listen" : listen_var);
             mr_runtime_close(rt);
@@ -139,7 +132,8 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
         const char *fields[] = {"config", rt->settings.config_path, "bus", bus, "store", store,
                                 "server_name", rt->settings.server_name, "namespace", rt->settings.ns, NULL};
         mr_log_write(MR_LOG_INFO, def->name, fields, "%s %s started", prog, MR_VERSION);
-        status = def->serve(rt) == 0 ? 0 : 1;
+        int served = def->serve(rt);
+        status = served == 0 || served == 2 ? served : 1;
         mr_log_info(def->name, "%s stopped (exit status %d)", prog, status);
     } else {
         status = fail(prog, &err, rc);

@@ -121,11 +121,21 @@ mr_code mr_runtime_add_check(const mr_runtime *rt, mr_http_ready_fn fn, void *ct
 void mr_runtime_remove_check(const mr_runtime *rt, mr_http_ready_fn fn, void *ctx);
 bool mr_runtime_ready(void *ctx, char *why, size_t cap);
 
+/* Routes of a service's own on the --listen server: requests other than /healthz, /readyz and
+ * /metrics go to fn (404 while none is set). A service sets it when it starts; setting NULL
+ * before it returns waits for the calls in flight, so ctx may be freed afterwards. */
+void mr_runtime_set_http_handler(const mr_runtime *rt, mr_http_handler fn, void *ctx);
+/* What the --listen server answers (ctx is the runtime): the health endpoints, else the
+ * service's handler, else 404. */
+mr_http_response *mr_runtime_http_handle(void *ctx, const mr_http_request *req);
+
 /* ---- a service binary ------------------------------------------------------------------- */
 
 typedef struct mr_service_def {
     const char *name;         /* "authz": binary mindroom-authz, variable MINDROOM_AUTHZ_LISTEN */
     const char *summary;      /* one line for --help */
+    /* Returns 0 on a clean stop, 1 on a failure, 2 when a setting of its own is invalid (it has
+     * logged which): the binary then exits 2 as for any other invalid setting. */
     int (*serve)(const mr_runtime *rt);
 } mr_service_def;
 
