@@ -9,6 +9,7 @@
  * after the last handled message. A handler failure seeks the partition back to the message.
  */
 #include "bus_internal.h"
+#include "mindroom/log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -54,6 +55,16 @@ static mr_code conf_set(const kafka_bus *b, rd_kafka_conf_t *conf, const char *n
     return MR_OK;
 }
 
+/* librdkafka's own lines (broker connections, rebalances) go through the project's logger;
+ * levels are syslog's. */
+static void on_log(const rd_kafka_t *rk, int level, const char *facility, const char *line)
+{
+    (void)rk;
+    mr_log_level l = level <= 3 ? MR_LOG_ERROR : level == 4 ? MR_LOG_WARN : level <= 6 ? MR_LOG_INFO : MR_LOG_DEBUG;
+    const char *fields[] = {"facility", facility, NULL};
+    mr_log_write(l, "bus.kafka", fields, "%s", line);
+}
+
 /* Creates a client from name/value pairs (NULL-terminated) on top of the common settings. The
  * configuration is consumed. */
 static mr_code new_client(kafka_bus *b, rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *const *kv,
@@ -70,6 +81,7 @@ static mr_code new_client(kafka_bus *b, rd_kafka_type_t type, rd_kafka_conf_t *c
         rd_kafka_conf_destroy(conf);
         return rc;
     }
+    rd_kafka_conf_set_log_cb(conf, on_log);
     char errstr[512];
     *out = rd_kafka_new(type, conf, errstr, sizeof errstr);
     if (!*out) {

@@ -7,6 +7,7 @@
  * which at-least-once allows. A publish blocks only when the ring is full.
  */
 #include "redis_internal.h"
+#include "mindroom/log.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -140,8 +141,12 @@ static void drop_connection(redis_bus *b, const mr_err *why)
 {
     if (why)
         b->down = *why;
-    if (b->c)
+    if (b->c) {
+        if (why)
+            mr_log_warn("bus.redis", "producer lost its connection, resending %zu messages on the next: %s", b->n,
+                        why->msg);
         redisFree(b->c);
+    }
     b->c = NULL;
     b->sent = 0;
     b->next_connect_ms = mr_bus_now_ms() + RETRY_MS;

@@ -11,6 +11,7 @@
  * successful handler.
  */
 #include "redis_internal.h"
+#include "mindroom/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,39 +252,69 @@ static const redisReply *field(const redisReply *fields, const char *name)
     return NULL;
 }
 
-/* Handles one [id, fields] entry and acknowledges it. Returns false when the partition must stop
- * (handler failure, or the connection failed: run->conn then says why). */
-static bool handle_entry(redis_consumer *c, rpart *part, const redisReply *entry, poll_run *run)
+typedef enum entry_result {
+    ENTRY_HANDLED,  /* the handler returned MR_OK */
+    ENTRY_FOREIGN,  /* not written by a bus producer: nothing can handle it, so only acknowledged */
+    ENTRY_INVALID,  /* no ID: cannot even be acknowledged */
+    ENTRY_FAILED,   /* the handler failed: the partition stops */
+} entry_result;
+
+/* Hands one [id, fields] entry to the handler. */
+static entry_result handle_entry(redis_consumer *c, rpart *part, const redisReply *entry, poll_run *run)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
-        return true;
-    const char *id = entry->element[0]->str;
+        return ENTRY_INVALID;
     const redisReply *k = field(entry->element[1], "k"), *v = field(entry->element[1], "v");
-    mr_code rc = MR_OK;
-    /* An entry without our fields was not written by a bus producer: nothing can handle it,
-     * so it is only acknowledged. */
-    if (k && v) {
-        mr_bus_msg m = {c->topics[part->topic].name, k->str, v->str, v->len, part->p, id};
-        mr_err herr = {0};
-        rc = run->h(run->ctx, &m, &herr);
-        if (rc != MR_OK) {
-            mr_bus_note_failure(run->err, &run->first, rc, &m, &herr);
-            part->stopped = true;
+    if (!k || !v)
+        return ENTRY_FOREIGN;
+    mr_bus_msg m = {c->topics[part->topic].name, k->str, v->str, v->len, part->p, entry->element[0]->str};
+    mr_err herr = {0};
+    mr_code rc = run->h(run->ctx, &m, &herr);
+    if (rc == MR_OK)
+        return ENTRY_HANDLED;
+    mr_bus_note_failure(run->err, &run->first, rc, &m, &herr);
+    part->stopped = true;
+    part->pending = true;
+    return ENTRY_FAILED;
+}
+
+/* Handles entries in order, stopping at a handler failure or at max, then acknowledges the
+ * handled ones with one XACK (one round trip, and one fsync on an appendfsync-always server,
+ * per batch). Returns how many entries it went through; false in *ok when the connection failed,
+ * in which case they are not acknowledged and will come again. */
+static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *entries, poll_run *run, bool *ok)
+{
+    const char **argv = calloc(3 + entries->elements, sizeof *argv);
+    if (!argv) {
+        mr_err_set(&run->conn, MR_ENOMEM, "%s: no memory for acknowledgements", c->base.bus->url.display);
+        *ok = false;
+        return 0;
+    }
+    size_t n_ids = 0, handled = 0, i = 0;
+    for (; i < entries->elements && *run->handled + handled < run->max; i++) {
+        entry_result r = handle_entry(c, part, entries->element[i], run);
+        if (r == ENTRY_FAILED)
+            break;
+        if (r != ENTRY_INVALID)
+            argv[3 + n_ids++] = entries->element[i]->element[0]->str;
+        handled += r == ENTRY_HANDLED;
+    }
+    *ok = true;
+    if (n_ids > 0) {
+        argv[0] = "XACK";
+        argv[1] = part->stream;
+        argv[2] = c->base.group;
+        redisReply *r = mr_bus_redis_command(c->c, c->base.bus, (int)(3 + n_ids), argv, &run->conn);
+        if (r) {
+            freeReplyObject(r);
+            *run->handled += handled;
+        } else {
             part->pending = true;
-            return false;
+            *ok = false;
         }
     }
-    const char *argv[] = {"XACK", part->stream, c->base.group, id};
-    redisReply *r = mr_bus_redis_command(c->c, c->base.bus, 4, argv, &run->conn);
-    if (!r) {
-        /* Handled but not acknowledged: it will come again. */
-        part->pending = true;
-        return false;
-    }
-    freeReplyObject(r);
-    if (k && v)
-        (*run->handled)++;
-    return true;
+    free(argv);
+    return i;
 }
 
 /* Claims and handles pending entries of a partition; false on a connection failure. */
@@ -300,14 +331,10 @@ static bool claim_pending(redis_consumer *c, rpart *part, poll_run *run)
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->type == REDIS_REPLY_STRING &&
         r->element[1]->type == REDIS_REPLY_ARRAY) {
         const redisReply *entries = r->element[1];
-        size_t i = 0;
-        for (; i < entries->elements && *run->handled < run->max; i++)
-            if (!handle_entry(c, part, entries->element[i], run))
-                break;
+        size_t done = handle_entries(c, part, entries, run, &ok);
         /* Done with the backlog when the scan wrapped around and everything was handled. */
-        if (i == entries->elements && !part->stopped && strcmp(r->element[0]->str, "0-0") == 0 && !c->c->err)
+        if (ok && done == entries->elements && !part->stopped && strcmp(r->element[0]->str, "0-0") == 0)
             part->pending = false;
-        ok = c->c->err == 0;
     } else if (r->type == REDIS_REPLY_ERROR) {
         mr_err_set(&run->conn, MR_EIO, "%s: XAUTOCLAIM %s: %s", c->base.bus->url.display, part->stream, r->str);
         ok = false;
@@ -360,26 +387,20 @@ static int read_new(redis_consumer *c, poll_run *run, int block_ms)
         result = -1;
     } else if (r && r->type == REDIS_REPLY_ARRAY) {
         result = 1;
-        for (size_t s = 0; s < r->elements && result >= 0; s++) {
+        for (size_t s = 0; s < r->elements && result > 0; s++) {
             const redisReply *sr = r->element[s];
             rpart *part = NULL;
             for (size_t i = 0; i < n && sr->type == REDIS_REPLY_ARRAY && sr->elements == 2; i++)
                 if (strcmp(sel[i]->stream, sr->element[0]->str) == 0)
                     part = sel[i];
-            if (!part)
+            if (!part || sr->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
-            const redisReply *entries = sr->element[1];
-            for (size_t e = 0; e < entries->elements; e++) {
-                /* Entries past a failure, or past max, are ours and pending now: claimed next. */
-                if (part->stopped || *run->handled >= run->max) {
-                    part->pending = true;
-                    break;
-                }
-                if (!handle_entry(c, part, entries->element[e], run) && c->c->err)
-                    result = -1;
-                if (result < 0)
-                    break;
-            }
+            bool ok = true;
+            /* Entries past a failure, or past max, are ours and pending now: claimed next. */
+            if (handle_entries(c, part, sr->element[1], run, &ok) < sr->element[1]->elements)
+                part->pending = true;
+            if (!ok)
+                result = -1;
         }
     }
     if (r)
@@ -427,6 +448,8 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
         if (!conn_ok) {
             /* Entries delivered but not acknowledged on this connection are claimed after the
              * next connect. */
+            if (c->c)
+                mr_log_warn("bus.redis", "consumer %s of group %s reconnects: %s", c->name, cc->group, run.conn.msg);
             drop(c);
             if (*handled > 0 || run.first != MR_OK)
                 return run.first;

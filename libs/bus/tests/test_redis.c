@@ -92,6 +92,7 @@ static void test_publish_while_down_is_kept_until_back(void **state)
 {
     (void)state;
     suite_env env = redis_env();
+    env.opts.publish_timeout_ms = 500;
     mr_bus *b = suite_open(&env);
     mr_err err = {0};
     suite_publish(b, "down", 0, 50, 16);
@@ -104,10 +105,18 @@ static void test_publish_while_down_is_kept_until_back(void **state)
              "%s: 50 messages not yet stored after 600 ms; last error: %s: connecting: Connection refused",
              redis.url, redis.url);
     assert_string_equal(err.msg, want);
+    /* The producer keeps up to 1024 unconfirmed messages; the next one waits, then is refused. */
+    suite_publish(b, "down", 100, 974, 16);
+    assert_int_equal(mr_bus_publish(b, "down", "!room0:example.org", "{\"v\":1,\"seq\":1074}", 19, &err),
+                     MR_EUNAVAIL);
+    snprintf(want, sizeof want,
+             "%s: 1024 messages not yet stored after 500 ms; last error: %s: connecting: Connection refused",
+             redis.url, redis.url);
+    assert_string_equal(err.msg, want);
     assert_int_equal(mr_tp_redis_restart(&redis, &err), MR_OK);
     if (mr_bus_flush(b, 30000, &err) != MR_OK)
         fail_msg("flush once redis is back: %s", err.msg);
-    suite_collector *c = suite_collect_start(b, "down", "down", 100, NULL);
+    suite_collector *c = suite_collect_start(b, "down", "down", 1074, NULL);
     suite_collect_wait(c, 60000);
     suite_collect_stop(c);
     mr_bus_close(b);

@@ -1,0 +1,81 @@
+#!/bin/sh
+# run.sh -- bus messages/s and publish-to-handle latency per backend (1 KiB messages), beside
+# kcat on the same Kafka broker set and redis-benchmark (XADD) on the same redis-server.
+# Usage: bench/bus/run.sh [BUILD_DIR] [MESSAGES]   (BUILD_DIR defaults to build, MESSAGES to 20000)
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build}
+n=${2:-20000}
+cmake --build "$build" --target bench_bus mr-kafka-mock >/dev/null
+bin=$build/bench/bus/bench_bus
+mock=$build/tests/peers/mr-kafka-mock
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-bus-XXXXXX")
+redis_pid=
+mock_pid=
+cleanup() {
+    [ -n "$mock_pid" ] && { echo quit >&3; wait "$mock_pid" 2>/dev/null || true; }
+    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+
+# redis-server as the tests run it (append-only, fsync always), on a free loopback port.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp" --appendonly yes --appendfsync always \
+    --save '' --protected-mode no >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+
+# Three mock Kafka brokers; commands go to the program's stdin through a FIFO.
+mkfifo "$tmp/ctl"
+"$mock" <"$tmp/ctl" >"$tmp/mock.out" 2>"$tmp/mock.err" &
+mock_pid=$!
+exec 3>"$tmp/ctl"
+until [ -s "$tmp/mock.out" ]; do sleep 0.05; done
+bootstrap=$(head -n 1 "$tmp/mock.out")
+printf 'topic bench 8\ntopic kcat-bench 8\n' >&3
+
+payload=$(head -c 1000 /dev/zero | tr '\0' x)
+awk -v n="$n" -v p="$payload" 'BEGIN { for (i = 0; i < n; i++) printf "!room%d:example.org|{\"v\":1,\"seq\":%d,\"pad\":\"%s\"}\n", i % 64, i, p }' \
+    >"$tmp/messages"
+
+a=$(now)
+kcat -b "$bootstrap" -P -t kcat-bench -K '|' -X partitioner=murmur2_random <"$tmp/messages"
+b=$(now)
+kcat -b "$bootstrap" -C -e -q -t kcat-bench -o beginning >/dev/null
+c=$(now)
+kcat_produce=$(rate "$n" "$a" "$b")
+kcat_consume=$(rate "$n" "$b" "$c")
+
+value=$(head -c 1024 /dev/zero | tr '\0' x)
+rb_pipe=$(redis-benchmark -p "$port" -c 1 -n "$n" -P 64 --csv XADD rb-bench '*' v "$value" |
+    tail -n 1 | awk -F'","' '{ printf "%.0f", $2 }')
+rb_single=$(redis-benchmark -p "$port" -c 1 -n "$n" --csv XADD rb-bench '*' v "$value" |
+    tail -n 1 | awk -F'","' '{ printf "%.0f", $2 }')
+
+inproc=$("$bin" inproc: bench "$n")
+redis=$("$bin" "redis://127.0.0.1:$port/0" bench "$n")
+kafka=$("$bin" "kafka://$bootstrap" bench "$n")
+
+echo "bus: $n messages of 1 KiB as fast as publish allows (messages/s, first publish to last"
+echo "handled), then 2000 at 1 per ms (publish-to-handle latency); one producer, one consumer"
+printf '%-8s %12s %10s %10s\n' backend msgs/s p50_ms p99_ms
+for row in "inproc,$inproc" "redis,$redis" "kafka,$kafka"; do
+    echo "$row" | awk -F, '{ printf "%-8s %12s %10s %10s\n", $1, $2, $3, $4 }'
+done
+echo "(the Kafka mock answers a fetch that finds no data only after fetch.wait.max.ms, 500 ms,"
+echo " where a real broker answers when data arrives: its latency here is the mock's)"
+echo
+echo "baselines measured in the same run (messages/s)"
+printf '%-44s %12s\n' "kcat -P (produce, until all acknowledged)" "$kcat_produce"
+printf '%-44s %12s\n' "kcat -C -e (consume from the start)" "$kcat_consume"
+printf '%-44s %12s\n' "redis-benchmark XADD 1 KiB, pipeline 64" "$rb_pipe"
+printf '%-44s %12s\n' "redis-benchmark XADD 1 KiB, no pipeline" "$rb_single"
+redis_rate=$(echo "$redis" | cut -d, -f1)
+kafka_rate=$(echo "$kafka" | cut -d, -f1)
+awk -v r="$redis_rate" -v rb="$rb_pipe" -v k="$kafka_rate" -v kc="$kcat_consume" \
+    'BEGIN { printf "ratios: redis bus / redis-benchmark (pipelined) %.2f; kafka bus / kcat -C %.2f\n", r / rb, k / kc }'
