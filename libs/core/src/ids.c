@@ -310,3 +310,23 @@ bool mr_id_room_key_from_alias_localpart(const char *localpart, const char *ns, 
     out[n] = '\0';
     return true;
 }
+
+mr_code mr_id_url_host(const char *url, char *host, size_t cap, mr_err *err)
+{
+    const char *p = NULL;
+    if (strncmp(url, "https://", 8) == 0)
+        p = url + 8;
+    else if (strncmp(url, "http://", 7) == 0)
+        p = url + 7;
+    else
+        return mr_err_set(err, MR_EINVAL, "\"%s\" is not an http:// or https:// URL", url);
+    size_t authority = strcspn(p, "/?#");
+    if (memchr(p, '@', authority))
+        return mr_err_set(err, MR_EINVAL, "credentials are not allowed in the URL");
+    size_t n = p[0] == '[' ? strcspn(p, "]") + 1 : strcspn(p, ":/?#");
+    if (n == 0 || n >= cap || (p[0] == '[' && p[n - 1] != ']'))
+        return mr_err_set(err, MR_EINVAL, "\"%s\" has no usable host", url);
+    memcpy(host, p, n);
+    host[n] = '\0';
+    return MR_OK;
+}

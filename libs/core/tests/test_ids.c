@@ -314,6 +314,40 @@ static void test_room_key_from_alias(void **state)
     assert_false(mr_id_room_key_from_alias_localpart("dev_ab3k9xyz", "ab3k9xyz", tiny, sizeof tiny));
 }
 
+static void test_url_host(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url;
+        const char *host; /* NULL: refused with message */
+        const char *message;
+    } cases[] = {
+        {"https://mindroom.chat", "mindroom.chat", NULL},
+        {"http://localhost:8008", "localhost", NULL},
+        {"https://matrix.example.org/path?x=1", "matrix.example.org", NULL},
+        {"http://[::1]:8448/", "[::1]", NULL},
+        {"http://127.0.0.1:1234", "127.0.0.1", NULL},
+        {"matrix.example.org", NULL, "\"matrix.example.org\" is not an http:// or https:// URL"},
+        {"ftp://example.org", NULL, "\"ftp://example.org\" is not an http:// or https:// URL"},
+        {"https://user:pw@example.org", NULL, "credentials are not allowed in the URL"},
+        {"https://", NULL, "\"https://\" has no usable host"},
+        {"https://:8448", NULL, "\"https://:8448\" has no usable host"},
+        {"http://[::1", NULL, "\"http://[::1\" has no usable host"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char host[64] = "unchanged";
+        mr_err err = {0};
+        mr_code rc = mr_id_url_host(cases[i].url, host, sizeof host, &err);
+        if (cases[i].host) {
+            assert_int_equal(rc, MR_OK);
+            assert_string_equal(host, cases[i].host);
+        } else {
+            assert_int_equal(rc, MR_EINVAL);
+            assert_string_equal(err.msg, cases[i].message);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_entity_names),
         cmocka_unit_test(test_managed_names),
         cmocka_unit_test(test_room_key_from_alias),
+        cmocka_unit_test(test_url_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,34 +94,16 @@ static mr_code resolve_storage(const mr_runtime_opts *o, mr_runtime *rt, mr_err 
     return dup_into(&s->storage_path, abs, name, err);
 }
 
-/* The host of an http(s) URL, without port or brackets' contents altered ("[::1]" stays). */
-static mr_code homeserver_host(const char *url, char *host, size_t cap, mr_err *err)
-{
-    const char *p = NULL;
-    if (strncmp(url, "https://", 8) == 0)
-        p = url + 8;
-    else if (strncmp(url, "http://", 7) == 0)
-        p = url + 7;
-    else
-        return mr_err_set(err, MR_EINVAL, "MATRIX_HOMESERVER: \"%s\" is not an http:// or https:// URL", url);
-    if (strchr(p, '@'))
-        return mr_err_set(err, MR_EINVAL, "MATRIX_HOMESERVER: credentials are not allowed in the URL");
-    size_t n = p[0] == '[' ? strcspn(p, "]") + 1 : strcspn(p, ":/?#");
-    if (n == 0 || n >= cap || (p[0] == '[' && p[n - 1] != ']'))
-        return mr_err_set(err, MR_EINVAL, "MATRIX_HOMESERVER: \"%s\" has no usable host", url);
-    memcpy(host, p, n);
-    host[n] = '\0';
-    return MR_OK;
-}
-
 static mr_code resolve_matrix(mr_runtime *rt, mr_err *err)
 {
     mr_runtime_settings *s = &rt->settings;
     const char *hs = mr_runtime_setting(rt, NULL, "MATRIX_HOMESERVER", NULL);
     char host[MR_ID_MAX + 1] = "";
     if (hs) {
-        mr_code rc = homeserver_host(hs, host, sizeof host, err);
-        if (rc == MR_OK)
+        mr_code rc = mr_id_url_host(hs, host, sizeof host, err);
+        if (rc != MR_OK)
+            mr_err_prefix(err, "MATRIX_HOMESERVER");
+        else
             rc = dup_into(&s->homeserver, hs, "MATRIX_HOMESERVER", err);
         if (rc != MR_OK)
             return rc;

@@ -35,6 +35,12 @@ mr_code mr_id_parse_room_id(const char *s, mr_id *out, mr_err *err);
 mr_code mr_id_parse_room_alias(const char *s, mr_id *out, mr_err *err);
 bool mr_id_localpart_is_modern(const char *localpart);
 
+/* The host of an http:// or https:// URL (a homeserver's), without port; IPv6 keeps its
+ * brackets ("[::1]"). This is the default Matrix server name when none is configured. URLs
+ * with credentials are refused. Messages quote the URL and do not name the setting: callers
+ * prefix it. */
+mr_code mr_id_url_host(const char *url, char *host, size_t cap, mr_err *err);
+
 /* Lower-cases `in` into `out`; an empty input is a valid empty namespace. Otherwise the result
  * must match ^[a-z0-9]{4,32}$. out has room for MR_NAMESPACE_MAX + 1 bytes. */
 mr_code mr_id_namespace_normalize(const char *in, char out[MR_NAMESPACE_MAX + 1], mr_err *err);
