@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "mindroom/config.h"
 #include "mindroom/err.h"
 
 /* The exit codes every command uses, and that --help documents. */
@@ -20,6 +21,7 @@ typedef int (*mr_cli_cmd_fn)(int argc, char **argv);
 
 int mr_cli_config_init(int argc, char **argv);
 int mr_cli_config_validate(int argc, char **argv);
+int mr_cli_authz_explain(int argc, char **argv);
 
 /* getopt_long over a command's arguments with errors reported by us, not getopt: returns the
  * option's value, -1 when options end, or MR_CLI_GETOPT_USAGE after printing a one-line
@@ -43,5 +45,8 @@ extern const char mr_cli_exit_codes_help[];
  * DIR/config.yaml; must_exist is not checked for it), else the lookup order of
  * mr_config_find_path. */
 mr_code mr_cli_config_path(const char *arg, bool must_exist, char *out, size_t cap, mr_err *err);
+
+/* Prints every diagnostic of a config load to stderr as file:line:col: field: message. */
+void mr_cli_print_diags(const mr_config_diags *diags);
 
 #endif

@@ -1,8 +1,9 @@
-/* cli_options.c -- option parsing, usage errors, help output and config path resolution shared
+/* cli_options.c -- option parsing, usage errors, help output and config path resolution and diagnostics shared
  * by every `mindroom` command. */
 #include "cli.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -104,4 +105,27 @@ mr_code mr_cli_config_path(const char *arg, bool must_exist, char *out, size_t c
     if (len < 0 || (size_t)len >= cap)
         return mr_err_set(err, MR_EINVAL, "config path '%s' is longer than %zu bytes", arg, cap - 1);
     return MR_OK;
+}
+
+void mr_cli_print_diags(const mr_config_diags *diags)
+{
+    char line[1024];
+    for (size_t i = 0; i < diags->len; i++) {
+        int n = mr_config_diag_format(diags, i, line, sizeof line);
+        if (n < 0)
+            continue;
+        if ((size_t)n < sizeof line) {
+            fprintf(stderr, "%s\n", line);
+            continue;
+        }
+        /* Longer than the stack buffer (a long value quoted back): format it whole. */
+        char *big = malloc((size_t)n + 1);
+        if (big) {
+            mr_config_diag_format(diags, i, big, (size_t)n + 1);
+            fprintf(stderr, "%s\n", big);
+            free(big);
+        } else {
+            fprintf(stderr, "%s...\n", line);
+        }
+    }
 }

@@ -76,29 +76,6 @@ static size_t count_rooms(const mr_config *cfg)
     return n;
 }
 
-static void print_diags(const mr_config_diags *diags)
-{
-    char line[1024];
-    for (size_t i = 0; i < diags->len; i++) {
-        int n = mr_config_diag_format(diags, i, line, sizeof line);
-        if (n < 0)
-            continue;
-        if ((size_t)n < sizeof line) {
-            fprintf(stderr, "%s\n", line);
-            continue;
-        }
-        /* Longer than the stack buffer (a long value quoted back): format it whole. */
-        char *big = malloc((size_t)n + 1);
-        if (big) {
-            mr_config_diag_format(diags, i, big, (size_t)n + 1);
-            fprintf(stderr, "%s\n", big);
-            free(big);
-        } else {
-            fprintf(stderr, "%s...\n", line);
-        }
-    }
-}
-
 static int summarize(const char *path, const mr_config *cfg, const mr_config_diags *diags)
 {
     size_t warnings = diags->len - diags->n_errors;
@@ -140,7 +117,7 @@ int mr_cli_config_validate(int argc, char **argv)
     mr_config *cfg = NULL;
     mr_config_diags diags = {0};
     mr_code rc = mr_config_load(path, &cfg, &diags, &err);
-    print_diags(&diags);
+    mr_cli_print_diags(&diags);
     int status;
     if (rc != MR_OK && diags.n_errors == 0)
         status = mr_cli_fail(CMD, "%s", err.msg); /* unreadable: there is nothing to summarize */

@@ -20,6 +20,7 @@ typedef struct cli_command {
 
 static const cli_group groups[] = {
     {"config", "Create and check config.yaml"},
+    {"authz", "Debug who may talk to the agents"},
 };
 
 /* The only commands that exist; every help text is generated from this table. */
@@ -27,6 +28,8 @@ static const cli_command commands[] = {
     {"config", "init", "[options]", "Write a starter config.yaml and .env", mr_cli_config_init},
     {"config", "validate", "[PATH]", "Check config.yaml; report every problem with file:line",
      mr_cli_config_validate},
+    {"authz", "explain", "[options]", "Show the authorization decision and the rule behind it",
+     mr_cli_authz_explain},
 };
 
 #define N_GROUPS (sizeof groups / sizeof groups[0])
