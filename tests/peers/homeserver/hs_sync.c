@@ -362,7 +362,7 @@ static mr_http_response *sync_params(hs_call *c, sync_ctx *s, long *timeout)
 mr_http_response *hs_sync(hs_call *c)
 {
     sync_ctx s = {.h = c->h, .user = c->user, .device = c->device};
-    long timeout;
+    long timeout = 0;
     mr_http_response *e = sync_params(c, &s, &timeout);
     if (e)
         return e;
