@@ -29,10 +29,16 @@ struct mr_http_client {
 /* What the callbacks fill while a transfer runs. */
 typedef struct transfer {
     mr_http_result *out;
+    const mr_http_call *call;
+    CURL *easy;
     size_t cap;
     size_t max;
     bool too_large;
     bool failed_alloc;
+    bool aborted;                    /* on_data returned false */
+    bool stalled;                    /* no byte moved for call->stall_timeout_ms */
+    curl_off_t moved;                /* bytes up and down at the last progress call */
+    struct timespec last_move;
 } transfer;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -137,6 +143,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     transfer *t = ud;
     mr_http_result *r = t->out;
     size_t len = size * n;
+    if (t->call->on_data) {
+        long status = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            if (t->call->on_data(t->call->data_ctx, p, len))
+                return len;
+            t->aborted = true;
+            return 0;
+        }
+    }
     if (r->body_len + len > t->max) {
         t->too_large = true;
         return 0;
@@ -196,6 +212,33 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (long)(t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* libcurl calls this about once a second even while nothing arrives, which is what lets a
+ * stalled peer be noticed; any byte moving either way restarts the stall clock. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)ultotal;
+    transfer *t = ud;
+    if (dlnow + ulnow != t->moved) {
+        t->moved = dlnow + ulnow;
+        clock_gettime(CLOCK_MONOTONIC, &t->last_move);
+        return 0;
+    }
+    if (ms_since(&t->last_move) >= t->call->stall_timeout_ms) {
+        t->stalled = true;
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- requests ---- */
 
 static char *full_url(const mr_http_client *c, const char *url)
@@ -216,6 +259,11 @@ static mr_code transport_error(const mr_http_client *c, const mr_http_result *ou
     char detail[CURL_ERROR_SIZE + 128];
     if (t->too_large)
         snprintf(detail, sizeof detail, "response larger than %zu bytes", t->max);
+    else if (t->stalled)
+        snprintf(detail, sizeof detail, "no data for %ld ms (stall timeout)",
+                 t->call->stall_timeout_ms);
+    else if (t->aborted)
+        snprintf(detail, sizeof detail, "aborted by the receiver");
     else if (t->failed_alloc)
         snprintf(detail, sizeof detail, "out of memory reading the response");
     else
@@ -240,6 +288,8 @@ static mr_code transport_error(const mr_http_client *c, const mr_http_result *ou
     }
     if (t->failed_alloc)
         code = MR_ENOMEM;
+    else if (t->stalled)
+        code = MR_EUNAVAIL;
     return mr_err_set(err, code, "%s %s: %s", out->method, out->url, clean);
 }
 
@@ -292,7 +342,8 @@ mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_r
     /* reset keeps the connection cache: only the options of the last request go. */
     CURL *e = c->easy;
     curl_easy_reset(e);
-    transfer t = {.out = out, .max = c->max_response};
+    transfer t = {.out = out, .call = call, .easy = e, .max = c->max_response};
+    clock_gettime(CLOCK_MONOTONIC, &t.last_move);
     c->errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
@@ -306,6 +357,11 @@ mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_r
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    if (call->stall_timeout_ms > 0) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, &t);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
     if (strcmp(out->method, "HEAD") == 0)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     else if (call->body || strcmp(out->method, "POST") == 0 || strcmp(out->method, "PUT") == 0) {

@@ -11,6 +11,9 @@ struct mr_http_response {
     size_t len;
     mr_http_param *headers;
     size_t nheaders;
+    mr_http_stream_fn stream;      /* set for mr_http_reply_stream; body is then unused */
+    void *stream_ctx;
+    void (*stream_done)(void *ctx);
 };
 
 #endif

@@ -26,6 +26,22 @@ mr_http_response *mr_http_reply(int status, const char *content_type, const void
     return r;
 }
 
+mr_http_response *mr_http_reply_stream(int status, const char *content_type,
+                                       mr_http_stream_fn next, void *ctx,
+                                       void (*done)(void *ctx))
+{
+    mr_http_response *r = mr_http_reply(status, content_type, "", 0);
+    if (!r) {
+        if (done)
+            done(ctx);
+        return NULL;
+    }
+    r->stream = next;
+    r->stream_ctx = ctx;
+    r->stream_done = done;
+    return r;
+}
+
 mr_http_response *mr_http_reply_json(int status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -85,6 +101,9 @@ void mr_http_response_free(mr_http_response *r)
         free(r->headers[i].value);
     }
     free(r->headers);
+    /* A stream never handed to the server still owns its context. */
+    if (r->stream_done)
+        r->stream_done(r->stream_ctx);
     free(r->body);
     free(r->content_type);
     free(r);

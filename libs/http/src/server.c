@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,6 +152,28 @@ const char *mr_http_request_header(const mr_http_request *req, const char *name)
     return MHD_lookup_connection_value(req->impl, MHD_HEADER_KIND, name);
 }
 
+typedef struct header_count {
+    const char *name;
+    size_t n;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    header_count *hc = cls;
+    if (strcasecmp(key, hc->name) == 0)
+        hc->n++;
+    return MHD_YES;
+}
+
+size_t mr_http_request_header_count(const mr_http_request *req, const char *name)
+{
+    header_count hc = {name, 0};
+    MHD_get_connection_values(req->impl, MHD_HEADER_KIND, count_header, &hc);
+    return hc.n;
+}
+
 const char *mr_http_request_query(const mr_http_request *req, const char *name)
 {
     for (size_t i = 0; i < req->nquery; i++)
@@ -251,6 +274,52 @@ static void count_request(mr_http_server *srv, const char *method, int status,
                             seconds_since(&st->start));
 }
 
+/* A streamed body as MHD sees it: the handler's producer and its context. */
+typedef struct stream_body {
+    mr_http_stream_fn next;
+    void *ctx;
+    void (*done)(void *ctx);
+} stream_body;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_body *sb = cls;
+    long n = sb->next(sb->ctx, buf, max);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0 || (size_t)n > max)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    stream_body *sb = cls;
+    if (sb->done)
+        sb->done(sb->ctx);
+    free(sb);
+}
+
+/* The MHD response for r; a stream's context moves from r to it. */
+static struct MHD_Response *mhd_response(mr_http_response *r)
+{
+    if (!r->stream)
+        return MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY);
+    stream_body *sb = malloc(sizeof *sb);
+    if (!sb)
+        return NULL;
+    *sb = (stream_body){r->stream, r->stream_ctx, r->stream_done};
+    struct MHD_Response *mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+                                                                stream_read, sb, stream_free);
+    if (!mr) {
+        free(sb);
+        return NULL;
+    }
+    r->stream_done = NULL;
+    return mr;
+}
+
 /* Queues r (or a 500 when r is NULL) and frees it. */
 static enum MHD_Result send_response(mr_http_server *srv, struct MHD_Connection *c,
                                      const char *method, const conn_state *st,
@@ -258,8 +327,7 @@ static enum MHD_Result send_response(mr_http_server *srv, struct MHD_Connection 
 {
     if (!r)
         r = mr_http_reply_error(500, "M_UNKNOWN", "internal error");
-    struct MHD_Response *mr = r ? MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY)
-                                : NULL;
+    struct MHD_Response *mr = r ? mhd_response(r) : NULL;
     if (!mr) {
         mr_http_response_free(r);
         return MHD_NO;

@@ -15,7 +15,7 @@ typedef struct stub_script {
     char *reply;              /* answer text; NULL: the default answer */
     json_t *tool_calls;       /* [{"id", "name", "arguments" (text)}], or NULL */
     json_t *error;            /* the scripted error fields (status, message, type, param,
-                               * code, retry_after, retry_after_ms), or NULL */
+                               * code, retry_after, retry_after_ms, after_chunks), or NULL */
     long stall_ms;            /* 0: no stall */
     int stall_after_chunks;   /* streams: events sent before the stall */
     bool close_after_stall;   /* cut the connection when the stall ends */
@@ -66,6 +66,8 @@ void stub_mask_key(const char *key, char *out, size_t cap);
 /* ---- stub_answer.c ---- */
 /* The answer a request gets when no script says otherwise; caller frees. */
 char *stub_default_answer(json_t *body);
+/* The answer, streamed or not, as the script shapes it. A scripted error reaches here only
+ * when it is to be sent inside a stream (error.after_chunks). */
 mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc);
 
 /* ---- stub_chat.c ---- */

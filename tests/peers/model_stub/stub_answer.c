@@ -294,6 +294,21 @@ static void push_calls(events *ev, const answer *a)
     }
 }
 
+/* The events of a stream that fails after `keep` of them with OpenAI's error event. */
+static void fail_stream(events *ev, const answer *a, json_t *error)
+{
+    size_t keep = (size_t)json_integer_value(json_object_get(error, "after_chunks"));
+    while (ev->n > keep)
+        free(ev->v[--ev->n]);
+    int status = (int)json_integer_value(json_object_get(error, "status"));
+    json_t *body = stub_default_error(status, error, a->model);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text)
+        push(ev, text);
+    free(text);
+}
+
 static events stream_events(const answer *a, bool with_usage)
 {
     events ev = {.with_usage = with_usage};
@@ -403,6 +418,8 @@ mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc)
                            .stall_ms = in_stream ? sc->stall_ms : 0,
                            .close_after_stall = in_stream && sc->close_after_stall,
                            .stall_done = !in_stream};
+            if (sc->error)
+                fail_stream(&o->ev, &a, sc->error);
         }
         r = o ? sse_response(o) : NULL;
     }

@@ -206,7 +206,9 @@ static mr_http_response *chat(stub *s, const mr_http_request *req)
     }
     stub_script sc;
     stub_script_next(s, &sc);
-    if (sc.error) {
+    bool in_stream = json_is_true(json_object_get(body, "stream")) &&
+                     json_object_get(sc.error, "after_chunks");
+    if (sc.error && !in_stream) {
         if (sc.stall_ms && !stub_sleep(s, sc.stall_ms))
             r = stub_error(503, "The stub is stopping.", "server_error", NULL, NULL);
         else

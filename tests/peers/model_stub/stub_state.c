@@ -3,6 +3,7 @@
 #include "stub.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,11 +71,13 @@ bool stub_sleep(stub *s, long ms)
 
 /* ---- scripts ---- */
 
-static bool fail(char *why, size_t cap, const char *fmt, const char *what)
-    __attribute__((format(printf, 3, 0)));
-static bool fail(char *why, size_t cap, const char *fmt, const char *what)
+static bool fail(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *why, size_t cap, const char *fmt, ...)
 {
-    snprintf(why, cap, fmt, what);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
     return false;
 }
 
@@ -128,7 +131,8 @@ static bool error_fields(json_t *spec, char *why, size_t cap)
         json_integer_value(status) > 599)
         return fail(why, cap, "script field '%s' needs a status from 400 to 599", "error");
     static const char *const known[] = {"status", "message", "type", "param", "code",
-                                        "retry_after", "retry_after_ms", NULL};
+                                        "retry_after", "retry_after_ms", "after_chunks",
+                                        NULL};
     const char *key;
     json_t *v;
     json_object_foreach(spec, key, v) {

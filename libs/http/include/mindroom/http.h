@@ -63,6 +63,9 @@ typedef struct mr_http_request {
 
 /* Header value by name, case-insensitive; NULL when absent. */
 const char *mr_http_request_header(const mr_http_request *req, const char *name);
+/* How many times a header was sent (case-insensitive name): a header that should come once,
+ * such as an identity set by a trusted proxy, is ambiguous when it comes twice. */
+size_t mr_http_request_header_count(const mr_http_request *req, const char *name);
 /* First query parameter of that name (decoded); NULL when absent. */
 const char *mr_http_request_query(const mr_http_request *req, const char *name);
 
@@ -97,6 +100,16 @@ mr_http_response *mr_http_reply(int status, const char *content_type, const void
 /* Serializes and releases `body` (the caller's reference is taken, also on failure). */
 mr_http_response *mr_http_reply_json(int status, json_t *body);
 mr_http_response *mr_http_reply_text(int status, const char *text);
+/* Writes the next part of a streamed body into buf (at most cap bytes) and returns its length;
+ * 0 ends the body, -1 cuts the connection. It runs on the connection's thread and may block
+ * until it has something to send: each part goes out as soon as it is returned. */
+typedef long (*mr_http_stream_fn)(void *ctx, char *buf, size_t cap);
+/* A response whose body `next` produces while it is sent (chunked, for server-sent events).
+ * `done` (may be NULL) releases ctx once the response is finished or abandoned; ctx is taken,
+ * also when this returns NULL. */
+mr_http_response *mr_http_reply_stream(int status, const char *content_type,
+                                       mr_http_stream_fn next, void *ctx,
+                                       void (*done)(void *ctx));
 /* {"errcode": errcode, "error": "<formatted>"}, the Matrix error shape used by every service. */
 mr_http_response *mr_http_reply_error(int status, const char *errcode, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -153,6 +166,14 @@ typedef struct mr_http_call {
     const char *content_type;   /* for the body; NULL: none sent */
     const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
     long timeout_ms;            /* 0: the client's default */
+    /* When set, the body of a 2xx response goes to on_data as it arrives instead of into
+     * out->body (other statuses are collected as usual, so their errors can be read);
+     * returning false aborts the transfer (MR_EIO, "aborted by the receiver"). */
+    bool (*on_data)(void *ctx, const char *data, size_t len);
+    void *data_ctx;
+    /* Fails the request (MR_EUNAVAIL, "no data for N ms") when no byte moves for this long,
+     * checked about once a second; 0: no limit. */
+    long stall_timeout_ms;
 } mr_http_call;
 
 mr_code mr_http_client_new(const mr_http_client_opts *opts, mr_http_client **out, mr_err *err);

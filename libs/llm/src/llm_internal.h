@@ -1,0 +1,86 @@
+/* llm_internal.h -- what the files of libs/llm share and nobody else sees. */
+#ifndef MINDROOM_LLM_INTERNAL_H
+#define MINDROOM_LLM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "mindroom/http.h"
+#include "mindroom/llm.h"
+
+struct mr_llm_client {
+    mr_http_client *http;
+    char *model_name;        /* the key under models: in config.yaml */
+    char *model_id;          /* the provider's name for it */
+    char *provider;
+    char *url;               /* <base>/chat/completions */
+    char *key;               /* NULL when the provider needs none */
+    double temperature;      /* < 0: unset */
+    bool openai;             /* speaks OpenAI's newest dialect (max_completion_tokens) */
+    mr_llm_opts opts;        /* defaults filled in */
+};
+
+/* ---- a growable string ---- */
+
+typedef struct mr_llm_buf {
+    char *s;         /* NUL-terminated once anything was appended */
+    size_t len, cap;
+} mr_llm_buf;
+
+bool mr_llm_buf_append(mr_llm_buf *b, const char *s, size_t n);
+
+/* ---- server-sent events (the WHATWG event-stream format) ---- */
+
+/* One dispatched event: its type ("message" when the stream named none) and its data lines
+ * joined by '\n'. A code other than MR_OK stops the parser and is returned by feed. */
+typedef mr_code (*mr_llm_sse_fn)(void *ctx, const char *event, const char *data, size_t len,
+                                 mr_err *err);
+
+typedef struct mr_llm_sse {
+    mr_llm_sse_fn on_event;
+    void *ctx;
+    size_t max;          /* longest line and longest event data */
+    mr_llm_buf line;     /* the line being read */
+    mr_llm_buf data;     /* data lines of the event being read */
+    bool has_data;       /* a data field was seen (it may be empty) */
+    char event[64];      /* the event field, "" when unset */
+    bool after_cr;       /* the last byte was CR: a following LF belongs to it */
+} mr_llm_sse;
+
+void mr_llm_sse_init(mr_llm_sse *p, size_t max, mr_llm_sse_fn on_event, void *ctx);
+/* Feeds bytes as they arrive, in pieces of any size; calls on_event for each complete event.
+ * MR_EINVAL when a line or an event exceeds max. A half-read event at the end of the stream
+ * is dropped, as the format says. */
+mr_code mr_llm_sse_feed(mr_llm_sse *p, const char *buf, size_t len, mr_err *err);
+void mr_llm_sse_free(mr_llm_sse *p);
+
+/* ---- assembling an answer ---- */
+
+/* Collects a streamed answer chunk by chunk into out. */
+typedef struct mr_llm_acc {
+    mr_llm_response *out;
+    size_t content_cap;
+    int *call_index;         /* the "index" of each entry of out->tool_calls */
+    mr_llm_delta_fn on_delta;
+    void *delta_ctx;
+    size_t delivered;        /* bytes of text handed to on_delta */
+    bool done;               /* [DONE] came */
+} mr_llm_acc;
+
+/* One chat.completion.chunk: appends content (passing it to on_delta), merges tool-call
+ * deltas by index (id and name from the first delta that has them, arguments appended),
+ * and keeps finish_reason, usage, id and model. */
+mr_code mr_llm_acc_chunk(mr_llm_acc *a, json_t *chunk, mr_err *err);
+void mr_llm_acc_free(mr_llm_acc *a);
+
+/* A whole (non-streamed) chat.completion into out. MR_EINVAL when it is not one. */
+mr_code mr_llm_parse_completion(json_t *body, mr_llm_response *out, mr_err *err);
+
+/* The OpenAI error object {"error": {"message", "type", "param", "code"}} of a body (or of a
+ * streamed error event) as "message (code)", else "message (type)", with the key masked;
+ * writes "" when body holds no error object. */
+void mr_llm_error_text(json_t *body, const char *key, char *out, size_t cap);
+/* Copies in to out with every occurrence of key replaced by "[redacted]", then passes it
+ * through mr_log_redact. */
+void mr_llm_scrub(const char *in, const char *key, char *out, size_t cap);
+
+#endif

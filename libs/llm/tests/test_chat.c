@@ -1,0 +1,533 @@
+/* test_chat.c -- mr_llm_chat against the model-provider stub over loopback: answers whole and
+ * streamed, tool calls, structured output, the prompt as sent, errors, retries, timeouts,
+ * cancellation, and the API key kept out of errors and logs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mindroom/llm.h"
+#include "mindroom/log.h"
+#include "model_stub_peer.h"
+#include "peers.h"
+
+#define KEY "sk-test-4f9a0c1b2d3e5f6a7b8c"
+#define KEY_ENV "MR_TEST_LLM_KEY"
+
+typedef struct fixture {
+    mr_model_stub st;
+    mr_model_cfg model;
+    mr_llm_client *c;
+    FILE *log;           /* everything the library logs */
+} fixture;
+
+/* A client for the stub with these options (fast retries unless they say otherwise). */
+static void client(fixture *f, mr_llm_opts o)
+{
+    mr_llm_client_free(f->c);
+    f->c = NULL;
+    if (!o.backoff_ms)
+        o.backoff_ms = 10;
+    mr_err err = {0};
+    if (mr_llm_client_new(&f->model, &o, &f->c, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    mr_err err = {0};
+    if (mr_model_stub_start(KEY, NULL, &f->st, &err) != MR_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    setenv(KEY_ENV, KEY, 1);
+    f->model = (mr_model_cfg){.name = "default", .provider = "openai", .id = "stub-model",
+                              .host = f->st.url, .api_key_env = KEY_ENV, .temperature = -1};
+    f->log = tmpfile();
+    mr_log_configure(MR_LOG_DEBUG, MR_LOG_HUMAN, f->log);
+    client(f, (mr_llm_opts){0});
+    *state = f;
+    return 0;
+}
+
+/* What the library logged so far. */
+static void log_text(fixture *f, char *buf, size_t cap)
+{
+    fflush(f->log);
+    rewind(f->log);
+    size_t n = fread(buf, 1, cap - 1, f->log);
+    buf[n] = '\0';
+    fseek(f->log, 0, SEEK_END);
+}
+
+/* Fails when the log holds the key: checked after every test. */
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mr_log_configure(MR_LOG_INFO, MR_LOG_HUMAN, stderr);
+    char buf[65536];
+    log_text(f, buf, sizeof buf);
+    fclose(f->log);
+    bool leaked = strstr(buf, KEY) != NULL;
+    mr_llm_client_free(f->c);
+    mr_err err = {0};
+    mr_code rc = mr_model_stub_stop(&f->st, &err);
+    if (rc != MR_OK)
+        fprintf(stderr, "%s\n", err.msg);
+    free(f);
+    if (leaked)
+        fprintf(stderr, "the API key reached the log:\n%s\n", buf);
+    return rc == MR_OK && !leaked ? 0 : -1;
+}
+
+static void script(fixture *f, const char *json_text)
+{
+    mr_err err = {0};
+    if (mr_model_stub_script(&f->st, json_text, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+}
+
+static json_t *requests(fixture *f)
+{
+    json_t *r = NULL;
+    assert_int_equal(mr_model_stub_requests(&f->st, &r, NULL), MR_OK);
+    return r;
+}
+
+static size_t request_count(fixture *f)
+{
+    json_t *r = requests(f);
+    size_t n = json_array_size(r);
+    json_decref(r);
+    return n;
+}
+
+/* The error message must never carry the key. */
+static mr_code chat(fixture *f, const mr_llm_request *req, mr_llm_response *out, mr_err *err)
+{
+    mr_code rc = mr_llm_chat(f->c, req, out, err);
+    assert_null(strstr(err->msg, KEY));
+    return rc;
+}
+
+/* Text pieces as on_delta saw them. */
+typedef struct deltas {
+    char text[1024];
+    int n;
+    int cancel_at;   /* return false on this call; 0: never */
+} deltas;
+
+static bool on_delta(void *ctx, const char *text, size_t len)
+{
+    deltas *d = ctx;
+    assert_true(len > 0);
+    assert_int_equal(strlen(text), len);
+    strncat(d->text, text, sizeof d->text - strlen(d->text) - 1);
+    return ++d->n != d->cancel_at;
+}
+
+static void test_whole_answer(void **state)
+{
+    fixture *f = *state;
+    mr_llm_request req = {.user = "hello there"};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: hello there");
+    assert_string_equal(out.finish_reason, "stop");
+    assert_string_equal(out.model, "stub-model");
+    assert_string_equal(out.id, "chatcmpl-stub1");
+    assert_int_equal(out.n_tool_calls, 0);
+    assert_true(out.has_usage);
+    assert_int_equal(out.usage.prompt_tokens, 2);
+    assert_int_equal(out.usage.completion_tokens, 3);
+    assert_int_equal(out.usage.total_tokens, 5);
+    assert_int_equal(out.attempts, 1);
+    assert_false(out.cancelled);
+    mr_llm_response_clear(&out);
+}
+
+static void test_streamed_answer(void **state)
+{
+    fixture *f = *state;
+    deltas d = {0};
+    mr_llm_request req = {.user = "stream this reply please", .stream = true,
+                          .on_delta = on_delta, .delta_ctx = &d};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: stream this reply please");
+    assert_string_equal(d.text, out.content);
+    assert_int_equal(d.n, 5);   /* one piece per word */
+    assert_string_equal(out.finish_reason, "stop");
+    assert_true(out.has_usage);
+    assert_int_equal(out.usage.completion_tokens, 5);
+    assert_string_equal(out.id, "chatcmpl-stub1");
+    mr_llm_response_clear(&out);
+    json_t *r = requests(f);
+    json_t *body = json_object_get(json_array_get(r, 0), "body");
+    assert_true(json_is_true(json_object_get(body, "stream")));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "auth")), "valid");
+    json_decref(r);
+}
+
+static void test_tool_calls(void **state)
+{
+    fixture *f = *state;
+    script(f, "{\"times\":2,\"reply\":\"Let me check.\",\"tool_calls\":["
+              "{\"id\":\"call_a\",\"name\":\"weather\",\"arguments\":{\"city\":\"Zürich\","
+              "\"days\":3}},{\"id\":\"call_b\",\"name\":\"time\",\"arguments\":\"{}\"}]}");
+    for (int stream = 0; stream < 2; stream++) {
+        mr_llm_request req = {.user = "weather?", .stream = stream};
+        mr_llm_response out;
+        mr_err err = {0};
+        assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+        assert_string_equal(out.content, "Let me check.");
+        assert_string_equal(out.finish_reason, "tool_calls");
+        assert_int_equal(out.n_tool_calls, 2);
+        assert_string_equal(out.tool_calls[0].id, "call_a");
+        assert_string_equal(out.tool_calls[0].name, "weather");
+        /* Streamed, these arrive in seven-byte pieces. */
+        assert_string_equal(out.tool_calls[0].arguments, "{\"city\":\"Zürich\",\"days\":3}");
+        assert_string_equal(out.tool_calls[1].id, "call_b");
+        assert_string_equal(out.tool_calls[1].name, "time");
+        assert_string_equal(out.tool_calls[1].arguments, "{}");
+        mr_llm_response_clear(&out);
+    }
+}
+
+static void test_structured_answer(void **state)
+{
+    fixture *f = *state;
+    json_t *schema = json_pack("{s:s, s:{s:{s:s}, s:{s:s}}, s:[s, s], s:b}", "type", "object",
+                               "properties", "entity_name", "type", "string", "reasoning",
+                               "type", "string", "required", "entity_name", "reasoning",
+                               "additionalProperties", 0);
+    mr_llm_request req = {.role = "Router", .context = "Agents in this room:\n- coder: writes "
+                          "code\n- mind: general help", .user = "my build fails",
+                          .schema_name = "route", .schema = schema, .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_non_null(out.json);
+    assert_string_equal(json_string_value(json_object_get(out.json, "entity_name")), "coder");
+    assert_true(json_is_string(json_object_get(out.json, "reasoning")));
+    mr_llm_response_clear(&out);
+
+    /* A model answering prose where JSON was asked for is an error. */
+    script(f, "{\"reply\":\"I think coder.\"}");
+    assert_int_equal(chat(f, &req, &out, &err), MR_EINVAL);
+    char want[256];
+    snprintf(want, sizeof want, "model default: POST %s: the answer is not JSON for schema "
+             "route (", mr_llm_client_url(f->c));
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_string_equal(out.content, "I think coder.");
+    mr_llm_response_clear(&out);
+    json_decref(schema);
+}
+
+static void test_prompt_as_sent(void **state)
+{
+    fixture *f = *state;
+    static const char *const instructions[] = {"Answer in English."};
+    mr_llm_message history[] = {
+        {.role = MR_LLM_USER, .content = "@alice: what is 2+2?"},
+        {.role = MR_LLM_ASSISTANT, .content = "4"},
+    };
+    mr_llm_request req = {.role = "Math tutor", .instructions = instructions,
+                          .n_instructions = 1, .history = history, .n_history = 2,
+                          .user = "@alice: and 3+3?", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: @alice: and 3+3?");
+    mr_llm_response_clear(&out);
+    json_t *r = requests(f);
+    json_t *msgs = json_object_get(json_object_get(json_array_get(r, 0), "body"), "messages");
+    assert_int_equal(json_array_size(msgs), 4);
+    static const char *const roles[] = {"system", "user", "assistant", "user"};
+    static const char *const texts[] = {
+        "<your_role>\nMath tutor\n</your_role>\n\n<instructions>\n- Answer in English.\n"
+        "</instructions>",
+        "@alice: what is 2+2?", "4", "@alice: and 3+3?"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *m = json_array_get(msgs, i);
+        assert_string_equal(json_string_value(json_object_get(m, "role")), roles[i]);
+        assert_string_equal(json_string_value(json_object_get(m, "content")), texts[i]);
+    }
+    json_decref(r);
+}
+
+static void test_wrong_key(void **state)
+{
+    fixture *f = *state;
+    setenv(KEY_ENV, "sk-wrong-1111222233334444", 1);
+    client(f, (mr_llm_opts){0});
+    mr_llm_request req = {.user = "hi"};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_EAUTH);
+    char want[400];
+    snprintf(want, sizeof want, "model default: POST %s: HTTP 401: Incorrect API key provided: "
+             "sk-****4444. You can find your API key at "
+             "https://platform.openai.com/account/api-keys. (invalid_api_key)", mr_llm_client_url(f->c));
+    assert_string_equal(err.msg, want);
+    assert_null(strstr(err.msg, "sk-wrong"));
+    assert_int_equal(out.attempts, 1);
+    mr_llm_response_clear(&out);
+}
+
+static void test_key_echoed_by_server_is_masked(void **state)
+{
+    fixture *f = *state;
+    script(f, "{\"error\":{\"status\":403,\"message\":\"key " KEY " may not use this model\"}}");
+    mr_llm_request req = {.user = "hi"};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_EPERM);
+    assert_non_null(strstr(err.msg, "HTTP 403: key [redacted] may not use this model "
+                                    "(unsupported_country_region_territory)"));
+    mr_llm_response_clear(&out);
+}
+
+static void test_429_waits_then_succeeds(void **state)
+{
+    fixture *f = *state;
+    script(f, "{\"error\":{\"status\":429,\"retry_after\":1}}");
+    mr_llm_request req = {.user = "hi", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: hi");
+    assert_int_equal(out.attempts, 2);
+    assert_int_equal(request_count(f), 2);
+    mr_llm_response_clear(&out);
+    /* The wait was the server's (1 s), not the client's backoff (10 ms). */
+    char log[4096];
+    log_text(f, log, sizeof log);
+    assert_non_null(strstr(log, "(rate_limit_exceeded); retrying in 1000 ms (attempt 2 of 4)"));
+}
+
+static void test_5xx_retried(void **state)
+{
+    fixture *f = *state;
+    script(f, "[{\"error\":{\"status\":500}},{\"error\":{\"status\":503}}]");
+    mr_llm_request req = {.user = "hi"};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: hi");
+    assert_int_equal(out.attempts, 3);
+    mr_llm_response_clear(&out);
+    char log[4096];
+    log_text(f, log, sizeof log);
+    assert_non_null(strstr(log, "HTTP 500: The server had an error while processing your "
+                                "request. Sorry about that! (server_error); retrying in 10 ms "
+                                "(attempt 2 of 4)"));
+    assert_non_null(strstr(log, "(server_error); retrying in 20 ms (attempt 3 of 4)"));
+
+    /* When every attempt fails, the last error says how many there were. */
+    client(f, (mr_llm_opts){.max_attempts = 2});
+    script(f, "{\"times\":2,\"error\":{\"status\":503}}");
+    assert_int_equal(chat(f, &req, &out, &err), MR_EUNAVAIL);
+    char want[300];
+    snprintf(want, sizeof want, "model default: POST %s: HTTP 503: The engine is currently "
+             "overloaded, please try again later. (server_error) (after 2 attempts)",
+             mr_llm_client_url(f->c));
+    assert_string_equal(err.msg, want);
+    assert_int_equal(out.attempts, 2);
+    assert_int_equal(request_count(f), 5);
+    mr_llm_response_clear(&out);
+}
+
+static void test_4xx_not_retried(void **state)
+{
+    fixture *f = *state;
+    script(f, "{\"error\":{\"status\":400,\"message\":\"Invalid 'messages[0].content': string "
+              "too long.\",\"param\":\"messages[0].content\",\"code\":\"string_above_max_length\"}}");
+    mr_llm_request req = {.user = "hi"};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "HTTP 400: Invalid 'messages[0].content': string "
+                                    "too long. (string_above_max_length)"));
+    assert_int_equal(out.attempts, 1);
+    assert_int_equal(request_count(f), 1);
+    mr_llm_response_clear(&out);
+
+    /* The stub's own model check: a 404, not retried either. */
+    f->model.id = "gpt-none";
+    assert_int_equal(mr_model_stub_stop(&f->st, NULL), MR_OK);
+    static const char *const models[] = {"stub-model", NULL};
+    assert_int_equal(mr_model_stub_start(KEY, models, &f->st, NULL), MR_OK);
+    f->model.host = f->st.url;
+    client(f, (mr_llm_opts){0});
+    assert_int_equal(chat(f, &req, &out, &err), MR_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "HTTP 404: The model `gpt-none` does not exist or you "
+                                    "do not have access to it. (model_not_found)"));
+    assert_int_equal(out.attempts, 1);
+    mr_llm_response_clear(&out);
+}
+
+static void test_stall_times_out(void **state)
+{
+    fixture *f = *state;
+    client(f, (mr_llm_opts){.stall_timeout_ms = 300, .max_attempts = 2});
+    /* The first event (the role, no text) comes, then nothing: both attempts stall. */
+    script(f, "{\"times\":2,\"stall_ms\":20000,\"stall_after_chunks\":1}");
+    mr_llm_request req = {.user = "hi", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_EUNAVAIL);
+    char want[300];
+    snprintf(want, sizeof want, "model default: POST %s: no data for 300 ms (stall timeout) "
+             "(after 2 attempts)", mr_llm_client_url(f->c));
+    assert_string_equal(err.msg, want);
+    assert_int_equal(out.attempts, 2);
+    mr_llm_response_clear(&out);
+}
+
+static void test_stall_after_text_is_not_retried(void **state)
+{
+    fixture *f = *state;
+    client(f, (mr_llm_opts){.stall_timeout_ms = 300});
+    script(f, "{\"stall_ms\":20000,\"stall_after_chunks\":3}");
+    deltas d = {0};
+    mr_llm_request req = {.user = "one two three", .stream = true, .on_delta = on_delta,
+                          .delta_ctx = &d};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_EUNAVAIL);
+    assert_non_null(strstr(err.msg, "no data for 300 ms (stall timeout)"));
+    assert_int_equal(out.attempts, 1);
+    assert_string_equal(d.text, "Echo: one");
+    assert_string_equal(out.content, "Echo: one");
+    mr_llm_response_clear(&out);
+}
+
+static void test_overall_timeout(void **state)
+{
+    fixture *f = *state;
+    client(f, (mr_llm_opts){.timeout_ms = 500});
+    script(f, "{\"stall_ms\":20000}");
+    mr_llm_request req = {.user = "hi"};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_EUNAVAIL);
+    char want[300];
+    snprintf(want, sizeof want, "model default: POST %s: no complete answer within 500 ms "
+             "(timeout)", mr_llm_client_url(f->c));
+    assert_string_equal(err.msg, want);
+    mr_llm_response_clear(&out);
+}
+
+static void test_cut_stream_retried(void **state)
+{
+    fixture *f = *state;
+    script(f, "{\"stall_ms\":1,\"stall_after_chunks\":1,\"close_after_stall\":true}");
+    mr_llm_request req = {.user = "again", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: again");
+    assert_int_equal(out.attempts, 2);
+    mr_llm_response_clear(&out);
+}
+
+static void test_connection_refused(void **state)
+{
+    fixture *f = *state;
+    int port = 0;
+    assert_int_equal(mr_tp_free_port(&port, NULL), MR_OK);
+    char host[64];
+    snprintf(host, sizeof host, "http://127.0.0.1:%d", port);
+    f->model.host = host;
+    client(f, (mr_llm_opts){.max_attempts = 3});
+    mr_llm_request req = {.user = "hi", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_EUNAVAIL);
+    char want[128];
+    snprintf(want, sizeof want, "model default: POST http://127.0.0.1:%d/v1/chat/completions: ",
+             port);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_non_null(strstr(err.msg, "(after 3 attempts)"));
+    assert_int_equal(out.attempts, 3);
+    mr_llm_response_clear(&out);
+    f->model.host = f->st.url;
+}
+
+static void test_cancel(void **state)
+{
+    fixture *f = *state;
+    deltas d = {.cancel_at = 2};
+    mr_llm_request req = {.user = "a b c d e f", .stream = true, .on_delta = on_delta,
+                          .delta_ctx = &d};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_true(out.cancelled);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(out.content, "Echo: a");
+    assert_int_equal(out.attempts, 1);
+    mr_llm_response_clear(&out);
+}
+
+static void test_error_inside_stream(void **state)
+{
+    fixture *f = *state;
+    /* Before any text: tried again, and the second attempt answers. */
+    script(f, "{\"error\":{\"status\":500,\"after_chunks\":1}}");
+    deltas d = {0};
+    mr_llm_request req = {.user = "hi there", .stream = true, .on_delta = on_delta,
+                          .delta_ctx = &d};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_int_equal(out.attempts, 2);
+    assert_string_equal(d.text, "Echo: hi there");
+    mr_llm_response_clear(&out);
+
+    /* After text: the error stands, with what came before it. */
+    memset(&d, 0, sizeof d);
+    script(f, "{\"error\":{\"status\":500,\"after_chunks\":2}}");
+    assert_int_equal(chat(f, &req, &out, &err), MR_EUNAVAIL);
+    char want[300];
+    snprintf(want, sizeof want, "model default: POST %s: the stream reported an error: "
+             "The server had an error while processing your request. Sorry about that! "
+             "(server_error)", mr_llm_client_url(f->c));
+    assert_string_equal(err.msg, want);
+    assert_int_equal(out.attempts, 1);
+    assert_string_equal(out.content, "Echo:");
+    assert_string_equal(d.text, "Echo:");
+    mr_llm_response_clear(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_whole_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streamed_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_structured_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prompt_as_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_echoed_by_server_is_masked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_429_waits_then_succeeds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_5xx_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_4xx_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stall_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stall_after_text_is_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overall_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_stream_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_inside_stream, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
