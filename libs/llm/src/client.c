@@ -381,7 +381,9 @@ mr_code mr_llm_chat(mr_llm_client *c, const mr_llm_request *req, mr_llm_response
     long long backoff = c->opts.backoff_ms;
     for (int n = 1;; n++) {
         attempt a = {.c = c, .out = out, .wait_ms = -1};
-        rc = attempt_run(&a, req, body, (long)(deadline - now_ms()), err);
+        /* At least 1 ms: 0 would mean the HTTP client's own default. */
+        long long left = deadline - now_ms();
+        rc = attempt_run(&a, req, body, left > 0 ? (long)left : 1, err);
         out->attempts = n;
         if (rc == MR_OK) {
             rc = parse_structured(c, req, out, err);

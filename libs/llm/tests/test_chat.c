@@ -252,8 +252,8 @@ static void test_prompt_as_sent(void **state)
     assert_int_equal(json_array_size(msgs), 4);
     static const char *const roles[] = {"system", "user", "assistant", "user"};
     static const char *const texts[] = {
-        "<your_role>\nMath tutor\n</your_role>\n\n<instructions>\n- Answer in English.\n"
-        "</instructions>",
+        ("<your_role>\nMath tutor\n</your_role>\n\n<instructions>\n- Answer in English.\n"
+         "</instructions>"),
         "@alice: what is 2+2?", "4", "@alice: and 3+3?"};
     for (size_t i = 0; i < 4; i++) {
         json_t *m = json_array_get(msgs, i);

@@ -53,8 +53,6 @@ unsigned long stub_next_id(stub *s);
 
 /* ---- stub_errors.c: OpenAI's error objects ---- */
 /* {"error": {"message", "type", "param", "code"}}; param and code may be NULL (JSON null). */
-json_t *stub_error_body(const char *message, const char *type, const char *param,
-                        const char *code);
 mr_http_response *stub_error(int status, const char *message, const char *type,
                              const char *param, const char *code);
 /* The error OpenAI would send for that status (401 invalid_api_key, 404 model_not_found,
@@ -64,8 +62,6 @@ json_t *stub_default_error(int status, json_t *fields, const char *model);
 void stub_mask_key(const char *key, char *out, size_t cap);
 
 /* ---- stub_answer.c ---- */
-/* The answer a request gets when no script says otherwise; caller frees. */
-char *stub_default_answer(json_t *body);
 /* The answer, streamed or not, as the script shapes it. A scripted error reaches here only
  * when it is to be sent inside a stream (error.after_chunks). */
 mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc);

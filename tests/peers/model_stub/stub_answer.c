@@ -103,7 +103,8 @@ static char *router_answer(json_t *body, json_t *prop)
     return out;
 }
 
-char *stub_default_answer(json_t *body)
+/* The answer a request gets when no script says otherwise; caller frees. */
+static char *default_answer(json_t *body)
 {
     json_t *prop = entity_name_schema(body);
     if (prop)
@@ -397,7 +398,7 @@ mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc)
             return sse_response(cut);
         }
     }
-    char *dflt = sc->reply || sc->tool_calls ? NULL : stub_default_answer(body);
+    char *dflt = sc->reply || sc->tool_calls ? NULL : default_answer(body);
     answer a = {.model = json_string_value(json_object_get(body, "model")),
                 .created = (json_int_t)time(NULL), .text = sc->reply ? sc->reply : dflt,
                 .calls = sc->tool_calls, .finish = sc->tool_calls ? "tool_calls" : "stop"};

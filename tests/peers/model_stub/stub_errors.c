@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-json_t *stub_error_body(const char *message, const char *type, const char *param,
-                        const char *code)
+static json_t *error_body(const char *message, const char *type, const char *param,
+                          const char *code)
 {
     return json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", message, "type", type,
                      "param", param ? json_string(param) : json_null(), "code",
@@ -16,7 +16,7 @@ json_t *stub_error_body(const char *message, const char *type, const char *param
 mr_http_response *stub_error(int status, const char *message, const char *type,
                              const char *param, const char *code)
 {
-    return mr_http_reply_json(status, stub_error_body(message, type, param, code));
+    return mr_http_reply_json(status, error_body(message, type, param, code));
 }
 
 void stub_mask_key(const char *key, char *out, size_t cap)
@@ -70,7 +70,7 @@ json_t *stub_default_error(int status, json_t *fields, const char *model)
             type = "server_error";
         break;
     }
-    json_t *body = stub_error_body(message, type, NULL, code);
+    json_t *body = error_body(message, type, NULL, code);
     json_t *e = json_object_get(body, "error");
     /* Scripted fields win; the status and waits are not part of the body. */
     static const char *const own[] = {"message", "type", "param", "code", NULL};
