@@ -31,7 +31,8 @@ static const char *const rt_vars[] = {
 static inline void rt_write(const char *dir, const char *name, const char *text)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        fail_msg("path %s/%s is too long", dir, name);
     mr_err err = {0};
     if (mr_fs_write_atomic(path, text, strlen(text), 0600, true, &err) != MR_OK)
         fail_msg("writing %s: %s", path, err.msg);

@@ -80,12 +80,15 @@ static inline int sandbox_teardown(void **state)
  * call can take a few at once. */
 static inline const char *sb_path(sandbox *sb, const char *rel)
 {
+    /* Built aside first: rel may itself be an earlier result living in the ring. */
+    char built[PATH_MAX];
+    if (strncmp(rel, "../", 3) == 0)
+        snprintf(built, sizeof built, "%s/%s", sb->root, rel + 3);
+    else
+        snprintf(built, sizeof built, "%s/%s", sb->work, rel);
     char *out = sb->paths[sb->next_path];
     sb->next_path = (sb->next_path + 1) % 8;
-    if (strncmp(rel, "../", 3) == 0)
-        snprintf(out, PATH_MAX, "%s/%s", sb->root, rel + 3);
-    else
-        snprintf(out, PATH_MAX, "%s/%s", sb->work, rel);
+    memcpy(out, built, sizeof built);
     return out;
 }
 
