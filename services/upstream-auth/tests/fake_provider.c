@@ -1,0 +1,261 @@
+/* fake_provider.c -- the loopback OAuth provider of the connect-flow tests, on libs/http's server. */
+#include "fake_provider.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "mindroom/http.h"
+#include "ua_crypto.h"
+
+#define MAX_CODES 16
+#define MAX_PARAMS 16
+
+typedef struct issued {
+    char code[UA_TOKEN_LEN + 1];
+    char *redirect_uri;
+    char *challenge;
+    char *scope;
+    bool used;
+} issued;
+
+struct fake_provider {
+    mr_http_server *srv;
+    char *client_id, *client_secret;
+    char authorize_url[64], token_url[64];
+    pthread_mutex_t mu;
+    issued codes[MAX_CODES];
+    size_t ncodes;
+    mr_http_param last[MAX_PARAMS];
+    size_t nlast;
+    unsigned issued_n, refused_n;
+    char refusal[128];
+};
+
+/* Decodes a form body into params (names and values percent-decoded, '+' as space). */
+static size_t form_parse(const char *body, mr_http_param *out, size_t max)
+{
+    size_t n = 0;
+    for (const char *p = body; *p && n < max;) {
+        size_t len = strcspn(p, "&");
+        char *pair = strndup(p, len);
+        char *eq = strchr(pair, '=');
+        char *value = strdup(eq ? eq + 1 : "");
+        if (eq)
+            *eq = '\0';
+        for (char *s = value, *d = value; ; s++, d++) {
+            if (*s == '%' && s[1] && s[2]) {
+                char hex[3] = {s[1], s[2], 0};
+                *d = (char)strtol(hex, NULL, 16);
+                s += 2;
+            } else {
+                *d = *s == '+' ? ' ' : *s;
+            }
+            if (!*s)
+                break;
+        }
+        out[n++] = (mr_http_param){pair, value};
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return n;
+}
+
+static const char *param(const mr_http_param *ps, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ps[i].name, name) == 0)
+            return ps[i].value;
+    return NULL;
+}
+
+static void params_free(mr_http_param *ps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(ps[i].name);
+        free(ps[i].value);
+    }
+}
+
+static mr_http_response *authorize(fake_provider *p, const mr_http_request *req)
+{
+    pthread_mutex_lock(&p->mu);
+    params_free(p->last, p->nlast);
+    p->nlast = 0;
+    for (size_t i = 0; i < req->nquery && i < MAX_PARAMS; i++)
+        p->last[p->nlast++] = (mr_http_param){strdup(req->query[i].name), strdup(req->query[i].value)};
+    pthread_mutex_unlock(&p->mu);
+    const char *type = mr_http_request_query(req, "response_type");
+    const char *client = mr_http_request_query(req, "client_id");
+    const char *redirect = mr_http_request_query(req, "redirect_uri");
+    const char *state = mr_http_request_query(req, "state");
+    const char *challenge = mr_http_request_query(req, "code_challenge");
+    const char *method = mr_http_request_query(req, "code_challenge_method");
+    const char *scope = mr_http_request_query(req, "scope");
+    if (!type || strcmp(type, "code") != 0 || !client || strcmp(client, p->client_id) != 0 || !redirect ||
+        !state || !challenge || !method || strcmp(method, "S256") != 0)
+        return mr_http_reply_json(400, json_pack("{s:s}", "error", "invalid_request"));
+    pthread_mutex_lock(&p->mu);
+    if (p->ncodes == MAX_CODES) {
+        pthread_mutex_unlock(&p->mu);
+        return mr_http_reply_json(500, json_pack("{s:s}", "error", "server_error"));
+    }
+    issued *c = &p->codes[p->ncodes++];
+    ua_random_token(c->code, NULL);
+    c->redirect_uri = strdup(redirect);
+    c->challenge = strdup(challenge);
+    c->scope = strdup(scope ? scope : "");
+    char *location = NULL;
+    size_t cap = strlen(redirect) + strlen(state) * 3 + 128;
+    location = malloc(cap);
+    snprintf(location, cap, "%s%scode=%s&state=%s", redirect, strchr(redirect, '?') ? "&" : "?", c->code, state);
+    pthread_mutex_unlock(&p->mu);
+    mr_http_response *r = mr_http_reply_text(302, "to the client\n");
+    mr_http_response_header(r, "Location", location);
+    free(location);
+    return r;
+}
+
+static mr_http_response *refuse(fake_provider *p, const char *error, const char *why)
+{
+    p->refused_n++;
+    snprintf(p->refusal, sizeof p->refusal, "%s", why);
+    return mr_http_reply_json(400, json_pack("{s:s}", "error", error));
+}
+
+/* Called with the lock held. */
+static mr_http_response *exchange(fake_provider *p, const mr_http_param *ps, size_t n)
+{
+    const char *grant = param(ps, n, "grant_type"), *code = param(ps, n, "code");
+    const char *redirect = param(ps, n, "redirect_uri"), *verifier = param(ps, n, "code_verifier");
+    const char *client = param(ps, n, "client_id"), *secret = param(ps, n, "client_secret");
+    if (!grant || strcmp(grant, "authorization_code") != 0)
+        return refuse(p, "unsupported_grant_type", "grant_type");
+    if (!client || !secret || strcmp(client, p->client_id) != 0 || strcmp(secret, p->client_secret) != 0)
+        return refuse(p, "invalid_client", "client credentials");
+    issued *c = NULL;
+    for (size_t i = 0; code && i < p->ncodes; i++)
+        if (strcmp(p->codes[i].code, code) == 0)
+            c = &p->codes[i];
+    if (!c || c->used)
+        return refuse(p, "invalid_grant", c ? "code used twice" : "unknown code");
+    c->used = true;
+    if (!redirect || strcmp(redirect, c->redirect_uri) != 0)
+        return refuse(p, "invalid_grant", "redirect_uri differs from the authorization request");
+    char computed[UA_TOKEN_LEN + 1];
+    unsigned char digest[UA_SHA256_LEN];
+    if (!verifier)
+        return refuse(p, "invalid_grant", "no code_verifier");
+    ua_sha256(verifier, strlen(verifier), digest);
+    ua_b64url(digest, sizeof digest, computed);
+    if (strcmp(computed, c->challenge) != 0)
+        return refuse(p, "invalid_grant", "code_verifier does not match the challenge");
+    p->issued_n++;
+    char access[32], refresh[32];
+    snprintf(access, sizeof access, "at-%u", p->issued_n);
+    snprintf(refresh, sizeof refresh, "rt-%u", p->issued_n);
+    return mr_http_reply_json(200, json_pack("{s:s, s:s, s:i, s:s, s:s}", "access_token", access, "token_type",
+                                             "Bearer", "expires_in", 3600, "refresh_token", refresh, "scope",
+                                             c->scope));
+}
+
+static mr_http_response *handle(void *ctx, const mr_http_request *req)
+{
+    fake_provider *p = ctx;
+    if (req->nsegments == 1 && strcmp(req->segments[0], "authorize") == 0 && strcmp(req->method, "GET") == 0)
+        return authorize(p, req);
+    if (req->nsegments == 1 && strcmp(req->segments[0], "token") == 0 && strcmp(req->method, "POST") == 0) {
+        const char *type = mr_http_request_header(req, "Content-Type");
+        mr_http_param ps[MAX_PARAMS];
+        size_t n = form_parse(req->body, ps, MAX_PARAMS);
+        pthread_mutex_lock(&p->mu);
+        mr_http_response *r = type && strncmp(type, "application/x-www-form-urlencoded", 33) == 0
+                                  ? exchange(p, ps, n)
+                                  : refuse(p, "invalid_request", "content type");
+        pthread_mutex_unlock(&p->mu);
+        params_free(ps, n);
+        return r;
+    }
+    return mr_http_reply_json(404, json_pack("{s:s}", "error", "not_found"));
+}
+
+fake_provider *fp_start(const char *client_id, const char *client_secret)
+{
+    fake_provider *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    p->client_id = strdup(client_id);
+    p->client_secret = strdup(client_secret);
+    pthread_mutex_init(&p->mu, NULL);
+    mr_http_server_opts o = {.listen = "127.0.0.1:0"};
+    mr_err err = {0};
+    if (mr_http_server_start(&o, handle, p, &p->srv, &err) != MR_OK)
+        fail_msg("fake provider: %s", err.msg);
+    int port = mr_http_server_port(p->srv);
+    snprintf(p->authorize_url, sizeof p->authorize_url, "http://127.0.0.1:%d/authorize", port);
+    snprintf(p->token_url, sizeof p->token_url, "http://127.0.0.1:%d/token", port);
+    return p;
+}
+
+void fp_stop(fake_provider *p)
+{
+    if (!p)
+        return;
+    mr_http_server_stop(p->srv);
+    for (size_t i = 0; i < p->ncodes; i++) {
+        free(p->codes[i].redirect_uri);
+        free(p->codes[i].challenge);
+        free(p->codes[i].scope);
+    }
+    params_free(p->last, p->nlast);
+    pthread_mutex_destroy(&p->mu);
+    free(p->client_id);
+    free(p->client_secret);
+    free(p);
+}
+
+const char *fp_authorize_url(fake_provider *p)
+{
+    return p->authorize_url;
+}
+
+const char *fp_token_url(fake_provider *p)
+{
+    return p->token_url;
+}
+
+const char *fp_last_authorize_param(fake_provider *p, const char *name)
+{
+    pthread_mutex_lock(&p->mu);
+    const char *v = param(p->last, p->nlast, name);
+    pthread_mutex_unlock(&p->mu);
+    return v;
+}
+
+unsigned fp_tokens_issued(fake_provider *p)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->issued_n;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+unsigned fp_tokens_refused(fake_provider *p)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->refused_n;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+const char *fp_last_refusal(fake_provider *p)
+{
+    return p->refusal;
+}

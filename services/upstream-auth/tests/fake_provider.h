@@ -1,0 +1,23 @@
+/* fake_provider.h -- a tiny OAuth 2.0 provider on loopback, standing in for an external service:
+ * GET /authorize issues a code and redirects to the redirect_uri with the state (RFC 6749
+ * section 4.1.2), POST /token exchanges it once for tokens (section 4.1.3, client_secret_post,
+ * PKCE S256 per RFC 7636). Failures abort the test. */
+#ifndef MINDROOM_UA_FAKE_PROVIDER_H
+#define MINDROOM_UA_FAKE_PROVIDER_H
+
+typedef struct fake_provider fake_provider;
+
+fake_provider *fp_start(const char *client_id, const char *client_secret);
+void fp_stop(fake_provider *p);
+
+const char *fp_authorize_url(fake_provider *p);  /* "http://127.0.0.1:<port>/authorize" */
+const char *fp_token_url(fake_provider *p);      /* "http://127.0.0.1:<port>/token" */
+
+/* What the last /authorize request carried (NULL when absent); valid until the next request. */
+const char *fp_last_authorize_param(fake_provider *p, const char *name);
+/* Token requests answered 200, and refused (with why the last one was). */
+unsigned fp_tokens_issued(fake_provider *p);
+unsigned fp_tokens_refused(fake_provider *p);
+const char *fp_last_refusal(fake_provider *p);
+
+#endif

@@ -1,0 +1,204 @@
+/* ua_fixtures.c -- variable and header tables, signed tokens, and the service as a process. */
+#include "ua_fixtures.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "mindroom/fsutil.h"
+#include "peers.h"
+
+void ua_tenv_set(ua_tenv *e, const char *name, const char *value)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        if (strcmp(e->names[i], name) == 0) {
+            e->values[i] = value;
+            return;
+        }
+    }
+    assert_true(e->n < UA_TENV_MAX);
+    e->names[e->n] = name;
+    e->values[e->n++] = value;
+}
+
+const char *ua_tenv_get(void *ctx, const char *name)
+{
+    const ua_tenv *e = ctx;
+    for (size_t i = 0; i < e->n; i++)
+        if (strcmp(e->names[i], name) == 0)
+            return e->values[i];
+    return NULL;
+}
+
+void ua_thdrs_add(ua_thdrs *h, const char *name, const char *value)
+{
+    assert_true(h->n < UA_THDRS_MAX);
+    h->names[h->n] = name;
+    h->values[h->n++] = value;
+}
+
+const char *ua_thdrs_get(void *ctx, const char *name, size_t *count)
+{
+    const ua_thdrs *h = ctx;
+    const char *first = NULL;
+    *count = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->names[i], name) == 0) {
+            if (!first)
+                first = h->values[i];
+            (*count)++;
+        }
+    }
+    return first;
+}
+
+char *ua_token(const tk_key *k, const char *payload)
+{
+    char *header = tk_printf("{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"JWT\"}", k->alg, k->kid);
+    char *t = tk_sign(k, header, payload);
+    free(header);
+    return t;
+}
+
+long long ua_now_s(void)
+{
+    return (long long)time(NULL);
+}
+
+static void check(mr_code rc, const mr_err *err)
+{
+    if (rc != MR_OK)
+        fail_msg("%s", err->msg);
+}
+
+void ua_proc_env(const char *redis_url)
+{
+    static const char *const unset[] = {
+        "MINDROOM_TRUSTED_UPSTREAM_AUTH_ENABLED", "MINDROOM_TRUSTED_UPSTREAM_REQUIRE_JWT",
+        "MINDROOM_TRUSTED_UPSTREAM_USER_ID_HEADER", "MINDROOM_TRUSTED_UPSTREAM_EMAIL_HEADER",
+        "MINDROOM_TRUSTED_UPSTREAM_MATRIX_USER_ID_HEADER", "MINDROOM_TRUSTED_UPSTREAM_EMAIL_TO_MATRIX_USER_ID_TEMPLATE",
+        "MINDROOM_TRUSTED_UPSTREAM_JWT_HEADER", "MINDROOM_TRUSTED_UPSTREAM_JWKS_URL",
+        "MINDROOM_TRUSTED_UPSTREAM_JWT_AUDIENCE", "MINDROOM_TRUSTED_UPSTREAM_JWT_ISSUER",
+        "MINDROOM_TRUSTED_UPSTREAM_JWT_EMAIL_CLAIM", "MINDROOM_TRUSTED_UPSTREAM_JWT_USER_ID_CLAIM",
+        "MINDROOM_TRUSTED_UPSTREAM_JWT_MATRIX_USER_ID_CLAIM", "MINDROOM_API_KEY", "MINDROOM_OWNER_USER_ID",
+        "MINDROOM_OAUTH_PROVIDERS", "MINDROOM_PUBLIC_URL", "MINDROOM_UPSTREAM_AUTH_JWT_CACHE",
+        "MINDROOM_UPSTREAM_AUTH_LISTEN", "MINDROOM_NAMESPACE", "MINDROOM_CONFIG_PATH"};
+    for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
+        unsetenv(unset[i]);
+    setenv("MINDROOM_BUS_URL", redis_url, 1);
+    setenv("MINDROOM_STORE_URL", redis_url, 1);
+    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    setenv("MINDROOM_INSTANCE_SECRET", UA_TEST_SECRET_HEX, 1);
+    setenv("LOG_LEVEL", "debug", 1);
+}
+
+static const char CONFIG[] = "models:\n  default: {provider: openai, id: gpt-5.6}\nagents:\n  mind: {rooms: [lobby]}\n";
+
+static void write_config(const char *dir)
+{
+    char path[600];
+    mr_err err = {0};
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    check(mr_fs_write_atomic(path, CONFIG, strlen(CONFIG), 0600, true, &err), &err);
+    setenv("MINDROOM_CONFIG_PATH", path, 1);
+    snprintf(path, sizeof path, "%s/data", dir);
+    setenv("MINDROOM_STORAGE_PATH", path, 1);
+}
+
+static const char *binary(void)
+{
+    const char *bin = getenv("MINDROOM_UPSTREAM_AUTH_BIN");
+    if (!bin)
+        fail_msg("MINDROOM_UPSTREAM_AUTH_BIN is not set");
+    return bin;
+}
+
+void ua_proc_start(ua_proc *p)
+{
+    mr_err err = {0};
+    memset(p, 0, sizeof *p);
+    check(mr_tp_mkdtemp("mr-ua", p->dir, sizeof p->dir, &err), &err);
+    write_config(p->dir);
+    snprintf(p->log, sizeof p->log, "%s/service.log", p->dir);
+    char listen[64];
+    for (int attempt = 0; attempt < 5; attempt++) {
+        check(mr_tp_free_port(&p->port, &err), &err);
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", p->port);
+        char *argv[] = {(char *)binary(), "--listen", listen, NULL};
+        check(mr_tp_spawn(argv, p->log, &p->pid, &err), &err);
+        if (mr_tp_wait_port(p->port, 20000, &err) == MR_OK)
+            return;
+        int st = 0;
+        mr_tp_kill_wait(p->pid, SIGKILL, &st, NULL);
+    }
+    char *log = ua_proc_log(p);
+    fail_msg("mindroom-upstream-auth did not start: %s\n%s", err.msg, log);
+}
+
+char *ua_proc_log(const ua_proc *p)
+{
+    char *data = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    check(mr_fs_read_all(p->log, 16 * 1024 * 1024, &data, &len, &err), &err);
+    return data;
+}
+
+int ua_proc_run(char **output)
+{
+    char dir[512], log[600];
+    mr_err err = {0};
+    check(mr_tp_mkdtemp("mr-ua-run", dir, sizeof dir, &err), &err);
+    write_config(dir);
+    snprintf(log, sizeof log, "%s/out.log", dir);
+    char *argv[] = {(char *)binary(), NULL};
+    pid_t pid;
+    check(mr_tp_spawn(argv, log, &pid, &err), &err);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    size_t len = 0;
+    check(mr_fs_read_all(log, 1024 * 1024, output, &len, &err), &err);
+    mr_tp_rmtree(dir, NULL);
+    unsetenv("MINDROOM_CONFIG_PATH");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void ua_proc_stop(ua_proc *p)
+{
+    if (!p->pid)
+        return;
+    int st = 0;
+    mr_err err = {0};
+    check(mr_tp_kill_wait(p->pid, SIGTERM, &st, &err), &err);
+    p->pid = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char *log = ua_proc_log(p);
+        fail_msg("mindroom-upstream-auth did not stop cleanly (status %d):\n%s", st, log);
+    }
+    mr_tp_rmtree(p->dir, NULL);
+    unsetenv("MINDROOM_CONFIG_PATH");
+}
+
+void ua_http(const char *method, int port, const char *path, const char *const *headers, mr_http_result *out)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    mr_http_client *c = NULL;
+    mr_http_client_opts o = {.timeout_ms = 30000};
+    mr_err err = {0};
+    check(mr_http_client_new(&o, &c, &err), &err);
+    mr_http_call call = {.method = method, .url = url, .headers = headers};
+    mr_code rc = mr_http_client_do(c, &call, out, &err);
+    mr_http_client_free(c);
+    check(rc, &err);
+}

@@ -1,0 +1,79 @@
+/* ua_fixtures.h -- what the tests of mindroom-upstream-auth share: variable and header tables for
+ * the modules, signed tokens, and the service run as a process against real peers. Failures abort
+ * the test. */
+#ifndef MINDROOM_UA_FIXTURES_H
+#define MINDROOM_UA_FIXTURES_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "mindroom/http.h"
+#include "testkeys.h"
+#include "ua_internal.h"
+
+/* ---- variables (a ua_getenv_fn) --------------------------------------------------------- */
+
+#define UA_TENV_MAX 48
+
+typedef struct ua_tenv {
+    const char *names[UA_TENV_MAX];
+    const char *values[UA_TENV_MAX];
+    size_t n;
+} ua_tenv;
+
+/* Sets or replaces a variable; NULL unsets it. Strings are borrowed. */
+void ua_tenv_set(ua_tenv *e, const char *name, const char *value);
+const char *ua_tenv_get(void *ctx, const char *name);
+
+/* ---- headers (a ua_header_fn) ----------------------------------------------------------- */
+
+#define UA_THDRS_MAX 16
+
+typedef struct ua_thdrs {
+    const char *names[UA_THDRS_MAX];
+    const char *values[UA_THDRS_MAX];
+    size_t n;
+} ua_thdrs;
+
+/* Appends a header line (a second line with the same name is a duplicate). */
+void ua_thdrs_add(ua_thdrs *h, const char *name, const char *value);
+const char *ua_thdrs_get(void *ctx, const char *name, size_t *count);
+
+/* ---- tokens ----------------------------------------------------------------------------- */
+
+/* A compact JWS signed by k with {"alg": k->alg, "kid": k->kid, "typ": "JWT"}. Caller frees. */
+char *ua_token(const tk_key *k, const char *payload);
+/* Seconds since the epoch. */
+long long ua_now_s(void);
+
+/* ---- the service as a process ----------------------------------------------------------- */
+
+typedef struct ua_proc {
+    pid_t pid;
+    int port;
+    char dir[512];    /* config.yaml and the log live here */
+    char log[600];
+} ua_proc;
+
+/* Writes a config.yaml into a new temp dir and spawns mindroom-upstream-auth on a free loopback
+ * port with the current environment; waits until /healthz answers. */
+void ua_proc_start(ua_proc *p);
+/* Runs the binary with the current environment until it exits; returns its exit status and
+ * what it printed (caller frees). */
+int ua_proc_run(char **output);
+/* SIGTERM, wait (must exit 0), remove the dir. */
+void ua_proc_stop(ua_proc *p);
+/* The process log, for assertions on what was or was not logged. Caller frees. */
+char *ua_proc_log(const ua_proc *p);
+
+/* GET (or method) of path on 127.0.0.1:port with extra header lines ("Name: value", NULL-ended);
+ * out must be cleared with mr_http_result_clear. */
+void ua_http(const char *method, int port, const char *path, const char *const *headers, mr_http_result *out);
+
+/* The common environment of a process test: redis store and bus URLs, server name, instance
+ * secret (UA_TEST_SECRET_HEX), and every MINDROOM_TRUSTED_UPSTREAM_* / MINDROOM_OAUTH_* /
+ * MINDROOM_API_KEY / MINDROOM_OWNER_USER_ID variable unset. */
+#define UA_TEST_SECRET_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+void ua_proc_env(const char *redis_url);
+
+#endif

@@ -1,0 +1,417 @@
+/* ua_oauth.c -- the browser side of an OAuth connect token: authorize (check the requester,
+ * redeem the token, send the browser to the provider with a state bound to it) and the callback
+ * (redeem the state, exchange the code per RFC 6749 with PKCE, seal the credentials). */
+#include "ua_internal.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mindroom/log.h"
+#include "mindroom/oauth_connect.h"
+#include "ua_crypto.h"
+
+#define EXCHANGE_TIMEOUT_MS 10000L
+
+/* ---- a growing string ------------------------------------------------------------------- */
+
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *grown = realloc(b->s, cap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->s = grown;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void sb_str(strbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* application/x-www-form-urlencoded and URL query encoding: everything but unreserved is %XX. */
+static void sb_encoded(strbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+            sb_add(b, (const char *)p, 1);
+        } else {
+            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            sb_add(b, esc, 3);
+        }
+    }
+}
+
+/* "&name=value" (no '&' for the first parameter of a body). */
+static void sb_param(strbuf *b, const char *name, const char *value)
+{
+    if (b->len > 0 && b->s[b->len - 1] != '?')
+        sb_str(b, "&");
+    sb_str(b, name);
+    sb_str(b, "=");
+    sb_encoded(b, value);
+}
+
+static void sb_wipe(strbuf *b)
+{
+    if (b->s)
+        explicit_bzero(b->s, b->cap);
+    free(b->s);
+}
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count(const ua_oauth *o, const char *step, int status)
+{
+    if (!o->metrics)
+        return;
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    const char *labels[] = {"step", step, "code", code, NULL};
+    mr_http_metrics_inc(o->metrics, "upstream_auth_oauth_total", labels, 1);
+}
+
+static mr_http_response *fail(const ua_oauth *o, const char *step, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static mr_http_response *fail(const ua_oauth *o, const char *step, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    count(o, step, status);
+    return ua_reply_detail(status, "%s", msg);
+}
+
+/* The identity must resolve to the Matrix user the token or state was made for. */
+static bool same_requester(const ua_identity *id, const char *requester)
+{
+    return id->matrix_user_id && strcmp(id->matrix_user_id, requester) == 0;
+}
+
+static void state_key(const char *state, const char *suffix, char *out, size_t cap)
+{
+    char digest[UA_SHA256_HEX_LEN + 1];
+    ua_sha256_hex(state, digest);
+    snprintf(out, cap, "oauth:state:%s%s", digest, suffix);
+}
+
+/* ---- authorize -------------------------------------------------------------------------- */
+
+/* The state record: who, for which provider and token, and the PKCE verifier; sealed because
+ * the verifier is what turns a stolen code into credentials. */
+static mr_code state_store(const ua_oauth *o, const ua_provider *p, const mr_oauth_connect_grant *g,
+                           const char *state, const char *verifier, mr_err *err)
+{
+    json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I}", "v", 1, "user_id", g->requester, "provider",
+                          p->name, "token_sha256", g->token_sha256, "scopes", g->scopes, "code_verifier", verifier,
+                          "expires_at", (json_int_t)(now_ms() + UA_STATE_TTL_MS));
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return mr_err_set(err, MR_ENOMEM, "out of memory for the OAuth state");
+    char key[128];
+    state_key(state, "", key, sizeof key);
+    mr_code rc = mr_store_set_secret(o->store, key, text, strlen(text), UA_STATE_TTL_MS, err);
+    explicit_bzero(text, strlen(text));
+    free(text);
+    return rc;
+}
+
+static mr_http_response *redirect_to_provider(const ua_oauth *o, const ua_provider *p,
+                                              const mr_oauth_connect_grant *g)
+{
+    char state[UA_TOKEN_LEN + 1], verifier[UA_TOKEN_LEN + 1], challenge[UA_TOKEN_LEN + 1];
+    unsigned char digest[UA_SHA256_LEN];
+    mr_err err = {0};
+    if (ua_random_token(state, &err) != MR_OK || ua_random_token(verifier, &err) != MR_OK ||
+        state_store(o, p, g, state, verifier, &err) != MR_OK) {
+        mr_log_error("upstream-auth", "OAuth authorize for %s: %s", p->name, err.msg);
+        return fail(o, "authorize", 503, "Cannot start the OAuth flow right now; try the link again shortly");
+    }
+    ua_sha256(verifier, strlen(verifier), digest);
+    ua_b64url(digest, sizeof digest, challenge);
+    explicit_bzero(verifier, sizeof verifier);
+    strbuf url = {0};
+    sb_str(&url, p->authorize_url);
+    sb_str(&url, strchr(p->authorize_url, '?') ? "&" : "?");
+    sb_param(&url, "response_type", "code");
+    sb_param(&url, "client_id", p->client_id);
+    sb_param(&url, "redirect_uri", p->redirect_url);
+    if (*g->scopes)
+        sb_param(&url, "scope", g->scopes);
+    sb_param(&url, "state", state);
+    sb_param(&url, "code_challenge", challenge);
+    sb_param(&url, "code_challenge_method", "S256");
+    mr_http_response *r = url.failed ? NULL : mr_http_reply_text(302, "Redirecting to the provider.\n");
+    if (r && (!mr_http_response_header(r, "Location", url.s) || !mr_http_response_header(r, "Cache-Control", "no-store"))) {
+        mr_http_response_free(r);
+        r = NULL;
+    }
+    sb_wipe(&url);
+    explicit_bzero(state, sizeof state);
+    count(o, "authorize", r ? 302 : 500);
+    return r;
+}
+
+mr_http_response *ua_oauth_authorize(const ua_oauth *o, const char *provider, const mr_http_request *req,
+                                     const ua_identity *id)
+{
+    const ua_provider *p = ua_settings_provider(o->settings, provider);
+    if (!p)
+        return fail(o, "authorize", 404, "Unknown OAuth provider");
+    const char *token = mr_http_request_query(req, "connect_token");
+    if (!token || !*token)
+        return fail(o, "authorize", 400, "Missing connect_token");
+    mr_oauth_connect_grant g;
+    mr_err err = {0};
+    mr_code rc = mr_oauth_connect_lookup(o->store, token, &g, &err);
+    if (rc == MR_EINVAL)
+        return fail(o, "authorize", 400, "Malformed connect token");
+    if (rc == MR_ENOTFOUND)
+        return fail(o, "authorize", 410, "Connect token is unknown or has expired; ask the agent for a new link");
+    if (rc == MR_EEXISTS)
+        return fail(o, "authorize", 409, "Connect token was already used; ask the agent for a new link");
+    if (rc != MR_OK) {
+        mr_log_error("upstream-auth", "OAuth authorize for %s: %s", p->name, err.msg);
+        return fail(o, "authorize", 503, "Cannot read the connect token right now; try again shortly");
+    }
+    mr_http_response *r = NULL;
+    if (strcmp(g.provider, p->name) != 0) {
+        r = fail(o, "authorize", 400, "Connect token is for provider %s, not %s", g.provider, p->name);
+    } else if (!same_requester(id, g.requester)) {
+        mr_log_info("upstream-auth", "OAuth authorize for %s: identity %s (Matrix ID %s) is not the requester %s",
+                    p->name, id->user_id, id->matrix_user_id ? id->matrix_user_id : "unknown", g.requester);
+        r = fail(o, "authorize", 403, "Your identity does not match the Matrix user this link was made for");
+    } else if ((rc = mr_oauth_connect_redeem(o->store, &g, &err)) == MR_EEXISTS) {
+        r = fail(o, "authorize", 409, "Connect token was already used; ask the agent for a new link");
+    } else if (rc == MR_ENOTFOUND) {
+        r = fail(o, "authorize", 410, "Connect token is unknown or has expired; ask the agent for a new link");
+    } else if (rc != MR_OK) {
+        mr_log_error("upstream-auth", "OAuth authorize for %s: %s", p->name, err.msg);
+        r = fail(o, "authorize", 503, "Cannot redeem the connect token right now; try again shortly");
+    } else {
+        r = redirect_to_provider(o, p, &g);
+    }
+    mr_oauth_connect_grant_clear(&g);
+    return r;
+}
+
+/* ---- callback --------------------------------------------------------------------------- */
+
+typedef struct state_record {
+    json_t *root;
+    const char *user_id;
+    const char *provider;
+    const char *code_verifier;
+} state_record;
+
+static void state_record_free(state_record *st)
+{
+    if (st->code_verifier)
+        explicit_bzero((char *)st->code_verifier, strlen(st->code_verifier));
+    json_decref(st->root);
+    memset(st, 0, sizeof *st);
+}
+
+static mr_code state_load(const ua_oauth *o, const char *state, state_record *st, mr_err *err)
+{
+    memset(st, 0, sizeof *st);
+    char key[128], *text = NULL;
+    size_t len = 0;
+    state_key(state, "", key, sizeof key);
+    mr_code rc = mr_store_get_secret(o->store, key, &text, &len, err);
+    if (rc != MR_OK)
+        return rc;
+    st->root = json_loadb(text, len, 0, NULL);
+    explicit_bzero(text, len);
+    free(text);
+    st->user_id = json_string_value(json_object_get(st->root, "user_id"));
+    st->provider = json_string_value(json_object_get(st->root, "provider"));
+    st->code_verifier = json_string_value(json_object_get(st->root, "code_verifier"));
+    if (!st->user_id || !st->provider || !st->code_verifier) {
+        state_record_free(st);
+        return mr_err_set(err, MR_EINTERNAL, "%s is not an OAuth state record", key);
+    }
+    return MR_OK;
+}
+
+/* Single use across replicas: the first request to set the marker owns the state. */
+static mr_code state_claim(const ua_oauth *o, const char *state, bool *won, mr_err *err)
+{
+    char key[128];
+    state_key(state, ":used", key, sizeof key);
+    mr_code rc = mr_store_set_nx(o->store, key, "1", 1, UA_STATE_TTL_MS, won, err);
+    if (rc == MR_OK && *won) {
+        state_key(state, "", key, sizeof key);
+        mr_store_del(o->store, key, NULL);
+    }
+    return rc;
+}
+
+/* POST to the token endpoint (RFC 6749 section 4.1.3, client_secret_post, PKCE verifier). On
+ * success *tokens is the provider's JSON answer with obtained_at added. */
+static mr_code exchange_code(const ua_provider *p, const char *code, const char *verifier, json_t **tokens,
+                             mr_err *err)
+{
+    *tokens = NULL;
+    strbuf body = {0};
+    sb_param(&body, "grant_type", "authorization_code");
+    sb_param(&body, "code", code);
+    sb_param(&body, "redirect_uri", p->redirect_url);
+    sb_param(&body, "client_id", p->client_id);
+    sb_param(&body, "client_secret", p->client_secret);
+    sb_param(&body, "code_verifier", verifier);
+    if (body.failed) {
+        sb_wipe(&body);
+        return mr_err_set(err, MR_ENOMEM, "out of memory for the token request");
+    }
+    mr_http_client *c = NULL;
+    mr_http_client_opts co = {.timeout_ms = EXCHANGE_TIMEOUT_MS, .max_response = 1024 * 1024};
+    mr_http_result res = {0};
+    static const char *const headers[] = {"Accept: application/json", NULL};
+    mr_http_call call = {.method = "POST", .url = p->token_url, .body = body.s, .body_len = body.len,
+                         .content_type = "application/x-www-form-urlencoded", .headers = headers};
+    mr_code rc = mr_http_client_new(&co, &c, err);
+    if (rc == MR_OK)
+        rc = mr_http_client_do(c, &call, &res, err);
+    sb_wipe(&body);
+    if (rc == MR_OK && (res.status < 200 || res.status > 299)) {
+        json_t *e = json_loadb(res.body, res.body_len, 0, NULL);
+        const char *code_name = json_string_value(json_object_get(e, "error"));
+        rc = mr_err_set(err, MR_EUNAVAIL, "POST %s answered HTTP %ld%s%.64s", p->token_url, res.status,
+                        code_name ? ", error " : "", code_name ? code_name : "");
+        json_decref(e);
+    }
+    if (rc == MR_OK) {
+        *tokens = json_loadb(res.body, res.body_len, 0, NULL);
+        if (!json_is_object(*tokens) || !json_string_value(json_object_get(*tokens, "access_token")) ||
+            json_object_set_new(*tokens, "obtained_at", json_integer(now_ms() / 1000)) != 0) {
+            json_decref(*tokens);
+            *tokens = NULL;
+            rc = mr_err_set(err, MR_EUNAVAIL, "POST %s: the answer is not a JSON object with an access_token",
+                            p->token_url);
+        }
+    }
+    if (res.body)
+        explicit_bzero(res.body, res.body_len);
+    mr_http_result_clear(&res);
+    mr_http_client_free(c);
+    return rc;
+}
+
+/* Short printable values from the query (the provider's error code) may be shown; others not. */
+static const char *printable_or(const char *v, const char *fallback)
+{
+    if (!v || strlen(v) > 64)
+        return fallback;
+    for (const char *p = v; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            return fallback;
+    return v;
+}
+
+static mr_http_response *finish(const ua_oauth *o, const ua_provider *p, const state_record *st,
+                                const mr_http_request *req)
+{
+    const char *error = mr_http_request_query(req, "error");
+    const char *code = mr_http_request_query(req, "code");
+    if (error)
+        return fail(o, "callback", 400, "The provider did not grant access (%s); ask the agent for a new link",
+                    printable_or(error, "error"));
+    if (!code || !*code)
+        return fail(o, "callback", 400, "Missing code");
+    json_t *tokens = NULL;
+    mr_err err = {0};
+    if (exchange_code(p, code, st->code_verifier, &tokens, &err) != MR_OK) {
+        mr_log_warn("upstream-auth", "OAuth callback for %s: %s", p->name, err.msg);
+        return fail(o, "callback", 502, "The provider did not exchange the authorization code; ask the agent for "
+                    "a new link");
+    }
+    char *text = json_dumps(tokens, JSON_COMPACT);
+    json_decref(tokens);
+    mr_code rc = text ? mr_oauth_credentials_put(o->store, st->user_id, p->name, text, strlen(text), &err)
+                      : mr_err_set(&err, MR_ENOMEM, "out of memory for the credentials");
+    if (text)
+        explicit_bzero(text, strlen(text));
+    free(text);
+    if (rc != MR_OK) {
+        mr_log_error("upstream-auth", "OAuth callback for %s: storing credentials of %s: %s", p->name,
+                     st->user_id, err.msg);
+        return fail(o, "callback", 503, "Cannot store the credentials right now; ask the agent for a new link");
+    }
+    mr_log_info("upstream-auth", "stored %s credentials for %s", p->name, st->user_id);
+    char page[512];
+    snprintf(page, sizeof page,
+             "<!doctype html><title>Connected</title><p>%s is connected. You can close this tab and return to "
+             "the chat.</p>\n", p->name);
+    count(o, "callback", 200);
+    return mr_http_reply(200, "text/html; charset=utf-8", page, strlen(page));
+}
+
+mr_http_response *ua_oauth_callback(const ua_oauth *o, const char *provider, const mr_http_request *req,
+                                    const ua_identity *id)
+{
+    const ua_provider *p = ua_settings_provider(o->settings, provider);
+    if (!p)
+        return fail(o, "callback", 404, "Unknown OAuth provider");
+    const char *state = mr_http_request_query(req, "state");
+    if (!state || !*state)
+        return fail(o, "callback", 400, "Missing state");
+    state_record st;
+    mr_err err = {0};
+    mr_code rc = state_load(o, state, &st, &err);
+    if (rc == MR_ENOTFOUND || rc == MR_EAUTH)
+        return fail(o, "callback", 410, "OAuth state is unknown, used or expired; ask the agent for a new link");
+    if (rc != MR_OK) {
+        mr_log_error("upstream-auth", "OAuth callback for %s: %s", p->name, err.msg);
+        return fail(o, "callback", 503, "Cannot read the OAuth state right now; try again shortly");
+    }
+    mr_http_response *r = NULL;
+    bool won = false;
+    if (strcmp(st.provider, p->name) != 0) {
+        r = fail(o, "callback", 400, "OAuth state is for provider %s, not %s", st.provider, p->name);
+    } else if (!same_requester(id, st.user_id)) {
+        mr_log_info("upstream-auth", "OAuth callback for %s: identity %s (Matrix ID %s) is not the requester %s",
+                    p->name, id->user_id, id->matrix_user_id ? id->matrix_user_id : "unknown", st.user_id);
+        r = fail(o, "callback", 403, "Your identity does not match the Matrix user this link was made for");
+    } else if ((rc = state_claim(o, state, &won, &err)) != MR_OK) {
+        mr_log_error("upstream-auth", "OAuth callback for %s: %s", p->name, err.msg);
+        r = fail(o, "callback", 503, "Cannot redeem the OAuth state right now; try again shortly");
+    } else if (!won) {
+        r = fail(o, "callback", 410, "OAuth state is unknown, used or expired; ask the agent for a new link");
+    } else {
+        r = finish(o, p, &st, req);
+    }
+    state_record_free(&st);
+    return r;
+}
