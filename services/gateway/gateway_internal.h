@@ -1,0 +1,140 @@
+/* gateway_internal.h -- what the gateway's modules share: the managed accounts with their
+ * sessions, the registration settings, metrics and the test crash points. */
+#ifndef MINDROOM_GATEWAY_INTERNAL_H
+#define MINDROOM_GATEWAY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "gateway.h"
+#include "mindroom/authz.h"
+#include "mindroom/matrix.h"
+
+#define GW "gateway"   /* log component */
+#define GW_ENTITY_MAX 128
+
+/* How managed accounts come to exist (pairing-and-run.md §3, first that applies wins). */
+typedef enum gw_reg_method {
+    GW_REG_PROVISIONING = 0, /* the provisioning service's register-agent */
+    GW_REG_SHARED_SECRET,    /* Synapse's admin API */
+    GW_REG_TOKEN,            /* m.login.registration_token */
+    GW_REG_OPEN,             /* m.login.dummy */
+    GW_REG_APPSERVICE,       /* MATRIX_MANAGED_ACCOUNT_AUTH=appservice */
+} gw_reg_method;
+
+typedef struct gw_settings {
+    char *homeserver;
+    char *server_name;
+    char ns[64];
+    gw_reg_method method;
+    char *registration_token;
+    char *shared_secret;
+    char *appservice_token;
+    char *provisioning_url;
+    char *client_id;
+    char *client_secret;
+    long startup_timeout_ms;   /* waiting for /versions; 0: no limit */
+    long sync_timeout_ms;      /* the long poll */
+} gw_settings;
+
+/* A managed Matrix account: the router, an agent, a team or the internal user. */
+typedef struct gw_account {
+    char entity[GW_ENTITY_MAX];       /* store key part: "router", agent/team name, "user" */
+    char display_name[256];
+    char user_id[MR_MATRIX_ID_SIZE];
+    char device_id[MR_MATRIX_ID_SIZE];
+    /* The session other threads copy when theirs expires; guarded by lock. */
+    pthread_mutex_t lock;
+    char *token;
+    char *password;                   /* NULL in appservice mode */
+    unsigned long generation;         /* bumped by each new login */
+    mr_matrix *m;                     /* used by the bootstrap, then by its sync loop only */
+    pthread_t sync_thread;
+    bool sync_started;
+    atomic_bool synced;               /* its first batch is saved */
+} gw_account;
+
+/* Where a test wants the gateway to die by SIGKILL (MR_GATEWAY_TEST_CRASH). */
+typedef enum gw_crash {
+    GW_CRASH_NONE = 0,
+    GW_CRASH_AFTER_PUBLISH, /* a batch with a message is flushed to the bus, its token not saved */
+    GW_CRASH_AFTER_SEND,    /* a send is done at the homeserver, its request not acknowledged */
+} gw_crash;
+
+typedef struct gw {
+    const mr_runtime *rt;
+    mr_config *cfg;
+    mr_authz *az;
+    gw_settings s;
+    gw_account *accounts;
+    size_t n_accounts;
+    gw_account *router;
+    gw_crash crash;
+    atomic_bool bootstrapped;
+    atomic_bool send_ready;
+} gw;
+
+/* ---- accounts.c ---- */
+/* Fills gw->accounts from the config (router, agents, teams, the internal user if configured). */
+mr_code gw_accounts_plan(gw *g, mr_err *err);
+void gw_accounts_free(gw *g);
+/* Makes sure each account exists and has a working session, then its display name. */
+mr_code gw_accounts_bootstrap(gw *g, mr_err *err);
+gw_account *gw_account_by_user(gw *g, const char *user_id);
+gw_account *gw_account_by_entity(gw *g, const char *entity);
+/* A client for account a in the calling thread, with a's current session; *gen gets the
+ * session's generation. */
+mr_code gw_client_new(gw *g, gw_account *a, mr_matrix **out, unsigned long *gen, mr_err *err);
+/* After MR_EAUTH on m: adopts a newer session of a if another thread made one, else logs in
+ * again on the same device (so keys and transaction IDs survive) and saves the token. */
+mr_code gw_account_relogin(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen, mr_err *err);
+
+/* ---- provisioning.c ---- */
+/* POST {provisioning}/v1/local-mindroom/register-agent; *in_use tells whether the username
+ * was taken already. Permanent refusals are MR_EPERM/MR_EAUTH/MR_EINVAL, retryable ones
+ * MR_EUNAVAIL. */
+mr_code gw_provision_register(gw *g, const char *username, const char *password,
+                              const char *display_name, bool *in_use, mr_err *err);
+
+/* ---- rooms.c ---- */
+/* Resolves or creates every managed room and the root Space, records them in the store,
+ * invites who belongs and has each account join its rooms. */
+mr_code gw_rooms_bootstrap(gw *g, mr_err *err);
+
+/* ---- room_access.c ---- */
+typedef struct gw_access {
+    const char *join_rule;      /* "invite", "public" or "knock" */
+    bool publish;               /* listed in the room directory */
+} gw_access;
+/* What matrix_room_access asks for the managed room (key, alias, room_id may be NULL). */
+gw_access gw_access_wanted(const gw *g, const char *key, const char *alias, const char *room_id);
+/* Moves an existing room to what is wanted, when reconcile_existing_rooms is set; missing power
+ * is a warning naming the room, the Matrix error and the power level needed, not a failure. */
+mr_code gw_access_reconcile(gw *g, mr_matrix *router, const char *key, const char *alias,
+                            const char *room_id, mr_err *err);
+
+/* ---- sync_loop.c ---- */
+mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err);
+void gw_sync_join(gw *g, gw_account *a);
+
+/* ---- send_consumer.c ---- */
+typedef struct gw_sender gw_sender;
+mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err);
+void gw_sender_stop(gw_sender *s);
+
+/* ---- metrics.c ---- */
+mr_code gw_metrics_declare(gw *g, mr_err *err);
+/* An mr_matrix observer counting failed attempts by endpoint and errcode. */
+void gw_metrics_observe(void *ctx, const mr_matrix_attempt *a);
+void gw_metrics_sync_lag(gw *g, double seconds);
+void gw_metrics_send(gw *g, const char *kind, const char *outcome, double seconds);
+void gw_metrics_published(gw *g, const char *topic, size_t n);
+
+/* ---- serve.c ---- */
+/* The mr_matrix options every client of the gateway uses (stop-aware waits, metrics). */
+void gw_matrix_opts(gw *g, mr_matrix_opts *o);
+/* Dies by SIGKILL when the test asked for a crash at this point. */
+void gw_crash_point(gw *g, gw_crash where);
+
+#endif

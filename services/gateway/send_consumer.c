@@ -1,0 +1,184 @@
+/* send_consumer.c -- the matrix.send consumer: performs each send_request as the account it
+ * names, with the request's transaction ID, so a redelivered request never makes a second event;
+ * 429s wait out the advertised delay, unavailability leaves the request for redelivery, and
+ * requests the homeserver refuses for good are dropped with an error. */
+#include "gateway_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GROUP "gateway"
+#define TOPIC "matrix.send"
+#define POLL_MS 1000
+#define POLL_MAX 16
+#define SUBSCRIBE_RETRY_MS 2000
+
+struct gw_sender {
+    gw *g;
+    pthread_t thread;
+    bool started;
+    mr_matrix **clients;    /* per account, made by the consumer thread when first needed */
+    unsigned long *gens;
+};
+
+static double since_s(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* The request as the client-server API call it names. */
+static mr_code perform(mr_matrix *m, json_t *req, const char *kind, mr_err *err)
+{
+    const char *room = str(req, "room_id"), *txn = str(req, "txn_id");
+    if (strcmp(kind, "room_event") == 0)
+        return mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"),
+                              NULL, err);
+    if (strcmp(kind, "typing") == 0) {
+        json_t *t = json_object_get(req, "timeout_ms");
+        return mr_matrix_typing(m, room, json_is_true(json_object_get(req, "typing")),
+                                json_is_integer(t) ? (long)json_integer_value(t) : 30000, err);
+    }
+    if (strcmp(kind, "redact") == 0)
+        return mr_matrix_redact(m, room, str(req, "redacts"), txn, NULL, NULL, err);
+    return mr_matrix_send_to_device(m, str(req, "event_type"), txn, json_object_get(req, "messages"),
+                                    err);
+}
+
+/* NULL when req has what its kind needs (schema send_request), else what is missing. */
+static const char *malformed(json_t *req, const char **kind)
+{
+    *kind = str(req, "kind");
+    if (json_integer_value(json_object_get(req, "v")) != 1 || !str(req, "type") ||
+        strcmp(str(req, "type"), "send_request") != 0)
+        return "not a version 1 send_request";
+    if (!*kind || !str(req, "account") || !str(req, "txn_id"))
+        return "account, kind or txn_id missing";
+    bool room = str(req, "room_id") != NULL;
+    if (strcmp(*kind, "room_event") == 0)
+        return room && str(req, "event_type") && json_is_object(json_object_get(req, "content")) ?
+               NULL : "room_event needs room_id, event_type and content";
+    if (strcmp(*kind, "typing") == 0)
+        return room && json_is_boolean(json_object_get(req, "typing")) ? NULL :
+               "typing needs room_id and typing";
+    if (strcmp(*kind, "redact") == 0)
+        return room && str(req, "redacts") ? NULL : "redact needs room_id and redacts";
+    if (strcmp(*kind, "to_device") == 0)
+        return str(req, "event_type") && json_is_object(json_object_get(req, "messages")) ? NULL :
+               "to_device needs event_type and messages";
+    return "unknown kind";
+}
+
+static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
+{
+    gw_sender *s = ctx;
+    gw *g = s->g;
+    json_t *req = json_loadb(msg->value, msg->len, 0, NULL);
+    const char *kind = NULL, *bad = req ? malformed(req, &kind) : "not JSON";
+    gw_account *a = bad ? NULL : gw_account_by_user(g, str(req, "account"));
+    if (bad || !a) {
+        mr_log_error(GW, "matrix.send %s: dropped: %s", msg->id,
+                     bad ? bad : "the account is not one this gateway manages");
+        gw_metrics_send(g, kind && !bad ? kind : "invalid", "dropped", -1);
+        json_decref(req);
+        return MR_OK;
+    }
+    size_t idx = (size_t)(a - g->accounts);
+    mr_code rc = MR_OK;
+    if (!s->clients[idx])
+        rc = gw_client_new(g, a, &s->clients[idx], &s->gens[idx], err);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (rc == MR_OK)
+        rc = perform(s->clients[idx], req, kind, err);
+    if (rc == MR_EAUTH && (rc = gw_account_relogin(g, a, s->clients[idx], &s->gens[idx], err)) == MR_OK)
+        rc = perform(s->clients[idx], req, kind, err);
+    if (rc == MR_OK) {
+        gw_metrics_send(g, kind, "sent", since_s(&t0));
+        gw_crash_point(g, GW_CRASH_AFTER_SEND);
+    } else if (rc == MR_EUNAVAIL || rc == MR_ENOMEM) {
+        /* Left unacknowledged: the bus hands it over again, and its transaction ID keeps a
+         * second attempt from making a second event. */
+        gw_metrics_send(g, kind, "retried", -1);
+    } else {
+        const mr_matrix_status *st = s->clients[idx] ? mr_matrix_last(s->clients[idx]) : NULL;
+        const char *fields[] = {"account", a->user_id, "txn_id", str(req, "txn_id"), "errcode",
+                                st && st->errcode[0] ? st->errcode : "", NULL};
+        mr_log_write(MR_LOG_ERROR, GW, fields, "matrix.send %s: dropped %s request: %s", msg->id,
+                     kind, err->msg);
+        gw_metrics_send(g, kind, "dropped", -1);
+        rc = MR_OK;
+    }
+    json_decref(req);
+    return rc;
+}
+
+static void *sender_main(void *arg)
+{
+    gw_sender *s = arg;
+    gw *g = s->g;
+    const char *topics[] = {TOPIC};
+    mr_bus_consumer *c = NULL;
+    mr_err err = {0};
+    while (!mr_runtime_stopping(g->rt)) {
+        if (!c && mr_bus_subscribe(g->rt->bus, GROUP, topics, 1, &c, &err) != MR_OK) {
+            mr_log_warn(GW, "subscribing to %s: %s", TOPIC, err.msg);
+            mr_runtime_sleep(g->rt, SUBSCRIBE_RETRY_MS);
+            continue;
+        }
+        size_t handled = 0;
+        mr_code rc = mr_bus_poll(c, POLL_MS, POLL_MAX, handle, s, &handled, &err);
+        if (rc == MR_OK)
+            atomic_store(&g->send_ready, true);
+        else if (rc != MR_EUNAVAIL)
+            mr_log_warn(GW, "%s", err.msg);
+        else if (!mr_runtime_stopping(g->rt))
+            mr_runtime_sleep(g->rt, POLL_MS);
+    }
+    mr_bus_consumer_close(c);
+    return NULL;
+}
+
+mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err)
+{
+    gw_sender *s = calloc(1, sizeof *s);
+    if (s) {
+        s->g = g;
+        s->clients = calloc(g->n_accounts, sizeof *s->clients);
+        s->gens = calloc(g->n_accounts, sizeof *s->gens);
+    }
+    if (!s || !s->clients || !s->gens) {
+        gw_sender_stop(s);
+        return mr_err_set(err, MR_ENOMEM, "out of memory starting the %s consumer", TOPIC);
+    }
+    int e = pthread_create(&s->thread, NULL, sender_main, s);
+    if (e != 0) {
+        gw_sender_stop(s);
+        return mr_err_errno(err, MR_EINTERNAL, e, "starting the %s consumer", TOPIC);
+    }
+    s->started = true;
+    *out = s;
+    return MR_OK;
+}
+
+/* Joins the thread (the runtime is stopping) and frees the clients. */
+void gw_sender_stop(gw_sender *s)
+{
+    if (!s)
+        return;
+    if (s->started)
+        pthread_join(s->thread, NULL);
+    for (size_t i = 0; s->clients && i < s->g->n_accounts; i++)
+        mr_matrix_free(s->clients[i]);
+    free(s->clients);
+    free(s->gens);
+    free(s);
+}

@@ -1,0 +1,323 @@
+/* sync_loop.c -- one long-polling sync loop per managed account: each batch's room events go to
+ * matrix.inbound and its to-device events to matrix.todevice, membership to the store, and only
+ * once the bus holds them all is next_batch saved, so a crash replays and loses nothing.
+ * Invites are accepted when the inviter is authorized. */
+#include "gateway_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FILTER "{\"room\":{\"timeline\":{\"limit\":5000}},\"presence\":{\"not_types\":[\"*\"]}," \
+               "\"account_data\":{\"not_types\":[\"*\"]}}"
+#define RETRY_MIN_MS 5000
+#define RETRY_MAX_MS 60000
+#define FLUSH_TIMEOUT_MS 30000
+/* Sent on matrix.todevice when a sync reports device list changes but no to-device event to
+ * carry them, so crypto still refreshes those users' keys. */
+#define DEVICE_LISTS_EVENT "com.mindroom.device_lists"
+
+typedef struct loop {
+    gw *g;
+    gw_account *a;
+} loop;
+
+/* What one batch did, for the crash point and the logs. */
+typedef struct batch {
+    size_t inbound, todevice;
+    bool had_message;
+} batch;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static mr_code publish(gw *g, const char *topic, const char *key, json_t *msg, mr_err *err)
+{
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!text)
+        return mr_err_set(err, MR_ENOMEM, "out of memory encoding a %s message", topic);
+    mr_code rc = mr_bus_publish(g->rt->bus, topic, key, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+/* ---- rooms ---- */
+
+/* Records membership events in members:<room_id> for authz's joined_rooms. */
+static mr_code note_membership(gw *g, const char *room_id, json_t *ev, mr_err *err)
+{
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    const char *who = json_string_value(json_object_get(ev, "state_key"));
+    const char *m = json_string_value(json_object_get(json_object_get(ev, "content"), "membership"));
+    if (!type || strcmp(type, "m.room.member") != 0 || !who || !m)
+        return MR_OK;
+    char key[MR_MATRIX_ID_SIZE + 16];
+    snprintf(key, sizeof key, "members:%s", room_id);
+    return mr_store_hset(g->rt->store, key, who, m, strlen(m), err);
+}
+
+static mr_code room_events(gw *g, gw_account *a, const char *room_id, json_t *events,
+                           const char *membership, bool timeline, batch *b, mr_err *err)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        json_t *ts = json_object_get(ev, "origin_server_ts");
+        /* Only whole room events travel; stripped state (no ID, no time) does not. */
+        if (!json_is_string(json_object_get(ev, "event_id")) || !json_is_integer(ts))
+            continue;
+        mr_code rc = note_membership(g, room_id, ev, err);
+        if (rc == MR_OK)
+            rc = publish(g, "matrix.inbound", room_id,
+                         json_pack("{s:i, s:s, s:s, s:s, s:O, s:s}", "v", 1, "type", "inbound_event",
+                                   "account", a->user_id, "room_id", room_id, "event", ev,
+                                   "membership", membership), err);
+        if (rc != MR_OK)
+            return rc;
+        b->inbound++;
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        if (timeline && type && strcmp(type, "m.room.message") == 0)
+            b->had_message = true;
+        if (timeline)
+            gw_metrics_sync_lag(g, (double)(now_ms() - json_integer_value(ts)) / 1000.0);
+    }
+    return MR_OK;
+}
+
+/* joined rooms: state, then timeline; left rooms: their timeline up to the leave. */
+static mr_code rooms(gw *g, gw_account *a, json_t *r, batch *b, mr_err *err)
+{
+    const char *room_id;
+    json_t *room;
+    mr_code rc = MR_OK;
+    json_object_foreach(json_object_get(r, "join"), room_id, room) {
+        if ((rc = room_events(g, a, room_id, json_object_get(json_object_get(room, "state"), "events"),
+                              "join", false, b, err)) != MR_OK ||
+            (rc = room_events(g, a, room_id, json_object_get(json_object_get(room, "timeline"),
+                                                            "events"), "join", true, b, err)) != MR_OK)
+            return rc;
+    }
+    json_object_foreach(json_object_get(r, "leave"), room_id, room) {
+        if ((rc = room_events(g, a, room_id, json_object_get(json_object_get(room, "timeline"),
+                                                            "events"), "leave", true, b, err)) != MR_OK)
+            return rc;
+    }
+    return MR_OK;
+}
+
+/* Accepts an invite when router.accept_invites is on and the inviter may use the room. */
+static mr_code invites(gw *g, gw_account *a, mr_matrix *m, json_t *invited, mr_err *err)
+{
+    const char *room_id;
+    json_t *room;
+    json_object_foreach(invited, room_id, room) {
+        const char *inviter = NULL;
+        size_t i;
+        json_t *ev;
+        json_array_foreach(json_object_get(json_object_get(room, "invite_state"), "events"), i, ev) {
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            const char *sk = json_string_value(json_object_get(ev, "state_key"));
+            if (type && sk && strcmp(type, "m.room.member") == 0 && strcmp(sk, a->user_id) == 0)
+                inviter = json_string_value(json_object_get(ev, "sender"));
+        }
+        mr_authz_room where = {.room_id = room_id};
+        mr_authz_decision d;
+        if (!inviter || !g->cfg->router.accept_invites ||
+            !mr_authz_check_room(g->az, inviter, &where, &d)) {
+            char why[256] = "router.accept_invites is off";
+            if (g->cfg->router.accept_invites && inviter)
+                mr_authz_describe(&d, why, sizeof why);
+            mr_log_info(GW, "%s leaves the invite to %s from %s unanswered: %s", a->user_id,
+                        room_id, inviter ? inviter : "an unknown sender", why);
+            continue;
+        }
+        mr_code rc = mr_matrix_join(m, room_id, NULL, err);
+        if (rc == MR_EUNAVAIL)
+            return rc;
+        if (rc == MR_OK)
+            mr_log_info(GW, "%s accepted the invite to %s from %s", a->user_id, room_id, inviter);
+        else
+            mr_log_warn(GW, "%s could not accept the invite to %s: %s", a->user_id, room_id, err->msg);
+    }
+    mr_err_clear(err);
+    return MR_OK;
+}
+
+/* ---- to-device ---- */
+
+static json_t *device_lists(json_t *sync)
+{
+    json_t *dl = json_object_get(sync, "device_lists");
+    json_t *changed = json_object_get(dl, "changed"), *left = json_object_get(dl, "left");
+    if (!json_array_size(changed) && !json_array_size(left))
+        return NULL;
+    return json_pack("{s:o, s:o}", "changed", json_is_array(changed) ? json_incref(changed) : json_array(),
+                     "left", json_is_array(left) ? json_incref(left) : json_array());
+}
+
+static mr_code to_device(gw *g, gw_account *a, json_t *sync, batch *b, mr_err *err)
+{
+    json_t *lists = device_lists(sync);
+    json_t *events = json_object_get(json_object_get(sync, "to_device"), "events");
+    json_t *synthetic = NULL;
+    if (lists && !json_array_size(events)) {
+        synthetic = json_pack("[{s:s, s:s, s:{}}]", "sender", a->user_id, "type", DEVICE_LISTS_EVENT,
+                              "content");
+        events = synthetic;
+    }
+    mr_code rc = MR_OK;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O}", "v", 1, "type", "todevice_event",
+                                "account", a->user_id, "device_id", a->device_id, "event", ev);
+        /* The first message carries the device list changes of the whole batch. */
+        if (msg && lists && i == 0)
+            json_object_set(msg, "device_lists", lists);
+        if ((rc = publish(g, "matrix.todevice", a->user_id, msg, err)) != MR_OK)
+            break;
+        b->todevice++;
+    }
+    json_decref(synthetic);
+    json_decref(lists);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+static mr_code handle(gw *g, gw_account *a, mr_matrix *m, json_t *sync, batch *b, mr_err *err)
+{
+    json_t *r = json_object_get(sync, "rooms");
+    mr_code rc;
+    if ((rc = rooms(g, a, r, b, err)) != MR_OK || (rc = to_device(g, a, sync, b, err)) != MR_OK ||
+        (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK)
+        return rc;
+    gw_metrics_published(g, "matrix.inbound", b->inbound);
+    gw_metrics_published(g, "matrix.todevice", b->todevice);
+    return invites(g, a, m, json_object_get(r, "invite"), err);
+}
+
+static mr_code load_since(gw *g, const gw_account *a, char **since, mr_err *err)
+{
+    char key[MR_MATRIX_ID_SIZE + 16];
+    snprintf(key, sizeof key, "sync:%s", a->user_id);
+    size_t len;
+    mr_code rc = mr_store_get(g->rt->store, key, since, &len, err);
+    if (rc == MR_ENOTFOUND) {
+        *since = NULL;
+        return MR_OK;
+    }
+    return rc;
+}
+
+static mr_code save_since(gw *g, const gw_account *a, const char *next, mr_err *err)
+{
+    char key[MR_MATRIX_ID_SIZE + 16];
+    snprintf(key, sizeof key, "sync:%s", a->user_id);
+    return mr_store_set(g->rt->store, key, next, strlen(next), 0, err);
+}
+
+/* One round: sync, hand the batch to the bus, then save its token. */
+static mr_code round_once(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen, char **since,
+                          mr_err *err)
+{
+    mr_matrix_sync_req req = {.filter = FILTER, .since = *since, .full_state = !*since,
+                              .timeout_ms = *since ? g->s.sync_timeout_ms : 0};
+    json_t *sync = NULL;
+    mr_code rc = mr_matrix_sync(m, &req, &sync, err);
+    if (rc == MR_EAUTH)
+        return gw_account_relogin(g, a, m, gen, err);
+    if (rc == MR_EINVAL && *since && mr_matrix_last(m)->status == 400) {
+        /* The homeserver no longer knows the token (it was reset): start over with a full
+         * sync; consumers see events again, which they must tolerate anyway. */
+        mr_log_warn(GW, "sync of %s: %s; starting again with a full sync", a->user_id, err->msg);
+        free(*since);
+        *since = NULL;
+        return MR_OK;
+    }
+    if (rc != MR_OK || mr_runtime_stopping(g->rt)) {
+        json_decref(sync);
+        return rc;
+    }
+    batch b = {0};
+    rc = handle(g, a, m, sync, &b, err);
+    const char *next = json_string_value(json_object_get(sync, "next_batch"));
+    if (rc == MR_OK && b.had_message)
+        gw_crash_point(g, GW_CRASH_AFTER_PUBLISH);
+    if (rc == MR_OK)
+        rc = save_since(g, a, next, err);
+    if (rc == MR_OK) {
+        char *copy = strdup(next);
+        if (copy) {
+            free(*since);
+            *since = copy;
+        }
+        if (b.inbound || b.todevice)
+            mr_log_debug(GW, "%s: published %zu room and %zu to-device events up to %s", a->user_id,
+                         b.inbound, b.todevice, next);
+        atomic_store(&a->synced, true);
+    }
+    json_decref(sync);
+    return rc;
+}
+
+static void *sync_main(void *arg)
+{
+    loop *l = arg;
+    gw *g = l->g;
+    gw_account *a = l->a;
+    free(l);
+    mr_matrix *m = a->m;
+    unsigned long gen = a->generation;
+    char *since = NULL;
+    bool loaded = false;
+    long delay = RETRY_MIN_MS;
+    mr_err err = {0};
+    while (!mr_runtime_stopping(g->rt)) {
+        mr_code rc = loaded ? MR_OK : load_since(g, a, &since, &err);
+        loaded = rc == MR_OK;
+        if (rc == MR_OK)
+            rc = round_once(g, a, m, &gen, &since, &err);
+        if (rc == MR_OK) {
+            delay = RETRY_MIN_MS;
+            continue;
+        }
+        if (mr_runtime_stopping(g->rt))
+            break;
+        /* The batch was not saved: the next round asks for it again. */
+        mr_log_warn(GW, "sync of %s failed, again in %ld s: %s", a->user_id, delay / 1000, err.msg);
+        mr_runtime_sleep(g->rt, (int)delay);
+        delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
+    }
+    free(since);
+    return NULL;
+}
+
+mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err)
+{
+    loop *l = malloc(sizeof *l);
+    if (!l)
+        return mr_err_set(err, MR_ENOMEM, "out of memory starting the sync of %s", a->user_id);
+    *l = (loop){.g = g, .a = a};
+    int e = pthread_create(&a->sync_thread, NULL, sync_main, l);
+    if (e != 0) {
+        free(l);
+        return mr_err_errno(err, MR_EINTERNAL, e, "starting the sync thread of %s", a->user_id);
+    }
+    a->sync_started = true;
+    return MR_OK;
+}
+
+void gw_sync_join(gw *g, gw_account *a)
+{
+    (void)g;
+    if (a->sync_started)
+        pthread_join(a->sync_thread, NULL);
+    a->sync_started = false;
+}

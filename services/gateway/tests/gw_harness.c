@@ -1,0 +1,399 @@
+/* gw_harness.c -- runs mindroom-gateway as a process against mr-test-homeserver and a real
+ * redis-server, and reads what it publishes. */
+#include "gw_harness.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "mindroom/fsutil.h"
+#include "mindroom/http.h"
+
+#define DEADLINE_MS 60000
+
+long long gwt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gwt_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void check(mr_code rc, const mr_err *err, const char *what)
+{
+    if (rc != MR_OK)
+        fail_msg("%s: %s", what, err->msg);
+}
+
+/* ---- set-up ---- */
+
+void gwt_write_config(gwt *f, const char *config)
+{
+    mr_err err = {0};
+    check(mr_fs_write_atomic(f->config, config, strlen(config), 0600, true, &err), &err, f->config);
+}
+
+static const char *const gateway_vars[] = {
+    "MATRIX_REGISTRATION_TOKEN", "MATRIX_REGISTRATION_SHARED_SECRET", "MATRIX_APPSERVICE_TOKEN",
+    "MATRIX_MANAGED_ACCOUNT_AUTH", "MINDROOM_PROVISIONING_URL", "MINDROOM_LOCAL_CLIENT_ID",
+    "MINDROOM_LOCAL_CLIENT_SECRET", "MINDROOM_NAMESPACE", "MINDROOM_CONFIG_PATH", "LOG_LEVEL",
+};
+
+void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config)
+{
+    memset(f, 0, sizeof *f);
+    mr_err err = {0};
+    mr_hs_peer_opts dflt = {.registration_token = GWT_TOKEN};
+    check(mr_hs_peer_start(opts ? opts : &dflt, &f->hs, &err), &err, "starting the homeserver");
+    check(mr_tp_redis_start(&f->redis, &err), &err, "starting redis");
+    check(mr_tp_mkdtemp("mr-gw", f->dir, sizeof f->dir, &err), &err, "temp dir");
+    snprintf(f->config, sizeof f->config, "%s/config.yaml", f->dir);
+    snprintf(f->log, sizeof f->log, "%s/gateway.log", f->dir);
+    gwt_write_config(f, config);
+    snprintf(f->bus_url, sizeof f->bus_url, "redis://127.0.0.1:%d/0", f->redis.port);
+    snprintf(f->store_url, sizeof f->store_url, "redis://127.0.0.1:%d/1", f->redis.port);
+    check(mr_tp_free_port(&f->http_port, &err), &err, "free port");
+    char listen[64], data[600];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", f->http_port);
+    snprintf(data, sizeof data, "%s/data", f->dir);
+    for (size_t i = 0; i < sizeof gateway_vars / sizeof *gateway_vars; i++)
+        unsetenv(gateway_vars[i]);
+    setenv("MATRIX_HOMESERVER", f->hs.url, 1);
+    setenv("MATRIX_SERVER_NAME", "localhost", 1);
+    if (!opts || opts->registration_token)
+        setenv("MATRIX_REGISTRATION_TOKEN", opts ? opts->registration_token : GWT_TOKEN, 1);
+    setenv("MINDROOM_BUS_URL", f->bus_url, 1);
+    setenv("MINDROOM_STORE_URL", f->store_url, 1);
+    setenv("MINDROOM_INSTANCE_SECRET", GWT_SECRET_HEX, 1);
+    setenv("MINDROOM_STORAGE_PATH", data, 1);
+    setenv("MINDROOM_GATEWAY_LISTEN", listen, 1);
+    setenv("MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", "1000", 1);
+    setenv("LOG_LEVEL", "debug", 1);
+    check(mr_bus_open(f->bus_url, NULL, &f->bus, &err), &err, "opening the bus");
+    unsigned char secret[32];
+    for (int i = 0; i < 32; i++)
+        secret[i] = (unsigned char)i;
+    mr_store_options so = {.secret = secret, .secret_len = sizeof secret};
+    check(mr_store_open(f->store_url, &so, &f->store, &err), &err, "opening the store");
+}
+
+void gwt_teardown(gwt *f)
+{
+    if (f->pid > 0)
+        mr_tp_kill_wait(f->pid, SIGKILL, NULL, NULL);
+    mr_bus_close(f->bus);
+    mr_store_close(f->store);
+    mr_err err = {0};
+    if (mr_hs_peer_stop(&f->hs, &err) != MR_OK)
+        fprintf(stderr, "%s\n", err.msg);
+    mr_tp_redis_destroy(&f->redis);
+    mr_tp_rmtree(f->dir, NULL);
+}
+
+/* ---- the gateway process ---- */
+
+void gwt_start(gwt *f, const char *crash)
+{
+    if (crash)
+        setenv("MR_GATEWAY_TEST_CRASH", crash, 1);
+    else
+        unsetenv("MR_GATEWAY_TEST_CRASH");
+    const char *bin = getenv("MR_GATEWAY_BIN");
+    assert_non_null(bin);
+    char *argv[] = {(char *)bin, "--config", f->config, NULL};
+    mr_err err = {0};
+    /* The log keeps growing across restarts, so counts in it cover every run. */
+    check(mr_tp_spawn(argv, f->log, &f->pid, &err), &err, "starting mindroom-gateway");
+}
+
+static bool exited(gwt *f, int *status)
+{
+    int st = 0;
+    if (waitpid(f->pid, &st, WNOHANG) != f->pid)
+        return false;
+    f->pid = 0;
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? -WTERMSIG(st) : -1000;
+    return true;
+}
+
+char *gwt_http_get(gwt *f, const char *path, long *status)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->http_port, path);
+    mr_http_client_opts o = {.timeout_ms = 5000};
+    mr_http_client *c = NULL;
+    mr_err err = {0};
+    check(mr_http_client_new(&o, &c, &err), &err, "http client");
+    mr_http_result res;
+    mr_http_call call = {.method = "GET", .url = url};
+    char *body = NULL;
+    *status = 0;
+    if (mr_http_client_do(c, &call, &res, &err) == MR_OK) {
+        *status = res.status;
+        body = strdup(res.body);
+    }
+    mr_http_result_clear(&res);
+    mr_http_client_free(c);
+    return body ? body : strdup("");
+}
+
+void gwt_wait_ready(gwt *f)
+{
+    long long deadline = gwt_now_ms() + DEADLINE_MS;
+    for (;;) {
+        long status = 0;
+        free(gwt_http_get(f, "/readyz", &status));
+        if (status == 200)
+            return;
+        int st;
+        if (exited(f, &st))
+            fail_msg("mindroom-gateway exited (%d) before it was ready; see %s", st, f->log);
+        if (gwt_now_ms() > deadline)
+            fail_msg("mindroom-gateway not ready after %d s; see %s", DEADLINE_MS / 1000, f->log);
+        gwt_sleep_ms(50);
+    }
+}
+
+int gwt_wait_exit(gwt *f)
+{
+    long long deadline = gwt_now_ms() + DEADLINE_MS;
+    int st;
+    while (!exited(f, &st)) {
+        if (gwt_now_ms() > deadline)
+            fail_msg("mindroom-gateway did not exit; see %s", f->log);
+        gwt_sleep_ms(20);
+    }
+    return st;
+}
+
+int gwt_stop(gwt *f)
+{
+    kill(f->pid, SIGTERM);
+    return gwt_wait_exit(f);
+}
+
+char *gwt_log(const gwt *f)
+{
+    char *text = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    if (mr_fs_read_all(f->log, 16u << 20, &text, &len, &err) != MR_OK)
+        return strdup("");
+    return text;
+}
+
+int gwt_log_count(const gwt *f, const char *needle)
+{
+    char *text = gwt_log(f);
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+void gwt_wait_log(const gwt *f, const char *needle, int times)
+{
+    long long deadline = gwt_now_ms() + DEADLINE_MS;
+    while (gwt_log_count(f, needle) < times) {
+        if (gwt_now_ms() > deadline)
+            fail_msg("the log %s never showed \"%s\" %d times", f->log, needle, times);
+        gwt_sleep_ms(20);
+    }
+}
+
+void gwt_assert_log(const gwt *f, const char *needle, int times)
+{
+    int n = gwt_log_count(f, needle);
+    if (n == times)
+        return;
+    char *text = gwt_log(f);
+    size_t len = strlen(text);
+    fail_msg("the log shows \"%s\" %d times, not %d; it ends:\n%s", needle, n, times,
+             text + (len > 6000 ? len - 6000 : 0));
+}
+
+/* ---- the homeserver ---- */
+
+static mr_matrix *plain_client(gwt *f)
+{
+    mr_matrix_opts o = {.homeserver = f->hs.url};
+    mr_matrix *m = NULL;
+    mr_err err = {0};
+    check(mr_matrix_new(&o, &m, &err), &err, "matrix client");
+    return m;
+}
+
+json_t *gwt_hs_state(gwt *f)
+{
+    mr_matrix *m = plain_client(f);
+    json_t *out = NULL;
+    mr_err err = {0};
+    check(mr_matrix_request(m, "test", "GET", "/_test/state", NULL, false, &out, &err), &err,
+          "homeserver state");
+    mr_matrix_free(m);
+    return out;
+}
+
+void gwt_hs_control(gwt *f, const char *path, json_t *body)
+{
+    mr_matrix *m = plain_client(f);
+    json_t *out = NULL;
+    mr_err err = {0};
+    check(mr_matrix_request(m, "test", "POST", path, body, false, &out, &err), &err, path);
+    json_decref(out);
+    json_decref(body);
+    mr_matrix_free(m);
+}
+
+mr_matrix *gwt_human(gwt *f, const char *localpart)
+{
+    mr_matrix *m = plain_client(f);
+    mr_err err = {0};
+    mr_matrix_register_req req = {.username = localpart, .password = GWT_PASSWORD,
+                                  .registration_token = GWT_TOKEN};
+    check(mr_matrix_register(m, &req, NULL, &err), &err, localpart);
+    return m;
+}
+
+void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE])
+{
+    mr_matrix *m = plain_client(f);
+    mr_err err = {0};
+    check(mr_matrix_alias_get(m, alias, out, &err), &err, alias);
+    mr_matrix_free(m);
+}
+
+/* ---- the bus ---- */
+
+void gwt_reader_open(gwt *f, gwt_reader *r, const char *group, const char *topic)
+{
+    memset(r, 0, sizeof *r);
+    mr_err err = {0};
+    const char *topics[] = {topic};
+    check(mr_bus_subscribe(f->bus, group, topics, 1, &r->c, &err), &err, "subscribe");
+    r->msgs = json_array();
+    snprintf(r->topic, sizeof r->topic, "%s", topic);
+    snprintf(r->path, sizeof r->path, "%s/%s-%s.jsonl", f->dir, group, topic);
+    r->jsonl = fopen(r->path, "w");
+    assert_non_null(r->jsonl);
+}
+
+void gwt_reader_close(gwt_reader *r)
+{
+    mr_bus_consumer_close(r->c);
+    json_decref(r->msgs);
+    if (r->jsonl)
+        fclose(r->jsonl);
+}
+
+static mr_code on_msg(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    gwt_reader *r = ctx;
+    json_error_t je;
+    json_t *v = json_loadb(m->value, m->len, 0, &je);
+    if (!v)
+        return mr_err_set(err, MR_EINVAL, "%s message is not JSON: %s", r->topic, je.text);
+    json_array_append_new(r->msgs, v);
+    fprintf(r->jsonl, "%s\n", m->value);
+    fflush(r->jsonl);
+    return MR_OK;
+}
+
+void gwt_read_until(gwt_reader *r, gwt_pred pred, void *ctx)
+{
+    long long deadline = gwt_now_ms() + DEADLINE_MS;
+    while (!pred(r->msgs, ctx)) {
+        if (gwt_now_ms() > deadline)
+            fail_msg("%s: the expected messages did not come within %d s (%zu read)", r->topic,
+                     DEADLINE_MS / 1000, json_array_size(r->msgs));
+        size_t handled = 0;
+        mr_err err = {0};
+        if (mr_bus_poll(r->c, 200, 100, on_msg, r, &handled, &err) != MR_OK)
+            fprintf(stderr, "polling %s: %s\n", r->topic, err.msg);
+    }
+}
+
+size_t gwt_count_body(json_t *msgs, const char *body, const char *account)
+{
+    size_t n = 0, i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *b = json_string_value(json_object_get(json_object_get(json_object_get(m, "event"),
+                                                                          "content"), "body"));
+        const char *acct = json_string_value(json_object_get(m, "account"));
+        if (b && strcmp(b, body) == 0 && (!account || (acct && strcmp(acct, account) == 0)))
+            n++;
+    }
+    return n;
+}
+
+static int run_wait(char *const argv[], const char *log)
+{
+    pid_t pid = 0;
+    mr_err err = {0};
+    check(mr_tp_spawn(argv, log, &pid, &err), &err, argv[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void gwt_reader_check_proto(gwt_reader *r)
+{
+    const char *py = getenv("MR_PYTHON3"), *check_py = getenv("MR_PROTO_CHECK");
+    assert_non_null(py);
+    assert_non_null(check_py);
+    char log[760];
+    snprintf(log, sizeof log, "%s.check", r->path);
+    char *argv[] = {(char *)py, (char *)check_py, "messages", r->topic, r->path, NULL};
+    int st = run_wait(argv, log);
+    if (st != 0) {
+        char *text = NULL;
+        size_t len = 0;
+        mr_err err = {0};
+        mr_fs_read_all(log, 1 << 20, &text, &len, &err);
+        fail_msg("proto/check.py messages %s %s: exit %d\n%s", r->topic, r->path, st,
+                 text ? text : "");
+    }
+}
+
+int gwt_nio(gwt *f, const char *const *args)
+{
+    const char *py = getenv("MR_PYTHON3"), *script = getenv("MR_NIO_CLIENT");
+    assert_non_null(py);
+    assert_non_null(script);
+    char *argv[16];
+    size_t n = 0;
+    argv[n++] = (char *)py;
+    argv[n++] = (char *)script;
+    argv[n++] = f->hs.url;
+    for (size_t i = 0; args[i] && n < 15; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    char log[600];
+    snprintf(log, sizeof log, "%s/nio.log", f->dir);
+    return run_wait(argv, log);
+}
+
+void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    mr_err err = {0};
+    check(mr_bus_publish(f->bus, topic, key, text, strlen(text), &err), &err, "publish");
+    check(mr_bus_flush(f->bus, 10000, &err), &err, "flush");
+    free(text);
+}

@@ -1,0 +1,97 @@
+/* gw_harness.h -- running mindroom-gateway as a process against mr-test-homeserver and a real
+ * redis-server (bus and store), and reading what it publishes. */
+#ifndef MINDROOM_GW_HARNESS_H
+#define MINDROOM_GW_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "hs_peer.h"
+#include "mindroom/bus.h"
+#include "mindroom/matrix.h"
+#include "mindroom/store.h"
+#include "peers.h"
+
+#define GWT_TOKEN "reg-token-gw"
+#define GWT_SECRET_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define GWT_PASSWORD "human-password"
+
+typedef struct gwt {
+    mr_hs_peer hs;
+    mr_tp_redis redis;
+    char dir[512];
+    char config[600];
+    char log[600];
+    char bus_url[96];
+    char store_url[96];
+    int http_port;
+    pid_t pid;
+    mr_bus *bus;
+    mr_store *store;
+} gwt;
+
+/* Starts the homeserver (opts may be NULL: registration token GWT_TOKEN) and redis, writes
+ * config.yaml and sets the gateway's environment (sync long polls of 1 s). */
+void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config);
+void gwt_teardown(gwt *f);
+void gwt_write_config(gwt *f, const char *config);
+
+/* Spawns mindroom-gateway; crash is MR_GATEWAY_TEST_CRASH or NULL. */
+void gwt_start(gwt *f, const char *crash);
+/* Waits until /readyz says 200, failing when the gateway exits first. */
+void gwt_wait_ready(gwt *f);
+/* SIGTERM, then its exit status. */
+int gwt_stop(gwt *f);
+/* The exit status of a gateway expected to end on its own (-SIG when a signal ended it). */
+int gwt_wait_exit(gwt *f);
+
+char *gwt_log(const gwt *f);
+int gwt_log_count(const gwt *f, const char *needle);
+void gwt_wait_log(const gwt *f, const char *needle, int times);
+/* Fails, showing the end of the log, unless needle occurs exactly times in it. */
+void gwt_assert_log(const gwt *f, const char *needle, int times);
+/* GET on the gateway's health server: the body (caller frees), status in *status. */
+char *gwt_http_get(gwt *f, const char *path, long *status);
+
+/* The homeserver's /_test/state. */
+json_t *gwt_hs_state(gwt *f);
+/* A POST to a homeserver test control. */
+void gwt_hs_control(gwt *f, const char *path, json_t *body);
+/* A human account registered through the token stage, logged in. */
+mr_matrix *gwt_human(gwt *f, const char *localpart);
+/* The room ID an alias points at (fails the test when unknown). */
+void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE]);
+
+/* A consumer group of the test reading one topic; every message goes to msgs and, one per
+ * line, to a JSONL file for proto/check.py. */
+typedef struct gwt_reader {
+    mr_bus_consumer *c;
+    json_t *msgs;
+    FILE *jsonl;
+    char path[700];
+    char topic[64];
+} gwt_reader;
+
+void gwt_reader_open(gwt *f, gwt_reader *r, const char *group, const char *topic);
+void gwt_reader_close(gwt_reader *r);
+/* Reads until pred holds for the messages read so far (or fails at the deadline). */
+typedef bool (*gwt_pred)(json_t *msgs, void *ctx);
+void gwt_read_until(gwt_reader *r, gwt_pred pred, void *ctx);
+/* How many messages so far have event.content.body == body (and account == account unless
+ * NULL). */
+size_t gwt_count_body(json_t *msgs, const char *body, const char *account);
+/* Runs proto/check.py on everything read. */
+void gwt_reader_check_proto(gwt_reader *r);
+
+/* Runs tests/nio_client.py with the arguments (NULL-terminated); returns its exit status. */
+int gwt_nio(gwt *f, const char *const *args);
+
+/* Sends a JSON message on the bus and flushes. */
+void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg);
+
+long long gwt_now_ms(void);
+void gwt_sleep_ms(int ms);
+
+#endif
