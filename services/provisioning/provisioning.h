@@ -1,0 +1,77 @@
+/* provisioning.h -- mindroom-provisioning: pairs local MindRoom installs with a Matrix account and
+ * registers their agent accounts on the homeserver.
+ *
+ * The HTTP API (every error body is {"detail": "..."}, whose text starts with the reference
+ * product's message, e.g. "Pair code expired", and goes on with what to do about it):
+ *   POST   /v1/local-mindroom/pair/start         browser: a pair code ABCD-EFGH for the caller
+ *   GET    /v1/local-mindroom/pair/status        browser + X-Local-MindRoom-Pair-Session-Id
+ *   POST   /v1/local-mindroom/pair/complete      no auth: the code buys client credentials
+ *   GET    /v1/local-mindroom/connections        browser: the caller's connections
+ *   DELETE /v1/local-mindroom/connections/{id}   browser, owner only: revoke
+ *   POST   /v1/local-mindroom/register-agent     local client: register a namespaced account
+ *   GET    /healthz, /readyz (store reachable), /metrics (Prometheus)
+ * Browser auth is a Matrix access token (Authorization: Bearer, or X-Matrix-Access-Token)
+ * checked with the homeserver's whoami; local client auth is X-Local-MindRoom-Client-Id/-Secret.
+ *
+ * All state is in the store (proto/store.md, "Pairing"), so replicas behind one load balancer
+ * share it and a restart loses nothing: codes and secrets only as SHA-256 digests, claims by
+ * compare-and-set, rate limits as store counters. */
+#ifndef MINDROOM_PROVISIONING_H
+#define MINDROOM_PROVISIONING_H
+
+#include <stddef.h>
+#include "mindroom/err.h"
+#include "mindroom/log.h"
+
+#define MR_PROVISIONING_DEFAULT_LISTEN "127.0.0.1:8776"
+#define MR_PROVISIONING_MIN_TTL_S 30
+
+/* Command-line values; NULL when not given (they win over the environment). */
+typedef struct mr_provisioning_flags {
+    const char *listen;
+    const char *log_level;
+    const char *log_format;
+} mr_provisioning_flags;
+
+/* The resolved settings. Each comes from its flag, else the environment variable named in the
+ * comment, else the default; an empty variable counts as unset. */
+typedef struct mr_provisioning_settings {
+    char *listen;             /* --listen, MINDROOM_PROVISIONING_LISTEN; 127.0.0.1:8776 */
+    char *store_url;          /* MINDROOM_STORE_URL; required (redis://... for replicas) */
+    char *homeserver;         /* MATRIX_HOMESERVER; required, http(s)://, no trailing '/' */
+    char *server_name;        /* MATRIX_SERVER_NAME; default the homeserver's host */
+    char *registration_token; /* MATRIX_REGISTRATION_TOKEN, else the first line of the file
+                                 named by MATRIX_REGISTRATION_TOKEN_FILE; required */
+    long pair_ttl_s;          /* MINDROOM_PROVISIONING_PAIR_TTL_SECONDS; 600, at least 30 */
+    long poll_interval_s;     /* MINDROOM_PROVISIONING_POLL_INTERVAL_SECONDS; 3, 1..300 */
+    /* MINDROOM_PROVISIONING_TRUSTED_PROXIES: comma-separated IP addresses. Only a request whose
+     * TCP peer is one of them has its X-Forwarded-For read for the client address of rate
+     * limits; by default none, so the TCP peer is the client and the header is ignored. */
+    char **trusted_proxies;
+    size_t n_trusted_proxies;
+    /* MINDROOM_PROVISIONING_CORS_ORIGINS: comma-separated origins of the chat web app allowed
+     * to call the API from a browser; https://chat.mindroom.chat by default. */
+    char **cors_origins;
+    size_t n_cors_origins;
+    mr_log_level log_level;   /* --log-level, LOG_LEVEL; info */
+    mr_log_format log_format; /* --log-format, LOG_FORMAT; human */
+} mr_provisioning_settings;
+
+/* MR_EINVAL with a message that starts with the setting's name when one is missing or invalid
+ * (never quoting a secret). Frees nothing on failure: call mr_provisioning_settings_free. */
+mr_code mr_provisioning_settings_resolve(const mr_provisioning_flags *flags, mr_provisioning_settings *out,
+                                         mr_err *err);
+/* Frees every field, wiping the registration token first. */
+void mr_provisioning_settings_free(mr_provisioning_settings *s);
+
+typedef struct mr_provisioning mr_provisioning;
+
+/* Opens the store and starts serving on settings->listen (which must outlive the service).
+ * MR_EINVAL names MINDROOM_STORE_URL or the listen setting when they are unusable. */
+mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provisioning **out, mr_err *err);
+/* The bound port (the kernel's pick for port 0). */
+int mr_provisioning_port(const mr_provisioning *p);
+/* Waits for requests in flight, closes the store, frees. NULL is a no-op. */
+void mr_provisioning_stop(mr_provisioning *p);
+
+#endif
