@@ -1,0 +1,235 @@
+/* passthrough.c -- inbound_event to cleartext_event and outbound_intent to send_request, as they
+ * are until the crypto service decrypts and encrypts; and the memory of undecryptable sessions. */
+#include "crypto_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mindroom/ids.h"
+
+static const char *string_at(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static mr_code need_string(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
+{
+    *out = string_at(obj, key);
+    if (!*out || !**out)
+        return mr_err_set(err, MR_EINVAL, "%s%s: missing or not a non-empty string", path, key);
+    return MR_OK;
+}
+
+/* The root object of a message of `type`, version 1. */
+static mr_code load_message(const char *value, size_t len, const char *type, json_t **out, mr_err *err)
+{
+    json_error_t jerr;
+    json_t *r = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!r)
+        return mr_err_set(err, MR_EINVAL, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+    json_t *v = json_object_get(r, "v");
+    const char *t = NULL;
+    mr_code rc = MR_OK;
+    if (!json_is_object(r))
+        rc = mr_err_set(err, MR_EINVAL, "not a JSON object");
+    else if (!json_is_integer(v) || json_integer_value(v) != 1)
+        rc = mr_err_set(err, MR_EINVAL, "v: expected 1");
+    else if ((rc = need_string(r, "", "type", &t, err)) == MR_OK && strcmp(t, type) != 0)
+        rc = mr_err_set(err, MR_EINVAL, "type: expected %s, got \"%s\"", type, t);
+    if (rc != MR_OK) {
+        json_decref(r);
+        return rc;
+    }
+    *out = r;
+    return MR_OK;
+}
+
+/* account and room_id, the two identifiers every message here starts with. */
+static mr_code need_account_room(json_t *r, const char **room_id, mr_err *err)
+{
+    const char *account = NULL;
+    mr_code rc = need_string(r, "", "account", &account, err);
+    if (rc == MR_OK && (rc = mr_id_parse_user(account, NULL, err)) != MR_OK)
+        mr_err_prefix(err, "account");
+    if (rc == MR_OK && (rc = need_string(r, "", "room_id", room_id, err)) == MR_OK &&
+        (rc = mr_id_parse_room_id(*room_id, NULL, err)) != MR_OK)
+        mr_err_prefix(err, "room_id");
+    return rc;
+}
+
+static mr_code check_event(json_t *e, const char **event_id, mr_err *err)
+{
+    if (!json_is_object(e))
+        return mr_err_set(err, MR_EINVAL, "event: missing or not an object");
+    const char *sender = NULL, *type = NULL;
+    mr_code rc = need_string(e, "event.", "event_id", event_id, err);
+    if (rc == MR_OK && (*event_id)[0] != '$')
+        rc = mr_err_set(err, MR_EINVAL, "event.event_id: \"%s\" is not an event ID", *event_id);
+    if (rc == MR_OK && (rc = need_string(e, "event.", "sender", &sender, err)) == MR_OK &&
+        (rc = mr_id_parse_user(sender, NULL, err)) != MR_OK)
+        mr_err_prefix(err, "event.sender");
+    if (rc == MR_OK)
+        rc = need_string(e, "event.", "type", &type, err);
+    if (rc != MR_OK)
+        return rc;
+    json_t *ts = json_object_get(e, "origin_server_ts");
+    if (!json_is_integer(ts) || json_integer_value(ts) < 0)
+        return mr_err_set(err, MR_EINVAL, "event.origin_server_ts: missing or not a non-negative integer");
+    if (!json_is_object(json_object_get(e, "content")))
+        return mr_err_set(err, MR_EINVAL, "event.content: missing or not an object");
+    return MR_OK;
+}
+
+mr_code crypto_inbound_parse(const char *value, size_t len, crypto_inbound *out, mr_err *err)
+{
+    memset(out, 0, sizeof *out);
+    mr_code rc = load_message(value, len, "inbound_event", &out->root, err);
+    if (rc != MR_OK)
+        return rc;
+    json_t *e = json_object_get(out->root, "event");
+    rc = need_account_room(out->root, &out->room_id, err);
+    if (rc == MR_OK)
+        rc = check_event(e, &out->event_id, err);
+    if (rc != MR_OK) {
+        crypto_inbound_free(out);
+        return rc;
+    }
+    out->encrypted = strcmp(string_at(e, "type"), "m.room.encrypted") == 0;
+    if (out->encrypted) {
+        const char *session = string_at(json_object_get(e, "content"), "session_id");
+        out->session_id = session ? session : "";
+    }
+    return MR_OK;
+}
+
+void crypto_inbound_free(crypto_inbound *in)
+{
+    json_decref(in->root);
+    memset(in, 0, sizeof *in);
+}
+
+char *crypto_cleartext_build(const crypto_inbound *in)
+{
+    json_t *r = in->root;
+    json_t *c = json_pack("{s:i, s:s, s:O, s:O, s:O, s:b, s:s}", "v", 1, "type", "cleartext_event", "account",
+                          json_object_get(r, "account"), "room_id", json_object_get(r, "room_id"), "event",
+                          json_object_get(r, "event"), "encrypted", 0, "verification", "unencrypted");
+    if (!c)
+        return NULL;
+    char *text = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    return text;
+}
+
+/* The fields an action needs on top of the common ones, copied into the request. */
+static mr_code copy_action(json_t *in, json_t *req, const char *action, mr_err *err)
+{
+    const char *kind;
+    if (strcmp(action, "send") == 0) {
+        const char *type = NULL;
+        mr_code rc = need_string(in, "", "event_type", &type, err);
+        if (rc != MR_OK)
+            return rc;
+        if (!json_is_object(json_object_get(in, "content")))
+            return mr_err_set(err, MR_EINVAL, "content: missing or not an object (action send)");
+        kind = "room_event";
+        json_object_set(req, "event_type", json_object_get(in, "event_type"));
+        json_object_set(req, "content", json_object_get(in, "content"));
+    } else if (strcmp(action, "typing") == 0) {
+        if (!json_is_boolean(json_object_get(in, "typing")))
+            return mr_err_set(err, MR_EINVAL, "typing: missing or not a boolean (action typing)");
+        json_t *t = json_object_get(in, "timeout_ms");
+        if (t && (!json_is_integer(t) || json_integer_value(t) < 0))
+            return mr_err_set(err, MR_EINVAL, "timeout_ms: not a non-negative integer");
+        kind = "typing";
+        json_object_set(req, "typing", json_object_get(in, "typing"));
+        if (t)
+            json_object_set(req, "timeout_ms", t);
+    } else if (strcmp(action, "redact") == 0) {
+        const char *redacts = NULL;
+        mr_code rc = need_string(in, "", "redacts", &redacts, err);
+        if (rc != MR_OK)
+            return rc;
+        if (redacts[0] != '$')
+            return mr_err_set(err, MR_EINVAL, "redacts: \"%s\" is not an event ID", redacts);
+        kind = "redact";
+        json_object_set(req, "redacts", json_object_get(in, "redacts"));
+    } else {
+        return mr_err_set(err, MR_EINVAL, "action: \"%s\" is not send, typing or redact", action);
+    }
+    json_object_set_new(req, "kind", json_string(kind));
+    return MR_OK;
+}
+
+static bool txn_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 255 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-") == n;
+}
+
+mr_code crypto_send_build(const char *value, size_t len, char **out, char **key, mr_err *err)
+{
+    *out = *key = NULL;
+    json_t *in = NULL;
+    mr_code rc = load_message(value, len, "outbound_intent", &in, err);
+    if (rc != MR_OK)
+        return rc;
+    const char *room_id = NULL, *txn = NULL, *action = NULL;
+    rc = need_account_room(in, &room_id, err);
+    if (rc == MR_OK && (rc = need_string(in, "", "txn_id", &txn, err)) == MR_OK && !txn_id_ok(txn))
+        rc = mr_err_set(err, MR_EINVAL, "txn_id: \"%s\" is not 1 to 255 of [A-Za-z0-9._~-]", txn);
+    if (rc == MR_OK)
+        rc = need_string(in, "", "action", &action, err);
+    json_t *req = NULL;
+    if (rc == MR_OK) {
+        req = json_pack("{s:i, s:s, s:O, s:O, s:O}", "v", 1, "type", "send_request", "account",
+                        json_object_get(in, "account"), "txn_id", json_object_get(in, "txn_id"), "room_id",
+                        json_object_get(in, "room_id"));
+        if (!req)
+            rc = mr_err_set(err, MR_ENOMEM, "out of memory converting intent %s", txn);
+    }
+    if (rc == MR_OK)
+        rc = copy_action(in, req, action, err);
+    if (rc == MR_OK) {
+        *out = json_dumps(req, JSON_COMPACT);
+        *key = strdup(room_id);
+        if (!*out || !*key) {
+            free(*out);
+            free(*key);
+            *out = *key = NULL;
+            rc = mr_err_set(err, MR_ENOMEM, "out of memory converting intent %s", txn);
+        }
+    }
+    json_decref(req);
+    json_decref(in);
+    return rc;
+}
+
+bool crypto_seen_first(crypto_seen *s, const char *room_id, const char *session_id)
+{
+    size_t n = strlen(room_id) + strlen(session_id) + 2;
+    char *pair = malloc(n);
+    if (!pair)
+        return false;
+    /* A newline cannot occur in a room ID, so the pair is unambiguous. */
+    snprintf(pair, n, "%s\n%s", room_id, session_id);
+    for (size_t i = 0; i < CRYPTO_SEEN_MAX; i++) {
+        if (s->keys[i] && strcmp(s->keys[i], pair) == 0) {
+            free(pair);
+            return false;
+        }
+    }
+    free(s->keys[s->next]);
+    s->keys[s->next] = pair;
+    s->next = (s->next + 1) % CRYPTO_SEEN_MAX;
+    return true;
+}
+
+void crypto_seen_free(crypto_seen *s)
+{
+    for (size_t i = 0; i < CRYPTO_SEEN_MAX; i++)
+        free(s->keys[i]);
+    memset(s, 0, sizeof *s);
+}
