@@ -327,6 +327,18 @@ void gwt_read_until(gwt_reader *r, gwt_pred pred, void *ctx)
     }
 }
 
+void gwt_read_all(gwt_reader *r)
+{
+    for (;;) {
+        size_t handled = 0;
+        mr_err err = {0};
+        if (mr_bus_poll(r->c, 500, 100, on_msg, r, &handled, &err) != MR_OK)
+            fail_msg("polling %s: %s", r->topic, err.msg);
+        if (!handled)
+            return;
+    }
+}
+
 size_t gwt_count_body(json_t *msgs, const char *body, const char *account)
 {
     size_t n = 0, i;

@@ -79,6 +79,8 @@ void gwt_reader_close(gwt_reader *r);
 /* Reads until pred holds for the messages read so far (or fails at the deadline). */
 typedef bool (*gwt_pred)(json_t *msgs, void *ctx);
 void gwt_read_until(gwt_reader *r, gwt_pred pred, void *ctx);
+/* Reads until the topic has nothing more for now (a poll of 500 ms brings nothing). */
+void gwt_read_all(gwt_reader *r);
 /* How many messages so far have event.content.body == body (and account == account unless
  * NULL). */
 size_t gwt_count_body(json_t *msgs, const char *body, const char *account);

@@ -1,0 +1,227 @@
+/* test_send.c -- mindroom-gateway's matrix.send consumer: each request performed once however
+ * often it is delivered (transaction IDs), every kind (room events, redactions, typing,
+ * to-device), refused requests dropped without stalling the queue, a 429 storm survived, and a
+ * SIGKILL after the send but before the acknowledgement causing no second message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gw_harness.h"
+
+#define ROUTER "@mindroom_router:localhost"
+#define MIND "@mindroom_mind:localhost"
+#define CONFIG                                                                                     \
+    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
+    "agents:\n  mind: {rooms: [lobby]}\n"                                                           \
+    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
+
+typedef struct fixture {
+    gwt f;
+    mr_matrix *alice;
+    char lobby[MR_MATRIX_ID_SIZE];
+} fixture;
+
+static void start(fixture *x, const char *crash)
+{
+    gwt_setup(&x->f, NULL, CONFIG);
+    x->alice = gwt_human(&x->f, "alice");
+    gwt_start(&x->f, crash);
+    gwt_wait_ready(&x->f);
+    gwt_room_id(&x->f, "#lobby:localhost", x->lobby);
+    mr_err err = {0};
+    if (mr_matrix_join(x->alice, x->lobby, NULL, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+}
+
+static void finish(fixture *x)
+{
+    mr_matrix_free(x->alice);
+    gwt_teardown(&x->f);
+}
+
+static json_t *request(const char *account, const char *kind, const char *txn, const char *room)
+{
+    json_t *r = json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", 1, "type", "send_request", "account",
+                          account, "kind", kind, "txn_id", txn);
+    if (room)
+        json_object_set_new(r, "room_id", json_string(room));
+    return r;
+}
+
+static void send_text(fixture *x, const char *account, const char *room, const char *txn,
+                      const char *body)
+{
+    json_t *r = request(account, "room_event", txn, room);
+    json_object_set_new(r, "event_type", json_string("m.room.message"));
+    json_object_set_new(r, "content", json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body));
+    gwt_publish(&x->f, "matrix.send", room, r);
+}
+
+/* The lobby's messages with this body as alice sees them; *event_id gets the last one's ID. */
+static int count_in_room(fixture *x, const char *body, char event_id[MR_MATRIX_ID_SIZE])
+{
+    json_t *hist = NULL;
+    mr_err err = {0};
+    if (mr_matrix_messages(x->alice, x->lobby, NULL, 'b', 200, &hist, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    int n = 0;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(hist, "chunk"), i, ev) {
+        const char *b = json_string_value(json_object_get(json_object_get(ev, "content"), "body"));
+        if (b && strcmp(b, body) == 0) {
+            n++;
+            if (event_id)
+                snprintf(event_id, MR_MATRIX_ID_SIZE, "%s",
+                         json_string_value(json_object_get(ev, "event_id")));
+        }
+    }
+    json_decref(hist);
+    return n;
+}
+
+/* Waits until body is in the lobby: requests of one room are handled in order, so all those
+ * published before it are done too. */
+static void wait_for(fixture *x, const char *body)
+{
+    long long deadline = gwt_now_ms() + 60000;
+    while (count_in_room(x, body, NULL) == 0) {
+        if (gwt_now_ms() > deadline)
+            fail_msg("\"%s\" never reached the lobby; see %s", body, x->f.log);
+        gwt_sleep_ms(50);
+    }
+}
+
+static double metric(gwt *f, const char *series)
+{
+    long status = 0;
+    char *text = gwt_http_get(f, "/metrics", &status);
+    const char *p = strstr(text, series);
+    double v = p ? strtod(p + strlen(series), NULL) : 0;
+    free(text);
+    return v;
+}
+
+static void test_every_kind_once(void **state)
+{
+    (void)state;
+    fixture x;
+    start(&x, NULL);
+    send_text(&x, ROUTER, x.lobby, "mr.ev1.0", "reply one");
+    send_text(&x, ROUTER, x.lobby, "mr.ev1.0", "reply one");
+    send_text(&x, MIND, x.lobby, "mr.ev2.0", "reply two");
+    wait_for(&x, "reply two");
+    char ev[MR_MATRIX_ID_SIZE];
+    assert_int_equal(count_in_room(&x, "reply one", NULL), 1);
+    assert_int_equal(count_in_room(&x, "reply two", ev), 1);
+
+    /* Redaction, typing and to-device, then a sentinel to know they were handled. */
+    json_t *r = request(MIND, "redact", "mr.red.1", x.lobby);
+    json_object_set_new(r, "redacts", json_string(ev));
+    gwt_publish(&x.f, "matrix.send", x.lobby, r);
+    r = request(MIND, "typing", "mr.ev3.typing", x.lobby);
+    json_object_set_new(r, "typing", json_true());
+    json_object_set_new(r, "timeout_ms", json_integer(20000));
+    gwt_publish(&x.f, "matrix.send", x.lobby, r);
+    r = request(ROUTER, "to_device", "mr.keys.1", NULL);
+    json_object_set_new(r, "event_type", json_string("m.test.keys"));
+    json_object_set_new(r, "messages", json_pack("{s:{s:{s:s}}}", "@alice:localhost", "*", "k", "v"));
+    gwt_publish(&x.f, "matrix.send", x.lobby, r);
+    send_text(&x, ROUTER, x.lobby, "mr.sentinel.1", "sentinel one");
+    wait_for(&x, "sentinel one");
+    assert_int_equal(count_in_room(&x, "reply two", NULL), 0);
+    mr_matrix_sync_req req = {0};
+    json_t *sync = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_matrix_sync(x.alice, &req, &sync, &err), MR_OK);
+    json_t *td = json_array_get(json_object_get(json_object_get(sync, "to_device"), "events"), 0);
+    assert_string_equal(json_string_value(json_object_get(td, "type")), "m.test.keys");
+    assert_string_equal(json_string_value(json_object_get(td, "sender")), ROUTER);
+    json_t *typing = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+        sync, "rooms"), "join"), x.lobby), "ephemeral"), "events");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(
+                            json_array_get(typing, 0), "content"), "user_ids"), 0)), MIND);
+    json_decref(sync);
+
+    /* Refused for good: dropped with an error, and the queue goes on. */
+    char closed[MR_MATRIX_ID_SIZE];
+    json_t *body = json_object();
+    assert_int_equal(mr_matrix_create_room(x.alice, body, closed, &err), MR_OK);
+    json_decref(body);
+    send_text(&x, ROUTER, closed, "mr.ev4.0", "into a closed room");
+    send_text(&x, "@stranger:localhost", x.lobby, "mr.ev5.0", "from a stranger");
+    gwt_publish(&x.f, "matrix.send", x.lobby, json_pack("{s:i, s:s}", "v", 1, "type", "turn"));
+    send_text(&x, ROUTER, x.lobby, "mr.sentinel.2", "sentinel two");
+    wait_for(&x, "sentinel two");
+    gwt_wait_log(&x.f, "dropped room_event request: PUT ", 1);
+    gwt_assert_log(&x.f, "dropped: the account is not one this gateway manages", 1);
+    gwt_assert_log(&x.f, "dropped: not a version 1 send_request", 1);
+    assert_int_equal(count_in_room(&x, "from a stranger", NULL), 0);
+    assert_true(metric(&x.f, "mindroom_gateway_matrix_errors_total{endpoint=\"send\",errcode=\"M_FORBIDDEN\"} ") == 1);
+    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"sent\"} ") == 5);
+    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"dropped\"} ") == 2);
+    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"invalid\",outcome=\"dropped\"} ") == 1);
+    assert_true(metric(&x.f, "mindroom_gateway_send_seconds_count{kind=\"room_event\"} ") == 5);
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
+static void test_rate_limit_storm(void **state)
+{
+    (void)state;
+    fixture x;
+    start(&x, NULL);
+    gwt_hs_control(&x.f, "/_test/ratelimit", json_pack("{s:i, s:i}", "count", 25, "retry_after_ms", 10));
+    static const char *const bodies[] = {"storm 1", "storm 2", "storm 3", "storm 4", "storm 5"};
+    for (int i = 0; i < 5; i++) {
+        char txn[32];
+        snprintf(txn, sizeof txn, "mr.storm.%d", i);
+        send_text(&x, i % 2 ? MIND : ROUTER, x.lobby, txn, bodies[i]);
+    }
+    wait_for(&x, "storm 5");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(count_in_room(&x, bodies[i], NULL), 1);
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
+/* Killed after the homeserver took the message and before the bus heard it was done: the
+ * request comes again to the next gateway, whose send with the same transaction ID on the same
+ * device makes no second message. */
+static void test_crash_after_send_no_duplicate(void **state)
+{
+    (void)state;
+    fixture x;
+    start(&x, "after_send");
+    send_text(&x, MIND, x.lobby, "mr.once.0", "only once");
+    assert_int_equal(gwt_wait_exit(&x.f), -9);
+    assert_int_equal(count_in_room(&x, "only once", NULL), 1);
+    gwt_start(&x.f, NULL);
+    gwt_wait_ready(&x.f);
+    long long deadline = gwt_now_ms() + 60000;
+    while (metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"sent\"} ") < 1) {
+        if (gwt_now_ms() > deadline)
+            fail_msg("the request was not delivered again; see %s", x.f.log);
+        gwt_sleep_ms(100);
+    }
+    assert_int_equal(count_in_room(&x, "only once", NULL), 1);
+    send_text(&x, MIND, x.lobby, "mr.after.0", "after the restart");
+    wait_for(&x, "after the restart");
+    assert_int_equal(count_in_room(&x, "only once", NULL), 1);
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_kind_once),
+        cmocka_unit_test(test_rate_limit_storm),
+        cmocka_unit_test(test_crash_after_send_no_duplicate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

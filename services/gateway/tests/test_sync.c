@@ -1,0 +1,266 @@
+/* test_sync.c -- mindroom-gateway's sync loops: a matrix-nio client's message reaches
+ * matrix.inbound from every account in the room, to-device events reach matrix.todevice, invites
+ * are accepted only from authorized users, a SIGKILL between publishing a batch and saving its
+ * token replays the batch and loses nothing, and a soft logout is survived on the same device. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gw_harness.h"
+
+#define ROUTER "@mindroom_router:localhost"
+#define MIND "@mindroom_mind:localhost"
+#define CONFIG                                                                                     \
+    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
+    "agents:\n  mind: {rooms: [lobby]}\n"                                                           \
+    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
+
+/* Waits for body from both accounts, at least `total` copies in all. */
+typedef struct want_body {
+    const char *body;
+    size_t total;
+} want_body;
+
+static bool both_saw(json_t *msgs, void *ctx)
+{
+    want_body *w = ctx;
+    return gwt_count_body(msgs, w->body, ROUTER) >= 1 && gwt_count_body(msgs, w->body, MIND) >= 1 &&
+           gwt_count_body(msgs, w->body, NULL) >= w->total;
+}
+
+static bool has_ping(json_t *msgs, void *ctx)
+{
+    (void)ctx;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *type = json_string_value(json_object_get(json_object_get(m, "event"), "type"));
+        if (type && strcmp(type, "m.test.ping") == 0)
+            return true;
+    }
+    return false;
+}
+
+static void say(mr_matrix *m, const char *room, const char *txn, const char *body)
+{
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
+    mr_err err = {0};
+    if (mr_matrix_send(m, room, "m.room.message", txn, content, NULL, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    json_decref(content);
+}
+
+/* alice, registered before the gateway starts so that it invites her, then joined. */
+static mr_matrix *alice_in_lobby(gwt *f, char lobby[MR_MATRIX_ID_SIZE])
+{
+    mr_matrix *alice = gwt_human(f, "alice");
+    gwt_start(f, NULL);
+    gwt_wait_ready(f);
+    gwt_room_id(f, "#lobby:localhost", lobby);
+    mr_err err = {0};
+    if (mr_matrix_join(alice, lobby, NULL, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    return alice;
+}
+
+static char *store_field(gwt *f, const char *key, const char *field)
+{
+    char *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    if (mr_store_hget(f->store, key, field, &v, &len, &err) != MR_OK)
+        fail_msg("%s %s: %s", key, field, err.msg);
+    return v;
+}
+
+static void test_nio_message_and_to_device(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG);
+    mr_matrix_free(gwt_human(&f, "alice"));
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    char lobby[MR_MATRIX_ID_SIZE];
+    gwt_room_id(&f, "#lobby:localhost", lobby);
+    static const char *const args[] = {"@alice:localhost", GWT_PASSWORD, "#lobby:localhost",
+                                       "hello from nio", NULL};
+    assert_int_equal(gwt_nio(&f, args), 0);
+
+    gwt_reader in;
+    gwt_reader_open(&f, &in, "test-nio", "matrix.inbound");
+    want_body w = {"hello from nio", 2};
+    gwt_read_until(&in, both_saw, &w);
+    size_t i;
+    json_t *m;
+    json_array_foreach(in.msgs, i, m) {
+        const char *body = json_string_value(json_object_get(json_object_get(
+            json_object_get(m, "event"), "content"), "body"));
+        if (!body || strcmp(body, "hello from nio") != 0)
+            continue;
+        assert_string_equal(json_string_value(json_object_get(m, "type")), "inbound_event");
+        assert_string_equal(json_string_value(json_object_get(m, "room_id")), lobby);
+        assert_string_equal(json_string_value(json_object_get(m, "membership")), "join");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(m, "event"), "sender")),
+                            "@alice:localhost");
+    }
+    gwt_reader_check_proto(&in);
+    gwt_reader_close(&in);
+    char key[300];
+    snprintf(key, sizeof key, "members:%s", lobby);
+    char *alice_m = store_field(&f, key, "@alice:localhost");
+    assert_string_equal(alice_m, "join");
+    free(alice_m);
+
+    /* A to-device message to mind's device. */
+    char *device = store_field(&f, "account:mind", "device_id");
+    mr_matrix *alice = gwt_human(&f, "alice2");
+    json_t *msgs = json_pack("{s:{s:{s:s}}}", MIND, device, "ping", "pong");
+    mr_err err = {0};
+    assert_int_equal(mr_matrix_send_to_device(alice, "m.test.ping", "td-1", msgs, &err), MR_OK);
+    json_decref(msgs);
+    gwt_reader td;
+    gwt_reader_open(&f, &td, "test-td", "matrix.todevice");
+    gwt_read_until(&td, has_ping, NULL);
+    json_array_foreach(td.msgs, i, m) {
+        json_t *ev = json_object_get(m, "event");
+        if (strcmp(json_string_value(json_object_get(ev, "type")), "m.test.ping") != 0)
+            continue;
+        assert_string_equal(json_string_value(json_object_get(m, "account")), MIND);
+        assert_string_equal(json_string_value(json_object_get(m, "device_id")), device);
+        assert_string_equal(json_string_value(json_object_get(ev, "sender")), "@alice2:localhost");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "content"), "ping")),
+                            "pong");
+    }
+    gwt_reader_check_proto(&td);
+    gwt_reader_close(&td);
+    free(device);
+
+    long status = 0;
+    char *metrics = gwt_http_get(&f, "/metrics", &status);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(metrics, "mindroom_gateway_sync_lag_seconds_count "));
+    assert_null(strstr(metrics, "mindroom_gateway_sync_lag_seconds_count 0\n"));
+    assert_non_null(strstr(metrics, "mindroom_gateway_events_published_total{topic=\"matrix.inbound\"}"));
+    free(metrics);
+    assert_int_equal(gwt_stop(&f), 0);
+    mr_matrix_free(alice);
+    gwt_teardown(&f);
+}
+
+static const char *membership_in(json_t *state, const char *room, const char *user)
+{
+    return json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(
+        state, "rooms"), room), "members"), user));
+}
+
+static void test_invites_only_from_authorized(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG);
+    char lobby[MR_MATRIX_ID_SIZE];
+    mr_matrix *alice = alice_in_lobby(&f, lobby);
+    mr_matrix *bob = gwt_human(&f, "bob");
+    mr_err err = {0};
+    char from_alice[MR_MATRIX_ID_SIZE], from_bob[MR_MATRIX_ID_SIZE];
+    json_t *body = json_pack("{s:[s]}", "invite", MIND);
+    assert_int_equal(mr_matrix_create_room(bob, body, from_bob, &err), MR_OK);
+    assert_int_equal(mr_matrix_create_room(alice, body, from_alice, &err), MR_OK);
+    json_decref(body);
+    char line[512];
+    snprintf(line, sizeof line, "%s accepted the invite to %s from @alice:localhost", MIND, from_alice);
+    gwt_wait_log(&f, line, 1);
+    snprintf(line, sizeof line, "%s leaves the invite to %s from @bob:localhost unanswered: denied", MIND,
+             from_bob);
+    gwt_wait_log(&f, line, 1);
+    json_t *s = gwt_hs_state(&f);
+    assert_string_equal(membership_in(s, from_alice, MIND), "join");
+    assert_string_equal(membership_in(s, from_bob, MIND), "invite");
+    json_decref(s);
+    assert_int_equal(gwt_stop(&f), 0);
+    mr_matrix_free(alice);
+    mr_matrix_free(bob);
+    gwt_teardown(&f);
+}
+
+/* Killed after a batch with a message is on the bus and before its token is saved: the next
+ * start syncs from the old token and publishes the batch again. */
+static void test_crash_between_publish_and_save_replays(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG);
+    mr_matrix *alice = gwt_human(&f, "alice");
+    gwt_start(&f, "after_publish");
+    gwt_wait_ready(&f);
+    char lobby[MR_MATRIX_ID_SIZE];
+    gwt_room_id(&f, "#lobby:localhost", lobby);
+    mr_err err = {0};
+    assert_int_equal(mr_matrix_join(alice, lobby, NULL, &err), MR_OK);
+    say(alice, lobby, "c1", "before the crash");
+    assert_int_equal(gwt_wait_exit(&f), -9);
+
+    /* The dead gateway flushed what it flushed: read all of it. */
+    gwt_reader in;
+    gwt_reader_open(&f, &in, "test-crash", "matrix.inbound");
+    gwt_read_all(&in);
+    size_t before = gwt_count_body(in.msgs, "before the crash", NULL);
+    assert_true(before >= 1);
+
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    want_body replay = {"before the crash", before + 1};
+    gwt_read_until(&in, both_saw, &replay);
+    say(alice, lobby, "c2", "after the restart");
+    want_body after = {"after the restart", 2};
+    gwt_read_until(&in, both_saw, &after);
+    gwt_reader_check_proto(&in);
+    gwt_reader_close(&in);
+    assert_int_equal(gwt_stop(&f), 0);
+    mr_matrix_free(alice);
+    gwt_teardown(&f);
+}
+
+static void test_soft_logout_while_syncing(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG);
+    char lobby[MR_MATRIX_ID_SIZE];
+    mr_matrix *alice = alice_in_lobby(&f, lobby);
+    char *device = store_field(&f, "account:mind", "device_id");
+    gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", MIND));
+    say(alice, lobby, "s1", "after the soft logout");
+    gwt_reader in;
+    gwt_reader_open(&f, &in, "test-soft", "matrix.inbound");
+    want_body w = {"after the soft logout", 2};
+    gwt_read_until(&in, both_saw, &w);
+    gwt_reader_close(&in);
+    char line[512];
+    snprintf(line, sizeof line, "%s: session ended (soft logout); logging in again on device %s", MIND,
+             device);
+    gwt_wait_log(&f, line, 1);
+    char *device2 = store_field(&f, "account:mind", "device_id");
+    assert_string_equal(device, device2);
+    assert_int_equal(gwt_stop(&f), 0);
+    free(device);
+    free(device2);
+    mr_matrix_free(alice);
+    gwt_teardown(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nio_message_and_to_device),
+        cmocka_unit_test(test_invites_only_from_authorized),
+        cmocka_unit_test(test_crash_between_publish_and_save_replays),
+        cmocka_unit_test(test_soft_logout_while_syncing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
