@@ -32,7 +32,7 @@ static mr_code judge(const gw *g, const mr_http_result *res, const char *usernam
                           "\"%s\", expected created or user_in_use", g->s.provisioning_url, username,
                           st, status ? status : "(none)");
     }
-    if (st == 401 || (st == 403 && detail && strcmp(detail, "Connection revoked") == 0))
+    if (st == 401 || (st == 403 && detail && strncmp(detail, "Connection revoked", 18) == 0))
         return mr_err_set(err, MR_EAUTH, "%s: register-agent refused the local client credentials "
                           "(HTTP %ld: %s); re-run `mindroom connect --pair-code ...`",
                           g->s.provisioning_url, st, d);
