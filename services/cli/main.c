@@ -11,7 +11,7 @@ typedef struct cli_group {
 } cli_group;
 
 typedef struct cli_command {
-    const char *group;
+    const char *group;   /* NULL for a top-level command ("connect") */
     const char *name;
     const char *args;    /* shown after the command name in help */
     const char *summary;
@@ -30,6 +30,7 @@ static const cli_command commands[] = {
      mr_cli_config_validate},
     {"authz", "explain", "[options]", "Show the authorization decision and the rule behind it",
      mr_cli_authz_explain},
+    {NULL, "connect", "--pair-code CODE", "Pair this install with your Matrix account", mr_cli_connect},
 };
 
 #define N_GROUPS (sizeof groups / sizeof groups[0])
@@ -43,10 +44,13 @@ static bool is_help_flag(const char *arg)
 static void print_command_list(FILE *out, const char *group)
 {
     for (size_t i = 0; i < N_COMMANDS; i++) {
-        if (group && strcmp(commands[i].group, group) != 0)
+        if (group && (!commands[i].group || strcmp(commands[i].group, group) != 0))
             continue;
         char usage[64];
-        snprintf(usage, sizeof usage, "%s %s %s", commands[i].group, commands[i].name, commands[i].args);
+        if (commands[i].group)
+            snprintf(usage, sizeof usage, "%s %s %s", commands[i].group, commands[i].name, commands[i].args);
+        else
+            snprintf(usage, sizeof usage, "%s %s", commands[i].name, commands[i].args);
         fprintf(out, "  %-28s %s\n", usage, commands[i].summary);
     }
 }
@@ -94,12 +98,23 @@ static const cli_group *find_group(const char *name)
     return NULL;
 }
 
+/* group NULL finds a top-level command. */
 static const cli_command *find_command(const char *group, const char *name)
 {
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(commands[i].group, group) == 0 && strcmp(commands[i].name, name) == 0)
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const char *g = commands[i].group;
+        if ((g && group ? strcmp(g, group) == 0 : g == group) && strcmp(commands[i].name, name) == 0)
             return &commands[i];
+    }
     return NULL;
+}
+
+/* Each process runs one command; start getopt from scratch for it. argv[0] is its name. */
+static int run_command(const cli_command *c, int argc, char **argv)
+{
+    optind = 0;
+    opterr = 0;
+    return c->run(argc, argv);
 }
 
 /* argv[0] is a group name ("config"); the rest is the command and its arguments. */
@@ -114,10 +129,7 @@ static int run_group(const cli_group *g, int argc, char **argv)
     const cli_command *c = find_command(g->name, argv[1]);
     if (!c)
         return mr_cli_usage_error(g->name, "unknown command '%s'", argv[1]);
-    /* Each process runs one command; start getopt from scratch for it. */
-    optind = 0;
-    opterr = 0;
-    return c->run(argc - 1, argv + 1);
+    return run_command(c, argc - 1, argv + 1);
 }
 
 /* `mindroom help [GROUP [COMMAND]]` shows what the same words with --help would. */
@@ -127,15 +139,22 @@ static int run_help(int argc, char **argv)
         print_top_help(stdout);
         return MR_CLI_EXIT_OK;
     }
+    char help_flag[] = "--help";
     const cli_group *g = find_group(argv[1]);
-    if (!g)
+    const cli_command *top = g ? NULL : find_command(NULL, argv[1]);
+    if (!g && !top)
         return mr_cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    if (top && argc > 2)
+        return mr_cli_usage_error(NULL, "unexpected argument '%s' after 'help %s'", argv[2], argv[1]);
+    if (top) {
+        char *top_argv[] = {argv[1], help_flag, NULL};
+        return run_command(top, 2, top_argv);
+    }
     if (argc < 3)
         return group_help(g);
     if (argc > 3)
         return mr_cli_usage_error(NULL, "unexpected argument '%s' after 'help %s %s'", argv[3],
                                   argv[1], argv[2]);
-    char help_flag[] = "--help";
     char *group_argv[] = {argv[1], argv[2], help_flag, NULL};
     return run_group(g, 3, group_argv);
 }
@@ -158,7 +177,10 @@ int main(int argc, char **argv)
     if (strcmp(first, "help") == 0)
         return run_help(argc - 1, argv + 1);
     const cli_group *g = find_group(first);
-    if (!g)
+    if (g)
+        return run_group(g, argc - 1, argv + 1);
+    const cli_command *c = find_command(NULL, first);
+    if (!c)
         return mr_cli_usage_error(NULL, "unknown command '%s'", first);
-    return run_group(g, argc - 1, argv + 1);
+    return run_command(c, argc - 1, argv + 1);
 }
