@@ -83,6 +83,7 @@ typedef struct redis_consumer {
     rpart *parts;
     size_t n_parts;
     long long next_rebalance_ms;
+    long long lease_until_ms; /* our leases last at least until then: renewed no earlier */
 } redis_consumer;
 
 /* What a poll is doing: the handler, its context and the running results. */
@@ -99,6 +100,14 @@ typedef struct poll_run {
 static int rebalance_interval(const redis_consumer *c)
 {
     return c->base.bus->opts.lease_ms / 3;
+}
+
+/* Whether our leases still have a renewal interval to run. A consumer slowed down (a loaded
+ * host, a slow fsync) stops reading and handling before they can expire, so that a partition
+ * never has two readers: the next owner takes it only after expiry. */
+static bool lease_fresh(const redis_consumer *c)
+{
+    return mr_bus_now_ms() + rebalance_interval(c) < c->lease_until_ms;
 }
 
 static int read_timeout(const mr_bus *b)
@@ -208,6 +217,7 @@ static void free_keys(char **keys)
 static mr_code rebalance(redis_consumer *c, mr_err *err)
 {
     const mr_bus *b = c->base.bus;
+    long long sent = mr_bus_now_ms();
     char lease[16];
     snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
     for (size_t t = 0; t < c->n_topics; t++) {
@@ -238,6 +248,7 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
             return rc;
     }
     c->next_rebalance_ms = mr_bus_now_ms() + rebalance_interval(c);
+    c->lease_until_ms = sent + b->opts.lease_ms;
     return MR_OK;
 }
 
@@ -291,7 +302,7 @@ static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *e
         return 0;
     }
     size_t n_ids = 0, handled = 0, i = 0;
-    for (; i < entries->elements && *run->handled + handled < run->max; i++) {
+    for (; i < entries->elements && *run->handled + handled < run->max && lease_fresh(c); i++) {
         entry_result r = handle_entry(c, part, entries->element[i], run);
         if (r == ENTRY_FAILED)
             break;
@@ -428,17 +439,17 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
         c->parts[i].stopped = false;
     for (;;) {
         mr_code rc = ensure_connected(c, &run.conn);
-        if (rc == MR_OK && mr_bus_now_ms() >= c->next_rebalance_ms)
+        if (rc == MR_OK && (mr_bus_now_ms() >= c->next_rebalance_ms || !lease_fresh(c)))
             rc = rebalance(c, &run.conn);
         bool conn_ok = rc == MR_OK;
         for (size_t i = 0; conn_ok && i < c->n_parts && *handled < max; i++) {
             rpart *part = &c->parts[i];
-            if (part->owned && part->pending && !part->stopped)
+            if (part->owned && part->pending && !part->stopped && lease_fresh(c))
                 conn_ok = claim_pending(c, part, &run);
         }
         bool attempted = *handled > 0 || run.first != MR_OK;
         int got = 0;
-        if (conn_ok && *handled < max && any_readable(c)) {
+        if (conn_ok && *handled < max && any_readable(c) && lease_fresh(c)) {
             int until_rebalance = (int)(c->next_rebalance_ms - mr_bus_now_ms());
             int left = mr_bus_remaining_ms(deadline);
             int block = attempted ? 0 : (left < until_rebalance ? left : until_rebalance);

@@ -42,7 +42,8 @@ typedef struct mr_bus_options {
                                slowest group is this far behind; default 1024 */
     int lease_ms;           /* how long a silent consumer keeps its partitions before the rest of
                                its group takes them over (Kafka session.timeout.ms, Redis lease);
-                               at least 1000, default 10000 */
+                               at least 1000, default 10000. Redis renews leases between polls, so
+                               one poll's handlers must finish within it: choose max to fit */
     int publish_timeout_ms; /* longest a publish waits for room in a full buffer before it
                                returns MR_EUNAVAIL (the message is then not queued); default
                                30000, negative: wait without limit */
