@@ -32,8 +32,8 @@ static mr_code read_line(mr_tp_kafka *k, char *buf, size_t cap, int timeout_ms, 
         int left = (int)(deadline - now_ms());
         struct pollfd pfd = {.fd = k->out, .events = POLLIN};
         if (left <= 0 || poll(&pfd, 1, left) == 0)
-            return mr_err_set(err, MR_EUNAVAIL, "mr-kafka-mock (pid %d) did not answer within %d ms", (int)k->pid,
-                              timeout_ms);
+            return mr_err_set(err, MR_EUNAVAIL, "mr-kafka-mock (pid %d) did not answer within %d ms",
+                              (int)k->pid, timeout_ms);
         ssize_t r = read(k->out, buf + n, 1);
         if (r < 0 && errno == EINTR)
             continue;

@@ -42,17 +42,18 @@ long long mr_bus_publish_deadline(const mr_bus *b)
 static mr_code check_name(const char *what, const char *name, mr_err *err)
 {
     if (!name || !*name)
-        return mr_err_set(err, MR_EINVAL, "%s name is empty", what);
+        return mr_err_set(err, MR_EINVAL, "%s is empty", what);
     size_t len = strlen(name);
     if (len > 200)
-        return mr_err_set(err, MR_EINVAL, "%s name \"%.40s...\" is longer than 200 characters", what, name);
+        return mr_err_set(err, MR_EINVAL, "%s \"%.40s...\" is longer than 200 characters", what, name);
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                   c == '_' || c == '-';
         if (!ok)
             return mr_err_set(err, MR_EINVAL,
-                              "%s name \"%s\": only letters, digits, '.', '_' and '-' are allowed", what, name);
+                              "%s \"%s\": only letters, digits, '.', '_' and '-' are allowed", what,
+                              name);
     }
     return MR_OK;
 }
@@ -61,7 +62,7 @@ static mr_code apply_options(mr_bus *base, const mr_bus_options *opts, mr_err *e
 {
     mr_bus_options o = opts ? *opts : (mr_bus_options){0};
     const char *id = o.client_id && *o.client_id ? o.client_id : "mindroom";
-    mr_code rc = check_name("client_id", id, err);
+    mr_code rc = check_name("bus option client_id", id, err);
     if (rc != MR_OK)
         return rc;
     snprintf(base->client_id, sizeof base->client_id, "%s", id);
@@ -108,7 +109,7 @@ void mr_bus_close(mr_bus *b)
 mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char *value, size_t len,
                        mr_err *err)
 {
-    mr_code rc = check_name("topic", topic, err);
+    mr_code rc = check_name("topic name", topic, err);
     if (rc != MR_OK)
         return rc;
     if (!key || !*key)
@@ -127,13 +128,13 @@ mr_code mr_bus_subscribe(mr_bus *b, const char *group, const char *const *topics
                          mr_bus_consumer **out, mr_err *err)
 {
     *out = NULL;
-    mr_code rc = check_name("group", group, err);
+    mr_code rc = check_name("group name", group, err);
     if (rc != MR_OK)
         return rc;
     if (n_topics == 0)
         return mr_err_set(err, MR_EINVAL, "subscribing group %s: no topics", group);
     for (size_t i = 0; i < n_topics; i++) {
-        rc = check_name("topic", topics[i], err);
+        rc = check_name("topic name", topics[i], err);
         if (rc != MR_OK)
             return rc;
         for (size_t j = 0; j < i; j++)

@@ -60,7 +60,10 @@ static mr_code conf_set(const kafka_bus *b, rd_kafka_conf_t *conf, const char *n
 static void on_log(const rd_kafka_t *rk, int level, const char *facility, const char *line)
 {
     (void)rk;
-    mr_log_level l = level <= 3 ? MR_LOG_ERROR : level == 4 ? MR_LOG_WARN : level <= 6 ? MR_LOG_INFO : MR_LOG_DEBUG;
+    mr_log_level l = level <= 3   ? MR_LOG_ERROR
+                     : level == 4 ? MR_LOG_WARN
+                     : level <= 6 ? MR_LOG_INFO
+                                  : MR_LOG_DEBUG;
     const char *fields[] = {"facility", facility, NULL};
     mr_log_write(l, "bus.kafka", fields, "%s", line);
 }
@@ -213,8 +216,8 @@ static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, con
     long long deadline = mr_bus_publish_deadline(bb);
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!e)
             break;
         if (e == RD_KAFKA_RESP_ERR__FATAL) {
@@ -227,8 +230,8 @@ static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, con
                               rd_kafka_err2str(e));
         int left = mr_bus_remaining_ms(deadline);
         if (left == 0)
-            return mr_err_set(err, MR_EUNAVAIL, "%s: the producer queue stayed full for %d ms", bb->url.display,
-                              bb->opts.publish_timeout_ms);
+            return mr_err_set(err, MR_EUNAVAIL, "%s: the producer queue stayed full for %d ms",
+                              bb->url.display, bb->opts.publish_timeout_ms);
         /* Serving delivery reports is what frees room in the queue. */
         rd_kafka_poll(rk, left < 100 ? left : 100);
     }
@@ -428,8 +431,10 @@ static mr_code kafka_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
     if (*handled > 0) {
         rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET && first == MR_OK)
-            return mr_err_set(err, MR_EUNAVAIL, "%s: committing offsets of group %s: %s (handled messages will "
-                              "come again)", cc->bus->url.display, cc->group, rd_kafka_err2str(e));
+            return mr_err_set(err, MR_EUNAVAIL,
+                              "%s: committing offsets of group %s: %s (handled messages will "
+                              "come again)",
+                              cc->bus->url.display, cc->group, rd_kafka_err2str(e));
     }
     return first;
 }
@@ -470,8 +475,9 @@ static void kafka_close(mr_bus *bb)
     free(b);
 }
 
-static const mr_bus_vtable kafka_vtable = {kafka_publish,    kafka_flush,          kafka_subscribe, kafka_poll,
-                                           kafka_partitions, kafka_consumer_close, kafka_close};
+static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush,      kafka_subscribe,
+                                           kafka_poll,    kafka_partitions, kafka_consumer_close,
+                                           kafka_close};
 
 mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

@@ -60,7 +60,8 @@ redisReply *mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, con
 {
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     if (!r)
-        mr_err_set(err, MR_EUNAVAIL, "%s: %s: %s", b->url.display, argv[0], c->errstr[0] ? c->errstr : "no reply");
+        mr_err_set(err, MR_EUNAVAIL, "%s: %s: %s", b->url.display, argv[0],
+                   c->errstr[0] ? c->errstr : "no reply");
     return r;
 }
 
@@ -98,7 +99,8 @@ mr_code mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext 
     if (u->password[0]) {
         const char *auth_user[] = {"AUTH", u->user, u->password};
         const char *auth[] = {"AUTH", u->password};
-        rc = u->user[0] ? run_simple(c, b, 3, auth_user, MR_EAUTH, err) : run_simple(c, b, 2, auth, MR_EAUTH, err);
+        rc = u->user[0] ? run_simple(c, b, 3, auth_user, MR_EAUTH, err)
+                        : run_simple(c, b, 2, auth, MR_EAUTH, err);
     }
     if (rc == MR_OK && u->db != 0) {
         char db[16];
@@ -132,7 +134,8 @@ mr_code mr_bus_redis_partitions(const mr_bus *b, redisContext *c, const char *to
     int n = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 0;
     freeReplyObject(r);
     if (n < 1 || n > 1024)
-        return mr_err_set(err, MR_EIO, "%s: %s does not hold a partition count from 1 to 1024", b->url.display, key);
+        return mr_err_set(err, MR_EIO, "%s: %s does not hold a partition count from 1 to 1024",
+                          b->url.display, key);
     *out = n;
     return MR_OK;
 }
@@ -143,8 +146,8 @@ static void drop_connection(redis_bus *b, const mr_err *why)
         b->down = *why;
     if (b->c) {
         if (why)
-            mr_log_warn("bus.redis", "producer lost its connection, resending %zu messages on the next: %s", b->n,
-                        why->msg);
+            mr_log_warn("bus.redis", "producer lost its connection, resending %zu messages on the next: %s",
+                        b->n, why->msg);
         redisFree(b->c);
     }
     b->c = NULL;

@@ -162,8 +162,8 @@ static mr_code ensure_connected(redis_consumer *c, mr_err *err)
 }
 
 /* Runs a script with keys built by the caller; NULL on a connection failure. */
-static redisReply *run_script(redis_consumer *c, const char *script, char **keys, size_t n_keys, const char *a1,
-                              const char *a2, mr_err *err)
+static redisReply *run_script(redis_consumer *c, const char *script, char **keys, size_t n_keys,
+                              const char *a1, const char *a2, mr_err *err)
 {
     size_t argc = 3 + n_keys + 2;
     const char **argv = calloc(argc, sizeof *argv);
@@ -231,8 +231,8 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
             return MR_EUNAVAIL;
         mr_code rc = MR_OK;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)c->topics[t].partitions) {
-            rc = mr_err_set(err, MR_EIO, "%s: leasing partitions of %s: %s", b->url.display, c->topics[t].name,
-                            r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            rc = mr_err_set(err, MR_EIO, "%s: leasing partitions of %s: %s", b->url.display,
+                            c->topics[t].name, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         } else {
             for (size_t p = 0; p < r->elements; p++) {
                 rpart *part = &c->parts[c->topics[t].first + p];
@@ -273,7 +273,8 @@ typedef enum entry_result {
 /* Hands one [id, fields] entry to the handler. */
 static entry_result handle_entry(redis_consumer *c, rpart *part, const redisReply *entry, poll_run *run)
 {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING)
         return ENTRY_INVALID;
     const redisReply *k = field(entry->element[1], "k"), *v = field(entry->element[1], "v");
     if (!k || !v)
@@ -293,7 +294,8 @@ static entry_result handle_entry(redis_consumer *c, rpart *part, const redisRepl
  * handled ones with one XACK (one round trip, and one fsync on an appendfsync-always server,
  * per batch). Returns how many entries it went through; false in *ok when the connection failed,
  * in which case they are not acknowledged and will come again. */
-static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *entries, poll_run *run, bool *ok)
+static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *entries, poll_run *run,
+                             bool *ok)
 {
     const char **argv = calloc(3 + entries->elements, sizeof *argv);
     if (!argv) {
@@ -347,7 +349,8 @@ static bool claim_pending(redis_consumer *c, rpart *part, poll_run *run)
         if (ok && done == entries->elements && !part->stopped && strcmp(r->element[0]->str, "0-0") == 0)
             part->pending = false;
     } else if (r->type == REDIS_REPLY_ERROR) {
-        mr_err_set(&run->conn, MR_EIO, "%s: XAUTOCLAIM %s: %s", c->base.bus->url.display, part->stream, r->str);
+        mr_err_set(&run->conn, MR_EIO, "%s: XAUTOCLAIM %s: %s", c->base.bus->url.display, part->stream,
+                   r->str);
         ok = false;
     }
     freeReplyObject(r);
@@ -460,7 +463,8 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
             /* Entries delivered but not acknowledged on this connection are claimed after the
              * next connect. */
             if (c->c)
-                mr_log_warn("bus.redis", "consumer %s of group %s reconnects: %s", c->name, cc->group, run.conn.msg);
+                mr_log_warn("bus.redis", "consumer %s of group %s reconnects: %s", c->name, cc->group,
+                            run.conn.msg);
             drop(c);
             if (*handled > 0 || run.first != MR_OK)
                 return run.first;
@@ -559,7 +563,8 @@ void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
         for (size_t t = 0; t < c->n_topics; t++) {
             size_t n_keys = 0;
             char **keys = topic_keys(c, &c->topics[t], true, &n_keys);
-            redisReply *r = keys ? run_script(c, LEAVE_LUA, keys, n_keys, c->name, c->base.group, &ignored) : NULL;
+            redisReply *r =
+                keys ? run_script(c, LEAVE_LUA, keys, n_keys, c->name, c->base.group, &ignored) : NULL;
             free_keys(keys);
             if (r)
                 freeReplyObject(r);

@@ -48,9 +48,11 @@ static mr_code parse_kafka(const char *rest, mr_bus_url *u, mr_err *err)
 {
     const char *d = u->display;
     if (!*rest)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": no broker; expected kafka://host:port[,host:port]", d);
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": no broker; expected kafka://host:port[,host:port]",
+                          d);
     if (strchr(rest, '@'))
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": credentials are not supported in kafka:// URLs", d);
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": credentials are not supported in kafka:// URLs",
+                          d);
     if (strlen(rest) >= sizeof u->brokers)
         return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": broker list too long", d);
     for (const char *p = rest;;) {
@@ -129,8 +131,8 @@ static mr_code parse_redis(const char *rest, mr_bus_url *u, mr_err *err)
         char *end;
         long v = strtol(db + 1, &end, 10);
         if (*end || db[1] < '0' || db[1] > '9' || v > 1000000)
-            return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": database \"%s\" must be a non-negative number", d,
-                              db + 1);
+            return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": database \"%s\" must be a non-negative number",
+                              d, db + 1);
         u->db = (int)v;
     }
     return MR_OK;

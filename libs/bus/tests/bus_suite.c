@@ -162,7 +162,8 @@ static void *collect_thread(void *arg)
     return NULL;
 }
 
-suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *topic, int n, const bool *already)
+suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *topic, int n,
+                                     const bool *already)
 {
     suite_collector *c = calloc(1, sizeof *c);
     assert_non_null(c);
@@ -192,8 +193,8 @@ void suite_collect_wait(suite_collector *c, int timeout_ms)
     snprintf(last, sizeof last, "%s", c->last_error);
     pthread_mutex_unlock(&c->mu);
     if (distinct != c->n)
-        fail_msg("after %d ms %d of %d messages were handled; last poll error: %s", timeout_ms, distinct, c->n,
-                 last[0] ? last : "none");
+        fail_msg("after %d ms %d of %d messages were handled; last poll error: %s", timeout_ms, distinct,
+                 c->n, last[0] ? last : "none");
     assert_int_equal(bad, 0);
 }
 
@@ -252,8 +253,8 @@ static mr_code order_handle(void *ctx, const mr_bus_msg *m, mr_err *err)
      * repeat). */
     if (k < 0 || k >= st->keys || seq < 0 || seq % st->keys != k || seq != st->last[k] + st->keys) {
         if (st->violations++ == 0)
-            snprintf(st->first_violation, sizeof st->first_violation, "key %s: seq %ld after %ld", m->key, seq,
-                     k >= 0 && k < st->keys ? st->last[k] : -2);
+            snprintf(st->first_violation, sizeof st->first_violation, "key %s: seq %ld after %ld", m->key,
+                     seq, k >= 0 && k < st->keys ? st->last[k] : -2);
     } else {
         st->last[k] = seq;
         if (seq / st->keys == st->per_key - 1 && ++st->done_keys == st->keys) {
@@ -349,8 +350,8 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
     if (st.violations)
         fail_msg("%ld order violations; first: %s", st.violations, st.first_violation);
     if (done != keys)
-        fail_msg("only %d of %d keys complete after 180 s (%ld handled); last poll error: %s", done, keys, total,
-                 oc[0].last_error[0] ? oc[0].last_error : "none");
+        fail_msg("only %d of %d keys complete after 180 s (%ld handled); last poll error: %s", done, keys,
+                 total, oc[0].last_error[0] ? oc[0].last_error : "none");
     assert_int_equal(total, (long)keys * per_key);
     assert_int_equal(st.bad_partition, 0);
     free(oc);

@@ -34,20 +34,27 @@ static void test_bad_urls(void **state)
     snprintf(want, sizeof want, "bus URL \"KAFKA://h:1\": unknown scheme; %s", expected);
     expect_open_error("KAFKA://h:1", NULL, want);
     expect_open_error("inproc:queue", NULL, "bus URL \"inproc:queue\": nothing may follow \"inproc:\"");
-    expect_open_error("kafka://", NULL, "bus URL \"kafka://\": no broker; expected kafka://host:port[,host:port]");
-    expect_open_error("kafka://broker1", NULL, "bus URL \"kafka://broker1\": broker \"broker1\" needs a port (host:port)");
-    expect_open_error("kafka://a:9092,,b:9092", NULL, "bus URL \"kafka://a:9092,,b:9092\": empty broker in the list");
+    expect_open_error("kafka://", NULL,
+                      "bus URL \"kafka://\": no broker; expected kafka://host:port[,host:port]");
+    expect_open_error("kafka://broker1", NULL,
+                      "bus URL \"kafka://broker1\": broker \"broker1\" needs a port (host:port)");
+    expect_open_error("kafka://a:9092,,b:9092", NULL,
+                      "bus URL \"kafka://a:9092,,b:9092\": empty broker in the list");
     expect_open_error("kafka://a:9092,", NULL, "bus URL \"kafka://a:9092,\": empty broker in the list");
     expect_open_error("kafka://:9092", NULL, "bus URL \"kafka://:9092\": broker \":9092\" has no host");
-    expect_open_error("kafka://a:99999", NULL,
-                      "bus URL \"kafka://a:99999\": broker \"a:99999\": port must be a number from 1 to 65535");
-    expect_open_error("kafka://a:0", NULL, "bus URL \"kafka://a:0\": broker \"a:0\": port must be a number from 1 to 65535");
-    expect_open_error("kafka://a:9092/x", NULL,
-                      "bus URL \"kafka://a:9092/x\": broker \"a:9092/x\": port must be a number from 1 to 65535");
+    expect_open_error(
+        "kafka://a:99999", NULL,
+        "bus URL \"kafka://a:99999\": broker \"a:99999\": port must be a number from 1 to 65535");
+    expect_open_error("kafka://a:0", NULL,
+                      "bus URL \"kafka://a:0\": broker \"a:0\": port must be a number from 1 to 65535");
+    expect_open_error(
+        "kafka://a:9092/x", NULL,
+        "bus URL \"kafka://a:9092/x\": broker \"a:9092/x\": port must be a number from 1 to 65535");
     expect_open_error("kafka://u:secret@a:9092", NULL,
                       "bus URL \"kafka://u:***@a:9092\": credentials are not supported in kafka:// URLs");
     expect_open_error("redis://", NULL, "bus URL \"redis://\": no host; expected redis://host:port/db");
-    expect_open_error("redis://:6379/0", NULL, "bus URL \"redis://:6379/0\": no host; expected redis://host:port/db");
+    expect_open_error("redis://:6379/0", NULL,
+                      "bus URL \"redis://:6379/0\": no host; expected redis://host:port/db");
     expect_open_error("redis://h:port/0", NULL,
                       "bus URL \"redis://h:port/0\": port \"port\" must be a number from 1 to 65535");
     expect_open_error("redis://h:6379/zero", NULL,
@@ -81,12 +88,14 @@ static void test_good_urls_open(void **state)
 static void test_bad_options(void **state)
 {
     (void)state;
-    expect_open_error("inproc:", &(mr_bus_options){.partitions = -1}, "bus option partitions = -1: must be from 1 to 1024");
+    expect_open_error("inproc:", &(mr_bus_options){.partitions = -1},
+                      "bus option partitions = -1: must be from 1 to 1024");
     expect_open_error("inproc:", &(mr_bus_options){.partitions = 2000},
                       "bus option partitions = 2000: must be from 1 to 1024");
-    expect_open_error("inproc:", &(mr_bus_options){.lease_ms = 500}, "bus option lease_ms = 500: must be at least 1000");
+    expect_open_error("inproc:", &(mr_bus_options){.lease_ms = 500},
+                      "bus option lease_ms = 500: must be at least 1000");
     expect_open_error("inproc:", &(mr_bus_options){.client_id = "a b"},
-                      "client_id name \"a b\": only letters, digits, '.', '_' and '-' are allowed");
+                      "bus option client_id \"a b\": only letters, digits, '.', '_' and '-' are allowed");
 }
 
 static void test_names_and_keys_checked(void **state)
@@ -96,7 +105,8 @@ static void test_names_and_keys_checked(void **state)
     mr_err err = {0};
     assert_int_equal(mr_bus_open("inproc:", NULL, &b, &err), MR_OK);
     assert_int_equal(mr_bus_publish(b, "matrix:inbound", "k", "{}", 2, &err), MR_EINVAL);
-    assert_string_equal(err.msg, "topic name \"matrix:inbound\": only letters, digits, '.', '_' and '-' are allowed");
+    assert_string_equal(err.msg,
+                        "topic name \"matrix:inbound\": only letters, digits, '.', '_' and '-' are allowed");
     assert_int_equal(mr_bus_publish(b, "", "k", "{}", 2, &err), MR_EINVAL);
     assert_string_equal(err.msg, "topic name is empty");
     assert_int_equal(mr_bus_publish(b, "matrix.inbound", "", "{}", 2, &err), MR_EINVAL);

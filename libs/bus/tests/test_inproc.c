@@ -71,8 +71,10 @@ static void test_full_queue_times_out_without_dropping(void **state)
     assert_int_equal(mr_bus_open("inproc:", &opts, &b, &err), MR_OK);
     suite_publish(b, "full", 0, 4, 3);
     /* Nobody handled anything yet: the fifth waits for room, then gives up, unqueued. */
-    assert_int_equal(mr_bus_publish(b, "full", "!room1:example.org", "{\"v\":1,\"seq\":4}", 15, &err), MR_EUNAVAIL);
-    assert_string_equal(err.msg, "inproc bus: full[0] is full (4 messages not yet handled by every group) after 200 ms");
+    assert_int_equal(mr_bus_publish(b, "full", "!room1:example.org", "{\"v\":1,\"seq\":4}", 15, &err),
+                     MR_EUNAVAIL);
+    assert_string_equal(
+        err.msg, "inproc bus: full[0] is full (4 messages not yet handled by every group) after 200 ms");
     const char *topics[] = {"full"};
     mr_bus_consumer *c = NULL;
     assert_int_equal(mr_bus_subscribe(b, "g", topics, 1, &c, &err), MR_OK);
@@ -80,7 +82,8 @@ static void test_full_queue_times_out_without_dropping(void **state)
     poll_expect(c, 1, 1, &l);
     /* One handled makes room for exactly one. */
     suite_publish(b, "full", 4, 1, 3);
-    assert_int_equal(mr_bus_publish(b, "full", "!room2:example.org", "{\"v\":1,\"seq\":5}", 15, &err), MR_EUNAVAIL);
+    assert_int_equal(mr_bus_publish(b, "full", "!room2:example.org", "{\"v\":1,\"seq\":5}", 15, &err),
+                     MR_EUNAVAIL);
     poll_expect(c, 10, 4, &l);
     poll_expect(c, 10, 0, &l);
     assert_int_equal(l.n, 5);

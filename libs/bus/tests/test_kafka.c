@@ -123,7 +123,8 @@ static void test_kcat_produces_we_consume(void **state)
     make_topic(NULL, "from-kcat");
     char cmd[1024];
     /* kcat's own default partitioner differs; murmur2_random is what Java clients and we use. */
-    snprintf(cmd, sizeof cmd, "kcat -b %s -P -t from-kcat -K '|' -X partitioner=murmur2_random", kafka.bootstrap);
+    snprintf(cmd, sizeof cmd, "kcat -b %s -P -t from-kcat -K '|' -X partitioner=murmur2_random",
+             kafka.bootstrap);
     FILE *p = popen(cmd, "w");
     assert_non_null(p);
     for (int s = 0; s < 40; s++)
@@ -152,7 +153,8 @@ static void test_we_produce_kcat_consumes(void **state)
     mr_bus_close(b);
 
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "kcat -b %s -C -e -q -t to-kcat -o beginning -f '%%p|%%k|%%s\\n'", kafka.bootstrap);
+    snprintf(cmd, sizeof cmd, "kcat -b %s -C -e -q -t to-kcat -o beginning -f '%%p|%%k|%%s\\n'",
+             kafka.bootstrap);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     bool seen[40] = {0};
