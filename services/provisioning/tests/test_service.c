@@ -661,9 +661,22 @@ static void test_replicas_share_limits_and_ignore_forged_addresses(void **state)
     }
     r = prov_call(S.main.url, "POST", API "/pair/start", headers, NULL);
     expect(&r, 429, "Rate limit exceeded: at most 10 pair/start requests per minute per Matrix user");
-    prov_reply metrics = prov_call(S.main.url, "GET", "/metrics", NULL, NULL);
-    assert_int_equal(metrics.status, 200);
-    prov_reply_clear(&metrics);
+    char *text = NULL;
+    mr_http_client *c = NULL;
+    mr_http_client_opts o = {.base_url = S.main.url};
+    mr_http_result res = {0};
+    mr_err err = {0};
+    mr_http_call call = {.method = "GET", .url = "/metrics"};
+    check(mr_http_client_new(&o, &c, &err), &err, "client");
+    check(mr_http_client_do(c, &call, &res, &err), &err, "GET /metrics");
+    assert_int_equal(res.status, 200);
+    text = res.body;
+    assert_non_null(strstr(text, "\nprovisioning_rate_limited_total{scope=\"pair_complete\"} "));
+    assert_non_null(strstr(text, "\nprovisioning_rate_limited_total{scope=\"pair_start\"} 1\n"));
+    assert_non_null(strstr(text, "\nprovisioning_pair_completes_total{result=\"not_found\"} "));
+    assert_non_null(strstr(text, "\nhttp_requests_total{"));
+    mr_http_result_clear(&res);
+    mr_http_client_free(c);
 }
 
 static void test_restart_mid_flow_loses_nothing(void **state)
@@ -686,7 +699,19 @@ static void test_restart_mid_flow_loses_nothing(void **state)
     conn_creds c;
     complete_ok(&S.main, code, xff, &c);
 
-    /* Redis restarts too (append-only file): the connection still authenticates. */
+    /* While Redis is down the service says so (503) instead of guessing; it comes back with
+     * everything (append-only file) and the connection still authenticates. */
+    check(mr_tp_redis_stop(&S.st.redis, false, &err), &err, "stopping redis");
+    r = prov_call(S.main.url, "GET", "/readyz", NULL, NULL);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(status_word(&r), "not ready");
+    assert_true(strncmp(json_string_value(json_object_get(r.json, "reason")), "store: ", 7) == 0);
+    prov_reply_clear(&r);
+    char auth[400];
+    bearer(auth, sizeof auth, token);
+    const char *headers[] = {auth, NULL};
+    r = prov_call(S.main.url, "POST", API "/pair/start", headers, NULL);
+    expect(&r, 503, "Service temporarily unavailable: its state store failed");
     check(mr_tp_redis_restart(&S.st.redis, &err), &err, "restarting redis");
     char username[64];
     snprintf(username, sizeof username, "mindroom_coder_%s", c.ns);
