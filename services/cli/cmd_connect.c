@@ -1,7 +1,6 @@
 /* cmd_connect.c -- `mindroom connect`: trades a pair code for local provisioning credentials and
  * stores them in .env (or prints them), then puts the owner's Matrix ID into config.yaml. */
 #include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <regex.h>
