@@ -191,6 +191,7 @@ mr_code mr_oauth_connect_lookup(mr_store *s, const char *token, mr_oauth_connect
         return rc;
     rc = grant_parse(text, len, out, err);
     free(text);
+    text = NULL;
     if (rc == MR_OK && out->expires_at_ms <= now_ms())
         rc = mr_err_set(err, MR_ENOTFOUND, "connect token is unknown or has expired");
     if (rc == MR_OK) {

@@ -2,6 +2,8 @@
 #include "upstream_auth.h"
 #include "ua_internal.h"
 
+#include <stdio.h>
+
 #define COMPONENT "upstream-auth"
 
 static const char *runtime_env(void *ctx, const char *name)
@@ -43,8 +45,15 @@ int mr_upstream_auth_serve(const mr_runtime *rt)
         rc = ua_metrics_declare(rt->metrics, &err);
     if (rc == MR_OK)
         rc = ua_auth_new(&svc.settings, &ao, &svc.auth, &err);
-    if (rc != MR_OK) {
+    if (rc == MR_EINVAL) {
+        /* As mr_service_main prints a bad setting, and not through the logger: it would mask
+         * "MINDROOM_OAUTH_X_CLIENT_SECRET: required" as if a secret followed the colon. The
+         * messages name variables, never their secret values. */
+        fprintf(stderr, "mindroom-%s: %s\n", rt->service, err.msg);
+    } else if (rc != MR_OK) {
         mr_log_error(COMPONENT, "%s", err.msg);
+    }
+    if (rc != MR_OK) {
         ua_settings_free(&svc.settings);
         return rc == MR_EINVAL ? 2 : 1;
     }

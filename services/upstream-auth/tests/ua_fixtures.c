@@ -90,7 +90,9 @@ void ua_proc_env(const char *redis_url)
         "MINDROOM_TRUSTED_UPSTREAM_JWT_AUDIENCE", "MINDROOM_TRUSTED_UPSTREAM_JWT_ISSUER",
         "MINDROOM_TRUSTED_UPSTREAM_JWT_EMAIL_CLAIM", "MINDROOM_TRUSTED_UPSTREAM_JWT_USER_ID_CLAIM",
         "MINDROOM_TRUSTED_UPSTREAM_JWT_MATRIX_USER_ID_CLAIM", "MINDROOM_API_KEY", "MINDROOM_OWNER_USER_ID",
-        "MINDROOM_OAUTH_PROVIDERS", "MINDROOM_PUBLIC_URL", "MINDROOM_UPSTREAM_AUTH_JWT_CACHE",
+        "MINDROOM_OAUTH_PROVIDERS", "MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL", "MINDROOM_OAUTH_GITHUB_TOKEN_URL",
+        "MINDROOM_OAUTH_GITHUB_CLIENT_ID", "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET", "MINDROOM_OAUTH_GITHUB_REDIRECT_URL",
+        "MINDROOM_PUBLIC_URL", "MINDROOM_UPSTREAM_AUTH_JWT_CACHE",
         "MINDROOM_UPSTREAM_AUTH_LISTEN", "MINDROOM_NAMESPACE", "MINDROOM_CONFIG_PATH"};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
         unsetenv(unset[i]);
@@ -133,6 +135,9 @@ void ua_proc_start(ua_proc *p)
     for (int attempt = 0; attempt < 5; attempt++) {
         check(mr_tp_free_port(&p->port, &err), &err);
         snprintf(listen, sizeof listen, "127.0.0.1:%d", p->port);
+        char public_url[96];
+        snprintf(public_url, sizeof public_url, "http://%s", listen);
+        setenv("MINDROOM_PUBLIC_URL", public_url, 1);
         char *argv[] = {(char *)binary(), "--listen", listen, NULL};
         check(mr_tp_spawn(argv, p->log, &p->pid, &err), &err);
         if (mr_tp_wait_port(p->port, 20000, &err) == MR_OK)
@@ -163,9 +168,13 @@ int ua_proc_run(char **output)
     char *argv[] = {(char *)binary(), NULL};
     pid_t pid;
     check(mr_tp_spawn(argv, log, &pid, &err), &err);
+    /* A service that starts despite the settings would run forever: give it 20 s. */
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
+    pid_t done = 0;
+    for (int waited_ms = 0; (done = waitpid(pid, &st, WNOHANG)) == 0 && waited_ms < 20000; waited_ms += 20)
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    if (done == 0)
+        mr_tp_kill_wait(pid, SIGKILL, &st, NULL);
     size_t len = 0;
     check(mr_fs_read_all(log, 1024 * 1024, output, &len, &err), &err);
     mr_tp_rmtree(dir, NULL);
@@ -191,8 +200,11 @@ void ua_proc_stop(ua_proc *p)
 
 void ua_http(const char *method, int port, const char *path, const char *const *headers, mr_http_result *out)
 {
-    char url[2048];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    char url[4096];
+    if (strncmp(path, "http://", 7) == 0)
+        snprintf(url, sizeof url, "%s", path);
+    else
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     mr_http_client *c = NULL;
     mr_http_client_opts o = {.timeout_ms = 30000};
     mr_err err = {0};

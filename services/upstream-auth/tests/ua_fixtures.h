@@ -56,23 +56,25 @@ typedef struct ua_proc {
 } ua_proc;
 
 /* Writes a config.yaml into a new temp dir and spawns mindroom-upstream-auth on a free loopback
- * port with the current environment; waits until /healthz answers. */
+ * port with the current environment and MINDROOM_PUBLIC_URL set to http://127.0.0.1:<port>;
+ * waits until the port accepts connections. */
 void ua_proc_start(ua_proc *p);
-/* Runs the binary with the current environment until it exits; returns its exit status and
- * what it printed (caller frees). */
+/* Runs the binary with the current environment until it exits (killed after 20 s); returns its
+ * exit status (128 + signal when killed) and what it printed (caller frees). */
 int ua_proc_run(char **output);
 /* SIGTERM, wait (must exit 0), remove the dir. */
 void ua_proc_stop(ua_proc *p);
 /* The process log, for assertions on what was or was not logged. Caller frees. */
 char *ua_proc_log(const ua_proc *p);
 
-/* GET (or method) of path on 127.0.0.1:port with extra header lines ("Name: value", NULL-ended);
- * out must be cleared with mr_http_result_clear. */
+/* method on path (on 127.0.0.1:port, or an absolute http:// URL) with extra header lines
+ * ("Name: value", NULL-ended); redirects are not followed. out must be cleared with
+ * mr_http_result_clear. */
 void ua_http(const char *method, int port, const char *path, const char *const *headers, mr_http_result *out);
 
 /* The common environment of a process test: redis store and bus URLs, server name, instance
- * secret (UA_TEST_SECRET_HEX), and every MINDROOM_TRUSTED_UPSTREAM_* / MINDROOM_OAUTH_* /
- * MINDROOM_API_KEY / MINDROOM_OWNER_USER_ID variable unset. */
+ * secret (UA_TEST_SECRET_HEX), and every MINDROOM_TRUSTED_UPSTREAM_*, MINDROOM_OAUTH_* (of the
+ * github provider the tests use), MINDROOM_API_KEY and MINDROOM_OWNER_USER_ID variable unset. */
 #define UA_TEST_SECRET_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 void ua_proc_env(const char *redis_url);
 

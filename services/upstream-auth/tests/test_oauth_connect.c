@@ -1,0 +1,290 @@
+/* test_oauth_connect.c -- mr_oauth_connect on SQLite and on a real redis-server: minting, links,
+ * lookup, single use (also under concurrency), expiry, request checks, sealed credentials. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "mindroom/oauth_connect.h"
+#include "peers.h"
+#include "ua_crypto.h"
+
+#define ALICE "@alice:example.org"
+
+static const unsigned char SECRET[32] = "0123456789abcdef0123456789abcdef";
+
+typedef struct backend {
+    const char *name;
+    mr_store *store;
+} backend;
+
+static mr_tp_redis g_redis;
+static char g_dir[512];
+static backend g_sqlite = {"sqlite", NULL}, g_redis_store = {"redis", NULL};
+
+static void check(mr_code rc, const mr_err *err)
+{
+    if (rc != MR_OK)
+        fail_msg("%s", err->msg);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_store_options o = {.secret = SECRET, .secret_len = sizeof SECRET};
+    char url[600];
+    check(mr_tp_mkdtemp("mr-ua-oauth", g_dir, sizeof g_dir, &err), &err);
+    snprintf(url, sizeof url, "sqlite://%s/state.db", g_dir);
+    check(mr_store_open(url, &o, &g_sqlite.store, &err), &err);
+    check(mr_tp_redis_start(&g_redis, &err), &err);
+    check(mr_store_open(g_redis.url, &o, &g_redis_store.store, &err), &err);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    mr_store_close(g_sqlite.store);
+    mr_store_close(g_redis_store.store);
+    mr_tp_redis_destroy(&g_redis);
+    mr_tp_rmtree(g_dir, NULL);
+    return 0;
+}
+
+static void mint(mr_store *s, const char *requester, const char *provider, long ttl_ms,
+                 char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1])
+{
+    mr_err err = {0};
+    mr_oauth_connect_request rq = {.requester = requester, .provider = provider, .scopes = "repo read:user",
+                                   .agent = "coder", .room_id = "!lobby:example.org", .ttl_ms = ttl_ms};
+    check(mr_oauth_connect_mint(s, &rq, token, &err), &err);
+}
+
+static void test_mint_and_lookup(void **state)
+{
+    backend *b = *state;
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(b->store, ALICE, "github", 0, token);
+    assert_int_equal(strlen(token), MR_OAUTH_CONNECT_TOKEN_LEN);
+    mr_oauth_connect_grant g;
+    mr_err err = {0};
+    check(mr_oauth_connect_lookup(b->store, token, &g, &err), &err);
+    assert_string_equal(g.requester, ALICE);
+    assert_string_equal(g.provider, "github");
+    assert_string_equal(g.scopes, "repo read:user");
+    assert_string_equal(g.agent, "coder");
+    assert_string_equal(g.room_id, "!lobby:example.org");
+    assert_int_equal(g.expires_at_ms - g.created_at_ms, MR_OAUTH_CONNECT_TTL_DEFAULT_MS);
+    char digest[UA_SHA256_HEX_LEN + 1];
+    ua_sha256_hex(token, digest);
+    assert_string_equal(g.token_sha256, digest);
+    /* Only the digest names the grant, and the grant does not hold the token. */
+    char key[128], *value = NULL;
+    size_t len = 0;
+    snprintf(key, sizeof key, "oauth:connect:%s", token);
+    assert_int_equal(mr_store_get(b->store, key, &value, &len, &err), MR_ENOTFOUND);
+    snprintf(key, sizeof key, "oauth:connect:%s", digest);
+    check(mr_store_get(b->store, key, &value, &len, &err), &err);
+    assert_null(strstr(value, token));
+    free(value);
+    long ttl = 0;
+    check(mr_store_ttl(b->store, key, &ttl, &err), &err);
+    assert_true(ttl > 0 && ttl <= MR_OAUTH_CONNECT_TTL_DEFAULT_MS);
+    mr_oauth_connect_grant_clear(&g);
+    /* Two mints never give the same token. */
+    char other[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(b->store, ALICE, "github", 0, other);
+    assert_string_not_equal(token, other);
+}
+
+static void test_single_use(void **state)
+{
+    backend *b = *state;
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(b->store, ALICE, "google_drive", 60000, token);
+    mr_oauth_connect_grant g, again;
+    mr_err err = {0};
+    check(mr_oauth_connect_lookup(b->store, token, &g, &err), &err);
+    check(mr_oauth_connect_redeem(b->store, &g, &err), &err);
+    assert_int_equal(mr_oauth_connect_redeem(b->store, &g, &err), MR_EEXISTS);
+    assert_string_equal(err.msg, "connect token was already used");
+    assert_int_equal(mr_oauth_connect_lookup(b->store, token, &again, &err), MR_EEXISTS);
+    assert_null(again.requester);
+    mr_oauth_connect_grant_clear(&g);
+}
+
+typedef struct racer {
+    mr_store *store;
+    const char *token;
+    mr_code rc;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    mr_oauth_connect_grant g;
+    mr_err err = {0};
+    r->rc = mr_oauth_connect_lookup(r->store, r->token, &g, &err);
+    if (r->rc == MR_OK) {
+        r->rc = mr_oauth_connect_redeem(r->store, &g, &err);
+        mr_oauth_connect_grant_clear(&g);
+    }
+    return NULL;
+}
+
+static void test_concurrent_redeem_has_one_winner(void **state)
+{
+    backend *b = *state;
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(b->store, ALICE, "github", 60000, token);
+    racer r[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        r[i] = (racer){b->store, token, MR_EINTERNAL};
+        pthread_create(&t[i], NULL, race, &r[i]);
+    }
+    int won = 0, used = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        won += r[i].rc == MR_OK;
+        used += r[i].rc == MR_EEXISTS;
+    }
+    assert_int_equal(won, 1);
+    assert_int_equal(used, 7);
+}
+
+static void test_expiry(void **state)
+{
+    backend *b = *state;
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(b->store, ALICE, "github", 50, token);
+    nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
+    mr_oauth_connect_grant g;
+    mr_err err = {0};
+    assert_int_equal(mr_oauth_connect_lookup(b->store, token, &g, &err), MR_ENOTFOUND);
+    assert_string_equal(err.msg, "connect token is unknown or has expired");
+}
+
+static void test_unknown_and_malformed_tokens(void **state)
+{
+    backend *b = *state;
+    mr_oauth_connect_grant g;
+    mr_err err = {0};
+    assert_int_equal(mr_oauth_connect_lookup(b->store, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &g, &err),
+                     MR_ENOTFOUND);
+    static const char *const bad[] = {"", "short", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                                      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA/AAAAAAAAAAAAAAAAAAAA"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(mr_oauth_connect_lookup(b->store, bad[i], &g, &err), MR_EINVAL);
+        assert_string_equal(err.msg, "connect token is malformed");
+    }
+}
+
+static void expect_mint_refused(mr_store *s, mr_oauth_connect_request rq, const char *msg_prefix)
+{
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1] = "x";
+    mr_err err = {0};
+    assert_int_equal(mr_oauth_connect_mint(s, &rq, token, &err), MR_EINVAL);
+    if (strncmp(err.msg, msg_prefix, strlen(msg_prefix)) != 0)
+        fail_msg("got \"%s\", expected it to start with \"%s\"", err.msg, msg_prefix);
+    assert_string_equal(token, "");
+}
+
+static void test_mint_checks_the_request(void **state)
+{
+    backend *b = *state;
+    mr_oauth_connect_request ok = {.requester = ALICE, .provider = "github"};
+    mr_oauth_connect_request rq = ok;
+    rq.requester = "alice";
+    expect_mint_refused(b->store, rq, "requester: ");
+    rq = ok;
+    rq.requester = NULL;
+    expect_mint_refused(b->store, rq, "requester: ");
+    rq = ok;
+    rq.provider = "Git-Hub";
+    expect_mint_refused(b->store, rq, "provider name \"Git-Hub\" may only hold a-z, 0-9 and _");
+    rq = ok;
+    rq.scopes = "repo  user";
+    expect_mint_refused(b->store, rq, "scopes: character 5 is not allowed");
+    rq.scopes = "repo \"user\"";
+    expect_mint_refused(b->store, rq, "scopes: character 6 is not allowed");
+    rq.scopes = " repo";
+    expect_mint_refused(b->store, rq, "scopes: character 1 is not allowed");
+    rq = ok;
+    rq.room_id = "lobby";
+    expect_mint_refused(b->store, rq, "room_id: ");
+    rq = ok;
+    rq.agent = "co\nder";
+    expect_mint_refused(b->store, rq, "agent: holds a control character");
+    rq = ok;
+    rq.ttl_ms = -1;
+    expect_mint_refused(b->store, rq, "ttl_ms is -1; it must be 1 to 3600000 (0 for the default)");
+    rq.ttl_ms = MR_OAUTH_CONNECT_TTL_MAX_MS + 1;
+    expect_mint_refused(b->store, rq, "ttl_ms is 3600001;");
+    /* Optional fields may be left out. */
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mr_err err = {0};
+    check(mr_oauth_connect_mint(b->store, &ok, token, &err), &err);
+    mr_oauth_connect_grant g;
+    check(mr_oauth_connect_lookup(b->store, token, &g, &err), &err);
+    assert_string_equal(g.scopes, "");
+    assert_null(g.agent);
+    assert_null(g.room_id);
+    mr_oauth_connect_grant_clear(&g);
+}
+
+static void test_credentials_are_sealed(void **state)
+{
+    backend *b = *state;
+    static const char creds[] = "{\"access_token\":\"at-secret-123\",\"token_type\":\"Bearer\"}";
+    mr_err err = {0};
+    check(mr_oauth_credentials_put(b->store, ALICE, "github", creds, strlen(creds), &err), &err);
+    char *json = NULL, *raw = NULL;
+    size_t len = 0;
+    check(mr_oauth_credentials_get(b->store, ALICE, "github", &json, &len, &err), &err);
+    assert_string_equal(json, creds);
+    free(json);
+    check(mr_store_get(b->store, "oauth:cred:github:" ALICE, &raw, &len, &err), &err);
+    for (size_t i = 0; i + 13 <= len; i++)
+        assert_false(memcmp(raw + i, "at-secret-123", 13) == 0);
+    free(raw);
+    assert_int_equal(mr_oauth_credentials_get(b->store, "@bob:example.org", "github", &json, &len, &err), MR_ENOTFOUND);
+    assert_null(json);
+    assert_int_equal(mr_oauth_credentials_get(b->store, ALICE, "google_drive", &json, &len, &err), MR_ENOTFOUND);
+    assert_int_equal(mr_oauth_credentials_put(b->store, "alice", "github", creds, strlen(creds), &err), MR_EINVAL);
+}
+
+static void test_link(void **state)
+{
+    (void)state;
+    char out[256];
+    mr_err err = {0};
+    static const char t[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    check(mr_oauth_connect_link("https://mindroom.example.org/", "google_drive", t, out, sizeof out, &err), &err);
+    assert_string_equal(out, "https://mindroom.example.org/api/oauth/google_drive/authorize?connect_token=" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    check(mr_oauth_connect_link(NULL, "github", t, out, sizeof out, &err), &err);
+    assert_string_equal(out, "/api/oauth/github/authorize?connect_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_int_equal(mr_oauth_connect_link(NULL, "github", t, out, 40, &err), MR_EINVAL);
+}
+
+int main(void)
+{
+#define ON(fn, b) cmocka_unit_test_prestate(fn, &b)
+    const struct CMUnitTest tests[] = {
+        ON(test_mint_and_lookup, g_sqlite), ON(test_mint_and_lookup, g_redis_store),
+        ON(test_single_use, g_sqlite), ON(test_single_use, g_redis_store),
+        ON(test_concurrent_redeem_has_one_winner, g_sqlite), ON(test_concurrent_redeem_has_one_winner, g_redis_store),
+        ON(test_expiry, g_sqlite), ON(test_expiry, g_redis_store),
+        ON(test_unknown_and_malformed_tokens, g_sqlite), ON(test_unknown_and_malformed_tokens, g_redis_store),
+        ON(test_mint_checks_the_request, g_sqlite), ON(test_mint_checks_the_request, g_redis_store),
+        ON(test_credentials_are_sealed, g_sqlite), ON(test_credentials_are_sealed, g_redis_store),
+        cmocka_unit_test(test_link),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

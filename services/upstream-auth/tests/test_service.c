@@ -1,0 +1,488 @@
+/* test_service.c -- mindroom-upstream-auth as a process against real peers on loopback (redis-server
+ * for store and bus, a JWKS server, a fake OAuth provider): health and metrics, forward auth in each
+ * mode, the OAuth connect flow end to end with its 401s and 403s, start-up validation (exit 2), and
+ * secrets kept out of the log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "fake_provider.h"
+#include "jwks_server.h"
+#include "mindroom/oauth_connect.h"
+#include "peers.h"
+#include "ua_fixtures.h"
+
+#define TU "MINDROOM_TRUSTED_UPSTREAM_"
+#define ALICE "@alice:example.org"
+#define BOB "@bob:example.org"
+#define CLIENT_SECRET "gh-client-secret-never-logged"
+#define API_KEY "api-key-never-logged"
+
+static mr_tp_redis g_redis;
+static mr_store *g_store;
+static jwks_server *g_js;
+static tk_key g_key;
+
+static void check(mr_code rc, const mr_err *err)
+{
+    if (rc != MR_OK)
+        fail_msg("%s", err->msg);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_tp_redis_start(&g_redis, &err), &err);
+    unsigned char secret[32];
+    for (size_t i = 0; i < sizeof secret; i++)
+        sscanf(UA_TEST_SECRET_HEX + 2 * i, "%2hhx", &secret[i]);
+    mr_store_options o = {.secret = secret, .secret_len = sizeof secret};
+    check(mr_store_open(g_redis.url, &o, &g_store, &err), &err);
+    tk_ec(&g_key, "ec-1", "P-256");
+    char *jwk = tk_jwk(&g_key, NULL);
+    const char *keys[] = {jwk};
+    char *set = tk_jwks(keys, 1);
+    g_js = js_start();
+    js_set(g_js, 200, set);
+    free(set);
+    free(jwk);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    js_free(g_js);
+    tk_free(&g_key);
+    mr_store_close(g_store);
+    mr_tp_redis_destroy(&g_redis);
+    return 0;
+}
+
+static void header_mode_env(void)
+{
+    ua_proc_env(g_redis.url);
+    setenv(TU "AUTH_ENABLED", "true", 1);
+    setenv(TU "USER_ID_HEADER", "X-MindRoom-User-Id", 1);
+    setenv(TU "EMAIL_HEADER", "X-MindRoom-User-Email", 1);
+    setenv(TU "MATRIX_USER_ID_HEADER", "X-MindRoom-Matrix-User-Id", 1);
+    setenv(TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", "@{localpart}:example.org", 1);
+}
+
+static void provider_env(fake_provider *fp)
+{
+    setenv("MINDROOM_OAUTH_PROVIDERS", "github", 1);
+    setenv("MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL", fp_authorize_url(fp), 1);
+    setenv("MINDROOM_OAUTH_GITHUB_TOKEN_URL", fp_token_url(fp), 1);
+    setenv("MINDROOM_OAUTH_GITHUB_CLIENT_ID", "gh-client", 1);
+    setenv("MINDROOM_OAUTH_GITHUB_CLIENT_SECRET", CLIENT_SECRET, 1);
+}
+
+static void get(const ua_proc *p, const char *path, const char *const *headers, mr_http_result *out)
+{
+    ua_http("GET", p->port, path, headers, out);
+}
+
+static void expect_status(const ua_proc *p, const char *path, const char *const *headers, long status,
+                          const char *body)
+{
+    mr_http_result r = {0};
+    get(p, path, headers, &r);
+    if (r.status != status || (body && strcmp(r.body, body) != 0))
+        fail_msg("GET %s: got %ld %s, expected %ld %s", path, r.status, r.body, status, body ? body : "");
+    if (status == 401)
+        assert_string_equal(mr_http_result_header(&r, "WWW-Authenticate"), "Bearer realm=\"mindroom\"");
+    mr_http_result_clear(&r);
+}
+
+static void assert_log_lacks(const ua_proc *p, const char *secret)
+{
+    char *log = ua_proc_log(p);
+    if (strstr(log, secret))
+        fail_msg("the log holds \"%s\":\n%s", secret, log);
+    free(log);
+}
+
+static const char *const ALICE_HEADERS[] = {"X-MindRoom-User-Id: u-alice", "X-MindRoom-User-Email: alice@example.com",
+                                            NULL};
+static const char *const BOB_HEADERS[] = {"X-MindRoom-User-Id: u-bob", "X-MindRoom-User-Email: bob@example.com",
+                                          NULL};
+
+static void test_ops_endpoints_and_metrics(void **state)
+{
+    (void)state;
+    header_mode_env();
+    ua_proc p;
+    ua_proc_start(&p);
+    expect_status(&p, "/healthz", NULL, 200, "{\"status\":\"ok\"}");
+    expect_status(&p, "/readyz", NULL, 200, "{\"status\":\"ready\"}");
+    expect_status(&p, "/auth/verify", ALICE_HEADERS, 200, NULL);
+    expect_status(&p, "/auth/verify", NULL, 401, NULL);
+    mr_http_result r = {0};
+    get(&p, "/metrics", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "upstream_auth_decisions_total{method=\"trusted_upstream\",code=\"200\"} 1\n"));
+    assert_non_null(strstr(r.body, "upstream_auth_decisions_total{method=\"trusted_upstream\",code=\"401\"} 1\n"));
+    mr_http_result_clear(&r);
+    ua_proc_stop(&p);
+}
+
+static void test_forward_auth_header_mode(void **state)
+{
+    (void)state;
+    header_mode_env();
+    ua_proc p;
+    ua_proc_start(&p);
+    mr_http_result r = {0};
+    get(&p, "/auth/verify", ALICE_HEADERS, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-User-Id"), "u-alice");
+    assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Email"), "alice@example.com");
+    assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Matrix-User-Id"), ALICE);
+    assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Method"), "trusted_upstream");
+    assert_string_equal(r.body, "{\"user_id\":\"u-alice\",\"email\":\"alice@example.com\",\"matrix_user_id\":\""
+                                ALICE "\",\"method\":\"trusted_upstream\"}");
+    mr_http_result_clear(&r);
+    /* Ingress controllers keep the client's method. */
+    ua_http("POST", p.port, "/auth/verify", ALICE_HEADERS, &r);
+    assert_int_equal(r.status, 200);
+    mr_http_result_clear(&r);
+    get(&p, "/api/auth/me", ALICE_HEADERS, &r);
+    assert_string_equal(r.body, "{\"user_id\":\"u-alice\",\"email\":\"alice@example.com\",\"matrix_user_id\":\""
+                                ALICE "\",\"method\":\"trusted_upstream\"}");
+    mr_http_result_clear(&r);
+
+    expect_status(&p, "/auth/verify", NULL, 401,
+                  "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    const char *const dup[] = {"X-MindRoom-User-Id: u-alice", "X-MindRoom-User-Id: u-bob", NULL};
+    expect_status(&p, "/auth/verify", dup, 401, "{\"detail\":\"Duplicate trusted upstream header: X-MindRoom-User-Id\"}");
+    const char *const forged[] = {"X-MindRoom-Auth-User-Id: u-alice", "X-MindRoom-Auth-Matrix-User-Id: " ALICE,
+                                  "X-Forwarded-User: u-alice", NULL};
+    expect_status(&p, "/auth/verify", forged, 401,
+                  "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    char big[UA_HEADER_VALUE_MAX + 64];
+    int n = snprintf(big, sizeof big, "X-MindRoom-User-Id: ");
+    memset(big + n, 'u', UA_HEADER_VALUE_MAX + 1);
+    big[n + UA_HEADER_VALUE_MAX + 1] = '\0';
+    const char *const oversize[] = {big, NULL};
+    expect_status(&p, "/auth/verify", oversize, 401, "{\"detail\":\"Trusted upstream header too long: X-MindRoom-User-Id\"}");
+    const char *const unmappable[] = {"X-MindRoom-User-Id: u-1", "X-MindRoom-User-Email: al:ice@example.com", NULL};
+    get(&p, "/auth/verify", unmappable, &r);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.body, "Trusted upstream email does not map to a Matrix user ID"));
+    mr_http_result_clear(&r);
+    expect_status(&p, "/nowhere", ALICE_HEADERS, 404, "{\"detail\":\"Not found\"}");
+    ua_proc_stop(&p);
+}
+
+static char *strict_token(const char *email)
+{
+    long long now = ua_now_s();
+    char *c = tk_printf("{\"iss\":\"https://gateway.example.com\",\"aud\":\"mindroom-dashboard\",\"exp\":%lld,"
+                        "\"email\":\"%s\"}", now + 600, email);
+    char *t = ua_token(&g_key, c);
+    free(c);
+    return t;
+}
+
+static void test_forward_auth_strict_mode(void **state)
+{
+    (void)state;
+    header_mode_env();
+    setenv(TU "REQUIRE_JWT", "true", 1);
+    setenv(TU "JWT_HEADER", "X-Trusted-Jwt", 1);
+    setenv(TU "JWKS_URL", js_url(g_js), 1);
+    setenv(TU "JWT_AUDIENCE", "mindroom-dashboard", 1);
+    setenv(TU "JWT_ISSUER", "https://gateway.example.com", 1);
+    ua_proc p;
+    ua_proc_start(&p);
+    char *t = strict_token("alice@example.com");
+    char *jwt_line = tk_printf("X-Trusted-Jwt: %s", t);
+    const char *const ok[] = {"X-MindRoom-User-Id: alice@example.com", jwt_line, NULL};
+    for (int i = 0; i < 2; i++) {
+        mr_http_result r = {0};
+        get(&p, "/auth/verify", ok, &r);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Matrix-User-Id"), ALICE);
+        assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Method"), "trusted_upstream_jwt");
+        mr_http_result_clear(&r);
+    }
+    const char *const spoofed[] = {"X-MindRoom-User-Id: bob@example.com", jwt_line, NULL};
+    expect_status(&p, "/auth/verify", spoofed, 401,
+                  "{\"detail\":\"Trusted upstream identity header does not match the JWT: X-MindRoom-User-Id\"}");
+    const char *const header_only[] = {"X-MindRoom-User-Id: alice@example.com", NULL};
+    expect_status(&p, "/auth/verify", header_only, 401, "{\"detail\":\"Missing trusted upstream JWT header: X-Trusted-Jwt\"}");
+    const char *const garbage[] = {"X-MindRoom-User-Id: alice@example.com", "X-Trusted-Jwt: a.b.c", NULL};
+    expect_status(&p, "/auth/verify", garbage, 401, "{\"detail\":\"Invalid trusted upstream JWT\"}");
+    mr_http_result r = {0};
+    get(&p, "/metrics", NULL, &r);
+    /* The first valid token and the garbage one missed; the two later uses of the valid one hit. */
+    assert_non_null(strstr(r.body, "upstream_auth_jwt_cache_total{result=\"miss\"} 2\n"));
+    assert_non_null(strstr(r.body, "upstream_auth_jwt_cache_total{result=\"hit\"} 2\n"));
+    mr_http_result_clear(&r);
+    assert_log_lacks(&p, t);
+    ua_proc_stop(&p);
+    free(jwt_line);
+    free(t);
+}
+
+static void mint(const char *requester, const char *provider, long ttl_ms, char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1])
+{
+    mr_err err = {0};
+    mr_oauth_connect_request rq = {.requester = requester, .provider = provider, .scopes = "repo read:user",
+                                   .agent = "coder", .ttl_ms = ttl_ms};
+    check(mr_oauth_connect_mint(g_store, &rq, token, &err), &err);
+}
+
+static char *link_for(const char *provider, const char *token)
+{
+    char path[256];
+    mr_err err = {0};
+    check(mr_oauth_connect_link(NULL, provider, token, path, sizeof path, &err), &err);
+    return strdup(path);
+}
+
+/* The service's 302 for the authorize link: the provider's URL it points at. Caller frees. */
+static char *authorize_redirect(const ua_proc *p, const char *path, const char *const *headers)
+{
+    mr_http_result r = {0};
+    get(p, path, headers, &r);
+    if (r.status != 302)
+        fail_msg("GET %s: %ld %s", path, r.status, r.body);
+    char *location = strdup(mr_http_result_header(&r, "Location"));
+    mr_http_result_clear(&r);
+    return location;
+}
+
+/* The provider's 302 back to the callback: the path and query on the service. Caller frees. */
+static char *provider_redirect(const char *authorize_url, int service_port)
+{
+    mr_http_result r = {0};
+    ua_http("GET", 0, authorize_url, NULL, &r);
+    if (r.status != 302)
+        fail_msg("GET %s: %ld %s", authorize_url, r.status, r.body);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "http://127.0.0.1:%d", service_port);
+    const char *location = mr_http_result_header(&r, "Location");
+    assert_true(strncmp(location, prefix, strlen(prefix)) == 0);
+    char *path = strdup(location + strlen(prefix));
+    mr_http_result_clear(&r);
+    return path;
+}
+
+static void test_oauth_connect_flow(void **state)
+{
+    (void)state;
+    fake_provider *fp = fp_start("gh-client", CLIENT_SECRET);
+    header_mode_env();
+    provider_env(fp);
+    ua_proc p;
+    ua_proc_start(&p);
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(ALICE, "github", 0, token);
+    char *link = link_for("github", token);
+
+    /* No identity: 401; someone else: 403; neither uses the token up. */
+    expect_status(&p, link, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    expect_status(&p, link, BOB_HEADERS, 403,
+                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    char *to_provider = authorize_redirect(&p, link, ALICE_HEADERS);
+    char expected[256];
+    snprintf(expected, sizeof expected, "%s?response_type=code&client_id=gh-client&redirect_uri=", fp_authorize_url(fp));
+    assert_true(strncmp(to_provider, expected, strlen(expected)) == 0);
+    /* The link works once. */
+    expect_status(&p, link, ALICE_HEADERS, 409, "{\"detail\":\"Connect token was already used; ask the agent for a new link\"}");
+
+    char *callback = provider_redirect(to_provider, p.port);
+    assert_string_equal(fp_last_authorize_param(fp, "scope"), "repo read:user");
+    assert_string_equal(fp_last_authorize_param(fp, "code_challenge_method"), "S256");
+    snprintf(expected, sizeof expected, "http://127.0.0.1:%d/api/oauth/github/callback", p.port);
+    assert_string_equal(fp_last_authorize_param(fp, "redirect_uri"), expected);
+    assert_true(strncmp(callback, "/api/oauth/github/callback?code=", 32) == 0);
+
+    expect_status(&p, callback, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    expect_status(&p, callback, BOB_HEADERS, 403,
+                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    expect_status(&p, callback, ALICE_HEADERS, 200, NULL);
+    assert_int_equal(fp_tokens_issued(fp), 1);
+    assert_int_equal(fp_tokens_refused(fp), 0);
+    /* The state is single use too. */
+    expect_status(&p, callback, ALICE_HEADERS, 410,
+                  "{\"detail\":\"OAuth state is unknown, used or expired; ask the agent for a new link\"}");
+
+    char *creds = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    check(mr_oauth_credentials_get(g_store, ALICE, "github", &creds, &len, &err), &err);
+    json_t *j = json_loads(creds, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "access_token")), "at-1");
+    assert_string_equal(json_string_value(json_object_get(j, "refresh_token")), "rt-1");
+    assert_string_equal(json_string_value(json_object_get(j, "scope")), "repo read:user");
+    assert_true(json_integer_value(json_object_get(j, "obtained_at")) >= ua_now_s() - 60);
+    json_decref(j);
+    free(creds);
+    assert_int_equal(mr_oauth_credentials_get(g_store, BOB, "github", &creds, &len, &err), MR_ENOTFOUND);
+
+    assert_log_lacks(&p, CLIENT_SECRET);
+    assert_log_lacks(&p, token);
+    assert_log_lacks(&p, "at-1");
+    assert_log_lacks(&p, "rt-1");
+    ua_proc_stop(&p);
+    free(callback);
+    free(to_provider);
+    free(link);
+    fp_stop(fp);
+}
+
+static void test_oauth_refusals(void **state)
+{
+    (void)state;
+    fake_provider *fp = fp_start("gh-client", CLIENT_SECRET);
+    header_mode_env();
+    provider_env(fp);
+    ua_proc p;
+    ua_proc_start(&p);
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(ALICE, "google_drive", 0, token);
+    char *link = link_for("dropbox", token);
+    expect_status(&p, link, ALICE_HEADERS, 404, "{\"detail\":\"Unknown OAuth provider\"}");
+    free(link);
+    link = link_for("github", token);
+    expect_status(&p, link, ALICE_HEADERS, 400, "{\"detail\":\"Connect token is for provider google_drive, not github\"}");
+    free(link);
+    expect_status(&p, "/api/oauth/github/authorize", ALICE_HEADERS, 400, "{\"detail\":\"Missing connect_token\"}");
+    expect_status(&p, "/api/oauth/github/authorize?connect_token=abc", ALICE_HEADERS, 400,
+                  "{\"detail\":\"Malformed connect token\"}");
+    expect_status(&p, "/api/oauth/github/authorize?connect_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                  ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
+    mint(ALICE, "github", 1, token);
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
+    link = link_for("github", token);
+    expect_status(&p, link, ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
+    free(link);
+
+    /* The user declines at the provider: the state is used up all the same. */
+    mint(ALICE, "github", 0, token);
+    link = link_for("github", token);
+    char *to_provider = authorize_redirect(&p, link, ALICE_HEADERS);
+    const char *state_at = strstr(to_provider, "&state=");
+    assert_non_null(state_at);
+    char declined[512];
+    snprintf(declined, sizeof declined, "/api/oauth/github/callback?error=access_denied&state=%.*s",
+             (int)strcspn(state_at + 7, "&"), state_at + 7);
+    expect_status(&p, declined, ALICE_HEADERS, 400,
+                  "{\"detail\":\"The provider did not grant access (access_denied); ask the agent for a new link\"}");
+    expect_status(&p, declined, ALICE_HEADERS, 410,
+                  "{\"detail\":\"OAuth state is unknown, used or expired; ask the agent for a new link\"}");
+    expect_status(&p, "/api/oauth/github/callback?code=x", ALICE_HEADERS, 400, "{\"detail\":\"Missing state\"}");
+    expect_status(&p, "/api/oauth/github/callback?code=x&state=forged", ALICE_HEADERS, 410,
+                  "{\"detail\":\"OAuth state is unknown, used or expired; ask the agent for a new link\"}");
+    assert_int_equal(fp_tokens_issued(fp), 0);
+    ua_proc_stop(&p);
+    free(to_provider);
+    free(link);
+    fp_stop(fp);
+}
+
+static void test_api_key_and_single_owner(void **state)
+{
+    (void)state;
+    fake_provider *fp = fp_start("gh-client", CLIENT_SECRET);
+    ua_proc_env(g_redis.url);
+    provider_env(fp);
+    setenv("MINDROOM_API_KEY", API_KEY, 1);
+    setenv("MINDROOM_OWNER_USER_ID", ALICE, 1);
+    /* Ignored while trusted upstream auth is off. */
+    setenv(TU "USER_ID_HEADER", "X-MindRoom-User-Id", 1);
+    ua_proc p;
+    ua_proc_start(&p);
+    expect_status(&p, "/auth/verify", ALICE_HEADERS, 401, "{\"detail\":\"Missing or invalid credentials\"}");
+    const char *const wrong[] = {"Authorization: Bearer not-the-key", NULL};
+    expect_status(&p, "/auth/verify", wrong, 401, "{\"detail\":\"Invalid API key\"}");
+    const char *const right[] = {"Authorization: Bearer " API_KEY, NULL};
+    mr_http_result r = {0};
+    get(&p, "/auth/verify", right, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"user_id\":\"" ALICE "\",\"email\":null,\"matrix_user_id\":\"" ALICE
+                                "\",\"method\":\"api_key\"}");
+    assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Method"), "api_key");
+    assert_null(mr_http_result_header(&r, "X-MindRoom-Auth-Email"));
+    mr_http_result_clear(&r);
+    const char *const cookie[] = {"Cookie: mindroom_api_key=" API_KEY, NULL};
+    expect_status(&p, "/auth/verify", cookie, 200, NULL);
+
+    /* The single owner redeems links made for the owner, and no other. */
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    mint(BOB, "github", 0, token);
+    char *link = link_for("github", token);
+    expect_status(&p, link, right, 403, "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    free(link);
+    mint(ALICE, "github", 0, token);
+    link = link_for("github", token);
+    char *to_provider = authorize_redirect(&p, link, cookie);
+    char *callback = provider_redirect(to_provider, p.port);
+    expect_status(&p, callback, cookie, 200, NULL);
+    assert_int_equal(fp_tokens_issued(fp), 1);
+    assert_log_lacks(&p, API_KEY);
+    ua_proc_stop(&p);
+    free(callback);
+    free(to_provider);
+    free(link);
+    fp_stop(fp);
+}
+
+/* Runs the binary with the variables set and expects exit 2 and a message naming `want`. */
+static void expect_exit_2(const char *const *vars, const char *want)
+{
+    ua_proc_env(g_redis.url);
+    for (size_t i = 0; vars[i]; i += 2)
+        setenv(vars[i], vars[i + 1], 1);
+    char *out = NULL;
+    int status = ua_proc_run(&out);
+    if (status != 2 || !strstr(out, want))
+        fail_msg("exit status %d, expected 2 and \"%s\" in:\n%s", status, want, out);
+    free(out);
+}
+
+static void test_invalid_settings_stop_start_up(void **state)
+{
+    (void)state;
+    const char *const no_user_header[] = {TU "AUTH_ENABLED", "true", NULL};
+    expect_exit_2(no_user_header, TU "USER_ID_HEADER: required when " TU "AUTH_ENABLED is true");
+    const char *const two_placeholders[] = {TU "EMAIL_HEADER", "X-Email", TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE",
+                                            "@{localpart}{localpart}:example.org", NULL};
+    expect_exit_2(two_placeholders, TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE: must contain exactly one {localpart}");
+    const char *const no_email_header[] = {TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", "@{localpart}:example.org", NULL};
+    expect_exit_2(no_email_header, TU "EMAIL_HEADER: required when " TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE is set");
+    const char *const strict_without_jwks[] = {TU "REQUIRE_JWT", "true", TU "JWT_HEADER", "X-Trusted-Jwt", NULL};
+    expect_exit_2(strict_without_jwks, TU "JWKS_URL: required when " TU "REQUIRE_JWT is true");
+    const char *const bad_bool[] = {TU "REQUIRE_JWT", "yes please", NULL};
+    expect_exit_2(bad_bool, TU "REQUIRE_JWT: \"yes please\" is not a boolean");
+    const char *const bad_owner[] = {"MINDROOM_OWNER_USER_ID", "owner", NULL};
+    expect_exit_2(bad_owner, "MINDROOM_OWNER_USER_ID: ");
+    const char *const no_secret[] = {"MINDROOM_OAUTH_PROVIDERS", "github", "MINDROOM_PUBLIC_URL",
+                                     "https://mindroom.example.org", "MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL",
+                                     "https://github.example.com/authorize", "MINDROOM_OAUTH_GITHUB_TOKEN_URL",
+                                     "https://github.example.com/token", "MINDROOM_OAUTH_GITHUB_CLIENT_ID", "c", NULL};
+    expect_exit_2(no_secret, "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET: required");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops_endpoints_and_metrics),
+        cmocka_unit_test(test_forward_auth_header_mode),
+        cmocka_unit_test(test_forward_auth_strict_mode),
+        cmocka_unit_test(test_oauth_connect_flow),
+        cmocka_unit_test(test_oauth_refusals),
+        cmocka_unit_test(test_api_key_and_single_owner),
+        cmocka_unit_test(test_invalid_settings_stop_start_up),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
