@@ -1,0 +1,197 @@
+/* agent_internal.h -- what the files of mindroom-agent share: who is who (roster), mentions, the
+ * turn policy, thread state, streaming cadence, transaction IDs, replies and claims. */
+#ifndef MINDROOM_AGENT_INTERNAL_H
+#define MINDROOM_AGENT_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mindroom/config.h"
+#include "mindroom/err.h"
+#include "mindroom/ids.h"
+#include "mindroom/store.h"
+
+/* ---- roster: the entities of the config and their Matrix accounts (roster.c) ------------- */
+
+typedef enum entity_kind { ENTITY_ROUTER = 0, ENTITY_AGENT, ENTITY_TEAM } entity_kind;
+
+typedef struct roster_entry {
+    const char *name;            /* "router", an agent or a team name (borrowed from the config) */
+    const char *display_name;
+    char user_id[MR_ID_MAX + 1]; /* the managed account */
+    entity_kind kind;
+    const mr_agent_cfg *agent;   /* ENTITY_AGENT */
+    const mr_team_cfg *team;     /* ENTITY_TEAM */
+} roster_entry;
+
+typedef struct roster {
+    mr_config *cfg;              /* a reference held while the roster lives */
+    roster_entry *v;             /* the router, then agents, then teams, in config order */
+    size_t n;
+    char internal_user[MR_ID_MAX + 1]; /* @<mindroom_user.username>:<server>, a person */
+} roster;
+
+/* Builds the roster of cfg for the instance's server name and namespace (NULL or "" for none);
+ * takes a reference on cfg. MR_EINVAL names the entity whose user ID cannot be made. */
+mr_code roster_build(mr_config *cfg, const char *server_name, const char *ns, roster *out, mr_err *err);
+void roster_free(roster *r);
+const roster_entry *roster_by_name(const roster *r, const char *name);
+const roster_entry *roster_by_user(const roster *r, const char *user_id);
+bool roster_is_bot_account(const roster *r, const char *user_id);
+
+/* ---- mentions (mentions.c) --------------------------------------------------------------- */
+
+#define MENTIONS_MAX 16
+
+typedef struct mentions {
+    const char *names[MENTIONS_MAX]; /* mentioned entities (the router included), first first,
+                                        each once; borrowed from the roster */
+    size_t n;
+    bool other;                      /* a person (not an entity, not a bot account) was mentioned */
+    const char *source;              /* "m.mentions", "matrix.to", "body", or NULL for none */
+} mentions;
+
+/* Who content mentions, from the first source that names anyone: m.mentions.user_ids, then
+ * matrix.to links (formatted_body, then body), then @name tokens in the body matched against
+ * entity names, display names and account localparts (case-insensitive). The sender's own ID
+ * and bot accounts never count. Tokens only ever find entities. */
+void mentions_extract(const roster *r, json_t *content, const char *sender, mentions *out);
+
+/* ---- the turn policy (turn_policy.c): pure, no I/O --------------------------------------- */
+
+#define POLICY_MAX 64
+
+typedef struct policy_input {
+    bool in_thread;
+    size_t humans;                       /* distinct people who posted in the thread, this message
+                                            included; bot accounts and entities are not people */
+    const char *const *thread_agents;    /* entities that answered in the thread, in order of
+                                            first answer; the router never counts */
+    size_t n_thread_agents;
+    const mentions *mentioned;
+    const char *const *eligible;         /* entities (not the router) that are in the room and
+                                            whose reply permissions allow the sender */
+    size_t n_eligible;
+    bool router_allowed;                 /* the router may answer the sender: it may hand over */
+    bool relay;                          /* a router hand-off: only whom it mentions answers */
+} policy_input;
+
+typedef enum policy_kind { POLICY_SILENT = 0, POLICY_ANSWER, POLICY_ROUTE } policy_kind;
+
+typedef struct policy_decision {
+    policy_kind kind;
+    const char *who[POLICY_MAX];         /* ANSWER: who answers; ROUTE: the candidates */
+    size_t n;
+    const char *why;                     /* a phrase for the log */
+} policy_decision;
+
+void policy_decide(const policy_input *in, policy_decision *out);
+
+/* ---- thread state (thread_state.c): history kept in the store ---------------------------- */
+
+#define HISTORY_MAX 30           /* messages kept per conversation */
+#define HISTORY_BODY_MAX 4000    /* bytes kept of each body */
+#define HISTORY_ROOM "room"      /* the conversation outside threads, for thread_mode: room */
+
+/* One conversation: `history:<room_id>:<root>` (proto/store.md), root being the thread root
+ * event ID or HISTORY_ROOM. */
+typedef struct thread_state {
+    json_t *doc;                 /* {"participants": {user: entity or ""}, "messages": [...]} */
+} thread_state;
+
+typedef struct history_msg {
+    const char *event_id;        /* may be NULL (a reply whose event ID is not known) */
+    const char *sender;
+    const char *entity;          /* the entity that wrote it, NULL for a person */
+    const char *body;
+} history_msg;
+
+/* An absent key gives an empty state. */
+mr_code thread_load(mr_store *s, const char *room_id, const char *root, thread_state *out, mr_err *err);
+void thread_state_free(thread_state *t);
+/* People who posted, plus `sender` when it is a person too. */
+size_t thread_humans(const thread_state *t, const roster *r, const char *sender);
+/* Entities (not the router) that posted, in order of first post; names borrowed from r. */
+size_t thread_agents(const thread_state *t, const roster *r, const char **out, size_t cap);
+size_t thread_count(const thread_state *t);
+/* The i-th message, oldest first; strings borrow from t. */
+history_msg thread_message(const thread_state *t, size_t i);
+/* Appends m (skipped when a message with its event ID is there), keeping the last HISTORY_MAX,
+ * with compare-and-set so concurrent writers do not lose each other's messages. */
+mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err);
+
+/* ---- streaming cadence (stream.c): pure, the clock is the caller's ----------------------- */
+
+#define STREAM_MIN_INTERVAL_MS 500   /* edit interval at the start ... */
+#define STREAM_MAX_INTERVAL_MS 5000  /* ... ramping to this ... */
+#define STREAM_RAMP_MS 15000         /* ... over this long */
+#define STREAM_MIN_CHARS 48          /* character threshold at the start, ramping to ... */
+#define STREAM_MAX_CHARS 240
+#define STREAM_CHAR_FLOOR_MS 350     /* a character-triggered update waits at least this long */
+
+typedef struct stream_state {
+    long long started_ms;        /* when the answer began (the ramp starts there) */
+    long long last_ms;           /* the last send or edit; started_ms before the first */
+    size_t chars_since;          /* characters (code points) since then */
+    int updates;                 /* sends and edits so far */
+} stream_state;
+
+void stream_begin(stream_state *s, long long now_ms);
+long stream_interval_ms(long long elapsed_ms);
+size_t stream_char_threshold(long long elapsed_ms);
+/* Adds a piece of text and says whether the message should be sent or edited now: when the
+ * current interval has passed since the last update, or the character threshold is reached and
+ * STREAM_CHAR_FLOOR_MS has passed; the first update as soon as STREAM_MIN_CHARS are there or
+ * STREAM_MIN_INTERVAL_MS has passed. Never with nothing new. Marks the update as done when it
+ * says yes. */
+bool stream_push(stream_state *s, const char *text, size_t len, long long now_ms);
+
+/* ---- transaction IDs (txn.c) -------------------------------------------------------------- */
+
+#define TXN_MAX 48
+
+/* "mr<24 hex of SHA-256(event_id \n entity)>.<kind><seq>", e.g. mr0a1b...c9.e3: the same
+ * (event, entity, kind, seq) always gives the same ID, so a replay re-sends under the IDs the
+ * homeserver already knows. kind: "m" the message, "e" an edit, "f" the final edit, "t" typing;
+ * seq < 0 leaves the number out. */
+void txn_id(const char *event_id, const char *entity, const char *kind, int seq, char out[TXN_MAX]);
+
+/* ---- replies (reply.c): Matrix content for answers ---------------------------------------- */
+
+typedef struct reply_where {
+    const char *room_id;
+    const char *trigger;         /* the event answered (m.in_reply_to) */
+    const char *thread_root;     /* MSC3440 thread root; NULL: a plain reply (thread_mode room) */
+} reply_where;
+
+/* m.room.message m.text content: body, and the thread relation when where has a root. */
+json_t *reply_content(const char *body, const reply_where *where);
+/* An m.replace edit of original_event_id to body. */
+json_t *reply_edit_content(const char *body, const char *original_event_id);
+/* The router's hand-off: "@<display> could you help with this?" with m.mentions of the agent,
+ * a matrix.to pill, com.mindroom.original_sender and the thread relation. */
+json_t *reply_handoff_content(const roster_entry *agent, const char *original_sender, const reply_where *where);
+/* The outbound_intent (JSON text, malloc'd) for content or typing; NULL when out of memory. */
+char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *in_reply_to,
+                        json_t *content);
+char *reply_typing_intent(const char *account, const char *room_id, const char *txn, bool typing);
+
+/* ---- claims (claim.c) --------------------------------------------------------------------- */
+
+#define CLAIM_TTL_MS (7L * 24 * 3600 * 1000)
+#define CLAIM_STALE_MS 90000L    /* a "started" claim not refreshed for this long was abandoned */
+
+typedef enum claim_result { CLAIM_WON = 0, CLAIM_TAKEN_OVER, CLAIM_DONE, CLAIM_BUSY } claim_result;
+
+/* `reply:<event_id>:<entity>` (proto/store.md). now_ms is wall-clock time. */
+mr_code claim_take(mr_store *s, const char *event_id, const char *entity, long long now_ms, claim_result *out,
+                   mr_err *err);
+/* Refreshes a claim in progress, so no other worker takes it over. */
+mr_code claim_refresh(mr_store *s, const char *event_id, const char *entity, long long now_ms, mr_err *err);
+mr_code claim_done(mr_store *s, const char *event_id, const char *entity, mr_err *err);
+/* Gives a claim up after a failure this worker saw, so the turn's next delivery answers at once
+ * (with the same transaction IDs) rather than waiting for the claim to go stale. */
+mr_code claim_release(mr_store *s, const char *event_id, const char *entity, mr_err *err);
+
+#endif

@@ -1,0 +1,97 @@
+/* agent_run.h -- the running service's shared parts: the turn in hand, the service state, and
+ * what answering (answer.c) and handing over (route.c) need from it (agent_service.c). */
+#ifndef MINDROOM_AGENT_RUN_H
+#define MINDROOM_AGENT_RUN_H
+
+#include <stdatomic.h>
+
+#include "agent_internal.h"
+#include "mindroom/llm.h"
+#include "mindroom/runtime.h"
+
+/* A turn, checked against its schema. Strings borrow from root. */
+typedef struct agent_turn {
+    json_t *root;
+    json_t *content;               /* event.content */
+    const char *room_id;
+    const char *room_key;          /* NULL: a room the instance does not manage */
+    const char *event_id;
+    const char *event_sender;      /* event.sender: who posted */
+    const char *sender;            /* the canonical sender authz judged */
+    const char *original_sender;   /* the person a relay speaks for, or NULL */
+    const char *thread_root;       /* NULL outside a thread */
+    const char *body;
+    const char *msgtype;
+    const char *in_reply_to;       /* content.m.relates_to.m.in_reply_to.event_id, or NULL */
+    const char *allowed[POLICY_MAX];
+    size_t n_allowed;
+} agent_turn;
+
+/* MR_EINVAL naming the field for a message that is not a valid turn. */
+mr_code agent_turn_parse(const char *value, size_t len, agent_turn *out, mr_err *err);
+void agent_turn_free(agent_turn *t);
+
+/* A model client, made when first needed for the config in force. */
+typedef struct model_slot {
+    mr_llm_client *client;
+    bool tried;
+    mr_code rc;                    /* why there is no client */
+    char why[MR_ERR_MSG_MAX];
+} model_slot;
+
+typedef struct agent_svc {
+    const mr_runtime *rt;
+    roster roster;
+    bool have_roster;
+    unsigned long gen;             /* config generation the roster was built from */
+    model_slot *models;            /* one per roster.cfg->models */
+    bool any_room_mode;            /* an agent replies outside threads: keep the room's history */
+    atomic_bool subscribed;        /* for /readyz */
+} agent_svc;
+
+/* What answering a turn needs to know beyond the turn. */
+typedef struct turn_ctx {
+    const agent_turn *turn;
+    const char *root;              /* the thread root, or the message itself outside threads */
+    const char *user_text;         /* what to answer: the body, or for a hand-off the message it
+                                      hands over */
+    const char *handed_over;       /* a hand-off: the event ID of that message, else NULL */
+} turn_ctx;
+
+long long agent_now_ms(void);      /* monotonic, for the streaming cadence */
+long long agent_wall_ms(void);     /* wall clock, for claims other workers read */
+
+/* The client of a model by name; NULL with *rc and why filled when it cannot be made (no key,
+ * unknown provider). */
+mr_llm_client *agent_model(agent_svc *svc, const char *name, mr_code *rc, const char **why);
+
+/* Publishes an outbound intent (JSON text, freed here; NULL counts as out of memory) keyed by
+ * room ID. */
+mr_code agent_publish(agent_svc *svc, const char *room_id, char *intent, mr_err *err);
+mr_code agent_flush(agent_svc *svc, mr_err *err);
+
+/* Why a model call failed, in a few words a user can read (never a key or a URL). */
+const char *agent_reason(mr_code rc, bool no_client);
+/* "Sorry, I could not reach the model (<reason>). Try again in a moment." (malloc'd), after
+ * partial when the answer had begun; NULL when out of memory. */
+char *agent_sorry(const char *partial, const char *reason);
+
+/* The conversation as prompt messages (prompt.c): the last `last` messages of th, without the
+ * message answered, the message a hand-off hands over, and the router's hand-offs. self's own
+ * messages are the assistant's; the others are the user's, as "<who>: <body>". */
+typedef struct prompt_history {
+    mr_llm_message *msgs;
+    char **owned;
+    size_t n;
+} prompt_history;
+
+mr_code prompt_history_build(const thread_state *th, const roster *r, const char *self, const turn_ctx *t,
+                             size_t last, prompt_history *out, mr_err *err);
+void prompt_history_free(prompt_history *p);
+
+/* Answers as e (answer.c). */
+mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_err *err);
+/* Asks the router's model which candidate answers, and hands over to it (route.c). */
+mr_code route_turn(agent_svc *svc, const turn_ctx *t, const char *const *candidates, size_t n, mr_err *err);
+
+#endif

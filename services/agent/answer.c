@@ -1,0 +1,297 @@
+/* answer.c -- one entity answers one turn: claim, typing, the model call streamed into a
+ * thread reply (one send, throttled m.replace edits ending in " ⋯", a final edit), the reply
+ * recorded in the history, the claim marked done. */
+#include "agent_run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COMPONENT "agent"
+#define IN_PROGRESS " \xe2\x8b\xaf"     /* " ⋯" */
+#define TYPING_REFRESH_MS 15000         /* min(timeout / 2, 15 s) of a 30 s typing notice */
+#define CLAIM_REFRESH_MS 10000
+#define SENT_WAIT_MS 10000              /* how long the final edit waits for the first event's ID */
+#define SENT_POLL_MS 50
+#define HISTORY_PROMPT_DEFAULT 20
+
+typedef struct answer_run {
+    agent_svc *svc;
+    const turn_ctx *t;
+    const roster_entry *e;
+    reply_where where;
+    char *text;                  /* the answer so far */
+    size_t len, cap;
+    stream_state st;
+    bool sent;                   /* the first message is on the bus */
+    char *first_event;           /* its event ID, once the gateway has recorded it */
+    int edits;
+    int typing;                  /* typing notices sent */
+    long long typing_ms, claim_ms;
+    mr_code failed;              /* the first bus or store failure; it cancels the call */
+    mr_err err;
+} answer_run;
+
+static void txn(const answer_run *a, const char *kind, int seq, char out[TXN_MAX])
+{
+    txn_id(a->t->turn->event_id, a->e->name, kind, seq, out);
+}
+
+static void fail(answer_run *a, mr_code rc, const mr_err *err)
+{
+    if (rc != MR_OK && a->failed == MR_OK) {
+        a->failed = rc;
+        a->err = *err;
+    }
+}
+
+static void publish(answer_run *a, char *intent)
+{
+    mr_err err = {0};
+    if (a->failed == MR_OK)
+        fail(a, agent_publish(a->svc, a->t->turn->room_id, intent, &err), &err);
+    else
+        free(intent);
+}
+
+static void typing(answer_run *a, bool on)
+{
+    char id[TXN_MAX];
+    txn(a, "t", a->typing++, id);
+    publish(a, reply_typing_intent(a->e->user_id, a->t->turn->room_id, id, on));
+    a->typing_ms = agent_now_ms();
+}
+
+static bool append(answer_run *a, const char *text, size_t len)
+{
+    if (a->len + len + 1 > a->cap) {
+        size_t cap = (a->len + len + 1) * 2;
+        char *grown = realloc(a->text, cap);
+        if (!grown)
+            return false;
+        a->text = grown;
+        a->cap = cap;
+    }
+    memcpy(a->text + a->len, text, len);
+    a->len += len;
+    a->text[a->len] = '\0';
+    return true;
+}
+
+/* The first message's event ID as the gateway recorded it (`sent:<txn_id>`), waiting up to
+ * wait_ms for it. */
+static const char *first_event(answer_run *a, int wait_ms)
+{
+    char id[TXN_MAX], key[TXN_MAX + 8];
+    txn(a, "m", -1, id);
+    snprintf(key, sizeof key, "sent:%s", id);
+    long long deadline = agent_now_ms() + wait_ms;
+    while (!a->first_event && a->failed == MR_OK) {
+        size_t len = 0;
+        mr_err err = {0};
+        mr_code rc = mr_store_get(a->svc->rt->store, key, &a->first_event, &len, &err);
+        if (rc != MR_OK && rc != MR_ENOTFOUND)
+            fail(a, rc, &err);
+        if (rc == MR_OK || agent_now_ms() >= deadline || mr_runtime_sleep(a->svc->rt, SENT_POLL_MS))
+            break;
+    }
+    return a->first_event;
+}
+
+/* Sends the text so far (in progress: with " ⋯"), or edits the first message to it. */
+static void show(answer_run *a, bool final)
+{
+    char *body = malloc(a->len + sizeof IN_PROGRESS);
+    if (!body) {
+        mr_err err;
+        fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory showing an answer"), &err);
+        return;
+    }
+    snprintf(body, a->len + sizeof IN_PROGRESS, "%s%s", a->text ? a->text : "", final ? "" : IN_PROGRESS);
+    char id[TXN_MAX];
+    const char *original = a->sent ? first_event(a, final ? SENT_WAIT_MS : 0) : NULL;
+    json_t *content = NULL;
+    if (!a->sent) {
+        txn(a, "m", -1, id);
+        content = reply_content(body, &a->where);
+        a->sent = true;
+    } else if (original) {
+        txn(a, final ? "f" : "e", final ? -1 : ++a->edits, id);
+        content = reply_edit_content(body, original);
+    } else if (final) {
+        /* The gateway never said which event the first part became: the whole answer goes out
+         * as a message of its own rather than being lost. */
+        const char *fields[] = {"event_id", a->t->turn->event_id, "entity", a->e->name, NULL};
+        mr_log_write(MR_LOG_WARN, COMPONENT, fields,
+                     "the event ID of the first part never arrived (sent:<txn_id> in the store): sending the "
+                     "whole answer as a new message");
+        txn(a, "f", -1, id);
+        content = reply_content(body, &a->where);
+    }
+    if (content)
+        publish(a, reply_send_intent(a->e->user_id, a->t->turn->room_id, id, a->t->turn->event_id, content));
+    json_decref(content);
+    free(body);
+    if (!final) {
+        mr_err err = {0};
+        /* Out now rather than at the end: the message is meant to be seen while it grows. */
+        if (a->failed == MR_OK)
+            fail(a, agent_flush(a->svc, &err), &err);
+    }
+}
+
+static bool on_delta(void *ctx, const char *text, size_t len)
+{
+    answer_run *a = ctx;
+    if (!append(a, text, len)) {
+        mr_err err;
+        fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory streaming an answer"), &err);
+        return false;
+    }
+    long long now = agent_now_ms();
+    if (stream_push(&a->st, text, len, now))
+        show(a, false);
+    if (now - a->typing_ms >= TYPING_REFRESH_MS)
+        typing(a, true);
+    long long wall = agent_wall_ms();
+    if (wall - a->claim_ms >= CLAIM_REFRESH_MS) {
+        mr_err err = {0};
+        fail(a, claim_refresh(a->svc->rt->store, a->t->turn->event_id, a->e->name, wall, &err), &err);
+        a->claim_ms = wall;
+    }
+    if (mr_runtime_stopping(a->svc->rt)) {
+        /* Left unfinished, not done: the claim is given up and the next start answers again. */
+        mr_err err;
+        fail(a, mr_err_set(&err, MR_EUNAVAIL, "stopping in the middle of an answer"), &err);
+    }
+    return a->failed == MR_OK;
+}
+
+static const char *model_of(const roster *r, const roster_entry *e)
+{
+    if (e->agent)
+        return e->agent->model;
+    if (e->team->model)
+        return e->team->model;
+    const roster_entry *first = e->team->agents.len ? roster_by_name(r, e->team->agents.v[0]) : NULL;
+    return first && first->agent ? first->agent->model : "default";
+}
+
+/* The model call, its answer left in a->text (an apology when it failed). */
+static void call_model(answer_run *a)
+{
+    agent_svc *svc = a->svc;
+    const roster_entry *e = a->e;
+    const mr_config *cfg = svc->roster.cfg;
+    bool room_mode = e->agent && e->agent->thread_mode == MR_THREAD_MODE_ROOM;
+    thread_state th = {0};
+    prompt_history hist = {0};
+    mr_err err = {0};
+    mr_code rc = thread_load(svc->rt->store, a->t->turn->room_id, room_mode ? HISTORY_ROOM : a->t->root, &th, &err);
+    int runs = e->agent ? e->agent->num_history_runs : 0;
+    if (rc == MR_OK)
+        rc = prompt_history_build(&th, &svc->roster, e->name, a->t, runs > 0 ? 2 * (size_t)runs : HISTORY_PROMPT_DEFAULT,
+                                  &hist, &err);
+    if (rc != MR_OK) {
+        fail(a, rc, &err);
+        thread_state_free(&th);
+        return;
+    }
+    char context[2 * MR_ID_MAX + 96];
+    snprintf(context, sizeof context, "You are %s (%s), %s in a Matrix chat.", e->display_name, e->user_id,
+             e->team ? "a team of agents answering as one" : "an agent");
+    const mr_strlist *instructions = e->agent ? &e->agent->instructions : &e->team->instructions;
+    mr_llm_request req = {
+        .role = e->agent ? e->agent->role : e->team->role,
+        .instructions = (const char *const *)instructions->v,
+        .n_instructions = instructions->len,
+        .context = context,
+        .history = hist.msgs,
+        .n_history = hist.n,
+        .user = a->t->user_text,
+        .stream = cfg->defaults.enable_streaming,
+        .on_delta = on_delta,
+        .delta_ctx = a,
+    };
+    mr_code why = MR_OK;
+    const char *no_client = NULL;
+    mr_llm_client *client = agent_model(svc, model_of(&svc->roster, e), &why, &no_client);
+    mr_llm_response out = {0};
+    if (client) {
+        why = mr_llm_chat(client, &req, &out, &err);
+        /* Not streamed: the whole answer arrives at once. */
+        if (why == MR_OK && !req.stream && !append(a, out.content, strlen(out.content)))
+            fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory reading an answer"), &err);
+    }
+    if (a->failed == MR_OK && (why != MR_OK || a->len == 0)) {
+        const char *fields[] = {"event_id", a->t->turn->event_id, "entity", e->name, "reason",
+                                client ? (why == MR_OK ? "empty answer" : err.msg) : no_client, NULL};
+        mr_log_write(MR_LOG_WARN, COMPONENT, fields, "model call failed: answering with an apology");
+        char *sorry = agent_sorry(a->text, agent_reason(why, !client));
+        a->len = 0;
+        if (!sorry || !append(a, sorry, strlen(sorry)))
+            fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory apologising"), &err);
+        free(sorry);
+    }
+    mr_llm_response_clear(&out);
+    prompt_history_free(&hist);
+    thread_state_free(&th);
+}
+
+/* Records the reply in the conversation it belongs to. */
+static void remember(answer_run *a)
+{
+    bool room_mode = a->e->agent && a->e->agent->thread_mode == MR_THREAD_MODE_ROOM;
+    history_msg m = {.event_id = a->first_event, .sender = a->e->user_id, .entity = a->e->name, .body = a->text};
+    mr_err err = {0};
+    fail(a, thread_append(a->svc->rt->store, a->t->turn->room_id, room_mode ? HISTORY_ROOM : a->t->root, &m, &err),
+         &err);
+}
+
+mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_err *err)
+{
+    mr_store *store = svc->rt->store;
+    const char *event_id = t->turn->event_id;
+    claim_result claim;
+    mr_code rc = claim_take(store, event_id, e->name, agent_wall_ms(), &claim, err);
+    if (rc != MR_OK)
+        return rc;
+    const char *fields[] = {"event_id", event_id, "entity", e->name, NULL};
+    if (claim == CLAIM_DONE) {
+        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "already answered");
+        return MR_OK;
+    }
+    if (claim == CLAIM_BUSY)
+        return mr_err_set(err, MR_EUNAVAIL, "%s: %s is being answered by another worker", event_id, e->name);
+    if (claim == CLAIM_TAKEN_OVER)
+        mr_log_write(MR_LOG_INFO, COMPONENT, fields, "answering again: the earlier attempt was abandoned");
+    bool room_mode = e->agent && e->agent->thread_mode == MR_THREAD_MODE_ROOM;
+    answer_run a = {.svc = svc, .t = t, .e = e, .claim_ms = agent_wall_ms(),
+                    .where = {.room_id = t->turn->room_id, .trigger = event_id,
+                              .thread_root = room_mode ? NULL : t->root}};
+    stream_begin(&a.st, agent_now_ms());
+    typing(&a, true);
+    call_model(&a);
+    if (a.failed == MR_OK)
+        show(&a, true);
+    typing(&a, false);
+    mr_err ferr = {0};
+    if (a.failed == MR_OK)
+        fail(&a, agent_flush(svc, &ferr), &ferr);
+    if (a.failed == MR_OK)
+        remember(&a);
+    if (a.failed == MR_OK)
+        fail(&a, claim_done(store, event_id, e->name, &ferr), &ferr);
+    if (a.failed == MR_OK) {
+        mr_log_write(MR_LOG_INFO, COMPONENT, fields, "answered");
+    } else {
+        *err = a.err;
+        mr_err_prefix(err, "answering %s as %s", event_id, e->name);
+        /* Answer again at once on the next delivery, under the same transaction IDs. */
+        claim_release(store, event_id, e->name, NULL);
+    }
+    rc = a.failed;
+    free(a.text);
+    free(a.first_event);
+    return rc;
+}

@@ -1,0 +1,125 @@
+/* reply.c -- the Matrix content of answers (MSC3440 thread replies, m.replace edits, the
+ * router's hand-off) and the outbound intents that carry them. */
+#include "agent_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TYPING_TIMEOUT_MS 30000
+#define HANDOFF_TEXT " could you help with this?"
+
+static json_t *text_content(const char *body)
+{
+    return json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
+}
+
+static void relate(json_t *content, const reply_where *where)
+{
+    /* thread_mode room: a plain message, as the reference sends for bridges and mobile clients. */
+    if (!where->thread_root)
+        return;
+    json_object_set_new(content, "m.relates_to",
+                        json_pack("{s:s, s:s, s:b, s:{s:s}}", "rel_type", "m.thread", "event_id", where->thread_root,
+                                  "is_falling_back", 1, "m.in_reply_to", "event_id", where->trigger));
+}
+
+json_t *reply_content(const char *body, const reply_where *where)
+{
+    json_t *c = text_content(body);
+    if (c)
+        relate(c, where);
+    return c;
+}
+
+/* printf into a malloc'd string; NULL when out of memory. */
+static char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (out) {
+        va_start(ap, fmt);
+        vsnprintf(out, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return out;
+}
+
+json_t *reply_edit_content(const char *body, const char *original_event_id)
+{
+    /* Clients without edit support show the fallback body: "* " marks it as a correction. */
+    char *starred = strprintf("* %s", body);
+    if (!starred)
+        return NULL;
+    json_t *c = json_pack("{s:s, s:s, s:o, s:{s:s, s:s}}", "msgtype", "m.text", "body", starred, "m.new_content",
+                          text_content(body), "m.relates_to", "rel_type", "m.replace", "event_id", original_event_id);
+    free(starred);
+    return c;
+}
+
+/* text with &, <, > and " escaped for formatted_body; malloc'd. */
+static char *html_escape(const char *text)
+{
+    char *out = malloc(6 * strlen(text) + 1), *o = out;
+    for (const char *p = text; out && *p; p++) {
+        const char *rep = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : *p == '"' ? "&quot;" : NULL;
+        size_t k = rep ? strlen(rep) : 1;
+        memcpy(o, rep ? rep : p, k);
+        o += k;
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+json_t *reply_handoff_content(const roster_entry *agent, const char *original_sender, const reply_where *where)
+{
+    char *name = html_escape(agent->display_name);
+    char *id = html_escape(agent->user_id);
+    char *body = strprintf("@%s%s", agent->display_name, HANDOFF_TEXT);
+    char *formatted = name && id ? strprintf("<a href=\"https://matrix.to/#/%s\">@%s</a>%s", id, name, HANDOFF_TEXT) : NULL;
+    json_t *c = NULL;
+    if (body && formatted)
+        c = json_pack("{s:s, s:s, s:s, s:s, s:{s:[s]}, s:s}", "msgtype", "m.text", "body", body, "format",
+                      "org.matrix.custom.html", "formatted_body", formatted, "m.mentions", "user_ids",
+                      agent->user_id, "com.mindroom.original_sender", original_sender);
+    if (c)
+        relate(c, where);
+    free(name);
+    free(id);
+    free(body);
+    free(formatted);
+    return c;
+}
+
+static char *intent_text(json_t *intent)
+{
+    char *text = intent ? json_dumps(intent, JSON_COMPACT) : NULL;
+    json_decref(intent);
+    return text;
+}
+
+char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *in_reply_to,
+                        json_t *content)
+{
+    json_t *i = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "v", 1, "type", "outbound_intent", "account",
+                          account, "room_id", room_id, "action", "send", "txn_id", txn, "event_type",
+                          "m.room.message", "content", content);
+    if (i && in_reply_to)
+        json_object_set_new(i, "in_reply_to", json_string(in_reply_to));
+    return intent_text(i);
+}
+
+char *reply_typing_intent(const char *account, const char *room_id, const char *txn, bool typing)
+{
+    json_t *i = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "v", 1, "type", "outbound_intent", "account",
+                          account, "room_id", room_id, "action", "typing", "txn_id", txn, "typing", typing);
+    if (i && typing)
+        json_object_set_new(i, "timeout_ms", json_integer(TYPING_TIMEOUT_MS));
+    return intent_text(i);
+}

@@ -1,0 +1,586 @@
+/* test_e2e_redis.c -- mindroom-agent as a process on Redis Streams with the store in Redis and
+ * the model stub: turns go in on agent.turns, intents come out on matrix.outbound.
+ *
+ * The suite stands in for the gateway where the agent needs it: for every send intent it
+ * records `sent:<txn_id>` -> an event ID in the store (proto/store.md), as the gateway does
+ * after the homeserver answers, and it feeds the router's hand-off back in as a turn, as the
+ * sync loop, crypto and authz would. "No answer" is shown without a clock: turns are keyed by
+ * room and handled in order, so once a later sentinel turn of the room is answered, an earlier
+ * turn has had its chance. */
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "agent_internal.h"
+#include "mindroom/bus.h"
+#include "mindroom/fsutil.h"
+#include "mindroom/store.h"
+#include "model_stub_peer.h"
+#include "peers.h"
+
+#define DEADLINE_MS 120000
+#define KEY "sk-e2e-0123456789abcdef"
+#define LOBBY "!lobby:example.org"
+#define DEV "!dev:example.org"
+#define ALICE "@alice:example.org"
+#define ROUTER "@mindroom_router:example.org"
+#define MIND "@mindroom_mind:example.org"
+#define CODER "@mindroom_coder:example.org"
+#define DOTS " \xe2\x8b\xaf"
+#define LONG_ANSWER                                                                                          \
+    "Streams carry the answer piece by piece, so the room sees it grow while the model is still writing. "   \
+    "Each edit replaces the whole text, and the last one drops the marker at the end."
+
+typedef struct suite {
+    mr_tp_redis redis;
+    mr_model_stub stub;
+    char dir[512];
+    char log[600];
+    char intents_file[600];
+    FILE *jsonl;
+    pid_t pid;
+    mr_bus *bus;
+    mr_bus_consumer *outbound;
+    mr_store *store;
+    json_t *intents;     /* every intent read, in order, with "_key" added */
+    int seq;
+} suite;
+
+static suite S;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void check(mr_code rc, const mr_err *err, const char *what)
+{
+    if (rc != MR_OK)
+        fail_msg("%s: %s", what, err->msg);
+}
+
+static int count_in_log(const char *needle)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (mr_fs_read_all(S.log, 8u << 20, &text, &len, NULL) != MR_OK)
+        return 0;
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+static const char *str_at(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* ---- turns in ---- */
+
+typedef struct turn_spec {
+    const char *room;
+    const char *event_id;
+    const char *sender;          /* default alice */
+    const char *body;
+    const char *thread_root;
+    const char *original_sender;
+    const char *allowed;         /* comma-separated */
+    json_t *content;             /* instead of body (stolen) */
+} turn_spec;
+
+static void publish_turn(const turn_spec *t)
+{
+    json_t *content = t->content ? t->content : json_pack("{s:s, s:s}", "msgtype", "m.text", "body", t->body);
+    if (t->thread_root && !json_object_get(content, "m.relates_to"))
+        json_object_set_new(content, "m.relates_to",
+                            json_pack("{s:s, s:s, s:b, s:{s:s}}", "rel_type", "m.thread", "event_id", t->thread_root,
+                                      "is_falling_back", 1, "m.in_reply_to", "event_id", t->thread_root));
+    const char *sender = t->sender ? t->sender : ALICE;
+    json_t *allowed = json_array();
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", t->allowed);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        json_array_append_new(allowed, json_string(tok));
+    json_t *turn = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I, s:o}, s:s, s:o}", "v", 1, "type", "turn",
+                             "room_id", t->room, "room_key", strcmp(t->room, LOBBY) == 0 ? "lobby" : "dev", "event",
+                             "event_id", t->event_id, "sender", sender, "type", "m.room.message", "origin_server_ts",
+                             (json_int_t)1764000000000, "content", content, "sender", sender, "allowed_entities",
+                             allowed);
+    if (t->thread_root)
+        json_object_set_new(turn, "thread", json_pack("{s:s}", "root_event_id", t->thread_root));
+    if (t->original_sender)
+        json_object_set_new(turn, "original_sender", json_string(t->original_sender));
+    char *text = json_dumps(turn, JSON_COMPACT);
+    json_decref(turn);
+    mr_err err = {0};
+    check(mr_bus_publish(S.bus, "agent.turns", t->room, text, strlen(text), &err), &err, "publish turn");
+    check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
+    free(text);
+}
+
+/* ---- intents out ---- */
+
+static void fake_event_id(const char *txn, char *out, size_t cap)
+{
+    snprintf(out, cap, "$sent-%s:example.org", txn);
+}
+
+static mr_code on_intent(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)ctx;
+    json_t *i = json_loadb(m->value, m->len, 0, NULL);
+    if (!i)
+        return mr_err_set(err, MR_EINVAL, "intent is not JSON");
+    fprintf(S.jsonl, "%s\n", m->value);
+    fflush(S.jsonl);
+    json_object_set_new(i, "_key", json_string(m->key));
+    json_array_append_new(S.intents, i);
+    /* What the gateway records once the homeserver accepted the send. */
+    if (strcmp(str_at(i, "action"), "send") == 0) {
+        char key[128], event_id[128];
+        snprintf(key, sizeof key, "sent:%s", str_at(i, "txn_id"));
+        fake_event_id(str_at(i, "txn_id"), event_id, sizeof event_id);
+        return mr_store_set(S.store, key, event_id, strlen(event_id), 86400000L, err);
+    }
+    return MR_OK;
+}
+
+/* The intents of (event, entity) so far, in order. */
+static json_t *intents_of(const char *event_id, const char *entity)
+{
+    char prefix[TXN_MAX];
+    txn_id(event_id, entity, "", -1, prefix);
+    json_t *out = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(S.intents, i, it) {
+        if (strncmp(str_at(it, "txn_id"), prefix, strlen(prefix)) == 0)
+            json_array_append(out, it);
+    }
+    return out;
+}
+
+static bool finished(const char *event_id, const char *entity)
+{
+    json_t *list = intents_of(event_id, entity);
+    json_t *last = json_array_get(list, json_array_size(list) - 1);
+    bool done = last && strcmp(str_at(last, "action"), "typing") == 0 && json_is_false(json_object_get(last, "typing"));
+    json_decref(list);
+    return done;
+}
+
+static bool has_send(const char *event_id, const char *entity)
+{
+    json_t *list = intents_of(event_id, entity);
+    bool any = json_array_size(list) > 0;
+    json_decref(list);
+    return any;
+}
+
+typedef bool (*done_fn)(const char *event_id, const char *entity);
+
+/* Reads intents until done(event_id, entity). */
+static void wait_for(done_fn done, const char *event_id, const char *entity)
+{
+    long long deadline = now_ms() + DEADLINE_MS;
+    mr_err err = {0};
+    while (!done(event_id, entity)) {
+        if (now_ms() > deadline)
+            fail_msg("%s never answered %s; see %s", entity, event_id, S.log);
+        if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
+            fail_msg("mindroom-agent exited; see %s", S.log);
+        size_t handled = 0;
+        if (mr_bus_poll(S.outbound, 100, 100, on_intent, NULL, &handled, &err) != MR_OK)
+            fprintf(stderr, "polling matrix.outbound: %s\n", err.msg);
+    }
+}
+
+/* A message coder answers in room, after everything published before it. */
+static void sentinel(const char *room)
+{
+    char id[64];
+    snprintf(id, sizeof id, "$sentinel%d:example.org", ++S.seq);
+    json_t *content = json_pack("{s:s, s:s, s:{s:[s]}}", "msgtype", "m.text", "body", "sentinel", "m.mentions",
+                                "user_ids", CODER);
+    publish_turn(&(turn_spec){.room = room, .event_id = id, .content = content, .allowed = "router,mind,coder"});
+    wait_for(finished, id, "coder");
+}
+
+/* The content of the last intent of (event, entity) of that kind, checked to be the only one. */
+static json_t *last_of(json_t *list, const char *action, bool typing_on)
+{
+    json_t *found = NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it) {
+        if (strcmp(str_at(it, "action"), action) == 0 &&
+            (strcmp(action, "typing") != 0 || json_is_true(json_object_get(it, "typing")) == typing_on))
+            found = it;
+    }
+    return found;
+}
+
+static json_t *stub_requests(void)
+{
+    json_t *reqs = NULL;
+    mr_err err = {0};
+    check(mr_model_stub_requests(&S.stub, &reqs, &err), &err, "stub requests");
+    return reqs;
+}
+
+/* ---- setup ---- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    if (mr_tp_redis_start(&S.redis, &err) != MR_OK || mr_model_stub_start(KEY, NULL, &S.stub, &err) != MR_OK ||
+        mr_tp_mkdtemp("mr-agent-e2e", S.dir, sizeof S.dir, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    snprintf(S.log, sizeof S.log, "%s/agent.log", S.dir);
+    snprintf(S.intents_file, sizeof S.intents_file, "%s/intents.jsonl", S.dir);
+    S.jsonl = fopen(S.intents_file, "w");
+    S.intents = json_array();
+    char config[600], text[2048];
+    snprintf(config, sizeof config, "%s/config.yaml", S.dir);
+    snprintf(text, sizeof text,
+             "models:\n  default: {provider: openai, id: stub-model, host: \"%s\"}\n"
+             "agents:\n"
+             "  mind:\n    display_name: Mind\n    role: Personal assistant\n    rooms: [lobby]\n"
+             "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
+             "    instructions: [Review carefully., Prefer C17.]\n",
+             S.stub.url);
+    char store[96];
+    snprintf(store, sizeof store, "redis://127.0.0.1:%d/1", S.redis.port);
+    if (mr_fs_write_atomic(config, text, strlen(text), 0600, true, &err) != MR_OK ||
+        mr_store_open(store, NULL, &S.store, &err) != MR_OK ||
+        mr_bus_open(S.redis.url, &(mr_bus_options){.client_id = "e2e"}, &S.bus, &err) != MR_OK ||
+        mr_bus_subscribe(S.bus, "e2e-outbound", (const char *const[]){"matrix.outbound"}, 1, &S.outbound, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    setenv("MINDROOM_BUS_URL", S.redis.url, 1);
+    setenv("MINDROOM_STORE_URL", store, 1);
+    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    setenv("OPENAI_API_KEY", KEY, 1);
+    setenv("LOG_LEVEL", "debug", 1);
+    unsetenv("MINDROOM_NAMESPACE");
+    unsetenv("MINDROOM_AGENT_LISTEN");
+    char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", config, NULL};
+    if (!argv[0] || mr_tp_spawn(argv, S.log, &S.pid, &err) != MR_OK)
+        return fprintf(stderr, "spawning mindroom-agent: %s\n", argv[0] ? err.msg : "MINDROOM_AGENT_BIN unset"), -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (S.pid > 0 && waitpid(S.pid, NULL, WNOHANG) == 0)
+        mr_tp_kill_wait(S.pid, SIGKILL, NULL, NULL);
+    mr_bus_consumer_close(S.outbound);
+    mr_bus_close(S.bus);
+    mr_store_close(S.store);
+    if (S.jsonl)
+        fclose(S.jsonl);
+    json_decref(S.intents);
+    mr_err err = {0};
+    int rc = 0;
+    if (mr_model_stub_stop(&S.stub, &err) != MR_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        rc = -1;
+    }
+    if (getenv("MR_KEEP_TMP"))
+        fprintf(stderr, "kept %s\n", S.dir);
+    else
+        mr_tp_rmtree(S.dir, NULL);
+    mr_tp_redis_destroy(&S.redis);
+    return rc;
+}
+
+/* ---- the tests, in order: they share one mindroom-agent process ---- */
+
+static void expect_thread_relation(json_t *content, const char *root, const char *reply_to)
+{
+    json_t *rel = json_object_get(content, "m.relates_to");
+    assert_string_equal(str_at(rel, "rel_type"), "m.thread");
+    assert_string_equal(str_at(rel, "event_id"), root);
+    assert_true(json_is_true(json_object_get(rel, "is_falling_back")));
+    assert_string_equal(str_at(json_object_get(rel, "m.in_reply_to"), "event_id"), reply_to);
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+static void test_one_agent_streams_a_thread_reply(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    /* Fourteen events (the role, then words) come at once, then nothing for 1.5 s: long enough
+     * for the time-triggered edit whatever the ramp says at that moment. */
+    check(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 1500, \"stall_after_chunks\": 14}",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$q1:example.org", .body = "How do streams work?",
+                              .allowed = "router,coder"});
+    wait_for(finished, "$q1:example.org", "coder");
+    json_t *list = intents_of("$q1:example.org", "coder");
+    size_t n = json_array_size(list);
+    assert_true(n >= 5);
+    /* typing on, the first send, edits, the final edit, typing off. */
+    json_t *first = json_array_get(list, 0), *send = json_array_get(list, 1);
+    assert_string_equal(str_at(first, "action"), "typing");
+    assert_true(json_is_true(json_object_get(first, "typing")));
+    assert_int_equal(json_integer_value(json_object_get(first, "timeout_ms")), 30000);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(list, i);
+        assert_string_equal(str_at(it, "account"), CODER);
+        assert_string_equal(str_at(it, "room_id"), DEV);
+        assert_string_equal(str_at(it, "_key"), DEV);
+    }
+    char txn[TXN_MAX], original[128];
+    txn_id("$q1:example.org", "coder", "m", -1, txn);
+    assert_string_equal(str_at(send, "txn_id"), txn);
+    assert_string_equal(str_at(send, "action"), "send");
+    assert_string_equal(str_at(send, "event_type"), "m.room.message");
+    assert_string_equal(str_at(send, "in_reply_to"), "$q1:example.org");
+    json_t *c = json_object_get(send, "content");
+    assert_string_equal(str_at(c, "msgtype"), "m.text");
+    assert_true(ends_with(str_at(c, "body"), DOTS));
+    assert_true(strncmp(str_at(c, "body"), "Streams carry", 13) == 0);
+    expect_thread_relation(c, "$q1:example.org", "$q1:example.org");
+    /* In-progress edits end in the marker; the final one is the whole answer without it. */
+    fake_event_id(txn, original, sizeof original);
+    size_t progress = 0;
+    for (size_t i = 2; i + 2 < n; i++) {
+        json_t *e = json_object_get(json_array_get(list, i), "content");
+        assert_string_equal(str_at(json_object_get(e, "m.relates_to"), "rel_type"), "m.replace");
+        assert_string_equal(str_at(json_object_get(e, "m.relates_to"), "event_id"), original);
+        assert_true(ends_with(str_at(json_object_get(e, "m.new_content"), "body"), DOTS));
+        progress++;
+    }
+    assert_true(progress >= 1);
+    json_t *final = json_array_get(list, n - 2);
+    txn_id("$q1:example.org", "coder", "f", -1, txn);
+    assert_string_equal(str_at(final, "txn_id"), txn);
+    json_t *fc = json_object_get(final, "content");
+    assert_string_equal(str_at(json_object_get(fc, "m.new_content"), "body"), LONG_ANSWER);
+    assert_string_equal(str_at(fc, "body"), "* " LONG_ANSWER);
+    assert_string_equal(str_at(json_object_get(fc, "m.relates_to"), "event_id"), original);
+    json_t *off = json_array_get(list, n - 1);
+    assert_true(json_is_false(json_object_get(off, "typing")));
+    json_decref(list);
+}
+
+static void test_thread_follow_up_prompt_and_short_answer(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    /* In the thread coder took part in: coder continues, with the thread as history. */
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$q2:example.org", .body = "And edits?",
+                              .thread_root = "$q1:example.org", .allowed = "router,mind,coder"});
+    wait_for(finished, "$q2:example.org", "coder");
+    json_t *list = intents_of("$q2:example.org", "coder");
+    /* A short answer: one send, no edits. */
+    assert_int_equal(json_array_size(list), 3);
+    json_t *send = json_array_get(list, 1);
+    json_t *c = json_object_get(send, "content");
+    assert_string_equal(str_at(c, "body"), "Echo: And edits?");
+    expect_thread_relation(c, "$q1:example.org", "$q2:example.org");
+    json_decref(list);
+
+    json_t *reqs = stub_requests();
+    assert_int_equal(json_array_size(reqs), 1);
+    json_t *req = json_array_get(reqs, 0);
+    assert_string_equal(str_at(req, "auth"), "valid");
+    json_t *body = json_object_get(req, "body");
+    assert_string_equal(str_at(body, "model"), "stub-model");
+    assert_true(json_is_true(json_object_get(body, "stream")));
+    json_t *msgs = json_object_get(body, "messages");
+    assert_int_equal(json_array_size(msgs), 4);
+    json_t *sys = json_array_get(msgs, 0);
+    assert_string_equal(str_at(sys, "role"), "system");
+    const char *system = str_at(sys, "content");
+    if (!strstr(system, "Writes and reviews code") || !strstr(system, "Review carefully.") ||
+        !strstr(system, "Prefer C17.") || !strstr(system, "You are Coder (" CODER ")"))
+        fail_msg("system prompt lacks role, instructions or name: %s", system);
+    assert_string_equal(str_at(json_array_get(msgs, 1), "role"), "user");
+    assert_string_equal(str_at(json_array_get(msgs, 1), "content"), ALICE ": How do streams work?");
+    assert_string_equal(str_at(json_array_get(msgs, 2), "role"), "assistant");
+    assert_string_equal(str_at(json_array_get(msgs, 2), "content"), LONG_ANSWER);
+    assert_string_equal(str_at(json_array_get(msgs, 3), "role"), "user");
+    assert_string_equal(str_at(json_array_get(msgs, 3), "content"), "And edits?");
+    json_decref(reqs);
+}
+
+static void test_mention_picks_the_agent(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    publish_turn(&(turn_spec){.room = LOBBY, .event_id = "$m1:example.org", .body = "@Mind what is on today?",
+                              .allowed = "router,mind,coder"});
+    wait_for(finished, "$m1:example.org", "mind");
+    sentinel(LOBBY);
+    json_t *list = intents_of("$m1:example.org", "mind");
+    json_t *send = last_of(list, "send", false);
+    assert_string_equal(str_at(json_object_get(send, "content"), "body"), "Echo: @Mind what is on today?");
+    assert_string_equal(str_at(send, "account"), MIND);
+    json_decref(list);
+    /* Neither coder nor the router said anything about it. */
+    assert_false(has_send("$m1:example.org", "coder"));
+    assert_false(has_send("$m1:example.org", "router"));
+    json_t *reqs = stub_requests();
+    assert_int_equal(json_array_size(reqs), 2); /* mind's answer and the sentinel's */
+    json_decref(reqs);
+}
+
+static void test_two_candidates_router_hands_over(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    publish_turn(&(turn_spec){.room = LOBBY, .event_id = "$r1:example.org", .body = "Who can plan my week?",
+                              .allowed = "router,mind,coder"});
+    wait_for(has_send, "$r1:example.org", "router");
+    json_t *list = intents_of("$r1:example.org", "router");
+    assert_int_equal(json_array_size(list), 1);
+    json_t *post = json_array_get(list, 0);
+    assert_string_equal(str_at(post, "account"), ROUTER);
+    json_t *c = json_object_get(post, "content");
+    /* The stub chooses the first candidate of the enum: mind, in config order. */
+    assert_string_equal(str_at(c, "body"), "@Mind could you help with this?");
+    assert_string_equal(str_at(c, "formatted_body"),
+                        "<a href=\"https://matrix.to/#/" MIND "\">@Mind</a> could you help with this?");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(c, "m.mentions"), "user_ids"), 0)),
+                        MIND);
+    assert_string_equal(str_at(c, "com.mindroom.original_sender"), ALICE);
+    expect_thread_relation(c, "$r1:example.org", "$r1:example.org");
+    json_t *reqs = stub_requests();
+    json_t *rf = json_object_get(json_object_get(json_array_get(reqs, 0), "body"), "response_format");
+    assert_string_equal(str_at(rf, "type"), "json_schema");
+    json_t *names = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(rf, "json_schema"),
+                                                                                    "schema"), "properties"),
+                                                    "entity_name"), "enum");
+    assert_int_equal(json_array_size(names), 2);
+    assert_string_equal(json_string_value(json_array_get(names, 0)), "mind");
+    assert_string_equal(json_string_value(json_array_get(names, 1)), "coder");
+    json_decref(reqs);
+
+    /* The hand-off comes back as a turn from the router, speaking for alice. */
+    char relay_id[128];
+    fake_event_id(str_at(post, "txn_id"), relay_id, sizeof relay_id);
+    publish_turn(&(turn_spec){.room = LOBBY, .event_id = relay_id, .sender = ROUTER, .original_sender = ALICE,
+                              .thread_root = "$r1:example.org", .content = json_deep_copy(c),
+                              .allowed = "router,mind,coder"});
+    json_decref(list);
+    wait_for(finished, relay_id, "mind");
+    sentinel(LOBBY);
+    list = intents_of(relay_id, "mind");
+    json_t *send = last_of(list, "send", false);
+    /* mind answers the message handed over, in the thread, replying to the hand-off. */
+    assert_string_equal(str_at(json_object_get(send, "content"), "body"), "Echo: Who can plan my week?");
+    expect_thread_relation(json_object_get(send, "content"), "$r1:example.org", relay_id);
+    json_decref(list);
+    assert_false(has_send(relay_id, "coder"));
+    assert_false(has_send(relay_id, "router"));
+}
+
+static void test_provider_error_then_recovery(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    /* Unavailable on every attempt of the first call; the client retries 4 times. */
+    check(mr_model_stub_script(&S.stub, "{\"times\": 4, \"error\": {\"status\": 503, \"retry_after_ms\": 10}}", &err),
+          &err, "script");
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$x1:example.org", .body = "Are you there?",
+                              .allowed = "router,coder"});
+    wait_for(finished, "$x1:example.org", "coder");
+    json_t *list = intents_of("$x1:example.org", "coder");
+    assert_string_equal(str_at(json_object_get(last_of(list, "send", false), "content"), "body"),
+                        "Sorry, I could not reach the model (the provider is unavailable or did not answer in time). "
+                        "Try again in a moment.");
+    json_decref(list);
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$x2:example.org", .body = "Now?", .allowed = "router,coder"});
+    wait_for(finished, "$x2:example.org", "coder");
+    list = intents_of("$x2:example.org", "coder");
+    assert_string_equal(str_at(json_object_get(last_of(list, "send", false), "content"), "body"), "Echo: Now?");
+    json_decref(list);
+    json_t *reqs = stub_requests();
+    assert_int_equal(json_array_size(reqs), 5);
+    json_decref(reqs);
+}
+
+static void test_same_turn_twice_is_answered_once(void **state)
+{
+    (void)state;
+    turn_spec t = {.room = DEV, .event_id = "$d1:example.org", .body = "Once, please", .allowed = "router,coder"};
+    publish_turn(&t);
+    publish_turn(&t);
+    sentinel(DEV);
+    json_t *list = intents_of("$d1:example.org", "coder");
+    size_t sends = 0, i;
+    json_t *it;
+    json_array_foreach(list, i, it)
+        sends += strcmp(str_at(it, "action"), "send") == 0;
+    assert_int_equal(sends, 1);
+    /* typing on, send, typing off: nothing of a second pass. */
+    assert_int_equal(json_array_size(list), 3);
+    json_decref(list);
+    assert_int_equal(count_in_log("already answered event_id=$d1:example.org"), 1);
+}
+
+static void test_intents_validate_and_log_keeps_secrets(void **state)
+{
+    (void)state;
+    assert_true(json_array_size(S.intents) >= 20);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' messages matrix.outbound '%s' >&2", getenv("MR_PYTHON3"),
+             getenv("MR_PROTO_CHECK"), S.intents_file);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(count_in_log(KEY), 0);
+    assert_true(count_in_log("turn decided") >= 9);
+}
+
+static void test_sigterm_exits_0(void **state)
+{
+    (void)state;
+    int st = 0;
+    mr_err err = {0};
+    check(mr_tp_kill_wait(S.pid, SIGTERM, &st, &err), &err, "stopping mindroom-agent");
+    S.pid = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_agent_streams_a_thread_reply),
+        cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),
+        cmocka_unit_test(test_mention_picks_the_agent),
+        cmocka_unit_test(test_two_candidates_router_hands_over),
+        cmocka_unit_test(test_provider_error_then_recovery),
+        cmocka_unit_test(test_same_turn_twice_is_answered_once),
+        cmocka_unit_test(test_intents_validate_and_log_keeps_secrets),
+        cmocka_unit_test(test_sigterm_exits_0),
+    };
+    return cmocka_run_group_tests_name("agent_e2e_redis", tests, group_setup, group_teardown);
+}

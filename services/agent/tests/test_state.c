@@ -1,0 +1,200 @@
+/* test_state.c -- claims, thread state and prompt history on a real store (SQLite in a temp
+ * directory). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agent_run.h"
+#include "peers.h"
+
+static const char CONFIG[] =
+    "models:\n  default: {provider: openai, id: gpt-5.6}\n"
+    "agents:\n  mind: {display_name: Mind, rooms: [lobby]}\n  coder: {display_name: Coder, rooms: [lobby]}\n"
+    "bot_accounts: [\"@telegrambot:example.org\"]\n";
+
+#define ROOM "!lobby:example.org"
+#define MIND "@mindroom_mind:example.org"
+#define CODER "@mindroom_coder:example.org"
+#define ROUTER "@mindroom_router:example.org"
+
+static char dir[512];
+static mr_store *store;
+static roster R;
+
+static int setup(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_config *cfg = NULL;
+    char url[600];
+    if (mr_tp_mkdtemp("mr-agent-state", dir, sizeof dir, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
+    if (mr_store_open(url, NULL, &store, &err) != MR_OK ||
+        mr_config_parse(CONFIG, strlen(CONFIG), "config.yaml", &cfg, NULL, &err) != MR_OK ||
+        roster_build(cfg, "example.org", NULL, &R, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    mr_config_release(cfg);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    roster_free(&R);
+    mr_store_close(store);
+    mr_tp_rmtree(dir, NULL);
+    return 0;
+}
+
+static claim_result take(const char *event_id, const char *entity, long long now)
+{
+    claim_result c;
+    mr_err err = {0};
+    if (claim_take(store, event_id, entity, now, &c, &err) != MR_OK)
+        fail_msg("claim_take: %s", err.msg);
+    return c;
+}
+
+static void test_claims(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    long long t0 = 1764000000000LL;
+    assert_int_equal(take("$c1:x", "mind", t0), CLAIM_WON);
+    /* Another delivery while the owner streams: left for later. */
+    assert_int_equal(take("$c1:x", "mind", t0 + 1000), CLAIM_BUSY);
+    /* Another entity's claim on the same event is its own. */
+    assert_int_equal(take("$c1:x", "coder", t0), CLAIM_WON);
+    /* Refreshed claims stay busy past the stale age of the first claim. */
+    assert_int_equal(claim_refresh(store, "$c1:x", "mind", t0 + 60000, &err), MR_OK);
+    assert_int_equal(take("$c1:x", "mind", t0 + CLAIM_STALE_MS + 1000), CLAIM_BUSY);
+    /* Not refreshed for CLAIM_STALE_MS: abandoned, and taken over once. */
+    assert_int_equal(take("$c1:x", "mind", t0 + 60000 + CLAIM_STALE_MS), CLAIM_TAKEN_OVER);
+    assert_int_equal(take("$c1:x", "mind", t0 + 60001 + CLAIM_STALE_MS), CLAIM_BUSY);
+    assert_int_equal(claim_done(store, "$c1:x", "mind", &err), MR_OK);
+    assert_int_equal(take("$c1:x", "mind", t0 + 10 * CLAIM_STALE_MS), CLAIM_DONE);
+    long ttl = 0;
+    assert_int_equal(mr_store_ttl(store, "reply:$c1:x:mind", &ttl, &err), MR_OK);
+    assert_true(ttl > CLAIM_TTL_MS - 60000 && ttl <= CLAIM_TTL_MS);
+    /* Given up after a failure: the next delivery answers at once. */
+    assert_int_equal(claim_release(store, "$c1:x", "coder", &err), MR_OK);
+    assert_int_equal(take("$c1:x", "coder", t0 + 5), CLAIM_WON);
+}
+
+static void append(const char *root, const char *event_id, const char *sender, const char *entity, const char *body)
+{
+    history_msg m = {.event_id = event_id, .sender = sender, .entity = entity, .body = body};
+    mr_err err = {0};
+    if (thread_append(store, ROOM, root, &m, &err) != MR_OK)
+        fail_msg("thread_append: %s", err.msg);
+}
+
+static void test_thread_participants(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    thread_state th;
+    assert_int_equal(thread_load(store, ROOM, "$t1:x", &th, &err), MR_OK);
+    assert_int_equal(thread_count(&th), 0);
+    assert_int_equal(thread_humans(&th, &R, "@alice:example.org"), 1);
+    thread_state_free(&th);
+
+    append("$t1:x", "$t1:x", "@alice:example.org", NULL, "hi");
+    append("$t1:x", NULL, ROUTER, "router", "@Coder could you help with this?");
+    append("$t1:x", NULL, CODER, "coder", "hello");
+    append("$t1:x", "$t2:x", "@telegrambot:example.org", NULL, "relayed");
+    append("$t1:x", NULL, MIND, "mind", "me too");
+    /* A second copy of an event is not a second message. */
+    append("$t1:x", "$t1:x", "@alice:example.org", NULL, "hi");
+    assert_int_equal(thread_load(store, ROOM, "$t1:x", &th, &err), MR_OK);
+    assert_int_equal(thread_count(&th), 5);
+    /* alice only: bot accounts and entities are not people; alice posting again is still one. */
+    assert_int_equal(thread_humans(&th, &R, NULL), 1);
+    assert_int_equal(thread_humans(&th, &R, "@alice:example.org"), 1);
+    assert_int_equal(thread_humans(&th, &R, "@bob:example.org"), 2);
+    assert_int_equal(thread_humans(&th, &R, "@telegrambot:example.org"), 1);
+    /* In order of first post, the router left out. */
+    const char *agents[4];
+    assert_int_equal(thread_agents(&th, &R, agents, 4), 2);
+    assert_string_equal(agents[0], "coder");
+    assert_string_equal(agents[1], "mind");
+    history_msg m = thread_message(&th, 1);
+    assert_string_equal(m.entity, "router");
+    assert_null(m.event_id);
+    thread_state_free(&th);
+}
+
+static void test_history_is_capped(void **state)
+{
+    (void)state;
+    char id[32], body[32];
+    for (int i = 0; i < HISTORY_MAX + 5; i++) {
+        snprintf(id, sizeof id, "$cap%d:x", i);
+        snprintf(body, sizeof body, "message %d", i);
+        append("$cap:x", id, "@alice:example.org", NULL, body);
+    }
+    /* Bodies are cut at a character boundary: 3999 bytes of 'a', then a 3-byte character. */
+    char long_body[HISTORY_BODY_MAX + 16];
+    memset(long_body, 'a', HISTORY_BODY_MAX - 1);
+    strcpy(long_body + HISTORY_BODY_MAX - 1, "\xe2\x8b\xaf tail");
+    append("$cap:x", "$long:x", "@bob:example.org", NULL, long_body);
+    thread_state th;
+    mr_err err = {0};
+    assert_int_equal(thread_load(store, ROOM, "$cap:x", &th, &err), MR_OK);
+    assert_int_equal(thread_count(&th), HISTORY_MAX);
+    assert_string_equal(thread_message(&th, 0).body, "message 6");
+    assert_int_equal(strlen(thread_message(&th, HISTORY_MAX - 1).body), HISTORY_BODY_MAX - 1);
+    /* Participants outlive the messages that were dropped. */
+    assert_int_equal(thread_humans(&th, &R, NULL), 2);
+    thread_state_free(&th);
+}
+
+static void test_prompt_history(void **state)
+{
+    (void)state;
+    append("$p1:x", "$p1:x", "@alice:example.org", NULL, "what is 2+2?");
+    append("$p1:x", NULL, ROUTER, "router", "@Mind could you help with this?");
+    append("$p1:x", NULL, MIND, "mind", "4");
+    append("$p1:x", NULL, CODER, "coder", "indeed");
+    append("$p1:x", "$p2:x", "@alice:example.org", NULL, "and 3+3?");
+    thread_state th;
+    mr_err err = {0};
+    assert_int_equal(thread_load(store, ROOM, "$p1:x", &th, &err), MR_OK);
+    agent_turn turn = {.event_id = "$p2:x"};
+    turn_ctx t = {.turn = &turn, .root = "$p1:x", .user_text = "and 3+3?"};
+    prompt_history p;
+    assert_int_equal(prompt_history_build(&th, &R, "mind", &t, 10, &p, &err), MR_OK);
+    /* The message answered and the hand-off are left out; mind's own words are the assistant's. */
+    assert_int_equal(p.n, 3);
+    assert_int_equal(p.msgs[0].role, MR_LLM_USER);
+    assert_string_equal(p.msgs[0].content, "@alice:example.org: what is 2+2?");
+    assert_int_equal(p.msgs[1].role, MR_LLM_ASSISTANT);
+    assert_string_equal(p.msgs[1].content, "4");
+    assert_int_equal(p.msgs[2].role, MR_LLM_USER);
+    assert_string_equal(p.msgs[2].content, "Coder: indeed");
+    prompt_history_free(&p);
+    /* The last two only, and for a hand-off the message it hands over goes too. */
+    t.handed_over = "$p1:x";
+    assert_int_equal(prompt_history_build(&th, &R, NULL, &t, 2, &p, &err), MR_OK);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.msgs[0].content, "Mind: 4");
+    assert_string_equal(p.msgs[1].content, "Coder: indeed");
+    prompt_history_free(&p);
+    thread_state_free(&th);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_claims),
+        cmocka_unit_test(test_thread_participants),
+        cmocka_unit_test(test_history_is_capped),
+        cmocka_unit_test(test_prompt_history),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,177 @@
+/* thread_state.c -- a conversation's recent messages and participants, kept in the store as one
+ * JSON value per (room, thread root), written as turns arrive and as replies are sent. */
+#include "agent_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HISTORY_TTL_MS (30L * 24 * 3600 * 1000)
+#define APPEND_TRIES 8
+
+static void history_key(const char *room_id, const char *root, char *out, size_t cap)
+{
+    snprintf(out, cap, "history:%s:%s", room_id, root);
+}
+
+/* The document in raw (NULL: absent), or an empty one when raw is absent or damaged: history is
+ * context for the model, and a damaged copy is better replaced than kept failing. */
+static json_t *parse_doc(const char *raw, size_t len)
+{
+    json_t *doc = raw ? json_loadb(raw, len, 0, NULL) : NULL;
+    if (!json_is_object(json_object_get(doc, "participants")) || !json_is_array(json_object_get(doc, "messages"))) {
+        json_decref(doc);
+        doc = json_pack("{s:{}, s:[]}", "participants", "messages");
+    }
+    return doc;
+}
+
+mr_code thread_load(mr_store *s, const char *room_id, const char *root, thread_state *out, mr_err *err)
+{
+    out->doc = NULL;
+    char key[3 * MR_ID_MAX];
+    history_key(room_id, root, key, sizeof key);
+    char *raw = NULL;
+    size_t len = 0;
+    mr_code rc = mr_store_get(s, key, &raw, &len, err);
+    if (rc != MR_OK && rc != MR_ENOTFOUND)
+        return rc;
+    out->doc = parse_doc(raw, len);
+    free(raw);
+    return out->doc ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory reading %s", key);
+}
+
+void thread_state_free(thread_state *t)
+{
+    json_decref(t->doc);
+    t->doc = NULL;
+}
+
+static bool is_person(const roster *r, const char *user_id)
+{
+    return !roster_by_user(r, user_id) && !roster_is_bot_account(r, user_id);
+}
+
+size_t thread_humans(const thread_state *t, const roster *r, const char *sender)
+{
+    size_t n = 0;
+    const char *user;
+    json_t *entity;
+    json_object_foreach(json_object_get(t->doc, "participants"), user, entity) {
+        /* Judged with today's config: a bot account added since no longer counts. */
+        if (is_person(r, user) && !(sender && strcmp(user, sender) == 0))
+            n++;
+    }
+    return n + (sender && is_person(r, sender));
+}
+
+size_t thread_agents(const thread_state *t, const roster *r, const char **out, size_t cap)
+{
+    size_t n = 0;
+    const char *user;
+    json_t *entity;
+    json_object_foreach(json_object_get(t->doc, "participants"), user, entity) {
+        const roster_entry *e = roster_by_user(r, user);
+        if (e && e->kind != ENTITY_ROUTER && n < cap)
+            out[n++] = e->name;
+    }
+    return n;
+}
+
+size_t thread_count(const thread_state *t)
+{
+    return json_array_size(json_object_get(t->doc, "messages"));
+}
+
+history_msg thread_message(const thread_state *t, size_t i)
+{
+    json_t *m = json_array_get(json_object_get(t->doc, "messages"), i);
+    history_msg h = {
+        .event_id = json_string_value(json_object_get(m, "event_id")),
+        .sender = json_string_value(json_object_get(m, "sender")),
+        .entity = json_string_value(json_object_get(m, "entity")),
+        .body = json_string_value(json_object_get(m, "body")),
+    };
+    if (!h.sender)
+        h.sender = "";
+    if (!h.body)
+        h.body = "";
+    return h;
+}
+
+/* At most HISTORY_BODY_MAX bytes of body, cut before a UTF-8 continuation byte. */
+static json_t *cut_body(const char *body)
+{
+    size_t n = strlen(body);
+    if (n > HISTORY_BODY_MAX) {
+        n = HISTORY_BODY_MAX;
+        while (n > 0 && ((unsigned char)body[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return json_stringn(body, n);
+}
+
+static bool has_event(json_t *messages, const char *event_id)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m) {
+        const char *id = json_string_value(json_object_get(m, "event_id"));
+        if (id && strcmp(id, event_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* doc with m added; false when it already holds m. */
+static bool add_message(json_t *doc, const history_msg *m)
+{
+    json_t *messages = json_object_get(doc, "messages");
+    if (m->event_id && has_event(messages, m->event_id))
+        return false;
+    json_t *entry = json_pack("{s:s, s:o}", "sender", m->sender, "body", cut_body(m->body));
+    if (m->event_id)
+        json_object_set_new(entry, "event_id", json_string(m->event_id));
+    if (m->entity)
+        json_object_set_new(entry, "entity", json_string(m->entity));
+    json_array_append_new(messages, entry);
+    while (json_array_size(messages) > HISTORY_MAX)
+        json_array_remove(messages, 0);
+    json_t *participants = json_object_get(doc, "participants");
+    if (!json_object_get(participants, m->sender))
+        json_object_set_new(participants, m->sender, json_string(m->entity ? m->entity : ""));
+    return true;
+}
+
+mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err)
+{
+    char key[3 * MR_ID_MAX];
+    history_key(room_id, root, key, sizeof key);
+    for (int attempt = 0; attempt < APPEND_TRIES; attempt++) {
+        char *raw = NULL;
+        size_t len = 0;
+        mr_code rc = mr_store_get(s, key, &raw, &len, err);
+        if (rc != MR_OK && rc != MR_ENOTFOUND)
+            return rc;
+        json_t *doc = parse_doc(raw, len);
+        char *text = NULL;
+        bool changed = doc && add_message(doc, m);
+        if (changed)
+            text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        if (!doc || (changed && !text)) {
+            free(raw);
+            return mr_err_set(err, MR_ENOMEM, "out of memory writing %s", key);
+        }
+        bool swapped = !changed;
+        if (changed)
+            rc = mr_store_cas(s, key, raw, raw ? len : 0, text, strlen(text), HISTORY_TTL_MS, &swapped, err);
+        free(raw);
+        free(text);
+        if (rc != MR_OK && rc != MR_ENOTFOUND)
+            return rc;
+        if (swapped)
+            return MR_OK;
+    }
+    return mr_err_set(err, MR_ECONFLICT, "%s: changed by others %d times in a row", key, APPEND_TRIES);
+}

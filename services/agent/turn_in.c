@@ -1,0 +1,122 @@
+/* turn_in.c -- reading a turn from agent.turns. */
+#include "agent_run.h"
+
+#include <string.h>
+
+static const char *string_at(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static mr_code need_string(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
+{
+    *out = string_at(obj, key);
+    if (!*out || !**out)
+        return mr_err_set(err, MR_EINVAL, "%s%s: missing or not a non-empty string", path, key);
+    if (strlen(*out) > MR_ID_MAX)
+        return mr_err_set(err, MR_EINVAL, "%s%s: longer than %d bytes", path, key, MR_ID_MAX);
+    return MR_OK;
+}
+
+static mr_code need_user(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
+{
+    mr_code rc = need_string(obj, path, key, out, err);
+    if (rc == MR_OK && (rc = mr_id_parse_user(*out, NULL, err)) != MR_OK)
+        mr_err_prefix(err, "%s%s", path, key);
+    return rc;
+}
+
+static mr_code need_event_id(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
+{
+    mr_code rc = need_string(obj, path, key, out, err);
+    if (rc == MR_OK && (*out)[0] != '$')
+        rc = mr_err_set(err, MR_EINVAL, "%s%s: \"%s\" is not an event ID", path, key, *out);
+    return rc;
+}
+
+static mr_code parse_allowed(agent_turn *t, mr_err *err)
+{
+    json_t *list = json_object_get(t->root, "allowed_entities");
+    if (!json_is_array(list))
+        return mr_err_set(err, MR_EINVAL, "allowed_entities: missing or not an array");
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *name = json_string_value(v);
+        if (!name || mr_id_entity_name_check(name, true, NULL) != MR_OK)
+            return mr_err_set(err, MR_EINVAL, "allowed_entities[%zu]: not an entity name", i);
+        if (t->n_allowed < POLICY_MAX)
+            t->allowed[t->n_allowed++] = name;
+    }
+    return MR_OK;
+}
+
+static mr_code parse_event(agent_turn *t, mr_err *err)
+{
+    json_t *e = json_object_get(t->root, "event");
+    if (!json_is_object(e))
+        return mr_err_set(err, MR_EINVAL, "event: missing or not an object");
+    const char *type = NULL;
+    mr_code rc = need_event_id(e, "event.", "event_id", &t->event_id, err);
+    if (rc == MR_OK)
+        rc = need_user(e, "event.", "sender", &t->event_sender, err);
+    if (rc == MR_OK)
+        rc = need_string(e, "event.", "type", &type, err);
+    if (rc != MR_OK)
+        return rc;
+    t->content = json_object_get(e, "content");
+    if (!json_is_object(t->content))
+        return mr_err_set(err, MR_EINVAL, "event.content: missing or not an object");
+    if (strcmp(type, "m.room.message") != 0)
+        return mr_err_set(err, MR_EINVAL, "event.type: \"%s\", a turn is an m.room.message", type);
+    t->body = string_at(t->content, "body");
+    t->msgtype = string_at(t->content, "msgtype");
+    json_t *reply = json_object_get(json_object_get(t->content, "m.relates_to"), "m.in_reply_to");
+    const char *to = string_at(reply, "event_id");
+    t->in_reply_to = to && to[0] == '$' && strlen(to) <= MR_ID_MAX ? to : NULL;
+    return MR_OK;
+}
+
+mr_code agent_turn_parse(const char *value, size_t len, agent_turn *out, mr_err *err)
+{
+    memset(out, 0, sizeof *out);
+    json_error_t jerr;
+    out->root = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!out->root)
+        return mr_err_set(err, MR_EINVAL, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+    json_t *r = out->root;
+    json_t *v = json_object_get(r, "v");
+    const char *type = NULL;
+    mr_code rc = MR_OK;
+    if (!json_is_object(r))
+        rc = mr_err_set(err, MR_EINVAL, "not a JSON object");
+    else if (!json_is_integer(v) || json_integer_value(v) != 1)
+        rc = mr_err_set(err, MR_EINVAL, "v: expected 1");
+    else if ((rc = need_string(r, "", "type", &type, err)) == MR_OK && strcmp(type, "turn") != 0)
+        rc = mr_err_set(err, MR_EINVAL, "type: expected turn, got \"%s\"", type);
+    if (rc == MR_OK && (rc = need_string(r, "", "room_id", &out->room_id, err)) == MR_OK &&
+        (rc = mr_id_parse_room_id(out->room_id, NULL, err)) != MR_OK)
+        mr_err_prefix(err, "room_id");
+    if (rc == MR_OK)
+        rc = need_user(r, "", "sender", &out->sender, err);
+    if (rc == MR_OK && json_object_get(r, "original_sender"))
+        rc = need_user(r, "", "original_sender", &out->original_sender, err);
+    if (rc == MR_OK && json_object_get(r, "room_key"))
+        rc = need_string(r, "", "room_key", &out->room_key, err);
+    if (rc == MR_OK && json_object_get(r, "thread"))
+        rc = need_event_id(json_object_get(r, "thread"), "thread.", "root_event_id", &out->thread_root, err);
+    if (rc == MR_OK)
+        rc = parse_event(out, err);
+    if (rc == MR_OK)
+        rc = parse_allowed(out, err);
+    if (rc != MR_OK)
+        agent_turn_free(out);
+    return rc;
+}
+
+void agent_turn_free(agent_turn *t)
+{
+    json_decref(t->root);
+    memset(t, 0, sizeof *t);
+}
