@@ -65,6 +65,27 @@ static int group_teardown(void **state)
     return 0;
 }
 
+typedef struct svc_fixture {
+    ua_proc proc;
+    fake_provider *fp;
+} svc_fixture;
+
+static int setup(void **state)
+{
+    *state = calloc(1, sizeof(svc_fixture));
+    return 0;
+}
+
+/* Also after a failed assertion: no service or provider outlives its test. */
+static int teardown(void **state)
+{
+    svc_fixture *f = *state;
+    ua_proc_kill(&f->proc);
+    fp_stop(f->fp);
+    free(f);
+    return 0;
+}
+
 static void header_mode_env(void)
 {
     ua_proc_env(g_redis.url);
@@ -118,29 +139,29 @@ static void test_ops_endpoints_and_metrics(void **state)
 {
     (void)state;
     header_mode_env();
-    ua_proc p;
-    ua_proc_start(&p);
-    expect_status(&p, "/healthz", NULL, 200, "{\"status\":\"ok\"}");
-    expect_status(&p, "/readyz", NULL, 200, "{\"status\":\"ready\"}");
-    expect_status(&p, "/auth/verify", ALICE_HEADERS, 200, NULL);
-    expect_status(&p, "/auth/verify", NULL, 401, NULL);
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
+    expect_status(p, "/healthz", NULL, 200, "{\"status\":\"ok\"}");
+    expect_status(p, "/readyz", NULL, 200, "{\"status\":\"ready\"}");
+    expect_status(p, "/auth/verify", ALICE_HEADERS, 200, NULL);
+    expect_status(p, "/auth/verify", NULL, 401, NULL);
     mr_http_result r = {0};
-    get(&p, "/metrics", NULL, &r);
+    get(p, "/metrics", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "upstream_auth_decisions_total{method=\"trusted_upstream\",code=\"200\"} 1\n"));
     assert_non_null(strstr(r.body, "upstream_auth_decisions_total{method=\"trusted_upstream\",code=\"401\"} 1\n"));
     mr_http_result_clear(&r);
-    ua_proc_stop(&p);
+    ua_proc_stop(p);
 }
 
 static void test_forward_auth_header_mode(void **state)
 {
     (void)state;
     header_mode_env();
-    ua_proc p;
-    ua_proc_start(&p);
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
     mr_http_result r = {0};
-    get(&p, "/auth/verify", ALICE_HEADERS, &r);
+    get(p, "/auth/verify", ALICE_HEADERS, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-User-Id"), "u-alice");
     assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Email"), "alice@example.com");
@@ -150,35 +171,35 @@ static void test_forward_auth_header_mode(void **state)
                                 ALICE "\",\"method\":\"trusted_upstream\"}");
     mr_http_result_clear(&r);
     /* Ingress controllers keep the client's method. */
-    ua_http("POST", p.port, "/auth/verify", ALICE_HEADERS, &r);
+    ua_http("POST", p->port, "/auth/verify", ALICE_HEADERS, &r);
     assert_int_equal(r.status, 200);
     mr_http_result_clear(&r);
-    get(&p, "/api/auth/me", ALICE_HEADERS, &r);
+    get(p, "/api/auth/me", ALICE_HEADERS, &r);
     assert_string_equal(r.body, "{\"user_id\":\"u-alice\",\"email\":\"alice@example.com\",\"matrix_user_id\":\""
                                 ALICE "\",\"method\":\"trusted_upstream\"}");
     mr_http_result_clear(&r);
 
-    expect_status(&p, "/auth/verify", NULL, 401,
+    expect_status(p, "/auth/verify", NULL, 401,
                   "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
     const char *const dup[] = {"X-MindRoom-User-Id: u-alice", "X-MindRoom-User-Id: u-bob", NULL};
-    expect_status(&p, "/auth/verify", dup, 401, "{\"detail\":\"Duplicate trusted upstream header: X-MindRoom-User-Id\"}");
+    expect_status(p, "/auth/verify", dup, 401, "{\"detail\":\"Duplicate trusted upstream header: X-MindRoom-User-Id\"}");
     const char *const forged[] = {"X-MindRoom-Auth-User-Id: u-alice", "X-MindRoom-Auth-Matrix-User-Id: " ALICE,
                                   "X-Forwarded-User: u-alice", NULL};
-    expect_status(&p, "/auth/verify", forged, 401,
+    expect_status(p, "/auth/verify", forged, 401,
                   "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
     char big[UA_HEADER_VALUE_MAX + 64];
     int n = snprintf(big, sizeof big, "X-MindRoom-User-Id: ");
     memset(big + n, 'u', UA_HEADER_VALUE_MAX + 1);
     big[n + UA_HEADER_VALUE_MAX + 1] = '\0';
     const char *const oversize[] = {big, NULL};
-    expect_status(&p, "/auth/verify", oversize, 401, "{\"detail\":\"Trusted upstream header too long: X-MindRoom-User-Id\"}");
+    expect_status(p, "/auth/verify", oversize, 401, "{\"detail\":\"Trusted upstream header too long: X-MindRoom-User-Id\"}");
     const char *const unmappable[] = {"X-MindRoom-User-Id: u-1", "X-MindRoom-User-Email: al:ice@example.com", NULL};
-    get(&p, "/auth/verify", unmappable, &r);
+    get(p, "/auth/verify", unmappable, &r);
     assert_int_equal(r.status, 401);
     assert_non_null(strstr(r.body, "Trusted upstream email does not map to a Matrix user ID"));
     mr_http_result_clear(&r);
-    expect_status(&p, "/nowhere", ALICE_HEADERS, 404, "{\"detail\":\"Not found\"}");
-    ua_proc_stop(&p);
+    expect_status(p, "/nowhere", ALICE_HEADERS, 404, "{\"detail\":\"Not found\"}");
+    ua_proc_stop(p);
 }
 
 static char *strict_token(const char *email)
@@ -200,34 +221,34 @@ static void test_forward_auth_strict_mode(void **state)
     setenv(TU "JWKS_URL", js_url(g_js), 1);
     setenv(TU "JWT_AUDIENCE", "mindroom-dashboard", 1);
     setenv(TU "JWT_ISSUER", "https://gateway.example.com", 1);
-    ua_proc p;
-    ua_proc_start(&p);
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
     char *t = strict_token("alice@example.com");
     char *jwt_line = tk_printf("X-Trusted-Jwt: %s", t);
     const char *const ok[] = {"X-MindRoom-User-Id: alice@example.com", jwt_line, NULL};
     for (int i = 0; i < 2; i++) {
         mr_http_result r = {0};
-        get(&p, "/auth/verify", ok, &r);
+        get(p, "/auth/verify", ok, &r);
         assert_int_equal(r.status, 200);
         assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Matrix-User-Id"), ALICE);
         assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Method"), "trusted_upstream_jwt");
         mr_http_result_clear(&r);
     }
     const char *const spoofed[] = {"X-MindRoom-User-Id: bob@example.com", jwt_line, NULL};
-    expect_status(&p, "/auth/verify", spoofed, 401,
+    expect_status(p, "/auth/verify", spoofed, 401,
                   "{\"detail\":\"Trusted upstream identity header does not match the JWT: X-MindRoom-User-Id\"}");
     const char *const header_only[] = {"X-MindRoom-User-Id: alice@example.com", NULL};
-    expect_status(&p, "/auth/verify", header_only, 401, "{\"detail\":\"Missing trusted upstream JWT header: X-Trusted-Jwt\"}");
+    expect_status(p, "/auth/verify", header_only, 401, "{\"detail\":\"Missing trusted upstream JWT header: X-Trusted-Jwt\"}");
     const char *const garbage[] = {"X-MindRoom-User-Id: alice@example.com", "X-Trusted-Jwt: a.b.c", NULL};
-    expect_status(&p, "/auth/verify", garbage, 401, "{\"detail\":\"Invalid trusted upstream JWT\"}");
+    expect_status(p, "/auth/verify", garbage, 401, "{\"detail\":\"Invalid trusted upstream JWT\"}");
     mr_http_result r = {0};
-    get(&p, "/metrics", NULL, &r);
+    get(p, "/metrics", NULL, &r);
     /* The first valid token and the garbage one missed; the two later uses of the valid one hit. */
     assert_non_null(strstr(r.body, "upstream_auth_jwt_cache_total{result=\"miss\"} 2\n"));
     assert_non_null(strstr(r.body, "upstream_auth_jwt_cache_total{result=\"hit\"} 2\n"));
     mr_http_result_clear(&r);
-    assert_log_lacks(&p, t);
-    ua_proc_stop(&p);
+    assert_log_lacks(p, t);
+    ua_proc_stop(p);
     free(jwt_line);
     free(t);
 }
@@ -279,41 +300,41 @@ static char *provider_redirect(const char *authorize_url, int service_port)
 static void test_oauth_connect_flow(void **state)
 {
     (void)state;
-    fake_provider *fp = fp_start("gh-client", CLIENT_SECRET);
+    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     header_mode_env();
     provider_env(fp);
-    ua_proc p;
-    ua_proc_start(&p);
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mint(ALICE, "github", 0, token);
     char *link = link_for("github", token);
 
     /* No identity: 401; someone else: 403; neither uses the token up. */
-    expect_status(&p, link, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
-    expect_status(&p, link, BOB_HEADERS, 403,
+    expect_status(p, link, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    expect_status(p, link, BOB_HEADERS, 403,
                   "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
-    char *to_provider = authorize_redirect(&p, link, ALICE_HEADERS);
+    char *to_provider = authorize_redirect(p, link, ALICE_HEADERS);
     char expected[256];
     snprintf(expected, sizeof expected, "%s?response_type=code&client_id=gh-client&redirect_uri=", fp_authorize_url(fp));
     assert_true(strncmp(to_provider, expected, strlen(expected)) == 0);
     /* The link works once. */
-    expect_status(&p, link, ALICE_HEADERS, 409, "{\"detail\":\"Connect token was already used; ask the agent for a new link\"}");
+    expect_status(p, link, ALICE_HEADERS, 409, "{\"detail\":\"Connect token was already used; ask the agent for a new link\"}");
 
-    char *callback = provider_redirect(to_provider, p.port);
+    char *callback = provider_redirect(to_provider, p->port);
     assert_string_equal(fp_last_authorize_param(fp, "scope"), "repo read:user");
     assert_string_equal(fp_last_authorize_param(fp, "code_challenge_method"), "S256");
-    snprintf(expected, sizeof expected, "http://127.0.0.1:%d/api/oauth/github/callback", p.port);
+    snprintf(expected, sizeof expected, "http://127.0.0.1:%d/api/oauth/github/callback", p->port);
     assert_string_equal(fp_last_authorize_param(fp, "redirect_uri"), expected);
     assert_true(strncmp(callback, "/api/oauth/github/callback?code=", 32) == 0);
 
-    expect_status(&p, callback, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
-    expect_status(&p, callback, BOB_HEADERS, 403,
+    expect_status(p, callback, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    expect_status(p, callback, BOB_HEADERS, 403,
                   "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
-    expect_status(&p, callback, ALICE_HEADERS, 200, NULL);
+    expect_status(p, callback, ALICE_HEADERS, 200, NULL);
     assert_int_equal(fp_tokens_issued(fp), 1);
     assert_int_equal(fp_tokens_refused(fp), 0);
     /* The state is single use too. */
-    expect_status(&p, callback, ALICE_HEADERS, 410,
+    expect_status(p, callback, ALICE_HEADERS, 410,
                   "{\"detail\":\"OAuth state is unknown, used or expired; ask the agent for a new link\"}");
 
     char *creds = NULL;
@@ -329,85 +350,83 @@ static void test_oauth_connect_flow(void **state)
     free(creds);
     assert_int_equal(mr_oauth_credentials_get(g_store, BOB, "github", &creds, &len, &err), MR_ENOTFOUND);
 
-    assert_log_lacks(&p, CLIENT_SECRET);
-    assert_log_lacks(&p, token);
-    assert_log_lacks(&p, "at-1");
-    assert_log_lacks(&p, "rt-1");
-    ua_proc_stop(&p);
+    assert_log_lacks(p, CLIENT_SECRET);
+    assert_log_lacks(p, token);
+    assert_log_lacks(p, "at-1");
+    assert_log_lacks(p, "rt-1");
+    ua_proc_stop(p);
     free(callback);
     free(to_provider);
     free(link);
-    fp_stop(fp);
 }
 
 static void test_oauth_refusals(void **state)
 {
     (void)state;
-    fake_provider *fp = fp_start("gh-client", CLIENT_SECRET);
+    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     header_mode_env();
     provider_env(fp);
-    ua_proc p;
-    ua_proc_start(&p);
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mint(ALICE, "google_drive", 0, token);
     char *link = link_for("dropbox", token);
-    expect_status(&p, link, ALICE_HEADERS, 404, "{\"detail\":\"Unknown OAuth provider\"}");
+    expect_status(p, link, ALICE_HEADERS, 404, "{\"detail\":\"Unknown OAuth provider\"}");
     free(link);
     link = link_for("github", token);
-    expect_status(&p, link, ALICE_HEADERS, 400, "{\"detail\":\"Connect token is for provider google_drive, not github\"}");
+    expect_status(p, link, ALICE_HEADERS, 400, "{\"detail\":\"Connect token is for provider google_drive, not github\"}");
     free(link);
-    expect_status(&p, "/api/oauth/github/authorize", ALICE_HEADERS, 400, "{\"detail\":\"Missing connect_token\"}");
-    expect_status(&p, "/api/oauth/github/authorize?connect_token=abc", ALICE_HEADERS, 400,
+    expect_status(p, "/api/oauth/github/authorize", ALICE_HEADERS, 400, "{\"detail\":\"Missing connect_token\"}");
+    expect_status(p, "/api/oauth/github/authorize?connect_token=abc", ALICE_HEADERS, 400,
                   "{\"detail\":\"Malformed connect token\"}");
-    expect_status(&p, "/api/oauth/github/authorize?connect_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    expect_status(p, "/api/oauth/github/authorize?connect_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                   ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
     mint(ALICE, "github", 1, token);
     nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
     link = link_for("github", token);
-    expect_status(&p, link, ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
+    expect_status(p, link, ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
     free(link);
 
     /* The user declines at the provider: the state is used up all the same. */
     mint(ALICE, "github", 0, token);
     link = link_for("github", token);
-    char *to_provider = authorize_redirect(&p, link, ALICE_HEADERS);
+    char *to_provider = authorize_redirect(p, link, ALICE_HEADERS);
     const char *state_at = strstr(to_provider, "&state=");
     assert_non_null(state_at);
     char declined[512];
     snprintf(declined, sizeof declined, "/api/oauth/github/callback?error=access_denied&state=%.*s",
              (int)strcspn(state_at + 7, "&"), state_at + 7);
-    expect_status(&p, declined, ALICE_HEADERS, 400,
+    expect_status(p, declined, ALICE_HEADERS, 400,
                   "{\"detail\":\"The provider did not grant access (access_denied); ask the agent for a new link\"}");
-    expect_status(&p, declined, ALICE_HEADERS, 410,
+    expect_status(p, declined, ALICE_HEADERS, 410,
                   "{\"detail\":\"OAuth state is unknown, used or expired; ask the agent for a new link\"}");
-    expect_status(&p, "/api/oauth/github/callback?code=x", ALICE_HEADERS, 400, "{\"detail\":\"Missing state\"}");
-    expect_status(&p, "/api/oauth/github/callback?code=x&state=forged", ALICE_HEADERS, 410,
+    expect_status(p, "/api/oauth/github/callback?code=x", ALICE_HEADERS, 400, "{\"detail\":\"Missing state\"}");
+    expect_status(p, "/api/oauth/github/callback?code=x&state=forged", ALICE_HEADERS, 410,
                   "{\"detail\":\"OAuth state is unknown, used or expired; ask the agent for a new link\"}");
     assert_int_equal(fp_tokens_issued(fp), 0);
-    ua_proc_stop(&p);
+    ua_proc_stop(p);
     free(to_provider);
     free(link);
-    fp_stop(fp);
 }
 
 static void test_api_key_and_single_owner(void **state)
 {
     (void)state;
-    fake_provider *fp = fp_start("gh-client", CLIENT_SECRET);
+    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     ua_proc_env(g_redis.url);
     provider_env(fp);
     setenv("MINDROOM_API_KEY", API_KEY, 1);
     setenv("MINDROOM_OWNER_USER_ID", ALICE, 1);
     /* Ignored while trusted upstream auth is off. */
     setenv(TU "USER_ID_HEADER", "X-MindRoom-User-Id", 1);
-    ua_proc p;
-    ua_proc_start(&p);
-    expect_status(&p, "/auth/verify", ALICE_HEADERS, 401, "{\"detail\":\"Missing or invalid credentials\"}");
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
+    expect_status(p, "/auth/verify", ALICE_HEADERS, 401, "{\"detail\":\"Missing or invalid credentials\"}");
     const char *const wrong[] = {"Authorization: Bearer not-the-key", NULL};
-    expect_status(&p, "/auth/verify", wrong, 401, "{\"detail\":\"Invalid API key\"}");
+    expect_status(p, "/auth/verify", wrong, 401, "{\"detail\":\"Invalid API key\"}");
     const char *const right[] = {"Authorization: Bearer " API_KEY, NULL};
     mr_http_result r = {0};
-    get(&p, "/auth/verify", right, &r);
+    get(p, "/auth/verify", right, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"user_id\":\"" ALICE "\",\"email\":null,\"matrix_user_id\":\"" ALICE
                                 "\",\"method\":\"api_key\"}");
@@ -415,26 +434,25 @@ static void test_api_key_and_single_owner(void **state)
     assert_null(mr_http_result_header(&r, "X-MindRoom-Auth-Email"));
     mr_http_result_clear(&r);
     const char *const cookie[] = {"Cookie: mindroom_api_key=" API_KEY, NULL};
-    expect_status(&p, "/auth/verify", cookie, 200, NULL);
+    expect_status(p, "/auth/verify", cookie, 200, NULL);
 
     /* The single owner redeems links made for the owner, and no other. */
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mint(BOB, "github", 0, token);
     char *link = link_for("github", token);
-    expect_status(&p, link, right, 403, "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    expect_status(p, link, right, 403, "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
     free(link);
     mint(ALICE, "github", 0, token);
     link = link_for("github", token);
-    char *to_provider = authorize_redirect(&p, link, cookie);
-    char *callback = provider_redirect(to_provider, p.port);
-    expect_status(&p, callback, cookie, 200, NULL);
+    char *to_provider = authorize_redirect(p, link, cookie);
+    char *callback = provider_redirect(to_provider, p->port);
+    expect_status(p, callback, cookie, 200, NULL);
     assert_int_equal(fp_tokens_issued(fp), 1);
-    assert_log_lacks(&p, API_KEY);
-    ua_proc_stop(&p);
+    assert_log_lacks(p, API_KEY);
+    ua_proc_stop(p);
     free(callback);
     free(to_provider);
     free(link);
-    fp_stop(fp);
 }
 
 /* Runs the binary with the variables set and expects exit 2 and a message naming `want`. */
@@ -476,13 +494,13 @@ static void test_invalid_settings_stop_start_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ops_endpoints_and_metrics),
-        cmocka_unit_test(test_forward_auth_header_mode),
-        cmocka_unit_test(test_forward_auth_strict_mode),
-        cmocka_unit_test(test_oauth_connect_flow),
-        cmocka_unit_test(test_oauth_refusals),
-        cmocka_unit_test(test_api_key_and_single_owner),
-        cmocka_unit_test(test_invalid_settings_stop_start_up),
+        cmocka_unit_test_setup_teardown(test_ops_endpoints_and_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_auth_header_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_auth_strict_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oauth_connect_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oauth_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_key_and_single_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_settings_stop_start_up, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

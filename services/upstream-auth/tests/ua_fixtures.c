@@ -142,8 +142,8 @@ void ua_proc_start(ua_proc *p)
         check(mr_tp_spawn(argv, p->log, &p->pid, &err), &err);
         if (mr_tp_wait_port(p->port, 20000, &err) == MR_OK)
             return;
-        int st = 0;
-        mr_tp_kill_wait(p->pid, SIGKILL, &st, NULL);
+        mr_tp_kill_wait(p->pid, SIGKILL, NULL, NULL);
+        p->pid = 0;
     }
     char *log = ua_proc_log(p);
     fail_msg("mindroom-upstream-auth did not start: %s\n%s", err.msg, log);
@@ -195,7 +195,17 @@ void ua_proc_stop(ua_proc *p)
         fail_msg("mindroom-upstream-auth did not stop cleanly (status %d):\n%s", st, log);
     }
     mr_tp_rmtree(p->dir, NULL);
+    p->dir[0] = '\0';
     unsetenv("MINDROOM_CONFIG_PATH");
+}
+
+void ua_proc_kill(ua_proc *p)
+{
+    if (p->pid)
+        mr_tp_kill_wait(p->pid, SIGKILL, NULL, NULL);
+    if (p->dir[0])
+        mr_tp_rmtree(p->dir, NULL);
+    memset(p, 0, sizeof *p);
 }
 
 void ua_http(const char *method, int port, const char *path, const char *const *headers, mr_http_result *out)

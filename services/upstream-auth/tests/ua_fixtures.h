@@ -64,6 +64,8 @@ void ua_proc_start(ua_proc *p);
 int ua_proc_run(char **output);
 /* SIGTERM, wait (must exit 0), remove the dir. */
 void ua_proc_stop(ua_proc *p);
+/* For teardown: SIGKILL when still running, remove the dir; no assertions. */
+void ua_proc_kill(ua_proc *p);
 /* The process log, for assertions on what was or was not logged. Caller frees. */
 char *ua_proc_log(const ua_proc *p);
 
