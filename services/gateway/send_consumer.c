@@ -35,13 +35,22 @@ static const char *str(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* The request as the client-server API call it names. */
-static mr_code perform(mr_matrix *m, json_t *req, const char *kind, mr_err *err)
+#define SENT_TTL_MS 86400000L
+
+/* The request as the client-server API call it names. A room event's ID is recorded under
+ * `sent:<txn_id>` (proto/store.md): the agent's edits name the message they replace by it. A
+ * failure to record it leaves the request for redelivery, and its transaction ID gets the same
+ * event ID back without a second event. */
+static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_err *err)
 {
     const char *room = str(req, "room_id"), *txn = str(req, "txn_id");
-    if (strcmp(kind, "room_event") == 0)
-        return mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"),
-                              NULL, err);
+    if (strcmp(kind, "room_event") == 0) {
+        char event_id[MR_MATRIX_ID_SIZE], key[300];
+        mr_code rc = mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"),
+                                    event_id, err);
+        snprintf(key, sizeof key, "sent:%s", txn);
+        return rc == MR_OK ? mr_store_set(g->rt->store, key, event_id, strlen(event_id), SENT_TTL_MS, err) : rc;
+    }
     if (strcmp(kind, "typing") == 0) {
         json_t *t = json_object_get(req, "timeout_ms");
         return mr_matrix_typing(m, room, json_is_true(json_object_get(req, "typing")),
@@ -98,9 +107,9 @@ static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (rc == MR_OK)
-        rc = perform(s->clients[idx], req, kind, err);
+        rc = perform(g, s->clients[idx], req, kind, err);
     if (rc == MR_EAUTH && (rc = gw_account_relogin(g, a, s->clients[idx], &s->gens[idx], err)) == MR_OK)
-        rc = perform(s->clients[idx], req, kind, err);
+        rc = perform(g, s->clients[idx], req, kind, err);
     if (rc == MR_OK) {
         gw_metrics_send(g, kind, "sent", since_s(&t0));
         gw_crash_point(g, GW_CRASH_AFTER_SEND);

@@ -118,6 +118,13 @@ static void test_every_kind_once(void **state)
     char ev[MR_MATRIX_ID_SIZE];
     assert_int_equal(count_in_room(&x, "reply one", NULL), 1);
     assert_int_equal(count_in_room(&x, "reply two", ev), 1);
+    /* Recorded for the agent, whose edits name the message they replace (proto/store.md). */
+    char *sent = NULL;
+    size_t sent_len = 0;
+    mr_err serr = {0};
+    assert_int_equal(mr_store_get(x.f.store, "sent:mr.ev2.0", &sent, &sent_len, &serr), MR_OK);
+    assert_string_equal(sent, ev);
+    free(sent);
 
     /* Redaction, typing and to-device, then a sentinel to know they were handled. */
     json_t *r = request(MIND, "redact", "mr.red.1", x.lobby);
