@@ -31,6 +31,8 @@
 #define KEY "sk-e2e-0123456789abcdef"
 #define LOBBY "!lobby:example.org"
 #define DEV "!dev:example.org"
+#define CHAT "!chat:example.org"
+#define DM "!dm:example.org"
 #define ALICE "@alice:example.org"
 #define ROUTER "@mindroom_router:example.org"
 #define MIND "@mindroom_mind:example.org"
@@ -114,11 +116,14 @@ static void publish_turn(const turn_spec *t)
     snprintf(buf, sizeof buf, "%s", t->allowed);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
         json_array_append_new(allowed, json_string(tok));
-    json_t *turn = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I, s:o}, s:s, s:o}", "v", 1, "type", "turn",
-                             "room_id", t->room, "room_key", strcmp(t->room, LOBBY) == 0 ? "lobby" : "dev", "event",
-                             "event_id", t->event_id, "sender", sender, "type", "m.room.message", "origin_server_ts",
-                             (json_int_t)1764000000000, "content", content, "sender", sender, "allowed_entities",
-                             allowed);
+    json_t *turn = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:s, s:I, s:o}, s:s, s:o}", "v", 1, "type", "turn",
+                             "room_id", t->room, "event", "event_id", t->event_id, "sender", sender, "type",
+                             "m.room.message", "origin_server_ts", (json_int_t)1764000000000, "content", content,
+                             "sender", sender, "allowed_entities", allowed);
+    /* The managed rooms' keys, as authz finds them in room:<room_id>; the DM is not managed. */
+    const char *key = !strcmp(t->room, LOBBY) ? "lobby" : !strcmp(t->room, DEV) ? "dev" : !strcmp(t->room, CHAT) ? "chat" : NULL;
+    if (key)
+        json_object_set_new(turn, "room_key", json_string(key));
     if (t->thread_root)
         json_object_set_new(turn, "thread", json_pack("{s:s}", "root_event_id", t->thread_root));
     if (t->original_sender)
@@ -208,15 +213,20 @@ static void wait_for(done_fn done, const char *event_id, const char *entity)
     }
 }
 
-/* A message coder answers in room, after everything published before it. */
-static void sentinel(const char *room)
+/* A message that entity (account user_id) answers in room, after everything published before. */
+static void sentinel_for(const char *room, const char *entity, const char *user_id)
 {
     char id[64];
     snprintf(id, sizeof id, "$sentinel%d:example.org", ++S.seq);
     json_t *content = json_pack("{s:s, s:s, s:{s:[s]}}", "msgtype", "m.text", "body", "sentinel", "m.mentions",
-                                "user_ids", CODER);
+                                "user_ids", user_id);
     publish_turn(&(turn_spec){.room = room, .event_id = id, .content = content, .allowed = "router,mind,coder"});
-    wait_for(finished, id, "coder");
+    wait_for(finished, id, entity);
+}
+
+static void sentinel(const char *room)
+{
+    sentinel_for(room, "coder", CODER);
 }
 
 /* The content of the last intent of (event, entity) of that kind, checked to be the only one. */
@@ -261,7 +271,8 @@ static int group_setup(void **state)
              "agents:\n"
              "  mind:\n    display_name: Mind\n    role: Personal assistant\n    rooms: [lobby]\n"
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
-             "    instructions: [Review carefully., Prefer C17.]\n",
+             "    instructions: [Review carefully., Prefer C17.]\n"
+             "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n",
              S.stub.url);
     char store[96];
     snprintf(store, sizeof store, "redis://127.0.0.1:%d/1", S.redis.port);
@@ -545,6 +556,49 @@ static void test_same_turn_twice_is_answered_once(void **state)
     assert_int_equal(count_in_log("already answered event_id=$d1:example.org"), 1);
 }
 
+static void test_room_mode_replies_plainly_with_room_history(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    publish_turn(&(turn_spec){.room = CHAT, .event_id = "$p1:example.org", .body = "Hello plain", .allowed = "router,plain"});
+    publish_turn(&(turn_spec){.room = CHAT, .event_id = "$p2:example.org", .body = "Again", .allowed = "router,plain"});
+    wait_for(finished, "$p2:example.org", "plain");
+    for (int i = 1; i <= 2; i++) {
+        json_t *list = intents_of(i == 1 ? "$p1:example.org" : "$p2:example.org", "plain");
+        json_t *c = json_object_get(last_of(list, "send", false), "content");
+        assert_string_equal(str_at(c, "body"), i == 1 ? "Echo: Hello plain" : "Echo: Again");
+        /* thread_mode room: no thread, no reply relation. */
+        assert_null(json_object_get(c, "m.relates_to"));
+        json_decref(list);
+    }
+    json_t *reqs = stub_requests();
+    json_t *msgs = json_object_get(json_object_get(json_array_get(reqs, 1), "body"), "messages");
+    assert_int_equal(json_array_size(msgs), 4);
+    assert_string_equal(str_at(json_array_get(msgs, 1), "content"), ALICE ": Hello plain");
+    assert_string_equal(str_at(json_array_get(msgs, 2), "role"), "assistant");
+    assert_string_equal(str_at(json_array_get(msgs, 2), "content"), "Echo: Hello plain");
+    assert_string_equal(str_at(json_array_get(msgs, 3), "content"), "Again");
+    json_decref(reqs);
+}
+
+static void test_unmanaged_room_goes_by_membership(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    /* What the gateway saw of the DM: mind joined, coder left. */
+    check(mr_store_hset(S.store, "members:" DM, MIND, "join", 4, &err), &err, "members");
+    check(mr_store_hset(S.store, "members:" DM, CODER, "leave", 5, &err), &err, "members");
+    publish_turn(&(turn_spec){.room = DM, .event_id = "$dm1:example.org", .body = "Just us", .allowed = "router,mind,coder"});
+    wait_for(finished, "$dm1:example.org", "mind");
+    sentinel_for(DM, "mind", MIND);
+    json_t *list = intents_of("$dm1:example.org", "mind");
+    assert_string_equal(str_at(json_object_get(last_of(list, "send", false), "content"), "body"), "Echo: Just us");
+    json_decref(list);
+    assert_false(has_send("$dm1:example.org", "coder"));
+    assert_false(has_send("$dm1:example.org", "router"));
+}
+
 static void test_intents_validate_and_log_keeps_secrets(void **state)
 {
     (void)state;
@@ -579,6 +633,8 @@ int main(void)
         cmocka_unit_test(test_two_candidates_router_hands_over),
         cmocka_unit_test(test_provider_error_then_recovery),
         cmocka_unit_test(test_same_turn_twice_is_answered_once),
+        cmocka_unit_test(test_room_mode_replies_plainly_with_room_history),
+        cmocka_unit_test(test_unmanaged_room_goes_by_membership),
         cmocka_unit_test(test_intents_validate_and_log_keeps_secrets),
         cmocka_unit_test(test_sigterm_exits_0),
     };
