@@ -188,10 +188,17 @@ static bool gw_sleep(void *ctx, long ms)
     return mr_runtime_sleep(ctx, (int)ms);
 }
 
+static bool gw_stopping(void *ctx)
+{
+    return mr_runtime_stopping(ctx);
+}
+
 void gw_matrix_opts(gw *g, mr_matrix_opts *o)
 {
+    /* Waits and requests in flight (long polls too) end when the runtime stops. */
     *o = (mr_matrix_opts){.homeserver = g->s.homeserver, .sleep = gw_sleep,
-                          .sleep_ctx = (void *)g->rt, .observe = gw_metrics_observe,
+                          .sleep_ctx = (void *)g->rt, .stopping = gw_stopping,
+                          .stopping_ctx = (void *)g->rt, .observe = gw_metrics_observe,
                           .observe_ctx = g};
 }
 

@@ -227,8 +227,9 @@ static mr_code save_since(gw *g, const gw_account *a, const char *next, mr_err *
 static mr_code round_once(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen, char **since,
                           mr_err *err)
 {
+    /* The first round returns at once, so readiness means "caught up", not "a message came". */
     mr_matrix_sync_req req = {.filter = FILTER, .since = *since, .full_state = !*since,
-                              .timeout_ms = *since ? g->s.sync_timeout_ms : 0};
+                              .timeout_ms = atomic_load(&a->synced) ? g->s.sync_timeout_ms : 0};
     json_t *sync = NULL;
     mr_code rc = mr_matrix_sync(m, &req, &sync, err);
     if (rc == MR_EAUTH)

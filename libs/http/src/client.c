@@ -37,6 +37,7 @@ typedef struct transfer {
     bool failed_alloc;
     bool aborted;                    /* on_data returned false */
     bool stalled;                    /* no byte moved for call->stall_timeout_ms */
+    bool cancelled;                  /* call->cancelled said so */
     curl_off_t moved;                /* bytes up and down at the last progress call */
     struct timespec last_move;
 } transfer;
@@ -220,13 +221,20 @@ static long ms_since(const struct timespec *t0)
 }
 
 /* libcurl calls this about once a second even while nothing arrives, which is what lets a
- * stalled peer be noticed; any byte moving either way restarts the stall clock. */
+ * stalled peer be noticed and a caller cancel; any byte moving either way restarts the stall
+ * clock. */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
     (void)dltotal;
     (void)ultotal;
     transfer *t = ud;
+    if (t->call->cancelled && t->call->cancelled(t->call->cancel_ctx)) {
+        t->cancelled = true;
+        return 1;
+    }
+    if (t->call->stall_timeout_ms <= 0)
+        return 0;
     if (dlnow + ulnow != t->moved) {
         t->moved = dlnow + ulnow;
         clock_gettime(CLOCK_MONOTONIC, &t->last_move);
@@ -264,6 +272,8 @@ static mr_code transport_error(const mr_http_client *c, const mr_http_result *ou
                  t->call->stall_timeout_ms);
     else if (t->aborted)
         snprintf(detail, sizeof detail, "aborted by the receiver");
+    else if (t->cancelled)
+        snprintf(detail, sizeof detail, "cancelled by the caller");
     else if (t->failed_alloc)
         snprintf(detail, sizeof detail, "out of memory reading the response");
     else
@@ -288,7 +298,7 @@ static mr_code transport_error(const mr_http_client *c, const mr_http_result *ou
     }
     if (t->failed_alloc)
         code = MR_ENOMEM;
-    else if (t->stalled)
+    else if (t->stalled || t->cancelled)
         code = MR_EUNAVAIL;
     return mr_err_set(err, code, "%s %s: %s", out->method, out->url, clean);
 }
@@ -357,7 +367,7 @@ mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_r
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
-    if (call->stall_timeout_ms > 0) {
+    if (call->stall_timeout_ms > 0 || call->cancelled) {
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(e, CURLOPT_XFERINFODATA, &t);
         curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);

@@ -51,6 +51,8 @@ mr_code mr_matrix_new(const mr_matrix_opts *opts, mr_matrix **out, mr_err *err)
     m->sleep_ctx = opts->sleep_ctx;
     m->observe = opts->observe;
     m->observe_ctx = opts->observe_ctx;
+    m->stopping = opts->stopping;
+    m->stopping_ctx = opts->stopping_ctx;
     m->seed = (unsigned int)time(NULL) ^ (unsigned int)getpid() ^ (unsigned int)(size_t)m;
     m->last.retry_after_ms = -1;
     mr_http_client_opts ho = {.base_url = opts->homeserver, .timeout_ms = m->timeout_ms,
@@ -269,7 +271,8 @@ static mr_code exchange(mr_matrix *m, const mx_req *r, const char *body, mr_http
     mr_http_call call = {.method = r->method, .url = r->path, .body = body,
                          .body_len = body ? strlen(body) : 0,
                          .content_type = body ? "application/json" : NULL, .headers = headers,
-                         .timeout_ms = r->timeout_ms};
+                         .timeout_ms = r->timeout_ms, .cancelled = m->stopping,
+                         .cancel_ctx = m->stopping_ctx};
     mr_code rc = mr_http_client_do(m->http, &call, res, err);
     wipe_free(auth);
     if (rc != MR_OK || res->body_len == 0)
@@ -280,6 +283,11 @@ static mr_code exchange(mr_matrix *m, const mx_req *r, const char *body, mr_http
         return mr_err_set(err, MR_EINVAL, "%s %s: HTTP %ld reply is not JSON (%s at byte %d)",
                           res->method, res->url, res->status, je.text, je.position);
     return MR_OK;
+}
+
+static bool stopping(mr_matrix *m)
+{
+    return m->stopping && m->stopping(m->stopping_ctx);
 }
 
 mr_code mx_call(mr_matrix *m, const mx_req *r, json_t **out, mr_err *err)
@@ -293,6 +301,11 @@ mr_code mx_call(mr_matrix *m, const mx_req *r, json_t **out, mr_err *err)
     int failures = 0, limited = 0;
     mr_code rc;
     for (;;) {
+        if (stopping(m)) {
+            rc = mr_err_set(err, MR_EUNAVAIL, "%s %s: not sent, the caller is stopping", r->method,
+                            r->path);
+            break;
+        }
         mr_http_result res;
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -308,7 +321,7 @@ mr_code mx_call(mr_matrix *m, const mx_req *r, json_t **out, mr_err *err)
         }
         long delay = -1;
         if (transport) {
-            if (r->retry && rc == MR_EUNAVAIL && ++failures < m->max_attempts)
+            if (r->retry && rc == MR_EUNAVAIL && !stopping(m) && ++failures < m->max_attempts)
                 delay = backoff_for(m, failures);
         } else if (rc == MR_OK && res.status == 429) {
             if (!m->max_rate_limited || ++limited < m->max_rate_limited)

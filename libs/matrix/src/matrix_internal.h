@@ -22,6 +22,8 @@ struct mr_matrix {
     void *sleep_ctx;
     mr_matrix_observe_fn observe;
     void *observe_ctx;
+    bool (*stopping)(void *ctx);
+    void *stopping_ctx;
     unsigned int seed;      /* for backoff jitter */
     mr_matrix_status last;
 };

@@ -1,14 +1,17 @@
 /* test_matrix.c -- libs/matrix against mr-test-homeserver: registration in every form, login,
- * soft logout, rooms, directory, transaction IDs, sync, to-device and keys, 429 retries and
- * transport backoff. */
+ * soft logout, rooms, directory, transaction IDs, sync, to-device and keys, 429 retries,
+ * transport backoff and long polls cancelled by a stopping caller. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hs_peer.h"
 #include "mindroom/matrix.h"
@@ -590,6 +593,59 @@ static void test_to_device_and_keys(void **state)
     mr_matrix_free(b);
 }
 
+static bool flag_set(void *ctx)
+{
+    return atomic_load((atomic_bool *)ctx);
+}
+
+/* Raises the flag once the homeserver has a long poll asleep. */
+static void *raise_when_waiting(void *arg)
+{
+    for (;;) {
+        json_t *st = control("GET", "/_test/state", NULL);
+        json_int_t waiting = json_integer_value(json_object_get(st, "syncs_waiting"));
+        json_decref(st);
+        if (waiting > 0)
+            break;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store((atomic_bool *)arg, true);
+    return NULL;
+}
+
+/* A stopping caller abandons a long poll in flight, and sends nothing more. */
+static void test_stopping_cancels_long_poll(void **state)
+{
+    (void)state;
+    mr_matrix *reg = user("stop_rae", NULL);
+    atomic_bool stop = false;
+    mr_matrix_opts o = {.homeserver = hs.url, .user_id = mr_matrix_user_id(reg),
+                        .device_id = mr_matrix_device_id(reg),
+                        .access_token = mr_matrix_access_token(reg), .stopping = flag_set,
+                        .stopping_ctx = &stop};
+    mr_matrix *m = NULL;
+    mr_err err = {0};
+    ok(mr_matrix_new(&o, &m, &err), &err);
+    json_t *first = NULL;
+    mr_matrix_sync_req req = {0};
+    ok(mr_matrix_sync(m, &req, &first, &err), &err);
+    req.since = json_string_value(json_object_get(first, "next_batch"));
+    req.timeout_ms = 120000;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, raise_when_waiting, &stop), 0);
+    json_t *second = NULL;
+    assert_int_equal(mr_matrix_sync(m, &req, &second, &err), MR_EUNAVAIL);
+    pthread_join(t, NULL);
+    assert_null(second);
+    assert_non_null(strstr(err.msg, "cancelled by the caller"));
+    assert_int_equal(mr_matrix_whoami(m, NULL, NULL, &err), MR_EUNAVAIL);
+    assert_non_null(strstr(err.msg, "not sent, the caller is stopping"));
+    json_decref(first);
+    mr_matrix_free(m);
+    mr_matrix_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_transport_backoff),
         cmocka_unit_test(test_sync_filter_since),
         cmocka_unit_test(test_to_device_and_keys),
+        cmocka_unit_test(test_stopping_cancels_long_poll),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -50,6 +50,7 @@ static const char *const gateway_vars[] = {
     "MATRIX_REGISTRATION_TOKEN", "MATRIX_REGISTRATION_SHARED_SECRET", "MATRIX_APPSERVICE_TOKEN",
     "MATRIX_MANAGED_ACCOUNT_AUTH", "MINDROOM_PROVISIONING_URL", "MINDROOM_LOCAL_CLIENT_ID",
     "MINDROOM_LOCAL_CLIENT_SECRET", "MINDROOM_NAMESPACE", "MINDROOM_CONFIG_PATH", "LOG_LEVEL",
+    "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS",
 };
 
 void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config)
@@ -80,7 +81,6 @@ void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config)
     setenv("MINDROOM_INSTANCE_SECRET", GWT_SECRET_HEX, 1);
     setenv("MINDROOM_STORAGE_PATH", data, 1);
     setenv("MINDROOM_GATEWAY_LISTEN", listen, 1);
-    setenv("MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", "1000", 1);
     setenv("LOG_LEVEL", "debug", 1);
     check(mr_bus_open(f->bus_url, NULL, &f->bus, &err), &err, "opening the bus");
     unsigned char secret[32];

@@ -33,7 +33,7 @@ typedef struct gwt {
 } gwt;
 
 /* Starts the homeserver (opts may be NULL: registration token GWT_TOKEN) and redis, writes
- * config.yaml and sets the gateway's environment (sync long polls of 1 s). */
+ * config.yaml and sets the gateway's environment. */
 void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config);
 void gwt_teardown(gwt *f);
 void gwt_write_config(gwt *f, const char *config);

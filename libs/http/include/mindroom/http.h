@@ -174,6 +174,11 @@ typedef struct mr_http_call {
     /* Fails the request (MR_EUNAVAIL, "no data for N ms") when no byte moves for this long,
      * checked about once a second; 0: no limit. */
     long stall_timeout_ms;
+    /* Polled about once a second while the request runs: returning true abandons it
+     * (MR_EUNAVAIL, "cancelled by the caller"), so a stopping service need not sit out a long
+     * poll. NULL: never. */
+    bool (*cancelled)(void *ctx);
+    void *cancel_ctx;
 } mr_http_call;
 
 mr_code mr_http_client_new(const mr_http_client_opts *opts, mr_http_client **out, mr_err *err);

@@ -8,7 +8,8 @@
  * retried with exponential backoff (jittered, capped) up to max_attempts, but only for requests
  * that are safe to repeat: every GET and PUT (sends carry a transaction ID), joins, invites,
  * leaves and key calls; never createRoom or a registration stage. Every wait goes through the
- * sleep callback, so a stopping service is not held up.
+ * sleep callback and requests in flight watch the stopping callback, so a stopping service is
+ * not held up.
  *
  * Errors. Each call returns MR_OK, or the code mr_http_result_check gives the status (401
  * MR_EAUTH, 403 MR_EPERM, 404 MR_ENOTFOUND, 429/5xx MR_EUNAVAIL, ...) with a message naming the
@@ -59,6 +60,10 @@ typedef struct mr_matrix_opts {
     long max_backoff_ms;        /* 0 = 30 s */
     mr_matrix_sleep_fn sleep;   /* NULL: nanosleep, never stopping */
     void *sleep_ctx;
+    /* Polled before each attempt and about once a second during it (a sync's long poll
+     * included): true abandons the call with MR_EUNAVAIL. NULL: never. */
+    bool (*stopping)(void *ctx);
+    void *stopping_ctx;
     mr_matrix_observe_fn observe; /* NULL: none */
     void *observe_ctx;
 } mr_matrix_opts;
