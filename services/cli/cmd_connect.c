@@ -164,9 +164,8 @@ static void resolved_config_path(const char *config_path, char *out, size_t cap)
     mr_fs_dirname(config_path, dir, sizeof dir);
     const char *base = strrchr(config_path, '/');
     base = base ? base + 1 : config_path;
-    if (realpath(dir, buf))
-        snprintf(out, cap, "%s/%s", buf, base);
-    else
+    /* A joined path that does not fit is no better than the path as given. */
+    if (!realpath(dir, buf) || snprintf(out, cap, "%s/%s", buf, base) >= (int)cap)
         snprintf(out, cap, "%s", config_path);
 }
 

@@ -148,7 +148,7 @@ static mr_code sq_exec(sq *q, sqlite3_stmt *st, const char *doing, int *changes,
 
 static mr_code sq_simple(sq *q, int id, const char *key, const char *doing, mr_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(q, id, key, &st, err);
     return rc == MR_OK ? sq_exec(q, st, doing, NULL, err) : rc;
 }
@@ -182,7 +182,7 @@ static mr_code sq_copy_column(sqlite3_stmt *st, int col, char **v, size_t *len, 
 /* Reads a live value; *expires_at (may be NULL) gets its deadline in ms, -1 for none. */
 static mr_code sq_read(sq *q, const char *key, char **v, size_t *len, long long *expires_at, mr_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(q, SQ_GET, key, &st, err);
     if (rc != MR_OK)
         return rc;
@@ -203,7 +203,7 @@ static mr_code sq_read(sq *q, const char *key, char **v, size_t *len, long long 
 static mr_code sq_write(sq *q, int id, const char *key, const void *v, size_t len, long ttl_ms,
                         long long expires_at, int *changes, mr_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(q, id, key, &st, err);
     if (rc != MR_OK)
         return rc;
@@ -277,7 +277,7 @@ static mr_code sq_del(void *b, const char *key, mr_err *err)
 
 static mr_code sq_hash_exists(sq *q, const char *key, bool *exists, mr_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(q, SQ_HASH_EXISTS, key, &st, err);
     if (rc != MR_OK)
         return rc;
@@ -314,7 +314,7 @@ static mr_code sq_ttl(void *b, const char *key, long *ttl_ms, mr_err *err)
 
 static mr_code sq_hset(void *b, const char *key, const char *field, const void *v, size_t len, mr_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(b, SQ_HSET, key, &st, err);
     if (rc != MR_OK)
         return rc;
@@ -326,7 +326,7 @@ static mr_code sq_hset(void *b, const char *key, const char *field, const void *
 static mr_code sq_hget(void *b, const char *key, const char *field, char **v, size_t *len, mr_err *err)
 {
     sq *q = b;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(q, SQ_HGET, key, &st, err);
     if (rc != MR_OK)
         return rc;
@@ -344,7 +344,7 @@ static mr_code sq_hget(void *b, const char *key, const char *field, char **v, si
 
 static mr_code sq_hdel(void *b, const char *key, const char *field, mr_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(b, SQ_HDEL, key, &st, err);
     if (rc != MR_OK)
         return rc;
@@ -378,7 +378,7 @@ static mr_code sq_hash_append(sqlite3_stmt *st, mr_store_hash *out, size_t *cap,
 static mr_code sq_hgetall(void *b, const char *key, mr_store_hash *out, mr_err *err)
 {
     sq *q = b;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     mr_code rc = sq_stmt(q, SQ_HGETALL, key, &st, err);
     if (rc != MR_OK)
         return rc;
@@ -496,7 +496,7 @@ static mr_code sq_setup(sq *q, mr_err *err)
                      : mr_err_set(err, MR_ENOMEM, "sqlite %s: out of memory", q->path);
     sqlite3_busy_timeout(q->db, SQ_BUSY_TIMEOUT_MS);
     /* WAL lets readers go on while one connection writes; the pragma answers the mode it got. */
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return sq_fail(q, rc, "setting journal_mode", err);

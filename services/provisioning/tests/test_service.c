@@ -48,7 +48,7 @@ static void check(mr_code rc, const mr_err *err, const char *what)
 static void keep_secret(const char *s)
 {
     assert_true(S.nsecrets < MAX_SECRETS);
-    snprintf(S.secrets[S.nsecrets++], sizeof S.secrets[0], "%s", s);
+    assert_true(snprintf(S.secrets[S.nsecrets++], sizeof S.secrets[0], "%s", s) < (int)sizeof S.secrets[0]);
 }
 
 static void keep_code(const char *code)
