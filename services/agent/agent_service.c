@@ -285,10 +285,13 @@ static mr_code handle_turn(agent_svc *svc, const agent_turn *t, mr_err *err)
     const roster *r = &svc->roster;
     const roster_entry *author = roster_by_user(r, t->event_sender);
     bool relay = author && author->kind == ENTITY_ROUTER && t->original_sender;
-    const char *skip = author && !relay                           ? "written by an entity"
-                       : !t->body                                 ? "no body"
-                       : t->msgtype && !strcmp(t->msgtype, "m.notice") ? "a notice: bots talk in notices"
-                                                                  : NULL;
+    const char *skip = NULL;
+    if (author && !relay)
+        skip = "written by an entity";
+    else if (!t->body)
+        skip = "no body";
+    else if (t->msgtype && strcmp(t->msgtype, "m.notice") == 0)
+        skip = "a notice: bots talk in notices, and answering them loops";
     if (skip) {
         const char *fields[] = {"event_id", t->event_id, "reason", skip, NULL};
         mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "skipped");
