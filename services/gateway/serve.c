@@ -252,14 +252,16 @@ static mr_code wait_homeserver(gw *g, mr_err *err)
     return rc;
 }
 
-/* Accounts, then rooms; while the homeserver is unavailable, again after a growing pause. */
+/* Accounts, then rooms; while the homeserver is unavailable, again after a growing pause (a
+ * homeserver that never answers /versions within the start-up limit ends it). */
 static mr_code bootstrap(gw *g, mr_err *err)
 {
     long delay = BOOTSTRAP_BACKOFF_MS;
     for (;;) {
         mr_code rc = wait_homeserver(g, err);
-        if (rc == MR_OK)
-            rc = gw_accounts_bootstrap(g, err);
+        if (rc != MR_OK)
+            return rc;
+        rc = gw_accounts_bootstrap(g, err);
         if (rc == MR_OK)
             rc = gw_rooms_bootstrap(g, err);
         if (rc != MR_EUNAVAIL || mr_runtime_stopping(g->rt))

@@ -205,6 +205,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     json_decref(after);
     gwt_assert_log(&f, "gateway: registered @", 4);
     gwt_assert_log(&f, "gateway: created room #", 2);
+    gwt_assert_log(&f, "logging in again", 0);
 
     /* Third start after the server ended the router's session: a login on the same device. */
     gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", "@mindroom_router:localhost"));
@@ -275,12 +276,15 @@ static void test_shared_secret_registration(void **state)
     (void)state;
     gwt f;
     mr_hs_peer_opts o = {.shared_secret = "admin-shared-secret"};
-    gwt_setup(&f, &o, CONFIG);
+    /* The internal user is managed too once it is configured, without a namespace suffix. */
+    gwt_setup(&f, &o, CONFIG "mindroom_user: {username: mindroom_user, display_name: Helper}\n");
     setenv("MATRIX_REGISTRATION_SHARED_SECRET", "admin-shared-secret", 1);
     gwt_start(&f, NULL);
     gwt_wait_ready(&f);
     json_t *s = gwt_hs_state(&f);
-    assert_int_equal(json_array_size(json_object_get(s, "users")), 4);
+    assert_int_equal(json_array_size(json_object_get(s, "users")), 5);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(s, "users"), 4)),
+                        "@mindroom_user:localhost");
     assert_int_equal(json_object_size(json_object_get(s, "rooms")), 3);
     json_decref(s);
     gwt_assert_log(&f, "registration through shared secret", 1);
@@ -375,6 +379,30 @@ static void test_invalid_settings(void **state)
     gwt_teardown(&f);
 }
 
+/* Nothing answers at MATRIX_HOMESERVER: it keeps asking /versions, then gives up at the limit. */
+static void test_homeserver_startup_timeout(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG);
+    int port = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
+    char url[64], line[200];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    setenv("MATRIX_HOMESERVER", url, 1);
+    setenv("MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS", "1", 1);
+    gwt_start(&f, NULL);
+    assert_int_equal(gwt_wait_exit(&f), 1);
+    snprintf(line, sizeof line, "waiting for the homeserver %s: GET %s/_matrix/client/versions: ", url, url);
+    gwt_assert_log(&f, line, 1);
+    snprintf(line, sizeof line, "homeserver %s did not answer /versions within 1 s "
+             "(MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS)", url);
+    gwt_assert_log(&f, line, 1);
+    unsetenv("MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS");
+    gwt_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_appservice_accounts),
         cmocka_unit_test(test_account_collision),
         cmocka_unit_test(test_invalid_settings),
+        cmocka_unit_test(test_homeserver_startup_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
