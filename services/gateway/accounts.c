@@ -91,14 +91,6 @@ gw_account *gw_account_by_user(gw *g, const char *user_id)
     return NULL;
 }
 
-gw_account *gw_account_by_entity(gw *g, const char *entity)
-{
-    for (size_t i = 0; entity && i < g->n_accounts; i++)
-        if (strcmp(g->accounts[i].entity, entity) == 0)
-            return &g->accounts[i];
-    return NULL;
-}
-
 /* ---- the store: account:<entity> {user_id, device_id}, sealed token and password ---- */
 
 static void key_of(const gw_account *a, const char *part, char *out, size_t cap)
@@ -157,8 +149,12 @@ static mr_code load_ids(gw *g, gw_account *a, mr_err *err)
 /* Adopts m's session into a and persists it (ids, then the sealed token). */
 static mr_code keep_session(gw *g, gw_account *a, mr_matrix *m, mr_err *err)
 {
-    snprintf(a->user_id, sizeof a->user_id, "%s", mr_matrix_user_id(m));
-    snprintf(a->device_id, sizeof a->device_id, "%s", mr_matrix_device_id(m));
+    /* Other threads read the IDs without the lock: they are only ever written while the sync
+     * loops and the sender do not run yet, or with the same value. */
+    if (strcmp(a->user_id, mr_matrix_user_id(m)) != 0)
+        snprintf(a->user_id, sizeof a->user_id, "%s", mr_matrix_user_id(m));
+    if (strcmp(a->device_id, mr_matrix_device_id(m)) != 0)
+        snprintf(a->device_id, sizeof a->device_id, "%s", mr_matrix_device_id(m));
     char *token = strdup(mr_matrix_access_token(m));
     if (!token)
         return mr_err_set(err, MR_ENOMEM, "out of memory keeping the session of %s", a->user_id);

@@ -82,7 +82,6 @@ void gw_accounts_free(gw *g);
 /* Makes sure each account exists and has a working session, then its display name. */
 mr_code gw_accounts_bootstrap(gw *g, mr_err *err);
 gw_account *gw_account_by_user(gw *g, const char *user_id);
-gw_account *gw_account_by_entity(gw *g, const char *entity);
 /* A client for account a in the calling thread, with a's current session; *gen gets the
  * session's generation. */
 mr_code gw_client_new(gw *g, gw_account *a, mr_matrix **out, unsigned long *gen, mr_err *err);
