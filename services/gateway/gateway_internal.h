@@ -64,7 +64,8 @@ typedef enum gw_crash {
 
 typedef struct gw {
     const mr_runtime *rt;
-    mr_config *cfg;
+    mr_config *cfg;             /* the config at start, held until the end */
+    unsigned long generation;   /* of cfg, or of the last reload noted */
     mr_authz *az;
     gw_settings s;
     gw_account *accounts;

@@ -273,6 +273,19 @@ static mr_code bootstrap(gw *g, mr_err *err)
     }
 }
 
+/* The accounts, rooms and authorization the gateway set up come from the config it started
+ * with; a reloaded config is said to wait for the next start rather than half applied. */
+static void note_reload(gw *g)
+{
+    unsigned long gen = 0;
+    mr_config_release(mr_runtime_config(g->rt, &gen));
+    if (gen == g->generation)
+        return;
+    g->generation = gen;
+    mr_log_warn(GW, "config.yaml was reloaded; the gateway applies changes to accounts, rooms, "
+                "room access and authorization at its next start");
+}
+
 static bool gw_ready(void *ctx, char *why, size_t cap)
 {
     gw *g = ctx;
@@ -324,7 +337,7 @@ static int run(gw *g)
         atomic_store(&g->bootstrapped, true);
         mr_log_info(GW, "accounts and rooms are set up; syncing %zu accounts", g->n_accounts);
         while (!mr_runtime_sleep(g->rt, 1000))
-            ;
+            note_reload(g);
     } else if (!mr_runtime_stopping(g->rt)) {
         mr_log_error(GW, "%s", err.msg);
         status = 1;
@@ -341,7 +354,7 @@ static int run(gw *g)
 int mr_gateway_serve(const mr_runtime *rt)
 {
     gw g = {.rt = rt, .crash = crash_wanted()};
-    g.cfg = mr_runtime_config(rt, NULL);
+    g.cfg = mr_runtime_config(rt, &g.generation);
     int status = run(&g);
     gw_accounts_free(&g);
     mr_authz_free(g.az);

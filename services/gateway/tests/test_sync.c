@@ -1,8 +1,10 @@
 /* test_sync.c -- mindroom-gateway's sync loops: a matrix-nio client's message reaches
  * matrix.inbound from every account in the room, to-device events reach matrix.todevice, invites
  * are accepted only from authorized users, a SIGKILL between publishing a batch and saving its
- * token replays the batch and loses nothing, and a soft logout is survived on the same device. */
+ * token replays the batch and loses nothing, a soft logout is survived on the same device, and
+ * a config reload is noted for the next start. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -247,6 +249,10 @@ static void test_soft_logout_while_syncing(void **state)
     gwt_wait_log(&f, line, 1);
     char *device2 = store_field(&f, "account:mind", "device_id");
     assert_string_equal(device, device2);
+    /* A reload is noted, not half applied. */
+    kill(f.pid, SIGHUP);
+    gwt_wait_log(&f, "config.yaml was reloaded; the gateway applies changes to accounts, rooms, "
+                     "room access and authorization at its next start", 1);
     assert_int_equal(gwt_stop(&f), 0);
     free(device);
     free(device2);
