@@ -383,10 +383,11 @@ static size_t include_paths(const char *text, const char *dir, char paths[][PATH
         size_t len = quote ? strcspn(p, quote == '"' ? "\"\n" : "'\n") : strcspn(p, " \t\r\n,]}#");
         if (len == 0 || len >= PATH_MAX / 2)
             continue;
-        if (*p == '/')
-            snprintf(paths[n++], PATH_MAX, "%.*s", (int)len, p);
-        else
-            snprintf(paths[n++], PATH_MAX, "%s/%.*s", dir, (int)len, p);
+        int w = *p == '/' ? snprintf(paths[n], PATH_MAX, "%.*s", (int)len, p)
+                          : snprintf(paths[n], PATH_MAX, "%s/%.*s", dir, (int)len, p);
+        /* A path too long to hold is skipped rather than cut into another file's name. */
+        if (w > 0 && w < PATH_MAX)
+            n++;
         p += len;
     }
     return n;
