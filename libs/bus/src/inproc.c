@@ -6,55 +6,17 @@
  * is handling, which keeps one handler per partition at a time and the partition's order. A
  * producer waits while the slowest group is a whole ring behind, so nothing is overwritten
  * before every group handled it. All of it sits behind one mutex; handlers run outside it.
+ * With a journal (inproc_journal.c) a message becomes visible to consumers once it is committed
+ * there, and cursor moves are recorded there too.
  */
-#include "bus_internal.h"
+#include "inproc_internal.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-typedef struct ip_entry {
-    char *key;
-    char *value; /* NUL-terminated copy */
-    size_t len;
-} ip_entry;
-
-typedef struct ip_cursor {
-    uint64_t next; /* sequence of the next message to handle */
-    bool busy;     /* a handler of the group runs on message `next` */
-} ip_cursor;
-
-typedef struct ip_group {
-    char *name;
-    ip_cursor *cur; /* one per partition */
-    struct ip_group *next;
-} ip_group;
-
-typedef struct ip_part {
-    ip_entry *ring;
-    uint64_t head; /* sequence the next published message gets */
-} ip_part;
-
-typedef struct ip_topic {
-    char *name;
-    int partitions;
-    ip_part *parts;
-    ip_group *groups;
-    struct ip_topic *next;
-} ip_topic;
-
-typedef struct ip_bus {
-    mr_bus base;
-    pthread_mutex_t mu;
-    pthread_cond_t data;  /* a message arrived or a partition was released */
-    pthread_cond_t space; /* a group moved on: producers may find room */
-    ip_topic *topics;
-} ip_bus;
 
 typedef struct ip_sub {
     ip_topic *topic;
@@ -91,8 +53,7 @@ static void free_topic(ip_topic *t, size_t cap)
     free(t);
 }
 
-/* Finds or creates a topic; called with the mutex held. */
-static ip_topic *get_topic(ip_bus *b, const char *name, mr_err *err)
+ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err)
 {
     for (ip_topic *t = b->topics; t; t = t->next)
         if (strcmp(t->name, name) == 0)
@@ -115,6 +76,7 @@ static ip_topic *get_topic(ip_bus *b, const char *name, mr_err *err)
         mr_err_set(err, MR_ENOMEM, "inproc bus: no memory for topic %s", name);
         return NULL;
     }
+    t->id = ++b->last_topic_id;
     t->next = b->topics;
     b->topics = t;
     return t;
@@ -128,11 +90,10 @@ static uint64_t slowest(const ip_topic *t, int p)
         if (g->cur[p].next < low)
             low = g->cur[p].next;
     /* Without any group yet, nothing has been handled: keep everything for the first one. */
-    return low == UINT64_MAX ? 0 : low;
+    return low == UINT64_MAX ? t->parts[p].tail : low;
 }
 
-/* Waits on cv until deadline (LLONG_MAX: without limit); false when the deadline passed. */
-static bool wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
+bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
 {
     if (deadline == LLONG_MAX) {
         pthread_cond_wait(cv, mu);
@@ -168,7 +129,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     v[len] = '\0';
     long long deadline = mr_bus_publish_deadline(bb);
     pthread_mutex_lock(&b->mu);
-    ip_topic *t = get_topic(b, topic, err);
+    ip_topic *t = mr_bus_inproc_topic(b, topic, err);
     if (!t) {
         pthread_mutex_unlock(&b->mu);
         free(k);
@@ -178,7 +139,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     int p = mr_bus_partition(key, t->partitions);
     ip_part *part = &t->parts[p];
     while (part->head - slowest(t, p) >= cap) {
-        if (!wait_until(&b->space, &b->mu, deadline)) {
+        if (!mr_bus_inproc_wait(&b->space, &b->mu, deadline)) {
             pthread_mutex_unlock(&b->mu);
             free(k);
             free(v);
@@ -193,26 +154,30 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     free(e->value);
     *e = (ip_entry){k, v, len};
     part->head++;
-    pthread_cond_broadcast(&b->data);
+    if (part->head - part->tail > cap)
+        part->tail = part->head - cap;
+    if (b->journal) {
+        mr_bus_journal_published(b);
+    } else {
+        part->visible = part->head;
+        pthread_cond_broadcast(&b->data);
+    }
     pthread_mutex_unlock(&b->mu);
     return MR_OK;
 }
 
-static mr_code ip_flush(mr_bus *b, int timeout_ms, mr_err *err)
+static mr_code ip_flush(mr_bus *bb, int timeout_ms, mr_err *err)
 {
-    (void)b;
-    (void)timeout_ms;
-    (void)err;
-    /* A published message is in the ring already: there is nothing further to wait for. */
-    return MR_OK;
+    ip_bus *b = (ip_bus *)bb;
+    /* In memory a published message is in the ring already: there is nothing to wait for. */
+    return b->journal ? mr_bus_journal_flush(b, timeout_ms, err) : MR_OK;
 }
 
-static ip_group *get_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err)
+ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err)
 {
     for (ip_group *g = t->groups; g; g = g->next)
         if (strcmp(g->name, name) == 0)
             return g;
-    size_t cap = b->base.opts.inproc_capacity;
     ip_group *g = calloc(1, sizeof *g);
     if (g) {
         g->name = strdup(name);
@@ -229,8 +194,9 @@ static ip_group *get_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err
     }
     /* A new group starts at the oldest message the ring still holds. */
     for (int p = 0; p < t->partitions; p++) {
-        uint64_t head = t->parts[p].head;
-        g->cur[p].next = head > cap ? head - cap : 0;
+        g->cur[p].next = t->parts[p].tail;
+        if (b->journal)
+            mr_bus_journal_moved(b, &g->cur[p]);
     }
     g->next = t->groups;
     t->groups = g;
@@ -251,8 +217,8 @@ static mr_code ip_subscribe(mr_bus *bb, const char *group, const char *const *to
     pthread_mutex_lock(&b->mu);
     mr_code rc = MR_OK;
     for (size_t i = 0; i < n && rc == MR_OK; i++) {
-        c->subs[i].topic = get_topic(b, topics[i], err);
-        c->subs[i].group = c->subs[i].topic ? get_group(b, c->subs[i].topic, group, err) : NULL;
+        c->subs[i].topic = mr_bus_inproc_topic(b, topics[i], err);
+        c->subs[i].group = c->subs[i].topic ? mr_bus_inproc_group(b, c->subs[i].topic, group, err) : NULL;
         if (!c->subs[i].group)
             rc = MR_ENOMEM;
     }
@@ -281,7 +247,7 @@ static long take_next(ip_consumer *c, int partitions)
         ip_sub *s = &c->subs[slot / (size_t)partitions];
         int p = (int)(slot % (size_t)partitions);
         ip_cursor *cur = &s->group->cur[p];
-        if (!c->stopped[slot] && !cur->busy && cur->next < s->topic->parts[p].head) {
+        if (!c->stopped[slot] && !cur->busy && cur->next < s->topic->parts[p].visible) {
             cur->busy = true;
             c->rr = slot + 1;
             return (long)slot;
@@ -305,7 +271,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     while (*handled < max) {
         long slot = take_next(c, partitions);
         if (slot < 0) {
-            if (attempted || !wait_until(&b->data, &b->mu, deadline))
+            if (attempted || !mr_bus_inproc_wait(&b->data, &b->mu, deadline))
                 break;
             continue;
         }
@@ -325,6 +291,8 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
         cur->busy = false;
         if (rc == MR_OK) {
             cur->next++;
+            if (b->journal)
+                mr_bus_journal_moved(b, cur);
             (*handled)++;
             pthread_cond_broadcast(&b->space);
         } else {
@@ -356,6 +324,8 @@ static void ip_consumer_close(mr_bus_consumer *cc)
 static void ip_close(mr_bus *bb)
 {
     ip_bus *b = (ip_bus *)bb;
+    if (b->journal)
+        mr_bus_journal_close(b);
     for (ip_topic *t = b->topics, *n; t; t = n) {
         n = t->next;
         free_topic(t, bb->opts.inproc_capacity);
@@ -384,6 +354,13 @@ mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
     pthread_cond_init(&b->data, &ca);
     pthread_cond_init(&b->space, &ca);
     pthread_condattr_destroy(&ca);
+    if (base->url.path[0]) {
+        mr_code rc = mr_bus_journal_open(b, base->url.path, err);
+        if (rc != MR_OK) {
+            ip_close(&b->base);
+            return rc;
+        }
+    }
     *out = &b->base;
     return MR_OK;
 }

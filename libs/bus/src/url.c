@@ -138,6 +138,26 @@ static mr_code parse_redis(const char *rest, mr_bus_url *u, mr_err *err)
     return MR_OK;
 }
 
+/* "inproc:" alone keeps messages in memory; "inproc:///absolute/path" adds a journal file. */
+static mr_code parse_inproc(const char *rest, mr_bus_url *u, mr_err *err)
+{
+    if (!*rest)
+        return MR_OK;
+    if (strncmp(rest, "///", 3) != 0)
+        return mr_err_set(err, MR_EINVAL,
+                          "bus URL \"%s\": expected inproc: (in memory) or "
+                          "inproc:///absolute/path/journal.db",
+                          u->display);
+    const char *path = rest + 2;
+    if (path[strlen(path) - 1] == '/')
+        return mr_err_set(err, MR_EINVAL,
+                          "bus URL \"%s\": the journal path names a directory; add a file name "
+                          "such as bus.db",
+                          u->display);
+    snprintf(u->path, sizeof u->path, "%s", path);
+    return MR_OK;
+}
+
 mr_code mr_bus_url_parse(const char *url, mr_bus_url *u, mr_err *err)
 {
     memset(u, 0, sizeof *u);
@@ -147,10 +167,8 @@ mr_code mr_bus_url_parse(const char *url, mr_bus_url *u, mr_err *err)
         return mr_err_set(err, MR_EINVAL, "bus URL is longer than 500 characters");
     mask_url(url, u->display, sizeof u->display);
     if (strncmp(url, "inproc:", 7) == 0) {
-        if (url[7])
-            return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": nothing may follow \"inproc:\"", u->display);
         u->kind = MR_BUS_INPROC;
-        return MR_OK;
+        return parse_inproc(url + 7, u, err);
     }
     if (strncmp(url, "kafka://", 8) == 0) {
         u->kind = MR_BUS_KAFKA;

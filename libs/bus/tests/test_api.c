@@ -33,7 +33,9 @@ static void test_bad_urls(void **state)
     expect_open_error("amqp://localhost", NULL, want);
     snprintf(want, sizeof want, "bus URL \"KAFKA://h:1\": unknown scheme; %s", expected);
     expect_open_error("KAFKA://h:1", NULL, want);
-    expect_open_error("inproc:queue", NULL, "bus URL \"inproc:queue\": nothing may follow \"inproc:\"");
+    expect_open_error("inproc:queue", NULL,
+                      "bus URL \"inproc:queue\": expected inproc: (in memory) or "
+                      "inproc:///absolute/path/journal.db");
     expect_open_error("kafka://", NULL,
                       "bus URL \"kafka://\": no broker; expected kafka://host:port[,host:port]");
     expect_open_error("kafka://broker1", NULL,

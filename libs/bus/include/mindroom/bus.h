@@ -2,8 +2,18 @@
  *
  * One API over three backends, chosen by URL (MINDROOM_BUS_URL):
  *   inproc:                                  bounded in-memory queues between threads of one
- *                                            process (`mindroom run`); a crash loses what was
- *                                            queued
+ *                                            process; a crash loses what was queued
+ *   inproc:///absolute/path/journal.db       the same queues with a write-ahead journal in a
+ *                                            SQLite file (`mindroom run`): a message is visible
+ *                                            to consumers once the journal committed it, groups'
+ *                                            positions are kept there, and on open unacknowledged
+ *                                            messages come again, in order, before anything new.
+ *                                            The file is created 0600 (missing parents 0700) and
+ *                                            one bus at a time may open it. Rows every group has
+ *                                            passed are deleted. A group's position stays in the
+ *                                            file like a committed offset: a group that stops
+ *                                            subscribing for good holds back its partitions (and,
+ *                                            once inproc_capacity behind, their producers)
  *   kafka://host:port[,host:port...]         Kafka through librdkafka
  *   redis://[[user]:password@]host[:port][/db]  Redis Streams (port 6379 and db 0 by default)
  *
@@ -21,7 +31,8 @@
  *   must be idempotent (the agent claims each event ID once in the store).
  * - A group that subscribes for the first time starts at the oldest message still kept
  *   (Kafka, Redis: the start of the log; inproc: the last inproc_capacity messages of each
- *   partition), so messages published before it subscribed are delivered to it.
+ *   partition, and after a journal's replay its oldest kept row), so messages published before
+ *   it subscribed are delivered to it.
  *
  * Threads: an mr_bus may be shared by threads (publish, flush and subscribe are thread-safe);
  * an mr_bus_consumer belongs to one thread at a time. Close consumers before their bus.
@@ -65,8 +76,10 @@ void mr_bus_close(mr_bus *b);
 mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char *value, size_t len,
                        mr_err *err);
 /* Waits until everything published so far is durably accepted (Kafka: delivery reports with
- * acks=all; Redis: XADD replies; inproc: at once) and returns the first failure since the last
- * flush. Callers save progress (sync tokens) only after this returns MR_OK. */
+ * acks=all; Redis: XADD replies; inproc: at once; inproc with a journal: committed to the file,
+ * with the acknowledgements made before the call) and returns the first failure since the last
+ * flush (a journal: the failure of its last commit, or MR_EUNAVAIL after timeout_ms). Callers
+ * save progress (sync tokens) only after this returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
 
 typedef struct mr_bus_msg {

@@ -1,0 +1,81 @@
+/* inproc_internal.h -- the in-process bus's rings and groups, shared by inproc.c and its journal. */
+#ifndef MINDROOM_INPROC_INTERNAL_H
+#define MINDROOM_INPROC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "bus_internal.h"
+
+typedef struct ip_entry {
+    char *key;
+    char *value; /* NUL-terminated copy */
+    size_t len;
+} ip_entry;
+
+typedef struct ip_cursor {
+    uint64_t next; /* sequence of the next message to handle */
+    bool busy;     /* a handler of the group runs on message `next` */
+    bool dirty;    /* journal: next moved since the journal recorded it */
+    bool writing;  /* journal writer: its current batch records `snap` */
+    uint64_t snap;
+} ip_cursor;
+
+typedef struct ip_group {
+    char *name;
+    ip_cursor *cur; /* one per partition */
+    struct ip_group *next;
+} ip_group;
+
+typedef struct ip_part {
+    ip_entry *ring;
+    uint64_t head;    /* sequence the next published message gets */
+    uint64_t tail;    /* the oldest sequence the ring holds */
+    uint64_t visible; /* consumers see the messages below: head in memory, the committed ones with a
+                         journal */
+    /* The journal writer's own: what its current batch inserts [snap_from, snap_to) and trims
+     * (rows below snap_low, which every group has passed), and what is trimmed already. */
+    uint64_t snap_from, snap_to, snap_low, trimmed;
+} ip_part;
+
+typedef struct ip_topic {
+    char *name;
+    int partitions;
+    ip_part *parts;
+    ip_group *groups;
+    long long id;           /* the topic's number in the journal */
+    bool stored;            /* journal writer: the topic's row is committed */
+    ip_group *snap_groups;  /* journal writer: the groups its current batch covers */
+    struct ip_topic *next;
+} ip_topic;
+
+typedef struct ip_journal ip_journal;
+
+typedef struct ip_bus {
+    mr_bus base;
+    pthread_mutex_t mu;
+    pthread_cond_t data;  /* a message became visible or a partition was released */
+    pthread_cond_t space; /* a group moved on: producers may find room */
+    ip_topic *topics;     /* newest first; a topic lives until the bus closes */
+    long long last_topic_id;
+    ip_journal *journal;  /* NULL: memory only */
+} ip_bus;
+
+/* Find or create a topic, or a group of a topic (starting at the oldest message the ring holds);
+ * called with the mutex held. */
+ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err);
+ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err);
+/* Waits on cv until deadline (LLONG_MAX: without limit); false when the deadline passed. */
+bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
+
+/* The journal (inproc_journal.c). Open creates or replays the file at path into b, whose topics
+ * are empty, and starts the writer thread; close commits what is left and stops it. */
+mr_code mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err);
+void mr_bus_journal_close(ip_bus *b);
+/* Called with the mutex held: a message was added to a ring; a cursor moved (an acknowledgement,
+ * or a new group's start). */
+void mr_bus_journal_published(ip_bus *b);
+void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur);
+/* Waits until what was published and acknowledged before the call is committed. */
+mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err);
+
+#endif
