@@ -129,13 +129,16 @@ static mr_code resolve_matrix(mr_runtime *rt, mr_err *err)
     return MR_OK;
 }
 
-/* The bus and store URLs. Embedded defaults keep `mindroom run` zero-setup; a distributed binary
- * alone in its process must be told where its peers are. */
+/* The bus and store URLs. Embedded defaults keep `mindroom run` zero-setup (the bus journals to
+ * a file, so a crash loses no message it accepted); a distributed binary alone in its process
+ * must be told where its peers are. */
 static mr_code resolve_urls(const mr_runtime_opts *o, mr_runtime *rt, mr_err *err)
 {
     mr_runtime_settings *s = &rt->settings;
     const char *svc = o->service ? o->service : "mindroom";
-    const char *bus = mr_runtime_setting(rt, NULL, "MINDROOM_BUS_URL", o->distributed ? NULL : "inproc:");
+    char bus_dflt[PATH_MAX + 16];
+    snprintf(bus_dflt, sizeof bus_dflt, "inproc://%s/bus.db", s->storage_path);
+    const char *bus = mr_runtime_setting(rt, NULL, "MINDROOM_BUS_URL", o->distributed ? NULL : bus_dflt);
     if (!bus)
         return mr_err_set(err, MR_EINVAL,
                           "MINDROOM_BUS_URL: not set; mindroom-%s is one service of a distributed instance and "

@@ -60,7 +60,13 @@ static void test_embedded_defaults(void **state)
     assert_string_equal(rt->settings.storage_path, want);
     snprintf(want, sizeof want, "sqlite://%s/mindroom_data/state.db", f->dir);
     assert_string_equal(rt->settings.store_url, want);
-    assert_string_equal(rt->settings.bus_url, "inproc:");
+    snprintf(want, sizeof want, "inproc://%s/mindroom_data/bus.db", f->dir);
+    assert_string_equal(rt->settings.bus_url, want);
+    /* The journal exists once the bus is open, private to the user. */
+    snprintf(want, sizeof want, "%s/mindroom_data/bus.db", f->dir);
+    struct stat st;
+    assert_int_equal(stat(want, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
     assert_string_equal(rt->settings.server_name, "example.org");
     assert_null(rt->settings.homeserver);
     assert_string_equal(rt->settings.ns, "");
@@ -85,10 +91,13 @@ static void test_precedence_storage_path(void **state)
     assert_string_equal(rt->settings.storage_path, path);
     mr_runtime_close(rt);
 
-    setenv("MINDROOM_STORAGE_PATH", "/tmp/from-env-never-created", 1);
+    /* Inside the fixture: the runtime creates its store and bus journal there, and a journal
+     * takes one process at a time. */
+    snprintf(path, sizeof path, "%s/from-env", f->dir);
+    setenv("MINDROOM_STORAGE_PATH", path, 1);
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     rt = open_ok(&opts);
-    assert_string_equal(rt->settings.storage_path, "/tmp/from-env-never-created");
+    assert_string_equal(rt->settings.storage_path, path);
     mr_runtime_close(rt);
 
     snprintf(path, sizeof path, "%s/from-flag", f->dir);
@@ -135,7 +144,9 @@ static void test_empty_value_is_unset(void **state)
     setenv("MINDROOM_BUS_URL", "", 1);
     mr_runtime_opts opts = {.service = "demo"};
     mr_runtime *rt = open_ok(&opts);
-    assert_string_equal(rt->settings.bus_url, "inproc:");
+    char want[1024];
+    snprintf(want, sizeof want, "inproc://%s/mindroom_data/bus.db", f->dir);
+    assert_string_equal(rt->settings.bus_url, want);
     mr_runtime_close(rt);
 }
 

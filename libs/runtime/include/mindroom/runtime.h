@@ -11,7 +11,9 @@
  * empty value counts as unset):
  *   config path          --config, MINDROOM_CONFIG_PATH, ./config.yaml, ~/.mindroom/config.yaml
  *   MINDROOM_STORAGE_PATH   default <config dir>/mindroom_data; made absolute
- *   MINDROOM_BUS_URL        default inproc: (a distributed binary requires it, and not inproc:)
+ *   MINDROOM_BUS_URL        default inproc://<storage>/bus.db, in-process queues journaled to that
+ *                           file (plain inproc: keeps them in memory only); a distributed binary
+ *                           requires it, and not inproc:
  *   MINDROOM_STORE_URL      default sqlite:///<storage>/state.db (a distributed binary requires it)
  *   MINDROOM_INSTANCE_SECRET  hex or base64 (standard or URL-safe), 32 to 64 bytes; else the
  *                           32 random bytes of <storage>/instance_secret, created 0600 on first
