@@ -11,7 +11,7 @@
 
 #include "mindroom/ids.h"
 #include "mindroom/log.h"
-#include "ua_crypto.h"
+#include "mindroom/oauth.h"
 
 #define TU "MINDROOM_TRUSTED_UPSTREAM_"
 #define API_KEY_COOKIE "mindroom_api_key"
@@ -191,8 +191,8 @@ static mr_code header_only(const ua_settings *s, const char *user_id, const char
 /* libs/jwt, behind the cache of verified tokens. */
 static mr_code verify_token(ua_auth *a, const char *token, mr_jwt_identity *claims, mr_err *err)
 {
-    unsigned char digest[UA_SHA256_LEN];
-    ua_sha256(token, strlen(token), digest);
+    unsigned char digest[MR_OAUTH_SHA256_LEN];
+    mr_oauth_sha256(token, strlen(token), digest);
     bool hit = ua_token_cache_get(a->cache, digest, a->clock(a->clock_ctx) / 1000, claims);
     if (a->cache) {
         static const char *const hit_labels[] = {"result", "hit", NULL}, *const miss_labels[] = {"result", "miss", NULL};
@@ -347,7 +347,7 @@ static mr_code standalone(ua_auth *a, ua_header_fn h, void *hctx, ua_identity *i
     char key[1024];
     if (!presented_key(h, hctx, key, sizeof key))
         return mr_err_set(err, MR_EAUTH, MISSING_CREDENTIALS);
-    bool ok = ua_secret_equal(key, s->api_key);
+    bool ok = mr_oauth_secret_equal(key, s->api_key);
     explicit_bzero(key, sizeof key);
     if (!ok)
         return mr_err_set(err, MR_EAUTH, "Invalid API key");

@@ -11,8 +11,7 @@
 #include <time.h>
 
 #include "mindroom/log.h"
-#include "mindroom/oauth_connect.h"
-#include "ua_crypto.h"
+#include "mindroom/oauth.h"
 
 #define EXCHANGE_TIMEOUT_MS 10000L
 
@@ -120,8 +119,8 @@ static bool same_requester(const ua_identity *id, const char *requester)
 
 static void state_key(const char *state, const char *suffix, char *out, size_t cap)
 {
-    char digest[UA_SHA256_HEX_LEN + 1];
-    ua_sha256_hex(state, digest);
+    char digest[MR_OAUTH_SHA256_HEX_LEN + 1];
+    mr_oauth_sha256_hex(state, digest);
     snprintf(out, cap, "oauth:state:%s%s", digest, suffix);
 }
 
@@ -150,16 +149,14 @@ static mr_code state_store(const ua_oauth *o, const ua_provider *p, const mr_oau
 static mr_http_response *redirect_to_provider(const ua_oauth *o, const ua_provider *p,
                                               const mr_oauth_connect_grant *g)
 {
-    char state[UA_TOKEN_LEN + 1], verifier[UA_TOKEN_LEN + 1], challenge[UA_TOKEN_LEN + 1];
-    unsigned char digest[UA_SHA256_LEN];
+    char state[MR_OAUTH_TOKEN_LEN + 1], verifier[MR_OAUTH_TOKEN_LEN + 1], challenge[MR_OAUTH_TOKEN_LEN + 1];
     mr_err err = {0};
-    if (ua_random_token(state, &err) != MR_OK || ua_random_token(verifier, &err) != MR_OK ||
+    if (mr_oauth_random_token(state, &err) != MR_OK || mr_oauth_random_token(verifier, &err) != MR_OK ||
         state_store(o, p, g, state, verifier, &err) != MR_OK) {
         mr_log_error("upstream-auth", "OAuth authorize for %s: %s", p->name, err.msg);
         return fail(o, "authorize", 503, "Cannot start the OAuth flow right now; try the link again shortly");
     }
-    ua_sha256(verifier, strlen(verifier), digest);
-    ua_b64url(digest, sizeof digest, challenge);
+    mr_oauth_pkce_challenge(verifier, challenge);
     explicit_bzero(verifier, sizeof verifier);
     strbuf url = {0};
     sb_str(&url, p->authorize_url);

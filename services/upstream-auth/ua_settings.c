@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "mindroom/ids.h"
-#include "mindroom/oauth_connect.h"
+#include "mindroom/oauth.h"
 
 #define TU "MINDROOM_TRUSTED_UPSTREAM_"
 #define PLACEHOLDER "{localpart}"

@@ -13,13 +13,13 @@
 #include <jansson.h>
 
 #include "mindroom/http.h"
-#include "ua_crypto.h"
+#include "mindroom/oauth.h"
 
 #define MAX_CODES 16
 #define MAX_PARAMS 16
 
 typedef struct issued {
-    char code[UA_TOKEN_LEN + 1];
+    char code[MR_OAUTH_TOKEN_LEN + 1];
     char *redirect_uri;
     char *challenge;
     char *scope;
@@ -109,7 +109,7 @@ static mr_http_response *authorize(fake_provider *p, const mr_http_request *req)
         return mr_http_reply_json(500, json_pack("{s:s}", "error", "server_error"));
     }
     issued *c = &p->codes[p->ncodes++];
-    ua_random_token(c->code, NULL);
+    mr_oauth_random_token(c->code, NULL);
     c->redirect_uri = strdup(redirect);
     c->challenge = strdup(challenge);
     c->scope = strdup(scope ? scope : "");
@@ -150,12 +150,10 @@ static mr_http_response *exchange(fake_provider *p, const mr_http_param *ps, siz
     c->used = true;
     if (!redirect || strcmp(redirect, c->redirect_uri) != 0)
         return refuse(p, "invalid_grant", "redirect_uri differs from the authorization request");
-    char computed[UA_TOKEN_LEN + 1];
-    unsigned char digest[UA_SHA256_LEN];
+    char computed[MR_OAUTH_TOKEN_LEN + 1];
     if (!verifier)
         return refuse(p, "invalid_grant", "no code_verifier");
-    ua_sha256(verifier, strlen(verifier), digest);
-    ua_b64url(digest, sizeof digest, computed);
+    mr_oauth_pkce_challenge(verifier, computed);
     if (strcmp(computed, c->challenge) != 0)
         return refuse(p, "invalid_grant", "code_verifier does not match the challenge");
     p->issued_n++;

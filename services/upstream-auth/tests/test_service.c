@@ -13,7 +13,7 @@
 
 #include "fake_provider.h"
 #include "jwks_server.h"
-#include "mindroom/oauth_connect.h"
+#include "mindroom/oauth.h"
 #include "peers.h"
 #include "ua_fixtures.h"
 

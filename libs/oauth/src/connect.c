@@ -1,5 +1,5 @@
-/* oauth_connect.c -- minting, looking up and redeeming OAuth connect tokens; sealed credentials. */
-#include "mindroom/oauth_connect.h"
+/* connect.c -- minting, looking up and redeeming OAuth connect tokens; sealed credentials. */
+#include "mindroom/oauth.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "mindroom/ids.h"
-#include "ua_crypto.h"
 
 #define FIELD_MAX 255
 
@@ -97,10 +96,10 @@ mr_code mr_oauth_connect_mint(mr_store *s, const mr_oauth_connect_request *rq,
     if (rc != MR_OK)
         return rc;
     long ttl = rq->ttl_ms ? rq->ttl_ms : MR_OAUTH_CONNECT_TTL_DEFAULT_MS;
-    char fresh[UA_TOKEN_LEN + 1], digest[UA_SHA256_HEX_LEN + 1], key[128];
-    if ((rc = ua_random_token(fresh, err)) != MR_OK)
+    char fresh[MR_OAUTH_TOKEN_LEN + 1], digest[MR_OAUTH_SHA256_HEX_LEN + 1], key[128];
+    if ((rc = mr_oauth_random_token(fresh, err)) != MR_OK)
         return rc;
-    ua_sha256_hex(fresh, digest);
+    mr_oauth_sha256_hex(fresh, digest);
     grant_key(key, sizeof key, digest, "");
     long long now = now_ms();
     json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "v", 1, "user_id", rq->requester, "provider",
@@ -180,7 +179,7 @@ mr_code mr_oauth_connect_lookup(mr_store *s, const char *token, mr_oauth_connect
     memset(out, 0, sizeof *out);
     if (!token_shaped(token))
         return mr_err_set(err, MR_EINVAL, "connect token is malformed");
-    ua_sha256_hex(token, out->token_sha256);
+    mr_oauth_sha256_hex(token, out->token_sha256);
     char key[128], *text = NULL;
     size_t len = 0;
     grant_key(key, sizeof key, out->token_sha256, "");

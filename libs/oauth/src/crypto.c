@@ -1,12 +1,13 @@
-/* ua_crypto.c -- digests, random tokens, base64url and secret comparison on OpenSSL. */
-#include "ua_crypto.h"
+/* crypto.c -- digests, random tokens, base64url, PKCE challenges and secret comparison on OpenSSL. */
+#include "mindroom/oauth.h"
 
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-void ua_b64url(const void *data, size_t n, char *out)
+/* Base64url without padding of n bytes into out (room for 4*ceil(n/3)+1 bytes). */
+static void b64url(const void *data, size_t n, char *out)
 {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     const unsigned char *p = data;
@@ -26,38 +27,45 @@ void ua_b64url(const void *data, size_t n, char *out)
     out[o] = '\0';
 }
 
-void ua_sha256(const void *data, size_t n, unsigned char out[UA_SHA256_LEN])
+void mr_oauth_sha256(const void *data, size_t n, unsigned char out[MR_OAUTH_SHA256_LEN])
 {
     EVP_Digest(data, n, out, NULL, EVP_sha256(), NULL);
 }
 
-void ua_sha256_hex(const char *s, char out[UA_SHA256_HEX_LEN + 1])
+void mr_oauth_sha256_hex(const char *s, char out[MR_OAUTH_SHA256_HEX_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char d[UA_SHA256_LEN];
-    ua_sha256(s, strlen(s), d);
+    unsigned char d[MR_OAUTH_SHA256_LEN];
+    mr_oauth_sha256(s, strlen(s), d);
     for (size_t i = 0; i < sizeof d; i++) {
         out[2 * i] = hex[d[i] >> 4];
         out[2 * i + 1] = hex[d[i] & 15];
     }
-    out[UA_SHA256_HEX_LEN] = '\0';
+    out[MR_OAUTH_SHA256_HEX_LEN] = '\0';
 }
 
-mr_code ua_random_token(char out[UA_TOKEN_LEN + 1], mr_err *err)
+void mr_oauth_pkce_challenge(const char *verifier, char out[MR_OAUTH_TOKEN_LEN + 1])
+{
+    unsigned char d[MR_OAUTH_SHA256_LEN];
+    mr_oauth_sha256(verifier, strlen(verifier), d);
+    b64url(d, sizeof d, out);
+}
+
+mr_code mr_oauth_random_token(char out[MR_OAUTH_TOKEN_LEN + 1], mr_err *err)
 {
     unsigned char raw[32];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return mr_err_set(err, MR_EINTERNAL, "OpenSSL RAND_bytes failed: no random token");
-    ua_b64url(raw, sizeof raw, out);
+    b64url(raw, sizeof raw, out);
     OPENSSL_cleanse(raw, sizeof raw);
     return MR_OK;
 }
 
 /* Comparing digests makes the time independent of the length as well as of the bytes. */
-bool ua_secret_equal(const char *a, const char *b)
+bool mr_oauth_secret_equal(const char *a, const char *b)
 {
-    unsigned char da[UA_SHA256_LEN], db[UA_SHA256_LEN];
-    ua_sha256(a, strlen(a), da);
-    ua_sha256(b, strlen(b), db);
+    unsigned char da[MR_OAUTH_SHA256_LEN], db[MR_OAUTH_SHA256_LEN];
+    mr_oauth_sha256(a, strlen(a), da);
+    mr_oauth_sha256(b, strlen(b), db);
     return CRYPTO_memcmp(da, db, sizeof da) == 0;
 }

@@ -1,21 +1,42 @@
-/* oauth_connect.h -- OAuth connect tokens: the agent mints one when a tool lacks credentials and
+/* oauth.h -- OAuth connect tokens: the agent mints one when a tool lacks credentials and
  * links the requester to /api/oauth/<provider>/authorize?connect_token=...; mindroom-upstream-auth
  * redeems it once, for that requester only, and stores the provider's credentials under them.
+ * Also the digests, random tokens and PKCE challenges both sides of that flow use.
  *
  * Store keys (proto/store.md, section oauth):
  *   oauth:connect:<sha256 hex of the token>       the grant (JSON), TTL = the token's lifetime
  *   oauth:connect:<sha256 hex of the token>:used  set once when the token is redeemed
  *   oauth:cred:<provider>:<matrix user id>        the provider's token response, sealed
  * The token itself is never stored, only its SHA-256. */
-#ifndef MINDROOM_OAUTH_CONNECT_H
-#define MINDROOM_OAUTH_CONNECT_H
+#ifndef MINDROOM_OAUTH_H
+#define MINDROOM_OAUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/err.h"
 #include "mindroom/store.h"
 
-/* 32 random bytes as base64url without padding. */
-#define MR_OAUTH_CONNECT_TOKEN_LEN 43
+/* ---- tokens and digests --------------------------------------------------------------------- */
+
+#define MR_OAUTH_SHA256_LEN 32
+#define MR_OAUTH_SHA256_HEX_LEN 64
+/* 32 random bytes (or a SHA-256) as base64url without padding. */
+#define MR_OAUTH_TOKEN_LEN 43
+
+/* MR_OAUTH_TOKEN_LEN characters of base64url from 32 bytes of OpenSSL's CSPRNG. */
+mr_code mr_oauth_random_token(char out[MR_OAUTH_TOKEN_LEN + 1], mr_err *err);
+void mr_oauth_sha256(const void *data, size_t n, unsigned char out[MR_OAUTH_SHA256_LEN]);
+/* Lower-case hex SHA-256 of a string. */
+void mr_oauth_sha256_hex(const char *s, char out[MR_OAUTH_SHA256_HEX_LEN + 1]);
+/* The PKCE S256 code challenge of a verifier: base64url(SHA-256(verifier)), RFC 7636 section 4.2. */
+void mr_oauth_pkce_challenge(const char *verifier, char out[MR_OAUTH_TOKEN_LEN + 1]);
+/* Equality of two secrets (API keys, client secrets) in time that depends on neither content
+ * nor length. */
+bool mr_oauth_secret_equal(const char *a, const char *b);
+
+/* ---- connect tokens ------------------------------------------------------------------------- */
+
+#define MR_OAUTH_CONNECT_TOKEN_LEN MR_OAUTH_TOKEN_LEN
 #define MR_OAUTH_CONNECT_TTL_DEFAULT_MS 600000L
 #define MR_OAUTH_CONNECT_TTL_MAX_MS 3600000L
 /* Provider names are [a-z0-9_]{1,64}, as in MINDROOM_OAUTH_<PROVIDER>_* and the routes. */

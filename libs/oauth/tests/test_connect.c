@@ -1,4 +1,4 @@
-/* test_oauth_connect.c -- mr_oauth_connect on SQLite and on a real redis-server: minting, links,
+/* test_connect.c -- libs/oauth on SQLite and on a real redis-server: minting, links,
  * lookup, single use (also under concurrency), expiry, request checks, sealed credentials. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -10,9 +10,8 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "mindroom/oauth_connect.h"
+#include "mindroom/oauth.h"
 #include "peers.h"
-#include "ua_crypto.h"
 
 #define ALICE "@alice:example.org"
 
@@ -39,7 +38,7 @@ static int group_setup(void **state)
     mr_err err = {0};
     mr_store_options o = {.secret = SECRET, .secret_len = sizeof SECRET};
     char url[600];
-    check(mr_tp_mkdtemp("mr-ua-oauth", g_dir, sizeof g_dir, &err), &err);
+    check(mr_tp_mkdtemp("mr-oauth", g_dir, sizeof g_dir, &err), &err);
     snprintf(url, sizeof url, "sqlite://%s/state.db", g_dir);
     check(mr_store_open(url, &o, &g_sqlite.store, &err), &err);
     check(mr_tp_redis_start(&g_redis, &err), &err);
@@ -81,8 +80,8 @@ static void test_mint_and_lookup(void **state)
     assert_string_equal(g.agent, "coder");
     assert_string_equal(g.room_id, "!lobby:example.org");
     assert_int_equal(g.expires_at_ms - g.created_at_ms, MR_OAUTH_CONNECT_TTL_DEFAULT_MS);
-    char digest[UA_SHA256_HEX_LEN + 1];
-    ua_sha256_hex(token, digest);
+    char digest[MR_OAUTH_SHA256_HEX_LEN + 1];
+    mr_oauth_sha256_hex(token, digest);
     assert_string_equal(g.token_sha256, digest);
     /* Only the digest names the grant, and the grant does not hold the token. */
     char key[128], *value = NULL;
