@@ -48,6 +48,36 @@ STRICT_JWT = {"requireJwt": "true", "jwtHeader": "X-Trusted-Jwt",
 
 INSTANCE_SERVICES = ["gateway", "crypto", "authz", "agent", "upstream-auth"]
 
+# The upstream-auth variables values/instance-upstream-auth-full.yaml must produce, written out
+# from the service's settings (services/upstream-auth/README.md), not from the chart.
+def secret_ref(name, key):
+    return {"secretKeyRef": {"name": name, "key": key}}
+
+
+UPSTREAM_AUTH_FULL_ENV = {
+    "MINDROOM_PUBLIC_URL": "https://mindroom.example.org",
+    "MINDROOM_OWNER_USER_ID": "@alice:example.org",
+    "MINDROOM_API_KEY": secret_ref("alice-api-key", "api-key"),
+    "MINDROOM_OAUTH_PROVIDERS": "github,google_drive",
+    "MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL": "https://github.com/login/oauth/authorize",
+    "MINDROOM_OAUTH_GITHUB_TOKEN_URL": "https://github.com/login/oauth/access_token",
+    "MINDROOM_OAUTH_GITHUB_CLIENT_ID": "Iv1.0123456789abcdef",
+    "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET": secret_ref("rel-mindroom-instance-secrets",
+                                                      "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET"),
+    "MINDROOM_OAUTH_GOOGLE_DRIVE_AUTHORIZE_URL": "https://accounts.google.com/o/oauth2/v2/auth",
+    "MINDROOM_OAUTH_GOOGLE_DRIVE_TOKEN_URL": "https://oauth2.googleapis.com/token",
+    "MINDROOM_OAUTH_GOOGLE_DRIVE_CLIENT_ID": "123-abc.apps.googleusercontent.com",
+    "MINDROOM_OAUTH_GOOGLE_DRIVE_REDIRECT_URL": "https://mindroom.example.org/api/oauth/google_drive/callback",
+    "MINDROOM_OAUTH_GOOGLE_DRIVE_CLIENT_SECRET": secret_ref("google-oauth", "client-secret"),
+}
+UPSTREAM_AUTH_SETTINGS = ("MINDROOM_PUBLIC_URL", "MINDROOM_OWNER_USER_ID", "MINDROOM_API_KEY", "MINDROOM_OAUTH_")
+
+# What nginx forward auth must carry (services/upstream-auth/README.md, Forward auth).
+AUTH_RESPONSE_HEADERS = ("X-MindRoom-Auth-User-Id,X-MindRoom-Auth-Email,X-MindRoom-Auth-Matrix-User-Id,"
+                         "X-MindRoom-Auth-Method")
+GITHUB = {"name": "github", "authorizeUrl": "https://github.com/login/oauth/authorize",
+          "tokenUrl": "https://github.com/login/oauth/access_token", "clientId": "Iv1.x"}
+
 HELM = None
 CHARTS = None
 MINDROOM = None
@@ -91,12 +121,12 @@ class ChartCase(unittest.TestCase):
             args += ["-f", self.values_file(values)]
         return args
 
-    def render(self, values=None, files=(), external_config_maps=(), release="rel"):
+    def render(self, values=None, files=(), external_config_maps=(), release="rel", external_services=()):
         """Renders the chart, checks every object structurally, returns the parsed objects."""
         code, out, err = helm(*self.template_args(values, files, release))
         self.assertEqual(code, 0, f"helm template failed: {err}")
         docs = [d for d in yaml.safe_load_all(out) if d]
-        problems = manifests.validate(docs, external_config_maps)
+        problems = manifests.validate(docs, external_config_maps, external_services)
         self.assertEqual(problems, [], "rendered manifests are malformed")
         return docs
 
@@ -129,7 +159,9 @@ class ChartCase(unittest.TestCase):
 
     @classmethod
     def env(cls, deployment):
-        return {e["name"]: e["value"] for e in cls.container(deployment).get("env", [])}
+        """name -> value, or -> the valueFrom map of a variable read from elsewhere."""
+        return {e["name"]: e["value"] if "value" in e else e["valueFrom"]
+                for e in cls.container(deployment).get("env", [])}
 
     @staticmethod
     def with_prefix(env, prefix):
@@ -202,6 +234,113 @@ class InstanceChart(ChartCase):
 
     def upstream_auth(self, docs):
         return self.objects(docs, "Deployment")["rel-mindroom-instance-upstream-auth"]
+
+    @staticmethod
+    def upstream_auth_settings(env):
+        return {k: v for k, v in env.items() if k.startswith(UPSTREAM_AUTH_SETTINGS)}
+
+    def ingress(self, values=None, files=(), external_services=("mindroom-dashboard",)):
+        docs = self.render(values, files, external_services=external_services)
+        ingresses = self.objects(docs, "Ingress")
+        self.assertEqual(list(ingresses), ["rel-mindroom-instance"])
+        return ingresses["rel-mindroom-instance"]
+
+    @staticmethod
+    def routes(ing):
+        """[(host or None, path, pathType, service, port)] of an Ingress."""
+        return [(rule.get("host"), p["path"], p["pathType"], p["backend"]["service"]["name"],
+                 p["backend"]["service"]["port"]["number"])
+                for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]]
+
+    def test_lint_strict_upstream_auth_and_ingress_example(self):
+        self.lint(["instance-upstream-auth-full.yaml"])
+
+    def test_default_has_no_upstream_auth_settings(self):
+        for name, dep in self.objects(self.render(), "Deployment").items():
+            self.assertEqual(self.upstream_auth_settings(self.env(dep)), {}, name)
+
+    def test_upstream_auth_settings_render_as_the_service_variables(self):
+        deps = self.objects(self.render(files=["instance-upstream-auth-full.yaml"],
+                                        external_services=["mindroom-dashboard"]), "Deployment")
+        env = self.env(deps["rel-mindroom-instance-upstream-auth"])
+        self.assertEqual(self.upstream_auth_settings(env), UPSTREAM_AUTH_FULL_ENV)
+        for name, dep in deps.items():
+            if not name.endswith("-upstream-auth"):
+                self.assertEqual(self.upstream_auth_settings(self.env(dep)), {}, name)
+
+    def test_client_secret_defaults_follow_the_instance_secret(self):
+        values = {"secrets": {"existingSecret": "alice-secrets"}, "publicUrl": "https://mr.example.org/",
+                  "oauth": {"providers": [GITHUB, dict(GITHUB, name="gh2", clientSecret={"key": "gh2"})]}}
+        env = self.env(self.upstream_auth(self.render(values)))
+        self.assertEqual(env["MINDROOM_OAUTH_GITHUB_CLIENT_SECRET"],
+                         secret_ref("alice-secrets", "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET"))
+        self.assertEqual(env["MINDROOM_OAUTH_GH2_CLIENT_SECRET"], secret_ref("alice-secrets", "gh2"))
+        self.assertEqual(env["MINDROOM_OAUTH_PROVIDERS"], "github,gh2")
+        self.assertNotIn("MINDROOM_OAUTH_GITHUB_REDIRECT_URL", env)
+        self.assertNotIn("MINDROOM_API_KEY", env)
+
+    def test_oauth_render_failures(self):
+        self.render_fails({"publicUrl": "https://mr.example.org", "oauth": {"providers": [GITHUB, GITHUB]}},
+                          'oauth.providers[1].name "github" is listed twice')
+        self.render_fails({"oauth": {"providers": [dict(GITHUB, redirectUrl="https://x.example.org/cb"),
+                                                   dict(GITHUB, name="gitlab")]}},
+                          "oauth.providers[1] (gitlab) has no redirectUrl, so publicUrl must be set: "
+                          "the callback is <publicUrl>/api/oauth/gitlab/callback")
+        self.render({"oauth": {"providers": [dict(GITHUB, redirectUrl="https://x.example.org/cb")]}})
+
+    def test_schema_keeps_secrets_out_of_values(self):
+        self.check_schema_rejects({"oauth": {"providers": [dict(GITHUB, clientSecret="hunter2")]}},
+                                  "oauth.providers.0.clientSecret: Invalid type. Expected: object")
+        self.check_schema_rejects({"oauth": {"providers": [dict(GITHUB, clientSecret={"value": "hunter2"})]}},
+                                  "Additional property value is not allowed")
+        self.check_schema_rejects({"apiKey": "hunter2"}, "apiKey: Invalid type. Expected: object")
+
+    def test_schema_rejects_bad_upstream_auth_values(self):
+        self.check_schema_rejects({"oauth": {"providers": [dict(GITHUB, name="GitHub")]}},
+                                  "oauth.providers.0.name: Does not match pattern")
+        self.check_schema_rejects({"oauth": {"providers": [dict(GITHUB, tokenUrl="http://github.com/token")]}},
+                                  "oauth.providers.0.tokenUrl: Does not match pattern")
+        no_id = dict(GITHUB)
+        del no_id["clientId"]
+        self.check_schema_rejects({"oauth": {"providers": [no_id]}}, "clientId is required")
+        self.check_schema_rejects({"ownerUserId": "alice"}, "ownerUserId: Does not match pattern")
+        self.check_schema_rejects({"publicUrl": "mindroom.example.org"}, "publicUrl: Does not match pattern")
+        self.check_schema_rejects({"ingress": {"enabled": "yes"}}, "ingress.enabled: Invalid type")
+
+    def test_ingress_forward_auth_to_upstream_auth(self):
+        ing = self.ingress(files=["instance-upstream-auth-full.yaml"])
+        self.assertEqual(ing["metadata"]["annotations"], {
+            "nginx.ingress.kubernetes.io/auth-url":
+                "http://rel-mindroom-instance-upstream-auth.ns.svc.cluster.local:80/auth/verify",
+            "nginx.ingress.kubernetes.io/auth-response-headers": AUTH_RESPONSE_HEADERS,
+            "nginx.ingress.kubernetes.io/proxy-body-size": "8m"})
+        self.assertEqual(ing["spec"]["ingressClassName"], "nginx")
+        self.assertEqual(ing["spec"]["tls"], [{"secretName": "mindroom-tls", "hosts": ["mindroom.example.org"]}])
+        host, ua = "mindroom.example.org", "rel-mindroom-instance-upstream-auth"
+        self.assertEqual(self.routes(ing), [(host, "/api/oauth/", "Prefix", ua, 80),
+                                            (host, "/api/auth/", "Prefix", ua, 80),
+                                            (host, "/", "Prefix", "mindroom-dashboard", 8765)])
+
+    def test_ingress_follows_namespace_port_and_cluster_domain(self):
+        ing = self.ingress({"ingress": {"enabled": True, "clusterDomain": "k8s.internal", "className": "",
+                                        "annotations": {"nginx.ingress.kubernetes.io/auth-url": "http://evil/"}},
+                            "services": {"upstreamAuth": {"service": {"port": 8081}}}})
+        self.assertEqual(ing["metadata"]["annotations"], {
+            "nginx.ingress.kubernetes.io/auth-url":
+                "http://rel-mindroom-instance-upstream-auth.ns.svc.k8s.internal:8081/auth/verify",
+            "nginx.ingress.kubernetes.io/auth-response-headers": AUTH_RESPONSE_HEADERS})
+        self.assertNotIn("ingressClassName", ing["spec"])
+        self.assertNotIn("tls", ing["spec"])
+        ua = "rel-mindroom-instance-upstream-auth"
+        self.assertEqual(self.routes(ing), [(None, "/api/oauth/", "Prefix", ua, 8081),
+                                            (None, "/api/auth/", "Prefix", ua, 8081)])
+
+    def test_ingress_needs_the_upstream_auth_service(self):
+        message = ("ingress.enabled needs services.upstreamAuth.enabled and "
+                   "services.upstreamAuth.service.enabled")
+        self.render_fails({"ingress": {"enabled": True}, "services": {"upstreamAuth": {"enabled": False}}}, message)
+        self.render_fails({"ingress": {"enabled": True},
+                           "services": {"upstreamAuth": {"service": {"enabled": False}}}}, message)
 
     def test_lint_strict_default_values(self):
         self.lint()
@@ -457,11 +596,23 @@ class SharedDefinitions(unittest.TestCase):
                                                               "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]}}}}
         svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "Bad_Name"},
                "spec": {"selector": {"a": "z"}, "ports": [{"port": 80}]}}
-        problems = manifests.validate([dep, svc, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}])
+        dep["spec"]["template"]["spec"]["containers"][0]["env"].append(
+            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s"}}})
+        ing = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"},
+               "spec": {"rules": [{"host": "Bad_Host", "http": {"paths": [
+                   {"path": "api", "pathType": "Prefix",
+                    "backend": {"service": {"name": "missing", "port": {"number": 80}}}},
+                   {"path": "/", "pathType": "Prefixed",
+                    "backend": {"service": {"name": "Bad_Name", "port": {"number": 81}}}}]}}]}}
+        problems = manifests.validate([dep, svc, ing, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}])
         joined = "\n".join(problems)
         for want in ["does not select the pod template's labels", "env E value True is not a string",
                      "volumeMount 'v' has no volume", "metadata.name 'Bad_Name' is not a valid Service name",
-                     "matches no rendered Deployment", "Secret/s: unexpected kind"]:
+                     "matches no rendered Deployment", "Secret/s: unexpected kind",
+                     "env S secretKeyRef {'name': 's'} needs a Secret name and key",
+                     "rule host 'Bad_Host'", "path must start with /", "pathType 'Prefixed'",
+                     "backend Service 'missing' is not rendered",
+                     "backend port 81 is not a port of Service Bad_Name"]:
             self.assertIn(want, joined)
 
 

@@ -14,6 +14,7 @@ KNOWN_KINDS = {
     "Service": "v1",
     "ServiceAccount": "v1",
     "Deployment": "apps/v1",
+    "Ingress": "networking.k8s.io/v1",
 }
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -25,6 +26,7 @@ ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGMK]i|[EPTGMkmun]|[eE][0-9]+)?$")
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 class _Problems:
@@ -98,6 +100,11 @@ def _check_env(p, env, where):
         if has_value:
             # The API server rejects a YAML boolean or number here: values are strings.
             p.check(isinstance(e["value"], str), where, f"env {name} value {e['value']!r} is not a string")
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef") if has_from else None
+        if ref is not None:
+            p.check(DNS1123_SUBDOMAIN.match(str(ref.get("name", ""))) is not None and
+                    CONFIG_KEY.match(str(ref.get("key", ""))) is not None, where,
+                    f"env {name} secretKeyRef {ref!r} needs a Secret name and key")
 
 
 def _check_container(p, c, volumes, where):
@@ -180,9 +187,38 @@ def _check_service(p, doc, where, pods):
                 f"targetPort {target!r} is not a port of the selected pods")
 
 
-def validate(docs, external_config_maps=()):
-    """Checks a list of parsed manifests; external_config_maps names ConfigMaps that exist
-    outside the chart (e.g. existingConfigMap)."""
+def _check_ingress(p, doc, where, services, external_services):
+    spec = doc.get("spec", {})
+    for tls in spec.get("tls", []):
+        p.check(DNS1123_SUBDOMAIN.match(str(tls.get("secretName", ""))) is not None, where,
+                f"tls secretName {tls.get('secretName')!r}")
+        for host in tls.get("hosts", []):
+            p.check(isinstance(host, str) and HOST.match(host) is not None, where, f"tls host {host!r}")
+    rules = spec.get("rules")
+    if not p.check(isinstance(rules, list) and rules, where, "spec.rules is empty"):
+        return
+    for rule in rules:
+        if "host" in rule:
+            p.check(isinstance(rule["host"], str) and HOST.match(rule["host"]) is not None, where,
+                    f"rule host {rule['host']!r}")
+        for path in (rule.get("http") or {}).get("paths", []):
+            at = f"{where} path {path.get('path')!r}"
+            p.check(str(path.get("path", "")).startswith("/"), at, "path must start with /")
+            p.check(path.get("pathType") in ("Exact", "Prefix", "ImplementationSpecific"), at,
+                    f"pathType {path.get('pathType')!r}")
+            svc = (path.get("backend") or {}).get("service") or {}
+            name, port = svc.get("name"), (svc.get("port") or {}).get("number")
+            p.check(isinstance(port, int) and 1 <= port <= 65535, at, f"backend port {port!r}")
+            if name in external_services:
+                continue
+            if p.check(name in services, at, f"backend Service {name!r} is not rendered"):
+                p.check(port in services[name], at, f"backend port {port!r} is not a port of Service {name}")
+
+
+def validate(docs, external_config_maps=(), external_services=()):
+    """Checks a list of parsed manifests; external_config_maps and external_services name
+    ConfigMaps and Services that exist outside the chart (e.g. existingConfigMap, an Ingress
+    backend)."""
     p = _Problems()
     seen = set()
     config_maps = {"rendered": set(), "external": set(external_config_maps)}
@@ -211,7 +247,12 @@ def validate(docs, external_config_maps=()):
         elif kind == "ServiceAccount":
             p.check(isinstance(doc.get("automountServiceAccountToken", False), bool), where,
                     "automountServiceAccountToken is not a boolean")
+    services = {}
     for doc in docs:
         if doc.get("kind") == "Service":
             _check_service(p, doc, f"Service/{doc['metadata'].get('name')}", pods)
+            services[doc["metadata"].get("name")] = [port.get("port") for port in doc.get("spec", {}).get("ports", [])]
+    for doc in docs:
+        if doc.get("kind") == "Ingress":
+            _check_ingress(p, doc, f"Ingress/{doc['metadata'].get('name')}", services, set(external_services))
     return p.items
