@@ -5,7 +5,8 @@
  * last batch (messages, cursor moves, new topics) and commits it in one transaction (group
  * commit), then makes those messages visible to consumers and wakes the flushes they satisfy. In
  * the same transaction it deletes the rows every group has passed, so the file holds at most what
- * the rings hold. Cursor moves alone wait IP_MOVE_LINGER_MS for company: an acknowledgement lost
+ * the rings hold, and when the bus is idle it gives freed pages back to the file system. Cursor
+ * moves alone wait IP_MOVE_LINGER_MS for company: an acknowledgement lost
  * in a crash only means a redelivery, which at-least-once allows. A file lock keeps a second
  * process (or bus) from using the same journal, whose rows would no longer match its rings.
  */
@@ -26,13 +27,13 @@
 #define IP_MOVE_LINGER_MS 50
 /* How long the writer waits after a failed commit before it tries again. */
 #define IP_RETRY_MS 500
-/* Rows one batch deletes at most beyond as many as it inserts (a few ms of work): a consumer
- * that caught up after a burst must not hold back the next messages while thousands of rows go,
- * and under a steady load deletions keep pace with inserts. The rest follows in later batches,
- * or at close, which deletes all it can. */
+/* Rows a batch without messages deletes at most (a few ms of work). A batch with messages
+ * deletes no more rows than it inserts: a consumer that caught up after a burst must not hold
+ * back the next messages while thousands of rows go, yet under a steady load deletions keep pace
+ * with inserts. The rest follows when the bus is idle, or at close, which deletes all it can. */
 #define IP_TRIM_BUDGET 256
 
-enum { J_BEGIN, J_COMMIT, J_ROLLBACK, J_TOPIC, J_MSG, J_CURSOR, J_TRIM, J_NSTMT };
+enum { J_BEGIN, J_COMMIT, J_ROLLBACK, J_TOPIC, J_MSG, J_CURSOR, J_TRIM, J_VACUUM, J_VACUUM_ALL, J_NSTMT };
 
 static const char *const J_SQL[J_NSTMT] = {
     [J_BEGIN] = "BEGIN",
@@ -43,6 +44,9 @@ static const char *const J_SQL[J_NSTMT] = {
     [J_CURSOR] = "INSERT INTO cursors(grp, topic, part, next) VALUES(?1, ?2, ?3, ?4) "
                  "ON CONFLICT(grp, topic, part) DO UPDATE SET next = excluded.next",
     [J_TRIM] = "DELETE FROM msgs WHERE topic = ?1 AND part = ?2 AND seq < ?3",
+    /* A megabyte of free pages per idle batch (a few ms); all of them at close. */
+    [J_VACUUM] = "PRAGMA incremental_vacuum(256)",
+    [J_VACUUM_ALL] = "PRAGMA incremental_vacuum",
 };
 
 /* synchronous=FULL: a commit is what flush promises the gateway before it saves a sync token,
@@ -112,7 +116,8 @@ static void take_batch(ip_bus *b)
     j->snap_published = j->published;
     j->snap_moves = j->moves;
     j->trim_backlog = false;
-    uint64_t budget = j->stop ? UINT64_MAX : IP_TRIM_BUDGET + (j->published - j->committed);
+    uint64_t inserts = j->published - j->committed;
+    uint64_t budget = j->stop ? UINT64_MAX : inserts ? inserts : IP_TRIM_BUDGET;
     for (ip_topic *t = b->topics; t; t = t->next) {
         t->snap_groups = t->groups;
         for (int p = 0; p < t->partitions; p++) {
@@ -194,6 +199,18 @@ static mr_code write_topic(ip_journal *j, ip_topic *t, mr_err *err)
     return j_step(j, st, "writing a topic", err);
 }
 
+/* Truncates the file by free pages; each step of the pragma frees one. */
+static mr_code vacuum(ip_journal *j, mr_err *err)
+{
+    sqlite3_stmt *st = j->st[j->stop ? J_VACUUM_ALL : J_VACUUM];
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    }
+    mr_code rc = step == SQLITE_DONE ? MR_OK : j_fail(j, "giving free pages back", err);
+    sqlite3_reset(st);
+    return rc;
+}
+
 /* Writes the batch in one transaction; runs without the mutex. */
 static mr_code write_batch(ip_bus *b, mr_err *err)
 {
@@ -208,6 +225,9 @@ static mr_code write_batch(ip_bus *b, mr_err *err)
                 rc = write_cursors(j, t, p, err);
         }
     }
+    /* Only when idle: while messages flow, inserts reuse the free pages. */
+    if (rc == MR_OK && j->snap_published == j->committed)
+        rc = vacuum(j, err);
     if (rc == MR_OK)
         rc = j_run(j, J_COMMIT, "committing", err);
     if (rc != MR_OK)
@@ -372,6 +392,10 @@ static mr_code query_int(ip_journal *j, const char *sql, long long *out, mr_err 
 static mr_code setup_schema(ip_journal *j, int partitions, mr_err *err)
 {
     sqlite3_busy_timeout(j->db, 5000);
+    /* Only a new, empty file takes it, and only before WAL mode writes the header. The first
+     * statement to read the file, so what fails here fails at opening it. */
+    if (sqlite3_exec(j->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK)
+        return j_fail(j, "opening", err);
     long long version = 0, stored = 0;
     char mode[8] = "";
     sqlite3_stmt *st;
