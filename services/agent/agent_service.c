@@ -379,14 +379,15 @@ static void consume(agent_svc *svc)
         }
         size_t handled = 0;
         mr_code rc = mr_bus_poll(c, POLL_TIMEOUT_MS, 1, on_message, svc, &handled, &err);
-        if (rc == MR_OK) {
+        /* Ready once it owns partitions, even while a turn fails (one another worker holds). */
+        if (mr_bus_consumer_partitions(c) > 0)
             atomic_store(&svc->subscribed, true);
+        if (rc == MR_OK)
             continue;
-        }
         mr_log_warn(COMPONENT, "%s", err.msg);
-        /* A poll that timed out on the backend already waited; a failed handler did not. */
-        if (rc != MR_EUNAVAIL)
-            mr_runtime_sleep(rt, 200);
+        /* A failed turn comes again at once (inproc), whatever its code (a busy claim is
+         * MR_EUNAVAIL too): pause, or it spins until the claim frees. */
+        mr_runtime_sleep(rt, 200);
     }
     mr_bus_consumer_close(c);
 }

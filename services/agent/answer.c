@@ -109,6 +109,10 @@ static void show(answer_run *a, bool final)
     }
     snprintf(body, a->len + sizeof IN_PROGRESS, "%s%s", a->text ? a->text : "", final ? "" : IN_PROGRESS);
     char id[TXN_MAX];
+    /* An earlier attempt stopped midway may have sent the first part (its transaction ID is this
+     * one's): then that message is edited, or a short answer would leave its partial text. */
+    if (!a->sent && first_event(a, 0))
+        a->sent = true;
     const char *original = a->sent ? first_event(a, final ? SENT_WAIT_MS : 0) : NULL;
     json_t *content = NULL;
     if (!a->sent) {
