@@ -1,6 +1,8 @@
 /* bench_bus.c -- bus throughput and publish-to-handle latency with 1 KiB messages.
  *
  * Usage: bench_bus URL TOPIC MESSAGES
+ * URL is any bus URL; for the inproc journal (inproc:///path) give a path that does not exist
+ * yet, since the group of an earlier run would stay in the file and hold its messages back.
  * One producer and one consumer (a thread, its own group) in this process. Phase 1 publishes
  * MESSAGES as fast as publish allows and measures messages/s from the first publish to the last
  * handled. Phase 2 publishes 2000 more at one per millisecond and measures each message's time
