@@ -41,8 +41,7 @@ static const char *const J_SQL[J_NSTMT] = {
     [J_ROLLBACK] = "ROLLBACK",
     [J_TOPIC] = "INSERT OR IGNORE INTO topics(id, name) VALUES(?1, ?2)",
     [J_MSG] = "INSERT INTO msgs(topic, part, seq, key, value) VALUES(?1, ?2, ?3, ?4, ?5)",
-    [J_CURSOR] = "INSERT INTO cursors(grp, topic, part, next) VALUES(?1, ?2, ?3, ?4) "
-                 "ON CONFLICT(grp, topic, part) DO UPDATE SET next = excluded.next",
+    [J_CURSOR] = "INSERT OR REPLACE INTO cursors(grp, topic, part, next) VALUES(?1, ?2, ?3, ?4)",
     [J_TRIM] = "DELETE FROM msgs WHERE topic = ?1 AND part = ?2 AND seq < ?3",
     /* A megabyte of free pages per idle batch (a few ms); all of them at close. */
     [J_VACUUM] = "PRAGMA incremental_vacuum(256)",
