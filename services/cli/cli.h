@@ -23,6 +23,7 @@ int mr_cli_config_init(int argc, char **argv);
 int mr_cli_config_validate(int argc, char **argv);
 int mr_cli_authz_explain(int argc, char **argv);
 int mr_cli_connect(int argc, char **argv);
+int mr_cli_run(int argc, char **argv);
 
 /* getopt_long over a command's arguments with errors reported by us, not getopt: returns the
  * option's value, -1 when options end, or MR_CLI_GETOPT_USAGE after printing a one-line

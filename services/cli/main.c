@@ -31,6 +31,7 @@ static const cli_command commands[] = {
     {"authz", "explain", "[options]", "Show the authorization decision and the rule behind it",
      mr_cli_authz_explain},
     {NULL, "connect", "--pair-code CODE", "Pair this install with your Matrix account", mr_cli_connect},
+    {NULL, "run", "[options]", "Run the agents: every service in this process", mr_cli_run},
 };
 
 #define N_GROUPS (sizeof groups / sizeof groups[0])

@@ -1,0 +1,145 @@
+/* test_run.c -- `mindroom run` up to the point where it needs peers: help, usage errors, invalid
+ * settings (exit 2, naming the setting) and failures (exit 1). Runs with the homeserver and the
+ * model stub are in tests/e2e. */
+#include "cli_harness.h"
+
+#define CONFIG                                                                                     \
+    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
+    "agents:\n  mind: {rooms: [lobby]}\n"                                                           \
+    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
+
+static void write_config(sandbox *sb)
+{
+    spit(sb_path(sb, "config.yaml"), CONFIG);
+}
+
+static void test_help(void **state)
+{
+    cli_run r = run_cli(*state, "run", "--help");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    assert_true(starts_with(r.out, "Usage: mindroom run [options]\n"));
+    assert_non_null(strstr(r.out, "  -c, --config PATH "));
+    assert_non_null(strstr(r.out, "      --storage-path DIR "));
+    assert_non_null(strstr(r.out, "  -l, --log-level LEVEL "));
+    assert_non_null(strstr(r.out, "      --log-format FORMAT "));
+    assert_non_null(strstr(r.out, "SIGINT or SIGTERM stops every service"));
+    assert_non_null(strstr(r.out, "Exit codes:\n  0  success\n"));
+    cli_run_free(&r);
+
+    cli_run h = run_cli(*state, "help", "run");
+    assert_int_equal(h.status, 0);
+    assert_true(starts_with(h.out, "Usage: mindroom run [options]\n"));
+    cli_run_free(&h);
+}
+
+static void test_top_help_lists_run(void **state)
+{
+    cli_run r = run_cli(*state, "--help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\n  run [options]                Run the agents: every service in this process\n"));
+    cli_run_free(&r);
+}
+
+static void test_usage_errors(void **state)
+{
+    expect_run(*state, 2, "mindroom run: unknown option '--frobnicate'; try 'mindroom run --help'\n",
+               (const char *const[]){"run", "--frobnicate", NULL});
+    expect_run(*state, 2, "mindroom run: unexpected argument 'now'; try 'mindroom run --help'\n",
+               (const char *const[]){"run", "now", NULL});
+    expect_run(*state, 2, "mindroom run: option '--config' needs a value; try 'mindroom run --help'\n",
+               (const char *const[]){"run", "--config", NULL});
+    expect_run(*state, 2,
+               "mindroom run: option '--storage-path' needs a non-empty value; try 'mindroom run --help'\n",
+               (const char *const[]){"run", "--storage-path", "", NULL});
+}
+
+#define NOWHERE "MATRIX_HOMESERVER=http://127.0.0.1:9"
+
+/* Runs `mindroom run` with args, expecting exit 2 and "<setting>: <why>" on stderr. */
+static void expect_invalid(sandbox *sb, const char *setting, const char *why, const char *const *env,
+                           const char *const *args)
+{
+    cli_run r = run_cli_env(sb, env, args);
+    if (r.status != 2)
+        fprintf(stderr, "exit %d, stderr:\n%s\n", r.status, r.err);
+    assert_int_equal(r.status, 2);
+    char want[256];
+    snprintf(want, sizeof want, "%s: %s", setting, why);
+    if (!strstr(r.err, want))
+        fail_msg("stderr lacks \"%s\":\n%s", want, r.err);
+    cli_run_free(&r);
+}
+
+static void test_invalid_settings_exit_2_naming_them(void **state)
+{
+    sandbox *sb = *state;
+    write_config(sb);
+    const char *run[] = {"run", NULL};
+    expect_invalid(sb, "MINDROOM_NAMESPACE", "", (const char *const[]){NOWHERE, "MINDROOM_NAMESPACE=no!", NULL}, run);
+    expect_invalid(sb, "LOG_LEVEL", "", (const char *const[]){NOWHERE, "LOG_LEVEL=chatty", NULL}, run);
+    expect_invalid(sb, "--log-format", "", (const char *const[]){NOWHERE, NULL},
+                   (const char *const[]){"run", "--log-format", "xml", NULL});
+    expect_invalid(sb, "MINDROOM_BUS_URL", "",
+                   (const char *const[]){NOWHERE, "MINDROOM_BUS_URL=carrier-pigeon://", NULL}, run);
+    expect_invalid(sb, "--listen", "", (const char *const[]){NOWHERE, NULL},
+                   (const char *const[]){"run", "--listen", "nowhere", NULL});
+    expect_invalid(sb, "MATRIX_SERVER_NAME", "not set, and there is no MATRIX_HOMESERVER",
+                   (const char *const[]){NULL}, run);
+    /* The gateway's own setting: every service starts, the gateway names it, all stop. */
+    expect_invalid(sb, "MATRIX_HOMESERVER", "not set", (const char *const[]){"MATRIX_SERVER_NAME=localhost", NULL},
+                   run);
+}
+
+static void test_missing_config_exits_2_naming_it(void **state)
+{
+    sandbox *sb = *state;
+    cli_run r = run_cli_with(sb, ((const char *const[]){NOWHERE, NULL}), "run", "--config",
+                             sb_path(sb, "absent.yaml"));
+    assert_int_equal(r.status, 2);
+    assert_true(starts_with(r.err, "mindroom run: --config"));
+    assert_non_null(strstr(r.err, "absent.yaml"));
+    cli_run_free(&r);
+}
+
+static void test_broken_config_exits_2_with_file_and_line(void **state)
+{
+    sandbox *sb = *state;
+    spit(sb_path(sb, "config.yaml"), CONFIG "agentz: {}\n");
+    cli_run r = run_cli_with(sb, ((const char *const[]){NOWHERE, NULL}), "run");
+    assert_int_equal(r.status, 2);
+    if (!strstr(r.err, "config.yaml:7:1: agentz: "))
+        fail_msg("no diagnostic for agentz:\n%s", r.err);
+    cli_run_free(&r);
+}
+
+/* Storage that cannot be created is a failure of the file system, not a bad setting. */
+static void test_unusable_storage_exits_1(void **state)
+{
+    sandbox *sb = *state;
+    write_config(sb);
+    spit(sb_path(sb, "a-file"), "not a directory\n");
+    cli_run r = run_cli_with(sb, ((const char *const[]){NOWHERE, NULL}), "run", "--storage-path",
+                             sb_path(sb, "a-file/data"));
+    if (r.status != 1)
+        fprintf(stderr, "exit %d, stderr:\n%s\n", r.status, r.err);
+    assert_int_equal(r.status, 1);
+    assert_true(starts_with(r.err, "mindroom run: "));
+    assert_non_null(strstr(r.err, "a-file: a file of that name exists"));
+    cli_run_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_help, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_top_help_lists_run, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2_naming_them, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_config_exits_2_naming_it, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_broken_config_exits_2_with_file_and_line, sandbox_setup,
+                                        sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_storage_exits_1, sandbox_setup, sandbox_teardown),
+    };
+    return cmocka_run_group_tests_name("cli run", tests, NULL, NULL);
+}
