@@ -82,13 +82,19 @@ ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err)
     return t;
 }
 
-/* The sequence below which a partition's messages may be overwritten: every group is past it. */
-static uint64_t slowest(const ip_topic *t, int p)
+uint64_t mr_bus_inproc_passed(const ip_topic *t, int p)
 {
     uint64_t low = UINT64_MAX;
     for (const ip_group *g = t->groups; g; g = g->next)
         if (g->cur[p].next < low)
             low = g->cur[p].next;
+    return low;
+}
+
+/* The sequence below which a partition's messages may be overwritten: every group is past it. */
+static uint64_t slowest(const ip_topic *t, int p)
+{
+    uint64_t low = mr_bus_inproc_passed(t, p);
     /* Without any group yet, nothing has been handled: keep everything for the first one. */
     return low == UINT64_MAX ? t->parts[p].tail : low;
 }

@@ -64,6 +64,9 @@ typedef struct ip_bus {
  * called with the mutex held. */
 ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err);
 ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err);
+/* The sequence every group of t has passed on partition p; UINT64_MAX without groups. Called
+ * with the mutex held. */
+uint64_t mr_bus_inproc_passed(const ip_topic *t, int p);
 /* Waits on cv until deadline (LLONG_MAX: without limit); false when the deadline passed. */
 bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
 

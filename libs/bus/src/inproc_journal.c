@@ -6,9 +6,9 @@
  * commit), then makes those messages visible to consumers and wakes the flushes they satisfy. In
  * the same transaction it deletes the rows every group has passed, so the file holds at most what
  * the rings hold, and when the bus is idle it gives freed pages back to the file system. Cursor
- * moves alone wait IP_MOVE_LINGER_MS for company: an acknowledgement lost
- * in a crash only means a redelivery, which at-least-once allows. A file lock keeps a second
- * process (or bus) from using the same journal, whose rows would no longer match its rings.
+ * moves alone wait IP_MOVE_LINGER_MS for company: an acknowledgement lost in a crash only means
+ * a redelivery, which at-least-once allows. A file lock keeps a second process (or bus) from
+ * using the same journal, whose rows would no longer match its rings.
  */
 #include "inproc_internal.h"
 
@@ -478,16 +478,6 @@ static mr_code replay_topic(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err *
     return MR_OK;
 }
 
-/* The sequence every group of t has passed on partition p; 0 without groups. */
-static uint64_t passed(const ip_topic *t, int p)
-{
-    uint64_t low = UINT64_MAX;
-    for (const ip_group *g = t->groups; g; g = g->next)
-        if (g->cur[p].next < low)
-            low = g->cur[p].next;
-    return low == UINT64_MAX ? 0 : low;
-}
-
 /* Messages come in order per partition and without gaps: the writer inserts whole ranges and
  * deletes from the front. Rows every group has passed (a trim not done yet) stay on disk for
  * the writer to delete, but not in the ring. */
@@ -503,7 +493,8 @@ static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 2);
     if (part->trimmed == UINT64_MAX)
         part->trimmed = seq;
-    if (seq < passed(t, p))
+    uint64_t passed = mr_bus_inproc_passed(t, p);
+    if (passed != UINT64_MAX && seq < passed)
         return MR_OK;
     if (part->head == part->tail)
         part->tail = part->head = seq;
@@ -552,7 +543,7 @@ static mr_code replay_query(ip_bus *b, ip_journal *j, const char *sql, replay_ro
     if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
         return j_fail(j, "reading", err);
     mr_code rc = MR_OK;
-    int step;
+    int step = SQLITE_DONE;
     while (rc == MR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
         rc = fn(b, j, st, err);
     if (rc == MR_OK && step != SQLITE_DONE)
