@@ -59,7 +59,7 @@ asan-test: asan
 # Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS on its seed corpus.
 fuzz:
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMR_FUZZ=ON $(CMAKE_FLAGS)
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	@set -e; for f in $(FUZZ_BUILD)/libs/*/fuzz_*; do \
 		[ -x "$$f" ] || continue; n=$$(basename $$f); \
 		corpus=$$(mktemp -d); seeds=libs/*/fuzz/corpus/$${n#fuzz_}; \

@@ -655,8 +655,8 @@ static void test_three_errors_reported_together(void **state)
     static const char *const want[] = {
         ":5:12: agents.code.rooms: expected a list of room keys, got a mapping",
         ":6:18: agents.code.thread_mode: 'threads' is not one of thread, room",
-        ":8:18: authorization.global_users[0]: '@alice' is not a valid user ID: expected ':' and a server name after "
-        "the localpart",
+        (":8:18: authorization.global_users[0]: '@alice' is not a valid user ID: expected ':' and a server name "
+         "after the localpart"),
     };
     for (size_t i = 0; i < 3; i++) {
         char line[2048];
