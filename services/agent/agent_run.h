@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "agent_internal.h"
+#include "mindroom/clock.h"
 #include "mindroom/llm.h"
 #include "mindroom/runtime.h"
 
@@ -57,9 +58,6 @@ typedef struct turn_ctx {
                                       hands over */
     const char *handed_over;       /* a hand-off: the event ID of that message, else NULL */
 } turn_ctx;
-
-long long agent_now_ms(void);      /* monotonic, for the streaming cadence */
-long long agent_wall_ms(void);     /* wall clock, for claims other workers read */
 
 /* The client of a model by name; NULL with *rc and why filled when it cannot be made (no key,
  * unknown provider). */

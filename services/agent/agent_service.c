@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agent_run.h"
 
@@ -15,23 +14,6 @@
 #define FLUSH_TIMEOUT_MS 30000
 #define POLL_TIMEOUT_MS 500
 #define METRIC "mindroom_agent_turns_total"
-
-static long long clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-long long agent_now_ms(void)
-{
-    return clock_ms(CLOCK_MONOTONIC);
-}
-
-long long agent_wall_ms(void)
-{
-    return clock_ms(CLOCK_REALTIME);
-}
 
 static void count(const agent_svc *svc, const char *outcome)
 {

@@ -59,7 +59,7 @@ static void typing(answer_run *a, bool on)
     char id[TXN_MAX];
     txn(a, "t", a->typing++, id);
     publish(a, reply_typing_intent(a->e->user_id, a->t->turn->room_id, id, on));
-    a->typing_ms = agent_now_ms();
+    a->typing_ms = mr_clock_mono_ms();
 }
 
 static bool append(answer_run *a, const char *text, size_t len)
@@ -85,14 +85,14 @@ static const char *first_event(answer_run *a, int wait_ms)
     char id[TXN_MAX], key[TXN_MAX + 8];
     txn(a, "m", -1, id);
     snprintf(key, sizeof key, "sent:%s", id);
-    long long deadline = agent_now_ms() + wait_ms;
+    long long deadline = mr_clock_mono_ms() + wait_ms;
     while (!a->first_event && a->failed == MR_OK) {
         size_t len = 0;
         mr_err err = {0};
         mr_code rc = mr_store_get(a->svc->rt->store, key, &a->first_event, &len, &err);
         if (rc != MR_OK && rc != MR_ENOTFOUND)
             fail(a, rc, &err);
-        if (rc == MR_OK || agent_now_ms() >= deadline || mr_runtime_sleep(a->svc->rt, SENT_POLL_MS))
+        if (rc == MR_OK || mr_clock_mono_ms() >= deadline || mr_runtime_sleep(a->svc->rt, SENT_POLL_MS))
             break;
     }
     return a->first_event;
@@ -152,12 +152,12 @@ static bool on_delta(void *ctx, const char *text, size_t len)
         fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory streaming an answer"), &err);
         return false;
     }
-    long long now = agent_now_ms();
+    long long now = mr_clock_mono_ms();
     if (stream_push(&a->st, text, len, now))
         show(a, false);
     if (now - a->typing_ms >= TYPING_REFRESH_MS)
         typing(a, true);
-    long long wall = agent_wall_ms();
+    long long wall = mr_clock_wall_ms();
     if (wall - a->claim_ms >= CLAIM_REFRESH_MS) {
         mr_err err = {0};
         fail(a, claim_refresh(a->svc->rt->store, a->t->turn->event_id, a->e->name, wall, &err), &err);
@@ -257,7 +257,7 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
     mr_store *store = svc->rt->store;
     const char *event_id = t->turn->event_id;
     claim_result claim;
-    mr_code rc = claim_take(store, event_id, e->name, agent_wall_ms(), &claim, err);
+    mr_code rc = claim_take(store, event_id, e->name, mr_clock_wall_ms(), &claim, err);
     if (rc != MR_OK)
         return rc;
     const char *fields[] = {"event_id", event_id, "entity", e->name, NULL};
@@ -270,10 +270,10 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
     if (claim == CLAIM_TAKEN_OVER)
         mr_log_write(MR_LOG_INFO, COMPONENT, fields, "answering again: the earlier attempt was abandoned");
     bool room_mode = e->agent && e->agent->thread_mode == MR_THREAD_MODE_ROOM;
-    answer_run a = {.svc = svc, .t = t, .e = e, .claim_ms = agent_wall_ms(),
+    answer_run a = {.svc = svc, .t = t, .e = e, .claim_ms = mr_clock_wall_ms(),
                     .where = {.room_id = t->turn->room_id, .trigger = event_id,
                               .thread_root = room_mode ? NULL : t->root}};
-    stream_begin(&a.st, agent_now_ms());
+    stream_begin(&a.st, mr_clock_mono_ms());
     typing(&a, true);
     call_model(&a);
     if (a.failed == MR_OK)

@@ -100,7 +100,7 @@ mr_code route_turn(agent_svc *svc, const turn_ctx *t, const char *const *candida
     const roster_entry *router = roster_by_name(&svc->roster, "router");
     mr_store *store = svc->rt->store;
     claim_result claim;
-    mr_code rc = claim_take(store, turn->event_id, router->name, agent_wall_ms(), &claim, err);
+    mr_code rc = claim_take(store, turn->event_id, router->name, mr_clock_wall_ms(), &claim, err);
     if (rc != MR_OK || claim == CLAIM_DONE)
         return rc;
     if (claim == CLAIM_BUSY)

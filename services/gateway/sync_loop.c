@@ -3,11 +3,11 @@
  * once the bus holds them all is next_batch saved, so a crash replays and loses nothing.
  * Invites are accepted when the inviter is authorized. */
 #include "gateway_internal.h"
+#include "mindroom/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define FILTER "{\"room\":{\"timeline\":{\"limit\":5000}},\"presence\":{\"not_types\":[\"*\"]}," \
                "\"account_data\":{\"not_types\":[\"*\"]}}"
@@ -28,13 +28,6 @@ typedef struct batch {
     size_t inbound, todevice;
     bool had_message;
 } batch;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static mr_code publish(gw *g, const char *topic, const char *key, json_t *msg, mr_err *err)
 {
@@ -85,7 +78,7 @@ static mr_code room_events(gw *g, gw_account *a, const char *room_id, json_t *ev
         if (timeline && type && strcmp(type, "m.room.message") == 0)
             b->had_message = true;
         if (timeline)
-            gw_metrics_sync_lag(g, (double)(now_ms() - json_integer_value(ts)) / 1000.0);
+            gw_metrics_sync_lag(g, (double)(mr_clock_wall_ms() - json_integer_value(ts)) / 1000.0);
     }
     return MR_OK;
 }

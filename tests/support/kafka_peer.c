@@ -9,27 +9,20 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "peers.h"
+#include "mindroom/clock.h"
 
 #define REPLY_TIMEOUT_MS 15000
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Reads one line from the peer, waiting at most timeout_ms. */
 static mr_code read_line(mr_tp_kafka *k, char *buf, size_t cap, int timeout_ms, mr_err *err)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
     size_t n = 0;
     while (n + 1 < cap) {
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - mr_clock_mono_ms());
         struct pollfd pfd = {.fd = k->out, .events = POLLIN};
         if (left <= 0 || poll(&pfd, 1, left) == 0)
             return mr_err_set(err, MR_EUNAVAIL, "mr-kafka-mock (pid %d) did not answer within %d ms",
@@ -146,15 +139,14 @@ void mr_tp_kafka_destroy(mr_tp_kafka *k)
         }
         close(k->ctl);
         k->ctl = -1;
-        long long deadline = now_ms() + 5000;
+        long long deadline = mr_clock_mono_ms() + 5000;
         bool reaped = false;
-        while (!reaped && now_ms() < deadline) {
+        while (!reaped && mr_clock_mono_ms() < deadline) {
             int st;
             pid_t r = waitpid(k->pid, &st, WNOHANG);
             reaped = r == k->pid || (r < 0 && errno != EINTR);
-            struct timespec ts = {0, 20000000L};
             if (!reaped)
-                nanosleep(&ts, NULL);
+                mr_clock_sleep_ms(20);
         }
         if (!reaped)
             mr_tp_kill_wait(k->pid, SIGKILL, NULL, NULL);

@@ -5,36 +5,20 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-long long mr_bus_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int mr_bus_remaining_ms(long long deadline)
 {
-    long long left = deadline - mr_bus_now_ms();
+    long long left = deadline - mr_clock_mono_ms();
     if (left <= 0)
         return 0;
     return left > INT_MAX ? INT_MAX : (int)left;
-}
-
-void mr_bus_sleep_ms(int ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 long long mr_bus_publish_deadline(const mr_bus *b)
 {
     if (b->opts.publish_timeout_ms < 0)
         return LLONG_MAX;
-    return mr_bus_now_ms() + b->opts.publish_timeout_ms;
+    return mr_clock_mono_ms() + b->opts.publish_timeout_ms;
 }
 
 /* Topic and group names end up in Kafka topic names and Redis keys: keep them to a set both

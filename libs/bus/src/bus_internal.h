@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include "mindroom/bus.h"
+#include "mindroom/clock.h"
 
 /* A parsed MINDROOM_BUS_URL. */
 typedef enum mr_bus_kind { MR_BUS_INPROC, MR_BUS_KAFKA, MR_BUS_REDIS } mr_bus_kind;
@@ -59,11 +60,8 @@ mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err);
 void mr_bus_note_failure(mr_err *err, mr_code *first, mr_code rc, const mr_bus_msg *m,
                          const mr_err *herr);
 
-/* Milliseconds on the monotonic clock, and what is left until a deadline (never negative). */
-long long mr_bus_now_ms(void);
+/* What is left until a deadline on mr_clock_mono_ms (never negative). */
 int mr_bus_remaining_ms(long long deadline);
-/* Sleeps ms milliseconds (waiting for a peer to come back). */
-void mr_bus_sleep_ms(int ms);
 /* The deadline a publish waits for room until: LLONG_MAX when it waits without limit. */
 long long mr_bus_publish_deadline(const mr_bus *b);
 

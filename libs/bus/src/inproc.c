@@ -105,18 +105,11 @@ bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadl
         pthread_cond_wait(cv, mu);
         return true;
     }
-    long long left = deadline - mr_bus_now_ms();
+    long long left = deadline - mr_clock_mono_ms();
     if (left <= 0)
         return false;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += left / 1000;
-    ts.tv_nsec += (left % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT || mr_bus_now_ms() < deadline;
+    struct timespec ts = mr_clock_after_ms(CLOCK_MONOTONIC, left);
+    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT || mr_clock_mono_ms() < deadline;
 }
 
 static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
@@ -269,7 +262,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     ip_bus *b = (ip_bus *)cc->bus;
     int partitions = cc->bus->opts.partitions;
     size_t cap = cc->bus->opts.inproc_capacity;
-    long long deadline = mr_bus_now_ms() + timeout_ms;
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
     memset(c->stopped, 0, c->n_slots * sizeof *c->stopped);
     mr_code first = MR_OK;
     bool attempted = false;

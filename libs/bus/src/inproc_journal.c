@@ -253,7 +253,7 @@ static void finish_batch(ip_bus *b, mr_code rc, const mr_err *err)
             part->trimmed = part->snap_low;
         }
     }
-    long long now = mr_bus_now_ms();
+    long long now = mr_clock_mono_ms();
     if (rc == MR_OK) {
         j->committed = j->snap_published;
         j->moves_committed = j->snap_moves;
@@ -284,7 +284,7 @@ static void *writer_main(void *arg)
         long long at = j->retry_at;
         if (!msgs && !j->flushing && j->moved_at + IP_MOVE_LINGER_MS > at)
             at = j->moved_at + IP_MOVE_LINGER_MS;
-        if (!j->stop && at > mr_bus_now_ms()) {
+        if (!j->stop && at > mr_clock_mono_ms()) {
             mr_bus_inproc_wait(&j->work, &b->mu, at);
             continue;
         }
@@ -316,7 +316,7 @@ void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur)
     ip_journal *j = b->journal;
     cur->dirty = true;
     if (j->moves++ == j->moves_committed) {
-        j->moved_at = mr_bus_now_ms();
+        j->moved_at = mr_clock_mono_ms();
         pthread_cond_signal(&j->work);
     }
 }
@@ -324,7 +324,7 @@ void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur)
 mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
 {
     ip_journal *j = b->journal;
-    long long deadline = mr_bus_now_ms() + timeout_ms;
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
     pthread_mutex_lock(&b->mu);
     uint64_t msgs = j->published, moves = j->moves;
     j->flushing++;

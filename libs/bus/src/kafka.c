@@ -388,7 +388,7 @@ static mr_code kafka_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
                           size_t *handled, mr_err *err)
 {
     kafka_consumer *c = (kafka_consumer *)cc;
-    long long deadline = mr_bus_now_ms() + timeout_ms;
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
     stopped_part *stopped = NULL;
     size_t n_stopped = 0;
     mr_code first = MR_OK;

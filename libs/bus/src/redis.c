@@ -152,7 +152,7 @@ static void drop_connection(redis_bus *b, const mr_err *why)
     }
     b->c = NULL;
     b->sent = 0;
-    b->next_connect_ms = mr_bus_now_ms() + RETRY_MS;
+    b->next_connect_ms = mr_clock_mono_ms() + RETRY_MS;
 }
 
 static pending_msg *ring_at(redis_bus *b, size_t i)
@@ -184,7 +184,7 @@ static bool try_connect(redis_bus *b)
 {
     if (b->c)
         return true;
-    if (mr_bus_now_ms() < b->next_connect_ms)
+    if (mr_clock_mono_ms() < b->next_connect_ms)
         return false;
     mr_err why = {0};
     if (mr_bus_redis_connect(&b->base, REPLY_TIMEOUT_MS, &b->c, &why) != MR_OK) {
@@ -240,8 +240,8 @@ static bool settle(redis_bus *b, long long deadline)
         int left = mr_bus_remaining_ms(deadline);
         if (left == 0)
             return false;
-        int wait = (int)(b->next_connect_ms - mr_bus_now_ms());
-        mr_bus_sleep_ms(wait < left ? wait : left);
+        int wait = (int)(b->next_connect_ms - mr_clock_mono_ms());
+        mr_clock_sleep_ms(wait < left ? wait : left);
     }
 }
 
@@ -298,7 +298,7 @@ static mr_code redis_publish(mr_bus *bb, const char *topic, const char *key, con
         if (left == 0)
             rc = unconfirmed_error(b, bb->opts.publish_timeout_ms, err);
         else
-            mr_bus_sleep_ms(left < RETRY_MS ? left : RETRY_MS);
+            mr_clock_sleep_ms(left < RETRY_MS ? left : RETRY_MS);
     }
     if (rc == MR_OK) {
         pending_msg m = {malloc(MR_REDIS_KEY_MAX), strdup(key), malloc(len + 1), len};
@@ -329,7 +329,7 @@ static mr_code redis_flush(mr_bus *bb, int timeout_ms, mr_err *err)
     redis_bus *b = (redis_bus *)bb;
     pthread_mutex_lock(&b->mu);
     mr_code rc = MR_OK;
-    if (b->n > 0 && !settle(b, mr_bus_now_ms() + timeout_ms)) {
+    if (b->n > 0 && !settle(b, mr_clock_mono_ms() + timeout_ms)) {
         rc = unconfirmed_error(b, timeout_ms, err);
     } else if (b->failure.code != MR_OK) {
         rc = b->failure.code;
@@ -345,7 +345,7 @@ static void redis_close(mr_bus *bb)
 {
     redis_bus *b = (redis_bus *)bb;
     if (b->n > 0)
-        settle(b, mr_bus_now_ms() + 5000);
+        settle(b, mr_clock_mono_ms() + 5000);
     while (b->n > 0) {
         pending_msg *m = ring_at(b, 0);
         free(m->stream);

@@ -107,7 +107,7 @@ static int rebalance_interval(const redis_consumer *c)
  * never has two readers: the next owner takes it only after expiry. */
 static bool lease_fresh(const redis_consumer *c)
 {
-    return mr_bus_now_ms() + rebalance_interval(c) < c->lease_until_ms;
+    return mr_clock_mono_ms() + rebalance_interval(c) < c->lease_until_ms;
 }
 
 static int read_timeout(const mr_bus *b)
@@ -217,7 +217,7 @@ static void free_keys(char **keys)
 static mr_code rebalance(redis_consumer *c, mr_err *err)
 {
     const mr_bus *b = c->base.bus;
-    long long sent = mr_bus_now_ms();
+    long long sent = mr_clock_mono_ms();
     char lease[16];
     snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
     for (size_t t = 0; t < c->n_topics; t++) {
@@ -247,7 +247,7 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
         if (rc != MR_OK)
             return rc;
     }
-    c->next_rebalance_ms = mr_bus_now_ms() + rebalance_interval(c);
+    c->next_rebalance_ms = mr_clock_mono_ms() + rebalance_interval(c);
     c->lease_until_ms = sent + b->opts.lease_ms;
     return MR_OK;
 }
@@ -436,13 +436,13 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
                           size_t *handled, mr_err *err)
 {
     redis_consumer *c = (redis_consumer *)cc;
-    long long deadline = mr_bus_now_ms() + timeout_ms;
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
     poll_run run = {h, ctx, max, handled, MR_OK, err, {0}};
     for (size_t i = 0; i < c->n_parts; i++)
         c->parts[i].stopped = false;
     for (;;) {
         mr_code rc = ensure_connected(c, &run.conn);
-        if (rc == MR_OK && (mr_bus_now_ms() >= c->next_rebalance_ms || !lease_fresh(c)))
+        if (rc == MR_OK && (mr_clock_mono_ms() >= c->next_rebalance_ms || !lease_fresh(c)))
             rc = rebalance(c, &run.conn);
         bool conn_ok = rc == MR_OK;
         for (size_t i = 0; conn_ok && i < c->n_parts && *handled < max; i++) {
@@ -453,7 +453,7 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
         bool attempted = *handled > 0 || run.first != MR_OK;
         int got = 0;
         if (conn_ok && *handled < max && any_readable(c) && lease_fresh(c)) {
-            int until_rebalance = (int)(c->next_rebalance_ms - mr_bus_now_ms());
+            int until_rebalance = (int)(c->next_rebalance_ms - mr_clock_mono_ms());
             int left = mr_bus_remaining_ms(deadline);
             int block = attempted ? 0 : (left < until_rebalance ? left : until_rebalance);
             got = read_new(c, &run, block);
@@ -474,16 +474,16 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
                     *err = run.conn;
                 return run.conn.code ? run.conn.code : MR_EUNAVAIL;
             }
-            mr_bus_sleep_ms(left < 200 ? left : 200);
+            mr_clock_sleep_ms(left < 200 ? left : 200);
             continue;
         }
         if (*handled > 0 || run.first != MR_OK || got > 0 || mr_bus_remaining_ms(deadline) == 0)
             return run.first;
         if (!any_readable(c)) {
             /* Nothing leased (yet): wait for the next rebalance or the deadline. */
-            int until_rebalance = (int)(c->next_rebalance_ms - mr_bus_now_ms());
+            int until_rebalance = (int)(c->next_rebalance_ms - mr_clock_mono_ms());
             int left = mr_bus_remaining_ms(deadline);
-            mr_bus_sleep_ms(left < until_rebalance ? left : until_rebalance);
+            mr_clock_sleep_ms(left < until_rebalance ? left : until_rebalance);
         }
     }
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bus_suite.h"
+#include "mindroom/clock.h"
 
 static suite_env inproc_env(void)
 {
@@ -129,9 +130,7 @@ static mr_code watch_producer(void *ctx, const mr_bus_msg *m, mr_err *err)
     blocking_run *r = ctx;
     long seq = suite_seq(m->value);
     int capacity = 8, expect = (int)seq + capacity < r->total ? (int)seq + capacity : r->total;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 30;
+    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, 30000);
     pthread_mutex_lock(&r->mu);
     /* The producer fills the ring, then must stop: message seq is not acknowledged yet. */
     while (r->published < expect && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "mindroom/http.h"
+#include "mindroom/clock.h"
 
 /* Bounds every wait on the other side so a broken stream fails a test instead of hanging it. */
 #define GUARD_S 10
@@ -39,9 +40,7 @@ typedef struct stream {
 
 static bool wait_flag(fixture *f, const bool *flag)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += GUARD_S;
+    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, GUARD_S * 1000L);
     pthread_mutex_lock(&f->lock);
     int rc = 0;
     while (!*flag && rc == 0)
@@ -164,9 +163,7 @@ static mr_code get(fixture *f, const char *path, sink *k, long stall_ms, mr_http
 
 static void wait_streams_done(fixture *f, int n)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += GUARD_S;
+    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, GUARD_S * 1000L);
     pthread_mutex_lock(&f->lock);
     while (f->streams_done < n && pthread_cond_timedwait(&f->cond, &f->lock, &until) == 0)
         ;

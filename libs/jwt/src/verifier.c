@@ -2,11 +2,11 @@
  * floor between fetches, one fetch at a time across threads. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <curl/curl.h>
 
 #include "jwt_internal.h"
 #include "mindroom/log.h"
+#include "mindroom/clock.h"
 
 #define DEFAULT_LEEWAY_S 30
 #define DEFAULT_FETCH_TIMEOUT_MS 5000
@@ -28,9 +28,7 @@ void mr_jwt_options_init(mr_jwt_options *o)
 static int64_t realtime_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mr_clock_wall_ms();
 }
 
 /* Keys are public, but the channel must still be authentic: HTTPS, or plain HTTP only where

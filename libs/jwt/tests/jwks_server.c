@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <microhttpd.h>
 
 #include "jwks_server.h"
+#include "mindroom/clock.h"
 
 struct jwks_server {
     struct MHD_Daemon *daemon;
@@ -42,10 +42,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     char *body = strdup(s->body);
     int delay_ms = s->delay_ms;
     pthread_mutex_unlock(&s->mu);
-    if (delay_ms > 0) {
-        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    mr_clock_sleep_ms(delay_ms);
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, r);

@@ -2,14 +2,13 @@
  * attempts with retries, backoff, Retry-After, timeouts and errors that name what failed. */
 #include "llm_internal.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mindroom/log.h"
+#include "mindroom/clock.h"
 
 #define DEFAULT_TIMEOUT_MS 120000L
 #define DEFAULT_STALL_MS 30000L
@@ -152,22 +151,6 @@ void mr_llm_client_free(mr_llm_client *c)
 const char *mr_llm_client_url(const mr_llm_client *c)
 {
     return c->url;
-}
-
-/* ---- time ---- */
-
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long long ms)
-{
-    struct timespec t = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&t, &t) != 0 && errno == EINTR)
-        ;
 }
 
 /* ---- errors ---- */
@@ -377,19 +360,19 @@ mr_code mr_llm_chat(mr_llm_client *c, const mr_llm_request *req, mr_llm_response
     json_decref(jbody);
     if (!body)
         return mr_err_set(err, MR_ENOMEM, "model %s: out of memory", c->model_name);
-    long long deadline = now_ms() + c->opts.timeout_ms;
+    long long deadline = mr_clock_mono_ms() + c->opts.timeout_ms;
     long long backoff = c->opts.backoff_ms;
     for (int n = 1;; n++) {
         attempt a = {.c = c, .out = out, .wait_ms = -1};
         /* At least 1 ms: 0 would mean the HTTP client's own default. */
-        long long left = deadline - now_ms();
+        long long left = deadline - mr_clock_mono_ms();
         rc = attempt_run(&a, req, body, left > 0 ? (long)left : 1, err);
         out->attempts = n;
         if (rc == MR_OK) {
             rc = parse_structured(c, req, out, err);
             break;
         }
-        if (a.transport && now_ms() >= deadline) {
+        if (a.transport && mr_clock_mono_ms() >= deadline) {
             rc = model_error(c, MR_EUNAVAIL, true, err, "no complete answer within %ld ms "
                              "(timeout)", c->opts.timeout_ms);
             break;
@@ -400,12 +383,12 @@ mr_code mr_llm_chat(mr_llm_client *c, const mr_llm_request *req, mr_llm_response
         long long wait = a.wait_ms >= 0 ? a.wait_ms : backoff;
         if (wait > c->opts.max_backoff_ms)
             wait = c->opts.max_backoff_ms;
-        if (now_ms() + wait >= deadline)
+        if (mr_clock_mono_ms() + wait >= deadline)
             break;
         mr_log_warn("llm", "%s; retrying in %lld ms (attempt %d of %d)", err->msg, wait, n + 1,
                     c->opts.max_attempts);
         mr_llm_response_clear(out);
-        sleep_ms(wait);
+        mr_clock_sleep_ms(wait);
         backoff *= 2;
     }
     free(body);

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hs_peer.h"
 #include "mindroom/matrix.h"
+#include "mindroom/clock.h"
 #include "peers.h"
 
 #define REG_TOKEN "reg-token-1"
@@ -607,8 +607,7 @@ static void *raise_when_waiting(void *arg)
         json_decref(st);
         if (waiting > 0)
             break;
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
+        mr_clock_sleep_ms(10);
     }
     atomic_store((atomic_bool *)arg, true);
     return NULL;

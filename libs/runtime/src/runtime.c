@@ -1,5 +1,6 @@
 /* runtime.c -- opening and closing a runtime, the swappable config, the stop flag, readiness. */
 #include "runtime_internal.h"
+#include "mindroom/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -183,14 +184,7 @@ bool mr_runtime_stopping(const mr_runtime *rt)
 bool mr_runtime_sleep(const mr_runtime *rt, int ms)
 {
     mr_runtime_state *st = rt->state;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = mr_clock_after_ms(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&st->mu);
     while (!atomic_load(&st->stop) && pthread_cond_timedwait(&st->cv, &st->mu, &until) != ETIMEDOUT)
         ;

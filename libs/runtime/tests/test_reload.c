@@ -3,9 +3,9 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <time.h>
 
 #include "mindroom/runtime.h"
+#include "mindroom/clock.h"
 
 typedef struct fixture {
     char dir[512];
@@ -192,8 +192,7 @@ static bool wait_for(const mr_runtime *rt, bool (*cond)(const mr_runtime *))
     for (int i = 0; i < 3000; i++) {
         if (cond(rt))
             return true;
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
+        mr_clock_sleep_ms(10);
     }
     return false;
 }

@@ -1,5 +1,6 @@
 /* store_redis.c -- the distributed store backend on hiredis: Lua for atomic steps, reconnects on its own. */
 #include "store_impl.h"
+#include "mindroom/clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -76,13 +77,6 @@ static void arg_ll(rd_args *a, long long x)
 {
     char *b = a->num[a->nnum++];
     arg_bytes(a, b, (size_t)snprintf(b, sizeof a->num[0], "%lld", x));
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 /* redisCommandArgv with SIGPIPE held back: a write to a connection the server just closed
@@ -193,7 +187,7 @@ static mr_code rd_connect(rd *r, mr_err *err)
 {
     mr_code rc = MR_EUNAVAIL;
     for (size_t i = 0; i < sizeof RD_BACKOFF_MS / sizeof RD_BACKOFF_MS[0] && rc == MR_EUNAVAIL; i++) {
-        sleep_ms(RD_BACKOFF_MS[i]);
+        mr_clock_sleep_ms(RD_BACKOFF_MS[i]);
         rc = rd_connect_once(r, err);
     }
     return rc;

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include "mindroom/fsutil.h"
+#include "mindroom/clock.h"
 
 /* How long a writer waits for another connection's write lock before giving up. */
 #define SQ_BUSY_TIMEOUT_MS 5000
@@ -82,20 +82,14 @@ typedef struct sq {
     unsigned writes;
 } sq;
 
-/* Wall clock, not monotonic: other processes on the same file compare against it. */
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static mr_code sq_fail(sq *q, int rc, const char *doing, mr_err *err)
 {
     /* A lock held past the busy timeout is another process's long write: worth retrying. */
     mr_code code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? MR_EUNAVAIL : MR_EIO;
     return mr_err_set(err, code, "sqlite %s: %s: %s", q->path, doing, sqlite3_errmsg(q->db));
 }
+
+/* Times are wall clock, not monotonic: other processes on the same file compare against them. */
 
 /* A prepared statement with ?1 = key and ?4 = now bound; cached for the life of the handle. */
 static mr_code sq_stmt(sq *q, int id, const char *key, sqlite3_stmt **out, mr_err *err)
@@ -110,7 +104,7 @@ static mr_code sq_stmt(sq *q, int id, const char *key, sqlite3_stmt **out, mr_er
     if (n >= 1)
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (n >= 4)
-        sqlite3_bind_int64(st, 4, now_ms());
+        sqlite3_bind_int64(st, 4, mr_clock_wall_ms());
     *out = st;
     return MR_OK;
 }
@@ -130,7 +124,7 @@ static void bind_bytes(sqlite3_stmt *st, int i, const void *v, size_t len)
 static void bind_expiry(sqlite3_stmt *st, int i, long ttl_ms)
 {
     if (ttl_ms > 0)
-        sqlite3_bind_int64(st, i, now_ms() + ttl_ms);
+        sqlite3_bind_int64(st, i, mr_clock_wall_ms() + ttl_ms);
     else
         sqlite3_bind_null(st, i);
 }
@@ -295,7 +289,7 @@ static mr_code sq_ttl(void *b, const char *key, long *ttl_ms, mr_err *err)
     long long expires_at = -1;
     mr_code rc = sq_read(q, key, NULL, NULL, &expires_at, err);
     if (rc == MR_OK) {
-        long long left = expires_at - now_ms();
+        long long left = expires_at - mr_clock_wall_ms();
         /* Still live when read, so at least 1 ms is left even if the clock moved on since. */
         *ttl_ms = expires_at < 0 ? -1 : left < 1 ? 1 : (long)left;
         return MR_OK;

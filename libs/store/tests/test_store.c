@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <hiredis/hiredis.h>
 #include <sqlite3.h>
 
 #include "mindroom/store.h"
 #include "peers.h"
+#include "mindroom/clock.h"
 
 #define RACE_KEYS 1000
 #define POLL_LIMIT_MS 10000
@@ -43,19 +43,6 @@ typedef struct fx {
     char url[512];
     mr_store *s;
 } fx;
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A command sent to redis-server directly, beside the store, to look at what it wrote. */
 static redisReply *raw_redis(int port, const char *fmt, ...)
@@ -173,15 +160,15 @@ static long ttl_of(mr_store *s, const char *key)
 /* Polls until the key is gone; the bound is generous so only a broken expiry fails. */
 static void wait_gone(mr_store *s, const char *key)
 {
-    long long deadline = mono_ms() + POLL_LIMIT_MS;
+    long long deadline = mr_clock_mono_ms() + POLL_LIMIT_MS;
     mr_err err = {0};
     char *v = NULL;
     size_t len;
     mr_code rc;
-    while ((rc = mr_store_get(s, key, &v, &len, &err)) == MR_OK && mono_ms() < deadline) {
+    while ((rc = mr_store_get(s, key, &v, &len, &err)) == MR_OK && mr_clock_mono_ms() < deadline) {
         free(v);
         v = NULL;
-        sleep_ms(20);
+        mr_clock_sleep_ms(20);
     }
     free(v);
     assert_int_equal(rc, MR_ENOTFOUND);

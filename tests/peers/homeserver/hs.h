@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/err.h"
 #include "mindroom/http.h"
 
@@ -95,7 +96,6 @@ typedef mr_http_response *(*hs_endpoint)(hs_call *c);
 mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err);
 void hs_free(hs *h);
 long long hs_bump(hs *h);                 /* next stream position; wakes waiting syncs */
-long long hs_mono_ms(void);               /* monotonic clock, for timeouts */
 void hs_random_id(char *out, size_t len, const char *alphabet); /* len chars + NUL */
 
 hs_user *hs_user_find(hs *h, const char *user_id);

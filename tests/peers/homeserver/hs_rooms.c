@@ -532,7 +532,7 @@ mr_http_response *hs_typing(hs_call *c)
     json_t *timeout = json_object_get(c->body, "timeout");
     if (json_is_true(typing))
         json_object_set_new(r->typing, c->user->user_id,
-                            json_integer(hs_mono_ms() + (json_is_integer(timeout) ?
+                            json_integer(mr_clock_mono_ms() + (json_is_integer(timeout) ?
                                                          json_integer_value(timeout) : 30000)));
     else
         json_object_del(r->typing, c->user->user_id);

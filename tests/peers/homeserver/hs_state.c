@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -89,24 +88,6 @@ long long hs_bump(hs *h)
     h->pos++;
     pthread_cond_broadcast(&h->changed);
     return h->pos;
-}
-
-static long long clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wall clock, for origin_server_ts. */
-static long long now_ms(void)
-{
-    return clock_ms(CLOCK_REALTIME);
-}
-
-long long hs_mono_ms(void)
-{
-    return clock_ms(CLOCK_MONOTONIC);
 }
 
 void hs_random_id(char *out, size_t len, const char *alphabet)
@@ -340,7 +321,7 @@ hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type
     json_t *unsig = json_object();
     json_t *ev = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:o}", "event_id", id, "type", type,
                            "sender", sender, "content", content, "origin_server_ts",
-                           (json_int_t)now_ms(), "room_id", r->room_id, "unsigned", unsig);
+                           (json_int_t)mr_clock_wall_ms(), "room_id", r->room_id, "unsigned", unsig);
     if (!ev)
         return NULL;
     if (state_key) {

@@ -166,7 +166,7 @@ static json_t *ephemeral(sync_ctx *s, hs_room *r, bool full)
         json_t *ids = json_array();
         const char *uid;
         json_t *until;
-        long long now = hs_mono_ms();
+        long long now = mr_clock_mono_ms();
         json_object_foreach(r->typing, uid, until)
             if (json_integer_value(until) > now)
                 json_array_append_new(ids, json_string(uid));
@@ -366,14 +366,7 @@ mr_http_response *hs_sync(hs_call *c)
     mr_http_response *e = sync_params(c, &s, &timeout);
     if (e)
         return e;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout / 1000;
-    deadline.tv_nsec += (timeout % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = mr_clock_after_ms(CLOCK_MONOTONIC, timeout);
     /* The device may be logged out while we wait; find it again by its token each time. */
     char tok[64];
     snprintf(tok, sizeof tok, "%s", c->device->token);

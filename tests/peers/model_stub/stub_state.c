@@ -1,6 +1,7 @@
 /* stub_state.c -- the stub's memory: scripted behaviours queued for the next requests, the log
  * of requests received, and sleeps that end when the stub stops. */
 #include "stub.h"
+#include "mindroom/clock.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -52,14 +53,7 @@ void stub_stop(stub *s)
 
 bool stub_sleep(stub *s, long ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&s->lock);
     int rc = 0;
     while (!s->stopping && rc != ETIMEDOUT)
