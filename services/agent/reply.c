@@ -2,10 +2,11 @@
  * router's hand-off) and the outbound intents that carry them. */
 #include "agent_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "mindroom/str.h"
 
 #define TYPING_TIMEOUT_MS 30000
 #define HANDOFF_TEXT " could you help with this?"
@@ -33,27 +34,10 @@ json_t *reply_content(const char *body, const reply_where *where)
     return c;
 }
 
-/* printf into a malloc'd string; NULL when out of memory. */
-static char *strprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *strprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (out) {
-        va_start(ap, fmt);
-        vsnprintf(out, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    return out;
-}
-
 json_t *reply_edit_content(const char *body, const char *original_event_id)
 {
     /* Clients without edit support show the fallback body: "* " marks it as a correction. */
-    char *starred = strprintf("* %s", body);
+    char *starred = mr_str_printf("* %s", body);
     if (!starred)
         return NULL;
     json_t *c = json_pack("{s:s, s:s, s:o, s:{s:s, s:s}}", "msgtype", "m.text", "body", starred, "m.new_content",
@@ -81,8 +65,8 @@ json_t *reply_handoff_content(const roster_entry *agent, const char *original_se
 {
     char *name = html_escape(agent->display_name);
     char *id = html_escape(agent->user_id);
-    char *body = strprintf("@%s%s", agent->display_name, HANDOFF_TEXT);
-    char *formatted = name && id ? strprintf("<a href=\"https://matrix.to/#/%s\">@%s</a>%s", id, name, HANDOFF_TEXT) : NULL;
+    char *body = mr_str_printf("@%s%s", agent->display_name, HANDOFF_TEXT);
+    char *formatted = name && id ? mr_str_printf("<a href=\"https://matrix.to/#/%s\">@%s</a>%s", id, name, HANDOFF_TEXT) : NULL;
     json_t *c = NULL;
     if (body && formatted)
         c = json_pack("{s:s, s:s, s:s, s:s, s:{s:[s]}, s:s}", "msgtype", "m.text", "body", body, "format",

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "mindroom/b64.h"
 #include "mindroom/ids.h"
 
 #define ROUTER_DISPLAY_NAME "RouterAgent"
@@ -204,22 +205,13 @@ static mr_code login(gw *g, gw_account *a, mr_matrix *m, mr_err *err)
 
 static mr_code new_password(gw *g, gw_account *a, mr_err *err)
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[PASSWORD_BYTES];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
         return mr_err_set(err, MR_EIO, "getrandom failed making a password for %s", a->user_id);
-    char *pw = malloc(PASSWORD_BYTES / 3 * 4 + 1);
+    char *pw = malloc(MR_B64URL_LEN(sizeof raw) + 1);
     if (!pw)
         return mr_err_set(err, MR_ENOMEM, "out of memory making a password");
-    for (size_t i = 0, o = 0; i < sizeof raw; i += 3) {
-        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
-        pw[o++] = b64url[(v >> 18) & 63];
-        pw[o++] = b64url[(v >> 12) & 63];
-        pw[o++] = b64url[(v >> 6) & 63];
-        pw[o++] = b64url[v & 63];
-        pw[o] = '\0';
-    }
+    mr_b64url_encode(raw, sizeof raw, pw);
     memset(raw, 0, sizeof raw);
     a->password = pw;
     /* Kept before registering: a crash between the two would otherwise leave an account

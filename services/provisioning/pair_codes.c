@@ -1,5 +1,6 @@
 /* pair_codes.c -- pair codes, random tokens and namespaces, SHA-256 digests and timestamps. */
 #include "prov_internal.h"
+#include "mindroom/b64.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -82,22 +83,13 @@ bool pair_code_normalize(const char *in, char out[PAIR_CODE_LEN + 1])
 
 mr_code pair_random_token(size_t nbytes, char out[PAIR_TOKEN_MAX], mr_err *err)
 {
-    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[48] = {0};
-    if (nbytes * 4 / 3 + 2 > PAIR_TOKEN_MAX || nbytes + 2 > sizeof raw)
+    if (MR_B64URL_LEN(nbytes) >= PAIR_TOKEN_MAX || nbytes > sizeof raw)
         return mr_err_set(err, MR_EINVAL, "token of %zu bytes is too long", nbytes);
     mr_code rc = random_bytes(raw, nbytes, err);
     if (rc != MR_OK)
         return rc;
-    size_t o = 0;
-    for (size_t i = 0; i < nbytes; i += 3) {
-        unsigned long v = (unsigned long)raw[i] << 16 | (unsigned long)raw[i + 1] << 8 | raw[i + 2];
-        /* A last group of 1 or 2 bytes gives 2 or 3 characters, as unpadded base64 does. */
-        size_t chars = nbytes - i >= 3 ? 4 : nbytes - i + 1;
-        for (size_t k = 0; k < chars; k++)
-            out[o++] = b64url[(v >> (18 - 6 * k)) & 0x3f];
-    }
-    out[o] = '\0';
+    mr_b64url_encode(raw, nbytes, out);
     OPENSSL_cleanse(raw, sizeof raw);
     return MR_OK;
 }

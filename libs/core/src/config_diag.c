@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mindroom/str.h"
+
 /* Candidates longer than this are never suggested (and keep the distance table small). */
 #define HINT_MAX_LEN 64
 
@@ -30,21 +32,6 @@ void *cfg_calloc(cfg_ctx *ctx, size_t n, size_t size)
     if (!p)
         ctx->oom = true;
     return p;
-}
-
-static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-static char *vformat(const char *fmt, va_list ap)
-{
-    va_list copy;
-    va_copy(copy, ap);
-    int n = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (s)
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-    return s;
 }
 
 static void diag_add(cfg_ctx *ctx, mr_diag_severity sev, int line, int col, const char *path,
@@ -72,7 +59,7 @@ static void diag_add(cfg_ctx *ctx, mr_diag_severity sev, int line, int col, cons
     g->line = line;
     g->col = col;
     g->path = strdup(path ? path : "");
-    g->message = vformat(fmt, ap);
+    g->message = mr_str_vprintf(fmt, ap);
     if (!g->path || !g->message) {
         free(g->path);
         free(g->message);

@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "mindroom/str.h"
+
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int g_min_level = MR_LOG_INFO;
 static atomic_int g_format = MR_LOG_HUMAN;
@@ -148,21 +150,6 @@ static char *redact_dup(const char *s)
     return out ? mr_log_redact(s, out, cap) : NULL;
 }
 
-__attribute__((format(printf, 1, 0)))
-static char *format_message(const char *fmt, va_list ap)
-{
-    va_list copy;
-    va_copy(copy, ap);
-    int n = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    if (n < 0)
-        return NULL;
-    char *msg = malloc((size_t)n + 1);
-    if (msg)
-        vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    return msg;
-}
-
 /* Builds the line in memory so it reaches the output in one write under the lock. */
 static void write_line(mr_log_level level, const char *component, const char *const *fields,
                        const char *msg)
@@ -232,7 +219,7 @@ void mr_log_write(mr_log_level level, const char *component, const char *const *
         return;
     va_list ap;
     va_start(ap, fmt);
-    char *msg = format_message(fmt, ap);
+    char *msg = mr_str_vprintf(fmt, ap);
     va_end(ap);
     char *red = msg ? redact_dup(msg) : NULL;
     write_line(level, component, fields, red ? red : "(log message lost: out of memory)");

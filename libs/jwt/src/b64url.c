@@ -3,53 +3,22 @@
 #include <string.h>
 
 #include "jwt_internal.h"
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
+#include "mindroom/b64.h"
 
 mr_code mr_jwt_b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len,
                              mr_err *err)
 {
     *out = NULL;
     *out_len = 0;
-    if (len % 4 == 1)
-        return mr_err_set(err, MR_EINVAL, "base64url text of %zu characters cannot be whole bytes", len);
-    unsigned char *buf = malloc(len / 4 * 3 + 3);
+    size_t cap = len / 4 * 3 + 2;
+    unsigned char *buf = malloc(cap + 1);
     if (!buf)
         return mr_err_set(err, MR_ENOMEM, "out of memory decoding base64url");
     size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0) {
-            free(buf);
-            return mr_err_set(err, MR_EINVAL, "character %zu is not base64url", i + 1);
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    /* Leftover bits must be zero, or two texts would decode to the same bytes. */
-    if (acc != 0) {
+    mr_code rc = mr_b64_decode(in, len, MR_B64_STRICT, buf, cap, &n, err);
+    if (rc != MR_OK) {
         free(buf);
-        return mr_err_set(err, MR_EINVAL, "base64url text has non-zero trailing bits");
+        return rc;
     }
     buf[n] = '\0';
     *out = buf;

@@ -15,43 +15,24 @@
 #include <openssl/pem.h>
 
 #include "testkeys.h"
+#include "mindroom/b64.h"
+#include "mindroom/str.h"
 
 char *tk_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *out = mr_str_vprintf(fmt, ap);
     va_end(ap);
-    assert_true(n >= 0);
-    char *out = malloc((size_t)n + 1);
     assert_non_null(out);
-    va_start(ap, fmt);
-    vsnprintf(out, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     return out;
 }
 
 char *tk_b64url(const void *data, size_t n)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = data;
-    char *out = malloc(n / 3 * 4 + 5);
+    char *out = malloc(MR_B64URL_LEN(n) + 1);
     assert_non_null(out);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        out[o++] = abc[(v >> 18) & 63];
-        out[o++] = abc[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = abc[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = abc[v & 63];
-    }
-    out[o] = '\0';
+    mr_b64url_encode(data, n, out);
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "mindroom/b64.h"
 #include "mindroom/fsutil.h"
 
 #define SECRET_FILE_BYTES 32
@@ -24,22 +25,6 @@ static int hex_value(char c)
     return -1;
 }
 
-/* Both alphabets at once: '+' and '-' are 62, '/' and '_' are 63. */
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
 static bool is_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -49,30 +34,14 @@ static bool is_hex(const char *s, size_t n)
 }
 
 /* Returns the decoded length (bytes past cap are counted, not written), or -1 when text is not
- * base64. */
+ * base64 in either alphabet. */
 static long b64_decode(const char *s, size_t n, unsigned char *out, size_t cap)
 {
     while (n > 0 && s[n - 1] == '=')
         n--;
-    if (n == 0 || n % 4 == 1)
-        return -1;
     size_t len = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (len < cap)
-                out[len] = (unsigned char)(acc >> bits);
-            len++;
-            acc &= (1u << bits) - 1;
-        }
-    }
+    if (n == 0 || mr_b64_decode(s, n, MR_B64_STD_TOO, out, cap, &len, NULL) != MR_OK)
+        return -1;
     return (long)len;
 }
 

@@ -1,0 +1,68 @@
+/* b64.c -- unpadded base64: encoding in the URL alphabet, strict or lenient decoding. */
+#include "mindroom/b64.h"
+
+static const char URL_ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t mr_b64url_encode(const void *data, size_t n, char *out)
+{
+    const unsigned char *p = data;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned long v = (unsigned long)p[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned long)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        size_t chars = n - i >= 3 ? 4 : n - i + 1;
+        for (size_t k = 0; k < chars; k++)
+            out[o++] = URL_ALPHABET[(v >> (18 - 6 * k)) & 0x3f];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int b64_value(unsigned char c, unsigned flags)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-' || (c == '+' && (flags & MR_B64_STD_TOO)))
+        return 62;
+    if (c == '_' || (c == '/' && (flags & MR_B64_STD_TOO)))
+        return 63;
+    return -1;
+}
+
+mr_code mr_b64_decode(const char *in, size_t len, unsigned flags, unsigned char *out, size_t cap,
+                      size_t *out_len, mr_err *err)
+{
+    *out_len = 0;
+    const char *name = flags & MR_B64_STD_TOO ? "base64" : "base64url";
+    if (len % 4 == 1)
+        return mr_err_set(err, MR_EINVAL, "%s text of %zu characters cannot be whole bytes", name, len);
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value((unsigned char)in[i], flags);
+        if (v < 0)
+            return mr_err_set(err, MR_EINVAL, "character %zu is not %s", i + 1, name);
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n < cap)
+                out[n] = (unsigned char)(acc >> bits);
+            n++;
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* Leftover bits must be zero, or two texts would decode to the same bytes. */
+    if ((flags & MR_B64_STRICT) && acc != 0)
+        return mr_err_set(err, MR_EINVAL, "%s text has non-zero trailing bits", name);
+    *out_len = n;
+    return MR_OK;
+}
