@@ -13,21 +13,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+#include "mindroom/clock.h"
+#include "mindroom/fsutil.h"
 
 mr_code mr_tp_mkdtemp(const char *prefix, char *out, size_t cap, mr_err *err)
 {
@@ -91,15 +80,15 @@ static int connect_loopback(int port)
 
 mr_code mr_tp_wait_port(int port, int timeout_ms, mr_err *err)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
     do {
         int fd = connect_loopback(port);
         if (fd >= 0) {
             close(fd);
             return MR_OK;
         }
-        sleep_ms(20);
-    } while (now_ms() < deadline);
+        mr_clock_sleep_ms(20);
+    } while (mr_clock_mono_ms() < deadline);
     return mr_err_set(err, MR_EUNAVAIL, "nothing accepted connections on 127.0.0.1:%d within %d ms",
                       port, timeout_ms);
 }
@@ -146,6 +135,95 @@ mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err)
     return MR_OK;
 }
 
+mr_code mr_tp_wait_exit(pid_t pid, int timeout_ms, int *status, mr_err *err)
+{
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
+        if (mr_clock_mono_ms() > deadline) {
+            mr_tp_kill_wait(pid, SIGKILL, NULL, NULL);
+            return mr_err_set(err, MR_EUNAVAIL, "process %d did not exit within %d ms", (int)pid, timeout_ms);
+        }
+        mr_clock_sleep_ms(10);
+    }
+    if (r < 0)
+        return mr_err_errno(err, MR_EIO, errno, "waitpid %d", (int)pid);
+    if (status)
+        *status = st;
+    return MR_OK;
+}
+
+void mr_tp_stop_if_running(pid_t pid)
+{
+    if (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0)
+        mr_tp_kill_wait(pid, SIGKILL, NULL, NULL);
+}
+
+mr_code mr_tp_run(char *const argv[], const char *log_path, int *exit_code, mr_err *err)
+{
+    pid_t pid = 0;
+    mr_code rc = mr_tp_spawn(argv, log_path, &pid, err);
+    if (rc != MR_OK)
+        return rc;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return mr_err_errno(err, MR_EIO, errno, "waitpid %d (%s)", (int)pid, argv[0]);
+    }
+    *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return MR_OK;
+}
+
+char *mr_tp_read_text(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (mr_fs_read_all(path, 64u << 20, &text, &len, NULL) != MR_OK)
+        text = strdup("");
+    if (!text)
+        abort(); /* out of memory in a test: nothing sensible to go on with */
+    return text;
+}
+
+int mr_tp_count_in_file(const char *path, const char *needle)
+{
+    char *text = mr_tp_read_text(path);
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+void mr_tp_cleanup_dir(const char *dir)
+{
+    if (getenv("MR_KEEP_TMP"))
+        fprintf(stderr, "kept %s\n", dir);
+    else
+        mr_tp_rmtree(dir, NULL);
+}
+
+mr_code mr_tp_proto_check(const char *topic, const char *path, mr_err *err)
+{
+    const char *py = getenv("MR_PYTHON3"), *check_py = getenv("MR_PROTO_CHECK");
+    if (!py || !check_py)
+        return mr_err_set(err, MR_EINVAL, "MR_PYTHON3 and MR_PROTO_CHECK must name python3 and proto/check.py");
+    char log[1024];
+    if (snprintf(log, sizeof log, "%s.check", path) >= (int)sizeof log)
+        return mr_err_set(err, MR_EINVAL, "path %s too long", path);
+    unlink(log);
+    char *argv[] = {(char *)py, (char *)check_py, "messages", (char *)topic, (char *)path, NULL};
+    int code = -1;
+    mr_code rc = mr_tp_run(argv, log, &code, err);
+    if (rc != MR_OK || code == 0)
+        return rc;
+    char *text = mr_tp_read_text(log);
+    fprintf(stderr, "%s", text);
+    free(text);
+    return mr_err_set(err, MR_EINVAL, "proto/check.py messages %s %s: exit %d; see %s", topic, path, code, log);
+}
+
 /* PING over a raw socket: the support library stays free of hiredis so it can test it. */
 static bool redis_answers_ping(int port)
 {
@@ -170,8 +248,8 @@ static mr_code redis_launch(mr_tp_redis *r, mr_err *err)
     mr_code rc = mr_tp_spawn(argv, log, &r->pid, err);
     if (rc != MR_OK)
         return rc;
-    long long deadline = now_ms() + 10000;
-    while (now_ms() < deadline) {
+    long long deadline = mr_clock_mono_ms() + 10000;
+    while (mr_clock_mono_ms() < deadline) {
         if (redis_answers_ping(r->port))
             return MR_OK;
         int st;
@@ -180,7 +258,7 @@ static mr_code redis_launch(mr_tp_redis *r, mr_err *err)
             return mr_err_set(err, MR_EUNAVAIL, "redis-server exited at start on port %d; see %s",
                               r->port, log);
         }
-        sleep_ms(20);
+        mr_clock_sleep_ms(20);
     }
     mr_tp_kill_wait(r->pid, SIGKILL, NULL, NULL);
     r->pid = 0;

@@ -21,6 +21,25 @@ mr_code mr_tp_wait_port(int port, int timeout_ms, mr_err *err);
 mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err *err);
 /* Sends sig and waits for the process; returns its wait status in *status (may be NULL). */
 mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err);
+/* Waits up to timeout_ms for pid to exit, its wait status in *status. When it does not, kills it
+ * (SIGKILL), reaps it and returns MR_EUNAVAIL. */
+mr_code mr_tp_wait_exit(pid_t pid, int timeout_ms, int *status, mr_err *err);
+/* Kills pid (SIGKILL) and reaps it when it is still running: for teardowns. */
+void mr_tp_stop_if_running(pid_t pid);
+/* Runs argv (as mr_tp_spawn does) to its end; *exit_code is its exit status, -1 when a signal
+ * ended it. */
+mr_code mr_tp_run(char *const argv[], const char *log_path, int *exit_code, mr_err *err);
+
+/* The text of the file at path, "" when it cannot be read; the caller frees. */
+char *mr_tp_read_text(const char *path);
+/* Times needle occurs in the file at path; 0 when it cannot be read. */
+int mr_tp_count_in_file(const char *path, const char *needle);
+/* Removes a test's temp dir, or keeps it and says so on stderr when MR_KEEP_TMP is set. */
+void mr_tp_cleanup_dir(const char *dir);
+/* Checks a file of JSON lines against the topic's schema with proto/check.py ($MR_PYTHON3
+ * $MR_PROTO_CHECK messages <topic> <path>); its report goes to <path>.check, and on failure to
+ * stderr too. MR_EINVAL when the messages do not match. */
+mr_code mr_tp_proto_check(const char *topic, const char *path, mr_err *err);
 
 typedef struct mr_tp_redis {
     pid_t pid;

@@ -17,37 +17,18 @@
 
 #include "bus_suite.h"
 #include "peers.h"
+#include "mindroom/clock.h"
 
 #define PARTITIONS 8
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Waits on cv until *done or the deadline; the mutex is held. */
 static void wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline)
 {
     while (!*done) {
-        long long left = deadline - now_ms();
+        long long left = deadline - mr_clock_mono_ms();
         if (left <= 0)
             return;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = mr_clock_after_ms(CLOCK_REALTIME, left);
         pthread_cond_timedwait(cv, mu, &ts);
     }
 }
@@ -186,7 +167,7 @@ suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *t
 void suite_collect_wait(suite_collector *c, int timeout_ms)
 {
     pthread_mutex_lock(&c->mu);
-    wait_flag(&c->cv, &c->mu, &c->complete, now_ms() + timeout_ms);
+    wait_flag(&c->cv, &c->mu, &c->complete, mr_clock_mono_ms() + timeout_ms);
     int distinct = c->distinct;
     long bad = c->bad_partition;
     char last[MR_ERR_MSG_MAX];
@@ -328,7 +309,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
      * refuses commits while members rejoin), and the next owner would repeat messages, which
      * at-least-once allows but this test of order does not. */
     pthread_mutex_lock(&st.mu);
-    wait_flag(&st.cv, &st.mu, &st.settled, now_ms() + 60000);
+    wait_flag(&st.cv, &st.mu, &st.settled, mr_clock_mono_ms() + 60000);
     bool settled = st.settled;
     pthread_mutex_unlock(&st.mu);
     if (!settled)
@@ -337,7 +318,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
     flush_ok(b, 60000);
 
     pthread_mutex_lock(&st.mu);
-    wait_flag(&st.cv, &st.mu, &st.complete, now_ms() + 180000);
+    wait_flag(&st.cv, &st.mu, &st.complete, mr_clock_mono_ms() + 180000);
     st.stop = true;
     int done = st.done_keys;
     pthread_mutex_unlock(&st.mu);
@@ -395,10 +376,10 @@ void suite_handler_failure_redelivers(const suite_env *env, const char *topic)
     flush_ok(b, 60000);
     mr_bus_consumer *c = subscribe_ok(b, "fail", topic);
     failure_state st = {0};
-    long long deadline = now_ms() + 60000;
+    long long deadline = mr_clock_mono_ms() + 60000;
     size_t total = 0;
     bool saw_failure = false;
-    while (total < 10 && now_ms() < deadline) {
+    while (total < 10 && mr_clock_mono_ms() < deadline) {
         size_t handled = 0;
         mr_err err = {0};
         mr_code rc = mr_bus_poll(c, 500, 100, fail_once_at_3, &st, &handled, &err);
@@ -444,16 +425,37 @@ void suite_groups_get_earlier_messages(const suite_env *env, const char *topic)
 
 /* ---- a consumer process killed mid-batch ---- */
 
-static int count_lines(const char *path)
+int suite_kill_when_stalled(char *const argv[], const char *out, const char *log, int stall_after)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    int n = 0;
-    for (int ch; (ch = fgetc(f)) != EOF;)
-        n += ch == '\n';
+    pid_t pid;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_spawn(argv, log, &pid, &err), MR_OK);
+    long long deadline = mr_clock_mono_ms() + 60000;
+    while (mr_tp_count_in_file(out, "\n") < stall_after && mr_clock_mono_ms() < deadline) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            fail_msg("the consumer process exited early; see %s", log);
+        mr_clock_sleep_ms(20);
+    }
+    int st = 0;
+    assert_int_equal(mr_tp_kill_wait(pid, SIGKILL, &st, &err), MR_OK);
+    return st;
+}
+
+int suite_read_seen(const char *out, bool *seen, int n)
+{
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char line[128];
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        long seq = suite_seq(line);
+        assert_true(seq >= 0 && seq < n);
+        seen[seq] = true;
+        lines++;
+    }
     fclose(f);
-    return n;
+    return lines;
 }
 
 void suite_killed_consumer_redelivers(const suite_env *env, const char *topic)
@@ -472,32 +474,11 @@ void suite_killed_consumer_redelivers(const suite_env *env, const char *topic)
     snprintf(stall, sizeof stall, "%d", STALL_AFTER);
     snprintf(lease, sizeof lease, "%d", env->opts.lease_ms);
     char *argv[] = {MR_BUS_TEST_CONSUMER, (char *)env->url, "killed", (char *)topic, out, stall, lease, NULL};
-    pid_t pid;
-    assert_int_equal(mr_tp_spawn(argv, log, &pid, &err), MR_OK);
-
     /* It handles STALL_AFTER messages, then hangs inside the next handler, mid-batch. */
-    long long deadline = now_ms() + 60000;
-    while (count_lines(out) < STALL_AFTER && now_ms() < deadline) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            fail_msg("the consumer process exited early; see %s", log);
-        sleep_ms(20);
-    }
-    int st = 0;
-    assert_int_equal(mr_tp_kill_wait(pid, SIGKILL, &st, &err), MR_OK);
+    int st = suite_kill_when_stalled(argv, out, log, STALL_AFTER);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    assert_int_equal(count_lines(out), STALL_AFTER);
-
     bool already[N] = {0};
-    FILE *f = fopen(out, "r");
-    assert_non_null(f);
-    char line[128];
-    while (fgets(line, sizeof line, f)) {
-        long seq = suite_seq(line);
-        assert_true(seq >= 0 && seq < N);
-        already[seq] = true;
-    }
-    fclose(f);
+    assert_int_equal(suite_read_seen(out, already, N), STALL_AFTER);
 
     suite_collector *c = suite_collect_start(b, "killed", topic, N, already);
     suite_collect_wait(c, 120000);

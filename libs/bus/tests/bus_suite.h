@@ -44,6 +44,12 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
 void suite_handler_failure_redelivers(const suite_env *env, const char *topic);
 /* Messages published before a group first subscribes reach it; two groups each get all. */
 void suite_groups_get_earlier_messages(const suite_env *env, const char *topic);
+/* Runs bus_test_consumer (argv, output in log), which writes a line per message it handles to
+ * out and hangs in the handler after stall_after; SIGKILLs it once out holds those lines, and
+ * returns its wait status. */
+int suite_kill_when_stalled(char *const argv[], const char *out, const char *log, int stall_after);
+/* Marks seen[seq] for each line of out (every seq below n); returns the number of lines. */
+int suite_read_seen(const char *out, bool *seen, int n);
 /* A consumer process killed mid-batch: another consumer of its group gets what it had not
  * acknowledged, so together they handled every message. */
 void suite_killed_consumer_redelivers(const suite_env *env, const char *topic);

@@ -15,11 +15,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bus_suite.h"
 #include "peers.h"
+#include "mindroom/clock.h"
 
 #define KEYS 10
 
@@ -50,13 +50,6 @@ static int teardown(void **state)
     mr_tp_rmtree(f->dir, &err);
     free(f);
     return 0;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static suite_env journal_env(const fixture *f)
@@ -162,9 +155,9 @@ static mr_code got_one(void *ctx, const mr_bus_msg *m, mr_err *err)
 /* Polls until `distinct` different seqs were handled, then once more to see nothing follows. */
 static void drain(mr_bus_consumer *c, got *g, int distinct)
 {
-    long long deadline = now_ms() + 60000;
+    long long deadline = mr_clock_mono_ms() + 60000;
     mr_err err = {0};
-    while (g->distinct < distinct && now_ms() < deadline) {
+    while (g->distinct < distinct && mr_clock_mono_ms() < deadline) {
         size_t handled = 0;
         if (mr_bus_poll(c, 200, 100, got_one, g, &handled, &err) != MR_OK)
             fail_msg("poll: %s", err.msg);
@@ -255,8 +248,8 @@ static void test_killed_publisher_loses_nothing_flushed(void **state)
     got *g = got_new(FLUSHED + UNFLUSHED);
     /* Everything flushed comes, each once, in order per key. Of the rest, each partition kept a
      * prefix of what was published to it, so each key's extra seqs carry on without a gap. */
-    long long deadline = now_ms() + 60000;
-    while (now_ms() < deadline) {
+    long long deadline = mr_clock_mono_ms() + 60000;
+    while (mr_clock_mono_ms() < deadline) {
         size_t handled = 0;
         mr_err err = {0};
         assert_int_equal(mr_bus_poll(c, 200, 100, got_one, g, &handled, &err), MR_OK);
@@ -362,18 +355,6 @@ static void test_killed_consumer_resumes_at_unacked(void **state)
     mr_bus_close(b);
 }
 
-static int count_lines(const char *path)
-{
-    FILE *in = fopen(path, "r");
-    if (!in)
-        return 0;
-    int n = 0;
-    for (int ch; (ch = fgetc(in)) != EOF;)
-        n += ch == '\n';
-    fclose(in);
-    return n;
-}
-
 static void test_consumer_killed_mid_batch_loses_nothing(void **state)
 {
     fixture *f = *state;
@@ -386,39 +367,18 @@ static void test_consumer_killed_mid_batch_loses_nothing(void **state)
     /* bus_test_consumer handles STALL_AFTER messages in batches of 10, then hangs in a handler:
      * some of its acknowledgements may be committed, the latest perhaps not. */
     char *argv[] = {MR_BUS_TEST_CONSUMER, f->url, "agent", "inbound", out, stall, "1000", NULL};
-    pid_t pid;
-    mr_err err = {0};
-    assert_int_equal(mr_tp_spawn(argv, log, &pid, &err), MR_OK);
-    long long deadline = now_ms() + 60000;
-    while (count_lines(out) < STALL_AFTER && now_ms() < deadline) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            fail_msg("the consumer exited early; see %s", log);
-        struct timespec ms = {0, 20000000L};
-        nanosleep(&ms, NULL);
-    }
-    assert_int_equal(mr_tp_kill_wait(pid, SIGKILL, NULL, &err), MR_OK);
+    suite_kill_when_stalled(argv, out, log, STALL_AFTER);
     bool seen[BATCH] = {0};
-    FILE *in = fopen(out, "r");
-    assert_non_null(in);
-    char line[128];
-    int lines = 0;
-    while (fgets(line, sizeof line, in)) {
-        long seq = suite_seq(line);
-        assert_true(seq >= 0 && seq < BATCH);
-        seen[seq] = true;
-        lines++;
-    }
-    fclose(in);
-    assert_int_equal(lines, STALL_AFTER);
+    assert_int_equal(suite_read_seen(out, seen, BATCH), STALL_AFTER);
 
     /* Nothing it had not handled is lost; what it handled may come again (at-least-once). */
+    mr_err err = {0};
     mr_bus *b = open_ok(f->url, NULL);
     mr_bus_consumer *c = subscribe_ok(b, "agent", "inbound");
     got *g = got_new(BATCH);
-    long long until = now_ms() + 60000;
+    long long until = mr_clock_mono_ms() + 60000;
     bool complete = false;
-    while (!complete && now_ms() < until) {
+    while (!complete && mr_clock_mono_ms() < until) {
         size_t handled = 0;
         assert_int_equal(mr_bus_poll(c, 200, 100, got_one, g, &handled, &err), MR_OK);
         complete = true;

@@ -4,9 +4,9 @@
 #include <curl/curl.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "mindroom/runtime.h"
+#include "mindroom/clock.h"
 
 #define DEADLINE_MS 30000
 
@@ -41,19 +41,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static pid_t start(fixture *f, const char *a1, const char *a2, const char *a3)
 {
     char *argv[] = {(char *)f->bin, (char *)a1, (char *)a2, (char *)a3, NULL};
@@ -67,53 +54,30 @@ static pid_t start(fixture *f, const char *a1, const char *a2, const char *a3)
 /* The exit status of pid, failing the test when it has not exited within the deadline. */
 static int wait_exit(pid_t pid)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
     int st = 0;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            mr_tp_kill_wait(pid, SIGKILL, NULL, NULL);
-            fail_msg("process %d did not exit", (int)pid);
-        }
-        sleep_ms(10);
-    }
+    mr_err err = {0};
+    if (mr_tp_wait_exit(pid, DEADLINE_MS, &st, &err) != MR_OK)
+        fail_msg("%s", err.msg);
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
-}
-
-/* The log so far; the caller frees. */
-static char *read_log(const fixture *f)
-{
-    char *text = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    if (mr_fs_read_all(f->log, 1 << 20, &text, &len, &err) != MR_OK)
-        return strdup("");
-    return text;
 }
 
 static int run(fixture *f, const char *a1, const char *a2, const char *a3, char **out)
 {
     unlink(f->log);
     int status = wait_exit(start(f, a1, a2, a3));
-    *out = read_log(f);
+    *out = mr_tp_read_text(f->log);
     return status;
 }
 
 /* Waits until the log holds needle `count` times. */
 static void wait_log(const fixture *f, const char *needle, int count)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
-    for (;;) {
-        char *text = read_log(f);
-        int seen = 0;
-        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
-            seen++;
-        free(text);
-        if (seen >= count)
-            return;
-        if (now_ms() > deadline)
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (mr_tp_count_in_file(f->log, needle) < count) {
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("log %s never showed \"%s\" %d times", f->log, needle, count);
-        sleep_ms(10);
+        mr_clock_sleep_ms(10);
     }
 }
 
@@ -308,13 +272,13 @@ static void test_health_reload_stop(void **state)
     rt_write(f->dir, "config.yaml", RT_CONFIG_TWO);
     assert_int_equal(kill(pid, SIGHUP), 0);
     wait_log(f, "config generation 2: 2 agents", 1);
-    char *text = read_log(f);
+    char *text = mr_tp_read_text(f->log);
     assert_null(strstr(text, "config generation 2: 3"));
     free(text);
 
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(wait_exit(pid), 0);
-    text = read_log(f);
+    text = mr_tp_read_text(f->log);
     assert_contains(text, "SIGTERM: stopping");
     assert_contains(text, "mindroom-rtdemo stopped (exit status 0)");
     free(text);
@@ -335,7 +299,7 @@ static void test_sigint_and_listen_from_dotenv(void **state)
     assert_int_equal(http_get(port, "/healthz").status, 200);
     assert_int_equal(kill(pid, SIGINT), 0);
     assert_int_equal(wait_exit(pid), 0);
-    char *text = read_log(f);
+    char *text = mr_tp_read_text(f->log);
     assert_contains(text, "SIGINT: stopping");
     free(text);
 }

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -26,6 +25,7 @@
 #include "mindroom/store.h"
 #include "model_stub_peer.h"
 #include "peers.h"
+#include "mindroom/clock.h"
 
 #define DEADLINE_MS 120000
 #define KEY "sk-e2e-0123456789abcdef"
@@ -59,30 +59,10 @@ typedef struct suite {
 
 static suite S;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void check(mr_code rc, const mr_err *err, const char *what)
 {
     if (rc != MR_OK)
         fail_msg("%s: %s", what, err->msg);
-}
-
-static int count_in_log(const char *needle)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (mr_fs_read_all(S.log, 8u << 20, &text, &len, NULL) != MR_OK)
-        return 0;
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    free(text);
-    return n;
 }
 
 static const char *str_at(json_t *o, const char *key)
@@ -200,10 +180,10 @@ typedef bool (*done_fn)(const char *event_id, const char *entity);
 /* Reads intents until done(event_id, entity). */
 static void wait_for(done_fn done, const char *event_id, const char *entity)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     mr_err err = {0};
     while (!done(event_id, entity)) {
-        if (now_ms() > deadline)
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("%s never answered %s; see %s", entity, event_id, S.log);
         if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
             fail_msg("mindroom-agent exited; see %s", S.log);
@@ -298,8 +278,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (S.pid > 0 && waitpid(S.pid, NULL, WNOHANG) == 0)
-        mr_tp_kill_wait(S.pid, SIGKILL, NULL, NULL);
+    mr_tp_stop_if_running(S.pid);
     mr_bus_consumer_close(S.outbound);
     mr_bus_close(S.bus);
     mr_store_close(S.store);
@@ -312,10 +291,7 @@ static int group_teardown(void **state)
         fprintf(stderr, "%s\n", err.msg);
         rc = -1;
     }
-    if (getenv("MR_KEEP_TMP"))
-        fprintf(stderr, "kept %s\n", S.dir);
-    else
-        mr_tp_rmtree(S.dir, NULL);
+    mr_tp_cleanup_dir(S.dir);
     mr_tp_redis_destroy(&S.redis);
     return rc;
 }
@@ -553,7 +529,7 @@ static void test_same_turn_twice_is_answered_once(void **state)
     /* typing on, send, typing off: nothing of a second pass. */
     assert_int_equal(json_array_size(list), 3);
     json_decref(list);
-    assert_int_equal(count_in_log("already answered event_id=$d1:example.org"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "already answered event_id=$d1:example.org"), 1);
 }
 
 static void test_room_mode_replies_plainly_with_room_history(void **state)
@@ -603,14 +579,10 @@ static void test_intents_validate_and_log_keeps_secrets(void **state)
 {
     (void)state;
     assert_true(json_array_size(S.intents) >= 20);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' messages matrix.outbound '%s' >&2", getenv("MR_PYTHON3"),
-             getenv("MR_PROTO_CHECK"), S.intents_file);
-    int st = system(cmd);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    assert_int_equal(count_in_log(KEY), 0);
-    assert_true(count_in_log("turn decided") >= 9);
+    mr_err err = {0};
+    check(mr_tp_proto_check("matrix.outbound", S.intents_file, &err), &err, "proto/check.py");
+    assert_int_equal(mr_tp_count_in_file(S.log, KEY), 0);
+    assert_true(mr_tp_count_in_file(S.log, "turn decided") >= 9);
 }
 
 static void test_sigterm_exits_0(void **state)

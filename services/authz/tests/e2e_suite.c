@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -24,6 +23,7 @@
 #include "mindroom/fsutil.h"
 #include "mindroom/store.h"
 #include "peers.h"
+#include "mindroom/clock.h"
 
 #define DEADLINE_MS 120000
 #define LOBBY "!lobby:example.org"
@@ -88,19 +88,6 @@ typedef struct suite {
 
 static suite S;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void check(mr_code rc, const mr_err *err, const char *what)
 {
     if (rc != MR_OK)
@@ -113,35 +100,15 @@ static void write_config(const char *text)
     check(mr_fs_write_atomic(S.config, text, strlen(text), 0600, true, &err), &err, S.config);
 }
 
-static char *read_log(void)
-{
-    char *text = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    if (mr_fs_read_all(S.log, 4u << 20, &text, &len, &err) != MR_OK)
-        return strdup("");
-    return text;
-}
-
-static int count_in_log(const char *needle)
-{
-    char *text = read_log();
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    free(text);
-    return n;
-}
-
 static void wait_log(const char *needle, int times)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
-    while (count_in_log(needle) < times) {
-        if (now_ms() > deadline)
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (mr_tp_count_in_file(S.log, needle) < times) {
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("the log %s never showed \"%s\" %d times", S.log, needle, times);
         if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
             fail_msg("mindroom-authz exited; see %s", S.log);
-        sleep_ms(20);
+        mr_clock_sleep_ms(20);
     }
 }
 
@@ -232,14 +199,14 @@ static void drain(const char *const *rooms, size_t n)
     }
     mr_err err = {0};
     check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     for (;;) {
         size_t seen = 0;
         for (size_t i = 0; i < n; i++)
             seen += turns_of(ids[i], NULL) > 0;
         if (seen == n)
             return;
-        if (now_ms() > deadline)
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("no turn for the sentinels after %d s; see %s", DEADLINE_MS / 1000, S.log);
         if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
             fail_msg("mindroom-authz exited; see %s", S.log);
@@ -308,8 +275,8 @@ static void expect_denied_log(const char *event_id, const char *step)
 {
     char needle[256];
     snprintf(needle, sizeof needle, "message denied: no turn event_id=%s ", event_id);
-    assert_int_equal(count_in_log(needle), 1);
-    char *text = read_log();
+    assert_int_equal(mr_tp_count_in_file(S.log, needle), 1);
+    char *text = mr_tp_read_text(S.log);
     const char *line = strstr(text, needle);
     const char *end = strchr(line, '\n');
     char want[128];
@@ -384,18 +351,14 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (S.pid > 0 && waitpid(S.pid, NULL, WNOHANG) == 0)
-        mr_tp_kill_wait(S.pid, SIGKILL, NULL, NULL);
+    mr_tp_stop_if_running(S.pid);
     mr_bus_consumer_close(S.turns_in);
     mr_bus_close(S.bus);
     mr_store_close(S.store);
     if (S.jsonl)
         fclose(S.jsonl);
     json_decref(S.turns);
-    if (getenv("MR_KEEP_TMP"))
-        fprintf(stderr, "kept %s\n", S.dir);
-    else
-        mr_tp_rmtree(S.dir, NULL);
+    mr_tp_cleanup_dir(S.dir);
     memset(&S.dir, 0, sizeof S.dir);
     return 0;
 }
@@ -473,8 +436,8 @@ static void test_non_messages_are_skipped(void **state)
                              "$en1:example.org"};
     for (size_t i = 0; i < 5; i++)
         expect_no_turn(skipped[i]);
-    assert_int_equal(count_in_log("dropping a message that is not a cleartext_event"), 1);
-    assert_int_equal(count_in_log("reason=\"account: missing or not a non-empty string\""), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "dropping a message that is not a cleartext_event"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "reason=\"account: missing or not a non-empty string\""), 1);
 }
 
 typedef struct http_reply {
@@ -580,32 +543,24 @@ static void test_turns_validate_and_log_has_no_body(void **state)
 {
     (void)state;
     assert_true(json_array_size(S.turns) >= 15);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' messages agent.turns '%s' >&2", getenv("MR_PYTHON3"),
-             getenv("MR_PROTO_CHECK"), S.turns_file);
-    int st = system(cmd);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    mr_err err = {0};
+    check(mr_tp_proto_check("agent.turns", S.turns_file, &err), &err, "proto/check.py");
     /* Every body carried "body-"; the process logged at debug level and never wrote one. */
-    assert_int_equal(count_in_log("body-"), 0);
-    assert_int_equal(count_in_log("secret words"), 0);
+    assert_int_equal(mr_tp_count_in_file(S.log, "body-"), 0);
+    assert_int_equal(mr_tp_count_in_file(S.log, "secret words"), 0);
 }
 
 static void test_sigterm_exits_0(void **state)
 {
     (void)state;
     assert_int_equal(kill(S.pid, SIGTERM), 0);
-    long long deadline = now_ms() + DEADLINE_MS;
     int st = 0;
-    while (waitpid(S.pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline)
-            fail_msg("mindroom-authz did not stop on SIGTERM");
-        sleep_ms(20);
-    }
+    mr_err err = {0};
+    check(mr_tp_wait_exit(S.pid, DEADLINE_MS, &st, &err), &err, "mindroom-authz stopping on SIGTERM");
     S.pid = 0;
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    assert_int_equal(count_in_log("mindroom-authz stopped (exit status 0)"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "mindroom-authz stopped (exit status 0)"), 1);
 }
 
 int e2e_run(const char *name, const char *bus_url, const char *store_url)

@@ -14,13 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "mindroom/bus.h"
 #include "mindroom/fsutil.h"
 #include "peers.h"
+#include "mindroom/clock.h"
 
 #define DEADLINE_MS 120000
 #define LOBBY "!lobby:example.org"
@@ -44,30 +44,10 @@ typedef struct suite {
 static suite S;
 static const char *const OUT_TOPICS[2] = {"matrix.cleartext", "matrix.send"};
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void check(mr_code rc, const mr_err *err, const char *what)
 {
     if (rc != MR_OK)
         fail_msg("%s: %s", what, err->msg);
-}
-
-static int count_in_log(const char *needle)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (mr_fs_read_all(S.log, 4u << 20, &text, &len, NULL) != MR_OK)
-        return 0;
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    free(text);
-    return n;
 }
 
 static void publish(const char *topic, const char *key, json_t *msg)
@@ -146,14 +126,14 @@ static void drain(void)
     }
     mr_err err = {0};
     check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     for (;;) {
         int seen = 0;
         for (int r = 0; r < 2; r++)
             seen += (outputs_of(0, ev[r], NULL) > 0) + (outputs_of(1, txn[r], NULL) > 0);
         if (seen == 4)
             return;
-        if (now_ms() > deadline)
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("the sentinels never came through; see %s", S.log);
         if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
             fail_msg("mindroom-crypto exited; see %s", S.log);
@@ -200,8 +180,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (S.pid > 0 && waitpid(S.pid, NULL, WNOHANG) == 0)
-        mr_tp_kill_wait(S.pid, SIGKILL, NULL, NULL);
+    mr_tp_stop_if_running(S.pid);
     mr_bus_consumer_close(S.reader);
     mr_bus_close(S.bus);
     for (int i = 0; i < 2; i++) {
@@ -209,10 +188,7 @@ static int group_teardown(void **state)
             fclose(S.out[i]);
         json_decref(S.got[i]);
     }
-    if (getenv("MR_KEEP_TMP"))
-        fprintf(stderr, "kept %s\n", S.dir);
-    else
-        mr_tp_rmtree(S.dir, NULL);
+    mr_tp_cleanup_dir(S.dir);
     mr_tp_redis_destroy(&S.redis);
     return 0;
 }
@@ -251,10 +227,10 @@ static void test_inbound(void **state)
         snprintf(id, sizeof id, "$enc%d:example.org", i);
         assert_int_equal(outputs_of(0, id, NULL), 0);
     }
-    assert_int_equal(count_in_log("cannot decrypt yet: end-to-end encryption arrives with the crypto service"), 2);
-    assert_int_equal(count_in_log("session_id=SESSION_A"), 1);
-    assert_int_equal(count_in_log("session_id=SESSION_B"), 1);
-    assert_int_equal(count_in_log("dropping a message that breaks its schema"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "cannot decrypt yet: end-to-end encryption arrives with the crypto service"), 2);
+    assert_int_equal(mr_tp_count_in_file(S.log, "session_id=SESSION_A"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "session_id=SESSION_B"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "dropping a message that breaks its schema"), 1);
 }
 
 static void test_outbound_and_todevice(void **state)
@@ -294,12 +270,8 @@ static void test_outputs_validate(void **state)
     (void)state;
     for (int i = 0; i < 2; i++) {
         assert_true(json_array_size(S.got[i]) >= 4);
-        char cmd[2048];
-        snprintf(cmd, sizeof cmd, "'%s' '%s' messages %s '%s' >&2", getenv("MR_PYTHON3"), getenv("MR_PROTO_CHECK"),
-                 OUT_TOPICS[i], S.out_file[i]);
-        int st = system(cmd);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
+        mr_err err = {0};
+        check(mr_tp_proto_check(OUT_TOPICS[i], S.out_file[i], &err), &err, "proto/check.py");
     }
 }
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -18,19 +17,6 @@
 #include "mindroom/http.h"
 
 #define DEADLINE_MS 60000
-
-long long gwt_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void gwt_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void check(mr_code rc, const mr_err *err, const char *what)
 {
@@ -152,7 +138,7 @@ char *gwt_http_get(gwt *f, const char *path, long *status)
 
 void gwt_wait_ready(gwt *f)
 {
-    long long deadline = gwt_now_ms() + DEADLINE_MS;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     for (;;) {
         long status = 0;
         free(gwt_http_get(f, "/readyz", &status));
@@ -161,20 +147,20 @@ void gwt_wait_ready(gwt *f)
         int st;
         if (exited(f, &st))
             fail_msg("mindroom-gateway exited (%d) before it was ready; see %s", st, f->log);
-        if (gwt_now_ms() > deadline)
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("mindroom-gateway not ready after %d s; see %s", DEADLINE_MS / 1000, f->log);
-        gwt_sleep_ms(50);
+        mr_clock_sleep_ms(50);
     }
 }
 
 int gwt_wait_exit(gwt *f)
 {
-    long long deadline = gwt_now_ms() + DEADLINE_MS;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     int st;
     while (!exited(f, &st)) {
-        if (gwt_now_ms() > deadline)
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("mindroom-gateway did not exit; see %s", f->log);
-        gwt_sleep_ms(20);
+        mr_clock_sleep_ms(20);
     }
     return st;
 }
@@ -185,42 +171,22 @@ int gwt_stop(gwt *f)
     return gwt_wait_exit(f);
 }
 
-char *gwt_log(const gwt *f)
-{
-    char *text = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    if (mr_fs_read_all(f->log, 16u << 20, &text, &len, &err) != MR_OK)
-        return strdup("");
-    return text;
-}
-
-int gwt_log_count(const gwt *f, const char *needle)
-{
-    char *text = gwt_log(f);
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    free(text);
-    return n;
-}
-
 void gwt_wait_log(const gwt *f, const char *needle, int times)
 {
-    long long deadline = gwt_now_ms() + DEADLINE_MS;
-    while (gwt_log_count(f, needle) < times) {
-        if (gwt_now_ms() > deadline)
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (mr_tp_count_in_file(f->log, needle) < times) {
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("the log %s never showed \"%s\" %d times", f->log, needle, times);
-        gwt_sleep_ms(20);
+        mr_clock_sleep_ms(20);
     }
 }
 
 void gwt_assert_log(const gwt *f, const char *needle, int times)
 {
-    int n = gwt_log_count(f, needle);
+    int n = mr_tp_count_in_file(f->log, needle);
     if (n == times)
         return;
-    char *text = gwt_log(f);
+    char *text = mr_tp_read_text(f->log);
     size_t len = strlen(text);
     /* cmocka cuts long messages: the log's end goes to stderr whole. */
     fprintf(stderr, "--- the end of %s ---\n%s\n---\n", f->log, text + (len > 6000 ? len - 6000 : 0));
@@ -316,9 +282,9 @@ static mr_code on_msg(void *ctx, const mr_bus_msg *m, mr_err *err)
 
 void gwt_read_until(gwt_reader *r, gwt_pred pred, void *ctx)
 {
-    long long deadline = gwt_now_ms() + DEADLINE_MS;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     while (!pred(r->msgs, ctx)) {
-        if (gwt_now_ms() > deadline)
+        if (mr_clock_mono_ms() > deadline)
             fail_msg("%s: the expected messages did not come within %d s (%zu read)", r->topic,
                      DEADLINE_MS / 1000, json_array_size(r->msgs));
         size_t handled = 0;
@@ -354,33 +320,10 @@ size_t gwt_count_body(json_t *msgs, const char *body, const char *account)
     return n;
 }
 
-static int run_wait(char *const argv[], const char *log)
-{
-    pid_t pid = 0;
-    mr_err err = {0};
-    check(mr_tp_spawn(argv, log, &pid, &err), &err, argv[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 void gwt_reader_check_proto(gwt_reader *r)
 {
-    const char *py = getenv("MR_PYTHON3"), *check_py = getenv("MR_PROTO_CHECK");
-    assert_non_null(py);
-    assert_non_null(check_py);
-    char log[760];
-    snprintf(log, sizeof log, "%s.check", r->path);
-    char *argv[] = {(char *)py, (char *)check_py, "messages", r->topic, r->path, NULL};
-    int st = run_wait(argv, log);
-    if (st != 0) {
-        char *text = NULL;
-        size_t len = 0;
-        mr_err err = {0};
-        mr_fs_read_all(log, 1 << 20, &text, &len, &err);
-        fail_msg("proto/check.py messages %s %s: exit %d\n%s", r->topic, r->path, st,
-                 text ? text : "");
-    }
+    mr_err err = {0};
+    check(mr_tp_proto_check(r->topic, r->path, &err), &err, "proto/check.py");
 }
 
 int gwt_nio(gwt *f, const char *const *args)
@@ -398,7 +341,10 @@ int gwt_nio(gwt *f, const char *const *args)
     argv[n] = NULL;
     char log[600];
     snprintf(log, sizeof log, "%s/nio.log", f->dir);
-    return run_wait(argv, log);
+    int code = -1;
+    mr_err err = {0};
+    check(mr_tp_run(argv, log, &code, &err), &err, argv[0]);
+    return code;
 }
 
 void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg)

@@ -10,6 +10,7 @@
 
 #include "hs_peer.h"
 #include "mindroom/bus.h"
+#include "mindroom/clock.h"
 #include "mindroom/matrix.h"
 #include "mindroom/store.h"
 #include "peers.h"
@@ -47,8 +48,6 @@ int gwt_stop(gwt *f);
 /* The exit status of a gateway expected to end on its own (-SIG when a signal ended it). */
 int gwt_wait_exit(gwt *f);
 
-char *gwt_log(const gwt *f);
-int gwt_log_count(const gwt *f, const char *needle);
 void gwt_wait_log(const gwt *f, const char *needle, int times);
 /* Fails, showing the end of the log, unless needle occurs exactly times in it. */
 void gwt_assert_log(const gwt *f, const char *needle, int times);
@@ -92,8 +91,5 @@ int gwt_nio(gwt *f, const char *const *args);
 
 /* Sends a JSON message on the bus and flushes. */
 void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg);
-
-long long gwt_now_ms(void);
-void gwt_sleep_ms(int ms);
 
 #endif

@@ -168,7 +168,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     assert_string_equal(who, "@mindroom_router:localhost");
     assert_string_equal(dev_seen, device);
     mr_matrix_free(router);
-    char *log = gwt_log(&f);
+    char *log = mr_tp_read_text(f.log);
     assert_null(strstr(log, token));
     free(log);
     free(token);
@@ -289,7 +289,7 @@ static void test_shared_secret_registration(void **state)
     json_decref(s);
     gwt_assert_log(&f, "registration through shared secret", 1);
     assert_int_equal(gwt_stop(&f), 0);
-    char *log = gwt_log(&f);
+    char *log = mr_tp_read_text(f.log);
     assert_null(strstr(log, "admin-shared-secret"));
     free(log);
     gwt_teardown(&f);
@@ -359,7 +359,7 @@ static void test_invalid_settings(void **state)
         setenv(cases[i].var, cases[i].value, 1);
         gwt_start(&f, NULL);
         assert_int_equal(gwt_wait_exit(&f), 2);
-        if (gwt_log_count(&f, cases[i].line) != 1)
+        if (mr_tp_count_in_file(f.log, cases[i].line) != 1)
             fail_msg("%s=%s: expected \"%s\" in %s", cases[i].var, cases[i].value, cases[i].line, f.log);
         unsetenv(cases[i].var);
     }

@@ -8,27 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mindroom/fsutil.h"
 #include "mindroom/http.h"
+#include "mindroom/clock.h"
 
 #define START_TIMEOUT_MS 20000
 #define MAX_ENV 48
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 mr_code prov_stack_start(prov_stack *st, mr_err *err)
 {
@@ -87,19 +74,13 @@ int prov_run_binary(const char *const *env, const char *const *args, char **outp
     char *argv[MAX_ENV], store[8][512], dir[256], log[300];
     env_argv(argv, store, env, args);
     mr_err err = {0};
-    pid_t pid = 0;
     int status = -1;
     *output = NULL;
     if (mr_tp_mkdtemp("mr-prov-run", dir, sizeof dir, &err) != MR_OK)
         return -1;
     snprintf(log, sizeof log, "%s/out.log", dir);
-    if (mr_tp_spawn(argv, log, &pid, &err) == MR_OK) {
-        int ws = 0;
-        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-            ;
-        status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    if (mr_tp_run(argv, log, &status, &err) == MR_OK)
         *output = prov_slurp(log);
-    }
     mr_tp_rmtree(dir, NULL);
     return status;
 }
@@ -146,8 +127,8 @@ mr_code prov_proc_start(const prov_stack *st, const char *name, int port, const 
     mr_code rc = mr_tp_spawn(argv, out->log, &out->pid, err);
     if (rc != MR_OK)
         return rc;
-    long long deadline = now_ms() + START_TIMEOUT_MS;
-    while (now_ms() < deadline) {
+    long long deadline = mr_clock_mono_ms() + START_TIMEOUT_MS;
+    while (mr_clock_mono_ms() < deadline) {
         int ws;
         if (waitpid(out->pid, &ws, WNOHANG) == out->pid) {
             out->pid = 0;
@@ -161,7 +142,7 @@ mr_code prov_proc_start(const prov_stack *st, const char *name, int port, const 
             if (healthy(out->url))
                 return MR_OK;
         }
-        sleep_ms(20);
+        mr_clock_sleep_ms(20);
     }
     mr_tp_kill_wait(out->pid, SIGKILL, NULL, NULL);
     out->pid = 0;
