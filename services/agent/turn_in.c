@@ -3,27 +3,14 @@
 
 #include <string.h>
 
-static const char *string_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
+#include "mindroom/msg.h"
 
+/* A non-empty string no longer than an identifier may be (every string field of a turn is one). */
 static mr_code need_string(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
 {
-    *out = string_at(obj, key);
-    if (!*out || !**out)
-        return mr_err_set(err, MR_EINVAL, "%s%s: missing or not a non-empty string", path, key);
-    if (strlen(*out) > MR_ID_MAX)
-        return mr_err_set(err, MR_EINVAL, "%s%s: longer than %d bytes", path, key, MR_ID_MAX);
-    return MR_OK;
-}
-
-static mr_code need_user(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
-{
-    mr_code rc = need_string(obj, path, key, out, err);
-    if (rc == MR_OK && (rc = mr_id_parse_user(*out, NULL, err)) != MR_OK)
-        mr_err_prefix(err, "%s%s", path, key);
+    mr_code rc = mr_msg_need_string(obj, path, key, out, err);
+    if (rc == MR_OK && strlen(*out) > MR_ID_MAX)
+        rc = mr_err_set(err, MR_EINVAL, "%s%s: longer than %d bytes", path, key, MR_ID_MAX);
     return rc;
 }
 
@@ -60,7 +47,7 @@ static mr_code parse_event(agent_turn *t, mr_err *err)
     const char *type = NULL;
     mr_code rc = need_event_id(e, "event.", "event_id", &t->event_id, err);
     if (rc == MR_OK)
-        rc = need_user(e, "event.", "sender", &t->event_sender, err);
+        rc = mr_msg_need_user(e, "event.", "sender", &t->event_sender, err);
     if (rc == MR_OK)
         rc = need_string(e, "event.", "type", &type, err);
     if (rc != MR_OK)
@@ -70,10 +57,10 @@ static mr_code parse_event(agent_turn *t, mr_err *err)
         return mr_err_set(err, MR_EINVAL, "event.content: missing or not an object");
     if (strcmp(type, "m.room.message") != 0)
         return mr_err_set(err, MR_EINVAL, "event.type: \"%s\", a turn is an m.room.message", type);
-    t->body = string_at(t->content, "body");
-    t->msgtype = string_at(t->content, "msgtype");
+    t->body = mr_msg_string(t->content, "body");
+    t->msgtype = mr_msg_string(t->content, "msgtype");
     json_t *reply = json_object_get(json_object_get(t->content, "m.relates_to"), "m.in_reply_to");
-    const char *to = string_at(reply, "event_id");
+    const char *to = mr_msg_string(reply, "event_id");
     t->in_reply_to = to && to[0] == '$' && strlen(to) <= MR_ID_MAX ? to : NULL;
     return MR_OK;
 }
@@ -81,27 +68,14 @@ static mr_code parse_event(agent_turn *t, mr_err *err)
 mr_code agent_turn_parse(const char *value, size_t len, agent_turn *out, mr_err *err)
 {
     memset(out, 0, sizeof *out);
-    json_error_t jerr;
-    out->root = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!out->root)
-        return mr_err_set(err, MR_EINVAL, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+    mr_code rc = mr_msg_load(value, len, "turn", &out->root, err);
+    if (rc != MR_OK)
+        return rc;
     json_t *r = out->root;
-    json_t *v = json_object_get(r, "v");
-    const char *type = NULL;
-    mr_code rc = MR_OK;
-    if (!json_is_object(r))
-        rc = mr_err_set(err, MR_EINVAL, "not a JSON object");
-    else if (!json_is_integer(v) || json_integer_value(v) != 1)
-        rc = mr_err_set(err, MR_EINVAL, "v: expected 1");
-    else if ((rc = need_string(r, "", "type", &type, err)) == MR_OK && strcmp(type, "turn") != 0)
-        rc = mr_err_set(err, MR_EINVAL, "type: expected turn, got \"%s\"", type);
-    if (rc == MR_OK && (rc = need_string(r, "", "room_id", &out->room_id, err)) == MR_OK &&
-        (rc = mr_id_parse_room_id(out->room_id, NULL, err)) != MR_OK)
-        mr_err_prefix(err, "room_id");
-    if (rc == MR_OK)
-        rc = need_user(r, "", "sender", &out->sender, err);
+    if ((rc = mr_msg_need_room_id(r, "", "room_id", &out->room_id, err)) == MR_OK)
+        rc = mr_msg_need_user(r, "", "sender", &out->sender, err);
     if (rc == MR_OK && json_object_get(r, "original_sender"))
-        rc = need_user(r, "", "original_sender", &out->original_sender, err);
+        rc = mr_msg_need_user(r, "", "original_sender", &out->original_sender, err);
     if (rc == MR_OK && json_object_get(r, "room_key"))
         rc = need_string(r, "", "room_key", &out->room_key, err);
     if (rc == MR_OK && json_object_get(r, "thread"))

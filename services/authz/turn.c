@@ -4,32 +4,10 @@
 #include <string.h>
 
 #include "mindroom/ids.h"
+#include "mindroom/msg.h"
 
 /* Longest identifier the schemas accept (common.schema.json). */
 #define ID_MAX_LEN 255
-
-static const char *string_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/* The string at obj.key, or MR_EINVAL naming path.key. */
-static mr_code need_string(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
-{
-    *out = string_at(obj, key);
-    if (!*out || !**out)
-        return mr_err_set(err, MR_EINVAL, "%s%s: missing or not a non-empty string", path, key);
-    return MR_OK;
-}
-
-static mr_code need_user(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
-{
-    mr_code rc = need_string(obj, path, key, out, err);
-    if (rc == MR_OK && (rc = mr_id_parse_user(*out, NULL, err)) != MR_OK)
-        mr_err_prefix(err, "%s%s", path, key);
-    return rc;
-}
 
 static bool is_event_id(const char *s)
 {
@@ -41,13 +19,13 @@ static mr_code parse_event(turn_event *ev, mr_err *err)
     json_t *e = ev->event;
     if (!json_is_object(e))
         return mr_err_set(err, MR_EINVAL, "event: missing or not an object");
-    mr_code rc = need_string(e, "event.", "event_id", &ev->event_id, err);
+    mr_code rc = mr_msg_need_string(e, "event.", "event_id", &ev->event_id, err);
     if (rc == MR_OK && !is_event_id(ev->event_id))
         rc = mr_err_set(err, MR_EINVAL, "event.event_id: \"%s\" is not an event ID", ev->event_id);
     if (rc == MR_OK)
-        rc = need_user(e, "event.", "sender", &ev->sender, err);
+        rc = mr_msg_need_user(e, "event.", "sender", &ev->sender, err);
     if (rc == MR_OK)
-        rc = need_string(e, "event.", "type", &ev->type, err);
+        rc = mr_msg_need_string(e, "event.", "type", &ev->type, err);
     if (rc != MR_OK)
         return rc;
     json_t *ts = json_object_get(e, "origin_server_ts");
@@ -62,14 +40,14 @@ static mr_code parse_event(turn_event *ev, mr_err *err)
         return mr_err_set(err, MR_EINVAL, "event.content: missing or not an object");
 
     json_t *rel = json_object_get(content, "m.relates_to");
-    ev->rel_type = json_is_object(rel) ? string_at(rel, "rel_type") : NULL;
-    const char *root = json_is_object(rel) ? string_at(rel, "event_id") : NULL;
+    ev->rel_type = json_is_object(rel) ? mr_msg_string(rel, "rel_type") : NULL;
+    const char *root = json_is_object(rel) ? mr_msg_string(rel, "event_id") : NULL;
     if (ev->rel_type && strcmp(ev->rel_type, "m.thread") == 0 && is_event_id(root))
         ev->thread_root = root;
     ev->has_new_content = json_object_get(content, "m.new_content") != NULL;
     /* Anyone can put this field in a message; whether it counts is the decision's business
      * (only relays from internal senders). Here it only has to be a user ID. */
-    const char *orig = string_at(content, "com.mindroom.original_sender");
+    const char *orig = mr_msg_string(content, "com.mindroom.original_sender");
     if (orig && mr_id_parse_user(orig, NULL, NULL) == MR_OK && strlen(orig) <= ID_MAX_LEN)
         ev->original_sender = orig;
     return MR_OK;
@@ -78,25 +56,13 @@ static mr_code parse_event(turn_event *ev, mr_err *err)
 mr_code turn_event_parse(const char *value, size_t len, turn_event *out, mr_err *err)
 {
     memset(out, 0, sizeof *out);
-    json_error_t jerr;
-    out->root = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!out->root)
-        return mr_err_set(err, MR_EINVAL, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+    mr_code rc = mr_msg_load(value, len, "cleartext_event", &out->root, err);
+    if (rc != MR_OK)
+        return rc;
     json_t *r = out->root;
-    json_t *v = json_object_get(r, "v");
-    mr_code rc = MR_OK;
-    const char *type = NULL;
-    if (!json_is_object(r))
-        rc = mr_err_set(err, MR_EINVAL, "not a JSON object");
-    else if (!json_is_integer(v) || json_integer_value(v) != 1)
-        rc = mr_err_set(err, MR_EINVAL, "v: expected 1");
-    else if ((rc = need_string(r, "", "type", &type, err)) == MR_OK && strcmp(type, "cleartext_event") != 0)
-        rc = mr_err_set(err, MR_EINVAL, "type: expected cleartext_event, got \"%s\"", type);
+    rc = mr_msg_need_user(r, "", "account", &out->account, err);
     if (rc == MR_OK)
-        rc = need_user(r, "", "account", &out->account, err);
-    if (rc == MR_OK && (rc = need_string(r, "", "room_id", &out->room_id, err)) == MR_OK &&
-        (rc = mr_id_parse_room_id(out->room_id, NULL, err)) != MR_OK)
-        mr_err_prefix(err, "room_id");
+        rc = mr_msg_need_room_id(r, "", "room_id", &out->room_id, err);
     if (rc == MR_OK) {
         json_t *enc = json_object_get(r, "encrypted");
         if (!json_is_boolean(enc))

@@ -7,55 +7,15 @@
 #include <string.h>
 
 #include "mindroom/ids.h"
-
-static const char *string_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static mr_code need_string(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
-{
-    *out = string_at(obj, key);
-    if (!*out || !**out)
-        return mr_err_set(err, MR_EINVAL, "%s%s: missing or not a non-empty string", path, key);
-    return MR_OK;
-}
-
-/* The root object of a message of `type`, version 1. */
-static mr_code load_message(const char *value, size_t len, const char *type, json_t **out, mr_err *err)
-{
-    json_error_t jerr;
-    json_t *r = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!r)
-        return mr_err_set(err, MR_EINVAL, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
-    json_t *v = json_object_get(r, "v");
-    const char *t = NULL;
-    mr_code rc = MR_OK;
-    if (!json_is_object(r))
-        rc = mr_err_set(err, MR_EINVAL, "not a JSON object");
-    else if (!json_is_integer(v) || json_integer_value(v) != 1)
-        rc = mr_err_set(err, MR_EINVAL, "v: expected 1");
-    else if ((rc = need_string(r, "", "type", &t, err)) == MR_OK && strcmp(t, type) != 0)
-        rc = mr_err_set(err, MR_EINVAL, "type: expected %s, got \"%s\"", type, t);
-    if (rc != MR_OK) {
-        json_decref(r);
-        return rc;
-    }
-    *out = r;
-    return MR_OK;
-}
+#include "mindroom/msg.h"
 
 /* account and room_id, the two identifiers every message here starts with. */
 static mr_code need_account_room(json_t *r, const char **room_id, mr_err *err)
 {
     const char *account = NULL;
-    mr_code rc = need_string(r, "", "account", &account, err);
-    if (rc == MR_OK && (rc = mr_id_parse_user(account, NULL, err)) != MR_OK)
-        mr_err_prefix(err, "account");
-    if (rc == MR_OK && (rc = need_string(r, "", "room_id", room_id, err)) == MR_OK &&
-        (rc = mr_id_parse_room_id(*room_id, NULL, err)) != MR_OK)
-        mr_err_prefix(err, "room_id");
+    mr_code rc = mr_msg_need_user(r, "", "account", &account, err);
+    if (rc == MR_OK)
+        rc = mr_msg_need_room_id(r, "", "room_id", room_id, err);
     return rc;
 }
 
@@ -64,14 +24,13 @@ static mr_code check_event(json_t *e, const char **event_id, mr_err *err)
     if (!json_is_object(e))
         return mr_err_set(err, MR_EINVAL, "event: missing or not an object");
     const char *sender = NULL, *type = NULL;
-    mr_code rc = need_string(e, "event.", "event_id", event_id, err);
+    mr_code rc = mr_msg_need_string(e, "event.", "event_id", event_id, err);
     if (rc == MR_OK && (*event_id)[0] != '$')
         rc = mr_err_set(err, MR_EINVAL, "event.event_id: \"%s\" is not an event ID", *event_id);
-    if (rc == MR_OK && (rc = need_string(e, "event.", "sender", &sender, err)) == MR_OK &&
-        (rc = mr_id_parse_user(sender, NULL, err)) != MR_OK)
-        mr_err_prefix(err, "event.sender");
     if (rc == MR_OK)
-        rc = need_string(e, "event.", "type", &type, err);
+        rc = mr_msg_need_user(e, "event.", "sender", &sender, err);
+    if (rc == MR_OK)
+        rc = mr_msg_need_string(e, "event.", "type", &type, err);
     if (rc != MR_OK)
         return rc;
     json_t *ts = json_object_get(e, "origin_server_ts");
@@ -85,7 +44,7 @@ static mr_code check_event(json_t *e, const char **event_id, mr_err *err)
 mr_code crypto_inbound_parse(const char *value, size_t len, crypto_inbound *out, mr_err *err)
 {
     memset(out, 0, sizeof *out);
-    mr_code rc = load_message(value, len, "inbound_event", &out->root, err);
+    mr_code rc = mr_msg_load(value, len, "inbound_event", &out->root, err);
     if (rc != MR_OK)
         return rc;
     json_t *e = json_object_get(out->root, "event");
@@ -96,9 +55,9 @@ mr_code crypto_inbound_parse(const char *value, size_t len, crypto_inbound *out,
         crypto_inbound_free(out);
         return rc;
     }
-    out->encrypted = strcmp(string_at(e, "type"), "m.room.encrypted") == 0;
+    out->encrypted = strcmp(mr_msg_string(e, "type"), "m.room.encrypted") == 0;
     if (out->encrypted) {
-        const char *session = string_at(json_object_get(e, "content"), "session_id");
+        const char *session = mr_msg_string(json_object_get(e, "content"), "session_id");
         out->session_id = session ? session : "";
     }
     return MR_OK;
@@ -129,7 +88,7 @@ static mr_code copy_action(json_t *in, json_t *req, const char *action, mr_err *
     const char *kind;
     if (strcmp(action, "send") == 0) {
         const char *type = NULL;
-        mr_code rc = need_string(in, "", "event_type", &type, err);
+        mr_code rc = mr_msg_need_string(in, "", "event_type", &type, err);
         if (rc != MR_OK)
             return rc;
         if (!json_is_object(json_object_get(in, "content")))
@@ -149,7 +108,7 @@ static mr_code copy_action(json_t *in, json_t *req, const char *action, mr_err *
             json_object_set(req, "timeout_ms", t);
     } else if (strcmp(action, "redact") == 0) {
         const char *redacts = NULL;
-        mr_code rc = need_string(in, "", "redacts", &redacts, err);
+        mr_code rc = mr_msg_need_string(in, "", "redacts", &redacts, err);
         if (rc != MR_OK)
             return rc;
         if (redacts[0] != '$')
@@ -173,15 +132,15 @@ mr_code crypto_send_build(const char *value, size_t len, char **out, char **key,
 {
     *out = *key = NULL;
     json_t *in = NULL;
-    mr_code rc = load_message(value, len, "outbound_intent", &in, err);
+    mr_code rc = mr_msg_load(value, len, "outbound_intent", &in, err);
     if (rc != MR_OK)
         return rc;
     const char *room_id = NULL, *txn = NULL, *action = NULL;
     rc = need_account_room(in, &room_id, err);
-    if (rc == MR_OK && (rc = need_string(in, "", "txn_id", &txn, err)) == MR_OK && !txn_id_ok(txn))
+    if (rc == MR_OK && (rc = mr_msg_need_string(in, "", "txn_id", &txn, err)) == MR_OK && !txn_id_ok(txn))
         rc = mr_err_set(err, MR_EINVAL, "txn_id: \"%s\" is not 1 to 255 of [A-Za-z0-9._~-]", txn);
     if (rc == MR_OK)
-        rc = need_string(in, "", "action", &action, err);
+        rc = mr_msg_need_string(in, "", "action", &action, err);
     json_t *req = NULL;
     if (rc == MR_OK) {
         req = json_pack("{s:i, s:s, s:O, s:O, s:O}", "v", 1, "type", "send_request", "account",

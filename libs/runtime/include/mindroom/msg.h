@@ -1,0 +1,22 @@
+/* msg.h -- reading the JSON messages services exchange on the bus (proto/schemas): the version-1
+ * envelope and required fields, with errors that name the field. */
+#ifndef MINDROOM_MSG_H
+#define MINDROOM_MSG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include "mindroom/err.h"
+
+/* The string at obj.key; NULL when obj is not an object or the value is absent or not a string. */
+const char *mr_msg_string(json_t *obj, const char *key);
+/* The non-empty string at obj.key into *out, or MR_EINVAL naming path and key
+ * ("event.type: missing or not a non-empty string"). */
+mr_code mr_msg_need_string(json_t *obj, const char *path, const char *key, const char **out, mr_err *err);
+/* As mr_msg_need_string, for a Matrix user ID, and for a room ID. */
+mr_code mr_msg_need_user(json_t *obj, const char *path, const char *key, const char **out, mr_err *err);
+mr_code mr_msg_need_room_id(json_t *obj, const char *path, const char *key, const char **out, mr_err *err);
+/* Parses value as a message of the given type: a JSON object (duplicate keys refused) with
+ * "v": 1 and "type": type. *out is its root, which the caller releases with json_decref. */
+mr_code mr_msg_load(const char *value, size_t len, const char *type, json_t **out, mr_err *err);
+
+#endif

@@ -1,0 +1,64 @@
+/* msg.c -- reading the JSON messages services exchange on the bus: envelope and required fields. */
+#include "mindroom/msg.h"
+
+#include <string.h>
+
+#include "mindroom/ids.h"
+
+const char *mr_msg_string(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+mr_code mr_msg_need_string(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
+{
+    *out = mr_msg_string(obj, key);
+    if (!*out || !**out)
+        return mr_err_set(err, MR_EINVAL, "%s%s: missing or not a non-empty string", path, key);
+    return MR_OK;
+}
+
+/* The non-empty string at obj.key, checked by parse; its complaint prefixed with path and key. */
+static mr_code need_id(json_t *obj, const char *path, const char *key, const char **out,
+                       mr_code (*parse)(const char *, mr_id *, mr_err *), mr_err *err)
+{
+    mr_code rc = mr_msg_need_string(obj, path, key, out, err);
+    if (rc == MR_OK && (rc = parse(*out, NULL, err)) != MR_OK)
+        mr_err_prefix(err, "%s%s", path, key);
+    return rc;
+}
+
+mr_code mr_msg_need_user(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
+{
+    return need_id(obj, path, key, out, mr_id_parse_user, err);
+}
+
+mr_code mr_msg_need_room_id(json_t *obj, const char *path, const char *key, const char **out, mr_err *err)
+{
+    return need_id(obj, path, key, out, mr_id_parse_room_id, err);
+}
+
+mr_code mr_msg_load(const char *value, size_t len, const char *type, json_t **out, mr_err *err)
+{
+    *out = NULL;
+    json_error_t jerr;
+    json_t *r = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!r)
+        return mr_err_set(err, MR_EINVAL, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+    json_t *v = json_object_get(r, "v");
+    const char *t = NULL;
+    mr_code rc = MR_OK;
+    if (!json_is_object(r))
+        rc = mr_err_set(err, MR_EINVAL, "not a JSON object");
+    else if (!json_is_integer(v) || json_integer_value(v) != 1)
+        rc = mr_err_set(err, MR_EINVAL, "v: expected 1");
+    else if ((rc = mr_msg_need_string(r, "", "type", &t, err)) == MR_OK && strcmp(t, type) != 0)
+        rc = mr_err_set(err, MR_EINVAL, "type: expected %s, got \"%s\"", type, t);
+    if (rc != MR_OK) {
+        json_decref(r);
+        return rc;
+    }
+    *out = r;
+    return MR_OK;
+}
