@@ -1,0 +1,16 @@
+# build.Dockerfile -- the shared build stage: Debian 12 with the -dev packages and the source,
+# configured RelWithDebInfo with -Werror. Each mindroom*.Dockerfile builds its one target in it.
+# Built first by docker/build.sh, with the repository root as context:
+#   docker build -f docker/build.Dockerfile -t mindroom-build:0.1.0 .
+FROM debian:12-slim
+
+# python3 only because configuring the tree looks for it (the tests use it); no test is built.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      gcc libc6-dev make cmake pkg-config python3 \
+      libyaml-dev libjansson-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev \
+      libhiredis-dev libsqlite3-dev libssl-dev librdkafka-dev libjwt-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+COPY . /src
+RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMR_WERROR=ON
