@@ -1,4 +1,5 @@
-{{/* _upstream_auth.tpl -- the upstream-auth service's own settings (public URL, owner, API key, OAuth providers) as env entries, checked at render time. */}}
+{{/* _upstream_auth.tpl -- upstream-auth's own settings (public URL, owner, API key, OAuth
+     providers) as env entries, checked at render time. */}}
 
 {{/* An env entry read from a Secret's key: (list NAME SECRET KEY). The Secret is not optional,
      so a missing key stops the pod from starting rather than the service from working. */}}
