@@ -211,8 +211,11 @@ static void supervise(const mr_runtime *rt, size_t n)
     }
 }
 
-/* Joins the threads in table order (the gateway first: its syncs stop taking in new messages)
- * and folds their statuses: 2 when a service found a setting invalid, else 1 on any failure. */
+/* Joins the threads in table order and folds their statuses: 2 when a service found a setting
+ * invalid, else 1 on any failure. Every service sees the one stop flag at once and ends after
+ * the message in hand; nothing needs to drain first, because the bus journal (the default,
+ * inproc:///<storage>/bus.db) keeps what is still queued, and an answer cut short, for the next
+ * start, where claims and transaction IDs keep it from being answered twice. */
 static int join_services(service_thread *svcs, size_t n)
 {
     int status = MR_CLI_EXIT_OK;
