@@ -1,0 +1,459 @@
+/* bench_pipeline.c -- MindRoom's own time per message: from the sync response carrying a message
+ * arriving to the reply's send request leaving, with a model stub that answers at once.
+ *
+ * usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]
+ *
+ * Starts the test homeserver, the model stub and the platform (`mindroom run`, or the four
+ * service binaries over Redis Streams or the Kafka mock cluster with the store in Redis), each
+ * under /usr/bin/time -v, with MATRIX_HOMESERVER pointing at a timing proxy (pipeline_proxy.c)
+ * in front of the homeserver. A user then sends SEQUENTIAL messages one at a time (latency:
+ * p50/p99 of the proxy's two moments) and BURST at once (messages/s, first send to last
+ * reply). The baseline, measured in the same run, is the I/O a reply cannot avoid: one streamed
+ * model call to the stub and one send through the proxy. Peak RSS comes from time -v. */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hs_peer.h"
+#include "kafka_peer.h"
+#include "mindroom/clock.h"
+#include "mindroom/fsutil.h"
+#include "mindroom/http.h"
+#include "model_stub_peer.h"
+#include "peers.h"
+#include "pipeline_proxy.h"
+
+#define HUMAN "@bench:localhost"
+#define TOKEN "bench-registration-token"
+#define WARMUP 20
+#define DEADLINE_MS 60000
+#define MAX_PROCS 4
+#define BASELINE_CALLS 200
+
+static const char *const topics[] = {"matrix.inbound", "matrix.todevice", "matrix.cleartext",
+                                     "agent.turns", "matrix.outbound", "matrix.send"};
+
+typedef struct proc {
+    const char *name;
+    pid_t pid;
+    int port;
+    char rss_file[600];
+    long rss_kib;
+} proc;
+
+typedef struct bench {
+    const char *mode;
+    mr_hs_peer hs;
+    mr_model_stub stub;
+    mr_tp_redis redis;
+    mr_tp_kafka kafka;
+    bool have_hs, have_stub, have_redis, have_kafka;
+    char dir[256];
+    char config[300];
+    pp_proxy *proxy;
+    int proxy_port;
+    proc procs[MAX_PROCS];
+    size_t n_procs;
+    mr_http_client *human; /* the user's client, straight to the homeserver */
+    char token[256];       /* its access token */
+    char room[256];
+    char baseline_room[256];
+} bench;
+
+static void die(const char *what, const mr_err *err)
+{
+    fprintf(stderr, "bench_pipeline: %s: %s\n", what, err ? err->msg : strerror(errno));
+    exit(1);
+}
+
+static void check(mr_code rc, const mr_err *err, const char *what)
+{
+    if (rc != MR_OK)
+        die(what, err);
+}
+
+/* ---- set-up ---- */
+
+static void start_peers(bench *b)
+{
+    mr_err err = {0};
+    mr_hs_peer_opts ho = {.registration_token = TOKEN, .open_registration = true};
+    check(mr_hs_peer_start(&ho, &b->hs, &err), &err, "starting the homeserver");
+    b->have_hs = true;
+    check(mr_model_stub_start(NULL, NULL, &b->stub, &err), &err, "starting the model stub");
+    b->have_stub = true;
+    if (strcmp(b->mode, "embedded") != 0) {
+        check(mr_tp_redis_start(&b->redis, &err), &err, "starting redis-server");
+        b->have_redis = true;
+    }
+    if (strcmp(b->mode, "kafka") == 0) {
+        check(mr_tp_kafka_start(&b->kafka, &err), &err, "starting the Kafka mock cluster");
+        b->have_kafka = true;
+        /* The mock answers no CreateTopics: the topics exist before anyone publishes. */
+        for (size_t i = 0; i < sizeof topics / sizeof *topics; i++)
+            check(mr_tp_kafka_topic(&b->kafka, topics[i], 8, &err), &err, topics[i]);
+    }
+}
+
+static void write_file(const char *path, const char *text)
+{
+    mr_err err = {0};
+    check(mr_fs_write_atomic(path, text, strlen(text), 0600, true, &err), &err, path);
+}
+
+static void write_config(bench *b)
+{
+    char path[300], text[2048];
+    snprintf(b->config, sizeof b->config, "%s/config.yaml", b->dir);
+    snprintf(text, sizeof text,
+             "models:\n  default: {provider: openai, id: stub-model, host: \"%s\", api_key_env: BENCH_MODEL_KEY}\n"
+             "agents:\n  mind: {display_name: Mind, rooms: [bench]}\n"
+             "authorization:\n  global_users: [\"" HUMAN "\"]\n",
+             b->stub.url);
+    write_file(b->config, text);
+    int n = snprintf(text, sizeof text,
+                     "MATRIX_HOMESERVER=http://127.0.0.1:%d\nMATRIX_SERVER_NAME=localhost\n"
+                     "MATRIX_REGISTRATION_TOKEN=" TOKEN "\nBENCH_MODEL_KEY=stub\nLOG_LEVEL=warn\n"
+                     "MINDROOM_INSTANCE_SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+                     b->proxy_port);
+    if (b->have_kafka)
+        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=%s\n", b->kafka.url);
+    else if (b->have_redis)
+        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=redis://127.0.0.1:%d/0\n", b->redis.port);
+    if (b->have_redis)
+        snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_STORE_URL=redis://127.0.0.1:%d/1\n", b->redis.port);
+    snprintf(path, sizeof path, "%s/.env", b->dir);
+    write_file(path, text);
+    /* The agent takes provider keys from its environment (a container's way); run, from .env too. */
+    setenv("BENCH_MODEL_KEY", "stub", 1);
+}
+
+/* One JSON request as the user; the parsed answer (caller releases), NULL unless 2xx. */
+static json_t *human_call(bench *b, const char *method, const char *path, json_t *body)
+{
+    mr_http_result res;
+    mr_err err = {0};
+    json_t *out = NULL;
+    if (mr_http_client_json(b->human, method, path, body, &res, &err) == MR_OK &&
+        mr_http_result_check(&res, &err) == MR_OK)
+        out = json_incref(res.json);
+    mr_http_result_clear(&res);
+    json_decref(body);
+    return out;
+}
+
+/* Registers the user before the platform starts, so its first start invites them. */
+static void register_human(bench *b)
+{
+    mr_http_client_opts o = {.base_url = b->hs.url};
+    mr_err err = {0};
+    check(mr_http_client_new(&o, &b->human, &err), &err, "the user's client");
+    json_t *r = human_call(b, "POST", "/_matrix/client/v3/register",
+                           json_pack("{s:s, s:s, s:{s:s}}", "username", "bench", "password", "bench-password",
+                                     "auth", "type", "m.login.dummy"));
+    const char *token = json_string_value(json_object_get(r, "access_token"));
+    if (!token)
+        die("registering " HUMAN, NULL);
+    snprintf(b->token, sizeof b->token, "%s", token);
+    mr_http_client_free(b->human);
+    o.bearer_token = b->token;
+    check(mr_http_client_new(&o, &b->human, &err), &err, "the user's client");
+    json_decref(r);
+}
+
+/* Runs argv under /usr/bin/time -v (its report goes to p->rss_file). */
+static void spawn(bench *b, const char *name, char **argv)
+{
+    proc *p = &b->procs[b->n_procs++];
+    p->name = name;
+    snprintf(p->rss_file, sizeof p->rss_file, "%s/%s.time", b->dir, name);
+    char log[600];
+    snprintf(log, sizeof log, "%s/%s.log", b->dir, name);
+    char *full[12] = {"/usr/bin/time", "-v", "-o", p->rss_file};
+    for (size_t i = 0; argv[i] && i < 7; i++)
+        full[4 + i] = argv[i];
+    mr_err err = {0};
+    check(mr_tp_spawn(full, log, &p->pid, &err), &err, name);
+}
+
+static void start_platform(bench *b)
+{
+    static const char *const services[] = {"gateway", "crypto", "authz", "agent"};
+    static const char *const bins[] = {MR_BENCH_GATEWAY_BIN, MR_BENCH_CRYPTO_BIN, MR_BENCH_AUTHZ_BIN,
+                                       MR_BENCH_AGENT_BIN};
+    mr_err err = {0};
+    bool embedded = strcmp(b->mode, "embedded") == 0;
+    for (size_t i = 0; i < (embedded ? 1 : 4); i++) {
+        int port;
+        check(mr_tp_free_port(&port, &err), &err, "a free port");
+        char listen[32];
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+        char *run[] = {MR_BENCH_MINDROOM_BIN, "run", "--config", b->config, "--listen", listen, NULL};
+        char *one[] = {(char *)bins[i], "--config", b->config, "--listen", listen, NULL};
+        spawn(b, embedded ? "mindroom-run" : services[i], embedded ? run : one);
+        b->procs[b->n_procs - 1].port = port;
+    }
+}
+
+static void wait_ready(bench *b)
+{
+    mr_http_client_opts o = {.timeout_ms = 2000};
+    mr_http_client *c = NULL;
+    mr_err err = {0};
+    check(mr_http_client_new(&o, &c, &err), &err, "a client");
+    for (size_t i = 0; i < b->n_procs; i++) {
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", b->procs[i].port);
+        long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+        for (;;) {
+            mr_http_result res;
+            mr_http_call call = {.method = "GET", .url = url};
+            bool ready = mr_http_client_do(c, &call, &res, &err) == MR_OK && res.status == 200;
+            mr_http_result_clear(&res);
+            if (ready)
+                break;
+            if (mr_clock_mono_ms() > deadline || waitpid(b->procs[i].pid, NULL, WNOHANG) == b->procs[i].pid) {
+                fprintf(stderr, "bench_pipeline: %s never became ready; see %s/%s.log\n", b->procs[i].name,
+                        b->dir, b->procs[i].name);
+                exit(1);
+            }
+            mr_clock_sleep_ms(50);
+        }
+    }
+    mr_http_client_free(c);
+}
+
+static void join_room(bench *b)
+{
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    json_t *r;
+    /* The invite goes out during start-up; readiness does not wait for it. */
+    while (!(r = human_call(b, "POST", "/_matrix/client/v3/join/%23bench%3Alocalhost", json_object()))) {
+        if (mr_clock_mono_ms() > deadline)
+            die("joining #bench:localhost (no invite?)", NULL);
+        mr_clock_sleep_ms(50);
+    }
+    snprintf(b->room, sizeof b->room, "%s", json_string_value(json_object_get(r, "room_id")));
+    json_decref(r);
+}
+
+/* Sends "<prefix><i>" into room as the user. */
+static void say(bench *b, const char *room, const char *prefix, size_t i)
+{
+    char path[512], text[64];
+    snprintf(text, sizeof text, "%s%zu", prefix, i);
+    snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/send/m.room.message/%s", room, text);
+    json_t *r = human_call(b, "PUT", path, json_pack("{s:s, s:s}", "msgtype", "m.text", "body", text));
+    if (!r)
+        die("sending a message", NULL);
+    json_decref(r);
+}
+
+static void await_reply(bench *b, size_t i)
+{
+    if (!pp_proxy_wait_reply(b->proxy, i, mr_clock_mono_ms() + DEADLINE_MS)) {
+        fprintf(stderr, "bench_pipeline: no reply to bench-%zu within %d s; logs in %s\n", i, DEADLINE_MS / 1000,
+                b->dir);
+        exit(1);
+    }
+}
+
+/* ---- measuring ---- */
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-th quantile (nearest rank) of n sorted values, in milliseconds. */
+static double quantile_ms(const long long *sorted, size_t n, double q)
+{
+    size_t rank = (size_t)(q * (double)n + 0.999999);
+    return (double)sorted[rank ? rank - 1 : 0] / 1e6;
+}
+
+/* Fills in the URL and JSON body of the i-th baseline call. */
+typedef void (*baseline_call)(const bench *b, size_t i, char *url, size_t url_cap, char *body, size_t body_cap);
+
+static void model_call(const bench *b, size_t i, char *url, size_t url_cap, char *body, size_t body_cap)
+{
+    snprintf(url, url_cap, "%s/v1/chat/completions", b->stub.url);
+    snprintf(body, body_cap, "{\"model\": \"stub-model\", \"stream\": true, "
+             "\"messages\": [{\"role\": \"user\", \"content\": \"bench-%zu\"}]}", i);
+}
+
+/* Into a room no agent is in, so nothing answers it. */
+static void send_call(const bench *b, size_t i, char *url, size_t url_cap, char *body, size_t body_cap)
+{
+    snprintf(url, url_cap, "http://127.0.0.1:%d/_matrix/client/v3/rooms/%s/send/m.room.message/base-%zu",
+             b->proxy_port, b->baseline_room, i);
+    snprintf(body, body_cap, "{\"msgtype\": \"m.text\", \"body\": \"baseline %zu\"}", i);
+}
+
+/* A call repeated BASELINE_CALLS times; its median in ms. */
+static double baseline_ms(const bench *b, const char *what, const char *method, const char *token,
+                          baseline_call fill)
+{
+    mr_http_client_opts o = {.bearer_token = token};
+    mr_http_client *c = NULL;
+    mr_err err = {0};
+    check(mr_http_client_new(&o, &c, &err), &err, what);
+    long long t[BASELINE_CALLS];
+    for (size_t i = 0; i < BASELINE_CALLS; i++) {
+        char url[700], body[512];
+        fill(b, i, url, sizeof url, body, sizeof body);
+        mr_http_call call = {.method = method, .url = url, .body = body, .body_len = strlen(body),
+                             .content_type = "application/json"};
+        mr_http_result res;
+        long long t0 = pp_now_ns();
+        mr_code rc = mr_http_client_do(c, &call, &res, &err);
+        t[i] = pp_now_ns() - t0;
+        if (rc == MR_OK)
+            rc = mr_http_result_check(&res, &err);
+        mr_http_result_clear(&res);
+        check(rc, &err, what);
+    }
+    mr_http_client_free(c);
+    qsort(t, BASELINE_CALLS, sizeof *t, cmp_ll);
+    return quantile_ms(t, BASELINE_CALLS, 0.5);
+}
+
+/* The I/O a reply cannot avoid: one streamed model call and one send through the proxy. */
+static double baseline(bench *b)
+{
+    json_t *r = human_call(b, "POST", "/_matrix/client/v3/createRoom", json_pack("{s:s}", "preset", "private_chat"));
+    if (!r)
+        die("creating the baseline room", NULL);
+    snprintf(b->baseline_room, sizeof b->baseline_room, "%s", json_string_value(json_object_get(r, "room_id")));
+    json_decref(r);
+    double model = baseline_ms(b, "the model baseline", "POST", "stub", model_call);
+    double send = baseline_ms(b, "the send baseline", "PUT", b->token, send_call);
+    printf("  baseline (same run, p50): model call %.2f ms + Matrix send %.2f ms = %.2f ms\n", model, send,
+           model + send);
+    return model + send;
+}
+
+static void measure(bench *b, size_t sequential, size_t burst)
+{
+    for (size_t i = 0; i < WARMUP + sequential; i++) {
+        say(b, b->room, "bench-", i);
+        await_reply(b, i);
+    }
+    long long *lat = calloc(sequential, sizeof *lat);
+    if (!lat)
+        die("out of memory", NULL);
+    for (size_t i = 0; i < sequential; i++) {
+        size_t k = WARMUP + i;
+        lat[i] = pp_proxy_replied_ns(b->proxy, k) - pp_proxy_synced_ns(b->proxy, k);
+    }
+    qsort(lat, sequential, sizeof *lat, cmp_ll);
+    double p50 = quantile_ms(lat, sequential, 0.5), p99 = quantile_ms(lat, sequential, 0.99);
+    free(lat);
+
+    size_t first = WARMUP + sequential;
+    long long t0 = pp_now_ns();
+    for (size_t i = first; i < first + burst; i++)
+        say(b, b->room, "bench-", i);
+    long long last = 0;
+    for (size_t i = first; i < first + burst; i++) {
+        await_reply(b, i);
+        long long t = pp_proxy_replied_ns(b->proxy, i);
+        last = t > last ? t : last;
+    }
+    double rate = (double)burst / ((double)(last - t0) / 1e9);
+
+    printf("bench/pipeline (%s): %zu messages one at a time, then %zu at once; the model stub answers at once\n",
+           b->mode, sequential, burst);
+    printf("  sync response in -> reply send out: p50 %.2f ms, p99 %.2f ms\n", p50, p99);
+    printf("  throughput: %.0f messages/s (first send to last reply)\n", rate);
+    double base = baseline(b);
+    printf("  p50 / baseline: %.2fx\n", p50 / base);
+}
+
+/* ---- stopping ---- */
+
+static long peak_rss_kib(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    if (mr_fs_read_all(path, 1 << 20, &text, &len, &err) != MR_OK)
+        return -1;
+    const char *at = strstr(text, "Maximum resident set size (kbytes): ");
+    long kib = at ? strtol(at + strlen("Maximum resident set size (kbytes): "), NULL, 10) : -1;
+    free(text);
+    return kib;
+}
+
+/* SIGINT to each process group: time(1) ignores it and reports once the service stops cleanly. */
+static void stop_platform(bench *b)
+{
+    for (size_t i = 0; i < b->n_procs; i++)
+        kill(-b->procs[i].pid, SIGINT);
+    for (size_t i = 0; i < b->n_procs; i++) {
+        int st = 0;
+        while (waitpid(b->procs[i].pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        b->procs[i].rss_kib = peak_rss_kib(b->procs[i].rss_file);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fprintf(stderr, "bench_pipeline: %s exited with status %d\n", b->procs[i].name, st);
+    }
+    printf("  peak RSS:");
+    for (size_t i = 0; i < b->n_procs; i++)
+        printf("%s %s %.1f MiB", i ? "," : "", b->procs[i].name, (double)b->procs[i].rss_kib / 1024);
+    printf("\n");
+}
+
+static void teardown(bench *b)
+{
+    mr_err err = {0};
+    /* The homeserver first: the proxy's long polls to it end, so the proxy can stop. */
+    if (b->have_hs && mr_hs_peer_stop(&b->hs, &err) != MR_OK)
+        fprintf(stderr, "bench_pipeline: %s\n", err.msg);
+    pp_proxy_stop(b->proxy);
+    if (b->have_stub && mr_model_stub_stop(&b->stub, &err) != MR_OK)
+        fprintf(stderr, "bench_pipeline: %s\n", err.msg);
+    if (b->have_kafka)
+        mr_tp_kafka_destroy(&b->kafka);
+    if (b->have_redis)
+        mr_tp_redis_destroy(&b->redis);
+    mr_http_client_free(b->human);
+    mr_tp_rmtree(b->dir, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    bench b = {.mode = argc > 1 ? argv[1] : ""};
+    if (argc < 2 || argc > 4 ||
+        (strcmp(b.mode, "embedded") != 0 && strcmp(b.mode, "redis") != 0 && strcmp(b.mode, "kafka") != 0)) {
+        fprintf(stderr, "usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]\n");
+        return 2;
+    }
+    long sequential = argc > 2 ? strtol(argv[2], NULL, 10) : 300;
+    long burst = argc > 3 ? strtol(argv[3], NULL, 10) : 300;
+    if (sequential < 1 || burst < 1) {
+        fprintf(stderr, "bench_pipeline: SEQUENTIAL and BURST must be positive\n");
+        return 2;
+    }
+    mr_err err = {0};
+    check(mr_tp_mkdtemp("mr-bench-pipeline", b.dir, sizeof b.dir, &err), &err, "a temp dir");
+    start_peers(&b);
+    check(pp_proxy_start(b.hs.url, HUMAN, WARMUP + (size_t)sequential + (size_t)burst, &b.proxy, &b.proxy_port,
+                         &err),
+          &err, "starting the proxy");
+    write_config(&b);
+    register_human(&b);
+    start_platform(&b);
+    wait_ready(&b);
+    join_room(&b);
+    measure(&b, (size_t)sequential, (size_t)burst);
+    stop_platform(&b);
+    teardown(&b);
+    return 0;
+}

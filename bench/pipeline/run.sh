@@ -1,0 +1,19 @@
+#!/bin/sh
+# run.sh -- bench/pipeline in each shape: MindRoom's time per message from the sync response in
+# to the reply send out (p50/p99), messages/s, and peak RSS per process, beside the baseline of
+# one model call and one Matrix send measured in the same run. See bench_pipeline.c.
+# Usage: bench/pipeline/run.sh [BUILD_DIR] [MODES...]   (BUILD_DIR defaults to build; MODES to
+# embedded redis kafka). SEQUENTIAL and BURST in the environment set the message counts
+# (default 300 each; on the Kafka mock 60 and 300, see the README for why).
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build}
+[ $# -gt 0 ] && shift
+modes=${*:-embedded redis kafka}
+cmake --build "$build" --target bench_pipeline >/dev/null
+for mode in $modes; do
+    sequential=${SEQUENTIAL:-300}
+    [ "$mode" = kafka ] && sequential=${SEQUENTIAL:-60}
+    "$build/bench/pipeline/bench_pipeline" "$mode" "$sequential" "${BURST:-300}"
+    echo
+done
