@@ -344,34 +344,30 @@ static bool ready(void *ctx, char *why, size_t cap)
     return false;
 }
 
+static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bus_consumer *bc, mr_code rc,
+                       const mr_err *err)
+{
+    /* Ready once it owns partitions, even while a turn fails (one another worker holds). */
+    if (mr_bus_consumer_partitions(bc) > 0)
+        atomic_store(c->consuming, true);
+    if (rc == MR_OK)
+        return;
+    mr_log_warn(COMPONENT, "%s", err->msg);
+    /* A failed turn comes again at once (inproc), whatever its code (a busy claim is
+     * MR_EUNAVAIL too): pause, or it spins until the claim frees. */
+    mr_runtime_sleep(rt, 200);
+}
+
 /* Polls one turn at a time until the runtime stops: an answer takes seconds, and a partition
- * held by a long batch would wait for all of it. Failures are logged and retried: the bus
- * reconnects, and a turn whose handling failed comes again. */
+ * held by a long batch would wait for all of it. */
 static void consume(agent_svc *svc)
 {
-    const mr_runtime *rt = svc->rt;
     static const char *const topics[] = {IN_TOPIC};
-    mr_bus_consumer *c = NULL;
-    mr_err err = {0};
-    while (!mr_runtime_stopping(rt)) {
-        if (!c && mr_bus_subscribe(rt->bus, GROUP, topics, 1, &c, &err) != MR_OK) {
-            mr_log_warn(COMPONENT, "subscribing to %s: %s", IN_TOPIC, err.msg);
-            mr_runtime_sleep(rt, 1000);
-            continue;
-        }
-        size_t handled = 0;
-        mr_code rc = mr_bus_poll(c, POLL_TIMEOUT_MS, 1, on_message, svc, &handled, &err);
-        /* Ready once it owns partitions, even while a turn fails (one another worker holds). */
-        if (mr_bus_consumer_partitions(c) > 0)
-            atomic_store(&svc->subscribed, true);
-        if (rc == MR_OK)
-            continue;
-        mr_log_warn(COMPONENT, "%s", err.msg);
-        /* A failed turn comes again at once (inproc), whatever its code (a busy claim is
-         * MR_EUNAVAIL too): pause, or it spins until the claim frees. */
-        mr_runtime_sleep(rt, 200);
-    }
-    mr_bus_consumer_close(c);
+    const mr_runtime_consumer c = {.component = COMPONENT, .group = GROUP, .topics = topics, .n_topics = 1,
+                                   .poll_timeout_ms = POLL_TIMEOUT_MS, .batch = 1, .subscribe_retry_ms = 1000,
+                                   .handler = on_message, .ctx = svc, .consuming = &svc->subscribed,
+                                   .after_poll = after_poll};
+    mr_runtime_consume(svc->rt, &c);
 }
 
 int mr_agent_serve(const mr_runtime *rt)

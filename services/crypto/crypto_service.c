@@ -121,32 +121,14 @@ static bool ready(void *ctx, char *why, size_t cap)
     return false;
 }
 
-/* Polls until the runtime stops. Failures are logged and retried: the bus reconnects, and a
- * message whose handling failed comes again. */
 static void consume(crypto_service *svc)
 {
-    const mr_runtime *rt = svc->rt;
     static const char *const topics[] = {TOPIC_INBOUND, TOPIC_OUTBOUND, TOPIC_TODEVICE};
-    mr_bus_consumer *c = NULL;
-    mr_err err = {0};
-    while (!mr_runtime_stopping(rt)) {
-        if (!c && mr_bus_subscribe(rt->bus, GROUP, topics, 3, &c, &err) != MR_OK) {
-            mr_log_warn(COMPONENT, "subscribing: %s", err.msg);
-            mr_runtime_sleep(rt, 1000);
-            continue;
-        }
-        size_t handled = 0;
-        mr_code rc = mr_bus_poll(c, POLL_TIMEOUT_MS, POLL_BATCH, on_message, svc, &handled, &err);
-        if (rc == MR_OK) {
-            atomic_store(&svc->subscribed, true);
-            continue;
-        }
-        mr_log_warn(COMPONENT, "%s", err.msg);
-        /* A poll that timed out on the backend already waited; a failed handler did not. */
-        if (rc != MR_EUNAVAIL)
-            mr_runtime_sleep(rt, 200);
-    }
-    mr_bus_consumer_close(c);
+    const mr_runtime_consumer c = {.component = COMPONENT, .group = GROUP, .topics = topics, .n_topics = 3,
+                                   .poll_timeout_ms = POLL_TIMEOUT_MS, .batch = POLL_BATCH,
+                                   .subscribe_retry_ms = 1000, .handler = on_message, .ctx = svc,
+                                   .consuming = &svc->subscribed};
+    mr_runtime_consume(svc->rt, &c);
 }
 
 int mr_crypto_serve(const mr_runtime *rt)

@@ -130,29 +130,27 @@ static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
     return rc;
 }
 
+static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bus_consumer *bc, mr_code rc,
+                       const mr_err *err)
+{
+    (void)bc;
+    if (rc == MR_OK)
+        atomic_store(c->consuming, true);
+    else if (rc != MR_EUNAVAIL)
+        mr_log_warn(GW, "%s", err->msg);
+    else if (!mr_runtime_stopping(rt))
+        mr_runtime_sleep(rt, POLL_MS);
+}
+
 static void *sender_main(void *arg)
 {
     gw_sender *s = arg;
-    gw *g = s->g;
-    const char *topics[] = {TOPIC};
-    mr_bus_consumer *c = NULL;
-    mr_err err = {0};
-    while (!mr_runtime_stopping(g->rt)) {
-        if (!c && mr_bus_subscribe(g->rt->bus, GROUP, topics, 1, &c, &err) != MR_OK) {
-            mr_log_warn(GW, "subscribing to %s: %s", TOPIC, err.msg);
-            mr_runtime_sleep(g->rt, SUBSCRIBE_RETRY_MS);
-            continue;
-        }
-        size_t handled = 0;
-        mr_code rc = mr_bus_poll(c, POLL_MS, POLL_MAX, handle, s, &handled, &err);
-        if (rc == MR_OK)
-            atomic_store(&g->send_ready, true);
-        else if (rc != MR_EUNAVAIL)
-            mr_log_warn(GW, "%s", err.msg);
-        else if (!mr_runtime_stopping(g->rt))
-            mr_runtime_sleep(g->rt, POLL_MS);
-    }
-    mr_bus_consumer_close(c);
+    static const char *const topics[] = {TOPIC};
+    const mr_runtime_consumer c = {.component = GW, .group = GROUP, .topics = topics, .n_topics = 1,
+                                   .poll_timeout_ms = POLL_MS, .batch = POLL_MAX,
+                                   .subscribe_retry_ms = SUBSCRIBE_RETRY_MS, .handler = handle, .ctx = s,
+                                   .consuming = &s->g->send_ready, .after_poll = after_poll};
+    mr_runtime_consume(s->g->rt, &c);
     return NULL;
 }
 

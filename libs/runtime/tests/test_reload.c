@@ -1,4 +1,5 @@
-/* test_reload.c -- the swappable config, signals in-process, the stop flag and readiness checks. */
+/* test_reload.c -- the swappable config, signals in-process, the stop flag, readiness checks and the
+ * consumer loop. */
 #include "rt_test_util.h"
 
 #include <pthread.h>
@@ -217,6 +218,87 @@ static void test_signals_in_process(void **state)
     /* teardown's close ends the watcher. */
 }
 
+typedef struct consumed {
+    const mr_runtime *rt;
+    atomic_bool consuming;
+    int handled;         /* messages handled, the failed one included */
+    int fail_at;         /* the handler fails this call (1-based), once */
+    int stop_after;      /* stops the runtime once this many succeeded */
+    int ok;
+    mr_code failed_rc;   /* what after_poll saw fail */
+    char failed_msg[MR_ERR_MSG_MAX];
+} consumed;
+
+static mr_code count_message(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    consumed *k = ctx;
+    assert_string_equal(m->topic, "demo.in");
+    if (++k->handled == k->fail_at)
+        return mr_err_set(err, MR_EIO, "refusing %.*s", (int)m->len, m->value);
+    if (++k->ok == k->stop_after)
+        mr_runtime_stop(k->rt);
+    return MR_OK;
+}
+
+static void note_failure(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bus_consumer *bc, mr_code rc,
+                         const mr_err *err)
+{
+    (void)rt;
+    (void)bc;
+    consumed *k = c->ctx;
+    if (rc == MR_OK)
+        return;
+    k->failed_rc = rc;
+    snprintf(k->failed_msg, sizeof k->failed_msg, "%s", err->msg);
+}
+
+static void publish_three(const mr_runtime *rt)
+{
+    mr_err err = {0};
+    for (int i = 1; i <= 3; i++) {
+        char value[8];
+        snprintf(value, sizeof value, "m%d", i);
+        assert_int_equal(mr_bus_publish(rt->bus, "demo.in", "k", value, strlen(value), &err), MR_OK);
+    }
+    assert_int_equal(mr_bus_flush(rt->bus, 10000, &err), MR_OK);
+}
+
+static void test_consume_until_stopped(void **state)
+{
+    fixture *f = *state;
+    publish_three(f->rt);
+    static const char *const topics[] = {"demo.in"};
+    consumed k = {.rt = f->rt, .stop_after = 3};
+    atomic_init(&k.consuming, false);
+    const mr_runtime_consumer c = {.component = "demo", .group = "demo", .topics = topics, .n_topics = 1,
+                                   .poll_timeout_ms = 100, .batch = 2, .subscribe_retry_ms = 100,
+                                   .handler = count_message, .ctx = &k, .consuming = &k.consuming};
+    mr_runtime_consume(f->rt, &c);
+    assert_int_equal(k.handled, 3);
+    assert_true(atomic_load(&k.consuming));
+}
+
+static void test_consume_hands_failures_to_after_poll(void **state)
+{
+    fixture *f = *state;
+    publish_three(f->rt);
+    static const char *const topics[] = {"demo.in"};
+    consumed k = {.rt = f->rt, .fail_at = 2, .stop_after = 3};
+    atomic_init(&k.consuming, false);
+    const mr_runtime_consumer c = {.component = "demo", .group = "demo", .topics = topics, .n_topics = 1,
+                                   .poll_timeout_ms = 100, .batch = 1, .subscribe_retry_ms = 100,
+                                   .handler = count_message, .ctx = &k, .consuming = &k.consuming,
+                                   .after_poll = note_failure};
+    mr_runtime_consume(f->rt, &c);
+    /* m2 failed once and came again. */
+    assert_int_equal(k.handled, 4);
+    assert_int_equal(k.ok, 3);
+    assert_int_equal(k.failed_rc, MR_EIO);
+    assert_non_null(strstr(k.failed_msg, "refusing m2"));
+    /* A custom after_poll owns readiness. */
+    assert_false(atomic_load(&k.consuming));
+}
+
 int main(void)
 {
     /* Before any thread exists, as a service's main() does. */
@@ -229,6 +311,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sleep_ends_on_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readiness_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signals_in_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consume_until_stopped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consume_hands_failures_to_after_poll, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #ifndef MINDROOM_RUNTIME_H
 #define MINDROOM_RUNTIME_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/bus.h"
@@ -106,6 +107,31 @@ void mr_runtime_stop(const mr_runtime *rt);
 bool mr_runtime_stopping(const mr_runtime *rt);
 /* Sleeps up to ms, returning early (true) when a stop is requested. */
 bool mr_runtime_sleep(const mr_runtime *rt, int ms);
+
+/* How mr_runtime_consume reads a service's input topics. */
+typedef struct mr_runtime_consumer mr_runtime_consumer;
+/* Called after each poll with its result; decides readiness, logging and any pause. */
+typedef void (*mr_runtime_after_poll)(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bus_consumer *bc,
+                                      mr_code rc, const mr_err *err);
+struct mr_runtime_consumer {
+    const char *component;      /* names the service in log lines */
+    const char *group;
+    const char *const *topics;
+    size_t n_topics;
+    int poll_timeout_ms;
+    size_t batch;               /* messages per poll, at most */
+    int subscribe_retry_ms;     /* the pause after the bus refuses to subscribe */
+    mr_bus_handler handler;
+    void *ctx;                  /* the handler's */
+    atomic_bool *consuming;     /* readiness flag, set by the default after_poll */
+    /* NULL: the default, which sets *consuming after a poll without error and, after a failed
+     * one, logs it and pauses 200 ms unless the backend already waited (MR_EUNAVAIL). */
+    mr_runtime_after_poll after_poll;
+};
+/* Subscribes and polls until the runtime stops; while the bus refuses to subscribe, logs that
+ * and tries again. A failed poll is for after_poll to judge: the bus reconnects by itself, and a
+ * message whose handling failed comes again. */
+void mr_runtime_consume(const mr_runtime *rt, const mr_runtime_consumer *c);
 
 /* Blocks SIGHUP, SIGINT and SIGTERM in the calling thread and the threads it starts later. Call
  * it first in main(), before anything starts threads (librdkafka, libmicrohttpd). */
