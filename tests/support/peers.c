@@ -2,6 +2,7 @@
 #include "peers.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -173,6 +174,77 @@ mr_code mr_tp_run(char *const argv[], const char *log_path, int *exit_code, mr_e
     }
     *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return MR_OK;
+}
+
+static size_t append_body(char *p, size_t size, size_t n, void *ctx)
+{
+    return fwrite(p, size, n, ctx);
+}
+
+static size_t keep_header(char *p, size_t size, size_t n, void *ctx)
+{
+    mr_tp_http_reply *r = ctx;
+    size_t used = strlen(r->headers), room = sizeof r->headers - used - 1;
+    size_t take = size * n < room ? size * n : room;
+    memcpy(r->headers + used, p, take);
+    r->headers[used + take] = '\0';
+    return size * n;
+}
+
+mr_code mr_tp_http_do(const char *method, const char *url, const char *const *header_lines, const char *body,
+                      long timeout_s, mr_tp_http_reply *out, mr_err *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = open_memstream(&out->body, &out->len);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hs = NULL;
+    for (size_t i = 0; header_lines && header_lines[i]; i++)
+        hs = curl_slist_append(hs, header_lines[i]);
+    CURLcode rc = CURLE_OUT_OF_MEMORY;
+    if (f && c) {
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        if (strcmp(method, "HEAD") == 0)
+            curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        if (body)
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, keep_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+        rc = curl_easy_perform(c);
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    }
+    curl_slist_free_all(hs);
+    curl_easy_cleanup(c);
+    if (f)
+        fclose(f);
+    if (rc != CURLE_OK) {
+        free(out->body);
+        out->body = NULL;
+        out->len = 0;
+    }
+    if (!out->body && !(out->body = strdup("")))
+        abort(); /* out of memory in a test: nothing sensible to go on with */
+    if (rc != CURLE_OK)
+        return mr_err_set(err, MR_EUNAVAIL, "%s %s: %s", method, url, curl_easy_strerror(rc));
+    return MR_OK;
+}
+
+long mr_tp_http_get(int port, const char *path, char **body)
+{
+    char url[512];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    mr_tp_http_reply r;
+    mr_tp_http_do("GET", url, NULL, NULL, 20, &r, NULL);
+    if (body)
+        *body = r.body;
+    else
+        free(r.body);
+    return r.status;
 }
 
 char *mr_tp_read_text(const char *path)

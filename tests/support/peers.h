@@ -30,6 +30,23 @@ void mr_tp_stop_if_running(pid_t pid);
  * ended it. */
 mr_code mr_tp_run(char *const argv[], const char *log_path, int *exit_code, mr_err *err);
 
+/* What mr_tp_http_do read. */
+typedef struct mr_tp_http_reply {
+    long status;         /* 0 when no answer came */
+    char *body;          /* NUL-terminated, "" when empty; the caller frees it */
+    size_t len;
+    char headers[4096];  /* the response's header lines, as sent, cut at this size */
+} mr_tp_http_reply;
+
+/* One request with libcurl: header_lines (NULL-terminated, may be NULL) added as they are, body
+ * (may be NULL) sent as it is; HEAD asks for no body. MR_EUNAVAIL, with curl's reason, when no
+ * answer came within timeout_s (out->body is "" then, still the caller's to free). */
+mr_code mr_tp_http_do(const char *method, const char *url, const char *const *header_lines, const char *body,
+                      long timeout_s, mr_tp_http_reply *out, mr_err *err);
+/* GET http://127.0.0.1:<port><path> (at most 20 s): the HTTP status, 0 when no answer came; the
+ * body in *body (NULL: not wanted), "" without an answer, which the caller frees. */
+long mr_tp_http_get(int port, const char *path, char **body);
+
 /* The text of the file at path, "" when it cannot be read; the caller frees. */
 char *mr_tp_read_text(const char *path);
 /* Times needle occurs in the file at path; 0 when it cannot be read. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mindroom/http.h"
+#include "peers.h"
 
 typedef struct fixture {
     mr_http_server *srv;
@@ -24,65 +25,22 @@ typedef struct fixture {
     char base[64];
 } fixture;
 
-typedef struct reply {
-    long status;
-    char *body;
-    size_t len;
-    char headers[2048];
-} reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    reply *r = ud;
-    char *b = realloc(r->body, r->len + size * n + 1);
-    if (!b)
-        return 0;
-    memcpy(b + r->len, p, size * n);
-    r->len += size * n;
-    b[r->len] = '\0';
-    r->body = b;
-    return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    reply *r = ud;
-    size_t used = strlen(r->headers);
-    size_t take = size * n < sizeof r->headers - used - 1 ? size * n : sizeof r->headers - used - 1;
-    memcpy(r->headers + used, p, take);
-    r->headers[used + take] = '\0';
-    return size * n;
-}
+typedef mr_tp_http_reply reply;
 
 /* One request; body may be NULL. chunked sends the body without a Content-Length. */
 static reply fetch(const char *method, const char *url, const char *body, bool chunked,
                    const char *header)
 {
-    reply r = {0};
-    CURL *c = curl_easy_init();
-    struct curl_slist *hs = NULL;
+    const char *lines[3] = {0};
+    size_t n = 0;
     if (header)
-        hs = curl_slist_append(hs, header);
+        lines[n++] = header;
     if (chunked)
-        hs = curl_slist_append(hs, "Transfer-Encoding: chunked");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK)
-        fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(hs);
-    curl_easy_cleanup(c);
+        lines[n++] = "Transfer-Encoding: chunked";
+    reply r;
+    mr_err err = {0};
+    if (mr_tp_http_do(method, url, lines, body, 20, &r, &err) != MR_OK)
+        fail_msg("%s", err.msg);
     return r;
 }
 

@@ -1,7 +1,6 @@
 /* test_service.c -- mr_service_main as a process: options, exit codes, health, SIGHUP, SIGTERM. */
 #include "rt_test_util.h"
 
-#include <curl/curl.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -192,41 +191,6 @@ static void test_failures_exit_1(void **state)
     free(out);
 }
 
-typedef struct http_reply {
-    long status;
-    char body[4096];
-    size_t len;
-} http_reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ctx)
-{
-    http_reply *r = ctx;
-    size_t k = size * n;
-    size_t room = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, p, k < room ? k : room);
-    r->len += k < room ? k : room;
-    r->body[r->len] = '\0';
-    return k;
-}
-
-static http_reply http_get(int port, const char *path)
-{
-    http_reply r = {0};
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK)
-        fail_msg("GET %s: %s", url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(c);
-    return r;
-}
-
 static void test_health_reload_stop(void **state)
 {
     fixture *f = *state;
@@ -241,22 +205,22 @@ static void test_health_reload_stop(void **state)
     wait_log(f, "config generation 0: 2 agents", 1);
     wait_log(f, "health endpoints on 127.0.0.1:", 1);
 
-    http_reply r = http_get(port, "/healthz");
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "{\"status\":\"ok\"}");
-    r = http_get(port, "/readyz");
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "{\"status\":\"ready\"}");
+    char *body = NULL;
+    assert_int_equal(mr_tp_http_get(port, "/healthz", &body), 200);
+    assert_string_equal(body, "{\"status\":\"ok\"}");
+    free(body);
+    assert_int_equal(mr_tp_http_get(port, "/readyz", &body), 200);
+    assert_string_equal(body, "{\"status\":\"ready\"}");
+    free(body);
     rt_write(f->dir, "not-ready", "");
-    r = http_get(port, "/readyz");
-    assert_int_equal(r.status, 503);
-    assert_contains(r.body, "\"reason\":\"rtdemo: ");
+    assert_int_equal(mr_tp_http_get(port, "/readyz", &body), 503);
+    assert_contains(body, "\"reason\":\"rtdemo: ");
+    free(body);
     assert_int_equal(unlink(not_ready), 0);
-    r = http_get(port, "/metrics");
-    assert_int_equal(r.status, 200);
-    assert_contains(r.body, "# TYPE rtdemo_loops_total counter\nrtdemo_loops_total ");
-    r = http_get(port, "/nope");
-    assert_int_equal(r.status, 404);
+    assert_int_equal(mr_tp_http_get(port, "/metrics", &body), 200);
+    assert_contains(body, "# TYPE rtdemo_loops_total counter\nrtdemo_loops_total ");
+    free(body);
+    assert_int_equal(mr_tp_http_get(port, "/nope", NULL), 404);
 
     rt_write(f->dir, "config.yaml", RT_CONFIG_THREE);
     assert_int_equal(kill(pid, SIGHUP), 0);
@@ -266,7 +230,7 @@ static void test_health_reload_stop(void **state)
     assert_int_equal(kill(pid, SIGHUP), 0);
     wait_log(f, "config reload failed, keeping the previous config", 1);
     assert_int_equal(kill(pid, 0), 0);
-    assert_int_equal(http_get(port, "/healthz").status, 200);
+    assert_int_equal(mr_tp_http_get(port, "/healthz", NULL), 200);
 
     /* Still serving, and the next good file is taken. */
     rt_write(f->dir, "config.yaml", RT_CONFIG_TWO);
@@ -296,7 +260,7 @@ static void test_sigint_and_listen_from_dotenv(void **state)
     rt_write(f->dir, ".env", env);
     pid_t pid = start(f, NULL, NULL, NULL);
     wait_log(f, "config generation 0: 2 agents", 1);
-    assert_int_equal(http_get(port, "/healthz").status, 200);
+    assert_int_equal(mr_tp_http_get(port, "/healthz", NULL), 200);
     assert_int_equal(kill(pid, SIGINT), 0);
     assert_int_equal(wait_exit(pid), 0);
     char *text = mr_tp_read_text(f->log);
@@ -306,7 +270,6 @@ static void test_sigint_and_listen_from_dotenv(void **state)
 
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_help_version_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2, setup, teardown),
@@ -315,7 +278,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, teardown),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    curl_global_cleanup();
-    return rc;
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,6 @@
  * before it. */
 #include "e2e_suite.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -440,50 +439,16 @@ static void test_non_messages_are_skipped(void **state)
     assert_int_equal(mr_tp_count_in_file(S.log, "reason=\"account: missing or not a non-empty string\""), 1);
 }
 
-typedef struct http_reply {
-    long status;
-    char body[8192];
-    size_t len;
-} http_reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ctx)
-{
-    http_reply *r = ctx;
-    size_t k = size * n, room = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, p, k < room ? k : room);
-    r->len += k < room ? k : room;
-    r->body[r->len] = '\0';
-    return k;
-}
-
-static http_reply http_get(const char *path)
-{
-    http_reply r = {0};
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", S.http_port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK)
-        fail_msg("GET %s: %s", url, curl_easy_strerror(rc));
-    return r;
-}
-
 /* The counts of every message so far, by outcome, and readiness once consuming. */
 static void test_health_and_metrics(void **state)
 {
     (void)state;
-    assert_int_equal(http_get("/healthz").status, 200);
-    http_reply r = http_get("/readyz");
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "{\"status\":\"ready\"}");
-    r = http_get("/metrics");
-    assert_int_equal(r.status, 200);
+    assert_int_equal(mr_tp_http_get(S.http_port, "/healthz", NULL), 200);
+    char *body = NULL;
+    assert_int_equal(mr_tp_http_get(S.http_port, "/readyz", &body), 200);
+    assert_string_equal(body, "{\"status\":\"ready\"}");
+    free(body);
+    assert_int_equal(mr_tp_http_get(S.http_port, "/metrics", &body), 200);
     /* 8 allowed events of test_decisions, $dup1 and 4 sentinels; $e1 and $ob1; the second
      * $dup1 and the third $e1; 5 non-messages; 1 malformed. */
     static const char *const lines[] = {
@@ -494,8 +459,9 @@ static void test_health_and_metrics(void **state)
         "mindroom_authz_messages_total{outcome=\"malformed\"} 1\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
-        if (!strstr(r.body, lines[i]))
-            fail_msg("/metrics lacks %s in:\n%s", lines[i], r.body);
+        if (!strstr(body, lines[i]))
+            fail_msg("/metrics lacks %s in:\n%s", lines[i], body);
+    free(body);
 }
 
 static void test_sighup_changes_later_decisions(void **state)
@@ -567,7 +533,6 @@ int e2e_run(const char *name, const char *bus_url, const char *store_url)
 {
     S.bus_url = bus_url;
     S.store_url = store_url;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decisions),
         cmocka_unit_test(test_duplicates_give_one_turn),
@@ -578,7 +543,5 @@ int e2e_run(const char *name, const char *bus_url, const char *store_url)
         cmocka_unit_test(test_turns_validate_and_log_has_no_body),
         cmocka_unit_test(test_sigterm_exits_0),
     };
-    int failed = _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], group_setup, group_teardown);
-    curl_global_cleanup();
-    return failed;
+    return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], group_setup, group_teardown);
 }

@@ -115,34 +115,11 @@ static bool exited(gwt *f, int *status)
     return true;
 }
 
-char *gwt_http_get(gwt *f, const char *path, long *status)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->http_port, path);
-    mr_http_client_opts o = {.timeout_ms = 5000};
-    mr_http_client *c = NULL;
-    mr_err err = {0};
-    check(mr_http_client_new(&o, &c, &err), &err, "http client");
-    mr_http_result res;
-    mr_http_call call = {.method = "GET", .url = url};
-    char *body = NULL;
-    *status = 0;
-    if (mr_http_client_do(c, &call, &res, &err) == MR_OK) {
-        *status = res.status;
-        body = strdup(res.body);
-    }
-    mr_http_result_clear(&res);
-    mr_http_client_free(c);
-    return body ? body : strdup("");
-}
-
 void gwt_wait_ready(gwt *f)
 {
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     for (;;) {
-        long status = 0;
-        free(gwt_http_get(f, "/readyz", &status));
-        if (status == 200)
+        if (mr_tp_http_get(f->http_port, "/readyz", NULL) == 200)
             return;
         int st;
         if (exited(f, &st))
@@ -345,6 +322,16 @@ int gwt_nio(gwt *f, const char *const *args)
     mr_err err = {0};
     check(mr_tp_run(argv, log, &code, &err), &err, argv[0]);
     return code;
+}
+
+char *gwt_store_field(gwt *f, const char *key, const char *field)
+{
+    char *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    if (mr_store_hget(f->store, key, field, &v, &len, &err) != MR_OK)
+        fail_msg("%s %s: %s", key, field, err.msg);
+    return v;
 }
 
 void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg)

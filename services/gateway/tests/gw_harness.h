@@ -18,6 +18,13 @@
 #define GWT_TOKEN "reg-token-gw"
 #define GWT_SECRET_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define GWT_PASSWORD "human-password"
+#define GWT_ROUTER "@mindroom_router:localhost"
+#define GWT_MIND "@mindroom_mind:localhost"
+/* One agent in #lobby, and alice may talk to it. */
+#define GWT_CONFIG_MIND                                                                            \
+    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
+    "agents:\n  mind: {rooms: [lobby]}\n"                                                           \
+    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
 
 typedef struct gwt {
     mr_hs_peer hs;
@@ -51,8 +58,6 @@ int gwt_wait_exit(gwt *f);
 void gwt_wait_log(const gwt *f, const char *needle, int times);
 /* Fails, showing the end of the log, unless needle occurs exactly times in it. */
 void gwt_assert_log(const gwt *f, const char *needle, int times);
-/* GET on the gateway's health server: the body (caller frees), status in *status. */
-char *gwt_http_get(gwt *f, const char *path, long *status);
 
 /* The homeserver's /_test/state. */
 json_t *gwt_hs_state(gwt *f);
@@ -89,6 +94,8 @@ void gwt_reader_check_proto(gwt_reader *r);
 /* Runs tests/nio_client.py with the arguments (NULL-terminated); returns its exit status. */
 int gwt_nio(gwt *f, const char *const *args);
 
+/* A field of a hash in the gateway's store (caller frees), failing the test on error. */
+char *gwt_store_field(gwt *f, const char *key, const char *field);
 /* Sends a JSON message on the bus and flushes. */
 void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg);
 

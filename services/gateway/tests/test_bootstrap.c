@@ -66,16 +66,6 @@ static char *store_value(gwt *f, const char *key)
     return v;
 }
 
-static char *store_field(gwt *f, const char *key, const char *field)
-{
-    char *v = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    if (mr_store_hget(f->store, key, field, &v, &len, &err) != MR_OK)
-        fail_msg("%s %s: %s", key, field, err.msg);
-    return v;
-}
-
 /* The parts of the homeserver's state the gateway could change. */
 static json_t *snapshot(gwt *f)
 {
@@ -151,8 +141,8 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     free(name);
 
     /* The store: ids in the clear, the token sealed and working, the rooms recorded. */
-    char *uid = store_field(&f, "account:router", "user_id");
-    char *device = store_field(&f, "account:router", "device_id");
+    char *uid = gwt_store_field(&f, "account:router", "user_id");
+    char *device = gwt_store_field(&f, "account:router", "device_id");
     assert_string_equal(uid, "@mindroom_router:localhost");
     assert_true(strlen(device) > 0);
     char *token = NULL, *raw = NULL;
@@ -175,7 +165,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     free(raw);
     char room_key[300];
     snprintf(room_key, sizeof room_key, "room:%s", dev_id);
-    char *key = store_field(&f, room_key, "key"), *alias = store_field(&f, room_key, "alias");
+    char *key = gwt_store_field(&f, room_key, "key"), *alias = gwt_store_field(&f, room_key, "alias");
     char *by_key = store_value(&f, "roomkey:dev");
     assert_string_equal(key, "dev");
     assert_string_equal(alias, "#dev:localhost");
@@ -213,7 +203,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     gwt_wait_ready(&f);
     assert_int_equal(gwt_stop(&f), 0);
     gwt_assert_log(&f, "@mindroom_router:localhost: stored session no longer valid", 1);
-    char *device2 = store_field(&f, "account:router", "device_id");
+    char *device2 = gwt_store_field(&f, "account:router", "device_id");
     assert_string_equal(device2, device);
     after = snapshot(&f);
     assert_true(json_equal(json_object_get(before, "rooms"), json_object_get(after, "rooms")));
@@ -261,9 +251,8 @@ static void test_rate_limit_storm_with_namespace(void **state)
     room_of(s, "#personal_ab3k9xyz:localhost");
     room_of(s, "#_mindroom_root_space_ab3k9xyz:localhost");
     json_decref(s);
-    long status = 0;
-    char *metrics = gwt_http_get(&f, "/metrics", &status);
-    assert_int_equal(status, 200);
+    char *metrics = NULL;
+    assert_int_equal(mr_tp_http_get(f.http_port, "/metrics", &metrics), 200);
     assert_true(metric_sum(metrics, "mindroom_gateway_matrix_errors_total", "errcode=\"M_LIMIT_EXCEEDED\"") == 40);
     free(metrics);
     assert_int_equal(gwt_stop(&f), 0);
@@ -314,12 +303,12 @@ static void test_appservice_accounts(void **state)
     size_t len = 0;
     mr_err err = {0};
     assert_int_equal(mr_store_get_secret(f.store, "account:mind:password", &pw, &len, &err), MR_ENOTFOUND);
-    char *device = store_field(&f, "account:mind", "device_id");
+    char *device = gwt_store_field(&f, "account:mind", "device_id");
     gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", "@mindroom_mind:localhost"));
     gwt_start(&f, NULL);
     gwt_wait_ready(&f);
     assert_int_equal(gwt_stop(&f), 0);
-    char *device2 = store_field(&f, "account:mind", "device_id");
+    char *device2 = gwt_store_field(&f, "account:mind", "device_id");
     assert_string_equal(device, device2);
     gwt_assert_log(&f, "gateway: registered @", 4);
     free(device);

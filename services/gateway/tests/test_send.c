@@ -12,12 +12,6 @@
 
 #include "gw_harness.h"
 
-#define ROUTER "@mindroom_router:localhost"
-#define MIND "@mindroom_mind:localhost"
-#define CONFIG                                                                                     \
-    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
-    "agents:\n  mind: {rooms: [lobby]}\n"                                                           \
-    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
 
 typedef struct fixture {
     gwt f;
@@ -27,7 +21,7 @@ typedef struct fixture {
 
 static void start(fixture *x, const char *crash)
 {
-    gwt_setup(&x->f, NULL, CONFIG);
+    gwt_setup(&x->f, NULL, GWT_CONFIG_MIND);
     x->alice = gwt_human(&x->f, "alice");
     gwt_start(&x->f, crash);
     gwt_wait_ready(&x->f);
@@ -98,8 +92,8 @@ static void wait_for(fixture *x, const char *body)
 
 static double metric(gwt *f, const char *series)
 {
-    long status = 0;
-    char *text = gwt_http_get(f, "/metrics", &status);
+    char *text = NULL;
+    mr_tp_http_get(f->http_port, "/metrics", &text);
     const char *p = strstr(text, series);
     double v = p ? strtod(p + strlen(series), NULL) : 0;
     free(text);
@@ -111,9 +105,9 @@ static void test_every_kind_once(void **state)
     (void)state;
     fixture x;
     start(&x, NULL);
-    send_text(&x, ROUTER, x.lobby, "mr.ev1.0", "reply one");
-    send_text(&x, ROUTER, x.lobby, "mr.ev1.0", "reply one");
-    send_text(&x, MIND, x.lobby, "mr.ev2.0", "reply two");
+    send_text(&x, GWT_ROUTER, x.lobby, "mr.ev1.0", "reply one");
+    send_text(&x, GWT_ROUTER, x.lobby, "mr.ev1.0", "reply one");
+    send_text(&x, GWT_MIND, x.lobby, "mr.ev2.0", "reply two");
     wait_for(&x, "reply two");
     char ev[MR_MATRIX_ID_SIZE];
     assert_int_equal(count_in_room(&x, "reply one", NULL), 1);
@@ -127,18 +121,18 @@ static void test_every_kind_once(void **state)
     free(sent);
 
     /* Redaction, typing and to-device, then a sentinel to know they were handled. */
-    json_t *r = request(MIND, "redact", "mr.red.1", x.lobby);
+    json_t *r = request(GWT_MIND, "redact", "mr.red.1", x.lobby);
     json_object_set_new(r, "redacts", json_string(ev));
     gwt_publish(&x.f, "matrix.send", x.lobby, r);
-    r = request(MIND, "typing", "mr.ev3.typing", x.lobby);
+    r = request(GWT_MIND, "typing", "mr.ev3.typing", x.lobby);
     json_object_set_new(r, "typing", json_true());
     json_object_set_new(r, "timeout_ms", json_integer(20000));
     gwt_publish(&x.f, "matrix.send", x.lobby, r);
-    r = request(ROUTER, "to_device", "mr.keys.1", NULL);
+    r = request(GWT_ROUTER, "to_device", "mr.keys.1", NULL);
     json_object_set_new(r, "event_type", json_string("m.test.keys"));
     json_object_set_new(r, "messages", json_pack("{s:{s:{s:s}}}", "@alice:localhost", "*", "k", "v"));
     gwt_publish(&x.f, "matrix.send", x.lobby, r);
-    send_text(&x, ROUTER, x.lobby, "mr.sentinel.1", "sentinel one");
+    send_text(&x, GWT_ROUTER, x.lobby, "mr.sentinel.1", "sentinel one");
     wait_for(&x, "sentinel one");
     assert_int_equal(count_in_room(&x, "reply two", NULL), 0);
     mr_matrix_sync_req req = {0};
@@ -147,11 +141,11 @@ static void test_every_kind_once(void **state)
     assert_int_equal(mr_matrix_sync(x.alice, &req, &sync, &err), MR_OK);
     json_t *td = json_array_get(json_object_get(json_object_get(sync, "to_device"), "events"), 0);
     assert_string_equal(json_string_value(json_object_get(td, "type")), "m.test.keys");
-    assert_string_equal(json_string_value(json_object_get(td, "sender")), ROUTER);
+    assert_string_equal(json_string_value(json_object_get(td, "sender")), GWT_ROUTER);
     json_t *typing = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
         sync, "rooms"), "join"), x.lobby), "ephemeral"), "events");
     assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(
-                            json_array_get(typing, 0), "content"), "user_ids"), 0)), MIND);
+                            json_array_get(typing, 0), "content"), "user_ids"), 0)), GWT_MIND);
     json_decref(sync);
 
     /* Refused for good: dropped with an error, and the queue goes on. */
@@ -159,10 +153,10 @@ static void test_every_kind_once(void **state)
     json_t *body = json_object();
     assert_int_equal(mr_matrix_create_room(x.alice, body, closed, &err), MR_OK);
     json_decref(body);
-    send_text(&x, ROUTER, closed, "mr.ev4.0", "into a closed room");
+    send_text(&x, GWT_ROUTER, closed, "mr.ev4.0", "into a closed room");
     send_text(&x, "@stranger:localhost", x.lobby, "mr.ev5.0", "from a stranger");
     gwt_publish(&x.f, "matrix.send", x.lobby, json_pack("{s:i, s:s}", "v", 1, "type", "turn"));
-    send_text(&x, ROUTER, x.lobby, "mr.sentinel.2", "sentinel two");
+    send_text(&x, GWT_ROUTER, x.lobby, "mr.sentinel.2", "sentinel two");
     wait_for(&x, "sentinel two");
     gwt_wait_log(&x.f, "dropped room_event request: PUT ", 1);
     gwt_assert_log(&x.f, "dropped: the account is not one this gateway manages", 1);
@@ -187,7 +181,7 @@ static void test_rate_limit_storm(void **state)
     for (int i = 0; i < 5; i++) {
         char txn[32];
         snprintf(txn, sizeof txn, "mr.storm.%d", i);
-        send_text(&x, i % 2 ? MIND : ROUTER, x.lobby, txn, bodies[i]);
+        send_text(&x, i % 2 ? GWT_MIND : GWT_ROUTER, x.lobby, txn, bodies[i]);
     }
     wait_for(&x, "storm 5");
     for (int i = 0; i < 5; i++)
@@ -204,7 +198,7 @@ static void test_crash_after_send_no_duplicate(void **state)
     (void)state;
     fixture x;
     start(&x, "after_send");
-    send_text(&x, MIND, x.lobby, "mr.once.0", "only once");
+    send_text(&x, GWT_MIND, x.lobby, "mr.once.0", "only once");
     assert_int_equal(gwt_wait_exit(&x.f), -9);
     assert_int_equal(count_in_room(&x, "only once", NULL), 1);
     gwt_start(&x.f, NULL);
@@ -216,7 +210,7 @@ static void test_crash_after_send_no_duplicate(void **state)
         mr_clock_sleep_ms(100);
     }
     assert_int_equal(count_in_room(&x, "only once", NULL), 1);
-    send_text(&x, MIND, x.lobby, "mr.after.0", "after the restart");
+    send_text(&x, GWT_MIND, x.lobby, "mr.after.0", "after the restart");
     wait_for(&x, "after the restart");
     assert_int_equal(count_in_room(&x, "only once", NULL), 1);
     assert_int_equal(gwt_stop(&x.f), 0);

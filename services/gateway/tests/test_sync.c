@@ -14,12 +14,6 @@
 
 #include "gw_harness.h"
 
-#define ROUTER "@mindroom_router:localhost"
-#define MIND "@mindroom_mind:localhost"
-#define CONFIG                                                                                     \
-    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
-    "agents:\n  mind: {rooms: [lobby]}\n"                                                           \
-    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
 
 /* Waits for body from both accounts, at least `total` copies in all. */
 typedef struct want_body {
@@ -30,7 +24,7 @@ typedef struct want_body {
 static bool both_saw(json_t *msgs, void *ctx)
 {
     want_body *w = ctx;
-    return gwt_count_body(msgs, w->body, ROUTER) >= 1 && gwt_count_body(msgs, w->body, MIND) >= 1 &&
+    return gwt_count_body(msgs, w->body, GWT_ROUTER) >= 1 && gwt_count_body(msgs, w->body, GWT_MIND) >= 1 &&
            gwt_count_body(msgs, w->body, NULL) >= w->total;
 }
 
@@ -69,21 +63,11 @@ static mr_matrix *alice_in_lobby(gwt *f, char lobby[MR_MATRIX_ID_SIZE])
     return alice;
 }
 
-static char *store_field(gwt *f, const char *key, const char *field)
-{
-    char *v = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    if (mr_store_hget(f->store, key, field, &v, &len, &err) != MR_OK)
-        fail_msg("%s %s: %s", key, field, err.msg);
-    return v;
-}
-
 static void test_nio_message_and_to_device(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
+    gwt_setup(&f, NULL, GWT_CONFIG_MIND);
     mr_matrix_free(gwt_human(&f, "alice"));
     gwt_start(&f, NULL);
     gwt_wait_ready(&f);
@@ -114,14 +98,14 @@ static void test_nio_message_and_to_device(void **state)
     gwt_reader_close(&in);
     char key[300];
     snprintf(key, sizeof key, "members:%s", lobby);
-    char *alice_m = store_field(&f, key, "@alice:localhost");
+    char *alice_m = gwt_store_field(&f, key, "@alice:localhost");
     assert_string_equal(alice_m, "join");
     free(alice_m);
 
     /* A to-device message to mind's device. */
-    char *device = store_field(&f, "account:mind", "device_id");
+    char *device = gwt_store_field(&f, "account:mind", "device_id");
     mr_matrix *alice = gwt_human(&f, "alice2");
-    json_t *msgs = json_pack("{s:{s:{s:s}}}", MIND, device, "ping", "pong");
+    json_t *msgs = json_pack("{s:{s:{s:s}}}", GWT_MIND, device, "ping", "pong");
     mr_err err = {0};
     assert_int_equal(mr_matrix_send_to_device(alice, "m.test.ping", "td-1", msgs, &err), MR_OK);
     json_decref(msgs);
@@ -132,7 +116,7 @@ static void test_nio_message_and_to_device(void **state)
         json_t *ev = json_object_get(m, "event");
         if (strcmp(json_string_value(json_object_get(ev, "type")), "m.test.ping") != 0)
             continue;
-        assert_string_equal(json_string_value(json_object_get(m, "account")), MIND);
+        assert_string_equal(json_string_value(json_object_get(m, "account")), GWT_MIND);
         assert_string_equal(json_string_value(json_object_get(m, "device_id")), device);
         assert_string_equal(json_string_value(json_object_get(ev, "sender")), "@alice2:localhost");
         assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "content"), "ping")),
@@ -142,9 +126,8 @@ static void test_nio_message_and_to_device(void **state)
     gwt_reader_close(&td);
     free(device);
 
-    long status = 0;
-    char *metrics = gwt_http_get(&f, "/metrics", &status);
-    assert_int_equal(status, 200);
+    char *metrics = NULL;
+    assert_int_equal(mr_tp_http_get(f.http_port, "/metrics", &metrics), 200);
     assert_non_null(strstr(metrics, "mindroom_gateway_sync_lag_seconds_count "));
     assert_null(strstr(metrics, "mindroom_gateway_sync_lag_seconds_count 0\n"));
     assert_non_null(strstr(metrics, "mindroom_gateway_events_published_total{topic=\"matrix.inbound\"}"));
@@ -164,25 +147,25 @@ static void test_invites_only_from_authorized(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
+    gwt_setup(&f, NULL, GWT_CONFIG_MIND);
     char lobby[MR_MATRIX_ID_SIZE];
     mr_matrix *alice = alice_in_lobby(&f, lobby);
     mr_matrix *bob = gwt_human(&f, "bob");
     mr_err err = {0};
     char from_alice[MR_MATRIX_ID_SIZE], from_bob[MR_MATRIX_ID_SIZE];
-    json_t *body = json_pack("{s:[s]}", "invite", MIND);
+    json_t *body = json_pack("{s:[s]}", "invite", GWT_MIND);
     assert_int_equal(mr_matrix_create_room(bob, body, from_bob, &err), MR_OK);
     assert_int_equal(mr_matrix_create_room(alice, body, from_alice, &err), MR_OK);
     json_decref(body);
     char line[512];
-    snprintf(line, sizeof line, "%s accepted the invite to %s from @alice:localhost", MIND, from_alice);
+    snprintf(line, sizeof line, "%s accepted the invite to %s from @alice:localhost", GWT_MIND, from_alice);
     gwt_wait_log(&f, line, 1);
-    snprintf(line, sizeof line, "%s leaves the invite to %s from @bob:localhost unanswered: denied", MIND,
+    snprintf(line, sizeof line, "%s leaves the invite to %s from @bob:localhost unanswered: denied", GWT_MIND,
              from_bob);
     gwt_wait_log(&f, line, 1);
     json_t *s = gwt_hs_state(&f);
-    assert_string_equal(membership_in(s, from_alice, MIND), "join");
-    assert_string_equal(membership_in(s, from_bob, MIND), "invite");
+    assert_string_equal(membership_in(s, from_alice, GWT_MIND), "join");
+    assert_string_equal(membership_in(s, from_bob, GWT_MIND), "invite");
     json_decref(s);
     assert_int_equal(gwt_stop(&f), 0);
     mr_matrix_free(alice);
@@ -196,7 +179,7 @@ static void test_crash_between_publish_and_save_replays(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
+    gwt_setup(&f, NULL, GWT_CONFIG_MIND);
     mr_matrix *alice = gwt_human(&f, "alice");
     gwt_start(&f, "after_publish");
     gwt_wait_ready(&f);
@@ -232,11 +215,11 @@ static void test_soft_logout_while_syncing(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
+    gwt_setup(&f, NULL, GWT_CONFIG_MIND);
     char lobby[MR_MATRIX_ID_SIZE];
     mr_matrix *alice = alice_in_lobby(&f, lobby);
-    char *device = store_field(&f, "account:mind", "device_id");
-    gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", MIND));
+    char *device = gwt_store_field(&f, "account:mind", "device_id");
+    gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", GWT_MIND));
     say(alice, lobby, "s1", "after the soft logout");
     gwt_reader in;
     gwt_reader_open(&f, &in, "test-soft", "matrix.inbound");
@@ -244,10 +227,10 @@ static void test_soft_logout_while_syncing(void **state)
     gwt_read_until(&in, both_saw, &w);
     gwt_reader_close(&in);
     char line[512];
-    snprintf(line, sizeof line, "%s: session ended (soft logout); logging in again on device %s", MIND,
+    snprintf(line, sizeof line, "%s: session ended (soft logout); logging in again on device %s", GWT_MIND,
              device);
     gwt_wait_log(&f, line, 1);
-    char *device2 = store_field(&f, "account:mind", "device_id");
+    char *device2 = gwt_store_field(&f, "account:mind", "device_id");
     assert_string_equal(device, device2);
     /* A reload is noted, not half applied. */
     kill(f.pid, SIGHUP);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "hs_peer.h"
+#include "peers.h"
 
 #define SERVER "test.local"
 #define TOKEN "tok-123"
@@ -30,61 +31,21 @@ typedef struct resp {
     json_t *body;
     char headers[4096];
     char *raw;
-    size_t len;
 } resp;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    resp *r = ud;
-    char *b = realloc(r->raw, r->len + size * n + 1);
-    if (!b)
-        return 0;
-    memcpy(b + r->len, p, size * n);
-    r->len += size * n;
-    b[r->len] = '\0';
-    r->raw = b;
-    return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    resp *r = ud;
-    size_t used = strlen(r->headers), room = sizeof r->headers - used - 1;
-    size_t take = size * n < room ? size * n : room;
-    memcpy(r->headers + used, p, take);
-    r->headers[used + take] = '\0';
-    return size * n;
-}
 
 /* One request to the homeserver; raw may be NULL (no body). */
 static resp call_raw(const char *method, const char *path, const char *token, const char *raw)
 {
-    resp r = {0};
     char url[1024], auth[256];
     snprintf(url, sizeof url, "%s%s", hs.url, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (raw)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, raw);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK)
-        fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    r.body = json_loads(r.raw ? r.raw : "", 0, NULL);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token ? token : "");
+    const char *lines[] = {"Content-Type: application/json", token ? auth : NULL, NULL};
+    mr_tp_http_reply h;
+    mr_err err = {0};
+    if (mr_tp_http_do(method, url, lines, raw, 60, &h, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    resp r = {.status = h.status, .raw = h.body, .body = json_loads(h.body, 0, NULL)};
+    memcpy(r.headers, h.headers, sizeof r.headers);
     return r;
 }
 
@@ -228,6 +189,14 @@ static json_t *sync_since(const account *a, const char *since, int timeout_ms, c
     if (filter)
         snprintf(q + n, sizeof q - (size_t)n, "&filter=%s", enc(filter));
     return expect_ok(call("GET", path("%s", q), a->token, NULL));
+}
+
+/* The position a sync now would return, for a later sync to start from. */
+static void sync_position(const account *a, char *since, size_t cap)
+{
+    json_t *s = sync_since(a, NULL, 0, NULL);
+    snprintf(since, cap, "%s", str(s, "next_batch"));
+    json_decref(s);
 }
 
 static json_t *joined_room(json_t *sync, const char *room_id)
@@ -862,10 +831,8 @@ static void test_to_device_and_keys(void **state)
     account b = signup("olmreceiver");
     char room[128];
     private_room_with(&a, &b, room, sizeof room);
-    json_t *s = sync_since(&b, NULL, 0, NULL);
     char since[64];
-    snprintf(since, sizeof since, "%s", str(s, "next_batch"));
-    json_decref(s);
+    sync_position(&b, since, sizeof since);
 
     /* Keys: upload, query, claim one (the count drops), claim the last, then nothing. */
     json_t *up = expect_ok(call("POST", path("/keys/upload"), b.token,
@@ -904,7 +871,7 @@ static void test_to_device_and_keys(void **state)
                                          b.device_id, "n", 1))));
     json_decref(expect_ok(call("PUT", path("/sendToDevice/m.test/td2"), a.token,
                                json_pack("{s:{s:{s:{s:i}}}}", "messages", b.user_id, "*", "n", 2))));
-    s = sync_since(&b, since, 0, NULL);
+    json_t *s = sync_since(&b, since, 0, NULL);
     json_t *td = json_object_get(json_object_get(s, "to_device"), "events");
     assert_int_equal(json_array_size(td), 2);
     assert_string_equal(str(json_array_get(td, 0), "sender"), a.user_id);
@@ -934,15 +901,13 @@ static void test_typing_and_profile(void **state)
     account b = signup("watcher");
     char room[128];
     private_room_with(&a, &b, room, sizeof room);
-    json_t *s = sync_since(&b, NULL, 0, NULL);
     char since[64];
-    snprintf(since, sizeof since, "%s", str(s, "next_batch"));
-    json_decref(s);
+    sync_position(&b, since, sizeof since);
     json_decref(expect_ok(call("PUT", path("/rooms/%s/typing/%s", enc(room), enc(a.user_id)),
                                a.token, json_pack("{s:b, s:i}", "typing", 1, "timeout", 30000))));
     expect_error(call("PUT", path("/rooms/%s/typing/%s", enc(room), enc(a.user_id)), b.token,
                       json_pack("{s:b}", "typing", 1)), 403, "M_FORBIDDEN");
-    s = sync_since(&b, since, 0, NULL);
+    json_t *s = sync_since(&b, since, 0, NULL);
     json_t *eph = json_array_get(json_object_get(json_object_get(joined_room(s, room), "ephemeral"),
                                                  "events"), 0);
     assert_string_equal(str(eph, "type"), "m.typing");
