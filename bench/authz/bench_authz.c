@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mindroom/authz.h"
+#include "mindroom/clock.h"
 #include "mindroom/config.h"
 
 #define N_USERS 10000
@@ -119,13 +119,6 @@ static bool plain_has(const plain_set *set, const char *s)
     return false;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 typedef struct query {
     char sender[64];
     char room_id[64], alias[64], key[64];
@@ -204,9 +197,9 @@ static double measure(run_fn fn, const bench_ctx *ctx, const query *q, size_t n,
 {
     double best = 0;
     for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now_s();
+        double t0 = mr_clock_mono_s();
         *hits = fn(ctx, q, n);
-        double rate = (double)n / (now_s() - t0);
+        double rate = (double)n / (mr_clock_mono_s() - t0);
         if (rate > best)
             best = rate;
     }
@@ -219,18 +212,18 @@ int main(int argc, char **argv)
     char *yaml = make_config();
     mr_config *cfg = NULL;
     mr_err err = {0};
-    double t0 = now_s();
+    double t0 = mr_clock_mono_s();
     if (mr_config_parse(yaml, strlen(yaml), "bench.yaml", &cfg, NULL, &err) != MR_OK) {
         fprintf(stderr, "bench config: %s\n", err.msg);
         return 1;
     }
-    double t1 = now_s();
+    double t1 = mr_clock_mono_s();
     mr_authz *az = NULL;
     if (mr_authz_new(cfg, "example.com", NULL, &az, &err) != MR_OK) {
         fprintf(stderr, "mr_authz_new: %s\n", err.msg);
         return 1;
     }
-    double t2 = now_s();
+    double t2 = mr_clock_mono_s();
     mr_config_release(cfg);
 
     char (*names)[32] = malloc(N_USERS * sizeof *names);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "mindroom/bus.h"
+#include "mindroom/clock.h"
 
 #define MSG_SIZE 1024
 #define PACED 2000
@@ -32,18 +33,11 @@ typedef struct bench {
     int stop;
 } bench;
 
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
 {
     (void)err;
     bench *b = ctx;
-    long long t = now_ns();
+    long long t = mr_clock_mono_ns();
     long seq = -1;
     long long sent = 0;
     if (sscanf(m->value, "{\"v\":1,\"seq\":%ld,\"t\":%lld", &seq, &sent) != 2 || seq < 0 || seq >= b->n)
@@ -87,7 +81,7 @@ static int publish(mr_bus *bus, const char *topic, long seq)
 {
     char key[64], value[MSG_SIZE + 1];
     snprintf(key, sizeof key, "!room%ld:example.org", seq % 64);
-    int len = snprintf(value, sizeof value, "{\"v\":1,\"seq\":%ld,\"t\":%lld,\"pad\":\"", seq, now_ns());
+    int len = snprintf(value, sizeof value, "{\"v\":1,\"seq\":%ld,\"t\":%lld,\"pad\":\"", seq, mr_clock_mono_ns());
     memset(value + len, 'x', MSG_SIZE - (size_t)len - 2);
     memcpy(value + MSG_SIZE - 2, "\"}", 2);
     mr_err err = {0};
@@ -106,9 +100,7 @@ static int finish_phase(bench *b, mr_bus *bus, long until)
         fprintf(stderr, "bench_bus: flush: %s\n", err.msg);
         return -1;
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 60;
+    struct timespec deadline = mr_clock_after_ms(CLOCK_REALTIME, 60000);
     pthread_mutex_lock(&b->mu);
     b->want = until;
     while (b->handled < until && pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == 0) {
@@ -158,9 +150,7 @@ int main(int argc, char **argv)
     pthread_create(&t, NULL, consume, &arg);
 
     /* Joining a group takes seconds (Kafka's initial rebalance delay): not part of throughput. */
-    struct timespec join_deadline;
-    clock_gettime(CLOCK_REALTIME, &join_deadline);
-    join_deadline.tv_sec += 60;
+    struct timespec join_deadline = mr_clock_after_ms(CLOCK_REALTIME, 60000);
     pthread_mutex_lock(&b.mu);
     while (!b.owned && pthread_cond_timedwait(&b.cv, &b.mu, &join_deadline) == 0) {
     }
@@ -168,17 +158,16 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&b.mu);
     if (rc != 0)
         fprintf(stderr, "bench_bus: the consumer got no partitions within 60 s\n");
-    long long t0 = now_ns();
+    long long t0 = mr_clock_mono_ns();
     for (long s = 0; s < n && rc == 0; s++)
         rc = publish(bus, topic, s);
     if (rc == 0)
         rc = finish_phase(&b, bus, n);
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(mr_clock_mono_ns() - t0) / 1e9;
 
     for (long s = n; s < n + PACED && rc == 0; s++) {
         rc = publish(bus, topic, s);
-        struct timespec ms = {0, 1000000L};
-        nanosleep(&ms, NULL);
+        mr_clock_sleep_ms(1);
     }
     if (rc == 0)
         rc = finish_phase(&b, bus, n + PACED);

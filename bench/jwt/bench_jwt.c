@@ -14,15 +14,9 @@
 #include <jwt.h>
 #include <openssl/pem.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/jwt.h"
 #include "testkeys.h"
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static mr_code mem_fetch(void *ctx, const char *url, long timeout_ms, char **body, size_t *len, mr_err *err)
 {
@@ -36,7 +30,7 @@ static mr_code mem_fetch(void *ctx, const char *url, long timeout_ms, char **bod
 /* Calls one() for `seconds` and returns calls per second; exits if a call fails. */
 static double rate(double seconds, int (*one)(const void *arg), const void *arg)
 {
-    double start = mono_s(), now = start;
+    double start = mr_clock_mono_s(), now = start;
     long n = 0;
     while (now - start < seconds) {
         for (int i = 0; i < 64; i++, n++)
@@ -44,7 +38,7 @@ static double rate(double seconds, int (*one)(const void *arg), const void *arg)
                 fprintf(stderr, "bench_jwt: a call failed\n");
                 exit(1);
             }
-        now = mono_s();
+        now = mr_clock_mono_s();
     }
     return (double)n / (now - start);
 }

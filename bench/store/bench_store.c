@@ -2,21 +2,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/store.h"
 
 /* The same 3-byte value redis-benchmark writes by default, so the baseline compares like for like. */
 #define VALUE "xxx"
 
 typedef enum bench_op { OP_SET, OP_GET, OP_SET_NX } bench_op;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static mr_code run_one(mr_store *s, bench_op op, long i, mr_err *err)
 {
@@ -39,14 +32,14 @@ static mr_code run_one(mr_store *s, bench_op op, long i, mr_err *err)
 static int bench(mr_store *s, bench_op op, const char *name, long n)
 {
     mr_err err = {0};
-    double start = now_s();
+    double start = mr_clock_mono_s();
     for (long i = 0; i < n; i++) {
         if (run_one(s, op, i, &err) != MR_OK) {
             fprintf(stderr, "bench_store %s: %s\n", name, err.msg);
             return 1;
         }
     }
-    printf("%s,%.0f\n", name, (double)n / (now_s() - start));
+    printf("%s,%.0f\n", name, (double)n / (mr_clock_mono_s() - start));
     return 0;
 }
 

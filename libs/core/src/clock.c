@@ -15,6 +15,18 @@ long long mr_clock_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+long long mr_clock_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+double mr_clock_mono_s(void)
+{
+    return (double)mr_clock_mono_ns() / 1e9;
+}
+
 long long mr_clock_wall_ms(void)
 {
     return clock_ms(CLOCK_REALTIME);

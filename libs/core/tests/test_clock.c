@@ -44,6 +44,19 @@ static void test_after_ms_is_later_on_that_clock(void **state)
     assert_true(at.tv_nsec < 1000000000L);
 }
 
+static void test_mono_units_agree(void **state)
+{
+    (void)state;
+    long long ms0 = mr_clock_mono_ms();
+    long long ns = mr_clock_mono_ns();
+    double s = mr_clock_mono_s();
+    long long ms1 = mr_clock_mono_ms();
+    assert_true(ns / 1000000 >= ms0);
+    assert_true(ns / 1000000 <= ms1);
+    assert_true(s * 1000.0 >= (double)ms0);
+    assert_true(s * 1000.0 <= (double)ms1 + 1.0);
+}
+
 static void test_sleep_lasts_at_least_the_time_asked(void **state)
 {
     (void)state;
@@ -62,6 +75,7 @@ int main(void)
         cmocka_unit_test(test_add_ms_carries_into_seconds),
         cmocka_unit_test(test_wall_ms_is_epoch_milliseconds),
         cmocka_unit_test(test_after_ms_is_later_on_that_clock),
+        cmocka_unit_test(test_mono_units_agree),
         cmocka_unit_test(test_sleep_lasts_at_least_the_time_asked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,9 @@
 
 /* Milliseconds on CLOCK_MONOTONIC: for deadlines and durations inside one process. */
 long long mr_clock_mono_ms(void);
+/* Nanoseconds, and seconds (to the nanosecond), on CLOCK_MONOTONIC: for measuring rates. */
+long long mr_clock_mono_ns(void);
+double mr_clock_mono_s(void);
 /* Milliseconds since the epoch on CLOCK_REALTIME: for timestamps other processes compare. */
 long long mr_clock_wall_ms(void);
 /* Sleeps ms milliseconds (none when ms <= 0), resuming after a signal interrupts it. */
