@@ -70,14 +70,14 @@ long suite_seq(const char *value)
     return *end == '}' ? v : -1;
 }
 
-static void flush_ok(mr_bus *b, int timeout_ms)
+void suite_flush(mr_bus *b, int timeout_ms)
 {
     mr_err err = {0};
     if (mr_bus_flush(b, timeout_ms, &err) != MR_OK)
         fail_msg("mr_bus_flush: %s", err.msg);
 }
 
-static mr_bus_consumer *subscribe_ok(mr_bus *b, const char *group, const char *topic)
+mr_bus_consumer *suite_subscribe(mr_bus *b, const char *group, const char *topic)
 {
     mr_bus_consumer *c = NULL;
     mr_err err = {0};
@@ -159,7 +159,7 @@ suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *t
     c->complete = c->distinct == n;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    c->c = subscribe_ok(b, group, topic);
+    c->c = suite_subscribe(b, group, topic);
     assert_int_equal(pthread_create(&c->thread, NULL, collect_thread, c), 0);
     return c;
 }
@@ -301,7 +301,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
     assert_non_null(oc);
     for (int i = 0; i < consumers; i++) {
         oc[i] = (order_consumer){.st = &st, .index = i, .bus = b, .topic = topic};
-        oc[i].c = subscribe_ok(b, "order", topic);
+        oc[i].c = suite_subscribe(b, "order", topic);
         assert_int_equal(pthread_create(&oc[i].thread, NULL, order_thread, &oc[i]), 0);
     }
     /* Publish once every consumer owns partitions: the group settled. A rebalance while
@@ -315,7 +315,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
     if (!settled)
         fail_msg("the %d consumers did not share the %d partitions within 60 s", consumers, PARTITIONS);
     suite_publish(b, topic, 0, keys * per_key, keys);
-    flush_ok(b, 60000);
+    suite_flush(b, 60000);
 
     pthread_mutex_lock(&st.mu);
     wait_flag(&st.cv, &st.mu, &st.complete, mr_clock_mono_ms() + 180000);
@@ -373,8 +373,8 @@ void suite_handler_failure_redelivers(const suite_env *env, const char *topic)
     suite_make_topic(env, topic);
     /* One key, so all ten share one partition and its order. */
     suite_publish(b, topic, 0, 10, 1);
-    flush_ok(b, 60000);
-    mr_bus_consumer *c = subscribe_ok(b, "fail", topic);
+    suite_flush(b, 60000);
+    mr_bus_consumer *c = suite_subscribe(b, "fail", topic);
     failure_state st = {0};
     long long deadline = mr_clock_mono_ms() + 60000;
     size_t total = 0;
@@ -412,7 +412,7 @@ void suite_groups_get_earlier_messages(const suite_env *env, const char *topic)
     mr_bus *b = suite_open(env);
     suite_make_topic(env, topic);
     suite_publish(b, topic, 0, 40, 5);
-    flush_ok(b, 60000);
+    suite_flush(b, 60000);
     const char *groups[] = {"first", "second"};
     for (int g = 0; g < 2; g++) {
         suite_collector *c = suite_collect_start(b, groups[g], topic, 40, NULL);
@@ -464,7 +464,7 @@ void suite_killed_consumer_redelivers(const suite_env *env, const char *topic)
     mr_bus *b = suite_open(env);
     suite_make_topic(env, topic);
     suite_publish(b, topic, 0, N, 10);
-    flush_ok(b, 60000);
+    suite_flush(b, 60000);
 
     char dir[256], out[300], log[300], stall[16], lease[16];
     mr_err err = {0};

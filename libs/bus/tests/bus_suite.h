@@ -20,6 +20,10 @@ typedef struct suite_env {
 mr_bus *suite_open(const suite_env *env);
 void suite_make_topic(const suite_env *env, const char *topic);
 
+/* mr_bus_flush and a one-topic mr_bus_subscribe, failing the test on error. */
+void suite_flush(mr_bus *b, int timeout_ms);
+mr_bus_consumer *suite_subscribe(mr_bus *b, const char *group, const char *topic);
+
 /* Publishes messages first..first+count-1: message s has key "!room<s % keys>:example.org" and
  * value {"v":1,"seq":s}. */
 void suite_publish(mr_bus *b, const char *topic, int first, int count, int keys);

@@ -68,23 +68,6 @@ static mr_bus *open_ok(const char *url, const mr_bus_options *opts)
     return b;
 }
 
-static mr_bus_consumer *subscribe_ok(mr_bus *b, const char *group, const char *topic)
-{
-    mr_bus_consumer *c = NULL;
-    mr_err err = {0};
-    const char *topics[] = {topic};
-    if (mr_bus_subscribe(b, group, topics, 1, &c, &err) != MR_OK)
-        fail_msg("subscribing %s to %s: %s", group, topic, err.msg);
-    return c;
-}
-
-static void flush_ok(mr_bus *b)
-{
-    mr_err err = {0};
-    if (mr_bus_flush(b, 60000, &err) != MR_OK)
-        fail_msg("mr_bus_flush: %s", err.msg);
-}
-
 /* ---- the shared suite ---- */
 
 static void test_order_per_key(void **state)
@@ -244,7 +227,7 @@ static void test_killed_publisher_loses_nothing_flushed(void **state)
     fixture *f = *state;
     run_and_kill(publish_then_die, f->url, NULL);
     mr_bus *b = open_ok(f->url, NULL);
-    mr_bus_consumer *c = subscribe_ok(b, "agent", "inbound");
+    mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
     got *g = got_new(FLUSHED + UNFLUSHED);
     /* Everything flushed comes, each once, in order per key. Of the rest, each partition kept a
      * prefix of what was published to it, so each key's extra seqs carry on without a gap. */
@@ -329,7 +312,7 @@ static void publish_batch(const char *url)
 {
     mr_bus *b = open_ok(url, NULL);
     suite_publish(b, "inbound", 0, BATCH, KEYS);
-    flush_ok(b);
+    suite_flush(b, 60000);
     mr_bus_close(b);
 }
 
@@ -345,7 +328,7 @@ static void test_killed_consumer_resumes_at_unacked(void **state)
 
     /* Its acknowledgements were flushed: the group resumes exactly at what it had not handled. */
     mr_bus *b = open_ok(f->url, NULL);
-    mr_bus_consumer *c = subscribe_ok(b, "agent", "inbound");
+    mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
     got *g = got_new(BATCH);
     drain(c, g, BATCH - HALF);
     for (int s = 0; s < BATCH; s++)
@@ -374,7 +357,7 @@ static void test_consumer_killed_mid_batch_loses_nothing(void **state)
     /* Nothing it had not handled is lost; what it handled may come again (at-least-once). */
     mr_err err = {0};
     mr_bus *b = open_ok(f->url, NULL);
-    mr_bus_consumer *c = subscribe_ok(b, "agent", "inbound");
+    mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
     got *g = got_new(BATCH);
     long long until = mr_clock_mono_ms() + 60000;
     bool complete = false;
@@ -438,7 +421,7 @@ static void test_replay_skips_rows_every_group_passed(void **state)
      * group carries on with what comes next. */
     mr_bus_options opts = {.partitions = 1, .inproc_capacity = BURST / 2};
     mr_bus *b = open_ok(f->url, &opts);
-    mr_bus_consumer *c = subscribe_ok(b, "agent", "inbound");
+    mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
     suite_publish(b, "inbound", BURST, 300, KEYS);
     got *g = got_new(BURST + 300);
     drain(c, g, 300);
@@ -463,8 +446,8 @@ static void test_two_groups_keep_their_cursors_across_restart(void **state)
     enum { N = 100 };
     mr_bus *b = open_ok(f->url, NULL);
     suite_publish(b, "inbound", 0, N, KEYS);
-    mr_bus_consumer *ca = subscribe_ok(b, "agent", "inbound");
-    mr_bus_consumer *cb = subscribe_ok(b, "authz", "inbound");
+    mr_bus_consumer *ca = suite_subscribe(b, "agent", "inbound");
+    mr_bus_consumer *cb = suite_subscribe(b, "authz", "inbound");
     got *ga = got_new(N), *gb = got_new(N);
     handle_n(ca, ga, 30);
     handle_n(cb, gb, 70);
@@ -479,9 +462,9 @@ static void test_two_groups_keep_their_cursors_across_restart(void **state)
     mr_bus_close(b);
 
     b = open_ok(f->url, NULL);
-    ca = subscribe_ok(b, "agent", "inbound");
-    cb = subscribe_ok(b, "authz", "inbound");
-    mr_bus_consumer *cc = subscribe_ok(b, "crypto", "inbound");
+    ca = suite_subscribe(b, "agent", "inbound");
+    cb = suite_subscribe(b, "authz", "inbound");
+    mr_bus_consumer *cc = suite_subscribe(b, "crypto", "inbound");
     ga = got_new(N);
     gb = got_new(N);
     got *gc = got_new(N);
@@ -535,7 +518,7 @@ static void test_compaction_keeps_the_file_small(void **state)
     fixture *f = *state;
     enum { ROUNDS = 200, PER_ROUND = 500, VALUE = 200 };
     mr_bus *b = open_ok(f->url, NULL);
-    mr_bus_consumer *c = subscribe_ok(b, "agent", "inbound");
+    mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
     got *g = got_new(ROUNDS * PER_ROUND);
     char value[VALUE + 64];
     for (int r = 0; r < ROUNDS; r++) {
@@ -549,7 +532,7 @@ static void test_compaction_keeps_the_file_small(void **state)
         }
         /* The flush also commits the last round's acknowledgements, and with them the deletion
          * of the rows they passed: only this round's messages are left. */
-        flush_ok(b);
+        suite_flush(b, 60000);
         if (r % 20 == 0 || r == ROUNDS - 1)
             assert_int_equal(sql_int(f->path, "SELECT count(*) FROM msgs"), PER_ROUND);
         handle_n(c, g, PER_ROUND);
@@ -570,7 +553,7 @@ static void test_idle_journal_gives_space_back(void **state)
     fixture *f = *state;
     enum { N = 5000, SIZE = 1024 };
     mr_bus *b = open_ok(f->url, &(mr_bus_options){.inproc_capacity = N});
-    mr_bus_consumer *c = subscribe_ok(b, "agent", "inbound");
+    mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
     static char value[SIZE + 64];
     for (int s = 0; s < N; s++) {
         char key[64];
@@ -580,7 +563,7 @@ static void test_idle_journal_gives_space_back(void **state)
         if (mr_bus_publish(b, "inbound", key, value, (size_t)len, &err) != MR_OK)
             fail_msg("publish: %s", err.msg);
     }
-    flush_ok(b);
+    suite_flush(b, 60000);
     /* Five megabytes are on disk, in the file or still in its WAL. */
     char wal[400];
     snprintf(wal, sizeof wal, "%s-wal", f->path);
@@ -608,14 +591,14 @@ static void test_full_ring_blocks_and_survives_restart(void **state)
                      MR_EUNAVAIL);
     assert_string_equal(
         err.msg, "inproc bus: full[0] is full (4 messages not yet handled by every group) after 200 ms");
-    flush_ok(b);
+    suite_flush(b, 60000);
     mr_bus_close(b);
 
     /* The four come back, still filling the ring, until a group handles one. */
     b = open_ok(f->url, &opts);
     assert_int_equal(mr_bus_publish(b, "full", "!room4:example.org", "{\"v\":1,\"seq\":4}", 15, &err),
                      MR_EUNAVAIL);
-    mr_bus_consumer *c = subscribe_ok(b, "g", "full");
+    mr_bus_consumer *c = suite_subscribe(b, "g", "full");
     got *g = got_new(8);
     handle_n(c, g, 1);
     suite_publish(b, "full", 4, 1, KEYS);
@@ -638,7 +621,7 @@ static void test_file_modes(void **state)
     mr_bus *b = open_ok(url, NULL);
     umask(old);
     suite_publish(b, "modes", 0, 1, 1);
-    flush_ok(b);
+    suite_flush(b, 60000);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -710,7 +693,7 @@ static void test_one_bus_per_journal(void **state)
              "inproc bus journal %s: another bus has it open (one `mindroom run` per storage path)", f->path);
     expect_open_error(f->url, NULL, MR_EUNAVAIL, want);
     suite_publish(b, "inbound", 0, 3, KEYS);
-    flush_ok(b);
+    suite_flush(b, 60000);
     mr_bus_close(b);
 
     /* Its messages sit on partitions of 8: a bus with another count may not replay them. */
