@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agent_service.h"
 #include "authz_service.h"
 #include "cli.h"
 #include "crypto_service.h"
 #include "gateway.h"
+#include "mindroom/clock.h"
 #include "mindroom/llm.h"
 #include "mindroom/runtime.h"
 
@@ -107,13 +107,6 @@ static int parse_args(int argc, char **argv, run_opts *o)
     return -1;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Where a bus or store URL points, without the user:password@ part a Redis URL may carry. */
 static void url_place(const char *url, char *out, size_t cap)
 {
@@ -194,7 +187,7 @@ static mr_code start_services(service_thread *svcs, size_t n, mr_err *err)
  * "ready"; returns once the runtime stops, by signal or because a service ended. */
 static void supervise(const mr_runtime *rt, size_t n)
 {
-    long long t0 = now_ms();
+    long long t0 = mr_clock_mono_ms();
     char last[256] = "";
     bool ready = false;
     while (!mr_runtime_sleep(rt, WATCH_MS)) {
@@ -203,7 +196,7 @@ static void supervise(const mr_runtime *rt, size_t n)
         char why[256] = "";
         if (mr_runtime_ready((void *)rt, why, sizeof why)) {
             ready = true;
-            mr_log_info(LOG, "ready: %zu services up after %.1f s", n, (double)(now_ms() - t0) / 1000);
+            mr_log_info(LOG, "ready: %zu services up after %.1f s", n, (double)(mr_clock_mono_ms() - t0) / 1000);
         } else if (strcmp(why, last) != 0) {
             mr_log_info(LOG, "start-up: %s", why);
             snprintf(last, sizeof last, "%s", why);

@@ -91,6 +91,30 @@ static void test_invalid_settings_exit_2_naming_them(void **state)
                    run);
 }
 
+/* A model without its key is a warning, not a reason to stop; the key may come from .env. */
+static void test_missing_model_key_only_warns(void **state)
+{
+    sandbox *sb = *state;
+    spit(sb_path(sb, "config.yaml"),
+         "models:\n  default: {provider: openai, id: gpt-5.6, api_key_env: MR_TEST_RUN_KEY}\n"
+         "agents:\n  mind: {rooms: [lobby]}\n");
+    /* Without MATRIX_HOMESERVER the gateway stops everything right after the key check. */
+    const char *env[] = {"MATRIX_SERVER_NAME=localhost", NULL};
+    const char *warning = "model default (provider openai): MR_TEST_RUN_KEY is not set in the environment or ";
+    cli_run r = run_cli_env(sb, env, (const char *const[]){"run", NULL});
+    assert_int_equal(r.status, 2);
+    if (!strstr(r.err, warning) || !strstr(r.err, " WARN "))
+        fail_msg("no warning about the key:\n%s", r.err);
+    cli_run_free(&r);
+
+    spit(sb_path(sb, ".env"), "MR_TEST_RUN_KEY=sk-from-dotenv\n");
+    r = run_cli_env(sb, env, (const char *const[]){"run", NULL});
+    assert_int_equal(r.status, 2);
+    assert_null(strstr(r.err, warning));
+    assert_null(strstr(r.err, "sk-from-dotenv"));
+    cli_run_free(&r);
+}
+
 static void test_missing_config_exits_2_naming_it(void **state)
 {
     sandbox *sb = *state;
@@ -136,6 +160,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_top_help_lists_run, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2_naming_them, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_model_key_only_warns, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_missing_config_exits_2_naming_it, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_broken_config_exits_2_with_file_and_line, sandbox_setup,
                                         sandbox_teardown),
