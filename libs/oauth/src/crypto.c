@@ -1,4 +1,4 @@
-/* crypto.c -- digests, random tokens, base64url, PKCE challenges and secret comparison on OpenSSL. */
+/* crypto.c -- digests, random tokens, PKCE challenges and secret comparison on OpenSSL. */
 #include "mindroom/oauth.h"
 
 #include <string.h>
@@ -6,26 +6,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-/* Base64url without padding of n bytes into out (room for 4*ceil(n/3)+1 bytes). */
-static void b64url(const void *data, size_t n, char *out)
-{
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = data;
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | p[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = alphabet[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0)
-        out[o++] = alphabet[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
-}
+#include "mindroom/b64.h"
+
+_Static_assert(MR_B64URL_LEN(32) == MR_OAUTH_TOKEN_LEN, "a token is 32 bytes in base64url");
 
 void mr_oauth_sha256(const void *data, size_t n, unsigned char out[MR_OAUTH_SHA256_LEN])
 {
@@ -48,7 +31,7 @@ void mr_oauth_pkce_challenge(const char *verifier, char out[MR_OAUTH_TOKEN_LEN +
 {
     unsigned char d[MR_OAUTH_SHA256_LEN];
     mr_oauth_sha256(verifier, strlen(verifier), d);
-    b64url(d, sizeof d, out);
+    mr_b64url_encode(d, sizeof d, out);
 }
 
 mr_code mr_oauth_random_token(char out[MR_OAUTH_TOKEN_LEN + 1], mr_err *err)
@@ -56,7 +39,7 @@ mr_code mr_oauth_random_token(char out[MR_OAUTH_TOKEN_LEN + 1], mr_err *err)
     unsigned char raw[32];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return mr_err_set(err, MR_EINTERNAL, "OpenSSL RAND_bytes failed: no random token");
-    b64url(raw, sizeof raw, out);
+    mr_b64url_encode(raw, sizeof raw, out);
     OPENSSL_cleanse(raw, sizeof raw);
     return MR_OK;
 }

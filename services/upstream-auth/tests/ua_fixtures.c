@@ -124,6 +124,17 @@ static const char *binary(void)
     return bin;
 }
 
+/* /healthz answers before the routes are installed; /readyz waits for them. */
+static mr_code wait_ready(int port, mr_err *err)
+{
+    for (int waited_ms = 0; waited_ms < 20000; waited_ms += 20) {
+        if (mr_tp_http_get(port, "/readyz", NULL) == 200)
+            return MR_OK;
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+    }
+    return mr_err_set(err, MR_EUNAVAIL, "GET /readyz on port %d was not 200 within 20 s", port);
+}
+
 void ua_proc_start(ua_proc *p)
 {
     mr_err err = {0};
@@ -140,7 +151,7 @@ void ua_proc_start(ua_proc *p)
         setenv("MINDROOM_PUBLIC_URL", public_url, 1);
         char *argv[] = {(char *)binary(), "--listen", listen, NULL};
         check(mr_tp_spawn(argv, p->log, &p->pid, &err), &err);
-        if (mr_tp_wait_port(p->port, 20000, &err) == MR_OK)
+        if (mr_tp_wait_port(p->port, 20000, &err) == MR_OK && wait_ready(p->port, &err) == MR_OK)
             return;
         mr_tp_kill_wait(p->pid, SIGKILL, NULL, NULL);
         p->pid = 0;
