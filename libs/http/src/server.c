@@ -505,6 +505,18 @@ int mr_http_server_port(const mr_http_server *srv)
     return srv->port;
 }
 
+void mr_http_server_url(const char *listen, int port, char *out, size_t cap)
+{
+    const char *colon = strrchr(listen, ':');
+    int hlen = colon ? (int)(colon - listen) : 0;
+    if (hlen == 0 || (hlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0))
+        snprintf(out, cap, "http://127.0.0.1:%d", port);
+    else if (hlen == 4 && strncmp(listen, "[::]", 4) == 0)
+        snprintf(out, cap, "http://[::1]:%d", port);
+    else
+        snprintf(out, cap, "http://%.*s:%d", hlen, listen, port);
+}
+
 void mr_http_server_stop(mr_http_server *srv)
 {
     if (!srv)

@@ -356,10 +356,28 @@ static void test_graceful_stop(void **state)
     free(a.r.body);
 }
 
+static void test_server_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *listen, *url;
+    } cases[] = {
+        {"127.0.0.1:0", "http://127.0.0.1:8008"},  {"0.0.0.0:80", "http://127.0.0.1:8008"},
+        {":80", "http://127.0.0.1:8008"},          {"[::]:80", "http://[::1]:8008"},
+        {"[::1]:0", "http://[::1]:8008"},          {"hs.example.org:80", "http://hs.example.org:8008"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char url[64];
+        mr_http_server_url(cases[i].listen, 8008, url, sizeof url);
+        assert_string_equal(url, cases[i].url);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_url),
         cmocka_unit_test_setup_teardown(test_request_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_headers_and_500, setup, teardown),

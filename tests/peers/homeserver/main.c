@@ -62,19 +62,6 @@ static int parse_args(int argc, char **argv, hs_opts *o)
     return -1;
 }
 
-/* "http://127.0.0.1:PORT" from the listen host and the bound port. */
-static void base_url(const char *listen, int port, char *out, size_t cap)
-{
-    const char *colon = strrchr(listen, ':');
-    int hlen = (int)(colon - listen);
-    if (hlen == 0 || (hlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0))
-        snprintf(out, cap, "http://127.0.0.1:%d", port);
-    else if (hlen == 4 && strncmp(listen, "[::]", 4) == 0)
-        snprintf(out, cap, "http://[::1]:%d", port);
-    else
-        snprintf(out, cap, "http://%.*s:%d", hlen, listen, port);
-}
-
 int main(int argc, char **argv)
 {
     hs_opts opts;
@@ -98,7 +85,7 @@ int main(int argc, char **argv)
         return 1;
     }
     char url[300];
-    base_url(opts.listen, mr_http_server_port(srv), url, sizeof url);
+    mr_http_server_url(opts.listen, mr_http_server_port(srv), url, sizeof url);
     printf("listening on %s\n", url);
     fflush(stdout);
 

@@ -82,11 +82,9 @@ int main(int argc, char **argv)
         stub_free(&s);
         return 1;
     }
-    const char *colon = strrchr(listen, ':');
-    int hlen = (int)(colon - listen);
-    bool any = hlen == 0 || (hlen == 7 && strncmp(listen, "0.0.0.0", 7) == 0);
-    printf("listening on http://%.*s:%d\n", any ? 9 : hlen, any ? "127.0.0.1" : listen,
-           mr_http_server_port(srv));
+    char url[300];
+    mr_http_server_url(listen, mr_http_server_port(srv), url, sizeof url);
+    printf("listening on %s\n", url);
     fflush(stdout);
 
     int sig;

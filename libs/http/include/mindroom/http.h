@@ -88,6 +88,9 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
                              void *ctx, mr_http_server **out, mr_err *err);
 /* The bound port (the kernel's pick when the listen port was 0). */
 int mr_http_server_port(const mr_http_server *srv);
+/* "http://HOST:PORT" at which a server listening on listen ("HOST:PORT") and bound to port is
+ * reached: a wildcard host (none, 0.0.0.0, [::]) becomes loopback. */
+void mr_http_server_url(const char *listen, int port, char *out, size_t cap);
 /* Stops accepting, waits for requests in flight to finish (a handler that blocks must be
  * woken by its owner first), and frees the server. NULL is a no-op. */
 void mr_http_server_stop(mr_http_server *srv);
