@@ -268,6 +268,22 @@ int mr_tp_count_in_file(const char *path, const char *needle)
     return n;
 }
 
+mr_code mr_tp_wait_in_file(const char *path, const char *needle, int times, int timeout_ms, pid_t watch,
+                           mr_err *err)
+{
+    long long deadline = mr_clock_mono_ms() + timeout_ms;
+    while (mr_tp_count_in_file(path, needle) < times) {
+        if (mr_clock_mono_ms() > deadline)
+            return mr_err_set(err, MR_EUNAVAIL, "%s never showed \"%s\" %d times within %d ms", path, needle,
+                              times, timeout_ms);
+        if (watch > 0 && waitpid(watch, NULL, WNOHANG) == watch)
+            return mr_err_set(err, MR_EUNAVAIL, "process %d exited before %s showed \"%s\" %d times", (int)watch,
+                              path, needle, times);
+        mr_clock_sleep_ms(20);
+    }
+    return MR_OK;
+}
+
 void mr_tp_cleanup_dir(const char *dir)
 {
     if (getenv("MR_KEEP_TMP"))

@@ -51,6 +51,10 @@ long mr_tp_http_get(int port, const char *path, char **body);
 char *mr_tp_read_text(const char *path);
 /* Times needle occurs in the file at path; 0 when it cannot be read. */
 int mr_tp_count_in_file(const char *path, const char *needle);
+/* Waits up to timeout_ms until needle occurs times (or more) in the file at path. MR_EUNAVAIL
+ * when it does not, or as soon as process watch (when > 0) has exited, which it then reaps. */
+mr_code mr_tp_wait_in_file(const char *path, const char *needle, int times, int timeout_ms, pid_t watch,
+                           mr_err *err);
 /* Removes a test's temp dir, or keeps it and says so on stderr when MR_KEEP_TMP is set. */
 void mr_tp_cleanup_dir(const char *dir);
 /* Checks a file of JSON lines against the topic's schema with proto/check.py ($MR_PYTHON3

@@ -82,6 +82,18 @@ static void test_run_and_read_its_output(void **state)
     text = mr_tp_read_text(missing);
     assert_string_equal(text, "");
     free(text);
+
+    assert_int_equal(mr_tp_wait_in_file(log, "ab", 3, 1000, 0, &err), MR_OK);
+    assert_int_equal(mr_tp_wait_in_file(log, "ab", 4, 50, 0, &err), MR_EUNAVAIL);
+    char want[400];
+    snprintf(want, sizeof want, "%s never showed \"ab\" 4 times within 50 ms", log);
+    assert_string_equal(err.msg, want);
+    pid_t pid = 0;
+    char *quick[] = {"sh", "-c", "exit 0", NULL};
+    assert_int_equal(mr_tp_spawn(quick, NULL, &pid, &err), MR_OK);
+    assert_int_equal(mr_tp_wait_in_file(missing, "ab", 1, 30000, pid, &err), MR_EUNAVAIL);
+    snprintf(want, sizeof want, "process %d exited before %s showed \"ab\" 1 times", (int)pid, missing);
+    assert_string_equal(err.msg, want);
     unsetenv("MR_KEEP_TMP");
     mr_tp_cleanup_dir(dir);
     assert_int_equal(access(dir, F_OK), -1);

@@ -72,12 +72,9 @@ static int run(fixture *f, const char *a1, const char *a2, const char *a3, char 
 /* Waits until the log holds needle `count` times. */
 static void wait_log(const fixture *f, const char *needle, int count)
 {
-    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
-    while (mr_tp_count_in_file(f->log, needle) < count) {
-        if (mr_clock_mono_ms() > deadline)
-            fail_msg("log %s never showed \"%s\" %d times", f->log, needle, count);
-        mr_clock_sleep_ms(10);
-    }
+    mr_err err = {0};
+    if (mr_tp_wait_in_file(f->log, needle, count, DEADLINE_MS, 0, &err) != MR_OK)
+        fail_msg("%s", err.msg);
 }
 
 static void assert_contains(const char *text, const char *needle)

@@ -101,14 +101,8 @@ static void write_config(const char *text)
 
 static void wait_log(const char *needle, int times)
 {
-    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
-    while (mr_tp_count_in_file(S.log, needle) < times) {
-        if (mr_clock_mono_ms() > deadline)
-            fail_msg("the log %s never showed \"%s\" %d times", S.log, needle, times);
-        if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
-            fail_msg("mindroom-authz exited; see %s", S.log);
-        mr_clock_sleep_ms(20);
-    }
+    mr_err err = {0};
+    check(mr_tp_wait_in_file(S.log, needle, times, DEADLINE_MS, S.pid, &err), &err, "mindroom-authz's log");
 }
 
 /* ---- publishing cleartext events ---- */

@@ -105,13 +105,19 @@ void gwt_start(gwt *f, const char *crash)
     check(mr_tp_spawn(argv, f->log, &f->pid, &err), &err, "starting mindroom-gateway");
 }
 
+/* An exit status, or -SIG when a signal ended the process. */
+static int exit_code(int st)
+{
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? -WTERMSIG(st) : -1000;
+}
+
 static bool exited(gwt *f, int *status)
 {
     int st = 0;
     if (waitpid(f->pid, &st, WNOHANG) != f->pid)
         return false;
     f->pid = 0;
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? -WTERMSIG(st) : -1000;
+    *status = exit_code(st);
     return true;
 }
 
@@ -132,14 +138,12 @@ void gwt_wait_ready(gwt *f)
 
 int gwt_wait_exit(gwt *f)
 {
-    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
-    int st;
-    while (!exited(f, &st)) {
-        if (mr_clock_mono_ms() > deadline)
-            fail_msg("mindroom-gateway did not exit; see %s", f->log);
-        mr_clock_sleep_ms(20);
-    }
-    return st;
+    int st = 0;
+    mr_err err = {0};
+    if (mr_tp_wait_exit(f->pid, DEADLINE_MS, &st, &err) != MR_OK)
+        fail_msg("mindroom-gateway: %s; see %s", err.msg, f->log);
+    f->pid = 0;
+    return exit_code(st);
 }
 
 int gwt_stop(gwt *f)
@@ -150,12 +154,8 @@ int gwt_stop(gwt *f)
 
 void gwt_wait_log(const gwt *f, const char *needle, int times)
 {
-    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
-    while (mr_tp_count_in_file(f->log, needle) < times) {
-        if (mr_clock_mono_ms() > deadline)
-            fail_msg("the log %s never showed \"%s\" %d times", f->log, needle, times);
-        mr_clock_sleep_ms(20);
-    }
+    mr_err err = {0};
+    check(mr_tp_wait_in_file(f->log, needle, times, DEADLINE_MS, 0, &err), &err, "mindroom-gateway's log");
 }
 
 void gwt_assert_log(const gwt *f, const char *needle, int times)
