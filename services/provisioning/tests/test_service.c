@@ -114,6 +114,17 @@ static void complete_ok(const prov_proc *p, const char *code, const char *xff, c
     prov_reply_clear(&r);
 }
 
+/* A new user pairs a connection through p from a new address: the user's token, the pair code,
+ * the address header and the connection come back. */
+static void pair_new_user(const prov_proc *p, char token[256], char code[64], char xff[64], conn_creds *c)
+{
+    char session[64];
+    new_user(token, 256, NULL, 0);
+    new_address(xff, 64);
+    pair_start(p, token, code, session);
+    complete_ok(p, code, xff, c);
+}
+
 static prov_reply status_of(const prov_proc *p, const char *token, const char *session)
 {
     char auth[400], sid[128];
@@ -362,12 +373,9 @@ static void test_full_round_trip(void **state)
 static void test_code_is_single_use(void **state)
 {
     (void)state;
-    char token[256], code[64], session[64], xff[64];
-    new_user(token, sizeof token, NULL, 0);
-    new_address(xff, sizeof xff);
-    pair_start(&S.main, token, code, session);
+    char token[256], code[64], xff[64];
     conn_creds c;
-    complete_ok(&S.main, code, xff, &c);
+    pair_new_user(&S.main, token, code, xff, &c);
     prov_reply r = complete(&S.main, code, xff);
     expect(&r, 409, "Pair code already used");
 }
@@ -493,13 +501,10 @@ static void test_concurrent_completes_have_one_winner(void **state)
 static void test_revocation_blocks_register_agent(void **state)
 {
     (void)state;
-    char token[256], code[64], session[64], xff[64], auth[400], other[256], other_auth[400], path[128];
-    new_user(token, sizeof token, NULL, 0);
-    new_user(other, sizeof other, NULL, 0);
-    new_address(xff, sizeof xff);
-    pair_start(&S.main, token, code, session);
+    char token[256], code[64], xff[64], auth[400], other[256], other_auth[400], path[128];
     conn_creds c;
-    complete_ok(&S.main, code, xff, &c);
+    pair_new_user(&S.main, token, code, xff, &c);
+    new_user(other, sizeof other, NULL, 0);
     char username[64];
     snprintf(username, sizeof username, "mindroom_router_%s", c.ns);
     keep_secret("router-pw-1");
@@ -538,13 +543,10 @@ static void test_revocation_blocks_register_agent(void **state)
 static void test_register_agent_checks_in_order(void **state)
 {
     (void)state;
-    char token[256], code[64], session[64], xff[64];
-    new_user(token, sizeof token, NULL, 0);
-    new_address(xff, sizeof xff);
-    pair_start(&S.main, token, code, session);
-    conn_creds c, wrong;
-    complete_ok(&S.main, code, xff, &c);
-    wrong = c;
+    char token[256], code[64], xff[64];
+    conn_creds c;
+    pair_new_user(&S.main, token, code, xff, &c);
+    conn_creds wrong = c;
     wrong.secret[0] = wrong.secret[0] == 'A' ? 'B' : 'A';
     char good[64], upper[64], nested[64];
     snprintf(good, sizeof good, "mindroom_mind_%s", c.ns);
@@ -588,12 +590,9 @@ static void test_homeserver_refusal_is_502(void **state)
     prov_proc bad;
     mr_err err = {0};
     check(prov_proc_start(&S.st, "badtoken", 0, env, &bad, &err), &err, "starting a service with a wrong token");
-    char token[256], code[64], session[64], username[64], xff[64];
-    new_user(token, sizeof token, NULL, 0);
-    new_address(xff, sizeof xff);
-    pair_start(&bad, token, code, session);
+    char token[256], code[64], username[64], xff[64];
     conn_creds c;
-    complete_ok(&bad, code, xff, &c);
+    pair_new_user(&bad, token, code, xff, &c);
     snprintf(username, sizeof username, "mindroom_mind_%s", c.ns);
     prov_reply r = register_agent(&bad, &c, S.st.hs.url, username, "pw-x");
     expect(&r, 502, "Matrix registration failed: ");
