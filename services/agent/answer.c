@@ -98,6 +98,37 @@ static const char *first_event(answer_run *a, int wait_ms)
     return a->first_event;
 }
 
+/* `begun:<txn_id>` of the first message: set before that message goes on the bus, so an attempt
+ * after a stop knows the first part may be out, or still on its way to the gateway. */
+static void begun_key(const answer_run *a, char key[TXN_MAX + 8])
+{
+    char id[TXN_MAX];
+    txn(a, "m", -1, id);
+    snprintf(key, TXN_MAX + 8, "begun:%s", id);
+}
+
+static bool begun_before(answer_run *a)
+{
+    char key[TXN_MAX + 8], *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    begun_key(a, key);
+    mr_code rc = mr_store_get(a->svc->rt->store, key, &v, &len, &err);
+    free(v);
+    if (rc != MR_ENOTFOUND)
+        fail(a, rc, &err);
+    return rc == MR_OK;
+}
+
+static void mark_begun(answer_run *a)
+{
+    char key[TXN_MAX + 8];
+    mr_err err = {0};
+    begun_key(a, key);
+    if (a->failed == MR_OK)
+        fail(a, mr_store_set(a->svc->rt->store, key, "1", 1, CLAIM_TTL_MS, &err), &err);
+}
+
 /* Sends the text so far (in progress: with " ⋯"), or edits the first message to it. */
 static void show(answer_run *a, bool final)
 {
@@ -109,15 +140,17 @@ static void show(answer_run *a, bool final)
     }
     snprintf(body, a->len + sizeof IN_PROGRESS, "%s%s", a->text ? a->text : "", final ? "" : IN_PROGRESS);
     char id[TXN_MAX];
-    /* An earlier attempt stopped midway may have sent the first part (its transaction ID is this
-     * one's): then that message is edited, or a short answer would leave its partial text. */
-    if (!a->sent && first_event(a, 0))
-        a->sent = true;
+    /* An earlier attempt stopped midway may have put the first part on the bus under this one's
+     * transaction ID: then that message is edited (the final edit waits for its event ID), or a
+     * short answer, sent as a first message, would be deduplicated into the partial text. */
+    if (!a->sent)
+        a->sent = begun_before(a);
     const char *original = a->sent ? first_event(a, final ? SENT_WAIT_MS : 0) : NULL;
     json_t *content = NULL;
     if (!a->sent) {
         txn(a, "m", -1, id);
         content = reply_content(body, &a->where);
+        mark_begun(a);
         a->sent = true;
     } else if (original) {
         txn(a, final ? "f" : "e", final ? -1 : ++a->edits, id);
