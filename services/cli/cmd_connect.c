@@ -16,6 +16,7 @@
 #include "mindroom/fsutil.h"
 #include "mindroom/http.h"
 #include "mindroom/ids.h"
+#include "mindroom/str.h"
 
 #define CMD "connect"
 #define DEFAULT_URL "https://mindroom.chat"
@@ -300,47 +301,21 @@ static int complete(const char *url, const char *code, const char *client_name, 
     return status;
 }
 
-/* A growable string. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *grown = realloc(b->s, cap);
-        if (!grown) {
-            b->oom = true;
-            return;
-        }
-        b->s = grown;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
 /* owner as a YAML double-quoted scalar. */
-static void sb_add_quoted(sbuf *b, const char *owner)
+static void sb_add_quoted(mr_strbuf *b, const char *owner)
 {
-    sb_add(b, "\"", 1);
+    mr_strbuf_add(b, "\"", 1);
     for (const char *c = owner; *c; c++) {
         if (*c == '"' || *c == '\\')
-            sb_add(b, "\\", 1);
-        sb_add(b, c, 1);
+            mr_strbuf_add(b, "\\", 1);
+        mr_strbuf_add(b, c, 1);
     }
-    sb_add(b, "\"", 1);
+    mr_strbuf_add(b, "\"", 1);
 }
 
 /* text with every placeholder (bare, or already in matching quotes) replaced by the quoted
  * owner; *count says how many. */
-static void replace_placeholders(const char *text, const char *owner, sbuf *out, int *count)
+static void replace_placeholders(const char *text, const char *owner, mr_strbuf *out, int *count)
 {
     static const char *const tokens[] = {MR_CONFIG_OWNER_PLACEHOLDER, LEGACY_PLACEHOLDER};
     const char *p = text;
@@ -355,7 +330,7 @@ static void replace_placeholders(const char *text, const char *owner, sbuf *out,
             }
         }
         if (!hit) {
-            sb_add(out, p, strlen(p));
+            mr_strbuf_add(out, p, strlen(p));
             break;
         }
         const char *start = hit, *end = hit + hit_len;
@@ -363,7 +338,7 @@ static void replace_placeholders(const char *text, const char *owner, sbuf *out,
             start--;
             end++;
         }
-        sb_add(out, p, (size_t)(start - p));
+        mr_strbuf_add(out, p, (size_t)(start - p));
         sb_add_quoted(out, owner);
         (*count)++;
         p = end;
@@ -405,11 +380,11 @@ static mr_code set_owner_in(const char *path, const char *owner, int depth, int 
     }
     if (rc != MR_OK)
         return rc;
-    sbuf out = {0};
+    mr_strbuf out = {0};
     int here = 0;
     replace_placeholders(text, owner, &out, &here);
     struct stat st;
-    if (out.oom)
+    if (out.failed)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory rewriting %s", path);
     else if (here)
         rc = mr_fs_write_atomic(path, out.s, out.len, stat(path, &st) == 0 ? st.st_mode & 07777 : 0644, true, err);

@@ -12,66 +12,36 @@
 
 #include "mindroom/log.h"
 #include "mindroom/oauth.h"
+#include "mindroom/str.h"
 
 #define EXCHANGE_TIMEOUT_MS 10000L
 
-/* ---- a growing string ------------------------------------------------------------------- */
+/* ---- URL-encoded parameters ----------------------------------------------------------- */
 
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *grown = realloc(b->s, cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->s = grown;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(strbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-/* application/x-www-form-urlencoded and URL query encoding: everything but unreserved is %XX. */
-static void sb_encoded(strbuf *b, const char *s)
+static void sb_encoded(mr_strbuf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-            sb_add(b, (const char *)p, 1);
+            mr_strbuf_add(b, (const char *)p, 1);
         } else {
             char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            sb_add(b, esc, 3);
+            mr_strbuf_add(b, esc, 3);
         }
     }
 }
 
 /* "&name=value" (no '&' for the first parameter of a body). */
-static void sb_param(strbuf *b, const char *name, const char *value)
+static void sb_param(mr_strbuf *b, const char *name, const char *value)
 {
     if (b->len > 0 && b->s[b->len - 1] != '?')
-        sb_str(b, "&");
-    sb_str(b, name);
-    sb_str(b, "=");
+        mr_strbuf_puts(b, "&");
+    mr_strbuf_puts(b, name);
+    mr_strbuf_puts(b, "=");
     sb_encoded(b, value);
 }
 
-static void sb_wipe(strbuf *b)
+static void sb_wipe(mr_strbuf *b)
 {
     if (b->s)
         explicit_bzero(b->s, b->cap);
@@ -158,9 +128,9 @@ static mr_http_response *redirect_to_provider(const ua_oauth *o, const ua_provid
     }
     mr_oauth_pkce_challenge(verifier, challenge);
     explicit_bzero(verifier, sizeof verifier);
-    strbuf url = {0};
-    sb_str(&url, p->authorize_url);
-    sb_str(&url, strchr(p->authorize_url, '?') ? "&" : "?");
+    mr_strbuf url = {0};
+    mr_strbuf_puts(&url, p->authorize_url);
+    mr_strbuf_puts(&url, strchr(p->authorize_url, '?') ? "&" : "?");
     sb_param(&url, "response_type", "code");
     sb_param(&url, "client_id", p->client_id);
     sb_param(&url, "redirect_uri", p->redirect_url);
@@ -281,7 +251,7 @@ static mr_code exchange_code(const ua_provider *p, const char *code, const char 
                              mr_err *err)
 {
     *tokens = NULL;
-    strbuf body = {0};
+    mr_strbuf body = {0};
     sb_param(&body, "grant_type", "authorization_code");
     sb_param(&body, "code", code);
     sb_param(&body, "redirect_uri", p->redirect_url);

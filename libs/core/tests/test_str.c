@@ -49,12 +49,45 @@ static void test_vprintf_takes_a_callers_arguments(void **state)
     free(s);
 }
 
+static void test_strbuf_appends_and_grows(void **state)
+{
+    (void)state;
+    mr_strbuf b = {0};
+    mr_strbuf_puts(&b, "key=");
+    mr_strbuf_add(&b, "value-and-more", 5);
+    assert_false(b.failed);
+    assert_string_equal(b.s, "key=value");
+    assert_int_equal(b.len, 9);
+    for (int i = 0; i < 1000; i++)
+        mr_strbuf_puts(&b, "0123456789");
+    assert_false(b.failed);
+    assert_int_equal(b.len, 9 + 10000);
+    assert_int_equal(strlen(b.s), b.len);
+    assert_memory_equal(b.s + b.len - 10, "0123456789", 10);
+    free(b.s);
+}
+
+/* Once an append has failed the buffer stays as it was: the caller checks failed once. */
+static void test_strbuf_after_failure_appends_nothing(void **state)
+{
+    (void)state;
+    mr_strbuf b = {0};
+    mr_strbuf_puts(&b, "kept");
+    b.failed = true;
+    mr_strbuf_puts(&b, " dropped");
+    assert_string_equal(b.s, "kept");
+    assert_int_equal(b.len, 4);
+    free(b.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_printf_formats_exactly),
         cmocka_unit_test(test_printf_grows_past_any_buffer),
         cmocka_unit_test(test_vprintf_takes_a_callers_arguments),
+        cmocka_unit_test(test_strbuf_appends_and_grows),
+        cmocka_unit_test(test_strbuf_after_failure_appends_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
