@@ -55,7 +55,7 @@ typedef struct gw_account {
     atomic_bool synced;               /* its first batch is saved */
 } gw_account;
 
-/* Where a test wants the gateway to die by SIGKILL (MR_GATEWAY_TEST_CRASH). */
+/* Where a process test wants the gateway to die by SIGKILL (test_hooks.c). */
 typedef enum gw_crash {
     GW_CRASH_NONE = 0,
     GW_CRASH_AFTER_PUBLISH, /* a batch with a message is flushed to the bus, its token not saved */
@@ -134,7 +134,24 @@ void gw_metrics_published(gw *g, const char *topic, size_t n);
 /* ---- serve.c ---- */
 /* The mr_matrix options every client of the gateway uses (stop-aware waits, metrics). */
 void gw_matrix_opts(gw *g, mr_matrix_opts *o);
+
+/* ---- test_hooks.c: only in mindroom-gateway-testhooks, the binary the process tests run ---- */
+#ifdef MR_GATEWAY_TEST_HOOKS
+/* The crash point MR_GATEWAY_TEST_CRASH names (after_publish, after_send), or none. */
+gw_crash gw_crash_wanted(void);
 /* Dies by SIGKILL when the test asked for a crash at this point. */
 void gw_crash_point(gw *g, gw_crash where);
+#else
+/* Shipped binaries have no crash points: nothing in them reads MR_GATEWAY_TEST_CRASH. */
+static inline gw_crash gw_crash_wanted(void)
+{
+    return GW_CRASH_NONE;
+}
+static inline void gw_crash_point(gw *g, gw_crash where)
+{
+    (void)g;
+    (void)where;
+}
+#endif
 
 #endif

@@ -4,7 +4,6 @@
 #include "gateway_internal.h"
 
 #include <ctype.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,24 +201,6 @@ void gw_matrix_opts(gw *g, mr_matrix_opts *o)
                           .observe_ctx = g};
 }
 
-void gw_crash_point(gw *g, gw_crash where)
-{
-    if (g->crash != where)
-        return;
-    mr_log_warn(GW, "MR_GATEWAY_TEST_CRASH: dying by SIGKILL as the test asked");
-    raise(SIGKILL);
-}
-
-static gw_crash crash_wanted(void)
-{
-    const char *v = getenv("MR_GATEWAY_TEST_CRASH");
-    if (v && strcmp(v, "after_publish") == 0)
-        return GW_CRASH_AFTER_PUBLISH;
-    if (v && strcmp(v, "after_send") == 0)
-        return GW_CRASH_AFTER_SEND;
-    return GW_CRASH_NONE;
-}
-
 /* ---- start-up ---- */
 
 /* Polls /versions every 2 s until the homeserver answers like one. */
@@ -353,7 +334,7 @@ static int run(gw *g)
 
 int mr_gateway_serve(const mr_runtime *rt)
 {
-    gw g = {.rt = rt, .crash = crash_wanted()};
+    gw g = {.rt = rt, .crash = gw_crash_wanted()};
     g.cfg = mr_runtime_config(rt, &g.generation);
     int status = run(&g);
     gw_accounts_free(&g);
