@@ -138,6 +138,13 @@ static json_t *state_event(const char *type, json_t *content)
     return json_pack("{s:s, s:s, s:o}", "type", type, "state_key", "", "content", content);
 }
 
+/* The private_chat preset lets guests join (Synapse sets guest_access can_join for it); managed
+ * rooms and the Space are for the people the config names, never for guest accounts. */
+static json_t *no_guests(void)
+{
+    return state_event("m.room.guest_access", json_pack("{s:s}", "guest_access", "forbidden"));
+}
+
 static json_t *create_body(gw *g, const gw_room *r, const char *alias_localpart)
 {
     const mr_room_cfg *rc = mr_config_room(g->cfg, r->key);
@@ -150,6 +157,7 @@ static json_t *create_body(gw *g, const gw_room *r, const char *alias_localpart)
             json_array_append_new(invite, json_string(g->accounts[i].user_id));
     json_t *initial = json_array();
     json_array_append_new(initial, state_event("m.room.power_levels", power_levels(g, r->key)));
+    json_array_append_new(initial, no_guests());
     if ((rc && rc->encrypted) || g->cfg->matrix_room_access.encrypt_managed_rooms)
         json_array_append_new(initial, state_event("m.room.encryption", json_pack(
             "{s:s}", "algorithm", "m.megolm.v1.aes-sha2")));
@@ -170,6 +178,7 @@ static json_t *space_body(gw *g, const char *alias_localpart)
 {
     json_t *initial = json_array();
     json_array_append_new(initial, state_event("m.room.power_levels", power_levels(g, NULL)));
+    json_array_append_new(initial, no_guests());
     return json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:o}", "name", g->cfg->matrix_space.name,
                      "room_alias_name", alias_localpart, "preset", "private_chat", "visibility",
                      "private", "creation_content", "type", "m.space", "initial_state", initial);
@@ -309,18 +318,39 @@ static mr_code join_unmanaged(gw *g, mr_err *err)
 
 /* ---- the root Space ---- */
 
-static mr_code link_child(gw *g, const gw_room *space, const gw_room *child, mr_err *err)
+/* Puts the state event (type, state_key) into room_id unless one is there already: links a
+ * person or an earlier start made stay as they are. */
+static mr_code link_once(gw *g, const char *room_id, const char *type, const char *state_key,
+                         bool canonical, mr_err *err)
 {
     json_t *c = NULL;
-    mr_code rc = mr_matrix_state_get(g->router->m, space->room_id, "m.space.child", child->room_id,
-                                     &c, err);
+    mr_code rc = mr_matrix_state_get(g->router->m, room_id, type, state_key, &c, err);
     json_decref(c);
     if (rc != MR_ENOTFOUND)
         return rc;
-    json_t *content = json_pack("{s:[s], s:b}", "via", g->s.server_name, "suggested", 1);
-    rc = mr_matrix_state_put(g->router->m, space->room_id, "m.space.child", child->room_id, content,
-                             NULL, err);
+    mr_err_clear(err);
+    json_t *content = json_pack("{s:[s], s:b}", "via", g->s.server_name,
+                                canonical ? "canonical" : "suggested", 1);
+    rc = content ? mr_matrix_state_put(g->router->m, room_id, type, state_key, content, NULL, err)
+                 : mr_err_set(err, MR_ENOMEM, "out of memory linking %s to the Space", room_id);
     json_decref(content);
+    return rc;
+}
+
+/* The Space lists the room (m.space.child) and the room names the Space as its parent
+ * (m.space.parent, canonical), so clients show the room inside the Space from either side. */
+static mr_code link_child(gw *g, const gw_room *space, const gw_room *child, mr_err *err)
+{
+    mr_code rc = link_once(g, space->room_id, "m.space.child", child->room_id, false, err);
+    if (rc == MR_OK)
+        rc = link_once(g, child->room_id, "m.space.parent", space->room_id, true, err);
+    if (rc == MR_EPERM) {
+        /* A room the router joined but does not administer: the Space still lists it. */
+        mr_log_warn(GW, "room %s (%s) does not name the Space as its parent: %s", child->alias,
+                    child->room_id, err->msg);
+        mr_err_clear(err);
+        rc = MR_OK;
+    }
     return rc;
 }
 
@@ -417,8 +447,15 @@ mr_code gw_rooms_bootstrap(gw *g, mr_err *err)
         rc = space_bootstrap(g, rooms, n, err);
     if (rc == MR_OK)
         rc = join_unmanaged(g, err);
-    if (rc == MR_OK)
+    size_t ready = 0;
+    for (size_t i = 0; i < n; i++)
+        ready += rooms[i].room_id[0] != '\0';
+    /* A room left out above (its alias is held by a room the router cannot join) is not ready. */
+    if (rc == MR_OK && ready == n)
         mr_log_info(GW, "%zu managed rooms ready", n);
+    else if (rc == MR_OK)
+        mr_log_warn(GW, "%zu of %zu managed rooms ready; the others are named in the warnings above",
+                    ready, n);
     free(rooms);
     return rc;
 }
