@@ -24,6 +24,7 @@ typedef struct turn_event {
     const char *thread_root;      /* the event ID of an m.thread relation, or NULL */
     const char *original_sender;  /* content.com.mindroom.original_sender when a user ID, or NULL */
     bool has_new_content;         /* content.m.new_content: an edit */
+    bool history;                 /* from before the account was there, or too old to answer */
 } turn_event;
 
 /* MR_EINVAL with what is wrong ("event.sender: ...") for a message that is not a valid

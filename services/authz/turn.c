@@ -68,6 +68,10 @@ mr_code turn_event_parse(const char *value, size_t len, turn_event *out, mr_err 
         if (!json_is_boolean(enc))
             rc = mr_err_set(err, MR_EINVAL, "encrypted: missing or not a boolean");
         out->encrypted = json_is_true(enc);
+        json_t *history = json_object_get(r, "history");
+        if (history && !json_is_boolean(history))
+            rc = mr_err_set(err, MR_EINVAL, "history: not a boolean");
+        out->history = json_is_true(history);
     }
     if (rc == MR_OK) {
         out->event = json_object_get(r, "event");
@@ -86,6 +90,8 @@ void turn_event_free(turn_event *ev)
 
 const char *turn_event_skip_reason(const turn_event *ev)
 {
+    if (ev->history)
+        return "history: from before the agents were in the room, or older than the answer bound";
     if (ev->is_state)
         return "state event";
     if (strcmp(ev->type, "m.room.encrypted") == 0)

@@ -75,6 +75,11 @@ char *crypto_cleartext_build(const crypto_inbound *in)
     json_t *c = json_pack("{s:i, s:s, s:O, s:O, s:O, s:b, s:s}", "v", 1, "type", "cleartext_event", "account",
                           json_object_get(r, "account"), "room_id", json_object_get(r, "room_id"), "event",
                           json_object_get(r, "event"), "encrypted", 0, "verification", "unencrypted");
+    json_t *history = json_object_get(r, "history");
+    if (c && history && json_object_set(c, "history", history) != 0) {
+        json_decref(c);
+        return NULL;
+    }
     if (!c)
         return NULL;
     char *text = json_dumps(c, JSON_COMPACT);

@@ -36,6 +36,9 @@ typedef struct gw_settings {
     char *client_secret;
     long startup_timeout_ms;   /* waiting for /versions; 0: no limit */
     long sync_timeout_ms;      /* the long poll */
+    long timeline_limit;       /* events per room in one sync */
+    long backfill_max;         /* events fetched to fill one limited timeline's gap */
+    long long answer_max_age_ms; /* older events are history */
 } gw_settings;
 
 /* A managed Matrix account: the router, an agent, a team or the internal user. */

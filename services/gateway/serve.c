@@ -15,6 +15,11 @@
 #define BOOTSTRAP_BACKOFF_MS 5000
 #define BOOTSTRAP_BACKOFF_MAX_MS 60000
 #define DEFAULT_SYNC_TIMEOUT_MS 30000
+#define DEFAULT_TIMELINE_LIMIT 5000
+#define MAX_TIMELINE_LIMIT 50000
+#define DEFAULT_BACKFILL_MAX 1000
+#define DEFAULT_ANSWER_MAX_AGE_S 86400
+#define MAX_ANSWER_MAX_AGE_S (6 * 86400)
 
 /* ---- settings ---- */
 
@@ -91,6 +96,30 @@ static mr_code dup_setting(const mr_runtime *rt, const char *key, char **out, mr
     return MR_OK;
 }
 
+/* How far back the sync looks and what it may still answer. The age bound must stay below the
+ * agent's claim lifetime (7 days), or a token reset could answer an event a second time. */
+static mr_code history_settings(const mr_runtime *rt, gw_settings *s, mr_err *err)
+{
+    long age_s = 0;
+    mr_code rc;
+    if ((rc = long_setting(rt, "MINDROOM_GATEWAY_TIMELINE_LIMIT", DEFAULT_TIMELINE_LIMIT, 1,
+                           &s->timeline_limit, err)) ||
+        (rc = long_setting(rt, "MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS", DEFAULT_BACKFILL_MAX, 1,
+                           &s->backfill_max, err)) ||
+        (rc = long_setting(rt, "MINDROOM_ANSWER_MAX_AGE_SECONDS", DEFAULT_ANSWER_MAX_AGE_S, 1,
+                           &age_s, err)))
+        return rc;
+    if (s->timeline_limit < 1 || s->timeline_limit > MAX_TIMELINE_LIMIT)
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_GATEWAY_TIMELINE_LIMIT: %ld is not between 1 "
+                          "and %d", s->timeline_limit, MAX_TIMELINE_LIMIT);
+    if (age_s < 1 || age_s > MAX_ANSWER_MAX_AGE_S)
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_ANSWER_MAX_AGE_SECONDS: %ld is not between 1 "
+                          "and %d (6 days; the agent keeps its claims for 7)", age_s,
+                          MAX_ANSWER_MAX_AGE_S);
+    s->answer_max_age_ms = (long long)age_s * 1000;
+    return MR_OK;
+}
+
 /* Picks the registration method as pairing-and-run.md §3 orders them. */
 static mr_code pick_method(gw_settings *s, const char *auth_mode, mr_err *err)
 {
@@ -145,7 +174,8 @@ static mr_code settings_load(gw *g, mr_err *err)
         (rc = long_setting(rt, "MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS", 0, 1000,
                            &s->startup_timeout_ms, err)) ||
         (rc = long_setting(rt, "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", DEFAULT_SYNC_TIMEOUT_MS, 1,
-                           &s->sync_timeout_ms, err)))
+                           &s->sync_timeout_ms, err)) ||
+        (rc = history_settings(rt, s, err)))
         return rc;
     /* The URL is joined to API paths, so a trailing slash would double. */
     size_t n = s->provisioning_url ? strlen(s->provisioning_url) : 0;

@@ -1,7 +1,9 @@
 /* sync_loop.c -- one long-polling sync loop per managed account: each batch's room events go to
  * matrix.inbound and its to-device events to matrix.todevice, membership to the store, and only
  * once the bus holds them all is next_batch saved, so a crash replays and loses nothing.
- * Invites are accepted when the inviter is authorized. */
+ * A limited timeline is backfilled from /messages; events from before the account first synced
+ * or joined a room, or older than the answer bound, are marked history (recorded, never
+ * answered). Invites are accepted when the inviter is authorized. */
 #include "gateway_internal.h"
 #include "mindroom/clock.h"
 
@@ -9,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FILTER "{\"room\":{\"timeline\":{\"limit\":5000}},\"presence\":{\"not_types\":[\"*\"]}," \
-               "\"account_data\":{\"not_types\":[\"*\"]}}"
+#define FILTER_FMT "{\"room\":{\"timeline\":{\"limit\":%ld}},\"presence\":{\"not_types\":[\"*\"]}," \
+                   "\"account_data\":{\"not_types\":[\"*\"]}}"
+/* Events one /messages page asks for while backfilling a gap. */
+#define BACKFILL_PAGE 100
 #define RETRY_MIN_MS 5000
 #define RETRY_MAX_MS 60000
 #define FLUSH_TIMEOUT_MS 30000
@@ -21,11 +25,16 @@
 typedef struct loop {
     gw *g;
     gw_account *a;
+    char filter[256];
+    /* history:<account> in the store: "epoch" (wall ms of this account's first sync by the
+     * gateway) and, per room, the time before which its events are history. */
+    long long epoch;
+    json_t *cutoffs;        /* room ID -> ms */
 } loop;
 
 /* What one batch did, for the crash point and the logs. */
 typedef struct batch {
-    size_t inbound, todevice;
+    size_t inbound, todevice, history, backfilled;
     bool had_message;
 } batch;
 
@@ -55,9 +64,55 @@ static mr_code note_membership(gw *g, const char *room_id, json_t *ev, mr_err *e
     return mr_store_hset(g->rt->store, key, who, m, strlen(m), err);
 }
 
-static mr_code room_events(gw *g, gw_account *a, const char *room_id, json_t *events,
+/* Where a room's live events start: after the account joined it, and never before the
+ * gateway first synced the account (a fresh store on an old account). Kept in the store before
+ * anything of the room is published, so a replay of the batch decides the same. */
+static long long own_join_ts(const char *user_id, json_t *events)
+{
+    long long ts = 0;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        const char *sk = json_string_value(json_object_get(ev, "state_key"));
+        const char *m = json_string_value(json_object_get(json_object_get(ev, "content"), "membership"));
+        if (type && sk && m && strcmp(type, "m.room.member") == 0 && strcmp(sk, user_id) == 0 &&
+            strcmp(m, "join") == 0)
+            ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
+    }
+    return ts;
+}
+
+static mr_code room_cutoff(loop *l, const char *room_id, json_t *room, long long *out, mr_err *err)
+{
+    json_t *known = json_object_get(l->cutoffs, room_id);
+    if (known) {
+        *out = json_integer_value(known);
+        return MR_OK;
+    }
+    long long joined = own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "state"), "events"));
+    long long in_timeline = own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "timeline"),
+                                                                       "events"));
+    joined = in_timeline > joined ? in_timeline : joined;
+    *out = joined > l->epoch ? joined : l->epoch;
+    char key[MR_MATRIX_ID_SIZE + 16], value[32];
+    snprintf(key, sizeof key, "history:%s", l->a->user_id);
+    int n = snprintf(value, sizeof value, "%lld", *out);
+    mr_code rc = mr_store_hset(l->g->rt->store, key, room_id, value, (size_t)n, err);
+    if (rc == MR_OK && json_object_set_new(l->cutoffs, room_id, json_integer(*out)) != 0)
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory noting the history cutoff of %s", room_id);
+    return rc;
+}
+
+static bool is_history(const gw *g, long long cutoff, long long ts)
+{
+    return ts < cutoff || mr_clock_wall_ms() - ts > g->s.answer_max_age_ms;
+}
+
+static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_t *events,
                            const char *membership, bool timeline, batch *b, mr_err *err)
 {
+    gw *g = l->g;
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev) {
@@ -65,15 +120,17 @@ static mr_code room_events(gw *g, gw_account *a, const char *room_id, json_t *ev
         /* Only whole room events travel; stripped state (no ID, no time) does not. */
         if (!json_is_string(json_object_get(ev, "event_id")) || !json_is_integer(ts))
             continue;
+        bool history = is_history(g, cutoff, json_integer_value(ts));
         mr_code rc = note_membership(g, room_id, ev, err);
         if (rc == MR_OK)
             rc = publish(g, "matrix.inbound", room_id,
-                         json_pack("{s:i, s:s, s:s, s:s, s:O, s:s}", "v", 1, "type", "inbound_event",
-                                   "account", a->user_id, "room_id", room_id, "event", ev,
-                                   "membership", membership), err);
+                         json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:b}", "v", 1, "type",
+                                   "inbound_event", "account", l->a->user_id, "room_id", room_id,
+                                   "event", ev, "membership", membership, "history", history), err);
         if (rc != MR_OK)
             return rc;
         b->inbound++;
+        b->history += history;
         const char *type = json_string_value(json_object_get(ev, "type"));
         if (timeline && type && strcmp(type, "m.room.message") == 0)
             b->had_message = true;
@@ -83,22 +140,85 @@ static mr_code room_events(gw *g, gw_account *a, const char *room_id, json_t *ev
     return MR_OK;
 }
 
-/* joined rooms: state, then timeline; left rooms: their timeline up to the leave. */
-static mr_code rooms(gw *g, gw_account *a, json_t *r, batch *b, mr_err *err)
+/* The events of a limited timeline's gap, oldest first: /messages backwards from its prev_batch
+ * down to the token of the previous sync, at most backfill_max of them. */
+static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, json_t *timeline,
+                        const char *since, json_t **out, mr_err *err)
+{
+    *out = json_array();
+    if (!*out)
+        return mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id);
+    const char *from = json_string_value(json_object_get(timeline, "prev_batch"));
+    char *next = from ? strdup(from) : NULL;
+    mr_code rc = from && !next ? mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id) : MR_OK;
+    bool gap = false;
+    while (rc == MR_OK && next) {
+        if (json_array_size(*out) >= (size_t)l->g->s.backfill_max) {
+            gap = true;
+            break;
+        }
+        size_t room = (size_t)l->g->s.backfill_max - json_array_size(*out);
+        json_t *page = NULL;
+        rc = mr_matrix_messages(m, room_id, next, since, 'b',
+                                room < BACKFILL_PAGE ? (int)room : BACKFILL_PAGE, &page, err);
+        free(next);
+        next = NULL;
+        json_t *chunk = json_object_get(page, "chunk");
+        const char *end = json_string_value(json_object_get(page, "end"));
+        size_t i;
+        json_t *ev;
+        json_array_foreach(chunk, i, ev)
+            if (rc == MR_OK && json_array_insert(*out, 0, ev) != 0)
+                rc = mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id);
+        /* No end, or an empty page: the gap is closed. */
+        if (rc == MR_OK && end && json_array_size(chunk) && !(next = strdup(end)))
+            rc = mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id);
+        json_decref(page);
+    }
+    free(next);
+    if (rc != MR_OK) {
+        json_decref(*out);
+        *out = NULL;
+        return rc;
+    }
+    if (gap)
+        mr_log_warn(GW, "sync of %s: the gap in %s before this batch holds more than %ld events; "
+                    "the %zu newest were fetched, older ones are not published "
+                    "(MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS)", l->a->user_id, room_id,
+                    l->g->s.backfill_max, json_array_size(*out));
+    return MR_OK;
+}
+
+/* joined rooms: a limited timeline's gap, state, then timeline; left rooms: their timeline up to
+ * the leave. */
+static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch *b, mr_err *err)
 {
     const char *room_id;
     json_t *room;
     mr_code rc = MR_OK;
+    long long cutoff = 0;
     json_object_foreach(json_object_get(r, "join"), room_id, room) {
-        if ((rc = room_events(g, a, room_id, json_object_get(json_object_get(room, "state"), "events"),
+        json_t *timeline = json_object_get(room, "timeline");
+        json_t *gap = NULL;
+        /* A first sync is limited by design: what came before it is history, not a gap. */
+        if ((rc = room_cutoff(l, room_id, room, &cutoff, err)) == MR_OK && since &&
+            json_is_true(json_object_get(timeline, "limited")) &&
+            (rc = backfill(l, m, room_id, timeline, since, &gap, err)) == MR_OK)
+            b->backfilled += json_array_size(gap);
+        if (rc == MR_OK)
+            rc = room_events(l, room_id, cutoff, gap, "join", true, b, err);
+        json_decref(gap);
+        if (rc != MR_OK ||
+            (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "state"), "events"),
                               "join", false, b, err)) != MR_OK ||
-            (rc = room_events(g, a, room_id, json_object_get(json_object_get(room, "timeline"),
-                                                            "events"), "join", true, b, err)) != MR_OK)
+            (rc = room_events(l, room_id, cutoff, json_object_get(timeline, "events"), "join", true, b,
+                              err)) != MR_OK)
             return rc;
     }
     json_object_foreach(json_object_get(r, "leave"), room_id, room) {
-        if ((rc = room_events(g, a, room_id, json_object_get(json_object_get(room, "timeline"),
-                                                            "events"), "leave", true, b, err)) != MR_OK)
+        if ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
+            (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
+                                                                 "events"), "leave", true, b, err)) != MR_OK)
             return rc;
     }
     return MR_OK;
@@ -184,11 +304,13 @@ static mr_code to_device(gw *g, gw_account *a, json_t *sync, batch *b, mr_err *e
 
 /* ---- the loop ---- */
 
-static mr_code handle(gw *g, gw_account *a, mr_matrix *m, json_t *sync, batch *b, mr_err *err)
+static mr_code handle(loop *l, mr_matrix *m, const char *since, json_t *sync, batch *b, mr_err *err)
 {
+    gw *g = l->g;
+    gw_account *a = l->a;
     json_t *r = json_object_get(sync, "rooms");
     mr_code rc;
-    if ((rc = rooms(g, a, r, b, err)) != MR_OK || (rc = to_device(g, a, sync, b, err)) != MR_OK ||
+    if ((rc = rooms(l, m, since, r, b, err)) != MR_OK || (rc = to_device(g, a, sync, b, err)) != MR_OK ||
         (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK)
         return rc;
     gw_metrics_published(g, "matrix.inbound", b->inbound);
@@ -209,6 +331,33 @@ static mr_code load_since(gw *g, const gw_account *a, char **since, mr_err *err)
     return rc;
 }
 
+/* The history cutoffs of the account; a first sync sets the epoch. An account that has a sync
+ * token but no epoch was synced before cutoffs existed: its rooms' new events stay live. */
+static mr_code load_history(loop *l, bool first_sync, mr_err *err)
+{
+    char key[MR_MATRIX_ID_SIZE + 16];
+    snprintf(key, sizeof key, "history:%s", l->a->user_id);
+    mr_store_hash h = {0};
+    mr_code rc = mr_store_hgetall(l->g->rt->store, key, &h, err);
+    bool have_epoch = false;
+    for (size_t i = 0; rc == MR_OK && i < h.count; i++) {
+        long long v = strtoll(h.entries[i].value, NULL, 10);
+        if (strcmp(h.entries[i].field, "epoch") == 0) {
+            l->epoch = v;
+            have_epoch = true;
+        } else if (json_object_set_new(l->cutoffs, h.entries[i].field, json_integer(v)) != 0) {
+            rc = mr_err_set(err, MR_ENOMEM, "out of memory reading %s", key);
+        }
+    }
+    mr_store_hash_free(&h);
+    if (rc != MR_OK || have_epoch)
+        return rc;
+    l->epoch = first_sync ? mr_clock_wall_ms() : 0;
+    char value[32];
+    int n = snprintf(value, sizeof value, "%lld", l->epoch);
+    return mr_store_hset(l->g->rt->store, key, "epoch", value, (size_t)n, err);
+}
+
 static mr_code save_since(gw *g, const gw_account *a, const char *next, mr_err *err)
 {
     char key[MR_MATRIX_ID_SIZE + 16];
@@ -217,11 +366,12 @@ static mr_code save_since(gw *g, const gw_account *a, const char *next, mr_err *
 }
 
 /* One round: sync, hand the batch to the bus, then save its token. */
-static mr_code round_once(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen, char **since,
-                          mr_err *err)
+static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **since, mr_err *err)
 {
+    gw *g = l->g;
+    gw_account *a = l->a;
     /* The first round returns at once, so readiness means "caught up", not "a message came". */
-    mr_matrix_sync_req req = {.filter = FILTER, .since = *since, .full_state = !*since,
+    mr_matrix_sync_req req = {.filter = l->filter, .since = *since, .full_state = !*since,
                               .timeout_ms = atomic_load(&a->synced) ? g->s.sync_timeout_ms : 0};
     json_t *sync = NULL;
     mr_code rc = mr_matrix_sync(m, &req, &sync, err);
@@ -229,7 +379,8 @@ static mr_code round_once(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen
         return gw_account_relogin(g, a, m, gen, err);
     if (rc == MR_EINVAL && *since && mr_matrix_last(m)->status == 400) {
         /* The homeserver no longer knows the token (it was reset): start over with a full
-         * sync; consumers see events again, which they must tolerate anyway. */
+         * sync; what it brings again is history unless newer than the rooms' cutoffs, and the
+         * agent's claims keep those from a second answer. */
         mr_log_warn(GW, "sync of %s: %s; starting again with a full sync", a->user_id, err->msg);
         free(*since);
         *since = NULL;
@@ -240,7 +391,7 @@ static mr_code round_once(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen
         return rc;
     }
     batch b = {0};
-    rc = handle(g, a, m, sync, &b, err);
+    rc = handle(l, m, *since, sync, &b, err);
     const char *next = json_string_value(json_object_get(sync, "next_batch"));
     if (rc == MR_OK && b.had_message)
         gw_crash_point(g, GW_CRASH_AFTER_PUBLISH);
@@ -253,12 +404,19 @@ static mr_code round_once(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen
             *since = copy;
         }
         if (b.inbound || b.todevice)
-            mr_log_debug(GW, "%s: published %zu room and %zu to-device events up to %s", a->user_id,
-                         b.inbound, b.todevice, next);
+            mr_log_debug(GW, "%s: published %zu room events (%zu history, %zu backfilled) and %zu "
+                         "to-device events up to %s", a->user_id, b.inbound, b.history, b.backfilled,
+                         b.todevice, next);
         atomic_store(&a->synced, true);
     }
     json_decref(sync);
     return rc;
+}
+
+static mr_code load_state(loop *l, char **since, mr_err *err)
+{
+    mr_code rc = load_since(l->g, l->a, since, err);
+    return rc == MR_OK ? load_history(l, *since == NULL, err) : rc;
 }
 
 static void *sync_main(void *arg)
@@ -266,7 +424,6 @@ static void *sync_main(void *arg)
     loop *l = arg;
     gw *g = l->g;
     gw_account *a = l->a;
-    free(l);
     mr_matrix *m = a->m;
     unsigned long gen = a->generation;
     char *since = NULL;
@@ -274,10 +431,10 @@ static void *sync_main(void *arg)
     long delay = RETRY_MIN_MS;
     mr_err err = {0};
     while (!mr_runtime_stopping(g->rt)) {
-        mr_code rc = loaded ? MR_OK : load_since(g, a, &since, &err);
+        mr_code rc = loaded ? MR_OK : load_state(l, &since, &err);
         loaded = rc == MR_OK;
         if (rc == MR_OK)
-            rc = round_once(g, a, m, &gen, &since, &err);
+            rc = round_once(l, m, &gen, &since, &err);
         if (rc == MR_OK) {
             delay = RETRY_MIN_MS;
             continue;
@@ -290,17 +447,22 @@ static void *sync_main(void *arg)
         delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
     }
     free(since);
+    json_decref(l->cutoffs);
+    free(l);
     return NULL;
 }
 
 mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err)
 {
     loop *l = malloc(sizeof *l);
-    if (!l)
+    if (!l || !(*l = (loop){.g = g, .a = a, .cutoffs = json_object()}).cutoffs) {
+        free(l);
         return mr_err_set(err, MR_ENOMEM, "out of memory starting the sync of %s", a->user_id);
-    *l = (loop){.g = g, .a = a};
+    }
+    snprintf(l->filter, sizeof l->filter, FILTER_FMT, g->s.timeline_limit);
     int e = pthread_create(&a->sync_thread, NULL, sync_main, l);
     if (e != 0) {
+        json_decref(l->cutoffs);
         free(l);
         return mr_err_errno(err, MR_EINTERNAL, e, "starting the sync thread of %s", a->user_id);
     }

@@ -2,6 +2,8 @@
  * with transaction IDs, redactions, typing, history, aliases and directory visibility. */
 #include "matrix_internal.h"
 
+#include "mindroom/str.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,14 +124,21 @@ mr_code mr_matrix_typing(mr_matrix *m, const char *room_id, bool typing, long ti
                body, true, true, NULL, err);
 }
 
-mr_code mr_matrix_messages(mr_matrix *m, const char *room_id, const char *from, char dir, int limit,
-                           json_t **out, mr_err *err)
+mr_code mr_matrix_messages(mr_matrix *m, const char *room_id, const char *from, const char *to,
+                           char dir, int limit, json_t **out, mr_err *err)
 {
     char d[2] = {dir == 'f' ? 'f' : 'b', '\0'}, lim[16];
     snprintf(lim, sizeof lim, "%d", limit > 0 ? limit : 10);
-    char *path = from ? mx_path(MX_CLIENT "/rooms/%s/messages?dir=%s&limit=%s&from=%s", room_id, d,
-                                lim, from)
-                      : mx_path(MX_CLIENT "/rooms/%s/messages?dir=%s&limit=%s", room_id, d, lim);
+    char *base = mx_path(MX_CLIENT "/rooms/%s/messages?dir=%S&limit=%S", room_id, d, lim);
+    char *f = from ? mr_matrix_escape(from) : NULL, *t = to ? mr_matrix_escape(to) : NULL;
+    char *path = NULL;
+    /* Each token only when given: an empty from= or to= is not the same as none. */
+    if (base && (f || !from) && (t || !to))
+        path = mr_str_printf("%s%s%s%s%s", base, f ? "&from=" : "", f ? f : "", t ? "&to=" : "",
+                             t ? t : "");
+    free(base);
+    free(f);
+    free(t);
     return run(m, "messages", "GET", path, NULL, false, true, out, err);
 }
 

@@ -367,7 +367,7 @@ static void test_rooms_and_directory(void **state)
     ok(mr_matrix_redact(b, room, ev, "r1", "oops", red, &err), &err);
     assert_string_not_equal(red, ev);
     json_t *hist = NULL;
-    ok(mr_matrix_messages(a, room, NULL, 'b', 2, &hist, &err), &err);
+    ok(mr_matrix_messages(a, room, NULL, NULL, 'b', 2, &hist, &err), &err);
     json_t *chunk = json_object_get(hist, "chunk");
     assert_int_equal(json_array_size(chunk), 2);
     json_t *newest = json_array_get(chunk, 0), *redacted = json_array_get(chunk, 1);

@@ -98,6 +98,9 @@ static void test_parse_errors(void **state)
         {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
          "\"event\":{\"event_id\":\"$e1\",\"sender\":\"b\"}}",
          "event.sender: "},
+        {"{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":false,"
+         "\"history\":\"yes\"}",
+         "history: "},
         {"{\"v\":1,", "not JSON: "},
     };
     for (size_t i = 0; i < sizeof prefixed / sizeof prefixed[0]; i++) {
@@ -126,6 +129,16 @@ static void test_which_events_become_turns(void **state)
     (void)state;
     expect_skip(EVENT("", ""), NULL);
     expect_skip(EVENT(",\"state_key\":\"\"", ""), "state event");
+    const char *history =
+        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":false,"
+        "\"history\":true,\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\","
+        "\"origin_server_ts\":1,\"content\":{\"msgtype\":\"m.text\",\"body\":\"old\"}}}";
+    expect_skip(history, "history: from before the agents were in the room, or older than the answer bound");
+    const char *live =
+        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":false,"
+        "\"history\":false,\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\","
+        "\"origin_server_ts\":1,\"content\":{\"msgtype\":\"m.text\",\"body\":\"new\"}}}";
+    expect_skip(live, NULL);
     expect_skip(EVENT("", ",\"m.relates_to\":{\"rel_type\":\"m.replace\",\"event_id\":\"$ev0:example.org\"}"),
                 "edit");
     expect_skip(EVENT("", ",\"m.new_content\":{\"body\":\"hi\"}"), "edit");

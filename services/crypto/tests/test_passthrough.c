@@ -35,6 +35,24 @@ static void test_unencrypted_becomes_cleartext(void **state)
     crypto_inbound_free(&in);
 }
 
+static void test_history_mark_travels(void **state)
+{
+    (void)state;
+    const char *msg = "{\"v\":1,\"type\":\"inbound_event\",\"account\":\"@mindroom_router:example.org\","
+                      "\"room_id\":\"!r:example.org\",\"event\":" EVENT ",\"membership\":\"join\","
+                      "\"history\":true}";
+    crypto_inbound in;
+    mr_err err = {0};
+    assert_int_equal(crypto_inbound_parse(msg, strlen(msg), &in, &err), MR_OK);
+    char *text = crypto_cleartext_build(&in);
+    assert_non_null(text);
+    assert_string_equal(text, "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@mindroom_router:example.org\","
+                              "\"room_id\":\"!r:example.org\",\"event\":" EVENT ",\"encrypted\":false,"
+                              "\"verification\":\"unencrypted\",\"history\":true}");
+    free(text);
+    crypto_inbound_free(&in);
+}
+
 static void test_encrypted_is_recognised(void **state)
 {
     (void)state;
@@ -158,6 +176,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unencrypted_becomes_cleartext),
+        cmocka_unit_test(test_history_mark_travels),
         cmocka_unit_test(test_encrypted_is_recognised),
         cmocka_unit_test(test_bad_inbound),
         cmocka_unit_test(test_intents_become_send_requests),

@@ -60,7 +60,7 @@ static int count_in_room(fixture *x, const char *body, char event_id[MR_MATRIX_I
 {
     json_t *hist = NULL;
     mr_err err = {0};
-    if (mr_matrix_messages(x->alice, x->lobby, NULL, 'b', 200, &hist, &err) != MR_OK)
+    if (mr_matrix_messages(x->alice, x->lobby, NULL, NULL, 'b', 200, &hist, &err) != MR_OK)
         fail_msg("%s", err.msg);
     int n = 0;
     size_t i;

@@ -198,9 +198,10 @@ mr_code mr_matrix_redact(mr_matrix *m, const char *room_id, const char *event_id
 /* PUT /rooms/{id}/typing/{own user}. */
 mr_code mr_matrix_typing(mr_matrix *m, const char *room_id, bool typing, long timeout_ms,
                          mr_err *err);
-/* GET /rooms/{id}/messages; from may be NULL, dir is 'b' or 'f'. */
-mr_code mr_matrix_messages(mr_matrix *m, const char *room_id, const char *from, char dir, int limit,
-                           json_t **out, mr_err *err);
+/* GET /rooms/{id}/messages; from and to (a pagination or sync token to stop at) may be NULL,
+ * dir is 'b' or 'f'. */
+mr_code mr_matrix_messages(mr_matrix *m, const char *room_id, const char *from, const char *to,
+                           char dir, int limit, json_t **out, mr_err *err);
 
 /* ---- directory ---- */
 
