@@ -51,6 +51,15 @@ static void install(sandbox *sb, const char *hs, const mr_dotenv_kv *extra, size
         sh_set_env(sb, extra, n);
 }
 
+/* A loopback URL where nothing answers. */
+static void nobody_listening(char *url, size_t cap)
+{
+    int port = 0;
+    mr_err err = {0};
+    sh_check(mr_tp_free_port(&port, &err), &err, "a free port");
+    snprintf(url, cap, "http://127.0.0.1:%d", port);
+}
+
 static cli_run doctor(sandbox *sb)
 {
     return run_cli(sb, "doctor", "--config", sb_path(sb, "config.yaml"));
@@ -203,11 +212,8 @@ static void test_model_down_wrong_key_or_no_key(void **state)
 {
     sandbox *sb = *state;
     install(sb, G.secret_hs.url, (const mr_dotenv_kv[]){{"MATRIX_REGISTRATION_SHARED_SECRET", SH_SECRET}}, 1);
-    int port = 0;
-    mr_err err = {0};
-    sh_check(mr_tp_free_port(&port, &err), &err, "a free port");
     char down[64];
-    snprintf(down, sizeof down, "http://127.0.0.1:%d", port);
+    nobody_listening(down, sizeof down);
     sh_set_env(sb, (const mr_dotenv_kv[]){{"OPENAI_BASE_URL", down}}, 1);
     cli_run r = doctor(sb);
     expect_exit(&r, 1);
@@ -241,11 +247,8 @@ static void test_model_down_wrong_key_or_no_key(void **state)
 static void test_homeserver_down_or_unset(void **state)
 {
     sandbox *sb = *state;
-    int port = 0;
-    mr_err err = {0};
-    sh_check(mr_tp_free_port(&port, &err), &err, "a free port");
     char down[64];
-    snprintf(down, sizeof down, "http://127.0.0.1:%d", port);
+    nobody_listening(down, sizeof down);
     install(sb, down, (const mr_dotenv_kv[]){{"MATRIX_REGISTRATION_SHARED_SECRET", SH_SECRET}}, 1);
     cli_run r = doctor(sb);
     expect_exit(&r, 1);
