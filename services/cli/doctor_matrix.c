@@ -233,10 +233,13 @@ static void check_token_valid(doctor *d, mr_matrix *m)
 static void check_with_token(doctor *d, mr_matrix *m, const char *hs, const offers *o)
 {
     if (!flow_completable(o->flows, true)) {
+        mr_strbuf flows = {0};
+        put_flows(&flows, o->flows);
         doctor_line(d, DOCTOR_FAIL, "registration: MATRIX_REGISTRATION_TOKEN is set, but %s offers no "
-                    "flow it completes (POST /register: %s): enable registration_requires_token "
-                    "on the server, or use MATRIX_REGISTRATION_SHARED_SECRET",
-                    hs, o->flows ? "other stages" : o->register_why);
+                    "flow it completes (POST /register: %s%s): enable registration_requires_token "
+                    "on the server, or use MATRIX_REGISTRATION_SHARED_SECRET", hs,
+                    o->flows ? "only " : o->register_why, o->flows && flows.s ? flows.s : "");
+        free(flows.s);
         return;
     }
     size_t before = d->counts[DOCTOR_FAIL];
