@@ -7,7 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/config.h"
+#include "mindroom/dotenv.h"
 #include "mindroom/err.h"
+#include "mindroom/llm.h"
 
 /* The exit codes every command uses, and that --help documents. */
 enum {
@@ -24,6 +26,7 @@ int mr_cli_config_validate(int argc, char **argv);
 int mr_cli_authz_explain(int argc, char **argv);
 int mr_cli_connect(int argc, char **argv);
 int mr_cli_run(int argc, char **argv);
+int mr_cli_doctor(int argc, char **argv);
 
 /* getopt_long over a command's arguments with errors reported by us, not getopt: returns the
  * option's value, -1 when options end, or MR_CLI_GETOPT_USAGE after printing a one-line
@@ -50,5 +53,22 @@ mr_code mr_cli_config_path(const char *arg, bool must_exist, char *out, size_t c
 
 /* Prints every diagnostic of a config load to stderr as file:line:col: field: message. */
 void mr_cli_print_diags(const mr_config_diags *diags);
+
+/* A setting as `run` resolves it: process environment, then .env (env may be NULL); an empty
+ * value counts as unset (NULL). */
+const char *mr_cli_setting(const mr_dotenv *env, const char *key);
+
+typedef enum mr_cli_model_env_status {
+    MR_CLI_MODEL_READY = 0,    /* the client can be made: key set or none needed */
+    MR_CLI_MODEL_UNSUPPORTED,  /* the provider does not speak the OpenAI API (yet) */
+    MR_CLI_MODEL_NO_KEY,       /* *key_var is set in neither the environment nor .env */
+    MR_CLI_MODEL_NOT_PASSED,   /* setenv failed */
+} mr_cli_model_env_status;
+
+/* Passes the model's key variable (*key_var: model api_key_env, else the provider's; NULL when
+ * it needs none) and its provider's base URL variable (OPENAI_BASE_URL, ...) from .env to the
+ * process environment, where the model client reads them, unless the environment has them. */
+mr_cli_model_env_status mr_cli_model_env(const mr_model_cfg *m, const mr_dotenv *env,
+                                         const mr_llm_provider **provider, const char **key_var);
 
 #endif

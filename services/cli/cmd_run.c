@@ -74,8 +74,10 @@ static int print_help(void)
         "  -h, --help               Show this help and exit\n"
         "\n"
         "Settings (flag, then environment, then .env): MATRIX_HOMESERVER (required),\n"
-        "MATRIX_SERVER_NAME, MATRIX_REGISTRATION_TOKEN, MINDROOM_NAMESPACE, the model providers'\n"
-        "API keys (a missing key is a warning: that model's agents apologise until it is set),\n"
+        "MATRIX_SERVER_NAME, MATRIX_REGISTRATION_SHARED_SECRET or MATRIX_REGISTRATION_TOKEN,\n"
+        "MINDROOM_NAMESPACE, the model providers' API keys (a missing key is a warning: that\n"
+        "model's agents apologise until it is set) and base URLs (OPENAI_BASE_URL, ... for\n"
+        "models without `host:`),\n"
         "MINDROOM_BUS_URL and MINDROOM_STORE_URL (defaults: in-process bus, SQLite under the\n"
         "storage path).\n"
         "\n"
@@ -118,30 +120,33 @@ static void url_place(const char *url, char *out, size_t cap)
         snprintf(out, cap, "%s", url);
 }
 
-/* The model clients read provider keys from the process environment; .env fills in what the
- * environment lacks, as for every other setting. A missing key only warns: that model's agents
- * answer with a short apology until it is set. */
-static void provide_model_keys(const mr_runtime *rt)
+/* The model clients read provider keys and base URLs from the process environment; .env fills
+ * in what the environment lacks. A missing key only warns: that model's agents answer with a
+ * short apology until it is set. */
+static void provide_model_settings(const mr_runtime *rt)
 {
     mr_config *cfg = mr_runtime_config(rt, NULL);
     for (size_t i = 0; i < cfg->n_models; i++) {
         const mr_model_cfg *m = &cfg->models[i];
-        const mr_llm_provider *p = mr_llm_provider_find(m->provider);
-        if (!p) {
+        const mr_llm_provider *p;
+        const char *var;
+        switch (mr_cli_model_env(m, &rt->env, &p, &var)) {
+        case MR_CLI_MODEL_READY:
+            break;
+        case MR_CLI_MODEL_UNSUPPORTED:
             mr_log_warn(LOG, "model %s: provider %s is not supported yet; agents using it will "
                         "answer with an apology", m->name, m->provider);
-            continue;
-        }
-        const char *var = m->api_key_env && *m->api_key_env ? m->api_key_env : p->key_env;
-        if (!var)
-            continue;
-        const char *v = mr_runtime_setting(rt, NULL, var, NULL);
-        if (!v)
+            break;
+        case MR_CLI_MODEL_NO_KEY:
             mr_log_warn(LOG, "model %s (provider %s): %s is not set in the environment or %s; "
                         "agents using it will answer with an apology until it is", m->name,
                         p->name, var, rt->settings.env_path);
-        else if (!getenv(var) && setenv(var, v, 0) != 0)
-            mr_log_warn(LOG, "model %s: could not pass %s on to the model client", m->name, var);
+            break;
+        case MR_CLI_MODEL_NOT_PASSED:
+            mr_log_warn(LOG, "model %s: could not pass its settings from %s on to the model client",
+                        m->name, rt->settings.env_path);
+            break;
+        }
     }
     mr_config_release(cfg);
 }
@@ -235,7 +240,7 @@ static int run(mr_runtime *rt, const run_opts *o)
     };
     const size_t n = sizeof svcs / sizeof svcs[0];
     log_start(rt);
-    provide_model_keys(rt);
+    provide_model_settings(rt);
 
     mr_err err = {0};
     mr_http_server *srv = NULL;

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "mindroom/config.h"
+#include "mindroom/llm.h"
 
 /* One preset per --provider value. Model IDs and context windows are the providers' current
  * general-purpose models; a person changes them in config.yaml. */
@@ -186,7 +187,7 @@ static void put_agents(FILE *f)
           f);
 }
 
-static void put_access(FILE *f, mr_cli_matrix_server server, const char *owner)
+static void put_access(FILE *f, const mr_cli_matrix_target *t, const char *owner)
 {
     fputs("\n"
           "# The router picks which agent answers when a message mentions none.\n"
@@ -194,7 +195,7 @@ static void put_access(FILE *f, mr_cli_matrix_server server, const char *owner)
           "  model: default\n"
           "  accept_invites: true\n",
           f);
-    if (server == MR_CLI_MATRIX_SELF_HOSTED)
+    if (t->server == MR_CLI_MATRIX_SELF_HOSTED)
         fputs("\n"
               "# The account that creates rooms on your homeserver. Choose the username before the\n"
               "# first run: it cannot change afterwards (display_name can).\n"
@@ -203,7 +204,13 @@ static void put_access(FILE *f, mr_cli_matrix_server server, const char *owner)
               "  display_name: MindRoomUser\n",
               f);
     fputs("\n", f);
-    if (!owner)
+    if (!owner && t->server == MR_CLI_MATRIX_SELF_HOSTED)
+        fprintf(f,
+                "# The owner placeholder below stands for your Matrix ID: write yours in its three\n"
+                "# places (e.g. \"@alice:%s\"), or run `mindroom config init --matrix-server\n"
+                "# self-hosted --owner @alice:%s --force` again.\n",
+                t->server_name, t->server_name);
+    else if (!owner)
         fputs("# The owner placeholder below stands for your Matrix ID: `mindroom connect\n"
               "# --pair-code ABCD-EFGH` fills it in, or write yours (e.g. \"@alice:mindroom.chat\").\n",
               f);
@@ -268,7 +275,7 @@ static char *render(void (*write)(FILE *, const void *), const void *arg)
 
 typedef struct config_args {
     const mr_cli_provider *p;
-    mr_cli_matrix_server server;
+    const mr_cli_matrix_target *t;
     const char *owner;
 } config_args;
 
@@ -279,16 +286,17 @@ static void write_config(FILE *f, const void *arg)
             "# MindRoom configuration, written by `mindroom config init` (%s, %s).\n"
             "# After editing, check it with: mindroom config validate\n"
             "\n",
-            a->p->label, a->server == MR_CLI_MATRIX_HOSTED ? "Matrix at mindroom.chat" : "self-hosted Matrix");
+            a->p->label, a->t->server == MR_CLI_MATRIX_HOSTED ? "Matrix at mindroom.chat" : "self-hosted Matrix");
     put_models(f, a->p);
     put_agents(f);
-    put_access(f, a->server, a->owner);
+    put_access(f, a->t, a->owner);
     put_defaults(f);
 }
 
-char *mr_cli_template_config(const mr_cli_provider *p, mr_cli_matrix_server server, const char *owner)
+char *mr_cli_template_config(const mr_cli_provider *p, const mr_cli_matrix_target *t,
+                             const char *owner)
 {
-    config_args a = {p, server, owner};
+    config_args a = {p, t, owner};
     return render(write_config, &a);
 }
 
@@ -317,54 +325,73 @@ static const env_setting hosted_matrix[] = {
      "MATRIX_REGISTRATION_TOKEN", ""},
 };
 
-static const env_setting self_hosted_matrix[] = {
-    {"# Matrix homeserver on this machine; point it at yours.\n", "MATRIX_HOMESERVER",
-     "http://localhost:8008"},
-    {ENV_SSL_VERIFY, NULL, NULL},
-    {ENV_SERVER_NAME_COMMENT, "MATRIX_SERVER_NAME", "localhost"},
-    {ENV_NAMESPACE_COMMENT, "MINDROOM_NAMESPACE", ""},
-    {"# Set it when your homeserver gates registration with a token.\n",
-     "MATRIX_REGISTRATION_TOKEN", ""},
-};
+#define MATRIX_SETTINGS_MAX 8
 
-static const env_setting *matrix_settings(mr_cli_matrix_server server, size_t *n)
+/* The Matrix part of .env. Self-hosted: the homeserver chosen, no provisioning API (that is
+ * mindroom.chat's), and the two ways an admin lets MindRoom register its agents' accounts,
+ * commented out until the admin fills in one. */
+static size_t matrix_settings(const mr_cli_matrix_target *t, env_setting out[MATRIX_SETTINGS_MAX])
 {
-    if (server == MR_CLI_MATRIX_HOSTED) {
-        *n = sizeof hosted_matrix / sizeof *hosted_matrix;
-        return hosted_matrix;
+    if (t->server == MR_CLI_MATRIX_HOSTED) {
+        size_t n = sizeof hosted_matrix / sizeof *hosted_matrix;
+        memcpy(out, hosted_matrix, sizeof hosted_matrix);
+        return n;
     }
-    *n = sizeof self_hosted_matrix / sizeof *self_hosted_matrix;
-    return self_hosted_matrix;
+    const env_setting self_hosted[] = {
+        {"# Matrix homeserver: your own.\n", "MATRIX_HOMESERVER", t->homeserver},
+        {ENV_SSL_VERIFY, NULL, NULL},
+        {ENV_SERVER_NAME_COMMENT, "MATRIX_SERVER_NAME", t->server_name},
+        {ENV_NAMESPACE_COMMENT, "MINDROOM_NAMESPACE", ""},
+        {"\n"
+         "# How MindRoom registers its agents' accounts on your homeserver: uncomment and set ONE.\n"
+         "# Synapse's shared-secret registration: registration_shared_secret in homeserver.yaml.\n"
+         "# MATRIX_REGISTRATION_SHARED_SECRET=\n"
+         "# Or a registration token, when registration requires one (Synapse:\n"
+         "# registration_requires_token; an admin creates tokens with the admin API).\n"
+         "# MATRIX_REGISTRATION_TOKEN=\n",
+         NULL, NULL},
+    };
+    memcpy(out, self_hosted, sizeof self_hosted);
+    return sizeof self_hosted / sizeof *self_hosted;
 }
 
-size_t mr_cli_template_matrix_defaults(mr_cli_matrix_server server, mr_dotenv_kv *out, size_t cap,
+size_t mr_cli_template_matrix_defaults(const mr_cli_matrix_target *t, mr_dotenv_kv *out, size_t cap,
                                        const char **heading)
 {
-    size_t n, used = 0;
-    const env_setting *s = matrix_settings(server, &n);
+    env_setting s[MATRIX_SETTINGS_MAX];
+    size_t n = matrix_settings(t, s), used = 0;
     for (size_t i = 0; i < n && used < cap; i++)
         if (s[i].key)
             out[used++] = (mr_dotenv_kv){s[i].key, s[i].value};
-    *heading = server == MR_CLI_MATRIX_HOSTED ? "# Hosted Matrix defaults for mindroom.chat"
-                                              : "# Self-hosted Matrix defaults (a homeserver on this machine)";
+    *heading = t->server == MR_CLI_MATRIX_HOSTED ? "# Hosted Matrix defaults for mindroom.chat"
+                                                 : "# Self-hosted Matrix settings";
     return used;
 }
 
 typedef struct env_args {
     const mr_cli_provider *p;
-    mr_cli_matrix_server server;
+    const mr_cli_matrix_target *t;
     const char *storage_value; /* already formatted for .env */
     const char *api_key;
 } env_args;
 
-/* The selected provider's lines, then the other providers' keys commented out. */
-static void put_provider_env(FILE *f, const mr_cli_provider *p)
+/* The selected provider's lines, then the other providers' keys commented out. Self-hosted
+ * installs often reach models through a server of their own too: for them the variable that
+ * moves the provider's base URL comes along, commented out. */
+static void put_provider_env(FILE *f, const mr_cli_provider *p, mr_cli_matrix_server server)
 {
     fprintf(f, "\n# Model provider for models.default in config.yaml: %s.\n", p->label);
     if (p->env_extra)
         fputs(p->env_extra, f);
     if (p->key_env)
         fprintf(f, "%s=%s\n", p->key_env, p->key_hint);
+    const mr_llm_provider *lp = mr_llm_provider_find(p->provider);
+    if (server == MR_CLI_MATRIX_SELF_HOSTED && lp && lp->base_url_env)
+        fprintf(f,
+                "# Another server speaking the same API (a proxy, vLLM, LiteLLM), for models\n"
+                "# without `host:` in config.yaml:\n"
+                "# %s=%s\n",
+                lp->base_url_env, lp->base_url);
     fputs("# Keys of other providers, for models you add to config.yaml:\n", f);
     for (size_t i = 0; i < N_PROVIDERS; i++) {
         const mr_cli_provider *o = &providers[i];
@@ -381,8 +408,8 @@ static void write_env(FILE *f, const void *arg)
           "# flag, then process environment, then this file, then the default.\n"
           "\n",
           f);
-    size_t n;
-    const env_setting *s = matrix_settings(a->server, &n);
+    env_setting s[MATRIX_SETTINGS_MAX];
+    size_t n = matrix_settings(a->t, s);
     for (size_t i = 0; i < n; i++) {
         if (s[i].comment)
             fputs(s[i].comment, f);
@@ -394,7 +421,7 @@ static void write_env(FILE *f, const void *arg)
             "# Where MindRoom keeps its state: accounts, encryption keys, memory.\n"
             "MINDROOM_STORAGE_PATH=%s\n",
             a->storage_value);
-    put_provider_env(f, a->p);
+    put_provider_env(f, a->p, a->t->server);
     fprintf(f,
             "\n"
             "# Dashboard API key, generated for this install: requests to /api/* must send\n"
@@ -410,13 +437,13 @@ static void write_env(FILE *f, const void *arg)
             a->api_key);
 }
 
-char *mr_cli_template_env(const mr_cli_provider *p, mr_cli_matrix_server server,
+char *mr_cli_template_env(const mr_cli_provider *p, const mr_cli_matrix_target *t,
                           const char *storage_path, const char *api_key)
 {
     char *storage_value = mr_dotenv_format_value(storage_path);
     if (!storage_value)
         return NULL;
-    env_args a = {p, server, storage_value, api_key};
+    env_args a = {p, t, storage_value, api_key};
     char *out = render(write_env, &a);
     free(storage_value);
     return out;

@@ -8,8 +8,19 @@
 
 typedef enum mr_cli_matrix_server {
     MR_CLI_MATRIX_HOSTED = 0,  /* mindroom.chat with its provisioning API */
-    MR_CLI_MATRIX_SELF_HOSTED, /* a homeserver on this machine */
+    MR_CLI_MATRIX_SELF_HOSTED, /* the user's own homeserver */
 } mr_cli_matrix_server;
+
+/* A self-hosted homeserver when none is named: one on this machine. */
+#define MR_CLI_SELF_HOSTED_URL "http://localhost:8008"
+#define MR_CLI_SELF_HOSTED_NAME "localhost"
+
+/* The Matrix server the files are written for. */
+typedef struct mr_cli_matrix_target {
+    mr_cli_matrix_server server;
+    const char *homeserver;  /* self-hosted: MATRIX_HOMESERVER (the hosted one is fixed) */
+    const char *server_name; /* self-hosted: MATRIX_SERVER_NAME */
+} mr_cli_matrix_target;
 
 #define MR_CLI_PROVIDER_ALIASES_MAX 4
 
@@ -38,15 +49,16 @@ void mr_cli_providers_list(FILE *out, const char *wrap_indent);
 
 /* The whole config.yaml. owner is a Matrix user ID to write in place of
  * MR_CONFIG_OWNER_PLACEHOLDER, or NULL. Returns a malloc'd string, NULL when out of memory. */
-char *mr_cli_template_config(const mr_cli_provider *p, mr_cli_matrix_server server, const char *owner);
+char *mr_cli_template_config(const mr_cli_provider *p, const mr_cli_matrix_target *t,
+                             const char *owner);
 
 /* The whole .env for a new install. storage_path is absolute; api_key is the generated
  * MINDROOM_API_KEY. Returns a malloc'd string, NULL when out of memory. */
-char *mr_cli_template_env(const mr_cli_provider *p, mr_cli_matrix_server server,
+char *mr_cli_template_env(const mr_cli_provider *p, const mr_cli_matrix_target *t,
                           const char *storage_path, const char *api_key);
 
 /* The Matrix settings added to an existing .env when missing, and the comment heading them. */
-size_t mr_cli_template_matrix_defaults(mr_cli_matrix_server server, mr_dotenv_kv *out, size_t cap,
+size_t mr_cli_template_matrix_defaults(const mr_cli_matrix_target *t, mr_dotenv_kv *out, size_t cap,
                                        const char **heading);
 
 #endif

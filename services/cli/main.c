@@ -32,6 +32,8 @@ static const cli_command commands[] = {
      mr_cli_authz_explain},
     {NULL, "connect", "--pair-code CODE", "Pair this install with your Matrix account", mr_cli_connect},
     {NULL, "run", "[options]", "Run the agents: every service in this process", mr_cli_run},
+    {NULL, "doctor", "[--config PATH]", "Check the config, homeserver, registration and models",
+     mr_cli_doctor},
 };
 
 #define N_GROUPS (sizeof groups / sizeof groups[0])

@@ -29,27 +29,47 @@ static bool provider_known(const char *name)
     return false;
 }
 
-/* "<base>/chat/completions", where a base without a path gets the usual "/v1". */
-static mr_code endpoint(const mr_model_cfg *m, const mr_llm_provider *p, char **out,
+/* The base URL and where it came from: config `host:`, the provider's variable, or its default. */
+static const char *pick_base(const mr_model_cfg *m, const mr_llm_provider *p, const char **from)
+{
+    if (m->host && *m->host) {
+        *from = "host";
+        return m->host;
+    }
+    const char *env = p->base_url_env ? getenv(p->base_url_env) : NULL;
+    if (env && *env) {
+        *from = p->base_url_env;
+        return env;
+    }
+    *from = "default base URL";
+    return p->base_url;
+}
+
+/* The base URL without trailing slashes, where one without a path gets the usual "/v1"; and
+ * "<base>/chat/completions". */
+static mr_code endpoint(const mr_model_cfg *m, const mr_llm_provider *p, mr_llm_client *c,
                         mr_err *err)
 {
-    const char *base = m->host && *m->host ? m->host : p->base_url;
+    const char *from;
+    const char *base = pick_base(m, p, &from);
     const char *rest = strncmp(base, "http://", 7) == 0    ? base + 7
                        : strncmp(base, "https://", 8) == 0 ? base + 8
                                                            : NULL;
     if (!rest || !*rest)
-        return mr_err_set(err, MR_EINVAL, "model %s: host \"%s\" must be an http:// or "
-                          "https:// URL", m->name, base);
+        return mr_err_set(err, MR_EINVAL, "model %s: %s \"%s\" must be an http:// or "
+                          "https:// URL", m->name, from, base);
     size_t n = strlen(base);
     while (n && base[n - 1] == '/')
         n--;
     const char *path = strchr(rest, '/');
     bool bare = !path || path >= base + n;
     size_t cap = n + 32;
-    *out = malloc(cap);
-    if (!*out)
+    c->base = malloc(cap);
+    c->url = malloc(cap);
+    if (!c->base || !c->url)
         return mr_err_set(err, MR_ENOMEM, "model %s: out of memory", m->name);
-    snprintf(*out, cap, "%.*s%s/chat/completions", (int)n, base, bare ? "/v1" : "");
+    snprintf(c->base, cap, "%.*s%s", (int)n, base, bare ? "/v1" : "");
+    snprintf(c->url, cap, "%s/chat/completions", c->base);
     return MR_OK;
 }
 
@@ -115,7 +135,7 @@ mr_code mr_llm_client_new(const mr_model_cfg *model, const mr_llm_opts *opts,
     if (!c->model_name || !c->model_id || !c->provider)
         rc = mr_err_set(err, MR_ENOMEM, "model %s: out of memory", name);
     if (rc == MR_OK)
-        rc = endpoint(model, p, &c->url, err);
+        rc = endpoint(model, p, c, err);
     if (rc == MR_OK)
         rc = find_key(model, p, &c->key, err);
     if (rc == MR_OK) {
@@ -145,12 +165,18 @@ void mr_llm_client_free(mr_llm_client *c)
     free(c->model_id);
     free(c->provider);
     free(c->url);
+    free(c->base);
     free(c);
 }
 
 const char *mr_llm_client_url(const mr_llm_client *c)
 {
     return c->url;
+}
+
+const char *mr_llm_client_base_url(const mr_llm_client *c)
+{
+    return c->base;
 }
 
 /* ---- errors ---- */
@@ -219,19 +245,26 @@ typedef struct attempt {
     long long wait_ms;       /* the server's Retry-After; -1: none */
 } attempt;
 
-static mr_code status_error(attempt *a, const mr_http_result *res, mr_err *err)
+/* What an error response says: OpenAI's error object, else the start of whatever came, on one
+ * line. */
+static void reply_error_text(const mr_llm_client *c, const mr_http_result *res, char *text,
+                             size_t cap)
 {
     json_t *j = json_loadb(res->body ? res->body : "", res->body_len, 0, NULL);
-    char text[MR_ERR_MSG_MAX];
-    mr_llm_error_text(j, a->c->key, text, sizeof text);
+    mr_llm_error_text(j, c->key, text, cap);
     json_decref(j);
     if (!text[0] && res->body_len) {
-        /* Not an OpenAI error object: show the start of whatever came, on one line. */
-        snprintf(text, 200, "%s", res->body);
+        snprintf(text, cap < 200 ? cap : 200, "%s", res->body);
         for (char *p = text; *p; p++)
             if (*p == '\n' || *p == '\r' || *p == '\t')
                 *p = ' ';
     }
+}
+
+static mr_code status_error(attempt *a, const mr_http_result *res, mr_err *err)
+{
+    char text[MR_ERR_MSG_MAX];
+    reply_error_text(a->c, res, text, sizeof text);
     a->retryable = status_code(res->status) == MR_EUNAVAIL || res->status == 409;
     a->wait_ms = asked_wait_ms(res);
     return model_error(a->c, status_code(res->status), true, err, "HTTP %ld%s%s", res->status,
@@ -397,5 +430,60 @@ mr_code mr_llm_chat(mr_llm_client *c, const mr_llm_request *req, mr_llm_response
         snprintf(msg, sizeof msg, "%s", err->msg);
         mr_err_set(err, rc, "%s (after %d attempts)", msg, out->attempts);
     }
+    return rc;
+}
+
+/* ---- the models list ---- */
+
+/* The IDs of an OpenAI models list ({"object": "list", "data": [{"id": ...}, ...]}). */
+static json_t *model_ids(json_t *list)
+{
+    json_t *data = json_object_get(list, "data");
+    json_t *ids = json_is_array(data) ? json_array() : NULL;
+    size_t i;
+    json_t *item;
+    json_array_foreach(data, i, item) {
+        const char *id = json_string_value(json_object_get(item, "id"));
+        if (!id || json_array_append_new(ids, json_string(id)) != 0) {
+            json_decref(ids);
+            return NULL;
+        }
+    }
+    return ids;
+}
+
+mr_code mr_llm_models(mr_llm_client *c, json_t **ids, mr_err *err)
+{
+    *ids = NULL;
+    size_t cap = strlen(c->base) + sizeof "/models";
+    char *url = malloc(cap);
+    if (!url)
+        return mr_err_set(err, MR_ENOMEM, "model %s: out of memory", c->model_name);
+    snprintf(url, cap, "%s/models", c->base);
+    static const char *const accept_json[] = {"Accept: application/json", NULL};
+    mr_http_call call = {.method = "GET", .url = url, .headers = accept_json,
+                         .timeout_ms = c->opts.timeout_ms};
+    mr_http_result res;
+    mr_code rc = mr_http_client_do(c->http, &call, &res, err);
+    if (rc != MR_OK) {
+        char msg[MR_ERR_MSG_MAX];
+        memcpy(msg, err->msg, sizeof msg);
+        /* The HTTP client's message already names the method and URL. */
+        rc = model_error(c, rc, false, err, "%s", msg);
+    } else if (res.status < 200 || res.status >= 300) {
+        char text[MR_ERR_MSG_MAX];
+        reply_error_text(c, &res, text, sizeof text);
+        rc = model_error(c, status_code(res.status), false, err, "GET %s: HTTP %ld%s%s", url,
+                         res.status, text[0] ? ": " : "", text);
+    } else {
+        json_t *list = json_loadb(res.body, res.body_len, 0, NULL);
+        *ids = model_ids(list);
+        json_decref(list);
+        if (!*ids)
+            rc = model_error(c, MR_EINVAL, false, err, "GET %s: HTTP %ld: the reply is not a "
+                             "models list ({\"data\": [{\"id\": ...}]})", url, res.status);
+    }
+    mr_http_result_clear(&res);
+    free(url);
     return rc;
 }

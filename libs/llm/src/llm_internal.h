@@ -12,6 +12,7 @@ struct mr_llm_client {
     char *model_name;        /* the key under models: in config.yaml */
     char *model_id;          /* the provider's name for it */
     char *provider;
+    char *base;              /* the base URL, "/v1" included, no trailing slash */
     char *url;               /* <base>/chat/completions */
     char *key;               /* NULL when the provider needs none */
     double temperature;      /* < 0: unset */

@@ -1,6 +1,7 @@
 /* test_chat.c -- mr_llm_chat against the model-provider stub over loopback: answers whole and
  * streamed, tool calls, structured output, the prompt as sent, errors, retries, timeouts,
- * cancellation, and the API key kept out of errors and logs. */
+ * cancellation, the base URL from OPENAI_BASE_URL, the models list, and the API key kept out of
+ * errors and logs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -508,6 +509,82 @@ static void test_error_inside_stream(void **state)
     mr_llm_response_clear(&out);
 }
 
+
+/* Without `host:`, OPENAI_BASE_URL places the model; `host:` still wins over it. */
+static void test_base_url_from_environment(void **state)
+{
+    fixture *f = *state;
+    f->model.host = NULL;
+    setenv("OPENAI_BASE_URL", f->st.url, 1);
+    client(f, (mr_llm_opts){0});
+    char want[128];
+    snprintf(want, sizeof want, "%s/v1", f->st.url);
+    assert_string_equal(mr_llm_client_base_url(f->c), want);
+    mr_llm_request req = {.user = "via the variable"};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: via the variable");
+    mr_llm_response_clear(&out);
+    assert_int_equal(request_count(f), 1);
+
+    int port = 0;
+    assert_int_equal(mr_tp_free_port(&port, NULL), MR_OK);
+    char nowhere[64];
+    snprintf(nowhere, sizeof nowhere, "http://127.0.0.1:%d/v1/", port);
+    setenv("OPENAI_BASE_URL", nowhere, 1);
+    f->model.host = f->st.url;
+    client(f, (mr_llm_opts){0});
+    assert_string_equal(mr_llm_client_base_url(f->c), want);
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    mr_llm_response_clear(&out);
+    assert_int_equal(request_count(f), 2);
+
+    /* Empty counts as unset: the provider's default. */
+    f->model.host = NULL;
+    setenv("OPENAI_BASE_URL", "", 1);
+    client(f, (mr_llm_opts){0});
+    assert_string_equal(mr_llm_client_url(f->c), "https://api.openai.com/v1/chat/completions");
+    unsetenv("OPENAI_BASE_URL");
+    f->model.host = f->st.url;
+}
+
+static void test_bad_base_url_variable_is_named(void **state)
+{
+    fixture *f = *state;
+    f->model.host = NULL;
+    setenv("OPENAI_BASE_URL", "localhost:4000", 1);
+    mr_llm_client *c = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_llm_client_new(&f->model, NULL, &c, &err), MR_EINVAL);
+    assert_null(c);
+    assert_string_equal(err.msg, "model default: OPENAI_BASE_URL \"localhost:4000\" must be an "
+                                 "http:// or https:// URL");
+    unsetenv("OPENAI_BASE_URL");
+    f->model.host = f->st.url;
+}
+
+static void test_models_list(void **state)
+{
+    fixture *f = *state;
+    json_t *ids = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_llm_models(f->c, &ids, &err), MR_OK);
+    assert_int_equal(json_array_size(ids), 1);
+    assert_string_equal(json_string_value(json_array_get(ids, 0)), "stub-model");
+    json_decref(ids);
+
+    setenv(KEY_ENV, "sk-wrong-1111222233334444", 1);
+    client(f, (mr_llm_opts){0});
+    assert_int_equal(mr_llm_models(f->c, &ids, &err), MR_EAUTH);
+    assert_null(ids);
+    char want[200];
+    snprintf(want, sizeof want, "model default: GET %s/v1/models: HTTP 401: Incorrect API key "
+             "provided: sk-****4444.", f->st.url);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_null(strstr(err.msg, "sk-wrong"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,6 +605,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_inside_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_base_url_from_environment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_base_url_variable_is_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_models_list, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

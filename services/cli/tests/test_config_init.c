@@ -351,6 +351,141 @@ static void test_self_hosted_uses_a_local_homeserver(void **state)
     free(env);
 }
 
+static void test_self_hosted_with_homeserver_and_owner(void **state)
+{
+    sandbox *sb = *state;
+    cli_run r = run_cli(sb, "config", "init", "--matrix-server", "self-hosted", "--homeserver",
+                        "https://matrix.example.org:8448", "--owner", "@alice:example.org", "--no-input");
+    assert_int_equal(r.status, 0);
+    char *env = slurp(sb_path(sb, ".mindroom/.env"));
+    char *yaml = slurp(sb_path(sb, ".mindroom/config.yaml"));
+    const char *want_env[] = {
+        "\nMATRIX_HOMESERVER=https://matrix.example.org:8448\n",
+        "\nMATRIX_SERVER_NAME=matrix.example.org\n",
+        "\n# MATRIX_REGISTRATION_SHARED_SECRET=\n",
+        "\n# MATRIX_REGISTRATION_TOKEN=\n",
+        "\nOPENAI_API_KEY=your-openai-key-here\n",
+        "\n# OPENAI_BASE_URL=https://api.openai.com/v1\n",
+    };
+    for (size_t i = 0; i < sizeof want_env / sizeof *want_env; i++)
+        if (!strstr(env, want_env[i]))
+            fail_msg(".env lacks:\n%s\n---\n%s", want_env[i], env);
+    assert_null(strstr(env, "MINDROOM_PROVISIONING_URL"));
+    assert_null(strstr(env, "mindroom.chat"));
+    /* Filled in only by the admin: no line sets either yet. */
+    assert_null(strstr(env, "\nMATRIX_REGISTRATION_TOKEN="));
+    assert_null(strstr(env, "\nMATRIX_REGISTRATION_SHARED_SECRET="));
+    assert_null(strstr(yaml, MR_CONFIG_OWNER_PLACEHOLDER));
+    assert_int_equal(count_of(yaml, "- \"@alice:example.org\"\n"), 3);
+    /* The owner is set: no step about it; the next steps name the registration settings. */
+    assert_null(strstr(r.out, "--owner"));
+    assert_non_null(strstr(r.out, "Let MindRoom register its agents on https://matrix.example.org:8448"));
+    assert_non_null(strstr(r.out, "mindroom doctor --config "));
+    expect_valid(sb, sb_path(sb, ".mindroom/config.yaml"), "(1 agent, 0 teams, 1 room)\n");
+    free(env);
+    free(yaml);
+    cli_run_free(&r);
+
+    /* --server-name wins over the URL's host. */
+    expect_run(sb, 0, "", (const char *const[]){"config", "init", "--matrix-server", "self-hosted",
+                                                  "--homeserver", "https://matrix.example.org",
+                                                  "--server-name", "example.org", "--path", "other/", NULL});
+    env = slurp(sb_path(sb, "other/.env"));
+    assert_non_null(strstr(env, "\nMATRIX_HOMESERVER=https://matrix.example.org\n"));
+    assert_non_null(strstr(env, "\nMATRIX_SERVER_NAME=example.org\n"));
+    free(env);
+}
+
+static void test_self_hosted_without_owner_says_what_to_do(void **state)
+{
+    sandbox *sb = *state;
+    cli_run r = run_cli(sb, "config", "init", "--matrix-server", "self-hosted");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Name yourself as the owner, who alone may talk to the agents: run this "
+                                  "command\n     again with --owner @you:localhost --force, or replace each "
+                                  "of the three\n     " MR_CONFIG_OWNER_PLACEHOLDER " in "));
+    char *yaml = slurp(sb_path(sb, ".mindroom/config.yaml"));
+    assert_int_equal(count_of(yaml, MR_CONFIG_OWNER_PLACEHOLDER), 3);
+    assert_non_null(strstr(yaml, "--owner @alice:localhost --force` again.\n"));
+    free(yaml);
+    cli_run_free(&r);
+}
+
+static void test_self_hosted_bad_flags_exit_2_and_write_nothing(void **state)
+{
+    sandbox *sb = *state;
+    static const struct {
+        const char *args[4];
+        const char *err; /* the start of stderr */
+    } cases[] = {
+        {{"--homeserver", "matrix.example.org"},
+         "mindroom config init: --homeserver: \"matrix.example.org\" is not an http:// or https:// URL; "},
+        {{"--homeserver", "https://"}, "mindroom config init: --homeserver: \"https://\" has no usable host; "},
+        {{"--homeserver", "https://bob:pw@matrix.example.org"},
+         "mindroom config init: --homeserver: credentials are not allowed in the URL; "},
+        {{"--homeserver", "https://matrix.example.org/#x"},
+         "mindroom config init: --homeserver: \"https://matrix.example.org/#x\" has a character a URL "
+         "cannot hold unescaped"},
+        {{"--homeserver", "https://bad_host!/"}, "mindroom config init: --homeserver: its host cannot be a "
+                                                 "Matrix server name: "},
+        {{"--server-name", "not a name"}, "mindroom config init: --server-name: "},
+        {{"--owner", "alice"}, "mindroom config init: --owner: "},
+        {{"--owner", "@alice"}, "mindroom config init: --owner: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *args[8] = {"config", "init", "--matrix-server", "self-hosted"};
+        for (size_t k = 0; cases[i].args[k]; k++)
+            args[4 + k] = cases[i].args[k];
+        cli_run r = run_cli_env(sb, NULL, args);
+        if (r.status != 2 || !starts_with(r.err, cases[i].err) ||
+            !strstr(r.err, "; try 'mindroom config init --help'\n") || count_of(r.err, "\n") != 1)
+            fail_msg("%s %s: exit %d, stderr:\n%s", cases[i].args[0], cases[i].args[1], r.status, r.err);
+        assert_string_equal(r.out, "");
+        cli_run_free(&r);
+    }
+    expect_run(sb, 2, "mindroom config init: --homeserver is for --matrix-server self-hosted; the hosted "
+                      "server is mindroom.chat; try 'mindroom config init --help'\n",
+               (const char *const[]){"config", "init", "--homeserver", "https://matrix.example.org", NULL});
+    expect_run(sb, 2, "mindroom config init: --server-name is for --matrix-server self-hosted; the hosted "
+                      "server is mindroom.chat; try 'mindroom config init --help'\n",
+               (const char *const[]){"config", "init", "--server-name", "example.org", NULL});
+    assert_false(exists(sb_path(sb, ".mindroom")));
+}
+
+/* The .env of an earlier hosted init would send registration to mindroom.chat's provisioning
+ * API: a self-hosted init clears that and, named on the command line, sets the homeserver. */
+static void test_self_hosted_retargets_an_existing_hosted_env(void **state)
+{
+    sandbox *sb = *state;
+    expect_run(sb, 0, "", (const char *const[]){"config", "init", NULL});
+    const char *env_path = sb_path(sb, ".mindroom/.env");
+    char *api_key = api_key_of(env_path);
+    cli_run r = run_cli(sb, "config", "init", "--matrix-server", "self-hosted", "--homeserver",
+                        "http://127.0.0.1:8008", "--server-name", "localhost", "--force");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Cleared MINDROOM_PROVISIONING_URL in "));
+    assert_non_null(strstr(r.out, "Set MATRIX_HOMESERVER=http://127.0.0.1:8008 in "));
+    assert_non_null(strstr(r.out, "Set MATRIX_SERVER_NAME=localhost in "));
+    mr_dotenv env = {0};
+    mr_err err = {0};
+    assert_int_equal(mr_dotenv_read(env_path, false, &env, &err), MR_OK);
+    assert_string_equal(mr_dotenv_get(&env, "MATRIX_HOMESERVER"), "http://127.0.0.1:8008");
+    assert_string_equal(mr_dotenv_get(&env, "MATRIX_SERVER_NAME"), "localhost");
+    assert_string_equal(mr_dotenv_get(&env, "MINDROOM_PROVISIONING_URL"), "");
+    assert_string_equal(mr_dotenv_get(&env, "MINDROOM_API_KEY"), api_key);
+    assert_string_equal(mr_dotenv_get(&env, "OPENAI_API_KEY"), "your-openai-key-here");
+    expect_mode(env_path, 0600);
+    mr_dotenv_free(&env);
+    cli_run_free(&r);
+
+    /* Without --homeserver the homeserver in .env stays. */
+    expect_run(sb, 0, "", (const char *const[]){"config", "init", "--matrix-server", "self-hosted", "--force", NULL});
+    assert_int_equal(mr_dotenv_read(env_path, false, &env, &err), MR_OK);
+    assert_string_equal(mr_dotenv_get(&env, "MATRIX_HOMESERVER"), "http://127.0.0.1:8008");
+    mr_dotenv_free(&env);
+    free(api_key);
+}
+
 static void test_owner_from_env_replaces_the_placeholder(void **state)
 {
     sandbox *sb = *state;
@@ -506,6 +641,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_provider_and_alias_validates, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_bad_provider_profile_or_server_exit_2_and_write_nothing, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_self_hosted_uses_a_local_homeserver, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_self_hosted_with_homeserver_and_owner, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_self_hosted_without_owner_says_what_to_do, sandbox_setup,
+                                        sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_self_hosted_bad_flags_exit_2_and_write_nothing, sandbox_setup,
+                                        sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_self_hosted_retargets_an_existing_hosted_env, sandbox_setup,
+                                        sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_owner_from_env_replaces_the_placeholder, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_invalid_owner_in_env_keeps_the_placeholder, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_env_stops_before_writing, sandbox_setup, sandbox_teardown),

@@ -15,6 +15,7 @@
 typedef struct mr_llm_provider {
     const char *name;       /* as in config.yaml: "openai" */
     const char *base_url;   /* default base URL, API version included: "https://api.openai.com/v1" */
+    const char *base_url_env; /* variable that replaces base_url ("OPENAI_BASE_URL"); NULL: none */
     const char *key_env;    /* variable holding the API key; NULL when the server needs none */
 } mr_llm_provider;
 
@@ -116,15 +117,24 @@ typedef struct mr_llm_opts {
 } mr_llm_opts;
 
 /* Resolves the model's provider, base URL and key. The base URL is model->host when set, else
- * the provider's; a base URL without a path ("http://host:11434") gets "/v1". The key comes
+ * the provider's base_url_env variable (OPENAI_BASE_URL, ...) when set and not empty, else the
+ * provider's default; a base URL without a path ("http://host:11434") gets "/v1". The key comes
  * from the variable model->api_key_env names, else the provider's (OPENAI_API_KEY, ...).
- * MR_EINVAL for a provider that is unknown or not supported yet, or a bad host; MR_EAUTH when
+ * MR_EINVAL for a provider that is unknown or not supported yet, or a bad host or base URL
+ * variable (the message names which); MR_EAUTH when
  * the key variable is unset or empty and the provider needs one. opts may be NULL. */
 mr_code mr_llm_client_new(const mr_model_cfg *model, const mr_llm_opts *opts,
                           mr_llm_client **out, mr_err *err);
 void mr_llm_client_free(mr_llm_client *c);
 /* The chat-completions URL the client posts to. */
 const char *mr_llm_client_url(const mr_llm_client *c);
+/* The base URL it resolved ("https://api.openai.com/v1"), no trailing slash. */
+const char *mr_llm_client_base_url(const mr_llm_client *c);
+
+/* GET <base>/models with the key, once (no retries): *ids gets a new JSON array of the model
+ * IDs the server lists. Errors as for mr_llm_chat, naming GET and the URL; a reply that is
+ * not an OpenAI models list is MR_EINVAL. */
+mr_code mr_llm_models(mr_llm_client *c, json_t **ids, mr_err *err);
 
 /* The JSON body mr_llm_chat would post for req; caller releases it. */
 mr_code mr_llm_request_body(const mr_llm_client *c, const mr_llm_request *req, json_t **out,
