@@ -40,7 +40,7 @@ mr_code mr_hs_peer_start(const mr_hs_peer_opts *opts, mr_hs_peer *hs, mr_err *er
     if (rc != MR_OK)
         return rc;
     snprintf(hs->log, sizeof hs->log, "%s/homeserver.log", hs->dir);
-    char *argv[16];
+    char *argv[24], uses[16];
     size_t n = 0;
     argv[n++] = MR_HS_BINARY;
     argv[n++] = "--listen";
@@ -51,6 +51,15 @@ mr_code mr_hs_peer_start(const mr_hs_peer_opts *opts, mr_hs_peer *hs, mr_err *er
         argv[n++] = "--registration-token";
         argv[n++] = (char *)opts->registration_token;
     }
+    if (opts->registration_token_uses) {
+        snprintf(uses, sizeof uses, "%d", opts->registration_token_uses);
+        argv[n++] = "--registration-token-uses";
+        argv[n++] = uses;
+    }
+    if (opts->registration_token_expired)
+        argv[n++] = "--registration-token-expired";
+    if (opts->registration_rate_limit)
+        argv[n++] = "--registration-rate-limit";
     if (opts->shared_secret) {
         argv[n++] = "--shared-secret";
         argv[n++] = (char *)opts->shared_secret;

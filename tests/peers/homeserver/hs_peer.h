@@ -9,6 +9,9 @@
 typedef struct mr_hs_peer_opts {
     const char *server_name;        /* NULL: "localhost" */
     const char *registration_token; /* NULL: no token stage */
+    int registration_token_uses;    /* 0: unlimited */
+    bool registration_token_expired;
+    bool registration_rate_limit;   /* Synapse's default rc_registration on /register */
     const char *shared_secret;      /* NULL: no admin registration */
     bool open_registration;
     const char *appservice_token;   /* NULL: no application service */

@@ -72,6 +72,7 @@ static const route routes[] = {
     {"POST", "_test/ratelimit", hs_test_ratelimit, BODY | NO_LIMIT},
     {"GET", "_test/state", hs_test_state, NO_LIMIT},
     {"POST", "_test/soft_logout", hs_test_soft_logout, BODY | NO_LIMIT},
+    {"POST", "_test/clock", hs_test_clock, BODY | NO_LIMIT},
 };
 
 #undef C
@@ -261,13 +262,13 @@ static mr_http_response *parse_body(hs_call *c, int flags)
     return NULL;
 }
 
-static mr_http_response *rate_limited(hs *h)
+mr_http_response *hs_limit_exceeded(long long retry_after_ms)
 {
     mr_http_response *r = mr_http_reply_json(
         429, json_pack("{s:s, s:s, s:I}", "errcode", "M_LIMIT_EXCEEDED", "error",
-                       "too many requests", "retry_after_ms", (json_int_t)h->limit_retry_ms));
+                       "Too Many Requests", "retry_after_ms", (json_int_t)retry_after_ms));
     char secs[32];
-    snprintf(secs, sizeof secs, "%lld", (h->limit_retry_ms + 999) / 1000);
+    snprintf(secs, sizeof secs, "%lld", (retry_after_ms + 999) / 1000);
     mr_http_response_header(r, "Retry-After", secs);
     return r;
 }
@@ -276,7 +277,7 @@ static mr_http_response *dispatch(hs_call *c, const route *rt)
 {
     if (!(rt->flags & NO_LIMIT) && c->h->limit_count > 0) {
         c->h->limit_count--;
-        return rate_limited(c->h);
+        return hs_limit_exceeded(c->h->limit_retry_ms);
     }
     mr_http_response *e = NULL;
     if (rt->flags & AUTH)

@@ -88,6 +88,11 @@ void hs_free(hs *h)
     pthread_mutex_destroy(&h->lock);
 }
 
+long long hs_now_ms(const hs *h)
+{
+    return h->frozen_ms ? h->frozen_ms : mr_clock_wall_ms();
+}
+
 long long hs_bump(hs *h)
 {
     h->pos++;
@@ -120,10 +125,8 @@ hs_user *hs_user_find(hs *h, const char *user_id)
     return NULL;
 }
 
-bool hs_localpart_valid(const hs *h, const char *lp)
+bool hs_localpart_chars_valid(const char *lp)
 {
-    if (!*lp || strlen(lp) + strlen(h->opts.server_name) + 2 > 255)
-        return false;
     for (const char *p = lp; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("._=/+-", *p)))
             return false;
