@@ -238,7 +238,7 @@ mr_code mr_matrix_register_shared_secret(mr_matrix *m, const char *shared_secret
     const char *nonce = json_string_value(jnonce);
     char mac[41];
     json_t *body = NULL;
-    if (!nonce || !*nonce)
+    if (!nonce || !*nonce || strlen(nonce) != json_string_length(jnonce))
         rc = mr_err_set(err, MR_EINVAL, "GET %s: the reply has no nonce", path);
     else if (json_string_length(jnonce) > NONCE_MAX)
         rc = mr_err_set(err, MR_EINVAL, "GET %s: the nonce is %zu bytes, more than the %d this "
