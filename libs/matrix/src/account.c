@@ -9,6 +9,7 @@
 #include <string.h>
 
 #define UIA_MAX_ROUNDS 8
+#define NONCE_MAX 4096 /* bytes of an admin registration nonce; Synapse's are 128 */
 
 mr_code mr_matrix_versions(mr_matrix *m, json_t **versions, mr_err *err)
 {
@@ -34,13 +35,28 @@ mr_code mr_matrix_versions(mr_matrix *m, json_t **versions, mr_err *err)
 
 /* ---- registration ---- */
 
+/* A stage req can complete itself; m.login.dummy is left to the flow (see flow_doable). */
 static bool stage_doable(const mr_matrix_register_req *req, const char *stage)
 {
-    if (!stage)
-        return false;
-    if (strcmp(stage, "m.login.registration_token") == 0)
-        return req->registration_token != NULL;
-    return strcmp(stage, "m.login.dummy") == 0 && req->allow_dummy;
+    return stage && strcmp(stage, "m.login.registration_token") == 0 && req->registration_token;
+}
+
+/* Every stage of the flow is one req can do. m.login.dummy needs nothing, so it fits beside a
+ * stage req completes (Synapse puts it after the token stage when a token is required); a flow
+ * of dummy alone is open registration, taken only when req allows it. */
+static bool flow_doable(const mr_matrix_register_req *req, json_t *stages)
+{
+    bool real = false;
+    size_t k;
+    json_t *stage;
+    json_array_foreach(stages, k, stage) {
+        const char *s = json_string_value(stage);
+        if (stage_doable(req, s))
+            real = true;
+        else if (!s || strcmp(s, "m.login.dummy") != 0)
+            return false;
+    }
+    return json_array_size(stages) > 0 && (real || req->allow_dummy);
 }
 
 static bool listed(json_t *list, const char *s)
@@ -53,8 +69,8 @@ static bool listed(json_t *list, const char *s)
     return false;
 }
 
-/* The first stage still to do of the first flow whose every stage req can complete; NULL
- * when no flow fits. */
+/* The first stage still to do of the first flow req can complete, following the stages the
+ * server lists as completed; NULL when no flow fits. */
 static const char *next_stage(const mr_matrix_register_req *req, json_t *challenge)
 {
     json_t *completed = json_object_get(challenge, "completed");
@@ -62,17 +78,11 @@ static const char *next_stage(const mr_matrix_register_req *req, json_t *challen
     json_t *flow, *stage;
     json_array_foreach(json_object_get(challenge, "flows"), i, flow) {
         json_t *stages = json_object_get(flow, "stages");
-        bool fits = json_array_size(stages) > 0;
-        const char *todo = NULL;
-        json_array_foreach(stages, k, stage) {
-            const char *s = json_string_value(stage);
-            if (!stage_doable(req, s))
-                fits = false;
-            else if (!todo && !listed(completed, s))
-                todo = s;
-        }
-        if (fits && todo)
-            return todo;
+        if (!flow_doable(req, stages))
+            continue;
+        json_array_foreach(stages, k, stage)
+            if (!listed(completed, json_string_value(stage)))
+                return json_string_value(stage);
     }
     return NULL;
 }
@@ -93,20 +103,11 @@ static void flows_text(json_t *challenge, char *out, size_t cap)
 
 static json_t *register_body(const mr_matrix_register_req *req)
 {
-    json_t *b = json_pack("{s:s}", "username", req->username);
-    if (!b)
-        return NULL;
-    if (req->password)
-        json_object_set_new(b, "password", json_string(req->password));
-    if (req->device_id)
-        json_object_set_new(b, "device_id", json_string(req->device_id));
-    if (req->device_display_name)
-        json_object_set_new(b, "initial_device_display_name", json_string(req->device_display_name));
-    if (req->inhibit_login || req->appservice_token)
-        json_object_set_new(b, "inhibit_login", json_true());
-    if (req->appservice_token)
-        json_object_set_new(b, "type", json_string("m.login.application_service"));
-    return b;
+    return json_pack("{s:s, s:s*, s:s*, s:s*, s:b, s:s*}", "username", req->username, "password",
+                     req->password, "device_id", req->device_id, "initial_device_display_name",
+                     req->device_display_name, "inhibit_login",
+                     req->inhibit_login || req->appservice_token, "type",
+                     req->appservice_token ? "m.login.application_service" : NULL);
 }
 
 /* The outcome of a registration reply: the user ID, and the session unless inhibited. */
@@ -176,14 +177,11 @@ mr_code mr_matrix_register(mr_matrix *m, const mr_matrix_register_req *req,
                             req->registration_token ? "a registration token" :
                             req->allow_dummy ? "open registration" : "no registration token");
         } else {
-            json_t *auth = json_pack("{s:s}", "type", stage);
-            if (auth && session)
-                json_object_set_new(auth, "session", json_string(session));
-            if (auth && strcmp(stage, "m.login.registration_token") == 0)
-                json_object_set_new(auth, "token", json_string(req->registration_token));
-            json_object_set_new(body, "auth", auth);
-            rc = auth ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory registering %s",
-                                           req->username);
+            bool token = strcmp(stage, "m.login.registration_token") == 0;
+            json_t *auth = json_pack("{s:s, s:s*, s:s*}", "type", stage, "session", session,
+                                     "token", token ? req->registration_token : NULL);
+            rc = json_object_set_new(body, "auth", auth) == 0 ?
+                 MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory registering %s", req->username);
         }
         json_decref(reply);
         if (rc != MR_OK)
@@ -235,19 +233,29 @@ mr_code mr_matrix_register_shared_secret(mr_matrix *m, const char *shared_secret
     mr_code rc = mx_call(m, &get, &reply, err);
     if (rc != MR_OK)
         return rc;
-    char nonce[128], mac[41];
-    bool have_nonce = mx_copy_str(reply, "nonce", nonce, sizeof nonce);
+    /* Synapse's nonce is secrets.token_hex(64), 128 characters; take any length up to a bound. */
+    json_t *jnonce = json_object_get(reply, "nonce");
+    const char *nonce = json_string_value(jnonce);
+    char mac[41];
+    json_t *body = NULL;
+    if (!nonce || !*nonce || strlen(nonce) != json_string_length(jnonce))
+        rc = mr_err_set(err, MR_EINVAL, "GET %s: the reply has no nonce", path);
+    else if (json_string_length(jnonce) > NONCE_MAX)
+        rc = mr_err_set(err, MR_EINVAL, "GET %s: the nonce is %zu bytes, more than the %d this "
+                        "client takes; is this a Synapse admin API?", path,
+                        json_string_length(jnonce), NONCE_MAX);
+    else if (!admin_mac(shared_secret, nonce, username, password, admin, mac))
+        rc = mr_err_set(err, MR_EINTERNAL, "registering %s: computing the HMAC failed", username);
+    else if (!(body = json_pack("{s:s, s:s, s:s, s:b, s:s}", "nonce", nonce, "username", username,
+                                "password", password, "admin", admin, "mac", mac)))
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory registering %s", username);
     json_decref(reply);
-    if (!have_nonce)
-        return mr_err_set(err, MR_EINVAL, "GET %s: the reply has no nonce", path);
-    if (!admin_mac(shared_secret, nonce, username, password, admin, mac))
-        return mr_err_set(err, MR_EINTERNAL, "registering %s: computing the HMAC failed", username);
-    json_t *body = json_pack("{s:s, s:s, s:s, s:b, s:s}", "nonce", nonce, "username", username,
-                             "password", password, "admin", admin, "mac", mac);
-    if (body && displayname)
-        json_object_set_new(body, "displayname", json_string(displayname));
-    if (!body)
+    if (rc != MR_OK)
+        return rc;
+    if (displayname && json_object_set_new(body, "displayname", json_string(displayname)) != 0) {
+        json_decref(body);
         return mr_err_set(err, MR_ENOMEM, "out of memory registering %s", username);
+    }
     /* A nonce is good for one attempt: a lost reply cannot be retried with it. */
     mx_req post = {.endpoint = "admin_register", .method = "POST", .path = path, .body = body,
                    .anonymous = true};
@@ -266,12 +274,11 @@ mr_code mr_matrix_register_shared_secret(mr_matrix *m, const char *shared_secret
 static mr_code login(mr_matrix *m, json_t *body, const char *bearer, const char *user,
                      const char *device_id, const char *display, mr_err *err)
 {
-    if (!body)
+    if (!body || (device_id && json_object_set_new(body, "device_id", json_string(device_id))) ||
+        (display && json_object_set_new(body, "initial_device_display_name", json_string(display)))) {
+        json_decref(body);
         return mr_err_set(err, MR_ENOMEM, "out of memory logging in %s", user);
-    if (device_id)
-        json_object_set_new(body, "device_id", json_string(device_id));
-    if (display)
-        json_object_set_new(body, "initial_device_display_name", json_string(display));
+    }
     /* Without a device ID each login makes a new device, so only then is a repeat unsafe. */
     mx_req r = {.endpoint = "login", .method = "POST", .path = MX_CLIENT "/login", .body = body,
                 .retry = device_id != NULL, .anonymous = true, .bearer = bearer};

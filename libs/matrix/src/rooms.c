@@ -117,9 +117,8 @@ mr_code mr_matrix_redact(mr_matrix *m, const char *room_id, const char *event_id
 mr_code mr_matrix_typing(mr_matrix *m, const char *room_id, bool typing, long timeout_ms,
                          mr_err *err)
 {
-    json_t *body = json_pack("{s:b}", "typing", typing);
-    if (body && typing)
-        json_object_set_new(body, "timeout", json_integer(timeout_ms));
+    json_t *body = typing ? json_pack("{s:b, s:I}", "typing", 1, "timeout", (json_int_t)timeout_ms)
+                          : json_pack("{s:b}", "typing", 0);
     return run(m, "typing", "PUT", mx_path(MX_CLIENT "/rooms/%s/typing/%s", room_id, m->user_id),
                body, true, true, NULL, err);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hs_peer.h"
+#include "mindroom/http.h"
 #include "mindroom/matrix.h"
 #include "mindroom/clock.h"
 #include "peers.h"
@@ -168,6 +169,14 @@ static void test_versions(void **state)
     mr_matrix_free(m);
 }
 
+static bool registered_at(const mr_hs_peer *peer, const char *user_id)
+{
+    bool found;
+    mr_err err = {0};
+    ok(mr_hs_peer_has_user(peer, user_id, &found, &err), &err);
+    return found;
+}
+
 static void test_register_token_stage(void **state)
 {
     (void)state;
@@ -182,10 +191,12 @@ static void test_register_token_stage(void **state)
     assert_string_equal(mr_matrix_user_id(m), "@reg_alice:localhost");
     assert_string_equal(mr_matrix_device_id(m), "DEVA");
     assert_non_null(mr_matrix_access_token(m));
-    /* Two rounds: the challenge (401 with flows), then the token stage. */
-    assert_int_equal(rec.nattempts, 2);
+    /* Synapse's flow [m.login.registration_token, m.login.dummy]: the challenge, the token stage
+     * (401 listing it completed), then the dummy stage. */
+    assert_int_equal(rec.nattempts, 3);
     assert_int_equal(rec.statuses[0], 401);
-    assert_int_equal(rec.statuses[1], 200);
+    assert_int_equal(rec.statuses[1], 401);
+    assert_int_equal(rec.statuses[2], 200);
     char who[MR_MATRIX_ID_SIZE], dev[MR_MATRIX_ID_SIZE];
     ok(mr_matrix_whoami(m, who, dev, &err), &err);
     assert_string_equal(who, "@reg_alice:localhost");
@@ -196,19 +207,20 @@ static void test_register_token_stage(void **state)
     assert_int_equal(mr_matrix_register(again, &req, uid, &err), MR_EEXISTS);
     assert_true(mr_matrix_errcode_is(again, "M_USER_IN_USE"));
     assert_non_null(strstr(err.msg, "M_USER_IN_USE"));
-    /* A wrong token is refused at its stage. */
+    /* A wrong token is refused at its stage, in Synapse's words, and registers nothing. */
     mr_matrix_register_req bad = {.username = "reg_bob", .password = "pw",
                                   .registration_token = "wrong"};
     assert_int_equal(mr_matrix_register(again, &bad, uid, &err), MR_EAUTH);
     assert_string_equal(err.msg, "registering reg_bob: the homeserver refused the "
-                                 "m.login.registration_token stage: M_FORBIDDEN: invalid "
+                                 "m.login.registration_token stage: M_UNAUTHORIZED: Invalid "
                                  "registration token");
-    /* Nothing to complete the only flow with. */
-    mr_matrix_register_req none = {.username = "reg_carol", .password = "pw"};
+    assert_false(registered_at(&hs, "@reg_bob:localhost"));
+    /* Nothing to complete the only flow with: open registration does not cover a token. */
+    mr_matrix_register_req none = {.username = "reg_carol", .password = "pw", .allow_dummy = true};
     assert_int_equal(mr_matrix_register(again, &none, uid, &err), MR_EPERM);
     assert_string_equal(err.msg, "registering reg_carol: the homeserver offers the flows "
-                                 "[m.login.registration_token], and none can be completed with no "
-                                 "registration token");
+                                 "[m.login.registration_token, m.login.dummy], and none can be "
+                                 "completed with open registration");
     /* inhibit_login: a user ID and no session. */
     mr_matrix_register_req quiet = {.username = "reg_dave", .password = "pw",
                                     .registration_token = REG_TOKEN, .inhibit_login = true};
@@ -217,6 +229,77 @@ static void test_register_token_stage(void **state)
     assert_null(mr_matrix_access_token(again));
     mr_matrix_free(again);
     mr_matrix_free(m);
+}
+
+/* A registration at a homeserver of its own, started with o: its outcome, err filled. */
+static mr_code register_at(const mr_hs_peer_opts *o, const mr_matrix_register_req *req,
+                           const char *user_id, bool *registered, mr_err *err)
+{
+    mr_hs_peer own;
+    mr_err perr = {0};
+    if (mr_hs_peer_start(o, &own, &perr) != MR_OK)
+        fail_msg("%s", perr.msg);
+    mr_matrix *m = client_at(own.url, NULL);
+    mr_code rc = mr_matrix_register(m, req, NULL, err);
+    mr_matrix_free(m);
+    *registered = registered_at(&own, user_id);
+    if (mr_hs_peer_stop(&own, &perr) != MR_OK)
+        fail_msg("%s", perr.msg);
+    return rc;
+}
+
+/* Synapse's registration token limits: an expired or used-up token is M_UNAUTHORIZED at its
+ * stage, MR_EAUTH here, and nobody is registered. */
+static void test_register_token_refused(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    bool registered;
+    mr_matrix_register_req req = {.username = "late", .password = "pw",
+                                  .registration_token = REG_TOKEN};
+    mr_hs_peer_opts expired = {.registration_token = REG_TOKEN, .registration_token_expired = true};
+    assert_int_equal(register_at(&expired, &req, "@late:localhost", &registered, &err), MR_EAUTH);
+    assert_non_null(strstr(err.msg, "M_UNAUTHORIZED"));
+    assert_false(registered);
+
+    mr_hs_peer own;
+    mr_hs_peer_opts once = {.registration_token = REG_TOKEN, .registration_token_uses = 1};
+    ok(mr_hs_peer_start(&once, &own, &err), &err);
+    mr_matrix *m = client_at(own.url, NULL);
+    mr_matrix_register_req first = {.username = "first", .password = "pw",
+                                    .registration_token = REG_TOKEN};
+    ok(mr_matrix_register(m, &first, NULL, &err), &err);
+    mr_matrix_register_req second = {.username = "second", .password = "pw",
+                                     .registration_token = REG_TOKEN};
+    assert_int_equal(mr_matrix_register(m, &second, NULL, &err), MR_EAUTH);
+    assert_non_null(strstr(err.msg, "M_UNAUTHORIZED"));
+    assert_true(registered_at(&own, "@first:localhost"));
+    assert_false(registered_at(&own, "@second:localhost"));
+    mr_matrix_free(m);
+    ok(mr_hs_peer_stop(&own, &err), &err);
+}
+
+/* Synapse's flows without a token ([m.login.dummy]) and with a token as a second flow. */
+static void test_register_open(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    bool registered;
+    mr_hs_peer_opts open = {.open_registration = true};
+    mr_matrix_register_req anyone = {.username = "opal", .password = "pw", .allow_dummy = true};
+    ok(register_at(&open, &anyone, "@opal:localhost", &registered, &err), &err);
+    assert_true(registered);
+    /* A token alone does not make open registration allowed. */
+    mr_matrix_register_req token = {.username = "tim", .password = "pw",
+                                    .registration_token = REG_TOKEN};
+    assert_int_equal(register_at(&open, &token, "@tim:localhost", &registered, &err), MR_EPERM);
+    assert_string_equal(err.msg, "registering tim: the homeserver offers the flows "
+                                 "[m.login.dummy], and none can be completed with a registration "
+                                 "token");
+    assert_false(registered);
+    mr_hs_peer_opts both = {.open_registration = true, .registration_token = REG_TOKEN};
+    ok(register_at(&both, &token, "@tim:localhost", &registered, &err), &err);
+    assert_true(registered);
 }
 
 static void test_register_shared_secret(void **state)
@@ -239,6 +322,58 @@ static void test_register_shared_secret(void **state)
     assert_int_equal(mr_matrix_register_shared_secret(m, SHARED, "ss_erin", "pw", NULL, false, uid,
                                                       &err), MR_EEXISTS);
     mr_matrix_free(m);
+}
+
+/* A stand-in for Synapse's admin API whose nonce is longer than any Synapse makes. */
+typedef struct nonce_stub {
+    size_t nonce_len;
+    atomic_int posts;
+} nonce_stub;
+
+static mr_http_response *nonce_stub_handle(void *ctx, const mr_http_request *req)
+{
+    nonce_stub *st = ctx;
+    if (strcmp(req->method, "POST") == 0) {
+        atomic_fetch_add(&st->posts, 1);
+        return mr_http_reply_json(400, json_pack("{s:s, s:s}", "errcode", "M_UNKNOWN", "error",
+                                                 "unrecognised nonce"));
+    }
+    char *nonce = malloc(st->nonce_len + 1);
+    if (!nonce)
+        return NULL;
+    memset(nonce, 'a', st->nonce_len);
+    nonce[st->nonce_len] = '\0';
+    mr_http_response *r = mr_http_reply_json(200, json_pack("{s:s}", "nonce", nonce));
+    free(nonce);
+    return r;
+}
+
+/* Synapse's 128-character nonces work (test_register_shared_secret); past the 4 KiB bound the
+ * nonce is refused with its length named, and nothing is posted. */
+static void test_register_shared_secret_nonce_bound(void **state)
+{
+    (void)state;
+    nonce_stub st = {.nonce_len = 4097};
+    mr_http_server_opts so = {.listen = "127.0.0.1:0"};
+    mr_http_server *srv = NULL;
+    mr_err err = {0};
+    ok(mr_http_server_start(&so, nonce_stub_handle, &st, &srv, &err), &err);
+    char url[64];
+    mr_http_server_url(so.listen, mr_http_server_port(srv), url, sizeof url);
+    mr_matrix *m = client_at(url, NULL);
+    char uid[MR_MATRIX_ID_SIZE];
+    assert_int_equal(mr_matrix_register_shared_secret(m, SHARED, "ss_long", "pw", NULL, false, uid,
+                                                      &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "the nonce is 4097 bytes, more than the 4096"));
+    assert_int_equal(atomic_load(&st.posts), 0);
+    /* At the bound it is taken (the stub then refuses the nonce). */
+    st.nonce_len = 4096;
+    assert_int_equal(mr_matrix_register_shared_secret(m, SHARED, "ss_long", "pw", NULL, false, uid,
+                                                      &err), MR_EINVAL);
+    assert_true(mr_matrix_errcode_is(m, "M_UNKNOWN"));
+    assert_int_equal(atomic_load(&st.posts), 1);
+    mr_matrix_free(m);
+    mr_http_server_stop(srv);
 }
 
 static void test_appservice(void **state)
@@ -651,7 +786,10 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_register_token_stage),
+        cmocka_unit_test(test_register_token_refused),
+        cmocka_unit_test(test_register_open),
         cmocka_unit_test(test_register_shared_secret),
+        cmocka_unit_test(test_register_shared_secret_nonce_bound),
         cmocka_unit_test(test_appservice),
         cmocka_unit_test(test_login_and_soft_logout),
         cmocka_unit_test(test_rooms_and_directory),

@@ -15,9 +15,15 @@
 typedef struct hs_opts {
     const char *listen;             /* "127.0.0.1:0" */
     const char *server_name;        /* the domain of user IDs, room IDs and aliases */
-    const char *registration_token; /* enables the m.login.registration_token stage */
-    const char *shared_secret;      /* enables /_synapse/admin/v1/register */
-    bool open_registration;         /* enables the m.login.dummy stage */
+    /* Synapse's registration_requires_token with this one token: every flow starts with the
+     * m.login.registration_token stage. */
+    const char *registration_token;
+    int registration_token_uses;    /* its uses_allowed; 0 = unlimited */
+    bool registration_token_expired; /* its expiry_time lies in the past */
+    const char *shared_secret;      /* enables POST /_synapse/admin/v1/register */
+    long long nonce_ttl_ms;         /* Synapse's NONCE_TIMEOUT, 60 s */
+    bool open_registration;         /* Synapse's enable_registration: the m.login.dummy flow */
+    bool registration_rate_limit;   /* Synapse's default rc_registration on /register */
     const char *appservice_token;   /* enables m.login.application_service register and login */
 } hs_opts;
 
@@ -72,9 +78,18 @@ typedef struct hs {
     hs_room **rooms;
     size_t nrooms;
     json_t *aliases;         /* "#a:server" -> {"room_id": ..., "creator": ...} */
-    json_t *uia;             /* session -> {"completed": [...]} */
-    json_t *nonces;          /* admin registration nonces not yet used */
+    json_t *uia;             /* session -> {"completed": [...], "token": T once its stage passed} */
+    int token_pending;       /* registrations whose token stage passed, not yet completed */
+    int token_completed;     /* registrations completed with the token */
+    json_t *nonces;          /* admin registration nonce -> when it was made (hs_now_ms) */
+    long long frozen_ms;     /* once /_test/clock is used, the clock stands here: tests expire
+                                things by moving it, without sleeping or racing it */
+    double reg_count;        /* rc_registration's bucket: registrations counted ... */
+    long long reg_start_ms;  /* ... since this hs_now_ms */
     json_t *soft_tokens;     /* tokens ended by /_test/soft_logout: 401 with soft_logout true */
+    /* Tokens of appservice logins for users not registered yet: token -> {user_id, device_id,
+     * display_name}. Refused until the user registers, then they are that user's devices. */
+    json_t *orphan_tokens;
     int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait */
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
@@ -96,16 +111,19 @@ typedef mr_http_response *(*hs_endpoint)(hs_call *c);
 mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err);
 void hs_free(hs *h);
 long long hs_bump(hs *h);                 /* next stream position; wakes waiting syncs */
+long long hs_now_ms(const hs *h);         /* wall clock, or where /_test/clock set it */
 void hs_random_id(char *out, size_t len, const char *alphabet); /* len chars + NUL */
 
 hs_user *hs_user_find(hs *h, const char *user_id);
+/* A new account; it adopts the devices of orphan_tokens issued for its user ID. */
 hs_user *hs_user_create(hs *h, const char *localpart, const char *password);
 hs_device *hs_device_create(hs_user *u, const char *device_id, const char *display_name);
 bool hs_device_retoken(hs_device *d);     /* a fresh access token; false when out of memory */
+void hs_token_new(char out[41]);          /* "syt_" and 36 random characters */
 void hs_device_remove(hs *h, hs_user *u, hs_device *d);
 bool hs_token_find(hs *h, const char *token, hs_user **u, hs_device **d);
-/* Localpart rules for new accounts: [a-z0-9._=/+-]+ and a user ID within 255 bytes. */
-bool hs_localpart_valid(const hs *h, const char *localpart);
+/* Synapse's contains_invalid_mxid_characters, negated: only a-z 0-9 . _ = / + - */
+bool hs_localpart_chars_valid(const char *localpart);
 /* "@name:server" or "name" (when server is ours) -> our user ID in out. */
 bool hs_user_id_from(const hs *h, const char *name, char *out, size_t cap);
 
@@ -136,7 +154,13 @@ size_t hs_count_members(const hs_room *r, const char *membership);
 mr_http_response *hs_handle(void *ctx, const mr_http_request *req);
 #define hs_error mr_http_reply_error
 mr_http_response *hs_ok(json_t *body);    /* 200 with body (taken) */
-mr_http_response *hs_unknown_token(void); /* 401 M_UNKNOWN_TOKEN, soft_logout false */
+/* 429 M_LIMIT_EXCEEDED "Too Many Requests" with retry_after_ms and Retry-After, as Synapse's
+ * LimitExceededError. */
+mr_http_response *hs_limit_exceeded(long long retry_after_ms);
+/* 401 M_UNKNOWN_TOKEN, soft_logout false; why NULL for Synapse's "Unrecognised access token". */
+mr_http_response *hs_unknown_token(const char *why);
+/* The access token of a request (Authorization: Bearer, else ?access_token=), or NULL. */
+const char *hs_request_token(const mr_http_request *req);
 /* Field readers: NULL when fine (out set, or left NULL for an absent optional field), else a
  * 400 M_BAD_JSON naming the field. */
 mr_http_response *hs_field_str(json_t *obj, const char *key, bool required, const char **out);
@@ -201,5 +225,6 @@ mr_http_response *hs_send_to_device(hs_call *c);
 mr_http_response *hs_test_ratelimit(hs_call *c);
 mr_http_response *hs_test_state(hs_call *c);
 mr_http_response *hs_test_soft_logout(hs_call *c);
+mr_http_response *hs_test_clock(hs_call *c);
 
 #endif

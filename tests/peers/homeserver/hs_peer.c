@@ -1,6 +1,8 @@
 /* hs_peer.c -- starting the test homeserver (mr-test-homeserver) from tests. */
 #include "hs_peer.h"
 
+#include <jansson.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,7 @@ mr_code mr_hs_peer_start(const mr_hs_peer_opts *opts, mr_hs_peer *hs, mr_err *er
     if (rc != MR_OK)
         return rc;
     snprintf(hs->log, sizeof hs->log, "%s/homeserver.log", hs->dir);
-    char *argv[16];
+    char *argv[24], uses[16];
     size_t n = 0;
     argv[n++] = MR_HS_BINARY;
     argv[n++] = "--listen";
@@ -51,6 +53,15 @@ mr_code mr_hs_peer_start(const mr_hs_peer_opts *opts, mr_hs_peer *hs, mr_err *er
         argv[n++] = "--registration-token";
         argv[n++] = (char *)opts->registration_token;
     }
+    if (opts->registration_token_uses) {
+        snprintf(uses, sizeof uses, "%d", opts->registration_token_uses);
+        argv[n++] = "--registration-token-uses";
+        argv[n++] = uses;
+    }
+    if (opts->registration_token_expired)
+        argv[n++] = "--registration-token-expired";
+    if (opts->registration_rate_limit)
+        argv[n++] = "--registration-rate-limit";
     if (opts->shared_secret) {
         argv[n++] = "--shared-secret";
         argv[n++] = (char *)opts->shared_secret;
@@ -100,4 +111,21 @@ mr_code mr_hs_peer_stop(mr_hs_peer *hs, mr_err *err)
     if (rc == MR_OK && hs->dir[0])
         mr_tp_rmtree(hs->dir, NULL);
     return rc;
+}
+
+mr_code mr_hs_peer_has_user(const mr_hs_peer *hs, const char *user_id, bool *exists, mr_err *err)
+{
+    *exists = false;
+    char *body = NULL;
+    long status = mr_tp_http_get(hs->port, "/_test/state", &body);
+    json_t *state = status == 200 ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    if (!state)
+        return mr_err_set(err, MR_EIO, "GET %s/_test/state: HTTP %ld, no JSON", hs->url, status);
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(state, "users"), i, u)
+        *exists = *exists || strcmp(json_string_value(u), user_id) == 0;
+    json_decref(state);
+    return MR_OK;
 }

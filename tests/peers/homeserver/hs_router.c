@@ -72,6 +72,7 @@ static const route routes[] = {
     {"POST", "_test/ratelimit", hs_test_ratelimit, BODY | NO_LIMIT},
     {"GET", "_test/state", hs_test_state, NO_LIMIT},
     {"POST", "_test/soft_logout", hs_test_soft_logout, BODY | NO_LIMIT},
+    {"POST", "_test/clock", hs_test_clock, BODY | NO_LIMIT},
 };
 
 #undef C
@@ -166,11 +167,20 @@ hs_room *hs_room_for_member(hs_call *c, const char *room_id, mr_http_response **
     return r;
 }
 
-mr_http_response *hs_unknown_token(void)
+/* Synapse's InvalidClientTokenError: its default text, soft_logout false. */
+mr_http_response *hs_unknown_token(const char *why)
 {
     return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
-                                             "error", "unrecognised access token",
+                                             "error", why ? why : "Unrecognised access token",
                                              "soft_logout", 0));
+}
+
+const char *hs_request_token(const mr_http_request *req)
+{
+    const char *auth = mr_http_request_header(req, "Authorization");
+    if (auth && strncmp(auth, "Bearer ", 7) == 0)
+        return auth + 7;
+    return mr_http_request_query(req, "access_token");
 }
 
 /* ---- routing ---- */
@@ -220,20 +230,15 @@ static const route *route_find(const mr_http_request *req, hs_call *c, bool *pat
 
 static mr_http_response *authenticate(hs_call *c)
 {
-    const char *token = NULL;
-    const char *auth = mr_http_request_header(c->req, "Authorization");
-    if (auth && strncmp(auth, "Bearer ", 7) == 0)
-        token = auth + 7;
-    if (!token)
-        token = mr_http_request_query(c->req, "access_token");
+    const char *token = hs_request_token(c->req);
     if (!token || !*token)
-        return hs_error(401, "M_MISSING_TOKEN", "missing access token");
+        return hs_error(401, "M_MISSING_TOKEN", "Missing access token");
     if (!hs_token_find(c->h, token, &c->user, &c->device)) {
         if (json_object_get(c->h->soft_tokens, token))
             return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
                                                      "error", "access token has expired",
                                                      "soft_logout", 1));
-        return hs_unknown_token();
+        return hs_unknown_token(NULL);
     }
     return NULL;
 }
@@ -257,13 +262,13 @@ static mr_http_response *parse_body(hs_call *c, int flags)
     return NULL;
 }
 
-static mr_http_response *rate_limited(hs *h)
+mr_http_response *hs_limit_exceeded(long long retry_after_ms)
 {
     mr_http_response *r = mr_http_reply_json(
         429, json_pack("{s:s, s:s, s:I}", "errcode", "M_LIMIT_EXCEEDED", "error",
-                       "too many requests", "retry_after_ms", (json_int_t)h->limit_retry_ms));
+                       "Too Many Requests", "retry_after_ms", (json_int_t)retry_after_ms));
     char secs[32];
-    snprintf(secs, sizeof secs, "%lld", (h->limit_retry_ms + 999) / 1000);
+    snprintf(secs, sizeof secs, "%lld", (retry_after_ms + 999) / 1000);
     mr_http_response_header(r, "Retry-After", secs);
     return r;
 }
@@ -272,7 +277,7 @@ static mr_http_response *dispatch(hs_call *c, const route *rt)
 {
     if (!(rt->flags & NO_LIMIT) && c->h->limit_count > 0) {
         c->h->limit_count--;
-        return rate_limited(c->h);
+        return hs_limit_exceeded(c->h->limit_retry_ms);
     }
     mr_http_response *e = NULL;
     if (rt->flags & AUTH)

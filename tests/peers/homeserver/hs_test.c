@@ -1,5 +1,6 @@
 /* hs_test.c -- the test homeserver's control endpoints under /_test/: switching on 429s, ending
- * a user's sessions with a soft logout, and dumping rooms, members and aliases for assertions. */
+ * a user's sessions with a soft logout, moving its clock, and dumping rooms, members, aliases
+ * and registration token counts for assertions. */
 #include "hs.h"
 
 #include <string.h>
@@ -34,6 +35,17 @@ mr_http_response *hs_test_soft_logout(hs_call *c)
             return NULL;
     }
     return hs_ok(json_pack("{s:I}", "devices", (json_int_t)u->ndevices));
+}
+
+/* {"advance_ms": N}: the homeserver's clock stops, then moves N ms ahead (nonces, token
+ * uses and rate limits age by it alone from then on). */
+mr_http_response *hs_test_clock(hs_call *c)
+{
+    json_t *ms = json_object_get(c->body, "advance_ms");
+    if (!json_is_integer(ms) || json_integer_value(ms) < 0)
+        return hs_error(400, "M_BAD_JSON", "expected {\"advance_ms\": N >= 0}");
+    c->h->frozen_ms = hs_now_ms(c->h) + json_integer_value(ms);
+    return hs_ok(json_pack("{s:I}", "now_ms", (json_int_t)c->h->frozen_ms));
 }
 
 static json_t *room_dump(const hs *h, const hs_room *r)
@@ -75,7 +87,9 @@ mr_http_response *hs_test_state(hs_call *c)
     json_t *entry;
     json_object_foreach(h->aliases, alias, entry)
         json_object_set(aliases, alias, json_object_get(entry, "room_id"));
-    return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:I, s:i}", "server_name", h->opts.server_name,
-                           "users", users, "rooms", rooms, "aliases", aliases, "stream",
-                           (json_int_t)h->pos, "syncs_waiting", h->syncs_waiting));
+    return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:I, s:i, s:{s:i, s:i}}", "server_name",
+                           h->opts.server_name, "users", users, "rooms", rooms, "aliases", aliases,
+                           "stream", (json_int_t)h->pos, "syncs_waiting", h->syncs_waiting,
+                           "registration_token", "pending", h->token_pending, "completed",
+                           h->token_completed));
 }

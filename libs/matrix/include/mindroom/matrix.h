@@ -116,21 +116,25 @@ typedef struct mr_matrix_register_req {
     const char *device_id;          /* NULL: the server picks one */
     const char *device_display_name;
     const char *registration_token; /* completes an m.login.registration_token stage */
-    bool allow_dummy;               /* completes an m.login.dummy stage (open registration) */
+    /* Open registration: a flow of m.login.dummy alone may be taken. m.login.dummy beside a
+     * stage this request completes (Synapse's [registration_token, dummy]) is always done. */
+    bool allow_dummy;
     /* Registers as an application service (type m.login.application_service, this token as
      * bearer, no user-interactive stages); implies inhibit_login. */
     const char *appservice_token;
     bool inhibit_login;             /* no session: only the user ID comes back */
 } mr_matrix_register_req;
 
-/* POST /register, walking the user-interactive stages the server offers with what req allows.
- * The new user ID goes to user_id (may be NULL); unless login is inhibited the new session
- * replaces m's. M_USER_IN_USE is MR_EEXISTS; a flow needing a stage req cannot complete is
- * MR_EPERM naming the stages on offer; a rejected token MR_EAUTH. */
+/* POST /register, walking the user-interactive stages of the first flow req can complete, one
+ * round per stage, following the server's "completed" list and session. The new user ID goes
+ * to user_id (may be NULL); unless login is inhibited the new session replaces m's.
+ * M_USER_IN_USE is MR_EEXISTS; no flow req can complete is MR_EPERM naming the flows on offer;
+ * a refused stage (a wrong, expired or used-up token) MR_EAUTH naming the server's errcode. */
 mr_code mr_matrix_register(mr_matrix *m, const mr_matrix_register_req *req,
                            char user_id[MR_MATRIX_ID_SIZE], mr_err *err);
-/* Synapse's admin registration: GET a nonce from /_synapse/admin/v1/register, then POST with
- * the HMAC-SHA1 of (nonce, user, password, admin) under the shared secret. The new session
+/* Synapse's admin registration: GET a nonce from /_synapse/admin/v1/register (Synapse's are
+ * 128 characters; up to 4 KiB taken, MR_EINVAL past that), then POST with the hex HMAC-SHA1 of
+ * nonce NUL user NUL password NUL "admin"|"notadmin" under the shared secret. The new session
  * replaces m's. M_USER_IN_USE is MR_EEXISTS, a wrong secret MR_EPERM. */
 mr_code mr_matrix_register_shared_secret(mr_matrix *m, const char *shared_secret,
                                          const char *username, const char *password,

@@ -21,6 +21,7 @@
 #define SERVER "test.local"
 #define TOKEN "tok-123"
 #define SECRET "s3cret"
+#define AS_TOKEN "as-tok-9"
 
 static mr_hs_peer hs;
 
@@ -130,19 +131,82 @@ static account acct_from(json_t *j)
     return a;
 }
 
-/* The full user-interactive round trip with the registration token. */
+/* POST /register for name (password "pw") with auth (taken; NULL for none) in session. */
+static resp register_round(const char *name, const char *session, json_t *auth)
+{
+    json_t *body = json_pack("{s:s, s:s}", "username", name, "password", "pw");
+    if (auth) {
+        if (session)
+            json_object_set_new(auth, "session", json_string(session));
+        json_object_set_new(body, "auth", auth);
+    }
+    return call("POST", path("/register"), NULL, body);
+}
+
+static json_t *token_auth(const char *token)
+{
+    return json_pack("{s:s, s:s}", "type", "m.login.registration_token", "token", token);
+}
+
+static json_t *dummy_auth(void)
+{
+    return json_pack("{s:s}", "type", "m.login.dummy");
+}
+
+/* The first round: a 401 with no errcode; its session into out. */
+static void register_start(const char *name, char session[64])
+{
+    resp r = register_round(name, NULL, NULL);
+    assert_int_equal(r.status, 401);
+    assert_null(json_object_get(r.body, "errcode"));
+    assert_non_null(str(r.body, "session"));
+    snprintf(session, 64, "%s", str(r.body, "session"));
+    resp_free(&r);
+}
+
+/* A 401 for another round in session: the stages completed so far, ","-joined, and the
+ * errcode ("" for none). */
+static void expect_round(resp r, const char *session, const char *completed, const char *errcode)
+{
+    if (r.status != 401)
+        fail_msg("expected 401, got %ld %s", r.status, r.raw ? r.raw : "");
+    assert_string_equal(str(r.body, "session"), session);
+    assert_non_null(json_object_get(r.body, "flows"));
+    char got[256] = "";
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r.body, "completed"), i, v)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "," : "",
+                 json_string_value(v));
+    assert_string_equal(got, completed);
+    assert_string_equal(str(r.body, "errcode") ? str(r.body, "errcode") : "", errcode);
+    resp_free(&r);
+}
+
+/* Synapse's flows with the token required: every flow starts with the token stage, then the
+ * dummy stage. */
 static account signup(const char *name)
 {
-    resp r = call("POST", path("/register"), NULL, json_pack("{s:s, s:s}", "username", name,
-                                                             "password", "pw"));
-    assert_int_equal(r.status, 401);
-    const char *session = str(r.body, "session");
-    assert_non_null(session);
-    json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "username", name, "password", "pw",
-                             "auth", "type", "m.login.registration_token", "token", TOKEN,
-                             "session", session);
-    resp_free(&r);
-    return acct_from(expect_ok(call("POST", path("/register"), NULL, body)));
+    char session[64];
+    register_start(name, session);
+    expect_round(register_round(name, session, token_auth(TOKEN)), session,
+                 "m.login.registration_token", "");
+    return acct_from(expect_ok(register_round(name, session, dummy_auth())));
+}
+
+/* The flows of a 401, as "[a, b], [c]". */
+static void flows_of(json_t *challenge, char *out, size_t cap)
+{
+    size_t i, k, used = 0;
+    json_t *flow, *stage;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(challenge, "flows"), i, flow) {
+        used += (size_t)snprintf(out + used, cap - used, "%s[", i ? ", " : "");
+        json_array_foreach(json_object_get(flow, "stages"), k, stage)
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", k ? ", " : "",
+                                     json_string_value(stage));
+        used += (size_t)snprintf(out + used, cap - used, "]");
+    }
 }
 
 static void room_create(const account *a, json_t *body, char *room_id, size_t cap)
@@ -225,7 +289,8 @@ static int group_setup(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    mr_hs_peer_opts o = {.server_name = SERVER, .registration_token = TOKEN, .shared_secret = SECRET};
+    mr_hs_peer_opts o = {.server_name = SERVER, .registration_token = TOKEN, .shared_secret = SECRET,
+                         .appservice_token = AS_TOKEN};
     mr_err err = {0};
     if (mr_hs_peer_start(&o, &hs, &err) != MR_OK) {
         print_error("%s\n", err.msg);
@@ -269,80 +334,276 @@ static void test_versions_and_unknown_endpoints(void **state)
     resp_free(&r);
 }
 
+/* Stops the homeserver's clock, then moves it ms ahead. */
+static void clock_advance(long long ms)
+{
+    json_decref(expect_ok(call("POST", "/_test/clock", NULL,
+                               json_pack("{s:I}", "advance_ms", (json_int_t)ms))));
+}
+
+static bool token_valid(const char *token)
+{
+    char q[256];
+    snprintf(q, sizeof q, "/_matrix/client/v1/register/m.login.registration_token/validity?token=%s",
+             token);
+    json_t *j = expect_ok(call("GET", q, NULL, NULL));
+    bool valid = json_is_true(json_object_get(j, "valid"));
+    json_decref(j);
+    return valid;
+}
+
+static bool user_exists(const char *user_id)
+{
+    bool found;
+    mr_err err = {0};
+    if (mr_hs_peer_has_user(&hs, user_id, &found, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    return found;
+}
+
 static void test_register_user_interactive(void **state)
 {
     (void)state;
-    resp r = call("POST", path("/register"), NULL,
-                  json_pack("{s:s, s:s}", "username", "alice", "password", "pw"));
+    resp r = register_round("alice", NULL, NULL);
     assert_int_equal(r.status, 401);
     assert_null(json_object_get(r.body, "errcode"));
-    json_t *flows = json_object_get(r.body, "flows");
-    assert_int_equal(json_array_size(flows), 1);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(flows, 0),
-                                                                         "stages"), 0)),
-                        "m.login.registration_token");
+    char flows[256];
+    flows_of(r.body, flows, sizeof flows);
+    assert_string_equal(flows, "[m.login.registration_token, m.login.dummy]");
     char session[64];
     snprintf(session, sizeof session, "%s", str(r.body, "session"));
     resp_free(&r);
 
-    /* A wrong token: 401 again, with the flows and M_FORBIDDEN. */
-    r = call("POST", path("/register"), NULL,
-             json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "username", "alice", "password", "pw",
-                       "auth", "type", "m.login.registration_token", "token", "wrong",
-                       "session", session));
+    /* A wrong token: 401 again, with the flows and Synapse's M_UNAUTHORIZED. */
+    r = register_round("alice", session, token_auth("wrong"));
+    assert_string_equal(str(r.body, "error"), "Invalid registration token");
+    expect_round(r, session, "", "M_UNAUTHORIZED");
+    expect_round(register_round("alice", session, json_pack("{s:s}", "type",
+                                                            "m.login.registration_token")),
+                 session, "", "M_MISSING_PARAM");
+    /* The token stage needs the session, even on a first request. */
+    r = register_round("alice", NULL, token_auth(TOKEN));
+    assert_string_equal(str(r.body, "error"), "Missing UIA session");
     assert_int_equal(r.status, 401);
-    assert_string_equal(str(r.body, "errcode"), "M_FORBIDDEN");
-    assert_string_equal(str(r.body, "session"), session);
-    assert_non_null(json_object_get(r.body, "flows"));
+    assert_string_equal(str(r.body, "errcode"), "M_MISSING_PARAM");
     resp_free(&r);
-
-    /* The dummy stage is not offered without open registration. */
-    r = call("POST", path("/register"), NULL,
-             json_pack("{s:s, s:{s:s, s:s}}", "username", "alice", "auth", "type",
-                       "m.login.dummy", "session", session));
-    assert_int_equal(r.status, 401);
-    assert_string_equal(str(r.body, "errcode"), "M_FORBIDDEN");
-    resp_free(&r);
-
-    json_t *ok = expect_ok(call("POST", path("/register"), NULL,
-                                json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "username",
-                                          "alice", "password", "pw", "device_id", "ALICEDEV",
-                                          "auth", "type", "m.login.registration_token", "token",
-                                          TOKEN, "session", session)));
+    /* The dummy stage alone completes no flow. */
+    expect_round(register_round("alice", session, dummy_auth()), session, "m.login.dummy", "");
+    assert_false(user_exists("@alice:" SERVER));
+    /* Stages in any order: the token now completes the flow. */
+    json_t *body = json_pack("{s:s, s:s, s:s, s:o}", "username", "alice", "password", "pw",
+                             "device_id", "ALICEDEV", "auth", token_auth(TOKEN));
+    json_object_set_new(json_object_get(body, "auth"), "session", json_string(session));
+    json_t *ok = expect_ok(call("POST", path("/register"), NULL, body));
     assert_string_equal(str(ok, "user_id"), "@alice:" SERVER);
     assert_string_equal(str(ok, "device_id"), "ALICEDEV");
     assert_int_equal(strncmp(str(ok, "access_token"), "syt_", 4), 0);
     json_decref(ok);
+    /* The session ended with the registration. */
+    expect_error(register_round("alice2", session, dummy_auth()), 400, "M_UNKNOWN");
 
-    /* Taken and invalid names fail before authentication. */
-    expect_error(call("POST", path("/register"), NULL, json_pack("{s:s}", "username", "alice")),
-                 400, "M_USER_IN_USE");
-    expect_error(call("POST", path("/register"), NULL, json_pack("{s:s}", "username", "Bad Name")),
-                 400, "M_INVALID_USERNAME");
-    expect_error(call("POST", path("/register?kind=guest"), NULL, json_object()), 403,
-                 "M_GUEST_ACCESS_FORBIDDEN");
+    /* A session's token may not change once its stage passed. */
+    register_start("carl", session);
+    expect_round(register_round("carl", session, token_auth(TOKEN)), session,
+                 "m.login.registration_token", "");
+    expect_round(register_round("carl", session, token_auth("other")), session,
+                 "m.login.registration_token", "M_INVALID_PARAM");
+
+    /* Taken and invalid names fail before authentication, in Synapse's words; names are
+     * lowercased first. */
+    r = register_round("Alice", NULL, NULL);
+    assert_string_equal(str(r.body, "error"), "User ID already taken.");
+    expect_error(r, 400, "M_USER_IN_USE");
+    expect_error(register_round("Bad Name", NULL, NULL), 400, "M_INVALID_USERNAME");
+    expect_error(register_round("_hidden", NULL, NULL), 400, "M_INVALID_USERNAME");
+    expect_error(call("POST", path("/register"), NULL, json_pack("{s:i}", "username", 5)), 400,
+                 "M_UNKNOWN");
+    expect_error(call("POST", path("/register?kind=guest"), NULL, json_object()), 403, "M_UNKNOWN");
+    expect_error(call("POST", path("/register"), NULL,
+                      json_pack("{s:s, s:{s:s}}", "username", "eve", "auth", "type",
+                                "m.login.password")), 400, "M_UNKNOWN");
 
     /* inhibit_login: an account, no device. */
-    r = call("POST", path("/register"), NULL, json_pack("{s:s}", "username", "quiet"));
-    snprintf(session, sizeof session, "%s", str(r.body, "session"));
-    resp_free(&r);
+    register_start("quiet", session);
+    expect_round(register_round("quiet", session, token_auth(TOKEN)), session,
+                 "m.login.registration_token", "");
     ok = expect_ok(call("POST", path("/register"), NULL,
-                        json_pack("{s:s, s:b, s:{s:s, s:s, s:s}}", "username", "quiet",
-                                  "inhibit_login", 1, "auth", "type",
-                                  "m.login.registration_token", "token", TOKEN, "session", session)));
+                        json_pack("{s:s, s:b, s:{s:s, s:s}}", "username", "quiet",
+                                  "inhibit_login", 1, "auth", "type", "m.login.dummy", "session",
+                                  session)));
     assert_string_equal(str(ok, "user_id"), "@quiet:" SERVER);
     assert_null(json_object_get(ok, "access_token"));
     json_decref(ok);
 
-    json_t *valid = expect_ok(call("GET", "/_matrix/client/v1/register/m.login.registration_token/"
-                                          "validity?token=" TOKEN, NULL, NULL));
-    assert_true(json_is_true(json_object_get(valid, "valid")));
-    json_decref(valid);
+    assert_true(token_valid(TOKEN));
+    assert_false(token_valid("wrong"));
+    expect_error(call("GET", "/_matrix/client/v1/register/m.login.registration_token/validity",
+                      NULL, NULL), 400, "M_MISSING_PARAM");
+}
+
+/* The group's homeserver is set aside while a test runs one of its own. */
+static mr_hs_peer group_hs;
+
+static void own_peer_start(const mr_hs_peer_opts *o)
+{
+    group_hs = hs;
+    mr_err err = {0};
+    if (mr_hs_peer_start(o, &hs, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+}
+
+static void own_peer_stop(void)
+{
+    if (!group_hs.pid)
+        return;
+    mr_err err = {0};
+    mr_code rc = mr_hs_peer_stop(&hs, &err);
+    hs = group_hs;
+    group_hs.pid = 0;
+    if (rc != MR_OK)
+        fail_msg("%s", err.msg);
+}
+
+/* A test that failed with its own homeserver running still stops it. */
+static int own_peer_teardown(void **state)
+{
+    (void)state;
+    own_peer_stop();
+    return 0;
+}
+
+static json_t *token_counts(void)
+{
+    json_t *st = test_state();
+    json_t *counts = json_incref(json_object_get(st, "registration_token"));
+    json_decref(st);
+    return counts;
+}
+
+/* Synapse's uses_allowed: a passed token stage is pending and counts against the uses, a
+ * finished registration turns it into a completed one. */
+static void test_registration_token_uses(void **state)
+{
+    (void)state;
+    mr_hs_peer_opts o = {.server_name = SERVER, .registration_token = TOKEN,
+                         .registration_token_uses = 1};
+    own_peer_start(&o);
+    assert_true(token_valid(TOKEN));
+    char first[64], second[64];
+    register_start("first", first);
+    register_start("second", second);
+    expect_round(register_round("first", first, token_auth(TOKEN)), first,
+                 "m.login.registration_token", "");
+    assert_false(token_valid(TOKEN));
+    expect_round(register_round("second", second, token_auth(TOKEN)), second, "", "M_UNAUTHORIZED");
+    json_t *counts = token_counts();
+    assert_int_equal(json_integer_value(json_object_get(counts, "pending")), 1);
+    assert_int_equal(json_integer_value(json_object_get(counts, "completed")), 0);
+    json_decref(counts);
+    json_decref(expect_ok(register_round("first", first, dummy_auth())));
+    counts = token_counts();
+    assert_int_equal(json_integer_value(json_object_get(counts, "pending")), 0);
+    assert_int_equal(json_integer_value(json_object_get(counts, "completed")), 1);
+    json_decref(counts);
+    assert_false(token_valid(TOKEN));
+    expect_round(register_round("second", second, token_auth(TOKEN)), second, "", "M_UNAUTHORIZED");
+    assert_false(user_exists("@second:" SERVER));
+    own_peer_stop();
+}
+
+static void test_registration_token_expired(void **state)
+{
+    (void)state;
+    mr_hs_peer_opts o = {.server_name = SERVER, .registration_token = TOKEN,
+                         .registration_token_expired = true};
+    own_peer_start(&o);
+    assert_false(token_valid(TOKEN));
+    char session[64];
+    register_start("late", session);
+    expect_round(register_round("late", session, token_auth(TOKEN)), session, "", "M_UNAUTHORIZED");
+    expect_round(register_round("late", session, dummy_auth()), session, "m.login.dummy", "");
+    assert_false(user_exists("@late:" SERVER));
+    own_peer_stop();
+}
+
+/* The flows Synapse offers for each setting, and its 403 when registration is off. */
+static void test_registration_modes(void **state)
+{
+    (void)state;
+    char flows[256], session[64];
+    mr_hs_peer_opts open = {.server_name = SERVER, .open_registration = true};
+    own_peer_start(&open);
+    resp r = register_round("opal", NULL, NULL);
+    flows_of(r.body, flows, sizeof flows);
+    assert_string_equal(flows, "[m.login.dummy]");
+    snprintf(session, sizeof session, "%s", str(r.body, "session"));
+    resp_free(&r);
+    json_decref(expect_ok(register_round("opal", session, dummy_auth())));
+    /* No token stage without a token setting: Synapse has no checker for it. */
+    expect_error(register_round("opal2", NULL, token_auth("x")), 400, "M_UNKNOWN");
+    assert_false(token_valid("x"));
+    own_peer_stop();
+
+    mr_hs_peer_opts both = {.server_name = SERVER, .open_registration = true,
+                            .registration_token = TOKEN};
+    own_peer_start(&both);
+    r = register_round("bea", NULL, NULL);
+    flows_of(r.body, flows, sizeof flows);
+    assert_string_equal(flows, "[m.login.dummy], [m.login.registration_token]");
+    resp_free(&r);
+    register_start("bea", session);
+    json_decref(expect_ok(register_round("bea", session, token_auth(TOKEN))));
+    own_peer_stop();
+
+    mr_hs_peer_opts closed = {.server_name = SERVER};
+    own_peer_start(&closed);
+    r = register_round("cleo", NULL, NULL);
+    assert_string_equal(str(r.body, "error"), "Registration has been disabled");
+    expect_error(r, 403, "M_FORBIDDEN");
+    expect_error(call("GET", "/_matrix/client/v1/register/m.login.registration_token/validity"
+                             "?token=x", NULL, NULL), 403, "M_FORBIDDEN");
+    /* Synapse hands out nonces without a shared secret and refuses only the POST. */
+    json_t *j = expect_ok(call("GET", "/_synapse/admin/v1/register", NULL, NULL));
+    r = call("POST", "/_synapse/admin/v1/register", NULL,
+             json_pack("{s:s, s:s, s:s, s:s}", "nonce", str(j, "nonce"), "username", "cleo",
+                       "password", "pw", "mac", "00"));
+    json_decref(j);
+    assert_string_equal(str(r.body, "error"), "Shared secret registration is not enabled");
+    expect_error(r, 400, "M_UNKNOWN");
+    own_peer_stop();
+}
+
+/* Synapse's rc_registration defaults: three registrations at once, then 429 until the bucket
+ * drains at 0.17 a second; a refused request counts nothing. */
+static void test_registration_rate_limit(void **state)
+{
+    (void)state;
+    mr_hs_peer_opts o = {.server_name = SERVER, .open_registration = true,
+                         .registration_rate_limit = true};
+    own_peer_start(&o);
+    clock_advance(0);
+    char session[64], name[16];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "rl%d", i);
+        register_start(name, session);
+        json_decref(expect_ok(register_round(name, session, dummy_auth())));
+    }
+    resp r = register_round("rl3", NULL, NULL);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(str(r.body, "errcode"), "M_LIMIT_EXCEEDED");
+    json_int_t retry = json_integer_value(json_object_get(r.body, "retry_after_ms"));
+    assert_true(retry > 0 && retry <= 1000 / 0.17 + 1);
+    resp_free(&r);
+    /* retry_after_ms is rounded down, as Synapse's int(); one more millisecond drains it. */
+    clock_advance(retry + 1);
+    register_start("rl3", session);
+    json_decref(expect_ok(register_round("rl3", session, dummy_auth())));
+    own_peer_stop();
 }
 
 static void hmac_hex(const char *nonce, const char *user, const char *pw, bool admin, char out[41])
 {
-    char msg[256];
+    char msg[512];
     int n = snprintf(msg, sizeof msg, "%s%c%s%c%s%c%s", nonce, 0, user, 0, pw, 0,
                      admin ? "admin" : "notadmin");
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -352,34 +613,141 @@ static void hmac_hex(const char *nonce, const char *user, const char *pw, bool a
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* A fresh nonce, checked to be Synapse's secrets.token_hex(64). */
+static void admin_nonce(char nonce[256])
+{
+    json_t *j = expect_ok(call("GET", "/_synapse/admin/v1/register", NULL, NULL));
+    snprintf(nonce, 256, "%s", str(j, "nonce"));
+    json_decref(j);
+    assert_int_equal(strlen(nonce), 128);
+    assert_int_equal(strspn(nonce, "0123456789abcdef"), 128);
+}
+
+static resp admin_post(const char *nonce, const char *user, bool admin, const char *mac)
+{
+    return call("POST", "/_synapse/admin/v1/register", NULL,
+                json_pack("{s:s, s:s, s:s, s:s, s:b}", "nonce", nonce, "username", user,
+                          "password", "pw", "mac", mac, "admin", admin));
+}
+
 static void test_admin_register(void **state)
 {
     (void)state;
-    json_t *j = expect_ok(call("GET", "/_synapse/admin/v1/register", NULL, NULL));
-    char nonce[64], mac[41];
-    snprintf(nonce, sizeof nonce, "%s", str(j, "nonce"));
-    json_decref(j);
+    char nonce[256], mac[41];
+    admin_nonce(nonce);
     hmac_hex(nonce, "root", "pw", true, mac);
     /* The MAC covers the admin flag: claiming notadmin with an admin MAC fails. */
-    expect_error(call("POST", "/_synapse/admin/v1/register", NULL,
-                      json_pack("{s:s, s:s, s:s, s:s, s:b}", "nonce", nonce, "username", "root",
-                                "password", "pw", "mac", mac, "admin", 0)),
-                 403, "M_FORBIDDEN");
-    /* Nonces are single use. */
-    expect_error(call("POST", "/_synapse/admin/v1/register", NULL,
-                      json_pack("{s:s, s:s, s:s, s:s, s:b}", "nonce", nonce, "username", "root",
-                                "password", "pw", "mac", mac, "admin", 1)),
-                 400, "M_UNKNOWN");
-    j = expect_ok(call("GET", "/_synapse/admin/v1/register", NULL, NULL));
-    snprintf(nonce, sizeof nonce, "%s", str(j, "nonce"));
-    json_decref(j);
+    resp r = admin_post(nonce, "root", false, mac);
+    assert_string_equal(str(r.body, "error"), "HMAC incorrect");
+    expect_error(r, 403, "M_FORBIDDEN");
+    /* Nonces are single use, right or wrong. */
+    r = admin_post(nonce, "root", true, mac);
+    assert_string_equal(str(r.body, "error"), "unrecognised nonce");
+    expect_error(r, 400, "M_UNKNOWN");
+    admin_nonce(nonce);
     hmac_hex(nonce, "root", "pw", true, mac);
-    j = expect_ok(call("POST", "/_synapse/admin/v1/register", NULL,
-                       json_pack("{s:s, s:s, s:s, s:s, s:b}", "nonce", nonce, "username", "root",
-                                 "password", "pw", "mac", mac, "admin", 1)));
+    json_t *j = expect_ok(admin_post(nonce, "root", true, mac));
     assert_string_equal(str(j, "user_id"), "@root:" SERVER);
     assert_non_null(str(j, "access_token"));
     json_decref(j);
+
+    /* The MAC is over the name as sent; the account's name is lowercased. */
+    admin_nonce(nonce);
+    hmac_hex(nonce, "Mixed", "pw", false, mac);
+    j = expect_ok(admin_post(nonce, "Mixed", false, mac));
+    assert_string_equal(str(j, "user_id"), "@mixed:" SERVER);
+    json_decref(j);
+    admin_nonce(nonce);
+    hmac_hex(nonce, "root", "pw", false, mac);
+    expect_error(admin_post(nonce, "root", false, mac), 400, "M_USER_IN_USE");
+    admin_nonce(nonce);
+    hmac_hex(nonce, "no way", "pw", false, mac);
+    expect_error(admin_post(nonce, "no way", false, mac), 400, "M_INVALID_USERNAME");
+    expect_error(call("POST", "/_synapse/admin/v1/register", NULL,
+                      json_pack("{s:s}", "username", "x")), 400, "M_BAD_JSON");
+
+    /* A nonce lasts Synapse's NONCE_TIMEOUT, 60 s, on the homeserver's clock, stopped here. */
+    clock_advance(0);
+    char kept[256];
+    admin_nonce(kept);
+    admin_nonce(nonce);
+    clock_advance(60000);
+    hmac_hex(kept, "intime", "pw", false, mac);
+    json_decref(expect_ok(admin_post(kept, "intime", false, mac)));
+    clock_advance(1);
+    hmac_hex(nonce, "late", "pw", false, mac);
+    expect_error(admin_post(nonce, "late", false, mac), 400, "M_UNKNOWN");
+    assert_false(user_exists("@late:" SERVER));
+}
+
+static resp appservice_login(const char *token, const char *user, const char *device_id)
+{
+    return call("POST", path("/login"), token,
+                json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "m.login.application_service",
+                          "identifier", "type", "m.id.user", "user", user, "device_id", device_id));
+}
+
+static resp appservice_register(const char *token, const char *user)
+{
+    return call("POST", path("/register"), token,
+                json_pack("{s:s, s:s, s:b}", "type", "m.login.application_service", "username",
+                          user, "inhibit_login", 1));
+}
+
+static void expect_dead_token(const char *token)
+{
+    resp r = call("GET", path("/account/whoami"), token, NULL);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(str(r.body, "errcode"), "M_UNKNOWN_TOKEN");
+    assert_true(json_is_false(json_object_get(r.body, "soft_logout")));
+    resp_free(&r);
+}
+
+/* Synapse gives an appservice a token for a user that does not exist yet; the token is refused
+ * (401 M_UNKNOWN_TOKEN) until the user is registered. */
+static void test_appservice_login_before_register(void **state)
+{
+    (void)state;
+    account ghost = acct_from(expect_ok(appservice_login(AS_TOKEN, "ghost", "GHOSTDEV")));
+    assert_string_equal(ghost.user_id, "@ghost:" SERVER);
+    assert_string_equal(ghost.device_id, "GHOSTDEV");
+    expect_dead_token(ghost.token);
+    expect_error(call("PUT", path("/profile/%s/displayname", enc(ghost.user_id)), ghost.token,
+                      json_pack("{s:s}", "displayname", "Ghost")), 401, "M_UNKNOWN_TOKEN");
+    assert_false(user_exists(ghost.user_id));
+
+    /* Once registered, the user owns that device and its token. */
+    json_t *reg = expect_ok(appservice_register(AS_TOKEN, "ghost"));
+    assert_string_equal(str(reg, "user_id"), ghost.user_id);
+    json_decref(reg);
+    json_t *who = expect_ok(call("GET", path("/account/whoami"), ghost.token, NULL));
+    assert_string_equal(str(who, "device_id"), "GHOSTDEV");
+    json_decref(who);
+    expect_error(appservice_register(AS_TOKEN, "ghost"), 400, "M_USER_IN_USE");
+}
+
+static void test_appservice_tokens(void **state)
+{
+    (void)state;
+    account user = signup("astok");
+    expect_error(appservice_login(NULL, "astok", "D1"), 401, "M_MISSING_TOKEN");
+    expect_error(appservice_login("wrong", "astok", "D1"), 401, "M_UNKNOWN_TOKEN");
+    resp r = appservice_login(user.token, "astok", "D1");
+    assert_int_equal(r.status, 401);
+    assert_string_equal(str(r.body, "error"), "This login method is only valid for application services");
+    resp_free(&r);
+    expect_error(appservice_login(AS_TOKEN, "@astok:elsewhere", "D1"), 403, "M_FORBIDDEN");
+    expect_error(appservice_register(NULL, "asnew"), 400, "M_UNKNOWN");
+    expect_error(appservice_register("wrong", "asnew"), 401, "M_UNKNOWN_TOKEN");
+    expect_error(appservice_register(user.token, "asnew"), 401, "M_UNKNOWN_TOKEN");
+    /* A user's registration carries no token. */
+    expect_error(call("POST", path("/register"), user.token, json_pack("{s:s}", "username", "asnew")),
+                 400, "M_UNKNOWN");
+    /* The appservice logs an existing user in with a working token. */
+    account as_user = acct_from(expect_ok(appservice_login(AS_TOKEN, "astok", "ASDEV")));
+    json_t *who = expect_ok(call("GET", path("/account/whoami"), as_user.token, NULL));
+    assert_string_equal(str(who, "user_id"), user.user_id);
+    json_decref(who);
 }
 
 static void test_login_whoami_logout(void **state)
@@ -417,11 +785,7 @@ static void test_login_whoami_logout(void **state)
 
     expect_error(call("GET", path("/account/whoami"), NULL, NULL), 401, "M_MISSING_TOKEN");
     json_decref(expect_ok(call("POST", path("/logout"), phone.token, NULL)));
-    resp r = call("GET", path("/account/whoami"), phone.token, NULL);
-    assert_int_equal(r.status, 401);
-    assert_string_equal(str(r.body, "errcode"), "M_UNKNOWN_TOKEN");
-    assert_true(json_is_false(json_object_get(r.body, "soft_logout")));
-    resp_free(&r);
+    expect_dead_token(phone.token);
 }
 
 static void test_bad_bodies(void **state)
@@ -955,8 +1319,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_versions_and_unknown_endpoints),
         cmocka_unit_test(test_register_user_interactive),
+        cmocka_unit_test_teardown(test_registration_token_uses, own_peer_teardown),
+        cmocka_unit_test_teardown(test_registration_token_expired, own_peer_teardown),
+        cmocka_unit_test_teardown(test_registration_modes, own_peer_teardown),
+        cmocka_unit_test_teardown(test_registration_rate_limit, own_peer_teardown),
         cmocka_unit_test(test_admin_register),
         cmocka_unit_test(test_login_whoami_logout),
+        cmocka_unit_test(test_appservice_login_before_register),
+        cmocka_unit_test(test_appservice_tokens),
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_create_room_with_alias),
         cmocka_unit_test(test_create_space_with_initial_state),
