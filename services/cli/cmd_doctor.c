@@ -37,7 +37,7 @@ static int print_help(void)
         "                directory this user can write, or can be created\n"
         "  homeserver    MATRIX_HOMESERVER answers GET /_matrix/client/versions\n"
         "  registration  what the homeserver offers: shared-secret registration\n"
-        "                (GET /_synapse/admin/v1/register), the flows of POST /register, and\n"
+        "                (POST /_synapse/admin/v1/register), the flows of POST /register, and\n"
         "                application-service login; then whether the settings complete one:\n"
         "                MATRIX_REGISTRATION_SHARED_SECRET, MATRIX_REGISTRATION_TOKEN (also asked\n"
         "                whether it is still valid), MATRIX_MANAGED_ACCOUNT_AUTH=appservice, the\n"

@@ -19,7 +19,7 @@
 
 /* What the homeserver offers to whoever registers accounts. */
 typedef struct offers {
-    bool shared_secret;     /* GET /_synapse/admin/v1/register gave a nonce */
+    bool shared_secret;     /* POST /_synapse/admin/v1/register got past "not enabled" */
     char shared_secret_why[MR_ERR_MSG_MAX];
     json_t *flows;          /* POST /register's flows: [[stage, ...], ...]; NULL when none came */
     char register_why[MR_ERR_MSG_MAX];
@@ -42,17 +42,21 @@ static void last_reply(const mr_matrix *m, const mr_err *err, char *out, size_t 
         snprintf(out, cap, "%s", err->msg);
 }
 
+/* Synapse hands out a nonce even with shared-secret registration off; only a POST tells, and
+ * its first check is whether the feature is on (UserRegisterServlet.on_POST). An empty body
+ * registers nobody: on, the next check refuses it for the missing nonce. */
 static void probe_shared_secret(mr_matrix *m, offers *o)
 {
-    json_t *reply = NULL;
+    json_t *empty = json_object(), *reply = NULL;
     mr_err err = {0};
-    mr_code rc = mr_matrix_request(m, "admin_register", "GET", "/_synapse/admin/v1/register", NULL,
-                                   true, &reply, &err);
-    o->shared_secret = rc == MR_OK && json_is_string(json_object_get(reply, "nonce"));
-    if (rc != MR_OK)
+    mr_code rc = empty ? mr_matrix_request(m, "admin_register", "POST", "/_synapse/admin/v1/register",
+                                           empty, false, &reply, &err)
+                       : mr_err_set(&err, MR_ENOMEM, "out of memory");
+    const mr_matrix_status *st = mr_matrix_last(m);
+    o->shared_secret = rc != MR_OK && st->status == 400 && strstr(st->error, "nonce") != NULL;
+    if (!o->shared_secret)
         last_reply(m, &err, o->shared_secret_why, sizeof o->shared_secret_why);
-    else if (!o->shared_secret)
-        snprintf(o->shared_secret_why, sizeof o->shared_secret_why, "the reply has no nonce");
+    json_decref(empty);
     json_decref(reply);
 }
 

@@ -88,7 +88,7 @@ static void test_help(void **state)
     cli_run r = run_cli(*state, "doctor", "--help");
     assert_int_equal(r.status, 0);
     assert_true(starts_with(r.out, "Usage: mindroom doctor [--config PATH]\n"));
-    assert_non_null(strstr(r.out, "GET /_synapse/admin/v1/register"));
+    assert_non_null(strstr(r.out, "POST /_synapse/admin/v1/register"));
     assert_non_null(strstr(r.out, "GET <base>/models"));
     assert_non_null(strstr(r.out, "Exit codes here: 0 every check ok, or only warnings; 1 a check FAILed"));
     cli_run_free(&r);
@@ -157,7 +157,7 @@ static void test_shared_secret_set_but_server_has_it_off(void **state)
              "[m.login.registration_token", G.token_hs.url);
     expect_line(&r, line);
     snprintf(line, sizeof line, "FAIL  registration: MATRIX_REGISTRATION_SHARED_SECRET is set, but %s has "
-             "shared-secret registration off (HTTP 400 M_UNKNOWN: shared secret registration is not "
+             "shared-secret registration off (HTTP 400 M_UNKNOWN: Shared secret registration is not "
              "enabled): set registration_shared_secret in its homeserver.yaml, or use "
              "MATRIX_REGISTRATION_TOKEN instead\n", G.token_hs.url);
     expect_line(&r, line);

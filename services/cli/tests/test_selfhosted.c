@@ -112,7 +112,7 @@ static bool mind_answered(const char *room_id)
     json_t *page = NULL;
     mr_err err = {0};
     bool found = false;
-    if (mr_matrix_messages(F.alice, room_id, NULL, 'b', 50, &page, &err) == MR_OK) {
+    if (mr_matrix_messages(F.alice, room_id, NULL, NULL, 'b', 50, &page, &err) == MR_OK) {
         size_t i;
         json_t *ev;
         json_array_foreach(json_object_get(page, "chunk"), i, ev) {

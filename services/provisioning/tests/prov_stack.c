@@ -2,6 +2,8 @@
  * provisioning and connect tests, and the HTTP calls they make. */
 #include "prov_stack.h"
 
+#include "mindroom/matrix.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -202,19 +204,20 @@ const char *prov_detail(const prov_reply *r)
 
 mr_code prov_matrix_user(const prov_stack *st, const char *localpart, char *token, size_t cap, mr_err *err)
 {
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"username\":\"%s\",\"password\":\"pw-%s\",\"auth\":{\"type\":\"m.login.registration_token\","
-             "\"token\":\"" PROV_TEST_REG_TOKEN "\"}}",
-             localpart, localpart);
-    prov_reply r = prov_call(st->hs.url, "POST", "/_matrix/client/v3/register", NULL, body);
-    const char *t = json_string_value(json_object_get(r.json, "access_token"));
-    mr_code rc = r.status == 200 && t ? MR_OK
-                                      : mr_err_set(err, MR_EIO, "registering @%s on %s: status %ld", localpart,
-                                                   st->hs.url, r.status);
+    char password[128];
+    snprintf(password, sizeof password, "pw-%s", localpart);
+    mr_matrix_opts o = {.homeserver = st->hs.url};
+    mr_matrix *m = NULL;
+    mr_matrix_register_req req = {.username = localpart, .password = password,
+                                  .registration_token = PROV_TEST_REG_TOKEN};
+    mr_code rc = mr_matrix_new(&o, &m, err);
     if (rc == MR_OK)
-        snprintf(token, cap, "%s", t);
-    prov_reply_clear(&r);
+        rc = mr_matrix_register(m, &req, NULL, err);
+    if (rc == MR_OK)
+        snprintf(token, cap, "%s", mr_matrix_access_token(m));
+    else
+        mr_err_prefix(err, "registering @%s on %s", localpart, st->hs.url);
+    mr_matrix_free(m);
     return rc;
 }
 
