@@ -7,6 +7,7 @@ int main(int argc, char **argv)
         .name = "agent",
         .summary = "Decides who answers each turn and answers it through the configured models, streaming replies into Matrix threads.",
         .serve = mr_agent_serve,
+        .calls_models = true,
     };
     return mr_service_main(argc, argv, &def);
 }

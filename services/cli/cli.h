@@ -58,17 +58,5 @@ void mr_cli_print_diags(const mr_config_diags *diags);
  * value counts as unset (NULL). */
 const char *mr_cli_setting(const mr_dotenv *env, const char *key);
 
-typedef enum mr_cli_model_env_status {
-    MR_CLI_MODEL_READY = 0,    /* the client can be made: key set or none needed */
-    MR_CLI_MODEL_UNSUPPORTED,  /* the provider does not speak the OpenAI API (yet) */
-    MR_CLI_MODEL_NO_KEY,       /* *key_var is set in neither the environment nor .env */
-    MR_CLI_MODEL_NOT_PASSED,   /* setenv failed */
-} mr_cli_model_env_status;
-
-/* Passes the model's key variable (*key_var: model api_key_env, else the provider's; NULL when
- * it needs none) and its provider's base URL variable (OPENAI_BASE_URL, ...) from .env to the
- * process environment, where the model client reads them, unless the environment has them. */
-mr_cli_model_env_status mr_cli_model_env(const mr_model_cfg *m, const mr_dotenv *env,
-                                         const mr_llm_provider **provider, const char **key_var);
 
 #endif

@@ -129,3 +129,9 @@ void mr_cli_print_diags(const mr_config_diags *diags)
         }
     }
 }
+
+const char *mr_cli_setting(const mr_dotenv *env, const char *key)
+{
+    const char *v = mr_setting(NULL, key, env, NULL);
+    return v && *v ? v : NULL;
+}

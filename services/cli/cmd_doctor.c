@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "doctor.h"
+#include "mindroom/runtime.h"
 #include "mindroom/fsutil.h"
 
 #define CMD "doctor"
@@ -184,19 +185,19 @@ static void check_models(doctor *d, const mr_config *cfg)
         const mr_model_cfg *m = &cfg->models[i];
         const mr_llm_provider *p;
         const char *var;
-        switch (mr_cli_model_env(m, d->env, &p, &var)) {
-        case MR_CLI_MODEL_READY:
+        switch (mr_runtime_model_env(m, d->env, &p, &var)) {
+        case MR_RUNTIME_MODEL_READY:
             check_model_endpoint(d, m, p, var);
             break;
-        case MR_CLI_MODEL_UNSUPPORTED:
+        case MR_RUNTIME_MODEL_UNSUPPORTED:
             doctor_line(d, DOCTOR_WARN, "model %s: provider %s is not supported yet; its agents answer "
                         "with an apology", m->name, m->provider);
             break;
-        case MR_CLI_MODEL_NO_KEY:
+        case MR_RUNTIME_MODEL_NO_KEY:
             doctor_line(d, DOCTOR_FAIL, "model %s (provider %s): %s is not set (environment or %s): put "
                         "the key there", m->name, p->name, var, d->env_path);
             break;
-        case MR_CLI_MODEL_NOT_PASSED:
+        case MR_RUNTIME_MODEL_NOT_PASSED:
             doctor_line(d, DOCTOR_FAIL, "model %s: could not pass its settings from %s to the model "
                         "client: %s", m->name, d->env_path, strerror(errno));
             break;

@@ -120,37 +120,6 @@ static void url_place(const char *url, char *out, size_t cap)
         snprintf(out, cap, "%s", url);
 }
 
-/* The model clients read provider keys and base URLs from the process environment; .env fills
- * in what the environment lacks. A missing key only warns: that model's agents answer with a
- * short apology until it is set. */
-static void provide_model_settings(const mr_runtime *rt)
-{
-    mr_config *cfg = mr_runtime_config(rt, NULL);
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        const mr_model_cfg *m = &cfg->models[i];
-        const mr_llm_provider *p;
-        const char *var;
-        switch (mr_cli_model_env(m, &rt->env, &p, &var)) {
-        case MR_CLI_MODEL_READY:
-            break;
-        case MR_CLI_MODEL_UNSUPPORTED:
-            mr_log_warn(LOG, "model %s: provider %s is not supported yet; agents using it will "
-                        "answer with an apology", m->name, m->provider);
-            break;
-        case MR_CLI_MODEL_NO_KEY:
-            mr_log_warn(LOG, "model %s (provider %s): %s is not set in the environment or %s; "
-                        "agents using it will answer with an apology until it is", m->name,
-                        p->name, var, rt->settings.env_path);
-            break;
-        case MR_CLI_MODEL_NOT_PASSED:
-            mr_log_warn(LOG, "model %s: could not pass its settings from %s on to the model client",
-                        m->name, rt->settings.env_path);
-            break;
-        }
-    }
-    mr_config_release(cfg);
-}
-
 static void log_start(const mr_runtime *rt)
 {
     const mr_runtime_settings *s = &rt->settings;
@@ -240,7 +209,6 @@ static int run(mr_runtime *rt, const run_opts *o)
     };
     const size_t n = sizeof svcs / sizeof svcs[0];
     log_start(rt);
-    provide_model_settings(rt);
 
     mr_err err = {0};
     mr_http_server *srv = NULL;
@@ -281,7 +249,8 @@ int mr_cli_run(int argc, char **argv)
     if (o.config && mr_cli_config_path(o.config, false, config, sizeof config, &err) != MR_OK)
         return mr_cli_usage_error(CMD, "--config: %s", err.msg);
     mr_runtime_opts ro = {.config_path = o.config ? config : NULL, .storage_path = o.storage,
-                          .log_level = o.log_level, .log_format = o.log_format};
+                          .log_level = o.log_level, .log_format = o.log_format,
+                          .model_settings = true};
     mr_runtime *rt = NULL;
     mr_code rc = mr_runtime_open(&ro, &rt, &err);
     if (rc != MR_OK) {

@@ -94,6 +94,9 @@ mr_code mr_runtime_open(const mr_runtime_opts *opts, mr_runtime **out, mr_err *e
     }
     if (rc == MR_OK)
         rc = mr_runtime_settings_secret(rt, err);
+    /* Before open_peers: librdkafka starts its threads there. */
+    if (rc == MR_OK && opts->model_settings)
+        mr_runtime_export_model_settings(rt);
     if (rc == MR_OK)
         rc = (rt->metrics = mr_http_metrics_new()) ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory for metrics");
     if (rc == MR_OK)

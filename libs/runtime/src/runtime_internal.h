@@ -9,6 +9,10 @@
 
 #define MR_RUNTIME_MAX_CHECKS 8
 
+/* Copies every configured model's key and base URL variables from .env into the process
+ * environment (model_env.c), warning about what is missing. */
+void mr_runtime_export_model_settings(const mr_runtime *rt);
+
 typedef struct mr_runtime_check {
     mr_http_ready_fn fn;
     void *ctx;

@@ -106,7 +106,8 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
     if (rc != MR_OK)
         return fail(prog, &err, rc);
     mr_runtime_opts opts = {.service = def->name, .distributed = true, .config_path = a.config,
-                            .log_level = a.log_level, .log_format = a.log_format};
+                            .log_level = a.log_level, .log_format = a.log_format,
+                            .model_settings = def->calls_models};
     mr_runtime *rt = NULL;
     rc = mr_runtime_open(&opts, &rt, &err);
     if (rc != MR_OK)

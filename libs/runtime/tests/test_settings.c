@@ -424,6 +424,34 @@ static void test_mask_url_in_setting(void **state)
     assert_null(strstr(err.msg, "hunter2"));
 }
 
+/* Model keys and base URLs in .env reach the process environment, where the model client reads
+ * them, in every binary that calls models (mindroom-agent read none of them before), and only
+ * there; the environment's own value wins. */
+static void test_model_settings_from_dotenv(void **state)
+{
+    fixture *f = *state;
+    rt_write(f->dir, ".env", "OPENAI_API_KEY=key-from-dotenv\nOPENAI_BASE_URL=http://127.0.0.1:9/v1\n");
+    unsetenv("OPENAI_API_KEY");
+    unsetenv("OPENAI_BASE_URL");
+    mr_runtime_opts opts = {.service = "demo"};
+    mr_runtime *rt = open_ok(&opts);
+    assert_null(getenv("OPENAI_API_KEY"));
+    mr_runtime_close(rt);
+
+    opts.model_settings = true;
+    rt = open_ok(&opts);
+    assert_string_equal(getenv("OPENAI_API_KEY"), "key-from-dotenv");
+    assert_string_equal(getenv("OPENAI_BASE_URL"), "http://127.0.0.1:9/v1");
+    mr_runtime_close(rt);
+
+    setenv("OPENAI_API_KEY", "key-from-environment", 1);
+    rt = open_ok(&opts);
+    assert_string_equal(getenv("OPENAI_API_KEY"), "key-from-environment");
+    mr_runtime_close(rt);
+    unsetenv("OPENAI_API_KEY");
+    unsetenv("OPENAI_BASE_URL");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +470,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_base64_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_rejected_without_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_log_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_settings_from_dotenv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mask_url_in_setting, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

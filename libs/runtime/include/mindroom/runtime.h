@@ -37,6 +37,7 @@
 #include "mindroom/err.h"
 #include "mindroom/http.h"
 #include "mindroom/ids.h"
+#include "mindroom/llm.h"
 #include "mindroom/log.h"
 #include "mindroom/store.h"
 
@@ -50,6 +51,10 @@ typedef struct mr_runtime_opts {
     const char *storage_path;
     const char *log_level;
     const char *log_format;
+    /* Models are called in this process (`run`, mindroom-agent): their API key and base URL
+     * variables are copied from .env into the process environment, where the model client
+     * reads them, while no thread runs yet; a missing key is a warning. */
+    bool model_settings;
 } mr_runtime_opts;
 
 /* The resolved settings; read-only once mr_runtime_open returns. */
@@ -165,7 +170,23 @@ typedef struct mr_service_def {
     /* Returns 0 on a clean stop, 1 on a failure, 2 when a setting of its own is invalid (it has
      * logged which): the binary then exits 2 as for any other invalid setting. */
     int (*serve)(const mr_runtime *rt);
+    bool calls_models;        /* sets mr_runtime_opts.model_settings */
 } mr_service_def;
+
+typedef enum mr_runtime_model_env_status {
+    MR_RUNTIME_MODEL_READY = 0,    /* the client can be made: key set or none needed */
+    MR_RUNTIME_MODEL_UNSUPPORTED,  /* the provider does not speak the OpenAI API (yet) */
+    MR_RUNTIME_MODEL_NO_KEY,       /* *key_var is set in neither the environment nor .env */
+    MR_RUNTIME_MODEL_NOT_PASSED,   /* setenv failed */
+} mr_runtime_model_env_status;
+
+/* Passes the model's key variable (*key_var: model api_key_env, else the provider's; NULL when
+ * it needs none) and its provider's base URL variable (OPENAI_BASE_URL, ...) from env (may be
+ * NULL) to the process environment unless the environment has them. Call it only while no
+ * other thread runs. */
+mr_runtime_model_env_status mr_runtime_model_env(const mr_model_cfg *m, const mr_dotenv *env,
+                                                 const mr_llm_provider **provider,
+                                                 const char **key_var);
 
 /* The whole main() of `mindroom-<name>`: --help, --version, --config, --listen HOST:PORT (or
  * MINDROOM_<NAME>_LISTEN; no HTTP server when neither is set) for /healthz, /readyz and
