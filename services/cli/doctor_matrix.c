@@ -8,7 +8,6 @@
 
 #include "cli.h"
 #include "doctor.h"
-#include "mindroom/http.h"
 #include "mindroom/ids.h"
 #include "mindroom/matrix.h"
 #include "mindroom/str.h"
@@ -87,36 +86,17 @@ static json_t *stages_of(json_t *reply)
     return out;
 }
 
-/* POST /register with an empty body: a server that registers answers 401 with its flows. The
- * request goes through the HTTP client because that 401's body is the answer, and the Matrix
- * client hands no body back with an error. It starts a user-interactive session and nothing
- * more: no account is made without a username and the stages done. */
-static void probe_register(const char *homeserver, offers *o)
+/* POST /register with an empty body: a server that registers answers 401 with its flows. It
+ * starts a user-interactive session and nothing more. */
+static void probe_register(mr_matrix *m, offers *o)
 {
-    mr_http_client_opts ho = {.base_url = homeserver, .timeout_ms = PROBE_TIMEOUT_MS,
-                              .connect_timeout_ms = PROBE_CONNECT_MS};
-    mr_http_client *c = NULL;
-    mr_http_result res;
-    memset(&res, 0, sizeof res);
+    json_t *challenge = NULL;
     mr_err err = {0};
-    json_t *body = json_object();
-    mr_code rc = body ? mr_http_client_new(&ho, &c, &err)
-                      : mr_err_set(&err, MR_ENOMEM, "out of memory probing registration");
-    if (rc == MR_OK)
-        rc = mr_http_client_json(c, "POST", "/_matrix/client/v3/register", body, &res, &err);
-    if (rc == MR_OK && res.status == 401)
-        o->flows = stages_of(res.json);
-    if (rc != MR_OK) {
-        snprintf(o->register_why, sizeof o->register_why, "%s", err.msg);
-    } else if (!o->flows) {
-        const char *code = json_string_value(json_object_get(res.json, "errcode"));
-        const char *why = json_string_value(json_object_get(res.json, "error"));
-        snprintf(o->register_why, sizeof o->register_why, "HTTP %ld%s%s%s%s", res.status,
-                 code ? " " : "", code ? code : "", why ? ": " : "", why ? why : "");
-    }
-    mr_http_result_clear(&res);
-    mr_http_client_free(c);
-    json_decref(body);
+    if (mr_matrix_register_flows(m, &challenge, &err) == MR_OK)
+        o->flows = stages_of(challenge);
+    else
+        last_reply(m, &err, o->register_why, sizeof o->register_why);
+    json_decref(challenge);
 }
 
 static void probe_login(mr_matrix *m, offers *o)
@@ -357,7 +337,7 @@ void doctor_check_matrix(doctor *d)
         report_versions(d, hs, versions);
         offers o = {0};
         probe_shared_secret(m, &o);
-        probe_register(hs, &o);
+        probe_register(m, &o);
         probe_login(m, &o);
         report_offers(d, hs, &o);
         check_method(d, m, hs, &o);

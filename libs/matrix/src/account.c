@@ -191,6 +191,27 @@ mr_code mr_matrix_register(mr_matrix *m, const mr_matrix_register_req *req,
     return rc;
 }
 
+mr_code mr_matrix_register_flows(mr_matrix *m, json_t **challenge, mr_err *err)
+{
+    *challenge = NULL;
+    json_t *body = json_object(), *reply = NULL;
+    if (!body)
+        return mr_err_set(err, MR_ENOMEM, "out of memory asking for the registration flows");
+    mx_req r = {.endpoint = "register", .method = "POST", .path = MX_CLIENT "/register",
+                .body = body, .anonymous = true, .error_body = true};
+    mr_code rc = mx_call(m, &r, &reply, err);
+    json_decref(body);
+    if (rc != MR_OK && m->last.status == 401 && json_is_array(json_object_get(reply, "flows"))) {
+        mr_err_clear(err);
+        *challenge = reply;
+        return MR_OK;
+    }
+    json_decref(reply);
+    /* A 200 to an empty body would be an account made without a name: say so. */
+    return rc != MR_OK ? rc : mr_err_set(err, MR_EINVAL, "POST %s/register with no fields registered "
+                                         "someone instead of asking for authentication", MX_CLIENT);
+}
+
 /* hex(HMAC-SHA1(secret, nonce NUL user NUL password NUL "admin"|"notadmin")), as Synapse
  * checks it. */
 static bool admin_mac(const char *secret, const char *nonce, const char *user, const char *password,

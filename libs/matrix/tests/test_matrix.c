@@ -302,6 +302,37 @@ static void test_register_open(void **state)
     assert_true(registered);
 }
 
+/* The flows a registering server offers, read without registering; a server that registers
+ * nobody answers 403 and that is the error. */
+static void test_register_flows(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_matrix *m = client(NULL);
+    json_t *challenge = NULL;
+    ok(mr_matrix_register_flows(m, &challenge, &err), &err);
+    char *flows = json_dumps(json_object_get(challenge, "flows"), JSON_COMPACT);
+    assert_string_equal(flows, "[{\"stages\":[\"m.login.registration_token\",\"m.login.dummy\"]}]");
+    assert_true(json_is_string(json_object_get(challenge, "session")));
+    free(flows);
+    json_decref(challenge);
+    mr_matrix_free(m);
+
+    mr_hs_peer closed;
+    mr_hs_peer_opts none = {0};
+    mr_err perr = {0};
+    if (mr_hs_peer_start(&none, &closed, &perr) != MR_OK)
+        fail_msg("%s", perr.msg);
+    m = client_at(closed.url, NULL);
+    assert_int_not_equal(mr_matrix_register_flows(m, &challenge, &err), MR_OK);
+    assert_null(challenge);
+    assert_int_equal(mr_matrix_last(m)->status, 403);
+    assert_true(mr_matrix_errcode_is(m, "M_FORBIDDEN"));
+    mr_matrix_free(m);
+    if (mr_hs_peer_stop(&closed, &perr) != MR_OK)
+        fail_msg("%s", perr.msg);
+}
+
 static void test_register_shared_secret(void **state)
 {
     (void)state;
@@ -788,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_register_token_stage),
         cmocka_unit_test(test_register_token_refused),
         cmocka_unit_test(test_register_open),
+        cmocka_unit_test(test_register_flows),
         cmocka_unit_test(test_register_shared_secret),
         cmocka_unit_test(test_register_shared_secret_nonce_bound),
         cmocka_unit_test(test_appservice),

@@ -132,6 +132,11 @@ typedef struct mr_matrix_register_req {
  * a refused stage (a wrong, expired or used-up token) MR_EAUTH naming the server's errcode. */
 mr_code mr_matrix_register(mr_matrix *m, const mr_matrix_register_req *req,
                            char user_id[MR_MATRIX_ID_SIZE], mr_err *err);
+/* POST /register with an empty body: what a server that registers answers with a 401 (its
+ * flows and session; no account is made). *challenge gets that reply (a new reference). A
+ * server that does not register answers otherwise: that is the error, with its status and
+ * errcode in mr_matrix_last. */
+mr_code mr_matrix_register_flows(mr_matrix *m, json_t **challenge, mr_err *err);
 /* Synapse's admin registration: GET a nonce from /_synapse/admin/v1/register (Synapse's are
  * 128 characters; up to 4 KiB taken, MR_EINVAL past that), then POST with the hex HMAC-SHA1 of
  * nonce NUL user NUL password NUL "admin"|"notadmin" under the shared secret. The new session
