@@ -1,5 +1,6 @@
 /* service_main.c -- the whole main() of a `mindroom-<service>` binary: options, health server, exit codes. */
 #include "runtime_internal.h"
+#include "mindroom/clock.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -7,6 +8,9 @@
 #include <string.h>
 
 enum { OPT_LISTEN = 256, OPT_LOG_FORMAT };
+
+#define STORE_WAIT_POLL_MS 500
+#define STORE_WAIT_NOTE_MS 30000
 
 typedef struct service_args {
     const char *config;
@@ -88,6 +92,25 @@ static int fail(const char *prog, const mr_err *err, mr_code rc)
     return rc == MR_EINVAL ? 2 : 1;
 }
 
+/* A service started before its store (Kubernetes starts pods in any order) waits for it with
+ * /readyz answering 503, rather than exiting into a restart loop. False when stopped first. */
+static bool wait_for_store(const mr_runtime *rt, const char *name)
+{
+    long long next_note = 0;
+    for (;;) {
+        mr_err err = {0};
+        if (mr_store_ping(rt->store, &err) == MR_OK)
+            return true;
+        long long now = mr_clock_mono_ms();
+        if (now >= next_note) {
+            mr_log_warn(name, "waiting for the store (MINDROOM_STORE_URL): %s", err.msg);
+            next_note = now + STORE_WAIT_NOTE_MS;
+        }
+        if (mr_runtime_sleep(rt, STORE_WAIT_POLL_MS))
+            return false;
+    }
+}
+
 int mr_service_main(int argc, char **argv, const mr_service_def *def)
 {
     char prog[64], listen_var[96];
@@ -133,7 +156,7 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
         const char *fields[] = {"config", rt->settings.config_path, "bus", bus, "store", store,
                                 "server_name", rt->settings.server_name, "namespace", rt->settings.ns, NULL};
         mr_log_write(MR_LOG_INFO, def->name, fields, "%s %s started", prog, MR_VERSION);
-        int served = def->serve(rt);
+        int served = wait_for_store(rt, def->name) ? def->serve(rt) : 0;
         status = served == 0 || served == 2 ? served : 1;
         mr_log_info(def->name, "%s stopped (exit status %d)", prog, status);
     } else {

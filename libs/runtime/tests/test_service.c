@@ -175,17 +175,42 @@ static void test_failures_exit_1(void **state)
     assert_contains(out, "mindroom-rtdemo stopped (exit status 1)");
     free(out);
     unsetenv("MR_RTDEMO_FAIL");
+}
 
-    /* A store that does not answer is a failure, not a bad setting. */
-    int port = 0;
+/* A service started before its Redis store waits for it, /readyz saying why, and starts serving
+ * once the store answers (Kubernetes starts pods in any order; exiting made a restart loop). */
+static void test_waits_for_the_store(void **state)
+{
+    fixture *f = *state;
+    mr_tp_redis redis;
     mr_err err = {0};
+    if (mr_tp_redis_start(&redis, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(mr_tp_redis_stop(&redis, false, &err), MR_OK);
+    setenv("MINDROOM_STORE_URL", redis.url, 1);
+    int port = 0;
     assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
-    setenv("MINDROOM_STORE_URL", url, 1);
-    assert_int_equal(run(f, NULL, NULL, NULL, &out), 1);
-    assert_contains(out, "mindroom-rtdemo: MINDROOM_STORE_URL: ");
-    free(out);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    unlink(f->log);
+    pid_t pid = start(f, "--listen", listen, NULL);
+    wait_log(f, "rtdemo: waiting for the store (MINDROOM_STORE_URL): ", 1);
+    char *body = NULL;
+    assert_int_equal(mr_tp_http_get(port, "/readyz", &body), 503);
+    assert_contains(body, "\"reason\":\"store: ");
+    free(body);
+    char *text = mr_tp_read_text(f->log);
+    assert_null(strstr(text, "config generation 0"));
+    free(text);
+
+    if (mr_tp_redis_restart(&redis, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    wait_log(f, "config generation 0: 2 agents", 1);
+    assert_int_equal(mr_tp_http_get(port, "/readyz", &body), 200);
+    free(body);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(wait_exit(pid), 0);
+    mr_tp_redis_destroy(&redis);
 }
 
 static void test_health_reload_stop(void **state)
@@ -272,6 +297,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_config_at_start_exit_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_exit_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waits_for_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, teardown),
     };

@@ -19,6 +19,7 @@
 /* Waits before each connection attempt of one call: a restarting server gets ~750 ms. */
 static const int RD_BACKOFF_MS[] = {0, 50, 100, 200, 400};
 
+
 #define RD_MAX_ARGS 8
 
 /* ARGV: 1 "1" when a current value is expected (else "0": must be absent), 2 expected value,
@@ -562,9 +563,12 @@ mr_code mr_store_redis_open(const mr_store_url *u, const mr_store_ops **ops, voi
     mr_code rc = failed ? mr_err_set(err, MR_ENOMEM, "out of memory") : MR_OK;
     if (rc == MR_OK && (!script_init(&r->cas, RD_CAS_LUA) || !script_init(&r->incr, RD_INCR_LUA)))
         rc = mr_err_set(err, MR_EINTERNAL, "OpenSSL has no SHA-1 for Lua script names");
-    /* Connect now, so a wrong address or password stops start-up with a clear message. */
-    if (rc == MR_OK)
-        rc = rd_connect(r, err);
+    /* Connect now, so a wrong password or database stops start-up with a clear message. A
+     * server not up yet is not an error: the runtime waits for it (readiness says so). */
+    if (rc == MR_OK && (rc = rd_connect(r, err)) == MR_EUNAVAIL) {
+        mr_err_clear(err);
+        rc = MR_OK;
+    }
     if (rc != MR_OK) {
         rd_close(r);
         return rc;

@@ -654,6 +654,8 @@ static void test_bad_urls(void **state)
 }
 
 /* A password in the URL reaches neither the message of a refused connection nor anything else. */
+/* A server not up yet opens (the runtime waits for it); each call then fails naming it, and
+ * the password stays out of every message. */
 static void test_unreachable_redis(void **state)
 {
     (void)state;
@@ -663,11 +665,12 @@ static void test_unreachable_redis(void **state)
     char url[128], want[256];
     snprintf(url, sizeof url, "redis://:hunter2@127.0.0.1:%d/0", port);
     mr_store *s = NULL;
-    assert_int_equal(mr_store_open(url, NULL, &s, &err), MR_EUNAVAIL);
-    assert_null(s);
-    snprintf(want, sizeof want, "store redis://***@127.0.0.1:%d/0: redis at 127.0.0.1:%d: Connection refused",
-             port, port);
+    assert_int_equal(mr_store_open(url, NULL, &s, &err), MR_OK);
+    assert_int_equal(mr_store_ping(s, &err), MR_EUNAVAIL);
+    snprintf(want, sizeof want, "store ping: redis at 127.0.0.1:%d: Connection refused", port);
     assert_string_equal(err.msg, want);
+    assert_null(strstr(err.msg, "hunter2"));
+    mr_store_close(s);
 }
 
 /* ---- SQLite only ---- */

@@ -129,13 +129,14 @@ struct mr_runtime_consumer {
     mr_bus_handler handler;
     void *ctx;                  /* the handler's */
     atomic_bool *consuming;     /* readiness flag, set by the default after_poll */
-    /* NULL: the default, which sets *consuming after a poll without error and, after a failed
-     * one, logs it and pauses 200 ms unless the backend already waited (MR_EUNAVAIL). */
+    /* NULL: the default, which sets *consuming after a poll without error and logs a failed
+     * one. */
     mr_runtime_after_poll after_poll;
 };
 /* Subscribes and polls until the runtime stops; while the bus refuses to subscribe, logs that
  * and tries again. A failed poll is for after_poll to judge: the bus reconnects by itself, and a
- * message whose handling failed comes again. */
+ * message whose handling failed comes again, after a pause of 200 ms that doubles while polls
+ * keep failing, up to 5 s. */
 void mr_runtime_consume(const mr_runtime *rt, const mr_runtime_consumer *c);
 
 /* Blocks SIGHUP, SIGINT and SIGTERM in the calling thread and the threads it starts later. Call

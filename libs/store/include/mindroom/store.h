@@ -22,8 +22,9 @@ typedef struct mr_store_options {
 /* Opens the store named by a MINDROOM_STORE_URL value:
  *   redis://[[user]:password@]host[:port][/db]   (port 6379, db 0 by default)
  *   sqlite:///absolute/path.db  or  sqlite://relative/path.db
- * Redis is connected at once (MR_EUNAVAIL when it does not answer, MR_EAUTH when it refuses
- * the password) and reconnected on its own afterwards. A SQLite file is created 0600 in
+ * Redis is connected at once (MR_EAUTH when it refuses the password); a server that does not
+ * answer yet is no error: each call tries to connect (for up to ~750 ms) and fails with
+ * MR_EUNAVAIL until it does, and reconnects on its own after a loss. A SQLite file is created 0600 in
  * parent directories created 0700. opts may be NULL. */
 mr_code mr_store_open(const char *url, const mr_store_options *opts, mr_store **out, mr_err *err);
 void mr_store_close(mr_store *s);
