@@ -75,6 +75,9 @@ typedef struct hs {
     json_t *uia;             /* session -> {"completed": [...]} */
     json_t *nonces;          /* admin registration nonces not yet used */
     json_t *soft_tokens;     /* tokens ended by /_test/soft_logout: 401 with soft_logout true */
+    /* Tokens of appservice logins for users not registered yet: token -> {user_id, device_id,
+     * display_name}. Refused until the user registers, then they are that user's devices. */
+    json_t *orphan_tokens;
     int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait */
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
@@ -99,9 +102,11 @@ long long hs_bump(hs *h);                 /* next stream position; wakes waiting
 void hs_random_id(char *out, size_t len, const char *alphabet); /* len chars + NUL */
 
 hs_user *hs_user_find(hs *h, const char *user_id);
+/* A new account; it adopts the devices of orphan_tokens issued for its user ID. */
 hs_user *hs_user_create(hs *h, const char *localpart, const char *password);
 hs_device *hs_device_create(hs_user *u, const char *device_id, const char *display_name);
 bool hs_device_retoken(hs_device *d);     /* a fresh access token; false when out of memory */
+void hs_token_new(char out[41]);          /* "syt_" and 36 random characters */
 void hs_device_remove(hs *h, hs_user *u, hs_device *d);
 bool hs_token_find(hs *h, const char *token, hs_user **u, hs_device **d);
 /* Localpart rules for new accounts: [a-z0-9._=/+-]+ and a user ID within 255 bytes. */
@@ -136,7 +141,10 @@ size_t hs_count_members(const hs_room *r, const char *membership);
 mr_http_response *hs_handle(void *ctx, const mr_http_request *req);
 #define hs_error mr_http_reply_error
 mr_http_response *hs_ok(json_t *body);    /* 200 with body (taken) */
-mr_http_response *hs_unknown_token(void); /* 401 M_UNKNOWN_TOKEN, soft_logout false */
+/* 401 M_UNKNOWN_TOKEN, soft_logout false; why NULL for Synapse's "Unrecognised access token". */
+mr_http_response *hs_unknown_token(const char *why);
+/* The access token of a request (Authorization: Bearer, else ?access_token=), or NULL. */
+const char *hs_request_token(const mr_http_request *req);
 /* Field readers: NULL when fine (out set, or left NULL for an absent optional field), else a
  * 400 M_BAD_JSON naming the field. */
 mr_http_response *hs_field_str(json_t *obj, const char *key, bool required, const char **out);

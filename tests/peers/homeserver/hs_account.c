@@ -98,28 +98,41 @@ static mr_http_response *uia_check(hs *h, json_t *auth)
 
 /* ---- application services: registration and login under the appservice token ---- */
 
-/* NULL when the request carries the configured appservice token, else the 401/403 to send. */
-static mr_http_response *appservice_check(hs_call *c)
+/* NULL when the request carries the configured appservice token, else the 401 Synapse gives:
+ * M_MISSING_TOKEN without one, M_UNKNOWN_TOKEN for any other (its login's get_user_by_req has
+ * its own words for a user's token; registration looks the token up among services only). */
+static mr_http_response *appservice_check(hs_call *c, bool login)
 {
-    if (!c->h->opts.appservice_token)
-        return hs_error(403, "M_FORBIDDEN", "no application service is registered");
-    const char *auth = mr_http_request_header(c->req, "Authorization");
-    const char *token = auth && strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 :
-                        mr_http_request_query(c->req, "access_token");
-    if (!token)
-        return hs_error(401, "M_MISSING_TOKEN", "missing application service token");
-    if (strcmp(token, c->h->opts.appservice_token) != 0)
-        return hs_error(401, "M_UNKNOWN_TOKEN", "unrecognised application service token");
-    return NULL;
+    const char *token = hs_request_token(c->req);
+    if (!token || !*token)
+        return hs_error(401, "M_MISSING_TOKEN", "Missing access token");
+    if (c->h->opts.appservice_token && strcmp(token, c->h->opts.appservice_token) == 0)
+        return NULL;
+    hs_user *u;
+    hs_device *d;
+    if (login && hs_token_find(c->h, token, &u, &d))
+        return hs_unknown_token("This login method is only valid for application services");
+    return hs_unknown_token(NULL);
 }
 
+/* As Synapse's RegisterRestServlet for m.login.application_service: the token must be there
+ * (400 otherwise), any username goes ("carte blanche" for bridges), a taken one is the store's
+ * 400 M_USER_IN_USE. */
 static mr_http_response *appservice_register(hs_call *c)
 {
-    const char *username;
-    mr_http_response *e;
-    if ((e = appservice_check(c)) || (e = hs_field_str(c->body, "username", true, &username)) ||
-        (e = check_new_username(c->h, username)))
+    if (!hs_request_token(c->req))
+        return hs_error(400, "M_UNKNOWN", "Appservice token must be provided when using a type of "
+                        "m.login.application_service");
+    const char *username = json_string_value(json_object_get(c->body, "username"));
+    if (!username)
+        return hs_error(400, "M_UNKNOWN", "Desired Username is missing or not a string");
+    mr_http_response *e = appservice_check(c, false);
+    if (e)
         return e;
+    char uid[300];
+    snprintf(uid, sizeof uid, "@%s:%s", username, c->h->opts.server_name);
+    if (hs_user_find(c->h, uid))
+        return hs_error(400, "M_USER_IN_USE", "User ID already taken.");
     /* Application-service users have no password: they log in through the service. */
     hs_user *u = hs_user_create(c->h, username, NULL);
     if (!u)
@@ -128,12 +141,42 @@ static mr_http_response *appservice_register(hs_call *c)
                      json_is_true(json_object_get(c->body, "inhibit_login")));
 }
 
+/* Synapse (1.65 as now) logs an appservice in as any user in its namespace without checking
+ * that the user exists: the reply has a token, which every request then refuses with 401
+ * M_UNKNOWN_TOKEN until the user is registered (see adopt_orphan_tokens). */
+static mr_http_response *orphan_login(hs_call *c, const char *user_id, const char *device_id,
+                                      const char *display)
+{
+    char id[11], token[41];
+    if (!device_id || !*device_id) {
+        hs_random_id(id, 10, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+        device_id = id;
+    }
+    /* One device, one token: a repeated login of the same device replaces the earlier one. */
+    const char *key;
+    json_t *o, *tmp;
+    json_object_foreach_safe(c->h->orphan_tokens, tmp, key, o)
+        if (strcmp(json_string_value(json_object_get(o, "user_id")), user_id) == 0 &&
+            strcmp(json_string_value(json_object_get(o, "device_id")), device_id) == 0)
+            json_object_del(c->h->orphan_tokens, key);
+    hs_token_new(token);
+    json_t *entry = json_pack("{s:s, s:s, s:s?}", "user_id", user_id, "device_id", device_id,
+                              "display_name", display);
+    if (!entry || json_object_set_new(c->h->orphan_tokens, token, entry) != 0)
+        return NULL;
+    return hs_ok(json_pack("{s:s, s:s, s:s, s:s}", "user_id", user_id, "access_token", token,
+                           "device_id", device_id, "home_server", c->h->opts.server_name));
+}
+
 mr_http_response *hs_register(hs_call *c)
 {
     hs *h = c->h;
     const char *type = json_string_value(json_object_get(c->body, "type"));
     if (type && strcmp(type, "m.login.application_service") == 0)
         return appservice_register(c);
+    if (hs_request_token(c->req))
+        return hs_error(400, "M_UNKNOWN", "An access token should not be provided on requests to "
+                        "/register (except if type is m.login.application_service)");
     const char *kind = mr_http_request_query(c->req, "kind");
     if (kind && strcmp(kind, "guest") == 0)
         return hs_error(403, "M_GUEST_ACCESS_FORBIDDEN", "guest accounts are not offered");
@@ -268,7 +311,7 @@ mr_http_response *hs_login(hs_call *c)
     if ((e = hs_field_str(c->body, "type", true, &type)))
         return e;
     bool appservice = strcmp(type, "m.login.application_service") == 0;
-    if (appservice && (e = appservice_check(c)))
+    if (appservice && (e = appservice_check(c, true)))
         return e;
     if (!appservice && strcmp(type, "m.login.password") != 0)
         return hs_error(400, "M_UNKNOWN", "unknown login type %s", type);
@@ -289,9 +332,13 @@ mr_http_response *hs_login(hs_call *c)
     if (!name)
         return hs_error(400, "M_BAD_JSON", "missing field 'identifier.user'");
     char uid[300];
-    hs_user *u = hs_user_id_from(c->h, name, uid, sizeof uid) ? hs_user_find(c->h, uid) : NULL;
+    bool ours = hs_user_id_from(c->h, name, uid, sizeof uid);
+    hs_user *u = ours ? hs_user_find(c->h, uid) : NULL;
+    /* Synapse's answer for a user outside the service's namespace (here: another server's). */
+    if (appservice && !ours)
+        return hs_error(403, "M_FORBIDDEN", "Invalid access_token");
     if (appservice && !u)
-        return hs_error(403, "M_FORBIDDEN", "unknown user %s", name);
+        return orphan_login(c, uid, device_id, display);
     if (!appservice && (!u || !u->password || strcmp(u->password, password) != 0))
         return hs_error(403, "M_FORBIDDEN", "invalid username or password");
     return logged_in(c, u, device_id, display, false);

@@ -166,11 +166,20 @@ hs_room *hs_room_for_member(hs_call *c, const char *room_id, mr_http_response **
     return r;
 }
 
-mr_http_response *hs_unknown_token(void)
+/* Synapse's InvalidClientTokenError: its default text, soft_logout false. */
+mr_http_response *hs_unknown_token(const char *why)
 {
     return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
-                                             "error", "unrecognised access token",
+                                             "error", why ? why : "Unrecognised access token",
                                              "soft_logout", 0));
+}
+
+const char *hs_request_token(const mr_http_request *req)
+{
+    const char *auth = mr_http_request_header(req, "Authorization");
+    if (auth && strncmp(auth, "Bearer ", 7) == 0)
+        return auth + 7;
+    return mr_http_request_query(req, "access_token");
 }
 
 /* ---- routing ---- */
@@ -220,20 +229,15 @@ static const route *route_find(const mr_http_request *req, hs_call *c, bool *pat
 
 static mr_http_response *authenticate(hs_call *c)
 {
-    const char *token = NULL;
-    const char *auth = mr_http_request_header(c->req, "Authorization");
-    if (auth && strncmp(auth, "Bearer ", 7) == 0)
-        token = auth + 7;
-    if (!token)
-        token = mr_http_request_query(c->req, "access_token");
+    const char *token = hs_request_token(c->req);
     if (!token || !*token)
-        return hs_error(401, "M_MISSING_TOKEN", "missing access token");
+        return hs_error(401, "M_MISSING_TOKEN", "Missing access token");
     if (!hs_token_find(c->h, token, &c->user, &c->device)) {
         if (json_object_get(c->h->soft_tokens, token))
             return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
                                                      "error", "access token has expired",
                                                      "soft_logout", 1));
-        return hs_unknown_token();
+        return hs_unknown_token(NULL);
     }
     return NULL;
 }

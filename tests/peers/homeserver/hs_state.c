@@ -24,7 +24,8 @@ mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err)
     h->uia = json_object();
     h->nonces = json_object();
     h->soft_tokens = json_object();
-    if (!h->aliases || !h->uia || !h->nonces || !h->soft_tokens) {
+    h->orphan_tokens = json_object();
+    if (!h->aliases || !h->uia || !h->nonces || !h->soft_tokens || !h->orphan_tokens) {
         hs_free(h);
         return mr_err_set(err, MR_ENOMEM, "out of memory initialising the homeserver");
     }
@@ -58,19 +59,22 @@ static void room_free(hs_room *r)
     free(r);
 }
 
+static void user_free(hs_user *u)
+{
+    for (size_t j = 0; j < u->ndevices; j++)
+        device_free(u->devices[j]);
+    free(u->devices);
+    free(u->user_id);
+    free(u->password);
+    free(u->displayname);
+    json_decref(u->filters);
+    free(u);
+}
+
 void hs_free(hs *h)
 {
-    for (size_t i = 0; i < h->nusers; i++) {
-        hs_user *u = h->users[i];
-        for (size_t j = 0; j < u->ndevices; j++)
-            device_free(u->devices[j]);
-        free(u->devices);
-        free(u->user_id);
-        free(u->password);
-        free(u->displayname);
-        json_decref(u->filters);
-        free(u);
-    }
+    for (size_t i = 0; i < h->nusers; i++)
+        user_free(h->users[i]);
     free(h->users);
     for (size_t i = 0; i < h->nrooms; i++)
         room_free(h->rooms[i]);
@@ -79,6 +83,7 @@ void hs_free(hs *h)
     json_decref(h->uia);
     json_decref(h->nonces);
     json_decref(h->soft_tokens);
+    json_decref(h->orphan_tokens);
     pthread_cond_destroy(&h->changed);
     pthread_mutex_destroy(&h->lock);
 }
@@ -135,6 +140,28 @@ bool hs_user_id_from(const hs *h, const char *name, char *out, size_t cap)
     return snprintf(out, cap, "%s", name) < (int)cap;
 }
 
+/* Synapse stores the device and token of an appservice login without checking that the user
+ * exists; its token lookup joins the users table, so the token is refused until the user is
+ * registered and valid from then on. */
+static bool adopt_orphan_tokens(hs *h, hs_user *u)
+{
+    const char *token;
+    json_t *o, *tmp;
+    json_object_foreach_safe(h->orphan_tokens, tmp, token, o) {
+        if (strcmp(json_string_value(json_object_get(o, "user_id")), u->user_id) != 0)
+            continue;
+        hs_device *d = hs_device_create(u, json_string_value(json_object_get(o, "device_id")),
+                                        json_string_value(json_object_get(o, "display_name")));
+        char *copy = d ? strdup(token) : NULL;
+        if (!copy)
+            return false;
+        free(d->token);
+        d->token = copy;
+        json_object_del(h->orphan_tokens, token);
+    }
+    return true;
+}
+
 hs_user *hs_user_create(hs *h, const char *localpart, const char *password)
 {
     hs_user **users = realloc(h->users, (h->nusers + 1) * sizeof *users);
@@ -149,15 +176,13 @@ hs_user *hs_user_create(hs *h, const char *localpart, const char *password)
     u->displayname = strdup(localpart); /* as Synapse does: the localpart until set */
     u->password = password ? strdup(password) : NULL;
     u->filters = json_array();
-    if (!u->user_id || !u->displayname || (password && !u->password) || !u->filters) {
-        free(u->user_id);
-        free(u->displayname);
-        free(u->password);
-        json_decref(u->filters);
-        free(u);
+    if (u->user_id)
+        snprintf(u->user_id, n, "@%s:%s", localpart, h->opts.server_name);
+    if (!u->user_id || !u->displayname || (password && !u->password) || !u->filters ||
+        !adopt_orphan_tokens(h, u)) {
+        user_free(u);
         return NULL;
     }
-    snprintf(u->user_id, n, "@%s:%s", localpart, h->opts.server_name);
     users[h->nusers++] = u;
     return u;
 }
@@ -190,10 +215,16 @@ hs_device *hs_device_create(hs_user *u, const char *device_id, const char *displ
     return d;
 }
 
+void hs_token_new(char out[41])
+{
+    memcpy(out, "syt_", 4);
+    hs_random_id(out + 4, 36, alnum);
+}
+
 bool hs_device_retoken(hs_device *d)
 {
-    char tok[41] = "syt_";
-    hs_random_id(tok + 4, 36, alnum);
+    char tok[41];
+    hs_token_new(tok);
     char *copy = strdup(tok);
     if (!copy)
         return false;

@@ -384,7 +384,7 @@ mr_http_response *hs_sync(hs_call *c)
             rc = pthread_cond_timedwait(&c->h->changed, &c->h->lock, &deadline);
         c->h->syncs_waiting--;
         if (!hs_token_find(c->h, tok, &s.user, &s.device))
-            return hs_unknown_token();
+            return hs_unknown_token(NULL);
         if (rc == ETIMEDOUT)
             return hs_ok(sync_once(&s, &news));
     }

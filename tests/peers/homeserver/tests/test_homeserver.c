@@ -21,6 +21,7 @@
 #define SERVER "test.local"
 #define TOKEN "tok-123"
 #define SECRET "s3cret"
+#define AS_TOKEN "as-tok-9"
 
 static mr_hs_peer hs;
 
@@ -225,7 +226,8 @@ static int group_setup(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    mr_hs_peer_opts o = {.server_name = SERVER, .registration_token = TOKEN, .shared_secret = SECRET};
+    mr_hs_peer_opts o = {.server_name = SERVER, .registration_token = TOKEN, .shared_secret = SECRET,
+                         .appservice_token = AS_TOKEN};
     mr_err err = {0};
     if (mr_hs_peer_start(&o, &hs, &err) != MR_OK) {
         print_error("%s\n", err.msg);
@@ -380,6 +382,81 @@ static void test_admin_register(void **state)
     assert_string_equal(str(j, "user_id"), "@root:" SERVER);
     assert_non_null(str(j, "access_token"));
     json_decref(j);
+}
+
+static resp appservice_login(const char *token, const char *user, const char *device_id)
+{
+    return call("POST", path("/login"), token,
+                json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "m.login.application_service",
+                          "identifier", "type", "m.id.user", "user", user, "device_id", device_id));
+}
+
+static resp appservice_register(const char *token, const char *user)
+{
+    return call("POST", path("/register"), token,
+                json_pack("{s:s, s:s, s:b}", "type", "m.login.application_service", "username",
+                          user, "inhibit_login", 1));
+}
+
+static void expect_dead_token(const char *token)
+{
+    resp r = call("GET", path("/account/whoami"), token, NULL);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(str(r.body, "errcode"), "M_UNKNOWN_TOKEN");
+    assert_true(json_is_false(json_object_get(r.body, "soft_logout")));
+    resp_free(&r);
+}
+
+/* Synapse gives an appservice a token for a user that does not exist yet; the token is refused
+ * (401 M_UNKNOWN_TOKEN) until the user is registered. */
+static void test_appservice_login_before_register(void **state)
+{
+    (void)state;
+    account ghost = acct_from(expect_ok(appservice_login(AS_TOKEN, "ghost", "GHOSTDEV")));
+    assert_string_equal(ghost.user_id, "@ghost:" SERVER);
+    assert_string_equal(ghost.device_id, "GHOSTDEV");
+    expect_dead_token(ghost.token);
+    expect_error(call("PUT", path("/profile/%s/displayname", enc(ghost.user_id)), ghost.token,
+                      json_pack("{s:s}", "displayname", "Ghost")), 401, "M_UNKNOWN_TOKEN");
+    json_t *st = test_state();
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(st, "users"), i, u)
+        assert_string_not_equal(json_string_value(u), ghost.user_id);
+    json_decref(st);
+
+    /* Once registered, the user owns that device and its token. */
+    json_t *reg = expect_ok(appservice_register(AS_TOKEN, "ghost"));
+    assert_string_equal(str(reg, "user_id"), ghost.user_id);
+    json_decref(reg);
+    json_t *who = expect_ok(call("GET", path("/account/whoami"), ghost.token, NULL));
+    assert_string_equal(str(who, "device_id"), "GHOSTDEV");
+    json_decref(who);
+    expect_error(appservice_register(AS_TOKEN, "ghost"), 400, "M_USER_IN_USE");
+}
+
+static void test_appservice_tokens(void **state)
+{
+    (void)state;
+    account user = signup("astok");
+    expect_error(appservice_login(NULL, "astok", "D1"), 401, "M_MISSING_TOKEN");
+    expect_error(appservice_login("wrong", "astok", "D1"), 401, "M_UNKNOWN_TOKEN");
+    resp r = appservice_login(user.token, "astok", "D1");
+    assert_int_equal(r.status, 401);
+    assert_string_equal(str(r.body, "error"), "This login method is only valid for application services");
+    resp_free(&r);
+    expect_error(appservice_login(AS_TOKEN, "@astok:elsewhere", "D1"), 403, "M_FORBIDDEN");
+    expect_error(appservice_register(NULL, "asnew"), 400, "M_UNKNOWN");
+    expect_error(appservice_register("wrong", "asnew"), 401, "M_UNKNOWN_TOKEN");
+    expect_error(appservice_register(user.token, "asnew"), 401, "M_UNKNOWN_TOKEN");
+    /* A user's registration carries no token. */
+    expect_error(call("POST", path("/register"), user.token, json_pack("{s:s}", "username", "asnew")),
+                 400, "M_UNKNOWN");
+    /* The appservice logs an existing user in with a working token. */
+    account as_user = acct_from(expect_ok(appservice_login(AS_TOKEN, "astok", "ASDEV")));
+    json_t *who = expect_ok(call("GET", path("/account/whoami"), as_user.token, NULL));
+    assert_string_equal(str(who, "user_id"), user.user_id);
+    json_decref(who);
 }
 
 static void test_login_whoami_logout(void **state)
@@ -957,6 +1034,8 @@ int main(void)
         cmocka_unit_test(test_register_user_interactive),
         cmocka_unit_test(test_admin_register),
         cmocka_unit_test(test_login_whoami_logout),
+        cmocka_unit_test(test_appservice_login_before_register),
+        cmocka_unit_test(test_appservice_tokens),
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_create_room_with_alias),
         cmocka_unit_test(test_create_space_with_initial_state),
