@@ -75,6 +75,18 @@ static void test_appservice_refused_then_first_start(void **state)
     setenv("MATRIX_APPSERVICE_TOKEN", AS_TOKEN, 1);
     first_and_second_start(&f);
     gwt_assert_log(&f, "registration through appservice", 3);
+    /* Passwordless: nothing to keep but the session, renewed on the same device. */
+    assert_null(gwt_store_secret(&f, "account:mind:password"));
+    char *device = gwt_store_field(&f, "account:mind", "device_id");
+    gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", GWT_MIND));
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    assert_int_equal(gwt_stop(&f), 0);
+    char *device2 = gwt_store_field(&f, "account:mind", "device_id");
+    assert_string_equal(device, device2);
+    free(device);
+    free(device2);
+    gwt_assert_log(&f, "gateway: registered @", 2);
     char *log = mr_tp_read_text(f.log);
     assert_null(strstr(log, AS_TOKEN));
     assert_null(strstr(log, "not-the-as-token"));

@@ -1,7 +1,7 @@
 /* test_bootstrap.c -- mindroom-gateway's start-up against an empty homeserver: every account and
  * room made exactly once, a second start changing nothing, sessions kept sealed and renewed on
- * the same device, namespaces, a 429 storm, shared-secret and appservice registration, an
- * account collision (exit 1) and invalid settings (exit 2). */
+ * the same device, namespaces, a 429 storm, an account collision (exit 1) and invalid settings
+ * (exit 2). Each registration method and given accounts: test_accounts.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,63 +244,6 @@ static void test_rate_limit_storm_with_namespace(void **state)
     gwt_teardown(&f);
 }
 
-static void test_shared_secret_registration(void **state)
-{
-    (void)state;
-    gwt f;
-    mr_hs_peer_opts o = {.shared_secret = "admin-shared-secret"};
-    /* The internal user is managed too once it is configured, without a namespace suffix. */
-    gwt_setup(&f, &o, CONFIG "mindroom_user: {username: mindroom_user, display_name: Helper}\n");
-    setenv("MATRIX_REGISTRATION_SHARED_SECRET", "admin-shared-secret", 1);
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
-    json_t *s = gwt_hs_state(&f);
-    static const char *const users[] = {"@mindroom_router:localhost", "@mindroom_mind:localhost",
-                                        "@mindroom_coder:localhost", "@mindroom_devteam:localhost",
-                                        "@mindroom_user:localhost"};
-    gwt_assert_users(s, users, 5);
-    assert_int_equal(json_object_size(json_object_get(s, "rooms")), 3);
-    json_decref(s);
-    gwt_assert_log(&f, "registration through shared secret", 1);
-    assert_int_equal(gwt_stop(&f), 0);
-    char *log = mr_tp_read_text(f.log);
-    assert_null(strstr(log, "admin-shared-secret"));
-    free(log);
-    gwt_teardown(&f);
-}
-
-static void test_appservice_accounts(void **state)
-{
-    (void)state;
-    gwt f;
-    mr_hs_peer_opts o = {.appservice_token = "as-token-gw"};
-    gwt_setup(&f, &o, CONFIG);
-    setenv("MATRIX_MANAGED_ACCOUNT_AUTH", "appservice", 1);
-    setenv("MATRIX_APPSERVICE_TOKEN", "as-token-gw", 1);
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
-    assert_int_equal(gwt_stop(&f), 0);
-    json_t *s = gwt_hs_state(&f);
-    assert_int_equal(json_array_size(json_object_get(s, "users")), 4);
-    json_decref(s);
-    /* Passwordless: nothing to keep but the session. */
-    char *pw = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    assert_int_equal(mr_store_get_secret(f.store, "account:mind:password", &pw, &len, &err), MR_ENOTFOUND);
-    char *device = gwt_store_field(&f, "account:mind", "device_id");
-    gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", "@mindroom_mind:localhost"));
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
-    assert_int_equal(gwt_stop(&f), 0);
-    char *device2 = gwt_store_field(&f, "account:mind", "device_id");
-    assert_string_equal(device, device2);
-    gwt_assert_log(&f, "gateway: registered @", 4);
-    free(device);
-    free(device2);
-    gwt_teardown(&f);
-}
-
 /* Someone else holds the name: the gateway stops and says what to do. */
 static void test_account_collision(void **state)
 {
@@ -382,8 +325,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_start_creates_once_second_changes_nothing),
         cmocka_unit_test(test_rate_limit_storm_with_namespace),
-        cmocka_unit_test(test_shared_secret_registration),
-        cmocka_unit_test(test_appservice_accounts),
         cmocka_unit_test(test_account_collision),
         cmocka_unit_test(test_invalid_settings),
         cmocka_unit_test(test_homeserver_startup_timeout),
