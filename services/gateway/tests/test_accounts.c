@@ -130,8 +130,17 @@ static void test_registration_token_refused_then_fixed(void **state)
                    "registration token of the homeserver, with uses left)", 2);
     assert_nothing_made(&f, NULL, 0);
     setenv("MATRIX_REGISTRATION_TOKEN", GWT_TOKEN, 1);
+    /* With a registration token the provisioning service is not asked, paired or not. */
+    setenv("MINDROOM_PROVISIONING_URL", "http://127.0.0.1:9", 1);
+    setenv("MINDROOM_LOCAL_CLIENT_ID", "client-id", 1);
+    setenv("MINDROOM_LOCAL_CLIENT_SECRET", "client-secret", 1);
     first_and_second_start(&f);
     gwt_assert_log(&f, "registration through registration token", 3);
+    gwt_assert_log(&f, "MINDROOM_PROVISIONING_URL is not used: MATRIX_REGISTRATION_TOKEN is set, so "
+                   "accounts are registered on the homeserver directly", 2);
+    unsetenv("MINDROOM_PROVISIONING_URL");
+    unsetenv("MINDROOM_LOCAL_CLIENT_ID");
+    unsetenv("MINDROOM_LOCAL_CLIENT_SECRET");
     gwt_teardown(&f);
 }
 
@@ -262,6 +271,35 @@ static void test_existing_account_with_token(void **state)
     gwt_assert_users(s, all, 3);
     json_decref(s);
     mr_matrix_free(other);
+    mr_matrix_free(bot);
+    gwt_teardown(&f);
+}
+
+/* Every account given: no registration method is needed, so an unpaired provisioning URL
+ * and a homeserver closed to registration do not matter. */
+static void test_all_accounts_given(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG);
+    mr_matrix *bot = gwt_human(&f, "bot");
+    mr_matrix_free(gwt_human(&f, "helper"));
+    unsetenv("MATRIX_REGISTRATION_TOKEN");
+    setenv("MINDROOM_PROVISIONING_URL", "http://127.0.0.1:9", 1);
+    setenv("MATRIX_ACCOUNT_ROUTER_USER_ID", "@bot:localhost", 1);
+    setenv("MATRIX_ACCOUNT_ROUTER_ACCESS_TOKEN", mr_matrix_access_token(bot), 1);
+    setenv("MATRIX_ACCOUNT_MIND_USER_ID", "@helper:localhost", 1);
+    setenv("MATRIX_ACCOUNT_MIND_PASSWORD", GWT_PASSWORD, 1);
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    assert_int_equal(gwt_stop(&f), 0);
+    json_t *s = gwt_hs_state(&f);
+    static const char *const users[] = {"@bot:localhost", "@helper:localhost"};
+    gwt_assert_users(s, users, 2);
+    json_decref(s);
+    gwt_assert_log(&f, "(2 given in settings)", 1);
+    gwt_assert_log(&f, "gateway: registered @", 0);
+    unsetenv("MINDROOM_PROVISIONING_URL");
     mr_matrix_free(bot);
     gwt_teardown(&f);
 }
@@ -419,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_registration_closed_names_every_option),
         cmocka_unit_test(test_existing_account_with_password),
         cmocka_unit_test(test_existing_account_with_token),
+        cmocka_unit_test(test_all_accounts_given),
         cmocka_unit_test(test_malformed_account_settings),
         cmocka_unit_test(test_many_accounts_register_at_once),
         cmocka_unit_test(test_internal_user_namespace),

@@ -285,9 +285,12 @@ static void test_invalid_settings(void **state)
     setenv("MINDROOM_PROVISIONING_URL", "http://127.0.0.1:9/", 1);
     gwt_start(&f, NULL);
     assert_int_equal(gwt_wait_exit(&f), 2);
-    gwt_assert_log(&f, "MINDROOM_LOCAL_CLIENT_ID and MINDROOM_LOCAL_CLIENT_SECRET are "
-                                       "not set, and MINDROOM_PROVISIONING_URL (http://127.0.0.1:9) "
-                                       "needs them", 1);
+    gwt_assert_log(&f, "MINDROOM_LOCAL_CLIENT_ID and MINDROOM_LOCAL_CLIENT_SECRET are not set, and "
+                   "MINDROOM_PROVISIONING_URL (http://127.0.0.1:9) needs them to register agent "
+                   "accounts; set MATRIX_REGISTRATION_SHARED_SECRET, MATRIX_REGISTRATION_TOKEN, "
+                   "MATRIX_MANAGED_ACCOUNT_AUTH=appservice with MATRIX_APPSERVICE_TOKEN, or existing "
+                   "accounts as MATRIX_ACCOUNT_<ENTITY>_USER_ID with _PASSWORD or _ACCESS_TOKEN, or "
+                   "run `mindroom connect --pair-code ...`", 1);
     unsetenv("MINDROOM_PROVISIONING_URL");
     unsetenv("MATRIX_HOMESERVER");
     gwt_start(&f, NULL);
