@@ -58,6 +58,26 @@ static void first_and_second_start(gwt *f)
     gwt_assert_log(f, "gateway: registered @", 2);
 }
 
+/* var set wrong: the homeserver refuses it (exit 2, said once for each account) and nothing is
+ * made; set right: the accounts are made once, and a second start changes nothing. Neither
+ * value is ever logged. */
+static void refused_then_fixed(gwt *f, const char *var, const char *wrong, const char *right,
+                               const char *refusal, const char *method)
+{
+    setenv(var, wrong, 1);
+    expect_refusal(f, refusal, 2);
+    assert_nothing_made(f, NULL, 0);
+    setenv(var, right, 1);
+    first_and_second_start(f);
+    char line[128];
+    snprintf(line, sizeof line, "registration through %s", method);
+    gwt_assert_log(f, line, 3);
+    char *log = mr_tp_read_text(f->log);
+    assert_null(strstr(log, wrong));
+    assert_null(strstr(log, right));
+    free(log);
+}
+
 static void test_appservice_refused_then_first_start(void **state)
 {
     (void)state;
@@ -65,16 +85,12 @@ static void test_appservice_refused_then_first_start(void **state)
     mr_hs_peer_opts o = {.appservice_token = AS_TOKEN};
     gwt_setup(&f, &o, CONFIG);
     setenv("MATRIX_MANAGED_ACCOUNT_AUTH", "appservice", 1);
-    setenv("MATRIX_APPSERVICE_TOKEN", "not-the-as-token", 1);
-    expect_refusal(&f, "the homeserver refused MATRIX_APPSERVICE_TOKEN (it must be the as_token of "
-                   "an application service", 2);
-    gwt_assert_log(&f, "M_UNKNOWN_TOKEN", 2);
-    assert_nothing_made(&f, NULL, 0);
     /* Registered before the first login: Synapse gives an appservice login of a user it does
      * not have a token, then refuses that token. */
-    setenv("MATRIX_APPSERVICE_TOKEN", AS_TOKEN, 1);
-    first_and_second_start(&f);
-    gwt_assert_log(&f, "registration through appservice", 3);
+    refused_then_fixed(&f, "MATRIX_APPSERVICE_TOKEN", "not-the-as-token", AS_TOKEN,
+                       "the homeserver refused MATRIX_APPSERVICE_TOKEN (it must be the as_token of "
+                       "an application service", "appservice");
+    gwt_assert_log(&f, "M_UNKNOWN_TOKEN", 2);
     /* Passwordless: nothing to keep but the session, renewed on the same device. */
     assert_null(gwt_store_secret(&f, "account:mind:password"));
     char *device = gwt_store_field(&f, "account:mind", "device_id");
@@ -87,10 +103,6 @@ static void test_appservice_refused_then_first_start(void **state)
     free(device);
     free(device2);
     gwt_assert_log(&f, "gateway: registered @", 2);
-    char *log = mr_tp_read_text(f.log);
-    assert_null(strstr(log, AS_TOKEN));
-    assert_null(strstr(log, "not-the-as-token"));
-    free(log);
     gwt_teardown(&f);
 }
 
@@ -100,22 +112,15 @@ static void test_shared_secret_refused_then_fixed(void **state)
     gwt f;
     mr_hs_peer_opts o = {.shared_secret = SHARED_SECRET};
     gwt_setup(&f, &o, CONFIG);
-    setenv("MATRIX_REGISTRATION_SHARED_SECRET", "wrong-shared-secret", 1);
     /* Unpaired, the provisioning URL gives way to the shared secret, with a warning. */
     setenv("MINDROOM_PROVISIONING_URL", "http://127.0.0.1:9", 1);
-    expect_refusal(&f, "the homeserver refused MATRIX_REGISTRATION_SHARED_SECRET (it must be the "
-                   "registration_shared_secret of the homeserver's config)", 2);
+    refused_then_fixed(&f, "MATRIX_REGISTRATION_SHARED_SECRET", "wrong-shared-secret", SHARED_SECRET,
+                       "the homeserver refused MATRIX_REGISTRATION_SHARED_SECRET (it must be the "
+                       "registration_shared_secret of the homeserver's config)", "shared secret");
     gwt_assert_log(&f, "HMAC incorrect", 2);
     gwt_assert_log(&f, "MINDROOM_PROVISIONING_URL is not used: MINDROOM_LOCAL_CLIENT_ID and "
                    "MINDROOM_LOCAL_CLIENT_SECRET are not set, so accounts are registered with "
-                   "MATRIX_REGISTRATION_SHARED_SECRET", 1);
-    assert_nothing_made(&f, NULL, 0);
-    setenv("MATRIX_REGISTRATION_SHARED_SECRET", SHARED_SECRET, 1);
-    first_and_second_start(&f);
-    gwt_assert_log(&f, "registration through shared secret", 3);
-    char *log = mr_tp_read_text(f.log);
-    assert_null(strstr(log, SHARED_SECRET));
-    free(log);
+                   "MATRIX_REGISTRATION_SHARED_SECRET", 3);
     unsetenv("MINDROOM_PROVISIONING_URL");
     gwt_teardown(&f);
 }
@@ -125,19 +130,15 @@ static void test_registration_token_refused_then_fixed(void **state)
     (void)state;
     gwt f;
     gwt_setup(&f, NULL, CONFIG);
-    setenv("MATRIX_REGISTRATION_TOKEN", "not-the-token", 1);
-    expect_refusal(&f, "the homeserver refused MATRIX_REGISTRATION_TOKEN (it must be a valid "
-                   "registration token of the homeserver, with uses left)", 2);
-    assert_nothing_made(&f, NULL, 0);
-    setenv("MATRIX_REGISTRATION_TOKEN", GWT_TOKEN, 1);
     /* With a registration token the provisioning service is not asked, paired or not. */
     setenv("MINDROOM_PROVISIONING_URL", "http://127.0.0.1:9", 1);
     setenv("MINDROOM_LOCAL_CLIENT_ID", "client-id", 1);
     setenv("MINDROOM_LOCAL_CLIENT_SECRET", "client-secret", 1);
-    first_and_second_start(&f);
-    gwt_assert_log(&f, "registration through registration token", 3);
+    refused_then_fixed(&f, "MATRIX_REGISTRATION_TOKEN", "not-the-token", GWT_TOKEN,
+                       "the homeserver refused MATRIX_REGISTRATION_TOKEN (it must be a valid "
+                       "registration token of the homeserver, with uses left)", "registration token");
     gwt_assert_log(&f, "MINDROOM_PROVISIONING_URL is not used: MATRIX_REGISTRATION_TOKEN is set, so "
-                   "accounts are registered on the homeserver directly", 2);
+                   "accounts are registered on the homeserver directly", 3);
     unsetenv("MINDROOM_PROVISIONING_URL");
     unsetenv("MINDROOM_LOCAL_CLIENT_ID");
     unsetenv("MINDROOM_LOCAL_CLIENT_SECRET");
