@@ -45,6 +45,19 @@ static void assert_nothing_made(gwt *f, const char *const *want, size_t n)
     }
 }
 
+/* Fails unless user has joined the room alias names. */
+static void assert_joined(gwt *f, const char *alias, const char *user)
+{
+    char room[MR_MATRIX_ID_SIZE];
+    gwt_room_id(f, alias, room);
+    json_t *s = gwt_hs_state(f);
+    const char *m = json_string_value(json_object_get(json_object_get(json_object_get(
+        json_object_get(s, "rooms"), room), "members"), user));
+    if (!m || strcmp(m, "join") != 0)
+        fail_msg("%s in %s: %s, not join", user, alias, m ? m : "no membership");
+    json_decref(s);
+}
+
 /* The first start makes the managed accounts, the second changes nothing. */
 static void first_and_second_start(gwt *f)
 {
@@ -192,12 +205,8 @@ static void test_existing_account_with_password(void **state)
     json_t *s = gwt_hs_state(&f);
     static const char *const users[] = {"@helper:localhost", GWT_ROUTER};
     gwt_assert_users(s, users, 2);
-    char lobby[MR_MATRIX_ID_SIZE];
-    gwt_room_id(&f, "#lobby:localhost", lobby);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(
-                            json_object_get(s, "rooms"), lobby), "members"), "@helper:localhost")),
-                        "join");
     json_decref(s);
+    assert_joined(&f, "#lobby:localhost", "@helper:localhost");
     char *uid = gwt_store_field(&f, "account:mind", "user_id");
     assert_string_equal(uid, "@helper:localhost");
     free(uid);
@@ -220,6 +229,38 @@ static void test_existing_account_with_password(void **state)
     assert_null(strstr(log, GWT_PASSWORD));
     assert_null(strstr(log, "not-the-password"));
     free(log);
+    gwt_teardown(&f);
+}
+
+/* An install that made its own account for an entity is handed an existing one instead: the
+ * given account is used, and what was kept for the made one goes. */
+static void test_given_account_replaces_made_one(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG);
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    assert_int_equal(gwt_stop(&f), 0);
+    char *made_device = gwt_store_field(&f, "account:mind", "device_id");
+    mr_matrix_free(gwt_human(&f, "helper"));
+    setenv("MATRIX_ACCOUNT_MIND_USER_ID", "@helper:localhost", 1);
+    setenv("MATRIX_ACCOUNT_MIND_PASSWORD", GWT_PASSWORD, 1);
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    assert_int_equal(gwt_stop(&f), 0);
+    gwt_assert_log(&f, "gateway: mind: MATRIX_ACCOUNT_MIND_USER_ID gives @helper:localhost in place "
+                   "of " GWT_MIND "; the session and password kept for " GWT_MIND " are dropped", 1);
+    assert_null(gwt_store_secret(&f, "account:mind:password"));
+    char *uid = gwt_store_field(&f, "account:mind", "user_id");
+    char *device = gwt_store_field(&f, "account:mind", "device_id");
+    assert_string_equal(uid, "@helper:localhost");
+    assert_string_not_equal(device, made_device);
+    assert_joined(&f, "#lobby:localhost", "@helper:localhost");
+    gwt_restart_changes_nothing(&f, managed, 2);
+    free(uid);
+    free(device);
+    free(made_device);
     gwt_teardown(&f);
 }
 
@@ -298,6 +339,7 @@ static void test_all_accounts_given(void **state)
     static const char *const users[] = {"@bot:localhost", "@helper:localhost"};
     gwt_assert_users(s, users, 2);
     json_decref(s);
+    assert_joined(&f, "#lobby:localhost", "@helper:localhost");
     gwt_assert_log(&f, "(2 given in settings)", 1);
     gwt_assert_log(&f, "gateway: registered @", 0);
     unsetenv("MINDROOM_PROVISIONING_URL");
@@ -457,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_open_registration),
         cmocka_unit_test(test_registration_closed_names_every_option),
         cmocka_unit_test(test_existing_account_with_password),
+        cmocka_unit_test(test_given_account_replaces_made_one),
         cmocka_unit_test(test_existing_account_with_token),
         cmocka_unit_test(test_all_accounts_given),
         cmocka_unit_test(test_malformed_account_settings),
