@@ -252,8 +252,9 @@ static mr_code login(gw *g, gw_account *a, mr_matrix *m, mr_err *err)
     device_name(a, dev_name, sizeof dev_name);
     const char *device = a->device_id[0] ? a->device_id : NULL;
     if (a->given == GW_GIVEN_TOKEN)
-        return mr_err_set(err, MR_EAUTH, "%s no longer accepts the token of %s_ACCESS_TOKEN; give "
-                          "a current access token of it and restart", a->user_id, a->setting);
+        return mr_err_set(err, MR_EAUTH, "the homeserver no longer accepts %s_ACCESS_TOKEN for "
+                          "%s; give a current access token of that account and restart",
+                          a->setting, a->user_id);
     if (!a->given && g->s.method == GW_REG_APPSERVICE)
         return mr_matrix_login_appservice(m, g->s.appservice_token, a->user_id, device, dev_name, err);
     if (!a->password)
