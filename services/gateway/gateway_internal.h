@@ -13,6 +13,12 @@
 
 #define GW "gateway"   /* log component */
 #define GW_ENTITY_MAX 128
+/* Every way to give the gateway its accounts, for the messages that say none worked. */
+#define GW_ACCOUNT_OPTIONS                                                                         \
+    "set MATRIX_REGISTRATION_SHARED_SECRET, MATRIX_REGISTRATION_TOKEN, "                           \
+    "MATRIX_MANAGED_ACCOUNT_AUTH=appservice with MATRIX_APPSERVICE_TOKEN, or existing accounts "    \
+    "as MATRIX_ACCOUNT_<ENTITY>_USER_ID with _PASSWORD or _ACCESS_TOKEN, or run `mindroom "         \
+    "connect --pair-code ...`"
 
 /* How managed accounts come to exist (pairing-and-run.md §3, first that applies wins). */
 typedef enum gw_reg_method {
@@ -41,16 +47,25 @@ typedef struct gw_settings {
     long long answer_max_age_ms; /* older events are history */
 } gw_settings;
 
+/* Where an account's credentials come from. */
+typedef enum gw_given {
+    GW_GIVEN_NONE = 0,  /* made by the gateway: registered, its password generated */
+    GW_GIVEN_PASSWORD,  /* MATRIX_ACCOUNT_<ENTITY>_PASSWORD: logged in, never registered */
+    GW_GIVEN_TOKEN,     /* MATRIX_ACCOUNT_<ENTITY>_ACCESS_TOKEN: used as is */
+} gw_given;
+
 /* A managed Matrix account: the router, an agent, a team or the internal user. */
 typedef struct gw_account {
     char entity[GW_ENTITY_MAX];       /* store key part: "router", agent/team name, "user" */
+    char setting[GW_ENTITY_MAX + 16]; /* MATRIX_ACCOUNT_<ENTITY>, the prefix of its settings */
+    gw_given given;
     char display_name[256];
     char user_id[MR_MATRIX_ID_SIZE];
     char device_id[MR_MATRIX_ID_SIZE];
     /* The session other threads copy when theirs expires; guarded by lock. */
     pthread_mutex_t lock;
     char *token;
-    char *password;                   /* NULL in appservice mode */
+    char *password;                   /* NULL in appservice mode and for a given token */
     unsigned long generation;         /* bumped by each new login */
     mr_matrix *m;                     /* used by the bootstrap, then by its sync loop only */
     pthread_t sync_thread;
@@ -93,10 +108,18 @@ mr_code gw_client_new(gw *g, gw_account *a, mr_matrix **out, unsigned long *gen,
  * again on the same device (so keys and transaction IDs survive) and saves the token. */
 mr_code gw_account_relogin(gw *g, gw_account *a, mr_matrix *m, unsigned long *gen, mr_err *err);
 
+/* ---- given_accounts.c ---- */
+/* Reads a's MATRIX_ACCOUNT_<ENTITY>_* settings: a->setting always, and when an account is
+ * given its user ID, password or token. MR_EINVAL names the setting that is wrong. */
+mr_code gw_given_read(gw *g, gw_account *a, mr_err *err);
+/* MR_EINVAL naming the first MATRIX_ACCOUNT_* setting (environment or .env) that belongs to
+ * no planned account. */
+mr_code gw_given_check_unknown(gw *g, mr_err *err);
+
 /* ---- provisioning.c ---- */
 /* POST {provisioning}/v1/local-mindroom/register-agent; *in_use tells whether the username
- * was taken already. Permanent refusals are MR_EPERM/MR_EAUTH/MR_EINVAL, retryable ones
- * MR_EUNAVAIL. */
+ * was taken already. Refusals are MR_EPERM/MR_EAUTH, retryable failures MR_EUNAVAIL, and a
+ * success it cannot read MR_EINVAL. */
 mr_code gw_provision_register(gw *g, const char *username, const char *password,
                               const char *display_name, bool *in_use, mr_err *err);
 
@@ -135,6 +158,8 @@ void gw_metrics_send(gw *g, const char *kind, const char *outcome, double second
 void gw_metrics_published(gw *g, const char *topic, size_t n);
 
 /* ---- serve.c ---- */
+/* A secret given directly as key or in the file key_FILE (not both); *out NULL when neither. */
+mr_code gw_secret_setting(const mr_runtime *rt, const char *key, char **out, mr_err *err);
 /* The mr_matrix options every client of the gateway uses (stop-aware waits, metrics). */
 void gw_matrix_opts(gw *g, mr_matrix_opts *o);
 

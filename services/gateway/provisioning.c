@@ -46,7 +46,7 @@ static mr_code judge(const gw *g, const mr_http_result *res, const char *usernam
     if (st >= 500 || st == 429)
         return mr_err_set(err, MR_EUNAVAIL, "%s: register-agent for %s failed with HTTP %ld: %s",
                           g->s.provisioning_url, username, st, d);
-    return mr_err_set(err, MR_EINVAL, "%s: register-agent refused %s (HTTP %ld: %s)",
+    return mr_err_set(err, MR_EPERM, "%s: register-agent refused %s (HTTP %ld: %s)",
                       g->s.provisioning_url, username, st, d);
 }
 

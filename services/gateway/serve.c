@@ -33,8 +33,7 @@ static char *trimmed_dup(const char *s)
     return strndup(s, n);
 }
 
-/* A secret given directly as KEY or in the file KEY_FILE (not both); *out NULL when neither. */
-static mr_code secret_setting(const mr_runtime *rt, const char *key, char **out, mr_err *err)
+mr_code gw_secret_setting(const mr_runtime *rt, const char *key, char **out, mr_err *err)
 {
     char file_key[96];
     snprintf(file_key, sizeof file_key, "%s_FILE", key);
@@ -120,8 +119,11 @@ static mr_code history_settings(const mr_runtime *rt, gw_settings *s, mr_err *er
     return MR_OK;
 }
 
-/* Picks the registration method as pairing-and-run.md §3 orders them. */
-static mr_code pick_method(gw_settings *s, const char *auth_mode, mr_err *err)
+/* Picks the registration method as pairing-and-run.md §3 orders them: appservice when asked
+ * for, else the provisioning service (a hosted install: a provisioning URL and no registration
+ * token), else the shared secret, the registration token, open registration. need tells
+ * whether any account is left to register (all may be given as MATRIX_ACCOUNT_* settings). */
+static mr_code pick_method(gw_settings *s, const char *auth_mode, bool need, mr_err *err)
 {
     bool appservice = auth_mode && strcasecmp(auth_mode, "appservice") == 0;
     if (auth_mode && !appservice && strcasecmp(auth_mode, "password") != 0)
@@ -137,17 +139,28 @@ static mr_code pick_method(gw_settings *s, const char *auth_mode, mr_err *err)
     if (s->appservice_token)
         return mr_err_set(err, MR_EINVAL, "MATRIX_APPSERVICE_TOKEN is set, but "
                           "MATRIX_MANAGED_ACCOUNT_AUTH is not appservice");
-    if (s->provisioning_url && s->client_id && s->client_secret)
+    bool paired = s->client_id && s->client_secret;
+    if (s->provisioning_url && !s->registration_token && paired) {
         s->method = GW_REG_PROVISIONING;
-    else if (s->shared_secret)
+        return MR_OK;
+    }
+    /* A provisioning URL the method above does not use: said, or an error when nothing else
+     * could register the accounts. */
+    if (s->provisioning_url && need && s->registration_token)
+        mr_log_warn(GW, "MINDROOM_PROVISIONING_URL is not used: MATRIX_REGISTRATION_TOKEN is set, "
+                    "so accounts are registered on the homeserver directly");
+    else if (s->provisioning_url && need && s->shared_secret)
+        mr_log_warn(GW, "MINDROOM_PROVISIONING_URL is not used: MINDROOM_LOCAL_CLIENT_ID and "
+                    "MINDROOM_LOCAL_CLIENT_SECRET are not set, so accounts are registered with "
+                    "MATRIX_REGISTRATION_SHARED_SECRET");
+    else if (s->provisioning_url && need)
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_LOCAL_CLIENT_ID and MINDROOM_LOCAL_CLIENT_SECRET "
+                          "are not set, and MINDROOM_PROVISIONING_URL (%s) needs them to register "
+                          "agent accounts; " GW_ACCOUNT_OPTIONS, s->provisioning_url);
+    if (s->shared_secret)
         s->method = GW_REG_SHARED_SECRET;
     else if (s->registration_token)
         s->method = GW_REG_TOKEN;
-    else if (s->provisioning_url)
-        return mr_err_set(err, MR_EINVAL, "MINDROOM_LOCAL_CLIENT_ID and MINDROOM_LOCAL_CLIENT_SECRET "
-                          "are not set, and MINDROOM_PROVISIONING_URL (%s) needs them to register "
-                          "agent accounts; run `mindroom connect --pair-code ...` first, or set "
-                          "MATRIX_REGISTRATION_TOKEN", s->provisioning_url);
     else
         s->method = GW_REG_OPEN;
     return MR_OK;
@@ -165,12 +178,12 @@ static mr_code settings_load(gw *g, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "out of memory reading settings");
     snprintf(s->ns, sizeof s->ns, "%s", rt->settings.ns);
     mr_code rc;
-    if ((rc = secret_setting(rt, "MATRIX_REGISTRATION_TOKEN", &s->registration_token, err)) ||
-        (rc = secret_setting(rt, "MATRIX_REGISTRATION_SHARED_SECRET", &s->shared_secret, err)) ||
-        (rc = secret_setting(rt, "MATRIX_APPSERVICE_TOKEN", &s->appservice_token, err)) ||
+    if ((rc = gw_secret_setting(rt, "MATRIX_REGISTRATION_TOKEN", &s->registration_token, err)) ||
+        (rc = gw_secret_setting(rt, "MATRIX_REGISTRATION_SHARED_SECRET", &s->shared_secret, err)) ||
+        (rc = gw_secret_setting(rt, "MATRIX_APPSERVICE_TOKEN", &s->appservice_token, err)) ||
         (rc = dup_setting(rt, "MINDROOM_PROVISIONING_URL", &s->provisioning_url, err)) ||
         (rc = dup_setting(rt, "MINDROOM_LOCAL_CLIENT_ID", &s->client_id, err)) ||
-        (rc = secret_setting(rt, "MINDROOM_LOCAL_CLIENT_SECRET", &s->client_secret, err)) ||
+        (rc = gw_secret_setting(rt, "MINDROOM_LOCAL_CLIENT_SECRET", &s->client_secret, err)) ||
         (rc = long_setting(rt, "MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS", 0, 1000,
                            &s->startup_timeout_ms, err)) ||
         (rc = long_setting(rt, "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", DEFAULT_SYNC_TIMEOUT_MS, 1,
@@ -181,7 +194,7 @@ static mr_code settings_load(gw *g, mr_err *err)
     size_t n = s->provisioning_url ? strlen(s->provisioning_url) : 0;
     while (n && s->provisioning_url[n - 1] == '/')
         s->provisioning_url[--n] = '\0';
-    return pick_method(s, mr_runtime_setting(rt, NULL, "MATRIX_MANAGED_ACCOUNT_AUTH", NULL), err);
+    return MR_OK;
 }
 
 static void wipe(char *s)
@@ -317,22 +330,34 @@ static bool gw_ready(void *ctx, char *why, size_t cap)
     return true;
 }
 
+/* The accounts to manage and how to register them; MR_EINVAL when a setting is wrong. */
+static mr_code plan(gw *g, mr_err *err)
+{
+    mr_code rc = gw_accounts_plan(g, err);
+    size_t given = 0;
+    for (size_t i = 0; rc == MR_OK && i < g->n_accounts; i++)
+        given += g->accounts[i].given != GW_GIVEN_NONE;
+    if (rc == MR_OK)
+        rc = pick_method(&g->s, mr_runtime_setting(g->rt, NULL, "MATRIX_MANAGED_ACCOUNT_AUTH", NULL),
+                         given < g->n_accounts, err);
+    if (rc == MR_OK)
+        mr_log_info(GW, "homeserver %s, server name %s, %zu managed accounts (%zu given in "
+                    "settings), registration through %s", g->s.homeserver, g->s.server_name,
+                    g->n_accounts, given, method_name(g->s.method));
+    return rc;
+}
+
 static int run(gw *g)
 {
     mr_err err = {0};
     mr_code rc = settings_load(g, &err);
+    if (rc == MR_OK && (rc = gw_metrics_declare(g, &err)) == MR_OK &&
+        (rc = mr_authz_new(g->cfg, g->s.server_name, g->s.ns, &g->az, &err)) == MR_OK)
+        rc = plan(g, &err);
     if (rc != MR_OK) {
         mr_log_error(GW, "%s", err.msg);
         return rc == MR_EINVAL ? 2 : 1;
     }
-    if ((rc = gw_metrics_declare(g, &err)) != MR_OK ||
-        (rc = mr_authz_new(g->cfg, g->s.server_name, g->s.ns, &g->az, &err)) != MR_OK ||
-        (rc = gw_accounts_plan(g, &err)) != MR_OK) {
-        mr_log_error(GW, "%s", err.msg);
-        return 1;
-    }
-    mr_log_info(GW, "homeserver %s, server name %s, %zu managed accounts, registration through %s",
-                g->s.homeserver, g->s.server_name, g->n_accounts, method_name(g->s.method));
     if ((rc = mr_runtime_add_check(g->rt, gw_ready, g, &err)) != MR_OK) {
         mr_log_error(GW, "%s", err.msg);
         return 1;
@@ -350,8 +375,10 @@ static int run(gw *g)
         while (!mr_runtime_sleep(g->rt, 1000))
             note_reload(g);
     } else if (!mr_runtime_stopping(g->rt)) {
+        /* MR_EINVAL: the homeserver refused what the settings give (a registration method,
+         * credentials), which only the admin can change. */
         mr_log_error(GW, "%s", err.msg);
-        status = 1;
+        status = rc == MR_EINVAL ? 2 : 1;
     }
     /* A failure above may have left a stop to ask for, so the loops started so far end. */
     mr_runtime_stop(g->rt);

@@ -40,6 +40,26 @@ static const char *const gateway_vars[] = {
     "MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS", "MINDROOM_ANSWER_MAX_AGE_SECONDS",
 };
 
+extern char **environ;
+
+/* Every MATRIX_ACCOUNT_* variable a test before may have left. */
+static void unset_given_accounts(void)
+{
+    for (bool found = true; found;) {
+        found = false;
+        for (char **e = environ; *e && !found; e++) {
+            const char *eq = strchr(*e, '=');
+            if (strncmp(*e, "MATRIX_ACCOUNT_", 15) != 0 || !eq)
+                continue;
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)(eq - *e), *e);
+            /* unsetenv changes environ: look again from its start. */
+            unsetenv(name);
+            found = true;
+        }
+    }
+}
+
 void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config)
 {
     memset(f, 0, sizeof *f);
@@ -59,6 +79,7 @@ void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config)
     snprintf(data, sizeof data, "%s/data", f->dir);
     for (size_t i = 0; i < sizeof gateway_vars / sizeof *gateway_vars; i++)
         unsetenv(gateway_vars[i]);
+    unset_given_accounts();
     setenv("MATRIX_HOMESERVER", f->hs.url, 1);
     setenv("MATRIX_SERVER_NAME", "localhost", 1);
     if (!opts || opts->registration_token)
@@ -191,6 +212,65 @@ json_t *gwt_hs_state(gwt *f)
           "homeserver state");
     mr_matrix_free(m);
     return out;
+}
+
+json_t *gwt_hs_snapshot(gwt *f)
+{
+    json_t *s = gwt_hs_state(f);
+    json_object_del(s, "syncs_waiting");
+    return s;
+}
+
+void gwt_assert_users(json_t *state, const char *const *want, size_t n)
+{
+    json_t *users = json_object_get(state, "users");
+    char *text = json_dumps(users, JSON_COMPACT);
+    size_t i;
+    json_t *u;
+    for (size_t k = 0; k < n; k++) {
+        bool seen = false;
+        json_array_foreach(users, i, u)
+            seen = seen || strcmp(json_string_value(u), want[k]) == 0;
+        if (!seen)
+            fail_msg("%s is not among the homeserver's users %s", want[k], text);
+    }
+    if (json_array_size(users) != n)
+        fail_msg("the homeserver has %zu users, not %zu: %s", json_array_size(users), n, text);
+    free(text);
+}
+
+void gwt_restart_changes_nothing(gwt *f, const char *const *entities, size_t n)
+{
+    char **tokens = calloc(n, sizeof *tokens);
+    assert_non_null(tokens);
+    for (size_t i = 0; i < n; i++) {
+        char key[200];
+        snprintf(key, sizeof key, "account:%s:token", entities[i]);
+        tokens[i] = gwt_store_secret(f, key);
+        if (!tokens[i])
+            fail_msg("%s: no session kept", key);
+    }
+    json_t *before = gwt_hs_snapshot(f);
+    gwt_start(f, NULL);
+    gwt_wait_ready(f);
+    assert_int_equal(gwt_stop(f), 0);
+    json_t *after = gwt_hs_snapshot(f);
+    if (!json_equal(before, after)) {
+        char *b = json_dumps(before, JSON_INDENT(1)), *a = json_dumps(after, JSON_INDENT(1));
+        fail_msg("the second start changed the homeserver:\nbefore %s\nafter %s", b, a);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char key[200];
+        snprintf(key, sizeof key, "account:%s:token", entities[i]);
+        char *now = gwt_store_secret(f, key);
+        if (!now || strcmp(now, tokens[i]) != 0)
+            fail_msg("%s changed: the second start logged in again", key);
+        free(now);
+        free(tokens[i]);
+    }
+    free(tokens);
+    json_decref(before);
+    json_decref(after);
 }
 
 void gwt_hs_control(gwt *f, const char *path, json_t *body)
@@ -332,6 +412,19 @@ char *gwt_store_field(gwt *f, const char *key, const char *field)
     mr_err err = {0};
     if (mr_store_hget(f->store, key, field, &v, &len, &err) != MR_OK)
         fail_msg("%s %s: %s", key, field, err.msg);
+    return v;
+}
+
+char *gwt_store_secret(gwt *f, const char *key)
+{
+    char *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    mr_code rc = mr_store_get_secret(f->store, key, &v, &len, &err);
+    if (rc == MR_ENOTFOUND)
+        return NULL;
+    if (rc != MR_OK)
+        fail_msg("%s: %s", key, err.msg);
     return v;
 }
 

@@ -41,7 +41,7 @@ typedef struct gwt {
 } gwt;
 
 /* Starts the homeserver (opts may be NULL: registration token GWT_TOKEN) and redis, writes
- * config.yaml and sets the gateway's environment. */
+ * config.yaml and sets the gateway's environment (every MATRIX_ACCOUNT_* setting cleared). */
 void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config);
 void gwt_teardown(gwt *f);
 void gwt_write_config(gwt *f, const char *config);
@@ -61,6 +61,15 @@ void gwt_assert_log(const gwt *f, const char *needle, int times);
 
 /* The homeserver's /_test/state. */
 json_t *gwt_hs_state(gwt *f);
+/* The parts of it the gateway could change (long polls asleep left out). */
+json_t *gwt_hs_snapshot(gwt *f);
+/* Fails unless the homeserver's users are exactly want, in any order (accounts are registered
+ * a few at once). */
+void gwt_assert_users(json_t *state, const char *const *want, size_t n);
+/* Starts the gateway again, waits until it is ready and stops it, failing
+ * unless the homeserver is as before and each entity's sealed token in the store is the same
+ * (no login, so no new device). */
+void gwt_restart_changes_nothing(gwt *f, const char *const *entities, size_t n);
 /* A POST to a homeserver test control. */
 void gwt_hs_control(gwt *f, const char *path, json_t *body);
 /* A human account registered through the token stage, logged in. */
@@ -96,6 +105,8 @@ int gwt_nio(gwt *f, const char *const *args);
 
 /* A field of a hash in the gateway's store (caller frees), failing the test on error. */
 char *gwt_store_field(gwt *f, const char *key, const char *field);
+/* A sealed value of the gateway's store (caller frees), NULL when absent. */
+char *gwt_store_secret(gwt *f, const char *key);
 /* Sends a JSON message on the bus and flushes. */
 void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg);
 

@@ -1,7 +1,7 @@
 /* test_bootstrap.c -- mindroom-gateway's start-up against an empty homeserver: every account and
  * room made exactly once, a second start changing nothing, sessions kept sealed and renewed on
- * the same device, namespaces, a 429 storm, shared-secret and appservice registration, an
- * account collision (exit 1) and invalid settings (exit 2). */
+ * the same device, namespaces, a 429 storm, an account collision (exit 1) and invalid settings
+ * (exit 2). Each registration method and given accounts: test_accounts.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,14 +48,6 @@ static long long power_of(json_t *room, const char *user)
                                                               "users"), user));
 }
 
-static void assert_users(json_t *state, const char *const *want, size_t n)
-{
-    json_t *users = json_object_get(state, "users");
-    assert_int_equal(json_array_size(users), n);
-    for (size_t i = 0; i < n; i++)
-        assert_string_equal(json_string_value(json_array_get(users, i)), want[i]);
-}
-
 static char *store_value(gwt *f, const char *key)
 {
     char *v = NULL;
@@ -64,14 +56,6 @@ static char *store_value(gwt *f, const char *key)
     if (mr_store_get(f->store, key, &v, &len, &err) != MR_OK)
         fail_msg("%s: %s", key, err.msg);
     return v;
-}
-
-/* The parts of the homeserver's state the gateway could change. */
-static json_t *snapshot(gwt *f)
-{
-    json_t *s = gwt_hs_state(f);
-    json_object_del(s, "syncs_waiting");
-    return s;
 }
 
 static void test_first_start_creates_once_second_changes_nothing(void **state)
@@ -87,7 +71,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     static const char *const users[] = {ALICE, "@mindroom_router:localhost",
                                         "@mindroom_mind:localhost", "@mindroom_coder:localhost",
                                         "@mindroom_devteam:localhost"};
-    assert_users(s, users, 5);
+    gwt_assert_users(s, users, 5);
     assert_int_equal(json_object_size(json_object_get(s, "rooms")), 3);
     assert_int_equal(json_object_size(json_object_get(s, "aliases")), 3);
     json_t *dev = room_of(s, "#dev:localhost");
@@ -183,11 +167,11 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     assert_int_equal(gwt_stop(&f), 0);
 
     /* Second start: nothing on the homeserver changes, not even one event. */
-    json_t *before = snapshot(&f);
+    json_t *before = gwt_hs_snapshot(&f);
     gwt_start(&f, NULL);
     gwt_wait_ready(&f);
     assert_int_equal(gwt_stop(&f), 0);
-    json_t *after = snapshot(&f);
+    json_t *after = gwt_hs_snapshot(&f);
     if (!json_equal(before, after)) {
         char *b = json_dumps(before, JSON_INDENT(1)), *a = json_dumps(after, JSON_INDENT(1));
         fail_msg("the second start changed the homeserver:\nbefore %s\nafter %s", b, a);
@@ -205,7 +189,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
     gwt_assert_log(&f, "@mindroom_router:localhost: stored session no longer valid", 1);
     char *device2 = gwt_store_field(&f, "account:router", "device_id");
     assert_string_equal(device2, device);
-    after = snapshot(&f);
+    after = gwt_hs_snapshot(&f);
     assert_true(json_equal(json_object_get(before, "rooms"), json_object_get(after, "rooms")));
     json_decref(after);
     json_decref(before);
@@ -245,7 +229,7 @@ static void test_rate_limit_storm_with_namespace(void **state)
                                         "@mindroom_mind_ab3k9xyz:localhost",
                                         "@mindroom_coder_ab3k9xyz:localhost",
                                         "@mindroom_devteam_ab3k9xyz:localhost"};
-    assert_users(s, users, 4);
+    gwt_assert_users(s, users, 4);
     assert_int_equal(json_object_size(json_object_get(s, "rooms")), 3);
     room_of(s, "#dev_ab3k9xyz:localhost");
     room_of(s, "#personal_ab3k9xyz:localhost");
@@ -257,62 +241,6 @@ static void test_rate_limit_storm_with_namespace(void **state)
     free(metrics);
     assert_int_equal(gwt_stop(&f), 0);
     unsetenv("MINDROOM_NAMESPACE");
-    gwt_teardown(&f);
-}
-
-static void test_shared_secret_registration(void **state)
-{
-    (void)state;
-    gwt f;
-    mr_hs_peer_opts o = {.shared_secret = "admin-shared-secret"};
-    /* The internal user is managed too once it is configured, without a namespace suffix. */
-    gwt_setup(&f, &o, CONFIG "mindroom_user: {username: mindroom_user, display_name: Helper}\n");
-    setenv("MATRIX_REGISTRATION_SHARED_SECRET", "admin-shared-secret", 1);
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
-    json_t *s = gwt_hs_state(&f);
-    assert_int_equal(json_array_size(json_object_get(s, "users")), 5);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(s, "users"), 4)),
-                        "@mindroom_user:localhost");
-    assert_int_equal(json_object_size(json_object_get(s, "rooms")), 3);
-    json_decref(s);
-    gwt_assert_log(&f, "registration through shared secret", 1);
-    assert_int_equal(gwt_stop(&f), 0);
-    char *log = mr_tp_read_text(f.log);
-    assert_null(strstr(log, "admin-shared-secret"));
-    free(log);
-    gwt_teardown(&f);
-}
-
-static void test_appservice_accounts(void **state)
-{
-    (void)state;
-    gwt f;
-    mr_hs_peer_opts o = {.appservice_token = "as-token-gw"};
-    gwt_setup(&f, &o, CONFIG);
-    setenv("MATRIX_MANAGED_ACCOUNT_AUTH", "appservice", 1);
-    setenv("MATRIX_APPSERVICE_TOKEN", "as-token-gw", 1);
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
-    assert_int_equal(gwt_stop(&f), 0);
-    json_t *s = gwt_hs_state(&f);
-    assert_int_equal(json_array_size(json_object_get(s, "users")), 4);
-    json_decref(s);
-    /* Passwordless: nothing to keep but the session. */
-    char *pw = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    assert_int_equal(mr_store_get_secret(f.store, "account:mind:password", &pw, &len, &err), MR_ENOTFOUND);
-    char *device = gwt_store_field(&f, "account:mind", "device_id");
-    gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", "@mindroom_mind:localhost"));
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
-    assert_int_equal(gwt_stop(&f), 0);
-    char *device2 = gwt_store_field(&f, "account:mind", "device_id");
-    assert_string_equal(device, device2);
-    gwt_assert_log(&f, "gateway: registered @", 4);
-    free(device);
-    free(device2);
     gwt_teardown(&f);
 }
 
@@ -357,9 +285,12 @@ static void test_invalid_settings(void **state)
     setenv("MINDROOM_PROVISIONING_URL", "http://127.0.0.1:9/", 1);
     gwt_start(&f, NULL);
     assert_int_equal(gwt_wait_exit(&f), 2);
-    gwt_assert_log(&f, "MINDROOM_LOCAL_CLIENT_ID and MINDROOM_LOCAL_CLIENT_SECRET are "
-                                       "not set, and MINDROOM_PROVISIONING_URL (http://127.0.0.1:9) "
-                                       "needs them", 1);
+    gwt_assert_log(&f, "MINDROOM_LOCAL_CLIENT_ID and MINDROOM_LOCAL_CLIENT_SECRET are not set, and "
+                   "MINDROOM_PROVISIONING_URL (http://127.0.0.1:9) needs them to register agent "
+                   "accounts; set MATRIX_REGISTRATION_SHARED_SECRET, MATRIX_REGISTRATION_TOKEN, "
+                   "MATRIX_MANAGED_ACCOUNT_AUTH=appservice with MATRIX_APPSERVICE_TOKEN, or existing "
+                   "accounts as MATRIX_ACCOUNT_<ENTITY>_USER_ID with _PASSWORD or _ACCESS_TOKEN, or "
+                   "run `mindroom connect --pair-code ...`", 1);
     unsetenv("MINDROOM_PROVISIONING_URL");
     unsetenv("MATRIX_HOMESERVER");
     gwt_start(&f, NULL);
@@ -397,8 +328,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_start_creates_once_second_changes_nothing),
         cmocka_unit_test(test_rate_limit_storm_with_namespace),
-        cmocka_unit_test(test_shared_secret_registration),
-        cmocka_unit_test(test_appservice_accounts),
         cmocka_unit_test(test_account_collision),
         cmocka_unit_test(test_invalid_settings),
         cmocka_unit_test(test_homeserver_startup_timeout),

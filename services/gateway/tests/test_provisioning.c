@@ -74,10 +74,8 @@ static void test_register_through_provisioning(void **state)
     snprintf(mind, sizeof mind, "@mindroom_mind_%s:localhost", c.ns);
     snprintf(lobby, sizeof lobby, "#lobby_%s:localhost", c.ns);
     json_t *s = gwt_hs_state(&f);
-    json_t *users = json_object_get(s, "users");
-    assert_int_equal(json_array_size(users), 3);
-    assert_string_equal(json_string_value(json_array_get(users, 1)), router);
-    assert_string_equal(json_string_value(json_array_get(users, 2)), mind);
+    const char *const users[] = {"@owner:localhost", router, mind};
+    gwt_assert_users(s, users, 3);
     const char *lobby_id = json_string_value(json_object_get(json_object_get(s, "aliases"), lobby));
     assert_non_null(lobby_id);
     assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(
@@ -100,7 +98,7 @@ static void test_register_through_provisioning(void **state)
     prov_reply_clear(&r);
     gwt_write_config(&f, CONFIG_TWO);
     gwt_start(&f, NULL);
-    assert_int_equal(gwt_wait_exit(&f), 1);
+    assert_int_equal(gwt_wait_exit(&f), 2);
     gwt_assert_log(&f, "register-agent refused the local client credentials (HTTP 403: Connection "
                        "revoked", 1);
     gwt_assert_log(&f, "; re-run `mindroom connect --pair-code ...`", 1);
