@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +42,150 @@ static suite_env redis_env(void)
     suite_env env = {.opts = {.lease_ms = 2000, .client_id = "test"}};
     snprintf(env.url, sizeof env.url, "%s", redis.url);
     return env;
+}
+
+/* Runs one command on the test server, failing the test when it gets no reply. */
+static redisReply *redis_vcmd(const char *fmt, va_list ap)
+{
+    redisContext *c = redisConnect("127.0.0.1", redis.port);
+    if (!c || c->err)
+        fail_msg("connecting to the test redis on port %d", redis.port);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    redisFree(c);
+    if (!r)
+        fail_msg("redis command %s: no reply", fmt);
+    return r;
+}
+
+static redisReply *redis_cmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redis_vcmd(fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Runs one command that must succeed. */
+static void redis_ok(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redis_vcmd(fmt, ap);
+    va_end(ap);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis command %s: %s", fmt, r->str);
+    freeReplyObject(r);
+}
+
+static long long redis_int(const char *fmt, const char *arg)
+{
+    redisReply *r = redis_cmd(fmt, arg);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fail_msg("redis command %s %s: not an integer", fmt, arg);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Two keys of topic on different partitions. */
+static void two_partitions(const char *topic, char *a, char *b, int *pa, int *pb)
+{
+    redis_ok("SET mr:bus:%s:partitions 8", topic);
+    *pa = mr_bus_partition("!a:example.org", 8);
+    strcpy(a, "!a:example.org");
+    for (int i = 0;; i++) {
+        sprintf(b, "!b%d:example.org", i);
+        if ((*pb = mr_bus_partition(b, 8)) != *pa)
+            return;
+    }
+}
+
+/* A publisher thread: publishes one message, then waits for its turn to flush. */
+typedef struct publisher {
+    mr_bus *bus;
+    const char *topic, *key;
+    sem_t published, go;
+    pthread_t thread;
+    mr_code publish_rc, flush_rc;
+    mr_err err;
+} publisher;
+
+static void *publisher_main(void *arg)
+{
+    publisher *p = arg;
+    p->publish_rc = mr_bus_publish(p->bus, p->topic, p->key, "{\"v\":1}", 7, &p->err);
+    sem_post(&p->published);
+    sem_wait(&p->go);
+    p->flush_rc = mr_bus_flush(p->bus, 10000, &p->err);
+    return NULL;
+}
+
+/* Thread A publishes a message Redis refuses; thread B publishes and flushes after it; then A
+ * flushes. B's flush must not take A's failure (A would then save progress past a lost message). */
+static void test_a_refused_message_reaches_its_publisher(void **state)
+{
+    (void)state;
+    char bad[64], good[64];
+    int pbad, pgood;
+    two_partitions("wrongtype", bad, good, &pbad, &pgood);
+    /* A key of the stream's name that holds a string: XADD gets WRONGTYPE. */
+    redis_ok("SET mr:bus:wrongtype:%d not-a-stream", pbad);
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    publisher a = {.bus = b, .topic = "wrongtype", .key = bad}, bb = {.bus = b, .topic = "wrongtype", .key = good};
+    sem_init(&a.published, 0, 0);
+    sem_init(&a.go, 0, 0);
+    sem_init(&bb.published, 0, 0);
+    sem_init(&bb.go, 0, 0);
+    assert_int_equal(pthread_create(&a.thread, NULL, publisher_main, &a), 0);
+    sem_wait(&a.published);
+    assert_int_equal(pthread_create(&bb.thread, NULL, publisher_main, &bb), 0);
+    sem_post(&bb.go);
+    pthread_join(bb.thread, NULL);
+    sem_post(&a.go);
+    pthread_join(a.thread, NULL);
+    assert_int_equal(a.publish_rc, MR_OK);
+    assert_int_equal(bb.publish_rc, MR_OK);
+    if (bb.flush_rc != MR_OK)
+        fail_msg("B's flush took a failure that is not B's: %s", bb.err.msg);
+    assert_int_equal(a.flush_rc, MR_EIO);
+    char want[256];
+    snprintf(want, sizeof want, "%s: XADD mr:bus:wrongtype:%d: WRONGTYPE", redis.url, pbad);
+    assert_memory_equal(a.err.msg, want, strlen(want));
+    /* Reported once: A's next flush has nothing new to report. */
+    mr_err err = {0};
+    assert_int_equal(mr_bus_flush(b, 10000, &err), MR_OK);
+    char stream[64];
+    snprintf(stream, sizeof stream, "mr:bus:wrongtype:%d", pgood);
+    assert_int_equal(redis_int("XLEN %s", stream), 1);
+    mr_bus_close(b);
+    for (int i = 0; i < 2; i++) {
+        sem_destroy(i ? &a.published : &bb.published);
+        sem_destroy(i ? &a.go : &bb.go);
+    }
+}
+
+/* Redis out of memory (maxmemory with noeviction) refuses the XADD: the publisher's flush says so. */
+static void test_maxmemory_reaches_the_publisher(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    suite_publish(b, "oom", 0, 1, 1);
+    suite_flush(b, 10000);
+    redis_ok("CONFIG SET maxmemory-policy noeviction");
+    redis_ok("CONFIG SET maxmemory 1");
+    suite_publish(b, "oom", 1, 1, 1);
+    mr_err err = {0};
+    mr_code rc = mr_bus_flush(b, 10000, &err);
+    redis_ok("CONFIG SET maxmemory 0");
+    assert_int_equal(rc, MR_EIO);
+    assert_non_null(strstr(err.msg, ": OOM command not allowed"));
+    /* Room again: the next message is stored and flushes clean. */
+    suite_publish(b, "oom", 2, 1, 1);
+    suite_flush(b, 10000);
+    mr_bus_close(b);
 }
 
 static void test_order_per_key(void **state)
@@ -172,6 +319,8 @@ int main(void)
         cmocka_unit_test(test_publish_while_down_is_kept_until_back),
         cmocka_unit_test(test_partition_count_is_fixed_by_the_first_user),
         cmocka_unit_test(test_unreachable_server_is_reported),
+        cmocka_unit_test(test_a_refused_message_reaches_its_publisher),
+        cmocka_unit_test(test_maxmemory_reaches_the_publisher),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

@@ -77,9 +77,12 @@ mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char
                        mr_err *err);
 /* Waits until everything published so far is durably accepted (Kafka: delivery reports with
  * acks=all; Redis: XADD replies; inproc: at once; inproc with a journal: committed to the file,
- * with the acknowledgements made before the call) and returns the first failure since the last
- * flush (a journal: the failure of its last commit, or MR_EUNAVAIL after timeout_ms). Callers
- * save progress (sync tokens) only after this returns MR_OK. */
+ * with the acknowledgements made before the call). Returns MR_OK only when every message the
+ * calling thread published since its last flush was accepted: otherwise the first of them the
+ * backend refused (Redis: an XADD error reply such as WRONGTYPE or OOM; Kafka: a failed delivery
+ * report), MR_EUNAVAIL when timeout_ms passed first, or a journal's failed commit. Failures are
+ * kept per publishing thread: a flush never reports, nor clears, another thread's. Callers save
+ * progress (sync tokens) only after their own flush returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
 
 typedef struct mr_bus_msg {
