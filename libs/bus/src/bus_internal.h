@@ -79,6 +79,16 @@ void mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const m
 /* The calling thread's first failure since its last flush, which it clears; MR_OK without one. */
 mr_code mr_bus_publisher_take(mr_bus_publishers *ps, mr_err *err);
 
+/* The longest one poll's handlers may run before the consumer is taken for hung and its
+ * partitions go to the others of its group (Kafka's max.poll.interval.ms default). */
+#define MR_BUS_MAX_POLL_MS 300000
+
+/* Initializes cv on the monotonic clock, which mr_bus_wait's deadlines are on. */
+void mr_bus_cond_init(pthread_cond_t *cv);
+/* Waits on cv until deadline on mr_clock_mono_ms (LLONG_MAX: without limit); false when the
+ * deadline passed. */
+bool mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
+
 /* What is left until a deadline on mr_clock_mono_ms (never negative). */
 int mr_bus_remaining_ms(long long deadline);
 /* The deadline a publish waits for room until: LLONG_MAX when it waits without limit. */

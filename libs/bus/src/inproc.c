@@ -11,12 +11,9 @@
  */
 #include "inproc_internal.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct ip_sub {
     ip_topic *topic;
@@ -99,19 +96,6 @@ static uint64_t slowest(const ip_topic *t, int p)
     return low == UINT64_MAX ? t->parts[p].tail : low;
 }
 
-bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
-{
-    if (deadline == LLONG_MAX) {
-        pthread_cond_wait(cv, mu);
-        return true;
-    }
-    long long left = deadline - mr_clock_mono_ms();
-    if (left <= 0)
-        return false;
-    struct timespec ts = mr_clock_after_ms(CLOCK_MONOTONIC, left);
-    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT || mr_clock_mono_ms() < deadline;
-}
-
 static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
                           mr_err *err)
 {
@@ -138,7 +122,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     int p = mr_bus_partition(key, t->partitions);
     ip_part *part = &t->parts[p];
     while (part->head - slowest(t, p) >= cap) {
-        if (!mr_bus_inproc_wait(&b->space, &b->mu, deadline)) {
+        if (!mr_bus_wait(&b->space, &b->mu, deadline)) {
             pthread_mutex_unlock(&b->mu);
             free(k);
             free(v);
@@ -270,7 +254,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     while (*handled < max) {
         long slot = take_next(c, partitions);
         if (slot < 0) {
-            if (attempted || !mr_bus_inproc_wait(&b->data, &b->mu, deadline))
+            if (attempted || !mr_bus_wait(&b->data, &b->mu, deadline))
                 break;
             continue;
         }
@@ -345,14 +329,9 @@ mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "inproc bus: no memory");
     b->base = *base;
     b->base.vt = &ip_vtable;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    /* Deadlines are on the monotonic clock, immune to wall-clock changes. */
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->data, &ca);
-    pthread_cond_init(&b->space, &ca);
-    pthread_condattr_destroy(&ca);
+    mr_bus_cond_init(&b->data);
+    mr_bus_cond_init(&b->space);
     if (base->url.path[0]) {
         mr_code rc = mr_bus_journal_open(b, base->url.path, err);
         if (rc != MR_OK) {

@@ -67,8 +67,6 @@ ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *
 /* The sequence every group of t has passed on partition p; UINT64_MAX without groups. Called
  * with the mutex held. */
 uint64_t mr_bus_inproc_passed(const ip_topic *t, int p);
-/* Waits on cv until deadline (LLONG_MAX: without limit); false when the deadline passed. */
-bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
 
 /* The journal (inproc_journal.c). Open creates or replays the file at path into b, whose topics
  * are empty, and starts the writer thread; close commits what is left and stops it. */

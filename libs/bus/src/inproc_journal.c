@@ -285,7 +285,7 @@ static void *writer_main(void *arg)
         if (!msgs && !j->flushing && j->moved_at + IP_MOVE_LINGER_MS > at)
             at = j->moved_at + IP_MOVE_LINGER_MS;
         if (!j->stop && at > mr_clock_mono_ms()) {
-            mr_bus_inproc_wait(&j->work, &b->mu, at);
+            mr_bus_wait(&j->work, &b->mu, at);
             continue;
         }
         take_batch(b);
@@ -332,7 +332,7 @@ mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
     bool done = false;
     for (;;) {
         done = j->committed >= msgs && j->moves_committed >= moves;
-        if (done || j->failing || !mr_bus_inproc_wait(&j->done, &b->mu, deadline))
+        if (done || j->failing || !mr_bus_wait(&j->done, &b->mu, deadline))
             break;
     }
     j->flushing--;
@@ -620,12 +620,8 @@ mr_code mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "inproc bus journal %s: no memory", path);
     snprintf(j->path, sizeof j->path, "%s", path);
     j->lock_fd = -1;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->work, &ca);
-    pthread_cond_init(&j->done, &ca);
-    pthread_condattr_destroy(&ca);
+    mr_bus_cond_init(&j->work);
+    mr_bus_cond_init(&j->done);
     mr_code rc = create_and_lock(j, err);
     /* One thread at a time uses the connection: this one, then the writer. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;

@@ -276,12 +276,17 @@ static mr_code kafka_subscribe(mr_bus *bb, const char *group, const char *const 
     kafka_consumer *c = calloc(1, sizeof *c);
     if (!c)
         return mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", bb->url.display);
-    char session[16], heartbeat[16];
+    char session[16], heartbeat[16], max_poll[16];
     snprintf(session, sizeof session, "%d", bb->opts.lease_ms);
     snprintf(heartbeat, sizeof heartbeat, "%d", bb->opts.lease_ms / 3);
+    /* librdkafka heartbeats from its own thread, so a handler longer than the session keeps the
+     * partition; only one longer than this (librdkafka's default too, at least the session)
+     * makes the consumer leave the group, as the Redis backend's renewer gives up then. */
+    snprintf(max_poll, sizeof max_poll, "%d",
+             bb->opts.lease_ms > MR_BUS_MAX_POLL_MS ? bb->opts.lease_ms : MR_BUS_MAX_POLL_MS);
     const char *kv[] = {"group.id", group, "enable.auto.commit", "false", "enable.auto.offset.store", "false",
                         "auto.offset.reset", "earliest", "session.timeout.ms", session,
-                        "heartbeat.interval.ms", heartbeat, NULL};
+                        "heartbeat.interval.ms", heartbeat, "max.poll.interval.ms", max_poll, NULL};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     mr_code rc = new_client(b, RD_KAFKA_CONSUMER, conf, kv, &c->rk, err);

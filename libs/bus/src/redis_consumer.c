@@ -8,7 +8,10 @@
  * leases expire after lease_ms. On taking a partition (or after reconnecting) a consumer first
  * claims the partition's pending entries (XAUTOCLAIM), the ones a dead or failed handler left
  * unacknowledged, and handles them in order before reading new ones. XACK follows each
- * successful handler.
+ * successful handler. While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
+ * its leases, so a handler longer than a lease keeps its partition: another consumer takes it
+ * only when the lease is free, and the XAUTOCLAIM that follows never takes an entry from a
+ * consumer still handling it.
  */
 #include "redis_internal.h"
 #include "mindroom/log.h"
@@ -74,6 +77,7 @@ typedef struct rtopic {
     size_t first;    /* index of its partition 0 in parts */
 } rtopic;
 
+
 typedef struct redis_consumer {
     mr_bus_consumer base;
     redisContext *c;
@@ -82,8 +86,10 @@ typedef struct redis_consumer {
     size_t n_topics;
     rpart *parts;
     size_t n_parts;
+    char ***lease_keys;       /* per topic: members and leases */
+    size_t *n_lease_keys;
+    mr_redis_renewer *renewer;
     long long next_rebalance_ms;
-    long long lease_until_ms; /* our leases last at least until then: renewed no earlier */
 } redis_consumer;
 
 /* What a poll is doing: the handler, its context and the running results. */
@@ -107,7 +113,7 @@ static int rebalance_interval(const redis_consumer *c)
  * never has two readers: the next owner takes it only after expiry. */
 static bool lease_fresh(const redis_consumer *c)
 {
-    return mr_clock_mono_ms() + rebalance_interval(c) < c->lease_until_ms;
+    return mr_clock_mono_ms() + rebalance_interval(c) < mr_bus_redis_renewer_until(c->renewer);
 }
 
 static int read_timeout(const mr_bus *b)
@@ -161,14 +167,13 @@ static mr_code ensure_connected(redis_consumer *c, mr_err *err)
     return MR_OK;
 }
 
-/* Runs a script with keys built by the caller; NULL on a connection failure. */
-static redisReply *run_script(redis_consumer *c, const char *script, char **keys, size_t n_keys,
-                              const char *a1, const char *a2, mr_err *err)
+redisReply *mr_bus_redis_eval(redisContext *rc, const mr_bus *b, const char *script, char *const *keys,
+                              size_t n_keys, const char *a1, const char *a2, mr_err *err)
 {
     size_t argc = 3 + n_keys + 2;
     const char **argv = calloc(argc, sizeof *argv);
     if (!argv) {
-        mr_err_set(err, MR_ENOMEM, "%s: no memory for a script call", c->base.bus->url.display);
+        mr_err_set(err, MR_ENOMEM, "%s: no memory for a script call", b->url.display);
         return NULL;
     }
     char nk[16];
@@ -180,7 +185,7 @@ static redisReply *run_script(redis_consumer *c, const char *script, char **keys
         argv[3 + i] = keys[i];
     argv[3 + n_keys] = a1;
     argv[4 + n_keys] = a2;
-    redisReply *r = mr_bus_redis_command(c->c, c->base.bus, (int)argc, argv, err);
+    redisReply *r = mr_bus_redis_command(rc, b, (int)argc, argv, err);
     free(argv);
     return r;
 }
@@ -221,12 +226,8 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
     char lease[16];
     snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
     for (size_t t = 0; t < c->n_topics; t++) {
-        size_t n_keys = 0;
-        char **keys = topic_keys(c, &c->topics[t], false, &n_keys);
-        if (!keys)
-            return mr_err_set(err, MR_ENOMEM, "%s: no memory for lease keys", b->url.display);
-        redisReply *r = run_script(c, REBALANCE_LUA, keys, n_keys, c->name, lease, err);
-        free_keys(keys);
+        redisReply *r = mr_bus_redis_eval(c->c, b, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t], c->name,
+                                          lease, err);
         if (!r)
             return MR_EUNAVAIL;
         mr_code rc = MR_OK;
@@ -248,7 +249,7 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
             return rc;
     }
     c->next_rebalance_ms = mr_clock_mono_ms() + rebalance_interval(c);
-    c->lease_until_ms = sent + b->opts.lease_ms;
+    mr_bus_redis_renewer_renewed(c->renewer, sent, mr_bus_redis_partitions_owned(&c->base));
     return MR_OK;
 }
 
@@ -432,8 +433,8 @@ static bool any_readable(const redis_consumer *c)
     return false;
 }
 
-mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
-                          size_t *handled, mr_err *err)
+static mr_code poll_leased(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                           size_t *handled, mr_err *err)
 {
     redis_consumer *c = (redis_consumer *)cc;
     long long deadline = mr_clock_mono_ms() + timeout_ms;
@@ -488,8 +489,23 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
     }
 }
 
+mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                          size_t *handled, mr_err *err)
+{
+    redis_consumer *c = (redis_consumer *)cc;
+    mr_bus_redis_renewer_polling(c->renewer, true);
+    mr_code rc = poll_leased(cc, timeout_ms, max, h, ctx, handled, err);
+    mr_bus_redis_renewer_polling(c->renewer, false);
+    return rc;
+}
+
 static void free_consumer(redis_consumer *c)
 {
+    mr_bus_redis_renewer_stop(c->renewer);
+    for (size_t t = 0; c->lease_keys && t < c->n_topics; t++)
+        free_keys(c->lease_keys[t]);
+    free(c->lease_keys);
+    free(c->n_lease_keys);
     drop(c);
     for (size_t t = 0; t < c->n_topics; t++)
         free(c->topics[t].name);
@@ -534,8 +550,16 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
             mr_bus_redis_key(part->stream, topics[t], "%d", p);
         }
     }
+    if (rc == MR_OK && (!(c->lease_keys = calloc(n, sizeof *c->lease_keys)) ||
+                        !(c->n_lease_keys = calloc(n, sizeof *c->n_lease_keys))))
+        rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", b->url.display);
+    for (size_t t = 0; t < n && rc == MR_OK; t++)
+        if (!(c->lease_keys[t] = topic_keys(c, &c->topics[t], false, &c->n_lease_keys[t])))
+            rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for lease keys", b->url.display);
     if (rc == MR_OK)
         rc = create_groups(c, err);
+    if (rc == MR_OK)
+        rc = mr_bus_redis_renewer_start(b, c->name, c->lease_keys, c->n_lease_keys, n, &c->renewer, err);
     if (rc != MR_OK) {
         free_consumer(c);
         return rc;
@@ -557,6 +581,9 @@ void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
 {
     redis_consumer *c = (redis_consumer *)cc;
     mr_err ignored;
+    /* No renewal may follow the leave. */
+    mr_bus_redis_renewer_stop(c->renewer);
+    c->renewer = NULL;
     /* Leaving at once lets the others take our partitions now rather than when leases expire;
      * when Redis is unreachable they expire on their own. */
     if (ensure_connected(c, &ignored) == MR_OK) {
@@ -564,7 +591,7 @@ void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
             size_t n_keys = 0;
             char **keys = topic_keys(c, &c->topics[t], true, &n_keys);
             redisReply *r =
-                keys ? run_script(c, LEAVE_LUA, keys, n_keys, c->name, c->base.group, &ignored) : NULL;
+                keys ? mr_bus_redis_eval(c->c, cc->bus, LEAVE_LUA, keys, n_keys, c->name, cc->group, &ignored) : NULL;
             free_keys(keys);
             if (r)
                 freeReplyObject(r);

@@ -21,8 +21,7 @@
 
 #define PARTITIONS 8
 
-/* Waits on cv until *done or the deadline; the mutex is held. */
-static void wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline)
+void suite_wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline)
 {
     while (!*done) {
         long long left = deadline - mr_clock_mono_ms();
@@ -167,7 +166,7 @@ suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *t
 void suite_collect_wait(suite_collector *c, int timeout_ms)
 {
     pthread_mutex_lock(&c->mu);
-    wait_flag(&c->cv, &c->mu, &c->complete, mr_clock_mono_ms() + timeout_ms);
+    suite_wait_flag(&c->cv, &c->mu, &c->complete, mr_clock_mono_ms() + timeout_ms);
     int distinct = c->distinct;
     long bad = c->bad_partition;
     char last[MR_ERR_MSG_MAX];
@@ -309,7 +308,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
      * refuses commits while members rejoin), and the next owner would repeat messages, which
      * at-least-once allows but this test of order does not. */
     pthread_mutex_lock(&st.mu);
-    wait_flag(&st.cv, &st.mu, &st.settled, mr_clock_mono_ms() + 60000);
+    suite_wait_flag(&st.cv, &st.mu, &st.settled, mr_clock_mono_ms() + 60000);
     bool settled = st.settled;
     pthread_mutex_unlock(&st.mu);
     if (!settled)
@@ -318,7 +317,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
     suite_flush(b, 60000);
 
     pthread_mutex_lock(&st.mu);
-    wait_flag(&st.cv, &st.mu, &st.complete, mr_clock_mono_ms() + 180000);
+    suite_wait_flag(&st.cv, &st.mu, &st.complete, mr_clock_mono_ms() + 180000);
     st.stop = true;
     int done = st.done_keys;
     pthread_mutex_unlock(&st.mu);

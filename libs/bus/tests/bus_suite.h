@@ -2,6 +2,7 @@
 #ifndef MINDROOM_BUS_SUITE_H
 #define MINDROOM_BUS_SUITE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include "mindroom/bus.h"
 
@@ -15,6 +16,10 @@ typedef struct suite_env {
     /* inproc: every consumer of a group may take any partition, rather than owning some. */
     bool partitions_shared;
 } suite_env;
+
+/* Waits on cv (a CLOCK_REALTIME one) until *done or the deadline on mr_clock_mono_ms; the mutex
+ * is held. */
+void suite_wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline);
 
 /* Opens a bus on env's URL and options, failing the test on error. */
 mr_bus *suite_open(const suite_env *env);

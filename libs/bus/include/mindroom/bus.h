@@ -53,8 +53,11 @@ typedef struct mr_bus_options {
                                slowest group is this far behind; default 1024 */
     int lease_ms;           /* how long a silent consumer keeps its partitions before the rest of
                                its group takes them over (Kafka session.timeout.ms, Redis lease);
-                               at least 1000, default 10000. Redis renews leases between polls, so
-                               one poll's handlers must finish within it: choose max to fit */
+                               at least 1000, default 10000. Leases are renewed in the background
+                               while a poll's handlers run (Kafka: librdkafka's heartbeats; Redis:
+                               a thread per consumer), so a handler may run longer than this, up
+                               to 300 s a poll (Kafka's max.poll.interval.ms); a consumer whose
+                               poll runs longer is taken for hung and its partitions move on */
     int publish_timeout_ms; /* longest a publish waits for room in a full buffer before it
                                returns MR_EUNAVAIL (the message is then not queued); default
                                30000, negative: wait without limit */
