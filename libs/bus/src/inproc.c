@@ -5,7 +5,8 @@
  * is running on it; any consumer of the group may take the next message of a partition nobody
  * is handling, which keeps one handler per partition at a time and the partition's order. A
  * producer waits while the slowest group is a whole ring behind, so nothing is overwritten
- * before every group handled it. All of it sits behind one mutex; handlers run outside it.
+ * before every group handled it, and a message is freed as soon as every group has handled it
+ * (a group that subscribes later starts after it). All of it sits behind one mutex; handlers run outside it.
  * With a journal (inproc_journal.c) a message becomes visible to consumers once it is committed
  * there, and cursor moves are recorded there too.
  */
@@ -96,6 +97,34 @@ static uint64_t slowest(const ip_topic *t, int p)
     return low == UINT64_MAX ? t->parts[p].tail : low;
 }
 
+void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len)
+{
+    ip_entry *e = &part->ring[seq % b->base.opts.inproc_capacity];
+    b->held -= e->value ? e->len : 0;
+    free(e->key);
+    free(e->value);
+    *e = (ip_entry){key, value, len};
+    b->held += value ? len : 0;
+}
+
+size_t mr_bus_inproc_held_bytes(mr_bus *bb)
+{
+    ip_bus *b = (ip_bus *)bb;
+    pthread_mutex_lock(&b->mu);
+    size_t held = b->held;
+    pthread_mutex_unlock(&b->mu);
+    return held;
+}
+
+/* Frees the messages of a partition every group has handled; called with the mutex held. */
+static void release_passed(ip_bus *b, ip_topic *t, int p)
+{
+    ip_part *part = &t->parts[p];
+    uint64_t passed = mr_bus_inproc_passed(t, p);
+    for (; part->tail < passed && part->tail < part->head; part->tail++)
+        mr_bus_inproc_store(b, part, part->tail, NULL, NULL, 0);
+}
+
 static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
                           mr_err *err)
 {
@@ -132,10 +161,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
                               topic, p, cap, bb->opts.publish_timeout_ms);
         }
     }
-    ip_entry *e = &part->ring[part->head % cap];
-    free(e->key);
-    free(e->value);
-    *e = (ip_entry){k, v, len};
+    mr_bus_inproc_store(b, part, part->head, k, v, len);
     part->head++;
     if (part->head - part->tail > cap)
         part->tail = part->head - cap;
@@ -274,6 +300,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
         cur->busy = false;
         if (rc == MR_OK) {
             cur->next++;
+            release_passed(b, s->topic, p);
             if (b->journal)
                 mr_bus_journal_moved(b, cur);
             (*handled)++;

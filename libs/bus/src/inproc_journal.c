@@ -507,16 +507,17 @@ static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err
                           j->path, cap, t->name, p);
     size_t len = (size_t)sqlite3_column_bytes(st, 4);
     const void *value = sqlite3_column_blob(st, 4);
-    ip_entry *e = &part->ring[seq % cap];
-    e->key = strdup((const char *)sqlite3_column_text(st, 3));
-    e->value = malloc(len + 1);
-    if (!e->key || !e->value)
+    char *k = strdup((const char *)sqlite3_column_text(st, 3)), *v = malloc(len + 1);
+    if (!k || !v) {
+        free(k);
+        free(v);
         return mr_err_set(err, MR_ENOMEM, "inproc bus journal %s: no memory for a %zu-byte message", j->path,
                           len);
+    }
     if (len)
-        memcpy(e->value, value, len);
-    e->value[len] = '\0';
-    e->len = len;
+        memcpy(v, value, len);
+    v[len] = '\0';
+    mr_bus_inproc_store(b, part, seq, k, v, len);
     part->head++;
     return MR_OK;
 }

@@ -11,7 +11,8 @@
  * successful handler. While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
  * its leases, so a handler longer than a lease keeps its partition: another consumer takes it
  * only when the lease is free, and the XAUTOCLAIM that follows never takes an entry from a
- * consumer still handling it.
+ * consumer still handling it. After a rebalance, a consumer trims the streams it acknowledged
+ * entries of down to what some group still needs.
  */
 #include "redis_internal.h"
 #include "mindroom/log.h"
@@ -47,6 +48,34 @@ static const char REBALANCE_LUA[] =
     "end\n"
     "return out\n";
 
+/* KEYS: streams. Deletes from each the entries every group of it has acknowledged: those
+ * below the oldest entry still pending in some group, and below what some group has not read
+ * yet (after its last-delivered ID). A stream without groups keeps everything. Returns how
+ * many entries went. */
+static const char TRIM_LUA[] =
+    "local function id(s) local ms, seq = string.match(s, '^(%d+)-(%d+)$') return tonumber(ms), tonumber(seq) end\n"
+    "local gone = 0\n"
+    "for _, key in ipairs(KEYS) do\n"
+    "  local min_ms, min_seq\n"
+    "  local groups = redis.call('EXISTS', key) == 1 and redis.call('XINFO', 'GROUPS', key) or {}\n"
+    "  for _, g in ipairs(groups) do\n"
+    "    local f = {}\n"
+    "    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
+    "    local ms, seq\n"
+    "    if f['pending'] > 0 then\n"
+    "      ms, seq = id(redis.call('XPENDING', key, f['name'])[2])\n"
+    "    else\n"
+    "      ms, seq = id(f['last-delivered-id'])\n"
+    "      seq = seq + 1\n"
+    "    end\n"
+    "    if not min_ms or ms < min_ms or (ms == min_ms and seq < min_seq) then min_ms, min_seq = ms, seq end\n"
+    "  end\n"
+    "  if min_ms then\n"
+    "    gone = gone + redis.call('XTRIM', key, 'MINID', string.format('%.0f-%.0f', min_ms, min_seq))\n"
+    "  end\n"
+    "end\n"
+    "return gone\n";
+
 /* KEYS[1]: live consumers; KEYS[2..P+1]: leases; KEYS[P+2..2P+1]: streams. ARGV[1]: this
  * consumer; ARGV[2]: the group. Leaves at once, and forgets the consumer in streams where
  * nothing is pending for it. */
@@ -67,6 +96,7 @@ typedef struct rpart {
     int p;
     char stream[MR_REDIS_KEY_MAX];
     bool owned;
+    bool acked;      /* we acknowledged entries since the stream was last trimmed */
     bool pending;    /* entries delivered to some consumer are unacknowledged: claim them first */
     bool stopped;    /* a handler failed here during this poll */
 } rpart;
@@ -90,6 +120,7 @@ typedef struct redis_consumer {
     size_t *n_lease_keys;
     mr_redis_renewer *renewer;
     long long next_rebalance_ms;
+    bool trim_failing;        /* the last trim failed: logged once */
 } redis_consumer;
 
 /* What a poll is doing: the handler, its context and the running results. */
@@ -170,7 +201,8 @@ static mr_code ensure_connected(redis_consumer *c, mr_err *err)
 redisReply *mr_bus_redis_eval(redisContext *rc, const mr_bus *b, const char *script, char *const *keys,
                               size_t n_keys, const char *a1, const char *a2, mr_err *err)
 {
-    size_t argc = 3 + n_keys + 2;
+    size_t n_args = a1 ? a2 ? 2 : 1 : 0;
+    size_t argc = 3 + n_keys + n_args;
     const char **argv = calloc(argc, sizeof *argv);
     if (!argv) {
         mr_err_set(err, MR_ENOMEM, "%s: no memory for a script call", b->url.display);
@@ -183,8 +215,10 @@ redisReply *mr_bus_redis_eval(redisContext *rc, const mr_bus *b, const char *scr
     argv[2] = nk;
     for (size_t i = 0; i < n_keys; i++)
         argv[3 + i] = keys[i];
-    argv[3 + n_keys] = a1;
-    argv[4 + n_keys] = a2;
+    if (n_args > 0)
+        argv[3 + n_keys] = a1;
+    if (n_args > 1)
+        argv[4 + n_keys] = a2;
     redisReply *r = mr_bus_redis_command(rc, b, (int)argc, argv, err);
     free(argv);
     return r;
@@ -251,6 +285,37 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
     c->next_rebalance_ms = mr_clock_mono_ms() + rebalance_interval(c);
     mr_bus_redis_renewer_renewed(c->renewer, sent, mr_bus_redis_partitions_owned(&c->base));
     return MR_OK;
+}
+
+/* Trims the streams of the partitions we own and acknowledged entries of since their last trim:
+ * whatever every group has acknowledged goes (memory, and cleartext kept for nothing). Cheap: a
+ * Lua step per group of each stream, once a rebalance interval at most. A failure only
+ * postpones it. */
+static void trim_acked(redis_consumer *c)
+{
+    char **keys = calloc(c->n_parts, sizeof *keys);
+    if (!keys)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i].owned && c->parts[i].acked)
+            keys[n++] = c->parts[i].stream;
+    mr_err err = {0};
+    redisReply *r = n ? mr_bus_redis_eval(c->c, c->base.bus, TRIM_LUA, keys, n, NULL, NULL, &err) : NULL;
+    free(keys);
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!c->trim_failing)
+            mr_log_warn("bus.redis", "consumer %s of group %s cannot trim its streams: %s", c->name,
+                        c->base.group, r->str);
+        c->trim_failing = true;
+    } else {
+        c->trim_failing = false;
+        for (size_t i = 0; i < c->n_parts; i++)
+            c->parts[i].acked &= !c->parts[i].owned;
+    }
+    freeReplyObject(r);
 }
 
 /* Finds a field's value in an entry's [field, value, ...] array. */
@@ -322,6 +387,7 @@ static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *e
         if (r) {
             freeReplyObject(r);
             *run->handled += handled;
+            part->acked = true;
         } else {
             part->pending = true;
             *ok = false;
@@ -443,8 +509,11 @@ static mr_code poll_leased(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_b
         c->parts[i].stopped = false;
     for (;;) {
         mr_code rc = ensure_connected(c, &run.conn);
-        if (rc == MR_OK && (mr_clock_mono_ms() >= c->next_rebalance_ms || !lease_fresh(c)))
+        if (rc == MR_OK && (mr_clock_mono_ms() >= c->next_rebalance_ms || !lease_fresh(c))) {
             rc = rebalance(c, &run.conn);
+            if (rc == MR_OK)
+                trim_acked(c);
+        }
         bool conn_ok = rc == MR_OK;
         for (size_t i = 0; conn_ok && i < c->n_parts && *handled < max; i++) {
             rpart *part = &c->parts[i];

@@ -22,7 +22,8 @@ mr_code mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext 
  * failed: the caller drops it. */
 redisReply *mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err);
 
-/* Runs script with keys and two arguments; NULL with err set when the connection failed. */
+/* Runs script with keys and up to two arguments (a NULL one and those after it are left out);
+ * NULL with err set when the connection failed. */
 redisReply *mr_bus_redis_eval(redisContext *c, const mr_bus *b, const char *script, char *const *keys,
                               size_t n_keys, const char *a1, const char *a2, mr_err *err);
 

@@ -35,6 +35,18 @@ void suite_publish(mr_bus *b, const char *topic, int first, int count, int keys)
 /* The seq of a value written by suite_publish, -1 when there is none. */
 long suite_seq(const char *value);
 
+/* A handler that counts the messages it gets in *(int *)ctx. */
+mr_code suite_count_one(void *ctx, const mr_bus_msg *m, mr_err *err);
+/* Handles exactly n messages with c (polls of at most what is left), failing the test when
+ * they do not come within 30 s. */
+void suite_handle_exactly(mr_bus_consumer *c, int n);
+/* The seq of the next message c handles, failing the test when none comes within 30 s. */
+long suite_next_seq(mr_bus_consumer *c);
+/* inproc, with or without a journal: large messages are freed as soon as every group has
+ * handled them (the bus's held bytes go back to zero), not when their ring slot is reused; a
+ * group that has not handled them keeps them; a group new after that starts after them. */
+void suite_inproc_frees_handled(const suite_env *env);
+
 /* A consumer thread that records every seq it handles, while a test disturbs the backend.
  * `already` (may be NULL) marks seqs handled elsewhere that it need not see. */
 typedef struct suite_collector suite_collector;
@@ -51,7 +63,7 @@ long suite_collect_stop(suite_collector *c);
 void suite_order_per_key(const suite_env *env, const char *topic, int consumers, int keys, int per_key);
 /* A handler failure stops the partition and the message comes again, in order. */
 void suite_handler_failure_redelivers(const suite_env *env, const char *topic);
-/* Messages published before a group first subscribes reach it; two groups each get all. */
+/* Messages published before two groups first subscribe reach both, each message once. */
 void suite_groups_get_earlier_messages(const suite_env *env, const char *topic);
 /* Runs bus_test_consumer (argv, output in log), which writes a line per message it handles to
  * out and hangs in the handler after stall_after; SIGKILLs it once out holds those lines, and

@@ -189,6 +189,70 @@ static void test_maxmemory_reaches_the_publisher(void **state)
     mr_bus_close(b);
 }
 
+/* ---- trimming what every group acknowledged ---- */
+
+static long long stream_total(const char *topic)
+{
+    long long n = 0;
+    for (int p = 0; p < 8; p++) {
+        char key[128];
+        snprintf(key, sizeof key, "mr:bus:%s:%d", topic, p);
+        n += redis_int("XLEN %s", key);
+    }
+    return n;
+}
+
+/* Waits until the topic's streams hold `want` entries in all, polling c (a consumer runs on,
+ * and trims after it rebalances) and counting what it handles in *seen; fails after timeout_ms
+ * showing what they held. */
+static void wait_stream_total(const char *topic, long long want, mr_bus_consumer *c, int *seen, int timeout_ms)
+{
+    long long deadline = mr_clock_mono_ms() + timeout_ms, n;
+    while ((n = stream_total(topic)) != want && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        if (c)
+            mr_bus_poll(c, 50, 100, suite_count_one, seen, &handled, &err);
+        else
+            mr_clock_sleep_ms(50);
+    }
+    if (n != want)
+        fail_msg("%s: %lld entries kept after %d ms, expected %lld", topic, n, timeout_ms, want);
+}
+
+/* Two groups: "all" handles every message, "half" only part. The streams keep exactly what
+ * "half" has not acknowledged, then nothing once it has; a group that subscribes after that
+ * starts at the end. */
+static void test_streams_are_trimmed_to_what_some_group_needs(void **state)
+{
+    (void)state;
+    enum { N = 40, HALF = 15 };
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    mr_bus_consumer *half = suite_subscribe(b, "half", "trim");
+    suite_publish(b, "trim", 0, N, 8);
+    suite_flush(b, 10000);
+    suite_handle_exactly(half, HALF);
+    suite_collector *all = suite_collect_start(b, "all", "trim", N, NULL);
+    suite_collect_wait(all, 60000);
+    /* "half" stays idle: only "all" trims, down to what "half" still needs. */
+    int ignored = 0;
+    wait_stream_total("trim", N - HALF, NULL, &ignored, 30000);
+    suite_handle_exactly(half, N - HALF);
+    int more = 0;
+    wait_stream_total("trim", 0, half, &more, 30000);
+    assert_int_equal(more, 0);
+    /* A group new now starts at the oldest entry kept: the next one published. */
+    mr_bus_consumer *late = suite_subscribe(b, "late", "trim");
+    suite_publish(b, "trim", N, 1, 8);
+    suite_flush(b, 10000);
+    assert_int_equal(suite_next_seq(late), N);
+    mr_bus_consumer_close(late);
+    suite_collect_stop(all);
+    mr_bus_consumer_close(half);
+    mr_bus_close(b);
+}
+
 /* ---- a handler that outlives a lease ---- */
 
 enum { LONG_N = 10, LEASE_MS = 1000, LONG_HANDLER_MS = 3500 };
@@ -446,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_a_refused_message_reaches_its_publisher),
         cmocka_unit_test(test_maxmemory_reaches_the_publisher),
         cmocka_unit_test(test_a_long_handler_keeps_its_partition),
+        cmocka_unit_test(test_streams_are_trimmed_to_what_some_group_needs),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

@@ -29,10 +29,16 @@
  *   acknowledging leaves its messages to the others of its group (Kafka: after its session
  *   times out; Redis: after its partition leases expire). Duplicates are possible; handlers
  *   must be idempotent (the agent claims each event ID once in the store).
- * - A group that subscribes for the first time starts at the oldest message still kept
- *   (Kafka, Redis: the start of the log; inproc: the last inproc_capacity messages of each
- *   partition, and after a journal's replay its oldest kept row), so messages published before
- *   it subscribed are delivered to it.
+ * - What every group of a topic has handled is dropped, except on Kafka (which keeps its log
+ *   for the topic's retention): inproc frees a message as soon as the last group handled it (a
+ *   journal deletes its row with the next commit); Redis trims each stream to the oldest entry
+ *   some group has not acknowledged, within a rebalance interval (lease_ms/3) of the last
+ *   acknowledgement. A topic without any group keeps everything (inproc: up to inproc_capacity
+ *   messages a partition, then its producers wait).
+ * - A group that subscribes for the first time starts at the oldest message still kept (Kafka:
+ *   the start of the log; Redis and inproc: the oldest message some group has not handled, or
+ *   everything when the topic has no group yet), so messages published before it subscribed
+ *   are delivered to it unless every group that existed then had handled them already.
  *
  * Threads: an mr_bus may be shared by threads (publish, flush and subscribe are thread-safe);
  * an mr_bus_consumer belongs to one thread at a time. Close consumers before their bus.
