@@ -19,6 +19,12 @@
 #include <string.h>
 
 #define KAFKA_ADMIN_TIMEOUT_MS 10000
+/* fetch.wait.max.ms: how long a broker may hold a fetch that finds no data. A real broker answers
+ * as soon as data arrives, but one that waits the time out (librdkafka's mock cluster, which the
+ * tests and the demo run) delays every hop by up to this: 500 ms by default made a round trip
+ * through the services take a second. 10 ms costs an idle consumer 100 small fetches a second
+ * per broker it reads from. */
+#define KAFKA_FETCH_WAIT_MS "10"
 
 typedef struct known_topic {
     char *name;
@@ -286,7 +292,8 @@ static mr_code kafka_subscribe(mr_bus *bb, const char *group, const char *const 
              bb->opts.lease_ms > MR_BUS_MAX_POLL_MS ? bb->opts.lease_ms : MR_BUS_MAX_POLL_MS);
     const char *kv[] = {"group.id", group, "enable.auto.commit", "false", "enable.auto.offset.store", "false",
                         "auto.offset.reset", "earliest", "session.timeout.ms", session,
-                        "heartbeat.interval.ms", heartbeat, "max.poll.interval.ms", max_poll, NULL};
+                        "heartbeat.interval.ms", heartbeat, "max.poll.interval.ms", max_poll,
+                        "fetch.wait.max.ms", KAFKA_FETCH_WAIT_MS, NULL};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     mr_code rc = new_client(b, RD_KAFKA_CONSUMER, conf, kv, &c->rk, err);
