@@ -164,6 +164,42 @@ void suite_inproc_frees_handled(const suite_env *env)
     mr_bus_close(b);
 }
 
+/* ---- a publisher thread ---- */
+
+typedef struct publisher_start {
+    suite_publisher *p;
+    sem_t published;
+} publisher_start;
+
+static void *publisher_main(void *arg)
+{
+    publisher_start *start = arg;
+    suite_publisher *p = start->p;
+    p->publish_rc = mr_bus_publish(p->bus, p->topic, p->key, "{\"v\":1}", 7, &p->err);
+    sem_post(&start->published);
+    sem_wait(&p->go);
+    p->flush_rc = mr_bus_flush(p->bus, 30000, &p->err);
+    return NULL;
+}
+
+void suite_publisher_start(suite_publisher *p, mr_bus *b, const char *topic, const char *key)
+{
+    *p = (suite_publisher){.bus = b, .topic = topic, .key = key};
+    publisher_start start = {.p = p};
+    assert_int_equal(sem_init(&start.published, 0, 0), 0);
+    assert_int_equal(sem_init(&p->go, 0, 0), 0);
+    assert_int_equal(pthread_create(&p->thread, NULL, publisher_main, &start), 0);
+    sem_wait(&start.published);
+    sem_destroy(&start.published);
+}
+
+void suite_publisher_flush(suite_publisher *p)
+{
+    sem_post(&p->go);
+    pthread_join(p->thread, NULL);
+    sem_destroy(&p->go);
+}
+
 /* ---- collector ---- */
 
 struct suite_collector {

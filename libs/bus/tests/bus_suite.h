@@ -3,6 +3,7 @@
 #define MINDROOM_BUS_SUITE_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include "mindroom/bus.h"
 
@@ -46,6 +47,21 @@ long suite_next_seq(mr_bus_consumer *c);
  * handled them (the bus's held bytes go back to zero), not when their ring slot is reused; a
  * group that has not handled them keeps them; a group new after that starts after them. */
 void suite_inproc_frees_handled(const suite_env *env);
+
+/* A thread that publishes one message, then flushes when told: what a flush reports must be the
+ * flushing thread's own. */
+typedef struct suite_publisher {
+    mr_bus *bus;
+    const char *topic, *key;
+    sem_t go;
+    pthread_t thread;
+    mr_code publish_rc, flush_rc;
+    mr_err err;
+} suite_publisher;
+/* Starts p publishing to topic under key, and returns once it has published. */
+void suite_publisher_start(suite_publisher *p, mr_bus *b, const char *topic, const char *key);
+/* Lets p flush (waiting up to 30 s) and waits until it has; its results are in p. */
+void suite_publisher_flush(suite_publisher *p);
 
 /* A consumer thread that records every seq it handles, while a test disturbs the backend.
  * `already` (may be NULL) marks seqs handled elsewhere that it need not see. */

@@ -9,8 +9,6 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <pthread.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,25 +194,6 @@ static void test_we_produce_kcat_consumes(void **state)
 /* The Kafka protocol's API key of Produce (librdkafka's RD_KAFKAP_Produce is not public). */
 #define KAFKA_API_PRODUCE 0
 
-/* A publisher thread: publishes one message, then waits for its turn to flush. */
-typedef struct publisher {
-    mr_bus *bus;
-    sem_t published, go;
-    pthread_t thread;
-    mr_code publish_rc, flush_rc;
-    mr_err err;
-} publisher;
-
-static void *publisher_main(void *arg)
-{
-    publisher *p = arg;
-    p->publish_rc = mr_bus_publish(p->bus, "denied", "!a:example.org", "{\"v\":1}", 7, &p->err);
-    sem_post(&p->published);
-    sem_wait(&p->go);
-    p->flush_rc = mr_bus_flush(p->bus, 30000, &p->err);
-    return NULL;
-}
-
 /* The broker refuses A's message (its next Produce request fails with "message too large", which
  * no retry cures). B flushes while that report comes, then publishes and flushes
  * its own message: B's flushes are clean, and A's flush gets A's failure. A cluster of its own,
@@ -235,11 +214,8 @@ static void test_a_failed_delivery_reaches_its_publisher(void **state)
     mr_bus *b = suite_open(&env);
     rd_kafka_mock_push_request_errors(mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
 
-    publisher a = {.bus = b};
-    sem_init(&a.published, 0, 0);
-    sem_init(&a.go, 0, 0);
-    assert_int_equal(pthread_create(&a.thread, NULL, publisher_main, &a), 0);
-    sem_wait(&a.published);
+    suite_publisher a;
+    suite_publisher_start(&a, b, "denied", "!a:example.org");
     mr_err err = {0};
     /* Waits for A's delivery report too (everything published so far), but is not A. */
     if (mr_bus_flush(b, 30000, &err) != MR_OK)
@@ -247,8 +223,7 @@ static void test_a_failed_delivery_reaches_its_publisher(void **state)
     suite_publish(b, "denied", 0, 1, 1);
     if (mr_bus_flush(b, 30000, &err) != MR_OK)
         fail_msg("a flush of a delivered message took a failure that is not its publisher's: %s", err.msg);
-    sem_post(&a.go);
-    pthread_join(a.thread, NULL);
+    suite_publisher_flush(&a);
     assert_int_equal(a.publish_rc, MR_OK);
     assert_int_equal(a.flush_rc, MR_EUNAVAIL);
     char want[700];
@@ -257,8 +232,6 @@ static void test_a_failed_delivery_reaches_its_publisher(void **state)
     assert_memory_equal(a.err.msg, want, strlen(want));
     assert_non_null(strstr(a.err.msg, rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)));
     mr_bus_close(b);
-    sem_destroy(&a.published);
-    sem_destroy(&a.go);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(host);
 }

@@ -8,7 +8,6 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,26 +101,6 @@ static void two_partitions(const char *topic, char *a, char *b, int *pa, int *pb
     }
 }
 
-/* A publisher thread: publishes one message, then waits for its turn to flush. */
-typedef struct publisher {
-    mr_bus *bus;
-    const char *topic, *key;
-    sem_t published, go;
-    pthread_t thread;
-    mr_code publish_rc, flush_rc;
-    mr_err err;
-} publisher;
-
-static void *publisher_main(void *arg)
-{
-    publisher *p = arg;
-    p->publish_rc = mr_bus_publish(p->bus, p->topic, p->key, "{\"v\":1}", 7, &p->err);
-    sem_post(&p->published);
-    sem_wait(&p->go);
-    p->flush_rc = mr_bus_flush(p->bus, 10000, &p->err);
-    return NULL;
-}
-
 /* Thread A publishes a message Redis refuses; thread B publishes and flushes after it; then A
  * flushes. B's flush must not take A's failure (A would then save progress past a lost message). */
 static void test_a_refused_message_reaches_its_publisher(void **state)
@@ -134,18 +113,11 @@ static void test_a_refused_message_reaches_its_publisher(void **state)
     redis_ok("SET mr:bus:wrongtype:%d not-a-stream", pbad);
     suite_env env = redis_env();
     mr_bus *b = suite_open(&env);
-    publisher a = {.bus = b, .topic = "wrongtype", .key = bad}, bb = {.bus = b, .topic = "wrongtype", .key = good};
-    sem_init(&a.published, 0, 0);
-    sem_init(&a.go, 0, 0);
-    sem_init(&bb.published, 0, 0);
-    sem_init(&bb.go, 0, 0);
-    assert_int_equal(pthread_create(&a.thread, NULL, publisher_main, &a), 0);
-    sem_wait(&a.published);
-    assert_int_equal(pthread_create(&bb.thread, NULL, publisher_main, &bb), 0);
-    sem_post(&bb.go);
-    pthread_join(bb.thread, NULL);
-    sem_post(&a.go);
-    pthread_join(a.thread, NULL);
+    suite_publisher a, bb;
+    suite_publisher_start(&a, b, "wrongtype", bad);
+    suite_publisher_start(&bb, b, "wrongtype", good);
+    suite_publisher_flush(&bb);
+    suite_publisher_flush(&a);
     assert_int_equal(a.publish_rc, MR_OK);
     assert_int_equal(bb.publish_rc, MR_OK);
     if (bb.flush_rc != MR_OK)
@@ -161,10 +133,6 @@ static void test_a_refused_message_reaches_its_publisher(void **state)
     snprintf(stream, sizeof stream, "mr:bus:wrongtype:%d", pgood);
     assert_int_equal(redis_int("XLEN %s", stream), 1);
     mr_bus_close(b);
-    for (int i = 0; i < 2; i++) {
-        sem_destroy(i ? &a.published : &bb.published);
-        sem_destroy(i ? &a.go : &bb.go);
-    }
 }
 
 /* Redis out of memory (maxmemory with noeviction) refuses the XADD: the publisher's flush says so. */
