@@ -53,7 +53,10 @@ static const char REBALANCE_LUA[] =
  * yet (after its last-delivered ID). A stream without groups keeps everything. Returns how
  * many entries went. */
 static const char TRIM_LUA[] =
-    "local function id(s) local ms, seq = string.match(s, '^(%d+)-(%d+)$') return tonumber(ms), tonumber(seq) end\n"
+    "local function id(s)\n"
+    "  local ms, seq = string.match(s, '^(%d+)-(%d+)$')\n"
+    "  return tonumber(ms), tonumber(seq)\n"
+    "end\n"
     "local gone = 0\n"
     "for _, key in ipairs(KEYS) do\n"
     "  local min_ms, min_seq\n"
@@ -68,7 +71,9 @@ static const char TRIM_LUA[] =
     "      ms, seq = id(f['last-delivered-id'])\n"
     "      seq = seq + 1\n"
     "    end\n"
-    "    if not min_ms or ms < min_ms or (ms == min_ms and seq < min_seq) then min_ms, min_seq = ms, seq end\n"
+    "    if not min_ms or ms < min_ms or (ms == min_ms and seq < min_seq) then\n"
+    "      min_ms, min_seq = ms, seq\n"
+    "    end\n"
     "  end\n"
     "  if min_ms then\n"
     "    gone = gone + redis.call('XTRIM', key, 'MINID', string.format('%.0f-%.0f', min_ms, min_seq))\n"
@@ -106,7 +111,6 @@ typedef struct rtopic {
     int partitions;
     size_t first;    /* index of its partition 0 in parts */
 } rtopic;
-
 
 typedef struct redis_consumer {
     mr_bus_consumer base;
@@ -260,8 +264,8 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
     char lease[16];
     snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
     for (size_t t = 0; t < c->n_topics; t++) {
-        redisReply *r = mr_bus_redis_eval(c->c, b, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t], c->name,
-                                          lease, err);
+        redisReply *r = mr_bus_redis_eval(c->c, b, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t],
+                                          c->name, lease, err);
         if (!r)
             return MR_EUNAVAIL;
         mr_code rc = MR_OK;
@@ -659,8 +663,9 @@ void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
         for (size_t t = 0; t < c->n_topics; t++) {
             size_t n_keys = 0;
             char **keys = topic_keys(c, &c->topics[t], true, &n_keys);
-            redisReply *r =
-                keys ? mr_bus_redis_eval(c->c, cc->bus, LEAVE_LUA, keys, n_keys, c->name, cc->group, &ignored) : NULL;
+            redisReply *r = keys ? mr_bus_redis_eval(c->c, cc->bus, LEAVE_LUA, keys, n_keys, c->name,
+                                                     cc->group, &ignored)
+                                 : NULL;
             free_keys(keys);
             if (r)
                 freeReplyObject(r);

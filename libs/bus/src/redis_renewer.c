@@ -36,6 +36,7 @@ struct mr_redis_renewer {
     const size_t *n_keys;
     size_t n_topics;
     redisContext *c;      /* the renewer thread's own */
+    bool failing;         /* the last attempt failed: logged once until one succeeds */
     pthread_t thread;
     pthread_mutex_t mu;   /* guards everything below */
     pthread_cond_t cv;
@@ -53,7 +54,9 @@ static int interval(const mr_redis_renewer *r)
 
 static void drop(mr_redis_renewer *r, const mr_err *why)
 {
-    mr_log_warn("bus.redis", "consumer %s cannot renew its leases: %s", r->me, why->msg);
+    if (!r->failing)
+        mr_log_warn("bus.redis", "consumer %s cannot renew its leases: %s", r->me, why->msg);
+    r->failing = true;
     if (r->c)
         redisFree(r->c);
     r->c = NULL;
@@ -71,7 +74,8 @@ static bool renew_all(mr_redis_renewer *r, size_t want)
     snprintf(lease, sizeof lease, "%d", r->bus->opts.lease_ms);
     long long held = 0;
     for (size_t t = 0; t < r->n_topics; t++) {
-        redisReply *rep = mr_bus_redis_eval(r->c, r->bus, RENEW_LUA, r->keys[t], r->n_keys[t], r->me, lease, &err);
+        redisReply *rep =
+            mr_bus_redis_eval(r->c, r->bus, RENEW_LUA, r->keys[t], r->n_keys[t], r->me, lease, &err);
         if (!rep) {
             drop(r, &err);
             return false;
@@ -83,6 +87,7 @@ static bool renew_all(mr_redis_renewer *r, size_t want)
                         rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         freeReplyObject(rep);
     }
+    r->failing = false;
     /* Fewer than it holds: one lapsed (or the server lost it); the next rebalance sorts it out. */
     return held >= (long long)want;
 }
