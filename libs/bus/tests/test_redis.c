@@ -344,6 +344,39 @@ static void test_a_long_handler_keeps_its_partition(void **state)
     mr_bus_close(fast);
 }
 
+static mr_code refuse(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)ctx;
+    (void)m;
+    return mr_err_set(err, MR_EUNAVAIL, "not now");
+}
+
+/* A consumer that leaves with an entry unacknowledged (its handler failed, then it closed):
+ * the next consumer of the group gets the entry. */
+static void test_closed_consumer_leaves_its_entry(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    env.opts.partitions = 1;
+    mr_bus *b = suite_open(&env);
+    suite_publish(b, "closed", 0, 1, 1);
+    suite_flush(b, 10000);
+    mr_bus_consumer *first = suite_subscribe(b, "closed", "closed");
+    mr_code rc = MR_OK;
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (rc == MR_OK && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        rc = mr_bus_poll(first, 200, 1, refuse, NULL, &handled, &err);
+    }
+    assert_int_equal(rc, MR_EUNAVAIL);
+    mr_bus_consumer_close(first);
+    mr_bus_consumer *next = suite_subscribe(b, "closed", "closed");
+    assert_int_equal(suite_next_seq(next), 0);
+    mr_bus_consumer_close(next);
+    mr_bus_close(b);
+}
+
 static void test_order_per_key(void **state)
 {
     (void)state;
@@ -478,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_a_refused_message_reaches_its_publisher),
         cmocka_unit_test(test_maxmemory_reaches_the_publisher),
         cmocka_unit_test(test_a_long_handler_keeps_its_partition),
+        cmocka_unit_test(test_closed_consumer_leaves_its_entry),
         cmocka_unit_test(test_streams_are_trimmed_to_what_some_group_needs),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
