@@ -81,6 +81,11 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
 void suite_handler_failure_redelivers(const suite_env *env, const char *topic);
 /* Messages published before two groups first subscribe reach both, each message once. */
 void suite_groups_get_earlier_messages(const suite_env *env, const char *topic);
+/* Consumer A's first handler runs 3.5 lease_ms while consumer B of its group joins, on a topic of
+ * one partition that is B's once both are live (B's client_id "aa-fast" sorts before A's
+ * "zz-slow"): no message is handled by both at once (A keeps the partition while its handler
+ * runs), every message is handled, and B handles the ones after A's long one. */
+void suite_long_handler_keeps_its_partition(const suite_env *env, const char *topic);
 /* Runs bus_test_consumer (argv, output in log), which writes a line per message it handles to
  * out and hangs in the handler after stall_after; SIGKILLs it once out holds those lines, and
  * returns its wait status. */

@@ -1,6 +1,11 @@
 /* test_kafka.c -- the Kafka bus against three mock brokers (tests/peers/mr-kafka-mock): the
  * behaviour suite, a consumer killed mid-batch, the broker set down and back, and kcat as an
- * independent client proving the wire format and the key partitioning. */
+ * independent client proving the wire format and the key partitioning.
+ * suite_long_handler_keeps_its_partition does not run here: librdkafka heartbeats from its own
+ * thread, and a real broker waits for a member's rejoin up to its rebalance timeout
+ * (max.poll.interval.ms), but the mock cluster elects a new leader session.timeout.ms - 1 s into a
+ * rebalance, so over it a consumer that joins during a handler longer than the session takes the
+ * partition and handles the message in flight again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -221,127 +221,16 @@ static void test_streams_are_trimmed_to_what_some_group_needs(void **state)
     mr_bus_close(b);
 }
 
-/* ---- a handler that outlives a lease ---- */
-
-enum { LONG_N = 10, LEASE_MS = 1000, LONG_HANDLER_MS = 3500 };
-
-typedef struct long_run {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int in_flight[LONG_N]; /* handlers running on each seq */
-    int handled[LONG_N];
-    int distinct;
-    bool complete;         /* every seq handled */
-    int overlaps;          /* a handler began on a seq another handler was still running on */
-    bool long_began;
-    long by[2];            /* handled per consumer */
-    bool stop;
-} long_run;
-
-typedef struct long_consumer {
-    long_run *run;
-    int index;
-    mr_bus_consumer *c;
-    pthread_t thread;
-} long_consumer;
-
-static mr_code long_handle(void *ctx, const mr_bus_msg *m, mr_err *err)
-{
-    (void)err;
-    long_consumer *lc = ctx;
-    long_run *run = lc->run;
-    long seq = suite_seq(m->value);
-    assert_true(seq >= 0 && seq < LONG_N);
-    pthread_mutex_lock(&run->mu);
-    run->overlaps += run->in_flight[seq] > 0;
-    run->in_flight[seq]++;
-    bool stall = seq == 0 && !run->long_began;
-    run->long_began |= stall;
-    pthread_cond_broadcast(&run->cv);
-    pthread_mutex_unlock(&run->mu);
-    /* The answer that takes longer than the lease: the scenario itself, not a wait. */
-    if (stall)
-        mr_clock_sleep_ms(LONG_HANDLER_MS);
-    pthread_mutex_lock(&run->mu);
-    run->in_flight[seq]--;
-    run->distinct += run->handled[seq]++ == 0;
-    run->complete = run->distinct == LONG_N;
-    run->by[lc->index]++;
-    pthread_cond_broadcast(&run->cv);
-    pthread_mutex_unlock(&run->mu);
-    return MR_OK;
-}
-
-static void *long_consumer_main(void *arg)
-{
-    long_consumer *lc = arg;
-    for (;;) {
-        pthread_mutex_lock(&lc->run->mu);
-        bool stop = lc->run->stop;
-        pthread_mutex_unlock(&lc->run->mu);
-        if (stop)
-            return NULL;
-        size_t handled = 0;
-        mr_err err = {0};
-        mr_bus_poll(lc->c, 200, 1, long_handle, lc, &handled, &err);
-    }
-}
-
-/* Waits until *flag, failing after timeout_ms. */
-static void long_wait(long_run *run, const bool *flag, int timeout_ms, const char *what)
-{
-    pthread_mutex_lock(&run->mu);
-    suite_wait_flag(&run->cv, &run->mu, flag, mr_clock_mono_ms() + timeout_ms);
-    bool ok = *flag;
-    pthread_mutex_unlock(&run->mu);
-    if (!ok)
-        fail_msg("%s did not happen within %d ms", what, timeout_ms);
-}
-
-static void start_long_consumer(long_consumer *lc, long_run *run, int index, mr_bus *b)
-{
-    *lc = (long_consumer){.run = run, .index = index, .c = suite_subscribe(b, "long", "long")};
-    assert_int_equal(pthread_create(&lc->thread, NULL, long_consumer_main, lc), 0);
-}
-
 /* Consumer A handles the topic's one partition; its first handler runs 3.5 leases. Meanwhile B
  * joins, and B is the one the partition belongs to once both are live (its name sorts first).
- * A keeps the lease while its handler runs, so B takes the partition only after A is done: no
- * entry is ever handled by two consumers at once, and B goes on with the rest. */
+ * A keeps the lease while its handler runs, so B takes the partition only after A is done. */
 static void test_a_long_handler_keeps_its_partition(void **state)
 {
     (void)state;
     suite_env env = redis_env();
-    env.opts.lease_ms = LEASE_MS;
+    env.opts.lease_ms = 1000;
     env.opts.partitions = 1;
-    env.opts.client_id = "zz-slow";
-    mr_bus *slow = suite_open(&env);
-    env.opts.client_id = "aa-fast";
-    mr_bus *fast = suite_open(&env);
-    suite_publish(slow, "long", 0, LONG_N, 3);
-    suite_flush(slow, 10000);
-    long_run run = {0};
-    pthread_mutex_init(&run.mu, NULL);
-    pthread_cond_init(&run.cv, NULL);
-    long_consumer a, b;
-    start_long_consumer(&a, &run, 0, slow);
-    long_wait(&run, &run.long_began, 30000, "the long handler");
-    start_long_consumer(&b, &run, 1, fast);
-    long_wait(&run, &run.complete, 60000, "handling every message");
-    pthread_mutex_lock(&run.mu);
-    run.stop = true;
-    pthread_mutex_unlock(&run.mu);
-    pthread_join(a.thread, NULL);
-    pthread_join(b.thread, NULL);
-    mr_bus_consumer_close(a.c);
-    mr_bus_consumer_close(b.c);
-    assert_int_equal(run.overlaps, 0);
-    /* The partition moved to B once A's handler was done. */
-    assert_true(run.by[1] > 0);
-    pthread_cond_destroy(&run.cv);
-    pthread_mutex_destroy(&run.mu);
-    mr_bus_close(slow);
-    mr_bus_close(fast);
+    suite_long_handler_keeps_its_partition(&env, "long");
 }
 
 static mr_code refuse(void *ctx, const mr_bus_msg *m, mr_err *err)
