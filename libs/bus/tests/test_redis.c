@@ -228,7 +228,6 @@ static void test_a_long_handler_keeps_its_partition(void **state)
 {
     (void)state;
     suite_env env = redis_env();
-    env.opts.lease_ms = 1000;
     env.opts.partitions = 1;
     suite_long_handler_keeps_its_partition(&env, "long");
 }
