@@ -1,10 +1,34 @@
 /* bus.c -- the bus front end: options, argument checks, and dispatch to the chosen backend. */
 #include "bus_internal.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+void mr_bus_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+bool mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
+{
+    if (deadline == LLONG_MAX) {
+        pthread_cond_wait(cv, mu);
+        return true;
+    }
+    long long left = deadline - mr_clock_mono_ms();
+    if (left <= 0)
+        return false;
+    struct timespec ts = mr_clock_after_ms(CLOCK_MONOTONIC, left);
+    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT || mr_clock_mono_ms() < deadline;
+}
 
 int mr_bus_remaining_ms(long long deadline)
 {

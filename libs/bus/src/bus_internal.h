@@ -2,6 +2,7 @@
 #ifndef MINDROOM_BUS_INTERNAL_H
 #define MINDROOM_BUS_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include "mindroom/bus.h"
 #include "mindroom/clock.h"
@@ -59,6 +60,34 @@ mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err);
  * <topic>[<partition>] <id>: <its message>". Keeps the first failure of a poll. */
 void mr_bus_note_failure(mr_err *err, mr_code *first, mr_code rc, const mr_bus_msg *m,
                          const mr_err *herr);
+
+/* Publishing threads and their delivery failures (publishers.c): a backend gives each message
+ * the record of the thread that published it, records a failure found later on that record, and
+ * its flush returns the calling thread's failure only. */
+typedef struct mr_bus_publisher mr_bus_publisher;
+typedef struct mr_bus_publishers {
+    pthread_mutex_t mu;
+    mr_bus_publisher *list;
+} mr_bus_publishers;
+
+void mr_bus_publishers_init(mr_bus_publishers *ps);
+void mr_bus_publishers_free(mr_bus_publishers *ps);
+/* The calling thread's record, made on its first publish; NULL when out of memory. */
+mr_bus_publisher *mr_bus_publisher_self(mr_bus_publishers *ps);
+/* Keeps why as p's failure unless p has one since its last flush already. */
+void mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const mr_err *why);
+/* The calling thread's first failure since its last flush, which it clears; MR_OK without one. */
+mr_code mr_bus_publisher_take(mr_bus_publishers *ps, mr_err *err);
+
+/* The longest one poll's handlers may run before the consumer is taken for hung and its
+ * partitions go to the others of its group (Kafka's max.poll.interval.ms default). */
+#define MR_BUS_MAX_POLL_MS 300000
+
+/* Initializes cv on the monotonic clock, which mr_bus_wait's deadlines are on. */
+void mr_bus_cond_init(pthread_cond_t *cv);
+/* Waits on cv until deadline on mr_clock_mono_ms (LLONG_MAX: without limit); false when the
+ * deadline passed. */
+bool mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
 
 /* What is left until a deadline on mr_clock_mono_ms (never negative). */
 int mr_bus_remaining_ms(long long deadline);

@@ -5,18 +5,16 @@
  * is running on it; any consumer of the group may take the next message of a partition nobody
  * is handling, which keeps one handler per partition at a time and the partition's order. A
  * producer waits while the slowest group is a whole ring behind, so nothing is overwritten
- * before every group handled it. All of it sits behind one mutex; handlers run outside it.
+ * before every group handled it, and a message is freed as soon as every group has handled it
+ * (a group that subscribes later starts after it). All of it sits behind one mutex; handlers run outside it.
  * With a journal (inproc_journal.c) a message becomes visible to consumers once it is committed
  * there, and cursor moves are recorded there too.
  */
 #include "inproc_internal.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct ip_sub {
     ip_topic *topic;
@@ -99,17 +97,32 @@ static uint64_t slowest(const ip_topic *t, int p)
     return low == UINT64_MAX ? t->parts[p].tail : low;
 }
 
-bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
+void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len)
 {
-    if (deadline == LLONG_MAX) {
-        pthread_cond_wait(cv, mu);
-        return true;
-    }
-    long long left = deadline - mr_clock_mono_ms();
-    if (left <= 0)
-        return false;
-    struct timespec ts = mr_clock_after_ms(CLOCK_MONOTONIC, left);
-    return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT || mr_clock_mono_ms() < deadline;
+    ip_entry *e = &part->ring[seq % b->base.opts.inproc_capacity];
+    b->held -= e->value ? e->len : 0;
+    free(e->key);
+    free(e->value);
+    *e = (ip_entry){key, value, len};
+    b->held += value ? len : 0;
+}
+
+size_t mr_bus_inproc_held_bytes(mr_bus *bb)
+{
+    ip_bus *b = (ip_bus *)bb;
+    pthread_mutex_lock(&b->mu);
+    size_t held = b->held;
+    pthread_mutex_unlock(&b->mu);
+    return held;
+}
+
+/* Frees the messages of a partition every group has handled; called with the mutex held. */
+static void release_passed(ip_bus *b, ip_topic *t, int p)
+{
+    ip_part *part = &t->parts[p];
+    uint64_t passed = mr_bus_inproc_passed(t, p);
+    for (; part->tail < passed && part->tail < part->head; part->tail++)
+        mr_bus_inproc_store(b, part, part->tail, NULL, NULL, 0);
 }
 
 static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
@@ -138,7 +151,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     int p = mr_bus_partition(key, t->partitions);
     ip_part *part = &t->parts[p];
     while (part->head - slowest(t, p) >= cap) {
-        if (!mr_bus_inproc_wait(&b->space, &b->mu, deadline)) {
+        if (!mr_bus_wait(&b->space, &b->mu, deadline)) {
             pthread_mutex_unlock(&b->mu);
             free(k);
             free(v);
@@ -148,10 +161,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
                               topic, p, cap, bb->opts.publish_timeout_ms);
         }
     }
-    ip_entry *e = &part->ring[part->head % cap];
-    free(e->key);
-    free(e->value);
-    *e = (ip_entry){k, v, len};
+    mr_bus_inproc_store(b, part, part->head, k, v, len);
     part->head++;
     if (part->head - part->tail > cap)
         part->tail = part->head - cap;
@@ -270,7 +280,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     while (*handled < max) {
         long slot = take_next(c, partitions);
         if (slot < 0) {
-            if (attempted || !mr_bus_inproc_wait(&b->data, &b->mu, deadline))
+            if (attempted || !mr_bus_wait(&b->data, &b->mu, deadline))
                 break;
             continue;
         }
@@ -290,6 +300,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
         cur->busy = false;
         if (rc == MR_OK) {
             cur->next++;
+            release_passed(b, s->topic, p);
             if (b->journal)
                 mr_bus_journal_moved(b, cur);
             (*handled)++;
@@ -345,14 +356,9 @@ mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "inproc bus: no memory");
     b->base = *base;
     b->base.vt = &ip_vtable;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    /* Deadlines are on the monotonic clock, immune to wall-clock changes. */
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->data, &ca);
-    pthread_cond_init(&b->space, &ca);
-    pthread_condattr_destroy(&ca);
+    mr_bus_cond_init(&b->data);
+    mr_bus_cond_init(&b->space);
     if (base->url.path[0]) {
         mr_code rc = mr_bus_journal_open(b, base->url.path, err);
         if (rc != MR_OK) {

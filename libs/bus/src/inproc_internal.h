@@ -29,7 +29,8 @@ typedef struct ip_group {
 typedef struct ip_part {
     ip_entry *ring;
     uint64_t head;    /* sequence the next published message gets */
-    uint64_t tail;    /* the oldest sequence the ring holds */
+    uint64_t tail;    /* the oldest sequence the ring holds: what some group has not handled yet,
+                         or without groups the last inproc_capacity messages */
     uint64_t visible; /* consumers see the messages below: head in memory, the committed ones with a
                          journal */
     /* The journal writer's own: what its current batch inserts [snap_from, snap_to) and trims
@@ -57,6 +58,7 @@ typedef struct ip_bus {
     pthread_cond_t space; /* a group moved on: producers may find room */
     ip_topic *topics;     /* newest first; a topic lives until the bus closes */
     long long last_topic_id;
+    size_t held;          /* bytes of message values the rings hold */
     ip_journal *journal;  /* NULL: memory only */
 } ip_bus;
 
@@ -64,11 +66,15 @@ typedef struct ip_bus {
  * called with the mutex held. */
 ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err);
 ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err);
+/* Puts a message (key and value now owned by the ring) at sequence seq of a partition, freeing
+ * what the slot held; called with the mutex held. */
+void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len);
+/* Bytes of message values the bus holds: those some group has not handled yet, and without
+ * groups the last inproc_capacity messages of each partition. */
+size_t mr_bus_inproc_held_bytes(mr_bus *b);
 /* The sequence every group of t has passed on partition p; UINT64_MAX without groups. Called
  * with the mutex held. */
 uint64_t mr_bus_inproc_passed(const ip_topic *t, int p);
-/* Waits on cv until deadline (LLONG_MAX: without limit); false when the deadline passed. */
-bool mr_bus_inproc_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
 
 /* The journal (inproc_journal.c). Open creates or replays the file at path into b, whose topics
  * are empty, and starts the writer thread; close commits what is left and stops it. */

@@ -285,7 +285,7 @@ static void *writer_main(void *arg)
         if (!msgs && !j->flushing && j->moved_at + IP_MOVE_LINGER_MS > at)
             at = j->moved_at + IP_MOVE_LINGER_MS;
         if (!j->stop && at > mr_clock_mono_ms()) {
-            mr_bus_inproc_wait(&j->work, &b->mu, at);
+            mr_bus_wait(&j->work, &b->mu, at);
             continue;
         }
         take_batch(b);
@@ -332,7 +332,7 @@ mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
     bool done = false;
     for (;;) {
         done = j->committed >= msgs && j->moves_committed >= moves;
-        if (done || j->failing || !mr_bus_inproc_wait(&j->done, &b->mu, deadline))
+        if (done || j->failing || !mr_bus_wait(&j->done, &b->mu, deadline))
             break;
     }
     j->flushing--;
@@ -507,16 +507,17 @@ static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err
                           j->path, cap, t->name, p);
     size_t len = (size_t)sqlite3_column_bytes(st, 4);
     const void *value = sqlite3_column_blob(st, 4);
-    ip_entry *e = &part->ring[seq % cap];
-    e->key = strdup((const char *)sqlite3_column_text(st, 3));
-    e->value = malloc(len + 1);
-    if (!e->key || !e->value)
+    char *k = strdup((const char *)sqlite3_column_text(st, 3)), *v = malloc(len + 1);
+    if (!k || !v) {
+        free(k);
+        free(v);
         return mr_err_set(err, MR_ENOMEM, "inproc bus journal %s: no memory for a %zu-byte message", j->path,
                           len);
+    }
     if (len)
-        memcpy(e->value, value, len);
-    e->value[len] = '\0';
-    e->len = len;
+        memcpy(v, value, len);
+    v[len] = '\0';
+    mr_bus_inproc_store(b, part, seq, k, v, len);
     part->head++;
     return MR_OK;
 }
@@ -620,12 +621,8 @@ mr_code mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "inproc bus journal %s: no memory", path);
     snprintf(j->path, sizeof j->path, "%s", path);
     j->lock_fd = -1;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->work, &ca);
-    pthread_cond_init(&j->done, &ca);
-    pthread_condattr_destroy(&ca);
+    mr_bus_cond_init(&j->work);
+    mr_bus_cond_init(&j->done);
     mr_code rc = create_and_lock(j, err);
     /* One thread at a time uses the connection: this one, then the writer. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;

@@ -1,7 +1,8 @@
 /* kafka.c -- the Kafka backend on librdkafka: idempotent acks=all producer, manual commits.
  *
- * Producer: enable.idempotence=true, acks=all, partitioner=murmur2_random; delivery reports
- * record the first failure, which mr_bus_flush returns. Topics are looked up on first use and
+ * Producer: enable.idempotence=true, acks=all, partitioner=murmur2_random; each message carries
+ * its publisher's record (publishers.c), where its failed delivery report lands for that
+ * publisher's next mr_bus_flush. Topics are looked up on first use and
  * created with the configured partition count when missing (CreateTopics).
  * Consumer: enable.auto.commit=false, enable.auto.offset.store=false, auto.offset.reset=earliest.
  * An offset is stored after its handler returns MR_OK, and stored offsets are committed at the
@@ -18,6 +19,12 @@
 #include <string.h>
 
 #define KAFKA_ADMIN_TIMEOUT_MS 10000
+/* fetch.wait.max.ms: how long a broker may hold a fetch that finds no data. A real broker answers
+ * as soon as data arrives, but one that waits the time out (librdkafka's mock cluster, which the
+ * tests and the demo run) delays every hop by up to this: 500 ms by default made a round trip
+ * through the services take a second. 10 ms costs an idle consumer 100 small fetches a second
+ * per broker it reads from. */
+#define KAFKA_FETCH_WAIT_MS "10"
 
 typedef struct known_topic {
     char *name;
@@ -29,7 +36,7 @@ typedef struct kafka_bus {
     pthread_mutex_t mu;     /* guards everything below */
     rd_kafka_t *producer;   /* created on the first publish */
     known_topic *known;     /* topics looked up or created already */
-    mr_err failure;         /* first delivery failure since the last flush */
+    mr_bus_publishers pubs; /* who published the messages whose delivery failed */
 } kafka_bus;
 
 typedef struct kafka_consumer {
@@ -100,11 +107,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     kafka_bus *b = opaque;
     if (!m->err)
         return;
-    pthread_mutex_lock(&b->mu);
-    if (b->failure.code == MR_OK)
-        mr_err_set(&b->failure, MR_EUNAVAIL, "%s: delivering a message to %s[%d]: %s", b->base.url.display,
-                   rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
-    pthread_mutex_unlock(&b->mu);
+    mr_err why;
+    mr_err_set(&why, MR_EUNAVAIL, "%s: delivering a message to %s[%d]: %s", b->base.url.display,
+               rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
+    mr_bus_publisher_failed(&b->pubs, m->_private, &why);
 }
 
 /* Called with b->mu held. */
@@ -213,11 +219,15 @@ static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, con
     pthread_mutex_unlock(&b->mu);
     if (rc != MR_OK)
         return rc;
+    mr_bus_publisher *from = mr_bus_publisher_self(&b->pubs);
+    if (!from)
+        return mr_err_set(err, MR_ENOMEM, "%s: no memory to publish to %s", bb->url.display, topic);
     long long deadline = mr_bus_publish_deadline(bb);
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(from), RD_KAFKA_V_END);
         if (!e)
             break;
         if (e == RD_KAFKA_RESP_ERR__FATAL) {
@@ -248,15 +258,7 @@ static mr_code kafka_flush(mr_bus *bb, int timeout_ms, mr_err *err)
     if (rk && rd_kafka_flush(rk, timeout_ms) == RD_KAFKA_RESP_ERR__TIMED_OUT)
         return mr_err_set(err, MR_EUNAVAIL, "%s: %d messages not yet acknowledged by the brokers after %d ms",
                           bb->url.display, rd_kafka_outq_len(rk), timeout_ms);
-    pthread_mutex_lock(&b->mu);
-    mr_code rc = b->failure.code;
-    if (rc != MR_OK) {
-        if (err)
-            *err = b->failure;
-        mr_err_clear(&b->failure);
-    }
-    pthread_mutex_unlock(&b->mu);
-    return rc;
+    return mr_bus_publisher_take(&b->pubs, err);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
@@ -280,12 +282,18 @@ static mr_code kafka_subscribe(mr_bus *bb, const char *group, const char *const 
     kafka_consumer *c = calloc(1, sizeof *c);
     if (!c)
         return mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", bb->url.display);
-    char session[16], heartbeat[16];
+    char session[16], heartbeat[16], max_poll[16];
     snprintf(session, sizeof session, "%d", bb->opts.lease_ms);
     snprintf(heartbeat, sizeof heartbeat, "%d", bb->opts.lease_ms / 3);
+    /* librdkafka heartbeats from its own thread, so a handler longer than the session keeps the
+     * partition; only one longer than this (librdkafka's default too, at least the session)
+     * makes the consumer leave the group, as the Redis backend's renewer gives up then. */
+    snprintf(max_poll, sizeof max_poll, "%d",
+             bb->opts.lease_ms > MR_BUS_MAX_POLL_MS ? bb->opts.lease_ms : MR_BUS_MAX_POLL_MS);
     const char *kv[] = {"group.id", group, "enable.auto.commit", "false", "enable.auto.offset.store", "false",
                         "auto.offset.reset", "earliest", "session.timeout.ms", session,
-                        "heartbeat.interval.ms", heartbeat, NULL};
+                        "heartbeat.interval.ms", heartbeat, "max.poll.interval.ms", max_poll,
+                        "fetch.wait.max.ms", KAFKA_FETCH_WAIT_MS, NULL};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     mr_code rc = new_client(b, RD_KAFKA_CONSUMER, conf, kv, &c->rk, err);
@@ -471,6 +479,7 @@ static void kafka_close(mr_bus *bb)
         free(k->name);
         free(k);
     }
+    mr_bus_publishers_free(&b->pubs);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -487,6 +496,7 @@ mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &kafka_vtable;
     pthread_mutex_init(&b->mu, NULL);
+    mr_bus_publishers_init(&b->pubs);
     *out = &b->base;
     return MR_OK;
 }

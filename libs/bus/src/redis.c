@@ -4,7 +4,9 @@
  * replies are read in batches. Only a reply confirms a message (the server's appendfsync policy
  * decides how durable that is). When the connection fails, every unconfirmed message is sent
  * again on the next connection, in order: a message whose reply was lost may then appear twice,
- * which at-least-once allows. A publish blocks only when the ring is full.
+ * which at-least-once allows. A publish blocks only when the ring is full. An error reply (a key
+ * of the stream's name holding another type, maxmemory reached) fails that message, and only
+ * its publisher's next flush reports it.
  */
 #include "redis_internal.h"
 #include "mindroom/log.h"
@@ -26,6 +28,7 @@ typedef struct pending_msg {
     char *key;
     char *value;
     size_t len;
+    mr_bus_publisher *from;
 } pending_msg;
 
 typedef struct known_topic {
@@ -44,7 +47,7 @@ typedef struct redis_bus {
     size_t sent;          /* of those, written on the current connection and awaiting replies */
     known_topic *known;
     mr_err down;          /* why the connection failed last */
-    mr_err failure;       /* first message Redis refused since the last flush */
+    mr_bus_publishers pubs; /* who published what Redis refused */
 } redis_bus;
 
 void mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
@@ -199,8 +202,11 @@ static bool try_connect(redis_bus *b)
 static void pop_confirmed(redis_bus *b, const redisReply *r)
 {
     pending_msg *m = ring_at(b, 0);
-    if (r->type == REDIS_REPLY_ERROR && b->failure.code == MR_OK)
-        mr_err_set(&b->failure, MR_EIO, "%s: XADD %s: %s", b->base.url.display, m->stream, r->str);
+    if (r->type == REDIS_REPLY_ERROR) {
+        mr_err why;
+        mr_err_set(&why, MR_EIO, "%s: XADD %s: %s", b->base.url.display, m->stream, r->str);
+        mr_bus_publisher_failed(&b->pubs, m->from, &why);
+    }
     free(m->stream);
     free(m->key);
     free(m->value);
@@ -301,8 +307,9 @@ static mr_code redis_publish(mr_bus *bb, const char *topic, const char *key, con
             mr_clock_sleep_ms(left < RETRY_MS ? left : RETRY_MS);
     }
     if (rc == MR_OK) {
-        pending_msg m = {malloc(MR_REDIS_KEY_MAX), strdup(key), malloc(len + 1), len};
-        if (!m.stream || !m.key || !m.value) {
+        pending_msg m = {malloc(MR_REDIS_KEY_MAX), strdup(key), malloc(len + 1), len,
+                         mr_bus_publisher_self(&b->pubs)};
+        if (!m.stream || !m.key || !m.value || !m.from) {
             free(m.stream);
             free(m.key);
             free(m.value);
@@ -331,11 +338,8 @@ static mr_code redis_flush(mr_bus *bb, int timeout_ms, mr_err *err)
     mr_code rc = MR_OK;
     if (b->n > 0 && !settle(b, mr_clock_mono_ms() + timeout_ms)) {
         rc = unconfirmed_error(b, timeout_ms, err);
-    } else if (b->failure.code != MR_OK) {
-        rc = b->failure.code;
-        if (err)
-            *err = b->failure;
-        mr_err_clear(&b->failure);
+    } else {
+        rc = mr_bus_publisher_take(&b->pubs, err);
     }
     pthread_mutex_unlock(&b->mu);
     return rc;
@@ -360,6 +364,7 @@ static void redis_close(mr_bus *bb)
         free(k->name);
         free(k);
     }
+    mr_bus_publishers_free(&b->pubs);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -380,6 +385,7 @@ mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &redis_vtable;
     pthread_mutex_init(&b->mu, NULL);
+    mr_bus_publishers_init(&b->pubs);
     /* hiredis writes with write(): a connection Redis closed would raise SIGPIPE and end the
      * process. Left at its default, it is ignored, so that becomes an error to recover from. */
     struct sigaction sa;

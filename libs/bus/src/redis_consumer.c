@@ -8,7 +8,11 @@
  * leases expire after lease_ms. On taking a partition (or after reconnecting) a consumer first
  * claims the partition's pending entries (XAUTOCLAIM), the ones a dead or failed handler left
  * unacknowledged, and handles them in order before reading new ones. XACK follows each
- * successful handler.
+ * successful handler. While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
+ * its leases, so a handler longer than a lease keeps its partition: another consumer takes it
+ * only when the lease is free, and the XAUTOCLAIM that follows never takes an entry from a
+ * consumer still handling it. After a rebalance, a consumer trims the streams it acknowledged
+ * entries of down to what some group still needs.
  */
 #include "redis_internal.h"
 #include "mindroom/log.h"
@@ -44,6 +48,39 @@ static const char REBALANCE_LUA[] =
     "end\n"
     "return out\n";
 
+/* KEYS: streams. Deletes from each the entries every group of it has acknowledged: those
+ * below the oldest entry still pending in some group, and below what some group has not read
+ * yet (after its last-delivered ID). A stream without groups keeps everything. Returns how
+ * many entries went. */
+static const char TRIM_LUA[] =
+    "local function id(s)\n"
+    "  local ms, seq = string.match(s, '^(%d+)-(%d+)$')\n"
+    "  return tonumber(ms), tonumber(seq)\n"
+    "end\n"
+    "local gone = 0\n"
+    "for _, key in ipairs(KEYS) do\n"
+    "  local min_ms, min_seq\n"
+    "  local groups = redis.call('EXISTS', key) == 1 and redis.call('XINFO', 'GROUPS', key) or {}\n"
+    "  for _, g in ipairs(groups) do\n"
+    "    local f = {}\n"
+    "    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
+    "    local ms, seq\n"
+    "    if f['pending'] > 0 then\n"
+    "      ms, seq = id(redis.call('XPENDING', key, f['name'])[2])\n"
+    "    else\n"
+    "      ms, seq = id(f['last-delivered-id'])\n"
+    "      seq = seq + 1\n"
+    "    end\n"
+    "    if not min_ms or ms < min_ms or (ms == min_ms and seq < min_seq) then\n"
+    "      min_ms, min_seq = ms, seq\n"
+    "    end\n"
+    "  end\n"
+    "  if min_ms then\n"
+    "    gone = gone + redis.call('XTRIM', key, 'MINID', string.format('%.0f-%.0f', min_ms, min_seq))\n"
+    "  end\n"
+    "end\n"
+    "return gone\n";
+
 /* KEYS[1]: live consumers; KEYS[2..P+1]: leases; KEYS[P+2..2P+1]: streams. ARGV[1]: this
  * consumer; ARGV[2]: the group. Leaves at once, and forgets the consumer in streams where
  * nothing is pending for it. */
@@ -64,6 +101,7 @@ typedef struct rpart {
     int p;
     char stream[MR_REDIS_KEY_MAX];
     bool owned;
+    bool acked;      /* we acknowledged entries since the stream was last trimmed */
     bool pending;    /* entries delivered to some consumer are unacknowledged: claim them first */
     bool stopped;    /* a handler failed here during this poll */
 } rpart;
@@ -82,8 +120,11 @@ typedef struct redis_consumer {
     size_t n_topics;
     rpart *parts;
     size_t n_parts;
+    char ***lease_keys;       /* per topic: members and leases */
+    size_t *n_lease_keys;
+    mr_redis_renewer *renewer;
     long long next_rebalance_ms;
-    long long lease_until_ms; /* our leases last at least until then: renewed no earlier */
+    bool trim_failing;        /* the last trim failed: logged once */
 } redis_consumer;
 
 /* What a poll is doing: the handler, its context and the running results. */
@@ -107,7 +148,7 @@ static int rebalance_interval(const redis_consumer *c)
  * never has two readers: the next owner takes it only after expiry. */
 static bool lease_fresh(const redis_consumer *c)
 {
-    return mr_clock_mono_ms() + rebalance_interval(c) < c->lease_until_ms;
+    return mr_clock_mono_ms() + rebalance_interval(c) < mr_bus_redis_renewer_until(c->renewer);
 }
 
 static int read_timeout(const mr_bus *b)
@@ -161,14 +202,14 @@ static mr_code ensure_connected(redis_consumer *c, mr_err *err)
     return MR_OK;
 }
 
-/* Runs a script with keys built by the caller; NULL on a connection failure. */
-static redisReply *run_script(redis_consumer *c, const char *script, char **keys, size_t n_keys,
-                              const char *a1, const char *a2, mr_err *err)
+redisReply *mr_bus_redis_eval(redisContext *rc, const mr_bus *b, const char *script, char *const *keys,
+                              size_t n_keys, const char *a1, const char *a2, mr_err *err)
 {
-    size_t argc = 3 + n_keys + 2;
+    size_t n_args = a1 ? a2 ? 2 : 1 : 0;
+    size_t argc = 3 + n_keys + n_args;
     const char **argv = calloc(argc, sizeof *argv);
     if (!argv) {
-        mr_err_set(err, MR_ENOMEM, "%s: no memory for a script call", c->base.bus->url.display);
+        mr_err_set(err, MR_ENOMEM, "%s: no memory for a script call", b->url.display);
         return NULL;
     }
     char nk[16];
@@ -178,9 +219,11 @@ static redisReply *run_script(redis_consumer *c, const char *script, char **keys
     argv[2] = nk;
     for (size_t i = 0; i < n_keys; i++)
         argv[3 + i] = keys[i];
-    argv[3 + n_keys] = a1;
-    argv[4 + n_keys] = a2;
-    redisReply *r = mr_bus_redis_command(c->c, c->base.bus, (int)argc, argv, err);
+    if (n_args > 0)
+        argv[3 + n_keys] = a1;
+    if (n_args > 1)
+        argv[4 + n_keys] = a2;
+    redisReply *r = mr_bus_redis_command(rc, b, (int)argc, argv, err);
     free(argv);
     return r;
 }
@@ -221,12 +264,8 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
     char lease[16];
     snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
     for (size_t t = 0; t < c->n_topics; t++) {
-        size_t n_keys = 0;
-        char **keys = topic_keys(c, &c->topics[t], false, &n_keys);
-        if (!keys)
-            return mr_err_set(err, MR_ENOMEM, "%s: no memory for lease keys", b->url.display);
-        redisReply *r = run_script(c, REBALANCE_LUA, keys, n_keys, c->name, lease, err);
-        free_keys(keys);
+        redisReply *r = mr_bus_redis_eval(c->c, b, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t],
+                                          c->name, lease, err);
         if (!r)
             return MR_EUNAVAIL;
         mr_code rc = MR_OK;
@@ -248,8 +287,39 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
             return rc;
     }
     c->next_rebalance_ms = mr_clock_mono_ms() + rebalance_interval(c);
-    c->lease_until_ms = sent + b->opts.lease_ms;
+    mr_bus_redis_renewer_renewed(c->renewer, sent, mr_bus_redis_partitions_owned(&c->base));
     return MR_OK;
+}
+
+/* Trims the streams of the partitions we own and acknowledged entries of since their last trim:
+ * whatever every group has acknowledged goes (memory, and cleartext kept for nothing). Cheap: a
+ * Lua step per group of each stream, once a rebalance interval at most. A failure only
+ * postpones it. */
+static void trim_acked(redis_consumer *c)
+{
+    char **keys = calloc(c->n_parts, sizeof *keys);
+    if (!keys)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_parts; i++)
+        if (c->parts[i].owned && c->parts[i].acked)
+            keys[n++] = c->parts[i].stream;
+    mr_err err = {0};
+    redisReply *r = n ? mr_bus_redis_eval(c->c, c->base.bus, TRIM_LUA, keys, n, NULL, NULL, &err) : NULL;
+    free(keys);
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!c->trim_failing)
+            mr_log_warn("bus.redis", "consumer %s of group %s cannot trim its streams: %s", c->name,
+                        c->base.group, r->str);
+        c->trim_failing = true;
+    } else {
+        c->trim_failing = false;
+        for (size_t i = 0; i < c->n_parts; i++)
+            c->parts[i].acked &= !c->parts[i].owned;
+    }
+    freeReplyObject(r);
 }
 
 /* Finds a field's value in an entry's [field, value, ...] array. */
@@ -321,6 +391,7 @@ static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *e
         if (r) {
             freeReplyObject(r);
             *run->handled += handled;
+            part->acked = true;
         } else {
             part->pending = true;
             *ok = false;
@@ -432,8 +503,8 @@ static bool any_readable(const redis_consumer *c)
     return false;
 }
 
-mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
-                          size_t *handled, mr_err *err)
+static mr_code poll_leased(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                           size_t *handled, mr_err *err)
 {
     redis_consumer *c = (redis_consumer *)cc;
     long long deadline = mr_clock_mono_ms() + timeout_ms;
@@ -442,8 +513,11 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
         c->parts[i].stopped = false;
     for (;;) {
         mr_code rc = ensure_connected(c, &run.conn);
-        if (rc == MR_OK && (mr_clock_mono_ms() >= c->next_rebalance_ms || !lease_fresh(c)))
+        if (rc == MR_OK && (mr_clock_mono_ms() >= c->next_rebalance_ms || !lease_fresh(c))) {
             rc = rebalance(c, &run.conn);
+            if (rc == MR_OK)
+                trim_acked(c);
+        }
         bool conn_ok = rc == MR_OK;
         for (size_t i = 0; conn_ok && i < c->n_parts && *handled < max; i++) {
             rpart *part = &c->parts[i];
@@ -488,8 +562,23 @@ mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
     }
 }
 
+mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+                          size_t *handled, mr_err *err)
+{
+    redis_consumer *c = (redis_consumer *)cc;
+    mr_bus_redis_renewer_polling(c->renewer, true);
+    mr_code rc = poll_leased(cc, timeout_ms, max, h, ctx, handled, err);
+    mr_bus_redis_renewer_polling(c->renewer, false);
+    return rc;
+}
+
 static void free_consumer(redis_consumer *c)
 {
+    mr_bus_redis_renewer_stop(c->renewer);
+    for (size_t t = 0; c->lease_keys && t < c->n_topics; t++)
+        free_keys(c->lease_keys[t]);
+    free(c->lease_keys);
+    free(c->n_lease_keys);
     drop(c);
     for (size_t t = 0; t < c->n_topics; t++)
         free(c->topics[t].name);
@@ -534,8 +623,16 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
             mr_bus_redis_key(part->stream, topics[t], "%d", p);
         }
     }
+    if (rc == MR_OK && (!(c->lease_keys = calloc(n, sizeof *c->lease_keys)) ||
+                        !(c->n_lease_keys = calloc(n, sizeof *c->n_lease_keys))))
+        rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", b->url.display);
+    for (size_t t = 0; t < n && rc == MR_OK; t++)
+        if (!(c->lease_keys[t] = topic_keys(c, &c->topics[t], false, &c->n_lease_keys[t])))
+            rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for lease keys", b->url.display);
     if (rc == MR_OK)
         rc = create_groups(c, err);
+    if (rc == MR_OK)
+        rc = mr_bus_redis_renewer_start(b, c->name, c->lease_keys, c->n_lease_keys, n, &c->renewer, err);
     if (rc != MR_OK) {
         free_consumer(c);
         return rc;
@@ -557,14 +654,18 @@ void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
 {
     redis_consumer *c = (redis_consumer *)cc;
     mr_err ignored;
+    /* No renewal may follow the leave. */
+    mr_bus_redis_renewer_stop(c->renewer);
+    c->renewer = NULL;
     /* Leaving at once lets the others take our partitions now rather than when leases expire;
      * when Redis is unreachable they expire on their own. */
     if (ensure_connected(c, &ignored) == MR_OK) {
         for (size_t t = 0; t < c->n_topics; t++) {
             size_t n_keys = 0;
             char **keys = topic_keys(c, &c->topics[t], true, &n_keys);
-            redisReply *r =
-                keys ? run_script(c, LEAVE_LUA, keys, n_keys, c->name, c->base.group, &ignored) : NULL;
+            redisReply *r = keys ? mr_bus_redis_eval(c->c, cc->bus, LEAVE_LUA, keys, n_keys, c->name,
+                                                     cc->group, &ignored)
+                                 : NULL;
             free_keys(keys);
             if (r)
                 freeReplyObject(r);

@@ -16,13 +16,13 @@
 #include <unistd.h>
 
 #include "bus_suite.h"
+#include "inproc_internal.h"
 #include "peers.h"
 #include "mindroom/clock.h"
 
 #define PARTITIONS 8
 
-/* Waits on cv until *done or the deadline; the mutex is held. */
-static void wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline)
+void suite_wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline)
 {
     while (!*done) {
         long long left = deadline - mr_clock_mono_ms();
@@ -85,6 +85,119 @@ mr_bus_consumer *suite_subscribe(mr_bus *b, const char *group, const char *topic
     if (mr_bus_subscribe(b, group, topics, 1, &c, &err) != MR_OK)
         fail_msg("subscribing %s to %s: %s", group, topic, err.msg);
     return c;
+}
+
+mr_code suite_count_one(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)m;
+    (void)err;
+    (*(int *)ctx)++;
+    return MR_OK;
+}
+
+void suite_handle_exactly(mr_bus_consumer *c, int n)
+{
+    int seen = 0;
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (seen < n && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        mr_bus_poll(c, 200, (size_t)(n - seen), suite_count_one, &seen, &handled, &err);
+    }
+    assert_int_equal(seen, n);
+}
+
+static mr_code note_seq(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    *(long *)ctx = suite_seq(m->value);
+    return MR_OK;
+}
+
+long suite_next_seq(mr_bus_consumer *c)
+{
+    long seq = -1;
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (seq < 0 && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        mr_bus_poll(c, 200, 1, note_seq, &seq, &handled, &err);
+    }
+    if (seq < 0)
+        fail_msg("no message came within 30 s");
+    return seq;
+}
+
+void suite_inproc_frees_handled(const suite_env *env)
+{
+    enum { N = 80, SIZE = 30000 };
+    mr_bus *b = suite_open(env);
+    mr_bus_consumer *one = suite_subscribe(b, "one", "big"), *two = suite_subscribe(b, "two", "big");
+    char *value = malloc(SIZE + 64);
+    assert_non_null(value);
+    for (int s = 0; s < N; s++) {
+        int len = snprintf(value, 32, "{\"pad\":\"");
+        memset(value + len, 'x', SIZE);
+        len += SIZE;
+        len += sprintf(value + len, "\",\"seq\":%d}", s);
+        char key[64];
+        snprintf(key, sizeof key, "!room%d:example.org", s % 8);
+        mr_err err = {0};
+        if (mr_bus_publish(b, "big", key, value, (size_t)len, &err) != MR_OK)
+            fail_msg("publishing seq %d: %s", s, err.msg);
+    }
+    free(value);
+    suite_flush(b, 30000);
+    assert_true(mr_bus_inproc_held_bytes(b) >= (size_t)N * SIZE);
+    suite_handle_exactly(one, N);
+    /* "two" has not handled them: they stay. */
+    assert_true(mr_bus_inproc_held_bytes(b) >= (size_t)N * SIZE);
+    suite_handle_exactly(two, N);
+    assert_int_equal(mr_bus_inproc_held_bytes(b), 0);
+    mr_bus_consumer *late = suite_subscribe(b, "late", "big");
+    suite_publish(b, "big", N, 1, 8);
+    suite_flush(b, 30000);
+    assert_int_equal(suite_next_seq(late), N);
+    mr_bus_consumer_close(late);
+    mr_bus_consumer_close(two);
+    mr_bus_consumer_close(one);
+    mr_bus_close(b);
+}
+
+/* ---- a publisher thread ---- */
+
+typedef struct publisher_start {
+    suite_publisher *p;
+    sem_t published;
+} publisher_start;
+
+static void *publisher_main(void *arg)
+{
+    publisher_start *start = arg;
+    suite_publisher *p = start->p;
+    p->publish_rc = mr_bus_publish(p->bus, p->topic, p->key, "{\"v\":1}", 7, &p->err);
+    sem_post(&start->published);
+    sem_wait(&p->go);
+    p->flush_rc = mr_bus_flush(p->bus, 30000, &p->err);
+    return NULL;
+}
+
+void suite_publisher_start(suite_publisher *p, mr_bus *b, const char *topic, const char *key)
+{
+    *p = (suite_publisher){.bus = b, .topic = topic, .key = key};
+    publisher_start start = {.p = p};
+    assert_int_equal(sem_init(&start.published, 0, 0), 0);
+    assert_int_equal(sem_init(&p->go, 0, 0), 0);
+    assert_int_equal(pthread_create(&p->thread, NULL, publisher_main, &start), 0);
+    sem_wait(&start.published);
+    sem_destroy(&start.published);
+}
+
+void suite_publisher_flush(suite_publisher *p)
+{
+    sem_post(&p->go);
+    pthread_join(p->thread, NULL);
+    sem_destroy(&p->go);
 }
 
 /* ---- collector ---- */
@@ -167,7 +280,7 @@ suite_collector *suite_collect_start(mr_bus *b, const char *group, const char *t
 void suite_collect_wait(suite_collector *c, int timeout_ms)
 {
     pthread_mutex_lock(&c->mu);
-    wait_flag(&c->cv, &c->mu, &c->complete, mr_clock_mono_ms() + timeout_ms);
+    suite_wait_flag(&c->cv, &c->mu, &c->complete, mr_clock_mono_ms() + timeout_ms);
     int distinct = c->distinct;
     long bad = c->bad_partition;
     char last[MR_ERR_MSG_MAX];
@@ -309,7 +422,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
      * refuses commits while members rejoin), and the next owner would repeat messages, which
      * at-least-once allows but this test of order does not. */
     pthread_mutex_lock(&st.mu);
-    wait_flag(&st.cv, &st.mu, &st.settled, mr_clock_mono_ms() + 60000);
+    suite_wait_flag(&st.cv, &st.mu, &st.settled, mr_clock_mono_ms() + 60000);
     bool settled = st.settled;
     pthread_mutex_unlock(&st.mu);
     if (!settled)
@@ -318,7 +431,7 @@ void suite_order_per_key(const suite_env *env, const char *topic, int consumers,
     suite_flush(b, 60000);
 
     pthread_mutex_lock(&st.mu);
-    wait_flag(&st.cv, &st.mu, &st.complete, mr_clock_mono_ms() + 180000);
+    suite_wait_flag(&st.cv, &st.mu, &st.complete, mr_clock_mono_ms() + 180000);
     st.stop = true;
     int done = st.done_keys;
     pthread_mutex_unlock(&st.mu);
@@ -413,14 +526,133 @@ void suite_groups_get_earlier_messages(const suite_env *env, const char *topic)
     suite_make_topic(env, topic);
     suite_publish(b, topic, 0, 40, 5);
     suite_flush(b, 60000);
-    const char *groups[] = {"first", "second"};
-    for (int g = 0; g < 2; g++) {
-        suite_collector *c = suite_collect_start(b, groups[g], topic, 40, NULL);
-        suite_collect_wait(c, 60000);
-        /* Nothing disturbed the group: each message exactly once. */
-        assert_int_equal(suite_collect_stop(c), 40);
-    }
+    /* Both subscribe before either handles anything: what every group has handled may go. */
+    suite_collector *c[2] = {suite_collect_start(b, "first", topic, 40, NULL),
+                             suite_collect_start(b, "second", topic, 40, NULL)};
+    for (int g = 0; g < 2; g++)
+        suite_collect_wait(c[g], 60000);
+    /* Nothing disturbed the groups: each message exactly once. */
+    for (int g = 0; g < 2; g++)
+        assert_int_equal(suite_collect_stop(c[g]), 40);
     mr_bus_close(b);
+}
+
+/* ---- a handler that outlives a lease ---- */
+
+enum { LONG_N = 10 };
+
+typedef struct long_run {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int in_flight[LONG_N]; /* handlers running on each seq */
+    int handled[LONG_N];
+    int distinct;
+    bool complete;         /* every seq handled */
+    int overlaps;          /* a handler began on a seq another handler was still running on */
+    bool long_began;
+    int handler_ms;        /* how long the first handler of seq 0 runs */
+    long by[2];            /* handled per consumer */
+    bool stop;
+} long_run;
+
+typedef struct long_consumer {
+    long_run *run;
+    int index;
+    mr_bus_consumer *c;
+    pthread_t thread;
+} long_consumer;
+
+static mr_code long_handle(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    long_consumer *lc = ctx;
+    long_run *run = lc->run;
+    long seq = suite_seq(m->value);
+    assert_true(seq >= 0 && seq < LONG_N);
+    pthread_mutex_lock(&run->mu);
+    run->overlaps += run->in_flight[seq] > 0;
+    run->in_flight[seq]++;
+    bool stall = seq == 0 && !run->long_began;
+    run->long_began |= stall;
+    pthread_cond_broadcast(&run->cv);
+    pthread_mutex_unlock(&run->mu);
+    /* The answer that takes longer than the lease: the scenario itself, not a wait. */
+    if (stall)
+        mr_clock_sleep_ms(run->handler_ms);
+    pthread_mutex_lock(&run->mu);
+    run->in_flight[seq]--;
+    run->distinct += run->handled[seq]++ == 0;
+    run->complete = run->distinct == LONG_N;
+    run->by[lc->index]++;
+    pthread_cond_broadcast(&run->cv);
+    pthread_mutex_unlock(&run->mu);
+    return MR_OK;
+}
+
+static void *long_consumer_main(void *arg)
+{
+    long_consumer *lc = arg;
+    for (;;) {
+        pthread_mutex_lock(&lc->run->mu);
+        bool stop = lc->run->stop;
+        pthread_mutex_unlock(&lc->run->mu);
+        if (stop)
+            return NULL;
+        size_t handled = 0;
+        mr_err err = {0};
+        mr_bus_poll(lc->c, 200, 1, long_handle, lc, &handled, &err);
+    }
+}
+
+/* Waits until *flag, failing after timeout_ms. */
+static void long_wait(long_run *run, const bool *flag, int timeout_ms, const char *what)
+{
+    pthread_mutex_lock(&run->mu);
+    suite_wait_flag(&run->cv, &run->mu, flag, mr_clock_mono_ms() + timeout_ms);
+    bool ok = *flag;
+    pthread_mutex_unlock(&run->mu);
+    if (!ok)
+        fail_msg("%s did not happen within %d ms", what, timeout_ms);
+}
+
+static void start_long_consumer(long_consumer *lc, long_run *run, int index, mr_bus *b, const char *topic)
+{
+    *lc = (long_consumer){.run = run, .index = index, .c = suite_subscribe(b, "long", topic)};
+    assert_int_equal(pthread_create(&lc->thread, NULL, long_consumer_main, lc), 0);
+}
+
+void suite_long_handler_keeps_its_partition(const suite_env *env, const char *topic)
+{
+    suite_env e = *env;
+    e.opts.client_id = "zz-slow";
+    mr_bus *slow = suite_open(&e);
+    e.opts.client_id = "aa-fast";
+    mr_bus *fast = suite_open(&e);
+    suite_make_topic(env, topic);
+    suite_publish(slow, topic, 0, LONG_N, LONG_N);
+    suite_flush(slow, 30000);
+    long_run run = {.handler_ms = env->opts.lease_ms * 7 / 2};
+    pthread_mutex_init(&run.mu, NULL);
+    pthread_cond_init(&run.cv, NULL);
+    long_consumer a, b;
+    start_long_consumer(&a, &run, 0, slow, topic);
+    long_wait(&run, &run.long_began, 60000, "the long handler");
+    start_long_consumer(&b, &run, 1, fast, topic);
+    long_wait(&run, &run.complete, 120000, "handling every message");
+    pthread_mutex_lock(&run.mu);
+    run.stop = true;
+    pthread_mutex_unlock(&run.mu);
+    pthread_join(a.thread, NULL);
+    pthread_join(b.thread, NULL);
+    mr_bus_consumer_close(a.c);
+    mr_bus_consumer_close(b.c);
+    assert_int_equal(run.overlaps, 0);
+    /* The partition moved to B once A's handler was done. */
+    assert_true(run.by[1] > 0);
+    pthread_cond_destroy(&run.cv);
+    pthread_mutex_destroy(&run.mu);
+    mr_bus_close(slow);
+    mr_bus_close(fast);
 }
 
 /* ---- a consumer process killed mid-batch ---- */

@@ -2,6 +2,8 @@
 #ifndef MINDROOM_BUS_SUITE_H
 #define MINDROOM_BUS_SUITE_H
 
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include "mindroom/bus.h"
 
@@ -16,6 +18,10 @@ typedef struct suite_env {
     bool partitions_shared;
 } suite_env;
 
+/* Waits on cv (a CLOCK_REALTIME one) until *done or the deadline on mr_clock_mono_ms; the mutex
+ * is held. */
+void suite_wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline);
+
 /* Opens a bus on env's URL and options, failing the test on error. */
 mr_bus *suite_open(const suite_env *env);
 void suite_make_topic(const suite_env *env, const char *topic);
@@ -29,6 +35,33 @@ mr_bus_consumer *suite_subscribe(mr_bus *b, const char *group, const char *topic
 void suite_publish(mr_bus *b, const char *topic, int first, int count, int keys);
 /* The seq of a value written by suite_publish, -1 when there is none. */
 long suite_seq(const char *value);
+
+/* A handler that counts the messages it gets in *(int *)ctx. */
+mr_code suite_count_one(void *ctx, const mr_bus_msg *m, mr_err *err);
+/* Handles exactly n messages with c (polls of at most what is left), failing the test when
+ * they do not come within 30 s. */
+void suite_handle_exactly(mr_bus_consumer *c, int n);
+/* The seq of the next message c handles, failing the test when none comes within 30 s. */
+long suite_next_seq(mr_bus_consumer *c);
+/* inproc, with or without a journal: large messages are freed as soon as every group has
+ * handled them (the bus's held bytes go back to zero), not when their ring slot is reused; a
+ * group that has not handled them keeps them; a group new after that starts after them. */
+void suite_inproc_frees_handled(const suite_env *env);
+
+/* A thread that publishes one message, then flushes when told: what a flush reports must be the
+ * flushing thread's own. */
+typedef struct suite_publisher {
+    mr_bus *bus;
+    const char *topic, *key;
+    sem_t go;
+    pthread_t thread;
+    mr_code publish_rc, flush_rc;
+    mr_err err;
+} suite_publisher;
+/* Starts p publishing to topic under key, and returns once it has published. */
+void suite_publisher_start(suite_publisher *p, mr_bus *b, const char *topic, const char *key);
+/* Lets p flush (waiting up to 30 s) and waits until it has; its results are in p. */
+void suite_publisher_flush(suite_publisher *p);
 
 /* A consumer thread that records every seq it handles, while a test disturbs the backend.
  * `already` (may be NULL) marks seqs handled elsewhere that it need not see. */
@@ -46,8 +79,13 @@ long suite_collect_stop(suite_collector *c);
 void suite_order_per_key(const suite_env *env, const char *topic, int consumers, int keys, int per_key);
 /* A handler failure stops the partition and the message comes again, in order. */
 void suite_handler_failure_redelivers(const suite_env *env, const char *topic);
-/* Messages published before a group first subscribes reach it; two groups each get all. */
+/* Messages published before two groups first subscribe reach both, each message once. */
 void suite_groups_get_earlier_messages(const suite_env *env, const char *topic);
+/* Consumer A's first handler runs 3.5 lease_ms while consumer B of its group joins, on a topic of
+ * one partition that is B's once both are live (B's client_id "aa-fast" sorts before A's
+ * "zz-slow"): no message is handled by both at once (A keeps the partition while its handler
+ * runs), every message is handled, and B handles the ones after A's long one. */
+void suite_long_handler_keeps_its_partition(const suite_env *env, const char *topic);
 /* Runs bus_test_consumer (argv, output in log), which writes a line per message it handles to
  * out and hangs in the handler after stall_after; SIGKILLs it once out holds those lines, and
  * returns its wait status. */

@@ -88,6 +88,12 @@ static void test_groups_get_earlier_messages(void **state)
     suite_groups_get_earlier_messages(&env, "earlier");
 }
 
+static void test_handled_messages_are_freed(void **state)
+{
+    suite_env env = journal_env(*state);
+    suite_inproc_frees_handled(&env);
+}
+
 /* ---- what a group handled ---- */
 
 typedef struct got {
@@ -712,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_order_per_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_failure_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_groups_get_earlier_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handled_messages_are_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_publisher_loses_nothing_flushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_consumer_resumes_at_unacked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consumer_killed_mid_batch_loses_nothing, setup, teardown),

@@ -1,12 +1,19 @@
 /* test_kafka.c -- the Kafka bus against three mock brokers (tests/peers/mr-kafka-mock): the
  * behaviour suite, a consumer killed mid-batch, the broker set down and back, and kcat as an
- * independent client proving the wire format and the key partitioning. */
+ * independent client proving the wire format and the key partitioning.
+ * suite_long_handler_keeps_its_partition does not run here: librdkafka heartbeats from its own
+ * thread, and a real broker waits for a member's rejoin up to its rebalance timeout
+ * (max.poll.interval.ms), but the mock cluster elects a new leader session.timeout.ms - 1 s into a
+ * rebalance, so over it a consumer that joins during a handler longer than the session takes the
+ * partition and handles the message in flight again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +196,51 @@ static void test_we_produce_kcat_consumes(void **state)
     assert_true(listed);
 }
 
+/* The Kafka protocol's API key of Produce (librdkafka's RD_KAFKAP_Produce is not public). */
+#define KAFKA_API_PRODUCE 0
+
+/* The broker refuses A's message (its next Produce request fails with "message too large", which
+ * no retry cures). B flushes while that report comes, then publishes and flushes
+ * its own message: B's flushes are clean, and A's flush gets A's failure. A cluster of its own,
+ * in this process, since only librdkafka's mock API can inject errors. */
+static void test_a_failed_delivery_reaches_its_publisher(void **state)
+{
+    (void)state;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr), RD_KAFKA_CONF_OK);
+    rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(host);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(host, 1);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "denied", 8, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    suite_env env = kafka_env();
+    snprintf(env.url, sizeof env.url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(mc));
+    mr_bus *b = suite_open(&env);
+    rd_kafka_mock_push_request_errors(mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+
+    suite_publisher a;
+    suite_publisher_start(&a, b, "denied", "!a:example.org");
+    mr_err err = {0};
+    /* Waits for A's delivery report too (everything published so far), but is not A. */
+    if (mr_bus_flush(b, 30000, &err) != MR_OK)
+        fail_msg("a flush of a thread that published nothing took a failure: %s", err.msg);
+    suite_publish(b, "denied", 0, 1, 1);
+    if (mr_bus_flush(b, 30000, &err) != MR_OK)
+        fail_msg("a flush of a delivered message took a failure that is not its publisher's: %s", err.msg);
+    suite_publisher_flush(&a);
+    assert_int_equal(a.publish_rc, MR_OK);
+    assert_int_equal(a.flush_rc, MR_EUNAVAIL);
+    char want[700];
+    snprintf(want, sizeof want, "%s: delivering a message to denied[%d]: ", env.url,
+             mr_bus_partition("!a:example.org", 8));
+    assert_memory_equal(a.err.msg, want, strlen(want));
+    assert_non_null(strstr(a.err.msg, rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)));
+    mr_bus_close(b);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(host);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_broker_set_down_and_back_loses_nothing),
         cmocka_unit_test(test_kcat_produces_we_consume),
         cmocka_unit_test(test_we_produce_kcat_consumes),
+        cmocka_unit_test(test_a_failed_delivery_reaches_its_publisher),
     };
     return cmocka_run_group_tests(tests, start_kafka, stop_kafka);
 }

@@ -6,12 +6,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus_suite.h"
 #include "peers.h"
+#include "mindroom/clock.h"
 
 static mr_tp_redis redis;
 
@@ -39,6 +42,227 @@ static suite_env redis_env(void)
     suite_env env = {.opts = {.lease_ms = 2000, .client_id = "test"}};
     snprintf(env.url, sizeof env.url, "%s", redis.url);
     return env;
+}
+
+/* Runs one command on the test server, failing the test when it gets no reply. */
+static redisReply *redis_vcmd(const char *fmt, va_list ap)
+{
+    redisContext *c = redisConnect("127.0.0.1", redis.port);
+    if (!c || c->err)
+        fail_msg("connecting to the test redis on port %d", redis.port);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    redisFree(c);
+    if (!r)
+        fail_msg("redis command %s: no reply", fmt);
+    return r;
+}
+
+static redisReply *redis_cmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redis_vcmd(fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Runs one command that must succeed. */
+static void redis_ok(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redis_vcmd(fmt, ap);
+    va_end(ap);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis command %s: %s", fmt, r->str);
+    freeReplyObject(r);
+}
+
+static long long redis_int(const char *fmt, const char *arg)
+{
+    redisReply *r = redis_cmd(fmt, arg);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fail_msg("redis command %s %s: not an integer", fmt, arg);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Two keys of topic on different partitions. */
+static void two_partitions(const char *topic, char *a, char *b, int *pa, int *pb)
+{
+    redis_ok("SET mr:bus:%s:partitions 8", topic);
+    *pa = mr_bus_partition("!a:example.org", 8);
+    strcpy(a, "!a:example.org");
+    for (int i = 0;; i++) {
+        sprintf(b, "!b%d:example.org", i);
+        if ((*pb = mr_bus_partition(b, 8)) != *pa)
+            return;
+    }
+}
+
+/* Thread A publishes a message Redis refuses; thread B publishes and flushes after it; then A
+ * flushes. B's flush must not take A's failure (A would then save progress past a lost message). */
+static void test_a_refused_message_reaches_its_publisher(void **state)
+{
+    (void)state;
+    char bad[64], good[64];
+    int pbad, pgood;
+    two_partitions("wrongtype", bad, good, &pbad, &pgood);
+    /* A key of the stream's name that holds a string: XADD gets WRONGTYPE. */
+    redis_ok("SET mr:bus:wrongtype:%d not-a-stream", pbad);
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    suite_publisher a, bb;
+    suite_publisher_start(&a, b, "wrongtype", bad);
+    suite_publisher_start(&bb, b, "wrongtype", good);
+    suite_publisher_flush(&bb);
+    suite_publisher_flush(&a);
+    assert_int_equal(a.publish_rc, MR_OK);
+    assert_int_equal(bb.publish_rc, MR_OK);
+    if (bb.flush_rc != MR_OK)
+        fail_msg("B's flush took a failure that is not B's: %s", bb.err.msg);
+    assert_int_equal(a.flush_rc, MR_EIO);
+    char want[256];
+    snprintf(want, sizeof want, "%s: XADD mr:bus:wrongtype:%d: WRONGTYPE", redis.url, pbad);
+    assert_memory_equal(a.err.msg, want, strlen(want));
+    /* Reported once: A's next flush has nothing new to report. */
+    mr_err err = {0};
+    assert_int_equal(mr_bus_flush(b, 10000, &err), MR_OK);
+    char stream[64];
+    snprintf(stream, sizeof stream, "mr:bus:wrongtype:%d", pgood);
+    assert_int_equal(redis_int("XLEN %s", stream), 1);
+    mr_bus_close(b);
+}
+
+/* Redis out of memory (maxmemory with noeviction) refuses the XADD: the publisher's flush says so. */
+static void test_maxmemory_reaches_the_publisher(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    suite_publish(b, "oom", 0, 1, 1);
+    suite_flush(b, 10000);
+    redis_ok("CONFIG SET maxmemory-policy noeviction");
+    redis_ok("CONFIG SET maxmemory 1");
+    suite_publish(b, "oom", 1, 1, 1);
+    mr_err err = {0};
+    mr_code rc = mr_bus_flush(b, 10000, &err);
+    redis_ok("CONFIG SET maxmemory 0");
+    assert_int_equal(rc, MR_EIO);
+    assert_non_null(strstr(err.msg, ": OOM command not allowed"));
+    /* Room again: the next message is stored and flushes clean. */
+    suite_publish(b, "oom", 2, 1, 1);
+    suite_flush(b, 10000);
+    mr_bus_close(b);
+}
+
+/* ---- trimming what every group acknowledged ---- */
+
+static long long stream_total(const char *topic)
+{
+    long long n = 0;
+    for (int p = 0; p < 8; p++) {
+        char key[128];
+        snprintf(key, sizeof key, "mr:bus:%s:%d", topic, p);
+        n += redis_int("XLEN %s", key);
+    }
+    return n;
+}
+
+/* Waits until the topic's streams hold `want` entries in all, polling c (a consumer runs on,
+ * and trims after it rebalances) and counting what it handles in *seen; fails after timeout_ms
+ * showing what they held. */
+static void wait_stream_total(const char *topic, long long want, mr_bus_consumer *c, int *seen, int timeout_ms)
+{
+    long long deadline = mr_clock_mono_ms() + timeout_ms, n;
+    while ((n = stream_total(topic)) != want && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        if (c)
+            mr_bus_poll(c, 50, 100, suite_count_one, seen, &handled, &err);
+        else
+            mr_clock_sleep_ms(50);
+    }
+    if (n != want)
+        fail_msg("%s: %lld entries kept after %d ms, expected %lld", topic, n, timeout_ms, want);
+}
+
+/* Two groups: "all" handles every message, "half" only part. The streams keep exactly what
+ * "half" has not acknowledged, then nothing once it has; a group that subscribes after that
+ * starts at the end. */
+static void test_streams_are_trimmed_to_what_some_group_needs(void **state)
+{
+    (void)state;
+    enum { N = 40, HALF = 15 };
+    suite_env env = redis_env();
+    mr_bus *b = suite_open(&env);
+    mr_bus_consumer *half = suite_subscribe(b, "half", "trim");
+    suite_publish(b, "trim", 0, N, 8);
+    suite_flush(b, 10000);
+    suite_handle_exactly(half, HALF);
+    suite_collector *all = suite_collect_start(b, "all", "trim", N, NULL);
+    suite_collect_wait(all, 60000);
+    /* "half" stays idle: only "all" trims, down to what "half" still needs. */
+    int ignored = 0;
+    wait_stream_total("trim", N - HALF, NULL, &ignored, 30000);
+    suite_handle_exactly(half, N - HALF);
+    int more = 0;
+    wait_stream_total("trim", 0, half, &more, 30000);
+    assert_int_equal(more, 0);
+    /* A group new now starts at the oldest entry kept: the next one published. */
+    mr_bus_consumer *late = suite_subscribe(b, "late", "trim");
+    suite_publish(b, "trim", N, 1, 8);
+    suite_flush(b, 10000);
+    assert_int_equal(suite_next_seq(late), N);
+    mr_bus_consumer_close(late);
+    suite_collect_stop(all);
+    mr_bus_consumer_close(half);
+    mr_bus_close(b);
+}
+
+/* Consumer A handles the topic's one partition; its first handler runs 3.5 leases. Meanwhile B
+ * joins, and B is the one the partition belongs to once both are live (its name sorts first).
+ * A keeps the lease while its handler runs, so B takes the partition only after A is done. */
+static void test_a_long_handler_keeps_its_partition(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    env.opts.partitions = 1;
+    suite_long_handler_keeps_its_partition(&env, "long");
+}
+
+static mr_code refuse(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)ctx;
+    (void)m;
+    return mr_err_set(err, MR_EUNAVAIL, "not now");
+}
+
+/* A consumer that leaves with an entry unacknowledged (its handler failed, then it closed):
+ * the next consumer of the group gets the entry. */
+static void test_closed_consumer_leaves_its_entry(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    env.opts.partitions = 1;
+    mr_bus *b = suite_open(&env);
+    suite_publish(b, "closed", 0, 1, 1);
+    suite_flush(b, 10000);
+    mr_bus_consumer *first = suite_subscribe(b, "closed", "closed");
+    mr_code rc = MR_OK;
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (rc == MR_OK && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        rc = mr_bus_poll(first, 200, 1, refuse, NULL, &handled, &err);
+    }
+    assert_int_equal(rc, MR_EUNAVAIL);
+    mr_bus_consumer_close(first);
+    mr_bus_consumer *next = suite_subscribe(b, "closed", "closed");
+    assert_int_equal(suite_next_seq(next), 0);
+    mr_bus_consumer_close(next);
+    mr_bus_close(b);
 }
 
 static void test_order_per_key(void **state)
@@ -172,6 +396,11 @@ int main(void)
         cmocka_unit_test(test_publish_while_down_is_kept_until_back),
         cmocka_unit_test(test_partition_count_is_fixed_by_the_first_user),
         cmocka_unit_test(test_unreachable_server_is_reported),
+        cmocka_unit_test(test_a_refused_message_reaches_its_publisher),
+        cmocka_unit_test(test_maxmemory_reaches_the_publisher),
+        cmocka_unit_test(test_a_long_handler_keeps_its_partition),
+        cmocka_unit_test(test_closed_consumer_leaves_its_entry),
+        cmocka_unit_test(test_streams_are_trimmed_to_what_some_group_needs),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

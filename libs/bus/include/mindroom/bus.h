@@ -29,10 +29,16 @@
  *   acknowledging leaves its messages to the others of its group (Kafka: after its session
  *   times out; Redis: after its partition leases expire). Duplicates are possible; handlers
  *   must be idempotent (the agent claims each event ID once in the store).
- * - A group that subscribes for the first time starts at the oldest message still kept
- *   (Kafka, Redis: the start of the log; inproc: the last inproc_capacity messages of each
- *   partition, and after a journal's replay its oldest kept row), so messages published before
- *   it subscribed are delivered to it.
+ * - What every group of a topic has handled is dropped, except on Kafka (which keeps its log
+ *   for the topic's retention): inproc frees a message as soon as the last group handled it (a
+ *   journal deletes its row with the next commit); Redis trims each stream to the oldest entry
+ *   some group has not acknowledged, within a rebalance interval (lease_ms/3) of the last
+ *   acknowledgement. A topic without any group keeps everything (inproc: up to inproc_capacity
+ *   messages a partition, then its producers wait).
+ * - A group that subscribes for the first time starts at the oldest message still kept (Kafka:
+ *   the start of the log; Redis and inproc: the oldest message some group has not handled, or
+ *   everything when the topic has no group yet), so messages published before it subscribed
+ *   are delivered to it unless every group that existed then had handled them already.
  *
  * Threads: an mr_bus may be shared by threads (publish, flush and subscribe are thread-safe);
  * an mr_bus_consumer belongs to one thread at a time. Close consumers before their bus.
@@ -53,8 +59,11 @@ typedef struct mr_bus_options {
                                slowest group is this far behind; default 1024 */
     int lease_ms;           /* how long a silent consumer keeps its partitions before the rest of
                                its group takes them over (Kafka session.timeout.ms, Redis lease);
-                               at least 1000, default 10000. Redis renews leases between polls, so
-                               one poll's handlers must finish within it: choose max to fit */
+                               at least 1000, default 10000. Leases are renewed in the background
+                               while a poll's handlers run (Kafka: librdkafka's heartbeats; Redis:
+                               a thread per consumer), so a handler may run longer than this, up
+                               to 300 s a poll (Kafka's max.poll.interval.ms); a consumer whose
+                               poll runs longer is taken for hung and its partitions move on */
     int publish_timeout_ms; /* longest a publish waits for room in a full buffer before it
                                returns MR_EUNAVAIL (the message is then not queued); default
                                30000, negative: wait without limit */
@@ -77,9 +86,12 @@ mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char
                        mr_err *err);
 /* Waits until everything published so far is durably accepted (Kafka: delivery reports with
  * acks=all; Redis: XADD replies; inproc: at once; inproc with a journal: committed to the file,
- * with the acknowledgements made before the call) and returns the first failure since the last
- * flush (a journal: the failure of its last commit, or MR_EUNAVAIL after timeout_ms). Callers
- * save progress (sync tokens) only after this returns MR_OK. */
+ * with the acknowledgements made before the call). Returns MR_OK only when every message the
+ * calling thread published since its last flush was accepted: otherwise the first of them the
+ * backend refused (Redis: an XADD error reply such as WRONGTYPE or OOM; Kafka: a failed delivery
+ * report), MR_EUNAVAIL when timeout_ms passed first, or a journal's failed commit. Failures are
+ * kept per publishing thread: a flush never reports, nor clears, another thread's. Callers save
+ * progress (sync tokens) only after their own flush returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
 
 typedef struct mr_bus_msg {
