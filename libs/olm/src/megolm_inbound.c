@@ -1,0 +1,191 @@
+/* megolm_inbound.c -- inbound Megolm sessions: made from an m.room_key or an exported key,
+ * decrypting room messages with their index, exporting, pickles. */
+#include "olm_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define INBOUND_FAIL(g, err, what)                                                           \
+    mr_olm_fail(err, olm_inbound_group_session_last_error_code((g)->olm),                    \
+                olm_inbound_group_session_last_error((g)->olm), what)
+
+static mr_olm_inbound_group *inbound_alloc(mr_err *err)
+{
+    mr_olm_inbound_group *g = calloc(1, sizeof *g);
+    void *mem = g ? mr_olm_mem_new(olm_inbound_group_session_size(), "a Megolm session", err) : NULL;
+    if (!mem) {
+        free(g);
+        mr_err_set(err, MR_ENOMEM, "out of memory allocating an inbound Megolm session");
+        return NULL;
+    }
+    g->olm = olm_inbound_group_session(mem);
+    return g;
+}
+
+void mr_olm_inbound_group_free(mr_olm_inbound_group *g)
+{
+    if (!g)
+        return;
+    olm_clear_inbound_group_session(g->olm);
+    mr_olm_mem_free(g->olm, olm_inbound_group_session_size());
+    free(g);
+}
+
+typedef size_t (*inbound_init_fn)(OlmInboundGroupSession *, const uint8_t *, size_t);
+
+/* A session from base64 key text through init (libolm's init or import), which decodes a copy. */
+static mr_code inbound_from(const char *key, inbound_init_fn init, const char *what, mr_olm_inbound_group **out,
+                            mr_err *err)
+{
+    *out = NULL;
+    mr_code rc = mr_olm_check_b64(what, key, 0, err);
+    char *copy = NULL;
+    size_t len = 0;
+    if (rc == MR_OK)
+        rc = mr_olm_copy(key, what, &copy, &len, err);
+    if (rc != MR_OK)
+        return rc;
+    mr_olm_inbound_group *g = inbound_alloc(err);
+    if (!g) {
+        mr_olm_free_secret(copy, len);
+        return MR_ENOMEM;
+    }
+    if (init(g->olm, (const uint8_t *)copy, len) == olm_error())
+        rc = INBOUND_FAIL(g, err, what);
+    mr_olm_free_secret(copy, len);
+    if (rc != MR_OK) {
+        mr_olm_inbound_group_free(g);
+        return rc;
+    }
+    *out = g;
+    return MR_OK;
+}
+
+mr_code mr_olm_inbound_group_new(const char *session_key, mr_olm_inbound_group **out, mr_err *err)
+{
+    return inbound_from(session_key, olm_init_inbound_group_session, "the m.room_key session_key", out, err);
+}
+
+mr_code mr_olm_inbound_group_import(const char *exported_key, mr_olm_inbound_group **out, mr_err *err)
+{
+    return inbound_from(exported_key, olm_import_inbound_group_session, "the exported Megolm session key", out,
+                        err);
+}
+
+mr_code mr_olm_inbound_group_export(mr_olm_inbound_group *g, uint32_t index, char **exported_key, mr_err *err)
+{
+    *exported_key = NULL;
+    size_t len = olm_export_inbound_group_session_length(g->olm);
+    char *k = mr_olm_mem_new(len + 1, "an exported Megolm key", err);
+    if (!k)
+        return MR_ENOMEM;
+    size_t n = olm_export_inbound_group_session(g->olm, (uint8_t *)k, len, index);
+    if (n == olm_error()) {
+        mr_olm_free_secret(k, len + 1);
+        return INBOUND_FAIL(g, err, "exporting a Megolm session key");
+    }
+    k[n] = '\0';
+    *exported_key = k;
+    return MR_OK;
+}
+
+void mr_olm_inbound_group_id(mr_olm_inbound_group *g, char id[MR_OLM_KEY_SIZE])
+{
+    size_t n = olm_inbound_group_session_id(g->olm, (uint8_t *)id, MR_OLM_KEY_SIZE - 1);
+    id[n == olm_error() ? 0 : n] = '\0';
+}
+
+uint32_t mr_olm_inbound_group_first_index(const mr_olm_inbound_group *g)
+{
+    return olm_inbound_group_session_first_known_index(g->olm);
+}
+
+mr_code mr_olm_inbound_group_decrypt(mr_olm_inbound_group *g, const char *ciphertext, char **plaintext,
+                                     size_t *len, uint32_t *index, mr_err *err)
+{
+    *plaintext = NULL;
+    *len = 0;
+    *index = 0;
+    mr_code rc = mr_olm_check_b64("the Megolm ciphertext", ciphertext, 0, err);
+    if (rc == MR_OK && !ciphertext[0])
+        rc = mr_err_set(err, MR_EINVAL, "the Megolm ciphertext is empty");
+    char *copy = NULL;
+    size_t clen = 0;
+    if (rc == MR_OK)
+        rc = mr_olm_copy(ciphertext, "the Megolm ciphertext", &copy, &clen, err);
+    if (rc != MR_OK)
+        return rc;
+    /* Each call decodes the message in place: measure on the copy, then decrypt a fresh one. */
+    size_t max = olm_group_decrypt_max_plaintext_length(g->olm, (uint8_t *)copy, clen);
+    if (max == olm_error()) {
+        free(copy);
+        return INBOUND_FAIL(g, err, "reading a Megolm message");
+    }
+    memcpy(copy, ciphertext, clen);
+    char *plain = mr_olm_mem_new(max + 1, "a Megolm plaintext", err);
+    if (!plain) {
+        free(copy);
+        return MR_ENOMEM;
+    }
+    uint32_t idx = 0;
+    size_t n = olm_group_decrypt(g->olm, (uint8_t *)copy, clen, (uint8_t *)plain, max, &idx);
+    free(copy);
+    if (n == olm_error()) {
+        mr_olm_free_secret(plain, max + 1);
+        return INBOUND_FAIL(g, err, "decrypting a Megolm message");
+    }
+    /* Past the text libolm leaves the block padding; zero it so the buffer holds only the text. */
+    explicit_bzero(plain + n, max + 1 - n);
+    *plaintext = plain;
+    *len = n;
+    *index = idx;
+    return MR_OK;
+}
+
+mr_code mr_olm_inbound_group_pickle(mr_olm_inbound_group *g, const void *key, size_t key_len, char **pickle,
+                                    mr_err *err)
+{
+    *pickle = NULL;
+    mr_code rc = mr_olm_check_pickle_key(key, key_len, "pickling an inbound Megolm session", err);
+    if (rc != MR_OK)
+        return rc;
+    size_t len = olm_pickle_inbound_group_session_length(g->olm);
+    char *p = malloc(len + 1);
+    if (!p)
+        return mr_err_set(err, MR_ENOMEM, "out of memory pickling an inbound Megolm session");
+    size_t n = olm_pickle_inbound_group_session(g->olm, key, key_len, p, len);
+    if (n == olm_error()) {
+        free(p);
+        return INBOUND_FAIL(g, err, "pickling an inbound Megolm session");
+    }
+    p[n] = '\0';
+    *pickle = p;
+    return MR_OK;
+}
+
+mr_code mr_olm_inbound_group_unpickle(const char *pickle, const void *key, size_t key_len,
+                                      mr_olm_inbound_group **out, mr_err *err)
+{
+    *out = NULL;
+    mr_code rc = mr_olm_check_pickle_key(key, key_len, "unpickling an inbound Megolm session", err);
+    char *copy = NULL;
+    size_t len = 0;
+    if (rc == MR_OK)
+        rc = mr_olm_copy(pickle, "the inbound Megolm session pickle", &copy, &len, err);
+    if (rc != MR_OK)
+        return rc;
+    mr_olm_inbound_group *g = inbound_alloc(err);
+    if (!g) {
+        free(copy);
+        return MR_ENOMEM;
+    }
+    if (olm_unpickle_inbound_group_session(g->olm, key, key_len, copy, len) == olm_error())
+        rc = INBOUND_FAIL(g, err, "unpickling an inbound Megolm session");
+    free(copy);
+    if (rc != MR_OK) {
+        mr_olm_inbound_group_free(g);
+        return rc;
+    }
+    *out = g;
+    return MR_OK;
+}

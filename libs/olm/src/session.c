@@ -1,0 +1,256 @@
+/* session.c -- Olm sessions between two devices: outbound from a claimed one-time key, inbound
+ * from a pre-key message, encryption, decryption, pickles. */
+#include "olm_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_FAIL(s, err, what) \
+    mr_olm_fail(err, olm_session_last_error_code((s)->olm), olm_session_last_error((s)->olm), what)
+
+static mr_olm_session *session_alloc(mr_err *err)
+{
+    mr_olm_session *s = calloc(1, sizeof *s);
+    void *mem = s ? mr_olm_mem_new(olm_session_size(), "an Olm session", err) : NULL;
+    if (!mem) {
+        free(s);
+        mr_err_set(err, MR_ENOMEM, "out of memory allocating an Olm session");
+        return NULL;
+    }
+    s->olm = olm_session(mem);
+    return s;
+}
+
+void mr_olm_session_free(mr_olm_session *s)
+{
+    if (!s)
+        return;
+    olm_clear_session(s->olm);
+    mr_olm_mem_free(s->olm, olm_session_size());
+    free(s);
+}
+
+static mr_code check_device(const mr_olm_device *d, mr_err *err)
+{
+    if (!d || !d->user_id || d->user_id[0] != '@' || !d->device_id || !d->device_id[0])
+        return mr_err_set(err, MR_EINVAL, "an Olm session needs the other device's user ID and device ID");
+    mr_code rc = mr_olm_check_b64("the device's curve25519 key", d->curve25519, 32, err);
+    if (rc == MR_OK)
+        rc = mr_olm_check_b64("the device's ed25519 key", d->ed25519, 32, err);
+    if (rc != MR_OK)
+        mr_err_prefix(err, "device %s of %s", d->device_id, d->user_id);
+    return rc;
+}
+
+mr_code mr_olm_session_new_outbound(mr_olm_account *a, const mr_olm_device *device, const json_t *claimed_key,
+                                    mr_olm_session **out, mr_err *err)
+{
+    *out = NULL;
+    mr_code rc = check_device(device, err);
+    if (rc != MR_OK)
+        return rc;
+    const char *otk = json_string_value(json_object_get(claimed_key, "key"));
+    rc = mr_olm_check_b64("the claimed one-time key's \"key\"", otk, 32, err);
+    if (rc == MR_OK) {
+        char key_id[300];
+        snprintf(key_id, sizeof key_id, "ed25519:%s", device->device_id);
+        rc = mr_olm_verify_json(claimed_key, device->user_id, key_id, device->ed25519, err);
+    }
+    if (rc != MR_OK) {
+        mr_err_prefix(err, "one-time key claimed for device %s of %s", device->device_id, device->user_id);
+        return rc;
+    }
+    mr_olm_session *s = session_alloc(err);
+    if (!s)
+        return MR_ENOMEM;
+    size_t rlen = olm_create_outbound_session_random_length(s->olm);
+    unsigned char *rnd = NULL;
+    rc = mr_olm_random_new(rlen, &rnd, err);
+    if (rc == MR_OK && olm_create_outbound_session(s->olm, a->olm, device->curve25519, strlen(device->curve25519),
+                                                   otk, strlen(otk), rnd, rlen) == olm_error())
+        rc = SESSION_FAIL(s, err, "creating an outbound Olm session");
+    mr_olm_free_secret(rnd, rlen);
+    if (rc != MR_OK) {
+        mr_olm_session_free(s);
+        return rc;
+    }
+    *out = s;
+    return MR_OK;
+}
+
+static mr_code check_message(int type, const char *body, mr_err *err)
+{
+    if (type != MR_OLM_MSG_PRE_KEY && type != MR_OLM_MSG_NORMAL)
+        return mr_err_set(err, MR_EINVAL, "Olm message type %d is neither 0 (pre-key) nor 1 (normal)", type);
+    mr_code rc = mr_olm_check_b64("the Olm message body", body, 0, err);
+    if (rc == MR_OK && !body[0])
+        rc = mr_err_set(err, MR_EINVAL, "the Olm message body is empty");
+    return rc;
+}
+
+mr_code mr_olm_session_decrypt(mr_olm_session *s, int type, const char *body, char **plaintext, size_t *len,
+                               mr_err *err)
+{
+    *plaintext = NULL;
+    *len = 0;
+    mr_code rc = check_message(type, body, err);
+    char *copy = NULL;
+    size_t clen = 0;
+    if (rc == MR_OK)
+        rc = mr_olm_copy(body, "the Olm message body", &copy, &clen, err);
+    if (rc != MR_OK)
+        return rc;
+    /* libolm decodes the message in place for each call: measure on one copy, decrypt another. */
+    size_t max = olm_decrypt_max_plaintext_length(s->olm, (size_t)type, copy, clen);
+    if (max == olm_error()) {
+        free(copy);
+        return SESSION_FAIL(s, err, "reading an Olm message");
+    }
+    memcpy(copy, body, clen);
+    char *plain = mr_olm_mem_new(max + 1, "an Olm plaintext", err);
+    if (!plain) {
+        free(copy);
+        return MR_ENOMEM;
+    }
+    size_t n = olm_decrypt(s->olm, (size_t)type, copy, clen, plain, max);
+    free(copy);
+    if (n == olm_error()) {
+        mr_olm_free_secret(plain, max + 1);
+        return SESSION_FAIL(s, err, "decrypting an Olm message");
+    }
+    /* Past the text libolm leaves the block padding; zero it so the buffer holds only the text. */
+    explicit_bzero(plain + n, max + 1 - n);
+    *plaintext = plain;
+    *len = n;
+    return MR_OK;
+}
+
+mr_code mr_olm_session_new_inbound(mr_olm_account *a, const char *their_curve25519, const char *body,
+                                   mr_olm_session **out, char **plaintext, size_t *len, mr_err *err)
+{
+    *out = NULL;
+    *plaintext = NULL;
+    *len = 0;
+    mr_code rc = mr_olm_check_b64("the sender's curve25519 key", their_curve25519, 32, err);
+    if (rc == MR_OK)
+        rc = check_message(MR_OLM_MSG_PRE_KEY, body, err);
+    char *copy = NULL;
+    size_t clen = 0;
+    if (rc == MR_OK)
+        rc = mr_olm_copy(body, "the pre-key message", &copy, &clen, err);
+    if (rc != MR_OK)
+        return rc;
+    mr_olm_session *s = session_alloc(err);
+    if (!s) {
+        free(copy);
+        return MR_ENOMEM;
+    }
+    if (olm_create_inbound_session_from(s->olm, a->olm, their_curve25519, strlen(their_curve25519), copy, clen) ==
+        olm_error())
+        rc = SESSION_FAIL(s, err, "creating an inbound Olm session from a pre-key message");
+    free(copy);
+    if (rc == MR_OK)
+        rc = mr_olm_session_decrypt(s, MR_OLM_MSG_PRE_KEY, body, plaintext, len, err);
+    if (rc != MR_OK) {
+        mr_olm_session_free(s);
+        return rc;
+    }
+    /* Fails only when the session used the fallback key, which stays until it is replaced. */
+    olm_remove_one_time_keys(a->olm, s->olm);
+    *out = s;
+    return MR_OK;
+}
+
+bool mr_olm_session_matches_inbound(mr_olm_session *s, const char *their_curve25519, const char *body)
+{
+    if (mr_olm_check_b64("the sender's curve25519 key", their_curve25519, 32, NULL) != MR_OK ||
+        check_message(MR_OLM_MSG_PRE_KEY, body, NULL) != MR_OK)
+        return false;
+    char *copy = NULL;
+    size_t clen = 0;
+    if (mr_olm_copy(body, "the pre-key message", &copy, &clen, NULL) != MR_OK)
+        return false;
+    size_t r = olm_matches_inbound_session_from(s->olm, their_curve25519, strlen(their_curve25519), copy, clen);
+    free(copy);
+    return r == 1;
+}
+
+mr_code mr_olm_session_encrypt(mr_olm_session *s, const void *plaintext, size_t len, int *type, char **body,
+                               mr_err *err)
+{
+    *body = NULL;
+    *type = (int)olm_encrypt_message_type(s->olm);
+    size_t rlen = olm_encrypt_random_length(s->olm);
+    size_t mlen = olm_encrypt_message_length(s->olm, len);
+    unsigned char *rnd = NULL;
+    mr_code rc = mr_olm_random_new(rlen, &rnd, err);
+    if (rc != MR_OK)
+        return rc;
+    char *msg = malloc(mlen + 1);
+    if (!msg)
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory encrypting an Olm message of %zu bytes", len);
+    else if (olm_encrypt(s->olm, plaintext, len, rnd, rlen, msg, mlen) == olm_error())
+        rc = SESSION_FAIL(s, err, "encrypting an Olm message");
+    mr_olm_free_secret(rnd, rlen);
+    if (rc != MR_OK) {
+        free(msg);
+        return rc;
+    }
+    msg[mlen] = '\0';
+    *body = msg;
+    return MR_OK;
+}
+
+void mr_olm_session_id(mr_olm_session *s, char id[MR_OLM_KEY_SIZE])
+{
+    size_t n = olm_session_id(s->olm, id, MR_OLM_KEY_SIZE - 1);
+    id[n == olm_error() ? 0 : n] = '\0';
+}
+
+mr_code mr_olm_session_pickle(mr_olm_session *s, const void *key, size_t key_len, char **pickle, mr_err *err)
+{
+    *pickle = NULL;
+    mr_code rc = mr_olm_check_pickle_key(key, key_len, "pickling an Olm session", err);
+    if (rc != MR_OK)
+        return rc;
+    size_t len = olm_pickle_session_length(s->olm);
+    char *p = malloc(len + 1);
+    if (!p)
+        return mr_err_set(err, MR_ENOMEM, "out of memory pickling an Olm session");
+    size_t n = olm_pickle_session(s->olm, key, key_len, p, len);
+    if (n == olm_error()) {
+        free(p);
+        return SESSION_FAIL(s, err, "pickling an Olm session");
+    }
+    p[n] = '\0';
+    *pickle = p;
+    return MR_OK;
+}
+
+mr_code mr_olm_session_unpickle(const char *pickle, const void *key, size_t key_len, mr_olm_session **out,
+                                mr_err *err)
+{
+    *out = NULL;
+    mr_code rc = mr_olm_check_pickle_key(key, key_len, "unpickling an Olm session", err);
+    char *copy = NULL;
+    size_t len = 0;
+    if (rc == MR_OK)
+        rc = mr_olm_copy(pickle, "the session pickle", &copy, &len, err);
+    if (rc != MR_OK)
+        return rc;
+    mr_olm_session *s = session_alloc(err);
+    if (!s) {
+        free(copy);
+        return MR_ENOMEM;
+    }
+    if (olm_unpickle_session(s->olm, key, key_len, copy, len) == olm_error())
+        rc = SESSION_FAIL(s, err, "unpickling an Olm session");
+    free(copy);
+    if (rc != MR_OK) {
+        mr_olm_session_free(s);
+        return rc;
+    }
+    *out = s;
+    return MR_OK;
+}
