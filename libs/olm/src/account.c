@@ -205,12 +205,9 @@ mr_code mr_olm_account_unpickle(const char *pickle, const void *key, size_t key_
                                 mr_err *err)
 {
     *out = NULL;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, "unpickling an Olm account", err);
-    if (rc != MR_OK)
-        return rc;
     char *copy = NULL;
     size_t len = 0;
-    rc = mr_olm_copy(pickle, "the account pickle", &copy, &len, err);
+    mr_code rc = mr_olm_unpickle_input(pickle, key, key_len, "unpickling an Olm account", &copy, &len, err);
     if (rc != MR_OK)
         return rc;
     mr_olm_account *a = account_alloc(err);

@@ -121,11 +121,9 @@ mr_code mr_olm_outbound_group_unpickle(const char *pickle, const void *key, size
                                        mr_olm_outbound_group **out, mr_err *err)
 {
     *out = NULL;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, "unpickling an outbound Megolm session", err);
     char *copy = NULL;
     size_t len = 0;
-    if (rc == MR_OK)
-        rc = mr_olm_copy(pickle, "the outbound Megolm session pickle", &copy, &len, err);
+    mr_code rc = mr_olm_unpickle_input(pickle, key, key_len, "unpickling an outbound Megolm session", &copy, &len, err);
     if (rc != MR_OK)
         return rc;
     mr_olm_outbound_group *g = outbound_alloc(err);

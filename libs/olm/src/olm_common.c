@@ -66,7 +66,7 @@ mr_code mr_olm_fail(mr_err *err, enum OlmErrorCode code, const char *olm_text, c
     switch (code) {
     case OLM_BAD_ACCOUNT_KEY:
         rc = MR_EAUTH;
-        hint = " (wrong pickle key)";
+        hint = " (wrong pickle key, or the pickle was altered)";
         break;
     case OLM_BAD_MESSAGE_MAC:
         rc = MR_EAUTH;
@@ -141,6 +141,23 @@ mr_code mr_olm_copy(const char *s, const char *what, char **copy, size_t *len, m
     memcpy(*copy, s, n + 1);
     *len = n;
     return MR_OK;
+}
+
+mr_code mr_olm_unpickle_input(const char *pickle, const void *key, size_t key_len, const char *what, char **copy,
+                              size_t *len, mr_err *err)
+{
+    *copy = NULL;
+    *len = 0;
+    mr_code rc = mr_olm_check_pickle_key(key, key_len, what, err);
+    if (rc != MR_OK)
+        return rc;
+    if (pickle)
+        rc = mr_olm_check_b64("the pickle", pickle, 0, err);
+    if (rc == MR_OK)
+        rc = mr_olm_copy(pickle, "the pickle", copy, len, err);
+    if (rc != MR_OK)
+        mr_err_prefix(err, "%s", what);
+    return rc;
 }
 
 mr_code mr_olm_json_set(json_t *obj, const char *key, json_t *value, mr_err *err)

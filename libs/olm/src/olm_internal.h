@@ -59,6 +59,11 @@ mr_code mr_olm_check_pickle_key(const void *key, size_t len, const char *what, m
  * is MR_EINVAL naming what. */
 mr_code mr_olm_copy(const char *s, const char *what, char **copy, size_t *len, mr_err *err);
 
+/* Everything an unpickle starts with: the key is long enough, the pickle is base64 (libolm
+ * reads stray characters as data and then blames the key), and a copy for libolm to decode. */
+mr_code mr_olm_unpickle_input(const char *pickle, const void *key, size_t key_len, const char *what, char **copy,
+                              size_t *len, mr_err *err);
+
 /* Signs with some Ed25519 key: sig receives the base64 signature. */
 typedef mr_code (*mr_olm_sign_fn)(void *ctx, const void *msg, size_t len, char sig[MR_OLM_SIGNATURE_SIZE],
                                   mr_err *err);

@@ -232,11 +232,9 @@ mr_code mr_olm_session_unpickle(const char *pickle, const void *key, size_t key_
                                 mr_err *err)
 {
     *out = NULL;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, "unpickling an Olm session", err);
     char *copy = NULL;
     size_t len = 0;
-    if (rc == MR_OK)
-        rc = mr_olm_copy(pickle, "the session pickle", &copy, &len, err);
+    mr_code rc = mr_olm_unpickle_input(pickle, key, key_len, "unpickling an Olm session", &copy, &len, err);
     if (rc != MR_OK)
         return rc;
     mr_olm_session *s = session_alloc(err);
