@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "mindroom/olm.h"
@@ -68,6 +69,61 @@ static inline json_t *test_claim_key(test_device *d)
     json_t *key = json_incref(json_object_iter_value(it));
     json_decref(body);
     return key;
+}
+
+/* Two devices with an Olm session each way, set up with the message "first". */
+typedef struct pair {
+    test_device alice, bob;
+    mr_olm_session *a2b, *b2a;
+} pair;
+
+static inline void encrypt(mr_olm_session *s, const char *text, int *type, char **body)
+{
+    mr_err err = {0};
+    assert_ok(mr_olm_session_encrypt(s, text, strlen(text), type, body, &err), err);
+}
+
+static inline void expect_plain(mr_olm_session *s, int type, const char *body, const char *text)
+{
+    mr_err err = {0};
+    char *plain = NULL;
+    size_t len = 0;
+    assert_ok(mr_olm_session_decrypt(s, type, body, &plain, &len, &err), err);
+    assert_int_equal(len, strlen(text));
+    assert_string_equal(plain, text);
+    mr_olm_free_secret(plain, len);
+}
+
+/* Alice claims one of Bob's keys, sends a pre-key message, Bob makes the inbound session. */
+static inline void pair_up(pair *p)
+{
+    test_device_new(&p->alice, "@alice:example.org", "ALICEDEV");
+    test_device_new(&p->bob, "@bob:example.org", "BOBDEV");
+    mr_err err = {0};
+    json_t *claimed = test_claim_key(&p->bob);
+    mr_olm_device bob = test_device_view(&p->bob);
+    assert_ok(mr_olm_session_new_outbound(p->alice.account, &bob, claimed, &p->a2b, &err), err);
+    json_decref(claimed);
+    int type = -1;
+    char *body = NULL;
+    encrypt(p->a2b, "first", &type, &body);
+    assert_int_equal(type, MR_OLM_MSG_PRE_KEY);
+    char *plain = NULL;
+    size_t len = 0;
+    assert_ok(mr_olm_session_new_inbound(p->bob.account, mr_olm_account_curve25519(p->alice.account), body, &p->b2a,
+                                         &plain, &len, &err),
+              err);
+    assert_string_equal(plain, "first");
+    mr_olm_free_secret(plain, len);
+    free(body);
+}
+
+static inline void pair_free(pair *p)
+{
+    mr_olm_session_free(p->a2b);
+    mr_olm_session_free(p->b2a);
+    mr_olm_account_free(p->alice.account);
+    mr_olm_account_free(p->bob.account);
 }
 
 #endif
