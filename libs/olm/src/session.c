@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mindroom/b64.h"
+
 #define SESSION_FAIL(s, err, what) \
     mr_olm_fail(err, olm_session_last_error_code((s)->olm), olm_session_last_error((s)->olm), what)
 
@@ -79,6 +81,56 @@ mr_code mr_olm_session_new_outbound(mr_olm_account *a, const mr_olm_device *devi
     return MR_OK;
 }
 
+/* Reads a varint; false when it runs past end or past 64 bits. */
+static bool read_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        unsigned char b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* The pre-key message framing (Olm spec: version 3, then one_time_key 0x0A, base_key 0x12,
+ * identity_key 0x1A of 32 bytes each and message 0x22). libolm 3.2 dereferences a missing key
+ * field when it makes an inbound session, so a message without all four never reaches it. */
+static mr_code check_pre_key_framing(const char *body, mr_err *err)
+{
+    size_t len = strlen(body), n = 0;
+    unsigned char *raw = malloc(len);
+    if (!raw)
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading a pre-key message");
+    mr_code rc = mr_b64_decode(body, len, MR_B64_STD_TOO, raw, len, &n, err);
+    const unsigned char *p = raw + 1, *end = raw + n;
+    /* Bit k set once field k (1 one-time key, 2 base key, 3 identity key, 4 message) is seen. */
+    unsigned seen = 0;
+    if (rc == MR_OK && (n < 1 || raw[0] != 3))
+        rc = mr_err_set(err, MR_EINVAL, "the pre-key message is not Olm version 3");
+    while (rc == MR_OK && p < end) {
+        uint64_t tag = 0, value = 0;
+        if (!read_varint(&p, end, &tag) || !read_varint(&p, end, &value) ||
+            ((tag & 7) == 2 && value > (uint64_t)(end - p)) || ((tag & 7) != 0 && (tag & 7) != 2)) {
+            rc = mr_err_set(err, MR_EINVAL, "the pre-key message is not well formed at byte %zu", (size_t)(p - raw));
+            break;
+        }
+        if ((tag & 7) != 2)
+            continue;
+        unsigned field = (unsigned)(tag >> 3);
+        if (field >= 1 && field <= 4 && (field == 4 ? value > 0 : value == 32))
+            seen |= 1u << field;
+        p += value;
+    }
+    if (rc == MR_OK && seen != 0x1e)
+        rc = mr_err_set(err, MR_EINVAL, "the pre-key message lacks its %s",
+                        !(seen & 2) ? "one-time key" : !(seen & 4) ? "base key" : !(seen & 8) ? "identity key"
+                                                                                            : "inner message");
+    free(raw);
+    return rc;
+}
+
 static mr_code check_message(int type, const char *body, mr_err *err)
 {
     if (type != MR_OLM_MSG_PRE_KEY && type != MR_OLM_MSG_NORMAL)
@@ -86,6 +138,8 @@ static mr_code check_message(int type, const char *body, mr_err *err)
     mr_code rc = mr_olm_check_b64("the Olm message body", body, 0, err);
     if (rc == MR_OK && !body[0])
         rc = mr_err_set(err, MR_EINVAL, "the Olm message body is empty");
+    if (rc == MR_OK && type == MR_OLM_MSG_PRE_KEY)
+        rc = check_pre_key_framing(body, err);
     return rc;
 }
 

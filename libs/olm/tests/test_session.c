@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 
+#include "mindroom/b64.h"
+
 /* Pre-key messages until the first reply, normal messages after, both ways; same session ID on
  * both sides. (That the used one-time key is gone is test_refusals' spent-key case.) */
 static void test_full_exchange(void **state)
@@ -291,6 +293,86 @@ static void test_fallback_key_session(void **state)
     mr_olm_account_free(bob.account);
 }
 
+/* Rebuilds the pre-key message body without its length-delimited field `field` (1 one-time key,
+ * 2 base key, 3 identity key), as unpadded standard base64. */
+static char *drop_pre_key_field(const char *body, unsigned field)
+{
+    unsigned char raw[1024], out[1024];
+    size_t n = 0, o = 1;
+    mr_err err = {0};
+    assert_ok(mr_b64_decode(body, strlen(body), MR_B64_STD_TOO, raw, sizeof raw, &n, &err), err);
+    assert_true(n < sizeof raw);
+    out[0] = raw[0];
+    /* Every field of a pre-key message is a one-byte tag and a one-byte length except the
+     * message, which is last; copy all but the dropped one. */
+    for (size_t i = 1; i < n;) {
+        unsigned tag = raw[i];
+        size_t flen = raw[i + 1] & 0x80 ? n - i : (size_t)raw[i + 1] + 2;
+        if (tag >> 3 != field) {
+            memcpy(out + o, raw + i, flen);
+            o += flen;
+        }
+        i += flen;
+    }
+    char *text = malloc(MR_B64URL_LEN(o) + 1);
+    mr_b64url_encode(out, o, text);
+    for (char *c = text; *c; c++)
+        *c = *c == '-' ? '+' : *c == '_' ? '/' : *c;
+    return text;
+}
+
+/* A pre-key message without one of its keys made libolm 3.2 read through a NULL pointer (found
+ * by fuzz_olm_decrypt); it is refused before libolm sees it, naming the missing key. */
+static void test_pre_key_missing_fields(void **state)
+{
+    (void)state;
+    test_device alice, bob;
+    test_device_new(&alice, "@alice:example.org", "ALICEDEV");
+    test_device_new(&bob, "@bob:example.org", "BOBDEV");
+    mr_err err = {0};
+    json_t *claimed = test_claim_key(&bob);
+    mr_olm_device bob_view = test_device_view(&bob);
+    mr_olm_session *out = NULL, *in = NULL;
+    assert_ok(mr_olm_session_new_outbound(alice.account, &bob_view, claimed, &out, &err), err);
+    int type;
+    char *body, *plain = NULL;
+    size_t len = 0;
+    encrypt(out, "hi", &type, &body);
+    const char *names[] = {NULL, "lacks its one-time key", "lacks its base key", "lacks its identity key"};
+    /* The identity key first: that one crashed libolm. */
+    for (unsigned field = 3; field >= 1; field--) {
+        char *cut = drop_pre_key_field(body, field);
+        assert_refused(mr_olm_session_new_inbound(bob.account, mr_olm_account_curve25519(alice.account), cut, &in,
+                                                  &plain, &len, &err),
+                       MR_EINVAL, err, names[field]);
+        assert_false(mr_olm_session_matches_inbound(out, mr_olm_account_curve25519(bob.account), cut));
+        assert_refused(mr_olm_session_decrypt(out, MR_OLM_MSG_PRE_KEY, cut, &plain, &len, &err), MR_EINVAL, err,
+                       names[field]);
+        free(cut);
+    }
+    assert_null(in);
+    assert_null(plain);
+    /* Not version 3. */
+    char *old = strdup(body);
+    old[0] = 'B';
+    assert_refused(mr_olm_session_new_inbound(bob.account, mr_olm_account_curve25519(alice.account), old, &in, &plain,
+                                              &len, &err),
+                   MR_EINVAL, err, "not Olm version 3");
+    free(old);
+    /* The untouched message still makes the session. */
+    assert_ok(mr_olm_session_new_inbound(bob.account, mr_olm_account_curve25519(alice.account), body, &in, &plain, &len,
+                                         &err),
+              err);
+    assert_string_equal(plain, "hi");
+    mr_olm_free_secret(plain, len);
+    free(body);
+    json_decref(claimed);
+    mr_olm_session_free(out);
+    mr_olm_session_free(in);
+    mr_olm_account_free(alice.account);
+    mr_olm_account_free(bob.account);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_inbound_keeps_key_on_failure),
         cmocka_unit_test(test_fallback_key_session),
+        cmocka_unit_test(test_pre_key_missing_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
