@@ -4,19 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ACCOUNT_FAIL(a, err, what) \
-    mr_olm_fail(err, olm_account_last_error_code((a)->olm), olm_account_last_error((a)->olm), what)
+MR_OLM_KIND(ACCOUNT_KIND, "an Olm account", olm_account_size, olm_account, olm_clear_account, olm_pickle_account_length,
+            olm_pickle_account, olm_unpickle_account, olm_account_last_error, olm_account_last_error_code);
 
-static mr_olm_account *account_alloc(mr_err *err)
+#define ACCOUNT_FAIL(a, err, what) mr_olm_object_fail(&ACCOUNT_KIND, (a)->olm, what, err)
+
+/* An account around olm (a new one when NULL); NULL (err set, olm freed) when out of memory. */
+static mr_olm_account *account_wrap(OlmAccount *olm, mr_err *err)
 {
     mr_olm_account *a = calloc(1, sizeof *a);
-    void *mem = a ? mr_olm_mem_new(olm_account_size(), "an Olm account", err) : NULL;
-    if (!mem) {
+    if (a)
+        a->olm = olm ? olm : mr_olm_object_new(&ACCOUNT_KIND, err);
+    if (!a || !a->olm) {
+        mr_olm_object_free(&ACCOUNT_KIND, olm);
         free(a);
         mr_err_set(err, MR_ENOMEM, "out of memory allocating an Olm account");
         return NULL;
     }
-    a->olm = olm_account(mem);
     return a;
 }
 
@@ -24,8 +28,7 @@ void mr_olm_account_free(mr_olm_account *a)
 {
     if (!a)
         return;
-    olm_clear_account(a->olm);
-    mr_olm_mem_free(a->olm, olm_account_size());
+    mr_olm_object_free(&ACCOUNT_KIND, a->olm);
     free(a);
 }
 
@@ -61,7 +64,7 @@ static mr_code load_identity_keys(mr_olm_account *a, mr_err *err)
 mr_code mr_olm_account_new(mr_olm_account **out, mr_err *err)
 {
     *out = NULL;
-    mr_olm_account *a = account_alloc(err);
+    mr_olm_account *a = account_wrap(NULL, err);
     if (!a)
         return MR_ENOMEM;
     size_t rlen = olm_create_account_random_length(a->olm);
@@ -183,43 +186,21 @@ void mr_olm_account_mark_published(mr_olm_account *a)
 
 mr_code mr_olm_account_pickle(mr_olm_account *a, const void *key, size_t key_len, char **pickle, mr_err *err)
 {
-    *pickle = NULL;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, "pickling the Olm account", err);
-    if (rc != MR_OK)
-        return rc;
-    size_t len = olm_pickle_account_length(a->olm);
-    char *p = malloc(len + 1);
-    if (!p)
-        return mr_err_set(err, MR_ENOMEM, "out of memory pickling the Olm account");
-    size_t n = olm_pickle_account(a->olm, key, key_len, p, len);
-    if (n == olm_error()) {
-        free(p);
-        return ACCOUNT_FAIL(a, err, "pickling the Olm account");
-    }
-    p[n] = '\0';
-    *pickle = p;
-    return MR_OK;
+    return mr_olm_object_pickle(&ACCOUNT_KIND, a->olm, key, key_len, pickle, err);
 }
 
 mr_code mr_olm_account_unpickle(const char *pickle, const void *key, size_t key_len, mr_olm_account **out,
                                 mr_err *err)
 {
     *out = NULL;
-    char *copy = NULL;
-    size_t len = 0;
-    mr_code rc = mr_olm_unpickle_input(pickle, key, key_len, "unpickling an Olm account", &copy, &len, err);
+    void *olm = NULL;
+    mr_code rc = mr_olm_object_unpickle(&ACCOUNT_KIND, pickle, key, key_len, &olm, err);
     if (rc != MR_OK)
         return rc;
-    mr_olm_account *a = account_alloc(err);
-    if (!a) {
-        free(copy);
+    mr_olm_account *a = account_wrap(olm, err);
+    if (!a)
         return MR_ENOMEM;
-    }
-    if (olm_unpickle_account(a->olm, key, key_len, copy, len) == olm_error())
-        rc = ACCOUNT_FAIL(a, err, "unpickling an Olm account");
-    free(copy);
-    if (rc == MR_OK)
-        rc = load_identity_keys(a, err);
+    rc = load_identity_keys(a, err);
     if (rc != MR_OK) {
         mr_olm_account_free(a);
         return rc;

@@ -5,30 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INBOUND_FAIL(g, err, what)                                                           \
-    mr_olm_fail(err, olm_inbound_group_session_last_error_code((g)->olm),                    \
-                olm_inbound_group_session_last_error((g)->olm), what)
+MR_OLM_KIND(GROUP_KIND, "an inbound Megolm session", olm_inbound_group_session_size, olm_inbound_group_session,
+            olm_clear_inbound_group_session, olm_pickle_inbound_group_session_length,
+            olm_pickle_inbound_group_session, olm_unpickle_inbound_group_session,
+            olm_inbound_group_session_last_error, olm_inbound_group_session_last_error_code);
 
-static mr_olm_inbound_group *inbound_alloc(mr_err *err)
+/* An mr_olm_inbound_group is the libolm session's memory. */
+static OlmInboundGroupSession *olm_of(mr_olm_inbound_group *g)
 {
-    mr_olm_inbound_group *g = calloc(1, sizeof *g);
-    void *mem = g ? mr_olm_mem_new(olm_inbound_group_session_size(), "a Megolm session", err) : NULL;
-    if (!mem) {
-        free(g);
-        mr_err_set(err, MR_ENOMEM, "out of memory allocating an inbound Megolm session");
-        return NULL;
-    }
-    g->olm = olm_inbound_group_session(mem);
-    return g;
+    return (OlmInboundGroupSession *)(void *)g;
 }
 
 void mr_olm_inbound_group_free(mr_olm_inbound_group *g)
 {
-    if (!g)
-        return;
-    olm_clear_inbound_group_session(g->olm);
-    mr_olm_mem_free(g->olm, olm_inbound_group_session_size());
-    free(g);
+    mr_olm_object_free(&GROUP_KIND, g);
 }
 
 typedef size_t (*inbound_init_fn)(OlmInboundGroupSession *, const uint8_t *, size_t);
@@ -45,13 +35,13 @@ static mr_code inbound_from(const char *key, inbound_init_fn init, const char *w
         rc = mr_olm_copy(key, what, &copy, &len, err);
     if (rc != MR_OK)
         return rc;
-    mr_olm_inbound_group *g = inbound_alloc(err);
+    mr_olm_inbound_group *g = mr_olm_object_new(&GROUP_KIND, err);
     if (!g) {
         mr_olm_free_secret(copy, len);
         return MR_ENOMEM;
     }
-    if (init(g->olm, (const uint8_t *)copy, len) == olm_error())
-        rc = INBOUND_FAIL(g, err, what);
+    if (init(olm_of(g), (const uint8_t *)copy, len) == olm_error())
+        rc = mr_olm_object_fail(&GROUP_KIND, g, what, err);
     mr_olm_free_secret(copy, len);
     if (rc != MR_OK) {
         mr_olm_inbound_group_free(g);
@@ -75,14 +65,14 @@ mr_code mr_olm_inbound_group_import(const char *exported_key, mr_olm_inbound_gro
 mr_code mr_olm_inbound_group_export(mr_olm_inbound_group *g, uint32_t index, char **exported_key, mr_err *err)
 {
     *exported_key = NULL;
-    size_t len = olm_export_inbound_group_session_length(g->olm);
+    size_t len = olm_export_inbound_group_session_length(olm_of(g));
     char *k = mr_olm_mem_new(len + 1, "an exported Megolm key", err);
     if (!k)
         return MR_ENOMEM;
-    size_t n = olm_export_inbound_group_session(g->olm, (uint8_t *)k, len, index);
+    size_t n = olm_export_inbound_group_session(olm_of(g), (uint8_t *)k, len, index);
     if (n == olm_error()) {
         mr_olm_free_secret(k, len + 1);
-        return INBOUND_FAIL(g, err, "exporting a Megolm session key");
+        return mr_olm_object_fail(&GROUP_KIND, g, "exporting a Megolm session key", err);
     }
     k[n] = '\0';
     *exported_key = k;
@@ -91,13 +81,13 @@ mr_code mr_olm_inbound_group_export(mr_olm_inbound_group *g, uint32_t index, cha
 
 void mr_olm_inbound_group_id(mr_olm_inbound_group *g, char id[MR_OLM_KEY_SIZE])
 {
-    size_t n = olm_inbound_group_session_id(g->olm, (uint8_t *)id, MR_OLM_KEY_SIZE - 1);
+    size_t n = olm_inbound_group_session_id(olm_of(g), (uint8_t *)id, MR_OLM_KEY_SIZE - 1);
     id[n == olm_error() ? 0 : n] = '\0';
 }
 
 uint32_t mr_olm_inbound_group_first_index(const mr_olm_inbound_group *g)
 {
-    return olm_inbound_group_session_first_known_index(g->olm);
+    return olm_inbound_group_session_first_known_index((const OlmInboundGroupSession *)(const void *)g);
 }
 
 mr_code mr_olm_inbound_group_decrypt(mr_olm_inbound_group *g, const char *ciphertext, char **plaintext,
@@ -116,10 +106,10 @@ mr_code mr_olm_inbound_group_decrypt(mr_olm_inbound_group *g, const char *cipher
     if (rc != MR_OK)
         return rc;
     /* Each call decodes the message in place: measure on the copy, then decrypt a fresh one. */
-    size_t max = olm_group_decrypt_max_plaintext_length(g->olm, (uint8_t *)copy, clen);
+    size_t max = olm_group_decrypt_max_plaintext_length(olm_of(g), (uint8_t *)copy, clen);
     if (max == olm_error()) {
         free(copy);
-        return INBOUND_FAIL(g, err, "reading a Megolm message");
+        return mr_olm_object_fail(&GROUP_KIND, g, "reading a Megolm message", err);
     }
     memcpy(copy, ciphertext, clen);
     char *plain = mr_olm_mem_new(max + 1, "a Megolm plaintext", err);
@@ -128,11 +118,11 @@ mr_code mr_olm_inbound_group_decrypt(mr_olm_inbound_group *g, const char *cipher
         return MR_ENOMEM;
     }
     uint32_t idx = 0;
-    size_t n = olm_group_decrypt(g->olm, (uint8_t *)copy, clen, (uint8_t *)plain, max, &idx);
+    size_t n = olm_group_decrypt(olm_of(g), (uint8_t *)copy, clen, (uint8_t *)plain, max, &idx);
     free(copy);
     if (n == olm_error()) {
         mr_olm_free_secret(plain, max + 1);
-        return INBOUND_FAIL(g, err, "decrypting a Megolm message");
+        return mr_olm_object_fail(&GROUP_KIND, g, "decrypting a Megolm message", err);
     }
     /* Past the text libolm leaves the block padding; zero it so the buffer holds only the text. */
     explicit_bzero(plain + n, max + 1 - n);
@@ -142,48 +132,16 @@ mr_code mr_olm_inbound_group_decrypt(mr_olm_inbound_group *g, const char *cipher
     return MR_OK;
 }
 
-mr_code mr_olm_inbound_group_pickle(mr_olm_inbound_group *g, const void *key, size_t key_len, char **pickle,
-                                    mr_err *err)
+mr_code mr_olm_inbound_group_pickle(mr_olm_inbound_group *g, const void *key, size_t key_len, char **pickle, mr_err *err)
 {
-    *pickle = NULL;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, "pickling an inbound Megolm session", err);
-    if (rc != MR_OK)
-        return rc;
-    size_t len = olm_pickle_inbound_group_session_length(g->olm);
-    char *p = malloc(len + 1);
-    if (!p)
-        return mr_err_set(err, MR_ENOMEM, "out of memory pickling an inbound Megolm session");
-    size_t n = olm_pickle_inbound_group_session(g->olm, key, key_len, p, len);
-    if (n == olm_error()) {
-        free(p);
-        return INBOUND_FAIL(g, err, "pickling an inbound Megolm session");
-    }
-    p[n] = '\0';
-    *pickle = p;
-    return MR_OK;
+    return mr_olm_object_pickle(&GROUP_KIND, g, key, key_len, pickle, err);
 }
 
-mr_code mr_olm_inbound_group_unpickle(const char *pickle, const void *key, size_t key_len,
-                                      mr_olm_inbound_group **out, mr_err *err)
+mr_code mr_olm_inbound_group_unpickle(const char *pickle, const void *key, size_t key_len, mr_olm_inbound_group **out,
+                                       mr_err *err)
 {
-    *out = NULL;
-    char *copy = NULL;
-    size_t len = 0;
-    mr_code rc = mr_olm_unpickle_input(pickle, key, key_len, "unpickling an inbound Megolm session", &copy, &len, err);
-    if (rc != MR_OK)
-        return rc;
-    mr_olm_inbound_group *g = inbound_alloc(err);
-    if (!g) {
-        free(copy);
-        return MR_ENOMEM;
-    }
-    if (olm_unpickle_inbound_group_session(g->olm, key, key_len, copy, len) == olm_error())
-        rc = INBOUND_FAIL(g, err, "unpickling an inbound Megolm session");
-    free(copy);
-    if (rc != MR_OK) {
-        mr_olm_inbound_group_free(g);
-        return rc;
-    }
-    *out = g;
-    return MR_OK;
+    void *obj = NULL;
+    mr_code rc = mr_olm_object_unpickle(&GROUP_KIND, pickle, key, key_len, &obj, err);
+    *out = obj;
+    return rc;
 }

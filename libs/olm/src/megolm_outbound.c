@@ -4,43 +4,33 @@
 
 #include <stdlib.h>
 
-#define OUTBOUND_FAIL(g, err, what)                                                          \
-    mr_olm_fail(err, olm_outbound_group_session_last_error_code((g)->olm),                   \
-                olm_outbound_group_session_last_error((g)->olm), what)
+MR_OLM_KIND(GROUP_KIND, "an outbound Megolm session", olm_outbound_group_session_size, olm_outbound_group_session,
+            olm_clear_outbound_group_session, olm_pickle_outbound_group_session_length,
+            olm_pickle_outbound_group_session, olm_unpickle_outbound_group_session,
+            olm_outbound_group_session_last_error, olm_outbound_group_session_last_error_code);
 
-static mr_olm_outbound_group *outbound_alloc(mr_err *err)
+/* An mr_olm_outbound_group is the libolm session's memory. */
+static OlmOutboundGroupSession *olm_of(mr_olm_outbound_group *g)
 {
-    mr_olm_outbound_group *g = calloc(1, sizeof *g);
-    void *mem = g ? mr_olm_mem_new(olm_outbound_group_session_size(), "a Megolm session", err) : NULL;
-    if (!mem) {
-        free(g);
-        mr_err_set(err, MR_ENOMEM, "out of memory allocating an outbound Megolm session");
-        return NULL;
-    }
-    g->olm = olm_outbound_group_session(mem);
-    return g;
+    return (OlmOutboundGroupSession *)(void *)g;
 }
 
 void mr_olm_outbound_group_free(mr_olm_outbound_group *g)
 {
-    if (!g)
-        return;
-    olm_clear_outbound_group_session(g->olm);
-    mr_olm_mem_free(g->olm, olm_outbound_group_session_size());
-    free(g);
+    mr_olm_object_free(&GROUP_KIND, g);
 }
 
 mr_code mr_olm_outbound_group_new(mr_olm_outbound_group **out, mr_err *err)
 {
     *out = NULL;
-    mr_olm_outbound_group *g = outbound_alloc(err);
+    mr_olm_outbound_group *g = mr_olm_object_new(&GROUP_KIND, err);
     if (!g)
         return MR_ENOMEM;
-    size_t rlen = olm_init_outbound_group_session_random_length(g->olm);
+    size_t rlen = olm_init_outbound_group_session_random_length(olm_of(g));
     unsigned char *rnd = NULL;
     mr_code rc = mr_olm_random_new(rlen, &rnd, err);
-    if (rc == MR_OK && olm_init_outbound_group_session(g->olm, rnd, rlen) == olm_error())
-        rc = OUTBOUND_FAIL(g, err, "creating an outbound Megolm session");
+    if (rc == MR_OK && olm_init_outbound_group_session(olm_of(g), rnd, rlen) == olm_error())
+        rc = mr_olm_object_fail(&GROUP_KIND, g, "creating an outbound Megolm session", err);
     mr_olm_free_secret(rnd, rlen);
     if (rc != MR_OK) {
         mr_olm_outbound_group_free(g);
@@ -52,26 +42,26 @@ mr_code mr_olm_outbound_group_new(mr_olm_outbound_group **out, mr_err *err)
 
 void mr_olm_outbound_group_id(mr_olm_outbound_group *g, char id[MR_OLM_KEY_SIZE])
 {
-    size_t n = olm_outbound_group_session_id(g->olm, (uint8_t *)id, MR_OLM_KEY_SIZE - 1);
+    size_t n = olm_outbound_group_session_id(olm_of(g), (uint8_t *)id, MR_OLM_KEY_SIZE - 1);
     id[n == olm_error() ? 0 : n] = '\0';
 }
 
 uint32_t mr_olm_outbound_group_index(mr_olm_outbound_group *g)
 {
-    return olm_outbound_group_session_message_index(g->olm);
+    return olm_outbound_group_session_message_index(olm_of(g));
 }
 
 mr_code mr_olm_outbound_group_key(mr_olm_outbound_group *g, char **session_key, mr_err *err)
 {
     *session_key = NULL;
-    size_t len = olm_outbound_group_session_key_length(g->olm);
+    size_t len = olm_outbound_group_session_key_length(olm_of(g));
     char *k = mr_olm_mem_new(len + 1, "a Megolm session key", err);
     if (!k)
         return MR_ENOMEM;
-    size_t n = olm_outbound_group_session_key(g->olm, (uint8_t *)k, len);
+    size_t n = olm_outbound_group_session_key(olm_of(g), (uint8_t *)k, len);
     if (n == olm_error()) {
         mr_olm_free_secret(k, len + 1);
-        return OUTBOUND_FAIL(g, err, "reading the Megolm session key");
+        return mr_olm_object_fail(&GROUP_KIND, g, "reading the Megolm session key", err);
     }
     k[n] = '\0';
     *session_key = k;
@@ -82,62 +72,30 @@ mr_code mr_olm_outbound_group_encrypt(mr_olm_outbound_group *g, const void *plai
                                       char **ciphertext, mr_err *err)
 {
     *ciphertext = NULL;
-    size_t mlen = olm_group_encrypt_message_length(g->olm, len);
+    size_t mlen = olm_group_encrypt_message_length(olm_of(g), len);
     char *msg = malloc(mlen + 1);
     if (!msg)
         return mr_err_set(err, MR_ENOMEM, "out of memory encrypting a Megolm message of %zu bytes", len);
-    size_t n = olm_group_encrypt(g->olm, plaintext, len, (uint8_t *)msg, mlen);
+    size_t n = olm_group_encrypt(olm_of(g), plaintext, len, (uint8_t *)msg, mlen);
     if (n == olm_error()) {
         free(msg);
-        return OUTBOUND_FAIL(g, err, "encrypting a Megolm message");
+        return mr_olm_object_fail(&GROUP_KIND, g, "encrypting a Megolm message", err);
     }
     msg[n] = '\0';
     *ciphertext = msg;
     return MR_OK;
 }
 
-mr_code mr_olm_outbound_group_pickle(mr_olm_outbound_group *g, const void *key, size_t key_len, char **pickle,
-                                     mr_err *err)
+mr_code mr_olm_outbound_group_pickle(mr_olm_outbound_group *g, const void *key, size_t key_len, char **pickle, mr_err *err)
 {
-    *pickle = NULL;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, "pickling an outbound Megolm session", err);
-    if (rc != MR_OK)
-        return rc;
-    size_t len = olm_pickle_outbound_group_session_length(g->olm);
-    char *p = malloc(len + 1);
-    if (!p)
-        return mr_err_set(err, MR_ENOMEM, "out of memory pickling an outbound Megolm session");
-    size_t n = olm_pickle_outbound_group_session(g->olm, key, key_len, p, len);
-    if (n == olm_error()) {
-        free(p);
-        return OUTBOUND_FAIL(g, err, "pickling an outbound Megolm session");
-    }
-    p[n] = '\0';
-    *pickle = p;
-    return MR_OK;
+    return mr_olm_object_pickle(&GROUP_KIND, g, key, key_len, pickle, err);
 }
 
-mr_code mr_olm_outbound_group_unpickle(const char *pickle, const void *key, size_t key_len,
-                                       mr_olm_outbound_group **out, mr_err *err)
+mr_code mr_olm_outbound_group_unpickle(const char *pickle, const void *key, size_t key_len, mr_olm_outbound_group **out,
+                                       mr_err *err)
 {
-    *out = NULL;
-    char *copy = NULL;
-    size_t len = 0;
-    mr_code rc = mr_olm_unpickle_input(pickle, key, key_len, "unpickling an outbound Megolm session", &copy, &len, err);
-    if (rc != MR_OK)
-        return rc;
-    mr_olm_outbound_group *g = outbound_alloc(err);
-    if (!g) {
-        free(copy);
-        return MR_ENOMEM;
-    }
-    if (olm_unpickle_outbound_group_session(g->olm, key, key_len, copy, len) == olm_error())
-        rc = OUTBOUND_FAIL(g, err, "unpickling an outbound Megolm session");
-    free(copy);
-    if (rc != MR_OK) {
-        mr_olm_outbound_group_free(g);
-        return rc;
-    }
-    *out = g;
-    return MR_OK;
+    void *obj = NULL;
+    mr_code rc = mr_olm_object_unpickle(&GROUP_KIND, pickle, key, key_len, &obj, err);
+    *out = obj;
+    return rc;
 }

@@ -143,23 +143,6 @@ mr_code mr_olm_copy(const char *s, const char *what, char **copy, size_t *len, m
     return MR_OK;
 }
 
-mr_code mr_olm_unpickle_input(const char *pickle, const void *key, size_t key_len, const char *what, char **copy,
-                              size_t *len, mr_err *err)
-{
-    *copy = NULL;
-    *len = 0;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, what, err);
-    if (rc != MR_OK)
-        return rc;
-    if (pickle)
-        rc = mr_olm_check_b64("the pickle", pickle, 0, err);
-    if (rc == MR_OK)
-        rc = mr_olm_copy(pickle, "the pickle", copy, len, err);
-    if (rc != MR_OK)
-        mr_err_prefix(err, "%s", what);
-    return rc;
-}
-
 mr_code mr_olm_json_set(json_t *obj, const char *key, json_t *value, mr_err *err)
 {
     if (!value || json_object_set_new(obj, key, value) != 0)

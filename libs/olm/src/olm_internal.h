@@ -8,15 +8,13 @@
 
 #include "mindroom/olm.h"
 
-/* Every libolm object lives in heap memory of libolm's stated size, wiped before it is freed. */
+/* Every libolm object lives in heap memory of libolm's stated size, wiped before it is freed.
+ * An mr_olm_session, mr_olm_outbound_group or mr_olm_inbound_group is that memory itself (the
+ * struct is never defined); an account and a signing key carry their public keys beside it. */
 struct mr_olm_account {
     OlmAccount *olm;
     char curve25519[MR_OLM_KEY_SIZE];
     char ed25519[MR_OLM_KEY_SIZE];
-};
-
-struct mr_olm_session {
-    OlmSession *olm;
 };
 
 struct mr_olm_signing_key {
@@ -25,13 +23,52 @@ struct mr_olm_signing_key {
     char public_key[MR_OLM_KEY_SIZE];
 };
 
-struct mr_olm_outbound_group {
-    OlmOutboundGroupSession *olm;
-};
+/* What differs between the picklable kinds of libolm object (account, session, outbound and
+ * inbound group session); the mr_olm_object_* functions do the rest once. */
+typedef struct mr_olm_kind {
+    const char *name; /* "an Olm session", for messages */
+    size_t (*size)(void);
+    void *(*init)(void *mem);
+    size_t (*clear)(void *obj);
+    size_t (*pickle_length)(void *obj);
+    size_t (*pickle)(void *obj, const void *key, size_t key_len, void *out, size_t out_len);
+    size_t (*unpickle)(void *obj, const void *key, size_t key_len, void *in, size_t in_len);
+    const char *(*last_error)(void *obj);
+    enum OlmErrorCode (*last_error_code)(void *obj);
+} mr_olm_kind;
 
-struct mr_olm_inbound_group {
-    OlmInboundGroupSession *olm;
-};
+/* Defines `static const mr_olm_kind var` from libolm's functions for one kind of object; the
+ * wrappers only turn void pointers into libolm's types. */
+#define MR_OLM_KIND(var, name, size_fn, init_fn, clear_fn, plen_fn, pickle_fn, unpickle_fn, error_fn, code_fn)       \
+    static void *var##_init(void *m) { return init_fn(m); }                                                       \
+    static size_t var##_clear(void *o) { return clear_fn(o); }                                                    \
+    static size_t var##_plen(void *o) { return plen_fn(o); }                                                      \
+    static size_t var##_pickle(void *o, const void *k, size_t kl, void *p, size_t pl)                             \
+    {                                                                                                             \
+        return pickle_fn(o, k, kl, p, pl);                                                                        \
+    }                                                                                                             \
+    static size_t var##_unpickle(void *o, const void *k, size_t kl, void *p, size_t pl)                           \
+    {                                                                                                             \
+        return unpickle_fn(o, k, kl, p, pl);                                                                      \
+    }                                                                                                             \
+    static const char *var##_error(void *o) { return error_fn(o); }                                               \
+    static enum OlmErrorCode var##_code(void *o) { return code_fn(o); }                                           \
+    static const mr_olm_kind var = {name,        size_fn,        var##_init,  var##_clear, var##_plen,             \
+                                    var##_pickle, var##_unpickle, var##_error, var##_code}
+
+/* A new, initialised object of kind k; NULL (err set) when out of memory. */
+void *mr_olm_object_new(const mr_olm_kind *k, mr_err *err);
+/* Clears, wipes and frees an object of kind k; NULL is allowed. */
+void mr_olm_object_free(const mr_olm_kind *k, void *obj);
+/* The error of a libolm call on obj that returned olm_error(), through mr_olm_fail. */
+mr_code mr_olm_object_fail(const mr_olm_kind *k, void *obj, const char *what, mr_err *err);
+/* Pickles obj with key (at least MR_OLM_PICKLE_KEY_MIN bytes) into a NUL-terminated heap string. */
+mr_code mr_olm_object_pickle(const mr_olm_kind *k, void *obj, const void *key, size_t key_len, char **pickle,
+                             mr_err *err);
+/* A new object of kind k from a pickle: the key's length and the pickle's base64 are checked
+ * first (libolm reads stray characters as data and then blames the key). */
+mr_code mr_olm_object_unpickle(const mr_olm_kind *k, const char *pickle, const void *key, size_t key_len,
+                               void **obj, mr_err *err);
 
 /* Zeroed memory for a libolm object of size bytes; NULL (err set) when out of memory. */
 void *mr_olm_mem_new(size_t size, const char *what, mr_err *err);
@@ -58,11 +95,6 @@ mr_code mr_olm_check_pickle_key(const void *key, size_t len, const char *what, m
 /* A heap copy of text s (*len its length): libolm overwrites the buffers it decodes. A NULL s
  * is MR_EINVAL naming what. */
 mr_code mr_olm_copy(const char *s, const char *what, char **copy, size_t *len, mr_err *err);
-
-/* Everything an unpickle starts with: the key is long enough, the pickle is base64 (libolm
- * reads stray characters as data and then blames the key), and a copy for libolm to decode. */
-mr_code mr_olm_unpickle_input(const char *pickle, const void *key, size_t key_len, const char *what, char **copy,
-                              size_t *len, mr_err *err);
 
 /* Signs with some Ed25519 key: sig receives the base64 signature. */
 typedef mr_code (*mr_olm_sign_fn)(void *ctx, const void *msg, size_t len, char sig[MR_OLM_SIGNATURE_SIZE],

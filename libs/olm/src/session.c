@@ -8,29 +8,18 @@
 
 #include "mindroom/b64.h"
 
-#define SESSION_FAIL(s, err, what) \
-    mr_olm_fail(err, olm_session_last_error_code((s)->olm), olm_session_last_error((s)->olm), what)
+MR_OLM_KIND(SESSION_KIND, "an Olm session", olm_session_size, olm_session, olm_clear_session, olm_pickle_session_length,
+            olm_pickle_session, olm_unpickle_session, olm_session_last_error, olm_session_last_error_code);
 
-static mr_olm_session *session_alloc(mr_err *err)
+/* An mr_olm_session is the libolm session's memory. */
+static OlmSession *olm_of(mr_olm_session *s)
 {
-    mr_olm_session *s = calloc(1, sizeof *s);
-    void *mem = s ? mr_olm_mem_new(olm_session_size(), "an Olm session", err) : NULL;
-    if (!mem) {
-        free(s);
-        mr_err_set(err, MR_ENOMEM, "out of memory allocating an Olm session");
-        return NULL;
-    }
-    s->olm = olm_session(mem);
-    return s;
+    return (OlmSession *)(void *)s;
 }
 
 void mr_olm_session_free(mr_olm_session *s)
 {
-    if (!s)
-        return;
-    olm_clear_session(s->olm);
-    mr_olm_mem_free(s->olm, olm_session_size());
-    free(s);
+    mr_olm_object_free(&SESSION_KIND, s);
 }
 
 static mr_code check_device(const mr_olm_device *d, mr_err *err)
@@ -63,15 +52,15 @@ mr_code mr_olm_session_new_outbound(mr_olm_account *a, const mr_olm_device *devi
         mr_err_prefix(err, "one-time key claimed for device %s of %s", device->device_id, device->user_id);
         return rc;
     }
-    mr_olm_session *s = session_alloc(err);
+    mr_olm_session *s = mr_olm_object_new(&SESSION_KIND, err);
     if (!s)
         return MR_ENOMEM;
-    size_t rlen = olm_create_outbound_session_random_length(s->olm);
+    size_t rlen = olm_create_outbound_session_random_length(olm_of(s));
     unsigned char *rnd = NULL;
     rc = mr_olm_random_new(rlen, &rnd, err);
-    if (rc == MR_OK && olm_create_outbound_session(s->olm, a->olm, device->curve25519, strlen(device->curve25519),
+    if (rc == MR_OK && olm_create_outbound_session(olm_of(s), a->olm, device->curve25519, strlen(device->curve25519),
                                                    otk, strlen(otk), rnd, rlen) == olm_error())
-        rc = SESSION_FAIL(s, err, "creating an outbound Olm session");
+        rc = mr_olm_object_fail(&SESSION_KIND, s, "creating an outbound Olm session", err);
     mr_olm_free_secret(rnd, rlen);
     if (rc != MR_OK) {
         mr_olm_session_free(s);
@@ -156,10 +145,10 @@ mr_code mr_olm_session_decrypt(mr_olm_session *s, int type, const char *body, ch
     if (rc != MR_OK)
         return rc;
     /* libolm decodes the message in place for each call: measure on one copy, decrypt another. */
-    size_t max = olm_decrypt_max_plaintext_length(s->olm, (size_t)type, copy, clen);
+    size_t max = olm_decrypt_max_plaintext_length(olm_of(s), (size_t)type, copy, clen);
     if (max == olm_error()) {
         free(copy);
-        return SESSION_FAIL(s, err, "reading an Olm message");
+        return mr_olm_object_fail(&SESSION_KIND, s, "reading an Olm message", err);
     }
     memcpy(copy, body, clen);
     char *plain = mr_olm_mem_new(max + 1, "an Olm plaintext", err);
@@ -167,11 +156,11 @@ mr_code mr_olm_session_decrypt(mr_olm_session *s, int type, const char *body, ch
         free(copy);
         return MR_ENOMEM;
     }
-    size_t n = olm_decrypt(s->olm, (size_t)type, copy, clen, plain, max);
+    size_t n = olm_decrypt(olm_of(s), (size_t)type, copy, clen, plain, max);
     free(copy);
     if (n == olm_error()) {
         mr_olm_free_secret(plain, max + 1);
-        return SESSION_FAIL(s, err, "decrypting an Olm message");
+        return mr_olm_object_fail(&SESSION_KIND, s, "decrypting an Olm message", err);
     }
     /* Past the text libolm leaves the block padding; zero it so the buffer holds only the text. */
     explicit_bzero(plain + n, max + 1 - n);
@@ -195,14 +184,14 @@ mr_code mr_olm_session_new_inbound(mr_olm_account *a, const char *their_curve255
         rc = mr_olm_copy(body, "the pre-key message", &copy, &clen, err);
     if (rc != MR_OK)
         return rc;
-    mr_olm_session *s = session_alloc(err);
+    mr_olm_session *s = mr_olm_object_new(&SESSION_KIND, err);
     if (!s) {
         free(copy);
         return MR_ENOMEM;
     }
-    if (olm_create_inbound_session_from(s->olm, a->olm, their_curve25519, strlen(their_curve25519), copy, clen) ==
+    if (olm_create_inbound_session_from(olm_of(s), a->olm, their_curve25519, strlen(their_curve25519), copy, clen) ==
         olm_error())
-        rc = SESSION_FAIL(s, err, "creating an inbound Olm session from a pre-key message");
+        rc = mr_olm_object_fail(&SESSION_KIND, s, "creating an inbound Olm session from a pre-key message", err);
     free(copy);
     if (rc == MR_OK)
         rc = mr_olm_session_decrypt(s, MR_OLM_MSG_PRE_KEY, body, plaintext, len, err);
@@ -211,7 +200,7 @@ mr_code mr_olm_session_new_inbound(mr_olm_account *a, const char *their_curve255
         return rc;
     }
     /* Fails only when the session used the fallback key, which stays until it is replaced. */
-    olm_remove_one_time_keys(a->olm, s->olm);
+    olm_remove_one_time_keys(a->olm, olm_of(s));
     *out = s;
     return MR_OK;
 }
@@ -225,7 +214,7 @@ bool mr_olm_session_matches_inbound(mr_olm_session *s, const char *their_curve25
     size_t clen = 0;
     if (mr_olm_copy(body, "the pre-key message", &copy, &clen, NULL) != MR_OK)
         return false;
-    size_t r = olm_matches_inbound_session_from(s->olm, their_curve25519, strlen(their_curve25519), copy, clen);
+    size_t r = olm_matches_inbound_session_from(olm_of(s), their_curve25519, strlen(their_curve25519), copy, clen);
     free(copy);
     return r == 1;
 }
@@ -234,9 +223,9 @@ mr_code mr_olm_session_encrypt(mr_olm_session *s, const void *plaintext, size_t 
                                mr_err *err)
 {
     *body = NULL;
-    *type = (int)olm_encrypt_message_type(s->olm);
-    size_t rlen = olm_encrypt_random_length(s->olm);
-    size_t mlen = olm_encrypt_message_length(s->olm, len);
+    *type = (int)olm_encrypt_message_type(olm_of(s));
+    size_t rlen = olm_encrypt_random_length(olm_of(s));
+    size_t mlen = olm_encrypt_message_length(olm_of(s), len);
     unsigned char *rnd = NULL;
     mr_code rc = mr_olm_random_new(rlen, &rnd, err);
     if (rc != MR_OK)
@@ -244,8 +233,8 @@ mr_code mr_olm_session_encrypt(mr_olm_session *s, const void *plaintext, size_t 
     char *msg = malloc(mlen + 1);
     if (!msg)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory encrypting an Olm message of %zu bytes", len);
-    else if (olm_encrypt(s->olm, plaintext, len, rnd, rlen, msg, mlen) == olm_error())
-        rc = SESSION_FAIL(s, err, "encrypting an Olm message");
+    else if (olm_encrypt(olm_of(s), plaintext, len, rnd, rlen, msg, mlen) == olm_error())
+        rc = mr_olm_object_fail(&SESSION_KIND, s, "encrypting an Olm message", err);
     mr_olm_free_secret(rnd, rlen);
     if (rc != MR_OK) {
         free(msg);
@@ -258,51 +247,20 @@ mr_code mr_olm_session_encrypt(mr_olm_session *s, const void *plaintext, size_t 
 
 void mr_olm_session_id(mr_olm_session *s, char id[MR_OLM_KEY_SIZE])
 {
-    size_t n = olm_session_id(s->olm, id, MR_OLM_KEY_SIZE - 1);
+    size_t n = olm_session_id(olm_of(s), id, MR_OLM_KEY_SIZE - 1);
     id[n == olm_error() ? 0 : n] = '\0';
 }
 
 mr_code mr_olm_session_pickle(mr_olm_session *s, const void *key, size_t key_len, char **pickle, mr_err *err)
 {
-    *pickle = NULL;
-    mr_code rc = mr_olm_check_pickle_key(key, key_len, "pickling an Olm session", err);
-    if (rc != MR_OK)
-        return rc;
-    size_t len = olm_pickle_session_length(s->olm);
-    char *p = malloc(len + 1);
-    if (!p)
-        return mr_err_set(err, MR_ENOMEM, "out of memory pickling an Olm session");
-    size_t n = olm_pickle_session(s->olm, key, key_len, p, len);
-    if (n == olm_error()) {
-        free(p);
-        return SESSION_FAIL(s, err, "pickling an Olm session");
-    }
-    p[n] = '\0';
-    *pickle = p;
-    return MR_OK;
+    return mr_olm_object_pickle(&SESSION_KIND, s, key, key_len, pickle, err);
 }
 
 mr_code mr_olm_session_unpickle(const char *pickle, const void *key, size_t key_len, mr_olm_session **out,
                                 mr_err *err)
 {
-    *out = NULL;
-    char *copy = NULL;
-    size_t len = 0;
-    mr_code rc = mr_olm_unpickle_input(pickle, key, key_len, "unpickling an Olm session", &copy, &len, err);
-    if (rc != MR_OK)
-        return rc;
-    mr_olm_session *s = session_alloc(err);
-    if (!s) {
-        free(copy);
-        return MR_ENOMEM;
-    }
-    if (olm_unpickle_session(s->olm, key, key_len, copy, len) == olm_error())
-        rc = SESSION_FAIL(s, err, "unpickling an Olm session");
-    free(copy);
-    if (rc != MR_OK) {
-        mr_olm_session_free(s);
-        return rc;
-    }
-    *out = s;
-    return MR_OK;
+    void *obj = NULL;
+    mr_code rc = mr_olm_object_unpickle(&SESSION_KIND, pickle, key, key_len, &obj, err);
+    *out = obj;
+    return rc;
 }
