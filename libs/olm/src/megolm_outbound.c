@@ -86,7 +86,8 @@ mr_code mr_olm_outbound_group_encrypt(mr_olm_outbound_group *g, const void *plai
     return MR_OK;
 }
 
-mr_code mr_olm_outbound_group_pickle(mr_olm_outbound_group *g, const void *key, size_t key_len, char **pickle, mr_err *err)
+mr_code mr_olm_outbound_group_pickle(mr_olm_outbound_group *g, const void *key, size_t key_len, char **pickle,
+                                     mr_err *err)
 {
     return mr_olm_object_pickle(&GROUP_KIND, g, key, key_len, pickle, err);
 }

@@ -92,8 +92,9 @@ static mr_code check_payload(const json_t *ev, const mr_olm_payload_expect *want
         return mr_err_set(err, MR_EINVAL, "decrypted Olm payload: \"%s\" is missing or not %s", missing,
                           strcmp(missing, "content") == 0 ? "an object" : "a string");
     if (strcmp(sender, want->sender) != 0)
-        return mr_err_set(err, MR_EPERM, "decrypted Olm payload: it claims sender %s, but the to-device event came from %s",
-                          sender, want->sender);
+        return mr_err_set(err, MR_EPERM,
+                          "decrypted Olm payload: it claims sender %s, but the to-device event came from %s", sender,
+                          want->sender);
     if (strcmp(recipient, want->recipient) != 0)
         return mr_err_set(err, MR_EPERM, "decrypted Olm payload: it is addressed to %s, not to us (%s)", recipient,
                           want->recipient);

@@ -71,6 +71,18 @@ static inline json_t *test_claim_key(test_device *d)
     return key;
 }
 
+/* An outbound session from `from` to `to` on one of to's one-time keys. */
+static inline mr_olm_session *test_outbound(test_device *from, test_device *to)
+{
+    mr_err err = {0};
+    json_t *claimed = test_claim_key(to);
+    mr_olm_device view = test_device_view(to);
+    mr_olm_session *s = NULL;
+    assert_ok(mr_olm_session_new_outbound(from->account, &view, claimed, &s, &err), err);
+    json_decref(claimed);
+    return s;
+}
+
 /* Two devices with an Olm session each way, set up with the message "first". */
 typedef struct pair {
     test_device alice, bob;
@@ -100,10 +112,7 @@ static inline void pair_up(pair *p)
     test_device_new(&p->alice, "@alice:example.org", "ALICEDEV");
     test_device_new(&p->bob, "@bob:example.org", "BOBDEV");
     mr_err err = {0};
-    json_t *claimed = test_claim_key(&p->bob);
-    mr_olm_device bob = test_device_view(&p->bob);
-    assert_ok(mr_olm_session_new_outbound(p->alice.account, &bob, claimed, &p->a2b, &err), err);
-    json_decref(claimed);
+    p->a2b = test_outbound(&p->alice, &p->bob);
     int type = -1;
     char *body = NULL;
     encrypt(p->a2b, "first", &type, &body);

@@ -5,6 +5,17 @@
 
 static const char ROOM[] = "!room:example.org";
 
+/* An outbound room session and an inbound one from its key. */
+static void room_sessions(mr_olm_outbound_group **g, mr_olm_inbound_group **in)
+{
+    mr_err err = {0};
+    char *key = NULL;
+    assert_ok(mr_olm_outbound_group_new(g, &err), err);
+    assert_ok(mr_olm_outbound_group_key(*g, &key, &err), err);
+    assert_ok(mr_olm_inbound_group_new(key, in, &err), err);
+    mr_olm_free_secret(key, strlen(key));
+}
+
 static char *group_encrypt(mr_olm_outbound_group *g, const char *text)
 {
     mr_err err = {0};
@@ -79,7 +90,8 @@ static void test_share_and_decrypt(void **state)
     assert_int_equal(mr_olm_outbound_group_index(g), 0);
     mr_olm_inbound_group *in = share_room_key(&p, g);
     assert_int_equal(mr_olm_inbound_group_first_index(in), 0);
-    const char *texts[] = {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"hi\"},\"room_id\":\"!room:example.org\"}",
+    const char *texts[] = {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"hi\"},"
+                           "\"room_id\":\"!room:example.org\"}",
                            "second", "third"};
     char *cts[3];
     for (uint32_t i = 0; i < 3; i++) {
@@ -104,12 +116,8 @@ static void test_forwarded_key(void **state)
     (void)state;
     mr_err err = {0};
     mr_olm_outbound_group *g = NULL;
-    assert_ok(mr_olm_outbound_group_new(&g, &err), err);
-    char *key = NULL;
-    assert_ok(mr_olm_outbound_group_key(g, &key, &err), err);
     mr_olm_inbound_group *bob = NULL, *carol = NULL;
-    assert_ok(mr_olm_inbound_group_new(key, &bob, &err), err);
-    mr_olm_free_secret(key, strlen(key));
+    room_sessions(&g, &bob);
     char *ct0 = group_encrypt(g, "zero"), *ct1 = group_encrypt(g, "one"), *ct2 = group_encrypt(g, "two");
 
     char *exported = NULL;
@@ -132,7 +140,8 @@ static void test_forwarded_key(void **state)
     /* Carol cannot export what she never had. */
     assert_refused(mr_olm_inbound_group_export(carol, 0, &exported, &err), MR_ENOTFOUND, err, "UNKNOWN_MESSAGE_INDEX");
     assert_null(exported);
-    /* An m.room_key session_key is not an export, nor the other way round. */
+    /* An m.room_key session_key is not an export. */
+    char *key = NULL;
     assert_ok(mr_olm_outbound_group_key(g, &key, &err), err);
     mr_olm_inbound_group *wrong = NULL;
     assert_refused(mr_olm_inbound_group_import(key, &wrong, &err), MR_EINVAL, err, "BAD_SESSION_KEY");
@@ -184,13 +193,10 @@ static void test_replayed_index_end_to_end(void **state)
     (void)state;
     mr_err err = {0};
     mr_olm_outbound_group *g = NULL;
-    assert_ok(mr_olm_outbound_group_new(&g, &err), err);
-    char *key = NULL, id[MR_OLM_KEY_SIZE];
-    assert_ok(mr_olm_outbound_group_key(g, &key, &err), err);
-    mr_olm_outbound_group_id(g, id);
     mr_olm_inbound_group *in = NULL;
-    assert_ok(mr_olm_inbound_group_new(key, &in, &err), err);
-    mr_olm_free_secret(key, strlen(key));
+    room_sessions(&g, &in);
+    char id[MR_OLM_KEY_SIZE];
+    mr_olm_outbound_group_id(g, id);
     mr_olm_replay *r = NULL;
     assert_ok(mr_olm_replay_new(&r, &err), err);
     char *ct = group_encrypt(g, "pay 10");
@@ -215,12 +221,11 @@ static void test_refusals(void **state)
     (void)state;
     mr_err err = {0};
     mr_olm_outbound_group *g = NULL, *other = NULL;
-    assert_ok(mr_olm_outbound_group_new(&g, &err), err);
+    mr_olm_inbound_group *in = NULL;
+    room_sessions(&g, &in);
     assert_ok(mr_olm_outbound_group_new(&other, &err), err);
     char *key = NULL;
     assert_ok(mr_olm_outbound_group_key(g, &key, &err), err);
-    mr_olm_inbound_group *in = NULL;
-    assert_ok(mr_olm_inbound_group_new(key, &in, &err), err);
     char *ct = group_encrypt(g, "secret"), *plain = NULL;
     size_t len = 0;
     uint32_t index = 0;
@@ -267,12 +272,8 @@ static void test_pickles(void **state)
     (void)state;
     mr_err err = {0};
     mr_olm_outbound_group *g = NULL;
-    assert_ok(mr_olm_outbound_group_new(&g, &err), err);
-    char *key = NULL;
-    assert_ok(mr_olm_outbound_group_key(g, &key, &err), err);
     mr_olm_inbound_group *in = NULL;
-    assert_ok(mr_olm_inbound_group_new(key, &in, &err), err);
-    mr_olm_free_secret(key, strlen(key));
+    room_sessions(&g, &in);
     free(group_encrypt(g, "advance"));
 
     char *pickle = NULL, id[MR_OLM_KEY_SIZE], id2[MR_OLM_KEY_SIZE];

@@ -184,10 +184,7 @@ static void test_refusals(void **state)
     free(body);
 
     /* A second pre-key message from a new outbound session on the same (spent) one-time key. */
-    json_t *claimed = test_claim_key(&q.bob);
-    mr_olm_device qbob = test_device_view(&q.bob);
-    mr_olm_session *out = NULL, *in = NULL;
-    assert_ok(mr_olm_session_new_outbound(q.alice.account, &qbob, claimed, &out, &err), err);
+    mr_olm_session *out = test_outbound(&q.alice, &q.bob), *in = NULL;
     encrypt(out, "once", &qtype, &qbody);
     char *copy = strdup(qbody);
     assert_ok(mr_olm_session_new_inbound(q.bob.account, mr_olm_account_curve25519(q.alice.account), qbody, &in,
@@ -209,7 +206,6 @@ static void test_refusals(void **state)
                    "the sender's curve25519 key");
     free(copy);
     free(qbody);
-    json_decref(claimed);
     mr_olm_session_free(out);
     pair_free(&q);
     pair_free(&p);
@@ -224,10 +220,7 @@ static void test_inbound_keeps_key_on_failure(void **state)
     test_device_new(&alice, "@alice:example.org", "ALICEDEV");
     test_device_new(&bob, "@bob:example.org", "BOBDEV");
     mr_err err = {0};
-    json_t *claimed = test_claim_key(&bob);
-    mr_olm_device bob_view = test_device_view(&bob);
-    mr_olm_session *out = NULL, *in = NULL;
-    assert_ok(mr_olm_session_new_outbound(alice.account, &bob_view, claimed, &out, &err), err);
+    mr_olm_session *out = test_outbound(&alice, &bob), *in = NULL;
     int type;
     char *body;
     encrypt(out, "a longer message so the ciphertext has room", &type, &body);
@@ -249,7 +242,6 @@ static void test_inbound_keeps_key_on_failure(void **state)
     assert_string_equal(plain, "good");
     mr_olm_free_secret(plain, len);
     free(body);
-    json_decref(claimed);
     mr_olm_session_free(out);
     mr_olm_session_free(in);
     mr_olm_account_free(alice.account);
@@ -330,10 +322,7 @@ static void test_pre_key_missing_fields(void **state)
     test_device_new(&alice, "@alice:example.org", "ALICEDEV");
     test_device_new(&bob, "@bob:example.org", "BOBDEV");
     mr_err err = {0};
-    json_t *claimed = test_claim_key(&bob);
-    mr_olm_device bob_view = test_device_view(&bob);
-    mr_olm_session *out = NULL, *in = NULL;
-    assert_ok(mr_olm_session_new_outbound(alice.account, &bob_view, claimed, &out, &err), err);
+    mr_olm_session *out = test_outbound(&alice, &bob), *in = NULL;
     int type;
     char *body, *plain = NULL;
     size_t len = 0;
@@ -366,7 +355,6 @@ static void test_pre_key_missing_fields(void **state)
     assert_string_equal(plain, "hi");
     mr_olm_free_secret(plain, len);
     free(body);
-    json_decref(claimed);
     mr_olm_session_free(out);
     mr_olm_session_free(in);
     mr_olm_account_free(alice.account);
