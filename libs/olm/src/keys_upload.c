@@ -25,7 +25,8 @@ mr_code mr_olm_account_device_keys(mr_olm_account *a, const char *user_id, const
     *out = NULL;
     if (!user_id || user_id[0] != '@' || !device_id || !device_id[0])
         return mr_err_set(err, MR_EINVAL,
-                          "device keys need a user ID (\"@user:server\") and a device ID, got %s and %s", user_id ? user_id : "none", device_id ? device_id : "none");
+                          "device keys need a user ID (\"@user:server\") and a device ID, got %s and %s",
+                          user_id ? user_id : "none", device_id ? device_id : "none");
     json_t *dk = json_object();
     json_t *keys = json_object();
     json_t *algorithms = json_pack("[ss]", MR_OLM_ALGORITHM_OLM, MR_OLM_ALGORITHM_MEGOLM);
