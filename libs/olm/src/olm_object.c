@@ -74,7 +74,8 @@ mr_code mr_olm_object_unpickle(const mr_olm_kind *k, const char *pickle, const v
     }
     if (k->unpickle(o, key, key_len, copy, len) == olm_error())
         rc = mr_olm_object_fail(k, o, what, err);
-    free(copy);
+    /* libolm decrypts the pickle in place: the copy now holds the object's keys. */
+    mr_olm_free_secret(copy, len);
     if (rc != MR_OK) {
         mr_olm_object_free(k, o);
         return rc;
