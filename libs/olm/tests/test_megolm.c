@@ -90,8 +90,8 @@ static void test_share_and_decrypt(void **state)
     assert_int_equal(mr_olm_outbound_group_index(g), 0);
     mr_olm_inbound_group *in = share_room_key(&p, g);
     assert_int_equal(mr_olm_inbound_group_first_index(in), 0);
-    const char *texts[] = {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"hi\"},"
-                           "\"room_id\":\"!room:example.org\"}",
+    const char *texts[] = {("{\"type\":\"m.room.message\",\"content\":{\"body\":\"hi\"},"
+                            "\"room_id\":\"!room:example.org\"}"),
                            "second", "third"};
     char *cts[3];
     for (uint32_t i = 0; i < 3; i++) {
