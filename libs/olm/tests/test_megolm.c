@@ -237,7 +237,7 @@ static void test_refusals(void **state)
     free(bad);
     bad = strndup(ct, 40);
     assert_refused(mr_olm_inbound_group_decrypt(in, bad, &plain, &len, &index, &err), MR_EINVAL, err,
-                   "reading a Megolm message: libolm BAD_MESSAGE_");
+                   "decrypting a Megolm message: libolm BAD_MESSAGE_");
     free(bad);
     bad = strndup(ct, strlen(ct) - 8);
     assert_int_not_equal(mr_olm_inbound_group_decrypt(in, bad, &plain, &len, &index, &err), MR_OK);

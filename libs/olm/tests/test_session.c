@@ -161,7 +161,7 @@ static void test_refusals(void **state)
     free(bad);
     bad = strndup(body, strlen(body) - 4);
     assert_int_not_equal(mr_olm_session_decrypt(p.a2b, type, bad, &plain, &len, &err), MR_OK);
-    assert_non_null(strstr(err.msg, "Olm message: libolm"));
+    assert_non_null(strstr(err.msg, "decrypting an Olm message: libolm"));
     free(bad);
     assert_refused(mr_olm_session_decrypt(p.a2b, 2, body, &plain, &len, &err), MR_EINVAL, err,
                    "Olm message type 2");
