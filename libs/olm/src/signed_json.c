@@ -57,6 +57,8 @@ mr_code mr_olm_verify_json(const json_t *obj, const char *user_id, const char *k
 {
     if (!json_is_object(obj))
         return mr_err_set(err, MR_EINVAL, "signed JSON must be an object");
+    if (!user_id || !key_id)
+        return mr_err_set(err, MR_EINVAL, "checking a signature needs the signer's user ID and key ID");
     mr_code rc = mr_olm_check_b64("the Ed25519 key to verify with", ed25519, 32, err);
     if (rc != MR_OK)
         return rc;

@@ -134,6 +134,8 @@ static void test_refusals(void **state)
     /* A malformed verification key and a non-object. */
     assert_refused(mr_olm_verify_json(obj, dev.user_id, "ed25519:ALICEDEV", "short", &err), MR_EINVAL, err,
                    "the Ed25519 key to verify with");
+    assert_refused(mr_olm_verify_json(obj, NULL, "ed25519:ALICEDEV", ed, &err), MR_EINVAL, err,
+                   "needs the signer's user ID and key ID");
     json_t *arr = json_array();
     assert_refused(mr_olm_verify_json(arr, dev.user_id, "ed25519:ALICEDEV", ed, &err), MR_EINVAL, err,
                    "must be an object");
