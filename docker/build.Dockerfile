@@ -9,7 +9,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config python3 \
       libyaml-dev libjansson-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev \
-      libhiredis-dev libsqlite3-dev libssl-dev librdkafka-dev libjwt-dev \
+      libhiredis-dev libsqlite3-dev libssl-dev librdkafka-dev libjwt-dev libolm-dev \
  && rm -rf /var/lib/apt/lists/*
 
 COPY . /src
