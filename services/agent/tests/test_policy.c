@@ -83,7 +83,7 @@ static void test_table(void **state)
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         const policy_case *c = &CASES[i];
         char b1[256], b2[256], b3[256];
-        const char *thread_agents[8], *eligible[8], *names[8];
+        const char *thread_agents[8], *eligible[8], *names[8], *who_buf[8];
         mentions m = {.other = c->other};
         m.n = split(c->mentioned, b1, sizeof b1, names);
         for (size_t k = 0; k < m.n; k++)
@@ -94,7 +94,7 @@ static void test_table(void **state)
         in.n_thread_agents = split(c->thread_agents, b2, sizeof b2, thread_agents);
         in.n_eligible = split(c->eligible, b3, sizeof b3, eligible);
         policy_decision d;
-        policy_decide(&in, &d);
+        policy_decide(&in, who_buf, &d);
         char who[256] = "";
         for (size_t k = 0; k < d.n; k++) {
             size_t used = strlen(who);
