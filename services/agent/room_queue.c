@@ -122,6 +122,8 @@ static void finish(room_queue *q, rq_job *j, long long park_ms)
 {
     rq_room *r = j->room;
     r->running = false;
+    /* Before the room may be freed: a room with jobs queued is still referenced by them. */
+    make_ready(q, r);
     if (park_ms > 0 && !q->stopping) {
         j->due_ms = mr_clock_mono_ms() + park_ms;
         j->next = q->parked;
@@ -132,7 +134,6 @@ static void finish(room_queue *q, rq_job *j, long long park_ms)
         free(j);
         room_unref(q, r);
     }
-    make_ready(q, r);
     /* Another thread may wait on a room this one just freed, or sleep past the parked job. */
     pthread_cond_broadcast(&q->wake);
 }
