@@ -45,6 +45,7 @@ typedef struct model_slot {
 typedef struct agent_svc {
     const mr_runtime *rt;
     const agent_self *self;        /* this process, the holder of its claims */
+    bool reports;                  /* logs the roster's rebuilds (one thread does, not each) */
     roster roster;
     bool have_roster;
     unsigned long gen;             /* config generation the roster was built from */
@@ -56,8 +57,9 @@ typedef struct agent_svc {
 
 #define AGENT_METRIC "mindroom_agent_turns_total"
 
-/* Builds the roster of the config in force; false (logged) when it cannot be built. */
-bool agent_svc_init(agent_svc *svc, const mr_runtime *rt, const agent_self *self);
+/* Builds the roster of the config in force; false when it cannot be built (logged when
+ * reports). */
+bool agent_svc_init(agent_svc *svc, const mr_runtime *rt, const agent_self *self, bool reports);
 void agent_svc_free(agent_svc *svc);
 /* Counts a turn's outcome in AGENT_METRIC. */
 void agent_count(const mr_runtime *rt, const char *outcome);

@@ -156,6 +156,12 @@ static long long run_job(void *ctx, size_t worker, void *p)
     svc->park_until_ms = 0;
     mr_err err = {0};
     mr_code rc = agent_turn_handle(svc, t, &err);
+    if (rc == MR_OK && !svc->park_until_ms) {
+        if (inflight_drop(node->rt->store, node->self.worker_id, j->field, &err) != MR_OK)
+            /* The turn is finished; a later start runs it again and its claims say so. */
+            mr_log_warn(COMPONENT, "removing finished turn %s from the in-flight record: %s", t->event_id, err.msg);
+        return 0;
+    }
     /* Stopping: what is unfinished stays in the record for the next start. */
     if (mr_runtime_stopping(node->rt))
         return 0;
@@ -167,16 +173,10 @@ static long long run_job(void *ctx, size_t worker, void *p)
         mr_log_warn(COMPONENT, "%s; running the turn again in %lld ms", err.msg, delay);
         return delay;
     }
-    if (svc->park_until_ms) {
-        const char *fields[] = {"event_id", t->event_id, "room_id", t->room_id, NULL};
-        mr_log_write(MR_LOG_INFO, COMPONENT, fields,
-                     "parked: another live worker holds a claim of this turn; looking again when its lease ends");
-        return park_ms(svc->park_until_ms);
-    }
-    if (inflight_drop(node->rt->store, node->self.worker_id, j->field, &err) != MR_OK)
-        /* The turn is finished; a later start runs it again and its claims say so. */
-        mr_log_warn(COMPONENT, "removing finished turn %s from the in-flight record: %s", t->event_id, err.msg);
-    return 0;
+    const char *fields[] = {"event_id", t->event_id, "room_id", t->room_id, NULL};
+    mr_log_write(MR_LOG_INFO, COMPONENT, fields,
+                 "parked: another live worker holds a claim of this turn; looking again when its lease ends");
+    return park_ms(svc->park_until_ms);
 }
 
 /* ---- the heartbeat, and the turns of workers that died ---- */
@@ -343,7 +343,7 @@ static bool threads_init(agent_node *node)
         return false;
     }
     for (size_t i = 0; i < node->n_threads; i++)
-        if (!agent_svc_init(&node->threads[i], node->rt, &node->self))
+        if (!agent_svc_init(&node->threads[i], node->rt, &node->self, i == 0))
             return false;
     return true;
 }

@@ -51,7 +51,8 @@ static void refresh_roster(agent_svc *svc)
     mr_config_release(cfg);
     if (rc != MR_OK) {
         free(slots);
-        mr_log_error(COMPONENT, "config generation %lu: %s; keeping the previous entities", gen, err.msg);
+        mr_log_write(svc->reports ? MR_LOG_ERROR : MR_LOG_DEBUG, COMPONENT, NULL,
+                     "config generation %lu: %s; keeping the previous entities", gen, err.msg);
         return;
     }
     if (svc->have_roster) {
@@ -64,14 +65,16 @@ static void refresh_roster(agent_svc *svc)
     svc->any_room_mode = false;
     for (size_t i = 0; i < fresh.cfg->n_agents; i++)
         svc->any_room_mode |= fresh.cfg->agents[i].thread_mode == MR_THREAD_MODE_ROOM;
-    mr_log_info(COMPONENT, "entities built from config generation %lu", gen);
+    mr_log_write(svc->reports ? MR_LOG_INFO : MR_LOG_DEBUG, COMPONENT, NULL, "entities built from config generation %lu",
+                 gen);
 }
 
-bool agent_svc_init(agent_svc *svc, const mr_runtime *rt, const agent_self *self)
+bool agent_svc_init(agent_svc *svc, const mr_runtime *rt, const agent_self *self, bool reports)
 {
     memset(svc, 0, sizeof *svc);
     svc->rt = rt;
     svc->self = self;
+    svc->reports = reports;
     refresh_roster(svc);
     return svc->have_roster;
 }

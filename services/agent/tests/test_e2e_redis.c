@@ -628,14 +628,20 @@ static void test_unmanaged_room_goes_by_membership(void **state)
     assert_false(has_send("$dm1:example.org", "router"));
 }
 
+/* Forgets the stub's scripts and requests, and queues script (when not NULL) for the next call. */
+static void stub_fresh(const char *script)
+{
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    if (script)
+        check(mr_model_stub_script(&S.stub, script, &err), &err, "script");
+}
+
 static void test_a_slow_room_does_not_hold_up_another(void **state)
 {
     (void)state;
-    mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     /* Coder's model streams the first words, then says nothing for a long while. */
-    check(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 15000, \"stall_after_chunks\": 14}",
-                               &err), &err, "script");
+    stub_fresh("{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 15000, \"stall_after_chunks\": 14}");
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$slow1:example.org", .body = "Take your time",
                               .allowed = "router,coder"});
     wait_for(first_part_sent, "$slow1:example.org", "coder");
@@ -654,8 +660,7 @@ static void test_a_slow_room_does_not_hold_up_another(void **state)
 static void test_the_hundredth_entity_answers(void **state)
 {
     (void)state;
-    mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    stub_fresh(NULL);
     char allowed[2048] = "router";
     for (int i = 0; i < MANY_AGENTS; i++)
         snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), ",a%03d", i);
@@ -694,9 +699,7 @@ static void test_stop_before_the_first_part_is_known_sends_nothing_twice(void **
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 1500, \"stall_after_chunks\": 14}",
-                               &err), &err, "script");
+    stub_fresh("{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 1500, \"stall_after_chunks\": 14}");
     /* The homeserver is slow to answer the first part's send: its event ID is not known yet
      * when the whole answer is there, and the agent stops while it waits for it. */
     txn_id("$stop1:example.org", "coder", "m", -1, S.withheld);
@@ -727,10 +730,8 @@ static void test_sigkill_mid_answer_is_finished_after_restart(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     /* The first part goes out, then the model stalls until the agent is killed. */
-    check(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 600000, \"stall_after_chunks\": 14}",
-                               &err), &err, "script");
+    stub_fresh("{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 600000, \"stall_after_chunks\": 14}");
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$kill1:example.org", .body = "What survives a crash?",
                               .allowed = "router,coder"});
     wait_for(first_part_sent, "$kill1:example.org", "coder");
@@ -747,6 +748,36 @@ static void test_sigkill_mid_answer_is_finished_after_restart(void **state)
     assert_int_equal(mr_tp_count_in_file(S.log, "parked"), 0);
     /* Still answering new turns. */
     sentinel(DEV);
+}
+
+static void test_claim_of_a_live_worker_parks_until_its_lease_lapses(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    stub_fresh(NULL);
+    /* Another replica claimed the event and beat its heartbeat once, then died. */
+    char beat[64];
+    int n = snprintf(beat, sizeof beat, "00112233aabbccdd %lld", mr_clock_wall_ms());
+    check(mr_store_hset(S.store, WORKERS_KEY, "other-replica", beat, (size_t)n, &err), &err, "heartbeat");
+    const char claim[] = "started other-replica 00112233aabbccdd";
+    check(mr_store_set(S.store, "reply:$held1:example.org:coder", claim, strlen(claim), CLAIM_TTL_MS, &err), &err,
+          "claim");
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$held1:example.org", .body = "Who holds this?",
+                              .allowed = "router,coder"});
+    /* Left alone while the holder may live, then taken over once its lease lapsed. */
+    wait_for(finished, "$held1:example.org", "coder");
+    char *log = mr_tp_read_text(S.log);
+    const char *parked = strstr(log, "parked: another live worker holds a claim of this turn; looking again when its "
+                                     "lease ends event_id=$held1:example.org");
+    const char *taken = strstr(log, "answering again: the earlier attempt was abandoned event_id=$held1:example.org "
+                                    "entity=coder reason=\"its holder's heartbeat lease lapsed\"");
+    assert_non_null(parked);
+    assert_non_null(taken);
+    assert_true(parked < taken);
+    free(log);
+    /* Parked, not retried: a line or so over the whole lease, not several a second. */
+    assert_true(mr_tp_count_in_file(S.log, "lease ends event_id=$held1:example.org") <= 3);
+    assert_int_equal(messages_of("$held1:example.org", "coder"), 1);
 }
 
 static void test_intents_validate_and_log_keeps_secrets(void **state)
@@ -785,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_the_hundredth_entity_answers),
         cmocka_unit_test(test_stop_before_the_first_part_is_known_sends_nothing_twice),
         cmocka_unit_test(test_sigkill_mid_answer_is_finished_after_restart),
+        cmocka_unit_test(test_claim_of_a_live_worker_parks_until_its_lease_lapses),
         cmocka_unit_test(test_intents_validate_and_log_keeps_secrets),
         cmocka_unit_test(test_sigterm_exits_0),
     };
