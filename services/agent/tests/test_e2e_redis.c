@@ -219,8 +219,8 @@ static void wait_for(done_fn done, const char *event_id, const char *entity)
     while (!done(event_id, entity)) {
         if (mr_clock_mono_ms() > deadline)
             fail_msg("%s never answered %s; see %s", entity, event_id, S.log);
-        if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
-            fail_msg("mindroom-agent exited; see %s", S.log);
+        if (S.pid <= 0 || waitpid(S.pid, NULL, WNOHANG) == S.pid)
+            fail_msg("mindroom-agent is not running; see %s", S.log);
         size_t handled = 0;
         if (mr_bus_poll(S.outbound, 100, 100, on_intent, NULL, &handled, &err) != MR_OK)
             fprintf(stderr, "polling matrix.outbound: %s\n", err.msg);
@@ -273,6 +273,17 @@ static mr_code spawn_agent(mr_err *err)
     if (!argv[0])
         return mr_err_set(err, MR_EINVAL, "MINDROOM_AGENT_BIN unset");
     return mr_tp_spawn(argv, S.log, &S.pid, err);
+}
+
+/* Signals mindroom-agent and reaps it. Never pid 0: that would signal this test's own group. */
+static void stop_agent(int sig, int *status)
+{
+    mr_err err = {0};
+    if (S.pid <= 0)
+        fail_msg("mindroom-agent is not running (an earlier test did not start it again)");
+    pid_t pid = S.pid;
+    S.pid = 0;
+    check(mr_tp_kill_wait(pid, sig, status, &err), &err, "stopping mindroom-agent");
 }
 
 /* Reads what a stopped agent left on matrix.outbound. */
@@ -708,8 +719,7 @@ static void test_stop_before_the_first_part_is_known_sends_nothing_twice(void **
     check(mr_tp_wait_in_file(S.log, "waiting for the event ID of the first part event_id=$stop1:example.org", 1,
                              DEADLINE_MS, S.pid, &err), &err, "waiting for the final edit to wait");
     int st = 0;
-    check(mr_tp_kill_wait(S.pid, SIGTERM, &st, &err), &err, "stopping mindroom-agent");
-    S.pid = 0;
+    stop_agent(SIGTERM, &st);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     drain_intents();
@@ -735,8 +745,7 @@ static void test_sigkill_mid_answer_is_finished_after_restart(void **state)
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$kill1:example.org", .body = "What survives a crash?",
                               .allowed = "router,coder"});
     wait_for(first_part_sent, "$kill1:example.org", "coder");
-    check(mr_tp_kill_wait(S.pid, SIGKILL, NULL, &err), &err, "killing mindroom-agent");
-    S.pid = 0;
+    stop_agent(SIGKILL, NULL);
     check(spawn_agent(&err), &err, "starting mindroom-agent again");
     /* The restarted worker runs the turn it had accepted, takes its dead boot's claim over at
      * once, and edits the half-written message into the whole answer. */
@@ -794,9 +803,7 @@ static void test_sigterm_exits_0(void **state)
 {
     (void)state;
     int st = 0;
-    mr_err err = {0};
-    check(mr_tp_kill_wait(S.pid, SIGTERM, &st, &err), &err, "stopping mindroom-agent");
-    S.pid = 0;
+    stop_agent(SIGTERM, &st);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }
