@@ -88,7 +88,8 @@ typedef struct turn_spec {
     json_t *content;             /* instead of body (stolen) */
 } turn_spec;
 
-static void publish_turn(const turn_spec *t)
+/* The turn message authz would publish for t (JSON text the caller frees). */
+static char *turn_text(const turn_spec *t)
 {
     json_t *content = t->content ? t->content : json_pack("{s:s, s:s}", "msgtype", "m.text", "body", t->body);
     if (t->thread_root && !json_object_get(content, "m.relates_to"))
@@ -116,6 +117,13 @@ static void publish_turn(const turn_spec *t)
         json_object_set_new(turn, "original_sender", json_string(t->original_sender));
     char *text = json_dumps(turn, JSON_COMPACT);
     json_decref(turn);
+    assert_non_null(text);
+    return text;
+}
+
+static void publish_turn(const turn_spec *t)
+{
+    char *text = turn_text(t);
     mr_err err = {0};
     check(mr_bus_publish(S.bus, "agent.turns", t->room, text, strlen(text), &err), &err, "publish turn");
     check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
@@ -332,6 +340,8 @@ static int group_setup(void **state)
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     setenv("OPENAI_API_KEY", KEY, 1);
     setenv("LOG_LEVEL", "debug", 1);
+    setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "4", 1);
+    unsetenv("MINDROOM_WORKER_ID");
     unsetenv("MINDROOM_NAMESPACE");
     unsetenv("MINDROOM_AGENT_LISTEN");
     if (spawn_agent(&err) != MR_OK)
@@ -375,6 +385,41 @@ static bool ends_with(const char *s, const char *tail)
 {
     size_t n = strlen(s), k = strlen(tail);
     return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+static void test_invalid_settings_exit_2(void **state)
+{
+    (void)state;
+    static const char *const cases[][3] = {
+        {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "0", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"0\" is not a whole number"},
+        {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "8x", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"8x\" is not a whole number"},
+        {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
+    };
+    char log[700];
+    snprintf(log, sizeof log, "%s/bad-settings.log", S.dir);
+    char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", S.config, NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *before = getenv(cases[i][0]);
+        char *saved = before ? strdup(before) : NULL;
+        setenv(cases[i][0], cases[i][1], 1);
+        int code = -1;
+        mr_err err = {0};
+        check(mr_tp_run(argv, log, &code, &err), &err, "running mindroom-agent");
+        if (saved)
+            setenv(cases[i][0], saved, 1);
+        else
+            unsetenv(cases[i][0]);
+        free(saved);
+        assert_int_equal(code, 2);
+        assert_int_equal(mr_tp_count_in_file(log, cases[i][2]), 1);
+    }
+    /* Refused before it touched anything: the worker it would have been never beat. */
+    char *value = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_store_hget(S.store, WORKERS_KEY, "two words", &value, &len, &err), MR_ENOTFOUND);
+    /* The one running uses the setting. */
+    check(mr_tp_wait_in_file(S.log, "up to 4 turns at once", 1, DEADLINE_MS, S.pid, &err), &err, "start-up line");
 }
 
 static void test_one_agent_streams_a_thread_reply(void **state)
@@ -789,6 +834,30 @@ static void test_claim_of_a_live_worker_parks_until_its_lease_lapses(void **stat
     assert_int_equal(messages_of("$held1:example.org", "coder"), 1);
 }
 
+static void test_a_dead_workers_turns_are_adopted(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    stub_fresh(NULL);
+    /* A replica accepted a turn, then died a minute ago without answering it. */
+    char beat[64], field[INFLIGHT_FIELD_MAX];
+    int n = snprintf(beat, sizeof beat, "99887766aabbccdd %lld", mr_clock_wall_ms() - 60000);
+    check(mr_store_hset(S.store, WORKERS_KEY, "gone-replica", beat, (size_t)n, &err), &err, "heartbeat");
+    char *turn = turn_text(&(turn_spec){.room = DEV, .event_id = "$orphan1:example.org", .body = "Anyone left?",
+                                        .allowed = "router,coder"});
+    inflight_field(mr_clock_wall_ms() - 61000, 0, field);
+    check(inflight_put(S.store, "gone-replica", field, turn, strlen(turn), &err), &err, "in-flight turn");
+    free(turn);
+    /* The live worker's heartbeat finds it and answers it; the dead worker's record is empty. */
+    wait_for(finished, "$orphan1:example.org", "coder");
+    assert_int_equal(messages_of("$orphan1:example.org", "coder"), 1);
+    mr_store_hash left;
+    check(inflight_list(S.store, "gone-replica", &left, &err), &err, "in-flight record");
+    assert_int_equal(left.count, 0);
+    mr_store_hash_free(&left);
+    assert_int_equal(mr_tp_count_in_file(S.log, "adopted 1 in-flight turns of worker gone-replica"), 1);
+}
+
 static void test_intents_validate_and_log_keeps_secrets(void **state)
 {
     (void)state;
@@ -811,6 +880,7 @@ static void test_sigterm_exits_0(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_settings_exit_2),
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
         cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),
         cmocka_unit_test(test_mention_picks_the_agent),
@@ -824,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_stop_before_the_first_part_is_known_sends_nothing_twice),
         cmocka_unit_test(test_sigkill_mid_answer_is_finished_after_restart),
         cmocka_unit_test(test_claim_of_a_live_worker_parks_until_its_lease_lapses),
+        cmocka_unit_test(test_a_dead_workers_turns_are_adopted),
         cmocka_unit_test(test_intents_validate_and_log_keeps_secrets),
         cmocka_unit_test(test_sigterm_exits_0),
     };
