@@ -197,6 +197,9 @@ mr_code worker_id_check(const char *id, mr_err *err);
 mr_code worker_self_init(const char *worker_id, agent_self *out, mr_err *err);
 /* Records me's heartbeat at now_ms (wall clock) in WORKERS_KEY. */
 mr_code worker_beat(mr_store *s, const agent_self *me, long long now_ms, mr_err *err);
+/* Whether another boot beat under me's worker ID since me last did: a second live process
+ * with the same ID (after me's first beat, a predecessor that died never beats again). */
+mr_code worker_clash(mr_store *s, const agent_self *me, bool *clash, mr_err *err);
 /* Until when the boot `boot` of worker_id is alive: its last heartbeat plus WORKER_LEASE_MS, or
  * 0 when it is dead (that worker restarted since, never beat, or its lease lapsed by now_ms). */
 mr_code worker_alive_until(mr_store *s, const char *worker_id, const char *boot, long long now_ms,

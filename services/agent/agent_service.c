@@ -244,6 +244,10 @@ static void *beat_main(void *arg)
     while (!mr_runtime_sleep(node->rt, WORKER_HEARTBEAT_MS)) {
         long long now = mr_clock_wall_ms();
         mr_err err = {0};
+        bool clash = false;
+        if (worker_clash(node->rt->store, &node->self, &clash, &err) == MR_OK && clash)
+            mr_log_error(COMPONENT, "another live process runs as worker %s: each takes the other's claims over; "
+                         "give each process its own %s", node->self.worker_id, WORKER_SETTING);
         if (worker_beat(node->rt->store, &node->self, now, &err) != MR_OK)
             mr_log_warn(COMPONENT, "heartbeat of worker %s: %s", node->self.worker_id, err.msg);
         adopt_dead(node, now);

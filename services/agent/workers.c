@@ -41,6 +41,20 @@ mr_code worker_beat(mr_store *s, const agent_self *me, long long now_ms, mr_err 
     return mr_store_hset(s, WORKERS_KEY, me->worker_id, value, (size_t)n, err);
 }
 
+mr_code worker_clash(mr_store *s, const agent_self *me, bool *clash, mr_err *err)
+{
+    *clash = false;
+    char *value = NULL;
+    size_t len = 0;
+    mr_code rc = mr_store_hget(s, WORKERS_KEY, me->worker_id, &value, &len, err);
+    if (rc == MR_ENOTFOUND)
+        return MR_OK;
+    if (rc == MR_OK)
+        *clash = strncmp(value, me->boot, WORKER_BOOT_LEN) != 0 || value[WORKER_BOOT_LEN] != ' ';
+    free(value);
+    return rc;
+}
+
 mr_code worker_alive_until(mr_store *s, const char *worker_id, const char *boot, long long now_ms,
                            long long *until_ms, mr_err *err)
 {

@@ -177,6 +177,24 @@ static void test_worker_ids(void **state)
     }
 }
 
+static void test_a_second_process_under_one_worker_id_shows(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    bool clash = true;
+    agent_self first = boot_of("pod-twin"), second = boot_of("pod-twin");
+    assert_int_equal(worker_clash(store, &first, &clash, &err), MR_OK);
+    assert_false(clash);
+    beat(&first, T0);
+    assert_int_equal(worker_clash(store, &first, &clash, &err), MR_OK);
+    assert_false(clash);
+    beat(&second, T0 + 1000);
+    assert_int_equal(worker_clash(store, &first, &clash, &err), MR_OK);
+    assert_true(clash);
+    assert_int_equal(worker_clash(store, &second, &clash, &err), MR_OK);
+    assert_false(clash);
+}
+
 static void test_inflight_record_keeps_acceptance_order(void **state)
 {
     (void)state;
@@ -216,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_lapsed_lease_is_taken_over),
         cmocka_unit_test(test_claim_of_an_older_release_is_taken_over),
         cmocka_unit_test(test_worker_ids),
+        cmocka_unit_test(test_a_second_process_under_one_worker_id_shows),
         cmocka_unit_test(test_inflight_record_keeps_acceptance_order),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

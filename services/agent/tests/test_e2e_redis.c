@@ -865,6 +865,8 @@ static void test_intents_validate_and_log_keeps_secrets(void **state)
     mr_err err = {0};
     check(mr_tp_proto_check("matrix.outbound", S.intents_file, &err), &err, "proto/check.py");
     assert_int_equal(mr_tp_count_in_file(S.log, KEY), 0);
+    /* Restarts under one worker ID are one worker, never two at once. */
+    assert_int_equal(mr_tp_count_in_file(S.log, "another live process runs as worker"), 0);
     assert_true(mr_tp_count_in_file(S.log, "turn decided") >= 9);
 }
 
