@@ -53,6 +53,7 @@ typedef struct agent_svc {
     bool any_room_mode;            /* an agent replies outside threads: keep the room's history */
     long long park_until_ms;       /* the turn's claim is held by a live worker: look again then
                                       (wall clock); 0 when none is */
+    bool counted;                  /* the turn ran before in this process: its outcome is counted */
 } agent_svc;
 
 #define AGENT_METRIC "mindroom_agent_turns_total"

@@ -31,6 +31,7 @@
 typedef struct turn_job {
     char field[INFLIGHT_FIELD_MAX];
     agent_turn turn;
+    int runs;
     int failures;
 } turn_job;
 
@@ -154,6 +155,7 @@ static long long run_job(void *ctx, size_t worker, void *p)
     turn_job *j = p;
     const agent_turn *t = &j->turn;
     svc->park_until_ms = 0;
+    svc->counted = j->runs++ > 0;
     mr_err err = {0};
     mr_code rc = agent_turn_handle(svc, t, &err);
     if (rc == MR_OK && !svc->park_until_ms) {

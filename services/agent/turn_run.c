@@ -20,7 +20,8 @@ void agent_count(const mr_runtime *rt, const char *outcome)
 
 static void count(const agent_svc *svc, const char *outcome)
 {
-    agent_count(svc->rt, outcome);
+    if (!svc->counted)
+        agent_count(svc->rt, outcome);
 }
 
 static void drop_models(agent_svc *svc)
