@@ -60,8 +60,6 @@ void mentions_extract(const roster *r, json_t *content, const char *sender, ment
 
 /* ---- the turn policy (turn_policy.c): pure, no I/O --------------------------------------- */
 
-#define POLICY_MAX 64
-
 typedef struct policy_input {
     bool in_thread;
     size_t humans;                       /* distinct people who posted in the thread, this message
@@ -81,12 +79,14 @@ typedef enum policy_kind { POLICY_SILENT = 0, POLICY_ANSWER, POLICY_ROUTE } poli
 
 typedef struct policy_decision {
     policy_kind kind;
-    const char *who[POLICY_MAX];         /* ANSWER: who answers; ROUTE: the candidates */
+    const char **who;                    /* ANSWER: who answers; ROUTE: the candidates (a subset
+                                            of eligible, in the caller's buffer) */
     size_t n;
     const char *why;                     /* a phrase for the log */
 } policy_decision;
 
-void policy_decide(const policy_input *in, policy_decision *out);
+/* who: room for in->n_eligible names, which out->who points to (everyone named is eligible). */
+void policy_decide(const policy_input *in, const char **who, policy_decision *out);
 
 /* ---- thread state (thread_state.c): history kept in the store ---------------------------- */
 
@@ -177,21 +177,70 @@ char *reply_send_intent(const char *account, const char *room_id, const char *tx
                         json_t *content);
 char *reply_typing_intent(const char *account, const char *room_id, const char *txn, bool typing);
 
+/* ---- this process among the agent's workers (workers.c) ----------------------------------- */
+
+#define WORKER_ID_MAX 64
+#define WORKER_BOOT_LEN 16           /* hex characters of the per-boot nonce */
+#define WORKER_LEASE_MS 10000L       /* a worker whose heartbeat is older than this is dead */
+#define WORKER_HEARTBEAT_MS 3000     /* how often a live worker says so */
+#define WORKERS_KEY "agent:workers"  /* hash: worker ID -> "<boot> <heartbeat unix ms>" */
+
+/* Who holds a claim: the worker (stable across restarts: MINDROOM_WORKER_ID) and its boot. */
+typedef struct agent_self {
+    char worker_id[WORKER_ID_MAX + 1];
+    char boot[WORKER_BOOT_LEN + 1];
+} agent_self;
+
+/* A worker ID is 1 to WORKER_ID_MAX of [A-Za-z0-9._-]. MR_EINVAL names the setting. */
+mr_code worker_id_check(const char *id, mr_err *err);
+/* worker_id (copied) and a fresh random boot nonce. */
+mr_code worker_self_init(const char *worker_id, agent_self *out, mr_err *err);
+/* Records me's heartbeat at now_ms (wall clock) in WORKERS_KEY. */
+mr_code worker_beat(mr_store *s, const agent_self *me, long long now_ms, mr_err *err);
+/* Whether another boot beat under me's worker ID since me last did: a second live process
+ * with the same ID (after me's first beat, a predecessor that died never beats again). */
+mr_code worker_clash(mr_store *s, const agent_self *me, bool *clash, mr_err *err);
+/* Until when the boot `boot` of worker_id is alive: its last heartbeat plus WORKER_LEASE_MS, or
+ * 0 when it is dead (that worker restarted since, never beat, or its lease lapsed by now_ms). */
+mr_code worker_alive_until(mr_store *s, const char *worker_id, const char *boot, long long now_ms,
+                           long long *until_ms, mr_err *err);
+
+/* ---- the in-flight record (inflight.c) ---------------------------------------------------- */
+
+#define INFLIGHT_FIELD_MAX 40
+#define WORKER_FORGET_MS (3600L * 1000) /* a dead worker with nothing in flight is forgotten */
+
+/* `agent:inflight:<worker_id>` (proto/store.md): a hash of the turns the worker accepted from
+ * the bus and has not finished, field "<boot ms>.<sequence>" (zero-padded, so sorting the fields
+ * gives the order of acceptance) -> the turn as it came. */
+void inflight_field(long long boot_ms, unsigned long long seq, char out[INFLIGHT_FIELD_MAX]);
+mr_code inflight_put(mr_store *s, const char *worker_id, const char *field, const char *turn, size_t len,
+                     mr_err *err);
+mr_code inflight_drop(mr_store *s, const char *worker_id, const char *field, mr_err *err);
+/* The worker's record, in order of acceptance. Free with mr_store_hash_free. */
+mr_code inflight_list(mr_store *s, const char *worker_id, mr_store_hash *out, mr_err *err);
+
 /* ---- claims (claim.c) --------------------------------------------------------------------- */
 
 #define CLAIM_TTL_MS (7L * 24 * 3600 * 1000)
-#define CLAIM_STALE_MS 90000L    /* a "started" claim not refreshed for this long was abandoned */
 
 typedef enum claim_result { CLAIM_WON = 0, CLAIM_TAKEN_OVER, CLAIM_DONE, CLAIM_BUSY } claim_result;
 
-/* `reply:<event_id>:<entity>` (proto/store.md). now_ms is wall-clock time. */
-mr_code claim_take(mr_store *s, const char *event_id, const char *entity, long long now_ms, claim_result *out,
-                   mr_err *err);
-/* Refreshes a claim in progress, so no other worker takes it over. */
-mr_code claim_refresh(mr_store *s, const char *event_id, const char *entity, long long now_ms, mr_err *err);
+typedef struct claim_outcome {
+    claim_result result;
+    long long busy_until_ms;     /* BUSY: when the holder's lease lapses unless it beats again */
+    const char *why;             /* TAKEN_OVER: whose claim it was, in words for the log */
+} claim_outcome;
+
+/* `reply:<event_id>:<entity>` (proto/store.md): set-if-absent to "started <worker> <boot>".
+ * A claim already there is DONE; ours (this boot) is WON again; an earlier boot of this worker
+ * is dead, so its claim is taken over at once; another worker's is BUSY while its heartbeat
+ * lease runs and taken over (compare-and-set) once it lapsed. now_ms is wall-clock time. */
+mr_code claim_take(mr_store *s, const agent_self *me, const char *event_id, const char *entity, long long now_ms,
+                   claim_outcome *out, mr_err *err);
 mr_code claim_done(mr_store *s, const char *event_id, const char *entity, mr_err *err);
-/* Gives a claim up after a failure this worker saw, so the turn's next delivery answers at once
- * (with the same transaction IDs) rather than waiting for the claim to go stale. */
+/* Gives a claim up after a failure this worker saw, so the turn's next run answers at once
+ * (with the same transaction IDs). */
 mr_code claim_release(mr_store *s, const char *event_id, const char *entity, mr_err *err);
 
 #endif

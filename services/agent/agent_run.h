@@ -24,7 +24,7 @@ typedef struct agent_turn {
     const char *body;
     const char *msgtype;
     const char *in_reply_to;       /* content.m.relates_to.m.in_reply_to.event_id, or NULL */
-    const char *allowed[POLICY_MAX];
+    const char **allowed;          /* allowed_entities, every one of them (malloc'd) */
     size_t n_allowed;
 } agent_turn;
 
@@ -40,15 +40,35 @@ typedef struct model_slot {
     char why[MR_ERR_MSG_MAX];
 } model_slot;
 
+/* What one turn thread keeps: the entities of the config in force, their model clients (a
+ * client is not thread-safe, so each thread has its own), and what its current turn found. */
 typedef struct agent_svc {
     const mr_runtime *rt;
+    const agent_self *self;        /* this process, the holder of its claims */
+    bool reports;                  /* logs the roster's rebuilds (one thread does, not each) */
     roster roster;
     bool have_roster;
     unsigned long gen;             /* config generation the roster was built from */
     model_slot *models;            /* one per roster.cfg->models */
     bool any_room_mode;            /* an agent replies outside threads: keep the room's history */
-    atomic_bool subscribed;        /* for /readyz */
+    long long park_until_ms;       /* the turn's claim is held by a live worker: look again then
+                                      (wall clock); 0 when none is */
+    bool counted;                  /* the turn ran before in this process: its outcome is counted */
 } agent_svc;
+
+#define AGENT_METRIC "mindroom_agent_turns_total"
+
+/* Builds the roster of the config in force; false when it cannot be built (logged when
+ * reports). */
+bool agent_svc_init(agent_svc *svc, const mr_runtime *rt, const agent_self *self, bool reports);
+void agent_svc_free(agent_svc *svc);
+/* Counts a turn's outcome in AGENT_METRIC. */
+void agent_count(const mr_runtime *rt, const char *outcome);
+/* Decides who answers t and has them answer (turn_run.c). A store or bus failure returns its
+ * code: the turn is to run again. A claim a live worker holds sets svc->park_until_ms. */
+mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err);
+/* Notes that an answer of the turn waits for another worker's claim until until_ms. */
+void agent_park(agent_svc *svc, long long until_ms);
 
 /* What answering a turn needs to know beyond the turn. */
 typedef struct turn_ctx {

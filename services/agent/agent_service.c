@@ -1,344 +1,316 @@
-/* agent_service.c -- the consume, decide, answer loop of mindroom-agent (see agent_service.h). */
+/* agent_service.c -- mindroom-agent's process: accepts turns from agent.turns into its in-flight
+ * record, runs them on the turn threads (room_queue.c), beats its heartbeat, and adopts the turns
+ * of workers that died (see agent_service.h). */
 #include "agent_service.h"
 
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent_run.h"
+#include "mindroom/str.h"
+#include "room_queue.h"
 
 #define COMPONENT "agent"
 #define IN_TOPIC "agent.turns"
-#define OUT_TOPIC "matrix.outbound"
 #define GROUP "agent"
-#define FLUSH_TIMEOUT_MS 30000
 #define POLL_TIMEOUT_MS 500
-#define METRIC "mindroom_agent_turns_total"
+#define POLL_BATCH 32
+#define WAITING_MAX 1024           /* turns waiting in this process before it accepts no more */
+#define TURNS_SETTING "MINDROOM_AGENT_MAX_CONCURRENT_TURNS"
+#define TURNS_DEFAULT 16
+#define TURNS_MAX 256
+#define WORKER_SETTING "MINDROOM_WORKER_ID"
+#define RETRY_MIN_MS 1000          /* a turn that failed runs again after this, doubling ... */
+#define RETRY_MAX_MS 30000         /* ... up to this */
+#define PARK_MIN_MS 200
 
-static void count(const agent_svc *svc, const char *outcome)
+typedef struct turn_job {
+    char field[INFLIGHT_FIELD_MAX];
+    agent_turn turn;
+    int runs;
+    int failures;
+} turn_job;
+
+typedef struct agent_node {
+    const mr_runtime *rt;
+    agent_self self;
+    long long boot_ms;
+    atomic_ullong accepted;        /* the sequence of in-flight fields of this boot */
+    size_t n_threads;
+    agent_svc *threads;            /* one per turn thread */
+    room_queue *queue;
+    atomic_bool subscribed;        /* for /readyz */
+} agent_node;
+
+/* ---- settings ---- */
+
+/* The hostname and 8 hex of SHA-256 of the store URL and storage path: stable across restarts
+ * of one deployment, different for two instances on one host. */
+static void default_worker_id(const mr_runtime *rt, char out[WORKER_ID_MAX + 1])
 {
-    const char *labels[] = {"outcome", outcome, NULL};
-    mr_http_metrics_inc(svc->rt->metrics, METRIC, labels, 1);
+    char host[WORKER_ID_MAX - 8] = "agent";
+    if (gethostname(host, sizeof host) != 0 || !host[0])
+        snprintf(host, sizeof host, "agent");
+    host[sizeof host - 1] = '\0';
+    /* Characters a worker ID refuses (a hostname should have none) become '-'. */
+    for (char *c = host; *c; c++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-", *c))
+            *c = '-';
+    char *identity = mr_str_printf("%s\n%s", rt->settings.store_url, rt->settings.storage_path);
+    unsigned char digest[EVP_MAX_MD_SIZE] = {0};
+    unsigned int len = 0;
+    if (identity)
+        EVP_Digest(identity, strlen(identity), digest, &len, EVP_sha256(), NULL);
+    free(identity);
+    snprintf(out, WORKER_ID_MAX + 1, "%s-%02x%02x%02x%02x", host, digest[0], digest[1], digest[2], digest[3]);
 }
 
-static void drop_models(agent_svc *svc)
+static mr_code read_settings(agent_node *node, mr_err *err)
 {
-    for (size_t i = 0; svc->models && i < svc->roster.cfg->n_models; i++)
-        mr_llm_client_free(svc->models[i].client);
-    free(svc->models);
-    svc->models = NULL;
+    char fallback[WORKER_ID_MAX + 1];
+    default_worker_id(node->rt, fallback);
+    const char *id = mr_runtime_setting(node->rt, NULL, WORKER_SETTING, fallback);
+    mr_code rc = worker_self_init(id, &node->self, err);
+    if (rc != MR_OK)
+        return rc;
+    const char *v = mr_runtime_setting(node->rt, NULL, TURNS_SETTING, NULL);
+    node->n_threads = TURNS_DEFAULT;
+    if (v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > TURNS_MAX)
+            return mr_err_set(err, MR_EINVAL, "%s: \"%s\" is not a whole number from 1 to %d", TURNS_SETTING, v,
+                              TURNS_MAX);
+        node->n_threads = (size_t)n;
+    }
+    return MR_OK;
 }
 
-/* Rebuilds the roster and forgets the model clients when the config changed. A config whose
- * roster cannot be built keeps the previous one. */
-static void refresh_roster(agent_svc *svc)
+/* ---- jobs: accepted turns ---- */
+
+static void job_free(void *p)
 {
-    unsigned long gen = 0;
-    mr_config *cfg = mr_runtime_config(svc->rt, &gen);
-    if (svc->have_roster && gen == svc->gen) {
-        mr_config_release(cfg);
-        return;
-    }
-    svc->gen = gen;
-    roster fresh;
-    mr_err err = {0};
-    const mr_runtime_settings *s = &svc->rt->settings;
-    model_slot *slots = calloc(cfg->n_models + 1, sizeof *slots);
-    mr_code rc = slots ? roster_build(cfg, s->server_name, s->ns, &fresh, &err)
-                       : mr_err_set(&err, MR_ENOMEM, "out of memory");
-    mr_config_release(cfg);
-    if (rc != MR_OK) {
-        free(slots);
-        mr_log_error(COMPONENT, "config generation %lu: %s; keeping the previous entities", gen, err.msg);
-        return;
-    }
-    if (svc->have_roster) {
-        drop_models(svc);
-        roster_free(&svc->roster);
-    }
-    svc->roster = fresh;
-    svc->models = slots;
-    svc->have_roster = true;
-    svc->any_room_mode = false;
-    for (size_t i = 0; i < fresh.cfg->n_agents; i++)
-        svc->any_room_mode |= fresh.cfg->agents[i].thread_mode == MR_THREAD_MODE_ROOM;
-    mr_log_info(COMPONENT, "entities built from config generation %lu", gen);
+    turn_job *j = p;
+    agent_turn_free(&j->turn);
+    free(j);
 }
 
-mr_llm_client *agent_model(agent_svc *svc, const char *name, mr_code *rc, const char **why)
+/* Records the turn under a new field of this worker's in-flight record and queues it. */
+static mr_code accept_turn(agent_node *node, const char *value, size_t len, agent_turn *turn, mr_err *err)
 {
-    const mr_config *cfg = svc->roster.cfg;
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        if (strcmp(cfg->models[i].name, name) != 0)
-            continue;
-        model_slot *slot = &svc->models[i];
-        if (!slot->tried) {
-            mr_err err = {0};
-            slot->tried = true;
-            slot->rc = mr_llm_client_new(&cfg->models[i], NULL, &slot->client, &err);
-            snprintf(slot->why, sizeof slot->why, "%s", err.msg);
-        }
-        *rc = slot->rc;
-        *why = slot->why;
-        return slot->client;
+    turn_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return mr_err_set(err, MR_ENOMEM, "out of memory accepting turn %s", turn->event_id);
+    inflight_field(node->boot_ms, atomic_fetch_add(&node->accepted, 1), j->field);
+    mr_code rc = inflight_put(node->rt->store, node->self.worker_id, j->field, value, len, err);
+    if (rc == MR_OK) {
+        j->turn = *turn;
+        memset(turn, 0, sizeof *turn);
+        rc = room_queue_push(node->queue, j->turn.room_id, j, err);
+        /* Not queued: forget it, so the bus delivers it again. */
+        if (rc != MR_OK)
+            inflight_drop(node->rt->store, node->self.worker_id, j->field, NULL);
     }
-    /* The config loader checks model names, so this is a model removed by a reload race. */
-    *rc = MR_ENOTFOUND;
-    *why = "no such model in the config";
-    return NULL;
-}
-
-mr_code agent_publish(agent_svc *svc, const char *room_id, char *intent, mr_err *err)
-{
-    if (!intent)
-        return mr_err_set(err, MR_ENOMEM, "out of memory writing an intent for %s", room_id);
-    mr_code rc = mr_bus_publish(svc->rt->bus, OUT_TOPIC, room_id, intent, strlen(intent), err);
-    free(intent);
+    if (rc != MR_OK)
+        job_free(j);
     return rc;
 }
 
-mr_code agent_flush(agent_svc *svc, mr_err *err)
+/* Queues a turn of this worker's record as it is (a restart's). */
+static void resume_turn(agent_node *node, const mr_store_hash_entry *e)
 {
-    return mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err);
-}
-
-const char *agent_reason(mr_code rc, bool no_client)
-{
-    switch (rc) {
-    case MR_EAUTH:
-        return no_client ? "no API key is set for it" : "the provider did not accept the API key";
-    case MR_EPERM:
-        return "the provider denied access to the model";
-    case MR_ENOTFOUND:
-        return "the model was not found";
-    case MR_EINVAL:
-        return no_client ? "its provider is not supported" : "the provider could not use the request or answer";
-    case MR_EUNAVAIL:
-        return "the provider is unavailable or did not answer in time";
-    case MR_OK:
-        return "it gave an empty answer";
-    default:
-        return "an unexpected error";
+    mr_err err = {0};
+    turn_job *j = calloc(1, sizeof *j);
+    mr_code rc = j ? agent_turn_parse(e->value, e->value_len, &j->turn, &err)
+                   : mr_err_set(&err, MR_ENOMEM, "out of memory");
+    if (rc == MR_OK) {
+        snprintf(j->field, sizeof j->field, "%s", e->field);
+        rc = room_queue_push(node->queue, j->turn.room_id, j, &err);
+        if (rc == MR_OK)
+            return;
     }
+    if (j)
+        job_free(j);
+    mr_log_warn(COMPONENT, "in-flight turn %s: %s", e->field, err.msg);
+    /* A record that is not a turn never becomes one; one that could not be queued waits for the
+     * next start. */
+    if (rc == MR_EINVAL)
+        inflight_drop(node->rt->store, node->self.worker_id, e->field, NULL);
 }
 
-char *agent_sorry(const char *partial, const char *reason)
+static long long park_ms(long long until_wall_ms)
 {
-    static const char fmt[] = "%s%sSorry, I could not reach the model (%s). Try again in a moment.";
-    const char *sep = partial && *partial ? "\n\n" : "";
-    partial = partial ? partial : "";
-    size_t n = strlen(partial) + strlen(reason) + sizeof fmt + 2;
-    char *text = malloc(n);
-    if (text)
-        snprintf(text, n, fmt, partial, sep, reason);
-    return text;
+    long long ms = until_wall_ms - mr_clock_wall_ms();
+    return ms < PARK_MIN_MS ? PARK_MIN_MS : ms;
 }
 
-/* ---- who may answer here ---- */
-
-/* What the gateway recorded about the room, read once per turn when needed. */
-typedef struct room_facts {
-    const agent_turn *turn;
-    char *alias;                 /* the managed room's alias, or NULL */
-    mr_store_hash members;       /* rooms the instance does not manage: who joined */
-} room_facts;
-
-static mr_code room_facts_load(agent_svc *svc, const agent_turn *t, room_facts *f, mr_err *err)
+static long long run_job(void *ctx, size_t worker, void *p)
 {
-    memset(f, 0, sizeof *f);
-    f->turn = t;
-    char key[MR_ID_MAX + 16];
-    if (t->room_key) {
-        snprintf(key, sizeof key, "room:%s", t->room_id);
-        size_t len = 0;
-        mr_code rc = mr_store_hget(svc->rt->store, key, "alias", &f->alias, &len, err);
-        return rc == MR_ENOTFOUND ? MR_OK : rc;
+    agent_node *node = ctx;
+    agent_svc *svc = &node->threads[worker];
+    turn_job *j = p;
+    const agent_turn *t = &j->turn;
+    svc->park_until_ms = 0;
+    svc->counted = j->runs++ > 0;
+    mr_err err = {0};
+    mr_code rc = agent_turn_handle(svc, t, &err);
+    if (rc == MR_OK && !svc->park_until_ms) {
+        if (inflight_drop(node->rt->store, node->self.worker_id, j->field, &err) != MR_OK)
+            /* The turn is finished; a later start runs it again and its claims say so. */
+            mr_log_warn(COMPONENT, "removing finished turn %s from the in-flight record: %s", t->event_id, err.msg);
+        return 0;
     }
-    snprintf(key, sizeof key, "members:%s", t->room_id);
-    return mr_store_hgetall(svc->rt->store, key, &f->members, err);
+    /* Stopping: what is unfinished stays in the record for the next start. */
+    if (mr_runtime_stopping(node->rt))
+        return 0;
+    if (rc != MR_OK) {
+        int shift = j->failures < 5 ? j->failures : 5;
+        long long delay = (long long)RETRY_MIN_MS << shift;
+        delay = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
+        j->failures++;
+        mr_log_warn(COMPONENT, "%s; running the turn again in %lld ms", err.msg, delay);
+        return delay;
+    }
+    const char *fields[] = {"event_id", t->event_id, "room_id", t->room_id, NULL};
+    mr_log_write(MR_LOG_INFO, COMPONENT, fields,
+                 "parked: another live worker holds a claim of this turn; looking again when its lease ends");
+    return park_ms(svc->park_until_ms);
 }
 
-static void room_facts_free(room_facts *f)
-{
-    free(f->alias);
-    mr_store_hash_free(&f->members);
-}
+/* ---- the heartbeat, and the turns of workers that died ---- */
 
-/* Configured for the room by key, alias or ID; in a room the instance does not manage, joined. */
-static bool in_room(const roster_entry *e, const room_facts *f)
+/* Moves a dead worker's in-flight turns to this one's record, in their order, and queues them;
+ * true when none is left there. */
+static bool adopt(agent_node *node, const char *dead)
 {
-    const agent_turn *t = f->turn;
-    if (!t->room_key) {
-        for (size_t i = 0; i < f->members.count; i++)
-            if (strcmp(f->members.entries[i].field, e->user_id) == 0)
-                return strcmp(f->members.entries[i].value, "join") == 0;
+    mr_store *store = node->rt->store;
+    mr_store_hash their = {0};
+    mr_err err = {0};
+    if (inflight_list(store, dead, &their, &err) != MR_OK) {
+        mr_log_warn(COMPONENT, "reading the in-flight turns of dead worker %s: %s", dead, err.msg);
         return false;
     }
-    const mr_strlist *rooms = e->agent ? &e->agent->rooms : &e->team->rooms;
-    for (size_t i = 0; i < rooms->len; i++) {
-        const char *r = rooms->v[i];
-        if (strcmp(r, t->room_key) == 0 || strcmp(r, t->room_id) == 0 || (f->alias && strcmp(r, f->alias) == 0))
-            return true;
+    size_t moved = 0;
+    for (size_t i = 0; i < their.count; i++) {
+        const mr_store_hash_entry *e = &their.entries[i];
+        agent_turn turn;
+        mr_code rc = agent_turn_parse(e->value, e->value_len, &turn, &err);
+        if (rc == MR_OK) {
+            rc = accept_turn(node, e->value, e->value_len, &turn, &err);
+            agent_turn_free(&turn);
+        }
+        if (rc == MR_OK || rc == MR_EINVAL)
+            rc = inflight_drop(store, dead, e->field, &err);
+        if (rc != MR_OK) {
+            mr_log_warn(COMPONENT, "adopting in-flight turn %s of dead worker %s: %s", e->field, dead, err.msg);
+            break;
+        }
+        moved++;
     }
-    return false;
+    if (moved)
+        mr_log_info(COMPONENT, "adopted %zu in-flight turns of worker %s, whose heartbeat lease lapsed", moved, dead);
+    bool empty = moved == their.count;
+    mr_store_hash_free(&their);
+    return empty;
 }
 
-static size_t eligible_entities(agent_svc *svc, const agent_turn *t, const room_facts *f, const char **out)
+static void adopt_dead(agent_node *node, long long now)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < t->n_allowed; i++) {
-        const roster_entry *e = roster_by_name(&svc->roster, t->allowed[i]);
-        if (e && e->kind != ENTITY_ROUTER && in_room(e, f))
-            out[n++] = e->name;
+    mr_store_hash workers = {0};
+    mr_err err = {0};
+    if (mr_store_hgetall(node->rt->store, WORKERS_KEY, &workers, &err) != MR_OK) {
+        mr_log_warn(COMPONENT, "reading %s: %s", WORKERS_KEY, err.msg);
+        return;
     }
-    return n;
-}
-
-static bool router_allowed(const agent_turn *t)
-{
-    for (size_t i = 0; i < t->n_allowed; i++)
-        if (strcmp(t->allowed[i], "router") == 0)
-            return true;
-    return false;
-}
-
-/* ---- one turn ---- */
-
-static void log_decision(const agent_turn *t, const policy_decision *d)
-{
-    static const char *const kinds[] = {"silent", "answer", "route"};
-    char who[512] = "";
-    for (size_t i = 0; i < d->n; i++) {
-        size_t used = strlen(who);
-        snprintf(who + used, sizeof who - used, "%s%s", i ? "," : "", d->who[i]);
+    for (size_t i = 0; i < workers.count; i++) {
+        const mr_store_hash_entry *w = &workers.entries[i];
+        char boot[WORKER_BOOT_LEN + 1];
+        long long beat = 0;
+        if (strcmp(w->field, node->self.worker_id) == 0 || sscanf(w->value, "%16s %lld", boot, &beat) != 2 ||
+            now < beat + WORKER_LEASE_MS)
+            continue;
+        /* Long dead with nothing left: forgotten, so the scan stays short. */
+        if (adopt(node, w->field) && now >= beat + WORKER_FORGET_MS)
+            mr_store_hdel(node->rt->store, WORKERS_KEY, w->field, NULL);
     }
-    const char *fields[] = {"event_id", t->event_id, "room_id", t->room_id, "decision", kinds[d->kind], "who", who,
-                            "why", d->why, NULL};
-    mr_log_write(MR_LOG_INFO, COMPONENT, fields, "turn decided");
+    mr_store_hash_free(&workers);
 }
 
-/* The message a hand-off hands over: the router replied to it. */
-static const char *handed_over_text(const thread_state *th, const agent_turn *t)
+static void *beat_main(void *arg)
 {
-    for (size_t i = thread_count(th); t->in_reply_to && i-- > 0;) {
-        history_msg m = thread_message(th, i);
-        if (m.event_id && strcmp(m.event_id, t->in_reply_to) == 0)
-            return m.body;
+    agent_node *node = arg;
+    while (!mr_runtime_sleep(node->rt, WORKER_HEARTBEAT_MS)) {
+        long long now = mr_clock_wall_ms();
+        mr_err err = {0};
+        bool clash = false;
+        if (worker_clash(node->rt->store, &node->self, &clash, &err) == MR_OK && clash)
+            mr_log_error(COMPONENT, "another live process runs as worker %s: each takes the other's claims over; "
+                         "give each process its own %s", node->self.worker_id, WORKER_SETTING);
+        if (worker_beat(node->rt->store, &node->self, now, &err) != MR_OK)
+            mr_log_warn(COMPONENT, "heartbeat of worker %s: %s", node->self.worker_id, err.msg);
+        adopt_dead(node, now);
     }
     return NULL;
 }
 
-static mr_code record(agent_svc *svc, const agent_turn *t, const char *root, mr_err *err)
+/* The first heartbeat, before any claim: another worker must see this boot alive. */
+static bool first_beat(agent_node *node)
 {
-    history_msg m = {.event_id = t->event_id, .sender = t->sender, .body = t->body};
-    mr_code rc = thread_append(svc->rt->store, t->room_id, root, &m, err);
-    if (rc == MR_OK && !t->thread_root && svc->any_room_mode)
-        rc = thread_append(svc->rt->store, t->room_id, HISTORY_ROOM, &m, err);
-    return rc;
+    mr_err err = {0};
+    while (worker_beat(node->rt->store, &node->self, mr_clock_wall_ms(), &err) != MR_OK) {
+        mr_log_warn(COMPONENT, "heartbeat of worker %s: %s; trying again", node->self.worker_id, err.msg);
+        if (mr_runtime_sleep(node->rt, 1000))
+            return false;
+    }
+    return true;
 }
 
-static mr_code act(agent_svc *svc, const turn_ctx *ctx, const policy_decision *d, mr_err *err)
+static void resume_own(agent_node *node)
 {
-    if (d->kind == POLICY_ROUTE) {
-        count(svc, "routed");
-        return route_turn(svc, ctx, d->who, d->n, err);
+    mr_store_hash own = {0};
+    mr_err err = {0};
+    if (inflight_list(node->rt->store, node->self.worker_id, &own, &err) != MR_OK) {
+        mr_log_warn(COMPONENT, "reading the in-flight turns of worker %s: %s; they run at the next start",
+                    node->self.worker_id, err.msg);
+        return;
     }
-    if (d->kind == POLICY_SILENT) {
-        count(svc, "silent");
-        return MR_OK;
-    }
-    count(svc, "answered");
-    mr_code first = MR_OK;
-    for (size_t i = 0; i < d->n; i++) {
-        mr_err one = {0};
-        mr_code rc = answer_as(svc, ctx, roster_by_name(&svc->roster, d->who[i]), &one);
-        /* The others still answer; the turn comes again for this one (its claim was given up). */
-        if (rc != MR_OK && first == MR_OK) {
-            first = rc;
-            *err = one;
-        }
-    }
-    return first;
+    if (own.count)
+        mr_log_info(COMPONENT, "running again %zu turns accepted before the last stop", own.count);
+    for (size_t i = 0; i < own.count; i++)
+        resume_turn(node, &own.entries[i]);
+    mr_store_hash_free(&own);
 }
 
-static mr_code handle_turn(agent_svc *svc, const agent_turn *t, mr_err *err)
-{
-    refresh_roster(svc);
-    const roster *r = &svc->roster;
-    const roster_entry *author = roster_by_user(r, t->event_sender);
-    bool relay = author && author->kind == ENTITY_ROUTER && t->original_sender;
-    const char *skip = NULL;
-    if (author && !relay)
-        skip = "written by an entity";
-    else if (!t->body)
-        skip = "no body";
-    else if (t->msgtype && strcmp(t->msgtype, "m.notice") == 0)
-        skip = "a notice: bots talk in notices, and answering them loops";
-    if (skip) {
-        const char *fields[] = {"event_id", t->event_id, "reason", skip, NULL};
-        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "skipped");
-        count(svc, "skipped");
-        return MR_OK;
-    }
-    const char *root = t->thread_root ? t->thread_root : t->event_id;
-    thread_state th = {0};
-    room_facts facts;
-    mr_code rc = thread_load(svc->rt->store, t->room_id, root, &th, err);
-    /* The hand-off itself is in the history already: the router wrote it when it posted. */
-    if (rc == MR_OK && !relay)
-        rc = record(svc, t, root, err);
-    if (rc == MR_OK)
-        rc = room_facts_load(svc, t, &facts, err);
-    if (rc != MR_OK) {
-        thread_state_free(&th);
-        return rc;
-    }
-    mentions m;
-    mentions_extract(r, t->content, t->event_sender, &m);
-    const char *eligible[POLICY_MAX], *taking_part[POLICY_MAX];
-    policy_input in = {
-        .in_thread = t->thread_root != NULL,
-        .humans = thread_humans(&th, r, relay ? NULL : t->sender),
-        .thread_agents = taking_part,
-        .n_thread_agents = thread_agents(&th, r, taking_part, POLICY_MAX),
-        .mentioned = &m,
-        .eligible = eligible,
-        .n_eligible = eligible_entities(svc, t, &facts, eligible),
-        .router_allowed = router_allowed(t),
-        .relay = relay,
-    };
-    policy_decision d;
-    policy_decide(&in, &d);
-    log_decision(t, &d);
-    const char *handed = relay ? handed_over_text(&th, t) : NULL;
-    turn_ctx ctx = {.turn = t, .root = root, .user_text = handed ? handed : t->body,
-                    .handed_over = handed ? t->in_reply_to : NULL};
-    rc = act(svc, &ctx, &d, err);
-    room_facts_free(&facts);
-    thread_state_free(&th);
-    return rc;
-}
+/* ---- the bus ---- */
 
 static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
 {
-    agent_svc *svc = ctx;
+    agent_node *node = ctx;
     agent_turn t;
     mr_err perr = {0};
     if (agent_turn_parse(m->value, m->len, &t, &perr) != MR_OK) {
         const char *fields[] = {"topic", m->topic, "id", m->id, "reason", perr.msg, NULL};
         mr_log_write(MR_LOG_WARN, COMPONENT, fields, "dropping a message that is not a turn");
-        count(svc, "malformed");
+        agent_count(node->rt, "malformed");
         return MR_OK;
     }
-    mr_code rc = handle_turn(svc, &t, err);
+    size_t waiting = room_queue_waiting(node->queue);
+    mr_code rc = waiting >= WAITING_MAX
+                     ? mr_err_set(err, MR_EUNAVAIL, "%zu turns wait already: leaving %s on the bus for now", waiting,
+                                  t.event_id)
+                     : accept_turn(node, m->value, m->len, &t, err);
     agent_turn_free(&t);
     return rc;
 }
 
 static bool ready(void *ctx, char *why, size_t cap)
 {
-    const agent_svc *svc = ctx;
-    if (atomic_load(&svc->subscribed))
+    const agent_node *node = ctx;
+    if (atomic_load(&node->subscribed))
         return true;
     snprintf(why, cap, "agent: not yet consuming %s", IN_TOPIC);
     return false;
@@ -347,58 +319,103 @@ static bool ready(void *ctx, char *why, size_t cap)
 static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bus_consumer *bc, mr_code rc,
                        const mr_err *err)
 {
-    /* Ready once it owns partitions, even while a turn fails (one another worker holds). */
     if (mr_bus_consumer_partitions(bc) > 0)
         atomic_store(c->consuming, true);
     if (rc == MR_OK)
         return;
     mr_log_warn(COMPONENT, "%s", err->msg);
-    /* A failed turn comes again at once (inproc), whatever its code (a busy claim is
-     * MR_EUNAVAIL too): pause, or it spins until the claim frees. */
+    /* A refused turn comes again at once (inproc): pause. */
     mr_runtime_sleep(rt, 200);
 }
 
-/* Polls one turn at a time until the runtime stops: an answer takes seconds, and a partition
- * held by a long batch would wait for all of it. */
-static void consume(agent_svc *svc)
+/* Handlers only record and queue, so a poll takes many turns at once; answering happens on the
+ * turn threads. */
+static void consume(agent_node *node)
 {
     static const char *const topics[] = {IN_TOPIC};
     const mr_runtime_consumer c = {.component = COMPONENT, .group = GROUP, .topics = topics, .n_topics = 1,
-                                   .poll_timeout_ms = POLL_TIMEOUT_MS, .batch = 1, .subscribe_retry_ms = 1000,
-                                   .handler = on_message, .ctx = svc, .consuming = &svc->subscribed,
+                                   .poll_timeout_ms = POLL_TIMEOUT_MS, .batch = POLL_BATCH, .subscribe_retry_ms = 1000,
+                                   .handler = on_message, .ctx = node, .consuming = &node->subscribed,
                                    .after_poll = after_poll};
-    mr_runtime_consume(svc->rt, &c);
+    mr_runtime_consume(node->rt, &c);
+}
+
+/* The turn threads' own parts; false (logged) when the config's entities cannot be built. */
+static bool threads_init(agent_node *node)
+{
+    node->threads = calloc(node->n_threads, sizeof *node->threads);
+    if (!node->threads) {
+        mr_log_error(COMPONENT, "out of memory starting %zu turn threads", node->n_threads);
+        return false;
+    }
+    for (size_t i = 0; i < node->n_threads; i++)
+        if (!agent_svc_init(&node->threads[i], node->rt, &node->self, i == 0))
+            return false;
+    return true;
+}
+
+static void threads_free(agent_node *node)
+{
+    for (size_t i = 0; node->threads && i < node->n_threads; i++)
+        agent_svc_free(&node->threads[i]);
+    free(node->threads);
+}
+
+static int run(agent_node *node)
+{
+    mr_err err = {0};
+    room_queue_opts qo = {.workers = node->n_threads, .run = run_job, .free_job = job_free, .ctx = node};
+    if (room_queue_start(&qo, &node->queue, &err) != MR_OK) {
+        mr_log_error(COMPONENT, "%s", err.msg);
+        return 1;
+    }
+    mr_log_info(COMPONENT, "worker %s (boot %s): up to %zu turns at once", node->self.worker_id, node->self.boot,
+                node->n_threads);
+    pthread_t beat;
+    int e = 0;
+    if (first_beat(node)) {
+        resume_own(node);
+        e = pthread_create(&beat, NULL, beat_main, node);
+        if (e)
+            mr_log_error(COMPONENT, "starting the heartbeat thread: %s", strerror(e));
+        else
+            consume(node);
+    }
+    room_queue_stop(node->queue);
+    if (!e)
+        pthread_join(beat, NULL);
+    return e ? 1 : 0;
 }
 
 int mr_agent_serve(const mr_runtime *rt)
 {
-    agent_svc *svc = calloc(1, sizeof *svc);
-    if (!svc) {
+    agent_node *node = calloc(1, sizeof *node);
+    if (!node) {
         mr_log_error(COMPONENT, "out of memory starting");
         return 1;
     }
-    svc->rt = rt;
-    atomic_init(&svc->subscribed, false);
+    node->rt = rt;
+    node->boot_ms = mr_clock_wall_ms();
+    atomic_init(&node->subscribed, false);
+    atomic_init(&node->accepted, 0);
     mr_err err = {0};
-    if (mr_http_metrics_counter(rt->metrics, METRIC,
-                                "Turns of agent.turns by outcome: answered, routed, silent, skipped, malformed",
-                                &err) != MR_OK ||
-        mr_runtime_add_check(rt, ready, svc, &err) != MR_OK) {
-        mr_log_error(COMPONENT, "%s", err.msg);
-        free(svc);
-        return 1;
-    }
-    refresh_roster(svc);
     int status = 1;
-    if (svc->have_roster) {
-        consume(svc);
-        status = 0;
+    mr_code rc = read_settings(node, &err);
+    if (rc == MR_OK)
+        rc = mr_http_metrics_counter(rt->metrics, AGENT_METRIC,
+                                     "Turns of agent.turns by outcome: answered, routed, silent, skipped, malformed",
+                                     &err);
+    if (rc == MR_OK)
+        rc = mr_runtime_add_check(rt, ready, node, &err);
+    if (rc != MR_OK) {
+        mr_log_error(COMPONENT, "%s", err.msg);
+        free(node);
+        return rc == MR_EINVAL ? 2 : 1;
     }
-    mr_runtime_remove_check(rt, ready, svc);
-    if (svc->have_roster) {
-        drop_models(svc);
-        roster_free(&svc->roster);
-    }
-    free(svc);
+    if (threads_init(node))
+        status = run(node);
+    mr_runtime_remove_check(rt, ready, node);
+    threads_free(node);
+    free(node);
     return status;
 }

@@ -10,7 +10,6 @@
 #define COMPONENT "agent"
 #define IN_PROGRESS " \xe2\x8b\xaf"     /* " ⋯" */
 #define TYPING_REFRESH_MS 15000         /* min(timeout / 2, 15 s) of a 30 s typing notice */
-#define CLAIM_REFRESH_MS 10000
 #define SENT_WAIT_MS 10000              /* how long the final edit waits for the first event's ID */
 #define SENT_POLL_MS 50
 #define HISTORY_PROMPT_DEFAULT 20
@@ -27,7 +26,7 @@ typedef struct answer_run {
     char *first_event;           /* its event ID, once the gateway has recorded it */
     int edits;
     int typing;                  /* typing notices sent */
-    long long typing_ms, claim_ms;
+    long long typing_ms;
     mr_code failed;              /* the first bus or store failure; it cancels the call */
     mr_err err;
 } answer_run;
@@ -145,6 +144,10 @@ static void show(answer_run *a, bool final)
      * short answer, sent as a first message, would be deduplicated into the partial text. */
     if (!a->sent)
         a->sent = begun_before(a);
+    if (a->sent && final && !a->first_event) {
+        const char *fields[] = {"event_id", a->t->turn->event_id, "entity", a->e->name, NULL};
+        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "waiting for the event ID of the first part");
+    }
     const char *original = a->sent ? first_event(a, final ? SENT_WAIT_MS : 0) : NULL;
     json_t *content = NULL;
     if (!a->sent) {
@@ -155,6 +158,12 @@ static void show(answer_run *a, bool final)
     } else if (original) {
         txn(a, final ? "f" : "e", final ? -1 : ++a->edits, id);
         content = reply_edit_content(body, original);
+    } else if (final && mr_runtime_stopping(a->svc->rt)) {
+        /* The wait ended because of the stop, not because the event ID will never come: the
+         * turn stays in flight and the next start edits the first part, which may well be in the
+         * room already. A message of its own here would show the answer twice. */
+        mr_err err;
+        fail(a, mr_err_set(&err, MR_EUNAVAIL, "stopping before the event ID of the first part arrived"), &err);
     } else if (final) {
         /* The gateway never said which event the first part became: the whole answer goes out
          * as a message of its own rather than being lost. */
@@ -190,12 +199,6 @@ static bool on_delta(void *ctx, const char *text, size_t len)
         show(a, false);
     if (now - a->typing_ms >= TYPING_REFRESH_MS)
         typing(a, true);
-    long long wall = mr_clock_wall_ms();
-    if (wall - a->claim_ms >= CLAIM_REFRESH_MS) {
-        mr_err err = {0};
-        fail(a, claim_refresh(a->svc->rt->store, a->t->turn->event_id, a->e->name, wall, &err), &err);
-        a->claim_ms = wall;
-    }
     if (mr_runtime_stopping(a->svc->rt)) {
         /* Left unfinished, not done: the claim is given up and the next start answers again. */
         mr_err err;
@@ -289,21 +292,25 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
 {
     mr_store *store = svc->rt->store;
     const char *event_id = t->turn->event_id;
-    claim_result claim;
-    mr_code rc = claim_take(store, event_id, e->name, mr_clock_wall_ms(), &claim, err);
+    claim_outcome claim;
+    mr_code rc = claim_take(store, svc->self, event_id, e->name, mr_clock_wall_ms(), &claim, err);
     if (rc != MR_OK)
         return rc;
     const char *fields[] = {"event_id", event_id, "entity", e->name, NULL};
-    if (claim == CLAIM_DONE) {
+    if (claim.result == CLAIM_DONE) {
         mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "already answered");
         return MR_OK;
     }
-    if (claim == CLAIM_BUSY)
-        return mr_err_set(err, MR_EUNAVAIL, "%s: %s is being answered by another worker", event_id, e->name);
-    if (claim == CLAIM_TAKEN_OVER)
-        mr_log_write(MR_LOG_INFO, COMPONENT, fields, "answering again: the earlier attempt was abandoned");
+    if (claim.result == CLAIM_BUSY) {
+        agent_park(svc, claim.busy_until_ms);
+        return MR_OK;
+    }
+    if (claim.result == CLAIM_TAKEN_OVER) {
+        const char *why[] = {"event_id", event_id, "entity", e->name, "reason", claim.why, NULL};
+        mr_log_write(MR_LOG_INFO, COMPONENT, why, "answering again: the earlier attempt was abandoned");
+    }
     bool room_mode = e->agent && e->agent->thread_mode == MR_THREAD_MODE_ROOM;
-    answer_run a = {.svc = svc, .t = t, .e = e, .claim_ms = mr_clock_wall_ms(),
+    answer_run a = {.svc = svc, .t = t, .e = e,
                     .where = {.room_id = t->turn->room_id, .trigger = event_id,
                               .thread_root = room_mode ? NULL : t->root}};
     stream_begin(&a.st, mr_clock_mono_ms());

@@ -1,16 +1,17 @@
 /* claim.c -- each (event, entity) is answered once: `reply:<event_id>:<entity>` is claimed with
- * set-if-absent before the model is called, refreshed while the answer streams, and marked done
- * once the final text is on the bus.
+ * set-if-absent before the model is called, naming the worker and boot that hold it, and marked
+ * done once the final text is on the bus.
  *
- * The crash window: a worker that dies between claiming and "done" leaves a "started" claim.
- * The bus hands the turn over again (to this worker after a restart, or to a replica); while
- * the claim's last refresh is recent, the turn is left for later (CLAIM_BUSY: the owner may be
- * alive and streaming), and once it is older than CLAIM_STALE_MS the new worker takes it over
- * and answers again. The new answer uses the same transaction IDs (txn.c) for the first send
- * and the final edit, so the homeserver keeps one reply message; what the user may see is the
- * first attempt's partial text until the new edits replace it. An owner that went silent for
- * longer than CLAIM_STALE_MS without dying (a model call stuck that long) can be overtaken the
- * same way: two streams then edit the one message, and the first final edit stands. */
+ * The crash window: a worker that dies between claiming and "done" leaves a "started" claim,
+ * and the turn stays in its in-flight record. A restart of that worker runs the turn again and
+ * finds the claim of its own earlier boot: that boot is dead, so it takes the claim over at
+ * once. Another worker (a replica that adopted the dead one's turns, or a second delivery of the
+ * event) sees the holder's heartbeat in `agent:workers` (workers.c): while it is younger than
+ * WORKER_LEASE_MS the turn is busy and parked until then; once it lapsed, the claim is taken
+ * over by compare-and-set. The new answer uses the same transaction IDs (txn.c) for the first
+ * send and the final edit, so the homeserver keeps one reply message, and the final edit
+ * replaces whatever half-written text the dead worker left. A value in no known form (an older
+ * release's "started <ms>") has no live holder and is taken over too. */
 #include "agent_internal.h"
 
 #include <stdio.h>
@@ -25,52 +26,59 @@ static void claim_key(const char *event_id, const char *entity, char *out, size_
     snprintf(out, cap, "reply:%s:%s", event_id, entity);
 }
 
-static int started_value(long long now_ms, char *out, size_t cap)
+/* The holder a claim value names; false when it names none. */
+static bool holder_of(const char *value, char worker[WORKER_ID_MAX + 1], char boot[WORKER_BOOT_LEN + 1])
 {
-    return snprintf(out, cap, STARTED "%lld", now_ms);
+    char tail;
+    return sscanf(value, STARTED "%64s %16s%c", worker, boot, &tail) == 2;
 }
 
-mr_code claim_take(mr_store *s, const char *event_id, const char *entity, long long now_ms, claim_result *out,
-                   mr_err *err)
+mr_code claim_take(mr_store *s, const agent_self *me, const char *event_id, const char *entity, long long now_ms,
+                   claim_outcome *out, mr_err *err)
 {
-    char key[2 * MR_ID_MAX + 16], value[64];
+    memset(out, 0, sizeof *out);
+    char key[2 * MR_ID_MAX + 16], value[WORKER_ID_MAX + WORKER_BOOT_LEN + 16];
     claim_key(event_id, entity, key, sizeof key);
-    int n = started_value(now_ms, value, sizeof value);
+    int n = snprintf(value, sizeof value, STARTED "%s %s", me->worker_id, me->boot);
     bool won = false;
     mr_code rc = mr_store_set_nx(s, key, value, (size_t)n, CLAIM_TTL_MS, &won, err);
-    if (rc != MR_OK || won) {
-        *out = CLAIM_WON;
+    if (rc != MR_OK || won)
         return rc;
-    }
     char *held = NULL;
     size_t len = 0;
     rc = mr_store_get(s, key, &held, &len, err);
     if (rc == MR_ENOTFOUND)
-        /* Expired between the two calls: the next delivery claims it afresh. */
+        /* Released or expired between the two calls: the next run claims it afresh. */
         return mr_err_set(err, MR_ECONFLICT, "%s vanished while being read", key);
     if (rc != MR_OK)
         return rc;
-    long long refreshed = 0;
-    if (strcmp(held, DONE) == 0)
-        *out = CLAIM_DONE;
-    else if (sscanf(held, STARTED "%lld", &refreshed) == 1 && now_ms - refreshed < CLAIM_STALE_MS)
-        *out = CLAIM_BUSY;
-    else {
-        bool swapped = false;
-        rc = mr_store_cas(s, key, held, len, value, (size_t)n, CLAIM_TTL_MS, &swapped, err);
-        /* Lost the race to another worker taking over: it answers. */
-        *out = swapped ? CLAIM_TAKEN_OVER : CLAIM_BUSY;
+    char worker[WORKER_ID_MAX + 1], boot[WORKER_BOOT_LEN + 1];
+    bool named = holder_of(held, worker, boot);
+    if (strcmp(held, DONE) == 0) {
+        out->result = CLAIM_DONE;
+    } else if (named && strcmp(worker, me->worker_id) == 0 && strcmp(boot, me->boot) == 0) {
+        /* This boot's own, left by a failure it could not give up: this process runs one turn of
+         * a room at a time, so nothing else here is answering it. */
+        out->result = CLAIM_WON;
+    } else {
+        if (named && strcmp(worker, me->worker_id) != 0)
+            rc = worker_alive_until(s, worker, boot, now_ms, &out->busy_until_ms, err);
+        if (rc == MR_OK && out->busy_until_ms) {
+            out->result = CLAIM_BUSY;
+        } else if (rc == MR_OK) {
+            bool swapped = false;
+            rc = mr_store_cas(s, key, held, len, value, (size_t)n, CLAIM_TTL_MS, &swapped, err);
+            out->why = !named                                  ? "the claim names no worker"
+                       : strcmp(worker, me->worker_id) == 0     ? "an earlier boot of this worker held it"
+                                                                : "its holder's heartbeat lease lapsed";
+            /* Lost the race to another worker taking over: it answers; look again after its lease. */
+            out->result = swapped ? CLAIM_TAKEN_OVER : CLAIM_BUSY;
+            if (!swapped)
+                out->busy_until_ms = now_ms + WORKER_LEASE_MS;
+        }
     }
     free(held);
     return rc;
-}
-
-mr_code claim_refresh(mr_store *s, const char *event_id, const char *entity, long long now_ms, mr_err *err)
-{
-    char key[2 * MR_ID_MAX + 16], value[64];
-    claim_key(event_id, entity, key, sizeof key);
-    int n = started_value(now_ms, value, sizeof value);
-    return mr_store_set(s, key, value, (size_t)n, CLAIM_TTL_MS, err);
 }
 
 mr_code claim_done(mr_store *s, const char *event_id, const char *entity, mr_err *err)

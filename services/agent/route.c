@@ -99,12 +99,14 @@ mr_code route_turn(agent_svc *svc, const turn_ctx *t, const char *const *candida
     const agent_turn *turn = t->turn;
     const roster_entry *router = roster_by_name(&svc->roster, "router");
     mr_store *store = svc->rt->store;
-    claim_result claim;
-    mr_code rc = claim_take(store, turn->event_id, router->name, mr_clock_wall_ms(), &claim, err);
-    if (rc != MR_OK || claim == CLAIM_DONE)
+    claim_outcome claim;
+    mr_code rc = claim_take(store, svc->self, turn->event_id, router->name, mr_clock_wall_ms(), &claim, err);
+    if (rc != MR_OK || claim.result == CLAIM_DONE)
         return rc;
-    if (claim == CLAIM_BUSY)
-        return mr_err_set(err, MR_EUNAVAIL, "%s: being handed over by another worker", turn->event_id);
+    if (claim.result == CLAIM_BUSY) {
+        agent_park(svc, claim.busy_until_ms);
+        return MR_OK;
+    }
     mr_code why = MR_OK;
     bool no_client = false;
     mr_err cerr = {0};

@@ -1,6 +1,7 @@
 /* turn_in.c -- reading a turn from agent.turns. */
 #include "agent_run.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "mindroom/msg.h"
@@ -27,14 +28,17 @@ static mr_code parse_allowed(agent_turn *t, mr_err *err)
     json_t *list = json_object_get(t->root, "allowed_entities");
     if (!json_is_array(list))
         return mr_err_set(err, MR_EINVAL, "allowed_entities: missing or not an array");
+    /* One more than needed, so an empty list is an allocation too. */
+    t->allowed = malloc((json_array_size(list) + 1) * sizeof *t->allowed);
+    if (!t->allowed)
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading allowed_entities");
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) {
         const char *name = json_string_value(v);
         if (!name || mr_id_entity_name_check(name, true, NULL) != MR_OK)
             return mr_err_set(err, MR_EINVAL, "allowed_entities[%zu]: not an entity name", i);
-        if (t->n_allowed < POLICY_MAX)
-            t->allowed[t->n_allowed++] = name;
+        t->allowed[t->n_allowed++] = name;
     }
     return MR_OK;
 }
@@ -91,6 +95,7 @@ mr_code agent_turn_parse(const char *value, size_t len, agent_turn *out, mr_err 
 
 void agent_turn_free(agent_turn *t)
 {
+    free(t->allowed);
     json_decref(t->root);
     memset(t, 0, sizeof *t);
 }

@@ -35,7 +35,7 @@ static const char *one_or_route(const policy_input *in, policy_decision *out)
     if (!in->router_allowed)
         return silent(out, "several entities could answer and the router may not hand over");
     out->kind = POLICY_ROUTE;
-    for (size_t i = 0; i < in->n_eligible && out->n < POLICY_MAX; i++)
+    for (size_t i = 0; i < in->n_eligible; i++)
         out->who[out->n++] = in->eligible[i];
     return "several entities could answer: the router picks one";
 }
@@ -64,7 +64,7 @@ static const char *in_thread(const policy_input *in, policy_decision *out)
 static const char *mentioned(const policy_input *in, policy_decision *out)
 {
     const mentions *m = in->mentioned;
-    for (size_t i = 0; i < m->n && out->n < POLICY_MAX; i++)
+    for (size_t i = 0; i < m->n; i++)
         if (listed(m->names[i], in->eligible, in->n_eligible))
             out->who[out->n++] = m->names[i];
     if (out->n == 0)
@@ -73,9 +73,10 @@ static const char *mentioned(const policy_input *in, policy_decision *out)
     return "mentioned";
 }
 
-void policy_decide(const policy_input *in, policy_decision *out)
+void policy_decide(const policy_input *in, const char **who, policy_decision *out)
 {
     memset(out, 0, sizeof *out);
+    out->who = who;
     const mentions *m = in->mentioned;
     /* Mentioning only the router asks it to hand over, as if no one was mentioned. */
     bool router_only = m->n == 1 && !m->other && strcmp(m->names[0], "router") == 0;

@@ -6,7 +6,8 @@
  * after the homeserver answers, and it feeds the router's hand-off back in as a turn, as the
  * sync loop, crypto and authz would. "No answer" is shown without a clock: turns are keyed by
  * room and handled in order, so once a later sentinel turn of the room is answered, an earlier
- * turn has had its chance. */
+ * turn has had its chance. Rooms are answered side by side, and the agent is stopped and killed
+ * in the middle of answers and started again. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -33,6 +34,8 @@
 #define DEV "!dev:example.org"
 #define CHAT "!chat:example.org"
 #define DM "!dm:example.org"
+#define MANY "!many:example.org"
+#define MANY_AGENTS 100
 #define ALICE "@alice:example.org"
 #define ROUTER "@mindroom_router:example.org"
 #define MIND "@mindroom_mind:example.org"
@@ -47,6 +50,7 @@ typedef struct suite {
     mr_model_stub stub;
     char dir[512];
     char log[600];
+    char config[600];
     char intents_file[600];
     FILE *jsonl;
     pid_t pid;
@@ -55,6 +59,7 @@ typedef struct suite {
     mr_store *store;
     json_t *intents;     /* every intent read, in order, with "_key" added */
     int seq;
+    char withheld[TXN_MAX]; /* a send whose event ID the stand-in gateway does not record yet */
 } suite;
 
 static suite S;
@@ -83,7 +88,8 @@ typedef struct turn_spec {
     json_t *content;             /* instead of body (stolen) */
 } turn_spec;
 
-static void publish_turn(const turn_spec *t)
+/* The turn message authz would publish for t (JSON text the caller frees). */
+static char *turn_text(const turn_spec *t)
 {
     json_t *content = t->content ? t->content : json_pack("{s:s, s:s}", "msgtype", "m.text", "body", t->body);
     if (t->thread_root && !json_object_get(content, "m.relates_to"))
@@ -92,7 +98,7 @@ static void publish_turn(const turn_spec *t)
                                       "is_falling_back", 1, "m.in_reply_to", "event_id", t->thread_root));
     const char *sender = t->sender ? t->sender : ALICE;
     json_t *allowed = json_array();
-    char buf[256];
+    char buf[2048];
     snprintf(buf, sizeof buf, "%s", t->allowed);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
         json_array_append_new(allowed, json_string(tok));
@@ -101,7 +107,8 @@ static void publish_turn(const turn_spec *t)
                              "m.room.message", "origin_server_ts", (json_int_t)1764000000000, "content", content,
                              "sender", sender, "allowed_entities", allowed);
     /* The managed rooms' keys, as authz finds them in room:<room_id>; the DM is not managed. */
-    const char *key = !strcmp(t->room, LOBBY) ? "lobby" : !strcmp(t->room, DEV) ? "dev" : !strcmp(t->room, CHAT) ? "chat" : NULL;
+    const char *key = !strcmp(t->room, LOBBY) ? "lobby" : !strcmp(t->room, DEV) ? "dev" : !strcmp(t->room, CHAT) ? "chat"
+                      : !strcmp(t->room, MANY) ? "many" : NULL;
     if (key)
         json_object_set_new(turn, "room_key", json_string(key));
     if (t->thread_root)
@@ -110,6 +117,13 @@ static void publish_turn(const turn_spec *t)
         json_object_set_new(turn, "original_sender", json_string(t->original_sender));
     char *text = json_dumps(turn, JSON_COMPACT);
     json_decref(turn);
+    assert_non_null(text);
+    return text;
+}
+
+static void publish_turn(const turn_spec *t)
+{
+    char *text = turn_text(t);
     mr_err err = {0};
     check(mr_bus_publish(S.bus, "agent.turns", t->room, text, strlen(text), &err), &err, "publish turn");
     check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
@@ -134,7 +148,7 @@ static mr_code on_intent(void *ctx, const mr_bus_msg *m, mr_err *err)
     json_object_set_new(i, "_key", json_string(m->key));
     json_array_append_new(S.intents, i);
     /* What the gateway records once the homeserver accepted the send. */
-    if (strcmp(str_at(i, "action"), "send") == 0) {
+    if (strcmp(str_at(i, "action"), "send") == 0 && strcmp(str_at(i, "txn_id"), S.withheld) != 0) {
         char key[128], event_id[128];
         snprintf(key, sizeof key, "sent:%s", str_at(i, "txn_id"));
         fake_event_id(str_at(i, "txn_id"), event_id, sizeof event_id);
@@ -175,6 +189,34 @@ static bool has_send(const char *event_id, const char *entity)
     return any;
 }
 
+/* The first part of the answer (the message, not an edit) is on the bus. */
+static bool first_part_sent(const char *event_id, const char *entity)
+{
+    char txn[TXN_MAX];
+    txn_id(event_id, entity, "m", -1, txn);
+    json_t *list = intents_of(event_id, entity);
+    bool found = false;
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it)
+        found |= strcmp(str_at(it, "txn_id"), txn) == 0;
+    json_decref(list);
+    return found;
+}
+
+/* Messages of (event, entity) that are not edits: what a person sees as separate replies. */
+static size_t messages_of(const char *event_id, const char *entity)
+{
+    json_t *list = intents_of(event_id, entity);
+    size_t n = 0, i;
+    json_t *it;
+    json_array_foreach(list, i, it)
+        n += strcmp(str_at(it, "action"), "send") == 0 &&
+             !json_object_get(json_object_get(it, "content"), "m.new_content");
+    json_decref(list);
+    return n;
+}
+
 typedef bool (*done_fn)(const char *event_id, const char *entity);
 
 /* Reads intents until done(event_id, entity). */
@@ -185,8 +227,8 @@ static void wait_for(done_fn done, const char *event_id, const char *entity)
     while (!done(event_id, entity)) {
         if (mr_clock_mono_ms() > deadline)
             fail_msg("%s never answered %s; see %s", entity, event_id, S.log);
-        if (waitpid(S.pid, NULL, WNOHANG) == S.pid)
-            fail_msg("mindroom-agent exited; see %s", S.log);
+        if (S.pid <= 0 || waitpid(S.pid, NULL, WNOHANG) == S.pid)
+            fail_msg("mindroom-agent is not running; see %s", S.log);
         size_t handled = 0;
         if (mr_bus_poll(S.outbound, 100, 100, on_intent, NULL, &handled, &err) != MR_OK)
             fprintf(stderr, "polling matrix.outbound: %s\n", err.msg);
@@ -233,6 +275,34 @@ static json_t *stub_requests(void)
 
 /* ---- setup ---- */
 
+static mr_code spawn_agent(mr_err *err)
+{
+    char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", S.config, NULL};
+    if (!argv[0])
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_AGENT_BIN unset");
+    return mr_tp_spawn(argv, S.log, &S.pid, err);
+}
+
+/* Signals mindroom-agent and reaps it. Never pid 0: that would signal this test's own group. */
+static void stop_agent(int sig, int *status)
+{
+    mr_err err = {0};
+    if (S.pid <= 0)
+        fail_msg("mindroom-agent is not running (an earlier test did not start it again)");
+    pid_t pid = S.pid;
+    S.pid = 0;
+    check(mr_tp_kill_wait(pid, sig, status, &err), &err, "stopping mindroom-agent");
+}
+
+/* Reads what a stopped agent left on matrix.outbound. */
+static void drain_intents(void)
+{
+    mr_err err = {0};
+    size_t handled = 1;
+    while (handled > 0)
+        check(mr_bus_poll(S.outbound, 500, 100, on_intent, NULL, &handled, &err), &err, "polling matrix.outbound");
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -244,9 +314,9 @@ static int group_setup(void **state)
     snprintf(S.intents_file, sizeof S.intents_file, "%s/intents.jsonl", S.dir);
     S.jsonl = fopen(S.intents_file, "w");
     S.intents = json_array();
-    char config[600], text[2048];
-    snprintf(config, sizeof config, "%s/config.yaml", S.dir);
-    snprintf(text, sizeof text,
+    char text[8192];
+    snprintf(S.config, sizeof S.config, "%s/config.yaml", S.dir);
+    int used = snprintf(text, sizeof text,
              "models:\n  default: {provider: openai, id: stub-model, host: \"%s\"}\n"
              "agents:\n"
              "  mind:\n    display_name: Mind\n    role: Personal assistant\n    rooms: [lobby]\n"
@@ -254,9 +324,12 @@ static int group_setup(void **state)
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n",
              S.stub.url);
+    /* A room where a hundred agents may answer. */
+    for (int i = 0; i < MANY_AGENTS; i++)
+        used += snprintf(text + used, sizeof text - (size_t)used, "  a%03d: {display_name: A%03d, rooms: [many]}\n", i, i);
     char store[96];
     snprintf(store, sizeof store, "redis://127.0.0.1:%d/1", S.redis.port);
-    if (mr_fs_write_atomic(config, text, strlen(text), 0600, true, &err) != MR_OK ||
+    if (mr_fs_write_atomic(S.config, text, strlen(text), 0600, true, &err) != MR_OK ||
         mr_store_open(store, NULL, &S.store, &err) != MR_OK ||
         mr_bus_open(S.redis.url, &(mr_bus_options){.client_id = "e2e"}, &S.bus, &err) != MR_OK ||
         mr_bus_subscribe(S.bus, "e2e-outbound", (const char *const[]){"matrix.outbound"}, 1, &S.outbound, &err) != MR_OK)
@@ -267,11 +340,12 @@ static int group_setup(void **state)
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     setenv("OPENAI_API_KEY", KEY, 1);
     setenv("LOG_LEVEL", "debug", 1);
+    setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "4", 1);
+    unsetenv("MINDROOM_WORKER_ID");
     unsetenv("MINDROOM_NAMESPACE");
     unsetenv("MINDROOM_AGENT_LISTEN");
-    char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", config, NULL};
-    if (!argv[0] || mr_tp_spawn(argv, S.log, &S.pid, &err) != MR_OK)
-        return fprintf(stderr, "spawning mindroom-agent: %s\n", argv[0] ? err.msg : "MINDROOM_AGENT_BIN unset"), -1;
+    if (spawn_agent(&err) != MR_OK)
+        return fprintf(stderr, "spawning mindroom-agent: %s\n", err.msg), -1;
     return 0;
 }
 
@@ -311,6 +385,41 @@ static bool ends_with(const char *s, const char *tail)
 {
     size_t n = strlen(s), k = strlen(tail);
     return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+static void test_invalid_settings_exit_2(void **state)
+{
+    (void)state;
+    static const char *const cases[][3] = {
+        {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "0", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"0\" is not a whole number"},
+        {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "8x", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"8x\" is not a whole number"},
+        {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
+    };
+    char log[700];
+    snprintf(log, sizeof log, "%s/bad-settings.log", S.dir);
+    char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", S.config, NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *before = getenv(cases[i][0]);
+        char *saved = before ? strdup(before) : NULL;
+        setenv(cases[i][0], cases[i][1], 1);
+        int code = -1;
+        mr_err err = {0};
+        check(mr_tp_run(argv, log, &code, &err), &err, "running mindroom-agent");
+        if (saved)
+            setenv(cases[i][0], saved, 1);
+        else
+            unsetenv(cases[i][0]);
+        free(saved);
+        assert_int_equal(code, 2);
+        assert_int_equal(mr_tp_count_in_file(log, cases[i][2]), 1);
+    }
+    /* Refused before it touched anything: the worker it would have been never beat. */
+    char *value = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_store_hget(S.store, WORKERS_KEY, "two words", &value, &len, &err), MR_ENOTFOUND);
+    /* The one running uses the setting. */
+    check(mr_tp_wait_in_file(S.log, "up to 4 turns at once", 1, DEADLINE_MS, S.pid, &err), &err, "start-up line");
 }
 
 static void test_one_agent_streams_a_thread_reply(void **state)
@@ -575,6 +684,180 @@ static void test_unmanaged_room_goes_by_membership(void **state)
     assert_false(has_send("$dm1:example.org", "router"));
 }
 
+/* Forgets the stub's scripts and requests, and queues script (when not NULL) for the next call. */
+static void stub_fresh(const char *script)
+{
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    if (script)
+        check(mr_model_stub_script(&S.stub, script, &err), &err, "script");
+}
+
+static void test_a_slow_room_does_not_hold_up_another(void **state)
+{
+    (void)state;
+    /* Coder's model streams the first words, then says nothing for a long while. */
+    stub_fresh("{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 15000, \"stall_after_chunks\": 14}");
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$slow1:example.org", .body = "Take your time",
+                              .allowed = "router,coder"});
+    wait_for(first_part_sent, "$slow1:example.org", "coder");
+    /* While it stalls, a question in another room is answered in full. */
+    publish_turn(&(turn_spec){.room = LOBBY, .event_id = "$quick1:example.org", .body = "@Mind quick one?",
+                              .allowed = "router,mind,coder"});
+    wait_for(finished, "$quick1:example.org", "mind");
+    assert_false(finished("$slow1:example.org", "coder"));
+    wait_for(finished, "$slow1:example.org", "coder");
+    json_t *list = intents_of("$slow1:example.org", "coder");
+    json_t *final = json_array_get(list, json_array_size(list) - 2);
+    assert_string_equal(str_at(json_object_get(json_object_get(final, "content"), "m.new_content"), "body"), LONG_ANSWER);
+    json_decref(list);
+}
+
+static void test_the_hundredth_entity_answers(void **state)
+{
+    (void)state;
+    stub_fresh(NULL);
+    char allowed[2048] = "router";
+    for (int i = 0; i < MANY_AGENTS; i++)
+        snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), ",a%03d", i);
+    json_t *content = json_pack("{s:s, s:s, s:{s:[s]}}", "msgtype", "m.text", "body", "A099: are you there?",
+                                "m.mentions", "user_ids", "@mindroom_a099:example.org");
+    publish_turn(&(turn_spec){.room = MANY, .event_id = "$many1:example.org", .content = content, .allowed = allowed});
+    wait_for(finished, "$many1:example.org", "a099");
+    json_t *list = intents_of("$many1:example.org", "a099");
+    json_t *send = last_of(list, "send", false);
+    assert_string_equal(str_at(send, "account"), "@mindroom_a099:example.org");
+    assert_string_equal(str_at(json_object_get(send, "content"), "body"), "Echo: A099: are you there?");
+    json_decref(list);
+    assert_int_equal(mr_tp_count_in_file(S.log, "who=a099 why=mentioned"), 1);
+}
+
+/* The final edit of (event, entity): the whole answer, replacing the first part. */
+static void expect_finished_by_an_edit(const char *event_id, const char *entity, const char *body)
+{
+    char txn[TXN_MAX], original[128];
+    txn_id(event_id, entity, "m", -1, txn);
+    fake_event_id(txn, original, sizeof original);
+    json_t *list = intents_of(event_id, entity);
+    json_t *final = json_array_get(list, json_array_size(list) - 2);
+    txn_id(event_id, entity, "f", -1, txn);
+    assert_string_equal(str_at(final, "txn_id"), txn);
+    json_t *c = json_object_get(final, "content");
+    assert_string_equal(str_at(json_object_get(c, "m.relates_to"), "rel_type"), "m.replace");
+    assert_string_equal(str_at(json_object_get(c, "m.relates_to"), "event_id"), original);
+    assert_string_equal(str_at(json_object_get(c, "m.new_content"), "body"), body);
+    json_decref(list);
+    /* One message in the room, however the answer got there. */
+    assert_int_equal(messages_of(event_id, entity), 1);
+}
+
+static void test_stop_before_the_first_part_is_known_sends_nothing_twice(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    stub_fresh("{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 1500, \"stall_after_chunks\": 14}");
+    /* The homeserver is slow to answer the first part's send: its event ID is not known yet
+     * when the whole answer is there, and the agent stops while it waits for it. */
+    txn_id("$stop1:example.org", "coder", "m", -1, S.withheld);
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$stop1:example.org", .body = "Stop halfway",
+                              .allowed = "router,coder"});
+    check(mr_tp_wait_in_file(S.log, "waiting for the event ID of the first part event_id=$stop1:example.org", 1,
+                             DEADLINE_MS, S.pid, &err), &err, "waiting for the final edit to wait");
+    int st = 0;
+    stop_agent(SIGTERM, &st);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    drain_intents();
+    assert_int_equal(messages_of("$stop1:example.org", "coder"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "never arrived"), 0);
+    /* The send went through after all; the next start finishes the answer by editing it. */
+    char key[TXN_MAX + 8], event_id[128];
+    snprintf(key, sizeof key, "sent:%s", S.withheld);
+    fake_event_id(S.withheld, event_id, sizeof event_id);
+    check(mr_store_set(S.store, key, event_id, strlen(event_id), 86400000L, &err), &err, "sent:");
+    S.withheld[0] = '\0';
+    check(spawn_agent(&err), &err, "starting mindroom-agent again");
+    wait_for(finished, "$stop1:example.org", "coder");
+    expect_finished_by_an_edit("$stop1:example.org", "coder", "Echo: Stop halfway");
+}
+
+static void test_sigkill_mid_answer_is_finished_after_restart(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    /* The first part goes out, then the model stalls until the agent is killed. */
+    stub_fresh("{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 600000, \"stall_after_chunks\": 14}");
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$kill1:example.org", .body = "What survives a crash?",
+                              .allowed = "router,coder"});
+    wait_for(first_part_sent, "$kill1:example.org", "coder");
+    stop_agent(SIGKILL, NULL);
+    check(spawn_agent(&err), &err, "starting mindroom-agent again");
+    /* The restarted worker runs the turn it had accepted, takes its dead boot's claim over at
+     * once, and edits the half-written message into the whole answer. */
+    wait_for(finished, "$kill1:example.org", "coder");
+    expect_finished_by_an_edit("$kill1:example.org", "coder", "Echo: What survives a crash?");
+    assert_int_equal(mr_tp_count_in_file(S.log, "answering again: the earlier attempt was abandoned event_id=$kill1:example.org "
+                                                "entity=coder reason=\"an earlier boot of this worker held it\""), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "being answered by another worker"), 0);
+    assert_int_equal(mr_tp_count_in_file(S.log, "parked"), 0);
+    /* Still answering new turns. */
+    sentinel(DEV);
+}
+
+static void test_claim_of_a_live_worker_parks_until_its_lease_lapses(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    stub_fresh(NULL);
+    /* Another replica claimed the event and beat its heartbeat once, then died. */
+    char beat[64];
+    int n = snprintf(beat, sizeof beat, "00112233aabbccdd %lld", mr_clock_wall_ms());
+    check(mr_store_hset(S.store, WORKERS_KEY, "other-replica", beat, (size_t)n, &err), &err, "heartbeat");
+    const char claim[] = "started other-replica 00112233aabbccdd";
+    check(mr_store_set(S.store, "reply:$held1:example.org:coder", claim, strlen(claim), CLAIM_TTL_MS, &err), &err,
+          "claim");
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$held1:example.org", .body = "Who holds this?",
+                              .allowed = "router,coder"});
+    /* Left alone while the holder may live, then taken over once its lease lapsed. */
+    wait_for(finished, "$held1:example.org", "coder");
+    char *log = mr_tp_read_text(S.log);
+    const char *parked = strstr(log, "parked: another live worker holds a claim of this turn; looking again when its "
+                                     "lease ends event_id=$held1:example.org");
+    const char *taken = strstr(log, "answering again: the earlier attempt was abandoned event_id=$held1:example.org "
+                                    "entity=coder reason=\"its holder's heartbeat lease lapsed\"");
+    assert_non_null(parked);
+    assert_non_null(taken);
+    assert_true(parked < taken);
+    free(log);
+    /* Parked, not retried: a line or so over the whole lease, not several a second. */
+    assert_true(mr_tp_count_in_file(S.log, "lease ends event_id=$held1:example.org") <= 3);
+    assert_int_equal(messages_of("$held1:example.org", "coder"), 1);
+}
+
+static void test_a_dead_workers_turns_are_adopted(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    stub_fresh(NULL);
+    /* A replica accepted a turn, then died a minute ago without answering it. */
+    char beat[64], field[INFLIGHT_FIELD_MAX];
+    int n = snprintf(beat, sizeof beat, "99887766aabbccdd %lld", mr_clock_wall_ms() - 60000);
+    check(mr_store_hset(S.store, WORKERS_KEY, "gone-replica", beat, (size_t)n, &err), &err, "heartbeat");
+    char *turn = turn_text(&(turn_spec){.room = DEV, .event_id = "$orphan1:example.org", .body = "Anyone left?",
+                                        .allowed = "router,coder"});
+    inflight_field(mr_clock_wall_ms() - 61000, 0, field);
+    check(inflight_put(S.store, "gone-replica", field, turn, strlen(turn), &err), &err, "in-flight turn");
+    free(turn);
+    /* The live worker's heartbeat finds it and answers it; the dead worker's record is empty. */
+    wait_for(finished, "$orphan1:example.org", "coder");
+    assert_int_equal(messages_of("$orphan1:example.org", "coder"), 1);
+    mr_store_hash left;
+    check(inflight_list(S.store, "gone-replica", &left, &err), &err, "in-flight record");
+    assert_int_equal(left.count, 0);
+    mr_store_hash_free(&left);
+    assert_int_equal(mr_tp_count_in_file(S.log, "adopted 1 in-flight turns of worker gone-replica"), 1);
+}
+
 static void test_intents_validate_and_log_keeps_secrets(void **state)
 {
     (void)state;
@@ -582,6 +865,8 @@ static void test_intents_validate_and_log_keeps_secrets(void **state)
     mr_err err = {0};
     check(mr_tp_proto_check("matrix.outbound", S.intents_file, &err), &err, "proto/check.py");
     assert_int_equal(mr_tp_count_in_file(S.log, KEY), 0);
+    /* Restarts under one worker ID are one worker, never two at once. */
+    assert_int_equal(mr_tp_count_in_file(S.log, "another live process runs as worker"), 0);
     assert_true(mr_tp_count_in_file(S.log, "turn decided") >= 9);
 }
 
@@ -589,9 +874,7 @@ static void test_sigterm_exits_0(void **state)
 {
     (void)state;
     int st = 0;
-    mr_err err = {0};
-    check(mr_tp_kill_wait(S.pid, SIGTERM, &st, &err), &err, "stopping mindroom-agent");
-    S.pid = 0;
+    stop_agent(SIGTERM, &st);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }
@@ -599,6 +882,7 @@ static void test_sigterm_exits_0(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_settings_exit_2),
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
         cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),
         cmocka_unit_test(test_mention_picks_the_agent),
@@ -607,6 +891,12 @@ int main(void)
         cmocka_unit_test(test_same_turn_twice_is_answered_once),
         cmocka_unit_test(test_room_mode_replies_plainly_with_room_history),
         cmocka_unit_test(test_unmanaged_room_goes_by_membership),
+        cmocka_unit_test(test_a_slow_room_does_not_hold_up_another),
+        cmocka_unit_test(test_the_hundredth_entity_answers),
+        cmocka_unit_test(test_stop_before_the_first_part_is_known_sends_nothing_twice),
+        cmocka_unit_test(test_sigkill_mid_answer_is_finished_after_restart),
+        cmocka_unit_test(test_claim_of_a_live_worker_parks_until_its_lease_lapses),
+        cmocka_unit_test(test_a_dead_workers_turns_are_adopted),
         cmocka_unit_test(test_intents_validate_and_log_keeps_secrets),
         cmocka_unit_test(test_sigterm_exits_0),
     };

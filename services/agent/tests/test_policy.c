@@ -83,7 +83,7 @@ static void test_table(void **state)
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         const policy_case *c = &CASES[i];
         char b1[256], b2[256], b3[256];
-        const char *thread_agents[8], *eligible[8], *names[8];
+        const char *thread_agents[8], *eligible[8], *names[8], *who_buf[8];
         mentions m = {.other = c->other};
         m.n = split(c->mentioned, b1, sizeof b1, names);
         for (size_t k = 0; k < m.n; k++)
@@ -94,7 +94,7 @@ static void test_table(void **state)
         in.n_thread_agents = split(c->thread_agents, b2, sizeof b2, thread_agents);
         in.n_eligible = split(c->eligible, b3, sizeof b3, eligible);
         policy_decision d;
-        policy_decide(&in, &d);
+        policy_decide(&in, who_buf, &d);
         char who[256] = "";
         for (size_t k = 0; k < d.n; k++) {
             size_t used = strlen(who);
@@ -107,10 +107,37 @@ static void test_table(void **state)
     assert_true(sizeof CASES / sizeof CASES[0] >= 25);
 }
 
+/* However many entities may answer: a mention of the hundredth picks it, no mention hands over
+ * among all hundred. */
+static void test_a_hundred_eligible(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    char names[N][8];
+    const char *eligible[N], *who[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "a%03d", i);
+        eligible[i] = names[i];
+    }
+    mentions m = {.n = 1, .names = {names[N - 1]}};
+    policy_input in = {.mentioned = &m, .eligible = eligible, .n_eligible = N, .router_allowed = true};
+    policy_decision d;
+    policy_decide(&in, who, &d);
+    assert_int_equal(d.kind, POLICY_ANSWER);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.who[0], "a099");
+    m.n = 0;
+    policy_decide(&in, who, &d);
+    assert_int_equal(d.kind, POLICY_ROUTE);
+    assert_int_equal(d.n, N);
+    assert_string_equal(d.who[N - 1], "a099");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_a_hundred_eligible),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

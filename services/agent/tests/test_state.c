@@ -1,5 +1,4 @@
-/* test_state.c -- claims, thread state and prompt history on a real store (SQLite in a temp
- * directory). */
+/* test_state.c -- thread state and prompt history on a real store (SQLite in a temp directory). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,41 +48,6 @@ static int teardown(void **state)
     mr_store_close(store);
     mr_tp_rmtree(dir, NULL);
     return 0;
-}
-
-static claim_result take(const char *event_id, const char *entity, long long now)
-{
-    claim_result c;
-    mr_err err = {0};
-    if (claim_take(store, event_id, entity, now, &c, &err) != MR_OK)
-        fail_msg("claim_take: %s", err.msg);
-    return c;
-}
-
-static void test_claims(void **state)
-{
-    (void)state;
-    mr_err err = {0};
-    long long t0 = 1764000000000LL;
-    assert_int_equal(take("$c1:x", "mind", t0), CLAIM_WON);
-    /* Another delivery while the owner streams: left for later. */
-    assert_int_equal(take("$c1:x", "mind", t0 + 1000), CLAIM_BUSY);
-    /* Another entity's claim on the same event is its own. */
-    assert_int_equal(take("$c1:x", "coder", t0), CLAIM_WON);
-    /* Refreshed claims stay busy past the stale age of the first claim. */
-    assert_int_equal(claim_refresh(store, "$c1:x", "mind", t0 + 60000, &err), MR_OK);
-    assert_int_equal(take("$c1:x", "mind", t0 + CLAIM_STALE_MS + 1000), CLAIM_BUSY);
-    /* Not refreshed for CLAIM_STALE_MS: abandoned, and taken over once. */
-    assert_int_equal(take("$c1:x", "mind", t0 + 60000 + CLAIM_STALE_MS), CLAIM_TAKEN_OVER);
-    assert_int_equal(take("$c1:x", "mind", t0 + 60001 + CLAIM_STALE_MS), CLAIM_BUSY);
-    assert_int_equal(claim_done(store, "$c1:x", "mind", &err), MR_OK);
-    assert_int_equal(take("$c1:x", "mind", t0 + 10 * CLAIM_STALE_MS), CLAIM_DONE);
-    long ttl = 0;
-    assert_int_equal(mr_store_ttl(store, "reply:$c1:x:mind", &ttl, &err), MR_OK);
-    assert_true(ttl > CLAIM_TTL_MS - 60000 && ttl <= CLAIM_TTL_MS);
-    /* Given up after a failure: the next delivery answers at once. */
-    assert_int_equal(claim_release(store, "$c1:x", "coder", &err), MR_OK);
-    assert_int_equal(take("$c1:x", "coder", t0 + 5), CLAIM_WON);
 }
 
 static void append(const char *root, const char *event_id, const char *sender, const char *entity, const char *body)
@@ -191,7 +155,6 @@ static void test_prompt_history(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claims),
         cmocka_unit_test(test_thread_participants),
         cmocka_unit_test(test_history_is_capped),
         cmocka_unit_test(test_prompt_history),

@@ -1,0 +1,49 @@
+/* inflight.c -- the agent's own durable record of the turns it accepted: written before the bus
+ * message is acknowledged, removed when the turn is finished, read again when a worker starts
+ * (its own) or adopts a dead worker's. */
+#include "agent_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void inflight_key(const char *worker_id, char out[WORKER_ID_MAX + 24])
+{
+    snprintf(out, WORKER_ID_MAX + 24, "agent:inflight:%s", worker_id);
+}
+
+void inflight_field(long long boot_ms, unsigned long long seq, char out[INFLIGHT_FIELD_MAX])
+{
+    snprintf(out, INFLIGHT_FIELD_MAX, "%015lld.%012llu", boot_ms, seq);
+}
+
+mr_code inflight_put(mr_store *s, const char *worker_id, const char *field, const char *turn, size_t len,
+                     mr_err *err)
+{
+    char key[WORKER_ID_MAX + 24];
+    inflight_key(worker_id, key);
+    return mr_store_hset(s, key, field, turn, len, err);
+}
+
+mr_code inflight_drop(mr_store *s, const char *worker_id, const char *field, mr_err *err)
+{
+    char key[WORKER_ID_MAX + 24];
+    inflight_key(worker_id, key);
+    return mr_store_hdel(s, key, field, err);
+}
+
+static int by_field(const void *a, const void *b)
+{
+    return strcmp(((const mr_store_hash_entry *)a)->field, ((const mr_store_hash_entry *)b)->field);
+}
+
+mr_code inflight_list(mr_store *s, const char *worker_id, mr_store_hash *out, mr_err *err)
+{
+    char key[WORKER_ID_MAX + 24];
+    inflight_key(worker_id, key);
+    mr_code rc = mr_store_hgetall(s, key, out, err);
+    /* Redis gives a hash in no particular order. */
+    if (rc == MR_OK && out->count > 1)
+        qsort(out->entries, out->count, sizeof *out->entries, by_field);
+    return rc;
+}

@@ -1,0 +1,280 @@
+/* room_queue.c -- one FIFO per room, and a pool of threads that takes the next job of the room
+ * that has waited longest and is not already running: order within a room, rooms side by side. */
+#include "room_queue.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mindroom/clock.h"
+
+typedef struct rq_room rq_room;
+
+typedef struct rq_job {
+    struct rq_job *next;
+    void *job;
+    rq_room *room;
+    long long due_ms;            /* parked: when it goes back to its room (monotonic) */
+} rq_job;
+
+struct rq_room {
+    rq_room *next;               /* all rooms with jobs */
+    rq_room *next_ready;
+    char *name;
+    rq_job *head, *tail;         /* queued */
+    size_t refs;                 /* jobs queued, parked or running */
+    bool running, ready;
+};
+
+struct room_queue {
+    room_queue_opts o;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;         /* on CLOCK_MONOTONIC */
+    pthread_t *threads;
+    size_t started;
+    bool stopping;
+    rq_room *rooms;
+    rq_room *ready_head, *ready_tail;
+    rq_job *parked;
+    size_t waiting;
+};
+
+typedef struct rq_thread {
+    room_queue *q;
+    size_t index;
+} rq_thread;
+
+static void make_ready(room_queue *q, rq_room *r)
+{
+    if (r->running || r->ready || !r->head)
+        return;
+    r->ready = true;
+    r->next_ready = NULL;
+    if (q->ready_tail)
+        q->ready_tail->next_ready = r;
+    else
+        q->ready_head = r;
+    q->ready_tail = r;
+}
+
+static void enqueue(room_queue *q, rq_job *j)
+{
+    rq_room *r = j->room;
+    j->next = NULL;
+    if (r->tail)
+        r->tail->next = j;
+    else
+        r->head = j;
+    r->tail = j;
+    make_ready(q, r);
+}
+
+static void room_unref(room_queue *q, rq_room *r)
+{
+    if (--r->refs > 0)
+        return;
+    for (rq_room **p = &q->rooms; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    }
+    free(r->name);
+    free(r);
+}
+
+/* Moves parked jobs that are due back to their rooms; returns ms until the next is due, or -1. */
+static long long unpark(room_queue *q, long long now)
+{
+    long long next = -1;
+    for (rq_job **p = &q->parked; *p;) {
+        rq_job *j = *p;
+        if (j->due_ms <= now) {
+            *p = j->next;
+            enqueue(q, j);
+            continue;
+        }
+        if (next < 0 || j->due_ms - now < next)
+            next = j->due_ms - now;
+        p = &j->next;
+    }
+    return next;
+}
+
+static rq_job *take(room_queue *q)
+{
+    rq_room *r = q->ready_head;
+    q->ready_head = r->next_ready;
+    if (!q->ready_head)
+        q->ready_tail = NULL;
+    r->ready = false;
+    r->running = true;
+    rq_job *j = r->head;
+    r->head = j->next;
+    if (!r->head)
+        r->tail = NULL;
+    q->waiting--;
+    return j;
+}
+
+static void finish(room_queue *q, rq_job *j, long long park_ms)
+{
+    rq_room *r = j->room;
+    r->running = false;
+    /* Before the room may be freed: a room with jobs queued is still referenced by them. */
+    make_ready(q, r);
+    if (park_ms > 0 && !q->stopping) {
+        j->due_ms = mr_clock_mono_ms() + park_ms;
+        j->next = q->parked;
+        q->parked = j;
+        q->waiting++;
+    } else {
+        q->o.free_job(j->job);
+        free(j);
+        room_unref(q, r);
+    }
+    /* Another thread may wait on a room this one just freed, or sleep past the parked job. */
+    pthread_cond_broadcast(&q->wake);
+}
+
+static void *worker_main(void *arg)
+{
+    rq_thread *t = arg;
+    room_queue *q = t->q;
+    pthread_mutex_lock(&q->lock);
+    while (!q->stopping) {
+        long long next = unpark(q, mr_clock_mono_ms());
+        if (q->ready_head) {
+            rq_job *j = take(q);
+            pthread_mutex_unlock(&q->lock);
+            long long park = q->o.run(q->o.ctx, t->index, j->job);
+            pthread_mutex_lock(&q->lock);
+            finish(q, j, park);
+        } else if (next >= 0) {
+            struct timespec until = mr_clock_after_ms(CLOCK_MONOTONIC, next);
+            pthread_cond_timedwait(&q->wake, &q->lock, &until);
+        } else {
+            pthread_cond_wait(&q->wake, &q->lock);
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    free(t);
+    return NULL;
+}
+
+mr_code room_queue_start(const room_queue_opts *opts, room_queue **out, mr_err *err)
+{
+    *out = NULL;
+    if (opts->workers == 0)
+        return mr_err_set(err, MR_EINVAL, "a room queue needs at least one thread");
+    room_queue *q = calloc(1, sizeof *q);
+    pthread_condattr_t attr;
+    if (!q || !(q->threads = calloc(opts->workers, sizeof *q->threads))) {
+        free(q);
+        return mr_err_set(err, MR_ENOMEM, "out of memory starting %zu turn threads", opts->workers);
+    }
+    q->o = *opts;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    for (size_t i = 0; i < opts->workers; i++) {
+        rq_thread *t = malloc(sizeof *t);
+        if (t)
+            *t = (rq_thread){.q = q, .index = i};
+        int e = t ? pthread_create(&q->threads[i], NULL, worker_main, t) : 0;
+        if (!t || e) {
+            free(t);
+            room_queue_stop(q);
+            return t ? mr_err_errno(err, MR_EINTERNAL, e, "starting turn thread %zu of %zu", i + 1, opts->workers)
+                     : mr_err_set(err, MR_ENOMEM, "out of memory starting turn thread %zu", i + 1);
+        }
+        q->started++;
+    }
+    *out = q;
+    return MR_OK;
+}
+
+static rq_room *room_of(room_queue *q, const char *name)
+{
+    for (rq_room *r = q->rooms; r; r = r->next)
+        if (strcmp(r->name, name) == 0)
+            return r;
+    rq_room *r = calloc(1, sizeof *r);
+    if (r && !(r->name = strdup(name))) {
+        free(r);
+        r = NULL;
+    }
+    if (r) {
+        r->next = q->rooms;
+        q->rooms = r;
+    }
+    return r;
+}
+
+mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
+{
+    rq_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return mr_err_set(err, MR_ENOMEM, "out of memory queueing a turn of %s", room);
+    pthread_mutex_lock(&q->lock);
+    rq_room *r = room_of(q, room);
+    if (r) {
+        j->job = job;
+        j->room = r;
+        r->refs++;
+        q->waiting++;
+        enqueue(q, j);
+        pthread_cond_signal(&q->wake);
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (!r) {
+        free(j);
+        return mr_err_set(err, MR_ENOMEM, "out of memory queueing a turn of %s", room);
+    }
+    return MR_OK;
+}
+
+size_t room_queue_waiting(room_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t n = q->waiting;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+static void free_jobs(room_queue *q, rq_job *j)
+{
+    while (j) {
+        rq_job *next = j->next;
+        q->o.free_job(j->job);
+        free(j);
+        j = next;
+    }
+}
+
+void room_queue_stop(room_queue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+    for (size_t i = 0; i < q->started; i++)
+        pthread_join(q->threads[i], NULL);
+    free_jobs(q, q->parked);
+    while (q->rooms) {
+        rq_room *r = q->rooms;
+        q->rooms = r->next;
+        free_jobs(q, r->head);
+        free(r->name);
+        free(r);
+    }
+    pthread_cond_destroy(&q->wake);
+    pthread_mutex_destroy(&q->lock);
+    free(q->threads);
+    free(q);
+}

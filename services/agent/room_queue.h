@@ -1,0 +1,33 @@
+/* room_queue.h -- a pool of threads that runs jobs keyed by room: one room's jobs one at a time
+ * and in the order they came, many rooms at once, never more jobs at once than threads. */
+#ifndef MINDROOM_AGENT_ROOM_QUEUE_H
+#define MINDROOM_AGENT_ROOM_QUEUE_H
+
+#include <stddef.h>
+
+#include "mindroom/err.h"
+
+/* Runs job on pool thread `worker` (0 .. workers - 1). Returns 0 when the job is finished (it is
+ * then freed), or how many ms to park it: it then runs again after that long, behind what its
+ * room queued meanwhile, and the room's other jobs go on without it. */
+typedef long long (*room_queue_run)(void *ctx, size_t worker, void *job);
+typedef void (*room_queue_free)(void *job);
+
+typedef struct room_queue_opts {
+    size_t workers;              /* threads, and so the most jobs running at once; at least 1 */
+    room_queue_run run;
+    room_queue_free free_job;
+    void *ctx;                   /* run's */
+} room_queue_opts;
+
+typedef struct room_queue room_queue;
+
+mr_code room_queue_start(const room_queue_opts *opts, room_queue **out, mr_err *err);
+/* Queues job (owned by the queue once this returns MR_OK) behind the room's others. */
+mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err);
+/* Jobs queued or parked, not counting those running. */
+size_t room_queue_waiting(room_queue *q);
+/* Lets the running jobs finish, frees the jobs that never started or are parked, and q. */
+void room_queue_stop(room_queue *q);
+
+#endif

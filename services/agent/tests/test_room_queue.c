@@ -1,0 +1,276 @@
+/* test_room_queue.c -- the turn threads' queue: a room's jobs in order and one at a time, rooms
+ * side by side, never more jobs at once than threads, parked jobs coming back behind their room,
+ * and a stop that frees what never ran. Jobs wait on conditions with deadlines, never on sleeps. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mindroom/clock.h"
+#include "room_queue.h"
+
+#define DEADLINE_MS 30000
+#define MAX_LOG 64
+
+typedef struct job {
+    const char *room;
+    int id;
+    bool hold;                   /* wait until the test opens the gate */
+    const char *await;           /* wait until the job of this room has started */
+    long long park_ms;           /* the first run parks for this long */
+    int runs;
+} job;
+
+/* What the jobs did, under one lock. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t change;
+    int started[MAX_LOG];        /* job IDs in the order they started */
+    size_t n_started;
+    int finished, freed, running, max_running;
+    int running_in[4];           /* per room "a".."d" */
+    int started_in[4];
+    int max_in_room;
+    bool gate_open;
+    bool timed_out;
+} L;
+
+static void reset(void)
+{
+    pthread_mutex_lock(&L.lock);
+    memset(L.started, 0, sizeof L.started);
+    L.n_started = 0;
+    L.finished = L.freed = L.running = L.max_running = L.max_in_room = 0;
+    memset(L.running_in, 0, sizeof L.running_in);
+    memset(L.started_in, 0, sizeof L.started_in);
+    L.gate_open = L.timed_out = false;
+    pthread_mutex_unlock(&L.lock);
+}
+
+static bool room_started(const char *room)
+{
+    return L.started_in[room[0] - 'a'] > 0;
+}
+
+/* Waits (L.lock held) until cond(arg) holds or the deadline passes. */
+static bool wait_until(bool (*cond)(const void *), const void *arg)
+{
+    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, DEADLINE_MS);
+    while (!cond(arg))
+        if (pthread_cond_timedwait(&L.change, &L.lock, &until) != 0)
+            return cond(arg);
+    return true;
+}
+
+static bool gate_open(const void *arg)
+{
+    (void)arg;
+    return L.gate_open;
+}
+
+static bool other_started(const void *arg)
+{
+    return room_started(arg);
+}
+
+static long long run(void *ctx, size_t worker, void *p)
+{
+    (void)ctx;
+    (void)worker;
+    job *j = p;
+    pthread_mutex_lock(&L.lock);
+    if (L.n_started < MAX_LOG)
+        L.started[L.n_started++] = j->id;
+    int r = j->room[0] - 'a';
+    L.running++;
+    L.running_in[r]++;
+    L.started_in[r]++;
+    L.max_running = L.running > L.max_running ? L.running : L.max_running;
+    L.max_in_room = L.running_in[r] > L.max_in_room ? L.running_in[r] : L.max_in_room;
+    pthread_cond_broadcast(&L.change);
+    if ((j->hold && !wait_until(gate_open, NULL)) || (j->await && !wait_until(other_started, j->await)))
+        L.timed_out = true;
+    L.running--;
+    L.running_in[r]--;
+    long long park = j->runs++ == 0 ? j->park_ms : 0;
+    if (!park)
+        L.finished++;
+    pthread_cond_broadcast(&L.change);
+    pthread_mutex_unlock(&L.lock);
+    return park;
+}
+
+static void free_job(void *p)
+{
+    pthread_mutex_lock(&L.lock);
+    L.freed++;
+    pthread_mutex_unlock(&L.lock);
+    free(p);
+}
+
+static room_queue *start(size_t workers)
+{
+    reset();
+    room_queue *q = NULL;
+    mr_err err = {0};
+    room_queue_opts o = {.workers = workers, .run = run, .free_job = free_job};
+    if (room_queue_start(&o, &q, &err) != MR_OK)
+        fail_msg("room_queue_start: %s", err.msg);
+    return q;
+}
+
+static void push(room_queue *q, job spec)
+{
+    job *j = malloc(sizeof *j);
+    assert_non_null(j);
+    *j = spec;
+    mr_err err = {0};
+    if (room_queue_push(q, j->room, j, &err) != MR_OK)
+        fail_msg("room_queue_push: %s", err.msg);
+}
+
+static bool finished_at_least(const void *arg)
+{
+    return L.finished >= *(const int *)arg;
+}
+
+static bool running_at_least(const void *arg)
+{
+    return L.running >= *(const int *)arg;
+}
+
+static void wait_for(bool (*cond)(const void *), int n)
+{
+    pthread_mutex_lock(&L.lock);
+    bool ok = wait_until(cond, &n);
+    pthread_mutex_unlock(&L.lock);
+    if (!ok)
+        fail_msg("the queue never got there (%d wanted; %d running, %d finished)", n, L.running, L.finished);
+}
+
+static void open_gate(void)
+{
+    pthread_mutex_lock(&L.lock);
+    L.gate_open = true;
+    pthread_cond_broadcast(&L.change);
+    pthread_mutex_unlock(&L.lock);
+}
+
+static void test_order_kept_within_a_room(void **state)
+{
+    (void)state;
+    room_queue *q = start(4);
+    /* The first job holds the room while the rest queue up behind it. */
+    push(q, (job){.room = "a", .id = 1, .hold = true});
+    for (int i = 2; i <= 8; i++)
+        push(q, (job){.room = "a", .id = i});
+    wait_for(running_at_least, 1);
+    assert_int_equal(room_queue_waiting(q), 7);
+    open_gate();
+    wait_for(finished_at_least, 8);
+    room_queue_stop(q);
+    assert_int_equal(L.n_started, 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(L.started[i], i + 1);
+    /* Four threads, yet never two jobs of the room at once. */
+    assert_int_equal(L.max_in_room, 1);
+    assert_int_equal(L.freed, 8);
+    assert_false(L.timed_out);
+}
+
+static void test_two_rooms_run_side_by_side(void **state)
+{
+    (void)state;
+    room_queue *q = start(2);
+    /* Each waits until the other room's job has started: with one job at a time both would
+     * wait out the deadline. A second job of room a waits behind the first. */
+    push(q, (job){.room = "a", .id = 1, .await = "b"});
+    push(q, (job){.room = "a", .id = 2});
+    push(q, (job){.room = "b", .id = 3, .await = "a"});
+    wait_for(finished_at_least, 3);
+    room_queue_stop(q);
+    assert_false(L.timed_out);
+    assert_int_equal(L.max_running, 2);
+    /* Room b's job did not wait for room a's second one. */
+    assert_int_equal(L.started[2], 2);
+}
+
+static void test_bound_on_jobs_at_once(void **state)
+{
+    (void)state;
+    room_queue *q = start(3);
+    for (int i = 0; i < 6; i++)
+        push(q, (job){.room = (const char *[]){"a", "b", "c", "d"}[i % 4], .id = i, .hold = true});
+    wait_for(running_at_least, 3);
+    /* Three threads are busy; the rest wait, however many rooms they are in. */
+    assert_int_equal(room_queue_waiting(q), 3);
+    open_gate();
+    wait_for(finished_at_least, 6);
+    room_queue_stop(q);
+    assert_int_equal(L.max_running, 3);
+    assert_int_equal(L.max_in_room, 1);
+    assert_false(L.timed_out);
+}
+
+static void test_parked_job_comes_back_behind_its_room(void **state)
+{
+    (void)state;
+    room_queue *q = start(2);
+    push(q, (job){.room = "a", .id = 1, .park_ms = 50});
+    push(q, (job){.room = "a", .id = 2});
+    wait_for(finished_at_least, 2);
+    room_queue_stop(q);
+    /* The parked job did not hold its room: the next one ran, then the parked one again. */
+    assert_int_equal(L.n_started, 3);
+    assert_int_equal(L.started[0], 1);
+    assert_int_equal(L.started[1], 2);
+    assert_int_equal(L.started[2], 1);
+    assert_int_equal(L.freed, 2);
+}
+
+static void test_stop_frees_what_never_ran(void **state)
+{
+    (void)state;
+    room_queue *q = start(1);
+    push(q, (job){.room = "a", .id = 1, .hold = true});
+    push(q, (job){.room = "a", .id = 2});
+    push(q, (job){.room = "b", .id = 3});
+    push(q, (job){.room = "c", .id = 4, .park_ms = 3600000});
+    wait_for(running_at_least, 1);
+    open_gate();
+    wait_for(finished_at_least, 3);
+    room_queue_stop(q);
+    /* Every job was freed, the parked one included, whether it ran or not. */
+    assert_int_equal(L.freed, 4);
+}
+
+static void test_needs_a_thread(void **state)
+{
+    (void)state;
+    room_queue *q = NULL;
+    mr_err err = {0};
+    room_queue_opts o = {.workers = 0, .run = run, .free_job = free_job};
+    assert_int_equal(room_queue_start(&o, &q, &err), MR_EINVAL);
+    assert_null(q);
+    room_queue_stop(NULL);
+}
+
+int main(void)
+{
+    pthread_mutex_init(&L.lock, NULL);
+    pthread_cond_init(&L.change, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_kept_within_a_room),
+        cmocka_unit_test(test_two_rooms_run_side_by_side),
+        cmocka_unit_test(test_bound_on_jobs_at_once),
+        cmocka_unit_test(test_parked_job_comes_back_behind_its_room),
+        cmocka_unit_test(test_stop_frees_what_never_ran),
+        cmocka_unit_test(test_needs_a_thread),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
