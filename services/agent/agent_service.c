@@ -319,13 +319,12 @@ static bool ready(void *ctx, char *why, size_t cap)
 static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bus_consumer *bc, mr_code rc,
                        const mr_err *err)
 {
+    (void)rt;
     if (mr_bus_consumer_partitions(bc) > 0)
         atomic_store(c->consuming, true);
-    if (rc == MR_OK)
-        return;
-    mr_log_warn(COMPONENT, "%s", err->msg);
-    /* A refused turn comes again at once (inproc): pause. */
-    mr_runtime_sleep(rt, 200);
+    /* A refused turn comes again after mr_runtime_consume's pause. */
+    if (rc != MR_OK)
+        mr_log_warn(COMPONENT, "%s", err->msg);
 }
 
 /* Handlers only record and queue, so a poll takes many turns at once; answering happens on the
