@@ -294,6 +294,17 @@ mr_matrix *gwt_human(gwt *f, const char *localpart)
     return m;
 }
 
+void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *preset,
+                    char room_id[MR_MATRIX_ID_SIZE])
+{
+    json_t *body = json_pack("{s:s, s:s}", "room_alias_name", alias_localpart, "preset", preset);
+    mr_err err = {0};
+    if (!body)
+        fail_msg("out of memory");
+    check(mr_matrix_create_room(human, body, room_id, &err), &err, alias_localpart);
+    json_decref(body);
+}
+
 void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE])
 {
     mr_matrix *m = plain_client(f);

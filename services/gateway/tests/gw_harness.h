@@ -74,6 +74,10 @@ void gwt_restart_changes_nothing(gwt *f, const char *const *entities, size_t n);
 void gwt_hs_control(gwt *f, const char *path, json_t *body);
 /* A human account registered through the token stage, logged in. */
 mr_matrix *gwt_human(gwt *f, const char *localpart);
+/* A room human makes with the alias #<alias_localpart> and the createRoom preset, as a person
+ * would before MindRoom starts; its ID goes to room_id. */
+void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *preset,
+                    char room_id[MR_MATRIX_ID_SIZE]);
 /* The room ID an alias points at (fails the test when unknown). */
 void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE]);
 

@@ -59,11 +59,8 @@ static void test_messages_before_the_agents_joined_are_history(void **state)
     gwt_setup(&f, NULL, CONFIG);
     mr_matrix *alice = gwt_human(&f, "alice");
     /* Alice's public #lobby, talked in long before MindRoom starts: the router adopts it. */
-    json_t *body = json_pack("{s:s, s:s}", "room_alias_name", "lobby", "preset", "public_chat");
     char lobby[MR_MATRIX_ID_SIZE];
-    mr_err err = {0};
-    assert_int_equal(mr_matrix_create_room(alice, body, lobby, &err), MR_OK);
-    json_decref(body);
+    gwt_human_room(alice, "lobby", "public_chat", lobby);
     char text[32];
     for (int i = 0; i < 50; i++) {
         snprintf(text, sizeof text, "old %d", i);

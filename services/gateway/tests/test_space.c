@@ -86,11 +86,8 @@ static void test_squatted_alias_is_not_counted_ready(void **state)
     gwt_setup(&f, NULL, CONFIG);
     mr_matrix *alice = gwt_human(&f, "alice");
     /* Alice takes #lobby first, invite-only: the router can neither join nor manage it. */
-    json_t *body = json_pack("{s:s, s:s}", "room_alias_name", "lobby", "preset", "private_chat");
     char squat[MR_MATRIX_ID_SIZE];
-    mr_err err = {0};
-    assert_int_equal(mr_matrix_create_room(alice, body, squat, &err), MR_OK);
-    json_decref(body);
+    gwt_human_room(alice, "lobby", "private_chat", squat);
     gwt_start(&f, NULL);
     gwt_wait_ready(&f);
     assert_int_equal(gwt_stop(&f), 0);
