@@ -132,6 +132,11 @@ mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err)
     return b->vt->flush(b, timeout_ms < 0 ? 0 : timeout_ms, err);
 }
 
+mr_code mr_bus_ping(mr_bus *b, int timeout_ms, mr_err *err)
+{
+    return b->vt->ping ? b->vt->ping(b, timeout_ms < 1 ? 1 : timeout_ms, err) : MR_OK;
+}
+
 mr_code mr_bus_subscribe(mr_bus *b, const char *group, const char *const *topics, size_t n_topics,
                          mr_bus_consumer **out, mr_err *err)
 {

@@ -36,6 +36,7 @@ typedef struct mr_bus_vtable {
     size_t (*partitions)(mr_bus_consumer *c);
     void (*consumer_close)(mr_bus_consumer *c);
     void (*close)(mr_bus *b);
+    mr_code (*ping)(mr_bus *b, int timeout_ms, mr_err *err); /* NULL: always reachable */
 } mr_bus_vtable;
 
 struct mr_bus {

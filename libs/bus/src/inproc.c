@@ -347,7 +347,7 @@ static void ip_close(mr_bus *bb)
 }
 
 static const mr_bus_vtable ip_vtable = {ip_publish, ip_flush,          ip_subscribe, ip_poll,
-                                        ip_partitions, ip_consumer_close, ip_close};
+                                        ip_partitions, ip_consumer_close, ip_close, NULL};
 
 mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

@@ -484,9 +484,28 @@ static void kafka_close(mr_bus *bb)
     free(b);
 }
 
+/* A metadata request goes to a broker every time (librdkafka does not answer it from cache). */
+static mr_code kafka_ping(mr_bus *bb, int timeout_ms, mr_err *err)
+{
+    kafka_bus *b = (kafka_bus *)bb;
+    rd_kafka_t *rk = NULL;
+    pthread_mutex_lock(&b->mu);
+    mr_code rc = get_producer(b, &rk, err);
+    pthread_mutex_unlock(&b->mu);
+    if (rc != MR_OK)
+        return rc;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return mr_err_set(err, MR_EUNAVAIL, "%s: no broker answered within %d ms: %s", b->base.url.display,
+                          timeout_ms, rd_kafka_err2str(e));
+    rd_kafka_metadata_destroy(md);
+    return MR_OK;
+}
+
 static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush,      kafka_subscribe,
                                            kafka_poll,    kafka_partitions, kafka_consumer_close,
-                                           kafka_close};
+                                           kafka_close,   kafka_ping};
 
 mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

@@ -369,13 +369,32 @@ static void redis_close(mr_bus *bb)
     free(b);
 }
 
+/* A connection of its own, so a readiness probe never waits behind the producer's lock. */
+static mr_code redis_ping(mr_bus *b, int timeout_ms, mr_err *err)
+{
+    redisContext *c = NULL;
+    mr_code rc = mr_bus_redis_connect(b, timeout_ms, &c, err);
+    if (rc != MR_OK)
+        return rc;
+    const char *argv[] = {"PING"};
+    redisReply *r = mr_bus_redis_command(c, b, 1, argv, err);
+    if (!r)
+        rc = MR_EUNAVAIL;
+    else if (r->type == REDIS_REPLY_ERROR)
+        rc = mr_err_set(err, MR_EUNAVAIL, "%s: PING: %s", b->url.display, r->str);
+    freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
 static const mr_bus_vtable redis_vtable = {redis_publish,
                                            redis_flush,
                                            mr_bus_redis_subscribe,
                                            mr_bus_redis_poll,
                                            mr_bus_redis_partitions_owned,
                                            mr_bus_redis_consumer_close,
-                                           redis_close};
+                                           redis_close,
+                                           redis_ping};
 
 mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

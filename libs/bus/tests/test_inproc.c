@@ -205,6 +205,17 @@ static void test_late_group_starts_after_what_every_group_handled(void **state)
     mr_bus_close(b);
 }
 
+/* Nothing to reach: an in-process bus is always ready. */
+static void test_ping_always_answers(void **state)
+{
+    (void)state;
+    suite_env env = inproc_env();
+    mr_bus *b = suite_open(&env);
+    mr_err err = {0};
+    assert_int_equal(mr_bus_ping(b, 1, &err), MR_OK);
+    mr_bus_close(b);
+}
+
 static void test_handled_messages_are_freed(void **state)
 {
     (void)state;
@@ -216,6 +227,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_per_key),
+        cmocka_unit_test(test_ping_always_answers),
         cmocka_unit_test(test_handler_failure_redelivers),
         cmocka_unit_test(test_groups_get_earlier_messages),
         cmocka_unit_test(test_full_queue_times_out_without_dropping),

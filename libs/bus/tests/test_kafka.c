@@ -21,6 +21,7 @@
 
 #include "bus_suite.h"
 #include "kafka_peer.h"
+#include "mindroom/clock.h"
 
 static mr_tp_kafka kafka;
 
@@ -106,8 +107,14 @@ static void test_broker_set_down_and_back_loses_nothing(void **state)
     suite_collector *c = suite_collect_start(b, "outage", "outage", 200, NULL);
     suite_publish(b, "outage", 0, 100, 16);
     assert_int_equal(mr_bus_flush(b, 60000, &err), MR_OK);
+    assert_int_equal(mr_bus_ping(b, 5000, &err), MR_OK);
 
     set_brokers(false);
+    /* Readiness probes say the brokers are gone, naming the bus. */
+    assert_int_equal(mr_bus_ping(b, 1000, &err), MR_EUNAVAIL);
+    char gone[600];
+    snprintf(gone, sizeof gone, "%s: no broker answered within 1000 ms: ", kafka.url);
+    assert_memory_equal(err.msg, gone, strlen(gone));
     suite_publish(b, "outage", 100, 100, 16);
     /* With every broker down nothing can be acknowledged: flush says so, and keeps them. */
     assert_int_equal(mr_bus_flush(b, 1000, &err), MR_EUNAVAIL);
@@ -117,6 +124,10 @@ static void test_broker_set_down_and_back_loses_nothing(void **state)
     assert_non_null(strstr(err.msg, " messages not yet acknowledged by the brokers after 1000 ms"));
 
     set_brokers(true);
+    long long until = mr_clock_mono_ms() + 60000;
+    while (mr_bus_ping(b, 1000, &err) != MR_OK && mr_clock_mono_ms() < until)
+        ;
+    assert_int_equal(mr_bus_ping(b, 1000, &err), MR_OK);
     if (mr_bus_flush(b, 60000, &err) != MR_OK)
         fail_msg("flush once the brokers are back: %s", err.msg);
     suite_collect_wait(c, 120000);

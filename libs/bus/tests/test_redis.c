@@ -321,7 +321,13 @@ static void test_publish_while_down_is_kept_until_back(void **state)
     mr_err err = {0};
     suite_publish(b, "down", 0, 50, 16);
     assert_int_equal(mr_bus_flush(b, 30000, &err), MR_OK);
+    assert_int_equal(mr_bus_ping(b, 1000, &err), MR_OK);
     assert_int_equal(mr_tp_redis_stop(&redis, false, &err), MR_OK);
+    /* Readiness probes say the bus is gone, naming it. */
+    assert_int_equal(mr_bus_ping(b, 1000, &err), MR_EUNAVAIL);
+    char gone[512];
+    snprintf(gone, sizeof gone, "%s: connecting: Connection refused", redis.url);
+    assert_string_equal(err.msg, gone);
     suite_publish(b, "down", 50, 50, 16);
     assert_int_equal(mr_bus_flush(b, 600, &err), MR_EUNAVAIL);
     char want[512];
@@ -338,6 +344,7 @@ static void test_publish_while_down_is_kept_until_back(void **state)
              redis.url, redis.url);
     assert_string_equal(err.msg, want);
     assert_int_equal(mr_tp_redis_restart(&redis, &err), MR_OK);
+    assert_int_equal(mr_bus_ping(b, 1000, &err), MR_OK);
     if (mr_bus_flush(b, 30000, &err) != MR_OK)
         fail_msg("flush once redis is back: %s", err.msg);
     suite_collector *c = suite_collect_start(b, "down", "down", 1074, NULL);

@@ -8,6 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+/* /readyz probes the bus at most this often, each probe waiting at most the timeout. */
+#define BUS_PROBE_EVERY_MS 2000
+#define BUS_PROBE_TIMEOUT_MS 1000
+
 const char *mr_runtime_setting(const mr_runtime *rt, const char *flag, const char *key, const char *fallback)
 {
     const char *v = mr_setting(flag, key, &rt->env, NULL);
@@ -41,6 +45,7 @@ static mr_code state_new(mr_runtime *rt, mr_err *err)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->reload_mu, NULL);
+    pthread_mutex_init(&st->bus_mu, NULL);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -125,6 +130,7 @@ void mr_runtime_close(mr_runtime *rt)
         mr_config_release(st->cfg);
         pthread_mutex_destroy(&st->mu);
         pthread_mutex_destroy(&st->reload_mu);
+        pthread_mutex_destroy(&st->bus_mu);
         pthread_rwlock_destroy(&st->http_lock);
         pthread_cond_destroy(&st->cv);
         free(st);
@@ -223,6 +229,28 @@ void mr_runtime_remove_check(const mr_runtime *rt, mr_http_ready_fn fn, void *ct
     pthread_mutex_unlock(&st->mu);
 }
 
+/* Whether the bus answers (a service without one has nothing to wait for), probing it at most
+ * once per BUS_PROBE_EVERY_MS. */
+static bool bus_ready(const mr_runtime *rt, char *why, size_t cap)
+{
+    if (!rt->bus)
+        return true;
+    mr_runtime_state *st = rt->state;
+    pthread_mutex_lock(&st->bus_mu);
+    long long now = mr_clock_mono_ms();
+    if (!st->bus_probed_ms || now - st->bus_probed_ms >= BUS_PROBE_EVERY_MS) {
+        mr_err err = {0};
+        st->bus_rc = mr_bus_ping(rt->bus, BUS_PROBE_TIMEOUT_MS, &err);
+        snprintf(st->bus_why, sizeof st->bus_why, "%s", err.msg);
+        st->bus_probed_ms = mr_clock_mono_ms();
+    }
+    bool ok = st->bus_rc == MR_OK;
+    if (!ok)
+        snprintf(why, cap, "bus: %s", st->bus_why);
+    pthread_mutex_unlock(&st->bus_mu);
+    return ok;
+}
+
 bool mr_runtime_ready(void *ctx, char *why, size_t cap)
 {
     const mr_runtime *rt = ctx;
@@ -231,6 +259,8 @@ bool mr_runtime_ready(void *ctx, char *why, size_t cap)
         snprintf(why, cap, "store: %s", err.msg);
         return false;
     }
+    if (!bus_ready(rt, why, cap))
+        return false;
     mr_runtime_state *st = rt->state;
     /* Checks run under the lock, so a service cannot remove one (and free its context) while it
      * runs; they are quick reads of the service's own flags. */

@@ -40,6 +40,12 @@ struct mr_runtime_state {
     atomic_bool closing;         /* tells the signal watcher to end */
     bool watching;
     pthread_t watcher;
+    /* The last bus probe for /readyz, reused for BUS_PROBE_EVERY_MS so probes cannot flood
+     * the brokers; guarded by bus_mu. */
+    pthread_mutex_t bus_mu;
+    long long bus_probed_ms;     /* 0: never */
+    mr_code bus_rc;
+    char bus_why[MR_ERR_MSG_MAX];
 };
 
 /* Resolves every setting of rt->settings but the secret (and reads rt->env), configuring the

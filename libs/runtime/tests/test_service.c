@@ -1,5 +1,6 @@
 /* test_service.c -- mr_service_main as a process: options, exit codes, health, SIGHUP, SIGTERM. */
 #include "rt_test_util.h"
+#include "kafka_peer.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,6 +16,53 @@ typedef struct fixture {
     const char *bin;
 } fixture;
 
+static mr_tp_kafka kafka;
+
+static int start_kafka(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    if (mr_tp_kafka_start(&kafka, &err) != MR_OK) {
+        fprintf(stderr, "starting mr-kafka-mock: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop_kafka(void **state)
+{
+    (void)state;
+    mr_tp_kafka_destroy(&kafka);
+    return 0;
+}
+
+static void set_brokers(bool up)
+{
+    for (int id = 1; id <= 3; id++) {
+        mr_err err = {0};
+        mr_code rc = up ? mr_tp_kafka_broker_up(&kafka, id, &err) : mr_tp_kafka_broker_down(&kafka, id, &err);
+        if (rc != MR_OK)
+            fail_msg("broker %d %s: %s", id, up ? "up" : "down", err.msg);
+    }
+}
+
+/* /readyz's status once it settles on want (the bus is probed every 2 s), with its body. */
+static void wait_ready_status(int port, long want, char **body)
+{
+    long long until = mr_clock_mono_ms() + DEADLINE_MS;
+    long got = 0;
+    for (;;) {
+        *body = NULL;
+        got = mr_tp_http_get(port, "/readyz", body);
+        if (got == want || mr_clock_mono_ms() > until)
+            break;
+        free(*body);
+        mr_clock_sleep_ms(100);
+    }
+    if (got != want)
+        fail_msg("/readyz stayed %ld, not %ld: %s", got, want, *body ? *body : "");
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -22,11 +70,11 @@ static int setup(void **state)
     snprintf(f->log, sizeof f->log, "%s/service.log", f->dir);
     f->bin = getenv("MR_RTDEMO_BIN");
     assert_non_null(f->bin);
-    /* A Kafka bus connects lazily, and the demo never uses it: no broker is needed. */
+    /* A broker set, so /readyz finds the bus (the demo itself never publishes). */
     char store[700];
     snprintf(store, sizeof store, "sqlite://%s/state.db", f->dir);
     setenv("MATRIX_SERVER_NAME", "example.org", 1);
-    setenv("MINDROOM_BUS_URL", "kafka://127.0.0.1:9", 1);
+    setenv("MINDROOM_BUS_URL", kafka.url, 1);
     setenv("MINDROOM_STORE_URL", store, 1);
     *state = f;
     return 0;
@@ -239,6 +287,14 @@ static void test_health_reload_stop(void **state)
     assert_contains(body, "\"reason\":\"rtdemo: ");
     free(body);
     assert_int_equal(unlink(not_ready), 0);
+    /* Every broker down: not ready, naming the bus; back: ready again. */
+    set_brokers(false);
+    wait_ready_status(port, 503, &body);
+    assert_contains(body, "\"reason\":\"bus: ");
+    free(body);
+    set_brokers(true);
+    wait_ready_status(port, 200, &body);
+    free(body);
     assert_int_equal(mr_tp_http_get(port, "/metrics", &body), 200);
     assert_contains(body, "# TYPE rtdemo_loops_total counter\nrtdemo_loops_total ");
     free(body);
@@ -301,5 +357,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, start_kafka, stop_kafka);
 }

@@ -94,6 +94,11 @@ mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char
  * progress (sync tokens) only after their own flush returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
 
+/* Whether the backend answers now, within timeout_ms: Kafka a metadata request to any broker,
+ * Redis a PING on a connection of its own; inproc is always there. MR_EUNAVAIL names the URL
+ * (password masked) and what failed. For readiness checks: it costs a round trip. */
+mr_code mr_bus_ping(mr_bus *b, int timeout_ms, mr_err *err);
+
 typedef struct mr_bus_msg {
     const char *topic;
     const char *key;
