@@ -509,6 +509,29 @@ static mr_http_response *check_power_change(const hs_room *r, const char *sender
     return e;
 }
 
+/* Synapse's event_auth._check_size_limits: type, state_key, sender and room ID at most 255 bytes,
+ * and the whole event in its federation form, as canonical JSON, at most MAX_PDU_SIZE (65536)
+ * bytes, else 413 M_TOO_LARGE. That form adds hashes, signatures, auth and prev events, depth and
+ * the server's time to what the client sent: PDU_OVERHEAD is a fixed estimate of those fields. */
+#define MAX_PDU_SIZE 65536
+#define PDU_OVERHEAD 600
+static mr_http_response *check_size(const hs_room *r, const char *user_id, const char *type,
+                                    const char *state_key, json_t *content)
+{
+    static const char *const names[] = {"type", "state_key", "user_id", "room_id"};
+    const char *values[] = {type, state_key, user_id, r->room_id};
+    for (size_t i = 0; i < 4; i++)
+        if (values[i] && strlen(values[i]) > 255)
+            return hs_error(413, "M_TOO_LARGE", "'%s' too large", names[i]);
+    char *text = json_dumps(content, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return NULL;
+    size_t size = strlen(text) + strlen(type) + (state_key ? strlen(state_key) : 0) + strlen(user_id) +
+                  strlen(r->room_id) + PDU_OVERHEAD;
+    free(text);
+    return size > MAX_PDU_SIZE ? hs_error(413, "M_TOO_LARGE", "event too large") : NULL;
+}
+
 mr_http_response *hs_check_send(const hs_room *r, const char *user_id, const char *type,
                                 const char *state_key, json_t *content)
 {
@@ -523,7 +546,10 @@ mr_http_response *hs_check_send(const hs_room *r, const char *user_id, const cha
     /* State keys naming a user belong to that user. */
     if (state_key && state_key[0] == '@' && strcmp(state_key, user_id) != 0)
         return hs_error(403, "M_FORBIDDEN", "state key %s belongs to another user", state_key);
-    if (state_key && strcmp(type, "m.room.power_levels") == 0)
-        return check_power_change(r, user_id, content);
-    return NULL;
+    if (state_key && strcmp(type, "m.room.power_levels") == 0) {
+        mr_http_response *e = check_power_change(r, user_id, content);
+        if (e)
+            return e;
+    }
+    return check_size(r, user_id, type, state_key, content);
 }

@@ -807,6 +807,31 @@ static void test_bad_bodies(void **state)
     free(huge);
 }
 
+/* Synapse's 64 KiB event limit (federation form, canonical JSON): a 60,000-byte message goes,
+ * a 65,000-byte one is 413 M_TOO_LARGE, and a type past 255 bytes too. */
+static void test_event_size_limit(void **state)
+{
+    (void)state;
+    account a = signup("sizer");
+    char room[128];
+    room_create(&a, json_pack("{s:s}", "preset", "private_chat"), room, sizeof room);
+    char *body = malloc(65001);
+    assert_non_null(body);
+    memset(body, 'x', 65000);
+    body[65000] = '\0';
+    expect_error(call("PUT", path("/rooms/%s/send/m.room.message/big1", room), a.token,
+                      json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body)),
+                 413, "M_TOO_LARGE");
+    body[60000] = '\0';
+    json_decref(expect_ok(call("PUT", path("/rooms/%s/send/m.room.message/big2", room), a.token,
+                               json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body))));
+    memset(body, 't', 256);
+    body[256] = '\0';
+    expect_error(call("PUT", path("/rooms/%s/send/%s/big3", room, body), a.token, json_object()), 413,
+                 "M_TOO_LARGE");
+    free(body);
+}
+
 static void test_create_room_with_alias(void **state)
 {
     (void)state;
@@ -1328,6 +1353,7 @@ int main(void)
         cmocka_unit_test(test_appservice_login_before_register),
         cmocka_unit_test(test_appservice_tokens),
         cmocka_unit_test(test_bad_bodies),
+        cmocka_unit_test(test_event_size_limit),
         cmocka_unit_test(test_create_room_with_alias),
         cmocka_unit_test(test_create_space_with_initial_state),
         cmocka_unit_test(test_power_levels),
