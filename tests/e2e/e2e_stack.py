@@ -18,7 +18,7 @@ MODEL_KEY = "sk-e2e-stub-key"
 # A fixed secret lets the separate services read each other's sealed sessions.
 INSTANCE_SECRET = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 SERVICES = ("gateway", "crypto", "authz", "agent")
-TOPICS = ("matrix.inbound", "matrix.todevice", "matrix.cleartext", "agent.turns",
+TOPICS = ("matrix.inbound", "matrix.todevice", "matrix.keys", "matrix.cleartext", "agent.turns",
           "matrix.outbound", "matrix.send")
 
 
