@@ -27,6 +27,8 @@ mr_code crypto_sender_device(crypto_engine *e, const char *sender, const char *c
     json_t *devs = NULL;
     mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, &devs, err) : oom(err, "reading devices");
     free(key);
+    if (rc == MR_ENOTFOUND)
+        return mr_err_set(err, MR_ENOTFOUND, "no device of %s is known", sender);
     if (rc != MR_OK)
         return rc;
     const char *did;
