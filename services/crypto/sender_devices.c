@@ -121,8 +121,17 @@ mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, cons
         free(key);
         return MR_OK;
     }
-    if (rc == MR_OK)
-        json_array_append(events, msg);
+    /* Parked without what the sync said besides the event: replaying a device list change would
+     * forget the devices the answer brings. */
+    json_t *ev = rc == MR_OK ? json_copy(msg) : NULL;
+    if (rc == MR_OK && !ev)
+        rc = oom(err, "parking a to-device event");
+    if (rc == MR_OK) {
+        json_object_del(ev, "device_lists");
+        json_object_del(ev, "one_time_key_counts");
+        json_object_del(ev, "unused_fallback_key_types");
+        json_array_append_new(events, ev);
+    }
     json_t *req = NULL;
     if (rc == MR_OK && !has(users, sender)) {
         /* A new query for everyone waited for: the answer to the earlier one is then ignored. */

@@ -49,14 +49,16 @@ static void engine_start(void)
     check(crypto_engine_init(&S.engine, S.store, SECRET, sizeof SECRET, &err), &err, "engine");
 }
 
-/* A todevice_event for the agent, with key counts when counts is not NULL. Returns the outputs. */
-static json_t *todevice(const char *sender, const char *type, json_t *content, json_t *counts)
+/* A todevice_event for the agent, with the fields of extra (key counts, device lists) when not
+ * NULL. Returns the outputs. */
+static json_t *todevice(const char *sender, const char *type, json_t *content, json_t *extra)
 {
     json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:o}}", "v", 1, "type", "todevice_event", "account",
                             AGENT, "device_id", AGENT_DEV, "event", "sender", sender, "type", type, "content",
                             content);
-    if (counts)
-        json_object_set_new(msg, "one_time_key_counts", counts);
+    if (extra)
+        json_object_update(msg, extra);
+    json_decref(extra);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     json_t *out = json_array();
@@ -68,7 +70,7 @@ static json_t *todevice(const char *sender, const char *type, json_t *content, j
 
 static json_t *counts(int n)
 {
-    return json_pack("{s:i}", "signed_curve25519", n);
+    return json_pack("{s:{s:i}}", "one_time_key_counts", "signed_curve25519", n);
 }
 
 static json_t *keys_reply(const char *kind, const char *txn, json_t *response)
@@ -225,8 +227,10 @@ static void test_room_key_over_olm(void **state)
 {
     (void)state;
     human_start_olm(&S.human, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(0));
+    /* The sync that brings it also says alice's device list changed (she just uploaded keys). */
     json_t *out = todevice(HUMAN, "m.room.encrypted", human_room_key(&S.human, ROOM, AGENT, S.agent_curve,
-                                                                     S.agent_ed), NULL);
+                                                                     S.agent_ed),
+                           json_pack("{s:{s:[s], s:[]}}", "device_lists", "changed", HUMAN, "left"));
     json_t *req = only(out, "matrix.send");
     assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_query");
     assert_non_null(json_object_get(json_object_get(json_object_get(req, "body"), "device_keys"), HUMAN));
@@ -237,6 +241,13 @@ static void test_room_key_over_olm(void **state)
                                                   human_device_keys(&S.human)));
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
+    mr_err err = {0};
+    char *dev = NULL, *ed = NULL;
+    check(crypto_sender_device(&S.engine, HUMAN, mr_olm_account_curve25519(S.human.account), &dev, &ed, &err), &err,
+          "alice's device, from the answer");
+    assert_string_equal(dev, HUMAN_DEV);
+    free(dev);
+    free(ed);
 }
 
 /* The human's message arrives in clear for authz, under its own event ID and sender. */
