@@ -25,6 +25,13 @@ typedef struct agent_keys {
     char curve[MR_OLM_KEY_SIZE], ed[MR_OLM_KEY_SIZE];
 } agent_keys;
 
+/* What a failed test leaves for the teardown to stop and remove. */
+static struct {
+    gwt f;
+    bool set_up;
+    pid_t crypto;
+} S;
+
 static void check(mr_code rc, const mr_err *err, const char *what)
 {
     if (rc != MR_OK)
@@ -120,19 +127,20 @@ static void assert_cleartext(gwt_reader *r, const char *body)
 static void test_human_writes_agent_reads(void **state)
 {
     (void)state;
-    gwt f;
-    gwt_setup(&f, NULL, GWT_CONFIG_MIND);
-    mr_matrix *alice = gwt_human(&f, "alice");
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
+    gwt_setup(&S.f, NULL, GWT_CONFIG_MIND);
+    S.set_up = true;
+    gwt *f = &S.f;
+    mr_matrix *alice = gwt_human(f, "alice");
+    gwt_start(f, NULL);
+    gwt_wait_ready(f);
     char log[700];
-    snprintf(log, sizeof log, "%s/crypto.log", f.dir);
-    pid_t crypto = start_crypto(&f, log);
+    snprintf(log, sizeof log, "%s/crypto.log", f->dir);
+    pid_t crypto = S.crypto = start_crypto(f, log);
     agent_keys k = {0};
-    wait_agent_keys(&f, alice, crypto, log, &k);
+    wait_agent_keys(f, alice, crypto, log, &k);
 
     char lobby[MR_MATRIX_ID_SIZE];
-    gwt_room_id(&f, "#lobby:localhost", lobby);
+    gwt_room_id(f, "#lobby:localhost", lobby);
     mr_err err = {0};
     check(mr_matrix_join(alice, lobby, NULL, &err), &err, "joining");
     human_device h;
@@ -158,17 +166,17 @@ static void test_human_writes_agent_reads(void **state)
     json_decref(msgs);
 
     gwt_reader clear;
-    gwt_reader_open(&f, &clear, "test-clear", "matrix.cleartext");
+    gwt_reader_open(f, &clear, "test-clear", "matrix.cleartext");
     send_encrypted(alice, &h, lobby, "m-1", "a secret for mind");
     assert_cleartext(&clear, "a secret for mind");
 
     /* SIGKILL: nothing crypto kept is lost, and it makes no new device. */
     mr_tp_kill_wait(crypto, SIGKILL, NULL, NULL);
-    crypto = start_crypto(&f, log);
+    crypto = S.crypto = start_crypto(f, log);
     send_encrypted(alice, &h, lobby, "m-2", "after the crash");
     assert_cleartext(&clear, "after the crash");
     agent_keys again = {0};
-    wait_agent_keys(&f, alice, crypto, log, &again);
+    wait_agent_keys(f, alice, crypto, log, &again);
     assert_string_equal(again.device_id, k.device_id);
     assert_string_equal(again.curve, k.curve);
     assert_string_equal(again.ed, k.ed);
@@ -178,19 +186,30 @@ static void test_human_writes_agent_reads(void **state)
 
     int st = 0;
     check(mr_tp_kill_wait(crypto, SIGTERM, &st, &err), &err, "stopping mindroom-crypto");
+    S.crypto = 0;
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_int_equal(gwt_stop(&f), 0);
+    assert_int_equal(gwt_stop(f), 0);
     free(k.device_id);
     free(again.device_id);
     human_free(&h);
     mr_matrix_free(alice);
-    gwt_teardown(&f);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (S.crypto > 0)
+        mr_tp_stop_if_running(S.crypto);
+    if (S.set_up)
+        gwt_teardown(&S.f);
+    memset(&S, 0, sizeof S);
+    return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_human_writes_agent_reads),
+        cmocka_unit_test_teardown(test_human_writes_agent_reads, teardown),
     };
     return cmocka_run_group_tests_name("crypto_decrypt_process", tests, NULL, NULL);
 }
