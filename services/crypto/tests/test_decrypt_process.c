@@ -59,10 +59,11 @@ static void wait_agent_keys(gwt *f, mr_matrix *alice, pid_t crypto, const char *
     snprintf(ek, sizeof ek, "ed25519:%s", k->device_id);
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     for (;;) {
-        json_t *q = NULL;
+        json_t *q = NULL, *body = json_pack("{s:{s:[]}}", "device_keys", GWT_MIND);
         mr_err err = {0};
-        check(mr_matrix_keys_query(alice, json_pack("{s:{s:[]}}", "device_keys", GWT_MIND), &q, &err), &err,
-              "/keys/query");
+        mr_code rc = mr_matrix_keys_query(alice, body, &q, &err);
+        json_decref(body);
+        check(rc, &err, "/keys/query");
         json_t *dk = json_object_get(json_object_get(json_object_get(q, "device_keys"), GWT_MIND), k->device_id);
         json_t *keys = json_object_get(dk, "keys");
         if (json_string_value(json_object_get(keys, ck))) {
@@ -145,14 +146,15 @@ static void test_human_writes_agent_reads(void **state)
     check(mr_matrix_join(alice, lobby, NULL, &err), &err, "joining");
     human_device h;
     human_new(&h, ALICE, mr_matrix_device_id(alice));
-    json_t *out = NULL;
-    check(mr_matrix_keys_upload(alice, json_pack("{s:o}", "device_keys", human_device_keys(&h)), &out, &err), &err,
-          "alice's /keys/upload");
+    json_t *out = NULL, *body = json_pack("{s:o}", "device_keys", human_device_keys(&h));
+    mr_code rc = mr_matrix_keys_upload(alice, body, &out, &err);
+    json_decref(body);
     json_decref(out);
-    check(mr_matrix_keys_claim(alice, json_pack("{s:{s:{s:s}}}", "one_time_keys", GWT_MIND, k.device_id,
-                                                "signed_curve25519"),
-                               &out, &err),
-          &err, "/keys/claim");
+    check(rc, &err, "alice's /keys/upload");
+    body = json_pack("{s:{s:{s:s}}}", "one_time_keys", GWT_MIND, k.device_id, "signed_curve25519");
+    rc = mr_matrix_keys_claim(alice, body, &out, &err);
+    json_decref(body);
+    check(rc, &err, "/keys/claim");
     const char *id;
     json_t *otk = NULL, *v;
     json_object_foreach(json_object_get(json_object_get(json_object_get(out, "one_time_keys"), GWT_MIND),
