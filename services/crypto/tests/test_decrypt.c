@@ -22,6 +22,9 @@
 #define HUMAN "@alice:example.org"
 #define HUMAN_DEV "ALICEDEV"
 #define ROOM "!lobby:example.org"
+/* A todevice_event whose sender is no user ID. */
+#define BAD_SENDER "{\"v\":1,\"type\":\"todevice_event\",\"account\":\"@a:x\",\"device_id\":\"D\"," \
+                   "\"event\":{\"sender\":\"x\",\"type\":\"t\",\"content\":{}}}"
 
 static const unsigned char SECRET[32] = "instance secret of crypto tests";
 
@@ -415,8 +418,7 @@ static void test_malformed_messages(void **state)
     (void)state;
     static const char *const bad[] = {
         "{\"v\":1,\"type\":\"todevice_event\",\"account\":\"@a:x\",\"event\":{}}",
-        "{\"v\":1,\"type\":\"todevice_event\",\"account\":\"@a:x\",\"device_id\":\"D\",\"event\":{\"sender\":\"x\","
-        "\"type\":\"t\",\"content\":{}}}",
+        BAD_SENDER,
         "not json",
     };
     static const char *const why[] = {"device_id", "event.sender", "JSON"};
