@@ -12,20 +12,15 @@ next encrypted message is answered with the keys it kept. The answers themselves
 clear until outbound encryption lands, so alice reads them as plain m.room.message events.
 Exit 0 when all passed.
 """
-import argparse
-import asyncio
 import os
-import shutil
 import sys
-import tempfile
 import time
-import traceback
 
 from nio import AsyncClient, AsyncClientConfig, KeysQueryResponse, KeysUploadResponse, RoomSendResponse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_human import Human, check  # noqa: E402
-from e2e_stack import DEADLINE_S, Stack, StackError, tail  # noqa: E402
+from e2e_stack import DEADLINE_S, StackError, run_main  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
 
@@ -83,8 +78,8 @@ class EncryptedHuman(Human):
         return resp.event_id
 
 
-async def converse(stack, work):
-    alice = EncryptedHuman(stack.hs.url, "alice", os.path.join(work, "alice-store"))
+async def converse(stack, mode):
+    alice = EncryptedHuman(stack.hs.url, "alice", os.path.join(stack.work, "alice-store"))
     try:
         await alice.register()
         stack.start()
@@ -112,32 +107,7 @@ async def converse(stack, work):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", required=True, choices=("embedded", "redis", "kafka"))
-    ap.add_argument("--keep", action="store_true", help="keep the work directory and its logs")
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix=f"mr-e2e-enc-{args.mode}-")
-    stack = Stack(args.mode, work, CONFIG)
-    failed = 1
-    try:
-        stack.start_peers()
-        failed = asyncio.run(converse(stack, work))
-    except (AssertionError, StackError):
-        traceback.print_exc()
-    finally:
-        problems = stack.close()
-        for p in problems:
-            print(f"FAIL - clean exit: {p}", flush=True)
-        failed += len(problems)
-    if failed:
-        for log in stack.logs():
-            print(f"---- {log} (last lines)\n{tail(log)}", flush=True)
-        print(f"{failed} failed; logs kept in {work}")
-        return 1
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"all passed ({args.mode})")
-    return 0
+    return run_main(__doc__, CONFIG, converse, "mr-e2e-enc")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,20 @@ static void engine_start(void)
     check(crypto_engine_init(&S.engine, S.store, SECRET, sizeof SECRET, &err), &err, "engine");
 }
 
+typedef mr_code (*engine_input)(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
+
+/* Feeds msg (taken) to the engine through input; returns the outputs. */
+static json_t *feed(engine_input input, json_t *msg, const char *what)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    json_t *out = json_array();
+    mr_err err = {0};
+    check(input(&S.engine, text, strlen(text), out, &err), &err, what);
+    free(text);
+    return out;
+}
+
 /* A todevice_event for the agent, with the fields of extra (key counts, device lists) when not
  * NULL. Returns the outputs. */
 static json_t *todevice(const char *sender, const char *type, json_t *content, json_t *extra)
@@ -62,13 +76,7 @@ static json_t *todevice(const char *sender, const char *type, json_t *content, j
     if (extra)
         json_object_update(msg, extra);
     json_decref(extra);
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    json_t *out = json_array();
-    mr_err err = {0};
-    check(crypto_engine_todevice(&S.engine, text, strlen(text), out, &err), &err, "todevice");
-    free(text);
-    return out;
+    return feed(crypto_engine_todevice, msg, "todevice");
 }
 
 static json_t *counts(int n)
@@ -78,15 +86,10 @@ static json_t *counts(int n)
 
 static json_t *keys_reply(const char *kind, const char *txn, json_t *response)
 {
-    json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:o}", "v", 1, "type", "keys_reply", "account", AGENT,
-                            "kind", kind, "txn_id", txn, "ok", 1, "response", response);
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    json_t *out = json_array();
-    mr_err err = {0};
-    check(crypto_engine_keys_reply(&S.engine, text, strlen(text), out, &err), &err, "keys_reply");
-    free(text);
-    return out;
+    return feed(crypto_engine_keys_reply,
+                json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:o}", "v", 1, "type", "keys_reply", "account", AGENT,
+                          "kind", kind, "txn_id", txn, "ok", 1, "response", response),
+                "keys_reply");
 }
 
 /* The one output on topic, its message (borrowed from out). */
