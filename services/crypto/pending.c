@@ -125,7 +125,11 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
         const char *account = mr_msg_string(o, "account"), *field = h.entries[i].field;
         const char *space = strchr(field, ' ');
         json_t *since = json_object_get(o, "since");
-        if (account && space && json_is_integer(since) && !json_is_true(json_object_get(o, "notified")) &&
+        if (json_is_integer(since) && json_integer_value(since) + PENDING_TTL_MS <= now_ms) {
+            /* Its events expired with their list: the entry goes too. */
+            rc = mr_store_hdel(e->vault.store, INDEX, field, err);
+            rc = rc == MR_ENOTFOUND ? MR_OK : rc;
+        } else if (account && space && json_is_integer(since) && !json_is_true(json_object_get(o, "notified")) &&
             json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms) {
             char *room = strndup(field, (size_t)(space - field));
             json_t *req = room ? notice(account, room, space + 1) : NULL;

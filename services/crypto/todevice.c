@@ -12,6 +12,9 @@
 #include "mindroom/str.h"
 
 #define COMPONENT "crypto"
+/* Olm sessions kept per sender device: a client that keeps making new ones does not grow the
+ * store without end. */
+#define OLM_SESSIONS_MAX 16
 
 bool crypto_retry(mr_code rc)
 {
@@ -62,16 +65,20 @@ static mr_code olm_decrypt(crypto_engine *e, crypto_device *d, const char *sende
     if (rc == MR_OK && !done && type == MR_OLM_MSG_PRE_KEY) {
         rc = mr_olm_session_new_inbound(d->account, sender_key, body, &s, plain, len, err);
         fresh = rc == MR_OK;
-        i = json_array_size(list);
     } else if (rc == MR_OK && !done) {
         rc = mr_err_set(err, MR_ENOTFOUND, "no Olm session with %s decrypts this message", sender_key);
     }
     char *pickle = NULL;
     if (rc == MR_OK)
         rc = mr_olm_session_pickle(s, pk, pkl, &pickle, err);
-    if (rc == MR_OK && json_array_set_new(list, i, json_string(pickle)) != 0 &&
-        json_array_append_new(list, json_string(pickle)) != 0)
+    /* The session that decrypted goes last; the least recently used go first when a device has
+     * made more than OLM_SESSIONS_MAX. */
+    if (rc == MR_OK && !fresh)
+        json_array_remove(list, i);
+    if (rc == MR_OK && json_array_append_new(list, json_string(pickle)) != 0)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory saving an Olm session");
+    while (rc == MR_OK && json_array_size(list) > OLM_SESSIONS_MAX)
+        json_array_remove(list, 0);
     if (rc == MR_OK)
         rc = crypto_vault_put(&e->vault, key, list, err);
     if (rc == MR_OK && fresh)

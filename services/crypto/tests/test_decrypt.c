@@ -1,7 +1,8 @@
 /* test_decrypt.c -- the decryption engine of mindroom-crypto with real libolm and a real SQLite
  * store: the agent's device and its key uploads, a human's device (human_device.c) that claims a
  * one-time key and sends an m.room_key over Olm, encrypted room events in clear, events that wait
- * for their key, the notice after the wait, restarts that keep every key, and the refusals:
+ * for their key, the notice after the wait, restarts that keep every key, the bounds on what is
+ * kept, and the refusals:
  * malformed ciphertext, unknown session, replayed index, forged sender and sender key, to-device
  * from an unknown device. */
 #include <setjmp.h>
@@ -402,6 +403,15 @@ static void test_unknown_device_refused(void **state)
     check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + CRYPTO_KEY_WAIT_MS * 10, sweep, &err), &err, "sweep");
     assert_int_equal(json_array_size(sweep), 1);
     json_decref(sweep);
+    /* A week later the waiting list has expired, and its entry leaves the index. */
+    sweep = json_array();
+    check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + 8LL * 86400000LL, sweep, &err), &err, "sweep");
+    assert_int_equal(json_array_size(sweep), 0);
+    json_decref(sweep);
+    mr_store_hash h = {0};
+    check(mr_store_hgetall(S.store, "crypto:pending", &h, &err), &err, "crypto:pending");
+    assert_int_equal(h.count, 0);
+    mr_store_hash_free(&h);
 
     /* Not for this device, and not Olm. */
     out = todevice(HUMAN, "m.room.encrypted", json_pack("{s:s, s:s, s:{}}", "algorithm", MR_OLM_ALGORITHM_OLM,
@@ -413,6 +423,28 @@ static void test_unknown_device_refused(void **state)
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
     human_free(&stranger);
+}
+
+/* A device that keeps opening Olm sessions (each with a new one-time key) leaves the newest
+ * 16 in the store, and the newest still decrypts. */
+static void test_olm_sessions_bounded(void **state)
+{
+    (void)state;
+    for (size_t i = 2; i < 2 + 18; i++) {
+        human_start_olm(&S.human, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(i));
+        json_decref(todevice(HUMAN, "m.room.encrypted",
+                             human_room_key(&S.human, ROOM, AGENT, S.agent_curve, S.agent_ed), NULL));
+    }
+    char key[256];
+    snprintf(key, sizeof key, "crypto:olm:%s:%s", AGENT, mr_olm_account_curve25519(S.human.account));
+    json_t *list = NULL;
+    mr_err err = {0};
+    check(crypto_vault_get(&S.engine.vault, key, &list, &err), &err, key);
+    assert_int_equal(json_array_size(list), 16);
+    json_decref(list);
+    json_t *out = room_event("$bounded:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "still here"));
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "still here");
+    json_decref(out);
 }
 
 /* Messages that break the todevice_event and keys_reply schemas are MR_EINVAL, naming the field. */
@@ -453,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_waits_for_key_then_notice),
         cmocka_unit_test(test_restart_keeps_sessions),
         cmocka_unit_test(test_unknown_device_refused),
+        cmocka_unit_test(test_olm_sessions_bounded),
         cmocka_unit_test(test_malformed_messages),
     };
     return cmocka_run_group_tests_name("crypto_decrypt", tests, group_setup, group_teardown);
