@@ -130,7 +130,11 @@ mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const cha
 /* The waiting events of (room, session), removed: a JSON array of inbound_event texts. */
 mr_code crypto_pending_take(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
                             mr_err *err);
-/* One "could not decrypt" notice per (room, session) that waited past CRYPTO_KEY_WAIT_MS. */
+/* One "could not decrypt" notice per (room, session) that waited past CRYPTO_KEY_WAIT_MS and
+ * was not announced yet; each output names its entry under "pending". Entries whose events
+ * expired are dropped. */
 mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err);
+/* Marks the notices of a sweep's out as sent: call once they are on the bus. */
+mr_code crypto_pending_mark(crypto_engine *e, json_t *out, mr_err *err);
 
 #endif

@@ -178,6 +178,8 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
                       : mr_err_set(&err, MR_ENOMEM, "out of memory sweeping waiting events");
     if (src == MR_OK)
         src = publish_out(svc, out, &err);
+    if (src == MR_OK)
+        src = crypto_pending_mark(&svc->engine, out, &err);
     if (src != MR_OK && !mr_runtime_stopping(rt))
         mr_log_warn(COMPONENT, "checking the events that wait for keys: %s", err.msg);
     json_decref(out);

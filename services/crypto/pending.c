@@ -96,8 +96,8 @@ mr_code crypto_pending_take(crypto_engine *e, const char *room_id, const char *s
     return rc;
 }
 
-/* The notice as a send_request; its transaction ID comes from the session, so a replay of the
- * sweep sends it once. */
+/* The notice as a send_request; its transaction ID comes from the session, so a sweep repeated
+ * after a crash (before crypto_pending_mark) sends it once. */
 static json_t *notice(const char *account, const char *room_id, const char *session_id)
 {
     char *txn = mr_str_printf("mrcd.%s", session_id);
@@ -130,26 +130,52 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
             rc = mr_store_hdel(e->vault.store, INDEX, field, err);
             rc = rc == MR_ENOTFOUND ? MR_OK : rc;
         } else if (account && space && json_is_integer(since) && !json_is_true(json_object_get(o, "notified")) &&
-            json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms) {
+                   json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms) {
             char *room = strndup(field, (size_t)(space - field));
             json_t *req = room ? notice(account, room, space + 1) : NULL;
-            char *entry = NULL;
-            if (req && json_object_set_new(o, "notified", json_true()) == 0)
-                entry = json_dumps(o, JSON_COMPACT);
-            rc = entry ? mr_store_hset(e->vault.store, INDEX, field, entry, strlen(entry), err)
-                       : oom(err, "announcing an undecryptable session");
-            if (rc == MR_OK) {
+            if (!req)
+                rc = oom(err, "announcing an undecryptable session");
+            else {
                 mr_log_warn(COMPONENT, "%s: the key of Megolm session %s did not come within %d s; telling the room",
                             room, space + 1, CRYPTO_KEY_WAIT_MS / 1000);
                 crypto_out_add(out, "matrix.send", room, req);
-                req = NULL;
+                json_object_set_new(json_array_get(out, json_array_size(out) - 1), "pending", json_string(field));
             }
-            json_decref(req);
-            free(entry);
             free(room);
         }
         json_decref(o);
     }
     mr_store_hash_free(&h);
     return rc;
+}
+
+mr_code crypto_pending_mark(crypto_engine *e, json_t *out, mr_err *err)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(out, i, o) {
+        const char *field = mr_msg_string(o, "pending");
+        if (!field)
+            continue;
+        char *had = NULL;
+        size_t len = 0;
+        mr_code rc = mr_store_hget(e->vault.store, INDEX, field, &had, &len, err);
+        json_t *entry = rc == MR_OK ? json_loadb(had, len, 0, NULL) : NULL;
+        free(had);
+        if (rc == MR_ENOTFOUND) {
+            /* The key came in the meantime. */
+            mr_err_clear(err);
+            continue;
+        }
+        char *text = entry && json_object_set_new(entry, "notified", json_true()) == 0
+                         ? json_dumps(entry, JSON_COMPACT) : NULL;
+        json_decref(entry);
+        if (rc == MR_OK)
+            rc = text ? mr_store_hset(e->vault.store, INDEX, field, text, strlen(text), err)
+                      : oom(err, "marking a notice as sent");
+        free(text);
+        if (rc != MR_OK)
+            return rc;
+    }
+    return MR_OK;
 }
