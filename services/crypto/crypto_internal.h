@@ -105,8 +105,11 @@ mr_code crypto_sender_forget(crypto_engine *e, const char *user_id, mr_err *err)
 mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, const char *sender, json_t *out,
                            mr_err *err);
 /* A keys_query answer: the devices saved, and the parked events (*events) and the users the query
- * covered (*users) handed back. MR_ENOTFOUND when it answers no query in flight. */
+ * covered (*users) handed back; they stay in the store until crypto_sender_replayed. MR_ENOTFOUND
+ * when it answers no query in flight. */
 mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events, json_t **users, mr_err *err);
+/* The events an answer handed back are all handled. */
+mr_code crypto_sender_replayed(crypto_engine *e, const char *account, mr_err *err);
 
 /* todevice.c: a todevice_event (matrix.todevice) and a keys_reply (matrix.keys). */
 mr_code crypto_engine_todevice(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);

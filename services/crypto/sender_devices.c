@@ -161,26 +161,28 @@ mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, cons
     return rc;
 }
 
-mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events, json_t **users, mr_err *err)
+/* The record under key when it waits for txn; MR_ENOTFOUND otherwise. */
+static mr_code record_of(crypto_engine *e, const char *key, const char *txn, json_t **rec, mr_err *err)
 {
-    *events = *users = NULL;
-    const char *account = mr_msg_string(reply, "account"), *txn = mr_msg_string(reply, "txn_id");
-    char *key = wait_key(account);
-    json_t *rec = NULL;
-    mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, &rec, err) : oom(err, "reading a keys_query answer");
-    if (rc == MR_OK && strcmp(mr_msg_string(rec, "txn") ? mr_msg_string(rec, "txn") : "", txn) != 0)
-        rc = mr_err_set(err, MR_ENOTFOUND, "keys_query %s of %s is not the one in flight", txn, account);
-    if (rc != MR_OK) {
-        json_decref(rec);
-        free(key);
-        return rc;
+    mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, rec, err) : oom(err, "reading a keys_query answer");
+    if (rc == MR_OK && strcmp(mr_msg_string(*rec, "txn") ? mr_msg_string(*rec, "txn") : "", txn) != 0) {
+        json_decref(*rec);
+        *rec = NULL;
+        rc = mr_err_set(err, MR_ENOTFOUND, "keys_query %s is not the one in flight", txn);
     }
+    return rc;
+}
+
+static mr_code save_devices(crypto_engine *e, json_t *reply, json_t *users, mr_err *err)
+{
     if (!json_is_true(json_object_get(reply, "ok")))
-        mr_log_warn(COMPONENT, "%s: /keys/query failed: %s", account, mr_msg_string(reply, "error"));
+        mr_log_warn(COMPONENT, "%s: /keys/query failed: %s", mr_msg_string(reply, "account"),
+                    mr_msg_string(reply, "error"));
     json_t *dk = json_object_get(json_object_get(reply, "response"), "device_keys");
     size_t i;
     json_t *u;
-    json_array_foreach(json_object_get(rec, "users"), i, u) {
+    mr_code rc = MR_OK;
+    json_array_foreach(users, i, u) {
         const char *uid = json_string_value(u);
         char *dkey = uid ? mr_str_printf("crypto:devices:%s", uid) : NULL;
         json_t *devs = dkey ? checked_devices(uid, json_object_get(dk, uid)) : NULL;
@@ -193,13 +195,37 @@ mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events,
         if (rc != MR_OK)
             break;
     }
-    if (rc == MR_OK)
+    return rc;
+}
+
+mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events, json_t **users, mr_err *err)
+{
+    *events = *users = NULL;
+    const char *account = mr_msg_string(reply, "account"), *txn = mr_msg_string(reply, "txn_id");
+    char *key = wait_key(account), *replay = mr_str_printf("crypto:wait:%s:replay", account);
+    json_t *rec = NULL;
+    mr_code rc = replay ? record_of(e, key, txn, &rec, err) : oom(err, "reading a keys_query answer");
+    /* The devices are saved and the events moved to the replay record, which the caller deletes
+     * once they are all handled: an answer delivered again after a crash finds them there. */
+    if (rc == MR_OK && (rc = save_devices(e, reply, json_object_get(rec, "users"), err)) == MR_OK &&
+        (rc = crypto_vault_put_plain(&e->vault, replay, rec, 0, err)) == MR_OK)
         rc = mr_store_del(e->vault.store, key, err);
+    else if (rc == MR_ENOTFOUND && replay)
+        rc = record_of(e, replay, txn, &rec, err);
     if (rc == MR_OK) {
         *events = json_incref(json_object_get(rec, "events"));
         *users = json_incref(json_object_get(rec, "users"));
     }
     json_decref(rec);
     free(key);
+    free(replay);
+    return rc;
+}
+
+mr_code crypto_sender_replayed(crypto_engine *e, const char *account, mr_err *err)
+{
+    char *replay = mr_str_printf("crypto:wait:%s:replay", account);
+    mr_code rc = replay ? mr_store_del(e->vault.store, replay, err) : oom(err, "finishing a keys_query answer");
+    free(replay);
     return rc;
 }

@@ -245,6 +245,8 @@ mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len
                 break;
             }
         }
+        if (rc == MR_OK && events)
+            rc = crypto_sender_replayed(e, account, err);
         json_decref(events);
         json_decref(users);
     } else {

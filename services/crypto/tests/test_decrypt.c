@@ -456,6 +456,42 @@ static void test_olm_sessions_bounded(void **state)
     json_decref(out);
 }
 
+/* An answer to /keys/query handled halfway (a crash after the devices were saved, before the
+ * waiting events were) and delivered again: the events are still there and are handled. */
+static void test_query_answer_again_after_crash(void **state)
+{
+    (void)state;
+    human_device bob;
+    human_new(&bob, "@bob:example.org", "BOBDEV");
+    human_start_olm(&bob, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(30));
+    json_t *out = todevice(bob.user_id, "m.room.encrypted", human_room_key(&bob, ROOM, AGENT, S.agent_curve,
+                                                                          S.agent_ed), NULL);
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")));
+    json_decref(out);
+    json_t *response = json_pack("{s:{s:{s:o}}}", "device_keys", bob.user_id, "BOBDEV", human_device_keys(&bob));
+    json_t *reply = json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:O}", "v", 1, "type", "keys_reply", "account", AGENT,
+                              "kind", "keys_query", "txn_id", txn, "ok", 1, "response", response);
+    json_t *events = NULL, *users = NULL;
+    mr_err err = {0};
+    check(crypto_sender_answered(&S.engine, reply, &events, &users, &err), &err, "the first delivery");
+    assert_int_equal(json_array_size(events), 1);
+    json_decref(events);
+    json_decref(users);
+    json_decref(reply);
+
+    out = keys_reply("keys_query", txn, response);
+    assert_int_equal(json_array_size(out), 0);
+    json_decref(out);
+    out = room_event("$bob:example.org", bob.user_id, human_encrypt_text(&bob, ROOM, "from bob"));
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "from bob");
+    json_decref(out);
+    json_t *rec = NULL;
+    assert_int_equal(crypto_vault_get_plain(&S.engine.vault, "crypto:wait:" AGENT ":replay", &rec, &err),
+                     MR_ENOTFOUND);
+    human_free(&bob);
+}
+
 /* Messages that break the todevice_event and keys_reply schemas are MR_EINVAL, naming the field. */
 static void test_malformed_messages(void **state)
 {
@@ -495,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_restart_keeps_sessions),
         cmocka_unit_test(test_unknown_device_refused),
         cmocka_unit_test(test_olm_sessions_bounded),
+        cmocka_unit_test(test_query_answer_again_after_crash),
         cmocka_unit_test(test_malformed_messages),
     };
     return cmocka_run_group_tests_name("crypto_decrypt", tests, group_setup, group_teardown);
