@@ -130,14 +130,22 @@ mr_code crypto_room_key(crypto_engine *e, const char *sender, const char *device
 #define CRYPTO_PENDING_MAX 100
 mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const char *raw, size_t raw_len,
                            long long now_ms, mr_err *err);
-/* The waiting events of (room, session), removed: a JSON array of inbound_event texts. */
-mr_code crypto_pending_take(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
-                            mr_err *err);
-/* One "could not decrypt" notice per (room, session) that waited past CRYPTO_KEY_WAIT_MS and
- * was not announced yet; each output names its entry under "pending". Entries whose events
- * expired are dropped. */
+/* The waiting events of (room, session): a JSON array of inbound_event texts, [] when none. */
+mr_code crypto_pending_get(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
+                           mr_err *err);
+/* Appends to out what crypto_engine_commit writes once out is published: of the events that
+ * waited for (room, session), only keep (taken) still wait. */
+void crypto_pending_resolve(json_t *out, const char *room_id, const char *session_id, json_t *keep);
+/* Retries the waiting events of (room, session): cleartexts and the resolution into out; *all
+ * when every one of them was handled. */
+mr_code crypto_room_retry(crypto_engine *e, const char *room_id, const char *session_id, json_t *out, bool *all,
+                          mr_err *err);
+/* Retries waiting events whose key is there, and makes one "could not decrypt" notice per
+ * (room, session) that waited past CRYPTO_KEY_WAIT_MS and was not announced yet (each names its
+ * entry under "pending"). Entries whose events expired are dropped. */
 mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err);
-/* Marks the notices of a sweep's out as sent: call once they are on the bus. */
-mr_code crypto_pending_mark(crypto_engine *e, json_t *out, mr_err *err);
+/* Writes what out's entries decided (notices sent, waiting events handled): call once the
+ * messages of out are on the bus. Entries of out without "msg" are for this only. */
+mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err);
 
 #endif

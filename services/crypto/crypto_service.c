@@ -54,14 +54,16 @@ static mr_code forward(crypto_service *svc, const char *topic, const char *key, 
     return rc;
 }
 
-/* Publishes what the engine produced, then flushes once, so acknowledging the input after this
- * never loses it. */
+/* Publishes what the engine produced and flushes once, then lets the engine write what that
+ * output settled, so acknowledging the input after this never loses it. */
 static mr_code publish_out(crypto_service *svc, json_t *out, mr_err *err)
 {
     size_t i;
     json_t *o;
     mr_code rc = MR_OK;
     json_array_foreach(out, i, o) {
+        if (!json_object_get(o, "msg"))
+            continue;
         char *text = json_dumps(json_object_get(o, "msg"), JSON_COMPACT);
         rc = text ? mr_bus_publish(svc->rt->bus, mr_msg_string(o, "topic"), mr_msg_string(o, "key"), text,
                                    strlen(text), err)
@@ -70,7 +72,9 @@ static mr_code publish_out(crypto_service *svc, json_t *out, mr_err *err)
         if (rc != MR_OK)
             return rc;
     }
-    return json_array_size(out) ? mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err) : MR_OK;
+    if (json_array_size(out) && (rc = mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK)
+        return rc;
+    return crypto_engine_commit(&svc->engine, out, err);
 }
 
 static mr_code on_inbound(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
@@ -178,8 +182,6 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
                       : mr_err_set(&err, MR_ENOMEM, "out of memory sweeping waiting events");
     if (src == MR_OK)
         src = publish_out(svc, out, &err);
-    if (src == MR_OK)
-        src = crypto_pending_mark(&svc->engine, out, &err);
     if (src != MR_OK && !mr_runtime_stopping(rt))
         mr_log_warn(COMPONENT, "checking the events that wait for keys: %s", err.msg);
     json_decref(out);

@@ -1,7 +1,9 @@
 /* pending.c -- encrypted events whose Megolm session has not arrived: kept (as they came, they are
  * ciphertext) under crypto:pending:<room_id>:<session_id> and listed in the hash crypto:pending
  * ({since, account, notified} per "<room_id> <session_id>"), decrypted when the key comes, and
- * after CRYPTO_KEY_WAIT_MS announced to the room once per session instead of silence. */
+ * after CRYPTO_KEY_WAIT_MS announced to the room once per session instead of silence. What a
+ * retry or a notice changes in the store is written only once its output is on the bus
+ * (crypto_engine_commit), so a crash in between repeats it rather than loses it. */
 #include "crypto_internal.h"
 
 #include <stdlib.h>
@@ -73,23 +75,39 @@ mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const cha
     return rc;
 }
 
-mr_code crypto_pending_take(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
-                            mr_err *err)
+mr_code crypto_pending_get(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
+                           mr_err *err)
 {
     *events = NULL;
     char *key = mr_str_printf("crypto:pending:%s:%s", room_id, session_id);
-    char *field = mr_str_printf("%s %s", room_id, session_id);
-    mr_code rc = key && field ? crypto_vault_get_plain(&e->vault, key, events, err) : oom(err, "reading waiting events");
+    mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, events, err) : oom(err, "reading waiting events");
     if (rc == MR_ENOTFOUND) {
         mr_err_clear(err);
-        rc = MR_OK;
-    } else if (rc == MR_OK && (rc = mr_store_del(e->vault.store, key, err)) == MR_OK) {
+        rc = (*events = json_array()) ? MR_OK : oom(err, "reading waiting events");
+    }
+    free(key);
+    return rc;
+}
+
+void crypto_pending_resolve(json_t *out, const char *room_id, const char *session_id, json_t *keep)
+{
+    json_array_append_new(out, json_pack("{s:{s:s, s:s, s:o}}", "resolve", "room_id", room_id, "session_id",
+                                         session_id, "keep", keep));
+}
+
+/* What a retry decided, once its cleartexts are on the bus: the events that still wait, or none
+ * (then the list and its index entry go). */
+static mr_code resolve(crypto_engine *e, json_t *r, mr_err *err)
+{
+    const char *room = mr_msg_string(r, "room_id"), *session = mr_msg_string(r, "session_id");
+    json_t *keep = json_object_get(r, "keep");
+    char *key = mr_str_printf("crypto:pending:%s:%s", room, session), *field = mr_str_printf("%s %s", room, session);
+    mr_code rc = key && field ? MR_OK : oom(err, "updating waiting events");
+    if (rc == MR_OK && json_array_size(keep))
+        rc = crypto_vault_put_plain(&e->vault, key, keep, PENDING_TTL_MS, err);
+    else if (rc == MR_OK && (rc = mr_store_del(e->vault.store, key, err)) == MR_OK) {
         rc = mr_store_hdel(e->vault.store, INDEX, field, err);
         rc = rc == MR_ENOTFOUND ? MR_OK : rc;
-    }
-    if (rc != MR_OK) {
-        json_decref(*events);
-        *events = NULL;
     }
     free(key);
     free(field);
@@ -129,13 +147,18 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
             /* Its events expired with their list: the entry goes too. */
             rc = mr_store_hdel(e->vault.store, INDEX, field, err);
             rc = rc == MR_ENOTFOUND ? MR_OK : rc;
-        } else if (account && space && json_is_integer(since) && !json_is_true(json_object_get(o, "notified")) &&
-                   json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms) {
+        } else if (account && space && json_is_integer(since)) {
             char *room = strndup(field, (size_t)(space - field));
-            json_t *req = room ? notice(account, room, space + 1) : NULL;
-            if (!req)
+            bool all = false;
+            /* A key that came while events were being retried (a crash in between) is tried
+             * again here. */
+            rc = room ? crypto_room_retry(e, room, space + 1, out, &all, err) : oom(err, "sweeping waiting events");
+            bool due = !all && !json_is_true(json_object_get(o, "notified")) &&
+                       json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms;
+            json_t *req = rc == MR_OK && due ? notice(account, room, space + 1) : NULL;
+            if (rc == MR_OK && due && !req)
                 rc = oom(err, "announcing an undecryptable session");
-            else {
+            else if (req) {
                 mr_log_warn(COMPONENT, "%s: the key of Megolm session %s did not come within %d s; telling the room",
                             room, space + 1, CRYPTO_KEY_WAIT_MS / 1000);
                 crypto_out_add(out, "matrix.send", room, req);
@@ -149,33 +172,43 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
     return rc;
 }
 
-mr_code crypto_pending_mark(crypto_engine *e, json_t *out, mr_err *err)
+/* Marks a notice's entry as announced. */
+static mr_code mark(crypto_engine *e, const char *field, mr_err *err)
+{
+    char *had = NULL;
+    size_t len = 0;
+    mr_code rc = mr_store_hget(e->vault.store, INDEX, field, &had, &len, err);
+    json_t *entry = rc == MR_OK ? json_loadb(had, len, 0, NULL) : NULL;
+    free(had);
+    if (rc == MR_ENOTFOUND) {
+        /* The key came in the meantime. */
+        mr_err_clear(err);
+        return MR_OK;
+    }
+    char *text = entry && json_object_set_new(entry, "notified", json_true()) == 0 ? json_dumps(entry, JSON_COMPACT)
+                                                                                   : NULL;
+    json_decref(entry);
+    if (rc == MR_OK)
+        rc = text ? mr_store_hset(e->vault.store, INDEX, field, text, strlen(text), err)
+                  : oom(err, "marking a notice as sent");
+    free(text);
+    return rc;
+}
+
+mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err)
 {
     size_t i;
     json_t *o;
+    mr_code rc = MR_OK;
     json_array_foreach(out, i, o) {
         const char *field = mr_msg_string(o, "pending");
-        if (!field)
-            continue;
-        char *had = NULL;
-        size_t len = 0;
-        mr_code rc = mr_store_hget(e->vault.store, INDEX, field, &had, &len, err);
-        json_t *entry = rc == MR_OK ? json_loadb(had, len, 0, NULL) : NULL;
-        free(had);
-        if (rc == MR_ENOTFOUND) {
-            /* The key came in the meantime. */
-            mr_err_clear(err);
-            continue;
-        }
-        char *text = entry && json_object_set_new(entry, "notified", json_true()) == 0
-                         ? json_dumps(entry, JSON_COMPACT) : NULL;
-        json_decref(entry);
-        if (rc == MR_OK)
-            rc = text ? mr_store_hset(e->vault.store, INDEX, field, text, strlen(text), err)
-                      : oom(err, "marking a notice as sent");
-        free(text);
+        json_t *r = json_object_get(o, "resolve");
+        if (field)
+            rc = mark(e, field, err);
+        else if (r)
+            rc = resolve(e, r, err);
         if (rc != MR_OK)
-            return rc;
+            break;
     }
-    return MR_OK;
+    return rc;
 }

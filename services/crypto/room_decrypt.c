@@ -91,24 +91,8 @@ mr_code crypto_room_key(crypto_engine *e, const char *sender, const char *device
     }
     mr_olm_inbound_group_free(g);
     free(key);
-    json_t *waiting = NULL;
-    if (rc == MR_OK)
-        rc = crypto_pending_take(e, room_id, session_id, &waiting, err);
-    size_t i;
-    json_t *raw;
-    json_array_foreach(waiting, i, raw) {
-        crypto_inbound in;
-        mr_err perr = {0};
-        const char *text = json_string_value(raw);
-        if (!text || crypto_inbound_parse(text, strlen(text), &in, &perr) != MR_OK)
-            continue;
-        rc = crypto_engine_room_event(e, &in, text, strlen(text), out, err);
-        crypto_inbound_free(&in);
-        if (rc != MR_OK)
-            break;
-    }
-    json_decref(waiting);
-    return rc;
+    bool all = false;
+    return rc == MR_OK ? crypto_room_retry(e, room_id, session_id, out, &all, err) : rc;
 }
 
 static void refuse(const crypto_inbound *in, const char *session_id, const mr_err *why)
@@ -205,12 +189,13 @@ static mr_code decrypt(crypto_engine *e, const crypto_inbound *in, json_t *rec, 
     return rc;
 }
 
-mr_code crypto_engine_room_event(crypto_engine *e, const crypto_inbound *in, const char *raw, size_t raw_len,
-                                 json_t *out, mr_err *err)
+/* Decrypts in into out, or sets *waits when its session (or its index) is not known yet. */
+static mr_code decrypt_event(crypto_engine *e, const crypto_inbound *in, json_t *out, bool *waits, mr_err *err)
 {
     json_t *content = json_object_get(json_object_get(in->root, "event"), "content");
     const char *alg = mr_msg_string(content, "algorithm");
     mr_err why = {0};
+    *waits = false;
     if (!alg || strcmp(alg, MR_OLM_ALGORITHM_MEGOLM) != 0 || !in->session_id[0] ||
         !mr_msg_string(content, "ciphertext")) {
         mr_err_set(&why, MR_EINVAL, "algorithm is not " MR_OLM_ALGORITHM_MEGOLM
@@ -224,9 +209,10 @@ mr_code crypto_engine_room_event(crypto_engine *e, const crypto_inbound *in, con
     free(key);
     if (rc == MR_OK)
         rc = decrypt(e, in, rec, content, &plain, &why);
-    if (rc == MR_ENOTFOUND)
-        rc = crypto_pending_add(e, in, raw, raw_len, mr_clock_wall_ms(), err);
-    else if (rc == MR_OK) {
+    if (rc == MR_ENOTFOUND) {
+        *waits = true;
+        rc = MR_OK;
+    } else if (rc == MR_OK) {
         json_t *c = cleartext(in, plain, rec);
         if (c)
             crypto_out_add(out, "matrix.cleartext", in->room_id, c);
@@ -240,5 +226,47 @@ mr_code crypto_engine_room_event(crypto_engine *e, const crypto_inbound *in, con
     }
     json_decref(plain);
     json_decref(rec);
+    return rc;
+}
+
+mr_code crypto_engine_room_event(crypto_engine *e, const crypto_inbound *in, const char *raw, size_t raw_len,
+                                 json_t *out, mr_err *err)
+{
+    bool waits = false;
+    mr_code rc = decrypt_event(e, in, out, &waits, err);
+    return rc == MR_OK && waits ? crypto_pending_add(e, in, raw, raw_len, mr_clock_wall_ms(), err) : rc;
+}
+
+mr_code crypto_room_retry(crypto_engine *e, const char *room_id, const char *session_id, json_t *out, bool *all,
+                          mr_err *err)
+{
+    *all = false;
+    json_t *waiting = NULL, *keep = json_array();
+    mr_code rc = keep ? crypto_pending_get(e, room_id, session_id, &waiting, err)
+                      : oom(err, "retrying waiting events");
+    size_t i;
+    json_t *raw;
+    json_array_foreach(waiting, i, raw) {
+        crypto_inbound in;
+        mr_err perr = {0};
+        const char *text = json_string_value(raw);
+        bool waits = false;
+        if (rc != MR_OK)
+            break;
+        /* A damaged entry is dropped: it would never parse. */
+        if (!text || crypto_inbound_parse(text, strlen(text), &in, &perr) != MR_OK)
+            continue;
+        rc = decrypt_event(e, &in, out, &waits, err);
+        crypto_inbound_free(&in);
+        if (rc == MR_OK && waits && json_array_append(keep, raw) != 0)
+            rc = oom(err, "retrying waiting events");
+    }
+    *all = rc == MR_OK && json_array_size(waiting) && !json_array_size(keep);
+    if (rc == MR_OK && json_array_size(keep) < json_array_size(waiting)) {
+        crypto_pending_resolve(out, room_id, session_id, keep);
+        keep = NULL;
+    }
+    json_decref(keep);
+    json_decref(waiting);
     return rc;
 }
