@@ -77,8 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = crypto_engine_keys_reply(&engine, text, len, out, &err);
         break;
     }
-    /* A refusal always says why. */
+    /* A refusal always says why; what was produced is settled as the service would. */
     if (rc != MR_OK && !err.msg[0])
+        abort();
+    if (rc == MR_OK && crypto_engine_commit(&engine, out, &err) != MR_OK && !err.msg[0])
         abort();
     json_decref(out);
     return 0;
