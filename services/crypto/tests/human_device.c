@@ -32,6 +32,14 @@ void human_free(human_device *h)
     memset(h, 0, sizeof *h);
 }
 
+void human_rotate(human_device *h)
+{
+    mr_err err = {0};
+    mr_olm_outbound_group_free(h->megolm);
+    h->megolm = NULL;
+    ok(mr_olm_outbound_group_new(&h->megolm, &err), &err, "Megolm session");
+}
+
 json_t *human_device_keys(human_device *h)
 {
     json_t *keys = NULL;

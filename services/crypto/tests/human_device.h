@@ -19,6 +19,8 @@ typedef struct human_device {
 /* A new device with a fresh account and Megolm session (fails the test on error). */
 void human_new(human_device *h, const char *user_id, const char *device_id);
 void human_free(human_device *h);
+/* A new Megolm session for the device's next messages (a rotation). */
+void human_rotate(human_device *h);
 /* The signed device_keys, as /keys/query would show them (a new reference). */
 json_t *human_device_keys(human_device *h);
 /* Starts the Olm session to the agent's device from a claimed one-time key object. */
