@@ -23,6 +23,15 @@ MODEL_KEY = "sk-e2e-stub-key"
 # A fixed secret lets the separate services read each other's sealed sessions.
 INSTANCE_SECRET = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 SERVICES = ("gateway", "crypto", "authz", "agent")
+# The models block of an end-to-end config.yaml: the model stub, its key from .env.
+STUB_MODELS = """\
+models:
+  default:
+    provider: openai
+    id: stub-model
+    host: @STUB_URL@
+    api_key_env: E2E_MODEL_KEY
+"""
 TOPICS = ("matrix.inbound", "matrix.todevice", "matrix.keys", "matrix.cleartext", "agent.turns",
           "matrix.outbound", "matrix.send")
 

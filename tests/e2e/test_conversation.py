@@ -23,7 +23,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_human import Human  # noqa: E402
-from e2e_stack import StackError, run_main  # noqa: E402
+from e2e_stack import STUB_MODELS, StackError, run_main  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
 CODER = "@mindroom_coder:localhost"
@@ -34,13 +34,7 @@ SORRY_401 = ("Sorry, I could not reach the model (the provider did not accept th
 # A claim left "started" by a killed agent is taken over after 90 s (services/agent).
 TAKEOVER_DEADLINE_S = 240
 
-CONFIG = """\
-models:
-  default:
-    provider: openai
-    id: stub-model
-    host: @STUB_URL@
-    api_key_env: E2E_MODEL_KEY
+CONFIG = STUB_MODELS + """\
 agents:
   mind:
     display_name: Mind

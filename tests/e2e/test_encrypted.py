@@ -20,17 +20,11 @@ from nio import AsyncClient, AsyncClientConfig, KeysQueryResponse, KeysUploadRes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_human import Human, check  # noqa: E402
-from e2e_stack import DEADLINE_S, StackError, run_main  # noqa: E402
+from e2e_stack import DEADLINE_S, STUB_MODELS, StackError, run_main  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
 
-CONFIG = """\
-models:
-  default:
-    provider: openai
-    id: stub-model
-    host: @STUB_URL@
-    api_key_env: E2E_MODEL_KEY
+CONFIG = STUB_MODELS + """\
 agents:
   mind:
     display_name: Mind
