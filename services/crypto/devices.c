@@ -188,6 +188,10 @@ static mr_code request_upload(crypto_engine *e, crypto_device *d, json_t *out, m
     }
     free(d->upload_txn);
     d->upload_txn = txn;
+    mr_log_info(COMPONENT, "%s: asking the gateway to upload %s%zu one-time keys%s (%s)", d->user_id,
+                json_object_get(body, "device_keys") ? "the device keys, " : "",
+                json_object_size(json_object_get(body, "one_time_keys")),
+                json_object_size(json_object_get(body, "fallback_keys")) ? " and a fallback key" : "", txn);
     /* Saved first: the private halves of what goes out must survive a crash. */
     rc = crypto_device_save(e, d, err);
     if (rc == MR_OK)

@@ -2,8 +2,9 @@
  * mr-test-homeserver and redis-server: the agent's device publishes its keys through the
  * gateway, a human's device driven from C (human_device.c) queries them, claims a one-time key,
  * sends the Megolm room key over Olm and writes an encrypted message, and the message reaches
- * matrix.cleartext in clear. After a SIGKILL, crypto decrypts the next message with the keys it
- * kept, and the agent's device keys on the homeserver are still the same. */
+ * matrix.cleartext in clear; the claimed one-time key is replaced. After a SIGKILL, crypto
+ * decrypts the next message with the keys it kept, and the agent's device keys on the homeserver
+ * are still the same. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -166,6 +167,11 @@ static void test_human_writes_agent_reads(void **state)
     json_t *msgs = json_pack("{s:{s:o}}", GWT_MIND, k.device_id, human_room_key(&h, lobby, GWT_MIND, k.curve, k.ed));
     check(mr_matrix_send_to_device(alice, "m.room.encrypted", "rk-1", msgs, &err), &err, "sending the room key");
     json_decref(msgs);
+
+    /* The claimed key is replaced: the next sync's count tells crypto, which uploads one. */
+    check(mr_tp_wait_in_file(log, GWT_MIND ": asking the gateway to upload 1 one-time keys", 1, DEADLINE_MS, crypto,
+                             &err),
+          &err, "topping up the one-time keys");
 
     gwt_reader clear;
     gwt_reader_open(f, &clear, "test-clear", "matrix.cleartext");
