@@ -551,6 +551,29 @@ static void test_retry_after_crash(void **state)
     json_decref(waiting);
 }
 
+/* An upload the homeserver refused is asked for again at the next key counts, with the same
+ * keys (they stayed unpublished). */
+static void test_refused_upload_asks_again(void **state)
+{
+    (void)state;
+    json_t *out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(10));
+    json_t *req = only(out, "matrix.send");
+    json_t *first = json_incref(json_object_get(json_object_get(req, "body"), "one_time_keys"));
+    json_t *refusal = json_pack("{s:i, s:s, s:s, s:s, s:O, s:b, s:s}", "v", 1, "type", "keys_reply", "account",
+                                AGENT, "kind", "keys_upload", "txn_id", json_object_get(req, "txn_id"), "ok", 0,
+                                "error", "400 M_UNKNOWN: One time key already exists");
+    json_decref(out);
+    out = feed(crypto_engine_keys_reply, refusal, "refusal");
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    assert_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(10));
+    assert_true(json_equal(json_object_get(json_object_get(only(out, "matrix.send"), "body"), "one_time_keys"),
+                           first));
+    json_decref(out);
+    json_decref(first);
+}
+
 /* Messages that break the todevice_event and keys_reply schemas are MR_EINVAL, naming the field. */
 static void test_malformed_messages(void **state)
 {
@@ -592,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_olm_sessions_bounded),
         cmocka_unit_test(test_query_answer_again_after_crash),
         cmocka_unit_test(test_retry_after_crash),
+        cmocka_unit_test(test_refused_upload_asks_again),
         cmocka_unit_test(test_malformed_messages),
     };
     return cmocka_run_group_tests_name("crypto_decrypt", tests, group_setup, group_teardown);
