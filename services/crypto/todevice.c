@@ -27,13 +27,35 @@ static void refuse(const char *account, const char *sender, const char *type, co
     mr_log_write(MR_LOG_WARN, COMPONENT, fields, "refusing a to-device event from %s: %s", sender, why->msg);
 }
 
-/* Tries each stored session with the sender's key, then (a pre-key message) a new one. The
- * sessions are saved before the account, so a crash between the two leaves a one-time key that
- * the next try of the same message does not need. */
-static mr_code olm_decrypt(crypto_engine *e, crypto_device *d, const char *sender_key, int type, const char *body,
-                           char **plain, size_t *len, mr_err *err)
+/* The Olm sessions with one sender key as a decryption left them, to be saved once what the
+ * message carried is safe: a crash before that decrypts the same message again. */
+typedef struct olm_state {
+    char *key;               /* crypto:olm:<user_id>:<sender_curve25519> */
+    json_t *list;            /* session pickles, least recently used first */
+    bool fresh;              /* a pre-key message made a new session: the account changed too */
+} olm_state;
+
+static void olm_state_free(olm_state *st)
 {
-    char *key = mr_str_printf("crypto:olm:%s:%s", d->user_id, sender_key);
+    free(st->key);
+    json_decref(st->list);
+    memset(st, 0, sizeof *st);
+}
+
+/* The sessions are saved before the account, so a crash between the two leaves a one-time key
+ * that the next try of the same message does not need. */
+static mr_code olm_save(crypto_engine *e, crypto_device *d, olm_state *st, mr_err *err)
+{
+    mr_code rc = crypto_vault_put(&e->vault, st->key, st->list, err);
+    return rc == MR_OK && st->fresh ? crypto_device_save(e, d, err) : rc;
+}
+
+/* Tries each stored session with the sender's key, then (a pre-key message) a new one; *st gets
+ * the sessions to save. */
+static mr_code olm_decrypt(crypto_engine *e, crypto_device *d, const char *sender_key, int type, const char *body,
+                           char **plain, size_t *len, olm_state *st, mr_err *err)
+{
+    char *key = st->key = mr_str_printf("crypto:olm:%s:%s", d->user_id, sender_key);
     json_t *list = NULL;
     mr_code rc = key ? crypto_vault_get(&e->vault, key, &list, err)
                      : mr_err_set(err, MR_ENOMEM, "out of memory reading Olm sessions");
@@ -79,18 +101,14 @@ static mr_code olm_decrypt(crypto_engine *e, crypto_device *d, const char *sende
         rc = mr_err_set(err, MR_ENOMEM, "out of memory saving an Olm session");
     while (rc == MR_OK && json_array_size(list) > OLM_SESSIONS_MAX)
         json_array_remove(list, 0);
-    if (rc == MR_OK)
-        rc = crypto_vault_put(&e->vault, key, list, err);
-    if (rc == MR_OK && fresh)
-        rc = crypto_device_save(e, d, err);
     if (rc != MR_OK && *plain) {
         mr_olm_free_secret(*plain, *len);
         *plain = NULL;
     }
+    st->list = list;
+    st->fresh = fresh;
     mr_olm_free_secret(pickle, pickle ? strlen(pickle) : 0);
     mr_olm_session_free(s);
-    json_decref(list);
-    free(key);
     return rc;
 }
 
@@ -128,7 +146,8 @@ static mr_code olm_event(crypto_engine *e, crypto_device *d, json_t *msg, const 
     char *plain = NULL;
     size_t len = 0;
     json_t *payload = NULL;
-    rc = olm_decrypt(e, d, sender_key, (int)json_integer_value(type), body, &plain, &len, &why);
+    olm_state st = {0};
+    rc = olm_decrypt(e, d, sender_key, (int)json_integer_value(type), body, &plain, &len, &st, &why);
     if (rc == MR_OK) {
         const mr_olm_payload_expect want = {.sender = sender, .sender_curve25519 = sender_key,
                                             .sender_ed25519 = ed25519, .recipient = d->user_id,
@@ -143,6 +162,10 @@ static mr_code olm_event(crypto_engine *e, crypto_device *d, json_t *msg, const 
     else if (rc == MR_OK)
         mr_log_info(COMPONENT, "%s: ignoring a to-device %s from %s (not handled yet)", d->user_id,
                     inner ? inner : "event", sender);
+    /* The Olm sessions move on only once what the message carried is kept. */
+    if (rc == MR_OK)
+        rc = olm_save(e, d, &st, &why);
+    olm_state_free(&st);
     if (rc != MR_OK && crypto_retry(rc))
         *err = why;
     else if (rc != MR_OK) {
