@@ -1,4 +1,5 @@
-/* crypto_internal.h -- what the files of mindroom-crypto share: the pass-through conversions. */
+/* crypto_internal.h -- what the files of mindroom-crypto share: the pass-through conversions and
+ * the decryption engine (its devices, Olm and Megolm sessions, and events waiting for keys). */
 #ifndef MINDROOM_CRYPTO_INTERNAL_H
 #define MINDROOM_CRYPTO_INTERNAL_H
 
@@ -7,6 +8,8 @@
 #include <stddef.h>
 
 #include "mindroom/err.h"
+#include "mindroom/olm.h"
+#include "mindroom/store.h"
 
 /* An inbound_event, checked against its schema. Strings borrow from root. */
 typedef struct crypto_inbound {
@@ -27,17 +30,122 @@ char *crypto_cleartext_build(const crypto_inbound *in);
  * (malloc'd, in *key). MR_EINVAL naming the field for a message that is not a valid intent. */
 mr_code crypto_send_build(const char *value, size_t len, char **out, char **key, mr_err *err);
 
-/* The (room, session) pairs already reported as undecryptable, the most recent CRYPTO_SEEN_MAX. */
-#define CRYPTO_SEEN_MAX 512
+/* ---- vault.c: crypto's sealed state in the store (proto/store.md, space crypto) ---- */
 
-typedef struct crypto_seen {
-    char *keys[CRYPTO_SEEN_MAX];
-    size_t next;             /* the slot the next new pair replaces */
-} crypto_seen;
+typedef struct crypto_vault {
+    mr_store *store;
+    unsigned char pickle_key[32];   /* libolm's pickle key, derived from the instance secret */
+} crypto_vault;
 
-/* True the first time the pair is seen (and remembers it); false after, or when out of memory
- * (a lost notice beats one per event). */
-bool crypto_seen_first(crypto_seen *s, const char *room_id, const char *session_id);
-void crypto_seen_free(crypto_seen *s);
+/* The pickle key is HMAC-SHA256(instance secret, "mindroom-crypto-pickle"): the store seals
+ * each value again under its own key, so a pickle copied out of the store opens with neither. */
+mr_code crypto_vault_init(crypto_vault *v, mr_store *store, const unsigned char *secret, size_t len, mr_err *err);
+void crypto_vault_wipe(crypto_vault *v);
+/* A sealed JSON value (MR_ENOTFOUND when absent), and its write. */
+mr_code crypto_vault_get(crypto_vault *v, const char *key, json_t **out, mr_err *err);
+mr_code crypto_vault_put(crypto_vault *v, const char *key, json_t *value, mr_err *err);
+/* A plain JSON value (public keys, ciphertexts) and its write; ttl_ms 0 keeps it. */
+mr_code crypto_vault_get_plain(crypto_vault *v, const char *key, json_t **out, mr_err *err);
+mr_code crypto_vault_put_plain(crypto_vault *v, const char *key, json_t *value, long ttl_ms, mr_err *err);
+
+/* ---- the engine: what each input produces ---- */
+
+/* One managed account's device: its Olm account and the state of its key upload. */
+typedef struct crypto_device {
+    char *user_id;
+    char *device_id;
+    mr_olm_account *account;
+    bool published;          /* the homeserver has its device keys */
+    char *upload_txn;        /* the keys_upload in flight, NULL when none */
+} crypto_device;
+
+typedef struct crypto_engine {
+    crypto_vault vault;
+    crypto_device **devices;
+    size_t n_devices;
+    unsigned long seq;       /* transaction IDs of key requests */
+    long long boot_ms;
+} crypto_engine;
+
+mr_code crypto_engine_init(crypto_engine *e, mr_store *store, const unsigned char *secret, size_t len, mr_err *err);
+void crypto_engine_free(crypto_engine *e);
+
+/* Each handler appends what it produces to out, as {"topic", "key", "msg"} objects, for the
+ * service to publish before the input is acknowledged. Input that is refused (forged, replayed,
+ * undecryptable) is logged naming the event and produces nothing; an error return (store, out
+ * of memory) means the input should come again. */
+void crypto_out_add(json_t *out, const char *topic, const char *key, json_t *msg);
+/* Whether a failure is the infrastructure's (store, memory): the input should come again. Other
+ * codes are refusals of the input itself. */
+bool crypto_retry(mr_code rc);
+
+/* devices.c: the device of (user, device ID), loaded or made (and saved). */
+mr_code crypto_device_get(crypto_engine *e, const char *user_id, const char *device_id, crypto_device **out,
+                          mr_err *err);
+/* The device of user_id this engine knows, or NULL. */
+crypto_device *crypto_device_of(crypto_engine *e, const char *user_id);
+mr_code crypto_device_save(crypto_engine *e, crypto_device *d, mr_err *err);
+/* Asks for a keys_upload when the device keys are not published, one-time keys are below half
+ * of what the account keeps, or there is no unused fallback key (counts and fallback_types as
+ * the sync gave them; NULL when unknown). */
+mr_code crypto_device_top_up(crypto_engine *e, crypto_device *d, json_t *counts, json_t *fallback_types,
+                             json_t *out, mr_err *err);
+/* A keys_upload answer for d. */
+mr_code crypto_device_uploaded(crypto_engine *e, crypto_device *d, json_t *reply, mr_err *err);
+/* A new transaction ID for a key request: "<prefix>.<boot ms>.<n>". */
+char *crypto_txn_new(crypto_engine *e, const char *prefix);
+
+/* sender_devices.c: the devices of senders, from /keys/query. */
+/* The device of sender with Curve25519 key curve (both malloc'd); MR_ENOTFOUND when unknown. */
+mr_code crypto_sender_device(crypto_engine *e, const char *sender, const char *curve, char **device_id,
+                             char **ed25519, mr_err *err);
+/* Drops what is known of user_id's devices (its device list changed). */
+mr_code crypto_sender_forget(crypto_engine *e, const char *user_id, mr_err *err);
+/* Parks msg (a todevice_event for d) until /keys/query answers for sender, asking when needed. */
+mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, const char *sender, json_t *out,
+                           mr_err *err);
+/* A keys_query answer: the devices saved, and the parked events (*events) and the users the query
+ * covered (*users) handed back; they stay in the store until crypto_sender_replayed. MR_ENOTFOUND
+ * when it answers no query in flight. */
+mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events, json_t **users, mr_err *err);
+/* The events an answer handed back are all handled. */
+mr_code crypto_sender_replayed(crypto_engine *e, const char *account, mr_err *err);
+
+/* todevice.c: a todevice_event (matrix.todevice) and a keys_reply (matrix.keys). */
+mr_code crypto_engine_todevice(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
+mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
+
+/* room_decrypt.c: an m.room.encrypted inbound event becomes a cleartext_event, or waits for its key. */
+mr_code crypto_engine_room_event(crypto_engine *e, const crypto_inbound *in, const char *raw, size_t raw_len,
+                                 json_t *out, mr_err *err);
+/* An m.room_key from (sender, its device) stored as an inbound Megolm session; the events that
+ * waited for it are decrypted. */
+mr_code crypto_room_key(crypto_engine *e, const char *sender, const char *device_id, const char *sender_curve25519,
+                        const char *sender_ed25519, json_t *content, json_t *out, mr_err *err);
+
+/* pending.c: events waiting for their Megolm session. */
+/* How long an event waits before the room hears that it could not be decrypted. */
+#define CRYPTO_KEY_WAIT_MS 60000
+/* At most this many events wait per session; more are refused with a log line. */
+#define CRYPTO_PENDING_MAX 100
+mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const char *raw, size_t raw_len,
+                           long long now_ms, mr_err *err);
+/* The waiting events of (room, session): a JSON array of inbound_event texts, [] when none. */
+mr_code crypto_pending_get(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
+                           mr_err *err);
+/* Appends to out what crypto_engine_commit writes once out is published: of the events that
+ * waited for (room, session), only keep (taken) still wait. */
+void crypto_pending_resolve(json_t *out, const char *room_id, const char *session_id, json_t *keep);
+/* Retries the waiting events of (room, session): cleartexts and the resolution into out; *all
+ * when every one of them was handled. */
+mr_code crypto_room_retry(crypto_engine *e, const char *room_id, const char *session_id, json_t *out, bool *all,
+                          mr_err *err);
+/* Retries waiting events whose key is there, and makes one "could not decrypt" notice per
+ * (room, session) that waited past CRYPTO_KEY_WAIT_MS and was not announced yet (each names its
+ * entry under "pending"). Entries whose events expired are dropped. */
+mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err);
+/* Writes what out's entries decided (notices sent, waiting events handled): call once the
+ * messages of out are on the bus. Entries of out without "msg" are for this only. */
+mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err);
 
 #endif

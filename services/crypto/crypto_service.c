@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "crypto_internal.h"
+#include "mindroom/clock.h"
+#include "mindroom/msg.h"
 
 #define COMPONENT "crypto"
 #define TOPIC_INBOUND "matrix.inbound"
@@ -14,6 +16,9 @@
 #define TOPIC_OUTBOUND "matrix.outbound"
 #define TOPIC_CLEARTEXT "matrix.cleartext"
 #define TOPIC_SEND "matrix.send"
+#define TOPIC_KEYS "matrix.keys"
+/* How often events that wait for keys are checked against CRYPTO_KEY_WAIT_MS. */
+#define SWEEP_EVERY_MS 5000
 #define GROUP "crypto"
 #define FLUSH_TIMEOUT_MS 30000
 #define POLL_TIMEOUT_MS 500
@@ -22,7 +27,8 @@
 
 typedef struct crypto_service {
     const mr_runtime *rt;
-    crypto_seen seen;        /* sessions already reported as undecryptable */
+    crypto_engine engine;    /* devices, sessions, waiting events */
+    long long next_sweep_ms;
     atomic_bool subscribed;  /* for /readyz */
 } crypto_service;
 
@@ -48,6 +54,29 @@ static mr_code forward(crypto_service *svc, const char *topic, const char *key, 
     return rc;
 }
 
+/* Publishes what the engine produced and flushes once, then lets the engine write what that
+ * output settled, so acknowledging the input after this never loses it. */
+static mr_code publish_out(crypto_service *svc, json_t *out, mr_err *err)
+{
+    size_t i;
+    json_t *o;
+    mr_code rc = MR_OK;
+    json_array_foreach(out, i, o) {
+        if (!json_object_get(o, "msg"))
+            continue;
+        char *text = json_dumps(json_object_get(o, "msg"), JSON_COMPACT);
+        rc = text ? mr_bus_publish(svc->rt->bus, mr_msg_string(o, "topic"), mr_msg_string(o, "key"), text,
+                                   strlen(text), err)
+                  : mr_err_set(err, MR_ENOMEM, "out of memory publishing");
+        free(text);
+        if (rc != MR_OK)
+            return rc;
+    }
+    if (json_array_size(out) && (rc = mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK)
+        return rc;
+    return crypto_engine_commit(&svc->engine, out, err);
+}
+
 static mr_code on_inbound(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
 {
     crypto_inbound in;
@@ -59,13 +88,14 @@ static mr_code on_inbound(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
     }
     mr_code rc = MR_OK;
     if (in.encrypted) {
-        if (crypto_seen_first(&svc->seen, in.room_id, in.session_id)) {
-            const char *fields[] = {"room_id", in.room_id, "session_id", in.session_id, "event_id", in.event_id,
-                                    NULL};
-            mr_log_write(MR_LOG_WARN, COMPONENT, fields,
-                         "cannot decrypt yet: end-to-end encryption arrives with the crypto service");
-        }
-        count(svc, m->topic, "undecryptable");
+        json_t *out = json_array();
+        rc = out ? crypto_engine_room_event(&svc->engine, &in, m->value, m->len, out, err)
+                 : mr_err_set(err, MR_ENOMEM, "out of memory decrypting %s", in.event_id);
+        if (rc == MR_OK)
+            rc = publish_out(svc, out, err);
+        if (rc == MR_OK)
+            count(svc, m->topic, json_array_size(out) ? "decrypted" : "waiting_or_refused");
+        json_decref(out);
     } else {
         char *text = crypto_cleartext_build(&in);
         rc = text ? forward(svc, TOPIC_CLEARTEXT, in.room_id, text, err)
@@ -75,6 +105,28 @@ static mr_code on_inbound(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
             count(svc, m->topic, "forwarded");
     }
     crypto_inbound_free(&in);
+    return rc;
+}
+
+/* matrix.todevice and matrix.keys go to the engine. */
+static mr_code on_keys_traffic(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
+{
+    json_t *out = json_array();
+    if (!out)
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading %s", m->topic);
+    mr_err perr = {0};
+    mr_code rc = strcmp(m->topic, TOPIC_KEYS) == 0 ? crypto_engine_keys_reply(&svc->engine, m->value, m->len, out, &perr)
+                                                  : crypto_engine_todevice(&svc->engine, m->value, m->len, out, &perr);
+    if (rc != MR_OK && !crypto_retry(rc)) {
+        log_malformed(m, &perr);
+        count(svc, m->topic, "malformed");
+        rc = MR_OK;
+    } else if (rc != MR_OK) {
+        *err = perr;
+    } else if ((rc = publish_out(svc, out, err)) == MR_OK) {
+        count(svc, m->topic, "handled");
+    }
+    json_decref(out);
     return rc;
 }
 
@@ -107,9 +159,32 @@ static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
         return on_inbound(svc, m, err);
     if (strcmp(m->topic, TOPIC_OUTBOUND) == 0)
         return on_outbound(svc, m, err);
-    /* matrix.todevice: no Olm sessions to feed yet. */
-    count(svc, m->topic, "ignored");
-    return MR_OK;
+    return on_keys_traffic(svc, m, err);
+}
+
+/* The default judgement of a poll, and now and then the sweep of events that waited too long. */
+static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bus_consumer *bc, mr_code rc,
+                       const mr_err *perr)
+{
+    (void)bc;
+    crypto_service *svc = c->ctx;
+    if (rc == MR_OK)
+        atomic_store(c->consuming, true);
+    else
+        mr_log_warn(COMPONENT, "%s", perr->msg);
+    long long now = mr_clock_mono_ms();
+    if (rc != MR_OK || now < svc->next_sweep_ms)
+        return;
+    svc->next_sweep_ms = now + SWEEP_EVERY_MS;
+    json_t *out = json_array();
+    mr_err err = {0};
+    mr_code src = out ? crypto_pending_sweep(&svc->engine, mr_clock_wall_ms(), out, &err)
+                      : mr_err_set(&err, MR_ENOMEM, "out of memory sweeping waiting events");
+    if (src == MR_OK)
+        src = publish_out(svc, out, &err);
+    if (src != MR_OK && !mr_runtime_stopping(rt))
+        mr_log_warn(COMPONENT, "checking the events that wait for keys: %s", err.msg);
+    json_decref(out);
 }
 
 static bool ready(void *ctx, char *why, size_t cap)
@@ -117,17 +192,18 @@ static bool ready(void *ctx, char *why, size_t cap)
     const crypto_service *svc = ctx;
     if (atomic_load(&svc->subscribed))
         return true;
-    snprintf(why, cap, "crypto: not yet consuming %s, %s and %s", TOPIC_INBOUND, TOPIC_OUTBOUND, TOPIC_TODEVICE);
+    snprintf(why, cap, "crypto: not yet consuming %s, %s, %s and %s", TOPIC_INBOUND, TOPIC_OUTBOUND, TOPIC_TODEVICE,
+             TOPIC_KEYS);
     return false;
 }
 
 static void consume(crypto_service *svc)
 {
-    static const char *const topics[] = {TOPIC_INBOUND, TOPIC_OUTBOUND, TOPIC_TODEVICE};
-    const mr_runtime_consumer c = {.component = COMPONENT, .group = GROUP, .topics = topics, .n_topics = 3,
+    static const char *const topics[] = {TOPIC_INBOUND, TOPIC_OUTBOUND, TOPIC_TODEVICE, TOPIC_KEYS};
+    const mr_runtime_consumer c = {.component = COMPONENT, .group = GROUP, .topics = topics, .n_topics = 4,
                                    .poll_timeout_ms = POLL_TIMEOUT_MS, .batch = POLL_BATCH,
                                    .subscribe_retry_ms = 1000, .handler = on_message, .ctx = svc,
-                                   .consuming = &svc->subscribed};
+                                   .consuming = &svc->subscribed, .after_poll = after_poll};
     mr_runtime_consume(svc->rt, &c);
 }
 
@@ -141,17 +217,20 @@ int mr_crypto_serve(const mr_runtime *rt)
     svc->rt = rt;
     atomic_init(&svc->subscribed, false);
     mr_err err = {0};
-    if (mr_http_metrics_counter(rt->metrics, METRIC,
-                                "Messages by topic and outcome: forwarded, undecryptable, ignored, malformed",
+    if (crypto_engine_init(&svc->engine, rt->store, rt->settings.secret, rt->settings.secret_len, &err) != MR_OK ||
+        mr_http_metrics_counter(rt->metrics, METRIC,
+                                "Messages by topic and outcome: forwarded, decrypted, waiting_or_refused, handled, "
+                                "malformed",
                                 &err) != MR_OK ||
         mr_runtime_add_check(rt, ready, svc, &err) != MR_OK) {
         mr_log_error(COMPONENT, "%s", err.msg);
+        crypto_engine_free(&svc->engine);
         free(svc);
         return 1;
     }
     consume(svc);
     mr_runtime_remove_check(rt, ready, svc);
-    crypto_seen_free(&svc->seen);
+    crypto_engine_free(&svc->engine);
     free(svc);
     return 0;
 }

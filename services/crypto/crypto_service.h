@@ -1,15 +1,23 @@
-/* crypto_service.h -- mindroom-crypto, pass-through until end-to-end encryption arrives.
+/* crypto_service.h -- mindroom-crypto: decrypts what people write in encrypted rooms.
  *
- * One consumer (group "crypto") reads three topics:
+ * One consumer (group "crypto") reads four topics:
  *   matrix.inbound   an unencrypted room event becomes a cleartext_event on matrix.cleartext
- *                    (encrypted false, verification "unencrypted"), keyed by room ID. Copies of
- *                    one event synced by several accounts go on as they are: authz dedups them.
- *                    An m.room.encrypted event cannot be read yet: it is logged once per (room,
- *                    Megolm session) and dropped.
+ *                    (encrypted false, verification "unencrypted"), keyed by room ID. An
+ *                    m.room.encrypted event is decrypted with its Megolm session into a
+ *                    cleartext_event (encrypted true, sender_device, verification "unverified");
+ *                    without its session it waits in the store, is decrypted when the key comes,
+ *                    and after CRYPTO_KEY_WAIT_MS the room gets one m.notice per session saying so.
+ *                    Forged, replayed or malformed ones are refused with a log line.
  *   matrix.outbound  an outbound_intent becomes a send_request on matrix.send with the same
  *                    account and txn_id (send -> room_event, typing -> typing, redact -> redact),
- *                    keyed by room ID.
- *   matrix.todevice  acknowledged and ignored: there are no Olm sessions yet.
+ *                    keyed by room ID. (Replies are sent in clear until outbound encryption lands.)
+ *   matrix.todevice  the first event of a sync carries the device's key counts: the account's Olm
+ *                    account is made (once per device, sealed in the store) and its device keys,
+ *                    one-time keys and fallback key are uploaded; Olm-encrypted events from a
+ *                    device /keys/query vouches for are decrypted, and an m.room_key inside
+ *                    becomes a Megolm session.
+ *   matrix.keys      the gateway's answers to the keys_upload and keys_query requests crypto put
+ *                    on matrix.send (the gateway holds the access tokens).
  * Each output is flushed before its input is acknowledged, so a crash replays rather than loses;
  * the transaction IDs keep a replayed send from making a second event. A message that breaks
  * its schema is logged and dropped: delivering it again would not fix it. */

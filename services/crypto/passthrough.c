@@ -1,5 +1,5 @@
 /* passthrough.c -- inbound_event to cleartext_event and outbound_intent to send_request, as they
- * are until the crypto service decrypts and encrypts; and the memory of undecryptable sessions. */
+ * are until the crypto service encrypts. */
 #include "crypto_internal.h"
 
 #include <stdio.h>
@@ -169,31 +169,4 @@ mr_code crypto_send_build(const char *value, size_t len, char **out, char **key,
     json_decref(req);
     json_decref(in);
     return rc;
-}
-
-bool crypto_seen_first(crypto_seen *s, const char *room_id, const char *session_id)
-{
-    size_t n = strlen(room_id) + strlen(session_id) + 2;
-    char *pair = malloc(n);
-    if (!pair)
-        return false;
-    /* A newline cannot occur in a room ID, so the pair is unambiguous. */
-    snprintf(pair, n, "%s\n%s", room_id, session_id);
-    for (size_t i = 0; i < CRYPTO_SEEN_MAX; i++) {
-        if (s->keys[i] && strcmp(s->keys[i], pair) == 0) {
-            free(pair);
-            return false;
-        }
-    }
-    free(s->keys[s->next]);
-    s->keys[s->next] = pair;
-    s->next = (s->next + 1) % CRYPTO_SEEN_MAX;
-    return true;
-}
-
-void crypto_seen_free(crypto_seen *s)
-{
-    for (size_t i = 0; i < CRYPTO_SEEN_MAX; i++)
-        free(s->keys[i]);
-    memset(s, 0, sizeof *s);
 }

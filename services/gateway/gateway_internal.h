@@ -149,6 +149,13 @@ typedef struct gw_sender gw_sender;
 mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err);
 void gw_sender_stop(gw_sender *s);
 
+/* ---- key_requests.c ---- */
+/* Whether kind is one of crypto's key API requests (keys_upload, keys_query, keys_claim). */
+bool gw_keys_kind(const char *kind);
+/* Makes the call and publishes the answer, or the refusal, on matrix.keys. MR_EUNAVAIL,
+ * MR_ENOMEM and MR_EAUTH leave the request for another try (MR_EAUTH after a relogin). */
+mr_code gw_keys_perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_err *err);
+
 /* ---- metrics.c ---- */
 mr_code gw_metrics_declare(gw *g, mr_err *err);
 /* An mr_matrix observer counting failed attempts by endpoint and errcode. */

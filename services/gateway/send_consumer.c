@@ -58,6 +58,8 @@ static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_er
     }
     if (strcmp(kind, "redact") == 0)
         return mr_matrix_redact(m, room, str(req, "redacts"), txn, NULL, NULL, err);
+    if (gw_keys_kind(kind))
+        return gw_keys_perform(g, m, req, kind, err);
     return mr_matrix_send_to_device(m, str(req, "event_type"), txn, json_object_get(req, "messages"),
                                     err);
 }
@@ -83,6 +85,8 @@ static const char *malformed(json_t *req, const char **kind)
     if (strcmp(*kind, "to_device") == 0)
         return str(req, "event_type") && json_is_object(json_object_get(req, "messages")) ? NULL :
                "to_device needs event_type and messages";
+    if (gw_keys_kind(*kind))
+        return json_is_object(json_object_get(req, "body")) ? NULL : "keys_* needs body";
     return "unknown kind";
 }
 

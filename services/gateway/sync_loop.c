@@ -21,6 +21,9 @@
 /* Sent on matrix.todevice when a sync reports device list changes but no to-device event to
  * carry them, so crypto still refreshes those users' keys. */
 #define DEVICE_LISTS_EVENT "com.mindroom.device_lists"
+/* Sent on matrix.todevice when the device's key counts changed but no to-device event carries
+ * them, so crypto tops up one-time and fallback keys (and learns the device on a first sync). */
+#define KEY_COUNTS_EVENT "com.mindroom.key_counts"
 
 typedef struct loop {
     gw *g;
@@ -30,6 +33,7 @@ typedef struct loop {
      * gateway) and, per room, the time before which its events are history. */
     long long epoch;
     json_t *cutoffs;        /* room ID -> ms */
+    json_t *key_counts;     /* {one_time_key_counts, unused_fallback_key_types} last published */
 } loop;
 
 /* What one batch did, for the crash point and the logs. */
@@ -274,14 +278,31 @@ static json_t *device_lists(json_t *sync)
                      "left", json_is_array(left) ? json_incref(left) : json_array());
 }
 
-static mr_code to_device(gw *g, gw_account *a, json_t *sync, batch *b, mr_err *err)
+/* The sync's key counts when they differ from what this loop last published (every first
+ * sync of a loop publishes them), else NULL. */
+static json_t *key_counts(loop *l, json_t *sync)
 {
-    json_t *lists = device_lists(sync);
+    json_t *otk = json_object_get(sync, "device_one_time_keys_count");
+    json_t *fb = json_object_get(sync, "device_unused_fallback_key_types");
+    json_t *now = json_pack("{s:O, s:O}", "one_time_key_counts", json_is_object(otk) ? otk : json_object(),
+                            "unused_fallback_key_types", json_is_array(fb) ? fb : json_array());
+    if (!now || (l->key_counts && json_equal(now, l->key_counts))) {
+        json_decref(now);
+        return NULL;
+    }
+    return now;
+}
+
+static mr_code to_device(loop *l, json_t *sync, batch *b, mr_err *err)
+{
+    gw *g = l->g;
+    gw_account *a = l->a;
+    json_t *lists = device_lists(sync), *counts = key_counts(l, sync);
     json_t *events = json_object_get(json_object_get(sync, "to_device"), "events");
     json_t *synthetic = NULL;
-    if (lists && !json_array_size(events)) {
-        synthetic = json_pack("[{s:s, s:s, s:{}}]", "sender", a->user_id, "type", DEVICE_LISTS_EVENT,
-                              "content");
+    if ((lists || counts) && !json_array_size(events)) {
+        synthetic = json_pack("[{s:s, s:s, s:{}}]", "sender", a->user_id, "type",
+                              lists ? DEVICE_LISTS_EVENT : KEY_COUNTS_EVENT, "content");
         events = synthetic;
     }
     mr_code rc = MR_OK;
@@ -290,15 +311,25 @@ static mr_code to_device(gw *g, gw_account *a, json_t *sync, batch *b, mr_err *e
     json_array_foreach(events, i, ev) {
         json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O}", "v", 1, "type", "todevice_event",
                                 "account", a->user_id, "device_id", a->device_id, "event", ev);
-        /* The first message carries the device list changes of the whole batch. */
+        /* The first message carries the device list changes and key counts of the whole batch. */
         if (msg && lists && i == 0)
             json_object_set(msg, "device_lists", lists);
+        if (msg && counts && i == 0 && json_object_update(msg, counts) != 0) {
+            json_decref(msg);
+            msg = NULL;
+        }
         if ((rc = publish(g, "matrix.todevice", a->user_id, msg, err)) != MR_OK)
             break;
         b->todevice++;
     }
     json_decref(synthetic);
     json_decref(lists);
+    if (rc == MR_OK && counts) {
+        json_decref(l->key_counts);
+        l->key_counts = counts;
+    } else {
+        json_decref(counts);
+    }
     return rc;
 }
 
@@ -310,7 +341,7 @@ static mr_code handle(loop *l, mr_matrix *m, const char *since, json_t *sync, ba
     gw_account *a = l->a;
     json_t *r = json_object_get(sync, "rooms");
     mr_code rc;
-    if ((rc = rooms(l, m, since, r, b, err)) != MR_OK || (rc = to_device(g, a, sync, b, err)) != MR_OK ||
+    if ((rc = rooms(l, m, since, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK ||
         (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK)
         return rc;
     gw_metrics_published(g, "matrix.inbound", b->inbound);
@@ -441,13 +472,16 @@ static void *sync_main(void *arg)
         }
         if (mr_runtime_stopping(g->rt))
             break;
-        /* The batch was not saved: the next round asks for it again. */
+        /* The batch was not saved: the next round asks for it again, key counts included. */
+        json_decref(l->key_counts);
+        l->key_counts = NULL;
         mr_log_warn(GW, "sync of %s failed, again in %ld s: %s", a->user_id, delay / 1000, err.msg);
         mr_runtime_sleep(g->rt, (int)delay);
         delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
     }
     free(since);
     json_decref(l->cutoffs);
+    json_decref(l->key_counts);
     free(l);
     return NULL;
 }

@@ -3,12 +3,17 @@ redis-server and the Kafka mock cluster when the services run apart, and MindRoo
 embedded (`mindroom run`) or as one process per service (mindroom-gateway, -crypto, -authz,
 -agent). Every wait is bounded; every process is stopped (and checked) or killed at the end."""
 
+import argparse
+import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -18,7 +23,16 @@ MODEL_KEY = "sk-e2e-stub-key"
 # A fixed secret lets the separate services read each other's sealed sessions.
 INSTANCE_SECRET = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 SERVICES = ("gateway", "crypto", "authz", "agent")
-TOPICS = ("matrix.inbound", "matrix.todevice", "matrix.cleartext", "agent.turns",
+# The models block of an end-to-end config.yaml: the model stub, its key from .env.
+STUB_MODELS = """\
+models:
+  default:
+    provider: openai
+    id: stub-model
+    host: @STUB_URL@
+    api_key_env: E2E_MODEL_KEY
+"""
+TOPICS = ("matrix.inbound", "matrix.todevice", "matrix.keys", "matrix.cleartext", "agent.turns",
           "matrix.outbound", "matrix.send")
 
 
@@ -335,3 +349,35 @@ class Stack:
 
     def logs(self):
         return [p.log for p in list(self.services.values()) + self.peers]
+
+
+def run_main(doc, config, converse, name):
+    """The main() of an end-to-end test: --mode and --keep, the peers, then
+    `converse(stack, mode)` (a coroutine returning how many steps failed), a checked stop of
+    every process, and on failure the end of each log. Returns the exit status."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--mode", required=True, choices=("embedded", "redis", "kafka"))
+    ap.add_argument("--keep", action="store_true", help="keep the work directory and its logs")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix=f"{name}-{args.mode}-")
+    stack = Stack(args.mode, work, config)
+    failed = 1
+    try:
+        stack.start_peers()
+        failed = asyncio.run(converse(stack, args.mode))
+    except (AssertionError, StackError):
+        traceback.print_exc()
+    finally:
+        problems = stack.close()
+        for p in problems:
+            print(f"FAIL - clean exit: {p}", flush=True)
+        failed += len(problems)
+    if failed:
+        for log in stack.logs():
+            print(f"---- {log} (last lines)\n{tail(log)}", flush=True)
+        print(f"{failed} failed; logs kept in {work}")
+        return 1
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"all passed ({args.mode})")
+    return 0

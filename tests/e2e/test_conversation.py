@@ -15,19 +15,15 @@ SIGTERM restart between messages, and one in the middle of an answer, and a SIGK
 middle of an answer (when the bus is durable) leave every message answered exactly once. The
 binaries come from the environment (see tests/e2e/CMakeLists.txt). Exit 0 when all passed.
 """
-import argparse
-import asyncio
 import os
 import re
-import shutil
 import signal
 import sys
-import tempfile
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_human import Human  # noqa: E402
-from e2e_stack import Stack, StackError, tail  # noqa: E402
+from e2e_stack import STUB_MODELS, StackError, run_main  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
 CODER = "@mindroom_coder:localhost"
@@ -38,13 +34,7 @@ SORRY_401 = ("Sorry, I could not reach the model (the provider did not accept th
 # A claim left "started" by a killed agent is taken over after 90 s (services/agent).
 TAKEOVER_DEADLINE_S = 240
 
-CONFIG = """\
-models:
-  default:
-    provider: openai
-    id: stub-model
-    host: @STUB_URL@
-    api_key_env: E2E_MODEL_KEY
+CONFIG = STUB_MODELS + """\
 agents:
   mind:
     display_name: Mind
@@ -236,32 +226,7 @@ async def converse(stack, mode):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", required=True, choices=("embedded", "redis", "kafka"))
-    ap.add_argument("--keep", action="store_true", help="keep the work directory and its logs")
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix=f"mr-e2e-{args.mode}-")
-    stack = Stack(args.mode, work, CONFIG)
-    failed = 1
-    try:
-        stack.start_peers()
-        failed = asyncio.run(converse(stack, args.mode))
-    except (AssertionError, StackError):
-        traceback.print_exc()
-    finally:
-        problems = stack.close()
-        for p in problems:
-            print(f"FAIL - clean exit: {p}", flush=True)
-        failed += len(problems)
-    if failed:
-        for log in stack.logs():
-            print(f"---- {log} (last lines)\n{tail(log)}", flush=True)
-        print(f"{failed} failed; logs kept in {work}")
-        return 1
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"all passed ({args.mode})")
-    return 0
+    return run_main(__doc__, CONFIG, converse, "mr-e2e")
 
 
 if __name__ == "__main__":

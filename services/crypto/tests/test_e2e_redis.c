@@ -1,6 +1,7 @@
 /* test_e2e_redis.c -- mindroom-crypto as a process on Redis Streams: what goes in on
  * matrix.inbound, matrix.outbound and matrix.todevice, and what comes out on matrix.cleartext and
- * matrix.send, each output line checked with proto/check.py.
+ * matrix.send, each output line checked with proto/check.py. (Decryption itself is
+ * test_decrypt_process.c's.)
  *
  * "Nothing came out" is shown without a clock: outputs are keyed by room, so after the inputs
  * under test a sentinel goes in for each room, and once every sentinel's output is there, any
@@ -227,9 +228,9 @@ static void test_inbound(void **state)
         snprintf(id, sizeof id, "$enc%d:example.org", i);
         assert_int_equal(outputs_of(0, id, NULL), 0);
     }
-    assert_int_equal(mr_tp_count_in_file(S.log, "cannot decrypt yet: end-to-end encryption arrives with the crypto service"), 2);
-    assert_int_equal(mr_tp_count_in_file(S.log, "session_id=SESSION_A"), 1);
-    assert_int_equal(mr_tp_count_in_file(S.log, "session_id=SESSION_B"), 1);
+    /* Without their session the encrypted events wait in the store, each copy of each. */
+    assert_int_equal(mr_tp_count_in_file(S.log, "waits for the key of session SESSION_A"), 3);
+    assert_int_equal(mr_tp_count_in_file(S.log, "waits for the key of session SESSION_B"), 1);
     assert_int_equal(mr_tp_count_in_file(S.log, "dropping a message that breaks its schema"), 1);
 }
 

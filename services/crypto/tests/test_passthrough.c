@@ -1,5 +1,5 @@
 /* test_passthrough.c -- mindroom-crypto's conversions: inbound_event to cleartext_event,
- * outbound_intent to send_request, and the once-per-session memory. */
+ * outbound_intent to send_request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -153,25 +153,6 @@ static void test_bad_intents(void **state)
                       "\"txn_id\":\"a/b\",\"action\":\"typing\",\"typing\":true}", "txn_id: \"a/b\"");
 }
 
-static void test_sessions_reported_once(void **state)
-{
-    (void)state;
-    crypto_seen seen = {0};
-    assert_true(crypto_seen_first(&seen, "!r:x", "S1"));
-    assert_false(crypto_seen_first(&seen, "!r:x", "S1"));
-    assert_true(crypto_seen_first(&seen, "!r:x", "S2"));
-    assert_true(crypto_seen_first(&seen, "!q:x", "S1"));
-    /* Only the most recent pairs are kept: S1 comes back once it has been pushed out. */
-    char session[32];
-    for (int i = 0; i < CRYPTO_SEEN_MAX; i++) {
-        snprintf(session, sizeof session, "F%d", i);
-        assert_true(crypto_seen_first(&seen, "!r:x", session));
-    }
-    assert_true(crypto_seen_first(&seen, "!r:x", "S1"));
-    assert_false(crypto_seen_first(&seen, "!r:x", "F511"));
-    crypto_seen_free(&seen);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,7 +162,6 @@ int main(void)
         cmocka_unit_test(test_bad_inbound),
         cmocka_unit_test(test_intents_become_send_requests),
         cmocka_unit_test(test_bad_intents),
-        cmocka_unit_test(test_sessions_reported_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

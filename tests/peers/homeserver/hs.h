@@ -34,7 +34,7 @@ typedef struct hs_device {
     char *token;         /* the device's access token */
     json_t *keys;        /* device_keys as uploaded, or NULL */
     json_t *otks;        /* "algorithm:key_id" -> key */
-    json_t *fallback;    /* "algorithm:key_id" -> key */
+    json_t *fallback;    /* algorithm -> {"id": "algorithm:key_id", "key": key, "used": bool} */
     json_t *inbox;       /* to-device queue: [{"pos": N, "event": {...}}] in stream order */
     json_t *txns;        /* request path -> response body, for idempotent PUTs */
 } hs_device;

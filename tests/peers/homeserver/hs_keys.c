@@ -3,6 +3,7 @@
 #include "hs.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The algorithm part of "algorithm:key_id". */
@@ -11,9 +12,11 @@ static void key_alg(const char *key_id, char *alg, size_t cap)
     snprintf(alg, cap, "%.*s", (int)strcspn(key_id, ":"), key_id);
 }
 
+/* Synapse's count_e2e_one_time_keys: signed_curve25519 is always there, 0 when none are left,
+ * since clients assume it is. */
 json_t *hs_otk_counts(const hs_device *d)
 {
-    json_t *counts = json_object();
+    json_t *counts = json_pack("{s:i}", "signed_curve25519", 0);
     const char *key;
     json_t *v;
     json_object_foreach(d->otks, key, v) {
@@ -25,43 +28,110 @@ json_t *hs_otk_counts(const hs_device *d)
     return counts;
 }
 
+/* Synapse's get_e2e_unused_fallback_key_types: a fallback key handed out by /keys/claim is
+ * used, and stays so until a different one is uploaded. */
 json_t *hs_fallback_types(const hs_device *d)
 {
     json_t *types = json_array();
-    const char *key;
+    const char *alg;
     json_t *v;
-    json_object_foreach(d->fallback, key, v) {
-        char alg[128];
-        key_alg(key, alg, sizeof alg);
-        json_array_append_new(types, json_string(alg));
-    }
+    json_object_foreach(d->fallback, alg, v)
+        if (!json_is_true(json_object_get(v, "used")))
+            json_array_append_new(types, json_string(alg));
     return types;
+}
+
+/* Synapse's KeyUploadServlet validators: every key ID is "<algorithm>:<id>", one colon. */
+static mr_http_response *check_key_ids(json_t *keys, const char *field)
+{
+    const char *id;
+    json_t *v;
+    json_object_foreach(keys, id, v) {
+        const char *colon = strchr(id, ':');
+        if (!colon || strchr(colon + 1, ':'))
+            return hs_error(400, "M_BAD_JSON", "Invalid %s key '%s'. Expected \"<algorithm>:<device_id>\".",
+                            field, id);
+        if (!json_is_string(v) && !json_is_string(json_object_get(v, "key")))
+            return hs_error(400, "M_BAD_JSON", "%s.%s: not a key string or a key object", field, id);
+    }
+    return NULL;
+}
+
+/* Synapse's DeviceKeys model (explicit null refused), then the check that it names the caller:
+ * both M_BAD_JSON with Synapse's messages. */
+static mr_http_response *check_device_keys(hs_call *c, json_t *dk)
+{
+    if (json_is_null(dk))
+        return hs_error(400, "M_BAD_JSON", "device_keys must not be null");
+    if (!dk)
+        return NULL;
+    const char *uid = json_string_value(json_object_get(dk, "user_id"));
+    const char *did = json_string_value(json_object_get(dk, "device_id"));
+    if (!json_is_object(dk) || !uid || !did || !json_is_array(json_object_get(dk, "algorithms")) ||
+        !json_is_object(json_object_get(dk, "keys")) || !json_is_object(json_object_get(dk, "signatures")))
+        return hs_error(400, "M_BAD_JSON", "device_keys: algorithms, device_id, keys, signatures and user_id are "
+                        "required");
+    if (strcmp(uid, c->user->user_id) != 0)
+        return hs_error(400, "M_BAD_JSON", "Provided `user_id` in `device_keys` does not match that of the "
+                        "authenticated user");
+    if (strcmp(did, c->device->device_id) != 0)
+        return hs_error(400, "M_BAD_JSON", "Provided `device_id` in `device_keys` does not match that of the "
+                        "authenticated user device");
+    return NULL;
+}
+
+/* Synapse's _one_time_keys_match: equal once signatures are set aside. */
+static bool otk_same(json_t *a, json_t *b)
+{
+    if (!json_is_object(a) || !json_is_object(b))
+        return json_equal(a, b);
+    json_t *x = json_copy(a), *y = json_copy(b);
+    json_object_del(x, "signatures");
+    json_object_del(y, "signatures");
+    bool same = json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
 }
 
 mr_http_response *hs_keys_upload(hs_call *c)
 {
-    json_t *dk, *otks, *fallback;
+    json_t *dk = json_object_get(c->body, "device_keys"), *otks, *fallback;
     mr_http_response *e;
-    if ((e = hs_field_obj(c->body, "device_keys", false, &dk)) ||
-        (e = hs_field_obj(c->body, "one_time_keys", false, &otks)) ||
-        (e = hs_field_obj(c->body, "fallback_keys", false, &fallback)))
+    if ((e = check_device_keys(c, dk)) || (e = hs_field_obj(c->body, "one_time_keys", false, &otks)) ||
+        (e = hs_field_obj(c->body, "fallback_keys", false, &fallback)) ||
+        (e = check_key_ids(otks, "one_time_keys")) || (e = check_key_ids(fallback, "fallback_keys")))
         return e;
-    if (dk) {
-        const char *uid = json_string_value(json_object_get(dk, "user_id"));
-        const char *did = json_string_value(json_object_get(dk, "device_id"));
-        if (!uid || !did || strcmp(uid, c->user->user_id) != 0 ||
-            strcmp(did, c->device->device_id) != 0)
-            return hs_error(400, "M_INVALID_PARAM", "device_keys must name this user and device "
-                            "(%s, %s)", c->user->user_id, c->device->device_id);
+    /* Synapse's _upload_one_time_keys_for_user: a key ID uploaded again must carry the same key;
+     * the whole upload is refused before anything is stored. */
+    const char *id;
+    json_t *k;
+    json_object_foreach(otks, id, k) {
+        json_t *old = json_object_get(c->device->otks, id);
+        if (old && !otk_same(old, k)) {
+            char *o = json_dumps(old, JSON_COMPACT | JSON_SORT_KEYS), *n = json_dumps(k, JSON_COMPACT);
+            e = hs_error(400, "M_UNKNOWN", "One time key %s already exists. Old key: %s; new key: %s", id,
+                         o ? o : "", n ? n : "");
+            free(o);
+            free(n);
+            return e;
+        }
+    }
+    /* Synapse's upload_device_keys_for_user notifies a device list change only when they changed. */
+    if (dk && !json_equal(dk, c->device->keys)) {
         json_decref(c->device->keys);
         c->device->keys = json_deep_copy(dk);
         c->user->keys_pos = hs_bump(c->h);
     }
     json_object_update(c->device->otks, otks);
-    if (fallback) {
-        /* A new fallback key replaces the old one of its algorithm. */
-        json_object_clear(c->device->fallback);
-        json_object_update(c->device->fallback, fallback);
+    /* Synapse's _set_e2e_fallback_keys_txn: one key per algorithm; a different key replaces it
+     * unused, the same key again changes nothing (a used key stays used). */
+    json_object_foreach(fallback, id, k) {
+        char alg[128];
+        key_alg(id, alg, sizeof alg);
+        json_t *cur = json_object_get(c->device->fallback, alg);
+        if (!cur || !json_equal(json_object_get(cur, "key"), k))
+            json_object_set_new(c->device->fallback, alg, json_pack("{s:s, s:O, s:b}", "id", id, "key", k, "used", 0));
     }
     return hs_ok(json_pack("{s:o}", "one_time_key_counts", hs_otk_counts(c->device)));
 }
@@ -110,8 +180,8 @@ mr_http_response *hs_keys_query(hs_call *c)
     return hs_ok(json_pack("{s:o, s:{}}", "device_keys", out, "failures"));
 }
 
-/* Takes one key of the algorithm from keys ("alg:id" -> key); removes it when consume. */
-static bool take_key(json_t *keys, const char *alg, bool consume, json_t *into)
+/* Takes one one-time key of the algorithm into `into` and removes it. */
+static bool take_otk(json_t *keys, const char *alg, json_t *into)
 {
     size_t n = strlen(alg);
     const char *id;
@@ -120,11 +190,21 @@ static bool take_key(json_t *keys, const char *alg, bool consume, json_t *into)
         if (strncmp(id, alg, n) != 0 || id[n] != ':')
             continue;
         json_object_set(into, id, key);
-        if (consume)
-            json_object_del(keys, id);
+        json_object_del(keys, id);
         return true;
     }
     return false;
+}
+
+/* Synapse's claim_e2e_fallback_keys: the fallback key is handed out and marked used. */
+static bool take_fallback(json_t *fallback, const char *alg, json_t *into)
+{
+    json_t *f = json_object_get(fallback, alg);
+    if (!f)
+        return false;
+    json_object_set(into, json_string_value(json_object_get(f, "id")), json_object_get(f, "key"));
+    json_object_set_new(f, "used", json_true());
+    return true;
 }
 
 mr_http_response *hs_keys_claim(hs_call *c)
@@ -146,8 +226,8 @@ mr_http_response *hs_keys_claim(hs_call *c)
                 continue;
             json_t *got = json_object();
             /* One-time keys first; the fallback key stays until replaced. */
-            if (take_key(d->otks, json_string_value(alg), true, got) ||
-                take_key(d->fallback, json_string_value(alg), false, got)) {
+            if (take_otk(d->otks, json_string_value(alg), got) ||
+                take_fallback(d->fallback, json_string_value(alg), got)) {
                 if (!json_object_get(out, uid))
                     json_object_set_new(out, uid, json_object());
                 json_object_set(json_object_get(out, uid), did, got);

@@ -1225,17 +1225,32 @@ static void test_to_device_and_keys(void **state)
 
     /* Keys: upload, query, claim one (the count drops), claim the last, then nothing. */
     json_t *up = expect_ok(call("POST", path("/keys/upload"), b.token,
-                                json_pack("{s:{s:s, s:s, s:[s], s:{s:s}}, s:{s:s, s:s}}",
+                                json_pack("{s:{s:s, s:s, s:[s], s:{s:s}, s:{}}, s:{s:s, s:s}}",
                                           "device_keys", "user_id", b.user_id, "device_id",
                                           b.device_id, "algorithms", "m.megolm.v1.aes-sha2",
-                                          "keys", "ed25519:dev", "edkey", "one_time_keys",
+                                          "keys", "ed25519:dev", "edkey", "signatures", "one_time_keys",
                                           "signed_curve25519:AAA", "k1", "signed_curve25519:AAB", "k2")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(up, "one_time_key_counts"),
                                                         "signed_curve25519")), 2);
     json_decref(up);
+    /* Synapse's refusals: device keys of another user, null, or incomplete; a key ID without its
+     * algorithm; a one-time key ID again with another key (the same one again is fine). */
     expect_error(call("POST", path("/keys/upload"), b.token,
-                      json_pack("{s:{s:s, s:s}}", "device_keys", "user_id", a.user_id,
-                                "device_id", b.device_id)), 400, "M_INVALID_PARAM");
+                      json_pack("{s:{s:s, s:s, s:[], s:{}, s:{}}}", "device_keys", "user_id", a.user_id,
+                                "device_id", b.device_id, "algorithms", "keys", "signatures")),
+                 400, "M_BAD_JSON");
+    expect_error(call("POST", path("/keys/upload"), b.token, json_pack("{s:n}", "device_keys")), 400,
+                 "M_BAD_JSON");
+    expect_error(call("POST", path("/keys/upload"), b.token,
+                      json_pack("{s:{s:s, s:s}}", "device_keys", "user_id", b.user_id, "device_id",
+                                b.device_id)), 400, "M_BAD_JSON");
+    expect_error(call("POST", path("/keys/upload"), b.token,
+                      json_pack("{s:{s:s}}", "one_time_keys", "AAC", "k3")), 400, "M_BAD_JSON");
+    expect_error(call("POST", path("/keys/upload"), b.token,
+                      json_pack("{s:{s:s}}", "one_time_keys", "signed_curve25519:AAA", "other")), 400,
+                 "M_UNKNOWN");
+    json_decref(expect_ok(call("POST", path("/keys/upload"), b.token,
+                               json_pack("{s:{s:s}}", "one_time_keys", "signed_curve25519:AAA", "k1"))));
     json_t *q = expect_ok(call("POST", path("/keys/query"), a.token,
                                json_pack("{s:{s:[]}}", "device_keys", b.user_id)));
     json_t *dk = json_object_get(json_object_get(json_object_get(q, "device_keys"), b.user_id), b.device_id);
@@ -1274,13 +1289,61 @@ static void test_to_device_and_keys(void **state)
     json_array_foreach(json_object_get(json_object_get(s, "device_lists"), "changed"), i, u)
         changed |= strcmp(json_string_value(u), b.user_id) == 0;
     assert_true(changed);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "device_one_time_keys_count"),
-                                                        "signed_curve25519")), 0);
+    /* Synapse always counts signed_curve25519, 0 once the keys are gone. */
+    json_t *count = json_object_get(json_object_get(s, "device_one_time_keys_count"), "signed_curve25519");
+    assert_true(json_is_integer(count));
+    assert_int_equal(json_integer_value(count), 0);
     snprintf(since, sizeof since, "%s", str(s, "next_batch"));
     json_decref(s);
     s = sync_since(&b, since, 0, NULL);
     assert_int_equal(json_array_size(json_object_get(json_object_get(s, "to_device"), "events")), 0);
     json_decref(s);
+}
+
+static void upload_fallback(const account *a, const char *key_id, const char *key)
+{
+    json_decref(expect_ok(call("POST", path("/keys/upload"), a->token,
+                               json_pack("{s:{s:{s:s, s:b}}}", "fallback_keys", key_id, "key", key, "fallback", 1))));
+}
+
+/* device_unused_fallback_key_types of a full sync, its first entry in first (may be NULL). */
+static size_t unused_fallbacks(const account *a, char *first, size_t cap)
+{
+    json_t *s = sync_since(a, NULL, 0, NULL);
+    json_t *types = json_object_get(s, "device_unused_fallback_key_types");
+    size_t n = json_array_size(types);
+    if (first)
+        snprintf(first, cap, "%s", n ? json_string_value(json_array_get(types, 0)) : "");
+    json_decref(s);
+    return n;
+}
+
+/* Synapse's fallback keys: one per algorithm, unused until /keys/claim hands it out (no
+ * one-time key left), handed out again while it stays, used until a different one comes. */
+static void test_fallback_keys(void **state)
+{
+    (void)state;
+    account a = signup("fbclaimer");
+    account b = signup("fbowner");
+    upload_fallback(&b, "signed_curve25519:F1", "fk1");
+    char alg[64];
+    assert_int_equal(unused_fallbacks(&b, alg, sizeof alg), 1);
+    assert_string_equal(alg, "signed_curve25519");
+    for (int round = 0; round < 2; round++) {
+        json_t *cl = expect_ok(call("POST", path("/keys/claim"), a.token,
+                                    json_pack("{s:{s:{s:s}}}", "one_time_keys", b.user_id, b.device_id,
+                                              "signed_curve25519")));
+        json_t *got = json_object_get(json_object_get(json_object_get(cl, "one_time_keys"), b.user_id),
+                                      b.device_id);
+        assert_string_equal(str(json_object_get(got, "signed_curve25519:F1"), "key"), "fk1");
+        json_decref(cl);
+    }
+    assert_int_equal(unused_fallbacks(&b, NULL, 0), 0);
+    /* The same key again leaves it used; a new one is unused. */
+    upload_fallback(&b, "signed_curve25519:F1", "fk1");
+    assert_int_equal(unused_fallbacks(&b, NULL, 0), 0);
+    upload_fallback(&b, "signed_curve25519:F2", "fk2");
+    assert_int_equal(unused_fallbacks(&b, NULL, 0), 1);
 }
 
 static void test_typing_and_profile(void **state)
@@ -1362,6 +1425,7 @@ int main(void)
         cmocka_unit_test(test_messages_pagination_and_redaction),
         cmocka_unit_test(test_sync_since_and_long_poll),
         cmocka_unit_test(test_to_device_and_keys),
+        cmocka_unit_test(test_fallback_keys),
         cmocka_unit_test(test_typing_and_profile),
         cmocka_unit_test(test_rate_limit_switch),
     };

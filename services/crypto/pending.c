@@ -1,0 +1,214 @@
+/* pending.c -- encrypted events whose Megolm session has not arrived: kept (as they came, they are
+ * ciphertext) under crypto:pending:<room_id>:<session_id> and listed in the hash crypto:pending
+ * ({since, account, notified} per "<room_id> <session_id>"), decrypted when the key comes, and
+ * after CRYPTO_KEY_WAIT_MS announced to the room once per session instead of silence. What a
+ * retry or a notice changes in the store is written only once its output is on the bus
+ * (crypto_engine_commit), so a crash in between repeats it rather than loses it. */
+#include "crypto_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mindroom/log.h"
+#include "mindroom/msg.h"
+#include "mindroom/str.h"
+
+#define COMPONENT "crypto"
+#define INDEX "crypto:pending"
+/* How long waiting events are kept at all. */
+#define PENDING_TTL_MS (7L * 86400000L)
+
+static mr_code oom(mr_err *err, const char *what)
+{
+    return mr_err_set(err, MR_ENOMEM, "out of memory %s", what);
+}
+
+mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const char *raw, size_t raw_len,
+                           long long now_ms, mr_err *err)
+{
+    char *key = mr_str_printf("crypto:pending:%s:%s", in->room_id, in->session_id);
+    char *field = mr_str_printf("%s %s", in->room_id, in->session_id);
+    json_t *list = NULL;
+    mr_code rc = key && field ? crypto_vault_get_plain(&e->vault, key, &list, err) : oom(err, "parking an event");
+    if (rc == MR_ENOTFOUND) {
+        mr_err_clear(err);
+        rc = (list = json_array()) ? MR_OK : oom(err, "parking an event");
+    }
+    bool known = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+        known = known || (json_is_string(v) && strlen(json_string_value(v)) == raw_len &&
+                          memcmp(json_string_value(v), raw, raw_len) == 0);
+    if (rc == MR_OK && !known && json_array_size(list) >= CRYPTO_PENDING_MAX) {
+        mr_log_warn(COMPONENT, "refusing encrypted event %s: %d events already wait for session %s in %s",
+                    in->event_id, CRYPTO_PENDING_MAX, in->session_id, in->room_id);
+    } else if (rc == MR_OK && !known) {
+        if (json_array_append_new(list, json_stringn(raw, raw_len)) != 0)
+            rc = oom(err, "parking an event");
+        if (rc == MR_OK)
+            rc = crypto_vault_put_plain(&e->vault, key, list, PENDING_TTL_MS, err);
+        char *had = NULL;
+        size_t len = 0;
+        mr_code hrc = rc == MR_OK ? mr_store_hget(e->vault.store, INDEX, field, &had, &len, err) : rc;
+        free(had);
+        if (hrc == MR_ENOTFOUND) {
+            mr_err_clear(err);
+            char *entry = NULL;
+            json_t *o = json_pack("{s:I, s:O, s:b}", "since", (json_int_t)now_ms, "account",
+                                  json_object_get(in->root, "account"), "notified", 0);
+            entry = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            json_decref(o);
+            rc = entry ? mr_store_hset(e->vault.store, INDEX, field, entry, strlen(entry), err)
+                       : oom(err, "parking an event");
+            free(entry);
+        } else {
+            rc = hrc;
+        }
+        if (rc == MR_OK)
+            mr_log_info(COMPONENT, "encrypted event %s waits for the key of session %s in %s", in->event_id,
+                        in->session_id, in->room_id);
+    }
+    json_decref(list);
+    free(key);
+    free(field);
+    return rc;
+}
+
+mr_code crypto_pending_get(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
+                           mr_err *err)
+{
+    *events = NULL;
+    char *key = mr_str_printf("crypto:pending:%s:%s", room_id, session_id);
+    mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, events, err) : oom(err, "reading waiting events");
+    if (rc == MR_ENOTFOUND) {
+        mr_err_clear(err);
+        rc = (*events = json_array()) ? MR_OK : oom(err, "reading waiting events");
+    }
+    free(key);
+    return rc;
+}
+
+void crypto_pending_resolve(json_t *out, const char *room_id, const char *session_id, json_t *keep)
+{
+    json_array_append_new(out, json_pack("{s:{s:s, s:s, s:o}}", "resolve", "room_id", room_id, "session_id",
+                                         session_id, "keep", keep));
+}
+
+/* What a retry decided, once its cleartexts are on the bus: the events that still wait, or none
+ * (then the list and its index entry go). */
+static mr_code resolve(crypto_engine *e, json_t *r, mr_err *err)
+{
+    const char *room = mr_msg_string(r, "room_id"), *session = mr_msg_string(r, "session_id");
+    json_t *keep = json_object_get(r, "keep");
+    char *key = mr_str_printf("crypto:pending:%s:%s", room, session), *field = mr_str_printf("%s %s", room, session);
+    mr_code rc = key && field ? MR_OK : oom(err, "updating waiting events");
+    if (rc == MR_OK && json_array_size(keep))
+        rc = crypto_vault_put_plain(&e->vault, key, keep, PENDING_TTL_MS, err);
+    else if (rc == MR_OK && (rc = mr_store_del(e->vault.store, key, err)) == MR_OK) {
+        rc = mr_store_hdel(e->vault.store, INDEX, field, err);
+        rc = rc == MR_ENOTFOUND ? MR_OK : rc;
+    }
+    free(key);
+    free(field);
+    return rc;
+}
+
+/* The notice as a send_request; its transaction ID comes from the session, so a sweep repeated
+ * after a crash (before crypto_pending_mark) sends it once. */
+static json_t *notice(const char *account, const char *room_id, const char *session_id)
+{
+    char *txn = mr_str_printf("mrcd.%s", session_id);
+    for (char *p = txn; p && *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    char *body = mr_str_printf("I could not decrypt a message here: the sender's device has not shared its room "
+                               "key (Megolm session %s) with my device. Sending it again from a client that "
+                               "shares keys with unverified devices should work.", session_id);
+    json_t *req = txn && body ? json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "v", 1, "type",
+                                          "send_request", "account", account, "kind", "room_event", "txn_id", txn,
+                                          "room_id", room_id, "event_type", "m.room.message", "content",
+                                          "msgtype", "m.notice", "body", body)
+                              : NULL;
+    free(txn);
+    free(body);
+    return req;
+}
+
+mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err)
+{
+    mr_store_hash h = {0};
+    mr_code rc = mr_store_hgetall(e->vault.store, INDEX, &h, err);
+    for (size_t i = 0; rc == MR_OK && i < h.count; i++) {
+        json_t *o = json_loads(h.entries[i].value, 0, NULL);
+        const char *account = mr_msg_string(o, "account"), *field = h.entries[i].field;
+        const char *space = strchr(field, ' ');
+        json_t *since = json_object_get(o, "since");
+        if (json_is_integer(since) && json_integer_value(since) + PENDING_TTL_MS <= now_ms) {
+            /* Its events expired with their list: the entry goes too. */
+            rc = mr_store_hdel(e->vault.store, INDEX, field, err);
+            rc = rc == MR_ENOTFOUND ? MR_OK : rc;
+        } else if (account && space && json_is_integer(since)) {
+            char *room = strndup(field, (size_t)(space - field));
+            bool all = false;
+            /* A key that came while events were being retried (a crash in between) is tried
+             * again here. */
+            rc = room ? crypto_room_retry(e, room, space + 1, out, &all, err) : oom(err, "sweeping waiting events");
+            bool due = !all && !json_is_true(json_object_get(o, "notified")) &&
+                       json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms;
+            json_t *req = rc == MR_OK && due ? notice(account, room, space + 1) : NULL;
+            if (rc == MR_OK && due && !req)
+                rc = oom(err, "announcing an undecryptable session");
+            else if (req) {
+                mr_log_warn(COMPONENT, "%s: the key of Megolm session %s did not come within %d s; telling the room",
+                            room, space + 1, CRYPTO_KEY_WAIT_MS / 1000);
+                crypto_out_add(out, "matrix.send", room, req);
+                json_object_set_new(json_array_get(out, json_array_size(out) - 1), "pending", json_string(field));
+            }
+            free(room);
+        }
+        json_decref(o);
+    }
+    mr_store_hash_free(&h);
+    return rc;
+}
+
+/* Marks a notice's entry as announced. */
+static mr_code mark(crypto_engine *e, const char *field, mr_err *err)
+{
+    char *had = NULL;
+    size_t len = 0;
+    mr_code rc = mr_store_hget(e->vault.store, INDEX, field, &had, &len, err);
+    json_t *entry = rc == MR_OK ? json_loadb(had, len, 0, NULL) : NULL;
+    free(had);
+    if (rc == MR_ENOTFOUND) {
+        /* The key came in the meantime. */
+        mr_err_clear(err);
+        return MR_OK;
+    }
+    char *text = entry && json_object_set_new(entry, "notified", json_true()) == 0 ? json_dumps(entry, JSON_COMPACT)
+                                                                                   : NULL;
+    json_decref(entry);
+    if (rc == MR_OK)
+        rc = text ? mr_store_hset(e->vault.store, INDEX, field, text, strlen(text), err)
+                  : oom(err, "marking a notice as sent");
+    free(text);
+    return rc;
+}
+
+mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err)
+{
+    size_t i;
+    json_t *o;
+    mr_code rc = MR_OK;
+    json_array_foreach(out, i, o) {
+        const char *field = mr_msg_string(o, "pending");
+        json_t *r = json_object_get(o, "resolve");
+        if (field)
+            rc = mark(e, field, err);
+        else if (r)
+            rc = resolve(e, r, err);
+        if (rc != MR_OK)
+            break;
+    }
+    return rc;
+}

@@ -1,0 +1,622 @@
+/* test_decrypt.c -- the decryption engine of mindroom-crypto with real libolm and a real SQLite
+ * store: the agent's device and its key uploads, a human's device (human_device.c) that claims a
+ * one-time key and sends an m.room_key over Olm, encrypted room events in clear, events that wait
+ * for their key, the notice after the wait, restarts that keep every key, the bounds on what is
+ * kept, and the refusals:
+ * malformed ciphertext, unknown session, replayed index, forged sender and sender key, to-device
+ * from an unknown device. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "crypto_internal.h"
+#include "human_device.h"
+#include "mindroom/clock.h"
+#include "peers.h"
+
+#define AGENT "@mindroom_mind:example.org"
+#define AGENT_DEV "AGENTDEV"
+#define HUMAN "@alice:example.org"
+#define HUMAN_DEV "ALICEDEV"
+#define ROOM "!lobby:example.org"
+/* A todevice_event whose sender is no user ID. */
+#define BAD_SENDER "{\"v\":1,\"type\":\"todevice_event\",\"account\":\"@a:x\",\"device_id\":\"D\"," \
+                   "\"event\":{\"sender\":\"x\",\"type\":\"t\",\"content\":{}}}"
+
+static const unsigned char SECRET[32] = "instance secret of crypto tests";
+
+typedef struct suite {
+    char dir[512];
+    mr_store *store;
+    crypto_engine engine;
+    human_device human;
+    char agent_curve[MR_OLM_KEY_SIZE], agent_ed[MR_OLM_KEY_SIZE];
+    json_t *upload;          /* the first keys_upload body */
+    bool crash_before_commit; /* the next input's output is not committed, as after a crash */
+} suite;
+
+static suite S;
+
+static void check(mr_code rc, const mr_err *err, const char *what)
+{
+    if (rc != MR_OK)
+        fail_msg("%s: %s", what, err->msg);
+}
+
+static void engine_start(void)
+{
+    mr_err err = {0};
+    check(crypto_engine_init(&S.engine, S.store, SECRET, sizeof SECRET, &err), &err, "engine");
+}
+
+/* What the service does once out is on the bus, unless a crash is played. */
+static void commit(json_t *out)
+{
+    mr_err err = {0};
+    if (S.crash_before_commit)
+        S.crash_before_commit = false;
+    else
+        check(crypto_engine_commit(&S.engine, out, &err), &err, "commit");
+}
+
+typedef mr_code (*engine_input)(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
+
+/* Feeds msg (taken) to the engine through input; returns the outputs. */
+static json_t *feed(engine_input input, json_t *msg, const char *what)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    json_t *out = json_array();
+    mr_err err = {0};
+    check(input(&S.engine, text, strlen(text), out, &err), &err, what);
+    free(text);
+    commit(out);
+    return out;
+}
+
+/* A todevice_event for the agent, with the fields of extra (key counts, device lists) when not
+ * NULL. Returns the outputs. */
+static json_t *todevice(const char *sender, const char *type, json_t *content, json_t *extra)
+{
+    json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:o}}", "v", 1, "type", "todevice_event", "account",
+                            AGENT, "device_id", AGENT_DEV, "event", "sender", sender, "type", type, "content",
+                            content);
+    if (extra)
+        json_object_update(msg, extra);
+    json_decref(extra);
+    return feed(crypto_engine_todevice, msg, "todevice");
+}
+
+static json_t *counts(int n)
+{
+    return json_pack("{s:{s:i}}", "one_time_key_counts", "signed_curve25519", n);
+}
+
+static json_t *keys_reply(const char *kind, const char *txn, json_t *response)
+{
+    return feed(crypto_engine_keys_reply,
+                json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:o}", "v", 1, "type", "keys_reply", "account", AGENT,
+                          "kind", kind, "txn_id", txn, "ok", 1, "response", response),
+                "keys_reply");
+}
+
+/* The messages of out (the entries that are for crypto_engine_commit left out). */
+static size_t messages(json_t *out)
+{
+    size_t n = 0, i;
+    json_t *o;
+    json_array_foreach(out, i, o)
+        n += json_object_get(o, "msg") != NULL;
+    return n;
+}
+
+/* The i-th message of out (borrowed). */
+static json_t *message(json_t *out, size_t n)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(out, i, o)
+        if (json_object_get(o, "msg") && n-- == 0)
+            return json_object_get(o, "msg");
+    fail_msg("no message %zu", n);
+    return NULL;
+}
+
+/* The one message on topic (borrowed from out). */
+static json_t *only(json_t *out, const char *topic)
+{
+    if (messages(out) != 1)
+        fail_msg("expected one output on %s, got %zu", topic, messages(out));
+    size_t i;
+    json_t *o;
+    json_array_foreach(out, i, o)
+        if (json_object_get(o, "msg"))
+            assert_string_equal(json_string_value(json_object_get(o, "topic")), topic);
+    return message(out, 0);
+}
+
+/* An m.room.encrypted inbound event in ROOM; returns the outputs. */
+static json_t *room_event(const char *event_id, const char *sender, json_t *content)
+{
+    json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I, s:o}, s:s}", "v", 1, "type",
+                            "inbound_event", "account", AGENT, "room_id", ROOM, "event", "event_id", event_id,
+                            "sender", sender, "type", "m.room.encrypted", "origin_server_ts",
+                            (json_int_t)1764000000000, "content", content, "membership", "join");
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    crypto_inbound in;
+    mr_err err = {0};
+    check(crypto_inbound_parse(text, strlen(text), &in, &err), &err, "inbound");
+    json_t *out = json_array();
+    check(crypto_engine_room_event(&S.engine, &in, text, strlen(text), out, &err), &err, "room event");
+    crypto_inbound_free(&in);
+    free(text);
+    commit(out);
+    return out;
+}
+
+static const char *body_of(json_t *cleartext)
+{
+    return json_string_value(json_object_get(json_object_get(json_object_get(cleartext, "event"), "content"), "body"));
+}
+
+/* The n-th one-time key of the first upload, as /keys/claim hands it out. */
+static json_t *claimed_key(size_t n)
+{
+    const char *id;
+    json_t *otk;
+    size_t i = 0;
+    json_object_foreach(json_object_get(S.upload, "one_time_keys"), id, otk)
+        if (i++ == n)
+            return otk;
+    fail_msg("no one-time key %zu", n);
+    return NULL;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    if (mr_tp_mkdtemp("mr-crypto-decrypt", S.dir, sizeof S.dir, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    char url[600];
+    snprintf(url, sizeof url, "sqlite://%s/state.db", S.dir);
+    const mr_store_options o = {.secret = SECRET, .secret_len = sizeof SECRET};
+    if (mr_store_open(url, &o, &S.store, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    engine_start();
+    human_new(&S.human, HUMAN, HUMAN_DEV);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    human_free(&S.human);
+    crypto_engine_free(&S.engine);
+    json_decref(S.upload);
+    mr_store_close(S.store);
+    mr_tp_cleanup_dir(S.dir);
+    return 0;
+}
+
+/* The first key counts make the device and ask to upload its device keys, half the one-time keys
+ * libolm keeps and a fallback key; nothing more is asked while that is in flight. */
+static void test_device_keys_uploaded(void **state)
+{
+    (void)state;
+    json_t *out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(0));
+    json_t *req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_upload");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(out, 0), "key")), AGENT);
+    json_t *body = json_object_get(req, "body");
+    json_t *dk = json_object_get(body, "device_keys");
+    assert_string_equal(json_string_value(json_object_get(dk, "user_id")), AGENT);
+    assert_string_equal(json_string_value(json_object_get(dk, "device_id")), AGENT_DEV);
+    assert_int_equal(json_object_size(json_object_get(body, "one_time_keys")), 50);
+    assert_int_equal(json_object_size(json_object_get(body, "fallback_keys")), 1);
+    mr_err err = {0};
+    check(mr_olm_verify_json(dk, AGENT, "ed25519:" AGENT_DEV,
+                             json_string_value(json_object_get(json_object_get(dk, "keys"), "ed25519:" AGENT_DEV)),
+                             &err),
+          &err, "device keys signature");
+    snprintf(S.agent_curve, sizeof S.agent_curve, "%s",
+             json_string_value(json_object_get(json_object_get(dk, "keys"), "curve25519:" AGENT_DEV)));
+    snprintf(S.agent_ed, sizeof S.agent_ed, "%s",
+             json_string_value(json_object_get(json_object_get(dk, "keys"), "ed25519:" AGENT_DEV)));
+    S.upload = json_incref(body);
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(0));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    /* An answer to another request changes nothing; the right one publishes the keys. */
+    json_decref(keys_reply("keys_upload", "ku.0.0", json_pack("{s:{s:i}}", "one_time_key_counts",
+                                                              "signed_curve25519", 50)));
+    assert_non_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
+    out = keys_reply("keys_upload", txn, json_pack("{s:{s:i}}", "one_time_key_counts", "signed_curve25519", 50));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    assert_true(crypto_device_of(&S.engine, AGENT)->published);
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+}
+
+/* A restart keeps the device: same keys, device keys not uploaded again, and low counts top up
+ * one-time keys only. */
+static void test_restart_keeps_device(void **state)
+{
+    (void)state;
+    crypto_engine_free(&S.engine);
+    engine_start();
+    json_t *out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(49));
+    json_t *body = json_object_get(only(out, "matrix.send"), "body");
+    assert_null(json_object_get(body, "device_keys"));
+    assert_int_equal(json_object_size(json_object_get(body, "one_time_keys")), 1);
+    assert_string_equal(mr_olm_account_curve25519(crypto_device_of(&S.engine, AGENT)->account), S.agent_curve);
+    json_decref(keys_reply("keys_upload", json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")),
+                           json_object()));
+    json_decref(out);
+}
+
+/* The human claims a one-time key of the first upload and sends the room key over Olm; the
+ * engine asks /keys/query about the sender first, then takes the key. */
+static void test_room_key_over_olm(void **state)
+{
+    (void)state;
+    human_start_olm(&S.human, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(0));
+    /* The sync that brings it also says alice's device list changed (she just uploaded keys). */
+    json_t *out = todevice(HUMAN, "m.room.encrypted", human_room_key(&S.human, ROOM, AGENT, S.agent_curve,
+                                                                     S.agent_ed),
+                           json_pack("{s:{s:[s], s:[]}}", "device_lists", "changed", HUMAN, "left"));
+    json_t *req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_query");
+    assert_non_null(json_object_get(json_object_get(json_object_get(req, "body"), "device_keys"), HUMAN));
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+    out = keys_reply("keys_query", txn, json_pack("{s:{s:{s:o}}}", "device_keys", HUMAN, HUMAN_DEV,
+                                                  human_device_keys(&S.human)));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    mr_err err = {0};
+    char *dev = NULL, *ed = NULL;
+    check(crypto_sender_device(&S.engine, HUMAN, mr_olm_account_curve25519(S.human.account), &dev, &ed, &err), &err,
+          "alice's device, from the answer");
+    assert_string_equal(dev, HUMAN_DEV);
+    free(dev);
+    free(ed);
+}
+
+/* The human's message arrives in clear for authz, under its own event ID and sender. */
+static void test_message_decrypted(void **state)
+{
+    (void)state;
+    json_t *content = human_encrypt_text(&S.human, ROOM, "hello agent");
+    json_object_set_new(content, "m.relates_to", json_pack("{s:s, s:s}", "rel_type", "m.thread", "event_id",
+                                                           "$root:example.org"));
+    json_t *out = room_event("$m1:example.org", HUMAN, content);
+    json_t *c = only(out, "matrix.cleartext");
+    assert_string_equal(json_string_value(json_object_get(c, "type")), "cleartext_event");
+    assert_true(json_is_true(json_object_get(c, "encrypted")));
+    assert_string_equal(json_string_value(json_object_get(c, "sender_device")), HUMAN_DEV);
+    assert_string_equal(json_string_value(json_object_get(c, "verification")), "unverified");
+    json_t *ev = json_object_get(c, "event");
+    assert_string_equal(json_string_value(json_object_get(ev, "event_id")), "$m1:example.org");
+    assert_string_equal(json_string_value(json_object_get(ev, "sender")), HUMAN);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "m.room.message");
+    assert_string_equal(body_of(c), "hello agent");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(ev, "content"),
+                                                                          "m.relates_to"), "event_id")),
+                        "$root:example.org");
+    json_decref(out);
+}
+
+/* The same ciphertext under another event ID is a replay; under its own ID (a second account's
+ * copy) it decrypts again. Another sender, another sender key, a broken ciphertext, another
+ * algorithm: refused, nothing out. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    json_t *content = human_encrypt_text(&S.human, ROOM, "once");
+    json_t *out = room_event("$once:example.org", HUMAN, json_deep_copy(content));
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "once");
+    json_decref(out);
+    out = room_event("$once:example.org", HUMAN, json_deep_copy(content));
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "once");
+    json_decref(out);
+    json_t *refused[5];
+    refused[0] = room_event("$replay:example.org", HUMAN, json_deep_copy(content));
+    refused[1] = room_event("$forged:example.org", "@mallory:example.org", json_deep_copy(content));
+    json_t *other_key = json_deep_copy(content);
+    json_object_set_new(other_key, "sender_key", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    refused[2] = room_event("$forgedkey:example.org", HUMAN, other_key);
+    json_t *broken = json_deep_copy(content);
+    json_object_set_new(broken, "ciphertext", json_string("not*base64"));
+    refused[3] = room_event("$broken:example.org", HUMAN, broken);
+    json_t *alg = json_deep_copy(content);
+    json_object_set_new(alg, "algorithm", json_string("m.unknown"));
+    refused[4] = room_event("$alg:example.org", HUMAN, alg);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(messages(refused[i]), 0);
+        json_decref(refused[i]);
+    }
+    json_decref(content);
+}
+
+/* A message of a session whose key has not come waits; the key brings it out in clear. Past
+ * the wait, one notice per session, not per event or sweep. */
+static void test_waits_for_key_then_notice(void **state)
+{
+    (void)state;
+    /* A new Megolm session whose key comes later over the same Olm session. The key is made
+     * before the messages (a Megolm key opens messages from its index on) but delivered after. */
+    human_rotate(&S.human);
+    json_t *key = human_room_key(&S.human, ROOM, AGENT, S.agent_curve, S.agent_ed);
+    json_t *out = room_event("$early:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "before the key"));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = room_event("$early2:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "also before"));
+    json_decref(out);
+
+    mr_err err = {0};
+    out = json_array();
+    long long now = mr_clock_wall_ms();
+    check(crypto_pending_sweep(&S.engine, now, out, &err), &err, "sweep");
+    assert_int_equal(messages(out), 0);
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_WAIT_MS + 1000, out, &err), &err, "sweep");
+    /* Until the notice is marked as published (a crash in between), a sweep makes it again,
+     * under the same transaction ID. */
+    json_t *again = json_array();
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_WAIT_MS + 2000, again, &err), &err, "sweep");
+    assert_string_equal(json_string_value(json_object_get(only(again, "matrix.send"), "txn_id")),
+                        json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")));
+    json_decref(again);
+    commit(out);
+    json_t *n = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(n, "room_id")), ROOM);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(n, "content"), "msgtype")), "m.notice");
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(n, "content"), "body")),
+                           "could not decrypt"));
+    json_decref(out);
+    out = json_array();
+    check(crypto_pending_sweep(&S.engine, now + 2 * CRYPTO_KEY_WAIT_MS, out, &err), &err, "sweep");
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+
+    /* The key arrives (a normal Olm message now that the session exists) and both come out. */
+    out = todevice(HUMAN, "m.room.encrypted", key, NULL);
+    assert_int_equal(messages(out), 2);
+    assert_string_equal(body_of(message(out, 0)), "before the key");
+    assert_string_equal(body_of(message(out, 1)), "also before");
+    json_decref(out);
+}
+
+/* After a restart, the Olm and Megolm sessions are still there. */
+static void test_restart_keeps_sessions(void **state)
+{
+    (void)state;
+    crypto_engine_free(&S.engine);
+    engine_start();
+    json_t *out = room_event("$after:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "after restart"));
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "after restart");
+    json_decref(out);
+    out = todevice(HUMAN, "m.room.encrypted", human_room_key(&S.human, ROOM, AGENT, S.agent_curve, S.agent_ed), NULL);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+}
+
+/* A to-device event from a device /keys/query does not know, or that is not for this device,
+ * or that is not Olm: refused once the answer is in, nothing decrypted. */
+static void test_unknown_device_refused(void **state)
+{
+    (void)state;
+    human_device stranger;
+    human_new(&stranger, "@eve:example.org", "EVEDEV");
+    human_start_olm(&stranger, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(1));
+    json_t *out = todevice("@eve:example.org", "m.room.encrypted",
+                           human_room_key(&stranger, ROOM, AGENT, S.agent_curve, S.agent_ed), NULL);
+    json_t *req = only(out, "matrix.send");
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+    /* The homeserver knows no device of eve's. */
+    out = keys_reply("keys_query", txn, json_pack("{s:{s:{}}}", "device_keys", "@eve:example.org"));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    /* So her message stays unreadable: its session never became known. */
+    out = room_event("$eve:example.org", "@eve:example.org", human_encrypt_text(&stranger, ROOM, "from eve"));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    json_t *sweep = json_array();
+    mr_err err = {0};
+    check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + CRYPTO_KEY_WAIT_MS * 10, sweep, &err), &err, "sweep");
+    assert_int_equal(messages(sweep), 1);
+    commit(sweep);
+    json_decref(sweep);
+    /* A week later the waiting list has expired, and its entry leaves the index. */
+    sweep = json_array();
+    check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + 8LL * 86400000LL, sweep, &err), &err, "sweep");
+    assert_int_equal(messages(sweep), 0);
+    json_decref(sweep);
+    mr_store_hash h = {0};
+    check(mr_store_hgetall(S.store, "crypto:pending", &h, &err), &err, "crypto:pending");
+    assert_int_equal(h.count, 0);
+    mr_store_hash_free(&h);
+
+    /* Not for this device, and not Olm. */
+    out = todevice(HUMAN, "m.room.encrypted", json_pack("{s:s, s:s, s:{}}", "algorithm", MR_OLM_ALGORITHM_OLM,
+                                                        "sender_key", mr_olm_account_curve25519(S.human.account),
+                                                        "ciphertext"), NULL);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = todevice(HUMAN, "m.room.encrypted", json_pack("{s:s}", "algorithm", "m.megolm.v1.aes-sha2"), NULL);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    human_free(&stranger);
+}
+
+/* A device that keeps opening Olm sessions (each with a new one-time key) leaves the newest
+ * 16 in the store, and the newest still decrypts. */
+static void test_olm_sessions_bounded(void **state)
+{
+    (void)state;
+    for (size_t i = 2; i < 2 + 18; i++) {
+        human_start_olm(&S.human, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(i));
+        json_decref(todevice(HUMAN, "m.room.encrypted",
+                             human_room_key(&S.human, ROOM, AGENT, S.agent_curve, S.agent_ed), NULL));
+    }
+    char key[256];
+    snprintf(key, sizeof key, "crypto:olm:%s:%s", AGENT, mr_olm_account_curve25519(S.human.account));
+    json_t *list = NULL;
+    mr_err err = {0};
+    check(crypto_vault_get(&S.engine.vault, key, &list, &err), &err, key);
+    assert_int_equal(json_array_size(list), 16);
+    json_decref(list);
+    json_t *out = room_event("$bounded:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "still here"));
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "still here");
+    json_decref(out);
+}
+
+/* An answer to /keys/query handled halfway (a crash after the devices were saved, before the
+ * waiting events were) and delivered again: the events are still there and are handled. */
+static void test_query_answer_again_after_crash(void **state)
+{
+    (void)state;
+    human_device bob;
+    human_new(&bob, "@bob:example.org", "BOBDEV");
+    human_start_olm(&bob, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(30));
+    json_t *out = todevice(bob.user_id, "m.room.encrypted", human_room_key(&bob, ROOM, AGENT, S.agent_curve,
+                                                                          S.agent_ed), NULL);
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")));
+    json_decref(out);
+    json_t *response = json_pack("{s:{s:{s:o}}}", "device_keys", bob.user_id, "BOBDEV", human_device_keys(&bob));
+    json_t *reply = json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:O}", "v", 1, "type", "keys_reply", "account", AGENT,
+                              "kind", "keys_query", "txn_id", txn, "ok", 1, "response", response);
+    json_t *events = NULL, *users = NULL;
+    mr_err err = {0};
+    check(crypto_sender_answered(&S.engine, reply, &events, &users, &err), &err, "the first delivery");
+    assert_int_equal(json_array_size(events), 1);
+    json_decref(events);
+    json_decref(users);
+    json_decref(reply);
+
+    out = keys_reply("keys_query", txn, response);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = room_event("$bob:example.org", bob.user_id, human_encrypt_text(&bob, ROOM, "from bob"));
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "from bob");
+    json_decref(out);
+    json_t *rec = NULL;
+    assert_int_equal(crypto_vault_get_plain(&S.engine.vault, "crypto:wait:" AGENT ":replay", &rec, &err),
+                     MR_ENOTFOUND);
+    human_free(&bob);
+}
+
+/* The room key comes while events wait, and the process dies after their cleartexts went out
+ * but before the store heard: the next sweep decrypts them again, and then they are done. */
+static void test_retry_after_crash(void **state)
+{
+    (void)state;
+    human_rotate(&S.human);
+    json_t *key = human_room_key(&S.human, ROOM, AGENT, S.agent_curve, S.agent_ed);
+    json_decref(room_event("$crash:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "through a crash")));
+    S.crash_before_commit = true;
+    json_t *out = todevice(HUMAN, "m.room.encrypted", key, NULL);
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "through a crash");
+    json_decref(out);
+
+    char id[MR_OLM_KEY_SIZE];
+    mr_olm_outbound_group_id(S.human.megolm, id);
+    json_t *waiting = NULL;
+    mr_err err = {0};
+    check(crypto_pending_get(&S.engine, ROOM, id, &waiting, &err), &err, "waiting");
+    assert_int_equal(json_array_size(waiting), 1);
+    json_decref(waiting);
+    out = json_array();
+    check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms(), out, &err), &err, "sweep");
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "through a crash");
+    commit(out);
+    json_decref(out);
+    check(crypto_pending_get(&S.engine, ROOM, id, &waiting, &err), &err, "waiting");
+    assert_int_equal(json_array_size(waiting), 0);
+    json_decref(waiting);
+}
+
+/* An upload the homeserver refused is asked for again at the next key counts, with the same
+ * keys (they stayed unpublished). */
+static void test_refused_upload_asks_again(void **state)
+{
+    (void)state;
+    json_t *out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(10));
+    json_t *req = only(out, "matrix.send");
+    json_t *first = json_incref(json_object_get(json_object_get(req, "body"), "one_time_keys"));
+    json_t *refusal = json_pack("{s:i, s:s, s:s, s:s, s:O, s:b, s:s}", "v", 1, "type", "keys_reply", "account",
+                                AGENT, "kind", "keys_upload", "txn_id", json_object_get(req, "txn_id"), "ok", 0,
+                                "error", "400 M_UNKNOWN: One time key already exists");
+    json_decref(out);
+    out = feed(crypto_engine_keys_reply, refusal, "refusal");
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    assert_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(10));
+    assert_true(json_equal(json_object_get(json_object_get(only(out, "matrix.send"), "body"), "one_time_keys"),
+                           first));
+    json_decref(out);
+    json_decref(first);
+}
+
+/* Messages that break the todevice_event and keys_reply schemas are MR_EINVAL, naming the field. */
+static void test_malformed_messages(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"v\":1,\"type\":\"todevice_event\",\"account\":\"@a:x\",\"event\":{}}",
+        BAD_SENDER,
+        "not json",
+    };
+    static const char *const why[] = {"device_id", "event.sender", "JSON"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *out = json_array();
+        mr_err err = {0};
+        assert_int_equal(crypto_engine_todevice(&S.engine, bad[i], strlen(bad[i]), out, &err), MR_EINVAL);
+        if (!strstr(err.msg, why[i]))
+            fail_msg("expected \"%s\" in: %s", why[i], err.msg);
+        assert_int_equal(messages(out), 0);
+        json_decref(out);
+    }
+    const char *reply = "{\"v\":1,\"type\":\"keys_reply\",\"account\":\"@a:x\",\"txn_id\":\"k\",\"ok\":true}";
+    json_t *out = json_array();
+    mr_err err = {0};
+    assert_int_equal(crypto_engine_keys_reply(&S.engine, reply, strlen(reply), out, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "kind"));
+    json_decref(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_device_keys_uploaded),
+        cmocka_unit_test(test_restart_keeps_device),
+        cmocka_unit_test(test_room_key_over_olm),
+        cmocka_unit_test(test_message_decrypted),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_waits_for_key_then_notice),
+        cmocka_unit_test(test_restart_keeps_sessions),
+        cmocka_unit_test(test_unknown_device_refused),
+        cmocka_unit_test(test_olm_sessions_bounded),
+        cmocka_unit_test(test_query_answer_again_after_crash),
+        cmocka_unit_test(test_retry_after_crash),
+        cmocka_unit_test(test_refused_upload_asks_again),
+        cmocka_unit_test(test_malformed_messages),
+    };
+    return cmocka_run_group_tests_name("crypto_decrypt", tests, group_setup, group_teardown);
+}
