@@ -25,6 +25,8 @@ import unittest
 import urllib.error
 import urllib.request
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 STACK = os.path.join(os.path.dirname(HERE), "stack.sh")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -256,8 +258,10 @@ class Stack(unittest.TestCase):
                               timeout=60)
         self.assertEqual(meta.returncode, 0, meta.stderr)
         topics = {t["topic"]: len(t["partitions"]) for t in json.loads(meta.stdout)["topics"]}
-        for topic in ("matrix.inbound", "matrix.todevice", "matrix.cleartext", "agent.turns", "matrix.outbound",
-                      "matrix.send"):
+        with open(os.path.join(REPO, "proto", "topics.yaml")) as f:
+            declared = yaml.safe_load(f)["topics"]
+        self.assertIn("matrix.keys", declared)
+        for topic in declared:
             self.assertEqual(topics.get(topic), 8, topic)
 
         # Each service got the URLs and the one generated instance secret, which no log shows.
