@@ -455,6 +455,32 @@ static void test_api_key_and_single_owner(void **state)
     free(link);
 }
 
+/* Seed 004 configures the service with MINDROOM_TRUSTED_UPSTREAM_* alone: with those, the store
+ * URL and the instance secret it starts, with no config.yaml, no bus and no Matrix server name
+ * (ua_proc_env leaves them unset); without the store it needs, it refuses, naming the variable. */
+static void test_starts_from_its_environment_alone(void **state)
+{
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    header_mode_env();
+    assert_null(getenv("MINDROOM_BUS_URL"));
+    assert_null(getenv("MINDROOM_CONFIG_PATH"));
+    assert_null(getenv("MATRIX_SERVER_NAME"));
+    ua_proc_start(p);
+    expect_status(p, "/auth/verify", ALICE_HEADERS, 200, NULL);
+    char *log = ua_proc_log(p);
+    assert_null(strstr(log, "config.yaml"));
+    free(log);
+    ua_proc_stop(p);
+
+    header_mode_env();
+    unsetenv("MINDROOM_STORE_URL");
+    char *out = NULL;
+    int status = ua_proc_run(&out);
+    if (status != 2 || !strstr(out, "mindroom-upstream-auth: MINDROOM_STORE_URL: not set"))
+        fail_msg("exit status %d, expected 2 naming MINDROOM_STORE_URL:\n%s", status, out);
+    free(out);
+}
+
 /* Runs the binary with the variables set and expects exit 2 and a message naming `want`. */
 static void expect_exit_2(const char *const *vars, const char *want)
 {
@@ -501,6 +527,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_oauth_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_key_and_single_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_settings_stop_start_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_starts_from_its_environment_alone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
