@@ -4,13 +4,24 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <jwt.h>
+#include <openssl/evp.h>
 #include "mindroom/jwt.h"
 
-/* One usable key. algs is a bit set of (1u << jwt_alg_t). */
+/* The algorithms this library verifies; JA_INVALID is every other name ("none", HMAC, PS*). */
+typedef enum ja_alg {
+    JA_INVALID = 0,
+    JA_RS256,
+    JA_RS384,
+    JA_RS512,
+    JA_ES256,
+    JA_ES384,
+} ja_alg;
+
+/* One usable key, parsed once per JWKS fetch. algs is a bit set of (1u << ja_alg). */
 typedef struct mr_jwt_key {
     char *kid;
-    char *pem;
+    char *pem;         /* for mr_jwt_keyset_pem only; verification uses pkey */
+    EVP_PKEY *pkey;    /* shared read-only by every verifying thread */
     unsigned algs;
     char algs_str[24];
 } mr_jwt_key;
@@ -39,7 +50,9 @@ struct mr_jwt_verifier {
     mr_jwt_clock_fn clock;
     void *clock_ctx;
 
-    /* The cache, under mu. One fetch at a time (fetching); others wait on fetched. */
+    long stale_grace_ms;
+    /* The cache, under mu. One fetch at a time (fetching); others wait on fetched, or go on with
+     * the previous set while it is within its grace. */
     pthread_mutex_t mu;
     pthread_cond_t fetched;
     mr_jwt_keyset *keys;  /* the last good set, NULL before one */
@@ -53,9 +66,10 @@ struct mr_jwt_verifier {
     uint64_t failures;
 };
 
-/* A copy of the key for kid (NULL: the only key of the set), fetching the set when the cache
- * is empty or old, or when kid is not in it and the refetch floor allows. MR_EAUTH when no
- * key matches, MR_EUNAVAIL when no set could be had. Free with mr_jwt_key_clear. */
+/* The key for kid (NULL: the only key of the set), its pkey with a reference taken and its kid
+ * copied, fetching the set when the cache is empty or old, or when kid is not in it and the
+ * refetch floor allows. MR_EAUTH when no key matches, MR_EUNAVAIL when no set could be had.
+ * Free with mr_jwt_key_clear. */
 mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_key *out, mr_err *err);
 void mr_jwt_key_clear(mr_jwt_key *k);
 
@@ -65,8 +79,14 @@ mr_code mr_jwt_b64url_decode(const char *in, size_t len, unsigned char **out, si
                              mr_err *err);
 
 /* The algorithm named exactly `name` among those this library accepts (RS256/384/512,
- * ES256/384); JWT_ALG_INVAL for any other, "none" and HMAC included. */
-jwt_alg_t mr_jwt_alg_lookup(const char *name);
+ * ES256/384); JA_INVALID for any other, "none", HMAC and RSASSA-PSS included. */
+ja_alg mr_jwt_alg_lookup(const char *name);
+
+/* Checks sig over the signing input (header.payload as sent) with key under alg, which the
+ * caller has matched to the key: RSASSA-PKCS1-v1_5, or ECDSA with the JWS r||s form converted
+ * to DER (RFC 7518 3.4), zero and out-of-range halves refused. True when it verifies. */
+bool mr_jwt_sig_verify(ja_alg alg, EVP_PKEY *key, const unsigned char *input, size_t input_len,
+                       const unsigned char *sig, size_t sig_len);
 
 /* Copies s with every byte outside printable ASCII (and '"', '\\') replaced by '?', cut to
  * cap - 1 bytes: for quoting untrusted values (kid, iss, aud) in messages. Returns out. */

@@ -164,6 +164,7 @@ void mr_jwt_key_clear(mr_jwt_key *k)
 {
     free(k->kid);
     free(k->pem);
+    EVP_PKEY_free(k->pkey);
     memset(k, 0, sizeof *k);
 }
 
@@ -184,14 +185,21 @@ static const mr_jwt_key *find_key(const mr_jwt_keyset *ks, const char *kid)
     return NULL;
 }
 
+/* The caller's own reference: a refetch may free the set while the signature is checked. The
+ * parsed key is shared, never copied or parsed again. */
 static mr_code copy_key(const mr_jwt_key *k, mr_jwt_key *out, mr_err *err)
 {
     *out = *k;
-    out->pem = strdup(k->pem);
+    out->pem = NULL;
     out->kid = k->kid ? strdup(k->kid) : NULL;
-    if (!out->pem || (k->kid && !out->kid)) {
-        mr_jwt_key_clear(out);
+    if (k->kid && !out->kid) {
+        out->pkey = NULL;
         return mr_err_set(err, MR_ENOMEM, "out of memory copying a JWKS key");
+    }
+    if (EVP_PKEY_up_ref(k->pkey) != 1) {
+        out->pkey = NULL;
+        mr_jwt_key_clear(out);
+        return mr_err_set(err, MR_EINTERNAL, "OpenSSL could not take a reference to a JWKS key");
     }
     return MR_OK;
 }

@@ -1,5 +1,7 @@
-/* jwt.h -- JWT verification against a JWKS endpoint: RSA and EC keys from JWKs, signatures
- * checked by libjwt with the algorithm the key allows, claims checked here. */
+/* jwt.h -- JWT verification against a JWKS endpoint: RSA and EC keys from JWKs, parsed into
+ * OpenSSL keys once per fetch; signatures checked by OpenSSL (EVP_DigestVerify) with the
+ * algorithm the key allows; claims checked here. libjwt is not used: it takes the algorithm
+ * from the token and parses a PEM key on every call. */
 #ifndef MINDROOM_JWT_H
 #define MINDROOM_JWT_H
 
