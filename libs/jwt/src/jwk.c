@@ -289,13 +289,17 @@ static bool key_from_jwk(json_t *jwk, const mr_jwt_keyset *ks, mr_jwt_key *key, 
     }
     key->pem = pem_of(pkey);
     key->pkey = pkey;
+    key->algs = algs;
     key->kid = kid ? strdup(json_string_value(kid)) : NULL;
     if (!key->pem || (kid && !key->kid)) {
         mr_jwt_key_clear(key);
         snprintf(why, WHY_MAX, "out of memory");
         return false;
     }
-    key->algs = algs;
+    if (!mr_jwt_key_prepare(key, why, WHY_MAX)) {
+        mr_jwt_key_clear(key);
+        return false;
+    }
     algs_to_str(algs, key->algs_str, sizeof key->algs_str);
     return true;
 }
@@ -341,6 +345,7 @@ mr_code mr_jwt_keyset_parse(const char *json, size_t len, mr_jwt_keyset **out, m
     size_t n = json_array_size(keys);
     mr_jwt_keyset *ks = calloc(1, sizeof *ks);
     if (ks) {
+        atomic_init(&ks->refs, 1);
         ks->keys = calloc(n ? n : 1, sizeof *ks->keys);
         ks->skipped = calloc(n ? n : 1, sizeof *ks->skipped);
     }
@@ -371,7 +376,7 @@ mr_code mr_jwt_keyset_parse(const char *json, size_t len, mr_jwt_keyset **out, m
 
 void mr_jwt_keyset_free(mr_jwt_keyset *ks)
 {
-    if (!ks)
+    if (!ks || atomic_fetch_sub(&ks->refs, 1) != 1)
         return;
     for (size_t i = 0; i < ks->count; i++)
         mr_jwt_key_clear(&ks->keys[i]);

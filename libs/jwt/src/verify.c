@@ -228,7 +228,7 @@ static mr_code check_signature(const char *token, const parts *p, const header *
     if (!(key->algs & (1u << h->alg)))
         return invalid(err, "alg %s does not match key \"%s\", which allows %s", h->alg_name,
                        key->kid ? mr_jwt_quote(key->kid, q, sizeof q) : "(no kid)", key->algs_str);
-    if (!mr_jwt_sig_verify(h->alg, key->pkey, (const unsigned char *)token, p->signing_len, p->sig, p->sig_len))
+    if (!mr_jwt_sig_verify(h->alg, key, (const unsigned char *)token, p->signing_len, p->sig, p->sig_len))
         return invalid(err, "the %s signature does not verify with key \"%s\"", h->alg_name,
                        key->kid ? mr_jwt_quote(key->kid, q, sizeof q) : "(no kid)");
     return MR_OK;
@@ -246,7 +246,8 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
         return invalid(err, "the token is longer than %zu bytes", v->max_token_bytes);
     parts p = {0};
     json_t *hdr = NULL, *claims = NULL;
-    mr_jwt_key key = {0};
+    mr_jwt_keyset *held = NULL;
+    const mr_jwt_key *key = NULL;
     header h = {0};
     double exp = 0;
     mr_code rc;
@@ -255,12 +256,12 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
         (rc = check_header(hdr, &h, err)) != MR_OK ||
         (rc = parse_object(p.payload, p.payload_len, "the payload", &claims, err)) != MR_OK)
         goto out;
-    rc = mr_jwt_verifier_key(v, h.kid, &key, err);
+    rc = mr_jwt_verifier_key(v, h.kid, &held, &key, err);
     if (rc == MR_EAUTH)
         mr_err_prefix(err, "invalid JWT");
-    if (rc != MR_OK || (rc = check_signature(token, &p, &h, &key, err)) != MR_OK ||
+    if (rc != MR_OK || (rc = check_signature(token, &p, &h, key, err)) != MR_OK ||
         (rc = check_times(v, claims, &exp, err)) != MR_OK || (rc = check_iss_aud(v, claims, err)) != MR_OK ||
-        (rc = fill_identity(v, claims, &h, &key, exp, &id, err)) != MR_OK)
+        (rc = fill_identity(v, claims, &h, key, exp, &id, err)) != MR_OK)
         goto out;
     if (out) {
         *out = id;
@@ -268,7 +269,7 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
     }
 out:
     mr_jwt_identity_free(&id);
-    mr_jwt_key_clear(&key);
+    mr_jwt_keyset_free(held);
     json_decref(claims);
     json_decref(hdr);
     parts_free(&p);

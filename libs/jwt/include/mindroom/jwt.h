@@ -71,10 +71,14 @@ typedef struct mr_jwt_options {
     const char *matrix_user_id_claim;
     long leeway_s;          /* allowed clock skew for exp, nbf, iat; default 30 */
     long fetch_timeout_ms;  /* whole JWKS request; default 5000 */
-    long cache_ttl_ms;      /* a fetched key set is used this long; default 60000 */
+    long cache_ttl_ms;      /* a fetched key set is fresh this long; default 60000 */
     /* At least this long between two fetches prompted by a kid not in the cache, and before
-     * retrying a fetch that failed; default 10000. */
+     * retrying a fetch that failed; default 10000, at least 1000. Fetches are single-flight:
+     * one at a time, whatever the number of threads. */
     long refetch_floor_ms;
+    /* While refetching fails, the last good set stays in use this long past its TTL (Envoy's
+     * jwt_authn likewise keeps its JWKS when a refresh fails); default 300000, 0 for none. */
+    long stale_grace_ms;
     size_t max_token_bytes; /* default 16384 */
     mr_jwt_fetch_fn fetch;  /* default mr_jwt_fetch_curl */
     void *fetch_ctx;
@@ -107,8 +111,10 @@ typedef struct mr_jwt_identity {
 /* Verifies a compact JWS (header.payload.signature): size, shape (strict base64url, JSON
  * without duplicate members, typ "JWT" if any, no crit), key by kid (a token without kid only
  * when the set holds exactly one key), the header's alg against the key's, the signature, then
- * exp (required), nbf and iat (optional) with the leeway, iss, aud and the required claims. A kid missing from the cache prompts a refetch, at most one per
- * refetch_floor_ms. On success fills *out (which may be NULL to only check). */
+ * exp (required), nbf and iat (optional) with the leeway, iss, aud and the required claims. A
+ * kid missing from the cache prompts a refetch, at most one per refetch_floor_ms. Header
+ * members jku, x5u, jwk and x5c are ignored: nothing is fetched or trusted from a token. On
+ * success fills *out (which may be NULL to only check). */
 mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, mr_err *err);
 void mr_jwt_identity_free(mr_jwt_identity *id);
 
