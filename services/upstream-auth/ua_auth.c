@@ -76,6 +76,7 @@ mr_code ua_auth_new(const ua_settings *s, const ua_auth_options *o, ua_auth **ou
         jo.email_claim = s->jwt_email_claim;
         jo.user_id_claim = s->jwt_user_id_claim;
         jo.matrix_user_id_claim = s->jwt_matrix_user_id_claim;
+        jo.leeway_s = (long)s->jwt_leeway_s;
         jo.clock = a->clock;
         jo.clock_ctx = a->clock_ctx;
         if (o && o->fetch) {
