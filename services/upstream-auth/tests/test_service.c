@@ -41,7 +41,7 @@ static int group_setup(void **state)
     check(mr_tp_redis_start(&g_redis, &err), &err);
     unsigned char secret[32];
     for (size_t i = 0; i < sizeof secret; i++)
-        sscanf(UA_TEST_SECRET_HEX + 2 * i, "%2hhx", &secret[i]);
+        sscanf(&UA_TEST_SECRET_HEX[2 * i], "%2hhx", &secret[i]);
     mr_store_options o = {.secret = secret, .secret_len = sizeof secret};
     check(mr_store_open(g_redis.url, &o, &g_store, &err), &err);
     tk_ec(&g_key, "ec-1", "P-256");
