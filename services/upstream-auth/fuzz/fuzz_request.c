@@ -41,22 +41,6 @@ static const char *mode_get(void *ctx, const char *name)
     return NULL;
 }
 
-static mr_code fixed_fetch(void *ctx, const char *url, long timeout_ms, char **body, size_t *len, mr_err *err)
-{
-    (void)ctx;
-    (void)url;
-    (void)timeout_ms;
-    *body = strdup(FUZZ_JWKS);
-    *len = strlen(FUZZ_JWKS);
-    return *body ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory");
-}
-
-static int64_t fixed_clock(void *ctx)
-{
-    (void)ctx;
-    return FUZZ_NOW_MS;
-}
-
 /* One authenticator per mode for the whole run, as the service keeps one. */
 static ua_auth *auth_for(int mode)
 {
@@ -65,7 +49,7 @@ static ua_auth *auth_for(int mode)
     if (auth[mode])
         return auth[mode];
     mr_log_configure(MR_LOG_ERROR, MR_LOG_HUMAN, NULL);
-    ua_auth_options o = {.fetch = fixed_fetch, .clock = fixed_clock};
+    ua_auth_options o = {.fetch = fuzz_fetch, .clock = fuzz_clock};
     mr_err err;
     if (ua_settings_load(mode_get, (void *)MODE_VARS[mode], &settings[mode], &err) != MR_OK ||
         ua_auth_new(&settings[mode], &o, &auth[mode], &err) != MR_OK)
