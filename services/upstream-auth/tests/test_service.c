@@ -199,6 +199,10 @@ static void test_forward_auth_header_mode(void **state)
     assert_non_null(strstr(r.body, "Trusted upstream email does not map to a Matrix user ID"));
     mr_http_result_clear(&r);
     expect_status(p, "/nowhere", ALICE_HEADERS, 404, "{\"detail\":\"Not found\"}");
+    /* A byte that is not UTF-8 was a 500 when the reply's JSON refused it; it is a 401. */
+    const char *const latin1[] = {"X-MindRoom-User-Id: al\xe9x", "X-MindRoom-User-Email: alice@example.com", NULL};
+    expect_status(p, "/auth/verify", latin1, 401,
+                  "{\"detail\":\"Invalid characters in trusted upstream header: X-MindRoom-User-Id\"}");
     ua_proc_stop(p);
 }
 
