@@ -17,7 +17,8 @@
 
 /* ---- key sets --------------------------------------------------------------------------- */
 
-/* The usable keys of a JWKS document, each as a PEM public key with the algorithms it allows:
+/* The usable keys of a JWKS document, each parsed into an OpenSSL key (with a verify context
+ * per algorithm, made here once) and the algorithms it allows:
  *   RSA (n, e; modulus >= 2048 bits)  RS256, RS384, RS512 (only its "alg" when present)
  *   EC P-256 (x, y)                   ES256
  *   EC P-384 (x, y)                   ES384
@@ -27,7 +28,8 @@
 typedef struct mr_jwt_keyset mr_jwt_keyset;
 
 /* Parses a JWKS ({"keys": [...]}). MR_EINVAL when the document is not one, or when no key is
- * usable (the message lists why each was skipped). */
+ * usable (the message lists why each was skipped). mr_jwt_keyset_free drops the caller's
+ * reference; a verifier checking a token with the set holds its own. */
 mr_code mr_jwt_keyset_parse(const char *json, size_t len, mr_jwt_keyset **out, mr_err *err);
 void mr_jwt_keyset_free(mr_jwt_keyset *ks);
 
