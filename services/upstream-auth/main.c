@@ -8,6 +8,10 @@ int main(int argc, char **argv)
         .summary = "Authenticates dashboard/API requests (trusted upstream headers, strict JWT, API key), answers "
                    "forward auth for ingress controllers and runs the OAuth connect flow.",
         .serve = mr_upstream_auth_serve,
+        /* Connect tokens and sealed OAuth credentials live in the store; nothing comes from
+         * config.yaml, the bus or Matrix. */
+        .uses = MR_RUNTIME_USES_STORE | MR_RUNTIME_USES_SECRET,
+        .settings_help = MR_UPSTREAM_AUTH_SETTINGS_HELP,
     };
     return mr_service_main(argc, argv, &def);
 }

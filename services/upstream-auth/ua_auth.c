@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <jansson.h>
 
 #include "mindroom/ids.h"
 #include "mindroom/log.h"
@@ -76,6 +77,7 @@ mr_code ua_auth_new(const ua_settings *s, const ua_auth_options *o, ua_auth **ou
         jo.email_claim = s->jwt_email_claim;
         jo.user_id_claim = s->jwt_user_id_claim;
         jo.matrix_user_id_claim = s->jwt_matrix_user_id_claim;
+        jo.leeway_s = (long)s->jwt_leeway_s;
         jo.clock = a->clock;
         jo.clock_ctx = a->clock_ctx;
         if (o && o->fetch) {
@@ -118,13 +120,17 @@ void ua_auth_stats_get(ua_auth *a, ua_auth_stats *out)
         mr_jwt_verifier_stats(a->verifier, &out->jwks);
 }
 
-/* Identity values end up in response headers and logs: no control characters. */
+/* Identity values end up in response headers, JSON bodies and logs: no control characters, and
+ * valid UTF-8 (jansson's own check, as it is jansson that writes them into the JSON replies,
+ * where it would refuse them and turn the request into a 500). */
 static bool clean(const char *v)
 {
-    for (; *v; v++)
-        if ((unsigned char)*v < 0x20 || *v == 0x7f)
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return false;
-    return true;
+    json_t *utf8 = json_string(v);
+    json_decref(utf8);
+    return utf8 != NULL;
 }
 
 /* One configured header: *value is NULL when absent or empty. Sent twice it is ambiguous (which

@@ -18,6 +18,9 @@
  * mr_jwt_options.max_token_bytes instead. */
 #define UA_HEADER_VALUE_MAX 1024
 #define UA_JWT_CACHE_DEFAULT 4096
+/* Clock skew allowed between the gateway and us for exp, nbf and iat: libs/jwt's default. */
+#define UA_JWT_LEEWAY_DEFAULT_S 30
+#define UA_JWT_LEEWAY_MAX_S 300
 #define UA_STATE_TTL_MS 600000L
 
 typedef struct ua_provider {
@@ -46,6 +49,7 @@ typedef struct ua_settings {
     char *api_key;                 /* MINDROOM_API_KEY; wiped on free */
     char *owner_user_id;           /* MINDROOM_OWNER_USER_ID */
     size_t jwt_cache_entries;      /* MINDROOM_UPSTREAM_AUTH_JWT_CACHE; 0 turns the cache off */
+    size_t jwt_leeway_s;           /* ..._JWT_LEEWAY_SECONDS, 0 to 300, default 30 */
     ua_provider *providers;        /* MINDROOM_OAUTH_PROVIDERS, in the order listed */
     size_t n_providers;
 } ua_settings;

@@ -281,18 +281,19 @@ static mr_code read_providers(const reader *r, ua_settings *s, mr_err *err)
     return rc;
 }
 
-static mr_code read_cache_size(const reader *r, ua_settings *s, mr_err *err)
+/* A whole number from 0 to max, dflt when unset; `range` says what it counts for the message. */
+static mr_code read_count(const reader *r, const char *name, size_t dflt, unsigned long long max, const char *range,
+                          size_t *out, mr_err *err)
 {
-    static const char name[] = "MINDROOM_UPSTREAM_AUTH_JWT_CACHE";
     const char *v = value_of(r, name);
-    s->jwt_cache_entries = UA_JWT_CACHE_DEFAULT;
+    *out = dflt;
     if (!v)
         return MR_OK;
     char *end;
     unsigned long long n = strtoull(v, &end, 10);
-    if (!isdigit((unsigned char)*v) || *end || n > 1000000)
-        return mr_err_set(err, MR_EINVAL, "%s: \"%.40s\" must be a number of tokens from 0 (off) to 1000000", name, v);
-    s->jwt_cache_entries = (size_t)n;
+    if (!isdigit((unsigned char)*v) || *end || n > max)
+        return mr_err_set(err, MR_EINVAL, "%s: \"%.40s\" must be a number of %s", name, v, range);
+    *out = (size_t)n;
     return MR_OK;
 }
 
@@ -308,7 +309,11 @@ mr_code ua_settings_load(ua_getenv_fn get, void *ctx, ua_settings *out, mr_err *
     if (rc == MR_OK && out->owner_user_id && (rc = mr_id_parse_user(out->owner_user_id, NULL, err)) != MR_OK)
         mr_err_prefix(err, "MINDROOM_OWNER_USER_ID");
     if (rc == MR_OK)
-        rc = read_cache_size(&r, out, err);
+        rc = read_count(&r, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", UA_JWT_CACHE_DEFAULT, 1000000,
+                        "tokens from 0 (off) to 1000000", &out->jwt_cache_entries, err);
+    if (rc == MR_OK)
+        rc = read_count(&r, TU "JWT_LEEWAY_SECONDS", UA_JWT_LEEWAY_DEFAULT_S, UA_JWT_LEEWAY_MAX_S,
+                        "seconds from 0 to 300", &out->jwt_leeway_s, err);
     if (rc == MR_OK)
         rc = read_providers(&r, out, err);
     return rc;

@@ -23,6 +23,17 @@
 
 #include "mindroom/runtime.h"
 
+/* The service's own variables, for --help (README.md has the whole table). */
+#define MR_UPSTREAM_AUTH_SETTINGS_HELP \
+    "  MINDROOM_TRUSTED_UPSTREAM_AUTH_ENABLED, _USER_ID_HEADER, _EMAIL_HEADER,\n" \
+    "    _MATRIX_USER_ID_HEADER, _EMAIL_TO_MATRIX_USER_ID_TEMPLATE   trusted upstream headers\n" \
+    "  MINDROOM_TRUSTED_UPSTREAM_REQUIRE_JWT, _JWT_HEADER, _JWKS_URL, _JWT_AUDIENCE, _JWT_ISSUER,\n" \
+    "    _JWT_EMAIL_CLAIM, _JWT_USER_ID_CLAIM, _JWT_MATRIX_USER_ID_CLAIM   strict JWT mode\n" \
+    "  MINDROOM_TRUSTED_UPSTREAM_JWT_LEEWAY_SECONDS   clock skew allowed for exp/nbf/iat, default 30\n" \
+    "  MINDROOM_UPSTREAM_AUTH_JWT_CACHE   verified tokens kept, default 4096 (0 = off)\n" \
+    "  MINDROOM_API_KEY, MINDROOM_OWNER_USER_ID   standalone mode\n" \
+    "  MINDROOM_OAUTH_PROVIDERS, MINDROOM_OAUTH_<NAME>_*, MINDROOM_PUBLIC_URL   OAuth connect flow\n"
+
 /* Runs until the runtime stops: 0 on a clean stop, 2 for an invalid setting, 1 otherwise. */
 int mr_upstream_auth_serve(const mr_runtime *rt);
 

@@ -1,4 +1,4 @@
-/* jwk.c -- JWKS documents to PEM public keys (RSA n/e, EC P-256/P-384 x/y) with OpenSSL 3. */
+/* jwk.c -- JWKS documents to OpenSSL public keys (RSA n/e, EC P-256/P-384 x/y), parsed once per fetch. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,30 +20,30 @@
 
 static const struct {
     const char *name;
-    jwt_alg_t alg;
+    ja_alg alg;
 } ALGS[] = {
-    {"RS256", JWT_ALG_RS256}, {"RS384", JWT_ALG_RS384}, {"RS512", JWT_ALG_RS512},
-    {"ES256", JWT_ALG_ES256}, {"ES384", JWT_ALG_ES384},
+    {"RS256", JA_RS256}, {"RS384", JA_RS384}, {"RS512", JA_RS512},
+    {"ES256", JA_ES256}, {"ES384", JA_ES384},
 };
 
-#define RSA_ALGS ((1u << JWT_ALG_RS256) | (1u << JWT_ALG_RS384) | (1u << JWT_ALG_RS512))
+#define RSA_ALGS ((1u << JA_RS256) | (1u << JA_RS384) | (1u << JA_RS512))
 
 static const struct {
     const char *crv;
     const char *group;
     size_t coord_len;
-    jwt_alg_t alg;
+    ja_alg alg;
 } CURVES[] = {
-    {"P-256", "prime256v1", 32, JWT_ALG_ES256},
-    {"P-384", "secp384r1", 48, JWT_ALG_ES384},
+    {"P-256", "prime256v1", 32, JA_ES256},
+    {"P-384", "secp384r1", 48, JA_ES384},
 };
 
-jwt_alg_t mr_jwt_alg_lookup(const char *name)
+ja_alg mr_jwt_alg_lookup(const char *name)
 {
     for (size_t i = 0; i < sizeof ALGS / sizeof ALGS[0]; i++)
         if (strcmp(ALGS[i].name, name) == 0)
             return ALGS[i].alg;
-    return JWT_ALG_INVAL;
+    return JA_INVALID;
 }
 
 static void algs_to_str(unsigned algs, char *out, size_t cap)
@@ -276,8 +276,8 @@ static bool key_from_jwk(json_t *jwk, const mr_jwt_keyset *ks, mr_jwt_key *key, 
     json_t *alg = json_object_get(jwk, "alg");
     if (alg) {
         const char *name = json_string_value(alg);
-        jwt_alg_t a = name ? mr_jwt_alg_lookup(name) : JWT_ALG_INVAL;
-        if (a == JWT_ALG_INVAL || !(algs & (1u << a))) {
+        ja_alg a = name ? mr_jwt_alg_lookup(name) : JA_INVALID;
+        if (a == JA_INVALID || !(algs & (1u << a))) {
             char q[32], allowed[24];
             algs_to_str(algs, allowed, sizeof allowed);
             snprintf(why, WHY_MAX, "alg \"%s\" is not one this key allows here (%s)",
@@ -288,15 +288,18 @@ static bool key_from_jwk(json_t *jwk, const mr_jwt_keyset *ks, mr_jwt_key *key, 
         algs = 1u << a;
     }
     key->pem = pem_of(pkey);
-    EVP_PKEY_free(pkey);
+    key->pkey = pkey;
+    key->algs = algs;
     key->kid = kid ? strdup(json_string_value(kid)) : NULL;
     if (!key->pem || (kid && !key->kid)) {
-        free(key->pem);
-        free(key->kid);
+        mr_jwt_key_clear(key);
         snprintf(why, WHY_MAX, "out of memory");
         return false;
     }
-    key->algs = algs;
+    if (!mr_jwt_key_prepare(key, why, WHY_MAX)) {
+        mr_jwt_key_clear(key);
+        return false;
+    }
     algs_to_str(algs, key->algs_str, sizeof key->algs_str);
     return true;
 }
@@ -342,6 +345,7 @@ mr_code mr_jwt_keyset_parse(const char *json, size_t len, mr_jwt_keyset **out, m
     size_t n = json_array_size(keys);
     mr_jwt_keyset *ks = calloc(1, sizeof *ks);
     if (ks) {
+        atomic_init(&ks->refs, 1);
         ks->keys = calloc(n ? n : 1, sizeof *ks->keys);
         ks->skipped = calloc(n ? n : 1, sizeof *ks->skipped);
     }
@@ -372,12 +376,10 @@ mr_code mr_jwt_keyset_parse(const char *json, size_t len, mr_jwt_keyset **out, m
 
 void mr_jwt_keyset_free(mr_jwt_keyset *ks)
 {
-    if (!ks)
+    if (!ks || atomic_fetch_sub(&ks->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < ks->count; i++) {
-        free(ks->keys[i].kid);
-        free(ks->keys[i].pem);
-    }
+    for (size_t i = 0; i < ks->count; i++)
+        mr_jwt_key_clear(&ks->keys[i]);
     for (size_t i = 0; i < ks->nskipped; i++)
         free(ks->skipped[i]);
     free(ks->keys);

@@ -3,19 +3,38 @@
 #define MINDROOM_JWT_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
-#include <jwt.h>
+#include <openssl/evp.h>
 #include "mindroom/jwt.h"
 
-/* One usable key. algs is a bit set of (1u << jwt_alg_t). */
+/* The algorithms this library verifies; JA_INVALID is every other name ("none", HMAC, PS*). */
+typedef enum ja_alg {
+    JA_INVALID = 0,
+    JA_RS256,
+    JA_RS384,
+    JA_RS512,
+    JA_ES256,
+    JA_ES384,
+    JA_COUNT,
+} ja_alg;
+
+/* One usable key, parsed once per JWKS fetch. algs is a bit set of (1u << ja_alg). For each
+ * alg it allows, a verify context is prepared (key, padding, digest) at parse time; a token
+ * costs a copy of it, a digest and the signature check. Read-only once the set is built, so
+ * every thread may use it while it holds the set. */
 typedef struct mr_jwt_key {
     char *kid;
-    char *pem;
+    char *pem;         /* for mr_jwt_keyset_pem only */
+    EVP_PKEY *pkey;
+    EVP_PKEY_CTX *prepared[JA_COUNT];
+    EVP_MD *md[JA_COUNT];
     unsigned algs;
     char algs_str[24];
 } mr_jwt_key;
 
 struct mr_jwt_keyset {
+    atomic_int refs;      /* the verifier's cache and each token being checked hold one */
     mr_jwt_key *keys;
     size_t count;
     char **skipped;
@@ -39,7 +58,9 @@ struct mr_jwt_verifier {
     mr_jwt_clock_fn clock;
     void *clock_ctx;
 
-    /* The cache, under mu. One fetch at a time (fetching); others wait on fetched. */
+    long stale_grace_ms;
+    /* The cache, under mu. One fetch at a time (fetching); others wait on fetched, or go on with
+     * the previous set while it is within its grace. */
     pthread_mutex_t mu;
     pthread_cond_t fetched;
     mr_jwt_keyset *keys;  /* the last good set, NULL before one */
@@ -53,11 +74,16 @@ struct mr_jwt_verifier {
     uint64_t failures;
 };
 
-/* A copy of the key for kid (NULL: the only key of the set), fetching the set when the cache
- * is empty or old, or when kid is not in it and the refetch floor allows. MR_EAUTH when no
- * key matches, MR_EUNAVAIL when no set could be had. Free with mr_jwt_key_clear. */
-mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_key *out, mr_err *err);
+/* The key for kid (NULL: the only key of the set), in *held, a reference to its set (release
+ * with mr_jwt_keyset_free), fetching the set when the cache is empty or old, or when kid is not
+ * in it and the refetch floor allows. MR_EAUTH when no key matches, MR_EUNAVAIL when no set
+ * could be had. */
+mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_keyset **held, const mr_jwt_key **out,
+                            mr_err *err);
+/* Frees what the key owns (the set frees each of its keys). */
 void mr_jwt_key_clear(mr_jwt_key *k);
+/* Prepares key->prepared and key->md for each alg in key->algs; false with why filled. */
+bool mr_jwt_key_prepare(mr_jwt_key *key, char *why, size_t cap);
 
 /* Base64url without padding (RFC 7515 section 2), strictly: another alphabet, '=' or a length
  * of 1 mod 4 is MR_EINVAL. *out is malloc'd with a NUL after *out_len bytes. */
@@ -65,8 +91,14 @@ mr_code mr_jwt_b64url_decode(const char *in, size_t len, unsigned char **out, si
                              mr_err *err);
 
 /* The algorithm named exactly `name` among those this library accepts (RS256/384/512,
- * ES256/384); JWT_ALG_INVAL for any other, "none" and HMAC included. */
-jwt_alg_t mr_jwt_alg_lookup(const char *name);
+ * ES256/384); JA_INVALID for any other, "none", HMAC and RSASSA-PSS included. */
+ja_alg mr_jwt_alg_lookup(const char *name);
+
+/* Checks sig over the signing input (header.payload as sent) with key's context for alg, which
+ * the caller has matched to the key: RSASSA-PKCS1-v1_5, or ECDSA with the JWS r||s form
+ * converted to DER (RFC 7518 3.4), all-zero halves refused. True when it verifies. */
+bool mr_jwt_sig_verify(ja_alg alg, const mr_jwt_key *key, const unsigned char *input, size_t input_len,
+                       const unsigned char *sig, size_t sig_len);
 
 /* Copies s with every byte outside printable ASCII (and '"', '\\') replaced by '?', cut to
  * cap - 1 bytes: for quoting untrusted values (kid, iss, aud) in messages. Returns out. */

@@ -1,5 +1,6 @@
 /* verifier.c -- the verifier's options and its JWKS cache: TTL, refetch on unknown kid with a
- * floor between fetches, one fetch at a time across threads. */
+ * floor between fetches, one fetch at a time across threads, the last good set kept through an
+ * outage for a bounded grace. */
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -12,6 +13,8 @@
 #define DEFAULT_FETCH_TIMEOUT_MS 5000
 #define DEFAULT_CACHE_TTL_MS 60000
 #define DEFAULT_REFETCH_FLOOR_MS 10000
+#define MIN_REFETCH_FLOOR_MS 1000
+#define DEFAULT_STALE_GRACE_MS 300000
 #define DEFAULT_MAX_TOKEN_BYTES 16384
 
 void mr_jwt_options_init(mr_jwt_options *o)
@@ -22,6 +25,7 @@ void mr_jwt_options_init(mr_jwt_options *o)
     o->fetch_timeout_ms = DEFAULT_FETCH_TIMEOUT_MS;
     o->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
     o->refetch_floor_ms = DEFAULT_REFETCH_FLOOR_MS;
+    o->stale_grace_ms = DEFAULT_STALE_GRACE_MS;
     o->max_token_bytes = DEFAULT_MAX_TOKEN_BYTES;
 }
 
@@ -79,11 +83,15 @@ static mr_code check_options(const mr_jwt_options *o, mr_err *err)
                               claims[i][0]);
     if (o->leeway_s < 0)
         return mr_err_set(err, MR_EINVAL, "leeway_s is %ld; it must be 0 or more", o->leeway_s);
-    if (o->fetch_timeout_ms <= 0 || o->cache_ttl_ms <= 0 || o->refetch_floor_ms < 0)
+    if (o->fetch_timeout_ms <= 0 || o->cache_ttl_ms <= 0 || o->stale_grace_ms < 0)
         return mr_err_set(err, MR_EINVAL,
                           "fetch_timeout_ms (%ld) and cache_ttl_ms (%ld) must be positive, "
-                          "refetch_floor_ms (%ld) 0 or more",
-                          o->fetch_timeout_ms, o->cache_ttl_ms, o->refetch_floor_ms);
+                          "stale_grace_ms (%ld) 0 or more",
+                          o->fetch_timeout_ms, o->cache_ttl_ms, o->stale_grace_ms);
+    /* Below a second, a flood of unknown kids would become a flood of fetches. */
+    if (o->refetch_floor_ms < MIN_REFETCH_FLOOR_MS)
+        return mr_err_set(err, MR_EINVAL, "refetch_floor_ms is %ld; it must be at least %d",
+                          o->refetch_floor_ms, MIN_REFETCH_FLOOR_MS);
     if (o->max_token_bytes == 0)
         return mr_err_set(err, MR_EINVAL, "max_token_bytes must be positive");
     return check_jwks_url(o->jwks_url, err);
@@ -120,6 +128,7 @@ mr_code mr_jwt_verifier_new(const mr_jwt_options *o, mr_jwt_verifier **out, mr_e
     v->fetch_timeout_ms = o->fetch_timeout_ms;
     v->cache_ttl_ms = o->cache_ttl_ms;
     v->refetch_floor_ms = o->refetch_floor_ms;
+    v->stale_grace_ms = o->stale_grace_ms;
     v->max_token_bytes = o->max_token_bytes;
     v->fetch = o->fetch ? o->fetch : mr_jwt_fetch_curl;
     v->fetch_ctx = o->fetch_ctx;
@@ -164,6 +173,11 @@ void mr_jwt_key_clear(mr_jwt_key *k)
 {
     free(k->kid);
     free(k->pem);
+    EVP_PKEY_free(k->pkey);
+    for (int a = 0; a < JA_COUNT; a++) {
+        EVP_PKEY_CTX_free(k->prepared[a]);
+        EVP_MD_free(k->md[a]);
+    }
     memset(k, 0, sizeof *k);
 }
 
@@ -182,18 +196,6 @@ static const mr_jwt_key *find_key(const mr_jwt_keyset *ks, const char *kid)
         if (ks->keys[i].kid && strcmp(ks->keys[i].kid, kid) == 0)
             return &ks->keys[i];
     return NULL;
-}
-
-static mr_code copy_key(const mr_jwt_key *k, mr_jwt_key *out, mr_err *err)
-{
-    *out = *k;
-    out->pem = strdup(k->pem);
-    out->kid = k->kid ? strdup(k->kid) : NULL;
-    if (!out->pem || (k->kid && !out->kid)) {
-        mr_jwt_key_clear(out);
-        return mr_err_set(err, MR_ENOMEM, "out of memory copying a JWKS key");
-    }
-    return MR_OK;
 }
 
 /* Fetches and parses the set without holding the lock; *ks is NULL and err filled on failure. */
@@ -218,7 +220,7 @@ static void fetch_keyset(mr_jwt_verifier *v, mr_jwt_keyset **ks, mr_err *err)
 }
 
 /* Called with the lock held after a fetch: keeps a good set, or the reason it failed. A failed
- * refetch keeps the previous set until its own TTL ends. */
+ * refetch keeps the previous set, which stays in use for stale_grace_ms past its TTL. */
 static void install(mr_jwt_verifier *v, mr_jwt_keyset *ks, const mr_err *fetch_err)
 {
     if (ks) {
@@ -237,15 +239,15 @@ static void install(mr_jwt_verifier *v, mr_jwt_keyset *ks, const mr_err *fetch_e
 
 /* Called with the lock held when no fetch is allowed now: the error that explains why. A fetch
  * that failed in this very call speaks for itself; an earlier one is quoted with the wait. */
-static mr_code no_key(const mr_jwt_verifier *v, bool fresh, const char *kid, bool fetched_here, int64_t now,
+static mr_code no_key(const mr_jwt_verifier *v, bool usable, const char *kid, bool fetched_here, int64_t now,
                       mr_err *err)
 {
-    if (fresh && kid) {
+    if (usable && kid) {
         char q[80];
         return mr_err_set(err, MR_EAUTH, "no key with kid \"%s\" in the JWKS from %s",
                           mr_jwt_quote(kid, q, sizeof q), v->jwks_url);
     }
-    if (fresh)
+    if (usable)
         return mr_err_set(err, MR_EAUTH, "the token has no kid and the JWKS from %s holds %zu keys",
                           v->jwks_url, v->keys->count);
     if (v->last_failed && fetched_here)
@@ -259,31 +261,45 @@ static mr_code no_key(const mr_jwt_verifier *v, bool fresh, const char *kid, boo
     return mr_err_set(err, MR_EUNAVAIL, "JWKS unavailable: the set from %s expired before use", v->jwks_url);
 }
 
-mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_key *out, mr_err *err)
+/* The cache, as Envoy's jwt_authn keeps its remote JWKS:
+ *   - a set is fresh for cache_ttl_ms (60 s); then the next token starts one refetch;
+ *   - one fetch at a time (single flight): while it runs, tokens whose key is in the current set
+ *     go on with it, the others wait for the fetch to end;
+ *   - a kid missing from a fresh set prompts a refetch at most once per refetch_floor_ms (at
+ *     least 1 s), so a flood of made-up kids costs the JWKS server one request per floor;
+ *   - when refetching fails, the last good set stays in use up to stale_grace_ms past its TTL
+ *     (retried once per floor), so an outage of the JWKS server does not turn every valid
+ *     token into a 503 at once; past the grace the keys are unavailable (503). */
+mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_keyset **held, const mr_jwt_key **out,
+                            mr_err *err)
 {
-    memset(out, 0, sizeof *out);
+    *held = NULL;
+    *out = NULL;
     bool fetched_here = false;
     mr_code rc;
     pthread_mutex_lock(&v->mu);
     for (;;) {
         int64_t now = v->clock(v->clock_ctx);
         bool fresh = v->keys && !elapsed(now, v->keys_at, v->cache_ttl_ms);
-        const mr_jwt_key *k = fresh ? find_key(v->keys, kid) : NULL;
-        if (k) {
-            rc = copy_key(k, out, err);
+        bool usable = v->keys && !elapsed(now, v->keys_at, v->cache_ttl_ms + v->stale_grace_ms);
+        const mr_jwt_key *k = usable ? find_key(v->keys, kid) : NULL;
+        /* A stale set is refreshed first, unless that is under way or failed within the floor. */
+        bool refresh = !fresh && !v->fetching && !fetched_here &&
+                       (!v->last_failed || elapsed(now, v->attempt_at, v->refetch_floor_ms));
+        if (k && (fresh || !refresh)) {
+            atomic_fetch_add(&v->keys->refs, 1);
+            *held = v->keys;
+            *out = k;
+            rc = MR_OK;
             break;
         }
         if (v->fetching) {
             pthread_cond_wait(&v->fetched, &v->mu);
             continue;
         }
-        /* A fresh set lacking the kid is refetched at most once per floor, so a flood of made-up
-         * kids costs the gateway one request per floor; an old or missing set is fetched
-         * unless a fetch failed within the floor. */
-        bool may_fetch = !fetched_here &&
-                         (fresh ? !v->attempted || elapsed(now, v->attempt_at, v->refetch_floor_ms)
-                                : !v->last_failed || elapsed(now, v->attempt_at, v->refetch_floor_ms));
-        if (!may_fetch) {
+        bool unknown_kid_fetch = fresh && !fetched_here &&
+                                 (!v->attempted || elapsed(now, v->attempt_at, v->refetch_floor_ms));
+        if (!refresh && !unknown_kid_fetch) {
             rc = no_key(v, fresh, kid, fetched_here, now, err);
             break;
         }

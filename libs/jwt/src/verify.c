@@ -1,5 +1,7 @@
-/* verify.c -- one token: shape and header parsed here, the algorithm taken from the key,
- * the signature checked by libjwt, the claims checked here. */
+/* verify.c -- one token: shape and header parsed here, the algorithm taken from the key, the
+ * signature checked by OpenSSL on the key parsed at fetch time (sig.c), the claims checked here.
+ * Header members other than alg, kid, typ and crit (jku, x5u, jwk, x5c above all) are never
+ * read: keys come from the configured JWKS only, and a kid is only a name to look one up by. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@ typedef struct parts {
     size_t payload_len;
     unsigned char *sig;
     size_t sig_len;
+    size_t signing_len;   /* header.payload as sent: what the signature covers */
 } parts;
 
 static void parts_free(parts *p)
@@ -50,6 +53,7 @@ static mr_code split(const char *token, size_t len, parts *p, mr_err *err)
             dots += token[i] == '.';
         return invalid(err, "the token has %zu parts; a signed JWT has 3", dots + 1);
     }
+    p->signing_len = (size_t)(dot2 - token);
     const char *start[3] = {token, dot1 + 1, dot2 + 1};
     size_t n[3] = {(size_t)(dot1 - token), (size_t)(dot2 - dot1 - 1), len - (size_t)(dot2 + 1 - token)};
     unsigned char **out[3] = {&p->header, &p->payload, &p->sig};
@@ -84,7 +88,7 @@ static mr_code parse_object(const unsigned char *text, size_t len, const char *w
 }
 
 typedef struct header {
-    jwt_alg_t alg;
+    ja_alg alg;
     const char *alg_name;
     const char *kid;
 } header;
@@ -96,7 +100,7 @@ static mr_code check_header(json_t *h, header *out, mr_err *err)
     if (!out->alg_name)
         return invalid(err, "the header has no alg string");
     out->alg = mr_jwt_alg_lookup(out->alg_name);
-    if (out->alg == JWT_ALG_INVAL)
+    if (out->alg == JA_INVALID)
         return invalid(err, "alg \"%s\" is not accepted (RS256, RS384, RS512, ES256, ES384 are)",
                        mr_jwt_quote(out->alg_name, q, sizeof q));
     json_t *kid = json_object_get(h, "kid");
@@ -215,23 +219,18 @@ static mr_code fill_identity(const mr_jwt_verifier *v, json_t *claims, const hea
     return MR_OK;
 }
 
-/* libjwt picks the algorithm from the token's header, so it is only asked once the header's
- * alg is known to be the key's; and we still make sure that is the one it used. */
-static mr_code check_signature(const char *token, const header *h, const mr_jwt_key *key, mr_err *err)
+/* The algorithm is the key's: a header that names another (HS256 with an RSA key as the secret,
+ * ES256 on an RSA key, ...) is refused before any signature is computed. */
+static mr_code check_signature(const char *token, const parts *p, const header *h, const mr_jwt_key *key,
+                               mr_err *err)
 {
     char q[80];
     if (!(key->algs & (1u << h->alg)))
         return invalid(err, "alg %s does not match key \"%s\", which allows %s", h->alg_name,
                        key->kid ? mr_jwt_quote(key->kid, q, sizeof q) : "(no kid)", key->algs_str);
-    jwt_t *jwt = NULL;
-    int jrc = jwt_decode(&jwt, token, (const unsigned char *)key->pem, (int)strlen(key->pem));
-    jwt_alg_t used = jwt ? jwt_get_alg(jwt) : JWT_ALG_INVAL;
-    jwt_free(jwt);
-    if (jrc != 0)
+    if (!mr_jwt_sig_verify(h->alg, key, (const unsigned char *)token, p->signing_len, p->sig, p->sig_len))
         return invalid(err, "the %s signature does not verify with key \"%s\"", h->alg_name,
                        key->kid ? mr_jwt_quote(key->kid, q, sizeof q) : "(no kid)");
-    if (used != h->alg)
-        return invalid(err, "libjwt verified with %s, not %s", jwt_alg_str(used), h->alg_name);
     return MR_OK;
 }
 
@@ -247,7 +246,8 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
         return invalid(err, "the token is longer than %zu bytes", v->max_token_bytes);
     parts p = {0};
     json_t *hdr = NULL, *claims = NULL;
-    mr_jwt_key key = {0};
+    mr_jwt_keyset *held = NULL;
+    const mr_jwt_key *key = NULL;
     header h = {0};
     double exp = 0;
     mr_code rc;
@@ -256,12 +256,12 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
         (rc = check_header(hdr, &h, err)) != MR_OK ||
         (rc = parse_object(p.payload, p.payload_len, "the payload", &claims, err)) != MR_OK)
         goto out;
-    rc = mr_jwt_verifier_key(v, h.kid, &key, err);
+    rc = mr_jwt_verifier_key(v, h.kid, &held, &key, err);
     if (rc == MR_EAUTH)
         mr_err_prefix(err, "invalid JWT");
-    if (rc != MR_OK || (rc = check_signature(token, &h, &key, err)) != MR_OK ||
+    if (rc != MR_OK || (rc = check_signature(token, &p, &h, key, err)) != MR_OK ||
         (rc = check_times(v, claims, &exp, err)) != MR_OK || (rc = check_iss_aud(v, claims, err)) != MR_OK ||
-        (rc = fill_identity(v, claims, &h, &key, exp, &id, err)) != MR_OK)
+        (rc = fill_identity(v, claims, &h, key, exp, &id, err)) != MR_OK)
         goto out;
     if (out) {
         *out = id;
@@ -269,7 +269,7 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
     }
 out:
     mr_jwt_identity_free(&id);
-    mr_jwt_key_clear(&key);
+    mr_jwt_keyset_free(held);
     json_decref(claims);
     json_decref(hdr);
     parts_free(&p);

@@ -342,7 +342,9 @@ static void test_recovers_after_errors(void **state)
     expect_stats(f, 4, 3, 1);
 }
 
-static void test_failed_refetch_keeps_the_set_until_its_ttl(void **state)
+/* An outage of the JWKS server: the last good set stays in use for the grace (300 s) past its TTL,
+ * retried once per floor, then the keys are unavailable; the server's return ends it. */
+static void test_outage_keeps_the_last_set_for_the_grace(void **state)
 {
     fx *f = *state;
     expect_ok(f, &g_k1);
@@ -353,14 +355,31 @@ static void test_failed_refetch_keeps_the_set_until_its_ttl(void **state)
     assert_int_equal(js_requests(f->server), 2);
     expect_ok(f, &g_k1);
     expect_stats(f, 2, 1, 1);
-    /* At its TTL the old set is dropped: no stale keys, the failure is the answer. */
+    /* At its TTL the set is refetched, which fails: k1 is still accepted from the old set. */
     advance_ms(50000);
+    expect_ok(f, &g_k1);
+    assert_int_equal(js_requests(f->server), 3);
+    /* Within the floor, no other attempt; past it, one more, still within the grace. */
+    advance_ms(4000);
+    expect_ok(f, &g_k1);
+    assert_int_equal(js_requests(f->server), 3);
+    advance_ms(6000);
+    expect_ok(f, &g_k1);
+    assert_int_equal(js_requests(f->server), 4);
+    expect_stats(f, 4, 3, 1);
+    /* Past TTL + grace (60 s + 300 s from the fetch) the old set is no longer used. */
+    advance_ms(290000);
     mr_err err = {0};
     assert_int_equal(verify(f, &g_k1, NULL, &err), MR_EUNAVAIL);
     char *want = tk_printf("fetching JWKS from %s: HTTP status 500", js_url(f->server));
     assert_string_equal(err.msg, want);
     free(want);
-    assert_int_equal(js_requests(f->server), 3);
+    assert_int_equal(js_requests(f->server), 5);
+    /* The server is back: the next fetch after the floor serves again. */
+    serve(f->server, (const char *const *)&g_jwk1, 1);
+    advance_ms(10000);
+    expect_ok(f, &g_k1);
+    assert_int_equal(js_requests(f->server), 6);
 }
 
 int main(void)
@@ -372,7 +391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads_share_one_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovers_after_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_refetch_keeps_the_set_until_its_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outage_keeps_the_last_set_for_the_grace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

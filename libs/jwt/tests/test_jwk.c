@@ -295,6 +295,7 @@ static void test_options_are_checked(void **state)
     assert_int_equal(o.fetch_timeout_ms, 5000);
     assert_int_equal(o.cache_ttl_ms, 60000);
     assert_int_equal(o.refetch_floor_ms, 10000);
+    assert_int_equal(o.stale_grace_ms, 300000);
     assert_int_equal(o.max_token_bytes, 16384);
     expect_bad_options(&o, "jwks_url is required");
     o.jwks_url = "https://gw.example/jwks.json";
@@ -326,8 +327,15 @@ static void test_options_are_checked(void **state)
     expect_bad_options(&o, "leeway_s is -1; it must be 0 or more");
     o.leeway_s = 0;
     o.cache_ttl_ms = 0;
-    expect_bad_options(&o, "fetch_timeout_ms (5000) and cache_ttl_ms (0) must be positive, refetch_floor_ms (10000) 0 or more");
+    expect_bad_options(&o, "fetch_timeout_ms (5000) and cache_ttl_ms (0) must be positive, stale_grace_ms (300000) 0 or more");
     o.cache_ttl_ms = 1;
+    o.stale_grace_ms = -1;
+    expect_bad_options(&o, "fetch_timeout_ms (5000) and cache_ttl_ms (1) must be positive, stale_grace_ms (-1) 0 or more");
+    o.stale_grace_ms = 0;
+    /* The cooldown between fetches for unknown kids is at least a second. */
+    o.refetch_floor_ms = 999;
+    expect_bad_options(&o, "refetch_floor_ms is 999; it must be at least 1000");
+    o.refetch_floor_ms = 1000;
     o.max_token_bytes = 0;
     expect_bad_options(&o, "max_token_bytes must be positive");
     o.max_token_bytes = 1;

@@ -624,6 +624,90 @@ static void test_bad_signatures(void **state)
     free(t);
 }
 
+/* CVE-2022-21449 class: an ECDSA signature whose r and s are zero (or either one) verifies
+ * nothing, whatever the verifier underneath does with it; and halves past the order of the
+ * curve are refused as well. */
+static void test_ecdsa_zero_and_out_of_range_signatures(void **state)
+{
+    (void)state;
+    char *p = claims_with(NOW_S + 60, NULL);
+    unsigned char sig[96];
+    static const struct {
+        const char *header;
+        size_t half;
+        const char *msg;
+    } keys[] = {
+        {"{\"alg\":\"ES256\",\"kid\":\"e1\"}", 32, "invalid JWT: the ES256 signature does not verify with key \"e1\""},
+        {"{\"alg\":\"ES384\",\"kid\":\"e2\"}", 48, "invalid JWT: the ES384 signature does not verify with key \"e2\""},
+    };
+    for (size_t k = 0; k < 2; k++) {
+        size_t half = keys[k].half;
+        /* r = s = 0; r = 0 with s = 1; r = 1 with s = 0; r = s = 2^n - 1, beyond the order. */
+        for (int c = 0; c < 4; c++) {
+            memset(sig, c == 3 ? 0xff : 0, sizeof sig);
+            if (c == 1)
+                sig[2 * half - 1] = 1;
+            if (c == 2)
+                sig[half - 1] = 1;
+            char *t = tk_join(keys[k].header, p, sig, 2 * half);
+            expect_invalid(t, keys[k].msg);
+            free(t);
+        }
+    }
+    free(p);
+}
+
+/* Algorithm confusion beyond HS256: RSASSA-PSS names, HMAC of every size, lower-case and
+ * padded spellings are never looked up, whichever key the kid names. */
+static void test_other_algorithm_names_are_refused(void **state)
+{
+    (void)state;
+    char *p = claims_with(NOW_S + 60, NULL);
+    static const char *const names[] = {"PS256", "PS384", "PS512", "HS256", "HS384", "HS512", "rs256", "RS256 ",
+                                        "ES256K", "EdDSA", "ES512", ""};
+    static const char *const kids[] = {"r1", "e1"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        for (size_t k = 0; k < 2; k++) {
+            char *h = tk_printf("{\"alg\":\"%s\",\"kid\":\"%s\"}", names[i], kids[k]);
+            /* The name is refused before any signature is looked at. */
+            char *t = tk_join(h, p, "sig", 3);
+            char *msg = tk_printf("invalid JWT: alg \"%s\" is not accepted (RS256, RS384, RS512, ES256, ES384 are)",
+                                  names[i]);
+            expect_invalid(t, msg);
+            free(msg);
+            free(t);
+            free(h);
+        }
+    }
+    free(p);
+}
+
+/* jku, x5u, jwk and x5c name or carry keys; none is read. A token signed by another key that
+ * brings its own key in the header is refused without any fetch but the configured JWKS, and a
+ * genuine token that carries them is verified by kid against the JWKS alone. */
+static void test_key_carrying_headers_are_ignored(void **state)
+{
+    (void)state;
+    mem_jwks m = {.doc = g_jwks};
+    mr_jwt_verifier *v = verifier_with(&m, 30, 16384);
+    char *evil_jwk = tk_jwk(&g_other, NULL);
+    char *p = claims_with(NOW_S + 60, NULL);
+    char *h = tk_printf("{\"alg\":\"RS256\",\"kid\":\"r1\",\"jku\":\"https://evil.example/jwks.json\","
+                        "\"x5u\":\"https://evil.example/cert.pem\",\"jwk\":%s,\"x5c\":[\"MIIB\"]}", evil_jwk);
+    char *forged = tk_sign(&g_other, h, p);
+    expect_invalid_on(v, forged, "invalid JWT: the RS256 signature does not verify with key \"r1\"", false);
+    char *genuine = tk_sign(&g_r1, h, p);
+    expect_ok_on(v, genuine, NULL);
+    /* mem_fetch asserts the URL is the configured one; it was asked once. */
+    assert_int_equal(m.calls, 1);
+    free(genuine);
+    free(forged);
+    free(h);
+    free(p);
+    free(evil_jwk);
+    mr_jwt_verifier_free(v);
+}
+
 static void test_token_size_cap(void **state)
 {
     (void)state;
@@ -671,6 +755,9 @@ int main(void)
         cmocka_unit_test_setup(test_alg_must_match_the_key, reset_clock),
         cmocka_unit_test_setup(test_bad_signatures, reset_clock),
         cmocka_unit_test_setup(test_token_size_cap, reset_clock),
+        cmocka_unit_test_setup(test_ecdsa_zero_and_out_of_range_signatures, reset_clock),
+        cmocka_unit_test_setup(test_other_algorithm_names_are_refused, reset_clock),
+        cmocka_unit_test_setup(test_key_carrying_headers_are_ignored, reset_clock),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

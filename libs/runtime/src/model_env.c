@@ -38,7 +38,7 @@ mr_runtime_model_env_status mr_runtime_model_env(const mr_model_cfg *m, const mr
 void mr_runtime_export_model_settings(const mr_runtime *rt)
 {
     mr_config *cfg = mr_runtime_config(rt, NULL);
-    for (size_t i = 0; i < cfg->n_models; i++) {
+    for (size_t i = 0; cfg && i < cfg->n_models; i++) {
         const mr_model_cfg *m = &cfg->models[i];
         const mr_llm_provider *p;
         const char *var;

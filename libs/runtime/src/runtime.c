@@ -61,12 +61,14 @@ static mr_code state_new(mr_runtime *rt, mr_err *err)
 static mr_code open_peers(mr_runtime *rt, mr_err *err)
 {
     const mr_runtime_settings *s = &rt->settings;
-    mr_store_options so = {.secret = s->secret, .secret_len = s->secret_len};
-    mr_code rc = mr_store_open(s->store_url, &so, &rt->store, err);
+    mr_store_options so = {.secret = s->secret_len ? s->secret : NULL, .secret_len = s->secret_len};
+    mr_code rc = s->store_url ? mr_store_open(s->store_url, &so, &rt->store, err) : MR_OK;
     if (rc != MR_OK) {
         mr_err_prefix(err, "MINDROOM_STORE_URL");
         return rc;
     }
+    if (!s->bus_url)
+        return MR_OK;
     char client_id[96];
     snprintf(client_id, sizeof client_id, "mindroom-%s", rt->service);
     mr_bus_options bo = {.client_id = client_id};
@@ -89,7 +91,7 @@ mr_code mr_runtime_open(const mr_runtime_opts *opts, mr_runtime **out, mr_err *e
     mr_code rc = state_new(rt, err);
     if (rc == MR_OK)
         rc = mr_runtime_settings_resolve(opts, rt, err);
-    if (rc == MR_OK) {
+    if (rc == MR_OK && rt->settings.config_path) {
         rc = mr_runtime_load_config(rt->service, rt->settings.config_path, &rt->state->cfg, err);
         /* A file that does not load is a bad setting like any other: exit 2, naming it. */
         if (rc != MR_OK) {
@@ -156,6 +158,10 @@ mr_code mr_runtime_reload(const mr_runtime *rt, mr_err *err)
     if (!err)
         err = &local;
     mr_runtime_state *st = rt->state;
+    if (!rt->settings.config_path) {
+        mr_log_info(rt->service, "no config.yaml to reload: %s reads its settings at start only", rt->service);
+        return MR_OK;
+    }
     pthread_mutex_lock(&st->reload_mu);
     mr_config *fresh = NULL;
     mr_code rc = mr_runtime_load_config(rt->service, rt->settings.config_path, &fresh, err);
@@ -255,7 +261,7 @@ bool mr_runtime_ready(void *ctx, char *why, size_t cap)
 {
     const mr_runtime *rt = ctx;
     mr_err err = {0};
-    if (mr_store_ping(rt->store, &err) != MR_OK) {
+    if (rt->store && mr_store_ping(rt->store, &err) != MR_OK) {
         snprintf(why, cap, "store: %s", err.msg);
         return false;
     }

@@ -19,33 +19,48 @@ typedef struct service_args {
     const char *log_format;
 } service_args;
 
+static unsigned uses_of(const mr_service_def *def)
+{
+    return def->uses ? def->uses : MR_RUNTIME_USES_ALL;
+}
+
+/* Lists the options and variables of exactly the settings this service uses. */
 static void print_help(const char *prog, const char *listen_var, const mr_service_def *def)
 {
-    printf("Usage: %s [OPTIONS]\n"
-           "%s\n"
-           "\n"
-           "Options:\n"
-           "  -c, --config PATH        config.yaml (default: $MINDROOM_CONFIG_PATH, ./config.yaml,\n"
-           "                           ~/.mindroom/config.yaml)\n"
-           "      --listen HOST:PORT   serve GET /healthz, /readyz and /metrics (default: $%s;\n"
+    unsigned uses = uses_of(def);
+    bool config = uses & MR_RUNTIME_USES_CONFIG;
+    printf("Usage: %s [OPTIONS]\n%s\n\nOptions:\n", prog, def->summary);
+    if (config)
+        printf("  -c, --config PATH        config.yaml (default: $MINDROOM_CONFIG_PATH, ./config.yaml,\n"
+               "                           ~/.mindroom/config.yaml)\n");
+    printf("      --listen HOST:PORT   serve GET /healthz, /readyz and /metrics (default: $%s;\n"
            "                           no HTTP server when unset)\n"
            "  -l, --log-level LEVEL    debug, info, warn or error (default: $LOG_LEVEL, else info)\n"
            "      --log-format FORMAT  human or json (default: $LOG_FORMAT, else human)\n"
            "  -h, --help               show this help\n"
-           "  -V, --version            print the version\n"
-           "\n"
-           "Environment (the .env next to config.yaml fills in what the environment leaves unset):\n"
-           "  MINDROOM_BUS_URL          required: kafka://host:port[,host:port] or redis://host:port/db\n"
-           "  MINDROOM_STORE_URL        required: redis://host:port/db (or sqlite:///path, one replica)\n"
-           "  MINDROOM_INSTANCE_SECRET  hex or base64, 32-64 bytes (else <storage>/instance_secret)\n"
-           "  MINDROOM_STORAGE_PATH     default <config dir>/mindroom_data\n"
-           "  MATRIX_SERVER_NAME        default the host of MATRIX_HOMESERVER\n"
-           "  MINDROOM_NAMESPACE        empty, or 4-32 letters and digits\n"
-           "\n"
-           "Signals: SIGHUP reloads config.yaml (a broken file keeps the running config);\n"
-           "SIGINT and SIGTERM stop after the message in hand.\n"
+           "  -V, --version            print the version\n\n",
+           listen_var);
+    printf(config ? "Environment (the .env next to config.yaml fills in what the environment leaves unset):\n"
+                  : "Environment (this service reads no config.yaml and no bus):\n");
+    if (uses & MR_RUNTIME_USES_BUS)
+        printf("  MINDROOM_BUS_URL          required: kafka://host:port[,host:port] or redis://host:port/db\n");
+    if (uses & MR_RUNTIME_USES_STORE)
+        printf("  MINDROOM_STORE_URL        required: redis://host:port/db (or sqlite:///path, one replica)\n");
+    if (uses & MR_RUNTIME_USES_SECRET)
+        printf("  MINDROOM_INSTANCE_SECRET  hex or base64, 32-64 bytes (else <storage>/instance_secret);\n"
+               "                            replicas and services sharing the store need the same one\n"
+               "  MINDROOM_STORAGE_PATH     default %s/mindroom_data\n",
+               config ? "<config dir>" : "<working directory>");
+    if (uses & MR_RUNTIME_USES_MATRIX)
+        printf("  MATRIX_SERVER_NAME        default the host of MATRIX_HOMESERVER\n"
+               "  MINDROOM_NAMESPACE        empty, or 4-32 letters and digits\n");
+    if (def->settings_help)
+        printf("%s", def->settings_help);
+    printf("\n%s"
            "Exit status: 0 stopped cleanly, 1 failed, 2 invalid settings or usage.\n",
-           prog, def->summary, listen_var);
+           config ? "Signals: SIGHUP reloads config.yaml (a broken file keeps the running config);\n"
+                    "SIGINT and SIGTERM stop after the message in hand.\n"
+                  : "Signals: SIGINT and SIGTERM stop after the request in hand.\n");
 }
 
 /* Returns -1 to go on, else the exit status. */
@@ -111,6 +126,37 @@ static bool wait_for_store(const mr_runtime *rt, const char *name)
     }
 }
 
+/* One line with the settings in force; those the service does not use are left out. */
+static void log_started(const mr_runtime *rt, const char *prog)
+{
+    const mr_runtime_settings *s = &rt->settings;
+    char bus[512], store[512];
+    const char *fields[16];
+    size_t n = 0;
+    if (s->config_path) {
+        fields[n++] = "config";
+        fields[n++] = s->config_path;
+    }
+    if (s->bus_url) {
+        mr_runtime_mask_url(s->bus_url, bus, sizeof bus);
+        fields[n++] = "bus";
+        fields[n++] = bus;
+    }
+    if (s->store_url) {
+        mr_runtime_mask_url(s->store_url, store, sizeof store);
+        fields[n++] = "store";
+        fields[n++] = store;
+    }
+    if (s->server_name) {
+        fields[n++] = "server_name";
+        fields[n++] = s->server_name;
+        fields[n++] = "namespace";
+        fields[n++] = s->ns;
+    }
+    fields[n] = NULL;
+    mr_log_write(MR_LOG_INFO, rt->service, fields, "%s %s started", prog, MR_VERSION);
+}
+
 int mr_service_main(int argc, char **argv, const mr_service_def *def)
 {
     char prog[64], listen_var[96];
@@ -128,7 +174,7 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
     mr_code rc = mr_runtime_block_signals(&err);
     if (rc != MR_OK)
         return fail(prog, &err, rc);
-    mr_runtime_opts opts = {.service = def->name, .distributed = true, .config_path = a.config,
+    mr_runtime_opts opts = {.service = def->name, .distributed = true, .uses = uses_of(def), .config_path = a.config,
                             .log_level = a.log_level, .log_format = a.log_format,
                             .model_settings = def->calls_models};
     mr_runtime *rt = NULL;
@@ -150,13 +196,8 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
     }
     rc = mr_runtime_watch_signals(rt, &err);
     if (rc == MR_OK) {
-        char bus[512], store[512];
-        mr_runtime_mask_url(rt->settings.bus_url, bus, sizeof bus);
-        mr_runtime_mask_url(rt->settings.store_url, store, sizeof store);
-        const char *fields[] = {"config", rt->settings.config_path, "bus", bus, "store", store,
-                                "server_name", rt->settings.server_name, "namespace", rt->settings.ns, NULL};
-        mr_log_write(MR_LOG_INFO, def->name, fields, "%s %s started", prog, MR_VERSION);
-        int served = wait_for_store(rt, def->name) ? def->serve(rt) : 0;
+        log_started(rt, prog);
+        int served = !rt->store || wait_for_store(rt, def->name) ? def->serve(rt) : 0;
         status = served == 0 || served == 2 ? served : 1;
         mr_log_info(def->name, "%s stopped (exit status %d)", prog, status);
     } else {

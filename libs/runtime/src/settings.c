@@ -74,8 +74,11 @@ static mr_code resolve_storage(const mr_runtime_opts *o, mr_runtime *rt, mr_err 
 {
     mr_runtime_settings *s = &rt->settings;
     const char *name = source_name(o->storage_path, "--storage-path", "MINDROOM_STORAGE_PATH");
-    char dflt[PATH_MAX];
-    mr_fs_dirname(s->config_path, dflt, sizeof dflt);
+    /* Without a config there is no config dir: the working directory stands in, as it does
+     * for ./config.yaml. */
+    char dflt[PATH_MAX] = ".";
+    if (s->config_path)
+        mr_fs_dirname(s->config_path, dflt, sizeof dflt);
     size_t n = strlen(dflt);
     snprintf(dflt + n, sizeof dflt - n, "/mindroom_data");
     const char *path = mr_runtime_setting(rt, o->storage_path, "MINDROOM_STORAGE_PATH", dflt);
@@ -132,10 +135,9 @@ static mr_code resolve_matrix(mr_runtime *rt, mr_err *err)
 /* The bus and store URLs. Embedded defaults keep `mindroom run` zero-setup (the bus journals to
  * a file, so a crash loses no message it accepted); a distributed binary alone in its process
  * must be told where its peers are. */
-static mr_code resolve_urls(const mr_runtime_opts *o, mr_runtime *rt, mr_err *err)
+static mr_code resolve_bus(const mr_runtime_opts *o, mr_runtime *rt, const char *svc, mr_err *err)
 {
     mr_runtime_settings *s = &rt->settings;
-    const char *svc = o->service ? o->service : "mindroom";
     char bus_dflt[PATH_MAX + 16];
     snprintf(bus_dflt, sizeof bus_dflt, "inproc://%s/bus.db", s->storage_path);
     const char *bus = mr_runtime_setting(rt, NULL, "MINDROOM_BUS_URL", o->distributed ? NULL : bus_dflt);
@@ -149,6 +151,19 @@ static mr_code resolve_urls(const mr_runtime_opts *o, mr_runtime *rt, mr_err *er
                           "MINDROOM_BUS_URL: inproc: only connects services inside one process; mindroom-%s "
                           "needs kafka:// or redis:// (or run every service with `mindroom run`)",
                           svc);
+    return dup_into(&s->bus_url, bus, "MINDROOM_BUS_URL", err);
+}
+
+/* The URLs of the peers the service uses. */
+static mr_code resolve_urls(const mr_runtime_opts *o, mr_runtime *rt, mr_err *err)
+{
+    mr_runtime_settings *s = &rt->settings;
+    const char *svc = o->service ? o->service : "mindroom";
+    mr_code rc = MR_OK;
+    if (s->uses & MR_RUNTIME_USES_BUS)
+        rc = resolve_bus(o, rt, svc, err);
+    if (rc != MR_OK || !(s->uses & MR_RUNTIME_USES_STORE))
+        return rc;
     char dflt[PATH_MAX + 16];
     snprintf(dflt, sizeof dflt, "sqlite://%s/state.db", s->storage_path);
     const char *store = mr_runtime_setting(rt, NULL, "MINDROOM_STORE_URL", o->distributed ? NULL : dflt);
@@ -157,13 +172,14 @@ static mr_code resolve_urls(const mr_runtime_opts *o, mr_runtime *rt, mr_err *er
                           "MINDROOM_STORE_URL: not set; mindroom-%s needs redis://host:port/db (or "
                           "sqlite:///path for a single replica)",
                           svc);
-    mr_code rc = dup_into(&s->bus_url, bus, "MINDROOM_BUS_URL", err);
-    return rc != MR_OK ? rc : dup_into(&s->store_url, store, "MINDROOM_STORE_URL", err);
+    return dup_into(&s->store_url, store, "MINDROOM_STORE_URL", err);
 }
 
 mr_code mr_runtime_settings_secret(mr_runtime *rt, mr_err *err)
 {
     mr_runtime_settings *s = &rt->settings;
+    if (!(s->uses & MR_RUNTIME_USES_SECRET))
+        return MR_OK;
     const char *text = mr_runtime_setting(rt, NULL, "MINDROOM_INSTANCE_SECRET", NULL);
     if (text)
         return mr_runtime_secret_decode(text, s->secret, &s->secret_len, err);
@@ -174,14 +190,21 @@ mr_code mr_runtime_settings_secret(mr_runtime *rt, mr_err *err)
 mr_code mr_runtime_settings_resolve(const mr_runtime_opts *o, mr_runtime *rt, mr_err *err)
 {
     mr_runtime_settings *s = &rt->settings;
-    mr_code rc = resolve_config_path(o, s, err);
-    if (rc == MR_OK)
-        rc = mr_dotenv_read(s->env_path, true, &rt->env, err);
+    s->uses = o->uses ? o->uses : MR_RUNTIME_USES_ALL;
+    mr_code rc = MR_OK;
+    if (s->uses & MR_RUNTIME_USES_CONFIG) {
+        rc = resolve_config_path(o, s, err);
+        if (rc == MR_OK)
+            rc = mr_dotenv_read(s->env_path, true, &rt->env, err);
+    } else if (o->config_path) {
+        rc = mr_err_set(err, MR_EINVAL, "--config: mindroom-%s reads no config.yaml; its settings are "
+                        "environment variables (see --help)", o->service ? o->service : "mindroom");
+    }
     if (rc == MR_OK)
         rc = resolve_logging(o, rt, err);
     if (rc == MR_OK)
         rc = resolve_storage(o, rt, err);
-    if (rc == MR_OK)
+    if (rc == MR_OK && (s->uses & MR_RUNTIME_USES_MATRIX))
         rc = resolve_matrix(rt, err);
     if (rc == MR_OK)
         rc = resolve_urls(o, rt, err);

@@ -34,7 +34,8 @@ static void *watch(void *arg)
         if (atomic_load(&rt->state->closing))
             break;
         if (sig == SIGHUP) {
-            mr_log_info(rt->service, "SIGHUP: reloading %s", rt->settings.config_path);
+            if (rt->settings.config_path)
+                mr_log_info(rt->service, "SIGHUP: reloading %s", rt->settings.config_path);
             mr_err err = {0};
             mr_runtime_reload(rt, &err);
         } else {

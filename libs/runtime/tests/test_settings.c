@@ -274,6 +274,55 @@ static void test_distributed_requires_urls(void **state)
     mr_runtime_close(rt);
 }
 
+/* A service that uses only the store and the secret (upstream-auth): no config.yaml, no bus and
+ * no Matrix settings are looked up or required, but the store URL still is. */
+static void test_only_the_settings_a_service_uses(void **state)
+{
+    fixture *f = *state;
+    char missing[1024], url[1024], storage[1024];
+    snprintf(missing, sizeof missing, "%s/absent/config.yaml", f->dir);
+    setenv("MINDROOM_CONFIG_PATH", missing, 1);
+    unsetenv("MATRIX_SERVER_NAME");
+    unsetenv("MINDROOM_BUS_URL");
+    setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    snprintf(storage, sizeof storage, "%s/data", f->dir);
+    setenv("MINDROOM_STORAGE_PATH", storage, 1);
+    mr_runtime_opts opts = {.service = "demo", .distributed = true,
+                            .uses = MR_RUNTIME_USES_STORE | MR_RUNTIME_USES_SECRET};
+    expect_invalid(&opts, "MINDROOM_STORE_URL: not set; mindroom-demo needs redis://host:port/db (or "
+                          "sqlite:///path for a single replica)");
+    snprintf(url, sizeof url, "sqlite://%s/state.db", f->dir);
+    setenv("MINDROOM_STORE_URL", url, 1);
+    mr_runtime *rt = open_ok(&opts);
+    assert_null(rt->settings.config_path);
+    assert_null(rt->settings.bus_url);
+    assert_null(rt->settings.server_name);
+    assert_null(rt->bus);
+    assert_non_null(rt->store);
+    assert_null(mr_runtime_config(rt, NULL));
+    assert_int_equal(mr_runtime_reload(rt, NULL), MR_OK);
+    /* The secret reached the store: a sealed value goes in and comes back. */
+    mr_err err = {0};
+    assert_int_equal(mr_store_set_secret(rt->store, "t:sealed", "v", 1, 60000, &err), MR_OK);
+    mr_runtime_close(rt);
+
+    opts.config_path = missing;
+    expect_invalid(&opts, "--config: mindroom-demo reads no config.yaml; its settings are environment "
+                          "variables (see --help)");
+    /* A service that uses the config and the bus still refuses to start without them. */
+    opts = (mr_runtime_opts){.service = "demo", .distributed = true, .uses = MR_RUNTIME_USES_ALL};
+    mr_runtime *none = NULL;
+    assert_int_equal(mr_runtime_open(&opts, &none, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "MINDROOM_CONFIG_PATH"));
+    unsetenv("MINDROOM_CONFIG_PATH");
+    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    expect_invalid(&opts, "MINDROOM_BUS_URL: not set; mindroom-demo is one service of a distributed instance "
+                          "and needs kafka://host:port[,host:port] or redis://host:port/db");
+    unsetenv("MINDROOM_INSTANCE_SECRET");
+    unsetenv("MINDROOM_STORAGE_PATH");
+    unsetenv("MINDROOM_STORE_URL");
+}
+
 static void test_secret_file_created_and_reused(void **state)
 {
     fixture *f = *state;
@@ -472,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_log_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_settings_from_dotenv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mask_url_in_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_the_settings_a_service_uses, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

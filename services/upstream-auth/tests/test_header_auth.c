@@ -172,6 +172,25 @@ static void test_oversize_and_control_characters(void **state)
     ua_thdrs_add(&h, H_USER, "u-1");
     ua_thdrs_add(&h, H_MXID, "@alice:example.org\x7f");
     expect_401(f, &h, "Invalid characters in trusted upstream header: " H_MXID);
+    /* Bytes that are not UTF-8 (a stray Latin-1 byte, an overlong '/', a lone continuation, a
+     * surrogate) cannot go into the JSON reply: refused, never a 500. Valid UTF-8 passes. */
+    static const char *const not_utf8[] = {"al\xffice", "\xc0\xaf", "a\x80", "\xed\xa0\x80", "\xe2\x82"};
+    for (size_t i = 0; i < sizeof not_utf8 / sizeof not_utf8[0]; i++) {
+        h = (ua_thdrs){0};
+        ua_thdrs_add(&h, H_USER, not_utf8[i]);
+        expect_401(f, &h, "Invalid characters in trusted upstream header: " H_USER);
+        h = (ua_thdrs){0};
+        ua_thdrs_add(&h, H_USER, "u-1");
+        ua_thdrs_add(&h, H_EMAIL, not_utf8[i]);
+        expect_401(f, &h, "Invalid characters in trusted upstream header: " H_EMAIL);
+    }
+    h = (ua_thdrs){0};
+    ua_thdrs_add(&h, H_USER, "j\xc3\xb6rg-\xe2\x82\xac");
+    ua_thdrs_add(&h, H_EMAIL, "alice@example.com");
+    mr_err err2 = {0};
+    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, &id, &err2), MR_OK);
+    assert_string_equal(id.user_id, "j\xc3\xb6rg-\xe2\x82\xac");
+    ua_identity_clear(&id);
 }
 
 static void test_matrix_id_from_header(void **state)

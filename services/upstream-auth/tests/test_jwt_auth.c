@@ -251,6 +251,23 @@ static void test_expired(void **state)
     free(p);
 }
 
+/* MINDROOM_TRUSTED_UPSTREAM_JWT_LEEWAY_SECONDS reaches the verifier: a token that expired 10 s
+ * ago passes with the default 30 s of clock skew, and not with 5. */
+static void test_leeway_setting(void **state)
+{
+    fixture *f = *state;
+    char *p = tk_printf("{\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":%lld,\"email\":\"%s\"}", ISS, AUD, ua_now_s() - 10,
+                        ALICE_EMAIL);
+    char *t = ua_token(&g_rsa, p);
+    ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, t);
+    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
+    ua_tenv_set(&f->env, TU "JWT_LEEWAY_SECONDS", "5");
+    reopen(f);
+    expect_401(f, &h, INVALID);
+    free(t);
+    free(p);
+}
+
 static void test_not_yet_valid(void **state)
 {
     fixture *f = *state;
@@ -554,6 +571,7 @@ int main(void)
         T(test_duplicated_and_oversize_jwt_header),
         T(test_malformed_tokens),
         T(test_expired),
+        T(test_leeway_setting),
         T(test_not_yet_valid),
         T(test_wrong_issuer),
         T(test_wrong_audience),

@@ -41,7 +41,7 @@ static int group_setup(void **state)
     check(mr_tp_redis_start(&g_redis, &err), &err);
     unsigned char secret[32];
     for (size_t i = 0; i < sizeof secret; i++)
-        sscanf(UA_TEST_SECRET_HEX + 2 * i, "%2hhx", &secret[i]);
+        sscanf(&UA_TEST_SECRET_HEX[2 * i], "%2hhx", &secret[i]);
     mr_store_options o = {.secret = secret, .secret_len = sizeof secret};
     check(mr_store_open(g_redis.url, &o, &g_store, &err), &err);
     tk_ec(&g_key, "ec-1", "P-256");
@@ -199,6 +199,10 @@ static void test_forward_auth_header_mode(void **state)
     assert_non_null(strstr(r.body, "Trusted upstream email does not map to a Matrix user ID"));
     mr_http_result_clear(&r);
     expect_status(p, "/nowhere", ALICE_HEADERS, 404, "{\"detail\":\"Not found\"}");
+    /* A byte that is not UTF-8 was a 500 when the reply's JSON refused it; it is a 401. */
+    const char *const latin1[] = {"X-MindRoom-User-Id: al\xe9x", "X-MindRoom-User-Email: alice@example.com", NULL};
+    expect_status(p, "/auth/verify", latin1, 401,
+                  "{\"detail\":\"Invalid characters in trusted upstream header: X-MindRoom-User-Id\"}");
     ua_proc_stop(p);
 }
 
@@ -455,6 +459,32 @@ static void test_api_key_and_single_owner(void **state)
     free(link);
 }
 
+/* Seed 004 configures the service with MINDROOM_TRUSTED_UPSTREAM_* alone: with those, the store
+ * URL and the instance secret it starts, with no config.yaml, no bus and no Matrix server name
+ * (ua_proc_env leaves them unset); without the store it needs, it refuses, naming the variable. */
+static void test_starts_from_its_environment_alone(void **state)
+{
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    header_mode_env();
+    assert_null(getenv("MINDROOM_BUS_URL"));
+    assert_null(getenv("MINDROOM_CONFIG_PATH"));
+    assert_null(getenv("MATRIX_SERVER_NAME"));
+    ua_proc_start(p);
+    expect_status(p, "/auth/verify", ALICE_HEADERS, 200, NULL);
+    char *log = ua_proc_log(p);
+    assert_null(strstr(log, "config.yaml"));
+    free(log);
+    ua_proc_stop(p);
+
+    header_mode_env();
+    unsetenv("MINDROOM_STORE_URL");
+    char *out = NULL;
+    int status = ua_proc_run(&out);
+    if (status != 2 || !strstr(out, "mindroom-upstream-auth: MINDROOM_STORE_URL: not set"))
+        fail_msg("exit status %d, expected 2 naming MINDROOM_STORE_URL:\n%s", status, out);
+    free(out);
+}
+
 /* Runs the binary with the variables set and expects exit 2 and a message naming `want`. */
 static void expect_exit_2(const char *const *vars, const char *want)
 {
@@ -501,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_oauth_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_key_and_single_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_settings_stop_start_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_starts_from_its_environment_alone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

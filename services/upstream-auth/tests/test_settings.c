@@ -51,6 +51,7 @@ static void test_defaults(void **state)
     assert_null(s.user_id_header);
     assert_string_equal(s.jwt_email_claim, "email");
     assert_int_equal(s.jwt_cache_entries, UA_JWT_CACHE_DEFAULT);
+    assert_int_equal(s.jwt_leeway_s, 30);
     assert_null(s.api_key);
     assert_int_equal(s.n_providers, 0);
     ua_settings_free(&s);
@@ -220,10 +221,16 @@ static void test_owner_and_cache(void **state)
     expect_refused(&e, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE: \"2000000\" must be a number of tokens from 0 (off) to "
                        "1000000");
     ua_tenv_set(&e, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "16");
+    ua_tenv_set(&e, TU "JWT_LEEWAY_SECONDS", "301");
+    expect_refused(&e, TU "JWT_LEEWAY_SECONDS: \"301\" must be a number of seconds from 0 to 300");
+    ua_tenv_set(&e, TU "JWT_LEEWAY_SECONDS", "5s");
+    expect_refused(&e, TU "JWT_LEEWAY_SECONDS: \"5s\" must be a number of seconds from 0 to 300");
+    ua_tenv_set(&e, TU "JWT_LEEWAY_SECONDS", "0");
     expect_loaded(&e, &s);
     assert_string_equal(s.owner_user_id, "@alice:example.org");
     assert_string_equal(s.api_key, "k3y");
     assert_int_equal(s.jwt_cache_entries, 16);
+    assert_int_equal(s.jwt_leeway_s, 0);
     ua_settings_free(&s);
 }
 

@@ -93,25 +93,22 @@ void ua_proc_env(const char *redis_url)
         "MINDROOM_OAUTH_PROVIDERS", "MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL", "MINDROOM_OAUTH_GITHUB_TOKEN_URL",
         "MINDROOM_OAUTH_GITHUB_CLIENT_ID", "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET", "MINDROOM_OAUTH_GITHUB_REDIRECT_URL",
         "MINDROOM_PUBLIC_URL", "MINDROOM_UPSTREAM_AUTH_JWT_CACHE",
-        "MINDROOM_UPSTREAM_AUTH_LISTEN", "MINDROOM_NAMESPACE", "MINDROOM_CONFIG_PATH"};
+        "MINDROOM_UPSTREAM_AUTH_LISTEN", "MINDROOM_NAMESPACE", "MINDROOM_CONFIG_PATH",
+        "MINDROOM_TRUSTED_UPSTREAM_JWT_LEEWAY_SECONDS",
+        /* The service uses no bus, no config.yaml and no Matrix settings: the tests leave them
+         * unset, so every test also shows it starts without them. */
+        "MINDROOM_BUS_URL", "MATRIX_SERVER_NAME", "MATRIX_HOMESERVER"};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
         unsetenv(unset[i]);
-    setenv("MINDROOM_BUS_URL", redis_url, 1);
     setenv("MINDROOM_STORE_URL", redis_url, 1);
-    setenv("MATRIX_SERVER_NAME", "example.org", 1);
     setenv("MINDROOM_INSTANCE_SECRET", UA_TEST_SECRET_HEX, 1);
     setenv("LOG_LEVEL", "debug", 1);
 }
 
-static const char CONFIG[] = "models:\n  default: {provider: openai, id: gpt-5.6}\nagents:\n  mind: {rooms: [lobby]}\n";
-
-static void write_config(const char *dir)
+/* The storage path, so that nothing lands in the working directory. */
+static void set_storage(const char *dir)
 {
     char path[600];
-    mr_err err = {0};
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
-    check(mr_fs_write_atomic(path, CONFIG, strlen(CONFIG), 0600, true, &err), &err);
-    setenv("MINDROOM_CONFIG_PATH", path, 1);
     snprintf(path, sizeof path, "%s/data", dir);
     setenv("MINDROOM_STORAGE_PATH", path, 1);
 }
@@ -140,7 +137,7 @@ void ua_proc_start(ua_proc *p)
     mr_err err = {0};
     memset(p, 0, sizeof *p);
     check(mr_tp_mkdtemp("mr-ua", p->dir, sizeof p->dir, &err), &err);
-    write_config(p->dir);
+    set_storage(p->dir);
     snprintf(p->log, sizeof p->log, "%s/service.log", p->dir);
     char listen[64];
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -174,7 +171,7 @@ int ua_proc_run(char **output)
     char dir[512], log[600];
     mr_err err = {0};
     check(mr_tp_mkdtemp("mr-ua-run", dir, sizeof dir, &err), &err);
-    write_config(dir);
+    set_storage(dir);
     snprintf(log, sizeof log, "%s/out.log", dir);
     char *argv[] = {(char *)binary(), NULL};
     pid_t pid;
@@ -189,7 +186,6 @@ int ua_proc_run(char **output)
     size_t len = 0;
     check(mr_fs_read_all(log, 1024 * 1024, output, &len, &err), &err);
     mr_tp_rmtree(dir, NULL);
-    unsetenv("MINDROOM_CONFIG_PATH");
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -207,7 +203,6 @@ void ua_proc_stop(ua_proc *p)
     }
     mr_tp_rmtree(p->dir, NULL);
     p->dir[0] = '\0';
-    unsetenv("MINDROOM_CONFIG_PATH");
 }
 
 void ua_proc_kill(ua_proc *p)

@@ -51,11 +51,11 @@ long long ua_now_s(void);
 typedef struct ua_proc {
     pid_t pid;
     int port;
-    char dir[512];    /* config.yaml and the log live here */
+    char dir[512];    /* the storage path and the log live here */
     char log[600];
 } ua_proc;
 
-/* Writes a config.yaml into a new temp dir and spawns mindroom-upstream-auth on a free loopback
+/* Makes a temp dir (the storage path and the log live there) and spawns mindroom-upstream-auth on a free loopback
  * port with the current environment and MINDROOM_PUBLIC_URL set to http://127.0.0.1:<port>;
  * waits until the port accepts connections. */
 void ua_proc_start(ua_proc *p);
@@ -74,9 +74,10 @@ char *ua_proc_log(const ua_proc *p);
  * mr_http_result_clear. */
 void ua_http(const char *method, int port, const char *path, const char *const *headers, mr_http_result *out);
 
-/* The common environment of a process test: redis store and bus URLs, server name, instance
- * secret (UA_TEST_SECRET_HEX), and every MINDROOM_TRUSTED_UPSTREAM_*, MINDROOM_OAUTH_* (of the
- * github provider the tests use), MINDROOM_API_KEY and MINDROOM_OWNER_USER_ID variable unset. */
+/* The common environment of a process test: the redis store URL and the instance secret
+ * (UA_TEST_SECRET_HEX), nothing else the runtime reads (no bus, config or server name), and
+ * every MINDROOM_TRUSTED_UPSTREAM_*, MINDROOM_OAUTH_* (of the github provider the tests use),
+ * MINDROOM_API_KEY and MINDROOM_OWNER_USER_ID variable unset. */
 #define UA_TEST_SECRET_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 void ua_proc_env(const char *redis_url);
 

@@ -1,5 +1,7 @@
-/* jwt.h -- JWT verification against a JWKS endpoint: RSA and EC keys from JWKs, signatures
- * checked by libjwt with the algorithm the key allows, claims checked here. */
+/* jwt.h -- JWT verification against a JWKS endpoint: RSA and EC keys from JWKs, parsed into
+ * OpenSSL keys once per fetch; signatures checked by OpenSSL (EVP_DigestVerify) with the
+ * algorithm the key allows; claims checked here. libjwt is not used: it takes the algorithm
+ * from the token and parses a PEM key on every call. */
 #ifndef MINDROOM_JWT_H
 #define MINDROOM_JWT_H
 
@@ -15,7 +17,8 @@
 
 /* ---- key sets --------------------------------------------------------------------------- */
 
-/* The usable keys of a JWKS document, each as a PEM public key with the algorithms it allows:
+/* The usable keys of a JWKS document, each parsed into an OpenSSL key (with a verify context
+ * per algorithm, made here once) and the algorithms it allows:
  *   RSA (n, e; modulus >= 2048 bits)  RS256, RS384, RS512 (only its "alg" when present)
  *   EC P-256 (x, y)                   ES256
  *   EC P-384 (x, y)                   ES384
@@ -25,7 +28,8 @@
 typedef struct mr_jwt_keyset mr_jwt_keyset;
 
 /* Parses a JWKS ({"keys": [...]}). MR_EINVAL when the document is not one, or when no key is
- * usable (the message lists why each was skipped). */
+ * usable (the message lists why each was skipped). mr_jwt_keyset_free drops the caller's
+ * reference; a verifier checking a token with the set holds its own. */
 mr_code mr_jwt_keyset_parse(const char *json, size_t len, mr_jwt_keyset **out, mr_err *err);
 void mr_jwt_keyset_free(mr_jwt_keyset *ks);
 
@@ -69,10 +73,14 @@ typedef struct mr_jwt_options {
     const char *matrix_user_id_claim;
     long leeway_s;          /* allowed clock skew for exp, nbf, iat; default 30 */
     long fetch_timeout_ms;  /* whole JWKS request; default 5000 */
-    long cache_ttl_ms;      /* a fetched key set is used this long; default 60000 */
+    long cache_ttl_ms;      /* a fetched key set is fresh this long; default 60000 */
     /* At least this long between two fetches prompted by a kid not in the cache, and before
-     * retrying a fetch that failed; default 10000. */
+     * retrying a fetch that failed; default 10000, at least 1000. Fetches are single-flight:
+     * one at a time, whatever the number of threads. */
     long refetch_floor_ms;
+    /* While refetching fails, the last good set stays in use this long past its TTL (Envoy's
+     * jwt_authn likewise keeps its JWKS when a refresh fails); default 300000, 0 for none. */
+    long stale_grace_ms;
     size_t max_token_bytes; /* default 16384 */
     mr_jwt_fetch_fn fetch;  /* default mr_jwt_fetch_curl */
     void *fetch_ctx;
@@ -105,8 +113,10 @@ typedef struct mr_jwt_identity {
 /* Verifies a compact JWS (header.payload.signature): size, shape (strict base64url, JSON
  * without duplicate members, typ "JWT" if any, no crit), key by kid (a token without kid only
  * when the set holds exactly one key), the header's alg against the key's, the signature, then
- * exp (required), nbf and iat (optional) with the leeway, iss, aud and the required claims. A kid missing from the cache prompts a refetch, at most one per
- * refetch_floor_ms. On success fills *out (which may be NULL to only check). */
+ * exp (required), nbf and iat (optional) with the leeway, iss, aud and the required claims. A
+ * kid missing from the cache prompts a refetch, at most one per refetch_floor_ms. Header
+ * members jku, x5u, jwk and x5c are ignored: nothing is fetched or trusted from a token. On
+ * success fills *out (which may be NULL to only check). */
 mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, mr_err *err);
 void mr_jwt_identity_free(mr_jwt_identity *id);
 

@@ -24,6 +24,12 @@
  *   LOG_LEVEL / LOG_FORMAT  --log-level / --log-format; default info / human
  * A setting that is invalid makes mr_runtime_open fail with MR_EINVAL and a message that starts
  * with the setting's name ("MINDROOM_NAMESPACE: ..."); mr_service_main exits 2 on those.
+ *
+ * A runtime resolves only the settings its service uses (mr_runtime_opts.uses): without
+ * MR_RUNTIME_USES_CONFIG no config.yaml is looked up (nor the .env beside it) and the storage
+ * path defaults to ./mindroom_data; without _BUS, _STORE or _MATRIX their variables are not read
+ * and rt->bus, rt->store or settings.server_name stay NULL; without _SECRET the store is opened
+ * without the instance secret.
  */
 #ifndef MINDROOM_RUNTIME_H
 #define MINDROOM_RUNTIME_H
@@ -43,9 +49,20 @@
 
 #define MR_RUNTIME_SECRET_MAX 64
 
+/* The settings a service uses, for mr_runtime_opts.uses and mr_service_def.uses. */
+enum {
+    MR_RUNTIME_USES_CONFIG = 1u << 0,  /* config.yaml, the .env beside it, SIGHUP reloads */
+    MR_RUNTIME_USES_BUS = 1u << 1,     /* MINDROOM_BUS_URL */
+    MR_RUNTIME_USES_STORE = 1u << 2,   /* MINDROOM_STORE_URL */
+    MR_RUNTIME_USES_SECRET = 1u << 3,  /* MINDROOM_INSTANCE_SECRET: values sealed in the store */
+    MR_RUNTIME_USES_MATRIX = 1u << 4,  /* MATRIX_HOMESERVER, MATRIX_SERVER_NAME, MINDROOM_NAMESPACE */
+    MR_RUNTIME_USES_ALL = (1u << 5) - 1,
+};
+
 typedef struct mr_runtime_opts {
     const char *service;      /* "authz": log component; MINDROOM_AUTHZ_LISTEN; NULL for `run` */
     bool distributed;         /* a `mindroom-<service>` binary: bus and store URLs are required */
+    unsigned uses;            /* MR_RUNTIME_USES_* the service needs; 0 means all (`mindroom run`) */
     /* Command-line values, NULL when not given; they win over every other source. */
     const char *config_path;
     const char *storage_path;
@@ -59,6 +76,7 @@ typedef struct mr_runtime_opts {
 
 /* The resolved settings; read-only once mr_runtime_open returns. */
 typedef struct mr_runtime_settings {
+    unsigned uses;            /* MR_RUNTIME_USES_*: what was resolved; the rest is NULL */
     char *config_path;        /* absolute, so a reload reads the same file */
     char *env_path;           /* <config dir>/.env, read when it exists */
     char *storage_path;       /* absolute */
@@ -99,12 +117,14 @@ void mr_runtime_close(mr_runtime *rt);
 const char *mr_runtime_setting(const mr_runtime *rt, const char *flag, const char *key,
                                const char *fallback);
 
-/* The current config with a reference taken: hold it for one message, then mr_config_release.
+/* The current config with a reference taken (NULL for a runtime without MR_RUNTIME_USES_CONFIG):
+ * hold it for one message, then mr_config_release.
  * *generation (may be NULL) counts successful reloads, so a service can tell when to rebuild
  * what it derives from the config. */
 mr_config *mr_runtime_config(const mr_runtime *rt, unsigned long *generation);
 /* Loads the config file again; swaps it in only when it is valid. A broken file logs every
- * diagnostic, keeps the old config and returns MR_EINVAL. */
+ * diagnostic, keeps the old config and returns MR_EINVAL. MR_OK and nothing to do for a runtime
+ * without a config. */
 mr_code mr_runtime_reload(const mr_runtime *rt, mr_err *err);
 
 /* The stop flag. mr_runtime_stop may be called from any thread (and by the signal watcher). */
@@ -147,7 +167,7 @@ mr_code mr_runtime_block_signals(mr_err *err);
 mr_code mr_runtime_watch_signals(const mr_runtime *rt, mr_err *err);
 
 /* Readiness: /readyz asks mr_runtime_ready (an mr_http_ready_fn whose ctx is the runtime), which
- * pings the store and then each added check (at most 8). A service adds its checks when it
+ * pings the store (when there is one) and then each added check (at most 8). A service adds its checks when it
  * starts and removes them before it returns. Checks run under the runtime's lock, so that
  * removing one waits for it to finish: a check reads its service's flags and nothing more (no
  * runtime calls). */
@@ -171,6 +191,11 @@ typedef struct mr_service_def {
     /* Returns 0 on a clean stop, 1 on a failure, 2 when a setting of its own is invalid (it has
      * logged which): the binary then exits 2 as for any other invalid setting. */
     int (*serve)(const mr_runtime *rt);
+    /* MR_RUNTIME_USES_*: exactly the settings the service reads; the binary requires those (bus
+     * and store URLs included) and no others, and --help lists them. 0 means all. */
+    unsigned uses;
+    /* More lines for --help's Environment list: the service's own variables; may be NULL. */
+    const char *settings_help;
     bool calls_models;        /* sets mr_runtime_opts.model_settings */
 } mr_service_def;
 
@@ -189,9 +214,9 @@ mr_runtime_model_env_status mr_runtime_model_env(const mr_model_cfg *m, const mr
                                                  const mr_llm_provider **provider,
                                                  const char **key_var);
 
-/* The whole main() of `mindroom-<name>`: --help, --version, --config, --listen HOST:PORT (or
- * MINDROOM_<NAME>_LISTEN; no HTTP server when neither is set) for /healthz, /readyz and
- * /metrics, --log-level, --log-format. Invalid settings print `mindroom-<name>: <SETTING>: <what
+/* The whole main() of `mindroom-<name>`: --help, --version, --config (when it uses one),
+ * --listen HOST:PORT (or MINDROOM_<NAME>_LISTEN; no HTTP server when neither is set) for
+ * /healthz, /readyz and /metrics, --log-level, --log-format. Invalid settings print `mindroom-<name>: <SETTING>: <what
  * is wrong>` and return 2; a failure at start or in the service returns 1; a clean stop 0. */
 int mr_service_main(int argc, char **argv, const mr_service_def *def);
 
