@@ -60,12 +60,13 @@ asan-test: asan
 fuzz:
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMR_FUZZ=ON $(CMAKE_FLAGS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
-	@set -e; for f in $(FUZZ_BUILD)/libs/*/fuzz_*; do \
+	@set -e; for f in $(FUZZ_BUILD)/libs/*/fuzz_* $(FUZZ_BUILD)/services/*/fuzz_*; do \
 		[ -x "$$f" ] || continue; n=$$(basename $$f); \
-		corpus=$$(mktemp -d); seeds=libs/*/fuzz/corpus/$${n#fuzz_}; \
+		corpus=$$(mktemp -d); seeds=$$(ls -d libs/*/fuzz/corpus/$${n#fuzz_} services/*/fuzz/corpus/$${n#fuzz_} 2>/dev/null); \
 		echo "== $$n for $(FUZZ_SECONDS)s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 $$corpus $$seeds 2>&1 | tail -n 12; \
-		rm -rf $$corpus; \
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 $$corpus $$seeds \
+			>$$corpus.log 2>&1; then tail -n 60 $$corpus.log; rm -rf $$corpus $$corpus.log; exit 1; fi; \
+		tail -n 12 $$corpus.log; rm -rf $$corpus $$corpus.log; \
 	done
 
 # The main job. See README.md.
