@@ -21,6 +21,7 @@ struct pp_proxy {
     size_t cap;
     long long *synced;   /* ns; 0: not yet */
     long long *replied;
+    int *answers;        /* sends answering message i that are not edits: more than 1 is a duplicate */
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* a reply came in */
     pthread_key_t client_key;
@@ -131,7 +132,10 @@ static void note_replied(pp_proxy *p, const mr_http_request *req, long long at)
     json_t *doc = json_loadb(req->body, req->body_len, 0, NULL);
     size_t i;
     if (message_index(p, json_string_value(json_object_get(doc, "body")), "Echo: bench-", &i)) {
+        const char *rel = json_string_value(json_object_get(json_object_get(doc, "m.relates_to"), "rel_type"));
         pthread_mutex_lock(&p->mu);
+        if (!rel || strcmp(rel, "m.replace") != 0)
+            p->answers[i]++;
         if (!p->replied[i]) {
             p->replied[i] = at;
             pthread_cond_broadcast(&p->cv);
@@ -179,9 +183,12 @@ mr_code pp_proxy_start(const char *upstream, const char *human, size_t cap, pp_p
                        mr_err *err)
 {
     pp_proxy *p = calloc(1, sizeof *p);
-    if (!p || !(p->synced = calloc(cap, sizeof *p->synced)) || !(p->replied = calloc(cap, sizeof *p->replied))) {
-        if (p)
+    if (!p || !(p->synced = calloc(cap, sizeof *p->synced)) || !(p->replied = calloc(cap, sizeof *p->replied)) ||
+        !(p->answers = calloc(cap, sizeof *p->answers))) {
+        if (p) {
             free(p->synced);
+            free(p->replied);
+        }
         free(p);
         return mr_err_set(err, MR_ENOMEM, "out of memory for the proxy");
     }
@@ -216,6 +223,7 @@ void pp_proxy_stop(pp_proxy *p)
     pthread_mutex_destroy(&p->mu);
     free(p->synced);
     free(p->replied);
+    free(p->answers);
     free(p);
 }
 
@@ -246,4 +254,12 @@ long long pp_proxy_synced_ns(pp_proxy *p, size_t i)
 long long pp_proxy_replied_ns(pp_proxy *p, size_t i)
 {
     return read_locked(p, p->replied, i);
+}
+
+int pp_proxy_answers(pp_proxy *p, size_t i)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = i < p->cap ? p->answers[i] : 0;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }

@@ -24,6 +24,9 @@ bool pp_proxy_wait_reply(pp_proxy *p, size_t i, long long deadline_ms);
 long long pp_proxy_synced_ns(pp_proxy *p, size_t i);
 long long pp_proxy_replied_ns(pp_proxy *p, size_t i);
 
+/* Sends answering message i that are not edits (m.replace): 1 for an answer, more for duplicates. */
+int pp_proxy_answers(pp_proxy *p, size_t i);
+
 long long pp_now_ns(void);
 
 #endif
