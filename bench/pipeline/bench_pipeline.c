@@ -18,8 +18,9 @@
  * crash (embedded): the stub stalls an answer mid-stream, `mindroom run` gets SIGKILL, starts
  * again, and the time from the kill to that message's answer is measured, CRASHES times.
  * concurrent (embedded): each answer streams for a second (the stub stalls 1 s after its first
- * event); ANSWERS messages at once, first send to last answer, beside one answer alone, and the
- * duplicates (more than one answer, not an edit, to one message). */
+ * event); ANSWERS messages at once, each in a room of its own (a room's answers come in order),
+ * first send to last answer, beside one answer alone, and the duplicates (more than one answer,
+ * not an edit, to one message). */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -76,6 +77,8 @@ typedef struct bench {
     char token[256];       /* its access token */
     char room[256];
     char baseline_room[256];
+    size_t n_side_rooms;          /* concurrent: rooms side0.. the agent answers in side by side */
+    char (*side_rooms)[256];
 } bench;
 
 static void die(const char *what, const mr_err *err)
@@ -121,7 +124,7 @@ static void write_file(const char *path, const char *text)
 
 static void write_config(bench *b)
 {
-    char path[300], text[8192];
+    char path[300], text[16384];
     snprintf(b->config, sizeof b->config, "%s/config.yaml", b->dir);
     const char *agents_env = getenv("AGENTS");
     long agents = agents_env ? strtol(agents_env, NULL, 10) : 1;
@@ -131,8 +134,11 @@ static void write_config(bench *b)
     }
     int n = snprintf(text, sizeof text,
                      "models:\n  default: {provider: openai, id: stub-model, host: \"%s\", api_key_env: BENCH_MODEL_KEY}\n"
-                     "agents:\n  mind: {display_name: Mind, rooms: [bench]}\n",
+                     "agents:\n  mind: {display_name: Mind, rooms: [bench",
                      b->stub.url);
+    for (size_t i = 0; i < b->n_side_rooms; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, ", side%zu", i);
+    n += snprintf(text + n, sizeof text - (size_t)n, "]}\n");
     /* The others live in a room of their own, so the bench room's answers stay one agent's. */
     for (long i = 1; i < agents; i++)
         n += snprintf(text + n, sizeof text - (size_t)n, "  agent%ld: {display_name: Agent %ld, rooms: [other]}\n", i, i);
@@ -250,17 +256,22 @@ static void wait_ready(bench *b)
     mr_http_client_free(c);
 }
 
-static void join_room(bench *b)
+/* Joins #<alias>:localhost as the user; its room ID into room_id. */
+static void join_room(bench *b, const char *alias, char room_id[256])
 {
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    char path[300];
+    snprintf(path, sizeof path, "/_matrix/client/v3/join/%%23%s%%3Alocalhost", alias);
     json_t *r;
     /* The invite goes out during start-up; readiness does not wait for it. */
-    while (!(r = human_call(b, "POST", "/_matrix/client/v3/join/%23bench%3Alocalhost", json_object()))) {
-        if (mr_clock_mono_ms() > deadline)
-            die("joining #bench:localhost (no invite?)", NULL);
+    while (!(r = human_call(b, "POST", path, json_object()))) {
+        if (mr_clock_mono_ms() > deadline) {
+            fprintf(stderr, "bench_pipeline: joining #%s:localhost failed (no invite?)\n", alias);
+            exit(1);
+        }
         mr_clock_sleep_ms(50);
     }
-    snprintf(b->room, sizeof b->room, "%s", json_string_value(json_object_get(r, "room_id")));
+    snprintf(room_id, 256, "%s", json_string_value(json_object_get(r, "room_id")));
     json_decref(r);
 }
 
@@ -479,7 +490,8 @@ static void measure_crash(bench *b, size_t crashes)
     free(took);
 }
 
-/* answers messages at once, each answer streaming for a second, beside one alone. */
+/* answers messages at once, one in each side room, each answer streaming for a second, beside
+ * one alone. */
 static void measure_concurrent(bench *b, size_t answers)
 {
     one_at_a_time(b, 0, WARMUP);
@@ -494,7 +506,7 @@ static void measure_concurrent(bench *b, size_t answers)
     size_t first = WARMUP + 1;
     t0 = pp_now_ns();
     for (size_t i = first; i < first + answers; i++)
-        say(b, b->room, "bench-", i);
+        say(b, b->side_rooms[i - first], "bench-", i);
     long long last = 0;
     int duplicates = 0;
     for (size_t i = first; i < first + answers; i++) {
@@ -579,6 +591,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_pipeline: the message counts must be positive\n");
         return 2;
     }
+    /* Answers in one room come one after another; rooms go side by side. */
+    if (concurrent) {
+        b.n_side_rooms = (size_t)sequential;
+        if (!(b.side_rooms = calloc(b.n_side_rooms, sizeof *b.side_rooms)))
+            die("out of memory", NULL);
+    }
     mr_err err = {0};
     check(mr_tp_mkdtemp("mr-bench-pipeline", b.dir, sizeof b.dir, &err), &err, "a temp dir");
     start_peers(&b);
@@ -589,7 +607,12 @@ int main(int argc, char **argv)
     register_human(&b);
     start_platform(&b);
     wait_ready(&b);
-    join_room(&b);
+    join_room(&b, "bench", b.room);
+    for (size_t i = 0; i < b.n_side_rooms; i++) {
+        char alias[32];
+        snprintf(alias, sizeof alias, "side%zu", i);
+        join_room(&b, alias, b.side_rooms[i]);
+    }
     if (crash)
         measure_crash(&b, (size_t)sequential);
     else if (concurrent)
@@ -598,5 +621,6 @@ int main(int argc, char **argv)
         measure(&b, (size_t)sequential, (size_t)burst);
     stop_platform(&b);
     teardown(&b);
+    free(b.side_rooms);
     return 0;
 }
