@@ -381,29 +381,41 @@ static void one_at_a_time(bench *b, size_t from, size_t to)
     }
 }
 
-/* Redis's used_memory (INFO memory), in bytes; -1 when it cannot be read. */
-static long long redis_used_memory(bench *b)
+/* The number after field in Redis's INFO section ("used_memory:" of memory, "db1:keys=" of
+ * keyspace); -1 when it cannot be read, 0 when the field is absent (an empty db). */
+static long long redis_info(bench *b, const char *section, const char *field)
 {
     char port[16], out[400];
     snprintf(port, sizeof port, "%d", b->redis.port);
     snprintf(out, sizeof out, "%s/redis-info.txt", b->dir);
     unlink(out);
-    char *argv[] = {"redis-cli", "-p", port, "info", "memory", NULL};
+    char *argv[] = {"redis-cli", "-p", port, "info", (char *)section, NULL};
     int code = -1;
     mr_err err = {0};
     if (mr_tp_run(argv, out, &code, &err) != MR_OK || code != 0)
         return -1;
     char *text = mr_tp_read_text(out);
-    const char *at = strstr(text, "used_memory:");
-    long long bytes = at ? strtoll(at + strlen("used_memory:"), NULL, 10) : -1;
+    const char *at = strstr(text, field);
+    long long n = at ? strtoll(at + strlen(field), NULL, 10) : 0;
     free(text);
-    return bytes;
+    return n;
+}
+
+/* Redis's memory and keys (db 0 the bus, db 1 the store) after `after` messages. */
+static void print_redis_memory(bench *b, size_t after)
+{
+    printf("  Redis after %4zu messages: used_memory %.2f MiB, bus keys %lld, store keys %lld\n", after,
+           (double)redis_info(b, "memory", "used_memory:") / 1048576, redis_info(b, "keyspace", "db0:keys="),
+           redis_info(b, "keyspace", "db1:keys="));
 }
 
 static void measure(bench *b, size_t sequential, size_t burst)
 {
-    long long mem_before = b->have_redis ? redis_used_memory(b) : 0;
+    if (b->have_redis)
+        print_redis_memory(b, 0);
     one_at_a_time(b, 0, WARMUP + sequential);
+    if (b->have_redis)
+        print_redis_memory(b, WARMUP + sequential);
     long long *lat = calloc(sequential, sizeof *lat);
     if (!lat)
         die("out of memory", NULL);
@@ -434,8 +446,7 @@ static void measure(bench *b, size_t sequential, size_t burst)
     double base = baseline(b);
     printf("  p50 / baseline: %.2fx\n", p50 / base);
     if (b->have_redis)
-        printf("  Redis used_memory: %.1f MiB before the messages, %.1f MiB after %zu (bus streams and store)\n",
-               (double)mem_before / 1048576, (double)redis_used_memory(b) / 1048576, WARMUP + sequential + burst);
+        print_redis_memory(b, WARMUP + sequential + burst);
 }
 
 static void script_stub(bench *b, const char *json_text)
