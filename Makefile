@@ -62,10 +62,11 @@ fuzz:
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	@set -e; for f in $(FUZZ_BUILD)/libs/*/fuzz_* $(FUZZ_BUILD)/services/*/fuzz_*; do \
 		[ -x "$$f" ] || continue; n=$$(basename $$f); \
-		corpus=$$(mktemp -d); seeds=$$(ls -d libs/*/fuzz/corpus/$${n#fuzz_} services/*/fuzz/corpus/$${n#fuzz_} 2>/dev/null); \
+		corpus=$$(mktemp -d); seeds=$$(ls -d libs/*/fuzz/corpus/$${n#fuzz_} services/*/fuzz/corpus/$${n#fuzz_} 2>/dev/null || true); \
 		echo "== $$n for $(FUZZ_SECONDS)s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 $$corpus $$seeds 2>&1 | tail -n 12; \
-		rm -rf $$corpus; \
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 $$corpus $$seeds \
+			>$$corpus.log 2>&1; then tail -n 60 $$corpus.log; rm -rf $$corpus $$corpus.log; exit 1; fi; \
+		tail -n 12 $$corpus.log; rm -rf $$corpus $$corpus.log; \
 	done
 
 # The main job. See README.md.

@@ -2,6 +2,9 @@
  * arriving to the reply's send request leaving, with a model stub that answers at once.
  *
  * usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]
+ *        bench_pipeline crash [CRASHES]
+ *        bench_pipeline concurrent [ANSWERS]
+ * AGENTS=N in the environment runs N agents (one in the bench room, the others in another).
  *
  * Starts the test homeserver, the model stub and the platform (`mindroom run`, or the four
  * service binaries over Redis Streams or the Kafka mock cluster with the store in Redis), each
@@ -9,7 +12,15 @@
  * in front of the homeserver. A user then sends SEQUENTIAL messages one at a time (latency:
  * p50/p99 of the proxy's two moments) and BURST at once (messages/s, first send to last
  * reply). The baseline, measured in the same run, is the I/O a reply cannot avoid: one streamed
- * model call to the stub and one send through the proxy. Peak RSS comes from time -v. */
+ * model call to the stub and one send through the proxy. Peak RSS comes from time -v. In redis
+ * mode, Redis's used_memory is read before and after the messages.
+ *
+ * crash (embedded): the stub stalls an answer mid-stream, `mindroom run` gets SIGKILL, starts
+ * again, and the time from the kill to that message's answer is measured, CRASHES times.
+ * concurrent (embedded): each answer streams for a second (the stub stalls 1 s after its first
+ * event); ANSWERS messages at once, each in a room of its own (a room's answers come in order),
+ * first send to last answer, beside one answer alone, and the duplicates (more than one answer,
+ * not an edit, to one message). */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -34,6 +45,9 @@
 #define DEADLINE_MS 60000
 #define MAX_PROCS 4
 #define BASELINE_CALLS 200
+#define MAX_AGENTS 64
+/* The stub's answer, streamed: its first event, then a second of nothing, then the rest. */
+#define SLOW_ANSWER "\"stall_ms\": 1000, \"stall_after_chunks\": 1"
 
 static const char *const topics[] = {"matrix.inbound", "matrix.todevice", "matrix.cleartext",
                                      "agent.turns", "matrix.outbound", "matrix.send"};
@@ -47,7 +61,7 @@ typedef struct proc {
 } proc;
 
 typedef struct bench {
-    const char *mode;
+    const char *mode;      /* the platform's shape: embedded, redis or kafka */
     mr_hs_peer hs;
     mr_model_stub stub;
     mr_tp_redis redis;
@@ -63,6 +77,8 @@ typedef struct bench {
     char token[256];       /* its access token */
     char room[256];
     char baseline_room[256];
+    size_t n_side_rooms;          /* concurrent: rooms side0.. the agent answers in side by side */
+    char (*side_rooms)[256];
 } bench;
 
 static void die(const char *what, const mr_err *err)
@@ -108,15 +124,27 @@ static void write_file(const char *path, const char *text)
 
 static void write_config(bench *b)
 {
-    char path[300], text[2048];
+    char path[300], text[16384];
     snprintf(b->config, sizeof b->config, "%s/config.yaml", b->dir);
-    snprintf(text, sizeof text,
-             "models:\n  default: {provider: openai, id: stub-model, host: \"%s\", api_key_env: BENCH_MODEL_KEY}\n"
-             "agents:\n  mind: {display_name: Mind, rooms: [bench]}\n"
-             "authorization:\n  global_users: [\"" HUMAN "\"]\n",
-             b->stub.url);
-    write_file(b->config, text);
+    const char *agents_env = getenv("AGENTS");
+    long agents = agents_env ? strtol(agents_env, NULL, 10) : 1;
+    if (agents < 1 || agents > MAX_AGENTS) {
+        fprintf(stderr, "bench_pipeline: AGENTS must be 1 to %d\n", MAX_AGENTS);
+        exit(2);
+    }
     int n = snprintf(text, sizeof text,
+                     "models:\n  default: {provider: openai, id: stub-model, host: \"%s\", api_key_env: BENCH_MODEL_KEY}\n"
+                     "agents:\n  mind: {display_name: Mind, rooms: [bench",
+                     b->stub.url);
+    for (size_t i = 0; i < b->n_side_rooms; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, ", side%zu", i);
+    n += snprintf(text + n, sizeof text - (size_t)n, "]}\n");
+    /* The others live in a room of their own, so the bench room's answers stay one agent's. */
+    for (long i = 1; i < agents; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "  agent%ld: {display_name: Agent %ld, rooms: [other]}\n", i, i);
+    snprintf(text + n, sizeof text - (size_t)n, "authorization:\n  global_users: [\"" HUMAN "\"]\n");
+    write_file(b->config, text);
+    n = snprintf(text, sizeof text,
                      "MATRIX_HOMESERVER=http://127.0.0.1:%d\nMATRIX_SERVER_NAME=localhost\n"
                      "MATRIX_REGISTRATION_TOKEN=" TOKEN "\nBENCH_MODEL_KEY=stub\nLOG_LEVEL=warn\n"
                      "MINDROOM_INSTANCE_SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
@@ -228,17 +256,22 @@ static void wait_ready(bench *b)
     mr_http_client_free(c);
 }
 
-static void join_room(bench *b)
+/* Joins #<alias>:localhost as the user; its room ID into room_id. */
+static void join_room(bench *b, const char *alias, char room_id[256])
 {
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    char path[300];
+    snprintf(path, sizeof path, "/_matrix/client/v3/join/%%23%s%%3Alocalhost", alias);
     json_t *r;
     /* The invite goes out during start-up; readiness does not wait for it. */
-    while (!(r = human_call(b, "POST", "/_matrix/client/v3/join/%23bench%3Alocalhost", json_object()))) {
-        if (mr_clock_mono_ms() > deadline)
-            die("joining #bench:localhost (no invite?)", NULL);
+    while (!(r = human_call(b, "POST", path, json_object()))) {
+        if (mr_clock_mono_ms() > deadline) {
+            fprintf(stderr, "bench_pipeline: joining #%s:localhost failed (no invite?)\n", alias);
+            exit(1);
+        }
         mr_clock_sleep_ms(50);
     }
-    snprintf(b->room, sizeof b->room, "%s", json_string_value(json_object_get(r, "room_id")));
+    snprintf(room_id, 256, "%s", json_string_value(json_object_get(r, "room_id")));
     json_decref(r);
 }
 
@@ -339,12 +372,50 @@ static double baseline(bench *b)
     return model + send;
 }
 
-static void measure(bench *b, size_t sequential, size_t burst)
+/* Messages from..to-1 one at a time, each waiting for its answer. */
+static void one_at_a_time(bench *b, size_t from, size_t to)
 {
-    for (size_t i = 0; i < WARMUP + sequential; i++) {
+    for (size_t i = from; i < to; i++) {
         say(b, b->room, "bench-", i);
         await_reply(b, i);
     }
+}
+
+/* The number after field in Redis's INFO section ("used_memory:" of memory, "db1:keys=" of
+ * keyspace); -1 when it cannot be read, 0 when the field is absent (an empty db). */
+static long long redis_info(bench *b, const char *section, const char *field)
+{
+    char port[16], out[400];
+    snprintf(port, sizeof port, "%d", b->redis.port);
+    snprintf(out, sizeof out, "%s/redis-info.txt", b->dir);
+    unlink(out);
+    char *argv[] = {"redis-cli", "-p", port, "info", (char *)section, NULL};
+    int code = -1;
+    mr_err err = {0};
+    if (mr_tp_run(argv, out, &code, &err) != MR_OK || code != 0)
+        return -1;
+    char *text = mr_tp_read_text(out);
+    const char *at = strstr(text, field);
+    long long n = at ? strtoll(at + strlen(field), NULL, 10) : 0;
+    free(text);
+    return n;
+}
+
+/* Redis's memory and keys (db 0 the bus, db 1 the store) after `after` messages. */
+static void print_redis_memory(bench *b, size_t after)
+{
+    printf("  Redis after %4zu messages: used_memory %.2f MiB, bus keys %lld, store keys %lld\n", after,
+           (double)redis_info(b, "memory", "used_memory:") / 1048576, redis_info(b, "keyspace", "db0:keys="),
+           redis_info(b, "keyspace", "db1:keys="));
+}
+
+static void measure(bench *b, size_t sequential, size_t burst)
+{
+    if (b->have_redis)
+        print_redis_memory(b, 0);
+    one_at_a_time(b, 0, WARMUP + sequential);
+    if (b->have_redis)
+        print_redis_memory(b, WARMUP + sequential);
     long long *lat = calloc(sequential, sizeof *lat);
     if (!lat)
         die("out of memory", NULL);
@@ -374,6 +445,93 @@ static void measure(bench *b, size_t sequential, size_t burst)
     printf("  throughput: %.0f messages/s (first send to last reply)\n", rate);
     double base = baseline(b);
     printf("  p50 / baseline: %.2fx\n", p50 / base);
+    if (b->have_redis)
+        print_redis_memory(b, WARMUP + sequential + burst);
+}
+
+static void script_stub(bench *b, const char *json_text)
+{
+    mr_err err = {0};
+    check(mr_model_stub_script(&b->stub, json_text, &err), &err, "scripting the model stub");
+}
+
+static size_t stub_requests(bench *b)
+{
+    json_t *all = NULL;
+    mr_err err = {0};
+    check(mr_model_stub_requests(&b->stub, &all, &err), &err, "reading the model stub's requests");
+    size_t n = json_array_size(all);
+    json_decref(all);
+    return n;
+}
+
+/* SIGKILL to `mindroom run` while an answer streams, start it again: kill to that answer. */
+static void measure_crash(bench *b, size_t crashes)
+{
+    one_at_a_time(b, 0, WARMUP);
+    long long *took = calloc(crashes, sizeof *took);
+    if (!took)
+        die("out of memory", NULL);
+    printf("bench/pipeline (crash): SIGKILL of mindroom run while an answer streams, %zu times\n", crashes);
+    for (size_t k = 0; k < crashes; k++) {
+        size_t i = WARMUP + k;
+        script_stub(b, "{\"stall_ms\": 60000, \"stall_after_chunks\": 1}");
+        size_t before = stub_requests(b);
+        say(b, b->room, "bench-", i);
+        long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+        while (stub_requests(b) == before) {
+            if (mr_clock_mono_ms() > deadline)
+                die("the answer never reached the model stub", NULL);
+            mr_clock_sleep_ms(5);
+        }
+        kill(-b->procs[0].pid, SIGKILL);
+        long long t0 = pp_now_ns();
+        while (waitpid(b->procs[0].pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        b->n_procs = 0;
+        start_platform(b);
+        await_reply(b, i);
+        took[k] = pp_proxy_replied_ns(b->proxy, i) - t0;
+        printf("  crash %zu: SIGKILL -> the answer sent %.0f ms later (answers to it: %d)\n", k + 1,
+               (double)took[k] / 1e6, pp_proxy_answers(b->proxy, i));
+    }
+    qsort(took, crashes, sizeof *took, cmp_ll);
+    printf("  SIGKILL -> next answer: p50 %.0f ms, max %.0f ms (restart, log-in, sync and the answer)\n",
+           quantile_ms(took, crashes, 0.5), (double)took[crashes - 1] / 1e6);
+    free(took);
+}
+
+/* answers messages at once, one in each side room, each answer streaming for a second, beside
+ * one alone. */
+static void measure_concurrent(bench *b, size_t answers)
+{
+    one_at_a_time(b, 0, WARMUP);
+    script_stub(b, "{" SLOW_ANSWER "}");
+    long long t0 = pp_now_ns();
+    one_at_a_time(b, WARMUP, WARMUP + 1);
+    double one = (double)(pp_proxy_replied_ns(b->proxy, WARMUP) - t0) / 1e6;
+
+    char script[128];
+    snprintf(script, sizeof script, "{" SLOW_ANSWER ", \"times\": %zu}", answers);
+    script_stub(b, script);
+    size_t first = WARMUP + 1;
+    t0 = pp_now_ns();
+    for (size_t i = first; i < first + answers; i++)
+        say(b, b->side_rooms[i - first], "bench-", i);
+    long long last = 0;
+    int duplicates = 0;
+    for (size_t i = first; i < first + answers; i++) {
+        await_reply(b, i);
+        long long t = pp_proxy_replied_ns(b->proxy, i);
+        last = t > last ? t : last;
+    }
+    for (size_t i = WARMUP; i < first + answers; i++)
+        duplicates += pp_proxy_answers(b->proxy, i) - 1;
+    double all = (double)(last - t0) / 1e6;
+    printf("bench/pipeline (concurrent): %zu answers streaming at once, each a second long\n", answers);
+    printf("  one answer alone: %.0f ms (send to answer); %zu at once: %.0f ms (first send to last answer)\n", one,
+           answers, all);
+    printf("  ratio: %.2fx; duplicate answers: %d\n", all / one, duplicates);
 }
 
 /* ---- stopping ---- */
@@ -429,31 +587,51 @@ static void teardown(bench *b)
 
 int main(int argc, char **argv)
 {
-    bench b = {.mode = argc > 1 ? argv[1] : ""};
+    const char *scenario = argc > 1 ? argv[1] : "";
+    bool crash = strcmp(scenario, "crash") == 0, concurrent = strcmp(scenario, "concurrent") == 0;
+    bench b = {.mode = crash || concurrent ? "embedded" : scenario};
     if (argc < 2 || argc > 4 ||
         (strcmp(b.mode, "embedded") != 0 && strcmp(b.mode, "redis") != 0 && strcmp(b.mode, "kafka") != 0)) {
-        fprintf(stderr, "usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]\n");
+        fprintf(stderr, "usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]\n"
+                        "       bench_pipeline crash [CRASHES] | concurrent [ANSWERS]\n");
         return 2;
     }
-    long sequential = argc > 2 ? strtol(argv[2], NULL, 10) : 300;
+    long sequential = argc > 2 ? strtol(argv[2], NULL, 10) : crash ? 5 : concurrent ? 100 : 300;
     long burst = argc > 3 ? strtol(argv[3], NULL, 10) : 300;
     if (sequential < 1 || burst < 1) {
-        fprintf(stderr, "bench_pipeline: SEQUENTIAL and BURST must be positive\n");
+        fprintf(stderr, "bench_pipeline: the message counts must be positive\n");
         return 2;
+    }
+    /* Answers in one room come one after another; rooms go side by side. */
+    if (concurrent) {
+        b.n_side_rooms = (size_t)sequential;
+        if (!(b.side_rooms = calloc(b.n_side_rooms, sizeof *b.side_rooms)))
+            die("out of memory", NULL);
     }
     mr_err err = {0};
     check(mr_tp_mkdtemp("mr-bench-pipeline", b.dir, sizeof b.dir, &err), &err, "a temp dir");
     start_peers(&b);
-    check(pp_proxy_start(b.hs.url, HUMAN, WARMUP + (size_t)sequential + (size_t)burst, &b.proxy, &b.proxy_port,
+    check(pp_proxy_start(b.hs.url, HUMAN, WARMUP + 1 + (size_t)sequential + (size_t)burst, &b.proxy, &b.proxy_port,
                          &err),
           &err, "starting the proxy");
     write_config(&b);
     register_human(&b);
     start_platform(&b);
     wait_ready(&b);
-    join_room(&b);
-    measure(&b, (size_t)sequential, (size_t)burst);
+    join_room(&b, "bench", b.room);
+    for (size_t i = 0; i < b.n_side_rooms; i++) {
+        char alias[32];
+        snprintf(alias, sizeof alias, "side%zu", i);
+        join_room(&b, alias, b.side_rooms[i]);
+    }
+    if (crash)
+        measure_crash(&b, (size_t)sequential);
+    else if (concurrent)
+        measure_concurrent(&b, (size_t)sequential);
+    else
+        measure(&b, (size_t)sequential, (size_t)burst);
     stop_platform(&b);
     teardown(&b);
+    free(b.side_rooms);
     return 0;
 }

@@ -21,6 +21,8 @@ struct pp_proxy {
     size_t cap;
     long long *synced;   /* ns; 0: not yet */
     long long *replied;
+    int *answers;        /* sends answering message i that are not edits: more than 1 is a duplicate */
+    char **event_ids;    /* message i's event ID, as the first sync carrying it showed it */
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* a reply came in */
     pthread_key_t client_key;
@@ -114,30 +116,52 @@ static void note_synced(pp_proxy *p, const char *body, size_t len)
             size_t i;
             if (!sender || strcmp(sender, p->human) != 0 || !message_index(p, text, "bench-", &i))
                 continue;
+            const char *event_id = json_string_value(json_object_get(ev, "event_id"));
             pthread_mutex_lock(&p->mu);
             if (!p->synced[i])
                 p->synced[i] = now;
+            if (!p->event_ids[i] && event_id)
+                p->event_ids[i] = strdup(event_id);
             pthread_mutex_unlock(&p->mu);
         }
     }
     json_decref(doc);
 }
 
-/* The first send that answers bench message i (later edits start with "* "). */
+/* The message whose event ID this is; false when none. Under p->mu. */
+static bool index_of_event(const pp_proxy *p, const char *event_id, size_t *i)
+{
+    for (size_t k = 0; event_id && k < p->cap; k++) {
+        if (p->event_ids[k] && strcmp(p->event_ids[k], event_id) == 0) {
+            *i = k;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The first send that carries the reply to bench message i, in its body or, for a streamed
+ * answer that began with less, in an edit's m.new_content; and every answer (a send that is no
+ * edit, in reply to the message) counted. */
 static void note_replied(pp_proxy *p, const mr_http_request *req, long long at)
 {
     if (strcmp(req->method, "PUT") != 0 || !strstr(req->path, "/send/m.room.message/"))
         return;
     json_t *doc = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *rel = json_object_get(doc, "m.relates_to");
+    const char *rel_type = json_string_value(json_object_get(rel, "rel_type"));
+    bool edit = rel_type && strcmp(rel_type, "m.replace") == 0;
+    const char *text = json_string_value(json_object_get(edit ? json_object_get(doc, "m.new_content") : doc, "body"));
+    const char *trigger = json_string_value(json_object_get(json_object_get(rel, "m.in_reply_to"), "event_id"));
     size_t i;
-    if (message_index(p, json_string_value(json_object_get(doc, "body")), "Echo: bench-", &i)) {
-        pthread_mutex_lock(&p->mu);
-        if (!p->replied[i]) {
-            p->replied[i] = at;
-            pthread_cond_broadcast(&p->cv);
-        }
-        pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&p->mu);
+    if (!edit && index_of_event(p, trigger, &i))
+        p->answers[i]++;
+    if (message_index(p, text, "Echo: bench-", &i) && !p->replied[i]) {
+        p->replied[i] = at;
+        pthread_cond_broadcast(&p->cv);
     }
+    pthread_mutex_unlock(&p->mu);
     json_decref(doc);
 }
 
@@ -179,9 +203,13 @@ mr_code pp_proxy_start(const char *upstream, const char *human, size_t cap, pp_p
                        mr_err *err)
 {
     pp_proxy *p = calloc(1, sizeof *p);
-    if (!p || !(p->synced = calloc(cap, sizeof *p->synced)) || !(p->replied = calloc(cap, sizeof *p->replied))) {
-        if (p)
+    if (!p || !(p->synced = calloc(cap, sizeof *p->synced)) || !(p->replied = calloc(cap, sizeof *p->replied)) ||
+        !(p->answers = calloc(cap, sizeof *p->answers)) || !(p->event_ids = calloc(cap, sizeof *p->event_ids))) {
+        if (p) {
             free(p->synced);
+            free(p->replied);
+            free(p->answers);
+        }
         free(p);
         return mr_err_set(err, MR_ENOMEM, "out of memory for the proxy");
     }
@@ -216,6 +244,10 @@ void pp_proxy_stop(pp_proxy *p)
     pthread_mutex_destroy(&p->mu);
     free(p->synced);
     free(p->replied);
+    free(p->answers);
+    for (size_t i = 0; i < p->cap; i++)
+        free(p->event_ids[i]);
+    free(p->event_ids);
     free(p);
 }
 
@@ -246,4 +278,12 @@ long long pp_proxy_synced_ns(pp_proxy *p, size_t i)
 long long pp_proxy_replied_ns(pp_proxy *p, size_t i)
 {
     return read_locked(p, p->replied, i);
+}
+
+int pp_proxy_answers(pp_proxy *p, size_t i)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = i < p->cap ? p->answers[i] : 0;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }

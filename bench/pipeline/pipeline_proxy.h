@@ -1,6 +1,7 @@
 /* pipeline_proxy.h -- a timing proxy between MindRoom and the homeserver: it forwards every
  * request, and notes when each bench message ("bench-<i>") first reaches MindRoom in a sync
- * response and when the first reply to it ("Echo: bench-<i>") leaves MindRoom as a send. */
+ * response and when the first reply to it ("Echo: bench-<i>") leaves MindRoom as a send (or an
+ * edit of one), and counts the answers to each. */
 #ifndef MINDROOM_BENCH_PIPELINE_PROXY_H
 #define MINDROOM_BENCH_PIPELINE_PROXY_H
 
@@ -23,6 +24,10 @@ bool pp_proxy_wait_reply(pp_proxy *p, size_t i, long long deadline_ms);
  * 0 when not seen. */
 long long pp_proxy_synced_ns(pp_proxy *p, size_t i);
 long long pp_proxy_replied_ns(pp_proxy *p, size_t i);
+
+/* Sends in reply to message i that are not edits (m.replace): 1 for an answer, more for
+ * duplicates. */
+int pp_proxy_answers(pp_proxy *p, size_t i);
 
 long long pp_now_ns(void);
 

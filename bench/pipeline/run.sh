@@ -3,8 +3,10 @@
 # to the reply send out (p50/p99), messages/s, and peak RSS per process, beside the baseline of
 # one model call and one Matrix send measured in the same run. See bench_pipeline.c.
 # Usage: bench/pipeline/run.sh [BUILD_DIR] [MODES...]   (BUILD_DIR defaults to build; MODES to
-# embedded redis kafka). SEQUENTIAL and BURST in the environment set the message counts
-# (default 300 each; on the Kafka mock 60 and 300, see the README for why).
+# embedded redis kafka; crash and concurrent run too when named). SEQUENTIAL and BURST in the
+# environment set the message counts (default 300 each; on the Kafka mock 60 and 300, see the
+# README for why); CRASHES (5) and ANSWERS (100) those of crash and concurrent; AGENTS the
+# number of agents (1).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
@@ -12,8 +14,13 @@ build=${1:-$root/build}
 modes=${*:-embedded redis kafka}
 cmake --build "$build" --target bench_pipeline >/dev/null
 for mode in $modes; do
-    sequential=${SEQUENTIAL:-300}
-    [ "$mode" = kafka ] && sequential=${SEQUENTIAL:-60}
-    "$build/bench/pipeline/bench_pipeline" "$mode" "$sequential" "${BURST:-300}"
+    case $mode in
+    crash) "$build/bench/pipeline/bench_pipeline" crash "${CRASHES:-5}" ;;
+    concurrent) "$build/bench/pipeline/bench_pipeline" concurrent "${ANSWERS:-100}" ;;
+    *)
+        sequential=${SEQUENTIAL:-300}
+        [ "$mode" = kafka ] && sequential=${SEQUENTIAL:-60}
+        "$build/bench/pipeline/bench_pipeline" "$mode" "$sequential" "${BURST:-300}" ;;
+    esac
     echo
 done

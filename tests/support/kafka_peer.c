@@ -71,6 +71,7 @@ mr_code mr_tp_kafka_start(mr_tp_kafka *k, mr_err *err)
     /* Our ends must not leak into other children (a second peer would keep stdin open). */
     fcntl(in[1], F_SETFD, FD_CLOEXEC);
     fcntl(out[0], F_SETFD, FD_CLOEXEC);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -81,7 +82,7 @@ mr_code mr_tp_kafka_start(mr_tp_kafka *k, mr_err *err)
         return mr_err_errno(err, MR_EIO, e, "fork for mr-kafka-mock");
     }
     if (pid == 0) {
-        setpgid(0, 0);
+        mr_tp_child_prepare(parent);
         dup2(in[0], STDIN_FILENO);
         dup2(out[1], STDOUT_FILENO);
         execl(MR_KAFKA_MOCK_BIN, "mr-kafka-mock", (char *)NULL);
@@ -90,6 +91,7 @@ mr_code mr_tp_kafka_start(mr_tp_kafka *k, mr_err *err)
     }
     close(in[0]);
     close(out[1]);
+    mr_tp_adopt(pid);
     k->pid = pid;
     k->ctl = in[1];
     k->out = out[0];

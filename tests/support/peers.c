@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -94,12 +95,64 @@ mr_code mr_tp_wait_port(int port, int timeout_ms, mr_err *err)
                       port, timeout_ms);
 }
 
+/* Every child a helper started and has not reaped yet: at exit (a failed assertion ends a cmocka
+ * run through main's return), each one's process group is killed, grandchildren included. */
+#define MAX_CHILDREN 256
+static pid_t children[MAX_CHILDREN];
+static pid_t exit_hook_owner; /* a forked child inherits the table and the hook: not its children */
+
+static void kill_children_at_exit(void)
+{
+    if (getpid() != exit_hook_owner)
+        return;
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] <= 0)
+            continue;
+        kill(-children[i], SIGKILL);
+        kill(children[i], SIGKILL);
+        while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
+            ;
+        children[i] = 0;
+    }
+}
+
+void mr_tp_child_prepare(pid_t parent)
+{
+    setpgid(0, 0);
+    /* The test process dying without running its exit hooks (abort, SIGKILL, a CTest timeout)
+     * takes the child with it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+}
+
+void mr_tp_adopt(pid_t pid)
+{
+    if (exit_hook_owner != getpid() && atexit(kill_children_at_exit) == 0)
+        exit_hook_owner = getpid();
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        if (children[i] == 0) {
+            children[i] = pid;
+            return;
+        }
+    }
+}
+
+/* pid was reaped: it no longer needs killing at exit, and its number may come back. */
+static void forget_child(pid_t pid)
+{
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
 mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err *err)
 {
     const char *out = log_path ? log_path : "/dev/null";
     int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return mr_err_errno(err, MR_EIO, errno, "opening %s", out);
+    pid_t parent = getpid();
     pid_t child = fork();
     if (child < 0) {
         int e = errno;
@@ -107,7 +160,7 @@ mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err
         return mr_err_errno(err, MR_EIO, e, "fork for %s", argv[0]);
     }
     if (child == 0) {
-        setpgid(0, 0);
+        mr_tp_child_prepare(parent);
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         int devnull = open("/dev/null", O_RDONLY);
@@ -118,12 +171,16 @@ mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err
         _exit(127);
     }
     close(fd);
+    mr_tp_adopt(child);
     *pid = child;
     return MR_OK;
 }
 
 mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err)
 {
+    /* kill(0, ...) and kill(-1, ...) signal the caller's own group or every process it may. */
+    if (pid <= 0)
+        return mr_err_set(err, MR_EINVAL, "refusing to signal pid %d: not a child process", (int)pid);
     if (kill(pid, sig) != 0 && errno != ESRCH)
         return mr_err_errno(err, MR_EIO, errno, "kill %d", (int)pid);
     int st = 0;
@@ -131,6 +188,7 @@ mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err)
         if (errno != EINTR)
             return mr_err_errno(err, MR_EIO, errno, "waitpid %d", (int)pid);
     }
+    forget_child(pid);
     if (status)
         *status = st;
     return MR_OK;
@@ -150,6 +208,7 @@ mr_code mr_tp_wait_exit(pid_t pid, int timeout_ms, int *status, mr_err *err)
     }
     if (r < 0)
         return mr_err_errno(err, MR_EIO, errno, "waitpid %d", (int)pid);
+    forget_child(pid);
     if (status)
         *status = st;
     return MR_OK;
@@ -157,8 +216,14 @@ mr_code mr_tp_wait_exit(pid_t pid, int timeout_ms, int *status, mr_err *err)
 
 void mr_tp_stop_if_running(pid_t pid)
 {
-    if (pid > 0 && waitpid(pid, NULL, WNOHANG) == 0)
+    if (pid <= 0)
+        return;
+    /* What it started in its group goes too, even when it already exited itself. */
+    kill(-pid, SIGKILL);
+    if (waitpid(pid, NULL, WNOHANG) == 0)
         mr_tp_kill_wait(pid, SIGKILL, NULL, NULL);
+    else
+        forget_child(pid);
 }
 
 mr_code mr_tp_run(char *const argv[], const char *log_path, int *exit_code, mr_err *err)
@@ -172,6 +237,7 @@ mr_code mr_tp_run(char *const argv[], const char *log_path, int *exit_code, mr_e
         if (errno != EINTR)
             return mr_err_errno(err, MR_EIO, errno, "waitpid %d (%s)", (int)pid, argv[0]);
     }
+    forget_child(pid);
     *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return MR_OK;
 }
@@ -276,9 +342,11 @@ mr_code mr_tp_wait_in_file(const char *path, const char *needle, int times, int 
         if (mr_clock_mono_ms() > deadline)
             return mr_err_set(err, MR_EUNAVAIL, "%s never showed \"%s\" %d times within %d ms", path, needle,
                               times, timeout_ms);
-        if (watch > 0 && waitpid(watch, NULL, WNOHANG) == watch)
+        if (watch > 0 && waitpid(watch, NULL, WNOHANG) == watch) {
+            forget_child(watch);
             return mr_err_set(err, MR_EUNAVAIL, "process %d exited before %s showed \"%s\" %d times", (int)watch,
                               path, needle, times);
+        }
         mr_clock_sleep_ms(20);
     }
     return MR_OK;
@@ -342,6 +410,7 @@ static mr_code redis_launch(mr_tp_redis *r, mr_err *err)
             return MR_OK;
         int st;
         if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+            forget_child(r->pid);
             r->pid = 0;
             return mr_err_set(err, MR_EUNAVAIL, "redis-server exited at start on port %d; see %s",
                               r->port, log);

@@ -17,14 +17,23 @@ mr_code mr_tp_free_port(int *port, mr_err *err);
 mr_code mr_tp_wait_port(int port, int timeout_ms, mr_err *err);
 
 /* fork+exec argv[0] (searched in PATH) with stdout and stderr appended to log_path (or
- * /dev/null when NULL). The child gets its own process group so tests can kill it whole. */
+ * /dev/null when NULL). The child gets its own process group so tests can kill it whole, and
+ * dies with the test: its group is killed when the test process exits (a failed cmocka run
+ * included) and the child gets SIGKILL when the test process dies without exiting (abort). */
 mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err *err);
-/* Sends sig and waits for the process; returns its wait status in *status (may be NULL). */
+/* For a child forked without mr_tp_spawn: in the child, right after fork (parent: the test's
+ * pid, taken before fork), what mr_tp_spawn does there; in the test, mr_tp_adopt(pid) so its
+ * group is killed at exit. Reaping it with the helpers below drops it from that list. */
+void mr_tp_child_prepare(pid_t parent);
+void mr_tp_adopt(pid_t pid);
+/* Sends sig and waits for the process; returns its wait status in *status (may be NULL).
+ * MR_EINVAL for pid <= 0, which would signal the caller's own process group or every process. */
 mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err);
 /* Waits up to timeout_ms for pid to exit, its wait status in *status. When it does not, kills it
  * (SIGKILL), reaps it and returns MR_EUNAVAIL. */
 mr_code mr_tp_wait_exit(pid_t pid, int timeout_ms, int *status, mr_err *err);
-/* Kills pid (SIGKILL) and reaps it when it is still running: for teardowns. */
+/* Kills pid and its process group (SIGKILL) and reaps it when it is still running: for
+ * teardowns. */
 void mr_tp_stop_if_running(pid_t pid);
 /* Runs argv (as mr_tp_spawn does) to its end; *exit_code is its exit status, -1 when a signal
  * ended it. */

@@ -147,6 +147,16 @@ static void test_http_without_a_server(void **state)
     free(r.body);
 }
 
+static void test_kill_wait_refuses_pids_that_are_no_child(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    /* Signal 0 only probes: before the check, pid 0 reached the caller's own process group. */
+    assert_int_equal(mr_tp_kill_wait(0, 0, NULL, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "pid 0"));
+    assert_int_equal(mr_tp_kill_wait(-1, 0, NULL, &err), MR_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_run_and_read_its_output),
         cmocka_unit_test(test_wait_exit_kills_what_outlives_it),
         cmocka_unit_test(test_http_without_a_server),
+        cmocka_unit_test(test_kill_wait_refuses_pids_that_are_no_child),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
