@@ -174,10 +174,22 @@ int gwt_stop(gwt *f)
     return gwt_wait_exit(f);
 }
 
+/* cmocka cuts long messages: the log's end goes to stderr whole, so a failure can be read. */
+static void show_log_end(const gwt *f)
+{
+    char *text = mr_tp_read_text(f->log);
+    size_t len = text ? strlen(text) : 0;
+    fprintf(stderr, "--- the end of %s ---\n%s\n---\n", f->log, text ? text + (len > 6000 ? len - 6000 : 0) : "");
+    free(text);
+}
+
 void gwt_wait_log(const gwt *f, const char *needle, int times)
 {
     mr_err err = {0};
-    check(mr_tp_wait_in_file(f->log, needle, times, DEADLINE_MS, 0, &err), &err, "mindroom-gateway's log");
+    if (mr_tp_wait_in_file(f->log, needle, times, DEADLINE_MS, 0, &err) != MR_OK) {
+        show_log_end(f);
+        fail_msg("mindroom-gateway's log: %s", err.msg);
+    }
 }
 
 void gwt_assert_log(const gwt *f, const char *needle, int times)
@@ -185,10 +197,7 @@ void gwt_assert_log(const gwt *f, const char *needle, int times)
     int n = mr_tp_count_in_file(f->log, needle);
     if (n == times)
         return;
-    char *text = mr_tp_read_text(f->log);
-    size_t len = strlen(text);
-    /* cmocka cuts long messages: the log's end goes to stderr whole. */
-    fprintf(stderr, "--- the end of %s ---\n%s\n---\n", f->log, text + (len > 6000 ? len - 6000 : 0));
+    show_log_end(f);
     fail_msg("the log shows \"%s\" %d times, not %d", needle, n, times);
 }
 
