@@ -156,6 +156,10 @@ bool gw_pub_claim(gw *g, const char *room_id, const char *event_id, const char *
 /* The rooms user_id took over since it last asked: room ID -> the newest event ID the former
  * publisher claimed, where fetching what came after it stops. NULL when out of memory. */
 json_t *gw_pub_take_handovers(gw *g, const char *user_id);
+/* The managed room's key and alias, which every inbound event of the room carries. */
+mr_code gw_pub_set_facts(gw *g, const char *room_id, const char *key, const char *alias, mr_err *err);
+/* {key, alias} of a managed room (a new reference), NULL for other rooms. */
+json_t *gw_pub_facts(gw *g, const char *room_id);
 
 /* ---- sync_loop.c ---- */
 mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err);

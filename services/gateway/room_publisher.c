@@ -13,7 +13,8 @@
 #define CLAIMS_KEPT 4096
 
 /* pub_rooms: room ID -> {"joined": {user ID: true}, "claimed": {event ID: the claiming account},
- * "order": [event IDs, oldest first], "last": the newest claimed event ID}. */
+ * "order": [event IDs, oldest first], "last": the newest claimed event ID, "facts": {key,
+ * alias} of a managed room}. */
 static json_t *room_entry(gw *g, const char *room_id)
 {
     json_t *r = json_object_get(g->pub_rooms, room_id);
@@ -135,4 +136,21 @@ bool gw_pub_claim(gw *g, const char *room_id, const char *event_id, const char *
     }
     pthread_mutex_unlock(&g->pub_lock);
     return won;
+}
+
+mr_code gw_pub_set_facts(gw *g, const char *room_id, const char *key, const char *alias, mr_err *err)
+{
+    pthread_mutex_lock(&g->pub_lock);
+    json_t *r = room_entry(g, room_id);
+    bool bad = !r || json_object_set_new(r, "facts", json_pack("{s:s, s:s}", "key", key, "alias", alias)) != 0;
+    pthread_mutex_unlock(&g->pub_lock);
+    return bad ? mr_err_set(err, MR_ENOMEM, "out of memory recording room %s", room_id) : MR_OK;
+}
+
+json_t *gw_pub_facts(gw *g, const char *room_id)
+{
+    pthread_mutex_lock(&g->pub_lock);
+    json_t *facts = json_deep_copy(json_object_get(json_object_get(g->pub_rooms, room_id), "facts"));
+    pthread_mutex_unlock(&g->pub_lock);
+    return facts;
 }

@@ -1,7 +1,7 @@
 /* sync_loop.c -- one long-polling sync loop per managed account: each batch's room events go to
- * matrix.inbound (from the room's publishing account only, room_publisher.c) and its to-device
- * events to matrix.todevice, membership to the store, and only once the bus holds them all is
- * next_batch saved, so a crash replays and loses nothing.
+ * matrix.inbound (from the room's publishing account only, room_publisher.c, with the facts of a
+ * managed room) and its to-device events to matrix.todevice, and only once the bus holds them all
+ * is next_batch saved, so a crash replays and loses nothing.
  * A limited timeline is backfilled from /messages; events from before the account first synced
  * or joined a room, or older than the answer bound, are marked history (recorded, never
  * answered). Invites are accepted when the inviter is authorized. */
@@ -51,19 +51,6 @@ static mr_code publish(gw *g, const char *topic, const char *key, json_t *msg, m
 }
 
 /* ---- rooms ---- */
-
-/* Records membership events in members:<room_id> for authz's joined_rooms. */
-static mr_code note_membership(gw *g, const char *room_id, json_t *ev, mr_err *err)
-{
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    const char *who = json_string_value(json_object_get(ev, "state_key"));
-    const char *m = json_string_value(json_object_get(json_object_get(ev, "content"), "membership"));
-    if (!type || strcmp(type, "m.room.member") != 0 || !who || !m)
-        return MR_OK;
-    char key[MR_MATRIX_ID_SIZE + 16];
-    snprintf(key, sizeof key, "members:%s", room_id);
-    return mr_store_hset(g->rt->store, key, who, m, strlen(m), err);
-}
 
 /* Where a room's live events start: after the account joined it, and never before the
  * gateway first synced the account (a fresh store on an old account). Kept in the store before
@@ -116,6 +103,7 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
     gw *g = l->g;
     size_t i;
     json_t *ev;
+    json_t *facts = json_array_size(events) ? gw_pub_facts(g, room_id) : NULL;
     json_array_foreach(events, i, ev) {
         json_t *ts = json_object_get(ev, "origin_server_ts");
         /* Only whole room events travel; stripped state (no ID, no time) does not. */
@@ -123,14 +111,18 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
             !gw_pub_claim(g, room_id, json_string_value(json_object_get(ev, "event_id")), l->a->user_id))
             continue;
         bool history = is_history(g, cutoff, json_integer_value(ts));
-        mr_code rc = note_membership(g, room_id, ev, err);
-        if (rc == MR_OK)
-            rc = publish(g, "matrix.inbound", room_id,
-                         json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:b}", "v", 1, "type",
-                                   "inbound_event", "account", l->a->user_id, "room_id", room_id,
-                                   "event", ev, "membership", membership, "history", history), err);
-        if (rc != MR_OK)
+        json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:b}", "v", 1, "type", "inbound_event",
+                                "account", l->a->user_id, "room_id", room_id, "event", ev, "membership",
+                                membership, "history", history);
+        if (msg && facts && json_object_set(msg, "room", facts) != 0) {
+            json_decref(msg);
+            msg = NULL;
+        }
+        mr_code rc = publish(g, "matrix.inbound", room_id, msg, err);
+        if (rc != MR_OK) {
+            json_decref(facts);
             return rc;
+        }
         b->inbound++;
         b->history += history;
         const char *type = json_string_value(json_object_get(ev, "type"));
@@ -139,6 +131,7 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
         if (timeline)
             gw_metrics_sync_lag(g, (double)(mr_clock_wall_ms() - json_integer_value(ts)) / 1000.0);
     }
+    json_decref(facts);
     return MR_OK;
 }
 
