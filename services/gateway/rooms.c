@@ -78,6 +78,11 @@ static mr_code record(gw *g, const gw_room *r, mr_err *err)
     }
     if (rc == MR_OK)
         rc = gw_pub_set_facts(g, r->room_id, r->key, r->alias, err);
+    /* The router is in every managed room from here on: it publishes the room from the first
+     * sync, whichever account's sync reports the room first. */
+    bool mine = false;
+    if (rc == MR_OK)
+        rc = gw_pub_note(g, r->room_id, g->router->user_id, true, &mine, err);
     if (rc != MR_OK)
         mr_err_prefix(err, "recording room %s (%s)", r->alias, r->room_id);
     return rc;

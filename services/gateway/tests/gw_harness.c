@@ -294,6 +294,14 @@ mr_matrix *gwt_human(gwt *f, const char *localpart)
     return m;
 }
 
+void gwt_say(mr_matrix *m, const char *room, const char *txn, const char *body)
+{
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
+    mr_err err = {0};
+    check(mr_matrix_send(m, room, "m.room.message", txn, content, NULL, &err), &err, "sending a message");
+    json_decref(content);
+}
+
 void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE])
 {
     mr_matrix *m = plain_client(f);

@@ -74,6 +74,8 @@ void gwt_restart_changes_nothing(gwt *f, const char *const *entities, size_t n);
 void gwt_hs_control(gwt *f, const char *path, json_t *body);
 /* A human account registered through the token stage, logged in. */
 mr_matrix *gwt_human(gwt *f, const char *localpart);
+/* Sends an m.text message with this transaction ID (fails the test when refused). */
+void gwt_say(mr_matrix *m, const char *room, const char *txn, const char *body);
 /* The room ID an alias points at (fails the test when unknown). */
 void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE]);
 

@@ -19,15 +19,6 @@
     "authorization:\n  global_users: [\"@alice:localhost\"]\n"
 #define AFTER_LEAVE 5
 
-static void say(mr_matrix *m, const char *room, const char *txn, const char *body)
-{
-    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
-    mr_err err = {0};
-    if (mr_matrix_send(m, room, "m.room.message", txn, content, NULL, &err) != MR_OK)
-        fail_msg("%s", err.msg);
-    json_decref(content);
-}
-
 static bool seen(json_t *msgs, void *ctx)
 {
     return gwt_count_body(msgs, ctx, NULL) >= 1;
@@ -80,10 +71,10 @@ static void test_one_publisher_and_hand_over(void **state)
     assert_int_equal(mr_matrix_join(alice, lobby, NULL, &err), MR_OK);
     gwt_reader in;
     gwt_reader_open(&f, &in, "test-publisher", "matrix.inbound");
-    say(alice, lobby, "p1", "to four accounts");
+    gwt_say(alice, lobby, "p1", "to four accounts");
     gwt_read_until(&in, seen, "to four accounts");
     /* Every account has synced past it once a later message is out. */
-    say(alice, lobby, "p2", "marker one");
+    gwt_say(alice, lobby, "p2", "marker one");
     gwt_read_until(&in, seen, "marker one");
     gwt_read_all(&in);
     assert_int_equal(gwt_count_body(in.msgs, "to four accounts", NULL), 1);
@@ -98,9 +89,9 @@ static void test_one_publisher_and_hand_over(void **state)
     for (int i = 0; i < AFTER_LEAVE; i++) {
         snprintf(body, sizeof body, "after the leave %d", i);
         snprintf(txn, sizeof txn, "l%d", i);
-        say(alice, lobby, txn, body);
+        gwt_say(alice, lobby, txn, body);
     }
-    say(alice, lobby, "p3", "marker two");
+    gwt_say(alice, lobby, "p3", "marker two");
     gwt_read_until(&in, seen, "marker two");
     gwt_read_all(&in);
     for (int i = 0; i < AFTER_LEAVE; i++) {

@@ -40,15 +40,6 @@ static bool has_ping(json_t *msgs, void *ctx)
     return false;
 }
 
-static void say(mr_matrix *m, const char *room, const char *txn, const char *body)
-{
-    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
-    mr_err err = {0};
-    if (mr_matrix_send(m, room, "m.room.message", txn, content, NULL, &err) != MR_OK)
-        fail_msg("%s", err.msg);
-    json_decref(content);
-}
-
 /* alice, registered before the gateway starts so that it invites her, then joined. */
 static mr_matrix *alice_in_lobby(gwt *f, char lobby[MR_MATRIX_ID_SIZE])
 {
@@ -187,7 +178,7 @@ static void test_crash_between_publish_and_save_replays(void **state)
     gwt_room_id(&f, "#lobby:localhost", lobby);
     mr_err err = {0};
     assert_int_equal(mr_matrix_join(alice, lobby, NULL, &err), MR_OK);
-    say(alice, lobby, "c1", "before the crash");
+    gwt_say(alice, lobby, "c1", "before the crash");
     assert_int_equal(gwt_wait_exit(&f), -9);
 
     /* The dead gateway flushed what it flushed: read all of it. */
@@ -201,7 +192,7 @@ static void test_crash_between_publish_and_save_replays(void **state)
     gwt_wait_ready(&f);
     want_body replay = {"before the crash", before + 1};
     gwt_read_until(&in, router_saw, &replay);
-    say(alice, lobby, "c2", "after the restart");
+    gwt_say(alice, lobby, "c2", "after the restart");
     want_body after = {"after the restart", 1};
     gwt_read_until(&in, router_saw, &after);
     gwt_reader_check_proto(&in);
@@ -220,7 +211,7 @@ static void test_soft_logout_while_syncing(void **state)
     mr_matrix *alice = alice_in_lobby(&f, lobby);
     char *device = gwt_store_field(&f, "account:mind", "device_id");
     gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", GWT_MIND));
-    say(alice, lobby, "s1", "after the soft logout");
+    gwt_say(alice, lobby, "s1", "after the soft logout");
     gwt_reader in;
     gwt_reader_open(&f, &in, "test-soft", "matrix.inbound");
     want_body w = {"after the soft logout", 1};
