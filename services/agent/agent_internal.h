@@ -167,14 +167,16 @@ typedef struct reply_where {
 
 /* m.room.message m.text content: body, and the thread relation when where has a root. */
 json_t *reply_content(const char *body, const reply_where *where);
-/* An m.replace edit of original_event_id to body. */
-json_t *reply_edit_content(const char *body, const char *original_event_id);
+/* An m.replace edit to body; the gateway fills in the replaced event's ID (m.relates_to.event_id)
+ * from the transaction ID the intent names in replaces_txn. */
+json_t *reply_edit_content(const char *body);
 /* The router's hand-off: "@<display> could you help with this?" with m.mentions of the agent,
  * a matrix.to pill, com.mindroom.original_sender and the thread relation. */
 json_t *reply_handoff_content(const roster_entry *agent, const char *original_sender, const reply_where *where);
-/* The outbound_intent (JSON text, malloc'd) for content or typing; NULL when out of memory. */
-char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *in_reply_to,
-                        json_t *content);
+/* The outbound_intent (JSON text, malloc'd) for content or typing; NULL when out of memory.
+ * replaces_txn (NULL unless an edit) is the transaction ID of the message content replaces. */
+char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *replaces_txn,
+                        const char *in_reply_to, json_t *content);
 char *reply_typing_intent(const char *account, const char *room_id, const char *txn, bool typing);
 
 /* ---- this process among the agent's workers (workers.c) ----------------------------------- */

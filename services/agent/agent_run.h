@@ -16,6 +16,7 @@ typedef struct agent_turn {
     json_t *content;               /* event.content */
     const char *room_id;
     const char *room_key;          /* NULL: a room the instance does not manage */
+    const char *room_alias;        /* the managed room's alias as the instance recorded it, or NULL */
     const char *event_id;
     const char *event_sender;      /* event.sender: who posted */
     const char *sender;            /* the canonical sender authz judged */
@@ -26,6 +27,8 @@ typedef struct agent_turn {
     const char *in_reply_to;       /* content.m.relates_to.m.in_reply_to.event_id, or NULL */
     const char **allowed;          /* allowed_entities, every one of them (malloc'd) */
     size_t n_allowed;
+    const char **joined;           /* joined_entities of an unmanaged room (malloc'd) */
+    size_t n_joined;
 } agent_turn;
 
 /* MR_EINVAL naming the field for a message that is not a valid turn. */

@@ -1,6 +1,7 @@
 /* answer.c -- one entity answers one turn: claim, typing, the model call streamed into a
- * thread reply (one send, throttled m.replace edits ending in " ⋯", a final edit), the reply
- * recorded in the history, the claim marked done. */
+ * thread reply (one send, throttled m.replace edits ending in " ⋯", a final edit, each edit
+ * naming the first message by its transaction ID), the reply recorded in the history, the claim
+ * marked done. */
 #include "agent_run.h"
 
 #include <stdio.h>
@@ -10,8 +11,6 @@
 #define COMPONENT "agent"
 #define IN_PROGRESS " \xe2\x8b\xaf"     /* " ⋯" */
 #define TYPING_REFRESH_MS 15000         /* min(timeout / 2, 15 s) of a 30 s typing notice */
-#define SENT_WAIT_MS 10000              /* how long the final edit waits for the first event's ID */
-#define SENT_POLL_MS 50
 #define HISTORY_PROMPT_DEFAULT 20
 
 typedef struct answer_run {
@@ -23,7 +22,6 @@ typedef struct answer_run {
     size_t len, cap;
     stream_state st;
     bool sent;                   /* the first message is on the bus */
-    char *first_event;           /* its event ID, once the gateway has recorded it */
     int edits;
     int typing;                  /* typing notices sent */
     long long typing_ms;
@@ -77,26 +75,6 @@ static bool append(answer_run *a, const char *text, size_t len)
     return true;
 }
 
-/* The first message's event ID as the gateway recorded it (`sent:<txn_id>`), waiting up to
- * wait_ms for it. */
-static const char *first_event(answer_run *a, int wait_ms)
-{
-    char id[TXN_MAX], key[TXN_MAX + 8];
-    txn(a, "m", -1, id);
-    snprintf(key, sizeof key, "sent:%s", id);
-    long long deadline = mr_clock_mono_ms() + wait_ms;
-    while (!a->first_event && a->failed == MR_OK) {
-        size_t len = 0;
-        mr_err err = {0};
-        mr_code rc = mr_store_get(a->svc->rt->store, key, &a->first_event, &len, &err);
-        if (rc != MR_OK && rc != MR_ENOTFOUND)
-            fail(a, rc, &err);
-        if (rc == MR_OK || mr_clock_mono_ms() >= deadline || mr_runtime_sleep(a->svc->rt, SENT_POLL_MS))
-            break;
-    }
-    return a->first_event;
-}
-
 /* `begun:<txn_id>` of the first message: set before that message goes on the bus, so an attempt
  * after a stop knows the first part may be out, or still on its way to the gateway. */
 static void begun_key(const answer_run *a, char key[TXN_MAX + 8])
@@ -128,6 +106,18 @@ static void mark_begun(answer_run *a)
         fail(a, mr_store_set(a->svc->rt->store, key, "1", 1, CLAIM_TTL_MS, &err), &err);
 }
 
+static void send_content(answer_run *a, const char *txn_id, const char *replaces, json_t *content)
+{
+    if (!content) {
+        mr_err err;
+        fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory showing an answer"), &err);
+        return;
+    }
+    publish(a, reply_send_intent(a->e->user_id, a->t->turn->room_id, txn_id, replaces, a->t->turn->event_id,
+                                 content));
+    json_decref(content);
+}
+
 /* Sends the text so far (in progress: with " ⋯"), or edits the first message to it. */
 static void show(answer_run *a, bool final)
 {
@@ -138,45 +128,26 @@ static void show(answer_run *a, bool final)
         return;
     }
     snprintf(body, a->len + sizeof IN_PROGRESS, "%s%s", a->text ? a->text : "", final ? "" : IN_PROGRESS);
-    char id[TXN_MAX];
-    /* An earlier attempt stopped midway may have put the first part on the bus under this one's
-     * transaction ID: then that message is edited (the final edit waits for its event ID), or a
-     * short answer, sent as a first message, would be deduplicated into the partial text. */
-    if (!a->sent)
-        a->sent = begun_before(a);
-    if (a->sent && final && !a->first_event) {
-        const char *fields[] = {"event_id", a->t->turn->event_id, "entity", a->e->name, NULL};
-        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "waiting for the event ID of the first part");
-    }
-    const char *original = a->sent ? first_event(a, final ? SENT_WAIT_MS : 0) : NULL;
-    json_t *content = NULL;
+    char first[TXN_MAX], id[TXN_MAX];
+    txn(a, "m", -1, first);
     if (!a->sent) {
-        txn(a, "m", -1, id);
-        content = reply_content(body, &a->where);
-        mark_begun(a);
+        /* An earlier attempt stopped midway may have put the first part on the bus under this
+         * transaction ID: sent again, it makes no second event (the gateway and the homeserver
+         * know the ID), and an edit follows at once, or a short answer would stay the partial text. */
+        bool again = begun_before(a);
+        if (!again)
+            mark_begun(a);
+        send_content(a, first, NULL, reply_content(body, &a->where));
         a->sent = true;
-    } else if (original) {
-        txn(a, final ? "f" : "e", final ? -1 : ++a->edits, id);
-        content = reply_edit_content(body, original);
-    } else if (final && mr_runtime_stopping(a->svc->rt)) {
-        /* The wait ended because of the stop, not because the event ID will never come: the
-         * turn stays in flight and the next start edits the first part, which may well be in the
-         * room already. A message of its own here would show the answer twice. */
-        mr_err err;
-        fail(a, mr_err_set(&err, MR_EUNAVAIL, "stopping before the event ID of the first part arrived"), &err);
-    } else if (final) {
-        /* The gateway never said which event the first part became: the whole answer goes out
-         * as a message of its own rather than being lost. */
-        const char *fields[] = {"event_id", a->t->turn->event_id, "entity", a->e->name, NULL};
-        mr_log_write(MR_LOG_WARN, COMPONENT, fields,
-                     "the event ID of the first part never arrived (sent:<txn_id> in the store): sending the "
-                     "whole answer as a new message");
-        txn(a, "f", -1, id);
-        content = reply_content(body, &a->where);
+        if (!again) {
+            free(body);
+            body = NULL;
+        }
     }
-    if (content)
-        publish(a, reply_send_intent(a->e->user_id, a->t->turn->room_id, id, a->t->turn->event_id, content));
-    json_decref(content);
+    if (body) {
+        txn(a, final ? "f" : "e", final ? -1 : ++a->edits, id);
+        send_content(a, id, first, reply_edit_content(body));
+    }
     free(body);
     if (!final) {
         mr_err err = {0};
@@ -282,7 +253,7 @@ static void call_model(answer_run *a)
 static void remember(answer_run *a)
 {
     bool room_mode = a->e->agent && a->e->agent->thread_mode == MR_THREAD_MODE_ROOM;
-    history_msg m = {.event_id = a->first_event, .sender = a->e->user_id, .entity = a->e->name, .body = a->text};
+    history_msg m = {.sender = a->e->user_id, .entity = a->e->name, .body = a->text};
     mr_err err = {0};
     fail(a, thread_append(a->svc->rt->store, a->t->turn->room_id, room_mode ? HISTORY_ROOM : a->t->root, &m, &err),
          &err);
@@ -336,6 +307,5 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
     }
     rc = a.failed;
     free(a.text);
-    free(a.first_event);
     return rc;
 }

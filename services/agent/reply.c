@@ -34,14 +34,14 @@ json_t *reply_content(const char *body, const reply_where *where)
     return c;
 }
 
-json_t *reply_edit_content(const char *body, const char *original_event_id)
+json_t *reply_edit_content(const char *body)
 {
     /* Clients without edit support show the fallback body: "* " marks it as a correction. */
     char *starred = mr_str_printf("* %s", body);
     if (!starred)
         return NULL;
-    json_t *c = json_pack("{s:s, s:s, s:o, s:{s:s, s:s}}", "msgtype", "m.text", "body", starred, "m.new_content",
-                          text_content(body), "m.relates_to", "rel_type", "m.replace", "event_id", original_event_id);
+    json_t *c = json_pack("{s:s, s:s, s:o, s:{s:s}}", "msgtype", "m.text", "body", starred, "m.new_content",
+                          text_content(body), "m.relates_to", "rel_type", "m.replace");
     free(starred);
     return c;
 }
@@ -88,14 +88,20 @@ static char *intent_text(json_t *intent)
     return text;
 }
 
-char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *in_reply_to,
-                        json_t *content)
+char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *replaces_txn,
+                        const char *in_reply_to, json_t *content)
 {
     json_t *i = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "v", 1, "type", "outbound_intent", "account",
                           account, "room_id", room_id, "action", "send", "txn_id", txn, "event_type",
                           "m.room.message", "content", content);
-    if (i && in_reply_to)
-        json_object_set_new(i, "in_reply_to", json_string(in_reply_to));
+    if (i && in_reply_to && json_object_set_new(i, "in_reply_to", json_string(in_reply_to)) != 0) {
+        json_decref(i);
+        i = NULL;
+    }
+    if (i && replaces_txn && json_object_set_new(i, "replaces_txn", json_string(replaces_txn)) != 0) {
+        json_decref(i);
+        i = NULL;
+    }
     return intent_text(i);
 }
 

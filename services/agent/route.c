@@ -128,7 +128,7 @@ mr_code route_turn(agent_svc *svc, const turn_ctx *t, const char *const *candida
     txn_id(turn->event_id, router->name, "m", -1, id);
     const char *body = json_string_value(json_object_get(content, "body"));
     rc = content ? agent_publish(svc, turn->room_id, reply_send_intent(router->user_id, turn->room_id, id,
-                                                                       turn->event_id, content), err)
+                                                                       NULL, turn->event_id, content), err)
                  : mr_err_set(err, MR_ENOMEM, "out of memory handing over %s", turn->event_id);
     if (rc == MR_OK)
         rc = agent_flush(svc, err);

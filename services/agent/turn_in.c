@@ -23,22 +23,23 @@ static mr_code need_event_id(json_t *obj, const char *path, const char *key, con
     return rc;
 }
 
-static mr_code parse_allowed(agent_turn *t, mr_err *err)
+/* A list of entity names (allowed_entities, joined_entities) into *out, malloc'd. */
+static mr_code parse_names(agent_turn *t, const char *key, const char ***out, size_t *n, mr_err *err)
 {
-    json_t *list = json_object_get(t->root, "allowed_entities");
+    json_t *list = json_object_get(t->root, key);
     if (!json_is_array(list))
-        return mr_err_set(err, MR_EINVAL, "allowed_entities: missing or not an array");
+        return mr_err_set(err, MR_EINVAL, "%s: missing or not an array", key);
     /* One more than needed, so an empty list is an allocation too. */
-    t->allowed = malloc((json_array_size(list) + 1) * sizeof *t->allowed);
-    if (!t->allowed)
-        return mr_err_set(err, MR_ENOMEM, "out of memory reading allowed_entities");
+    *out = malloc((json_array_size(list) + 1) * sizeof **out);
+    if (!*out)
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading %s", key);
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) {
         const char *name = json_string_value(v);
         if (!name || mr_id_entity_name_check(name, true, NULL) != MR_OK)
-            return mr_err_set(err, MR_EINVAL, "allowed_entities[%zu]: not an entity name", i);
-        t->allowed[t->n_allowed++] = name;
+            return mr_err_set(err, MR_EINVAL, "%s[%zu]: not an entity name", key, i);
+        (*out)[(*n)++] = name;
     }
     return MR_OK;
 }
@@ -82,12 +83,17 @@ mr_code agent_turn_parse(const char *value, size_t len, agent_turn *out, mr_err 
         rc = mr_msg_need_user(r, "", "original_sender", &out->original_sender, err);
     if (rc == MR_OK && json_object_get(r, "room_key"))
         rc = need_string(r, "", "room_key", &out->room_key, err);
+    if (rc == MR_OK && json_object_get(r, "room_alias") &&
+        (rc = need_string(r, "", "room_alias", &out->room_alias, err)) == MR_OK && out->room_alias[0] != '#')
+        rc = mr_err_set(err, MR_EINVAL, "room_alias: \"%s\" is not a room alias", out->room_alias);
+    if (rc == MR_OK && json_object_get(r, "joined_entities"))
+        rc = parse_names(out, "joined_entities", &out->joined, &out->n_joined, err);
     if (rc == MR_OK && json_object_get(r, "thread"))
         rc = need_event_id(json_object_get(r, "thread"), "thread.", "root_event_id", &out->thread_root, err);
     if (rc == MR_OK)
         rc = parse_event(out, err);
     if (rc == MR_OK)
-        rc = parse_allowed(out, err);
+        rc = parse_names(out, "allowed_entities", &out->allowed, &out->n_allowed, err);
     if (rc != MR_OK)
         agent_turn_free(out);
     return rc;
@@ -96,6 +102,7 @@ mr_code agent_turn_parse(const char *value, size_t len, agent_turn *out, mr_err 
 void agent_turn_free(agent_turn *t)
 {
     free(t->allowed);
+    free(t->joined);
     json_decref(t->root);
     memset(t, 0, sizeof *t);
 }

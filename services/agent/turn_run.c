@@ -166,59 +166,30 @@ char *agent_sorry(const char *partial, const char *reason)
 
 /* ---- who may answer here ---- */
 
-/* What the gateway recorded about the room, read once per turn when needed. */
-typedef struct room_facts {
-    const agent_turn *turn;
-    char *alias;                 /* the managed room's alias, or NULL */
-    mr_store_hash members;       /* rooms the instance does not manage: who joined */
-} room_facts;
-
-static mr_code room_facts_load(agent_svc *svc, const agent_turn *t, room_facts *f, mr_err *err)
-{
-    memset(f, 0, sizeof *f);
-    f->turn = t;
-    char key[MR_ID_MAX + 16];
-    if (t->room_key) {
-        snprintf(key, sizeof key, "room:%s", t->room_id);
-        size_t len = 0;
-        mr_code rc = mr_store_hget(svc->rt->store, key, "alias", &f->alias, &len, err);
-        return rc == MR_ENOTFOUND ? MR_OK : rc;
-    }
-    snprintf(key, sizeof key, "members:%s", t->room_id);
-    return mr_store_hgetall(svc->rt->store, key, &f->members, err);
-}
-
-static void room_facts_free(room_facts *f)
-{
-    free(f->alias);
-    mr_store_hash_free(&f->members);
-}
-
 /* Configured for the room by key, alias or ID; in a room the instance does not manage, joined. */
-static bool in_room(const roster_entry *e, const room_facts *f)
+static bool in_room(const roster_entry *e, const agent_turn *t)
 {
-    const agent_turn *t = f->turn;
     if (!t->room_key) {
-        for (size_t i = 0; i < f->members.count; i++)
-            if (strcmp(f->members.entries[i].field, e->user_id) == 0)
-                return strcmp(f->members.entries[i].value, "join") == 0;
+        for (size_t i = 0; i < t->n_joined; i++)
+            if (strcmp(t->joined[i], e->name) == 0)
+                return true;
         return false;
     }
     const mr_strlist *rooms = e->agent ? &e->agent->rooms : &e->team->rooms;
     for (size_t i = 0; i < rooms->len; i++) {
         const char *r = rooms->v[i];
-        if (strcmp(r, t->room_key) == 0 || strcmp(r, t->room_id) == 0 || (f->alias && strcmp(r, f->alias) == 0))
+        if (strcmp(r, t->room_key) == 0 || strcmp(r, t->room_id) == 0 || (t->room_alias && strcmp(r, t->room_alias) == 0))
             return true;
     }
     return false;
 }
 
-static size_t eligible_entities(agent_svc *svc, const agent_turn *t, const room_facts *f, const char **out)
+static size_t eligible_entities(agent_svc *svc, const agent_turn *t, const char **out)
 {
     size_t n = 0;
     for (size_t i = 0; i < t->n_allowed; i++) {
         const roster_entry *e = roster_by_name(&svc->roster, t->allowed[i]);
-        if (e && e->kind != ENTITY_ROUTER && in_room(e, f))
+        if (e && e->kind != ENTITY_ROUTER && in_room(e, t))
             out[n++] = e->name;
     }
     return n;
@@ -296,7 +267,7 @@ static mr_code act(agent_svc *svc, const turn_ctx *ctx, const policy_decision *d
 /* The policy's decision and what it says to do; names has room for 2 * (n_allowed + 1) + the
  * roster's size. */
 static mr_code decide_and_act(agent_svc *svc, const agent_turn *t, const char *root, bool relay,
-                              const thread_state *th, const room_facts *facts, const char **names, mr_err *err)
+                              const thread_state *th, const char **names, mr_err *err)
 {
     const roster *r = &svc->roster;
     const char **eligible = names, **who = names + t->n_allowed + 1, **taking_part = who + t->n_allowed + 1;
@@ -309,7 +280,7 @@ static mr_code decide_and_act(agent_svc *svc, const agent_turn *t, const char *r
         .n_thread_agents = thread_agents(th, r, taking_part, r->n),
         .mentioned = &m,
         .eligible = eligible,
-        .n_eligible = eligible_entities(svc, t, facts, eligible),
+        .n_eligible = eligible_entities(svc, t, eligible),
         .router_allowed = router_allowed(t),
         .relay = relay,
     };
@@ -343,13 +314,10 @@ mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err)
     }
     const char *root = t->thread_root ? t->thread_root : t->event_id;
     thread_state th = {0};
-    room_facts facts;
     mr_code rc = thread_load(svc->rt->store, t->room_id, root, &th, err);
     /* The hand-off itself is in the history already: the router wrote it when it posted. */
     if (rc == MR_OK && !relay)
         rc = record(svc, t, root, err);
-    if (rc == MR_OK)
-        rc = room_facts_load(svc, t, &facts, err);
     if (rc != MR_OK) {
         thread_state_free(&th);
         return rc;
@@ -358,10 +326,9 @@ mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err)
      * each as many as the turn allows, and for those taking part, as many as the roster has. */
     size_t room = t->n_allowed + 1;
     const char **names = malloc((2 * room + r->n + 1) * sizeof *names);
-    rc = names ? decide_and_act(svc, t, root, relay, &th, &facts, names, err)
+    rc = names ? decide_and_act(svc, t, root, relay, &th, names, err)
                : mr_err_set(err, MR_ENOMEM, "out of memory deciding who answers %s", t->event_id);
     free(names);
-    room_facts_free(&facts);
     thread_state_free(&th);
     return rc;
 }

@@ -25,6 +25,10 @@ typedef struct turn_event {
     const char *original_sender;  /* content.com.mindroom.original_sender when a user ID, or NULL */
     bool has_new_content;         /* content.m.new_content: an edit */
     bool history;                 /* from before the account was there, or too old to answer */
+    const char *room_key;         /* room.key: the managed room as the instance recorded it, or NULL */
+    const char *room_alias;       /* room.alias, or NULL */
+    const char *member;           /* an m.room.member event: its state_key (the user) ... */
+    const char *membership;       /* ... and content.membership; both NULL for other events */
 } turn_event;
 
 /* MR_EINVAL with what is wrong ("event.sender: ...") for a message that is not a valid
@@ -36,26 +40,25 @@ const char *turn_event_skip_reason(const turn_event *ev);
 
 typedef struct turn_fields {
     const char *room_key;         /* NULL when the room is not managed */
+    const char *room_alias;
     const char *sender;           /* canonical sender */
     bool relay;                   /* the sender is internal: carry original_sender */
     const char *const *entities;
     size_t n_entities;
+    const char *const *joined;    /* an unmanaged room: the entities whose account is joined */
+    size_t n_joined;
 } turn_fields;
 
 /* The turn message (JSON, malloc'd); NULL when out of memory. */
 char *turn_build(const turn_event *ev, const turn_fields *f);
 
-/* What the gateway recorded for a room (proto/store.md); fields NULL when absent. */
-typedef struct room_ids {
-    char *alias;
-    char *key;
-} room_ids;
-
-mr_code room_state_lookup(mr_store *s, const char *room_id, room_ids *out, mr_err *err);
-void room_ids_free(room_ids *ids);
+/* Authz's own record of rooms (proto/store.md), from the events it reads: who is joined where
+ * (authz:members:<room_id>, from m.room.member events) and which room a managed key names
+ * (authz:roomkey:<key>, from the room facts events carry). */
+mr_code room_state_note(mr_store *s, const turn_event *ev, mr_err *err);
 
 /* The membership answer of reply permissions' joined_rooms (an mr_authz_member_fn), reading
- * members:<room_id>. A store failure answers false and is kept in rc/err, so the caller can
+ * authz:members:<room_id>. A store failure answers false and is kept in rc/err, so the caller can
  * leave the message for a retry instead of deciding on missing facts. */
 typedef struct room_members {
     mr_store *store;
@@ -66,5 +69,10 @@ typedef struct room_members {
 } room_members;
 
 bool room_state_is_member(void *ctx, const char *room, const char *user_id);
+
+/* Which of the entities (names) have their managed account joined to room_id: out gets the
+ * names, borrowed from names. */
+mr_code room_state_joined_entities(const room_members *m, const char *room_id, const char *const *names, size_t n,
+                                   const char **out, size_t *n_out, mr_err *err);
 
 #endif

@@ -59,18 +59,26 @@ static void refresh_rules(authz_service *svc)
     svc->az_gen = gen;
 }
 
-/* The entities whose reply permissions allow the sender: router, agents, teams. */
-static size_t allowed_entities(const authz_service *svc, const turn_event *ev, room_members *members,
-                               const char **out)
+/* Every entity of the config: router, agents, teams; the caller frees the array. */
+static const char **entity_names(const mr_config *cfg, size_t *n)
 {
-    const mr_config *cfg = svc->az_cfg;
+    *n = 1 + cfg->n_agents + cfg->n_teams;
+    const char **names = calloc(*n, sizeof *names);
+    for (size_t i = 0; names && i < *n; i++)
+        names[i] = i == 0 ? "router" : i <= cfg->n_agents ? cfg->agents[i - 1].name
+                                                          : cfg->teams[i - 1 - cfg->n_agents].name;
+    return names;
+}
+
+/* The entities whose reply permissions allow the sender. */
+static size_t allowed_entities(const authz_service *svc, const turn_event *ev, room_members *members,
+                               const char *const *names, size_t n_names, const char **out)
+{
     mr_authz_reply_query q = {.sender = ev->sender, .original_sender = ev->original_sender,
                               .is_member = room_state_is_member, .member_ctx = members};
-    size_t n = 0, total = 1 + cfg->n_agents + cfg->n_teams;
-    for (size_t i = 0; i < total; i++) {
-        q.entity = i == 0 ? "router"
-                   : i <= cfg->n_agents ? cfg->agents[i - 1].name
-                                        : cfg->teams[i - 1 - cfg->n_agents].name;
+    size_t n = 0;
+    for (size_t i = 0; i < n_names; i++) {
+        q.entity = names[i];
         mr_authz_decision d;
         if (mr_authz_check_reply(svc->az, &q, &d))
             out[n++] = q.entity;
@@ -89,23 +97,32 @@ static void log_denied(const turn_event *ev, const mr_authz_decision *d)
 }
 
 /* Publishes the turn and waits until the bus holds it. */
-static mr_code publish_turn(authz_service *svc, const turn_event *ev, const room_ids *ids,
-                            const mr_authz_decision *room, mr_err *err)
+static mr_code publish_turn(authz_service *svc, const turn_event *ev, const mr_authz_decision *room, mr_err *err)
 {
-    const char **names = calloc(1 + svc->az_cfg->n_agents + svc->az_cfg->n_teams, sizeof *names);
-    if (!names)
+    size_t n_all = 0;
+    const char **all = entity_names(svc->az_cfg, &n_all);
+    const char **names = calloc(n_all, sizeof *names), **joined = calloc(n_all, sizeof *joined);
+    if (!all || !names || !joined) {
+        free(all);
+        free(names);
+        free(joined);
         return mr_err_set(err, MR_ENOMEM, "out of memory deciding %s", ev->event_id);
+    }
     room_members members = {.store = svc->rt->store, .server_name = svc->rt->settings.server_name,
                             .ns = svc->rt->settings.ns};
-    turn_fields f = {.room_key = ids->key, .sender = room->canonical,
-                     .relay = mr_authz_is_internal(svc->az, ev->sender), .entities = names};
-    f.n_entities = allowed_entities(svc, ev, &members, names);
+    turn_fields f = {.room_key = ev->room_key, .room_alias = ev->room_alias, .sender = room->canonical,
+                     .relay = mr_authz_is_internal(svc->az, ev->sender), .entities = names, .joined = joined};
+    f.n_entities = allowed_entities(svc, ev, &members, all, n_all, names);
     mr_code rc = members.rc;
     if (rc != MR_OK) {
         /* Deciding without the membership facts could leave out an entity for good. */
         *err = members.err;
         mr_err_prefix(err, "reading room members for %s", ev->event_id);
     }
+    /* In a room the instance does not manage, the agent answers only with an account there. */
+    if (rc == MR_OK && !ev->room_key &&
+        (rc = room_state_joined_entities(&members, ev->room_id, all, n_all, joined, &f.n_joined, err)) != MR_OK)
+        mr_err_prefix(err, "reading room members for %s", ev->event_id);
     char *turn = rc == MR_OK ? turn_build(ev, &f) : NULL;
     if (rc == MR_OK && !turn)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory writing the turn of %s", ev->event_id);
@@ -121,6 +138,8 @@ static mr_code publish_turn(authz_service *svc, const turn_event *ev, const room
     }
     free(turn);
     free(names);
+    free(joined);
+    free(all);
     return rc;
 }
 
@@ -141,22 +160,19 @@ static mr_code decide(authz_service *svc, const turn_event *ev, mr_err *err)
     }
     if (rc != MR_ENOTFOUND)
         return rc;
+    rc = MR_OK;
 
     refresh_rules(svc);
-    room_ids ids;
-    rc = room_state_lookup(store, ev->room_id, &ids, err);
-    if (rc != MR_OK)
-        return rc;
-    mr_authz_room room = {.room_id = ev->room_id, .alias = ids.alias, .room_key = ids.key};
+    /* The room's key and alias as the instance recorded them, carried by the event itself. */
+    mr_authz_room room = {.room_id = ev->room_id, .alias = ev->room_alias, .room_key = ev->room_key};
     mr_authz_decision d;
     const char *outcome = "turn";
     if (mr_authz_check_room(svc->az, ev->sender, &room, &d))
-        rc = publish_turn(svc, ev, &ids, &d, err);
+        rc = publish_turn(svc, ev, &d, err);
     else {
         outcome = "denied";
         log_denied(ev, &d);
     }
-    room_ids_free(&ids);
     if (rc != MR_OK)
         return rc;
     /* Only now, with the turn on the bus, is the event done: a crash before this line replays it
@@ -183,7 +199,12 @@ static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
         return MR_OK;
     }
     const char *skip = turn_event_skip_reason(&ev);
-    mr_code rc = MR_OK;
+    /* Every event, skipped or not, may change who is in the room. */
+    mr_code rc = room_state_note(svc->rt->store, &ev, err);
+    if (rc != MR_OK) {
+        turn_event_free(&ev);
+        return rc;
+    }
     if (skip) {
         const char *fields[] = {"event_id", ev.event_id, "type", ev.type, "reason", skip, NULL};
         mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "skipped");

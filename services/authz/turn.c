@@ -45,12 +45,39 @@ static mr_code parse_event(turn_event *ev, mr_err *err)
     if (ev->rel_type && strcmp(ev->rel_type, "m.thread") == 0 && is_event_id(root))
         ev->thread_root = root;
     ev->has_new_content = json_object_get(content, "m.new_content") != NULL;
+    if (strcmp(ev->type, "m.room.member") == 0 && json_is_string(state_key)) {
+        const char *who = json_string_value(state_key);
+        const char *m = mr_msg_string(content, "membership");
+        if (m && *m && strlen(m) <= ID_MAX_LEN && mr_id_parse_user(who, NULL, NULL) == MR_OK &&
+            strlen(who) <= ID_MAX_LEN) {
+            ev->member = who;
+            ev->membership = m;
+        }
+    }
     /* Anyone can put this field in a message; whether it counts is the decision's business
      * (only relays from internal senders). Here it only has to be a user ID. */
     const char *orig = mr_msg_string(content, "com.mindroom.original_sender");
     if (orig && mr_id_parse_user(orig, NULL, NULL) == MR_OK && strlen(orig) <= ID_MAX_LEN)
         ev->original_sender = orig;
     return MR_OK;
+}
+
+/* The managed room's facts as the gateway recorded them (common.schema.json room_facts). */
+static mr_code parse_room(turn_event *ev, mr_err *err)
+{
+    json_t *room = json_object_get(ev->root, "room");
+    if (!room)
+        return MR_OK;
+    if (!json_is_object(room))
+        return mr_err_set(err, MR_EINVAL, "room: not an object");
+    mr_code rc = mr_msg_need_string(room, "room.", "key", &ev->room_key, err);
+    if (rc == MR_OK && strlen(ev->room_key) > ID_MAX_LEN)
+        rc = mr_err_set(err, MR_EINVAL, "room.key: longer than %d bytes", ID_MAX_LEN);
+    if (rc == MR_OK && json_object_get(room, "alias") &&
+        (rc = mr_msg_need_string(room, "room.", "alias", &ev->room_alias, err)) == MR_OK &&
+        (ev->room_alias[0] != '#' || strlen(ev->room_alias) > ID_MAX_LEN))
+        rc = mr_err_set(err, MR_EINVAL, "room.alias: \"%s\" is not a room alias", ev->room_alias);
+    return rc;
 }
 
 mr_code turn_event_parse(const char *value, size_t len, turn_event *out, mr_err *err)
@@ -73,6 +100,8 @@ mr_code turn_event_parse(const char *value, size_t len, turn_event *out, mr_err 
             rc = mr_err_set(err, MR_EINVAL, "history: not a boolean");
         out->history = json_is_true(history);
     }
+    if (rc == MR_OK)
+        rc = parse_room(out, err);
     if (rc == MR_OK) {
         out->event = json_object_get(r, "event");
         rc = parse_event(out, err);
@@ -113,8 +142,21 @@ char *turn_build(const turn_event *ev, const turn_fields *f)
                           "allowed_entities", entities);
     if (!t)
         return NULL;
+    bool bad = false;
     if (f->room_key)
-        json_object_set_new(t, "room_key", json_string(f->room_key));
+        bad |= json_object_set_new(t, "room_key", json_string(f->room_key)) != 0;
+    if (f->room_alias)
+        bad |= json_object_set_new(t, "room_alias", json_string(f->room_alias)) != 0;
+    if (!f->room_key) {
+        json_t *joined = json_array();
+        for (size_t i = 0; joined && i < f->n_joined; i++)
+            bad |= json_array_append_new(joined, json_string(f->joined[i])) != 0;
+        bad |= json_object_set_new(t, "joined_entities", joined) != 0;
+    }
+    if (bad) {
+        json_decref(t);
+        return NULL;
+    }
     /* The relayed human only matters, and is only trusted, when an internal identity relays. */
     if (f->relay && ev->original_sender)
         json_object_set_new(t, "original_sender", json_string(ev->original_sender));

@@ -75,16 +75,26 @@ char *crypto_cleartext_build(const crypto_inbound *in)
     json_t *c = json_pack("{s:i, s:s, s:O, s:O, s:O, s:b, s:s}", "v", 1, "type", "cleartext_event", "account",
                           json_object_get(r, "account"), "room_id", json_object_get(r, "room_id"), "event",
                           json_object_get(r, "event"), "encrypted", 0, "verification", "unencrypted");
-    json_t *history = json_object_get(r, "history");
-    if (c && history && json_object_set(c, "history", history) != 0) {
-        json_decref(c);
-        return NULL;
+    /* history, and the managed room's facts authz and the agent go by. */
+    static const char *const carried[] = {"history", "room"};
+    for (size_t i = 0; c && i < sizeof carried / sizeof *carried; i++) {
+        json_t *v = json_object_get(r, carried[i]);
+        if (v && json_object_set(c, carried[i], v) != 0) {
+            json_decref(c);
+            c = NULL;
+        }
     }
     if (!c)
         return NULL;
     char *text = json_dumps(c, JSON_COMPACT);
     json_decref(c);
     return text;
+}
+
+static bool txn_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 255 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-") == n;
 }
 
 /* The fields an action needs on top of the common ones, copied into the request. */
@@ -99,8 +109,13 @@ static mr_code copy_action(json_t *in, json_t *req, const char *action, mr_err *
         if (!json_is_object(json_object_get(in, "content")))
             return mr_err_set(err, MR_EINVAL, "content: missing or not an object (action send)");
         kind = "room_event";
+        json_t *replaces = json_object_get(in, "replaces_txn");
+        if (replaces && (!json_is_string(replaces) || !txn_id_ok(json_string_value(replaces))))
+            return mr_err_set(err, MR_EINVAL, "replaces_txn: not 1 to 255 of [A-Za-z0-9._~-]");
         json_object_set(req, "event_type", json_object_get(in, "event_type"));
         json_object_set(req, "content", json_object_get(in, "content"));
+        if (replaces && json_object_set(req, "replaces_txn", replaces) != 0)
+            return mr_err_set(err, MR_ENOMEM, "out of memory copying replaces_txn");
     } else if (strcmp(action, "typing") == 0) {
         if (!json_is_boolean(json_object_get(in, "typing")))
             return mr_err_set(err, MR_EINVAL, "typing: missing or not a boolean (action typing)");
@@ -125,12 +140,6 @@ static mr_code copy_action(json_t *in, json_t *req, const char *action, mr_err *
     }
     json_object_set_new(req, "kind", json_string(kind));
     return MR_OK;
-}
-
-static bool txn_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= 255 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-") == n;
 }
 
 mr_code crypto_send_build(const char *value, size_t len, char **out, char **key, mr_err *err)

@@ -3,6 +3,7 @@
 #ifndef MINDROOM_GATEWAY_INTERNAL_H
 #define MINDROOM_GATEWAY_INTERNAL_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -89,6 +90,8 @@ typedef struct gw {
     gw_account *accounts;
     size_t n_accounts;
     gw_account *router;
+    pthread_mutex_t pub_lock;   /* guards pub_rooms (room_publisher.c) */
+    json_t *pub_rooms;
     gw_crash crash;
     atomic_bool bootstrapped;
     atomic_bool send_ready;
@@ -139,6 +142,24 @@ gw_access gw_access_wanted(const gw *g, const char *key, const char *alias, cons
  * is a warning naming the room, the Matrix error and the power level needed, not a failure. */
 mr_code gw_access_reconcile(gw *g, mr_matrix *router, const char *key, const char *alias,
                             const char *room_id, mr_err *err);
+
+/* ---- room_publisher.c ---- */
+mr_code gw_pub_init(gw *g, mr_err *err);
+void gw_pub_free(gw *g);
+/* Notes that user_id's sync shows it joined to room_id (or no longer: it left); *mine tells
+ * whether it now publishes the room's events. */
+mr_code gw_pub_note(gw *g, const char *room_id, const char *user_id, bool joined, bool *mine,
+                    mr_err *err);
+/* True for the first account with this event ID, and for it again (a retried batch): that
+ * account publishes the event. */
+bool gw_pub_claim(gw *g, const char *room_id, const char *event_id, const char *user_id);
+/* The rooms user_id took over since it last asked: room ID -> the newest event ID the former
+ * publisher claimed, where fetching what came after it stops. NULL when out of memory. */
+json_t *gw_pub_take_handovers(gw *g, const char *user_id);
+/* The managed room's key and alias, which every inbound event of the room carries. */
+mr_code gw_pub_set_facts(gw *g, const char *room_id, const char *key, const char *alias, mr_err *err);
+/* {key, alias} of a managed room (a new reference), NULL for other rooms. */
+json_t *gw_pub_facts(gw *g, const char *room_id);
 
 /* ---- sync_loop.c ---- */
 mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err);

@@ -63,7 +63,8 @@ static mr_code membership(mr_matrix *m, const char *room_id, const char *user, c
     return rc;
 }
 
-/* The managed room's record for authz and the agents: room:<id> {key, alias}, roomkey:<key>. */
+/* The managed room's record: room:<id> {key, alias}, roomkey:<key>, and the facts its inbound
+ * events carry to authz and the agents. */
 static mr_code record(gw *g, const gw_room *r, mr_err *err)
 {
     char key[MR_MATRIX_ID_SIZE + 16];
@@ -75,6 +76,13 @@ static mr_code record(gw *g, const gw_room *r, mr_err *err)
         snprintf(key, sizeof key, "roomkey:%s", r->key);
         rc = mr_store_set(s, key, r->room_id, strlen(r->room_id), 0, err);
     }
+    if (rc == MR_OK)
+        rc = gw_pub_set_facts(g, r->room_id, r->key, r->alias, err);
+    /* The router is in every managed room from here on: it publishes the room from the first
+     * sync, whichever account's sync reports the room first. */
+    bool mine = false;
+    if (rc == MR_OK)
+        rc = gw_pub_note(g, r->room_id, g->router->user_id, true, &mine, err);
     if (rc != MR_OK)
         mr_err_prefix(err, "recording room %s (%s)", r->alias, r->room_id);
     return rc;

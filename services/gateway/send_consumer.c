@@ -37,17 +37,60 @@ static const char *str(json_t *o, const char *k)
 
 #define SENT_TTL_MS 86400000L
 
+/* The event ID a room event of this transaction ID got, from `sent:<txn_id>`; MR_ENOTFOUND
+ * when this gateway sent none. */
+static mr_code sent_event(gw *g, const char *txn, char **event_id, mr_err *err)
+{
+    char key[300];
+    size_t len = 0;
+    snprintf(key, sizeof key, "sent:%s", txn);
+    return mr_store_get(g->rt->store, key, event_id, &len, err);
+}
+
+/* An edit names the message it replaces by transaction ID (replaces_txn): that message went out
+ * before it on the same partition, so its event ID is in `sent:`, and goes into the edit's
+ * m.relates_to (outside any encryption, as the spec keeps relations). */
+static mr_code resolve_replaced(gw *g, json_t *req, mr_err *err)
+{
+    const char *replaces = str(req, "replaces_txn");
+    if (!replaces)
+        return MR_OK;
+    char *event_id = NULL;
+    mr_code rc = sent_event(g, replaces, &event_id, err);
+    if (rc == MR_ENOTFOUND)
+        return mr_err_set(err, MR_EINVAL, "replaces_txn %s: this gateway sent no message of that transaction ID",
+                          replaces);
+    if (rc != MR_OK)
+        return rc;
+    json_t *content = json_object_get(req, "content");
+    json_t *rel = json_object_get(content, "m.relates_to");
+    if (!json_is_object(rel) && json_object_set_new(content, "m.relates_to", rel = json_object()) != 0)
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory resolving replaces_txn %s", replaces);
+    if (rc == MR_OK && (json_object_set_new(rel, "event_id", json_string(event_id)) != 0 ||
+                        (!json_object_get(rel, "rel_type") &&
+                         json_object_set_new(rel, "rel_type", json_string("m.replace")) != 0)))
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory resolving replaces_txn %s", replaces);
+    free(event_id);
+    return rc;
+}
+
 /* The request as the client-server API call it names. A room event's ID is recorded under
- * `sent:<txn_id>` (proto/store.md): the agent's edits name the message they replace by it. A
- * failure to record it leaves the request for redelivery, and its transaction ID gets the same
- * event ID back without a second event. */
+ * `sent:<txn_id>` (proto/store.md), the gateway's own key: edits name the message they replace
+ * by it, and a request sent already is not sent again. A failure to record it leaves the request
+ * for redelivery, and its transaction ID gets the same event ID back without a second event. */
 static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_err *err)
 {
     const char *room = str(req, "room_id"), *txn = str(req, "txn_id");
     if (strcmp(kind, "room_event") == 0) {
+        char *known = NULL;
+        mr_code rc = sent_event(g, txn, &known, err);
+        free(known);
+        if (rc != MR_ENOTFOUND)
+            return rc;
         char event_id[MR_MATRIX_ID_SIZE], key[300];
-        mr_code rc = mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"),
-                                    event_id, err);
+        if ((rc = resolve_replaced(g, req, err)) == MR_OK)
+            rc = mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"), event_id,
+                                err);
         snprintf(key, sizeof key, "sent:%s", txn);
         return rc == MR_OK ? mr_store_set(g->rt->store, key, event_id, strlen(event_id), SENT_TTL_MS, err) : rc;
     }

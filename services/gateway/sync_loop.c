@@ -1,6 +1,7 @@
 /* sync_loop.c -- one long-polling sync loop per managed account: each batch's room events go to
- * matrix.inbound and its to-device events to matrix.todevice, membership to the store, and only
- * once the bus holds them all is next_batch saved, so a crash replays and loses nothing.
+ * matrix.inbound (from the room's publishing account only, room_publisher.c, with the facts of a
+ * managed room) and its to-device events to matrix.todevice, and only once the bus holds them all
+ * is next_batch saved, so a crash replays and loses nothing.
  * A limited timeline is backfilled from /messages; events from before the account first synced
  * or joined a room, or older than the answer bound, are marked history (recorded, never
  * answered). Invites are accepted when the inviter is authorized. */
@@ -55,19 +56,6 @@ static mr_code publish(gw *g, const char *topic, const char *key, json_t *msg, m
 
 /* ---- rooms ---- */
 
-/* Records membership events in members:<room_id> for authz's joined_rooms. */
-static mr_code note_membership(gw *g, const char *room_id, json_t *ev, mr_err *err)
-{
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    const char *who = json_string_value(json_object_get(ev, "state_key"));
-    const char *m = json_string_value(json_object_get(json_object_get(ev, "content"), "membership"));
-    if (!type || strcmp(type, "m.room.member") != 0 || !who || !m)
-        return MR_OK;
-    char key[MR_MATRIX_ID_SIZE + 16];
-    snprintf(key, sizeof key, "members:%s", room_id);
-    return mr_store_hset(g->rt->store, key, who, m, strlen(m), err);
-}
-
 /* Where a room's live events start: after the account joined it, and never before the
  * gateway first synced the account (a fresh store on an old account). Kept in the store before
  * anything of the room is published, so a replay of the batch decides the same. */
@@ -119,20 +107,26 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
     gw *g = l->g;
     size_t i;
     json_t *ev;
+    json_t *facts = json_array_size(events) ? gw_pub_facts(g, room_id) : NULL;
     json_array_foreach(events, i, ev) {
         json_t *ts = json_object_get(ev, "origin_server_ts");
         /* Only whole room events travel; stripped state (no ID, no time) does not. */
-        if (!json_is_string(json_object_get(ev, "event_id")) || !json_is_integer(ts))
+        if (!json_is_string(json_object_get(ev, "event_id")) || !json_is_integer(ts) ||
+            !gw_pub_claim(g, room_id, json_string_value(json_object_get(ev, "event_id")), l->a->user_id))
             continue;
         bool history = is_history(g, cutoff, json_integer_value(ts));
-        mr_code rc = note_membership(g, room_id, ev, err);
-        if (rc == MR_OK)
-            rc = publish(g, "matrix.inbound", room_id,
-                         json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:b}", "v", 1, "type",
-                                   "inbound_event", "account", l->a->user_id, "room_id", room_id,
-                                   "event", ev, "membership", membership, "history", history), err);
-        if (rc != MR_OK)
+        json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:b}", "v", 1, "type", "inbound_event",
+                                "account", l->a->user_id, "room_id", room_id, "event", ev, "membership",
+                                membership, "history", history);
+        if (msg && facts && json_object_set(msg, "room", facts) != 0) {
+            json_decref(msg);
+            msg = NULL;
+        }
+        mr_code rc = publish(g, "matrix.inbound", room_id, msg, err);
+        if (rc != MR_OK) {
+            json_decref(facts);
             return rc;
+        }
         b->inbound++;
         b->history += history;
         const char *type = json_string_value(json_object_get(ev, "type"));
@@ -141,29 +135,33 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
         if (timeline)
             gw_metrics_sync_lag(g, (double)(mr_clock_wall_ms() - json_integer_value(ts)) / 1000.0);
     }
+    json_decref(facts);
     return MR_OK;
 }
 
-/* The events of a limited timeline's gap, oldest first: /messages backwards from its prev_batch
- * down to the token of the previous sync, at most backfill_max of them. */
-static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, json_t *timeline,
-                        const char *since, json_t **out, mr_err *err)
+/* Events oldest first: /messages backwards from `from` down to the token `to`, or to the event
+ * `stop` (left out), at most backfill_max of them. */
+typedef struct gap_req {
+    const char *from, *to, *stop;
+} gap_req;
+
+static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, const gap_req *q, json_t **out,
+                        mr_err *err)
 {
     *out = json_array();
     if (!*out)
         return mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id);
-    const char *from = json_string_value(json_object_get(timeline, "prev_batch"));
-    char *next = from ? strdup(from) : NULL;
-    mr_code rc = from && !next ? mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id) : MR_OK;
-    bool gap = false;
-    while (rc == MR_OK && next) {
+    char *next = q->from ? strdup(q->from) : NULL;
+    mr_code rc = q->from && !next ? mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id) : MR_OK;
+    bool gap = false, stopped = false;
+    while (rc == MR_OK && next && !stopped) {
         if (json_array_size(*out) >= (size_t)l->g->s.backfill_max) {
             gap = true;
             break;
         }
         size_t room = (size_t)l->g->s.backfill_max - json_array_size(*out);
         json_t *page = NULL;
-        rc = mr_matrix_messages(m, room_id, next, since, 'b',
+        rc = mr_matrix_messages(m, room_id, next, q->to, 'b',
                                 room < BACKFILL_PAGE ? (int)room : BACKFILL_PAGE, &page, err);
         free(next);
         next = NULL;
@@ -171,11 +169,15 @@ static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, json_t *time
         const char *end = json_string_value(json_object_get(page, "end"));
         size_t i;
         json_t *ev;
-        json_array_foreach(chunk, i, ev)
+        json_array_foreach(chunk, i, ev) {
+            const char *id = json_string_value(json_object_get(ev, "event_id"));
+            if ((stopped = q->stop && id && strcmp(id, q->stop) == 0))
+                break;
             if (rc == MR_OK && json_array_insert(*out, 0, ev) != 0)
                 rc = mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id);
+        }
         /* No end, or an empty page: the gap is closed. */
-        if (rc == MR_OK && end && json_array_size(chunk) && !(next = strdup(end)))
+        if (rc == MR_OK && !stopped && end && json_array_size(chunk) && !(next = strdup(end)))
             rc = mr_err_set(err, MR_ENOMEM, "out of memory backfilling %s", room_id);
         json_decref(page);
     }
@@ -186,28 +188,70 @@ static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, json_t *time
         return rc;
     }
     if (gap)
-        mr_log_warn(GW, "sync of %s: the gap in %s before this batch holds more than %ld events; "
+        mr_log_warn(GW, "sync of %s: the gap in %s holds more than %ld events; "
                     "the %zu newest were fetched, older ones are not published "
                     "(MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS)", l->a->user_id, room_id,
                     l->g->s.backfill_max, json_array_size(*out));
     return MR_OK;
 }
 
+/* The events of rooms this account took over from another publisher, from the newest one that
+ * publisher claimed up to `since`, where this account's previous batches ended: they passed this
+ * loop while the other one published. They were live to the former publisher, so only their age
+ * makes them history. */
+static mr_code handovers(loop *l, mr_matrix *m, const char *since, batch *b, mr_err *err)
+{
+    json_t *rooms = gw_pub_take_handovers(l->g, l->a->user_id);
+    if (!rooms)
+        return mr_err_set(err, MR_ENOMEM, "out of memory taking over rooms for %s", l->a->user_id);
+    mr_code rc = MR_OK;
+    const char *room_id;
+    json_t *stop;
+    json_object_foreach(rooms, room_id, stop) {
+        json_t *gap = NULL;
+        gap_req q = {.from = since, .stop = json_string_value(stop)};
+        if (since && (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK) {
+            mr_log_info(GW, "%s publishes %s now; %zu events after %s fetched again", l->a->user_id, room_id,
+                        json_array_size(gap), q.stop);
+            b->backfilled += json_array_size(gap);
+            rc = room_events(l, room_id, 0, gap, "join", true, b, err);
+        }
+        json_decref(gap);
+        if (rc != MR_OK)
+            break;
+    }
+    json_decref(rooms);
+    return rc;
+}
+
 /* joined rooms: a limited timeline's gap, state, then timeline; left rooms: their timeline up to
- * the leave. */
+ * the leave. Only the rooms this account publishes. */
 static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch *b, mr_err *err)
 {
     const char *room_id;
     json_t *room;
     mr_code rc = MR_OK;
     long long cutoff = 0;
+    bool mine = false;
+    json_object_foreach(json_object_get(r, "join"), room_id, room) {
+        if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK)
+            return rc;
+    }
+    /* The leave of the publisher hands its rooms over when its own batch is published. */
+    if ((rc = handovers(l, m, since, b, err)) != MR_OK)
+        return rc;
     json_object_foreach(json_object_get(r, "join"), room_id, room) {
         json_t *timeline = json_object_get(room, "timeline");
         json_t *gap = NULL;
+        gap_req q = {.from = json_string_value(json_object_get(timeline, "prev_batch")), .to = since};
+        if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK)
+            return rc;
+        if (!mine)
+            continue;
         /* A first sync is limited by design: what came before it is history, not a gap. */
         if ((rc = room_cutoff(l, room_id, room, &cutoff, err)) == MR_OK && since &&
             json_is_true(json_object_get(timeline, "limited")) &&
-            (rc = backfill(l, m, room_id, timeline, since, &gap, err)) == MR_OK)
+            (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK)
             b->backfilled += json_array_size(gap);
         if (rc == MR_OK)
             rc = room_events(l, room_id, cutoff, gap, "join", true, b, err);
@@ -220,9 +264,24 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch 
             return rc;
     }
     json_object_foreach(json_object_get(r, "leave"), room_id, room) {
-        if ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
-            (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
-                                                                 "events"), "leave", true, b, err)) != MR_OK)
+        if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK ||
+            (mine && ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
+                      (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
+                                                                           "events"), "leave", true, b, err)) != MR_OK)))
+            return rc;
+    }
+    return MR_OK;
+}
+
+/* After the batch is on the bus: the rooms left pass to the next publisher. */
+static mr_code rooms_left(loop *l, json_t *r, mr_err *err)
+{
+    const char *room_id;
+    json_t *room;
+    bool mine;
+    json_object_foreach(json_object_get(r, "leave"), room_id, room) {
+        mr_code rc = gw_pub_note(l->g, room_id, l->a->user_id, false, &mine, err);
+        if (rc != MR_OK)
             return rc;
     }
     return MR_OK;
@@ -342,7 +401,7 @@ static mr_code handle(loop *l, mr_matrix *m, const char *since, json_t *sync, ba
     json_t *r = json_object_get(sync, "rooms");
     mr_code rc;
     if ((rc = rooms(l, m, since, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK ||
-        (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK)
+        (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK || (rc = rooms_left(l, r, err)) != MR_OK)
         return rc;
     gw_metrics_published(g, "matrix.inbound", b->inbound);
     gw_metrics_published(g, "matrix.todevice", b->todevice);

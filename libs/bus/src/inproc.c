@@ -151,7 +151,10 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     int p = mr_bus_partition(key, t->partitions);
     ip_part *part = &t->parts[p];
     while (part->head - slowest(t, p) >= cap) {
-        if (!mr_bus_wait(&b->space, &b->mu, deadline)) {
+        part->space_waiters++;
+        bool woken = mr_bus_wait(&b->space, &b->mu, deadline);
+        part->space_waiters--;
+        if (!woken) {
             pthread_mutex_unlock(&b->mu);
             free(k);
             free(v);
@@ -299,12 +302,19 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
         pthread_mutex_lock(&b->mu);
         cur->busy = false;
         if (rc == MR_OK) {
+            ip_part *part = &s->topic->parts[p];
+            bool was_full = part->head - slowest(s->topic, p) >= cap;
             cur->next++;
             release_passed(b, s->topic, p);
             if (b->journal)
                 mr_bus_journal_moved(b, cur);
             (*handled)++;
-            pthread_cond_broadcast(&b->space);
+            /* Only a step that frees a slot producers wait for wakes them: with many producers
+             * behind one mutex, waking them all on every step kept them from the lock. */
+            if (part->space_waiters > 0 && was_full && part->head - slowest(s->topic, p) < cap) {
+                b->space_wakes++;
+                pthread_cond_broadcast(&b->space);
+            }
         } else {
             c->stopped[slot] = true;
             mr_bus_note_failure(err, &first, rc, &m, &herr);

@@ -33,6 +33,7 @@ typedef struct ip_part {
                          or without groups the last inproc_capacity messages */
     uint64_t visible; /* consumers see the messages below: head in memory, the committed ones with a
                          journal */
+    int space_waiters; /* producers waiting for a slot of this partition */
     /* The journal writer's own: what its current batch inserts [snap_from, snap_to) and trims
      * (rows below snap_low, which every group has passed), and what is trimmed already. */
     uint64_t snap_from, snap_to, snap_low, trimmed;
@@ -55,7 +56,8 @@ typedef struct ip_bus {
     mr_bus base;
     pthread_mutex_t mu;
     pthread_cond_t data;  /* a message became visible or a partition was released */
-    pthread_cond_t space; /* a group moved on: producers may find room */
+    pthread_cond_t space; /* a slot was freed in a partition a producer waits on */
+    uint64_t space_wakes; /* broadcasts on space: how often waiting producers were woken */
     ip_topic *topics;     /* newest first; a topic lives until the bus closes */
     long long last_topic_id;
     size_t held;          /* bytes of message values the rings hold */

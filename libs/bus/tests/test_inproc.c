@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bus_suite.h"
+#include "inproc_internal.h"
 #include "mindroom/clock.h"
 
 static suite_env inproc_env(void)
@@ -172,6 +173,52 @@ static void test_full_queue_blocks_producer_until_consumer_catches_up(void **sta
     mr_bus_close(r.bus);
 }
 
+/* Producers are woken when a slot they wait for is freed, not by every consumer step: a
+ * consumer working through a full ring that no producer waits on wakes nobody. */
+static void test_consumer_steps_wake_no_idle_producer(void **state)
+{
+    (void)state;
+    mr_bus_options opts = {.partitions = 2, .inproc_capacity = 8};
+    mr_bus *b = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_open("inproc:", &opts, &b, &err), MR_OK);
+    const char *topics[] = {"idle"};
+    mr_bus_consumer *c = NULL;
+    assert_int_equal(mr_bus_subscribe(b, "g", topics, 1, &c, &err), MR_OK);
+    suite_publish(b, "idle", 0, 8, 1);
+    seq_log log = {0};
+    poll_expect(c, 10, 8, &log);
+    assert_int_equal(((ip_bus *)b)->space_wakes, 0);
+
+    mr_bus_consumer_close(c);
+
+    /* A producer blocked on the full ring is woken once, by the step that frees its slot, not by
+     * each of the steps after it. */
+    const char *blocking[] = {"blocking"};
+    blocking_run r = {.bus = b, .total = 9};
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    assert_int_equal(mr_bus_subscribe(b, "g", blocking, 1, &c, &err), MR_OK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, blocking_producer, &r), 0);
+    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, 30000);
+    pthread_mutex_lock(&r.mu);
+    while (r.published < 8 && pthread_cond_timedwait(&r.cv, &r.mu, &until) == 0) {
+    }
+    pthread_mutex_unlock(&r.mu);
+    seq_log all = {0};
+    for (size_t handled = 0; all.n < 9; handled = 0)
+        assert_int_equal(mr_bus_poll(c, 30000, 9, log_seq, &all, &handled, &err), MR_OK);
+    pthread_join(t, NULL);
+    assert_false(r.failed);
+    assert_int_equal(r.published, 9);
+    assert_true(((ip_bus *)b)->space_wakes <= 1);
+    mr_bus_consumer_close(c);
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+    mr_bus_close(b);
+}
+
 static void test_late_group_starts_after_what_every_group_handled(void **state)
 {
     (void)state;
@@ -232,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_groups_get_earlier_messages),
         cmocka_unit_test(test_full_queue_times_out_without_dropping),
         cmocka_unit_test(test_full_queue_blocks_producer_until_consumer_catches_up),
+        cmocka_unit_test(test_consumer_steps_wake_no_idle_producer),
         cmocka_unit_test(test_late_group_starts_after_what_every_group_handled),
         cmocka_unit_test(test_handled_messages_are_freed),
     };

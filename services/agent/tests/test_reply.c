@@ -61,9 +61,9 @@ static void test_thread_reply(void **state)
 static void test_edit(void **state)
 {
     (void)state;
-    expect_json(reply_edit_content("hello world", "$first:x"),
+    expect_json(reply_edit_content("hello world"),
                 "{\"msgtype\":\"m.text\",\"body\":\"* hello world\",\"m.new_content\":{\"msgtype\":\"m.text\","
-                "\"body\":\"hello world\"},\"m.relates_to\":{\"rel_type\":\"m.replace\",\"event_id\":\"$first:x\"}}");
+                "\"body\":\"hello world\"},\"m.relates_to\":{\"rel_type\":\"m.replace\"}}");
 }
 
 static void test_handoff(void **state)
@@ -85,10 +85,15 @@ static void test_intents(void **state)
 {
     (void)state;
     json_t *content = json_pack("{s:s}", "body", "x");
-    expect_text(reply_send_intent("@mindroom_mind:x", "!r:x", "mr1.m", "$q:x", content),
+    expect_text(reply_send_intent("@mindroom_mind:x", "!r:x", "mr1.m", NULL, "$q:x", content),
                 "{\"v\":1,\"type\":\"outbound_intent\",\"account\":\"@mindroom_mind:x\",\"room_id\":\"!r:x\","
                 "\"action\":\"send\",\"txn_id\":\"mr1.m\",\"event_type\":\"m.room.message\",\"content\":{\"body\":\"x\"},"
                 "\"in_reply_to\":\"$q:x\"}");
+    /* An edit names the message it replaces by transaction ID: the gateway knows its event ID. */
+    expect_text(reply_send_intent("@mindroom_mind:x", "!r:x", "mr1.e1", "mr1.m", "$q:x", content),
+                "{\"v\":1,\"type\":\"outbound_intent\",\"account\":\"@mindroom_mind:x\",\"room_id\":\"!r:x\","
+                "\"action\":\"send\",\"txn_id\":\"mr1.e1\",\"event_type\":\"m.room.message\",\"content\":{\"body\":\"x\"},"
+                "\"in_reply_to\":\"$q:x\",\"replaces_txn\":\"mr1.m\"}");
     json_decref(content);
     expect_text(reply_typing_intent("@mindroom_mind:x", "!r:x", "mr1.t0", true),
                 "{\"v\":1,\"type\":\"outbound_intent\",\"account\":\"@mindroom_mind:x\",\"room_id\":\"!r:x\","

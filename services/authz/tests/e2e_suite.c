@@ -117,27 +117,43 @@ typedef struct event_spec {
     const char *original_sender;
     bool state;
     bool encrypted;
+    const char *member;        /* an m.room.member event of this user ... */
+    const char *membership;    /* ... with this membership */
 } event_spec;
+
+/* The facts the gateway puts on every event of a managed room: the lobby and the lounge. */
+static json_t *room_facts(const char *room)
+{
+    if (strcmp(room, LOBBY) == 0)
+        return json_pack("{s:s, s:s}", "key", "lobby", "alias", "#lobby:example.org");
+    if (strcmp(room, LOUNGE) == 0)
+        return json_pack("{s:s}", "key", "lounge");
+    return NULL;
+}
 
 static void publish_event(const event_spec *e)
 {
     char body[300];
     /* Every body carries "body-": the log must never show one. */
     snprintf(body, sizeof body, "body-%s secret words", e->event_id);
-    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
+    json_t *content = e->member ? json_pack("{s:s}", "membership", e->membership)
+                                : json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
     if (e->rel_type)
         json_object_set_new(content, "m.relates_to",
                             json_pack("{s:s, s:s}", "rel_type", e->rel_type, "event_id", "$root:example.org"));
     if (e->original_sender)
         json_object_set_new(content, "com.mindroom.original_sender", json_string(e->original_sender));
     json_t *event = json_pack("{s:s, s:s, s:s, s:I, s:o}", "event_id", e->event_id, "sender", e->sender, "type",
-                              e->type ? e->type : "m.room.message", "origin_server_ts", (json_int_t)1764000000000,
-                              "content", content);
-    if (e->state)
-        json_object_set_new(event, "state_key", json_string(""));
+                              e->member ? "m.room.member" : e->type ? e->type : "m.room.message", "origin_server_ts",
+                              (json_int_t)1764000000000, "content", content);
+    if (e->state || e->member)
+        json_object_set_new(event, "state_key", json_string(e->member ? e->member : ""));
     json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:o, s:b, s:s}", "v", 1, "type", "cleartext_event", "account",
                             e->account ? e->account : ROUTER_ACCOUNT, "room_id", e->room, "event", event,
                             "encrypted", e->encrypted, "verification", e->encrypted ? "tofu" : "unencrypted");
+    json_t *facts = room_facts(e->room);
+    if (facts)
+        json_object_set_new(msg, "room", facts);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     mr_err err = {0};
@@ -282,24 +298,20 @@ static void expect_denied_log(const char *event_id, const char *step)
 
 /* ---- the suite's peers and process ---- */
 
-static void store_hset(const char *key, const char *field, const char *value)
-{
-    mr_err err = {0};
-    check(mr_store_hset(S.store, key, field, value, strlen(value), &err), &err, key);
-}
-
+/* Who is in the rooms, as authz learns it: membership events on the bus, nothing in the store.
+ * The lounge is managed too, so mind's joined_rooms can find it by key; mind has an account in
+ * the unmanaged room. */
 static void record_rooms(void)
 {
-    /* What the gateway writes (proto/store.md). The lounge is managed too, so mind's
-     * joined_rooms can find it by key. */
-    store_hset("room:" LOBBY, "key", "lobby");
-    store_hset("room:" LOBBY, "alias", "#lobby:example.org");
-    store_hset("room:" LOUNGE, "key", "lounge");
-    mr_err err = {0};
-    check(mr_store_set(S.store, "roomkey:lobby", LOBBY, strlen(LOBBY), 0, &err), &err, "roomkey:lobby");
-    check(mr_store_set(S.store, "roomkey:lounge", LOUNGE, strlen(LOUNGE), 0, &err), &err, "roomkey:lounge");
-    store_hset("members:" LOUNGE, DAVE, "join");
-    store_hset("members:" LOUNGE, BOB, "leave");
+    static const event_spec members[] = {
+        {.room = LOUNGE, .event_id = "$mj1:example.org", .sender = DAVE, .member = DAVE, .membership = "join"},
+        {.room = LOUNGE, .event_id = "$mj2:example.org", .sender = BOB, .member = BOB, .membership = "join"},
+        {.room = LOUNGE, .event_id = "$mj3:example.org", .sender = BOB, .member = BOB, .membership = "leave"},
+        {.room = OTHER, .event_id = "$mj4:example.org", .sender = MIND_ACCOUNT, .member = MIND_ACCOUNT,
+         .membership = "join"},
+    };
+    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
+        publish_event(&members[i]);
 }
 
 static int group_setup(void **state)
@@ -373,11 +385,16 @@ static void test_decisions(void **state)
         {.room = OTHER, .event_id = "$oa1:example.org", .sender = ALICE},
         {.room = OTHER, .event_id = "$ob1:example.org", .sender = BOB},
     };
+    /* The lounge's and the other room's members are noted before the lobby's events come. */
+    drain((const char *const[]){LOUNGE, OTHER}, 2);
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         publish_event(&events[i]);
     drain((const char *const[]){LOBBY, OTHER}, 2);
 
     expect_turn("$a1:example.org", ALICE, "router,mind,coder,devteam", "lobby", NULL, NULL);
+    json_t *a1 = NULL;
+    turns_of("$a1:example.org", &a1);
+    assert_string_equal(str_at(a1, "room_alias"), "#lobby:example.org");
     expect_turn("$b1:example.org", BOB, "router,coder", "lobby", NULL, NULL);
     /* dave is a member of the lounge: mind's joined_rooms lets it answer him. */
     expect_turn("$d1:example.org", DAVE, "router,mind", "lobby", NULL, NULL);
@@ -395,6 +412,12 @@ static void test_decisions(void **state)
     expect_turn("$f1:example.org", ALICE, "router,mind,coder,devteam", "lobby", NULL, NULL);
     /* An unmanaged room: no room key; only global users, since default_room_access is false. */
     expect_turn("$oa1:example.org", ALICE, "router,mind,coder,devteam", NULL, NULL, NULL);
+    /* There the agent answers only with an account in the room: authz says which. */
+    json_t *oa1 = NULL;
+    turns_of("$oa1:example.org", &oa1);
+    json_t *joined = json_object_get(oa1, "joined_entities");
+    assert_int_equal(json_array_size(joined), 1);
+    assert_string_equal(json_string_value(json_array_get(joined, 0)), "mind");
     expect_no_turn("$ob1:example.org");
     expect_denied_log("$ob1:example.org", "default_room_access");
 }
@@ -443,13 +466,13 @@ static void test_health_and_metrics(void **state)
     assert_string_equal(body, "{\"status\":\"ready\"}");
     free(body);
     assert_int_equal(mr_tp_http_get(S.http_port, "/metrics", &body), 200);
-    /* 8 allowed events of test_decisions, $dup1 and 4 sentinels; $e1 and $ob1; the second
-     * $dup1 and the third $e1; 5 non-messages; 1 malformed. */
+    /* 8 allowed events of test_decisions, $dup1 and 6 sentinels; $e1 and $ob1; the second
+     * $dup1 and the third $e1; 4 membership events and 5 other non-messages; 1 malformed. */
     static const char *const lines[] = {
-        "mindroom_authz_messages_total{outcome=\"turn\"} 13\n",
+        "mindroom_authz_messages_total{outcome=\"turn\"} 15\n",
         "mindroom_authz_messages_total{outcome=\"denied\"} 2\n",
         "mindroom_authz_messages_total{outcome=\"duplicate\"} 2\n",
-        "mindroom_authz_messages_total{outcome=\"skipped\"} 5\n",
+        "mindroom_authz_messages_total{outcome=\"skipped\"} 9\n",
         "mindroom_authz_messages_total{outcome=\"malformed\"} 1\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)

@@ -1,4 +1,5 @@
-/* test_turn.c -- reading cleartext events, which become turns, the turn's JSON, room state lookups. */
+/* test_turn.c -- reading cleartext events, which become turns, the turn's JSON, authz's own record
+ * of rooms from the events it reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -213,39 +214,72 @@ static int store_teardown(void **state)
     return 0;
 }
 
-static void put(mr_store *s, const char *key, const char *field, const char *value)
+/* A cleartext m.room.member event of user in room, with the managed room's facts when key is
+ * set. */
+static void note_member(mr_store *s, const char *room, const char *key, const char *user, const char *membership)
 {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@mindroom_router:example.org\","
+             "\"room_id\":\"%s\",%s%s%s\"encrypted\":false,\"event\":{\"event_id\":\"$m:example.org\","
+             "\"sender\":\"%s\",\"type\":\"m.room.member\",\"state_key\":\"%s\","
+             "\"origin_server_ts\":1764000000000,\"content\":{\"membership\":\"%s\"}}}",
+             room, key ? "\"room\":{\"key\":\"" : "", key ? key : "", key ? "\"}," : "", user, user, membership);
+    turn_event ev;
+    parse_ok(text, &ev);
+    assert_string_equal(ev.member, user);
+    assert_string_equal(ev.membership, membership);
     mr_err err = {0};
-    mr_code rc = field ? mr_store_hset(s, key, field, value, strlen(value), &err)
-                       : mr_store_set(s, key, value, strlen(value), 0, &err);
-    if (rc != MR_OK)
-        fail_msg("%s: %s", key, err.msg);
+    if (room_state_note(s, &ev, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    turn_event_free(&ev);
 }
 
-static void test_room_lookup(void **state)
+/* The room facts an event carries, as the gateway recorded them; bad ones are refused. */
+static void test_room_facts(void **state)
 {
-    store_fixture *f = *state;
-    put(f->store, "room:!lobby:example.org", "key", "lobby");
-    put(f->store, "room:!lobby:example.org", "alias", "#lobby_ab3k9xyz:example.org");
-    put(f->store, "room:!lobby:example.org", "other", "ignored");
-    room_ids ids;
-    mr_err err = {0};
-    assert_int_equal(room_state_lookup(f->store, "!lobby:example.org", &ids, &err), MR_OK);
-    assert_string_equal(ids.key, "lobby");
-    assert_string_equal(ids.alias, "#lobby_ab3k9xyz:example.org");
-    room_ids_free(&ids);
-    assert_int_equal(room_state_lookup(f->store, "!dm:example.org", &ids, &err), MR_OK);
-    assert_null(ids.key);
-    assert_null(ids.alias);
+    (void)state;
+    turn_event ev;
+    parse_ok("{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@mindroom_router:example.org\","
+             "\"room_id\":\"!lobby:example.org\",\"room\":{\"key\":\"lobby\",\"alias\":"
+             "\"#lobby_ab3k9xyz:example.org\"},\"encrypted\":false,\"event\":{\"event_id\":\"$ev1:example.org\","
+             "\"sender\":\"@alice:example.org\",\"type\":\"m.room.message\",\"origin_server_ts\":1,"
+             "\"content\":{\"body\":\"hi\"}}}",
+             &ev);
+    assert_string_equal(ev.room_key, "lobby");
+    assert_string_equal(ev.room_alias, "#lobby_ab3k9xyz:example.org");
+    assert_null(ev.membership);
+    turn_event_free(&ev);
+    parse_ok(EVENT("", ""), &ev);
+    assert_null(ev.room_key);
+    assert_null(ev.room_alias);
+    turn_event_free(&ev);
+    static const char *const bad[] = {"\"room\":{\"alias\":\"#a:example.org\"}", "\"room\":{\"key\":\"a\",\"alias\":\"a\"}",
+                                      "\"room\":\"lobby\""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@mindroom_router:example.org\","
+                 "\"room_id\":\"!lobby:example.org\",%s,\"encrypted\":false,\"event\":{\"event_id\":"
+                 "\"$ev1:example.org\",\"sender\":\"@alice:example.org\",\"type\":\"m.room.message\","
+                 "\"origin_server_ts\":1,\"content\":{}}}",
+                 bad[i]);
+        mr_err err = {0};
+        assert_int_equal(turn_event_parse(text, strlen(text), &ev, &err), MR_EINVAL);
+        assert_non_null(strstr(err.msg, "room"));
+    }
 }
 
+/* Membership comes from the m.room.member events authz reads, into its own keys only. */
 static void test_membership(void **state)
 {
     store_fixture *f = *state;
-    put(f->store, "roomkey:lounge", NULL, "!lounge:example.org");
-    put(f->store, "members:!lounge:example.org", "@dave:example.org", "join");
-    put(f->store, "members:!lounge:example.org", "@bob:example.org", "leave");
-    put(f->store, "members:!lounge:example.org", "@carol:example.org", "invite");
+    note_member(f->store, "!lounge:example.org", "lounge", "@dave:example.org", "join");
+    note_member(f->store, "!lounge:example.org", "lounge", "@bob:example.org", "join");
+    note_member(f->store, "!lounge:example.org", "lounge", "@bob:example.org", "leave");
+    note_member(f->store, "!lounge:example.org", "lounge", "@carol:example.org", "invite");
+    note_member(f->store, "!dm:example.org", NULL, "@mindroom_mind_ab3k9xyz:example.org", "join");
+    note_member(f->store, "!dm:example.org", NULL, "@mindroom_coder_ab3k9xyz:example.org", "leave");
     room_members m = {.store = f->store, .server_name = "example.org", .ns = "ab3k9xyz"};
     assert_true(room_state_is_member(&m, "lounge", "@dave:example.org"));
     assert_false(room_state_is_member(&m, "lounge", "@bob:example.org"));
@@ -256,9 +290,22 @@ static void test_membership(void **state)
     assert_true(room_state_is_member(&m, "#lounge_ab3k9xyz:example.org", "@dave:example.org"));
     assert_false(room_state_is_member(&m, "#lounge_ab3k9xyz:elsewhere.org", "@dave:example.org"));
     assert_false(room_state_is_member(&m, "#lounge:example.org", "@dave:example.org"));
-    /* A room the gateway never recorded is no error, only no membership. */
+    /* A room authz never saw is no error, only no membership. */
     assert_false(room_state_is_member(&m, "attic", "@dave:example.org"));
     assert_int_equal(m.rc, MR_OK);
+    /* Which entities have an account in a room the instance does not manage. */
+    const char *names[] = {"router", "mind", "coder"}, *joined[3];
+    size_t n = 0;
+    mr_err err = {0};
+    assert_int_equal(room_state_joined_entities(&m, "!dm:example.org", names, 3, joined, &n, &err), MR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(joined[0], "mind");
+    /* Nothing of it is read from or written to the gateway's keys. */
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_hget(f->store, "members:!lounge:example.org", "@dave:example.org", &v, &len, &err),
+                     MR_ENOTFOUND);
+    assert_int_equal(mr_store_get(f->store, "roomkey:lounge", &v, &len, &err), MR_ENOTFOUND);
 }
 
 int main(void)
@@ -268,7 +315,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_which_events_become_turns),
         cmocka_unit_test(test_build),
-        cmocka_unit_test_setup_teardown(test_room_lookup, store_setup, store_teardown),
+        cmocka_unit_test(test_room_facts),
         cmocka_unit_test_setup_teardown(test_membership, store_setup, store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,7 +40,7 @@ static void test_history_mark_travels(void **state)
     (void)state;
     const char *msg = "{\"v\":1,\"type\":\"inbound_event\",\"account\":\"@mindroom_router:example.org\","
                       "\"room_id\":\"!r:example.org\",\"event\":" EVENT ",\"membership\":\"join\","
-                      "\"history\":true}";
+                      "\"history\":true,\"room\":{\"key\":\"lobby\",\"alias\":\"#lobby:example.org\"}}";
     crypto_inbound in;
     mr_err err = {0};
     assert_int_equal(crypto_inbound_parse(msg, strlen(msg), &in, &err), MR_OK);
@@ -48,7 +48,8 @@ static void test_history_mark_travels(void **state)
     assert_non_null(text);
     assert_string_equal(text, "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@mindroom_router:example.org\","
                               "\"room_id\":\"!r:example.org\",\"event\":" EVENT ",\"encrypted\":false,"
-                              "\"verification\":\"unencrypted\",\"history\":true}");
+                              "\"verification\":\"unencrypted\",\"history\":true,"
+                              "\"room\":{\"key\":\"lobby\",\"alias\":\"#lobby:example.org\"}}");
     free(text);
     crypto_inbound_free(&in);
 }
@@ -121,6 +122,11 @@ static void test_intents_become_send_requests(void **state)
     expect_send(INTENT_HEAD "\"action\":\"send\",\"event_type\":\"m.room.message\",\"content\":{\"body\":\"x\"},"
                             "\"in_reply_to\":\"$e1:example.org\"}",
                 REQ_HEAD "\"event_type\":\"m.room.message\",\"content\":{\"body\":\"x\"},\"kind\":\"room_event\"}");
+    /* An edit keeps naming the message it replaces by transaction ID, for the gateway. */
+    expect_send(INTENT_HEAD "\"action\":\"send\",\"event_type\":\"m.room.message\",\"content\":{\"body\":\"* x\"},"
+                            "\"replaces_txn\":\"mr.a-0\"}",
+                REQ_HEAD "\"event_type\":\"m.room.message\",\"content\":{\"body\":\"* x\"},\"replaces_txn\":\"mr.a-0\","
+                         "\"kind\":\"room_event\"}");
     expect_send(INTENT_HEAD "\"action\":\"typing\",\"typing\":true,\"timeout_ms\":30000}",
                 REQ_HEAD "\"typing\":true,\"timeout_ms\":30000,\"kind\":\"typing\"}");
     expect_send(INTENT_HEAD "\"action\":\"typing\",\"typing\":false}", REQ_HEAD "\"typing\":false,\"kind\":\"typing\"}");
@@ -147,6 +153,8 @@ static void test_bad_intents(void **state)
     expect_bad_intent(INTENT_HEAD "\"action\":\"send\",\"content\":{}}", "event_type: missing");
     expect_bad_intent(INTENT_HEAD "\"action\":\"send\",\"event_type\":\"m.room.message\"}", "content: missing");
     expect_bad_intent(INTENT_HEAD "\"action\":\"typing\"}", "typing: missing or not a boolean");
+    expect_bad_intent(INTENT_HEAD "\"action\":\"send\",\"event_type\":\"m.room.message\",\"content\":{},"
+                                  "\"replaces_txn\":\"a b\"}", "replaces_txn: not 1 to 255");
     expect_bad_intent(INTENT_HEAD "\"action\":\"typing\",\"typing\":true,\"timeout_ms\":-1}", "timeout_ms");
     expect_bad_intent(INTENT_HEAD "\"action\":\"redact\",\"redacts\":\"e9\"}", "redacts: \"e9\" is not an event ID");
     expect_bad_intent("{\"v\":1,\"type\":\"outbound_intent\",\"account\":\"@m:x\",\"room_id\":\"!r:x\","

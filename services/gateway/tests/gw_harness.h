@@ -78,6 +78,8 @@ mr_matrix *gwt_human(gwt *f, const char *localpart);
  * would before MindRoom starts; its ID goes to room_id. */
 void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *preset,
                     char room_id[MR_MATRIX_ID_SIZE]);
+/* Sends an m.text message with this transaction ID (fails the test when refused). */
+void gwt_say(mr_matrix *m, const char *room, const char *txn, const char *body);
 /* The room ID an alias points at (fails the test when unknown). */
 void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE]);
 

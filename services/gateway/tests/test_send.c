@@ -1,7 +1,8 @@
 /* test_send.c -- mindroom-gateway's matrix.send consumer: each request performed once however
  * often it is delivered (transaction IDs), every kind (room events, redactions, typing,
- * to-device), refused requests dropped without stalling the queue, a 429 storm survived, and a
- * SIGKILL after the send but before the acknowledgement causing no second message. */
+ * to-device), edits naming the message they replace by transaction ID, refused requests dropped
+ * without stalling the queue, a 429 storm survived, and a SIGKILL after the send but before the
+ * acknowledgement causing no second message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,6 +172,64 @@ static void test_every_kind_once(void **state)
     finish(&x);
 }
 
+/* The edit's m.relates_to of the lobby message with this body. */
+static json_t *relation_of(fixture *x, const char *body)
+{
+    json_t *hist = NULL, *rel = NULL;
+    mr_err err = {0};
+    if (mr_matrix_messages(x->alice, x->lobby, NULL, NULL, 'b', 200, &hist, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(hist, "chunk"), i, ev) {
+        json_t *c = json_object_get(ev, "content");
+        const char *b = json_string_value(json_object_get(c, "body"));
+        if (b && strcmp(b, body) == 0)
+            rel = json_incref(json_object_get(c, "m.relates_to"));
+    }
+    json_decref(hist);
+    return rel;
+}
+
+static void send_edit(fixture *x, const char *txn, const char *replaces, const char *body)
+{
+    json_t *r = request(GWT_MIND, "room_event", txn, x->lobby);
+    char starred[128];
+    snprintf(starred, sizeof starred, "* %s", body);
+    json_object_set_new(r, "event_type", json_string("m.room.message"));
+    json_object_set_new(r, "replaces_txn", json_string(replaces));
+    json_object_set_new(r, "content", json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s}}", "msgtype", "m.text", "body",
+                                                starred, "m.new_content", "msgtype", "m.text", "body", body,
+                                                "m.relates_to", "rel_type", "m.replace"));
+    gwt_publish(&x->f, "matrix.send", x->lobby, r);
+}
+
+/* An edit names the message it replaces by transaction ID; the gateway, which sent that message,
+ * puts its event ID into the relation. One naming a transaction never sent is dropped with a
+ * message saying so, and the room goes on. */
+static void test_edit_names_the_message_by_txn(void **state)
+{
+    (void)state;
+    fixture x;
+    start(&x, NULL);
+    send_text(&x, GWT_MIND, x.lobby, "mr.ev3.m", "first part \xe2\x8b\xaf");
+    send_edit(&x, "mr.ev3.e1", "mr.ev3.m", "first part, grown");
+    send_edit(&x, "mr.ev4.f", "mr.ev4.m", "an edit of nothing");
+    send_text(&x, GWT_MIND, x.lobby, "mr.ev5.m", "after the edits");
+    wait_for(&x, "after the edits");
+    char first[MR_MATRIX_ID_SIZE];
+    assert_int_equal(count_in_room(&x, "first part \xe2\x8b\xaf", first), 1);
+    json_t *rel = relation_of(&x, "* first part, grown");
+    assert_non_null(rel);
+    assert_string_equal(json_string_value(json_object_get(rel, "rel_type")), "m.replace");
+    assert_string_equal(json_string_value(json_object_get(rel, "event_id")), first);
+    json_decref(rel);
+    assert_int_equal(count_in_room(&x, "* an edit of nothing", NULL), 0);
+    gwt_wait_log(&x.f, "replaces_txn mr.ev4.m: this gateway sent no message of that transaction ID", 1);
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
 static void test_rate_limit_storm(void **state)
 {
     (void)state;
@@ -221,6 +280,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind_once),
+        cmocka_unit_test(test_edit_names_the_message_by_txn),
         cmocka_unit_test(test_rate_limit_storm),
         cmocka_unit_test(test_crash_after_send_no_duplicate),
     };
