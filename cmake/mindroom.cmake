@@ -11,6 +11,21 @@ function(mr_add_test name)
     LABELS "${T_LABELS}")
 endfunction()
 
+# mr_add_fuzzers(LIBS ... [INCLUDES ...]): one libFuzzer target per fuzz/fuzz_*.c of the calling
+# folder, named after its file; seeds live in fuzz/corpus/<name without fuzz_>, where make fuzz
+# looks for them.
+function(mr_add_fuzzers)
+  cmake_parse_arguments(F "" "" "LIBS;INCLUDES" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_*.c)
+  foreach(f ${sources})
+    get_filename_component(n ${f} NAME_WE)
+    mr_add_fuzzer(${n} SOURCES ${f} LIBS ${F_LIBS})
+    if(MR_FUZZ AND F_INCLUDES)
+      target_include_directories(${n} PRIVATE ${F_INCLUDES})
+    endif()
+  endforeach()
+endfunction()
+
 # mr_add_fuzzer(NAME SOURCE LIBS ...): a libFuzzer target, built only with MR_FUZZ.
 function(mr_add_fuzzer name)
   cmake_parse_arguments(F "" "" "SOURCES;LIBS" ${ARGN})
