@@ -29,6 +29,8 @@ struct mr_http_server {
     int listen_fd;
     int port;
     size_t max_body;
+    unsigned idle_timeout_s;
+    unsigned header_timeout_s;
     mr_http_handler handler;
     void *ctx;
     mr_http_metrics *metrics;
@@ -150,6 +152,46 @@ static mr_code listen_open(const char *addr, int *fd_out, int *port_out, mr_err 
 const char *mr_http_request_header(const mr_http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->impl, MHD_HEADER_KIND, name);
+}
+
+/* A header field holds no control character but HTAB (RFC 9110 5.5): a CR, LF or NUL in a
+ * value would let a client smuggle a second header past a proxy that forwards it whole. */
+static bool field_clean(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* libmicrohttpd 0.9.75 ends a header line at a bare LF, and a NUL cuts the value it reports,
+ * without telling us either. It parses in place, overwriting a CRLF with two NULs and a bare
+ * LF with one, and hands out values that point into that buffer. So a well-formed line leaves
+ * two NULs after its value, while a bare LF (the next line's first byte follows) or a NUL
+ * (the rest of the value follows) does not. A line folded onto the one before it is copied
+ * elsewhere, so its value is checked for control characters only. */
+typedef struct header_check {
+    const char *bad; /* the first offending header's name */
+} header_check;
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_len, const char *value, size_t value_len)
+{
+    (void)kind;
+    header_check *hc = cls;
+    bool ends_clean = !value || (value[value_len] == '\0' && value[value_len + 1] == '\0');
+    if (field_clean(key, key_len) && (!value || field_clean(value, value_len)) && ends_clean)
+        return MHD_YES;
+    hc->bad = key;
+    return MHD_NO;
+}
+
+/* The name of the first header that is not a clean single line; NULL when all are. */
+static const char *malformed_header(struct MHD_Connection *c)
+{
+    header_check hc = {NULL};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, check_header, &hc);
+    return hc.bad;
 }
 
 typedef struct header_count {
@@ -401,6 +443,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_lock(&srv->lock);
         srv->inflight++;
         pthread_mutex_unlock(&srv->lock);
+        /* The headers are in: from now on the connection may idle as long as any other. */
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout_s);
+        const char *bad = malformed_header(c);
+        if (bad)
+            return send_response(srv, c, method, st,
+                                 mr_http_reply_error(400, "M_UNKNOWN",
+                                                     "header \"%s\" holds a control character, "
+                                                     "a NUL or a bare line end",
+                                                     bad));
         /* A declared length over the limit is refused before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
@@ -438,6 +489,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     pthread_mutex_unlock(&srv->lock);
 }
 
+/* A new connection may stay silent header_timeout_s before its first request's headers are in,
+ * not the whole idle timeout, so connections opened and left silent free their slots soon. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_ctx;
+    mr_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, srv->header_timeout_s);
+}
+
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 static void server_free(mr_http_server *srv)
@@ -459,6 +521,8 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
     srv->handler = handler;
     srv->ctx = ctx;
     srv->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    srv->idle_timeout_s = opts->idle_timeout_s ? opts->idle_timeout_s : 60u;
+    srv->header_timeout_s = opts->header_timeout_s ? opts->header_timeout_s : 10u;
     srv->metrics = opts->metrics;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->idle, NULL);
@@ -487,9 +551,11 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
         MHD_OPTION_CONNECTION_LIMIT, opts->max_connections ? opts->max_connections : 256u,
-        MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s ? opts->idle_timeout_s : 60u,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_per_address ? opts->max_per_address : 16u,
+        MHD_OPTION_CONNECTION_TIMEOUT, srv->idle_timeout_s,
         MHD_OPTION_END);
     if (!srv->daemon) {
         close(srv->listen_fd);

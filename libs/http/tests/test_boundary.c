@@ -1,0 +1,291 @@
+/* test_boundary.c -- the HTTP server against hostile clients, over raw loopback sockets:
+ * smuggled header lines, NULs in headers, and connections held open to starve others. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mindroom/http.h"
+
+#define IO_DEADLINE_MS 20000
+
+typedef struct fixture {
+    mr_http_server *srv;
+    int port;
+    int calls; /* handler invocations */
+} fixture;
+
+/* Answers /healthz; anything else echoes the X-User and X-Email headers as "user|email". */
+static mr_http_response *echo_identity(void *ctx, const mr_http_request *req)
+{
+    fixture *f = ctx;
+    mr_http_response *ops = mr_http_ops_reply(req, NULL, NULL, NULL);
+    if (ops)
+        return ops;
+    __atomic_add_fetch(&f->calls, 1, __ATOMIC_SEQ_CST);
+    const char *user = mr_http_request_header(req, "X-User");
+    const char *email = mr_http_request_header(req, "X-Email");
+    char body[256];
+    snprintf(body, sizeof body, "%s|%s", user ? user : "-", email ? email : "-");
+    return mr_http_reply_text(200, body);
+}
+
+static int start_with(void **state, const mr_http_server_opts *o)
+{
+    fixture *f = calloc(1, sizeof *f);
+    mr_err err = {0};
+    if (!f || mr_http_server_start(o, echo_identity, f, &f->srv, &err) != MR_OK) {
+        print_error("start: %s\n", err.msg);
+        free(f);
+        return -1;
+    }
+    f->port = mr_http_server_port(f->srv);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    mr_http_server_opts o = {.listen = "127.0.0.1:0"};
+    return start_with(state, &o);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mr_http_server_stop(f->srv);
+    free(f);
+    return 0;
+}
+
+/* A TCP connection to the server from the loopback address `from` ("127.0.0.2"); -1 when
+ * the connect fails. */
+static int connect_from(const char *from, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, from, &src.sin_addr) != 1 ||
+        bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
+        connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads until `until` has arrived (NULL: until the server closes the connection) or the
+ * deadline passes; returns the bytes read (NUL-terminated, caller frees) and sets *closed when
+ * the server closed it. */
+static char *read_until(int fd, const char *until, int deadline_ms, bool *closed)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    *closed = false;
+    int waited = 0;
+    buf[0] = '\0';
+    while (waited < deadline_ms && !(until && strstr(buf, until))) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, 100);
+        if (n == 0) {
+            waited += 100;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        ssize_t got = read(fd, buf + len, cap - len - 1);
+        if (got <= 0) {
+            *closed = true; /* EOF, or a reset of a connection the server dropped */
+            break;
+        }
+        len += (size_t)got;
+        buf[len] = '\0';
+        if (len + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    return buf;
+}
+
+static char *read_until_close(int fd, int deadline_ms, bool *closed)
+{
+    return read_until(fd, NULL, deadline_ms, closed);
+}
+
+/* Sends raw bytes as one request (the server closes after answering) and returns the whole
+ * answer; caller frees. */
+static char *exchange(const fixture *f, const char *from, const char *raw, size_t len)
+{
+    int fd = connect_from(from, f->port);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, raw, len), (ssize_t)len);
+    bool closed;
+    char *answer = read_until_close(fd, IO_DEADLINE_MS, &closed);
+    close(fd);
+    assert_true(closed);
+    return answer;
+}
+
+#define REQUEST(headers) "GET /whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" headers "\r\n"
+
+static void assert_refused(fixture *f, const char *raw, size_t len, const char *header)
+{
+    char *answer = exchange(f, "127.0.0.1", raw, len);
+    assert_non_null(strstr(answer, "HTTP/1.1 400 "));
+    char named[64];
+    snprintf(named, sizeof named, "header \\\"%s\\\"", header);
+    if (!strstr(answer, named))
+        fail_msg("400 without naming %s: %s", header, answer);
+    free(answer);
+    assert_int_equal(f->calls, 0);
+}
+
+/* The clean request is answered, so the refusals below are about the bytes that differ. */
+static void test_clean_headers_pass(void **state)
+{
+    fixture *f = *state;
+    static const char raw[] = REQUEST("X-User: alice\r\nX-Email: alice@example.org\r\n");
+    char *answer = exchange(f, "127.0.0.1", raw, sizeof raw - 1);
+    assert_non_null(strstr(answer, "HTTP/1.1 200 "));
+    assert_non_null(strstr(answer, "\r\n\r\nalice|alice@example.org"));
+    free(answer);
+    /* Tabs and trailing spaces are legal in a value; a final bare LF before the blank line
+     * ends the last header as a CRLF would and injects nothing. */
+    static const char tabbed[] = REQUEST("X-User: al\tice  \r\nX-Email: e@x\n");
+    answer = exchange(f, "127.0.0.1", tabbed, sizeof tabbed - 1);
+    assert_non_null(strstr(answer, "HTTP/1.1 200 "));
+    free(answer);
+    assert_int_equal(f->calls, 2);
+}
+
+/* A bare LF inside a value would start a forged header: X-Email must not reach the handler. */
+static void test_bare_lf_refused(void **state)
+{
+    fixture *f = *state;
+    static const char raw[] = REQUEST("X-User: alice\nX-Email: evil@attacker.example\r\n");
+    assert_refused(f, raw, sizeof raw - 1, "X-User");
+}
+
+/* A NUL would cut the value short: "alice\0bob" must not be taken as "alice". */
+static void test_nul_refused(void **state)
+{
+    fixture *f = *state;
+    static const char raw[] = REQUEST("X-User: alice\0bob\r\n");
+    assert_refused(f, raw, sizeof raw - 1, "X-User");
+}
+
+/* A bare CR stays inside the value, where a proxy or log downstream could split on it. */
+static void test_bare_cr_refused(void **state)
+{
+    fixture *f = *state;
+    static const char raw[] = REQUEST("X-User: alice\rX-Email: evil@attacker.example\r\n");
+    assert_refused(f, raw, sizeof raw - 1, "X-User");
+}
+
+static void test_control_char_refused(void **state)
+{
+    fixture *f = *state;
+    static const char raw[] = REQUEST("X-User: al\x01ice\r\n");
+    assert_refused(f, raw, sizeof raw - 1, "X-User");
+}
+
+/* One address holding every connection it may open does not shut out another: the extras
+ * are closed, and a client from another address is still answered. Uses the defaults, which
+ * are what the services run with. */
+static void test_one_address_cannot_take_every_slot(void **state)
+{
+    fixture *f = *state;
+    enum { HELD = 256 };
+    int held[HELD];
+    size_t nheld = 0;
+    for (; nheld < HELD; nheld++) {
+        held[nheld] = connect_from("127.0.0.1", f->port);
+        if (held[nheld] < 0)
+            break; /* the backlog is full: the server stopped accepting from us */
+    }
+    assert_true(nheld > 16);
+    static const char health[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char *answer = exchange(f, "127.0.0.2", health, sizeof health - 1);
+    assert_non_null(strstr(answer, "HTTP/1.1 200 "));
+    assert_non_null(strstr(answer, "{\"status\":\"ok\"}"));
+    free(answer);
+    /* The last connection from the crowded address is over the limit: closed unanswered. */
+    bool closed;
+    char *rest = read_until_close(held[nheld - 1], IO_DEADLINE_MS, &closed);
+    assert_true(closed);
+    assert_string_equal(rest, "");
+    free(rest);
+    for (size_t i = 0; i < nheld; i++)
+        close(held[i]);
+}
+
+/* A connection that sends part of a request line and falls silent is closed after the header
+ * timeout, long before the idle timeout. */
+static void test_silent_connection_closed(void **state)
+{
+    (void)state;
+    void *st = NULL;
+    mr_http_server_opts o = {.listen = "127.0.0.1:0", .idle_timeout_s = 3600, .header_timeout_s = 1};
+    assert_int_equal(start_with(&st, &o), 0);
+    fixture *f = st;
+    int fd = connect_from("127.0.0.1", f->port);
+    assert_true(fd >= 0);
+    static const char partial[] = "GET /whoami HTTP/1.1\r\nHost: x\r\n";
+    assert_int_equal(write(fd, partial, sizeof partial - 1), (ssize_t)(sizeof partial - 1));
+    bool closed;
+    char *rest = read_until_close(fd, IO_DEADLINE_MS, &closed);
+    assert_true(closed);
+    free(rest);
+    close(fd);
+    /* A connection whose headers came in gets the idle timeout: kept alive past the header
+     * timeout, it still answers its next request. */
+    fd = connect_from("127.0.0.1", f->port);
+    assert_true(fd >= 0);
+    static const char first[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(fd, first, sizeof first - 1), (ssize_t)(sizeof first - 1));
+    char *answer = read_until(fd, "{\"status\":\"ok\"}", IO_DEADLINE_MS, &closed);
+    assert_false(closed);
+    assert_non_null(strstr(answer, "HTTP/1.1 200 "));
+    free(answer);
+    /* Still open well past the header timeout: nothing to read, no hang-up. */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 2500), 0);
+    static const char second[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write(fd, second, sizeof second - 1), (ssize_t)(sizeof second - 1));
+    answer = read_until_close(fd, IO_DEADLINE_MS, &closed);
+    assert_true(closed);
+    assert_non_null(strstr(answer, "HTTP/1.1 200 "));
+    free(answer);
+    close(fd);
+    teardown(&st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_clean_headers_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bare_lf_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bare_cr_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_char_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_address_cannot_take_every_slot, setup, teardown),
+        cmocka_unit_test(test_silent_connection_closed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
