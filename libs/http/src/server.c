@@ -554,7 +554,7 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
         MHD_OPTION_CONNECTION_LIMIT, opts->max_connections ? opts->max_connections : 256u,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_per_address ? opts->max_per_address : 16u,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_per_address ? opts->max_per_address : 64u,
         MHD_OPTION_CONNECTION_TIMEOUT, srv->idle_timeout_s,
         MHD_OPTION_END);
     if (!srv->daemon) {
