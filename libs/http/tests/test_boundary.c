@@ -5,17 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "mindroom/http.h"
+#include "peers.h"
 
 #define IO_DEADLINE_MS 20000
 
@@ -68,77 +65,21 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A TCP connection to the server from the loopback address `from` ("127.0.0.2"); -1 when
- * the connect fails. */
-static int connect_from(const char *from, int port)
+static char *read_until_close(int fd, int timeout_ms, bool *closed)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in src = {.sin_family = AF_INET};
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (inet_pton(AF_INET, from, &src.sin_addr) != 1 ||
-        bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
-        connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Reads until `until` has arrived (NULL: until the server closes the connection) or the
- * deadline passes; returns the bytes read (NUL-terminated, caller frees) and sets *closed when
- * the server closed it. */
-static char *read_until(int fd, const char *until, int deadline_ms, bool *closed)
-{
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    *closed = false;
-    int waited = 0;
-    buf[0] = '\0';
-    while (waited < deadline_ms && !(until && strstr(buf, until))) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int n = poll(&p, 1, 100);
-        if (n == 0) {
-            waited += 100;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        ssize_t got = read(fd, buf + len, cap - len - 1);
-        if (got <= 0) {
-            *closed = true; /* EOF, or a reset of a connection the server dropped */
-            break;
-        }
-        len += (size_t)got;
-        buf[len] = '\0';
-        if (len + 1 == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    return buf;
-}
-
-static char *read_until_close(int fd, int deadline_ms, bool *closed)
-{
-    return read_until(fd, NULL, deadline_ms, closed);
+    char *got = mr_tp_read_until(fd, NULL, timeout_ms, closed);
+    assert_non_null(got);
+    return got;
 }
 
 /* Sends raw bytes as one request (the server closes after answering) and returns the whole
  * answer; caller frees. */
 static char *exchange(const fixture *f, const char *from, const char *raw, size_t len)
 {
-    int fd = connect_from(from, f->port);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, raw, len), (ssize_t)len);
-    bool closed;
-    char *answer = read_until_close(fd, IO_DEADLINE_MS, &closed);
-    close(fd);
-    assert_true(closed);
+    char *answer;
+    mr_err err = {0};
+    if (mr_tp_raw_exchange(from, f->port, raw, len, IO_DEADLINE_MS, &answer, &err) != MR_OK)
+        fail_msg("%s", err.msg);
     return answer;
 }
 
@@ -215,7 +156,7 @@ static void test_one_address_cannot_take_every_slot(void **state)
     int held[HELD];
     size_t nheld = 0;
     for (; nheld < HELD; nheld++) {
-        held[nheld] = connect_from("127.0.0.1", f->port);
+        held[nheld] = mr_tp_connect_from("127.0.0.1", f->port);
         if (held[nheld] < 0)
             break; /* the backlog is full: the server stopped accepting from us */
     }
@@ -244,7 +185,7 @@ static void test_silent_connection_closed(void **state)
     mr_http_server_opts o = {.listen = "127.0.0.1:0", .idle_timeout_s = 3600, .header_timeout_s = 1};
     assert_int_equal(start_with(&st, &o), 0);
     fixture *f = st;
-    int fd = connect_from("127.0.0.1", f->port);
+    int fd = mr_tp_connect_from("127.0.0.1", f->port);
     assert_true(fd >= 0);
     static const char partial[] = "GET /whoami HTTP/1.1\r\nHost: x\r\n";
     assert_int_equal(write(fd, partial, sizeof partial - 1), (ssize_t)(sizeof partial - 1));
@@ -255,11 +196,12 @@ static void test_silent_connection_closed(void **state)
     close(fd);
     /* A connection whose headers came in gets the idle timeout: kept alive past the header
      * timeout, it still answers its next request. */
-    fd = connect_from("127.0.0.1", f->port);
+    fd = mr_tp_connect_from("127.0.0.1", f->port);
     assert_true(fd >= 0);
     static const char first[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_int_equal(write(fd, first, sizeof first - 1), (ssize_t)(sizeof first - 1));
-    char *answer = read_until(fd, "{\"status\":\"ok\"}", IO_DEADLINE_MS, &closed);
+    char *answer = mr_tp_read_until(fd, "{\"status\":\"ok\"}", IO_DEADLINE_MS, &closed);
+    assert_non_null(answer);
     assert_false(closed);
     assert_non_null(strstr(answer, "HTTP/1.1 200 "));
     free(answer);
