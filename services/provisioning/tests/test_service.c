@@ -238,6 +238,29 @@ static void test_ops_and_routing(void **state)
     prov_reply_clear(&r);
 }
 
+/* 256 connections from one address, left silent, do not shut another client out: /healthz
+ * still answers a client from 127.0.0.2. */
+static void test_one_address_cannot_starve_others(void **state)
+{
+    (void)state;
+    enum { HELD = 256 };
+    int held[HELD];
+    size_t nheld = 0;
+    while (nheld < HELD && (held[nheld] = mr_tp_connect_from("127.0.0.1", S.plain.port)) >= 0)
+        nheld++;
+    static const char health[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char *answer;
+    mr_err err = {0};
+    mr_code rc = mr_tp_raw_exchange("127.0.0.2", S.plain.port, health, sizeof health - 1, 20000, &answer, &err);
+    for (size_t i = 0; i < nheld; i++)
+        close(held[i]);
+    if (rc != MR_OK)
+        fail_msg("with %zu connections held from 127.0.0.1: %s", nheld, err.msg);
+    if (!strstr(answer, "HTTP/1.1 200 "))
+        fail_msg("with %zu connections held from 127.0.0.1, /healthz answered: %s", nheld, answer);
+    free(answer);
+}
+
 static void test_browser_auth(void **state)
 {
     (void)state;
@@ -836,6 +859,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_and_routing),
+        cmocka_unit_test(test_one_address_cannot_starve_others),
         cmocka_unit_test(test_browser_auth),
         cmocka_unit_test(test_full_round_trip),
         cmocka_unit_test(test_code_is_single_use),
