@@ -68,6 +68,12 @@ char *mr_tp_read_until(int fd, const char *until, int timeout_ms, bool *closed);
  * failure: MR_EUNAVAIL when the connection fails or stays open past timeout_ms. */
 mr_code mr_tp_raw_exchange(const char *from, int port, const void *raw, size_t len, int timeout_ms,
                            char **answer, mr_err *err);
+/* Slow-client starvation: opens up to `crowd` connections from crowd_from to 127.0.0.1:port and
+ * leaves them silent, then sends GET path from client_from while they are still open, and closes
+ * them. *held: how many connected; *answer: the whole answer, the caller's to free also after a
+ * failure (as for mr_tp_raw_exchange). */
+mr_code mr_tp_get_while_crowded(int port, const char *crowd_from, size_t crowd, const char *client_from,
+                                const char *path, char **answer, size_t *held, mr_err *err);
 
 /* The text of the file at path, "" when it cannot be read; the caller frees. */
 char *mr_tp_read_text(const char *path);

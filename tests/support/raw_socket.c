@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -96,4 +97,26 @@ mr_code mr_tp_raw_exchange(const char *from, int port, const void *raw, size_t l
         return mr_err_set(err, MR_EUNAVAIL, "127.0.0.1:%d did not close the connection within %d ms; it sent: %s",
                           port, timeout_ms, *answer);
     return MR_OK;
+}
+
+mr_code mr_tp_get_while_crowded(int port, const char *crowd_from, size_t crowd, const char *client_from,
+                                const char *path, char **answer, size_t *held, mr_err *err)
+{
+    *answer = NULL;
+    *held = 0;
+    int *fds = calloc(crowd ? crowd : 1, sizeof *fds);
+    if (!fds)
+        return mr_err_set(err, MR_ENOMEM, "out of memory for %zu connections", crowd);
+    /* A refused connect means the backlog is full: the server has stopped accepting from us. */
+    while (*held < crowd && (fds[*held] = mr_tp_connect_from(crowd_from, port)) >= 0)
+        (*held)++;
+    char request[512];
+    int n = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    mr_code rc = mr_tp_raw_exchange(client_from, port, request, (size_t)n, 20000, answer, err);
+    for (size_t i = 0; i < *held; i++)
+        close(fds[i]);
+    free(fds);
+    if (rc != MR_OK)
+        mr_err_prefix(err, "GET %s from %s with %zu connections held from %s", path, client_from, *held, crowd_from);
+    return rc;
 }

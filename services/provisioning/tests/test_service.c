@@ -243,21 +243,13 @@ static void test_ops_and_routing(void **state)
 static void test_one_address_cannot_starve_others(void **state)
 {
     (void)state;
-    enum { HELD = 256 };
-    int held[HELD];
-    size_t nheld = 0;
-    while (nheld < HELD && (held[nheld] = mr_tp_connect_from("127.0.0.1", S.plain.port)) >= 0)
-        nheld++;
-    static const char health[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     char *answer;
+    size_t held;
     mr_err err = {0};
-    mr_code rc = mr_tp_raw_exchange("127.0.0.2", S.plain.port, health, sizeof health - 1, 20000, &answer, &err);
-    for (size_t i = 0; i < nheld; i++)
-        close(held[i]);
-    if (rc != MR_OK)
-        fail_msg("with %zu connections held from 127.0.0.1: %s", nheld, err.msg);
+    if (mr_tp_get_while_crowded(S.plain.port, "127.0.0.1", 256, "127.0.0.2", "/healthz", &answer, &held, &err) != MR_OK)
+        fail_msg("%s", err.msg);
     if (!strstr(answer, "HTTP/1.1 200 "))
-        fail_msg("with %zu connections held from 127.0.0.1, /healthz answered: %s", nheld, answer);
+        fail_msg("with %zu connections held from 127.0.0.1, /healthz answered: %s", held, answer);
     free(answer);
 }
 
