@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,8 @@ const char *mr_http_request_header(const mr_http_request *req, const char *name)
 }
 
 /* A header field holds no control character but HTAB (RFC 9110 5.5): a CR, LF or NUL in a
- * value would let a client smuggle a second header past a proxy that forwards it whole. */
+ * value would let a client smuggle a second header past a proxy that forwards it whole. RFC
+ * 9112 5.2 lets a server refuse a folded line with 400, as we do. */
 static bool field_clean(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -164,14 +166,41 @@ static bool field_clean(const char *s, size_t n)
     return true;
 }
 
-/* libmicrohttpd 0.9.75 ends a header line at a bare LF, and a NUL cuts the value it reports,
- * without telling us either. It parses in place, overwriting a CRLF with two NULs and a bare
- * LF with one, and hands out values that point into that buffer. So a well-formed line leaves
- * two NULs after its value, while a bare LF (the next line's first byte follows) or a NUL
- * (the rest of the value follows) does not. A line folded onto the one before it is copied
- * elsewhere, so its value is checked for control characters only. */
+/* Whitespace a client may put between a header's colon and its value, and more. */
+#define MAX_VALUE_INDENT 256
+
+/* libmicrohttpd 0.9.75 ends a header line at a bare LF, cuts the value it reports at a NUL, and
+ * glues a folded continuation line onto the header's name ("X-A: v\r\n -B" becomes "X-A-B: v",
+ * a name the proxy in front never saw), telling us of none of it. It parses in place,
+ * overwriting the colon with a NUL, a CRLF with two NULs and a bare LF with one, and hands out
+ * names and values pointing into that buffer. So a well-formed line has its value right after
+ * its name (the colon's NUL, then blanks) and two NULs after its value; a bare LF leaves the
+ * next line's first byte there, a NUL the rest of the value, and a folded name lives elsewhere. */
+static bool single_clean_line(const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    uintptr_t name_end = (uintptr_t)(key + key_len), at = (uintptr_t)value;
+    if (at <= name_end || at - name_end > MAX_VALUE_INDENT || key[key_len] != '\0')
+        return false;
+    for (const char *p = key + key_len + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return false;
+    return value[value_len] == '\0' && value[value_len + 1] == '\0' && field_clean(key, key_len) &&
+           field_clean(value, value_len);
+}
+
+/* A name fit to quote in an error: printable ASCII, not too long. */
+static bool quotable(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~' || s[i] == '"')
+            return false;
+    return true;
+}
+
 typedef struct header_check {
-    const char *bad; /* the first offending header's name */
+    char bad[72]; /* what names the first offending header in an error: "header \"X-User\"" */
 } header_check;
 
 static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -179,19 +208,21 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind;
     header_check *hc = cls;
-    bool ends_clean = !value || (value[value_len] == '\0' && value[value_len + 1] == '\0');
-    if (field_clean(key, key_len) && (!value || field_clean(value, value_len)) && ends_clean)
+    if (value && single_clean_line(key, key_len, value, value_len))
         return MHD_YES;
-    hc->bad = key;
+    if (quotable(key, key_len))
+        snprintf(hc->bad, sizeof hc->bad, "header \"%.*s\"", (int)key_len, key);
+    else
+        snprintf(hc->bad, sizeof hc->bad, "a header");
     return MHD_NO;
 }
 
-/* The name of the first header that is not a clean single line; NULL when all are. */
-static const char *malformed_header(struct MHD_Connection *c)
+/* Whether every header came as a clean single line; when not, names the first that did not. */
+static bool headers_clean(struct MHD_Connection *c, header_check *hc)
 {
-    header_check hc = {NULL};
-    MHD_get_connection_values_n(c, MHD_HEADER_KIND, check_header, &hc);
-    return hc.bad;
+    hc->bad[0] = '\0';
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, check_header, hc);
+    return hc->bad[0] == '\0';
 }
 
 typedef struct header_count {
@@ -445,13 +476,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_unlock(&srv->lock);
         /* The headers are in: from now on the connection may idle as long as any other. */
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout_s);
-        const char *bad = malformed_header(c);
-        if (bad)
+        header_check hc;
+        if (!headers_clean(c, &hc))
             return send_response(srv, c, method, st,
                                  mr_http_reply_error(400, "M_UNKNOWN",
-                                                     "header \"%s\" holds a control character, "
-                                                     "a NUL or a bare line end",
-                                                     bad));
+                                                     "%s holds a control character, a NUL, a bare "
+                                                     "line end or a folded line",
+                                                     hc.bad));
         /* A declared length over the limit is refused before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {

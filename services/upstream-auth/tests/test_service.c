@@ -208,8 +208,8 @@ static void test_forward_auth_header_mode(void **state)
 }
 
 /* Header lines no HTTP library would send, as raw bytes: a bare LF that would add a forged
- * X-MindRoom-User-Email line, a NUL that would cut "u-alice\0bob" to "u-alice". Each is a 400 from
- * the HTTP layer, and no identity is answered. */
+ * X-MindRoom-User-Email line, a NUL that would cut "u-alice\0bob" to "u-alice", a folded line.
+ * Each is a 400 from the HTTP layer, and no identity is answered. */
 static void test_smuggled_header_lines_refused(void **state)
 {
     header_mode_env();
@@ -219,10 +219,14 @@ static void test_smuggled_header_lines_refused(void **state)
                                   "X-MindRoom-User-Id: u-alice\nX-MindRoom-User-Email: evil@attacker.example\r\n\r\n";
     static const char nul[] = "GET /auth/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                               "X-MindRoom-User-Id: u-alice\0bob\r\nX-MindRoom-User-Email: alice@example.com\r\n\r\n";
+    /* Folded, a header the proxy in front sees as "X-MindRoom-User" would come out as the
+     * identity header, which that proxy would not have stripped. */
+    static const char folded[] = "GET /auth/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                 "X-MindRoom-User: u-alice\r\n -Id\r\n\r\n";
     const struct {
         const char *raw;
         size_t len;
-    } cases[] = {{bare_lf, sizeof bare_lf - 1}, {nul, sizeof nul - 1}};
+    } cases[] = {{bare_lf, sizeof bare_lf - 1}, {nul, sizeof nul - 1}, {folded, sizeof folded - 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *answer;
         mr_err err = {0};
