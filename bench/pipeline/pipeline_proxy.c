@@ -223,7 +223,8 @@ mr_code pp_proxy_start(const char *upstream, const char *human, size_t cap, pp_p
     pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_key_create(&p->client_key, client_free);
-    mr_http_server_opts so = {.listen = "127.0.0.1:0", .max_body = 4u << 20};
+    /* Stands in for the homeserver, which every agent reaches from loopback. */
+    mr_http_server_opts so = {.listen = "127.0.0.1:0", .max_body = 4u << 20, .max_per_address = 256};
     mr_code rc = mr_http_server_start(&so, forward, p, &p->srv, err);
     if (rc != MR_OK) {
         pp_proxy_stop(p);

@@ -56,6 +56,25 @@ mr_code mr_tp_http_do(const char *method, const char *url, const char *const *he
  * body in *body (NULL: not wanted), "" without an answer, which the caller frees. */
 long mr_tp_http_get(int port, const char *path, char **body);
 
+/* A TCP connection to 127.0.0.1:port from the loopback address `from` ("127.0.0.2" is a second
+ * client address); -1 with errno set when it fails. */
+int mr_tp_connect_from(const char *from, int port);
+/* Reads fd until `until` has arrived (NULL: until the peer closes) or timeout_ms passes, and
+ * sets *closed when the peer closed the connection. Returns what came, NUL-terminated, which
+ * the caller frees; NULL when out of memory. */
+char *mr_tp_read_until(int fd, const char *until, int timeout_ms, bool *closed);
+/* Sends len raw bytes on a new connection from `from` and reads the answer until the server
+ * closes the connection (send "Connection: close"). *answer is the caller's to free, also after a
+ * failure: MR_EUNAVAIL when the connection fails or stays open past timeout_ms. */
+mr_code mr_tp_raw_exchange(const char *from, int port, const void *raw, size_t len, int timeout_ms,
+                           char **answer, mr_err *err);
+/* Slow-client starvation: opens up to `crowd` connections from crowd_from to 127.0.0.1:port and
+ * leaves them silent, then sends GET path from client_from while they are still open, and closes
+ * them. *held: how many connected; *answer: the whole answer, the caller's to free also after a
+ * failure (as for mr_tp_raw_exchange). */
+mr_code mr_tp_get_while_crowded(int port, const char *crowd_from, size_t crowd, const char *client_from,
+                                const char *path, char **answer, size_t *held, mr_err *err);
+
 /* The text of the file at path, "" when it cannot be read; the caller frees. */
 char *mr_tp_read_text(const char *path);
 /* Times needle occurs in the file at path; 0 when it cannot be read. */

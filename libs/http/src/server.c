@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ struct mr_http_server {
     int listen_fd;
     int port;
     size_t max_body;
+    unsigned idle_timeout_s;
+    unsigned header_timeout_s;
     mr_http_handler handler;
     void *ctx;
     mr_http_metrics *metrics;
@@ -150,6 +153,76 @@ static mr_code listen_open(const char *addr, int *fd_out, int *port_out, mr_err 
 const char *mr_http_request_header(const mr_http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->impl, MHD_HEADER_KIND, name);
+}
+
+/* A header field holds no control character but HTAB (RFC 9110 5.5): a CR, LF or NUL in a
+ * value would let a client smuggle a second header past a proxy that forwards it whole. RFC
+ * 9112 5.2 lets a server refuse a folded line with 400, as we do. */
+static bool field_clean(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* Whitespace a client may put between a header's colon and its value, and more. */
+#define MAX_VALUE_INDENT 256
+
+/* libmicrohttpd 0.9.75 ends a header line at a bare LF, cuts the value it reports at a NUL, and
+ * glues a folded continuation line onto the header's name ("X-A: v\r\n -B" becomes "X-A-B: v",
+ * a name the proxy in front never saw), telling us of none of it. It parses in place,
+ * overwriting the colon with a NUL, a CRLF with two NULs and a bare LF with one, and hands out
+ * names and values pointing into that buffer. So a well-formed line has its value right after
+ * its name (the colon's NUL, then blanks) and two NULs after its value; a bare LF leaves the
+ * next line's first byte there, a NUL the rest of the value, and a folded name lives elsewhere. */
+static bool single_clean_line(const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    uintptr_t name_end = (uintptr_t)(key + key_len), at = (uintptr_t)value;
+    if (at <= name_end || at - name_end > MAX_VALUE_INDENT || key[key_len] != '\0')
+        return false;
+    for (const char *p = key + key_len + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return false;
+    return value[value_len] == '\0' && value[value_len + 1] == '\0' && field_clean(key, key_len) &&
+           field_clean(value, value_len);
+}
+
+/* A name fit to quote in an error: printable ASCII, not too long. */
+static bool quotable(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~' || s[i] == '"')
+            return false;
+    return true;
+}
+
+typedef struct header_check {
+    char bad[72]; /* what names the first offending header in an error: "header \"X-User\"" */
+} header_check;
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_len, const char *value, size_t value_len)
+{
+    (void)kind;
+    header_check *hc = cls;
+    if (value && single_clean_line(key, key_len, value, value_len))
+        return MHD_YES;
+    if (quotable(key, key_len))
+        snprintf(hc->bad, sizeof hc->bad, "header \"%.*s\"", (int)key_len, key);
+    else
+        snprintf(hc->bad, sizeof hc->bad, "a header");
+    return MHD_NO;
+}
+
+/* Whether every header came as a clean single line; when not, names the first that did not. */
+static bool headers_clean(struct MHD_Connection *c, header_check *hc)
+{
+    hc->bad[0] = '\0';
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, check_header, hc);
+    return hc->bad[0] == '\0';
 }
 
 typedef struct header_count {
@@ -401,6 +474,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_lock(&srv->lock);
         srv->inflight++;
         pthread_mutex_unlock(&srv->lock);
+        /* The headers are in: from now on the connection may idle as long as any other. */
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout_s);
+        header_check hc;
+        if (!headers_clean(c, &hc))
+            return send_response(srv, c, method, st,
+                                 mr_http_reply_error(400, "M_UNKNOWN",
+                                                     "%s holds a control character, a NUL, a bare "
+                                                     "line end or a folded line",
+                                                     hc.bad));
         /* A declared length over the limit is refused before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
@@ -438,6 +520,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     pthread_mutex_unlock(&srv->lock);
 }
 
+/* A new connection may stay silent header_timeout_s before its first request's headers are in,
+ * not the whole idle timeout, so connections opened and left silent free their slots soon. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_ctx;
+    mr_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, srv->header_timeout_s);
+}
+
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 static void server_free(mr_http_server *srv)
@@ -459,6 +552,8 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
     srv->handler = handler;
     srv->ctx = ctx;
     srv->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    srv->idle_timeout_s = opts->idle_timeout_s ? opts->idle_timeout_s : 60u;
+    srv->header_timeout_s = opts->header_timeout_s ? opts->header_timeout_s : 10u;
     srv->metrics = opts->metrics;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->idle, NULL);
@@ -487,9 +582,11 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
         MHD_OPTION_CONNECTION_LIMIT, opts->max_connections ? opts->max_connections : 256u,
-        MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s ? opts->idle_timeout_s : 60u,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_per_address ? opts->max_per_address : 64u,
+        MHD_OPTION_CONNECTION_TIMEOUT, srv->idle_timeout_s,
         MHD_OPTION_END);
     if (!srv->daemon) {
         close(srv->listen_fd);

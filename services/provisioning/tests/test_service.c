@@ -238,6 +238,21 @@ static void test_ops_and_routing(void **state)
     prov_reply_clear(&r);
 }
 
+/* 256 connections from one address, left silent, do not shut another client out: /healthz
+ * still answers a client from 127.0.0.2. */
+static void test_one_address_cannot_starve_others(void **state)
+{
+    (void)state;
+    char *answer;
+    size_t held;
+    mr_err err = {0};
+    if (mr_tp_get_while_crowded(S.plain.port, "127.0.0.1", 256, "127.0.0.2", "/healthz", &answer, &held, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    if (!strstr(answer, "HTTP/1.1 200 "))
+        fail_msg("with %zu connections held from 127.0.0.1, /healthz answered: %s", held, answer);
+    free(answer);
+}
+
 static void test_browser_auth(void **state)
 {
     (void)state;
@@ -836,6 +851,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_and_routing),
+        cmocka_unit_test(test_one_address_cannot_starve_others),
         cmocka_unit_test(test_browser_auth),
         cmocka_unit_test(test_full_round_trip),
         cmocka_unit_test(test_code_is_single_use),

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "fake_provider.h"
@@ -203,6 +204,62 @@ static void test_forward_auth_header_mode(void **state)
     const char *const latin1[] = {"X-MindRoom-User-Id: al\xe9x", "X-MindRoom-User-Email: alice@example.com", NULL};
     expect_status(p, "/auth/verify", latin1, 401,
                   "{\"detail\":\"Invalid characters in trusted upstream header: X-MindRoom-User-Id\"}");
+    ua_proc_stop(p);
+}
+
+/* Header lines no HTTP library would send, as raw bytes: a bare LF that would add a forged
+ * X-MindRoom-User-Email line, a NUL that would cut "u-alice\0bob" to "u-alice", a folded line.
+ * Each is a 400 from the HTTP layer, and no identity is answered. */
+static void test_smuggled_header_lines_refused(void **state)
+{
+    header_mode_env();
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
+    static const char bare_lf[] = "GET /auth/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                  "X-MindRoom-User-Id: u-alice\nX-MindRoom-User-Email: evil@attacker.example\r\n\r\n";
+    static const char nul[] = "GET /auth/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              "X-MindRoom-User-Id: u-alice\0bob\r\nX-MindRoom-User-Email: alice@example.com\r\n\r\n";
+    /* Folded, a header the proxy in front sees as "X-MindRoom-User" would come out as the
+     * identity header, which that proxy would not have stripped. */
+    static const char folded[] = "GET /auth/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                 "X-MindRoom-User: u-alice\r\n -Id\r\n\r\n";
+    const struct {
+        const char *raw;
+        size_t len;
+    } cases[] = {{bare_lf, sizeof bare_lf - 1}, {nul, sizeof nul - 1}, {folded, sizeof folded - 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *answer;
+        mr_err err = {0};
+        if (mr_tp_raw_exchange("127.0.0.1", p->port, cases[i].raw, cases[i].len, 20000, &answer, &err) != MR_OK)
+            fail_msg("case %zu: %s", i, err.msg);
+        if (!strstr(answer, "HTTP/1.1 400 ") || strstr(answer, "X-MindRoom-Auth-") ||
+            !strstr(answer, "header \\\"X-MindRoom-User-Id\\\""))
+            fail_msg("case %zu: not refused with a 400 naming the header: %s", i, answer);
+        free(answer);
+    }
+    /* The same identity sent cleanly still passes. */
+    mr_http_result r = {0};
+    get(p, "/auth/verify", ALICE_HEADERS, &r);
+    assert_int_equal(r.status, 200);
+    mr_http_result_clear(&r);
+    ua_proc_stop(p);
+}
+
+/* 256 connections from one address, left silent, do not shut another client out: the service's
+ * /healthz still answers a client from 127.0.0.2. */
+static void test_one_address_cannot_starve_others(void **state)
+{
+    header_mode_env();
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
+    char *answer;
+    size_t held;
+    mr_err err = {0};
+    if (mr_tp_get_while_crowded(p->port, "127.0.0.1", 256, "127.0.0.2", "/healthz", &answer, &held, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    if (!strstr(answer, "HTTP/1.1 200 "))
+        fail_msg("with %zu connections held from 127.0.0.1, /healthz answered: %s", held, answer);
+    free(answer);
     ua_proc_stop(p);
 }
 
@@ -527,6 +584,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ops_endpoints_and_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_auth_header_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_auth_strict_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smuggled_header_lines_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_address_cannot_starve_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oauth_connect_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oauth_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_key_and_single_owner, setup, teardown),

@@ -126,7 +126,9 @@ int main(int argc, char **argv)
     hs h;
     mr_err err = {0};
     mr_http_server *srv = NULL;
-    mr_http_server_opts so = {.listen = opts.listen, .max_body = 1024 * 1024};
+    /* Synapse sets no per-address connection limit, and every agent under test connects from
+     * loopback with a kept-alive connection of its own. */
+    mr_http_server_opts so = {.listen = opts.listen, .max_body = 1024 * 1024, .max_per_address = 256};
     if (hs_init(&h, &opts, &err) != MR_OK ||
         mr_http_server_start(&so, hs_handle, &h, &srv, &err) != MR_OK) {
         fprintf(stderr, "mr-test-homeserver: %s\n", err.msg);

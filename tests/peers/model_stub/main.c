@@ -75,7 +75,8 @@ int main(int argc, char **argv)
 
     mr_err err = {0};
     mr_http_server *srv = NULL;
-    mr_http_server_opts so = {.listen = listen, .max_body = 8 * 1024 * 1024};
+    /* Every agent under test calls the model from loopback: no per-address limit. */
+    mr_http_server_opts so = {.listen = listen, .max_body = 8 * 1024 * 1024, .max_per_address = 256};
     if (mr_http_server_start(&so, stub_handle, &s, &srv, &err) != MR_OK) {
         fprintf(stderr, "mr-model-stub: %s\n", err.msg);
         free(s.models);

@@ -78,6 +78,13 @@ typedef struct mr_http_server_opts {
     size_t max_body;           /* larger bodies get 413 before the handler; 0 = 1 MiB */
     unsigned max_connections;  /* 0 = 256 */
     unsigned idle_timeout_s;   /* idle keep-alive connections are closed; 0 = 60 */
+    /* Connections from one client address beyond this are closed at once, so one client
+     * cannot take every slot; 0 = 64. Clients behind a reverse proxy, or agents on one host,
+     * share one address: set it to max_connections (or 256) to lift the limit. */
+    unsigned max_per_address;
+    /* A new connection that falls silent this long before its first request's headers are
+     * complete is closed (idle_timeout_s applies from then on); 0 = 10. */
+    unsigned header_timeout_s;
     /* When set, every request is counted in http_requests_total{method,code} and timed in
      * http_request_duration_seconds{method}; the server declares both. */
     mr_http_metrics *metrics;
