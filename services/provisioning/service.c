@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+/* libs/http's default total cap, named here for the per-address lift behind proxies. */
+#define MAX_CONNECTIONS 256
 #define MAX_BODY (64u * 1024u)
 
 static mr_code declare_metrics(mr_http_metrics *m, mr_err *err)
@@ -37,7 +39,11 @@ mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provi
     if (rc == MR_OK)
         rc = declare_metrics(p->metrics, err);
     if (rc == MR_OK) {
-        mr_http_server_opts so = {.listen = settings->listen, .max_body = MAX_BODY, .metrics = p->metrics};
+        /* Behind trusted proxies every client shares their addresses: the per-address cap would
+         * count all of them as one, so it is lifted to the total cap there. */
+        mr_http_server_opts so = {.listen = settings->listen, .max_body = MAX_BODY, .metrics = p->metrics,
+                                  .max_per_address = settings->n_trusted_proxies ? MAX_CONNECTIONS : 0,
+                                  .max_connections = MAX_CONNECTIONS};
         rc = mr_http_server_start(&so, api_handle, p, &p->srv, err);
         if (rc != MR_OK)
             mr_err_prefix(err, "listen address %s", settings->listen);

@@ -5,11 +5,14 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { OPT_LISTEN = 256, OPT_LOG_FORMAT };
 
 #define STORE_WAIT_POLL_MS 500
+/* libs/http's connection cap: no one address may hold more. */
+#define MAX_HTTP_CONNECTIONS 256
 #define STORE_WAIT_NOTE_MS 30000
 
 typedef struct service_args {
@@ -54,6 +57,9 @@ static void print_help(const char *prog, const char *listen_var, const mr_servic
     if (uses & MR_RUNTIME_USES_MATRIX)
         printf("  MATRIX_SERVER_NAME        default the host of MATRIX_HOMESERVER\n"
                "  MINDROOM_NAMESPACE        empty, or 4-32 letters and digits\n");
+    printf("  MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS  1-256, default 64: connections one client\n"
+           "                            address may hold; raise it behind a reverse proxy, whose\n"
+           "                            clients all come from its address\n");
     if (def->settings_help)
         printf("%s", def->settings_help);
     printf("\n%s"
@@ -105,6 +111,23 @@ static int fail(const char *prog, const mr_err *err, mr_code rc)
 {
     fprintf(stderr, "%s: %s\n", prog, err->msg);
     return rc == MR_EINVAL ? 2 : 1;
+}
+
+/* MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS: 0 (unset) leaves libs/http's default. A reverse
+ * proxy in front (the ingress before upstream-auth) is one address for all its clients. */
+static mr_code per_address_limit(const mr_runtime *rt, unsigned *out, mr_err *err)
+{
+    const char *v = mr_runtime_setting(rt, NULL, "MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS", NULL);
+    *out = 0;
+    if (!v)
+        return MR_OK;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 1 || n > MAX_HTTP_CONNECTIONS)
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS: \"%s\" is not a "
+                          "whole number from 1 to %d", v, MAX_HTTP_CONNECTIONS);
+    *out = (unsigned)n;
+    return MR_OK;
 }
 
 /* A service started before its store (Kubernetes starts pods in any order) waits for it with
@@ -184,8 +207,13 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
 
     mr_http_server *srv = NULL;
     const char *listen = mr_runtime_setting(rt, a.listen, listen_var, NULL);
+    unsigned per_address = 0;
+    if ((rc = per_address_limit(rt, &per_address, &err)) != MR_OK) {
+        mr_runtime_close(rt);
+        return fail(prog, &err, rc);
+    }
     if (listen) {
-        mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics};
+        mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics, .max_per_address = per_address};
         rc = mr_http_server_start(&so, mr_runtime_http_handle, rt, &srv, &err);
         if (rc != MR_OK) {
             mr_err_prefix(&err, "%s", a.listen ? "--listen" : listen_var);

@@ -171,6 +171,8 @@ static void test_invalid_settings_exit_2(void **state)
         {"LOG_LEVEL", "loud", "mindroom-rtdemo: LOG_LEVEL: "},
         {"MINDROOM_RTDEMO_LISTEN", "nowhere",
          "mindroom-rtdemo: MINDROOM_RTDEMO_LISTEN: listen address \"nowhere\": expected HOST:PORT\n"},
+        {"MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "0",
+         "mindroom-rtdemo: MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS: \"0\" is not a whole number from 1 to 256"},
     };
     char *out = NULL;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
