@@ -312,6 +312,8 @@ void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *p
         fail_msg("out of memory");
     check(mr_matrix_create_room(human, body, room_id, &err), &err, alias_localpart);
     json_decref(body);
+}
+
 void gwt_say(mr_matrix *m, const char *room, const char *txn, const char *body)
 {
     json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
