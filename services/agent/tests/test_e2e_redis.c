@@ -810,6 +810,94 @@ static void test_sigkill_mid_answer_is_finished_after_restart(void **state)
     sentinel(DEV);
 }
 
+/* Synapse's limit on a whole event (MAX_PDU_SIZE), less what the gateway and the server add
+ * around the content: the relation's event ID, sender, room, hashes, signatures. */
+#define EVENT_LIMIT 65536
+#define EVENT_ENVELOPE 2048
+
+/* n bytes of prose with line breaks, quotes and a two-byte character: the JSON escapes count. */
+static char *long_text(size_t n)
+{
+    static const char *const words[] = {"streams ", "carry ", "\"answers\" ", "caf\xc3\xa9 ", "piece\n",
+                                        "by ", "piece,\n\n", "whole "};
+    char *t = malloc(n + 16);
+    size_t len = 0;
+    for (size_t i = 0; t && len < n; i = (i * 7 + 3) % 8 + (len % 5 == 0)) {
+        size_t k = strlen(words[i % 8]);
+        memcpy(t + len, words[i % 8], k);
+        len += k;
+    }
+    if (t)
+        t[len] = '\0';
+    return t;
+}
+
+/* The thread's messages of (event, entity), each at its final text, joined in the order they
+ * were sent; every content is checked to fit in one event. */
+static char *final_texts(const char *event_id, const char *entity, size_t *n_messages)
+{
+    json_t *list = intents_of(event_id, entity), *order = json_array(), *texts = json_object();
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it) {
+        if (strcmp(str_at(it, "action"), "send") != 0)
+            continue;
+        json_t *c = json_object_get(it, "content");
+        char *dumped = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_non_null(dumped);
+        assert_true(strlen(dumped) + EVENT_ENVELOPE <= EVENT_LIMIT);
+        free(dumped);
+        json_t *edit = json_object_get(c, "m.new_content");
+        const char *txn = edit ? str_at(it, "replaces_txn") : str_at(it, "txn_id");
+        if (!json_object_get(texts, txn))
+            json_array_append_new(order, json_string(txn));
+        json_object_set_new(texts, txn, json_string(str_at(edit ? edit : c, "body")));
+    }
+    size_t total = 0;
+    json_array_foreach(order, i, it)
+        total += strlen(json_string_value(json_object_get(texts, json_string_value(it))));
+    char *joined = calloc(1, total + 1);
+    assert_non_null(joined);
+    json_array_foreach(order, i, it)
+        strcat(joined, json_string_value(json_object_get(texts, json_string_value(it))));
+    *n_messages = json_array_size(order);
+    json_decref(order);
+    json_decref(texts);
+    json_decref(list);
+    return joined;
+}
+
+static void expect_long_answer_complete(const char *event_id, size_t size)
+{
+    char *text = long_text(size);
+    json_t *script = json_pack("{s:s}", "reply", text);
+    char *script_text = json_dumps(script, JSON_COMPACT);
+    assert_non_null(script_text);
+    stub_fresh(script_text);
+    publish_turn(&(turn_spec){.room = DEV, .event_id = event_id, .body = "Tell me everything",
+                              .allowed = "router,coder"});
+    wait_for(finished, event_id, "coder");
+    size_t messages = 0;
+    char *got = final_texts(event_id, "coder", &messages);
+    assert_string_equal(got, text);
+    /* More than one message: no single event could hold the answer with its edit. */
+    assert_true(messages > 1);
+    assert_true(messages <= size / 20000 + 1);
+    free(got);
+    free(script_text);
+    json_decref(script);
+    free(text);
+}
+
+/* A long answer goes on in further messages of the thread, none too large for the homeserver,
+ * and the final texts together are the whole answer. */
+static void test_long_answers_arrive_complete(void **state)
+{
+    (void)state;
+    expect_long_answer_complete("$long40:example.org", 40 * 1024);
+    expect_long_answer_complete("$long200:example.org", 200 * 1024);
+}
+
 static void test_claim_of_a_live_worker_parks_until_its_lease_lapses(void **state)
 {
     (void)state;
@@ -901,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_the_hundredth_entity_answers),
         cmocka_unit_test(test_stop_mid_answer_edits_the_first_part_by_txn),
         cmocka_unit_test(test_sigkill_mid_answer_is_finished_after_restart),
+        cmocka_unit_test(test_long_answers_arrive_complete),
         cmocka_unit_test(test_claim_of_a_live_worker_parks_until_its_lease_lapses),
         cmocka_unit_test(test_a_dead_workers_turns_are_adopted),
         cmocka_unit_test(test_intents_validate_and_log_keeps_secrets),
