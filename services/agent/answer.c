@@ -347,13 +347,15 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
     answer_run a = {.svc = svc, .t = t, .e = e,
                     .where = {.room_id = t->turn->room_id, .trigger = event_id,
                               .thread_root = room_mode ? NULL : t->root}};
+    mr_err ferr = {0};
+    fail(&a, delivery_remember(store, event_id, e->name, e->user_id, t->turn->room_id, a.where.thread_root, &ferr),
+         &ferr);
     stream_begin(&a.st, mr_clock_mono_ms());
     typing(&a, true);
     call_model(&a);
     if (a.failed == MR_OK)
         show(&a, true);
     typing(&a, false);
-    mr_err ferr = {0};
     if (a.failed == MR_OK)
         fail(&a, agent_flush(svc, &ferr), &ferr);
     if (a.failed == MR_OK)
