@@ -50,7 +50,7 @@
 #define SLOW_ANSWER "\"stall_ms\": 1000, \"stall_after_chunks\": 1"
 
 static const char *const topics[] = {"matrix.inbound", "matrix.todevice", "matrix.cleartext",
-                                     "agent.turns", "matrix.outbound", "matrix.send"};
+                                     "agent.turns", "matrix.outbound", "matrix.send", "matrix.send_failed"};
 
 typedef struct proc {
     const char *name;

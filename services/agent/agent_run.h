@@ -90,6 +90,18 @@ mr_llm_client *agent_model(agent_svc *svc, const char *name, mr_code *rc, const 
  * room ID. */
 mr_code agent_publish(agent_svc *svc, const char *room_id, char *intent, mr_err *err);
 mr_code agent_flush(agent_svc *svc, mr_err *err);
+/* agent_publish and agent_flush in one, for a thread without an agent_svc. */
+mr_code agent_publish_now(const mr_runtime *rt, const char *room_id, char *intent, mr_err *err);
+
+/* ---- sends the gateway gave up on (send_failed.c) ---- */
+
+/* Records under `answer:<txn_prefix>` where the answer of (event_id, entity) goes, so a
+ * send_failure of any of its transaction IDs finds the thread; thread_root NULL: a plain reply. */
+mr_code delivery_remember(mr_store *store, const char *event_id, const char *entity, const char *account,
+                          const char *room_id, const char *thread_root, mr_err *err);
+/* Handles one send_failure (JSON text): one short notice in the answer's thread, nothing when the
+ * notice itself failed or the message is not one (logged). Errors leave it for redelivery. */
+mr_code delivery_failed(const mr_runtime *rt, const char *msg, size_t len, mr_err *err);
 
 /* Why a model call failed, in a few words a user can read (never a key or a URL). */
 const char *agent_reason(mr_code rc, bool no_client);

@@ -1,5 +1,5 @@
 /* agent_service.c -- mindroom-agent's process: accepts turns from agent.turns into its in-flight
- * record, runs them on the turn threads (room_queue.c), beats its heartbeat, and adopts the turns
+ * record (and sends the gateway gave up on from matrix.send_failed, send_failed.c), runs them on the turn threads (room_queue.c), beats its heartbeat, and adopts the turns
  * of workers that died (see agent_service.h). */
 #include "agent_service.h"
 
@@ -16,6 +16,7 @@
 
 #define COMPONENT "agent"
 #define IN_TOPIC "agent.turns"
+#define FAILED_TOPIC "matrix.send_failed"
 #define GROUP "agent"
 #define POLL_TIMEOUT_MS 500
 #define POLL_BATCH 32
@@ -290,6 +291,8 @@ static void resume_own(agent_node *node)
 static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
 {
     agent_node *node = ctx;
+    if (strcmp(m->topic, FAILED_TOPIC) == 0)
+        return delivery_failed(node->rt, m->value, m->len, err);
     agent_turn t;
     mr_err perr = {0};
     if (agent_turn_parse(m->value, m->len, &t, &perr) != MR_OK) {
@@ -331,8 +334,8 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
  * turn threads. */
 static void consume(agent_node *node)
 {
-    static const char *const topics[] = {IN_TOPIC};
-    const mr_runtime_consumer c = {.component = COMPONENT, .group = GROUP, .topics = topics, .n_topics = 1,
+    static const char *const topics[] = {IN_TOPIC, FAILED_TOPIC};
+    const mr_runtime_consumer c = {.component = COMPONENT, .group = GROUP, .topics = topics, .n_topics = 2,
                                    .poll_timeout_ms = POLL_TIMEOUT_MS, .batch = POLL_BATCH, .subscribe_retry_ms = 1000,
                                    .handler = on_message, .ctx = node, .consuming = &node->subscribed,
                                    .after_poll = after_poll};

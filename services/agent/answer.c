@@ -1,6 +1,7 @@
 /* answer.c -- one entity answers one turn: claim, typing, the model call streamed into a
  * thread reply (one send, throttled m.replace edits ending in " ⋯", a final edit, each edit
- * naming the first message by its transaction ID), the reply recorded in the history, the claim
+ * naming its message by transaction ID; a long answer goes on in further messages of the thread,
+ * each kept under Synapse's event size limit), the reply recorded in the history, the claim
  * marked done. */
 #include "agent_run.h"
 
@@ -12,6 +13,12 @@
 #define IN_PROGRESS " \xe2\x8b\xaf"     /* " ⋯" */
 #define TYPING_REFRESH_MS 15000         /* min(timeout / 2, 15 s) of a 30 s typing notice */
 #define HISTORY_PROMPT_DEFAULT 20
+/* The most text one message carries, counted as its JSON escapes it: an edit holds it twice (the
+ * fallback and m.new_content), and both must stay well under Synapse's 65,536-byte event limit
+ * (413 M_TOO_LARGE) with room for the relations and the server's own fields. */
+#define PART_MAX_BYTES 24000
+/* How far back from the limit a message may end early to end at a line or a word. */
+#define PART_BREAK_WINDOW 2000
 
 typedef struct answer_run {
     agent_svc *svc;
@@ -21,7 +28,9 @@ typedef struct answer_run {
     char *text;                  /* the answer so far */
     size_t len, cap;
     stream_state st;
-    bool sent;                   /* the first message is on the bus */
+    size_t part_start;           /* where the text of the current message begins */
+    int part;                    /* the current message: 0 is the first */
+    bool sent;                   /* the current message is on the bus */
     int edits;
     int typing;                  /* typing notices sent */
     long long typing_ms;
@@ -32,6 +41,13 @@ typedef struct answer_run {
 static void txn(const answer_run *a, const char *kind, int seq, char out[TXN_MAX])
 {
     txn_id(a->t->turn->event_id, a->e->name, kind, seq, out);
+}
+
+/* The current message's transaction ID: the first as before splitting existed, the others by
+ * their number, so a replay makes the same messages under the same IDs. */
+static void part_txn(const answer_run *a, char out[TXN_MAX])
+{
+    txn(a, "m", a->part == 0 ? -1 : a->part, out);
 }
 
 static void fail(answer_run *a, mr_code rc, const mr_err *err)
@@ -75,12 +91,12 @@ static bool append(answer_run *a, const char *text, size_t len)
     return true;
 }
 
-/* `begun:<txn_id>` of the first message: set before that message goes on the bus, so an attempt
- * after a stop knows the first part may be out, or still on its way to the gateway. */
+/* `begun:<txn_id>` of the current message: set before that message goes on the bus, so an
+ * attempt after a stop knows its first part may be out, or still on its way to the gateway. */
 static void begun_key(const answer_run *a, char key[TXN_MAX + 8])
 {
     char id[TXN_MAX];
-    txn(a, "m", -1, id);
+    part_txn(a, id);
     snprintf(key, TXN_MAX + 8, "begun:%s", id);
 }
 
@@ -118,20 +134,49 @@ static void send_content(answer_run *a, const char *txn_id, const char *replaces
     json_decref(content);
 }
 
-/* Sends the text so far (in progress: with " ⋯"), or edits the first message to it. */
-static void show(answer_run *a, bool final)
+/* Bytes c takes in a JSON string. */
+static size_t json_cost(unsigned char c)
 {
-    char *body = malloc(a->len + sizeof IN_PROGRESS);
+    if (c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c == '\b' || c == '\f')
+        return 2;
+    return c < 0x20 ? 6 : 1;
+}
+
+/* Where the current message must end because the text goes on past PART_MAX_BYTES: after the
+ * last line break or space near the limit, else at a character boundary; 0 while it all fits.
+ * It depends on the text alone, never on how it arrived, so a replay splits it alike. */
+static size_t part_end(const answer_run *a)
+{
+    size_t cost = 0, p = a->part_start;
+    while (p < a->len && cost + json_cost((unsigned char)a->text[p]) <= PART_MAX_BYTES)
+        cost += json_cost((unsigned char)a->text[p++]);
+    if (p == a->len)
+        return 0;
+    size_t floor = p - a->part_start > PART_BREAK_WINDOW ? p - PART_BREAK_WINDOW : a->part_start;
+    for (const char *brk = "\n "; *brk; brk++)
+        for (size_t q = p; q > floor; q--)
+            if (a->text[q - 1] == *brk)
+                return q;
+    while (p > a->part_start + 1 && ((unsigned char)a->text[p] & 0xC0) == 0x80)
+        p--;
+    return p;
+}
+
+/* Sends text as the current message (in progress: with " ⋯"), or edits that message to it. */
+static void show_part(answer_run *a, const char *text, size_t len, bool final)
+{
+    char *body = malloc(len + sizeof IN_PROGRESS);
     if (!body) {
         mr_err err;
         fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory showing an answer"), &err);
         return;
     }
-    snprintf(body, a->len + sizeof IN_PROGRESS, "%s%s", a->text ? a->text : "", final ? "" : IN_PROGRESS);
+    memcpy(body, text, len);
+    memcpy(body + len, final ? "" : IN_PROGRESS, final ? 1 : sizeof IN_PROGRESS);
     char first[TXN_MAX], id[TXN_MAX];
-    txn(a, "m", -1, first);
+    part_txn(a, first);
     if (!a->sent) {
-        /* An earlier attempt stopped midway may have put the first part on the bus under this
+        /* An earlier attempt stopped midway may have put this part on the bus under this
          * transaction ID: sent again, it makes no second event (the gateway and the homeserver
          * know the ID), and an edit follows at once, or a short answer would stay the partial text. */
         bool again = begun_before(a);
@@ -145,10 +190,28 @@ static void show(answer_run *a, bool final)
         }
     }
     if (body) {
-        txn(a, final ? "f" : "e", final ? -1 : ++a->edits, id);
+        if (final)
+            txn(a, "f", a->part == 0 ? -1 : a->part, id);
+        else
+            txn(a, "e", ++a->edits, id);
         send_content(a, id, first, reply_edit_content(body));
     }
     free(body);
+}
+
+/* Shows the text so far: each message that is full is finished and the rest goes on in the next
+ * message of the thread; the last one is in progress unless final. */
+static void show(answer_run *a, bool final)
+{
+    size_t cut;
+    while (a->failed == MR_OK && (cut = part_end(a)) != 0) {
+        show_part(a, a->text + a->part_start, cut - a->part_start, true);
+        a->part_start = cut;
+        a->part++;
+        a->sent = false;
+    }
+    if (a->failed == MR_OK && (final || a->len > a->part_start))
+        show_part(a, a->text ? a->text + a->part_start : "", a->len - a->part_start, final);
     if (!final) {
         mr_err err = {0};
         /* Out now rather than at the end: the message is meant to be seen while it grows. */
@@ -284,13 +347,15 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
     answer_run a = {.svc = svc, .t = t, .e = e,
                     .where = {.room_id = t->turn->room_id, .trigger = event_id,
                               .thread_root = room_mode ? NULL : t->root}};
+    mr_err ferr = {0};
+    fail(&a, delivery_remember(store, event_id, e->name, e->user_id, t->turn->room_id, a.where.thread_root, &ferr),
+         &ferr);
     stream_begin(&a.st, mr_clock_mono_ms());
     typing(&a, true);
     call_model(&a);
     if (a.failed == MR_OK)
         show(&a, true);
     typing(&a, false);
-    mr_err ferr = {0};
     if (a.failed == MR_OK)
         fail(&a, agent_flush(svc, &ferr), &ferr);
     if (a.failed == MR_OK)

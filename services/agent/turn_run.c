@@ -132,6 +132,15 @@ mr_code agent_flush(agent_svc *svc, mr_err *err)
     return mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err);
 }
 
+mr_code agent_publish_now(const mr_runtime *rt, const char *room_id, char *intent, mr_err *err)
+{
+    if (!intent)
+        return mr_err_set(err, MR_ENOMEM, "out of memory writing an intent for %s", room_id);
+    mr_code rc = mr_bus_publish(rt->bus, OUT_TOPIC, room_id, intent, strlen(intent), err);
+    free(intent);
+    return rc == MR_OK ? mr_bus_flush(rt->bus, FLUSH_TIMEOUT_MS, err) : rc;
+}
+
 const char *agent_reason(mr_code rc, bool no_client)
 {
     switch (rc) {

@@ -1,7 +1,8 @@
 /* send_consumer.c -- the matrix.send consumer: performs each send_request as the account it
  * names, with the request's transaction ID, so a redelivered request never makes a second event;
  * 429s wait out the advertised delay, unavailability leaves the request for redelivery, and
- * requests the homeserver refuses for good are dropped with an error. */
+ * requests the homeserver refuses for good are dropped with an error, a room event's reported on
+ * matrix.send_failed so its sender can tell the person. */
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -11,6 +12,9 @@
 
 #define GROUP "gateway"
 #define TOPIC "matrix.send"
+#define FAILED_TOPIC "matrix.send_failed"
+#define FLUSH_TIMEOUT_MS 30000
+#define REASON_MAX 1024             /* schema send_failure */
 #define POLL_MS 1000
 #define POLL_MAX 16
 #define SUBSCRIBE_RETRY_MS 2000
@@ -78,9 +82,10 @@ static mr_code resolve_replaced(gw *g, json_t *req, mr_err *err)
  * `sent:<txn_id>` (proto/store.md), the gateway's own key: edits name the message they replace
  * by it, and a request sent already is not sent again. A failure to record it leaves the request
  * for redelivery, and its transaction ID gets the same event ID back without a second event. */
-static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_err *err)
+static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, bool *asked, mr_err *err)
 {
     const char *room = str(req, "room_id"), *txn = str(req, "txn_id");
+    *asked = true;
     if (strcmp(kind, "room_event") == 0) {
         char *known = NULL;
         mr_code rc = sent_event(g, txn, &known, err);
@@ -88,9 +93,13 @@ static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_er
         if (rc != MR_ENOTFOUND)
             return rc;
         char event_id[MR_MATRIX_ID_SIZE], key[300];
-        if ((rc = resolve_replaced(g, req, err)) == MR_OK)
+        /* An edit of a message that never went out is refused here, before any request. */
+        *asked = false;
+        if ((rc = resolve_replaced(g, req, err)) == MR_OK) {
+            *asked = true;
             rc = mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"), event_id,
                                 err);
+        }
         snprintf(key, sizeof key, "sent:%s", txn);
         return rc == MR_OK ? mr_store_set(g->rt->store, key, event_id, strlen(event_id), SENT_TTL_MS, err) : rc;
     }
@@ -133,6 +142,26 @@ static const char *malformed(json_t *req, const char **kind)
     return "unknown kind";
 }
 
+/* Publishes the send_failure of a room event given up on: the homeserver's status, errcode and
+ * words when it answered (st), else what refused it here. A failure to publish leaves the request
+ * for redelivery, so the failure is never lost. */
+static mr_code report_failure(gw *g, json_t *req, const mr_matrix_status *st, mr_err *err)
+{
+    char reason[REASON_MAX + 1];
+    snprintf(reason, sizeof reason, "%s", st && st->error[0] ? st->error : err->msg);
+    json_t *f = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "v", 1, "type", "send_failure", "account",
+                          str(req, "account"), "room_id", str(req, "room_id"), "txn_id", str(req, "txn_id"),
+                          "status", (json_int_t)(st ? st->status : 0), "errcode", st ? st->errcode : "", "reason",
+                          reason[0] ? reason : "refused");
+    char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    json_decref(f);
+    if (!text)
+        return mr_err_set(err, MR_ENOMEM, "out of memory reporting a failed send on %s", FAILED_TOPIC);
+    mr_code rc = mr_bus_publish(g->rt->bus, FAILED_TOPIC, str(req, "room_id"), text, strlen(text), err);
+    free(text);
+    return rc == MR_OK ? mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err) : rc;
+}
+
 static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
 {
     gw_sender *s = ctx;
@@ -153,10 +182,11 @@ static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
         rc = gw_client_new(g, a, &s->clients[idx], &s->gens[idx], err);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool asked = false;
     if (rc == MR_OK)
-        rc = perform(g, s->clients[idx], req, kind, err);
+        rc = perform(g, s->clients[idx], req, kind, &asked, err);
     if (rc == MR_EAUTH && (rc = gw_account_relogin(g, a, s->clients[idx], &s->gens[idx], err)) == MR_OK)
-        rc = perform(g, s->clients[idx], req, kind, err);
+        rc = perform(g, s->clients[idx], req, kind, &asked, err);
     if (rc == MR_OK) {
         gw_metrics_send(g, kind, "sent", since_s(&t0));
         gw_crash_point(g, GW_CRASH_AFTER_SEND);
@@ -165,13 +195,13 @@ static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
          * second attempt from making a second event. */
         gw_metrics_send(g, kind, "retried", -1);
     } else {
-        const mr_matrix_status *st = s->clients[idx] ? mr_matrix_last(s->clients[idx]) : NULL;
+        const mr_matrix_status *st = asked && s->clients[idx] ? mr_matrix_last(s->clients[idx]) : NULL;
         const char *fields[] = {"account", a->user_id, "txn_id", str(req, "txn_id"), "errcode",
                                 st && st->errcode[0] ? st->errcode : "", NULL};
         mr_log_write(MR_LOG_ERROR, GW, fields, "matrix.send %s: dropped %s request: %s", msg->id,
                      kind, err->msg);
         gw_metrics_send(g, kind, "dropped", -1);
-        rc = MR_OK;
+        rc = strcmp(kind, "room_event") == 0 ? report_failure(g, req, st, err) : MR_OK;
     }
     json_decref(req);
     return rc;

@@ -33,7 +33,7 @@ models:
     api_key_env: E2E_MODEL_KEY
 """
 TOPICS = ("matrix.inbound", "matrix.todevice", "matrix.keys", "matrix.cleartext", "agent.turns",
-          "matrix.outbound", "matrix.send")
+          "matrix.outbound", "matrix.send", "matrix.send_failed")
 
 
 class StackError(AssertionError):

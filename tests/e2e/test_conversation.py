@@ -129,6 +129,22 @@ class Conversation:
         _, text = await self.ask(self.solo, "Are you back?", MIND)
         assert text == "Echo: Are you back?", text
 
+    async def a_long_answer_arrives_complete(self):
+        # Too long for one event with its edit (Synapse refuses over 64 KiB): it comes as several
+        # messages of the thread, whose final texts in order are the whole answer.
+        answer = "".join(f"Line {i} of a long answer, \"quoted\" and caf\u00e9.\n" for i in range(1000))
+        self.stack.stub_script({"reply": answer})
+        body = "Tell me everything at length"
+        trigger = await self.alice.send(self.solo, body)
+
+        def whole():
+            parts = [ev for ev in self.alice.replies(self.solo, trigger) if ev["sender"] == MIND]
+            texts = [self.alice.text(self.solo, ev) for ev in parts]
+            return len(parts) if None not in texts and "".join(texts) == answer else 0
+        n = await self.alice.until("the whole long answer", whole)
+        assert n > 1, n
+        self.expect(self.solo, trigger, body, {MIND: n})
+
     async def restart_between_messages(self):
         _, text = await self.ask(self.solo, "Before the restart", MIND)
         assert text == "Echo: Before the restart", text
@@ -200,7 +216,8 @@ async def converse(stack, mode):
     conv = Conversation(stack, mode)
     steps = [conv.one_agent_answers_in_a_thread, conv.mention_picks_the_agent,
              conv.router_hands_over_between_two, conv.unauthorized_sender_gets_nothing,
-             conv.provider_error_then_next_message_works, conv.restart_between_messages]
+             conv.provider_error_then_next_message_works, conv.a_long_answer_arrives_complete,
+             conv.restart_between_messages]
     failed = 0
     try:
         await conv.setup()

@@ -810,6 +810,171 @@ static void test_sigkill_mid_answer_is_finished_after_restart(void **state)
     sentinel(DEV);
 }
 
+/* Synapse's limit on a whole event (MAX_PDU_SIZE), less what the gateway and the server add
+ * around the content: the relation's event ID, sender, room, hashes, signatures. */
+#define EVENT_LIMIT 65536
+#define EVENT_ENVELOPE 2048
+
+/* n bytes of prose with line breaks, quotes and a two-byte character: the JSON escapes count. */
+static char *long_text(size_t n)
+{
+    static const char *const words[] = {"streams ", "carry ", "\"answers\" ", "caf\xc3\xa9 ", "piece\n",
+                                        "by ", "piece,\n\n", "whole "};
+    char *t = malloc(n + 16);
+    size_t len = 0;
+    for (size_t i = 0; t && len < n; i = (i * 7 + 3) % 8 + (len % 5 == 0)) {
+        size_t k = strlen(words[i % 8]);
+        memcpy(t + len, words[i % 8], k);
+        len += k;
+    }
+    if (t)
+        t[len] = '\0';
+    return t;
+}
+
+/* The thread's messages of (event, entity), each at its final text, joined in the order they
+ * were sent; every content is checked to fit in one event. */
+static char *final_texts(const char *event_id, const char *entity, size_t *n_messages)
+{
+    json_t *list = intents_of(event_id, entity), *order = json_array(), *texts = json_object();
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it) {
+        if (strcmp(str_at(it, "action"), "send") != 0)
+            continue;
+        json_t *c = json_object_get(it, "content");
+        char *dumped = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_non_null(dumped);
+        assert_true(strlen(dumped) + EVENT_ENVELOPE <= EVENT_LIMIT);
+        free(dumped);
+        json_t *edit = json_object_get(c, "m.new_content");
+        const char *txn = edit ? str_at(it, "replaces_txn") : str_at(it, "txn_id");
+        if (!json_object_get(texts, txn))
+            json_array_append_new(order, json_string(txn));
+        json_object_set_new(texts, txn, json_string(str_at(edit ? edit : c, "body")));
+    }
+    size_t total = 0;
+    json_array_foreach(order, i, it)
+        total += strlen(json_string_value(json_object_get(texts, json_string_value(it))));
+    char *joined = calloc(1, total + 1);
+    assert_non_null(joined);
+    json_array_foreach(order, i, it)
+        strcat(joined, json_string_value(json_object_get(texts, json_string_value(it))));
+    *n_messages = json_array_size(order);
+    json_decref(order);
+    json_decref(texts);
+    json_decref(list);
+    return joined;
+}
+
+static void expect_long_answer_complete(const char *event_id, size_t size)
+{
+    char *text = long_text(size);
+    json_t *script = json_pack("{s:s}", "reply", text);
+    char *script_text = json_dumps(script, JSON_COMPACT);
+    assert_non_null(script_text);
+    stub_fresh(script_text);
+    publish_turn(&(turn_spec){.room = DEV, .event_id = event_id, .body = "Tell me everything",
+                              .allowed = "router,coder"});
+    wait_for(finished, event_id, "coder");
+    size_t messages = 0;
+    char *got = final_texts(event_id, "coder", &messages);
+    assert_string_equal(got, text);
+    /* More than one message: no single event could hold the answer with its edit. */
+    assert_true(messages > 1);
+    assert_true(messages <= size / 20000 + 1);
+    free(got);
+    free(script_text);
+    json_decref(script);
+    free(text);
+}
+
+/* A long answer goes on in further messages of the thread, none too large for the homeserver,
+ * and the final texts together are the whole answer. */
+static void test_long_answers_arrive_complete(void **state)
+{
+    (void)state;
+    expect_long_answer_complete("$long40:example.org", 40 * 1024);
+    expect_long_answer_complete("$long200:example.org", 200 * 1024);
+}
+
+/* The gateway gave up on the send of (event, coder) of kind/seq: a send_failure for it. */
+static void publish_send_failure(const char *event_id, const char *kind, int seq)
+{
+    char txn[TXN_MAX + 1];
+    if (strcmp(kind, "n") == 0) {
+        txn_id(event_id, "coder", "", -1, txn);
+        strcat(txn, "n");
+    } else {
+        txn_id(event_id, "coder", kind, seq, txn);
+    }
+    json_t *f = json_pack("{s:i, s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "v", 1, "type", "send_failure", "account", CODER,
+                          "room_id", DEV, "txn_id", txn, "status", 413, "errcode", "M_TOO_LARGE", "reason",
+                          "event too large");
+    char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    assert_non_null(text);
+    mr_err err = {0};
+    check(mr_bus_publish(S.bus, "matrix.send_failed", DEV, text, strlen(text), &err), &err, "publish send_failure");
+    check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
+    free(text);
+    json_decref(f);
+}
+
+/* The notices of (event, coder) so far. */
+static size_t notices_of(const char *event_id)
+{
+    char notice[TXN_MAX + 1];
+    txn_id(event_id, "coder", "", -1, notice);
+    strcat(notice, "n");
+    json_t *list = intents_of(event_id, "coder");
+    size_t n = 0, i;
+    json_t *it;
+    json_array_foreach(list, i, it)
+        n += strcmp(str_at(it, "txn_id"), notice) == 0;
+    json_decref(list);
+    return n;
+}
+
+static bool noticed(const char *event_id, const char *entity)
+{
+    (void)entity;
+    return notices_of(event_id) > 0;
+}
+
+/* A send the homeserver refused for good reaches the person as one notice in the thread; the
+ * notice refused too is only logged, and sends nothing more. */
+static void test_a_refused_send_gets_one_notice(void **state)
+{
+    (void)state;
+    const char *ev = "$refused1:example.org";
+    stub_fresh(NULL);
+    publish_turn(&(turn_spec){.room = DEV, .event_id = ev, .body = "Say something", .allowed = "router,coder"});
+    wait_for(finished, ev, "coder");
+    publish_send_failure(ev, "m", -1);
+    wait_for(noticed, ev, "coder");
+    json_t *list = intents_of(ev, "coder");
+    json_t *notice = json_array_get(list, json_array_size(list) - 1);
+    assert_string_equal(str_at(notice, "account"), CODER);
+    assert_null(json_object_get(notice, "replaces_txn"));
+    json_t *c = json_object_get(notice, "content");
+    assert_string_equal(str_at(c, "body"), "I could not deliver part of my answer: event too large (M_TOO_LARGE)");
+    expect_thread_relation(c, ev, ev);
+    json_decref(list);
+    /* The notice refused as well: logged, never a second notice. */
+    publish_send_failure(ev, "n", -1);
+    mr_err err = {0};
+    check(mr_tp_wait_in_file(S.log, "could not be delivered either", 1, DEADLINE_MS, S.pid, &err), &err,
+          "the refused notice logged");
+    drain_intents();
+    assert_int_equal(notices_of(ev), 1);
+    /* A failure of no answer this store knows changes nothing. */
+    publish_send_failure("$unknown1:example.org", "m", -1);
+    check(mr_tp_wait_in_file(S.log, "an answer this store does not know", 1, DEADLINE_MS, S.pid, &err), &err,
+          "the unknown answer logged");
+    drain_intents();
+    assert_int_equal(notices_of("$unknown1:example.org"), 0);
+}
+
 static void test_claim_of_a_live_worker_parks_until_its_lease_lapses(void **state)
 {
     (void)state;
@@ -901,6 +1066,8 @@ int main(void)
         cmocka_unit_test(test_the_hundredth_entity_answers),
         cmocka_unit_test(test_stop_mid_answer_edits_the_first_part_by_txn),
         cmocka_unit_test(test_sigkill_mid_answer_is_finished_after_restart),
+        cmocka_unit_test(test_long_answers_arrive_complete),
+        cmocka_unit_test(test_a_refused_send_gets_one_notice),
         cmocka_unit_test(test_claim_of_a_live_worker_parks_until_its_lease_lapses),
         cmocka_unit_test(test_a_dead_workers_turns_are_adopted),
         cmocka_unit_test(test_intents_validate_and_log_keeps_secrets),

@@ -1,7 +1,7 @@
 /* test_send.c -- mindroom-gateway's matrix.send consumer: each request performed once however
  * often it is delivered (transaction IDs), every kind (room events, redactions, typing,
  * to-device), edits naming the message they replace by transaction ID, refused requests dropped
- * without stalling the queue, a 429 storm survived, and a SIGKILL after the send but before the
+ * without stalling the queue (a room event's reported on matrix.send_failed), a 429 storm survived, and a SIGKILL after the send but before the
  * acknowledgement causing no second message. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,6 +230,71 @@ static void test_edit_names_the_message_by_txn(void **state)
     finish(&x);
 }
 
+static bool three_read(json_t *msgs, void *ctx)
+{
+    (void)ctx;
+    return json_array_size(msgs) >= 3;
+}
+
+/* The send_failure of txn among msgs, checked to be the only one. */
+static json_t *failure_of(json_t *msgs, const char *txn)
+{
+    json_t *found = NULL, *m;
+    size_t i;
+    json_array_foreach(msgs, i, m) {
+        if (strcmp(json_string_value(json_object_get(m, "txn_id")), txn) == 0) {
+            assert_null(found);
+            found = m;
+        }
+    }
+    assert_non_null(found);
+    assert_string_equal(json_string_value(json_object_get(found, "type")), "send_failure");
+    return found;
+}
+
+static void expect_failure(json_t *msgs, const char *txn, long status, const char *errcode, const char *reason)
+{
+    json_t *f = failure_of(msgs, txn);
+    assert_int_equal(json_integer_value(json_object_get(f, "status")), status);
+    assert_string_equal(json_string_value(json_object_get(f, "errcode")), errcode);
+    assert_non_null(strstr(json_string_value(json_object_get(f, "reason")), reason));
+}
+
+/* A room event the homeserver refuses for good (413 over Synapse's 64 KiB, 403 in a room the
+ * account is not in) or that edits a message never sent is reported on matrix.send_failed, once,
+ * with the homeserver's status and errcode, for the agent to tell the person. */
+static void test_refused_room_events_are_reported(void **state)
+{
+    (void)state;
+    fixture x;
+    start(&x, NULL);
+    gwt_reader r;
+    gwt_reader_open(&x.f, &r, "test-failed", "matrix.send_failed");
+    size_t big = 70 * 1024;
+    char *body = malloc(big + 1);
+    assert_non_null(body);
+    memset(body, 'x', big);
+    body[big] = '\0';
+    send_text(&x, GWT_MIND, x.lobby, "mr.big.m", body);
+    free(body);
+    char closed[MR_MATRIX_ID_SIZE];
+    json_t *opts = json_object();
+    mr_err err = {0};
+    assert_int_equal(mr_matrix_create_room(x.alice, opts, closed, &err), MR_OK);
+    json_decref(opts);
+    send_text(&x, GWT_ROUTER, closed, "mr.closed.m", "into a closed room");
+    send_edit(&x, "mr.ev9.f", "mr.ev9.m", "an edit of nothing");
+    gwt_read_until(&r, three_read, NULL);
+    expect_failure(r.msgs, "mr.big.m", 413, "M_TOO_LARGE", "too large");
+    expect_failure(r.msgs, "mr.closed.m", 403, "M_FORBIDDEN", "not in room");
+    expect_failure(r.msgs, "mr.ev9.f", 0, "", "replaces_txn mr.ev9.m");
+    assert_string_equal(json_string_value(json_object_get(failure_of(r.msgs, "mr.big.m"), "room_id")), x.lobby);
+    gwt_reader_check_proto(&r);
+    gwt_reader_close(&r);
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
 static void test_rate_limit_storm(void **state)
 {
     (void)state;
@@ -281,6 +346,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind_once),
         cmocka_unit_test(test_edit_names_the_message_by_txn),
+        cmocka_unit_test(test_refused_room_events_are_reported),
         cmocka_unit_test(test_rate_limit_storm),
         cmocka_unit_test(test_crash_after_send_no_duplicate),
     };
