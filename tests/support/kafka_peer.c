@@ -123,6 +123,14 @@ mr_code mr_tp_kafka_broker_up(mr_tp_kafka *k, int broker_id, mr_err *err)
     return broker_command(k, "up", broker_id, err);
 }
 
+mr_code mr_tp_kafka_all_brokers(mr_tp_kafka *k, bool up, mr_err *err)
+{
+    mr_code rc = MR_OK;
+    for (int id = 1; id <= 3 && rc == MR_OK; id++)
+        rc = broker_command(k, up ? "up" : "down", id, err);
+    return rc;
+}
+
 mr_code mr_tp_kafka_topic(mr_tp_kafka *k, const char *topic, int partitions, mr_err *err)
 {
     char line[512];

@@ -2,6 +2,7 @@
 #ifndef MINDROOM_TEST_KAFKA_PEER_H
 #define MINDROOM_TEST_KAFKA_PEER_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 #include "mindroom/err.h"
 
@@ -18,6 +19,8 @@ mr_code mr_tp_kafka_start(mr_tp_kafka *k, mr_err *err);
 /* Takes broker 1..3 down (it drops connections and refuses new ones) or up again. */
 mr_code mr_tp_kafka_broker_down(mr_tp_kafka *k, int broker_id, mr_err *err);
 mr_code mr_tp_kafka_broker_up(mr_tp_kafka *k, int broker_id, mr_err *err);
+/* Takes every broker down, or brings every one up: the bus has nowhere to go meanwhile. */
+mr_code mr_tp_kafka_all_brokers(mr_tp_kafka *k, bool up, mr_err *err);
 /* Creates a topic with the given partitions (the mock has no CreateTopics request). */
 mr_code mr_tp_kafka_topic(mr_tp_kafka *k, const char *topic, int partitions, mr_err *err);
 /* Stops the brokers and reaps the process. */

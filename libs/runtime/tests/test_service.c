@@ -38,12 +38,9 @@ static int stop_kafka(void **state)
 
 static void set_brokers(bool up)
 {
-    for (int id = 1; id <= 3; id++) {
-        mr_err err = {0};
-        mr_code rc = up ? mr_tp_kafka_broker_up(&kafka, id, &err) : mr_tp_kafka_broker_down(&kafka, id, &err);
-        if (rc != MR_OK)
-            fail_msg("broker %d %s: %s", id, up ? "up" : "down", err.msg);
-    }
+    mr_err err = {0};
+    if (mr_tp_kafka_all_brokers(&kafka, up, &err) != MR_OK)
+        fail_msg("brokers %s: %s", up ? "up" : "down", err.msg);
 }
 
 /* /readyz's status once it settles on want (the bus is probed every 2 s), with its body. */
