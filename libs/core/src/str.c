@@ -1,6 +1,7 @@
 /* str.c -- strings on the heap: formatted, and grown piece by piece. */
 #include "mindroom/str.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,27 +29,108 @@ char *mr_str_printf(const char *fmt, ...)
     return s;
 }
 
-void mr_strbuf_add(mr_strbuf *b, const char *s, size_t n)
+void mr_strbuf_init(mr_strbuf *b, size_t max)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        /* Doubling keeps appends amortised O(1). */
-        size_t cap = (b->len + n + 1) * 2;
-        char *grown = realloc(b->s, cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        b->s = grown;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
+    memset(b, 0, sizeof *b);
+    b->max = max;
 }
 
-void mr_strbuf_puts(mr_strbuf *b, const char *s)
+/* Never more than half the address space, so len + need + 1 and the doubling cannot wrap. */
+static size_t strbuf_limit(const mr_strbuf *b)
 {
-    mr_strbuf_add(b, s, strlen(s));
+    size_t max = b->max ? b->max : MR_STRBUF_DEFAULT_MAX;
+    return max < SIZE_MAX / 2 ? max : SIZE_MAX / 2;
+}
+
+/* Room for need more bytes and the NUL; doubling keeps appends amortised O(1). */
+static bool strbuf_reserve(mr_strbuf *b, size_t need)
+{
+    if (b->failed || b->too_big)
+        return false;
+    size_t limit = strbuf_limit(b);
+    if (need > limit || b->len > limit - need) {
+        b->too_big = true;
+        return false;
+    }
+    size_t want = b->len + need + 1;
+    if (want <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < want)
+        cap = cap > limit / 2 ? limit + 1 : cap * 2;
+    char *grown = realloc(b->s, cap);
+    if (!grown) {
+        b->failed = true;
+        return false;
+    }
+    b->s = grown;
+    b->cap = cap;
+    return true;
+}
+
+bool mr_strbuf_add(mr_strbuf *b, const char *s, size_t n)
+{
+    if (!strbuf_reserve(b, n))
+        return false;
+    if (n)
+        memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+    return true;
+}
+
+bool mr_strbuf_puts(mr_strbuf *b, const char *s)
+{
+    return mr_strbuf_add(b, s, strlen(s));
+}
+
+bool mr_strbuf_printf(mr_strbuf *b, const char *fmt, ...)
+{
+    va_list ap, copy;
+    va_start(ap, fmt);
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    bool ok = n >= 0 && strbuf_reserve(b, (size_t)n);
+    if (n < 0)
+        b->failed = true;
+    if (ok) {
+        vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+        b->len += (size_t)n;
+    }
+    va_end(ap);
+    return ok;
+}
+
+bool mr_strbuf_ok(const mr_strbuf *b)
+{
+    return !b->failed && !b->too_big;
+}
+
+void mr_strbuf_reset(mr_strbuf *b)
+{
+    b->len = 0;
+    if (b->s)
+        b->s[0] = '\0';
+    b->failed = b->too_big = false;
+}
+
+char *mr_strbuf_take(mr_strbuf *b)
+{
+    char *s = b->s;
+    if (!mr_strbuf_ok(b)) {
+        free(s);
+        s = NULL;
+    } else if (!s) {
+        s = calloc(1, 1);
+    }
+    size_t max = b->max;
+    mr_strbuf_init(b, max);
+    return s;
+}
+
+void mr_strbuf_free(mr_strbuf *b)
+{
+    free(b->s);
+    mr_strbuf_init(b, b->max);
 }

@@ -80,6 +80,64 @@ static void test_strbuf_after_failure_appends_nothing(void **state)
     free(b.s);
 }
 
+/* The limit is on content bytes: reaching it exactly is fine, one more byte is too_big, and the
+ * buffer keeps what it had. */
+static void test_strbuf_stops_at_its_limit(void **state)
+{
+    (void)state;
+    mr_strbuf b;
+    mr_strbuf_init(&b, 8);
+    assert_true(mr_strbuf_puts(&b, "12345678"));
+    assert_true(mr_strbuf_ok(&b));
+    assert_false(mr_strbuf_add(&b, "9", 1));
+    assert_true(b.too_big);
+    assert_false(b.failed);
+    assert_false(mr_strbuf_printf(&b, "%d", 1));
+    assert_string_equal(b.s, "12345678");
+    assert_int_equal(b.len, 8);
+    assert_null(mr_strbuf_take(&b));
+    assert_null(b.s);
+    assert_int_equal(b.max, 8);
+}
+
+/* A length near SIZE_MAX must be refused, not wrap around into a small allocation. */
+static void test_strbuf_refuses_sizes_that_would_wrap(void **state)
+{
+    (void)state;
+    mr_strbuf b;
+    mr_strbuf_init(&b, SIZE_MAX);
+    assert_true(mr_strbuf_puts(&b, "ab"));
+    assert_false(mr_strbuf_add(&b, "x", SIZE_MAX - 1));
+    assert_true(b.too_big);
+    assert_string_equal(b.s, "ab");
+    mr_strbuf_free(&b);
+    mr_strbuf_init(&b, 0);
+    assert_false(mr_strbuf_add(&b, "x", MR_STRBUF_DEFAULT_MAX + 1));
+    assert_true(b.too_big);
+    mr_strbuf_free(&b);
+}
+
+static void test_strbuf_printf_reset_and_take(void **state)
+{
+    (void)state;
+    mr_strbuf b = {0};
+    assert_true(mr_strbuf_printf(&b, "%s=%d", "n", 42));
+    assert_true(mr_strbuf_printf(&b, "%300s|", "x"));
+    assert_int_equal(b.len, 4 + 301);
+    assert_memory_equal(b.s, "n=42 ", 5);
+    mr_strbuf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.s, "");
+    assert_true(mr_strbuf_puts(&b, "again"));
+    char *s = mr_strbuf_take(&b);
+    assert_string_equal(s, "again");
+    free(s);
+    assert_null(b.s);
+    s = mr_strbuf_take(&b);
+    assert_string_equal(s, "");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +146,9 @@ int main(void)
         cmocka_unit_test(test_vprintf_takes_a_callers_arguments),
         cmocka_unit_test(test_strbuf_appends_and_grows),
         cmocka_unit_test(test_strbuf_after_failure_appends_nothing),
+        cmocka_unit_test(test_strbuf_stops_at_its_limit),
+        cmocka_unit_test(test_strbuf_refuses_sizes_that_would_wrap),
+        cmocka_unit_test(test_strbuf_printf_reset_and_take),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

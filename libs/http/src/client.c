@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mindroom/log.h"
+#include "mindroom/str.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TIMEOUT_MS 30000L
@@ -31,9 +32,7 @@ typedef struct transfer {
     mr_http_result *out;
     const mr_http_call *call;
     CURL *easy;
-    size_t cap;
-    size_t max;
-    bool too_large;
+    mr_strbuf body;                  /* limited to the client's max_response */
     bool failed_alloc;
     bool aborted;                    /* on_data returned false */
     bool stalled;                    /* no byte moved for call->stall_timeout_ms */
@@ -142,7 +141,6 @@ void mr_http_result_clear(mr_http_result *r)
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     transfer *t = ud;
-    mr_http_result *r = t->out;
     size_t len = size * n;
     if (t->call->on_data) {
         long status = 0;
@@ -154,25 +152,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
             return 0;
         }
     }
-    if (r->body_len + len > t->max) {
-        t->too_large = true;
+    if (!mr_strbuf_add(&t->body, p, len)) {
+        t->failed_alloc = t->body.failed;
         return 0;
     }
-    if (r->body_len + len + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (cap < r->body_len + len + 1)
-            cap *= 2;
-        char *b = realloc(r->body, cap);
-        if (!b) {
-            t->failed_alloc = true;
-            return 0;
-        }
-        r->body = b;
-        t->cap = cap;
-    }
-    memcpy(r->body + r->body_len, p, len);
-    r->body_len += len;
-    r->body[r->body_len] = '\0';
     return len;
 }
 
@@ -265,8 +248,8 @@ static mr_code transport_error(const mr_http_client *c, const mr_http_result *ou
                                CURLcode rc, const transfer *t, mr_err *err)
 {
     char detail[CURL_ERROR_SIZE + 128];
-    if (t->too_large)
-        snprintf(detail, sizeof detail, "response larger than %zu bytes", t->max);
+    if (t->body.too_big)
+        snprintf(detail, sizeof detail, "response larger than %zu bytes", t->body.max);
     else if (t->stalled)
         snprintf(detail, sizeof detail, "no data for %ld ms (stall timeout)",
                  t->call->stall_timeout_ms);
@@ -352,7 +335,8 @@ mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_r
     /* reset keeps the connection cache: only the options of the last request go. */
     CURL *e = c->easy;
     curl_easy_reset(e);
-    transfer t = {.out = out, .call = call, .easy = e, .max = c->max_response};
+    transfer t = {.out = out, .call = call, .easy = e};
+    mr_strbuf_init(&t.body, c->max_response);
     clock_gettime(CLOCK_MONOTONIC, &t.last_move);
     c->errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -383,15 +367,17 @@ mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_r
     CURLcode rc = curl_easy_perform(e);
     curl_slist_free_all(hdrs);
     free(url);
-    if (rc != CURLE_OK || t.failed_alloc)
-        return transport_error(c, out, rc, &t, err);
+    if (rc != CURLE_OK || t.failed_alloc) {
+        mr_code code = transport_error(c, out, rc, &t, err);
+        mr_strbuf_free(&t.body);
+        return code;
+    }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
     curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &out->new_connections);
-    if (!out->body) {
-        out->body = calloc(1, 1);
-        if (!out->body)
-            return mr_err_set(err, MR_ENOMEM, "out of memory reading %s %s", out->method, out->url);
-    }
+    out->body_len = t.body.len;
+    out->body = mr_strbuf_take(&t.body);
+    if (!out->body)
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading %s %s", out->method, out->url);
     return MR_OK;
 }
 

@@ -1,5 +1,6 @@
 /* metrics.c -- a small Prometheus registry: labelled counters and histograms, text output. */
 #include "mindroom/http.h"
+#include "mindroom/str.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -33,45 +34,6 @@ struct mr_http_metrics {
     pthread_mutex_t lock;
     metric *first, *last;
 };
-
-/* A growable string; on allocation failure it records the failure and stops growing. */
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} strbuf;
-
-static void sb_append(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_append(strbuf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap <= b->len + (size_t)n)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
 
 static bool name_ok(const char *s, bool colon)
 {
@@ -187,29 +149,25 @@ mr_code mr_http_metrics_histogram(mr_http_metrics *m, const char *name, const ch
  * no memory. */
 static char *labels_render(const char *const *labels)
 {
-    strbuf b = {0};
-    sb_append(&b, "%s", "");
+    mr_strbuf b = {0};
+    mr_strbuf_puts(&b, "");
     for (size_t i = 0; labels && labels[i]; i += 2) {
         if (!name_ok(labels[i], false) || !labels[i + 1]) {
-            free(b.s);
+            mr_strbuf_free(&b);
             return NULL;
         }
-        sb_append(&b, "%s%s=\"", i ? "," : "", labels[i]);
+        mr_strbuf_printf(&b, "%s%s=\"", i ? "," : "", labels[i]);
         for (const char *v = labels[i + 1]; *v; v++) {
             if (*v == '\\' || *v == '"')
-                sb_append(&b, "\\%c", *v);
+                mr_strbuf_printf(&b, "\\%c", *v);
             else if (*v == '\n')
-                sb_append(&b, "\\n");
+                mr_strbuf_printf(&b, "\\n");
             else
-                sb_append(&b, "%c", *v);
+                mr_strbuf_printf(&b, "%c", *v);
         }
-        sb_append(&b, "\"");
+        mr_strbuf_printf(&b, "\"");
     }
-    if (b.failed) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return mr_strbuf_take(&b);
 }
 
 static series *series_get(metric *mt, const char *labels)
@@ -283,40 +241,40 @@ mr_code mr_http_metrics_observe(mr_http_metrics *m, const char *name, const char
 }
 
 /* `name{labels}` or `name{labels,extra}` or bare `name`. */
-static void sample_open(strbuf *b, const char *name, const char *suffix, const char *labels,
+static void sample_open(mr_strbuf *b, const char *name, const char *suffix, const char *labels,
                         const char *extra)
 {
     bool any = labels[0] || extra;
-    sb_append(b, "%s%s%s%s%s%s%s", name, suffix, any ? "{" : "", labels,
+    mr_strbuf_printf(b, "%s%s%s%s%s%s%s", name, suffix, any ? "{" : "", labels,
               labels[0] && extra ? "," : "", extra ? extra : "", any ? "}" : "");
 }
 
-static void help_render(strbuf *b, const metric *mt)
+static void help_render(mr_strbuf *b, const metric *mt)
 {
-    sb_append(b, "# HELP %s ", mt->name);
+    mr_strbuf_printf(b, "# HELP %s ", mt->name);
     for (const char *h = mt->help; *h; h++) {
         if (*h == '\\')
-            sb_append(b, "\\\\");
+            mr_strbuf_printf(b, "\\\\");
         else if (*h == '\n')
-            sb_append(b, "\\n");
+            mr_strbuf_printf(b, "\\n");
         else
-            sb_append(b, "%c", *h);
+            mr_strbuf_printf(b, "%c", *h);
     }
-    sb_append(b, "\n# TYPE %s %s\n", mt->name,
+    mr_strbuf_printf(b, "\n# TYPE %s %s\n", mt->name,
               mt->type == METRIC_COUNTER ? "counter" : "histogram");
 }
 
 char *mr_http_metrics_render(mr_http_metrics *m)
 {
-    strbuf b = {0};
-    sb_append(&b, "%s", "");
+    mr_strbuf b = {0};
+    mr_strbuf_puts(&b, "");
     pthread_mutex_lock(&m->lock);
     for (const metric *mt = m->first; mt; mt = mt->next) {
         help_render(&b, mt);
         for (const series *s = mt->first; s; s = s->next) {
             if (mt->type == METRIC_COUNTER) {
                 sample_open(&b, mt->name, "", s->labels, NULL);
-                sb_append(&b, " %.15g\n", s->value);
+                mr_strbuf_printf(&b, " %.15g\n", s->value);
                 continue;
             }
             uint64_t cumulative = 0;
@@ -328,18 +286,14 @@ char *mr_http_metrics_render(mr_http_metrics *m)
                     snprintf(le, sizeof le, "le=\"+Inf\"");
                 cumulative += s->buckets[i];
                 sample_open(&b, mt->name, "_bucket", s->labels, le);
-                sb_append(&b, " %llu\n", (unsigned long long)cumulative);
+                mr_strbuf_printf(&b, " %llu\n", (unsigned long long)cumulative);
             }
             sample_open(&b, mt->name, "_sum", s->labels, NULL);
-            sb_append(&b, " %.15g\n", s->value);
+            mr_strbuf_printf(&b, " %.15g\n", s->value);
             sample_open(&b, mt->name, "_count", s->labels, NULL);
-            sb_append(&b, " %llu\n", (unsigned long long)s->count);
+            mr_strbuf_printf(&b, " %llu\n", (unsigned long long)s->count);
         }
     }
     pthread_mutex_unlock(&m->lock);
-    if (b.failed) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return mr_strbuf_take(&b);
 }

@@ -6,6 +6,7 @@
  * connection on its thread; a thread each keeps them independent, and max_connections bounds
  * the thread count. */
 #include "http_internal.h"
+#include "mindroom/str.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -44,9 +45,7 @@ struct mr_http_server {
 
 /* Per-request state kept by MHD between calls of the access handler. */
 typedef struct conn_state {
-    char *body;
-    size_t len, cap;
-    bool too_large;
+    mr_strbuf body;  /* limited to the server's max_body */
     struct timespec start;
 } conn_state;
 
@@ -420,34 +419,12 @@ static mr_http_response *too_large(const mr_http_server *srv)
     return mr_http_reply_error(413, "M_TOO_LARGE", "request body exceeds %zu bytes", srv->max_body);
 }
 
-static bool body_append(conn_state *st, const char *data, size_t n, size_t max)
-{
-    if (st->too_large || st->len + n > max) {
-        st->too_large = true;
-        return true;
-    }
-    if (st->len + n + 1 > st->cap) {
-        size_t cap = st->cap ? st->cap : 4096;
-        while (cap < st->len + n + 1)
-            cap *= 2;
-        char *b = realloc(st->body, cap);
-        if (!b)
-            return false;
-        st->body = b;
-        st->cap = cap;
-    }
-    memcpy(st->body + st->len, data, n);
-    st->len += n;
-    st->body[st->len] = '\0';
-    return true;
-}
-
 static enum MHD_Result dispatch(mr_http_server *srv, struct MHD_Connection *c, const char *url,
                                 const char *method, conn_state *st)
 {
     mr_http_request req = {.method = method, .path = url, .impl = c};
-    req.body = st->body ? st->body : "";
-    req.body_len = st->len;
+    req.body = st->body.s ? st->body.s : "";
+    req.body_len = st->body.len;
     client_ip(c, req.client_ip, sizeof req.client_ip);
     mr_http_response *r = NULL;
     if (split_path(&req, url) &&
@@ -469,6 +446,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st = calloc(1, sizeof *st);
         if (!st)
             return MHD_NO;
+        mr_strbuf_init(&st->body, srv->max_body);
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         *con_cls = st;
         pthread_mutex_lock(&srv->lock);
@@ -485,19 +463,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                                      hc.bad));
         /* A declared length over the limit is refused before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-            st->too_large = true;
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body)
             return send_response(srv, c, method, st, too_large(srv));
-        }
         return MHD_YES;
     }
     if (*upload_size) {
         /* Chunked bodies have no declared length: discard past the limit, answer at the end. */
-        bool ok = body_append(st, upload, *upload_size, srv->max_body);
+        mr_strbuf_add(&st->body, upload, *upload_size);
         *upload_size = 0;
-        return ok ? MHD_YES : MHD_NO;
+        return st->body.failed ? MHD_NO : MHD_YES;
     }
-    if (st->too_large)
+    if (st->body.too_big)
         return send_response(srv, c, method, st, too_large(srv));
     return dispatch(srv, c, url, method, st);
 }
@@ -511,7 +487,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_state *st = *con_cls;
     if (!st)
         return;
-    free(st->body);
+    mr_strbuf_free(&st->body);
     free(st);
     *con_cls = NULL;
     pthread_mutex_lock(&srv->lock);

@@ -130,7 +130,7 @@ mr_code mr_jwt_verifier_new(const mr_jwt_options *o, mr_jwt_verifier **out, mr_e
     v->refetch_floor_ms = o->refetch_floor_ms;
     v->stale_grace_ms = o->stale_grace_ms;
     v->max_token_bytes = o->max_token_bytes;
-    v->fetch = o->fetch ? o->fetch : mr_jwt_fetch_curl;
+    v->fetch = o->fetch ? o->fetch : mr_jwt_fetch_http;
     v->fetch_ctx = o->fetch_ctx;
     v->clock = o->clock ? o->clock : realtime_ms;
     v->clock_ctx = o->clock_ctx;

@@ -291,7 +291,8 @@ static void test_server_down(void **state)
     js_stop(f->server);
     mr_err err = {0};
     assert_int_equal(verify(f, &g_k1, NULL, &err), MR_EUNAVAIL);
-    char *want = tk_printf("fetching JWKS from %s: Failed to connect to 127.0.0.1 port ", js_url(f->server));
+    char *want = tk_printf("fetching JWKS: GET %s: Couldn't connect to server: Failed to connect to 127.0.0.1 port ",
+                           js_url(f->server));
     assert_memory_equal(err.msg, want, strlen(want));
     free(want);
     expect_stats(f, 1, 1, 0);
@@ -299,7 +300,7 @@ static void test_server_down(void **state)
     /* Within the floor the failure is repeated without another attempt. */
     advance_ms(4000);
     assert_int_equal(verify(f, &g_k1, NULL, &err), MR_EUNAVAIL);
-    want = tk_printf("JWKS unavailable (next fetch in 6000 ms): fetching JWKS from %s: Failed to connect",
+    want = tk_printf("JWKS unavailable (next fetch in 6000 ms): fetching JWKS: GET %s: Couldn't connect",
                      js_url(f->server));
     assert_memory_equal(err.msg, want, strlen(want));
     free(want);

@@ -225,14 +225,14 @@ static void test_curl_fetch(void **state)
     char *body = NULL;
     size_t len = 0;
     mr_err err = {0};
-    assert_int_equal(mr_jwt_fetch_curl(NULL, js_url(s), 5000, &body, &len, &err), MR_OK);
+    assert_int_equal(mr_jwt_fetch_http(NULL, js_url(s), 5000, &body, &len, &err), MR_OK);
     assert_int_equal(len, strlen(doc));
     assert_string_equal(body, doc);
     free(body);
     assert_int_equal(js_requests(s), 1);
 
     js_set(s, 404, "{\"error\":\"not here\"}");
-    assert_int_equal(mr_jwt_fetch_curl(NULL, js_url(s), 5000, &body, &len, &err), MR_EUNAVAIL);
+    assert_int_equal(mr_jwt_fetch_http(NULL, js_url(s), 5000, &body, &len, &err), MR_EUNAVAIL);
     assert_null(body);
     char *want = tk_printf("fetching JWKS from %s: HTTP status 404", js_url(s));
     assert_string_equal(err.msg, want);
@@ -244,14 +244,14 @@ static void test_curl_fetch(void **state)
     memset(big, ' ', MR_JWT_JWKS_MAX + 1);
     big[MR_JWT_JWKS_MAX] = '\0';
     js_set(s, 200, big);
-    assert_int_equal(mr_jwt_fetch_curl(NULL, js_url(s), 5000, &body, &len, &err), MR_OK);
+    assert_int_equal(mr_jwt_fetch_http(NULL, js_url(s), 5000, &body, &len, &err), MR_OK);
     assert_int_equal(len, MR_JWT_JWKS_MAX);
     free(body);
     big[MR_JWT_JWKS_MAX] = ' ';
     big[MR_JWT_JWKS_MAX + 1] = '\0';
     js_set(s, 200, big);
-    assert_int_equal(mr_jwt_fetch_curl(NULL, js_url(s), 5000, &body, &len, &err), MR_EUNAVAIL);
-    want = tk_printf("fetching JWKS from %s: the document exceeds 1048576 bytes", js_url(s));
+    assert_int_equal(mr_jwt_fetch_http(NULL, js_url(s), 5000, &body, &len, &err), MR_EUNAVAIL);
+    want = tk_printf("fetching JWKS: GET %s: response larger than 1048576 bytes", js_url(s));
     assert_string_equal(err.msg, want);
     free(want);
     free(big);
@@ -259,15 +259,15 @@ static void test_curl_fetch(void **state)
     /* A server slower than the timeout. */
     js_set(s, 200, doc);
     js_set_delay_ms(s, 1500);
-    assert_int_equal(mr_jwt_fetch_curl(NULL, js_url(s), 100, &body, &len, &err), MR_EUNAVAIL);
-    want = tk_printf("fetching JWKS from %s: Operation timed out after ", js_url(s));
+    assert_int_equal(mr_jwt_fetch_http(NULL, js_url(s), 100, &body, &len, &err), MR_EUNAVAIL);
+    want = tk_printf("fetching JWKS: GET %s: Timeout was reached: Operation timed out after ", js_url(s));
     assert_memory_equal(err.msg, want, strlen(want));
     free(want);
 
     /* Nobody listening. */
     js_stop(s);
-    assert_int_equal(mr_jwt_fetch_curl(NULL, js_url(s), 5000, &body, &len, &err), MR_EUNAVAIL);
-    want = tk_printf("fetching JWKS from %s: Failed to connect to 127.0.0.1 port ", js_url(s));
+    assert_int_equal(mr_jwt_fetch_http(NULL, js_url(s), 5000, &body, &len, &err), MR_EUNAVAIL);
+    want = tk_printf("fetching JWKS: GET %s: Couldn't connect to server: Failed to connect to 127.0.0.1 port ", js_url(s));
     assert_memory_equal(err.msg, want, strlen(want));
     free(want);
 

@@ -52,9 +52,9 @@ static bool append_string(char **dst, size_t *cap, json_t *v)
 {
     if (!json_is_string(v) && *dst)
         return true;
-    mr_llm_buf b = {*dst, *dst ? strlen(*dst) : 0, *cap};
+    mr_strbuf b = {.s = *dst, .len = *dst ? strlen(*dst) : 0, .cap = *cap};
     const char *s = json_is_string(v) ? json_string_value(v) : "";
-    bool ok = mr_llm_buf_append(&b, s, json_is_string(v) ? json_string_length(v) : 0);
+    bool ok = mr_strbuf_add(&b, s, json_is_string(v) ? json_string_length(v) : 0);
     *dst = b.s;
     *cap = b.cap;
     return ok;

@@ -8,26 +8,26 @@
 
 /* A block per part, in the tags Agno (the Python MindRoom's agent library) uses, so prompts
  * read the same to the model. */
-static bool system_text(const mr_llm_request *req, mr_llm_buf *b)
+static bool system_text(const mr_llm_request *req, mr_strbuf *b)
 {
     bool ok = true;
     if (req->role && *req->role) {
-        ok = ok && mr_llm_buf_append(b, "<your_role>\n", 12);
-        ok = ok && mr_llm_buf_append(b, req->role, strlen(req->role));
-        ok = ok && mr_llm_buf_append(b, "\n</your_role>", 13);
+        ok = ok && mr_strbuf_add(b, "<your_role>\n", 12);
+        ok = ok && mr_strbuf_add(b, req->role, strlen(req->role));
+        ok = ok && mr_strbuf_add(b, "\n</your_role>", 13);
     }
     if (req->n_instructions) {
-        ok = ok && (b->len == 0 || mr_llm_buf_append(b, "\n\n", 2));
-        ok = ok && mr_llm_buf_append(b, "<instructions>", 14);
+        ok = ok && (b->len == 0 || mr_strbuf_add(b, "\n\n", 2));
+        ok = ok && mr_strbuf_add(b, "<instructions>", 14);
         for (size_t i = 0; i < req->n_instructions; i++) {
-            ok = ok && mr_llm_buf_append(b, "\n- ", 3);
-            ok = ok && mr_llm_buf_append(b, req->instructions[i], strlen(req->instructions[i]));
+            ok = ok && mr_strbuf_add(b, "\n- ", 3);
+            ok = ok && mr_strbuf_add(b, req->instructions[i], strlen(req->instructions[i]));
         }
-        ok = ok && mr_llm_buf_append(b, "\n</instructions>", 16);
+        ok = ok && mr_strbuf_add(b, "\n</instructions>", 16);
     }
     if (req->context && *req->context) {
-        ok = ok && (b->len == 0 || mr_llm_buf_append(b, "\n\n", 2));
-        ok = ok && mr_llm_buf_append(b, req->context, strlen(req->context));
+        ok = ok && (b->len == 0 || mr_strbuf_add(b, "\n\n", 2));
+        ok = ok && mr_strbuf_add(b, req->context, strlen(req->context));
     }
     return ok;
 }
@@ -84,7 +84,7 @@ static json_t *message_json(const mr_llm_message *m)
 static json_t *messages_json(const mr_llm_request *req)
 {
     json_t *arr = json_array();
-    mr_llm_buf sys = {0};
+    mr_strbuf sys = {0};
     bool ok = arr && system_text(req, &sys);
     if (ok && sys.len) {
         mr_llm_message m = {.role = MR_LLM_SYSTEM, .content = sys.s};

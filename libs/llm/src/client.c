@@ -236,7 +236,7 @@ static long long asked_wait_ms(const mr_http_result *res)
 typedef struct attempt {
     mr_llm_client *c;
     mr_llm_response *out;
-    mr_llm_sse sse;
+    mr_sse sse;
     mr_llm_acc acc;
     mr_code failed;          /* an error found while reading the stream */
     mr_err ferr;
@@ -302,7 +302,7 @@ static mr_code on_event(void *ctx, const char *event, const char *data, size_t l
 static bool on_data(void *ctx, const char *data, size_t len)
 {
     attempt *a = ctx;
-    a->failed = mr_llm_sse_feed(&a->sse, data, len, &a->ferr);
+    a->failed = mr_sse_feed(&a->sse, data, len, &a->ferr);
     return a->failed == MR_OK && !a->out->cancelled;
 }
 
@@ -319,7 +319,7 @@ static mr_code attempt_run(attempt *a, const mr_llm_request *req, const char *bo
                          .headers = req->stream ? accept_sse : accept_json,
                          .timeout_ms = timeout_ms};
     if (req->stream) {
-        mr_llm_sse_init(&a->sse, MAX_EVENT_BYTES, on_event, a);
+        mr_sse_init(&a->sse, MAX_EVENT_BYTES, on_event, a);
         a->acc = (mr_llm_acc){.out = a->out, .on_delta = req->on_delta, .delta_ctx = req->delta_ctx};
         call.on_data = on_data;
         call.data_ctx = a;
@@ -358,7 +358,7 @@ static mr_code attempt_run(attempt *a, const mr_llm_request *req, const char *bo
     }
     mr_http_result_clear(&res);
     if (req->stream) {
-        mr_llm_sse_free(&a->sse);
+        mr_sse_free(&a->sse);
         mr_llm_acc_free(&a->acc);
     }
     return rc;

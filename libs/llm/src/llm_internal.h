@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include "mindroom/http.h"
 #include "mindroom/llm.h"
+#include "mindroom/sse.h"
+#include "mindroom/str.h"
 
 struct mr_llm_client {
     mr_http_client *http;
@@ -19,40 +21,6 @@ struct mr_llm_client {
     bool openai;             /* speaks OpenAI's newest dialect (max_completion_tokens) */
     mr_llm_opts opts;        /* defaults filled in */
 };
-
-/* ---- a growable string ---- */
-
-typedef struct mr_llm_buf {
-    char *s;         /* NUL-terminated once anything was appended */
-    size_t len, cap;
-} mr_llm_buf;
-
-bool mr_llm_buf_append(mr_llm_buf *b, const char *s, size_t n);
-
-/* ---- server-sent events (the WHATWG event-stream format) ---- */
-
-/* One dispatched event: its type ("message" when the stream named none) and its data lines
- * joined by '\n'. A code other than MR_OK stops the parser and is returned by feed. */
-typedef mr_code (*mr_llm_sse_fn)(void *ctx, const char *event, const char *data, size_t len,
-                                 mr_err *err);
-
-typedef struct mr_llm_sse {
-    mr_llm_sse_fn on_event;
-    void *ctx;
-    size_t max;          /* longest line and longest event data */
-    mr_llm_buf line;     /* the line being read */
-    mr_llm_buf data;     /* data lines of the event being read */
-    bool has_data;       /* a data field was seen (it may be empty) */
-    char event[64];      /* the event field, "" when unset */
-    bool after_cr;       /* the last byte was CR: a following LF belongs to it */
-} mr_llm_sse;
-
-void mr_llm_sse_init(mr_llm_sse *p, size_t max, mr_llm_sse_fn on_event, void *ctx);
-/* Feeds bytes as they arrive, in pieces of any size; calls on_event for each complete event.
- * MR_EINVAL when a line or an event exceeds max. A half-read event at the end of the stream
- * is dropped, as the format says. */
-mr_code mr_llm_sse_feed(mr_llm_sse *p, const char *buf, size_t len, mr_err *err);
-void mr_llm_sse_free(mr_llm_sse *p);
 
 /* ---- assembling an answer ---- */
 

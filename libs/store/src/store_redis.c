@@ -1,5 +1,6 @@
 /* store_redis.c -- the distributed store backend on hiredis: Lua for atomic steps, reconnects on its own. */
 #include "store_impl.h"
+#include "mindroom/sigpipe.h"
 #include "mindroom/clock.h"
 
 #include <errno.h>
@@ -81,25 +82,13 @@ static void arg_ll(rd_args *a, long long x)
 }
 
 /* redisCommandArgv with SIGPIPE held back: a write to a connection the server just closed
- * must become an error here, not kill the process. A SIGPIPE raised by this write is
- * consumed; one already pending stays for its owner. */
+ * must become an error here, not kill the process. */
 static redisReply *rd_command(redisContext *c, const rd_args *a)
 {
-    sigset_t pipe_set, old, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    sigpending(&pending);
-    bool was_pending = sigismember(&pending, SIGPIPE);
+    mr_sigpipe_guard g;
+    mr_sigpipe_hold(&g);
     redisReply *rep = redisCommandArgv(c, a->n, (const char **)a->v, a->len);
-    if (!was_pending) {
-        sigpending(&pending);
-        if (sigismember(&pending, SIGPIPE)) {
-            struct timespec zero = {0, 0};
-            sigtimedwait(&pipe_set, NULL, &zero);
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    mr_sigpipe_release(&g);
     return rep;
 }
 

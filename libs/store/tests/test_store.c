@@ -605,6 +605,7 @@ typedef struct bad_url {
 } bad_url;
 
 #define EXPECTED "(expected sqlite:///path/to/file.db or redis://host:port/db)"
+#define REDIS_EXPECTED "; expected redis://[user:password@]host[:port][/db]"
 
 static void test_bad_urls(void **state)
 {
@@ -618,28 +619,35 @@ static void test_bad_urls(void **state)
         {"http://localhost", MR_EINVAL, "store URL scheme \"http\" is not supported " EXPECTED},
         {"mysql://root:hunter2@db/x", MR_EINVAL, "store URL scheme \"mysql\" is not supported " EXPECTED},
         {"sqlite://", MR_EINVAL, "store URL sqlite://: the database path is empty"},
-        {"redis://", MR_EINVAL, "store URL redis://: the host is empty"},
-        {"redis:///3", MR_EINVAL, "store URL redis:///3: the host is empty"},
-        {"redis://:hunter2@:6379/0", MR_EINVAL, "store URL redis://***@:6379/0: the host is empty"},
+        /* redis:// URLs go through the shared parser (libs/core redis_url.c). */
+        {"redis://", MR_EINVAL, "store URL \"redis://\": the host is empty" REDIS_EXPECTED},
+        {"redis:///3", MR_EINVAL, "store URL \"redis:///3\": the host is empty" REDIS_EXPECTED},
+        {"redis://:hunter2@:6379/0", MR_EINVAL, "store URL \"redis://***@:6379/0\": the host is empty" REDIS_EXPECTED},
         {"redis://localhost:abc/0", MR_EINVAL,
-         "store URL redis://localhost:abc/0: port \"abc\" is not a number from 1 to 65535"},
+         "store URL \"redis://localhost:abc/0\": the port must be a number from 1 to 65535"},
         {"redis://:hunter2@localhost:0", MR_EINVAL,
-         "store URL redis://***@localhost:0: port \"0\" is not a number from 1 to 65535"},
+         "store URL \"redis://***@localhost:0\": the port must be a number from 1 to 65535"},
         {"redis://localhost:65536", MR_EINVAL,
-         "store URL redis://localhost:65536: port \"65536\" is not a number from 1 to 65535"},
-        {"redis://localhost:", MR_EINVAL, "store URL redis://localhost:: port \"\" is not a number from 1 to 65535"},
+         "store URL \"redis://localhost:65536\": the port must be a number from 1 to 65535"},
+        {"redis://:hunter2/x@localhost:1", MR_EINVAL,
+         "store URL \"redis://***@localhost:1\": the port must be a number from 1 to 65535 (a '/', ':' or '@' "
+         "in the password must be written %2F, %3A or %40)"},
         {"redis://localhost:6379/x", MR_EINVAL,
-         "store URL redis://localhost:6379/x: database \"x\" is not a non-negative integer"},
+         "store URL \"redis://localhost:6379/x\": database \"x\" is not a non-negative integer"},
         {"redis://localhost:6379/-1", MR_EINVAL,
-         "store URL redis://localhost:6379/-1: database \"-1\" is not a non-negative integer"},
+         "store URL \"redis://localhost:6379/-1\": database \"-1\" is not a non-negative integer"},
+        {"redis://localhost/0?db=1", MR_EINVAL,
+         "store URL \"redis://localhost/0?db=1\": a query or fragment is not supported" REDIS_EXPECTED},
+        {"redis://hunter2@localhost", MR_EINVAL,
+         "store URL \"redis://***@localhost\": a user without a password; write user:password@ or :password@"},
         {"redis://:hunter2%zz@localhost", MR_EINVAL,
-         "store URL redis://***@localhost: the user or password has a bad %-escape"},
+         "store URL \"redis://***@localhost\": the user or password has a bad %-escape"},
         {"redis://:hunter2%4@localhost", MR_EINVAL,
-         "store URL redis://***@localhost: the user or password has a bad %-escape"},
+         "store URL \"redis://***@localhost\": the user or password has a bad %-escape"},
         {"redis://:hunter2%00@localhost", MR_EINVAL,
-         "store URL redis://***@localhost: the user or password has a bad %-escape"},
-        {"redis://[::1:6379", MR_EINVAL, "store URL redis://[::1:6379: the IPv6 host has no closing ']'"},
-        {"redis://[::1]6379", MR_EINVAL, "store URL redis://[::1]6379: expected ':' after ']'"},
+         "store URL \"redis://***@localhost\": the user or password has a bad %-escape"},
+        {"redis://[::1:6379", MR_EINVAL, "store URL \"redis://[::1:6379\": Bad IPv6 address" REDIS_EXPECTED},
+        {"redis://[::1]6379", MR_EINVAL, "store URL \"redis://[::1]6379\": the port must be a number from 1 to 65535"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mr_err err = {0};

@@ -10,16 +10,33 @@
 char *mr_str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *mr_str_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
-/* A string grown by appending; start from {0}. s stays NUL-terminated once anything is added.
- * After an allocation fails, failed is set and further appends do nothing, so a caller checks
- * once at the end. The caller frees s. */
+/* A string grown by appending, the one growable buffer (curl's dynbuf is the model): start
+ * from {0} or mr_strbuf_init. s stays NUL-terminated once anything is added. Every buffer has a
+ * limit, max bytes of content (0 means MR_STRBUF_DEFAULT_MAX): an append past it sets too_big,
+ * one that cannot allocate sets failed, and after either further appends do nothing and return
+ * false, so a caller may check once at the end. Growth is checked for overflow. The caller
+ * frees s (mr_strbuf_free). */
 typedef struct mr_strbuf {
     char *s;
     size_t len, cap;
+    size_t max;
     bool failed;
+    bool too_big;
 } mr_strbuf;
 
-void mr_strbuf_add(mr_strbuf *b, const char *s, size_t n);
-void mr_strbuf_puts(mr_strbuf *b, const char *s);
+#define MR_STRBUF_DEFAULT_MAX ((size_t)64 << 20)
+
+void mr_strbuf_init(mr_strbuf *b, size_t max);
+bool mr_strbuf_add(mr_strbuf *b, const char *s, size_t n);
+bool mr_strbuf_puts(mr_strbuf *b, const char *s);
+bool mr_strbuf_printf(mr_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* true while no append has failed or hit the limit. */
+bool mr_strbuf_ok(const mr_strbuf *b);
+/* Empties the buffer and clears its errors, keeping its memory and limit. */
+void mr_strbuf_reset(mr_strbuf *b);
+/* Hands s to the caller ("" when nothing was added; NULL, s freed, after a failed or too-big
+ * append) and empties b. */
+char *mr_strbuf_take(mr_strbuf *b);
+void mr_strbuf_free(mr_strbuf *b);
 
 #endif

@@ -50,9 +50,9 @@ const char *mr_jwt_keyset_skipped(const mr_jwt_keyset *ks, size_t i);
 typedef mr_code (*mr_jwt_fetch_fn)(void *ctx, const char *url, long timeout_ms, char **body,
                                    size_t *len, mr_err *err);
 
-/* The default fetcher, on libcurl: GET without redirects, HTTP 200 only, body at most
+/* The default fetcher, through libs/http: GET without redirects, HTTP 200 only, body at most
  * MR_JWT_JWKS_MAX bytes. ctx is unused. */
-mr_code mr_jwt_fetch_curl(void *ctx, const char *url, long timeout_ms, char **body, size_t *len,
+mr_code mr_jwt_fetch_http(void *ctx, const char *url, long timeout_ms, char **body, size_t *len,
                           mr_err *err);
 
 #define MR_JWT_JWKS_MAX (1024 * 1024)
@@ -82,7 +82,7 @@ typedef struct mr_jwt_options {
      * jwt_authn likewise keeps its JWKS when a refresh fails); default 300000, 0 for none. */
     long stale_grace_ms;
     size_t max_token_bytes; /* default 16384 */
-    mr_jwt_fetch_fn fetch;  /* default mr_jwt_fetch_curl */
+    mr_jwt_fetch_fn fetch;  /* default mr_jwt_fetch_http */
     void *fetch_ctx;
     mr_jwt_clock_fn clock;  /* default CLOCK_REALTIME */
     void *clock_ctx;

@@ -1,29 +1,10 @@
-/* sse.c -- a parser for server-sent events (text/event-stream) fed bytes as they arrive. */
-#include "llm_internal.h"
+/* sse.c -- the server-sent events parser (mindroom/sse.h). */
+#include "mindroom/sse.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-bool mr_llm_buf_append(mr_llm_buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(b->s, cap);
-        if (!grown)
-            return false;
-        b->s = grown;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return true;
-}
-
-void mr_llm_sse_init(mr_llm_sse *p, size_t max, mr_llm_sse_fn on_event, void *ctx)
+void mr_sse_init(mr_sse *p, size_t max, mr_sse_fn on_event, void *ctx)
 {
     memset(p, 0, sizeof *p);
     p->max = max;
@@ -31,14 +12,14 @@ void mr_llm_sse_init(mr_llm_sse *p, size_t max, mr_llm_sse_fn on_event, void *ct
     p->ctx = ctx;
 }
 
-void mr_llm_sse_free(mr_llm_sse *p)
+void mr_sse_free(mr_sse *p)
 {
-    free(p->line.s);
-    free(p->data.s);
+    mr_strbuf_free(&p->line);
+    mr_strbuf_free(&p->data);
     memset(p, 0, sizeof *p);
 }
 
-static mr_code dispatch(mr_llm_sse *p, mr_err *err)
+static mr_code dispatch(mr_sse *p, mr_err *err)
 {
     if (!p->has_data) {
         p->event[0] = '\0';
@@ -57,7 +38,7 @@ static mr_code dispatch(mr_llm_sse *p, mr_err *err)
 }
 
 /* One complete line, without its terminator. */
-static mr_code take_line(mr_llm_sse *p, mr_err *err)
+static mr_code take_line(mr_sse *p, mr_err *err)
 {
     const char *line = p->line.s ? p->line.s : "";
     size_t len = p->line.len;
@@ -76,7 +57,7 @@ static mr_code take_line(mr_llm_sse *p, mr_err *err)
         if (p->data.len + value_len + 1 > p->max)
             return mr_err_set(err, MR_EINVAL, "event stream: event data longer than %zu bytes",
                               p->max);
-        if (!mr_llm_buf_append(&p->data, value, value_len) || !mr_llm_buf_append(&p->data, "\n", 1))
+        if (!mr_strbuf_add(&p->data, value, value_len) || !mr_strbuf_add(&p->data, "\n", 1))
             return mr_err_set(err, MR_ENOMEM, "event stream: out of memory");
         p->has_data = true;
     } else if (name_len == 5 && memcmp(line, "event", 5) == 0) {
@@ -88,7 +69,7 @@ static mr_code take_line(mr_llm_sse *p, mr_err *err)
     return MR_OK;
 }
 
-mr_code mr_llm_sse_feed(mr_llm_sse *p, const char *buf, size_t len, mr_err *err)
+mr_code mr_sse_feed(mr_sse *p, const char *buf, size_t len, mr_err *err)
 {
     for (size_t i = 0; i < len; i++) {
         char ch = buf[i];
@@ -109,7 +90,7 @@ mr_code mr_llm_sse_feed(mr_llm_sse *p, const char *buf, size_t len, mr_err *err)
             j++;
         if (p->line.len + (j - i) > p->max)
             return mr_err_set(err, MR_EINVAL, "event stream: line longer than %zu bytes", p->max);
-        if (!mr_llm_buf_append(&p->line, buf + i, j - i))
+        if (!mr_strbuf_add(&p->line, buf + i, j - i))
             return mr_err_set(err, MR_ENOMEM, "event stream: out of memory");
         i = j - 1;
     }

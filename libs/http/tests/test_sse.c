@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../src/llm_internal.h"
+#include "mindroom/sse.h"
 
 /* Events as "type|data" lines. */
 typedef struct seen {
@@ -33,15 +33,15 @@ static mr_code on_event(void *ctx, const char *event, const char *data, size_t l
 static seen parse(const char *text, size_t step)
 {
     seen s = {0};
-    mr_llm_sse p;
-    mr_llm_sse_init(&p, 1024, on_event, &s);
+    mr_sse p;
+    mr_sse_init(&p, 1024, on_event, &s);
     size_t len = strlen(text);
     size_t by = step ? step : len;
     for (size_t at = 0; at < len; at += by) {
         size_t n = len - at < by ? len - at : by;
-        assert_int_equal(mr_llm_sse_feed(&p, text + at, n, NULL), MR_OK);
+        assert_int_equal(mr_sse_feed(&p, text + at, n, NULL), MR_OK);
     }
-    mr_llm_sse_free(&p);
+    mr_sse_free(&p);
     return s;
 }
 
@@ -88,27 +88,27 @@ static void test_unfinished_event_is_dropped(void **state)
 static void test_limits_and_stop(void **state)
 {
     (void)state;
-    mr_llm_sse p;
+    mr_sse p;
     seen s = {0};
     mr_err err = {0};
-    mr_llm_sse_init(&p, 16, on_event, &s);
-    assert_int_equal(mr_llm_sse_feed(&p, "data: 0123456789abcdef\n", 23, &err), MR_EINVAL);
+    mr_sse_init(&p, 16, on_event, &s);
+    assert_int_equal(mr_sse_feed(&p, "data: 0123456789abcdef\n", 23, &err), MR_EINVAL);
     assert_string_equal(err.msg, "event stream: line longer than 16 bytes");
-    mr_llm_sse_free(&p);
+    mr_sse_free(&p);
 
-    mr_llm_sse_init(&p, 16, on_event, &s);
+    mr_sse_init(&p, 16, on_event, &s);
     const char *many = "data: 0123456789\ndata: 0123456789\n\n";
-    assert_int_equal(mr_llm_sse_feed(&p, many, strlen(many), &err), MR_EINVAL);
+    assert_int_equal(mr_sse_feed(&p, many, strlen(many), &err), MR_EINVAL);
     assert_string_equal(err.msg, "event stream: event data longer than 16 bytes");
-    mr_llm_sse_free(&p);
+    mr_sse_free(&p);
 
     seen stop = {.stop_at = 2};
-    mr_llm_sse_init(&p, 1024, on_event, &stop);
+    mr_sse_init(&p, 1024, on_event, &stop);
     const char *three = "data: 1\n\ndata: 2\n\ndata: 3\n\n";
-    assert_int_equal(mr_llm_sse_feed(&p, three, strlen(three), &err), MR_EINVAL);
+    assert_int_equal(mr_sse_feed(&p, three, strlen(three), &err), MR_EINVAL);
     assert_string_equal(err.msg, "stop at 2");
     assert_int_equal(stop.n, 2);
-    mr_llm_sse_free(&p);
+    mr_sse_free(&p);
 }
 
 int main(void)
