@@ -78,6 +78,17 @@ static void free_authz(mr_authz_cfg *z)
     free(z->reply_permissions);
 }
 
+static void free_mcp_server(mr_mcp_server_cfg *m)
+{
+    free(m->name);
+    free(m->command);
+    free(m->cwd);
+    free(m->url);
+    cfg_strlist_free(&m->args);
+    cfg_strlist_free(&m->env);
+    cfg_strlist_free(&m->headers);
+}
+
 static void config_free(mr_config *c)
 {
     free(c->path);
@@ -98,6 +109,9 @@ static void config_free(mr_config *c)
     }
     free(c->rooms);
     free_authz(&c->authorization);
+    for (size_t i = 0; i < c->n_mcp_servers; i++)
+        free_mcp_server(&c->mcp_servers[i]);
+    free(c->mcp_servers);
     cfg_strlist_free(&c->bot_accounts);
     free(c->mindroom_user.username);
     free(c->mindroom_user.display_name);

@@ -2,6 +2,7 @@
  * that turns the YAML tree into typed fields, with a diagnostic for each value that misfits. */
 #include "config_internal.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "mindroom/ids.h"
+#include "mindroom/str.h"
 
 /* Longest room key: leaves room in a 255-byte alias for '#', "_<namespace>" and ":<server>". */
 #define ROOM_KEY_MAX 160
@@ -566,6 +568,115 @@ static void load_reply(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const
                  "expected a list of user IDs or a mapping with users and joined_rooms, got %s", cy_kind_name(v));
 }
 
+/* A mapping of names to scalar values, kept as "<name><sep><value>" strings in order. Names are
+ * checked by valid_name; values may not hold a line break (they end up in an environment or an
+ * HTTP header). */
+static void load_string_map(cfg_ctx *ctx, const cy_node *v, const char *path, mr_strlist *out, const char *sep,
+                            bool (*valid_name)(const char *), const char *name_rule)
+{
+    if (v->kind != CY_MAP) {
+        cfg_diag(ctx, MR_DIAG_ERROR, v, path, "expected a mapping of names to values, got %s", cy_kind_name(v));
+        return;
+    }
+    cfg_strlist_free(out);
+    if (!(out->v = cfg_calloc(ctx, v->n, sizeof *out->v)))
+        return;
+    for (size_t i = 0; i < v->n; i++) {
+        const cy_node *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
+        char kpath[CFG_PATH_MAX];
+        cfg_path_key(kpath, path, k->text);
+        if (!valid_name(k->text)) {
+            cfg_diag(ctx, MR_DIAG_ERROR, k, kpath, "'%s' is not a valid name: %s", k->text, name_rule);
+            continue;
+        }
+        if (val->kind == CY_SEQ || val->kind == CY_MAP || val->kind == CY_NULL) {
+            cfg_diag(ctx, MR_DIAG_ERROR, val, kpath, "expected a string, got %s", cy_kind_name(val));
+            continue;
+        }
+        if (strpbrk(val->text, "\r\n")) {
+            cfg_diag(ctx, MR_DIAG_ERROR, val, kpath, "the value holds a line break");
+            continue;
+        }
+        char *item = mr_str_printf("%s%s%s", k->text, sep, val->text);
+        if (!item || !(out->v[out->len] = cfg_strdup(ctx, item))) {
+            free(item);
+            return;
+        }
+        free(item);
+        out->len++;
+    }
+}
+
+static bool env_name_ok(const char *s)
+{
+    if (!*s || !(isalpha((unsigned char)*s) || *s == '_'))
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
+}
+
+/* An HTTP field name: RFC 9110's token characters. */
+static bool header_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+static void load_mcp_env(cfg_ctx *ctx, const cy_node *v, const char *path, void *dest)
+{
+    load_string_map(ctx, v, path, dest, "=", env_name_ok, "use letters, digits and _, not starting with a digit");
+}
+
+static void load_mcp_headers(cfg_ctx *ctx, const cy_node *v, const char *path, void *dest)
+{
+    load_string_map(ctx, v, path, dest, ": ", header_name_ok, "an HTTP header name");
+}
+
+static const field mcp_server_fields[] = {
+    STR(mr_mcp_server_cfg, command),
+    LIST(mr_mcp_server_cfg, args, IT_TEXT, "strings"),
+    CUSTOM(mr_mcp_server_cfg, env, load_mcp_env),
+    STR(mr_mcp_server_cfg, cwd),
+    STR(mr_mcp_server_cfg, url),
+    CUSTOM(mr_mcp_server_cfg, headers, load_mcp_headers),
+    LONG(mr_mcp_server_cfg, timeout_seconds),
+};
+static const block mcp_server_block = BLOCK(mcp_server_fields);
+
+static void load_mcp_server(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const char *path, void *elem)
+{
+    mr_mcp_server_cfg *m = elem;
+    load_block(ctx, v, path, &mcp_server_block, m);
+    if (v->kind != CY_MAP)
+        return;
+    if (!env_name_ok(key->text) && !header_name_ok(key->text))
+        cfg_diag(ctx, MR_DIAG_ERROR, key, path, "'%s' is not a valid MCP server name: use letters, digits, - and _",
+                 key->text);
+    if (!m->command == !m->url)
+        cfg_diag(ctx, MR_DIAG_ERROR, v, path,
+                 "set exactly one of command (a program speaking MCP on stdio) and url (a streamable HTTP "
+                 "endpoint)");
+    else if (m->url && strncmp(m->url, "http://", 7) != 0 && strncmp(m->url, "https://", 8) != 0)
+        cfg_diag(ctx, MR_DIAG_ERROR, cy_map_get(v, "url"), path, "url '%s' is not an http:// or https:// URL",
+                 m->url);
+    else if (m->command && m->headers.len)
+        cfg_diag(ctx, MR_DIAG_WARNING, cy_map_get(v, "headers"), path, "headers are only sent to url servers; "
+                 "this one runs a command");
+    else if (m->url && (m->args.len || m->env.len || m->cwd))
+        cfg_diag(ctx, MR_DIAG_WARNING, v, path, "args, env and cwd only apply to command servers; this one has a url");
+    if (m->timeout_seconds > 3600)
+        cfg_diag(ctx, MR_DIAG_ERROR, cy_map_get(v, "timeout_seconds"), path,
+                 "timeout_seconds is %ld; it must be 1 to 3600", m->timeout_seconds);
+}
+
+static const keyed mcp_servers_spec = {sizeof(mr_mcp_server_cfg), offsetof(mr_mcp_server_cfg, name),
+                                       "MCP server names to settings", load_mcp_server};
 static const keyed models_spec = {sizeof(mr_model_cfg), offsetof(mr_model_cfg, name),
                                   "model names to settings", load_model};
 static const keyed agents_spec = {sizeof(mr_agent_cfg), offsetof(mr_agent_cfg, name),
@@ -666,6 +777,7 @@ static const field top_fields[] = {
     SUB(mr_config, matrix_room_access, room_access_block),
     SUB(mr_config, matrix_space, space_block),
     SUB(mr_config, memory, memory_block),
+    KEYED(mr_config, "mcp_servers", mcp_servers, n_mcp_servers, mcp_servers_spec),
 };
 static const block top_block = BLOCK(top_fields);
 

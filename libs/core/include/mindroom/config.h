@@ -139,6 +139,20 @@ typedef struct mr_memory_cfg {
     char *backend;        /* "mem0", "file", "none"; default "file" */
 } mr_memory_cfg;
 
+/* An MCP server whose tools agents may use: a child speaking stdio (command) or a streamable
+ * HTTP endpoint (url), never both. In env and headers a value written "${NAME}" is read from
+ * the environment (.env) when the server starts, so secrets stay out of config.yaml. */
+typedef struct mr_mcp_server_cfg {
+    char *name;           /* key under mcp_servers: */
+    char *command;        /* stdio: the program, looked up on PATH; or NULL */
+    mr_strlist args;
+    mr_strlist env;       /* "NAME=value" */
+    char *cwd;            /* stdio: where it runs; NULL: the storage path */
+    char *url;            /* streamable HTTP: the endpoint; or NULL */
+    mr_strlist headers;   /* "Name: value" */
+    long timeout_seconds; /* per request; 0 when unset (30) */
+} mr_mcp_server_cfg;
+
 typedef struct mr_config {
     char *path;           /* file it was loaded from, or the name given to mr_config_parse */
     mr_model_cfg *models;   size_t n_models;
@@ -153,6 +167,7 @@ typedef struct mr_config {
     mr_space_cfg matrix_space;
     mr_defaults_cfg defaults;
     mr_memory_cfg memory;
+    mr_mcp_server_cfg *mcp_servers; size_t n_mcp_servers;
     int refcount;         /* managed by mr_config_retain / mr_config_release */
 } mr_config;
 
