@@ -101,9 +101,16 @@ def session_of(stack, room_id, event_id):
     raise StackError(f"the homeserver holds no {event_id}")
 
 
-async def ask(stack, human, room_id, body):
+# The model pauses after its first chunk, so the agent shows the answer in progress and then
+# edits it to the whole text.
+STREAMED = {"stall_ms": 1200, "stall_after_chunks": 1}
+
+
+async def ask(stack, human, room_id, body, streamed=False):
     """human asks; returns the agent's reply event, checked as a decrypted thread reply whose
-    streamed edits were all decrypted too."""
+    edits were all decrypted too (streamed: there is at least one)."""
+    if streamed:
+        stack.stub_script(STREAMED)
     trigger = await human.send_encrypted(room_id, body)
     text = await human.answer(room_id, trigger, MIND)
     assert text == f"Echo: {body}", text
@@ -112,7 +119,8 @@ async def ask(stack, human, room_id, body):
     assert rel.get("rel_type") == "m.thread" and rel.get("event_id") == trigger, rel
     edits = [ev for ev in human.events[room_id]
              if relation(ev).get("event_id") == reply["event_id"] and ev["sender"] == MIND]
-    assert edits and all(is_edit(ev) and ev["type"] == "m.room.message" for ev in edits), edits
+    assert all(is_edit(ev) and ev["type"] == "m.room.message" for ev in edits), edits
+    assert edits or not streamed, "the streamed answer has no edit"
     return reply
 
 
@@ -128,7 +136,7 @@ async def converse(stack, mode):
         await alice.knows_devices_of(MIND)
         print("ok - the agent's device keys are on the homeserver", flush=True)
 
-        await ask(stack, alice, room_id, "A secret question for Mind")
+        await ask(stack, alice, room_id, "A secret question for Mind", streamed=True)
         print("ok - an encrypted message is answered in a thread, encrypted; nio decrypts the "
               "answer and its edits", flush=True)
         assert_all_encrypted(stack, room_id)
