@@ -242,7 +242,8 @@ static mr_code advance(crypto_engine *e, crypto_device *d, const char *room_id, 
     json_t *claim = json_object(), *curves = json_array();
     crypto_outbound s = {0};
     crypto_olm_out olm = {0};
-    bool parked = false;
+    /* A room that waited for nothing leaves the parked record as it was: no write. */
+    bool parked = false, waited = json_object_get(rec, room_id) != NULL;
     mr_code rc = readers && devices && unknown && claim && curves ? MR_OK : oom(err, "encrypting a message");
     if (rc == MR_OK)
         rc = reader_devices(e, readers, json_object_get(entry, "queried"), devices, unknown, err);
@@ -299,7 +300,7 @@ static mr_code advance(crypto_engine *e, crypto_device *d, const char *room_id, 
         json_object_del(rec, room_id);
     else if (rc == MR_OK && json_object_set(rec, room_id, entry) != 0)
         rc = oom(err, "parking a message");
-    if (rc == MR_OK)
+    if (rc == MR_OK && (parked || waited))
         rc = wait_keep(d->user_id, rec, out, err);
     crypto_outbound_free(&s);
     crypto_olm_out_free(&olm);
