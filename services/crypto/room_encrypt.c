@@ -24,6 +24,8 @@
 #define TXN_CLAIM "oc"
 /* At most this many messages wait per room; more are refused with a log line. */
 #define PARKED_MAX 100
+/* A key request unanswered this long (the gateway lost it) is asked again by the next message. */
+#define ANSWER_WAIT_MS 60000
 
 static mr_code oom(mr_err *err, const char *what)
 {
@@ -56,7 +58,8 @@ static char *wait_key(const char *account)
     return mr_str_printf("crypto:megolm:wait:%s", account);
 }
 
-/* The account's parked record {room_id: {txn, kind, asked, queried, tried, intents}}, {} when none. */
+/* The account's parked record {room_id: {txn, asked, asked_ms, queried, tried, intents}}, {} when
+ * none. */
 static mr_code wait_get(crypto_engine *e, const char *account, json_t **rec, mr_err *err)
 {
     char *key = wait_key(account);
@@ -95,7 +98,8 @@ static mr_code ask(crypto_engine *e, const char *account, const char *kind, cons
     if (!txn)
         json_decref(body);
     mr_code rc = req && json_object_set_new(entry, "txn", json_string(txn)) == 0 &&
-                         json_object_set(entry, "asked", asked) == 0
+                         json_object_set(entry, "asked", asked) == 0 &&
+                         json_object_set_new(entry, "asked_ms", json_integer(mr_clock_wall_ms())) == 0
                      ? MR_OK
                      : oom(err, "asking for keys");
     if (rc == MR_OK) {
@@ -346,7 +350,19 @@ static mr_code encrypt_intent(crypto_engine *e, json_t *req, json_t *facts, json
             json_decref(rec);
             return MR_OK;
         }
-        rc = json_array_append(intents, req) == 0 ? wait_keep(account, rec, out, err) : oom(err, "parking a message");
+        json_t *asked_ms = json_object_get(entry, "asked_ms");
+        bool lost = json_is_integer(asked_ms) && mr_clock_wall_ms() - json_integer_value(asked_ms) >= ANSWER_WAIT_MS;
+        if (json_array_append(intents, req) != 0)
+            rc = oom(err, "parking a message");
+        else if (lost) {
+            mr_log_warn(COMPONENT, "%s: no answer to %s for %d s; asking again", account,
+                        mr_msg_string(entry, "txn") ? mr_msg_string(entry, "txn") : "", ANSWER_WAIT_MS / 1000);
+            json_incref(entry);
+            rc = advance(e, d, room_id, facts, rec, entry, out, err);
+            json_decref(entry);
+        } else {
+            rc = wait_keep(account, rec, out, err);
+        }
     } else {
         entry = json_pack("{s:[O], s:[], s:[]}", "intents", req, "queried", "tried");
         rc = entry ? advance(e, d, room_id, facts, rec, entry, out, err) : oom(err, "encrypting a message");

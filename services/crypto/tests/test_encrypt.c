@@ -3,7 +3,8 @@
  * the m.room_key it sends over Olm and the m.room.encrypted it sends, each opened by the human's
  * devices (human_device.c) as a client would; rotation by count, by age and when a member leaves;
  * a new device of the human getting the key; edits and replies keeping m.relates_to in clear; a
- * restart keeping the session; plain rooms passing through. */
+ * restart keeping the session; plain rooms passing through; a key request the gateway never
+ * answers asked again by the next message after a minute. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@
 #define HUMAN_DEV2 "ALICEPHONE"
 #define BOB "@bob:example.org"
 #define BOB_DEV "BOBDEV"
+#define CAROL "@carol:example.org"
 #define ROOM "!vault:example.org"
 #define PLAIN_ROOM "!lobby:example.org"
 
@@ -560,6 +562,57 @@ static void test_plain_room_passes_through(void **state)
     json_decref(msgs);
 }
 
+/* carol joins; the keys_query about her is lost. The next message within the minute waits behind
+ * the first; after it, the next one asks again, and the answer sends all three in order. */
+static void test_lost_request_asked_again(void **state)
+{
+    (void)state;
+    member(CAROL, "join");
+    json_t *msgs = intent(ROOM, "one", NULL);
+    char lost[128];
+    snprintf(lost, sizeof lost, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
+    json_decref(msgs);
+    msgs = intent(ROOM, "two", NULL);
+    assert_int_equal(json_array_size(msgs), 0);
+    json_decref(msgs);
+
+    /* The request went out a minute ago, as far as the parked record says. */
+    mr_err err = {0};
+    json_t *rec = NULL;
+    check(crypto_vault_get_plain(&S.engine.vault, "crypto:megolm:wait:" AGENT, &rec, &err), &err, "parked");
+    json_t *entry = json_object_get(rec, ROOM);
+    json_object_set_new(entry, "asked_ms",
+                        json_integer(json_integer_value(json_object_get(entry, "asked_ms")) - 61000));
+    check(crypto_vault_put_plain(&S.engine.vault, "crypto:megolm:wait:" AGENT, rec, 0, &err), &err, "parked");
+    json_decref(rec);
+
+    msgs = intent(ROOM, "three", NULL);
+    json_t *q = one_of(msgs, "keys_query");
+    assert_string_not_equal(str(q, "txn_id"), lost);
+    assert_non_null(json_object_get(json_object_get(json_object_get(q, "body"), "device_keys"), CAROL));
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
+    json_decref(msgs);
+    /* The lost answer turning up late changes nothing. */
+    reader *none[] = {NULL};
+    msgs = keys_reply("keys_query", lost, query_answer(none, 0));
+    assert_int_equal(json_array_size(msgs), 0);
+    json_decref(msgs);
+    /* carol has no device: nothing to share, the three go out in order. */
+    msgs = keys_reply("keys_query", txn, query_answer(none, 0));
+    assert_int_equal(json_array_size(msgs), 3);
+    static const char *const bodies[] = {"one", "two", "three"};
+    for (size_t i = 0; i < 3; i++) {
+        char sid[MR_OLM_KEY_SIZE];
+        json_t *one = json_pack("[O]", json_array_get(msgs, i));
+        json_t *p = read_answer(&S.alice, one, sid);
+        assert_string_equal(body_of(p), bodies[i]);
+        json_decref(p);
+        json_decref(one);
+    }
+    json_decref(msgs);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -609,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_member_leaves_rotates),
         cmocka_unit_test(test_restart_keeps_the_session),
         cmocka_unit_test(test_plain_room_passes_through),
+        cmocka_unit_test(test_lost_request_asked_again),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
