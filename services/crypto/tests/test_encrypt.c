@@ -3,7 +3,8 @@
  * the m.room_key it sends over Olm and the m.room.encrypted it sends, each opened by the human's
  * devices (human_device.c) as a client would; rotation by count, by age and when a member leaves;
  * a new device of the human getting the key; edits and replies keeping m.relates_to in clear; a
- * restart keeping the session; plain rooms passing through; a key request the gateway never
+ * restart keeping the session; plain rooms passing through; invited members as history_visibility
+ * says; a key request the gateway never
  * answers asked again by the next message after a minute. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #define BOB "@bob:example.org"
 #define BOB_DEV "BOBDEV"
 #define CAROL "@carol:example.org"
+#define DAVE "@dave:example.org"
 #define ROOM "!vault:example.org"
 #define PLAIN_ROOM "!lobby:example.org"
 
@@ -562,6 +564,31 @@ static void test_plain_room_passes_through(void **state)
     json_decref(msgs);
 }
 
+/* An invited member reads what is sent after the invite unless history_visibility is "joined". */
+static void test_invited_by_history_visibility(void **state)
+{
+    (void)state;
+    room_state(ROOM, "m.room.history_visibility", "", json_pack("{s:s}", "history_visibility", "joined"));
+    member(DAVE, "invite");
+    json_t *msgs = intent(ROOM, "not for dave yet", NULL);
+    assert_int_equal(count_of(msgs, "keys_query"), 0);
+    assert_int_equal(count_of(msgs, "room_event"), 1);
+    json_decref(msgs);
+
+    room_state(ROOM, "m.room.history_visibility", "", json_pack("{s:s}", "history_visibility", "shared"));
+    msgs = intent(ROOM, "dave may read this", NULL);
+    json_t *q = one_of(msgs, "keys_query");
+    assert_non_null(json_object_get(json_object_get(json_object_get(q, "body"), "device_keys"), DAVE));
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
+    json_decref(msgs);
+    reader *none[] = {NULL};
+    msgs = keys_reply("keys_query", txn, query_answer(none, 0));
+    assert_int_equal(count_of(msgs, "room_event"), 1);
+    json_decref(msgs);
+    member(DAVE, "leave");
+}
+
 /* carol joins; the keys_query about her is lost. The next message within the minute waits behind
  * the first; after it, the next one asks again, and the answer sends all three in order. */
 static void test_lost_request_asked_again(void **state)
@@ -662,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_member_leaves_rotates),
         cmocka_unit_test(test_restart_keeps_the_session),
         cmocka_unit_test(test_plain_room_passes_through),
+        cmocka_unit_test(test_invited_by_history_visibility),
         cmocka_unit_test(test_lost_request_asked_again),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
