@@ -1,5 +1,6 @@
-/* crypto_internal.h -- what the files of mindroom-crypto share: the pass-through conversions and
- * the decryption engine (its devices, Olm and Megolm sessions, and events waiting for keys). */
+/* crypto_internal.h -- what the files of mindroom-crypto share: the pass-through conversions, the
+ * decryption engine (its devices, Olm and Megolm sessions, and events waiting for keys) and the
+ * encryption of outbound messages (room facts, outbound sessions, messages waiting for keys). */
 #ifndef MINDROOM_CRYPTO_INTERNAL_H
 #define MINDROOM_CRYPTO_INTERNAL_H
 
