@@ -127,8 +127,9 @@ static mr_code reader_devices(crypto_engine *e, json_t *readers, json_t *queried
         if (rc == MR_ENOTFOUND) {
             /* Once asked in this round, a user the answer gave no device has none to share with. */
             mr_err_clear(err);
-            rc = has(queried, user) ? MR_OK : json_array_append_new(unknown, json_string(user)) == 0 ? MR_OK
-                                                                                                     : oom(err, "reading devices");
+            rc = MR_OK;
+            if (!has(queried, user) && json_array_append_new(unknown, json_string(user)) != 0)
+                rc = oom(err, "reading devices");
         } else if (rc == MR_OK && json_object_set_new(devices, user, devs) != 0) {
             rc = oom(err, "reading devices");
         }
