@@ -1,11 +1,26 @@
 #!/bin/sh
-# run.sh -- builds bench_crypto optimised and prints mr_olm rates beside bare libolm in the same run.
-# Usage: bench/crypto/run.sh [SECONDS]   (BUILD=dir to reuse a build tree; default build-bench)
+# run.sh -- builds bench_crypto optimised and prints mr_olm and crypto service rates beside bare
+# libolm in the same run; `run.sh latency` instead prints the first answer's latency in a new
+# encrypted room beside a new plain room (`mindroom run`, test homeserver, model stub, nio).
+# Usage: bench/crypto/run.sh [SECONDS] | latency [embedded|redis]
+#        (BUILD=dir to reuse a build tree; default build-bench; ROOMS=n room pairs, default 3)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build-bench}
+jobs=$(nproc 2>/dev/null || echo 2)
 if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$build" --target bench_crypto -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+if [ "${1:-}" = latency ]; then
+    cmake --build "$build" --target mindroom mindroom-gateway mindroom-crypto mindroom-authz mindroom-agent \
+        mr-test-homeserver mr-model-stub -j "$jobs" >/dev/null
+    export MINDROOM_BIN="$build/services/cli/mindroom"
+    for s in gateway crypto authz agent; do
+        export "MINDROOM_$(echo $s | tr a-z A-Z)_BIN=$build/services/$s/mindroom-$s"
+    done
+    export MR_HS_BIN="$build/tests/peers/homeserver/mr-test-homeserver"
+    export MR_MODEL_STUB_BIN="$build/tests/peers/model_stub/mr-model-stub"
+    exec /usr/bin/python3 "$root/bench/crypto/first_answer.py" --mode "${2:-embedded}"
+fi
+cmake --build "$build" --target bench_crypto -j "$jobs" >/dev/null
 exec "$build/bench/crypto/bench_crypto" "$@"

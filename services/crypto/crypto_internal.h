@@ -1,5 +1,6 @@
-/* crypto_internal.h -- what the files of mindroom-crypto share: the pass-through conversions and
- * the decryption engine (its devices, Olm and Megolm sessions, and events waiting for keys). */
+/* crypto_internal.h -- what the files of mindroom-crypto share: the pass-through conversions, the
+ * decryption engine (its devices, Olm and Megolm sessions, and events waiting for keys) and the
+ * encryption of outbound messages (room facts, outbound sessions, messages waiting for keys). */
 #ifndef MINDROOM_CRYPTO_INTERNAL_H
 #define MINDROOM_CRYPTO_INTERNAL_H
 
@@ -26,9 +27,9 @@ void crypto_inbound_free(crypto_inbound *in);
 /* The cleartext_event of an unencrypted inbound event (JSON, malloc'd); NULL when out of memory. */
 char *crypto_cleartext_build(const crypto_inbound *in);
 
-/* The send_request for an outbound_intent (JSON, malloc'd, in *out) and its bus key, the room ID
- * (malloc'd, in *key). MR_EINVAL naming the field for a message that is not a valid intent. */
-mr_code crypto_send_build(const char *value, size_t len, char **out, char **key, mr_err *err);
+/* The send_request for an outbound_intent, as it goes in clear (a new reference in *req).
+ * MR_EINVAL naming the field for a message that is not a valid intent. */
+mr_code crypto_send_request(const char *value, size_t len, json_t **req, mr_err *err);
 
 /* ---- vault.c: crypto's sealed state in the store (proto/store.md, space crypto) ---- */
 
@@ -75,6 +76,9 @@ void crypto_engine_free(crypto_engine *e);
  * undecryptable) is logged naming the event and produces nothing; an error return (store, out
  * of memory) means the input should come again. */
 void crypto_out_add(json_t *out, const char *topic, const char *key, json_t *msg);
+/* An entry of out that writes value (taken) under key once out is published: sealed or plain;
+ * a NULL value deletes key. */
+mr_code crypto_out_put(json_t *out, const char *key, json_t *value, bool sealed, mr_err *err);
 /* Whether a failure is the infrastructure's (store, memory): the input should come again. Other
  * codes are refusals of the input itself. */
 bool crypto_retry(mr_code rc);
@@ -85,6 +89,9 @@ mr_code crypto_device_get(crypto_engine *e, const char *user_id, const char *dev
 /* The device of user_id this engine knows, or NULL. */
 crypto_device *crypto_device_of(crypto_engine *e, const char *user_id);
 mr_code crypto_device_save(crypto_engine *e, crypto_device *d, mr_err *err);
+/* The device of user_id as this engine or the store knows it (the one the gateway last logged in
+ * with); MR_ENOTFOUND when the account has none yet. */
+mr_code crypto_device_stored(crypto_engine *e, const char *user_id, crypto_device **out, mr_err *err);
 /* Asks for a keys_upload when the device keys are not published, one-time keys are below half
  * of what the account keeps, or there is no unused fallback key (counts and fallback_types as
  * the sync gave them; NULL when unknown). */
@@ -110,6 +117,9 @@ mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, cons
 mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events, json_t **users, mr_err *err);
 /* The events an answer handed back are all handled. */
 mr_code crypto_sender_replayed(crypto_engine *e, const char *account, mr_err *err);
+/* Saves the devices a keys_query answer gives for each of users (those whose self-signature
+ * checks), under crypto:devices:<user_id>. */
+mr_code crypto_devices_save(crypto_engine *e, json_t *reply, json_t *users, mr_err *err);
 
 /* todevice.c: a todevice_event (matrix.todevice) and a keys_reply (matrix.keys). */
 mr_code crypto_engine_todevice(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
@@ -122,6 +132,71 @@ mr_code crypto_engine_room_event(crypto_engine *e, const crypto_inbound *in, con
  * waited for it are decrypted. */
 mr_code crypto_room_key(crypto_engine *e, const char *sender, const char *device_id, const char *sender_curve25519,
                         const char *sender_ed25519, json_t *content, json_t *out, mr_err *err);
+
+/* room_members.c: what crypto knows of a room from the state events it forwards, under
+ * crypto:room:<room_id>: {encryption, history_visibility, members: {user_id: membership}}. */
+/* Records what a state event of in says (encryption, history visibility, membership). */
+mr_code crypto_room_observe(crypto_engine *e, const crypto_inbound *in, mr_err *err);
+/* The room's record; MR_ENOTFOUND when crypto has seen none of its state. */
+mr_code crypto_room_facts(crypto_engine *e, const char *room_id, json_t **facts, mr_err *err);
+/* The user IDs that should read the room's next message: the joined, and the invited unless
+ * history_visibility is "joined" (a new reference, {user_id: true}). */
+json_t *crypto_room_readers(json_t *facts);
+
+/* outbound_sessions.c: the outbound Megolm session of (account, room), sealed under
+ * crypto:megolm:out:<account>:<room_id>, and its sharing over Olm. */
+typedef struct crypto_outbound {
+    char *key;                      /* its store key */
+    mr_olm_outbound_group *group;
+    char session_id[MR_OLM_KEY_SIZE];
+    long long created_ms;
+    long long sent;                 /* messages encrypted with it */
+    json_t *shared;                 /* {user_id: {device_id: curve25519}} that have its key */
+} crypto_outbound;
+/* The session in use, or a new one when there is none or it must rotate: its age or count reached
+ * the room's rotation_period_ms / rotation_period_msgs, or a user it was shared with is no longer
+ * among readers. A new session's key is kept as an inbound session too, so the account reads its
+ * own messages. */
+mr_code crypto_outbound_load(crypto_engine *e, crypto_device *d, const char *room_id, json_t *facts,
+                             json_t *readers, crypto_outbound *s, json_t *out, mr_err *err);
+/* Whether s must rotate before its next message. */
+bool crypto_outbound_due(const crypto_outbound *s, json_t *facts, json_t *readers, long long now_ms);
+/* Replaces s by a new session (the old one is dropped). */
+mr_code crypto_outbound_rotate(crypto_engine *e, crypto_device *d, const char *room_id, crypto_outbound *s,
+                               json_t *out, mr_err *err);
+/* The m.room.encrypted content of one room event (event_type, content), m.relates_to left in
+ * clear; counts the message. */
+mr_code crypto_outbound_encrypt(crypto_device *d, crypto_outbound *s, const char *room_id, const char *event_type,
+                                json_t *content, json_t **encrypted, mr_err *err);
+/* Appends the entry that seals s once out is published (crypto_engine_commit). */
+mr_code crypto_outbound_keep(crypto_engine *e, crypto_outbound *s, json_t *out, mr_err *err);
+void crypto_outbound_free(crypto_outbound *s);
+
+/* The Olm session lists to devices one input reads and advances; the advanced ones are sealed
+ * on commit. */
+typedef struct crypto_olm_out {
+    json_t *sessions;  /* {curve25519: [pickles]} as read and advanced during one input */
+    json_t *advanced;  /* {curve25519: true} of those that changed */
+} crypto_olm_out;
+void crypto_olm_out_free(crypto_olm_out *o);
+/* Whether there is an Olm session with the device of curve25519 (from the store or this input). */
+mr_code crypto_olm_out_has(crypto_engine *e, crypto_olm_out *o, const char *account, const char *curve25519,
+                           bool *has, mr_err *err);
+/* A new outbound Olm session from a claimed one-time key, saved at once (nothing was sent with
+ * it yet, so nothing depends on it being there). */
+mr_code crypto_olm_out_start(crypto_engine *e, crypto_device *d, const mr_olm_device *dev, json_t *claimed,
+                             mr_err *err);
+/* The m.olm.v1 content carrying type/content to dev, with the most recent session to it. */
+mr_code crypto_olm_out_encrypt(crypto_engine *e, crypto_olm_out *o, crypto_device *d, const mr_olm_device *dev,
+                               const char *type, json_t *content, json_t **encrypted, mr_err *err);
+/* Appends the entries that seal the advanced sessions once out is published. */
+mr_code crypto_olm_out_keep(crypto_olm_out *o, const char *account, json_t *out, mr_err *err);
+
+/* room_encrypt.c: outbound_intent to send_request, encrypted in an encrypted room. */
+mr_code crypto_engine_outbound(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
+/* Whether txn is a key request of the outbound path, and its answer. */
+bool crypto_outbound_owns(const char *txn);
+mr_code crypto_outbound_keys_reply(crypto_engine *e, json_t *reply, json_t *out, mr_err *err);
 
 /* pending.c: events waiting for their Megolm session. */
 /* How long an event waits before the room hears that it could not be decrypted. */
@@ -144,8 +219,8 @@ mr_code crypto_room_retry(crypto_engine *e, const char *room_id, const char *ses
  * (room, session) that waited past CRYPTO_KEY_WAIT_MS and was not announced yet (each names its
  * entry under "pending"). Entries whose events expired are dropped. */
 mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err);
-/* Writes what out's entries decided (notices sent, waiting events handled): call once the
- * messages of out are on the bus. Entries of out without "msg" are for this only. */
+/* Writes what out's entries decided (notices sent, waiting events handled, sessions advanced):
+ * call once the messages of out are on the bus. Entries of out without "msg" are for this only. */
 mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err);
 
 #endif

@@ -15,7 +15,6 @@
 #define TOPIC_TODEVICE "matrix.todevice"
 #define TOPIC_OUTBOUND "matrix.outbound"
 #define TOPIC_CLEARTEXT "matrix.cleartext"
-#define TOPIC_SEND "matrix.send"
 #define TOPIC_KEYS "matrix.keys"
 /* How often events that wait for keys are checked against CRYPTO_KEY_WAIT_MS. */
 #define SWEEP_EVERY_MS 5000
@@ -86,7 +85,12 @@ static mr_code on_inbound(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
         count(svc, m->topic, "malformed");
         return MR_OK;
     }
-    mr_code rc = MR_OK;
+    /* What the room's state says is noted before anything of the room is sent on. */
+    mr_code rc = crypto_room_observe(&svc->engine, &in, err);
+    if (rc != MR_OK) {
+        crypto_inbound_free(&in);
+        return rc;
+    }
     if (in.encrypted) {
         json_t *out = json_array();
         rc = out ? crypto_engine_room_event(&svc->engine, &in, m->value, m->len, out, err)
@@ -108,15 +112,16 @@ static mr_code on_inbound(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
     return rc;
 }
 
-/* matrix.todevice and matrix.keys go to the engine. */
-static mr_code on_keys_traffic(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
+typedef mr_code (*engine_input)(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
+
+/* matrix.outbound, matrix.todevice and matrix.keys go to the engine. */
+static mr_code on_engine_input(crypto_service *svc, const mr_bus_msg *m, engine_input input, mr_err *err)
 {
     json_t *out = json_array();
     if (!out)
         return mr_err_set(err, MR_ENOMEM, "out of memory reading %s", m->topic);
     mr_err perr = {0};
-    mr_code rc = strcmp(m->topic, TOPIC_KEYS) == 0 ? crypto_engine_keys_reply(&svc->engine, m->value, m->len, out, &perr)
-                                                  : crypto_engine_todevice(&svc->engine, m->value, m->len, out, &perr);
+    mr_code rc = input(&svc->engine, m->value, m->len, out, &perr);
     if (rc != MR_OK && !crypto_retry(rc)) {
         log_malformed(m, &perr);
         count(svc, m->topic, "malformed");
@@ -130,36 +135,16 @@ static mr_code on_keys_traffic(crypto_service *svc, const mr_bus_msg *m, mr_err 
     return rc;
 }
 
-static mr_code on_outbound(crypto_service *svc, const mr_bus_msg *m, mr_err *err)
-{
-    char *text = NULL, *key = NULL;
-    mr_err perr = {0};
-    mr_code rc = crypto_send_build(m->value, m->len, &text, &key, &perr);
-    if (rc == MR_ENOMEM) {
-        *err = perr;
-        return rc;
-    }
-    if (rc != MR_OK) {
-        log_malformed(m, &perr);
-        count(svc, m->topic, "malformed");
-        return MR_OK;
-    }
-    rc = forward(svc, TOPIC_SEND, key, text, err);
-    if (rc == MR_OK)
-        count(svc, m->topic, "forwarded");
-    free(text);
-    free(key);
-    return rc;
-}
-
 static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
 {
     crypto_service *svc = ctx;
     if (strcmp(m->topic, TOPIC_INBOUND) == 0)
         return on_inbound(svc, m, err);
     if (strcmp(m->topic, TOPIC_OUTBOUND) == 0)
-        return on_outbound(svc, m, err);
-    return on_keys_traffic(svc, m, err);
+        return on_engine_input(svc, m, crypto_engine_outbound, err);
+    if (strcmp(m->topic, TOPIC_KEYS) == 0)
+        return on_engine_input(svc, m, crypto_engine_keys_reply, err);
+    return on_engine_input(svc, m, crypto_engine_todevice, err);
 }
 
 /* The default judgement of a poll, and now and then the sweep of events that waited too long. */

@@ -52,6 +52,14 @@ void crypto_out_add(json_t *out, const char *topic, const char *key, json_t *msg
     json_array_append_new(out, json_pack("{s:s, s:s, s:o}", "topic", topic, "key", key, "msg", msg));
 }
 
+mr_code crypto_out_put(json_t *out, const char *key, json_t *value, bool sealed, mr_err *err)
+{
+    json_t *o = json_pack("{s:s, s:o*, s:b}", "put", key, "value", value, "sealed", sealed);
+    if (!o || json_array_append_new(out, o) != 0)
+        return mr_err_set(err, MR_ENOMEM, "out of memory keeping %s", key);
+    return MR_OK;
+}
+
 crypto_device *crypto_device_of(crypto_engine *e, const char *user_id)
 {
     for (size_t i = 0; i < e->n_devices; i++)
@@ -157,6 +165,25 @@ mr_code crypto_device_get(crypto_engine *e, const char *user_id, const char *dev
     }
     *out = nd;
     return MR_OK;
+}
+
+mr_code crypto_device_stored(crypto_engine *e, const char *user_id, crypto_device **out, mr_err *err)
+{
+    *out = crypto_device_of(e, user_id);
+    if (*out)
+        return MR_OK;
+    char *key = account_key(user_id);
+    json_t *rec = NULL;
+    mr_code rc = key ? crypto_vault_get(&e->vault, key, &rec, err)
+                     : mr_err_set(err, MR_ENOMEM, "out of memory loading the device of %s", user_id);
+    const char *dev = mr_msg_string(rec, "device_id");
+    if (rc == MR_OK && !dev)
+        rc = mr_err_set(err, MR_EINVAL, "%s in the store lacks device_id", key);
+    if (rc == MR_OK)
+        rc = crypto_device_get(e, user_id, dev, out, err);
+    json_decref(rec);
+    free(key);
+    return rc;
 }
 
 static bool listed(json_t *arr, const char *s)

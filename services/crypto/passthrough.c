@@ -1,5 +1,5 @@
 /* passthrough.c -- inbound_event to cleartext_event and outbound_intent to send_request, as they
- * are until the crypto service encrypts. */
+ * go in a room that is not encrypted (room_encrypt.c encrypts the others). */
 #include "crypto_internal.h"
 
 #include <stdio.h>
@@ -142,9 +142,9 @@ static mr_code copy_action(json_t *in, json_t *req, const char *action, mr_err *
     return MR_OK;
 }
 
-mr_code crypto_send_build(const char *value, size_t len, char **out, char **key, mr_err *err)
+mr_code crypto_send_request(const char *value, size_t len, json_t **out, mr_err *err)
 {
-    *out = *key = NULL;
+    *out = NULL;
     json_t *in = NULL;
     mr_code rc = mr_msg_load(value, len, "outbound_intent", &in, err);
     if (rc != MR_OK)
@@ -165,17 +165,10 @@ mr_code crypto_send_build(const char *value, size_t len, char **out, char **key,
     }
     if (rc == MR_OK)
         rc = copy_action(in, req, action, err);
-    if (rc == MR_OK) {
-        *out = json_dumps(req, JSON_COMPACT);
-        *key = strdup(room_id);
-        if (!*out || !*key) {
-            free(*out);
-            free(*key);
-            *out = *key = NULL;
-            rc = mr_err_set(err, MR_ENOMEM, "out of memory converting intent %s", txn);
-        }
-    }
-    json_decref(req);
+    if (rc == MR_OK)
+        *out = req;
+    else
+        json_decref(req);
     json_decref(in);
     return rc;
 }

@@ -195,6 +195,19 @@ static mr_code mark(crypto_engine *e, const char *field, mr_err *err)
     return rc;
 }
 
+/* A crypto_out_put entry. */
+static mr_code put(crypto_engine *e, json_t *o, mr_err *err)
+{
+    const char *key = mr_msg_string(o, "put");
+    json_t *v = json_object_get(o, "value");
+    if (!v) {
+        mr_code rc = mr_store_del(e->vault.store, key, err);
+        return rc == MR_ENOTFOUND ? MR_OK : rc;
+    }
+    return json_is_true(json_object_get(o, "sealed")) ? crypto_vault_put(&e->vault, key, v, err)
+                                                     : crypto_vault_put_plain(&e->vault, key, v, 0, err);
+}
+
 mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err)
 {
     size_t i;
@@ -207,6 +220,8 @@ mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err)
             rc = mark(e, field, err);
         else if (r)
             rc = resolve(e, r, err);
+        else if (mr_msg_string(o, "put"))
+            rc = put(e, o, err);
         if (rc != MR_OK)
             break;
     }

@@ -173,7 +173,7 @@ static mr_code record_of(crypto_engine *e, const char *key, const char *txn, jso
     return rc;
 }
 
-static mr_code save_devices(crypto_engine *e, json_t *reply, json_t *users, mr_err *err)
+mr_code crypto_devices_save(crypto_engine *e, json_t *reply, json_t *users, mr_err *err)
 {
     if (!json_is_true(json_object_get(reply, "ok")))
         mr_log_warn(COMPONENT, "%s: /keys/query failed: %s", mr_msg_string(reply, "account"),
@@ -207,7 +207,7 @@ mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events,
     mr_code rc = replay ? record_of(e, key, txn, &rec, err) : oom(err, "reading a keys_query answer");
     /* The devices are saved and the events moved to the replay record, which the caller deletes
      * once they are all handled: an answer delivered again after a crash finds them there. */
-    if (rc == MR_OK && (rc = save_devices(e, reply, json_object_get(rec, "users"), err)) == MR_OK &&
+    if (rc == MR_OK && (rc = crypto_devices_save(e, reply, json_object_get(rec, "users"), err)) == MR_OK &&
         (rc = crypto_vault_put_plain(&e->vault, replay, rec, 0, err)) == MR_OK)
         rc = mr_store_del(e->vault.store, key, err);
     else if (rc == MR_ENOTFOUND && replay)

@@ -247,7 +247,9 @@ mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len
         return rc;
     }
     crypto_device *d = crypto_device_of(e, account);
-    if (strcmp(kind, "keys_upload") == 0 && d) {
+    if (crypto_outbound_owns(txn)) {
+        rc = crypto_outbound_keys_reply(e, msg, out, err);
+    } else if (strcmp(kind, "keys_upload") == 0 && d) {
         rc = crypto_device_uploaded(e, d, msg, err);
     } else if (strcmp(kind, "keys_query") == 0) {
         json_t *events = NULL, *users = NULL;

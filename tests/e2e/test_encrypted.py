@@ -7,19 +7,24 @@ usage: test_encrypted.py --mode embedded|redis|kafka [--keep]
 alice joins the agent's encrypted room (config `rooms: {vault: {encrypted: true}}`). nio finds
 the agent's device keys through /keys/query (mindroom-crypto made them, the gateway uploaded
 them), claims a one-time key, sends the Megolm room key over Olm and the message as
-m.room.encrypted; crypto decrypts it and the agent answers. Then MindRoom restarts and the
-next encrypted message is answered with the keys it kept. The answers themselves are sent in
-clear until outbound encryption lands, so alice reads them as plain m.room.message events.
-Exit 0 when all passed.
+m.room.encrypted; crypto decrypts it and the agent answers in a thread, encrypted: crypto
+claims alice's one-time key, sends her its Megolm room key over Olm, and nio decrypts the
+answer and each of its streamed edits. Every event the homeserver stored for the room, but
+the room's state, is m.room.encrypted. bob joins and reads the next answer; when he leaves, the
+answer after has a new Megolm session. Then MindRoom restarts and the next encrypted message is
+answered with the keys it kept. Exit 0 when all passed.
 """
+import json
 import os
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 from nio import AsyncClient, AsyncClientConfig, KeysQueryResponse, KeysUploadResponse, RoomSendResponse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_human import Human, check  # noqa: E402
+from e2e_human import Human, check, is_edit, relation  # noqa: E402
 from e2e_stack import DEADLINE_S, STUB_MODELS, StackError, run_main  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
@@ -72,32 +77,99 @@ class EncryptedHuman(Human):
         return resp.event_id
 
 
+def stored_events(stack, room_id):
+    """Every event the homeserver holds for the room, as stored."""
+    url = f"{stack.hs.url}/_test/rooms/{urllib.parse.quote(room_id, safe='')}/events"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)["events"]
+
+
+def assert_all_encrypted(stack, room_id):
+    """Only state may be readable by the server: every other event is m.room.encrypted."""
+    events = stored_events(stack, room_id)
+    clear = [(e["sender"], e["type"]) for e in events
+             if "state_key" not in e and e["type"] != "m.room.encrypted"]
+    assert not clear, f"the homeserver could read {clear}"
+    return events
+
+
+def session_of(stack, room_id, event_id):
+    """The Megolm session ID of a stored event."""
+    for e in stored_events(stack, room_id):
+        if e["event_id"] == event_id:
+            return e["content"]["session_id"]
+    raise StackError(f"the homeserver holds no {event_id}")
+
+
+# The model pauses after its first chunk, so the agent shows the answer in progress and then
+# edits it to the whole text.
+STREAMED = {"stall_ms": 1200, "stall_after_chunks": 1}
+
+
+async def ask(stack, human, room_id, body, streamed=False):
+    """human asks; returns the agent's reply event, checked as a decrypted thread reply whose
+    edits were all decrypted too (streamed: there is at least one)."""
+    if streamed:
+        stack.stub_script(STREAMED)
+    trigger = await human.send_encrypted(room_id, body)
+    text = await human.answer(room_id, trigger, MIND)
+    assert text == f"Echo: {body}", text
+    reply = [ev for ev in human.replies(room_id, trigger) if ev["sender"] == MIND][0]
+    rel = relation(reply)
+    assert rel.get("rel_type") == "m.thread" and rel.get("event_id") == trigger, rel
+    edits = [ev for ev in human.events[room_id]
+             if relation(ev).get("event_id") == reply["event_id"] and ev["sender"] == MIND]
+    assert all(is_edit(ev) and ev["type"] == "m.room.message" for ev in edits), edits
+    assert edits or not streamed, "the streamed answer has no edit"
+    return reply
+
+
 async def converse(stack, mode):
     alice = EncryptedHuman(stack.hs.url, "alice", os.path.join(stack.work, "alice-store"))
+    bob = EncryptedHuman(stack.hs.url, "bob", os.path.join(stack.work, "bob-store"))
     try:
         await alice.register()
+        await bob.register()
         stack.start()
         room_id = await alice.join_when_invited("#vault:localhost")
         assert alice.client.rooms[room_id].encrypted, "the vault room is not encrypted"
         await alice.knows_devices_of(MIND)
         print("ok - the agent's device keys are on the homeserver", flush=True)
 
-        body = "A secret question for Mind"
-        trigger = await alice.send_encrypted(room_id, body)
-        text = await alice.answer(room_id, trigger, MIND)
-        assert text == f"Echo: {body}", text
-        print("ok - an encrypted message is decrypted and answered", flush=True)
+        await ask(stack, alice, room_id, "A secret question for Mind", streamed=True)
+        print("ok - an encrypted message is answered in a thread, encrypted; nio decrypts the "
+              "answer and its edits", flush=True)
+        assert_all_encrypted(stack, room_id)
+        print("ok - the homeserver stored only ciphertext besides the room's state", flush=True)
+
+        await alice.invite(room_id, bob.user_id)
+        await bob.until("bob's invite", lambda: room_id in bob.invites)
+        await bob.join(room_id)
+        body = "Can bob read this answer?"
+        reply = await ask(stack, alice, room_id, body)
+        assert await bob.answer(room_id, reply["content"]["m.relates_to"]["event_id"], MIND) == \
+            f"Echo: {body}"
+        with_bob = session_of(stack, room_id, reply["event_id"])
+        print("ok - a member who joined reads the next answer", flush=True)
+
+        await bob.client.room_leave(room_id)
+        reply = await ask(stack, alice, room_id, "And now that bob left?")
+        without_bob = session_of(stack, room_id, reply["event_id"])
+        assert without_bob != with_bob, "the Megolm session did not rotate when bob left"
+        print("ok - a member leaves: the next answer has a new Megolm session", flush=True)
 
         stack.stop()
         stack.start()
-        body = "Still there after a restart?"
-        trigger = await alice.send_encrypted(room_id, body)
-        text = await alice.answer(room_id, trigger, MIND)
-        assert text == f"Echo: {body}", text
-        print("ok - after a restart, the kept keys decrypt the next message", flush=True)
+        reply = await ask(stack, alice, room_id, "Still there after a restart?")
+        assert session_of(stack, room_id, reply["event_id"]) == without_bob, \
+            "a restart made a new Megolm session"
+        assert_all_encrypted(stack, room_id)
+        print("ok - after a restart, the kept keys decrypt the next message and encrypt its "
+              "answer", flush=True)
         return 0
     finally:
         await alice.close()
+        await bob.close()
 
 
 def main():

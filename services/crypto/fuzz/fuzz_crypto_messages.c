@@ -18,10 +18,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(crypto_cleartext_build(&in));
         crypto_inbound_free(&in);
     }
-    char *out = NULL, *key = NULL;
-    if (crypto_send_build((const char *)data, size, &out, &key, &err) == MR_OK && (!out || !key))
+    json_t *req = NULL;
+    if (crypto_send_request((const char *)data, size, &req, &err) == MR_OK &&
+        (!req || !json_is_string(json_object_get(req, "room_id")) || !json_is_string(json_object_get(req, "kind"))))
         abort();
-    free(out);
-    free(key);
+    json_decref(req);
     return 0;
 }

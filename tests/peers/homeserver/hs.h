@@ -226,5 +226,6 @@ mr_http_response *hs_test_ratelimit(hs_call *c);
 mr_http_response *hs_test_state(hs_call *c);
 mr_http_response *hs_test_soft_logout(hs_call *c);
 mr_http_response *hs_test_clock(hs_call *c);
+mr_http_response *hs_test_events(hs_call *c);
 
 #endif

@@ -73,6 +73,7 @@ static const route routes[] = {
     {"GET", "_test/state", hs_test_state, NO_LIMIT},
     {"POST", "_test/soft_logout", hs_test_soft_logout, BODY | NO_LIMIT},
     {"POST", "_test/clock", hs_test_clock, BODY | NO_LIMIT},
+    {"GET", "_test/rooms/*/events", hs_test_events, NO_LIMIT},
 };
 
 #undef C

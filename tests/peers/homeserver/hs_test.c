@@ -1,6 +1,6 @@
 /* hs_test.c -- the test homeserver's control endpoints under /_test/: switching on 429s, ending
- * a user's sessions with a soft logout, moving its clock, and dumping rooms, members, aliases
- * and registration token counts for assertions. */
+ * a user's sessions with a soft logout, moving its clock, and dumping rooms, members, aliases,
+ * registration token counts and a room's stored events for assertions. */
 #include "hs.h"
 
 #include <string.h>
@@ -92,4 +92,16 @@ mr_http_response *hs_test_state(hs_call *c)
                            "stream", (json_int_t)h->pos, "syncs_waiting", h->syncs_waiting,
                            "registration_token", "pending", h->token_pending, "completed",
                            h->token_completed));
+}
+
+/* Every event the room holds, as stored (what the server could read), oldest first. */
+mr_http_response *hs_test_events(hs_call *c)
+{
+    hs_room *r = hs_room_find(c->h, c->cap[0]);
+    if (!r)
+        return hs_error(404, "M_NOT_FOUND", "unknown room %s", c->cap[0]);
+    json_t *events = json_array();
+    for (size_t i = 0; i < r->nevents; i++)
+        json_array_append(events, r->events[i].ev);
+    return hs_ok(json_pack("{s:o}", "events", events));
 }

@@ -1059,6 +1059,20 @@ static void test_send_is_idempotent(void **state)
     assert_string_equal(str(json_object_get(json_array_get(json_object_get(m, "chunk"), 0), "content"), "body"),
                         "thrice");
     json_decref(m);
+    /* /_test/rooms/{roomId}/events lists what the room holds, oldest first, state included. */
+    char url[300];
+    snprintf(url, sizeof url, "/_test/rooms/%s/events", enc(room));
+    json_t *all = expect_ok(call("GET", url, NULL, NULL));
+    json_t *evs = json_object_get(all, "events");
+    assert_string_equal(str(json_array_get(evs, 0), "type"), "m.room.create");
+    assert_string_equal(str(json_object_get(json_array_get(evs, json_array_size(evs) - 1), "content"), "body"),
+                        "thrice");
+    messages = 0;
+    json_array_foreach(evs, i, e)
+        messages += strcmp(str(e, "type"), "m.room.message") == 0;
+    assert_int_equal(messages, 3);
+    json_decref(all);
+    expect_error(call("GET", "/_test/rooms/%21nowhere%3Alocalhost/events", NULL, NULL), 404, "M_NOT_FOUND");
     free(first);
     free(again);
     free(other);
