@@ -43,7 +43,8 @@ mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provi
          * count all of them as one, so it is lifted to the total cap there. */
         mr_http_server_opts so = {.listen = settings->listen, .max_body = MAX_BODY, .metrics = p->metrics,
                                   .max_per_address = settings->n_trusted_proxies ? MAX_CONNECTIONS : 0,
-                                  .max_connections = MAX_CONNECTIONS};
+                                  .max_connections = MAX_CONNECTIONS,
+                                  .error_reply = api_error_reply};
         rc = mr_http_server_start(&so, api_handle, p, &p->srv, err);
         if (rc != MR_OK)
             mr_err_prefix(err, "listen address %s", settings->listen);
