@@ -184,6 +184,9 @@ static mr_http_response *dispatch(prov *p, const mr_http_request *req)
     mr_http_response *ops = mr_http_ops_reply(req, p->metrics, store_ready, p->store);
     if (ops)
         return ops;
+    mr_http_response *page = page_reply(p, req);
+    if (page)
+        return page;
     const char *path = req->path;
     if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0) {
         const char *rest = path + strlen(API_PREFIX);

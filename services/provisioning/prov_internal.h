@@ -173,6 +173,11 @@ bool agent_username_charset_ok(const char *username);
 bool agent_username_in_namespace(const char *username, const char *ns);
 mr_http_response *agent_register(prov *p, const mr_http_request *req);
 
+/* ---- page.c ---- */
+
+/* The pairing page's answer for /, /local-mindroom and /local-mindroom/...; NULL for other paths. */
+mr_http_response *page_reply(prov *p, const mr_http_request *req);
+
 /* ---- api.c: the routes and what they share ---- */
 
 mr_http_response *api_handle(void *ctx, const mr_http_request *req);

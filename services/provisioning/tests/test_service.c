@@ -656,7 +656,12 @@ static long post_raw(const char *path, const char *content_type, const char *bod
     mr_http_client_opts o = {.base_url = S.main.url};
     mr_http_result res = {0};
     mr_err err = {0};
-    mr_http_call call = {.method = "POST", .url = path, .body = body, .body_len = len, .content_type = content_type};
+    /* An address of its own: 127.0.0.1's budget belongs to the replicas test. */
+    char xff[64];
+    new_address(xff, sizeof xff);
+    const char *headers[] = {xff, NULL};
+    mr_http_call call = {.method = "POST", .url = path, .body = body, .body_len = len, .content_type = content_type,
+                         .headers = headers};
     check(mr_http_client_new(&o, &c, &err), &err, "client");
     check(mr_http_client_do(c, &call, &res, &err), &err, path);
     json_t *j = json_loadb(res.body, res.body_len, 0, NULL);
@@ -721,6 +726,75 @@ static void test_address_spellings_share_one_budget(void **state)
     }
     r = complete(&S.main, "UUUU-2222", "X-Forwarded-For: ::ffff:c633:64fa");
     expect(&r, 429, "Rate limit exceeded");
+}
+
+/* GET path from main: the status, the body and the Content-Security-Policy (each malloc'd). */
+static long get_page(const char *path, char **body, char **csp, char **type)
+{
+    mr_http_client *c = NULL;
+    mr_http_client_opts o = {.base_url = S.main.url};
+    mr_http_result res = {0};
+    mr_err err = {0};
+    mr_http_call call = {.method = "GET", .url = path};
+    check(mr_http_client_new(&o, &c, &err), &err, "client");
+    check(mr_http_client_do(c, &call, &res, &err), &err, path);
+    const char *h = mr_http_result_header(&res, "Content-Security-Policy");
+    const char *t = mr_http_result_header(&res, "Content-Type");
+    *csp = strdup(h ? h : "");
+    *type = strdup(t ? t : "");
+    *body = strdup(res.body ? res.body : "");
+    long status = res.status;
+    mr_http_result_clear(&res);
+    mr_http_client_free(c);
+    return status;
+}
+
+/* The pairing page comes from the binary with a strict policy: script and style from this
+ * origin only, none inline; network calls to this service and the homeserver only. */
+static void test_pairing_page_is_served_with_a_strict_policy(void **state)
+{
+    (void)state;
+    char *body, *csp, *type;
+    char connect[160];
+    snprintf(connect, sizeof connect, "connect-src 'self' %s;", S.st.hs.url);
+    static const char *const assets[][2] = {{"/local-mindroom/", "text/html"},
+                                            {"/local-mindroom/app.js", "text/javascript"},
+                                            {"/local-mindroom/app.css", "text/css"}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(get_page(assets[i][0], &body, &csp, &type), 200);
+        assert_true(strncmp(type, assets[i][1], strlen(assets[i][1])) == 0);
+        assert_non_null(strstr(csp, "default-src 'none'; script-src 'self'; style-src 'self';"));
+        assert_non_null(strstr(csp, connect));
+        assert_non_null(strstr(csp, "frame-ancestors 'none'"));
+        assert_null(strstr(csp, "unsafe"));
+        if (i == 0) {
+            assert_non_null(strstr(body, "<script src=\"app.js\" defer></script>"));
+            assert_null(strstr(body, "<script>"));
+            assert_null(strstr(body, "<style"));
+            assert_null(strstr(body, " style="));
+            assert_null(strstr(body, " onclick="));
+        }
+        if (i == 1) {
+            /* The token stays with the tab. */
+            assert_non_null(strstr(body, "sessionStorage"));
+            assert_null(strstr(body, "localStorage"));
+            assert_null(strstr(body, "document.cookie"));
+        }
+        free(body);
+        free(csp);
+        free(type);
+    }
+    assert_int_equal(get_page("/local-mindroom/config.json", &body, &csp, &type), 200);
+    json_t *cfg = json_loads(body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(cfg, "homeserver")), S.st.hs.url);
+    json_decref(cfg);
+    free(body);
+    free(csp);
+    free(type);
+    prov_reply r = prov_call(S.main.url, "GET", "/local-mindroom/secrets.txt", NULL, NULL);
+    expect(&r, 404, "Not Found: the pairing page has no secrets.txt");
+    r = prov_call(S.main.url, "POST", "/local-mindroom/", NULL, NULL);
+    expect(&r, 405, "Method Not Allowed");
 }
 
 static void test_replicas_share_limits_and_ignore_forged_addresses(void **state)
@@ -941,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_homeserver_refusal_is_502),
         cmocka_unit_test(test_brute_force_hits_429),
         cmocka_unit_test(test_body_type_and_size_answers),
+        cmocka_unit_test(test_pairing_page_is_served_with_a_strict_policy),
         cmocka_unit_test(test_address_spellings_share_one_budget),
         cmocka_unit_test(test_replicas_share_limits_and_ignore_forged_addresses),
         cmocka_unit_test(test_restart_mid_flow_loses_nothing),
