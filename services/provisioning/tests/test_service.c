@@ -279,8 +279,17 @@ static void test_full_round_trip(void **state)
     bearer(auth, sizeof auth, token);
     new_address(xff, sizeof xff);
     const char *headers[] = {auth, NULL};
+    long long before = (long long)time(NULL);
     prov_reply r = prov_call(S.main.url, "POST", API "/pair/start", headers, NULL);
+    long long after = (long long)time(NULL);
     assert_int_equal(r.status, 200);
+    /* Codes live 600 s by default, counted from pair/start. */
+    struct tm tm = {0};
+    const char *exp = json_string_value(json_object_get(r.json, "expires_at"));
+    assert_non_null(exp);
+    assert_non_null(strptime(exp, "%Y-%m-%dT%H:%M:%SZ", &tm));
+    long long expires = (long long)timegm(&tm);
+    assert_true(expires >= before + 600 && expires <= after + 600);
     const char *code = json_string_value(json_object_get(r.json, "pair_code"));
     char saved_code[16], session[64];
     snprintf(saved_code, sizeof saved_code, "%s", code);
