@@ -181,7 +181,7 @@ static bool json_content_type(const mr_http_request *req)
 
 static mr_http_response *dispatch(prov *p, const mr_http_request *req)
 {
-    mr_http_response *ops = mr_http_ops_reply(req, p->metrics, store_ready, p->store);
+    mr_http_response *ops = mr_http_ops_reply(req, p->metrics, store_ready, p->stores[0]);
     if (ops)
         return ops;
     mr_http_response *page = page_reply(p, req);

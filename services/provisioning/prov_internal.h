@@ -11,14 +11,25 @@
 #include "mindroom/store.h"
 #include "provisioning.h"
 
+/* Redis connections of one service: each store handle serialises its calls on its one
+ * connection, so requests in flight take turns over several instead of waiting for each
+ * other's round trips. */
+#define PROV_REDIS_CONNECTIONS 8
+
 /* The running service; handlers get it as their context. */
 struct mr_provisioning {
     const mr_provisioning_settings *s;
-    mr_store *store;
+    mr_store *stores[PROV_REDIS_CONNECTIONS]; /* one for a SQLite store */
+    size_t nstores;
+    unsigned next_store;
     mr_http_metrics *metrics;
     mr_http_server *srv;
 };
 typedef struct mr_provisioning prov;
+
+/* A store handle for the next call, round robin. Calls of one request may go over different
+ * connections: each waits for its answer, so what one wrote the next reads. */
+mr_store *prov_store(prov *p);
 
 /* How long a finished or superseded session and its code stay readable, so a late poll or a
  * second try of a used code gets "connected"/409/410 instead of 404. */

@@ -102,7 +102,7 @@ mr_code rate_limit_hit_at(prov *p, const rate_rule *rule, const char *subject, l
     for (int attempt = 0; attempt < CAS_ATTEMPTS && rc == MR_OK && !done; attempt++) {
         char *old = NULL;
         size_t old_len = 0;
-        rc = mr_store_get(p->store, key, &old, &old_len, err);
+        rc = mr_store_get(prov_store(p), key, &old, &old_len, err);
         if (rc == MR_ENOTFOUND) {
             mr_err_clear(err);
             rc = MR_OK;
@@ -124,7 +124,7 @@ mr_code rate_limit_hit_at(prov *p, const rate_rule *rule, const char *subject, l
         for (size_t i = 0; i <= n; i++)
             len += (size_t)snprintf(next + len, STAMP_MAX, i ? " %lld" : "%lld", times[i]);
         bool swapped = false;
-        rc = mr_store_cas(p->store, key, old, old ? old_len : 0, next, len, (long)WINDOW_MS + TTL_SLACK_MS,
+        rc = mr_store_cas(prov_store(p), key, old, old ? old_len : 0, next, len, (long)WINDOW_MS + TTL_SLACK_MS,
                           &swapped, err);
         free(old);
         if (rc == MR_OK && swapped) {

@@ -24,17 +24,18 @@ static int setup(void **state)
 {
     (void)state;
     mr_err err = {0};
-    if (mr_tp_redis_start(&S.redis, &err) != MR_OK || mr_store_open(S.redis.url, NULL, &S.p.store, &err) != MR_OK) {
+    if (mr_tp_redis_start(&S.redis, &err) != MR_OK || mr_store_open(S.redis.url, NULL, &S.p.stores[0], &err) != MR_OK) {
         fprintf(stderr, "setup: %s\n", err.msg);
         return -1;
     }
+    S.p.nstores = 1;
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    mr_store_close(S.p.store);
+    mr_store_close(S.p.stores[0]);
     mr_tp_redis_destroy(&S.redis);
     return 0;
 }
