@@ -23,6 +23,11 @@ mr_http_response *api_detail(int status, const char *fmt, ...)
     return mr_http_reply_json(status, json_pack("{s:s}", "detail", msg));
 }
 
+mr_http_response *api_error_reply(int status, const char *message)
+{
+    return api_detail(status, "%s", message);
+}
+
 void api_count(prov *p, const char *metric, const char *label, const char *value)
 {
     const char *labels[] = {label, value, NULL};
@@ -158,14 +163,37 @@ static bool store_ready(void *ctx, char *why, size_t cap)
     return false;
 }
 
+/* Whether the request's Content-Type is application/json (parameters such as charset aside). */
+static bool json_content_type(const mr_http_request *req)
+{
+    const char *ct = mr_http_request_header(req, "Content-Type");
+    if (!ct)
+        return false;
+    ct += strspn(ct, " \t");
+    static const char json_type[] = "application/json";
+    size_t n = sizeof json_type - 1;
+    if (strncasecmp(ct, json_type, n) != 0)
+        return false;
+    ct += n;
+    ct += strspn(ct, " \t");
+    return *ct == '\0' || *ct == ';';
+}
+
 static mr_http_response *dispatch(prov *p, const mr_http_request *req)
 {
-    mr_http_response *ops = mr_http_ops_reply(req, p->metrics, store_ready, p->store);
+    mr_http_response *ops = mr_http_ops_reply(req, p->metrics, store_ready, p->stores[0]);
     if (ops)
         return ops;
+    mr_http_response *page = page_reply(p, req);
+    if (page)
+        return page;
     const char *path = req->path;
     if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0) {
         const char *rest = path + strlen(API_PREFIX);
+        /* Every body the API reads is JSON; anything else is refused before it is looked at. */
+        if (req->body_len && !json_content_type(req))
+            return api_detail(415, "Unsupported Media Type: send the body as JSON with Content-Type: "
+                                   "application/json");
         for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
             if (strcmp(rest, routes[i].path) != 0)
                 continue;

@@ -106,10 +106,11 @@ static mr_http_response *completed(prov *p, pair_done *d)
 
 mr_http_response *api_pair_complete(prov *p, const mr_http_request *req)
 {
-    char ip[64];
+    char ip[64], subject[80];
     api_client_ip(p->s, req->client_ip, mr_http_request_header(req, "X-Forwarded-For"), ip, sizeof ip);
+    rate_address_subject(ip, subject, sizeof subject);
     /* Counted before anything else: guessing codes is what this limit is for. */
-    mr_http_response *r = api_rate_limit(p, &rate_pair_complete, ip);
+    mr_http_response *r = api_rate_limit(p, &rate_pair_complete, subject);
     if (r)
         return r;
     json_t *body = api_json_body(req, &r);

@@ -27,7 +27,7 @@ static void owner_key(char *out, size_t cap, const char *owner)
 
 static mr_code hset_str(prov *p, const char *key, const char *field, const char *value, mr_err *err)
 {
-    return mr_store_hset(p->store, key, field, value, strlen(value), err);
+    return mr_store_hset(prov_store(p), key, field, value, strlen(value), err);
 }
 
 static mr_code reserve_namespace(prov *p, const char *id, char ns[PAIR_NAMESPACE_LEN + 1], mr_err *err)
@@ -38,7 +38,7 @@ static mr_code reserve_namespace(prov *p, const char *id, char ns[PAIR_NAMESPACE
         ns_key(key, sizeof key, ns);
         bool won = false;
         if (rc == MR_OK)
-            rc = mr_store_set_nx(p->store, key, id, strlen(id), 0, &won, err);
+            rc = mr_store_set_nx(prov_store(p), key, id, strlen(id), 0, &won, err);
         if (rc != MR_OK || won)
             return rc;
     }
@@ -84,10 +84,10 @@ void conn_discard(prov *p, const char *owner, const conn_new *c)
     ns_key(nkey, sizeof nkey, c->ns);
     mr_err err = {0};
     /* Best effort: what is left over is a connection no one holds the secret of. */
-    mr_store_hdel(p->store, okey, c->id, &err);
-    mr_store_del(p->store, key, &err);
+    mr_store_hdel(prov_store(p), okey, c->id, &err);
+    mr_store_del(prov_store(p), key, &err);
     if (c->ns[0])
-        mr_store_del(p->store, nkey, &err);
+        mr_store_del(prov_store(p), nkey, &err);
 }
 
 static const char *field(const mr_store_hash *h, const char *name)
@@ -126,7 +126,7 @@ static mr_code load(prov *p, const char *id, mr_store_hash *h, mr_err *err)
 {
     char key[128];
     conn_key(key, sizeof key, id);
-    mr_code rc = mr_store_hgetall(p->store, key, h, err);
+    mr_code rc = mr_store_hgetall(prov_store(p), key, h, err);
     if (rc == MR_OK && h->count == 0) {
         mr_store_hash_free(h);
         return mr_err_set(err, MR_ENOTFOUND, "connection %s not found", id);
@@ -164,7 +164,7 @@ mr_code conn_list(prov *p, const char *owner, json_t **out, mr_err *err)
     char okey[600];
     owner_key(okey, sizeof okey, owner);
     mr_store_hash index = {0};
-    mr_code rc = mr_store_hgetall(p->store, okey, &index, err);
+    mr_code rc = mr_store_hgetall(prov_store(p), okey, &index, err);
     if (rc != MR_OK)
         return rc;
     listed *items = calloc(index.count ? index.count : 1, sizeof *items);

@@ -78,7 +78,7 @@ static mr_code session_read(prov *p, const char *id, char **raw, size_t *len, se
 {
     char key[128];
     session_key(key, sizeof key, id);
-    mr_code rc = mr_store_get(p->store, key, raw, len, err);
+    mr_code rc = mr_store_get(prov_store(p), key, raw, len, err);
     if (rc == MR_OK && (rc = session_parse(id, *raw, *len, out, err)) != MR_OK) {
         free(*raw);
         *raw = NULL;
@@ -95,7 +95,7 @@ static mr_code session_swap(prov *p, const char *id, const char *raw, size_t len
     char *text = session_dump(next);
     if (!text)
         return mr_err_set(err, MR_ENOMEM, "out of memory writing pair session %s", id);
-    mr_code rc = mr_store_cas(p->store, key, raw, len, text, strlen(text), ttl_ms, swapped, err);
+    mr_code rc = mr_store_cas(prov_store(p), key, raw, len, text, strlen(text), ttl_ms, swapped, err);
     free(text);
     return rc;
 }
@@ -107,7 +107,7 @@ static mr_code is_current(prov *p, const char *user_id, const char *id, bool *ye
     current_key(key, sizeof key, user_id);
     char *cur = NULL;
     size_t len = 0;
-    mr_code rc = mr_store_get(p->store, key, &cur, &len, err);
+    mr_code rc = mr_store_get(prov_store(p), key, &cur, &len, err);
     *yes = rc == MR_OK && strcmp(cur, id) == 0;
     free(cur);
     if (rc == MR_ENOTFOUND) {
@@ -142,7 +142,7 @@ static mr_code claim_code(prov *p, const char *id, char code[PAIR_CODE_LEN + 1],
         code_key(key, sizeof key, code);
         bool won = false;
         if (rc == MR_OK)
-            rc = mr_store_set_nx(p->store, key, id, strlen(id), keep_ms(p), &won, err);
+            rc = mr_store_set_nx(prov_store(p), key, id, strlen(id), keep_ms(p), &won, err);
         if (rc != MR_OK || won)
             return rc;
     }
@@ -164,7 +164,7 @@ mr_code pairing_start(prov *p, const char *user_id, pair_started *out, mr_err *e
     if (!text)
         return mr_err_set(err, MR_ENOMEM, "out of memory writing a pair session");
     /* The session first: a code must never point at nothing. */
-    rc = mr_store_set(p->store, key, text, strlen(text), keep_ms(p), err);
+    rc = mr_store_set(prov_store(p), key, text, strlen(text), keep_ms(p), err);
     free(text);
     if (rc == MR_OK)
         rc = claim_code(p, out->session_id, out->code, err);
@@ -173,13 +173,13 @@ mr_code pairing_start(prov *p, const char *user_id, pair_started *out, mr_err *e
     char ckey[600], *old = NULL;
     size_t old_len = 0;
     current_key(ckey, sizeof ckey, user_id);
-    rc = mr_store_get(p->store, ckey, &old, &old_len, err);
+    rc = mr_store_get(prov_store(p), ckey, &old, &old_len, err);
     if (rc == MR_ENOTFOUND) {
         mr_err_clear(err);
         rc = MR_OK;
     }
     if (rc == MR_OK)
-        rc = mr_store_set(p->store, ckey, out->session_id, strlen(out->session_id), keep_ms(p), err);
+        rc = mr_store_set(prov_store(p), ckey, out->session_id, strlen(out->session_id), keep_ms(p), err);
     if (rc == MR_OK && old && strcmp(old, out->session_id) != 0)
         expire_session(p, old);
     free(old);
@@ -265,7 +265,7 @@ mr_code pairing_complete(prov *p, const char *code, const char *client_name, con
     char key[128], *sid = NULL;
     size_t len = 0;
     code_key(key, sizeof key, code);
-    mr_code rc = mr_store_get(p->store, key, &sid, &len, err);
+    mr_code rc = mr_store_get(prov_store(p), key, &sid, &len, err);
     if (rc == MR_ENOTFOUND) {
         mr_err_clear(err);
         return MR_OK;

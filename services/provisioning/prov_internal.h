@@ -11,14 +11,25 @@
 #include "mindroom/store.h"
 #include "provisioning.h"
 
+/* Redis connections of one service: each store handle serialises its calls on its one
+ * connection, so requests in flight take turns over several instead of waiting for each
+ * other's round trips. */
+#define PROV_REDIS_CONNECTIONS 8
+
 /* The running service; handlers get it as their context. */
 struct mr_provisioning {
     const mr_provisioning_settings *s;
-    mr_store *store;
+    mr_store *stores[PROV_REDIS_CONNECTIONS]; /* one for a SQLite store */
+    size_t nstores;
+    unsigned next_store;
     mr_http_metrics *metrics;
     mr_http_server *srv;
 };
 typedef struct mr_provisioning prov;
+
+/* A store handle for the next call, round robin. Calls of one request may go over different
+ * connections: each waits for its answer, so what one wrote the next reads. */
+mr_store *prov_store(prov *p);
 
 /* How long a finished or superseded session and its code stay readable, so a late poll or a
  * second try of a used code gets "connected"/409/410 instead of 404. */
@@ -56,7 +67,7 @@ void pair_sha256_hex(const void *data, size_t len, char out[65]);
 void pair_time_format(long long t, char out[PAIR_TIME_LEN + 1]);
 long long pair_now(void);
 
-/* ---- rate_limit.c: fixed one-minute windows counted in the store ---- */
+/* ---- rate_limit.c: sliding one-minute logs kept in the store ---- */
 
 typedef struct rate_rule {
     const char *scope;   /* "complete": part of the key and of the message */
@@ -68,8 +79,17 @@ typedef struct rate_rule {
 extern const rate_rule rate_pair_start, rate_pair_status, rate_pair_complete, rate_connections_list,
     rate_connections_revoke, rate_register_agent;
 
-/* Counts one request of subject under rule. *retry_after_s is 0 when allowed, else the seconds
- * until the window ends (at least 1). A store failure is returned as is. */
+/* The subject a client address is counted under: every spelling of one address the same, an
+ * IPv4-mapped IPv6 address as its IPv4 address, and IPv6 grouped by /64 ("2001:db8::/64"). */
+void rate_address_subject(const char *ip, char *out, size_t cap);
+/* Wall-clock milliseconds since the epoch: the times the logs hold. */
+long long rate_clock_ms(void);
+/* Admits one request of subject under rule at now_ms unless rule->per_minute were admitted in
+ * the 60 s before it. *retry_after_s is 0 when admitted, else the seconds until one of those
+ * leaves the window (at least 1). Refused requests are not logged. A store failure is returned
+ * as is. Tests pass their own now_ms; the service passes rate_clock_ms(). */
+mr_code rate_limit_hit_at(prov *p, const rate_rule *rule, const char *subject, long long now_ms,
+                          long *retry_after_s, mr_err *err);
 mr_code rate_limit_hit(prov *p, const rate_rule *rule, const char *subject, long *retry_after_s, mr_err *err);
 
 /* ---- connections.c: client credentials, namespaces, revocation ---- */
@@ -164,11 +184,18 @@ bool agent_username_charset_ok(const char *username);
 bool agent_username_in_namespace(const char *username, const char *ns);
 mr_http_response *agent_register(prov *p, const mr_http_request *req);
 
+/* ---- page.c ---- */
+
+/* The pairing page's answer for /, /local-mindroom and /local-mindroom/...; NULL for other paths. */
+mr_http_response *page_reply(prov *p, const mr_http_request *req);
+
 /* ---- api.c: the routes and what they share ---- */
 
 mr_http_response *api_handle(void *ctx, const mr_http_request *req);
 /* {"detail": "<formatted>"} with the status. */
 mr_http_response *api_detail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* libs/http's own error answers (400, 413, 500) as {"detail": message}. */
+mr_http_response *api_error_reply(int status, const char *message);
 /* 503 naming the store failure (a transient fault: the client may retry). */
 mr_http_response *api_store_failure(const mr_err *err);
 /* NULL when allowed; else the 429 (or 503) to send. */

@@ -10,6 +10,9 @@
  *   DELETE /v1/local-mindroom/connections/{id}   browser, owner only: revoke
  *   POST   /v1/local-mindroom/register-agent     local client: register a namespaced account
  *   GET    /healthz, /readyz (store reachable), /metrics (Prometheus)
+ *   GET    /local-mindroom/                      the pairing page (page.c), / redirects there
+ * A request body must be JSON (Content-Type: application/json), else 415. Rate limits are
+ * sliding 60 s windows (rate_limit.c); a 429 carries Retry-After.
  * Browser auth is a Matrix access token (Authorization: Bearer, or X-Matrix-Access-Token)
  * checked with the homeserver's whoami; local client auth is X-Local-MindRoom-Client-Id/-Secret.
  *

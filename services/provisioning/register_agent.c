@@ -2,7 +2,8 @@
  * Matrix accounts of its agents, only inside its own namespace.
  *
  * Checked in the reference product's order: homeserver (400), username characters (400), client
- * credentials (401, 403 revoked), the per-connection rate limit (429), the namespace (403); then
+ * credentials (401, 403 revoked), the per-connection rate limit (429), the body's required fields
+ * (422), the namespace (403); then
  * the homeserver registers the account with the registration token: created, or user_in_use for
  * a taken name (the install then logs in with the password it keeps); any other answer is 502. */
 #include "prov_internal.h"
@@ -72,6 +73,7 @@ typedef struct agent_req {
     const char *homeserver, *username, *password, *display_name;
 } agent_req;
 
+/* The body's fields; NULL when they are all there, else the 422 naming the first one wrong. */
 static mr_http_response *parse(json_t *body, agent_req *a)
 {
     json_t *dn = json_object_get(body, "display_name");
@@ -88,16 +90,20 @@ static mr_http_response *parse(json_t *body, agent_req *a)
     return NULL;
 }
 
-/* Steps 1-5; NULL when the request may register, with ns and the connection ID filled. */
-static mr_http_response *admit(prov *p, const mr_http_request *req, const agent_req *a, char *ns)
+/* Steps 1-4 (400, 401, 403 revoked, 429), which need no more of the body than homeserver and
+ * username where they are given: a caller without credentials learns nothing about the body's
+ * shape. NULL when the request may go on, with ns filled. */
+static mr_http_response *admit(prov *p, const mr_http_request *req, json_t *body, char *ns)
 {
-    if (!same_homeserver(a->homeserver, p->s->homeserver))
+    const char *homeserver = json_string_value(json_object_get(body, "homeserver"));
+    const char *username = json_string_value(json_object_get(body, "username"));
+    if (homeserver && !same_homeserver(homeserver, p->s->homeserver))
         return api_detail(400, "Homeserver mismatch: this service registers accounts on %s only, not on '%s'; "
                                "set MATRIX_HOMESERVER of the local install to %s",
-                          p->s->homeserver, a->homeserver, p->s->homeserver);
-    if (!agent_username_charset_ok(a->username))
+                          p->s->homeserver, homeserver, p->s->homeserver);
+    if (username && !agent_username_charset_ok(username))
         return api_detail(400, "Invalid username '%s': use 1 to %d of a-z, 0-9 and - . _ = / + (lower case)",
-                          a->username, LOCALPART_MAX);
+                          username, LOCALPART_MAX);
     const char *id = mr_http_request_header(req, "X-Local-MindRoom-Client-Id");
     conn_auth auth;
     mr_err err = {0};
@@ -105,27 +111,25 @@ static mr_http_response *admit(prov *p, const mr_http_request *req, const agent_
         return api_store_failure(&err);
     if (auth != CONN_AUTH_OK)
         return auth_failure(auth);
-    mr_http_response *limited = api_rate_limit(p, &rate_register_agent, id);
-    if (limited)
-        return limited;
-    if (!agent_username_in_namespace(a->username, ns))
-        return api_detail(403, "Requested username is outside this local connection namespace: '%s' must be "
-                               "mindroom_<entity>_%s (entity: a-z, 0-9, _); set MINDROOM_NAMESPACE=%s locally",
-                          a->username, ns, ns);
-    return NULL;
+    return api_rate_limit(p, &rate_register_agent, id);
 }
 
 mr_http_response *agent_register(prov *p, const mr_http_request *req)
 {
-    mr_http_response *reply = NULL;
-    json_t *body = api_json_body(req, &reply);
-    if (!body)
-        return reply;
+    json_t *body = req->body_len ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
     agent_req a;
     char ns[PAIR_NAMESPACE_LEN + 1] = "";
-    reply = parse(body, &a);
+    mr_http_response *reply = admit(p, req, body, ns);
+    if (!reply && !json_is_object(body)) {
+        json_decref(body);
+        body = api_json_body(req, &reply);
+    }
     if (!reply)
-        reply = admit(p, req, &a, ns);
+        reply = parse(body, &a);
+    if (!reply && !agent_username_in_namespace(a.username, ns))
+        reply = api_detail(403, "Requested username is outside this local connection namespace: '%s' must be "
+                                "mindroom_<entity>_%s (entity: a-z, 0-9, _); set MINDROOM_NAMESPACE=%s locally",
+                           a.username, ns, ns);
     if (reply) {
         api_count(p, "provisioning_register_agent_total", "result", "rejected");
         json_decref(body);

@@ -2,6 +2,7 @@
 #include "prov_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* libs/http's default total cap, named here for the per-address lift behind proxies. */
 #define MAX_CONNECTIONS 256
@@ -31,7 +32,13 @@ mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provi
     if (!p)
         return mr_err_set(err, MR_ENOMEM, "out of memory starting the provisioning service");
     p->s = settings;
-    mr_code rc = mr_store_open(settings->store_url, NULL, &p->store, err);
+    /* SQLite is one file with its own locking: one handle. */
+    size_t want = strncmp(settings->store_url, "redis", 5) == 0 ? PROV_REDIS_CONNECTIONS : 1;
+    mr_code rc = MR_OK;
+    for (size_t i = 0; rc == MR_OK && i < want; i++) {
+        rc = mr_store_open(settings->store_url, NULL, &p->stores[i], err);
+        p->nstores += rc == MR_OK;
+    }
     if (rc != MR_OK)
         mr_err_prefix(err, "MINDROOM_STORE_URL");
     if (rc == MR_OK)
@@ -43,7 +50,8 @@ mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provi
          * count all of them as one, so it is lifted to the total cap there. */
         mr_http_server_opts so = {.listen = settings->listen, .max_body = MAX_BODY, .metrics = p->metrics,
                                   .max_per_address = settings->n_trusted_proxies ? MAX_CONNECTIONS : 0,
-                                  .max_connections = MAX_CONNECTIONS};
+                                  .max_connections = MAX_CONNECTIONS,
+                                  .error_reply = api_error_reply};
         rc = mr_http_server_start(&so, api_handle, p, &p->srv, err);
         if (rc != MR_OK)
             mr_err_prefix(err, "listen address %s", settings->listen);
@@ -56,6 +64,12 @@ mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provi
     return MR_OK;
 }
 
+mr_store *prov_store(prov *p)
+{
+    unsigned i = __atomic_fetch_add(&p->next_store, 1, __ATOMIC_RELAXED);
+    return p->stores[i % p->nstores];
+}
+
 int mr_provisioning_port(const mr_provisioning *p)
 {
     return mr_http_server_port(p->srv);
@@ -66,7 +80,8 @@ void mr_provisioning_stop(mr_provisioning *p)
     if (!p)
         return;
     mr_http_server_stop(p->srv);
-    mr_store_close(p->store);
+    for (size_t i = 0; i < p->nstores; i++)
+        mr_store_close(p->stores[i]);
     mr_http_metrics_free(p->metrics);
     free(p);
 }

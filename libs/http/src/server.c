@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct mr_http_server {
     mr_http_handler handler;
     void *ctx;
     mr_http_metrics *metrics;
+    mr_http_error_fn error_reply;
     /* Requests between their first byte and their completion, so stop can wait for them:
      * MHD_stop_daemon alone would cut their connections. */
     pthread_mutex_t lock;
@@ -392,13 +394,29 @@ static struct MHD_Response *mhd_response(mr_http_response *r)
     return mr;
 }
 
+/* An answer the server makes itself, in the service's error shape when it has one. */
+static mr_http_response *server_error(const mr_http_server *srv, int status, const char *errcode,
+                                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static mr_http_response *server_error(const mr_http_server *srv, int status, const char *errcode,
+                                      const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (srv->error_reply)
+        return srv->error_reply(status, msg);
+    return mr_http_reply_error(status, errcode, "%s", msg);
+}
+
 /* Queues r (or a 500 when r is NULL) and frees it. */
 static enum MHD_Result send_response(mr_http_server *srv, struct MHD_Connection *c,
                                      const char *method, const conn_state *st,
                                      mr_http_response *r)
 {
     if (!r)
-        r = mr_http_reply_error(500, "M_UNKNOWN", "internal error");
+        r = server_error(srv, 500, "M_UNKNOWN", "internal error");
     struct MHD_Response *mr = r ? mhd_response(r) : NULL;
     if (!mr) {
         mr_http_response_free(r);
@@ -416,7 +434,7 @@ static enum MHD_Result send_response(mr_http_server *srv, struct MHD_Connection 
 
 static mr_http_response *too_large(const mr_http_server *srv)
 {
-    return mr_http_reply_error(413, "M_TOO_LARGE", "request body exceeds %zu bytes", srv->max_body);
+    return server_error(srv, 413, "M_TOO_LARGE", "request body exceeds %zu bytes", srv->max_body);
 }
 
 static enum MHD_Result dispatch(mr_http_server *srv, struct MHD_Connection *c, const char *url,
@@ -457,10 +475,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         header_check hc;
         if (!headers_clean(c, &hc))
             return send_response(srv, c, method, st,
-                                 mr_http_reply_error(400, "M_UNKNOWN",
-                                                     "%s holds a control character, a NUL, a bare "
-                                                     "line end or a folded line",
-                                                     hc.bad));
+                                 server_error(srv, 400, "M_UNKNOWN",
+                                              "%s holds a control character, a NUL, a bare line "
+                                              "end or a folded line",
+                                              hc.bad));
         /* A declared length over the limit is refused before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->max_body)
@@ -531,6 +549,7 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
     srv->idle_timeout_s = opts->idle_timeout_s ? opts->idle_timeout_s : 60u;
     srv->header_timeout_s = opts->header_timeout_s ? opts->header_timeout_s : 10u;
     srv->metrics = opts->metrics;
+    srv->error_reply = opts->error_reply;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->idle, NULL);
     mr_code rc;

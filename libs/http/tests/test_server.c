@@ -89,12 +89,18 @@ static mr_http_response *echo(void *ctx, const mr_http_request *req)
                                              "ip", req->client_ip, "x_test", h));
 }
 
-static int setup_with(void **state, const char *listen)
+/* A service's own error shape, {"detail": ...}, for the server's answers. */
+static mr_http_response *detail_shape(int status, const char *message)
+{
+    return mr_http_reply_json(status, json_pack("{s:s}", "detail", message));
+}
+
+static int setup_shaped(void **state, const char *listen, mr_http_error_fn shape)
 {
     fixture *f = calloc(1, sizeof *f);
     f->metrics = mr_http_metrics_new();
     f->ready = true;
-    mr_http_server_opts o = {.listen = listen, .max_body = 64, .metrics = f->metrics};
+    mr_http_server_opts o = {.listen = listen, .max_body = 64, .metrics = f->metrics, .error_reply = shape};
     mr_err err = {0};
     if (mr_http_server_start(&o, echo, f, &f->srv, &err) != MR_OK) {
         print_error("start %s: %s\n", listen, err.msg);
@@ -107,9 +113,19 @@ static int setup_with(void **state, const char *listen)
     return 0;
 }
 
+static int setup_with(void **state, const char *listen)
+{
+    return setup_shaped(state, listen, NULL);
+}
+
 static int setup(void **state)
 {
     return setup_with(state, "127.0.0.1:0");
+}
+
+static int setup_detail(void **state)
+{
+    return setup_shaped(state, "127.0.0.1:0", detail_shape);
 }
 
 static int teardown(void **state)
@@ -205,6 +221,36 @@ static void test_status_headers_and_500(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "errcode")), "M_UNKNOWN");
     json_decref(j);
     free(r.body);
+}
+
+/* With error_reply, the server's own 413, 500 and 400 come in the service's shape. */
+static void test_errors_in_the_service_shape(void **state)
+{
+    fixture *f = *state;
+    char big[66];
+    memset(big, 'x', 65);
+    big[65] = '\0';
+    const struct {
+        const char *method, *path, *body, *header;
+        long status;
+        const char *detail;
+    } cases[] = {
+        {"POST", "/post", big, NULL, 413, "request body exceeds 64 bytes"},
+        {"GET", "/null", NULL, NULL, 500, "internal error"},
+        {"GET", "/x", NULL, "X-Test: a\x01b", 400, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reply r = fetch(cases[i].method, url(f, cases[i].path), cases[i].body, false, cases[i].header);
+        assert_int_equal(r.status, cases[i].status);
+        json_t *j = reply_json(&r);
+        const char *d = json_string_value(json_object_get(j, "detail"));
+        assert_non_null(d);
+        if (cases[i].detail)
+            assert_string_equal(d, cases[i].detail);
+        assert_null(json_object_get(j, "errcode"));
+        json_decref(j);
+        free(r.body);
+    }
 }
 
 static void test_ops_endpoints(void **state)
@@ -381,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_headers_and_500, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_in_the_service_shape, setup_detail, teardown),
         cmocka_unit_test_setup_teardown(test_ops_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
         cmocka_unit_test(test_ipv6),

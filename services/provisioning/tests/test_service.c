@@ -160,14 +160,6 @@ static void expect(prov_reply *r, long status, const char *detail_prefix)
     prov_reply_clear(r);
 }
 
-/* Fixed one-minute windows: start a rate-limit test early in one so it ends in the same one. */
-static void fresh_window(void)
-{
-    long into = (long)(time(NULL) % 60);
-    if (into > 40)
-        sleep((unsigned)(61 - into));
-}
-
 /* ---- setup ---- */
 
 static int setup(void **state)
@@ -287,8 +279,17 @@ static void test_full_round_trip(void **state)
     bearer(auth, sizeof auth, token);
     new_address(xff, sizeof xff);
     const char *headers[] = {auth, NULL};
+    long long before = (long long)time(NULL);
     prov_reply r = prov_call(S.main.url, "POST", API "/pair/start", headers, NULL);
+    long long after = (long long)time(NULL);
     assert_int_equal(r.status, 200);
+    /* Codes live 600 s by default, counted from pair/start. */
+    struct tm tm = {0};
+    const char *exp = json_string_value(json_object_get(r.json, "expires_at"));
+    assert_non_null(exp);
+    assert_non_null(strptime(exp, "%Y-%m-%dT%H:%M:%SZ", &tm));
+    long long expires = (long long)timegm(&tm);
+    assert_true(expires >= before + 600 && expires <= after + 600);
     const char *code = json_string_value(json_object_get(r.json, "pair_code"));
     char saved_code[16], session[64];
     snprintf(saved_code, sizeof saved_code, "%s", code);
@@ -478,7 +479,6 @@ static void *race(void *arg)
 static void test_concurrent_completes_have_one_winner(void **state)
 {
     (void)state;
-    fresh_window();
     char token[256], code[64], session[64], auth[400];
     new_user(token, sizeof token, NULL, 0);
     pair_start(&S.main, token, code, session);
@@ -593,8 +593,22 @@ static void test_register_agent_checks_in_order(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(status_word(&r), "created");
     prov_reply_clear(&r);
+    /* Without credentials, whatever the body: 401, before its shape is looked at. */
     r = prov_call(S.main.url, "POST", API "/register-agent", NULL, "{\"homeserver\":1}");
-    expect(&r, 422, "homeserver and username are required strings");
+    expect(&r, 401, "Missing local client credentials");
+    r = prov_call(S.main.url, "POST", API "/register-agent", NULL, NULL);
+    expect(&r, 401, "Missing local client credentials");
+    r = register_agent(&S.main, &wrong, S.st.hs.url, good, "");
+    expect(&r, 401, "Invalid local client credentials");
+    /* With them, the shape: 422. */
+    r = register_agent(&S.main, &c, S.st.hs.url, good, "");
+    expect(&r, 422, "password is a required non-empty string");
+    char id[128], secret[128];
+    snprintf(id, sizeof id, "X-Local-MindRoom-Client-Id: %s", c.id);
+    snprintf(secret, sizeof secret, "X-Local-MindRoom-Client-Secret: %s", c.secret);
+    const char *creds[] = {id, secret, NULL};
+    r = prov_call(S.main.url, "POST", API "/register-agent", creds, "not json");
+    expect(&r, 422, "The request body is not JSON");
 }
 
 static void test_homeserver_refusal_is_502(void **state)
@@ -621,7 +635,6 @@ static void test_homeserver_refusal_is_502(void **state)
 static void test_brute_force_hits_429(void **state)
 {
     (void)state;
-    fresh_window();
     char xff[64], other[64];
     new_address(xff, sizeof xff);
     new_address(other, sizeof other);
@@ -644,10 +657,158 @@ static void test_brute_force_hits_429(void **state)
     complete_ok(&S.main, code, other, &c);
 }
 
+/* One POST with the given Content-Type (NULL: none) and body; the status and the detail. */
+static long post_raw(const char *path, const char *content_type, const char *body, size_t len, char *detail,
+                     size_t cap)
+{
+    mr_http_client *c = NULL;
+    mr_http_client_opts o = {.base_url = S.main.url};
+    mr_http_result res = {0};
+    mr_err err = {0};
+    /* An address of its own: 127.0.0.1's budget belongs to the replicas test. */
+    char xff[64];
+    new_address(xff, sizeof xff);
+    const char *headers[] = {xff, NULL};
+    mr_http_call call = {.method = "POST", .url = path, .body = body, .body_len = len, .content_type = content_type,
+                         .headers = headers};
+    check(mr_http_client_new(&o, &c, &err), &err, "client");
+    check(mr_http_client_do(c, &call, &res, &err), &err, path);
+    json_t *j = json_loadb(res.body, res.body_len, 0, NULL);
+    const char *d = json_string_value(json_object_get(j, "detail"));
+    snprintf(detail, cap, "%s", d ? d : "(no detail)");
+    long status = res.status;
+    json_decref(j);
+    mr_http_result_clear(&res);
+    mr_http_client_free(c);
+    return status;
+}
+
+/* Bodies that are not JSON get 415, oversized ones 413 from libs/http, each as {"detail": ...}. */
+static void test_body_type_and_size_answers(void **state)
+{
+    (void)state;
+    char detail[256];
+    static const char code[] = "{\"pair_code\":\"ZZZZ-4444\",\"client_name\":\"a\",\"client_pubkey_or_fingerprint\":\"f\"}";
+    static const char *const wrong[] = {"text/plain", "application/x-www-form-urlencoded", "application/jsonx", NULL};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        long st = post_raw(API "/pair/complete", wrong[i], code, strlen(code), detail, sizeof detail);
+        if (st != 415 || strncmp(detail, "Unsupported Media Type", 22) != 0)
+            fail_msg("Content-Type %s: %ld %s", wrong[i] ? wrong[i] : "(none)", st, detail);
+    }
+    assert_int_equal(post_raw(API "/pair/complete", "Application/JSON; charset=utf-8", code, strlen(code), detail,
+                              sizeof detail), 404);
+    assert_int_equal(post_raw(API "/register-agent", "text/plain", "x", 1, detail, sizeof detail), 415);
+    size_t big = 65 * 1024;
+    char *body = malloc(big);
+    assert_non_null(body);
+    memset(body, ' ', big);
+    assert_int_equal(post_raw(API "/pair/complete", "application/json", body, big, detail, sizeof detail), 413);
+    assert_string_equal(detail, "request body exceeds 65536 bytes");
+    free(body);
+}
+
+/* Seven spellings of one IPv6 address, and another address of its /64, share one budget of
+ * pair/complete; an IPv4-mapped address counts as the IPv4 address. */
+static void test_address_spellings_share_one_budget(void **state)
+{
+    (void)state;
+    static const char *const spellings[] = {
+        "2001:db8:77:1::1", "2001:DB8:77:1::1", "2001:0db8:0077:0001:0000:0000:0000:0001", "2001:db8:77:1:0:0:0:1",
+        "2001:db8:77:1::0:1", "2001:db8:77:1:0::1", "2001:db8:77:1:0000::0001", "2001:db8:77:1:abcd::9",
+    };
+    for (int i = 0; i < 20; i++) {
+        char xff[96], guess[16];
+        snprintf(xff, sizeof xff, "X-Forwarded-For: %s", spellings[i % 8]);
+        snprintf(guess, sizeof guess, "VVVV-%04d", 2000 + i);
+        prov_reply r = complete(&S.main, guess, xff);
+        expect(&r, 404, "Pair code not found");
+    }
+    prov_reply r = complete(&S.main, "VVVV-3000", "X-Forwarded-For: 2001:db8:77:1:ffff::1");
+    expect(&r, 429, "Rate limit exceeded");
+    r = complete(&S.main, "VVVV-3001", "X-Forwarded-For: 2001:db8:77:2::1");
+    expect(&r, 404, "Pair code not found");
+
+    for (int i = 0; i < 20; i++) {
+        prov_reply q = complete(&S.main, "UUUU-2222", i % 2 ? "X-Forwarded-For: 198.51.100.250"
+                                                             : "X-Forwarded-For: ::ffff:198.51.100.250");
+        expect(&q, 404, "Pair code not found");
+    }
+    r = complete(&S.main, "UUUU-2222", "X-Forwarded-For: ::ffff:c633:64fa");
+    expect(&r, 429, "Rate limit exceeded");
+}
+
+/* GET path from main: the status, the body and the Content-Security-Policy (each malloc'd). */
+static long get_page(const char *path, char **body, char **csp, char **type)
+{
+    mr_http_client *c = NULL;
+    mr_http_client_opts o = {.base_url = S.main.url};
+    mr_http_result res = {0};
+    mr_err err = {0};
+    mr_http_call call = {.method = "GET", .url = path};
+    check(mr_http_client_new(&o, &c, &err), &err, "client");
+    check(mr_http_client_do(c, &call, &res, &err), &err, path);
+    const char *h = mr_http_result_header(&res, "Content-Security-Policy");
+    const char *t = mr_http_result_header(&res, "Content-Type");
+    *csp = strdup(h ? h : "");
+    *type = strdup(t ? t : "");
+    *body = strdup(res.body ? res.body : "");
+    long status = res.status;
+    mr_http_result_clear(&res);
+    mr_http_client_free(c);
+    return status;
+}
+
+/* The pairing page comes from the binary with a strict policy: script and style from this
+ * origin only, none inline; network calls to this service and the homeserver only. */
+static void test_pairing_page_is_served_with_a_strict_policy(void **state)
+{
+    (void)state;
+    char *body, *csp, *type;
+    char connect[160];
+    snprintf(connect, sizeof connect, "connect-src 'self' %s;", S.st.hs.url);
+    static const char *const assets[][2] = {{"/local-mindroom/", "text/html"},
+                                            {"/local-mindroom/app.js", "text/javascript"},
+                                            {"/local-mindroom/app.css", "text/css"}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(get_page(assets[i][0], &body, &csp, &type), 200);
+        assert_true(strncmp(type, assets[i][1], strlen(assets[i][1])) == 0);
+        assert_non_null(strstr(csp, "default-src 'none'; script-src 'self'; style-src 'self';"));
+        assert_non_null(strstr(csp, connect));
+        assert_non_null(strstr(csp, "frame-ancestors 'none'"));
+        assert_null(strstr(csp, "unsafe"));
+        if (i == 0) {
+            assert_non_null(strstr(body, "<script src=\"app.js\" defer></script>"));
+            assert_null(strstr(body, "<script>"));
+            assert_null(strstr(body, "<style"));
+            assert_null(strstr(body, " style="));
+            assert_null(strstr(body, " onclick="));
+        }
+        if (i == 1) {
+            /* The token stays with the tab. */
+            assert_non_null(strstr(body, "sessionStorage"));
+            assert_null(strstr(body, "localStorage"));
+            assert_null(strstr(body, "document.cookie"));
+        }
+        free(body);
+        free(csp);
+        free(type);
+    }
+    assert_int_equal(get_page("/local-mindroom/config.json", &body, &csp, &type), 200);
+    json_t *cfg = json_loads(body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(cfg, "homeserver")), S.st.hs.url);
+    json_decref(cfg);
+    free(body);
+    free(csp);
+    free(type);
+    prov_reply r = prov_call(S.main.url, "GET", "/local-mindroom/secrets.txt", NULL, NULL);
+    expect(&r, 404, "Not Found: the pairing page has no secrets.txt");
+    r = prov_call(S.main.url, "POST", "/local-mindroom/", NULL, NULL);
+    expect(&r, 405, "Method Not Allowed");
+}
+
 static void test_replicas_share_limits_and_ignore_forged_addresses(void **state)
 {
     (void)state;
-    fresh_window();
     /* plain trusts no proxy: its forged X-Forwarded-For headers all count as 127.0.0.1, the same
      * subject main counts for requests without the header. */
     for (int i = 0; i < 20; i++) {
@@ -862,6 +1023,9 @@ int main(void)
         cmocka_unit_test(test_register_agent_checks_in_order),
         cmocka_unit_test(test_homeserver_refusal_is_502),
         cmocka_unit_test(test_brute_force_hits_429),
+        cmocka_unit_test(test_body_type_and_size_answers),
+        cmocka_unit_test(test_pairing_page_is_served_with_a_strict_policy),
+        cmocka_unit_test(test_address_spellings_share_one_budget),
         cmocka_unit_test(test_replicas_share_limits_and_ignore_forged_addresses),
         cmocka_unit_test(test_restart_mid_flow_loses_nothing),
         cmocka_unit_test(test_settings_stop_start_up),

@@ -73,6 +73,10 @@ const char *mr_http_request_query(const mr_http_request *req, const char *name);
  * becomes a 500. Handlers run on the connection's own thread and may block. */
 typedef mr_http_response *(*mr_http_handler)(void *ctx, const mr_http_request *req);
 
+/* Makes the answer for an error the server detects itself (400 malformed header, 413, 500 for
+ * a handler that returned NULL); message says what went wrong. */
+typedef mr_http_response *(*mr_http_error_fn)(int status, const char *message);
+
 typedef struct mr_http_server_opts {
     const char *listen;        /* "HOST:PORT"; "127.0.0.1:0", "[::1]:0", "0.0.0.0:8080" */
     size_t max_body;           /* larger bodies get 413 before the handler; 0 = 1 MiB */
@@ -88,6 +92,9 @@ typedef struct mr_http_server_opts {
     /* When set, every request is counted in http_requests_total{method,code} and timed in
      * http_request_duration_seconds{method}; the server declares both. */
     mr_http_metrics *metrics;
+    /* The server's own error answers in the service's shape; NULL: the Matrix shape of
+     * mr_http_reply_error. */
+    mr_http_error_fn error_reply;
 } mr_http_server_opts;
 
 /* Binds, then serves on background threads until mr_http_server_stop. */

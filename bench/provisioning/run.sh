@@ -1,0 +1,95 @@
+#!/bin/sh
+# run.sh -- mindroom-provisioning requests/s over loopback HTTP with Redis as its store, the
+# service pinned to one core (taskset -c 0), wrk on the other; beside redis-benchmark SET/GET and
+# the service's /healthz in the same run:
+#   pair/complete        each request redeems a fresh code (seeded through pair/start), from its
+#                        own address: rate limit, code claim by compare-and-set, new connection
+#   register-agent 403   a name outside the namespace: credentials, per-connection limit, namespace
+#   register-agent 200   a new account each time: the test homeserver's registration included
+# Usage: bench/provisioning/run.sh [SECONDS] [CODES]   (BUILD=dir to reuse a build tree; default
+# build-bench; CODES, default 4000, must outlast SECONDS of completes or the rate is a floor)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${BUILD:-$root/build-bench}
+secs=${1:-2}
+ncodes=${2:-4000}
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMR_WERROR=OFF >/dev/null
+fi
+if ! cmake --build "$build" --target mindroom-provisioning mr-test-homeserver -j "$(nproc 2>/dev/null || echo 2)" \
+        >"$build/bench-prov-build.log" 2>&1; then
+    cat "$build/bench-prov-build.log" >&2
+    exit 1
+fi
+service=$build/services/provisioning/mindroom-provisioning
+hsbin=$build/tests/peers/homeserver/mr-test-homeserver
+token=bench-registration-token
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-prov-XXXXXX")
+redis_pid= hs_pid= svc_pid=
+stop() { [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0; }
+cleanup() {
+    stop "$svc_pid"; stop "$hs_pid"; stop "$redis_pid"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
+
+"$hsbin" --listen 127.0.0.1:0 --server-name localhost --registration-token "$token" >"$tmp/hs.log" 2>&1 &
+hs_pid=$!
+until grep -q '^listening on ' "$tmp/hs.log"; do sleep 0.05; done
+hs=$(awk '/^listening on / { print $3; exit }' "$tmp/hs.log")
+
+port=$(free_port)
+# Trusting loopback as a proxy lets each request name its own client address.
+env MINDROOM_STORE_URL="redis://127.0.0.1:$rport/0" MATRIX_HOMESERVER="$hs" MATRIX_SERVER_NAME=localhost \
+    MATRIX_REGISTRATION_TOKEN="$token" MINDROOM_PROVISIONING_TRUSTED_PROXIES=127.0.0.1 LOG_LEVEL=warn \
+    taskset -c 0 "$service" --listen "127.0.0.1:$port" >"$tmp/service.log" 2>&1 &
+svc_pid=$!
+base=http://127.0.0.1:$port
+until curl -sf "$base/healthz" >/dev/null 2>&1; do sleep 0.05; done
+
+echo "seeding $ncodes pair codes (users on the test homeserver, pair/start each)..." >&2
+python3 "$here/seed.py" "$hs" "$token" "$base" "$ncodes" "$tmp/codes"
+
+wrk_run() { taskset -c 1 wrk -t 1 -c 16 -d "${secs}s" "$@" >"$tmp/wrk.txt"; }
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.txt"; }
+# "<expected> <others>" of a Lua script's count file; refuses a run with unexpected answers.
+expected_rate() {
+    read -r ok other <"$1"
+    if [ "$other" != 0 ] && [ "$ok" -lt "$2" ]; then
+        echo "run.sh: $3 had $other unexpected answers; see $tmp/service.log" >&2; cat "$tmp/wrk.txt" >&2; exit 1
+    fi
+    awk -v ok="$ok" -v s="$secs" -v floor="$([ "$ok" -ge "$2" ] && echo '>=' || echo '')" \
+        'BEGIN { printf "%s%.0f", floor, ok / s }'
+}
+
+taskset -c 1 redis-benchmark -p "$rport" --csv -t set,get -n 200000 -c 16 >"$tmp/rb.csv" 2>/dev/null
+rb_set=$(awk -F'"' '$2 == "SET" { printf "%.0f", $4 }' "$tmp/rb.csv")
+rb_get=$(awk -F'"' '$2 == "GET" { printf "%.0f", $4 }' "$tmp/rb.csv")
+
+wrk_run "$base/healthz"
+healthz=$(rps)
+
+CODES=$tmp/codes CREDS=$tmp/creds wrk_run -s "$here/complete.lua" "$base"
+complete=$(expected_rate "$tmp/creds.count" "$ncodes" pair/complete)
+nconn=$(wc -l <"$tmp/creds")
+
+CREDS=$tmp/creds OUT=$tmp/outside.count MODE=outside HS=$hs wrk_run -s "$here/register.lua" "$base"
+outside=$(expected_rate "$tmp/outside.count" $((nconn * 60)) "register-agent (403)")
+CREDS=$tmp/creds OUT=$tmp/create.count MODE=create HS=$hs wrk_run -s "$here/register.lua" "$base"
+create=$(expected_rate "$tmp/create.count" $((nconn * 60)) "register-agent (200)")
+
+printf '%-44s %12s\n' "what (service on one core, $secs s each)" "per second"
+printf '%-44s %12s\n' "redis-benchmark SET (-c 16)" "$rb_set"
+printf '%-44s %12s\n' "redis-benchmark GET (-c 16)" "$rb_get"
+printf '%-44s %12s\n' "GET /healthz (HTTP alone)" "$(printf '%.0f' "$healthz")"
+printf '%-44s %12s\n' "pair/complete, each a new connection" "$complete"
+printf '%-44s %12s\n' "register-agent, refused 403 (service path)" "$outside"
+printf '%-44s %12s\n' "register-agent, 200 (homeserver included)" "$create"
