@@ -159,10 +159,10 @@ char *turn_build(const turn_event *ev, const turn_fields *f)
     }
     /* The relayed human only matters, and is only trusted, when an internal identity relays. */
     if (f->relay && ev->original_sender)
-        json_object_set_new(t, "original_sender", json_string(ev->original_sender));
+        bad |= json_object_set_new(t, "original_sender", json_string(ev->original_sender)) != 0;
     if (ev->thread_root)
-        json_object_set_new(t, "thread", json_pack("{s:s}", "root_event_id", ev->thread_root));
-    char *text = json_dumps(t, JSON_COMPACT);
+        bad |= json_object_set_new(t, "thread", json_pack("{s:s}", "root_event_id", ev->thread_root)) != 0;
+    char *text = bad ? NULL : json_dumps(t, JSON_COMPACT);
     json_decref(t);
     return text;
 }

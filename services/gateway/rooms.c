@@ -123,14 +123,18 @@ static bool valid_user(const char *s)
 static json_t *power_levels(const gw *g, const char *key)
 {
     json_t *users = json_object();
-    for (size_t i = 0; key && i < g->n_accounts; i++)
+    bool ok = users != NULL;
+    for (size_t i = 0; ok && key && i < g->n_accounts; i++)
         if (belongs(g, &g->accounts[i], key))
-            json_object_set_new(users, g->accounts[i].user_id, json_integer(50));
+            ok = json_object_set_new(users, g->accounts[i].user_id, json_integer(50)) == 0;
     const mr_strlist *admins = &g->cfg->matrix_room_access.room_admins;
-    for (size_t i = 0; i < admins->len; i++)
+    for (size_t i = 0; ok && i < admins->len; i++)
         if (valid_user(admins->v[i]))
-            json_object_set_new(users, admins->v[i], json_integer(100));
-    json_object_set_new(users, g->router->user_id, json_integer(100));
+            ok = json_object_set_new(users, admins->v[i], json_integer(100)) == 0;
+    if (!ok || json_object_set_new(users, g->router->user_id, json_integer(100)) != 0) {
+        json_decref(users);
+        return NULL;
+    }
     return json_pack("{s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:i, s:i, s:i, s:i, s:i, s:i, "
                      "s:i, s:i, s:i}}",
                      "users", users, "users_default", 0, "events_default", 0, "state_default", 50,
@@ -153,6 +157,16 @@ static json_t *no_guests(void)
     return state_event("m.room.guest_access", json_pack("{s:s}", "guest_access", "forbidden"));
 }
 
+/* Appends v (taken) to arr while nothing before failed, so a builder checks once at the end. */
+static bool append_ok(bool ok, json_t *arr, json_t *v)
+{
+    if (!ok || !arr || !v) {
+        json_decref(v);
+        return false;
+    }
+    return json_array_append_new(arr, v) == 0;
+}
+
 static json_t *create_body(gw *g, const gw_room *r, const char *alias_localpart)
 {
     const mr_room_cfg *rc = mr_config_room(g->cfg, r->key);
@@ -160,33 +174,44 @@ static json_t *create_body(gw *g, const gw_room *r, const char *alias_localpart)
     title_case(r->key, title, sizeof title);
     gw_access access = gw_access_wanted(g, r->key, r->alias, NULL);
     json_t *invite = json_array();
+    bool ok = invite != NULL;
     for (size_t i = 1; i < g->n_accounts; i++)
         if (belongs(g, &g->accounts[i], r->key))
-            json_array_append_new(invite, json_string(g->accounts[i].user_id));
+            ok = append_ok(ok, invite, json_string(g->accounts[i].user_id));
     json_t *initial = json_array();
-    json_array_append_new(initial, state_event("m.room.power_levels", power_levels(g, r->key)));
-    json_array_append_new(initial, no_guests());
+    ok = append_ok(ok, initial, state_event("m.room.power_levels", power_levels(g, r->key)));
+    ok = append_ok(ok, initial, no_guests());
     if ((rc && rc->encrypted) || g->cfg->matrix_room_access.encrypt_managed_rooms)
-        json_array_append_new(initial, state_event("m.room.encryption", json_pack(
+        ok = append_ok(ok, initial, state_event("m.room.encryption", json_pack(
             "{s:s}", "algorithm", "m.megolm.v1.aes-sha2")));
     if (strcmp(access.join_rule, "invite") != 0)
-        json_array_append_new(initial, state_event("m.room.join_rules", json_pack(
+        ok = append_ok(ok, initial, state_event("m.room.join_rules", json_pack(
             "{s:s}", "join_rule", access.join_rule)));
+    if (!ok) {
+        json_decref(invite);
+        json_decref(initial);
+        return NULL;
+    }
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "name",
                              rc && rc->display_name ? rc->display_name : title, "room_alias_name",
                              alias_localpart, "preset", "private_chat", "visibility",
                              access.publish ? "public" : "private", "invite", invite,
                              "initial_state", initial);
-    if (body && rc && rc->topic)
-        json_object_set_new(body, "topic", json_string(rc->topic));
+    if (body && rc && rc->topic && json_object_set_new(body, "topic", json_string(rc->topic)) != 0) {
+        json_decref(body);
+        return NULL;
+    }
     return body;
 }
 
 static json_t *space_body(gw *g, const char *alias_localpart)
 {
     json_t *initial = json_array();
-    json_array_append_new(initial, state_event("m.room.power_levels", power_levels(g, NULL)));
-    json_array_append_new(initial, no_guests());
+    bool ok = append_ok(initial != NULL, initial, state_event("m.room.power_levels", power_levels(g, NULL)));
+    if (!append_ok(ok, initial, no_guests())) {
+        json_decref(initial);
+        return NULL;
+    }
     return json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:o}", "name", g->cfg->matrix_space.name,
                      "room_alias_name", alias_localpart, "preset", "private_chat", "visibility",
                      "private", "creation_content", "type", "m.space", "initial_state", initial);
@@ -244,11 +269,13 @@ static mr_code invite_once(gw *g, const gw_room *r, const char *user, mr_err *er
     return rc;
 }
 
-static void add_users(json_t *set, const mr_strlist *l)
+static bool add_users(json_t *set, const mr_strlist *l)
 {
-    for (size_t i = 0; i < l->len; i++)
+    bool ok = true;
+    for (size_t i = 0; ok && i < l->len; i++)
         if (valid_user(l->v[i]))
-            json_object_set_new(set, l->v[i], json_true());
+            ok = json_object_set_new(set, l->v[i], json_true()) == 0;
+    return ok;
 }
 
 /* Everyone authorization names (global users, room permissions, room admins) and lets into
@@ -259,10 +286,13 @@ static mr_code invite_users(gw *g, const gw_room *r, mr_err *err)
     json_t *set = json_object();
     if (!set)
         return mr_err_set(err, MR_ENOMEM, "out of memory listing users to invite");
-    add_users(set, &a->global_users);
-    add_users(set, &g->cfg->matrix_room_access.room_admins);
-    for (size_t i = 0; i < a->n_room_permissions; i++)
-        add_users(set, &a->room_permissions[i].users);
+    bool ok = add_users(set, &a->global_users) && add_users(set, &g->cfg->matrix_room_access.room_admins);
+    for (size_t i = 0; ok && i < a->n_room_permissions; i++)
+        ok = add_users(set, &a->room_permissions[i].users);
+    if (!ok) {
+        json_decref(set);
+        return mr_err_set(err, MR_ENOMEM, "out of memory listing users to invite");
+    }
     mr_authz_room room = {.room_id = r->room_id, .alias = r->alias,
                           .room_key = is_room_key(r->key) ? r->key : NULL};
     mr_code rc = MR_OK;

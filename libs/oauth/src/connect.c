@@ -105,11 +105,12 @@ mr_code mr_oauth_connect_mint(mr_store *s, const mr_oauth_connect_request *rq,
     json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "v", 1, "user_id", rq->requester, "provider",
                           rq->provider, "scopes", rq->scopes ? rq->scopes : "", "created_at", (json_int_t)now,
                           "expires_at", (json_int_t)(now + ttl));
-    if (j && rq->agent)
-        json_object_set_new(j, "agent", json_string(rq->agent));
-    if (j && rq->room_id)
-        json_object_set_new(j, "room_id", json_string(rq->room_id));
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    bool ok = j != NULL;
+    if (ok && rq->agent)
+        ok = json_object_set_new(j, "agent", json_string(rq->agent)) == 0;
+    if (ok && rq->room_id)
+        ok = json_object_set_new(j, "room_id", json_string(rq->room_id)) == 0;
+    char *text = ok ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)
         return mr_err_set(err, MR_ENOMEM, "out of memory minting a connect token");
