@@ -57,6 +57,9 @@ typedef struct crypto_device {
     mr_olm_account *account;
     bool published;          /* the homeserver has its device keys */
     char *upload_txn;        /* the keys_upload in flight, NULL when none */
+    char *xsign_txn;         /* the cross-signing request in flight, NULL when none */
+    bool xsign_done;         /* the device is signed by the account's self-signing key */
+    bool xsign_refused;      /* the homeserver refused a step: asked again after a restart */
 } crypto_device;
 
 typedef struct crypto_engine {
@@ -110,6 +113,13 @@ mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, cons
 mr_code crypto_sender_answered(crypto_engine *e, json_t *reply, json_t **events, json_t **users, mr_err *err);
 /* The events an answer handed back are all handled. */
 mr_code crypto_sender_replayed(crypto_engine *e, const char *account, mr_err *err);
+
+/* cross_signing.c: the account's master and self-signing keys, and its device signed. */
+/* Asks for the next cross-signing step of d (published device keys first) unless one is in
+ * flight or all are done. */
+mr_code crypto_xsign_step(crypto_engine *e, crypto_device *d, json_t *out, mr_err *err);
+/* A keys_device_signing_upload or keys_signatures_upload answer for d; asks for the next step. */
+mr_code crypto_xsign_answered(crypto_engine *e, crypto_device *d, json_t *reply, json_t *out, mr_err *err);
 
 /* todevice.c: a todevice_event (matrix.todevice) and a keys_reply (matrix.keys). */
 mr_code crypto_engine_todevice(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);

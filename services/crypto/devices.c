@@ -23,6 +23,7 @@ static void device_free(crypto_device *d)
     free(d->user_id);
     free(d->device_id);
     free(d->upload_txn);
+    free(d->xsign_txn);
     free(d);
 }
 

@@ -206,6 +206,8 @@ static mr_code todevice(crypto_engine *e, json_t *msg, bool final, json_t *final
         (rc = crypto_device_top_up(e, d, counts, json_object_get(msg, "unused_fallback_key_types"), out, err)) !=
             MR_OK)
         return rc;
+    if ((rc = crypto_xsign_step(e, d, out, err)) != MR_OK)
+        return rc;
     if (strcmp(type, "m.room.encrypted") != 0)
         return MR_OK;
     const char *alg = mr_msg_string(json_object_get(ev, "content"), "algorithm");
@@ -249,6 +251,11 @@ mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len
     crypto_device *d = crypto_device_of(e, account);
     if (strcmp(kind, "keys_upload") == 0 && d) {
         rc = crypto_device_uploaded(e, d, msg, err);
+        if (rc == MR_OK)
+            rc = crypto_xsign_step(e, d, out, err);
+    } else if ((strcmp(kind, "keys_device_signing_upload") == 0 || strcmp(kind, "keys_signatures_upload") == 0) &&
+               d) {
+        rc = crypto_xsign_answered(e, d, msg, out, err);
     } else if (strcmp(kind, "keys_query") == 0) {
         json_t *events = NULL, *users = NULL;
         rc = crypto_sender_answered(e, msg, &events, &users, err);

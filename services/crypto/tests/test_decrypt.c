@@ -36,6 +36,7 @@ typedef struct suite {
     human_device human;
     char agent_curve[MR_OLM_KEY_SIZE], agent_ed[MR_OLM_KEY_SIZE];
     json_t *upload;          /* the first keys_upload body */
+    json_t *xsign;           /* the first keys_device_signing_upload request */
     bool crash_before_commit; /* the next input's output is not committed, as after a crash */
 } suite;
 
@@ -199,6 +200,7 @@ static int group_teardown(void **state)
     human_free(&S.human);
     crypto_engine_free(&S.engine);
     json_decref(S.upload);
+    json_decref(S.xsign);
     mr_store_close(S.store);
     mr_tp_cleanup_dir(S.dir);
     return 0;
@@ -241,12 +243,90 @@ static void test_device_keys_uploaded(void **state)
                                                               "signed_curve25519", 50)));
     assert_non_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
     out = keys_reply("keys_upload", txn, json_pack("{s:{s:i}}", "one_time_key_counts", "signed_curve25519", 50));
-    assert_int_equal(messages(out), 0);
+    /* Published device keys are followed by the account's cross-signing keys. */
+    req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_device_signing_upload");
+    S.xsign = json_incref(req);
     json_decref(out);
     assert_true(crypto_device_of(&S.engine, AGENT)->published);
     out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
     assert_int_equal(messages(out), 0);
     json_decref(out);
+}
+
+/* The public key of a cross-signing key object, checking its user and usage. */
+static const char *xsign_public(json_t *k, const char *usage)
+{
+    assert_string_equal(json_string_value(json_object_get(k, "user_id")), AGENT);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(k, "usage"), 0)), usage);
+    const char *id;
+    json_t *v;
+    json_object_foreach(json_object_get(k, "keys"), id, v)
+        return json_string_value(v);
+    fail_msg("the %s key has no keys", usage);
+    return NULL;
+}
+
+/* The master key signs the self-signing key; once that upload is answered, the self-signing key
+ * signs the device; once that is answered nothing more is asked, not after a restart either. A
+ * refused step is not asked again in the same run. */
+static void test_cross_signing(void **state)
+{
+    (void)state;
+    json_t *body = json_object_get(S.xsign, "body");
+    const char *master = xsign_public(json_object_get(body, "master_key"), "master");
+    const char *ssk = xsign_public(json_object_get(body, "self_signing_key"), "self_signing");
+    char master_id[MR_OLM_KEY_SIZE + 8], ssk_id[MR_OLM_KEY_SIZE + 8], ssk_pub[MR_OLM_KEY_SIZE];
+    snprintf(master_id, sizeof master_id, "ed25519:%s", master);
+    snprintf(ssk_id, sizeof ssk_id, "ed25519:%s", ssk);
+    snprintf(ssk_pub, sizeof ssk_pub, "%s", ssk);
+    mr_err err = {0};
+    check(mr_olm_verify_json(json_object_get(body, "self_signing_key"), AGENT, master_id, master, &err), &err,
+          "the master key's signature on the self-signing key");
+
+    json_t *out = keys_reply("keys_device_signing_upload", json_string_value(json_object_get(S.xsign, "txn_id")),
+                             json_object());
+    json_t *req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_signatures_upload");
+    json_t *dk = json_object_get(json_object_get(json_object_get(req, "body"), AGENT), AGENT_DEV);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(dk, "keys"), "ed25519:" AGENT_DEV)),
+                        S.agent_ed);
+    check(mr_olm_verify_json(dk, AGENT, ssk_id, ssk_pub, &err), &err, "the self-signing key's signature on the device");
+    check(mr_olm_verify_json(dk, AGENT, "ed25519:" AGENT_DEV, S.agent_ed, &err), &err, "the device's own signature");
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+
+    /* A refusal is logged and not asked again until a restart. */
+    out = feed(crypto_engine_keys_reply,
+               json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:s}", "v", 1, "type", "keys_reply", "account", AGENT,
+                         "kind", "keys_signatures_upload", "txn_id", txn, "ok", 0, "error", "500 M_UNKNOWN"),
+               "keys_reply");
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+
+    /* After a restart the keys are not uploaded again: the device signature is asked again. */
+    crypto_engine_free(&S.engine);
+    engine_start();
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
+    req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_signatures_upload");
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+    out = keys_reply("keys_signatures_upload", txn, json_pack("{s:{}}", "failures"));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    assert_true(crypto_device_of(&S.engine, AGENT)->xsign_done);
+
+    crypto_engine_free(&S.engine);
+    engine_start();
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    assert_true(crypto_device_of(&S.engine, AGENT)->xsign_done);
 }
 
 /* A restart keeps the device: same keys, device keys not uploaded again, and low counts top up
@@ -605,6 +685,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_keys_uploaded),
+        cmocka_unit_test(test_cross_signing),
         cmocka_unit_test(test_restart_keeps_device),
         cmocka_unit_test(test_room_key_over_olm),
         cmocka_unit_test(test_message_decrypted),
