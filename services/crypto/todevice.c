@@ -1,7 +1,8 @@
 /* todevice.c -- matrix.todevice and matrix.keys: key counts top up the device's keys, device list
  * changes drop what is known of those devices, Olm-encrypted to-device events are decrypted with
  * the sessions kept under crypto:olm:<user_id>:<sender_curve25519> (a pre-key message makes a new
- * one) and their payload checked; an m.room_key inside becomes a Megolm session. */
+ * one) and their payload checked; an m.room_key inside becomes a Megolm session, and so does an
+ * m.forwarded_room_key that answers our key request. */
 #include "crypto_internal.h"
 
 #include <stdlib.h>
@@ -159,6 +160,8 @@ static mr_code olm_event(crypto_engine *e, crypto_device *d, json_t *msg, const 
     if (rc == MR_OK && inner && strcmp(inner, "m.room_key") == 0)
         rc = crypto_room_key(e, sender, device_id, sender_key, ed25519, json_object_get(payload, "content"), out,
                              &why);
+    else if (rc == MR_OK && inner && strcmp(inner, "m.forwarded_room_key") == 0)
+        rc = crypto_forwarded_key(e, sender, device_id, json_object_get(payload, "content"), out, &why);
     else if (rc == MR_OK)
         mr_log_info(COMPONENT, "%s: ignoring a to-device %s from %s (not handled yet)", d->user_id,
                     inner ? inner : "event", sender);

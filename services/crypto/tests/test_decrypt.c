@@ -451,6 +451,13 @@ static void test_waits_for_key_then_notice(void **state)
     long long now = mr_clock_wall_ms();
     check(crypto_pending_sweep(&S.engine, now, out, &err), &err, "sweep");
     assert_int_equal(messages(out), 0);
+    /* First the key is asked for (test_forwarded_key_after_request looks at the request). */
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
+    assert_string_equal(json_string_value(json_object_get(only(out, "matrix.send"), "event_type")),
+                        "m.room_key_request");
+    commit(out);
+    json_decref(out);
+    out = json_array();
     check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_WAIT_MS + 1000, out, &err), &err, "sweep");
     /* Until the notice is marked as published (a crash in between), a sweep makes it again,
      * under the same transaction ID. */
@@ -476,6 +483,64 @@ static void test_waits_for_key_then_notice(void **state)
     assert_int_equal(messages(out), 2);
     assert_string_equal(body_of(message(out, 0)), "before the key");
     assert_string_equal(body_of(message(out, 1)), "also before");
+    json_decref(out);
+}
+
+/* A key that never comes by itself is asked for once from the sender's devices; the
+ * m.forwarded_room_key that answers (over Olm) brings the waiting event out. A forwarded key
+ * nobody asked for, or naming another sender key than the waiting events, is refused. */
+static void test_forwarded_key_after_request(void **state)
+{
+    (void)state;
+    human_rotate(&S.human);
+    char id[MR_OLM_KEY_SIZE];
+    mr_olm_outbound_group_id(S.human.megolm, id);
+    const char *curve = mr_olm_account_curve25519(S.human.account);
+    /* Made before the message: the forwarded keys open it from its index on. */
+    json_t *good = human_forwarded_key(&S.human, ROOM, curve);
+    json_t *other = human_forwarded_key(&S.human, ROOM, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    json_t *out = room_event("$lost:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "key never sent"));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = todevice(HUMAN, "m.room.encrypted",
+                   human_olm_to_agent(&S.human, "m.forwarded_room_key", json_deep_copy(good), AGENT, S.agent_curve,
+                                      S.agent_ed),
+                   NULL);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+
+    mr_err err = {0};
+    long long now = mr_clock_wall_ms();
+    out = json_array();
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
+    json_t *req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "to_device");
+    assert_string_equal(json_string_value(json_object_get(req, "event_type")), "m.room_key_request");
+    json_t *c = json_object_get(json_object_get(json_object_get(req, "messages"), HUMAN), "*");
+    assert_string_equal(json_string_value(json_object_get(c, "action")), "request");
+    assert_string_equal(json_string_value(json_object_get(c, "requesting_device_id")), AGENT_DEV);
+    assert_string_equal(json_string_value(json_object_get(c, "request_id")),
+                        json_string_value(json_object_get(req, "txn_id")));
+    json_t *body = json_object_get(c, "body");
+    assert_string_equal(json_string_value(json_object_get(body, "session_id")), id);
+    assert_string_equal(json_string_value(json_object_get(body, "sender_key")), curve);
+    assert_string_equal(json_string_value(json_object_get(body, "room_id")), ROOM);
+    commit(out);
+    json_decref(out);
+    out = json_array();
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 2000, out, &err), &err, "sweep");
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+
+    out = todevice(HUMAN, "m.room.encrypted",
+                   human_olm_to_agent(&S.human, "m.forwarded_room_key", other, AGENT, S.agent_curve, S.agent_ed),
+                   NULL);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = todevice(HUMAN, "m.room.encrypted",
+                   human_olm_to_agent(&S.human, "m.forwarded_room_key", good, AGENT, S.agent_curve, S.agent_ed),
+                   NULL);
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "key never sent");
     json_decref(out);
 }
 
@@ -518,7 +583,8 @@ static void test_unknown_device_refused(void **state)
     json_t *sweep = json_array();
     mr_err err = {0};
     check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + CRYPTO_KEY_WAIT_MS * 10, sweep, &err), &err, "sweep");
-    assert_int_equal(messages(sweep), 1);
+    /* Her key is asked for, and the room told. */
+    assert_int_equal(messages(sweep), 2);
     commit(sweep);
     json_decref(sweep);
     /* A week later the waiting list has expired, and its entry leaves the index. */
@@ -691,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_message_decrypted),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_waits_for_key_then_notice),
+        cmocka_unit_test(test_forwarded_key_after_request),
         cmocka_unit_test(test_restart_keeps_sessions),
         cmocka_unit_test(test_unknown_device_refused),
         cmocka_unit_test(test_olm_sessions_bounded),
