@@ -57,6 +57,8 @@ typedef struct crypto_device {
     mr_olm_account *account;
     bool published;          /* the homeserver has its device keys */
     char *upload_txn;        /* the keys_upload in flight, NULL when none */
+    json_t *later_counts;    /* {one_time_key_counts, unused_fallback_key_types} a sync gave while
+                                an upload was in flight: checked once it is answered */
     char *xsign_txn;         /* the cross-signing request in flight, NULL when none */
     bool xsign_done;         /* the device is signed by the account's self-signing key */
     bool xsign_refused;      /* the homeserver refused a step: asked again after a restart */

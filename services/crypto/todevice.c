@@ -254,6 +254,12 @@ mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len
     crypto_device *d = crypto_device_of(e, account);
     if (strcmp(kind, "keys_upload") == 0 && d) {
         rc = crypto_device_uploaded(e, d, msg, err);
+        json_t *later = d->later_counts;
+        d->later_counts = NULL;
+        if (rc == MR_OK && later)
+            rc = crypto_device_top_up(e, d, json_object_get(later, "one_time_key_counts"),
+                                      json_object_get(later, "unused_fallback_key_types"), out, err);
+        json_decref(later);
         if (rc == MR_OK)
             rc = crypto_xsign_step(e, d, out, err);
     } else if ((strcmp(kind, "keys_device_signing_upload") == 0 || strcmp(kind, "keys_signatures_upload") == 0) &&
