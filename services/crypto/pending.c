@@ -179,7 +179,7 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
                 if (kr) {
                     mr_log_info(COMPONENT, "%s: the key of Megolm session %s did not come; asking %s's devices",
                                 room, space + 1, sender);
-                    crypto_out_add(out, "matrix.send", room, kr);
+                    crypto_out_add(out, "matrix.send", account, kr);
                     json_object_set_new(json_array_get(out, json_array_size(out) - 1), "requested",
                                         json_string(field));
                 }
