@@ -228,7 +228,8 @@ mr_http_response *hs_keys_signatures_upload(hs_call *c);
 /* keys (a device's keys view) with the cross-signatures uploaded for d merged in; returns keys. */
 json_t *hs_xsign_device_keys(const hs_device *d, json_t *keys);
 /* Adds user_id's master, self-signing (and, for the caller, user-signing) keys to a /keys/query
- * reply's master_keys, self_signing_keys, user_signing_keys. */
+ * reply's master_keys, self_signing_keys, user_signing_keys (out of memory: fewer keys, as a
+ * query racing the upload would see). */
 void hs_xsign_query(hs_call *c, const char *user_id, json_t *reply);
 mr_http_response *hs_send_to_device(hs_call *c);
 

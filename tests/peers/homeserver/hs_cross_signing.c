@@ -73,8 +73,8 @@ static mr_http_response *password_auth(hs_call *c, json_t *auth)
         snprintf(sid, sizeof sid, "%s", given);
     else
         hs_random_id(sid, 24, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
-    if (!given)
-        json_object_set_new(c->h->uia, sid, json_pack("{s:[]}", "completed"));
+    if (!given && json_object_set_new(c->h->uia, sid, json_pack("{s:[]}", "completed")) != 0)
+        return hs_error(500, "M_UNKNOWN", "out of memory starting an auth session");
     const char *type = json_string_value(json_object_get(auth, "type"));
     json_t *ident = json_object_get(auth, "identifier");
     const char *user = json_string_value(json_object_get(ident, "user"));
@@ -91,9 +91,10 @@ static mr_http_response *password_auth(hs_call *c, json_t *auth)
     }
     json_t *body = json_pack("{s:[{s:[s]}], s:{}, s:s}", "flows", "stages", "m.login.password", "params",
                              "session", sid);
-    if (tried && body) {
-        json_object_set_new(body, "errcode", json_string("M_FORBIDDEN"));
-        json_object_set_new(body, "error", json_string("Invalid username or password"));
+    if (!body || (tried && (json_object_set_new(body, "errcode", json_string("M_FORBIDDEN")) != 0 ||
+                            json_object_set_new(body, "error", json_string("Invalid username or password")) != 0))) {
+        json_decref(body);
+        return hs_error(500, "M_UNKNOWN", "out of memory answering an auth stage");
     }
     return mr_http_reply_json(401, body);
 }
@@ -120,14 +121,10 @@ mr_http_response *hs_keys_device_signing_upload(hs_call *c)
     if ((ssk && (e = check_key(c, ssk, "self_signing", signer))) ||
         (usk && (e = check_key(c, usk, "user_signing", signer))))
         return e;
-    if (!u->xsign)
-        u->xsign = json_object();
-    if (master)
-        json_object_set(u->xsign, "master", master);
-    if (ssk)
-        json_object_set(u->xsign, "self_signing", ssk);
-    if (usk)
-        json_object_set(u->xsign, "user_signing", usk);
+    if ((!u->xsign && !(u->xsign = json_object())) || (master && json_object_set(u->xsign, "master", master) != 0) ||
+        (ssk && json_object_set(u->xsign, "self_signing", ssk) != 0) ||
+        (usk && json_object_set(u->xsign, "user_signing", usk) != 0))
+        return hs_error(500, "M_UNKNOWN", "out of memory storing cross-signing keys");
     /* Synapse notifies a device list change, so others query the new keys. */
     u->keys_pos = hs_bump(c->h);
     return hs_ok(json_object());
@@ -167,12 +164,11 @@ static json_t *sign_own_device(hs_call *c, const char *device_id, json_t *signed
         return failure("M_INVALID_PARAM", "Key does not match");
     const char *sig = json_string_value(
         json_object_get(json_object_get(json_object_get(signed_keys, "signatures"), c->user->user_id), ssk_id));
-    if (!d->xsigs)
-        d->xsigs = json_object();
     json_t *mine = json_object_get(d->xsigs, c->user->user_id);
-    if (!mine)
-        json_object_set_new(d->xsigs, c->user->user_id, mine = json_object());
-    json_object_set_new(mine, ssk_id, json_string(sig));
+    if ((!d->xsigs && !(d->xsigs = json_object())) ||
+        (!mine && json_object_set_new(d->xsigs, c->user->user_id, mine = json_object()) != 0) ||
+        json_object_set_new(mine, ssk_id, json_string(sig)) != 0)
+        return failure("M_UNKNOWN", "out of memory storing a signature");
     return NULL;
 }
 
@@ -195,9 +191,11 @@ mr_http_response *hs_keys_signatures_upload(hs_call *c)
                 changed = true;
                 continue;
             }
-            if (!json_object_get(failures, uid))
-                json_object_set_new(failures, uid, json_object());
-            json_object_set_new(json_object_get(failures, uid), id, f);
+            if ((!json_object_get(failures, uid) && json_object_set_new(failures, uid, json_object()) != 0) ||
+                json_object_set_new(json_object_get(failures, uid), id, f) != 0) {
+                json_decref(failures);
+                return hs_error(500, "M_UNKNOWN", "out of memory listing failures");
+            }
         }
     }
     if (changed)
@@ -211,9 +209,10 @@ json_t *hs_xsign_device_keys(const hs_device *d, json_t *keys)
     json_t *sigs;
     json_t *all = json_object_get(keys, "signatures");
     json_object_foreach(d->xsigs, uid, sigs) {
-        if (!json_object_get(all, uid))
-            json_object_set_new(all, uid, json_object());
-        json_object_update(json_object_get(all, uid), sigs);
+        /* Out of memory: the view goes without the cross-signature, as a query racing it would. */
+        if ((!json_object_get(all, uid) && json_object_set_new(all, uid, json_object()) != 0) ||
+            json_object_update(json_object_get(all, uid), sigs) != 0)
+            break;
     }
     return keys;
 }
@@ -225,11 +224,11 @@ void hs_xsign_query(hs_call *c, const char *user_id, json_t *reply)
     hs_user *u = hs_user_find(c->h, user_id);
     for (size_t i = 0; i < 3; i++) {
         /* Synapse's query_devices always has the three maps, empty when no key is known. */
-        if (!json_object_get(reply, fields[i]))
-            json_object_set_new(reply, fields[i], json_object());
+        if (!json_object_get(reply, fields[i]) && json_object_set_new(reply, fields[i], json_object()) != 0)
+            return;
         json_t *k = u ? json_object_get(u->xsign, stored[i]) : NULL;
         /* A user-signing key goes to its owner only. */
-        if (k && (i != 2 || u == c->user))
-            json_object_set(json_object_get(reply, fields[i]), user_id, k);
+        if (k && (i != 2 || u == c->user) && json_object_set(json_object_get(reply, fields[i]), user_id, k) != 0)
+            return;
     }
 }
