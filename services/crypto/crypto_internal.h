@@ -58,6 +58,11 @@ typedef struct crypto_device {
     mr_olm_account *account;
     bool published;          /* the homeserver has its device keys */
     char *upload_txn;        /* the keys_upload in flight, NULL when none */
+    json_t *later_counts;    /* {one_time_key_counts, unused_fallback_key_types} a sync gave while
+                                an upload was in flight: checked once it is answered */
+    char *xsign_txn;         /* the cross-signing request in flight, NULL when none */
+    bool xsign_done;         /* the device is signed by the account's self-signing key */
+    bool xsign_refused;      /* the homeserver refused a step: asked again after a restart */
 } crypto_device;
 
 typedef struct crypto_engine {
@@ -121,6 +126,13 @@ mr_code crypto_sender_replayed(crypto_engine *e, const char *account, mr_err *er
  * checks), under crypto:devices:<user_id>. */
 mr_code crypto_devices_save(crypto_engine *e, json_t *reply, json_t *users, mr_err *err);
 
+/* cross_signing.c: the account's master and self-signing keys, and its device signed. */
+/* Asks for the next cross-signing step of d (published device keys first) unless one is in
+ * flight or all are done. */
+mr_code crypto_xsign_step(crypto_engine *e, crypto_device *d, json_t *out, mr_err *err);
+/* A keys_device_signing_upload or keys_signatures_upload answer for d; asks for the next step. */
+mr_code crypto_xsign_answered(crypto_engine *e, crypto_device *d, json_t *reply, json_t *out, mr_err *err);
+
 /* todevice.c: a todevice_event (matrix.todevice) and a keys_reply (matrix.keys). */
 mr_code crypto_engine_todevice(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
 mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
@@ -132,6 +144,24 @@ mr_code crypto_engine_room_event(crypto_engine *e, const crypto_inbound *in, con
  * waited for it are decrypted. */
 mr_code crypto_room_key(crypto_engine *e, const char *sender, const char *device_id, const char *sender_curve25519,
                         const char *sender_ed25519, json_t *content, json_t *out, mr_err *err);
+/* Keeps g as the inbound session (room, session) of (sender, its device and keys), unless one
+ * that starts earlier is kept already; the events that waited for it are decrypted. MR_EPERM
+ * when g is another session. */
+mr_code crypto_megolm_keep(crypto_engine *e, const char *room_id, const char *session_id, mr_olm_inbound_group *g,
+                           const char *sender, const char *device_id, const char *sender_curve25519,
+                           const char *sender_ed25519, json_t *out, mr_err *err);
+
+/* key_requests.c: asking the sender's devices for a room key that did not come. */
+/* The send_request of an m.room_key_request to sender's devices for (room, session) of
+ * sender_key, as account's device; NULL when account's device is not known yet or out of
+ * memory. */
+json_t *crypto_key_request(crypto_engine *e, const char *account, const char *room_id, const char *session_id,
+                           const char *sender, const char *sender_key);
+/* The content of an m.forwarded_room_key that sender's device sent over Olm: kept as the session
+ * when its events wait, it was requested, and sender and sender key are those of the waiting
+ * events; MR_EPERM otherwise. */
+mr_code crypto_forwarded_key(crypto_engine *e, const char *sender, const char *device_id, json_t *content,
+                             json_t *out, mr_err *err);
 
 /* room_members.c: what crypto knows of a room from the state events it forwards, under
  * crypto:room:<room_id>: {encryption, history_visibility, members: {user_id: membership}}. */
@@ -199,12 +229,18 @@ bool crypto_outbound_owns(const char *txn);
 mr_code crypto_outbound_keys_reply(crypto_engine *e, json_t *reply, json_t *out, mr_err *err);
 
 /* pending.c: events waiting for their Megolm session. */
+/* How long an event waits before its key is requested from the sender's devices. */
+#define CRYPTO_KEY_REQUEST_MS 5000
 /* How long an event waits before the room hears that it could not be decrypted. */
 #define CRYPTO_KEY_WAIT_MS 60000
 /* At most this many events wait per session; more are refused with a log line. */
 #define CRYPTO_PENDING_MAX 100
 mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const char *raw, size_t raw_len,
                            long long now_ms, mr_err *err);
+/* The index entry of (room, session): {since, account, notified, requested, sender, sender_key};
+ * MR_ENOTFOUND when no event waits for it. */
+mr_code crypto_pending_entry(crypto_engine *e, const char *room_id, const char *session_id, json_t **entry,
+                             mr_err *err);
 /* The waiting events of (room, session): a JSON array of inbound_event texts, [] when none. */
 mr_code crypto_pending_get(crypto_engine *e, const char *room_id, const char *session_id, json_t **events,
                            mr_err *err);
@@ -215,9 +251,11 @@ void crypto_pending_resolve(json_t *out, const char *room_id, const char *sessio
  * when every one of them was handled. */
 mr_code crypto_room_retry(crypto_engine *e, const char *room_id, const char *session_id, json_t *out, bool *all,
                           mr_err *err);
-/* Retries waiting events whose key is there, and makes one "could not decrypt" notice per
- * (room, session) that waited past CRYPTO_KEY_WAIT_MS and was not announced yet (each names its
- * entry under "pending"). Entries whose events expired are dropped. */
+/* Retries waiting events whose key is there, requests the key of each (room, session) that
+ * waited past CRYPTO_KEY_REQUEST_MS once (each request names its entry under "requested"), and
+ * makes one "could not decrypt" notice per (room, session) that waited past CRYPTO_KEY_WAIT_MS
+ * and was not announced yet (each names its entry under "pending"). Entries whose events expired
+ * are dropped. */
 mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err);
 /* Writes what out's entries decided (notices sent, waiting events handled, sessions advanced):
  * call once the messages of out are on the bus. Entries of out without "msg" are for this only. */

@@ -23,6 +23,8 @@ static void device_free(crypto_device *d)
     free(d->user_id);
     free(d->device_id);
     free(d->upload_txn);
+    free(d->xsign_txn);
+    json_decref(d->later_counts);
     free(d);
 }
 
@@ -231,8 +233,17 @@ static mr_code request_upload(crypto_engine *e, crypto_device *d, json_t *out, m
 mr_code crypto_device_top_up(crypto_engine *e, crypto_device *d, json_t *counts, json_t *fallback_types,
                              json_t *out, mr_err *err)
 {
-    if (d->upload_txn)
+    if (d->upload_txn) {
+        /* Counts that dropped meanwhile (a claim) are not published again by the gateway until
+         * they change: kept for when the upload is answered. */
+        json_t *later = json_pack("{s:O*, s:O*}", "one_time_key_counts", counts, "unused_fallback_key_types",
+                                  fallback_types);
+        if (!later)
+            return mr_err_set(err, MR_ENOMEM, "out of memory keeping the key counts of %s", d->user_id);
+        json_decref(d->later_counts);
+        d->later_counts = later;
         return MR_OK;
+    }
     size_t target = mr_olm_account_max_one_time_keys(d->account) / 2;
     json_t *have = json_object_get(counts, OTK_ALGORITHM);
     size_t count = json_is_integer(have) && json_integer_value(have) > 0 ? (size_t)json_integer_value(have) : 0;

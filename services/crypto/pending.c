@@ -1,7 +1,8 @@
 /* pending.c -- encrypted events whose Megolm session has not arrived: kept (as they came, they are
  * ciphertext) under crypto:pending:<room_id>:<session_id> and listed in the hash crypto:pending
- * ({since, account, notified} per "<room_id> <session_id>"), decrypted when the key comes, and
- * after CRYPTO_KEY_WAIT_MS announced to the room once per session instead of silence. What a
+ * ({since, account, notified, requested, sender, sender_key} per "<room_id> <session_id>"),
+ * decrypted when the key comes, requested from the sender's devices after CRYPTO_KEY_REQUEST_MS,
+ * and after CRYPTO_KEY_WAIT_MS announced to the room once per session instead of silence. What a
  * retry or a notice changes in the store is written only once its output is on the bus
  * (crypto_engine_commit), so a crash in between repeats it rather than loses it. */
 #include "crypto_internal.h"
@@ -55,8 +56,11 @@ mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const cha
         if (hrc == MR_ENOTFOUND) {
             mr_err_clear(err);
             char *entry = NULL;
-            json_t *o = json_pack("{s:I, s:O, s:b}", "since", (json_int_t)now_ms, "account",
-                                  json_object_get(in->root, "account"), "notified", 0);
+            json_t *ev = json_object_get(in->root, "event");
+            json_t *o = json_pack("{s:I, s:O, s:b, s:b, s:O, s:O?}", "since", (json_int_t)now_ms, "account",
+                                  json_object_get(in->root, "account"), "notified", 0, "requested", 0, "sender",
+                                  json_object_get(ev, "sender"), "sender_key",
+                                  json_object_get(json_object_get(ev, "content"), "sender_key"));
             entry = o ? json_dumps(o, JSON_COMPACT) : NULL;
             json_decref(o);
             rc = entry ? mr_store_hset(e->vault.store, INDEX, field, entry, strlen(entry), err)
@@ -71,6 +75,20 @@ mr_code crypto_pending_add(crypto_engine *e, const crypto_inbound *in, const cha
     }
     json_decref(list);
     free(key);
+    free(field);
+    return rc;
+}
+
+mr_code crypto_pending_entry(crypto_engine *e, const char *room_id, const char *session_id, json_t **entry,
+                             mr_err *err)
+{
+    *entry = NULL;
+    char *field = mr_str_printf("%s %s", room_id, session_id), *text = NULL;
+    size_t len = 0;
+    mr_code rc = field ? mr_store_hget(e->vault.store, INDEX, field, &text, &len, err) : oom(err, "reading an entry");
+    if (rc == MR_OK && !(*entry = json_loadb(text, len, 0, NULL)))
+        rc = mr_err_set(err, MR_EINVAL, "%s field %s is not JSON", INDEX, field);
+    free(text);
     free(field);
     return rc;
 }
@@ -153,6 +171,19 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
             /* A key that came while events were being retried (a crash in between) is tried
              * again here. */
             rc = room ? crypto_room_retry(e, room, space + 1, out, &all, err) : oom(err, "sweeping waiting events");
+            const char *sender = mr_msg_string(o, "sender"), *sender_key = mr_msg_string(o, "sender_key");
+            if (rc == MR_OK && !all && sender && sender_key && !json_is_true(json_object_get(o, "requested")) &&
+                json_integer_value(since) + CRYPTO_KEY_REQUEST_MS <= now_ms) {
+                /* NULL: the account's device is not known yet; the next sweep asks. */
+                json_t *kr = crypto_key_request(e, account, room, space + 1, sender, sender_key);
+                if (kr) {
+                    mr_log_info(COMPONENT, "%s: the key of Megolm session %s did not come; asking %s's devices",
+                                room, space + 1, sender);
+                    crypto_out_add(out, "matrix.send", account, kr);
+                    json_object_set_new(json_array_get(out, json_array_size(out) - 1), "requested",
+                                        json_string(field));
+                }
+            }
             bool due = !all && !json_is_true(json_object_get(o, "notified")) &&
                        json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms;
             json_t *req = rc == MR_OK && due ? notice(account, room, space + 1) : NULL;
@@ -172,8 +203,8 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
     return rc;
 }
 
-/* Marks a notice's entry as announced. */
-static mr_code mark(crypto_engine *e, const char *field, mr_err *err)
+/* Marks an entry as announced ("notified") or its key as asked for ("requested"). */
+static mr_code mark(crypto_engine *e, const char *field, const char *what, mr_err *err)
 {
     char *had = NULL;
     size_t len = 0;
@@ -185,8 +216,7 @@ static mr_code mark(crypto_engine *e, const char *field, mr_err *err)
         mr_err_clear(err);
         return MR_OK;
     }
-    char *text = entry && json_object_set_new(entry, "notified", json_true()) == 0 ? json_dumps(entry, JSON_COMPACT)
-                                                                                   : NULL;
+    char *text = entry && json_object_set_new(entry, what, json_true()) == 0 ? json_dumps(entry, JSON_COMPACT) : NULL;
     json_decref(entry);
     if (rc == MR_OK)
         rc = text ? mr_store_hset(e->vault.store, INDEX, field, text, strlen(text), err)
@@ -214,10 +244,12 @@ mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err)
     json_t *o;
     mr_code rc = MR_OK;
     json_array_foreach(out, i, o) {
-        const char *field = mr_msg_string(o, "pending");
+        const char *field = mr_msg_string(o, "pending"), *asked = mr_msg_string(o, "requested");
         json_t *r = json_object_get(o, "resolve");
         if (field)
-            rc = mark(e, field, err);
+            rc = mark(e, field, "notified", err);
+        else if (asked)
+            rc = mark(e, asked, "requested", err);
         else if (r)
             rc = resolve(e, r, err);
         else if (mr_msg_string(o, "put"))

@@ -61,6 +61,29 @@ static mr_code store_session(crypto_engine *e, const char *key, mr_olm_inbound_g
     return rc;
 }
 
+mr_code crypto_megolm_keep(crypto_engine *e, const char *room_id, const char *session_id, mr_olm_inbound_group *g,
+                           const char *sender, const char *device_id, const char *sender_curve25519,
+                           const char *sender_ed25519, json_t *out, mr_err *err)
+{
+    char id[MR_OLM_KEY_SIZE];
+    mr_olm_inbound_group_id(g, id);
+    if (strcmp(id, session_id) != 0)
+        return mr_err_set(err, MR_EPERM, "session_key is of session %s, not %s", id, session_id);
+    char *key = session_key(room_id, session_id);
+    mr_code rc = key ? MR_OK : oom(err, "saving a Megolm session");
+    if (rc == MR_OK && have_earlier(e, key, mr_olm_inbound_group_first_index(g))) {
+        mr_log_info(COMPONENT, "key of session %s in %s from %s: already known", session_id, room_id, sender);
+    } else if (rc == MR_OK) {
+        rc = store_session(e, key, g, sender, device_id, sender_curve25519, sender_ed25519, err);
+        if (rc == MR_OK)
+            mr_log_info(COMPONENT, "new Megolm session %s in %s from %s (device %s)", session_id, room_id, sender,
+                        device_id);
+    }
+    free(key);
+    bool all = false;
+    return rc == MR_OK ? crypto_room_retry(e, room_id, session_id, out, &all, err) : rc;
+}
+
 mr_code crypto_room_key(crypto_engine *e, const char *sender, const char *device_id, const char *sender_curve25519,
                         const char *sender_ed25519, json_t *content, json_t *out, mr_err *err)
 {
@@ -71,28 +94,13 @@ mr_code crypto_room_key(crypto_engine *e, const char *sender, const char *device
                           " or room_id, session_id or session_key is missing");
     mr_olm_inbound_group *g = NULL;
     mr_code rc = mr_olm_inbound_group_new(skey, &g, err);
-    char id[MR_OLM_KEY_SIZE];
-    if (rc == MR_OK) {
-        mr_olm_inbound_group_id(g, id);
-        if (strcmp(id, session_id) != 0)
-            rc = mr_err_set(err, MR_EPERM, "m.room_key: session_key is of session %s, not %s", id, session_id);
-    }
-    char *key = rc == MR_OK ? session_key(room_id, session_id) : NULL;
-    if (rc == MR_OK && !key)
-        rc = oom(err, "saving a Megolm session");
-    if (rc == MR_OK && have_earlier(e, key, mr_olm_inbound_group_first_index(g))) {
-        mr_log_info(COMPONENT, "m.room_key for session %s in %s from %s: already known", session_id, room_id,
-                    sender);
-    } else if (rc == MR_OK) {
-        rc = store_session(e, key, g, sender, device_id, sender_curve25519, sender_ed25519, err);
-        if (rc == MR_OK)
-            mr_log_info(COMPONENT, "new Megolm session %s in %s from %s (device %s)", session_id, room_id, sender,
-                        device_id);
-    }
+    if (rc == MR_OK)
+        rc = crypto_megolm_keep(e, room_id, session_id, g, sender, device_id, sender_curve25519, sender_ed25519, out,
+                                err);
+    if (rc != MR_OK && rc != MR_ENOMEM)
+        mr_err_prefix(err, "m.room_key: ");
     mr_olm_inbound_group_free(g);
-    free(key);
-    bool all = false;
-    return rc == MR_OK ? crypto_room_retry(e, room_id, session_id, out, &all, err) : rc;
+    return rc;
 }
 
 static void refuse(const crypto_inbound *in, const char *session_id, const mr_err *why)

@@ -1,7 +1,8 @@
 /* todevice.c -- matrix.todevice and matrix.keys: key counts top up the device's keys, device list
  * changes drop what is known of those devices, Olm-encrypted to-device events are decrypted with
  * the sessions kept under crypto:olm:<user_id>:<sender_curve25519> (a pre-key message makes a new
- * one) and their payload checked; an m.room_key inside becomes a Megolm session. */
+ * one) and their payload checked; an m.room_key inside becomes a Megolm session, and so does an
+ * m.forwarded_room_key that answers our key request. */
 #include "crypto_internal.h"
 
 #include <stdlib.h>
@@ -159,6 +160,8 @@ static mr_code olm_event(crypto_engine *e, crypto_device *d, json_t *msg, const 
     if (rc == MR_OK && inner && strcmp(inner, "m.room_key") == 0)
         rc = crypto_room_key(e, sender, device_id, sender_key, ed25519, json_object_get(payload, "content"), out,
                              &why);
+    else if (rc == MR_OK && inner && strcmp(inner, "m.forwarded_room_key") == 0)
+        rc = crypto_forwarded_key(e, sender, device_id, json_object_get(payload, "content"), out, &why);
     else if (rc == MR_OK)
         mr_log_info(COMPONENT, "%s: ignoring a to-device %s from %s (not handled yet)", d->user_id,
                     inner ? inner : "event", sender);
@@ -206,6 +209,8 @@ static mr_code todevice(crypto_engine *e, json_t *msg, bool final, json_t *final
         (rc = crypto_device_top_up(e, d, counts, json_object_get(msg, "unused_fallback_key_types"), out, err)) !=
             MR_OK)
         return rc;
+    if ((rc = crypto_xsign_step(e, d, out, err)) != MR_OK)
+        return rc;
     if (strcmp(type, "m.room.encrypted") != 0)
         return MR_OK;
     const char *alg = mr_msg_string(json_object_get(ev, "content"), "algorithm");
@@ -251,6 +256,17 @@ mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len
         rc = crypto_outbound_keys_reply(e, msg, out, err);
     } else if (strcmp(kind, "keys_upload") == 0 && d) {
         rc = crypto_device_uploaded(e, d, msg, err);
+        json_t *later = d->later_counts;
+        d->later_counts = NULL;
+        if (rc == MR_OK && later)
+            rc = crypto_device_top_up(e, d, json_object_get(later, "one_time_key_counts"),
+                                      json_object_get(later, "unused_fallback_key_types"), out, err);
+        json_decref(later);
+        if (rc == MR_OK)
+            rc = crypto_xsign_step(e, d, out, err);
+    } else if ((strcmp(kind, "keys_device_signing_upload") == 0 || strcmp(kind, "keys_signatures_upload") == 0) &&
+               d) {
+        rc = crypto_xsign_answered(e, d, msg, out, err);
     } else if (strcmp(kind, "keys_query") == 0) {
         json_t *events = NULL, *users = NULL;
         rc = crypto_sender_answered(e, msg, &events, &users, err);

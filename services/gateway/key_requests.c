@@ -1,5 +1,5 @@
-/* key_requests.c -- the keys_* send requests of mindroom-crypto: POST /keys/upload, /keys/query
- * or /keys/claim as the account, the homeserver's answer published on matrix.keys (keyed by
+/* key_requests.c -- the keys_* send requests of mindroom-crypto: POST /keys/upload, /keys/query,
+ * /keys/claim, /keys/device_signing/upload or /keys/signatures/upload as the account, the homeserver's answer published on matrix.keys (keyed by
  * account) for crypto to read. The gateway holds the access tokens, so crypto asks it to make
  * these calls as it asks for every other. */
 #include "gateway_internal.h"
@@ -11,11 +11,18 @@
 
 bool gw_keys_kind(const char *kind)
 {
-    return strcmp(kind, "keys_upload") == 0 || strcmp(kind, "keys_query") == 0 || strcmp(kind, "keys_claim") == 0;
+    return strcmp(kind, "keys_upload") == 0 || strcmp(kind, "keys_query") == 0 || strcmp(kind, "keys_claim") == 0 ||
+           strcmp(kind, "keys_device_signing_upload") == 0 || strcmp(kind, "keys_signatures_upload") == 0;
 }
 
-static mr_code call(mr_matrix *m, const char *kind, json_t *body, json_t **out, mr_err *err)
+/* password: the account's, for the user-interactive auth of /keys/device_signing/upload (NULL
+ * for appservice users and given tokens: Synapse lets a first upload through without it). */
+static mr_code call(mr_matrix *m, const char *kind, json_t *body, const char *password, json_t **out, mr_err *err)
 {
+    if (strcmp(kind, "keys_device_signing_upload") == 0)
+        return mr_matrix_keys_device_signing_upload(m, body, password, out, err);
+    if (strcmp(kind, "keys_signatures_upload") == 0)
+        return mr_matrix_keys_signatures_upload(m, body, out, err);
     if (strcmp(kind, "keys_upload") == 0)
         return mr_matrix_keys_upload(m, body, out, err);
     if (strcmp(kind, "keys_query") == 0)
@@ -27,7 +34,8 @@ mr_code gw_keys_perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_e
 {
     json_t *out = NULL;
     mr_err herr = {0};
-    mr_code rc = call(m, kind, json_object_get(req, "body"), &out, &herr);
+    const gw_account *a = gw_account_by_user(g, json_string_value(json_object_get(req, "account")));
+    mr_code rc = call(m, kind, json_object_get(req, "body"), a ? a->password : NULL, &out, &herr);
     /* Left for redelivery, or for the caller's relogin. */
     if (rc == MR_EUNAVAIL || rc == MR_ENOMEM || rc == MR_EAUTH) {
         json_decref(out);

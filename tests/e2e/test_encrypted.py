@@ -12,7 +12,9 @@ claims alice's one-time key, sends her its Megolm room key over Olm, and nio dec
 answer and each of its streamed edits. Every event the homeserver stored for the room, but
 the room's state, is m.room.encrypted. bob joins and reads the next answer; when he leaves, the
 answer after has a new Megolm session. Then MindRoom restarts and the next encrypted message is
-answered with the keys it kept. Exit 0 when all passed.
+answered with the keys it kept. alice checks the agent's cross-signing chain (master key ->
+self-signing key -> device) as an MSC4153 client would, and a second device of hers, logged in
+later, writes too: its keys are accepted once the device list changes. Exit 0 when all passed.
 """
 import json
 import os
@@ -21,7 +23,9 @@ import time
 import urllib.parse
 import urllib.request
 
-from nio import AsyncClient, AsyncClientConfig, KeysQueryResponse, KeysUploadResponse, RoomSendResponse
+import olm
+from nio import (AsyncClient, AsyncClientConfig, KeysQueryResponse, KeysUploadResponse, LoginResponse,
+                 RoomSendResponse)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_human import Human, check, is_edit, relation  # noqa: E402
@@ -124,6 +128,74 @@ async def ask(stack, human, room_id, body, streamed=False):
     return reply
 
 
+def canonical(obj):
+    """The signed part of a Matrix JSON object, canonically encoded."""
+    rest = {k: v for k, v in obj.items() if k not in ("signatures", "unsigned")}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def verify(obj, user_id, key_id, public):
+    sig = obj.get("signatures", {}).get(user_id, {}).get(key_id)
+    if not sig:
+        raise StackError(f"no signature by {key_id} of {user_id} on {obj}")
+    olm.ed25519_verify(public, canonical(obj), sig)  # raises OlmVerifyError when forged
+
+
+def only_key(k):
+    (key_id, public), = k["keys"].items()
+    return key_id, public
+
+
+async def agent_cross_signed(alice):
+    """Queries the agent's keys as a client would until its device carries the self-signing
+    signature, and checks the chain: master signs self-signing, self-signing signs the device."""
+    end = time.monotonic() + DEADLINE_S
+    while True:
+        req = urllib.request.Request(
+            alice.client.homeserver + "/_matrix/client/v3/keys/query",
+            data=json.dumps({"device_keys": {MIND: []}}).encode(), method="POST",
+            headers={"Authorization": f"Bearer {alice.client.access_token}",
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            keys = json.load(r)
+        master = keys.get("master_keys", {}).get(MIND)
+        ssk = keys.get("self_signing_keys", {}).get(MIND)
+        devices = keys["device_keys"].get(MIND, {})
+        if master and ssk and devices:
+            ssk_id, ssk_pub = only_key(ssk)
+            signed = [d for d in devices.values() if ssk_id in d.get("signatures", {}).get(MIND, {})]
+            if signed:
+                break
+        if time.monotonic() > end:
+            raise StackError(f"the agent's device was never cross-signed: {keys}")
+        await alice.sync()
+    master_id, master_pub = only_key(master)
+    assert master["usage"] == ["master"] and ssk["usage"] == ["self_signing"], (master, ssk)
+    verify(ssk, MIND, master_id, master_pub)
+    device = signed[0]
+    verify(device, MIND, ssk_id, ssk_pub)
+    device_id = device["device_id"]
+    verify(device, MIND, f"ed25519:{device_id}", device["keys"][f"ed25519:{device_id}"])
+    return master_pub
+
+
+async def second_device_writes(stack, room_id):
+    """alice logs in on a second device, which uploads keys later than the agent first queried
+    hers; its room key reaches the agent (device_lists.changed, a new /keys/query) and the agent
+    answers its message."""
+    alice2 = EncryptedHuman(stack.hs.url, "alice", os.path.join(stack.work, "alice-store-2"))
+    try:
+        check(await alice2.client.login(alice2.password, device_name="second device"), LoginResponse)
+        check(await alice2.client.keys_upload(), KeysUploadResponse)
+        await alice2.knows_devices_of(MIND)
+        body = "Written on my second device"
+        trigger = await alice2.send_encrypted(room_id, body)
+        text = await alice2.answer(room_id, trigger, MIND)
+        assert text == f"Echo: {body}", text
+    finally:
+        await alice2.close()
+
+
 async def converse(stack, mode):
     alice = EncryptedHuman(stack.hs.url, "alice", os.path.join(stack.work, "alice-store"))
     bob = EncryptedHuman(stack.hs.url, "bob", os.path.join(stack.work, "bob-store"))
@@ -158,6 +230,11 @@ async def converse(stack, mode):
         assert without_bob != with_bob, "the Megolm session did not rotate when bob left"
         print("ok - a member leaves: the next answer has a new Megolm session", flush=True)
 
+        master = await agent_cross_signed(alice)
+        print("ok - the agent's device is cross-signed (master -> self-signing -> device)", flush=True)
+        await second_device_writes(stack, room_id)
+        print("ok - a second device of alice added later is read", flush=True)
+
         stack.stop()
         stack.start()
         reply = await ask(stack, alice, room_id, "Still there after a restart?")
@@ -166,6 +243,8 @@ async def converse(stack, mode):
         assert_all_encrypted(stack, room_id)
         print("ok - after a restart, the kept keys decrypt the next message and encrypt its "
               "answer", flush=True)
+        assert await agent_cross_signed(alice) == master, "the cross-signing keys changed on restart"
+        print("ok - after a restart, the same cross-signing identity", flush=True)
         return 0
     finally:
         await alice.close()

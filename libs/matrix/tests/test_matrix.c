@@ -15,6 +15,7 @@
 #include "hs_peer.h"
 #include "mindroom/http.h"
 #include "mindroom/matrix.h"
+#include "mindroom/olm.h"
 #include "mindroom/clock.h"
 #include "peers.h"
 
@@ -779,6 +780,84 @@ static void *raise_when_waiting(void *arg)
     return NULL;
 }
 
+
+/* Cross-signing as Synapse does it: the first master key needs no user-interactive auth
+ * (MSC3967), the same keys again neither; other keys need m.login.password, and without the
+ * password or with a wrong one the upload is refused (MR_EPERM, the session is fine). The device
+ * signed by the self-signing key shows the signature in /keys/query, beside the keys; a signature
+ * by another key is a failure. */
+static void test_cross_signing_upload(void **state)
+{
+    (void)state;
+    const char *uid = "@xs_rita:localhost";
+    mr_matrix *m = user("xs_rita", NULL), *other = user("xs_sam", NULL);
+    mr_err err = {0};
+    mr_olm_account *acct = NULL;
+    mr_olm_signing_key *master = NULL, *ssk = NULL, *master2 = NULL, *ssk2 = NULL;
+    ok(mr_olm_account_new(&acct, &err), &err);
+    ok(mr_olm_signing_key_new(&master, &err), &err);
+    ok(mr_olm_signing_key_new(&ssk, &err), &err);
+    ok(mr_olm_signing_key_new(&master2, &err), &err);
+    ok(mr_olm_signing_key_new(&ssk2, &err), &err);
+    const char *dev = mr_matrix_device_id(m);
+    json_t *body = NULL, *out = NULL;
+    ok(mr_olm_account_keys_upload_body(acct, uid, dev, true, &body, &err), &err);
+    ok(mr_matrix_keys_upload(m, body, &out, &err), &err);
+    json_decref(body);
+    json_decref(out);
+
+    ok(mr_olm_cross_signing_upload_body(master, ssk, uid, &body, &err), &err);
+    ok(mr_matrix_keys_device_signing_upload(m, body, NULL, &out, &err), &err);
+    json_decref(out);
+    ok(mr_matrix_keys_device_signing_upload(m, body, NULL, &out, &err), &err);
+    json_decref(out);
+    json_decref(body);
+
+    ok(mr_olm_cross_signing_upload_body(master2, ssk2, uid, &body, &err), &err);
+    assert_int_equal(mr_matrix_keys_device_signing_upload(m, body, NULL, &out, &err), MR_EPERM);
+    assert_non_null(strstr(err.msg, "no password"));
+    assert_int_equal(mr_matrix_keys_device_signing_upload(m, body, "wrong", &out, &err), MR_EPERM);
+    assert_non_null(strstr(err.msg, "M_FORBIDDEN"));
+    ok(mr_matrix_keys_device_signing_upload(m, body, "pw-of-user", &out, &err), &err);
+    json_decref(out);
+    json_decref(body);
+
+    ok(mr_olm_cross_signing_device_signature(ssk, acct, uid, dev, &body, &err), &err);
+    ok(mr_matrix_keys_signatures_upload(m, body, &out, &err), &err);
+    assert_non_null(json_object_get(json_object_get(json_object_get(out, "failures"), uid), dev));
+    json_decref(out);
+    json_decref(body);
+    ok(mr_olm_cross_signing_device_signature(ssk2, acct, uid, dev, &body, &err), &err);
+    ok(mr_matrix_keys_signatures_upload(m, body, &out, &err), &err);
+    assert_int_equal(json_object_size(json_object_get(out, "failures")), 0);
+    json_decref(out);
+    json_decref(body);
+
+    json_t *query = json_pack("{s:{s:[]}}", "device_keys", uid);
+    ok(mr_matrix_keys_query(other, query, &out, &err), &err);
+    json_decref(query);
+    char id[64];
+    json_t *mk = json_object_get(json_object_get(out, "master_keys"), uid);
+    json_t *sk = json_object_get(json_object_get(out, "self_signing_keys"), uid);
+    snprintf(id, sizeof id, "ed25519:%s", mr_olm_signing_key_public(master2));
+    assert_non_null(json_object_get(json_object_get(mk, "keys"), id));
+    ok(mr_olm_verify_json(sk, uid, id, mr_olm_signing_key_public(master2), &err), &err);
+    assert_null(json_object_get(out, "user_signing_keys") ? json_object_get(json_object_get(out, "user_signing_keys"), uid)
+                                                          : NULL);
+    json_t *dk = json_object_get(json_object_get(json_object_get(out, "device_keys"), uid), dev);
+    snprintf(id, sizeof id, "ed25519:%s", mr_olm_signing_key_public(ssk2));
+    ok(mr_olm_verify_json(dk, uid, id, mr_olm_signing_key_public(ssk2), &err), &err);
+    json_decref(out);
+
+    mr_olm_signing_key_free(master);
+    mr_olm_signing_key_free(ssk);
+    mr_olm_signing_key_free(master2);
+    mr_olm_signing_key_free(ssk2);
+    mr_olm_account_free(acct);
+    mr_matrix_free(m);
+    mr_matrix_free(other);
+}
+
 /* A stopping caller abandons a long poll in flight, and sends nothing more. */
 static void test_stopping_cancels_long_poll(void **state)
 {
@@ -830,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_transport_backoff),
         cmocka_unit_test(test_sync_filter_since),
         cmocka_unit_test(test_to_device_and_keys),
+        cmocka_unit_test(test_cross_signing_upload),
         cmocka_unit_test(test_stopping_cancels_long_poll),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -59,29 +59,56 @@ void human_start_olm(human_device *h, const char *agent, const char *agent_devic
     ok(mr_olm_session_new_outbound(h->account, &dev, claimed_key, &h->olm, &err), &err, "Olm session");
 }
 
-json_t *human_room_key(human_device *h, const char *room_id, const char *agent, const char *agent_curve,
-                       const char *agent_ed)
+json_t *human_olm_to_agent(human_device *h, const char *type, json_t *content, const char *agent,
+                           const char *agent_curve, const char *agent_ed)
 {
     mr_err err = {0};
-    char id[MR_OLM_KEY_SIZE], *session_key = NULL, *plain = NULL, *body = NULL;
-    mr_olm_outbound_group_id(h->megolm, id);
-    ok(mr_olm_outbound_group_key(h->megolm, &session_key, &err), &err, "session key");
-    json_t *content = json_pack("{s:s, s:s, s:s, s:s}", "algorithm", MR_OLM_ALGORITHM_MEGOLM, "room_id", room_id,
-                                "session_id", id, "session_key", session_key);
+    char *plain = NULL, *body = NULL;
     const mr_olm_payload_parties parties = {.sender = h->user_id,
                                             .sender_ed25519 = mr_olm_account_ed25519(h->account),
                                             .recipient = agent, .recipient_ed25519 = agent_ed};
-    ok(mr_olm_payload_build(&parties, "m.room_key", content, &plain, &err), &err, "payload");
-    int type = 0;
-    ok(mr_olm_session_encrypt(h->olm, plain, strlen(plain), &type, &body, &err), &err, "Olm encrypt");
+    ok(mr_olm_payload_build(&parties, type, content, &plain, &err), &err, "payload");
+    int kind = 0;
+    ok(mr_olm_session_encrypt(h->olm, plain, strlen(plain), &kind, &body, &err), &err, "Olm encrypt");
     json_t *out = json_pack("{s:s, s:s, s:{s:{s:i, s:s}}}", "algorithm", MR_OLM_ALGORITHM_OLM, "sender_key",
-                            mr_olm_account_curve25519(h->account), "ciphertext", agent_curve, "type", type, "body",
+                            mr_olm_account_curve25519(h->account), "ciphertext", agent_curve, "type", kind, "body",
                             body);
-    mr_olm_free_secret(session_key, strlen(session_key));
     mr_olm_free_secret(plain, strlen(plain));
     free(body);
     json_decref(content);
     return out;
+}
+
+json_t *human_room_key(human_device *h, const char *room_id, const char *agent, const char *agent_curve,
+                       const char *agent_ed)
+{
+    mr_err err = {0};
+    char id[MR_OLM_KEY_SIZE], *session_key = NULL;
+    mr_olm_outbound_group_id(h->megolm, id);
+    ok(mr_olm_outbound_group_key(h->megolm, &session_key, &err), &err, "session key");
+    json_t *content = json_pack("{s:s, s:s, s:s, s:s}", "algorithm", MR_OLM_ALGORITHM_MEGOLM, "room_id", room_id,
+                                "session_id", id, "session_key", session_key);
+    mr_olm_free_secret(session_key, strlen(session_key));
+    return human_olm_to_agent(h, "m.room_key", content, agent, agent_curve, agent_ed);
+}
+
+json_t *human_forwarded_key(human_device *h, const char *room_id, const char *sender_key)
+{
+    mr_err err = {0};
+    char id[MR_OLM_KEY_SIZE], *session_key = NULL, *exported = NULL;
+    mr_olm_inbound_group *g = NULL;
+    mr_olm_outbound_group_id(h->megolm, id);
+    ok(mr_olm_outbound_group_key(h->megolm, &session_key, &err), &err, "session key");
+    ok(mr_olm_inbound_group_new(session_key, &g, &err), &err, "inbound session");
+    ok(mr_olm_inbound_group_export(g, mr_olm_inbound_group_first_index(g), &exported, &err), &err, "export");
+    json_t *content = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[]}", "algorithm", MR_OLM_ALGORITHM_MEGOLM,
+                                "room_id", room_id, "session_id", id, "session_key", exported, "sender_key",
+                                sender_key, "sender_claimed_ed25519_key", mr_olm_account_ed25519(h->account),
+                                "forwarding_curve25519_key_chain");
+    mr_olm_inbound_group_free(g);
+    mr_olm_free_secret(session_key, strlen(session_key));
+    mr_olm_free_secret(exported, strlen(exported));
+    return content;
 }
 
 json_t *human_encrypt_text(human_device *h, const char *room_id, const char *body)

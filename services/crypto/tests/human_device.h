@@ -26,6 +26,13 @@ json_t *human_device_keys(human_device *h);
 /* Starts the Olm session to the agent's device from a claimed one-time key object. */
 void human_start_olm(human_device *h, const char *agent, const char *agent_device, const char *agent_curve,
                      const char *agent_ed, json_t *claimed_key);
+/* The content of an m.room.encrypted to-device event carrying an event of type with content
+ * (taken) over the Olm session. */
+json_t *human_olm_to_agent(human_device *h, const char *type, json_t *content, const char *agent,
+                           const char *agent_curve, const char *agent_ed);
+/* The content of an m.forwarded_room_key of the current Megolm session (from the index it is at)
+ * naming sender_key as the session's sender key. */
+json_t *human_forwarded_key(human_device *h, const char *room_id, const char *sender_key);
 /* The content of an m.room.encrypted to-device event carrying m.room_key for room_id. */
 json_t *human_room_key(human_device *h, const char *room_id, const char *agent, const char *agent_curve,
                        const char *agent_ed);

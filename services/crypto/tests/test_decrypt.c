@@ -36,6 +36,7 @@ typedef struct suite {
     human_device human;
     char agent_curve[MR_OLM_KEY_SIZE], agent_ed[MR_OLM_KEY_SIZE];
     json_t *upload;          /* the first keys_upload body */
+    json_t *xsign;           /* the first keys_device_signing_upload request */
     bool crash_before_commit; /* the next input's output is not committed, as after a crash */
 } suite;
 
@@ -199,6 +200,7 @@ static int group_teardown(void **state)
     human_free(&S.human);
     crypto_engine_free(&S.engine);
     json_decref(S.upload);
+    json_decref(S.xsign);
     mr_store_close(S.store);
     mr_tp_cleanup_dir(S.dir);
     return 0;
@@ -233,7 +235,8 @@ static void test_device_keys_uploaded(void **state)
     snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
     json_decref(out);
 
-    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(0));
+    /* The sync after the upload (the gateway publishes counts when they change). */
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
     assert_int_equal(messages(out), 0);
     json_decref(out);
     /* An answer to another request changes nothing; the right one publishes the keys. */
@@ -241,12 +244,90 @@ static void test_device_keys_uploaded(void **state)
                                                               "signed_curve25519", 50)));
     assert_non_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
     out = keys_reply("keys_upload", txn, json_pack("{s:{s:i}}", "one_time_key_counts", "signed_curve25519", 50));
-    assert_int_equal(messages(out), 0);
+    /* Published device keys are followed by the account's cross-signing keys. */
+    req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_device_signing_upload");
+    S.xsign = json_incref(req);
     json_decref(out);
     assert_true(crypto_device_of(&S.engine, AGENT)->published);
     out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
     assert_int_equal(messages(out), 0);
     json_decref(out);
+}
+
+/* The public key of a cross-signing key object, checking its user and usage. */
+static const char *xsign_public(json_t *k, const char *usage)
+{
+    assert_string_equal(json_string_value(json_object_get(k, "user_id")), AGENT);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(k, "usage"), 0)), usage);
+    const char *id;
+    json_t *v;
+    json_object_foreach(json_object_get(k, "keys"), id, v)
+        return json_string_value(v);
+    fail_msg("the %s key has no keys", usage);
+    return NULL;
+}
+
+/* The master key signs the self-signing key; once that upload is answered, the self-signing key
+ * signs the device; once that is answered nothing more is asked, not after a restart either. A
+ * refused step is not asked again in the same run. */
+static void test_cross_signing(void **state)
+{
+    (void)state;
+    json_t *body = json_object_get(S.xsign, "body");
+    const char *master = xsign_public(json_object_get(body, "master_key"), "master");
+    const char *ssk = xsign_public(json_object_get(body, "self_signing_key"), "self_signing");
+    char master_id[MR_OLM_KEY_SIZE + 8], ssk_id[MR_OLM_KEY_SIZE + 8], ssk_pub[MR_OLM_KEY_SIZE];
+    snprintf(master_id, sizeof master_id, "ed25519:%s", master);
+    snprintf(ssk_id, sizeof ssk_id, "ed25519:%s", ssk);
+    snprintf(ssk_pub, sizeof ssk_pub, "%s", ssk);
+    mr_err err = {0};
+    check(mr_olm_verify_json(json_object_get(body, "self_signing_key"), AGENT, master_id, master, &err), &err,
+          "the master key's signature on the self-signing key");
+
+    json_t *out = keys_reply("keys_device_signing_upload", json_string_value(json_object_get(S.xsign, "txn_id")),
+                             json_object());
+    json_t *req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_signatures_upload");
+    json_t *dk = json_object_get(json_object_get(json_object_get(req, "body"), AGENT), AGENT_DEV);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(dk, "keys"), "ed25519:" AGENT_DEV)),
+                        S.agent_ed);
+    check(mr_olm_verify_json(dk, AGENT, ssk_id, ssk_pub, &err), &err, "the self-signing key's signature on the device");
+    check(mr_olm_verify_json(dk, AGENT, "ed25519:" AGENT_DEV, S.agent_ed, &err), &err, "the device's own signature");
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+
+    /* A refusal is logged and not asked again until a restart. */
+    out = feed(crypto_engine_keys_reply,
+               json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:s}", "v", 1, "type", "keys_reply", "account", AGENT,
+                         "kind", "keys_signatures_upload", "txn_id", txn, "ok", 0, "error", "500 M_UNKNOWN"),
+               "keys_reply");
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+
+    /* After a restart the keys are not uploaded again: the device signature is asked again. */
+    crypto_engine_free(&S.engine);
+    engine_start();
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
+    req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_signatures_upload");
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+    out = keys_reply("keys_signatures_upload", txn, json_pack("{s:{}}", "failures"));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    assert_true(crypto_device_of(&S.engine, AGENT)->xsign_done);
+
+    crypto_engine_free(&S.engine);
+    engine_start();
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    assert_true(crypto_device_of(&S.engine, AGENT)->xsign_done);
 }
 
 /* A restart keeps the device: same keys, device keys not uploaded again, and low counts top up
@@ -264,6 +345,30 @@ static void test_restart_keeps_device(void **state)
     json_decref(keys_reply("keys_upload", json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")),
                            json_object()));
     json_decref(out);
+}
+
+/* Counts that drop while an upload is in flight (a claim) are topped up once it is answered:
+ * the gateway publishes counts only when they change, so they would not come again. */
+static void test_counts_during_upload(void **state)
+{
+    (void)state;
+    json_t *out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(40));
+    json_t *req = only(out, "matrix.send");
+    assert_int_equal(json_object_size(json_object_get(json_object_get(req, "body"), "one_time_keys")), 10);
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+    out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(39));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = keys_reply("keys_upload", txn, json_pack("{s:{s:i}}", "one_time_key_counts", "signed_curve25519", 50));
+    req = only(out, "matrix.send");
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_upload");
+    assert_int_equal(json_object_size(json_object_get(json_object_get(req, "body"), "one_time_keys")), 11);
+    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
+    json_decref(out);
+    json_decref(keys_reply("keys_upload", txn, json_object()));
+    assert_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
 }
 
 /* The human claims a one-time key of the first upload and sends the room key over Olm; the
@@ -371,6 +476,13 @@ static void test_waits_for_key_then_notice(void **state)
     long long now = mr_clock_wall_ms();
     check(crypto_pending_sweep(&S.engine, now, out, &err), &err, "sweep");
     assert_int_equal(messages(out), 0);
+    /* First the key is asked for (test_forwarded_key_after_request looks at the request). */
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
+    assert_string_equal(json_string_value(json_object_get(only(out, "matrix.send"), "event_type")),
+                        "m.room_key_request");
+    commit(out);
+    json_decref(out);
+    out = json_array();
     check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_WAIT_MS + 1000, out, &err), &err, "sweep");
     /* Until the notice is marked as published (a crash in between), a sweep makes it again,
      * under the same transaction ID. */
@@ -396,6 +508,66 @@ static void test_waits_for_key_then_notice(void **state)
     assert_int_equal(messages(out), 2);
     assert_string_equal(body_of(message(out, 0)), "before the key");
     assert_string_equal(body_of(message(out, 1)), "also before");
+    json_decref(out);
+}
+
+/* A key that never comes by itself is asked for once from the sender's devices; the
+ * m.forwarded_room_key that answers (over Olm) brings the waiting event out. A forwarded key
+ * nobody asked for, or naming another sender key than the waiting events, is refused. */
+static void test_forwarded_key_after_request(void **state)
+{
+    (void)state;
+    human_rotate(&S.human);
+    char id[MR_OLM_KEY_SIZE];
+    mr_olm_outbound_group_id(S.human.megolm, id);
+    const char *curve = mr_olm_account_curve25519(S.human.account);
+    /* Made before the message: the forwarded keys open it from its index on. */
+    json_t *good = human_forwarded_key(&S.human, ROOM, curve);
+    json_t *other = human_forwarded_key(&S.human, ROOM, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    json_t *out = room_event("$lost:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "key never sent"));
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = todevice(HUMAN, "m.room.encrypted",
+                   human_olm_to_agent(&S.human, "m.forwarded_room_key", json_deep_copy(good), AGENT, S.agent_curve,
+                                      S.agent_ed),
+                   NULL);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+
+    mr_err err = {0};
+    long long now = mr_clock_wall_ms();
+    out = json_array();
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
+    json_t *req = only(out, "matrix.send");
+    /* Keyed by account, as topics.yaml keys requests that have no room. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(out, 0), "key")), AGENT);
+    assert_string_equal(json_string_value(json_object_get(req, "kind")), "to_device");
+    assert_string_equal(json_string_value(json_object_get(req, "event_type")), "m.room_key_request");
+    json_t *c = json_object_get(json_object_get(json_object_get(req, "messages"), HUMAN), "*");
+    assert_string_equal(json_string_value(json_object_get(c, "action")), "request");
+    assert_string_equal(json_string_value(json_object_get(c, "requesting_device_id")), AGENT_DEV);
+    assert_string_equal(json_string_value(json_object_get(c, "request_id")),
+                        json_string_value(json_object_get(req, "txn_id")));
+    json_t *body = json_object_get(c, "body");
+    assert_string_equal(json_string_value(json_object_get(body, "session_id")), id);
+    assert_string_equal(json_string_value(json_object_get(body, "sender_key")), curve);
+    assert_string_equal(json_string_value(json_object_get(body, "room_id")), ROOM);
+    commit(out);
+    json_decref(out);
+    out = json_array();
+    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 2000, out, &err), &err, "sweep");
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+
+    out = todevice(HUMAN, "m.room.encrypted",
+                   human_olm_to_agent(&S.human, "m.forwarded_room_key", other, AGENT, S.agent_curve, S.agent_ed),
+                   NULL);
+    assert_int_equal(messages(out), 0);
+    json_decref(out);
+    out = todevice(HUMAN, "m.room.encrypted",
+                   human_olm_to_agent(&S.human, "m.forwarded_room_key", good, AGENT, S.agent_curve, S.agent_ed),
+                   NULL);
+    assert_string_equal(body_of(only(out, "matrix.cleartext")), "key never sent");
     json_decref(out);
 }
 
@@ -438,7 +610,8 @@ static void test_unknown_device_refused(void **state)
     json_t *sweep = json_array();
     mr_err err = {0};
     check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + CRYPTO_KEY_WAIT_MS * 10, sweep, &err), &err, "sweep");
-    assert_int_equal(messages(sweep), 1);
+    /* Her key is asked for, and the room told. */
+    assert_int_equal(messages(sweep), 2);
     commit(sweep);
     json_decref(sweep);
     /* A week later the waiting list has expired, and its entry leaves the index. */
@@ -605,11 +778,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_keys_uploaded),
+        cmocka_unit_test(test_cross_signing),
         cmocka_unit_test(test_restart_keeps_device),
+        cmocka_unit_test(test_counts_during_upload),
         cmocka_unit_test(test_room_key_over_olm),
         cmocka_unit_test(test_message_decrypted),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_waits_for_key_then_notice),
+        cmocka_unit_test(test_forwarded_key_after_request),
         cmocka_unit_test(test_restart_keeps_sessions),
         cmocka_unit_test(test_unknown_device_refused),
         cmocka_unit_test(test_olm_sessions_bounded),

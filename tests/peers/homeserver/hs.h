@@ -37,6 +37,7 @@ typedef struct hs_device {
     json_t *fallback;    /* algorithm -> {"id": "algorithm:key_id", "key": key, "used": bool} */
     json_t *inbox;       /* to-device queue: [{"pos": N, "event": {...}}] in stream order */
     json_t *txns;        /* request path -> response body, for idempotent PUTs */
+    json_t *xsigs;       /* cross-signatures of keys: user_id -> key_id -> signature, or NULL */
 } hs_device;
 
 typedef struct hs_user {
@@ -45,6 +46,7 @@ typedef struct hs_user {
     char *displayname;
     bool admin;
     long long keys_pos;  /* stream position of the last device list change */
+    json_t *xsign;       /* cross-signing keys: {master, self_signing, user_signing}, or NULL */
     hs_device **devices;
     size_t ndevices;
     json_t *filters;     /* array; the filter ID is the index */
@@ -220,6 +222,15 @@ json_t *hs_fallback_types(const hs_device *d);  /* algorithms with an unused fal
 mr_http_response *hs_keys_upload(hs_call *c);
 mr_http_response *hs_keys_query(hs_call *c);
 mr_http_response *hs_keys_claim(hs_call *c);
+/* ---- hs_cross_signing.c ---- */
+mr_http_response *hs_keys_device_signing_upload(hs_call *c);
+mr_http_response *hs_keys_signatures_upload(hs_call *c);
+/* keys (a device's keys view) with the cross-signatures uploaded for d merged in; returns keys. */
+json_t *hs_xsign_device_keys(const hs_device *d, json_t *keys);
+/* Adds user_id's master, self-signing (and, for the caller, user-signing) keys to a /keys/query
+ * reply's master_keys, self_signing_keys, user_signing_keys (out of memory: fewer keys, as a
+ * query racing the upload would see). */
+void hs_xsign_query(hs_call *c, const char *user_id, json_t *reply);
 mr_http_response *hs_send_to_device(hs_call *c);
 
 mr_http_response *hs_test_ratelimit(hs_call *c);

@@ -174,10 +174,13 @@ mr_http_response *hs_keys_query(hs_call *c)
             json_array_foreach(devs, j, v)
                 asked = asked || strcmp(json_string_value(v) ? json_string_value(v) : "", d->device_id) == 0;
             if (asked && d->keys)
-                json_object_set_new(mine, d->device_id, keys_view(d));
+                json_object_set_new(mine, d->device_id, hs_xsign_device_keys(d, keys_view(d)));
         }
     }
-    return hs_ok(json_pack("{s:o, s:{}}", "device_keys", out, "failures"));
+    json_t *reply = json_pack("{s:o, s:{}}", "device_keys", out, "failures");
+    json_object_foreach(want, uid, devs)
+        hs_xsign_query(c, uid, reply);
+    return hs_ok(reply);
 }
 
 /* Takes one one-time key of the algorithm into `into` and removes it. */

@@ -68,6 +68,8 @@ static const route routes[] = {
     {"POST", C "keys/upload", hs_keys_upload, AUTH | BODY},
     {"POST", C "keys/query", hs_keys_query, AUTH | BODY},
     {"POST", C "keys/claim", hs_keys_claim, AUTH | BODY},
+    {"POST", C "keys/device_signing/upload", hs_keys_device_signing_upload, AUTH | BODY},
+    {"POST", C "keys/signatures/upload", hs_keys_signatures_upload, AUTH | BODY},
     {"PUT", C "sendToDevice/*/*", hs_send_to_device, AUTH | BODY},
     {"POST", "_test/ratelimit", hs_test_ratelimit, BODY | NO_LIMIT},
     {"GET", "_test/state", hs_test_state, NO_LIMIT},

@@ -42,6 +42,7 @@ static void device_free(hs_device *d)
     json_decref(d->fallback);
     json_decref(d->inbox);
     json_decref(d->txns);
+    json_decref(d->xsigs);
     free(d);
 }
 
@@ -68,6 +69,7 @@ static void user_free(hs_user *u)
     free(u->password);
     free(u->displayname);
     json_decref(u->filters);
+    json_decref(u->xsign);
     free(u);
 }
 

@@ -231,5 +231,13 @@ mr_code mr_matrix_send_to_device(mr_matrix *m, const char *type, const char *txn
 mr_code mr_matrix_keys_upload(mr_matrix *m, json_t *body, json_t **out, mr_err *err);
 mr_code mr_matrix_keys_query(mr_matrix *m, json_t *body, json_t **out, mr_err *err);
 mr_code mr_matrix_keys_claim(mr_matrix *m, json_t *body, json_t **out, mr_err *err);
+/* POST /keys/device_signing/upload with body (master and self-signing keys). A 401 asking for
+ * user-interactive auth is answered with m.login.password and password once; without a password
+ * or a password flow, or when the password is refused, MR_EPERM (never MR_EAUTH: the session is
+ * fine). */
+mr_code mr_matrix_keys_device_signing_upload(mr_matrix *m, json_t *body, const char *password, json_t **out,
+                                             mr_err *err);
+/* POST /keys/signatures/upload with body; *out gets the reply (its `failures`). */
+mr_code mr_matrix_keys_signatures_upload(mr_matrix *m, json_t *body, json_t **out, mr_err *err);
 
 #endif
