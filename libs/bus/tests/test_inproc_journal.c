@@ -616,6 +616,34 @@ static void test_full_ring_blocks_and_survives_restart(void **state)
     mr_bus_close(b);
 }
 
+/* A consumer handles a message before the journal committed it, while a flush waits for the
+ * commit: here another connection holds the journal's write lock, so no commit can land. Before,
+ * the message reached consumers only after its commit, so every hop of a pipeline waited for the
+ * disk. Once the lock is gone, the commit lands and the flush returns. */
+static void test_consumers_do_not_wait_for_the_commit(void **state)
+{
+    fixture *f = *state;
+    mr_bus_options opts = {.partitions = 1};
+    mr_bus *b = open_ok(f->url, &opts);
+    mr_bus_consumer *c = suite_subscribe(b, "g", "fast");
+    suite_flush(b, 60000);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    suite_publish(b, "fast", 0, 1, KEYS);
+    got *g = got_new(1);
+    handle_n(c, g, 1);
+    assert_int_equal(g->count[0], 1);
+    mr_err err = {0};
+    assert_int_not_equal(mr_bus_flush(b, 300, &err), MR_OK);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    suite_flush(b, 60000);
+    got_free(g);
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
 static void test_file_modes(void **state)
 {
     fixture *f = *state;
@@ -727,6 +755,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compaction_keeps_the_file_small, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_journal_gives_space_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_ring_blocks_and_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consumers_do_not_wait_for_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_paths_name_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_bus_per_journal, setup, teardown),

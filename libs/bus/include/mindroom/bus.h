@@ -4,8 +4,10 @@
  *   inproc:                                  bounded in-memory queues between threads of one
  *                                            process; a crash loses what was queued
  *   inproc:///absolute/path/journal.db       the same queues with a write-ahead journal in a
- *                                            SQLite file (`mindroom run`): a message is visible
- *                                            to consumers once the journal committed it, groups'
+ *                                            SQLite file (`mindroom run`): consumers see a
+ *                                            message at once, mr_bus_flush waits until the
+ *                                            journal committed it (a crash takes the consumers'
+ *                                            work on what was not committed with it), groups'
  *                                            positions are kept there, and on open unacknowledged
  *                                            messages come again, in order, before anything new.
  *                                            The file is created 0600 (missing parents 0700) and
