@@ -367,8 +367,18 @@ static void ip_close(mr_bus *bb)
     free(b);
 }
 
-static const mr_bus_vtable ip_vtable = {ip_publish, ip_flush,          ip_subscribe, ip_poll,
-                                        ip_partitions, ip_consumer_close, ip_close, NULL};
+static bool ip_before_commit(mr_bus *bb, mr_bus_commit_hook fn, void *ctx)
+{
+    ip_bus *b = (ip_bus *)bb;
+    if (!b->journal)
+        return false;
+    mr_bus_journal_hook(b, fn, ctx);
+    return true;
+}
+
+static const mr_bus_vtable ip_vtable = {ip_publish,    ip_flush,          ip_subscribe, ip_poll,
+                                        ip_partitions, ip_consumer_close, ip_close,     NULL,
+                                        ip_before_commit};
 
 mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

@@ -90,6 +90,8 @@ void mr_bus_journal_close(ip_bus *b);
  * or a new group's start). */
 void mr_bus_journal_published(ip_bus *b);
 void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur);
+/* Sets the function the writer calls before each commit (mr_bus_before_commit). */
+void mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx);
 /* Waits until what was published and acknowledged before the call is committed. */
 mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err);
 

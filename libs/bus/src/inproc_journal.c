@@ -83,6 +83,8 @@ struct ip_journal {
     bool stop;
     bool failing;        /* the last batch failed; fail says why */
     mr_err fail;
+    mr_bus_commit_hook hook; /* called before each commit (mr_bus_before_commit) */
+    void *hook_ctx;
     /* The batch in progress: the topics it covers and the counters it brings up to date. */
     ip_topic *snap_topics;
     uint64_t snap_published, snap_moves;
@@ -217,7 +219,12 @@ static mr_code write_batch(ip_bus *b, mr_err *err)
 {
     ip_journal *j = b->journal;
     size_t cap = b->base.opts.inproc_capacity;
-    mr_code rc = j_run(j, J_BEGIN, "beginning a transaction", err);
+    /* Before the commit: what was written elsewhere ahead of this batch's publishes and
+     * acknowledgements must not be lost when they are not. */
+    mr_code rc = j->hook ? j->hook(j->hook_ctx, err) : MR_OK;
+    if (rc != MR_OK)
+        return rc;
+    rc = j_run(j, J_BEGIN, "beginning a transaction", err);
     for (ip_topic *t = j->snap_topics; t && rc == MR_OK; t = t->next) {
         rc = write_topic(j, t, err);
         for (int p = 0; p < t->partitions && rc == MR_OK; p++) {
@@ -308,6 +315,14 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
+}
+
+void mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx)
+{
+    pthread_mutex_lock(&b->mu);
+    b->journal->hook = fn;
+    b->journal->hook_ctx = ctx;
+    pthread_mutex_unlock(&b->mu);
 }
 
 /* The writer waits only while nothing is pending (or while moves linger), so only the first

@@ -48,6 +48,7 @@
 #ifndef MINDROOM_BUS_H
 #define MINDROOM_BUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/err.h"
 
@@ -95,6 +96,15 @@ mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char
  * kept per publishing thread: a flush never reports, nor clears, another thread's. Callers save
  * progress (sync tokens) only after their own flush returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
+
+/* For `mindroom run`: a function the inproc journal calls before each commit, once it has taken
+ * what was published and acknowledged until then, so that what the caller wrote elsewhere
+ * before publishing or acknowledging (the store, through mr_store_sync) is durable no later
+ * than those. Its failure fails the commit, which is tried again. Returns false, setting
+ * nothing, on a backend without a journal (there an acknowledgement is the caller's own call).
+ * Set it before anything is published. */
+typedef mr_code (*mr_bus_commit_hook)(void *ctx, mr_err *err);
+bool mr_bus_before_commit(mr_bus *b, mr_bus_commit_hook fn, void *ctx);
 
 /* Whether the backend answers now, within timeout_ms: Kafka a metadata request to any broker,
  * Redis a PING on a connection of its own; inproc is always there. MR_EUNAVAIL names the URL
