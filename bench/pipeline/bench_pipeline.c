@@ -4,7 +4,8 @@
  * usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]
  *        bench_pipeline crash [CRASHES]
  *        bench_pipeline concurrent [ANSWERS]
- * AGENTS=N in the environment runs N agents (one in the bench room, the others in another).
+ * AGENTS=N in the environment runs N agents (one in the bench room, the others in another);
+ * KEEP=1 keeps the run's directory (logs, config, storage).
  *
  * Starts the test homeserver, the model stub and the platform (`mindroom run`, or the four
  * service binaries over Redis Streams or the Kafka mock cluster with the store in Redis), each
@@ -582,7 +583,11 @@ static void teardown(bench *b)
     if (b->have_redis)
         mr_tp_redis_destroy(&b->redis);
     mr_http_client_free(b->human);
-    mr_tp_rmtree(b->dir, NULL);
+    /* KEEP=1 keeps the logs and files of the run for a look at an outlier. */
+    if (getenv("KEEP"))
+        fprintf(stderr, "bench_pipeline: kept %s\n", b->dir);
+    else
+        mr_tp_rmtree(b->dir, NULL);
 }
 
 int main(int argc, char **argv)

@@ -132,6 +132,11 @@ mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err)
     return b->vt->flush(b, timeout_ms < 0 ? 0 : timeout_ms, err);
 }
 
+bool mr_bus_before_commit(mr_bus *b, mr_bus_commit_hook fn, void *ctx)
+{
+    return b->vt->before_commit && b->vt->before_commit(b, fn, ctx);
+}
+
 mr_code mr_bus_ping(mr_bus *b, int timeout_ms, mr_err *err)
 {
     return b->vt->ping ? b->vt->ping(b, timeout_ms < 1 ? 1 : timeout_ms, err) : MR_OK;

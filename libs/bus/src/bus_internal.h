@@ -37,6 +37,7 @@ typedef struct mr_bus_vtable {
     void (*consumer_close)(mr_bus_consumer *c);
     void (*close)(mr_bus *b);
     mr_code (*ping)(mr_bus *b, int timeout_ms, mr_err *err); /* NULL: always reachable */
+    bool (*before_commit)(mr_bus *b, mr_bus_commit_hook fn, void *ctx); /* NULL: no journal */
 } mr_bus_vtable;
 
 struct mr_bus {

@@ -7,8 +7,15 @@
  * producer waits while the slowest group is a whole ring behind, so nothing is overwritten
  * before every group handled it, and a message is freed as soon as every group has handled it
  * (a group that subscribes later starts after it). All of it sits behind one mutex; handlers run outside it.
- * With a journal (inproc_journal.c) a message becomes visible to consumers once it is committed
- * there, and cursor moves are recorded there too.
+ * With a journal (inproc_journal.c) messages and cursor moves are committed there in the
+ * background, and a flush waits for that. Consumers see a message as soon as it is published,
+ * before its commit: everything runs in this one process, so a crash that loses an uncommitted
+ * message loses its consumers' work on it too, and the producer, which flushes before it
+ * acknowledges what it derived the message from (the gateway before it saves a sync token),
+ * makes it again after the restart. What a consumer derives is committed after what it came
+ * from (one writer, batches in publish order), so the journal never holds an effect without its
+ * cause. Handling need not wait for the disk, only acknowledging does. A ring slot is reused,
+ * and a message freed, only once the journal holds it.
  */
 #include "inproc_internal.h"
 
@@ -89,12 +96,15 @@ uint64_t mr_bus_inproc_passed(const ip_topic *t, int p)
     return low;
 }
 
-/* The sequence below which a partition's messages may be overwritten: every group is past it. */
+/* The sequence below which a partition's messages may be overwritten: every group is past it
+ * and the journal holds it. */
 static uint64_t slowest(const ip_topic *t, int p)
 {
     uint64_t low = mr_bus_inproc_passed(t, p);
     /* Without any group yet, nothing has been handled: keep everything for the first one. */
-    return low == UINT64_MAX ? t->parts[p].tail : low;
+    if (low == UINT64_MAX)
+        low = t->parts[p].tail;
+    return low < t->parts[p].durable ? low : t->parts[p].durable;
 }
 
 void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len)
@@ -116,12 +126,14 @@ size_t mr_bus_inproc_held_bytes(mr_bus *bb)
     return held;
 }
 
-/* Frees the messages of a partition every group has handled; called with the mutex held. */
-static void release_passed(ip_bus *b, ip_topic *t, int p)
+void mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p)
 {
     ip_part *part = &t->parts[p];
     uint64_t passed = mr_bus_inproc_passed(t, p);
-    for (; part->tail < passed && part->tail < part->head; part->tail++)
+    /* Without any group yet, nothing has been handled: keep everything for the first one. */
+    if (passed == UINT64_MAX)
+        return;
+    for (; part->tail < passed && part->tail < part->durable; part->tail++)
         mr_bus_inproc_store(b, part, part->tail, NULL, NULL, 0);
 }
 
@@ -168,12 +180,11 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     part->head++;
     if (part->head - part->tail > cap)
         part->tail = part->head - cap;
-    if (b->journal) {
+    if (b->journal)
         mr_bus_journal_published(b);
-    } else {
-        part->visible = part->head;
-        pthread_cond_broadcast(&b->data);
-    }
+    else
+        part->durable = part->head;
+    pthread_cond_broadcast(&b->data);
     pthread_mutex_unlock(&b->mu);
     return MR_OK;
 }
@@ -259,7 +270,7 @@ static long take_next(ip_consumer *c, int partitions)
         ip_sub *s = &c->subs[slot / (size_t)partitions];
         int p = (int)(slot % (size_t)partitions);
         ip_cursor *cur = &s->group->cur[p];
-        if (!c->stopped[slot] && !cur->busy && cur->next < s->topic->parts[p].visible) {
+        if (!c->stopped[slot] && !cur->busy && cur->next < s->topic->parts[p].head) {
             cur->busy = true;
             c->rr = slot + 1;
             return (long)slot;
@@ -305,7 +316,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
             ip_part *part = &s->topic->parts[p];
             bool was_full = part->head - slowest(s->topic, p) >= cap;
             cur->next++;
-            release_passed(b, s->topic, p);
+            mr_bus_inproc_release(b, s->topic, p);
             if (b->journal)
                 mr_bus_journal_moved(b, cur);
             (*handled)++;
@@ -356,8 +367,18 @@ static void ip_close(mr_bus *bb)
     free(b);
 }
 
-static const mr_bus_vtable ip_vtable = {ip_publish, ip_flush,          ip_subscribe, ip_poll,
-                                        ip_partitions, ip_consumer_close, ip_close, NULL};
+static bool ip_before_commit(mr_bus *bb, mr_bus_commit_hook fn, void *ctx)
+{
+    ip_bus *b = (ip_bus *)bb;
+    if (!b->journal)
+        return false;
+    mr_bus_journal_hook(b, fn, ctx);
+    return true;
+}
+
+static const mr_bus_vtable ip_vtable = {ip_publish,    ip_flush,          ip_subscribe, ip_poll,
+                                        ip_partitions, ip_consumer_close, ip_close,     NULL,
+                                        ip_before_commit};
 
 mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

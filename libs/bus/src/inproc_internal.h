@@ -31,8 +31,9 @@ typedef struct ip_part {
     uint64_t head;    /* sequence the next published message gets */
     uint64_t tail;    /* the oldest sequence the ring holds: what some group has not handled yet,
                          or without groups the last inproc_capacity messages */
-    uint64_t visible; /* consumers see the messages below: head in memory, the committed ones with a
-                         journal */
+    uint64_t durable; /* the messages below are committed to the journal (head in memory): only
+                         these may be freed or overwritten, since the journal writer reads the
+                         rest from the ring */
     int space_waiters; /* producers waiting for a slot of this partition */
     /* The journal writer's own: what its current batch inserts [snap_from, snap_to) and trims
      * (rows below snap_low, which every group has passed), and what is trimmed already. */
@@ -55,7 +56,7 @@ typedef struct ip_journal ip_journal;
 typedef struct ip_bus {
     mr_bus base;
     pthread_mutex_t mu;
-    pthread_cond_t data;  /* a message became visible or a partition was released */
+    pthread_cond_t data;  /* a message was published or a partition was released */
     pthread_cond_t space; /* a slot was freed in a partition a producer waits on */
     uint64_t space_wakes; /* broadcasts on space: how often waiting producers were woken */
     ip_topic *topics;     /* newest first; a topic lives until the bus closes */
@@ -71,6 +72,9 @@ ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *
 /* Puts a message (key and value now owned by the ring) at sequence seq of a partition, freeing
  * what the slot held; called with the mutex held. */
 void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len);
+/* Frees the messages of a partition every group has handled and the journal holds; called with
+ * the mutex held. */
+void mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p);
 /* Bytes of message values the bus holds: those some group has not handled yet, and without
  * groups the last inproc_capacity messages of each partition. */
 size_t mr_bus_inproc_held_bytes(mr_bus *b);
@@ -86,6 +90,8 @@ void mr_bus_journal_close(ip_bus *b);
  * or a new group's start). */
 void mr_bus_journal_published(ip_bus *b);
 void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur);
+/* Sets the function the writer calls before each commit (mr_bus_before_commit). */
+void mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx);
 /* Waits until what was published and acknowledged before the call is committed. */
 mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err);
 

@@ -1,9 +1,10 @@
 /* inproc_journal.c -- the inproc bus's write-ahead journal: a SQLite file that keeps published
  * messages and group positions across a crash.
  *
- * Publishers only add to the in-memory rings; one writer thread takes everything added since its
- * last batch (messages, cursor moves, new topics) and commits it in one transaction (group
- * commit), then makes those messages visible to consumers and wakes the flushes they satisfy. In
+ * Publishers only add to the in-memory rings, where consumers see the messages at once (see
+ * inproc.c for why that is safe); one writer thread takes everything added since its last batch
+ * (messages, cursor moves, new topics) and commits it in one transaction (group commit), then
+ * lets the rings free and reuse those messages and wakes the flushes they satisfy. In
  * the same transaction it deletes the rows every group has passed, so the file holds at most what
  * the rings hold, and when the bus is idle it gives freed pages back to the file system. Cursor
  * moves alone wait IP_MOVE_LINGER_MS for company: an acknowledgement lost in a crash only means
@@ -82,6 +83,8 @@ struct ip_journal {
     bool stop;
     bool failing;        /* the last batch failed; fail says why */
     mr_err fail;
+    mr_bus_commit_hook hook; /* called before each commit (mr_bus_before_commit) */
+    void *hook_ctx;
     /* The batch in progress: the topics it covers and the counters it brings up to date. */
     ip_topic *snap_topics;
     uint64_t snap_published, snap_moves;
@@ -121,7 +124,7 @@ static void take_batch(ip_bus *b)
         t->snap_groups = t->groups;
         for (int p = 0; p < t->partitions; p++) {
             ip_part *part = &t->parts[p];
-            part->snap_from = part->visible;
+            part->snap_from = part->durable;
             part->snap_to = part->head;
             uint64_t low = UINT64_MAX;
             for (ip_group *g = t->groups; g; g = g->next) {
@@ -150,7 +153,8 @@ static mr_code write_messages(ip_journal *j, ip_topic *t, int p, size_t cap, mr_
     sqlite3_stmt *st = j->st[J_MSG];
     const ip_part *part = &t->parts[p];
     mr_code rc = MR_OK;
-    /* Rings keep these entries in place: producers cannot pass messages nobody has seen. */
+    /* Rings keep these entries in place: neither a producer nor a release touches a slot past
+     * part->durable. */
     for (uint64_t seq = part->snap_from; seq < part->snap_to && rc == MR_OK; seq++) {
         const ip_entry *e = &part->ring[seq % cap];
         sqlite3_bind_int64(st, 1, t->id);
@@ -215,7 +219,12 @@ static mr_code write_batch(ip_bus *b, mr_err *err)
 {
     ip_journal *j = b->journal;
     size_t cap = b->base.opts.inproc_capacity;
-    mr_code rc = j_run(j, J_BEGIN, "beginning a transaction", err);
+    /* Before the commit: what was written elsewhere ahead of this batch's publishes and
+     * acknowledgements must not be lost when they are not. */
+    mr_code rc = j->hook ? j->hook(j->hook_ctx, err) : MR_OK;
+    if (rc != MR_OK)
+        return rc;
+    rc = j_run(j, J_BEGIN, "beginning a transaction", err);
     for (ip_topic *t = j->snap_topics; t && rc == MR_OK; t = t->next) {
         rc = write_topic(j, t, err);
         for (int p = 0; p < t->partitions && rc == MR_OK; p++) {
@@ -238,6 +247,7 @@ static mr_code write_batch(ip_bus *b, mr_err *err)
 static void finish_batch(ip_bus *b, mr_code rc, const mr_err *err)
 {
     ip_journal *j = b->journal;
+    bool space = false; /* a producer waits for a slot the batch may have freed */
     for (ip_topic *t = j->snap_topics; t; t = t->next) {
         t->stored |= rc == MR_OK;
         for (int p = 0; p < t->partitions; p++) {
@@ -249,8 +259,10 @@ static void finish_batch(ip_bus *b, mr_code rc, const mr_err *err)
             }
             if (rc != MR_OK)
                 continue;
-            part->visible = part->snap_to;
+            part->durable = part->snap_to;
             part->trimmed = part->snap_low;
+            mr_bus_inproc_release(b, t, p);
+            space |= part->space_waiters > 0;
         }
     }
     long long now = mr_clock_mono_ms();
@@ -259,7 +271,10 @@ static void finish_batch(ip_bus *b, mr_code rc, const mr_err *err)
         j->moves_committed = j->snap_moves;
         j->moved_at = now;
         j->failing = false;
-        pthread_cond_broadcast(&b->data);
+        if (space) {
+            b->space_wakes++;
+            pthread_cond_broadcast(&b->space);
+        }
     } else {
         j->failing = true;
         j->fail = *err;
@@ -300,6 +315,14 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
+}
+
+void mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx)
+{
+    pthread_mutex_lock(&b->mu);
+    b->journal->hook = fn;
+    b->journal->hook_ctx = ctx;
+    pthread_mutex_unlock(&b->mu);
 }
 
 /* The writer waits only while nothing is pending (or while moves linger), so only the first
@@ -580,7 +603,7 @@ static mr_code replay_settle(ip_bus *b, ip_journal *j, mr_err *err)
             for (ip_group *g = t->groups; g; g = g->next)
                 if (g->cur[p].next < part->tail)
                     g->cur[p].next = part->tail;
-            part->visible = part->head;
+            part->durable = part->head;
             if (part->trimmed == UINT64_MAX)
                 part->trimmed = part->tail;
         }

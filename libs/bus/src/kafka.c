@@ -505,7 +505,7 @@ static mr_code kafka_ping(mr_bus *bb, int timeout_ms, mr_err *err)
 
 static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush,      kafka_subscribe,
                                            kafka_poll,    kafka_partitions, kafka_consumer_close,
-                                           kafka_close,   kafka_ping};
+                                           kafka_close,   kafka_ping,       NULL};
 
 mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

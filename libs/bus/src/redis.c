@@ -394,7 +394,8 @@ static const mr_bus_vtable redis_vtable = {redis_publish,
                                            mr_bus_redis_partitions_owned,
                                            mr_bus_redis_consumer_close,
                                            redis_close,
-                                           redis_ping};
+                                           redis_ping,
+                                           NULL};
 
 mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

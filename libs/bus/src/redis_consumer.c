@@ -11,7 +11,8 @@
  * successful handler. While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
  * its leases, so a handler longer than a lease keeps its partition: another consumer takes it
  * only when the lease is free, and the XAUTOCLAIM that follows never takes an entry from a
- * consumer still handling it. After a rebalance, a consumer trims the streams it acknowledged
+ * consumer still handling it. After a rebalance, and whenever it has acknowledged
+ * TRIM_AFTER_ACKS entries since its last trim, a consumer trims the streams it acknowledged
  * entries of down to what some group still needs.
  */
 #include "redis_internal.h"
@@ -96,6 +97,12 @@ static const char LEAVE_LUA[] =
     "end\n"
     "return 1\n";
 
+/* Acknowledged entries after which a consumer trims without waiting for its next rebalance: at
+ * tens of thousands of messages a second a rebalance interval (lease_ms/3) is a hundred
+ * thousand entries kept for nothing (measured: 117 MiB of 1 KiB messages), whereas this bounds
+ * what one consumer leaves behind to about a thousand, for one Lua step per thousand entries. */
+#define TRIM_AFTER_ACKS 1000
+
 typedef struct rpart {
     size_t topic;    /* index into the consumer's topics */
     int p;
@@ -125,6 +132,7 @@ typedef struct redis_consumer {
     mr_redis_renewer *renewer;
     long long next_rebalance_ms;
     bool trim_failing;        /* the last trim failed: logged once */
+    size_t acks_since_trim;   /* entries acknowledged since the last trim (TRIM_AFTER_ACKS) */
 } redis_consumer;
 
 /* What a poll is doing: the handler, its context and the running results. */
@@ -309,6 +317,8 @@ static void trim_acked(redis_consumer *c)
     free(keys);
     if (!r)
         return;
+    /* Counted afresh even when the trim failed: the next try waits for as many acknowledgements. */
+    c->acks_since_trim = 0;
     if (r->type == REDIS_REPLY_ERROR) {
         if (!c->trim_failing)
             mr_log_warn("bus.redis", "consumer %s of group %s cannot trim its streams: %s", c->name,
@@ -392,6 +402,7 @@ static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *e
             freeReplyObject(r);
             *run->handled += handled;
             part->acked = true;
+            c->acks_since_trim += n_ids;
         } else {
             part->pending = true;
             *ok = false;
@@ -517,6 +528,8 @@ static mr_code poll_leased(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_b
             rc = rebalance(c, &run.conn);
             if (rc == MR_OK)
                 trim_acked(c);
+        } else if (rc == MR_OK && c->acks_since_trim >= TRIM_AFTER_ACKS) {
+            trim_acked(c);
         }
         bool conn_ok = rc == MR_OK;
         for (size_t i = 0; conn_ok && i < c->n_parts && *handled < max; i++) {

@@ -526,7 +526,10 @@ void suite_groups_get_earlier_messages(const suite_env *env, const char *topic)
     suite_make_topic(env, topic);
     suite_publish(b, topic, 0, 40, 5);
     suite_flush(b, 60000);
-    /* Both subscribe before either handles anything: what every group has handled may go. */
+    /* What every group has handled may go, and "first" starts handling as soon as its collector
+     * starts, before "second" subscribes: a group that handles nothing holds the messages until
+     * both are there. */
+    mr_bus_consumer *hold = suite_subscribe(b, "hold", topic);
     suite_collector *c[2] = {suite_collect_start(b, "first", topic, 40, NULL),
                              suite_collect_start(b, "second", topic, 40, NULL)};
     for (int g = 0; g < 2; g++)
@@ -534,6 +537,7 @@ void suite_groups_get_earlier_messages(const suite_env *env, const char *topic)
     /* Nothing disturbed the groups: each message exactly once. */
     for (int g = 0; g < 2; g++)
         assert_int_equal(suite_collect_stop(c[g]), 40);
+    mr_bus_consumer_close(hold);
     mr_bus_close(b);
 }
 

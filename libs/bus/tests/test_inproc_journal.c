@@ -616,6 +616,90 @@ static void test_full_ring_blocks_and_survives_restart(void **state)
     mr_bus_close(b);
 }
 
+/* A consumer handles a message before the journal committed it, while a flush waits for the
+ * commit: here another connection holds the journal's write lock, so no commit can land. Before,
+ * the message reached consumers only after its commit, so every hop of a pipeline waited for the
+ * disk. Once the lock is gone, the commit lands and the flush returns. */
+static void test_consumers_do_not_wait_for_the_commit(void **state)
+{
+    fixture *f = *state;
+    mr_bus_options opts = {.partitions = 1};
+    mr_bus *b = open_ok(f->url, &opts);
+    mr_bus_consumer *c = suite_subscribe(b, "g", "fast");
+    suite_flush(b, 60000);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    suite_publish(b, "fast", 0, 1, KEYS);
+    got *g = got_new(1);
+    handle_n(c, g, 1);
+    assert_int_equal(g->count[0], 1);
+    mr_err err = {0};
+    assert_int_not_equal(mr_bus_flush(b, 300, &err), MR_OK);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    suite_flush(b, 60000);
+    got_free(g);
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
+/* The hook before each commit: what it sees of the journal file through a connection of its
+ * own (the rows committed so far), and whether it fails the commit. */
+typedef struct hook_probe {
+    const char *path;
+    int calls;
+    long long rows_seen; /* messages committed when the hook last ran */
+    bool fail;
+} hook_probe;
+
+static mr_code probe_hook(void *ctx, mr_err *err)
+{
+    hook_probe *h = ctx;
+    h->calls++;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(h->path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM msgs", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        h->rows_seen = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return h->fail ? mr_err_set(err, MR_EIO, "the store could not sync") : MR_OK;
+}
+
+/* `mindroom run` syncs its store before each commit of the bus journal: the hook runs before
+ * the batch's rows are committed, and a failing hook fails the commit (the flush reports it)
+ * until it succeeds again. A bus without a journal takes no hook. */
+static void test_a_hook_runs_before_each_commit(void **state)
+{
+    fixture *f = *state;
+    mr_bus *mem = open_ok("inproc:", NULL);
+    hook_probe h = {.path = f->path};
+    assert_false(mr_bus_before_commit(mem, probe_hook, &h));
+    mr_bus_close(mem);
+
+    mr_bus *b = open_ok(f->url, NULL);
+    assert_true(mr_bus_before_commit(b, probe_hook, &h));
+    suite_publish(b, "hooked", 0, 1, KEYS);
+    suite_flush(b, 60000);
+    assert_true(h.calls >= 1);
+    assert_int_equal(h.rows_seen, 0);
+
+    h.fail = true;
+    suite_publish(b, "hooked", 1, 1, KEYS);
+    mr_err err = {0};
+    assert_int_equal(mr_bus_flush(b, 60000, &err), MR_EIO);
+    assert_string_equal(err.msg, "the store could not sync");
+    /* The writer tries again after a pause; a flush meanwhile still reports the failure. */
+    h.fail = false;
+    long long deadline = mr_clock_mono_ms() + 60000;
+    while (mr_bus_flush(b, 1000, &err) != MR_OK && mr_clock_mono_ms() < deadline)
+        mr_clock_sleep_ms(50);
+    assert_int_equal(mr_bus_flush(b, 1000, &err), MR_OK);
+    assert_int_equal(h.rows_seen, 1);
+    mr_bus_close(b);
+}
+
 static void test_file_modes(void **state)
 {
     fixture *f = *state;
@@ -727,6 +811,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compaction_keeps_the_file_small, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_journal_gives_space_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_ring_blocks_and_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consumers_do_not_wait_for_the_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_hook_runs_before_each_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_paths_name_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_bus_per_journal, setup, teardown),

@@ -221,6 +221,33 @@ static void test_streams_are_trimmed_to_what_some_group_needs(void **state)
     mr_bus_close(b);
 }
 
+/* A consumer that keeps up trims as it goes, not only once a rebalance interval: with a minute's
+ * lease (20 s between rebalances), once 4,000 entries are handled, its next poll leaves fewer
+ * than a thousand (TRIM_AFTER_ACKS) in the streams, where before all 4,000 stayed. */
+static void test_a_busy_consumer_trims_between_rebalances(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    suite_env env = redis_env();
+    env.opts.lease_ms = 60000;
+    mr_bus *b = suite_open(&env);
+    mr_bus_consumer *c = suite_subscribe(b, "busy", "bulk");
+    suite_publish(b, "bulk", 0, N, 64);
+    suite_flush(b, 30000);
+    suite_handle_exactly(c, N);
+    /* The consumer runs on, as a service's does: its next poll finds nothing new. */
+    size_t handled = 0;
+    int more = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_poll(c, 50, 100, suite_count_one, &more, &handled, &err), MR_OK);
+    assert_int_equal(more, 0);
+    long long kept = stream_total("bulk");
+    if (kept >= 1000)
+        fail_msg("%lld of %d handled entries still in the streams", kept, N);
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
 /* Consumer A handles the topic's one partition; its first handler runs 3.5 leases. Meanwhile B
  * joins, and B is the one the partition belongs to once both are live (its name sorts first).
  * A keeps the lease while its handler runs, so B takes the partition only after A is done. */
@@ -408,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_a_long_handler_keeps_its_partition),
         cmocka_unit_test(test_closed_consumer_leaves_its_entry),
         cmocka_unit_test(test_streams_are_trimmed_to_what_some_group_needs),
+        cmocka_unit_test(test_a_busy_consumer_trims_between_rebalances),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

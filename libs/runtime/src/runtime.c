@@ -57,6 +57,11 @@ static mr_code state_new(mr_runtime *rt, mr_err *err)
     return MR_OK;
 }
 
+static mr_code sync_store(void *store, mr_err *err)
+{
+    return mr_store_sync(store, err);
+}
+
 /* Opens the peers; a bad URL is a bad setting, so the message leads with the variable. */
 static mr_code open_peers(mr_runtime *rt, mr_err *err)
 {
@@ -73,8 +78,14 @@ static mr_code open_peers(mr_runtime *rt, mr_err *err)
     snprintf(client_id, sizeof client_id, "mindroom-%s", rt->service);
     mr_bus_options bo = {.client_id = client_id};
     rc = mr_bus_open(s->bus_url, &bo, &rt->bus, err);
-    if (rc != MR_OK)
+    if (rc != MR_OK) {
         mr_err_prefix(err, "MINDROOM_BUS_URL");
+        return rc;
+    }
+    /* A bus journal syncs the store before each commit, so the store need not fsync each
+     * write: an acknowledgement is never durable ahead of the store writes made before it. */
+    if (rt->store && mr_bus_before_commit(rt->bus, sync_store, rt->store))
+        rc = mr_store_sync_on_demand(rt->store, err);
     return rc;
 }
 

@@ -11,6 +11,7 @@ struct mr_store {
     const mr_store_ops *ops;
     void *impl;
     bool has_secret;
+    bool on_demand; /* mr_store_sync_on_demand: sealed writes sync themselves */
     unsigned char key[MR_STORE_KEY_LEN];
 };
 
@@ -249,7 +250,12 @@ mr_code mr_store_set_secret(mr_store *s, const char *key, const void *v, size_t 
     size_t sealed_len;
     rc = mr_store_seal(s->key, key, v, len, &sealed, &sealed_len, err);
     if (rc == MR_OK) {
-        LOCKED(s, s->ops->set(s->impl, key, sealed, sealed_len, ttl_ms, err));
+        pthread_mutex_lock(&s->mu);
+        rc = s->ops->set(s->impl, key, sealed, sealed_len, ttl_ms, err);
+        /* Secrets hold ratchets: one rolled back by a power loss would reuse a message index. */
+        if (rc == MR_OK && s->on_demand)
+            rc = s->ops->sync(s->impl, err);
+        pthread_mutex_unlock(&s->mu);
         free(sealed);
     }
     return finish(rc, "set_secret", key, err);
@@ -270,6 +276,30 @@ mr_code mr_store_get_secret(mr_store *s, const char *key, char **v, size_t *len,
         free(sealed);
     }
     return finish(rc, "get_secret", key, err);
+}
+
+mr_code mr_store_sync_on_demand(mr_store *s, mr_err *err)
+{
+    if (!s->ops->sync_on_demand)
+        return MR_OK;
+    pthread_mutex_lock(&s->mu);
+    mr_code rc = s->ops->sync_on_demand(s->impl, err);
+    s->on_demand |= rc == MR_OK;
+    pthread_mutex_unlock(&s->mu);
+    if (rc != MR_OK)
+        mr_err_prefix(err, "store sync_on_demand");
+    return rc;
+}
+
+mr_code mr_store_sync(mr_store *s, mr_err *err)
+{
+    if (!s->ops->sync)
+        return MR_OK;
+    /* Without the lock: the backend syncs through a descriptor of its own (store_impl.h). */
+    mr_code rc = s->ops->sync(s->impl, err);
+    if (rc != MR_OK)
+        mr_err_prefix(err, "store sync");
+    return rc;
 }
 
 mr_code mr_store_ping(mr_store *s, mr_err *err)

@@ -22,6 +22,11 @@ typedef struct mr_store_ops {
     mr_code (*incr)(void *b, const char *key, long long by, long ttl_ms_on_create, long long *value,
                     mr_err *err);
     mr_code (*ping)(void *b, mr_err *err);
+    /* NULL: the backend's writes are as durable as its own settings make them. sync is the one
+     * operation called without the store's lock, alone or beside any other, so writers need not
+     * wait for the disk. */
+    mr_code (*sync_on_demand)(void *b, mr_err *err);
+    mr_code (*sync)(void *b, mr_err *err);
     void (*close)(void *b);
 } mr_store_ops;
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,8 @@ static const char *const SQ_SQL[SQ_NSTMT] = {
 
 /* synchronous=FULL: in WAL mode NORMAL would survive a process crash but could lose the
  * last commits on power loss, and the store holds Olm ratchet state and claims whose loss
- * means broken sessions or a second reply. FULL costs one fsync of the WAL per commit. */
+ * means broken sessions or a second reply. FULL costs one fsync of the WAL per commit;
+ * mr_store_sync_on_demand trades it for explicit syncs (sq_sync) where the caller orders them. */
 static const char SQ_SCHEMA[] =
     "PRAGMA synchronous = FULL;"
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at INTEGER)"
@@ -80,6 +82,8 @@ typedef struct sq {
     char *path;
     sqlite3_stmt *st[SQ_NSTMT];
     unsigned writes;
+    char *wal_path;          /* the write-ahead log, which sq_sync flushes */
+    atomic_bool unsynced;    /* something was written since the last sq_sync */
 } sq;
 
 static mr_code sq_fail(sq *q, int rc, const char *doing, mr_err *err)
@@ -134,6 +138,8 @@ static mr_code sq_exec(sq *q, sqlite3_stmt *st, const char *doing, int *changes,
 {
     int rc = sqlite3_step(st);
     mr_code out = rc == SQLITE_DONE ? MR_OK : sq_fail(q, rc, doing, err);
+    if (!sqlite3_stmt_readonly(st))
+        atomic_store(&q->unsynced, true);
     if (changes)
         *changes = sqlite3_changes(q->db);
     sq_done(st);
@@ -440,6 +446,38 @@ static mr_code sq_ping(void *b, mr_err *err)
     return sq_hash_exists(b, "ping", &exists, err);
 }
 
+/* From now on a commit leaves the write-ahead log to the page cache; sq_sync flushes it. */
+static mr_code sq_sync_on_demand(void *b, mr_err *err)
+{
+    sq *q = b;
+    int rc = sqlite3_exec(q->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? MR_OK : sq_fail(q, rc, "setting synchronous", err);
+}
+
+/* One fsync of the write-ahead log makes every commit in it durable; earlier ones were
+ * checkpointed into the database file, which SQLite syncs after each checkpoint. Runs without
+ * the store's lock, through a descriptor of its own, so writers go on meanwhile: a commit that
+ * lands during the fsync sets unsynced again and the next sync covers it. The log carries no
+ * POSIX locks (WAL mode locks the -shm file), so closing this descriptor releases none of
+ * SQLite's. */
+static mr_code sq_sync(void *b, mr_err *err)
+{
+    sq *q = b;
+    if (!atomic_exchange(&q->unsynced, false))
+        return MR_OK;
+    int fd = open(q->wal_path, O_RDONLY | O_CLOEXEC);
+    /* No log: closing it checkpointed everything into the synced database file. */
+    if (fd < 0 && errno == ENOENT)
+        return MR_OK;
+    int e = fd < 0 ? errno : fdatasync(fd) == 0 ? 0 : errno;
+    if (fd >= 0)
+        close(fd);
+    if (e == 0)
+        return MR_OK;
+    atomic_store(&q->unsynced, true);
+    return mr_err_errno(err, MR_EIO, e, "sqlite %s: syncing its write-ahead log", q->path);
+}
+
 static void sq_close(void *b)
 {
     sq *q = b;
@@ -447,6 +485,7 @@ static void sq_close(void *b)
         sqlite3_finalize(q->st[i]);
     sqlite3_close(q->db);
     free(q->path);
+    free(q->wal_path);
     free(q);
 }
 
@@ -463,6 +502,8 @@ static const mr_store_ops SQ_OPS = {
     .hgetall = sq_hgetall,
     .incr = sq_incr,
     .ping = sq_ping,
+    .sync_on_demand = sq_sync_on_demand,
+    .sync = sq_sync,
     .close = sq_close,
 };
 
@@ -510,10 +551,14 @@ static mr_code sq_setup(sq *q, mr_err *err)
 mr_code mr_store_sqlite_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err)
 {
     sq *q = calloc(1, sizeof *q);
-    if (!q || !(q->path = strdup(u->path))) {
+    size_t wal_len = strlen(u->path) + sizeof "-wal";
+    if (!q || !(q->path = strdup(u->path)) || !(q->wal_path = malloc(wal_len))) {
+        if (q)
+            free(q->path);
         free(q);
         return mr_err_set(err, MR_ENOMEM, "out of memory");
     }
+    snprintf(q->wal_path, wal_len, "%s-wal", u->path);
     mr_code rc = sq_create_file(q->path, err);
     if (rc == MR_OK)
         rc = sq_setup(q, err);

@@ -733,6 +733,33 @@ static void test_sqlite_persist_mode_wal(void **state)
     mr_store_close(s);
 }
 
+/* `mindroom run` lets its bus journal sync the store (mr_store_sync) instead of an fsync per
+ * write: the writes still land, survive the handle, and secrets still read back; a sync with
+ * nothing new, and one after the log was checkpointed away, succeed. */
+static void test_sqlite_sync_on_demand(void **state)
+{
+    (void)state;
+    char url[512];
+    snprintf(url, sizeof url, "sqlite://%s/on-demand.db", g_dir);
+    mr_store *s = open_ok(url, &WITH_SECRET);
+    mr_err err = {0};
+    assert_int_equal(mr_store_sync_on_demand(s, &err), MR_OK);
+    assert_int_equal(mr_store_sync(s, &err), MR_OK);
+    set_ok(s, "reply:$ev:mind", "started", 7, 600000);
+    assert_int_equal(mr_store_hset(s, "agent:inflight:w", "1", "turn", 4, &err), MR_OK);
+    set_secret_ok(s, "tok", TOKEN, TOKEN_LEN);
+    assert_int_equal(mr_store_sync(s, &err), MR_OK);
+    assert_int_equal(mr_store_sync(s, &err), MR_OK);
+    mr_store_close(s);
+    s = open_ok(url, &WITH_SECRET);
+    check_value(s, "reply:$ev:mind", "started", 7);
+    expect_secret(s, "tok", TOKEN, TOKEN_LEN);
+    assert_int_equal(mr_store_sync_on_demand(s, &err), MR_OK);
+    set_ok(s, "after", "1", 1, 0);
+    assert_int_equal(mr_store_sync(s, &err), MR_OK);
+    mr_store_close(s);
+}
+
 static void test_sqlite_two_handles(void **state)
 {
     (void)state;
@@ -965,6 +992,7 @@ int main(void)
     const struct CMUnitTest sqlite_tests[] = {
         BEHAVIOURS(B_SQLITE),
         cmocka_unit_test(test_sqlite_persist_mode_wal),
+        cmocka_unit_test(test_sqlite_sync_on_demand),
         cmocka_unit_test(test_sqlite_two_handles),
         cmocka_unit_test(test_sqlite_relative_path),
         cmocka_unit_test(test_sqlite_unusable_path),

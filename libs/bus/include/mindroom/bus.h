@@ -4,8 +4,10 @@
  *   inproc:                                  bounded in-memory queues between threads of one
  *                                            process; a crash loses what was queued
  *   inproc:///absolute/path/journal.db       the same queues with a write-ahead journal in a
- *                                            SQLite file (`mindroom run`): a message is visible
- *                                            to consumers once the journal committed it, groups'
+ *                                            SQLite file (`mindroom run`): consumers see a
+ *                                            message at once, mr_bus_flush waits until the
+ *                                            journal committed it (a crash takes the consumers'
+ *                                            work on what was not committed with it), groups'
  *                                            positions are kept there, and on open unacknowledged
  *                                            messages come again, in order, before anything new.
  *                                            The file is created 0600 (missing parents 0700) and
@@ -46,6 +48,7 @@
 #ifndef MINDROOM_BUS_H
 #define MINDROOM_BUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/err.h"
 
@@ -93,6 +96,15 @@ mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char
  * kept per publishing thread: a flush never reports, nor clears, another thread's. Callers save
  * progress (sync tokens) only after their own flush returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
+
+/* For `mindroom run`: a function the inproc journal calls before each commit, once it has taken
+ * what was published and acknowledged until then, so that what the caller wrote elsewhere
+ * before publishing or acknowledging (the store, through mr_store_sync) is durable no later
+ * than those. Its failure fails the commit, which is tried again. Returns false, setting
+ * nothing, on a backend without a journal (there an acknowledgement is the caller's own call).
+ * Set it before anything is published. */
+typedef mr_code (*mr_bus_commit_hook)(void *ctx, mr_err *err);
+bool mr_bus_before_commit(mr_bus *b, mr_bus_commit_hook fn, void *ctx);
 
 /* Whether the backend answers now, within timeout_ms: Kafka a metadata request to any broker,
  * Redis a PING on a connection of its own; inproc is always there. MR_EUNAVAIL names the URL

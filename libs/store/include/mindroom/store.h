@@ -86,4 +86,16 @@ mr_code mr_store_get_secret(mr_store *s, const char *key, char **v, size_t *len,
 /* A round trip to the backend, for /readyz. */
 mr_code mr_store_ping(mr_store *s, mr_err *err);
 
+/* Durability of the SQLite backend's writes (Redis follows its own fsync policy: both calls do
+ * nothing there). By default each write is on disk when it returns: an fsync per write. After
+ * mr_store_sync_on_demand, only sealed writes (mr_store_set_secret: keys, ratchets, tokens) are;
+ * the others survive a crash of the process at once, but a power loss only once a later
+ * mr_store_sync returned. For a caller that syncs before anything that depends on those writes
+ * is made durable elsewhere: `mindroom run`'s bus journal does before each of its commits, so an
+ * acknowledgement on the bus never outlives the store writes made before it. */
+mr_code mr_store_sync_on_demand(mr_store *s, mr_err *err);
+/* Makes every write so far durable (SQLite: one fsync of its write-ahead log, none when nothing
+ * was written since the last). */
+mr_code mr_store_sync(mr_store *s, mr_err *err);
+
 #endif
