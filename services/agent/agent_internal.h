@@ -177,6 +177,9 @@ json_t *reply_handoff_content(const roster_entry *agent, const char *original_se
  * replaces_txn (NULL unless an edit) is the transaction ID of the message content replaces. */
 char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *replaces_txn,
                         const char *in_reply_to, json_t *content);
+/* The same for an event of another type (m.reaction). */
+char *reply_event_intent(const char *account, const char *room_id, const char *txn, const char *event_type,
+                         const char *replaces_txn, const char *in_reply_to, json_t *content);
 char *reply_typing_intent(const char *account, const char *room_id, const char *txn, bool typing);
 
 /* ---- this process among the agent's workers (workers.c) ----------------------------------- */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent_run.h"
+#include "agent_tools.h"
 #include "mindroom/str.h"
 #include "room_queue.h"
 
@@ -76,6 +77,11 @@ static mr_code read_settings(agent_node *node, mr_err *err)
     default_worker_id(node->rt, fallback);
     const char *id = mr_runtime_setting(node->rt, NULL, WORKER_SETTING, fallback);
     mr_code rc = worker_self_init(id, &node->self, err);
+    if (rc != MR_OK)
+        return rc;
+    /* Read again for each answer; checked here so a bad value stops start-up. */
+    tool_settings tools;
+    rc = tool_settings_read(node->rt, &tools, err);
     if (rc != MR_OK)
         return rc;
     const char *v = mr_runtime_setting(node->rt, NULL, TURNS_SETTING, NULL);

@@ -91,9 +91,15 @@ static char *intent_text(json_t *intent)
 char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *replaces_txn,
                         const char *in_reply_to, json_t *content)
 {
+    return reply_event_intent(account, room_id, txn, "m.room.message", replaces_txn, in_reply_to, content);
+}
+
+char *reply_event_intent(const char *account, const char *room_id, const char *txn, const char *event_type,
+                         const char *replaces_txn, const char *in_reply_to, json_t *content)
+{
     json_t *i = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "v", 1, "type", "outbound_intent", "account",
                           account, "room_id", room_id, "action", "send", "txn_id", txn, "event_type",
-                          "m.room.message", "content", content);
+                          event_type, "content", content);
     if (i && in_reply_to && json_object_set_new(i, "in_reply_to", json_string(in_reply_to)) != 0) {
         json_decref(i);
         i = NULL;

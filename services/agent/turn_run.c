@@ -1,6 +1,7 @@
 /* turn_run.c -- one turn on one turn thread: who may answer here, the policy's decision, the
  * answers; and what each turn thread keeps for it (the entities of the config, model clients). */
 #include "agent_run.h"
+#include "agent_tools.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,8 @@ static void refresh_roster(agent_svc *svc)
     svc->any_room_mode = false;
     for (size_t i = 0; i < fresh.cfg->n_agents; i++)
         svc->any_room_mode |= fresh.cfg->agents[i].thread_mode == MR_THREAD_MODE_ROOM;
+    if (svc->reports)
+        tool_config_warn(fresh.cfg);
     mr_log_write(svc->reports ? MR_LOG_INFO : MR_LOG_DEBUG, COMPONENT, NULL, "entities built from config generation %lu",
                  gen);
 }

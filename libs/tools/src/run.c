@@ -4,6 +4,7 @@
 #include "tools_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@ typedef struct job {
     mr_tools_env env;
     char *strings[6];            /* the env strings this job owns */
     long long deadline_ms;
+    mr_tools_send_fn send;       /* the caller's, reached only through job_send */
+    void *send_ctx;
+    bool abandoned;              /* past the deadline: the caller's send context may be gone */
     mr_strbuf out;
     mr_err err;
     mr_code rc;
@@ -57,6 +61,18 @@ static void round_unref(round *r)
     free(r);
 }
 
+/* The caller's send, unless the call was abandoned: the lock keeps the caller from returning
+ * (and freeing what send_ctx points to) while a send is under way. */
+static mr_code job_send(void *ctx, const char *room_id, const char *event_type, json_t *content, mr_err *err)
+{
+    job *j = ctx;
+    pthread_mutex_lock(&j->round->lock);
+    mr_code rc = j->abandoned ? mr_err_set(err, MR_EUNAVAIL, "out of time: the call was abandoned")
+                              : j->send(j->send_ctx, room_id, event_type, content, err);
+    pthread_mutex_unlock(&j->round->lock);
+    return rc;
+}
+
 static void *job_main(void *arg)
 {
     job *j = arg;
@@ -85,6 +101,10 @@ static bool copy_str(job *j, int slot, const char *in, const char **out)
 static bool copy_env(job *j, const mr_tools_env *env)
 {
     j->env = *env;
+    j->send = env->send;
+    j->send_ctx = env->send_ctx;
+    j->env.send = env->send ? job_send : NULL;
+    j->env.send_ctx = j;
     return copy_str(j, 0, env->entity, &j->env.entity) && copy_str(j, 1, env->requester, &j->env.requester) &&
            copy_str(j, 2, env->room_id, &j->env.room_id) && copy_str(j, 3, env->thread_root, &j->env.thread_root) &&
            copy_str(j, 4, env->data_dir, &j->env.data_dir) && copy_str(j, 5, env->workspace, &j->env.workspace);
@@ -110,18 +130,23 @@ static char *bounded(const char *text, size_t len, size_t max)
     return b.s;
 }
 
-static void set_error(mr_tools_call *c, const char *fmt, const char *a, const char *b)
+static void set_error(mr_tools_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(mr_tools_call *c, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     free(c->result);
-    c->result = mr_str_printf(fmt, a, b ? b : "");
+    c->result = mr_str_vprintf(fmt, ap);
     c->failed = true;
+    va_end(ap);
 }
 
 /* Why a call cannot start: an unknown tool, or arguments that are not a JSON object. */
 static json_t *parse_args(mr_tools_call *c)
 {
     if (!c->def) {
-        set_error(c, "error: there is no tool named '%s'%s", c->name ? c->name : "", NULL);
+        set_error(c, "error: there is no tool named '%s'", c->name ? c->name : "");
         return NULL;
     }
     json_error_t je;
@@ -188,7 +213,7 @@ mr_code mr_tools_run(const mr_tools_env *env, mr_tools_call *calls, size_t n, mr
             }
         }
         if (!ok) {
-            set_error(c, "error: %s: could not start the call (out of memory or threads)%s", c->def->name, NULL);
+            set_error(c, "error: %s: could not start the call (out of memory or threads)", c->def->name);
             rc = mr_err_set(err, MR_ENOMEM, "%s: could not start a tool call", c->def->name);
         }
     }
@@ -209,12 +234,13 @@ mr_code mr_tools_run(const mr_tools_env *env, mr_tools_call *calls, size_t n, mr
             continue;
         char secs[32];
         snprintf(secs, sizeof secs, "%.1f", timeout / 1000.0);
+        j->abandoned = !j->done;
         if (!j->done)
             set_error(c, "error: %s: no result within %s seconds; the call was abandoned", c->def->name, secs);
         else if (j->rc != MR_OK)
-            set_error(c, "error: %s%s", j->err.msg, NULL);
+            set_error(c, "error: %s", j->err.msg);
         else if (!(c->result = bounded(j->out.s ? j->out.s : "", j->out.len, max)))
-            set_error(c, "error: %s: out of memory reading the result%s", c->def->name, NULL);
+            set_error(c, "error: %s: out of memory reading the result", c->def->name);
     }
     pthread_mutex_unlock(&r->lock);
     round_unref(r);

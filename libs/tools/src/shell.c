@@ -2,6 +2,7 @@
  * environment (the agent's keys stay out), its output bounded, killed with its process group
  * at the call's deadline. It is not a sandbox: only agents whose operator turned the workspace
  * on get it. */
+#define _GNU_SOURCE /* pipe2 */
 #include "tools_internal.h"
 
 #include <errno.h>

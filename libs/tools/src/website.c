@@ -3,6 +3,7 @@
  * (loopback, private, link-local, CGNAT, multicast and unspecified addresses are refused unless
  * the operator allows them), curl is pinned to that address (CURLOPT_RESOLVE) and every socket
  * it opens is checked again (CURLOPT_OPENSOCKETFUNCTION); redirects are not followed. */
+#define _GNU_SOURCE /* strcasestr */
 #include "tools_internal.h"
 
 #include <arpa/inet.h>

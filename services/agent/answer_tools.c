@@ -1,0 +1,67 @@
+/* answer_tools.c -- an answer with tools: the agent's tools and their environment (who asked,
+ * where, the agent's data directory and workspace), matrix_message sends put on the bus as the
+ * agent's own intents, and the tool loop. */
+#include "agent_run.h"
+#include "agent_tools.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct tool_sender {
+    agent_svc *svc;
+    const turn_ctx *t;
+    const roster_entry *e;
+    atomic_int seq;
+} tool_sender;
+
+/* Transaction IDs "x<n>" of the answer's event and entity: a replay sends under the same IDs. */
+static mr_code send_event(void *ctx, const char *room_id, const char *event_type, json_t *content, mr_err *err)
+{
+    tool_sender *s = ctx;
+    char id[TXN_MAX];
+    txn_id(s->t->turn->event_id, s->e->name, "x", atomic_fetch_add(&s->seq, 1), id);
+    mr_code rc = agent_publish(s->svc, room_id, reply_event_intent(s->e->user_id, room_id, id, event_type, NULL,
+                                                                   NULL, content), err);
+    return rc == MR_OK ? agent_flush(s->svc, err) : rc;
+}
+
+mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_llm_client *client,
+                          const mr_llm_request *req, const tool_hooks *hooks, mr_llm_response *out, bool *used,
+                          mr_err *err)
+{
+    const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
+    size_t n = e->agent ? tool_defs_for(svc->roster.cfg, e->agent, defs, TOOLS_PER_AGENT_MAX) : 0;
+    *used = n > 0;
+    if (!n)
+        return MR_OK;
+    tool_settings ts;
+    mr_code rc = tool_settings_read(svc->rt, &ts, err);
+    if (rc != MR_OK)
+        return rc;
+    char *data_dir = mr_str_printf("%s/agents/%s", svc->rt->settings.storage_path, e->name);
+    char *workspace = ts.workspace_root ? mr_str_printf("%s/%s", ts.workspace_root, e->name) : NULL;
+    tool_sender sender = {.svc = svc, .t = t, .e = e};
+    atomic_init(&sender.seq, 0);
+    mr_tools_env env = {
+        .entity = e->name,
+        .requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender,
+        .room_id = t->turn->room_id,
+        .thread_root = e->agent->thread_mode == MR_THREAD_MODE_ROOM ? NULL : t->root,
+        .data_dir = data_dir,
+        .workspace = workspace,
+        .website_private_ok = ts.website_private_ok,
+        .timeout_ms = ts.timeout_ms,
+        .max_output = ts.max_output,
+        .send = send_event,
+        .send_ctx = &sender,
+    };
+    if (!data_dir || (ts.workspace_root && !workspace))
+        rc = mr_err_set(err, MR_ENOMEM, "out of memory preparing tools");
+    else
+        rc = tool_loop_chat(client, req, defs, n, &env, ts.max_rounds, hooks, out, err);
+    free(data_dir);
+    free(workspace);
+    return rc;
+}
