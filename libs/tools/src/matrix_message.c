@@ -36,11 +36,9 @@ static mr_code mm_run(const mr_tools_env *env, json_t *args, long long deadline_
         rc = tools_arg_str(args, TOOL, "event_id", true, &event_id, err);
     if (rc != MR_OK)
         return rc;
-    if (!env->send || !env->room_id)
-        return mr_err_set(err, MR_EPERM, "%s: there is no room to send to here", TOOL);
     /* The agent's rooms are the gateway's to know; the room of the conversation is one the agent
      * has certainly joined. */
-    if (room && strcmp(room, env->room_id) != 0)
+    if (room && env->room_id && strcmp(room, env->room_id) != 0)
         return mr_err_set(err, MR_EPERM, "%s: the argument 'room_id' may only name this conversation's room (%s)",
                           TOOL, env->room_id);
     if (strlen(text) > TEXT_MAX)
@@ -49,6 +47,8 @@ static mr_code mm_run(const mr_tools_env *env, json_t *args, long long deadline_
     if (event_id && !event_id_ok(event_id))
         return mr_err_set(err, MR_EINVAL, "%s: the argument 'event_id' is not a Matrix event ID: '%.80s'", TOOL,
                           event_id);
+    if (!env->send || !env->room_id)
+        return mr_err_set(err, MR_EPERM, "%s: there is no room to send to here", TOOL);
     /* A call abandoned at its deadline must not send late. */
     if (mr_clock_mono_ms() >= deadline_ms)
         return mr_err_set(err, MR_EUNAVAIL, "%s: out of time", TOOL);

@@ -13,6 +13,9 @@
 
 #include "mindroom/clock.h"
 
+/* How long past its deadline a call may take to stop by itself (a killed command, a curl
+ * timeout) and report why, before it is abandoned. */
+#define STOP_GRACE_MS 2000
 #define TRUNCATED_NOTE "\n[output cut at %zu of %zu bytes]"
 
 /* A call's copy of what it needs, so a call left running past its deadline reads nothing the
@@ -218,7 +221,8 @@ mr_code mr_tools_run(const mr_tools_env *env, mr_tools_call *calls, size_t n, mr
         }
     }
     /* Waits for every call, or for the deadline. */
-    struct timespec until = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000L};
+    long long wait_until = deadline + STOP_GRACE_MS;
+    struct timespec until = {.tv_sec = wait_until / 1000, .tv_nsec = (wait_until % 1000) * 1000000L};
     pthread_mutex_lock(&r->lock);
     for (;;) {
         bool all = true;
