@@ -102,8 +102,9 @@ static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *
     free(pending);
     if (rc != MR_OK)
         return rc;
-    ok = ok && push_msg(l, (mr_llm_message){.role = MR_LLM_ASSISTANT, .content = *a->content ? a->content : NULL,
-                                            .tool_calls = a->tool_calls, .n_tool_calls = n});
+    const char *said = a->content && *a->content ? a->content : NULL;
+    ok = ok && push_msg(l, (mr_llm_message){.role = MR_LLM_ASSISTANT, .content = said, .tool_calls = a->tool_calls,
+                                            .n_tool_calls = n});
     for (size_t i = 0; ok && i < n; i++)
         ok = push_msg(l, (mr_llm_message){.role = MR_LLM_TOOL, .content = calls[i].result,
                                           .tool_call_id = a->tool_calls[i].id ? a->tool_calls[i].id : ""});
@@ -149,7 +150,8 @@ mr_code tool_loop_chat(mr_llm_client *client, const mr_llm_request *req, const m
             r.tool_choice = "none";
         mr_llm_response *a = &l.answers[l.n_answers++];
         rc = mr_llm_chat(client, &r, a, err);
-        if (rc == MR_OK && !req->stream && *a->content && !hooks->on_text(hooks->ctx, a->content, strlen(a->content)))
+        bool said = a->content && *a->content;
+        if (rc == MR_OK && !req->stream && said && !hooks->on_text(hooks->ctx, a->content, strlen(a->content)))
             a->cancelled = true;
         if (rc != MR_OK || a->cancelled || a->n_tool_calls == 0 || last) {
             *out = *a;
