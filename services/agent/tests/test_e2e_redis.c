@@ -35,6 +35,8 @@
 #define CHAT "!chat:example.org"
 #define DM "!dm:example.org"
 #define MANY "!many:example.org"
+#define TOOLS "!tools:example.org"
+#define TOOLY "@mindroom_tooly:example.org"
 #define MANY_AGENTS 100
 #define ALICE "@alice:example.org"
 #define ROUTER "@mindroom_router:example.org"
@@ -114,7 +116,7 @@ static char *turn_text(const turn_spec *t)
                              "sender", sender, "allowed_entities", allowed);
     /* The managed rooms' keys, as their events carry them to authz; the DM is not managed. */
     const char *key = !strcmp(t->room, LOBBY) ? "lobby" : !strcmp(t->room, DEV) ? "dev" : !strcmp(t->room, CHAT) ? "chat"
-                      : !strcmp(t->room, MANY) ? "many" : NULL;
+                      : !strcmp(t->room, MANY) ? "many" : !strcmp(t->room, TOOLS) ? "tools" : NULL;
     if (key)
         json_object_set_new(turn, "room_key", json_string(key));
     else
@@ -335,7 +337,8 @@ static int group_setup(void **state)
              "  mind:\n    display_name: Mind\n    role: Personal assistant\n    rooms: [lobby]\n"
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
              "    instructions: [Review carefully., Prefer C17.]\n"
-             "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n",
+             "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
+             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, scheduler, warp_drive]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
     for (int i = 0; i < MANY_AGENTS; i++)
@@ -407,6 +410,9 @@ static void test_invalid_settings_exit_2(void **state)
         {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "0", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"0\" is not a whole number"},
         {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "8x", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"8x\" is not a whole number"},
         {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
+        {"MINDROOM_TOOL_TIMEOUT_SECONDS", "0", "MINDROOM_TOOL_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
+        {"MINDROOM_TOOL_MAX_ROUNDS", "many", "MINDROOM_TOOL_MAX_ROUNDS: \"many\" is not a whole number from 1 to 100"},
+        {"MINDROOM_AGENT_WORKSPACE_ROOT", "relative/ws", "MINDROOM_AGENT_WORKSPACE_ROOT: \"relative/ws\" is not an absolute"},
     };
     char log[700];
     snprintf(log, sizeof log, "%s/bad-settings.log", S.dir);
@@ -491,6 +497,59 @@ static void test_one_agent_streams_a_thread_reply(void **state)
     json_t *off = json_array_get(list, n - 1);
     assert_true(json_is_false(json_object_get(off, "typing")));
     json_decref(list);
+}
+
+/* Tools in a turn: the calls show in the streamed answer, matrix_message goes out as the agent's
+ * own intent in the thread, memory keeps who asked, and tools this build lacks are named. */
+static void test_tools_in_a_turn(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"id\": \"call_1\", \"name\": \"matrix_message\", "
+                                        "\"arguments\": {\"action\": \"send\", \"text\": \"Heads up\"}}, "
+                                        "{\"id\": \"call_2\", \"name\": \"memory\", \"arguments\": "
+                                        "{\"action\": \"add\", \"text\": \"likes tea\"}}]}",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool1:example.org", .body = "Remember I like tea",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool1:example.org", "tooly");
+    json_t *list = intents_of("$tool1:example.org", "tooly");
+    char sent_txn[TXN_MAX];
+    txn_id("$tool1:example.org", "tooly", "x", 0, sent_txn);
+    json_t *sent = NULL, *final = NULL, *it;
+    size_t i;
+    json_array_foreach(list, i, it) {
+        if (strcmp(str_at(it, "txn_id"), sent_txn) == 0)
+            sent = it;
+        if (json_object_get(json_object_get(it, "content"), "m.new_content"))
+            final = it;
+    }
+    assert_non_null(sent);
+    assert_string_equal(str_at(sent, "account"), TOOLY);
+    assert_string_equal(str_at(sent, "event_type"), "m.room.message");
+    assert_string_equal(str_at(json_object_get(sent, "content"), "body"), "Heads up");
+    assert_string_equal(str_at(json_object_get(json_object_get(sent, "content"), "m.relates_to"), "event_id"),
+                        "$tool1:example.org");
+    assert_non_null(final);
+    const char *body = str_at(json_object_get(json_object_get(final, "content"), "m.new_content"), "body");
+    assert_non_null(strstr(body, "<tool>matrix_message(action=send, text=Heads up)\nSent.</tool>"));
+    assert_non_null(strstr(body, "<tool>memory(action=add, text=likes tea)\nRemembered as m1</tool>"));
+    assert_non_null(strstr(body, "Tool result: Remembered as m1"));
+    json_decref(list);
+    char path[700], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/mindroom_data/agents/tooly/MEMORY.md", S.dir);
+    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
+    assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
+    free(text);
+    /* The request offered the two tools this build runs, and the tools it lacks were named. */
+    json_t *reqs = stub_requests();
+    json_t *tools = json_object_get(json_object_get(json_array_get(reqs, 0), "body"), "tools");
+    assert_int_equal(json_array_size(tools), 2);
+    json_decref(reqs);
+    assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool scheduler yet") >= 1);
+    assert_true(mr_tp_count_in_file(S.log, "unknown tool warp_drive") >= 1);
 }
 
 static void test_thread_follow_up_prompt_and_short_answer(void **state)
@@ -1055,6 +1114,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_settings_exit_2),
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
+        cmocka_unit_test(test_tools_in_a_turn),
         cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),
         cmocka_unit_test(test_mention_picks_the_agent),
         cmocka_unit_test(test_two_candidates_router_hands_over),
