@@ -18,18 +18,28 @@ typedef struct tool_settings {
     long timeout_ms;             /* MINDROOM_TOOL_TIMEOUT_SECONDS [30], 1..3600 */
     size_t max_output;           /* MINDROOM_TOOL_OUTPUT_MAX_BYTES [16000], 256..1048576 */
     int max_rounds;              /* MINDROOM_TOOL_MAX_ROUNDS [10], 1..100 */
-    const char *workspace_root;  /* MINDROOM_AGENT_WORKSPACE_ROOT: file and shell on, each agent in
-                                    <root>/<agent>; NULL: off (borrowed from the runtime) */
+    bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: those two tools work in the agent's
+                                    workspace; off by default */
     bool website_private_ok;     /* MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE=1 */
 } tool_settings;
 
 /* MR_EINVAL naming the setting and its range for a bad value. */
 mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err);
+/* The agent's workspace, as the reference keeps it: <storage>/agents/<name>/workspace (malloc'd). */
+char *tool_workspace(const mr_runtime *rt, const char *agent);
 /* The built-in tools the agent lists (its own, then defaults.tools), each once; names this
  * build does not implement are left out (tool_config_warn names them). */
 size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const mr_tool_def **out, size_t cap);
 /* Logs a warning for each tool an agent or the defaults name that this build does not run. */
 void tool_config_warn(const mr_config *cfg);
+
+/* ---- the workspace in the prompt (prompt_files.c) ---- */
+
+/* "\n\n## Personality Context\n\n### <file>\n<text>..." for each of the agent's context_files
+ * that can be read, then, with the file memory backend, "\n\n## Memory (...)\n" and the first
+ * 200 lines of MEMORY.md; "" when there is nothing (malloc'd; NULL when out of memory). A file
+ * that cannot be read is left out with a warning. */
+char *prompt_files_context(const char *workspace, const mr_config *cfg, const mr_agent_cfg *agent);
 
 /* ---- display (tool_show.c): malloc'd, NULL when out of memory ---- */
 

@@ -305,12 +305,16 @@ static void call_model(answer_run *a)
     char context[2 * MR_ID_MAX + 96];
     snprintf(context, sizeof context, "You are %s (%s), %s in a Matrix chat.", e->display_name, e->user_id,
              e->team ? "a team of agents answering as one" : "an agent");
+    /* The agent's workspace files (context_files, MEMORY.md) follow, as the reference adds them. */
+    char *workspace = e->agent ? tool_workspace(svc->rt, e->name) : NULL;
+    char *files = workspace ? prompt_files_context(workspace, cfg, e->agent) : NULL;
+    char *full = files && *files ? mr_str_printf("%s%s", context, files) : NULL;
     const mr_strlist *instructions = e->agent ? &e->agent->instructions : &e->team->instructions;
     mr_llm_request req = {
         .role = e->agent ? e->agent->role : e->team->role,
         .instructions = (const char *const *)instructions->v,
         .n_instructions = instructions->len,
-        .context = context,
+        .context = full ? full : context,
         .history = hist.msgs,
         .n_history = hist.n,
         .user = a->t->user_text,
@@ -343,6 +347,9 @@ static void call_model(answer_run *a)
         free(sorry);
     }
     mr_llm_response_clear(&out);
+    free(full);
+    free(files);
+    free(workspace);
     prompt_history_free(&hist);
     thread_state_free(&th);
 }

@@ -40,8 +40,7 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
     mr_code rc = tool_settings_read(svc->rt, &ts, err);
     if (rc != MR_OK)
         return rc;
-    char *data_dir = mr_str_printf("%s/agents/%s", svc->rt->settings.storage_path, e->name);
-    char *workspace = ts.workspace_root ? mr_str_printf("%s/%s", ts.workspace_root, e->name) : NULL;
+    char *workspace = tool_workspace(svc->rt, e->name);
     tool_sender sender = {.svc = svc, .t = t, .e = e};
     atomic_init(&sender.seq, 0);
     mr_tools_env env = {
@@ -49,19 +48,18 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
         .requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender,
         .room_id = t->turn->room_id,
         .thread_root = e->agent->thread_mode == MR_THREAD_MODE_ROOM ? NULL : t->root,
-        .data_dir = data_dir,
-        .workspace = workspace,
+        .data_dir = workspace,
+        .workspace = ts.file_and_shell ? workspace : NULL,
         .website_private_ok = ts.website_private_ok,
         .timeout_ms = ts.timeout_ms,
         .max_output = ts.max_output,
         .send = send_event,
         .send_ctx = &sender,
     };
-    if (!data_dir || (ts.workspace_root && !workspace))
+    if (!workspace)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory preparing tools");
     else
         rc = tool_loop_chat(client, req, defs, n, &env, ts.max_rounds, hooks, out, err);
-    free(data_dir);
     free(workspace);
     return rc;
 }

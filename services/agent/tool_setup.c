@@ -26,6 +26,15 @@ static mr_code read_long(const mr_runtime *rt, const char *key, long min, long m
     return MR_OK;
 }
 
+static mr_code read_flag(const mr_runtime *rt, const char *key, bool *out, mr_err *err)
+{
+    const char *v = mr_runtime_setting(rt, NULL, key, "0");
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+        return mr_err_set(err, MR_EINVAL, "%s: \"%s\" is neither 0 nor 1", key, v);
+    *out = strcmp(v, "1") == 0;
+    return MR_OK;
+}
+
 mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err)
 {
     long secs, bytes, rounds;
@@ -36,15 +45,20 @@ mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err
         rc = read_long(rt, "MINDROOM_TOOL_MAX_ROUNDS", 1, 100, 10, &rounds, err);
     if (rc != MR_OK)
         return rc;
-    const char *priv = mr_runtime_setting(rt, NULL, "MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE", "0");
-    if (strcmp(priv, "0") != 0 && strcmp(priv, "1") != 0)
-        return mr_err_set(err, MR_EINVAL, "MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE: \"%s\" is neither 0 nor 1", priv);
-    const char *root = mr_runtime_setting(rt, NULL, "MINDROOM_AGENT_WORKSPACE_ROOT", NULL);
-    if (root && root[0] != '/')
-        return mr_err_set(err, MR_EINVAL, "MINDROOM_AGENT_WORKSPACE_ROOT: \"%s\" is not an absolute path", root);
+    bool priv, fs;
+    rc = read_flag(rt, "MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE", &priv, err);
+    if (rc == MR_OK)
+        rc = read_flag(rt, "MINDROOM_TOOL_FILE_AND_SHELL", &fs, err);
+    if (rc != MR_OK)
+        return rc;
     *out = (tool_settings){.timeout_ms = secs * 1000, .max_output = (size_t)bytes, .max_rounds = (int)rounds,
-                           .workspace_root = root, .website_private_ok = strcmp(priv, "1") == 0};
+                           .file_and_shell = fs, .website_private_ok = priv};
     return MR_OK;
+}
+
+char *tool_workspace(const mr_runtime *rt, const char *agent)
+{
+    return mr_str_printf("%s/agents/%s/workspace", rt->settings.storage_path, agent);
 }
 
 static size_t add_defs(const mr_strlist *names, const mr_tool_def **out, size_t n, size_t cap)

@@ -116,6 +116,14 @@ static void test_memory_file_backend(void **state)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    /* MEMORY.md must be a regular file of the workspace: a symlink is neither read nor replaced. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(outside, path), 0);
+    expect(&env, "memory", "{\"action\":\"list\"}", true, "symbolic link");
+    expect(&env, "memory", "{\"action\":\"add\",\"text\":\"x\"}", true, "symbolic link");
+    assert_int_equal(mr_fs_read_all(outside, 1 << 20, &text, &len, NULL), MR_OK);
+    assert_string_equal(text, "outside the workspace");
+    free(text);
 }
 
 static void test_todo(void **state)
@@ -159,8 +167,8 @@ static void test_file_stays_in_the_workspace(void **state)
     free(text);
     /* No workspace configured: off. */
     env.workspace = NULL;
-    expect(&env, "file", "{\"action\":\"list\"}", true, "no workspace is configured");
-    expect(&env, "shell", "{\"command\":\"true\"}", true, "no workspace is configured");
+    expect(&env, "file", "{\"action\":\"list\"}", true, "MINDROOM_TOOL_FILE_AND_SHELL");
+    expect(&env, "shell", "{\"command\":\"true\"}", true, "MINDROOM_TOOL_FILE_AND_SHELL");
 }
 
 static void test_shell_runs_in_the_workspace_without_secrets(void **state)

@@ -338,7 +338,8 @@ static int group_setup(void **state)
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
-             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, scheduler, warp_drive]}\n",
+             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, scheduler, warp_drive],\n"
+             "          context_files: [SOUL.md]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
     for (int i = 0; i < MANY_AGENTS; i++)
@@ -412,7 +413,7 @@ static void test_invalid_settings_exit_2(void **state)
         {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
         {"MINDROOM_TOOL_TIMEOUT_SECONDS", "0", "MINDROOM_TOOL_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
         {"MINDROOM_TOOL_MAX_ROUNDS", "many", "MINDROOM_TOOL_MAX_ROUNDS: \"many\" is not a whole number from 1 to 100"},
-        {"MINDROOM_AGENT_WORKSPACE_ROOT", "relative/ws", "MINDROOM_AGENT_WORKSPACE_ROOT: \"relative/ws\" is not an absolute"},
+        {"MINDROOM_TOOL_FILE_AND_SHELL", "yes", "MINDROOM_TOOL_FILE_AND_SHELL: \"yes\" is neither 0 nor 1"},
     };
     char log[700];
     snprintf(log, sizeof log, "%s/bad-settings.log", S.dir);
@@ -511,6 +512,12 @@ static void test_tools_in_a_turn(void **state)
                                         "{\"id\": \"call_2\", \"name\": \"memory\", \"arguments\": "
                                         "{\"action\": \"add\", \"text\": \"likes tea\"}}]}",
                                &err), &err, "script");
+    char ws[700];
+    snprintf(ws, sizeof ws, "%s/mindroom_data/agents/tooly/workspace", S.dir);
+    check(mr_fs_mkdirs(ws, 0700, &err), &err, "workspace");
+    char soul[800];
+    snprintf(soul, sizeof soul, "%s/SOUL.md", ws);
+    check(mr_fs_write_atomic(soul, "Tooly is fond of tea.", 21, 0600, true, &err), &err, "SOUL.md");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool1:example.org", .body = "Remember I like tea",
                               .allowed = "router,tooly"});
     wait_for(finished, "$tool1:example.org", "tooly");
@@ -539,14 +546,27 @@ static void test_tools_in_a_turn(void **state)
     json_decref(list);
     char path[700], *text = NULL;
     size_t len = 0;
-    snprintf(path, sizeof path, "%s/mindroom_data/agents/tooly/MEMORY.md", S.dir);
+    snprintf(path, sizeof path, "%s/mindroom_data/agents/tooly/workspace/MEMORY.md", S.dir);
     check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
     assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
     free(text);
     /* The request offered the two tools this build runs, and the tools it lacks were named. */
     json_t *reqs = stub_requests();
-    json_t *tools = json_object_get(json_object_get(json_array_get(reqs, 0), "body"), "tools");
-    assert_int_equal(json_array_size(tools), 2);
+    json_t *body0 = json_object_get(json_array_get(reqs, 0), "body");
+    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 2);
+    /* context_files come into the system prompt from the workspace. */
+    const char *system = str_at(json_array_get(json_object_get(body0, "messages"), 0), "content");
+    assert_non_null(strstr(system, "## Personality Context\n\n### SOUL.md\nTooly is fond of tea."));
+    json_decref(reqs);
+    /* The next answer has the memory in its prompt (the file backend's MEMORY.md). */
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool2:example.org", .body = "What do I like?",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool2:example.org", "tooly");
+    reqs = stub_requests();
+    system = str_at(json_array_get(json_object_get(json_object_get(json_array_get(reqs, 0), "body"), "messages"), 0),
+                    "content");
+    assert_non_null(strstr(system, "## Memory (MEMORY.md in your workspace)\n# Memory\n\n- m1: likes tea (from " ALICE ")"));
     json_decref(reqs);
     assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool scheduler yet") >= 1);
     assert_true(mr_tp_count_in_file(S.log, "unknown tool warp_drive") >= 1);

@@ -22,8 +22,10 @@ typedef struct mr_tools_env {
     const char *requester;       /* the person whose message started the turn */
     const char *room_id;         /* the conversation's room */
     const char *thread_root;     /* its thread root event ID; NULL outside threads */
-    const char *data_dir;        /* the agent's own directory: MEMORY.md, TODO.md; NULL: none */
-    const char *workspace;       /* file and shell work here only; NULL: both are off */
+    const char *data_dir;        /* the agent's workspace, for its own files MEMORY.md and TODO.md;
+                                    NULL: none */
+    const char *workspace;       /* the same directory when file and shell may work in it; NULL:
+                                    both are off */
     bool website_private_ok;     /* website may reach loopback and private addresses */
     long timeout_ms;             /* each call's time limit (0 = MR_TOOLS_TIMEOUT_MS) */
     size_t max_output;           /* bytes of a result the model sees (0 = MR_TOOLS_OUTPUT_MAX) */
@@ -52,6 +54,13 @@ typedef struct mr_tool_def {
 const mr_tool_def *mr_tools_find(const char *name);
 /* Whether the Python MindRoom knows a tool of that name (this build may not implement it). */
 bool mr_tools_is_known(const char *name);
+
+/* Reads rel (a path relative to the workspace directory) whole, up to max bytes, opening each
+ * component with O_NOFOLLOW: MR_EPERM for "..", an absolute path or a symbolic link on the way,
+ * MR_ENOTFOUND when absent, MR_EINVAL when it is not a regular file or is larger than max.
+ * *text is NUL-terminated; *len excludes the NUL. */
+mr_code mr_tools_workspace_read(const char *workspace, const char *rel, size_t max, char **text, size_t *len,
+                                mr_err *err);
 
 /* One call the model made and what came of it. */
 typedef struct mr_tools_call {
