@@ -189,6 +189,39 @@ static void test_failing_call_is_an_error_for_the_model(void **state)
     mr_llm_response_clear(&out);
 }
 
+/* A call that hangs and one that returns 10 MB, side by side: the model hears of the timeout and
+ * gets the first bytes of the flood, and the round does not wait for the hanging one. */
+static void test_timeout_and_flood(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mr_model_stub_script(&f->st,
+                                          "{\"tool_calls\":[{\"id\":\"call_slow\",\"name\":\"shell\",\"arguments\":"
+                                          "{\"command\":\"sleep 60\"}},{\"id\":\"call_big\",\"name\":\"shell\","
+                                          "\"arguments\":{\"command\":\"head -c 10485760 /dev/zero | tr '\\\\0' y\"}}]}",
+                                          NULL),
+                     MR_OK);
+    const mr_tool_def *defs[] = {mr_tools_find("shell")};
+    mr_tools_env env = {.entity = "mind", .requester = "@alice:example.org", .data_dir = f->dir, .workspace = f->dir,
+                        .timeout_ms = 2000, .max_output = 4096};
+    tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f};
+    mr_llm_request req = {.user = "go", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(tool_loop_chat(f->c, &req, defs, 1, &env, 3, &hooks, &out, &err), MR_OK);
+    json_t *reqs = requests(f);
+    json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
+    size_t n = json_array_size(msgs);
+    const char *slow = json_string_value(json_object_get(json_array_get(msgs, n - 2), "content"));
+    const char *big = json_string_value(json_object_get(json_array_get(msgs, n - 1), "content"));
+    assert_non_null(strstr(slow, "error: shell: the command did not finish in time and was killed"));
+    assert_int_equal(strspn(big, "y"), 4096);
+    assert_non_null(strstr(big, "[output cut at 4096 of "));
+    assert_true(strlen(big) < 4200);
+    assert_int_equal(f->dones, 2);
+    json_decref(reqs);
+    mr_llm_response_clear(&out);
+}
+
 static void test_round_bound(void **state)
 {
     fixture *f = *state;
@@ -237,6 +270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parallel_calls_and_results_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_call_is_an_error_for_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_and_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_bound, setup, teardown),
         cmocka_unit_test(test_show_blocks),
     };
