@@ -198,6 +198,8 @@ static mr_code website_run(const mr_tools_env *env, json_t *args, long long dead
         (curl_easy_setopt(c, CURLOPT_CURLU, u) != CURLE_OK ||
          curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
          curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+         /* A proxy from the environment would be checked instead of the page's address. */
+         curl_easy_setopt(c, CURLOPT_PROXY, "") != CURLE_OK ||
          curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
          curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, left) != CURLE_OK ||
          curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)PAGE_MAX) != CURLE_OK ||
