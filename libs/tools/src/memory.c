@@ -80,7 +80,8 @@ static mr_code memory_run(const mr_tools_env *env, json_t *args, long long deadl
     } else if (rc == MR_OK && strcmp(action, "forget") == 0) {
         tools_item *it = tools_items_find(&l, id);
         if (!it)
-            rc = mr_err_set(err, MR_ENOTFOUND, "%s: no memory has the id '%.32s' (search or list shows the ids)", TOOL, id);
+            rc = mr_err_set(err, MR_ENOTFOUND, "%s: no memory has the id '%.32s' (search or list shows the ids)",
+                            TOOL, id);
         else
             tools_items_remove(&l, it);
         if (rc == MR_OK)

@@ -9,15 +9,15 @@ static const mr_tool_def *const builtin[] = {
     &mr_tool_matrix_message, &mr_tool_memory, &mr_tool_todo, &mr_tool_website, &mr_tool_file, &mr_tool_shell,
 };
 
-/* Tool names of the reference's registry that agents' configs use; a name here that this build
- * does not implement is a start-up warning, never silence. */
+/* Tool names the reference's documentation gives (docs.mindroom.chat/tools/ and the agent
+ * configuration page); a name here that this build does not implement is a start-up warning
+ * saying so, and any other name a warning that it is unknown: never silence. */
 static const char *const known[] = {
     "matrix_message", "memory", "todo", "website", "file", "shell", "scheduler", "thread_summary",
-    "coding", "python", "calculator", "duckduckgo", "googlesearch", "tavily", "wikipedia", "arxiv",
-    "github", "gmail", "google_calendar", "slack", "email", "newspaper", "jina", "firecrawl",
-    "yfinance", "hackernews", "reddit", "docker", "sql", "csv", "pandas", "sleep", "browser",
-    "subagents", "attachments", "config_manager", "openclaw_compat", "self_config", "homeassistant",
-    "weather", "youtube", "spotify", "notion", "linear", "jira", "todoist", "shell_command",
+    "coding", "python", "docker", "github", "duckduckgo", "arxiv", "wikipedia", "pubmed", "hackernews",
+    "gmail", "google_drive", "browser", "e2b", "spotify", "homeassistant", "update_awareness",
+    "openclaw_compat", "attachments", "matrix_room", "matrix_api", "chat_ui", "thread_tags",
+    "thread_resolution", "config_manager",
 };
 
 const mr_tool_def *mr_tools_find(const char *name)

@@ -175,11 +175,19 @@ mr_code mr_tools_run(const mr_tools_env *env, mr_tools_call *calls, size_t n, mr
         return mr_err_set(err, MR_ENOMEM, "out of memory running %zu tool calls", n);
     }
     pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, &ca);
+    /* The deadline is on the monotonic clock: a wall-clock step must not stretch or cut it. */
+    bool sync = pthread_condattr_init(&ca) == 0;
+    sync = sync && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_mutex_init(&r->lock, NULL) == 0;
+    if (sync && pthread_cond_init(&r->cond, &ca) != 0) {
+        pthread_mutex_destroy(&r->lock);
+        sync = false;
+    }
     pthread_condattr_destroy(&ca);
+    if (!sync) {
+        free(r);
+        free(jobs);
+        return mr_err_set(err, MR_EINTERNAL, "cannot set up the wait for %zu tool calls", n);
+    }
     r->refs = 1;
     r->n = n;
     r->jobs = jobs;
@@ -199,8 +207,11 @@ mr_code mr_tools_run(const mr_tools_env *env, mr_tools_call *calls, size_t n, mr
         pthread_t th;
         pthread_attr_t attr;
         bool ok = copy_env(j, env) && pthread_attr_init(&attr) == 0;
+        if (ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0) {
+            pthread_attr_destroy(&attr);
+            ok = false;
+        }
         if (ok) {
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
             j->done = false;
             pthread_mutex_lock(&r->lock);
             r->refs++;

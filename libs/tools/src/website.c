@@ -214,15 +214,17 @@ static mr_code website_run(const mr_tools_env *env, json_t *args, long long dead
         CURLcode cc = curl_easy_perform(c);
         long status = 0;
         char *type = NULL, *location = NULL;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type);
-        curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location);
+        bool info = curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+                    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK &&
+                    curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) == CURLE_OK;
         if (f.refused)
             rc = mr_err_set(err, MR_EPERM, "%s: the connection went to an internal address: refused", TOOL);
         else if (f.too_big || cc == CURLE_FILESIZE_EXCEEDED)
             rc = mr_err_set(err, MR_EINVAL, "%s: the page is larger than %d bytes", TOOL, PAGE_MAX);
         else if (cc != CURLE_OK)
             rc = mr_err_set(err, MR_EUNAVAIL, "%s: fetching %.200s: %s", TOOL, url, curl_easy_strerror(cc));
+        else if (!info)
+            rc = mr_err_set(err, MR_EINTERNAL, "%s: curl gave no status for %.200s", TOOL, url);
         else if (status >= 300 && status < 400 && location)
             rc = mr_err_set(err, MR_EINVAL, "%s: HTTP %ld redirects to %.200s (fetch that URL if wanted)", TOOL,
                             status, location);
