@@ -28,10 +28,13 @@ mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err
 /* The agent's workspace, as the reference keeps it: <storage>/agents/<name>/workspace (malloc'd). */
 char *tool_workspace(const mr_runtime *rt, const char *agent);
 /* The built-in tools the agent lists (its own, then defaults.tools), each once; names this
- * build does not implement are left out (tool_config_warn names them). */
-size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const mr_tool_def **out, size_t cap);
-/* Logs a warning for each tool an agent or the defaults name that this build does not run. */
-void tool_config_warn(const mr_config *cfg);
+ * build does not implement, and file and shell while they are off, are left out (so the model is
+ * never offered them; tool_config_warn names them). */
+size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool_settings *ts,
+                     const mr_tool_def **out, size_t cap);
+/* Logs a warning for each tool an agent or the defaults name that will not run: not in this
+ * build, unknown, or file and shell while MINDROOM_TOOL_FILE_AND_SHELL is off. */
+void tool_config_warn(const mr_config *cfg, const tool_settings *ts);
 
 /* ---- the workspace in the prompt (prompt_files.c) ---- */
 

@@ -31,14 +31,12 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
                           const mr_llm_request *req, const tool_hooks *hooks, mr_llm_response *out, bool *used,
                           mr_err *err)
 {
-    const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
-    size_t n = e->agent ? tool_defs_for(svc->roster.cfg, e->agent, defs, TOOLS_PER_AGENT_MAX) : 0;
-    *used = n > 0;
-    if (!n)
-        return MR_OK;
     tool_settings ts;
     mr_code rc = tool_settings_read(svc->rt, &ts, err);
-    if (rc != MR_OK)
+    const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
+    size_t n = rc == MR_OK && e->agent ? tool_defs_for(svc->roster.cfg, e->agent, &ts, defs, TOOLS_PER_AGENT_MAX) : 0;
+    *used = n > 0;
+    if (!n)
         return rc;
     char *workspace = tool_workspace(svc->rt, e->name);
     tool_sender sender = {.svc = svc, .t = t, .e = e};

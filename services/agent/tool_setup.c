@@ -61,45 +61,57 @@ char *tool_workspace(const mr_runtime *rt, const char *agent)
     return mr_str_printf("%s/agents/%s/workspace", rt->settings.storage_path, agent);
 }
 
-static size_t add_defs(const mr_strlist *names, const mr_tool_def **out, size_t n, size_t cap)
+/* File and shell reach beyond the agent's own files: only when the operator turned them on. */
+static bool is_off(const mr_tool_def *d, const tool_settings *ts)
+{
+    return !ts->file_and_shell && (strcmp(d->name, "file") == 0 || strcmp(d->name, "shell") == 0);
+}
+
+static size_t add_defs(const mr_strlist *names, const tool_settings *ts, const mr_tool_def **out, size_t n,
+                       size_t cap)
 {
     for (size_t i = 0; i < names->len && n < cap; i++) {
         const mr_tool_def *d = mr_tools_find(names->v[i]);
         bool dup = false;
         for (size_t k = 0; d && k < n; k++)
             dup |= out[k] == d;
-        if (d && !dup)
+        if (d && !dup && !is_off(d, ts))
             out[n++] = d;
     }
     return n;
 }
 
-size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const mr_tool_def **out, size_t cap)
+size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool_settings *ts,
+                     const mr_tool_def **out, size_t cap)
 {
-    size_t n = add_defs(&agent->tools, out, 0, cap);
-    return add_defs(&cfg->defaults.tools, out, n, cap);
+    size_t n = add_defs(&agent->tools, ts, out, 0, cap);
+    return add_defs(&cfg->defaults.tools, ts, out, n, cap);
 }
 
-static void warn_list(const mr_strlist *names, const char *where)
+static void warn_list(const mr_strlist *names, const tool_settings *ts, const char *where)
 {
     for (size_t i = 0; i < names->len; i++) {
-        if (mr_tools_find(names->v[i]))
+        const mr_tool_def *d = mr_tools_find(names->v[i]);
+        if (d && !is_off(d, ts))
             continue;
         const char *fields[] = {"where", where, "tool", names->v[i], NULL};
-        mr_log_write(MR_LOG_WARN, COMPONENT, fields,
-                     mr_tools_is_known(names->v[i]) ? "this build does not implement the tool %s yet: the agent "
-                                                      "runs without it"
-                                                    : "unknown tool %s: the agent runs without it",
-                     names->v[i]);
+        if (d)
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "the tool %s is off until MINDROOM_TOOL_FILE_AND_SHELL=1: "
+                         "the agent runs without it", names->v[i]);
+        else if (mr_tools_is_known(names->v[i]))
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "this build does not implement the tool %s yet: the agent "
+                         "runs without it", names->v[i]);
+        else
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "unknown tool %s: the agent runs without it", names->v[i]);
     }
 }
 
-void tool_config_warn(const mr_config *cfg)
+void tool_config_warn(const mr_config *cfg, const tool_settings *ts)
 {
-    warn_list(&cfg->defaults.tools, "defaults.tools");
+    warn_list(&cfg->defaults.tools, ts, "defaults.tools");
     for (size_t i = 0; i < cfg->n_agents; i++) {
         char where[256];
         snprintf(where, sizeof where, "agents.%s.tools", cfg->agents[i].name);
-        warn_list(&cfg->agents[i].tools, where);
+        warn_list(&cfg->agents[i].tools, ts, where);
     }
 }

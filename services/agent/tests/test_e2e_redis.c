@@ -338,7 +338,7 @@ static int group_setup(void **state)
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
-             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, scheduler, warp_drive],\n"
+             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, warp_drive],\n"
              "          context_files: [SOUL.md]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
@@ -550,7 +550,7 @@ static void test_tools_in_a_turn(void **state)
     check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
     assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
     free(text);
-    /* The request offered the two tools this build runs, and the tools it lacks were named. */
+    /* The request offered the two tools that run (shell is off), and the others were named. */
     json_t *reqs = stub_requests();
     json_t *body0 = json_object_get(json_array_get(reqs, 0), "body");
     assert_int_equal(json_array_size(json_object_get(body0, "tools")), 2);
@@ -570,6 +570,7 @@ static void test_tools_in_a_turn(void **state)
     json_decref(reqs);
     assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool scheduler yet") >= 1);
     assert_true(mr_tp_count_in_file(S.log, "unknown tool warp_drive") >= 1);
+    assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
 }
 
 static void test_thread_follow_up_prompt_and_short_answer(void **state)
