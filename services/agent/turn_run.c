@@ -1,6 +1,7 @@
 /* turn_run.c -- one turn on one turn thread: who may answer here, the policy's decision, the
  * answers; and what each turn thread keeps for it (the entities of the config, model clients). */
 #include "agent_run.h"
+#include "agent_schedule.h"
 #include "agent_tools.h"
 
 #include <stdio.h>
@@ -297,6 +298,11 @@ static mr_code decide_and_act(agent_svc *svc, const agent_turn *t, const char *r
         .router_allowed = router_allowed(t),
         .relay = relay,
     };
+    bool command = false;
+    mr_code rc = relay ? MR_OK
+                       : schedule_command(svc, t, root, &m, eligible, in.n_eligible, in.router_allowed, &command, err);
+    if (rc != MR_OK || command)
+        return rc;
     policy_decision d;
     policy_decide(&in, who, &d);
     log_decision(t, &d);
