@@ -573,6 +573,178 @@ static void test_tools_in_a_turn(void **state)
     assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
 }
 
+/* ---- schedules ---- */
+
+/* The router's reply to a command (event_id), as text. */
+static char *router_reply(const char *event_id)
+{
+    wait_for(has_send, event_id, "router");
+    json_t *list = intents_of(event_id, "router");
+    char *body = strdup(str_at(json_object_get(json_array_get(list, 0), "content"), "body"));
+    json_decref(list);
+    return body;
+}
+
+static void command(const char *event_id, const char *body)
+{
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = event_id, .body = body, .allowed = "router,tooly"});
+}
+
+/* The schedule ID a "Scheduled <id>: ..." reply names. */
+static void scheduled_id(const char *reply, char id[32])
+{
+    if (sscanf(reply, "Scheduled %31[^:]:", id) != 1)
+        fail_msg("not a confirmation: %s", reply);
+}
+
+/* Triggers of a task: the router's messages "@Tooly <task>" (each transaction ID once). */
+static size_t triggers_of(const char *task)
+{
+    char body[256];
+    snprintf(body, sizeof body, "@Tooly %s", task);
+    json_t *txns = json_object();
+    size_t i;
+    json_t *it;
+    json_array_foreach(S.intents, i, it)
+        if (strcmp(str_at(it, "account"), ROUTER) == 0 && str_at(json_object_get(it, "content"), "body") &&
+            strcmp(str_at(json_object_get(it, "content"), "body"), body) == 0)
+            json_object_set_new(txns, str_at(it, "txn_id"), json_true());
+    size_t n = json_object_size(txns);
+    json_decref(txns);
+    return n;
+}
+
+static bool triggered(const char *task, const char *unused)
+{
+    (void)unused;
+    return triggers_of(task) > 0;
+}
+
+static bool schedule_gone(const char *id, const char *unused)
+{
+    (void)unused;
+    char *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    mr_code rc = mr_store_hget(S.store, "agent:schedules", id, &v, &len, &err);
+    free(v);
+    return rc == MR_ENOTFOUND;
+}
+
+static void test_schedule_commands_and_firing(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    command("$sch-bad:example.org", "!schedule tomorrow maybe");
+    char *reply = router_reply("$sch-bad:example.org");
+    assert_non_null(strstr(reply, "Not scheduled: when is missing: write !schedule in <number>"));
+    free(reply);
+    command("$sch-fast:example.org", "!schedule every 10 seconds @tooly spam");
+    reply = router_reply("$sch-fast:example.org");
+    assert_string_equal(reply, "Not scheduled: a schedule repeats at most once a minute");
+    free(reply);
+
+    command("$sch-every:example.org", "!schedule every 5 minutes @tooly water the plants");
+    reply = router_reply("$sch-every:example.org");
+    char every_id[32];
+    scheduled_id(reply, every_id);
+    assert_non_null(strstr(reply, ": every 300s, for @Tooly: water the plants"));
+    free(reply);
+    command("$sch-list:example.org", "!list_schedules");
+    reply = router_reply("$sch-list:example.org");
+    char want[128];
+    snprintf(want, sizeof want, "\n- %s: every 300s, next in ", every_id);
+    assert_non_null(strstr(reply, want));
+    assert_non_null(strstr(reply, "for @Tooly: water the plants"));
+    free(reply);
+    snprintf(want, sizeof want, "!cancel_schedule %s", every_id);
+    command("$sch-cancel:example.org", want);
+    reply = router_reply("$sch-cancel:example.org");
+    assert_string_equal(reply, "Cancelled 1 schedule.");
+    free(reply);
+    command("$sch-cancel2:example.org", want);
+    reply = router_reply("$sch-cancel2:example.org");
+    snprintf(want, sizeof want, "No schedule %s in this room.", every_id);
+    assert_string_equal(reply, want);
+    free(reply);
+
+    /* A one-time schedule fires once, as the router speaking for alice, and tooly answers it. */
+    command("$sch-once:example.org", "!schedule in 1 second @tooly stretch");
+    reply = router_reply("$sch-once:example.org");
+    char once_id[32];
+    scheduled_id(reply, once_id);
+    free(reply);
+    wait_for(triggered, "stretch", NULL);
+    wait_for(schedule_gone, once_id, NULL);
+    assert_int_equal(triggers_of("stretch"), 1);
+    json_t *trig = NULL, *it;
+    size_t i;
+    json_array_foreach(S.intents, i, it)
+        if (str_at(json_object_get(it, "content"), "body") &&
+            strcmp(str_at(json_object_get(it, "content"), "body"), "@Tooly stretch") == 0)
+            trig = it;
+    json_t *c = json_object_get(trig, "content");
+    assert_string_equal(str_at(c, "com.mindroom.original_sender"), ALICE);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(c, "m.mentions"), "user_ids"), 0)),
+                        TOOLY);
+    assert_null(json_object_get(c, "m.relates_to"));
+    char relay_id[128];
+    snprintf(relay_id, sizeof relay_id, "$sent-%s:example.org", str_at(trig, "txn_id"));
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = relay_id, .sender = ROUTER, .original_sender = ALICE,
+                              .content = json_deep_copy(c), .allowed = "router,tooly"});
+    wait_for(finished, relay_id, "tooly");
+    json_t *list = intents_of(relay_id, "tooly");
+    json_t *send = last_of(list, "send", false);
+    assert_string_equal(str_at(json_object_get(send, "content"), "body"), "Echo: @Tooly stretch");
+    json_decref(list);
+    /* Commands are the router's: tooly answered none of them. */
+    assert_false(has_send("$sch-once:example.org", "tooly"));
+    assert_false(has_send("$sch-list:example.org", "tooly"));
+}
+
+static void test_schedule_fires_after_sigkill_once(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    command("$sch-kill:example.org", "!schedule in 3 seconds @tooly breathe");
+    char *reply = router_reply("$sch-kill:example.org");
+    char id[32];
+    scheduled_id(reply, id);
+    free(reply);
+    stop_agent(SIGKILL, NULL);
+    check(spawn_agent(&err), &err, "starting mindroom-agent again");
+    wait_for(triggered, "breathe", NULL);
+    wait_for(schedule_gone, id, NULL);
+    assert_int_equal(triggers_of("breathe"), 1);
+}
+
+static void test_schedule_with_two_replicas_fires_once(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    char log[700];
+    snprintf(log, sizeof log, "%s/agent-replica.log", S.dir);
+    char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", S.config, NULL};
+    pid_t replica = 0;
+    setenv("MINDROOM_WORKER_ID", "replica-two", 1);
+    mr_code rc = mr_tp_spawn(argv, log, &replica, &err);
+    unsetenv("MINDROOM_WORKER_ID");
+    check(rc, &err, "starting a second mindroom-agent");
+    check(mr_tp_wait_in_file(log, "worker replica-two", 1, DEADLINE_MS, replica, &err), &err, "second agent up");
+    command("$sch-two:example.org", "!schedule in 2 seconds @tooly sync up");
+    char *reply = router_reply("$sch-two:example.org");
+    char id[32];
+    scheduled_id(reply, id);
+    free(reply);
+    wait_for(triggered, "sync up", NULL);
+    wait_for(schedule_gone, id, NULL);
+    assert_int_equal(triggers_of("sync up"), 1);
+    int status = -1;
+    check(mr_tp_kill_wait(replica, SIGTERM, &status, &err), &err, "stopping the second agent");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void test_thread_follow_up_prompt_and_short_answer(void **state)
 {
     (void)state;
@@ -1136,6 +1308,9 @@ int main(void)
         cmocka_unit_test(test_invalid_settings_exit_2),
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
         cmocka_unit_test(test_tools_in_a_turn),
+        cmocka_unit_test(test_schedule_commands_and_firing),
+        cmocka_unit_test(test_schedule_fires_after_sigkill_once),
+        cmocka_unit_test(test_schedule_with_two_replicas_fires_once),
         cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),
         cmocka_unit_test(test_mention_picks_the_agent),
         cmocka_unit_test(test_two_candidates_router_hands_over),
