@@ -21,6 +21,10 @@ typedef struct schedule_spec {
 /* MR_EINVAL with a message a person can act on (it says how to write the command). */
 mr_code schedule_parse(const char *text, schedule_spec *out, mr_err *err);
 
+/* "Scheduled <id>: in|every <n>s, for @<display>: <task>", what a new schedule is confirmed with. */
+void schedule_confirm(mr_strbuf *out, const char *id, const schedule_spec *spec, const char *display,
+                      const char *task);
+
 typedef struct schedule_new {
     const char *room_id;
     const char *thread_root;        /* NULL: the room's timeline */

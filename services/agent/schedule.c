@@ -77,6 +77,16 @@ mr_code schedule_parse(const char *text, schedule_spec *out, mr_err *err)
     return MR_OK;
 }
 
+void schedule_confirm(mr_strbuf *out, const char *id, const schedule_spec *spec, const char *display,
+                      const char *task)
+{
+    char line[200];
+    snprintf(line, sizeof line, "Scheduled %s: %s %llds, for @%s: ", id, spec->every ? "every" : "in",
+             spec->delay_ms / 1000, display);
+    mr_strbuf_puts(out, line);
+    mr_strbuf_puts(out, task);
+}
+
 /* ---- the store ---- */
 
 static mr_code put(mr_store *s, const char *id, json_t *sched, mr_err *err)

@@ -87,11 +87,7 @@ static void do_schedule(agent_svc *svc, const agent_turn *t, const char *args, c
         mr_log_warn(COMPONENT, "adding a schedule: %s", err.msg);
         return;
     }
-    char line[200];
-    snprintf(line, sizeof line, "Scheduled %s: %s %llds, for @%s: ", id, spec.every ? "every" : "in",
-             spec.delay_ms / 1000, who->display_name);
-    mr_strbuf_puts(out, line);
-    mr_strbuf_puts(out, task);
+    schedule_confirm(out, id, &spec, who->display_name, task);
 }
 
 static void do_cancel(agent_svc *svc, const agent_turn *t, const char *args, mr_strbuf *out)

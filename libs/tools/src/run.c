@@ -27,8 +27,10 @@ typedef struct job {
     mr_tools_env env;
     char *strings[6];            /* the env strings this job owns */
     long long deadline_ms;
-    mr_tools_send_fn send;       /* the caller's, reached only through job_send */
-    void *send_ctx;
+    mr_tools_send_fn send;       /* the caller's callbacks, reached only through job_send and */
+    void *send_ctx;              /* job_schedule */
+    mr_tools_schedule_fn schedule;
+    void *schedule_ctx;
     bool abandoned;              /* past the deadline: the caller's send context may be gone */
     mr_strbuf out;
     mr_err err;
@@ -76,6 +78,17 @@ static mr_code job_send(void *ctx, const char *room_id, const char *event_type, 
     return rc;
 }
 
+static mr_code job_schedule(void *ctx, const char *action, const char *when, const char *task, const char *id,
+                            mr_strbuf *out, mr_err *err)
+{
+    job *j = ctx;
+    pthread_mutex_lock(&j->round->lock);
+    mr_code rc = j->abandoned ? mr_err_set(err, MR_EUNAVAIL, "out of time: the call was abandoned")
+                              : j->schedule(j->schedule_ctx, action, when, task, id, out, err);
+    pthread_mutex_unlock(&j->round->lock);
+    return rc;
+}
+
 static void *job_main(void *arg)
 {
     job *j = arg;
@@ -108,6 +121,10 @@ static bool copy_env(job *j, const mr_tools_env *env)
     j->send_ctx = env->send_ctx;
     j->env.send = env->send ? job_send : NULL;
     j->env.send_ctx = j;
+    j->schedule = env->schedule;
+    j->schedule_ctx = env->schedule_ctx;
+    j->env.schedule = env->schedule ? job_schedule : NULL;
+    j->env.schedule_ctx = j;
     return copy_str(j, 0, env->entity, &j->env.entity) && copy_str(j, 1, env->requester, &j->env.requester) &&
            copy_str(j, 2, env->room_id, &j->env.room_id) && copy_str(j, 3, env->thread_root, &j->env.thread_root) &&
            copy_str(j, 4, env->data_dir, &j->env.data_dir) && copy_str(j, 5, env->workspace, &j->env.workspace);

@@ -89,6 +89,10 @@ static void test_bad_input_names_the_argument(void **state)
     expect(&env, "matrix_message", "{\"action\":\"send\",\"text\":\"hi\",\"room_id\":\"!other:example.org\"}",
            true, "may only name this conversation's room");
     expect(&env, "matrix_message", "{\"action\":\"send\",\"text\":\"hi\"}", true, "no room to send to");
+    expect(&env, "scheduler", "{\"action\":\"add\",\"task\":\"x\"}", true, "'when' is required");
+    expect(&env, "scheduler", "{\"action\":\"add\",\"when\":\"in 1 minute\"}", true, "'task' is required");
+    expect(&env, "scheduler", "{\"action\":\"cancel\"}", true, "'id' is required");
+    expect(&env, "scheduler", "{\"action\":\"list\"}", true, "schedules cannot be made here");
     /* A tool the model was not given. */
     mr_tools_call c = {.name = "rm_rf", .arguments = "{}"};
     assert_int_equal(mr_tools_run(&env, &c, 1, NULL), MR_OK);

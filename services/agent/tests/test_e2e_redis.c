@@ -338,7 +338,7 @@ static int group_setup(void **state)
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
-             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, warp_drive],\n"
+             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary, warp_drive],\n"
              "          context_files: [SOUL.md]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
@@ -550,10 +550,10 @@ static void test_tools_in_a_turn(void **state)
     check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
     assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
     free(text);
-    /* The request offered the two tools that run (shell is off), and the others were named. */
+    /* The request offered the three tools that run (shell is off), and the others were named. */
     json_t *reqs = stub_requests();
     json_t *body0 = json_object_get(json_array_get(reqs, 0), "body");
-    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 2);
+    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 3);
     /* context_files come into the system prompt from the workspace. */
     const char *system = str_at(json_array_get(json_object_get(body0, "messages"), 0), "content");
     assert_non_null(strstr(system, "## Personality Context\n\n### SOUL.md\nTooly is fond of tea."));
@@ -568,7 +568,7 @@ static void test_tools_in_a_turn(void **state)
                     "content");
     assert_non_null(strstr(system, "## Memory (MEMORY.md in your workspace)\n# Memory\n\n- m1: likes tea (from " ALICE ")"));
     json_decref(reqs);
-    assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool scheduler yet") >= 1);
+    assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool thread_summary yet") >= 1);
     assert_true(mr_tp_count_in_file(S.log, "unknown tool warp_drive") >= 1);
     assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
 }
@@ -701,6 +701,39 @@ static void test_schedule_commands_and_firing(void **state)
     /* Commands are the router's: tooly answered none of them. */
     assert_false(has_send("$sch-once:example.org", "tooly"));
     assert_false(has_send("$sch-list:example.org", "tooly"));
+}
+
+/* The scheduler tool: the agent schedules a task for itself in its thread, for the requester. */
+static void test_scheduler_tool(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"scheduler\", \"arguments\": "
+                                        "{\"action\": \"add\", \"when\": \"in 1 second\", \"task\": \"check the oven\"}}]}",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool3:example.org", .body = "Remind me about the oven",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool3:example.org", "tooly");
+    json_t *reqs = stub_requests();
+    json_t *msgs = json_object_get(json_object_get(json_array_get(reqs, 1), "body"), "messages");
+    const char *result = str_at(json_array_get(msgs, json_array_size(msgs) - 1), "content");
+    char id[32];
+    scheduled_id(result, id);
+    assert_non_null(strstr(result, ": in 1s, for @Tooly: check the oven"));
+    json_decref(reqs);
+    wait_for(triggered, "check the oven", NULL);
+    wait_for(schedule_gone, id, NULL);
+    assert_int_equal(triggers_of("check the oven"), 1);
+    json_t *trig = NULL, *it;
+    size_t i;
+    json_array_foreach(S.intents, i, it)
+        if (str_at(json_object_get(it, "content"), "body") &&
+            strcmp(str_at(json_object_get(it, "content"), "body"), "@Tooly check the oven") == 0)
+            trig = it;
+    json_t *c = json_object_get(trig, "content");
+    assert_string_equal(str_at(c, "com.mindroom.original_sender"), ALICE);
+    expect_thread_relation(c, "$tool3:example.org", "$tool3:example.org");
 }
 
 static void test_schedule_fires_after_sigkill_once(void **state)
@@ -1309,6 +1342,7 @@ int main(void)
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
         cmocka_unit_test(test_tools_in_a_turn),
         cmocka_unit_test(test_schedule_commands_and_firing),
+        cmocka_unit_test(test_scheduler_tool),
         cmocka_unit_test(test_schedule_fires_after_sigkill_once),
         cmocka_unit_test(test_schedule_with_two_replicas_fires_once),
         cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),

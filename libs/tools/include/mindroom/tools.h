@@ -16,6 +16,12 @@
 typedef mr_code (*mr_tools_send_fn)(void *ctx, const char *room_id, const char *event_type, json_t *content,
                                     mr_err *err);
 
+/* Schedules for the agent in the conversation's room, for the scheduler tool: action "add"
+ * (when: "in 5 minutes" or "every 1 hour"; task), "list", or "cancel" (id, or "all"). Writes what
+ * the model is told to out; MR_EINVAL with a message that says how to write it. */
+typedef mr_code (*mr_tools_schedule_fn)(void *ctx, const char *action, const char *when, const char *task,
+                                        const char *id, mr_strbuf *out, mr_err *err);
+
 /* Where and for whom a tool runs. Every string is borrowed for the length of the call. */
 typedef struct mr_tools_env {
     const char *entity;          /* the agent that calls ("mind") */
@@ -31,6 +37,8 @@ typedef struct mr_tools_env {
     size_t max_output;           /* bytes of a result the model sees (0 = MR_TOOLS_OUTPUT_MAX) */
     mr_tools_send_fn send;       /* matrix_message; NULL: that tool refuses */
     void *send_ctx;
+    mr_tools_schedule_fn schedule; /* scheduler; NULL: that tool refuses */
+    void *schedule_ctx;
 } mr_tools_env;
 
 #define MR_TOOLS_TIMEOUT_MS 30000L
