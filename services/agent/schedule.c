@@ -132,6 +132,14 @@ static mr_code finish(mr_store *s, const char *id, json_t *sched, long long now_
         return mr_store_hdel(s, SCHEDULES_KEY, id, err);
     while (due <= now_ms)
         due += every;
+    /* Cancelled while it fired: not brought back (a cancel in the instant between this look and
+     * the write below is the one that can be undone; the next !cancel_schedule takes it). */
+    char *v = NULL;
+    size_t len = 0;
+    mr_code found = mr_store_hget(s, SCHEDULES_KEY, id, &v, &len, err);
+    free(v);
+    if (found != MR_OK)
+        return found == MR_ENOTFOUND ? MR_OK : found;
     json_t *next = json_deep_copy(sched);
     mr_code rc = next && json_object_set_new(next, "due_ms", json_integer(due)) == 0
                      ? put(s, id, next, err)
