@@ -59,6 +59,7 @@ typedef struct tool_hooks {
     /* A call finished: its pending block becomes done. */
     void (*on_done)(void *ctx, const char *pending, const char *done);
     void *ctx;
+    bool show;                   /* show_tool_calls: calls appear in the answer text */
 } tool_hooks;
 
 /* Calls the model with the tools until it answers without calling any: each round's calls run

@@ -328,7 +328,8 @@ static void call_model(answer_run *a)
     mr_llm_response out = {0};
     bool tools = false;
     if (client) {
-        tool_hooks hooks = {.on_text = on_delta, .on_done = on_tool_done, .ctx = a};
+        tool_hooks hooks = {.on_text = on_delta, .on_done = on_tool_done, .ctx = a,
+                            .show = e->agent && e->agent->show_tool_calls};
         why = answer_with_tools(svc, a->t, e, client, &req, &hooks, &out, &tools, &err);
         if (!tools)
             why = mr_llm_chat(client, &req, &out, &err);

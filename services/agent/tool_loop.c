@@ -72,6 +72,8 @@ static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *
         for (size_t d = 0; d < n_defs && calls[i].name; d++)
             if (strcmp(defs[d]->name, calls[i].name) == 0)
                 calls[i].def = defs[d];
+        if (!l->hooks->show)
+            continue;
         pending[i] = tool_show_pending(calls[i].name, calls[i].arguments);
         char *block = pending[i] ? mr_str_printf("\n\n%s\n", pending[i]) : NULL;
         ok = ok && block && l->hooks->on_text(l->hooks->ctx, block, strlen(block));
@@ -93,7 +95,9 @@ static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *
         const char *fields[] = {"entity", env->entity, "requester", env->requester ? env->requester : "", "tool",
                                 calls[i].name ? calls[i].name : "", "outcome", calls[i].failed ? "error" : "ok", NULL};
         mr_log_write(calls[i].failed ? MR_LOG_WARN : MR_LOG_INFO, COMPONENT, fields, "tool call");
-        char *done = calls[i].result ? tool_show_done(calls[i].name, calls[i].arguments, calls[i].result) : NULL;
+        char *done = pending[i] && calls[i].result ? tool_show_done(calls[i].name, calls[i].arguments,
+                                                                     calls[i].result)
+                                                   : NULL;
         if (done && pending[i])
             l->hooks->on_done(l->hooks->ctx, pending[i], done);
         free(done);
@@ -103,6 +107,10 @@ static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *
     if (rc != MR_OK)
         return rc;
     const char *said = a->content && *a->content ? a->content : NULL;
+    /* Without the blocks between them, what the model says before and after its calls would run
+     * together. */
+    if (ok && said && !l->hooks->show)
+        ok = l->hooks->on_text(l->hooks->ctx, "\n\n", 2);
     ok = ok && push_msg(l, (mr_llm_message){.role = MR_LLM_ASSISTANT, .content = said, .tool_calls = a->tool_calls,
                                             .n_tool_calls = n});
     for (size_t i = 0; ok && i < n; i++)

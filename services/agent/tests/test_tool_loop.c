@@ -24,6 +24,7 @@ typedef struct fixture {
     char dir[64];
     mr_strbuf text;              /* the answer as shown */
     int dones;
+    bool show;                   /* show_tool_calls */
 } fixture;
 
 static int setup(void **state)
@@ -40,6 +41,7 @@ static int setup(void **state)
     mr_llm_opts o = {.backoff_ms = 10};
     if (mr_llm_client_new(&f->model, &o, &f->c, &err) != MR_OK)
         return -1;
+    f->show = true;
     snprintf(f->dir, sizeof f->dir, "/tmp/mr-tool-loop-XXXXXX");
     if (!mkdtemp(f->dir))
         return -1;
@@ -93,7 +95,7 @@ static mr_code run(fixture *f, const char *tools_csv, int max_rounds, bool strea
         defs[n++] = mr_tools_find(t);
     mr_tools_env env = {.entity = "mind", .requester = "@alice:example.org", .room_id = "!r:example.org",
                         .data_dir = f->dir, .timeout_ms = 10000};
-    tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f};
+    tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f, .show = f->show};
     mr_llm_request req = {.role = "helper", .user = "remember tea and add a todo", .stream = stream};
     mr_err err = {0};
     mr_code rc = tool_loop_chat(f->c, &req, defs, n, &env, max_rounds, &hooks, out, &err);
@@ -166,6 +168,23 @@ static void test_parallel_calls_and_results_back(void **state)
     }
 }
 
+/* show_tool_calls: false: the calls still run, and the answer is the model's words alone. */
+static void test_calls_hidden(void **state)
+{
+    fixture *f = *state;
+    f->show = false;
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
+                                                  "\"arguments\":{\"action\":\"add\",\"text\":\"tea\"}}]}",
+                                          NULL),
+                     MR_OK);
+    mr_llm_response out;
+    assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
+    assert_null(strstr(f->text.s, "<tool>"));
+    assert_int_equal(f->dones, 0);
+    assert_true(strncmp(f->text.s, "On it.\n\nTool result: Added t1", 29) == 0);
+    mr_llm_response_clear(&out);
+}
+
 static void test_failing_call_is_an_error_for_the_model(void **state)
 {
     fixture *f = *state;
@@ -203,7 +222,7 @@ static void test_timeout_and_flood(void **state)
     const mr_tool_def *defs[] = {mr_tools_find("shell")};
     mr_tools_env env = {.entity = "mind", .requester = "@alice:example.org", .data_dir = f->dir, .workspace = f->dir,
                         .timeout_ms = 2000, .max_output = 4096};
-    tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f};
+    tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f, .show = true};
     mr_llm_request req = {.user = "go", .stream = true};
     mr_llm_response out;
     mr_err err = {0};
@@ -269,6 +288,7 @@ int main(void)
     mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, stderr);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parallel_calls_and_results_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_hidden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_call_is_an_error_for_the_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_bound, setup, teardown),
