@@ -98,7 +98,7 @@ static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *
         char *done = pending[i] && calls[i].result ? tool_show_done(calls[i].name, calls[i].arguments,
                                                                      calls[i].result)
                                                    : NULL;
-        if (done && pending[i])
+        if (done)
             l->hooks->on_done(l->hooks->ctx, pending[i], done);
         free(done);
         free(pending[i]);
