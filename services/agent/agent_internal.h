@@ -173,10 +173,17 @@ json_t *reply_edit_content(const char *body);
 /* The router's hand-off: "@<display> could you help with this?" with m.mentions of the agent,
  * a matrix.to pill, com.mindroom.original_sender and the thread relation. */
 json_t *reply_handoff_content(const roster_entry *agent, const char *original_sender, const reply_where *where);
+/* "@<display><text>" mentioning user_id (m.mentions and a matrix.to pill), speaking for
+ * original_sender, in where's thread: the hand-off, and a schedule's trigger. */
+json_t *reply_mention_content(const char *user_id, const char *display, const char *text, const char *original_sender,
+                              const reply_where *where);
 /* The outbound_intent (JSON text, malloc'd) for content or typing; NULL when out of memory.
  * replaces_txn (NULL unless an edit) is the transaction ID of the message content replaces. */
 char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *replaces_txn,
                         const char *in_reply_to, json_t *content);
+/* The same for an event of another type (m.reaction). */
+char *reply_event_intent(const char *account, const char *room_id, const char *txn, const char *event_type,
+                         const char *replaces_txn, const char *in_reply_to, json_t *content);
 char *reply_typing_intent(const char *account, const char *room_id, const char *txn, bool typing);
 
 /* ---- this process among the agent's workers (workers.c) ----------------------------------- */

@@ -124,6 +124,12 @@ void prompt_history_free(prompt_history *p);
 
 /* Answers as e (answer.c). */
 mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_err *err);
+/* Answers with the entity's tools when it has any (answer_tools.c): *used false and nothing done
+ * when it has none. */
+struct tool_hooks;
+mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_llm_client *client,
+                          const mr_llm_request *req, const struct tool_hooks *hooks, mr_llm_response *out,
+                          bool *used, mr_err *err);
 /* Asks the router's model which candidate answers, and hands over to it (route.c). */
 mr_code route_turn(agent_svc *svc, const turn_ctx *t, const char *const *candidates, size_t n, mr_err *err);
 

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "agent_run.h"
+#include "agent_schedule.h"
+#include "agent_tools.h"
 #include "mindroom/str.h"
 #include "room_queue.h"
 
@@ -76,6 +78,11 @@ static mr_code read_settings(agent_node *node, mr_err *err)
     default_worker_id(node->rt, fallback);
     const char *id = mr_runtime_setting(node->rt, NULL, WORKER_SETTING, fallback);
     mr_code rc = worker_self_init(id, &node->self, err);
+    if (rc != MR_OK)
+        return rc;
+    /* Read again for each answer; checked here so a bad value stops start-up. */
+    tool_settings tools;
+    rc = tool_settings_read(node->rt, &tools, err);
     if (rc != MR_OK)
         return rc;
     const char *v = mr_runtime_setting(node->rt, NULL, TURNS_SETTING, NULL);
@@ -258,6 +265,15 @@ static void *beat_main(void *arg)
     return NULL;
 }
 
+/* Fires due schedules; every process does, and each occurrence goes out once. */
+static void *schedule_main(void *arg)
+{
+    agent_node *node = arg;
+    while (!mr_runtime_sleep(node->rt, SCHEDULE_TICK_MS))
+        schedule_tick(node->rt, &node->self, mr_clock_wall_ms());
+    return NULL;
+}
+
 /* The first heartbeat, before any claim: another worker must see this boot alive. */
 static bool first_beat(agent_node *node)
 {
@@ -373,18 +389,28 @@ static int run(agent_node *node)
     }
     mr_log_info(COMPONENT, "worker %s (boot %s): up to %zu turns at once", node->self.worker_id, node->self.boot,
                 node->n_threads);
-    pthread_t beat;
+    pthread_t beat, sched;
+    bool beating = false, scheduling = false;
     int e = 0;
     if (first_beat(node)) {
         resume_own(node);
         e = pthread_create(&beat, NULL, beat_main, node);
-        if (e)
-            mr_log_error(COMPONENT, "starting the heartbeat thread: %s", strerror(e));
-        else
+        beating = e == 0;
+        if (beating)
+            e = pthread_create(&sched, NULL, schedule_main, node);
+        scheduling = beating && e == 0;
+        if (e) {
+            mr_log_error(COMPONENT, "starting the %s thread: %s", beating ? "schedule" : "heartbeat", strerror(e));
+            /* Ends the heartbeat thread, if it runs. */
+            mr_runtime_stop(node->rt);
+        } else {
             consume(node);
+        }
     }
     room_queue_stop(node->queue);
-    if (!e)
+    if (scheduling)
+        pthread_join(sched, NULL);
+    if (beating)
         pthread_join(beat, NULL);
     return e ? 1 : 0;
 }

@@ -4,6 +4,7 @@
  * each kept under Synapse's event size limit), the reply recorded in the history, the claim
  * marked done. */
 #include "agent_run.h"
+#include "agent_tools.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,6 +242,36 @@ static bool on_delta(void *ctx, const char *text, size_t len)
     return a->failed == MR_OK;
 }
 
+/* A tool call finished: its block in the current message becomes the finished one, shown at
+ * once; a block already in a finished message stays, and the finished one follows. */
+static void on_tool_done(void *ctx, const char *pending, const char *done)
+{
+    answer_run *a = ctx;
+    size_t plen = strlen(pending), dlen = strlen(done);
+    char *at = NULL;
+    for (char *p = a->text ? strstr(a->text + a->part_start, pending) : NULL; p; p = strstr(p + 1, pending))
+        at = p;
+    if (!at) {
+        on_delta(a, "\n\n", 2);
+        on_delta(a, done, dlen);
+        return;
+    }
+    size_t off = (size_t)(at - a->text), tail = a->len - off - plen;
+    /* Grows the buffer by appending the extra length, then moves the tail into place. */
+    if (dlen > plen && !append(a, done, dlen - plen)) {
+        mr_err err;
+        fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory showing a tool call"), &err);
+        return;
+    }
+    if (dlen < plen)
+        a->len -= plen - dlen;
+    memmove(a->text + off + dlen, a->text + off + plen, tail);
+    memcpy(a->text + off, done, dlen);
+    a->text[a->len] = '\0';
+    if (a->failed == MR_OK)
+        show(a, false);
+}
+
 static const char *model_of(const roster *r, const roster_entry *e)
 {
     if (e->agent)
@@ -274,12 +305,16 @@ static void call_model(answer_run *a)
     char context[2 * MR_ID_MAX + 96];
     snprintf(context, sizeof context, "You are %s (%s), %s in a Matrix chat.", e->display_name, e->user_id,
              e->team ? "a team of agents answering as one" : "an agent");
+    /* The agent's workspace files (context_files, MEMORY.md) follow, as the reference adds them. */
+    char *workspace = e->agent ? tool_workspace(svc->rt, e->name) : NULL;
+    char *files = workspace ? prompt_files_context(workspace, cfg, e->agent) : NULL;
+    char *full = files && *files ? mr_str_printf("%s%s", context, files) : NULL;
     const mr_strlist *instructions = e->agent ? &e->agent->instructions : &e->team->instructions;
     mr_llm_request req = {
         .role = e->agent ? e->agent->role : e->team->role,
         .instructions = (const char *const *)instructions->v,
         .n_instructions = instructions->len,
-        .context = context,
+        .context = full ? full : context,
         .history = hist.msgs,
         .n_history = hist.n,
         .user = a->t->user_text,
@@ -291,10 +326,15 @@ static void call_model(answer_run *a)
     const char *no_client = NULL;
     mr_llm_client *client = agent_model(svc, model_of(&svc->roster, e), &why, &no_client);
     mr_llm_response out = {0};
+    bool tools = false;
     if (client) {
-        why = mr_llm_chat(client, &req, &out, &err);
-        /* Not streamed: the whole answer arrives at once. */
-        if (why == MR_OK && !req.stream && !append(a, out.content, strlen(out.content)))
+        tool_hooks hooks = {.on_text = on_delta, .on_done = on_tool_done, .ctx = a,
+                            .show = e->agent && e->agent->show_tool_calls};
+        why = answer_with_tools(svc, a->t, e, client, &req, &hooks, &out, &tools, &err);
+        if (!tools)
+            why = mr_llm_chat(client, &req, &out, &err);
+        /* Not streamed: the whole answer arrives at once (the tool loop hands it over itself). */
+        if (why == MR_OK && !req.stream && !tools && !append(a, out.content, strlen(out.content)))
             fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory reading an answer"), &err);
     }
     if (a->failed == MR_OK && (why != MR_OK || a->len == 0)) {
@@ -308,6 +348,9 @@ static void call_model(answer_run *a)
         free(sorry);
     }
     mr_llm_response_clear(&out);
+    free(full);
+    free(files);
+    free(workspace);
     prompt_history_free(&hist);
     thread_state_free(&th);
 }

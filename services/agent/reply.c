@@ -61,24 +61,33 @@ static char *html_escape(const char *text)
     return out;
 }
 
-json_t *reply_handoff_content(const roster_entry *agent, const char *original_sender, const reply_where *where)
+json_t *reply_mention_content(const char *user_id, const char *display, const char *text, const char *original_sender,
+                              const reply_where *where)
 {
-    char *name = html_escape(agent->display_name);
-    char *id = html_escape(agent->user_id);
-    char *body = mr_str_printf("@%s%s", agent->display_name, HANDOFF_TEXT);
-    char *formatted = name && id ? mr_str_printf("<a href=\"https://matrix.to/#/%s\">@%s</a>%s", id, name, HANDOFF_TEXT) : NULL;
+    char *name = html_escape(display);
+    char *id = html_escape(user_id);
+    char *rest = html_escape(text);
+    char *body = mr_str_printf("@%s%s", display, text);
+    char *formatted = name && id && rest ? mr_str_printf("<a href=\"https://matrix.to/#/%s\">@%s</a>%s", id, name, rest)
+                                         : NULL;
     json_t *c = NULL;
     if (body && formatted)
         c = json_pack("{s:s, s:s, s:s, s:s, s:{s:[s]}, s:s}", "msgtype", "m.text", "body", body, "format",
                       "org.matrix.custom.html", "formatted_body", formatted, "m.mentions", "user_ids",
-                      agent->user_id, "com.mindroom.original_sender", original_sender);
+                      user_id, "com.mindroom.original_sender", original_sender);
     if (c)
         relate(c, where);
     free(name);
     free(id);
+    free(rest);
     free(body);
     free(formatted);
     return c;
+}
+
+json_t *reply_handoff_content(const roster_entry *agent, const char *original_sender, const reply_where *where)
+{
+    return reply_mention_content(agent->user_id, agent->display_name, HANDOFF_TEXT, original_sender, where);
 }
 
 static char *intent_text(json_t *intent)
@@ -91,9 +100,15 @@ static char *intent_text(json_t *intent)
 char *reply_send_intent(const char *account, const char *room_id, const char *txn, const char *replaces_txn,
                         const char *in_reply_to, json_t *content)
 {
+    return reply_event_intent(account, room_id, txn, "m.room.message", replaces_txn, in_reply_to, content);
+}
+
+char *reply_event_intent(const char *account, const char *room_id, const char *txn, const char *event_type,
+                         const char *replaces_txn, const char *in_reply_to, json_t *content)
+{
     json_t *i = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "v", 1, "type", "outbound_intent", "account",
                           account, "room_id", room_id, "action", "send", "txn_id", txn, "event_type",
-                          "m.room.message", "content", content);
+                          event_type, "content", content);
     if (i && in_reply_to && json_object_set_new(i, "in_reply_to", json_string(in_reply_to)) != 0) {
         json_decref(i);
         i = NULL;

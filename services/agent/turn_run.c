@@ -1,6 +1,8 @@
 /* turn_run.c -- one turn on one turn thread: who may answer here, the policy's decision, the
  * answers; and what each turn thread keeps for it (the entities of the config, model clients). */
 #include "agent_run.h"
+#include "agent_schedule.h"
+#include "agent_tools.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,9 @@ static void refresh_roster(agent_svc *svc)
     svc->any_room_mode = false;
     for (size_t i = 0; i < fresh.cfg->n_agents; i++)
         svc->any_room_mode |= fresh.cfg->agents[i].thread_mode == MR_THREAD_MODE_ROOM;
+    tool_settings ts;
+    if (svc->reports && tool_settings_read(svc->rt, &ts, &err) == MR_OK)
+        tool_config_warn(fresh.cfg, &ts);
     mr_log_write(svc->reports ? MR_LOG_INFO : MR_LOG_DEBUG, COMPONENT, NULL, "entities built from config generation %lu",
                  gen);
 }
@@ -293,6 +298,11 @@ static mr_code decide_and_act(agent_svc *svc, const agent_turn *t, const char *r
         .router_allowed = router_allowed(t),
         .relay = relay,
     };
+    bool command = false;
+    mr_code rc = relay ? MR_OK
+                       : schedule_command(svc, t, root, &m, eligible, in.n_eligible, in.router_allowed, &command, err);
+    if (rc != MR_OK || command)
+        return rc;
     policy_decision d;
     policy_decide(&in, who, &d);
     log_decision(t, &d);

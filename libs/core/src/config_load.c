@@ -129,6 +129,7 @@ static void set_scalar_defaults(mr_config *c)
 {
     c->router.accept_invites = true;
     c->defaults.markdown = true;
+    c->defaults.show_tool_calls = true;
     c->defaults.enable_streaming = true;
 }
 

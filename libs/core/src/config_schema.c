@@ -478,6 +478,7 @@ static const field agent_fields[] = {
     CHOICE(mr_agent_cfg, memory_backend, memory_backends),
     ENUM(mr_agent_cfg, thread_mode, thread_modes),
     BOOL(mr_agent_cfg, markdown),
+    BOOL(mr_agent_cfg, show_tool_calls),
     BOOL(mr_agent_cfg, learning),
     INT(mr_agent_cfg, num_history_runs),
 };
@@ -487,6 +488,7 @@ static void load_agent(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const
 {
     mr_agent_cfg *a = elem;
     a->markdown = ctx->cfg->defaults.markdown;
+    a->show_tool_calls = ctx->cfg->defaults.show_tool_calls;
     load_block(ctx, v, path, &agent_block, a);
     cfg_default_str(ctx, &a->display_name, key->text);
     cfg_default_str(ctx, &a->role, "");
@@ -750,6 +752,7 @@ static const field defaults_fields[] = {
     BOOL(mr_defaults_cfg, markdown),
     BOOL(mr_defaults_cfg, enable_streaming),
     BOOL(mr_defaults_cfg, show_stop_button),
+    BOOL(mr_defaults_cfg, show_tool_calls),
     INT(mr_defaults_cfg, num_history_runs),
     LIST(mr_defaults_cfg, tools, IT_TOOL, "tool names"),
     LIST(mr_defaults_cfg, worker_tools, IT_TOOL, "tool names"),

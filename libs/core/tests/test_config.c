@@ -264,6 +264,24 @@ static void test_anchors_and_merges(void **state)
     mr_config_release(cfg);
 }
 
+/* show_tool_calls, as the reference: on by default, defaults.show_tool_calls for every agent,
+ * an agent's own value over it. */
+static void test_show_tool_calls(void **state)
+{
+    (void)state;
+    mr_config *cfg = parse_ok("models: {default: {provider: openai, id: m}}\n"
+                              "agents: {a: {}, b: {show_tool_calls: false}}\n");
+    assert_true(cfg->defaults.show_tool_calls);
+    assert_true(mr_config_agent(cfg, "a")->show_tool_calls);
+    assert_false(mr_config_agent(cfg, "b")->show_tool_calls);
+    mr_config_release(cfg);
+    cfg = parse_ok("models: {default: {provider: openai, id: m}}\ndefaults: {show_tool_calls: false}\n"
+                   "agents: {a: {}, b: {show_tool_calls: true}}\n");
+    assert_false(mr_config_agent(cfg, "a")->show_tool_calls);
+    assert_true(mr_config_agent(cfg, "b")->show_tool_calls);
+    mr_config_release(cfg);
+}
+
 static void test_every_key(void **state)
 {
     (void)state;
@@ -593,6 +611,8 @@ static const bad_case bad_cases[] = {
     {"bad_access_enums", "matrix_room_access: {mode: open, multi_user_join_rule: [knock]}\n", 2,
      {"config.yaml:1:28: matrix_room_access.mode: 'open' is not one of single_user_private, multi_user",
       "config.yaml:1:56: matrix_room_access.multi_user_join_rule: expected one of public, knock; got a list"}},
+    {"bad_show_tool_calls", MODELS "defaults: {show_tool_calls: sometimes}\n", 1,
+     {"config.yaml:2:29: defaults.show_tool_calls: expected true/false, got a string"}},
     {"bad_memory_backend", "memory: {backend: redis}\n", 1,
      {"config.yaml:1:19: memory.backend: 'redis' is not one of mem0, file, none"}},
     {"bad_provider", "models:\n  default: {provider: opnai, id: gpt}\n", 1,
@@ -922,6 +942,7 @@ int main(void)
         cmocka_unit_test(test_seed_aliases_and_reply_forms),
         cmocka_unit_test(test_template_placeholders_warn),
         cmocka_unit_test(test_anchors_and_merges),
+        cmocka_unit_test(test_show_tool_calls),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_empty_and_null_documents),
         cmocka_unit_test(test_agent_defaults_follow_defaults_block),

@@ -113,9 +113,12 @@ static json_t *tools_json(const mr_llm_tool *tools, size_t n)
                              : json_pack("{s:s, s:{}}", "type", "object", "properties");
         json_t *fn = json_pack("{s:s, s:o}", "name", tools[i].name ? tools[i].name : "",
                                "parameters", params);
-        if (fn && tools[i].description)
-            json_object_set_new(fn, "description", json_string(tools[i].description));
-        if (json_array_append_new(arr, json_pack("{s:s, s:o}", "type", "function", "function",
+        if (fn && tools[i].description &&
+            json_object_set_new(fn, "description", json_string(tools[i].description)) != 0) {
+            json_decref(fn);
+            fn = NULL;
+        }
+        if (!fn || json_array_append_new(arr, json_pack("{s:s, s:o}", "type", "function", "function",
                                                  fn)) != 0) {
             json_decref(arr);
             return NULL;
@@ -155,6 +158,8 @@ mr_code mr_llm_request_body(const mr_llm_client *c, const mr_llm_request *req, j
                      json_integer(req->max_tokens));
     if (ok && req->n_tools)
         ok = set_new(b, "tools", tools_json(req->tools, req->n_tools));
+    if (ok && req->n_tools && req->tool_choice)
+        ok = set_new(b, "tool_choice", json_string(req->tool_choice));
     if (ok && req->schema)
         ok = set_new(b, "response_format",
                      json_pack("{s:s, s:{s:s, s:O, s:b}}", "type", "json_schema", "json_schema",

@@ -169,6 +169,15 @@ static void test_options(void **state)
                    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":"
                    "\"route\",\"schema\":{\"type\":\"object\"},\"strict\":true}}}");
     json_decref(b);
+    /* tool_choice goes with tools only. */
+    mr_llm_request none = {.user = "hi", .tools = tools, .n_tools = 1, .tool_choice = "none"};
+    b = body_for("openai", -1, &none);
+    assert_string_equal(json_string_value(json_object_get(b, "tool_choice")), "none");
+    json_decref(b);
+    none.n_tools = 0;
+    b = body_for("openai", -1, &none);
+    assert_null(json_object_get(b, "tool_choice"));
+    json_decref(b);
     double zero = 0;
     mr_llm_request cold = {.user = "hi", .temperature = &zero, .max_tokens = 5};
     b = body_for("vllm", 0.5, &cold);

@@ -202,6 +202,31 @@ static void test_tool_calls(void **state)
     }
 }
 
+/* The stub checks tools as OpenAI does, and honours tool_choice "none". */
+static void test_tool_choice_and_tool_names(void **state)
+{
+    fixture *f = *state;
+    mr_llm_tool tools[] = {{.name = "weather"}};
+    script(f, "{\"tool_calls\":[{\"name\":\"weather\",\"arguments\":{}}]}");
+    mr_llm_request req = {.user = "weather?", .tools = tools, .n_tools = 1, .tool_choice = "none", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_int_equal(out.n_tool_calls, 0);
+    assert_string_equal(out.finish_reason, "stop");
+    assert_string_equal(out.content, "Echo: weather?");
+    mr_llm_response_clear(&out);
+    req.tool_choice = "sometimes";
+    assert_int_equal(chat(f, &req, &out, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "Supported values are: 'none', 'auto', and 'required'."));
+    mr_llm_response_clear(&out);
+    tools[0].name = "get weather";
+    req.tool_choice = NULL;
+    assert_int_equal(chat(f, &req, &out, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "tools[0].function.name"));
+    mr_llm_response_clear(&out);
+}
+
 static void test_structured_answer(void **state)
 {
     fixture *f = *state;
@@ -591,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_whole_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streamed_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_choice_and_tool_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_structured_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prompt_as_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),

@@ -35,6 +35,8 @@
 #define CHAT "!chat:example.org"
 #define DM "!dm:example.org"
 #define MANY "!many:example.org"
+#define TOOLS "!tools:example.org"
+#define TOOLY "@mindroom_tooly:example.org"
 #define MANY_AGENTS 100
 #define ALICE "@alice:example.org"
 #define ROUTER "@mindroom_router:example.org"
@@ -114,7 +116,7 @@ static char *turn_text(const turn_spec *t)
                              "sender", sender, "allowed_entities", allowed);
     /* The managed rooms' keys, as their events carry them to authz; the DM is not managed. */
     const char *key = !strcmp(t->room, LOBBY) ? "lobby" : !strcmp(t->room, DEV) ? "dev" : !strcmp(t->room, CHAT) ? "chat"
-                      : !strcmp(t->room, MANY) ? "many" : NULL;
+                      : !strcmp(t->room, MANY) ? "many" : !strcmp(t->room, TOOLS) ? "tools" : NULL;
     if (key)
         json_object_set_new(turn, "room_key", json_string(key));
     else
@@ -335,7 +337,9 @@ static int group_setup(void **state)
              "  mind:\n    display_name: Mind\n    role: Personal assistant\n    rooms: [lobby]\n"
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
              "    instructions: [Review carefully., Prefer C17.]\n"
-             "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n",
+             "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
+             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary, warp_drive],\n"
+             "          context_files: [SOUL.md]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
     for (int i = 0; i < MANY_AGENTS; i++)
@@ -407,6 +411,9 @@ static void test_invalid_settings_exit_2(void **state)
         {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "0", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"0\" is not a whole number"},
         {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "8x", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"8x\" is not a whole number"},
         {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
+        {"MINDROOM_TOOL_TIMEOUT_SECONDS", "0", "MINDROOM_TOOL_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
+        {"MINDROOM_TOOL_MAX_ROUNDS", "many", "MINDROOM_TOOL_MAX_ROUNDS: \"many\" is not a whole number from 1 to 100"},
+        {"MINDROOM_TOOL_FILE_AND_SHELL", "yes", "MINDROOM_TOOL_FILE_AND_SHELL: \"yes\" is neither 0 nor 1"},
     };
     char log[700];
     snprintf(log, sizeof log, "%s/bad-settings.log", S.dir);
@@ -491,6 +498,284 @@ static void test_one_agent_streams_a_thread_reply(void **state)
     json_t *off = json_array_get(list, n - 1);
     assert_true(json_is_false(json_object_get(off, "typing")));
     json_decref(list);
+}
+
+/* Tools in a turn: the calls show in the streamed answer, matrix_message goes out as the agent's
+ * own intent in the thread, memory keeps who asked, and tools this build lacks are named. */
+static void test_tools_in_a_turn(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"id\": \"call_1\", \"name\": \"matrix_message\", "
+                                        "\"arguments\": {\"action\": \"send\", \"text\": \"Heads up\"}}, "
+                                        "{\"id\": \"call_2\", \"name\": \"memory\", \"arguments\": "
+                                        "{\"action\": \"add\", \"text\": \"likes tea\"}}]}",
+                               &err), &err, "script");
+    char ws[700];
+    snprintf(ws, sizeof ws, "%s/mindroom_data/agents/tooly/workspace", S.dir);
+    check(mr_fs_mkdirs(ws, 0700, &err), &err, "workspace");
+    char soul[800];
+    snprintf(soul, sizeof soul, "%s/SOUL.md", ws);
+    check(mr_fs_write_atomic(soul, "Tooly is fond of tea.", 21, 0600, true, &err), &err, "SOUL.md");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool1:example.org", .body = "Remember I like tea",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool1:example.org", "tooly");
+    json_t *list = intents_of("$tool1:example.org", "tooly");
+    char sent_txn[TXN_MAX];
+    txn_id("$tool1:example.org", "tooly", "x", 0, sent_txn);
+    json_t *sent = NULL, *final = NULL, *it;
+    size_t i;
+    json_array_foreach(list, i, it) {
+        if (strcmp(str_at(it, "txn_id"), sent_txn) == 0)
+            sent = it;
+        if (json_object_get(json_object_get(it, "content"), "m.new_content"))
+            final = it;
+    }
+    assert_non_null(sent);
+    assert_string_equal(str_at(sent, "account"), TOOLY);
+    assert_string_equal(str_at(sent, "event_type"), "m.room.message");
+    assert_string_equal(str_at(json_object_get(sent, "content"), "body"), "Heads up");
+    assert_string_equal(str_at(json_object_get(json_object_get(sent, "content"), "m.relates_to"), "event_id"),
+                        "$tool1:example.org");
+    assert_non_null(final);
+    const char *body = str_at(json_object_get(json_object_get(final, "content"), "m.new_content"), "body");
+    assert_non_null(strstr(body, "<tool>matrix_message(action=send, text=Heads up)\nSent.</tool>"));
+    assert_non_null(strstr(body, "<tool>memory(action=add, text=likes tea)\nRemembered as m1</tool>"));
+    assert_non_null(strstr(body, "Tool result: Remembered as m1"));
+    json_decref(list);
+    char path[700], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/mindroom_data/agents/tooly/workspace/MEMORY.md", S.dir);
+    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
+    assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
+    free(text);
+    /* The request offered the three tools that run (shell is off), and the others were named. */
+    json_t *reqs = stub_requests();
+    json_t *body0 = json_object_get(json_array_get(reqs, 0), "body");
+    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 3);
+    /* context_files come into the system prompt from the workspace. */
+    const char *system = str_at(json_array_get(json_object_get(body0, "messages"), 0), "content");
+    assert_non_null(strstr(system, "## Personality Context\n\n### SOUL.md\nTooly is fond of tea."));
+    json_decref(reqs);
+    /* The next answer has the memory in its prompt (the file backend's MEMORY.md). */
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool2:example.org", .body = "What do I like?",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool2:example.org", "tooly");
+    reqs = stub_requests();
+    system = str_at(json_array_get(json_object_get(json_object_get(json_array_get(reqs, 0), "body"), "messages"), 0),
+                    "content");
+    assert_non_null(strstr(system, "## Memory (MEMORY.md in your workspace)\n# Memory\n\n- m1: likes tea (from " ALICE ")"));
+    json_decref(reqs);
+    assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool thread_summary yet") >= 1);
+    assert_true(mr_tp_count_in_file(S.log, "unknown tool warp_drive") >= 1);
+    assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
+}
+
+/* ---- schedules ---- */
+
+/* The router's reply to a command (event_id), as text. */
+static char *router_reply(const char *event_id)
+{
+    wait_for(has_send, event_id, "router");
+    json_t *list = intents_of(event_id, "router");
+    char *body = strdup(str_at(json_object_get(json_array_get(list, 0), "content"), "body"));
+    json_decref(list);
+    return body;
+}
+
+static void command(const char *event_id, const char *body)
+{
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = event_id, .body = body, .allowed = "router,tooly"});
+}
+
+/* The schedule ID a "Scheduled <id>: ..." reply names. */
+static void scheduled_id(const char *reply, char id[32])
+{
+    if (sscanf(reply, "Scheduled %31[^:]:", id) != 1)
+        fail_msg("not a confirmation: %s", reply);
+}
+
+/* Triggers of a task: the router's messages "@Tooly <task>" (each transaction ID once). */
+static size_t triggers_of(const char *task)
+{
+    char body[256];
+    snprintf(body, sizeof body, "@Tooly %s", task);
+    json_t *txns = json_object();
+    size_t i;
+    json_t *it;
+    json_array_foreach(S.intents, i, it)
+        if (strcmp(str_at(it, "account"), ROUTER) == 0 && str_at(json_object_get(it, "content"), "body") &&
+            strcmp(str_at(json_object_get(it, "content"), "body"), body) == 0)
+            json_object_set_new(txns, str_at(it, "txn_id"), json_true());
+    size_t n = json_object_size(txns);
+    json_decref(txns);
+    return n;
+}
+
+static bool triggered(const char *task, const char *unused)
+{
+    (void)unused;
+    return triggers_of(task) > 0;
+}
+
+static bool schedule_gone(const char *id, const char *unused)
+{
+    (void)unused;
+    char *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    mr_code rc = mr_store_hget(S.store, "agent:schedules", id, &v, &len, &err);
+    free(v);
+    return rc == MR_ENOTFOUND;
+}
+
+static void test_schedule_commands_and_firing(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    command("$sch-bad:example.org", "!schedule tomorrow maybe");
+    char *reply = router_reply("$sch-bad:example.org");
+    assert_non_null(strstr(reply, "Not scheduled: when is missing: write !schedule in <number>"));
+    free(reply);
+    command("$sch-fast:example.org", "!schedule every 10 seconds @tooly spam");
+    reply = router_reply("$sch-fast:example.org");
+    assert_string_equal(reply, "Not scheduled: a schedule repeats at most once a minute");
+    free(reply);
+
+    command("$sch-every:example.org", "!schedule every 5 minutes @tooly water the plants");
+    reply = router_reply("$sch-every:example.org");
+    char every_id[32];
+    scheduled_id(reply, every_id);
+    assert_non_null(strstr(reply, ": every 300s, for @Tooly: water the plants"));
+    free(reply);
+    command("$sch-list:example.org", "!list_schedules");
+    reply = router_reply("$sch-list:example.org");
+    char want[128];
+    snprintf(want, sizeof want, "\n- %s: every 300s, next in ", every_id);
+    assert_non_null(strstr(reply, want));
+    assert_non_null(strstr(reply, "for @Tooly: water the plants"));
+    free(reply);
+    snprintf(want, sizeof want, "!cancel_schedule %s", every_id);
+    command("$sch-cancel:example.org", want);
+    reply = router_reply("$sch-cancel:example.org");
+    assert_string_equal(reply, "Cancelled 1 schedule.");
+    free(reply);
+    command("$sch-cancel2:example.org", want);
+    reply = router_reply("$sch-cancel2:example.org");
+    snprintf(want, sizeof want, "No schedule %s in this room.", every_id);
+    assert_string_equal(reply, want);
+    free(reply);
+
+    /* A one-time schedule fires once, as the router speaking for alice, and tooly answers it. */
+    command("$sch-once:example.org", "!schedule in 1 second @tooly stretch");
+    reply = router_reply("$sch-once:example.org");
+    char once_id[32];
+    scheduled_id(reply, once_id);
+    free(reply);
+    wait_for(triggered, "stretch", NULL);
+    wait_for(schedule_gone, once_id, NULL);
+    assert_int_equal(triggers_of("stretch"), 1);
+    json_t *trig = NULL, *it;
+    size_t i;
+    json_array_foreach(S.intents, i, it)
+        if (str_at(json_object_get(it, "content"), "body") &&
+            strcmp(str_at(json_object_get(it, "content"), "body"), "@Tooly stretch") == 0)
+            trig = it;
+    json_t *c = json_object_get(trig, "content");
+    assert_string_equal(str_at(c, "com.mindroom.original_sender"), ALICE);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(c, "m.mentions"), "user_ids"), 0)),
+                        TOOLY);
+    assert_null(json_object_get(c, "m.relates_to"));
+    char relay_id[128];
+    snprintf(relay_id, sizeof relay_id, "$sent-%s:example.org", str_at(trig, "txn_id"));
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = relay_id, .sender = ROUTER, .original_sender = ALICE,
+                              .content = json_deep_copy(c), .allowed = "router,tooly"});
+    wait_for(finished, relay_id, "tooly");
+    json_t *list = intents_of(relay_id, "tooly");
+    json_t *send = last_of(list, "send", false);
+    assert_string_equal(str_at(json_object_get(send, "content"), "body"), "Echo: @Tooly stretch");
+    json_decref(list);
+    /* Commands are the router's: tooly answered none of them. */
+    assert_false(has_send("$sch-once:example.org", "tooly"));
+    assert_false(has_send("$sch-list:example.org", "tooly"));
+}
+
+/* The scheduler tool: the agent schedules a task for itself in its thread, for the requester. */
+static void test_scheduler_tool(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"scheduler\", \"arguments\": "
+                                        "{\"action\": \"add\", \"when\": \"in 1 second\", \"task\": \"check the oven\"}}]}",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool3:example.org", .body = "Remind me about the oven",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool3:example.org", "tooly");
+    json_t *reqs = stub_requests();
+    json_t *msgs = json_object_get(json_object_get(json_array_get(reqs, 1), "body"), "messages");
+    const char *result = str_at(json_array_get(msgs, json_array_size(msgs) - 1), "content");
+    char id[32];
+    scheduled_id(result, id);
+    assert_non_null(strstr(result, ": in 1s, for @Tooly: check the oven"));
+    json_decref(reqs);
+    wait_for(triggered, "check the oven", NULL);
+    wait_for(schedule_gone, id, NULL);
+    assert_int_equal(triggers_of("check the oven"), 1);
+    json_t *trig = NULL, *it;
+    size_t i;
+    json_array_foreach(S.intents, i, it)
+        if (str_at(json_object_get(it, "content"), "body") &&
+            strcmp(str_at(json_object_get(it, "content"), "body"), "@Tooly check the oven") == 0)
+            trig = it;
+    json_t *c = json_object_get(trig, "content");
+    assert_string_equal(str_at(c, "com.mindroom.original_sender"), ALICE);
+    expect_thread_relation(c, "$tool3:example.org", "$tool3:example.org");
+}
+
+static void test_schedule_fires_after_sigkill_once(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    command("$sch-kill:example.org", "!schedule in 3 seconds @tooly breathe");
+    char *reply = router_reply("$sch-kill:example.org");
+    char id[32];
+    scheduled_id(reply, id);
+    free(reply);
+    stop_agent(SIGKILL, NULL);
+    check(spawn_agent(&err), &err, "starting mindroom-agent again");
+    wait_for(triggered, "breathe", NULL);
+    wait_for(schedule_gone, id, NULL);
+    assert_int_equal(triggers_of("breathe"), 1);
+}
+
+static void test_schedule_with_two_replicas_fires_once(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    char log[700];
+    snprintf(log, sizeof log, "%s/agent-replica.log", S.dir);
+    char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", S.config, NULL};
+    pid_t replica = 0;
+    setenv("MINDROOM_WORKER_ID", "replica-two", 1);
+    mr_code rc = mr_tp_spawn(argv, log, &replica, &err);
+    unsetenv("MINDROOM_WORKER_ID");
+    check(rc, &err, "starting a second mindroom-agent");
+    check(mr_tp_wait_in_file(log, "worker replica-two", 1, DEADLINE_MS, replica, &err), &err, "second agent up");
+    command("$sch-two:example.org", "!schedule in 2 seconds @tooly sync up");
+    char *reply = router_reply("$sch-two:example.org");
+    char id[32];
+    scheduled_id(reply, id);
+    free(reply);
+    wait_for(triggered, "sync up", NULL);
+    wait_for(schedule_gone, id, NULL);
+    assert_int_equal(triggers_of("sync up"), 1);
+    int status = -1;
+    check(mr_tp_kill_wait(replica, SIGTERM, &status, &err), &err, "stopping the second agent");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_thread_follow_up_prompt_and_short_answer(void **state)
@@ -1055,6 +1340,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_settings_exit_2),
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
+        cmocka_unit_test(test_tools_in_a_turn),
+        cmocka_unit_test(test_schedule_commands_and_firing),
+        cmocka_unit_test(test_scheduler_tool),
+        cmocka_unit_test(test_schedule_fires_after_sigkill_once),
+        cmocka_unit_test(test_schedule_with_two_replicas_fires_once),
         cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),
         cmocka_unit_test(test_mention_picks_the_agent),
         cmocka_unit_test(test_two_candidates_router_hands_over),

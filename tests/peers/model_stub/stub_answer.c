@@ -398,10 +398,13 @@ mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc)
             return sse_response(cut);
         }
     }
-    char *dflt = sc->reply || sc->tool_calls ? NULL : default_answer(body);
+    /* With tool_choice "none" OpenAI's model answers in words, whatever it would have called. */
+    const char *choice = json_string_value(json_object_get(body, "tool_choice"));
+    json_t *calls = choice && strcmp(choice, "none") == 0 ? NULL : sc->tool_calls;
+    char *dflt = sc->reply || calls ? NULL : default_answer(body);
     answer a = {.model = json_string_value(json_object_get(body, "model")),
                 .created = (json_int_t)time(NULL), .text = sc->reply ? sc->reply : dflt,
-                .calls = sc->tool_calls, .finish = sc->tool_calls ? "tool_calls" : "stop"};
+                .calls = calls, .finish = calls ? "tool_calls" : "stop"};
     snprintf(a.id, sizeof a.id, "chatcmpl-stub%lu", stub_next_id(s));
     a.usage = usage(body, a.text, a.calls);
     mr_http_response *r;

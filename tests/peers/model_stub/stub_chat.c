@@ -133,9 +133,32 @@ static mr_http_response *check_options(json_t *body)
     json_array_foreach(json_object_get(body, "tools"), i, t) {
         char param[64];
         snprintf(param, sizeof param, "tools[%zu].function.name", i);
-        if (!json_is_string(json_object_get(json_object_get(t, "function"), "name")))
+        const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+        if (!name)
             return missing(param);
+        /* OpenAI refuses function names outside ^[a-zA-Z0-9_-]{1,64}$. */
+        size_t len = strlen(name);
+        if (len == 0 || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                 "0123456789_-") != len)
+            return bad(param, "invalid_value", "Invalid '%s': string does not match pattern. Expected a "
+                       "string that matches the pattern '^[a-zA-Z0-9_-]+$'.", param);
+        /* and parameters that are not a JSON Schema object. */
+        json_t *params = json_object_get(json_object_get(t, "function"), "parameters");
+        snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
+        if (params && !json_is_object(params))
+            return bad(param, "invalid_type", "Invalid type for '%s': expected an object.", param);
     }
+    /* tool_choice: OpenAI takes "none", "auto", "required" or a named function, and only with
+     * tools. */
+    json_t *choice = json_object_get(body, "tool_choice");
+    if (choice && !json_array_size(json_object_get(body, "tools")))
+        return bad("tool_choice", NULL, "Invalid value for 'tool_choice': 'tool_choice' is only allowed "
+                   "when 'tools' are specified.");
+    const char *cv = json_string_value(choice);
+    if (choice && !(cv && (strcmp(cv, "none") == 0 || strcmp(cv, "auto") == 0 || strcmp(cv, "required") == 0)) &&
+        !json_is_string(json_object_get(json_object_get(choice, "function"), "name")))
+        return bad("tool_choice", "invalid_value", "Invalid value: '%s'. Supported values are: 'none', 'auto', "
+                   "and 'required'.", cv ? cv : "(object)");
     json_t *rf = json_object_get(body, "response_format");
     const char *type = json_string_value(json_object_get(rf, "type"));
     if (rf && (!type || (strcmp(type, "text") != 0 && strcmp(type, "json_object") != 0 &&

@@ -46,6 +46,7 @@ typedef struct mr_agent_cfg {
     char *memory_backend; /* NULL (use memory.backend), "mem0", "file", "none" */
     mr_thread_mode thread_mode;
     bool markdown;        /* defaults to defaults.markdown */
+    bool show_tool_calls; /* tool calls shown in the answer; defaults to defaults.show_tool_calls */
     bool learning;
     int num_history_runs; /* 0 when unset */
 } mr_agent_cfg;
@@ -130,6 +131,7 @@ typedef struct mr_defaults_cfg {
     bool markdown;        /* default true */
     bool enable_streaming;/* default true */
     bool show_stop_button;
+    bool show_tool_calls; /* default true */
     int num_history_runs; /* 0 when unset */
     mr_strlist tools;
     mr_strlist worker_tools;

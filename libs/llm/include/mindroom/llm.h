@@ -69,6 +69,8 @@ typedef struct mr_llm_request {
     const char *user;                   /* the message to answer; NULL when history ends the prompt */
     const mr_llm_tool *tools;
     size_t n_tools;
+    const char *tool_choice;            /* with tools: "none", "auto" or "required"; NULL: not sent
+                                         * (the server's default, "auto") */
     const char *schema_name;            /* with schema: the answer must be JSON matching it */
     json_t *schema;                     /* JSON Schema of the answer (borrowed); NULL: free text */
     const double *temperature;          /* NULL: the model config's, and none when that is unset */

@@ -1,0 +1,119 @@
+/* bench_tools.c -- what a built-in tool call adds to an answer: N bare model round trips to the
+ * model stub (the baseline), N answers through the tool loop that make one `todo list` call (two
+ * round trips and one dispatch), N model answers that call the tool (the first of those two round
+ * trips), and N dispatches alone (mr_tools_run: a thread, the arguments
+ * parsed, the tool run, the result bounded). Prints CSV: what,n,ms_per_op. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_tools.h"
+#include "mindroom/clock.h"
+#include "mindroom/log.h"
+#include "model_stub_peer.h"
+
+static bool on_text(void *ctx, const char *text, size_t len)
+{
+    (void)ctx;
+    (void)text;
+    (void)len;
+    return true;
+}
+
+static void on_done(void *ctx, const char *pending, const char *done)
+{
+    (void)ctx;
+    (void)pending;
+    (void)done;
+}
+
+static int die(const char *what, const mr_err *err)
+{
+    fprintf(stderr, "%s: %s\n", what, err->msg);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 200;
+    mr_log_configure(MR_LOG_ERROR, MR_LOG_HUMAN, stderr);
+    mr_model_stub st;
+    mr_err err = {0};
+    if (mr_model_stub_start(NULL, NULL, &st, &err) != MR_OK)
+        return die("model stub", &err);
+    mr_model_cfg model = {.name = "default", .provider = "vllm", .id = "stub-model", .host = st.url, .temperature = -1};
+    mr_llm_client *c = NULL;
+    if (mr_llm_client_new(&model, NULL, &c, &err) != MR_OK)
+        return die("client", &err);
+    char dir[] = "/tmp/mr-bench-tools-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    mr_tools_env env = {.entity = "bench", .requester = "@bench:example.org", .data_dir = dir};
+    mr_llm_request req = {.user = "hello there", .stream = true};
+
+    long long t0 = mr_clock_mono_ns();
+    for (int i = 0; i < n; i++) {
+        mr_llm_response out;
+        if (mr_llm_chat(c, &req, &out, &err) != MR_OK)
+            return die("bare round trip", &err);
+        mr_llm_response_clear(&out);
+    }
+    double bare = (double)(mr_clock_mono_ns() - t0) / 1e6 / n;
+
+    const mr_tool_def *defs[] = {mr_tools_find("todo")};
+    tool_hooks hooks = {.on_text = on_text, .on_done = on_done};
+    char script[128];
+    snprintf(script, sizeof script, "{\"times\":%d,\"tool_calls\":[{\"name\":\"todo\",\"arguments\":"
+                                    "{\"action\":\"list\"}}]}", 1);
+    t0 = mr_clock_mono_ns();
+    for (int i = 0; i < n; i++) {
+        /* One scripted call per answer; the stub's next request after it is the plain answer. */
+        if (mr_model_stub_script(&st, script, &err) != MR_OK)
+            return die("script", &err);
+        mr_llm_response out;
+        if (tool_loop_chat(c, &req, defs, 1, &env, 3, &hooks, &out, &err) != MR_OK)
+            return die("tool loop", &err);
+        mr_llm_response_clear(&out);
+    }
+    double loop = (double)(mr_clock_mono_ns() - t0) / 1e6 / n;
+    /* The script requests are control calls, timed with a loop of their own to subtract. */
+    t0 = mr_clock_mono_ns();
+    for (int i = 0; i < n; i++)
+        if (mr_model_stub_script(&st, "{\"reply\":\"x\"}", &err) != MR_OK || mr_model_stub_reset(&st, &err) != MR_OK)
+            return die("script", &err);
+    double control = (double)(mr_clock_mono_ns() - t0) / 1e6 / n / 2;
+
+    /* A model answer that calls the tool, alone: the first half of the loop's model traffic. */
+    t0 = mr_clock_mono_ns();
+    for (int i = 0; i < n; i++) {
+        mr_llm_response out;
+        mr_llm_tool offered = {.name = "todo"};
+        mr_llm_request call_req = req;
+        call_req.tools = &offered;
+        call_req.n_tools = 1;
+        if (mr_model_stub_script(&st, script, &err) != MR_OK || mr_llm_chat(c, &call_req, &out, &err) != MR_OK)
+            return die("tool-call round trip", &err);
+        mr_llm_response_clear(&out);
+    }
+    double calling = (double)(mr_clock_mono_ns() - t0) / 1e6 / n;
+
+    t0 = mr_clock_mono_ns();
+    for (int i = 0; i < n; i++) {
+        mr_tools_call call = {.def = defs[0], .name = "todo", .arguments = "{\"action\":\"list\"}"};
+        if (mr_tools_run(&env, &call, 1, &err) != MR_OK || call.failed)
+            return die("dispatch", &err);
+        mr_tools_calls_clear(&call, 1);
+    }
+    double dispatch = (double)(mr_clock_mono_ns() - t0) / 1e6 / n;
+
+    printf("bare_round_trip,%d,%.3f\n", n, bare);
+    printf("tool_call_round_trip,%d,%.3f\n", n, calling - control);
+    printf("answer_with_one_tool_call,%d,%.3f\n", n, loop - control);
+    printf("dispatch_alone,%d,%.3f\n", n, dispatch);
+    mr_llm_client_free(c);
+    mr_model_stub_stop(&st, &err);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# run.sh -- what a built-in tool call adds to an answer, beside the bare model round trip to the
+# model stub measured in the same run.
+# Usage: bench/tools/run.sh [N]   (BUILD=dir to reuse a build tree; default build-bench)
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD:-$root/build-bench}
+n=${1:-200}
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$build" --target bench_tools mr-model-stub -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-tools-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+"$build/bench/tools/bench_tools" "$n" >"$tmp/tools.csv"
+bare=$(awk -F, '$1 == "bare_round_trip" { print $3 }' "$tmp/tools.csv")
+echo "milliseconds per operation, ${n} each, model stub on loopback (streamed)"
+printf '%-28s %10s %12s\n' what ms vs-bare
+while IFS=, read -r what count ms; do
+    ratio=$(awk -v a="$ms" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')
+    printf '%-28s %10.3f %12s\n' "$what" "$ms" "$ratio"
+done <"$tmp/tools.csv"
+echo "(answer_with_one_tool_call: two model round trips and one todo dispatch, the stub's scripting"
+echo " call subtracted; dispatch_alone: mr_tools_run of one call: thread, arguments, TODO.md read)"

@@ -1,0 +1,292 @@
+/* test_tools.c -- the built-in tools with real files, processes and HTTP on loopback: bad
+ * input named, the workspace never left (../ and symlinks), memory and todo files, the runner's
+ * time limit, output bound and parallel calls, and the website tool's address checks. */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "mindroom/clock.h"
+#include "mindroom/fsutil.h"
+#include "mindroom/http.h"
+#include "mindroom/tools.h"
+
+static char dir[256], data[300], ws[300], outside[300];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/mr-tools-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(ws, sizeof ws, "%s/ws", dir);
+    snprintf(outside, sizeof outside, "%s/secret.txt", dir);
+    FILE *f = fopen(outside, "w");
+    fputs("outside the workspace", f);
+    fclose(f);
+    return mkdir(ws, 0700);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static mr_tools_env env_of(void)
+{
+    return (mr_tools_env){.entity = "mind", .requester = "@alice:example.org", .room_id = "!r:example.org",
+                          .data_dir = data, .workspace = ws, .timeout_ms = 20000};
+}
+
+/* One call: its result, and whether it failed. */
+static char *call(const mr_tools_env *env, const char *tool, const char *args, bool *failed)
+{
+    mr_tools_call c = {.def = mr_tools_find(tool), .name = tool, .arguments = args};
+    assert_int_equal(mr_tools_run(env, &c, 1, NULL), MR_OK);
+    *failed = c.failed;
+    return c.result;
+}
+
+static void expect(const mr_tools_env *env, const char *tool, const char *args, bool fails, const char *has)
+{
+    bool failed;
+    char *r = call(env, tool, args, &failed);
+    if (failed != fails || !strstr(r, has))
+        fail_msg("%s %s: got %s \"%s\", wanted %s with \"%s\"", tool, args, failed ? "error" : "result", r,
+                 fails ? "error" : "result", has);
+    free(r);
+}
+
+static void test_bad_input_names_the_argument(void **state)
+{
+    (void)state;
+    mr_tools_env env = env_of();
+    expect(&env, "memory", "{}", true, "'action' is required");
+    expect(&env, "memory", "{\"action\":\"shout\"}", true, "'action' must be one of add, search, forget, list");
+    expect(&env, "memory", "{\"action\":\"add\"}", true, "'text' is required");
+    expect(&env, "memory", "{\"action\":\"add\",\"text\":7}", true, "'text' must be a non-empty string");
+    expect(&env, "memory", "[1]", true, "must be a JSON object");
+    expect(&env, "memory", "{\"action\":", true, "must be a JSON object");
+    expect(&env, "todo", "{\"action\":\"done\"}", true, "'id' is required");
+    expect(&env, "todo", "{\"action\":\"done\",\"id\":\"t99\"}", true, "no item has the id 't99'");
+    expect(&env, "file", "{\"action\":\"read\"}", true, "'path' is required");
+    expect(&env, "file", "{\"action\":\"write\",\"path\":\"a\"}", true, "'content' must be a string");
+    expect(&env, "shell", "{\"command\":\"\"}", true, "'command' must be a non-empty string");
+    expect(&env, "website", "{\"url\":\"not a url\"}", true, "'url' is not a URL");
+    expect(&env, "website", "{\"url\":\"ftp://example.org/x\"}", true, "must be http or https");
+    expect(&env, "matrix_message", "{\"action\":\"react\",\"key\":\"+1\",\"event_id\":\"nope\"}", true,
+           "'event_id' is not a Matrix event ID");
+    expect(&env, "matrix_message", "{\"action\":\"send\",\"text\":\"hi\",\"room_id\":\"!other:example.org\"}",
+           true, "may only name this conversation's room");
+    expect(&env, "matrix_message", "{\"action\":\"send\",\"text\":\"hi\"}", true, "no room to send to");
+    expect(&env, "scheduler", "{\"action\":\"add\",\"task\":\"x\"}", true, "'when' is required");
+    expect(&env, "scheduler", "{\"action\":\"add\",\"when\":\"in 1 minute\"}", true, "'task' is required");
+    expect(&env, "scheduler", "{\"action\":\"cancel\"}", true, "'id' is required");
+    expect(&env, "scheduler", "{\"action\":\"list\"}", true, "schedules cannot be made here");
+    /* A tool the model was not given. */
+    mr_tools_call c = {.name = "rm_rf", .arguments = "{}"};
+    assert_int_equal(mr_tools_run(&env, &c, 1, NULL), MR_OK);
+    assert_true(c.failed);
+    assert_non_null(strstr(c.result, "no tool named 'rm_rf'"));
+    mr_tools_calls_clear(&c, 1);
+}
+
+static void test_memory_file_backend(void **state)
+{
+    (void)state;
+    mr_tools_env env = env_of();
+    expect(&env, "memory", "{\"action\":\"add\",\"text\":\"Alice likes green tea\"}", false, "m1");
+    expect(&env, "memory", "{\"action\":\"add\",\"text\":\"The deploy\\nis on Fridays\"}", false, "m2");
+    expect(&env, "memory", "{\"action\":\"search\",\"query\":\"TEA\"}", false, "m1: Alice likes green tea");
+    expect(&env, "memory", "{\"action\":\"forget\",\"id\":\"m1\"}", false, "Forgot m1");
+    expect(&env, "memory", "{\"action\":\"search\",\"query\":\"tea\"}", false, "No memory matches");
+    char path[400], *text = NULL;
+    size_t len;
+    snprintf(path, sizeof path, "%s/MEMORY.md", data);
+    assert_int_equal(mr_fs_read_all(path, 1 << 20, &text, &len, NULL), MR_OK);
+    /* Who asked travels with the call and is kept; a line break cannot start a new item. */
+    assert_string_equal(text, "# Memory\n\n- m2: The deploy is on Fridays (from @alice:example.org)\n");
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* MEMORY.md must be a regular file of the workspace: a symlink is neither read nor replaced. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(outside, path), 0);
+    expect(&env, "memory", "{\"action\":\"list\"}", true, "symbolic link");
+    expect(&env, "memory", "{\"action\":\"add\",\"text\":\"x\"}", true, "symbolic link");
+    assert_int_equal(mr_fs_read_all(outside, 1 << 20, &text, &len, NULL), MR_OK);
+    assert_string_equal(text, "outside the workspace");
+    free(text);
+}
+
+static void test_todo(void **state)
+{
+    (void)state;
+    mr_tools_env env = env_of();
+    expect(&env, "todo", "{\"action\":\"add\",\"text\":\"write tests\"}", false, "- [ ] t1: write tests");
+    expect(&env, "todo", "{\"action\":\"add\",\"text\":\"ship\"}", false, "- [ ] t2: ship");
+    expect(&env, "todo", "{\"action\":\"done\",\"id\":\"t1\"}", false, "- [x] t1: write tests");
+    expect(&env, "todo", "{\"action\":\"remove\",\"id\":\"t2\"}", false, "Updated t2");
+    expect(&env, "todo", "{\"action\":\"list\"}", false, "- [x] t1");
+}
+
+static void test_file_stays_in_the_workspace(void **state)
+{
+    (void)state;
+    mr_tools_env env = env_of();
+    expect(&env, "file", "{\"action\":\"write\",\"path\":\"notes/a.txt\",\"content\":\"x\"}", true, "notes/a.txt");
+    char sub[400];
+    snprintf(sub, sizeof sub, "%s/notes", ws);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    expect(&env, "file", "{\"action\":\"write\",\"path\":\"notes/a.txt\",\"content\":\"hello\"}", false, "Written");
+    expect(&env, "file", "{\"action\":\"read\",\"path\":\"./notes//a.txt\"}", false, "hello");
+    expect(&env, "file", "{\"action\":\"list\"}", false, "notes/");
+    expect(&env, "file", "{\"action\":\"read\",\"path\":\"../secret.txt\"}", true, "'..' is not allowed");
+    expect(&env, "file", "{\"action\":\"read\",\"path\":\"notes/../../secret.txt\"}", true, "'..' is not allowed");
+    expect(&env, "file", "{\"action\":\"read\",\"path\":\"/etc/passwd\"}", true, "must be relative");
+    /* Symlinks out, as the last component or on the way, are not followed. */
+    char link[400], dlink[400];
+    snprintf(link, sizeof link, "%s/leak", ws);
+    snprintf(dlink, sizeof dlink, "%s/up", ws);
+    assert_int_equal(symlink(outside, link), 0);
+    assert_int_equal(symlink(dir, dlink), 0);
+    expect(&env, "file", "{\"action\":\"read\",\"path\":\"leak\"}", true, "symbolic link");
+    expect(&env, "file", "{\"action\":\"write\",\"path\":\"leak\",\"content\":\"x\"}", true, "symbolic link");
+    expect(&env, "file", "{\"action\":\"read\",\"path\":\"up/secret.txt\"}", true, "symbolic link");
+    char *text = NULL;
+    size_t len;
+    assert_int_equal(mr_fs_read_all(outside, 1 << 20, &text, &len, NULL), MR_OK);
+    assert_string_equal(text, "outside the workspace");
+    free(text);
+    /* No workspace configured: off. */
+    env.workspace = NULL;
+    expect(&env, "file", "{\"action\":\"list\"}", true, "MINDROOM_TOOL_FILE_AND_SHELL");
+    expect(&env, "shell", "{\"command\":\"true\"}", true, "MINDROOM_TOOL_FILE_AND_SHELL");
+}
+
+static void test_shell_runs_in_the_workspace_without_secrets(void **state)
+{
+    (void)state;
+    setenv("OPENAI_API_KEY", "sk-must-not-leak", 1);
+    mr_tools_env env = env_of();
+    expect(&env, "shell", "{\"command\":\"pwd; echo key=$OPENAI_API_KEY; exit 3\"}", false, "/ws\nkey=\n\n[exit code 3]");
+}
+
+static void test_timeout_output_bound_and_parallel_calls(void **state)
+{
+    (void)state;
+    mr_tools_env env = env_of();
+    env.timeout_ms = 1500;
+    env.max_output = 1000;
+    mr_tools_call c[3] = {
+        {.def = mr_tools_find("shell"), .name = "shell", .arguments = "{\"command\":\"sleep 30\"}"},
+        {.def = mr_tools_find("shell"), .name = "shell", .arguments = "{\"command\":\"head -c 10000000 /dev/zero | tr '\\\\0' x\"}"},
+        {.def = mr_tools_find("todo"), .name = "todo", .arguments = "{\"action\":\"add\",\"text\":\"parallel\"}"},
+    };
+    long long t0 = mr_clock_mono_ms();
+    assert_int_equal(mr_tools_run(&env, c, 3, NULL), MR_OK);
+    long long took = mr_clock_mono_ms() - t0;
+    assert_true(c[0].failed);
+    assert_non_null(strstr(c[0].result, "did not finish in time"));
+    assert_false(c[1].failed);
+    assert_non_null(strstr(c[1].result, "[output cut at 1000 of "));
+    assert_int_equal(strspn(c[1].result, "x"), 1000);
+    assert_false(c[2].failed);
+    assert_non_null(strstr(c[2].result, "parallel"));
+    /* The sleep was killed at the deadline, not waited for (a bound, not a timing claim: 30 s). */
+    assert_true(took < 25000);
+    mr_tools_calls_clear(c, 3);
+}
+
+static json_t *sent;
+
+static mr_code capture(void *ctx, const char *room_id, const char *event_type, json_t *content, mr_err *err)
+{
+    (void)ctx;
+    (void)err;
+    json_array_append_new(sent, json_pack("{s:s, s:s, s:O}", "room", room_id, "type", event_type, "content", content));
+    return MR_OK;
+}
+
+static void test_matrix_message_sends_and_reacts(void **state)
+{
+    (void)state;
+    sent = json_array();
+    mr_tools_env env = env_of();
+    env.send = capture;
+    env.thread_root = "$root";
+    expect(&env, "matrix_message", "{\"action\":\"send\",\"text\":\"Reminder!\"}", false, "Sent.");
+    expect(&env, "matrix_message", "{\"action\":\"react\",\"event_id\":\"$ev1\",\"key\":\"\xf0\x9f\x91\x8d\"}", false,
+           "Reacted.");
+    assert_int_equal(json_array_size(sent), 2);
+    json_t *m = json_array_get(sent, 0), *r = json_array_get(sent, 1);
+    assert_string_equal(json_string_value(json_object_get(m, "type")), "m.room.message");
+    assert_string_equal(json_string_value(json_object_get(m, "room")), "!r:example.org");
+    json_t *rel = json_object_get(json_object_get(m, "content"), "m.relates_to");
+    assert_string_equal(json_string_value(json_object_get(rel, "rel_type")), "m.thread");
+    assert_string_equal(json_string_value(json_object_get(rel, "event_id")), "$root");
+    assert_string_equal(json_string_value(json_object_get(r, "type")), "m.reaction");
+    rel = json_object_get(json_object_get(r, "content"), "m.relates_to");
+    assert_string_equal(json_string_value(json_object_get(rel, "rel_type")), "m.annotation");
+    assert_string_equal(json_string_value(json_object_get(rel, "event_id")), "$ev1");
+    json_decref(sent);
+}
+
+static mr_http_response *page(void *ctx, const mr_http_request *req)
+{
+    (void)ctx;
+    (void)req;
+    static const char html[] = "<html><head><style>p{}</style><script>var x=1;</script></head>"
+                               "<body><h1>Title</h1><p>Fish &amp; chips</p></body></html>";
+    return mr_http_reply(200, "text/html; charset=utf-8", html, sizeof html - 1);
+}
+
+static void test_website_refuses_internal_addresses(void **state)
+{
+    (void)state;
+    mr_http_server_opts o = {.listen = "127.0.0.1:0"};
+    mr_http_server *srv = NULL;
+    assert_int_equal(mr_http_server_start(&o, page, NULL, &srv, NULL), MR_OK);
+    char args[200];
+    snprintf(args, sizeof args, "{\"url\":\"http://127.0.0.1:%d/\"}", mr_http_server_port(srv));
+    mr_tools_env env = env_of();
+    expect(&env, "website", args, true, "internal address: refused");
+    expect(&env, "website", "{\"url\":\"http://10.1.2.3/\"}", true, "internal address: refused");
+    expect(&env, "website", "{\"url\":\"http://169.254.169.254/latest/meta-data\"}", true, "internal address");
+    expect(&env, "website", "{\"url\":\"http://[::1]:1/\"}", true, "internal address: refused");
+    expect(&env, "website", "{\"url\":\"http://[::ffff:127.0.0.1]:1/\"}", true, "internal address: refused");
+    expect(&env, "website", "{\"url\":\"http://localhost:1/\"}", true, "internal address: refused");
+    env.website_private_ok = true;
+    expect(&env, "website", args, false, "Title\nFish & chips");
+    bool failed;
+    char *r = call(&env, "website", args, &failed);
+    assert_null(strstr(r, "var x"));
+    free(r);
+    mr_http_server_stop(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bad_input_names_the_argument, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_file_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_todo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_stays_in_the_workspace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shell_runs_in_the_workspace_without_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_output_bound_and_parallel_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_matrix_message_sends_and_reacts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_website_refuses_internal_addresses, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

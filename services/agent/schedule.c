@@ -1,0 +1,293 @@
+/* schedule.c -- schedules: the chat commands !schedule, !list_schedules and !cancel_schedule
+ * (answered by the router), kept in the store, and fired by every agent process, each occurrence
+ * exactly once across processes and restarts. A firing is the router's message in the
+ * schedule's room (or thread) mentioning the agent and speaking for the person who scheduled
+ * it, as a hand-off does: the agent then answers it through the normal message path. */
+#include "agent_run.h"
+#include "agent_schedule.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mindroom/str.h"
+
+#define COMPONENT "agent"
+#define SCHEDULES_KEY "agent:schedules"     /* hash: schedule ID -> the schedule (JSON) */
+#define SCHEDULE_SEQ_KEY "agent:schedule_seq"
+#define FIRED_TTL_MS (7L * 24 * 3600 * 1000)
+#define EVERY_MIN_MS 60000LL                /* a recurring schedule fires at most once a minute */
+#define AMOUNT_MAX 1000000LL
+#define LIST_MAX 50
+
+/* ---- parsing "in|every <n> <unit> <task>" ---- */
+
+static long long unit_ms(const char *u, size_t len)
+{
+    static const struct { const char *name; long long ms; } units[] = {
+        {"s", 1000}, {"sec", 1000}, {"secs", 1000}, {"second", 1000}, {"seconds", 1000},
+        {"m", 60000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000}, {"minutes", 60000},
+        {"h", 3600000}, {"hour", 3600000}, {"hours", 3600000},
+        {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (strlen(units[i].name) == len && strncasecmp(units[i].name, u, len) == 0)
+            return units[i].ms;
+    return 0;
+}
+
+static const char *skip_space(const char *p)
+{
+    while (*p && isspace((unsigned char)*p))
+        p++;
+    return p;
+}
+
+mr_code schedule_parse(const char *text, schedule_spec *out, mr_err *err)
+{
+    static const char usage[] = "write !schedule in <number> <seconds|minutes|hours|days> <task>, or "
+                                "!schedule every <number> <minutes|hours|days> <task>";
+    memset(out, 0, sizeof *out);
+    const char *p = skip_space(text);
+    bool every = strncasecmp(p, "every ", 6) == 0;
+    if (!every && strncasecmp(p, "in ", 3) != 0)
+        return mr_err_set(err, MR_EINVAL, "when is missing: %s", usage);
+    p = skip_space(p + (every ? 6 : 3));
+    char *end;
+    long long n = strtoll(p, &end, 10);
+    if (end == p || n < 1 || n > AMOUNT_MAX)
+        return mr_err_set(err, MR_EINVAL, "the number must be a whole number from 1 to %lld: %s", AMOUNT_MAX, usage);
+    p = skip_space(end);
+    size_t ulen = 0;
+    while (p[ulen] && !isspace((unsigned char)p[ulen]) && p[ulen] != ',')
+        ulen++;
+    long long ms = unit_ms(p, ulen);
+    if (!ms)
+        return mr_err_set(err, MR_EINVAL, "unknown unit '%.*s': %s", (int)(ulen > 16 ? 16 : ulen), p, usage);
+    p = skip_space(p + ulen + (p[ulen] == ','));
+    if (!*p)
+        return mr_err_set(err, MR_EINVAL, "the task is missing: %s", usage);
+    if (every && n * ms < EVERY_MIN_MS)
+        return mr_err_set(err, MR_EINVAL, "a schedule repeats at most once a minute");
+    out->delay_ms = n * ms;
+    out->every = every;
+    out->task = p;
+    return MR_OK;
+}
+
+void schedule_confirm(mr_strbuf *out, const char *id, const schedule_spec *spec, const char *display,
+                      const char *task)
+{
+    char line[200];
+    snprintf(line, sizeof line, "Scheduled %s: %s %llds, for @%s: ", id, spec->every ? "every" : "in",
+             spec->delay_ms / 1000, display);
+    mr_strbuf_puts(out, line);
+    mr_strbuf_puts(out, task);
+}
+
+/* ---- the store ---- */
+
+static mr_code put(mr_store *s, const char *id, json_t *sched, mr_err *err)
+{
+    char *text = json_dumps(sched, JSON_COMPACT);
+    mr_code rc = text ? mr_store_hset(s, SCHEDULES_KEY, id, text, strlen(text), err)
+                      : mr_err_set(err, MR_ENOMEM, "out of memory saving schedule %s", id);
+    free(text);
+    return rc;
+}
+
+mr_code schedule_add(mr_store *s, const schedule_new *n, char id[SCHEDULE_ID_MAX], mr_err *err)
+{
+    long long seq = 0;
+    mr_code rc = mr_store_incr(s, SCHEDULE_SEQ_KEY, 1, 0, &seq, err);
+    if (rc != MR_OK)
+        return rc;
+    snprintf(id, SCHEDULE_ID_MAX, "s%lld", seq);
+    json_t *sched = json_pack("{s:s, s:s*, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "room_id", n->room_id,
+                              "thread_root", n->thread_root, "router", n->router_user, "entity", n->entity,
+                              "entity_user", n->entity_user, "entity_display", n->entity_display, "requester",
+                              n->requester, "task", n->task, "due_ms", (json_int_t)n->due_ms, "every_ms",
+                              (json_int_t)n->every_ms);
+    rc = sched ? put(s, id, sched, err) : mr_err_set(err, MR_EINVAL, "schedule %s: the task is not UTF-8", id);
+    json_decref(sched);
+    return rc;
+}
+
+/* ---- firing ---- */
+
+static const char *str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* The next occurrence after now (missed ones coalesce into the one that fires now), or 0 when
+ * the schedule is done; then it leaves the store. */
+static mr_code finish(mr_store *s, const char *id, json_t *sched, long long now_ms, mr_err *err)
+{
+    long long due = json_integer_value(json_object_get(sched, "due_ms"));
+    long long every = json_integer_value(json_object_get(sched, "every_ms"));
+    if (every <= 0)
+        return mr_store_hdel(s, SCHEDULES_KEY, id, err);
+    while (due <= now_ms)
+        due += every;
+    /* Cancelled while it fired: not brought back (a cancel in the instant between this look and
+     * the write below is the one that can be undone; the next !cancel_schedule takes it). */
+    char *v = NULL;
+    size_t len = 0;
+    mr_code found = mr_store_hget(s, SCHEDULES_KEY, id, &v, &len, err);
+    free(v);
+    if (found != MR_OK)
+        return found == MR_ENOTFOUND ? MR_OK : found;
+    json_t *next = json_deep_copy(sched);
+    mr_code rc = next && json_object_set_new(next, "due_ms", json_integer(due)) == 0
+                     ? put(s, id, next, err)
+                     : mr_err_set(err, MR_ENOMEM, "out of memory rescheduling %s", id);
+    json_decref(next);
+    return rc;
+}
+
+/* The router's message for one occurrence; its transaction ID is the occurrence's, so sending it
+ * again (after a crash between send and record) makes no second event. */
+static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, mr_err *err)
+{
+    const char *room = str(sched, "room_id"), *root = str(sched, "thread_root");
+    reply_where where = {.room_id = room, .trigger = root, .thread_root = root};
+    char *text = mr_str_printf(" %s", str(sched, "task"));
+    json_t *content = text ? reply_mention_content(str(sched, "entity_user"), str(sched, "entity_display"), text,
+                                                   str(sched, "requester"), &where)
+                           : NULL;
+    free(text);
+    char occurrence[SCHEDULE_ID_MAX + 32], txn[TXN_MAX];
+    snprintf(occurrence, sizeof occurrence, "%s@%lld", id, (long long)json_integer_value(json_object_get(sched, "due_ms")));
+    txn_id(occurrence, "schedule", "m", -1, txn);
+    mr_code rc = content ? agent_publish_now(rt, room, reply_send_intent(str(sched, "router"), room, txn, NULL, NULL,
+                                                                         content), err)
+                         : mr_err_set(err, MR_ENOMEM, "out of memory firing schedule %s", id);
+    json_decref(content);
+    return rc;
+}
+
+/* Whether this process fires the occurrence: `schedule-fired:<id>@<due>` set-if-absent to
+ * "<worker> <boot>"; "done" once it went out; a holder whose lease lapsed is taken over. */
+static mr_code take(mr_store *s, const agent_self *me, const char *key, long long now_ms, bool *mine, bool *done,
+                    mr_err *err)
+{
+    char holder[WORKER_ID_MAX + WORKER_BOOT_LEN + 2];
+    snprintf(holder, sizeof holder, "%s %s", me->worker_id, me->boot);
+    *mine = *done = false;
+    mr_code rc = mr_store_set_nx(s, key, holder, strlen(holder), FIRED_TTL_MS, mine, err);
+    if (rc != MR_OK || *mine)
+        return rc;
+    char *v = NULL;
+    size_t len = 0;
+    rc = mr_store_get(s, key, &v, &len, err);
+    if (rc == MR_OK && strcmp(v, "done") == 0) {
+        *done = true;
+    } else if (rc == MR_OK) {
+        char worker[WORKER_ID_MAX + 1] = "", boot[WORKER_BOOT_LEN + 1] = "";
+        long long until = 1;
+        if (sscanf(v, "%64s %16s", worker, boot) == 2)
+            rc = worker_alive_until(s, worker, boot, now_ms, &until, err);
+        if (rc == MR_OK && until == 0)
+            rc = mr_store_cas(s, key, v, len, holder, strlen(holder), FIRED_TTL_MS, mine, err);
+    }
+    free(v);
+    return rc == MR_ENOTFOUND ? MR_OK : rc;
+}
+
+static mr_code fire_one(const mr_runtime *rt, const agent_self *me, const char *id, json_t *sched, long long now_ms,
+                        mr_err *err)
+{
+    char key[SCHEDULE_ID_MAX + 64];
+    snprintf(key, sizeof key, "schedule-fired:%s@%lld", id, (long long)json_integer_value(json_object_get(sched, "due_ms")));
+    bool mine, done;
+    mr_code rc = take(rt->store, me, key, now_ms, &mine, &done, err);
+    if (rc != MR_OK || (!mine && !done))
+        return rc;
+    if (mine) {
+        rc = trigger(rt, id, sched, err);
+        if (rc == MR_OK)
+            rc = mr_store_set(rt->store, key, "done", 4, FIRED_TTL_MS, err);
+        if (rc == MR_OK) {
+            const char *fields[] = {"schedule", id, "room_id", str(sched, "room_id"), "entity", str(sched, "entity"),
+                                    NULL};
+            mr_log_write(MR_LOG_INFO, COMPONENT, fields, "schedule fired");
+        }
+    }
+    return rc == MR_OK ? finish(rt->store, id, sched, now_ms, err) : rc;
+}
+
+void schedule_tick(const mr_runtime *rt, const agent_self *me, long long now_ms)
+{
+    mr_store_hash all = {0};
+    mr_err err = {0};
+    if (mr_store_hgetall(rt->store, SCHEDULES_KEY, &all, &err) != MR_OK) {
+        mr_log_warn(COMPONENT, "reading the schedules: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < all.count; i++) {
+        json_t *sched = json_loadb(all.entries[i].value, all.entries[i].value_len, 0, NULL);
+        json_int_t due = json_integer_value(json_object_get(sched, "due_ms"));
+        if (!json_is_object(sched) || !str(sched, "room_id") || !str(sched, "router") || !str(sched, "entity_user") ||
+            !str(sched, "entity_display") || !str(sched, "requester") || !str(sched, "task")) {
+            mr_log_warn(COMPONENT, "schedule %s in the store is not a schedule: left alone", all.entries[i].field);
+        } else if (due <= now_ms && fire_one(rt, me, all.entries[i].field, sched, now_ms, &err) != MR_OK) {
+            mr_log_warn(COMPONENT, "firing schedule %s: %s; trying again", all.entries[i].field, err.msg);
+        }
+        json_decref(sched);
+    }
+    mr_store_hash_free(&all);
+}
+
+/* ---- listing and cancelling ---- */
+
+mr_code schedule_list(mr_store *s, const char *room_id, long long now_ms, mr_strbuf *out, mr_err *err)
+{
+    mr_store_hash all = {0};
+    mr_code rc = mr_store_hgetall(s, SCHEDULES_KEY, &all, err);
+    size_t shown = 0;
+    for (size_t i = 0; rc == MR_OK && i < all.count && shown < LIST_MAX; i++) {
+        json_t *sched = json_loadb(all.entries[i].value, all.entries[i].value_len, 0, NULL);
+        const char *room = str(sched, "room_id");
+        if (room && strcmp(room, room_id) == 0) {
+            long long every = json_integer_value(json_object_get(sched, "every_ms")) / 1000;
+            long long next = (json_integer_value(json_object_get(sched, "due_ms")) - now_ms + 999) / 1000;
+            char when[64], line[200];
+            if (every)
+                snprintf(when, sizeof when, "every %llds, next in %llds", every, next > 0 ? next : 0);
+            else
+                snprintf(when, sizeof when, "once, in %llds", next > 0 ? next : 0);
+            snprintf(line, sizeof line, "\n- %s: %s, for @%s: ", all.entries[i].field, when,
+                     str(sched, "entity_display") ? str(sched, "entity_display") : "?");
+            mr_strbuf_puts(out, line);
+            mr_strbuf_puts(out, str(sched, "task") ? str(sched, "task") : "");
+            shown++;
+        }
+        json_decref(sched);
+    }
+    mr_store_hash_free(&all);
+    if (rc == MR_OK && !shown)
+        mr_strbuf_puts(out, "\nNo schedules in this room.");
+    return rc;
+}
+
+mr_code schedule_cancel(mr_store *s, const char *room_id, const char *which, size_t *cancelled, mr_err *err)
+{
+    mr_store_hash all = {0};
+    *cancelled = 0;
+    mr_code rc = mr_store_hgetall(s, SCHEDULES_KEY, &all, err);
+    for (size_t i = 0; rc == MR_OK && i < all.count; i++) {
+        json_t *sched = json_loadb(all.entries[i].value, all.entries[i].value_len, 0, NULL);
+        const char *room = str(sched, "room_id");
+        /* Schedules belong to their room: an ID from another room is not found here. */
+        if (room && strcmp(room, room_id) == 0 && (strcmp(which, "all") == 0 || strcmp(which, all.entries[i].field) == 0)) {
+            rc = mr_store_hdel(s, SCHEDULES_KEY, all.entries[i].field, err);
+            *cancelled += rc == MR_OK;
+        }
+        json_decref(sched);
+    }
+    mr_store_hash_free(&all);
+    return rc;
+}

@@ -1,0 +1,298 @@
+/* test_tool_loop.c -- the tool loop against the model stub over loopback: tool calls streamed as
+ * OpenAI streams them, run side by side, their results sent back as `tool` messages answering
+ * each tool_call_id, a failing call given to the model as an error, the round bound, and how
+ * calls show in the answer (show_tool_calls). */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agent_tools.h"
+#include "mindroom/log.h"
+#include "model_stub_peer.h"
+
+#define KEY "sk-tool-loop-0123456789"
+
+typedef struct fixture {
+    mr_model_stub st;
+    mr_model_cfg model;
+    mr_llm_client *c;
+    char dir[64];
+    mr_strbuf text;              /* the answer as shown */
+    int dones;
+    bool show;                   /* show_tool_calls */
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    mr_err err = {0};
+    if (mr_model_stub_start(KEY, NULL, &f->st, &err) != MR_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    setenv("MR_TEST_TOOL_KEY", KEY, 1);
+    f->model = (mr_model_cfg){.name = "default", .provider = "openai", .id = "stub-model", .host = f->st.url,
+                              .api_key_env = "MR_TEST_TOOL_KEY", .temperature = -1};
+    mr_llm_opts o = {.backoff_ms = 10};
+    if (mr_llm_client_new(&f->model, &o, &f->c, &err) != MR_OK)
+        return -1;
+    f->show = true;
+    snprintf(f->dir, sizeof f->dir, "/tmp/mr-tool-loop-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mr_err err = {0};
+    mr_llm_client_free(f->c);
+    int rc = mr_model_stub_stop(&f->st, &err) == MR_OK ? 0 : -1;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    rc |= system(cmd);
+    free(f->text.s);
+    free(f);
+    return rc;
+}
+
+static bool on_text(void *ctx, const char *text, size_t len)
+{
+    fixture *f = ctx;
+    mr_strbuf_add(&f->text, text, len);
+    return true;
+}
+
+/* Replaces the pending block, as the agent's answer does. */
+static void on_done(void *ctx, const char *pending, const char *done)
+{
+    fixture *f = ctx;
+    char *at = f->text.s ? strstr(f->text.s, pending) : NULL;
+    assert_non_null(at);
+    mr_strbuf b = {0};
+    mr_strbuf_add(&b, f->text.s, (size_t)(at - f->text.s));
+    mr_strbuf_puts(&b, done);
+    mr_strbuf_puts(&b, at + strlen(pending));
+    free(f->text.s);
+    f->text = b;
+    f->dones++;
+}
+
+static mr_code run(fixture *f, const char *tools_csv, int max_rounds, bool stream, mr_llm_response *out)
+{
+    const mr_tool_def *defs[8];
+    size_t n = 0;
+    char names[128];
+    snprintf(names, sizeof names, "%s", tools_csv);
+    for (char *save = NULL, *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        defs[n++] = mr_tools_find(t);
+    mr_tools_env env = {.entity = "mind", .requester = "@alice:example.org", .room_id = "!r:example.org",
+                        .data_dir = f->dir, .timeout_ms = 10000};
+    tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f, .show = f->show};
+    mr_llm_request req = {.role = "helper", .user = "remember tea and add a todo", .stream = stream};
+    mr_err err = {0};
+    mr_code rc = tool_loop_chat(f->c, &req, defs, n, &env, max_rounds, &hooks, out, &err);
+    if (rc != MR_OK)
+        fprintf(stderr, "tool_loop_chat: %s\n", err.msg);
+    return rc;
+}
+
+static json_t *requests(fixture *f)
+{
+    json_t *r = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_model_stub_requests(&f->st, &r, &err), MR_OK);
+    return r;
+}
+
+static json_t *body_at(json_t *reqs, size_t i)
+{
+    return json_object_get(json_array_get(reqs, i), "body");
+}
+
+static void test_parallel_calls_and_results_back(void **state)
+{
+    fixture *f = *state;
+    for (int stream = 1; stream >= 0; stream--) {
+        assert_int_equal(mr_model_stub_reset(&f->st, NULL), MR_OK);
+        free(f->text.s);
+        f->text = (mr_strbuf){0};
+        assert_int_equal(mr_model_stub_script(&f->st,
+                                              "{\"reply\":\"On it.\",\"tool_calls\":["
+                                              "{\"id\":\"call_m\",\"name\":\"memory\",\"arguments\":"
+                                              "{\"action\":\"add\",\"text\":\"likes tea\"}},"
+                                              "{\"id\":\"call_t\",\"name\":\"todo\",\"arguments\":"
+                                              "{\"action\":\"add\",\"text\":\"buy tea\"}}]}",
+                                              NULL),
+                         MR_OK);
+        mr_llm_response out;
+        assert_int_equal(run(f, "memory,todo", 5, stream, &out), MR_OK);
+        assert_int_equal(out.n_tool_calls, 0);
+        json_t *reqs = requests(f);
+        assert_int_equal(json_array_size(reqs), 2);
+        /* The tools are offered as OpenAI functions with their schemas. */
+        json_t *tools = json_object_get(body_at(reqs, 0), "tools");
+        assert_int_equal(json_array_size(tools), 2);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(tools, 0), "function"),
+                                                              "name")),
+                            "memory");
+        /* Round two: the assistant turn with both calls, then a tool message for each id. */
+        json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
+        size_t n = json_array_size(msgs);
+        assert_true(n >= 4);
+        json_t *asst = json_array_get(msgs, n - 3);
+        assert_string_equal(json_string_value(json_object_get(asst, "role")), "assistant");
+        assert_int_equal(json_array_size(json_object_get(asst, "tool_calls")), 2);
+        json_t *t1 = json_array_get(msgs, n - 2), *t2 = json_array_get(msgs, n - 1);
+        assert_string_equal(json_string_value(json_object_get(t1, "tool_call_id")), "call_m");
+        assert_string_equal(json_string_value(json_object_get(t1, "content")), "Remembered as m1");
+        assert_string_equal(json_string_value(json_object_get(t2, "tool_call_id")), "call_t");
+        assert_non_null(strstr(json_string_value(json_object_get(t2, "content")), "- [ ] t1: buy tea"));
+        /* The answer shows each call done, with its result, then the model's words. */
+        assert_int_equal(f->dones, stream ? 2 : 4);
+        assert_non_null(strstr(f->text.s, "On it.\n\n<tool>memory(action=add, text=likes tea)\nRemembered as "));
+        assert_non_null(strstr(f->text.s, "\n\n<tool>todo(action=add, text=buy tea)\nAdded t1"));
+        assert_non_null(strstr(f->text.s, "</tool>\nTool result: "));
+        json_decref(reqs);
+        mr_llm_response_clear(&out);
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "rm -f '%s/MEMORY.md' '%s/TODO.md'", f->dir, f->dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/* show_tool_calls: false: the calls still run, and the answer is the model's words alone. */
+static void test_calls_hidden(void **state)
+{
+    fixture *f = *state;
+    f->show = false;
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
+                                                  "\"arguments\":{\"action\":\"add\",\"text\":\"tea\"}}]}",
+                                          NULL),
+                     MR_OK);
+    mr_llm_response out;
+    assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
+    assert_null(strstr(f->text.s, "<tool>"));
+    assert_int_equal(f->dones, 0);
+    assert_true(strncmp(f->text.s, "On it.\n\nTool result: Added t1", 29) == 0);
+    mr_llm_response_clear(&out);
+}
+
+static void test_failing_call_is_an_error_for_the_model(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mr_model_stub_script(&f->st,
+                                          "{\"tool_calls\":[{\"id\":\"call_x\",\"name\":\"todo\",\"arguments\":"
+                                          "\"{\\\"action\\\":\"},{\"id\":\"call_y\",\"name\":\"shell\","
+                                          "\"arguments\":{\"command\":\"ls\"}}]}",
+                                          NULL),
+                     MR_OK);
+    mr_llm_response out;
+    assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
+    json_t *reqs = requests(f);
+    json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
+    size_t n = json_array_size(msgs);
+    const char *bad_args = json_string_value(json_object_get(json_array_get(msgs, n - 2), "content"));
+    const char *not_given = json_string_value(json_object_get(json_array_get(msgs, n - 1), "content"));
+    assert_non_null(strstr(bad_args, "error: todo: the arguments must be a JSON object"));
+    assert_string_equal(not_given, "error: there is no tool named 'shell'");
+    assert_non_null(strstr(out.content, "Tool result: error: there is no tool named 'shell'"));
+    json_decref(reqs);
+    mr_llm_response_clear(&out);
+}
+
+/* A call that hangs and one that returns 10 MB, side by side: the model hears of the timeout and
+ * gets the first bytes of the flood, and the round does not wait for the hanging one. */
+static void test_timeout_and_flood(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mr_model_stub_script(&f->st,
+                                          "{\"tool_calls\":[{\"id\":\"call_slow\",\"name\":\"shell\",\"arguments\":"
+                                          "{\"command\":\"sleep 60\"}},{\"id\":\"call_big\",\"name\":\"shell\","
+                                          "\"arguments\":{\"command\":\"head -c 10485760 /dev/zero | tr '\\\\0' y\"}}]}",
+                                          NULL),
+                     MR_OK);
+    const mr_tool_def *defs[] = {mr_tools_find("shell")};
+    mr_tools_env env = {.entity = "mind", .requester = "@alice:example.org", .data_dir = f->dir, .workspace = f->dir,
+                        .timeout_ms = 2000, .max_output = 4096};
+    tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f, .show = true};
+    mr_llm_request req = {.user = "go", .stream = true};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(tool_loop_chat(f->c, &req, defs, 1, &env, 3, &hooks, &out, &err), MR_OK);
+    json_t *reqs = requests(f);
+    json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
+    size_t n = json_array_size(msgs);
+    const char *slow = json_string_value(json_object_get(json_array_get(msgs, n - 2), "content"));
+    const char *big = json_string_value(json_object_get(json_array_get(msgs, n - 1), "content"));
+    assert_non_null(strstr(slow, "error: shell: the command did not finish in time and was killed"));
+    assert_int_equal(strspn(big, "y"), 4096);
+    assert_non_null(strstr(big, "[output cut at 4096 of "));
+    assert_true(strlen(big) < 4200);
+    assert_int_equal(f->dones, 2);
+    json_decref(reqs);
+    mr_llm_response_clear(&out);
+}
+
+static void test_round_bound(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"times\":10,\"tool_calls\":[{\"name\":\"todo\","
+                                                  "\"arguments\":{\"action\":\"list\"}}]}",
+                                          NULL),
+                     MR_OK);
+    mr_llm_response out;
+    assert_int_equal(run(f, "todo", 2, true, &out), MR_OK);
+    json_t *reqs = requests(f);
+    /* Two rounds run, a third refused, then one last call that may not use tools. */
+    assert_int_equal(json_array_size(reqs), 4);
+    assert_null(json_object_get(body_at(reqs, 2), "tool_choice"));
+    assert_string_equal(json_string_value(json_object_get(body_at(reqs, 3), "tool_choice")), "none");
+    json_t *msgs = json_object_get(body_at(reqs, 3), "messages");
+    const char *refused = json_string_value(json_object_get(json_array_get(msgs, json_array_size(msgs) - 1),
+                                                            "content"));
+    assert_non_null(strstr(refused, "not run: this answer has used its 2 rounds of tool calls"));
+    assert_int_equal(out.n_tool_calls, 0);
+    json_decref(reqs);
+    mr_llm_response_clear(&out);
+}
+
+static void test_show_blocks(void **state)
+{
+    (void)state;
+    char *p = tool_show_pending("matrix_message", "{\"text\":\"ping @bob:x <b>\",\"n\":[1,2]}");
+    assert_string_equal(p, "<tool>matrix_message(text=ping @\xe2\x80\x8b" "bob:x &lt;b&gt;, n=[1,2])</tool>");
+    free(p);
+    p = tool_show_pending("now", "{}");
+    assert_string_equal(p, "<tool>now()</tool>");
+    free(p);
+    char big[700];
+    memset(big, 'r', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    p = tool_show_done("now", "", big);
+    /* Results are cut to 500 characters, the last an ellipsis. */
+    assert_int_equal(strlen(p), strlen("<tool>now()\n") + 499 + 3 + strlen("</tool>"));
+    assert_non_null(strstr(p, "rrr\xe2\x80\xa6</tool>"));
+    free(p);
+}
+
+int main(void)
+{
+    mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, stderr);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_parallel_calls_and_results_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_hidden, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_call_is_an_error_for_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_and_flood, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_bound, setup, teardown),
+        cmocka_unit_test(test_show_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

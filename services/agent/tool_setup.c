@@ -1,0 +1,117 @@
+/* tool_setup.c -- which built-in tools an agent gets and with which limits: the tool settings,
+ * the agent's tool list from config.yaml, and a warning for every tool named there that this
+ * build does not run (never silence). */
+#include "agent_tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mindroom/log.h"
+
+#define COMPONENT "agent"
+
+static mr_code read_long(const mr_runtime *rt, const char *key, long min, long max, long def, long *out,
+                         mr_err *err)
+{
+    const char *v = mr_runtime_setting(rt, NULL, key, NULL);
+    *out = def;
+    if (!v)
+        return MR_OK;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || end == v || n < min || n > max)
+        return mr_err_set(err, MR_EINVAL, "%s: \"%s\" is not a whole number from %ld to %ld", key, v, min, max);
+    *out = n;
+    return MR_OK;
+}
+
+static mr_code read_flag(const mr_runtime *rt, const char *key, bool *out, mr_err *err)
+{
+    const char *v = mr_runtime_setting(rt, NULL, key, "0");
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+        return mr_err_set(err, MR_EINVAL, "%s: \"%s\" is neither 0 nor 1", key, v);
+    *out = strcmp(v, "1") == 0;
+    return MR_OK;
+}
+
+mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err)
+{
+    long secs, bytes, rounds;
+    mr_code rc = read_long(rt, "MINDROOM_TOOL_TIMEOUT_SECONDS", 1, 3600, 30, &secs, err);
+    if (rc == MR_OK)
+        rc = read_long(rt, "MINDROOM_TOOL_OUTPUT_MAX_BYTES", 256, 1048576, MR_TOOLS_OUTPUT_MAX, &bytes, err);
+    if (rc == MR_OK)
+        rc = read_long(rt, "MINDROOM_TOOL_MAX_ROUNDS", 1, 100, 10, &rounds, err);
+    if (rc != MR_OK)
+        return rc;
+    bool priv, fs;
+    rc = read_flag(rt, "MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE", &priv, err);
+    if (rc == MR_OK)
+        rc = read_flag(rt, "MINDROOM_TOOL_FILE_AND_SHELL", &fs, err);
+    if (rc != MR_OK)
+        return rc;
+    *out = (tool_settings){.timeout_ms = secs * 1000, .max_output = (size_t)bytes, .max_rounds = (int)rounds,
+                           .file_and_shell = fs, .website_private_ok = priv};
+    return MR_OK;
+}
+
+char *tool_workspace(const mr_runtime *rt, const char *agent)
+{
+    return mr_str_printf("%s/agents/%s/workspace", rt->settings.storage_path, agent);
+}
+
+/* File and shell reach beyond the agent's own files: only when the operator turned them on. */
+static bool is_off(const mr_tool_def *d, const tool_settings *ts)
+{
+    return !ts->file_and_shell && (strcmp(d->name, "file") == 0 || strcmp(d->name, "shell") == 0);
+}
+
+static size_t add_defs(const mr_strlist *names, const tool_settings *ts, const mr_tool_def **out, size_t n,
+                       size_t cap)
+{
+    for (size_t i = 0; i < names->len && n < cap; i++) {
+        const mr_tool_def *d = mr_tools_find(names->v[i]);
+        bool dup = false;
+        for (size_t k = 0; d && k < n; k++)
+            dup |= out[k] == d;
+        if (d && !dup && !is_off(d, ts))
+            out[n++] = d;
+    }
+    return n;
+}
+
+size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool_settings *ts,
+                     const mr_tool_def **out, size_t cap)
+{
+    size_t n = add_defs(&agent->tools, ts, out, 0, cap);
+    return add_defs(&cfg->defaults.tools, ts, out, n, cap);
+}
+
+static void warn_list(const mr_strlist *names, const tool_settings *ts, const char *where)
+{
+    for (size_t i = 0; i < names->len; i++) {
+        const mr_tool_def *d = mr_tools_find(names->v[i]);
+        if (d && !is_off(d, ts))
+            continue;
+        const char *fields[] = {"where", where, "tool", names->v[i], NULL};
+        if (d)
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "the tool %s is off until MINDROOM_TOOL_FILE_AND_SHELL=1: "
+                         "the agent runs without it", names->v[i]);
+        else if (mr_tools_is_known(names->v[i]))
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "this build does not implement the tool %s yet: the agent "
+                         "runs without it", names->v[i]);
+        else
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "unknown tool %s: the agent runs without it", names->v[i]);
+    }
+}
+
+void tool_config_warn(const mr_config *cfg, const tool_settings *ts)
+{
+    warn_list(&cfg->defaults.tools, ts, "defaults.tools");
+    for (size_t i = 0; i < cfg->n_agents; i++) {
+        char where[256];
+        snprintf(where, sizeof where, "agents.%s.tools", cfg->agents[i].name);
+        warn_list(&cfg->agents[i].tools, ts, where);
+    }
+}
