@@ -227,6 +227,9 @@ mr_code crypto_engine_outbound(crypto_engine *e, const char *value, size_t len, 
 /* Whether txn is a key request of the outbound path, and its answer. */
 bool crypto_outbound_owns(const char *txn);
 mr_code crypto_outbound_keys_reply(crypto_engine *e, json_t *reply, json_t *out, mr_err *err);
+/* Asks again for what parked messages wait for when the request went unanswered for a minute
+ * (the gateway lost it), so they do not wait for another message to come. */
+mr_code crypto_outbound_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err);
 
 /* pending.c: events waiting for their Megolm session. */
 /* How long an event waits before its key is requested from the sender's devices. */
