@@ -277,7 +277,7 @@ static mr_code advance(crypto_engine *e, crypto_device *d, const char *room_id, 
         parked = true;
     }
     if (rc == MR_OK && !parked)
-        rc = crypto_outbound_load(e, d, room_id, facts, readers, &s, out, err);
+        rc = crypto_outbound_load(e, d, room_id, facts, readers, devices, &s, out, err);
     if (rc == MR_OK && !parked)
         rc = missing_sessions(e, d, &olm, &s, devices, json_object_get(entry, "tried"), claim, curves, err);
     if (rc == MR_OK && !parked && json_object_size(claim)) {
@@ -291,7 +291,7 @@ static mr_code advance(crypto_engine *e, crypto_device *d, const char *room_id, 
     json_array_foreach(parked ? NULL : json_object_get(entry, "intents"), i, req) {
         if (rc != MR_OK)
             break;
-        if (crypto_outbound_due(&s, facts, readers, mr_clock_wall_ms()))
+        if (crypto_outbound_due(&s, facts, readers, devices, mr_clock_wall_ms()))
             rc = crypto_outbound_rotate(e, d, room_id, &s, out, err);
         if (rc == MR_OK)
             rc = share(e, d, &olm, &s, room_id, devices, out, err);

@@ -1,12 +1,12 @@
 /* test_encrypt.c -- the encryption engine of mindroom-crypto with real libolm and a real SQLite
  * store: the room facts it learns from inbound state, the keys_query and keys_claim it asks for,
  * the m.room_key it sends over Olm and the m.room.encrypted it sends, each opened by the human's
- * devices (human_device.c) as a client would; rotation by count, by age and when a member leaves;
- * a new device of the human getting the key; edits and replies keeping m.relates_to in clear; a
- * restart keeping the session; plain rooms passing through; invited members as history_visibility
- * says; a key request the gateway never answers asked again by the next message after a minute,
- * or by the sweep when none comes; a room whose m.room.encryption crypto never saw, learnt from
- * the gateway's copy on any event. */
+ * devices (human_device.c) as a client would; rotation by count, by age, when a member leaves and
+ * when a device is removed; a new device of the human getting the key; edits and replies keeping
+ * m.relates_to in clear; a restart keeping the session; plain rooms passing through; invited
+ * members as history_visibility says; a key request the gateway never answers asked again by the
+ * next message after a minute, or by the sweep when none comes; a room whose m.room.encryption
+ * crypto never saw, learnt from the gateway's copy on any event. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -737,6 +737,32 @@ static void test_message_alone_keeps_a_room_plain(void **state)
     json_decref(msgs);
 }
 
+/* alice signs her phone out: her device list changes and no longer has it, so the next message
+ * has a new session, shared with her remaining device alone. */
+static void test_device_removed_rotates(void **state)
+{
+    (void)state;
+    json_decref(feed(crypto_engine_todevice,
+                     json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:{}}, s:{s:[s]}}", "v", 1, "type",
+                               "todevice_event", "account", AGENT, "device_id", AGENT_DEV, "event", "sender", AGENT,
+                               "type", "com.mindroom.device_lists", "content", "device_lists", "changed", HUMAN),
+                     "device lists"));
+    char before[MR_OLM_KEY_SIZE], after[MR_OLM_KEY_SIZE];
+    snprintf(before, sizeof before, "%s", S.alice.group_id);
+    json_t *msgs = intent(ROOM, "the phone is gone", NULL);
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
+    json_decref(msgs);
+    reader *laptop[] = {&S.alice};
+    msgs = keys_reply("keys_query", txn, query_answer(laptop, 1));
+    deliver(msgs, laptop, 1);
+    json_t *p = read_answer(&S.alice, msgs, after);
+    assert_string_not_equal(before, after);
+    assert_string_equal(body_of(p), "the phone is gone");
+    json_decref(p);
+    json_decref(msgs);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -791,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_lost_request_asked_by_the_sweep),
         cmocka_unit_test(test_encryption_learnt_from_any_event),
         cmocka_unit_test(test_message_alone_keeps_a_room_plain),
+        cmocka_unit_test(test_device_removed_rotates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
