@@ -166,8 +166,9 @@ json_t *gw_pub_facts(gw *g, const char *room_id);
 /* ---- room_encryption.c ---- */
 mr_code gw_enc_init(gw *g, mr_err *err);
 void gw_enc_free(gw *g);
-/* Notes ev when it is the room's m.room.encryption state event (kept in the store). */
-mr_code gw_enc_note(gw *g, const char *room_id, json_t *ev, mr_err *err);
+/* Notes ev when it is the room's m.room.encryption state event (kept in the store); *enc, the
+ * room's content as its events are published, is then replaced by ev's. */
+mr_code gw_enc_note(gw *g, const char *room_id, json_t *ev, json_t **enc, mr_err *err);
 /* The room's m.room.encryption content (a new reference), NULL when it is not known encrypted:
  * from memory, the store, or (once per process, when m is not NULL) the homeserver as m's
  * account sees it. MR_EUNAVAIL when the homeserver could not be asked: try again. */

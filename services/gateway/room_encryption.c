@@ -65,13 +65,18 @@ static bool valid(json_t *content)
     return json_is_object(content) && json_is_string(json_object_get(content, "algorithm"));
 }
 
-mr_code gw_enc_note(gw *g, const char *room_id, json_t *ev, mr_err *err)
+mr_code gw_enc_note(gw *g, const char *room_id, json_t *ev, json_t **enc, mr_err *err)
 {
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *state_key = json_string_value(json_object_get(ev, "state_key"));
     json_t *content = json_object_get(ev, "content");
     if (!type || !state_key || strcmp(type, EVENT_TYPE) != 0 || state_key[0] || !valid(content))
         return MR_OK;
+    json_t *copy = json_deep_copy(content);
+    if (!copy)
+        return mr_err_set(err, MR_ENOMEM, "out of memory noting the encryption of %s", room_id);
+    json_decref(*enc);
+    *enc = copy;
     pthread_mutex_lock(&g->enc_lock);
     bool same = json_equal(json_object_get(g->enc_rooms, room_id), content);
     pthread_mutex_unlock(&g->enc_lock);
