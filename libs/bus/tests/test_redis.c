@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 #include "bus_suite.h"
@@ -337,6 +338,11 @@ static void test_restart_mid_stream_loses_nothing(void **state)
     suite_collect_wait(c, 120000);
     suite_collect_stop(c);
     mr_bus_close(b);
+    /* Writes to the connection the old server closed failed without SIGPIPE ending the test,
+     * and the bus left the process's disposition alone. */
+    struct sigaction sa;
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_DFL);
 }
 
 static void test_publish_while_down_is_kept_until_back(void **state)
