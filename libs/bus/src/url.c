@@ -97,9 +97,36 @@ static mr_code parse_redis_userinfo(const char *s, size_t len, mr_bus_url *u, mr
     return MR_OK;
 }
 
-static mr_code parse_redis(const char *rest, mr_bus_url *u, mr_err *err)
+/* "?partitions=N" after a Redis URL's database: more partitions let more consumers of a group
+ * share a topic (each partition has one consumer at a time), past the default 8. */
+static mr_code parse_redis_query(const char *query, mr_bus_url *u, mr_err *err)
+{
+    static const char key[] = "partitions=";
+    if (strncmp(query, key, sizeof key - 1) != 0)
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is partitions=N",
+                          u->display, query);
+    const char *v = query + sizeof key - 1;
+    char *end = NULL;
+    long n = *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
+    if (n < 1 || n > 1024 || *end)
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": partitions \"%s\" must be a whole number from 1 to 1024",
+                          u->display, v);
+    u->partitions = (int)n;
+    return MR_OK;
+}
+
+static mr_code parse_redis(const char *url_rest, mr_bus_url *u, mr_err *err)
 {
     const char *d = u->display;
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", url_rest);
+    char *query = strchr(rest, '?');
+    if (query) {
+        *query++ = '\0';
+        mr_code rc = parse_redis_query(query, u, err);
+        if (rc != MR_OK)
+            return rc;
+    }
     size_t auth_len = strcspn(rest, "/");
     const char *at = NULL;
     for (const char *p = rest; p < rest + auth_len; p++)
