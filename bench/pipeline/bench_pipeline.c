@@ -17,10 +17,10 @@
  *
  * crash (embedded): the stub stalls an answer mid-stream, `mindroom run` gets SIGKILL, starts
  * again, and the time from the kill to that message's answer is measured, CRASHES times.
- * concurrent (embedded): each answer streams for a second (the stub stalls 1 s after its first
- * event); ANSWERS messages at once, each in a room of its own (a room's answers come in order),
- * first send to last answer, beside one answer alone, and the duplicates (more than one answer,
- * not an edit, to one message). */
+ * concurrent (embedded): each answer streams for SECONDS (60) at CHARS_PER_SECOND (80), the stub
+ * pacing an echo of a message that long; ANSWERS messages at once, each in a room of its own (a
+ * room's answers come in order), first send to the last answer complete, beside one answer
+ * alone, and the duplicates (more than one answer, not an edit, to one message). */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -43,11 +43,11 @@
 #define TOKEN "bench-registration-token"
 #define WARMUP 20
 #define DEADLINE_MS 60000
+/* Waiting for an answer: 100 minute-long answers at the default bound take seven minutes. */
+#define REPLY_DEADLINE_MS 900000
 #define MAX_PROCS 4
 #define BASELINE_CALLS 200
 #define MAX_AGENTS 64
-/* The stub's answer, streamed: its first event, then a second of nothing, then the rest. */
-#define SLOW_ANSWER "\"stall_ms\": 1000, \"stall_after_chunks\": 1"
 
 static const char *const topics[] = {"matrix.inbound", "matrix.todevice", "matrix.cleartext",
                                      "agent.turns", "matrix.outbound", "matrix.send", "matrix.send_failed"};
@@ -275,22 +275,32 @@ static void join_room(bench *b, const char *alias, char room_id[256])
     json_decref(r);
 }
 
-/* Sends "<prefix><i>" into room as the user. */
-static void say(bench *b, const char *room, const char *prefix, size_t i)
+/* Sends "<prefix><i>", then tail (may be NULL), into room as the user. */
+static void say_more(bench *b, const char *room, const char *prefix, size_t i, const char *tail)
 {
-    char path[512], text[64];
-    snprintf(text, sizeof text, "%s%zu", prefix, i);
-    snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/send/m.room.message/%s", room, text);
+    char path[512], id[64];
+    snprintf(id, sizeof id, "%s%zu", prefix, i);
+    snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/send/m.room.message/%s", room, id);
+    char *text = malloc(strlen(id) + (tail ? strlen(tail) : 0) + 1);
+    if (!text)
+        die("out of memory", NULL);
+    sprintf(text, "%s%s", id, tail ? tail : "");
     json_t *r = human_call(b, "PUT", path, json_pack("{s:s, s:s}", "msgtype", "m.text", "body", text));
+    free(text);
     if (!r)
         die("sending a message", NULL);
     json_decref(r);
 }
 
+static void say(bench *b, const char *room, const char *prefix, size_t i)
+{
+    say_more(b, room, prefix, i, NULL);
+}
+
 static void await_reply(bench *b, size_t i)
 {
-    if (!pp_proxy_wait_reply(b->proxy, i, mr_clock_mono_ms() + DEADLINE_MS)) {
-        fprintf(stderr, "bench_pipeline: no reply to bench-%zu within %d s; logs in %s\n", i, DEADLINE_MS / 1000,
+    if (!pp_proxy_wait_reply(b->proxy, i, mr_clock_mono_ms() + REPLY_DEADLINE_MS)) {
+        fprintf(stderr, "bench_pipeline: no reply to bench-%zu within %d s; logs in %s\n", i, REPLY_DEADLINE_MS / 1000,
                 b->dir);
         exit(1);
     }
@@ -501,23 +511,47 @@ static void measure_crash(bench *b, size_t crashes)
     free(took);
 }
 
-/* answers messages at once, one in each side room, each answer streaming for a second, beside
- * one alone. */
+/* " lorem lorem ..." long enough that "Echo: bench-<i>" and it make about chars characters. */
+static char *filler(size_t chars)
+{
+    size_t n = chars > 20 ? chars - 20 : 6;
+    char *text = malloc(n + 7);
+    if (!text)
+        die("out of memory", NULL);
+    text[0] = '\0';
+    for (size_t len = 0; len < n; len += 6)
+        memcpy(text + len, " lorem", 7);
+    return text;
+}
+
+/* answers messages at once, one in each side room, each answer streaming for SECONDS (60) at
+ * CHARS_PER_SECOND (80), beside one alone. */
 static void measure_concurrent(bench *b, size_t answers)
 {
+    const char *sec_env = getenv("SECONDS"), *cps_env = getenv("CHARS_PER_SECOND");
+    long seconds = sec_env ? strtol(sec_env, NULL, 10) : 60, cps = cps_env ? strtol(cps_env, NULL, 10) : 80;
+    if (seconds < 1 || cps < 1) {
+        fprintf(stderr, "bench_pipeline: SECONDS and CHARS_PER_SECOND must be positive\n");
+        exit(2);
+    }
+    char *tail = filler((size_t)(seconds * cps));
     one_at_a_time(b, 0, WARMUP);
-    script_stub(b, "{" SLOW_ANSWER "}");
+    char script[128];
+    snprintf(script, sizeof script, "{\"chars_per_second\": %ld}", cps);
+    script_stub(b, script);
     long long t0 = pp_now_ns();
-    one_at_a_time(b, WARMUP, WARMUP + 1);
+    say_more(b, b->room, "bench-", WARMUP, tail);
+    await_reply(b, WARMUP);
     double one = (double)(pp_proxy_replied_ns(b->proxy, WARMUP) - t0) / 1e6;
 
-    char script[128];
-    snprintf(script, sizeof script, "{" SLOW_ANSWER ", \"times\": %zu}", answers);
+    snprintf(script, sizeof script, "{\"chars_per_second\": %ld, \"times\": %zu}", cps, answers);
     script_stub(b, script);
     size_t first = WARMUP + 1;
     t0 = pp_now_ns();
     for (size_t i = first; i < first + answers; i++)
-        say(b, b->side_rooms[i - first], "bench-", i);
+        say_more(b, b->side_rooms[i - first], "bench-", i, tail);
+    double sent = (double)(pp_now_ns() - t0) / 1e6;
+    free(tail);
     long long last = 0;
     int duplicates = 0;
     for (size_t i = first; i < first + answers; i++) {
@@ -528,9 +562,10 @@ static void measure_concurrent(bench *b, size_t answers)
     for (size_t i = WARMUP; i < first + answers; i++)
         duplicates += pp_proxy_answers(b->proxy, i) - 1;
     double all = (double)(last - t0) / 1e6;
-    printf("bench/pipeline (concurrent): %zu answers streaming at once, each a second long\n", answers);
-    printf("  one answer alone: %.0f ms (send to answer); %zu at once: %.0f ms (first send to last answer)\n", one,
-           answers, all);
+    printf("bench/pipeline (concurrent): %zu answers streaming at once, each %ld s at %ld characters/s\n", answers,
+           seconds, cps);
+    printf("  one answer alone: %.0f ms (send to answer complete); %zu at once: %.0f ms (first send to last answer "
+           "complete; sending the %zu took %.0f ms)\n", one, answers, all, answers, sent);
     printf("  ratio: %.2fx; duplicate answers: %d\n", all / one, duplicates);
 }
 
