@@ -45,7 +45,8 @@
 #define DEADLINE_MS 60000
 /* Waiting for an answer: 100 minute-long answers at the default bound take seven minutes. */
 #define REPLY_DEADLINE_MS 900000
-#define MAX_PROCS 4
+#define MAX_REPLICAS 32
+#define MAX_PROCS (3 + MAX_REPLICAS)
 #define BASELINE_CALLS 200
 #define MAX_AGENTS 64
 
@@ -53,7 +54,7 @@ static const char *const topics[] = {"matrix.inbound", "matrix.todevice", "matri
                                      "agent.turns", "matrix.outbound", "matrix.send", "matrix.send_failed"};
 
 typedef struct proc {
-    const char *name;
+    char name[32];
     pid_t pid;
     int port;
     char rss_file[600];
@@ -77,7 +78,9 @@ typedef struct bench {
     char token[256];       /* its access token */
     char room[256];
     char baseline_room[256];
-    size_t n_side_rooms;          /* concurrent: rooms side0.. the agent answers in side by side */
+    size_t n_side_rooms;          /* concurrent, replicas: rooms side0.. the agent answers in side by side */
+    size_t replicas;              /* replicas: agent processes (0: one, as in the redis shape) */
+    int partitions;               /* replicas: the bus's ?partitions=N (0: the default 8) */
     char (*side_rooms)[256];
 } bench;
 
@@ -152,7 +155,8 @@ static void write_config(bench *b)
     if (b->have_kafka)
         n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=%s\n", b->kafka.url);
     else if (b->have_redis)
-        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=redis://127.0.0.1:%d/0\n", b->redis.port);
+        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=redis://127.0.0.1:%d/0%s%.0d\n",
+                      b->redis.port, b->partitions ? "?partitions=" : "", b->partitions);
     if (b->have_redis)
         snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_STORE_URL=redis://127.0.0.1:%d/1\n", b->redis.port);
     snprintf(path, sizeof path, "%s/.env", b->dir);
@@ -198,7 +202,7 @@ static void register_human(bench *b)
 static void spawn(bench *b, const char *name, char **argv)
 {
     proc *p = &b->procs[b->n_procs++];
-    p->name = name;
+    snprintf(p->name, sizeof p->name, "%s", name);
     snprintf(p->rss_file, sizeof p->rss_file, "%s/%s.time", b->dir, name);
     char log[600];
     snprintf(log, sizeof log, "%s/%s.log", b->dir, name);
@@ -216,16 +220,23 @@ static void start_platform(bench *b)
                                        MR_BENCH_AGENT_BIN};
     mr_err err = {0};
     bool embedded = strcmp(b->mode, "embedded") == 0;
-    for (size_t i = 0; i < (embedded ? 1 : 4); i++) {
+    size_t agents = b->replicas ? b->replicas : 1;
+    for (size_t i = 0; i < (embedded ? 1 : 3 + agents); i++) {
+        size_t s = i < 3 ? i : 3;
         int port;
         check(mr_tp_free_port(&port, &err), &err, "a free port");
-        char listen[32];
+        char listen[32], worker[32];
         snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+        /* Each replica is a worker of its own; the child takes it from the environment. */
+        snprintf(worker, sizeof worker, "agent%zu", i - s);
+        if (s == 3)
+            setenv("MINDROOM_WORKER_ID", worker, 1);
         char *run[] = {MR_BENCH_MINDROOM_BIN, "run", "--config", b->config, "--listen", listen, NULL};
-        char *one[] = {(char *)bins[i], "--config", b->config, "--listen", listen, NULL};
-        spawn(b, embedded ? "mindroom-run" : services[i], embedded ? run : one);
+        char *one[] = {(char *)bins[s], "--config", b->config, "--listen", listen, NULL};
+        spawn(b, embedded ? "mindroom-run" : s == 3 && b->replicas ? worker : services[s], embedded ? run : one);
         b->procs[b->n_procs - 1].port = port;
     }
+    unsetenv("MINDROOM_WORKER_ID");
 }
 
 static void wait_ready(bench *b)
@@ -569,6 +580,70 @@ static void measure_concurrent(bench *b, size_t answers)
     printf("  ratio: %.2fx; duplicate answers: %d\n", all / one, duplicates);
 }
 
+/* How many agent replicas hold a lease on a partition of agent.turns (redis-cli, as in
+ * redis_info). */
+static size_t turn_lease_holders(bench *b, int partitions)
+{
+    char port[16], out[400], key[96], holders[MAX_REPLICAS][64];
+    size_t n = 0;
+    snprintf(port, sizeof port, "%d", b->redis.port);
+    snprintf(out, sizeof out, "%s/redis-lease.txt", b->dir);
+    for (int p = 0; p < partitions; p++) {
+        snprintf(key, sizeof key, "mr:bus:agent.turns:lease:agent:%d", p);
+        unlink(out);
+        char *argv[] = {"redis-cli", "-p", port, "-n", "0", "GET", key, NULL};
+        int code = -1;
+        mr_err err = {0};
+        if (mr_tp_run(argv, out, &code, &err) != MR_OK || code != 0)
+            die("reading a lease of agent.turns", &err);
+        char *text = mr_tp_read_text(out);
+        text[strcspn(text, "\n")] = '\0';
+        size_t k = 0;
+        while (k < n && strcmp(holders[k], text) != 0)
+            k++;
+        if (text[0] && k == n && n < MAX_REPLICAS)
+            snprintf(holders[n++], sizeof holders[0], "%s", text);
+        free(text);
+    }
+    return n;
+}
+
+/* MESSAGES messages at once, spread over the side rooms, each answered by a model that takes a
+ * second, with `replicas` agent processes each answering one turn at a time: answers/s. */
+static void measure_replicas(bench *b, size_t messages)
+{
+    one_at_a_time(b, 0, WARMUP);
+    /* Leases spread as the replicas join; until every one holds some, some would stand idle. */
+    int partitions = b->partitions ? b->partitions : 8;
+    size_t want = b->replicas < (size_t)partitions ? b->replicas : (size_t)partitions;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (turn_lease_holders(b, partitions) < want) {
+        if (mr_clock_mono_ms() > deadline)
+            die("the replicas never shared the partitions of agent.turns", NULL);
+        mr_clock_sleep_ms(200);
+    }
+    char script[96];
+    snprintf(script, sizeof script, "{\"stall_ms\": 1000, \"times\": %zu}", messages);
+    script_stub(b, script);
+    size_t first = WARMUP;
+    long long t0 = pp_now_ns();
+    for (size_t i = first; i < first + messages; i++)
+        say(b, b->side_rooms[(i - first) % b->n_side_rooms], "bench-", i);
+    long long last = 0;
+    int duplicates = 0;
+    for (size_t i = first; i < first + messages; i++) {
+        await_reply(b, i);
+        long long t = pp_proxy_replied_ns(b->proxy, i);
+        last = t > last ? t : last;
+        duplicates += pp_proxy_answers(b->proxy, i) - 1;
+    }
+    double secs = (double)(last - t0) / 1e9;
+    printf("bench/pipeline (replicas): %zu agent replicas over Redis, %d partitions, one turn at a time each, a 1 s "
+           "model; %zu messages over %zu rooms\n", b->replicas, partitions, messages, b->n_side_rooms);
+    printf("  %.2f answers/s (first send to last answer, %.1f s); %zu replicas can give at most %zu; duplicate "
+           "answers: %d\n", (double)messages / secs, secs, b->replicas, b->replicas, duplicates);
+}
+
 /* ---- stopping ---- */
 
 static long peak_rss_kib(const char *path)
@@ -624,21 +699,38 @@ int main(int argc, char **argv)
 {
     const char *scenario = argc > 1 ? argv[1] : "";
     bool crash = strcmp(scenario, "crash") == 0, concurrent = strcmp(scenario, "concurrent") == 0;
-    bench b = {.mode = crash || concurrent ? "embedded" : scenario};
+    bool replicas = strcmp(scenario, "replicas") == 0;
+    bench b = {.mode = crash || concurrent ? "embedded" : replicas ? "redis" : scenario};
     if (argc < 2 || argc > 4 ||
         (strcmp(b.mode, "embedded") != 0 && strcmp(b.mode, "redis") != 0 && strcmp(b.mode, "kafka") != 0)) {
         fprintf(stderr, "usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]\n"
-                        "       bench_pipeline crash [CRASHES] | concurrent [ANSWERS]\n");
+                        "       bench_pipeline crash [CRASHES] | concurrent [ANSWERS] | replicas R [MESSAGES]\n");
         return 2;
     }
     long sequential = argc > 2 ? strtol(argv[2], NULL, 10) : crash ? 5 : concurrent ? 100 : 300;
-    long burst = argc > 3 ? strtol(argv[3], NULL, 10) : 300;
+    long burst = argc > 3 ? strtol(argv[3], NULL, 10) : replicas ? 256 : 300;
     if (sequential < 1 || burst < 1) {
         fprintf(stderr, "bench_pipeline: the message counts must be positive\n");
         return 2;
     }
+    if (replicas && (sequential < 1 || sequential > MAX_REPLICAS)) {
+        fprintf(stderr, "bench_pipeline: replicas must be 1 to %d\n", MAX_REPLICAS);
+        return 2;
+    }
+    if (replicas) {
+        const char *rooms = getenv("ROOMS"), *parts = getenv("PARTITIONS");
+        b.replicas = (size_t)sequential;
+        b.partitions = parts ? (int)strtol(parts, NULL, 10) : 0;
+        /* One turn at a time each: the replicas, not threads, give the throughput. */
+        setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "1", 0);
+        sequential = rooms ? strtol(rooms, NULL, 10) : 64;
+        if (sequential < 1 || b.partitions < 0 || b.partitions > 1024) {
+            fprintf(stderr, "bench_pipeline: ROOMS must be positive and PARTITIONS 1 to 1024\n");
+            return 2;
+        }
+    }
     /* Answers in one room come one after another; rooms go side by side. */
-    if (concurrent) {
+    if (concurrent || replicas) {
         b.n_side_rooms = (size_t)sequential;
         if (!(b.side_rooms = calloc(b.n_side_rooms, sizeof *b.side_rooms)))
             die("out of memory", NULL);
@@ -663,6 +755,8 @@ int main(int argc, char **argv)
         measure_crash(&b, (size_t)sequential);
     else if (concurrent)
         measure_concurrent(&b, (size_t)sequential);
+    else if (replicas)
+        measure_replicas(&b, (size_t)burst);
     else
         measure(&b, (size_t)sequential, (size_t)burst);
     stop_platform(&b);
