@@ -17,7 +17,7 @@
  *
  * crash (embedded): the stub stalls an answer mid-stream, `mindroom run` gets SIGKILL, starts
  * again, and the time from the kill to that message's answer is measured, CRASHES times.
- * concurrent (embedded): each answer streams for SECONDS (60) at CHARS_PER_SECOND (80), the stub
+ * concurrent (embedded): each answer streams for ANSWER_SECONDS (60) at CHARS_PER_SECOND (80), the stub
  * pacing an echo of a message that long; ANSWERS messages at once, each in a room of its own (a
  * room's answers come in order), first send to the last answer complete, beside one answer
  * alone, and the duplicates (more than one answer, not an edit, to one message). */
@@ -538,14 +538,14 @@ static char *filler(size_t chars)
     return text;
 }
 
-/* answers messages at once, one in each side room, each answer streaming for SECONDS (60) at
+/* answers messages at once, one in each side room, each answer streaming for ANSWER_SECONDS (60) at
  * CHARS_PER_SECOND (80), beside one alone. */
 static void measure_concurrent(bench *b, size_t answers)
 {
-    const char *sec_env = getenv("SECONDS"), *cps_env = getenv("CHARS_PER_SECOND");
+    const char *sec_env = getenv("ANSWER_SECONDS"), *cps_env = getenv("CHARS_PER_SECOND");
     long seconds = sec_env ? strtol(sec_env, NULL, 10) : 60, cps = cps_env ? strtol(cps_env, NULL, 10) : 80;
     if (seconds < 1 || cps < 1) {
-        fprintf(stderr, "bench_pipeline: SECONDS and CHARS_PER_SECOND must be positive\n");
+        fprintf(stderr, "bench_pipeline: ANSWER_SECONDS and CHARS_PER_SECOND must be positive\n");
         exit(2);
     }
     char *tail = filler((size_t)(seconds * cps));

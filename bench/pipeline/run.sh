@@ -5,7 +5,7 @@
 # Usage: bench/pipeline/run.sh [BUILD_DIR] [MODES...]   (BUILD_DIR defaults to build; MODES to
 # embedded redis kafka; crash, concurrent and replicas run too when named). SEQUENTIAL and BURST
 # in the environment set the message counts (default 300 each; on the Kafka mock 60 and 300, see
-# the README for why); CRASHES (5) and ANSWERS (100) those of crash and concurrent, with SECONDS
+# the README for why); CRASHES (5) and ANSWERS (100) those of crash and concurrent, with ANSWER_SECONDS
 # (60) and CHARS_PER_SECOND (80) the length of each concurrent answer; REPLICAS (4), MESSAGES
 # (32 per replica), ROOMS (128) and PARTITIONS (8) those of replicas; AGENTS the number of
 # agents (1).
