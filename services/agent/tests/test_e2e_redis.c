@@ -1340,6 +1340,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_settings_exit_2),
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
+        cmocka_unit_test(test_a_stalled_stream_shows_what_came),
         cmocka_unit_test(test_tools_in_a_turn),
         cmocka_unit_test(test_schedule_commands_and_firing),
         cmocka_unit_test(test_scheduler_tool),
