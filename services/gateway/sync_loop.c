@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FILTER_FMT "{\"room\":{\"timeline\":{\"limit\":%ld}},\"presence\":{\"not_types\":[\"*\"]}," \
-                   "\"account_data\":{\"not_types\":[\"*\"]}}"
 /* Events one /messages page asks for while backfilling a gap. */
 #define BACKFILL_PAGE 100
 #define RETRY_MIN_MS 5000
@@ -29,7 +27,9 @@
 typedef struct loop {
     gw *g;
     gw_account *a;
-    char filter[256];
+    /* The rooms another account publishes when this round's request was made: its filter
+     * leaves their timelines out, so the homeserver serves each timeline to one account. */
+    json_t *left_out;
     /* history:<account> in the store: "epoch" (wall ms of this account's first sync by the
      * gateway) and, per room, the time before which its events are history. */
     long long epoch;
@@ -195,11 +195,42 @@ static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, const gap_re
     return MR_OK;
 }
 
-/* The events of rooms this account took over from another publisher, from the newest one that
- * publisher claimed up to `since`, where this account's previous batches ended: they passed this
- * loop while the other one published. They were live to the former publisher, so only their age
- * makes them history. */
-static mr_code handovers(loop *l, mr_matrix *m, const char *since, batch *b, mr_err *err)
+static bool left_out(const loop *l, const char *room_id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(l->left_out, i, v)
+        if (strcmp(json_string_value(v), room_id) == 0)
+            return true;
+    return false;
+}
+
+/* The sync filter of the next request: no presence or account data, and no timeline of the
+ * rooms another account publishes (their state, membership and this account's invites, to-device
+ * events, device lists and key counts still come). */
+static char *sync_filter(loop *l, mr_err *err)
+{
+    json_decref(l->left_out);
+    l->left_out = gw_pub_others(l->g, l->a->user_id);
+    json_t *f = l->left_out ? json_pack("{s:{s:{s:I, s:O}}, s:{s:[s]}, s:{s:[s]}}", "room", "timeline",
+                                        "limit", (json_int_t)l->g->s.timeline_limit, "not_rooms",
+                                        l->left_out, "presence", "not_types", "*", "account_data",
+                                        "not_types", "*") : NULL;
+    char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    json_decref(f);
+    if (!text)
+        mr_err_set(err, MR_ENOMEM, "out of memory preparing the sync filter of %s", l->a->user_id);
+    return text;
+}
+
+/* The events of rooms this account took over from another publisher, after the newest one that
+ * publisher claimed: they passed this loop while the other one published. Fetched back from
+ * where this batch's timeline of the room begins: `since` when the request asked for it, else
+ * `next`. With no event claimed by the former publisher, what this account's own filter left out
+ * is fetched (since..next). They were live to the former publisher, so only their age makes
+ * them history. */
+static mr_code handovers(loop *l, mr_matrix *m, const char *since, const char *next, batch *b,
+                         mr_err *err)
 {
     json_t *rooms = gw_pub_take_handovers(l->g, l->a->user_id);
     if (!rooms)
@@ -209,10 +240,15 @@ static mr_code handovers(loop *l, mr_matrix *m, const char *since, batch *b, mr_
     json_t *stop;
     json_object_foreach(rooms, room_id, stop) {
         json_t *gap = NULL;
-        gap_req q = {.from = since, .stop = json_string_value(stop)};
-        if (since && (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK) {
+        bool out = left_out(l, room_id);
+        gap_req q = {.from = out ? next : since, .stop = json_string_value(stop)};
+        q.to = q.stop ? NULL : since;
+        /* Nothing claimed and nothing left out, or a first sync, which starts the room anyway. */
+        if (!q.stop && (!out || !since))
+            continue;
+        if (q.from && (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK) {
             mr_log_info(GW, "%s publishes %s now; %zu events after %s fetched again", l->a->user_id, room_id,
-                        json_array_size(gap), q.stop);
+                        json_array_size(gap), q.stop ? q.stop : since);
             b->backfilled += json_array_size(gap);
             rc = room_events(l, room_id, 0, gap, "join", true, b, err);
         }
@@ -225,8 +261,10 @@ static mr_code handovers(loop *l, mr_matrix *m, const char *since, batch *b, mr_
 }
 
 /* joined rooms: a limited timeline's gap, state, then timeline; left rooms: their timeline up to
- * the leave. Only the rooms this account publishes. */
-static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch *b, mr_err *err)
+ * the leave. Only the rooms this account publishes and whose timeline it asked for (a room taken
+ * over in this batch comes through handovers). */
+static mr_code rooms(loop *l, mr_matrix *m, const char *since, const char *next, json_t *r, batch *b,
+                     mr_err *err)
 {
     const char *room_id;
     json_t *room;
@@ -238,7 +276,7 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch 
             return rc;
     }
     /* The leave of the publisher hands its rooms over when its own batch is published. */
-    if ((rc = handovers(l, m, since, b, err)) != MR_OK)
+    if ((rc = handovers(l, m, since, next, b, err)) != MR_OK)
         return rc;
     json_object_foreach(json_object_get(r, "join"), room_id, room) {
         json_t *timeline = json_object_get(room, "timeline");
@@ -246,7 +284,7 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch 
         gap_req q = {.from = json_string_value(json_object_get(timeline, "prev_batch")), .to = since};
         if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK)
             return rc;
-        if (!mine)
+        if (!mine || left_out(l, room_id))
             continue;
         /* A first sync is limited by design: what came before it is history, not a gap. */
         if ((rc = room_cutoff(l, room_id, room, &cutoff, err)) == MR_OK && since &&
@@ -265,7 +303,7 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch 
     }
     json_object_foreach(json_object_get(r, "leave"), room_id, room) {
         if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK ||
-            (mine && ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
+            (mine && !left_out(l, room_id) && ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
                       (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
                                                                            "events"), "leave", true, b, err)) != MR_OK)))
             return rc;
@@ -399,8 +437,9 @@ static mr_code handle(loop *l, mr_matrix *m, const char *since, json_t *sync, ba
     gw *g = l->g;
     gw_account *a = l->a;
     json_t *r = json_object_get(sync, "rooms");
+    const char *next = json_string_value(json_object_get(sync, "next_batch"));
     mr_code rc;
-    if ((rc = rooms(l, m, since, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK ||
+    if ((rc = rooms(l, m, since, next, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK ||
         (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK || (rc = rooms_left(l, r, err)) != MR_OK)
         return rc;
     gw_metrics_published(g, "matrix.inbound", b->inbound);
@@ -460,11 +499,15 @@ static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **sinc
 {
     gw *g = l->g;
     gw_account *a = l->a;
+    char *filter = sync_filter(l, err);
+    if (!filter)
+        return MR_ENOMEM;
     /* The first round returns at once, so readiness means "caught up", not "a message came". */
-    mr_matrix_sync_req req = {.filter = l->filter, .since = *since, .full_state = !*since,
+    mr_matrix_sync_req req = {.filter = filter, .since = *since, .full_state = !*since,
                               .timeout_ms = atomic_load(&a->synced) ? g->s.sync_timeout_ms : 0};
     json_t *sync = NULL;
     mr_code rc = mr_matrix_sync(m, &req, &sync, err);
+    free(filter);
     if (rc == MR_EAUTH)
         return gw_account_relogin(g, a, m, gen, err);
     if (rc == MR_EINVAL && *since && mr_matrix_last(m)->status == 400) {
@@ -541,6 +584,7 @@ static void *sync_main(void *arg)
     free(since);
     json_decref(l->cutoffs);
     json_decref(l->key_counts);
+    json_decref(l->left_out);
     free(l);
     return NULL;
 }
@@ -552,7 +596,6 @@ mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err)
         free(l);
         return mr_err_set(err, MR_ENOMEM, "out of memory starting the sync of %s", a->user_id);
     }
-    snprintf(l->filter, sizeof l->filter, FILTER_FMT, g->s.timeline_limit);
     int e = pthread_create(&a->sync_thread, NULL, sync_main, l);
     if (e != 0) {
         json_decref(l->cutoffs);

@@ -48,6 +48,7 @@ typedef struct hs_user {
     hs_device **devices;
     size_t ndevices;
     json_t *filters;     /* array; the filter ID is the index */
+    long long timeline_served; /* timeline events its syncs carried, for /_test/state */
 } hs_user;
 
 typedef struct hs_event {

@@ -48,6 +48,7 @@ mr_http_response *hs_filter_get(hs_call *c)
 /* The parts of a filter this server honours. */
 typedef struct sync_filter {
     json_t *rooms, *not_rooms;      /* room.rooms / room.not_rooms */
+    json_t *tl_rooms, *tl_not_rooms; /* room.timeline.rooms / not_rooms */
     json_t *types, *not_types;      /* room.timeline.types / not_types */
     size_t limit;                   /* room.timeline.limit */
     bool include_leave;             /* room.include_leave */
@@ -67,12 +68,25 @@ static bool listed(json_t *list, const char *s)
     return false;
 }
 
+/* Room IDs match literally, as in Synapse's Filter._check_fields ("rooms": room_id == v). */
+static bool room_listed(json_t *list, const char *room_id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), room_id) == 0)
+            return true;
+    return false;
+}
+
 static void filter_read(json_t *f, sync_filter *out)
 {
     json_t *room = json_object_get(f, "room");
     json_t *timeline = json_object_get(room, "timeline");
     out->rooms = json_object_get(room, "rooms");
     out->not_rooms = json_object_get(room, "not_rooms");
+    out->tl_rooms = json_object_get(timeline, "rooms");
+    out->tl_not_rooms = json_object_get(timeline, "not_rooms");
     out->types = json_object_get(timeline, "types");
     out->not_types = json_object_get(timeline, "not_types");
     json_t *limit = json_object_get(timeline, "limit");
@@ -83,7 +97,15 @@ static void filter_read(json_t *f, sync_filter *out)
 
 static bool room_wanted(const sync_filter *f, const char *room_id)
 {
-    return (!f->rooms || listed(f->rooms, room_id)) && !listed(f->not_rooms, room_id);
+    return (!f->rooms || room_listed(f->rooms, room_id)) && !room_listed(f->not_rooms, room_id);
+}
+
+/* Synapse's FilterCollection.filter_room_timeline: the room filter, then the timeline filter's
+ * own rooms / not_rooms. */
+static bool timeline_wanted(const sync_filter *f, const char *room_id)
+{
+    return room_wanted(f, room_id) && (!f->tl_rooms || room_listed(f->tl_rooms, room_id)) &&
+           !room_listed(f->tl_not_rooms, room_id);
 }
 
 static bool type_wanted(const sync_filter *f, const hs_event *e)
@@ -111,17 +133,24 @@ static char *token(char *buf, size_t cap, long long pos)
     return buf;
 }
 
-/* Timeline of events in (lo, hi]: the last `limit` that pass the filter. */
+/* Timeline of events in (lo, hi]: the last `limit` that pass the filter. A room the timeline
+ * filter leaves out gets an empty timeline that is not limited, with prev_batch at hi: what
+ * Synapse's SyncHandler._load_filtered_recents returns when every event it loads is filtered
+ * out and they fit in one load (a later batch then takes the room's state changes, not a gap). */
 static json_t *timeline(sync_ctx *s, const hs_room *r, long long lo, long long hi,
                         long long *first_pos)
 {
+    char prev[32];
+    *first_pos = 0;
+    if (!timeline_wanted(&s->filter, r->room_id))
+        return json_pack("{s:[], s:b, s:s}", "events", "limited", false, "prev_batch",
+                         token(prev, sizeof prev, hi));
     size_t count = 0, skip;
     for (size_t i = 0; i < r->nevents; i++)
         if (r->events[i].pos > lo && r->events[i].pos <= hi && type_wanted(&s->filter, &r->events[i]))
             count++;
     skip = count > s->filter.limit ? count - s->filter.limit : 0;
     json_t *events = json_array();
-    *first_pos = 0;
     for (size_t i = 0; i < r->nevents; i++) {
         const hs_event *e = &r->events[i];
         if (e->pos <= lo || e->pos > hi || !type_wanted(&s->filter, e))
@@ -134,7 +163,7 @@ static json_t *timeline(sync_ctx *s, const hs_room *r, long long lo, long long h
             *first_pos = e->pos;
         json_array_append_new(events, hs_event_view(e, s->device));
     }
-    char prev[32];
+    s->user->timeline_served += (long long)json_array_size(events);
     return json_pack("{s:o, s:b, s:s}", "events", events, "limited", count > s->filter.limit,
                      "prev_batch", token(prev, sizeof prev, (*first_pos ? *first_pos : hi + 1) - 1));
 }
