@@ -165,6 +165,27 @@ mr_code gw_pub_set_facts(gw *g, const char *room_id, const char *key, const char
 /* {key, alias} of a managed room (a new reference), NULL for other rooms. */
 json_t *gw_pub_facts(gw *g, const char *room_id);
 
+/* ---- sync_parse.c ---- */
+/* The event ID of a room event whole enough to travel (non-empty event_id, type and sender, an
+ * integer origin_server_ts); NULL for stripped state and anything malformed. */
+const char *gw_sync_event_id(json_t *ev);
+/* origin_server_ts of user_id's latest join among events, 0 when none. */
+long long gw_sync_own_join_ts(const char *user_id, json_t *events);
+/* The matrix.inbound message for ev, with the room's facts when given; NULL when out of memory. */
+json_t *gw_sync_inbound(const char *account, const char *room_id, json_t *ev, const char *membership,
+                        bool history, json_t *facts);
+/* {changed, left} when the sync reports device list changes, else NULL. */
+json_t *gw_sync_device_lists(json_t *sync);
+/* {one_time_key_counts, unused_fallback_key_types} of the sync; NULL when out of memory. */
+json_t *gw_sync_key_counts(json_t *sync);
+/* The matrix.todevice messages of a batch: one per to-device event with a non-empty type, or one
+ * synthetic event when only lists or counts (may be NULL) are to carry; the first message
+ * carries both. NULL when out of memory. */
+json_t *gw_sync_todevice(const char *account, const char *device_id, json_t *sync, json_t *lists,
+                         json_t *counts);
+/* The sender of user_id's own invite among an invited room's stripped state, or NULL. */
+const char *gw_sync_inviter(const char *user_id, json_t *room);
+
 /* ---- sync_loop.c ---- */
 mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err);
 void gw_sync_join(gw *g, gw_account *a);

@@ -17,12 +17,6 @@
 #define RETRY_MIN_MS 5000
 #define RETRY_MAX_MS 60000
 #define FLUSH_TIMEOUT_MS 30000
-/* Sent on matrix.todevice when a sync reports device list changes but no to-device event to
- * carry them, so crypto still refreshes those users' keys. */
-#define DEVICE_LISTS_EVENT "com.mindroom.device_lists"
-/* Sent on matrix.todevice when the device's key counts changed but no to-device event carries
- * them, so crypto tops up one-time and fallback keys (and learns the device on a first sync). */
-#define KEY_COUNTS_EVENT "com.mindroom.key_counts"
 
 typedef struct loop {
     gw *g;
@@ -59,22 +53,6 @@ static mr_code publish(gw *g, const char *topic, const char *key, json_t *msg, m
 /* Where a room's live events start: after the account joined it, and never before the
  * gateway first synced the account (a fresh store on an old account). Kept in the store before
  * anything of the room is published, so a replay of the batch decides the same. */
-static long long own_join_ts(const char *user_id, json_t *events)
-{
-    long long ts = 0;
-    size_t i;
-    json_t *ev;
-    json_array_foreach(events, i, ev) {
-        const char *type = json_string_value(json_object_get(ev, "type"));
-        const char *sk = json_string_value(json_object_get(ev, "state_key"));
-        const char *m = json_string_value(json_object_get(json_object_get(ev, "content"), "membership"));
-        if (type && sk && m && strcmp(type, "m.room.member") == 0 && strcmp(sk, user_id) == 0 &&
-            strcmp(m, "join") == 0)
-            ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
-    }
-    return ts;
-}
-
 static mr_code room_cutoff(loop *l, const char *room_id, json_t *room, long long *out, mr_err *err)
 {
     json_t *known = json_object_get(l->cutoffs, room_id);
@@ -82,9 +60,10 @@ static mr_code room_cutoff(loop *l, const char *room_id, json_t *room, long long
         *out = json_integer_value(known);
         return MR_OK;
     }
-    long long joined = own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "state"), "events"));
-    long long in_timeline = own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "timeline"),
-                                                                       "events"));
+    long long joined = gw_sync_own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "state"),
+                                                                          "events"));
+    long long in_timeline = gw_sync_own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "timeline"),
+                                                                               "events"));
     joined = in_timeline > joined ? in_timeline : joined;
     *out = joined > l->epoch ? joined : l->epoch;
     char key[MR_MATRIX_ID_SIZE + 16], value[32];
@@ -109,19 +88,12 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
     json_t *ev;
     json_t *facts = json_array_size(events) ? gw_pub_facts(g, room_id) : NULL;
     json_array_foreach(events, i, ev) {
-        json_t *ts = json_object_get(ev, "origin_server_ts");
-        /* Only whole room events travel; stripped state (no ID, no time) does not. */
-        if (!json_is_string(json_object_get(ev, "event_id")) || !json_is_integer(ts) ||
-            !gw_pub_claim(g, room_id, json_string_value(json_object_get(ev, "event_id")), l->a->user_id))
+        const char *id = gw_sync_event_id(ev);
+        if (!id || !gw_pub_claim(g, room_id, id, l->a->user_id))
             continue;
+        json_t *ts = json_object_get(ev, "origin_server_ts");
         bool history = is_history(g, cutoff, json_integer_value(ts));
-        json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:b}", "v", 1, "type", "inbound_event",
-                                "account", l->a->user_id, "room_id", room_id, "event", ev, "membership",
-                                membership, "history", history);
-        if (msg && facts && json_object_set(msg, "room", facts) != 0) {
-            json_decref(msg);
-            msg = NULL;
-        }
+        json_t *msg = gw_sync_inbound(l->a->user_id, room_id, ev, membership, history, facts);
         mr_code rc = publish(g, "matrix.inbound", room_id, msg, err);
         if (rc != MR_OK) {
             json_decref(facts);
@@ -331,15 +303,7 @@ static mr_code invites(gw *g, gw_account *a, mr_matrix *m, json_t *invited, mr_e
     const char *room_id;
     json_t *room;
     json_object_foreach(invited, room_id, room) {
-        const char *inviter = NULL;
-        size_t i;
-        json_t *ev;
-        json_array_foreach(json_object_get(json_object_get(room, "invite_state"), "events"), i, ev) {
-            const char *type = json_string_value(json_object_get(ev, "type"));
-            const char *sk = json_string_value(json_object_get(ev, "state_key"));
-            if (type && sk && strcmp(type, "m.room.member") == 0 && strcmp(sk, a->user_id) == 0)
-                inviter = json_string_value(json_object_get(ev, "sender"));
-        }
+        const char *inviter = gw_sync_inviter(a->user_id, room);
         mr_authz_room where = {.room_id = room_id};
         mr_authz_decision d;
         if (!inviter || !g->cfg->router.accept_invites ||
@@ -365,24 +329,11 @@ static mr_code invites(gw *g, gw_account *a, mr_matrix *m, json_t *invited, mr_e
 
 /* ---- to-device ---- */
 
-static json_t *device_lists(json_t *sync)
-{
-    json_t *dl = json_object_get(sync, "device_lists");
-    json_t *changed = json_object_get(dl, "changed"), *left = json_object_get(dl, "left");
-    if (!json_array_size(changed) && !json_array_size(left))
-        return NULL;
-    return json_pack("{s:o, s:o}", "changed", json_is_array(changed) ? json_incref(changed) : json_array(),
-                     "left", json_is_array(left) ? json_incref(left) : json_array());
-}
-
 /* The sync's key counts when they differ from what this loop last published (every first
  * sync of a loop publishes them), else NULL. */
 static json_t *key_counts(loop *l, json_t *sync)
 {
-    json_t *otk = json_object_get(sync, "device_one_time_keys_count");
-    json_t *fb = json_object_get(sync, "device_unused_fallback_key_types");
-    json_t *now = json_pack("{s:O, s:O}", "one_time_key_counts", json_is_object(otk) ? otk : json_object(),
-                            "unused_fallback_key_types", json_is_array(fb) ? fb : json_array());
+    json_t *now = gw_sync_key_counts(sync);
     if (!now || (l->key_counts && json_equal(now, l->key_counts))) {
         json_decref(now);
         return NULL;
@@ -392,34 +343,19 @@ static json_t *key_counts(loop *l, json_t *sync)
 
 static mr_code to_device(loop *l, json_t *sync, batch *b, mr_err *err)
 {
-    gw *g = l->g;
     gw_account *a = l->a;
-    json_t *lists = device_lists(sync), *counts = key_counts(l, sync);
-    json_t *events = json_object_get(json_object_get(sync, "to_device"), "events");
-    json_t *synthetic = NULL;
-    if ((lists || counts) && !json_array_size(events)) {
-        synthetic = json_pack("[{s:s, s:s, s:{}}]", "sender", a->user_id, "type",
-                              lists ? DEVICE_LISTS_EVENT : KEY_COUNTS_EVENT, "content");
-        events = synthetic;
-    }
-    mr_code rc = MR_OK;
+    json_t *lists = gw_sync_device_lists(sync), *counts = key_counts(l, sync);
+    json_t *msgs = gw_sync_todevice(a->user_id, a->device_id, sync, lists, counts);
+    mr_code rc = msgs ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory reading the to-device events of %s",
+                                           a->user_id);
     size_t i;
-    json_t *ev;
-    json_array_foreach(events, i, ev) {
-        json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O}", "v", 1, "type", "todevice_event",
-                                "account", a->user_id, "device_id", a->device_id, "event", ev);
-        /* The first message carries the device list changes and key counts of the whole batch. */
-        if (msg && lists && i == 0)
-            json_object_set(msg, "device_lists", lists);
-        if (msg && counts && i == 0 && json_object_update(msg, counts) != 0) {
-            json_decref(msg);
-            msg = NULL;
-        }
-        if ((rc = publish(g, "matrix.todevice", a->user_id, msg, err)) != MR_OK)
+    json_t *msg;
+    json_array_foreach(msgs, i, msg) {
+        if ((rc = publish(l->g, "matrix.todevice", a->user_id, json_incref(msg), err)) != MR_OK)
             break;
         b->todevice++;
     }
-    json_decref(synthetic);
+    json_decref(msgs);
     json_decref(lists);
     if (rc == MR_OK && counts) {
         json_decref(l->key_counts);
