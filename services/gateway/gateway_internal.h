@@ -69,8 +69,6 @@ typedef struct gw_account {
     char *password;                   /* NULL in appservice mode and for a given token */
     unsigned long generation;         /* bumped by each new login */
     mr_matrix *m;                     /* used by the bootstrap, then by its sync loop only */
-    pthread_t sync_thread;
-    bool sync_started;
     atomic_bool synced;               /* its first batch is saved */
 } gw_account;
 
@@ -186,9 +184,27 @@ json_t *gw_sync_todevice(const char *account, const char *device_id, json_t *syn
 /* The sender of user_id's own invite among an invited room's stripped state, or NULL. */
 const char *gw_sync_inviter(const char *user_id, json_t *room);
 
-/* ---- sync_loop.c ---- */
-mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err);
-void gw_sync_join(gw *g, gw_account *a);
+/* ---- sync_loop.c: one account's rounds ---- */
+typedef struct gw_loop gw_loop;
+/* NULL when out of memory. */
+gw_loop *gw_loop_new(gw *g, gw_account *a);
+void gw_loop_free(gw_loop *l);
+gw_account *gw_loop_account(gw_loop *l);
+/* Starts the round's sync in mu (reading the account's saved state on the first round). */
+mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, mr_err *err);
+/* Ends the round whose sync mu reported done with rc: publishes the batch and saves its
+ * token. Returns the ms to wait before the next round (0 after a success). */
+long gw_loop_end(gw_loop *l, mr_code rc, const mr_err *why);
+/* After a failed round: logs it, forgets what the unsaved batch published, returns the wait
+ * (retry_ms when the homeserver asked for one, else a doubling backoff). */
+long gw_loop_failed(gw_loop *l, const mr_err *err, long retry_ms);
+
+/* ---- sync_driver.c: every account's rounds on a fixed set of threads ---- */
+typedef struct gw_syncs gw_syncs;
+/* Starts the sync loops of every account; on failure *out is still to be stopped. */
+mr_code gw_syncs_start(gw *g, gw_syncs **out, mr_err *err);
+/* Waits for the loops to end (after mr_runtime_stop) and frees them. */
+void gw_syncs_stop(gw_syncs *s);
 
 /* ---- send_consumer.c ---- */
 typedef struct gw_sender gw_sender;

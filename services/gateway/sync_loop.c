@@ -1,4 +1,5 @@
-/* sync_loop.c -- one long-polling sync loop per managed account: each batch's room events go to
+/* sync_loop.c -- the sync loop of one managed account, round by round (sync_driver.c runs every
+ * account's rounds, their long polls on one thread): each batch's room events go to
  * matrix.inbound (from the room's publishing account only, room_publisher.c, with the facts of a
  * managed room) and its to-device events to matrix.todevice, and only once the bus holds them all
  * is next_batch saved, so a crash replays and loses nothing.
@@ -18,9 +19,13 @@
 #define RETRY_MAX_MS 60000
 #define FLUSH_TIMEOUT_MS 30000
 
-typedef struct loop {
+struct gw_loop {
     gw *g;
     gw_account *a;
+    unsigned long gen;      /* of the session a->m uses */
+    char *since;            /* the saved token, NULL before the first batch */
+    bool loaded;            /* since and the history cutoffs are read from the store */
+    long delay;             /* before the next try after a failure */
     /* The rooms another account publishes when this round's request was made: its filter
      * leaves their timelines out, so the homeserver serves each timeline to one account. */
     json_t *left_out;
@@ -29,7 +34,8 @@ typedef struct loop {
     long long epoch;
     json_t *cutoffs;        /* room ID -> ms */
     json_t *key_counts;     /* {one_time_key_counts, unused_fallback_key_types} last published */
-} loop;
+};
+typedef struct gw_loop loop;
 
 /* What one batch did, for the crash point and the logs. */
 typedef struct batch {
@@ -430,37 +436,65 @@ static mr_code save_since(gw *g, const gw_account *a, const char *next, mr_err *
     return mr_store_set(g->rt->store, key, next, strlen(next), 0, err);
 }
 
-/* One round: sync, hand the batch to the bus, then save its token. */
-static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **since, mr_err *err)
+static mr_code load_state(loop *l, mr_err *err)
+{
+    mr_code rc = load_since(l->g, l->a, &l->since, err);
+    return rc == MR_OK ? load_history(l, l->since == NULL, err) : rc;
+}
+
+gw_loop *gw_loop_new(gw *g, gw_account *a)
+{
+    loop *l = malloc(sizeof *l);
+    if (l && !(*l = (loop){.g = g, .a = a, .gen = a->generation, .delay = RETRY_MIN_MS,
+                           .cutoffs = json_object()}).cutoffs) {
+        free(l);
+        l = NULL;
+    }
+    return l;
+}
+
+void gw_loop_free(gw_loop *l)
+{
+    if (!l)
+        return;
+    free(l->since);
+    json_decref(l->cutoffs);
+    json_decref(l->key_counts);
+    json_decref(l->left_out);
+    free(l);
+}
+
+gw_account *gw_loop_account(gw_loop *l)
+{
+    return l->a;
+}
+
+mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, mr_err *err)
 {
     gw *g = l->g;
     gw_account *a = l->a;
+    mr_code rc = l->loaded ? MR_OK : load_state(l, err);
+    if (rc != MR_OK)
+        return rc;
+    l->loaded = true;
     char *filter = sync_filter(l, err);
     if (!filter)
         return MR_ENOMEM;
     /* The first round returns at once, so readiness means "caught up", not "a message came". */
-    mr_matrix_sync_req req = {.filter = filter, .since = *since, .full_state = !*since,
+    mr_matrix_sync_req req = {.filter = filter, .since = l->since, .full_state = !l->since,
                               .timeout_ms = atomic_load(&a->synced) ? g->s.sync_timeout_ms : 0};
-    json_t *sync = NULL;
-    mr_code rc = mr_matrix_sync(m, &req, &sync, err);
+    rc = mr_matrix_sync_start(a->m, mu, &req, l, err);
     free(filter);
-    if (rc == MR_EAUTH)
-        return gw_account_relogin(g, a, m, gen, err);
-    if (rc == MR_EINVAL && *since && mr_matrix_last(m)->status == 400) {
-        /* The homeserver no longer knows the token (it was reset): start over with a full
-         * sync; what it brings again is history unless newer than the rooms' cutoffs, and the
-         * agent's claims keep those from a second answer. */
-        mr_log_warn(GW, "sync of %s: %s; starting again with a full sync", a->user_id, err->msg);
-        free(*since);
-        *since = NULL;
-        return MR_OK;
-    }
-    if (rc != MR_OK || mr_runtime_stopping(g->rt)) {
-        json_decref(sync);
-        return rc;
-    }
+    return rc;
+}
+
+/* The rest of a round once its sync came back: hand the batch to the bus, then save its token. */
+static mr_code round_end(loop *l, json_t *sync, mr_err *err)
+{
+    gw *g = l->g;
+    gw_account *a = l->a;
     batch b = {0};
-    rc = handle(l, m, *since, sync, &b, err);
+    mr_code rc = handle(l, a->m, l->since, sync, &b, err);
     const char *next = json_string_value(json_object_get(sync, "next_batch"));
     if (rc == MR_OK && b.had_message)
         gw_crash_point(g, GW_CRASH_AFTER_PUBLISH);
@@ -469,8 +503,8 @@ static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **sinc
     if (rc == MR_OK) {
         char *copy = strdup(next);
         if (copy) {
-            free(*since);
-            *since = copy;
+            free(l->since);
+            l->since = copy;
         }
         if (b.inbound || b.todevice)
             mr_log_debug(GW, "%s: published %zu room events (%zu history, %zu backfilled) and %zu "
@@ -478,74 +512,47 @@ static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **sinc
                          b.todevice, next);
         atomic_store(&a->synced, true);
     }
-    json_decref(sync);
     return rc;
 }
 
-static mr_code load_state(loop *l, char **since, mr_err *err)
+long gw_loop_end(gw_loop *l, mr_code rc, const mr_err *why)
 {
-    mr_code rc = load_since(l->g, l->a, since, err);
-    return rc == MR_OK ? load_history(l, *since == NULL, err) : rc;
-}
-
-static void *sync_main(void *arg)
-{
-    loop *l = arg;
     gw *g = l->g;
     gw_account *a = l->a;
     mr_matrix *m = a->m;
-    unsigned long gen = a->generation;
-    char *since = NULL;
-    bool loaded = false;
-    long delay = RETRY_MIN_MS;
+    json_t *sync = NULL;
+    long retry_ms = -1;
     mr_err err = {0};
-    while (!mr_runtime_stopping(g->rt)) {
-        mr_code rc = loaded ? MR_OK : load_state(l, &since, &err);
-        loaded = rc == MR_OK;
-        if (rc == MR_OK)
-            rc = round_once(l, m, &gen, &since, &err);
-        if (rc == MR_OK) {
-            delay = RETRY_MIN_MS;
-            continue;
-        }
-        if (mr_runtime_stopping(g->rt))
-            break;
-        /* The batch was not saved: the next round asks for it again, key counts included. */
-        json_decref(l->key_counts);
-        l->key_counts = NULL;
-        mr_log_warn(GW, "sync of %s failed, again in %ld s: %s", a->user_id, delay / 1000, err.msg);
-        mr_runtime_sleep(g->rt, (int)delay);
-        delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
+    rc = mr_matrix_sync_finish(m, rc, why, &sync, &retry_ms, &err);
+    if (rc == MR_EAUTH) {
+        rc = gw_account_relogin(g, a, m, &l->gen, &err);
+    } else if (rc == MR_EINVAL && l->since && mr_matrix_last(m)->status == 400) {
+        /* The homeserver no longer knows the token (it was reset): start over with a full
+         * sync; what it brings again is history unless newer than the rooms' cutoffs, and the
+         * agent's claims keep those from a second answer. */
+        mr_log_warn(GW, "sync of %s: %s; starting again with a full sync", a->user_id, err.msg);
+        free(l->since);
+        l->since = NULL;
+        rc = MR_OK;
+    } else if (rc == MR_OK && !mr_runtime_stopping(g->rt)) {
+        rc = round_end(l, sync, &err);
     }
-    free(since);
-    json_decref(l->cutoffs);
+    json_decref(sync);
+    if (rc == MR_OK || mr_runtime_stopping(g->rt)) {
+        l->delay = RETRY_MIN_MS;
+        return 0;
+    }
+    return gw_loop_failed(l, &err, retry_ms);
+}
+
+long gw_loop_failed(gw_loop *l, const mr_err *err, long retry_ms)
+{
+    /* The batch was not saved: the next round asks for it again, key counts included. */
     json_decref(l->key_counts);
-    json_decref(l->left_out);
-    free(l);
-    return NULL;
-}
-
-mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err)
-{
-    loop *l = malloc(sizeof *l);
-    if (!l || !(*l = (loop){.g = g, .a = a, .cutoffs = json_object()}).cutoffs) {
-        free(l);
-        return mr_err_set(err, MR_ENOMEM, "out of memory starting the sync of %s", a->user_id);
-    }
-    int e = pthread_create(&a->sync_thread, NULL, sync_main, l);
-    if (e != 0) {
-        json_decref(l->cutoffs);
-        free(l);
-        return mr_err_errno(err, MR_EINTERNAL, e, "starting the sync thread of %s", a->user_id);
-    }
-    a->sync_started = true;
-    return MR_OK;
-}
-
-void gw_sync_join(gw *g, gw_account *a)
-{
-    (void)g;
-    if (a->sync_started)
-        pthread_join(a->sync_thread, NULL);
-    a->sync_started = false;
+    l->key_counts = NULL;
+    long delay = retry_ms >= 0 ? retry_ms : l->delay;
+    mr_log_warn(GW, "sync of %s failed, again in %ld ms: %s", l->a->user_id, delay, err->msg);
+    if (retry_ms < 0)
+        l->delay = l->delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : l->delay * 2;
+    return delay;
 }
