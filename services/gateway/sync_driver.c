@@ -10,6 +10,8 @@
 /* Workers handling returned batches: each may block on the bus, the store or the homeserver
  * (backfill, invites), so a few let one slow batch not hold up the others. */
 #define SYNC_WORKERS 4
+/* Open files the gateway needs whatever its account count. */
+#define FD_SPARE 256
 /* The driver's longest wait, so it sees a stop within this. */
 #define DRIVER_TICK_MS 1000
 
@@ -159,6 +161,13 @@ mr_code gw_syncs_start(gw *g, gw_syncs **out, mr_err *err)
         return mr_err_errno(err, MR_EINTERNAL, e, "starting the sync loops");
     }
     *out = s;
+    /* A long poll holds a connection per account, beside the bus, the store, the sender and
+     * the listener: the usual soft limit of 1,024 files would end near 1,000 accounts. */
+    unsigned long want = 2 * (unsigned long)g->n_accounts + FD_SPARE, got = 0;
+    mr_err why = {0};
+    if (mr_http_fd_limit_raise(want, &got, &why) != MR_OK || got < want)
+        mr_log_warn(GW, "%zu accounts may need %lu open files, the limit is %lu%s%s", g->n_accounts, want, got,
+                    why.msg[0] ? ": " : "", why.msg);
     mr_code rc = mr_http_multi_new(&s->mu, err);
     for (size_t i = 0; rc == MR_OK && i < g->n_accounts; i++, s->n++)
         if (!(s->slots[i].l = gw_loop_new(g, &g->accounts[i])))

@@ -3,7 +3,9 @@
  * here at a time, on its own easy handle, with everything mr_http_client_do does. */
 #include "http_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 struct mr_http_multi {
     CURLM *handle;
@@ -103,4 +105,21 @@ mr_code mr_http_multi_step(mr_http_multi *mu, int wait_ms, mr_http_multi_done_fn
 void mr_http_multi_wakeup(mr_http_multi *mu)
 {
     curl_multi_wakeup(mu->handle);
+}
+
+mr_code mr_http_fd_limit_raise(unsigned long want, unsigned long *got, mr_err *err)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return mr_err_errno(err, MR_EINTERNAL, errno, "reading the open file limit");
+    rlim_t target = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)want ? (rlim_t)want : rl.rlim_max;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= target) {
+        *got = rl.rlim_cur == RLIM_INFINITY ? want : (unsigned long)rl.rlim_cur;
+        return MR_OK;
+    }
+    rl.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return mr_err_errno(err, MR_EINTERNAL, errno, "raising the open file limit to %lu", (unsigned long)target);
+    *got = (unsigned long)target;
+    return MR_OK;
 }

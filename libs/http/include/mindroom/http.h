@@ -229,6 +229,10 @@ mr_code mr_http_multi_step(mr_http_multi *mu, int wait_ms, mr_http_multi_done_fn
                            mr_err *err);
 /* Ends the wait of mr_http_multi_step early (from any thread). */
 void mr_http_multi_wakeup(mr_http_multi *mu);
+/* Raises the soft limit of open files towards want, up to the hard limit (a process holding a
+ * connection per account or per client needs more than the usual 1,024); *got is the limit
+ * now. */
+mr_code mr_http_fd_limit_raise(unsigned long want, unsigned long *got, mr_err *err);
 
 /* Response header by name, case-insensitive; NULL when absent. */
 const char *mr_http_result_header(const mr_http_result *r, const char *name);
