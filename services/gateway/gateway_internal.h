@@ -79,6 +79,8 @@ typedef enum gw_crash {
     GW_CRASH_AFTER_SEND,    /* a send is done at the homeserver, its request not acknowledged */
 } gw_crash;
 
+typedef struct gw_syncs gw_syncs;
+
 typedef struct gw {
     const mr_runtime *rt;
     mr_config *cfg;             /* the config at start, held until the end */
@@ -88,6 +90,7 @@ typedef struct gw {
     gw_account *accounts;
     size_t n_accounts;
     gw_account *router;
+    gw_syncs *_Atomic syncs;     /* the running sync loops (sync_driver.c), or NULL */
     pthread_mutex_t pub_lock;   /* guards pub_rooms (room_publisher.c) */
     json_t *pub_rooms;
     gw_crash crash;
@@ -200,11 +203,13 @@ long gw_loop_end(gw_loop *l, mr_code rc, const mr_err *why);
 long gw_loop_failed(gw_loop *l, const mr_err *err, long retry_ms);
 
 /* ---- sync_driver.c: every account's rounds on a fixed set of threads ---- */
-typedef struct gw_syncs gw_syncs;
 /* Starts the sync loops of every account; on failure *out is still to be stopped. */
 mr_code gw_syncs_start(gw *g, gw_syncs **out, mr_err *err);
 /* Waits for the loops to end (after mr_runtime_stop) and frees them. */
 void gw_syncs_stop(gw_syncs *s);
+/* Ends user_id's running long poll at once: it publishes a room now whose timeline its request
+ * left out, and the homeserver would not answer it for that room. s may be NULL (no loops yet). */
+void gw_syncs_kick(gw_syncs *s, const char *user_id);
 
 /* ---- send_consumer.c ---- */
 typedef struct gw_sender gw_sender;

@@ -81,10 +81,17 @@ mr_code gw_pub_note(gw *g, const char *room_id, const char *user_id, bool joined
     /* A new publisher fetches what its loop passed over while another published: the events
      * after the last one claimed now (with none claimed yet, what its own syncs left out). */
     json_t *last = json_object_get(r, "last");
-    if (!bad && who && was && strcmp(who, was) != 0)
-        bad = json_object_set_new(r, "handover", json_pack("{s:s, s:O?}", "to", who, "stop", last));
+    char *to = NULL;
+    if (!bad && who && was && strcmp(who, was) != 0) {
+        bad = json_object_set_new(r, "handover", json_pack("{s:s, s:O?}", "to", who, "stop", last)) ||
+              !(to = strdup(who));
+    }
     free(was);
     pthread_mutex_unlock(&g->pub_lock);
+    /* Its long poll left the room out: the homeserver would keep it waiting. */
+    if (to && strcmp(to, user_id) != 0)
+        gw_syncs_kick(atomic_load(&g->syncs), to);
+    free(to);
     return bad ? mr_err_set(err, MR_ENOMEM, "out of memory noting %s in %s", user_id, room_id) : MR_OK;
 }
 

@@ -6,6 +6,7 @@
 #include "mindroom/clock.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Workers handling returned batches: each may block on the bus, the store or the homeserver
  * (backfill, invites), so a few let one slow batch not hold up the others. */
@@ -25,6 +26,7 @@ typedef enum slot_state {
 typedef struct slot {
     gw_loop *l;
     slot_state state;
+    bool kick;          /* its running sync is to end now: it publishes a room it left out */
     long long wake_at;  /* monotonic ms */
     mr_code rc;         /* what the multi reported */
     mr_err why;
@@ -78,6 +80,12 @@ static long start_due(gw_syncs *s)
     for (size_t i = 0; i < s->n; i++) {
         slot *sl = &s->slots[i];
         pthread_mutex_lock(&s->lock);
+        if (sl->state == SLOT_RUNNING && sl->kick) {
+            mr_matrix_sync_cancel(gw_loop_account(sl->l)->m, s->mu);
+            sl->state = SLOT_WAITING;
+            sl->wake_at = now;
+        }
+        sl->kick = false;
         bool due = sl->state == SLOT_WAITING && sl->wake_at <= now;
         if (sl->state == SLOT_WAITING && !due && sl->wake_at - now < wait)
             wait = (long)(sl->wake_at - now);
@@ -143,6 +151,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+void gw_syncs_kick(gw_syncs *s, const char *user_id)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(gw_loop_account(s->slots[i].l)->user_id, user_id) != 0)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        s->slots[i].kick = true;
+        pthread_mutex_unlock(&s->lock);
+        mr_http_multi_wakeup(s->mu);
+    }
+}
+
 mr_code gw_syncs_start(gw *g, gw_syncs **out, mr_err *err)
 {
     *out = NULL;
@@ -178,6 +200,8 @@ mr_code gw_syncs_start(gw *g, gw_syncs **out, mr_err *err)
     if (rc == MR_OK && (e = pthread_create(&s->driver, NULL, driver_main, s)) != 0)
         rc = mr_err_errno(err, MR_EINTERNAL, e, "starting the sync driver");
     s->driver_started = rc == MR_OK;
+    if (rc == MR_OK)
+        atomic_store(&g->syncs, s);
     return rc;
 }
 
@@ -185,6 +209,7 @@ void gw_syncs_stop(gw_syncs *s)
 {
     if (!s)
         return;
+    atomic_store(&s->g->syncs, NULL);
     if (s->driver_started) {
         pthread_join(s->driver, NULL);
     } else {

@@ -215,7 +215,10 @@ static void sync_joined(sync_ctx *s, hs_room *r)
     bool full = fresh || s->full_state;
     long long first = 0;
     json_t *tl = timeline(s, r, fresh ? 0 : s->since, s->h->pos, &first);
-    json_t *state = state_block(s, r, full, first);
+    /* Synapse's SyncHandler.compute_state_delta: an incremental batch whose timeline is not
+     * limited carries no state, so a room the timeline filter empties shows none either. */
+    json_t *state = full || timeline_wanted(&s->filter, r->room_id) ? state_block(s, r, full, first)
+                                                                    : json_pack("{s:[]}", "events");
     json_t *eph = ephemeral(s, r, fresh);
     bool empty = !json_array_size(json_object_get(tl, "events")) &&
                  !json_array_size(json_object_get(state, "events")) &&
