@@ -1,6 +1,8 @@
 #!/bin/sh
-# run.sh -- start-up cost of N agents sharing one room: `mindroom run` against mr-test-homeserver
-# with N agents in #lobby (N + 1 accounts with the router). For each N it prints the seconds until
+# run.sh -- start-up cost of N agents: `mindroom run` against mr-test-homeserver with N agents
+# sharing #lobby (size "N"), or each in a room of its own with the router (size "N:own", how 1,000
+# accounts are measured: in one shared room every device list change is news to every account,
+# N² by the Matrix protocol itself). N + 1 accounts with the router. For each size it prints the seconds until
 # /readyz answers 200 and until the gateway has published everything start-up brings, how many
 # events went onto matrix.inbound, and, once settled, the process's threads (/proc/<pid>/status
 # Threads), open file descriptors (/proc/<pid>/fd) and peak RSS (VmHWM, what /usr/bin/time -v
@@ -9,12 +11,12 @@
 # BASE_REF=<git ref> measures that revision too, in the same run, as the baseline (built from
 # `git archive` into $BUILD-base), at BASE_SIZES (default the same sizes: a baseline whose cost
 # grows with N² may take minutes at 200 and hours at 1,000).
-# Usage: bench/scale/run.sh [N...]   (default 50 100 200 1000; BUILD=dir to reuse a build tree,
-# default build-bench)
+# Usage: bench/scale/run.sh [N[:own]...]   (default 50 100 200 1000:own; BUILD=dir to reuse a
+# build tree, default build-bench)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build-bench}
-[ $# -gt 0 ] || set -- 50 100 200 1000
+[ $# -gt 0 ] || set -- 50 100 200 1000:own
 sizes="$*"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-scale-XXXXXX")
@@ -44,10 +46,11 @@ published() {
 }
 status_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-# One size with the binaries of build tree $1: prints "N ready_s settled_s events threads fds rss_mib".
+# One size ("N" or "N:own") with the binaries of build tree $1: prints "N ready_s settled_s events
+# threads fds rss_mib".
 measure() {
-    bin=$1 n=$2
-    dir=$tmp/$(basename "$bin")-n$n
+    bin=$1 n=${2%%:*} shape=${2#*:}
+    dir=$tmp/$(basename "$bin")-n$n$([ "$shape" = own ] && echo -own || true)
     mkdir -p "$dir/storage"
     "$bin/tests/peers/homeserver/mr-test-homeserver" --registration-token bench-token >"$dir/hs.log" 2>&1 &
     hs_pid=$!
@@ -56,7 +59,11 @@ measure() {
     {
         printf 'models:\n  default: {provider: openai, id: gpt-5.6}\nagents:\n'
         i=0
-        while [ "$i" -lt "$n" ]; do printf '  a%04d: {rooms: [lobby]}\n' "$i"; i=$((i + 1)); done
+        while [ "$i" -lt "$n" ]; do
+            if [ "$shape" = own ]; then room=r$i; else room=lobby; fi
+            printf '  a%04d: {rooms: [%s]}\n' "$i" "$room"
+            i=$((i + 1))
+        done
     } >"$dir/config.yaml"
     cat >"$dir/.env" <<ENV
 MATRIX_HOMESERVER=$hs_url
@@ -94,12 +101,12 @@ ENV
 # The table for the binaries of build tree $1, labelled $2, at sizes $3.
 table() {
     tbin=$1 tlabel=$2 tsizes=$3
-    printf '%-9s %6s %8s %10s %8s %8s %6s %8s %11s %12s\n' build agents ready_s settled_s events threads fds rss_mib time_ratio events_ratio
+    printf '%-9s %9s %8s %10s %8s %8s %6s %8s %11s %12s\n' build agents ready_s settled_s events threads fds rss_mib time_ratio events_ratio
     base=
-    for n in $tsizes; do
-        set -- $(measure "$tbin" "$n")
+    for spec in $tsizes; do
+        set -- $(measure "$tbin" "$spec")
         if [ -z "$base" ]; then base="$1 $3 $4"; fi
-        echo "$tlabel $base $*" | awk '{ printf "%-9s %6d %8.1f %10.1f %8d %8d %6d %8.1f %11.2f %12.2f\n", $1, $5, $6, $7,
+        echo "$tlabel $base $spec $2 $3 $4 $5 $6 $7" | awk '{ printf "%-9s %9s %8.1f %10.1f %8d %8d %6d %8.1f %11.2f %12.2f\n", $1, $5, $6, $7,
             $8, $9, $10, $11, ($3 > 0 ? $7 / $3 : 0), ($4 > 0 ? $8 / $4 : 0) }'
     done
 }

@@ -193,8 +193,9 @@ typedef struct gw_loop gw_loop;
 gw_loop *gw_loop_new(gw *g, gw_account *a);
 void gw_loop_free(gw_loop *l);
 gw_account *gw_loop_account(gw_loop *l);
-/* Starts the round's sync in mu (reading the account's saved state on the first round). */
-mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, mr_err *err);
+/* Starts the round's sync in mu, which reports it done with tag (reading the account's saved
+ * state on the first round). */
+mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, void *tag, mr_err *err);
 /* Ends the round whose sync mu reported done with rc: publishes the batch and saves its
  * token. Returns the ms to wait before the next round (0 after a success). */
 long gw_loop_end(gw_loop *l, mr_code rc, const mr_err *why);

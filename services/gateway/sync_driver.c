@@ -52,12 +52,7 @@ struct gw_syncs {
 static void on_done(void *ctx, void *tag, mr_code rc, const mr_err *why)
 {
     gw_syncs *s = ctx;
-    slot *sl = NULL;
-    for (size_t i = 0; i < s->n && !sl; i++)
-        if (s->slots[i].l == tag)
-            sl = &s->slots[i];
-    if (!sl)
-        return;
+    slot *sl = tag;
     pthread_mutex_lock(&s->lock);
     sl->rc = rc;
     sl->why = *why;
@@ -93,7 +88,7 @@ static long start_due(gw_syncs *s)
         if (!due)
             continue;
         mr_err err = {0};
-        mr_code rc = gw_loop_begin(sl->l, s->mu, &err);
+        mr_code rc = gw_loop_begin(sl->l, s->mu, sl, &err);
         pthread_mutex_lock(&s->lock);
         if (rc == MR_OK) {
             sl->state = SLOT_RUNNING;

@@ -469,7 +469,7 @@ gw_account *gw_loop_account(gw_loop *l)
     return l->a;
 }
 
-mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, mr_err *err)
+mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, void *tag, mr_err *err)
 {
     gw *g = l->g;
     gw_account *a = l->a;
@@ -483,7 +483,7 @@ mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, mr_err *err)
     /* The first round returns at once, so readiness means "caught up", not "a message came". */
     mr_matrix_sync_req req = {.filter = filter, .since = l->since, .full_state = !l->since,
                               .timeout_ms = atomic_load(&a->synced) ? g->s.sync_timeout_ms : 0};
-    rc = mr_matrix_sync_start(a->m, mu, &req, l, err);
+    rc = mr_matrix_sync_start(a->m, mu, &req, tag, err);
     free(filter);
     return rc;
 }
