@@ -8,8 +8,9 @@
 # Threads), open file descriptors (/proc/<pid>/fd) and peak RSS (VmHWM, what /usr/bin/time -v
 # reports as its maximum resident set size). The other sizes print their time and events ratio
 # to the first, so a cost that grows with N shows near N/first, one with N² near (N/first)².
-# BASE_REF=<git ref> measures that revision too, in the same run, as the baseline (built from
-# `git archive` into $BUILD-base), at BASE_SIZES (default the same sizes: a baseline whose cost
+# BASE_REF=<git ref> measures that revision's `mindroom` too, in the same run, as the baseline
+# (built from `git archive` into $BUILD-base; the homeserver is always this tree's, so it is not
+# the limit of either), at BASE_SIZES (default the same sizes: a baseline whose cost
 # grows with N² may take minutes at 200 and hours at 1,000).
 # Usage: bench/scale/run.sh [N[:own]...]   (default 50 100 200 1000:own; BUILD=dir to reuse a
 # build tree, default build-bench)
@@ -30,12 +31,12 @@ stop() {
 cleanup() { stop; rm -rf "$tmp"; }
 trap cleanup EXIT INT TERM
 
-# build SRC DIR: the two binaries the bench runs, in Release.
+# build SRC DIR TARGETS: what the bench runs, in Release.
 build_tree() {
     if [ ! -f "$2/CMakeCache.txt" ]; then
         cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null
     fi
-    cmake --build "$2" --target mindroom mr-test-homeserver -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+    cmake --build "$2" --target $3 -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 }
 
 now() { date +%s.%N; }
@@ -52,7 +53,7 @@ measure() {
     bin=$1 n=${2%%:*} shape=${2#*:}
     dir=$tmp/$(basename "$bin")-n$n$([ "$shape" = own ] && echo -own || true)
     mkdir -p "$dir/storage"
-    "$bin/tests/peers/homeserver/mr-test-homeserver" --registration-token bench-token >"$dir/hs.log" 2>&1 &
+    "$build/tests/peers/homeserver/mr-test-homeserver" --registration-token bench-token >"$dir/hs.log" 2>&1 &
     hs_pid=$!
     until grep -q '^listening on ' "$dir/hs.log" 2>/dev/null; do sleep 0.05; done
     hs_url=$(sed -n 's/^listening on //p' "$dir/hs.log" | head -n 1)
@@ -111,11 +112,11 @@ table() {
     done
 }
 
-build_tree "$root" "$build"
+build_tree "$root" "$build" "mindroom mr-test-homeserver"
 if [ -n "${BASE_REF:-}" ]; then
     mkdir -p "$tmp/base-src"
     git -C "$root" archive "$BASE_REF" | tar -x -C "$tmp/base-src"
-    build_tree "$tmp/base-src" "$build-base"
+    build_tree "$tmp/base-src" "$build-base" mindroom
     table "$build-base" "$BASE_REF" "${BASE_SIZES:-$sizes}"
 fi
 table "$build" current "$sizes"

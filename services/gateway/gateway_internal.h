@@ -158,8 +158,8 @@ bool gw_pub_claim(gw *g, const char *room_id, const char *event_id, const char *
  * publisher claimed, where fetching what came after it stops (null when it claimed none).
  * NULL when out of memory. */
 json_t *gw_pub_take_handovers(gw *g, const char *user_id);
-/* The rooms another account publishes, which user_id's syncs leave out of their timelines;
- * NULL when out of memory. */
+/* The rooms user_id is in that another account publishes, which its syncs leave out of their
+ * timelines; NULL when out of memory. */
 json_t *gw_pub_others(gw *g, const char *user_id);
 /* The managed room's key and alias, which every inbound event of the room carries. */
 mr_code gw_pub_set_facts(gw *g, const char *room_id, const char *key, const char *alias, mr_err *err);

@@ -102,8 +102,10 @@ json_t *gw_pub_others(gw *g, const char *user_id)
     const char *room_id;
     json_t *r;
     json_object_foreach(g->pub_rooms, room_id, r) {
-        const char *who = publisher_of(g, json_object_get(r, "joined"));
-        if (out && who && strcmp(who, user_id) != 0 && json_array_append_new(out, json_string(room_id)) != 0) {
+        json_t *joined = json_object_get(r, "joined");
+        const char *who = publisher_of(g, joined);
+        if (out && json_object_get(joined, user_id) && who && strcmp(who, user_id) != 0 &&
+            json_array_append_new(out, json_string(room_id)) != 0) {
             json_decref(out);
             out = NULL;
         }
