@@ -285,12 +285,15 @@ static void sync_room(sync_ctx *s, hs_room *r)
         sync_left(s, r, at);
 }
 
-static bool share_room(hs *h, const char *a, const char *b, long long *joined_after)
+/* Whether b is joined to one of the rooms a is joined to (mine, nmine); *joined_after gets the
+ * later of their joins there. */
+static bool share_room(hs_room *const *mine, size_t nmine, const char *a, const char *b,
+                       long long *joined_after)
 {
     bool shared = false;
-    for (size_t i = 0; i < h->nrooms; i++) {
-        hs_room *r = h->rooms[i];
-        if (!is(hs_membership(r, a), "join") || !is(hs_membership(r, b), "join"))
+    for (size_t i = 0; i < nmine; i++) {
+        hs_room *r = mine[i];
+        if (!is(hs_membership(r, b), "join"))
             continue;
         shared = true;
         long long pa = hs_membership_pos(r, a), pb = hs_membership_pos(r, b);
@@ -301,18 +304,27 @@ static bool share_room(hs *h, const char *a, const char *b, long long *joined_af
     return shared;
 }
 
-/* Users sharing a room with us whose devices changed, or who came to share one, since since. */
+/* Users sharing a room with us whose devices changed, or who came to share one, since since.
+ * Only our own rooms are searched, so an account in one room costs one lookup per user. */
 static void device_changes(sync_ctx *s)
 {
     if (!s->since)
         return;
+    hs_room **mine = malloc((s->h->nrooms ? s->h->nrooms : 1) * sizeof *mine);
+    if (!mine)
+        return;
+    size_t nmine = 0;
+    for (size_t i = 0; i < s->h->nrooms; i++)
+        if (is(hs_membership(s->h->rooms[i], s->user->user_id), "join"))
+            mine[nmine++] = s->h->rooms[i];
     for (size_t i = 0; i < s->h->nusers; i++) {
         hs_user *o = s->h->users[i];
         long long met = 0;
-        bool shared = o == s->user || share_room(s->h, s->user->user_id, o->user_id, &met);
+        bool shared = o == s->user || share_room(mine, nmine, s->user->user_id, o->user_id, &met);
         if (shared && (o->keys_pos > s->since || met > s->since))
             json_array_append_new(s->changed, json_string(o->user_id));
     }
+    free(mine);
 }
 
 /* Drops messages the client acknowledged by syncing past them, then returns the rest. */
