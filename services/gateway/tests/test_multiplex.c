@@ -67,7 +67,7 @@ static void test_many_accounts_few_threads(void **state)
     gwt_wait_ready(&f);
     long threads = threads_of(f.pid), fds = fds_of(f.pid);
     print_message("%d accounts: %ld threads, %ld file descriptors\n", AGENTS + 1, threads, fds);
-    assert_true(threads < AGENTS / 2);
+    assert_true(threads < AGENTS);
     assert_true(fds < AGENTS + 1 + FD_BASE);
     assert_int_equal(gwt_stop(&f), 0);
     gwt_teardown(&f);
