@@ -1,6 +1,7 @@
 /* tool_setup.c -- which built-in tools an agent gets and with which limits: the tool settings,
  * the agent's tool list from config.yaml, and a warning for every tool named there that this
- * build does not run (never silence). */
+ * build does not run (never silence). A name under mcp_servers is that server's tools
+ * (tool_mcp.c). */
 #include "agent_tools.h"
 
 #include <stdio.h>
@@ -88,11 +89,19 @@ size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool
     return add_defs(&cfg->defaults.tools, ts, out, n, cap);
 }
 
-static void warn_list(const mr_strlist *names, const tool_settings *ts, const char *where)
+static bool is_mcp_server(const mr_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_mcp_servers; i++)
+        if (strcmp(cfg->mcp_servers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void warn_list(const mr_config *cfg, const mr_strlist *names, const tool_settings *ts, const char *where)
 {
     for (size_t i = 0; i < names->len; i++) {
         const mr_tool_def *d = mr_tools_find(names->v[i]);
-        if (d && !is_off(d, ts))
+        if ((d && !is_off(d, ts)) || is_mcp_server(cfg, names->v[i]))
             continue;
         const char *fields[] = {"where", where, "tool", names->v[i], NULL};
         if (d)
@@ -108,10 +117,10 @@ static void warn_list(const mr_strlist *names, const tool_settings *ts, const ch
 
 void tool_config_warn(const mr_config *cfg, const tool_settings *ts)
 {
-    warn_list(&cfg->defaults.tools, ts, "defaults.tools");
+    warn_list(cfg, &cfg->defaults.tools, ts, "defaults.tools");
     for (size_t i = 0; i < cfg->n_agents; i++) {
         char where[256];
         snprintf(where, sizeof where, "agents.%s.tools", cfg->agents[i].name);
-        warn_list(&cfg->agents[i].tools, ts, where);
+        warn_list(cfg, &cfg->agents[i].tools, ts, where);
     }
 }

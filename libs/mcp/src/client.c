@@ -253,7 +253,16 @@ static mr_code ensure_running(mr_mcp_client *c, mr_err *err)
         return rc;
     }
     c->running = true;
+    c->starts++;
     return MR_OK;
+}
+
+unsigned long mr_mcp_client_starts(mr_mcp_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned long n = c->starts;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 static mr_code request(mr_mcp_client *c, const char *method, json_t *params, long timeout_ms, json_t **result,

@@ -33,6 +33,7 @@ struct mr_mcp_client {
     long long first_backoff_ms, backoff_ms, next_start_ms;
     const mcp_transport_ops *ops;
     bool running;                    /* started and initialised */
+    unsigned long starts;            /* times it became running */
     long long next_id;
     char protocol[32];               /* the version the server agreed to */
     /* stdio */

@@ -51,11 +51,18 @@ typedef struct mr_tools_env {
 typedef mr_code (*mr_tool_fn)(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
                               mr_err *err);
 
+/* A tool bound to something outside this library (an MCP server's tool): run_bound gets the
+ * def's ctx, which must outlive every call, abandoned ones included. */
+typedef mr_code (*mr_tool_bound_fn)(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms,
+                                    mr_strbuf *out, mr_err *err);
+
 typedef struct mr_tool_def {
     const char *name;
     const char *description;
     const char *parameters;      /* JSON Schema of the arguments, as JSON text */
-    mr_tool_fn run;
+    mr_tool_fn run;              /* a built-in tool; NULL for a bound one */
+    mr_tool_bound_fn run_bound;  /* used when run is NULL */
+    void *ctx;
 } mr_tool_def;
 
 /* The built-in tool of that name; NULL when this build has none. */
