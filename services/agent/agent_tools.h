@@ -33,8 +33,8 @@ char *tool_workspace(const mr_runtime *rt, const char *agent);
 size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool_settings *ts,
                      const mr_tool_def **out, size_t cap);
 /* Logs a warning for each tool an agent or the defaults name that will not run: not in this
- * build, unknown, or file and shell while MINDROOM_TOOL_FILE_AND_SHELL is off. Names of
- * mcp_servers are not tools of this build but servers: never warned about. */
+ * build, or file and shell while MINDROOM_TOOL_FILE_AND_SHELL is off. Names of mcp_servers
+ * are servers, not tools of this build: never warned about. */
 void tool_config_warn(const mr_config *cfg, const tool_settings *ts);
 
 /* ---- MCP servers (tool_mcp.c) ---- */

@@ -89,29 +89,20 @@ size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool
     return add_defs(&cfg->defaults.tools, ts, out, n, cap);
 }
 
-static bool is_mcp_server(const mr_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->n_mcp_servers; i++)
-        if (strcmp(cfg->mcp_servers[i].name, name) == 0)
-            return true;
-    return false;
-}
-
 static void warn_list(const mr_config *cfg, const mr_strlist *names, const tool_settings *ts, const char *where)
 {
     for (size_t i = 0; i < names->len; i++) {
         const mr_tool_def *d = mr_tools_find(names->v[i]);
-        if ((d && !is_off(d, ts)) || is_mcp_server(cfg, names->v[i]))
+        if ((d && !is_off(d, ts)) || mr_config_mcp_server(cfg, names->v[i]))
             continue;
         const char *fields[] = {"where", where, "tool", names->v[i], NULL};
+        /* An unknown name never gets here: the config does not load with one. */
         if (d)
             mr_log_write(MR_LOG_WARN, COMPONENT, fields, "the tool %s is off until MINDROOM_TOOL_FILE_AND_SHELL=1: "
                          "the agent runs without it", names->v[i]);
-        else if (mr_tools_is_known(names->v[i]))
+        else
             mr_log_write(MR_LOG_WARN, COMPONENT, fields, "this build does not implement the tool %s yet: the agent "
                          "runs without it", names->v[i]);
-        else
-            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "unknown tool %s: the agent runs without it", names->v[i]);
     }
 }
 

@@ -65,10 +65,9 @@ typedef struct mr_tool_def {
     void *ctx;
 } mr_tool_def;
 
-/* The built-in tool of that name; NULL when this build has none. */
+/* The built-in tool of that name; NULL when this build has none (mr_config_tool_known says
+ * whether MindRoom knows the name at all). */
 const mr_tool_def *mr_tools_find(const char *name);
-/* Whether the Python MindRoom knows a tool of that name (this build may not implement it). */
-bool mr_tools_is_known(const char *name);
 
 /* Reads rel (a path relative to the workspace directory) whole, up to max bytes, opening each
  * component with O_NOFOLLOW: MR_EPERM for "..", an absolute path or a symbolic link on the way,
