@@ -142,8 +142,9 @@ typedef struct mr_memory_cfg {
 } mr_memory_cfg;
 
 /* An MCP server whose tools agents may use: a child speaking stdio (command) or a streamable
- * HTTP endpoint (url), never both. In env and headers a value written "${NAME}" is read from
- * the environment (.env) when the server starts, so secrets stay out of config.yaml. */
+ * HTTP endpoint (url), never both. In args, env and headers a value written "${NAME}" is read
+ * from the environment, then .env, when mindroom-agent starts (services/agent tool_mcp.c), so
+ * secrets stay out of config.yaml. */
 typedef struct mr_mcp_server_cfg {
     char *name;           /* key under mcp_servers: */
     char *command;        /* stdio: the program, looked up on PATH; or NULL */
