@@ -178,6 +178,12 @@ static void test_tools_offered_and_called(void **state)
     assert_non_null(json_object_get(json_object_get(schema, "properties"), "message"));
     json_decref(schema);
 
+    /* Each call is logged with the person it runs for. */
+    char *log = NULL;
+    size_t log_len = 0;
+    FILE *log_f = open_memstream(&log, &log_len);
+    assert_non_null(log_f);
+    mr_log_configure(MR_LOG_INFO, MR_LOG_HUMAN, log_f);
     mr_llm_response out;
     json_t *reqs = turn(f,
                         "{\"reply\":\"Checking.\",\"tool_calls\":["
@@ -185,6 +191,11 @@ static void test_tools_offered_and_called(void **state)
                         "{\"id\":\"call_s\",\"name\":\"everything__get-sum\",\"arguments\":{\"a\":2,\"b\":40}},"
                         "{\"id\":\"call_v\",\"name\":\"everything__get-env\",\"arguments\":{}}]}",
                         &out);
+    mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, stderr);
+    fclose(log_f);
+    assert_non_null(strstr(log, "MCP tool call entity=mind requester=@alice:example.org mcp_server=everything "
+                                "mcp_tool=echo"));
+    free(log);
     /* The model was offered the server's tools with their schemas. */
     json_t *tools = json_object_get(json_object_get(json_array_get(reqs, 0), "body"), "tools");
     bool offered = false;
