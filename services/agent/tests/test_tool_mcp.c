@@ -256,7 +256,8 @@ static void test_killed_mid_call_then_restarted(void **state)
 {
     fixture *f = *state;
     const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
-    agent_defs(f, defs); /* starts the server */
+    size_t n = agent_defs(f, defs); /* starts the server */
+    const mr_tool_def *echo_before = def_named(defs, n, "everything__echo");
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, kill_server, f), 0);
     mr_llm_response out;
@@ -290,6 +291,11 @@ static void test_killed_mid_call_then_restarted(void **state)
     pid_t now = mr_tp_child_running("index.js stdio");
     assert_true(now > 0);
     assert_int_not_equal(now, (pid_t)(intptr_t)killed);
+    /* The restarted server's tools were listed again: a new listing, the same tools. */
+    n = agent_defs(f, defs);
+    const mr_tool_def *echo_after = def_named(defs, n, "everything__echo");
+    assert_non_null(echo_after);
+    assert_ptr_not_equal(echo_after, echo_before);
 }
 
 /* An unset variable stops start-up with the server, field and variable named. */
