@@ -50,7 +50,6 @@ typedef struct mcp_hub mcp_hub;
 mr_code mcp_hub_new(const mr_config *cfg, const char *storage_path, mcp_lookup_fn lookup, void *lookup_ctx,
                     mcp_hub **out, mr_err *err);
 void mcp_hub_free(mcp_hub *h);
-bool mcp_hub_has(const mcp_hub *h, const char *server);
 /* Appends to out[n..cap) the tools of every MCP server names holds (an agent opts in by naming
  * the server in its tools:), each offered as "<server>__<tool>" with the server's description
  * and inputSchema; returns the new count. A server is listed on first use and again after it

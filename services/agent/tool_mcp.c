@@ -208,11 +208,6 @@ static mcp_server *server_named(const mcp_hub *h, const char *name)
     return NULL;
 }
 
-bool mcp_hub_has(const mcp_hub *h, const char *name)
-{
-    return server_named(h, name) != NULL;
-}
-
 /* ---- calls ---- */
 
 static mr_code call_tool(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
