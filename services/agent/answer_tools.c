@@ -76,6 +76,10 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
     mr_code rc = tool_settings_read(svc->rt, &ts, err);
     const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
     size_t n = rc == MR_OK && e->agent ? tool_defs_for(svc->roster.cfg, e->agent, &ts, defs, TOOLS_PER_AGENT_MAX) : 0;
+    if (rc == MR_OK && e->agent && svc->mcp) {
+        n = mcp_hub_defs(svc->mcp, &e->agent->tools, defs, n, TOOLS_PER_AGENT_MAX);
+        n = mcp_hub_defs(svc->mcp, &svc->roster.cfg->defaults.tools, defs, n, TOOLS_PER_AGENT_MAX);
+    }
     *used = n > 0;
     if (!n)
         return rc;

@@ -307,6 +307,11 @@ const mr_team_cfg *mr_config_team(const mr_config *cfg, const char *name)
     return FIND(cfg, teams, n_teams, mr_team_cfg, name, name);
 }
 
+const mr_mcp_server_cfg *mr_config_mcp_server(const mr_config *cfg, const char *name)
+{
+    return FIND(cfg, mcp_servers, n_mcp_servers, mr_mcp_server_cfg, name, name);
+}
+
 const mr_room_cfg *mr_config_room(const mr_config *cfg, const char *key)
 {
     return FIND(cfg, rooms, n_rooms, mr_room_cfg, key, key);

@@ -338,7 +338,7 @@ static int group_setup(void **state)
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
-             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary, warp_drive],\n"
+             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary],\n"
              "          context_files: [SOUL.md]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
@@ -569,7 +569,6 @@ static void test_tools_in_a_turn(void **state)
     assert_non_null(strstr(system, "## Memory (MEMORY.md in your workspace)\n# Memory\n\n- m1: likes tea (from " ALICE ")"));
     json_decref(reqs);
     assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool thread_summary yet") >= 1);
-    assert_true(mr_tp_count_in_file(S.log, "unknown tool warp_drive") >= 1);
     assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
 }
 

@@ -142,8 +142,9 @@ typedef struct mr_memory_cfg {
 } mr_memory_cfg;
 
 /* An MCP server whose tools agents may use: a child speaking stdio (command) or a streamable
- * HTTP endpoint (url), never both. In env and headers a value written "${NAME}" is read from
- * the environment (.env) when the server starts, so secrets stay out of config.yaml. */
+ * HTTP endpoint (url), never both. In args, env and headers a value written "${NAME}" is read
+ * from the environment, then .env, when mindroom-agent starts (services/agent tool_mcp.c), so
+ * secrets stay out of config.yaml. */
 typedef struct mr_mcp_server_cfg {
     char *name;           /* key under mcp_servers: */
     char *command;        /* stdio: the program, looked up on PATH; or NULL */
@@ -216,6 +217,11 @@ mr_code mr_config_find_path(char *out, size_t cap, bool must_exist, mr_err *err)
 
 const mr_model_cfg *mr_config_model(const mr_config *cfg, const char *name);
 const mr_agent_cfg *mr_config_agent(const mr_config *cfg, const char *name);
+const mr_mcp_server_cfg *mr_config_mcp_server(const mr_config *cfg, const char *name);
+/* Whether name is a tool of the reference MindRoom. tools: lists may name only these and the
+ * keys of mcp_servers (any other name is an error with a did-you-mean); this build may not run
+ * every one of them (mr_tools_find in libs/tools says which it does). */
+bool mr_config_tool_known(const char *name);
 const mr_team_cfg *mr_config_team(const mr_config *cfg, const char *name);
 const mr_room_cfg *mr_config_room(const mr_config *cfg, const char *key);
 

@@ -51,17 +51,23 @@ typedef struct mr_tools_env {
 typedef mr_code (*mr_tool_fn)(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
                               mr_err *err);
 
+/* A tool bound to something outside this library (an MCP server's tool): run_bound gets the
+ * def's ctx, which must outlive every call, abandoned ones included. */
+typedef mr_code (*mr_tool_bound_fn)(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms,
+                                    mr_strbuf *out, mr_err *err);
+
 typedef struct mr_tool_def {
     const char *name;
     const char *description;
     const char *parameters;      /* JSON Schema of the arguments, as JSON text */
-    mr_tool_fn run;
+    mr_tool_fn run;              /* a built-in tool; NULL for a bound one */
+    mr_tool_bound_fn run_bound;  /* used when run is NULL */
+    void *ctx;
 } mr_tool_def;
 
-/* The built-in tool of that name; NULL when this build has none. */
+/* The built-in tool of that name; NULL when this build has none (mr_config_tool_known says
+ * whether MindRoom knows the name at all). */
 const mr_tool_def *mr_tools_find(const char *name);
-/* Whether the Python MindRoom knows a tool of that name (this build may not implement it). */
-bool mr_tools_is_known(const char *name);
 
 /* Reads rel (a path relative to the workspace directory) whole, up to max bytes, opening each
  * component with O_NOFOLLOW: MR_EPERM for "..", an absolute path or a symbolic link on the way,
