@@ -239,9 +239,48 @@ static void drop_empty_managers(kube_object *o)
             json_object_del(o->managers, name);
 }
 
+/* A Secret's stringData is write-only: the apiserver's strategy folds it into data, base64
+ * encoded, and never stores or returns it. */
+static void fold_string_data(json_t *obj)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    json_t *sd = json_object_get(obj, "stringData");
+    if (!json_is_object(sd))
+        return;
+    json_t *data = json_object_get(obj, "data");
+    if (!json_is_object(data)) {
+        data = json_object();
+        if (!data || json_object_set_new(obj, "data", data) != 0)
+            abort();
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(sd, key, v) {
+        const unsigned char *in = (const unsigned char *)(json_string_value(v) ? json_string_value(v) : "");
+        size_t n = strlen((const char *)in), o = 0;
+        char *enc = malloc(4 * ((n + 2) / 3) + 1);
+        if (!enc)
+            abort();
+        for (size_t i = 0; i < n; i += 3) {
+            unsigned t = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+            enc[o++] = b64[t >> 18 & 63];
+            enc[o++] = b64[t >> 12 & 63];
+            enc[o++] = i + 1 < n ? b64[t >> 6 & 63] : '=';
+            enc[o++] = i + 2 < n ? b64[t & 63] : '=';
+        }
+        enc[o] = '\0';
+        if (json_object_set_new(data, key, json_string(enc)) != 0)
+            abort();
+        free(enc);
+    }
+    json_object_del(obj, "stringData");
+}
+
 /* Defaults the apiserver fills in that the platform relies on. */
 static void apply_defaults(kube_object *o)
 {
+    if (strcmp(o->res->kind, "Secret") == 0)
+        fold_string_data(o->obj);
     /* SetDefaults_Deployment: replicas 1 when unset, so a count its sole manager stops applying
      * returns to 1 (how an autoscaled Deployment resumes from 0). */
     if (strcmp(o->res->kind, "Deployment") == 0) {
