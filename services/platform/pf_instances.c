@@ -311,10 +311,11 @@ static json_t *view(pf_service *svc, const json_t *rec)
     return v;
 }
 
-static int failed(const char *what, const char *id, const mr_err *err, json_t **body)
+/* recorded: the operation is in the store, so the reconcile finishes it. */
+static int failed(const char *what, const char *id, bool recorded, const mr_err *err, json_t **body)
 {
     mr_log_error(PF_COMPONENT, "%s %s: %s", what, id, err->msg);
-    *body = detail("%s %s failed, the platform will finish it: %s", what, id, err->msg);
+    *body = detail("%s %s failed%s: %s", what, id, recorded ? ", the platform will finish it" : "", err->msg);
     return 503;
 }
 
@@ -376,7 +377,7 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     if (rc == MR_OK) {
         /* The same key again: the instance it made, finished if a crash cut it short. */
         if (json_object_get(rec, "op") && finish(svc, rec, &err) != MR_OK) {
-            int code = failed("create", id, &err, body);
+            int code = failed("create", id, true, &err, body);
             json_decref(rec);
             pthread_mutex_unlock(&svc->lock);
             return code;
@@ -421,17 +422,18 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     }
     json_decref(vals);
     json_decref(docs);
-    if (rc == MR_OK)
-        rc = save(svc, rec, &err);
+    /* Indexed first, then the record: a crash in between leaves an index entry the reconcile
+     * skips, never a record it cannot find. */
     if (rc == MR_OK)
         rc = mr_store_hset(svc->rt->store, okey, id, key, strlen(key), &err);
     if (rc == MR_OK)
         rc = mr_store_hset(svc->rt->store, ALL_KEY, id, owner, strlen(owner), &err);
+    bool recorded = rc == MR_OK && (rc = save(svc, rec, &err)) == MR_OK;
     int code = 201;
     if (rc == MR_OK && finish(svc, rec, &err) != MR_OK)
-        code = failed("create", id, &err, body);
+        code = failed("create", id, true, &err, body);
     else if (rc != MR_OK)
-        code = failed("create", id, &err, body);
+        code = failed("create", id, recorded, &err, body);
     else
         *body = view(svc, rec);
     if (code == 201)
@@ -485,7 +487,7 @@ int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id
         json_object_set_new(rec, "suspended", json_boolean(suspended));
         json_object_set_new(rec, "op", json_string("apply"));
         if (save(svc, rec, &err) != MR_OK || finish(svc, rec, &err) != MR_OK)
-            code = failed(suspended ? "suspend" : "resume", id, &err, body);
+            code = failed(suspended ? "suspend" : "resume", id, true, &err, body);
         else
             *body = view(svc, rec);
     }
@@ -503,7 +505,7 @@ int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_
     if (code == 200) {
         json_object_set_new(rec, "op", json_string("delete"));
         if (save(svc, rec, &err) != MR_OK || finish(svc, rec, &err) != MR_OK) {
-            code = failed("delete", id, &err, body);
+            code = failed("delete", id, true, &err, body);
         } else {
             *body = json_pack("{s:s, s:s}", "id", id, "phase", "deleted");
             mr_log_info(PF_COMPONENT, "deleted instance %s", id);
@@ -526,10 +528,12 @@ void pf_reconcile(pf_service *svc)
         pthread_mutex_lock(&svc->lock);
         json_t *rec = NULL;
         if (load(svc, h.entries[i].field, &rec, &err) == MR_OK) {
-            const char *op = json_string_value(json_object_get(rec, "op"));
+            /* Copied: finishing removes the op from the record. */
+            char op[16] = "";
+            snprintf(op, sizeof op, "%s", json_string_value(json_object_get(rec, "op")) ?: "");
             if (finish(svc, rec, &err) != MR_OK)
                 mr_log_warn(PF_COMPONENT, "reconcile %s: %s", h.entries[i].field, err.msg);
-            else if (op)
+            else if (*op)
                 mr_log_info(PF_COMPONENT, "reconcile %s: finished an interrupted %s", h.entries[i].field, op);
         }
         json_decref(rec);

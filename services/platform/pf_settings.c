@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -125,6 +126,13 @@ mr_code pf_settings_load(const mr_runtime *rt, pf_settings *s, mr_err *err)
         return rc;
     }
     s->reconcile_ms *= 1000;
+    /* helm reads values from files here; the runtime makes the storage directory only for
+     * services with a config. */
+    if (mkdir(s->scratch, 0700) != 0 && errno != EEXIST) {
+        rc = mr_err_set(err, MR_EIO, "MINDROOM_STORAGE_PATH: cannot create %s: %s", s->scratch, strerror(errno));
+        pf_settings_free(s);
+        return rc;
+    }
     return MR_OK;
 }
 
