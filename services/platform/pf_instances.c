@@ -98,6 +98,7 @@ static int load_visible(pf_service *svc, const char *owner, const char *id, json
     if (rc == MR_ENOTFOUND || (rc == MR_OK && owner && strcmp(json_string_value(json_object_get(*rec, "owner")), owner))) {
         if (rc == MR_OK)
             json_decref(*rec);
+        *rec = NULL;
         *body = detail("instance %s not found", id);
         return 404;
     }
@@ -183,14 +184,17 @@ static bool rendered(const json_t *docs, const char *kind, const char *name)
 /* Renders and applies the record's instance, then removes what it no longer renders (an
  * autoscaler while suspended). Applying again is harmless: server-side apply of the same
  * object changes nothing, so a retried operation leaves no duplicate. */
-static mr_code apply_instance(pf_service *svc, const json_t *rec, mr_err *err)
+static mr_code apply_instance(pf_service *svc, const json_t *rec, json_t *docs, mr_err *err)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
-    json_t *values = instance_values(svc, rec), *docs = NULL;
-    if (!values)
-        return mr_err_set(err, MR_ENOMEM, "out of memory rendering %s", id);
-    mr_code rc = pf_render(&svc->settings, id, values, &docs, err);
-    json_decref(values);
+    mr_code rc = MR_OK;
+    /* docs: already rendered from this record (a create checks its values that way); taken. */
+    if (!docs) {
+        json_t *values = instance_values(svc, rec);
+        rc = values ? pf_render(&svc->settings, id, values, &docs, err)
+                    : mr_err_set(err, MR_ENOMEM, "out of memory rendering %s", id);
+        json_decref(values);
+    }
     if (rc == MR_OK)
         rc = ensure_secret(svc, id, err);
     size_t i;
@@ -246,13 +250,16 @@ static mr_code delete_instance(pf_service *svc, const json_t *rec, mr_err *err)
     return rc;
 }
 
-/* Runs the record's pending operation and, once it is done, clears it. */
-static mr_code finish(pf_service *svc, json_t *rec, mr_err *err)
+/* Runs the record's pending operation and, once it is done, clears it. docs as for
+ * apply_instance. */
+static mr_code finish(pf_service *svc, json_t *rec, json_t *docs, mr_err *err)
 {
     const char *op = json_string_value(json_object_get(rec, "op"));
-    if (op && strcmp(op, "delete") == 0)
+    if (op && strcmp(op, "delete") == 0) {
+        json_decref(docs);
         return delete_instance(svc, rec, err);
-    mr_code rc = apply_instance(svc, rec, err);
+    }
+    mr_code rc = apply_instance(svc, rec, docs, err);
     if (rc == MR_OK && op) {
         json_object_del(rec, "op");
         rc = save(svc, rec, err);
@@ -376,7 +383,7 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     mr_code rc = load(svc, id, &rec, &err);
     if (rc == MR_OK) {
         /* The same key again: the instance it made, finished if a crash cut it short. */
-        if (json_object_get(rec, "op") && finish(svc, rec, &err) != MR_OK) {
+        if (json_object_get(rec, "op") && finish(svc, rec, NULL, &err) != MR_OK) {
             int code = failed("create", id, true, &err, body);
             json_decref(rec);
             pthread_mutex_unlock(&svc->lock);
@@ -407,8 +414,8 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    rec = json_pack("{s:s, s:s, s:s, s:O, s:b, s:s, s:s}", "id", id, "owner", owner, "key", key, "values",
-                    values ? values : json_object(), "suspended", 0, "op", "apply", "created", now);
+    rec = json_pack("{s:s, s:s, s:s, s:o, s:b, s:s, s:s}", "id", id, "owner", owner, "key", key, "values",
+                    values ? json_deep_copy(values) : json_object(), "suspended", 0, "op", "apply", "created", now);
     /* Rendered before anything is stored or applied: values the chart refuses change nothing. */
     json_t *vals = rec ? instance_values(svc, rec) : NULL, *docs = NULL;
     if (rc == MR_OK && (!rec || !vals))
@@ -421,7 +428,6 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
         return 422;
     }
     json_decref(vals);
-    json_decref(docs);
     /* Indexed first, then the record: a crash in between leaves an index entry the reconcile
      * skips, never a record it cannot find. */
     if (rc == MR_OK)
@@ -430,10 +436,12 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
         rc = mr_store_hset(svc->rt->store, ALL_KEY, id, owner, strlen(owner), &err);
     bool recorded = rc == MR_OK && (rc = save(svc, rec, &err)) == MR_OK;
     int code = 201;
-    if (rc == MR_OK && finish(svc, rec, &err) != MR_OK)
+    if (rc == MR_OK && finish(svc, rec, docs, &err) != MR_OK)
         code = failed("create", id, true, &err, body);
-    else if (rc != MR_OK)
+    else if (rc != MR_OK) {
+        json_decref(docs);
         code = failed("create", id, recorded, &err, body);
+    }
     else
         *body = view(svc, rec);
     if (code == 201)
@@ -486,7 +494,7 @@ int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id
     if (code == 200) {
         json_object_set_new(rec, "suspended", json_boolean(suspended));
         json_object_set_new(rec, "op", json_string("apply"));
-        if (save(svc, rec, &err) != MR_OK || finish(svc, rec, &err) != MR_OK)
+        if (save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK)
             code = failed(suspended ? "suspend" : "resume", id, true, &err, body);
         else
             *body = view(svc, rec);
@@ -504,7 +512,7 @@ int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_
     mr_err err = {0};
     if (code == 200) {
         json_object_set_new(rec, "op", json_string("delete"));
-        if (save(svc, rec, &err) != MR_OK || finish(svc, rec, &err) != MR_OK) {
+        if (save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK) {
             code = failed("delete", id, true, &err, body);
         } else {
             *body = json_pack("{s:s, s:s}", "id", id, "phase", "deleted");
@@ -531,7 +539,7 @@ void pf_reconcile(pf_service *svc)
             /* Copied: finishing removes the op from the record. */
             char op[16] = "";
             snprintf(op, sizeof op, "%s", json_string_value(json_object_get(rec, "op")) ?: "");
-            if (finish(svc, rec, &err) != MR_OK)
+            if (finish(svc, rec, NULL, &err) != MR_OK)
                 mr_log_warn(PF_COMPONENT, "reconcile %s: %s", h.entries[i].field, err.msg);
             else if (*op)
                 mr_log_info(PF_COMPONENT, "reconcile %s: finished an interrupted %s", h.entries[i].field, op);

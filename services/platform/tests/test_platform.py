@@ -105,9 +105,13 @@ class Platform(unittest.TestCase):
         self.start_platform()
 
     def tearDown(self):
+        code = self.platform.stop()
+        platform_log = self.platform.text()
         for p in reversed(self.procs):
             p.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        # A clean stop is 0; a crash or a sanitizer report is not.
+        self.assertEqual(code, 0, platform_log[-4000:])
 
     def start(self, argv, log):
         p = Proc(argv, os.path.join(self.dir, log))
