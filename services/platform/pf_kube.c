@@ -25,11 +25,13 @@ static const kind_path kinds[] = {
     {"HorizontalPodAutoscaler", "/apis/autoscaling/v2", "horizontalpodautoscalers"},
     {"PodDisruptionBudget", "/apis/policy/v1", "poddisruptionbudgets"},
     {"Ingress", "/apis/networking.k8s.io/v1", "ingresses"},
+    {"NetworkPolicy", "/apis/networking.k8s.io/v1", "networkpolicies"},
     {"ScaledObject", "/apis/keda.sh/v1alpha1", "scaledobjects"},
 };
 
 const char *const pf_kube_instance_kinds[] = {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                                              "ScaledObject", "Service", "Ingress", "ConfigMap", "ServiceAccount",
+                                              "ScaledObject", "Service", "Ingress", "NetworkPolicy", "ConfigMap",
+                                              "ServiceAccount",
                                               "Secret", NULL};
 
 struct pf_kube {

@@ -435,6 +435,28 @@ class InstanceChart(ChartCase):
         trig = self.objects(explicit, "ScaledObject")["rel-mindroom-instance-agent"]["spec"]["triggers"]
         self.assertEqual({t["metadata"]["bootstrapServers"] for t in trig}, {"b:9092"})
 
+    def test_network_policy_isolates_the_instance(self):
+        self.assertEqual(self.objects(self.render(), "NetworkPolicy"), {})
+        controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        homeserver = {"ipBlock": {"cidr": "10.1.2.3/32"}}
+        docs = self.render({"networkPolicy": {"enabled": True, "ingressFrom": [controller],
+                                              "egressTo": [homeserver]}})
+        spec = self.objects(docs, "NetworkPolicy")["rel-mindroom-instance"]["spec"]
+        mine = {"app.kubernetes.io/name": "mindroom-instance", "app.kubernetes.io/instance": "rel"}
+        self.assertEqual(spec["podSelector"], {"matchLabels": mine})
+        for dep in self.objects(docs, "Deployment").values():
+            labels = dep["spec"]["template"]["metadata"]["labels"]
+            self.assertEqual({k: labels[k] for k in mine}, mine)
+        self.assertEqual(spec["policyTypes"], ["Ingress", "Egress"])
+        self.assertEqual(spec["ingress"], [{"from": [{"podSelector": {"matchLabels": mine}}, controller]}])
+        egress = spec["egress"]
+        self.assertEqual(egress[0], {"to": [{"podSelector": {"matchLabels": mine}}, homeserver]})
+        self.assertEqual(egress[1]["ports"], [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}])
+        self.assertEqual(egress[2]["to"][0]["ipBlock"]["cidr"], "0.0.0.0/0")
+        self.assertIn("10.0.0.0/8", egress[2]["to"][0]["ipBlock"]["except"])
+        closed = self.render({"networkPolicy": {"enabled": True, "allowInternet": False}})
+        self.assertEqual(len(self.objects(closed, "NetworkPolicy")["rel-mindroom-instance"]["spec"]["egress"]), 2)
+
     def test_keda_is_off_by_default(self):
         self.assertEqual(self.objects(self.render(), "ScaledObject"), {})
 
@@ -679,12 +701,16 @@ class PlatformChart(ChartCase):
 
     @staticmethod
     def plural(kind):
-        return kind.lower() + ("es" if kind.endswith("s") else "s")
+        """The resource name the apiserver gives a kind (Ingress -> ingresses, NetworkPolicy ->
+        networkpolicies)."""
+        k = kind.lower()
+        return k[:-1] + "ies" if k.endswith("y") else k + ("es" if k.endswith("s") else "s")
 
     def instance_kinds(self):
         """(apiGroup, resource) of everything the instance chart can render, every option on."""
         instance = InstanceChart()
         docs = instance.render({"bus": {"url": "kafka://k:9092"}, "ingress": {"enabled": True},
+                                "networkPolicy": {"enabled": True},
                                 "services": {"agent": {"keda": {"enabled": True}}}})
         return {(d["apiVersion"].rpartition("/")[0], self.plural(d["kind"])) for d in docs}
 
