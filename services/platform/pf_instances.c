@@ -504,6 +504,47 @@ int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id
     return code;
 }
 
+int pf_instance_upgrade(pf_service *svc, const char *owner, const char *id, const json_t *req, json_t **body)
+{
+    const json_t *values = json_object_get(req, "values");
+    if (!json_is_object(req) || !values) {
+        *body = detail("values: required, the instance's new values");
+        return 422;
+    }
+    if (!check_values(values, body))
+        return 422;
+    pthread_mutex_lock(&svc->lock);
+    json_t *rec = NULL;
+    int code = load_visible(svc, owner, id, &rec, body);
+    mr_err err = {0};
+    if (code != 200) {
+        pthread_mutex_unlock(&svc->lock);
+        return code;
+    }
+    json_object_set_new(rec, "values", json_deep_copy(values));
+    json_object_set_new(rec, "op", json_string("apply"));
+    /* Rendered before the record changes: values the chart refuses leave the instance as it was. */
+    json_t *vals = instance_values(svc, rec), *docs = NULL;
+    mr_code rc = vals ? pf_render(&svc->settings, id, vals, &docs, &err)
+                      : mr_err_set(&err, MR_ENOMEM, "out of memory upgrading %s", id);
+    json_decref(vals);
+    if (rc == MR_EINVAL) {
+        *body = detail("values: %s", err.msg);
+        code = 422;
+    } else if (rc != MR_OK || (rc = save(svc, rec, &err)) != MR_OK) {
+        json_decref(docs);
+        code = failed("upgrade", id, false, &err, body);
+    } else if (finish(svc, rec, docs, &err) != MR_OK) {
+        code = failed("upgrade", id, true, &err, body);
+    } else {
+        *body = view(svc, rec);
+        mr_log_info(PF_COMPONENT, "upgraded instance %s", id);
+    }
+    json_decref(rec);
+    pthread_mutex_unlock(&svc->lock);
+    return code;
+}
+
 int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_t **body)
 {
     pthread_mutex_lock(&svc->lock);

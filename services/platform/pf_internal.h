@@ -71,6 +71,8 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
 int pf_instance_get(pf_service *svc, const char *owner, const char *id, json_t **body);
 int pf_instance_list(pf_service *svc, const char *owner, json_t **body);
 int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id, bool suspended, json_t **body);
+/* New caller values ({"values": {...}}), rendered and applied; refused ones change nothing. */
+int pf_instance_upgrade(pf_service *svc, const char *owner, const char *id, const json_t *req, json_t **body);
 int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_t **body);
 /* Finishes interrupted operations and re-applies every instance; logs what fails. */
 void pf_reconcile(pf_service *svc);

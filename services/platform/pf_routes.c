@@ -57,12 +57,12 @@ mr_http_response *pf_routes_handle(void *ctx, const mr_http_request *req)
     const char *m = req->method;
     json_t *body = NULL;
     int code;
-    if (n == 2 && strcmp(m, "POST") == 0) {
+    if ((n == 2 && strcmp(m, "POST") == 0) || (n == 3 && strcmp(m, "PATCH") == 0)) {
         json_error_t je;
         json_t *in = json_loadb(req->body, req->body_len, 0, &je);
         if (!in)
             return err_reply(422, "the body is not JSON");
-        code = pf_instance_create(svc, owner, in, &body);
+        code = n == 2 ? pf_instance_create(svc, owner, in, &body) : pf_instance_upgrade(svc, owner, seg[2], in, &body);
         json_decref(in);
     } else if (n == 2 && strcmp(m, "GET") == 0) {
         code = pf_instance_list(svc, owner, &body);

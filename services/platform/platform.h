@@ -8,6 +8,7 @@
  *   GET    /v1/instances/<id>           one, with its phase read from Kubernetes
  *   POST   /v1/instances/<id>/suspend   every Deployment to 0 replicas; config and Secret kept
  *   POST   /v1/instances/<id>/resume
+ *   PATCH  /v1/instances/<id>           {"values"}: upgrade to new values
  *   DELETE /v1/instances/<id>           everything the instance owned
  * Another owner's instance is 404; no identity 401; the quota 403; invalid values 422 naming
  * the field, with nothing applied. Errors are JSON {"detail": "..."}.

@@ -1,7 +1,7 @@
 """test_platform.py -- mindroom-platform end to end: the binary with redis-server, mr-test-kube-api
 (the Kubernetes API peer) and the real helm rendering charts/instance.
 
-Create (idempotent on the key) -> ready -> suspend -> resume -> delete (nothing left); another
+Create (idempotent on the key) -> ready -> suspend -> resume -> upgrade -> delete (nothing left); another
 owner's instance 404, no identity 401, the quota 403, invalid values 422 naming the field with
 nothing applied; generated secrets only in the Kubernetes Secret; a platform killed between its
 applies is finished by the reconcile, without duplicates.
@@ -190,7 +190,7 @@ class Platform(unittest.TestCase):
             body["values"] = values
         return self.api("POST", "/v1/instances", body, user=user)
 
-    def test_lifecycle_create_suspend_resume_delete(self):
+    def test_lifecycle_create_suspend_resume_upgrade_delete(self):
         code, inst = self.create()
         self.assertEqual(code, 201, inst)
         iid = inst["id"]
@@ -230,6 +230,20 @@ class Platform(unittest.TestCase):
         self.assertEqual(after[("Secret", f"{iid}-secrets")], objs[("Secret", f"{iid}-secrets")])
         self.assertEqual(after[("Deployment", f"{iid}-agent")], objs[("Deployment", f"{iid}-agent")])
         self.assertIn(("HorizontalPodAutoscaler", f"{iid}-agent"), after)
+
+        # Upgrade: new values reach the Deployments; refused ones change nothing.
+        code, body = self.api("PATCH", f"/v1/instances/{iid}",
+                              {"values": {"services": {"agent": {"extraEnv": [{"name": "X_UPGRADED", "value": "1"}]}}}})
+        self.assertEqual((code, body["phase"]), (200, "ready"), body)
+        agent = self.deployments(iid)[f"{iid}-agent"]
+        self.assertIn({"name": "X_UPGRADED", "value": "1"}, agent["spec"]["template"]["spec"]["containers"][0]["env"])
+        self.assertEqual(agent["metadata"]["uid"], objs[("Deployment", f"{iid}-agent")])
+        code, body = self.api("PATCH", f"/v1/instances/{iid}", {"values": {"services": {"agent": {"port": 0}}}})
+        self.assertEqual(code, 422)
+        self.assertIn("services.agent.port", body["detail"])
+        self.assertEqual(self.deployments(iid)[f"{iid}-agent"]["metadata"]["resourceVersion"],
+                         agent["metadata"]["resourceVersion"])
+        self.assertEqual(self.api("PATCH", f"/v1/instances/{iid}", {"values": {}}, user="bob")[0], 404)
 
         code, body = self.api("DELETE", f"/v1/instances/{iid}")
         self.assertEqual((code, body["phase"]), (200, "deleted"), body)
