@@ -37,6 +37,12 @@ static json_t *detail(const char *fmt, ...)
     return json_pack("{s:s}", "detail", msg);
 }
 
+/* Sets o[k] = v (taken); false when out of memory. */
+static bool put(json_t *o, const char *k, json_t *v)
+{
+    return v && json_object_set_new(o, k, v) == 0;
+}
+
 static void hex_digest(const char *a, const char *b, char *out, size_t hexlen)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -313,8 +319,10 @@ static json_t *view(pf_service *svc, const json_t *rec)
                           json_object_get(rec, "key"), "owner", json_object_get(rec, "owner"), "phase", phase,
                           "suspended", suspended, "namespace", svc->settings.ns, "created",
                           json_object_get(rec, "created"));
-    if (v && *reason)
-        json_object_set_new(v, "reason", json_string(reason));
+    if (v && *reason && !put(v, "reason", json_string(reason))) {
+        json_decref(v);
+        return NULL;
+    }
     return v;
 }
 
@@ -476,8 +484,10 @@ int pf_instance_list(pf_service *svc, const char *owner, json_t **body)
     json_t *items = json_array();
     for (size_t i = 0; i < h.count; i++) {
         json_t *rec = NULL;
-        if (load(svc, h.entries[i].field, &rec, &err) == MR_OK)
-            json_array_append_new(items, view(svc, rec));
+        json_t *one = load(svc, h.entries[i].field, &rec, &err) == MR_OK ? view(svc, rec) : NULL;
+        /* A record deleted since the listing, or a view out of memory, is left out. */
+        if (one && json_array_append_new(items, one) != 0)
+            break;
         json_decref(rec);
     }
     mr_store_hash_free(&h);
@@ -492,9 +502,9 @@ int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id
     int code = load_visible(svc, owner, id, &rec, body);
     mr_err err = {0};
     if (code == 200) {
-        json_object_set_new(rec, "suspended", json_boolean(suspended));
-        json_object_set_new(rec, "op", json_string("apply"));
-        if (save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK)
+        if (!put(rec, "suspended", json_boolean(suspended)) || !put(rec, "op", json_string("apply")))
+            mr_err_set(&err, MR_ENOMEM, "out of memory changing %s", id);
+        if (err.code != MR_OK || save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK)
             code = failed(suspended ? "suspend" : "resume", id, true, &err, body);
         else
             *body = view(svc, rec);
@@ -521,10 +531,9 @@ int pf_instance_upgrade(pf_service *svc, const char *owner, const char *id, cons
         pthread_mutex_unlock(&svc->lock);
         return code;
     }
-    json_object_set_new(rec, "values", json_deep_copy(values));
-    json_object_set_new(rec, "op", json_string("apply"));
+    bool set = put(rec, "values", json_deep_copy(values)) && put(rec, "op", json_string("apply"));
     /* Rendered before the record changes: values the chart refuses leave the instance as it was. */
-    json_t *vals = instance_values(svc, rec), *docs = NULL;
+    json_t *vals = set ? instance_values(svc, rec) : NULL, *docs = NULL;
     mr_code rc = vals ? pf_render(&svc->settings, id, vals, &docs, &err)
                       : mr_err_set(&err, MR_ENOMEM, "out of memory upgrading %s", id);
     json_decref(vals);
@@ -552,8 +561,9 @@ int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_
     int code = load_visible(svc, owner, id, &rec, body);
     mr_err err = {0};
     if (code == 200) {
-        json_object_set_new(rec, "op", json_string("delete"));
-        if (save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK) {
+        if (!put(rec, "op", json_string("delete")))
+            mr_err_set(&err, MR_ENOMEM, "out of memory deleting %s", id);
+        if (err.code != MR_OK || save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK) {
             code = failed("delete", id, true, &err, body);
         } else {
             *body = json_pack("{s:s, s:s}", "id", id, "phase", "deleted");

@@ -51,6 +51,10 @@ mr_code pf_yaml_docs(const char *text, size_t len, json_t **out, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "out of memory reading helm's output");
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     json_t *docs = json_array();
+    if (!docs) {
+        yaml_parser_delete(&p);
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading helm's output");
+    }
     ynode stack[64];
     size_t depth = 0;
     json_t *doc = NULL;
@@ -68,8 +72,8 @@ mr_code pf_yaml_docs(const char *text, size_t len, json_t **out, mr_err *err)
         case YAML_STREAM_END_EVENT: done = true; break;
         case YAML_DOCUMENT_START_EVENT: doc = NULL; break;
         case YAML_DOCUMENT_END_EVENT:
-            if (json_is_object(doc) && json_object_size(doc) > 0)
-                json_array_append(docs, doc);
+            if (json_is_object(doc) && json_object_size(doc) > 0 && json_array_append(docs, doc) != 0)
+                rc = mr_err_set(err, MR_ENOMEM, "out of memory reading helm's output");
             json_decref(doc);
             doc = NULL;
             break;
@@ -107,9 +111,11 @@ mr_code pf_yaml_docs(const char *text, size_t len, json_t **out, mr_err *err)
             json_decref(doc);
             doc = value;
         } else if (json_is_array(stack[depth - 1].value)) {
-            json_array_append_new(stack[depth - 1].value, value);
+            if (json_array_append_new(stack[depth - 1].value, value) != 0)
+                rc = mr_err_set(err, MR_ENOMEM, "out of memory reading helm's output");
         } else {
-            json_object_set_new(stack[depth - 1].value, stack[depth - 1].key, value);
+            if (!stack[depth - 1].key || json_object_set_new(stack[depth - 1].value, stack[depth - 1].key, value) != 0)
+                rc = mr_err_set(err, MR_ENOMEM, "out of memory reading helm's output");
             free(stack[depth - 1].key);
             stack[depth - 1].key = NULL;
         }
