@@ -55,7 +55,7 @@ def wait_for(what, check, timeout=DEADLINE_S):
 def http(method, url, body=None, headers=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
+    if data is not None and "Content-Type" not in (headers or {}):
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=120) as r:
@@ -88,7 +88,10 @@ class Proc:
             return f.read()
 
 
-class Platform(unittest.TestCase):
+class PlatformCase(unittest.TestCase):
+    """The peers, the platform and helpers; the tests are in the classes below."""
+    kube_args = ()
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mr-platform-test-")
         self.procs = []
@@ -96,7 +99,8 @@ class Platform(unittest.TestCase):
         self.redis = self.start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no"], "redis.log")
         wait_for("redis", lambda: self.redis_cli("PING") == "PONG")
-        self.kube = self.start([ARGS.kube_api, "--listen", "127.0.0.1:0", "--token", TOKEN], "kube.log")
+        self.kube = self.start([ARGS.kube_api, "--listen", "127.0.0.1:0", "--token", TOKEN, *self.kube_args],
+                               "kube.log")
         self.kube_url = wait_for("the kube API peer", self.peer_url)
         self.token_file = os.path.join(self.dir, "token")
         with open(self.token_file, "w") as f:
@@ -190,6 +194,8 @@ class Platform(unittest.TestCase):
             body["values"] = values
         return self.api("POST", "/v1/instances", body, user=user)
 
+
+class Platform(PlatformCase):
     def test_lifecycle_create_suspend_resume_upgrade_delete(self):
         code, inst = self.create()
         self.assertEqual(code, 201, inst)
@@ -346,6 +352,33 @@ class Platform(unittest.TestCase):
         self.assertIn("finished an interrupted apply", self.platform.text())
         code, body = self.api("GET", f"/v1/instances/{iid}")
         self.assertEqual(body["phase"], "ready")
+
+
+class PhaseFromKubernetes(PlatformCase):
+    """The phase is what the Deployments' status says, as the deployment controller writes it."""
+    kube_args = ("--deployments", "manual")
+
+    def set_status(self, name, status):
+        code, body = http("PATCH", f"{self.kube_url}/apis/apps/v1/namespaces/{NS}/deployments/{name}/status",
+                          {"status": status}, {"Authorization": f"Bearer {TOKEN}",
+                                               "Content-Type": "application/merge-patch+json"})
+        self.assertEqual(code, 200, body)
+
+    def test_provisioning_ready_failed(self):
+        code, inst = self.create()
+        self.assertEqual((code, inst["phase"]), (201, "provisioning"), inst)
+        iid = inst["id"]
+        deps = self.deployments(iid)
+        for name, d in deps.items():
+            self.set_status(name, {"observedGeneration": d["metadata"]["generation"], "replicas": 1,
+                                   "readyReplicas": 1, "availableReplicas": 1})
+        self.assertEqual(self.api("GET", f"/v1/instances/{iid}")[1]["phase"], "ready")
+        stalled = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                   "message": 'ReplicaSet "x" has timed out progressing.'}
+        self.set_status(f"{iid}-agent", {"conditions": [stalled]})
+        code, body = self.api("GET", f"/v1/instances/{iid}")
+        self.assertEqual(body["phase"], "failed")
+        self.assertEqual(body["reason"], f'{iid}-agent: ReplicaSet "x" has timed out progressing.')
 
 
 def main():
