@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <jansson.h>
 
 #include "mindroom/http.h"
@@ -37,6 +38,14 @@ typedef struct kube {
     const char *token;        /* required bearer token; NULL: any request is let in */
     bool deployments_ready;   /* a Deployment's status follows its spec at once */
 } kube;
+
+/* A jansson call that fails only when memory runs out: a test peer has nothing better to do
+ * then than stop. */
+#define KUBE_MUST(call)        \
+    do {                       \
+        if ((call) != 0)       \
+            abort();           \
+    } while (0)
 
 /* ---- kube_resources.c ---- */
 extern const kube_resource kube_resources[];

@@ -285,9 +285,8 @@ static void apply_defaults(kube_object *o)
      * returns to 1 (how an autoscaled Deployment resumes from 0). */
     if (strcmp(o->res->kind, "Deployment") == 0) {
         json_t *spec = json_object_get(o->obj, "spec");
-        if (json_is_object(spec) && !json_object_get(spec, "replicas") &&
-            json_object_set_new(spec, "replicas", json_integer(1)) != 0)
-            abort();
+        if (json_is_object(spec) && !json_object_get(spec, "replicas"))
+            KUBE_MUST(json_object_set_new(spec, "replicas", json_integer(1)));
     }
 }
 
@@ -405,7 +404,7 @@ void kube_track_update(kube_object *o, const json_t *before, const char *manager
     json_t *v;
     json_object_foreach(after_paths, path, v)
         if (!json_equal(value_at(before, path), value_at(o->obj, path)))
-            json_object_set_new(changed, path, json_true());
+            KUBE_MUST(json_object_set_new(changed, path, json_true()));
     json_decref(after_paths);
     if (json_object_size(changed) == 0) {
         json_decref(changed);
@@ -419,7 +418,7 @@ void kube_track_update(kube_object *o, const json_t *before, const char *manager
             json_object_del(json_object_get(m, "fields"), path);
     json_t *mine = json_object_get(json_object_get(o->managers, manager), "fields");
     if (mine)
-        json_object_update(changed, mine);
+        KUBE_MUST(json_object_update(changed, mine));
     own(o, manager, "Update", changed);
     drop_empty_managers(o);
 }

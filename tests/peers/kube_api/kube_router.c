@@ -34,13 +34,13 @@ static json_t *resource_list(const char *group, const char *version)
                               "deletecollection", "get", "list", "patch", "update", "watch");
         if (r->short_name && json_object_set_new(e, "shortNames", json_pack("[s]", r->short_name)) != 0)
             abort();
-        json_array_append_new(list, e);
+        KUBE_MUST(json_array_append_new(list, e));
         if (r->has_status) {
             char sub[96];
             snprintf(sub, sizeof sub, "%s/status", r->name);
-            json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[sss]}", "name", sub, "singularName", "",
+            KUBE_MUST(json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:s, s:[sss]}", "name", sub, "singularName", "",
                                                   "namespaced", r->namespaced, "kind", r->kind, "verbs", "get",
-                                                  "patch", "update"));
+                                                  "patch", "update")));
         }
     }
     if (json_array_size(list) == 0) {
@@ -129,9 +129,9 @@ static mr_http_response *discovery(const mr_http_request *req)
                 continue;
             char gv[64];
             kube_api_version(r, gv, sizeof gv);
-            json_array_append_new(groups, json_pack("{s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "name", r->group,
+            KUBE_MUST(json_array_append_new(groups, json_pack("{s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "name", r->group,
                                                     "versions", "groupVersion", gv, "version", r->version,
-                                                    "preferredVersion", "groupVersion", gv, "version", r->version));
+                                                    "preferredVersion", "groupVersion", gv, "version", r->version)));
         }
         return mr_http_reply_json(200, json_pack("{s:s, s:s, s:o}", "kind", "APIGroupList", "apiVersion", "v1",
                                                  "groups", groups));
@@ -217,7 +217,7 @@ static mr_http_response *list(kube *k, const route *rt, const mr_http_request *r
         /* Items of a typed list carry no kind or apiVersion. */
         json_object_del(item, "kind");
         json_object_del(item, "apiVersion");
-        json_array_append_new(items, item);
+        KUBE_MUST(json_array_append_new(items, item));
     }
     json_decref(sel);
     size_t n = json_array_size(items);
@@ -233,8 +233,8 @@ static mr_http_response *list(kube *k, const route *rt, const mr_http_request *r
             if (c <= 0)
                 break;
             json_t *tmp = json_incref(json_array_get(items, j - 1));
-            json_array_set(items, j - 1, json_array_get(items, j));
-            json_array_set_new(items, j, tmp);
+            KUBE_MUST(json_array_set(items, j - 1, json_array_get(items, j)));
+            KUBE_MUST(json_array_set_new(items, j, tmp));
         }
     char kind[96], api[64], rv[32];
     snprintf(kind, sizeof kind, "%sList", rt->res->kind);
@@ -334,9 +334,9 @@ static void merge_patch(json_t *target, const json_t *patch)
         else if (json_is_object(v)) {
             json_t *fresh = json_object();
             merge_patch(fresh, v);
-            json_object_set_new(target, key, fresh);
+            KUBE_MUST(json_object_set_new(target, key, fresh));
         } else
-            json_object_set(target, key, v);
+            KUBE_MUST(json_object_set(target, key, v));
     }
 }
 
@@ -370,12 +370,12 @@ static mr_http_response *update(kube *k, const route *rt, const mr_http_request 
     if (rt->status) {
         json_t *st = json_object_get(body, "status");
         if (put)
-            json_object_set(o->obj, "status", st ? st : json_object());
+            KUBE_MUST(json_object_set_new(o->obj, "status", st ? json_incref(st) : json_object()));
         else if (json_is_object(st)) {
             json_t *cur = json_object_get(o->obj, "status");
             if (!json_is_object(cur)) {
                 cur = json_object();
-                json_object_set_new(o->obj, "status", cur);
+                KUBE_MUST(json_object_set_new(o->obj, "status", cur));
             }
             merge_patch(cur, st);
         }
@@ -384,25 +384,25 @@ static mr_http_response *update(kube *k, const route *rt, const mr_http_request 
         json_t *keep_meta = json_deep_copy(m);
         if (put) {
             json_object_clear(o->obj);
-            json_object_update(o->obj, body);
+            KUBE_MUST(json_object_update(o->obj, body));
         } else {
             merge_patch(o->obj, body);
         }
         json_t *nm = json_object_get(o->obj, "metadata");
         if (!json_is_object(nm)) {
             nm = json_object();
-            json_object_set_new(o->obj, "metadata", nm);
+            KUBE_MUST(json_object_set_new(o->obj, "metadata", nm));
         }
         const char *server_owned[] = {"name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"};
         for (size_t i = 0; i < sizeof server_owned / sizeof server_owned[0]; i++) {
             json_t *v = json_object_get(keep_meta, server_owned[i]);
             if (v)
-                json_object_set(nm, server_owned[i], v);
+                KUBE_MUST(json_object_set(nm, server_owned[i], v));
         }
         json_object_del(nm, "managedFields");
         json_decref(keep_meta);
         if (keep)
-            json_object_set_new(o->obj, "status", keep);
+            KUBE_MUST(json_object_set_new(o->obj, "status", keep));
         else
             json_object_del(o->obj, "status");
         json_t *a = json_deep_copy(before), *b = json_deep_copy(o->obj);
@@ -413,7 +413,7 @@ static mr_http_response *update(kube *k, const route *rt, const mr_http_request 
         if (!json_equal(a, b)) {
             json_t *gen = json_object_get(nm, "generation");
             if (gen)
-                json_object_set_new(nm, "generation", json_integer(json_integer_value(gen) + 1));
+                KUBE_MUST(json_object_set_new(nm, "generation", json_integer(json_integer_value(gen) + 1)));
             if (strcmp(rt->res->kind, "Deployment") == 0 && k->deployments_ready)
                 kube_deployment_settle(o);
         }
@@ -457,13 +457,13 @@ static mr_http_response *create(kube *k, const route *rt, const mr_http_request 
     json_object_del(m, "resourceVersion");
     json_object_del(m, "managedFields");
     if (rt->res->namespaced)
-        json_object_set_new(m, "namespace", json_string(rt->ns));
+        KUBE_MUST(json_object_set_new(m, "namespace", json_string(rt->ns)));
     json_t *before = json_object();
     kube_object *o = kube_add(k, rt->res, body);
     if (strcmp(rt->res->kind, "Deployment") == 0) {
         json_t *spec = json_object_get(o->obj, "spec");
         if (json_is_object(spec) && !json_object_get(spec, "replicas"))
-            json_object_set_new(spec, "replicas", json_integer(1));
+            KUBE_MUST(json_object_set_new(spec, "replicas", json_integer(1)));
         if (k->deployments_ready)
             kube_deployment_settle(o);
     }
@@ -528,7 +528,7 @@ static mr_http_response *delete(kube *k, const route *rt, const mr_http_request 
     }
     json_t *gone = kube_render(o);
     json_t *details = kube_details(rt->res, rt->name);
-    json_object_set(details, "uid", json_object_get(json_object_get(gone, "metadata"), "uid"));
+    KUBE_MUST(json_object_set(details, "uid", json_object_get(json_object_get(gone, "metadata"), "uid")));
     char p[16];
     snprintf(p, sizeof p, "%s", policy);
     json_decref(opts);
@@ -538,8 +538,8 @@ static mr_http_response *delete(kube *k, const route *rt, const mr_http_request 
         char now[32];
         kube_now(now, sizeof now);
         json_t *m = json_object_get(gone, "metadata");
-        json_object_set_new(m, "deletionTimestamp", json_string(now));
-        json_object_set_new(m, "finalizers", json_pack("[s]", "foregroundDeletion"));
+        KUBE_MUST(json_object_set_new(m, "deletionTimestamp", json_string(now)));
+        KUBE_MUST(json_object_set_new(m, "finalizers", json_pack("[s]", "foregroundDeletion")));
         json_decref(details);
         return mr_http_reply_json(200, gone);
     }

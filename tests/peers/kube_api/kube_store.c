@@ -255,7 +255,7 @@ static json_t *requirement(char *text, char *why, size_t cap)
             json_decref(values);
             return NULL;
         }
-        json_array_append_new(values, json_string(v));
+        KUBE_MUST(json_array_append_new(values, json_string(v)));
     }
     return json_pack("{s:s, s:s, s:o}", "key", key, "op", op, "values", values);
 }
@@ -284,7 +284,7 @@ json_t *kube_selector_parse(const char *text, char *why, size_t cap)
                     json_decref(reqs);
                     return NULL;
                 }
-                json_array_append_new(reqs, r);
+                KUBE_MUST(json_array_append_new(reqs, r));
             }
             if (end)
                 break;
