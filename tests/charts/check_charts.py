@@ -693,6 +693,10 @@ class PlatformChart(ChartCase):
                          {"MINDROOM_STORE_URL": "redis://redis:6379/3", "MINDROOM_PLATFORM_NAMESPACE": "ns",
                           "MINDROOM_PLATFORM_INSTANCE_CHART": "/usr/share/mindroom/charts/mindroom-instance.tgz",
                           "MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER": "3"})
+        # helm writes its cache and config under the writable /tmp, not the read-only root.
+        self.assertEqual({k: env[k] for k in env if k.startswith("HELM_")},
+                         {"HELM_CACHE_HOME": "/tmp/helm/cache", "HELM_CONFIG_HOME": "/tmp/helm/config",
+                          "HELM_DATA_HOME": "/tmp/helm/data"})
         self.assertEqual(dep["spec"]["replicas"], 1)
         svc = self.objects(docs, "Service")[self.PLATFORM]
         self.assertEqual(svc["spec"]["selector"]["app.kubernetes.io/component"], "platform")
