@@ -327,6 +327,15 @@ static json_t *view(pf_service *svc, const json_t *rec)
 }
 
 /* recorded: the operation is in the store, so the reconcile finishes it. */
+pthread_mutex_t *pf_instance_lock(pf_service *svc, const char *id)
+{
+    /* FNV-1a: instances spread over the stripes; two that share one just wait for each other. */
+    unsigned h = 2166136261u;
+    for (const char *c = id; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    return &svc->stripes[h % PF_LOCK_STRIPES];
+}
+
 static int failed(const char *what, const char *id, bool recorded, const mr_err *err, json_t **body)
 {
     mr_log_error(PF_COMPONENT, "%s %s: %s", what, id, err->msg);
@@ -386,21 +395,47 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     hex_digest(owner, key, hex, 16);
     snprintf(id, sizeof id, "mr-%s", hex);
     mr_err err = {0};
-    pthread_mutex_lock(&svc->lock);
-    json_t *rec = NULL;
-    mr_code rc = load(svc, id, &rec, &err);
-    if (rc == MR_OK) {
-        /* The same key again: the instance it made, finished if a crash cut it short. */
-        if (json_object_get(rec, "op") && finish(svc, rec, NULL, &err) != MR_OK) {
-            int code = failed("create", id, true, &err, body);
-            json_decref(rec);
-            pthread_mutex_unlock(&svc->lock);
-            return code;
-        }
-        *body = view(svc, rec);
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:b, s:s, s:s}", "id", id, "owner", owner, "key", key, "values",
+                            values ? json_deep_copy(values) : json_object(), "suspended", 0, "op", "apply",
+                            "created", now);
+    /* Rendered before anything is stored or applied, and outside the locks (helm is the slow
+     * part): values the chart refuses change nothing. */
+    json_t *vals = rec ? instance_values(svc, rec) : NULL, *docs = NULL;
+    mr_code rc = vals ? pf_render(&svc->settings, id, vals, &docs, &err)
+                      : mr_err_set(&err, MR_ENOMEM, "out of memory creating %s", id);
+    json_decref(vals);
+    if (rc != MR_OK) {
         json_decref(rec);
+        if (rc != MR_EINVAL)
+            return failed("create", id, false, &err, body);
+        *body = detail("values: %s", err.msg);
+        return 422;
+    }
+    pthread_mutex_t *mine_lock = pf_instance_lock(svc, id);
+    pthread_mutex_lock(mine_lock);
+    /* The owner's count and the new record change together: two creates cannot both take the
+     * last place of a quota. */
+    pthread_mutex_lock(&svc->lock);
+    json_t *existing = NULL;
+    rc = load(svc, id, &existing, &err);
+    if (rc == MR_OK) {
         pthread_mutex_unlock(&svc->lock);
-        return 200;
+        json_decref(docs);
+        json_decref(rec);
+        /* The same key again: the instance it made, finished if a crash cut it short. */
+        int code = 200;
+        if (json_object_get(existing, "op") && finish(svc, existing, NULL, &err) != MR_OK)
+            code = failed("create", id, true, &err, body);
+        else
+            *body = view(svc, existing);
+        json_decref(existing);
+        pthread_mutex_unlock(mine_lock);
+        return code;
     }
     char okey[128];
     owner_key(owner, okey, sizeof okey);
@@ -409,53 +444,37 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
         mr_err_clear(&err);
         rc = mr_store_hgetall(svc->rt->store, okey, &mine, &err);
     }
-    if (rc == MR_OK && (long)mine.count >= svc->settings.max_per_owner) {
-        mr_store_hash_free(&mine);
+    size_t count = mine.count;
+    mr_store_hash_free(&mine);
+    if (rc == MR_OK && (long)count >= svc->settings.max_per_owner) {
         pthread_mutex_unlock(&svc->lock);
+        pthread_mutex_unlock(mine_lock);
+        json_decref(docs);
+        json_decref(rec);
         *body = detail("quota reached: %s has %ld instances, the most one owner may have "
                        "(MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER)", owner, svc->settings.max_per_owner);
         return 403;
     }
-    mr_store_hash_free(&mine);
-    char now[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    rec = json_pack("{s:s, s:s, s:s, s:o, s:b, s:s, s:s}", "id", id, "owner", owner, "key", key, "values",
-                    values ? json_deep_copy(values) : json_object(), "suspended", 0, "op", "apply", "created", now);
-    /* Rendered before anything is stored or applied: values the chart refuses change nothing. */
-    json_t *vals = rec ? instance_values(svc, rec) : NULL, *docs = NULL;
-    if (rc == MR_OK && (!rec || !vals))
-        rc = mr_err_set(&err, MR_ENOMEM, "out of memory creating %s", id);
-    if (rc == MR_OK && (rc = pf_render(&svc->settings, id, vals, &docs, &err)) == MR_EINVAL) {
-        json_decref(vals);
-        json_decref(rec);
-        pthread_mutex_unlock(&svc->lock);
-        *body = detail("values: %s", err.msg);
-        return 422;
-    }
-    json_decref(vals);
-    /* Indexed first, then the record: a crash in between leaves an index entry the reconcile
-     * skips, never a record it cannot find. */
+    /* Indexed first, then the record: a crash in between leaves index entries without a record,
+     * which the reconcile removes. */
     if (rc == MR_OK)
         rc = mr_store_hset(svc->rt->store, okey, id, key, strlen(key), &err);
     if (rc == MR_OK)
         rc = mr_store_hset(svc->rt->store, ALL_KEY, id, owner, strlen(owner), &err);
     bool recorded = rc == MR_OK && (rc = save(svc, rec, &err)) == MR_OK;
+    pthread_mutex_unlock(&svc->lock);
     int code = 201;
-    if (rc == MR_OK && finish(svc, rec, docs, &err) != MR_OK)
+    if (rc == MR_OK && finish(svc, rec, docs, &err) != MR_OK) {
         code = failed("create", id, true, &err, body);
-    else if (rc != MR_OK) {
+    } else if (rc != MR_OK) {
         json_decref(docs);
         code = failed("create", id, recorded, &err, body);
-    }
-    else
+    } else {
         *body = view(svc, rec);
-    if (code == 201)
         mr_log_info(PF_COMPONENT, "created instance %s (key %s)", id, key);
+    }
     json_decref(rec);
-    pthread_mutex_unlock(&svc->lock);
+    pthread_mutex_unlock(mine_lock);
     return code;
 }
 
@@ -497,7 +516,8 @@ int pf_instance_list(pf_service *svc, const char *owner, json_t **body)
 
 int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id, bool suspended, json_t **body)
 {
-    pthread_mutex_lock(&svc->lock);
+    pthread_mutex_t *lock = pf_instance_lock(svc, id);
+    pthread_mutex_lock(lock);
     json_t *rec = NULL;
     int code = load_visible(svc, owner, id, &rec, body);
     mr_err err = {0};
@@ -510,7 +530,7 @@ int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id
             *body = view(svc, rec);
     }
     json_decref(rec);
-    pthread_mutex_unlock(&svc->lock);
+    pthread_mutex_unlock(lock);
     return code;
 }
 
@@ -523,12 +543,13 @@ int pf_instance_upgrade(pf_service *svc, const char *owner, const char *id, cons
     }
     if (!check_values(values, body))
         return 422;
-    pthread_mutex_lock(&svc->lock);
+    pthread_mutex_t *lock = pf_instance_lock(svc, id);
+    pthread_mutex_lock(lock);
     json_t *rec = NULL;
     int code = load_visible(svc, owner, id, &rec, body);
     mr_err err = {0};
     if (code != 200) {
-        pthread_mutex_unlock(&svc->lock);
+        pthread_mutex_unlock(lock);
         return code;
     }
     bool set = put(rec, "values", json_deep_copy(values)) && put(rec, "op", json_string("apply"));
@@ -550,13 +571,14 @@ int pf_instance_upgrade(pf_service *svc, const char *owner, const char *id, cons
         mr_log_info(PF_COMPONENT, "upgraded instance %s", id);
     }
     json_decref(rec);
-    pthread_mutex_unlock(&svc->lock);
+    pthread_mutex_unlock(lock);
     return code;
 }
 
 int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_t **body)
 {
-    pthread_mutex_lock(&svc->lock);
+    pthread_mutex_t *lock = pf_instance_lock(svc, id);
+    pthread_mutex_lock(lock);
     json_t *rec = NULL;
     int code = load_visible(svc, owner, id, &rec, body);
     mr_err err = {0};
@@ -571,7 +593,7 @@ int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_
         }
     }
     json_decref(rec);
-    pthread_mutex_unlock(&svc->lock);
+    pthread_mutex_unlock(lock);
     return code;
 }
 
@@ -584,9 +606,19 @@ void pf_reconcile(pf_service *svc)
         return;
     }
     for (size_t i = 0; i < h.count && !mr_runtime_stopping(svc->rt); i++) {
-        pthread_mutex_lock(&svc->lock);
+        pthread_mutex_t *lock = pf_instance_lock(svc, h.entries[i].field);
+        pthread_mutex_lock(lock);
         json_t *rec = NULL;
-        if (load(svc, h.entries[i].field, &rec, &err) == MR_OK) {
+        mr_code rc = load(svc, h.entries[i].field, &rec, &err);
+        if (rc == MR_ENOTFOUND) {
+            /* Index entries a create left when it stopped before its record: they would hold a
+             * place of the owner's quota for ever. */
+            char okey[128];
+            owner_key(h.entries[i].value, okey, sizeof okey);
+            if (mr_store_hdel(svc->rt->store, okey, h.entries[i].field, &err) != MR_OK ||
+                mr_store_hdel(svc->rt->store, ALL_KEY, h.entries[i].field, &err) != MR_OK)
+                mr_log_warn(PF_COMPONENT, "reconcile %s: %s", h.entries[i].field, err.msg);
+        } else if (rc == MR_OK) {
             /* Copied: finishing removes the op from the record. */
             char op[16] = "";
             snprintf(op, sizeof op, "%s", json_string_value(json_object_get(rec, "op")) ?: "");
@@ -596,7 +628,7 @@ void pf_reconcile(pf_service *svc)
                 mr_log_info(PF_COMPONENT, "reconcile %s: finished an interrupted %s", h.entries[i].field, op);
         }
         json_decref(rec);
-        pthread_mutex_unlock(&svc->lock);
+        pthread_mutex_unlock(lock);
     }
     mr_store_hash_free(&h);
 }

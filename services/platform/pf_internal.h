@@ -58,12 +58,18 @@ mr_code pf_render(const pf_settings *s, const char *release, const json_t *value
 mr_code pf_yaml_docs(const char *text, size_t len, json_t **out, mr_err *err);
 
 /* ---- pf_instances.c ---- */
+#define PF_LOCK_STRIPES 32
+
 typedef struct pf_service {
     const mr_runtime *rt;
     pf_settings settings;
     pf_kube *kube;
-    pthread_mutex_t lock;   /* one instance operation at a time: quota and applies stay whole */
+    pthread_mutex_t lock;   /* an owner's count and a new record change together (the quota) */
+    pthread_mutex_t stripes[PF_LOCK_STRIPES]; /* one operation at a time per instance */
 } pf_service;
+
+/* The lock of one instance's operations; taken before svc->lock, never after. */
+pthread_mutex_t *pf_instance_lock(pf_service *svc, const char *id);
 
 /* Each returns an HTTP status and sets *body (a JSON object: the instance, a list, or
  * {"detail"}). owner NULL: the operator, who sees every instance. */

@@ -25,6 +25,8 @@ int mr_platform_serve(const mr_runtime *rt)
         return rc == MR_EINVAL ? 2 : 1;
     }
     pthread_mutex_init(&svc.lock, NULL);
+    for (size_t i = 0; i < PF_LOCK_STRIPES; i++)
+        pthread_mutex_init(&svc.stripes[i], NULL);
     mr_log_info(PF_COMPONENT, "instances in namespace %s from chart %s, API %s", svc.settings.ns, svc.settings.chart,
                 svc.settings.kube_url);
     mr_runtime_set_http_handler(rt, pf_routes_handle, &svc);
@@ -34,6 +36,8 @@ int mr_platform_serve(const mr_runtime *rt)
     } while (!mr_runtime_sleep(rt, (int)svc.settings.reconcile_ms));
     mr_runtime_set_http_handler(rt, NULL, NULL);
     pthread_mutex_destroy(&svc.lock);
+    for (size_t i = 0; i < PF_LOCK_STRIPES; i++)
+        pthread_mutex_destroy(&svc.stripes[i]);
     pf_kube_close(svc.kube);
     pf_settings_free(&svc.settings);
     return 0;

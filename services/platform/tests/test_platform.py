@@ -12,6 +12,7 @@ Exits 77 when helm or redis-server is missing.
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -341,9 +342,17 @@ class Platform(PlatformCase):
         for name in gone:
             self.assertEqual(http("DELETE", f"{self.kube_url}/apis/apps/v1/namespaces/{NS}/deployments/{name}",
                                   headers=headers)[0], 200)
+        # And a create killed between its index entries and its record: a place of the quota
+        # taken by nothing.
+        owner_index = "platform:owner:" + hashlib.sha256(b"alice\n").hexdigest()[:32]
+        self.redis_cli("HSET", "platform:instances", "mr-0000000000000000", "alice")
+        self.redis_cli("HSET", owner_index, "mr-0000000000000000", "lost")
         self.start_platform(MINDROOM_PLATFORM_RECONCILE_SECONDS="1")
         wait_for("the reconcile to clear the operation",
                  lambda: "op" not in json.loads(self.redis_cli("GET", f"platform:instance:{iid}")))
+        wait_for("the reconcile to drop the index entries without a record",
+                 lambda: self.redis_cli("HKEYS", owner_index) == iid)
+        self.assertEqual(self.redis_cli("HKEYS", "platform:instances"), iid)
         now = self.owned(iid)
         self.assertEqual(sorted(now), sorted(whole))
         for key, uid in whole.items():
