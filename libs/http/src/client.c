@@ -58,6 +58,7 @@ mr_code mr_http_client_new(const mr_http_client_opts *opts, mr_http_client **out
             failed = true;
     }
     c->user_agent = dup_or_null(opts->user_agent ? opts->user_agent : "mindroom/" MR_VERSION, &failed);
+    c->ca_file = dup_or_null(opts->ca_file, &failed);
     c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
                                                          : DEFAULT_CONNECT_TIMEOUT_MS;
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -87,6 +88,7 @@ void mr_http_client_free(mr_http_client *c)
         free(c->auth_header);
     }
     free(c->user_agent);
+    free(c->ca_file);
     free(c);
 }
 
@@ -319,6 +321,11 @@ mr_code http_client_prepare(mr_http_client *c, const mr_http_call *call, mr_http
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+    if (c->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) != CURLE_OK) {
+        curl_slist_free_all(hdrs);
+        free(url);
+        return mr_err_set(err, MR_EINVAL, "%s %s: CA file %s cannot be used", out->method, out->url, c->ca_file);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, call->timeout_ms > 0 ? call->timeout_ms : c->timeout_ms);

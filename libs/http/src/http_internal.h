@@ -39,6 +39,7 @@ struct mr_http_client {
     char *base_url;
     char *auth_header;    /* "Authorization: Bearer ..." or NULL */
     char *user_agent;
+    char *ca_file;        /* CURLOPT_CAINFO, or NULL for the system's */
     long connect_timeout_ms, timeout_ms;
     size_t max_response;
     char errbuf[CURL_ERROR_SIZE];

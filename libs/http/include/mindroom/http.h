@@ -161,6 +161,8 @@ typedef struct mr_http_client_opts {
     size_t max_response;        /* larger bodies fail the request; 0 = 16 MiB */
     const char *bearer_token;   /* sent as Authorization: Bearer on every request; may be NULL */
     const char *user_agent;     /* NULL: "mindroom/<version>" */
+    const char *ca_file;        /* PEM bundle that verifies https peers instead of the system's
+                                 * (a Kubernetes service account's ca.crt); may be NULL */
 } mr_http_client_opts;
 
 typedef struct mr_http_result {
