@@ -316,36 +316,53 @@ mr_code http_client_prepare(mr_http_client *c, const mr_http_call *call, mr_http
     mr_strbuf_init(&t->body, c->max_response);
     clock_gettime(CLOCK_MONOTONIC, &t->last_move);
     c->errbuf[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
-    if (c->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) != CURLE_OK) {
-        curl_slist_free_all(hdrs);
-        free(url);
-        return mr_err_set(err, MR_EINVAL, "%s %s: CA file %s cannot be used", out->method, out->url, c->ca_file);
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, call->timeout_ms > 0 ? call->timeout_ms : c->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    /* Each option is checked: a string option can fail for memory, any for a libcurl built
+     * without it. The first failure names the option. */
+    CURLcode sc = CURLE_OK;
+    const char *opt = NULL;
+#define SET(o, v)                                                                                  \
+    do {                                                                                           \
+        if (sc == CURLE_OK && (sc = curl_easy_setopt(e, o, v)) != CURLE_OK)                        \
+            opt = #o;                                                                              \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_USERAGENT, c->user_agent);
+    if (c->ca_file)
+        SET(CURLOPT_CAINFO, c->ca_file);
+    SET(CURLOPT_HTTPHEADER, hdrs);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, call->timeout_ms > 0 ? call->timeout_ms : c->timeout_ms);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, t);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, t);
     if (call->stall_timeout_ms > 0 || call->cancelled) {
-        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
-        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+        SET(CURLOPT_XFERINFODATA, t);
+        SET(CURLOPT_NOPROGRESS, 0L);
     }
-    if (strcmp(out->method, "HEAD") == 0)
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    else if (call->body || strcmp(out->method, "POST") == 0 || strcmp(out->method, "PUT") == 0) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(call->body ? call->body_len : 0));
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body ? call->body : "");
+    if (strcmp(out->method, "HEAD") == 0) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else if (call->body || strcmp(out->method, "POST") == 0 || strcmp(out->method, "PUT") == 0) {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(call->body ? call->body_len : 0));
+        SET(CURLOPT_POSTFIELDS, call->body ? call->body : "");
     }
     if (strcmp(out->method, "GET") != 0 && strcmp(out->method, "HEAD") != 0)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, out->method);
+        SET(CURLOPT_CUSTOMREQUEST, out->method);
+#undef SET
+    if (sc != CURLE_OK) {
+        curl_slist_free_all(hdrs);
+        free(url);
+        mr_strbuf_free(&t->body);
+        if (c->ca_file && strcmp(opt, "CURLOPT_CAINFO") == 0)
+            return mr_err_set(err, MR_EINVAL, "%s %s: CA file %s cannot be used: %s", out->method, out->url,
+                              c->ca_file, curl_easy_strerror(sc));
+        return mr_err_set(err, sc == CURLE_OUT_OF_MEMORY ? MR_ENOMEM : MR_EINTERNAL, "%s %s: setting %s: %s",
+                          out->method, out->url, opt, curl_easy_strerror(sc));
+    }
     *url_out = url;
     *hdrs_out = hdrs;
     return MR_OK;
