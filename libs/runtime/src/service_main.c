@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { OPT_LISTEN = 256, OPT_LOG_FORMAT };
 
@@ -130,6 +131,14 @@ static mr_code per_address_limit(const mr_runtime *rt, unsigned *out, mr_err *er
     return MR_OK;
 }
 
+/* Polling threads for a service that asks for a pool: a core each, and at least 4, so a request
+ * that does wait (a JWKS fetch, an OAuth code exchange) holds up at most a quarter of them. */
+static unsigned http_pool_size(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 4 ? (unsigned)cores : 4u;
+}
+
 /* A service started before its store (Kubernetes starts pods in any order) waits for it with
  * /readyz answering 503, rather than exiting into a restart loop. False when stopped first. */
 static bool wait_for_store(const mr_runtime *rt, const char *name)
@@ -213,7 +222,8 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
         return fail(prog, &err, rc);
     }
     if (listen) {
-        mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics, .max_per_address = per_address};
+        mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics, .max_per_address = per_address,
+                                  .pool_threads = def->http_pool ? http_pool_size() : 0};
         rc = mr_http_server_start(&so, mr_runtime_http_handle, rt, &srv, &err);
         if (rc != MR_OK) {
             mr_err_prefix(&err, "%s", a.listen ? "--listen" : listen_var);

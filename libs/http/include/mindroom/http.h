@@ -88,6 +88,10 @@ typedef struct mr_http_server_opts {
     /* When set, every request is counted in http_requests_total{method,code} and timed in
      * http_request_duration_seconds{method}; the server declares both. */
     mr_http_metrics *metrics;
+    /* 0: a thread per connection, for handlers that may block (long polls, upstream calls).
+     * N: N polling threads, each serving its share of the connections from one epoll set, which
+     * is cheaper a request; a handler that blocks stalls every connection of its thread. */
+    unsigned pool_threads;
 } mr_http_server_opts;
 
 /* Binds, then serves on background threads until mr_http_server_stop. */
