@@ -127,8 +127,9 @@ void ua_auth_stats_get(ua_auth *a, ua_auth_stats *out)
 static bool clean(const char *v)
 {
     for (const char *p = v; *p;) {
-        size_t n = mr_utf8_seq_len(p);
-        if (n == 0 || (unsigned char)*p < 0x20 || *p == 0x7f)
+        unsigned char c = (unsigned char)*p;
+        size_t n = c >= 0x20 && c < 0x7f ? 1 : c >= 0x80 ? mr_utf8_seq_len(p) : 0;
+        if (n == 0)
             return false;
         p += n;
     }
