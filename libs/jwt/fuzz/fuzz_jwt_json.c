@@ -1,6 +1,9 @@
 /* fuzz_jwt_json.c -- libFuzzer entry: any bytes through the JWT JSON parser (src/json.c) and
  * through jansson with JSON_REJECT_DUPLICATES, which it replaced on the verify path; aborts
- * where they disagree on taking an object, or on a string member's value. */
+ * where they disagree on taking an object, or on a member's value. Text with a NUL byte is only
+ * held to our refusing it where jansson does: jansson 2.14 skips a NUL after a literal
+ * ("false\0,null" loads), which we refuse. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(text);
         return 0;
     }
-    if ((st == MR_JWT_JSON_OK) != json_is_object(theirs))
+    bool nul = memchr(data, '\0', size) != NULL;
+    if ((st == MR_JWT_JSON_OK) != json_is_object(theirs) && !(nul && st != MR_JWT_JSON_OK))
         abort();
     if (st == MR_JWT_JSON_OK) {
         if (ours.n != json_object_size(theirs))

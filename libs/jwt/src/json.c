@@ -1,12 +1,14 @@
 /* json.c -- the JSON of a JWT's header and claims: one object whose members are read by name.
  *
- * A token is parsed on every strict-mode request, and jansson's tree (a hash table, an allocation
- * a key and a value) cost as much as a third of an RS256 check. This parser makes one allocation
- * an object and refuses what jansson refuses with JSON_REJECT_DUPLICATES (fuzz_jwt_json holds
- * the two to it): RFC 8259 nesting to a depth of 2048, escapes decoded (a name spelled "\u0065xp" is "exp"), surrogates
- * paired, valid UTF-8 only, no \u0000, no duplicate member names in any object, nothing after the
- * value. Values nested in arrays and objects are checked and skipped; only the strings of a
- * top-level array are read again (aud). */
+ * A token is parsed on every strict-mode request, and jansson's trees (a hash table, an
+ * allocation a name and a value) cost about a tenth of a request of upstream-auth without the
+ * token cache. This parser makes one allocation an object (two with its member list) and refuses
+ * all jansson refuses with JSON_REJECT_DUPLICATES (fuzz_jwt_json holds the two to it), and a NUL
+ * byte between tokens besides, which jansson 2.14 may skip: nesting deeper than 2048, escapes
+ * decoded before names compare (a name spelled "\u0065xp" is "exp"), surrogates paired, valid
+ * UTF-8 only, no \u0000, no duplicate member names in any object, integers within 64 bits, reals
+ * within a double, nothing after the value. Values nested in arrays and objects are checked and
+ * skipped; only the strings of a top-level array are read again (aud). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

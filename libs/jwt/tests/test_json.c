@@ -96,6 +96,11 @@ static void test_refuses_what_jansson_refuses(void **state)
     AGREES("{\"a\":\"unterminated}");
     AGREES("{\"a\":\"nul\0inside\"}");
     AGREES("{\"a\":1}\0");
+    /* jansson 2.14 skips a NUL after a literal; we refuse it, as a NUL anywhere outside strings. */
+    static const char nul_after_literal[] = "{\"a\":[false\0\n,null]}";
+    mr_jwt_json o;
+    char why[128];
+    assert_int_equal(parse(nul_after_literal, sizeof nul_after_literal - 1, &o, why, sizeof why), MR_JWT_JSON_INVALID);
     /* Numbers. */
     AGREES("{\"a\":-0.5e+10}");
     AGREES("{\"a\":1E-3}");
