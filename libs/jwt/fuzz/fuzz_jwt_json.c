@@ -40,8 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < ours.n; i++) {
             const mr_jwt_json_member *m = &ours.members[i];
             json_t *t = json_object_get(theirs, m->name);
-            if (!t || (m->v.kind == MR_JWT_JSON_STRING && (!json_is_string(t) || strcmp(json_string_value(t), m->v.str) != 0)) ||
-                (m->v.kind == MR_JWT_JSON_NUMBER && (!json_is_number(t) || json_number_value(t) != m->v.num)))
+            bool same = t && (m->v.kind != MR_JWT_JSON_STRING ||
+                              (json_is_string(t) && strcmp(json_string_value(t), m->v.str) == 0));
+            same = same && (m->v.kind != MR_JWT_JSON_NUMBER ||
+                            (json_is_number(t) && json_number_value(t) == m->v.num));
+            if (!same)
                 abort();
         }
         mr_jwt_json_free(&ours);

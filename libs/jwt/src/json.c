@@ -47,7 +47,10 @@ static int hex4(const char *s)
     int v = 0;
     for (int i = 0; i < 4; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             return -1;
         v = v * 16 + d;
@@ -420,7 +423,8 @@ bool mr_jwt_json_array_has(const mr_jwt_json_value *array, const char *want)
 {
     char why[64];
     parser p;
-    if (array->kind != MR_JWT_JSON_ARRAY || !parser_open(&p, array->raw, array->raw_len, NULL, why, sizeof why))
+    if (array->kind != MR_JWT_JSON_ARRAY ||
+        !parser_open(&p, array->raw, array->raw_len, NULL, why, sizeof why))
         return false;
     char *arena = p.arena;
     bool found = false;

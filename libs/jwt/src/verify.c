@@ -192,8 +192,8 @@ static mr_code identity_claim(const mr_jwt_json *claims, const char *name, char 
     return *out ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory copying claim \"%s\"", name);
 }
 
-static mr_code fill_identity(const mr_jwt_verifier *v, const mr_jwt_json *claims, const header *h, const mr_jwt_key *key,
-                             double exp, mr_jwt_identity *id, mr_err *err)
+static mr_code fill_identity(const mr_jwt_verifier *v, const mr_jwt_json *claims, const header *h,
+                             const mr_jwt_key *key, double exp, mr_jwt_identity *id, mr_err *err)
 {
     mr_code rc;
     if ((rc = identity_claim(claims, v->email_claim, &id->email, err)) != MR_OK ||

@@ -25,7 +25,9 @@ static bool demo_ready(void *ctx, char *why, size_t cap)
 static mr_http_response *demo_route(void *ctx, const mr_http_request *req)
 {
     (void)ctx;
-    return strcmp(req->path, "/demo") == 0 ? mr_http_reply_text(200, "rtdemo") : mr_http_reply_text(404, "no such route");
+    if (strcmp(req->path, "/demo") == 0)
+        return mr_http_reply_text(200, "rtdemo");
+    return mr_http_reply_text(404, "no such route");
 }
 
 /* Installs the route once MR_RTDEMO_NO_ROUTES names no file; false when stopped first. */
