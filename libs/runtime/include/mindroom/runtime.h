@@ -197,7 +197,7 @@ typedef struct mr_service_def {
     /* More lines for --help's Environment list: the service's own variables; may be NULL. */
     const char *settings_help;
     bool calls_models;        /* sets mr_runtime_opts.model_settings */
-    /* Serve HTTP from a pool of polling threads (one per core, at least 4) rather than a thread
+    /* Serve HTTP from a pool of polling threads (one per core, at least 2) rather than a thread
      * per connection: for services whose handlers answer from memory and wait rarely and
      * briefly, as a waiting handler stalls the other connections of its thread. */
     bool http_pool;
