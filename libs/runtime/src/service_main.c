@@ -131,9 +131,9 @@ static mr_code per_address_limit(const mr_runtime *rt, unsigned *out, mr_err *er
     return MR_OK;
 }
 
-/* Polling threads for a service that asks for a pool: a core each (more only add thread switches:
- * on 2 cores, 4 threads cost an RS256 forward-auth request about 15% more CPU than 2), and at
- * least 2, so a request that waits holds up half the connections at most. */
+/* Polling threads for a service that asks for a pool: a core each, as more only add thread
+ * switches (on 2 cores, 4 threads cost a forward-auth request up to 15% more CPU than 2 in our
+ * runs), and at least 2, so a request that waits holds up half the connections at most. */
 static unsigned http_pool_size(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
