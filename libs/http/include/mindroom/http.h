@@ -95,6 +95,10 @@ typedef struct mr_http_server_opts {
     /* The server's own error answers in the service's shape; NULL: the Matrix shape of
      * mr_http_reply_error. */
     mr_http_error_fn error_reply;
+    /* 0: a thread per connection, for handlers that may block (long polls, upstream calls).
+     * N: N polling threads, each serving its share of the connections from one epoll set, which
+     * is cheaper a request; a handler that blocks stalls every connection of its thread. */
+    unsigned pool_threads;
 } mr_http_server_opts;
 
 /* Binds, then serves on background threads until mr_http_server_stop. */
