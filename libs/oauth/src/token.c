@@ -9,10 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/http.h"
+#include "mindroom/ids.h"
 
 #define TOKEN_TIMEOUT_MS 10000L
 #define TOKEN_RESPONSE_MAX (1024 * 1024)
+/* How often a call waiting for another's refresh looks at the store. */
+#define REFRESH_POLL_MS 50
 
 void mr_oauth_form_add(mr_strbuf *b, const char *name, const char *value)
 {
@@ -149,10 +153,9 @@ static mr_code save(mr_store *s, const char *user_id, const char *provider, json
  * section 6: the provider MAY issue a new one). */
 static mr_code refresh(const mr_oauth_client *c, json_t *old, json_t **fresh, mr_err *err)
 {
-    const char *rt = json_string_value(json_object_get(old, "refresh_token"));
     mr_strbuf form = {0};
     mr_oauth_form_add(&form, "grant_type", "refresh_token");
-    mr_oauth_form_add(&form, "refresh_token", rt);
+    mr_oauth_form_add(&form, "refresh_token", json_string_value(json_object_get(old, "refresh_token")));
     mr_code rc = mr_oauth_token_request(c, &form, fresh, err);
     mr_oauth_form_wipe(&form);
     if (rc == MR_OK && !json_object_get(*fresh, "refresh_token") &&
@@ -164,6 +167,43 @@ static mr_code refresh(const mr_oauth_client *c, json_t *old, json_t **fresh, mr
     return rc;
 }
 
+/* Refreshes stale credentials under the refresh lock, which the holder deletes when done.
+ * Returns the credentials to use in *creds (replacing the stale ones it was given). */
+static mr_code refresh_locked(mr_store *s, const char *user_id, const char *provider, const mr_oauth_client *c,
+                              const char *lock, json_t **creds, mr_err *err)
+{
+    /* Whoever held the lock before may have refreshed since we read them. */
+    json_t *now = NULL;
+    mr_code rc = load(s, user_id, provider, &now, err);
+    if (rc == MR_OK && seconds_left(now) >= MR_OAUTH_REFRESH_MARGIN_S) {
+        json_decref(*creds);
+        *creds = now;
+    } else if (rc == MR_OK && !json_string_value(json_object_get(now, "refresh_token"))) {
+        json_decref(now);
+        rc = mr_err_set(err, MR_ENOTFOUND, "the %s access token of %s has expired and there is no refresh token",
+                        provider, user_id);
+    } else if (rc == MR_OK) {
+        json_t *fresh = NULL;
+        rc = refresh(c, now, &fresh, err);
+        json_decref(now);
+        if (rc == MR_OK && (rc = save(s, user_id, provider, fresh, err)) == MR_OK) {
+            json_decref(*creds);
+            *creds = fresh;
+        } else {
+            json_decref(fresh);
+        }
+        if (rc == MR_EAUTH) {
+            /* The grant is gone (revoked, expired): only connecting again helps. */
+            char why[MR_ERR_MSG_MAX];
+            snprintf(why, sizeof why, "%s", err ? err->msg : "refused");
+            rc = mr_err_set(err, MR_ENOTFOUND, "refreshing the %s credentials of %s: %.300s", provider, user_id,
+                            why);
+        }
+    }
+    mr_store_del(s, lock, NULL);
+    return rc;
+}
+
 mr_code mr_oauth_credentials_fresh(mr_store *s, const char *user_id, const char *provider, const mr_oauth_client *c,
                                    char **access_token, mr_err *err)
 {
@@ -172,36 +212,30 @@ mr_code mr_oauth_credentials_fresh(mr_store *s, const char *user_id, const char 
     mr_code rc = load(s, user_id, provider, &creds, err);
     if (rc != MR_OK)
         return rc;
-    if (seconds_left(creds) < MR_OAUTH_REFRESH_MARGIN_S) {
-        const char *old_rt = json_string_value(json_object_get(creds, "refresh_token"));
-        json_t *fresh = NULL;
-        if (!old_rt) {
-            rc = mr_err_set(err, MR_ENOTFOUND, "the %s access token of %s has expired and there is no refresh token",
-                            provider, user_id);
-        } else if ((rc = refresh(c, creds, &fresh, err)) == MR_OK) {
-            rc = save(s, user_id, provider, fresh, err);
+    /* One refresh at a time per user and provider, across threads and replicas: a provider that
+     * rotates refresh tokens refuses the second use of one, which would cost the person their
+     * connection. The others wait for the holder's result in the store. */
+    char lock[MR_ID_MAX + MR_OAUTH_PROVIDER_MAX + 32];
+    snprintf(lock, sizeof lock, "oauth:refresh:%s:%s", provider, user_id);
+    long long give_up = mr_clock_mono_ms() + MR_OAUTH_REFRESH_LOCK_MS;
+    while (rc == MR_OK && seconds_left(creds) < MR_OAUTH_REFRESH_MARGIN_S) {
+        bool won = false;
+        if ((rc = mr_store_set_nx(s, lock, "1", 1, MR_OAUTH_REFRESH_LOCK_MS, &won, err)) != MR_OK)
+            break;
+        if (won) {
+            rc = refresh_locked(s, user_id, provider, c, lock, &creds, err);
+            break;
+        }
+        if (mr_clock_mono_ms() > give_up) {
+            rc = mr_err_set(err, MR_EUNAVAIL, "another refresh of the %s credentials of %s did not finish in %d s",
+                            provider, user_id, MR_OAUTH_REFRESH_LOCK_MS / 1000);
+            break;
+        }
+        mr_clock_sleep_ms(REFRESH_POLL_MS);
+        json_t *now = NULL;
+        if ((rc = load(s, user_id, provider, &now, err)) == MR_OK) {
             json_decref(creds);
-            creds = fresh;
-        } else if (rc == MR_EAUTH) {
-            /* Another replica may have refreshed first and used the refresh token up: its
-             * credentials are in the store now. */
-            json_t *now = NULL;
-            mr_err again = {0};
-            const char *now_rt = NULL;
-            if (load(s, user_id, provider, &now, &again) == MR_OK &&
-                (now_rt = json_string_value(json_object_get(now, "refresh_token"))) && strcmp(now_rt, old_rt) != 0 &&
-                seconds_left(now) >= MR_OAUTH_REFRESH_MARGIN_S) {
-                json_decref(creds);
-                creds = now;
-                rc = MR_OK;
-            } else {
-                /* The grant is gone (revoked, expired): only connecting again helps. */
-                char why[MR_ERR_MSG_MAX];
-                snprintf(why, sizeof why, "%s", err ? err->msg : "refused");
-                json_decref(now);
-                rc = mr_err_set(err, MR_ENOTFOUND, "refreshing the %s credentials of %s: %.300s", provider, user_id,
-                                why);
-            }
+            creds = now;
         }
     }
     if (rc == MR_OK && !(*access_token = strdup(json_string_value(json_object_get(creds, "access_token")))))

@@ -141,7 +141,7 @@ static mr_code oauth_api_run(const mr_tools_env *env, json_t *args, long long de
     char *token = NULL;
     rc = mr_oauth_credentials_fresh(env->oauth->store, env->requester, p->name, &client, &token, err);
     if (rc == MR_ENOTFOUND)
-        return connect_link(env, p, "Not connected yet:", out, err);
+        return connect_link(env, p, "Not connected, or the connection has expired:", out, err);
     if (rc != MR_OK) {
         mr_err_prefix(err, "%s", TOOL);
         return rc;

@@ -52,6 +52,9 @@ struct fake_provider {
     size_t ngrants;
     char last_api_token[32];
     unsigned api_ok, api_refused;
+    pthread_cond_t arrived;
+    unsigned hold, held;          /* refreshes to gather before answering any, and gathered */
+    long hold_ms;
 };
 
 /* Decodes a form body into params (names and values percent-decoded, '+' as space). */
@@ -198,6 +201,24 @@ static mr_http_response *issue(fake_provider *p, const char *scope)
  * with the lock held. */
 static mr_http_response *refresh(fake_provider *p, const mr_http_param *ps, size_t n)
 {
+    if (p->hold) {
+        /* Gather the refreshes that come together, then answer them in turn (the test makes
+         * concurrent callers visible); after hold_ms, answer whatever came. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += p->hold_ms / 1000;
+        until.tv_nsec += (p->hold_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        p->held++;
+        pthread_cond_broadcast(&p->arrived);
+        while (p->hold && p->held < p->hold && pthread_cond_timedwait(&p->arrived, &p->mu, &until) == 0)
+            ;
+        p->hold = 0;
+        pthread_cond_broadcast(&p->arrived);
+    }
     const char *rt = param(ps, n, "refresh_token");
     token_pair *g = NULL;
     for (size_t i = 0; rt && i < p->ngrants; i++)
@@ -264,6 +285,7 @@ fake_provider *fp_start(const char *client_id, const char *client_secret)
     p->client_secret = strdup(client_secret);
     p->expires_in = 3600;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->arrived, NULL);
     mr_http_server_opts o = {.listen = "127.0.0.1:0"};
     mr_err err = {0};
     if (mr_http_server_start(&o, handle, p, &p->srv, &err) != MR_OK)
@@ -286,6 +308,7 @@ void fp_stop(fake_provider *p)
         free(p->codes[i].scope);
     }
     params_free(p->last, p->nlast);
+    pthread_cond_destroy(&p->arrived);
     pthread_mutex_destroy(&p->mu);
     free(p->client_id);
     free(p->client_secret);
@@ -363,5 +386,14 @@ void fp_last_api_token(fake_provider *p, char out[32])
 {
     pthread_mutex_lock(&p->mu);
     memcpy(out, p->last_api_token, sizeof p->last_api_token);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fp_hold_refreshes(fake_provider *p, unsigned n, long ms)
+{
+    pthread_mutex_lock(&p->mu);
+    p->hold = n;
+    p->held = 0;
+    p->hold_ms = ms;
     pthread_mutex_unlock(&p->mu);
 }

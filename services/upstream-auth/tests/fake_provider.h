@@ -29,6 +29,9 @@ void fp_set_expires_in(fake_provider *p, long seconds);
 /* Every token issued so far stops working, access and refresh alike (the user revoked the app). */
 void fp_revoke_all(fake_provider *p);
 unsigned fp_refreshes(fake_provider *p);
+/* The next refresh requests wait until n have come or ms have passed, then are answered in turn:
+ * callers that refresh at once meet at the provider, as they would when the network is slow. */
+void fp_hold_refreshes(fake_provider *p, unsigned n, long ms);
 /* The bearer token of the last API request ("" when it had none). */
 void fp_last_api_token(fake_provider *p, char out[32]);
 

@@ -7,6 +7,7 @@
  *   oauth:connect:<sha256 hex of the token>       the grant (JSON), TTL = the token's lifetime
  *   oauth:connect:<sha256 hex of the token>:used  set once when the token is redeemed
  *   oauth:cred:<provider>:<matrix user id>        the provider's token response, sealed
+ *   oauth:refresh:<provider>:<matrix user id>     held while one caller refreshes those
  * The token itself is never stored, only its SHA-256. */
 #ifndef MINDROOM_OAUTH_H
 #define MINDROOM_OAUTH_H
@@ -117,10 +118,13 @@ mr_code mr_oauth_exchange_code(const mr_oauth_client *c, const char *code, const
 
 /* An access token this close to its expiry (seconds) is refreshed before it is used. */
 #define MR_OAUTH_REFRESH_MARGIN_S 60
+/* The lifetime of the refresh lock, and how long a call waits for another's refresh. */
+#define MR_OAUTH_REFRESH_LOCK_MS 15000
 
 /* The access token of user_id for provider, refreshed first (grant_type=refresh_token, RFC 6749
  * section 6; the new credentials sealed in place of the old) when it expires within
- * MR_OAUTH_REFRESH_MARGIN_S. MR_ENOTFOUND: no credentials, or they expired and cannot be
+ * MR_OAUTH_REFRESH_MARGIN_S; one refresh at a time per user and provider (oauth:refresh:, set
+ * if absent), the others waiting for its result. MR_ENOTFOUND: no credentials, or they expired and cannot be
  * refreshed (no refresh token, or the provider refused it): the user must connect again.
  * MR_EUNAVAIL: the provider could not refresh them now. *access_token is malloc'd. */
 mr_code mr_oauth_credentials_fresh(mr_store *s, const char *user_id, const char *provider, const mr_oauth_client *c,
