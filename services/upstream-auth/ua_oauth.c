@@ -96,7 +96,9 @@ static mr_http_response *redirect_to_provider(const ua_oauth *o, const ua_provid
     explicit_bzero(verifier, sizeof verifier);
     mr_strbuf url = {0};
     mr_strbuf_puts(&url, p->authorize_url);
-    mr_strbuf_puts(&url, strchr(p->authorize_url, '?') ? "&" : "?");
+    /* mr_oauth_form_add puts '&' before each parameter unless the URL ends in '?'. */
+    if (!strchr(p->authorize_url, '?'))
+        mr_strbuf_puts(&url, "?");
     mr_oauth_form_add(&url, "response_type", "code");
     mr_oauth_form_add(&url, "client_id", p->client_id);
     mr_oauth_form_add(&url, "redirect_uri", p->redirect_url);

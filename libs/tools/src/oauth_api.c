@@ -86,8 +86,8 @@ static mr_code connect_link(const mr_tools_env *env, const mr_oauth_provider_cfg
         return rc;
     }
     mr_strbuf_printf(out, "%s %s must connect their %s account first. Give them this link; it works once, for "
-                     "them only, for 10 minutes: %s\nOnce they have connected, call %s again.", why, env->requester,
-                     p->name, link, TOOL);
+                     "them only, for %ld minutes: %s\nOnce they have connected, call %s again.", why, env->requester,
+                     p->name, MR_OAUTH_CONNECT_TTL_DEFAULT_MS / 60000, link, TOOL);
     explicit_bzero(link, sizeof link);
     return MR_OK;
 }

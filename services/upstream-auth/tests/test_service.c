@@ -519,6 +519,10 @@ static void test_oauth_tool_through_the_connect_flow(void **state)
     fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     header_mode_env();
     provider_env(fp);
+    /* An authorize URL with its own query keeps it, and the flow's parameters follow it. */
+    char authorize[128];
+    snprintf(authorize, sizeof authorize, "%s?prompt=consent", fp_authorize_url(fp));
+    setenv("MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL", authorize, 1);
     ua_proc *p = &((svc_fixture *)*state)->proc;
     ua_proc_start(p);
 
@@ -545,11 +549,15 @@ static void test_oauth_tool_through_the_connect_flow(void **state)
     expect_status(p, link, BOB_HEADERS, 403,
                   "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
     char *to_provider = authorize_redirect(p, link, CAROL_HEADERS);
+    char expected[256];
+    snprintf(expected, sizeof expected, "%s&response_type=code&client_id=gh-client&", authorize);
+    assert_true(strncmp(to_provider, expected, strlen(expected)) == 0);
     expect_status(p, link, CAROL_HEADERS, 409, "{\"detail\":\"Connect token was already used; ask the agent for a new link\"}");
     /* The first access token is issued close to its expiry, as if the person had connected a
      * while ago: the next call must refresh it first. */
     fp_set_expires_in(fp, MR_OAUTH_REFRESH_MARGIN_S / 2);
     char *callback = provider_redirect(to_provider, p->port);
+    assert_string_equal(fp_last_authorize_param(fp, "prompt"), "consent");
     assert_string_equal(fp_last_authorize_param(fp, "scope"), "repo");
     expect_status(p, callback, CAROL_HEADERS, 200, NULL);
     fp_set_expires_in(fp, 3600);
