@@ -85,7 +85,7 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
     const mr_config *cfg = svc->roster.cfg;
     mr_tools_oauth oauth = {.store = svc->rt->store, .providers = cfg->oauth_providers,
                             .n_providers = cfg->n_oauth_providers, .dotenv = &svc->rt->env,
-                            .public_url = mr_runtime_setting(svc->rt, NULL, "MINDROOM_PUBLIC_URL", NULL)};
+                            .public_url = ts.public_url};
     mr_tools_env env = {
         .entity = e->name,
         .requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender,
