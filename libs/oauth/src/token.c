@@ -17,6 +17,8 @@
 #define TOKEN_RESPONSE_MAX (1024 * 1024)
 /* How often a call waiting for another's refresh looks at the store. */
 #define REFRESH_POLL_MS 50
+/* A hundred years. */
+#define MAX_LIFETIME_S (100LL * 366 * 86400)
 
 void mr_oauth_form_add(mr_strbuf *b, const char *name, const char *value)
 {
@@ -109,12 +111,14 @@ mr_code mr_oauth_exchange_code(const mr_oauth_client *c, const char *code, const
 
 /* ---- a requester's credentials, refreshed before they expire ---------------------------- */
 
-/* Seconds left of an access token; LLONG_MAX when the provider gave no expires_in. */
+/* Seconds left of an access token; LLONG_MAX when the provider gave no expires_in (or one past
+ * any sensible lifetime, which must not overflow the sum). */
 static long long seconds_left(json_t *creds)
 {
     json_t *in = json_object_get(creds, "expires_in");
     json_t *at = json_object_get(creds, "obtained_at");
-    if (!json_is_integer(in) || !json_is_integer(at))
+    if (!json_is_integer(in) || !json_is_integer(at) || json_integer_value(in) > MAX_LIFETIME_S ||
+        json_integer_value(at) < 0 || json_integer_value(at) > LLONG_MAX / 2)
         return LLONG_MAX;
     return json_integer_value(at) + json_integer_value(in) - (long long)time(NULL);
 }

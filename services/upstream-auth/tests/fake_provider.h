@@ -1,9 +1,10 @@
 /* fake_provider.h -- a tiny OAuth 2.0 provider on loopback, standing in for an external service:
  * GET /authorize issues a code and redirects to the redirect_uri with the state (RFC 6749
  * section 4.1.2), POST /token exchanges it once for tokens (section 4.1.3, client_secret_post,
- * PKCE S256 per RFC 7636) or refreshes them (section 6, the refresh token rotated as GitHub and
- * Google do for rotating clients), errors as section 5.2 names them; GET /api/user is its API,
- * answering 401 with RFC 6750's challenge to a missing, expired or revoked bearer token.
+ * PKCE S256 per RFC 7636) or refreshes them (section 6, the refresh token rotated as GitHub
+ * Apps rotate theirs: a new one with each refresh, the old one refused), with the errors of
+ * section 5.2; GET /api/user is its API, answering 401 with RFC 6750's challenge to a missing,
+ * expired or revoked bearer token.
  * Failures abort the test. */
 #ifndef MINDROOM_UA_FAKE_PROVIDER_H
 #define MINDROOM_UA_FAKE_PROVIDER_H
