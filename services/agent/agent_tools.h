@@ -21,6 +21,8 @@ typedef struct tool_settings {
     bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: those two tools work in the agent's
                                     workspace; off by default */
     bool website_private_ok;     /* MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE=1 */
+    const char *public_url;      /* MINDROOM_PUBLIC_URL, an http(s) URL, the base of oauth_api's
+                                    connect links; NULL: unset (the links are paths) */
 } tool_settings;
 
 /* MR_EINVAL naming the setting and its range for a bad value. */

@@ -86,6 +86,10 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
     char *workspace = tool_workspace(svc->rt, e->name);
     tool_sender sender = {.svc = svc, .t = t, .e = e};
     atomic_init(&sender.seq, 0);
+    const mr_config *cfg = svc->roster.cfg;
+    mr_tools_oauth oauth = {.store = svc->rt->store, .providers = cfg->oauth_providers,
+                            .n_providers = cfg->n_oauth_providers, .dotenv = &svc->rt->env,
+                            .public_url = ts.public_url};
     mr_tools_env env = {
         .entity = e->name,
         .requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender,
@@ -100,6 +104,7 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
         .send_ctx = &sender,
         .schedule = schedule_for,
         .schedule_ctx = &sender,
+        .oauth = &oauth,
     };
     if (!workspace)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory preparing tools");

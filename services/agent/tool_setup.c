@@ -52,8 +52,12 @@ mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err
         rc = read_flag(rt, "MINDROOM_TOOL_FILE_AND_SHELL", &fs, err);
     if (rc != MR_OK)
         return rc;
+    /* Connect links go to people: a URL their browser can open, never a bare host. */
+    const char *pub = mr_runtime_setting(rt, NULL, "MINDROOM_PUBLIC_URL", NULL);
+    if (pub && strncmp(pub, "https://", 8) != 0 && strncmp(pub, "http://", 7) != 0)
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_PUBLIC_URL: \"%.200s\" is not an http(s) URL", pub);
     *out = (tool_settings){.timeout_ms = secs * 1000, .max_output = (size_t)bytes, .max_rounds = (int)rounds,
-                           .file_and_shell = fs, .website_private_ok = priv};
+                           .file_and_shell = fs, .website_private_ok = priv, .public_url = pub};
     return MR_OK;
 }
 

@@ -12,6 +12,8 @@ static const char *const tool_names[] = {
     "gmail", "google_drive", "browser", "e2b", "spotify", "homeassistant", "update_awareness",
     "openclaw_compat", "attachments", "matrix_room", "matrix_api", "chat_ui", "thread_tags",
     "thread_resolution", "config_manager", "subagents",
+    /* This build's own: an OAuth provider's API with the requester's credential. */
+    "oauth_api",
 };
 
 const char *const *cfg_tool_names(size_t *n)

@@ -497,7 +497,7 @@ static const bad_case bad_cases[] = {
      {"config.yaml:1:1: agnets: unknown key 'agnets'; did you mean 'agents'?"}},
     {"unknown_top_key_no_hint", "plugins: []\n", 1,
      {"config.yaml:1:1: plugins: unknown key 'plugins'; expected one of: agents, authorization, bot_accounts, "
-      "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, rooms, router, "
+      "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
       "teams"}},
     {"unknown_agent_key_hint", MODELS "agents:\n  code:\n    modle: default\n", 1,
      {"config.yaml:4:5: agents.code.modle: unknown key 'modle'; did you mean 'model'?"}},
@@ -718,7 +718,7 @@ static void test_diag_format(void **state)
     const char *yaml = "foo: 1\n";
     assert_int_equal(mr_config_parse(yaml, strlen(yaml), "c.yaml", &cfg, &d, NULL), MR_EINVAL);
     const char *want = "c.yaml:1:1: foo: unknown key 'foo'; expected one of: agents, authorization, bot_accounts, "
-                       "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, rooms, router, "
+                       "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
       "teams";
     char small[16];
     assert_int_equal(mr_config_diag_format(&d, 0, small, sizeof small), (int)strlen(want));

@@ -156,6 +156,19 @@ typedef struct mr_mcp_server_cfg {
     long timeout_seconds; /* per request; 0 when unset (30) */
 } mr_mcp_server_cfg;
 
+/* An OAuth 2.0 provider whose API the oauth_api tool calls with each requester's own credential
+ * (seed 004's connect flow). The client secret stays in .env: client_secret_env names its
+ * variable, by default the MINDROOM_OAUTH_<NAME>_CLIENT_SECRET that mindroom-upstream-auth reads. */
+typedef struct mr_oauth_provider_cfg {
+    char *name;              /* key under oauth_providers:, [a-z0-9_]{1,64} */
+    char *authorize_url;     /* https (http only to loopback) */
+    char *token_url;         /* https (http only to loopback) */
+    char *client_id;
+    char *client_secret_env; /* never NULL once loaded */
+    mr_strlist scopes;       /* scope tokens (RFC 6749 section 3.3) the connect link asks for */
+    char *api_base_url;      /* oauth_api sends the bearer token to URLs under this one only */
+} mr_oauth_provider_cfg;
+
 typedef struct mr_config {
     char *path;           /* file it was loaded from, or the name given to mr_config_parse */
     mr_model_cfg *models;   size_t n_models;
@@ -171,6 +184,7 @@ typedef struct mr_config {
     mr_defaults_cfg defaults;
     mr_memory_cfg memory;
     mr_mcp_server_cfg *mcp_servers; size_t n_mcp_servers;
+    mr_oauth_provider_cfg *oauth_providers; size_t n_oauth_providers;
     int refcount;         /* managed by mr_config_retain / mr_config_release */
 } mr_config;
 
@@ -224,6 +238,7 @@ const mr_mcp_server_cfg *mr_config_mcp_server(const mr_config *cfg, const char *
 bool mr_config_tool_known(const char *name);
 const mr_team_cfg *mr_config_team(const mr_config *cfg, const char *name);
 const mr_room_cfg *mr_config_room(const mr_config *cfg, const char *key);
+const mr_oauth_provider_cfg *mr_config_oauth_provider(const mr_config *cfg, const char *name);
 
 /* The model providers the loader accepts, NULL-terminated. */
 extern const char *const mr_config_providers[];
