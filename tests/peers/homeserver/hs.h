@@ -50,6 +50,7 @@ typedef struct hs_user {
     hs_device **devices;
     size_t ndevices;
     json_t *filters;     /* array; the filter ID is the index */
+    long long timeline_served; /* timeline events its syncs carried, for /_test/state */
 } hs_user;
 
 typedef struct hs_event {
@@ -67,6 +68,7 @@ typedef struct hs_room {
     bool published;      /* listed in the public room directory */
     json_t *typing;      /* user_id -> expiry (monotonic ms) */
     long long typing_pos;
+    long long member_pos;  /* stream position of its latest m.room.member event */
 } hs_room;
 
 typedef struct hs {
@@ -95,6 +97,7 @@ typedef struct hs {
     int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait */
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
+    char *held_room;         /* /_test/hold: sends into this room wait until it is released */
 } hs;
 
 /* What an endpoint gets: the request, path captures, the parsed body and the caller. */
@@ -161,6 +164,8 @@ mr_http_response *hs_ok(json_t *body);    /* 200 with body (taken) */
 mr_http_response *hs_limit_exceeded(long long retry_after_ms);
 /* 401 M_UNKNOWN_TOKEN, soft_logout false; why NULL for Synapse's "Unrecognised access token". */
 mr_http_response *hs_unknown_token(const char *why);
+/* The 401 a request with this token gets: soft_logout when it was ended by /_test/soft_logout. */
+mr_http_response *hs_token_refused(hs *h, const char *token);
 /* The access token of a request (Authorization: Bearer, else ?access_token=), or NULL. */
 const char *hs_request_token(const mr_http_request *req);
 /* Field readers: NULL when fine (out set, or left NULL for an absent optional field), else a
@@ -234,6 +239,7 @@ void hs_xsign_query(hs_call *c, const char *user_id, json_t *reply);
 mr_http_response *hs_send_to_device(hs_call *c);
 
 mr_http_response *hs_test_ratelimit(hs_call *c);
+mr_http_response *hs_test_hold(hs_call *c);
 mr_http_response *hs_test_state(hs_call *c);
 mr_http_response *hs_test_soft_logout(hs_call *c);
 mr_http_response *hs_test_clock(hs_call *c);
