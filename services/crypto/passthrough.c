@@ -51,6 +51,11 @@ mr_code crypto_inbound_parse(const char *value, size_t len, crypto_inbound *out,
     rc = need_account_room(out->root, &out->room_id, err);
     if (rc == MR_OK)
         rc = check_event(e, &out->event_id, err);
+    json_t *enc = json_object_get(out->root, "encryption");
+    if (rc == MR_OK && enc && !json_is_object(enc))
+        rc = mr_err_set(err, MR_EINVAL, "encryption: not an object");
+    else if (rc == MR_OK && enc && !mr_msg_string(enc, "algorithm"))
+        rc = mr_err_set(err, MR_EINVAL, "encryption.algorithm: missing or not a string");
     if (rc != MR_OK) {
         crypto_inbound_free(out);
         return rc;

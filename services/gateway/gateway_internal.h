@@ -93,6 +93,8 @@ typedef struct gw {
     gw_syncs *_Atomic syncs;     /* the running sync loops (sync_driver.c), or NULL */
     pthread_mutex_t pub_lock;   /* guards pub_rooms (room_publisher.c) */
     json_t *pub_rooms;
+    pthread_mutex_t enc_lock;   /* guards enc_rooms (room_encryption.c) */
+    json_t *enc_rooms;
     gw_crash crash;
     atomic_bool bootstrapped;
     atomic_bool send_ready;
@@ -165,6 +167,20 @@ json_t *gw_pub_others(gw *g, const char *user_id);
 mr_code gw_pub_set_facts(gw *g, const char *room_id, const char *key, const char *alias, mr_err *err);
 /* {key, alias} of a managed room (a new reference), NULL for other rooms. */
 json_t *gw_pub_facts(gw *g, const char *room_id);
+
+/* ---- room_encryption.c ---- */
+mr_code gw_enc_init(gw *g, mr_err *err);
+void gw_enc_free(gw *g);
+/* Notes ev when it is the room's m.room.encryption state event (kept in the store); *enc, the
+ * room's content as its events are published, is then replaced by ev's. */
+mr_code gw_enc_note(gw *g, const char *room_id, json_t *ev, json_t **enc, mr_err *err);
+/* The room's m.room.encryption content (a new reference), NULL when it is not known encrypted:
+ * from memory, the store, or (once per process, when m is not NULL) the homeserver as m's
+ * account sees it. MR_EUNAVAIL when the homeserver could not be asked: try again. */
+mr_code gw_enc_of(gw *g, mr_matrix *m, const char *room_id, json_t **content, mr_err *err);
+/* MR_EPERM naming the room when req (a room_event send_request) is a cleartext m.room.message
+ * for a room known encrypted. */
+mr_code gw_enc_check_send(gw *g, mr_matrix *m, json_t *req, mr_err *err);
 
 /* ---- sync_parse.c ---- */
 /* The event ID of a room event whole enough to travel (non-empty event_id, type and sender, an

@@ -351,7 +351,8 @@ static int run(gw *g)
 {
     mr_err err = {0};
     mr_code rc = settings_load(g, &err);
-    if (rc == MR_OK && (rc = gw_pub_init(g, &err)) == MR_OK && (rc = gw_metrics_declare(g, &err)) == MR_OK &&
+    if (rc == MR_OK && (rc = gw_pub_init(g, &err)) == MR_OK && (rc = gw_enc_init(g, &err)) == MR_OK &&
+        (rc = gw_metrics_declare(g, &err)) == MR_OK &&
         (rc = mr_authz_new(g->cfg, g->s.server_name, g->s.ns, &g->az, &err)) == MR_OK)
         rc = plan(g, &err);
     if (rc != MR_OK) {
@@ -396,6 +397,7 @@ int mr_gateway_serve(const mr_runtime *rt)
     int status = run(&g);
     gw_accounts_free(&g);
     gw_pub_free(&g);
+    gw_enc_free(&g);
     mr_authz_free(g.az);
     settings_free(&g.s);
     mr_config_release(g.cfg);

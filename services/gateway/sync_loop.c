@@ -86,25 +86,33 @@ static bool is_history(const gw *g, long long cutoff, long long ts)
     return ts < cutoff || mr_clock_wall_ms() - ts > g->s.answer_max_age_ms;
 }
 
-static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_t *events,
+/* Publishes the events of a room, each with the room's facts and m.room.encryption (asked of
+ * the homeserver through m, once, when the gateway has no record of the room). */
+static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long cutoff, json_t *events,
                            const char *membership, bool timeline, batch *b, mr_err *err)
 {
     gw *g = l->g;
     size_t i;
-    json_t *ev;
+    json_t *ev, *enc = NULL;
     json_t *facts = json_array_size(events) ? gw_pub_facts(g, room_id) : NULL;
-    json_array_foreach(events, i, ev) {
+    /* Only a joined account may read the room's state. */
+    mr_matrix *reader = strcmp(membership, "join") == 0 ? m : NULL;
+    mr_code rc = json_array_size(events) ? gw_enc_of(g, reader, room_id, &enc, err) : MR_OK;
+    json_array_foreach(rc == MR_OK ? events : NULL, i, ev) {
         const char *id = gw_sync_event_id(ev);
+        if ((rc = gw_enc_note(g, room_id, ev, &enc, err)) != MR_OK)
+            break;
         if (!id || !gw_pub_claim(g, room_id, id, l->a->user_id))
             continue;
         json_t *ts = json_object_get(ev, "origin_server_ts");
         bool history = is_history(g, cutoff, json_integer_value(ts));
         json_t *msg = gw_sync_inbound(l->a->user_id, room_id, ev, membership, history, facts);
-        mr_code rc = publish(g, "matrix.inbound", room_id, msg, err);
-        if (rc != MR_OK) {
-            json_decref(facts);
-            return rc;
+        if (msg && enc && json_object_set(msg, "encryption", enc) != 0) {
+            json_decref(msg);
+            msg = NULL;
         }
+        if ((rc = publish(g, "matrix.inbound", room_id, msg, err)) != MR_OK)
+            break;
         b->inbound++;
         b->history += history;
         const char *type = json_string_value(json_object_get(ev, "type"));
@@ -114,7 +122,8 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
             gw_metrics_sync_lag(g, (double)(mr_clock_wall_ms() - json_integer_value(ts)) / 1000.0);
     }
     json_decref(facts);
-    return MR_OK;
+    json_decref(enc);
+    return rc;
 }
 
 /* Events oldest first: /messages backwards from `from` down to the token `to`, or to the event
@@ -228,7 +237,7 @@ static mr_code handovers(loop *l, mr_matrix *m, const char *since, const char *n
             mr_log_info(GW, "%s publishes %s now; %zu events after %s fetched again", l->a->user_id, room_id,
                         json_array_size(gap), q.stop ? q.stop : since);
             b->backfilled += json_array_size(gap);
-            rc = room_events(l, room_id, 0, gap, "join", true, b, err);
+            rc = room_events(l, m, room_id, 0, gap, "join", true, b, err);
         }
         json_decref(gap);
         if (rc != MR_OK)
@@ -270,19 +279,19 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, const char *next,
             (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK)
             b->backfilled += json_array_size(gap);
         if (rc == MR_OK)
-            rc = room_events(l, room_id, cutoff, gap, "join", true, b, err);
+            rc = room_events(l, m, room_id, cutoff, gap, "join", true, b, err);
         json_decref(gap);
         if (rc != MR_OK ||
-            (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "state"), "events"),
+            (rc = room_events(l, m, room_id, cutoff, json_object_get(json_object_get(room, "state"), "events"),
                               "join", false, b, err)) != MR_OK ||
-            (rc = room_events(l, room_id, cutoff, json_object_get(timeline, "events"), "join", true, b,
+            (rc = room_events(l, m, room_id, cutoff, json_object_get(timeline, "events"), "join", true, b,
                               err)) != MR_OK)
             return rc;
     }
     json_object_foreach(json_object_get(r, "leave"), room_id, room) {
         if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK ||
             (mine && !left_out(l, room_id) && ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
-                      (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
+                      (rc = room_events(l, m, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
                                                                            "events"), "leave", true, b, err)) != MR_OK)))
             return rc;
     }
