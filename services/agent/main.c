@@ -7,6 +7,7 @@ int main(int argc, char **argv)
         .name = "agent",
         .summary = "Decides who answers each turn and answers it through the configured models, streaming replies into Matrix threads.",
         .uses = MR_RUNTIME_USES_ALL,
+        .serve_check = true,
         .serve = mr_agent_serve,
         .calls_models = true,
     };

@@ -7,6 +7,7 @@ int main(int argc, char **argv)
         .name = "authz",
         .summary = "Decides who may be served for each Matrix message and publishes turns for the agents.",
         .uses = MR_RUNTIME_USES_ALL,
+        .serve_check = true,
         .serve = mr_authz_serve,
     };
     return mr_service_main(argc, argv, &def);

@@ -7,6 +7,7 @@ int main(int argc, char **argv)
         .name = "crypto",
         .summary = "Turns synced room events into cleartext for authz, and intents into send requests for the gateway.",
         .uses = MR_RUNTIME_USES_ALL,
+        .serve_check = true,
         .serve = mr_crypto_serve,
     };
     return mr_service_main(argc, argv, &def);

@@ -298,6 +298,25 @@ void mr_runtime_set_http_handler(const mr_runtime *rt, mr_http_handler fn, void 
     pthread_rwlock_unlock(&st->http_lock);
 }
 
+void mr_runtime_checks_from_here(const mr_runtime *rt)
+{
+    mr_runtime_state *st = rt->state;
+    pthread_mutex_lock(&st->mu);
+    st->base_checks = st->n_checks;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Runs as a check, so under st->mu already (see the readiness handler). */
+bool mr_runtime_serve_check_added(void *ctx, char *why, size_t cap)
+{
+    const mr_runtime *rt = ctx;
+    const mr_runtime_state *st = rt->state;
+    bool added = st->n_checks > st->base_checks;
+    if (!added)
+        snprintf(why, cap, "%s: starting (its readiness check is not in place yet)", rt->service);
+    return added;
+}
+
 bool mr_runtime_routes_installed(void *ctx, char *why, size_t cap)
 {
     const mr_runtime *rt = ctx;

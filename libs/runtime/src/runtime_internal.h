@@ -30,6 +30,7 @@ struct mr_runtime_state {
     unsigned long generation;
     mr_runtime_check checks[MR_RUNTIME_MAX_CHECKS];
     size_t n_checks;
+    size_t base_checks;          /* checks service_main added itself, before serve's */
     pthread_mutex_t reload_mu;   /* one reload at a time */
     /* The service's HTTP handler; readers call it under the lock so that clearing it waits
      * for them. Writer-preferring, so a stream of requests cannot hold a clear off. */
@@ -74,5 +75,10 @@ void mr_runtime_mask_url(const char *url, char *out, size_t cap);
 void mr_runtime_unwatch_signals(const mr_runtime *rt);
 /* A readiness check (ctx: the runtime) that holds while an HTTP handler is installed. */
 bool mr_runtime_routes_installed(void *ctx, char *why, size_t cap);
+/* A readiness check: false until serve added a check of its own. Checks run under the state's
+ * lock, which this one reads without taking again. */
+bool mr_runtime_serve_check_added(void *ctx, char *why, size_t cap);
+/* The checks added so far are service_main's: mr_runtime_serve_check_added waits for more. */
+void mr_runtime_checks_from_here(const mr_runtime *rt);
 
 #endif

@@ -222,10 +222,15 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
         mr_runtime_close(rt);
         return fail(prog, &err, rc);
     }
+    if (def->serve_check && (rc = mr_runtime_add_check(rt, mr_runtime_serve_check_added, rt, &err)) != MR_OK) {
+        mr_runtime_close(rt);
+        return fail(prog, &err, rc);
+    }
     if (def->routes && (rc = mr_runtime_add_check(rt, mr_runtime_routes_installed, rt, &err)) != MR_OK) {
         mr_runtime_close(rt);
         return fail(prog, &err, rc);
     }
+    mr_runtime_checks_from_here(rt);
     if (listen) {
         mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics, .max_per_address = per_address,
                                   .pool_threads = def->http_pool ? http_pool_size() : 0};

@@ -3,7 +3,8 @@
  * It logs "config generation N: K agents" whenever the config it sees changes, counts its loops
  * in rtdemo_loops_total, is not ready while the file named by MR_RTDEMO_NOT_READY exists, and
  * fails (exit 1) at once when MR_RTDEMO_FAIL is set. Its one route, GET /demo, is installed once
- * the file named by MR_RTDEMO_NO_ROUTES is gone (at once without it). */
+ * the file named by MR_RTDEMO_NO_ROUTES is gone (at once without it); its readiness check is
+ * added once the file named by MR_RTDEMO_NO_CHECK is gone. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,21 @@ static mr_http_response *demo_route(void *ctx, const mr_http_request *req)
     return mr_http_reply_text(404, "no such route");
 }
 
-/* Installs the route once MR_RTDEMO_NO_ROUTES names no file; false when stopped first. */
-static bool install_routes(const mr_runtime *rt)
+/* Waits while the file named by the variable exists; false when stopped first. */
+static bool gate_open(const mr_runtime *rt, const char *var)
 {
-    const char *path = getenv("MR_RTDEMO_NO_ROUTES");
+    const char *path = getenv(var);
     while (path && access(path, F_OK) == 0)
         if (mr_runtime_sleep(rt, 20))
             return false;
+    return true;
+}
+
+/* Installs the route once MR_RTDEMO_NO_ROUTES names no file; false when stopped first. */
+static bool install_routes(const mr_runtime *rt)
+{
+    if (!gate_open(rt, "MR_RTDEMO_NO_ROUTES"))
+        return false;
     mr_runtime_set_http_handler(rt, demo_route, NULL);
     return true;
 }
@@ -48,6 +57,8 @@ static int demo_serve(const mr_runtime *rt)
         return 1;
     }
     mr_err err = {0};
+    if (!gate_open(rt, "MR_RTDEMO_NO_CHECK"))
+        return 0;
     if (mr_http_metrics_counter(rt->metrics, "rtdemo_loops_total", "Loops of the demo service", &err) != MR_OK ||
         mr_runtime_add_check(rt, demo_ready, NULL, &err) != MR_OK) {
         mr_log_error("rtdemo", "%s", err.msg);
@@ -78,6 +89,7 @@ int main(int argc, char **argv)
         .summary = "A demo service that watches its config (tests of libs/runtime).",
         .serve = demo_serve,
         .routes = true,
+        .serve_check = true,
     };
     return mr_service_main(argc, argv, &def);
 }

@@ -205,6 +205,9 @@ typedef struct mr_service_def {
      * none is, from the server's start until serve installs it and again once it removes it, so
      * an ingress never sends a request to a process that would answer it 404. */
     bool routes;
+    /* serve adds its own readiness check (mr_runtime_add_check): /readyz answers 503 from the
+     * server's start until it has, so a process is never ready before serve can say. */
+    bool serve_check;
 } mr_service_def;
 
 typedef enum mr_runtime_model_env_status {
