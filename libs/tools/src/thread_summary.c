@@ -98,7 +98,7 @@ static mr_code ts_run(const mr_tools_env *env, json_t *args, long long deadline_
         root = env->thread_root;
     if (!root)
         return mr_err_set(err, MR_EINVAL, "%s: the argument 'thread_id' is required outside a thread", TOOL);
-    if (root[0] != '$')
+    if (!tools_event_id_ok(root))
         return mr_err_set(err, MR_EINVAL, "%s: the argument 'thread_id' is not a Matrix event ID: '%.80s'", TOOL,
                           root);
     if (!env->send || !env->thread || !env->room_id)

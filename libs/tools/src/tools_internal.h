@@ -26,6 +26,9 @@ mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const ch
 mr_code tools_arg_int(json_t *args, const char *tool, const char *key, long long min, long long max,
                       long long def, long long *out, mr_err *err);
 
+/* "$" and 1 to 254 printable ASCII characters, as the spec's event IDs of every room version. */
+bool tools_event_id_ok(const char *id);
+
 /* Reads a whole text file of the agent's data directory (NULL and len 0 when absent). */
 mr_code tools_data_read(const mr_tools_env *env, const char *tool, const char *name, char **text, mr_err *err);
 /* Replaces that file atomically (0600: it holds what people told the agent). */
