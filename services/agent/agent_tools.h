@@ -36,8 +36,10 @@ size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool
                      const mr_tool_def **out, size_t cap);
 /* Logs a warning for each tool an agent or the defaults name that will not run: not in this
  * build, or file and shell while MINDROOM_TOOL_FILE_AND_SHELL is off. Names of mcp_servers
- * are servers, not tools of this build: never warned about. */
-void tool_config_warn(const mr_config *cfg, const tool_settings *ts);
+ * are servers, not tools of this build: never warned about. When anyone lists oauth_api, also
+ * warns when config.yaml has no oauth_providers, and names each provider whose client secret
+ * variable is set neither in dotenv nor in the environment. */
+void tool_config_warn(const mr_config *cfg, const tool_settings *ts, const mr_dotenv *dotenv);
 
 /* ---- MCP servers (tool_mcp.c) ---- */
 

@@ -1,6 +1,6 @@
 /* answer_tools.c -- an answer with tools: the agent's tools and their environment (who asked,
- * where, the agent's data directory and workspace), matrix_message sends put on the bus as the
- * agent's own intents, and the tool loop. */
+ * where, the agent's data directory and workspace), matrix_message and thread_summary sends put
+ * on the bus as the agent's own intents, thread histories for thread_summary, and the tool loop. */
 #include "agent_run.h"
 #include "agent_schedule.h"
 #include "agent_tools.h"
@@ -68,6 +68,33 @@ static mr_code schedule_for(void *ctx, const char *action, const char *when, con
     return rc;
 }
 
+/* thread_summary: the thread's history as the agent keeps it in the store (thread_state.c). */
+static mr_code thread_for(void *ctx, const char *room_id, const char *root, json_t **messages, mr_err *err)
+{
+    tool_sender *s = ctx;
+    thread_state th;
+    mr_code rc = thread_load(s->svc->rt->store, room_id, root, &th, err);
+    if (rc != MR_OK)
+        return rc;
+    size_t n = thread_count(&th);
+    *messages = n ? json_array() : NULL;
+    for (size_t i = 0; rc == MR_OK && i < n; i++) {
+        history_msg m = thread_message(&th, i);
+        json_t *o = json_pack("{s:s, s:s}", "sender", m.sender, "body", m.body);
+        if (!o || (m.event_id && json_object_set_new(o, "event_id", json_string(m.event_id)) != 0) ||
+            json_array_append_new(*messages, o) != 0)
+            rc = mr_err_set(err, MR_ENOMEM, "out of memory reading the thread %s", root);
+    }
+    thread_state_free(&th);
+    if (rc == MR_OK && !n)
+        rc = mr_err_set(err, MR_ENOTFOUND, "no history of the thread %s in %s", root, room_id);
+    if (rc != MR_OK) {
+        json_decref(*messages);
+        *messages = NULL;
+    }
+    return rc;
+}
+
 mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_llm_client *client,
                           const mr_llm_request *req, const tool_hooks *hooks, mr_llm_response *out, bool *used,
                           mr_err *err)
@@ -105,6 +132,8 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
         .schedule = schedule_for,
         .schedule_ctx = &sender,
         .oauth = &oauth,
+        .thread = thread_for,
+        .thread_ctx = &sender,
     };
     if (!workspace)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory preparing tools");

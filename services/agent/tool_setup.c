@@ -1,7 +1,7 @@
 /* tool_setup.c -- which built-in tools an agent gets and with which limits: the tool settings,
  * the agent's tool list from config.yaml, and a warning for every tool named there that this
- * build does not run (never silence). A name under mcp_servers is that server's tools
- * (tool_mcp.c). */
+ * build does not run (never silence), and for oauth_api without a provider or a client secret.
+ * A name under mcp_servers is that server's tools (tool_mcp.c). */
 #include "agent_tools.h"
 
 #include <stdio.h>
@@ -110,8 +110,48 @@ static void warn_list(const mr_config *cfg, const mr_strlist *names, const tool_
     }
 }
 
-void tool_config_warn(const mr_config *cfg, const tool_settings *ts)
+static bool lists(const mr_strlist *names, const char *name)
 {
+    for (size_t i = 0; i < names->len; i++)
+        if (strcmp(names->v[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* oauth_api loads without providers or secrets, and only a person's first call would show it:
+ * the operator hears it at start-up instead. */
+static void warn_oauth(const mr_config *cfg, const mr_dotenv *dotenv)
+{
+    const char *who = lists(&cfg->defaults.tools, "oauth_api") ? "defaults.tools" : NULL;
+    char where[256];
+    for (size_t i = 0; !who && i < cfg->n_agents; i++)
+        if (lists(&cfg->agents[i].tools, "oauth_api")) {
+            snprintf(where, sizeof where, "agents.%s.tools", cfg->agents[i].name);
+            who = where;
+        }
+    if (!who)
+        return;
+    if (!cfg->n_oauth_providers) {
+        const char *fields[] = {"where", who, "tool", "oauth_api", NULL};
+        mr_log_write(MR_LOG_WARN, COMPONENT, fields, "%s lists oauth_api but config.yaml has no oauth_providers: "
+                     "every call of it fails until one is added", who);
+        return;
+    }
+    for (size_t i = 0; i < cfg->n_oauth_providers; i++) {
+        const mr_oauth_provider_cfg *p = &cfg->oauth_providers[i];
+        const char *secret = mr_setting(NULL, p->client_secret_env, dotenv, NULL);
+        if (secret && *secret)
+            continue;
+        const char *fields[] = {"provider", p->name, "variable", p->client_secret_env, NULL};
+        mr_log_write(MR_LOG_WARN, COMPONENT, fields, "oauth_providers.%s: its client secret %s is set neither in .env "
+                     "nor in the environment: oauth_api cannot refresh that provider's credentials", p->name,
+                     p->client_secret_env);
+    }
+}
+
+void tool_config_warn(const mr_config *cfg, const tool_settings *ts, const mr_dotenv *dotenv)
+{
+    warn_oauth(cfg, dotenv);
     warn_list(cfg, &cfg->defaults.tools, ts, "defaults.tools");
     for (size_t i = 0; i < cfg->n_agents; i++) {
         char where[256];

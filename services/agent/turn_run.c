@@ -70,7 +70,7 @@ static void refresh_roster(agent_svc *svc)
         svc->any_room_mode |= fresh.cfg->agents[i].thread_mode == MR_THREAD_MODE_ROOM;
     tool_settings ts;
     if (svc->reports && tool_settings_read(svc->rt, &ts, &err) == MR_OK)
-        tool_config_warn(fresh.cfg, &ts);
+        tool_config_warn(fresh.cfg, &ts, &svc->rt->env);
     mr_log_write(svc->reports ? MR_LOG_INFO : MR_LOG_DEBUG, COMPONENT, NULL, "entities built from config generation %lu",
                  gen);
 }

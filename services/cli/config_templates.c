@@ -131,7 +131,7 @@ static const char *const mind_context_files[] = {
 /* Only tools this build runs without further settings (file and shell wait for
  * MINDROOM_TOOL_FILE_AND_SHELL=1): a person reads the file to learn what the agent can do. */
 static const char *const mind_tools[] = {
-    "memory", "website", "scheduler", "todo", "matrix_message",
+    "memory", "website", "scheduler", "todo", "matrix_message", "thread_summary",
 };
 
 static void put_list(FILE *f, const char *indent, const char *const *items, size_t n)

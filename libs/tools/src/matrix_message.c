@@ -11,18 +11,6 @@
 
 static const char *const actions[] = {"send", "react", NULL};
 
-/* "$" and 1 to 254 printable ASCII characters, as the spec's event IDs of every room version. */
-static bool event_id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    if (id[0] != '$' || n < 2 || n > 255)
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (id[i] <= ' ' || id[i] > '~')
-            return false;
-    return true;
-}
-
 static mr_code mm_run(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out, mr_err *err)
 {
     const char *action, *room = NULL, *text = NULL, *event_id = NULL;
@@ -44,7 +32,7 @@ static mr_code mm_run(const mr_tools_env *env, json_t *args, long long deadline_
     if (strlen(text) > TEXT_MAX)
         return mr_err_set(err, MR_EINVAL, "%s: the argument '%s' is longer than %d bytes", TOOL,
                           react ? "key" : "text", TEXT_MAX);
-    if (event_id && !event_id_ok(event_id))
+    if (event_id && !tools_event_id_ok(event_id))
         return mr_err_set(err, MR_EINVAL, "%s: the argument 'event_id' is not a Matrix event ID: '%.80s'", TOOL,
                           event_id);
     if (!env->send || !env->room_id)

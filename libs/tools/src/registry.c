@@ -1,4 +1,4 @@
-/* registry.c -- which tools this build has, and the argument readers every tool uses. */
+/* registry.c -- which tools this build has, and the argument readers the tools share. */
 #include "tools_internal.h"
 
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 static const mr_tool_def *const builtin[] = {
     &mr_tool_matrix_message, &mr_tool_memory, &mr_tool_todo, &mr_tool_website, &mr_tool_file, &mr_tool_shell,
-    &mr_tool_scheduler, &mr_tool_oauth_api,
+    &mr_tool_scheduler, &mr_tool_oauth_api, &mr_tool_thread_summary,
 };
 
 const mr_tool_def *mr_tools_find(const char *name)
@@ -15,6 +15,17 @@ const mr_tool_def *mr_tools_find(const char *name)
         if (strcmp(builtin[i]->name, name) == 0)
             return builtin[i];
     return NULL;
+}
+
+bool tools_event_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (id[0] != '$' || n < 2 || n > 255)
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (id[i] <= ' ' || id[i] > '~')
+            return false;
+    return true;
 }
 
 mr_code tools_arg_str(json_t *args, const char *tool, const char *key, bool required, const char **out,

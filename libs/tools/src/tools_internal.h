@@ -13,6 +13,7 @@ extern const mr_tool_def mr_tool_file;
 extern const mr_tool_def mr_tool_shell;
 extern const mr_tool_def mr_tool_scheduler;
 extern const mr_tool_def mr_tool_oauth_api;
+extern const mr_tool_def mr_tool_thread_summary;
 
 /* args[key] as a non-empty string; MR_EINVAL naming the tool and key when it is missing (and
  * required) or not a non-empty string. *out is NULL for an absent optional argument. */
@@ -24,6 +25,9 @@ mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const ch
 /* args[key] as an integer in [min, max], def when absent. */
 mr_code tools_arg_int(json_t *args, const char *tool, const char *key, long long min, long long max,
                       long long def, long long *out, mr_err *err);
+
+/* "$" and 1 to 254 printable ASCII characters, as the spec's event IDs of every room version. */
+bool tools_event_id_ok(const char *id);
 
 /* Reads a whole text file of the agent's data directory (NULL and len 0 when absent). */
 mr_code tools_data_read(const mr_tools_env *env, const char *tool, const char *name, char **text, mr_err *err);

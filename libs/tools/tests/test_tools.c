@@ -91,6 +91,12 @@ static void test_bad_input_names_the_argument(void **state)
     expect(&env, "matrix_message", "{\"action\":\"send\",\"text\":\"hi\",\"room_id\":\"!other:example.org\"}",
            true, "may only name this conversation's room");
     expect(&env, "matrix_message", "{\"action\":\"send\",\"text\":\"hi\"}", true, "no room to send to");
+    expect(&env, "thread_summary", "{}", true, "'summary' is required");
+    expect(&env, "thread_summary", "{\"summary\":\"x\"}", true, "'thread_id' is required outside a thread");
+    expect(&env, "thread_summary", "{\"summary\":\"x\",\"thread_id\":\"root\"}", true,
+           "'thread_id' is not a Matrix event ID");
+    expect(&env, "thread_summary", "{\"summary\":\"x\",\"thread_id\":\"$root\"}", true,
+           "no room whose threads can be summarised");
     expect(&env, "scheduler", "{\"action\":\"add\",\"task\":\"x\"}", true, "'when' is required");
     expect(&env, "scheduler", "{\"action\":\"add\",\"when\":\"in 1 minute\"}", true, "'task' is required");
     expect(&env, "scheduler", "{\"action\":\"cancel\"}", true, "'id' is required");
@@ -254,6 +260,64 @@ static mr_http_response *page(void *ctx, const mr_http_request *req)
     return mr_http_reply(200, "text/html; charset=utf-8", html, sizeof html - 1);
 }
 
+/* The agent's history of one thread: "$root" holds three messages, other roots none. */
+static mr_code thread_of(void *ctx, const char *room_id, const char *root, json_t **messages, mr_err *err)
+{
+    (void)ctx;
+    if (strcmp(room_id, "!r:example.org") != 0 || strcmp(root, "$root") != 0)
+        return mr_err_set(err, MR_ENOTFOUND, "no history for %s", root);
+    *messages = json_pack("[{s:s, s:s, s:s}, {s:s, s:s}, {s:s, s:s, s:s}]", "event_id", "$root", "sender",
+                          "@alice:example.org", "body", "plan the trip", "sender", "@mind:example.org", "body",
+                          "sure", "event_id", "$last", "sender", "@alice:example.org", "body", "thanks");
+    return *messages ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory");
+}
+
+static void test_thread_summary_posts_a_notice_into_the_thread(void **state)
+{
+    (void)state;
+    sent = json_array();
+    mr_tools_env env = env_of();
+    env.send = capture;
+    env.thread = thread_of;
+    env.thread_root = "$root";
+    expect(&env, "thread_summary", "{\"summary\":\"  ## **Trip**   planning\\n- `Lisbon` in May  \"}", false,
+           "\"message_count\": 3");
+    /* Another thread of this room, named by its root; one the agent never saw is refused. */
+    expect(&env, "thread_summary", "{\"summary\":\"x\",\"thread_id\":\"$elsewhere\"}", true,
+           "'thread_id' names no thread of this room");
+    char *long_summary = malloc(302 * 2 + 40);
+    strcpy(long_summary, "{\"summary\":\"");
+    for (int i = 0; i < 301; i++)
+        strcat(long_summary, "\xc3\xa9");
+    strcat(long_summary, "\"}");
+    expect(&env, "thread_summary", long_summary, true, "300 characters or fewer (it has 301)");
+    /* 300 two-byte characters are 600 bytes and still fit. */
+    long_summary[strlen(long_summary) - 4] = '\0';
+    strcat(long_summary, "\"}");
+    expect(&env, "thread_summary", long_summary, false, "\"status\": \"ok\"");
+    free(long_summary);
+    expect(&env, "thread_summary", "{\"summary\":\" ** ` \"}", true, "'summary' has no text");
+    assert_int_equal(json_array_size(sent), 2);
+    json_t *m = json_array_get(sent, 0);
+    assert_string_equal(json_string_value(json_object_get(m, "type")), "m.room.message");
+    assert_string_equal(json_string_value(json_object_get(m, "room")), "!r:example.org");
+    json_t *c = json_object_get(m, "content");
+    assert_string_equal(json_string_value(json_object_get(c, "msgtype")), "m.notice");
+    assert_string_equal(json_string_value(json_object_get(c, "body")), "Trip planning Lisbon in May");
+    json_t *rel = json_object_get(c, "m.relates_to");
+    assert_string_equal(json_string_value(json_object_get(rel, "rel_type")), "m.thread");
+    assert_string_equal(json_string_value(json_object_get(rel, "event_id")), "$root");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(rel, "m.in_reply_to"), "event_id")),
+                        "$last");
+    json_t *meta = json_object_get(c, "io.mindroom.thread_summary");
+    assert_int_equal(json_integer_value(json_object_get(meta, "version")), 1);
+    assert_int_equal(json_integer_value(json_object_get(meta, "message_count")), 3);
+    assert_string_equal(json_string_value(json_object_get(meta, "summary")), "Trip planning Lisbon in May");
+    assert_string_equal(json_string_value(json_object_get(meta, "model")), "manual");
+    assert_non_null(strchr(json_string_value(json_object_get(meta, "generated_at")), 'T'));
+    json_decref(sent);
+}
+
 static void test_website_refuses_internal_addresses(void **state)
 {
     (void)state;
@@ -353,6 +417,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shell_runs_in_the_workspace_without_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_output_bound_and_parallel_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_matrix_message_sends_and_reacts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thread_summary_posts_a_notice_into_the_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_website_refuses_internal_addresses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oauth_api_arguments_and_connect_link, setup, teardown),
     };

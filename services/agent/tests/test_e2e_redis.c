@@ -340,7 +340,7 @@ static int group_setup(void **state)
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
              "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary,\n"
-             "          oauth_api], context_files: [SOUL.md]}\n",
+             "          oauth_api, duckduckgo], context_files: [SOUL.md]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
     for (int i = 0; i < MANY_AGENTS; i++)
@@ -558,10 +558,10 @@ static void test_tools_in_a_turn(void **state)
     check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
     assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
     free(text);
-    /* The request offered the four tools that run (shell is off), and the others were named. */
+    /* The request offered the five tools that run (shell is off), and the others were named. */
     json_t *reqs = stub_requests();
     json_t *body0 = json_object_get(json_array_get(reqs, 0), "body");
-    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 4);
+    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 5);
     /* context_files come into the system prompt from the workspace. */
     const char *system = str_at(json_array_get(json_object_get(body0, "messages"), 0), "content");
     assert_non_null(strstr(system, "## Personality Context\n\n### SOUL.md\nTooly is fond of tea."));
@@ -576,7 +576,8 @@ static void test_tools_in_a_turn(void **state)
                     "content");
     assert_non_null(strstr(system, "## Memory (MEMORY.md in your workspace)\n# Memory\n\n- m1: likes tea (from " ALICE ")"));
     json_decref(reqs);
-    assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool thread_summary yet") >= 1);
+    assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool duckduckgo yet") >= 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "the tool thread_summary yet"), 0);
     assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
 }
 
@@ -774,6 +775,43 @@ static void test_scheduler_tool(void **state)
     json_t *c = json_object_get(trig, "content");
     assert_string_equal(str_at(c, "com.mindroom.original_sender"), ALICE);
     expect_thread_relation(c, "$tool3:example.org", "$tool3:example.org");
+}
+
+/* The thread_summary tool: the model's summary goes into the thread as the agent's m.notice with
+ * the reference's io.mindroom.thread_summary block, counting the messages the agent keeps. */
+static void test_thread_summary_tool(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"thread_summary\", \"arguments\": "
+                                        "{\"summary\": \"**Oven** timing question\"}}, {\"name\": \"thread_summary\", "
+                                        "\"arguments\": {\"summary\": \"x\", \"thread_id\": \"$nowhere:example.org\"}}]}",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool5:example.org", .body = "Summarise this thread",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool5:example.org", "tooly");
+    json_t *list = intents_of("$tool5:example.org", "tooly"), *notice = NULL, *it;
+    size_t i;
+    json_array_foreach(list, i, it)
+        if (str_at(json_object_get(it, "content"), "msgtype") &&
+            strcmp(str_at(json_object_get(it, "content"), "msgtype"), "m.notice") == 0)
+            notice = it;
+    assert_non_null(notice);
+    assert_string_equal(str_at(notice, "account"), TOOLY);
+    json_t *c = json_object_get(notice, "content");
+    assert_string_equal(str_at(c, "body"), "Oven timing question");
+    expect_thread_relation(c, "$tool5:example.org", "$tool5:example.org");
+    json_t *meta = json_object_get(c, "io.mindroom.thread_summary");
+    assert_string_equal(str_at(meta, "summary"), "Oven timing question");
+    assert_int_equal(json_integer_value(json_object_get(meta, "message_count")), 1);
+    json_decref(list);
+    /* The model was told of the thread it named that the agent does not know. */
+    json_t *reqs = stub_requests();
+    json_t *msgs = json_object_get(json_object_get(json_array_get(reqs, 1), "body"), "messages");
+    const char *result = str_at(json_array_get(msgs, json_array_size(msgs) - 1), "content");
+    assert_non_null(strstr(result, "'thread_id' names no thread of this room"));
+    json_decref(reqs);
 }
 
 static void test_schedule_fires_after_sigkill_once(void **state)
@@ -1424,6 +1462,7 @@ int main(void)
         cmocka_unit_test(test_oauth_api_gives_the_requester_a_connect_link),
         cmocka_unit_test(test_schedule_commands_and_firing),
         cmocka_unit_test(test_scheduler_tool),
+        cmocka_unit_test(test_thread_summary_tool),
         cmocka_unit_test(test_schedule_fires_after_sigkill_once),
         cmocka_unit_test(test_schedule_with_two_replicas_fires_once),
         cmocka_unit_test(test_thread_follow_up_prompt_and_short_answer),

@@ -264,6 +264,68 @@ static void test_round_bound(void **state)
     mr_llm_response_clear(&out);
 }
 
+/* What tool_config_warn logs for cfg (YAML text) with dotenv: malloc'd. */
+static char *warnings_for(const char *yaml, const mr_dotenv *dotenv)
+{
+    mr_config *cfg = NULL;
+    mr_err err = {0};
+    if (mr_config_parse(yaml, strlen(yaml), "config.yaml", &cfg, NULL, &err) != MR_OK)
+        fail_msg("config: %s", err.msg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, f);
+    tool_config_warn(cfg, &(tool_settings){.max_rounds = 1}, dotenv);
+    mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, stderr);
+    assert_int_equal(fclose(f), 0);
+    mr_config_release(cfg);
+    return text;
+}
+
+/* oauth_api without a provider, or a provider without its client secret, is named at start-up. */
+static void test_oauth_api_start_up_warnings(void **state)
+{
+    (void)state;
+    static const char base[] = "models: {default: {provider: openai, id: m}}\n"
+                               "agents:\n  mind: {display_name: Mind, rooms: [lobby], tools: [oauth_api]}\n";
+    static const char providers[] =
+        "oauth_providers:\n"
+        "  github: {authorize_url: \"https://github.example/a\", token_url: \"https://github.example/t\",\n"
+        "           client_id: c, client_secret_env: MR_TEST_GH_SECRET,\n"
+        "           api_base_url: \"https://api.github.example\"}\n"
+        "  gitlab: {authorize_url: \"https://gitlab.example/a\", token_url: \"https://gitlab.example/t\",\n"
+        "           client_id: c, api_base_url: \"https://gitlab.example/api\"}\n";
+    char *w = warnings_for(base, NULL);
+    assert_non_null(strstr(w, "agents.mind.tools lists oauth_api but config.yaml has no oauth_providers"));
+    free(w);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "%s%s", base, providers);
+    unsetenv("MR_TEST_GH_SECRET");
+    unsetenv("MINDROOM_OAUTH_GITLAB_CLIENT_SECRET");
+    w = warnings_for(yaml, NULL);
+    assert_non_null(strstr(w, "oauth_providers.github: its client secret MR_TEST_GH_SECRET is set neither"));
+    assert_non_null(strstr(w, "oauth_providers.gitlab: its client secret MINDROOM_OAUTH_GITLAB_CLIENT_SECRET"));
+    assert_null(strstr(w, "has no oauth_providers"));
+    free(w);
+    /* One secret in .env, the other in the environment: nothing to say. */
+    mr_dotenv dotenv = {0};
+    mr_err err = {0};
+    assert_int_equal(mr_dotenv_parse("MR_TEST_GH_SECRET=s\n", 20, ".env", &dotenv, &err), MR_OK);
+    setenv("MINDROOM_OAUTH_GITLAB_CLIENT_SECRET", "s", 1);
+    w = warnings_for(yaml, &dotenv);
+    assert_null(strstr(w, "oauth"));
+    free(w);
+    unsetenv("MINDROOM_OAUTH_GITLAB_CLIENT_SECRET");
+    mr_dotenv_free(&dotenv);
+    /* Nobody lists oauth_api: providers without secrets are upstream-auth's to report. */
+    snprintf(yaml, sizeof yaml, "models: {default: {provider: openai, id: m}}\n"
+             "agents:\n  mind: {display_name: Mind, rooms: [lobby]}\n%s", providers);
+    w = warnings_for(yaml, NULL);
+    assert_null(strstr(w, "oauth"));
+    free(w);
+}
+
 static void test_show_blocks(void **state)
 {
     (void)state;
@@ -293,6 +355,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_and_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_bound, setup, teardown),
         cmocka_unit_test(test_show_blocks),
+        cmocka_unit_test(test_oauth_api_start_up_warnings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

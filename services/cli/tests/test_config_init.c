@@ -61,7 +61,7 @@ static void test_init_writes_config_and_env_in_home(void **state)
         "    rooms: [personal]\n",
         "    memory_backend: file\n",
         "      - SOUL.md\n", "      - HEARTBEAT.md\n",
-        "    tools:\n      - memory\n      - website\n      - scheduler\n      - todo\n      - matrix_message\n"
+        "    tools:\n      - memory\n      - website\n      - scheduler\n      - todo\n      - matrix_message\n      - thread_summary\n"
         "    skills:",
         "    skills:\n      - mindroom-docs\n",
         "router:\n  model: default\n  accept_invites: true\n",

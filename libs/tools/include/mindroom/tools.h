@@ -1,5 +1,5 @@
 /* tools.h -- the agent's built-in tools (matrix_message, memory, todo, website, file, shell,
- * scheduler, oauth_api): their names, JSON Schemas and implementations, and a runner that calls
+ * scheduler, oauth_api, thread_summary): their names, JSON Schemas and implementations, and a runner that calls
  * several at once, each with a time limit and a bound on what it returns. */
 #ifndef MINDROOM_TOOLS_H
 #define MINDROOM_TOOLS_H
@@ -24,6 +24,12 @@ typedef mr_code (*mr_tools_send_fn)(void *ctx, const char *room_id, const char *
  * the model is told to out; MR_EINVAL with a message that says how to write it. */
 typedef mr_code (*mr_tools_schedule_fn)(void *ctx, const char *action, const char *when, const char *task,
                                         const char *id, mr_strbuf *out, mr_err *err);
+
+/* The messages the agent keeps of one thread of room_id (root: its root event ID), oldest first,
+ * for thread_summary: *messages is a new JSON array of {"event_id" (may be absent), "sender",
+ * "body"}. MR_ENOTFOUND when the agent knows no such thread in that room. */
+typedef mr_code (*mr_tools_thread_fn)(void *ctx, const char *room_id, const char *root, json_t **messages,
+                                      mr_err *err);
 
 /* What oauth_api needs to act for a requester at an OAuth provider (libs/oauth). */
 typedef struct mr_tools_oauth {
@@ -52,6 +58,8 @@ typedef struct mr_tools_env {
     mr_tools_schedule_fn schedule; /* scheduler; NULL: that tool refuses */
     void *schedule_ctx;
     const mr_tools_oauth *oauth; /* oauth_api; NULL: that tool refuses */
+    mr_tools_thread_fn thread;   /* thread_summary (with send); NULL: that tool refuses */
+    void *thread_ctx;
 } mr_tools_env;
 
 #define MR_TOOLS_TIMEOUT_MS 30000L
