@@ -110,7 +110,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     mr_err why;
     mr_err_set(&why, MR_EUNAVAIL, "%s: delivering a message to %s[%d]: %s", b->base.url.display,
                rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
-    mr_bus_publisher_failed(&b->pubs, m->_private, &why);
+    Mr_bus_publisher_failed(&b->pubs, m->_private, &why);
 }
 
 /* Called with b->mu held. */
@@ -219,10 +219,10 @@ static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, con
     pthread_mutex_unlock(&b->mu);
     if (rc != MR_OK)
         return rc;
-    mr_bus_publisher *from = mr_bus_publisher_self(&b->pubs);
+    mr_bus_publisher *from = Mr_bus_publisher_self(&b->pubs);
     if (!from)
         return mr_err_set(err, MR_ENOMEM, "%s: no memory to publish to %s", bb->url.display, topic);
-    long long deadline = mr_bus_publish_deadline(bb);
+    long long deadline = Mr_bus_publish_deadline(bb);
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
@@ -238,7 +238,7 @@ static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, con
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return mr_err_set(err, MR_EUNAVAIL, "%s: publishing to %s: %s", bb->url.display, topic,
                               rd_kafka_err2str(e));
-        int left = mr_bus_remaining_ms(deadline);
+        int left = Mr_bus_remaining_ms(deadline);
         if (left == 0)
             return mr_err_set(err, MR_EUNAVAIL, "%s: the producer queue stayed full for %d ms",
                               bb->url.display, bb->opts.publish_timeout_ms);
@@ -258,7 +258,7 @@ static mr_code kafka_flush(mr_bus *bb, int timeout_ms, mr_err *err)
     if (rk && rd_kafka_flush(rk, timeout_ms) == RD_KAFKA_RESP_ERR__TIMED_OUT)
         return mr_err_set(err, MR_EUNAVAIL, "%s: %d messages not yet acknowledged by the brokers after %d ms",
                           bb->url.display, rd_kafka_outq_len(rk), timeout_ms);
-    return mr_bus_publisher_take(&b->pubs, err);
+    return Mr_bus_publisher_take(&b->pubs, err);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
@@ -369,7 +369,7 @@ static bool handle_one(kafka_consumer *c, const rd_kafka_message_t *km, mr_bus_h
             mr_err herr;
             mr_err_set(&herr, MR_ENOMEM, "no memory for a %zu-byte message", km->len);
             mr_bus_msg m = {rd_kafka_topic_name(km->rkt), "", "", 0, (int)km->partition, "?"};
-            mr_bus_note_failure(err, first, MR_ENOMEM, &m, &herr);
+            Mr_bus_note_failure(err, first, MR_ENOMEM, &m, &herr);
             return false;
         }
         c->buf = nb;
@@ -388,7 +388,7 @@ static bool handle_one(kafka_consumer *c, const rd_kafka_message_t *km, mr_bus_h
     mr_err herr = {0};
     mr_code rc = h(ctx, &m, &herr);
     if (rc != MR_OK)
-        mr_bus_note_failure(err, first, rc, &m, &herr);
+        Mr_bus_note_failure(err, first, rc, &m, &herr);
     return rc == MR_OK;
 }
 
@@ -402,9 +402,9 @@ static mr_code kafka_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
     mr_code first = MR_OK;
     bool attempted = false;
     while (*handled < max) {
-        rd_kafka_message_t *km = rd_kafka_consumer_poll(c->rk, attempted ? 0 : mr_bus_remaining_ms(deadline));
+        rd_kafka_message_t *km = rd_kafka_consumer_poll(c->rk, attempted ? 0 : Mr_bus_remaining_ms(deadline));
         if (!km) {
-            if (attempted || mr_bus_remaining_ms(deadline) == 0)
+            if (attempted || Mr_bus_remaining_ms(deadline) == 0)
                 break;
             continue;
         }
@@ -479,7 +479,7 @@ static void kafka_close(mr_bus *bb)
         free(k->name);
         free(k);
     }
-    mr_bus_publishers_free(&b->pubs);
+    Mr_bus_publishers_free(&b->pubs);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -507,7 +507,7 @@ static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush,      kafk
                                            kafka_poll,    kafka_partitions, kafka_consumer_close,
                                            kafka_close,   kafka_ping,       NULL};
 
-mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
+mr_code Mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {
     kafka_bus *b = calloc(1, sizeof *b);
     if (!b)
@@ -515,7 +515,7 @@ mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &kafka_vtable;
     pthread_mutex_init(&b->mu, NULL);
-    mr_bus_publishers_init(&b->pubs);
+    Mr_bus_publishers_init(&b->pubs);
     *out = &b->base;
     return MR_OK;
 }
