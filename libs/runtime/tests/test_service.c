@@ -134,7 +134,7 @@ static void test_help_version_usage(void **state)
     char *out = NULL;
     assert_int_equal(run(f, "--help", NULL, NULL, &out), 0);
     assert_contains(out, "Usage: mindroom-rtdemo [OPTIONS]\nA demo service that watches its config");
-    assert_contains(out, "(default: $MINDROOM_RTDEMO_LISTEN;");
+    assert_contains(out, "(default: $MINDROOM_RTDEMO_LISTEN, else no HTTP server)");
     assert_contains(out, "Exit status: 0 stopped cleanly, 1 failed, 2 invalid settings or usage.\n");
     free(out);
     assert_int_equal(run(f, "--version", NULL, NULL, &out), 0);

@@ -205,6 +205,17 @@ typedef struct mr_service_def {
      * none is, from the server's start until serve installs it and again once it removes it, so
      * an ingress never sends a request to a process that would answer it 404. */
     bool routes;
+    /* --listen when neither the flag nor MINDROOM_<NAME>_LISTEN is set; NULL: no HTTP server. */
+    const char *default_listen;
+    /* Request bodies the --listen server takes before it answers 413; 0: libs/http's default. */
+    size_t http_max_body;
+    /* The --listen server's own error answers (413, 404, ...) in the service's shape; NULL: the
+     * Matrix shape. */
+    mr_http_error_fn http_error_reply;
+    /* Checks the service's own settings before anything waits on a peer, so that an invalid one
+     * exits 2 at once even while the store is down; may be NULL. MR_EINVAL with a message that
+     * starts with the setting's name. */
+    mr_code (*check_settings)(const mr_runtime *rt, mr_err *err);
 } mr_service_def;
 
 typedef enum mr_runtime_model_env_status {
