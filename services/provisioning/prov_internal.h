@@ -19,7 +19,7 @@
 /* The running service; handlers get it as their context. */
 typedef struct prov {
     const mr_provisioning_settings *s;
-    mr_store *stores[PROV_REDIS_CONNECTIONS]; /* one for a SQLite store */
+    mr_store *stores[PROV_REDIS_CONNECTIONS]; /* [0] the runtime's; one for a SQLite store */
     size_t nstores;
     unsigned next_store;
     mr_http_metrics *metrics; /* the runtime's */

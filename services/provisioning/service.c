@@ -20,19 +20,23 @@ static mr_code declare_metrics(mr_http_metrics *m, mr_err *err)
     return MR_OK;
 }
 
+/* stores[0] is the runtime's, which also answers /readyz: not ours to close. */
 static void close_stores(prov *p)
 {
-    for (size_t i = 0; i < p->nstores; i++)
+    for (size_t i = 1; i < p->nstores; i++)
         mr_store_close(p->stores[i]);
 }
 
-/* The runtime's store answers /readyz; these carry the API's calls. */
-static mr_code open_stores(prov *p, const char *url, mr_err *err)
+/* More connections beside the runtime's, for Redis only. */
+static mr_code open_stores(prov *p, const mr_runtime *rt, mr_err *err)
 {
+    p->stores[0] = rt->store;
+    p->nstores = 1;
     /* SQLite is one file with its own locking: one handle. */
+    const char *url = rt->settings.store_url;
     size_t want = strncmp(url, "redis", 5) == 0 ? PROV_REDIS_CONNECTIONS : 1;
     mr_code rc = MR_OK;
-    for (size_t i = 0; rc == MR_OK && i < want; i++) {
+    for (size_t i = 1; rc == MR_OK && i < want; i++) {
         rc = mr_store_open(url, NULL, &p->stores[i], err);
         p->nstores += rc == MR_OK;
     }
@@ -48,7 +52,7 @@ int mr_provisioning_serve(const mr_runtime *rt)
     mr_err err = {0};
     mr_code rc = mr_provisioning_settings_resolve(&s, &err);
     if (rc == MR_OK)
-        rc = open_stores(&p, rt->settings.store_url, &err);
+        rc = open_stores(&p, rt, &err);
     if (rc == MR_OK)
         rc = declare_metrics(p.metrics, &err);
     if (rc != MR_OK) {
