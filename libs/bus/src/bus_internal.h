@@ -85,6 +85,20 @@ void Mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const m
 /* The calling thread's first failure since its last flush, which it clears; MR_OK without one. */
 mr_code Mr_bus_publisher_take(mr_bus_publishers *ps, mr_err *err);
 
+/* Topics a backend has looked up or created already (known_topics.c); the caller locks. */
+typedef struct mr_bus_known_topic {
+    char *name;
+    int partitions;           /* 0 where the backend does not count them */
+    struct mr_bus_known_topic *next;
+} mr_bus_known_topic;
+
+/* name's entry; NULL while it is not known. */
+const mr_bus_known_topic *Mr_bus_topic_find(const mr_bus_known_topic *list, const char *name);
+/* Adds name to *list; MR_ENOMEM names b's URL and the topic. */
+mr_code Mr_bus_topic_remember(const mr_bus *b, mr_bus_known_topic **list, const char *name, int partitions,
+                              mr_err *err);
+void Mr_bus_topics_free(mr_bus_known_topic *list);
+
 /* The longest one poll's handlers may run before the consumer is taken for hung and its
  * partitions go to the others of its group (Kafka's max.poll.interval.ms default). */
 #define MR_BUS_MAX_POLL_MS 300000

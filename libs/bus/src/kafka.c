@@ -26,16 +26,11 @@
  * per broker it reads from. */
 #define KAFKA_FETCH_WAIT_MS "10"
 
-typedef struct known_topic {
-    char *name;
-    struct known_topic *next;
-} known_topic;
-
 typedef struct kafka_bus {
     mr_bus base;
     pthread_mutex_t mu;     /* guards everything below */
     rd_kafka_t *producer;   /* created on the first publish */
-    known_topic *known;     /* topics looked up or created already */
+    mr_bus_known_topic *known; /* topics looked up or created already */
     mr_bus_publishers pubs; /* who published the messages whose delivery failed */
 } kafka_bus;
 
@@ -174,9 +169,8 @@ static mr_code create_topic(kafka_bus *b, rd_kafka_t *rk, const char *topic, mr_
  * held, through any client (a consumer may be the first to use a topic). */
 static mr_code ensure_topic(kafka_bus *b, rd_kafka_t *rk, const char *topic, mr_err *err)
 {
-    for (known_topic *k = b->known; k; k = k->next)
-        if (strcmp(k->name, topic) == 0)
-            return MR_OK;
+    if (Mr_bus_topic_find(b->known, topic))
+        return MR_OK;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (!rkt)
         return mr_err_set(err, MR_EINVAL, "%s: topic %s: %s", b->base.url.display, topic,
@@ -197,14 +191,7 @@ static mr_code ensure_topic(kafka_bus *b, rd_kafka_t *rk, const char *topic, mr_
                         rd_kafka_err2str(te));
     if (rc != MR_OK)
         return rc;
-    known_topic *k = calloc(1, sizeof *k);
-    if (!k || !(k->name = strdup(topic))) {
-        free(k);
-        return mr_err_set(err, MR_ENOMEM, "%s: no memory for topic %s", b->base.url.display, topic);
-    }
-    k->next = b->known;
-    b->known = k;
-    return MR_OK;
+    return Mr_bus_topic_remember(&b->base, &b->known, topic, 0, err);
 }
 
 static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
@@ -474,11 +461,7 @@ static void kafka_close(mr_bus *bb)
         rd_kafka_flush(b->producer, 5000);
         rd_kafka_destroy(b->producer);
     }
-    for (known_topic *k = b->known, *n; k; k = n) {
-        n = k->next;
-        free(k->name);
-        free(k);
-    }
+    Mr_bus_topics_free(b->known);
     Mr_bus_publishers_free(&b->pubs);
     pthread_mutex_destroy(&b->mu);
     free(b);

@@ -31,12 +31,6 @@ typedef struct pending_msg {
     mr_bus_publisher *from;
 } pending_msg;
 
-typedef struct known_topic {
-    char *name;
-    int partitions;
-    struct known_topic *next;
-} known_topic;
-
 typedef struct redis_bus {
     mr_bus base;
     pthread_mutex_t mu;   /* guards everything below */
@@ -45,7 +39,7 @@ typedef struct redis_bus {
     pending_msg ring[RING_CAP];
     size_t head, n;       /* unconfirmed messages, oldest at head */
     size_t sent;          /* of those, written on the current connection and awaiting replies */
-    known_topic *known;
+    mr_bus_known_topic *known;
     mr_err down;          /* why the connection failed last */
     mr_bus_publishers pubs; /* who published what Redis refused */
 } redis_bus;
@@ -276,11 +270,11 @@ static mr_code unconfirmed_error(redis_bus *b, int waited_ms, mr_err *err)
 /* The topic's partition count, looked up once. Called with the mutex held. */
 static mr_code topic_partitions(redis_bus *b, const char *topic, long long deadline, int *out, mr_err *err)
 {
-    for (known_topic *k = b->known; k; k = k->next)
-        if (strcmp(k->name, topic) == 0) {
-            *out = k->partitions;
-            return MR_OK;
-        }
+    const mr_bus_known_topic *known = Mr_bus_topic_find(b->known, topic);
+    if (known) {
+        *out = known->partitions;
+        return MR_OK;
+    }
     /* A plain command needs a connection with no reply outstanding. */
     if (!settle(b, deadline))
         return mr_err_set(err, MR_EUNAVAIL, "%s: looking up topic %s: %s", b->base.url.display, topic,
@@ -291,14 +285,8 @@ static mr_code topic_partitions(redis_bus *b, const char *topic, long long deadl
         drop_connection(b, err);
     if (rc != MR_OK)
         return rc;
-    known_topic *k = calloc(1, sizeof *k);
-    if (!k || !(k->name = strdup(topic))) {
-        free(k);
-        return mr_err_set(err, MR_ENOMEM, "%s: no memory for topic %s", b->base.url.display, topic);
-    }
-    k->partitions = n;
-    k->next = b->known;
-    b->known = k;
+    if ((rc = Mr_bus_topic_remember(&b->base, &b->known, topic, n, err)) != MR_OK)
+        return rc;
     *out = n;
     return MR_OK;
 }
@@ -375,11 +363,7 @@ static void redis_close(mr_bus *bb)
         b->n--;
     }
     drop_connection(b, NULL);
-    for (known_topic *k = b->known, *n; k; k = n) {
-        n = k->next;
-        free(k->name);
-        free(k);
-    }
+    Mr_bus_topics_free(b->known);
     Mr_bus_publishers_free(&b->pubs);
     pthread_mutex_destroy(&b->mu);
     free(b);
