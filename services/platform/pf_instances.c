@@ -514,19 +514,29 @@ int pf_instance_list(pf_service *svc, const char *owner, json_t **body)
     return 200;
 }
 
+/* Records rec, whose op the caller has just set (edited false: setting it ran out of memory),
+ * and carries the op out on the cluster: 200, else 503 with why in *body. */
+static int record_and_finish(pf_service *svc, json_t *rec, bool edited, const char *what, const char *id,
+                             json_t **body)
+{
+    mr_err err = {0};
+    if (!edited)
+        mr_err_set(&err, MR_ENOMEM, "out of memory recording the %s of %s", what, id);
+    if (err.code != MR_OK || save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK)
+        return failed(what, id, true, &err, body);
+    return 200;
+}
+
 int pf_instance_set_suspended(pf_service *svc, const char *owner, const char *id, bool suspended, json_t **body)
 {
     pthread_mutex_t *lock = pf_instance_lock(svc, id);
     pthread_mutex_lock(lock);
     json_t *rec = NULL;
     int code = load_visible(svc, owner, id, &rec, body);
-    mr_err err = {0};
     if (code == 200) {
-        if (!put(rec, "suspended", json_boolean(suspended)) || !put(rec, "op", json_string("apply")))
-            mr_err_set(&err, MR_ENOMEM, "out of memory changing %s", id);
-        if (err.code != MR_OK || save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK)
-            code = failed(suspended ? "suspend" : "resume", id, true, &err, body);
-        else
+        bool edited = put(rec, "suspended", json_boolean(suspended)) && put(rec, "op", json_string("apply"));
+        code = record_and_finish(svc, rec, edited, suspended ? "suspend" : "resume", id, body);
+        if (code == 200)
             *body = view(svc, rec);
     }
     json_decref(rec);
@@ -581,13 +591,9 @@ int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_
     pthread_mutex_lock(lock);
     json_t *rec = NULL;
     int code = load_visible(svc, owner, id, &rec, body);
-    mr_err err = {0};
     if (code == 200) {
-        if (!put(rec, "op", json_string("delete")))
-            mr_err_set(&err, MR_ENOMEM, "out of memory deleting %s", id);
-        if (err.code != MR_OK || save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK) {
-            code = failed("delete", id, true, &err, body);
-        } else {
+        code = record_and_finish(svc, rec, put(rec, "op", json_string("delete")), "delete", id, body);
+        if (code == 200) {
             *body = json_pack("{s:s, s:s}", "id", id, "phase", "deleted");
             mr_log_info(PF_COMPONENT, "deleted instance %s", id);
         }

@@ -23,7 +23,7 @@ mr_http_response *api_detail(int status, const char *fmt, ...)
     return mr_http_reply_json(status, json_pack("{s:s}", "detail", msg));
 }
 
-mr_http_response *api_error_reply(int status, const char *message)
+mr_http_response *mr_provisioning_error_reply(int status, const char *message)
 {
     return api_detail(status, "%s", message);
 }
@@ -153,16 +153,6 @@ static const route routes[] = {
     {"POST", "register-agent", agent_register},
 };
 
-/* /readyz: the store answers. */
-static bool store_ready(void *ctx, char *why, size_t cap)
-{
-    mr_err err = {0};
-    if (mr_store_ping(ctx, &err) == MR_OK)
-        return true;
-    snprintf(why, cap, "store: %s", err.msg);
-    return false;
-}
-
 /* Whether the request's Content-Type is application/json (parameters such as charset aside). */
 static bool json_content_type(const mr_http_request *req)
 {
@@ -181,9 +171,6 @@ static bool json_content_type(const mr_http_request *req)
 
 static mr_http_response *dispatch(prov *p, const mr_http_request *req)
 {
-    mr_http_response *ops = mr_http_ops_reply(req, p->metrics, store_ready, p->stores[0]);
-    if (ops)
-        return ops;
     mr_http_response *page = page_reply(p, req);
     if (page)
         return page;

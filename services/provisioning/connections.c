@@ -121,17 +121,12 @@ static json_t *describe(const char *id, const mr_store_hash *h)
                      "revoked_at", time_or_null(field(h, "revoked_at")));
 }
 
-/* The connection's fields; MR_ENOTFOUND when it does not exist. */
+/* The connection's fields; none (h->count 0) when it does not exist. */
 static mr_code load(prov *p, const char *id, mr_store_hash *h, mr_err *err)
 {
     char key[128];
     conn_key(key, sizeof key, id);
-    mr_code rc = mr_store_hgetall(prov_store(p), key, h, err);
-    if (rc == MR_OK && h->count == 0) {
-        mr_store_hash_free(h);
-        return mr_err_set(err, MR_ENOTFOUND, "connection %s not found", id);
-    }
-    return rc;
+    return mr_store_hgetall(prov_store(p), key, h, err);
 }
 
 mr_code conn_describe(prov *p, const char *id, json_t **out, mr_err *err)
@@ -140,6 +135,10 @@ mr_code conn_describe(prov *p, const char *id, json_t **out, mr_err *err)
     mr_code rc = load(p, id, &h, err);
     if (rc != MR_OK)
         return rc;
+    if (h.count == 0) {
+        mr_store_hash_free(&h);
+        return mr_err_set(err, MR_ENOTFOUND, "connection %s not found", id);
+    }
     *out = describe(id, &h);
     mr_store_hash_free(&h);
     return *out ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory describing connection %s", id);
@@ -174,14 +173,13 @@ mr_code conn_list(prov *p, const char *owner, json_t **out, mr_err *err)
     for (size_t i = 0; rc == MR_OK && i < index.count; i++) {
         mr_store_hash h = {0};
         rc = load(p, index.entries[i].field, &h, err);
-        if (rc == MR_ENOTFOUND) {
-            /* Left behind by a pairing that lost its claim; nothing to show. */
-            mr_err_clear(err);
-            rc = MR_OK;
-            continue;
-        }
         if (rc != MR_OK)
             break;
+        if (h.count == 0) {
+            /* Left behind by a pairing that lost its claim; nothing to show. */
+            mr_store_hash_free(&h);
+            continue;
+        }
         const char *created = field(&h, "created_at");
         items[n] = (listed){created ? strtoll(created, NULL, 10) : 0, index.entries[i].field,
                             describe(index.entries[i].field, &h)};
@@ -206,24 +204,26 @@ mr_code conn_list(prov *p, const char *owner, json_t **out, mr_err *err)
     return rc;
 }
 
+/* Sets the connection's field to the time now, in seconds since the epoch. */
+static mr_code stamp(prov *p, const char *id, const char *name, mr_err *err)
+{
+    char key[128], now[32];
+    conn_key(key, sizeof key, id);
+    snprintf(now, sizeof now, "%lld", pair_now());
+    return hset_str(p, key, name, now, err);
+}
+
 mr_code conn_revoke(prov *p, const char *owner, const char *id, bool *found, mr_err *err)
 {
     *found = false;
     mr_store_hash h = {0};
     mr_code rc = load(p, id, &h, err);
-    if (rc == MR_ENOTFOUND) {
-        mr_err_clear(err);
-        return MR_OK;
-    }
     if (rc != MR_OK)
         return rc;
     const char *holder = field(&h, "owner_user_id");
     *found = holder && strcmp(holder, owner) == 0;
     if (*found && !field(&h, "revoked_at")) {
-        char key[128], now[32];
-        conn_key(key, sizeof key, id);
-        snprintf(now, sizeof now, "%lld", pair_now());
-        rc = hset_str(p, key, "revoked_at", now, err);
+        rc = stamp(p, id, "revoked_at", err);
     }
     mr_store_hash_free(&h);
     return rc;
@@ -242,10 +242,6 @@ mr_code conn_authenticate(prov *p, const char *id, const char *secret, conn_auth
         return MR_OK;
     mr_store_hash h = {0};
     mr_code rc = load(p, id, &h, err);
-    if (rc == MR_ENOTFOUND) {
-        mr_err_clear(err);
-        return MR_OK;
-    }
     if (rc != MR_OK)
         return rc;
     char digest[65];
@@ -258,10 +254,7 @@ mr_code conn_authenticate(prov *p, const char *id, const char *secret, conn_auth
         } else {
             *out = CONN_AUTH_OK;
             snprintf(ns, PAIR_NAMESPACE_LEN + 1, "%s", space ? space : "");
-            char key[128], now[32];
-            conn_key(key, sizeof key, id);
-            snprintf(now, sizeof now, "%lld", pair_now());
-            rc = hset_str(p, key, "last_seen_at", now, err);
+            rc = stamp(p, id, "last_seen_at", err);
         }
     }
     mr_store_hash_free(&h);

@@ -17,15 +17,13 @@
 #define PROV_REDIS_CONNECTIONS 8
 
 /* The running service; handlers get it as their context. */
-struct mr_provisioning {
+typedef struct prov {
     const mr_provisioning_settings *s;
-    mr_store *stores[PROV_REDIS_CONNECTIONS]; /* one for a SQLite store */
+    mr_store *stores[PROV_REDIS_CONNECTIONS]; /* [0] the runtime's; one for a SQLite store */
     size_t nstores;
     unsigned next_store;
-    mr_http_metrics *metrics;
-    mr_http_server *srv;
-};
-typedef struct mr_provisioning prov;
+    mr_http_metrics *metrics; /* the runtime's */
+} prov;
 
 /* A store handle for the next call, round robin. Calls of one request may go over different
  * connections: each waits for its answer, so what one wrote the next reads. */
@@ -194,8 +192,6 @@ mr_http_response *page_reply(prov *p, const mr_http_request *req);
 mr_http_response *api_handle(void *ctx, const mr_http_request *req);
 /* {"detail": "<formatted>"} with the status. */
 mr_http_response *api_detail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* libs/http's own error answers (400, 413, 500) as {"detail": message}. */
-mr_http_response *api_error_reply(int status, const char *message);
 /* 503 naming the store failure (a transient fault: the client may retry). */
 mr_http_response *api_store_failure(const mr_err *err);
 /* NULL when allowed; else the 429 (or 503) to send. */

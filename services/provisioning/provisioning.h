@@ -24,23 +24,15 @@
 
 #include <stddef.h>
 #include "mindroom/err.h"
-#include "mindroom/log.h"
+#include "mindroom/runtime.h"
 
 #define MR_PROVISIONING_DEFAULT_LISTEN "127.0.0.1:8776"
 #define MR_PROVISIONING_MIN_TTL_S 30
 
-/* Command-line values; NULL when not given (they win over the environment). */
-typedef struct mr_provisioning_flags {
-    const char *listen;
-    const char *log_level;
-    const char *log_format;
-} mr_provisioning_flags;
-
-/* The resolved settings. Each comes from its flag, else the environment variable named in the
- * comment, else the default; an empty variable counts as unset. */
+/* The service's own settings (--listen, logging and MINDROOM_STORE_URL are the runtime's). Each
+ * comes from the environment variable named in the comment, else the default; an empty
+ * variable counts as unset. */
 typedef struct mr_provisioning_settings {
-    char *listen;             /* --listen, MINDROOM_PROVISIONING_LISTEN; 127.0.0.1:8776 */
-    char *store_url;          /* MINDROOM_STORE_URL; required (redis://... for replicas) */
     char *homeserver;         /* MATRIX_HOMESERVER; required, http(s)://, no trailing '/' */
     char *server_name;        /* MATRIX_SERVER_NAME; default the homeserver's host */
     char *registration_token; /* MATRIX_REGISTRATION_TOKEN, else the first line of the file
@@ -56,25 +48,21 @@ typedef struct mr_provisioning_settings {
      * to call the API from a browser; https://chat.mindroom.chat by default. */
     char **cors_origins;
     size_t n_cors_origins;
-    mr_log_level log_level;   /* --log-level, LOG_LEVEL; info */
-    mr_log_format log_format; /* --log-format, LOG_FORMAT; human */
 } mr_provisioning_settings;
 
 /* MR_EINVAL with a message that starts with the setting's name when one is missing or invalid
  * (never quoting a secret). Frees nothing on failure: call mr_provisioning_settings_free. */
-mr_code mr_provisioning_settings_resolve(const mr_provisioning_flags *flags, mr_provisioning_settings *out,
-                                         mr_err *err);
+mr_code mr_provisioning_settings_resolve(mr_provisioning_settings *out, mr_err *err);
 /* Frees every field, wiping the registration token first. */
 void mr_provisioning_settings_free(mr_provisioning_settings *s);
 
-typedef struct mr_provisioning mr_provisioning;
-
-/* Opens the store and starts serving on settings->listen (which must outlive the service).
- * MR_EINVAL names MINDROOM_STORE_URL or the listen setting when they are unusable. */
-mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provisioning **out, mr_err *err);
-/* The bound port (the kernel's pick for port 0). */
-int mr_provisioning_port(const mr_provisioning *p);
-/* Waits for requests in flight, closes the store, frees. NULL is a no-op. */
-void mr_provisioning_stop(mr_provisioning *p);
+/* mr_service_def.check_settings: resolves the settings above and drops them. */
+mr_code mr_provisioning_check_settings(const mr_runtime *rt, mr_err *err);
+/* mr_service_def.serve: opens the store connections, installs the API on the runtime's
+ * --listen server and answers until the runtime stops. */
+int mr_provisioning_serve(const mr_runtime *rt);
+/* mr_service_def.http_error_reply: libs/http's own error answers (400, 413, 500) as
+ * {"detail": message}. */
+mr_http_response *mr_provisioning_error_reply(int status, const char *message);
 
 #endif

@@ -1,12 +1,7 @@
-/* service.c -- starting and stopping mindroom-provisioning: store, metrics, HTTP server. */
+/* service.c -- mindroom-provisioning's serve: store connections, metrics, its API on --listen. */
 #include "prov_internal.h"
 
-#include <stdlib.h>
 #include <string.h>
-
-/* libs/http's default total cap, named here for the per-address lift behind proxies. */
-#define MAX_CONNECTIONS 256
-#define MAX_BODY (64u * 1024u)
 
 static mr_code declare_metrics(mr_http_metrics *m, mr_err *err)
 {
@@ -25,63 +20,61 @@ static mr_code declare_metrics(mr_http_metrics *m, mr_err *err)
     return MR_OK;
 }
 
-mr_code mr_provisioning_start(const mr_provisioning_settings *settings, mr_provisioning **out, mr_err *err)
+/* stores[0] is the runtime's, which also answers /readyz: not ours to close. */
+static void close_stores(prov *p)
 {
-    *out = NULL;
-    prov *p = calloc(1, sizeof *p);
-    if (!p)
-        return mr_err_set(err, MR_ENOMEM, "out of memory starting the provisioning service");
-    p->s = settings;
+    for (size_t i = 1; i < p->nstores; i++)
+        mr_store_close(p->stores[i]);
+}
+
+/* More connections beside the runtime's, for Redis only. */
+static mr_code open_stores(prov *p, const mr_runtime *rt, mr_err *err)
+{
+    p->stores[0] = rt->store;
+    p->nstores = 1;
     /* SQLite is one file with its own locking: one handle. */
-    size_t want = strncmp(settings->store_url, "redis", 5) == 0 ? PROV_REDIS_CONNECTIONS : 1;
+    const char *url = rt->settings.store_url;
+    size_t want = strncmp(url, "redis", 5) == 0 ? PROV_REDIS_CONNECTIONS : 1;
     mr_code rc = MR_OK;
-    for (size_t i = 0; rc == MR_OK && i < want; i++) {
-        rc = mr_store_open(settings->store_url, NULL, &p->stores[i], err);
+    for (size_t i = 1; rc == MR_OK && i < want; i++) {
+        rc = mr_store_open(url, NULL, &p->stores[i], err);
         p->nstores += rc == MR_OK;
     }
     if (rc != MR_OK)
         mr_err_prefix(err, "MINDROOM_STORE_URL");
+    return rc;
+}
+
+int mr_provisioning_serve(const mr_runtime *rt)
+{
+    mr_provisioning_settings s;
+    prov p = {.s = &s, .metrics = rt->metrics};
+    mr_err err = {0};
+    mr_code rc = mr_provisioning_settings_resolve(&s, &err);
     if (rc == MR_OK)
-        rc = (p->metrics = mr_http_metrics_new()) ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory for metrics");
+        rc = open_stores(&p, rt, &err);
     if (rc == MR_OK)
-        rc = declare_metrics(p->metrics, err);
-    if (rc == MR_OK) {
-        /* Behind trusted proxies every client shares their addresses: the per-address cap would
-         * count all of them as one, so it is lifted to the total cap there. */
-        mr_http_server_opts so = {.listen = settings->listen, .max_body = MAX_BODY, .metrics = p->metrics,
-                                  .max_per_address = settings->n_trusted_proxies ? MAX_CONNECTIONS : 0,
-                                  .max_connections = MAX_CONNECTIONS,
-                                  .error_reply = api_error_reply};
-        rc = mr_http_server_start(&so, api_handle, p, &p->srv, err);
-        if (rc != MR_OK)
-            mr_err_prefix(err, "listen address %s", settings->listen);
-    }
+        rc = declare_metrics(p.metrics, &err);
     if (rc != MR_OK) {
-        mr_provisioning_stop(p);
-        return rc;
+        mr_log_error(rt->service, "%s", err.msg);
+        close_stores(&p);
+        mr_provisioning_settings_free(&s);
+        return rc == MR_EINVAL ? 2 : 1;
     }
-    *out = p;
-    return MR_OK;
+    const char *fields[] = {"homeserver", s.homeserver, "server_name", s.server_name, NULL};
+    mr_log_write(MR_LOG_INFO, rt->service, fields, "serving pair codes, valid %ld s", s.pair_ttl_s);
+    mr_runtime_set_http_handler(rt, api_handle, &p);
+    while (!mr_runtime_sleep(rt, 1000))
+        ;
+    /* Waits for the requests in flight, which use the stores and the settings. */
+    mr_runtime_set_http_handler(rt, NULL, NULL);
+    close_stores(&p);
+    mr_provisioning_settings_free(&s);
+    return 0;
 }
 
 mr_store *prov_store(prov *p)
 {
     unsigned i = __atomic_fetch_add(&p->next_store, 1, __ATOMIC_RELAXED);
     return p->stores[i % p->nstores];
-}
-
-int mr_provisioning_port(const mr_provisioning *p)
-{
-    return mr_http_server_port(p->srv);
-}
-
-void mr_provisioning_stop(mr_provisioning *p)
-{
-    if (!p)
-        return;
-    mr_http_server_stop(p->srv);
-    for (size_t i = 0; i < p->nstores; i++)
-        mr_store_close(p->stores[i]);
-    mr_http_metrics_free(p->metrics);
-    free(p);
 }

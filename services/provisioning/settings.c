@@ -17,11 +17,9 @@
 #define POLL_MAX_S 300L
 #define DEFAULT_CORS "https://chat.mindroom.chat"
 
-/* The flag when given, else the variable; an empty variable counts as unset. */
-static const char *setting(const char *flag, const char *var)
+/* The variable; an empty one counts as unset. */
+static const char *setting(const char *var)
 {
-    if (flag)
-        return flag;
     const char *v = getenv(var);
     return v && *v ? v : NULL;
 }
@@ -34,7 +32,7 @@ static mr_code dup_setting(char **out, const char *value, const char *name, mr_e
 
 static mr_code parse_seconds(const char *var, long dflt, long min, long max, long *out, mr_err *err)
 {
-    const char *v = setting(NULL, var);
+    const char *v = setting(var);
     if (!v) {
         *out = dflt;
         return MR_OK;
@@ -76,7 +74,7 @@ static mr_code homeserver_host(const char *url, char *host, size_t cap, mr_err *
 
 static mr_code resolve_matrix(mr_provisioning_settings *s, mr_err *err)
 {
-    const char *hs = setting(NULL, "MATRIX_HOMESERVER");
+    const char *hs = setting("MATRIX_HOMESERVER");
     if (!hs)
         return mr_err_set(err, MR_EINVAL, "MATRIX_HOMESERVER: not set; give the homeserver's URL, "
                                           "e.g. https://mindroom.chat");
@@ -91,7 +89,7 @@ static mr_code resolve_matrix(mr_provisioning_settings *s, mr_err *err)
     char host[MR_ID_MAX + 1];
     if ((rc = homeserver_host(s->homeserver, host, sizeof host, err)) != MR_OK)
         return rc;
-    const char *name = setting(NULL, "MATRIX_SERVER_NAME");
+    const char *name = setting("MATRIX_SERVER_NAME");
     const char *var = name ? "MATRIX_SERVER_NAME" : "MATRIX_HOMESERVER";
     if (!name)
         name = host;
@@ -105,10 +103,10 @@ static mr_code resolve_matrix(mr_provisioning_settings *s, mr_err *err)
 /* The token, or the first line of its file; never quoted in a message. */
 static mr_code resolve_token(mr_provisioning_settings *s, mr_err *err)
 {
-    const char *token = setting(NULL, "MATRIX_REGISTRATION_TOKEN");
+    const char *token = setting("MATRIX_REGISTRATION_TOKEN");
     if (token)
         return dup_setting(&s->registration_token, token, "MATRIX_REGISTRATION_TOKEN", err);
-    const char *path = setting(NULL, "MATRIX_REGISTRATION_TOKEN_FILE");
+    const char *path = setting("MATRIX_REGISTRATION_TOKEN_FILE");
     if (!path)
         return mr_err_set(err, MR_EINVAL, "MATRIX_REGISTRATION_TOKEN: not set; set it, or "
                                           "MATRIX_REGISTRATION_TOKEN_FILE to a file holding it");
@@ -175,42 +173,10 @@ static bool is_origin(const char *s)
     return host && *host && !strchr(host, '/');
 }
 
-static mr_code resolve_logging(const mr_provisioning_flags *f, mr_provisioning_settings *s, mr_err *err)
+mr_code mr_provisioning_settings_resolve(mr_provisioning_settings *out, mr_err *err)
 {
-    const char *level = setting(f->log_level, "LOG_LEVEL");
-    const char *format = setting(f->log_format, "LOG_FORMAT");
-    s->log_level = MR_LOG_INFO;
-    s->log_format = MR_LOG_HUMAN;
-    if (level && mr_log_level_parse(level, &s->log_level, err) != MR_OK) {
-        mr_err_prefix(err, "%s", f->log_level ? "--log-level" : "LOG_LEVEL");
-        return MR_EINVAL;
-    }
-    if (format && mr_log_format_parse(format, &s->log_format, err) != MR_OK) {
-        mr_err_prefix(err, "%s", f->log_format ? "--log-format" : "LOG_FORMAT");
-        return MR_EINVAL;
-    }
-    return MR_OK;
-}
-
-mr_code mr_provisioning_settings_resolve(const mr_provisioning_flags *flags, mr_provisioning_settings *out,
-                                         mr_err *err)
-{
-    static const mr_provisioning_flags none = {0};
-    const mr_provisioning_flags *f = flags ? flags : &none;
     memset(out, 0, sizeof *out);
-    mr_code rc = resolve_logging(f, out, err);
-    const char *listen = setting(f->listen, "MINDROOM_PROVISIONING_LISTEN");
-    if (rc == MR_OK)
-        rc = dup_setting(&out->listen, listen ? listen : MR_PROVISIONING_DEFAULT_LISTEN,
-                         f->listen ? "--listen" : "MINDROOM_PROVISIONING_LISTEN", err);
-    const char *store = setting(NULL, "MINDROOM_STORE_URL");
-    if (rc == MR_OK && !store)
-        rc = mr_err_set(err, MR_EINVAL, "MINDROOM_STORE_URL: not set; give redis://host:6379/0 (shared by "
-                                        "replicas) or sqlite:///path/state.db (one replica)");
-    if (rc == MR_OK)
-        rc = dup_setting(&out->store_url, store, "MINDROOM_STORE_URL", err);
-    if (rc == MR_OK)
-        rc = resolve_matrix(out, err);
+    mr_code rc = resolve_matrix(out, err);
     if (rc == MR_OK)
         rc = resolve_token(out, err);
     if (rc == MR_OK)
@@ -219,14 +185,23 @@ mr_code mr_provisioning_settings_resolve(const mr_provisioning_flags *flags, mr_
     if (rc == MR_OK)
         rc = parse_seconds("MINDROOM_PROVISIONING_POLL_INTERVAL_SECONDS", 3, 1, POLL_MAX_S, &out->poll_interval_s,
                            err);
-    const char *proxies = setting(NULL, "MINDROOM_PROVISIONING_TRUSTED_PROXIES");
+    const char *proxies = setting("MINDROOM_PROVISIONING_TRUSTED_PROXIES");
     if (rc == MR_OK && proxies)
         rc = split_list("MINDROOM_PROVISIONING_TRUSTED_PROXIES", proxies, api_is_ip, "an IP address",
                         &out->trusted_proxies, &out->n_trusted_proxies, err);
-    const char *origins = setting(NULL, "MINDROOM_PROVISIONING_CORS_ORIGINS");
+    const char *origins = setting("MINDROOM_PROVISIONING_CORS_ORIGINS");
     if (rc == MR_OK)
         rc = split_list("MINDROOM_PROVISIONING_CORS_ORIGINS", origins ? origins : DEFAULT_CORS, is_origin,
                         "an origin like https://chat.example.org", &out->cors_origins, &out->n_cors_origins, err);
+    return rc;
+}
+
+mr_code mr_provisioning_check_settings(const mr_runtime *rt, mr_err *err)
+{
+    (void)rt;
+    mr_provisioning_settings s;
+    mr_code rc = mr_provisioning_settings_resolve(&s, err);
+    mr_provisioning_settings_free(&s);
     return rc;
 }
 
@@ -243,8 +218,6 @@ void mr_provisioning_settings_free(mr_provisioning_settings *s)
         OPENSSL_cleanse(s->registration_token, strlen(s->registration_token));
         free(s->registration_token);
     }
-    free(s->listen);
-    free(s->store_url);
     free(s->homeserver);
     free(s->server_name);
     free_list(s->trusted_proxies, s->n_trusted_proxies);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-void mr_bus_cond_init(pthread_cond_t *cv)
+void Mr_bus_cond_init(pthread_cond_t *cv)
 {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -17,7 +17,7 @@ void mr_bus_cond_init(pthread_cond_t *cv)
     pthread_condattr_destroy(&ca);
 }
 
-bool mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
+bool Mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
 {
     if (deadline == LLONG_MAX) {
         pthread_cond_wait(cv, mu);
@@ -30,7 +30,7 @@ bool mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline)
     return pthread_cond_timedwait(cv, mu, &ts) != ETIMEDOUT || mr_clock_mono_ms() < deadline;
 }
 
-int mr_bus_remaining_ms(long long deadline)
+int Mr_bus_remaining_ms(long long deadline)
 {
     long long left = deadline - mr_clock_mono_ms();
     if (left <= 0)
@@ -38,7 +38,7 @@ int mr_bus_remaining_ms(long long deadline)
     return left > INT_MAX ? INT_MAX : (int)left;
 }
 
-long long mr_bus_publish_deadline(const mr_bus *b)
+long long Mr_bus_publish_deadline(const mr_bus *b)
 {
     if (b->opts.publish_timeout_ms < 0)
         return LLONG_MAX;
@@ -95,15 +95,15 @@ mr_code mr_bus_open(const char *url, const mr_bus_options *opts, mr_bus **out, m
 {
     *out = NULL;
     mr_bus base = {0};
-    mr_code rc = mr_bus_url_parse(url, &base.url, err);
+    mr_code rc = Mr_bus_url_parse(url, &base.url, err);
     if (rc == MR_OK)
         rc = apply_options(&base, opts, err);
     if (rc != MR_OK)
         return rc;
     switch (base.url.kind) {
-    case MR_BUS_INPROC: return mr_bus_inproc_open(&base, out, err);
-    case MR_BUS_KAFKA: return mr_bus_kafka_open(&base, out, err);
-    case MR_BUS_REDIS: return mr_bus_redis_open(&base, out, err);
+    case MR_BUS_INPROC: return Mr_bus_inproc_open(&base, out, err);
+    case MR_BUS_KAFKA: return Mr_bus_kafka_open(&base, out, err);
+    case MR_BUS_REDIS: return Mr_bus_redis_open(&base, out, err);
     }
     return mr_err_set(err, MR_EINTERNAL, "bus URL \"%s\": no backend", base.url.display);
 }
@@ -188,7 +188,7 @@ void mr_bus_consumer_close(mr_bus_consumer *c)
         c->bus->vt->consumer_close(c);
 }
 
-void mr_bus_note_failure(mr_err *err, mr_code *first, mr_code rc, const mr_bus_msg *m, const mr_err *herr)
+void Mr_bus_note_failure(mr_err *err, mr_code *first, mr_code rc, const mr_bus_msg *m, const mr_err *herr)
 {
     if (*first != MR_OK)
         return;

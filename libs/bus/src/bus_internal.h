@@ -1,4 +1,7 @@
-/* bus_internal.h -- what the bus front end and its backends share; not part of the public API. */
+/* bus_internal.h -- what the bus front end and its backends share; not part of the public API.
+ *
+ * Functions shared between files of libs/bus are named Mr_bus_* (curl's Curl_* tier): a name that
+ * starts with a capital is internal to the library, mr_bus_* is the public API in include/. */
 #ifndef MINDROOM_BUS_INTERNAL_H
 #define MINDROOM_BUS_INTERNAL_H
 
@@ -23,7 +26,7 @@ typedef struct mr_bus_url {
     int partitions;       /* redis: ?partitions=N, for topics this bus creates; 0 when not given */
 } mr_bus_url;
 
-mr_code mr_bus_url_parse(const char *url, mr_bus_url *out, mr_err *err);
+mr_code Mr_bus_url_parse(const char *url, mr_bus_url *out, mr_err *err);
 
 /* Each backend's bus and consumer structs start with these, so the front end can dispatch. */
 typedef struct mr_bus_vtable {
@@ -55,13 +58,13 @@ struct mr_bus_consumer {
 
 /* Backend constructors: allocate the backend's struct, which starts with a copy of base (the
  * parsed URL and options with defaults), and set its vtable. */
-mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err);
-mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err);
-mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err);
+mr_code Mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err);
+mr_code Mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err);
+mr_code Mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err);
 
 /* Turns a handler's failure into poll's error: the handler's code, and "handling
  * <topic>[<partition>] <id>: <its message>". Keeps the first failure of a poll. */
-void mr_bus_note_failure(mr_err *err, mr_code *first, mr_code rc, const mr_bus_msg *m,
+void Mr_bus_note_failure(mr_err *err, mr_code *first, mr_code rc, const mr_bus_msg *m,
                          const mr_err *herr);
 
 /* Publishing threads and their delivery failures (publishers.c): a backend gives each message
@@ -73,28 +76,42 @@ typedef struct mr_bus_publishers {
     mr_bus_publisher *list;
 } mr_bus_publishers;
 
-void mr_bus_publishers_init(mr_bus_publishers *ps);
-void mr_bus_publishers_free(mr_bus_publishers *ps);
+void Mr_bus_publishers_init(mr_bus_publishers *ps);
+void Mr_bus_publishers_free(mr_bus_publishers *ps);
 /* The calling thread's record, made on its first publish; NULL when out of memory. */
-mr_bus_publisher *mr_bus_publisher_self(mr_bus_publishers *ps);
+mr_bus_publisher *Mr_bus_publisher_self(mr_bus_publishers *ps);
 /* Keeps why as p's failure unless p has one since its last flush already. */
-void mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const mr_err *why);
+void Mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const mr_err *why);
 /* The calling thread's first failure since its last flush, which it clears; MR_OK without one. */
-mr_code mr_bus_publisher_take(mr_bus_publishers *ps, mr_err *err);
+mr_code Mr_bus_publisher_take(mr_bus_publishers *ps, mr_err *err);
+
+/* Topics a backend has looked up or created already (known_topics.c); the caller locks. */
+typedef struct mr_bus_known_topic {
+    char *name;
+    int partitions;           /* 0 where the backend does not count them */
+    struct mr_bus_known_topic *next;
+} mr_bus_known_topic;
+
+/* name's entry; NULL while it is not known. */
+const mr_bus_known_topic *Mr_bus_topic_find(const mr_bus_known_topic *list, const char *name);
+/* Adds name to *list; MR_ENOMEM names b's URL and the topic. */
+mr_code Mr_bus_topic_remember(const mr_bus *b, mr_bus_known_topic **list, const char *name, int partitions,
+                              mr_err *err);
+void Mr_bus_topics_free(mr_bus_known_topic *list);
 
 /* The longest one poll's handlers may run before the consumer is taken for hung and its
  * partitions go to the others of its group (Kafka's max.poll.interval.ms default). */
 #define MR_BUS_MAX_POLL_MS 300000
 
-/* Initializes cv on the monotonic clock, which mr_bus_wait's deadlines are on. */
-void mr_bus_cond_init(pthread_cond_t *cv);
+/* Initializes cv on the monotonic clock, which Mr_bus_wait's deadlines are on. */
+void Mr_bus_cond_init(pthread_cond_t *cv);
 /* Waits on cv until deadline on mr_clock_mono_ms (LLONG_MAX: without limit); false when the
  * deadline passed. */
-bool mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
+bool Mr_bus_wait(pthread_cond_t *cv, pthread_mutex_t *mu, long long deadline);
 
 /* What is left until a deadline on mr_clock_mono_ms (never negative). */
-int mr_bus_remaining_ms(long long deadline);
+int Mr_bus_remaining_ms(long long deadline);
 /* The deadline a publish waits for room until: LLONG_MAX when it waits without limit. */
-long long mr_bus_publish_deadline(const mr_bus *b);
+long long Mr_bus_publish_deadline(const mr_bus *b);
 
 #endif

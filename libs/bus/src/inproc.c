@@ -58,7 +58,7 @@ static void free_topic(ip_topic *t, size_t cap)
     free(t);
 }
 
-ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err)
+ip_topic *Mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err)
 {
     for (ip_topic *t = b->topics; t; t = t->next)
         if (strcmp(t->name, name) == 0)
@@ -87,7 +87,7 @@ ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err)
     return t;
 }
 
-uint64_t mr_bus_inproc_passed(const ip_topic *t, int p)
+uint64_t Mr_bus_inproc_passed(const ip_topic *t, int p)
 {
     uint64_t low = UINT64_MAX;
     for (const ip_group *g = t->groups; g; g = g->next)
@@ -100,14 +100,14 @@ uint64_t mr_bus_inproc_passed(const ip_topic *t, int p)
  * and the journal holds it. */
 static uint64_t slowest(const ip_topic *t, int p)
 {
-    uint64_t low = mr_bus_inproc_passed(t, p);
+    uint64_t low = Mr_bus_inproc_passed(t, p);
     /* Without any group yet, nothing has been handled: keep everything for the first one. */
     if (low == UINT64_MAX)
         low = t->parts[p].tail;
     return low < t->parts[p].durable ? low : t->parts[p].durable;
 }
 
-void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len)
+void Mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len)
 {
     ip_entry *e = &part->ring[seq % b->base.opts.inproc_capacity];
     b->held -= e->value ? e->len : 0;
@@ -117,7 +117,7 @@ void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char
     b->held += value ? len : 0;
 }
 
-size_t mr_bus_inproc_held_bytes(mr_bus *bb)
+size_t Mr_bus_inproc_held_bytes(mr_bus *bb)
 {
     ip_bus *b = (ip_bus *)bb;
     pthread_mutex_lock(&b->mu);
@@ -126,15 +126,15 @@ size_t mr_bus_inproc_held_bytes(mr_bus *bb)
     return held;
 }
 
-void mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p)
+void Mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p)
 {
     ip_part *part = &t->parts[p];
-    uint64_t passed = mr_bus_inproc_passed(t, p);
+    uint64_t passed = Mr_bus_inproc_passed(t, p);
     /* Without any group yet, nothing has been handled: keep everything for the first one. */
     if (passed == UINT64_MAX)
         return;
     for (; part->tail < passed && part->tail < part->durable; part->tail++)
-        mr_bus_inproc_store(b, part, part->tail, NULL, NULL, 0);
+        Mr_bus_inproc_store(b, part, part->tail, NULL, NULL, 0);
 }
 
 static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
@@ -151,9 +151,9 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     }
     memcpy(v, value, len);
     v[len] = '\0';
-    long long deadline = mr_bus_publish_deadline(bb);
+    long long deadline = Mr_bus_publish_deadline(bb);
     pthread_mutex_lock(&b->mu);
-    ip_topic *t = mr_bus_inproc_topic(b, topic, err);
+    ip_topic *t = Mr_bus_inproc_topic(b, topic, err);
     if (!t) {
         pthread_mutex_unlock(&b->mu);
         free(k);
@@ -164,7 +164,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
     ip_part *part = &t->parts[p];
     while (part->head - slowest(t, p) >= cap) {
         part->space_waiters++;
-        bool woken = mr_bus_wait(&b->space, &b->mu, deadline);
+        bool woken = Mr_bus_wait(&b->space, &b->mu, deadline);
         part->space_waiters--;
         if (!woken) {
             pthread_mutex_unlock(&b->mu);
@@ -176,12 +176,12 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
                               topic, p, cap, bb->opts.publish_timeout_ms);
         }
     }
-    mr_bus_inproc_store(b, part, part->head, k, v, len);
+    Mr_bus_inproc_store(b, part, part->head, k, v, len);
     part->head++;
     if (part->head - part->tail > cap)
         part->tail = part->head - cap;
     if (b->journal)
-        mr_bus_journal_published(b);
+        Mr_bus_journal_published(b);
     else
         part->durable = part->head;
     pthread_cond_broadcast(&b->data);
@@ -193,10 +193,10 @@ static mr_code ip_flush(mr_bus *bb, int timeout_ms, mr_err *err)
 {
     ip_bus *b = (ip_bus *)bb;
     /* In memory a published message is in the ring already: there is nothing to wait for. */
-    return b->journal ? mr_bus_journal_flush(b, timeout_ms, err) : MR_OK;
+    return b->journal ? Mr_bus_journal_flush(b, timeout_ms, err) : MR_OK;
 }
 
-ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err)
+ip_group *Mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err)
 {
     for (ip_group *g = t->groups; g; g = g->next)
         if (strcmp(g->name, name) == 0)
@@ -219,7 +219,7 @@ ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *
     for (int p = 0; p < t->partitions; p++) {
         g->cur[p].next = t->parts[p].tail;
         if (b->journal)
-            mr_bus_journal_moved(b, &g->cur[p]);
+            Mr_bus_journal_moved(b, &g->cur[p]);
     }
     g->next = t->groups;
     t->groups = g;
@@ -240,8 +240,8 @@ static mr_code ip_subscribe(mr_bus *bb, const char *group, const char *const *to
     pthread_mutex_lock(&b->mu);
     mr_code rc = MR_OK;
     for (size_t i = 0; i < n && rc == MR_OK; i++) {
-        c->subs[i].topic = mr_bus_inproc_topic(b, topics[i], err);
-        c->subs[i].group = c->subs[i].topic ? mr_bus_inproc_group(b, c->subs[i].topic, group, err) : NULL;
+        c->subs[i].topic = Mr_bus_inproc_topic(b, topics[i], err);
+        c->subs[i].group = c->subs[i].topic ? Mr_bus_inproc_group(b, c->subs[i].topic, group, err) : NULL;
         if (!c->subs[i].group)
             rc = MR_ENOMEM;
     }
@@ -294,7 +294,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     while (*handled < max) {
         long slot = take_next(c, partitions);
         if (slot < 0) {
-            if (attempted || !mr_bus_wait(&b->data, &b->mu, deadline))
+            if (attempted || !Mr_bus_wait(&b->data, &b->mu, deadline))
                 break;
             continue;
         }
@@ -316,9 +316,9 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
             ip_part *part = &s->topic->parts[p];
             bool was_full = part->head - slowest(s->topic, p) >= cap;
             cur->next++;
-            mr_bus_inproc_release(b, s->topic, p);
+            Mr_bus_inproc_release(b, s->topic, p);
             if (b->journal)
-                mr_bus_journal_moved(b, cur);
+                Mr_bus_journal_moved(b, cur);
             (*handled)++;
             /* Only a step that frees a slot producers wait for wakes them: with many producers
              * behind one mutex, waking them all on every step kept them from the lock. */
@@ -328,7 +328,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
             }
         } else {
             c->stopped[slot] = true;
-            mr_bus_note_failure(err, &first, rc, &m, &herr);
+            Mr_bus_note_failure(err, &first, rc, &m, &herr);
         }
         /* Another consumer of the group may take the partition's next message now. */
         pthread_cond_broadcast(&b->data);
@@ -356,7 +356,7 @@ static void ip_close(mr_bus *bb)
 {
     ip_bus *b = (ip_bus *)bb;
     if (b->journal)
-        mr_bus_journal_close(b);
+        Mr_bus_journal_close(b);
     for (ip_topic *t = b->topics, *n; t; t = n) {
         n = t->next;
         free_topic(t, bb->opts.inproc_capacity);
@@ -372,7 +372,7 @@ static bool ip_before_commit(mr_bus *bb, mr_bus_commit_hook fn, void *ctx)
     ip_bus *b = (ip_bus *)bb;
     if (!b->journal)
         return false;
-    mr_bus_journal_hook(b, fn, ctx);
+    Mr_bus_journal_hook(b, fn, ctx);
     return true;
 }
 
@@ -380,7 +380,7 @@ static const mr_bus_vtable ip_vtable = {ip_publish,    ip_flush,          ip_sub
                                         ip_partitions, ip_consumer_close, ip_close,     NULL,
                                         ip_before_commit};
 
-mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
+mr_code Mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {
     ip_bus *b = calloc(1, sizeof *b);
     if (!b)
@@ -388,10 +388,10 @@ mr_code mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &ip_vtable;
     pthread_mutex_init(&b->mu, NULL);
-    mr_bus_cond_init(&b->data);
-    mr_bus_cond_init(&b->space);
+    Mr_bus_cond_init(&b->data);
+    Mr_bus_cond_init(&b->space);
     if (base->url.path[0]) {
-        mr_code rc = mr_bus_journal_open(b, base->url.path, err);
+        mr_code rc = Mr_bus_journal_open(b, base->url.path, err);
         if (rc != MR_OK) {
             ip_close(&b->base);
             return rc;

@@ -67,32 +67,32 @@ typedef struct ip_bus {
 
 /* Find or create a topic, or a group of a topic (starting at the oldest message the ring holds);
  * called with the mutex held. */
-ip_topic *mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err);
-ip_group *mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err);
+ip_topic *Mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err);
+ip_group *Mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err);
 /* Puts a message (key and value now owned by the ring) at sequence seq of a partition, freeing
  * what the slot held; called with the mutex held. */
-void mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len);
+void Mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len);
 /* Frees the messages of a partition every group has handled and the journal holds; called with
  * the mutex held. */
-void mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p);
+void Mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p);
 /* Bytes of message values the bus holds: those some group has not handled yet, and without
  * groups the last inproc_capacity messages of each partition. */
-size_t mr_bus_inproc_held_bytes(mr_bus *b);
+size_t Mr_bus_inproc_held_bytes(mr_bus *b);
 /* The sequence every group of t has passed on partition p; UINT64_MAX without groups. Called
  * with the mutex held. */
-uint64_t mr_bus_inproc_passed(const ip_topic *t, int p);
+uint64_t Mr_bus_inproc_passed(const ip_topic *t, int p);
 
 /* The journal (inproc_journal.c). Open creates or replays the file at path into b, whose topics
  * are empty, and starts the writer thread; close commits what is left and stops it. */
-mr_code mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err);
-void mr_bus_journal_close(ip_bus *b);
+mr_code Mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err);
+void Mr_bus_journal_close(ip_bus *b);
 /* Called with the mutex held: a message was added to a ring; a cursor moved (an acknowledgement,
  * or a new group's start). */
-void mr_bus_journal_published(ip_bus *b);
-void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur);
+void Mr_bus_journal_published(ip_bus *b);
+void Mr_bus_journal_moved(ip_bus *b, ip_cursor *cur);
 /* Sets the function the writer calls before each commit (mr_bus_before_commit). */
-void mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx);
+void Mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx);
 /* Waits until what was published and acknowledged before the call is committed. */
-mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err);
+mr_code Mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err);
 
 #endif

@@ -261,7 +261,7 @@ static void finish_batch(ip_bus *b, mr_code rc, const mr_err *err)
                 continue;
             part->durable = part->snap_to;
             part->trimmed = part->snap_low;
-            mr_bus_inproc_release(b, t, p);
+            Mr_bus_inproc_release(b, t, p);
             space |= part->space_waiters > 0;
         }
     }
@@ -300,7 +300,7 @@ static void *writer_main(void *arg)
         if (!msgs && !j->flushing && j->moved_at + IP_MOVE_LINGER_MS > at)
             at = j->moved_at + IP_MOVE_LINGER_MS;
         if (!j->stop && at > mr_clock_mono_ms()) {
-            mr_bus_wait(&j->work, &b->mu, at);
+            Mr_bus_wait(&j->work, &b->mu, at);
             continue;
         }
         take_batch(b);
@@ -317,7 +317,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-void mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx)
+void Mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx)
 {
     pthread_mutex_lock(&b->mu);
     b->journal->hook = fn;
@@ -327,14 +327,14 @@ void mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx)
 
 /* The writer waits only while nothing is pending (or while moves linger), so only the first
  * message or move after it caught up needs to wake it. */
-void mr_bus_journal_published(ip_bus *b)
+void Mr_bus_journal_published(ip_bus *b)
 {
     ip_journal *j = b->journal;
     if (j->published++ == j->committed)
         pthread_cond_signal(&j->work);
 }
 
-void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur)
+void Mr_bus_journal_moved(ip_bus *b, ip_cursor *cur)
 {
     ip_journal *j = b->journal;
     cur->dirty = true;
@@ -344,7 +344,7 @@ void mr_bus_journal_moved(ip_bus *b, ip_cursor *cur)
     }
 }
 
-mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
+mr_code Mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
 {
     ip_journal *j = b->journal;
     long long deadline = mr_clock_mono_ms() + timeout_ms;
@@ -355,7 +355,7 @@ mr_code mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
     bool done = false;
     for (;;) {
         done = j->committed >= msgs && j->moves_committed >= moves;
-        if (done || j->failing || !mr_bus_wait(&j->done, &b->mu, deadline))
+        if (done || j->failing || !Mr_bus_wait(&j->done, &b->mu, deadline))
             break;
     }
     j->flushing--;
@@ -491,7 +491,7 @@ static mr_code row_place(ip_bus *b, ip_journal *j, sqlite3_stmt *st, int col, ip
 static mr_code replay_topic(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err *err)
 {
     (void)j;
-    ip_topic *t = mr_bus_inproc_topic(b, (const char *)sqlite3_column_text(st, 1), err);
+    ip_topic *t = Mr_bus_inproc_topic(b, (const char *)sqlite3_column_text(st, 1), err);
     if (!t)
         return MR_ENOMEM;
     t->id = sqlite3_column_int64(st, 0);
@@ -516,7 +516,7 @@ static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 2);
     if (part->trimmed == UINT64_MAX)
         part->trimmed = seq;
-    uint64_t passed = mr_bus_inproc_passed(t, p);
+    uint64_t passed = Mr_bus_inproc_passed(t, p);
     if (passed != UINT64_MAX && seq < passed)
         return MR_OK;
     if (part->head == part->tail)
@@ -540,7 +540,7 @@ static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err
     if (len)
         memcpy(v, value, len);
     v[len] = '\0';
-    mr_bus_inproc_store(b, part, seq, k, v, len);
+    Mr_bus_inproc_store(b, part, seq, k, v, len);
     part->head++;
     return MR_OK;
 }
@@ -552,7 +552,7 @@ static mr_code replay_cursor(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err 
     mr_code rc = row_place(b, j, st, 1, &t, &p, err);
     if (rc != MR_OK)
         return rc;
-    ip_group *g = mr_bus_inproc_group(b, t, (const char *)sqlite3_column_text(st, 0), err);
+    ip_group *g = Mr_bus_inproc_group(b, t, (const char *)sqlite3_column_text(st, 0), err);
     if (!g)
         return MR_ENOMEM;
     g->cur[p].next = (uint64_t)sqlite3_column_int64(st, 3);
@@ -637,15 +637,15 @@ static void journal_free(ip_journal *j)
     free(j);
 }
 
-mr_code mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err)
+mr_code Mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err)
 {
     ip_journal *j = calloc(1, sizeof *j);
     if (!j)
         return mr_err_set(err, MR_ENOMEM, "inproc bus journal %s: no memory", path);
     snprintf(j->path, sizeof j->path, "%s", path);
     j->lock_fd = -1;
-    mr_bus_cond_init(&j->work);
-    mr_bus_cond_init(&j->done);
+    Mr_bus_cond_init(&j->work);
+    Mr_bus_cond_init(&j->done);
     mr_code rc = create_and_lock(j, err);
     /* One thread at a time uses the connection: this one, then the writer. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -671,7 +671,7 @@ mr_code mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err)
     return rc;
 }
 
-void mr_bus_journal_close(ip_bus *b)
+void Mr_bus_journal_close(ip_bus *b)
 {
     ip_journal *j = b->journal;
     pthread_mutex_lock(&b->mu);

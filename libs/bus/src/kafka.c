@@ -26,16 +26,11 @@
  * per broker it reads from. */
 #define KAFKA_FETCH_WAIT_MS "10"
 
-typedef struct known_topic {
-    char *name;
-    struct known_topic *next;
-} known_topic;
-
 typedef struct kafka_bus {
     mr_bus base;
     pthread_mutex_t mu;     /* guards everything below */
     rd_kafka_t *producer;   /* created on the first publish */
-    known_topic *known;     /* topics looked up or created already */
+    mr_bus_known_topic *known; /* topics looked up or created already */
     mr_bus_publishers pubs; /* who published the messages whose delivery failed */
 } kafka_bus;
 
@@ -110,7 +105,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     mr_err why;
     mr_err_set(&why, MR_EUNAVAIL, "%s: delivering a message to %s[%d]: %s", b->base.url.display,
                rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
-    mr_bus_publisher_failed(&b->pubs, m->_private, &why);
+    Mr_bus_publisher_failed(&b->pubs, m->_private, &why);
 }
 
 /* Called with b->mu held. */
@@ -174,9 +169,8 @@ static mr_code create_topic(kafka_bus *b, rd_kafka_t *rk, const char *topic, mr_
  * held, through any client (a consumer may be the first to use a topic). */
 static mr_code ensure_topic(kafka_bus *b, rd_kafka_t *rk, const char *topic, mr_err *err)
 {
-    for (known_topic *k = b->known; k; k = k->next)
-        if (strcmp(k->name, topic) == 0)
-            return MR_OK;
+    if (Mr_bus_topic_find(b->known, topic))
+        return MR_OK;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (!rkt)
         return mr_err_set(err, MR_EINVAL, "%s: topic %s: %s", b->base.url.display, topic,
@@ -197,14 +191,7 @@ static mr_code ensure_topic(kafka_bus *b, rd_kafka_t *rk, const char *topic, mr_
                         rd_kafka_err2str(te));
     if (rc != MR_OK)
         return rc;
-    known_topic *k = calloc(1, sizeof *k);
-    if (!k || !(k->name = strdup(topic))) {
-        free(k);
-        return mr_err_set(err, MR_ENOMEM, "%s: no memory for topic %s", b->base.url.display, topic);
-    }
-    k->next = b->known;
-    b->known = k;
-    return MR_OK;
+    return Mr_bus_topic_remember(&b->base, &b->known, topic, 0, err);
 }
 
 static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
@@ -219,10 +206,10 @@ static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, con
     pthread_mutex_unlock(&b->mu);
     if (rc != MR_OK)
         return rc;
-    mr_bus_publisher *from = mr_bus_publisher_self(&b->pubs);
+    mr_bus_publisher *from = Mr_bus_publisher_self(&b->pubs);
     if (!from)
         return mr_err_set(err, MR_ENOMEM, "%s: no memory to publish to %s", bb->url.display, topic);
-    long long deadline = mr_bus_publish_deadline(bb);
+    long long deadline = Mr_bus_publish_deadline(bb);
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
@@ -238,7 +225,7 @@ static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, con
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return mr_err_set(err, MR_EUNAVAIL, "%s: publishing to %s: %s", bb->url.display, topic,
                               rd_kafka_err2str(e));
-        int left = mr_bus_remaining_ms(deadline);
+        int left = Mr_bus_remaining_ms(deadline);
         if (left == 0)
             return mr_err_set(err, MR_EUNAVAIL, "%s: the producer queue stayed full for %d ms",
                               bb->url.display, bb->opts.publish_timeout_ms);
@@ -258,7 +245,7 @@ static mr_code kafka_flush(mr_bus *bb, int timeout_ms, mr_err *err)
     if (rk && rd_kafka_flush(rk, timeout_ms) == RD_KAFKA_RESP_ERR__TIMED_OUT)
         return mr_err_set(err, MR_EUNAVAIL, "%s: %d messages not yet acknowledged by the brokers after %d ms",
                           bb->url.display, rd_kafka_outq_len(rk), timeout_ms);
-    return mr_bus_publisher_take(&b->pubs, err);
+    return Mr_bus_publisher_take(&b->pubs, err);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
@@ -369,7 +356,7 @@ static bool handle_one(kafka_consumer *c, const rd_kafka_message_t *km, mr_bus_h
             mr_err herr;
             mr_err_set(&herr, MR_ENOMEM, "no memory for a %zu-byte message", km->len);
             mr_bus_msg m = {rd_kafka_topic_name(km->rkt), "", "", 0, (int)km->partition, "?"};
-            mr_bus_note_failure(err, first, MR_ENOMEM, &m, &herr);
+            Mr_bus_note_failure(err, first, MR_ENOMEM, &m, &herr);
             return false;
         }
         c->buf = nb;
@@ -388,7 +375,7 @@ static bool handle_one(kafka_consumer *c, const rd_kafka_message_t *km, mr_bus_h
     mr_err herr = {0};
     mr_code rc = h(ctx, &m, &herr);
     if (rc != MR_OK)
-        mr_bus_note_failure(err, first, rc, &m, &herr);
+        Mr_bus_note_failure(err, first, rc, &m, &herr);
     return rc == MR_OK;
 }
 
@@ -402,9 +389,9 @@ static mr_code kafka_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
     mr_code first = MR_OK;
     bool attempted = false;
     while (*handled < max) {
-        rd_kafka_message_t *km = rd_kafka_consumer_poll(c->rk, attempted ? 0 : mr_bus_remaining_ms(deadline));
+        rd_kafka_message_t *km = rd_kafka_consumer_poll(c->rk, attempted ? 0 : Mr_bus_remaining_ms(deadline));
         if (!km) {
-            if (attempted || mr_bus_remaining_ms(deadline) == 0)
+            if (attempted || Mr_bus_remaining_ms(deadline) == 0)
                 break;
             continue;
         }
@@ -474,12 +461,8 @@ static void kafka_close(mr_bus *bb)
         rd_kafka_flush(b->producer, 5000);
         rd_kafka_destroy(b->producer);
     }
-    for (known_topic *k = b->known, *n; k; k = n) {
-        n = k->next;
-        free(k->name);
-        free(k);
-    }
-    mr_bus_publishers_free(&b->pubs);
+    Mr_bus_topics_free(b->known);
+    Mr_bus_publishers_free(&b->pubs);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -507,7 +490,7 @@ static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush,      kafk
                                            kafka_poll,    kafka_partitions, kafka_consumer_close,
                                            kafka_close,   kafka_ping,       NULL};
 
-mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
+mr_code Mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {
     kafka_bus *b = calloc(1, sizeof *b);
     if (!b)
@@ -515,7 +498,7 @@ mr_code mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &kafka_vtable;
     pthread_mutex_init(&b->mu, NULL);
-    mr_bus_publishers_init(&b->pubs);
+    Mr_bus_publishers_init(&b->pubs);
     *out = &b->base;
     return MR_OK;
 }

@@ -16,13 +16,13 @@ struct mr_bus_publisher {
     struct mr_bus_publisher *next;
 };
 
-void mr_bus_publishers_init(mr_bus_publishers *ps)
+void Mr_bus_publishers_init(mr_bus_publishers *ps)
 {
     pthread_mutex_init(&ps->mu, NULL);
     ps->list = NULL;
 }
 
-void mr_bus_publishers_free(mr_bus_publishers *ps)
+void Mr_bus_publishers_free(mr_bus_publishers *ps)
 {
     for (mr_bus_publisher *p = ps->list, *n; p; p = n) {
         n = p->next;
@@ -41,7 +41,7 @@ static mr_bus_publisher *find(mr_bus_publishers *ps, pthread_t self)
     return NULL;
 }
 
-mr_bus_publisher *mr_bus_publisher_self(mr_bus_publishers *ps)
+mr_bus_publisher *Mr_bus_publisher_self(mr_bus_publishers *ps)
 {
     pthread_t self = pthread_self();
     pthread_mutex_lock(&ps->mu);
@@ -55,7 +55,7 @@ mr_bus_publisher *mr_bus_publisher_self(mr_bus_publishers *ps)
     return p;
 }
 
-void mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const mr_err *why)
+void Mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const mr_err *why)
 {
     pthread_mutex_lock(&ps->mu);
     if (p->failure.code == MR_OK)
@@ -63,7 +63,7 @@ void mr_bus_publisher_failed(mr_bus_publishers *ps, mr_bus_publisher *p, const m
     pthread_mutex_unlock(&ps->mu);
 }
 
-mr_code mr_bus_publisher_take(mr_bus_publishers *ps, mr_err *err)
+mr_code Mr_bus_publisher_take(mr_bus_publishers *ps, mr_err *err)
 {
     pthread_mutex_lock(&ps->mu);
     mr_bus_publisher *p = find(ps, pthread_self());

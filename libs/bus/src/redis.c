@@ -31,12 +31,6 @@ typedef struct pending_msg {
     mr_bus_publisher *from;
 } pending_msg;
 
-typedef struct known_topic {
-    char *name;
-    int partitions;
-    struct known_topic *next;
-} known_topic;
-
 typedef struct redis_bus {
     mr_bus base;
     pthread_mutex_t mu;   /* guards everything below */
@@ -45,12 +39,12 @@ typedef struct redis_bus {
     pending_msg ring[RING_CAP];
     size_t head, n;       /* unconfirmed messages, oldest at head */
     size_t sent;          /* of those, written on the current connection and awaiting replies */
-    known_topic *known;
+    mr_bus_known_topic *known;
     mr_err down;          /* why the connection failed last */
     mr_bus_publishers pubs; /* who published what Redis refused */
 } redis_bus;
 
-void mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
+void Mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
 {
     int used = snprintf(out, MR_REDIS_KEY_MAX, "mr:bus:%s:", topic);
     va_list ap;
@@ -59,7 +53,7 @@ void mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
     va_end(ap);
 }
 
-redisReply *mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err)
+redisReply *Mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err)
 {
     mr_sigpipe_guard g;
     mr_sigpipe_hold(&g);
@@ -75,7 +69,7 @@ redisReply *mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, con
 static mr_code run_simple(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_code on_error,
                           mr_err *err)
 {
-    redisReply *r = mr_bus_redis_command(c, b, argc, argv, err);
+    redisReply *r = Mr_bus_redis_command(c, b, argc, argv, err);
     if (!r)
         return MR_EUNAVAIL;
     mr_code rc = MR_OK;
@@ -85,7 +79,7 @@ static mr_code run_simple(redisContext *c, const mr_bus *b, int argc, const char
     return rc;
 }
 
-mr_code mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext **out, mr_err *err)
+mr_code Mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext **out, mr_err *err)
 {
     const mr_bus_url *u = &b->url;
     struct timeval tv = {2, 0};
@@ -122,10 +116,10 @@ mr_code mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext 
     return MR_OK;
 }
 
-mr_code mr_bus_redis_partitions(const mr_bus *b, redisContext *c, const char *topic, int *out, mr_err *err)
+mr_code Mr_bus_redis_partitions(const mr_bus *b, redisContext *c, const char *topic, int *out, mr_err *err)
 {
     char key[MR_REDIS_KEY_MAX], mine[16];
-    mr_bus_redis_key(key, topic, "partitions");
+    Mr_bus_redis_key(key, topic, "partitions");
     snprintf(mine, sizeof mine, "%d", b->opts.partitions);
     /* The first user fixes the count; later ones follow it, so every producer and consumer
      * agrees where a key goes even when their options differ. */
@@ -134,7 +128,7 @@ mr_code mr_bus_redis_partitions(const mr_bus *b, redisContext *c, const char *to
     if (rc != MR_OK)
         return rc;
     const char *get[] = {"GET", key};
-    redisReply *r = mr_bus_redis_command(c, b, 2, get, err);
+    redisReply *r = Mr_bus_redis_command(c, b, 2, get, err);
     if (!r)
         return MR_EUNAVAIL;
     int n = r->type == REDIS_REPLY_STRING ? atoi(r->str) : 0;
@@ -202,7 +196,7 @@ static bool try_connect(redis_bus *b)
     if (mr_clock_mono_ms() < b->next_connect_ms)
         return false;
     mr_err why = {0};
-    if (mr_bus_redis_connect(&b->base, REPLY_TIMEOUT_MS, &b->c, &why) != MR_OK) {
+    if (Mr_bus_redis_connect(&b->base, REPLY_TIMEOUT_MS, &b->c, &why) != MR_OK) {
         drop_connection(b, &why);
         return false;
     }
@@ -217,7 +211,7 @@ static void pop_confirmed(redis_bus *b, const redisReply *r)
     if (r->type == REDIS_REPLY_ERROR) {
         mr_err why;
         mr_err_set(&why, MR_EIO, "%s: XADD %s: %s", b->base.url.display, m->stream, r->str);
-        mr_bus_publisher_failed(&b->pubs, m->from, &why);
+        Mr_bus_publisher_failed(&b->pubs, m->from, &why);
     }
     free(m->stream);
     free(m->key);
@@ -259,7 +253,7 @@ static bool settle(redis_bus *b, long long deadline)
                 return true;
             continue;
         }
-        int left = mr_bus_remaining_ms(deadline);
+        int left = Mr_bus_remaining_ms(deadline);
         if (left == 0)
             return false;
         int wait = (int)(b->next_connect_ms - mr_clock_mono_ms());
@@ -276,29 +270,23 @@ static mr_code unconfirmed_error(redis_bus *b, int waited_ms, mr_err *err)
 /* The topic's partition count, looked up once. Called with the mutex held. */
 static mr_code topic_partitions(redis_bus *b, const char *topic, long long deadline, int *out, mr_err *err)
 {
-    for (known_topic *k = b->known; k; k = k->next)
-        if (strcmp(k->name, topic) == 0) {
-            *out = k->partitions;
-            return MR_OK;
-        }
+    const mr_bus_known_topic *known = Mr_bus_topic_find(b->known, topic);
+    if (known) {
+        *out = known->partitions;
+        return MR_OK;
+    }
     /* A plain command needs a connection with no reply outstanding. */
     if (!settle(b, deadline))
         return mr_err_set(err, MR_EUNAVAIL, "%s: looking up topic %s: %s", b->base.url.display, topic,
                           b->down.msg);
     int n = 0;
-    mr_code rc = mr_bus_redis_partitions(&b->base, b->c, topic, &n, err);
+    mr_code rc = Mr_bus_redis_partitions(&b->base, b->c, topic, &n, err);
     if (rc == MR_EUNAVAIL)
         drop_connection(b, err);
     if (rc != MR_OK)
         return rc;
-    known_topic *k = calloc(1, sizeof *k);
-    if (!k || !(k->name = strdup(topic))) {
-        free(k);
-        return mr_err_set(err, MR_ENOMEM, "%s: no memory for topic %s", b->base.url.display, topic);
-    }
-    k->partitions = n;
-    k->next = b->known;
-    b->known = k;
+    if ((rc = Mr_bus_topic_remember(&b->base, &b->known, topic, n, err)) != MR_OK)
+        return rc;
     *out = n;
     return MR_OK;
 }
@@ -307,7 +295,7 @@ static mr_code redis_publish(mr_bus *bb, const char *topic, const char *key, con
                              mr_err *err)
 {
     redis_bus *b = (redis_bus *)bb;
-    long long deadline = mr_bus_publish_deadline(bb);
+    long long deadline = Mr_bus_publish_deadline(bb);
     pthread_mutex_lock(&b->mu);
     int partitions = 0;
     mr_code rc = topic_partitions(b, topic, deadline, &partitions, err);
@@ -316,7 +304,7 @@ static mr_code redis_publish(mr_bus *bb, const char *topic, const char *key, con
             read_replies(b, RING_CAP / 2);
             continue;
         }
-        int left = mr_bus_remaining_ms(deadline);
+        int left = Mr_bus_remaining_ms(deadline);
         if (left == 0)
             rc = unconfirmed_error(b, bb->opts.publish_timeout_ms, err);
         else
@@ -324,14 +312,14 @@ static mr_code redis_publish(mr_bus *bb, const char *topic, const char *key, con
     }
     if (rc == MR_OK) {
         pending_msg m = {malloc(MR_REDIS_KEY_MAX), strdup(key), malloc(len + 1), len,
-                         mr_bus_publisher_self(&b->pubs)};
+                         Mr_bus_publisher_self(&b->pubs)};
         if (!m.stream || !m.key || !m.value || !m.from) {
             free(m.stream);
             free(m.key);
             free(m.value);
             rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for a %zu-byte message", bb->url.display, len);
         } else {
-            mr_bus_redis_key(m.stream, topic, "%d", mr_bus_partition(key, partitions));
+            Mr_bus_redis_key(m.stream, topic, "%d", mr_bus_partition(key, partitions));
             memcpy(m.value, value, len);
             m.value[len] = '\0';
             *ring_at(b, b->n) = m;
@@ -355,7 +343,7 @@ static mr_code redis_flush(mr_bus *bb, int timeout_ms, mr_err *err)
     if (b->n > 0 && !settle(b, mr_clock_mono_ms() + timeout_ms)) {
         rc = unconfirmed_error(b, timeout_ms, err);
     } else {
-        rc = mr_bus_publisher_take(&b->pubs, err);
+        rc = Mr_bus_publisher_take(&b->pubs, err);
     }
     pthread_mutex_unlock(&b->mu);
     return rc;
@@ -375,12 +363,8 @@ static void redis_close(mr_bus *bb)
         b->n--;
     }
     drop_connection(b, NULL);
-    for (known_topic *k = b->known, *n; k; k = n) {
-        n = k->next;
-        free(k->name);
-        free(k);
-    }
-    mr_bus_publishers_free(&b->pubs);
+    Mr_bus_topics_free(b->known);
+    Mr_bus_publishers_free(&b->pubs);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -389,11 +373,11 @@ static void redis_close(mr_bus *bb)
 static mr_code redis_ping(mr_bus *b, int timeout_ms, mr_err *err)
 {
     redisContext *c = NULL;
-    mr_code rc = mr_bus_redis_connect(b, timeout_ms, &c, err);
+    mr_code rc = Mr_bus_redis_connect(b, timeout_ms, &c, err);
     if (rc != MR_OK)
         return rc;
     const char *argv[] = {"PING"};
-    redisReply *r = mr_bus_redis_command(c, b, 1, argv, err);
+    redisReply *r = Mr_bus_redis_command(c, b, 1, argv, err);
     if (!r)
         rc = MR_EUNAVAIL;
     else if (r->type == REDIS_REPLY_ERROR)
@@ -405,15 +389,15 @@ static mr_code redis_ping(mr_bus *b, int timeout_ms, mr_err *err)
 
 static const mr_bus_vtable redis_vtable = {redis_publish,
                                            redis_flush,
-                                           mr_bus_redis_subscribe,
-                                           mr_bus_redis_poll,
-                                           mr_bus_redis_partitions_owned,
-                                           mr_bus_redis_consumer_close,
+                                           Mr_bus_redis_subscribe,
+                                           Mr_bus_redis_poll,
+                                           Mr_bus_redis_partitions_owned,
+                                           Mr_bus_redis_consumer_close,
                                            redis_close,
                                            redis_ping,
                                            NULL};
 
-mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
+mr_code Mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {
     redis_bus *b = calloc(1, sizeof *b);
     if (!b)
@@ -421,7 +405,7 @@ mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &redis_vtable;
     pthread_mutex_init(&b->mu, NULL);
-    mr_bus_publishers_init(&b->pubs);
+    Mr_bus_publishers_init(&b->pubs);
     *out = &b->base;
     return MR_OK;
 }

@@ -156,7 +156,7 @@ static int rebalance_interval(const redis_consumer *c)
  * never has two readers: the next owner takes it only after expiry. */
 static bool lease_fresh(const redis_consumer *c)
 {
-    return mr_clock_mono_ms() + rebalance_interval(c) < mr_bus_redis_renewer_until(c->renewer);
+    return mr_clock_mono_ms() + rebalance_interval(c) < Mr_bus_redis_renewer_until(c->renewer);
 }
 
 static int read_timeout(const mr_bus *b)
@@ -177,7 +177,7 @@ static mr_code create_groups(redis_consumer *c, mr_err *err)
     const mr_bus *b = c->base.bus;
     for (size_t i = 0; i < c->n_parts; i++) {
         const char *argv[] = {"XGROUP", "CREATE", c->parts[i].stream, c->base.group, "0", "MKSTREAM"};
-        redisReply *r = mr_bus_redis_command(c->c, b, 6, argv, err);
+        redisReply *r = Mr_bus_redis_command(c->c, b, 6, argv, err);
         if (!r)
             return MR_EUNAVAIL;
         mr_code rc = MR_OK;
@@ -197,7 +197,7 @@ static mr_code ensure_connected(redis_consumer *c, mr_err *err)
 {
     if (c->c)
         return MR_OK;
-    mr_code rc = mr_bus_redis_connect(c->base.bus, read_timeout(c->base.bus), &c->c, err);
+    mr_code rc = Mr_bus_redis_connect(c->base.bus, read_timeout(c->base.bus), &c->c, err);
     if (rc == MR_OK)
         rc = create_groups(c, err);
     if (rc != MR_OK) {
@@ -210,7 +210,7 @@ static mr_code ensure_connected(redis_consumer *c, mr_err *err)
     return MR_OK;
 }
 
-redisReply *mr_bus_redis_eval(redisContext *rc, const mr_bus *b, const char *script, char *const *keys,
+redisReply *Mr_bus_redis_eval(redisContext *rc, const mr_bus *b, const char *script, char *const *keys,
                               size_t n_keys, const char *a1, const char *a2, mr_err *err)
 {
     size_t n_args = a1 ? a2 ? 2 : 1 : 0;
@@ -231,7 +231,7 @@ redisReply *mr_bus_redis_eval(redisContext *rc, const mr_bus *b, const char *scr
         argv[3 + n_keys] = a1;
     if (n_args > 1)
         argv[4 + n_keys] = a2;
-    redisReply *r = mr_bus_redis_command(rc, b, (int)argc, argv, err);
+    redisReply *r = Mr_bus_redis_command(rc, b, (int)argc, argv, err);
     free(argv);
     return r;
 }
@@ -248,11 +248,11 @@ static char **topic_keys(redis_consumer *c, const rtopic *t, bool streams, size_
     }
     for (size_t i = 0; i < count; i++)
         keys[i] = buf + i * MR_REDIS_KEY_MAX;
-    mr_bus_redis_key(keys[0], t->name, "members:%s", c->base.group);
+    Mr_bus_redis_key(keys[0], t->name, "members:%s", c->base.group);
     for (int p = 0; p < t->partitions; p++) {
-        mr_bus_redis_key(keys[1 + p], t->name, "lease:%s:%d", c->base.group, p);
+        Mr_bus_redis_key(keys[1 + p], t->name, "lease:%s:%d", c->base.group, p);
         if (streams)
-            mr_bus_redis_key(keys[1 + t->partitions + p], t->name, "%d", p);
+            Mr_bus_redis_key(keys[1 + t->partitions + p], t->name, "%d", p);
     }
     *n = count;
     return keys;
@@ -272,7 +272,7 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
     char lease[16];
     snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
     for (size_t t = 0; t < c->n_topics; t++) {
-        redisReply *r = mr_bus_redis_eval(c->c, b, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t],
+        redisReply *r = Mr_bus_redis_eval(c->c, b, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t],
                                           c->name, lease, err);
         if (!r)
             return MR_EUNAVAIL;
@@ -295,7 +295,7 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
             return rc;
     }
     c->next_rebalance_ms = mr_clock_mono_ms() + rebalance_interval(c);
-    mr_bus_redis_renewer_renewed(c->renewer, sent, mr_bus_redis_partitions_owned(&c->base));
+    Mr_bus_redis_renewer_renewed(c->renewer, sent, Mr_bus_redis_partitions_owned(&c->base));
     return MR_OK;
 }
 
@@ -313,7 +313,7 @@ static void trim_acked(redis_consumer *c)
         if (c->parts[i].owned && c->parts[i].acked)
             keys[n++] = c->parts[i].stream;
     mr_err err = {0};
-    redisReply *r = n ? mr_bus_redis_eval(c->c, c->base.bus, TRIM_LUA, keys, n, NULL, NULL, &err) : NULL;
+    redisReply *r = n ? Mr_bus_redis_eval(c->c, c->base.bus, TRIM_LUA, keys, n, NULL, NULL, &err) : NULL;
     free(keys);
     if (!r)
         return;
@@ -364,7 +364,7 @@ static entry_result handle_entry(redis_consumer *c, rpart *part, const redisRepl
     mr_code rc = run->h(run->ctx, &m, &herr);
     if (rc == MR_OK)
         return ENTRY_HANDLED;
-    mr_bus_note_failure(run->err, &run->first, rc, &m, &herr);
+    Mr_bus_note_failure(run->err, &run->first, rc, &m, &herr);
     part->stopped = true;
     part->pending = true;
     return ENTRY_FAILED;
@@ -397,7 +397,7 @@ static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *e
         argv[0] = "XACK";
         argv[1] = part->stream;
         argv[2] = c->base.group;
-        redisReply *r = mr_bus_redis_command(c->c, c->base.bus, (int)(3 + n_ids), argv, &run->conn);
+        redisReply *r = Mr_bus_redis_command(c->c, c->base.bus, (int)(3 + n_ids), argv, &run->conn);
         if (r) {
             freeReplyObject(r);
             *run->handled += handled;
@@ -419,7 +419,7 @@ static bool claim_pending(redis_consumer *c, rpart *part, poll_run *run)
     snprintf(count, sizeof count, "%zu", run->max - *run->handled);
     /* Min idle time 0: holding the lease makes us the partition's only rightful reader. */
     const char *argv[] = {"XAUTOCLAIM", part->stream, c->base.group, c->name, "0", "0-0", "COUNT", count};
-    redisReply *r = mr_bus_redis_command(c->c, c->base.bus, 8, argv, &run->conn);
+    redisReply *r = Mr_bus_redis_command(c->c, c->base.bus, 8, argv, &run->conn);
     if (!r)
         return false;
     bool ok = true;
@@ -473,7 +473,7 @@ static int read_new(redis_consumer *c, poll_run *run, int block_ms)
     for (size_t i = 0; i < n; i++)
         argv[argc++] = ">";
     int result = 0;
-    redisReply *r = n ? mr_bus_redis_command(c->c, c->base.bus, (int)argc, argv, &run->conn) : NULL;
+    redisReply *r = n ? Mr_bus_redis_command(c->c, c->base.bus, (int)argc, argv, &run->conn) : NULL;
     if (n && !r) {
         result = -1;
     } else if (r && r->type == REDIS_REPLY_ERROR) {
@@ -541,7 +541,7 @@ static mr_code poll_leased(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_b
         int got = 0;
         if (conn_ok && *handled < max && any_readable(c) && lease_fresh(c)) {
             int until_rebalance = (int)(c->next_rebalance_ms - mr_clock_mono_ms());
-            int left = mr_bus_remaining_ms(deadline);
+            int left = Mr_bus_remaining_ms(deadline);
             int block = attempted ? 0 : (left < until_rebalance ? left : until_rebalance);
             got = read_new(c, &run, block);
             conn_ok = got >= 0;
@@ -555,7 +555,7 @@ static mr_code poll_leased(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_b
             drop(c);
             if (*handled > 0 || run.first != MR_OK)
                 return run.first;
-            int left = mr_bus_remaining_ms(deadline);
+            int left = Mr_bus_remaining_ms(deadline);
             if (left == 0) {
                 if (err)
                     *err = run.conn;
@@ -564,30 +564,30 @@ static mr_code poll_leased(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_b
             mr_clock_sleep_ms(left < 200 ? left : 200);
             continue;
         }
-        if (*handled > 0 || run.first != MR_OK || got > 0 || mr_bus_remaining_ms(deadline) == 0)
+        if (*handled > 0 || run.first != MR_OK || got > 0 || Mr_bus_remaining_ms(deadline) == 0)
             return run.first;
         if (!any_readable(c)) {
             /* Nothing leased (yet): wait for the next rebalance or the deadline. */
             int until_rebalance = (int)(c->next_rebalance_ms - mr_clock_mono_ms());
-            int left = mr_bus_remaining_ms(deadline);
+            int left = Mr_bus_remaining_ms(deadline);
             mr_clock_sleep_ms(left < until_rebalance ? left : until_rebalance);
         }
     }
 }
 
-mr_code mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
+mr_code Mr_bus_redis_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
                           size_t *handled, mr_err *err)
 {
     redis_consumer *c = (redis_consumer *)cc;
-    mr_bus_redis_renewer_polling(c->renewer, true);
+    Mr_bus_redis_renewer_polling(c->renewer, true);
     mr_code rc = poll_leased(cc, timeout_ms, max, h, ctx, handled, err);
-    mr_bus_redis_renewer_polling(c->renewer, false);
+    Mr_bus_redis_renewer_polling(c->renewer, false);
     return rc;
 }
 
 static void free_consumer(redis_consumer *c)
 {
-    mr_bus_redis_renewer_stop(c->renewer);
+    Mr_bus_redis_renewer_stop(c->renewer);
     for (size_t t = 0; c->lease_keys && t < c->n_topics; t++)
         free_keys(c->lease_keys[t]);
     free(c->lease_keys);
@@ -600,7 +600,7 @@ static void free_consumer(redis_consumer *c)
     free(c);
 }
 
-mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *topics, size_t n,
+mr_code Mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *topics, size_t n,
                                mr_bus_consumer **out, mr_err *err)
 {
     static unsigned counter;
@@ -617,13 +617,13 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
     /* Unique per consumer, and telling an operator where it runs. */
     snprintf(c->name, sizeof c->name, "%s-%s-%ld-%u", b->client_id, host, (long)getpid(),
              __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
-    mr_code rc = mr_bus_redis_connect(b, read_timeout(b), &c->c, err);
+    mr_code rc = Mr_bus_redis_connect(b, read_timeout(b), &c->c, err);
     for (size_t t = 0; t < n && rc == MR_OK; t++) {
         c->topics[t].first = c->n_parts;
         if (!(c->topics[t].name = strdup(topics[t])))
             rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for topic %s", b->url.display, topics[t]);
         else
-            rc = mr_bus_redis_partitions(b, c->c, topics[t], &c->topics[t].partitions, err);
+            rc = Mr_bus_redis_partitions(b, c->c, topics[t], &c->topics[t].partitions, err);
         c->n_parts += rc == MR_OK ? (size_t)c->topics[t].partitions : 0;
     }
     if (rc == MR_OK && !(c->parts = calloc(c->n_parts, sizeof *c->parts)))
@@ -633,7 +633,7 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
             rpart *part = &c->parts[c->topics[t].first + (size_t)p];
             part->topic = t;
             part->p = p;
-            mr_bus_redis_key(part->stream, topics[t], "%d", p);
+            Mr_bus_redis_key(part->stream, topics[t], "%d", p);
         }
     }
     if (rc == MR_OK && (!(c->lease_keys = calloc(n, sizeof *c->lease_keys)) ||
@@ -645,7 +645,7 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
     if (rc == MR_OK)
         rc = create_groups(c, err);
     if (rc == MR_OK)
-        rc = mr_bus_redis_renewer_start(b, c->name, c->lease_keys, c->n_lease_keys, n, &c->renewer, err);
+        rc = Mr_bus_redis_renewer_start(b, c->name, c->lease_keys, c->n_lease_keys, n, &c->renewer, err);
     if (rc != MR_OK) {
         free_consumer(c);
         return rc;
@@ -654,7 +654,7 @@ mr_code mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
     return MR_OK;
 }
 
-size_t mr_bus_redis_partitions_owned(mr_bus_consumer *cc)
+size_t Mr_bus_redis_partitions_owned(mr_bus_consumer *cc)
 {
     redis_consumer *c = (redis_consumer *)cc;
     size_t n = 0;
@@ -663,12 +663,12 @@ size_t mr_bus_redis_partitions_owned(mr_bus_consumer *cc)
     return n;
 }
 
-void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
+void Mr_bus_redis_consumer_close(mr_bus_consumer *cc)
 {
     redis_consumer *c = (redis_consumer *)cc;
     mr_err ignored;
     /* No renewal may follow the leave. */
-    mr_bus_redis_renewer_stop(c->renewer);
+    Mr_bus_redis_renewer_stop(c->renewer);
     c->renewer = NULL;
     /* Leaving at once lets the others take our partitions now rather than when leases expire;
      * when Redis is unreachable they expire on their own. */
@@ -676,7 +676,7 @@ void mr_bus_redis_consumer_close(mr_bus_consumer *cc)
         for (size_t t = 0; t < c->n_topics; t++) {
             size_t n_keys = 0;
             char **keys = topic_keys(c, &c->topics[t], true, &n_keys);
-            redisReply *r = keys ? mr_bus_redis_eval(c->c, cc->bus, LEAVE_LUA, keys, n_keys, c->name,
+            redisReply *r = keys ? Mr_bus_redis_eval(c->c, cc->bus, LEAVE_LUA, keys, n_keys, c->name,
                                                      cc->group, &ignored)
                                  : NULL;
             free_keys(keys);

@@ -66,7 +66,7 @@ static void drop(mr_redis_renewer *r, const mr_err *why)
 static bool renew_all(mr_redis_renewer *r, size_t want)
 {
     mr_err err = {0};
-    if (!r->c && mr_bus_redis_connect(r->bus, interval(r), &r->c, &err) != MR_OK) {
+    if (!r->c && Mr_bus_redis_connect(r->bus, interval(r), &r->c, &err) != MR_OK) {
         drop(r, &err);
         return false;
     }
@@ -75,7 +75,7 @@ static bool renew_all(mr_redis_renewer *r, size_t want)
     long long held = 0;
     for (size_t t = 0; t < r->n_topics; t++) {
         redisReply *rep =
-            mr_bus_redis_eval(r->c, r->bus, RENEW_LUA, r->keys[t], r->n_keys[t], r->me, lease, &err);
+            Mr_bus_redis_eval(r->c, r->bus, RENEW_LUA, r->keys[t], r->n_keys[t], r->me, lease, &err);
         if (!rep) {
             drop(r, &err);
             return false;
@@ -104,7 +104,7 @@ static void *renewer_main(void *arg)
             continue;
         }
         if (now < due) {
-            mr_bus_wait(&r->cv, &r->mu, due);
+            Mr_bus_wait(&r->cv, &r->mu, due);
             continue;
         }
         size_t want = r->held;
@@ -120,7 +120,7 @@ static void *renewer_main(void *arg)
     return NULL;
 }
 
-mr_code mr_bus_redis_renewer_start(const mr_bus *b, const char *me, char **const *keys, const size_t *n_keys,
+mr_code Mr_bus_redis_renewer_start(const mr_bus *b, const char *me, char **const *keys, const size_t *n_keys,
                                    size_t n_topics, mr_redis_renewer **out, mr_err *err)
 {
     mr_redis_renewer *r = calloc(1, sizeof *r);
@@ -128,7 +128,7 @@ mr_code mr_bus_redis_renewer_start(const mr_bus *b, const char *me, char **const
         return mr_err_set(err, MR_ENOMEM, "%s: no memory for consumer %s", b->url.display, me);
     *r = (mr_redis_renewer){.bus = b, .me = me, .keys = keys, .n_keys = n_keys, .n_topics = n_topics};
     pthread_mutex_init(&r->mu, NULL);
-    mr_bus_cond_init(&r->cv);
+    Mr_bus_cond_init(&r->cv);
     int e = pthread_create(&r->thread, NULL, renewer_main, r);
     if (e != 0) {
         pthread_cond_destroy(&r->cv);
@@ -141,7 +141,7 @@ mr_code mr_bus_redis_renewer_start(const mr_bus *b, const char *me, char **const
     return MR_OK;
 }
 
-void mr_bus_redis_renewer_polling(mr_redis_renewer *r, bool polling)
+void Mr_bus_redis_renewer_polling(mr_redis_renewer *r, bool polling)
 {
     pthread_mutex_lock(&r->mu);
     r->poll_since = polling ? mr_clock_mono_ms() : 0;
@@ -149,7 +149,7 @@ void mr_bus_redis_renewer_polling(mr_redis_renewer *r, bool polling)
     pthread_mutex_unlock(&r->mu);
 }
 
-void mr_bus_redis_renewer_renewed(mr_redis_renewer *r, long long sent, size_t held)
+void Mr_bus_redis_renewer_renewed(mr_redis_renewer *r, long long sent, size_t held)
 {
     pthread_mutex_lock(&r->mu);
     r->renewed_at = sent;
@@ -159,7 +159,7 @@ void mr_bus_redis_renewer_renewed(mr_redis_renewer *r, long long sent, size_t he
     pthread_mutex_unlock(&r->mu);
 }
 
-long long mr_bus_redis_renewer_until(mr_redis_renewer *r)
+long long Mr_bus_redis_renewer_until(mr_redis_renewer *r)
 {
     pthread_mutex_lock(&r->mu);
     long long until = r->until;
@@ -167,7 +167,7 @@ long long mr_bus_redis_renewer_until(mr_redis_renewer *r)
     return until;
 }
 
-void mr_bus_redis_renewer_stop(mr_redis_renewer *r)
+void Mr_bus_redis_renewer_stop(mr_redis_renewer *r)
 {
     if (!r)
         return;

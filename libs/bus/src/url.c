@@ -152,7 +152,7 @@ static mr_code parse_inproc(const char *rest, mr_bus_url *u, mr_err *err)
     return MR_OK;
 }
 
-mr_code mr_bus_url_parse(const char *url, mr_bus_url *u, mr_err *err)
+mr_code Mr_bus_url_parse(const char *url, mr_bus_url *u, mr_err *err)
 {
     memset(u, 0, sizeof *u);
     if (!url || !*url)

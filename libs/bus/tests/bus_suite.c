@@ -148,12 +148,12 @@ void suite_inproc_frees_handled(const suite_env *env)
     }
     free(value);
     suite_flush(b, 30000);
-    assert_true(mr_bus_inproc_held_bytes(b) >= (size_t)N * SIZE);
+    assert_true(Mr_bus_inproc_held_bytes(b) >= (size_t)N * SIZE);
     suite_handle_exactly(one, N);
     /* "two" has not handled them: they stay. */
-    assert_true(mr_bus_inproc_held_bytes(b) >= (size_t)N * SIZE);
+    assert_true(Mr_bus_inproc_held_bytes(b) >= (size_t)N * SIZE);
     suite_handle_exactly(two, N);
-    assert_int_equal(mr_bus_inproc_held_bytes(b), 0);
+    assert_int_equal(Mr_bus_inproc_held_bytes(b), 0);
     mr_bus_consumer *late = suite_subscribe(b, "late", "big");
     suite_publish(b, "big", N, 1, 8);
     suite_flush(b, 30000);

@@ -37,13 +37,14 @@ static void print_help(const char *prog, const char *listen_var, const mr_servic
     if (config)
         printf("  -c, --config PATH        config.yaml (default: $MINDROOM_CONFIG_PATH, ./config.yaml,\n"
                "                           ~/.mindroom/config.yaml)\n");
-    printf("      --listen HOST:PORT   serve GET /healthz, /readyz and /metrics (default: $%s;\n"
-           "                           no HTTP server when unset)\n"
+    printf("      --listen HOST:PORT   serve GET /healthz, /readyz and /metrics%s\n"
+           "                           (default: $%s, else %s)\n"
            "  -l, --log-level LEVEL    debug, info, warn or error (default: $LOG_LEVEL, else info)\n"
            "      --log-format FORMAT  human or json (default: $LOG_FORMAT, else human)\n"
            "  -h, --help               show this help\n"
            "  -V, --version            print the version\n\n",
-           listen_var);
+           def->routes ? ", and the service's API" : "", listen_var,
+           def->default_listen ? def->default_listen : "no HTTP server");
     printf(config ? "Environment (the .env next to config.yaml fills in what the environment leaves unset):\n"
                   : "Environment (this service reads no config.yaml and no bus):\n");
     if (uses & MR_RUNTIME_USES_BUS)
@@ -216,9 +217,13 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
         return fail(prog, &err, rc);
 
     mr_http_server *srv = NULL;
-    const char *listen = mr_runtime_setting(rt, a.listen, listen_var, NULL);
+    const char *listen = mr_runtime_setting(rt, a.listen, listen_var, def->default_listen);
     unsigned per_address = 0;
     if ((rc = per_address_limit(rt, &per_address, &err)) != MR_OK) {
+        mr_runtime_close(rt);
+        return fail(prog, &err, rc);
+    }
+    if (def->check_settings && (rc = def->check_settings(rt, &err)) != MR_OK) {
         mr_runtime_close(rt);
         return fail(prog, &err, rc);
     }
@@ -233,6 +238,7 @@ int mr_service_main(int argc, char **argv, const mr_service_def *def)
     mr_runtime_checks_from_here(rt);
     if (listen) {
         mr_http_server_opts so = {.listen = listen, .metrics = rt->metrics, .max_per_address = per_address,
+                                  .max_body = def->http_max_body, .error_reply = def->http_error_reply,
                                   .pool_threads = def->http_pool ? http_pool_size() : 0};
         rc = mr_http_server_start(&so, mr_runtime_http_handle, rt, &srv, &err);
         if (rc != MR_OK) {

@@ -4,7 +4,8 @@
  * in rtdemo_loops_total, is not ready while the file named by MR_RTDEMO_NOT_READY exists, and
  * fails (exit 1) at once when MR_RTDEMO_FAIL is set. Its one route, GET /demo, is installed once
  * the file named by MR_RTDEMO_NO_ROUTES is gone (at once without it); its readiness check is
- * added once the file named by MR_RTDEMO_NO_CHECK is gone. */
+ * added once the file named by MR_RTDEMO_NO_CHECK is gone. Its own setting, MR_RTDEMO_SETTING,
+ * is invalid when "bad"; MR_RTDEMO_DEFAULT_LISTEN is its default --listen. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,14 +83,24 @@ static int demo_serve(const mr_runtime *rt)
     return 0;
 }
 
+static mr_code demo_check_settings(const mr_runtime *rt, mr_err *err)
+{
+    const char *v = mr_runtime_setting(rt, NULL, "MR_RTDEMO_SETTING", NULL);
+    if (v && strcmp(v, "bad") == 0)
+        return mr_err_set(err, MR_EINVAL, "MR_RTDEMO_SETTING: \"bad\" is not allowed");
+    return MR_OK;
+}
+
 int main(int argc, char **argv)
 {
-    static const mr_service_def def = {
+    const mr_service_def def = {
         .name = "rtdemo",
         .summary = "A demo service that watches its config (tests of libs/runtime).",
         .serve = demo_serve,
         .routes = true,
         .serve_check = true,
+        .default_listen = getenv("MR_RTDEMO_DEFAULT_LISTEN"),
+        .check_settings = demo_check_settings,
     };
     return mr_service_main(argc, argv, &def);
 }

@@ -134,7 +134,7 @@ static void test_help_version_usage(void **state)
     char *out = NULL;
     assert_int_equal(run(f, "--help", NULL, NULL, &out), 0);
     assert_contains(out, "Usage: mindroom-rtdemo [OPTIONS]\nA demo service that watches its config");
-    assert_contains(out, "(default: $MINDROOM_RTDEMO_LISTEN;");
+    assert_contains(out, "(default: $MINDROOM_RTDEMO_LISTEN, else no HTTP server)");
     assert_contains(out, "Exit status: 0 stopped cleanly, 1 failed, 2 invalid settings or usage.\n");
     free(out);
     assert_int_equal(run(f, "--version", NULL, NULL, &out), 0);
@@ -258,6 +258,55 @@ static void test_waits_for_the_store(void **state)
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(wait_exit(pid), 0);
     mr_tp_redis_destroy(&redis);
+}
+
+/* A service's own invalid setting exits 2 at once, even while the store it would wait for is
+ * down: waiting would hide the mistake behind a store that may never come. */
+static void test_own_settings_checked_before_the_store_wait(void **state)
+{
+    fixture *f = *state;
+    mr_tp_redis redis;
+    mr_err err = {0};
+    if (mr_tp_redis_start(&redis, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(mr_tp_redis_stop(&redis, false, &err), MR_OK);
+    setenv("MINDROOM_STORE_URL", redis.url, 1);
+    setenv("MR_RTDEMO_SETTING", "bad", 1);
+    char *out = NULL;
+    assert_int_equal(run(f, NULL, NULL, NULL, &out), 2);
+    assert_contains(out, "mindroom-rtdemo: MR_RTDEMO_SETTING: \"bad\" is not allowed\n");
+    free(out);
+    unsetenv("MR_RTDEMO_SETTING");
+    mr_tp_redis_destroy(&redis);
+}
+
+/* Without --listen and MINDROOM_RTDEMO_LISTEN, a service with a default listen address serves
+ * there, and --help names it. */
+static void test_default_listen(void **state)
+{
+    fixture *f = *state;
+    int port = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    setenv("MR_RTDEMO_DEFAULT_LISTEN", listen, 1);
+    char *out = NULL;
+    assert_int_equal(run(f, "--help", NULL, NULL, &out), 0);
+    char line[128];
+    snprintf(line, sizeof line, "(default: $MINDROOM_RTDEMO_LISTEN, else %s)", listen);
+    assert_contains(out, line);
+    free(out);
+    unlink(f->log);
+    pid_t pid = start(f, NULL, NULL, NULL);
+    snprintf(line, sizeof line, "health endpoints on %s (port %d)", listen, port);
+    wait_log(f, line, 1);
+    char *body = NULL;
+    assert_int_equal(mr_tp_http_get(port, "/healthz", &body), 200);
+    free(body);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(wait_exit(pid), 0);
+    unsetenv("MR_RTDEMO_DEFAULT_LISTEN");
 }
 
 /* A service with routes is not ready until serve has installed them, however long that takes:
@@ -415,6 +464,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broken_config_at_start_exit_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_exit_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waits_for_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_settings_checked_before_the_store_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_ready_before_its_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_ready_before_serve_adds_its_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, teardown),

@@ -15,7 +15,7 @@ struct mr_store {
     unsigned char key[MR_STORE_KEY_LEN];
 };
 
-char *mr_store_dup_bytes(const void *p, size_t n)
+char *Mr_store_dup_bytes(const void *p, size_t n)
 {
     char *s = malloc(n + 1);
     if (s) {
@@ -36,7 +36,7 @@ mr_code mr_store_open(const char *url, const mr_store_options *opts, mr_store **
     if (!s)
         return mr_err_set(err, MR_ENOMEM, "store: out of memory");
     if (opts && opts->secret) {
-        mr_code rc = mr_store_seal_derive(opts->secret, opts->secret_len, s->key, err);
+        mr_code rc = Mr_store_seal_derive(opts->secret, opts->secret_len, s->key, err);
         if (rc != MR_OK) {
             free(s);
             return rc;
@@ -44,13 +44,13 @@ mr_code mr_store_open(const char *url, const mr_store_options *opts, mr_store **
         s->has_secret = true;
     }
     mr_store_url u;
-    mr_code rc = mr_store_url_parse(url, &u, err);
+    mr_code rc = Mr_store_url_parse(url, &u, err);
     if (rc == MR_OK) {
-        rc = u.kind == MR_STORE_SQLITE ? mr_store_sqlite_open(&u, &s->ops, &s->impl, err)
-                                       : mr_store_redis_open(&u, &s->ops, &s->impl, err);
+        rc = u.kind == MR_STORE_SQLITE ? Mr_store_sqlite_open(&u, &s->ops, &s->impl, err)
+                                       : Mr_store_redis_open(&u, &s->ops, &s->impl, err);
         if (rc != MR_OK)
             mr_err_prefix(err, "store %s", u.display);
-        mr_store_url_free(&u);
+        Mr_store_url_free(&u);
     }
     if (rc != MR_OK) {
         OPENSSL_cleanse(s->key, sizeof s->key);
@@ -248,7 +248,7 @@ mr_code mr_store_set_secret(mr_store *s, const char *key, const void *v, size_t 
         return rc;
     unsigned char *sealed;
     size_t sealed_len;
-    rc = mr_store_seal(s->key, key, v, len, &sealed, &sealed_len, err);
+    rc = Mr_store_seal(s->key, key, v, len, &sealed, &sealed_len, err);
     if (rc == MR_OK) {
         pthread_mutex_lock(&s->mu);
         rc = s->ops->set(s->impl, key, sealed, sealed_len, ttl_ms, err);
@@ -272,7 +272,7 @@ mr_code mr_store_get_secret(mr_store *s, const char *key, char **v, size_t *len,
     size_t sealed_len;
     LOCKED(s, s->ops->get(s->impl, key, &sealed, &sealed_len, err));
     if (rc == MR_OK) {
-        rc = mr_store_unseal(s->key, key, (const unsigned char *)sealed, sealed_len, v, len, err);
+        rc = Mr_store_unseal(s->key, key, (const unsigned char *)sealed, sealed_len, v, len, err);
         free(sealed);
     }
     return finish(rc, "get_secret", key, err);

@@ -1,4 +1,7 @@
-/* store_impl.h -- what store.c needs from a backend, from the URL parser and from the sealer. */
+/* store_impl.h -- what store.c needs from a backend, from the URL parser and from the sealer.
+ *
+ * Functions shared between files of libs/store are named Mr_store_* (curl's Curl_* tier): a name
+ * that starts with a capital is internal to the library, mr_store_* is the public API in include/. */
 #ifndef MINDROOM_STORE_IMPL_H
 #define MINDROOM_STORE_IMPL_H
 
@@ -32,7 +35,7 @@ typedef struct mr_store_ops {
 
 typedef enum mr_store_kind { MR_STORE_SQLITE, MR_STORE_REDIS } mr_store_kind;
 
-/* A parsed MINDROOM_STORE_URL. Strings are owned; free with mr_store_url_free. */
+/* A parsed MINDROOM_STORE_URL. Strings are owned; free with Mr_store_url_free. */
 typedef struct mr_store_url {
     mr_store_kind kind;
     char *path;     /* sqlite: the database file */
@@ -44,25 +47,25 @@ typedef struct mr_store_url {
     char *display;  /* the URL with any user and password replaced by "***", for messages */
 } mr_store_url;
 
-mr_code mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err);
-void mr_store_url_free(mr_store_url *u);
+mr_code Mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err);
+void Mr_store_url_free(mr_store_url *u);
 
-mr_code mr_store_sqlite_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err);
-mr_code mr_store_redis_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err);
+mr_code Mr_store_sqlite_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err);
+mr_code Mr_store_redis_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err);
 
 /* Copies n bytes into a new NUL-terminated buffer (a value handed to a caller). */
-char *mr_store_dup_bytes(const void *p, size_t n);
+char *Mr_store_dup_bytes(const void *p, size_t n);
 
 #define MR_STORE_KEY_LEN 32
 
 /* HKDF-SHA256(secret, info "mindroom-store-v1") -> the AES-256 key of secret values. */
-mr_code mr_store_seal_derive(const unsigned char *secret, size_t secret_len,
+mr_code Mr_store_seal_derive(const unsigned char *secret, size_t secret_len,
                              unsigned char key[MR_STORE_KEY_LEN], mr_err *err);
 /* version || nonce || ciphertext || tag, with the store key as associated data. */
-mr_code mr_store_seal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key, const void *v,
+mr_code Mr_store_seal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key, const void *v,
                       size_t len, unsigned char **out, size_t *out_len, mr_err *err);
 /* The reverse; MR_EAUTH when the value was not sealed under this key for this store key. */
-mr_code mr_store_unseal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key,
+mr_code Mr_store_unseal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key,
                         const unsigned char *in, size_t in_len, char **out, size_t *out_len, mr_err *err);
 
 #endif

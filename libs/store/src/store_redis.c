@@ -270,7 +270,7 @@ static mr_code rd_fetch(rd *r, const rd_args *a, char **v, size_t *len, mr_err *
         rc = mr_err_set(err, MR_ENOTFOUND, "not found");
     } else if (rep->type != REDIS_REPLY_STRING) {
         rc = rd_unexpected(r, rep, err);
-    } else if (!(*v = mr_store_dup_bytes(rep->str, rep->len))) {
+    } else if (!(*v = Mr_store_dup_bytes(rep->str, rep->len))) {
         rc = mr_err_set(err, MR_ENOMEM, "out of memory for a %zu-byte value", rep->len);
     } else {
         *len = rep->len;
@@ -449,8 +449,8 @@ static mr_code rd_hash_fill(const rd *r, const redisReply *rep, mr_store_hash *o
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             return rd_unexpected(r, f->type != REDIS_REPLY_STRING ? f : v, err);
         mr_store_hash_entry *e = &out->entries[i];
-        e->field = mr_store_dup_bytes(f->str, f->len);
-        e->value = mr_store_dup_bytes(v->str, v->len);
+        e->field = Mr_store_dup_bytes(f->str, f->len);
+        e->value = Mr_store_dup_bytes(v->str, v->len);
         e->value_len = v->len;
         out->count++;
         if (!e->field || !e->value)
@@ -533,7 +533,7 @@ static char *dup_opt(const char *s, bool *failed)
     return d;
 }
 
-mr_code mr_store_redis_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err)
+mr_code Mr_store_redis_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err)
 {
     rd *r = calloc(1, sizeof *r);
     if (!r)

@@ -16,7 +16,7 @@
 #define SEAL_OVERHEAD (1 + SEAL_NONCE + SEAL_TAG)
 #define SEAL_INFO "mindroom-store-v1"
 
-mr_code mr_store_seal_derive(const unsigned char *secret, size_t secret_len,
+mr_code Mr_store_seal_derive(const unsigned char *secret, size_t secret_len,
                              unsigned char key[MR_STORE_KEY_LEN], mr_err *err)
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
@@ -43,7 +43,7 @@ static int add_aad(EVP_CIPHER_CTX *ctx, unsigned char version, const char *store
            EVP_CipherUpdate(ctx, NULL, &n, (const unsigned char *)store_key, (int)strlen(store_key)) == 1;
 }
 
-mr_code mr_store_seal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key, const void *v,
+mr_code Mr_store_seal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key, const void *v,
                       size_t len, unsigned char **out, size_t *out_len, mr_err *err)
 {
     if (len > (size_t)INT32_MAX - SEAL_OVERHEAD)
@@ -74,7 +74,7 @@ mr_code mr_store_seal(const unsigned char key[MR_STORE_KEY_LEN], const char *sto
     return MR_OK;
 }
 
-mr_code mr_store_unseal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key,
+mr_code Mr_store_unseal(const unsigned char key[MR_STORE_KEY_LEN], const char *store_key,
                         const unsigned char *in, size_t in_len, char **out, size_t *out_len, mr_err *err)
 {
     /* One message for every failure: which check failed tells an attacker something and a

@@ -170,7 +170,7 @@ static mr_code sq_end(sq *q, mr_code rc, mr_err *err)
 static mr_code sq_copy_column(sqlite3_stmt *st, int col, char **v, size_t *len, mr_err *err)
 {
     size_t n = (size_t)sqlite3_column_bytes(st, col);
-    char *copy = mr_store_dup_bytes(sqlite3_column_blob(st, col), n);
+    char *copy = Mr_store_dup_bytes(sqlite3_column_blob(st, col), n);
     if (!copy)
         return mr_err_set(err, MR_ENOMEM, "out of memory for a %zu-byte value", n);
     *v = copy;
@@ -548,7 +548,7 @@ static mr_code sq_setup(sq *q, mr_err *err)
     return sq_simple(q, SQ_SWEEP, NULL, "sweeping expired values", err);
 }
 
-mr_code mr_store_sqlite_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err)
+mr_code Mr_store_sqlite_open(const mr_store_url *u, const mr_store_ops **ops, void **impl, mr_err *err)
 {
     sq *q = calloc(1, sizeof *q);
     size_t wal_len = strlen(u->path) + sizeof "-wal";

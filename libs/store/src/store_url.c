@@ -41,7 +41,7 @@ static mr_code parse_redis(const char *url, mr_store_url *u, mr_err *err)
     return MR_OK;
 }
 
-mr_code mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err)
+mr_code Mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err)
 {
     memset(out, 0, sizeof *out);
     if (!url || !*url)
@@ -65,11 +65,11 @@ mr_code mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err)
         return mr_err_set(err, MR_EINVAL, "store URL scheme \"%.*s\" is not supported " URL_EXPECTED,
                           (int)scheme_len, url);
     if (rc != MR_OK)
-        mr_store_url_free(out);
+        Mr_store_url_free(out);
     return rc;
 }
 
-void mr_store_url_free(mr_store_url *u)
+void Mr_store_url_free(mr_store_url *u)
 {
     free(u->path);
     free(u->host);

@@ -980,7 +980,7 @@ static void test_secrets_stay_out_of_logs_and_store(void **state)
     for (size_t i = 0; i < 3; i++) {
         char *log = prov_slurp(procs[i]->log);
         assert_non_null(log);
-        assert_non_null(strstr(log, "listening on"));
+        assert_non_null(strstr(log, "serving pair codes"));
         assert_free_of_secrets(procs[i]->log, log);
         free(log);
     }

@@ -169,17 +169,16 @@ static void test_client_ip_behind_proxies(void **state)
 /* ---- settings ---- */
 
 static const char *const vars[] = {
-    "MINDROOM_STORE_URL", "MATRIX_HOMESERVER", "MATRIX_SERVER_NAME", "MATRIX_REGISTRATION_TOKEN",
+    "MATRIX_HOMESERVER", "MATRIX_SERVER_NAME", "MATRIX_REGISTRATION_TOKEN",
     "MATRIX_REGISTRATION_TOKEN_FILE", "MINDROOM_PROVISIONING_PAIR_TTL_SECONDS",
     "MINDROOM_PROVISIONING_POLL_INTERVAL_SECONDS", "MINDROOM_PROVISIONING_TRUSTED_PROXIES",
-    "MINDROOM_PROVISIONING_CORS_ORIGINS", "MINDROOM_PROVISIONING_LISTEN", "LOG_LEVEL", "LOG_FORMAT",
+    "MINDROOM_PROVISIONING_CORS_ORIGINS",
 };
 
 static void base_env(void)
 {
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
-    setenv("MINDROOM_STORE_URL", "redis://127.0.0.1:6379/0", 1);
     setenv("MATRIX_HOMESERVER", "https://hs.example.org:8448/", 1);
     setenv("MATRIX_REGISTRATION_TOKEN", "sekrit-token", 1);
 }
@@ -189,7 +188,7 @@ static void expect_invalid(const char *prefix)
 {
     mr_provisioning_settings s;
     mr_err err = {0};
-    assert_int_equal(mr_provisioning_settings_resolve(NULL, &s, &err), MR_EINVAL);
+    assert_int_equal(mr_provisioning_settings_resolve(&s, &err), MR_EINVAL);
     mr_provisioning_settings_free(&s);
     if (strncmp(err.msg, prefix, strlen(prefix)) != 0)
         fail_msg("expected a message starting with %s, got: %s", prefix, err.msg);
@@ -202,8 +201,7 @@ static void test_settings_defaults(void **state)
     base_env();
     mr_provisioning_settings s;
     mr_err err = {0};
-    assert_int_equal(mr_provisioning_settings_resolve(NULL, &s, &err), MR_OK);
-    assert_string_equal(s.listen, "127.0.0.1:8776");
+    assert_int_equal(mr_provisioning_settings_resolve(&s, &err), MR_OK);
     assert_string_equal(s.homeserver, "https://hs.example.org:8448");
     assert_string_equal(s.server_name, "hs.example.org");
     assert_string_equal(s.registration_token, "sekrit-token");
@@ -212,7 +210,6 @@ static void test_settings_defaults(void **state)
     assert_int_equal(s.n_trusted_proxies, 0);
     assert_int_equal(s.n_cors_origins, 1);
     assert_string_equal(s.cors_origins[0], "https://chat.mindroom.chat");
-    assert_int_equal(s.log_level, MR_LOG_INFO);
     mr_provisioning_settings_free(&s);
 }
 
@@ -225,13 +222,9 @@ static void test_settings_overrides(void **state)
     setenv("MINDROOM_PROVISIONING_POLL_INTERVAL_SECONDS", "5", 1);
     setenv("MINDROOM_PROVISIONING_TRUSTED_PROXIES", " 127.0.0.1 ,::1,", 1);
     setenv("MINDROOM_PROVISIONING_CORS_ORIGINS", "https://a.example, http://localhost:5173", 1);
-    setenv("MINDROOM_PROVISIONING_LISTEN", "0.0.0.0:9000", 1);
-    setenv("LOG_LEVEL", "debug", 1);
-    mr_provisioning_flags f = {.listen = "127.0.0.1:0"};
     mr_provisioning_settings s;
     mr_err err = {0};
-    assert_int_equal(mr_provisioning_settings_resolve(&f, &s, &err), MR_OK);
-    assert_string_equal(s.listen, "127.0.0.1:0");
+    assert_int_equal(mr_provisioning_settings_resolve(&s, &err), MR_OK);
     assert_string_equal(s.server_name, "example.org");
     assert_int_equal(s.pair_ttl_s, 30);
     assert_int_equal(s.poll_interval_s, 5);
@@ -240,7 +233,6 @@ static void test_settings_overrides(void **state)
     assert_string_equal(s.trusted_proxies[1], "::1");
     assert_int_equal(s.n_cors_origins, 2);
     assert_string_equal(s.cors_origins[1], "http://localhost:5173");
-    assert_int_equal(s.log_level, MR_LOG_DEBUG);
     mr_provisioning_settings_free(&s);
 }
 
@@ -257,7 +249,7 @@ static void test_settings_token_file(void **state)
     assert_int_equal(mr_fs_write_atomic(path, "  file-token \nsecond line\n", 26, 0600, true, &err), MR_OK);
     setenv("MATRIX_REGISTRATION_TOKEN_FILE", path, 1);
     mr_provisioning_settings s;
-    assert_int_equal(mr_provisioning_settings_resolve(NULL, &s, &err), MR_OK);
+    assert_int_equal(mr_provisioning_settings_resolve(&s, &err), MR_OK);
     assert_string_equal(s.registration_token, "file-token");
     mr_provisioning_settings_free(&s);
     unlink(path);
@@ -277,14 +269,13 @@ static void test_settings_errors_name_the_variable(void **state)
         {"MINDROOM_PROVISIONING_CORS_ORIGINS", "chat.example", "MINDROOM_PROVISIONING_CORS_ORIGINS"},
         {"MATRIX_HOMESERVER", "hs.example.org", "MATRIX_HOMESERVER: 'hs.example.org' is not"},
         {"MATRIX_SERVER_NAME", "bad name", "MATRIX_SERVER_NAME"},
-        {"LOG_LEVEL", "loud", "LOG_LEVEL"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         base_env();
         setenv(cases[i].var, cases[i].value, 1);
         expect_invalid(cases[i].prefix);
     }
-    static const char *const required[] = {"MATRIX_HOMESERVER", "MINDROOM_STORE_URL", "MATRIX_REGISTRATION_TOKEN"};
+    static const char *const required[] = {"MATRIX_HOMESERVER", "MATRIX_REGISTRATION_TOKEN"};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         base_env();
         unsetenv(required[i]);

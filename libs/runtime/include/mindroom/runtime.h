@@ -208,6 +208,17 @@ typedef struct mr_service_def {
     /* serve adds its own readiness check (mr_runtime_add_check): /readyz answers 503 from the
      * server's start until it has, so a process is never ready before serve can say. */
     bool serve_check;
+    /* --listen when neither the flag nor MINDROOM_<NAME>_LISTEN is set; NULL: no HTTP server. */
+    const char *default_listen;
+    /* Request bodies the --listen server takes before it answers 413; 0: libs/http's default. */
+    size_t http_max_body;
+    /* The --listen server's own error answers (413, 404, ...) in the service's shape; NULL: the
+     * Matrix shape. */
+    mr_http_error_fn http_error_reply;
+    /* Checks the service's own settings before anything waits on a peer, so that an invalid one
+     * exits 2 at once even while the store is down; may be NULL. MR_EINVAL with a message that
+     * starts with the setting's name. */
+    mr_code (*check_settings)(const mr_runtime *rt, mr_err *err);
 } mr_service_def;
 
 typedef enum mr_runtime_model_env_status {
