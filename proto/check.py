@@ -9,6 +9,7 @@ Exit 0 when all is well, 1 with one line per problem otherwise, 2 on bad usage.
 """
 import json
 import pathlib
+import re
 import sys
 
 import jsonschema
@@ -17,6 +18,8 @@ import yaml
 HERE = pathlib.Path(__file__).resolve().parent
 SCHEMAS = HERE / "schemas"
 EXAMPLES = HERE / "examples"
+# Before each invalid example: "// <field path>: why", the field the C validators must name.
+FIELD_COMMENT = re.compile(r"^// [A-Za-z0-9_.\[\]]+: ")
 
 
 def load_schemas():
@@ -78,10 +81,13 @@ def selftest():
             if not path.exists():
                 problems.append(f"examples/{path.name}: missing")
                 continue
-            for n, line in enumerate(path.read_text().splitlines(), 1):
+            lines = path.read_text().splitlines()
+            for n, line in enumerate(lines, 1):
                 if not line.strip() or line.startswith("//"):
                     continue
                 checked += 1
+                if kind == "invalid" and (n < 2 or not FIELD_COMMENT.match(lines[n - 2])):
+                    problems.append(f"examples/{path.name}:{n}: needs a '// <field path>: why' line before it")
                 found = message_problems(line, validators, {t})
                 if kind == "valid" and found:
                     problems.append(f"examples/{path.name}:{n}: should be valid: {found[0]}")
