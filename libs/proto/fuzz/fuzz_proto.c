@@ -10,7 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    json_t *msg = json_loadb((const char *)data, size, JSON_DECODE_ANY, NULL);
+    /* JSON_ALLOW_NUL: messages made in memory can hold what mr_msg_load would refuse. */
+    json_t *msg = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (!msg)
         return 0;
     for (size_t i = 0; i < mr_proto_type_count(); i++) {

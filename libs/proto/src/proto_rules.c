@@ -98,12 +98,10 @@ int proto_const_int(const json_t *v, json_int_t want, const proto_path *p, mr_er
     return 0;
 }
 
-static const char *quote(const json_t *v, char buf[QUOTE_MAX + 4])
+/* s as quoted back in a message: its first QUOTE_MAX bytes, "..." when there is more. */
+static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
 {
-    snprintf(buf, QUOTE_MAX + 4, "%s%s", json_string_value(v),
-             json_string_length(v) > QUOTE_MAX ? "..." : "");
-    if (json_string_length(v) > QUOTE_MAX)
-        memcpy(buf + QUOTE_MAX, "...", 4);
+    snprintf(buf, QUOTE_MAX + 4, "%.*s%s", QUOTE_MAX, s, strlen(s) > QUOTE_MAX ? "..." : "");
     return buf;
 }
 
@@ -113,7 +111,7 @@ int proto_const_string(const json_t *v, const char *want, const proto_path *p, m
     if (!json_is_string(v))
         return fail(err, p, "expected \"%s\"", want);
     if (strlen(want) != json_string_length(v) || strcmp(json_string_value(v), want) != 0)
-        return fail(err, p, "expected \"%s\", got \"%s\"", want, quote(v, q));
+        return fail(err, p, "expected \"%s\", got \"%s\"", want, quote(json_string_value(v), q));
     return 0;
 }
 
@@ -131,7 +129,7 @@ int proto_enum(const json_t *v, const char *const *allowed, size_t n, const prot
     char q[QUOTE_MAX + 4];
     if (!json_is_string(v))
         return fail(err, p, "not one of %s", list);
-    return fail(err, p, "\"%s\" is not one of %s", quote(v, q), list);
+    return fail(err, p, "\"%s\" is not one of %s", quote(json_string_value(v), q), list);
 }
 
 /* Characters as JSON Schema counts them: code points, that is UTF-8 bytes that do not continue
@@ -160,9 +158,8 @@ int proto_charset(const char *s, const char *chars, long min, long max, const ch
 {
     size_t n = strlen(s);
     char q[QUOTE_MAX + 4];
-    snprintf(q, sizeof q, "%.*s%s", QUOTE_MAX, s, n > QUOTE_MAX ? "..." : "");
     if (strspn(s, chars) != n || n < (size_t)min || (max >= 0 && n > (size_t)max))
-        return fail(err, p, "\"%s\" does not match %s", q, pattern);
+        return fail(err, p, "\"%s\" does not match %s", quote(s, q), pattern);
     return 0;
 }
 
@@ -187,9 +184,9 @@ int proto_room_alias(const char *s, const proto_path *p, mr_err *err)
 int proto_event_id(const char *s, const proto_path *p, mr_err *err)
 {
     char q[QUOTE_MAX + 4];
-    snprintf(q, sizeof q, "%.*s%s", QUOTE_MAX, s, strlen(s) > QUOTE_MAX ? "..." : "");
     if (s[0] != '$' || !s[1] || strpbrk(s, "\n\r"))
-        return fail(err, p, "\"%s\" is not an event ID: '$' and one or more characters on one line", q);
+        return fail(err, p, "\"%s\" is not an event ID: '$' and one or more characters on one line",
+                    quote(s, q));
     return 0;
 }
 
