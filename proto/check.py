@@ -75,6 +75,7 @@ def load_topics(by_type):
 def generator_problems():
     """gen_validators.py writes the real schemas' validators, and refuses a schema that says more
     than it has a C check for, naming what."""
+    sys.dont_write_bytecode = True  # no __pycache__ left in proto/
     sys.path.insert(0, str(HERE))
     import gen_validators
 
