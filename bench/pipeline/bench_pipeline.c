@@ -18,10 +18,10 @@
  *
  * crash (embedded): the stub stalls an answer mid-stream, `mindroom run` gets SIGKILL, starts
  * again, and the time from the kill to that message's answer is measured, CRASHES times.
- * concurrent (embedded): each answer streams for a second (the stub stalls 1 s after its first
- * event); ANSWERS messages at once, each in a room of its own (a room's answers come in order),
- * first send to last answer, beside one answer alone, and the duplicates (more than one answer,
- * not an edit, to one message). */
+ * concurrent (embedded): each answer streams for ANSWER_SECONDS (60) at CHARS_PER_SECOND (80), the stub
+ * pacing an echo of a message that long; ANSWERS messages at once, each in a room of its own (a
+ * room's answers come in order), first send to the last answer complete, beside one answer
+ * alone, and the duplicates (more than one answer, not an edit, to one message). */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -44,17 +44,18 @@
 #define TOKEN "bench-registration-token"
 #define WARMUP 20
 #define DEADLINE_MS 60000
-#define MAX_PROCS 4
+/* Waiting for an answer: 100 minute-long answers at the default bound take seven minutes. */
+#define REPLY_DEADLINE_MS 900000
+#define MAX_REPLICAS 32
+#define MAX_PROCS (3 + MAX_REPLICAS)
 #define BASELINE_CALLS 200
 #define MAX_AGENTS 64
-/* The stub's answer, streamed: its first event, then a second of nothing, then the rest. */
-#define SLOW_ANSWER "\"stall_ms\": 1000, \"stall_after_chunks\": 1"
 
 static const char *const topics[] = {"matrix.inbound", "matrix.todevice", "matrix.cleartext",
                                      "agent.turns", "matrix.outbound", "matrix.send", "matrix.send_failed"};
 
 typedef struct proc {
-    const char *name;
+    char name[32];
     pid_t pid;
     int port;
     char rss_file[600];
@@ -78,7 +79,9 @@ typedef struct bench {
     char token[256];       /* its access token */
     char room[256];
     char baseline_room[256];
-    size_t n_side_rooms;          /* concurrent: rooms side0.. the agent answers in side by side */
+    size_t n_side_rooms;          /* concurrent, replicas: rooms side0.. the agent answers in side by side */
+    size_t replicas;              /* replicas: agent processes (0: one, as in the redis shape) */
+    int partitions;               /* replicas: the bus's ?partitions=N (0: the default 8) */
     char (*side_rooms)[256];
 } bench;
 
@@ -153,7 +156,8 @@ static void write_config(bench *b)
     if (b->have_kafka)
         n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=%s\n", b->kafka.url);
     else if (b->have_redis)
-        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=redis://127.0.0.1:%d/0\n", b->redis.port);
+        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=redis://127.0.0.1:%d/0%s%.0d\n",
+                      b->redis.port, b->partitions ? "?partitions=" : "", b->partitions);
     if (b->have_redis)
         snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_STORE_URL=redis://127.0.0.1:%d/1\n", b->redis.port);
     snprintf(path, sizeof path, "%s/.env", b->dir);
@@ -199,7 +203,7 @@ static void register_human(bench *b)
 static void spawn(bench *b, const char *name, char **argv)
 {
     proc *p = &b->procs[b->n_procs++];
-    p->name = name;
+    snprintf(p->name, sizeof p->name, "%s", name);
     snprintf(p->rss_file, sizeof p->rss_file, "%s/%s.time", b->dir, name);
     char log[600];
     snprintf(log, sizeof log, "%s/%s.log", b->dir, name);
@@ -217,16 +221,23 @@ static void start_platform(bench *b)
                                        MR_BENCH_AGENT_BIN};
     mr_err err = {0};
     bool embedded = strcmp(b->mode, "embedded") == 0;
-    for (size_t i = 0; i < (embedded ? 1 : 4); i++) {
+    size_t agents = b->replicas ? b->replicas : 1;
+    for (size_t i = 0; i < (embedded ? 1 : 3 + agents); i++) {
+        size_t s = i < 3 ? i : 3;
         int port;
         check(mr_tp_free_port(&port, &err), &err, "a free port");
-        char listen[32];
+        char listen[32], worker[32];
         snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+        /* Each replica is a worker of its own; the child takes it from the environment. */
+        snprintf(worker, sizeof worker, "agent%zu", i - s);
+        if (s == 3)
+            setenv("MINDROOM_WORKER_ID", worker, 1);
         char *run[] = {MR_BENCH_MINDROOM_BIN, "run", "--config", b->config, "--listen", listen, NULL};
-        char *one[] = {(char *)bins[i], "--config", b->config, "--listen", listen, NULL};
-        spawn(b, embedded ? "mindroom-run" : services[i], embedded ? run : one);
+        char *one[] = {(char *)bins[s], "--config", b->config, "--listen", listen, NULL};
+        spawn(b, embedded ? "mindroom-run" : s == 3 && b->replicas ? worker : services[s], embedded ? run : one);
         b->procs[b->n_procs - 1].port = port;
     }
+    unsetenv("MINDROOM_WORKER_ID");
 }
 
 static void wait_ready(bench *b)
@@ -235,7 +246,10 @@ static void wait_ready(bench *b)
     mr_http_client *c = NULL;
     mr_err err = {0};
     check(mr_http_client_new(&o, &c, &err), &err, "a client");
-    for (size_t i = 0; i < b->n_procs; i++) {
+    /* A replica that holds no partition of agent.turns (more replicas than partitions) stands
+     * by and says it is not ready; measure_replicas waits for the leases instead. */
+    size_t n = b->replicas ? 3 : b->n_procs;
+    for (size_t i = 0; i < n; i++) {
         char url[64];
         snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", b->procs[i].port);
         long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
@@ -276,22 +290,32 @@ static void join_room(bench *b, const char *alias, char room_id[256])
     json_decref(r);
 }
 
-/* Sends "<prefix><i>" into room as the user. */
-static void say(bench *b, const char *room, const char *prefix, size_t i)
+/* Sends "<prefix><i>", then tail (may be NULL), into room as the user. */
+static void say_more(bench *b, const char *room, const char *prefix, size_t i, const char *tail)
 {
-    char path[512], text[64];
-    snprintf(text, sizeof text, "%s%zu", prefix, i);
-    snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/send/m.room.message/%s", room, text);
+    char path[512], id[64];
+    snprintf(id, sizeof id, "%s%zu", prefix, i);
+    snprintf(path, sizeof path, "/_matrix/client/v3/rooms/%s/send/m.room.message/%s", room, id);
+    char *text = malloc(strlen(id) + (tail ? strlen(tail) : 0) + 1);
+    if (!text)
+        die("out of memory", NULL);
+    sprintf(text, "%s%s", id, tail ? tail : "");
     json_t *r = human_call(b, "PUT", path, json_pack("{s:s, s:s}", "msgtype", "m.text", "body", text));
+    free(text);
     if (!r)
         die("sending a message", NULL);
     json_decref(r);
 }
 
+static void say(bench *b, const char *room, const char *prefix, size_t i)
+{
+    say_more(b, room, prefix, i, NULL);
+}
+
 static void await_reply(bench *b, size_t i)
 {
-    if (!pp_proxy_wait_reply(b->proxy, i, mr_clock_mono_ms() + DEADLINE_MS)) {
-        fprintf(stderr, "bench_pipeline: no reply to bench-%zu within %d s; logs in %s\n", i, DEADLINE_MS / 1000,
+    if (!pp_proxy_wait_reply(b->proxy, i, mr_clock_mono_ms() + REPLY_DEADLINE_MS)) {
+        fprintf(stderr, "bench_pipeline: no reply to bench-%zu within %d s; logs in %s\n", i, REPLY_DEADLINE_MS / 1000,
                 b->dir);
         exit(1);
     }
@@ -502,23 +526,47 @@ static void measure_crash(bench *b, size_t crashes)
     free(took);
 }
 
-/* answers messages at once, one in each side room, each answer streaming for a second, beside
- * one alone. */
+/* " lorem lorem ..." long enough that "Echo: bench-<i>" and it make about chars characters. */
+static char *filler(size_t chars)
+{
+    size_t n = chars > 20 ? chars - 20 : 6;
+    char *text = malloc(n + 7);
+    if (!text)
+        die("out of memory", NULL);
+    text[0] = '\0';
+    for (size_t len = 0; len < n; len += 6)
+        memcpy(text + len, " lorem", 7);
+    return text;
+}
+
+/* answers messages at once, one in each side room, each answer streaming for ANSWER_SECONDS (60) at
+ * CHARS_PER_SECOND (80), beside one alone. */
 static void measure_concurrent(bench *b, size_t answers)
 {
+    const char *sec_env = getenv("ANSWER_SECONDS"), *cps_env = getenv("CHARS_PER_SECOND");
+    long seconds = sec_env ? strtol(sec_env, NULL, 10) : 60, cps = cps_env ? strtol(cps_env, NULL, 10) : 80;
+    if (seconds < 1 || cps < 1) {
+        fprintf(stderr, "bench_pipeline: ANSWER_SECONDS and CHARS_PER_SECOND must be positive\n");
+        exit(2);
+    }
+    char *tail = filler((size_t)(seconds * cps));
     one_at_a_time(b, 0, WARMUP);
-    script_stub(b, "{" SLOW_ANSWER "}");
+    char script[128];
+    snprintf(script, sizeof script, "{\"chars_per_second\": %ld}", cps);
+    script_stub(b, script);
     long long t0 = pp_now_ns();
-    one_at_a_time(b, WARMUP, WARMUP + 1);
+    say_more(b, b->room, "bench-", WARMUP, tail);
+    await_reply(b, WARMUP);
     double one = (double)(pp_proxy_replied_ns(b->proxy, WARMUP) - t0) / 1e6;
 
-    char script[128];
-    snprintf(script, sizeof script, "{" SLOW_ANSWER ", \"times\": %zu}", answers);
+    snprintf(script, sizeof script, "{\"chars_per_second\": %ld, \"times\": %zu}", cps, answers);
     script_stub(b, script);
     size_t first = WARMUP + 1;
     t0 = pp_now_ns();
     for (size_t i = first; i < first + answers; i++)
-        say(b, b->side_rooms[i - first], "bench-", i);
+        say_more(b, b->side_rooms[i - first], "bench-", i, tail);
+    double sent = (double)(pp_now_ns() - t0) / 1e6;
+    free(tail);
     long long last = 0;
     int duplicates = 0;
     for (size_t i = first; i < first + answers; i++) {
@@ -529,10 +577,75 @@ static void measure_concurrent(bench *b, size_t answers)
     for (size_t i = WARMUP; i < first + answers; i++)
         duplicates += pp_proxy_answers(b->proxy, i) - 1;
     double all = (double)(last - t0) / 1e6;
-    printf("bench/pipeline (concurrent): %zu answers streaming at once, each a second long\n", answers);
-    printf("  one answer alone: %.0f ms (send to answer); %zu at once: %.0f ms (first send to last answer)\n", one,
-           answers, all);
+    printf("bench/pipeline (concurrent): %zu answers streaming at once, each %ld s at %ld characters/s\n", answers,
+           seconds, cps);
+    printf("  one answer alone: %.0f ms (send to answer complete); %zu at once: %.0f ms (first send to last answer "
+           "complete; sending the %zu took %.0f ms)\n", one, answers, all, answers, sent);
     printf("  ratio: %.2fx; duplicate answers: %d\n", all / one, duplicates);
+}
+
+/* How many agent replicas hold a lease on a partition of agent.turns (redis-cli, as in
+ * redis_info). */
+static size_t turn_lease_holders(bench *b, int partitions)
+{
+    char port[16], out[400], key[96], holders[MAX_REPLICAS][64];
+    size_t n = 0;
+    snprintf(port, sizeof port, "%d", b->redis.port);
+    snprintf(out, sizeof out, "%s/redis-lease.txt", b->dir);
+    for (int p = 0; p < partitions; p++) {
+        snprintf(key, sizeof key, "mr:bus:agent.turns:lease:agent:%d", p);
+        unlink(out);
+        char *argv[] = {"redis-cli", "-p", port, "-n", "0", "GET", key, NULL};
+        int code = -1;
+        mr_err err = {0};
+        if (mr_tp_run(argv, out, &code, &err) != MR_OK || code != 0)
+            die("reading a lease of agent.turns", &err);
+        char *text = mr_tp_read_text(out);
+        text[strcspn(text, "\n")] = '\0';
+        size_t k = 0;
+        while (k < n && strcmp(holders[k], text) != 0)
+            k++;
+        if (text[0] && k == n && n < MAX_REPLICAS)
+            snprintf(holders[n++], sizeof holders[0], "%s", text);
+        free(text);
+    }
+    return n;
+}
+
+/* MESSAGES messages at once, spread over the side rooms, each answered by a model that takes a
+ * second, with `replicas` agent processes each answering one turn at a time: answers/s. */
+static void measure_replicas(bench *b, size_t messages)
+{
+    one_at_a_time(b, 0, WARMUP);
+    /* Leases spread as the replicas join; until every one holds some, some would stand idle. */
+    int partitions = b->partitions ? b->partitions : 8;
+    size_t want = b->replicas < (size_t)partitions ? b->replicas : (size_t)partitions;
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (turn_lease_holders(b, partitions) < want) {
+        if (mr_clock_mono_ms() > deadline)
+            die("the replicas never shared the partitions of agent.turns", NULL);
+        mr_clock_sleep_ms(200);
+    }
+    char script[96];
+    snprintf(script, sizeof script, "{\"stall_ms\": 1000, \"times\": %zu}", messages);
+    script_stub(b, script);
+    size_t first = WARMUP;
+    long long t0 = pp_now_ns();
+    for (size_t i = first; i < first + messages; i++)
+        say(b, b->side_rooms[(i - first) % b->n_side_rooms], "bench-", i);
+    long long last = 0;
+    int duplicates = 0;
+    for (size_t i = first; i < first + messages; i++) {
+        await_reply(b, i);
+        long long t = pp_proxy_replied_ns(b->proxy, i);
+        last = t > last ? t : last;
+        duplicates += pp_proxy_answers(b->proxy, i) - 1;
+    }
+    double secs = (double)(last - t0) / 1e9;
+    printf("bench/pipeline (replicas): %zu agent replicas over Redis, %d partitions, one turn at a time each, a 1 s "
+           "model; %zu messages over %zu rooms\n", b->replicas, partitions, messages, b->n_side_rooms);
+    printf("  %.2f answers/s (first send to last answer, %.1f s); %zu replicas can give at most %zu; duplicate "
+           "answers: %d\n", (double)messages / secs, secs, b->replicas, b->replicas, duplicates);
 }
 
 /* ---- stopping ---- */
@@ -594,21 +707,38 @@ int main(int argc, char **argv)
 {
     const char *scenario = argc > 1 ? argv[1] : "";
     bool crash = strcmp(scenario, "crash") == 0, concurrent = strcmp(scenario, "concurrent") == 0;
-    bench b = {.mode = crash || concurrent ? "embedded" : scenario};
+    bool replicas = strcmp(scenario, "replicas") == 0;
+    bench b = {.mode = crash || concurrent ? "embedded" : replicas ? "redis" : scenario};
     if (argc < 2 || argc > 4 ||
         (strcmp(b.mode, "embedded") != 0 && strcmp(b.mode, "redis") != 0 && strcmp(b.mode, "kafka") != 0)) {
         fprintf(stderr, "usage: bench_pipeline embedded|redis|kafka [SEQUENTIAL] [BURST]\n"
-                        "       bench_pipeline crash [CRASHES] | concurrent [ANSWERS]\n");
+                        "       bench_pipeline crash [CRASHES] | concurrent [ANSWERS] | replicas R [MESSAGES]\n");
         return 2;
     }
     long sequential = argc > 2 ? strtol(argv[2], NULL, 10) : crash ? 5 : concurrent ? 100 : 300;
-    long burst = argc > 3 ? strtol(argv[3], NULL, 10) : 300;
+    long burst = argc > 3 ? strtol(argv[3], NULL, 10) : replicas ? 256 : 300;
     if (sequential < 1 || burst < 1) {
         fprintf(stderr, "bench_pipeline: the message counts must be positive\n");
         return 2;
     }
+    if (replicas && (sequential < 1 || sequential > MAX_REPLICAS)) {
+        fprintf(stderr, "bench_pipeline: replicas must be 1 to %d\n", MAX_REPLICAS);
+        return 2;
+    }
+    if (replicas) {
+        const char *rooms = getenv("ROOMS"), *parts = getenv("PARTITIONS");
+        b.replicas = (size_t)sequential;
+        b.partitions = parts ? (int)strtol(parts, NULL, 10) : 0;
+        /* One turn at a time each: the replicas, not threads, give the throughput. */
+        setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "1", 0);
+        sequential = rooms ? strtol(rooms, NULL, 10) : 64;
+        if (sequential < 1 || b.partitions < 0 || b.partitions > 1024) {
+            fprintf(stderr, "bench_pipeline: ROOMS must be positive and PARTITIONS 1 to 1024\n");
+            return 2;
+        }
+    }
     /* Answers in one room come one after another; rooms go side by side. */
-    if (concurrent) {
+    if (concurrent || replicas) {
         b.n_side_rooms = (size_t)sequential;
         if (!(b.side_rooms = calloc(b.n_side_rooms, sizeof *b.side_rooms)))
             die("out of memory", NULL);
@@ -633,6 +763,8 @@ int main(int argc, char **argv)
         measure_crash(&b, (size_t)sequential);
     else if (concurrent)
         measure_concurrent(&b, (size_t)sequential);
+    else if (replicas)
+        measure_replicas(&b, (size_t)burst);
     else
         measure(&b, (size_t)sequential, (size_t)burst);
     stop_platform(&b);

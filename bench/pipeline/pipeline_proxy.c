@@ -140,9 +140,17 @@ static bool index_of_event(const pp_proxy *p, const char *event_id, size_t *i)
     return false;
 }
 
-/* The first send that carries the reply to bench message i, in its body or, for a streamed
- * answer that began with less, in an edit's m.new_content; and every answer (a send that is no
- * edit, in reply to the message) counted. */
+/* A streamed answer not yet complete ends in the agent's " ⋯". */
+static bool in_progress(const char *text)
+{
+    static const char marker[] = " \xe2\x8b\xaf";
+    size_t n = strlen(text), m = sizeof marker - 1;
+    return n >= m && strcmp(text + n - m, marker) == 0;
+}
+
+/* The first send that carries the whole reply to bench message i, in its body or, for a
+ * streamed answer, in an edit's m.new_content; and every answer (a send that is no edit, in
+ * reply to the message) counted. */
 static void note_replied(pp_proxy *p, const mr_http_request *req, long long at)
 {
     if (strcmp(req->method, "PUT") != 0 || !strstr(req->path, "/send/m.room.message/"))
@@ -157,7 +165,7 @@ static void note_replied(pp_proxy *p, const mr_http_request *req, long long at)
     pthread_mutex_lock(&p->mu);
     if (!edit && index_of_event(p, trigger, &i))
         p->answers[i]++;
-    if (message_index(p, text, "Echo: bench-", &i) && !p->replied[i]) {
+    if (message_index(p, text, "Echo: bench-", &i) && !in_progress(text) && !p->replied[i]) {
         p->replied[i] = at;
         pthread_cond_broadcast(&p->cv);
     }

@@ -1,7 +1,8 @@
 /* pipeline_proxy.h -- a timing proxy between MindRoom and the homeserver: it forwards every
  * request, and notes when each bench message ("bench-<i>") first reaches MindRoom in a sync
- * response and when the first reply to it ("Echo: bench-<i>") leaves MindRoom as a send (or an
- * edit of one), and counts the answers to each. */
+ * response and when the first complete reply to it ("Echo: bench-<i>...", not ending in the
+ * streaming marker " ⋯") leaves MindRoom as a send (or an edit of one), and counts the answers to
+ * each. */
 #ifndef MINDROOM_BENCH_PIPELINE_PROXY_H
 #define MINDROOM_BENCH_PIPELINE_PROXY_H
 

@@ -146,6 +146,10 @@ size_t stream_char_threshold(long long elapsed_ms);
  * STREAM_MIN_INTERVAL_MS has passed. Never with nothing new. Marks the update as done when it
  * says yes. */
 bool stream_push(stream_state *s, const char *text, size_t len, long long now_ms);
+/* The same rule with no new text: whether what came since the last update should be shown by
+ * now_ms. Asked while the model is quiet, so a stall holds nothing back past the interval.
+ * Marks the update as done when it says yes. */
+bool stream_due(stream_state *s, long long now_ms);
 
 /* ---- transaction IDs (txn.c) -------------------------------------------------------------- */
 

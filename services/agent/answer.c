@@ -272,6 +272,19 @@ static void on_tool_done(void *ctx, const char *pending, const char *done)
         show(a, false);
 }
 
+/* While the model is quiet: text that came since the last update goes out once the interval
+ * has passed, so a stalled stream shows what it has; the typing notice is kept up meanwhile. */
+static bool on_tick(void *ctx)
+{
+    answer_run *a = ctx;
+    long long now = mr_clock_mono_ms();
+    if (a->failed == MR_OK && stream_due(&a->st, now))
+        show(a, false);
+    if (a->failed == MR_OK && now - a->typing_ms >= TYPING_REFRESH_MS)
+        typing(a, true);
+    return a->failed == MR_OK;
+}
+
 static const char *model_of(const roster *r, const roster_entry *e)
 {
     if (e->agent)
@@ -320,6 +333,7 @@ static void call_model(answer_run *a)
         .user = a->t->user_text,
         .stream = cfg->defaults.enable_streaming,
         .on_delta = on_delta,
+        .on_tick = on_tick,
         .delta_ctx = a,
     };
     mr_code why = MR_OK;

@@ -1,6 +1,8 @@
 /* stream.c -- when a streamed answer is sent and edited: the interval ramps from 0.5 s to 5 s
  * and the character threshold from 48 to 240 over the first 15 s, so a short answer shows up
- * quickly and a long one does not flood the room with edits. */
+ * quickly and a long one does not flood the room with edits. The rule is asked on each chunk and
+ * on the model client's tick while the stream is quiet, so text held back when a model stalls
+ * still goes out once the interval has passed. */
 #include "agent_internal.h"
 
 void stream_begin(stream_state *s, long long now_ms)
@@ -39,9 +41,8 @@ static size_t code_points(const char *text, size_t len)
     return n;
 }
 
-bool stream_push(stream_state *s, const char *text, size_t len, long long now_ms)
+bool stream_due(stream_state *s, long long now_ms)
 {
-    s->chars_since += code_points(text, len);
     long long elapsed = now_ms - s->started_ms;
     long long since = now_ms - s->last_ms;
     bool by_time = since >= stream_interval_ms(elapsed);
@@ -58,4 +59,10 @@ bool stream_push(stream_state *s, const char *text, size_t len, long long now_ms
     s->chars_since = 0;
     s->updates++;
     return true;
+}
+
+bool stream_push(stream_state *s, const char *text, size_t len, long long now_ms)
+{
+    s->chars_since += code_points(text, len);
+    return stream_due(s, now_ms);
 }

@@ -167,6 +167,8 @@ void gw_sync_join(gw *g, gw_account *a);
 
 /* ---- send_consumer.c ---- */
 typedef struct gw_sender gw_sender;
+/* Starts the matrix.send consumers. On a failure *out holds those that started (or is NULL):
+ * stop the runtime, then gw_sender_stop. */
 mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err);
 void gw_sender_stop(gw_sender *s);
 

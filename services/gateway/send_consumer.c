@@ -21,12 +21,23 @@
 #define POLL_MAX 16
 #define SUBSCRIBE_RETRY_MS 2000
 
-struct gw_sender {
+/* Consumers of matrix.send in this process, each a thread of its own in the gateway group: the
+ * bus gives each partition to one of them at a time, so one room's sends stay in order while
+ * other rooms' go out beside them (one thread did every room's sends one after another, and 100
+ * answers streaming at once waited on each other's edits). As many as the topic's default
+ * partitions: more would have none to take. */
+#define LANES 8
+
+typedef struct sender_lane {
     gw *g;
     pthread_t thread;
     bool started;
-    mr_matrix **clients;    /* per account, made by the consumer thread when first needed */
+    mr_matrix **clients;    /* per account, made by the lane's thread when first needed */
     unsigned long *gens;
+} sender_lane;
+
+struct gw_sender {
+    sender_lane lanes[LANES];
 };
 
 static double since_s(const struct timespec *t0)
@@ -140,7 +151,7 @@ static mr_code report_failure(gw *g, json_t *req, const mr_matrix_status *st, mr
 
 static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
 {
-    gw_sender *s = ctx;
+    sender_lane *s = ctx;
     gw *g = s->g;
     json_t *req = NULL;
     mr_err bad = {0};
@@ -199,7 +210,7 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
 
 static void *sender_main(void *arg)
 {
-    gw_sender *s = arg;
+    sender_lane *s = arg;
     static const char *const topics[] = {TOPIC};
     const mr_runtime_consumer c = {.component = GW, .group = GROUP, .topics = topics, .n_topics = 1,
                                    .poll_timeout_ms = POLL_MS, .batch = POLL_MAX,
@@ -209,38 +220,44 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
+static void lane_stop(sender_lane *l)
+{
+    if (l->started)
+        pthread_join(l->thread, NULL);
+    for (size_t i = 0; l->clients && i < l->g->n_accounts; i++)
+        mr_matrix_free(l->clients[i]);
+    free(l->clients);
+    free(l->gens);
+}
+
 mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err)
 {
-    gw_sender *s = calloc(1, sizeof *s);
-    if (s) {
-        s->g = g;
-        s->clients = calloc(g->n_accounts, sizeof *s->clients);
-        s->gens = calloc(g->n_accounts, sizeof *s->gens);
+    gw_sender *s = *out = calloc(1, sizeof *s);
+    if (!s)
+        return mr_err_set(err, MR_ENOMEM, "out of memory starting the %s consumers", TOPIC);
+    /* On a failure the lanes started so far run on until the runtime stops: the caller stops
+     * it, then gw_sender_stop joins them. */
+    for (size_t i = 0; i < LANES; i++) {
+        sender_lane *l = &s->lanes[i];
+        l->g = g;
+        l->clients = calloc(g->n_accounts, sizeof *l->clients);
+        l->gens = calloc(g->n_accounts, sizeof *l->gens);
+        if (!l->clients || !l->gens)
+            return mr_err_set(err, MR_ENOMEM, "out of memory starting the %s consumers", TOPIC);
+        int e = pthread_create(&l->thread, NULL, sender_main, l);
+        if (e != 0)
+            return mr_err_errno(err, MR_EINTERNAL, e, "starting the %s consumers", TOPIC);
+        l->started = true;
     }
-    if (!s || !s->clients || !s->gens) {
-        gw_sender_stop(s);
-        return mr_err_set(err, MR_ENOMEM, "out of memory starting the %s consumer", TOPIC);
-    }
-    int e = pthread_create(&s->thread, NULL, sender_main, s);
-    if (e != 0) {
-        gw_sender_stop(s);
-        return mr_err_errno(err, MR_EINTERNAL, e, "starting the %s consumer", TOPIC);
-    }
-    s->started = true;
-    *out = s;
     return MR_OK;
 }
 
-/* Joins the thread (the runtime is stopping) and frees the clients. */
+/* Joins the threads (the runtime is stopping) and frees the clients. */
 void gw_sender_stop(gw_sender *s)
 {
     if (!s)
         return;
-    if (s->started)
-        pthread_join(s->thread, NULL);
-    for (size_t i = 0; s->clients && i < s->g->n_accounts; i++)
-        mr_matrix_free(s->clients[i]);
-    free(s->clients);
-    free(s->gens);
+    for (size_t i = 0; i < LANES; i++)
+        lane_stop(&s->lanes[i]);
     free(s);
 }

@@ -76,7 +76,7 @@ static mr_code apply_options(mr_bus *base, const mr_bus_options *opts, mr_err *e
     snprintf(base->client_id, sizeof base->client_id, "%s", id);
     o.client_id = NULL;
     if (o.partitions == 0)
-        o.partitions = 8;
+        o.partitions = base->url.partitions ? base->url.partitions : 8;
     if (o.partitions < 1 || o.partitions > 1024)
         return mr_err_set(err, MR_EINVAL, "bus option partitions = %d: must be from 1 to 1024", o.partitions);
     if (o.inproc_capacity == 0)

@@ -20,6 +20,7 @@ typedef struct mr_bus_url {
     char user[128];       /* redis ACL user, may be empty */
     char password[256];   /* redis, may be empty; never printed */
     char path[512];       /* inproc: the journal file, empty for memory only */
+    int partitions;       /* redis: ?partitions=N, for topics this bus creates; 0 when not given */
 } mr_bus_url;
 
 mr_code mr_bus_url_parse(const char *url, mr_bus_url *out, mr_err *err);

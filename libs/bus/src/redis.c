@@ -10,9 +10,9 @@
  */
 #include "redis_internal.h"
 #include "mindroom/log.h"
+#include "mindroom/sigpipe.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +61,10 @@ void mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
 
 redisReply *mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err)
 {
+    mr_sigpipe_guard g;
+    mr_sigpipe_hold(&g);
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    mr_sigpipe_release(&g);
     if (!r)
         mr_err_set(err, MR_EUNAVAIL, "%s: %s: %s", b->url.display, argv[0],
                    c->errstr[0] ? c->errstr : "no reply");
@@ -169,12 +172,21 @@ static void send_one(redis_bus *b, size_t i)
     pending_msg *m = ring_at(b, i);
     const char *argv[] = {"XADD", m->stream, "*", "k", m->key, "v", m->value};
     size_t lens[] = {4, strlen(m->stream), 1, 1, strlen(m->key), 1, m->len};
-    redisAppendCommandArgv(b->c, 7, argv, lens);
+    if (redisAppendCommandArgv(b->c, 7, argv, lens) != REDIS_OK) {
+        mr_err why;
+        mr_err_set(&why, MR_ENOMEM, "%s: queueing XADD %s: %s", b->base.url.display, m->stream,
+                   b->c->errstr[0] ? b->c->errstr : "out of memory");
+        drop_connection(b, &why);
+        return;
+    }
     b->sent++;
     int done = 0;
+    mr_sigpipe_guard g;
+    mr_sigpipe_hold(&g);
     while (!done && b->c->err == 0)
         if (redisBufferWrite(b->c, &done) != REDIS_OK)
             break;
+    mr_sigpipe_release(&g);
     if (b->c->err) {
         mr_err why;
         mr_err_set(&why, MR_EUNAVAIL, "%s: sending: %s", b->base.url.display, b->c->errstr);
@@ -220,7 +232,11 @@ static void read_replies(redis_bus *b, size_t keep)
 {
     while (b->c && b->sent > keep) {
         void *reply = NULL;
-        if (redisGetReply(b->c, &reply) != REDIS_OK || !reply) {
+        mr_sigpipe_guard g;
+        mr_sigpipe_hold(&g);
+        int got = redisGetReply(b->c, &reply);
+        mr_sigpipe_release(&g);
+        if (got != REDIS_OK || !reply) {
             mr_err why;
             mr_err_set(&why, MR_EUNAVAIL, "%s: waiting for XADD replies: %s", b->base.url.display,
                        b->c->errstr[0] ? b->c->errstr : "no reply");
@@ -406,13 +422,6 @@ mr_code mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base.vt = &redis_vtable;
     pthread_mutex_init(&b->mu, NULL);
     mr_bus_publishers_init(&b->pubs);
-    /* hiredis writes with write(): a connection Redis closed would raise SIGPIPE and end the
-     * process. Left at its default, it is ignored, so that becomes an error to recover from. */
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-        sa.sa_handler = SIG_IGN;
-        sigaction(SIGPIPE, &sa, NULL);
-    }
     *out = &b->base;
     return MR_OK;
 }

@@ -83,11 +83,39 @@ static mr_code parse_kafka(const char *rest, mr_bus_url *u, mr_err *err)
     return MR_OK;
 }
 
-/* Parsed by the shared redis:// parser, then copied into the bus URL's fixed fields. */
+/* "?partitions=N" after a Redis URL's database: more partitions let more consumers of a group
+ * share a topic (each partition has one consumer at a time), past the default 8. */
+static mr_code parse_redis_query(const char *query, mr_bus_url *u, mr_err *err)
+{
+    static const char key[] = "partitions=";
+    if (strncmp(query, key, sizeof key - 1) != 0)
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is partitions=N",
+                          u->display, query);
+    const char *v = query + sizeof key - 1;
+    char *end = NULL;
+    long n = *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
+    if (n < 1 || n > 1024 || *end)
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": partitions \"%s\" must be a whole number from 1 to 1024",
+                          u->display, v);
+    u->partitions = (int)n;
+    return MR_OK;
+}
+
+/* The bus's own query first, then the rest through the shared redis:// parser, copied into
+ * the bus URL's fixed fields. */
 static mr_code parse_redis(const char *url, mr_bus_url *u, mr_err *err)
 {
+    char base[512];
+    snprintf(base, sizeof base, "%s", url);
+    char *query = strchr(base, '?');
+    if (query) {
+        *query++ = '\0';
+        mr_code rc = parse_redis_query(query, u, err);
+        if (rc != MR_OK)
+            return rc;
+    }
     mr_redis_url r;
-    mr_code rc = mr_redis_url_parse(url, "bus URL", &r, err);
+    mr_code rc = mr_redis_url_parse(base, "bus URL", &r, err);
     if (rc != MR_OK)
         return rc;
     if (strlen(r.host) >= sizeof u->host || (r.user && strlen(r.user) >= sizeof u->user) ||

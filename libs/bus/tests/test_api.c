@@ -73,13 +73,22 @@ static void test_bad_urls(void **state)
     expect_open_error("redis://hunter2@h/0", NULL,
                       "bus URL \"redis://***@h/0\": a user without a password; write user:password@ or "
                       ":password@");
+    expect_open_error("redis://h:6379/0?partitions=0", NULL,
+                      "bus URL \"redis://h:6379/0?partitions=0\": partitions \"0\" must be a whole number from 1 to 1024");
+    expect_open_error("redis://h/0?partitions=2000", NULL,
+                      "bus URL \"redis://h/0?partitions=2000\": partitions \"2000\" must be a whole number from 1 to 1024");
+    expect_open_error("redis://h/0?partitions=8x", NULL,
+                      "bus URL \"redis://h/0?partitions=8x\": partitions \"8x\" must be a whole number from 1 to 1024");
+    expect_open_error("redis://h/0?parts=8", NULL,
+                      "bus URL \"redis://h/0?parts=8\": unknown option \"parts=8\"; the only one is partitions=N");
 }
 
 static void test_good_urls_open(void **state)
 {
     (void)state;
     const char *urls[] = {"inproc:", "kafka://127.0.0.1:9092", "kafka://a:1,b:2,c:3", "redis://h",
-                          "redis://h:6380", "redis://:pw@h:6380/3", "redis://user:pw@h/1"};
+                          "redis://h:6380", "redis://:pw@h:6380/3", "redis://user:pw@h/1",
+                          "redis://h:6380/2?partitions=64"};
     for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
         mr_bus *b = NULL;
         mr_err err = {0};

@@ -10,9 +10,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 #include "bus_suite.h"
+#include "mindroom/clock.h"
 #include "peers.h"
 #include "mindroom/clock.h"
 
@@ -337,6 +339,11 @@ static void test_restart_mid_stream_loses_nothing(void **state)
     suite_collect_wait(c, 120000);
     suite_collect_stop(c);
     mr_bus_close(b);
+    /* Writes to the connection the old server closed failed without SIGPIPE ending the test,
+     * and the bus left the process's disposition alone. */
+    struct sigaction sa;
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_DFL);
 }
 
 static void test_publish_while_down_is_kept_until_back(void **state)
@@ -400,6 +407,55 @@ static void test_partition_count_is_fixed_by_the_first_user(void **state)
     mr_bus_close(second);
 }
 
+static long long partitions_of(const char *topic)
+{
+    redisReply *r = redis_cmd("GET mr:bus:%s:partitions", topic);
+    long long n = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+typedef struct wide_seen {
+    int n, misplaced;
+} wide_seen;
+
+static mr_code count_wide(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    wide_seen *w = ctx;
+    w->n++;
+    w->misplaced += m->partition != mr_bus_partition(m->key, 32);
+    return MR_OK;
+}
+
+/* ?partitions=N in the URL: the topics this bus creates have N partitions, keys go to them as
+ * mr_bus_partition(key, N) says, and a lone consumer of the group owns all of them. */
+static void test_partitions_from_the_url(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    snprintf(env.url, sizeof env.url, "%s?partitions=32", redis.url);
+    mr_bus *b = suite_open(&env);
+    suite_publish(b, "wide", 0, 200, 200);
+    mr_err err = {0};
+    assert_int_equal(mr_bus_flush(b, 30000, &err), MR_OK);
+    assert_int_equal(partitions_of("wide"), 32);
+    const char *topics[] = {"wide"};
+    mr_bus_consumer *c = NULL;
+    assert_int_equal(mr_bus_subscribe(b, "wide", topics, 1, &c, &err), MR_OK);
+    wide_seen w = {0};
+    long long deadline = mr_clock_mono_ms() + 60000;
+    while (w.n < 200 && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        assert_int_equal(mr_bus_poll(c, 200, 100, count_wide, &w, &handled, &err), MR_OK);
+    }
+    assert_int_equal(w.n, 200);
+    assert_int_equal(w.misplaced, 0);
+    assert_int_equal(mr_bus_consumer_partitions(c), 32);
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
 static void test_unreachable_server_is_reported(void **state)
 {
     (void)state;
@@ -429,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_restart_mid_stream_loses_nothing),
         cmocka_unit_test(test_publish_while_down_is_kept_until_back),
         cmocka_unit_test(test_partition_count_is_fixed_by_the_first_user),
+        cmocka_unit_test(test_partitions_from_the_url),
         cmocka_unit_test(test_unreachable_server_is_reported),
         cmocka_unit_test(test_a_refused_message_reaches_its_publisher),
         cmocka_unit_test(test_maxmemory_reaches_the_publisher),

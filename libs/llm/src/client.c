@@ -235,6 +235,7 @@ static long long asked_wait_ms(const mr_http_result *res)
 /* One state of a call between attempts: what the last one asks of the next. */
 typedef struct attempt {
     mr_llm_client *c;
+    const mr_llm_request *req;
     mr_llm_response *out;
     mr_sse sse;
     mr_llm_acc acc;
@@ -306,6 +307,16 @@ static bool on_data(void *ctx, const char *data, size_t len)
     return a->failed == MR_OK && !a->out->cancelled;
 }
 
+/* The HTTP client polls its cancel hook about once a second even while nothing arrives, which
+ * is the tick the caller asked for. */
+static bool on_tick(void *ctx)
+{
+    attempt *a = ctx;
+    if (!a->out->cancelled && !a->req->on_tick(a->req->delta_ctx))
+        a->out->cancelled = true;
+    return a->out->cancelled;
+}
+
 /* ---- one attempt ---- */
 
 static mr_code attempt_run(attempt *a, const mr_llm_request *req, const char *body,
@@ -324,6 +335,10 @@ static mr_code attempt_run(attempt *a, const mr_llm_request *req, const char *bo
         call.on_data = on_data;
         call.data_ctx = a;
         call.stall_timeout_ms = c->opts.stall_timeout_ms;
+        if (req->on_tick) {
+            call.cancelled = on_tick;
+            call.cancel_ctx = a;
+        }
     }
     mr_http_result res;
     mr_code rc = mr_http_client_do(c->http, &call, &res, err);
@@ -396,7 +411,7 @@ mr_code mr_llm_chat(mr_llm_client *c, const mr_llm_request *req, mr_llm_response
     long long deadline = mr_clock_mono_ms() + c->opts.timeout_ms;
     long long backoff = c->opts.backoff_ms;
     for (int n = 1;; n++) {
-        attempt a = {.c = c, .out = out, .wait_ms = -1};
+        attempt a = {.c = c, .req = req, .out = out, .wait_ms = -1};
         /* At least 1 ms: 0 would mean the HTTP client's own default. */
         long long left = deadline - mr_clock_mono_ms();
         rc = attempt_run(&a, req, body, left > 0 ? (long)left : 1, err);

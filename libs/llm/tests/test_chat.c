@@ -504,6 +504,44 @@ static void test_cancel(void **state)
     mr_llm_response_clear(&out);
 }
 
+/* Ticks seen while the stream said nothing after the text in d; false cancels on the second. */
+typedef struct quiet {
+    deltas d;
+    int ticks_after_text;
+} quiet;
+
+static bool on_quiet_tick(void *ctx)
+{
+    quiet *q = ctx;
+    if (strcmp(q->d.text, "Echo: one") == 0)
+        q->ticks_after_text++;
+    return q->ticks_after_text < 2;
+}
+
+static bool on_quiet_delta(void *ctx, const char *text, size_t len)
+{
+    return on_delta(&((quiet *)ctx)->d, text, len);
+}
+
+/* A stalled stream still ticks, so its caller can show what came; a tick's false cancels the
+ * call at once rather than after the stall. */
+static void test_tick_while_stalled(void **state)
+{
+    fixture *f = *state;
+    script(f, "{\"stall_ms\":60000,\"stall_after_chunks\":3}");
+    quiet q = {0};
+    mr_llm_request req = {.user = "one two three", .stream = true, .on_delta = on_quiet_delta,
+                          .on_tick = on_quiet_tick, .delta_ctx = &q};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_true(out.cancelled);
+    assert_int_equal(q.ticks_after_text, 2);
+    assert_string_equal(out.content, "Echo: one");
+    assert_int_equal(out.attempts, 1);
+    mr_llm_response_clear(&out);
+}
+
 static void test_error_inside_stream(void **state)
 {
     fixture *f = *state;
@@ -630,6 +668,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cut_stream_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tick_while_stalled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_inside_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_base_url_from_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_base_url_variable_is_named, setup, teardown),

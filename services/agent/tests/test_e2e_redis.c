@@ -778,6 +778,45 @@ static void test_schedule_with_two_replicas_fires_once(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* The first 13 words of LONG_ANSWER: what the stub streams before it stalls after 14 events. */
+#define BEFORE_STALL "Streams carry the answer piece by piece, so the room sees it grow"
+
+/* An edit of the answer of (event, entity) shows everything before the stall, or it finished. */
+static bool stall_shown_or_finished(const char *event_id, const char *entity)
+{
+    json_t *list = intents_of(event_id, entity);
+    bool shown = false;
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it) {
+        const char *body = str_at(json_object_get(json_object_get(it, "content"), "m.new_content"), "body");
+        shown |= body && strcmp(body, BEFORE_STALL DOTS) == 0;
+    }
+    json_decref(list);
+    return shown || finished(event_id, entity);
+}
+
+/* The first send goes out at 48 characters; the words after it come too soon for an edit, then
+ * the model says nothing for 15 s. Those words are shown while it is quiet, not when the next
+ * chunk comes. */
+static void test_a_stalled_stream_shows_what_came(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 15000, \"stall_after_chunks\": 14}",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$stall1:example.org", .body = "Think it over",
+                              .allowed = "router,coder"});
+    wait_for(stall_shown_or_finished, "$stall1:example.org", "coder");
+    assert_false(finished("$stall1:example.org", "coder"));
+    wait_for(finished, "$stall1:example.org", "coder");
+    json_t *list = intents_of("$stall1:example.org", "coder");
+    json_t *final = json_array_get(list, json_array_size(list) - 2);
+    assert_string_equal(str_at(json_object_get(json_object_get(final, "content"), "m.new_content"), "body"), LONG_ANSWER);
+    json_decref(list);
+}
+
 static void test_thread_follow_up_prompt_and_short_answer(void **state)
 {
     (void)state;
@@ -1340,6 +1379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_settings_exit_2),
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
+        cmocka_unit_test(test_a_stalled_stream_shows_what_came),
         cmocka_unit_test(test_tools_in_a_turn),
         cmocka_unit_test(test_schedule_commands_and_firing),
         cmocka_unit_test(test_scheduler_tool),

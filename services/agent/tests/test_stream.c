@@ -88,6 +88,29 @@ static void test_counts_characters_not_bytes(void **state)
     assert_true(stream_push(&s, "\xc3\xa9", 2, 20));
 }
 
+/* A stalled model: no chunk comes, and what was held back is due by the clock alone. */
+static void test_quiet_stream_is_due_by_time(void **state)
+{
+    (void)state;
+    stream_state s;
+    stream_begin(&s, 0);
+    assert_true(push(&s, 50, 100));
+    /* Enough for the threshold, but within the 350 ms floor: held back. */
+    assert_false(push(&s, 60, 200));
+    assert_false(stream_due(&s, 400));
+    /* The floor has passed by the next tick, with no new chunk. */
+    assert_true(stream_due(&s, 460));
+    assert_int_equal(s.chars_since, 0);
+    assert_int_equal(s.updates, 2);
+    /* A trickle held back is due once the interval (0.92 s at 1.4 s) has passed. */
+    assert_false(push(&s, 3, 500));
+    assert_false(stream_due(&s, 1000));
+    assert_false(stream_due(&s, 1300));
+    assert_true(stream_due(&s, 1400));
+    /* Nothing held back: nothing due, however long the stall. */
+    assert_false(stream_due(&s, 60000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -95,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_cadence),
         cmocka_unit_test(test_first_update_by_time),
         cmocka_unit_test(test_counts_characters_not_bytes),
+        cmocka_unit_test(test_quiet_stream_is_due_by_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

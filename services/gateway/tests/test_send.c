@@ -1,7 +1,8 @@
 /* test_send.c -- mindroom-gateway's matrix.send consumer: each request performed once however
  * often it is delivered (transaction IDs), every kind (room events, redactions, typing,
  * to-device), edits naming the message they replace by transaction ID, refused requests dropped
- * without stalling the queue (a room event's reported on matrix.send_failed), a 429 storm survived, and a SIGKILL after the send but before the
+ * without stalling the queue (a room event's reported on matrix.send_failed), a 429 storm survived,
+ * rooms sent side by side (a slow room holds up no other), and a SIGKILL after the send but before the
  * acknowledgement causing no second message. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "gw_harness.h"
@@ -318,6 +320,111 @@ static void test_rate_limit_storm(void **state)
     finish(&x);
 }
 
+/* Six managed rooms, so two of them fall on different partitions of matrix.send. */
+#define CONFIG_ROOMS                                                                               \
+    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
+    "agents:\n  mind: {rooms: [lobby, side1, side2, side3, side4, side5]}\n"                        \
+    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
+#define N_ROOMS 6
+#define PARTITIONS 8 /* the bus's default */
+
+/* The gateway recorded the event ID of this transaction ID's message: the homeserver took it. */
+static bool sent(fixture *x, const char *txn)
+{
+    char key[64], *v = NULL;
+    size_t len = 0;
+    snprintf(key, sizeof key, "sent:%s", txn);
+    mr_err err = {0};
+    mr_code rc = mr_store_get(x->f.store, key, &v, &len, &err);
+    free(v);
+    if (rc != MR_OK && rc != MR_ENOTFOUND)
+        fail_msg("%s", err.msg);
+    return rc == MR_OK;
+}
+
+static void wait_sent(fixture *x, const char *txn, const char *why)
+{
+    long long deadline = mr_clock_mono_ms() + 60000;
+    while (!sent(x, txn)) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("%s was never sent: %s; see %s", txn, why, x->f.log);
+        mr_clock_sleep_ms(50);
+    }
+}
+
+/* Which consumer leases partition p of matrix.send on the Redis bus ("" for none). */
+static void lease_holder(fixture *x, int p, char *out, size_t cap)
+{
+    char port[16], key[96], file[700];
+    snprintf(port, sizeof port, "%d", x->f.redis.port);
+    snprintf(key, sizeof key, "mr:bus:matrix.send:lease:gateway:%d", p);
+    snprintf(file, sizeof file, "%s/lease.txt", x->f.dir);
+    /* mr_tp_run appends to its output file. */
+    unlink(file);
+    char *argv[] = {"redis-cli", "-p", port, "-n", "0", "GET", key, NULL};
+    int code = -1;
+    mr_err err = {0};
+    if (mr_tp_run(argv, file, &code, &err) != MR_OK || code != 0)
+        fail_msg("redis-cli GET %s: %s", key, err.msg);
+    char *text = mr_tp_read_text(file);
+    text[strcspn(text, "\n")] = '\0';
+    snprintf(out, cap, "%s", text);
+    free(text);
+}
+
+/* Until two consumers lease partitions a and b: at start one consumer may hold every partition
+ * for a rebalance interval, as a lone member of the group takes them all. */
+static void wait_two_lanes(fixture *x, int a, int b)
+{
+    long long deadline = mr_clock_mono_ms() + 60000;
+    for (;;) {
+        char ha[128], hb[128];
+        lease_holder(x, a, ha, sizeof ha);
+        lease_holder(x, b, hb, sizeof hb);
+        if (ha[0] && hb[0] && strcmp(ha, hb) != 0)
+            return;
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("partitions %d and %d of matrix.send never went to two consumers (%s, %s); see %s", a, b, ha,
+                     hb, x->f.log);
+        mr_clock_sleep_ms(100);
+    }
+}
+
+/* While the homeserver keeps one room's send waiting, a send into a room on another partition
+ * goes out: rooms do not queue behind each other. */
+static void test_a_slow_room_does_not_hold_up_another(void **state)
+{
+    (void)state;
+    fixture x;
+    gwt_setup(&x.f, NULL, CONFIG_ROOMS);
+    x.alice = gwt_human(&x.f, "alice");
+    gwt_start(&x.f, NULL);
+    gwt_wait_ready(&x.f);
+    char rooms[N_ROOMS][MR_MATRIX_ID_SIZE];
+    static const char *const aliases[N_ROOMS] = {"#lobby:localhost", "#side1:localhost", "#side2:localhost",
+                                                 "#side3:localhost", "#side4:localhost", "#side5:localhost"};
+    size_t other = 0;
+    for (size_t i = 0; i < N_ROOMS; i++) {
+        gwt_room_id(&x.f, aliases[i], rooms[i]);
+        if (!other && mr_bus_partition(rooms[i], PARTITIONS) != mr_bus_partition(rooms[0], PARTITIONS))
+            other = i;
+    }
+    if (!other) {
+        finish(&x);
+        skip();
+    }
+    wait_two_lanes(&x, mr_bus_partition(rooms[0], PARTITIONS), mr_bus_partition(rooms[other], PARTITIONS));
+    gwt_hs_control(&x.f, "/_test/hold", json_pack("{s:s}", "room_id", rooms[0]));
+    send_text(&x, GWT_MIND, rooms[0], "mr.held.m", "held back");
+    send_text(&x, GWT_MIND, rooms[other], "mr.beside.m", "goes out beside it");
+    wait_sent(&x, "mr.beside.m", "it waited behind the held room's send");
+    assert_false(sent(&x, "mr.held.m"));
+    gwt_hs_control(&x.f, "/_test/hold", json_pack("{s:n}", "room_id"));
+    wait_sent(&x, "mr.held.m", "released, it should have gone out");
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
 /* Killed after the homeserver took the message and before the bus heard it was done: the
  * request comes again to the next gateway, whose send with the same transaction ID on the same
  * device makes no second message. */
@@ -352,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_edit_names_the_message_by_txn),
         cmocka_unit_test(test_refused_room_events_are_reported),
         cmocka_unit_test(test_rate_limit_storm),
+        cmocka_unit_test(test_a_slow_room_does_not_hold_up_another),
         cmocka_unit_test(test_crash_after_send_no_duplicate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -95,6 +95,7 @@ typedef struct hs {
     int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait */
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
+    char *held_room;         /* /_test/hold: sends into this room wait until it is released */
 } hs;
 
 /* What an endpoint gets: the request, path captures, the parsed body and the caller. */
@@ -234,6 +235,7 @@ void hs_xsign_query(hs_call *c, const char *user_id, json_t *reply);
 mr_http_response *hs_send_to_device(hs_call *c);
 
 mr_http_response *hs_test_ratelimit(hs_call *c);
+mr_http_response *hs_test_hold(hs_call *c);
 mr_http_response *hs_test_state(hs_call *c);
 mr_http_response *hs_test_soft_logout(hs_call *c);
 mr_http_response *hs_test_clock(hs_call *c);

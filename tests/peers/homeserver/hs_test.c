@@ -1,8 +1,9 @@
 /* hs_test.c -- the test homeserver's control endpoints under /_test/: switching on 429s, ending
- * a user's sessions with a soft logout, moving its clock, and dumping rooms, members, aliases,
- * registration token counts and a room's stored events for assertions. */
+ * a user's sessions with a soft logout, holding a room's sends, moving its clock, and dumping
+ * rooms, members, aliases, registration token counts and a room's stored events for assertions. */
 #include "hs.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 mr_http_response *hs_test_ratelimit(hs_call *c)
@@ -14,6 +15,22 @@ mr_http_response *hs_test_ratelimit(hs_call *c)
         return hs_error(400, "M_BAD_JSON", "expected {\"count\": N >= 0, \"retry_after_ms\": M >= 0}");
     c->h->limit_count = (int)json_integer_value(count);
     c->h->limit_retry_ms = retry ? json_integer_value(retry) : 1000;
+    return hs_ok(json_object());
+}
+
+/* {"room_id": R}: sends into R wait, without holding up the rest of the server, until
+ * {"room_id": null} releases them (or the server stops): a room whose event persister is slow. */
+mr_http_response *hs_test_hold(hs_call *c)
+{
+    json_t *room = json_object_get(c->body, "room_id");
+    if (!json_is_string(room) && !json_is_null(room))
+        return hs_error(400, "M_BAD_JSON", "expected {\"room_id\": R or null}");
+    char *held = json_is_string(room) ? strdup(json_string_value(room)) : NULL;
+    if (json_is_string(room) && !held)
+        return NULL;
+    free(c->h->held_room);
+    c->h->held_room = held;
+    pthread_cond_broadcast(&c->h->changed);
     return hs_ok(json_object());
 }
 

@@ -19,6 +19,7 @@ typedef struct stub_script {
     long stall_ms;            /* 0: no stall */
     int stall_after_chunks;   /* streams: events sent before the stall */
     bool close_after_stall;   /* cut the connection when the stall ends */
+    long chars_per_second;    /* streams: the answer text at this pace; 0: at once */
 } stub_script;
 
 typedef struct stub {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mindroom/clock.h"
+
 /* Argument text is streamed in pieces this long (at most), as models stream it in tokens. */
 #define ARG_PIECE 7
 
@@ -205,6 +207,7 @@ static json_t *completion(const answer *a)
 
 typedef struct events {
     char **v;
+    size_t *chars;           /* characters of answer text each event carries (for pacing) */
     size_t n;
     bool with_usage;         /* stream_options.include_usage: every chunk has "usage" */
 } events;
@@ -214,15 +217,18 @@ static void push(events *ev, const char *data)
     size_t n = strlen(data) + 9;
     char *e = malloc(n);
     char **v = realloc(ev->v, (ev->n + 1) * sizeof *v);
-    if (!e || !v) {
+    if (v)
+        ev->v = v;
+    size_t *chars = v ? realloc(ev->chars, (ev->n + 1) * sizeof *chars) : NULL;
+    if (chars)
+        ev->chars = chars;
+    if (!e || !v || !chars) {
         free(e);
-        if (v)
-            ev->v = v;
         return;
     }
     snprintf(e, n, "data: %s\n\n", data);
-    ev->v = v;
-    ev->v[ev->n++] = e;
+    ev->v[ev->n] = e;
+    ev->chars[ev->n++] = 0;
 }
 
 /* One chat.completion.chunk with these choices (taken); usage is set on every chunk when
@@ -252,6 +258,14 @@ static void push_chunk(events *ev, const answer *a, json_t *delta, const char *f
                 NULL);
 }
 
+static size_t code_points(const char *text, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)text[i] & 0xC0) != 0x80;
+    return n;
+}
+
 static void push_text(events *ev, const answer *a)
 {
     const char *t = a->text;
@@ -264,7 +278,10 @@ static void push_text(events *ev, const answer *a)
         while (j < n && t[j] != ' ')
             j++;
         json_t *piece = json_stringn(t + i, j - i);
+        size_t before = ev->n;
         push_chunk(ev, a, json_pack("{s:o}", "content", piece), NULL);
+        if (ev->n > before)
+            ev->chars[ev->n - 1] = code_points(t + i, j - i);
         i = j;
     }
 }
@@ -337,7 +354,25 @@ typedef struct sse_out {
     long stall_ms;           /* 0: no pause */
     bool close_after_stall;  /* cut the connection at stall_at */
     bool stall_done;
+    long chars_per_second;   /* 0: text as fast as it goes */
+    long long due_us;        /* pacing: when the next text event is due (monotonic); 0 at start */
+    size_t paced;            /* events whose pacing wait is done */
 } sse_out;
+
+/* Holds a text event back until its characters would have been written at chars_per_second,
+ * counted from the previous one (or from now after a stall); false when the stub stops. */
+static bool pace(sse_out *o)
+{
+    if (!o->chars_per_second || o->paced > o->next || !o->ev.chars[o->next])
+        return true;
+    o->paced = o->next + 1;
+    long long now = mr_clock_mono_ms() * 1000;
+    if (o->due_us < now)
+        o->due_us = now;
+    o->due_us += (long long)o->ev.chars[o->next] * 1000000 / o->chars_per_second;
+    long wait_ms = (long)((o->due_us - now) / 1000);
+    return wait_ms <= 0 || stub_sleep(o->s, wait_ms);
+}
 
 static long sse_next(void *ctx, char *buf, size_t cap)
 {
@@ -351,6 +386,8 @@ static long sse_next(void *ctx, char *buf, size_t cap)
     }
     if (o->next == o->ev.n)
         return 0;
+    if (o->off == 0 && !pace(o))
+        return -1;
     const char *e = o->ev.v[o->next] + o->off;
     size_t n = strlen(e);
     if (n > cap)
@@ -370,6 +407,7 @@ static void sse_done(void *ctx)
     for (size_t i = 0; i < o->ev.n; i++)
         free(o->ev.v[i]);
     free(o->ev.v);
+    free(o->ev.chars);
     free(o);
 }
 
@@ -421,7 +459,8 @@ mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc)
                            .stall_at = (size_t)sc->stall_after_chunks,
                            .stall_ms = in_stream ? sc->stall_ms : 0,
                            .close_after_stall = in_stream && sc->close_after_stall,
-                           .stall_done = !in_stream};
+                           .stall_done = !in_stream,
+                           .chars_per_second = sc->chars_per_second};
             if (sc->error)
                 fail_stream(&o->ev, &a, sc->error);
         }

@@ -145,7 +145,7 @@ static bool parse_script(json_t *o, stub_script *sc, char *why, size_t cap)
     if (!json_is_object(o))
         return fail(why, cap, "a script must be a JSON %s", "object");
     static const char *const known[] = {"times", "reply", "tool_calls", "error", "stall_ms",
-                                        "stall_after_chunks", "close_after_stall", NULL};
+                                        "stall_after_chunks", "close_after_stall", "chars_per_second", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
@@ -155,11 +155,13 @@ static bool parse_script(json_t *o, stub_script *sc, char *why, size_t cap)
         if (!known[k])
             return fail(why, cap, "unknown script field '%s'", key);
     }
-    long times = 1, stall = 0, after = 0;
+    long times = 1, stall = 0, after = 0, cps = 0;
     if (!read_count(o, "times", 1, &times, why, cap) ||
         !read_count(o, "stall_ms", 0, &stall, why, cap) ||
-        !read_count(o, "stall_after_chunks", 0, &after, why, cap))
+        !read_count(o, "stall_after_chunks", 0, &after, why, cap) ||
+        !read_count(o, "chars_per_second", 1, &cps, why, cap))
         return false;
+    sc->chars_per_second = cps;
     sc->times = (int)times;
     sc->stall_ms = stall;
     sc->stall_after_chunks = (int)after;

@@ -17,7 +17,11 @@
  *                                            subscribing for good holds back its partitions (and,
  *                                            once inproc_capacity behind, their producers)
  *   kafka://host:port[,host:port...]         Kafka through librdkafka
- *   redis://[[user]:password@]host[:port][/db]  Redis Streams (port 6379 and db 0 by default)
+ *   redis://[[user]:password@]host[:port][/db][?partitions=N]
+ *                                            Redis Streams (port 6379 and db 0 by default);
+ *                                            partitions (1-1024) is the count of the topics
+ *                                            this bus creates when options give none: more
+ *                                            than 8 let more consumers of a group share them
  *
  * Semantics shared by all backends:
  * - A topic has N partitions (mr_bus_options.partitions, default 8). A key goes to partition
@@ -57,7 +61,8 @@ typedef struct mr_bus mr_bus;
 typedef struct mr_bus_options {
     const char *client_id;  /* names this process to brokers and in Redis consumer names;
                                default "mindroom" */
-    int partitions;         /* partitions of topics the bus creates; default 8 */
+    int partitions;         /* partitions of topics the bus creates; default the Redis URL's
+                               ?partitions=N, else 8 */
     size_t inproc_capacity; /* inproc: messages kept per partition; a producer blocks while the
                                slowest group is this far behind; default 1024 */
     int lease_ms;           /* how long a silent consumer keeps its partitions before the rest of

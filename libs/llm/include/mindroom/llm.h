@@ -56,6 +56,10 @@ typedef struct mr_llm_tool {
 /* Called with each piece of answer text as it streams in (never empty). Returning false
  * cancels the call: mr_llm_chat then returns MR_OK with out->cancelled set. */
 typedef bool (*mr_llm_delta_fn)(void *ctx, const char *text, size_t len);
+/* Called while a stream runs, whether or not anything arrives: about once a second while it is
+ * quiet, more often while data moves. It lets the caller act on a stalled stream (show text it
+ * held back). Returning false cancels the call, as on_delta's false does. */
+typedef bool (*mr_llm_tick_fn)(void *ctx);
 
 /* One model call. The system message is made of role, instructions and context, in that order
  * (omitted when all three are empty); then come history and user. Everything is borrowed. */
@@ -77,7 +81,8 @@ typedef struct mr_llm_request {
     long max_tokens;                    /* 0: no limit sent */
     bool stream;                        /* ask for server-sent events */
     mr_llm_delta_fn on_delta;           /* stream only; may be NULL */
-    void *delta_ctx;
+    mr_llm_tick_fn on_tick;             /* stream only; may be NULL */
+    void *delta_ctx;                    /* for on_delta and on_tick */
 } mr_llm_request;
 
 /* ---- answers ---------------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/http.h"
 #include "model_stub_peer.h"
 
@@ -165,6 +166,30 @@ static void test_stream_events(void **state)
     assert_string_equal(json_string_value(json_array_get(ev, 6)), "[DONE]");
     json_decref(ev);
     mr_http_result_clear(&res);
+}
+
+/* A paced answer cannot come faster than its characters at chars_per_second: 50 characters at
+ * 100 a second take at least half a second (only a lower bound: a slow machine is slower). */
+static void test_paced_stream(void **state)
+{
+    fixture *f = *state;
+    mr_err err = {0};
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"reply\":\"aaaa bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj\","
+                                          "\"chars_per_second\":100}", &err), MR_OK);
+    const char *body = "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    mr_http_call call = {.method = "POST", .url = "/v1/chat/completions", .body = body,
+                         .body_len = strlen(body), .content_type = "application/json"};
+    mr_http_result res;
+    long long t0 = mr_clock_mono_ms();
+    assert_int_equal(mr_http_client_do(f->http, &call, &res, NULL), MR_OK);
+    assert_true(mr_clock_mono_ms() - t0 >= 490);
+    json_t *ev = events_of(res.body);
+    /* role, ten words, finish, [DONE] */
+    assert_int_equal(json_array_size(ev), 13);
+    json_decref(ev);
+    mr_http_result_clear(&res);
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"chars_per_second\":0}", &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "'chars_per_second'"));
 }
 
 static void test_key_check(void **state)
@@ -438,6 +463,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_echo_answer, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_stream_events, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_paced_stream, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_key_check, setup_keyed, teardown),
         cmocka_unit_test_setup_teardown(test_models, setup_keyed, teardown),
         cmocka_unit_test_setup_teardown(test_validation, setup_open, teardown),
