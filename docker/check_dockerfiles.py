@@ -174,13 +174,25 @@ class Dockerfiles(unittest.TestCase):
             with self.subTest(dockerfile=name):
                 ins = parse(dockerfile(name))
                 self.assertEqual(ins[0], ("ARG", f"VERSION={ARGS.version}"))
-                (build_from, build), (run_from, run) = stages(ins)
+                st = stages(ins)
+                (build_from, build), (run_from, run) = st[0], st[-1]
                 self.assertEqual(build_from, "mindroom-build:${VERSION} AS build")
                 self.assertEqual(build, [("RUN", f'cmake --build /build --target {name} -j"$(nproc)"')])
                 self.assertEqual(run_from, "mindroom-runtime:${VERSION}")
+                # Stages between prepare files for the image (the platform's helm and chart);
+                # each starts from a pinned image and is named.
+                helpers = set()
+                for helper_from, _ in st[1:-1]:
+                    image, _, alias = helper_from.partition(" AS ")
+                    self.assertRegex(image, r":[0-9][^ ]*$", f"{name}: stage {helper_from} is not pinned")
+                    self.assertTrue(alias, f"{name}: stage {helper_from} has no name")
+                    helpers.add(alias)
                 copies = [a for i, a in run if i == "COPY"]
-                self.assertEqual(len(copies), 1, copies)
-                self.assertEqual(copies[0], f"--from=build /build/{self.build_path(name)} /usr/local/bin/{name}")
+                binary = [c for c in copies if c.startswith("--from=build ")]
+                self.assertEqual(binary, [f"--from=build /build/{self.build_path(name)} /usr/local/bin/{name}"])
+                others = [c for c in copies if c not in binary]
+                self.assertEqual([c for c in others if c.split()[0].removeprefix("--from=") not in helpers], [],
+                                 f"{name}: the image copies only the binary and what its helper stages made")
                 entry = [a for i, a in run if i == "ENTRYPOINT"]
                 self.assertEqual([json.loads(e) for e in entry], [[name]])
                 # Kubernetes probes the services; an image HEALTHCHECK would only duplicate them.
@@ -202,7 +214,7 @@ class Dockerfiles(unittest.TestCase):
                 self.assertTrue(os.path.exists(binary), f"{binary} is not built; build the {name} target first")
                 needed = needed_packages(binary)
                 want = set(needed.values()) - BASE_PACKAGES - SANITIZER_PACKAGES
-                (_, _), (_, run) = stages(parse(dockerfile(name)))
+                run = stages(parse(dockerfile(name)))[-1][1]
                 have = set(apt_packages(run))
                 self.assertEqual(sorted(want - have), [], f"{name} links {needed}; its image lacks these packages")
                 self.assertEqual(sorted(have - want), [], f"{name} links {needed}; its image installs more")
@@ -245,7 +257,13 @@ class ChartImages(unittest.TestCase):
             self.skipTest(f"helm is not installed (not at {ARGS.helm} nor on PATH); run `make helm`")
         with tempfile.TemporaryDirectory() as home:
             env = dict(os.environ, HELM_CACHE_HOME=home, HELM_CONFIG_HOME=home, HELM_DATA_HOME=home)
-            r = subprocess.run([helm, "template", "rel", os.path.join(ARGS.charts, chart)], capture_output=True,
+            # A scratch copy with the mindroom-common dependency built, as an operator renders it.
+            charts = os.path.join(home, "charts")
+            shutil.copytree(ARGS.charts, charts)
+            r = subprocess.run([helm, "dependency", "build", os.path.join(charts, chart)], capture_output=True,
+                               text=True, env=env, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = subprocess.run([helm, "template", "rel", os.path.join(charts, chart)], capture_output=True,
                                text=True, env=env, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         docs = [d for d in yaml.safe_load_all(r.stdout) if d and d["kind"] == "Deployment"]
@@ -264,7 +282,7 @@ class ChartImages(unittest.TestCase):
                     seen.append(image)
         self.assertEqual(sorted(seen), sorted(["mindroom-gateway", "mindroom-crypto", "mindroom-authz",
                                                "mindroom-agent", "mindroom-upstream-auth",
-                                               "mindroom-provisioning"]))
+                                               "mindroom-provisioning", "mindroom-platform"]))
         self.assertEqual(sorted(set(service_dockerfiles()) - set(seen)), ["mindroom"])
 
 

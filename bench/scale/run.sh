@@ -1,19 +1,24 @@
 #!/bin/sh
-# run.sh -- start-up cost of N agents sharing one room: `mindroom run` against mr-test-homeserver
-# with N agents in #lobby, the seconds until /readyz answers 200 and until the gateway has
-# published everything start-up brings, and how many events went onto matrix.inbound. The
-# baseline in the same run is N = the first size: the other sizes print their ratio to it, so a
-# cost that grows with N shows as time and events ratios near N/first, one with N² near (N/first)².
-# Usage: bench/scale/run.sh [N...]   (default 50 100 200; BUILD=dir to reuse a build tree, default
-# build-bench)
+# run.sh -- start-up cost of N agents: `mindroom run` against mr-test-homeserver with N agents
+# sharing #lobby (size "N"), or each in a room of its own with the router (size "N:own", how 1,000
+# accounts are measured: in one shared room every device list change is news to every account,
+# N² by the Matrix protocol itself). N + 1 accounts with the router. For each size it prints the seconds until
+# /readyz answers 200 and until the gateway has published everything start-up brings, how many
+# events went onto matrix.inbound, and, once settled, the process's threads (/proc/<pid>/status
+# Threads), open file descriptors (/proc/<pid>/fd) and peak RSS (VmHWM, what /usr/bin/time -v
+# reports as its maximum resident set size). The other sizes print their time and events ratio
+# to the first, so a cost that grows with N shows near N/first, one with N² near (N/first)².
+# BASE_REF=<git ref> measures that revision's `mindroom` too, in the same run, as the baseline
+# (built from `git archive` into $BUILD-base; the homeserver is always this tree's, so it is not
+# the limit of either), at BASE_SIZES (default the same sizes: a baseline whose cost
+# grows with N² may take minutes at 200 and hours at 1,000).
+# Usage: bench/scale/run.sh [N[:own]...]   (default 50 100 200 1000:own; BUILD=dir to reuse a
+# build tree, default build-bench)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build-bench}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target mindroom mr-test-homeserver -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
-[ $# -gt 0 ] || set -- 50 100 200
+[ $# -gt 0 ] || set -- 50 100 200 1000:own
+sizes="$*"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-scale-XXXXXX")
 hs_pid=
@@ -26,17 +31,27 @@ stop() {
 cleanup() { stop; rm -rf "$tmp"; }
 trap cleanup EXIT INT TERM
 
+# build SRC DIR TARGETS: what the bench runs, in Release.
+build_tree() {
+    if [ ! -f "$2/CMakeCache.txt" ]; then
+        cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    fi
+    cmake --build "$2" --target $3 -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+}
+
 now() { date +%s.%N; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 published() {
     curl -s "http://127.0.0.1:$1/metrics" |
         awk '/^mindroom_gateway_events_published_total\{topic="matrix.inbound"\}/ { print $2; f=1 } END { if (!f) print 0 }'
 }
+status_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-# One size: prints "N ready_s settled_s events".
+# One size ("N" or "N:own") with the binaries of build tree $1: prints "N ready_s settled_s events
+# threads fds rss_mib".
 measure() {
-    n=$1
-    dir=$tmp/n$n
+    bin=$1 n=${2%%:*} shape=${2#*:}
+    dir=$tmp/$(basename "$bin")-n$n$([ "$shape" = own ] && echo -own || true)
     mkdir -p "$dir/storage"
     "$build/tests/peers/homeserver/mr-test-homeserver" --registration-token bench-token >"$dir/hs.log" 2>&1 &
     hs_pid=$!
@@ -45,7 +60,11 @@ measure() {
     {
         printf 'models:\n  default: {provider: openai, id: gpt-5.6}\nagents:\n'
         i=0
-        while [ "$i" -lt "$n" ]; do printf '  a%03d: {rooms: [lobby]}\n' "$i"; i=$((i + 1)); done
+        while [ "$i" -lt "$n" ]; do
+            if [ "$shape" = own ]; then room=r$i; else room=lobby; fi
+            printf '  a%04d: {rooms: [%s]}\n' "$i" "$room"
+            i=$((i + 1))
+        done
     } >"$dir/config.yaml"
     cat >"$dir/.env" <<ENV
 MATRIX_HOMESERVER=$hs_url
@@ -57,7 +76,7 @@ MINDROOM_INSTANCE_SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1
 ENV
     port=$(free_port)
     t0=$(now)
-    (cd "$dir" && exec "$build/services/cli/mindroom" run --config "$dir/config.yaml" \
+    (cd "$dir" && exec "$bin/services/cli/mindroom" run --config "$dir/config.yaml" \
         --storage-path "$dir/storage" --listen "127.0.0.1:$port" >"$dir/run.log" 2>&1) &
     run_pid=$!
     until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ]; do
@@ -72,15 +91,32 @@ ENV
         if [ "$cur" = "$last" ]; then same=$((same + 1)); else same=0 last=$cur t2=$(now); fi
         sleep 0.2
     done
+    threads=$(status_field "$run_pid" Threads)
+    fds=$(ls "/proc/$run_pid/fd" | wc -l)
+    hwm=$(status_field "$run_pid" VmHWM)
     stop
-    awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" -v e="$last" 'BEGIN { printf "%d %.1f %.1f %d\n", n, b - a, c - a, e }'
+    awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" -v e="$last" -v t="$threads" -v f="$fds" -v r="$hwm" \
+        'BEGIN { printf "%d %.1f %.1f %d %d %d %.1f\n", n, b - a, c - a, e, t, f, r / 1024 }'
 }
 
-printf '%6s %10s %12s %10s %12s %12s\n' agents ready_s settled_s events time_ratio events_ratio
-base=
-for n in "$@"; do
-    set -- $(measure "$n")
-    if [ -z "$base" ]; then base="$1 $3 $4"; fi
-    echo "$base $1 $2 $3 $4" | awk '{ printf "%6d %10.1f %12.1f %10d %12.2f %12.2f\n", $4, $5, $6, $7,
-        ($2 > 0 ? $6 / $2 : 0), ($3 > 0 ? $7 / $3 : 0) }'
-done
+# The table for the binaries of build tree $1, labelled $2, at sizes $3.
+table() {
+    tbin=$1 tlabel=$2 tsizes=$3
+    printf '%-9s %9s %8s %10s %8s %8s %6s %8s %11s %12s\n' build agents ready_s settled_s events threads fds rss_mib time_ratio events_ratio
+    base=
+    for spec in $tsizes; do
+        set -- $(measure "$tbin" "$spec")
+        if [ -z "$base" ]; then base="$1 $3 $4"; fi
+        echo "$tlabel $base $spec $2 $3 $4 $5 $6 $7" | awk '{ printf "%-9s %9s %8.1f %10.1f %8d %8d %6d %8.1f %11.2f %12.2f\n", $1, $5, $6, $7,
+            $8, $9, $10, $11, ($3 > 0 ? $7 / $3 : 0), ($4 > 0 ? $8 / $4 : 0) }'
+    done
+}
+
+build_tree "$root" "$build" "mindroom mr-test-homeserver"
+if [ -n "${BASE_REF:-}" ]; then
+    mkdir -p "$tmp/base-src"
+    git -C "$root" archive "$BASE_REF" | tar -x -C "$tmp/base-src"
+    build_tree "$tmp/base-src" "$build-base" mindroom
+    table "$build-base" "$BASE_REF" "${BASE_SIZES:-$sizes}"
+fi
+table "$build" current "$sizes"

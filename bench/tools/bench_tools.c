@@ -1,8 +1,10 @@
-/* bench_tools.c -- what a built-in tool call adds to an answer: N bare model round trips to the
- * model stub (the baseline), N answers through the tool loop that make one `todo list` call (two
+/* bench_tools.c -- what a tool call adds to an answer: N bare model round trips to the model
+ * stub (the baseline), N answers through the tool loop that make one `todo list` call (two
  * round trips and one dispatch), N model answers that call the tool (the first of those two round
- * trips), and N dispatches alone (mr_tools_run: a thread, the arguments
- * parsed, the tool run, the result bounded). Prints CSV: what,n,ms_per_op. */
+ * trips), and N dispatches alone (mr_tools_run: a thread, the arguments parsed, the tool run, the
+ * result bounded). With MR_MCP_EVERYTHING (the reference MCP server's dist/index.js) also N
+ * dispatches of `everything__echo` over stdio through the runner, and N bare mr_mcp_tool_call of
+ * the same (the JSON-RPC round trip to node without the runner). Prints CSV: what,n,ms_per_op. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "agent_tools.h"
 #include "mindroom/clock.h"
 #include "mindroom/log.h"
+#include "mindroom/mcp.h"
 #include "model_stub_peer.h"
 
 static bool on_text(void *ctx, const char *text, size_t len)
@@ -32,6 +35,72 @@ static int die(const char *what, const mr_err *err)
 {
     fprintf(stderr, "%s: %s\n", what, err->msg);
     return 1;
+}
+
+static const char *from_env(void *ctx, const char *name)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+/* The MCP rows: dispatch through the runner, then the bare client call, both to a server
+ * already started (its start-up is not per call). */
+static int bench_mcp(const char *entry, const mr_tools_env *env, int n)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "models: {default: {provider: openai, id: m}}\n"
+                                "agents: {bench: {tools: [everything]}}\n"
+                                "mcp_servers: {everything: {command: node, args: [\"%s\", stdio]}}\n", entry);
+    mr_config *cfg = NULL;
+    mcp_hub *hub = NULL;
+    mr_err err = {0};
+    if (mr_config_parse(text, strlen(text), "bench.yaml", &cfg, NULL, &err) != MR_OK ||
+        mcp_hub_new(cfg, "/tmp", from_env, NULL, &hub, &err) != MR_OK)
+        return die("MCP set-up", &err);
+    const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
+    size_t n_defs = mcp_hub_defs(hub, &cfg->agents[0].tools, defs, 0, TOOLS_PER_AGENT_MAX);
+    const mr_tool_def *echo = NULL;
+    for (size_t i = 0; i < n_defs; i++)
+        if (strcmp(defs[i]->name, "everything__echo") == 0)
+            echo = defs[i];
+    if (!echo) {
+        fprintf(stderr, "MCP: the server offers no echo tool\n");
+        return 1;
+    }
+    long long t0 = mr_clock_mono_ns();
+    for (int i = 0; i < n; i++) {
+        mr_tools_call call = {.def = echo, .name = echo->name, .arguments = "{\"message\":\"ping\"}"};
+        if (mr_tools_run(env, &call, 1, &err) != MR_OK || call.failed)
+            return die("MCP dispatch", &err);
+        mr_tools_calls_clear(&call, 1);
+    }
+    double dispatch = (double)(mr_clock_mono_ns() - t0) / 1e6 / n;
+    mcp_hub_free(hub);
+
+    const char *args[] = {entry, "stdio", NULL};
+    mr_mcp_client *c = NULL;
+    if (mr_mcp_client_new(&(mr_mcp_server_opts){.name = "everything", .command = "node", .args = args}, &c, &err) !=
+        MR_OK)
+        return die("MCP client", &err);
+    json_t *arguments = json_pack("{s:s}", "message", "ping");
+    json_t *warm = NULL;
+    if (!arguments || mr_mcp_tool_call(c, "echo", arguments, 0, &warm, &err) != MR_OK)
+        return die("MCP start", &err);
+    json_decref(warm);
+    t0 = mr_clock_mono_ns();
+    for (int i = 0; i < n; i++) {
+        json_t *r = NULL;
+        if (mr_mcp_tool_call(c, "echo", arguments, 0, &r, &err) != MR_OK)
+            return die("MCP call", &err);
+        json_decref(r);
+    }
+    double bare = (double)(mr_clock_mono_ns() - t0) / 1e6 / n;
+    json_decref(arguments);
+    mr_mcp_client_free(c);
+    mr_config_release(cfg);
+    printf("mcp_stdio_dispatch,%d,%.3f\n", n, dispatch);
+    printf("mcp_stdio_bare_call,%d,%.3f\n", n, bare);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -111,6 +180,9 @@ int main(int argc, char **argv)
     printf("tool_call_round_trip,%d,%.3f\n", n, calling - control);
     printf("answer_with_one_tool_call,%d,%.3f\n", n, loop - control);
     printf("dispatch_alone,%d,%.3f\n", n, dispatch);
+    const char *entry = getenv("MR_MCP_EVERYTHING");
+    if (entry && *entry && bench_mcp(entry, &env, n) != 0)
+        return 1;
     mr_llm_client_free(c);
     mr_model_stub_stop(&st, &err);
     char cmd[64];

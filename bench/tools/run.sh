@@ -1,7 +1,9 @@
 #!/bin/sh
-# run.sh -- what a built-in tool call adds to an answer, beside the bare model round trip to the
-# model stub measured in the same run.
+# run.sh -- what a tool call (built-in, or an MCP server's over stdio) adds to an answer, beside
+# the bare model round trip to the model stub measured in the same run.
 # Usage: bench/tools/run.sh [N]   (BUILD=dir to reuse a build tree; default build-bench)
+# The MCP rows need node and the reference server (`make mcp-server`); MR_MCP_EVERYTHING names
+# its dist/index.js when it is not under build/tools/mcp.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build-bench}
@@ -10,6 +12,14 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
 cmake --build "$build" --target bench_tools mr-model-stub -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+
+entry=${MR_MCP_EVERYTHING:-$root/build/tools/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js}
+if [ -f "$entry" ] && command -v node >/dev/null; then
+    export MR_MCP_EVERYTHING="$entry"
+else
+    echo "(no MCP rows: node or $entry missing; make mcp-server installs the server)"
+    unset MR_MCP_EVERYTHING
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-tools-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -22,4 +32,6 @@ while IFS=, read -r what count ms; do
     printf '%-28s %10.3f %12s\n' "$what" "$ms" "$ratio"
 done <"$tmp/tools.csv"
 echo "(answer_with_one_tool_call: two model round trips and one todo dispatch, the stub's scripting"
-echo " call subtracted; dispatch_alone: mr_tools_run of one call: thread, arguments, TODO.md read)"
+echo " call subtracted; dispatch_alone: mr_tools_run of one call: thread, arguments, TODO.md read;"
+echo " mcp_stdio_dispatch: mr_tools_run of everything__echo, a running node server over stdio;"
+echo " mcp_stdio_bare_call: the same call by mr_mcp_tool_call without the runner)"

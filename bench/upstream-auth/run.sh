@@ -36,14 +36,24 @@ redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonl
 redis_pid=$!
 until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
 
-# wrk's requests/s for a path with extra headers: the "Requests/sec:" line.
+# The service's CPU time so far (user + system, clock ticks), from /proc.
+svc_ticks() { awk '{ print $14 + $15 }' "/proc/$svc_pid/stat"; }
+hz=$(getconf CLK_TCK)
+
+# wrk's requests/s for a path with extra headers (the "Requests/sec:" line), and the service's
+# CPU microseconds a request over the run: on a machine other work also loads, requests/s drop
+# with the share of the cores the service gets, the CPU a request costs much less.
 wrk_rps() {
     path=$1; shift
+    t0=$(svc_ticks)
     wrk -t 2 -c 16 -d "${secs}s" "$@" "http://127.0.0.1:$port$path" >"$tmp/wrk.txt"
+    t1=$(svc_ticks)
     if grep -q 'Non-2xx' "$tmp/wrk.txt"; then
         echo "run.sh: $path answered errors:" >&2; cat "$tmp/wrk.txt" >&2; exit 1
     fi
-    awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.txt"
+    n=$(awk '/ requests in / { print $1 }' "$tmp/wrk.txt")
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.txt")
+    echo "$rps $(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$hz" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')"
 }
 
 start_service() {
@@ -87,6 +97,7 @@ done
 rsa=$(awk '/^rsa 2048 bits/ { print $NF }' "$tmp/speed.txt")
 ec=$(awk '/ecdsa \(nistp256\)/ { print $NF }' "$tmp/speed.txt")
 healthz=$(awk '$1 == "any" { print $3 }' "$tmp/results.txt")
+healthz_cpu=$(awk '$1 == "any" { print $4 }' "$tmp/results.txt")
 echo "GET /auth/verify in strict JWT mode, wrk -t2 -c16 for ${secs} s each, on $(nproc) cores shared with wrk"
 printf '%-6s %14s %14s %12s %14s %12s\n' alg openssl-verify no-cache vs-openssl cache vs-openssl
 for alg in RS256 ES256; do
@@ -99,6 +110,17 @@ for alg in RS256 ES256; do
         "$(awk -v a="$on" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
 done
 echo "GET /healthz (same server, no auth): $healthz requests/s"
+echo
+echo "service CPU a request (user + system, /proc), beside openssl-verify's CPU a verify"
+printf '%-6s %14s %14s %12s\n' alg openssl-us no-cache-us cache-us
+for alg in RS256 ES256; do
+    base=$rsa
+    [ "$alg" = ES256 ] && base=$ec
+    off=$(awk -v a="$alg" '$1 == a && $2 == "nocache" { print $4 }' "$tmp/results.txt")
+    on=$(awk -v a="$alg" '$1 == a && $2 == "cache" { print $4 }' "$tmp/results.txt")
+    printf '%-6s %14.1f %14s %12s\n' "$alg" "$(awk -v b="$base" 'BEGIN { print 1e6 / b }')" "$off" "$on"
+done
+echo "/healthz: $healthz_cpu us"
 echo "(openssl-verify: one thread of raw signature verifies; no-cache: every request checks the token in"
 echo " full, the signature with OpenSSL on the key parsed at JWKS fetch; cache: the token's claims come"
 echo " from the verified-token cache)"

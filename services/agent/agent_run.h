@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "agent_internal.h"
+#include "agent_tools.h"
 #include "mindroom/clock.h"
 #include "mindroom/llm.h"
 #include "mindroom/runtime.h"
@@ -48,6 +49,7 @@ typedef struct model_slot {
 typedef struct agent_svc {
     const mr_runtime *rt;
     const agent_self *self;        /* this process, the holder of its claims */
+    mcp_hub *mcp;                  /* the process's MCP clients, shared by its turn threads */
     bool reports;                  /* logs the roster's rebuilds (one thread does, not each) */
     roster roster;
     bool have_roster;

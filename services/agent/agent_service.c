@@ -46,6 +46,7 @@ typedef struct agent_node {
     size_t n_threads;
     agent_svc *threads;            /* one per turn thread */
     room_queue *queue;
+    mcp_hub *mcp;                  /* clients of the start-up config's mcp_servers */
     atomic_bool subscribed;        /* for /readyz */
 } agent_node;
 
@@ -96,6 +97,23 @@ static mr_code read_settings(agent_node *node, mr_err *err)
         node->n_threads = (size_t)n;
     }
     return MR_OK;
+}
+
+static const char *setting_of(void *ctx, const char *name)
+{
+    return mr_runtime_setting(ctx, NULL, name, NULL);
+}
+
+/* The MCP clients of the config in force at start-up: a change to mcp_servers takes effect at
+ * the next start, since calls may be under way on the old clients. */
+static mr_code mcp_open(agent_node *node, mr_err *err)
+{
+    mr_config *cfg = mr_runtime_config(node->rt, NULL);
+    if (!cfg)
+        return MR_OK;
+    mr_code rc = mcp_hub_new(cfg, node->rt->settings.storage_path, setting_of, (void *)node->rt, &node->mcp, err);
+    mr_config_release(cfg);
+    return rc;
 }
 
 /* ---- jobs: accepted turns ---- */
@@ -366,9 +384,11 @@ static bool threads_init(agent_node *node)
         mr_log_error(COMPONENT, "out of memory starting %zu turn threads", node->n_threads);
         return false;
     }
-    for (size_t i = 0; i < node->n_threads; i++)
+    for (size_t i = 0; i < node->n_threads; i++) {
         if (!agent_svc_init(&node->threads[i], node->rt, &node->self, i == 0))
             return false;
+        node->threads[i].mcp = node->mcp;
+    }
     return true;
 }
 
@@ -430,6 +450,8 @@ int mr_agent_serve(const mr_runtime *rt)
     int status = 1;
     mr_code rc = read_settings(node, &err);
     if (rc == MR_OK)
+        rc = mcp_open(node, &err);
+    if (rc == MR_OK)
         rc = mr_http_metrics_counter(rt->metrics, AGENT_METRIC,
                                      "Turns of agent.turns by outcome: answered, routed, silent, skipped, malformed",
                                      &err);
@@ -437,6 +459,7 @@ int mr_agent_serve(const mr_runtime *rt)
         rc = mr_runtime_add_check(rt, ready, node, &err);
     if (rc != MR_OK) {
         mr_log_error(COMPONENT, "%s", err.msg);
+        mcp_hub_free(node->mcp);
         free(node);
         return rc == MR_EINVAL ? 2 : 1;
     }
@@ -444,6 +467,7 @@ int mr_agent_serve(const mr_runtime *rt)
         status = run(node);
     mr_runtime_remove_check(rt, ready, node);
     threads_free(node);
+    mcp_hub_free(node->mcp);
     free(node);
     return status;
 }

@@ -10,7 +10,7 @@
 #include "mindroom/str.h"
 #include "mindroom/tools.h"
 
-#define TOOLS_PER_AGENT_MAX 32
+#define TOOLS_PER_AGENT_MAX 64
 
 /* ---- settings (tool_setup.c) ---- */
 
@@ -21,6 +21,8 @@ typedef struct tool_settings {
     bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: those two tools work in the agent's
                                     workspace; off by default */
     bool website_private_ok;     /* MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE=1 */
+    const char *public_url;      /* MINDROOM_PUBLIC_URL, an http(s) URL, the base of oauth_api's
+                                    connect links; NULL: unset (the links are paths) */
 } tool_settings;
 
 /* MR_EINVAL naming the setting and its range for a bad value. */
@@ -33,8 +35,29 @@ char *tool_workspace(const mr_runtime *rt, const char *agent);
 size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool_settings *ts,
                      const mr_tool_def **out, size_t cap);
 /* Logs a warning for each tool an agent or the defaults name that will not run: not in this
- * build, unknown, or file and shell while MINDROOM_TOOL_FILE_AND_SHELL is off. */
+ * build, or file and shell while MINDROOM_TOOL_FILE_AND_SHELL is off. Names of mcp_servers
+ * are servers, not tools of this build: never warned about. */
 void tool_config_warn(const mr_config *cfg, const tool_settings *ts);
+
+/* ---- MCP servers (tool_mcp.c) ---- */
+
+/* A variable's value for "${NAME}" in mcp_servers; NULL when unset. */
+typedef const char *(*mcp_lookup_fn)(void *ctx, const char *name);
+typedef struct mcp_hub mcp_hub;
+
+/* A client for each of cfg's mcp_servers, "${NAME}" in their args, env and headers replaced
+ * by lookup(NAME); a stdio server without cwd runs in storage_path. No server starts here: each
+ * starts on first use. MR_EINVAL names the server, field and variable of a value that cannot
+ * be read. */
+mr_code mcp_hub_new(const mr_config *cfg, const char *storage_path, mcp_lookup_fn lookup, void *lookup_ctx,
+                    mcp_hub **out, mr_err *err);
+void mcp_hub_free(mcp_hub *h);
+/* Appends to out[n..cap) the tools of every MCP server names holds (an agent opts in by naming
+ * the server in its tools:), each offered as "<server>__<tool>" with the server's description
+ * and inputSchema; returns the new count. A server is listed on first use and again after it
+ * restarted; one that cannot be listed adds its last listing, or nothing (logged). The defs
+ * live as long as the hub. */
+size_t mcp_hub_defs(mcp_hub *h, const mr_strlist *names, const mr_tool_def **out, size_t n, size_t cap);
 
 /* ---- the workspace in the prompt (prompt_files.c) ---- */
 

@@ -76,12 +76,20 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
     mr_code rc = tool_settings_read(svc->rt, &ts, err);
     const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
     size_t n = rc == MR_OK && e->agent ? tool_defs_for(svc->roster.cfg, e->agent, &ts, defs, TOOLS_PER_AGENT_MAX) : 0;
+    if (rc == MR_OK && e->agent && svc->mcp) {
+        n = mcp_hub_defs(svc->mcp, &e->agent->tools, defs, n, TOOLS_PER_AGENT_MAX);
+        n = mcp_hub_defs(svc->mcp, &svc->roster.cfg->defaults.tools, defs, n, TOOLS_PER_AGENT_MAX);
+    }
     *used = n > 0;
     if (!n)
         return rc;
     char *workspace = tool_workspace(svc->rt, e->name);
     tool_sender sender = {.svc = svc, .t = t, .e = e};
     atomic_init(&sender.seq, 0);
+    const mr_config *cfg = svc->roster.cfg;
+    mr_tools_oauth oauth = {.store = svc->rt->store, .providers = cfg->oauth_providers,
+                            .n_providers = cfg->n_oauth_providers, .dotenv = &svc->rt->env,
+                            .public_url = ts.public_url};
     mr_tools_env env = {
         .entity = e->name,
         .requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender,
@@ -96,6 +104,7 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
         .send_ctx = &sender,
         .schedule = schedule_for,
         .schedule_ctx = &sender,
+        .oauth = &oauth,
     };
     if (!workspace)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory preparing tools");

@@ -16,12 +16,20 @@ typedef struct loop {
     mr_tools_call **results;     /* every round's calls: the tool messages borrow their results */
     size_t *n_results;
     const tool_hooks *hooks;
+    const mr_llm_request *req;   /* the caller's: its on_tick takes its own delta_ctx */
 } loop;
 
 static bool on_delta(void *ctx, const char *text, size_t len)
 {
     const loop *l = ctx;
     return l->hooks->on_text(l->hooks->ctx, text, len);
+}
+
+/* Each round's request carries the loop as its context: the caller's tick gets its own back. */
+static bool on_tick(void *ctx)
+{
+    const loop *l = ctx;
+    return l->req->on_tick(l->req->delta_ctx);
 }
 
 static bool push_msg(loop *l, mr_llm_message m)
@@ -123,7 +131,7 @@ mr_code tool_loop_chat(mr_llm_client *client, const mr_llm_request *req, const m
                        size_t n_defs, const mr_tools_env *env, int max_rounds, const tool_hooks *hooks,
                        mr_llm_response *out, mr_err *err)
 {
-    loop l = {.hooks = hooks};
+    loop l = {.hooks = hooks, .req = req};
     mr_llm_tool *tools = calloc(n_defs + 1, sizeof *tools);
     size_t rounds = (size_t)max_rounds + 2;
     l.answers = calloc(rounds, sizeof *l.answers);
@@ -152,6 +160,7 @@ mr_code tool_loop_chat(mr_llm_client *client, const mr_llm_request *req, const m
         r.tools = tools;
         r.n_tools = n_defs;
         r.on_delta = on_delta;
+        r.on_tick = req->on_tick ? on_tick : NULL;
         r.delta_ctx = &l;
         bool last = round > max_rounds;
         if (last)

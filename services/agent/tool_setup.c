@@ -1,6 +1,7 @@
 /* tool_setup.c -- which built-in tools an agent gets and with which limits: the tool settings,
  * the agent's tool list from config.yaml, and a warning for every tool named there that this
- * build does not run (never silence). */
+ * build does not run (never silence). A name under mcp_servers is that server's tools
+ * (tool_mcp.c). */
 #include "agent_tools.h"
 
 #include <stdio.h>
@@ -51,8 +52,12 @@ mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err
         rc = read_flag(rt, "MINDROOM_TOOL_FILE_AND_SHELL", &fs, err);
     if (rc != MR_OK)
         return rc;
+    /* Connect links go to people: a URL their browser can open, never a bare host. */
+    const char *pub = mr_runtime_setting(rt, NULL, "MINDROOM_PUBLIC_URL", NULL);
+    if (pub && strncmp(pub, "https://", 8) != 0 && strncmp(pub, "http://", 7) != 0)
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_PUBLIC_URL: \"%.200s\" is not an http(s) URL", pub);
     *out = (tool_settings){.timeout_ms = secs * 1000, .max_output = (size_t)bytes, .max_rounds = (int)rounds,
-                           .file_and_shell = fs, .website_private_ok = priv};
+                           .file_and_shell = fs, .website_private_ok = priv, .public_url = pub};
     return MR_OK;
 }
 
@@ -88,30 +93,29 @@ size_t tool_defs_for(const mr_config *cfg, const mr_agent_cfg *agent, const tool
     return add_defs(&cfg->defaults.tools, ts, out, n, cap);
 }
 
-static void warn_list(const mr_strlist *names, const tool_settings *ts, const char *where)
+static void warn_list(const mr_config *cfg, const mr_strlist *names, const tool_settings *ts, const char *where)
 {
     for (size_t i = 0; i < names->len; i++) {
         const mr_tool_def *d = mr_tools_find(names->v[i]);
-        if (d && !is_off(d, ts))
+        if ((d && !is_off(d, ts)) || mr_config_mcp_server(cfg, names->v[i]))
             continue;
         const char *fields[] = {"where", where, "tool", names->v[i], NULL};
+        /* An unknown name never gets here: the config does not load with one. */
         if (d)
             mr_log_write(MR_LOG_WARN, COMPONENT, fields, "the tool %s is off until MINDROOM_TOOL_FILE_AND_SHELL=1: "
                          "the agent runs without it", names->v[i]);
-        else if (mr_tools_is_known(names->v[i]))
+        else
             mr_log_write(MR_LOG_WARN, COMPONENT, fields, "this build does not implement the tool %s yet: the agent "
                          "runs without it", names->v[i]);
-        else
-            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "unknown tool %s: the agent runs without it", names->v[i]);
     }
 }
 
 void tool_config_warn(const mr_config *cfg, const tool_settings *ts)
 {
-    warn_list(&cfg->defaults.tools, ts, "defaults.tools");
+    warn_list(cfg, &cfg->defaults.tools, ts, "defaults.tools");
     for (size_t i = 0; i < cfg->n_agents; i++) {
         char where[256];
         snprintf(where, sizeof where, "agents.%s.tools", cfg->agents[i].name);
-        warn_list(&cfg->agents[i].tools, ts, where);
+        warn_list(cfg, &cfg->agents[i].tools, ts, where);
     }
 }

@@ -128,12 +128,10 @@ static const char *const mind_context_files[] = {
     "SOUL.md", "AGENTS.md", "USER.md", "IDENTITY.md", "TOOLS.md", "HEARTBEAT.md",
 };
 
+/* Only tools this build runs without further settings (file and shell wait for
+ * MINDROOM_TOOL_FILE_AND_SHELL=1): a person reads the file to learn what the agent can do. */
 static const char *const mind_tools[] = {
-    "shell", "coding", "memory",
-    /* Deferred: its schema reaches the model only when the agent asks for the tool. */
-    "config_manager: {defer: true}",
-    "duckduckgo", "website", "browser", "scheduler", "update_awareness", "todo", "subagents",
-    "matrix_message", "thread_tags", "thread_summary",
+    "memory", "website", "scheduler", "todo", "matrix_message",
 };
 
 static void put_list(FILE *f, const char *indent, const char *const *items, size_t n)
@@ -171,7 +169,7 @@ static void put_agents(FILE *f)
           "agents:\n"
           "  mind:\n"
           "    display_name: Mind\n"
-          "    role: Your personal assistant, with memory, files and tools\n"
+          "    role: Your personal assistant, with memory, to-dos, schedules and the web\n"
           "    model: default\n"
           "    # Room keys: MindRoom creates and joins these rooms.\n"
           "    rooms: [personal]\n"
@@ -251,7 +249,6 @@ static void put_defaults(FILE *f)
           "  enable_streaming: true\n"
           "  tools:\n"
           "    - scheduler\n"
-          "    - update_awareness\n"
           "  worker_tools: []\n",
           f);
 }

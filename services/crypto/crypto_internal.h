@@ -184,13 +184,16 @@ typedef struct crypto_outbound {
     json_t *shared;                 /* {user_id: {device_id: curve25519}} that have its key */
 } crypto_outbound;
 /* The session in use, or a new one when there is none or it must rotate: its age or count reached
- * the room's rotation_period_ms / rotation_period_msgs, or a user it was shared with is no longer
- * among readers. A new session's key is kept as an inbound session too, so the account reads its
- * own messages. */
+ * the room's rotation_period_ms / rotation_period_msgs, a user it was shared with is no longer
+ * among readers, or a device it was shared with is no longer among its user's devices (devices:
+ * {user_id: {device_id: {curve25519, ed25519}}} of the readers, as /keys/query last gave them; a
+ * reader without an entry has none). A new session's key is kept as an inbound session too, so
+ * the account reads its own messages. */
 mr_code crypto_outbound_load(crypto_engine *e, crypto_device *d, const char *room_id, json_t *facts,
-                             json_t *readers, crypto_outbound *s, json_t *out, mr_err *err);
+                             json_t *readers, json_t *devices, crypto_outbound *s, json_t *out, mr_err *err);
 /* Whether s must rotate before its next message. */
-bool crypto_outbound_due(const crypto_outbound *s, json_t *facts, json_t *readers, long long now_ms);
+bool crypto_outbound_due(const crypto_outbound *s, json_t *facts, json_t *readers, json_t *devices,
+                         long long now_ms);
 /* Replaces s by a new session (the old one is dropped). */
 mr_code crypto_outbound_rotate(crypto_engine *e, crypto_device *d, const char *room_id, crypto_outbound *s,
                                json_t *out, mr_err *err);
@@ -227,6 +230,9 @@ mr_code crypto_engine_outbound(crypto_engine *e, const char *value, size_t len, 
 /* Whether txn is a key request of the outbound path, and its answer. */
 bool crypto_outbound_owns(const char *txn);
 mr_code crypto_outbound_keys_reply(crypto_engine *e, json_t *reply, json_t *out, mr_err *err);
+/* Asks again for what parked messages wait for when the request went unanswered for a minute
+ * (the gateway lost it), so they do not wait for another message to come. */
+mr_code crypto_outbound_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err);
 
 /* pending.c: events waiting for their Megolm session. */
 /* How long an event waits before its key is requested from the sender's devices. */

@@ -16,7 +16,8 @@
 #define TOPIC_OUTBOUND "matrix.outbound"
 #define TOPIC_CLEARTEXT "matrix.cleartext"
 #define TOPIC_KEYS "matrix.keys"
-/* How often events that wait for keys are checked against CRYPTO_KEY_WAIT_MS. */
+/* How often events that wait for keys are checked against CRYPTO_KEY_WAIT_MS, and parked outbound
+ * messages for a key request that went unanswered. */
 #define SWEEP_EVERY_MS 5000
 #define GROUP "crypto"
 #define FLUSH_TIMEOUT_MS 30000
@@ -163,12 +164,15 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
     svc->next_sweep_ms = now + SWEEP_EVERY_MS;
     json_t *out = json_array();
     mr_err err = {0};
-    mr_code src = out ? crypto_pending_sweep(&svc->engine, mr_clock_wall_ms(), out, &err)
+    long long wall = mr_clock_wall_ms();
+    mr_code src = out ? crypto_pending_sweep(&svc->engine, wall, out, &err)
                       : mr_err_set(&err, MR_ENOMEM, "out of memory sweeping waiting events");
+    if (src == MR_OK)
+        src = crypto_outbound_sweep(&svc->engine, wall, out, &err);
     if (src == MR_OK)
         src = publish_out(svc, out, &err);
     if (src != MR_OK && !mr_runtime_stopping(rt))
-        mr_log_warn(COMPONENT, "checking the events that wait for keys: %s", err.msg);
+        mr_log_warn(COMPONENT, "checking the events and messages that wait for keys: %s", err.msg);
     json_decref(out);
 }
 

@@ -40,7 +40,24 @@ static long long rotation(json_t *facts, const char *field, long long dflt)
     return json_is_integer(v) && json_integer_value(v) > 0 ? (long long)json_integer_value(v) : dflt;
 }
 
-bool crypto_outbound_due(const crypto_outbound *s, json_t *facts, json_t *readers, long long now_ms)
+/* Whether a device that has s's key is gone from its user's device list: deleted or signed out,
+ * it must not read what comes next (as the reference rotates on a device removed). */
+static bool device_gone(const crypto_outbound *s, const char *user, json_t *had, json_t *devices)
+{
+    json_t *now = json_object_get(devices, user);
+    const char *did;
+    json_t *curve;
+    json_object_foreach(had, did, curve) {
+        const char *c = mr_msg_string(json_object_get(now, did), "curve25519");
+        if (!c || !json_is_string(curve) || strcmp(c, json_string_value(curve)) != 0) {
+            mr_log_info(COMPONENT, "%s: device %s of %s no longer listed; rotating", s->session_id, did, user);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool crypto_outbound_due(const crypto_outbound *s, json_t *facts, json_t *readers, json_t *devices, long long now_ms)
 {
     if (s->sent >= rotation(facts, "rotation_period_msgs", ROTATION_MSGS_DEFAULT) ||
         now_ms - s->created_ms >= rotation(facts, "rotation_period_ms", ROTATION_MS_DEFAULT))
@@ -48,7 +65,7 @@ bool crypto_outbound_due(const crypto_outbound *s, json_t *facts, json_t *reader
     const char *user;
     json_t *v;
     json_object_foreach(s->shared, user, v)
-        if (!json_object_get(readers, user))
+        if (!json_object_get(readers, user) || device_gone(s, user, v, devices))
             return true;
     return false;
 }
@@ -88,7 +105,7 @@ mr_code crypto_outbound_rotate(crypto_engine *e, crypto_device *d, const char *r
 }
 
 mr_code crypto_outbound_load(crypto_engine *e, crypto_device *d, const char *room_id, json_t *facts,
-                             json_t *readers, crypto_outbound *s, json_t *out, mr_err *err)
+                             json_t *readers, json_t *devices, crypto_outbound *s, json_t *out, mr_err *err)
 {
     memset(s, 0, sizeof *s);
     json_t *rec = NULL;
@@ -112,7 +129,7 @@ mr_code crypto_outbound_load(crypto_engine *e, crypto_device *d, const char *roo
         mr_err_clear(err);
         return crypto_outbound_rotate(e, d, room_id, s, out, err);
     }
-    if (rc == MR_OK && crypto_outbound_due(s, facts, readers, mr_clock_wall_ms()))
+    if (rc == MR_OK && crypto_outbound_due(s, facts, readers, devices, mr_clock_wall_ms()))
         rc = crypto_outbound_rotate(e, d, room_id, s, out, err);
     return rc;
 }

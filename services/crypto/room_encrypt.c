@@ -3,7 +3,9 @@
  * every device that lacks it as an m.room_key over Olm (a to_device request published before the
  * message, on the same partition), then the message goes as m.room.encrypted. Messages that wait
  * for those answers are parked in order under crypto:megolm:wait:<account>, one entry per room
- * (proto/store.md), so an edit never overtakes the message it edits. */
+ * (proto/store.md), so an edit never overtakes the message it edits. A request the gateway never
+ * answers is asked again by the next message or by the sweep, so the last message of a
+ * conversation is not left waiting. */
 #include "crypto_internal.h"
 
 #include <stdlib.h>
@@ -24,8 +26,11 @@
 #define TXN_CLAIM "oc"
 /* At most this many messages wait per room; more are refused with a log line. */
 #define PARKED_MAX 100
-/* A key request unanswered this long (the gateway lost it) is asked again by the next message. */
+/* A key request unanswered this long (the gateway lost it) is asked again, by the next message
+ * or the sweep, whichever comes first. */
 #define ANSWER_WAIT_MS 60000
+/* The hash of accounts with parked messages, for the sweep. */
+#define WAITING "crypto:megolm:waiting"
 
 static mr_code oom(mr_err *err, const char *what)
 {
@@ -77,12 +82,17 @@ static mr_code wait_get(crypto_engine *e, const char *account, json_t **rec, mr_
     return rc;
 }
 
-/* The entry that writes rec once out is published (deleted when empty). */
-static mr_code wait_keep(const char *account, json_t *rec, json_t *out, mr_err *err)
+/* The entry that writes rec once out is published (deleted when empty). An account with parked
+ * messages is listed in WAITING at once: the sweep drops the field of one whose record turns out
+ * empty, so a field written before a crash costs one look. */
+static mr_code wait_keep(crypto_engine *e, const char *account, json_t *rec, json_t *out, mr_err *err)
 {
     char *key = wait_key(account);
-    mr_code rc = key ? crypto_out_put(out, key, json_object_size(rec) ? json_incref(rec) : NULL, false, err)
-                     : oom(err, "parking messages");
+    mr_code rc = key ? MR_OK : oom(err, "parking messages");
+    if (rc == MR_OK && json_object_size(rec))
+        rc = mr_store_hset(e->vault.store, WAITING, account, "1", 1, err);
+    if (rc == MR_OK)
+        rc = crypto_out_put(out, key, json_object_size(rec) ? json_incref(rec) : NULL, false, err);
     free(key);
     return rc;
 }
@@ -267,7 +277,7 @@ static mr_code advance(crypto_engine *e, crypto_device *d, const char *room_id, 
         parked = true;
     }
     if (rc == MR_OK && !parked)
-        rc = crypto_outbound_load(e, d, room_id, facts, readers, &s, out, err);
+        rc = crypto_outbound_load(e, d, room_id, facts, readers, devices, &s, out, err);
     if (rc == MR_OK && !parked)
         rc = missing_sessions(e, d, &olm, &s, devices, json_object_get(entry, "tried"), claim, curves, err);
     if (rc == MR_OK && !parked && json_object_size(claim)) {
@@ -281,7 +291,7 @@ static mr_code advance(crypto_engine *e, crypto_device *d, const char *room_id, 
     json_array_foreach(parked ? NULL : json_object_get(entry, "intents"), i, req) {
         if (rc != MR_OK)
             break;
-        if (crypto_outbound_due(&s, facts, readers, mr_clock_wall_ms()))
+        if (crypto_outbound_due(&s, facts, readers, devices, mr_clock_wall_ms()))
             rc = crypto_outbound_rotate(e, d, room_id, &s, out, err);
         if (rc == MR_OK)
             rc = share(e, d, &olm, &s, room_id, devices, out, err);
@@ -306,7 +316,7 @@ static mr_code advance(crypto_engine *e, crypto_device *d, const char *room_id, 
     else if (rc == MR_OK && json_object_set(rec, room_id, entry) != 0)
         rc = oom(err, "parking a message");
     if (rc == MR_OK && (parked || waited))
-        rc = wait_keep(d->user_id, rec, out, err);
+        rc = wait_keep(e, d->user_id, rec, out, err);
     crypto_outbound_free(&s);
     crypto_olm_out_free(&olm);
     json_decref(readers);
@@ -362,7 +372,7 @@ static mr_code encrypt_intent(crypto_engine *e, json_t *req, json_t *facts, json
             rc = advance(e, d, room_id, facts, rec, entry, out, err);
             json_decref(entry);
         } else {
-            rc = wait_keep(account, rec, out, err);
+            rc = wait_keep(e, account, rec, out, err);
         }
     } else {
         entry = json_pack("{s:[O], s:[], s:[]}", "intents", req, "queried", "tried");
@@ -494,5 +504,74 @@ mr_code crypto_outbound_keys_reply(crypto_engine *e, json_t *reply, json_t *out,
     }
     json_decref(facts);
     json_decref(rec);
+    return rc;
+}
+
+/* Asks again for what the rooms of account wait for when their request went unanswered. */
+static mr_code sweep_account(crypto_engine *e, const char *account, long long now_ms, json_t *out, mr_err *err)
+{
+    json_t *rec = NULL, *late = json_array();
+    crypto_device *d = NULL;
+    mr_code rc = late ? wait_get(e, account, &rec, err) : oom(err, "checking parked messages");
+    if (rc == MR_OK && !json_object_size(rec)) {
+        rc = mr_store_hdel(e->vault.store, WAITING, account, err);
+        if (rc == MR_ENOTFOUND) {
+            mr_err_clear(err);
+            rc = MR_OK;
+        }
+    }
+    const char *room_id;
+    json_t *entry;
+    json_object_foreach(rc == MR_OK ? rec : NULL, room_id, entry) {
+        json_t *asked_ms = json_object_get(entry, "asked_ms");
+        if (json_is_integer(asked_ms) && now_ms - json_integer_value(asked_ms) >= ANSWER_WAIT_MS &&
+            json_array_append_new(late, json_string(room_id)) != 0)
+            rc = oom(err, "checking parked messages");
+    }
+    if (rc == MR_OK && json_array_size(late)) {
+        rc = crypto_device_stored(e, account, &d, err);
+        /* Messages parked for an account with no device (a store from elsewhere) wait for it. */
+        if (rc == MR_ENOTFOUND) {
+            mr_err_clear(err);
+            json_array_clear(late);
+            rc = MR_OK;
+        }
+    }
+    size_t i;
+    json_t *room;
+    json_array_foreach(rc == MR_OK ? late : NULL, i, room) {
+        json_t *facts = NULL;
+        room_id = json_string_value(room);
+        entry = json_incref(json_object_get(rec, room_id));
+        mr_log_warn(COMPONENT, "%s: no answer to %s for %d s; asking again for the messages parked in %s", account,
+                    mr_msg_string(entry, "txn") ? mr_msg_string(entry, "txn") : "", ANSWER_WAIT_MS / 1000, room_id);
+        rc = crypto_room_facts(e, room_id, &facts, err);
+        if (rc == MR_ENOTFOUND) {
+            mr_err_clear(err);
+            rc = (facts = json_object()) ? MR_OK : oom(err, "checking parked messages");
+        }
+        if (rc == MR_OK)
+            rc = advance(e, d, room_id, facts, rec, entry, out, err);
+        json_decref(entry);
+        json_decref(facts);
+        if (rc != MR_OK)
+            break;
+    }
+    json_decref(late);
+    json_decref(rec);
+    return rc;
+}
+
+mr_code crypto_outbound_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err)
+{
+    mr_store_hash h = {0};
+    mr_code rc = mr_store_hgetall(e->vault.store, WAITING, &h, err);
+    if (rc == MR_ENOTFOUND) {
+        mr_err_clear(err);
+        return MR_OK;
+    }
+    for (size_t i = 0; rc == MR_OK && i < h.count; i++)
+        rc = sweep_account(e, h.entries[i].field, now_ms, out, err);
+    mr_store_hash_free(&h);
     return rc;
 }

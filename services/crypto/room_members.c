@@ -1,8 +1,9 @@
-/* room_members.c -- what crypto learns of a room from the state events that pass through it on
- * matrix.inbound: whether it is encrypted (and how often its sessions rotate), its history
- * visibility and who is in it, so outbound messages are encrypted for the right devices. The
- * gateway publishes state and timeline events of each room in order under the room's key, so
- * the record follows the room as its members see it. */
+/* room_members.c -- what crypto learns of a room from the events that pass through it on
+ * matrix.inbound: whether it is encrypted (and how often its sessions rotate: the state event, or
+ * the copy of it the gateway puts on every event), its history visibility and who is in it (member
+ * events, and the senders of live messages), so outbound messages are encrypted for the right
+ * devices. The gateway publishes state and timeline events of each room in order under the room's
+ * key, so the record follows the room as its members see it. */
 #include "crypto_internal.h"
 
 #include <stdlib.h>
@@ -60,26 +61,54 @@ static bool apply(json_t *facts, const char *room_id, const char *type, const ch
     return json_object_set(where, field, now) == 0;
 }
 
+/* Whether type is a state event the record follows. */
+static bool followed(const char *type)
+{
+    return strcmp(type, "m.room.encryption") == 0 || strcmp(type, "m.room.history_visibility") == 0 ||
+           strcmp(type, "m.room.member") == 0;
+}
+
 mr_code crypto_room_observe(crypto_engine *e, const crypto_inbound *in, mr_err *err)
 {
-    json_t *ev = json_object_get(in->root, "event");
+    json_t *ev = json_object_get(in->root, "event"), *enc = json_object_get(in->root, "encryption");
     const char *state_key = mr_msg_string(ev, "state_key"), *type = mr_msg_string(ev, "type");
-    if (!state_key || !type)
-        return MR_OK;
-    if (strcmp(type, "m.room.encryption") != 0 && strcmp(type, "m.room.history_visibility") != 0 &&
-        strcmp(type, "m.room.member") != 0)
+    const char *sender = mr_msg_string(ev, "sender");
+    bool state = state_key && type && followed(type);
+    /* The sender of a live message is joined when it is sent (the spec's auth rules): how crypto
+     * learns who reads a room whose member events it never saw (they came before it kept the
+     * room's record). Not from history, whose senders may have left since. */
+    bool speaks = !state_key && sender && !json_is_true(json_object_get(in->root, "history"));
+    if (!state && !enc && !speaks)
         return MR_OK;
     json_t *facts = NULL;
     mr_code rc = crypto_room_facts(e, in->room_id, &facts, err);
+    if (rc == MR_ENOTFOUND && !state && !enc) {
+        /* A message alone does not start a record: only encrypted rooms need one. */
+        mr_err_clear(err);
+        return MR_OK;
+    }
     if (rc == MR_ENOTFOUND) {
         mr_err_clear(err);
         rc = (facts = json_pack("{s:{}}", "members")) ? MR_OK
                                                       : mr_err_set(err, MR_ENOMEM, "out of memory noting %s",
                                                                    in->event_id);
     }
-    if (rc == MR_OK && !json_is_object(json_object_get(facts, "members")))
+    json_t *members = json_object_get(facts, "members");
+    if (rc == MR_OK && !json_is_object(members))
         rc = mr_err_set(err, MR_EINVAL, "crypto:room:%s in the store has no members object", in->room_id);
-    if (rc == MR_OK && apply(facts, in->room_id, type, state_key, json_object_get(ev, "content"))) {
+    bool changed = false;
+    /* The gateway's copy of m.room.encryption rides on every event: a room crypto never saw that
+     * state event in is encrypted all the same, so no answer goes there in clear. */
+    if (rc == MR_OK && enc)
+        changed = apply(facts, in->room_id, "m.room.encryption", "", enc);
+    if (rc == MR_OK && state)
+        changed = apply(facts, in->room_id, type, state_key, json_object_get(ev, "content")) || changed;
+    if (rc == MR_OK && speaks && !json_object_get(members, sender)) {
+        if (json_object_set_new(members, sender, json_string("join")) != 0)
+            rc = mr_err_set(err, MR_ENOMEM, "out of memory noting %s", in->event_id);
+        changed = true;
+    }
+    if (rc == MR_OK && changed) {
         char *key = facts_key(in->room_id);
         rc = key ? crypto_vault_put_plain(&e->vault, key, facts, 0, err)
                  : mr_err_set(err, MR_ENOMEM, "out of memory noting %s", in->event_id);

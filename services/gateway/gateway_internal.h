@@ -69,8 +69,6 @@ typedef struct gw_account {
     char *password;                   /* NULL in appservice mode and for a given token */
     unsigned long generation;         /* bumped by each new login */
     mr_matrix *m;                     /* used by the bootstrap, then by its sync loop only */
-    pthread_t sync_thread;
-    bool sync_started;
     atomic_bool synced;               /* its first batch is saved */
 } gw_account;
 
@@ -81,6 +79,8 @@ typedef enum gw_crash {
     GW_CRASH_AFTER_SEND,    /* a send is done at the homeserver, its request not acknowledged */
 } gw_crash;
 
+typedef struct gw_syncs gw_syncs;
+
 typedef struct gw {
     const mr_runtime *rt;
     mr_config *cfg;             /* the config at start, held until the end */
@@ -90,8 +90,11 @@ typedef struct gw {
     gw_account *accounts;
     size_t n_accounts;
     gw_account *router;
+    gw_syncs *_Atomic syncs;     /* the running sync loops (sync_driver.c), or NULL */
     pthread_mutex_t pub_lock;   /* guards pub_rooms (room_publisher.c) */
     json_t *pub_rooms;
+    pthread_mutex_t enc_lock;   /* guards enc_rooms (room_encryption.c) */
+    json_t *enc_rooms;
     gw_crash crash;
     atomic_bool bootstrapped;
     atomic_bool send_ready;
@@ -154,16 +157,76 @@ mr_code gw_pub_note(gw *g, const char *room_id, const char *user_id, bool joined
  * account publishes the event. */
 bool gw_pub_claim(gw *g, const char *room_id, const char *event_id, const char *user_id);
 /* The rooms user_id took over since it last asked: room ID -> the newest event ID the former
- * publisher claimed, where fetching what came after it stops. NULL when out of memory. */
+ * publisher claimed, where fetching what came after it stops (null when it claimed none).
+ * NULL when out of memory. */
 json_t *gw_pub_take_handovers(gw *g, const char *user_id);
+/* The rooms user_id is in that another account publishes, which its syncs leave out of their
+ * timelines; NULL when out of memory. */
+json_t *gw_pub_others(gw *g, const char *user_id);
 /* The managed room's key and alias, which every inbound event of the room carries. */
 mr_code gw_pub_set_facts(gw *g, const char *room_id, const char *key, const char *alias, mr_err *err);
 /* {key, alias} of a managed room (a new reference), NULL for other rooms. */
 json_t *gw_pub_facts(gw *g, const char *room_id);
 
-/* ---- sync_loop.c ---- */
-mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err);
-void gw_sync_join(gw *g, gw_account *a);
+/* ---- room_encryption.c ---- */
+mr_code gw_enc_init(gw *g, mr_err *err);
+void gw_enc_free(gw *g);
+/* Notes ev when it is the room's m.room.encryption state event (kept in the store); *enc, the
+ * room's content as its events are published, is then replaced by ev's. */
+mr_code gw_enc_note(gw *g, const char *room_id, json_t *ev, json_t **enc, mr_err *err);
+/* The room's m.room.encryption content (a new reference), NULL when it is not known encrypted:
+ * from memory, the store, or (once per process, when m is not NULL) the homeserver as m's
+ * account sees it. MR_EUNAVAIL when the homeserver could not be asked: try again. */
+mr_code gw_enc_of(gw *g, mr_matrix *m, const char *room_id, json_t **content, mr_err *err);
+/* MR_EPERM naming the room when req (a room_event send_request) is a cleartext m.room.message
+ * for a room known encrypted. */
+mr_code gw_enc_check_send(gw *g, mr_matrix *m, json_t *req, mr_err *err);
+
+/* ---- sync_parse.c ---- */
+/* The event ID of a room event whole enough to travel (non-empty event_id, type and sender, an
+ * integer origin_server_ts); NULL for stripped state and anything malformed. */
+const char *gw_sync_event_id(json_t *ev);
+/* origin_server_ts of user_id's latest join among events, 0 when none. */
+long long gw_sync_own_join_ts(const char *user_id, json_t *events);
+/* The matrix.inbound message for ev, with the room's facts when given; NULL when out of memory. */
+json_t *gw_sync_inbound(const char *account, const char *room_id, json_t *ev, const char *membership,
+                        bool history, json_t *facts);
+/* {changed, left} when the sync reports device list changes, else NULL. */
+json_t *gw_sync_device_lists(json_t *sync);
+/* {one_time_key_counts, unused_fallback_key_types} of the sync; NULL when out of memory. */
+json_t *gw_sync_key_counts(json_t *sync);
+/* The matrix.todevice messages of a batch: one per to-device event with a non-empty type, or one
+ * synthetic event when only lists or counts (may be NULL) are to carry; the first message
+ * carries both. NULL when out of memory. */
+json_t *gw_sync_todevice(const char *account, const char *device_id, json_t *sync, json_t *lists,
+                         json_t *counts);
+/* The sender of user_id's own invite among an invited room's stripped state, or NULL. */
+const char *gw_sync_inviter(const char *user_id, json_t *room);
+
+/* ---- sync_loop.c: one account's rounds ---- */
+typedef struct gw_loop gw_loop;
+/* NULL when out of memory. */
+gw_loop *gw_loop_new(gw *g, gw_account *a);
+void gw_loop_free(gw_loop *l);
+gw_account *gw_loop_account(gw_loop *l);
+/* Starts the round's sync in mu, which reports it done with tag (reading the account's saved
+ * state on the first round). */
+mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, void *tag, mr_err *err);
+/* Ends the round whose sync mu reported done with rc: publishes the batch and saves its
+ * token. Returns the ms to wait before the next round (0 after a success). */
+long gw_loop_end(gw_loop *l, mr_code rc, const mr_err *why);
+/* After a failed round: logs it, forgets what the unsaved batch published, returns the wait
+ * (retry_ms when the homeserver asked for one, else a doubling backoff). */
+long gw_loop_failed(gw_loop *l, const mr_err *err, long retry_ms);
+
+/* ---- sync_driver.c: every account's rounds on a fixed set of threads ---- */
+/* Starts the sync loops of every account; on failure *out is still to be stopped. */
+mr_code gw_syncs_start(gw *g, gw_syncs **out, mr_err *err);
+/* Waits for the loops to end (after mr_runtime_stop) and frees them. */
+void gw_syncs_stop(gw_syncs *s);
+/* Ends user_id's running long poll at once: it publishes a room now whose timeline its request
+ * left out, and the homeserver would not answer it for that room. s may be NULL (no loops yet). */
+void gw_syncs_kick(gw_syncs *s, const char *user_id);
 
 /* ---- send_consumer.c ---- */
 typedef struct gw_sender gw_sender;

@@ -79,13 +79,39 @@ mr_code gw_pub_note(gw *g, const char *room_id, const char *user_id, bool joined
     const char *who = bad ? NULL : publisher_of(g, set);
     *mine = who && strcmp(who, user_id) == 0;
     /* A new publisher fetches what its loop passed over while another published: the events
-     * after the last one claimed now. */
+     * after the last one claimed now (with none claimed yet, what its own syncs left out). */
     json_t *last = json_object_get(r, "last");
-    if (!bad && who && was && strcmp(who, was) != 0 && last)
-        bad = json_object_set_new(r, "handover", json_pack("{s:s, s:O}", "to", who, "stop", last));
+    char *to = NULL;
+    if (!bad && who && was && strcmp(who, was) != 0) {
+        bad = json_object_set_new(r, "handover", json_pack("{s:s, s:O?}", "to", who, "stop", last)) ||
+              !(to = strdup(who));
+    }
     free(was);
     pthread_mutex_unlock(&g->pub_lock);
+    /* Its long poll left the room out: the homeserver would keep it waiting. */
+    if (to && strcmp(to, user_id) != 0)
+        gw_syncs_kick(atomic_load(&g->syncs), to);
+    free(to);
     return bad ? mr_err_set(err, MR_ENOMEM, "out of memory noting %s in %s", user_id, room_id) : MR_OK;
+}
+
+json_t *gw_pub_others(gw *g, const char *user_id)
+{
+    json_t *out = json_array();
+    pthread_mutex_lock(&g->pub_lock);
+    const char *room_id;
+    json_t *r;
+    json_object_foreach(g->pub_rooms, room_id, r) {
+        json_t *joined = json_object_get(r, "joined");
+        const char *who = publisher_of(g, joined);
+        if (out && json_object_get(joined, user_id) && who && strcmp(who, user_id) != 0 &&
+            json_array_append_new(out, json_string(room_id)) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    pthread_mutex_unlock(&g->pub_lock);
+    return out;
 }
 
 json_t *gw_pub_take_handovers(gw *g, const char *user_id)
@@ -100,7 +126,8 @@ json_t *gw_pub_take_handovers(gw *g, const char *user_id)
         const char *to = json_string_value(json_object_get(h, "to"));
         if (!out || !to || strcmp(to, user_id) != 0)
             continue;
-        if (json_object_set(out, room_id, json_object_get(h, "stop")) != 0) {
+        json_t *stop = json_object_get(h, "stop");
+        if (json_object_set(out, room_id, stop ? stop : json_null()) != 0) {
             json_decref(out);
             out = NULL;
             continue;

@@ -317,18 +317,22 @@ static mr_code join_accounts(gw *g, const gw_room *r, mr_err *err)
         if (!belongs(g, a, r->key))
             continue;
         char state[16];
+        bool mine = false;
         mr_code rc = membership(g->router->m, r->room_id, a->user_id, state, err);
-        if (rc == MR_OK && strcmp(state, "join") == 0)
-            continue;
-        if (rc == MR_OK && strcmp(state, "invite") != 0)
+        bool joined = rc == MR_OK && strcmp(state, "join") == 0;
+        if (rc == MR_OK && !joined && strcmp(state, "invite") != 0)
             rc = mr_matrix_invite(g->router->m, r->room_id, a->user_id, err);
-        if (rc == MR_OK)
+        if (rc == MR_OK && !joined)
             rc = mr_matrix_join(a->m, r->room_id, NULL, err);
+        /* Known joined before its first sync, so that sync leaves the router's room out. */
+        if (rc == MR_OK)
+            rc = gw_pub_note(g, r->room_id, a->user_id, true, &mine, err);
         if (rc != MR_OK) {
             mr_err_prefix(err, "%s joining %s", a->user_id, r->alias);
             return rc;
         }
-        mr_log_info(GW, "%s joined %s", a->user_id, r->alias);
+        if (!joined)
+            mr_log_info(GW, "%s joined %s", a->user_id, r->alias);
     }
     return MR_OK;
 }

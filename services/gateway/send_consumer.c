@@ -2,7 +2,8 @@
  * names, with the request's transaction ID, so a redelivered request never makes a second event;
  * 429s wait out the advertised delay, unavailability leaves the request for redelivery, and
  * requests the homeserver refuses for good are dropped with an error, a room event's reported on
- * matrix.send_failed so its sender can tell the person. */
+ * matrix.send_failed so its sender can tell the person. A cleartext m.room.message for a room
+ * known encrypted (room_encryption.c) is refused and reported the same way, never sent. */
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -106,9 +107,10 @@ static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, bool 
         if (rc != MR_ENOTFOUND)
             return rc;
         char event_id[MR_MATRIX_ID_SIZE], key[300];
-        /* An edit of a message that never went out is refused here, before any request. */
+        /* An edit of a message that never went out, or a message in clear for an encrypted room,
+         * is refused here, before any request. */
         *asked = false;
-        if ((rc = resolve_replaced(g, req, err)) == MR_OK) {
+        if ((rc = gw_enc_check_send(g, m, req, err)) == MR_OK && (rc = resolve_replaced(g, req, err)) == MR_OK) {
             *asked = true;
             rc = mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"), event_id,
                                 err);

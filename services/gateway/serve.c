@@ -351,7 +351,8 @@ static int run(gw *g)
 {
     mr_err err = {0};
     mr_code rc = settings_load(g, &err);
-    if (rc == MR_OK && (rc = gw_pub_init(g, &err)) == MR_OK && (rc = gw_metrics_declare(g, &err)) == MR_OK &&
+    if (rc == MR_OK && (rc = gw_pub_init(g, &err)) == MR_OK && (rc = gw_enc_init(g, &err)) == MR_OK &&
+        (rc = gw_metrics_declare(g, &err)) == MR_OK &&
         (rc = mr_authz_new(g->cfg, g->s.server_name, g->s.ns, &g->az, &err)) == MR_OK)
         rc = plan(g, &err);
     if (rc != MR_OK) {
@@ -364,9 +365,10 @@ static int run(gw *g)
     }
     int status = 0;
     gw_sender *sender = NULL;
+    gw_syncs *syncs = NULL;
     rc = bootstrap(g, &err);
-    for (size_t i = 0; rc == MR_OK && i < g->n_accounts; i++)
-        rc = gw_sync_start(g, &g->accounts[i], &err);
+    if (rc == MR_OK)
+        rc = gw_syncs_start(g, &syncs, &err);
     if (rc == MR_OK)
         rc = gw_sender_start(g, &sender, &err);
     if (rc == MR_OK) {
@@ -383,8 +385,7 @@ static int run(gw *g)
     /* A failure above may have left a stop to ask for, so the loops started so far end. */
     mr_runtime_stop(g->rt);
     gw_sender_stop(sender);
-    for (size_t i = 0; i < g->n_accounts; i++)
-        gw_sync_join(g, &g->accounts[i]);
+    gw_syncs_stop(syncs);
     mr_runtime_remove_check(g->rt, gw_ready, g);
     return status;
 }
@@ -396,6 +397,7 @@ int mr_gateway_serve(const mr_runtime *rt)
     int status = run(&g);
     gw_accounts_free(&g);
     gw_pub_free(&g);
+    gw_enc_free(&g);
     mr_authz_free(g.az);
     settings_free(&g.s);
     mr_config_release(g.cfg);

@@ -1,4 +1,5 @@
-/* sync_loop.c -- one long-polling sync loop per managed account: each batch's room events go to
+/* sync_loop.c -- the sync loop of one managed account, round by round (sync_driver.c runs every
+ * account's rounds, their long polls on one thread): each batch's room events go to
  * matrix.inbound (from the room's publishing account only, room_publisher.c, with the facts of a
  * managed room) and its to-device events to matrix.todevice, and only once the bus holds them all
  * is next_batch saved, so a crash replays and loses nothing.
@@ -12,30 +13,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FILTER_FMT "{\"room\":{\"timeline\":{\"limit\":%ld}},\"presence\":{\"not_types\":[\"*\"]}," \
-                   "\"account_data\":{\"not_types\":[\"*\"]}}"
 /* Events one /messages page asks for while backfilling a gap. */
 #define BACKFILL_PAGE 100
 #define RETRY_MIN_MS 5000
 #define RETRY_MAX_MS 60000
 #define FLUSH_TIMEOUT_MS 30000
-/* Sent on matrix.todevice when a sync reports device list changes but no to-device event to
- * carry them, so crypto still refreshes those users' keys. */
-#define DEVICE_LISTS_EVENT "com.mindroom.device_lists"
-/* Sent on matrix.todevice when the device's key counts changed but no to-device event carries
- * them, so crypto tops up one-time and fallback keys (and learns the device on a first sync). */
-#define KEY_COUNTS_EVENT "com.mindroom.key_counts"
 
-typedef struct loop {
+struct gw_loop {
     gw *g;
     gw_account *a;
-    char filter[256];
+    unsigned long gen;      /* of the session a->m uses */
+    char *since;            /* the saved token, NULL before the first batch */
+    bool loaded;            /* since and the history cutoffs are read from the store */
+    long delay;             /* before the next try after a failure */
+    /* The rooms another account publishes when this round's request was made: its filter
+     * leaves their timelines out, so the homeserver serves each timeline to one account. */
+    json_t *left_out;
     /* history:<account> in the store: "epoch" (wall ms of this account's first sync by the
      * gateway) and, per room, the time before which its events are history. */
     long long epoch;
     json_t *cutoffs;        /* room ID -> ms */
     json_t *key_counts;     /* {one_time_key_counts, unused_fallback_key_types} last published */
-} loop;
+};
+typedef struct gw_loop loop;
 
 /* What one batch did, for the crash point and the logs. */
 typedef struct batch {
@@ -59,22 +59,6 @@ static mr_code publish(gw *g, const char *topic, const char *key, json_t *msg, m
 /* Where a room's live events start: after the account joined it, and never before the
  * gateway first synced the account (a fresh store on an old account). Kept in the store before
  * anything of the room is published, so a replay of the batch decides the same. */
-static long long own_join_ts(const char *user_id, json_t *events)
-{
-    long long ts = 0;
-    size_t i;
-    json_t *ev;
-    json_array_foreach(events, i, ev) {
-        const char *type = json_string_value(json_object_get(ev, "type"));
-        const char *sk = json_string_value(json_object_get(ev, "state_key"));
-        const char *m = json_string_value(json_object_get(json_object_get(ev, "content"), "membership"));
-        if (type && sk && m && strcmp(type, "m.room.member") == 0 && strcmp(sk, user_id) == 0 &&
-            strcmp(m, "join") == 0)
-            ts = json_integer_value(json_object_get(ev, "origin_server_ts"));
-    }
-    return ts;
-}
-
 static mr_code room_cutoff(loop *l, const char *room_id, json_t *room, long long *out, mr_err *err)
 {
     json_t *known = json_object_get(l->cutoffs, room_id);
@@ -82,9 +66,10 @@ static mr_code room_cutoff(loop *l, const char *room_id, json_t *room, long long
         *out = json_integer_value(known);
         return MR_OK;
     }
-    long long joined = own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "state"), "events"));
-    long long in_timeline = own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "timeline"),
-                                                                       "events"));
+    long long joined = gw_sync_own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "state"),
+                                                                          "events"));
+    long long in_timeline = gw_sync_own_join_ts(l->a->user_id, json_object_get(json_object_get(room, "timeline"),
+                                                                               "events"));
     joined = in_timeline > joined ? in_timeline : joined;
     *out = joined > l->epoch ? joined : l->epoch;
     char key[MR_MATRIX_ID_SIZE + 16], value[32];
@@ -101,32 +86,33 @@ static bool is_history(const gw *g, long long cutoff, long long ts)
     return ts < cutoff || mr_clock_wall_ms() - ts > g->s.answer_max_age_ms;
 }
 
-static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_t *events,
+/* Publishes the events of a room, each with the room's facts and m.room.encryption (asked of
+ * the homeserver through m, once, when the gateway has no record of the room). */
+static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long cutoff, json_t *events,
                            const char *membership, bool timeline, batch *b, mr_err *err)
 {
     gw *g = l->g;
     size_t i;
-    json_t *ev;
+    json_t *ev, *enc = NULL;
     json_t *facts = json_array_size(events) ? gw_pub_facts(g, room_id) : NULL;
-    json_array_foreach(events, i, ev) {
-        json_t *ts = json_object_get(ev, "origin_server_ts");
-        /* Only whole room events travel; stripped state (no ID, no time) does not. */
-        if (!json_is_string(json_object_get(ev, "event_id")) || !json_is_integer(ts) ||
-            !gw_pub_claim(g, room_id, json_string_value(json_object_get(ev, "event_id")), l->a->user_id))
+    /* Only a joined account may read the room's state. */
+    mr_matrix *reader = strcmp(membership, "join") == 0 ? m : NULL;
+    mr_code rc = json_array_size(events) ? gw_enc_of(g, reader, room_id, &enc, err) : MR_OK;
+    json_array_foreach(rc == MR_OK ? events : NULL, i, ev) {
+        const char *id = gw_sync_event_id(ev);
+        if ((rc = gw_enc_note(g, room_id, ev, &enc, err)) != MR_OK)
+            break;
+        if (!id || !gw_pub_claim(g, room_id, id, l->a->user_id))
             continue;
+        json_t *ts = json_object_get(ev, "origin_server_ts");
         bool history = is_history(g, cutoff, json_integer_value(ts));
-        json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:b}", "v", 1, "type", "inbound_event",
-                                "account", l->a->user_id, "room_id", room_id, "event", ev, "membership",
-                                membership, "history", history);
-        if (msg && facts && json_object_set(msg, "room", facts) != 0) {
+        json_t *msg = gw_sync_inbound(l->a->user_id, room_id, ev, membership, history, facts);
+        if (msg && enc && json_object_set(msg, "encryption", enc) != 0) {
             json_decref(msg);
             msg = NULL;
         }
-        mr_code rc = publish(g, "matrix.inbound", room_id, msg, err);
-        if (rc != MR_OK) {
-            json_decref(facts);
-            return rc;
-        }
+        if ((rc = publish(g, "matrix.inbound", room_id, msg, err)) != MR_OK)
+            break;
         b->inbound++;
         b->history += history;
         const char *type = json_string_value(json_object_get(ev, "type"));
@@ -136,7 +122,8 @@ static mr_code room_events(loop *l, const char *room_id, long long cutoff, json_
             gw_metrics_sync_lag(g, (double)(mr_clock_wall_ms() - json_integer_value(ts)) / 1000.0);
     }
     json_decref(facts);
-    return MR_OK;
+    json_decref(enc);
+    return rc;
 }
 
 /* Events oldest first: /messages backwards from `from` down to the token `to`, or to the event
@@ -195,11 +182,42 @@ static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, const gap_re
     return MR_OK;
 }
 
-/* The events of rooms this account took over from another publisher, from the newest one that
- * publisher claimed up to `since`, where this account's previous batches ended: they passed this
- * loop while the other one published. They were live to the former publisher, so only their age
- * makes them history. */
-static mr_code handovers(loop *l, mr_matrix *m, const char *since, batch *b, mr_err *err)
+static bool left_out(const loop *l, const char *room_id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(l->left_out, i, v)
+        if (strcmp(json_string_value(v), room_id) == 0)
+            return true;
+    return false;
+}
+
+/* The sync filter of the next request: no presence or account data, and no timeline of the
+ * rooms another account publishes (their state, membership and this account's invites, to-device
+ * events, device lists and key counts still come). */
+static char *sync_filter(loop *l, mr_err *err)
+{
+    json_decref(l->left_out);
+    l->left_out = gw_pub_others(l->g, l->a->user_id);
+    json_t *f = l->left_out ? json_pack("{s:{s:{s:I, s:O}}, s:{s:[s]}, s:{s:[s]}}", "room", "timeline",
+                                        "limit", (json_int_t)l->g->s.timeline_limit, "not_rooms",
+                                        l->left_out, "presence", "not_types", "*", "account_data",
+                                        "not_types", "*") : NULL;
+    char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    json_decref(f);
+    if (!text)
+        mr_err_set(err, MR_ENOMEM, "out of memory preparing the sync filter of %s", l->a->user_id);
+    return text;
+}
+
+/* The events of rooms this account took over from another publisher, after the newest one that
+ * publisher claimed: they passed this loop while the other one published. Fetched back from
+ * where this batch's timeline of the room begins: `since` when the request asked for it, else
+ * `next`. With no event claimed by the former publisher, what this account's own filter left out
+ * is fetched (since..next). They were live to the former publisher, so only their age makes
+ * them history. */
+static mr_code handovers(loop *l, mr_matrix *m, const char *since, const char *next, batch *b,
+                         mr_err *err)
 {
     json_t *rooms = gw_pub_take_handovers(l->g, l->a->user_id);
     if (!rooms)
@@ -209,12 +227,17 @@ static mr_code handovers(loop *l, mr_matrix *m, const char *since, batch *b, mr_
     json_t *stop;
     json_object_foreach(rooms, room_id, stop) {
         json_t *gap = NULL;
-        gap_req q = {.from = since, .stop = json_string_value(stop)};
-        if (since && (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK) {
+        bool out = left_out(l, room_id);
+        gap_req q = {.from = out ? next : since, .stop = json_string_value(stop)};
+        q.to = q.stop ? NULL : since;
+        /* Nothing claimed and nothing left out, or a first sync, which starts the room anyway. */
+        if (!q.stop && (!out || !since))
+            continue;
+        if (q.from && (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK) {
             mr_log_info(GW, "%s publishes %s now; %zu events after %s fetched again", l->a->user_id, room_id,
-                        json_array_size(gap), q.stop);
+                        json_array_size(gap), q.stop ? q.stop : since);
             b->backfilled += json_array_size(gap);
-            rc = room_events(l, room_id, 0, gap, "join", true, b, err);
+            rc = room_events(l, m, room_id, 0, gap, "join", true, b, err);
         }
         json_decref(gap);
         if (rc != MR_OK)
@@ -225,8 +248,10 @@ static mr_code handovers(loop *l, mr_matrix *m, const char *since, batch *b, mr_
 }
 
 /* joined rooms: a limited timeline's gap, state, then timeline; left rooms: their timeline up to
- * the leave. Only the rooms this account publishes. */
-static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch *b, mr_err *err)
+ * the leave. Only the rooms this account publishes and whose timeline it asked for (a room taken
+ * over in this batch comes through handovers). */
+static mr_code rooms(loop *l, mr_matrix *m, const char *since, const char *next, json_t *r, batch *b,
+                     mr_err *err)
 {
     const char *room_id;
     json_t *room;
@@ -238,7 +263,7 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch 
             return rc;
     }
     /* The leave of the publisher hands its rooms over when its own batch is published. */
-    if ((rc = handovers(l, m, since, b, err)) != MR_OK)
+    if ((rc = handovers(l, m, since, next, b, err)) != MR_OK)
         return rc;
     json_object_foreach(json_object_get(r, "join"), room_id, room) {
         json_t *timeline = json_object_get(room, "timeline");
@@ -246,7 +271,7 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch 
         gap_req q = {.from = json_string_value(json_object_get(timeline, "prev_batch")), .to = since};
         if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK)
             return rc;
-        if (!mine)
+        if (!mine || left_out(l, room_id))
             continue;
         /* A first sync is limited by design: what came before it is history, not a gap. */
         if ((rc = room_cutoff(l, room_id, room, &cutoff, err)) == MR_OK && since &&
@@ -254,19 +279,19 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, json_t *r, batch 
             (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK)
             b->backfilled += json_array_size(gap);
         if (rc == MR_OK)
-            rc = room_events(l, room_id, cutoff, gap, "join", true, b, err);
+            rc = room_events(l, m, room_id, cutoff, gap, "join", true, b, err);
         json_decref(gap);
         if (rc != MR_OK ||
-            (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "state"), "events"),
+            (rc = room_events(l, m, room_id, cutoff, json_object_get(json_object_get(room, "state"), "events"),
                               "join", false, b, err)) != MR_OK ||
-            (rc = room_events(l, room_id, cutoff, json_object_get(timeline, "events"), "join", true, b,
+            (rc = room_events(l, m, room_id, cutoff, json_object_get(timeline, "events"), "join", true, b,
                               err)) != MR_OK)
             return rc;
     }
     json_object_foreach(json_object_get(r, "leave"), room_id, room) {
         if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK ||
-            (mine && ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
-                      (rc = room_events(l, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
+            (mine && !left_out(l, room_id) && ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
+                      (rc = room_events(l, m, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
                                                                            "events"), "leave", true, b, err)) != MR_OK)))
             return rc;
     }
@@ -293,15 +318,7 @@ static mr_code invites(gw *g, gw_account *a, mr_matrix *m, json_t *invited, mr_e
     const char *room_id;
     json_t *room;
     json_object_foreach(invited, room_id, room) {
-        const char *inviter = NULL;
-        size_t i;
-        json_t *ev;
-        json_array_foreach(json_object_get(json_object_get(room, "invite_state"), "events"), i, ev) {
-            const char *type = json_string_value(json_object_get(ev, "type"));
-            const char *sk = json_string_value(json_object_get(ev, "state_key"));
-            if (type && sk && strcmp(type, "m.room.member") == 0 && strcmp(sk, a->user_id) == 0)
-                inviter = json_string_value(json_object_get(ev, "sender"));
-        }
+        const char *inviter = gw_sync_inviter(a->user_id, room);
         mr_authz_room where = {.room_id = room_id};
         mr_authz_decision d;
         if (!inviter || !g->cfg->router.accept_invites ||
@@ -327,24 +344,11 @@ static mr_code invites(gw *g, gw_account *a, mr_matrix *m, json_t *invited, mr_e
 
 /* ---- to-device ---- */
 
-static json_t *device_lists(json_t *sync)
-{
-    json_t *dl = json_object_get(sync, "device_lists");
-    json_t *changed = json_object_get(dl, "changed"), *left = json_object_get(dl, "left");
-    if (!json_array_size(changed) && !json_array_size(left))
-        return NULL;
-    return json_pack("{s:o, s:o}", "changed", json_is_array(changed) ? json_incref(changed) : json_array(),
-                     "left", json_is_array(left) ? json_incref(left) : json_array());
-}
-
 /* The sync's key counts when they differ from what this loop last published (every first
  * sync of a loop publishes them), else NULL. */
 static json_t *key_counts(loop *l, json_t *sync)
 {
-    json_t *otk = json_object_get(sync, "device_one_time_keys_count");
-    json_t *fb = json_object_get(sync, "device_unused_fallback_key_types");
-    json_t *now = json_pack("{s:O, s:O}", "one_time_key_counts", json_is_object(otk) ? otk : json_object(),
-                            "unused_fallback_key_types", json_is_array(fb) ? fb : json_array());
+    json_t *now = gw_sync_key_counts(sync);
     if (!now || (l->key_counts && json_equal(now, l->key_counts))) {
         json_decref(now);
         return NULL;
@@ -354,34 +358,19 @@ static json_t *key_counts(loop *l, json_t *sync)
 
 static mr_code to_device(loop *l, json_t *sync, batch *b, mr_err *err)
 {
-    gw *g = l->g;
     gw_account *a = l->a;
-    json_t *lists = device_lists(sync), *counts = key_counts(l, sync);
-    json_t *events = json_object_get(json_object_get(sync, "to_device"), "events");
-    json_t *synthetic = NULL;
-    if ((lists || counts) && !json_array_size(events)) {
-        synthetic = json_pack("[{s:s, s:s, s:{}}]", "sender", a->user_id, "type",
-                              lists ? DEVICE_LISTS_EVENT : KEY_COUNTS_EVENT, "content");
-        events = synthetic;
-    }
-    mr_code rc = MR_OK;
+    json_t *lists = gw_sync_device_lists(sync), *counts = key_counts(l, sync);
+    json_t *msgs = gw_sync_todevice(a->user_id, a->device_id, sync, lists, counts);
+    mr_code rc = msgs ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory reading the to-device events of %s",
+                                           a->user_id);
     size_t i;
-    json_t *ev;
-    json_array_foreach(events, i, ev) {
-        json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:O}", "v", 1, "type", "todevice_event",
-                                "account", a->user_id, "device_id", a->device_id, "event", ev);
-        /* The first message carries the device list changes and key counts of the whole batch. */
-        if (msg && lists && i == 0)
-            json_object_set(msg, "device_lists", lists);
-        if (msg && counts && i == 0 && json_object_update(msg, counts) != 0) {
-            json_decref(msg);
-            msg = NULL;
-        }
-        if ((rc = publish(g, "matrix.todevice", a->user_id, msg, err)) != MR_OK)
+    json_t *msg;
+    json_array_foreach(msgs, i, msg) {
+        if ((rc = publish(l->g, "matrix.todevice", a->user_id, json_incref(msg), err)) != MR_OK)
             break;
         b->todevice++;
     }
-    json_decref(synthetic);
+    json_decref(msgs);
     json_decref(lists);
     if (rc == MR_OK && counts) {
         json_decref(l->key_counts);
@@ -399,8 +388,9 @@ static mr_code handle(loop *l, mr_matrix *m, const char *since, json_t *sync, ba
     gw *g = l->g;
     gw_account *a = l->a;
     json_t *r = json_object_get(sync, "rooms");
+    const char *next = json_string_value(json_object_get(sync, "next_batch"));
     mr_code rc;
-    if ((rc = rooms(l, m, since, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK ||
+    if ((rc = rooms(l, m, since, next, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK ||
         (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK || (rc = rooms_left(l, r, err)) != MR_OK)
         return rc;
     gw_metrics_published(g, "matrix.inbound", b->inbound);
@@ -455,33 +445,65 @@ static mr_code save_since(gw *g, const gw_account *a, const char *next, mr_err *
     return mr_store_set(g->rt->store, key, next, strlen(next), 0, err);
 }
 
-/* One round: sync, hand the batch to the bus, then save its token. */
-static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **since, mr_err *err)
+static mr_code load_state(loop *l, mr_err *err)
+{
+    mr_code rc = load_since(l->g, l->a, &l->since, err);
+    return rc == MR_OK ? load_history(l, l->since == NULL, err) : rc;
+}
+
+gw_loop *gw_loop_new(gw *g, gw_account *a)
+{
+    loop *l = malloc(sizeof *l);
+    if (l && !(*l = (loop){.g = g, .a = a, .gen = a->generation, .delay = RETRY_MIN_MS,
+                           .cutoffs = json_object()}).cutoffs) {
+        free(l);
+        l = NULL;
+    }
+    return l;
+}
+
+void gw_loop_free(gw_loop *l)
+{
+    if (!l)
+        return;
+    free(l->since);
+    json_decref(l->cutoffs);
+    json_decref(l->key_counts);
+    json_decref(l->left_out);
+    free(l);
+}
+
+gw_account *gw_loop_account(gw_loop *l)
+{
+    return l->a;
+}
+
+mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, void *tag, mr_err *err)
 {
     gw *g = l->g;
     gw_account *a = l->a;
-    /* The first round returns at once, so readiness means "caught up", not "a message came". */
-    mr_matrix_sync_req req = {.filter = l->filter, .since = *since, .full_state = !*since,
-                              .timeout_ms = atomic_load(&a->synced) ? g->s.sync_timeout_ms : 0};
-    json_t *sync = NULL;
-    mr_code rc = mr_matrix_sync(m, &req, &sync, err);
-    if (rc == MR_EAUTH)
-        return gw_account_relogin(g, a, m, gen, err);
-    if (rc == MR_EINVAL && *since && mr_matrix_last(m)->status == 400) {
-        /* The homeserver no longer knows the token (it was reset): start over with a full
-         * sync; what it brings again is history unless newer than the rooms' cutoffs, and the
-         * agent's claims keep those from a second answer. */
-        mr_log_warn(GW, "sync of %s: %s; starting again with a full sync", a->user_id, err->msg);
-        free(*since);
-        *since = NULL;
-        return MR_OK;
-    }
-    if (rc != MR_OK || mr_runtime_stopping(g->rt)) {
-        json_decref(sync);
+    mr_code rc = l->loaded ? MR_OK : load_state(l, err);
+    if (rc != MR_OK)
         return rc;
-    }
+    l->loaded = true;
+    char *filter = sync_filter(l, err);
+    if (!filter)
+        return MR_ENOMEM;
+    /* The first round returns at once, so readiness means "caught up", not "a message came". */
+    mr_matrix_sync_req req = {.filter = filter, .since = l->since, .full_state = !l->since,
+                              .timeout_ms = atomic_load(&a->synced) ? g->s.sync_timeout_ms : 0};
+    rc = mr_matrix_sync_start(a->m, mu, &req, tag, err);
+    free(filter);
+    return rc;
+}
+
+/* The rest of a round once its sync came back: hand the batch to the bus, then save its token. */
+static mr_code round_end(loop *l, json_t *sync, mr_err *err)
+{
+    gw *g = l->g;
+    gw_account *a = l->a;
     batch b = {0};
-    rc = handle(l, m, *since, sync, &b, err);
+    mr_code rc = handle(l, a->m, l->since, sync, &b, err);
     const char *next = json_string_value(json_object_get(sync, "next_batch"));
     if (rc == MR_OK && b.had_message)
         gw_crash_point(g, GW_CRASH_AFTER_PUBLISH);
@@ -490,8 +512,8 @@ static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **sinc
     if (rc == MR_OK) {
         char *copy = strdup(next);
         if (copy) {
-            free(*since);
-            *since = copy;
+            free(l->since);
+            l->since = copy;
         }
         if (b.inbound || b.todevice)
             mr_log_debug(GW, "%s: published %zu room events (%zu history, %zu backfilled) and %zu "
@@ -499,74 +521,47 @@ static mr_code round_once(loop *l, mr_matrix *m, unsigned long *gen, char **sinc
                          b.todevice, next);
         atomic_store(&a->synced, true);
     }
-    json_decref(sync);
     return rc;
 }
 
-static mr_code load_state(loop *l, char **since, mr_err *err)
+long gw_loop_end(gw_loop *l, mr_code rc, const mr_err *why)
 {
-    mr_code rc = load_since(l->g, l->a, since, err);
-    return rc == MR_OK ? load_history(l, *since == NULL, err) : rc;
-}
-
-static void *sync_main(void *arg)
-{
-    loop *l = arg;
     gw *g = l->g;
     gw_account *a = l->a;
     mr_matrix *m = a->m;
-    unsigned long gen = a->generation;
-    char *since = NULL;
-    bool loaded = false;
-    long delay = RETRY_MIN_MS;
+    json_t *sync = NULL;
+    long retry_ms = -1;
     mr_err err = {0};
-    while (!mr_runtime_stopping(g->rt)) {
-        mr_code rc = loaded ? MR_OK : load_state(l, &since, &err);
-        loaded = rc == MR_OK;
-        if (rc == MR_OK)
-            rc = round_once(l, m, &gen, &since, &err);
-        if (rc == MR_OK) {
-            delay = RETRY_MIN_MS;
-            continue;
-        }
-        if (mr_runtime_stopping(g->rt))
-            break;
-        /* The batch was not saved: the next round asks for it again, key counts included. */
-        json_decref(l->key_counts);
-        l->key_counts = NULL;
-        mr_log_warn(GW, "sync of %s failed, again in %ld s: %s", a->user_id, delay / 1000, err.msg);
-        mr_runtime_sleep(g->rt, (int)delay);
-        delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
+    rc = mr_matrix_sync_finish(m, rc, why, &sync, &retry_ms, &err);
+    if (rc == MR_EAUTH) {
+        rc = gw_account_relogin(g, a, m, &l->gen, &err);
+    } else if (rc == MR_EINVAL && l->since && mr_matrix_last(m)->status == 400) {
+        /* The homeserver no longer knows the token (it was reset): start over with a full
+         * sync; what it brings again is history unless newer than the rooms' cutoffs, and the
+         * agent's claims keep those from a second answer. */
+        mr_log_warn(GW, "sync of %s: %s; starting again with a full sync", a->user_id, err.msg);
+        free(l->since);
+        l->since = NULL;
+        rc = MR_OK;
+    } else if (rc == MR_OK && !mr_runtime_stopping(g->rt)) {
+        rc = round_end(l, sync, &err);
     }
-    free(since);
-    json_decref(l->cutoffs);
+    json_decref(sync);
+    if (rc == MR_OK || mr_runtime_stopping(g->rt)) {
+        l->delay = RETRY_MIN_MS;
+        return 0;
+    }
+    return gw_loop_failed(l, &err, retry_ms);
+}
+
+long gw_loop_failed(gw_loop *l, const mr_err *err, long retry_ms)
+{
+    /* The batch was not saved: the next round asks for it again, key counts included. */
     json_decref(l->key_counts);
-    free(l);
-    return NULL;
-}
-
-mr_code gw_sync_start(gw *g, gw_account *a, mr_err *err)
-{
-    loop *l = malloc(sizeof *l);
-    if (!l || !(*l = (loop){.g = g, .a = a, .cutoffs = json_object()}).cutoffs) {
-        free(l);
-        return mr_err_set(err, MR_ENOMEM, "out of memory starting the sync of %s", a->user_id);
-    }
-    snprintf(l->filter, sizeof l->filter, FILTER_FMT, g->s.timeline_limit);
-    int e = pthread_create(&a->sync_thread, NULL, sync_main, l);
-    if (e != 0) {
-        json_decref(l->cutoffs);
-        free(l);
-        return mr_err_errno(err, MR_EINTERNAL, e, "starting the sync thread of %s", a->user_id);
-    }
-    a->sync_started = true;
-    return MR_OK;
-}
-
-void gw_sync_join(gw *g, gw_account *a)
-{
-    (void)g;
-    if (a->sync_started)
-        pthread_join(a->sync_thread, NULL);
-    a->sync_started = false;
+    l->key_counts = NULL;
+    long delay = retry_ms >= 0 ? retry_ms : l->delay;
+    mr_log_warn(GW, "sync of %s failed, again in %ld ms: %s", l->a->user_id, delay, err->msg);
+    if (retry_ms < 0)
+        l->delay = l->delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : l->delay * 2;
+    return delay;
 }

@@ -8,11 +8,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <jansson.h>
 
 #include "mindroom/ids.h"
 #include "mindroom/log.h"
 #include "mindroom/oauth.h"
+#include "mindroom/str.h"
 
 #define TU "MINDROOM_TRUSTED_UPSTREAM_"
 #define API_KEY_COOKIE "mindroom_api_key"
@@ -121,16 +121,19 @@ void ua_auth_stats_get(ua_auth *a, ua_auth_stats *out)
 }
 
 /* Identity values end up in response headers, JSON bodies and logs: no control characters, and
- * valid UTF-8 (jansson's own check, as it is jansson that writes them into the JSON replies,
- * where it would refuse them and turn the request into a 500). */
+ * valid UTF-8 by the rules jansson applies when it writes them into the JSON replies (where it
+ * would refuse them and turn the request into a 500). Checked in place: the JWT header is
+ * checked on every request. */
 static bool clean(const char *v)
 {
-    for (const char *p = v; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+    for (const char *p = v; *p;) {
+        unsigned char c = (unsigned char)*p;
+        size_t n = c >= 0x20 && c < 0x7f ? 1 : c >= 0x80 ? mr_utf8_seq_len(p) : 0;
+        if (n == 0)
             return false;
-    json_t *utf8 = json_string(v);
-    json_decref(utf8);
-    return utf8 != NULL;
+        p += n;
+    }
+    return true;
 }
 
 /* One configured header: *value is NULL when absent or empty. Sent twice it is ambiguous (which
@@ -197,15 +200,15 @@ static mr_code header_only(const ua_settings *s, const char *user_id, const char
 /* libs/jwt, behind the cache of verified tokens. */
 static mr_code verify_token(ua_auth *a, const char *token, mr_jwt_identity *claims, mr_err *err)
 {
+    if (!a->cache)
+        return mr_jwt_verify(a->verifier, token, claims, err);
     unsigned char digest[MR_OAUTH_SHA256_LEN];
     mr_oauth_sha256(token, strlen(token), digest);
     bool hit = ua_token_cache_get(a->cache, digest, a->clock(a->clock_ctx) / 1000, claims);
-    if (a->cache) {
-        static const char *const hit_labels[] = {"result", "hit", NULL}, *const miss_labels[] = {"result", "miss", NULL};
-        atomic_fetch_add(hit ? &a->hits : &a->misses, 1);
-        if (a->metrics)
-            mr_http_metrics_inc(a->metrics, "upstream_auth_jwt_cache_total", hit ? hit_labels : miss_labels, 1);
-    }
+    static const char *const hit_labels[] = {"result", "hit", NULL}, *const miss_labels[] = {"result", "miss", NULL};
+    atomic_fetch_add(hit ? &a->hits : &a->misses, 1);
+    if (a->metrics)
+        mr_http_metrics_inc(a->metrics, "upstream_auth_jwt_cache_total", hit ? hit_labels : miss_labels, 1);
     if (hit)
         return MR_OK;
     mr_code rc = mr_jwt_verify(a->verifier, token, claims, err);

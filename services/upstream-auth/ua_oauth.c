@@ -14,40 +14,6 @@
 #include "mindroom/oauth.h"
 #include "mindroom/str.h"
 
-#define EXCHANGE_TIMEOUT_MS 10000L
-
-/* ---- URL-encoded parameters ----------------------------------------------------------- */
-
-static void sb_encoded(mr_strbuf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-            mr_strbuf_add(b, (const char *)p, 1);
-        } else {
-            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            mr_strbuf_add(b, esc, 3);
-        }
-    }
-}
-
-/* "&name=value" (no '&' for the first parameter of a body). */
-static void sb_param(mr_strbuf *b, const char *name, const char *value)
-{
-    if (b->len > 0 && b->s[b->len - 1] != '?')
-        mr_strbuf_puts(b, "&");
-    mr_strbuf_puts(b, name);
-    mr_strbuf_puts(b, "=");
-    sb_encoded(b, value);
-}
-
-static void sb_wipe(mr_strbuf *b)
-{
-    if (b->s)
-        explicit_bzero(b->s, b->cap);
-    free(b->s);
-}
-
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static long long now_ms(void)
@@ -130,21 +96,23 @@ static mr_http_response *redirect_to_provider(const ua_oauth *o, const ua_provid
     explicit_bzero(verifier, sizeof verifier);
     mr_strbuf url = {0};
     mr_strbuf_puts(&url, p->authorize_url);
-    mr_strbuf_puts(&url, strchr(p->authorize_url, '?') ? "&" : "?");
-    sb_param(&url, "response_type", "code");
-    sb_param(&url, "client_id", p->client_id);
-    sb_param(&url, "redirect_uri", p->redirect_url);
+    /* mr_oauth_form_add puts '&' before each parameter unless the URL ends in '?'. */
+    if (!strchr(p->authorize_url, '?'))
+        mr_strbuf_puts(&url, "?");
+    mr_oauth_form_add(&url, "response_type", "code");
+    mr_oauth_form_add(&url, "client_id", p->client_id);
+    mr_oauth_form_add(&url, "redirect_uri", p->redirect_url);
     if (*g->scopes)
-        sb_param(&url, "scope", g->scopes);
-    sb_param(&url, "state", state);
-    sb_param(&url, "code_challenge", challenge);
-    sb_param(&url, "code_challenge_method", "S256");
+        mr_oauth_form_add(&url, "scope", g->scopes);
+    mr_oauth_form_add(&url, "state", state);
+    mr_oauth_form_add(&url, "code_challenge", challenge);
+    mr_oauth_form_add(&url, "code_challenge_method", "S256");
     mr_http_response *r = url.failed ? NULL : mr_http_reply_text(302, "Redirecting to the provider.\n");
     if (r && (!mr_http_response_header(r, "Location", url.s) || !mr_http_response_header(r, "Cache-Control", "no-store"))) {
         mr_http_response_free(r);
         r = NULL;
     }
-    sb_wipe(&url);
+    mr_oauth_form_wipe(&url);
     explicit_bzero(state, sizeof state);
     count(o, "authorize", r ? 302 : 500);
     return r;
@@ -245,57 +213,6 @@ static mr_code state_claim(const ua_oauth *o, const char *state, bool *won, mr_e
     return rc;
 }
 
-/* POST to the token endpoint (RFC 6749 section 4.1.3, client_secret_post, PKCE verifier). On
- * success *tokens is the provider's JSON answer with obtained_at added. */
-static mr_code exchange_code(const ua_provider *p, const char *code, const char *verifier, json_t **tokens,
-                             mr_err *err)
-{
-    *tokens = NULL;
-    mr_strbuf body = {0};
-    sb_param(&body, "grant_type", "authorization_code");
-    sb_param(&body, "code", code);
-    sb_param(&body, "redirect_uri", p->redirect_url);
-    sb_param(&body, "client_id", p->client_id);
-    sb_param(&body, "client_secret", p->client_secret);
-    sb_param(&body, "code_verifier", verifier);
-    if (body.failed) {
-        sb_wipe(&body);
-        return mr_err_set(err, MR_ENOMEM, "out of memory for the token request");
-    }
-    mr_http_client *c = NULL;
-    mr_http_client_opts co = {.timeout_ms = EXCHANGE_TIMEOUT_MS, .max_response = 1024 * 1024};
-    mr_http_result res = {0};
-    static const char *const headers[] = {"Accept: application/json", NULL};
-    mr_http_call call = {.method = "POST", .url = p->token_url, .body = body.s, .body_len = body.len,
-                         .content_type = "application/x-www-form-urlencoded", .headers = headers};
-    mr_code rc = mr_http_client_new(&co, &c, err);
-    if (rc == MR_OK)
-        rc = mr_http_client_do(c, &call, &res, err);
-    sb_wipe(&body);
-    if (rc == MR_OK && (res.status < 200 || res.status > 299)) {
-        json_t *e = json_loadb(res.body, res.body_len, 0, NULL);
-        const char *code_name = json_string_value(json_object_get(e, "error"));
-        rc = mr_err_set(err, MR_EUNAVAIL, "POST %s answered HTTP %ld%s%.64s", p->token_url, res.status,
-                        code_name ? ", error " : "", code_name ? code_name : "");
-        json_decref(e);
-    }
-    if (rc == MR_OK) {
-        *tokens = json_loadb(res.body, res.body_len, 0, NULL);
-        if (!json_is_object(*tokens) || !json_string_value(json_object_get(*tokens, "access_token")) ||
-            json_object_set_new(*tokens, "obtained_at", json_integer(now_ms() / 1000)) != 0) {
-            json_decref(*tokens);
-            *tokens = NULL;
-            rc = mr_err_set(err, MR_EUNAVAIL, "POST %s: the answer is not a JSON object with an access_token",
-                            p->token_url);
-        }
-    }
-    if (res.body)
-        explicit_bzero(res.body, res.body_len);
-    mr_http_result_clear(&res);
-    mr_http_client_free(c);
-    return rc;
-}
-
 /* Short printable values from the query (the provider's error code) may be shown; others not. */
 static const char *printable_or(const char *v, const char *fallback)
 {
@@ -319,7 +236,8 @@ static mr_http_response *finish(const ua_oauth *o, const ua_provider *p, const s
         return fail(o, "callback", 400, "Missing code");
     json_t *tokens = NULL;
     mr_err err = {0};
-    if (exchange_code(p, code, st->code_verifier, &tokens, &err) != MR_OK) {
+    mr_oauth_client client = {.token_url = p->token_url, .client_id = p->client_id, .client_secret = p->client_secret};
+    if (mr_oauth_exchange_code(&client, code, p->redirect_url, st->code_verifier, &tokens, &err) != MR_OK) {
         mr_log_warn("upstream-auth", "OAuth callback for %s: %s", p->name, err.msg);
         return fail(o, "callback", 502, "The provider did not exchange the authorization code; ask the agent for "
                     "a new link");

@@ -2,7 +2,6 @@
 #include "upstream_auth.h"
 #include "ua_internal.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 
 #define COMPONENT "upstream-auth"
@@ -36,25 +35,12 @@ static void log_mode(const ua_settings *s)
         mr_log_info(COMPONENT, "OAuth provider %s, callback %s", s->providers[i].name, s->providers[i].redirect_url);
 }
 
-/* The runtime answers /healthz before the routes exist; until they do, /readyz says so, or an
- * ingress would send forward-auth requests to a pod that answers them 404. */
-static bool routes_ready(void *ctx, char *why, size_t cap)
-{
-    if (atomic_load((atomic_bool *)ctx))
-        return true;
-    snprintf(why, cap, "upstream-auth: routes not installed yet");
-    return false;
-}
-
 int mr_upstream_auth_serve(const mr_runtime *rt)
 {
     ua_service svc = {.metrics = rt->metrics};
-    atomic_bool routing = false;
     mr_err err = {0};
     ua_auth_options ao = {.metrics = rt->metrics};
-    mr_code rc = mr_runtime_add_check(rt, routes_ready, &routing, &err);
-    if (rc == MR_OK)
-        rc = ua_settings_load(runtime_env, (void *)rt, &svc.settings, &err);
+    mr_code rc = ua_settings_load(runtime_env, (void *)rt, &svc.settings, &err);
     if (rc == MR_OK)
         rc = ua_metrics_declare(rt->metrics, &err);
     if (rc == MR_OK)
@@ -68,18 +54,16 @@ int mr_upstream_auth_serve(const mr_runtime *rt)
         mr_log_error(COMPONENT, "%s", err.msg);
     }
     if (rc != MR_OK) {
-        mr_runtime_remove_check(rt, routes_ready, &routing);
         ua_settings_free(&svc.settings);
         return rc == MR_EINVAL ? 2 : 1;
     }
     svc.oauth = (ua_oauth){.settings = &svc.settings, .store = rt->store, .metrics = rt->metrics};
     log_mode(&svc.settings);
+    /* From here /readyz answers 200 (mr_service_def.routes). */
     mr_runtime_set_http_handler(rt, ua_routes_handle, &svc);
-    atomic_store(&routing, true);
     while (!mr_runtime_sleep(rt, 60000))
         ;
     mr_runtime_set_http_handler(rt, NULL, NULL);
-    mr_runtime_remove_check(rt, routes_ready, &routing);
     ua_auth_free(svc.auth);
     ua_settings_free(&svc.settings);
     return 0;

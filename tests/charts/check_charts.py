@@ -1,6 +1,8 @@
-"""check_charts.py -- checks charts/instance and charts/platform with the real Helm: lint --strict,
-rendered manifests, the MINDROOM_/INSTANCE_TRUSTED_UPSTREAM_* variables, render-time failures
-and the values schemas.
+"""check_charts.py -- checks charts/instance and charts/platform with the real Helm, as operators
+receive them: `helm dependency build` of the declared mindroom-common dependency, `helm package`
+and a render of each package, lint --strict, rendered manifests, the
+MINDROOM_/INSTANCE_TRUSTED_UPSTREAM_* variables, scaling objects, RBAC, render-time failures and
+the values schemas. The charts are checked in a scratch copy, so the source tree stays as it is.
 
 Usage: check_charts.py --helm PATH --charts DIR [--mindroom PATH]
 Exits 77 (CTest's skip code) when helm is not installed; `make helm` installs it.
@@ -12,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import unittest
 
@@ -47,6 +50,9 @@ STRICT_JWT = {"requireJwt": "true", "jwtHeader": "X-Trusted-Jwt",
               "jwtAudience": "mindroom-dashboard", "jwtIssuer": "https://gateway.example.com"}
 
 INSTANCE_SERVICES = ["gateway", "crypto", "authz", "agent", "upstream-auth"]
+# The services a CPU HorizontalPodAutoscaler scales by default (not the gateway: each managed
+# account's sync loop runs in one gateway).
+AUTOSCALED = ["crypto", "authz", "agent", "upstream-auth"]
 
 # The upstream-auth variables values/instance-upstream-auth-full.yaml must produce, written out
 # from the service's settings (services/upstream-auth/README.md), not from the chart.
@@ -80,16 +86,29 @@ GITHUB = {"name": "github", "authorizeUrl": "https://github.com/login/oauth/auth
 
 HELM = None
 CHARTS = None
+PROTO = None
 MINDROOM = None
 HELM_ENV = None
 
 
 def helm(*args):
-    """Runs helm; returns (exit code, stdout, stderr without Helm's notes about symlinked
-    subcharts, which every chart here has on purpose)."""
+    """Runs helm; returns (exit code, stdout, stderr). Any warning about a symbolic link fails:
+    the shared library chart is a dependency Helm packs, not a link in the chart."""
     r = subprocess.run([HELM, *args], capture_output=True, text=True, env=HELM_ENV, timeout=120)
-    err = "\n".join(l for l in r.stderr.splitlines() if "found symbolic link in path" not in l)
-    return r.returncode, r.stdout, err
+    assert "symbolic link" not in r.stderr, f"helm {' '.join(args)}: {r.stderr}"
+    return r.returncode, r.stdout, r.stderr
+
+
+def prepare_charts(source, scratch):
+    """Copies the charts to scratch and runs `helm dependency build` in each application chart,
+    as an operator does before packaging; returns the copy's path."""
+    charts = os.path.join(scratch, "charts")
+    shutil.copytree(source, charts, symlinks=True)
+    for chart in ("instance", "platform"):
+        code, out, err = helm("dependency", "build", os.path.join(charts, chart))
+        if code != 0:
+            raise SystemExit(f"helm dependency build charts/{chart} failed:\n{out}\n{err}")
+    return charts
 
 
 def nest(path, value):
@@ -167,7 +186,7 @@ class ChartCase(unittest.TestCase):
     def with_prefix(env, prefix):
         return {k[len(prefix):]: v for k, v in env.items() if k.startswith(prefix)}
 
-    def check_workload(self, dep, component, binary_args):
+    def check_workload(self, dep, component, binary_args, service_account=None, automount=False):
         """The parts every mindroom-<service> Deployment shares."""
         c = self.container(dep)
         pod = dep["spec"]["template"]["spec"]
@@ -185,8 +204,11 @@ class ChartCase(unittest.TestCase):
                                                 "capabilities": {"drop": ["ALL"]}})
         self.assertEqual(pod["securityContext"]["runAsNonRoot"], True)
         self.assertEqual(pod["securityContext"]["runAsUser"], 10001)
-        self.assertEqual(pod["automountServiceAccountToken"], False)
-        self.assertEqual(pod["serviceAccountName"], f"rel-mindroom-{self.chart}")
+        self.assertEqual(pod["automountServiceAccountToken"], automount)
+        self.assertEqual(pod["serviceAccountName"], service_account or f"rel-mindroom-{self.chart}")
+        self.assertEqual(pod["topologySpreadConstraints"], [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": dep["spec"]["selector"]["matchLabels"]}}])
         self.assertIn({"name": "tmp", "mountPath": "/tmp"}, c["volumeMounts"])
         self.assertIn({"name": "data", "mountPath": "/var/lib/mindroom"}, c["volumeMounts"])
         self.assertIn({"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}, pod["volumes"])
@@ -354,9 +376,127 @@ class InstanceChart(ChartCase):
         want = sorted([("ServiceAccount", "rel-mindroom-instance"),
                        ("ConfigMap", "rel-mindroom-instance-config"),
                        ("Service", "rel-mindroom-instance-upstream-auth")] +
-                      [("Deployment", f"rel-mindroom-instance-{s}") for s in INSTANCE_SERVICES])
+                      [("Deployment", f"rel-mindroom-instance-{s}") for s in INSTANCE_SERVICES] +
+                      [("PodDisruptionBudget", f"rel-mindroom-instance-{s}") for s in INSTANCE_SERVICES] +
+                      [("HorizontalPodAutoscaler", f"rel-mindroom-instance-{s}") for s in AUTOSCALED])
         self.assertEqual(got, want)
         self.assertNotIn("Secret", {d["kind"] for d in docs})
+
+    def test_hpa_per_autoscaled_service_owns_the_replica_count(self):
+        docs = self.render({"services": {"agent": {"replicaCount": 2, "autoscaling": {
+            "maxReplicas": 6, "targetCPUUtilizationPercentage": 60}}}})
+        hpas, deps = self.objects(docs, "HorizontalPodAutoscaler"), self.objects(docs, "Deployment")
+        for s in INSTANCE_SERVICES:
+            name = f"rel-mindroom-instance-{s}"
+            with self.subTest(service=s):
+                if s not in AUTOSCALED:
+                    self.assertNotIn(name, hpas)
+                    self.assertEqual(deps[name]["spec"]["replicas"], 1)
+                    continue
+                # An applied count would undo the autoscaler's on every upgrade.
+                self.assertNotIn("replicas", deps[name]["spec"])
+                hpa = hpas[name]["spec"]
+                self.assertEqual(hpa["scaleTargetRef"], {"apiVersion": "apps/v1", "kind": "Deployment", "name": name})
+                self.assertEqual(hpa["metrics"], [{"type": "Resource", "resource": {
+                    "name": "cpu", "target": {"type": "Utilization",
+                                              "averageUtilization": 60 if s == "agent" else 80}}}])
+                self.assertEqual((hpa["minReplicas"], hpa["maxReplicas"]), (2, 6) if s == "agent" else (1, 4))
+                # CPU utilisation is measured against the request: every container has one.
+                self.assertIn("cpu", self.container(deps[name])["resources"]["requests"])
+
+    def test_keda_scaled_object_on_consumer_lag_replaces_the_hpa(self):
+        with open(os.path.join(PROTO, "topics.yaml")) as f:
+            topics = yaml.safe_load(f)["topics"]
+        values = {"bus": {"url": "kafka://kafka-0:9092,kafka-1:9092"},
+                  "services": {k: {"keda": {"enabled": True, "maxReplicas": 8, "lagThreshold": 5}}
+                               for k in ("gateway", "crypto", "authz", "agent")}}
+        docs = self.render(values)
+        scaled = self.objects(docs, "ScaledObject")
+        self.assertEqual(sorted(self.objects(docs, "HorizontalPodAutoscaler")), ["rel-mindroom-instance-upstream-auth"])
+        for s in ("gateway", "crypto", "authz", "agent"):
+            with self.subTest(service=s):
+                name = f"rel-mindroom-instance-{s}"
+                spec = scaled[name]["spec"]
+                self.assertEqual(scaled[name]["apiVersion"], "keda.sh/v1alpha1")
+                self.assertEqual(spec["scaleTargetRef"], {"name": name})
+                self.assertEqual((spec["minReplicaCount"], spec["maxReplicaCount"]), (1, 8))
+                self.assertNotIn("replicas", self.objects(docs, "Deployment")[name]["spec"])
+                # One trigger per topic the service's consumer group reads, as proto/topics.yaml says.
+                want = sorted(t for t, d in topics.items() if s in d["consumers"])
+                got = sorted(t["metadata"]["topic"] for t in spec["triggers"])
+                self.assertEqual(got, want)
+                for t in spec["triggers"]:
+                    self.assertEqual(t["type"], "kafka")
+                    self.assertEqual({k: v for k, v in t["metadata"].items() if k != "topic"},
+                                     {"bootstrapServers": "kafka-0:9092,kafka-1:9092", "consumerGroup": s,
+                                      "lagThreshold": "5"})
+        explicit = self.render({"keda": {"bootstrapServers": "b:9092"},
+                                "services": {"agent": {"keda": {"enabled": True}}}})
+        trig = self.objects(explicit, "ScaledObject")["rel-mindroom-instance-agent"]["spec"]["triggers"]
+        self.assertEqual({t["metadata"]["bootstrapServers"] for t in trig}, {"b:9092"})
+
+    def test_network_policy_isolates_the_instance(self):
+        self.assertEqual(self.objects(self.render(), "NetworkPolicy"), {})
+        controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        homeserver = {"ipBlock": {"cidr": "10.1.2.3/32"}}
+        docs = self.render({"networkPolicy": {"enabled": True, "ingressFrom": [controller],
+                                              "egressTo": [homeserver]}})
+        spec = self.objects(docs, "NetworkPolicy")["rel-mindroom-instance"]["spec"]
+        mine = {"app.kubernetes.io/name": "mindroom-instance", "app.kubernetes.io/instance": "rel"}
+        self.assertEqual(spec["podSelector"], {"matchLabels": mine})
+        for dep in self.objects(docs, "Deployment").values():
+            labels = dep["spec"]["template"]["metadata"]["labels"]
+            self.assertEqual({k: labels[k] for k in mine}, mine)
+        self.assertEqual(spec["policyTypes"], ["Ingress", "Egress"])
+        self.assertEqual(spec["ingress"], [{"from": [{"podSelector": {"matchLabels": mine}}, controller]}])
+        egress = spec["egress"]
+        self.assertEqual(egress[0], {"to": [{"podSelector": {"matchLabels": mine}}, homeserver]})
+        self.assertEqual(egress[1]["ports"], [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}])
+        self.assertEqual(egress[2]["to"][0]["ipBlock"]["cidr"], "0.0.0.0/0")
+        self.assertIn("10.0.0.0/8", egress[2]["to"][0]["ipBlock"]["except"])
+        closed = self.render({"networkPolicy": {"enabled": True, "allowInternet": False}})
+        self.assertEqual(len(self.objects(closed, "NetworkPolicy")["rel-mindroom-instance"]["spec"]["egress"]), 2)
+
+    def test_keda_is_off_by_default(self):
+        self.assertEqual(self.objects(self.render(), "ScaledObject"), {})
+
+    def test_scaling_render_failures(self):
+        self.render_fails({"services": {"agent": {"keda": {"enabled": True}}}},
+                          "keda.bootstrapServers is empty and bus.url is not a kafka:// URL")
+        self.render_fails({"services": {"agent": {"replicaCount": 5}}},
+                          "services.agent.replicaCount (5) is above services.agent.autoscaling.maxReplicas (4)")
+        self.render_fails({"bus": {"url": "kafka://k:9092"},
+                           "services": {"upstreamAuth": {"keda": {"enabled": True, "maxReplicas": 2, "lagThreshold": 1}}}},
+                          "services.upstreamAuth.keda.enabled: upstream-auth reads no Kafka topic")
+        self.check_schema_rejects({"services": {"agent": {"autoscaling": {"targetCPUUtilizationPercentage": 0}}}},
+                                  "services.agent.autoscaling.targetCPUUtilizationPercentage")
+        self.check_schema_rejects({"services": {"agent": {"pdb": {"maxUnavailable": 0}}}},
+                                  "services.agent.pdb.maxUnavailable")
+        self.check_schema_rejects({"topologySpread": {"whenUnsatisfiable": "Never"}},
+                                  "topologySpread.whenUnsatisfiable must be one of the following")
+
+    def test_pdb_per_service_lets_one_replica_go_at_a_time(self):
+        docs = self.render()
+        pdbs, deps = self.objects(docs, "PodDisruptionBudget"), self.objects(docs, "Deployment")
+        self.assertEqual(sorted(pdbs), sorted(deps))
+        for name, pdb in pdbs.items():
+            self.assertEqual(pdb["apiVersion"], "policy/v1")
+            self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
+            self.assertEqual(pdb["spec"]["selector"]["matchLabels"], deps[name]["spec"]["selector"]["matchLabels"])
+        off = self.render({"services": {"gateway": {"pdb": {"enabled": False}}}})
+        self.assertNotIn("rel-mindroom-instance-gateway", self.objects(off, "PodDisruptionBudget"))
+
+    def test_suspended_scales_every_service_to_zero_and_keeps_the_rest(self):
+        running = self.render()
+        docs = self.render({"suspended": True})
+        for dep in self.objects(docs, "Deployment").values():
+            self.assertEqual(dep["spec"]["replicas"], 0, dep["metadata"]["name"])
+        kinds = {d["kind"] for d in docs}
+        for gone in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ScaledObject"):
+            self.assertNotIn(gone, kinds)
+        kept = lambda ds: sorted((d["kind"], d["metadata"]["name"]) for d in ds
+                                 if d["kind"] in ("ConfigMap", "Service", "ServiceAccount", "Deployment"))
+        self.assertEqual(kept(docs), kept(running))
 
     def test_each_service_runs_its_binary_with_probes_and_hardening(self):
         deps = self.objects(self.render(), "Deployment")
@@ -490,7 +630,8 @@ class InstanceChart(ChartCase):
                          "registry.example.org/mr/mindroom-gateway:1.2.3")
         agent = deps["rel-mindroom-instance-agent"]
         self.assertEqual(self.container(agent)["image"], "custom/agent:dev")
-        self.assertEqual(agent["spec"]["replicas"], 3)
+        self.assertEqual(self.objects(self.render(values), "HorizontalPodAutoscaler")
+                         ["rel-mindroom-instance-agent"]["spec"]["minReplicas"], 3)
         self.assertEqual(self.env(agent)["OPENAI_BASE_URL"], "http://stub:8000")
         self.assertNotIn("OPENAI_BASE_URL", self.env(deps["rel-mindroom-instance-gateway"]))
         for dep in deps.values():
@@ -517,6 +658,7 @@ class InstanceChart(ChartCase):
 class PlatformChart(ChartCase):
     chart = "platform"
     DEPLOYMENT = "rel-mindroom-platform-provisioning"
+    PLATFORM = "rel-mindroom-platform-platform"
 
     def test_lint_strict_default_values(self):
         self.lint()
@@ -524,29 +666,105 @@ class PlatformChart(ChartCase):
     def test_lint_strict_full_trusted_upstream_example(self):
         self.lint(["platform-trusted-full.yaml"])
 
-    def test_default_render_has_provisioning_deployment_and_service(self):
+    def test_default_render_has_provisioning_and_platform(self):
         docs = self.render()
         got = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
-        self.assertEqual(got, [("Deployment", self.DEPLOYMENT), ("Service", self.DEPLOYMENT),
-                               ("ServiceAccount", "rel-mindroom-platform")])
+        self.assertEqual(got, sorted([("Deployment", self.DEPLOYMENT), ("Service", self.DEPLOYMENT),
+                                      ("ServiceAccount", "rel-mindroom-platform"),
+                                      ("Deployment", self.PLATFORM), ("Service", self.PLATFORM),
+                                      ("ServiceAccount", self.PLATFORM), ("Role", self.PLATFORM),
+                                      ("RoleBinding", self.PLATFORM)]))
         dep = self.objects(docs, "Deployment")[self.DEPLOYMENT]
         self.check_workload(dep, "provisioning", [])
         svc = self.objects(docs, "Service")[self.DEPLOYMENT]
         self.assertEqual(svc["spec"]["selector"]["app.kubernetes.io/component"], "provisioning")
         self.assertEqual(svc["spec"]["ports"][0]["targetPort"], "http")
 
-    def test_full_example_renders_instance_variables_on_the_provisioner(self):
+    def test_platform_deployment_runs_with_its_own_token(self):
+        docs = self.render({"store": {"url": "redis://redis:6379/3"}})
+        dep = self.objects(docs, "Deployment")[self.PLATFORM]
+        # The only pod with a token: it calls the Kubernetes API.
+        self.check_workload(dep, "platform", [], service_account=self.PLATFORM, automount=True)
+        self.assertIs(self.objects(docs, "ServiceAccount")[self.PLATFORM]["automountServiceAccountToken"], True)
+        self.assertIs(self.objects(docs, "ServiceAccount")["rel-mindroom-platform"]["automountServiceAccountToken"],
+                      False)
+        env = self.env(dep)
+        self.assertEqual({k: env[k] for k in env if k.startswith("MINDROOM_PLATFORM_") or k == "MINDROOM_STORE_URL"},
+                         {"MINDROOM_STORE_URL": "redis://redis:6379/3", "MINDROOM_PLATFORM_NAMESPACE": "ns",
+                          "MINDROOM_PLATFORM_INSTANCE_CHART": "/usr/share/mindroom/charts/mindroom-instance.tgz",
+                          "MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER": "3"})
+        # helm writes its cache and config under the writable /tmp, not the read-only root.
+        self.assertEqual({k: env[k] for k in env if k.startswith("HELM_")},
+                         {"HELM_CACHE_HOME": "/tmp/helm/cache", "HELM_CONFIG_HOME": "/tmp/helm/config",
+                          "HELM_DATA_HOME": "/tmp/helm/data"})
+        self.assertEqual(dep["spec"]["replicas"], 1)
+        svc = self.objects(docs, "Service")[self.PLATFORM]
+        self.assertEqual(svc["spec"]["selector"]["app.kubernetes.io/component"], "platform")
+        off = self.render({"platform": {"enabled": False}})
+        self.assertEqual({d["metadata"]["name"] for d in off if d["metadata"]["name"] == self.PLATFORM}, set())
+
+    @staticmethod
+    def plural(kind):
+        """The resource name the apiserver gives a kind (Ingress -> ingresses, NetworkPolicy ->
+        networkpolicies)."""
+        k = kind.lower()
+        return k[:-1] + "ies" if k.endswith("y") else k + ("es" if k.endswith("s") else "s")
+
+    def instance_kinds(self):
+        """(apiGroup, resource) of everything the instance chart can render, every option on."""
+        instance = InstanceChart()
+        docs = instance.render({"bus": {"url": "kafka://k:9092"}, "ingress": {"enabled": True},
+                                "networkPolicy": {"enabled": True},
+                                "services": {"agent": {"keda": {"enabled": True}}}})
+        return {(d["apiVersion"].rpartition("/")[0], self.plural(d["kind"])) for d in docs}
+
+    def test_rbac_is_exactly_what_the_platform_applies(self):
+        for keda in (False, True):
+            with self.subTest(keda=keda):
+                docs = self.render({"platform": {"instanceNamespace": "instances", "kedaScaledObjects": keda}})
+                role = self.objects(docs, "Role")[self.PLATFORM]
+                self.assertEqual(role["metadata"]["namespace"], "instances")
+                granted = set()
+                for rule in role["rules"]:
+                    self.assertEqual(rule["verbs"], ["get", "list", "create", "patch", "delete"])
+                    granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
+                # The instance chart's kinds and the Secrets the platform generates; nothing else.
+                want = self.instance_kinds() | {("", "secrets")}
+                if not keda:
+                    want.discard(("keda.sh", "scaledobjects"))
+                self.assertEqual(granted, want)
+                binding = self.objects(docs, "RoleBinding")[self.PLATFORM]
+                self.assertEqual(binding["metadata"]["namespace"], "instances")
+                self.assertEqual(binding["roleRef"], {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                      "name": self.PLATFORM})
+                self.assertEqual(binding["subjects"], [{"kind": "ServiceAccount", "name": self.PLATFORM,
+                                                        "namespace": "ns"}])
+        self.assertEqual(self.objects(self.render(), "Role")[self.PLATFORM]["metadata"]["namespace"], "ns")
+
+    def test_full_example_renders_instance_variables_on_the_platform(self):
         docs = self.render(files=["platform-trusted-full.yaml"])
-        env = self.env(self.objects(docs, "Deployment")[self.DEPLOYMENT])
+        deps = self.objects(docs, "Deployment")
+        env = self.env(deps[self.PLATFORM])
         self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"), SEED_TRUSTED_ENV)
-        self.assertEqual(self.with_prefix(env, "MINDROOM_TRUSTED_UPSTREAM_"), {})
+        self.assertEqual(self.with_prefix(env, "MINDROOM_TRUSTED_UPSTREAM_"),
+                         {"AUTH_ENABLED": "false", "REQUIRE_JWT": "false"})
+        self.assertEqual(self.with_prefix(self.env(deps[self.DEPLOYMENT]), "INSTANCE_TRUSTED_UPSTREAM_"), {})
+
+    def test_platform_identity_headers(self):
+        docs = self.render({"platform": {"trustedUpstreamAuth": {"enabled": True, "userIdHeader": "X-User"}}})
+        env = self.env(self.objects(docs, "Deployment")[self.PLATFORM])
+        self.assertEqual(self.with_prefix(env, "MINDROOM_TRUSTED_UPSTREAM_"),
+                         {"AUTH_ENABLED": "true", "REQUIRE_JWT": "false", "USER_ID_HEADER": "X-User"})
+        self.render_fails({"platform": {"trustedUpstreamAuth": {"enabled": True}}},
+                          "platform.trustedUpstreamAuth.userIdHeader is required when "
+                          "platform.trustedUpstreamAuth.enabled is true")
 
     def test_default_instance_variables_are_off(self):
-        env = self.env(self.objects(self.render(), "Deployment")[self.DEPLOYMENT])
+        env = self.env(self.objects(self.render(), "Deployment")[self.PLATFORM])
         self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"),
                          {"AUTH_ENABLED": "false", "REQUIRE_JWT": "false"})
-        self.assertNotIn("MINDROOM_STORE_URL", env)
         self.assertNotIn("MINDROOM_BUS_URL", env)
+        self.assertNotIn("MINDROOM_STORE_URL", self.env(self.objects(self.render(), "Deployment")[self.DEPLOYMENT]))
 
     def test_trusted_upstream_render_failures(self):
         self.check_trusted_failures("provisioner.trustedUpstreamAuth",
@@ -567,12 +785,52 @@ class PlatformChart(ChartCase):
         env = self.env(self.objects(docs, "Deployment")[self.DEPLOYMENT])
         self.assertEqual((env["MINDROOM_BUS_URL"], env["MINDROOM_STORE_URL"]),
                          ("redis://redis:6379/2", "redis://redis:6379/1"))
-        self.assertEqual(self.objects(docs, "Service"), {})
+        self.assertEqual(list(self.objects(docs, "Service")), [self.PLATFORM])
 
     def test_schema_rejects_bad_values(self):
         self.check_schema_rejects(nest("provisioner.trustedUpstreamAuth", {"enabled": "on"}),
                                   "provisioner.trustedUpstreamAuth.enabled must be one of the following")
         self.check_schema_rejects({"provisioner": {"replicas": 2}}, "Additional property replicas is not allowed")
+        self.check_schema_rejects({"platform": {"replicaCount": 2}}, "platform.replicaCount: Must be less than or equal to 1")
+        self.check_schema_rejects({"platform": {"instanceNamespace": "Bad_NS"}}, "platform.instanceNamespace")
+        self.check_schema_rejects({"platform": {"maxInstancesPerOwner": 0}}, "platform.maxInstancesPerOwner")
+
+
+class Packaging(ChartCase):
+    """The charts as operators receive them: `helm package`, then a render of the package."""
+
+    def test_each_package_carries_the_library_and_renders_like_the_directory(self):
+        out_dir = tempfile.mkdtemp(dir=HELM_ENV["HELM_CACHE_HOME"])
+        for chart in ("instance", "platform"):
+            with self.subTest(chart=chart):
+                self.chart = chart
+                code, out, err = helm("package", self.chart_dir(), "--destination", out_dir)
+                self.assertEqual(code, 0, f"helm package {chart}: {err}")
+                pkg = os.path.join(out_dir, f"mindroom-{chart}-0.1.0.tgz")
+                with tarfile.open(pkg) as tar:
+                    members = tar.getmembers()
+                self.assertEqual([m.name for m in members if m.issym() or m.islnk()], [])
+                # Helm packs the built dependency as a directory of files.
+                self.assertIn(f"mindroom-{chart}/charts/mindroom-common/templates/_workload.tpl",
+                              [m.name for m in members if m.isfile()])
+                code, from_pkg, err = helm("template", "rel", pkg, "--namespace", "ns")
+                self.assertEqual(code, 0, f"helm template of the package: {err}")
+                code, from_dir, err = helm(*self.template_args(None, ()))
+                self.assertEqual(code, 0, err)
+                self.assertEqual(from_pkg, from_dir)
+                self.assertIn("kind: Deployment", from_pkg)
+                code, out, err = helm("lint", "--strict", pkg)
+                self.assertEqual(code, 0, f"helm lint --strict of the package:\n{out}\n{err}")
+
+    def test_chart_lock_matches_the_declared_dependency(self):
+        for chart in ("instance", "platform"):
+            with open(os.path.join(CHARTS, chart, "Chart.yaml")) as f:
+                deps = yaml.safe_load(f)["dependencies"]
+            with open(os.path.join(CHARTS, chart, "Chart.lock")) as f:
+                lock = yaml.safe_load(f)["dependencies"]
+            self.assertEqual(deps, [{"name": "mindroom-common", "version": "0.1.0", "repository": "file://../common"}])
+            self.assertEqual(lock, deps)
+            self.assertFalse(os.path.islink(os.path.join(CHARTS, chart, "charts", "mindroom-common")))
 
 
 class SharedDefinitions(unittest.TestCase):
@@ -604,7 +862,15 @@ class SharedDefinitions(unittest.TestCase):
                     "backend": {"service": {"name": "missing", "port": {"number": 80}}}},
                    {"path": "/", "pathType": "Prefixed",
                     "backend": {"service": {"name": "Bad_Name", "port": {"number": 81}}}}]}}]}}
-        problems = manifests.validate([dep, svc, ing, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}])
+        dep["spec"]["replicas"] = 2
+        hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+               "spec": {"scaleTargetRef": {"name": "x"}, "minReplicas": 3, "maxReplicas": 2}}
+        keda = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "k"},
+                "spec": {"scaleTargetRef": {"name": "gone"}, "minReplicaCount": 1, "maxReplicaCount": 2}}
+        pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p"},
+               "spec": {"selector": {"matchLabels": {"a": "z"}}}}
+        problems = manifests.validate([dep, svc, ing, hpa, keda, pdb,
+                                       {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}])
         joined = "\n".join(problems)
         for want in ["does not select the pod template's labels", "env E value True is not a string",
                      "volumeMount 'v' has no volume", "metadata.name 'Bad_Name' is not a valid Service name",
@@ -612,12 +878,17 @@ class SharedDefinitions(unittest.TestCase):
                      "env S secretKeyRef {'name': 's'} needs a Secret name and key",
                      "rule host 'Bad_Host'", "path must start with /", "pathType 'Prefixed'",
                      "backend Service 'missing' is not rendered",
-                     "backend port 81 is not a port of Service Bad_Name"]:
+                     "backend port 81 is not a port of Service Bad_Name",
+                     "HorizontalPodAutoscaler/h: replica range 3..2",
+                     "Deployment x sets spec.replicas, which its autoscaler owns",
+                     "ScaledObject/k: scaleTargetRef 'gone' is not a rendered Deployment",
+                     "PodDisruptionBudget/p: selector {'a': 'z'} matches no rendered Deployment",
+                     "needs exactly one of minAvailable, maxUnavailable"]:
             self.assertIn(want, joined)
 
 
 def main():
-    global HELM, CHARTS, MINDROOM, HELM_ENV
+    global HELM, CHARTS, MINDROOM, HELM_ENV, PROTO
     ap = argparse.ArgumentParser()
     ap.add_argument("--helm", required=True)
     ap.add_argument("--charts", required=True)
@@ -628,6 +899,7 @@ def main():
         print(f"SKIP: helm is not installed (not at {args.helm} nor on PATH); run `make helm`")
         return SKIP
     CHARTS = os.path.abspath(args.charts)
+    PROTO = os.path.join(os.path.dirname(CHARTS), "proto")
     if args.mindroom:
         if not os.access(args.mindroom, os.X_OK):
             print(f"--mindroom {args.mindroom} is not an executable (build the mindroom target)")
@@ -639,6 +911,7 @@ def main():
                         HELM_CONFIG_HOME=os.path.join(home, "config"),
                         HELM_DATA_HOME=os.path.join(home, "data"))
         os.makedirs(HELM_ENV["HELM_CACHE_HOME"])
+        CHARTS = prepare_charts(CHARTS, home)
         version = subprocess.run([HELM, "version", "--short"], capture_output=True, text=True, env=HELM_ENV)
         print(f"helm {version.stdout.strip()} at {HELM}")
         result = unittest.main(argv=[sys.argv[0], *rest], exit=False, verbosity=2).result

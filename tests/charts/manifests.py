@@ -15,6 +15,12 @@ KNOWN_KINDS = {
     "ServiceAccount": "v1",
     "Deployment": "apps/v1",
     "Ingress": "networking.k8s.io/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
+    "ScaledObject": "keda.sh/v1alpha1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
 }
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -215,6 +221,25 @@ def _check_ingress(p, doc, where, services, external_services):
                 p.check(port in services[name], at, f"backend port {port!r} is not a port of Service {name}")
 
 
+def _selects(match, deployment):
+    labels = ((deployment.get("spec", {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in match.items())
+
+
+def _check_scaler(p, spec, where, deployments):
+    """An HPA or KEDA ScaledObject: it targets a rendered Deployment, within a valid range."""
+    target = (spec.get("scaleTargetRef") or {}).get("name")
+    p.check(target in deployments, where, f"scaleTargetRef {target!r} is not a rendered Deployment")
+    lo = spec.get("minReplicas", spec.get("minReplicaCount"))
+    hi = spec.get("maxReplicas", spec.get("maxReplicaCount"))
+    p.check(isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi, where,
+            f"replica range {lo!r}..{hi!r}")
+    # Two owners of one count fight: the Deployment must leave replicas to the autoscaler.
+    if target in deployments:
+        p.check("replicas" not in deployments[target].get("spec", {}), where,
+                f"Deployment {target} sets spec.replicas, which its autoscaler owns")
+
+
 def validate(docs, external_config_maps=(), external_services=()):
     """Checks a list of parsed manifests; external_config_maps and external_services name
     ConfigMaps and Services that exist outside the chart (e.g. existingConfigMap, an Ingress
@@ -252,6 +277,19 @@ def validate(docs, external_config_maps=(), external_services=()):
         if doc.get("kind") == "Service":
             _check_service(p, doc, f"Service/{doc['metadata'].get('name')}", pods)
             services[doc["metadata"].get("name")] = [port.get("port") for port in doc.get("spec", {}).get("ports", [])]
+    deployments = {d["metadata"].get("name"): d for d in docs if d.get("kind") == "Deployment"}
+    for doc in docs:
+        kind = doc.get("kind")
+        where = f"{kind}/{(doc.get('metadata') or {}).get('name')}"
+        spec = doc.get("spec") or {}
+        if kind in ("HorizontalPodAutoscaler", "ScaledObject"):
+            _check_scaler(p, spec, where, deployments)
+        elif kind == "PodDisruptionBudget":
+            match = (spec.get("selector") or {}).get("matchLabels") or {}
+            p.check(bool(match) and any(_selects(match, d) for d in deployments.values()), where,
+                    f"selector {match} matches no rendered Deployment")
+            p.check(("minAvailable" in spec) != ("maxUnavailable" in spec), where,
+                    "needs exactly one of minAvailable, maxUnavailable")
     for doc in docs:
         if doc.get("kind") == "Ingress":
             _check_ingress(p, doc, f"Ingress/{doc['metadata'].get('name')}", services, set(external_services))

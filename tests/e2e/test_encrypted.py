@@ -14,10 +14,14 @@ the room's state, is m.room.encrypted. bob joins and reads the next answer; when
 answer after has a new Megolm session. Then MindRoom restarts and the next encrypted message is
 answered with the keys it kept. alice checks the agent's cross-signing chain (master key ->
 self-signing key -> device) as an MSC4153 client would, and a second device of hers, logged in
-later, writes too: its keys are accepted once the device list changes. Exit 0 when all passed.
+later, writes too: its keys are accepted once the device list changes. Last, MindRoom forgets what
+it knew of the room's encryption (a room joined before it kept such records) and still answers
+encrypted. Exit 0 when all passed.
 """
 import json
 import os
+import sqlite3
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -95,6 +99,19 @@ def assert_all_encrypted(stack, room_id):
              if "state_key" not in e and e["type"] != "m.room.encrypted"]
     assert not clear, f"the homeserver could read {clear}"
     return events
+
+
+def forget(stack, keys):
+    """Deletes keys from MindRoom's store while it is stopped: Redis db 1 apart, the SQLite
+    state.db of the storage path embedded."""
+    if stack.mode != "embedded":
+        subprocess.run(["redis-cli", "-p", str(stack.redis.port), "-n", "1", "DEL", *keys],
+                       check=True, capture_output=True, timeout=30)
+        return
+    dbs = [os.path.join(d, "state.db") for d, _, files in os.walk(stack.work) if "state.db" in files]
+    assert len(dbs) == 1, f"expected one state.db under {stack.work}: {dbs}"
+    with sqlite3.connect(dbs[0]) as db:
+        db.executemany("DELETE FROM kv WHERE key = ?", [(k,) for k in keys])
 
 
 def session_of(stack, room_id, event_id):
@@ -245,6 +262,16 @@ async def converse(stack, mode):
               "answer", flush=True)
         assert await agent_cross_signed(alice) == master, "the cross-signing keys changed on restart"
         print("ok - after a restart, the same cross-signing identity", flush=True)
+
+        # A room joined before MindRoom kept what it knows of it: neither crypto nor the gateway
+        # has a record of its m.room.encryption, and no sync repeats the room's state.
+        stack.stop()
+        forget(stack, [f"crypto:room:{room_id}", f"encryption:{room_id}"])
+        stack.start()
+        await ask(stack, alice, room_id, "Do you still know this room is encrypted?")
+        assert_all_encrypted(stack, room_id)
+        print("ok - a room whose encryption MindRoom had no record of is still answered "
+              "encrypted", flush=True)
         return 0
     finally:
         await alice.close()

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -466,4 +467,39 @@ void mr_tp_redis_destroy(mr_tp_redis *r)
     if (r->dir[0])
         mr_tp_rmtree(r->dir, NULL);
     r->dir[0] = '\0';
+}
+
+pid_t mr_tp_child_running(const char *needle)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], buf[4096];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        int pid = 0, ppid = 0;
+        char st;
+        if (fscanf(f, "%d %*s %c %d", &pid, &st, &ppid) != 3)
+            ppid = 0;
+        fclose(f);
+        if (ppid != getpid())
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        for (size_t i = 0; i < n; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        buf[n] = '\0';
+        if (strstr(buf, needle))
+            found = pid;
+    }
+    if (d)
+        closedir(d);
+    return found;
 }

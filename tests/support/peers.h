@@ -26,6 +26,8 @@ mr_code mr_tp_spawn(char *const argv[], const char *log_path, pid_t *pid, mr_err
  * group is killed at exit. Reaping it with the helpers below drops it from that list. */
 void mr_tp_child_prepare(pid_t parent);
 void mr_tp_adopt(pid_t pid);
+/* A child of this process whose command line holds needle; 0 when there is none. */
+pid_t mr_tp_child_running(const char *needle);
 /* Sends sig and waits for the process; returns its wait status in *status (may be NULL).
  * MR_EINVAL for pid <= 0, which would signal the caller's own process group or every process. */
 mr_code mr_tp_kill_wait(pid_t pid, int sig, int *status, mr_err *err);

@@ -45,7 +45,13 @@ automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
                 podAnnotations, nodeSelector, tolerations, affinity
      env        the service's environment, a list of {name, value|valueFrom}
      configMap  the ConfigMap holding config.yaml, or "" for a service without one
-     checksum   a digest of that configuration, so a change restarts the pods */}}
+     checksum   a digest of that configuration, so a change restarts the pods
+     replicas   optional: the replica count to render instead of svc.replicaCount; "none"
+                leaves spec.replicas out, for a Deployment an autoscaler owns (an applied
+                count would undo the autoscaler's on every upgrade)
+     serviceAccountName, automountToken  optional: the pod's own service account and token
+                mount instead of the chart's, for the one service that calls the Kubernetes API
+   Pods spread over .Values.topologySpread.topologyKey when .Values.topologySpread.enabled. */}}
 {{- define "mindroom.deployment" -}}
 {{- $root := .root -}}
 {{- $v := $root.Values -}}
@@ -61,6 +67,16 @@ automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
       (list "LOG_LEVEL" $v.log.level)
       (list "LOG_FORMAT" $v.log.format)) | fromYamlArray -}}
 {{- $env := concat $runtime .env ($v.extraEnv | default list) (.svc.extraEnv | default list) -}}
+{{- $replicas := .svc.replicaCount -}}
+{{- if hasKey . "replicas" -}}
+{{- $replicas = .replicas -}}
+{{- end -}}
+{{- $saName := include "mindroom.serviceAccountName" $root -}}
+{{- $automount := $v.serviceAccount.automountToken -}}
+{{- if hasKey . "serviceAccountName" -}}
+{{- $saName = .serviceAccountName -}}
+{{- $automount = .automountToken -}}
+{{- end -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -68,7 +84,9 @@ metadata:
   labels:
     {{- include "mindroom.labels" $sel | nindent 4 }}
 spec:
-  replicas: {{ .svc.replicaCount }}
+  {{- if ne (toString $replicas) "none" }}
+  replicas: {{ $replicas }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "mindroom.selectorLabels" $sel | nindent 6 }}
@@ -86,8 +104,8 @@ spec:
         {{- end }}
       {{- end }}
     spec:
-      serviceAccountName: {{ include "mindroom.serviceAccountName" $root }}
-      automountServiceAccountToken: {{ $v.serviceAccount.automountToken }}
+      serviceAccountName: {{ $saName }}
+      automountServiceAccountToken: {{ $automount }}
       {{- with $v.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -166,6 +184,19 @@ spec:
       {{- with .svc.affinity | default $v.affinity }}
       affinity:
         {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.topologySpread }}
+      {{- if .enabled }}
+      {{- /* Replicas on different nodes (and zones, with a zone key): one node's loss
+             takes one replica, and the PodDisruptionBudget keeps drains to one at a time. */}}
+      topologySpreadConstraints:
+        - maxSkew: {{ .maxSkew }}
+          topologyKey: {{ .topologyKey }}
+          whenUnsatisfiable: {{ .whenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "mindroom.selectorLabels" $sel | nindent 14 }}
+      {{- end }}
       {{- end }}
 {{- end -}}
 

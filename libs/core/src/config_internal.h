@@ -78,6 +78,9 @@ void cfg_load_root(cfg_ctx *ctx, const cy_node *root);
 /* config_validate.c: rules that span fields (names, references, duplicates). */
 void cfg_validate(cfg_ctx *ctx, const cy_node *root);
 
+/* config_tools.c: the names mr_config_tool_known knows, for hints. */
+const char *const *cfg_tool_names(size_t *n);
+
 /* config_load.c */
 void cfg_strlist_free(mr_strlist *l);
 

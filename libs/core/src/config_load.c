@@ -89,6 +89,17 @@ static void free_mcp_server(mr_mcp_server_cfg *m)
     cfg_strlist_free(&m->headers);
 }
 
+static void free_oauth_provider(mr_oauth_provider_cfg *p)
+{
+    free(p->name);
+    free(p->authorize_url);
+    free(p->token_url);
+    free(p->client_id);
+    free(p->client_secret_env);
+    cfg_strlist_free(&p->scopes);
+    free(p->api_base_url);
+}
+
 static void config_free(mr_config *c)
 {
     free(c->path);
@@ -112,6 +123,9 @@ static void config_free(mr_config *c)
     for (size_t i = 0; i < c->n_mcp_servers; i++)
         free_mcp_server(&c->mcp_servers[i]);
     free(c->mcp_servers);
+    for (size_t i = 0; i < c->n_oauth_providers; i++)
+        free_oauth_provider(&c->oauth_providers[i]);
+    free(c->oauth_providers);
     cfg_strlist_free(&c->bot_accounts);
     free(c->mindroom_user.username);
     free(c->mindroom_user.display_name);
@@ -307,7 +321,17 @@ const mr_team_cfg *mr_config_team(const mr_config *cfg, const char *name)
     return FIND(cfg, teams, n_teams, mr_team_cfg, name, name);
 }
 
+const mr_mcp_server_cfg *mr_config_mcp_server(const mr_config *cfg, const char *name)
+{
+    return FIND(cfg, mcp_servers, n_mcp_servers, mr_mcp_server_cfg, name, name);
+}
+
 const mr_room_cfg *mr_config_room(const mr_config *cfg, const char *key)
 {
     return FIND(cfg, rooms, n_rooms, mr_room_cfg, key, key);
+}
+
+const mr_oauth_provider_cfg *mr_config_oauth_provider(const mr_config *cfg, const char *name)
+{
+    return FIND(cfg, oauth_providers, n_oauth_providers, mr_oauth_provider_cfg, name, name);
 }

@@ -677,6 +677,82 @@ static void load_mcp_server(cfg_ctx *ctx, const cy_node *key, const cy_node *v, 
                  "timeout_seconds is %ld; it must be 1 to 3600", m->timeout_seconds);
 }
 
+/* https://, or http:// to a loopback host (a provider run beside the instance, or a test's). */
+static bool oauth_url_ok(const char *url)
+{
+    static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]"};
+    if (strncmp(url, "https://", 8) == 0)
+        return url[8] != '\0';
+    if (strncmp(url, "http://", 7) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof loopback / sizeof *loopback; i++) {
+        size_t n = strlen(loopback[i]);
+        if (strncmp(url + 7, loopback[i], n) == 0 && (!url[7 + n] || strchr(":/", url[7 + n])))
+            return true;
+    }
+    return false;
+}
+
+/* The names mindroom-upstream-auth uses in MINDROOM_OAUTH_<NAME>_* and /api/oauth/<name>/. */
+static bool oauth_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+static const field oauth_provider_fields[] = {
+    STR_REQ(mr_oauth_provider_cfg, authorize_url),
+    STR_REQ(mr_oauth_provider_cfg, token_url),
+    STR_REQ(mr_oauth_provider_cfg, client_id),
+    STR(mr_oauth_provider_cfg, client_secret_env),
+    LIST(mr_oauth_provider_cfg, scopes, IT_TEXT, "scope names"),
+    STR_REQ(mr_oauth_provider_cfg, api_base_url),
+};
+static const block oauth_provider_block = BLOCK(oauth_provider_fields);
+
+static void load_oauth_provider(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const char *path, void *elem)
+{
+    mr_oauth_provider_cfg *p = elem;
+    load_block(ctx, v, path, &oauth_provider_block, p);
+    if (v->kind != CY_MAP)
+        return;
+    if (!oauth_name_ok(key->text))
+        cfg_diag(ctx, MR_DIAG_ERROR, key, path, "'%s' is not a valid OAuth provider name: use 1 to 64 of a-z, 0-9 "
+                 "and _", key->text);
+    static const char *const urls[] = {"authorize_url", "token_url", "api_base_url"};
+    char *const values[] = {p->authorize_url, p->token_url, p->api_base_url};
+    for (size_t i = 0; i < 3; i++) {
+        char upath[CFG_PATH_MAX];
+        cfg_path_key(upath, path, urls[i]);
+        if (values[i] && !oauth_url_ok(values[i]))
+            cfg_diag(ctx, MR_DIAG_ERROR, cy_map_get(v, urls[i]), upath,
+                     "'%s' must be an https:// URL (http:// only to a loopback host)", values[i]);
+    }
+    for (size_t i = 0; i < p->scopes.len; i++)
+        if (!*p->scopes.v[i] || strpbrk(p->scopes.v[i], " \t\"\\")) {
+            char spath[CFG_PATH_MAX];
+            cfg_path_key(spath, path, "scopes");
+            cfg_diag(ctx, MR_DIAG_ERROR, cy_map_get(v, "scopes"), spath,
+                     "scope '%s' must be one non-empty token without spaces, quotes or backslashes", p->scopes.v[i]);
+        }
+    if (p->client_secret_env && !env_name_ok(p->client_secret_env)) {
+        char epath[CFG_PATH_MAX];
+        cfg_path_key(epath, path, "client_secret_env");
+        cfg_diag(ctx, MR_DIAG_ERROR, cy_map_get(v, "client_secret_env"), epath,
+                 "'%s' is not an environment variable name: use letters, digits and _, not starting with a digit",
+                 p->client_secret_env);
+    }
+    if (!p->client_secret_env && oauth_name_ok(key->text)) {
+        char var[96];
+        snprintf(var, sizeof var, "MINDROOM_OAUTH_%s_CLIENT_SECRET", key->text);
+        for (char *c = var; *c; c++)
+            *c = (char)toupper((unsigned char)*c);
+        p->client_secret_env = cfg_strdup(ctx, var);
+    }
+}
+
+static const keyed oauth_providers_spec = {sizeof(mr_oauth_provider_cfg), offsetof(mr_oauth_provider_cfg, name),
+                                           "OAuth provider names to settings", load_oauth_provider};
 static const keyed mcp_servers_spec = {sizeof(mr_mcp_server_cfg), offsetof(mr_mcp_server_cfg, name),
                                        "MCP server names to settings", load_mcp_server};
 static const keyed models_spec = {sizeof(mr_model_cfg), offsetof(mr_model_cfg, name),
@@ -781,6 +857,7 @@ static const field top_fields[] = {
     SUB(mr_config, matrix_space, space_block),
     SUB(mr_config, memory, memory_block),
     KEYED(mr_config, "mcp_servers", mcp_servers, n_mcp_servers, mcp_servers_spec),
+    KEYED(mr_config, "oauth_providers", oauth_providers, n_oauth_providers, oauth_providers_spec),
 };
 static const block top_block = BLOCK(top_fields);
 

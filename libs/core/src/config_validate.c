@@ -297,6 +297,51 @@ static void check_joined_rooms(cfg_ctx *ctx, const cy_node *replies)
     }
 }
 
+/* Every name of one tools: list is a tool of the reference or a key under mcp_servers:. An
+ * item is a name or a one-key mapping {name: {settings}}; other shapes are reported where the
+ * list is loaded. */
+static void check_tool_list(cfg_ctx *ctx, const cy_node *list, const char *path, names cands)
+{
+    for (size_t j = 0; list && list->kind == CY_SEQ && j < list->n; j++) {
+        const cy_node *item = list->kids[j];
+        if (item->kind == CY_MAP && item->n == 1 && scalar_key(cy_key(item, 0)))
+            item = cy_key(item, 0);
+        if (item->kind != CY_STRING || mr_config_tool_known(item->text) || mr_config_mcp_server(ctx->cfg, item->text))
+            continue;
+        char ipath[CFG_PATH_MAX];
+        cfg_path_index(ipath, path, j);
+        unknown_ref(ctx, item, ipath, "tool", item->text, cands,
+                    "it must be a tool MindRoom knows (docs.mindroom.chat/tools/) or a key under mcp_servers:");
+    }
+}
+
+static void check_tools(cfg_ctx *ctx, const cy_node *root, const cy_node *agents)
+{
+    const mr_config *c = ctx->cfg;
+    size_t n_known;
+    const char *const *known = cfg_tool_names(&n_known);
+    names cands = {cfg_calloc(ctx, n_known + c->n_mcp_servers, sizeof(char *)), 0};
+    if (!cands.v)
+        return;
+    for (size_t i = 0; i < n_known; i++)
+        cands.v[cands.n++] = known[i];
+    for (size_t i = 0; i < c->n_mcp_servers; i++)
+        cands.v[cands.n++] = c->mcp_servers[i].name;
+    for (size_t i = 0; agents && i < agents->n; i++) {
+        const cy_node *k = cy_key(agents, i);
+        if (!scalar_key(k))
+            continue;
+        char apath[CFG_PATH_MAX], lpath[CFG_PATH_MAX];
+        cfg_path_key(apath, "agents", k->text);
+        cfg_path_key(lpath, apath, "tools");
+        check_tool_list(ctx, cy_map_get(cy_val(agents, i), "tools"), lpath, cands);
+    }
+    const cy_node *defaults = map_at(root, "defaults");
+    check_tool_list(ctx, cy_map_get(defaults, "tools"), "defaults.tools", cands);
+    check_tool_list(ctx, cy_map_get(defaults, "worker_tools"), "defaults.worker_tools", cands);
+    free(cands.v);
+}
+
 void cfg_validate(cfg_ctx *ctx, const cy_node *root)
 {
     const cy_node *agents = map_at(root, "agents");
@@ -304,6 +349,7 @@ void cfg_validate(cfg_ctx *ctx, const cy_node *root)
     check_entity_names(ctx, agents, teams);
     check_models(ctx, root, agents, teams);
     check_team_members(ctx, teams);
+    check_tools(ctx, root, agents);
     const cy_node *authz = map_at(root, "authorization");
     const cy_node *replies = map_at(authz, "agent_reply_permissions");
     check_reply_keys(ctx, replies);

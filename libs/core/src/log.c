@@ -62,24 +62,6 @@ bool mr_log_enabled(mr_log_level level)
     return (int)level >= atomic_load(&g_min_level);
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when the bytes there are not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    size_t n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (n < 2)
-        return n;
-    /* The second byte's range excludes overlong forms, surrogates and code points past U+10FFFF. */
-    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 /* Writes s with control characters escaped JSON-style (so a message cannot forge a second
  * line) and invalid UTF-8 replaced; with quotes, also escapes '"' and '\' for a quoted string. */
 static void put_escaped(FILE *f, const char *s, bool quotes)
@@ -97,7 +79,7 @@ static void put_escaped(FILE *f, const char *s, bool quotes)
         case '\\': esc = quotes ? "\\\\" : NULL; break;
         default: break;
         }
-        size_t n = utf8_len(p);
+        size_t n = mr_utf8_seq_len((const char *)p);
         if (esc)
             fputs(esc, f);
         else if (c < 0x20 || c == 0x7f)

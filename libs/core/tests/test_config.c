@@ -254,7 +254,7 @@ static void test_anchors_and_merges(void **state)
     const mr_agent_cfg *helper = mr_config_agent(cfg, "helper");
     assert_string_equal(helper->role, "Shared role");
     LIST_IS(helper->rooms, "dev", "#lobby:example.com", "!abc:example.com");
-    LIST_IS(helper->tools, "web", "files");
+    LIST_IS(helper->tools, "website", "file");
     assert_false(helper->markdown);
     const mr_agent_cfg *watcher = mr_config_agent(cfg, "watcher");
     LIST_IS(watcher->rooms, "dev", "#lobby:example.com", "!abc:example.com");
@@ -497,7 +497,7 @@ static const bad_case bad_cases[] = {
      {"config.yaml:1:1: agnets: unknown key 'agnets'; did you mean 'agents'?"}},
     {"unknown_top_key_no_hint", "plugins: []\n", 1,
      {"config.yaml:1:1: plugins: unknown key 'plugins'; expected one of: agents, authorization, bot_accounts, "
-      "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, rooms, router, "
+      "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
       "teams"}},
     {"unknown_agent_key_hint", MODELS "agents:\n  code:\n    modle: default\n", 1,
      {"config.yaml:4:5: agents.code.modle: unknown key 'modle'; did you mean 'model'?"}},
@@ -526,6 +526,14 @@ static const bad_case bad_cases[] = {
     {"tool_entry_shape", MODELS "agents:\n  code: {tools: [shell, {a: 1, b: 2}]}\n", 1,
      {"config.yaml:3:25: agents.code.tools[1]: expected a tool name or a one-key mapping {name: {settings}}, got "
       "a mapping"}},
+    {"unknown_tool_hint", MODELS "agents:\n  code: {tools: [shell, {schedular: {}}, warp_drive]}\n", 2,
+     {"config.yaml:3:26: agents.code.tools[1]: unknown tool 'schedular'; did you mean 'scheduler'?",
+      "config.yaml:3:42: agents.code.tools[2]: unknown tool 'warp_drive'; it must be a tool MindRoom knows "
+      "(docs.mindroom.chat/tools/) or a key under mcp_servers:"}},
+    {"unknown_tool_mcp_hint", MODELS "mcp_servers:\n  everything: {command: node}\n"
+     "agents:\n  code: {tools: [everything, evrything]}\ndefaults: {tools: [todo], worker_tools: [evrything]}\n", 2,
+     {"config.yaml:5:30: agents.code.tools[1]: unknown tool 'evrything'; did you mean 'everything'?",
+      "config.yaml:6:42: defaults.worker_tools[0]: unknown tool 'evrything'; did you mean 'everything'?"}},
     {"bad_user_id", "authorization:\n  global_users: [\"@alice\", \"bob:example.com\"]\n", 2,
      {"config.yaml:2:18: authorization.global_users[0]: '@alice' is not a valid user ID: expected ':' and a server "
       "name after the localpart",
@@ -710,7 +718,7 @@ static void test_diag_format(void **state)
     const char *yaml = "foo: 1\n";
     assert_int_equal(mr_config_parse(yaml, strlen(yaml), "c.yaml", &cfg, &d, NULL), MR_EINVAL);
     const char *want = "c.yaml:1:1: foo: unknown key 'foo'; expected one of: agents, authorization, bot_accounts, "
-                       "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, rooms, router, "
+                       "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
       "teams";
     char small[16];
     assert_int_equal(mr_config_diag_format(&d, 0, small, sizeof small), (int)strlen(want));

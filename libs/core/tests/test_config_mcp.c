@@ -1,5 +1,6 @@
-/* test_config_mcp.c -- the mcp_servers section of config.yaml: stdio and HTTP servers read
- * with their arguments, environment and headers; every mistake named with its line. */
+/* test_config_mcp.c -- the sections of config.yaml that give agents outside tools: mcp_servers
+ * (stdio and HTTP servers read with their arguments, environment and headers) and
+ * oauth_providers (the OAuth 2.0 providers of oauth_api); every mistake named with its line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,12 +125,77 @@ static void test_settings_for_the_other_transport_warn(void **state)
     mr_config_diags_free(&d);
 }
 
+static void test_oauth_providers_are_read(void **state)
+{
+    (void)state;
+    mr_config_diags d;
+    mr_config *cfg = parse("oauth_providers:\n"
+                           "  github:\n"
+                           "    authorize_url: https://github.com/login/oauth/authorize\n"
+                           "    token_url: https://github.com/login/oauth/access_token\n"
+                           "    client_id: Iv1.abc\n"
+                           "    scopes: [repo, 'read:user']\n"
+                           "    api_base_url: https://api.github.com\n"
+                           "  local:\n"
+                           "    authorize_url: http://127.0.0.1:9000/authorize\n"
+                           "    token_url: http://localhost:9000/token\n"
+                           "    client_id: c\n"
+                           "    client_secret_env: LOCAL_SECRET\n"
+                           "    api_base_url: http://[::1]:9000/api\n",
+                           &d, MR_OK);
+    assert_int_equal(d.len, 0);
+    assert_int_equal(cfg->n_oauth_providers, 2);
+    const mr_oauth_provider_cfg *g = mr_config_oauth_provider(cfg, "github");
+    assert_non_null(g);
+    assert_string_equal(g->token_url, "https://github.com/login/oauth/access_token");
+    assert_string_equal(g->client_id, "Iv1.abc");
+    assert_string_equal(g->client_secret_env, "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET");
+    assert_int_equal(g->scopes.len, 2);
+    assert_string_equal(g->scopes.v[1], "read:user");
+    assert_string_equal(g->api_base_url, "https://api.github.com");
+    assert_string_equal(mr_config_oauth_provider(cfg, "local")->client_secret_env, "LOCAL_SECRET");
+    assert_null(mr_config_oauth_provider(cfg, "gitlab"));
+    mr_config_release(cfg);
+    mr_config_diags_free(&d);
+}
+
+#define OK_URLS "    authorize_url: https://p/a\n    token_url: https://p/t\n    api_base_url: https://p/api\n"
+
+static void test_oauth_provider_mistakes_are_named(void **state)
+{
+    (void)state;
+    expect_diag("oauth_providers:\n  gh:\n    authorize_url: https://p/a\n    token_url: https://p/t\n"
+                "    api_base_url: https://p/api\n",
+                "config.yaml:3:5: oauth_providers.gh: missing required key 'client_id'");
+    expect_diag("oauth_providers:\n  gh:\n    client_id: c\n    authorize_url: https://p/a\n"
+                "    api_base_url: https://p/api\n",
+                "config.yaml:3:5: oauth_providers.gh: missing required key 'token_url'");
+    expect_diag("oauth_providers:\n  gh:\n    client_id: c\n    authorize_url: http://p.example/a\n"
+                "    token_url: https://p/t\n    api_base_url: https://p/api\n",
+                "config.yaml:4:20: oauth_providers.gh.authorize_url: 'http://p.example/a' must be an https:// URL "
+                "(http:// only to a loopback host)");
+    expect_diag("oauth_providers:\n  gh:\n    client_id: c\n" OK_URLS "    client_secret_env: 9X\n",
+                "config.yaml:7:24: oauth_providers.gh.client_secret_env: '9X' is not an environment variable name: "
+                "use letters, digits and _, not starting with a digit");
+    expect_diag("oauth_providers:\n  gh:\n    client_id: c\n" OK_URLS "    scopes: ['a b']\n",
+                "config.yaml:7:13: oauth_providers.gh.scopes: scope 'a b' must be one non-empty token without "
+                "spaces, quotes or backslashes");
+    expect_diag("oauth_providers:\n  GitHub:\n    client_id: c\n" OK_URLS,
+                "config.yaml:2:3: oauth_providers.GitHub: 'GitHub' is not a valid OAuth provider name: use 1 to 64 "
+                "of a-z, 0-9 and _");
+    expect_diag("oauth_providers: [github]\n",
+                "config.yaml:1:18: oauth_providers: expected a mapping of OAuth provider names to settings, got a "
+                "list");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_servers_are_read),
         cmocka_unit_test(test_mistakes_are_named),
         cmocka_unit_test(test_settings_for_the_other_transport_warn),
+        cmocka_unit_test(test_oauth_providers_are_read),
+        cmocka_unit_test(test_oauth_provider_mistakes_are_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

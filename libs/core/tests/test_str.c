@@ -138,6 +138,25 @@ static void test_strbuf_printf_reset_and_take(void **state)
     free(s);
 }
 
+/* The sequences RFC 3629 allows, and each kind it forbids. */
+static void test_utf8_seq_len(void **state)
+{
+    (void)state;
+    assert_int_equal(mr_utf8_seq_len("a"), 1);
+    assert_int_equal(mr_utf8_seq_len(""), 1);
+    assert_int_equal(mr_utf8_seq_len("\xc3\xa9"), 2);          /* U+00E9 */
+    assert_int_equal(mr_utf8_seq_len("\xe2\x82\xac"), 3);      /* U+20AC */
+    assert_int_equal(mr_utf8_seq_len("\xf0\x9f\x98\x80"), 4);  /* U+1F600 */
+    assert_int_equal(mr_utf8_seq_len("\xf4\x8f\xbf\xbf"), 4);  /* U+10FFFF */
+    assert_int_equal(mr_utf8_seq_len("\x80"), 0);              /* a continuation byte alone */
+    assert_int_equal(mr_utf8_seq_len("\xc0\xaf"), 0);          /* overlong '/' */
+    assert_int_equal(mr_utf8_seq_len("\xe0\x80\xaf"), 0);      /* overlong, three bytes */
+    assert_int_equal(mr_utf8_seq_len("\xed\xa0\x80"), 0);      /* a surrogate */
+    assert_int_equal(mr_utf8_seq_len("\xf4\x90\x80\x80"), 0);  /* past U+10FFFF */
+    assert_int_equal(mr_utf8_seq_len("\xe2\x82"), 0);          /* cut short by the NUL */
+    assert_int_equal(mr_utf8_seq_len("\xff"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_strbuf_stops_at_its_limit),
         cmocka_unit_test(test_strbuf_refuses_sizes_that_would_wrap),
         cmocka_unit_test(test_strbuf_printf_reset_and_take),
+        cmocka_unit_test(test_utf8_seq_len),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

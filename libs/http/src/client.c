@@ -1,6 +1,6 @@
 /* client.c -- the HTTP client on libcurl: one easy handle per client for connection reuse,
  * timeouts, JSON bodies, response headers and errors that name the request. */
-#include "mindroom/http.h"
+#include "http_internal.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -11,35 +11,10 @@
 #include <time.h>
 
 #include "mindroom/log.h"
-#include "mindroom/str.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TIMEOUT_MS 30000L
 #define DEFAULT_MAX_RESPONSE (16u * 1024 * 1024)
-
-struct mr_http_client {
-    CURL *easy;
-    char *base_url;
-    char *auth_header;    /* "Authorization: Bearer ..." or NULL */
-    char *user_agent;
-    long connect_timeout_ms, timeout_ms;
-    size_t max_response;
-    char errbuf[CURL_ERROR_SIZE];
-};
-
-/* What the callbacks fill while a transfer runs. */
-typedef struct transfer {
-    mr_http_result *out;
-    const mr_http_call *call;
-    CURL *easy;
-    mr_strbuf body;                  /* limited to the client's max_response */
-    bool failed_alloc;
-    bool aborted;                    /* on_data returned false */
-    bool stalled;                    /* no byte moved for call->stall_timeout_ms */
-    bool cancelled;                  /* call->cancelled said so */
-    curl_off_t moved;                /* bytes up and down at the last progress call */
-    struct timespec last_move;
-} transfer;
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_OK;
@@ -83,6 +58,7 @@ mr_code mr_http_client_new(const mr_http_client_opts *opts, mr_http_client **out
             failed = true;
     }
     c->user_agent = dup_or_null(opts->user_agent ? opts->user_agent : "mindroom/" MR_VERSION, &failed);
+    c->ca_file = dup_or_null(opts->ca_file, &failed);
     c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
                                                          : DEFAULT_CONNECT_TIMEOUT_MS;
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -112,6 +88,7 @@ void mr_http_client_free(mr_http_client *c)
         free(c->auth_header);
     }
     free(c->user_agent);
+    free(c->ca_file);
     free(c);
 }
 
@@ -140,7 +117,7 @@ void mr_http_result_clear(mr_http_result *r)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    transfer *t = ud;
+    http_transfer *t = ud;
     size_t len = size * n;
     if (t->call->on_data) {
         long status = 0;
@@ -161,7 +138,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    transfer *t = ud;
+    http_transfer *t = ud;
     mr_http_result *r = t->out;
     size_t len = size * n;
     /* A status line starts a new response (after a 100 Continue or a redirect): only the
@@ -211,7 +188,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 {
     (void)dltotal;
     (void)ultotal;
-    transfer *t = ud;
+    http_transfer *t = ud;
     if (t->call->cancelled && t->call->cancelled(t->call->cancel_ctx)) {
         t->cancelled = true;
         return 1;
@@ -245,7 +222,7 @@ static char *full_url(const mr_http_client *c, const char *url)
 }
 
 static mr_code transport_error(const mr_http_client *c, const mr_http_result *out,
-                               CURLcode rc, const transfer *t, mr_err *err)
+                               CURLcode rc, const http_transfer *t, mr_err *err)
 {
     char detail[CURL_ERROR_SIZE + 128];
     if (t->body.too_big)
@@ -317,8 +294,8 @@ fail:
     return NULL;
 }
 
-mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_result *out,
-                          mr_err *err)
+mr_code http_client_prepare(mr_http_client *c, const mr_http_call *call, mr_http_result *out,
+                            http_transfer *t, char **url_out, struct curl_slist **hdrs_out, mr_err *err)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->method, sizeof out->method, "%s", call->method ? call->method : "GET");
@@ -335,50 +312,94 @@ mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_r
     /* reset keeps the connection cache: only the options of the last request go. */
     CURL *e = c->easy;
     curl_easy_reset(e);
-    transfer t = {.out = out, .call = call, .easy = e};
-    mr_strbuf_init(&t.body, c->max_response);
-    clock_gettime(CLOCK_MONOTONIC, &t.last_move);
+    *t = (http_transfer){.out = out, .call = call, .easy = e};
+    mr_strbuf_init(&t->body, c->max_response);
+    clock_gettime(CLOCK_MONOTONIC, &t->last_move);
     c->errbuf[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, call->timeout_ms > 0 ? call->timeout_ms : c->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    /* Each option is checked: a string option can fail for memory, any for a libcurl built
+     * without it. The first failure names the option. */
+    CURLcode sc = CURLE_OK;
+    const char *opt = NULL;
+#define SET(o, v)                                                                                  \
+    do {                                                                                           \
+        if (sc == CURLE_OK && (sc = curl_easy_setopt(e, o, v)) != CURLE_OK)                        \
+            opt = #o;                                                                              \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_USERAGENT, c->user_agent);
+    if (c->ca_file)
+        SET(CURLOPT_CAINFO, c->ca_file);
+    SET(CURLOPT_HTTPHEADER, hdrs);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, call->timeout_ms > 0 ? call->timeout_ms : c->timeout_ms);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, t);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, t);
     if (call->stall_timeout_ms > 0 || call->cancelled) {
-        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(e, CURLOPT_XFERINFODATA, &t);
-        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+        SET(CURLOPT_XFERINFODATA, t);
+        SET(CURLOPT_NOPROGRESS, 0L);
     }
-    if (strcmp(out->method, "HEAD") == 0)
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    else if (call->body || strcmp(out->method, "POST") == 0 || strcmp(out->method, "PUT") == 0) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(call->body ? call->body_len : 0));
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body ? call->body : "");
+    if (strcmp(out->method, "HEAD") == 0) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else if (call->body || strcmp(out->method, "POST") == 0 || strcmp(out->method, "PUT") == 0) {
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(call->body ? call->body_len : 0));
+        SET(CURLOPT_POSTFIELDS, call->body ? call->body : "");
     }
     if (strcmp(out->method, "GET") != 0 && strcmp(out->method, "HEAD") != 0)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, out->method);
-    CURLcode rc = curl_easy_perform(e);
-    curl_slist_free_all(hdrs);
-    free(url);
-    if (rc != CURLE_OK || t.failed_alloc) {
-        mr_code code = transport_error(c, out, rc, &t, err);
-        mr_strbuf_free(&t.body);
+        SET(CURLOPT_CUSTOMREQUEST, out->method);
+#undef SET
+    if (sc != CURLE_OK) {
+        curl_slist_free_all(hdrs);
+        free(url);
+        mr_strbuf_free(&t->body);
+        if (c->ca_file && strcmp(opt, "CURLOPT_CAINFO") == 0)
+            return mr_err_set(err, MR_EINVAL, "%s %s: CA file %s cannot be used: %s", out->method, out->url,
+                              c->ca_file, curl_easy_strerror(sc));
+        return mr_err_set(err, sc == CURLE_OUT_OF_MEMORY ? MR_ENOMEM : MR_EINTERNAL, "%s %s: setting %s: %s",
+                          out->method, out->url, opt, curl_easy_strerror(sc));
+    }
+    *url_out = url;
+    *hdrs_out = hdrs;
+    return MR_OK;
+}
+
+mr_code http_client_finish(mr_http_client *c, CURLcode rc, http_transfer *t, mr_err *err)
+{
+    mr_http_result *out = t->out;
+    CURL *e = c->easy;
+    if (rc != CURLE_OK || t->failed_alloc) {
+        mr_code code = transport_error(c, out, rc, t, err);
+        mr_strbuf_free(&t->body);
         return code;
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
     curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &out->new_connections);
-    out->body_len = t.body.len;
-    out->body = mr_strbuf_take(&t.body);
+    out->body_len = t->body.len;
+    out->body = mr_strbuf_take(&t->body);
     if (!out->body)
         return mr_err_set(err, MR_ENOMEM, "out of memory reading %s %s", out->method, out->url);
     return MR_OK;
+}
+
+mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_result *out,
+                          mr_err *err)
+{
+    http_transfer t;
+    char *url = NULL;
+    struct curl_slist *hdrs = NULL;
+    mr_code rc = http_client_prepare(c, call, out, &t, &url, &hdrs, err);
+    if (rc != MR_OK)
+        return rc;
+    c->own_used = true;
+    CURLcode cc = curl_easy_perform(c->easy);
+    curl_slist_free_all(hdrs);
+    free(url);
+    return http_client_finish(c, cc, &t, err);
 }
 
 mr_code mr_http_client_json(mr_http_client *c, const char *method, const char *url,

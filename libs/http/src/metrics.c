@@ -146,7 +146,7 @@ mr_code mr_http_metrics_histogram(mr_http_metrics *m, const char *name, const ch
 }
 
 /* Renders labels as `a="x",b="y"` with the exposition format's escapes; NULL on a bad name or
- * no memory. */
+ * no memory. Runs on every request, so values are copied in runs between escapes. */
 static char *labels_render(const char *const *labels)
 {
     mr_strbuf b = {0};
@@ -156,16 +156,20 @@ static char *labels_render(const char *const *labels)
             mr_strbuf_free(&b);
             return NULL;
         }
-        mr_strbuf_printf(&b, "%s%s=\"", i ? "," : "", labels[i]);
-        for (const char *v = labels[i + 1]; *v; v++) {
-            if (*v == '\\' || *v == '"')
-                mr_strbuf_printf(&b, "\\%c", *v);
-            else if (*v == '\n')
-                mr_strbuf_printf(&b, "\\n");
-            else
-                mr_strbuf_printf(&b, "%c", *v);
+        if (i)
+            mr_strbuf_add(&b, ",", 1);
+        mr_strbuf_puts(&b, labels[i]);
+        mr_strbuf_add(&b, "=\"", 2);
+        for (const char *v = labels[i + 1];;) {
+            size_t run = strcspn(v, "\\\"\n");
+            mr_strbuf_add(&b, v, run);
+            v += run;
+            if (!*v)
+                break;
+            mr_strbuf_add(&b, *v == '\n' ? "\\n" : *v == '"' ? "\\\"" : "\\\\", 2);
+            v++;
         }
-        mr_strbuf_printf(&b, "\"");
+        mr_strbuf_add(&b, "\"", 1);
     }
     return mr_strbuf_take(&b);
 }

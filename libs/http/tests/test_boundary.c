@@ -1,5 +1,6 @@
 /* test_boundary.c -- the HTTP server against hostile clients, over raw loopback sockets:
- * smuggled header lines, NULs in headers, and connections held open to starve others. */
+ * smuggled header lines, NULs in headers, and connections held open to starve others; each in
+ * both threading modes (a thread per connection, and a pool of polling threads). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,9 +52,18 @@ static int start_with(void **state, const mr_http_server_opts *o)
     return 0;
 }
 
+/* The pool size of the servers the *_pool tests start. */
+#define POOL 2
+
 static int setup(void **state)
 {
     mr_http_server_opts o = {.listen = "127.0.0.1:0"};
+    return start_with(state, &o);
+}
+
+static int setup_pool(void **state)
+{
+    mr_http_server_opts o = {.listen = "127.0.0.1:0", .pool_threads = POOL};
     return start_with(state, &o);
 }
 
@@ -162,11 +172,10 @@ static void test_one_address_cannot_take_every_slot(void **state)
 
 /* A connection over the per-address limit is closed unanswered while those within it are
  * served; another address is not counted against it. */
-static void test_per_address_limit(void **state)
+static void per_address_limit(unsigned pool)
 {
-    (void)state;
     void *st = NULL;
-    mr_http_server_opts o = {.listen = "127.0.0.1:0", .max_per_address = 2};
+    mr_http_server_opts o = {.listen = "127.0.0.1:0", .max_per_address = 2, .pool_threads = pool};
     assert_int_equal(start_with(&st, &o), 0);
     fixture *f = st;
     int first = mr_tp_connect_from("127.0.0.1", f->port);
@@ -195,11 +204,11 @@ static void test_per_address_limit(void **state)
 
 /* A connection that sends part of a request line and falls silent is closed after the header
  * timeout, long before the idle timeout. */
-static void test_silent_connection_closed(void **state)
+static void silent_connection_closed(unsigned pool)
 {
-    (void)state;
     void *st = NULL;
-    mr_http_server_opts o = {.listen = "127.0.0.1:0", .idle_timeout_s = 3600, .header_timeout_s = 1};
+    mr_http_server_opts o = {.listen = "127.0.0.1:0", .idle_timeout_s = 3600, .header_timeout_s = 1,
+                             .pool_threads = pool};
     assert_int_equal(start_with(&st, &o), 0);
     fixture *f = st;
     int fd = mr_tp_connect_from("127.0.0.1", f->port);
@@ -231,6 +240,80 @@ static void test_silent_connection_closed(void **state)
     teardown(&st);
 }
 
+static void test_per_address_limit(void **state)
+{
+    (void)state;
+    per_address_limit(0);
+}
+
+static void test_per_address_limit_pool(void **state)
+{
+    (void)state;
+    per_address_limit(POOL);
+}
+
+static void test_silent_connection_closed(void **state)
+{
+    (void)state;
+    silent_connection_closed(0);
+}
+
+static void test_silent_connection_closed_pool(void **state)
+{
+    (void)state;
+    silent_connection_closed(POOL);
+}
+
+/* The threads of this process, from /proc/self/status. */
+static long thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    fclose(f);
+    assert_true(n > 0);
+    return n;
+}
+
+#define MANY 24
+
+/* A pool serves many keep-alive connections at once, each answered in turn, on its own threads
+ * and no more: a thread per connection would have started MANY. */
+static void test_pool_serves_many_connections(void **state)
+{
+    fixture *f = *state;
+    long before = thread_count();
+    int fds[MANY];
+    static const char req[] = "GET /whoami HTTP/1.1\r\nHost: x\r\nX-User: alice\r\n\r\n";
+    for (int round = 0; round < 2; round++) {
+        /* Every request is out before any answer is read, so all are in flight together. */
+        for (int i = 0; i < MANY; i++) {
+            if (round == 0)
+                fds[i] = mr_tp_connect_from("127.0.0.1", f->port);
+            assert_true(fds[i] >= 0);
+            assert_int_equal(write(fds[i], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+        }
+        for (int i = 0; i < MANY; i++) {
+            bool closed;
+            char *answer = mr_tp_read_until(fds[i], "alice|-", IO_DEADLINE_MS, &closed);
+            assert_non_null(answer);
+            assert_false(closed);
+            assert_non_null(strstr(answer, "HTTP/1.1 200 "));
+            free(answer);
+        }
+    }
+    long during = thread_count();
+    for (int i = 0; i < MANY; i++)
+        close(fds[i]);
+    assert_int_equal(f->calls, 2 * MANY);
+    if (during - before >= MANY)
+        fail_msg("%ld threads for %d connections on a pool of %d", during - before, MANY, POOL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +322,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_address_cannot_take_every_slot, setup, teardown),
         cmocka_unit_test(test_per_address_limit),
         cmocka_unit_test(test_silent_connection_closed),
+        cmocka_unit_test_setup_teardown(test_clean_headers_pass, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_unclean_headers_refused, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_one_address_cannot_take_every_slot, setup_pool, teardown),
+        cmocka_unit_test(test_per_address_limit_pool),
+        cmocka_unit_test(test_silent_connection_closed_pool),
+        cmocka_unit_test_setup_teardown(test_pool_serves_many_connections, setup_pool, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,55 @@ ja_alg mr_jwt_alg_lookup(const char *name);
 bool mr_jwt_sig_verify(ja_alg alg, const mr_jwt_key *key, const unsigned char *input, size_t input_len,
                        const unsigned char *sig, size_t sig_len);
 
+/* A JSON object as a JWT's header or claims: its members, read by name (json.c). */
+typedef enum mr_jwt_json_kind {
+    MR_JWT_JSON_STRING,
+    MR_JWT_JSON_NUMBER,
+    MR_JWT_JSON_TRUE,
+    MR_JWT_JSON_FALSE,
+    MR_JWT_JSON_NULL,
+    MR_JWT_JSON_ARRAY,
+    MR_JWT_JSON_OBJECT,
+} mr_jwt_json_kind;
+
+typedef struct mr_jwt_json_value {
+    mr_jwt_json_kind kind;
+    const char *str;      /* STRING: unescaped, NUL-terminated */
+    double num;           /* NUMBER */
+    const char *raw;      /* ARRAY: its text, for mr_jwt_json_array_has */
+    size_t raw_len;
+} mr_jwt_json_value;
+
+typedef struct mr_jwt_json_member {
+    const char *name;     /* unescaped */
+    mr_jwt_json_value v;
+} mr_jwt_json_member;
+
+typedef struct mr_jwt_json {
+    mr_jwt_json_member *members;
+    size_t n, cap;
+    char *arena;          /* the unescaped names and strings */
+} mr_jwt_json;
+
+typedef enum mr_jwt_json_status {
+    MR_JWT_JSON_OK,
+    MR_JWT_JSON_INVALID,     /* not JSON, or a duplicate name: why says what and where */
+    MR_JWT_JSON_NOT_OBJECT,  /* JSON, but not an object */
+    MR_JWT_JSON_NOMEM,
+} mr_jwt_json_status;
+
+/* Parses len bytes at text, which must be followed by a NUL, as one JSON object; on anything but
+ * MR_JWT_JSON_OK, why (cap bytes) says what is wrong and *out holds nothing. The object's strings
+ * live until mr_jwt_json_free; an array's raw text points into text. */
+mr_jwt_json_status mr_jwt_json_parse(const char *text, size_t len, mr_jwt_json *out, char *why, size_t cap);
+/* The member called name, or NULL. */
+const mr_jwt_json_value *mr_jwt_json_get(const mr_jwt_json *o, const char *name);
+/* The member called name when it is a string, else NULL. */
+const char *mr_jwt_json_string(const mr_jwt_json *o, const char *name);
+/* Whether the array holds the string want. */
+bool mr_jwt_json_array_has(const mr_jwt_json_value *array, const char *want);
+void mr_jwt_json_free(mr_jwt_json *o);
+
 /* Copies s with every byte outside printable ASCII (and '"', '\\') replaced by '?', cut to
  * cap - 1 bytes: for quoting untrusted values (kid, iss, aud) in messages. Returns out. */
 char *mr_jwt_quote(const char *s, char *out, size_t cap);

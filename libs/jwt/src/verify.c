@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <jansson.h>
 
 #include "jwt_internal.h"
+#include "mindroom/b64.h"
 
 /* Seconds since the epoch beyond year 9999 are not a time anyone means. */
 #define TIME_MAX_S 253402300799.0
@@ -25,8 +25,10 @@ static mr_code invalid(mr_err *err, const char *fmt, ...)
     return mr_err_set(err, MR_EAUTH, "invalid JWT: %s", why);
 }
 
-/* The three base64url parts of a compact JWS, decoded. */
+/* The three base64url parts of a compact JWS, decoded into one buffer (one allocation a token:
+ * this runs on every request of a strict-mode forward-auth service), each NUL-terminated. */
 typedef struct parts {
+    unsigned char *buf;
     unsigned char *header;
     size_t header_len;
     unsigned char *payload;
@@ -38,9 +40,7 @@ typedef struct parts {
 
 static void parts_free(parts *p)
 {
-    free(p->header);
-    free(p->payload);
-    free(p->sig);
+    free(p->buf);
 }
 
 static mr_code split(const char *token, size_t len, parts *p, mr_err *err)
@@ -59,13 +59,21 @@ static mr_code split(const char *token, size_t len, parts *p, mr_err *err)
     unsigned char **out[3] = {&p->header, &p->payload, &p->sig};
     size_t *out_len[3] = {&p->header_len, &p->payload_len, &p->sig_len};
     static const char *const names[3] = {"header", "payload", "signature"};
+    /* n characters of base64 hold at most n / 4 * 3 + 2 bytes; each part gets those and a NUL. */
+    size_t room = 0;
+    for (int i = 0; i < 3; i++)
+        room += n[i] / 4 * 3 + 3;
+    unsigned char *at = p->buf = malloc(room);
+    if (!at)
+        return mr_err_set(err, MR_ENOMEM, "out of memory decoding a %zu-byte JWT", len);
     for (int i = 0; i < 3; i++) {
-        mr_err e = {0};
-        mr_code rc = mr_jwt_b64url_decode(start[i], n[i], out[i], out_len[i], &e);
-        if (rc == MR_ENOMEM)
-            return mr_err_set(err, rc, "%s", e.msg);
-        if (rc != MR_OK)
+        size_t cap = n[i] / 4 * 3 + 2;
+        mr_err e;
+        if (mr_b64_decode(start[i], n[i], MR_B64_STRICT, at, cap, out_len[i], &e) != MR_OK)
             return invalid(err, "%s: %s", names[i], e.msg);
+        at[*out_len[i]] = '\0';
+        *out[i] = at;
+        at += *out_len[i] + 1;
     }
     if (p->sig_len == 0)
         return invalid(err, "the signature is empty");
@@ -73,18 +81,16 @@ static mr_code split(const char *token, size_t len, parts *p, mr_err *err)
 }
 
 /* A JSON object, rejecting duplicate names so that nobody reads a different value than we do. */
-static mr_code parse_object(const unsigned char *text, size_t len, const char *what, json_t **out, mr_err *err)
+static mr_code parse_object(const unsigned char *text, size_t len, const char *what, mr_jwt_json *out, mr_err *err)
 {
-    json_error_t je;
-    *out = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!*out)
-        return invalid(err, "%s is not JSON: %s", what, je.text);
-    if (!json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return invalid(err, "%s is not a JSON object", what);
+    char why[128];
+    switch (mr_jwt_json_parse((const char *)text, len, out, why, sizeof why)) {
+    case MR_JWT_JSON_OK: return MR_OK;
+    case MR_JWT_JSON_NOT_OBJECT: return invalid(err, "%s is not a JSON object", what);
+    case MR_JWT_JSON_NOMEM: return mr_err_set(err, MR_ENOMEM, "%s: %s", what, why);
+    case MR_JWT_JSON_INVALID: break;
     }
-    return MR_OK;
+    return invalid(err, "%s is not JSON: %s", what, why);
 }
 
 typedef struct header {
@@ -93,45 +99,45 @@ typedef struct header {
     const char *kid;
 } header;
 
-static mr_code check_header(json_t *h, header *out, mr_err *err)
+static mr_code check_header(const mr_jwt_json *h, header *out, mr_err *err)
 {
     char q[64];
-    out->alg_name = json_string_value(json_object_get(h, "alg"));
+    out->alg_name = mr_jwt_json_string(h, "alg");
     if (!out->alg_name)
         return invalid(err, "the header has no alg string");
     out->alg = mr_jwt_alg_lookup(out->alg_name);
     if (out->alg == JA_INVALID)
         return invalid(err, "alg \"%s\" is not accepted (RS256, RS384, RS512, ES256, ES384 are)",
                        mr_jwt_quote(out->alg_name, q, sizeof q));
-    json_t *kid = json_object_get(h, "kid");
-    if (kid && !json_is_string(kid))
+    const mr_jwt_json_value *kid = mr_jwt_json_get(h, "kid");
+    if (kid && kid->kind != MR_JWT_JSON_STRING)
         return invalid(err, "kid is not a string");
-    out->kid = json_string_value(kid);
-    json_t *typ = json_object_get(h, "typ");
-    if (typ && !(json_is_string(typ) && strcasecmp(json_string_value(typ), "JWT") == 0))
+    out->kid = kid ? kid->str : NULL;
+    const mr_jwt_json_value *typ = mr_jwt_json_get(h, "typ");
+    if (typ && !(typ->kind == MR_JWT_JSON_STRING && strcasecmp(typ->str, "JWT") == 0))
         return invalid(err, "typ is not \"JWT\"");
     /* RFC 7515 4.1.11: extensions marked critical must be understood, and we know none. */
-    if (json_object_get(h, "crit"))
+    if (mr_jwt_json_get(h, "crit"))
         return invalid(err, "the header has crit extensions");
     return MR_OK;
 }
 
 /* Checks a NumericDate claim; *present tells whether it was there. */
-static mr_code time_claim(json_t *claims, const char *name, bool *present, double *value, mr_err *err)
+static mr_code time_claim(const mr_jwt_json *claims, const char *name, bool *present, double *value, mr_err *err)
 {
-    json_t *c = json_object_get(claims, name);
+    const mr_jwt_json_value *c = mr_jwt_json_get(claims, name);
     *present = c != NULL;
     if (!c)
         return MR_OK;
-    if (!json_is_number(c))
+    if (c->kind != MR_JWT_JSON_NUMBER)
         return invalid(err, "%s is not a number", name);
-    *value = json_number_value(c);
+    *value = c->num;
     if (*value < 0 || *value > TIME_MAX_S)
         return invalid(err, "%s %.0f is out of range", name, *value);
     return MR_OK;
 }
 
-static mr_code check_times(const mr_jwt_verifier *v, json_t *claims, double *exp_out, mr_err *err)
+static mr_code check_times(const mr_jwt_verifier *v, const mr_jwt_json *claims, double *exp_out, mr_err *err)
 {
     double now = (double)v->clock(v->clock_ctx) / 1000.0;
     double leeway = (double)v->leeway_s;
@@ -156,60 +162,45 @@ static mr_code check_times(const mr_jwt_verifier *v, json_t *claims, double *exp
     return MR_OK;
 }
 
-static bool audience_holds(json_t *aud, const char *want)
-{
-    if (json_is_string(aud))
-        return strcmp(json_string_value(aud), want) == 0;
-    size_t i;
-    json_t *a;
-    json_array_foreach(aud, i, a) {
-        if (json_is_string(a) && strcmp(json_string_value(a), want) == 0)
-            return true;
-    }
-    return false;
-}
-
-static mr_code check_iss_aud(const mr_jwt_verifier *v, json_t *claims, mr_err *err)
+static mr_code check_iss_aud(const mr_jwt_verifier *v, const mr_jwt_json *claims, mr_err *err)
 {
     char q[96];
-    json_t *iss = json_object_get(claims, "iss");
-    if (!json_is_string(iss))
+    const char *iss = mr_jwt_json_string(claims, "iss");
+    if (!iss)
         return invalid(err, "iss is missing or not a string");
-    if (strcmp(json_string_value(iss), v->issuer) != 0)
-        return invalid(err, "issuer \"%s\" is not the expected \"%s\"",
-                       mr_jwt_quote(json_string_value(iss), q, sizeof q), v->issuer);
-    json_t *aud = json_object_get(claims, "aud");
-    if (!json_is_string(aud) && !json_is_array(aud))
+    if (strcmp(iss, v->issuer) != 0)
+        return invalid(err, "issuer \"%s\" is not the expected \"%s\"", mr_jwt_quote(iss, q, sizeof q), v->issuer);
+    const mr_jwt_json_value *aud = mr_jwt_json_get(claims, "aud");
+    if (!aud || (aud->kind != MR_JWT_JSON_STRING && aud->kind != MR_JWT_JSON_ARRAY))
         return invalid(err, "aud is missing or neither a string nor a list");
-    if (!audience_holds(aud, v->audience))
+    if (aud->kind == MR_JWT_JSON_STRING ? strcmp(aud->str, v->audience) != 0 : !mr_jwt_json_array_has(aud, v->audience))
         return invalid(err, "audience %s does not include \"%s\"",
-                       json_is_string(aud) ? mr_jwt_quote(json_string_value(aud), q, sizeof q) : "(a list)",
-                       v->audience);
+                       aud->kind == MR_JWT_JSON_STRING ? mr_jwt_quote(aud->str, q, sizeof q) : "(a list)", v->audience);
     return MR_OK;
 }
 
 /* A configured identity claim: a non-empty string, copied to *out. */
-static mr_code identity_claim(json_t *claims, const char *name, char **out, mr_err *err)
+static mr_code identity_claim(const mr_jwt_json *claims, const char *name, char **out, mr_err *err)
 {
     if (!name)
         return MR_OK;
     char q[64];
-    const char *s = json_string_value(json_object_get(claims, name));
+    const char *s = mr_jwt_json_string(claims, name);
     if (!s || !*s)
         return invalid(err, "claim \"%s\" is missing, empty or not a string", mr_jwt_quote(name, q, sizeof q));
     *out = strdup(s);
     return *out ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory copying claim \"%s\"", name);
 }
 
-static mr_code fill_identity(const mr_jwt_verifier *v, json_t *claims, const header *h, const mr_jwt_key *key,
-                             double exp, mr_jwt_identity *id, mr_err *err)
+static mr_code fill_identity(const mr_jwt_verifier *v, const mr_jwt_json *claims, const header *h,
+                             const mr_jwt_key *key, double exp, mr_jwt_identity *id, mr_err *err)
 {
     mr_code rc;
     if ((rc = identity_claim(claims, v->email_claim, &id->email, err)) != MR_OK ||
         (rc = identity_claim(claims, v->user_id_claim, &id->user_id, err)) != MR_OK ||
         (rc = identity_claim(claims, v->matrix_user_id_claim, &id->matrix_user_id, err)) != MR_OK)
         return rc;
-    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    const char *sub = mr_jwt_json_string(claims, "sub");
     id->subject = sub ? strdup(sub) : NULL;
     id->kid = key->kid ? strdup(key->kid) : NULL;
     if ((sub && !id->subject) || (key->kid && !id->kid))
@@ -245,7 +236,7 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
     if (len > v->max_token_bytes)
         return invalid(err, "the token is longer than %zu bytes", v->max_token_bytes);
     parts p = {0};
-    json_t *hdr = NULL, *claims = NULL;
+    mr_jwt_json hdr = {0}, claims = {0};
     mr_jwt_keyset *held = NULL;
     const mr_jwt_key *key = NULL;
     header h = {0};
@@ -253,15 +244,15 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
     mr_code rc;
     if ((rc = split(token, len, &p, err)) != MR_OK ||
         (rc = parse_object(p.header, p.header_len, "the header", &hdr, err)) != MR_OK ||
-        (rc = check_header(hdr, &h, err)) != MR_OK ||
+        (rc = check_header(&hdr, &h, err)) != MR_OK ||
         (rc = parse_object(p.payload, p.payload_len, "the payload", &claims, err)) != MR_OK)
         goto out;
     rc = mr_jwt_verifier_key(v, h.kid, &held, &key, err);
     if (rc == MR_EAUTH)
         mr_err_prefix(err, "invalid JWT");
     if (rc != MR_OK || (rc = check_signature(token, &p, &h, key, err)) != MR_OK ||
-        (rc = check_times(v, claims, &exp, err)) != MR_OK || (rc = check_iss_aud(v, claims, err)) != MR_OK ||
-        (rc = fill_identity(v, claims, &h, key, exp, &id, err)) != MR_OK)
+        (rc = check_times(v, &claims, &exp, err)) != MR_OK || (rc = check_iss_aud(v, &claims, err)) != MR_OK ||
+        (rc = fill_identity(v, &claims, &h, key, exp, &id, err)) != MR_OK)
         goto out;
     if (out) {
         *out = id;
@@ -270,8 +261,8 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
 out:
     mr_jwt_identity_free(&id);
     mr_jwt_keyset_free(held);
-    json_decref(claims);
-    json_decref(hdr);
+    mr_jwt_json_free(&claims);
+    mr_jwt_json_free(&hdr);
     parts_free(&p);
     return rc;
 }

@@ -73,6 +73,10 @@ void mr_matrix_free(mr_matrix *m)
     if (!m)
         return;
     mr_http_client_free(m->http);
+    /* A sync left in a multi (the caller should have cancelled it): its own allocations. */
+    free(m->run.path);
+    wipe_free(m->run.auth);
+    mr_http_result_clear(&m->run.res);
     wipe_free(m->token);
     free(m);
 }
@@ -241,8 +245,7 @@ static void record_status(mr_matrix *m, const mr_http_result *res)
         s->retry_after_ms = json_integer_value(ra);
 }
 
-/* The delay a 429 asks for: the body's retry_after_ms, else Retry-After, else the backoff. */
-static long rate_limit_delay(mr_matrix *m, const mr_http_result *res, int attempt)
+long mx_rate_limit_delay(mr_matrix *m, const mr_http_result *res, int attempt)
 {
     if (m->last.retry_after_ms >= 0)
         return (long)m->last.retry_after_ms;
@@ -255,26 +258,26 @@ static bool retryable_status(long status)
     return status == 502 || status == 503 || status == 504;
 }
 
-/* One HTTP exchange; res is filled (and must be cleared) whatever happens. */
-static mr_code exchange(mr_matrix *m, const mx_req *r, const char *body, mr_http_result *res,
-                        mr_err *err)
+mr_code mx_auth_header(mr_matrix *m, const mx_req *r, char **auth, mr_err *err)
 {
     const char *token = r->bearer ? r->bearer : (r->anonymous ? NULL : m->token);
-    char *auth = NULL;
-    if (token) {
-        size_t n = strlen(token) + 32;
-        if (!(auth = malloc(n)))
-            return mr_err_set(err, MR_ENOMEM, "out of memory preparing %s %s", r->method, r->path);
-        snprintf(auth, n, "Authorization: Bearer %s", token);
-    }
-    const char *headers[] = {"Accept: application/json", auth, NULL};
-    mr_http_call call = {.method = r->method, .url = r->path, .body = body,
-                         .body_len = body ? strlen(body) : 0,
-                         .content_type = body ? "application/json" : NULL, .headers = headers,
-                         .timeout_ms = r->timeout_ms, .cancelled = m->stopping,
-                         .cancel_ctx = m->stopping_ctx};
-    mr_code rc = mr_http_client_do(m->http, &call, res, err);
+    *auth = NULL;
+    if (!token)
+        return MR_OK;
+    size_t n = strlen(token) + 32;
+    if (!(*auth = malloc(n)))
+        return mr_err_set(err, MR_ENOMEM, "out of memory preparing %s %s", r->method, r->path);
+    snprintf(*auth, n, "Authorization: Bearer %s", token);
+    return MR_OK;
+}
+
+void mx_auth_free(char *auth)
+{
     wipe_free(auth);
+}
+
+mr_code mx_parse_reply(mr_code rc, mr_http_result *res, mr_err *err)
+{
     if (rc != MR_OK || res->body_len == 0)
         return rc;
     json_error_t je;
@@ -283,6 +286,41 @@ static mr_code exchange(mr_matrix *m, const mx_req *r, const char *body, mr_http
         return mr_err_set(err, MR_EINVAL, "%s %s: HTTP %ld reply is not JSON (%s at byte %d)",
                           res->method, res->url, res->status, je.text, je.position);
     return MR_OK;
+}
+
+/* One HTTP exchange; res is filled (and must be cleared) whatever happens. */
+static mr_code exchange(mr_matrix *m, const mx_req *r, const char *body, mr_http_result *res,
+                        mr_err *err)
+{
+    char *auth = NULL;
+    mr_code rc = mx_auth_header(m, r, &auth, err);
+    if (rc != MR_OK) {
+        memset(res, 0, sizeof *res);
+        return rc;
+    }
+    const char *headers[] = {"Accept: application/json", auth, NULL};
+    mr_http_call call = {.method = r->method, .url = r->path, .body = body,
+                         .body_len = body ? strlen(body) : 0,
+                         .content_type = body ? "application/json" : NULL, .headers = headers,
+                         .timeout_ms = r->timeout_ms, .cancelled = m->stopping,
+                         .cancel_ctx = m->stopping_ctx};
+    rc = mr_http_client_do(m->http, &call, res, err);
+    wipe_free(auth);
+    return mx_parse_reply(rc, res, err);
+}
+
+void mx_observe(mr_matrix *m, const mx_req *r, mr_code rc, const mr_http_result *res,
+                const struct timespec *t0)
+{
+    bool transport = rc != MR_OK && res->status == 0;
+    record_status(m, transport ? NULL : res);
+    if (m->observe) {
+        mr_matrix_attempt a = {.endpoint = r->endpoint, .method = r->method,
+                               .status = m->last.status,
+                               .errcode = m->last.errcode[0] ? m->last.errcode : NULL,
+                               .seconds = seconds_since(t0)};
+        m->observe(m->observe_ctx, &a);
+    }
 }
 
 static bool stopping(mr_matrix *m)
@@ -311,21 +349,14 @@ mr_code mx_call(mr_matrix *m, const mx_req *r, json_t **out, mr_err *err)
         clock_gettime(CLOCK_MONOTONIC, &t0);
         rc = exchange(m, r, body, &res, err);
         bool transport = rc != MR_OK && res.status == 0;
-        record_status(m, transport ? NULL : &res);
-        if (m->observe) {
-            mr_matrix_attempt a = {.endpoint = r->endpoint, .method = r->method,
-                                   .status = m->last.status,
-                                   .errcode = m->last.errcode[0] ? m->last.errcode : NULL,
-                                   .seconds = seconds_since(&t0)};
-            m->observe(m->observe_ctx, &a);
-        }
+        mx_observe(m, r, rc, &res, &t0);
         long delay = -1;
         if (transport) {
             if (r->retry && rc == MR_EUNAVAIL && !stopping(m) && ++failures < m->max_attempts)
                 delay = backoff_for(m, failures);
         } else if (rc == MR_OK && res.status == 429) {
             if (!m->max_rate_limited || ++limited < m->max_rate_limited)
-                delay = rate_limit_delay(m, &res, limited + 1);
+                delay = mx_rate_limit_delay(m, &res, limited + 1);
         } else if (rc == MR_OK && retryable_status(res.status)) {
             if (r->retry && ++failures < m->max_attempts)
                 delay = backoff_for(m, failures);

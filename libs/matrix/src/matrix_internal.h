@@ -3,6 +3,8 @@
 #ifndef MINDROOM_MATRIX_INTERNAL_H
 #define MINDROOM_MATRIX_INTERNAL_H
 
+#include <time.h>
+
 #include "mindroom/http.h"
 #include "mindroom/matrix.h"
 
@@ -26,6 +28,14 @@ struct mr_matrix {
     void *stopping_ctx;
     unsigned int seed;      /* for backoff jitter */
     mr_matrix_status last;
+    /* The sync running inside an mr_http_multi (sync.c), while path is set. */
+    struct mx_sync_run {
+        char *path;
+        char *auth;
+        const char *headers[3];
+        mr_http_result res;
+        struct timespec t0;
+    } run;
 };
 
 typedef struct mx_req {
@@ -43,6 +53,18 @@ typedef struct mx_req {
 /* Performs r with the retry rules of matrix.h. On MR_OK *out (may be NULL) gets the parsed
  * body, or an empty object when there was none. */
 mr_code mx_call(mr_matrix *m, const mx_req *r, json_t **out, mr_err *err);
+
+/* The pieces of mx_call a request driven by an mr_http_multi shares (mr_matrix_sync_start):
+ * r's Authorization header line (NULL for none), freed with mx_auth_free; */
+mr_code mx_auth_header(mr_matrix *m, const mx_req *r, char **auth, mr_err *err);
+void mx_auth_free(char *auth);
+/* the reply parsed into res->json (a 2xx that is not JSON is MR_EINVAL); */
+mr_code mx_parse_reply(mr_code rc, mr_http_result *res, mr_err *err);
+/* the attempt recorded in mr_matrix_last and told to the observer; */
+void mx_observe(mr_matrix *m, const mx_req *r, mr_code rc, const mr_http_result *res,
+                const struct timespec *t0);
+/* the delay a 429 asks for: the body's retry_after_ms, else Retry-After, else the backoff. */
+long mx_rate_limit_delay(mr_matrix *m, const mr_http_result *res, int attempt);
 
 /* A path from fmt where each "%s" is replaced by the next argument percent-encoded and each
  * "%S" by the next argument as it is; NULL when out of memory. */

@@ -75,6 +75,7 @@ mr_code mr_mcp_client_new(const mr_mcp_server_opts *o, mr_mcp_client **out, mr_e
     mr_mcp_client *c = calloc(1, sizeof *c);
     if (!c)
         return mr_err_set(err, MR_ENOMEM, "MCP server %s: out of memory", o->name);
+    atomic_init(&c->starts, 0);
     bool failed = false;
     c->name = strdup(o->name);
     c->command = o->command ? strdup(o->command) : NULL;
@@ -253,7 +254,13 @@ static mr_code ensure_running(mr_mcp_client *c, mr_err *err)
         return rc;
     }
     c->running = true;
+    atomic_fetch_add(&c->starts, 1);
     return MR_OK;
+}
+
+unsigned long mr_mcp_client_starts(mr_mcp_client *c)
+{
+    return atomic_load(&c->starts);
 }
 
 static mr_code request(mr_mcp_client *c, const char *method, json_t *params, long timeout_ms, json_t **result,

@@ -4,6 +4,7 @@
 #define MINDROOM_MCP_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -33,6 +34,8 @@ struct mr_mcp_client {
     long long first_backoff_ms, backoff_ms, next_start_ms;
     const mcp_transport_ops *ops;
     bool running;                    /* started and initialised */
+    atomic_ulong starts;             /* times it became running; read without mu, so a caller
+                                        asks while a long call holds the lock */
     long long next_id;
     char protocol[32];               /* the version the server agreed to */
     /* stdio */

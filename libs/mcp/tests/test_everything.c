@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,42 +135,6 @@ static void test_stdio_environment(void **state)
     unsetenv("OPENAI_API_KEY");
 }
 
-/* Our children whose command line holds needle. */
-static pid_t child_running(const char *needle)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    pid_t found = 0;
-    while (d && !found && (e = readdir(d))) {
-        char path[300], buf[4096];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        int pid = 0, ppid = 0;
-        char st;
-        if (fscanf(f, "%d %*s %c %d", &pid, &st, &ppid) != 3)
-            ppid = 0;
-        fclose(f);
-        if (ppid != getpid())
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
-        f = fopen(path, "r");
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        for (size_t i = 0; i < n; i++)
-            if (!buf[i])
-                buf[i] = ' ';
-        buf[n] = '\0';
-        if (strstr(buf, needle))
-            found = pid;
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
-
 /* A killed server: the call in flight fails, calls within the backoff fail at once, then it is
  * started again and answers. */
 static void test_stdio_restart(void **state)
@@ -180,7 +143,7 @@ static void test_stdio_restart(void **state)
     mr_mcp_client *c = stdio_client(NULL, 300);
     char *text = call_text(c, "echo", json_pack("{s:s}", "message", "one"), 0, MR_OK);
     free(text);
-    pid_t pid = child_running("index.js stdio");
+    pid_t pid = mr_tp_child_running("index.js stdio");
     assert_true(pid > 0);
     kill(pid, SIGKILL);
     text = call_text(c, "echo", json_pack("{s:s}", "message", "two"), 0, MR_EUNAVAIL);
@@ -208,9 +171,9 @@ static void test_stdio_restart(void **state)
     assert_non_null(ok);
     assert_string_equal(ok, "Echo: four");
     free(ok);
-    assert_int_not_equal(child_running("index.js stdio"), pid);
+    assert_int_not_equal(mr_tp_child_running("index.js stdio"), pid);
     mr_mcp_client_free(c);
-    assert_int_equal(child_running("index.js stdio"), 0);
+    assert_int_equal(mr_tp_child_running("index.js stdio"), 0);
 }
 
 static void test_streamable_http(void **state)

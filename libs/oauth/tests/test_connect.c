@@ -1,5 +1,6 @@
 /* test_connect.c -- libs/oauth on SQLite and on a real redis-server: minting, links,
- * lookup, single use (also under concurrency), expiry, request checks, sealed credentials. */
+ * lookup, single use (also under concurrency), expiry, request checks, sealed credentials and
+ * when they can be used or refreshed without the provider. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -259,6 +260,38 @@ static void test_credentials_are_sealed(void **state)
     assert_int_equal(mr_oauth_credentials_put(b->store, "alice", "github", creds, strlen(creds), &err), MR_EINVAL);
 }
 
+static void put(mr_store *s, const char *json)
+{
+    mr_err err = {0};
+    check(mr_oauth_credentials_put(s, ALICE, "gitlab", json, strlen(json), &err), &err);
+}
+
+/* What needs no provider: a token without expiry is used as it is; an expired one without a
+ * refresh token means connecting again; an unreachable token endpoint is worth a retry and
+ * leaves no refresh lock behind. Nothing listens on port 1. */
+static void test_fresh_credentials_without_the_provider(void **state)
+{
+    backend *b = *state;
+    mr_oauth_client c = {.token_url = "http://127.0.0.1:1/token", .client_id = "id", .client_secret = "secret"};
+    char *token = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_oauth_credentials_fresh(b->store, ALICE, "gitlab", &c, &token, &err), MR_ENOTFOUND);
+    put(b->store, "{\"access_token\":\"at-forever\"}");
+    check(mr_oauth_credentials_fresh(b->store, ALICE, "gitlab", &c, &token, &err), &err);
+    assert_string_equal(token, "at-forever");
+    free(token);
+    put(b->store, "{\"access_token\":\"at-old\",\"expires_in\":3600,\"obtained_at\":1000}");
+    assert_int_equal(mr_oauth_credentials_fresh(b->store, ALICE, "gitlab", &c, &token, &err), MR_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "has expired and there is no refresh token"));
+    assert_null(token);
+    put(b->store, "{\"access_token\":\"at-old\",\"expires_in\":3600,\"obtained_at\":1000,\"refresh_token\":\"rt\"}");
+    assert_int_equal(mr_oauth_credentials_fresh(b->store, ALICE, "gitlab", &c, &token, &err), MR_EUNAVAIL);
+    assert_non_null(strstr(err.msg, "http://127.0.0.1:1/token"));
+    char *lock = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_get(b->store, "oauth:refresh:gitlab:" ALICE, &lock, &len, &err), MR_ENOTFOUND);
+}
+
 static void test_link(void **state)
 {
     (void)state;
@@ -283,6 +316,8 @@ int main(void)
         ON(test_unknown_and_malformed_tokens, g_sqlite), ON(test_unknown_and_malformed_tokens, g_redis_store),
         ON(test_mint_checks_the_request, g_sqlite), ON(test_mint_checks_the_request, g_redis_store),
         ON(test_credentials_are_sealed, g_sqlite), ON(test_credentials_are_sealed, g_redis_store),
+        ON(test_fresh_credentials_without_the_provider, g_sqlite),
+        ON(test_fresh_credentials_without_the_provider, g_redis_store),
         cmocka_unit_test(test_link),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -298,6 +298,18 @@ void mr_runtime_set_http_handler(const mr_runtime *rt, mr_http_handler fn, void 
     pthread_rwlock_unlock(&st->http_lock);
 }
 
+bool mr_runtime_routes_installed(void *ctx, char *why, size_t cap)
+{
+    const mr_runtime *rt = ctx;
+    mr_runtime_state *st = rt->state;
+    pthread_rwlock_rdlock(&st->http_lock);
+    bool installed = st->http_fn != NULL;
+    pthread_rwlock_unlock(&st->http_lock);
+    if (!installed)
+        snprintf(why, cap, "%s: routes not installed yet", rt->service);
+    return installed;
+}
+
 mr_http_response *mr_runtime_http_handle(void *ctx, const mr_http_request *req)
 {
     const mr_runtime *rt = ctx;

@@ -72,5 +72,7 @@ void mr_runtime_mask_url(const char *url, char *out, size_t cap);
 
 /* Ends the signal watcher, if one runs. */
 void mr_runtime_unwatch_signals(const mr_runtime *rt);
+/* A readiness check (ctx: the runtime) that holds while an HTTP handler is installed. */
+bool mr_runtime_routes_installed(void *ctx, char *why, size_t cap);
 
 #endif

@@ -260,6 +260,50 @@ static void test_waits_for_the_store(void **state)
     mr_tp_redis_destroy(&redis);
 }
 
+/* A service with routes is not ready until serve has installed them, however long that takes:
+ * an ingress that trusted /readyz would otherwise send it requests it answers 404. */
+static void test_not_ready_before_its_routes(void **state)
+{
+    fixture *f = *state;
+    char gate[700];
+    snprintf(gate, sizeof gate, "%s/no-routes", f->dir);
+    FILE *g = fopen(gate, "w");
+    assert_non_null(g);
+    fclose(g);
+    setenv("MR_RTDEMO_NO_ROUTES", gate, 1);
+    int port = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    unlink(f->log);
+    pid_t pid = start(f, "--listen", listen, NULL);
+    assert_int_equal(mr_tp_wait_port(port, DEADLINE_MS, &err), MR_OK);
+    /* Once the bus probe answers, only the routes hold it back. */
+    char *body = NULL;
+    long long until = mr_clock_mono_ms() + DEADLINE_MS;
+    long got;
+    while ((got = mr_tp_http_get(port, "/readyz", &body)) != 503 || !body ||
+           !strstr(body, "rtdemo: routes not installed yet")) {
+        if (mr_clock_mono_ms() > until)
+            fail_msg("/readyz: %ld %s, not 503 for the routes", got, body ? body : "");
+        free(body);
+        body = NULL;
+        mr_clock_sleep_ms(100);
+    }
+    free(body);
+    assert_int_equal(mr_tp_http_get(port, "/demo", NULL), 404);
+    unlink(gate);
+    wait_ready_status(port, 200, &body);
+    free(body);
+    assert_int_equal(mr_tp_http_get(port, "/demo", &body), 200);
+    assert_string_equal(body, "rtdemo");
+    free(body);
+    unsetenv("MR_RTDEMO_NO_ROUTES");
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(wait_exit(pid), 0);
+}
+
 static void test_health_reload_stop(void **state)
 {
     fixture *f = *state;
@@ -353,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broken_config_at_start_exit_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_exit_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waits_for_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_ready_before_its_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, teardown),
     };

@@ -1,5 +1,4 @@
-/* registry.c -- which tools this build has, which names the Python MindRoom knows, and the
- * argument readers every tool uses. */
+/* registry.c -- which tools this build has, and the argument readers every tool uses. */
 #include "tools_internal.h"
 
 #include <stdlib.h>
@@ -7,18 +6,7 @@
 
 static const mr_tool_def *const builtin[] = {
     &mr_tool_matrix_message, &mr_tool_memory, &mr_tool_todo, &mr_tool_website, &mr_tool_file, &mr_tool_shell,
-    &mr_tool_scheduler,
-};
-
-/* Tool names the reference's documentation gives (docs.mindroom.chat/tools/ and the agent
- * configuration page); a name here that this build does not implement is a start-up warning
- * saying so, and any other name a warning that it is unknown: never silence. */
-static const char *const known[] = {
-    "matrix_message", "memory", "todo", "website", "file", "shell", "scheduler", "thread_summary",
-    "coding", "python", "docker", "github", "duckduckgo", "arxiv", "wikipedia", "pubmed", "hackernews",
-    "gmail", "google_drive", "browser", "e2b", "spotify", "homeassistant", "update_awareness",
-    "openclaw_compat", "attachments", "matrix_room", "matrix_api", "chat_ui", "thread_tags",
-    "thread_resolution", "config_manager",
+    &mr_tool_scheduler, &mr_tool_oauth_api,
 };
 
 const mr_tool_def *mr_tools_find(const char *name)
@@ -27,14 +15,6 @@ const mr_tool_def *mr_tools_find(const char *name)
         if (strcmp(builtin[i]->name, name) == 0)
             return builtin[i];
     return NULL;
-}
-
-bool mr_tools_is_known(const char *name)
-{
-    for (size_t i = 0; name && i < sizeof known / sizeof *known; i++)
-        if (strcmp(known[i], name) == 0)
-            return true;
-    return false;
 }
 
 mr_code tools_arg_str(json_t *args, const char *tool, const char *key, bool required, const char **out,

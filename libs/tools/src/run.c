@@ -92,7 +92,9 @@ static mr_code job_schedule(void *ctx, const char *action, const char *when, con
 static void *job_main(void *arg)
 {
     job *j = arg;
-    j->rc = j->def->run(&j->env, j->args, j->deadline_ms, &j->out, &j->err);
+    const mr_tool_def *d = j->def;
+    j->rc = d->run ? d->run(&j->env, j->args, j->deadline_ms, &j->out, &j->err)
+                   : d->run_bound(d->ctx, &j->env, j->args, j->deadline_ms, &j->out, &j->err);
     if (j->rc == MR_OK && j->out.failed)
         j->rc = mr_err_set(&j->err, MR_ENOMEM, "%s: out of memory writing the result", j->def->name);
     round *r = j->round;

@@ -1,6 +1,7 @@
 /* test_tools.c -- the built-in tools with real files, processes and HTTP on loopback: bad
  * input named, the workspace never left (../ and symlinks), memory and todo files, the runner's
- * time limit, output bound and parallel calls, and the website tool's address checks. */
+ * time limit, output bound and parallel calls, the website tool's address checks, and oauth_api's
+ * arguments and connect link on a real SQLite store. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include "mindroom/clock.h"
 #include "mindroom/fsutil.h"
 #include "mindroom/http.h"
+#include "mindroom/oauth.h"
 #include "mindroom/tools.h"
 
 static char dir[256], data[300], ws[300], outside[300];
@@ -276,6 +278,71 @@ static void test_website_refuses_internal_addresses(void **state)
     mr_http_server_stop(srv);
 }
 
+static void test_oauth_api_arguments_and_connect_link(void **state)
+{
+    (void)state;
+    static const char yaml[] = "oauth_providers:\n"
+                               "  github:\n"
+                               "    authorize_url: https://github.example/authorize\n"
+                               "    token_url: https://github.example/token\n"
+                               "    client_id: c\n"
+                               "    client_secret_env: GH_SECRET\n"
+                               "    scopes: [repo, 'read:user']\n"
+                               "    api_base_url: https://api.github.example/\n";
+    mr_config *cfg = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_config_parse(yaml, strlen(yaml), "config.yaml", &cfg, NULL, &err), MR_OK);
+    char url[400];
+    snprintf(url, sizeof url, "sqlite://%s/store.db", dir);
+    static const unsigned char secret[32] = "0123456789abcdef0123456789abcde";
+    mr_store_options so = {.secret = secret, .secret_len = sizeof secret};
+    mr_store *store = NULL;
+    assert_int_equal(mr_store_open(url, &so, &store, &err), MR_OK);
+    mr_dotenv dotenv = {0};
+    mr_tools_oauth oauth = {.store = store, .providers = cfg->oauth_providers, .n_providers = cfg->n_oauth_providers,
+                            .dotenv = &dotenv, .public_url = "https://mr.example.org"};
+    mr_tools_env env = env_of();
+    expect(&env, "oauth_api", "{\"provider\":\"github\",\"path\":\"/user\"}", true,
+           "no OAuth providers are set up for this agent");
+    env.oauth = &oauth;
+    expect(&env, "oauth_api", "{\"path\":\"/user\"}", true, "'provider' is required");
+    expect(&env, "oauth_api", "{\"provider\":\"github\"}", true, "'path' is required");
+    expect(&env, "oauth_api", "{\"provider\":\"gitlab\",\"path\":\"/user\"}", true,
+           "'provider' must be one of the configured providers (github), not 'gitlab'");
+    expect(&env, "oauth_api", "{\"provider\":\"github\",\"path\":\"user\"}", true, "'path' must start with '/'");
+    expect(&env, "oauth_api", "{\"provider\":\"github\",\"path\":\"@evil.example/x\"}", true,
+           "'path' must start with '/'");
+    expect(&env, "oauth_api", "{\"provider\":\"github\",\"path\":\"/a/../../b\"}", true,
+           "must not hold '.' or '..' segments");
+    expect(&env, "oauth_api", "{\"provider\":\"github\",\"path\":\"/a b\"}", true, "must not hold spaces");
+    expect(&env, "oauth_api", "{\"provider\":\"github\",\"path\":\"/user\"}", true,
+           "GH_SECRET is not set in the environment or .env");
+
+    /* No credentials yet: a link for the requester, bound to them, the agent and the room. */
+    assert_int_equal(mr_dotenv_parse("GH_SECRET=s3cret\n", 16, ".env", &dotenv, &err), MR_OK);
+    bool failed;
+    char *r = call(&env, "oauth_api", "{\"provider\":\"github\",\"path\":\"/user?per_page=1\"}", &failed);
+    assert_false(failed);
+    const char *prefix = "https://mr.example.org/api/oauth/github/authorize?connect_token=";
+    const char *at = strstr(r, prefix);
+    if (!at || !strstr(r, "@alice:example.org must connect their github account first"))
+        fail_msg("no connect link in \"%s\"", r);
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    snprintf(token, sizeof token, "%s", at + strlen(prefix));
+    mr_oauth_connect_grant g;
+    assert_int_equal(mr_oauth_connect_lookup(store, token, &g, &err), MR_OK);
+    assert_string_equal(g.requester, "@alice:example.org");
+    assert_string_equal(g.provider, "github");
+    assert_string_equal(g.scopes, "repo read:user");
+    assert_string_equal(g.agent, "mind");
+    assert_string_equal(g.room_id, "!r:example.org");
+    mr_oauth_connect_grant_clear(&g);
+    free(r);
+    mr_dotenv_free(&dotenv);
+    mr_store_close(store);
+    mr_config_release(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +354,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_output_bound_and_parallel_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_matrix_message_sends_and_reacts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_website_refuses_internal_addresses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oauth_api_arguments_and_connect_link, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

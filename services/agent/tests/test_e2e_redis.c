@@ -23,6 +23,7 @@
 #include "agent_internal.h"
 #include "mindroom/bus.h"
 #include "mindroom/fsutil.h"
+#include "mindroom/oauth.h"
 #include "mindroom/store.h"
 #include "model_stub_peer.h"
 #include "peers.h"
@@ -338,12 +339,16 @@ static int group_setup(void **state)
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
-             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary, warp_drive],\n"
-             "          context_files: [SOUL.md]}\n",
+             "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary,\n"
+             "          oauth_api], context_files: [SOUL.md]}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
     for (int i = 0; i < MANY_AGENTS; i++)
         used += snprintf(text + used, sizeof text - (size_t)used, "  a%03d: {display_name: A%03d, rooms: [many]}\n", i, i);
+    used += snprintf(text + used, sizeof text - (size_t)used,
+                     "oauth_providers:\n"
+                     "  github: {authorize_url: \"https://github.example/authorize\", token_url: \"https://github.example/token\",\n"
+                     "           client_id: gh-client, scopes: [repo], api_base_url: \"https://api.github.example\"}\n");
     char store[96];
     snprintf(store, sizeof store, "redis://127.0.0.1:%d/1", S.redis.port);
     if (mr_fs_write_atomic(S.config, text, strlen(text), 0600, true, &err) != MR_OK ||
@@ -358,6 +363,8 @@ static int group_setup(void **state)
     setenv("OPENAI_API_KEY", KEY, 1);
     setenv("LOG_LEVEL", "debug", 1);
     setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "4", 1);
+    setenv("MINDROOM_OAUTH_GITHUB_CLIENT_SECRET", "gh-secret", 1);
+    setenv("MINDROOM_PUBLIC_URL", "https://mindroom.example.org", 1);
     unsetenv("MINDROOM_WORKER_ID");
     unsetenv("MINDROOM_NAMESPACE");
     unsetenv("MINDROOM_AGENT_LISTEN");
@@ -414,6 +421,7 @@ static void test_invalid_settings_exit_2(void **state)
         {"MINDROOM_TOOL_TIMEOUT_SECONDS", "0", "MINDROOM_TOOL_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
         {"MINDROOM_TOOL_MAX_ROUNDS", "many", "MINDROOM_TOOL_MAX_ROUNDS: \"many\" is not a whole number from 1 to 100"},
         {"MINDROOM_TOOL_FILE_AND_SHELL", "yes", "MINDROOM_TOOL_FILE_AND_SHELL: \"yes\" is neither 0 nor 1"},
+        {"MINDROOM_PUBLIC_URL", "mindroom.example.org", "MINDROOM_PUBLIC_URL: \"mindroom.example.org\" is not an http(s) URL"},
     };
     char log[700];
     snprintf(log, sizeof log, "%s/bad-settings.log", S.dir);
@@ -550,10 +558,10 @@ static void test_tools_in_a_turn(void **state)
     check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
     assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
     free(text);
-    /* The request offered the three tools that run (shell is off), and the others were named. */
+    /* The request offered the four tools that run (shell is off), and the others were named. */
     json_t *reqs = stub_requests();
     json_t *body0 = json_object_get(json_array_get(reqs, 0), "body");
-    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 3);
+    assert_int_equal(json_array_size(json_object_get(body0, "tools")), 4);
     /* context_files come into the system prompt from the workspace. */
     const char *system = str_at(json_array_get(json_object_get(body0, "messages"), 0), "content");
     assert_non_null(strstr(system, "## Personality Context\n\n### SOUL.md\nTooly is fond of tea."));
@@ -569,8 +577,40 @@ static void test_tools_in_a_turn(void **state)
     assert_non_null(strstr(system, "## Memory (MEMORY.md in your workspace)\n# Memory\n\n- m1: likes tea (from " ALICE ")"));
     json_decref(reqs);
     assert_true(mr_tp_count_in_file(S.log, "this build does not implement the tool thread_summary yet") >= 1);
-    assert_true(mr_tp_count_in_file(S.log, "unknown tool warp_drive") >= 1);
     assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
+}
+
+/* oauth_api without credentials: the model gets a connect link on MINDROOM_PUBLIC_URL whose token
+ * is bound to the requester, the agent and the room (the rest of the flow: upstream-auth's
+ * test_service). */
+static void test_oauth_api_gives_the_requester_a_connect_link(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"oauth_api\", \"arguments\": "
+                                        "{\"provider\": \"github\", \"path\": \"/user\"}}]}",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool-oauth:example.org", .body = "Who am I on GitHub?",
+                              .allowed = "router,tooly"});
+    wait_for(finished, "$tool-oauth:example.org", "tooly");
+    json_t *reqs = stub_requests();
+    json_t *msgs = json_object_get(json_object_get(json_array_get(reqs, 1), "body"), "messages");
+    const char *result = str_at(json_array_get(msgs, json_array_size(msgs) - 1), "content");
+    static const char prefix[] = "https://mindroom.example.org/api/oauth/github/authorize?connect_token=";
+    const char *at = strstr(result, prefix);
+    if (!at || !strstr(result, ALICE " must connect their github account first"))
+        fail_msg("no connect link for " ALICE " in \"%s\"", result);
+    char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+    snprintf(token, sizeof token, "%s", at + strlen(prefix));
+    json_decref(reqs);
+    mr_oauth_connect_grant g;
+    check(mr_oauth_connect_lookup(S.store, token, &g, &err), &err, "connect token");
+    assert_string_equal(g.requester, ALICE);
+    assert_string_equal(g.agent, "tooly");
+    assert_string_equal(g.room_id, TOOLS);
+    assert_string_equal(g.scopes, "repo");
+    mr_oauth_connect_grant_clear(&g);
 }
 
 /* ---- schedules ---- */
@@ -1381,6 +1421,7 @@ int main(void)
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
         cmocka_unit_test(test_a_stalled_stream_shows_what_came),
         cmocka_unit_test(test_tools_in_a_turn),
+        cmocka_unit_test(test_oauth_api_gives_the_requester_a_connect_link),
         cmocka_unit_test(test_schedule_commands_and_firing),
         cmocka_unit_test(test_scheduler_tool),
         cmocka_unit_test(test_schedule_fires_after_sigkill_once),

@@ -61,7 +61,8 @@ static void test_init_writes_config_and_env_in_home(void **state)
         "    rooms: [personal]\n",
         "    memory_backend: file\n",
         "      - SOUL.md\n", "      - HEARTBEAT.md\n",
-        "      - shell\n", "      - thread_summary\n",
+        "    tools:\n      - memory\n      - website\n      - scheduler\n      - todo\n      - matrix_message\n"
+        "    skills:",
         "    skills:\n      - mindroom-docs\n",
         "router:\n  model: default\n  accept_invites: true\n",
         "matrix_room_access:\n  mode: single_user_private\n  room_admins:\n    - " MR_CONFIG_OWNER_PLACEHOLDER "\n",
@@ -75,6 +76,9 @@ static void test_init_writes_config_and_env_in_home(void **state)
         if (!strstr(yaml, want_yaml[i]))
             fail_msg("config.yaml lacks:\n%s", want_yaml[i]);
     assert_null(strstr(yaml, "mindroom_user"));
+    /* Only tools that run: `config validate` below warns of any other (and counts it). */
+    assert_null(strstr(yaml, "- shell\n"));
+    assert_null(strstr(yaml, "update_awareness"));
     assert_int_equal(count_of(yaml, MR_CONFIG_OWNER_PLACEHOLDER), 3);
 
     char *env = slurp(env_path);

@@ -14,7 +14,7 @@ static const char example_config[] =
     "    role: Personal assistant\n"
     "    model: default\n"
     "    rooms: [personal]\n"
-    "    tools: [duckduckgo, website]\n"
+    "    tools: [todo, website]\n"
     "    instructions: [Be concise.]\n"
     "  coder:\n"
     "    display_name: Coder\n"
@@ -120,6 +120,41 @@ static void test_warnings_are_printed_and_do_not_fail(void **state)
     cli_run_free(&r);
 }
 
+/* A tool nobody knows fails with a did-you-mean (a key under mcp_servers counts as a name); one
+ * MindRoom knows that this build does not run is a warning naming it. */
+static void test_tool_names(void **state)
+{
+    sandbox *sb = *state;
+    static const char head[] = "models:\n"
+                               "  default: {provider: openai, id: gpt-5.6}\n"
+                               "mcp_servers:\n"
+                               "  everything: {command: node}\n"
+                               "agents:\n";
+    char text[512];
+    snprintf(text, sizeof text, "%s  mind: {rooms: [personal], tools: [todo, everything, evrything, scheduller]}\n",
+             head);
+    spit(sb_path(sb, "config.yaml"), text);
+    cli_run r = run_cli(sb, "config", "validate", "config.yaml");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "config.yaml:6:55: agents.mind.tools[2]: unknown tool 'evrything'; did you mean "
+                                  "'everything'?\n"));
+    assert_non_null(strstr(r.err, "agents.mind.tools[3]: unknown tool 'scheduller'; did you mean 'scheduler'?\n"));
+    assert_string_equal(r.out, "config.yaml: 2 errors\n");
+    cli_run_free(&r);
+
+    snprintf(text, sizeof text, "%s  mind: {rooms: [personal], tools: [todo, everything, duckduckgo]}\n"
+             "defaults: {tools: [coding]}\n", head);
+    spit(sb_path(sb, "config.yaml"), text);
+    r = run_cli(sb, "config", "validate", "config.yaml");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "config.yaml: warning: defaults.tools: this build does not implement the tool coding "
+                               "yet: the agent runs without it\n"
+                               "config.yaml: warning: agents.mind.tools: this build does not implement the tool "
+                               "duckduckgo yet: the agent runs without it\n");
+    assert_string_equal(r.out, "config.yaml: valid (1 agent, 0 teams, 1 room), 2 warnings\n");
+    cli_run_free(&r);
+}
+
 static void test_yaml_syntax_error_names_line_and_column(void **state)
 {
     sandbox *sb = *state;
@@ -202,6 +237,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_valid_config_prints_a_summary, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_broken_config_reports_every_error_with_file_line, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_warnings_are_printed_and_do_not_fail, sandbox_setup, sandbox_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_names, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_syntax_error_names_line_and_column, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_missing_file_fails_with_its_path, sandbox_setup, sandbox_teardown),
         cmocka_unit_test_setup_teardown(test_no_config_anywhere_points_at_init, sandbox_setup, sandbox_teardown),

@@ -1,11 +1,12 @@
 /* test_encrypt.c -- the encryption engine of mindroom-crypto with real libolm and a real SQLite
  * store: the room facts it learns from inbound state, the keys_query and keys_claim it asks for,
  * the m.room_key it sends over Olm and the m.room.encrypted it sends, each opened by the human's
- * devices (human_device.c) as a client would; rotation by count, by age and when a member leaves;
- * a new device of the human getting the key; edits and replies keeping m.relates_to in clear; a
- * restart keeping the session; plain rooms passing through; invited members as history_visibility
- * says; a key request the gateway never
- * answers asked again by the next message after a minute. */
+ * devices (human_device.c) as a client would; rotation by count, by age, when a member leaves and
+ * when a device is removed; a new device of the human getting the key; edits and replies keeping
+ * m.relates_to in clear; a restart keeping the session; plain rooms passing through; invited
+ * members as history_visibility says; a key request the gateway never answers asked again by the
+ * next message after a minute, or by the sweep when none comes; a room whose m.room.encryption
+ * crypto never saw, learnt from the gateway's copy on any event. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,8 +29,10 @@
 #define BOB_DEV "BOBDEV"
 #define CAROL "@carol:example.org"
 #define DAVE "@dave:example.org"
+#define ERIN "@erin:example.org"
 #define ROOM "!vault:example.org"
 #define PLAIN_ROOM "!lobby:example.org"
+#define OLD_ROOM "!archive:example.org"
 
 static const unsigned char SECRET[32] = "instance secret of crypto tests";
 
@@ -104,15 +107,9 @@ static json_t *msg_at(json_t *msgs, size_t i)
     return json_object_get(json_array_get(msgs, i), "msg");
 }
 
-/* A state event of ROOM (or room) seen on matrix.inbound. */
-static void room_state(const char *room, const char *type, const char *state_key, json_t *content)
+/* An inbound_event (taken) seen on matrix.inbound. */
+static void observe(json_t *msg)
 {
-    char id[64];
-    snprintf(id, sizeof id, "$state%d", ++S.seq);
-    json_t *msg = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:I, s:o}}", "v", 1, "type",
-                            "inbound_event", "account", AGENT, "room_id", room, "event", "event_id", id, "sender",
-                            HUMAN, "type", type, "state_key", state_key, "origin_server_ts",
-                            (json_int_t)1764000000000, "content", content);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     crypto_inbound in;
@@ -121,6 +118,16 @@ static void room_state(const char *room, const char *type, const char *state_key
     check(crypto_room_observe(&S.engine, &in, &err), &err, "observe");
     crypto_inbound_free(&in);
     free(text);
+}
+
+/* A state event of ROOM (or room) seen on matrix.inbound. */
+static void room_state(const char *room, const char *type, const char *state_key, json_t *content)
+{
+    char id[64];
+    snprintf(id, sizeof id, "$state%d", ++S.seq);
+    observe(json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:I, s:o}}", "v", 1, "type", "inbound_event",
+                      "account", AGENT, "room_id", room, "event", "event_id", id, "sender", HUMAN, "type", type,
+                      "state_key", state_key, "origin_server_ts", (json_int_t)1764000000000, "content", content));
 }
 
 static void member(const char *user, const char *membership)
@@ -640,6 +647,122 @@ static void test_lost_request_asked_again(void **state)
     json_decref(msgs);
 }
 
+/* erin joins; the keys_query about her is lost and no other message comes. A minute later the
+ * sweep asks again by itself, and the answer sends the parked message. */
+static void test_lost_request_asked_by_the_sweep(void **state)
+{
+    (void)state;
+    member(ERIN, "join");
+    json_t *msgs = intent(ROOM, "the last word", NULL);
+    char lost[128];
+    snprintf(lost, sizeof lost, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
+    json_decref(msgs);
+
+    /* Within the minute the sweep leaves it alone. */
+    json_t *out = json_array();
+    mr_err err = {0};
+    check(crypto_outbound_sweep(&S.engine, mr_clock_wall_ms(), out, &err), &err, "sweep");
+    check(crypto_engine_commit(&S.engine, out, &err), &err, "commit");
+    msgs = messages(out);
+    assert_int_equal(json_array_size(msgs), 0);
+    json_decref(msgs);
+
+    out = json_array();
+    check(crypto_outbound_sweep(&S.engine, mr_clock_wall_ms() + 61000, out, &err), &err, "sweep");
+    check(crypto_engine_commit(&S.engine, out, &err), &err, "commit");
+    msgs = messages(out);
+    json_t *q = one_of(msgs, "keys_query");
+    assert_int_equal(json_array_size(msgs), 1);
+    assert_string_not_equal(str(q, "txn_id"), lost);
+    assert_non_null(json_object_get(json_object_get(json_object_get(q, "body"), "device_keys"), ERIN));
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
+    json_decref(msgs);
+    reader *none[] = {NULL};
+    msgs = keys_reply("keys_query", txn, query_answer(none, 0));
+    char sid[MR_OLM_KEY_SIZE];
+    json_t *p = read_answer(&S.alice, msgs, sid);
+    assert_string_equal(body_of(p), "the last word");
+    json_decref(p);
+    json_decref(msgs);
+
+    /* Nothing waits any more: the account leaves the sweep's list. */
+    out = json_array();
+    check(crypto_outbound_sweep(&S.engine, mr_clock_wall_ms() + 61000, out, &err), &err, "sweep");
+    assert_int_equal(json_array_size(out), 0);
+    json_decref(out);
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_hget(S.store, "crypto:megolm:waiting", AGENT, &v, &len, &err), MR_ENOTFOUND);
+}
+
+/* A room encrypted before crypto kept its record (its state never passed again): alice's message
+ * carries the gateway's copy of m.room.encryption, so the answer is encrypted, for alice's
+ * devices (her message says she is joined), never sent in clear. */
+static void test_encryption_learnt_from_any_event(void **state)
+{
+    (void)state;
+    char id[64];
+    snprintf(id, sizeof id, "$msg%d", ++S.seq);
+    observe(json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I, s:{s:s, s:s}}, s:{s:s}}", "v", 1, "type",
+                      "inbound_event", "account", AGENT, "room_id", OLD_ROOM, "event", "event_id", id, "sender",
+                      HUMAN, "type", "m.room.message", "origin_server_ts", (json_int_t)1764000000000, "content",
+                      "msgtype", "m.text", "body", "hello again", "encryption", "algorithm",
+                      MR_OLM_ALGORITHM_MEGOLM));
+    /* alice's devices and the Olm sessions to them are known from the other room. */
+    json_t *msgs = intent(OLD_ROOM, "not in clear", NULL);
+    json_t *td = one_of(msgs, "to_device");
+    assert_int_equal(json_object_size(json_object_get(json_object_get(td, "messages"), HUMAN)), 2);
+    json_t *ev = one_of(msgs, "room_event");
+    assert_string_equal(str(ev, "event_type"), "m.room.encrypted");
+    char *sent = json_dumps(ev, JSON_COMPACT);
+    assert_null(strstr(sent, "not in clear"));
+    free(sent);
+    json_decref(msgs);
+}
+
+/* A message alone starts no record: a plain room crypto never saw stays plain. */
+static void test_message_alone_keeps_a_room_plain(void **state)
+{
+    (void)state;
+    observe(json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:I, s:{s:s, s:s}}}", "v", 1, "type",
+                      "inbound_event", "account", AGENT, "room_id", "!other:example.org", "event", "event_id",
+                      "$plainmsg", "sender", HUMAN, "type", "m.room.message", "origin_server_ts",
+                      (json_int_t)1764000000000, "content", "msgtype", "m.text", "body", "hi"));
+    json_t *facts = NULL;
+    mr_err err = {0};
+    assert_int_equal(crypto_room_facts(&S.engine, "!other:example.org", &facts, &err), MR_ENOTFOUND);
+    json_t *msgs = intent("!other:example.org", "plain", NULL);
+    assert_string_equal(str(one_of(msgs, "room_event"), "event_type"), "m.room.message");
+    json_decref(msgs);
+}
+
+/* alice signs her phone out: her device list changes and no longer has it, so the next message
+ * has a new session, shared with her remaining device alone. */
+static void test_device_removed_rotates(void **state)
+{
+    (void)state;
+    json_decref(feed(crypto_engine_todevice,
+                     json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:{}}, s:{s:[s]}}", "v", 1, "type",
+                               "todevice_event", "account", AGENT, "device_id", AGENT_DEV, "event", "sender", AGENT,
+                               "type", "com.mindroom.device_lists", "content", "device_lists", "changed", HUMAN),
+                     "device lists"));
+    char before[MR_OLM_KEY_SIZE], after[MR_OLM_KEY_SIZE];
+    snprintf(before, sizeof before, "%s", S.alice.group_id);
+    json_t *msgs = intent(ROOM, "the phone is gone", NULL);
+    char txn[128];
+    snprintf(txn, sizeof txn, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
+    json_decref(msgs);
+    reader *laptop[] = {&S.alice};
+    msgs = keys_reply("keys_query", txn, query_answer(laptop, 1));
+    deliver(msgs, laptop, 1);
+    json_t *p = read_answer(&S.alice, msgs, after);
+    assert_string_not_equal(before, after);
+    assert_string_equal(body_of(p), "the phone is gone");
+    json_decref(p);
+    json_decref(msgs);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -691,6 +814,10 @@ int main(void)
         cmocka_unit_test(test_plain_room_passes_through),
         cmocka_unit_test(test_invited_by_history_visibility),
         cmocka_unit_test(test_lost_request_asked_again),
+        cmocka_unit_test(test_lost_request_asked_by_the_sweep),
+        cmocka_unit_test(test_encryption_learnt_from_any_event),
+        cmocka_unit_test(test_message_alone_keeps_a_room_plain),
+        cmocka_unit_test(test_device_removed_rotates),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -96,6 +96,14 @@ static void test_bad_inbound(void **state)
                        "event.origin_server_ts");
     expect_bad_inbound(INBOUND("{\"event_id\":\"$e\",\"sender\":\"@a:x\",\"type\":\"t\",\"origin_server_ts\":1}"),
                        "event.content");
+    expect_bad_inbound("{\"v\":1,\"type\":\"inbound_event\",\"account\":\"@b:x\",\"room_id\":\"!r:x\",\"event\":"
+                       "{\"event_id\":\"$e\",\"sender\":\"@a:x\",\"type\":\"t\",\"origin_server_ts\":1,"
+                       "\"content\":{}},\"encryption\":true}",
+                       "encryption: not an object");
+    expect_bad_inbound("{\"v\":1,\"type\":\"inbound_event\",\"account\":\"@b:x\",\"room_id\":\"!r:x\",\"event\":"
+                       "{\"event_id\":\"$e\",\"sender\":\"@a:x\",\"type\":\"t\",\"origin_server_ts\":1,"
+                       "\"content\":{}},\"encryption\":{\"rotation_period_msgs\":5}}",
+                       "encryption.algorithm");
     /* What the schema says beyond the fields crypto reads. */
     expect_bad_inbound(INBOUND("{\"event_id\":\"$e\",\"sender\":\"@a:x\",\"type\":\"t\",\"origin_server_ts\":1,"
                                "\"content\":{}},\"room\":{\"alias\":\"#a:x\"}"), "room.key: missing");

@@ -1,6 +1,7 @@
 /* test_publisher.c -- one account publishes each room's events: with the router and three
- * agents in #lobby every event reaches matrix.inbound once, from the router, and when the router
- * leaves, the lowest remaining agent takes over with no event lost or doubled. */
+ * agents in #lobby every event reaches matrix.inbound once, from the router, only the router's
+ * syncs carry the room's timeline, and when the router leaves, the lowest remaining agent takes
+ * over with no event lost or doubled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 #include "gw_harness.h"
 
 #define CODER "@mindroom_coder:localhost"
+#define MIND "@mindroom_mind:localhost"
+#define HELPER "@mindroom_helper:localhost"
 #define CONFIG_THREE                                                                               \
     "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
     "agents:\n  mind: {rooms: [lobby]}\n  coder: {rooms: [lobby]}\n  helper: {rooms: [lobby]}\n"   \
@@ -108,9 +111,59 @@ static void test_one_publisher_and_hand_over(void **state)
     gwt_teardown(&f);
 }
 
+static json_int_t served(gwt *f, const char *user_id)
+{
+    json_t *st = gwt_hs_state(f);
+    json_t *n = json_object_get(json_object_get(st, "timeline_served"), user_id);
+    if (!json_is_integer(n))
+        fail_msg("the homeserver's state has no timeline_served count for %s", user_id);
+    json_int_t v = json_integer_value(n);
+    json_decref(st);
+    return v;
+}
+
+/* The agents' syncs leave #lobby's timeline out (the router publishes it): the homeserver
+ * serves its timeline events to the router alone, while the agents still sync. */
+static void test_only_the_publisher_fetches_timelines(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, CONFIG_THREE);
+    mr_matrix *alice = gwt_human(&f, "alice");
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    char lobby[MR_MATRIX_ID_SIZE];
+    gwt_room_id(&f, "#lobby:localhost", lobby);
+    mr_err err = {0};
+    assert_int_equal(mr_matrix_join(alice, lobby, NULL, &err), MR_OK);
+    gwt_reader in;
+    gwt_reader_open(&f, &in, "test-publisher-served", "matrix.inbound");
+    char body[32], txn[16];
+    for (int i = 0; i < AFTER_LEAVE; i++) {
+        snprintf(body, sizeof body, "served %d", i);
+        snprintf(txn, sizeof txn, "s%d", i);
+        gwt_say(alice, lobby, txn, body);
+    }
+    gwt_read_until(&in, seen, "served 4");
+    gwt_read_all(&in);
+    for (int i = 0; i < AFTER_LEAVE; i++) {
+        snprintf(body, sizeof body, "served %d", i);
+        assert_int_equal(gwt_count_body(in.msgs, body, GWT_ROUTER), 1);
+    }
+    assert_true(served(&f, GWT_ROUTER) >= AFTER_LEAVE);
+    assert_int_equal(served(&f, CODER), 0);
+    assert_int_equal(served(&f, MIND), 0);
+    assert_int_equal(served(&f, HELPER), 0);
+    gwt_reader_close(&in);
+    assert_int_equal(gwt_stop(&f), 0);
+    mr_matrix_free(alice);
+    gwt_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_only_the_publisher_fetches_timelines),
         cmocka_unit_test(test_one_publisher_and_hand_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,10 @@
 /* test_send.c -- mindroom-gateway's matrix.send consumer: each request performed once however
  * often it is delivered (transaction IDs), every kind (room events, redactions, typing,
  * to-device), edits naming the message they replace by transaction ID, refused requests dropped
- * without stalling the queue (a room event's reported on matrix.send_failed), a 429 storm survived,
- * rooms sent side by side (a slow room holds up no other), and a SIGKILL after the send but before the
- * acknowledgement causing no second message. */
+ * without stalling the queue (a room event's reported on matrix.send_failed), a cleartext
+ * message refused in an encrypted room, a 429 storm survived, rooms sent side by side (a slow
+ * room holds up no other), and a SIGKILL after the send but before the acknowledgement causing
+ * no second message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +23,12 @@ typedef struct fixture {
     char lobby[MR_MATRIX_ID_SIZE];
 } fixture;
 
-static void start(fixture *x, const char *crash)
+/* The mind agent in the lobby, which is encrypted when the config says so. */
+#define CONFIG_ENCRYPTED GWT_CONFIG_MIND "rooms:\n  lobby: {encrypted: true}\n"
+
+static void start_with(fixture *x, const char *crash, const char *config)
 {
-    gwt_setup(&x->f, NULL, GWT_CONFIG_MIND);
+    gwt_setup(&x->f, NULL, config);
     x->alice = gwt_human(&x->f, "alice");
     gwt_start(&x->f, crash);
     gwt_wait_ready(&x->f);
@@ -32,6 +36,11 @@ static void start(fixture *x, const char *crash)
     mr_err err = {0};
     if (mr_matrix_join(x->alice, x->lobby, NULL, &err) != MR_OK)
         fail_msg("%s", err.msg);
+}
+
+static void start(fixture *x, const char *crash)
+{
+    start_with(x, crash, GWT_CONFIG_MIND);
 }
 
 static void finish(fixture *x)
@@ -301,6 +310,56 @@ static void test_refused_room_events_are_reported(void **state)
     finish(&x);
 }
 
+static bool one_read(json_t *msgs, void *ctx)
+{
+    (void)ctx;
+    return json_array_size(msgs) >= 1;
+}
+
+/* In an encrypted room a cleartext m.room.message is refused before any request and reported
+ * (crypto never saw the room's m.room.encryption, so it passed the answer on as it came); what
+ * crypto encrypted goes out. */
+static void test_cleartext_refused_in_encrypted_room(void **state)
+{
+    (void)state;
+    fixture x;
+    start_with(&x, NULL, CONFIG_ENCRYPTED);
+    gwt_reader r;
+    gwt_reader_open(&x.f, &r, "test-failed", "matrix.send_failed");
+    send_text(&x, GWT_MIND, x.lobby, "mr.clear.m", "a secret in clear");
+    json_t *enc = request(GWT_MIND, "room_event", "mr.enc.m", x.lobby);
+    json_object_set_new(enc, "event_type", json_string("m.room.encrypted"));
+    json_object_set_new(enc, "content", json_pack("{s:s, s:s, s:s, s:s, s:s}", "algorithm", "m.megolm.v1.aes-sha2",
+                                                  "sender_key", "c2VuZGVy", "ciphertext", "AwgA", "session_id",
+                                                  "c2Vzc2lvbg", "device_id", "MINDDEV"));
+    gwt_publish(&x.f, "matrix.send", x.lobby, enc);
+    gwt_read_until(&r, one_read, NULL);
+    expect_failure(r.msgs, "mr.clear.m", 0, "", "is encrypted");
+    gwt_reader_check_proto(&r);
+    gwt_reader_close(&r);
+    /* The encrypted one went out after it: the homeserver has it, and never the cleartext. */
+    gwt_wait_log(&x.f, "refusing to send an m.room.message in clear", 1);
+    json_t *hist = NULL;
+    mr_err err = {0};
+    long long deadline = mr_clock_mono_ms() + 60000;
+    bool found = false;
+    while (!found) {
+        assert_int_equal(mr_matrix_messages(x.alice, x.lobby, NULL, NULL, 'b', 200, &hist, &err), MR_OK);
+        size_t i;
+        json_t *ev;
+        json_array_foreach(json_object_get(hist, "chunk"), i, ev)
+            found = found || strcmp(json_string_value(json_object_get(ev, "type")), "m.room.encrypted") == 0;
+        json_decref(hist);
+        if (!found && mr_clock_mono_ms() > deadline)
+            fail_msg("the encrypted message never reached the lobby; see %s", x.f.log);
+        if (!found)
+            mr_clock_sleep_ms(50);
+    }
+    assert_int_equal(count_in_room(&x, "a secret in clear", NULL), 0);
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
 static void test_rate_limit_storm(void **state)
 {
     (void)state;
@@ -458,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_every_kind_once),
         cmocka_unit_test(test_edit_names_the_message_by_txn),
         cmocka_unit_test(test_refused_room_events_are_reported),
+        cmocka_unit_test(test_cleartext_refused_in_encrypted_room),
         cmocka_unit_test(test_rate_limit_storm),
         cmocka_unit_test(test_a_slow_room_does_not_hold_up_another),
         cmocka_unit_test(test_crash_after_send_no_duplicate),

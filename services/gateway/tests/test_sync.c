@@ -2,7 +2,8 @@
  * matrix.inbound once, from the room's publisher (the router), to-device events reach matrix.todevice, invites
  * are accepted only from authorized users, a SIGKILL between publishing a batch and saving its
  * token replays the batch and loses nothing, a soft logout is survived on the same device, and
- * a config reload is noted for the next start. */
+ * a config reload is noted for the next start, and every event of an encrypted room carries its
+ * m.room.encryption, after a restart and without a record of it too. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -234,6 +235,62 @@ static void test_soft_logout_while_syncing(void **state)
     gwt_teardown(&f);
 }
 
+/* The m.room.encryption algorithm the inbound_event of body (published by the router) carries,
+ * NULL when it carries none. */
+static const char *encryption_of(json_t *msgs, const char *body)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *b = json_string_value(json_object_get(json_object_get(json_object_get(m, "event"), "content"),
+                                                          "body"));
+        if (b && strcmp(b, body) == 0)
+            return json_string_value(json_object_get(json_object_get(m, "encryption"), "algorithm"));
+    }
+    fail_msg("no inbound_event of \"%s\"", body);
+    return NULL;
+}
+
+/* Every event of an encrypted room carries its m.room.encryption, so crypto learns it from any
+ * event: after a restart, whose syncs do not repeat the room's state (the gateway's record), and
+ * when the gateway has no record of it (a room joined before it kept them: the homeserver's). */
+static void test_encryption_on_every_event(void **state)
+{
+    (void)state;
+    gwt f;
+    gwt_setup(&f, NULL, GWT_CONFIG_MIND "rooms:\n  lobby: {encrypted: true}\n");
+    char lobby[MR_MATRIX_ID_SIZE], key[MR_MATRIX_ID_SIZE + 16];
+    mr_matrix *alice = alice_in_lobby(&f, lobby);
+    gwt_reader in;
+    gwt_reader_open(&f, &in, "test-enc", "matrix.inbound");
+    static const char *const bodies[] = {"first", "after a restart", "without a record"};
+    for (size_t i = 0; i < 3; i++) {
+        if (i) {
+            assert_int_equal(gwt_stop(&f), 0);
+            snprintf(key, sizeof key, "encryption:%s", lobby);
+            mr_err err = {0};
+            if (i == 2)
+                assert_int_equal(mr_store_del(f.store, key, &err), MR_OK);
+            gwt_start(&f, NULL);
+            gwt_wait_ready(&f);
+        }
+        char txn[16];
+        snprintf(txn, sizeof txn, "enc%zu", i);
+        gwt_say(alice, lobby, txn, bodies[i]);
+        want_body w = {bodies[i], 1};
+        gwt_read_until(&in, router_saw, &w);
+        const char *alg = encryption_of(in.msgs, bodies[i]);
+        if (!alg)
+            fail_msg("the inbound_event of \"%s\" carries no encryption", bodies[i]);
+        assert_string_equal(alg, "m.megolm.v1.aes-sha2");
+    }
+    gwt_reader_check_proto(&in);
+    gwt_reader_close(&in);
+    assert_int_equal(gwt_stop(&f), 0);
+    mr_matrix_free(alice);
+    gwt_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_invites_only_from_authorized),
         cmocka_unit_test(test_crash_between_publish_and_save_replays),
         cmocka_unit_test(test_soft_logout_while_syncing),
+        cmocka_unit_test(test_encryption_on_every_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

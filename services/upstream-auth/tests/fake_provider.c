@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 #include <jansson.h>
 
@@ -17,6 +18,7 @@
 
 #define MAX_CODES 16
 #define MAX_PARAMS 16
+#define MAX_TOKENS 32
 
 typedef struct issued {
     char code[MR_OAUTH_TOKEN_LEN + 1];
@@ -26,17 +28,33 @@ typedef struct issued {
     bool used;
 } issued;
 
+/* An access token with its refresh token, as the provider remembers them. */
+typedef struct pair {
+    char access[32], refresh[32];
+    time_t expires_at;
+    bool refresh_used;           /* rotated: a refresh token works once */
+    bool revoked;
+} token_pair;
+
 struct fake_provider {
     mr_http_server *srv;
     char *client_id, *client_secret;
-    char authorize_url[64], token_url[64];
+    char authorize_url[64], token_url[64], api_url[64];
     pthread_mutex_t mu;
     issued codes[MAX_CODES];
     size_t ncodes;
     mr_http_param last[MAX_PARAMS];
     size_t nlast;
-    unsigned issued_n, refused_n;
+    unsigned issued_n, refused_n, refreshed_n;
     char refusal[128];
+    long expires_in;
+    token_pair grants[MAX_TOKENS];
+    size_t ngrants;
+    char last_api_token[32];
+    unsigned api_ok, api_refused;
+    pthread_cond_t arrived;
+    unsigned hold, held;          /* refreshes to gather before answering any, and gathered */
+    long hold_ms;
 };
 
 /* Decodes a form body into params (names and values percent-decoded, '+' as space). */
@@ -131,16 +149,21 @@ static mr_http_response *refuse(fake_provider *p, const char *error, const char 
     return mr_http_reply_json(400, json_pack("{s:s}", "error", error));
 }
 
+static mr_http_response *issue(fake_provider *p, const char *scope);
+static mr_http_response *refresh(fake_provider *p, const mr_http_param *ps, size_t n);
+
 /* Called with the lock held. */
 static mr_http_response *exchange(fake_provider *p, const mr_http_param *ps, size_t n)
 {
     const char *grant = param(ps, n, "grant_type"), *code = param(ps, n, "code");
     const char *redirect = param(ps, n, "redirect_uri"), *verifier = param(ps, n, "code_verifier");
     const char *client = param(ps, n, "client_id"), *secret = param(ps, n, "client_secret");
-    if (!grant || strcmp(grant, "authorization_code") != 0)
+    if (!grant || (strcmp(grant, "authorization_code") != 0 && strcmp(grant, "refresh_token") != 0))
         return refuse(p, "unsupported_grant_type", "grant_type");
     if (!client || !secret || strcmp(client, p->client_id) != 0 || strcmp(secret, p->client_secret) != 0)
         return refuse(p, "invalid_client", "client credentials");
+    if (strcmp(grant, "refresh_token") == 0)
+        return refresh(p, ps, n);
     issued *c = NULL;
     for (size_t i = 0; code && i < p->ncodes; i++)
         if (strcmp(p->codes[i].code, code) == 0)
@@ -156,18 +179,87 @@ static mr_http_response *exchange(fake_provider *p, const mr_http_param *ps, siz
     mr_oauth_pkce_challenge(verifier, computed);
     if (strcmp(computed, c->challenge) != 0)
         return refuse(p, "invalid_grant", "code_verifier does not match the challenge");
+    return issue(p, c->scope);
+}
+
+/* A fresh access and refresh token pair (section 5.1), remembered for the API and refreshes. */
+static mr_http_response *issue(fake_provider *p, const char *scope)
+{
+    if (p->ngrants == MAX_TOKENS)
+        return mr_http_reply_json(500, json_pack("{s:s}", "error", "server_error"));
     p->issued_n++;
-    char access[32], refresh[32];
-    snprintf(access, sizeof access, "at-%u", p->issued_n);
-    snprintf(refresh, sizeof refresh, "rt-%u", p->issued_n);
-    return mr_http_reply_json(200, json_pack("{s:s, s:s, s:i, s:s, s:s}", "access_token", access, "token_type",
-                                             "Bearer", "expires_in", 3600, "refresh_token", refresh, "scope",
-                                             c->scope));
+    token_pair *g = &p->grants[p->ngrants++];
+    snprintf(g->access, sizeof g->access, "at-%u", p->issued_n);
+    snprintf(g->refresh, sizeof g->refresh, "rt-%u", p->issued_n);
+    g->expires_at = time(NULL) + p->expires_in;
+    return mr_http_reply_json(200, json_pack("{s:s, s:s, s:I, s:s, s:s}", "access_token", g->access, "token_type",
+                                             "Bearer", "expires_in", (json_int_t)p->expires_in, "refresh_token",
+                                             g->refresh, "scope", scope));
+}
+
+/* grant_type=refresh_token (section 6): the refresh token is rotated, so it works once. Called
+ * with the lock held. */
+static mr_http_response *refresh(fake_provider *p, const mr_http_param *ps, size_t n)
+{
+    if (p->hold) {
+        /* Gather the refreshes that come together, then answer them in turn (the test makes
+         * concurrent callers visible); after hold_ms, answer whatever came. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += p->hold_ms / 1000;
+        until.tv_nsec += (p->hold_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        p->held++;
+        pthread_cond_broadcast(&p->arrived);
+        while (p->hold && p->held < p->hold && pthread_cond_timedwait(&p->arrived, &p->mu, &until) == 0)
+            ;
+        p->hold = 0;
+        pthread_cond_broadcast(&p->arrived);
+    }
+    const char *rt = param(ps, n, "refresh_token");
+    token_pair *g = NULL;
+    for (size_t i = 0; rt && i < p->ngrants; i++)
+        if (strcmp(p->grants[i].refresh, rt) == 0)
+            g = &p->grants[i];
+    if (!g || g->refresh_used || g->revoked)
+        return refuse(p, "invalid_grant", g ? "refresh token used or revoked" : "unknown refresh token");
+    g->refresh_used = true;
+    p->refreshed_n++;
+    return issue(p, "");
+}
+
+/* GET /api/user: the resource server. A missing, unknown, expired or revoked bearer token is 401
+ * with the challenge of RFC 6750 section 3.1. */
+static mr_http_response *api_user(fake_provider *p, const mr_http_request *req)
+{
+    const char *auth = mr_http_request_header(req, "Authorization");
+    const char *token = auth && strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
+    pthread_mutex_lock(&p->mu);
+    token_pair *g = NULL;
+    for (size_t i = 0; token && i < p->ngrants; i++)
+        if (strcmp(p->grants[i].access, token) == 0)
+            g = &p->grants[i];
+    bool ok = g && !g->revoked && time(NULL) < g->expires_at;
+    snprintf(p->last_api_token, sizeof p->last_api_token, "%s", token ? token : "");
+    ok ? p->api_ok++ : p->api_refused++;
+    pthread_mutex_unlock(&p->mu);
+    if (!ok) {
+        mr_http_response *r = mr_http_reply_json(401, json_pack("{s:s}", "message", "Bad credentials"));
+        mr_http_response_header(r, "WWW-Authenticate", token ? "Bearer error=\"invalid_token\"" : "Bearer");
+        return r;
+    }
+    return mr_http_reply_json(200, json_pack("{s:s, s:i}", "login", "carol-at-provider", "id", 4242));
 }
 
 static mr_http_response *handle(void *ctx, const mr_http_request *req)
 {
     fake_provider *p = ctx;
+    if (req->nsegments == 2 && strcmp(req->segments[0], "api") == 0 && strcmp(req->segments[1], "user") == 0 &&
+        strcmp(req->method, "GET") == 0)
+        return api_user(p, req);
     if (req->nsegments == 1 && strcmp(req->segments[0], "authorize") == 0 && strcmp(req->method, "GET") == 0)
         return authorize(p, req);
     if (req->nsegments == 1 && strcmp(req->segments[0], "token") == 0 && strcmp(req->method, "POST") == 0) {
@@ -191,7 +283,9 @@ fake_provider *fp_start(const char *client_id, const char *client_secret)
     assert_non_null(p);
     p->client_id = strdup(client_id);
     p->client_secret = strdup(client_secret);
+    p->expires_in = 3600;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->arrived, NULL);
     mr_http_server_opts o = {.listen = "127.0.0.1:0"};
     mr_err err = {0};
     if (mr_http_server_start(&o, handle, p, &p->srv, &err) != MR_OK)
@@ -199,6 +293,7 @@ fake_provider *fp_start(const char *client_id, const char *client_secret)
     int port = mr_http_server_port(p->srv);
     snprintf(p->authorize_url, sizeof p->authorize_url, "http://127.0.0.1:%d/authorize", port);
     snprintf(p->token_url, sizeof p->token_url, "http://127.0.0.1:%d/token", port);
+    snprintf(p->api_url, sizeof p->api_url, "http://127.0.0.1:%d/api", port);
     return p;
 }
 
@@ -213,6 +308,7 @@ void fp_stop(fake_provider *p)
         free(p->codes[i].scope);
     }
     params_free(p->last, p->nlast);
+    pthread_cond_destroy(&p->arrived);
     pthread_mutex_destroy(&p->mu);
     free(p->client_id);
     free(p->client_secret);
@@ -256,4 +352,48 @@ unsigned fp_tokens_refused(fake_provider *p)
 const char *fp_last_refusal(fake_provider *p)
 {
     return p->refusal;
+}
+
+const char *fp_api_url(fake_provider *p)
+{
+    return p->api_url;
+}
+
+void fp_set_expires_in(fake_provider *p, long seconds)
+{
+    pthread_mutex_lock(&p->mu);
+    p->expires_in = seconds;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fp_revoke_all(fake_provider *p)
+{
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->ngrants; i++)
+        p->grants[i].revoked = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+unsigned fp_refreshes(fake_provider *p)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->refreshed_n;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+void fp_last_api_token(fake_provider *p, char out[32])
+{
+    pthread_mutex_lock(&p->mu);
+    memcpy(out, p->last_api_token, sizeof p->last_api_token);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fp_hold_refreshes(fake_provider *p, unsigned n, long ms)
+{
+    pthread_mutex_lock(&p->mu);
+    p->hold = n;
+    p->held = 0;
+    p->hold_ms = ms;
+    pthread_mutex_unlock(&p->mu);
 }

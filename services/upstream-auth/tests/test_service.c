@@ -1,7 +1,8 @@
 /* test_service.c -- mindroom-upstream-auth as a process against real peers on loopback (redis-server
  * for store and bus, a JWKS server, a fake OAuth provider): health and metrics, forward auth in each
- * mode, the OAuth connect flow end to end with its 401s and 403s, start-up validation (exit 2), and
- * secrets kept out of the log. */
+ * mode, the OAuth connect flow end to end with its 401s and 403s, the oauth_api tool through that
+ * flow (connect link, connect, API call, refresh), start-up validation (exit 2), and secrets kept
+ * out of the log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +16,14 @@
 #include "fake_provider.h"
 #include "jwks_server.h"
 #include "mindroom/oauth.h"
+#include "mindroom/tools.h"
 #include "peers.h"
 #include "ua_fixtures.h"
 
 #define TU "MINDROOM_TRUSTED_UPSTREAM_"
 #define ALICE "@alice:example.org"
 #define BOB "@bob:example.org"
+#define CAROL "@carol:example.org"
 #define CLIENT_SECRET "gh-client-secret-never-logged"
 #define API_KEY "api-key-never-logged"
 
@@ -470,6 +473,137 @@ static void test_oauth_refusals(void **state)
     free(link);
 }
 
+/* One oauth_api call as the agent makes it: its result, which must not be an error. */
+static char *tool_call(const mr_tools_env *env, const char *args)
+{
+    mr_tools_call c = {.def = mr_tools_find("oauth_api"), .name = "oauth_api", .arguments = args};
+    mr_err err = {0};
+    check(mr_tools_run(env, &c, 1, &err), &err);
+    if (c.failed)
+        fail_msg("oauth_api %s: %s", args, c.result);
+    return c.result;
+}
+
+/* The path of the connect link in a tool result, on the service at public_url. Caller frees. */
+static char *link_in(const char *result, const char *public_url)
+{
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s/api/oauth/github/authorize?connect_token=", public_url);
+    const char *at = strstr(result, prefix);
+    if (!at)
+        fail_msg("no connect link in \"%s\"", result);
+    return strndup(at + strlen(public_url), strcspn(at + strlen(public_url), " \n"));
+}
+
+static void expect_api_answer(const mr_tools_env *env, fake_provider *fp, const char *want_token)
+{
+    char *r = tool_call(env, "{\"provider\":\"github\",\"path\":\"/user\"}");
+    if (strncmp(r, "HTTP 200\n\n", 10) != 0 || !strstr(r, "\"login\":\"carol-at-provider\""))
+        fail_msg("oauth_api: \"%s\"", r);
+    char seen[32];
+    fp_last_api_token(fp, seen);
+    assert_string_equal(seen, want_token);
+    free(r);
+}
+
+/* Seed 004 as a person lives it: the agent's tool has no credential and answers with a link; Bob
+ * cannot use Carol's link; Carol opens it, signs in at the provider and comes back; the same call
+ * then reads the API with her token, refreshed once it is about to expire; revoked at the
+ * provider, the tool asks her to connect again. */
+static void test_oauth_tool_through_the_connect_flow(void **state)
+{
+    (void)state;
+    /* Carol, whom no other test connects: the store is shared by the group. */
+    static const char *const CAROL_HEADERS[] = {"X-MindRoom-User-Id: u-carol", "X-MindRoom-User-Email: carol@example.com",
+                                                NULL};
+    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
+    header_mode_env();
+    provider_env(fp);
+    /* An authorize URL with its own query keeps it, and the flow's parameters follow it. */
+    char authorize[128];
+    snprintf(authorize, sizeof authorize, "%s?prompt=consent", fp_authorize_url(fp));
+    setenv("MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL", authorize, 1);
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
+
+    /* The agent's side: the provider in config.yaml; the client secret is the variable
+     * upstream-auth reads too (the default client_secret_env). */
+    char yaml[1024], public_url[64];
+    snprintf(yaml, sizeof yaml, "oauth_providers:\n  github:\n    authorize_url: %s\n    token_url: %s\n"
+             "    client_id: gh-client\n    scopes: [repo]\n    api_base_url: %s\n", fp_authorize_url(fp),
+             fp_token_url(fp), fp_api_url(fp));
+    snprintf(public_url, sizeof public_url, "http://127.0.0.1:%d", p->port);
+    mr_config *cfg = NULL;
+    mr_err err = {0};
+    check(mr_config_parse(yaml, strlen(yaml), "config.yaml", &cfg, NULL, &err), &err);
+    mr_dotenv dotenv = {0};
+    mr_tools_oauth oauth = {.store = g_store, .providers = cfg->oauth_providers, .n_providers = cfg->n_oauth_providers,
+                            .dotenv = &dotenv, .public_url = public_url};
+    mr_tools_env env = {.entity = "coder", .requester = CAROL, .room_id = "!room:example.org", .timeout_ms = 60000,
+                        .oauth = &oauth};
+
+    char *r = tool_call(&env, "{\"provider\":\"github\",\"path\":\"/user\"}");
+    assert_non_null(strstr(r, "Not connected, or the connection has expired: " CAROL " must connect their github account first"));
+    char *link = link_in(r, public_url);
+    free(r);
+    expect_status(p, link, BOB_HEADERS, 403,
+                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    char *to_provider = authorize_redirect(p, link, CAROL_HEADERS);
+    char expected[256];
+    snprintf(expected, sizeof expected, "%s&response_type=code&client_id=gh-client&", authorize);
+    assert_true(strncmp(to_provider, expected, strlen(expected)) == 0);
+    expect_status(p, link, CAROL_HEADERS, 409, "{\"detail\":\"Connect token was already used; ask the agent for a new link\"}");
+    /* The first access token is issued close to its expiry, as if the person had connected a
+     * while ago: the next call must refresh it first. */
+    fp_set_expires_in(fp, MR_OAUTH_REFRESH_MARGIN_S / 2);
+    char *callback = provider_redirect(to_provider, p->port);
+    assert_string_equal(fp_last_authorize_param(fp, "prompt"), "consent");
+    assert_string_equal(fp_last_authorize_param(fp, "scope"), "repo");
+    expect_status(p, callback, CAROL_HEADERS, 200, NULL);
+    fp_set_expires_in(fp, 3600);
+
+    /* The model calls twice in one round: the provider rotates refresh tokens, so only one
+     * refresh may reach it; the other call waits for its result. Both are answered. */
+    fp_hold_refreshes(fp, 2, 2000);
+    mr_tools_call both[2];
+    for (size_t i = 0; i < 2; i++)
+        both[i] = (mr_tools_call){.def = mr_tools_find("oauth_api"), .name = "oauth_api",
+                                  .arguments = "{\"provider\":\"github\",\"path\":\"/user\"}"};
+    check(mr_tools_run(&env, both, 2, &err), &err);
+    for (size_t i = 0; i < 2; i++)
+        if (both[i].failed || strncmp(both[i].result, "HTTP 200", 8) != 0)
+            fail_msg("parallel call %zu: %s", i, both[i].result);
+    mr_tools_calls_clear(both, 2);
+    assert_int_equal(fp_refreshes(fp), 1);
+    assert_int_equal(fp_tokens_refused(fp), 0);
+    /* Fresh now: used as it is. */
+    expect_api_answer(&env, fp, "at-2");
+    assert_int_equal(fp_refreshes(fp), 1);
+
+    /* Credentials are per requester: Bob gets his own link. */
+    mr_tools_env bob = env;
+    bob.requester = BOB;
+    r = tool_call(&bob, "{\"provider\":\"github\",\"path\":\"/user\"}");
+    assert_non_null(strstr(r, BOB " must connect their github account first"));
+    free(r);
+
+    fp_revoke_all(fp);
+    r = tool_call(&env, "{\"provider\":\"github\",\"path\":\"/user\"}");
+    assert_non_null(strstr(r, "The provider no longer accepts the stored credentials: " CAROL " must connect"));
+    free(link_in(r, public_url));
+    free(r);
+
+    assert_int_equal(fp_tokens_refused(fp), 0);
+    assert_log_lacks(p, CLIENT_SECRET);
+    assert_log_lacks(p, "at-1");
+    assert_log_lacks(p, "rt-1");
+    ua_proc_stop(p);
+    mr_config_release(cfg);
+    free(callback);
+    free(to_provider);
+    free(link);
+}
+
 static void test_api_key_and_single_owner(void **state)
 {
     (void)state;
@@ -588,6 +722,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_address_cannot_starve_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oauth_connect_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oauth_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oauth_tool_through_the_connect_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_key_and_single_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_settings_stop_start_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_starts_from_its_environment_alone, setup, teardown),

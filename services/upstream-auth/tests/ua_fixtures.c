@@ -121,12 +121,19 @@ static const char *binary(void)
     return bin;
 }
 
-/* /healthz answers before the routes are installed; /readyz waits for them. */
+/* /healthz answers before the routes are installed; /readyz waits for them. Another test's
+ * server may have taken the free port first (ours then failed to bind): only /metrics with the
+ * service's own series proves the answer is ours. */
 static mr_code wait_ready(int port, mr_err *err)
 {
     for (int waited_ms = 0; waited_ms < 20000; waited_ms += 20) {
-        if (mr_tp_http_get(port, "/readyz", NULL) == 200)
-            return MR_OK;
+        if (mr_tp_http_get(port, "/readyz", NULL) == 200) {
+            mr_http_result r = {0};
+            ua_http("GET", port, "/metrics", NULL, &r);
+            bool ours = r.status == 200 && r.body && strstr(r.body, "upstream_auth_");
+            mr_http_result_clear(&r);
+            return ours ? MR_OK : mr_err_set(err, MR_EUNAVAIL, "port %d is another server's", port);
+        }
         nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
     }
     return mr_err_set(err, MR_EUNAVAIL, "GET /readyz on port %d was not 200 within 20 s", port);

@@ -50,6 +50,7 @@ typedef struct hs_user {
     hs_device **devices;
     size_t ndevices;
     json_t *filters;     /* array; the filter ID is the index */
+    long long timeline_served; /* timeline events its syncs carried, for /_test/state */
 } hs_user;
 
 typedef struct hs_event {
@@ -67,6 +68,7 @@ typedef struct hs_room {
     bool published;      /* listed in the public room directory */
     json_t *typing;      /* user_id -> expiry (monotonic ms) */
     long long typing_pos;
+    long long member_pos;  /* stream position of its latest m.room.member event */
 } hs_room;
 
 typedef struct hs {
@@ -162,6 +164,8 @@ mr_http_response *hs_ok(json_t *body);    /* 200 with body (taken) */
 mr_http_response *hs_limit_exceeded(long long retry_after_ms);
 /* 401 M_UNKNOWN_TOKEN, soft_logout false; why NULL for Synapse's "Unrecognised access token". */
 mr_http_response *hs_unknown_token(const char *why);
+/* The 401 a request with this token gets: soft_logout when it was ended by /_test/soft_logout. */
+mr_http_response *hs_token_refused(hs *h, const char *token);
 /* The access token of a request (Authorization: Bearer, else ?access_token=), or NULL. */
 const char *hs_request_token(const mr_http_request *req);
 /* Field readers: NULL when fine (out set, or left NULL for an absent optional field), else a

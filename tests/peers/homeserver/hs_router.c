@@ -232,18 +232,21 @@ static const route *route_find(const mr_http_request *req, hs_call *c, bool *pat
     return NULL;
 }
 
+mr_http_response *hs_token_refused(hs *h, const char *token)
+{
+    if (json_object_get(h->soft_tokens, token))
+        return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
+                                                 "error", "access token has expired", "soft_logout", 1));
+    return hs_unknown_token(NULL);
+}
+
 static mr_http_response *authenticate(hs_call *c)
 {
     const char *token = hs_request_token(c->req);
     if (!token || !*token)
         return hs_error(401, "M_MISSING_TOKEN", "Missing access token");
-    if (!hs_token_find(c->h, token, &c->user, &c->device)) {
-        if (json_object_get(c->h->soft_tokens, token))
-            return mr_http_reply_json(401, json_pack("{s:s, s:s, s:b}", "errcode", "M_UNKNOWN_TOKEN",
-                                                     "error", "access token has expired",
-                                                     "soft_logout", 1));
-        return hs_unknown_token(NULL);
-    }
+    if (!hs_token_find(c->h, token, &c->user, &c->device))
+        return hs_token_refused(c->h, token);
     return NULL;
 }
 

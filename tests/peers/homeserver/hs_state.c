@@ -378,6 +378,8 @@ hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type
     }
     hs_event *e = &r->events[r->nevents++];
     *e = (hs_event){.ev = ev, .pos = hs_bump(h)};
+    if (state_key && strcmp(type, "m.room.member") == 0)
+        r->member_pos = e->pos;
     if (txn_dev && txn_id) {
         e->txn_device = strdup(txn_dev->device_id);
         e->txn_id = strdup(txn_id);

@@ -48,6 +48,7 @@ mr_http_response *hs_filter_get(hs_call *c)
 /* The parts of a filter this server honours. */
 typedef struct sync_filter {
     json_t *rooms, *not_rooms;      /* room.rooms / room.not_rooms */
+    json_t *tl_rooms, *tl_not_rooms; /* room.timeline.rooms / not_rooms */
     json_t *types, *not_types;      /* room.timeline.types / not_types */
     size_t limit;                   /* room.timeline.limit */
     bool include_leave;             /* room.include_leave */
@@ -67,12 +68,25 @@ static bool listed(json_t *list, const char *s)
     return false;
 }
 
+/* Room IDs match literally, as in Synapse's Filter._check_fields ("rooms": room_id == v). */
+static bool room_listed(json_t *list, const char *room_id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), room_id) == 0)
+            return true;
+    return false;
+}
+
 static void filter_read(json_t *f, sync_filter *out)
 {
     json_t *room = json_object_get(f, "room");
     json_t *timeline = json_object_get(room, "timeline");
     out->rooms = json_object_get(room, "rooms");
     out->not_rooms = json_object_get(room, "not_rooms");
+    out->tl_rooms = json_object_get(timeline, "rooms");
+    out->tl_not_rooms = json_object_get(timeline, "not_rooms");
     out->types = json_object_get(timeline, "types");
     out->not_types = json_object_get(timeline, "not_types");
     json_t *limit = json_object_get(timeline, "limit");
@@ -83,7 +97,15 @@ static void filter_read(json_t *f, sync_filter *out)
 
 static bool room_wanted(const sync_filter *f, const char *room_id)
 {
-    return (!f->rooms || listed(f->rooms, room_id)) && !listed(f->not_rooms, room_id);
+    return (!f->rooms || room_listed(f->rooms, room_id)) && !room_listed(f->not_rooms, room_id);
+}
+
+/* Synapse's FilterCollection.filter_room_timeline: the room filter, then the timeline filter's
+ * own rooms / not_rooms. */
+static bool timeline_wanted(const sync_filter *f, const char *room_id)
+{
+    return room_wanted(f, room_id) && (!f->tl_rooms || room_listed(f->tl_rooms, room_id)) &&
+           !room_listed(f->tl_not_rooms, room_id);
 }
 
 static bool type_wanted(const sync_filter *f, const hs_event *e)
@@ -111,17 +133,24 @@ static char *token(char *buf, size_t cap, long long pos)
     return buf;
 }
 
-/* Timeline of events in (lo, hi]: the last `limit` that pass the filter. */
+/* Timeline of events in (lo, hi]: the last `limit` that pass the filter. A room the timeline
+ * filter leaves out gets an empty timeline that is not limited, with prev_batch at hi: what
+ * Synapse's SyncHandler._load_filtered_recents returns when every event it loads is filtered
+ * out and they fit in one load (a later batch then takes the room's state changes, not a gap). */
 static json_t *timeline(sync_ctx *s, const hs_room *r, long long lo, long long hi,
                         long long *first_pos)
 {
+    char prev[32];
+    *first_pos = 0;
+    if (!timeline_wanted(&s->filter, r->room_id))
+        return json_pack("{s:[], s:b, s:s}", "events", "limited", false, "prev_batch",
+                         token(prev, sizeof prev, hi));
     size_t count = 0, skip;
     for (size_t i = 0; i < r->nevents; i++)
         if (r->events[i].pos > lo && r->events[i].pos <= hi && type_wanted(&s->filter, &r->events[i]))
             count++;
     skip = count > s->filter.limit ? count - s->filter.limit : 0;
     json_t *events = json_array();
-    *first_pos = 0;
     for (size_t i = 0; i < r->nevents; i++) {
         const hs_event *e = &r->events[i];
         if (e->pos <= lo || e->pos > hi || !type_wanted(&s->filter, e))
@@ -134,7 +163,7 @@ static json_t *timeline(sync_ctx *s, const hs_room *r, long long lo, long long h
             *first_pos = e->pos;
         json_array_append_new(events, hs_event_view(e, s->device));
     }
-    char prev[32];
+    s->user->timeline_served += (long long)json_array_size(events);
     return json_pack("{s:o, s:b, s:s}", "events", events, "limited", count > s->filter.limit,
                      "prev_batch", token(prev, sizeof prev, (*first_pos ? *first_pos : hi + 1) - 1));
 }
@@ -186,7 +215,10 @@ static void sync_joined(sync_ctx *s, hs_room *r)
     bool full = fresh || s->full_state;
     long long first = 0;
     json_t *tl = timeline(s, r, fresh ? 0 : s->since, s->h->pos, &first);
-    json_t *state = state_block(s, r, full, first);
+    /* Synapse's SyncHandler.compute_state_delta: an incremental batch whose timeline is not
+     * limited carries no state, so a room the timeline filter empties shows none either. */
+    json_t *state = full || timeline_wanted(&s->filter, r->room_id) ? state_block(s, r, full, first)
+                                                                    : json_pack("{s:[]}", "events");
     json_t *eph = ephemeral(s, r, fresh);
     bool empty = !json_array_size(json_object_get(tl, "events")) &&
                  !json_array_size(json_object_get(state, "events")) &&
@@ -253,12 +285,15 @@ static void sync_room(sync_ctx *s, hs_room *r)
         sync_left(s, r, at);
 }
 
-static bool share_room(hs *h, const char *a, const char *b, long long *joined_after)
+/* Whether b is joined to one of the rooms a is joined to (mine, nmine); *joined_after gets the
+ * later of their joins there. */
+static bool share_room(hs_room *const *mine, size_t nmine, const char *a, const char *b,
+                       long long *joined_after)
 {
     bool shared = false;
-    for (size_t i = 0; i < h->nrooms; i++) {
-        hs_room *r = h->rooms[i];
-        if (!is(hs_membership(r, a), "join") || !is(hs_membership(r, b), "join"))
+    for (size_t i = 0; i < nmine; i++) {
+        hs_room *r = mine[i];
+        if (!is(hs_membership(r, b), "join"))
             continue;
         shared = true;
         long long pa = hs_membership_pos(r, a), pb = hs_membership_pos(r, b);
@@ -269,18 +304,27 @@ static bool share_room(hs *h, const char *a, const char *b, long long *joined_af
     return shared;
 }
 
-/* Users sharing a room with us whose devices changed, or who came to share one, since since. */
+/* Users sharing a room with us whose devices changed, or who came to share one, since since.
+ * Only our own rooms are searched, so an account in one room costs one lookup per user. */
 static void device_changes(sync_ctx *s)
 {
     if (!s->since)
         return;
+    hs_room **mine = malloc((s->h->nrooms ? s->h->nrooms : 1) * sizeof *mine);
+    if (!mine)
+        return;
+    size_t nmine = 0;
+    for (size_t i = 0; i < s->h->nrooms; i++)
+        if (is(hs_membership(s->h->rooms[i], s->user->user_id), "join"))
+            mine[nmine++] = s->h->rooms[i];
     for (size_t i = 0; i < s->h->nusers; i++) {
         hs_user *o = s->h->users[i];
         long long met = 0;
-        bool shared = o == s->user || share_room(s->h, s->user->user_id, o->user_id, &met);
+        bool shared = o == s->user || share_room(mine, nmine, s->user->user_id, o->user_id, &met);
         if (shared && (o->keys_pos > s->since || met > s->since))
             json_array_append_new(s->changed, json_string(o->user_id));
     }
+    free(mine);
 }
 
 /* Drops messages the client acknowledged by syncing past them, then returns the rest. */
@@ -299,6 +343,38 @@ static json_t *to_device(sync_ctx *s)
         json_array_append(events, json_object_get(m, "event"));
     }
     return events;
+}
+
+/* Whether a pass could find news for the sync, from positions alone: a cheap test each woken
+ * long poll makes before the whole pass, so a change in a room it does not see costs it little
+ * under the lock (a superset of what sync_once counts as news). */
+static bool maybe_news(const sync_ctx *s)
+{
+    long long since = s->since;
+    for (size_t i = 0; i < s->h->nrooms; i++) {
+        const hs_room *r = s->h->rooms[i];
+        const char *m = hs_membership(r, s->user->user_id);
+        if (!m)
+            continue;
+        if (hs_membership_pos(r, s->user->user_id) > since)
+            return true;
+        if (!is(m, "join") || !room_wanted(&s->filter, r->room_id))
+            continue;
+        if (r->typing_pos > since ||
+            (timeline_wanted(&s->filter, r->room_id) && r->nevents && r->events[r->nevents - 1].pos > since))
+            return true;
+        /* A member coming or going changes the device lists this sync reports. */
+        if (r->member_pos > since)
+            return true;
+    }
+    json_t *inbox = s->device->inbox;
+    if (json_array_size(inbox) &&
+        json_integer_value(json_object_get(json_array_get(inbox, json_array_size(inbox) - 1), "pos")) > since)
+        return true;
+    for (size_t i = 0; i < s->h->nusers; i++)
+        if (s->h->users[i]->keys_pos > since)
+            return true;
+    return false;
 }
 
 /* One pass; *has_news tells whether a long poll should return it. */
@@ -377,15 +453,21 @@ mr_http_response *hs_sync(hs_call *c)
         if (news || !s.since || s.full_state || timeout <= 0 || c->h->stopping)
             return hs_ok(body);
         json_decref(body);
-        /* Nothing for us yet: sleep until the stream moves, then look again. */
+        /* Nothing for us yet: sleep until the stream moves by something this sync may see,
+         * then look again. */
         int rc = 0;
-        c->h->syncs_waiting++;
-        while (c->h->pos == seen && !c->h->stopping && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&c->h->changed, &c->h->lock, &deadline);
-        c->h->syncs_waiting--;
-        if (!hs_token_find(c->h, tok, &s.user, &s.device))
-            return hs_unknown_token(NULL);
+        do {
+            c->h->syncs_waiting++;
+            while (c->h->pos == seen && !c->h->stopping && rc != ETIMEDOUT)
+                rc = pthread_cond_timedwait(&c->h->changed, &c->h->lock, &deadline);
+            c->h->syncs_waiting--;
+            seen = c->h->pos;
+            /* Answered as the next request with the token would be (soft logout included). */
+            if (!hs_token_find(c->h, tok, &s.user, &s.device))
+                return hs_token_refused(c->h, tok);
+        } while (rc != ETIMEDOUT && !c->h->stopping && !maybe_news(&s));
         if (rc == ETIMEDOUT)
             return hs_ok(sync_once(&s, &news));
+
     }
 }

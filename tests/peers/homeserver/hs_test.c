@@ -96,16 +96,20 @@ mr_http_response *hs_test_state(hs_call *c)
 {
     hs *h = c->h;
     json_t *users = json_array(), *rooms = json_object(), *aliases = json_object();
-    for (size_t i = 0; i < h->nusers; i++)
+    json_t *served = json_object();
+    for (size_t i = 0; i < h->nusers; i++) {
         json_array_append_new(users, json_string(h->users[i]->user_id));
+        json_object_set_new(served, h->users[i]->user_id, json_integer(h->users[i]->timeline_served));
+    }
     for (size_t i = 0; i < h->nrooms; i++)
         json_object_set_new(rooms, h->rooms[i]->room_id, room_dump(h, h->rooms[i]));
     const char *alias;
     json_t *entry;
     json_object_foreach(h->aliases, alias, entry)
         json_object_set(aliases, alias, json_object_get(entry, "room_id"));
-    return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:I, s:i, s:{s:i, s:i}}", "server_name",
+    return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:o, s:I, s:i, s:{s:i, s:i}}", "server_name",
                            h->opts.server_name, "users", users, "rooms", rooms, "aliases", aliases,
+                           "timeline_served", served,
                            "stream", (json_int_t)h->pos, "syncs_waiting", h->syncs_waiting,
                            "registration_token", "pending", h->token_pending, "completed",
                            h->token_completed));

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Connections served at once; the open file limit is raised to fit them. */
+#define HS_MAX_CONNECTIONS 4096u
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -126,10 +129,13 @@ int main(int argc, char **argv)
     hs h;
     mr_err err = {0};
     mr_http_server *srv = NULL;
-    /* Synapse sets no per-address connection limit, and every agent under test connects from
-     * loopback with a kept-alive connection of its own. */
-    mr_http_server_opts so = {.listen = opts.listen, .max_body = 1024 * 1024, .max_per_address = 256};
-    if (hs_init(&h, &opts, &err) != MR_OK ||
+    /* Synapse sets no connection limit, per address or in all, and every agent under test
+     * connects from loopback with a kept-alive connection of its own (1,000 accounts: 1,000
+     * long polls at once). */
+    unsigned long files = 0;
+    mr_http_server_opts so = {.listen = opts.listen, .max_body = 1024 * 1024,
+                              .max_connections = HS_MAX_CONNECTIONS, .max_per_address = HS_MAX_CONNECTIONS};
+    if (mr_http_fd_limit_raise(HS_MAX_CONNECTIONS + 64, &files, &err) != MR_OK || hs_init(&h, &opts, &err) != MR_OK ||
         mr_http_server_start(&so, hs_handle, &h, &srv, &err) != MR_OK) {
         fprintf(stderr, "mr-test-homeserver: %s\n", err.msg);
         return 1;

@@ -142,8 +142,9 @@ typedef struct mr_memory_cfg {
 } mr_memory_cfg;
 
 /* An MCP server whose tools agents may use: a child speaking stdio (command) or a streamable
- * HTTP endpoint (url), never both. In env and headers a value written "${NAME}" is read from
- * the environment (.env) when the server starts, so secrets stay out of config.yaml. */
+ * HTTP endpoint (url), never both. In args, env and headers a value written "${NAME}" is read
+ * from the environment, then .env, when mindroom-agent starts (services/agent tool_mcp.c), so
+ * secrets stay out of config.yaml. */
 typedef struct mr_mcp_server_cfg {
     char *name;           /* key under mcp_servers: */
     char *command;        /* stdio: the program, looked up on PATH; or NULL */
@@ -154,6 +155,19 @@ typedef struct mr_mcp_server_cfg {
     mr_strlist headers;   /* "Name: value" */
     long timeout_seconds; /* per request; 0 when unset (30) */
 } mr_mcp_server_cfg;
+
+/* An OAuth 2.0 provider whose API the oauth_api tool calls with each requester's own credential
+ * (seed 004's connect flow). The client secret stays in .env: client_secret_env names its
+ * variable, by default the MINDROOM_OAUTH_<NAME>_CLIENT_SECRET that mindroom-upstream-auth reads. */
+typedef struct mr_oauth_provider_cfg {
+    char *name;              /* key under oauth_providers:, [a-z0-9_]{1,64} */
+    char *authorize_url;     /* https (http only to loopback) */
+    char *token_url;         /* https (http only to loopback) */
+    char *client_id;
+    char *client_secret_env; /* never NULL once loaded */
+    mr_strlist scopes;       /* scope tokens (RFC 6749 section 3.3) the connect link asks for */
+    char *api_base_url;      /* oauth_api sends the bearer token to URLs under this one only */
+} mr_oauth_provider_cfg;
 
 typedef struct mr_config {
     char *path;           /* file it was loaded from, or the name given to mr_config_parse */
@@ -170,6 +184,7 @@ typedef struct mr_config {
     mr_defaults_cfg defaults;
     mr_memory_cfg memory;
     mr_mcp_server_cfg *mcp_servers; size_t n_mcp_servers;
+    mr_oauth_provider_cfg *oauth_providers; size_t n_oauth_providers;
     int refcount;         /* managed by mr_config_retain / mr_config_release */
 } mr_config;
 
@@ -216,8 +231,14 @@ mr_code mr_config_find_path(char *out, size_t cap, bool must_exist, mr_err *err)
 
 const mr_model_cfg *mr_config_model(const mr_config *cfg, const char *name);
 const mr_agent_cfg *mr_config_agent(const mr_config *cfg, const char *name);
+const mr_mcp_server_cfg *mr_config_mcp_server(const mr_config *cfg, const char *name);
+/* Whether name is a tool of the reference MindRoom. tools: lists may name only these and the
+ * keys of mcp_servers (any other name is an error with a did-you-mean); this build may not run
+ * every one of them (mr_tools_find in libs/tools says which it does). */
+bool mr_config_tool_known(const char *name);
 const mr_team_cfg *mr_config_team(const mr_config *cfg, const char *name);
 const mr_room_cfg *mr_config_room(const mr_config *cfg, const char *key);
+const mr_oauth_provider_cfg *mr_config_oauth_provider(const mr_config *cfg, const char *name);
 
 /* The model providers the loader accepts, NULL-terminated. */
 extern const char *const mr_config_providers[];

@@ -39,4 +39,8 @@ void mr_strbuf_reset(mr_strbuf *b);
 char *mr_strbuf_take(mr_strbuf *b);
 void mr_strbuf_free(mr_strbuf *b);
 
+/* Length of the valid UTF-8 sequence at s (1 to 4; 1 for the NUL), or 0 when the bytes there are
+ * not one: an overlong form, a surrogate, a code point past U+10FFFF, a sequence cut short. */
+size_t mr_utf8_seq_len(const char *s);
+
 #endif

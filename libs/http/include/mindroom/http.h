@@ -95,6 +95,10 @@ typedef struct mr_http_server_opts {
     /* The server's own error answers in the service's shape; NULL: the Matrix shape of
      * mr_http_reply_error. */
     mr_http_error_fn error_reply;
+    /* 0: a thread per connection, for handlers that may block (long polls, upstream calls).
+     * N: N polling threads, each serving its share of the connections from one epoll set, which
+     * is cheaper a request; a handler that blocks stalls every connection of its thread. */
+    unsigned pool_threads;
 } mr_http_server_opts;
 
 /* Binds, then serves on background threads until mr_http_server_stop. */
@@ -161,6 +165,8 @@ typedef struct mr_http_client_opts {
     size_t max_response;        /* larger bodies fail the request; 0 = 16 MiB */
     const char *bearer_token;   /* sent as Authorization: Bearer on every request; may be NULL */
     const char *user_agent;     /* NULL: "mindroom/<version>" */
+    const char *ca_file;        /* PEM bundle that verifies https peers instead of the system's
+                                 * (a Kubernetes service account's ca.crt); may be NULL */
 } mr_http_client_opts;
 
 typedef struct mr_http_result {
@@ -212,6 +218,34 @@ mr_code mr_http_client_do(mr_http_client *c, const mr_http_call *call, mr_http_r
  * out->status and out->body still set. */
 mr_code mr_http_client_json(mr_http_client *c, const char *method, const char *url,
                             json_t *body, mr_http_result *out, mr_err *err);
+
+/* Many clients' requests on one thread: each client runs at most one request in a multi at a
+ * time, and is not used otherwise until the multi hands it back. One thread calls the
+ * functions of a multi; mr_http_multi_wakeup may be called from any thread. */
+typedef struct mr_http_multi mr_http_multi;
+/* A request of the multi ended: rc and err as mr_http_client_do would return them; the result
+ * given to mr_http_multi_start is filled. */
+typedef void (*mr_http_multi_done_fn)(void *ctx, void *tag, mr_code rc, const mr_err *err);
+
+mr_code mr_http_multi_new(mr_http_multi **out, mr_err *err);
+/* Every request must have ended or been cancelled. */
+void mr_http_multi_free(mr_http_multi *mu);
+/* Starts call on c inside mu; call's strings and out must stay valid until done reports tag
+ * (non-NULL) or the request is cancelled. out is released by the caller as usual. */
+mr_code mr_http_multi_start(mr_http_multi *mu, mr_http_client *c, const mr_http_call *call,
+                            mr_http_result *out, void *tag, mr_err *err);
+/* Abandons c's request in mu, if any: done is not called for it. */
+void mr_http_multi_cancel(mr_http_multi *mu, mr_http_client *c);
+/* Moves every request on, calls done for each that ended, then waits up to wait_ms for
+ * network activity or a wakeup. */
+mr_code mr_http_multi_step(mr_http_multi *mu, int wait_ms, mr_http_multi_done_fn done, void *ctx,
+                           mr_err *err);
+/* Ends the wait of mr_http_multi_step early (from any thread). */
+void mr_http_multi_wakeup(mr_http_multi *mu);
+/* Raises the soft limit of open files towards want, up to the hard limit (a process holding a
+ * connection per account or per client needs more than the usual 1,024); *got is the limit
+ * now. */
+mr_code mr_http_fd_limit_raise(unsigned long want, unsigned long *got, mr_err *err);
 
 /* Response header by name, case-insensitive; NULL when absent. */
 const char *mr_http_result_header(const mr_http_result *r, const char *name);

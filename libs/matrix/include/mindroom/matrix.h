@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/err.h"
+#include "mindroom/http.h"
 
 /* Room IDs, user IDs, event IDs and aliases are at most 255 bytes. */
 #define MR_MATRIX_ID_SIZE 256
@@ -176,6 +177,17 @@ typedef struct mr_matrix_sync_req {
 
 /* GET /sync; *out gets the whole response (next_batch checked to be a string). */
 mr_code mr_matrix_sync(mr_matrix *m, const mr_matrix_sync_req *req, json_t **out, mr_err *err);
+/* The same GET /sync driven by mu, so one thread carries many accounts' long polls: m is not
+ * used otherwise until mu reports tag done (or the sync is cancelled), then
+ * mr_matrix_sync_finish reads the reply. No retries: a failure comes back, and *retry_ms says
+ * how long a 429 asks to wait (-1: the caller's own backoff). */
+mr_code mr_matrix_sync_start(mr_matrix *m, mr_http_multi *mu, const mr_matrix_sync_req *req,
+                             void *tag, mr_err *err);
+/* rc and why: what mu reported for the sync. *out as mr_matrix_sync gives it. */
+mr_code mr_matrix_sync_finish(mr_matrix *m, mr_code rc, const mr_err *why, json_t **out,
+                              long *retry_ms, mr_err *err);
+/* Abandons m's running sync in mu, if any. */
+void mr_matrix_sync_cancel(mr_matrix *m, mr_http_multi *mu);
 /* POST /user/{own user}/filter; the filter ID goes to id. */
 mr_code mr_matrix_filter_create(mr_matrix *m, json_t *filter, char id[MR_MATRIX_ID_SIZE],
                                 mr_err *err);

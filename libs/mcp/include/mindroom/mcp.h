@@ -41,6 +41,11 @@ mr_code mr_mcp_client_new(const mr_mcp_server_opts *opts, mr_mcp_client **out, m
  * specification's shutdown order); HTTP sessions get a DELETE. */
 void mr_mcp_client_free(mr_mcp_client *c);
 
+/* How many times the server was started and initialised (never waits on a call under way): a
+ * change tells a caller that keeps the tool list that the server restarted and the list may
+ * have changed. */
+unsigned long mr_mcp_client_starts(mr_mcp_client *c);
+
 /* The server's tools, every page: a JSON array (caller owns) of {name, description?,
  * inputSchema, ...} as the server sent them. */
 mr_code mr_mcp_tools_list(mr_mcp_client *c, json_t **tools, mr_err *err);

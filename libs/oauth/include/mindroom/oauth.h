@@ -7,14 +7,18 @@
  *   oauth:connect:<sha256 hex of the token>       the grant (JSON), TTL = the token's lifetime
  *   oauth:connect:<sha256 hex of the token>:used  set once when the token is redeemed
  *   oauth:cred:<provider>:<matrix user id>        the provider's token response, sealed
+ *   oauth:refresh:<provider>:<matrix user id>     held while one caller refreshes those
  * The token itself is never stored, only its SHA-256. */
 #ifndef MINDROOM_OAUTH_H
 #define MINDROOM_OAUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <jansson.h>
+
 #include "mindroom/err.h"
 #include "mindroom/store.h"
+#include "mindroom/str.h"
 
 /* ---- tokens and digests --------------------------------------------------------------------- */
 
@@ -87,6 +91,44 @@ mr_code mr_oauth_credentials_put(mr_store *s, const char *user_id, const char *p
                                  const char *json, size_t len, mr_err *err);
 mr_code mr_oauth_credentials_get(mr_store *s, const char *user_id, const char *provider,
                                  char **json, size_t *len, mr_err *err);
+
+/* ---- the provider's token endpoint (token.c) ------------------------------------------------ */
+
+/* A registered client of a provider (client_secret_post, RFC 6749 section 2.3.1). */
+typedef struct mr_oauth_client {
+    const char *token_url;
+    const char *client_id;
+    const char *client_secret;
+} mr_oauth_client;
+
+/* Appends name=value to a query or form body (application/x-www-form-urlencoded), with '&'
+ * before it unless b is empty or ends in '?'. */
+void mr_oauth_form_add(mr_strbuf *b, const char *name, const char *value);
+/* Zeroes (it may hold secrets) and frees a form. */
+void mr_oauth_form_wipe(mr_strbuf *b);
+
+/* POSTs form, with the client's ID and secret added, to the token endpoint. MR_OK: *tokens is
+ * the provider's JSON answer with an access_token, "obtained_at" (unix seconds) added.
+ * MR_EAUTH: the provider refused (HTTP 400/401; the message names its RFC 6749 section 5.2
+ * error code); MR_EUNAVAIL: it could not be reached or answered something else. */
+mr_code mr_oauth_token_request(const mr_oauth_client *c, mr_strbuf *form, json_t **tokens, mr_err *err);
+/* The authorization code grant with a PKCE verifier (RFC 6749 section 4.1.3, RFC 7636). */
+mr_code mr_oauth_exchange_code(const mr_oauth_client *c, const char *code, const char *redirect_uri,
+                               const char *code_verifier, json_t **tokens, mr_err *err);
+
+/* An access token this close to its expiry (seconds) is refreshed before it is used. */
+#define MR_OAUTH_REFRESH_MARGIN_S 60
+/* The lifetime of the refresh lock, and how long a call waits for another's refresh. */
+#define MR_OAUTH_REFRESH_LOCK_MS 15000
+
+/* The access token of user_id for provider, refreshed first (grant_type=refresh_token, RFC 6749
+ * section 6; the new credentials sealed in place of the old) when it expires within
+ * MR_OAUTH_REFRESH_MARGIN_S; one refresh at a time per user and provider (oauth:refresh:, set
+ * if absent), the others waiting for its result. MR_ENOTFOUND: no credentials, or they expired and cannot be
+ * refreshed (no refresh token, or the provider refused it): the user must connect again.
+ * MR_EUNAVAIL: the provider could not refresh them now. *access_token is malloc'd. */
+mr_code mr_oauth_credentials_fresh(mr_store *s, const char *user_id, const char *provider, const mr_oauth_client *c,
+                                   char **access_token, mr_err *err);
 
 /* MR_EINVAL unless name is [a-z0-9_]{1,64}. */
 mr_code mr_oauth_provider_check(const char *name, mr_err *err);

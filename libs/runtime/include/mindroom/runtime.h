@@ -197,6 +197,14 @@ typedef struct mr_service_def {
     /* More lines for --help's Environment list: the service's own variables; may be NULL. */
     const char *settings_help;
     bool calls_models;        /* sets mr_runtime_opts.model_settings */
+    /* Serve HTTP from a pool of polling threads (one per core, at least 2) rather than a thread
+     * per connection: for services whose handlers answer from memory and wait rarely and
+     * briefly, as a waiting handler stalls the other connections of its thread. */
+    bool http_pool;
+    /* serve installs an HTTP handler (mr_runtime_set_http_handler): /readyz answers 503 while
+     * none is, from the server's start until serve installs it and again once it removes it, so
+     * an ingress never sends a request to a process that would answer it 404. */
+    bool routes;
 } mr_service_def;
 
 typedef enum mr_runtime_model_env_status {

@@ -1,6 +1,6 @@
-/* tools.h -- the agent's built-in tools (matrix_message, memory, todo, website, file, shell):
- * their names, JSON Schemas and implementations, and a runner that calls several at once, each
- * with a time limit and a bound on what it returns. */
+/* tools.h -- the agent's built-in tools (matrix_message, memory, todo, website, file, shell,
+ * scheduler, oauth_api): their names, JSON Schemas and implementations, and a runner that calls
+ * several at once, each with a time limit and a bound on what it returns. */
 #ifndef MINDROOM_TOOLS_H
 #define MINDROOM_TOOLS_H
 
@@ -8,7 +8,10 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "mindroom/config.h"
+#include "mindroom/dotenv.h"
 #include "mindroom/err.h"
+#include "mindroom/store.h"
 #include "mindroom/str.h"
 
 /* Sends one Matrix event as the agent, through its normal outbound path. room_id is the room of
@@ -21,6 +24,15 @@ typedef mr_code (*mr_tools_send_fn)(void *ctx, const char *room_id, const char *
  * the model is told to out; MR_EINVAL with a message that says how to write it. */
 typedef mr_code (*mr_tools_schedule_fn)(void *ctx, const char *action, const char *when, const char *task,
                                         const char *id, mr_strbuf *out, mr_err *err);
+
+/* What oauth_api needs to act for a requester at an OAuth provider (libs/oauth). */
+typedef struct mr_tools_oauth {
+    mr_store *store;             /* connect tokens and the sealed credentials */
+    const mr_oauth_provider_cfg *providers; /* config.yaml oauth_providers */
+    size_t n_providers;
+    const mr_dotenv *dotenv;     /* .env, where client secrets may live beside the environment */
+    const char *public_url;      /* MINDROOM_PUBLIC_URL, the base of connect links; NULL: the path */
+} mr_tools_oauth;
 
 /* Where and for whom a tool runs. Every string is borrowed for the length of the call. */
 typedef struct mr_tools_env {
@@ -39,6 +51,7 @@ typedef struct mr_tools_env {
     void *send_ctx;
     mr_tools_schedule_fn schedule; /* scheduler; NULL: that tool refuses */
     void *schedule_ctx;
+    const mr_tools_oauth *oauth; /* oauth_api; NULL: that tool refuses */
 } mr_tools_env;
 
 #define MR_TOOLS_TIMEOUT_MS 30000L
@@ -51,17 +64,23 @@ typedef struct mr_tools_env {
 typedef mr_code (*mr_tool_fn)(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
                               mr_err *err);
 
+/* A tool bound to something outside this library (an MCP server's tool): run_bound gets the
+ * def's ctx, which must outlive every call, abandoned ones included. */
+typedef mr_code (*mr_tool_bound_fn)(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms,
+                                    mr_strbuf *out, mr_err *err);
+
 typedef struct mr_tool_def {
     const char *name;
     const char *description;
     const char *parameters;      /* JSON Schema of the arguments, as JSON text */
-    mr_tool_fn run;
+    mr_tool_fn run;              /* a built-in tool; NULL for a bound one */
+    mr_tool_bound_fn run_bound;  /* used when run is NULL */
+    void *ctx;
 } mr_tool_def;
 
-/* The built-in tool of that name; NULL when this build has none. */
+/* The built-in tool of that name; NULL when this build has none (mr_config_tool_known says
+ * whether MindRoom knows the name at all). */
 const mr_tool_def *mr_tools_find(const char *name);
-/* Whether the Python MindRoom knows a tool of that name (this build may not implement it). */
-bool mr_tools_is_known(const char *name);
 
 /* Reads rel (a path relative to the workspace directory) whole, up to max bytes, opening each
  * component with O_NOFOLLOW: MR_EPERM for "..", an absolute path or a symbolic link on the way,

@@ -1216,6 +1216,28 @@ static void test_sync_since_and_long_poll(void **state)
     expect_error(call("GET", path("/sync?filter=999"), b.token, NULL), 400, "M_INVALID_PARAM");
     expect_error(call("GET", path("/sync?since=bogus"), b.token, NULL), 400, "M_INVALID_PARAM");
 
+    /* The timeline filter's not_rooms (and a rooms list without the room) empties the room's
+     * timeline, not limited, its membership still seen, as Synapse's filter_room_timeline does. */
+    char tl_filter[320];
+    const char *tl_keys[] = {"not_rooms", "rooms"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(tl_filter, sizeof tl_filter, "{\"room\":{\"timeline\":{\"%s\":[\"%s\"]}}}", tl_keys[i],
+                 i == 0 ? room : "!elsewhere:localhost");
+        json_t *s = sync_since(&b, NULL, 0, tl_filter);
+        json_t *jr2 = joined_room(s, room);
+        assert_non_null(jr2);
+        json_t *tl = json_object_get(jr2, "timeline");
+        assert_int_equal(json_array_size(json_object_get(tl, "events")), 0);
+        assert_false(json_is_true(json_object_get(tl, "limited")));
+        assert_true(json_array_size(json_object_get(json_object_get(jr2, "state"), "events")) > 0);
+        json_decref(s);
+    }
+    snprintf(tl_filter, sizeof tl_filter, "{\"room\":{\"timeline\":{\"rooms\":[\"%s\"]}}}", room);
+    json_t *only = sync_since(&b, NULL, 0, tl_filter);
+    assert_true(json_array_size(json_object_get(json_object_get(joined_room(only, room), "timeline"),
+                                                "events")) > 0);
+    json_decref(only);
+
     /* Leaving shows the room under leave, with the leave event. */
     json_decref(expect_ok(call("POST", path("/rooms/%s/leave", enc(room)), b.token, NULL)));
     json_t *left = sync_since(&b, since, 0, NULL);

@@ -1,0 +1,157 @@
+"""bench_platform.py -- the numbers of bench/platform/run.sh: request -> ready, N instances one after
+another and N at once, the platform's peak RSS; baseline: one bare `helm template` of the chart."""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+TOKEN = "bench-token"
+OPERATOR = "bench-operator-key"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def until(check, what, timeout=60):
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            sys.exit(f"bench_platform: timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {OPERATOR}"})
+    with urllib.request.urlopen(req, timeout=600) as r:
+        return r.status, json.loads(r.read())
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ("--platform", "--kube-api", "--helm", "--charts"):
+        ap.add_argument(a, required=True)
+    ap.add_argument("-n", type=int, default=100)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="mr-bench-platform-")
+    procs = []
+    try:
+        env = dict(os.environ, HELM_CACHE_HOME=tmp, HELM_CONFIG_HOME=tmp, HELM_DATA_HOME=tmp)
+        shutil.copytree(a.charts, os.path.join(tmp, "charts"))
+        subprocess.run([a.helm, "dependency", "build", os.path.join(tmp, "charts", "instance")], env=env,
+                       check=True, capture_output=True)
+        subprocess.run([a.helm, "package", os.path.join(tmp, "charts", "instance"), "--destination", tmp], env=env,
+                       check=True, capture_output=True)
+        chart = os.path.join(tmp, "mindroom-instance-0.1.0.tgz")
+        helm_s = []
+        for i in range(5):
+            t = time.monotonic()
+            subprocess.run([a.helm, "template", f"r{i}", chart], env=env, check=True, capture_output=True)
+            helm_s.append(time.monotonic() - t)
+        helm_med = statistics.median(helm_s)
+
+        rport = free_port()
+        procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no"], stdout=subprocess.DEVNULL))
+        until(lambda: subprocess.run(["redis-cli", "-p", str(rport), "ping"], capture_output=True).stdout.strip()
+              == b"PONG", "redis")
+        klog = os.path.join(tmp, "kube.log")
+        with open(klog, "w") as out:
+            procs.append(subprocess.Popen([a.kube_api, "--token", TOKEN], stdout=out, stderr=subprocess.STDOUT))
+        until(lambda: open(klog).readline().endswith("\n"), "the kube API peer")
+        kube_url = open(klog).readline().split()[2]
+        with open(os.path.join(tmp, "token"), "w") as f:
+            f.write(TOKEN)
+        port = free_port()
+        penv = dict(env, MINDROOM_STORE_URL=f"redis://127.0.0.1:{rport}/0",
+                    MINDROOM_STORAGE_PATH=os.path.join(tmp, "storage"), MINDROOM_PLATFORM_NAMESPACE="default",
+                    MINDROOM_PLATFORM_INSTANCE_CHART=chart, MINDROOM_PLATFORM_HELM=a.helm,
+                    MINDROOM_PLATFORM_KUBE_URL=kube_url, MINDROOM_PLATFORM_KUBE_TOKEN_FILE=os.path.join(tmp, "token"),
+                    MINDROOM_PLATFORM_API_KEY=OPERATOR, MINDROOM_PLATFORM_RECONCILE_SECONDS="3600",
+                    # Every client is on loopback, as behind the gateway the platform sits behind.
+                    MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS="256", LOG_LEVEL="warn")
+        platform = subprocess.Popen([a.platform, "--listen", f"127.0.0.1:{port}"], env=penv,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(platform)
+        base = f"http://127.0.0.1:{port}"
+
+        def up():
+            try:
+                return urllib.request.urlopen(base + "/readyz", timeout=5).status == 200
+            except OSError:
+                return False
+        until(up, "the platform")
+
+        def create(owner, key):
+            t = time.monotonic()
+            code, body = post(base + "/v1/instances", {"owner": owner, "key": key})
+            if code != 201 or body["phase"] != "ready":
+                sys.exit(f"bench_platform: create {owner}/{key}: {code} {body}")
+            return time.monotonic() - t
+
+        seq = [create(f"seq{i}", "home") for i in range(a.n)]
+        seq_total = sum(seq)
+        rss_seq = peak_rss_kib(platform.pid)
+        errors = []
+        t0 = time.monotonic()
+
+        def worker(i):
+            try:
+                create(f"par{i}", "home")
+            except (SystemExit, Exception) as e:  # noqa: BLE001 -- any failure spoils the run
+                errors.append(f"par{i}: {e}")
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(a.n)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        par_total = time.monotonic() - t0
+        if errors:
+            sys.exit(errors[0])
+        rss_all = peak_rss_kib(platform.pid)
+        med = statistics.median(seq)
+        print(f"{'measure':<44} {'value':>12} {'baseline':>12} {'ratio':>8}")
+        print(f"{'request -> ready, median of ' + str(a.n):<44} {med:>11.3f}s {helm_med:>11.3f}s {med / helm_med:>8.2f}")
+        print(f"{'request -> ready, p95':<44} {sorted(seq)[int(0.95 * (a.n - 1))]:>11.3f}s")
+        print(f"{str(a.n) + ' instances one after another':<44} {seq_total:>11.2f}s {a.n * helm_med:>11.2f}s "
+              f"{seq_total / (a.n * helm_med):>8.2f}")
+        print(f"{str(a.n) + ' instances at once':<44} {par_total:>11.2f}s {a.n * helm_med:>11.2f}s "
+              f"{par_total / (a.n * helm_med):>8.2f}")
+        print(f"{'platform peak RSS after sequential':<44} {rss_seq / 1024:>10.1f}MiB")
+        print(f"{'platform peak RSS after ' + str(2 * a.n) + ' instances':<44} {rss_all / 1024:>10.1f}MiB")
+        print(f"(baseline: one bare `helm template` of the instance chart, median of 5: {helm_med:.3f}s; "
+              f"reference platform allows 180 s to ready)")
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

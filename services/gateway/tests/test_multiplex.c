@@ -1,0 +1,82 @@
+/* test_multiplex.c -- the sync long polls of many accounts share a fixed set of threads: with
+ * AGENTS agents in #lobby the gateway runs fewer threads than it has accounts, and about one
+ * file descriptor per account, where a thread and three descriptors per account came before. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "gw_harness.h"
+#include "mindroom/str.h"
+
+#define AGENTS 40
+/* Descriptors the gateway holds whatever its account count: logs, Redis, its HTTP listener,
+ * the multi's wake-up pair, the sender's connections. */
+#define FD_BASE 40
+
+static long threads_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot read %s", path);
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Threads:", 8) == 0)
+            n = strtol(line + 8, NULL, 10);
+    fclose(f);
+    return n;
+}
+
+static long fds_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        fail_msg("cannot read %s", path);
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void test_many_accounts_few_threads(void **state)
+{
+    (void)state;
+    mr_strbuf cfg = {0};
+    mr_strbuf_puts(&cfg, "models:\n  default: {provider: openai, id: gpt-5.6}\nagents:\n");
+    char line[64];
+    for (int i = 0; i < AGENTS; i++) {
+        snprintf(line, sizeof line, "  a%03d: {rooms: [lobby]}\n", i);
+        mr_strbuf_puts(&cfg, line);
+    }
+    assert_false(cfg.failed);
+    gwt f;
+    gwt_setup(&f, NULL, cfg.s);
+    free(cfg.s);
+    gwt_start(&f, NULL);
+    gwt_wait_ready(&f);
+    long threads = threads_of(f.pid), fds = fds_of(f.pid);
+    print_message("%d accounts: %ld threads, %ld file descriptors\n", AGENTS + 1, threads, fds);
+    assert_true(threads < AGENTS);
+    assert_true(fds < AGENTS + 1 + FD_BASE);
+    assert_int_equal(gwt_stop(&f), 0);
+    gwt_teardown(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_many_accounts_few_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
