@@ -2,14 +2,17 @@
 """check.py -- checks proto/: schemas, topics.yaml, examples, and messages tests captured.
 
   check.py selftest                  every schema is valid, topics.yaml names only existing
-                                     types, valid examples pass and invalid ones fail
+                                     types, valid examples pass and invalid ones fail,
+                                     gen_validators.py refuses what it has no C check for
   check.py messages TOPIC FILE       every line of FILE (JSON lines) is a valid message of TOPIC
 
 Exit 0 when all is well, 1 with one line per problem otherwise, 2 on bad usage.
 """
 import json
 import pathlib
+import re
 import sys
+import tempfile
 
 import jsonschema
 import yaml
@@ -17,6 +20,8 @@ import yaml
 HERE = pathlib.Path(__file__).resolve().parent
 SCHEMAS = HERE / "schemas"
 EXAMPLES = HERE / "examples"
+# Before each invalid example: "// <field path>: why", the field the C validators must name.
+FIELD_COMMENT = re.compile(r"^// [A-Za-z0-9_.\[\]]+: ")
 
 
 def load_schemas():
@@ -67,10 +72,42 @@ def load_topics(by_type):
     return topics, problems
 
 
+def generator_problems():
+    """gen_validators.py writes the real schemas' validators, and refuses a schema that says more
+    than it has a C check for, naming what."""
+    sys.dont_write_bytecode = True  # no __pycache__ left in proto/
+    sys.path.insert(0, str(HERE))
+    import gen_validators
+
+    problems = []
+    base = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}
+    refused = {
+        "format": ({"properties": {"at": {"type": "string", "format": "date-time"}}}, "['format']"),
+        "pattern": ({"properties": {"n": {"type": "string", "pattern": "^a|b$"}}}, "pattern ^a|b$"),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        gen_validators.generate(SCHEMAS, tmp)
+        if not (pathlib.Path(tmp) / "proto_check.c").exists():
+            problems.append("gen_validators.py: wrote no proto_check.c for schemas/")
+        for what, (extra, said) in refused.items():
+            d = pathlib.Path(tmp) / what
+            d.mkdir()
+            schema = dict(base, **extra, **{"$id": f"https://mindroom.invalid/proto/{what}.schema.json"})
+            (d / "x.schema.json").write_text(json.dumps(schema))
+            try:
+                gen_validators.generate(d, d)
+                problems.append(f"gen_validators.py: a schema with {what} was not refused")
+            except gen_validators.SchemaError as e:
+                if said not in str(e):
+                    problems.append(f"gen_validators.py: refusing {what}, the message does not name it: {e}")
+    return problems
+
+
 def selftest():
     store, by_type = load_schemas()
     validators = {t: validator_for(s, store) for t, s in by_type.items()}
     _, problems = load_topics(by_type)
+    problems += generator_problems()
     checked = 0
     for t in by_type:
         for kind in ("valid", "invalid"):
@@ -78,10 +115,13 @@ def selftest():
             if not path.exists():
                 problems.append(f"examples/{path.name}: missing")
                 continue
-            for n, line in enumerate(path.read_text().splitlines(), 1):
+            lines = path.read_text().splitlines()
+            for n, line in enumerate(lines, 1):
                 if not line.strip() or line.startswith("//"):
                     continue
                 checked += 1
+                if kind == "invalid" and (n < 2 or not FIELD_COMMENT.match(lines[n - 2])):
+                    problems.append(f"examples/{path.name}:{n}: needs a '// <field path>: why' line before it")
                 found = message_problems(line, validators, {t})
                 if kind == "valid" and found:
                     problems.append(f"examples/{path.name}:{n}: should be valid: {found[0]}")

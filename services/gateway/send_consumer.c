@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mindroom/msg.h"
+
 #define GROUP "gateway"
 #define TOPIC "matrix.send"
 #define FAILED_TOPIC "matrix.send_failed"
@@ -129,32 +131,6 @@ static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, bool 
                                     err);
 }
 
-/* NULL when req has what its kind needs (schema send_request), else what is missing. */
-static const char *malformed(json_t *req, const char **kind)
-{
-    *kind = str(req, "kind");
-    if (json_integer_value(json_object_get(req, "v")) != 1 || !str(req, "type") ||
-        strcmp(str(req, "type"), "send_request") != 0)
-        return "not a version 1 send_request";
-    if (!*kind || !str(req, "account") || !str(req, "txn_id"))
-        return "account, kind or txn_id missing";
-    bool room = str(req, "room_id") != NULL;
-    if (strcmp(*kind, "room_event") == 0)
-        return room && str(req, "event_type") && json_is_object(json_object_get(req, "content")) ?
-               NULL : "room_event needs room_id, event_type and content";
-    if (strcmp(*kind, "typing") == 0)
-        return room && json_is_boolean(json_object_get(req, "typing")) ? NULL :
-               "typing needs room_id and typing";
-    if (strcmp(*kind, "redact") == 0)
-        return room && str(req, "redacts") ? NULL : "redact needs room_id and redacts";
-    if (strcmp(*kind, "to_device") == 0)
-        return str(req, "event_type") && json_is_object(json_object_get(req, "messages")) ? NULL :
-               "to_device needs event_type and messages";
-    if (gw_keys_kind(*kind))
-        return json_is_object(json_object_get(req, "body")) ? NULL : "keys_* needs body";
-    return "unknown kind";
-}
-
 /* Publishes the send_failure of a room event given up on: the homeserver's status, errcode and
  * words when it answered (st), else what refused it here. A failure to publish leaves the request
  * for redelivery, so the failure is never lost. */
@@ -179,13 +155,15 @@ static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
 {
     sender_lane *s = ctx;
     gw *g = s->g;
-    json_t *req = json_loadb(msg->value, msg->len, 0, NULL);
-    const char *kind = NULL, *bad = req ? malformed(req, &kind) : "not JSON";
-    gw_account *a = bad ? NULL : gw_account_by_user(g, str(req, "account"));
-    if (bad || !a) {
+    json_t *req = NULL;
+    mr_err bad = {0};
+    mr_code valid = mr_msg_load(msg->value, msg->len, "send_request", &req, &bad);
+    const char *kind = str(req, "kind");
+    gw_account *a = valid == MR_OK ? gw_account_by_user(g, str(req, "account")) : NULL;
+    if (!a) {
         mr_log_error(GW, "matrix.send %s: dropped: %s", msg->id,
-                     bad ? bad : "the account is not one this gateway manages");
-        gw_metrics_send(g, kind && !bad ? kind : "invalid", "dropped", -1);
+                     valid != MR_OK ? bad.msg : "the account is not one this gateway manages");
+        gw_metrics_send(g, kind ? kind : "invalid", "dropped", -1);
         json_decref(req);
         return MR_OK;
     }

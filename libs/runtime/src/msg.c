@@ -1,9 +1,11 @@
-/* msg.c -- reading the JSON messages services exchange on the bus: envelope and required fields. */
+/* msg.c -- reading the JSON messages services exchange on the bus: each checked against its
+ * schema (libs/proto), then read without further checks. */
 #include "mindroom/msg.h"
 
 #include <string.h>
 
 #include "mindroom/ids.h"
+#include "mindroom/proto.h"
 
 const char *mr_msg_string(json_t *obj, const char *key)
 {
@@ -46,19 +48,20 @@ mr_code mr_msg_load(const char *value, size_t len, const char *type, json_t **ou
     json_t *r = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!r)
         return mr_err_set(err, MR_EINVAL, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
-    json_t *v = json_object_get(r, "v");
-    const char *t = NULL;
-    mr_code rc = MR_OK;
-    if (!json_is_object(r))
-        rc = mr_err_set(err, MR_EINVAL, "not a JSON object");
-    else if (!json_is_integer(v) || json_integer_value(v) != 1)
-        rc = mr_err_set(err, MR_EINVAL, "v: expected 1");
-    else if ((rc = mr_msg_need_string(r, "", "type", &t, err)) == MR_OK && strcmp(t, type) != 0)
-        rc = mr_err_set(err, MR_EINVAL, "type: expected %s, got \"%s\"", type, t);
+    mr_code rc = mr_proto_check(type, r, err);
     if (rc != MR_OK) {
         json_decref(r);
         return rc;
     }
     *out = r;
     return MR_OK;
+}
+
+void mr_msg_event_read(json_t *event, mr_msg_event *out)
+{
+    out->event_id = mr_msg_string(event, "event_id");
+    out->sender = mr_msg_string(event, "sender");
+    out->type = mr_msg_string(event, "type");
+    out->state_key = mr_msg_string(event, "state_key");
+    out->content = json_object_get(event, "content");
 }

@@ -1,4 +1,5 @@
-/* test_msg.c -- bus message envelopes and required fields: what is accepted, and each refusal's words. */
+/* test_msg.c -- loading bus messages against their schemas, reading their fields: what is
+ * accepted, and each refusal's words. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,13 +15,24 @@ static mr_code load(const char *text, const char *type, json_t **out, mr_err *er
     return mr_msg_load(text, strlen(text), type, out, err);
 }
 
-static void test_load_accepts_a_version_1_message_of_its_type(void **state)
+#define EVENT "{\"event_id\":\"$e1\",\"sender\":\"@a:b.c\",\"type\":\"m.room.message\"," \
+              "\"state_key\":\"\",\"origin_server_ts\":1,\"content\":{\"body\":\"hi\"}}"
+#define TURN "{\"v\":1,\"type\":\"turn\",\"room_id\":\"!a:b.c\",\"sender\":\"@a:b.c\",\"event\":" EVENT ","
+
+static void test_load_accepts_a_message_its_schema_accepts(void **state)
 {
     (void)state;
     json_t *r = NULL;
     mr_err err = {0};
-    assert_int_equal(load("{\"v\":1,\"type\":\"turn\",\"room_id\":\"!a:b.c\"}", "turn", &r, &err), MR_OK);
+    assert_int_equal(load(TURN "\"allowed_entities\":[]}", "turn", &r, &err), MR_OK);
     assert_string_equal(mr_msg_string(r, "room_id"), "!a:b.c");
+    mr_msg_event e;
+    mr_msg_event_read(json_object_get(r, "event"), &e);
+    assert_string_equal(e.event_id, "$e1");
+    assert_string_equal(e.sender, "@a:b.c");
+    assert_string_equal(e.type, "m.room.message");
+    assert_string_equal(e.state_key, "");
+    assert_string_equal(mr_msg_string(e.content, "body"), "hi");
     json_decref(r);
 }
 
@@ -31,12 +43,15 @@ static void test_load_refusals_name_the_problem(void **state)
         const char *text, *msg;
     } cases[] = {
         {"{\"v\":1,", "not JSON: string or '}' expected near end of file (line 1, column 7)"},
-        {"[1]", "not a JSON object"},
-        {"{\"type\":\"turn\"}", "v: expected 1"},
+        {"[1]", "message: not an object"},
+        {"{\"type\":\"turn\"}", "v: missing"},
         {"{\"v\":2,\"type\":\"turn\"}", "v: expected 1"},
-        {"{\"v\":1}", "type: missing or not a non-empty string"},
-        {"{\"v\":1,\"type\":\"\"}", "type: missing or not a non-empty string"},
-        {"{\"v\":1,\"type\":\"cleartext_event\"}", "type: expected turn, got \"cleartext_event\""},
+        {"{\"v\":1}", "type: missing"},
+        {"{\"v\":1,\"type\":\"\"}", "type: expected \"turn\", got \"\""},
+        {"{\"v\":1,\"type\":\"cleartext_event\"}", "type: expected \"turn\", got \"cleartext_event\""},
+        /* What the schema asks beyond the envelope: its fields. */
+        {TURN "\"allowed_entities\":[\"a-b\"]}", "allowed_entities[0]: \"a-b\" does not match ^[a-zA-Z0-9_]+$"},
+        {TURN "\"allowed_entities\":[],\"colour\":1}", "colour: not a field of this message (proto/schemas)"},
         {"{\"v\":1,\"type\":\"turn\",\"type\":\"turn\"}", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -79,7 +94,7 @@ static void test_fields(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_accepts_a_version_1_message_of_its_type),
+        cmocka_unit_test(test_load_accepts_a_message_its_schema_accepts),
         cmocka_unit_test(test_load_refusals_name_the_problem),
         cmocka_unit_test(test_fields),
     };

@@ -48,9 +48,10 @@ static void test_bad_allowed_entities(void **state)
 {
     (void)state;
     static const char *const cases[][2] = {
-        {"[\"mind\", \"not a name\"]", "allowed_entities[1]: not an entity name"},
-        {"[\"mind\", 7]", "allowed_entities[1]: not an entity name"},
-        {"{}", "allowed_entities: missing or not an array"},
+        {"[\"mind\", \"not a name\"]", "allowed_entities[1]: \"not a name\" does not match ^[a-zA-Z0-9_]+$"},
+        {"[\"mind\", 7]", "allowed_entities[1]: not a string"},
+        {"{}", "allowed_entities: not an array"},
+        {"[\"mind\", \"mind\"]", "allowed_entities[1]: the same as [0]: items must be unique"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *text = turn_with(cases[i][0]);

@@ -82,14 +82,14 @@ static void test_bad_inbound(void **state)
 {
     (void)state;
     expect_bad_inbound("nope", "not JSON");
-    expect_bad_inbound("[1]", "not a JSON object");
+    expect_bad_inbound("[1]", "message: not an object");
     expect_bad_inbound("{\"v\":2,\"type\":\"inbound_event\"}", "v: expected 1");
-    expect_bad_inbound("{\"v\":1,\"type\":\"turn\"}", "type: expected inbound_event, got \"turn\"");
+    expect_bad_inbound("{\"v\":1,\"type\":\"turn\"}", "type: expected \"inbound_event\", got \"turn\"");
     expect_bad_inbound("{\"v\":1,\"type\":\"inbound_event\",\"room_id\":\"!r:x\"}", "account: missing");
     expect_bad_inbound("{\"v\":1,\"type\":\"inbound_event\",\"account\":\"bob\",\"room_id\":\"!r:x\"}", "account");
     expect_bad_inbound("{\"v\":1,\"type\":\"inbound_event\",\"account\":\"@b:x\",\"room_id\":\"#r:x\"}", "room_id");
     expect_bad_inbound("{\"v\":1,\"type\":\"inbound_event\",\"account\":\"@b:x\",\"room_id\":\"!r:x\"}",
-                       "event: missing or not an object");
+                       "event: missing");
     expect_bad_inbound(INBOUND("{\"event_id\":\"e1\",\"sender\":\"@a:x\",\"type\":\"t\",\"origin_server_ts\":1,"
                                "\"content\":{}}"), "event.event_id: \"e1\" is not an event ID");
     expect_bad_inbound(INBOUND("{\"event_id\":\"$e\",\"sender\":\"@a:x\",\"type\":\"t\",\"content\":{}}"),
@@ -104,6 +104,9 @@ static void test_bad_inbound(void **state)
                        "{\"event_id\":\"$e\",\"sender\":\"@a:x\",\"type\":\"t\",\"origin_server_ts\":1,"
                        "\"content\":{}},\"encryption\":{\"rotation_period_msgs\":5}}",
                        "encryption.algorithm");
+    /* What the schema says beyond the fields crypto reads. */
+    expect_bad_inbound(INBOUND("{\"event_id\":\"$e\",\"sender\":\"@a:x\",\"type\":\"t\",\"origin_server_ts\":1,"
+                               "\"content\":{}},\"room\":{\"alias\":\"#a:x\"}"), "room.key: missing");
 }
 
 #define INTENT_HEAD "{\"v\":1,\"type\":\"outbound_intent\",\"account\":\"@mindroom_mind:example.org\"," \
@@ -156,17 +159,18 @@ static void expect_bad_intent(const char *intent, const char *why)
 static void test_bad_intents(void **state)
 {
     (void)state;
-    expect_bad_intent("{\"v\":1,\"type\":\"send_request\"}", "type: expected outbound_intent");
-    expect_bad_intent(INTENT_HEAD "\"action\":\"shout\"}", "action: \"shout\" is not send, typing or redact");
+    expect_bad_intent("{\"v\":1,\"type\":\"send_request\"}", "type: expected \"outbound_intent\"");
+    expect_bad_intent(INTENT_HEAD "\"action\":\"shout\"}", "action: \"shout\" is not one of send, typing, redact");
     expect_bad_intent(INTENT_HEAD "\"action\":\"send\",\"content\":{}}", "event_type: missing");
     expect_bad_intent(INTENT_HEAD "\"action\":\"send\",\"event_type\":\"m.room.message\"}", "content: missing");
-    expect_bad_intent(INTENT_HEAD "\"action\":\"typing\"}", "typing: missing or not a boolean");
+    expect_bad_intent(INTENT_HEAD "\"action\":\"typing\"}", "typing: missing (required when action is \"typing\")");
     expect_bad_intent(INTENT_HEAD "\"action\":\"send\",\"event_type\":\"m.room.message\",\"content\":{},"
-                                  "\"replaces_txn\":\"a b\"}", "replaces_txn: not 1 to 255");
+                                  "\"replaces_txn\":\"a b\"}", "replaces_txn: \"a b\" does not match");
     expect_bad_intent(INTENT_HEAD "\"action\":\"typing\",\"typing\":true,\"timeout_ms\":-1}", "timeout_ms");
     expect_bad_intent(INTENT_HEAD "\"action\":\"redact\",\"redacts\":\"e9\"}", "redacts: \"e9\" is not an event ID");
     expect_bad_intent("{\"v\":1,\"type\":\"outbound_intent\",\"account\":\"@m:x\",\"room_id\":\"!r:x\","
                       "\"txn_id\":\"a/b\",\"action\":\"typing\",\"typing\":true}", "txn_id: \"a/b\"");
+    expect_bad_intent(INTENT_HEAD "\"action\":\"typing\",\"typing\":true,\"colour\":\"red\"}", "colour: not a field");
 }
 
 int main(void)

@@ -1,5 +1,5 @@
-/* msg.h -- reading the JSON messages services exchange on the bus (proto/schemas): the version-1
- * envelope and required fields, with errors that name the field. */
+/* msg.h -- reading the JSON messages services exchange on the bus: each loaded message is checked
+ * against its schema in proto/schemas (libs/proto), so what a service reads needs no more checks. */
 #ifndef MINDROOM_MSG_H
 #define MINDROOM_MSG_H
 
@@ -15,8 +15,17 @@ mr_code mr_msg_need_string(json_t *obj, const char *path, const char *key, const
 /* As mr_msg_need_string, for a Matrix user ID, and for a room ID. */
 mr_code mr_msg_need_user(json_t *obj, const char *path, const char *key, const char **out, mr_err *err);
 mr_code mr_msg_need_room_id(json_t *obj, const char *path, const char *key, const char **out, mr_err *err);
-/* Parses value as a message of the given type: a JSON object (duplicate keys refused) with
- * "v": 1 and "type": type. *out is its root, which the caller releases with json_decref. */
+/* Parses value as a message of the given type: JSON (duplicate keys refused) that
+ * proto/schemas/<type>.schema.json accepts; MR_EINVAL names the field otherwise. *out is its
+ * root, which the caller releases with json_decref. */
 mr_code mr_msg_load(const char *value, size_t len, const char *type, json_t **out, mr_err *err);
+
+/* The fields of a room event (common.schema.json room_event) in a message mr_msg_load accepted;
+ * they point into the message. state_key is NULL when the event is not a state event. */
+typedef struct mr_msg_event {
+    const char *event_id, *sender, *type, *state_key;
+    json_t *content;
+} mr_msg_event;
+void mr_msg_event_read(json_t *event, mr_msg_event *out);
 
 #endif
