@@ -14,7 +14,6 @@ int main(int argc, char **argv)
         .settings_help = MR_UPSTREAM_AUTH_SETTINGS_HELP,
         /* Forward auth answers from keys in memory; only a JWKS fetch (single-flight, with its
          * timeout) or an OAuth code exchange waits, rarely, holding up one pool thread. */
-        .http_pool = true,
         .routes = true,
     };
     return mr_service_main(argc, argv, &def);
