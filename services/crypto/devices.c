@@ -188,7 +188,7 @@ mr_code crypto_device_stored(crypto_engine *e, const char *user_id, crypto_devic
     return rc;
 }
 
-static bool listed(json_t *arr, const char *s)
+bool crypto_json_listed(json_t *arr, const char *s)
 {
     size_t i;
     json_t *v;
@@ -248,7 +248,8 @@ mr_code crypto_device_top_up(crypto_engine *e, crypto_device *d, json_t *counts,
     json_t *have = json_object_get(counts, OTK_ALGORITHM);
     size_t count = json_is_integer(have) && json_integer_value(have) > 0 ? (size_t)json_integer_value(have) : 0;
     bool need_otks = counts && count < target;
-    bool need_fallback = !d->published || (fallback_types && !listed(fallback_types, OTK_ALGORITHM));
+    bool need_fallback =
+        !d->published || (fallback_types && !crypto_json_listed(fallback_types, OTK_ALGORITHM));
     if (d->published && !need_otks && !need_fallback)
         return MR_OK;
     mr_code rc = MR_OK;

@@ -37,16 +37,6 @@ static mr_code oom(mr_err *err, const char *what)
     return mr_err_set(err, MR_ENOMEM, "out of memory %s", what);
 }
 
-static bool has(json_t *arr, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-            return true;
-    return false;
-}
-
 /* Appends the strings of more to arr. */
 static mr_code add_all(json_t *arr, json_t *more, mr_err *err)
 {
@@ -138,7 +128,7 @@ static mr_code reader_devices(crypto_engine *e, json_t *readers, json_t *queried
             /* Once asked in this round, a user the answer gave no device has none to share with. */
             mr_err_clear(err);
             rc = MR_OK;
-            if (!has(queried, user) && json_array_append_new(unknown, json_string(user)) != 0)
+            if (!crypto_json_listed(queried, user) && json_array_append_new(unknown, json_string(user)) != 0)
                 rc = oom(err, "reading devices");
         } else if (rc == MR_OK && json_object_set_new(devices, user, devs) != 0) {
             rc = oom(err, "reading devices");
@@ -173,7 +163,8 @@ static mr_code missing_sessions(crypto_engine *e, crypto_device *d, crypto_olm_o
         json_object_foreach(devs, did, keys) {
             mr_olm_device dev = device_view(user, did, keys);
             bool mine = strcmp(user, d->user_id) == 0 && strcmp(did, d->device_id) == 0, ok = false;
-            if (mine || !dev.curve25519 || shared_with(s, user, did, dev.curve25519) || has(tried, dev.curve25519))
+            if (mine || !dev.curve25519 || shared_with(s, user, did, dev.curve25519) ||
+                crypto_json_listed(tried, dev.curve25519))
                 continue;
             mr_code rc = crypto_olm_out_has(e, olm, d->user_id, dev.curve25519, &ok, err);
             if (rc != MR_OK)

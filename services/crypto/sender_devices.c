@@ -91,16 +91,6 @@ static char *wait_key(const char *account)
     return mr_str_printf("crypto:wait:%s", account);
 }
 
-static bool has(json_t *arr, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-        if (strcmp(json_string_value(v) ? json_string_value(v) : "", s) == 0)
-            return true;
-    return false;
-}
-
 mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, const char *sender, json_t *out,
                            mr_err *err)
 {
@@ -133,7 +123,7 @@ mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, cons
         json_array_append_new(events, ev);
     }
     json_t *req = NULL;
-    if (rc == MR_OK && !has(users, sender)) {
+    if (rc == MR_OK && !crypto_json_listed(users, sender)) {
         /* A new query for everyone waited for: the answer to the earlier one is then ignored. */
         json_array_append_new(users, json_string(sender));
         json_t *want = json_object();
