@@ -22,6 +22,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import signal
 import sys
 import time
 import urllib.parse
@@ -262,6 +263,23 @@ async def converse(stack, mode):
               "answer", flush=True)
         assert await agent_cross_signed(alice) == master, "the cross-signing keys changed on restart"
         print("ok - after a restart, the same cross-signing identity", flush=True)
+
+        # SIGKILL while an encrypted answer streams: after the restart the half-written answer is
+        # completed by an edit (one reply, no second), encrypted, by the same device identity.
+        stack.stub_script({"stall_ms": 4000, "stall_after_chunks": 1})
+        body = "Killed while you answer?"
+        trigger = await alice.send_encrypted(room_id, body)
+        await alice.until("the answer in progress",
+                          lambda: [ev for ev in alice.replies(room_id, trigger) if ev["sender"] == MIND])
+        stack.stop(sig=signal.SIGKILL)
+        stack.start()
+        text = await alice.answer(room_id, trigger, MIND)
+        assert text == f"Echo: {body}", text
+        mine = [ev for ev in alice.replies(room_id, trigger) if ev["sender"] == MIND]
+        assert len(mine) == 1, f"the answer was sent {len(mine)} times"
+        assert_all_encrypted(stack, room_id)
+        assert await agent_cross_signed(alice) == master, "the cross-signing keys changed after SIGKILL"
+        print("ok - SIGKILL mid-answer: completed by an edit, once, encrypted, same identity", flush=True)
 
         # A room joined before MindRoom kept what it knows of it: neither crypto nor the gateway
         # has a record of its m.room.encryption, and no sync repeats the room's state.
