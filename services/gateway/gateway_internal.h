@@ -186,6 +186,10 @@ mr_code gw_enc_check_send(gw *g, mr_matrix *m, json_t *req, mr_err *err);
 /* The event ID of a room event whole enough to travel (non-empty event_id, type and sender, an
  * integer origin_server_ts); NULL for stripped state and anything malformed. */
 const char *gw_sync_event_id(json_t *ev);
+/* Whether msg (a message of type built from what the homeserver sent) is one its consumers take;
+ * one that is not (a room ID or sender that is no Matrix ID, say) is logged and left out, so it
+ * is never published only to be refused. */
+bool gw_sync_publishable(const char *type, json_t *msg);
 /* origin_server_ts of user_id's latest join among events, 0 when none. */
 long long gw_sync_own_join_ts(const char *user_id, json_t *events);
 /* The matrix.inbound message for ev, with the room's facts when given; NULL when out of memory. */

@@ -111,6 +111,10 @@ static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long
             json_decref(msg);
             msg = NULL;
         }
+        if (msg && !gw_sync_publishable("inbound_event", msg)) {
+            json_decref(msg);
+            continue;
+        }
         if ((rc = publish(g, "matrix.inbound", room_id, msg, err)) != MR_OK)
             break;
         b->inbound++;
@@ -366,6 +370,8 @@ static mr_code to_device(loop *l, json_t *sync, batch *b, mr_err *err)
     size_t i;
     json_t *msg;
     json_array_foreach(msgs, i, msg) {
+        if (!gw_sync_publishable("todevice_event", msg))
+            continue;
         if ((rc = publish(l->g, "matrix.todevice", a->user_id, json_incref(msg), err)) != MR_OK)
             break;
         b->todevice++;

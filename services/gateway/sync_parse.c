@@ -6,6 +6,10 @@
 
 #include <string.h>
 
+#include "mindroom/ids.h"
+#include "mindroom/log.h"
+#include "mindroom/proto.h"
+
 /* Sent on matrix.todevice when a sync reports device list changes but no to-device event to
  * carry them, so crypto still refreshes those users' keys. */
 #define DEVICE_LISTS_EVENT "com.mindroom.device_lists"
@@ -47,6 +51,18 @@ long long gw_sync_own_join_ts(const char *user_id, json_t *events)
     return ts;
 }
 
+bool gw_sync_publishable(const char *type, json_t *msg)
+{
+    mr_err err = {0};
+    if (mr_proto_check(type, msg, &err) == MR_OK)
+        return true;
+    json_t *ev = json_object_get(msg, "event");
+    const char *id = json_string_value(json_object_get(ev, "event_id"));
+    mr_log_warn("gateway", "skipped a %s the homeserver sent (event %s of %s): %s", type, id ? id : "without ID",
+                json_string_value(json_object_get(msg, "account")), err.msg);
+    return false;
+}
+
 json_t *gw_sync_inbound(const char *account, const char *room_id, json_t *ev, const char *membership,
                         bool history, json_t *facts)
 {
@@ -60,22 +76,59 @@ json_t *gw_sync_inbound(const char *account, const char *room_id, json_t *ev, co
     return msg;
 }
 
+/* The user IDs of a homeserver's list that are user IDs: one bad entry must not make crypto
+ * refuse the whole message, and with it the to-device events beside it. */
+static json_t *valid_users(json_t *list)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        mr_id id;
+        mr_err err;
+        if (out && json_is_string(v) && mr_id_parse_user(json_string_value(v), &id, &err) == MR_OK &&
+            json_array_append(out, v) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 json_t *gw_sync_device_lists(json_t *sync)
 {
     json_t *dl = json_object_get(sync, "device_lists");
-    json_t *changed = json_object_get(dl, "changed"), *left = json_object_get(dl, "left");
-    if (!json_array_size(changed) && !json_array_size(left))
+    json_t *changed = valid_users(json_object_get(dl, "changed")), *left = valid_users(json_object_get(dl, "left"));
+    if (!changed || !left || (!json_array_size(changed) && !json_array_size(left))) {
+        json_decref(changed);
+        json_decref(left);
         return NULL;
-    return json_pack("{s:o, s:o}", "changed", json_is_array(changed) ? json_incref(changed) : json_array(),
-                     "left", json_is_array(left) ? json_incref(left) : json_array());
+    }
+    return json_pack("{s:o, s:o}", "changed", changed, "left", left);
 }
 
+/* Counts as the schema has them: non-negative integers by algorithm, and the algorithm names. */
 json_t *gw_sync_key_counts(json_t *sync)
 {
     json_t *otk = json_object_get(sync, "device_one_time_keys_count");
     json_t *fb = json_object_get(sync, "device_unused_fallback_key_types");
-    return json_pack("{s:o, s:o}", "one_time_key_counts", json_is_object(otk) ? json_incref(otk) : json_object(),
-                     "unused_fallback_key_types", json_is_array(fb) ? json_incref(fb) : json_array());
+    json_t *counts = json_object(), *types = json_array();
+    const char *alg;
+    json_t *v;
+    bool ok = counts && types;
+    json_object_foreach(otk, alg, v)
+        if (ok && json_is_integer(v) && json_integer_value(v) >= 0)
+            ok = json_object_set(counts, alg, v) == 0;
+    size_t i;
+    json_array_foreach(fb, i, v)
+        if (ok && json_is_string(v))
+            ok = json_array_append(types, v) == 0;
+    if (!ok) {
+        json_decref(counts);
+        json_decref(types);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o}", "one_time_key_counts", counts, "unused_fallback_key_types", types);
 }
 
 json_t *gw_sync_todevice(const char *account, const char *device_id, json_t *sync, json_t *lists,
