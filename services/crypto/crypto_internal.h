@@ -127,6 +127,9 @@ mr_code crypto_sender_replayed(crypto_engine *e, const char *account, mr_err *er
 /* Saves the devices a keys_query answer gives for each of users (those whose self-signature
  * checks), under crypto:devices:<user_id>. */
 mr_code crypto_devices_save(crypto_engine *e, json_t *reply, json_t *users, mr_err *err);
+/* The devices known of user_id ({device_id: {curve25519, ed25519}}, caller owns); MR_ENOTFOUND
+ * when none were saved. */
+mr_code crypto_devices_known(crypto_engine *e, const char *user_id, json_t **devs, mr_err *err);
 
 /* cross_signing.c: the account's master and self-signing keys, and its device signed. */
 /* Asks for the next cross-signing step of d (published device keys first) unless one is in

@@ -120,10 +120,8 @@ static mr_code reader_devices(crypto_engine *e, json_t *readers, json_t *queried
     const char *user;
     json_t *v;
     json_object_foreach(readers, user, v) {
-        char *key = mr_str_printf("crypto:devices:%s", user);
         json_t *devs = NULL;
-        mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, &devs, err) : oom(err, "reading devices");
-        free(key);
+        mr_code rc = crypto_devices_known(e, user, &devs, err);
         if (rc == MR_ENOTFOUND) {
             /* Once asked in this round, a user the answer gave no device has none to share with. */
             mr_err_clear(err);
@@ -408,10 +406,8 @@ static mr_code claimed(crypto_engine *e, crypto_device *d, json_t *reply, mr_err
     const char *user, *did;
     json_t *devs, *keys;
     json_object_foreach(json_object_get(json_object_get(reply, "response"), "one_time_keys"), user, devs) {
-        char *key = mr_str_printf("crypto:devices:%s", user);
         json_t *known = NULL;
-        mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, &known, err) : oom(err, "reading devices");
-        free(key);
+        mr_code rc = crypto_devices_known(e, user, &known, err);
         if (rc == MR_ENOTFOUND) {
             mr_err_clear(err);
             continue;

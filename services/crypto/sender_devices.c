@@ -19,14 +19,21 @@ static mr_code oom(mr_err *err, const char *what)
     return mr_err_set(err, MR_ENOMEM, "out of memory %s", what);
 }
 
+mr_code crypto_devices_known(crypto_engine *e, const char *user_id, json_t **devs, mr_err *err)
+{
+    *devs = NULL;
+    char *key = mr_str_printf("crypto:devices:%s", user_id);
+    mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, devs, err) : oom(err, "reading devices");
+    free(key);
+    return rc;
+}
+
 mr_code crypto_sender_device(crypto_engine *e, const char *sender, const char *curve, char **device_id,
                              char **ed25519, mr_err *err)
 {
     *device_id = *ed25519 = NULL;
-    char *key = mr_str_printf("crypto:devices:%s", sender);
     json_t *devs = NULL;
-    mr_code rc = key ? crypto_vault_get_plain(&e->vault, key, &devs, err) : oom(err, "reading devices");
-    free(key);
+    mr_code rc = crypto_devices_known(e, sender, &devs, err);
     if (rc == MR_ENOTFOUND)
         return mr_err_set(err, MR_ENOTFOUND, "no device of %s is known", sender);
     if (rc != MR_OK)
