@@ -14,9 +14,9 @@
 #include <cmocka.h>
 
 #include "crypto_internal.h"
+#include "engine_fixture.h"
 #include "human_device.h"
 #include "mindroom/clock.h"
-#include "peers.h"
 
 #define AGENT "@mindroom_mind:example.org"
 #define AGENT_DEV "AGENTDEV"
@@ -27,57 +27,15 @@
 #define BAD_SENDER "{\"v\":1,\"type\":\"todevice_event\",\"account\":\"@a:x\",\"device_id\":\"D\"," \
                    "\"event\":{\"sender\":\"x\",\"type\":\"t\",\"content\":{}}}"
 
-static const unsigned char SECRET[32] = "instance secret of crypto tests";
-
 typedef struct suite {
-    char dir[512];
-    mr_store *store;
-    crypto_engine engine;
+    engine_fixture fx;
     human_device human;
     char agent_curve[MR_OLM_KEY_SIZE], agent_ed[MR_OLM_KEY_SIZE];
     json_t *upload;          /* the first keys_upload body */
     json_t *xsign;           /* the first keys_device_signing_upload request */
-    bool crash_before_commit; /* the next input's output is not committed, as after a crash */
 } suite;
 
 static suite S;
-
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
-
-static void engine_start(void)
-{
-    mr_err err = {0};
-    check(crypto_engine_init(&S.engine, S.store, SECRET, sizeof SECRET, &err), &err, "engine");
-}
-
-/* What the service does once out is on the bus, unless a crash is played. */
-static void commit(json_t *out)
-{
-    mr_err err = {0};
-    if (S.crash_before_commit)
-        S.crash_before_commit = false;
-    else
-        check(crypto_engine_commit(&S.engine, out, &err), &err, "commit");
-}
-
-typedef mr_code (*engine_input)(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
-
-/* Feeds msg (taken) to the engine through input; returns the outputs. */
-static json_t *feed(engine_input input, json_t *msg, const char *what)
-{
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    json_t *out = json_array();
-    mr_err err = {0};
-    check(input(&S.engine, text, strlen(text), out, &err), &err, what);
-    free(text);
-    commit(out);
-    return out;
-}
 
 /* A todevice_event for the agent, with the fields of extra (key counts, device lists) when not
  * NULL. Returns the outputs. */
@@ -89,7 +47,7 @@ static json_t *todevice(const char *sender, const char *type, json_t *content, j
     if (extra)
         json_object_update(msg, extra);
     json_decref(extra);
-    return feed(crypto_engine_todevice, msg, "todevice");
+    return fx_feed(&S.fx, crypto_engine_todevice, msg, "todevice");
 }
 
 static json_t *counts(int n)
@@ -99,10 +57,7 @@ static json_t *counts(int n)
 
 static json_t *keys_reply(const char *kind, const char *txn, json_t *response)
 {
-    return feed(crypto_engine_keys_reply,
-                json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:o}", "v", 1, "type", "keys_reply", "account", AGENT,
-                          "kind", kind, "txn_id", txn, "ok", 1, "response", response),
-                "keys_reply");
+    return fx_keys_reply(&S.fx, AGENT, kind, txn, response);
 }
 
 /* The messages of out (the entries that are for crypto_engine_commit left out). */
@@ -151,12 +106,12 @@ static json_t *room_event(const char *event_id, const char *sender, json_t *cont
     json_decref(msg);
     crypto_inbound in;
     mr_err err = {0};
-    check(crypto_inbound_parse(text, strlen(text), &in, &err), &err, "inbound");
+    fx_check(crypto_inbound_parse(text, strlen(text), &in, &err), &err, "inbound");
     json_t *out = json_array();
-    check(crypto_engine_room_event(&S.engine, &in, text, strlen(text), out, &err), &err, "room event");
+    fx_check(crypto_engine_room_event(&S.fx.engine, &in, text, strlen(text), out, &err), &err, "room event");
     crypto_inbound_free(&in);
     free(text);
-    commit(out);
+    fx_commit(&S.fx, out);
     return out;
 }
 
@@ -178,18 +133,22 @@ static json_t *claimed_key(size_t n)
     return NULL;
 }
 
+/* h, a device the agent has not met, opens an Olm session with the n-th one-time key and sends
+ * its room key: the agent asks /keys/query about it, and txn is that request's. */
+static void first_room_key(human_device *h, size_t n, char txn[128])
+{
+    human_start_olm(h, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(n));
+    json_t *out = todevice(h->user_id, "m.room.encrypted",
+                           human_room_key(h, ROOM, AGENT, S.agent_curve, S.agent_ed), NULL);
+    snprintf(txn, 128, "%s", json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")));
+    json_decref(out);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
-    mr_err err = {0};
-    if (mr_tp_mkdtemp("mr-crypto-decrypt", S.dir, sizeof S.dir, &err) != MR_OK)
-        return fprintf(stderr, "%s\n", err.msg), -1;
-    char url[600];
-    snprintf(url, sizeof url, "sqlite://%s/state.db", S.dir);
-    const mr_store_options o = {.secret = SECRET, .secret_len = sizeof SECRET};
-    if (mr_store_open(url, &o, &S.store, &err) != MR_OK)
-        return fprintf(stderr, "%s\n", err.msg), -1;
-    engine_start();
+    if (fx_open(&S.fx, "mr-crypto-decrypt") != 0)
+        return -1;
     human_new(&S.human, HUMAN, HUMAN_DEV);
     return 0;
 }
@@ -198,11 +157,9 @@ static int group_teardown(void **state)
 {
     (void)state;
     human_free(&S.human);
-    crypto_engine_free(&S.engine);
     json_decref(S.upload);
     json_decref(S.xsign);
-    mr_store_close(S.store);
-    mr_tp_cleanup_dir(S.dir);
+    fx_close(&S.fx);
     return 0;
 }
 
@@ -222,7 +179,7 @@ static void test_device_keys_uploaded(void **state)
     assert_int_equal(json_object_size(json_object_get(body, "one_time_keys")), 50);
     assert_int_equal(json_object_size(json_object_get(body, "fallback_keys")), 1);
     mr_err err = {0};
-    check(mr_olm_verify_json(dk, AGENT, "ed25519:" AGENT_DEV,
+    fx_check(mr_olm_verify_json(dk, AGENT, "ed25519:" AGENT_DEV,
                              json_string_value(json_object_get(json_object_get(dk, "keys"), "ed25519:" AGENT_DEV)),
                              &err),
           &err, "device keys signature");
@@ -242,14 +199,14 @@ static void test_device_keys_uploaded(void **state)
     /* An answer to another request changes nothing; the right one publishes the keys. */
     json_decref(keys_reply("keys_upload", "ku.0.0", json_pack("{s:{s:i}}", "one_time_key_counts",
                                                               "signed_curve25519", 50)));
-    assert_non_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
+    assert_non_null(crypto_device_of(&S.fx.engine, AGENT)->upload_txn);
     out = keys_reply("keys_upload", txn, json_pack("{s:{s:i}}", "one_time_key_counts", "signed_curve25519", 50));
     /* Published device keys are followed by the account's cross-signing keys. */
     req = only(out, "matrix.send");
     assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_device_signing_upload");
     S.xsign = json_incref(req);
     json_decref(out);
-    assert_true(crypto_device_of(&S.engine, AGENT)->published);
+    assert_true(crypto_device_of(&S.fx.engine, AGENT)->published);
     out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
     assert_int_equal(messages(out), 0);
     json_decref(out);
@@ -282,7 +239,7 @@ static void test_cross_signing(void **state)
     snprintf(ssk_id, sizeof ssk_id, "ed25519:%s", ssk);
     snprintf(ssk_pub, sizeof ssk_pub, "%s", ssk);
     mr_err err = {0};
-    check(mr_olm_verify_json(json_object_get(body, "self_signing_key"), AGENT, master_id, master, &err), &err,
+    fx_check(mr_olm_verify_json(json_object_get(body, "self_signing_key"), AGENT, master_id, master, &err), &err,
           "the master key's signature on the self-signing key");
 
     json_t *out = keys_reply("keys_device_signing_upload", json_string_value(json_object_get(S.xsign, "txn_id")),
@@ -292,14 +249,14 @@ static void test_cross_signing(void **state)
     json_t *dk = json_object_get(json_object_get(json_object_get(req, "body"), AGENT), AGENT_DEV);
     assert_string_equal(json_string_value(json_object_get(json_object_get(dk, "keys"), "ed25519:" AGENT_DEV)),
                         S.agent_ed);
-    check(mr_olm_verify_json(dk, AGENT, ssk_id, ssk_pub, &err), &err, "the self-signing key's signature on the device");
-    check(mr_olm_verify_json(dk, AGENT, "ed25519:" AGENT_DEV, S.agent_ed, &err), &err, "the device's own signature");
+    fx_check(mr_olm_verify_json(dk, AGENT, ssk_id, ssk_pub, &err), &err, "the self-signing key's signature on the device");
+    fx_check(mr_olm_verify_json(dk, AGENT, "ed25519:" AGENT_DEV, S.agent_ed, &err), &err, "the device's own signature");
     char txn[128];
     snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
     json_decref(out);
 
     /* A refusal is logged and not asked again until a restart. */
-    out = feed(crypto_engine_keys_reply,
+    out = fx_feed(&S.fx, crypto_engine_keys_reply,
                json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:s}", "v", 1, "type", "keys_reply", "account", AGENT,
                          "kind", "keys_signatures_upload", "txn_id", txn, "ok", 0, "error", "500 M_UNKNOWN"),
                "keys_reply");
@@ -310,8 +267,8 @@ static void test_cross_signing(void **state)
     json_decref(out);
 
     /* After a restart the keys are not uploaded again: the device signature is asked again. */
-    crypto_engine_free(&S.engine);
-    engine_start();
+    crypto_engine_free(&S.fx.engine);
+    fx_engine_start(&S.fx);
     out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
     req = only(out, "matrix.send");
     assert_string_equal(json_string_value(json_object_get(req, "kind")), "keys_signatures_upload");
@@ -320,14 +277,14 @@ static void test_cross_signing(void **state)
     out = keys_reply("keys_signatures_upload", txn, json_pack("{s:{}}", "failures"));
     assert_int_equal(messages(out), 0);
     json_decref(out);
-    assert_true(crypto_device_of(&S.engine, AGENT)->xsign_done);
+    assert_true(crypto_device_of(&S.fx.engine, AGENT)->xsign_done);
 
-    crypto_engine_free(&S.engine);
-    engine_start();
+    crypto_engine_free(&S.fx.engine);
+    fx_engine_start(&S.fx);
     out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(50));
     assert_int_equal(messages(out), 0);
     json_decref(out);
-    assert_true(crypto_device_of(&S.engine, AGENT)->xsign_done);
+    assert_true(crypto_device_of(&S.fx.engine, AGENT)->xsign_done);
 }
 
 /* A restart keeps the device: same keys, device keys not uploaded again, and low counts top up
@@ -335,13 +292,13 @@ static void test_cross_signing(void **state)
 static void test_restart_keeps_device(void **state)
 {
     (void)state;
-    crypto_engine_free(&S.engine);
-    engine_start();
+    crypto_engine_free(&S.fx.engine);
+    fx_engine_start(&S.fx);
     json_t *out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(49));
     json_t *body = json_object_get(only(out, "matrix.send"), "body");
     assert_null(json_object_get(body, "device_keys"));
     assert_int_equal(json_object_size(json_object_get(body, "one_time_keys")), 1);
-    assert_string_equal(mr_olm_account_curve25519(crypto_device_of(&S.engine, AGENT)->account), S.agent_curve);
+    assert_string_equal(mr_olm_account_curve25519(crypto_device_of(&S.fx.engine, AGENT)->account), S.agent_curve);
     json_decref(keys_reply("keys_upload", json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")),
                            json_object()));
     json_decref(out);
@@ -368,7 +325,7 @@ static void test_counts_during_upload(void **state)
     snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
     json_decref(out);
     json_decref(keys_reply("keys_upload", txn, json_object()));
-    assert_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
+    assert_null(crypto_device_of(&S.fx.engine, AGENT)->upload_txn);
 }
 
 /* The human claims a one-time key of the first upload and sends the room key over Olm; the
@@ -393,7 +350,7 @@ static void test_room_key_over_olm(void **state)
     json_decref(out);
     mr_err err = {0};
     char *dev = NULL, *ed = NULL;
-    check(crypto_sender_device(&S.engine, HUMAN, mr_olm_account_curve25519(S.human.account), &dev, &ed, &err), &err,
+    fx_check(crypto_sender_device(&S.fx.engine, HUMAN, mr_olm_account_curve25519(S.human.account), &dev, &ed, &err), &err,
           "alice's device, from the answer");
     assert_string_equal(dev, HUMAN_DEV);
     free(dev);
@@ -474,24 +431,24 @@ static void test_waits_for_key_then_notice(void **state)
     mr_err err = {0};
     out = json_array();
     long long now = mr_clock_wall_ms();
-    check(crypto_pending_sweep(&S.engine, now, out, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, now, out, &err), &err, "sweep");
     assert_int_equal(messages(out), 0);
     /* First the key is asked for (test_forwarded_key_after_request looks at the request). */
-    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
     assert_string_equal(json_string_value(json_object_get(only(out, "matrix.send"), "event_type")),
                         "m.room_key_request");
-    commit(out);
+    fx_commit(&S.fx, out);
     json_decref(out);
     out = json_array();
-    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_WAIT_MS + 1000, out, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, now + CRYPTO_KEY_WAIT_MS + 1000, out, &err), &err, "sweep");
     /* Until the notice is marked as published (a crash in between), a sweep makes it again,
      * under the same transaction ID. */
     json_t *again = json_array();
-    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_WAIT_MS + 2000, again, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, now + CRYPTO_KEY_WAIT_MS + 2000, again, &err), &err, "sweep");
     assert_string_equal(json_string_value(json_object_get(only(again, "matrix.send"), "txn_id")),
                         json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")));
     json_decref(again);
-    commit(out);
+    fx_commit(&S.fx, out);
     json_t *n = only(out, "matrix.send");
     assert_string_equal(json_string_value(json_object_get(n, "room_id")), ROOM);
     assert_string_equal(json_string_value(json_object_get(json_object_get(n, "content"), "msgtype")), "m.notice");
@@ -499,7 +456,7 @@ static void test_waits_for_key_then_notice(void **state)
                            "could not decrypt"));
     json_decref(out);
     out = json_array();
-    check(crypto_pending_sweep(&S.engine, now + 2 * CRYPTO_KEY_WAIT_MS, out, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, now + 2 * CRYPTO_KEY_WAIT_MS, out, &err), &err, "sweep");
     assert_int_equal(messages(out), 0);
     json_decref(out);
 
@@ -537,7 +494,7 @@ static void test_forwarded_key_after_request(void **state)
     mr_err err = {0};
     long long now = mr_clock_wall_ms();
     out = json_array();
-    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, now + CRYPTO_KEY_REQUEST_MS + 1000, out, &err), &err, "sweep");
     json_t *req = only(out, "matrix.send");
     /* Keyed by account, as topics.yaml keys requests that have no room. */
     assert_string_equal(json_string_value(json_object_get(json_array_get(out, 0), "key")), AGENT);
@@ -552,10 +509,10 @@ static void test_forwarded_key_after_request(void **state)
     assert_string_equal(json_string_value(json_object_get(body, "session_id")), id);
     assert_string_equal(json_string_value(json_object_get(body, "sender_key")), curve);
     assert_string_equal(json_string_value(json_object_get(body, "room_id")), ROOM);
-    commit(out);
+    fx_commit(&S.fx, out);
     json_decref(out);
     out = json_array();
-    check(crypto_pending_sweep(&S.engine, now + CRYPTO_KEY_REQUEST_MS + 2000, out, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, now + CRYPTO_KEY_REQUEST_MS + 2000, out, &err), &err, "sweep");
     assert_int_equal(messages(out), 0);
     json_decref(out);
 
@@ -575,8 +532,8 @@ static void test_forwarded_key_after_request(void **state)
 static void test_restart_keeps_sessions(void **state)
 {
     (void)state;
-    crypto_engine_free(&S.engine);
-    engine_start();
+    crypto_engine_free(&S.fx.engine);
+    fx_engine_start(&S.fx);
     json_t *out = room_event("$after:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "after restart"));
     assert_string_equal(body_of(only(out, "matrix.cleartext")), "after restart");
     json_decref(out);
@@ -592,15 +549,10 @@ static void test_unknown_device_refused(void **state)
     (void)state;
     human_device stranger;
     human_new(&stranger, "@eve:example.org", "EVEDEV");
-    human_start_olm(&stranger, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(1));
-    json_t *out = todevice("@eve:example.org", "m.room.encrypted",
-                           human_room_key(&stranger, ROOM, AGENT, S.agent_curve, S.agent_ed), NULL);
-    json_t *req = only(out, "matrix.send");
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(req, "txn_id")));
-    json_decref(out);
+    first_room_key(&stranger, 1, txn);
     /* The homeserver knows no device of eve's. */
-    out = keys_reply("keys_query", txn, json_pack("{s:{s:{}}}", "device_keys", "@eve:example.org"));
+    json_t *out = keys_reply("keys_query", txn, json_pack("{s:{s:{}}}", "device_keys", "@eve:example.org"));
     assert_int_equal(messages(out), 0);
     json_decref(out);
     /* So her message stays unreadable: its session never became known. */
@@ -609,18 +561,18 @@ static void test_unknown_device_refused(void **state)
     json_decref(out);
     json_t *sweep = json_array();
     mr_err err = {0};
-    check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + CRYPTO_KEY_WAIT_MS * 10, sweep, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, mr_clock_wall_ms() + CRYPTO_KEY_WAIT_MS * 10, sweep, &err), &err, "sweep");
     /* Her key is asked for, and the room told. */
     assert_int_equal(messages(sweep), 2);
-    commit(sweep);
+    fx_commit(&S.fx, sweep);
     json_decref(sweep);
     /* A week later the waiting list has expired, and its entry leaves the index. */
     sweep = json_array();
-    check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms() + 8LL * 86400000LL, sweep, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, mr_clock_wall_ms() + 8LL * 86400000LL, sweep, &err), &err, "sweep");
     assert_int_equal(messages(sweep), 0);
     json_decref(sweep);
     mr_store_hash h = {0};
-    check(mr_store_hgetall(S.store, "crypto:pending", &h, &err), &err, "crypto:pending");
+    fx_check(mr_store_hgetall(S.fx.store, "crypto:pending", &h, &err), &err, "crypto:pending");
     assert_int_equal(h.count, 0);
     mr_store_hash_free(&h);
 
@@ -650,7 +602,7 @@ static void test_olm_sessions_bounded(void **state)
     snprintf(key, sizeof key, "crypto:olm:%s:%s", AGENT, mr_olm_account_curve25519(S.human.account));
     json_t *list = NULL;
     mr_err err = {0};
-    check(crypto_vault_get(&S.engine.vault, key, &list, &err), &err, key);
+    fx_check(crypto_vault_get(&S.fx.engine.vault, key, &list, &err), &err, key);
     assert_int_equal(json_array_size(list), 16);
     json_decref(list);
     json_t *out = room_event("$bounded:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "still here"));
@@ -665,31 +617,27 @@ static void test_query_answer_again_after_crash(void **state)
     (void)state;
     human_device bob;
     human_new(&bob, "@bob:example.org", "BOBDEV");
-    human_start_olm(&bob, AGENT, AGENT_DEV, S.agent_curve, S.agent_ed, claimed_key(30));
-    json_t *out = todevice(bob.user_id, "m.room.encrypted", human_room_key(&bob, ROOM, AGENT, S.agent_curve,
-                                                                          S.agent_ed), NULL);
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", json_string_value(json_object_get(only(out, "matrix.send"), "txn_id")));
-    json_decref(out);
+    first_room_key(&bob, 30, txn);
     json_t *response = json_pack("{s:{s:{s:o}}}", "device_keys", bob.user_id, "BOBDEV", human_device_keys(&bob));
     json_t *reply = json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:O}", "v", 1, "type", "keys_reply", "account", AGENT,
                               "kind", "keys_query", "txn_id", txn, "ok", 1, "response", response);
     json_t *events = NULL, *users = NULL;
     mr_err err = {0};
-    check(crypto_sender_answered(&S.engine, reply, &events, &users, &err), &err, "the first delivery");
+    fx_check(crypto_sender_answered(&S.fx.engine, reply, &events, &users, &err), &err, "the first delivery");
     assert_int_equal(json_array_size(events), 1);
     json_decref(events);
     json_decref(users);
     json_decref(reply);
 
-    out = keys_reply("keys_query", txn, response);
+    json_t *out = keys_reply("keys_query", txn, response);
     assert_int_equal(messages(out), 0);
     json_decref(out);
     out = room_event("$bob:example.org", bob.user_id, human_encrypt_text(&bob, ROOM, "from bob"));
     assert_string_equal(body_of(only(out, "matrix.cleartext")), "from bob");
     json_decref(out);
     json_t *rec = NULL;
-    assert_int_equal(crypto_vault_get_plain(&S.engine.vault, "crypto:wait:" AGENT ":replay", &rec, &err),
+    assert_int_equal(crypto_vault_get_plain(&S.fx.engine.vault, "crypto:wait:" AGENT ":replay", &rec, &err),
                      MR_ENOTFOUND);
     human_free(&bob);
 }
@@ -702,7 +650,7 @@ static void test_retry_after_crash(void **state)
     human_rotate(&S.human);
     json_t *key = human_room_key(&S.human, ROOM, AGENT, S.agent_curve, S.agent_ed);
     json_decref(room_event("$crash:example.org", HUMAN, human_encrypt_text(&S.human, ROOM, "through a crash")));
-    S.crash_before_commit = true;
+    S.fx.crash_before_commit = true;
     json_t *out = todevice(HUMAN, "m.room.encrypted", key, NULL);
     assert_string_equal(body_of(only(out, "matrix.cleartext")), "through a crash");
     json_decref(out);
@@ -711,15 +659,15 @@ static void test_retry_after_crash(void **state)
     mr_olm_outbound_group_id(S.human.megolm, id);
     json_t *waiting = NULL;
     mr_err err = {0};
-    check(crypto_pending_get(&S.engine, ROOM, id, &waiting, &err), &err, "waiting");
+    fx_check(crypto_pending_get(&S.fx.engine, ROOM, id, &waiting, &err), &err, "waiting");
     assert_int_equal(json_array_size(waiting), 1);
     json_decref(waiting);
     out = json_array();
-    check(crypto_pending_sweep(&S.engine, mr_clock_wall_ms(), out, &err), &err, "sweep");
+    fx_check(crypto_pending_sweep(&S.fx.engine, mr_clock_wall_ms(), out, &err), &err, "sweep");
     assert_string_equal(body_of(only(out, "matrix.cleartext")), "through a crash");
-    commit(out);
+    fx_commit(&S.fx, out);
     json_decref(out);
-    check(crypto_pending_get(&S.engine, ROOM, id, &waiting, &err), &err, "waiting");
+    fx_check(crypto_pending_get(&S.fx.engine, ROOM, id, &waiting, &err), &err, "waiting");
     assert_int_equal(json_array_size(waiting), 0);
     json_decref(waiting);
 }
@@ -736,10 +684,10 @@ static void test_refused_upload_asks_again(void **state)
                                 AGENT, "kind", "keys_upload", "txn_id", json_object_get(req, "txn_id"), "ok", 0,
                                 "error", "400 M_UNKNOWN: One time key already exists");
     json_decref(out);
-    out = feed(crypto_engine_keys_reply, refusal, "refusal");
+    out = fx_feed(&S.fx, crypto_engine_keys_reply, refusal, "refusal");
     assert_int_equal(messages(out), 0);
     json_decref(out);
-    assert_null(crypto_device_of(&S.engine, AGENT)->upload_txn);
+    assert_null(crypto_device_of(&S.fx.engine, AGENT)->upload_txn);
     out = todevice(AGENT, "com.mindroom.key_counts", json_object(), counts(10));
     assert_true(json_equal(json_object_get(json_object_get(only(out, "matrix.send"), "body"), "one_time_keys"),
                            first));
@@ -760,7 +708,7 @@ static void test_malformed_messages(void **state)
     for (size_t i = 0; i < 3; i++) {
         json_t *out = json_array();
         mr_err err = {0};
-        assert_int_equal(crypto_engine_todevice(&S.engine, bad[i], strlen(bad[i]), out, &err), MR_EINVAL);
+        assert_int_equal(crypto_engine_todevice(&S.fx.engine, bad[i], strlen(bad[i]), out, &err), MR_EINVAL);
         if (!strstr(err.msg, why[i]))
             fail_msg("expected \"%s\" in: %s", why[i], err.msg);
         assert_int_equal(messages(out), 0);
@@ -769,7 +717,7 @@ static void test_malformed_messages(void **state)
     const char *reply = "{\"v\":1,\"type\":\"keys_reply\",\"account\":\"@a:x\",\"txn_id\":\"k\",\"ok\":true}";
     json_t *out = json_array();
     mr_err err = {0};
-    assert_int_equal(crypto_engine_keys_reply(&S.engine, reply, strlen(reply), out, &err), MR_EINVAL);
+    assert_int_equal(crypto_engine_keys_reply(&S.fx.engine, reply, strlen(reply), out, &err), MR_EINVAL);
     assert_non_null(strstr(err.msg, "kind"));
     json_decref(out);
 }

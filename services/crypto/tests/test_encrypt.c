@@ -16,9 +16,9 @@
 #include <cmocka.h>
 
 #include "crypto_internal.h"
+#include "engine_fixture.h"
 #include "human_device.h"
 #include "mindroom/clock.h"
-#include "peers.h"
 
 #define AGENT "@mindroom_mind:example.org"
 #define AGENT_DEV "AGENTDEV"
@@ -34,8 +34,6 @@
 #define PLAIN_ROOM "!lobby:example.org"
 #define OLD_ROOM "!archive:example.org"
 
-static const unsigned char SECRET[32] = "instance secret of crypto tests";
-
 /* A reader's device and what it received from the agent. */
 typedef struct reader {
     human_device dev;
@@ -45,42 +43,12 @@ typedef struct reader {
 } reader;
 
 typedef struct suite {
-    char dir[512];
-    mr_store *store;
-    crypto_engine engine;
+    engine_fixture fx;
     reader alice, phone, bob;
     int seq;                 /* event and transaction numbers */
 } suite;
 
 static suite S;
-
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
-
-static void engine_start(void)
-{
-    mr_err err = {0};
-    check(crypto_engine_init(&S.engine, S.store, SECRET, sizeof SECRET, &err), &err, "engine");
-}
-
-typedef mr_code (*engine_input)(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err);
-
-/* Feeds msg (taken) to input and commits what it produced, as the service does once it is
- * published; returns the outputs. */
-static json_t *feed(engine_input input, json_t *msg, const char *what)
-{
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    json_t *out = json_array();
-    mr_err err = {0};
-    check(input(&S.engine, text, strlen(text), out, &err), &err, what);
-    free(text);
-    check(crypto_engine_commit(&S.engine, out, &err), &err, "commit");
-    return out;
-}
 
 /* The messages of out (commit entries left out), as a new array. */
 static json_t *messages(json_t *out)
@@ -114,8 +82,8 @@ static void observe(json_t *msg)
     json_decref(msg);
     crypto_inbound in;
     mr_err err = {0};
-    check(crypto_inbound_parse(text, strlen(text), &in, &err), &err, "inbound");
-    check(crypto_room_observe(&S.engine, &in, &err), &err, "observe");
+    fx_check(crypto_inbound_parse(text, strlen(text), &in, &err), &err, "inbound");
+    fx_check(crypto_room_observe(&S.fx.engine, &in, &err), &err, "observe");
     crypto_inbound_free(&in);
     free(text);
 }
@@ -146,22 +114,19 @@ static json_t *intent(const char *room, const char *body, json_t *extra)
     if (extra)
         json_object_update(msg, extra);
     json_decref(extra);
-    return messages(feed(crypto_engine_outbound, msg, "outbound"));
+    return messages(fx_feed(&S.fx, crypto_engine_outbound, msg, "outbound"));
 }
 
 static json_t *keys_reply(const char *kind, const char *txn, json_t *response)
 {
-    return messages(feed(crypto_engine_keys_reply,
-                         json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:o}", "v", 1, "type", "keys_reply", "account",
-                                   AGENT, "kind", kind, "txn_id", txn, "ok", 1, "response", response),
-                         "keys_reply"));
+    return messages(fx_keys_reply(&S.fx, AGENT, kind, txn, response));
 }
 
 static crypto_device *agent(void)
 {
     crypto_device *d = NULL;
     mr_err err = {0};
-    check(crypto_device_stored(&S.engine, AGENT, &d, &err), &err, "agent device");
+    fx_check(crypto_device_stored(&S.fx.engine, AGENT, &d, &err), &err, "agent device");
     return d;
 }
 
@@ -177,7 +142,7 @@ static json_t *query_answer(reader **rs, size_t n)
     }
     json_t *mine = NULL;
     mr_err err = {0};
-    check(mr_olm_account_device_keys(agent()->account, AGENT, AGENT_DEV, &mine, &err), &err, "agent keys");
+    fx_check(mr_olm_account_device_keys(agent()->account, AGENT, AGENT_DEV, &mine, &err), &err, "agent keys");
     json_object_set_new(dk, AGENT, json_pack("{s:o}", AGENT_DEV, mine));
     return json_pack("{s:o, s:{}}", "device_keys", dk, "failures");
 }
@@ -190,8 +155,8 @@ static json_t *claim_answer(reader **rs, size_t n)
     for (size_t i = 0; i < n; i++) {
         human_device *h = &rs[i]->dev;
         json_t *body = NULL;
-        check(mr_olm_account_generate_one_time_keys(h->account, 1, &err), &err, "otk");
-        check(mr_olm_account_keys_upload_body(h->account, h->user_id, h->device_id, false, &body, &err), &err,
+        fx_check(mr_olm_account_generate_one_time_keys(h->account, 1, &err), &err, "otk");
+        fx_check(mr_olm_account_keys_upload_body(h->account, h->user_id, h->device_id, false, &body, &err), &err,
               "otk body");
         mr_olm_account_mark_published(h->account);
         json_t *u = json_object_get(otks, h->user_id);
@@ -246,23 +211,23 @@ static void open_room_key(reader *r, json_t *content)
     mr_err err = {0};
     if (!r->from_agent) {
         assert_int_equal(type, MR_OLM_MSG_PRE_KEY);
-        check(mr_olm_session_new_inbound(r->dev.account, agent_curve, body, &r->from_agent, &plain, &len, &err), &err,
+        fx_check(mr_olm_session_new_inbound(r->dev.account, agent_curve, body, &r->from_agent, &plain, &len, &err), &err,
               "inbound Olm session");
     } else {
-        check(mr_olm_session_decrypt(r->from_agent, type, body, &plain, &len, &err), &err, "Olm decrypt");
+        fx_check(mr_olm_session_decrypt(r->from_agent, type, body, &plain, &len, &err), &err, "Olm decrypt");
     }
     const mr_olm_payload_expect want = {.sender = AGENT, .sender_curve25519 = agent_curve,
                                         .sender_ed25519 = mr_olm_account_ed25519(agent()->account),
                                         .recipient = r->dev.user_id,
                                         .recipient_ed25519 = mr_olm_account_ed25519(r->dev.account)};
     json_t *payload = NULL;
-    check(mr_olm_payload_check(plain, len, &want, &payload, &err), &err, "payload");
+    fx_check(mr_olm_payload_check(plain, len, &want, &payload, &err), &err, "payload");
     mr_olm_free_secret(plain, len);
     assert_string_equal(str(payload, "type"), "m.room_key");
     json_t *rk = json_object_get(payload, "content");
     assert_string_equal(str(rk, "room_id"), ROOM);
     mr_olm_inbound_group_free(r->group);
-    check(mr_olm_inbound_group_new(str(rk, "session_key"), &r->group, &err), &err, "inbound Megolm");
+    fx_check(mr_olm_inbound_group_new(str(rk, "session_key"), &r->group, &err), &err, "inbound Megolm");
     mr_olm_inbound_group_id(r->group, r->group_id);
     assert_string_equal(str(rk, "session_id"), r->group_id);
     json_decref(payload);
@@ -303,7 +268,7 @@ static json_t *read_answer(reader *r, json_t *msgs, char sid[MR_OLM_KEY_SIZE])
     size_t len = 0;
     uint32_t index = 0;
     mr_err err = {0};
-    check(mr_olm_inbound_group_decrypt(r->group, str(c, "ciphertext"), &plain, &len, &index, &err), &err,
+    fx_check(mr_olm_inbound_group_decrypt(r->group, str(c, "ciphertext"), &plain, &len, &index, &err), &err,
           "Megolm decrypt");
     json_t *payload = json_loadb(plain, len, 0, NULL);
     mr_olm_free_secret(plain, len);
@@ -318,13 +283,58 @@ static const char *body_of(json_t *payload)
     return str(json_object_get(payload, "content"), "body");
 }
 
+/* r reads the room_event of msgs: its body is body; its session ID goes to sid. */
+static void read_body(reader *r, json_t *msgs, char sid[MR_OLM_KEY_SIZE], const char *body)
+{
+    json_t *p = read_answer(r, msgs, sid);
+    assert_string_equal(body_of(p), body);
+    json_decref(p);
+}
+
+/* alice reads the i-th of msgs alone: its body is body. */
+static void read_body_at(json_t *msgs, size_t i, const char *body)
+{
+    char sid[MR_OLM_KEY_SIZE];
+    json_t *one = json_pack("[O]", json_array_get(msgs, i));
+    read_body(&S.alice, one, sid, body);
+    json_decref(one);
+}
+
+/* Copies the txn_id of req, one of msgs, to txn and frees msgs. */
+static void take_txn(json_t *msgs, json_t *req, char txn[128])
+{
+    snprintf(txn, 128, "%s", str(req, "txn_id"));
+    json_decref(msgs);
+}
+
+/* The readers rs open the room key msgs sends them, then r reads the answer (see read_body);
+ * msgs is freed. */
+static void deliver_and_read(json_t *msgs, reader **rs, size_t n, reader *r, char sid[MR_OLM_KEY_SIZE],
+                             const char *body)
+{
+    deliver(msgs, rs, n);
+    read_body(r, msgs, sid, body);
+    json_decref(msgs);
+}
+
+/* The gateway says user's device list changed. */
+static void device_lists_changed(const char *user)
+{
+    json_decref(fx_feed(&S.fx, crypto_engine_todevice,
+                        json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:{}}, s:{s:[s]}}", "v", 1, "type",
+                                  "todevice_event", "account", AGENT, "device_id", AGENT_DEV, "event", "sender",
+                                  AGENT, "type", "com.mindroom.device_lists", "content", "device_lists", "changed",
+                                  user),
+                        "device lists"));
+}
+
 /* The first answer in the encrypted room: keys_query for the readers, keys_claim for alice's
  * device, then the room key to it and the message; alice reads it. */
 static void test_first_answer_shares_the_key(void **state)
 {
     (void)state;
     /* The agent's device, as the gateway's first key counts make it. */
-    json_decref(feed(crypto_engine_todevice,
+    json_decref(fx_feed(&S.fx, crypto_engine_todevice,
                      json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:{}}, s:{s:i}}", "v", 1, "type",
                                "todevice_event", "account", AGENT, "device_id", AGENT_DEV, "event", "sender", AGENT,
                                "type", "com.mindroom.key_counts", "content", "one_time_key_counts",
@@ -342,8 +352,7 @@ static void test_first_answer_shares_the_key(void **state)
     assert_non_null(json_object_get(want, HUMAN));
     assert_non_null(json_object_get(want, AGENT));
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, q, txn);
 
     /* A second answer queues behind the first, asking nothing new. */
     msgs = intent(ROOM, "second", NULL);
@@ -357,8 +366,7 @@ static void test_first_answer_shares_the_key(void **state)
     assert_string_equal(str(json_object_get(json_object_get(json_object_get(c, "body"), "one_time_keys"), HUMAN),
                             HUMAN_DEV),
                         "signed_curve25519");
-    snprintf(txn, sizeof txn, "%s", str(c, "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, c, txn);
 
     msgs = keys_reply("keys_claim", txn, claim_answer(rs, 1));
     /* The room key first, then both answers in order, on the room's partition. */
@@ -366,13 +374,8 @@ static void test_first_answer_shares_the_key(void **state)
     assert_string_equal(str(msg_at(msgs, 0), "kind"), "to_device");
     assert_string_equal(str(json_array_get(msgs, 0), "key"), ROOM);
     deliver(msgs, rs, 1);
-    char sid[MR_OLM_KEY_SIZE];
     for (size_t i = 1; i <= 2; i++) {
-        json_t *one = json_pack("[O]", json_array_get(msgs, i));
-        json_t *p = read_answer(&S.alice, one, sid);
-        assert_string_equal(body_of(p), i == 1 ? "first" : "second");
-        json_decref(p);
-        json_decref(one);
+        read_body_at(msgs, i, i == 1 ? "first" : "second");
     }
     json_decref(msgs);
 }
@@ -384,9 +387,7 @@ static void test_next_answer_at_once(void **state)
     json_t *msgs = intent(ROOM, "third", NULL);
     assert_int_equal(json_array_size(msgs), 1);
     char sid[MR_OLM_KEY_SIZE];
-    json_t *p = read_answer(&S.alice, msgs, sid);
-    assert_string_equal(body_of(p), "third");
-    json_decref(p);
+    read_body(&S.alice, msgs, sid, "third");
     json_decref(msgs);
 }
 
@@ -398,12 +399,8 @@ static void test_rotation_by_count(void **state)
     snprintf(before, sizeof before, "%s", S.alice.group_id);
     json_t *msgs = intent(ROOM, "fourth", NULL);
     reader *rs[] = {&S.alice};
-    deliver(msgs, rs, 1);
-    json_t *p = read_answer(&S.alice, msgs, after);
+    deliver_and_read(msgs, rs, 1, &S.alice, after, "fourth");
     assert_string_not_equal(before, after);
-    assert_string_equal(body_of(p), "fourth");
-    json_decref(p);
-    json_decref(msgs);
 }
 
 /* A thread reply and its streamed edit: m.relates_to stays in clear (and out of the ciphertext),
@@ -459,12 +456,8 @@ static void test_rotation_by_time(void **state)
     while (mr_clock_wall_ms() < until)
         mr_clock_sleep_ms(5);
     msgs = intent(ROOM, "later", NULL);
-    deliver(msgs, rs, 1);
-    json_t *p = read_answer(&S.alice, msgs, after);
+    deliver_and_read(msgs, rs, 1, &S.alice, after, "later");
     assert_string_not_equal(before, after);
-    assert_string_equal(body_of(p), "later");
-    json_decref(p);
-    json_decref(msgs);
     room_state(ROOM, "m.room.encryption", "", json_pack("{s:s, s:i}", "algorithm", MR_OLM_ALGORITHM_MEGOLM,
                                                    "rotation_period_msgs", 1000));
 }
@@ -474,35 +467,25 @@ static void test_rotation_by_time(void **state)
 static void test_new_device_gets_the_key(void **state)
 {
     (void)state;
-    json_decref(feed(crypto_engine_todevice,
-                     json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:{}}, s:{s:[s]}}", "v", 1, "type",
-                               "todevice_event", "account", AGENT, "device_id", AGENT_DEV, "event", "sender", AGENT,
-                               "type", "com.mindroom.device_lists", "content", "device_lists", "changed", HUMAN),
-                     "device lists"));
+    device_lists_changed(HUMAN);
     char before[MR_OLM_KEY_SIZE], after[MR_OLM_KEY_SIZE];
     snprintf(before, sizeof before, "%s", S.alice.group_id);
     json_t *msgs = intent(ROOM, "for both devices", NULL);
     json_t *q = one_of(msgs, "keys_query");
     assert_non_null(json_object_get(json_object_get(json_object_get(q, "body"), "device_keys"), HUMAN));
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, q, txn);
     reader *both[] = {&S.alice, &S.phone};
     msgs = keys_reply("keys_query", txn, query_answer(both, 2));
     json_t *c = one_of(msgs, "keys_claim");
     json_t *claimed = json_object_get(json_object_get(json_object_get(c, "body"), "one_time_keys"), HUMAN);
     assert_int_equal(json_object_size(claimed), 1);
     assert_non_null(json_object_get(claimed, HUMAN_DEV2));
-    snprintf(txn, sizeof txn, "%s", str(c, "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, c, txn);
     reader *phone[] = {&S.phone};
     msgs = keys_reply("keys_claim", txn, claim_answer(phone, 1));
-    deliver(msgs, phone, 1);
-    json_t *p = read_answer(&S.phone, msgs, after);
+    deliver_and_read(msgs, phone, 1, &S.phone, after, "for both devices");
     assert_string_equal(before, after);
-    assert_string_equal(body_of(p), "for both devices");
-    json_decref(p);
-    json_decref(msgs);
 }
 
 /* bob joins and gets the key; when he leaves, the next message has a new session he never gets. */
@@ -512,12 +495,10 @@ static void test_member_leaves_rotates(void **state)
     member(BOB, "join");
     json_t *msgs = intent(ROOM, "hello bob", NULL);
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, one_of(msgs, "keys_query"), txn);
     reader *all[] = {&S.alice, &S.phone, &S.bob}, *bob[] = {&S.bob};
     msgs = keys_reply("keys_query", txn, query_answer(all, 3));
-    snprintf(txn, sizeof txn, "%s", str(one_of(msgs, "keys_claim"), "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, one_of(msgs, "keys_claim"), txn);
     msgs = keys_reply("keys_claim", txn, claim_answer(bob, 1));
     deliver(msgs, bob, 1);
     char with_bob[MR_OLM_KEY_SIZE], without[MR_OLM_KEY_SIZE];
@@ -527,12 +508,8 @@ static void test_member_leaves_rotates(void **state)
     member(BOB, "leave");
     msgs = intent(ROOM, "bob is gone", NULL);
     reader *stay[] = {&S.alice, &S.phone};
-    deliver(msgs, stay, 2);
-    json_t *p = read_answer(&S.alice, msgs, without);
+    deliver_and_read(msgs, stay, 2, &S.alice, without, "bob is gone");
     assert_string_not_equal(with_bob, without);
-    assert_string_equal(body_of(p), "bob is gone");
-    json_decref(p);
-    json_decref(msgs);
 }
 
 /* A restart: the same session goes on, nothing is asked or shared again, no new device. */
@@ -541,8 +518,8 @@ static void test_restart_keeps_the_session(void **state)
     (void)state;
     char ed[MR_OLM_KEY_SIZE], sid[MR_OLM_KEY_SIZE];
     snprintf(ed, sizeof ed, "%s", mr_olm_account_ed25519(agent()->account));
-    crypto_engine_free(&S.engine);
-    engine_start();
+    crypto_engine_free(&S.fx.engine);
+    fx_engine_start(&S.fx);
     json_t *msgs = intent(ROOM, "after a restart", NULL);
     assert_int_equal(json_array_size(msgs), 1);
     json_t *p = read_answer(&S.alice, msgs, sid);
@@ -566,7 +543,7 @@ static void test_plain_room_passes_through(void **state)
     /* Typing in the encrypted room is not a room event: it passes through too. */
     json_t *t = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "v", 1, "type", "outbound_intent", "account", AGENT,
                           "room_id", ROOM, "action", "typing", "txn_id", "mr.typing-1", "typing", 1);
-    msgs = messages(feed(crypto_engine_outbound, t, "typing"));
+    msgs = messages(fx_feed(&S.fx, crypto_engine_outbound, t, "typing"));
     assert_true(json_is_true(json_object_get(one_of(msgs, "typing"), "typing")));
     json_decref(msgs);
 }
@@ -587,8 +564,7 @@ static void test_invited_by_history_visibility(void **state)
     json_t *q = one_of(msgs, "keys_query");
     assert_non_null(json_object_get(json_object_get(json_object_get(q, "body"), "device_keys"), DAVE));
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, q, txn);
     reader *none[] = {NULL};
     msgs = keys_reply("keys_query", txn, query_answer(none, 0));
     assert_int_equal(count_of(msgs, "room_event"), 1);
@@ -604,8 +580,7 @@ static void test_lost_request_asked_again(void **state)
     member(CAROL, "join");
     json_t *msgs = intent(ROOM, "one", NULL);
     char lost[128];
-    snprintf(lost, sizeof lost, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, one_of(msgs, "keys_query"), lost);
     msgs = intent(ROOM, "two", NULL);
     assert_int_equal(json_array_size(msgs), 0);
     json_decref(msgs);
@@ -613,11 +588,11 @@ static void test_lost_request_asked_again(void **state)
     /* The request went out a minute ago, as far as the parked record says. */
     mr_err err = {0};
     json_t *rec = NULL;
-    check(crypto_vault_get_plain(&S.engine.vault, "crypto:megolm:wait:" AGENT, &rec, &err), &err, "parked");
+    fx_check(crypto_vault_get_plain(&S.fx.engine.vault, "crypto:megolm:wait:" AGENT, &rec, &err), &err, "parked");
     json_t *entry = json_object_get(rec, ROOM);
     json_object_set_new(entry, "asked_ms",
                         json_integer(json_integer_value(json_object_get(entry, "asked_ms")) - 61000));
-    check(crypto_vault_put_plain(&S.engine.vault, "crypto:megolm:wait:" AGENT, rec, 0, &err), &err, "parked");
+    fx_check(crypto_vault_put_plain(&S.fx.engine.vault, "crypto:megolm:wait:" AGENT, rec, 0, &err), &err, "parked");
     json_decref(rec);
 
     msgs = intent(ROOM, "three", NULL);
@@ -625,8 +600,7 @@ static void test_lost_request_asked_again(void **state)
     assert_string_not_equal(str(q, "txn_id"), lost);
     assert_non_null(json_object_get(json_object_get(json_object_get(q, "body"), "device_keys"), CAROL));
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, q, txn);
     /* The lost answer turning up late changes nothing. */
     reader *none[] = {NULL};
     msgs = keys_reply("keys_query", lost, query_answer(none, 0));
@@ -636,14 +610,8 @@ static void test_lost_request_asked_again(void **state)
     msgs = keys_reply("keys_query", txn, query_answer(none, 0));
     assert_int_equal(json_array_size(msgs), 3);
     static const char *const bodies[] = {"one", "two", "three"};
-    for (size_t i = 0; i < 3; i++) {
-        char sid[MR_OLM_KEY_SIZE];
-        json_t *one = json_pack("[O]", json_array_get(msgs, i));
-        json_t *p = read_answer(&S.alice, one, sid);
-        assert_string_equal(body_of(p), bodies[i]);
-        json_decref(p);
-        json_decref(one);
-    }
+    for (size_t i = 0; i < 3; i++)
+        read_body_at(msgs, i, bodies[i]);
     json_decref(msgs);
 }
 
@@ -655,45 +623,34 @@ static void test_lost_request_asked_by_the_sweep(void **state)
     member(ERIN, "join");
     json_t *msgs = intent(ROOM, "the last word", NULL);
     char lost[128];
-    snprintf(lost, sizeof lost, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, one_of(msgs, "keys_query"), lost);
 
     /* Within the minute the sweep leaves it alone. */
-    json_t *out = json_array();
-    mr_err err = {0};
-    check(crypto_outbound_sweep(&S.engine, mr_clock_wall_ms(), out, &err), &err, "sweep");
-    check(crypto_engine_commit(&S.engine, out, &err), &err, "commit");
-    msgs = messages(out);
+    msgs = messages(fx_outbound_sweep(&S.fx, mr_clock_wall_ms()));
     assert_int_equal(json_array_size(msgs), 0);
     json_decref(msgs);
 
-    out = json_array();
-    check(crypto_outbound_sweep(&S.engine, mr_clock_wall_ms() + 61000, out, &err), &err, "sweep");
-    check(crypto_engine_commit(&S.engine, out, &err), &err, "commit");
-    msgs = messages(out);
+    msgs = messages(fx_outbound_sweep(&S.fx, mr_clock_wall_ms() + 61000));
     json_t *q = one_of(msgs, "keys_query");
     assert_int_equal(json_array_size(msgs), 1);
     assert_string_not_equal(str(q, "txn_id"), lost);
     assert_non_null(json_object_get(json_object_get(json_object_get(q, "body"), "device_keys"), ERIN));
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", str(q, "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, q, txn);
     reader *none[] = {NULL};
     msgs = keys_reply("keys_query", txn, query_answer(none, 0));
     char sid[MR_OLM_KEY_SIZE];
-    json_t *p = read_answer(&S.alice, msgs, sid);
-    assert_string_equal(body_of(p), "the last word");
-    json_decref(p);
+    read_body(&S.alice, msgs, sid, "the last word");
     json_decref(msgs);
 
     /* Nothing waits any more: the account leaves the sweep's list. */
-    out = json_array();
-    check(crypto_outbound_sweep(&S.engine, mr_clock_wall_ms() + 61000, out, &err), &err, "sweep");
+    json_t *out = fx_outbound_sweep(&S.fx, mr_clock_wall_ms() + 61000);
     assert_int_equal(json_array_size(out), 0);
     json_decref(out);
     char *v = NULL;
     size_t len = 0;
-    assert_int_equal(mr_store_hget(S.store, "crypto:megolm:waiting", AGENT, &v, &len, &err), MR_ENOTFOUND);
+    mr_err err = {0};
+    assert_int_equal(mr_store_hget(S.fx.store, "crypto:megolm:waiting", AGENT, &v, &len, &err), MR_ENOTFOUND);
 }
 
 /* A room encrypted before crypto kept its record (its state never passed again): alice's message
@@ -731,7 +688,7 @@ static void test_message_alone_keeps_a_room_plain(void **state)
                       (json_int_t)1764000000000, "content", "msgtype", "m.text", "body", "hi"));
     json_t *facts = NULL;
     mr_err err = {0};
-    assert_int_equal(crypto_room_facts(&S.engine, "!other:example.org", &facts, &err), MR_ENOTFOUND);
+    assert_int_equal(crypto_room_facts(&S.fx.engine, "!other:example.org", &facts, &err), MR_ENOTFOUND);
     json_t *msgs = intent("!other:example.org", "plain", NULL);
     assert_string_equal(str(one_of(msgs, "room_event"), "event_type"), "m.room.message");
     json_decref(msgs);
@@ -742,39 +699,23 @@ static void test_message_alone_keeps_a_room_plain(void **state)
 static void test_device_removed_rotates(void **state)
 {
     (void)state;
-    json_decref(feed(crypto_engine_todevice,
-                     json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:{}}, s:{s:[s]}}", "v", 1, "type",
-                               "todevice_event", "account", AGENT, "device_id", AGENT_DEV, "event", "sender", AGENT,
-                               "type", "com.mindroom.device_lists", "content", "device_lists", "changed", HUMAN),
-                     "device lists"));
+    device_lists_changed(HUMAN);
     char before[MR_OLM_KEY_SIZE], after[MR_OLM_KEY_SIZE];
     snprintf(before, sizeof before, "%s", S.alice.group_id);
     json_t *msgs = intent(ROOM, "the phone is gone", NULL);
     char txn[128];
-    snprintf(txn, sizeof txn, "%s", str(one_of(msgs, "keys_query"), "txn_id"));
-    json_decref(msgs);
+    take_txn(msgs, one_of(msgs, "keys_query"), txn);
     reader *laptop[] = {&S.alice};
     msgs = keys_reply("keys_query", txn, query_answer(laptop, 1));
-    deliver(msgs, laptop, 1);
-    json_t *p = read_answer(&S.alice, msgs, after);
+    deliver_and_read(msgs, laptop, 1, &S.alice, after, "the phone is gone");
     assert_string_not_equal(before, after);
-    assert_string_equal(body_of(p), "the phone is gone");
-    json_decref(p);
-    json_decref(msgs);
 }
 
 static int group_setup(void **state)
 {
     (void)state;
-    mr_err err = {0};
-    if (mr_tp_mkdtemp("mr-crypto-encrypt", S.dir, sizeof S.dir, &err) != MR_OK)
-        return fprintf(stderr, "%s\n", err.msg), -1;
-    char url[600];
-    snprintf(url, sizeof url, "sqlite://%s/state.db", S.dir);
-    const mr_store_options o = {.secret = SECRET, .secret_len = sizeof SECRET};
-    if (mr_store_open(url, &o, &S.store, &err) != MR_OK)
-        return fprintf(stderr, "%s\n", err.msg), -1;
-    engine_start();
+    if (fx_open(&S.fx, "mr-crypto-encrypt") != 0)
+        return -1;
     human_new(&S.alice.dev, HUMAN, HUMAN_DEV);
     human_new(&S.phone.dev, HUMAN, HUMAN_DEV2);
     human_new(&S.bob.dev, BOB, BOB_DEV);
@@ -794,9 +735,7 @@ static int group_teardown(void **state)
     reader_free(&S.alice);
     reader_free(&S.phone);
     reader_free(&S.bob);
-    crypto_engine_free(&S.engine);
-    mr_store_close(S.store);
-    mr_tp_cleanup_dir(S.dir);
+    fx_close(&S.fx);
     return 0;
 }
 
