@@ -7,23 +7,21 @@
 # Usage: bench/bus/memory.sh [BUILD_DIR] [MESSAGES]
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-$root/build}
 n=${2:-1000000}
-cmake --build "$build" --target bench_bus_memory >/dev/null
+bench_build "$build" bench_bus_memory
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-bus-memory-XXXXXX")
 redis_pid=
 cleanup() {
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    stop "$redis_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp" --appendonly no --save '' \
-    --protected-mode no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+bench_redis "$tmp" --appendonly no --save '' --protected-mode no
+port=$redis_port
 
 # The baseline: bare XADDs of the same size, one connection, without and with pipelining; its
 # stream is deleted before the bus runs, so only the bus's streams are in the memory figures.

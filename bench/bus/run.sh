@@ -5,9 +5,10 @@
 # Usage: bench/bus/run.sh [BUILD_DIR] [MESSAGES]   (BUILD_DIR defaults to build, MESSAGES to 20000)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-$root/build}
 n=${2:-20000}
-cmake --build "$build" --target bench_bus mr-kafka-mock >/dev/null
+bench_build "$build" bench_bus mr-kafka-mock
 bin=$build/bench/bus/bench_bus
 mock=$build/tests/peers/mr-kafka-mock
 
@@ -16,7 +17,7 @@ redis_pid=
 mock_pid=
 cleanup() {
     [ -n "$mock_pid" ] && { echo quit >&3; wait "$mock_pid" 2>/dev/null || true; }
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    stop "$redis_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -25,11 +26,8 @@ now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 
 # redis-server as the tests run it (append-only, fsync always), on a free loopback port.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp" --appendonly yes --appendfsync always \
-    --save '' --protected-mode no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+bench_redis "$tmp" --appendonly yes --appendfsync always --save '' --protected-mode no
+port=$redis_port
 
 # Three mock Kafka brokers; commands go to the program's stdin through a FIFO.
 mkfifo "$tmp/ctl"

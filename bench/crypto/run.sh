@@ -6,14 +6,12 @@
 #        (BUILD=dir to reuse a build tree; default build-bench; ROOMS=n room pairs, default 3)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD:-$root/build-bench}
-jobs=$(nproc 2>/dev/null || echo 2)
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
+bench_configure "$build"
 if [ "${1:-}" = latency ]; then
-    cmake --build "$build" --target mindroom mindroom-gateway mindroom-crypto mindroom-authz mindroom-agent \
-        mr-test-homeserver mr-model-stub -j "$jobs" >/dev/null
+    bench_build "$build" mindroom mindroom-gateway mindroom-crypto mindroom-authz mindroom-agent \
+        mr-test-homeserver mr-model-stub
     export MINDROOM_BIN="$build/services/cli/mindroom"
     for s in gateway crypto authz agent; do
         export "MINDROOM_$(echo $s | tr a-z A-Z)_BIN=$build/services/$s/mindroom-$s"
@@ -22,5 +20,5 @@ if [ "${1:-}" = latency ]; then
     export MR_MODEL_STUB_BIN="$build/tests/peers/model_stub/mr-model-stub"
     exec /usr/bin/python3 "$root/bench/crypto/first_answer.py" --mode "${2:-embedded}"
 fi
-cmake --build "$build" --target bench_crypto -j "$jobs" >/dev/null
+bench_build "$build" bench_crypto
 exec "$build/bench/crypto/bench_crypto" "$@"

@@ -3,12 +3,11 @@
 # Usage: bench/jwt/run.sh [SECONDS]   (BUILD=dir to reuse a build tree; default build-bench)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD:-$root/build-bench}
 secs=${1:-2}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target bench_jwt -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+bench_configure "$build"
+bench_build "$build" bench_jwt
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-jwt-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -25,8 +24,7 @@ for alg in RS256 ES256; do
     [ "$alg" = ES256 ] && base=$ec
     ours=$(awk -F, -v a="$alg" '$1 == a { print $2 }' "$tmp/jwt.csv")
     bare=$(awk -F, -v a="$alg" '$1 == a { print $3 }' "$tmp/jwt.csv")
-    ratio=$(awk -v a="$ours" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-6s %14.0f %14.0f %14.0f %10s\n' "$alg" "$base" "$bare" "$ours" "$ratio"
+    printf '%-6s %14.0f %14.0f %14.0f %10s\n' "$alg" "$base" "$bare" "$ours" "$(ratio "$ours" "$base")"
 done
 echo "(openssl-speed: raw signature verify; libjwt-decode: jwt_decode with the PEM key, which it parses"
 echo " on every call, as mr_jwt_verify did before; mr_jwt_verify: the whole check, no token cache:"

@@ -11,10 +11,11 @@
 # agents (1).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-$root/build}
 [ $# -gt 0 ] && shift
 modes=${*:-embedded redis kafka}
-cmake --build "$build" --target bench_pipeline >/dev/null
+bench_build "$build" bench_pipeline
 for mode in $modes; do
     case $mode in
     crash) "$build/bench/pipeline/bench_pipeline" crash "${CRASHES:-5}" ;;

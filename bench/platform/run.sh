@@ -6,16 +6,11 @@
 # default build-bench)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD:-$root/build-bench}
 n=${1:-100}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMR_WERROR=OFF >/dev/null
-fi
-if ! cmake --build "$build" --target mindroom-platform mr-test-kube-api -j "$(nproc 2>/dev/null || echo 2)" \
-        >"$build/bench-platform-build.log" 2>&1; then
-    cat "$build/bench-platform-build.log" >&2
-    exit 1
-fi
+bench_configure "$build" -DMR_WERROR=OFF
+bench_build "$build" mindroom-platform mr-test-kube-api
 helm=${HELM:-$root/build/tools/bin/helm}
 [ -x "$helm" ] || helm=$(command -v helm) || { echo "run.sh: no helm; run make helm" >&2; exit 1; }
 exec python3 "$root/bench/platform/bench_platform.py" --platform "$build/services/platform/mindroom-platform" \

@@ -11,35 +11,26 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD:-$root/build-bench}
 secs=${1:-2}
 ncodes=${2:-4000}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMR_WERROR=OFF >/dev/null
-fi
-if ! cmake --build "$build" --target mindroom-provisioning mr-test-homeserver -j "$(nproc 2>/dev/null || echo 2)" \
-        >"$build/bench-prov-build.log" 2>&1; then
-    cat "$build/bench-prov-build.log" >&2
-    exit 1
-fi
+bench_configure "$build" -DMR_WERROR=OFF
+bench_build "$build" mindroom-provisioning mr-test-homeserver
 service=$build/services/provisioning/mindroom-provisioning
 hsbin=$build/tests/peers/homeserver/mr-test-homeserver
 token=bench-registration-token
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-prov-XXXXXX")
 redis_pid= hs_pid= svc_pid=
-stop() { [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0; }
 cleanup() {
     stop "$svc_pid"; stop "$hs_pid"; stop "$redis_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
+bench_redis "$tmp" --save '' --appendonly no
+rport=$redis_port
 
 "$hsbin" --listen 127.0.0.1:0 --server-name localhost --registration-token "$token" >"$tmp/hs.log" 2>&1 &
 hs_pid=$!

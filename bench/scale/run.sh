@@ -16,6 +16,7 @@
 # build tree, default build-bench)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD:-$root/build-bench}
 [ $# -gt 0 ] || set -- 50 100 200 1000:own
 sizes="$*"
@@ -23,12 +24,12 @@ sizes="$*"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-scale-XXXXXX")
 hs_pid=
 run_pid=
-stop() {
+stop_run() {
     [ -n "$run_pid" ] && kill -INT "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null || true
     [ -n "$hs_pid" ] && kill "$hs_pid" 2>/dev/null && wait "$hs_pid" 2>/dev/null || true
     run_pid= hs_pid=
 }
-cleanup() { stop; rm -rf "$tmp"; }
+cleanup() { stop_run; rm -rf "$tmp"; }
 trap cleanup EXIT INT TERM
 
 # build SRC DIR TARGETS: what the bench runs, in Release.
@@ -40,7 +41,6 @@ build_tree() {
 }
 
 now() { date +%s.%N; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 published() {
     curl -s "http://127.0.0.1:$1/metrics" |
         awk '/^mindroom_gateway_events_published_total\{topic="matrix.inbound"\}/ { print $2; f=1 } END { if (!f) print 0 }'
@@ -94,7 +94,7 @@ ENV
     threads=$(status_field "$run_pid" Threads)
     fds=$(ls "/proc/$run_pid/fd" | wc -l)
     hwm=$(status_field "$run_pid" VmHWM)
-    stop
+    stop_run
     awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" -v e="$last" -v t="$threads" -v f="$fds" -v r="$hwm" \
         'BEGIN { printf "%d %.1f %.1f %d %d %d %.1f\n", n, b - a, c - a, e, t, f, r / 1024 }'
 }

@@ -3,25 +3,23 @@
 # Usage: bench/store/run.sh [BUILD_DIR] [OPS]   (BUILD_DIR defaults to build, OPS to 20000)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-$root/build}
 ops=${2:-20000}
-cmake --build "$build" --target bench_store >/dev/null
+bench_build "$build" bench_store
 bin=$build/bench/store/bench_store
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-store-XXXXXX")
-pid=
+redis_pid=
 cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    stop "$redis_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 
 # The same persistence the tests use (append-only, fsync always), on a free loopback port.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp" --appendonly yes --appendfsync always \
-    --save '' --protected-mode no >"$tmp/redis.log" 2>&1 &
-pid=$!
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+bench_redis "$tmp" --appendonly yes --appendfsync always --save '' --protected-mode no
+port=$redis_port
 
 # One client, no pipelining: what one store handle does.
 redis-benchmark -p "$port" -c 1 -n "$ops" -t set,get --csv |
@@ -37,7 +35,6 @@ for op in set get set_nx; do
     [ "$op" = set_nx ] && base=$(awk -F, '$1 == "set" { print $2 }' "$tmp/baseline.csv")
     r=$(awk -F, -v op="$op" '$1 == op { print $2 }' "$tmp/redis.csv")
     s=$(awk -F, -v op="$op" '$1 == op { print $2 }' "$tmp/sqlite.csv")
-    ratio=$(awk -v a="$r" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-8s %14.0f %14.0f %14.0f %10s\n' "$op" "$base" "$r" "$s" "$ratio"
+    printf '%-8s %14.0f %14.0f %14.0f %10s\n' "$op" "$base" "$r" "$s" "$(ratio "$r" "$base")"
 done
 echo "(set_nx is compared with redis-benchmark's SET; redis-ratio = store-redis / redis-benchmark)"

@@ -6,12 +6,11 @@
 # its dist/index.js when it is not under build/tools/mcp.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD:-$root/build-bench}
 n=${1:-200}
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$build" --target bench_tools mr-model-stub -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+bench_configure "$build"
+bench_build "$build" bench_tools mr-model-stub
 
 entry=${MR_MCP_EVERYTHING:-$root/build/tools/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js}
 if [ -f "$entry" ] && command -v node >/dev/null; then
@@ -28,8 +27,7 @@ bare=$(awk -F, '$1 == "bare_round_trip" { print $3 }' "$tmp/tools.csv")
 echo "milliseconds per operation, ${n} each, model stub on loopback (streamed)"
 printf '%-28s %10s %12s\n' what ms vs-bare
 while IFS=, read -r what count ms; do
-    ratio=$(awk -v a="$ms" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-28s %10.3f %12s\n' "$what" "$ms" "$ratio"
+    printf '%-28s %10.3f %12s\n' "$what" "$ms" "$(ratio "$ms" "$bare")"
 done <"$tmp/tools.csv"
 echo "(answer_with_one_tool_call: two model round trips and one todo dispatch, the stub's scripting"
 echo " call subtracted; dispatch_alone: mr_tools_run of one call: thread, arguments, TODO.md read;"

@@ -5,36 +5,27 @@
 # Usage: bench/upstream-auth/run.sh [SECONDS]   (BUILD=dir to reuse a build tree; default build-bench)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/bench/lib.sh"
 build=${BUILD:-$root/build-bench}
 secs=${1:-5}
 # -O2 brings maybe-uninitialized warnings the Debug builds of CI do not see; they must not stop a
 # measurement, so this optimised tree does not treat them as errors.
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMR_WERROR=OFF >/dev/null
-fi
-if ! cmake --build "$build" --target mindroom-upstream-auth bench_ua_jwks -j "$(nproc 2>/dev/null || echo 2)" \
-        >"$build/bench-ua-build.log" 2>&1; then
-    cat "$build/bench-ua-build.log" >&2
-    exit 1
-fi
+bench_configure "$build" -DMR_WERROR=OFF
+bench_build "$build" mindroom-upstream-auth bench_ua_jwks
 service=$build/services/upstream-auth/mindroom-upstream-auth
 jwks=$build/bench/upstream-auth/bench_ua_jwks
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-ua-XXXXXX")
 redis_pid= jwks_pid= svc_pid=
-stop() { [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0; }
 cleanup() {
     stop "$svc_pid"; stop "$jwks_pid"; stop "$redis_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # The service's store (connect tokens, OAuth state) is a throwaway redis-server.
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
-redis_pid=$!
-until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
+bench_redis "$tmp" --save '' --appendonly no
+rport=$redis_port
 
 # The service's CPU time so far (user + system, clock ticks), from /proc.
 svc_ticks() { awk '{ print $14 + $15 }' "/proc/$svc_pid/stat"; }
@@ -106,8 +97,7 @@ for alg in RS256 ES256; do
     off=$(awk -v a="$alg" '$1 == a && $2 == "nocache" { print $3 }' "$tmp/results.txt")
     on=$(awk -v a="$alg" '$1 == a && $2 == "cache" { print $3 }' "$tmp/results.txt")
     printf '%-6s %14.0f %14.0f %12s %14.0f %12s\n' "$alg" "$base" "$off" \
-        "$(awk -v a="$off" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" "$on" \
-        "$(awk -v a="$on" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+        "$(ratio "$off" "$base")" "$on" "$(ratio "$on" "$base")"
 done
 echo "GET /healthz (same server, no auth): $healthz requests/s"
 echo
