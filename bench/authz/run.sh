@@ -4,7 +4,5 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${BUILD:-$root/build-bench}
-bench_configure "$build"
-bench_build "$build" bench_authz
+bench_release_tree bench_authz
 exec "$build/bench/authz/bench_authz" "$@"

@@ -8,17 +8,10 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${1:-$root/build}
+bench_build "${1:-$root/build}" bench_bus_memory
 n=${2:-1000000}
-bench_build "$build" bench_bus_memory
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-bus-memory-XXXXXX")
-redis_pid=
-cleanup() {
-    stop "$redis_pid"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+bench_tmp bus-memory
 
 bench_redis "$tmp" --appendonly no --save '' --protected-mode no
 port=$redis_port

@@ -4,13 +4,10 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${BUILD:-$root/build-bench}
+bench_release_tree bench_jwt
 secs=${1:-2}
-bench_configure "$build"
-bench_build "$build" bench_jwt
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-jwt-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
+bench_tmp jwt
 "$build/bench/jwt/bench_jwt" "$secs" >"$tmp/jwt.csv"
 openssl speed -seconds "$secs" rsa2048 ecdsap256 2>/dev/null >"$tmp/speed.txt"
 # The last column of these lines is verify/s.

@@ -7,10 +7,8 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${BUILD:-$root/build-bench}
+bench_release_tree mindroom-platform mr-test-kube-api -- -DMR_WERROR=OFF
 n=${1:-100}
-bench_configure "$build" -DMR_WERROR=OFF
-bench_build "$build" mindroom-platform mr-test-kube-api
 helm=${HELM:-$root/build/tools/bin/helm}
 [ -x "$helm" ] || helm=$(command -v helm) || { echo "run.sh: no helm; run make helm" >&2; exit 1; }
 exec python3 "$root/bench/platform/bench_platform.py" --platform "$build/services/platform/mindroom-platform" \

@@ -12,22 +12,15 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${BUILD:-$root/build-bench}
+bench_release_tree mindroom-provisioning mr-test-homeserver -- -DMR_WERROR=OFF
 secs=${1:-2}
 ncodes=${2:-4000}
-bench_configure "$build" -DMR_WERROR=OFF
-bench_build "$build" mindroom-provisioning mr-test-homeserver
 service=$build/services/provisioning/mindroom-provisioning
 hsbin=$build/tests/peers/homeserver/mr-test-homeserver
 token=bench-registration-token
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-prov-XXXXXX")
-redis_pid= hs_pid= svc_pid=
-cleanup() {
-    stop "$svc_pid"; stop "$hs_pid"; stop "$redis_pid"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+bench_stop="svc_pid hs_pid"
+bench_tmp prov
 
 bench_redis "$tmp" --save '' --appendonly no
 rport=$redis_port

@@ -4,18 +4,11 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${1:-$root/build}
+bench_build "${1:-$root/build}" bench_store
 ops=${2:-20000}
-bench_build "$build" bench_store
 bin=$build/bench/store/bench_store
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-store-XXXXXX")
-redis_pid=
-cleanup() {
-    stop "$redis_pid"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+bench_tmp store
 
 # The same persistence the tests use (append-only, fsync always), on a free loopback port.
 bench_redis "$tmp" --appendonly yes --appendfsync always --save '' --protected-mode no

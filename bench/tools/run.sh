@@ -7,10 +7,8 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${BUILD:-$root/build-bench}
+bench_release_tree bench_tools mr-model-stub
 n=${1:-200}
-bench_configure "$build"
-bench_build "$build" bench_tools mr-model-stub
 
 entry=${MR_MCP_EVERYTHING:-$root/build/tools/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js}
 if [ -f "$entry" ] && command -v node >/dev/null; then
@@ -20,8 +18,7 @@ else
     unset MR_MCP_EVERYTHING
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-tools-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
+bench_tmp tools
 "$build/bench/tools/bench_tools" "$n" >"$tmp/tools.csv"
 bare=$(awk -F, '$1 == "bare_round_trip" { print $3 }' "$tmp/tools.csv")
 echo "milliseconds per operation, ${n} each, model stub on loopback (streamed)"

@@ -6,22 +6,15 @@
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
-build=${BUILD:-$root/build-bench}
-secs=${1:-5}
 # -O2 brings maybe-uninitialized warnings the Debug builds of CI do not see; they must not stop a
 # measurement, so this optimised tree does not treat them as errors.
-bench_configure "$build" -DMR_WERROR=OFF
-bench_build "$build" mindroom-upstream-auth bench_ua_jwks
+bench_release_tree mindroom-upstream-auth bench_ua_jwks -- -DMR_WERROR=OFF
+secs=${1:-5}
 service=$build/services/upstream-auth/mindroom-upstream-auth
 jwks=$build/bench/upstream-auth/bench_ua_jwks
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mr-bench-ua-XXXXXX")
-redis_pid= jwks_pid= svc_pid=
-cleanup() {
-    stop "$svc_pid"; stop "$jwks_pid"; stop "$redis_pid"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+bench_stop="svc_pid jwks_pid"
+bench_tmp ua
 
 # The service's store (connect tokens, OAuth state) is a throwaway redis-server.
 bench_redis "$tmp" --save '' --appendonly no
