@@ -50,6 +50,18 @@ static void fill_random(void *buf, size_t len)
     }
 }
 
+/* A new Megolm outbound session on bare libolm (the caller clears and frees it). */
+static OlmOutboundGroupSession *raw_outbound_group(void)
+{
+    OlmOutboundGroupSession *s = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
+    size_t rlen = olm_init_outbound_group_session_random_length(s);
+    uint8_t *rnd = malloc(rlen);
+    fill_random(rnd, rlen);
+    olm_need(olm_init_outbound_group_session(s, rnd, rlen), "olm_init_outbound_group_session", "failed");
+    free(rnd);
+    return s;
+}
+
 /* Calls one() for `seconds` and returns calls per second. */
 static double rate(double seconds, void (*one)(void *arg), void *arg)
 {
@@ -145,12 +157,7 @@ static void bench_megolm(double seconds)
     need(mr_olm_outbound_group_encrypt(j.ours_out, EVENT, sizeof EVENT - 1, &j.ciphertext, &err), &err, "encrypt");
     j.ct_len = strlen(j.ciphertext);
 
-    j.raw_out = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
-    size_t rlen = olm_init_outbound_group_session_random_length(j.raw_out);
-    uint8_t *rnd = malloc(rlen);
-    fill_random(rnd, rlen);
-    olm_need(olm_init_outbound_group_session(j.raw_out, rnd, rlen), "olm_init_outbound_group_session", "failed");
-    free(rnd);
+    j.raw_out = raw_outbound_group();
     j.raw_in = olm_inbound_group_session(malloc(olm_inbound_group_session_size()));
     char *key_copy = strdup(key);
     olm_need(olm_init_inbound_group_session(j.raw_in, (const uint8_t *)key_copy, strlen(key_copy)),
@@ -268,12 +275,7 @@ static void bench_room(double seconds)
     need(mr_olm_outbound_group_new(&j.out.group, &err), &err, "outbound session");
     mr_olm_outbound_group_id(j.out.group, j.out.session_id);
     j.out.shared = json_object();
-    j.raw = olm_outbound_group_session(malloc(olm_outbound_group_session_size()));
-    size_t rlen = olm_init_outbound_group_session_random_length(j.raw);
-    uint8_t *rnd = malloc(rlen);
-    fill_random(rnd, rlen);
-    olm_need(olm_init_outbound_group_session(j.raw, rnd, rlen), "olm_init_outbound_group_session", "failed");
-    free(rnd);
+    j.raw = raw_outbound_group();
     /* Room for the message index to grow (a longer varint) as the ratchet advances. */
     j.buf_len = olm_group_encrypt_message_length(j.raw, sizeof EVENT - 1) + 64;
     j.buf = malloc(j.buf_len);

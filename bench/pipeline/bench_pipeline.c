@@ -321,6 +321,18 @@ static void await_reply(bench *b, size_t i)
     }
 }
 
+/* Waits for the replies to bench-first .. bench-(first + n - 1); returns when the last came. */
+static long long await_replies(bench *b, size_t first, size_t n)
+{
+    long long last = 0;
+    for (size_t i = first; i < first + n; i++) {
+        await_reply(b, i);
+        long long t = pp_proxy_replied_ns(b->proxy, i);
+        last = t > last ? t : last;
+    }
+    return last;
+}
+
 /* ---- measuring ---- */
 
 static int cmp_ll(const void *a, const void *b)
@@ -567,13 +579,8 @@ static void measure_concurrent(bench *b, size_t answers)
         say_more(b, b->side_rooms[i - first], "bench-", i, tail);
     double sent = (double)(pp_now_ns() - t0) / 1e6;
     free(tail);
-    long long last = 0;
+    long long last = await_replies(b, first, answers);
     int duplicates = 0;
-    for (size_t i = first; i < first + answers; i++) {
-        await_reply(b, i);
-        long long t = pp_proxy_replied_ns(b->proxy, i);
-        last = t > last ? t : last;
-    }
     for (size_t i = WARMUP; i < first + answers; i++)
         duplicates += pp_proxy_answers(b->proxy, i) - 1;
     double all = (double)(last - t0) / 1e6;
@@ -633,14 +640,10 @@ static void measure_replicas(bench *b, size_t messages)
     long long t0 = pp_now_ns();
     for (size_t i = first; i < first + messages; i++)
         say(b, b->side_rooms[(i - first) % b->n_side_rooms], "bench-", i);
-    long long last = 0;
+    long long last = await_replies(b, first, messages);
     int duplicates = 0;
-    for (size_t i = first; i < first + messages; i++) {
-        await_reply(b, i);
-        long long t = pp_proxy_replied_ns(b->proxy, i);
-        last = t > last ? t : last;
+    for (size_t i = first; i < first + messages; i++)
         duplicates += pp_proxy_answers(b->proxy, i) - 1;
-    }
     double secs = (double)(last - t0) / 1e9;
     printf("bench/pipeline (replicas): %zu agent replicas over Redis, %d partitions, one turn at a time each, a 1 s "
            "model; %zu messages over %zu rooms\n", b->replicas, partitions, messages, b->n_side_rooms);
