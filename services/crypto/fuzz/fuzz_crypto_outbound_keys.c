@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crypto_internal.h"
+#include "engine_harness.h"
 #include "mindroom/log.h"
 #include "mindroom/msg.h"
 #include "mindroom/str.h"
@@ -23,26 +23,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define WAIT_KEY "crypto:megolm:wait:" AGENT
 #define DEVICES_KEY "crypto:devices:" ALICE
 
-static const unsigned char SECRET[32] = "instance secret for the fuzzer!";
-static crypto_engine engine;
-static mr_store *store;
 static mr_olm_account *alice;
-static char dir[] = "/tmp/mr-fuzz-outkeys-XXXXXX";
 static bool started;
 static int seq;
 
 static void finish(void)
 {
-    crypto_engine_free(&engine);
     mr_olm_account_free(alice);
-    mr_store_close(store);
-    static const char *const files[] = {"state.db", "state.db-wal", "state.db-shm", "state.db-journal"};
-    char path[128];
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
 }
 
 /* An inbound state event of ROOM, as the gateway publishes it. */
@@ -57,7 +44,7 @@ static void observe(const char *type, const char *state_key, json_t *content)
     crypto_inbound in;
     mr_err err = {0};
     if (!text || crypto_inbound_parse(text, strlen(text), &in, &err) != MR_OK ||
-        crypto_room_observe(&engine, &in, &err) != MR_OK)
+        crypto_room_observe(&FZ.engine, &in, &err) != MR_OK)
         abort();
     crypto_inbound_free(&in);
     free(text);
@@ -67,17 +54,10 @@ static void observe(const char *type, const char *state_key, json_t *content)
 /* The agent's device, alice's device, and an encrypted room both are in. */
 static void start(void)
 {
-    char url[64];
     mr_err err = {0};
     crypto_device *d = NULL;
-    mr_log_configure(MR_LOG_ERROR, MR_LOG_HUMAN, stderr);
-    if (!mkdtemp(dir))
-        abort();
-    snprintf(url, sizeof url, "sqlite://%s/state.db", dir);
-    const mr_store_options o = {.secret = SECRET, .secret_len = sizeof SECRET};
-    if (mr_store_open(url, &o, &store, &err) != MR_OK ||
-        crypto_engine_init(&engine, store, SECRET, sizeof SECRET, &err) != MR_OK ||
-        crypto_device_get(&engine, AGENT, "MINDDEV", &d, &err) != MR_OK || mr_olm_account_new(&alice, &err) != MR_OK)
+    fuzz_engine_open("outkeys");
+    if (crypto_device_get(&FZ.engine, AGENT, "MINDDEV", &d, &err) != MR_OK || mr_olm_account_new(&alice, &err) != MR_OK)
         abort();
     observe("m.room.encryption", "", json_pack("{s:s}", "algorithm", MR_OLM_ALGORITHM_MEGOLM));
     observe("m.room.member", AGENT, json_pack("{s:s}", "membership", "join"));
@@ -92,16 +72,16 @@ static char *park(bool claim)
     mr_err err = {0};
     json_t *out = json_array();
     /* What the previous input left waiting goes; each input starts from the same request. */
-    if (!out || mr_store_del(store, WAIT_KEY, &err) != MR_OK)
+    if (!out || mr_store_del(FZ.store, WAIT_KEY, &err) != MR_OK)
         abort();
     char *olm = mr_str_printf("crypto:olm:%s:%s", AGENT, mr_olm_account_curve25519(alice));
     json_t *devices = json_pack("{s:{s:s, s:s}}", "ALICEDEV", "curve25519", mr_olm_account_curve25519(alice),
                                 "ed25519", mr_olm_account_ed25519(alice));
     if (!olm || !devices)
         abort();
-    if ((claim ? crypto_vault_put_plain(&engine.vault, DEVICES_KEY, devices, 0, &err)
-               : mr_store_del(store, DEVICES_KEY, &err)) != MR_OK ||
-        mr_store_del(store, olm, &err) != MR_OK)
+    if ((claim ? crypto_vault_put_plain(&FZ.engine.vault, DEVICES_KEY, devices, 0, &err)
+               : mr_store_del(FZ.store, DEVICES_KEY, &err)) != MR_OK ||
+        mr_store_del(FZ.store, olm, &err) != MR_OK)
         abort();
     free(olm);
     json_decref(devices);
@@ -111,14 +91,14 @@ static char *park(bool claim)
                                "outbound_intent", "account", AGENT, "room_id", ROOM, "action", "send", "txn_id", txn,
                                "event_type", "m.room.message", "content", "msgtype", "m.text", "body", "answer");
     char *text = intent ? json_dumps(intent, JSON_COMPACT) : NULL;
-    if (!text || crypto_engine_outbound(&engine, text, strlen(text), out, &err) != MR_OK ||
-        crypto_engine_commit(&engine, out, &err) != MR_OK)
+    if (!text || crypto_engine_outbound(&FZ.engine, text, strlen(text), out, &err) != MR_OK ||
+        crypto_engine_commit(&FZ.engine, out, &err) != MR_OK)
         abort();
     free(text);
     json_decref(intent);
     json_decref(out);
     json_t *rec = NULL;
-    if (crypto_vault_get_plain(&engine.vault, WAIT_KEY, &rec, &err) != MR_OK)
+    if (crypto_vault_get_plain(&FZ.engine.vault, WAIT_KEY, &rec, &err) != MR_OK)
         abort();
     const char *in_flight = mr_msg_string(json_object_get(rec, ROOM), "txn");
     char *copy = in_flight ? strdup(in_flight) : NULL;
@@ -149,13 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mr_err err = {0};
     if (!text || !out)
         abort();
-    mr_code rc = crypto_engine_keys_reply(&engine, text, strlen(text), out, &err);
-    /* A refusal always says why; what was produced is settled as the service would. */
-    if (rc != MR_OK && !err.msg[0])
-        abort();
-    if (rc == MR_OK && crypto_engine_commit(&engine, out, &err) != MR_OK && !err.msg[0])
-        abort();
-    json_decref(out);
+    mr_code rc = crypto_engine_keys_reply(&FZ.engine, text, strlen(text), out, &err);
+    fuzz_engine_settle(rc, out, &err);
     json_decref(reply);
     free(text);
     free(txn);
