@@ -73,6 +73,18 @@ typedef struct crypto_engine {
     long long boot_ms;
 } crypto_engine;
 
+/* A sweep at now_ms adding to out (crypto_pending_sweep, crypto_outbound_sweep):
+ * crypto_sweep_hash hands fn each field of the hash at key with its value, in turn, stopping at
+ * the first failure; an absent hash has none. */
+typedef struct crypto_sweep {
+    crypto_engine *e;
+    long long now_ms;
+    json_t *out;
+} crypto_sweep;
+typedef mr_code (*crypto_sweep_fn)(const crypto_sweep *s, const char *field, const char *value, mr_err *err);
+mr_code crypto_sweep_hash(crypto_engine *e, long long now_ms, json_t *out, const char *key, crypto_sweep_fn fn,
+                          mr_err *err);
+
 mr_code crypto_engine_init(crypto_engine *e, mr_store *store, const unsigned char *secret, size_t len, mr_err *err);
 void crypto_engine_free(crypto_engine *e);
 

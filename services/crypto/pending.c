@@ -152,55 +152,61 @@ static json_t *notice(const char *account, const char *room_id, const char *sess
     return req;
 }
 
+/* One entry of the index: dropped when its events expired, else their key tried again, asked
+ * for, or announced as it is due. */
+static mr_code sweep_entry(const crypto_sweep *s, const char *field, const char *value, mr_err *err)
+{
+    crypto_engine *e = s->e;
+    long long now_ms = s->now_ms;
+    json_t *out = s->out;
+    mr_code rc = MR_OK;
+    json_t *o = json_loads(value, 0, NULL);
+    const char *account = mr_msg_string(o, "account");
+    const char *space = strchr(field, ' ');
+    json_t *since = json_object_get(o, "since");
+    if (json_is_integer(since) && json_integer_value(since) + PENDING_TTL_MS <= now_ms) {
+        /* Its events expired with their list: the entry goes too. */
+        rc = mr_store_hdel(e->vault.store, INDEX, field, err);
+        rc = rc == MR_ENOTFOUND ? MR_OK : rc;
+    } else if (account && space && json_is_integer(since)) {
+        char *room = strndup(field, (size_t)(space - field));
+        bool all = false;
+        /* A key that came while events were being retried (a crash in between) is tried
+         * again here. */
+        rc = room ? crypto_room_retry(e, room, space + 1, out, &all, err) : oom(err, "sweeping waiting events");
+        const char *sender = mr_msg_string(o, "sender"), *sender_key = mr_msg_string(o, "sender_key");
+        if (rc == MR_OK && !all && sender && sender_key && !json_is_true(json_object_get(o, "requested")) &&
+            json_integer_value(since) + CRYPTO_KEY_REQUEST_MS <= now_ms) {
+            /* NULL: the account's device is not known yet; the next sweep asks. */
+            json_t *kr = crypto_key_request(e, account, room, space + 1, sender, sender_key);
+            if (kr) {
+                mr_log_info(COMPONENT, "%s: the key of Megolm session %s did not come; asking %s's devices",
+                            room, space + 1, sender);
+                crypto_out_add(out, "matrix.send", account, kr);
+                json_object_set_new(json_array_get(out, json_array_size(out) - 1), "requested",
+                                    json_string(field));
+            }
+        }
+        bool due = !all && !json_is_true(json_object_get(o, "notified")) &&
+                   json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms;
+        json_t *req = rc == MR_OK && due ? notice(account, room, space + 1) : NULL;
+        if (rc == MR_OK && due && !req)
+            rc = oom(err, "announcing an undecryptable session");
+        else if (req) {
+            mr_log_warn(COMPONENT, "%s: the key of Megolm session %s did not come within %d s; telling the room",
+                        room, space + 1, CRYPTO_KEY_WAIT_MS / 1000);
+            crypto_out_add(out, "matrix.send", room, req);
+            json_object_set_new(json_array_get(out, json_array_size(out) - 1), "pending", json_string(field));
+        }
+        free(room);
+    }
+    json_decref(o);
+    return rc;
+}
+
 mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err)
 {
-    mr_store_hash h = {0};
-    mr_code rc = mr_store_hgetall(e->vault.store, INDEX, &h, err);
-    for (size_t i = 0; rc == MR_OK && i < h.count; i++) {
-        json_t *o = json_loads(h.entries[i].value, 0, NULL);
-        const char *account = mr_msg_string(o, "account"), *field = h.entries[i].field;
-        const char *space = strchr(field, ' ');
-        json_t *since = json_object_get(o, "since");
-        if (json_is_integer(since) && json_integer_value(since) + PENDING_TTL_MS <= now_ms) {
-            /* Its events expired with their list: the entry goes too. */
-            rc = mr_store_hdel(e->vault.store, INDEX, field, err);
-            rc = rc == MR_ENOTFOUND ? MR_OK : rc;
-        } else if (account && space && json_is_integer(since)) {
-            char *room = strndup(field, (size_t)(space - field));
-            bool all = false;
-            /* A key that came while events were being retried (a crash in between) is tried
-             * again here. */
-            rc = room ? crypto_room_retry(e, room, space + 1, out, &all, err) : oom(err, "sweeping waiting events");
-            const char *sender = mr_msg_string(o, "sender"), *sender_key = mr_msg_string(o, "sender_key");
-            if (rc == MR_OK && !all && sender && sender_key && !json_is_true(json_object_get(o, "requested")) &&
-                json_integer_value(since) + CRYPTO_KEY_REQUEST_MS <= now_ms) {
-                /* NULL: the account's device is not known yet; the next sweep asks. */
-                json_t *kr = crypto_key_request(e, account, room, space + 1, sender, sender_key);
-                if (kr) {
-                    mr_log_info(COMPONENT, "%s: the key of Megolm session %s did not come; asking %s's devices",
-                                room, space + 1, sender);
-                    crypto_out_add(out, "matrix.send", account, kr);
-                    json_object_set_new(json_array_get(out, json_array_size(out) - 1), "requested",
-                                        json_string(field));
-                }
-            }
-            bool due = !all && !json_is_true(json_object_get(o, "notified")) &&
-                       json_integer_value(since) + CRYPTO_KEY_WAIT_MS <= now_ms;
-            json_t *req = rc == MR_OK && due ? notice(account, room, space + 1) : NULL;
-            if (rc == MR_OK && due && !req)
-                rc = oom(err, "announcing an undecryptable session");
-            else if (req) {
-                mr_log_warn(COMPONENT, "%s: the key of Megolm session %s did not come within %d s; telling the room",
-                            room, space + 1, CRYPTO_KEY_WAIT_MS / 1000);
-                crypto_out_add(out, "matrix.send", room, req);
-                json_object_set_new(json_array_get(out, json_array_size(out) - 1), "pending", json_string(field));
-            }
-            free(room);
-        }
-        json_decref(o);
-    }
-    mr_store_hash_free(&h);
-    return rc;
+    return crypto_sweep_hash(e, now_ms, out, INDEX, sweep_entry, err);
 }
 
 /* Marks an entry as announced ("notified") or its key as asked for ("requested"). */

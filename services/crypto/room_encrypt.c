@@ -150,6 +150,16 @@ static bool shared_with(const crypto_outbound *s, const char *user, const char *
     return had && curve && strcmp(had, curve) == 0;
 }
 
+/* Whether user's device did (keys, seen as dev) reads s's messages and lacks its key: not d
+ * itself, with a curve25519 key, not shared with yet. */
+static bool lacks_key(const crypto_device *d, const crypto_outbound *s, const char *user, const char *did,
+                      json_t *keys, mr_olm_device *dev)
+{
+    *dev = device_view(user, did, keys);
+    bool mine = strcmp(user, d->user_id) == 0 && strcmp(did, d->device_id) == 0;
+    return !mine && dev->curve25519 && !shared_with(s, user, did, dev->curve25519);
+}
+
 /* What one round needs before it can encrypt: devices of readers that lack s's key and have no
  * Olm session (and were not claimed for in this round), as a /keys/claim request. */
 static mr_code missing_sessions(crypto_engine *e, crypto_device *d, crypto_olm_out *olm, crypto_outbound *s,
@@ -159,11 +169,10 @@ static mr_code missing_sessions(crypto_engine *e, crypto_device *d, crypto_olm_o
     json_t *devs, *keys;
     json_object_foreach(devices, user, devs) {
         json_object_foreach(devs, did, keys) {
-            mr_olm_device dev = device_view(user, did, keys);
-            bool mine = strcmp(user, d->user_id) == 0 && strcmp(did, d->device_id) == 0, ok = false;
-            if (mine || !dev.curve25519 || shared_with(s, user, did, dev.curve25519) ||
-                crypto_json_listed(tried, dev.curve25519))
+            mr_olm_device dev;
+            if (!lacks_key(d, s, user, did, keys, &dev) || crypto_json_listed(tried, dev.curve25519))
                 continue;
+            bool ok = false;
             mr_code rc = crypto_olm_out_has(e, olm, d->user_id, dev.curve25519, &ok, err);
             if (rc != MR_OK)
                 return rc;
@@ -199,10 +208,9 @@ static mr_code share(crypto_engine *e, crypto_device *d, crypto_olm_out *olm, cr
     json_t *devs, *keys;
     json_object_foreach(devices, user, devs) {
         json_object_foreach(devs, did, keys) {
-            mr_olm_device dev = device_view(user, did, keys);
-            bool mine = strcmp(user, d->user_id) == 0 && strcmp(did, d->device_id) == 0, ok = false;
-            if (rc != MR_OK || mine || !dev.curve25519 || !dev.ed25519 ||
-                shared_with(s, user, did, dev.curve25519))
+            mr_olm_device dev;
+            bool ok = false;
+            if (rc != MR_OK || !lacks_key(d, s, user, did, keys, &dev) || !dev.ed25519)
                 continue;
             if ((rc = crypto_olm_out_has(e, olm, d->user_id, dev.curve25519, &ok, err)) != MR_OK || !ok)
                 continue;
@@ -495,8 +503,12 @@ mr_code crypto_outbound_keys_reply(crypto_engine *e, json_t *reply, json_t *out,
 }
 
 /* Asks again for what the rooms of account wait for when their request went unanswered. */
-static mr_code sweep_account(crypto_engine *e, const char *account, long long now_ms, json_t *out, mr_err *err)
+static mr_code sweep_account(const crypto_sweep *s, const char *account, const char *value, mr_err *err)
 {
+    (void)value;
+    crypto_engine *e = s->e;
+    long long now_ms = s->now_ms;
+    json_t *out = s->out;
     json_t *rec = NULL, *late = json_array();
     crypto_device *d = NULL;
     mr_code rc = late ? wait_get(e, account, &rec, err) : oom(err, "checking parked messages");
@@ -551,14 +563,5 @@ static mr_code sweep_account(crypto_engine *e, const char *account, long long no
 
 mr_code crypto_outbound_sweep(crypto_engine *e, long long now_ms, json_t *out, mr_err *err)
 {
-    mr_store_hash h = {0};
-    mr_code rc = mr_store_hgetall(e->vault.store, WAITING, &h, err);
-    if (rc == MR_ENOTFOUND) {
-        mr_err_clear(err);
-        return MR_OK;
-    }
-    for (size_t i = 0; rc == MR_OK && i < h.count; i++)
-        rc = sweep_account(e, h.entries[i].field, now_ms, out, err);
-    mr_store_hash_free(&h);
-    return rc;
+    return crypto_sweep_hash(e, now_ms, out, WAITING, sweep_account, err);
 }

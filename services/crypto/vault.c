@@ -76,3 +76,15 @@ mr_code crypto_vault_put_plain(crypto_vault *v, const char *key, json_t *value, 
 {
     return put(v, key, value, false, ttl_ms, err);
 }
+
+mr_code crypto_sweep_hash(crypto_engine *e, long long now_ms, json_t *out, const char *key, crypto_sweep_fn fn,
+                          mr_err *err)
+{
+    const crypto_sweep s = {.e = e, .now_ms = now_ms, .out = out};
+    mr_store_hash h = {0};
+    mr_code rc = mr_store_hgetall(e->vault.store, key, &h, err);
+    for (size_t i = 0; rc == MR_OK && i < h.count; i++)
+        rc = fn(&s, h.entries[i].field, h.entries[i].value, err);
+    mr_store_hash_free(&h);
+    return rc;
+}
