@@ -10,6 +10,7 @@
 
 #include "mindroom/log.h"
 #include "mindroom/msg.h"
+#include "mindroom/proto.h"
 #include "mindroom/str.h"
 
 #define COMPONENT "crypto"
@@ -181,23 +182,15 @@ static mr_code olm_event(crypto_engine *e, crypto_device *d, json_t *msg, const 
     return rc;
 }
 
+/* msg passed the todevice_event schema (mr_proto_check), so the fields read here are there. */
 static mr_code todevice(crypto_engine *e, json_t *msg, bool final, json_t *final_users, json_t *out, mr_err *err)
 {
-    const char *account = NULL, *device_id = NULL, *sender = NULL, *type = NULL;
     json_t *ev = json_object_get(msg, "event");
-    mr_code rc = mr_msg_need_user(msg, "", "account", &account, err);
-    if (rc == MR_OK)
-        rc = mr_msg_need_string(msg, "", "device_id", &device_id, err);
-    if (rc == MR_OK)
-        rc = mr_msg_need_user(ev, "event.", "sender", &sender, err);
-    if (rc == MR_OK)
-        rc = mr_msg_need_string(ev, "event.", "type", &type, err);
-    if (rc == MR_OK && !json_is_object(json_object_get(ev, "content")))
-        rc = mr_err_set(err, MR_EINVAL, "event.content: missing or not an object");
-    if (rc != MR_OK)
-        return rc;
+    const char *account = mr_msg_string(msg, "account"), *sender = mr_msg_string(ev, "sender"),
+               *type = mr_msg_string(ev, "type");
     crypto_device *d = NULL;
-    if ((rc = crypto_device_get(e, account, device_id, &d, err)) != MR_OK)
+    mr_code rc = crypto_device_get(e, account, mr_msg_string(msg, "device_id"), &d, err);
+    if (rc != MR_OK)
         return rc;
     size_t i;
     json_t *u;
@@ -239,18 +232,12 @@ mr_code crypto_engine_todevice(crypto_engine *e, const char *value, size_t len, 
 mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err)
 {
     json_t *msg = NULL;
-    const char *account = NULL, *kind = NULL, *txn = NULL;
     mr_code rc = mr_msg_load(value, len, "keys_reply", &msg, err);
-    if (rc == MR_OK)
-        rc = mr_msg_need_user(msg, "", "account", &account, err);
-    if (rc == MR_OK)
-        rc = mr_msg_need_string(msg, "", "kind", &kind, err);
-    if (rc == MR_OK)
-        rc = mr_msg_need_string(msg, "", "txn_id", &txn, err);
-    if (rc != MR_OK) {
-        json_decref(msg);
+    if (rc != MR_OK)
         return rc;
-    }
+    /* The keys_reply schema requires these. */
+    const char *account = mr_msg_string(msg, "account"), *kind = mr_msg_string(msg, "kind"),
+               *txn = mr_msg_string(msg, "txn_id");
     crypto_device *d = crypto_device_of(e, account);
     if (crypto_outbound_owns(txn)) {
         rc = crypto_outbound_keys_reply(e, msg, out, err);
@@ -278,8 +265,11 @@ mr_code crypto_engine_keys_reply(crypto_engine *e, const char *value, size_t len
         size_t i;
         json_t *ev;
         json_array_foreach(events, i, ev) {
+            /* Parked from the store: checked again before it is read as one. */
             mr_err perr = {0};
-            mr_code prc = todevice(e, ev, true, users, out, &perr);
+            mr_code prc = mr_proto_check("todevice_event", ev, &perr);
+            if (prc == MR_OK)
+                prc = todevice(e, ev, true, users, out, &perr);
             if (crypto_retry(prc)) {
                 *err = perr;
                 rc = prc;
