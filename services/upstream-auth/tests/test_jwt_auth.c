@@ -14,10 +14,6 @@
 #include "jwks_server.h"
 #include "ua_fixtures.h"
 
-#define TU "MINDROOM_TRUSTED_UPSTREAM_"
-#define H_USER "X-MindRoom-User-Id"
-#define H_EMAIL "X-MindRoom-User-Email"
-#define H_MXID "X-MindRoom-Matrix-User-Id"
 #define H_JWT "X-Trusted-Jwt"
 #define ISS "https://gateway.example.com"
 #define AUD "mindroom-dashboard"
@@ -29,9 +25,7 @@ static tk_key g_rsa, g_ec, g_rsa2, g_evil;
 static jwks_server *g_js;
 
 typedef struct fixture {
-    ua_tenv env;
-    ua_settings settings;
-    ua_auth *auth;
+    ua_tauth a;
     int64_t offset_ms;      /* added to the wall clock: moves time for the verifier and the cache */
 } fixture;
 
@@ -78,30 +72,20 @@ static int group_teardown(void **state)
 
 static void reopen(fixture *f)
 {
-    ua_auth_free(f->auth);
-    ua_settings_free(&f->settings);
-    f->auth = NULL;
-    mr_err err = {0};
-    ua_auth_options o = {.clock = test_clock, .clock_ctx = f};
-    if (ua_settings_load(ua_tenv_get, &f->env, &f->settings, &err) != MR_OK ||
-        ua_auth_new(&f->settings, &o, &f->auth, &err) != MR_OK)
-        fail_msg("%s", err.msg);
+    const ua_auth_options o = {.clock = test_clock, .clock_ctx = f};
+    ua_tauth_open(&f->a, &o);
 }
 
 static int setup(void **state)
 {
     serve_keys(&g_rsa, &g_ec);
     fixture *f = calloc(1, sizeof *f);
-    ua_tenv_set(&f->env, TU "AUTH_ENABLED", "true");
-    ua_tenv_set(&f->env, TU "REQUIRE_JWT", "true");
-    ua_tenv_set(&f->env, TU "USER_ID_HEADER", H_USER);
-    ua_tenv_set(&f->env, TU "EMAIL_HEADER", H_EMAIL);
-    ua_tenv_set(&f->env, TU "MATRIX_USER_ID_HEADER", H_MXID);
-    ua_tenv_set(&f->env, TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", "@{localpart}:example.org");
-    ua_tenv_set(&f->env, TU "JWT_HEADER", H_JWT);
-    ua_tenv_set(&f->env, TU "JWKS_URL", js_url(g_js));
-    ua_tenv_set(&f->env, TU "JWT_AUDIENCE", AUD);
-    ua_tenv_set(&f->env, TU "JWT_ISSUER", ISS);
+    ua_tenv_trusted_headers(&f->a.env);
+    ua_tenv_set(&f->a.env, UA_TU "REQUIRE_JWT", "true");
+    ua_tenv_set(&f->a.env, UA_TU "JWT_HEADER", H_JWT);
+    ua_tenv_set(&f->a.env, UA_TU "JWKS_URL", js_url(g_js));
+    ua_tenv_set(&f->a.env, UA_TU "JWT_AUDIENCE", AUD);
+    ua_tenv_set(&f->a.env, UA_TU "JWT_ISSUER", ISS);
     reopen(f);
     *state = f;
     return 0;
@@ -110,8 +94,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    ua_auth_free(f->auth);
-    ua_settings_free(&f->settings);
+    ua_tauth_close(&f->a);
     free(f);
     return 0;
 }
@@ -137,11 +120,11 @@ static ua_thdrs request(const char *user_id, const char *email, const char *mxid
 {
     ua_thdrs h = {0};
     if (user_id)
-        ua_thdrs_add(&h, H_USER, user_id);
+        ua_thdrs_add(&h, UA_H_USER, user_id);
     if (email)
-        ua_thdrs_add(&h, H_EMAIL, email);
+        ua_thdrs_add(&h, UA_H_EMAIL, email);
     if (mxid)
-        ua_thdrs_add(&h, H_MXID, mxid);
+        ua_thdrs_add(&h, UA_H_MXID, mxid);
     if (token)
         ua_thdrs_add(&h, H_JWT, token);
     return h;
@@ -149,33 +132,17 @@ static ua_thdrs request(const char *user_id, const char *email, const char *mxid
 
 static void expect_code(fixture *f, const ua_thdrs *h, mr_code code, const char *msg)
 {
-    ua_identity id;
-    mr_err err = {0};
-    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, (void *)h, &id, &err), code);
-    assert_string_equal(err.msg, msg);
-    assert_null(id.user_id);
+    ua_tauth_expect_refused(&f->a, h, code, msg);
 }
 
 static void expect_401(fixture *f, const ua_thdrs *h, const char *msg)
 {
-    expect_code(f, h, MR_EAUTH, msg);
+    ua_tauth_expect_401(&f->a, h, msg);
 }
 
 static void expect_ok(fixture *f, const ua_thdrs *h, const char *user_id, const char *email, const char *mxid)
 {
-    ua_identity id;
-    mr_err err = {0};
-    if (ua_authenticate(f->auth, ua_thdrs_get, (void *)h, &id, &err) != MR_OK)
-        fail_msg("refused: %s", err.msg);
-    assert_string_equal(id.user_id, user_id);
-    assert_string_equal(id.email, email);
-    if (mxid)
-        assert_string_equal(id.matrix_user_id, mxid);
-    else
-        assert_null(id.matrix_user_id);
-    assert_int_equal(id.method, UA_METHOD_TRUSTED_JWT);
-    assert_string_equal(ua_method_name(id.method), "trusted_upstream_jwt");
-    ua_identity_clear(&id);
+    ua_tauth_expect_identity(&f->a, h, user_id, email, mxid, UA_METHOD_TRUSTED_JWT);
 }
 
 /* A token that must be refused with the generic sentence, whatever libs/jwt found. */
@@ -186,16 +153,41 @@ static void expect_invalid_token(fixture *f, char *token)
     free(token);
 }
 
+/* One request with a token: its user ID, email and Matrix ID headers (NULL: not sent), then the
+ * 401 sentence it gets or, when that is NULL, the identity it is accepted as. */
+typedef struct header_case {
+    const char *user, *email, *mxid, *refused, *id_user, *id_email, *id_mxid;
+} header_case;
+
+#define MISMATCH "Trusted upstream identity header does not match the JWT: "
+#define REFUSED(u, e, m, why) {.user = (u), .email = (e), .mxid = (m), .refused = (why)}
+#define ACCEPTED(u, e, m, id_u, id_e, id_m) \
+    {.user = (u), .email = (e), .mxid = (m), .id_user = (id_u), .id_email = (id_e), .id_mxid = (id_m)}
+
+/* A token signed by k for email with the extra claims, sent with each of the n cases. */
+static void token_cases(fixture *f, const tk_key *k, const char *email, const char *extra, const header_case *cases,
+                        size_t n)
+{
+    char *t = signed_claims(k, email, extra);
+    for (size_t i = 0; i < n; i++) {
+        const header_case *c = &cases[i];
+        ua_thdrs h = request(c->user, c->email, c->mxid, t);
+        if (c->refused)
+            expect_401(f, &h, c->refused);
+        else
+            expect_ok(f, &h, c->id_user, c->id_email, c->id_mxid);
+    }
+    free(t);
+}
+
+#define CASES(c) (c), sizeof(c) / sizeof(c)[0]
+
 static void test_valid_rs256_and_es256(void **state)
 {
-    fixture *f = *state;
-    const tk_key *keys[] = {&g_rsa, &g_ec};
-    for (size_t i = 0; i < 2; i++) {
-        char *t = signed_claims(keys[i], ALICE_EMAIL, NULL);
-        ua_thdrs h = request(ALICE_EMAIL, ALICE_EMAIL, NULL, t);
-        expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
-        free(t);
-    }
+    static const header_case ok[] = {ACCEPTED(ALICE_EMAIL, ALICE_EMAIL, NULL, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID)};
+    token_cases(*state, &g_rsa, ALICE_EMAIL, NULL, CASES(ok));
+    token_cases(*state, &g_ec, ALICE_EMAIL, NULL, CASES(ok));
+    assert_string_equal(ua_method_name(UA_METHOD_TRUSTED_JWT), "trusted_upstream_jwt");
 }
 
 static void test_missing_headers(void **state)
@@ -204,7 +196,7 @@ static void test_missing_headers(void **state)
     char *t = signed_claims(&g_rsa, ALICE_EMAIL, NULL);
     /* The user ID header comes first, even with a valid token. */
     ua_thdrs h = request(NULL, ALICE_EMAIL, NULL, t);
-    expect_401(f, &h, "Missing trusted upstream identity header: " H_USER);
+    expect_401(f, &h, "Missing trusted upstream identity header: " UA_H_USER);
     h = request(ALICE_EMAIL, ALICE_EMAIL, NULL, NULL);
     expect_401(f, &h, "Missing trusted upstream JWT header: " H_JWT);
     h = request(ALICE_EMAIL, ALICE_EMAIL, NULL, "");
@@ -261,7 +253,7 @@ static void test_leeway_setting(void **state)
     char *t = ua_token(&g_rsa, p);
     ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, t);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
-    ua_tenv_set(&f->env, TU "JWT_LEEWAY_SECONDS", "5");
+    ua_tenv_set(&f->a.env, UA_TU "JWT_LEEWAY_SECONDS", "5");
     reopen(f);
     expect_401(f, &h, INVALID);
     free(t);
@@ -334,103 +326,83 @@ static void test_missing_configured_claims(void **state)
     char *p = tk_printf("{\"iss\":\"%s\",\"aud\":\"%s\",\"exp\":%lld,\"mail\":\"%s\"}", ISS, AUD, now + 600, ALICE_EMAIL);
     expect_invalid_token(f, ua_token(&g_rsa, p));
     free(p);
-    ua_tenv_set(&f->env, TU "JWT_USER_ID_CLAIM", "sub");
-    ua_tenv_set(&f->env, TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
+    ua_tenv_set(&f->a.env, UA_TU "JWT_USER_ID_CLAIM", "sub");
+    ua_tenv_set(&f->a.env, UA_TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
     reopen(f);
-    char *t = signed_claims(&g_rsa, ALICE_EMAIL, "\"matrix_user_id\":\"" ALICE_MXID "\"");
-    ua_thdrs h = request("u-1", NULL, NULL, t);
-    expect_401(f, &h, INVALID);
-    free(t);
-    t = signed_claims(&g_rsa, ALICE_EMAIL, "\"sub\":\"u-1\"");
-    h = request("u-1", NULL, NULL, t);
-    expect_401(f, &h, INVALID);
-    free(t);
-    t = signed_claims(&g_rsa, ALICE_EMAIL, "\"sub\":\"u-1\",\"matrix_user_id\":\"" ALICE_MXID "\"");
-    h = request("u-1", NULL, NULL, t);
-    expect_ok(f, &h, "u-1", ALICE_EMAIL, ALICE_MXID);
-    free(t);
+    static const header_case refused[] = {REFUSED("u-1", NULL, NULL, INVALID)};
+    static const header_case ok[] = {ACCEPTED("u-1", NULL, NULL, "u-1", ALICE_EMAIL, ALICE_MXID)};
+    token_cases(f, &g_rsa, ALICE_EMAIL, "\"matrix_user_id\":\"" ALICE_MXID "\"", CASES(refused));
+    token_cases(f, &g_rsa, ALICE_EMAIL, "\"sub\":\"u-1\"", CASES(refused));
+    token_cases(f, &g_rsa, ALICE_EMAIL, "\"sub\":\"u-1\",\"matrix_user_id\":\"" ALICE_MXID "\"", CASES(ok));
 }
 
 /* Without a user ID claim, the user ID header must equal the verified email. */
 static void test_user_id_header_matches_email_claim(void **state)
 {
-    fixture *f = *state;
-    char *t = signed_claims(&g_rsa, ALICE_EMAIL, "\"sub\":\"u-1\"");
-    ua_thdrs h = request("u-1", NULL, NULL, t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_USER);
-    h = request("bob@example.com", NULL, NULL, t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_USER);
-    h = request(ALICE_EMAIL, NULL, NULL, t);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
-    free(t);
+    static const header_case cases[] = {
+        REFUSED("u-1", NULL, NULL, MISMATCH UA_H_USER),
+        REFUSED("bob@example.com", NULL, NULL, MISMATCH UA_H_USER),
+        ACCEPTED(ALICE_EMAIL, NULL, NULL, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID),
+    };
+    token_cases(*state, &g_rsa, ALICE_EMAIL, "\"sub\":\"u-1\"", CASES(cases));
 }
 
 /* With a user ID claim, the header must equal that claim. */
 static void test_user_id_header_matches_user_id_claim(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->env, TU "JWT_USER_ID_CLAIM", "sub");
+    ua_tenv_set(&f->a.env, UA_TU "JWT_USER_ID_CLAIM", "sub");
     reopen(f);
-    char *t = signed_claims(&g_ec, ALICE_EMAIL, "\"sub\":\"u-1\"");
-    ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_USER);
-    h = request("u-2", NULL, NULL, t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_USER);
-    h = request("u-1", NULL, NULL, t);
-    expect_ok(f, &h, "u-1", ALICE_EMAIL, ALICE_MXID);
-    free(t);
+    static const header_case cases[] = {
+        REFUSED(ALICE_EMAIL, NULL, NULL, MISMATCH UA_H_USER),
+        REFUSED("u-2", NULL, NULL, MISMATCH UA_H_USER),
+        ACCEPTED("u-1", NULL, NULL, "u-1", ALICE_EMAIL, ALICE_MXID),
+    };
+    token_cases(f, &g_ec, ALICE_EMAIL, "\"sub\":\"u-1\"", CASES(cases));
 }
 
 static void test_email_header_matches_email_claim(void **state)
 {
-    fixture *f = *state;
-    char *t = signed_claims(&g_rsa, ALICE_EMAIL, NULL);
-    ua_thdrs h = request(ALICE_EMAIL, "mallory@example.com", NULL, t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_EMAIL);
-    h = request(ALICE_EMAIL, "ALICE@example.com", NULL, t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_EMAIL);
-    h = request(ALICE_EMAIL, ALICE_EMAIL, NULL, t);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
-    free(t);
+    static const header_case cases[] = {
+        REFUSED(ALICE_EMAIL, "mallory@example.com", NULL, MISMATCH UA_H_EMAIL),
+        REFUSED(ALICE_EMAIL, "ALICE@example.com", NULL, MISMATCH UA_H_EMAIL),
+        ACCEPTED(ALICE_EMAIL, ALICE_EMAIL, NULL, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID),
+    };
+    token_cases(*state, &g_rsa, ALICE_EMAIL, NULL, CASES(cases));
 }
 
 static void test_matrix_header_matches_matrix_claim(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->env, TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
+    ua_tenv_set(&f->a.env, UA_TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
     reopen(f);
-    char *t = signed_claims(&g_rsa, ALICE_EMAIL, "\"matrix_user_id\":\"@alice.smith:example.org\"");
-    ua_thdrs h = request(ALICE_EMAIL, NULL, ALICE_MXID, t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_MXID);
-    h = request(ALICE_EMAIL, NULL, "@alice.smith:example.org", t);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, "@alice.smith:example.org");
-    /* The claim wins over the template when no header is sent. */
-    h = request(ALICE_EMAIL, NULL, NULL, t);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, "@alice.smith:example.org");
-    free(t);
-    t = signed_claims(&g_rsa, ALICE_EMAIL, "\"matrix_user_id\":\"alice\"");
-    h = request(ALICE_EMAIL, NULL, NULL, t);
-    expect_401(f, &h, INVALID);
-    free(t);
+    static const header_case cases[] = {
+        REFUSED(ALICE_EMAIL, NULL, ALICE_MXID, MISMATCH UA_H_MXID),
+        ACCEPTED(ALICE_EMAIL, NULL, "@alice.smith:example.org", ALICE_EMAIL, ALICE_EMAIL, "@alice.smith:example.org"),
+        /* The claim wins over the template when no header is sent. */
+        ACCEPTED(ALICE_EMAIL, NULL, NULL, ALICE_EMAIL, ALICE_EMAIL, "@alice.smith:example.org"),
+    };
+    token_cases(f, &g_rsa, ALICE_EMAIL, "\"matrix_user_id\":\"@alice.smith:example.org\"", CASES(cases));
+    static const header_case not_a_user_id[] = {REFUSED(ALICE_EMAIL, NULL, NULL, INVALID)};
+    token_cases(f, &g_rsa, ALICE_EMAIL, "\"matrix_user_id\":\"alice\"", CASES(not_a_user_id));
 }
 
 static void test_matrix_header_matches_derived_identity(void **state)
 {
     fixture *f = *state;
     /* Derivation uses the verified claim: no email header is configured here. */
-    ua_tenv_set(&f->env, TU "EMAIL_HEADER", NULL);
+    ua_tenv_set(&f->a.env, UA_TU "EMAIL_HEADER", NULL);
     reopen(f);
-    char *t = signed_claims(&g_ec, ALICE_EMAIL, NULL);
-    ua_thdrs h = request(ALICE_EMAIL, NULL, "@mallory:example.org", t);
-    expect_401(f, &h, "Trusted upstream identity header does not match the JWT: " H_MXID);
-    h = request(ALICE_EMAIL, NULL, ALICE_MXID, t);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
-    free(t);
-    t = signed_claims(&g_ec, "al:ice@example.com", NULL);
-    h = request("al:ice@example.com", NULL, NULL, t);
+    static const header_case cases[] = {
+        REFUSED(ALICE_EMAIL, NULL, "@mallory:example.org", MISMATCH UA_H_MXID),
+        ACCEPTED(ALICE_EMAIL, NULL, ALICE_MXID, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID),
+    };
+    token_cases(f, &g_ec, ALICE_EMAIL, NULL, CASES(cases));
+    char *t = signed_claims(&g_ec, "al:ice@example.com", NULL);
+    ua_thdrs h = request("al:ice@example.com", NULL, NULL, t);
     ua_identity id;
     mr_err err = {0};
-    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, &id, &err), MR_EAUTH);
+    assert_int_equal(ua_authenticate(f->a.auth, ua_thdrs_get, &h, &id, &err), MR_EAUTH);
     assert_true(strncmp(err.msg, "Trusted upstream email does not map to a Matrix user ID: ", 57) == 0);
     free(t);
 }
@@ -438,31 +410,28 @@ static void test_matrix_header_matches_derived_identity(void **state)
 static void test_unsigned_matrix_header_is_refused(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->env, TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", NULL);
+    ua_tenv_set(&f->a.env, UA_TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", NULL);
     reopen(f);
-    char *t = signed_claims(&g_rsa, ALICE_EMAIL, NULL);
-    ua_thdrs h = request(ALICE_EMAIL, NULL, ALICE_MXID, t);
-    expect_401(f, &h, "Trusted upstream Matrix identity is not signed");
-    h = request(ALICE_EMAIL, NULL, NULL, t);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, NULL);
-    free(t);
+    static const header_case cases[] = {
+        REFUSED(ALICE_EMAIL, NULL, ALICE_MXID, "Trusted upstream Matrix identity is not signed"),
+        ACCEPTED(ALICE_EMAIL, NULL, NULL, ALICE_EMAIL, ALICE_EMAIL, NULL),
+    };
+    token_cases(f, &g_rsa, ALICE_EMAIL, NULL, CASES(cases));
 }
 
 static void test_claims_with_control_characters(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->env, TU "JWT_USER_ID_CLAIM", "sub");
+    ua_tenv_set(&f->a.env, UA_TU "JWT_USER_ID_CLAIM", "sub");
     reopen(f);
-    char *t = signed_claims(&g_rsa, "alice@example.com\\r\\nX-MindRoom-Auth-User-Id: root", "\"sub\":\"u-1\"");
-    ua_thdrs h = request("u-1", NULL, NULL, t);
-    expect_401(f, &h, INVALID);
-    free(t);
+    static const header_case refused[] = {REFUSED("u-1", NULL, NULL, INVALID)};
+    token_cases(f, &g_rsa, "alice@example.com\\r\\nX-MindRoom-Auth-User-Id: root", "\"sub\":\"u-1\"", CASES(refused));
 }
 
 static void test_key_rotation(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->env, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
+    ua_tenv_set(&f->a.env, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
     reopen(f);
     char *old = signed_claims(&g_rsa, ALICE_EMAIL, NULL);
     ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, old);
@@ -505,18 +474,18 @@ static void test_cache_hits_and_rechecks_expiry(void **state)
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
     ua_auth_stats st;
-    ua_auth_stats_get(f->auth, &st);
+    ua_auth_stats_get(f->a.auth, &st);
     assert_int_equal(st.cache_misses, 1);
     assert_int_equal(st.cache_hits, 1);
     /* A cached token still meets the consistency rules. */
     ua_thdrs other = request("bob@example.com", NULL, NULL, t);
-    expect_401(f, &other, "Trusted upstream identity header does not match the JWT: " H_USER);
-    ua_auth_stats_get(f->auth, &st);
+    expect_401(f, &other, "Trusted upstream identity header does not match the JWT: " UA_H_USER);
+    ua_auth_stats_get(f->a.auth, &st);
     assert_int_equal(st.cache_hits, 2);
     /* Past exp (and the verifier's leeway) the cache must not answer for it. */
     f->offset_ms += 200000;
     expect_401(f, &h, INVALID);
-    ua_auth_stats_get(f->auth, &st);
+    ua_auth_stats_get(f->a.auth, &st);
     assert_int_equal(st.cache_hits, 2);
     assert_int_equal(st.cache_misses, 2);
     free(t);
@@ -526,14 +495,14 @@ static void test_cache_hits_and_rechecks_expiry(void **state)
 static void test_cache_off(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->env, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
+    ua_tenv_set(&f->a.env, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
     reopen(f);
     char *t = signed_claims(&g_ec, ALICE_EMAIL, NULL);
     ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, t);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
     ua_auth_stats st;
-    ua_auth_stats_get(f->auth, &st);
+    ua_auth_stats_get(f->a.auth, &st);
     assert_int_equal(st.cache_hits, 0);
     assert_int_equal(st.cache_misses, 0);
     free(t);

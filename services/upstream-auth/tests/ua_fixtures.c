@@ -25,7 +25,7 @@ void ua_tenv_set(ua_tenv *e, const char *name, const char *value)
             return;
         }
     }
-    assert_true(e->n < UA_TENV_MAX);
+    assert_true(e->n < UA_TPAIRS_MAX);
     e->names[e->n] = name;
     e->values[e->n++] = value;
 }
@@ -39,9 +39,68 @@ const char *ua_tenv_get(void *ctx, const char *name)
     return NULL;
 }
 
+void ua_tenv_trusted_headers(ua_tenv *e)
+{
+    ua_tenv_set(e, UA_TU "AUTH_ENABLED", "true");
+    ua_tenv_set(e, UA_TU "USER_ID_HEADER", UA_H_USER);
+    ua_tenv_set(e, UA_TU "EMAIL_HEADER", UA_H_EMAIL);
+    ua_tenv_set(e, UA_TU "MATRIX_USER_ID_HEADER", UA_H_MXID);
+    ua_tenv_set(e, UA_TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", "@{localpart}:example.org");
+}
+
+void ua_tauth_open(ua_tauth *t, const ua_auth_options *o)
+{
+    ua_tauth_close(t);
+    mr_err err = {0};
+    if (ua_settings_load(ua_tenv_get, &t->env, &t->settings, &err) != MR_OK ||
+        ua_auth_new(&t->settings, o, &t->auth, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+}
+
+void ua_tauth_close(ua_tauth *t)
+{
+    ua_auth_free(t->auth);
+    ua_settings_free(&t->settings);
+    t->auth = NULL;
+}
+
+void ua_tauth_expect_refused(const ua_tauth *t, const ua_thdrs *h, mr_code code, const char *msg)
+{
+    ua_identity id;
+    mr_err err = {0};
+    assert_int_equal(ua_authenticate(t->auth, ua_thdrs_get, (void *)h, &id, &err), code);
+    assert_string_equal(err.msg, msg);
+    assert_null(id.user_id);
+}
+
+void ua_tauth_expect_401(const ua_tauth *t, const ua_thdrs *h, const char *msg)
+{
+    ua_tauth_expect_refused(t, h, MR_EAUTH, msg);
+}
+
+void ua_tauth_expect_identity(const ua_tauth *t, const ua_thdrs *h, const char *user_id, const char *email,
+                              const char *mxid, ua_method method)
+{
+    ua_identity id;
+    mr_err err = {0};
+    if (ua_authenticate(t->auth, ua_thdrs_get, (void *)h, &id, &err) != MR_OK)
+        fail_msg("refused: %s", err.msg);
+    assert_string_equal(id.user_id, user_id);
+    if (email)
+        assert_string_equal(id.email, email);
+    else
+        assert_null(id.email);
+    if (mxid)
+        assert_string_equal(id.matrix_user_id, mxid);
+    else
+        assert_null(id.matrix_user_id);
+    assert_int_equal(id.method, method);
+    ua_identity_clear(&id);
+}
+
 void ua_thdrs_add(ua_thdrs *h, const char *name, const char *value)
 {
-    assert_true(h->n < UA_THDRS_MAX);
+    assert_true(h->n < UA_TPAIRS_MAX);
     h->names[h->n] = name;
     h->values[h->n++] = value;
 }

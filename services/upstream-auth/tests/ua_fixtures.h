@@ -11,33 +11,55 @@
 #include "testkeys.h"
 #include "ua_internal.h"
 
-/* ---- variables (a ua_getenv_fn) --------------------------------------------------------- */
+/* ---- variables (a ua_getenv_fn) and headers (a ua_header_fn) ------------------------------ */
 
-#define UA_TENV_MAX 48
+#define UA_TPAIRS_MAX 48
 
-typedef struct ua_tenv {
-    const char *names[UA_TENV_MAX];
-    const char *values[UA_TENV_MAX];
+/* Names and values, borrowed. */
+typedef struct ua_tpairs {
+    const char *names[UA_TPAIRS_MAX];
+    const char *values[UA_TPAIRS_MAX];
     size_t n;
-} ua_tenv;
+} ua_tpairs;
+
+typedef ua_tpairs ua_tenv;
+typedef ua_tpairs ua_thdrs;
 
 /* Sets or replaces a variable; NULL unsets it. Strings are borrowed. */
 void ua_tenv_set(ua_tenv *e, const char *name, const char *value);
 const char *ua_tenv_get(void *ctx, const char *name);
 
-/* ---- headers (a ua_header_fn) ----------------------------------------------------------- */
-
-#define UA_THDRS_MAX 16
-
-typedef struct ua_thdrs {
-    const char *names[UA_THDRS_MAX];
-    const char *values[UA_THDRS_MAX];
-    size_t n;
-} ua_thdrs;
-
 /* Appends a header line (a second line with the same name is a duplicate). */
 void ua_thdrs_add(ua_thdrs *h, const char *name, const char *value);
 const char *ua_thdrs_get(void *ctx, const char *name, size_t *count);
+
+/* ---- the authenticator on a table of variables ------------------------------------------ */
+
+#define UA_TU "MINDROOM_TRUSTED_UPSTREAM_"
+#define UA_H_USER "X-MindRoom-User-Id"
+#define UA_H_EMAIL "X-MindRoom-User-Email"
+#define UA_H_MXID "X-MindRoom-Matrix-User-Id"
+
+typedef struct ua_tauth {
+    ua_tenv env;
+    ua_settings settings;
+    ua_auth *auth;
+} ua_tauth;
+
+/* The variables of header-only trusted upstream auth: on, the UA_H_* identity headers, and the
+ * template that derives @localpart:example.org from the email. */
+void ua_tenv_trusted_headers(ua_tenv *e);
+/* Loads the settings from t->env and makes the authenticator with o (may be NULL), dropping the
+ * ones before; fails the test when either is refused. */
+void ua_tauth_open(ua_tauth *t, const ua_auth_options *o);
+void ua_tauth_close(ua_tauth *t);
+/* The request with headers h is refused with code and the sentence msg, and no identity. */
+void ua_tauth_expect_refused(const ua_tauth *t, const ua_thdrs *h, mr_code code, const char *msg);
+/* The same with MR_EAUTH, the 401 of the service. */
+void ua_tauth_expect_401(const ua_tauth *t, const ua_thdrs *h, const char *msg);
+/* The request with headers h is accepted as user_id, with email and mxid (NULL: none), by method. */
+void ua_tauth_expect_identity(const ua_tauth *t, const ua_thdrs *h, const char *user_id, const char *email,
+                              const char *mxid, ua_method method);
 
 /* ---- tokens ----------------------------------------------------------------------------- */
 
