@@ -76,6 +76,13 @@ static void reopen(fixture *f)
     ua_tauth_open(&f->a, &o);
 }
 
+/* Sets the variable name to value (NULL: unset) and reopens. */
+static void reopen_with(fixture *f, const char *name, const char *value)
+{
+    ua_tenv_set(&f->a.env, name, value);
+    reopen(f);
+}
+
 static int setup(void **state)
 {
     serve_keys(&g_rsa, &g_ec);
@@ -85,8 +92,7 @@ static int setup(void **state)
     ua_tenv_set(&f->a.env, UA_TU "JWT_HEADER", H_JWT);
     ua_tenv_set(&f->a.env, UA_TU "JWKS_URL", js_url(g_js));
     ua_tenv_set(&f->a.env, UA_TU "JWT_AUDIENCE", AUD);
-    ua_tenv_set(&f->a.env, UA_TU "JWT_ISSUER", ISS);
-    reopen(f);
+    reopen_with(f, UA_TU "JWT_ISSUER", ISS);
     *state = f;
     return 0;
 }
@@ -253,8 +259,7 @@ static void test_leeway_setting(void **state)
     char *t = ua_token(&g_rsa, p);
     ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, t);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
-    ua_tenv_set(&f->a.env, UA_TU "JWT_LEEWAY_SECONDS", "5");
-    reopen(f);
+    reopen_with(f, UA_TU "JWT_LEEWAY_SECONDS", "5");
     expect_401(f, &h, INVALID);
     free(t);
     free(p);
@@ -327,8 +332,7 @@ static void test_missing_configured_claims(void **state)
     expect_invalid_token(f, ua_token(&g_rsa, p));
     free(p);
     ua_tenv_set(&f->a.env, UA_TU "JWT_USER_ID_CLAIM", "sub");
-    ua_tenv_set(&f->a.env, UA_TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
-    reopen(f);
+    reopen_with(f, UA_TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
     static const header_case refused[] = {REFUSED("u-1", NULL, NULL, INVALID)};
     static const header_case ok[] = {ACCEPTED("u-1", NULL, NULL, "u-1", ALICE_EMAIL, ALICE_MXID)};
     token_cases(f, &g_rsa, ALICE_EMAIL, "\"matrix_user_id\":\"" ALICE_MXID "\"", CASES(refused));
@@ -351,8 +355,7 @@ static void test_user_id_header_matches_email_claim(void **state)
 static void test_user_id_header_matches_user_id_claim(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->a.env, UA_TU "JWT_USER_ID_CLAIM", "sub");
-    reopen(f);
+    reopen_with(f, UA_TU "JWT_USER_ID_CLAIM", "sub");
     static const header_case cases[] = {
         REFUSED(ALICE_EMAIL, NULL, NULL, MISMATCH UA_H_USER),
         REFUSED("u-2", NULL, NULL, MISMATCH UA_H_USER),
@@ -374,8 +377,7 @@ static void test_email_header_matches_email_claim(void **state)
 static void test_matrix_header_matches_matrix_claim(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->a.env, UA_TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
-    reopen(f);
+    reopen_with(f, UA_TU "JWT_MATRIX_USER_ID_CLAIM", "matrix_user_id");
     static const header_case cases[] = {
         REFUSED(ALICE_EMAIL, NULL, ALICE_MXID, MISMATCH UA_H_MXID),
         ACCEPTED(ALICE_EMAIL, NULL, "@alice.smith:example.org", ALICE_EMAIL, ALICE_EMAIL, "@alice.smith:example.org"),
@@ -391,8 +393,7 @@ static void test_matrix_header_matches_derived_identity(void **state)
 {
     fixture *f = *state;
     /* Derivation uses the verified claim: no email header is configured here. */
-    ua_tenv_set(&f->a.env, UA_TU "EMAIL_HEADER", NULL);
-    reopen(f);
+    reopen_with(f, UA_TU "EMAIL_HEADER", NULL);
     static const header_case cases[] = {
         REFUSED(ALICE_EMAIL, NULL, "@mallory:example.org", MISMATCH UA_H_MXID),
         ACCEPTED(ALICE_EMAIL, NULL, ALICE_MXID, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID),
@@ -410,8 +411,7 @@ static void test_matrix_header_matches_derived_identity(void **state)
 static void test_unsigned_matrix_header_is_refused(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->a.env, UA_TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", NULL);
-    reopen(f);
+    reopen_with(f, UA_TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", NULL);
     static const header_case cases[] = {
         REFUSED(ALICE_EMAIL, NULL, ALICE_MXID, "Trusted upstream Matrix identity is not signed"),
         ACCEPTED(ALICE_EMAIL, NULL, NULL, ALICE_EMAIL, ALICE_EMAIL, NULL),
@@ -422,8 +422,7 @@ static void test_unsigned_matrix_header_is_refused(void **state)
 static void test_claims_with_control_characters(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->a.env, UA_TU "JWT_USER_ID_CLAIM", "sub");
-    reopen(f);
+    reopen_with(f, UA_TU "JWT_USER_ID_CLAIM", "sub");
     static const header_case refused[] = {REFUSED("u-1", NULL, NULL, INVALID)};
     token_cases(f, &g_rsa, "alice@example.com\\r\\nX-MindRoom-Auth-User-Id: root", "\"sub\":\"u-1\"", CASES(refused));
 }
@@ -431,8 +430,7 @@ static void test_claims_with_control_characters(void **state)
 static void test_key_rotation(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->a.env, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
-    reopen(f);
+    reopen_with(f, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
     char *old = signed_claims(&g_rsa, ALICE_EMAIL, NULL);
     ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, old);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
@@ -495,8 +493,7 @@ static void test_cache_hits_and_rechecks_expiry(void **state)
 static void test_cache_off(void **state)
 {
     fixture *f = *state;
-    ua_tenv_set(&f->a.env, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
-    reopen(f);
+    reopen_with(f, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
     char *t = signed_claims(&g_ec, ALICE_EMAIL, NULL);
     ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, t);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);

@@ -100,13 +100,24 @@ static void header_mode_env(void)
     setenv(TU "EMAIL_TO_MATRIX_USER_ID_TEMPLATE", "@{localpart}:example.org", 1);
 }
 
-static void provider_env(fake_provider *fp)
+/* The service of this test started (with the environment set so far). */
+static ua_proc *service_start(void **state)
 {
+    ua_proc *p = &((svc_fixture *)*state)->proc;
+    ua_proc_start(p);
+    return p;
+}
+
+/* The fake GitHub of this test, started, and the service's variables naming it. */
+static fake_provider *provider_start(void **state)
+{
+    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     setenv("MINDROOM_OAUTH_PROVIDERS", "github", 1);
     setenv("MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL", fp_authorize_url(fp), 1);
     setenv("MINDROOM_OAUTH_GITHUB_TOKEN_URL", fp_token_url(fp), 1);
     setenv("MINDROOM_OAUTH_GITHUB_CLIENT_ID", "gh-client", 1);
     setenv("MINDROOM_OAUTH_GITHUB_CLIENT_SECRET", CLIENT_SECRET, 1);
+    return fp;
 }
 
 static void get(const ua_proc *p, const char *path, const char *const *headers, mr_http_result *out)
@@ -141,10 +152,8 @@ static const char *const BOB_HEADERS[] = {"X-MindRoom-User-Id: u-bob", "X-MindRo
 
 static void test_ops_endpoints_and_metrics(void **state)
 {
-    (void)state;
     header_mode_env();
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    ua_proc *p = service_start(state);
     expect_status(p, "/healthz", NULL, 200, "{\"status\":\"ok\"}");
     expect_status(p, "/readyz", NULL, 200, "{\"status\":\"ready\"}");
     expect_status(p, "/auth/verify", ALICE_HEADERS, 200, NULL);
@@ -160,10 +169,8 @@ static void test_ops_endpoints_and_metrics(void **state)
 
 static void test_forward_auth_header_mode(void **state)
 {
-    (void)state;
     header_mode_env();
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    ua_proc *p = service_start(state);
     mr_http_result r = {0};
     get(p, "/auth/verify", ALICE_HEADERS, &r);
     assert_int_equal(r.status, 200);
@@ -216,8 +223,7 @@ static void test_forward_auth_header_mode(void **state)
 static void test_smuggled_header_lines_refused(void **state)
 {
     header_mode_env();
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    ua_proc *p = service_start(state);
     static const char bare_lf[] = "GET /auth/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                                   "X-MindRoom-User-Id: u-alice\nX-MindRoom-User-Email: evil@attacker.example\r\n\r\n";
     static const char nul[] = "GET /auth/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -253,8 +259,7 @@ static void test_smuggled_header_lines_refused(void **state)
 static void test_one_address_cannot_starve_others(void **state)
 {
     header_mode_env();
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    ua_proc *p = service_start(state);
     char *answer;
     size_t held;
     mr_err err = {0};
@@ -278,15 +283,13 @@ static char *strict_token(const char *email)
 
 static void test_forward_auth_strict_mode(void **state)
 {
-    (void)state;
     header_mode_env();
     setenv(TU "REQUIRE_JWT", "true", 1);
     setenv(TU "JWT_HEADER", "X-Trusted-Jwt", 1);
     setenv(TU "JWKS_URL", js_url(g_js), 1);
     setenv(TU "JWT_AUDIENCE", "mindroom-dashboard", 1);
     setenv(TU "JWT_ISSUER", "https://gateway.example.com", 1);
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    ua_proc *p = service_start(state);
     char *t = strict_token("alice@example.com");
     char *jwt_line = tk_printf("X-Trusted-Jwt: %s", t);
     const char *const ok[] = {"X-MindRoom-User-Id: alice@example.com", jwt_line, NULL};
@@ -363,12 +366,9 @@ static char *provider_redirect(const char *authorize_url, int service_port)
 
 static void test_oauth_connect_flow(void **state)
 {
-    (void)state;
-    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     header_mode_env();
-    provider_env(fp);
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    fake_provider *fp = provider_start(state);
+    ua_proc *p = service_start(state);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mint(ALICE, "github", 0, token);
     char *link = link_for("github", token);
@@ -426,12 +426,9 @@ static void test_oauth_connect_flow(void **state)
 
 static void test_oauth_refusals(void **state)
 {
-    (void)state;
-    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     header_mode_env();
-    provider_env(fp);
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    fake_provider *fp = provider_start(state);
+    ua_proc *p = service_start(state);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mint(ALICE, "google_drive", 0, token);
     char *link = link_for("dropbox", token);
@@ -512,19 +509,16 @@ static void expect_api_answer(const mr_tools_env *env, fake_provider *fp, const 
  * provider, the tool asks her to connect again. */
 static void test_oauth_tool_through_the_connect_flow(void **state)
 {
-    (void)state;
     /* Carol, whom no other test connects: the store is shared by the group. */
     static const char *const CAROL_HEADERS[] = {"X-MindRoom-User-Id: u-carol", "X-MindRoom-User-Email: carol@example.com",
                                                 NULL};
-    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     header_mode_env();
-    provider_env(fp);
+    fake_provider *fp = provider_start(state);
     /* An authorize URL with its own query keeps it, and the flow's parameters follow it. */
     char authorize[128];
     snprintf(authorize, sizeof authorize, "%s?prompt=consent", fp_authorize_url(fp));
     setenv("MINDROOM_OAUTH_GITHUB_AUTHORIZE_URL", authorize, 1);
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    ua_proc *p = service_start(state);
 
     /* The agent's side: the provider in config.yaml; the client secret is the variable
      * upstream-auth reads too (the default client_secret_env). */
@@ -606,16 +600,13 @@ static void test_oauth_tool_through_the_connect_flow(void **state)
 
 static void test_api_key_and_single_owner(void **state)
 {
-    (void)state;
-    fake_provider *fp = ((svc_fixture *)*state)->fp = fp_start("gh-client", CLIENT_SECRET);
     ua_proc_env(g_redis.url);
-    provider_env(fp);
+    fake_provider *fp = provider_start(state);
     setenv("MINDROOM_API_KEY", API_KEY, 1);
     setenv("MINDROOM_OWNER_USER_ID", ALICE, 1);
     /* Ignored while trusted upstream auth is off. */
     setenv(TU "USER_ID_HEADER", "X-MindRoom-User-Id", 1);
-    ua_proc *p = &((svc_fixture *)*state)->proc;
-    ua_proc_start(p);
+    ua_proc *p = service_start(state);
     expect_status(p, "/auth/verify", ALICE_HEADERS, 401, "{\"detail\":\"Missing or invalid credentials\"}");
     const char *const wrong[] = {"Authorization: Bearer not-the-key", NULL};
     expect_status(p, "/auth/verify", wrong, 401, "{\"detail\":\"Invalid API key\"}");
