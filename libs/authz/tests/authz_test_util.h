@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -14,6 +15,29 @@
 #include "mindroom/config.h"
 
 #define TEST_SERVER "example.com"
+#define TEST_MODELS "models:\n  default: {provider: openai, id: gpt-5}\n"
+/* The start of a config: TEST_MODELS, agents code and research, and their team devteam. */
+#define TEST_DEVTEAM                                                                                        \
+    TEST_MODELS "agents:\n  code: {}\n  research: {}\n"                                                     \
+                "teams:\n  devteam: {agents: [code, research]}\n"
+/* The seed of the randomized tests when MR_AUTHZ_SEED does not name one. */
+#define TEST_SEED 20260801
+
+/* The seed of a randomized test: MR_AUTHZ_SEED, else TEST_SEED (a failure names it). */
+static inline uint64_t test_seed(void)
+{
+    const char *env = getenv("MR_AUTHZ_SEED");
+    return env ? strtoull(env, NULL, 10) : TEST_SEED;
+}
+
+/* splitmix64: tiny, good enough, and the same stream everywhere. */
+static inline uint64_t test_rng(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 
 /* Parses yaml (failing the test with every diagnostic if it does not load) and compiles it for
  * TEST_SERVER and ns. The returned engine holds the only config reference. */

@@ -5,11 +5,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#define MODELS "models:\n  default: {provider: openai, id: gpt-5}\n"
 #define NS "ab3k9xyz"
 
 /* The seed's main example: every room_permissions key form, reply overrides, router "*". */
-static const char CFG_SEED[] = MODELS
+static const char CFG_SEED[] = TEST_MODELS
     "agents:\n"
     "  code: {rooms: [lobby]}\n"
     "  research: {rooms: [lobby]}\n"
@@ -30,7 +29,7 @@ static const char CFG_SEED[] = MODELS
     "mindroom_user: {username: mindroom_user, display_name: MindRoomUser}\n";
 
 /* Namespaced keys, and default_room_access true behind listed rooms. */
-static const char CFG_NS[] = MODELS
+static const char CFG_NS[] = TEST_MODELS
     "agents:\n"
     "  code: {rooms: [ops]}\n"
     "authorization:\n"
@@ -64,12 +63,12 @@ static const char CFG_PLACEHOLDER[] =
     "  default_room_access: true\n";
 
 /* No authorization block at all: the documented defaults. */
-static const char CFG_EMPTY[] = MODELS
+static const char CFG_EMPTY[] = TEST_MODELS
     "agents:\n"
     "  code: {}\n";
 
 /* The seed's reply-permission example, plus bot_accounts and a second team. */
-static const char CFG_REPLY[] = MODELS
+static const char CFG_REPLY[] = TEST_MODELS
     "agents:\n"
     "  code: {}\n"
     "  research: {}\n"
@@ -88,7 +87,7 @@ static const char CFG_REPLY[] = MODELS
     "    router: [\"*\"]\n"
     "bot_accounts: [\"@telegram_bot:example.com\"]\n";
 
-static const char CFG_GLOBS[] = MODELS
+static const char CFG_GLOBS[] = TEST_MODELS
     "agents:\n"
     "  code: {}\n"
     "  research: {}\n"
@@ -101,7 +100,7 @@ static const char CFG_GLOBS[] = MODELS
     "    general: [\"@user?:example.com\", \"@[abc]*:example.com\"]\n"
     "    writer: [\"@[!x-z]*:corp.org\", \"@team[0-9][0-9]:example.com\"]\n";
 
-static const char CFG_JOINED[] = MODELS
+static const char CFG_JOINED[] = TEST_MODELS
     "agents:\n"
     "  code: {}\n"
     "authorization:\n"
@@ -111,12 +110,7 @@ static const char CFG_JOINED[] = MODELS
     "    code: {users: [\"@admin:example.com\"], joined_rooms: [lobby, dev]}\n";
 
 /* A team with its own "*" entry still needs each member to agree. */
-static const char CFG_TEAM[] = MODELS
-    "agents:\n"
-    "  code: {}\n"
-    "  research: {}\n"
-    "teams:\n"
-    "  devteam: {agents: [code, research]}\n"
+static const char CFG_TEAM[] = TEST_DEVTEAM
     "authorization:\n"
     "  agent_reply_permissions:\n"
     "    devteam: [\"*\"]\n"

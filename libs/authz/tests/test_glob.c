@@ -77,27 +77,19 @@ static void test_glob_is_pattern(void **state)
 
 static uint64_t rng_state;
 
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static void random_string(char *out, size_t max, const char *alphabet)
 {
-    size_t n = (size_t)(rng() % (max + 1)), k = strlen(alphabet);
+    size_t n = (size_t)(test_rng(&rng_state) % (max + 1)), k = strlen(alphabet);
     for (size_t i = 0; i < n; i++)
-        out[i] = alphabet[rng() % k];
+        out[i] = alphabet[test_rng(&rng_state) % k];
     out[n] = '\0';
 }
 
 static void test_glob_against_fnmatch(void **state)
 {
     (void)state;
-    const char *env = getenv("MR_AUTHZ_SEED");
-    rng_state = env ? strtoull(env, NULL, 10) : 20260801;
+    const uint64_t seed = test_seed();
+    rng_state = seed;
     size_t matches = 0;
     for (size_t i = 0; i < 200000; i++) {
         char pattern[12], s[12];
@@ -105,8 +97,8 @@ static void test_glob_against_fnmatch(void **state)
         random_string(s, 10, "ab-]!");
         bool want = fnmatch(pattern, s, FNM_NOESCAPE) == 0;
         if (glob_match(pattern, s) != want)
-            fail_msg("MR_AUTHZ_SEED=%s, case %zu: glob '%s' on '%s': fnmatch says %s", env ? env : "20260801", i,
-                     pattern, s, want ? "match" : "no match");
+            fail_msg("MR_AUTHZ_SEED=%llu, case %zu: glob '%s' on '%s': fnmatch says %s", (unsigned long long)seed,
+                     i, pattern, s, want ? "match" : "no match");
         matches += want;
     }
     assert_true(matches > 1000);

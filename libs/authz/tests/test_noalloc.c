@@ -29,15 +29,8 @@ void __wrap_free(void *p) { free_calls++; __real_free(p); }
 char *__wrap_strdup(const char *s) { alloc_calls++; return __real_strdup(s); }
 char *__wrap_strndup(const char *s, size_t n) { alloc_calls++; return __real_strndup(s, n); }
 
-#define MODELS "models:\n  default: {provider: openai, id: gpt-5}\n"
-
 /* Every kind of rule at once, so each decision branch runs below. */
-static const char CFG[] = MODELS
-    "agents:\n"
-    "  code: {}\n"
-    "  research: {}\n"
-    "teams:\n"
-    "  devteam: {agents: [code, research]}\n"
+static const char CFG[] = TEST_DEVTEAM
     "authorization:\n"
     "  global_users: [\"@admin:example.com\"]\n"
     "  room_permissions:\n"

@@ -15,18 +15,9 @@
 
 static uint64_t rng_state;
 
-/* splitmix64: tiny, good enough, and the same stream everywhere. */
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static size_t pick(size_t n)
 {
-    return (size_t)(rng() % n);
+    return (size_t)(test_rng(&rng_state) % n);
 }
 
 static const char *const users[] = {
@@ -278,8 +269,7 @@ static void random_room(mr_authz_room *r)
 static void test_random_configs(void **state)
 {
     (void)state;
-    const char *env = getenv("MR_AUTHZ_SEED");
-    uint64_t base = env ? strtoull(env, NULL, 10) : 20260801;
+    uint64_t base = test_seed();
     size_t checked = 0, allowed_by_list = 0;
     for (size_t c = 0; c < N_CONFIGS; c++) {
         uint64_t seed = base + c;
