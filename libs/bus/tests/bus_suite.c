@@ -722,3 +722,28 @@ void suite_killed_consumer_redelivers(const suite_env *env, const char *topic)
     assert_int_equal(mr_tp_rmtree(dir, &err), MR_OK);
     mr_bus_close(b);
 }
+
+void suite_test_order_per_key(void **state)
+{
+    suite_order_per_key(*state, "order", 4, 64, 200);
+}
+
+void suite_test_handler_failure_redelivers(void **state)
+{
+    suite_handler_failure_redelivers(*state, "failures");
+}
+
+void suite_test_groups_get_earlier_messages(void **state)
+{
+    suite_groups_get_earlier_messages(*state, "earlier");
+}
+
+void suite_test_killed_consumer_redelivers(void **state)
+{
+    suite_killed_consumer_redelivers(*state, "killed");
+}
+
+void suite_test_frees_handled(void **state)
+{
+    suite_inproc_frees_handled(*state);
+}

@@ -96,4 +96,12 @@ int suite_read_seen(const char *out, bool *seen, int n);
  * acknowledged, so together they handled every message. */
 void suite_killed_consumer_redelivers(const suite_env *env, const char *topic);
 
+/* The behaviours above as cmocka tests, for every backend alike: *state is its suite_env
+ * (cmocka_unit_test_prestate, or a fixture whose first member it is). */
+void suite_test_order_per_key(void **state);
+void suite_test_handler_failure_redelivers(void **state);
+void suite_test_groups_get_earlier_messages(void **state);
+void suite_test_killed_consumer_redelivers(void **state);
+void suite_test_frees_handled(void **state);
+
 #endif

@@ -14,31 +14,11 @@
 #include "inproc_internal.h"
 #include "mindroom/clock.h"
 
+static suite_env env_of_suite = {.url = "inproc:", .partitions_shared = true};
+
 static suite_env inproc_env(void)
 {
-    suite_env env = {.url = "inproc:", .partitions_shared = true};
-    return env;
-}
-
-static void test_order_per_key(void **state)
-{
-    (void)state;
-    suite_env env = inproc_env();
-    suite_order_per_key(&env, "order", 4, 64, 200);
-}
-
-static void test_handler_failure_redelivers(void **state)
-{
-    (void)state;
-    suite_env env = inproc_env();
-    suite_handler_failure_redelivers(&env, "failures");
-}
-
-static void test_groups_get_earlier_messages(void **state)
-{
-    (void)state;
-    suite_env env = inproc_env();
-    suite_groups_get_earlier_messages(&env, "earlier");
+    return env_of_suite;
 }
 
 /* Records seqs handled, in order. */
@@ -273,10 +253,10 @@ static void test_handled_messages_are_freed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_per_key),
+        cmocka_unit_test_prestate(suite_test_order_per_key, &env_of_suite),
         cmocka_unit_test(test_ping_always_answers),
-        cmocka_unit_test(test_handler_failure_redelivers),
-        cmocka_unit_test(test_groups_get_earlier_messages),
+        cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, &env_of_suite),
         cmocka_unit_test(test_full_queue_times_out_without_dropping),
         cmocka_unit_test(test_full_queue_blocks_producer_until_consumer_catches_up),
         cmocka_unit_test(test_consumer_steps_wake_no_idle_producer),

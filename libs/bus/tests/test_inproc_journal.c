@@ -24,6 +24,7 @@
 #define KEYS 10
 
 typedef struct fixture {
+    suite_env env; /* first: the shared suite's tests take the fixture as their suite_env */
     char dir[256];
     char path[320]; /* the journal file */
     char url[340];
@@ -39,6 +40,8 @@ static int setup(void **state)
     }
     snprintf(f->path, sizeof f->path, "%s/bus.db", f->dir);
     snprintf(f->url, sizeof f->url, "inproc://%s", f->path);
+    f->env.partitions_shared = true;
+    snprintf(f->env.url, sizeof f->env.url, "%s", f->url);
     *state = f;
     return 0;
 }
@@ -52,13 +55,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static suite_env journal_env(const fixture *f)
-{
-    suite_env env = {.partitions_shared = true};
-    snprintf(env.url, sizeof env.url, "%s", f->url);
-    return env;
-}
-
 static mr_bus *open_ok(const char *url, const mr_bus_options *opts)
 {
     mr_bus *b = NULL;
@@ -66,32 +62,6 @@ static mr_bus *open_ok(const char *url, const mr_bus_options *opts)
     if (mr_bus_open(url, opts, &b, &err) != MR_OK)
         fail_msg("mr_bus_open(%s): %s", url, err.msg);
     return b;
-}
-
-/* ---- the shared suite ---- */
-
-static void test_order_per_key(void **state)
-{
-    suite_env env = journal_env(*state);
-    suite_order_per_key(&env, "order", 4, 64, 200);
-}
-
-static void test_handler_failure_redelivers(void **state)
-{
-    suite_env env = journal_env(*state);
-    suite_handler_failure_redelivers(&env, "failures");
-}
-
-static void test_groups_get_earlier_messages(void **state)
-{
-    suite_env env = journal_env(*state);
-    suite_groups_get_earlier_messages(&env, "earlier");
-}
-
-static void test_handled_messages_are_freed(void **state)
-{
-    suite_env env = journal_env(*state);
-    suite_inproc_frees_handled(&env);
 }
 
 /* ---- what a group handled ---- */
@@ -799,10 +769,10 @@ static void test_one_bus_per_journal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_order_per_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handler_failure_redelivers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_groups_get_earlier_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handled_messages_are_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(suite_test_order_per_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(suite_test_handler_failure_redelivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(suite_test_groups_get_earlier_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(suite_test_frees_handled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_publisher_loses_nothing_flushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_consumer_resumes_at_unacked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consumer_killed_mid_batch_loses_nothing, setup, teardown),

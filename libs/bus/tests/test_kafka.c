@@ -24,24 +24,7 @@
 #include "mindroom/clock.h"
 
 static mr_tp_kafka kafka;
-
-static int start_kafka(void **state)
-{
-    (void)state;
-    mr_err err = {0};
-    if (mr_tp_kafka_start(&kafka, &err) != MR_OK) {
-        fprintf(stderr, "starting mr-kafka-mock: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int stop_kafka(void **state)
-{
-    (void)state;
-    mr_tp_kafka_destroy(&kafka);
-    return 0;
-}
+static suite_env env_of_suite; /* the shared suite's: kafka_env() once the brokers are up */
 
 static void make_topic(void *ctx, const char *topic)
 {
@@ -59,32 +42,23 @@ static suite_env kafka_env(void)
     return env;
 }
 
-static void test_order_per_key(void **state)
+static int start_kafka(void **state)
 {
     (void)state;
-    suite_env env = kafka_env();
-    suite_order_per_key(&env, "order", 4, 64, 200);
+    mr_err err = {0};
+    if (mr_tp_kafka_start(&kafka, &err) != MR_OK) {
+        fprintf(stderr, "starting mr-kafka-mock: %s\n", err.msg);
+        return -1;
+    }
+    env_of_suite = kafka_env();
+    return 0;
 }
 
-static void test_handler_failure_redelivers(void **state)
+static int stop_kafka(void **state)
 {
     (void)state;
-    suite_env env = kafka_env();
-    suite_handler_failure_redelivers(&env, "failures");
-}
-
-static void test_groups_get_earlier_messages(void **state)
-{
-    (void)state;
-    suite_env env = kafka_env();
-    suite_groups_get_earlier_messages(&env, "earlier");
-}
-
-static void test_killed_consumer_redelivers(void **state)
-{
-    (void)state;
-    suite_env env = kafka_env();
-    suite_killed_consumer_redelivers(&env, "killed");
+    mr_tp_kafka_destroy(&kafka);
+    return 0;
 }
 
 static void set_brokers(bool up)
@@ -252,10 +226,10 @@ static void test_a_failed_delivery_reaches_its_publisher(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_per_key),
-        cmocka_unit_test(test_handler_failure_redelivers),
-        cmocka_unit_test(test_groups_get_earlier_messages),
-        cmocka_unit_test(test_killed_consumer_redelivers),
+        cmocka_unit_test_prestate(suite_test_order_per_key, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_killed_consumer_redelivers, &env_of_suite),
         cmocka_unit_test(test_broker_set_down_and_back_loses_nothing),
         cmocka_unit_test(test_kcat_produces_we_consume),
         cmocka_unit_test(test_we_produce_kcat_consumes),

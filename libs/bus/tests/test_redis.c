@@ -19,6 +19,15 @@
 #include "mindroom/clock.h"
 
 static mr_tp_redis redis;
+static suite_env env_of_suite; /* the shared suite's: redis_env() once the server is up */
+
+static suite_env redis_env(void)
+{
+    /* Short leases: a killed consumer's partitions move on within two seconds. */
+    suite_env env = {.opts = {.lease_ms = 2000, .client_id = "test"}};
+    snprintf(env.url, sizeof env.url, "%s", redis.url);
+    return env;
+}
 
 static int start_redis(void **state)
 {
@@ -28,6 +37,7 @@ static int start_redis(void **state)
         fprintf(stderr, "starting redis-server: %s\n", err.msg);
         return -1;
     }
+    env_of_suite = redis_env();
     return 0;
 }
 
@@ -36,14 +46,6 @@ static int stop_redis(void **state)
     (void)state;
     mr_tp_redis_destroy(&redis);
     return 0;
-}
-
-static suite_env redis_env(void)
-{
-    /* Short leases: a killed consumer's partitions move on within two seconds. */
-    suite_env env = {.opts = {.lease_ms = 2000, .client_id = "test"}};
-    snprintf(env.url, sizeof env.url, "%s", redis.url);
-    return env;
 }
 
 /* Runs one command on the test server, failing the test when it gets no reply. */
@@ -294,34 +296,6 @@ static void test_closed_consumer_leaves_its_entry(void **state)
     mr_bus_close(b);
 }
 
-static void test_order_per_key(void **state)
-{
-    (void)state;
-    suite_env env = redis_env();
-    suite_order_per_key(&env, "order", 4, 64, 200);
-}
-
-static void test_handler_failure_redelivers(void **state)
-{
-    (void)state;
-    suite_env env = redis_env();
-    suite_handler_failure_redelivers(&env, "failures");
-}
-
-static void test_groups_get_earlier_messages(void **state)
-{
-    (void)state;
-    suite_env env = redis_env();
-    suite_groups_get_earlier_messages(&env, "earlier");
-}
-
-static void test_killed_consumer_redelivers(void **state)
-{
-    (void)state;
-    suite_env env = redis_env();
-    suite_killed_consumer_redelivers(&env, "killed");
-}
-
 static void test_restart_mid_stream_loses_nothing(void **state)
 {
     (void)state;
@@ -478,10 +452,10 @@ static void test_unreachable_server_is_reported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_per_key),
-        cmocka_unit_test(test_handler_failure_redelivers),
-        cmocka_unit_test(test_groups_get_earlier_messages),
-        cmocka_unit_test(test_killed_consumer_redelivers),
+        cmocka_unit_test_prestate(suite_test_order_per_key, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_killed_consumer_redelivers, &env_of_suite),
         cmocka_unit_test(test_restart_mid_stream_loses_nothing),
         cmocka_unit_test(test_publish_while_down_is_kept_until_back),
         cmocka_unit_test(test_partition_count_is_fixed_by_the_first_user),
