@@ -238,28 +238,52 @@ static mr_code sq_set_nx(void *b, const char *key, const void *v, size_t len, lo
     return rc;
 }
 
-static mr_code sq_cas(void *b, const char *key, const void *expect, size_t expect_len, const void *v,
-                      size_t len, long ttl_ms, bool *swapped, mr_err *err)
+/* Inside one transaction: the value at key (cur NULL when there is none) handed to fn, which
+ * may write; committed when fn returns MR_OK, else rolled back. */
+typedef mr_code (*sq_update_fn)(sq *q, const char *key, const char *cur, size_t cur_len, long long expires_at,
+                                void *ctx, mr_err *err);
+
+static mr_code sq_update(sq *q, const char *key, sq_update_fn fn, void *ctx, mr_err *err)
 {
-    sq *q = b;
     mr_code rc = sq_begin(q, err);
     if (rc != MR_OK)
         return rc;
     char *cur = NULL;
     size_t cur_len = 0;
-    bool match = false;
-    rc = sq_read(q, key, &cur, &cur_len, NULL, err);
-    if (rc == MR_ENOTFOUND) {
-        match = expect == NULL;
+    long long expires_at = -1;
+    rc = sq_read(q, key, &cur, &cur_len, &expires_at, err);
+    bool found = rc == MR_OK;
+    if (rc == MR_ENOTFOUND)
         rc = MR_OK;
-    } else if (rc == MR_OK) {
-        match = expect && cur_len == expect_len && memcmp(cur, expect, cur_len) == 0;
-    }
+    if (rc == MR_OK)
+        rc = fn(q, key, found ? cur : NULL, cur_len, expires_at, ctx, err);
     free(cur);
-    if (rc == MR_OK && match)
-        rc = sq_write(q, SQ_SET, key, v, len, ttl_ms, 0, NULL, err);
-    rc = sq_end(q, rc, err);
-    *swapped = rc == MR_OK && match;
+    return sq_end(q, rc, err);
+}
+
+typedef struct sq_cas_op {
+    const void *expect, *v;
+    size_t expect_len, len;
+    long ttl_ms;
+    bool match;
+} sq_cas_op;
+
+static mr_code sq_cas_step(sq *q, const char *key, const char *cur, size_t cur_len, long long expires_at, void *ctx,
+                           mr_err *err)
+{
+    (void)expires_at;
+    sq_cas_op *op = ctx;
+    op->match = cur ? op->expect && cur_len == op->expect_len && memcmp(cur, op->expect, cur_len) == 0
+                    : op->expect == NULL;
+    return op->match ? sq_write(q, SQ_SET, key, op->v, op->len, op->ttl_ms, 0, NULL, err) : MR_OK;
+}
+
+static mr_code sq_cas(void *b, const char *key, const void *expect, size_t expect_len, const void *v,
+                      size_t len, long ttl_ms, bool *swapped, mr_err *err)
+{
+    sq_cas_op op = {.expect = expect, .expect_len = expect_len, .v = v, .len = len, .ttl_ms = ttl_ms};
+    mr_code rc = sq_update(b, key, sq_cas_step, &op, err);
+    *swapped = rc == MR_OK && op.match;
     return rc;
 }
 
@@ -408,35 +432,34 @@ static bool parse_ll(const char *s, size_t len, long long *out)
     return true;
 }
 
+typedef struct sq_incr_op {
+    long long by, value;
+    long ttl_ms_on_create;
+} sq_incr_op;
+
+static mr_code sq_incr_step(sq *q, const char *key, const char *cur, size_t cur_len, long long expires_at,
+                            void *ctx, mr_err *err)
+{
+    sq_incr_op *op = ctx;
+    long long old = 0, by = op->by;
+    if (cur && !parse_ll(cur, cur_len, &old))
+        return mr_err_set(err, MR_EINVAL, "the value is not a decimal integer");
+    if ((by > 0 && old > LLONG_MAX - by) || (by < 0 && old < LLONG_MIN - by))
+        return mr_err_set(err, MR_EINVAL, "adding %lld would overflow", by);
+    op->value = old + by;
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%lld", op->value);
+    /* A new counter gets its TTL; an existing one keeps its deadline (or none). */
+    return sq_write(q, SQ_SET, key, buf, (size_t)n, cur ? 0 : op->ttl_ms_on_create, cur ? expires_at : 0, NULL, err);
+}
+
 static mr_code sq_incr(void *b, const char *key, long long by, long ttl_ms_on_create, long long *value,
                        mr_err *err)
 {
-    sq *q = b;
-    mr_code rc = sq_begin(q, err);
-    if (rc != MR_OK)
-        return rc;
-    char *cur = NULL;
-    size_t cur_len = 0;
-    long long expires_at = -1, old = 0;
-    rc = sq_read(q, key, &cur, &cur_len, &expires_at, err);
-    bool created = rc == MR_ENOTFOUND;
-    if (created)
-        rc = MR_OK;
-    else if (rc == MR_OK && !parse_ll(cur, cur_len, &old))
-        rc = mr_err_set(err, MR_EINVAL, "the value is not a decimal integer");
-    free(cur);
-    if (rc == MR_OK && ((by > 0 && old > LLONG_MAX - by) || (by < 0 && old < LLONG_MIN - by)))
-        rc = mr_err_set(err, MR_EINVAL, "adding %lld would overflow", by);
-    if (rc == MR_OK) {
-        char buf[24];
-        int n = snprintf(buf, sizeof buf, "%lld", old + by);
-        /* A new counter gets its TTL; an existing one keeps its deadline (or none). */
-        rc = sq_write(q, SQ_SET, key, buf, (size_t)n, created ? ttl_ms_on_create : 0,
-                      created ? 0 : expires_at, NULL, err);
-    }
-    rc = sq_end(q, rc, err);
+    sq_incr_op op = {.by = by, .ttl_ms_on_create = ttl_ms_on_create};
+    mr_code rc = sq_update(b, key, sq_incr_step, &op, err);
     if (rc == MR_OK)
-        *value = old + by;
+        *value = op.value;
     return rc;
 }
 
