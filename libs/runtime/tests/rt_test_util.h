@@ -58,4 +58,24 @@ static inline void rt_remove_dir(const char *dir)
     mr_tp_rmtree(dir, NULL);
 }
 
+/* A zeroed fixture of size bytes whose first member is `char dir[RT_DIR_SIZE]`: that dir made
+ * fresh with RT_CONFIG_TWO (rt_fresh_dir), MATRIX_SERVER_NAME example.org. */
+#define RT_DIR_SIZE 512
+static inline void *rt_fixture_new(size_t size)
+{
+    char *f = calloc(1, size);
+    assert_non_null(f);
+    rt_fresh_dir(f, RT_DIR_SIZE, RT_CONFIG_TWO);
+    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    return f;
+}
+
+/* The teardown of an rt_fixture_new fixture with nothing else to free. */
+static inline int rt_fixture_free(void **state)
+{
+    rt_remove_dir(*state);
+    free(*state);
+    return 0;
+}
+
 #endif

@@ -9,15 +9,13 @@
 #include "mindroom/clock.h"
 
 typedef struct fixture {
-    char dir[512];
+    char dir[RT_DIR_SIZE];
     mr_runtime *rt;
 } fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    rt_fresh_dir(f->dir, sizeof f->dir, RT_CONFIG_TWO);
-    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    fixture *f = rt_fixture_new(sizeof *f);
     mr_runtime_opts opts = {.service = "demo"};
     mr_err err = {0};
     if (mr_runtime_open(&opts, &f->rt, &err) != MR_OK)
@@ -30,9 +28,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     mr_runtime_close(f->rt);
-    rt_remove_dir(f->dir);
-    free(f);
-    return 0;
+    return rt_fixture_free(state);
 }
 
 static size_t agents_now(const mr_runtime *rt, unsigned long *gen)

@@ -11,7 +11,7 @@
 #define DEADLINE_MS 30000
 
 typedef struct fixture {
-    char dir[512];
+    char dir[RT_DIR_SIZE];
     char log[600];
     const char *bin;
 } fixture;
@@ -62,26 +62,16 @@ static void wait_ready_status(int port, long want, char **body)
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    rt_fresh_dir(f->dir, sizeof f->dir, RT_CONFIG_TWO);
+    fixture *f = rt_fixture_new(sizeof *f);
     snprintf(f->log, sizeof f->log, "%s/service.log", f->dir);
     f->bin = getenv("MR_RTDEMO_BIN");
     assert_non_null(f->bin);
     /* A broker set, so /readyz finds the bus (the demo itself never publishes). */
     char store[700];
     snprintf(store, sizeof store, "sqlite://%s/state.db", f->dir);
-    setenv("MATRIX_SERVER_NAME", "example.org", 1);
     setenv("MINDROOM_BUS_URL", kafka.url, 1);
     setenv("MINDROOM_STORE_URL", store, 1);
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    rt_remove_dir(f->dir);
-    free(f);
     return 0;
 }
 
@@ -224,6 +214,15 @@ static void test_failures_exit_1(void **state)
     unsetenv("MR_RTDEMO_FAIL");
 }
 
+/* MINDROOM_STORE_URL names redis, a Redis store that is down (mr_tp_redis_restart brings it up). */
+static void store_down(mr_tp_redis *redis)
+{
+    mr_err err = {0};
+    if (mr_tp_redis_start(redis, &err) != MR_OK || mr_tp_redis_stop(redis, false, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    setenv("MINDROOM_STORE_URL", redis->url, 1);
+}
+
 /* A service started before its Redis store waits for it, /readyz saying why, and starts serving
  * once the store answers (Kubernetes starts pods in any order; exiting made a restart loop). */
 static void test_waits_for_the_store(void **state)
@@ -231,10 +230,7 @@ static void test_waits_for_the_store(void **state)
     fixture *f = *state;
     mr_tp_redis redis;
     mr_err err = {0};
-    if (mr_tp_redis_start(&redis, &err) != MR_OK)
-        fail_msg("%s", err.msg);
-    assert_int_equal(mr_tp_redis_stop(&redis, false, &err), MR_OK);
-    setenv("MINDROOM_STORE_URL", redis.url, 1);
+    store_down(&redis);
     int port = 0;
     assert_int_equal(mr_tp_free_port(&port, &err), MR_OK);
     char listen[64];
@@ -266,11 +262,7 @@ static void test_own_settings_checked_before_the_store_wait(void **state)
 {
     fixture *f = *state;
     mr_tp_redis redis;
-    mr_err err = {0};
-    if (mr_tp_redis_start(&redis, &err) != MR_OK)
-        fail_msg("%s", err.msg);
-    assert_int_equal(mr_tp_redis_stop(&redis, false, &err), MR_OK);
-    setenv("MINDROOM_STORE_URL", redis.url, 1);
+    store_down(&redis);
     setenv("MR_RTDEMO_SETTING", "bad", 1);
     char *out = NULL;
     assert_int_equal(run(f, NULL, NULL, NULL, &out), 2);
@@ -459,17 +451,17 @@ static void test_sigint_and_listen_from_dotenv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_help_version_usage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broken_config_at_start_exit_2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failures_exit_1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_waits_for_the_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_own_settings_checked_before_the_store_wait, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_listen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_ready_before_its_routes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_ready_before_serve_adds_its_check, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_version_usage, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_broken_config_at_start_exit_2, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_failures_exit_1, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_waits_for_the_store, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_own_settings_checked_before_the_store_wait, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_default_listen, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_not_ready_before_its_routes, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_not_ready_before_serve_adds_its_check, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, rt_fixture_free),
     };
     return cmocka_run_group_tests(tests, start_kafka, stop_kafka);
 }

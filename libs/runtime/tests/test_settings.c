@@ -6,23 +6,12 @@
 #include "mindroom/runtime.h"
 
 typedef struct fixture {
-    char dir[512];
+    char dir[RT_DIR_SIZE];
 } fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    rt_fresh_dir(f->dir, sizeof f->dir, RT_CONFIG_TWO);
-    setenv("MATRIX_SERVER_NAME", "example.org", 1);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    rt_remove_dir(f->dir);
-    free(f);
+    *state = rt_fixture_new(sizeof(fixture));
     return 0;
 }
 
@@ -504,24 +493,24 @@ static void test_model_settings_from_dotenv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_embedded_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_precedence_storage_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_precedence_log_level, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_value_is_unset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_config_path_sources, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broken_config_is_invalid, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_name_from_homeserver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_namespace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_distributed_requires_urls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_file_created_and_reused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_file_damaged, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_from_environment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_base64_forms, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_rejected_without_echo, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_log_settings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_model_settings_from_dotenv, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mask_url_in_setting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_only_the_settings_a_service_uses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embedded_defaults, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_precedence_storage_path, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_precedence_log_level, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_empty_value_is_unset, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_config_path_sources, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_broken_config_is_invalid, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_server_name_from_homeserver, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_namespace, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_distributed_requires_urls, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_secret_file_created_and_reused, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_secret_file_damaged, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_secret_from_environment, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_secret_base64_forms, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_secret_rejected_without_echo, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_bad_log_settings, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_model_settings_from_dotenv, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_mask_url_in_setting, setup, rt_fixture_free),
+        cmocka_unit_test_setup_teardown(test_only_the_settings_a_service_uses, setup, rt_fixture_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
