@@ -10,13 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_test_server.h"
 #include "mindroom/http.h"
 
 typedef struct fixture {
-    mr_http_server *srv;
-    char base[64];
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    http_test_server s;
     bool release;   /* lets /slow return */
 } fixture;
 
@@ -57,10 +55,10 @@ static mr_http_response *handler(void *ctx, const mr_http_request *req)
         return mr_http_reply(200, "text/plain", big, sizeof big);
     }
     if (strcmp(p, "/slow") == 0) {
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&f->s.lock);
         while (!f->release)
-            pthread_cond_wait(&f->cond, &f->lock);
-        pthread_mutex_unlock(&f->lock);
+            pthread_cond_wait(&f->s.cond, &f->s.lock);
+        pthread_mutex_unlock(&f->s.lock);
         return mr_http_reply_text(200, "late");
     }
     return mr_http_reply_error(404, "M_NOT_FOUND", "nothing at %s", p);
@@ -69,31 +67,20 @@ static mr_http_response *handler(void *ctx, const mr_http_request *req)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    pthread_mutex_init(&f->lock, NULL);
-    pthread_cond_init(&f->cond, NULL);
-    mr_http_server_opts o = {.listen = "127.0.0.1:0"};
-    if (mr_http_server_start(&o, handler, f, &f->srv, NULL) != MR_OK)
-        return -1;
-    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", mr_http_server_port(f->srv));
     *state = f;
-    return 0;
+    return f ? http_test_server_start(&f->s, handler, f) : -1;
 }
 
 static void release_slow(fixture *f)
 {
-    pthread_mutex_lock(&f->lock);
-    f->release = true;
-    pthread_cond_broadcast(&f->cond);
-    pthread_mutex_unlock(&f->lock);
+    http_test_server_set(&f->s, &f->release);
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
     release_slow(f);
-    mr_http_server_stop(f->srv);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->cond);
+    http_test_server_stop(&f->s);
     free(f);
     return 0;
 }
@@ -101,7 +88,7 @@ static int teardown(void **state)
 static mr_http_client *client_for(const fixture *f, const char *token, long timeout_ms)
 {
     mr_http_client *c = NULL;
-    mr_http_client_opts o = {.base_url = f->base, .bearer_token = token, .timeout_ms = timeout_ms,
+    mr_http_client_opts o = {.base_url = f->s.base, .bearer_token = token, .timeout_ms = timeout_ms,
                              .max_response = 1024};
     assert_int_equal(mr_http_client_new(&o, &c, NULL), MR_OK);
     return c;
@@ -143,7 +130,7 @@ static void test_json_round_trip_and_reuse(void **state)
 
     /* Absolute URLs bypass base_url; extra headers pass through; PUT and DELETE keep their verb. */
     char abs[128];
-    snprintf(abs, sizeof abs, "%s/base/x", f->base);
+    snprintf(abs, sizeof abs, "%s/base/x", f->s.base);
     static const char *const extra[] = {"X-Extra: 42", NULL};
     mr_http_call call = {.method = "PUT", .url = abs, .body = "raw", .body_len = 3,
                          .content_type = "text/plain", .headers = extra};
@@ -175,7 +162,7 @@ static void test_retry_after_and_status_errors(void **state)
     assert_int_equal(mr_http_result_retry_after_ms(&r), 3000);
     assert_int_equal(mr_http_result_check(&r, &err), MR_EUNAVAIL);
     char want[160];
-    snprintf(want, sizeof want, "GET %s/limited: HTTP 429: M_LIMIT_EXCEEDED: slow down", f->base);
+    snprintf(want, sizeof want, "GET %s/limited: HTTP 429: M_LIMIT_EXCEEDED: slow down", f->s.base);
     assert_string_equal(err.msg, want);
     mr_http_result_clear(&r);
 
@@ -221,15 +208,15 @@ static void test_transport_errors(void **state)
 
     /* Nothing listens any more once the server stopped. */
     char url[160];
-    snprintf(url, sizeof url, "%s/gone?since=s1&access_token=topsecret", f->base);
-    mr_http_server_stop(f->srv);
-    f->srv = NULL;
+    snprintf(url, sizeof url, "%s/gone?since=s1&access_token=topsecret", f->s.base);
+    mr_http_server_stop(f->s.srv);
+    f->s.srv = NULL;
     mr_http_client *lone = NULL;
     assert_int_equal(mr_http_client_new(NULL, &lone, NULL), MR_OK);
     assert_int_equal(mr_http_client_json(lone, "PUT", url, NULL, &r, &err), MR_EUNAVAIL);
     char want[200];
     snprintf(want, sizeof want, "PUT %s/gone?since=s1&access_token=[redacted]: Couldn't connect",
-             f->base);
+             f->s.base);
     assert_int_equal(strncmp(err.msg, want, strlen(want)), 0);
     assert_null(strstr(err.msg, "topsecret"));
     mr_http_result_clear(&r);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http_test_server.h"
 #include "mindroom/http.h"
 #include "mindroom/clock.h"
 
@@ -18,10 +19,7 @@
 #define GUARD_S 10
 
 typedef struct fixture {
-    mr_http_server *srv;
-    char base[64];
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    http_test_server s;
     bool client_got_first;   /* the client has seen the first part */
     bool release;            /* lets a held stream go on */
     bool saw_first_in_time;  /* the server saw client_got_first before its second part */
@@ -41,22 +39,15 @@ typedef struct stream {
 static bool wait_flag(fixture *f, const bool *flag)
 {
     struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, GUARD_S * 1000L);
-    pthread_mutex_lock(&f->lock);
+    pthread_mutex_lock(&f->s.lock);
     int rc = 0;
     while (!*flag && rc == 0)
-        rc = pthread_cond_timedwait(&f->cond, &f->lock, &until);
+        rc = pthread_cond_timedwait(&f->s.cond, &f->s.lock, &until);
     bool ok = *flag;
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->s.lock);
     return ok;
 }
 
-static void set_flag(fixture *f, bool *flag)
-{
-    pthread_mutex_lock(&f->lock);
-    *flag = true;
-    pthread_cond_broadcast(&f->cond);
-    pthread_mutex_unlock(&f->lock);
-}
 
 static long stream_next(void *ctx, char *buf, size_t cap)
 {
@@ -79,10 +70,10 @@ static long stream_next(void *ctx, char *buf, size_t cap)
 static void stream_done(void *ctx)
 {
     stream *s = ctx;
-    pthread_mutex_lock(&s->f->lock);
+    pthread_mutex_lock(&s->f->s.lock);
     s->f->streams_done++;
-    pthread_cond_broadcast(&s->f->cond);
-    pthread_mutex_unlock(&s->f->lock);
+    pthread_cond_broadcast(&s->f->s.cond);
+    pthread_mutex_unlock(&s->f->s.lock);
     free(s);
 }
 
@@ -105,23 +96,15 @@ static mr_http_response *handler(void *ctx, const mr_http_request *req)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    pthread_mutex_init(&f->lock, NULL);
-    pthread_cond_init(&f->cond, NULL);
-    mr_http_server_opts o = {.listen = "127.0.0.1:0"};
-    if (mr_http_server_start(&o, handler, f, &f->srv, NULL) != MR_OK)
-        return -1;
-    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", mr_http_server_port(f->srv));
     *state = f;
-    return 0;
+    return f ? http_test_server_start(&f->s, handler, f) : -1;
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    set_flag(f, &f->release);
-    mr_http_server_stop(f->srv);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->cond);
+    http_test_server_set(&f->s, &f->release);
+    http_test_server_stop(&f->s);
     free(f);
     return 0;
 }
@@ -144,7 +127,7 @@ static bool on_data(void *ctx, const char *data, size_t len)
     k->data[k->len] = '\0';
     k->calls++;
     if (strstr(k->data, "one"))
-        set_flag(k->f, &k->f->client_got_first);
+        http_test_server_set(&k->f->s, &k->f->client_got_first);
     return k->calls != k->abort_after;
 }
 
@@ -152,7 +135,7 @@ static mr_code get(fixture *f, const char *path, sink *k, long stall_ms, mr_http
                    mr_err *err)
 {
     mr_http_client *c = NULL;
-    mr_http_client_opts o = {.base_url = f->base, .timeout_ms = GUARD_S * 1000};
+    mr_http_client_opts o = {.base_url = f->s.base, .timeout_ms = GUARD_S * 1000};
     assert_int_equal(mr_http_client_new(&o, &c, NULL), MR_OK);
     mr_http_call call = {.method = "GET", .url = path, .on_data = on_data, .data_ctx = k,
                          .stall_timeout_ms = stall_ms};
@@ -164,11 +147,11 @@ static mr_code get(fixture *f, const char *path, sink *k, long stall_ms, mr_http
 static void wait_streams_done(fixture *f, int n)
 {
     struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, GUARD_S * 1000L);
-    pthread_mutex_lock(&f->lock);
-    while (f->streams_done < n && pthread_cond_timedwait(&f->cond, &f->lock, &until) == 0)
+    pthread_mutex_lock(&f->s.lock);
+    while (f->streams_done < n && pthread_cond_timedwait(&f->s.cond, &f->s.lock, &until) == 0)
         ;
     int done = f->streams_done;
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->s.lock);
     assert_int_equal(done, n);
 }
 
@@ -214,7 +197,7 @@ static void test_receiver_aborts(void **state)
     assert_non_null(strstr(err.msg, "/held"));
     assert_string_equal(k.data, "data: one\n\n");
     mr_http_result_clear(&res);
-    set_flag(f, &f->release);
+    http_test_server_set(&f->s, &f->release);
     wait_streams_done(f, 1);
 }
 
@@ -226,11 +209,11 @@ static void test_stall_times_out(void **state)
     mr_err err = {0};
     assert_int_equal(get(f, "/held", &k, 300, &res, &err), MR_EUNAVAIL);
     char want[128];
-    snprintf(want, sizeof want, "GET %s/held: no data for 300 ms (stall timeout)", f->base);
+    snprintf(want, sizeof want, "GET %s/held: no data for 300 ms (stall timeout)", f->s.base);
     assert_string_equal(err.msg, want);
     assert_string_equal(k.data, "data: one\n\n");
     mr_http_result_clear(&res);
-    set_flag(f, &f->release);
+    http_test_server_set(&f->s, &f->release);
     wait_streams_done(f, 1);
 }
 
