@@ -766,26 +766,28 @@ static void test_one_bus_per_journal(void **state)
     mr_bus_close(b);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(suite_test_order_per_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(suite_test_handler_failure_redelivers, setup, teardown),
-        cmocka_unit_test_setup_teardown(suite_test_groups_get_earlier_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(suite_test_frees_handled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_publisher_loses_nothing_flushed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_consumer_resumes_at_unacked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consumer_killed_mid_batch_loses_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replay_skips_rows_every_group_passed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_groups_keep_their_cursors_across_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compaction_keeps_the_file_small, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_journal_gives_space_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_full_ring_blocks_and_survives_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consumers_do_not_wait_for_the_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_hook_runs_before_each_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_paths_name_the_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_bus_per_journal, setup, teardown),
+        T(suite_test_order_per_key),
+        T(suite_test_handler_failure_redelivers),
+        T(suite_test_groups_get_earlier_messages),
+        T(suite_test_frees_handled),
+        T(test_killed_publisher_loses_nothing_flushed),
+        T(test_killed_consumer_resumes_at_unacked),
+        T(test_consumer_killed_mid_batch_loses_nothing),
+        T(test_replay_skips_rows_every_group_passed),
+        T(test_two_groups_keep_their_cursors_across_restart),
+        T(test_compaction_keeps_the_file_small),
+        T(test_idle_journal_gives_space_back),
+        T(test_full_ring_blocks_and_survives_restart),
+        T(test_consumers_do_not_wait_for_the_commit),
+        T(test_a_hook_runs_before_each_commit),
+        T(test_file_modes),
+        T(test_bad_paths_name_the_file),
+        T(test_one_bus_per_journal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

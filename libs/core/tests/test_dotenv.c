@@ -486,24 +486,26 @@ static void test_precedence(void **state)
     mr_dotenv_free(&env);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_forms),
         cmocka_unit_test(test_parse_file_shape),
         cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test_setup_teardown(test_read, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_keeps_other_lines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_duplicates_replace_first_drop_later, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_trailing_newline_state, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_crlf_and_lookalikes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_creates_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_rejects_bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_refuses_symlink, setup, teardown),
+        T(test_read),
+        T(test_upsert_keeps_other_lines),
+        T(test_upsert_duplicates_replace_first_drop_later),
+        T(test_upsert_trailing_newline_state),
+        T(test_upsert_crlf_and_lookalikes),
+        T(test_upsert_creates_file),
+        T(test_upsert_rejects_bad_input),
+        T(test_upsert_refuses_symlink),
         cmocka_unit_test(test_format_value),
-        cmocka_unit_test_setup_teardown(test_quoting_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_missing_creates_file, setup, teardown),
+        T(test_quoting_round_trip),
+        T(test_append_missing),
+        T(test_append_missing_creates_file),
         cmocka_unit_test(test_precedence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -297,21 +297,23 @@ static void test_dirname(void **state)
     assert_string_equal(out, "ab");
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write_creates_with_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_no_overwrite, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_refuses_symlink, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_refuses_dangling_symlink, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_missing_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_failure_removes_temp, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_rejects_directory_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_large_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
+        T(test_write_creates_with_mode),
+        T(test_write_empty),
+        T(test_write_no_overwrite),
+        T(test_write_refuses_symlink),
+        T(test_write_refuses_dangling_symlink),
+        T(test_write_missing_dir),
+        T(test_write_failure_removes_temp),
+        T(test_write_rejects_directory_path),
+        T(test_read_cap),
+        T(test_read_large_file),
+        T(test_read_missing),
+        T(test_mkdirs),
         cmocka_unit_test(test_dirname),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -340,21 +340,23 @@ static void test_threads_do_not_interleave(void **state)
     free(all);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_human_format, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_json_format, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_level_filter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_json_escaping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_human_escaping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_fields_redacted, setup, teardown),
+        T(test_human_format),
+        T(test_json_format),
+        T(test_level_filter),
+        T(test_json_escaping),
+        T(test_human_escaping),
+        T(test_secret_fields_redacted),
         cmocka_unit_test(test_redact_table),
         cmocka_unit_test(test_redact_small_cap),
         cmocka_unit_test(test_key_is_secret),
         cmocka_unit_test(test_parse_names),
-        cmocka_unit_test_setup_teardown(test_default_output_is_stderr, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),
+        T(test_default_output_is_stderr),
+        T(test_threads_do_not_interleave),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

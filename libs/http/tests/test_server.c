@@ -419,17 +419,19 @@ static void test_server_url(void **state)
     }
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_url),
-        cmocka_unit_test_setup_teardown(test_request_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_and_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_status_headers_and_500, setup, teardown),
+        T(test_request_fields),
+        T(test_body_and_limit),
+        T(test_status_headers_and_500),
         cmocka_unit_test_setup_teardown(test_errors_in_the_service_shape, setup_detail, teardown),
-        cmocka_unit_test_setup_teardown(test_ops_endpoints, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
+        T(test_ops_endpoints),
+        T(test_listen_errors),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_graceful_stop),
     };

@@ -241,15 +241,17 @@ static void test_unsent_stream_releases_ctx(void **state)
     assert_int_equal(f->streams_done, 1);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parts_arrive_as_sent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_error_status_is_collected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_receiver_aborts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stall_times_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cut_stream_is_unavailable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unsent_stream_releases_ctx, setup, teardown),
+        T(test_parts_arrive_as_sent),
+        T(test_error_status_is_collected),
+        T(test_receiver_aborts),
+        T(test_stall_times_out),
+        T(test_cut_stream_is_unavailable),
+        T(test_unsent_stream_releases_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -648,31 +648,33 @@ static void test_models_list(void **state)
     assert_null(strstr(err.msg, "sk-wrong"));
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_whole_answer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_streamed_answer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_choice_and_tool_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_structured_answer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prompt_as_sent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_echoed_by_server_is_masked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_429_waits_then_succeeds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_5xx_retried, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_4xx_not_retried, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stall_times_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stall_after_text_is_not_retried, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overall_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cut_stream_retried, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tick_while_stalled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_error_inside_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_base_url_from_environment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_base_url_variable_is_named, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_models_list, setup, teardown),
+        T(test_whole_answer),
+        T(test_streamed_answer),
+        T(test_tool_calls),
+        T(test_tool_choice_and_tool_names),
+        T(test_structured_answer),
+        T(test_prompt_as_sent),
+        T(test_wrong_key),
+        T(test_key_echoed_by_server_is_masked),
+        T(test_429_waits_then_succeeds),
+        T(test_5xx_retried),
+        T(test_4xx_not_retried),
+        T(test_stall_times_out),
+        T(test_stall_after_text_is_not_retried),
+        T(test_overall_timeout),
+        T(test_cut_stream_retried),
+        T(test_connection_refused),
+        T(test_cancel),
+        T(test_tick_while_stalled),
+        T(test_error_inside_stream),
+        T(test_base_url_from_environment),
+        T(test_bad_base_url_variable_is_named),
+        T(test_models_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -295,20 +295,22 @@ static void test_consume_hands_failures_to_after_poll(void **state)
     assert_false(atomic_load(&k.consuming));
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     /* Before any thread exists, as a service's main() does. */
     if (mr_runtime_block_signals(NULL) != MR_OK)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_broken_file_keeps_old_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_good_file_swaps_and_old_reference_lives, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_readers_during_reloads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sleep_ends_on_stop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_readiness_checks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_signals_in_process, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consume_until_stopped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consume_hands_failures_to_after_poll, setup, teardown),
+        T(test_broken_file_keeps_old_config),
+        T(test_good_file_swaps_and_old_reference_lives),
+        T(test_readers_during_reloads),
+        T(test_sleep_ends_on_stop),
+        T(test_readiness_checks),
+        T(test_signals_in_process),
+        T(test_consume_until_stopped),
+        T(test_consume_hands_failures_to_after_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -448,20 +448,22 @@ static void test_sigint_and_listen_from_dotenv(void **state)
     free(text);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, rt_fixture_free)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_help_version_usage, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_broken_config_at_start_exit_2, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_failures_exit_1, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_waits_for_the_store, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_own_settings_checked_before_the_store_wait, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_default_listen, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_not_ready_before_its_routes, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_not_ready_before_serve_adds_its_check, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_health_reload_stop, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_sigint_and_listen_from_dotenv, setup, rt_fixture_free),
+        T(test_help_version_usage),
+        T(test_invalid_settings_exit_2),
+        T(test_broken_config_at_start_exit_2),
+        T(test_failures_exit_1),
+        T(test_waits_for_the_store),
+        T(test_own_settings_checked_before_the_store_wait),
+        T(test_default_listen),
+        T(test_not_ready_before_its_routes),
+        T(test_not_ready_before_serve_adds_its_check),
+        T(test_health_reload_stop),
+        T(test_sigint_and_listen_from_dotenv),
     };
     return cmocka_run_group_tests(tests, start_kafka, stop_kafka);
 }

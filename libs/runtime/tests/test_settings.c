@@ -490,27 +490,29 @@ static void test_model_settings_from_dotenv(void **state)
     unsetenv("OPENAI_BASE_URL");
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, rt_fixture_free)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_embedded_defaults, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_precedence_storage_path, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_precedence_log_level, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_empty_value_is_unset, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_config_path_sources, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_broken_config_is_invalid, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_server_name_from_homeserver, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_namespace, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_distributed_requires_urls, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_secret_file_created_and_reused, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_secret_file_damaged, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_secret_from_environment, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_secret_base64_forms, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_secret_rejected_without_echo, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_bad_log_settings, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_model_settings_from_dotenv, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_mask_url_in_setting, setup, rt_fixture_free),
-        cmocka_unit_test_setup_teardown(test_only_the_settings_a_service_uses, setup, rt_fixture_free),
+        T(test_embedded_defaults),
+        T(test_precedence_storage_path),
+        T(test_precedence_log_level),
+        T(test_empty_value_is_unset),
+        T(test_config_path_sources),
+        T(test_broken_config_is_invalid),
+        T(test_server_name_from_homeserver),
+        T(test_namespace),
+        T(test_distributed_requires_urls),
+        T(test_secret_file_created_and_reused),
+        T(test_secret_file_damaged),
+        T(test_secret_from_environment),
+        T(test_secret_base64_forms),
+        T(test_secret_rejected_without_echo),
+        T(test_bad_log_settings),
+        T(test_model_settings_from_dotenv),
+        T(test_mask_url_in_setting),
+        T(test_only_the_settings_a_service_uses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -272,17 +272,19 @@ static void test_open_standalone(void **state)
     assert_string_equal(ua_method_name(UA_METHOD_OPEN), "standalone");
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup_headers, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_missing_user_id_header, setup_headers, teardown),
-        cmocka_unit_test_setup_teardown(test_forged_headers_are_not_identity, setup_headers, teardown),
-        cmocka_unit_test_setup_teardown(test_header_names_are_case_insensitive, setup_headers, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicated_headers, setup_headers, teardown),
-        cmocka_unit_test_setup_teardown(test_oversize_and_control_characters, setup_headers, teardown),
-        cmocka_unit_test_setup_teardown(test_matrix_id_from_header, setup_headers, teardown),
-        cmocka_unit_test_setup_teardown(test_matrix_id_from_template, setup_headers, teardown),
-        cmocka_unit_test_setup_teardown(test_no_matrix_identity_without_template, setup_headers, teardown),
+        T(test_missing_user_id_header),
+        T(test_forged_headers_are_not_identity),
+        T(test_header_names_are_case_insensitive),
+        T(test_duplicated_headers),
+        T(test_oversize_and_control_characters),
+        T(test_matrix_id_from_header),
+        T(test_matrix_id_from_template),
+        T(test_no_matrix_identity_without_template),
         cmocka_unit_test_setup_teardown(test_api_key_missing, setup_api_key, teardown),
         cmocka_unit_test_setup_teardown(test_api_key_wrong, setup_api_key, teardown),
         cmocka_unit_test_setup_teardown(test_api_key_accepted, setup_api_key, teardown),

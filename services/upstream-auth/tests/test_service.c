@@ -703,20 +703,22 @@ static void test_invalid_settings_stop_start_up(void **state)
     expect_exit_2(no_secret, "MINDROOM_OAUTH_GITHUB_CLIENT_SECRET: required");
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ops_endpoints_and_metrics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forward_auth_header_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_forward_auth_strict_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_smuggled_header_lines_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_address_cannot_starve_others, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oauth_connect_flow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oauth_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oauth_tool_through_the_connect_flow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_api_key_and_single_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_settings_stop_start_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_starts_from_its_environment_alone, setup, teardown),
+        T(test_ops_endpoints_and_metrics),
+        T(test_forward_auth_header_mode),
+        T(test_forward_auth_strict_mode),
+        T(test_smuggled_header_lines_refused),
+        T(test_one_address_cannot_starve_others),
+        T(test_oauth_connect_flow),
+        T(test_oauth_refusals),
+        T(test_oauth_tool_through_the_connect_flow),
+        T(test_api_key_and_single_owner),
+        T(test_invalid_settings_stop_start_up),
+        T(test_starts_from_its_environment_alone),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
