@@ -32,17 +32,7 @@ static mr_code hset_str(prov *p, const char *key, const char *field, const char 
 
 static mr_code reserve_namespace(prov *p, const char *id, char ns[PAIR_NAMESPACE_LEN + 1], mr_err *err)
 {
-    for (int i = 0; i < NS_ATTEMPTS; i++) {
-        mr_code rc = pair_namespace_generate(ns, err);
-        char key[64];
-        ns_key(key, sizeof key, ns);
-        bool won = false;
-        if (rc == MR_OK)
-            rc = mr_store_set_nx(prov_store(p), key, id, strlen(id), 0, &won, err);
-        if (rc != MR_OK || won)
-            return rc;
-    }
-    return mr_err_set(err, MR_EINTERNAL, "no free namespace after %d random picks", NS_ATTEMPTS);
+    return prov_claim_name(p, pair_namespace_generate, ns_key, id, 0, NS_ATTEMPTS, "namespace", ns, err);
 }
 
 mr_code conn_create(prov *p, const char *owner, const char *client_name, const char *fingerprint,

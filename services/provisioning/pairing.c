@@ -133,20 +133,26 @@ static void expire_session(prov *p, const char *id)
     free(raw);
 }
 
-/* Picks a code no live session holds and points it at the session. */
-static mr_code claim_code(prov *p, const char *id, char code[PAIR_CODE_LEN + 1], mr_err *err)
+mr_code prov_claim_name(prov *p, prov_name_fn gen, prov_key_fn key_of, const char *id, long ttl_ms, int attempts,
+                        const char *what, char *out, mr_err *err)
 {
-    for (int i = 0; i < CODE_ATTEMPTS; i++) {
-        mr_code rc = pair_code_generate(code, err);
+    for (int i = 0; i < attempts; i++) {
+        mr_code rc = gen(out, err);
         char key[128];
-        code_key(key, sizeof key, code);
+        key_of(key, sizeof key, out);
         bool won = false;
         if (rc == MR_OK)
-            rc = mr_store_set_nx(prov_store(p), key, id, strlen(id), keep_ms(p), &won, err);
+            rc = mr_store_set_nx(prov_store(p), key, id, strlen(id), ttl_ms, &won, err);
         if (rc != MR_OK || won)
             return rc;
     }
-    return mr_err_set(err, MR_EINTERNAL, "no free pair code after %d random picks", CODE_ATTEMPTS);
+    return mr_err_set(err, MR_EINTERNAL, "no free %s after %d random picks", what, attempts);
+}
+
+/* Picks a code no live session holds and points it at the session. */
+static mr_code claim_code(prov *p, const char *id, char code[PAIR_CODE_LEN + 1], mr_err *err)
+{
+    return prov_claim_name(p, pair_code_generate, code_key, id, keep_ms(p), CODE_ATTEMPTS, "pair code", code, err);
 }
 
 mr_code pairing_start(prov *p, const char *user_id, pair_started *out, mr_err *err)

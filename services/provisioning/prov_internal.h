@@ -128,6 +128,14 @@ mr_code conn_authenticate(prov *p, const char *id, const char *secret, conn_auth
 
 /* ---- pairing.c: sessions and codes ---- */
 
+/* Makes a random name with gen in out until its store key (key_of) is free, up to attempts
+ * times, and sets that key to id with ttl_ms (0: kept). MR_EINTERNAL naming what when every
+ * pick was taken. */
+typedef mr_code (*prov_name_fn)(char *out, mr_err *err);
+typedef void (*prov_key_fn)(char *key, size_t cap, const char *name);
+mr_code prov_claim_name(prov *p, prov_name_fn gen, prov_key_fn key_of, const char *id, long ttl_ms, int attempts,
+                        const char *what, char *out, mr_err *err);
+
 typedef struct pair_started {
     char code[PAIR_CODE_LEN + 1];
     char session_id[PAIR_TOKEN_MAX];

@@ -183,6 +183,14 @@ static void base_env(void)
     setenv("MATRIX_REGISTRATION_TOKEN", "sekrit-token", 1);
 }
 
+/* Resolves the settings of the environment into s, failing the test when they are refused. */
+static void resolve_ok(mr_provisioning_settings *s)
+{
+    mr_err err = {0};
+    if (mr_provisioning_settings_resolve(s, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+}
+
 /* Resolves and expects failure with a message starting with prefix and free of the token. */
 static void expect_invalid(const char *prefix)
 {
@@ -200,8 +208,7 @@ static void test_settings_defaults(void **state)
     (void)state;
     base_env();
     mr_provisioning_settings s;
-    mr_err err = {0};
-    assert_int_equal(mr_provisioning_settings_resolve(&s, &err), MR_OK);
+    resolve_ok(&s);
     assert_string_equal(s.homeserver, "https://hs.example.org:8448");
     assert_string_equal(s.server_name, "hs.example.org");
     assert_string_equal(s.registration_token, "sekrit-token");
@@ -223,8 +230,7 @@ static void test_settings_overrides(void **state)
     setenv("MINDROOM_PROVISIONING_TRUSTED_PROXIES", " 127.0.0.1 ,::1,", 1);
     setenv("MINDROOM_PROVISIONING_CORS_ORIGINS", "https://a.example, http://localhost:5173", 1);
     mr_provisioning_settings s;
-    mr_err err = {0};
-    assert_int_equal(mr_provisioning_settings_resolve(&s, &err), MR_OK);
+    resolve_ok(&s);
     assert_string_equal(s.server_name, "example.org");
     assert_int_equal(s.pair_ttl_s, 30);
     assert_int_equal(s.poll_interval_s, 5);
@@ -249,7 +255,7 @@ static void test_settings_token_file(void **state)
     assert_int_equal(mr_fs_write_atomic(path, "  file-token \nsecond line\n", 26, 0600, true, &err), MR_OK);
     setenv("MATRIX_REGISTRATION_TOKEN_FILE", path, 1);
     mr_provisioning_settings s;
-    assert_int_equal(mr_provisioning_settings_resolve(&s, &err), MR_OK);
+    resolve_ok(&s);
     assert_string_equal(s.registration_token, "file-token");
     mr_provisioning_settings_free(&s);
     unlink(path);
