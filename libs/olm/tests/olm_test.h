@@ -107,16 +107,36 @@ static inline void expect_plain(mr_olm_session *s, int type, const char *body, c
 }
 
 /* Alice claims one of Bob's keys, sends a pre-key message, Bob makes the inbound session. */
+/* alice's and bob's devices. */
+static inline void test_alice_and_bob(test_device *alice, test_device *bob)
+{
+    test_device_new(alice, "@alice:example.org", "ALICEDEV");
+    test_device_new(bob, "@bob:example.org", "BOBDEV");
+}
+
+static inline void test_alice_and_bob_free(test_device *alice, test_device *bob)
+{
+    mr_olm_account_free(alice->account);
+    mr_olm_account_free(bob->account);
+}
+
+/* alice's and bob's devices, and alice's first message to bob, text, on a new session (returned):
+ * a pre-key message, in body (the caller frees). */
+static inline mr_olm_session *test_first_message(test_device *alice, test_device *bob, const char *text, char **body)
+{
+    test_alice_and_bob(alice, bob);
+    mr_olm_session *s = test_outbound(alice, bob);
+    int type = -1;
+    encrypt(s, text, &type, body);
+    assert_int_equal(type, MR_OLM_MSG_PRE_KEY);
+    return s;
+}
+
 static inline void pair_up(pair *p)
 {
-    test_device_new(&p->alice, "@alice:example.org", "ALICEDEV");
-    test_device_new(&p->bob, "@bob:example.org", "BOBDEV");
-    mr_err err = {0};
-    p->a2b = test_outbound(&p->alice, &p->bob);
-    int type = -1;
     char *body = NULL;
-    encrypt(p->a2b, "first", &type, &body);
-    assert_int_equal(type, MR_OLM_MSG_PRE_KEY);
+    p->a2b = test_first_message(&p->alice, &p->bob, "first", &body);
+    mr_err err = {0};
     char *plain = NULL;
     size_t len = 0;
     assert_ok(mr_olm_session_new_inbound(p->bob.account, mr_olm_account_curve25519(p->alice.account), body, &p->b2a,
@@ -131,8 +151,7 @@ static inline void pair_free(pair *p)
 {
     mr_olm_session_free(p->a2b);
     mr_olm_session_free(p->b2a);
-    mr_olm_account_free(p->alice.account);
-    mr_olm_account_free(p->bob.account);
+    test_alice_and_bob_free(&p->alice, &p->bob);
 }
 
 #endif

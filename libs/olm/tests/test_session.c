@@ -85,8 +85,7 @@ static void test_forged_one_time_key(void **state)
 {
     (void)state;
     test_device alice, bob, mallory;
-    test_device_new(&alice, "@alice:example.org", "ALICEDEV");
-    test_device_new(&bob, "@bob:example.org", "BOBDEV");
+    test_alice_and_bob(&alice, &bob);
     test_device_new(&mallory, "@mallory:example.org", "MALDEV");
     mr_err err = {0};
     mr_olm_device bob_view = test_device_view(&bob);
@@ -127,8 +126,7 @@ static void test_forged_one_time_key(void **state)
     assert_ok(mr_olm_session_new_outbound(alice.account, &bob_view, claimed, &s, &err), err);
     json_decref(claimed);
     mr_olm_session_free(s);
-    mr_olm_account_free(alice.account);
-    mr_olm_account_free(bob.account);
+    test_alice_and_bob_free(&alice, &bob);
     mr_olm_account_free(mallory.account);
 }
 
@@ -217,13 +215,11 @@ static void test_inbound_keeps_key_on_failure(void **state)
 {
     (void)state;
     test_device alice, bob;
-    test_device_new(&alice, "@alice:example.org", "ALICEDEV");
-    test_device_new(&bob, "@bob:example.org", "BOBDEV");
-    mr_err err = {0};
-    mr_olm_session *out = test_outbound(&alice, &bob), *in = NULL;
-    int type;
     char *body;
-    encrypt(out, "a longer message so the ciphertext has room", &type, &body);
+    mr_olm_session *out = test_first_message(&alice, &bob, "a longer message so the ciphertext has room", &body);
+    mr_olm_session *in = NULL;
+    mr_err err = {0};
+    int type;
     /* Flip a character near the end: inside the MAC or ciphertext, past the session keys. */
     size_t n = strlen(body);
     body[n - 6] = body[n - 6] == 'A' ? 'B' : 'A';
@@ -244,8 +240,7 @@ static void test_inbound_keeps_key_on_failure(void **state)
     free(body);
     mr_olm_session_free(out);
     mr_olm_session_free(in);
-    mr_olm_account_free(alice.account);
-    mr_olm_account_free(bob.account);
+    test_alice_and_bob_free(&alice, &bob);
 }
 
 /* A session set up on the fallback key when the one-time keys ran out. */
@@ -253,8 +248,7 @@ static void test_fallback_key_session(void **state)
 {
     (void)state;
     test_device alice, bob;
-    test_device_new(&alice, "@alice:example.org", "ALICEDEV");
-    test_device_new(&bob, "@bob:example.org", "BOBDEV");
+    test_alice_and_bob(&alice, &bob);
     mr_err err = {0};
     assert_ok(mr_olm_account_generate_fallback_key(bob.account, &err), err);
     json_t *body = NULL;
@@ -281,8 +275,7 @@ static void test_fallback_key_session(void **state)
         mr_olm_session_free(in);
     }
     json_decref(body);
-    mr_olm_account_free(alice.account);
-    mr_olm_account_free(bob.account);
+    test_alice_and_bob_free(&alice, &bob);
 }
 
 /* Rebuilds the pre-key message body without its length-delimited field `field` (1 one-time key,
@@ -319,14 +312,10 @@ static void test_pre_key_missing_fields(void **state)
 {
     (void)state;
     test_device alice, bob;
-    test_device_new(&alice, "@alice:example.org", "ALICEDEV");
-    test_device_new(&bob, "@bob:example.org", "BOBDEV");
-    mr_err err = {0};
-    mr_olm_session *out = test_outbound(&alice, &bob), *in = NULL;
-    int type;
     char *body, *plain = NULL;
+    mr_olm_session *out = test_first_message(&alice, &bob, "hi", &body), *in = NULL;
+    mr_err err = {0};
     size_t len = 0;
-    encrypt(out, "hi", &type, &body);
     const char *names[] = {NULL, "lacks its one-time key", "lacks its base key", "lacks its identity key"};
     /* The identity key first: that one crashed libolm. */
     for (unsigned field = 3; field >= 1; field--) {
@@ -357,8 +346,7 @@ static void test_pre_key_missing_fields(void **state)
     free(body);
     mr_olm_session_free(out);
     mr_olm_session_free(in);
-    mr_olm_account_free(alice.account);
-    mr_olm_account_free(bob.account);
+    test_alice_and_bob_free(&alice, &bob);
 }
 
 int main(void)
