@@ -11,6 +11,20 @@ function(mr_add_test name)
     LABELS "${T_LABELS}")
 endfunction()
 
+# mr_add_tests(PREFIX LIBS ... [LABELS ...] [TIMEOUT seconds]): an mr_add_test named
+# <PREFIX>_test_<module> for each tests/test_<module>.c of the calling folder.
+function(mr_add_tests prefix)
+  cmake_parse_arguments(T "" "TIMEOUT" "LIBS;LABELS" ${ARGN})
+  file(GLOB tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_*.c)
+  foreach(t ${tests})
+    get_filename_component(n ${t} NAME_WE)
+    mr_add_test(${prefix}_${n} SOURCES ${t} LIBS ${T_LIBS} LABELS ${T_LABELS})
+    if(T_TIMEOUT)
+      set_tests_properties(${prefix}_${n} PROPERTIES TIMEOUT ${T_TIMEOUT})
+    endif()
+  endforeach()
+endfunction()
+
 # mr_add_fuzzers(LIBS ... [INCLUDES ...]): one libFuzzer target per fuzz/fuzz_*.c of the calling
 # folder, named after its file; seeds live in fuzz/corpus/<name without fuzz_>, where make fuzz
 # looks for them.
