@@ -143,27 +143,27 @@ static void test_client_ip_behind_proxies(void **state)
 {
     (void)state;
     char *proxies[] = {"127.0.0.1", "10.0.0.2", "::1"};
-    mr_provisioning_settings s = {.trusted_proxies = proxies, .n_trusted_proxies = 3};
-    char ip[64];
-    api_client_ip(&s, "127.0.0.1", "203.0.113.5, 10.0.0.2", ip, sizeof ip);
-    assert_string_equal(ip, "203.0.113.5");
-    /* A client can prepend anything; only the entry our proxy added counts. */
-    api_client_ip(&s, "127.0.0.1", "1.2.3.4,203.0.113.5", ip, sizeof ip);
-    assert_string_equal(ip, "203.0.113.5");
-    api_client_ip(&s, "::1", " 2001:db8::7 ", ip, sizeof ip);
-    assert_string_equal(ip, "2001:db8::7");
-    api_client_ip(&s, "127.0.0.1", NULL, ip, sizeof ip);
-    assert_string_equal(ip, "127.0.0.1");
-    api_client_ip(&s, "127.0.0.1", "nonsense", ip, sizeof ip);
-    assert_string_equal(ip, "127.0.0.1");
-    api_client_ip(&s, "127.0.0.1", "10.0.0.2", ip, sizeof ip);
-    assert_string_equal(ip, "10.0.0.2");
-    /* Not from a trusted proxy: the header is the client's own claim and is ignored. */
-    api_client_ip(&s, "192.0.2.9", "203.0.113.5", ip, sizeof ip);
-    assert_string_equal(ip, "192.0.2.9");
-    mr_provisioning_settings none = {0};
-    api_client_ip(&none, "127.0.0.1", "203.0.113.5", ip, sizeof ip);
-    assert_string_equal(ip, "127.0.0.1");
+    const mr_provisioning_settings s = {.trusted_proxies = proxies, .n_trusted_proxies = 3}, none = {0};
+    static const struct {
+        bool trusting;
+        const char *peer, *xff, *want;
+    } cases[] = {
+        {true, "127.0.0.1", "203.0.113.5, 10.0.0.2", "203.0.113.5"},
+        /* A client can prepend anything; only the entry our proxy added counts. */
+        {true, "127.0.0.1", "1.2.3.4,203.0.113.5", "203.0.113.5"},
+        {true, "::1", " 2001:db8::7 ", "2001:db8::7"},
+        {true, "127.0.0.1", NULL, "127.0.0.1"},
+        {true, "127.0.0.1", "nonsense", "127.0.0.1"},
+        {true, "127.0.0.1", "10.0.0.2", "10.0.0.2"},
+        /* Not from a trusted proxy: the header is the client's own claim and is ignored. */
+        {true, "192.0.2.9", "203.0.113.5", "192.0.2.9"},
+        {false, "127.0.0.1", "203.0.113.5", "127.0.0.1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char ip[64];
+        api_client_ip(cases[i].trusting ? &s : &none, cases[i].peer, cases[i].xff, ip, sizeof ip);
+        assert_string_equal(ip, cases[i].want);
+    }
 }
 
 /* ---- settings ---- */
