@@ -154,11 +154,7 @@ void suite_inproc_frees_handled(const suite_env *env)
     assert_true(Mr_bus_inproc_held_bytes(b) >= (size_t)N * SIZE);
     suite_handle_exactly(two, N);
     assert_int_equal(Mr_bus_inproc_held_bytes(b), 0);
-    mr_bus_consumer *late = suite_subscribe(b, "late", "big");
-    suite_publish(b, "big", N, 1, 8);
-    suite_flush(b, 30000);
-    assert_int_equal(suite_next_seq(late), N);
-    mr_bus_consumer_close(late);
+    suite_late_group_starts_at(b, "big", N, 30000);
     mr_bus_consumer_close(two);
     mr_bus_consumer_close(one);
     mr_bus_close(b);
@@ -746,4 +742,13 @@ void suite_test_killed_consumer_redelivers(void **state)
 void suite_test_frees_handled(void **state)
 {
     suite_inproc_frees_handled(*state);
+}
+
+void suite_late_group_starts_at(mr_bus *b, const char *topic, int seq, int flush_ms)
+{
+    mr_bus_consumer *late = suite_subscribe(b, "late", topic);
+    suite_publish(b, topic, seq, 1, 8);
+    suite_flush(b, flush_ms);
+    assert_int_equal(suite_next_seq(late), seq);
+    mr_bus_consumer_close(late);
 }

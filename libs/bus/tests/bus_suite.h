@@ -90,6 +90,9 @@ void suite_long_handler_keeps_its_partition(const suite_env *env, const char *to
  * out and hangs in the handler after stall_after; SIGKILLs it once out holds those lines, and
  * returns its wait status. */
 int suite_kill_when_stalled(char *const argv[], const char *out, const char *log, int stall_after);
+/* A group that subscribes to topic now starts at the next message published (seq), not at an
+ * earlier one kept for another group. */
+void suite_late_group_starts_at(mr_bus *b, const char *topic, int seq, int flush_ms);
 /* Marks seen[seq] for each line of out (every seq below n); returns the number of lines. */
 int suite_read_seen(const char *out, bool *seen, int n);
 /* A consumer process killed mid-batch: another consumer of its group gets what it had not

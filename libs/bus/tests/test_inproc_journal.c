@@ -489,6 +489,23 @@ static long long file_size(const char *path)
     return (long long)st.st_size;
 }
 
+/* Publishes seqs first .. first + count - 1 on "inbound", over KEYS rooms, each value padded with
+ * pad zeros. */
+static void publish_padded(mr_bus *b, int first, int count, int pad)
+{
+    char *value = malloc((size_t)pad + 64);
+    assert_non_null(value);
+    for (int s = first; s < first + count; s++) {
+        char key[64];
+        snprintf(key, sizeof key, "!room%d:example.org", s % KEYS);
+        int len = snprintf(value, (size_t)pad + 64, "{\"v\":1,\"pad\":\"%0*d\",\"seq\":%d}", pad, 0, s);
+        mr_err err = {0};
+        if (mr_bus_publish(b, "inbound", key, value, (size_t)len, &err) != MR_OK)
+            fail_msg("publish: %s", err.msg);
+    }
+    free(value);
+}
+
 static void test_compaction_keeps_the_file_small(void **state)
 {
     fixture *f = *state;
@@ -496,16 +513,8 @@ static void test_compaction_keeps_the_file_small(void **state)
     mr_bus *b = open_ok(f->url, NULL);
     mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
     got *g = got_new(ROUNDS * PER_ROUND);
-    char value[VALUE + 64];
     for (int r = 0; r < ROUNDS; r++) {
-        for (int s = r * PER_ROUND; s < (r + 1) * PER_ROUND; s++) {
-            char key[64];
-            snprintf(key, sizeof key, "!room%d:example.org", s % KEYS);
-            int len = snprintf(value, sizeof value, "{\"v\":1,\"pad\":\"%0*d\",\"seq\":%d}", VALUE, 0, s);
-            mr_err err = {0};
-            if (mr_bus_publish(b, "inbound", key, value, (size_t)len, &err) != MR_OK)
-                fail_msg("publish: %s", err.msg);
-        }
+        publish_padded(b, r * PER_ROUND, PER_ROUND, VALUE);
         /* The flush also commits the last round's acknowledgements, and with them the deletion
          * of the rows they passed: only this round's messages are left. */
         suite_flush(b, 60000);
@@ -530,15 +539,7 @@ static void test_idle_journal_gives_space_back(void **state)
     enum { N = 5000, SIZE = 1024 };
     mr_bus *b = open_ok(f->url, &(mr_bus_options){.inproc_capacity = N});
     mr_bus_consumer *c = suite_subscribe(b, "agent", "inbound");
-    static char value[SIZE + 64];
-    for (int s = 0; s < N; s++) {
-        char key[64];
-        snprintf(key, sizeof key, "!room%d:example.org", s % KEYS);
-        int len = snprintf(value, sizeof value, "{\"v\":1,\"pad\":\"%0*d\",\"seq\":%d}", SIZE, 0, s);
-        mr_err err = {0};
-        if (mr_bus_publish(b, "inbound", key, value, (size_t)len, &err) != MR_OK)
-            fail_msg("publish: %s", err.msg);
-    }
+    publish_padded(b, 0, N, SIZE);
     suite_flush(b, 60000);
     /* Five megabytes are on disk, in the file or still in its WAL. */
     char wal[400];
