@@ -20,12 +20,19 @@ static mr_http_response *browser_gate(prov *p, const mr_http_request *req, const
     return r ? r : api_rate_limit(p, rule, user);
 }
 
-mr_http_response *api_pair_start(prov *p, const mr_http_request *req)
+typedef mr_http_response *(*browser_route)(prov *p, const mr_http_request *req, const char *user);
+
+/* route for the browser's user, once browser_gate let the request through. */
+static mr_http_response *gated(prov *p, const mr_http_request *req, const rate_rule *rule, browser_route route)
 {
     char user[256];
-    mr_http_response *r = browser_gate(p, req, &rate_pair_start, user, sizeof user);
-    if (r)
-        return r;
+    mr_http_response *r = browser_gate(p, req, rule, user, sizeof user);
+    return r ? r : route(p, req, user);
+}
+
+static mr_http_response *pair_start_as(prov *p, const mr_http_request *req, const char *user)
+{
+    (void)req;
     pair_started st;
     mr_err err = {0};
     if (pairing_start(p, user, &st, &err) != MR_OK)
@@ -34,19 +41,20 @@ mr_http_response *api_pair_start(prov *p, const mr_http_request *req)
     pair_time_format(st.expires_at, expires);
     mr_log_info("provisioning", "pair session %s started for %s, valid until %s", st.session_id, user, expires);
     api_count(p, "provisioning_pair_starts_total", NULL, NULL);
-    r = mr_http_reply_json(200, json_pack("{s:s, s:s, s:s, s:I}", "pair_code", st.code, "pair_session_id",
-                                          st.session_id, "expires_at", expires, "poll_interval_seconds",
-                                          (json_int_t)p->s->poll_interval_s));
+    json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "pair_code", st.code, "pair_session_id", st.session_id,
+                             "expires_at", expires, "poll_interval_seconds", (json_int_t)p->s->poll_interval_s);
+    mr_http_response *r = mr_http_reply_json(200, body);
     OPENSSL_cleanse(st.code, sizeof st.code);
     return r;
 }
 
-mr_http_response *api_pair_status(prov *p, const mr_http_request *req)
+mr_http_response *api_pair_start(prov *p, const mr_http_request *req)
 {
-    char user[256];
-    mr_http_response *r = browser_gate(p, req, &rate_pair_status, user, sizeof user);
-    if (r)
-        return r;
+    return gated(p, req, &rate_pair_start, pair_start_as);
+}
+
+static mr_http_response *pair_status_as(prov *p, const mr_http_request *req, const char *user)
+{
     const char *sid = mr_http_request_header(req, "X-Local-MindRoom-Pair-Session-Id");
     if (!sid || !*sid)
         return api_detail(400, "Missing X-Local-MindRoom-Pair-Session-Id header: send the pair_session_id "
@@ -72,6 +80,11 @@ mr_http_response *api_pair_status(prov *p, const mr_http_request *req)
         return api_store_failure(&err);
     }
     return mr_http_reply_json(200, json_pack("{s:s, s:o}", "status", "connected", "connection", conn));
+}
+
+mr_http_response *api_pair_status(prov *p, const mr_http_request *req)
+{
+    return gated(p, req, &rate_pair_status, pair_status_as);
 }
 
 /* Characters (not bytes) of a UTF-8 string: the limits are the reference product's. */
@@ -158,17 +171,19 @@ mr_http_response *api_pair_complete(prov *p, const mr_http_request *req)
     return r;
 }
 
-mr_http_response *api_connections_list(prov *p, const mr_http_request *req)
+static mr_http_response *connections_list_as(prov *p, const mr_http_request *req, const char *user)
 {
-    char user[256];
-    mr_http_response *r = browser_gate(p, req, &rate_connections_list, user, sizeof user);
-    if (r)
-        return r;
+    (void)req;
     json_t *list = NULL;
     mr_err err = {0};
     if (conn_list(p, user, &list, &err) != MR_OK)
         return api_store_failure(&err);
     return mr_http_reply_json(200, list);
+}
+
+mr_http_response *api_connections_list(prov *p, const mr_http_request *req)
+{
+    return gated(p, req, &rate_connections_list, connections_list_as);
 }
 
 mr_http_response *api_connections_revoke(prov *p, const mr_http_request *req, const char *id)
