@@ -151,6 +151,16 @@ static void expect_ok(fixture *f, const ua_thdrs *h, const char *user_id, const 
     ua_tauth_expect_identity(&f->a, h, user_id, email, mxid, UA_METHOD_TRUSTED_JWT);
 }
 
+/* alice's token signed by k (returned, the caller frees) and the request h that carries it, which
+ * is accepted. */
+static char *alice_accepted(fixture *f, const tk_key *k, ua_thdrs *h)
+{
+    char *t = signed_claims(k, ALICE_EMAIL, NULL);
+    *h = request(ALICE_EMAIL, NULL, NULL, t);
+    expect_ok(f, h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
+    return t;
+}
+
 /* A token that must be refused with the generic sentence, whatever libs/jwt found. */
 static void expect_invalid_token(fixture *f, char *token)
 {
@@ -431,17 +441,14 @@ static void test_key_rotation(void **state)
 {
     fixture *f = *state;
     reopen_with(f, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
-    char *old = signed_claims(&g_rsa, ALICE_EMAIL, NULL);
-    ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, old);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
+    ua_thdrs h;
+    char *old = alice_accepted(f, &g_rsa, &h);
     unsigned fetched = js_requests(g_js);
     /* The gateway rotates: rsa-2 in, rsa-1 out. A token with the new kid fetches the set again,
      * once the refetch floor (10 s by default) since the last fetch has passed. */
     serve_keys(&g_rsa2, &g_ec);
     f->offset_ms += 11000;
-    char *fresh = signed_claims(&g_rsa2, ALICE_EMAIL, NULL);
-    h = request(ALICE_EMAIL, NULL, NULL, fresh);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
+    char *fresh = alice_accepted(f, &g_rsa2, &h);
     assert_int_equal(js_requests(g_js), fetched + 1);
     h = request(ALICE_EMAIL, NULL, NULL, old);
     expect_401(f, &h, INVALID);
@@ -494,9 +501,8 @@ static void test_cache_off(void **state)
 {
     fixture *f = *state;
     reopen_with(f, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", "0");
-    char *t = signed_claims(&g_ec, ALICE_EMAIL, NULL);
-    ua_thdrs h = request(ALICE_EMAIL, NULL, NULL, t);
-    expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
+    ua_thdrs h;
+    char *t = alice_accepted(f, &g_ec, &h);
     expect_ok(f, &h, ALICE_EMAIL, ALICE_EMAIL, ALICE_MXID);
     ua_auth_stats st;
     ua_auth_stats_get(f->a.auth, &st);
