@@ -120,6 +120,14 @@ static fake_provider *provider_start(void **state)
     return fp;
 }
 
+/* The service in header mode with the fake GitHub (*fp) as its OAuth provider, started. */
+static ua_proc *oauth_service_start(void **state, fake_provider **fp)
+{
+    header_mode_env();
+    *fp = provider_start(state);
+    return service_start(state);
+}
+
 static void get(const ua_proc *p, const char *path, const char *const *headers, mr_http_result *out)
 {
     ua_http("GET", p->port, path, headers, out);
@@ -366,9 +374,8 @@ static char *provider_redirect(const char *authorize_url, int service_port)
 
 static void test_oauth_connect_flow(void **state)
 {
-    header_mode_env();
-    fake_provider *fp = provider_start(state);
-    ua_proc *p = service_start(state);
+    fake_provider *fp = NULL;
+    ua_proc *p = oauth_service_start(state, &fp);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mint(ALICE, "github", 0, token);
     char *link = link_for("github", token);
@@ -426,9 +433,8 @@ static void test_oauth_connect_flow(void **state)
 
 static void test_oauth_refusals(void **state)
 {
-    header_mode_env();
-    fake_provider *fp = provider_start(state);
-    ua_proc *p = service_start(state);
+    fake_provider *fp = NULL;
+    ua_proc *p = oauth_service_start(state, &fp);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mint(ALICE, "google_drive", 0, token);
     char *link = link_for("dropbox", token);
