@@ -23,7 +23,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_human import Human  # noqa: E402
-from e2e_stack import STUB_MODELS, StackError, run_main  # noqa: E402
+from e2e_stack import STUB_MODELS, StackError, run_main, wait_for  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
 CODER = "@mindroom_coder:localhost"
@@ -172,13 +172,20 @@ class Conversation:
                                    lambda: self.alice.replies(self.solo, trigger))
         else:
             await self.alice.until("the model call", lambda: len(self.stack.stub_requests()) > asked)
-        if self.mode == "embedded":
-            self.stack.stop(sig=stop_sig)
-        else:
-            # Apart, the agent alone goes down; the others keep the bus moving.
-            self.stack.stop(only=["agent"], sig=stop_sig)
-        # The held stream's client is gone: let the stub end it.
-        self.stack.stub_release()
+        logs = {n: len(p.log_text()) for n, p in self.stack.services.items() if os.path.exists(p.log)}
+
+        def release_once_stopping(name):
+            # SIGTERM: the agent gives the turn up at the next piece of the answer, once it is
+            # stopping (it logs that after the stop is set); released earlier, the answer could
+            # still finish before the stop.
+            if stop_sig == signal.SIGTERM:
+                proc = self.stack.services[name]
+                wait_for(f"{name} to log its stop",
+                         lambda: "SIGTERM: stopping" in proc.log_text()[logs.get(name, 0):])
+            self.stack.stub_release()
+        # Apart, the agent alone goes down; the others keep the bus moving.
+        self.stack.stop(only=None if self.mode == "embedded" else ["agent"], sig=stop_sig,
+                        then=release_once_stopping)
         self.stack.start(only=None if self.mode == "embedded" else ["agent"])
         kw = {"deadline_s": deadline_s} if deadline_s else {}
         text = await self.alice.answer(self.solo, trigger, MIND, **kw)
