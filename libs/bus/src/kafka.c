@@ -486,9 +486,14 @@ static mr_code kafka_ping(mr_bus *bb, int timeout_ms, mr_err *err)
     return MR_OK;
 }
 
-static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush,      kafka_subscribe,
-                                           kafka_poll,    kafka_partitions, kafka_consumer_close,
-                                           kafka_close,   kafka_ping,       NULL};
+static const mr_bus_vtable kafka_vtable = {.publish = kafka_publish,
+                                           .flush = kafka_flush,
+                                           .subscribe = kafka_subscribe,
+                                           .poll = kafka_poll,
+                                           .partitions = kafka_partitions,
+                                           .consumer_close = kafka_consumer_close,
+                                           .close = kafka_close,
+                                           .ping = kafka_ping};
 
 mr_code Mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

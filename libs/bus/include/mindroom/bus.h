@@ -102,6 +102,16 @@ mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char
  * progress (sync tokens) only after their own flush returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
 
+/* Before a handler returns MR_OK, when what it published must be kept whenever its message's
+ * acknowledgement is, and nothing else it did since depends on them: on a bus that commits an
+ * acknowledgement together with or after every message published before it (inproc, and inproc
+ * with a journal: one writer, batches in publish order, so a crash or power loss keeps both,
+ * neither, or the messages without the acknowledgement, which then comes again), it only
+ * returns a journal's failed commit and does not wait for the disk; elsewhere it is
+ * mr_bus_flush. Progress kept outside the bus (a sync token, a store marker, a ratchet) still
+ * needs mr_bus_flush first: it is not ordered with the journal. */
+mr_code mr_bus_flush_for_ack(mr_bus *b, int timeout_ms, mr_err *err);
+
 /* For `mindroom run`: a function the inproc journal calls before each commit, once it has taken
  * what was published and acknowledged until then, so that what the caller wrote elsewhere
  * before publishing or acknowledging (the store, through mr_store_sync) is durable no later
