@@ -24,6 +24,7 @@ typedef struct mr_bus_url {
     char password[256];   /* redis, may be empty; never printed */
     char path[512];       /* inproc: the journal file, empty for memory only */
     int partitions;       /* redis: ?partitions=N, for topics this bus creates; 0 when not given */
+    int fetch_wait_ms;    /* kafka: ?fetch_wait_ms=N, consumers' fetch.wait.max.ms; 0 when not given */
 } mr_bus_url;
 
 mr_code Mr_bus_url_parse(const char *url, mr_bus_url *out, mr_err *err);

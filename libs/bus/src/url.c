@@ -46,7 +46,8 @@ static bool parse_port(const char *s, size_t len, int *port)
     return true;
 }
 
-static mr_code parse_kafka(const char *rest, mr_bus_url *u, mr_err *err)
+/* The comma-separated host:port list after kafka://. */
+static mr_code parse_brokers(const char *rest, mr_bus_url *u, mr_err *err)
 {
     const char *d = u->display;
     if (!*rest)
@@ -81,6 +82,39 @@ static mr_code parse_kafka(const char *rest, mr_bus_url *u, mr_err *err)
     }
     snprintf(u->brokers, sizeof u->brokers, "%s", rest);
     return MR_OK;
+}
+
+/* "?fetch_wait_ms=N" after a Kafka URL's brokers: how long a broker may hold a consumer's fetch
+ * that finds nothing (fetch.wait.max.ms). */
+static mr_code parse_kafka_query(const char *query, mr_bus_url *u, mr_err *err)
+{
+    static const char key[] = "fetch_wait_ms=";
+    if (strncmp(query, key, sizeof key - 1) != 0)
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is fetch_wait_ms=N",
+                          u->display, query);
+    const char *v = query + sizeof key - 1;
+    char *end = NULL;
+    long n = *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
+    if (n < 1 || n > 10000 || *end)
+        return mr_err_set(err, MR_EINVAL,
+                          "bus URL \"%s\": fetch_wait_ms \"%s\" must be a whole number from 1 to 10000", u->display,
+                          v);
+    u->fetch_wait_ms = (int)n;
+    return MR_OK;
+}
+
+static mr_code parse_kafka(const char *url, mr_bus_url *u, mr_err *err)
+{
+    char brokers[sizeof u->brokers + 1];
+    snprintf(brokers, sizeof brokers, "%s", url);
+    char *query = strchr(brokers, '?');
+    if (query) {
+        *query++ = '\0';
+        mr_code rc = parse_kafka_query(query, u, err);
+        if (rc != MR_OK)
+            return rc;
+    }
+    return parse_brokers(brokers, u, err);
 }
 
 /* "?partitions=N" after a Redis URL's database: more partitions let more consumers of a group

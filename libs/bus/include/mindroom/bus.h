@@ -16,7 +16,12 @@
  *                                            file like a committed offset: a group that stops
  *                                            subscribing for good holds back its partitions (and,
  *                                            once inproc_capacity behind, their producers)
- *   kafka://host:port[,host:port...]         Kafka through librdkafka
+ *   kafka://host:port[,host:port...][?fetch_wait_ms=N]
+ *                                            Kafka through librdkafka; fetch_wait_ms (1-10000,
+ *                                            default 10) is how long a broker may hold a fetch
+ *                                            that finds nothing: real brokers answer as soon as
+ *                                            data arrives (500 saves idle fetches), librdkafka's
+ *                                            mock cluster waits it out on every hop
  *   redis://[[user]:password@]host[:port][/db][?partitions=N]
  *                                            Redis Streams (port 6379 and db 0 by default);
  *                                            partitions (1-1024) is the count of the topics
