@@ -84,22 +84,21 @@ static mr_code parse_brokers(const char *rest, mr_bus_url *u, mr_err *err)
     return MR_OK;
 }
 
-/* "?fetch_wait_ms=N" after a Kafka URL's brokers: how long a broker may hold a consumer's fetch
- * that finds nothing (fetch.wait.max.ms). */
-static mr_code parse_kafka_query(const char *query, mr_bus_url *u, mr_err *err)
+/* "name=N" with N a whole number from 1 to max: the one option a backend's URL takes. */
+static mr_code parse_option(const char *query, const char *name, long max, int *out, const mr_bus_url *u,
+                            mr_err *err)
 {
-    static const char key[] = "fetch_wait_ms=";
-    if (strncmp(query, key, sizeof key - 1) != 0)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is fetch_wait_ms=N",
-                          u->display, query);
-    const char *v = query + sizeof key - 1;
+    size_t len = strlen(name);
+    if (strncmp(query, name, len) != 0 || query[len] != '=')
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is %s=N",
+                          u->display, query, name);
+    const char *v = query + len + 1;
     char *end = NULL;
     long n = *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
-    if (n < 1 || n > 10000 || *end)
-        return mr_err_set(err, MR_EINVAL,
-                          "bus URL \"%s\": fetch_wait_ms \"%s\" must be a whole number from 1 to 10000", u->display,
-                          v);
-    u->fetch_wait_ms = (int)n;
+    if (n < 1 || n > max || *end)
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": %s \"%s\" must be a whole number from 1 to %ld",
+                          u->display, name, v, max);
+    *out = (int)n;
     return MR_OK;
 }
 
@@ -110,29 +109,12 @@ static mr_code parse_kafka(const char *url, mr_bus_url *u, mr_err *err)
     char *query = strchr(brokers, '?');
     if (query) {
         *query++ = '\0';
-        mr_code rc = parse_kafka_query(query, u, err);
+        /* How long a broker may hold a consumer's fetch that finds nothing (fetch.wait.max.ms). */
+        mr_code rc = parse_option(query, "fetch_wait_ms", 10000, &u->fetch_wait_ms, u, err);
         if (rc != MR_OK)
             return rc;
     }
     return parse_brokers(brokers, u, err);
-}
-
-/* "?partitions=N" after a Redis URL's database: more partitions let more consumers of a group
- * share a topic (each partition has one consumer at a time), past the default 8. */
-static mr_code parse_redis_query(const char *query, mr_bus_url *u, mr_err *err)
-{
-    static const char key[] = "partitions=";
-    if (strncmp(query, key, sizeof key - 1) != 0)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is partitions=N",
-                          u->display, query);
-    const char *v = query + sizeof key - 1;
-    char *end = NULL;
-    long n = *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
-    if (n < 1 || n > 1024 || *end)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": partitions \"%s\" must be a whole number from 1 to 1024",
-                          u->display, v);
-    u->partitions = (int)n;
-    return MR_OK;
 }
 
 /* The bus's own query first, then the rest through the shared redis:// parser, copied into
@@ -144,7 +126,9 @@ static mr_code parse_redis(const char *url, mr_bus_url *u, mr_err *err)
     char *query = strchr(base, '?');
     if (query) {
         *query++ = '\0';
-        mr_code rc = parse_redis_query(query, u, err);
+        /* More partitions let more consumers of a group share a topic (each partition has one
+         * consumer at a time), past the default 8. */
+        mr_code rc = parse_option(query, "partitions", 1024, &u->partitions, u, err);
         if (rc != MR_OK)
             return rc;
     }
