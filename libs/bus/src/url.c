@@ -102,38 +102,38 @@ static mr_code parse_option(const char *query, const char *name, long max, int *
     return MR_OK;
 }
 
+/* Copies url into base (cap bytes) without its "?name=N", which goes to *out. */
+static mr_code split_option(const char *url, char *base, size_t cap, const char *name, long max, int *out,
+                            const mr_bus_url *u, mr_err *err)
+{
+    snprintf(base, cap, "%s", url);
+    char *query = strchr(base, '?');
+    if (!query)
+        return MR_OK;
+    *query++ = '\0';
+    return parse_option(query, name, max, out, u, err);
+}
+
 static mr_code parse_kafka(const char *url, mr_bus_url *u, mr_err *err)
 {
+    /* fetch_wait_ms: how long a broker may hold a consumer's fetch that finds nothing. */
     char brokers[sizeof u->brokers + 1];
-    snprintf(brokers, sizeof brokers, "%s", url);
-    char *query = strchr(brokers, '?');
-    if (query) {
-        *query++ = '\0';
-        /* How long a broker may hold a consumer's fetch that finds nothing (fetch.wait.max.ms). */
-        mr_code rc = parse_option(query, "fetch_wait_ms", 10000, &u->fetch_wait_ms, u, err);
-        if (rc != MR_OK)
-            return rc;
-    }
-    return parse_brokers(brokers, u, err);
+    mr_code rc = split_option(url, brokers, sizeof brokers, "fetch_wait_ms", 10000, &u->fetch_wait_ms, u, err);
+    return rc == MR_OK ? parse_brokers(brokers, u, err) : rc;
 }
 
 /* The bus's own query first, then the rest through the shared redis:// parser, copied into
  * the bus URL's fixed fields. */
 static mr_code parse_redis(const char *url, mr_bus_url *u, mr_err *err)
 {
+    /* partitions: more let more consumers of a group share a topic (each partition has one
+     * consumer at a time), past the default 8. */
     char base[512];
-    snprintf(base, sizeof base, "%s", url);
-    char *query = strchr(base, '?');
-    if (query) {
-        *query++ = '\0';
-        /* More partitions let more consumers of a group share a topic (each partition has one
-         * consumer at a time), past the default 8. */
-        mr_code rc = parse_option(query, "partitions", 1024, &u->partitions, u, err);
-        if (rc != MR_OK)
-            return rc;
-    }
+    mr_code rc = split_option(url, base, sizeof base, "partitions", 1024, &u->partitions, u, err);
+    if (rc != MR_OK)
+        return rc;
     mr_redis_url r;
-    mr_code rc = mr_redis_url_parse(base, "bus URL", &r, err);
+    rc = mr_redis_url_parse(base, "bus URL", &r, err);
     if (rc != MR_OK)
         return rc;
     if (strlen(r.host) >= sizeof u->host || (r.user && strlen(r.user) >= sizeof u->user) ||
