@@ -48,10 +48,9 @@ void stub_stop(stub *s);
 bool stub_sleep(stub *s, long ms);
 /* The script's stall: its hold until released, else stall_ms; false when the stub stopped. */
 bool stub_stall(stub *s, const stub_script *sc);
-/* Releases every hold queued so far (reached yet or not); returns how many streams waited. */
-int stub_release(stub *s);
-/* Streams waiting at a hold right now. */
-int stub_held(stub *s);
+/* Streams waiting at a hold right now; with release, every hold queued so far (reached yet or
+ * not) is released too. */
+int stub_held(stub *s, bool release);
 /* Appends scripts parsed from a JSON object or array; on a bad field writes why and fails. */
 bool stub_script_add(stub *s, json_t *spec, char *why, size_t cap);
 /* Takes the behaviour for the next request into *out (caller frees with stub_script_clear);

@@ -89,18 +89,10 @@ static int release_locked(stub *s)
     return s->held;
 }
 
-int stub_release(stub *s)
+int stub_held(stub *s, bool release)
 {
     pthread_mutex_lock(&s->lock);
-    int n = release_locked(s);
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-int stub_held(stub *s)
-{
-    pthread_mutex_lock(&s->lock);
-    int n = s->held;
+    int n = release ? release_locked(s) : s->held;
     pthread_mutex_unlock(&s->lock);
     return n;
 }
