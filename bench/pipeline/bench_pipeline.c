@@ -5,6 +5,7 @@
  *        bench_pipeline crash [CRASHES]
  *        bench_pipeline concurrent [ANSWERS]
  * AGENTS=N in the environment runs N agents (one in the bench room, the others in another);
+ * FETCH_WAIT_MS=N gives the Kafka shape's bus URL ?fetch_wait_ms=N;
  * KEEP=1 keeps the run's directory (logs, config, storage).
  *
  * Starts the test homeserver, the model stub and the platform (`mindroom run`, or the four
@@ -153,8 +154,11 @@ static void write_config(bench *b)
                      "MATRIX_REGISTRATION_TOKEN=" TOKEN "\nBENCH_MODEL_KEY=stub\nLOG_LEVEL=warn\n"
                      "MINDROOM_INSTANCE_SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
                      b->proxy_port);
+    /* FETCH_WAIT_MS: the consumers' fetch wait, which the mock cluster waits out on every hop. */
+    const char *fetch_wait = getenv("FETCH_WAIT_MS");
     if (b->have_kafka)
-        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=%s\n", b->kafka.url);
+        n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=%s%s%s\n", b->kafka.url,
+                      fetch_wait ? "?fetch_wait_ms=" : "", fetch_wait ? fetch_wait : "");
     else if (b->have_redis)
         n += snprintf(text + n, sizeof text - (size_t)n, "MINDROOM_BUS_URL=redis://127.0.0.1:%d/0%s%.0d\n",
                       b->redis.port, b->partitions ? "?partitions=" : "", b->partitions);

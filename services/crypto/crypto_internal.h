@@ -283,5 +283,7 @@ mr_code crypto_pending_sweep(crypto_engine *e, long long now_ms, json_t *out, mr
 /* Writes what out's entries decided (notices sent, waiting events handled, sessions advanced):
  * call once the messages of out are on the bus. Entries of out without "msg" are for this only. */
 mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err);
+/* Whether crypto_engine_commit has anything to write for out (then out must be durable first). */
+bool crypto_engine_commit_writes(const json_t *out);
 
 #endif

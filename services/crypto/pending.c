@@ -244,6 +244,27 @@ static mr_code put(crypto_engine *e, json_t *o, mr_err *err)
                                                      : crypto_vault_put_plain(&e->vault, key, v, 0, err);
 }
 
+/* Whether crypto_engine_commit acts on the entry (the fields it reads below). */
+static bool commits(const json_t *o)
+{
+    static const char *const fields[] = {"pending", "requested", "resolve", "put"};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        if (json_object_get(o, fields[i]))
+            return true;
+    return false;
+}
+
+bool crypto_engine_commit_writes(const json_t *out)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(out, i, o) {
+        if (commits(o))
+            return true;
+    }
+    return false;
+}
+
 mr_code crypto_engine_commit(crypto_engine *e, json_t *out, mr_err *err)
 {
     size_t i;

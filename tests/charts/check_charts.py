@@ -407,7 +407,8 @@ class InstanceChart(ChartCase):
     def test_keda_scaled_object_on_consumer_lag_replaces_the_hpa(self):
         with open(os.path.join(PROTO, "topics.yaml")) as f:
             topics = yaml.safe_load(f)["topics"]
-        values = {"bus": {"url": "kafka://kafka-0:9092,kafka-1:9092"},
+        # The bus URL's options (?fetch_wait_ms=N) are MindRoom's, not a broker's.
+        values = {"bus": {"url": "kafka://kafka-0:9092,kafka-1:9092?fetch_wait_ms=500"},
                   "services": {k: {"keda": {"enabled": True, "maxReplicas": 8, "lagThreshold": 5}}
                                for k in ("gateway", "crypto", "authz", "agent")}}
         docs = self.render(values)

@@ -95,12 +95,15 @@ class Proc:
         with open(self.log, errors="replace") as f:
             return f.read()
 
-    def stop(self, sig=signal.SIGTERM, expect=0):
-        """Sends sig and waits; fails unless it exits with `expect` (None: any status)."""
+    def stop(self, sig=signal.SIGTERM, expect=0, then=None):
+        """Sends sig and waits; fails unless it exits with `expect` (None: any status). then,
+        when given, is called after the signal is sent and before the wait."""
         if self.p is None:
             return None
         if self.p.poll() is None:
             self.p.send_signal(sig)
+            if then:
+                then()
         try:
             code = self.p.wait(timeout=DEADLINE_S)
         except subprocess.TimeoutExpired:
@@ -259,6 +262,10 @@ class Stack:
     def stub_script(self, script):
         self._post(self.stub.url + "/_stub/script", script)
 
+    def stub_release(self):
+        """Lets every held answer go on (the stub's `hold`): call once the test has acted."""
+        self._post(self.stub.url + "/_stub/release", {})
+
     def stub_requests(self):
         with urllib.request.urlopen(self.stub.url + "/_stub/requests", timeout=10) as r:
             return json.load(r)["requests"]
@@ -329,11 +336,13 @@ class Stack:
         except (urllib.error.URLError, OSError):
             return False
 
-    def stop(self, only=None, sig=signal.SIGTERM):
-        """Stops MindRoom (or the named services): SIGTERM must end each with status 0."""
+    def stop(self, only=None, sig=signal.SIGTERM, then=None):
+        """Stops MindRoom (or the named services): SIGTERM must end each with status 0. then is
+        called with each process's name once it has the signal, before its exit is awaited."""
         names = ["mindroom"] if self.mode == "embedded" else list(only or SERVICES)
         for name in names:
-            self.services[name].stop(sig, expect=0 if sig in (signal.SIGTERM, signal.SIGINT) else None)
+            self.services[name].stop(sig, expect=0 if sig in (signal.SIGTERM, signal.SIGINT) else None,
+                                     then=then and (lambda n=name: then(n)))
 
     def close(self):
         """Stops everything; returns the problems found on the way (unclean exits)."""

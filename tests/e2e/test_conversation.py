@@ -23,7 +23,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_human import Human  # noqa: E402
-from e2e_stack import STUB_MODELS, StackError, run_main  # noqa: E402
+from e2e_stack import STUB_MODELS, StackError, run_main, wait_for  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
 CODER = "@mindroom_coder:localhost"
@@ -159,7 +159,10 @@ class Conversation:
 
     async def _interrupted_answer(self, body, script, stop_sig, deadline_s=None):
         """alice asks; once the answer has begun (or the model is reached), MindRoom is stopped
-        with stop_sig and started again; the answer must end up whole and single."""
+        with stop_sig and started again; the answer must end up whole and single. The script
+        holds the first answer until the stop has landed, however slow the machine: a stall of
+        a few seconds let a loaded machine finish it before the stop, which tested nothing."""
+        assert script.get("hold"), script
         self.stack.stub_script(script)
         asked = len(self.stack.stub_requests())
         trigger = await self.alice.send(self.solo, body)
@@ -169,11 +172,20 @@ class Conversation:
                                    lambda: self.alice.replies(self.solo, trigger))
         else:
             await self.alice.until("the model call", lambda: len(self.stack.stub_requests()) > asked)
-        if self.mode == "embedded":
-            self.stack.stop(sig=stop_sig)
-        else:
-            # Apart, the agent alone goes down; the others keep the bus moving.
-            self.stack.stop(only=["agent"], sig=stop_sig)
+        logs = {n: len(p.log_text()) for n, p in self.stack.services.items() if os.path.exists(p.log)}
+
+        def release_once_stopping(name):
+            # SIGTERM: the agent gives the turn up at the next piece of the answer, once it is
+            # stopping (it logs that after the stop is set); released earlier, the answer could
+            # still finish before the stop.
+            if stop_sig == signal.SIGTERM:
+                proc = self.stack.services[name]
+                wait_for(f"{name} to log its stop",
+                         lambda: "SIGTERM: stopping" in proc.log_text()[logs.get(name, 0):])
+            self.stack.stub_release()
+        # Apart, the agent alone goes down; the others keep the bus moving.
+        self.stack.stop(only=None if self.mode == "embedded" else ["agent"], sig=stop_sig,
+                        then=release_once_stopping)
         self.stack.start(only=None if self.mode == "embedded" else ["agent"])
         kw = {"deadline_s": deadline_s} if deadline_s else {}
         text = await self.alice.answer(self.solo, trigger, MIND, **kw)
@@ -183,11 +195,11 @@ class Conversation:
         words = " ".join(f"word{i}" for i in range(40))
         await self._interrupted_answer(
             "Interrupted by SIGTERM",
-            {"reply": words, "stall_after_chunks": 16, "stall_ms": 3000}, signal.SIGTERM)
+            {"reply": words, "stall_after_chunks": 16, "hold": True}, signal.SIGTERM)
 
     async def sigkill_in_the_middle_of_an_answer(self):
         await self._interrupted_answer(
-            "Interrupted by SIGKILL", {"stall_ms": 3000}, signal.SIGKILL, TAKEOVER_DEADLINE_S)
+            "Interrupted by SIGKILL", {"hold": True}, signal.SIGKILL, TAKEOVER_DEADLINE_S)
 
     async def every_message_answered_exactly_once(self):
         # A few more syncs let any duplicate that was on its way arrive before counting.

@@ -123,9 +123,15 @@ def session_of(stack, room_id, event_id):
     raise StackError(f"the homeserver holds no {event_id}")
 
 
-# The model pauses after its first chunk, so the agent shows the answer in progress and then
-# edits it to the whole text.
-STREAMED = {"stall_ms": 1200, "stall_after_chunks": 1}
+# The model holds the answer after its first chunk until the agent has shown it in progress,
+# so the agent must edit it to the whole text (a timed stall could be outlasted by a loaded
+# machine, and the answer would come whole in one message).
+STREAMED = {"hold": True, "stall_after_chunks": 1}
+
+
+def mine(human, room_id, trigger):
+    """The agent's replies to trigger that human has seen."""
+    return [ev for ev in human.replies(room_id, trigger) if ev["sender"] == MIND]
 
 
 async def ask(stack, human, room_id, body, streamed=False):
@@ -134,9 +140,12 @@ async def ask(stack, human, room_id, body, streamed=False):
     if streamed:
         stack.stub_script(STREAMED)
     trigger = await human.send_encrypted(room_id, body)
+    if streamed:
+        await human.until("the answer in progress", lambda: mine(human, room_id, trigger))
+        stack.stub_release()
     text = await human.answer(room_id, trigger, MIND)
     assert text == f"Echo: {body}", text
-    reply = [ev for ev in human.replies(room_id, trigger) if ev["sender"] == MIND][0]
+    reply = mine(human, room_id, trigger)[0]
     rel = relation(reply)
     assert rel.get("rel_type") == "m.thread" and rel.get("event_id") == trigger, rel
     edits = [ev for ev in human.events[room_id]
@@ -266,17 +275,17 @@ async def converse(stack, mode):
 
         # SIGKILL while an encrypted answer streams: after the restart the half-written answer is
         # completed by an edit (one reply, no second), encrypted, by the same device identity.
-        stack.stub_script({"stall_ms": 4000, "stall_after_chunks": 1})
+        stack.stub_script(STREAMED)
         body = "Killed while you answer?"
         trigger = await alice.send_encrypted(room_id, body)
-        await alice.until("the answer in progress",
-                          lambda: [ev for ev in alice.replies(room_id, trigger) if ev["sender"] == MIND])
+        await alice.until("the answer in progress", lambda: mine(alice, room_id, trigger))
         stack.stop(sig=signal.SIGKILL)
+        stack.stub_release()
         stack.start()
         text = await alice.answer(room_id, trigger, MIND)
         assert text == f"Echo: {body}", text
-        mine = [ev for ev in alice.replies(room_id, trigger) if ev["sender"] == MIND]
-        assert len(mine) == 1, f"the answer was sent {len(mine)} times"
+        replies = mine(alice, room_id, trigger)
+        assert len(replies) == 1, f"the answer was sent {len(replies)} times"
         assert_all_encrypted(stack, room_id)
         assert await agent_cross_signed(alice) == master, "the cross-signing keys changed after SIGKILL"
         print("ok - SIGKILL mid-answer: completed by an edit, once, encrypted, same identity", flush=True)

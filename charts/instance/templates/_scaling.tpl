@@ -38,11 +38,12 @@ agent: [agent.turns, matrix.send_failed]
 {{- end -}}
 {{- end -}}
 
-{{/* The Kafka bootstrap servers KEDA asks for lag: keda.bootstrapServers, else bus.url's. */}}
+{{/* The Kafka bootstrap servers KEDA asks for lag: keda.bootstrapServers, else bus.url's brokers
+     (its ?options are MindRoom's). */}}
 {{- define "instance.kedaBootstrap" -}}
 {{- $servers := .Values.keda.bootstrapServers -}}
 {{- if and (not $servers) (hasPrefix "kafka://" .Values.bus.url) -}}
-{{- $servers = trimPrefix "kafka://" .Values.bus.url -}}
+{{- $servers = trimPrefix "kafka://" .Values.bus.url | splitList "?" | first -}}
 {{- end -}}
 {{- if not $servers -}}
 {{- fail "keda.bootstrapServers is empty and bus.url is not a kafka:// URL: KEDA needs the Kafka brokers to read consumer lag" -}}

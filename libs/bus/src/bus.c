@@ -132,6 +132,13 @@ mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err)
     return b->vt->flush(b, timeout_ms < 0 ? 0 : timeout_ms, err);
 }
 
+mr_code mr_bus_flush_for_ack(mr_bus *b, int timeout_ms, mr_err *err)
+{
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    return b->vt->flush_for_ack ? b->vt->flush_for_ack(b, timeout_ms, err) : b->vt->flush(b, timeout_ms, err);
+}
+
 bool mr_bus_before_commit(mr_bus *b, mr_bus_commit_hook fn, void *ctx)
 {
     return b->vt->before_commit && b->vt->before_commit(b, fn, ctx);

@@ -24,6 +24,7 @@ typedef struct mr_bus_url {
     char password[256];   /* redis, may be empty; never printed */
     char path[512];       /* inproc: the journal file, empty for memory only */
     int partitions;       /* redis: ?partitions=N, for topics this bus creates; 0 when not given */
+    int fetch_wait_ms;    /* kafka: ?fetch_wait_ms=N, consumers' fetch.wait.max.ms; 0 when not given */
 } mr_bus_url;
 
 mr_code Mr_bus_url_parse(const char *url, mr_bus_url *out, mr_err *err);
@@ -33,6 +34,8 @@ typedef struct mr_bus_vtable {
     mr_code (*publish)(mr_bus *b, const char *topic, const char *key, const char *value, size_t len,
                        mr_err *err);
     mr_code (*flush)(mr_bus *b, int timeout_ms, mr_err *err);
+    /* NULL: acknowledgements are not ordered after publishes, mr_bus_flush_for_ack flushes */
+    mr_code (*flush_for_ack)(mr_bus *b, int timeout_ms, mr_err *err);
     mr_code (*subscribe)(mr_bus *b, const char *group, const char *const *topics, size_t n_topics,
                          mr_bus_consumer **out, mr_err *err);
     mr_code (*poll)(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,

@@ -369,6 +369,15 @@ mr_code Mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
     return rc;
 }
 
+mr_code Mr_bus_journal_failure(ip_bus *b, mr_err *err)
+{
+    ip_journal *j = b->journal;
+    pthread_mutex_lock(&b->mu);
+    mr_code rc = j->failing ? mr_err_set(err, j->fail.code, "%s", j->fail.msg) : MR_OK;
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
 /* ---- opening and replaying ---- */
 
 /* Creates the file 0600 (and missing parents 0700) before SQLite does, so it never exists with

@@ -19,12 +19,13 @@
 #include <string.h>
 
 #define KAFKA_ADMIN_TIMEOUT_MS 10000
-/* fetch.wait.max.ms: how long a broker may hold a fetch that finds no data. A real broker answers
- * as soon as data arrives, but one that waits the time out (librdkafka's mock cluster, which the
- * tests and the demo run) delays every hop by up to this: 500 ms by default made a round trip
- * through the services take a second. 10 ms costs an idle consumer 100 small fetches a second
- * per broker it reads from. */
-#define KAFKA_FETCH_WAIT_MS "10"
+/* fetch.wait.max.ms unless the URL gives fetch_wait_ms: how long a broker may hold a fetch that
+ * finds no data. A real broker answers as soon as data arrives, but one that waits the time out
+ * (librdkafka's mock cluster, which the tests and the demo run) delays every hop by up to this:
+ * 500 ms, librdkafka's default, made a round trip through the services take a second. 10 ms
+ * costs an idle consumer 100 small fetches a second per broker it reads from; on real brokers
+ * ?fetch_wait_ms=500 saves them, on the mock a smaller one trades more of them for latency. */
+#define KAFKA_FETCH_WAIT_MS 10
 
 typedef struct kafka_bus {
     mr_bus base;
@@ -75,8 +76,11 @@ static void on_log(const rd_kafka_t *rk, int level, const char *facility, const 
 static mr_code new_client(kafka_bus *b, rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *const *kv,
                           rd_kafka_t **out, mr_err *err)
 {
+    /* Without Nagle a small request (a produce, a commit) leaves at once instead of waiting for
+     * the broker to acknowledge the one before it, which on a held fetch's connection can take
+     * the whole fetch wait. */
     const char *common[] = {"bootstrap.servers", b->base.url.brokers, "client.id", b->base.client_id,
-                            "log.connection.close", "false", NULL};
+                            "log.connection.close", "false", "socket.nagle.disable", "true", NULL};
     mr_code rc = MR_OK;
     for (size_t i = 0; common[i] && rc == MR_OK; i += 2)
         rc = conf_set(b, conf, common[i], common[i + 1], err);
@@ -269,7 +273,7 @@ static mr_code kafka_subscribe(mr_bus *bb, const char *group, const char *const 
     kafka_consumer *c = calloc(1, sizeof *c);
     if (!c)
         return mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", bb->url.display);
-    char session[16], heartbeat[16], max_poll[16];
+    char session[16], heartbeat[16], max_poll[16], fetch_wait[16];
     snprintf(session, sizeof session, "%d", bb->opts.lease_ms);
     snprintf(heartbeat, sizeof heartbeat, "%d", bb->opts.lease_ms / 3);
     /* librdkafka heartbeats from its own thread, so a handler longer than the session keeps the
@@ -277,10 +281,11 @@ static mr_code kafka_subscribe(mr_bus *bb, const char *group, const char *const 
      * makes the consumer leave the group, as the Redis backend's renewer gives up then. */
     snprintf(max_poll, sizeof max_poll, "%d",
              bb->opts.lease_ms > MR_BUS_MAX_POLL_MS ? bb->opts.lease_ms : MR_BUS_MAX_POLL_MS);
+    snprintf(fetch_wait, sizeof fetch_wait, "%d", bb->url.fetch_wait_ms ? bb->url.fetch_wait_ms : KAFKA_FETCH_WAIT_MS);
     const char *kv[] = {"group.id", group, "enable.auto.commit", "false", "enable.auto.offset.store", "false",
                         "auto.offset.reset", "earliest", "session.timeout.ms", session,
                         "heartbeat.interval.ms", heartbeat, "max.poll.interval.ms", max_poll,
-                        "fetch.wait.max.ms", KAFKA_FETCH_WAIT_MS, NULL};
+                        "fetch.wait.max.ms", fetch_wait, NULL};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     mr_code rc = new_client(b, RD_KAFKA_CONSUMER, conf, kv, &c->rk, err);
@@ -486,9 +491,14 @@ static mr_code kafka_ping(mr_bus *bb, int timeout_ms, mr_err *err)
     return MR_OK;
 }
 
-static const mr_bus_vtable kafka_vtable = {kafka_publish, kafka_flush,      kafka_subscribe,
-                                           kafka_poll,    kafka_partitions, kafka_consumer_close,
-                                           kafka_close,   kafka_ping,       NULL};
+static const mr_bus_vtable kafka_vtable = {.publish = kafka_publish,
+                                           .flush = kafka_flush,
+                                           .subscribe = kafka_subscribe,
+                                           .poll = kafka_poll,
+                                           .partitions = kafka_partitions,
+                                           .consumer_close = kafka_consumer_close,
+                                           .close = kafka_close,
+                                           .ping = kafka_ping};
 
 mr_code Mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

@@ -387,15 +387,14 @@ static mr_code redis_ping(mr_bus *b, int timeout_ms, mr_err *err)
     return rc;
 }
 
-static const mr_bus_vtable redis_vtable = {redis_publish,
-                                           redis_flush,
-                                           Mr_bus_redis_subscribe,
-                                           Mr_bus_redis_poll,
-                                           Mr_bus_redis_partitions_owned,
-                                           Mr_bus_redis_consumer_close,
-                                           redis_close,
-                                           redis_ping,
-                                           NULL};
+static const mr_bus_vtable redis_vtable = {.publish = redis_publish,
+                                           .flush = redis_flush,
+                                           .subscribe = Mr_bus_redis_subscribe,
+                                           .poll = Mr_bus_redis_poll,
+                                           .partitions = Mr_bus_redis_partitions_owned,
+                                           .consumer_close = Mr_bus_redis_consumer_close,
+                                           .close = redis_close,
+                                           .ping = redis_ping};
 
 mr_code Mr_bus_redis_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

@@ -46,7 +46,8 @@ static bool parse_port(const char *s, size_t len, int *port)
     return true;
 }
 
-static mr_code parse_kafka(const char *rest, mr_bus_url *u, mr_err *err)
+/* The comma-separated host:port list after kafka://. */
+static mr_code parse_brokers(const char *rest, mr_bus_url *u, mr_err *err)
 {
     const char *d = u->display;
     if (!*rest)
@@ -83,39 +84,56 @@ static mr_code parse_kafka(const char *rest, mr_bus_url *u, mr_err *err)
     return MR_OK;
 }
 
-/* "?partitions=N" after a Redis URL's database: more partitions let more consumers of a group
- * share a topic (each partition has one consumer at a time), past the default 8. */
-static mr_code parse_redis_query(const char *query, mr_bus_url *u, mr_err *err)
+/* "name=N" with N a whole number from 1 to max: the one option a backend's URL takes. */
+static mr_code parse_option(const char *query, const char *name, long max, int *out, const mr_bus_url *u,
+                            mr_err *err)
 {
-    static const char key[] = "partitions=";
-    if (strncmp(query, key, sizeof key - 1) != 0)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is partitions=N",
-                          u->display, query);
-    const char *v = query + sizeof key - 1;
+    size_t len = strlen(name);
+    if (strncmp(query, name, len) != 0 || query[len] != '=')
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is %s=N",
+                          u->display, query, name);
+    const char *v = query + len + 1;
     char *end = NULL;
     long n = *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
-    if (n < 1 || n > 1024 || *end)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": partitions \"%s\" must be a whole number from 1 to 1024",
-                          u->display, v);
-    u->partitions = (int)n;
+    if (n < 1 || n > max || *end)
+        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": %s \"%s\" must be a whole number from 1 to %ld",
+                          u->display, name, v, max);
+    *out = (int)n;
     return MR_OK;
+}
+
+/* Copies url into base (cap bytes) without its "?name=N", which goes to *out. */
+static mr_code split_option(const char *url, char *base, size_t cap, const char *name, long max, int *out,
+                            const mr_bus_url *u, mr_err *err)
+{
+    snprintf(base, cap, "%s", url);
+    char *query = strchr(base, '?');
+    if (!query)
+        return MR_OK;
+    *query++ = '\0';
+    return parse_option(query, name, max, out, u, err);
+}
+
+static mr_code parse_kafka(const char *url, mr_bus_url *u, mr_err *err)
+{
+    /* fetch_wait_ms: how long a broker may hold a consumer's fetch that finds nothing. */
+    char brokers[sizeof u->brokers + 1];
+    mr_code rc = split_option(url, brokers, sizeof brokers, "fetch_wait_ms", 10000, &u->fetch_wait_ms, u, err);
+    return rc == MR_OK ? parse_brokers(brokers, u, err) : rc;
 }
 
 /* The bus's own query first, then the rest through the shared redis:// parser, copied into
  * the bus URL's fixed fields. */
 static mr_code parse_redis(const char *url, mr_bus_url *u, mr_err *err)
 {
+    /* partitions: more let more consumers of a group share a topic (each partition has one
+     * consumer at a time), past the default 8. */
     char base[512];
-    snprintf(base, sizeof base, "%s", url);
-    char *query = strchr(base, '?');
-    if (query) {
-        *query++ = '\0';
-        mr_code rc = parse_redis_query(query, u, err);
-        if (rc != MR_OK)
-            return rc;
-    }
+    mr_code rc = split_option(url, base, sizeof base, "partitions", 1024, &u->partitions, u, err);
+    if (rc != MR_OK)
+        return rc;
     mr_redis_url r;
-    mr_code rc = mr_redis_url_parse(base, "bus URL", &r, err);
+    rc = mr_redis_url_parse(base, "bus URL", &r, err);
     if (rc != MR_OK)
         return rc;
     if (strlen(r.host) >= sizeof u->host || (r.user && strlen(r.user) >= sizeof u->user) ||

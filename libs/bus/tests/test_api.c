@@ -53,6 +53,15 @@ static void test_bad_urls(void **state)
     expect_open_error(
         "kafka://a:9092/x", NULL,
         "bus URL \"kafka://a:9092/x\": broker \"a:9092/x\": port must be a number from 1 to 65535");
+    expect_open_error("kafka://a:9092?fetch_wait_ms=0", NULL,
+                      "bus URL \"kafka://a:9092?fetch_wait_ms=0\": fetch_wait_ms \"0\" must be a whole number from 1 "
+                      "to 10000");
+    expect_open_error("kafka://a:9092?fetch_wait_ms=2x", NULL,
+                      "bus URL \"kafka://a:9092?fetch_wait_ms=2x\": fetch_wait_ms \"2x\" must be a whole number from "
+                      "1 to 10000");
+    expect_open_error("kafka://a:9092?linger=1", NULL,
+                      "bus URL \"kafka://a:9092?linger=1\": unknown option \"linger=1\"; the only one is "
+                      "fetch_wait_ms=N");
     expect_open_error("kafka://u:secret@a:9092", NULL,
                       "bus URL \"kafka://u:***@a:9092\": credentials are not supported in kafka:// URLs");
     /* redis:// URLs go through the shared parser (libs/core redis_url.c). */
@@ -88,7 +97,7 @@ static void test_good_urls_open(void **state)
     (void)state;
     const char *urls[] = {"inproc:", "kafka://127.0.0.1:9092", "kafka://a:1,b:2,c:3", "redis://h",
                           "redis://h:6380", "redis://:pw@h:6380/3", "redis://user:pw@h/1",
-                          "redis://h:6380/2?partitions=64"};
+                          "redis://h:6380/2?partitions=64", "kafka://a:1?fetch_wait_ms=500"};
     for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
         mr_bus *b = NULL;
         mr_err err = {0};

@@ -39,8 +39,10 @@ static void *watch(void *arg)
             mr_err err = {0};
             mr_runtime_reload(rt, &err);
         } else {
-            mr_log_info(rt->service, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            /* Logged once the stop is set, so whoever reads the line knows every thread will
+             * see it (the end-to-end tests release a held model answer then). */
             mr_runtime_stop(rt);
+            mr_log_info(rt->service, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
         }
     }
     return NULL;

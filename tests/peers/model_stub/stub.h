@@ -17,6 +17,8 @@ typedef struct stub_script {
     json_t *error;            /* the scripted error fields (status, message, type, param,
                                * code, retry_after, retry_after_ms, after_chunks), or NULL */
     long stall_ms;            /* 0: no stall */
+    unsigned long hold;       /* 0: no hold; else its ticket: the stall lasts until a release
+                               * covers it (POST /_stub/release) or the stub stops */
     int stall_after_chunks;   /* streams: events sent before the stall */
     bool close_after_stall;   /* cut the connection when the stall ends */
     long chars_per_second;    /* streams: the answer text at this pace; 0: at once */
@@ -33,6 +35,9 @@ typedef struct stub {
     size_t n_queue;
     json_t *requests;         /* what /_stub/requests reports */
     unsigned long seq;        /* numbers completion IDs */
+    unsigned long holds;      /* hold tickets handed out (one per script with `hold`) */
+    unsigned long released;   /* holds with a ticket up to this one are released */
+    int held;                 /* streams waiting at a hold right now */
 } stub;
 
 /* ---- stub_state.c ---- */
@@ -41,6 +46,11 @@ void stub_free(stub *s);
 void stub_stop(stub *s);
 /* Sleeps ms, or less when the stub stops; false when it stopped. */
 bool stub_sleep(stub *s, long ms);
+/* The script's stall: its hold until released, else stall_ms; false when the stub stopped. */
+bool stub_stall(stub *s, const stub_script *sc);
+/* Streams waiting at a hold right now; with release, every hold queued so far (reached yet or
+ * not) is released too. */
+int stub_held(stub *s, bool release);
 /* Appends scripts parsed from a JSON object or array; on a bad field writes why and fails. */
 bool stub_script_add(stub *s, json_t *spec, char *why, size_t cap);
 /* Takes the behaviour for the next request into *out (caller frees with stub_script_clear);

@@ -351,7 +351,7 @@ typedef struct sse_out {
     events ev;
     size_t next, off;        /* the event being sent and how much of it went */
     size_t stall_at;         /* events sent before the stall (never, if there are fewer) */
-    long stall_ms;           /* 0: no pause */
+    stub_script stall;       /* its stall_ms and hold: the pause there (none: no pause) */
     bool close_after_stall;  /* cut the connection at stall_at */
     bool stall_done;
     long chars_per_second;   /* 0: text as fast as it goes */
@@ -379,7 +379,7 @@ static long sse_next(void *ctx, char *buf, size_t cap)
     sse_out *o = ctx;
     if (o->next == o->stall_at && !o->stall_done) {
         o->stall_done = true;
-        if (o->stall_ms && !stub_sleep(o->s, o->stall_ms))
+        if (!stub_stall(o->s, &o->stall))
             return -1;
         if (o->close_after_stall)
             return -1;
@@ -424,8 +424,8 @@ mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc)
     bool stream = json_is_true(json_object_get(body, "stream"));
     /* A stall before the first byte (every stall, when not streaming) happens here, before
      * any header goes out. */
-    if (sc->stall_ms && (!stream || sc->stall_after_chunks == 0)) {
-        if (!stub_sleep(s, sc->stall_ms))
+    if ((sc->stall_ms || sc->hold) && (!stream || sc->stall_after_chunks == 0)) {
+        if (!stub_stall(s, sc))
             return stub_error(503, "The stub is stopping.", "server_error", NULL, NULL);
         if (sc->close_after_stall) {
             sse_out *cut = calloc(1, sizeof *cut);
@@ -457,7 +457,8 @@ mr_http_response *stub_answer(stub *s, json_t *body, const stub_script *sc)
                            .ev = stream_events(&a, json_is_true(json_object_get(opts,
                                                                                "include_usage"))),
                            .stall_at = (size_t)sc->stall_after_chunks,
-                           .stall_ms = in_stream ? sc->stall_ms : 0,
+                           .stall = {.stall_ms = in_stream ? sc->stall_ms : 0,
+                                     .hold = in_stream ? sc->hold : 0},
                            .close_after_stall = in_stream && sc->close_after_stall,
                            .stall_done = !in_stream,
                            .chars_per_second = sc->chars_per_second};

@@ -331,12 +331,15 @@ static mr_http_response *control(stub *s, const mr_http_request *req)
             return stub_error(400, why, "invalid_request_error", NULL, NULL);
         return mr_http_reply_json(200, json_pack("{s:b}", "queued", 1));
     }
+    if (post && strcmp(req->path, "/_stub/release") == 0)
+        return mr_http_reply_json(200, json_pack("{s:i}", "released", stub_held(s, true)));
     if (post && strcmp(req->path, "/_stub/reset") == 0) {
         stub_reset(s);
         return mr_http_reply_json(200, json_object());
     }
     if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/_stub/requests") == 0)
-        return mr_http_reply_json(200, json_pack("{s:o}", "requests", stub_requests(s)));
+        return mr_http_reply_json(200, json_pack("{s:o, s:i}", "requests", stub_requests(s),
+                                                 "held", stub_held(s, false)));
     return invalid_url(req);
 }
 

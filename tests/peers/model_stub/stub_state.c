@@ -63,6 +63,40 @@ bool stub_sleep(stub *s, long ms)
     return running;
 }
 
+/* A hold waits for a release that covers its ticket, so a release sent before the stream
+ * reaches its hold still counts: the test need not know where the stream is. */
+static bool hold(stub *s, unsigned long ticket)
+{
+    pthread_mutex_lock(&s->lock);
+    s->held++;
+    while (!s->stopping && s->released < ticket)
+        pthread_cond_wait(&s->wake, &s->lock);
+    s->held--;
+    bool running = !s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return running;
+}
+
+bool stub_stall(stub *s, const stub_script *sc)
+{
+    return sc->hold ? hold(s, sc->hold) : stub_sleep(s, sc->stall_ms);
+}
+
+static int release_locked(stub *s)
+{
+    s->released = s->holds;
+    pthread_cond_broadcast(&s->wake);
+    return s->held;
+}
+
+int stub_held(stub *s, bool release)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = release ? release_locked(s) : s->held;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 /* ---- scripts ---- */
 
 static bool fail(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -145,7 +179,8 @@ static bool parse_script(json_t *o, stub_script *sc, char *why, size_t cap)
     if (!json_is_object(o))
         return fail(why, cap, "a script must be a JSON %s", "object");
     static const char *const known[] = {"times", "reply", "tool_calls", "error", "stall_ms",
-                                        "stall_after_chunks", "close_after_stall", "chars_per_second", NULL};
+                                        "stall_after_chunks", "close_after_stall", "chars_per_second",
+                                        "hold", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
@@ -166,6 +201,12 @@ static bool parse_script(json_t *o, stub_script *sc, char *why, size_t cap)
     sc->stall_ms = stall;
     sc->stall_after_chunks = (int)after;
     sc->close_after_stall = json_is_true(json_object_get(o, "close_after_stall"));
+    json_t *held = json_object_get(o, "hold");
+    if (held && !json_is_boolean(held))
+        return fail(why, cap, "script field '%s' must be true or false", "hold");
+    if (json_is_true(held) && stall)
+        return fail(why, cap, "a script gives '%s' or 'hold', not both", "stall_ms");
+    sc->hold = json_is_true(held); /* the ticket is given when queued */
     json_t *reply = json_object_get(o, "reply");
     if (reply && !json_is_string(reply))
         return fail(why, cap, "script field '%s' must be a string", "reply");
@@ -197,6 +238,9 @@ bool stub_script_add(stub *s, json_t *spec, char *why, size_t cap)
     pthread_mutex_lock(&s->lock);
     stub_script *q = ok ? realloc(s->queue, (s->n_queue + n) * sizeof *q) : NULL;
     if (q) {
+        for (size_t i = 0; i < n; i++)
+            if (parsed[i].hold)
+                parsed[i].hold = ++s->holds;
         memcpy(q + s->n_queue, parsed, n * sizeof *q);
         s->queue = q;
         s->n_queue += n;
@@ -241,6 +285,7 @@ void stub_reset(stub *s)
     pthread_mutex_lock(&s->lock);
     queue_clear(s);
     json_array_clear(s->requests);
+    release_locked(s);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -16,7 +16,12 @@
  *                                            file like a committed offset: a group that stops
  *                                            subscribing for good holds back its partitions (and,
  *                                            once inproc_capacity behind, their producers)
- *   kafka://host:port[,host:port...]         Kafka through librdkafka
+ *   kafka://host:port[,host:port...][?fetch_wait_ms=N]
+ *                                            Kafka through librdkafka; fetch_wait_ms (1-10000,
+ *                                            default 10) is how long a broker may hold a fetch
+ *                                            that finds nothing: real brokers answer as soon as
+ *                                            data arrives (500 saves idle fetches), librdkafka's
+ *                                            mock cluster waits it out on every hop
  *   redis://[[user]:password@]host[:port][/db][?partitions=N]
  *                                            Redis Streams (port 6379 and db 0 by default);
  *                                            partitions (1-1024) is the count of the topics
@@ -101,6 +106,16 @@ mr_code mr_bus_publish(mr_bus *b, const char *topic, const char *key, const char
  * kept per publishing thread: a flush never reports, nor clears, another thread's. Callers save
  * progress (sync tokens) only after their own flush returns MR_OK. */
 mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
+
+/* Before a handler returns MR_OK, when what it published must be kept whenever its message's
+ * acknowledgement is, and nothing else it did since depends on them: on a bus that commits an
+ * acknowledgement together with or after every message published before it (inproc, and inproc
+ * with a journal: one writer, batches in publish order, so a crash or power loss keeps both,
+ * neither, or the messages without the acknowledgement, which then comes again), it only
+ * returns a journal's failed commit and does not wait for the disk; elsewhere it is
+ * mr_bus_flush. Progress kept outside the bus (a sync token, a store marker, a ratchet) still
+ * needs mr_bus_flush first: it is not ordered with the journal. */
+mr_code mr_bus_flush_for_ack(mr_bus *b, int timeout_ms, mr_err *err);
 
 /* For `mindroom run`: a function the inproc journal calls before each commit, once it has taken
  * what was published and acknowledged until then, so that what the caller wrote elsewhere

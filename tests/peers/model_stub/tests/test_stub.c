@@ -458,6 +458,56 @@ static void test_stop_ends_stalls(void **state)
     assert_int_equal((intptr_t)status, 503);
 }
 
+/* How many streams wait at a hold now, from GET /_stub/requests. */
+static int held(fixture *f)
+{
+    mr_http_result res;
+    assert_int_equal(mr_http_client_json(f->http, "GET", "/_stub/requests", NULL, &res, NULL),
+                     MR_OK);
+    json_t *n = json_object_get(res.json, "held");
+    assert_true(json_is_integer(n));
+    int v = (int)json_integer_value(n);
+    mr_http_result_clear(&res);
+    return v;
+}
+
+static void test_hold_until_released(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"hold\":true}", NULL), MR_OK);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stalled_call, f), 0);
+    /* However long it takes, the answer waits for the release. */
+    while (held(f) == 0)
+        usleep(10000);
+    json_t *b = NULL;
+    assert_int_equal(post(f, "/_stub/release", "{}", &b), 200);
+    assert_int_equal(json_integer_value(json_object_get(b, "released")), 1);
+    json_decref(b);
+    void *status;
+    pthread_join(t, &status);
+    assert_int_equal((intptr_t)status, 200);
+    assert_int_equal(held(f), 0);
+
+    /* A release sent before the stream reaches its hold covers it too. */
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"hold\":true,\"stall_after_chunks\":2}",
+                                          NULL), MR_OK);
+    assert_int_equal(post(f, "/_stub/release", "{}", &b), 200);
+    assert_int_equal(json_integer_value(json_object_get(b, "released")), 0);
+    json_decref(b);
+    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    assert_int_equal(post(f, "/v1/chat/completions", body, &b), 200);
+    assert_string_equal(message_text(b), "Echo: x");
+    json_decref(b);
+
+    mr_err err = {0};
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"hold\":1}", &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "'hold' must be true or false"));
+    assert_int_equal(mr_model_stub_script(&f->st, "{\"hold\":true,\"stall_ms\":5}", &err),
+                     MR_EINVAL);
+    assert_non_null(strstr(err.msg, "'stall_ms' or 'hold', not both"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_rule, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_url, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_stop_ends_stalls, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_until_released, setup_open, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
