@@ -1,6 +1,7 @@
 /* settings.c -- resolving a runtime's settings: flag > environment > .env > default, validated. */
 #include "runtime_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -173,6 +174,31 @@ static mr_code resolve_urls(const mr_runtime_opts *o, mr_runtime *rt, mr_err *er
                           "sqlite:///path for a single replica)",
                           svc);
     return dup_into(&s->store_url, store, "MINDROOM_STORE_URL", err);
+}
+
+mr_code mr_runtime_parse_long(const char *key, const char *text, long min, long max, long *out, mr_err *err)
+{
+    /* strtol alone would take leading blanks, a '+' and an overflow clamped to LONG_MAX. */
+    const char *digits = text[0] == '-' ? text + 1 : text;
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (!isdigit((unsigned char)*digits) || errno || *end || n < min || n > max)
+        return mr_err_set(err, MR_EINVAL, "%s: \"%.40s\" is not a whole number from %ld to %ld", key, text, min,
+                          max);
+    *out = n;
+    return MR_OK;
+}
+
+mr_code mr_runtime_setting_long(const mr_runtime *rt, const char *key, long dflt, long min, long max, long *out,
+                                mr_err *err)
+{
+    const char *v = mr_runtime_setting(rt, NULL, key, NULL);
+    if (!v) {
+        *out = dflt;
+        return MR_OK;
+    }
+    return mr_runtime_parse_long(key, v, min, max, out, err);
 }
 
 mr_code mr_runtime_settings_secret(mr_runtime *rt, mr_err *err)
