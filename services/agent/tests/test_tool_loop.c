@@ -13,14 +13,12 @@
 
 #include "agent_tools.h"
 #include "mindroom/log.h"
-#include "model_stub_peer.h"
+#include "tool_model.h"
 
 #define KEY "sk-tool-loop-0123456789"
 
 typedef struct fixture {
-    mr_model_stub st;
-    mr_model_cfg model;
-    mr_llm_client *c;
+    tool_model m;
     char dir[64];
     mr_strbuf text;              /* the answer as shown */
     int dones;
@@ -30,17 +28,10 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    mr_err err = {0};
-    if (mr_model_stub_start(KEY, NULL, &f->st, &err) != MR_OK) {
-        fprintf(stderr, "%s\n", err.msg);
+    if (!f || tool_model_start(&f->m, KEY) != 0) {
+        free(f);
         return -1;
     }
-    setenv("MR_TEST_TOOL_KEY", KEY, 1);
-    f->model = (mr_model_cfg){.name = "default", .provider = "openai", .id = "stub-model", .host = f->st.url,
-                              .api_key_env = "MR_TEST_TOOL_KEY", .temperature = -1};
-    mr_llm_opts o = {.backoff_ms = 10};
-    if (mr_llm_client_new(&f->model, &o, &f->c, &err) != MR_OK)
-        return -1;
     f->show = true;
     snprintf(f->dir, sizeof f->dir, "/tmp/mr-tool-loop-XXXXXX");
     if (!mkdtemp(f->dir))
@@ -52,9 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    mr_err err = {0};
-    mr_llm_client_free(f->c);
-    int rc = mr_model_stub_stop(&f->st, &err) == MR_OK ? 0 : -1;
+    int rc = tool_model_stop(&f->m);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     rc |= system(cmd);
@@ -98,7 +87,7 @@ static mr_code run(fixture *f, const char *tools_csv, int max_rounds, bool strea
     tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f, .show = f->show};
     mr_llm_request req = {.role = "helper", .user = "remember tea and add a todo", .stream = stream};
     mr_err err = {0};
-    mr_code rc = tool_loop_chat(f->c, &req, defs, n, &env, max_rounds, &hooks, out, &err);
+    mr_code rc = tool_loop_chat(f->m.c, &req, defs, n, &env, max_rounds, &hooks, out, &err);
     if (rc != MR_OK)
         fprintf(stderr, "tool_loop_chat: %s\n", err.msg);
     return rc;
@@ -108,7 +97,7 @@ static json_t *requests(fixture *f)
 {
     json_t *r = NULL;
     mr_err err = {0};
-    assert_int_equal(mr_model_stub_requests(&f->st, &r, &err), MR_OK);
+    assert_int_equal(mr_model_stub_requests(&f->m.st, &r, &err), MR_OK);
     return r;
 }
 
@@ -121,10 +110,10 @@ static void test_parallel_calls_and_results_back(void **state)
 {
     fixture *f = *state;
     for (int stream = 1; stream >= 0; stream--) {
-        assert_int_equal(mr_model_stub_reset(&f->st, NULL), MR_OK);
+        assert_int_equal(mr_model_stub_reset(&f->m.st, NULL), MR_OK);
         free(f->text.s);
         f->text = (mr_strbuf){0};
-        assert_int_equal(mr_model_stub_script(&f->st,
+        assert_int_equal(mr_model_stub_script(&f->m.st,
                                               "{\"reply\":\"On it.\",\"tool_calls\":["
                                               "{\"id\":\"call_m\",\"name\":\"memory\",\"arguments\":"
                                               "{\"action\":\"add\",\"text\":\"likes tea\"}},"
@@ -173,7 +162,7 @@ static void test_calls_hidden(void **state)
 {
     fixture *f = *state;
     f->show = false;
-    assert_int_equal(mr_model_stub_script(&f->st, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
+    assert_int_equal(mr_model_stub_script(&f->m.st, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
                                                   "\"arguments\":{\"action\":\"add\",\"text\":\"tea\"}}]}",
                                           NULL),
                      MR_OK);
@@ -188,7 +177,7 @@ static void test_calls_hidden(void **state)
 static void test_failing_call_is_an_error_for_the_model(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->st,
+    assert_int_equal(mr_model_stub_script(&f->m.st,
                                           "{\"tool_calls\":[{\"id\":\"call_x\",\"name\":\"todo\",\"arguments\":"
                                           "\"{\\\"action\\\":\"},{\"id\":\"call_y\",\"name\":\"shell\","
                                           "\"arguments\":{\"command\":\"ls\"}}]}",
@@ -213,7 +202,7 @@ static void test_failing_call_is_an_error_for_the_model(void **state)
 static void test_timeout_and_flood(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->st,
+    assert_int_equal(mr_model_stub_script(&f->m.st,
                                           "{\"tool_calls\":[{\"id\":\"call_slow\",\"name\":\"shell\",\"arguments\":"
                                           "{\"command\":\"sleep 60\"}},{\"id\":\"call_big\",\"name\":\"shell\","
                                           "\"arguments\":{\"command\":\"head -c 10485760 /dev/zero | tr '\\\\0' y\"}}]}",
@@ -226,7 +215,7 @@ static void test_timeout_and_flood(void **state)
     mr_llm_request req = {.user = "go", .stream = true};
     mr_llm_response out;
     mr_err err = {0};
-    assert_int_equal(tool_loop_chat(f->c, &req, defs, 1, &env, 3, &hooks, &out, &err), MR_OK);
+    assert_int_equal(tool_loop_chat(f->m.c, &req, defs, 1, &env, 3, &hooks, &out, &err), MR_OK);
     json_t *reqs = requests(f);
     json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
     size_t n = json_array_size(msgs);
@@ -244,7 +233,7 @@ static void test_timeout_and_flood(void **state)
 static void test_round_bound(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->st, "{\"times\":10,\"tool_calls\":[{\"name\":\"todo\","
+    assert_int_equal(mr_model_stub_script(&f->m.st, "{\"times\":10,\"tool_calls\":[{\"name\":\"todo\","
                                                   "\"arguments\":{\"action\":\"list\"}}]}",
                                           NULL),
                      MR_OK);
