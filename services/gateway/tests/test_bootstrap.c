@@ -62,10 +62,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
-    mr_matrix *alice = gwt_human(&f, "alice");
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
+    mr_matrix *alice = gwt_start_with_human(&f, CONFIG, "alice");
 
     json_t *s = gwt_hs_state(&f);
     static const char *const users[] = {ALICE, "@mindroom_router:localhost",
