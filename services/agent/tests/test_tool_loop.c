@@ -113,14 +113,11 @@ static void test_parallel_calls_and_results_back(void **state)
         assert_int_equal(mr_model_stub_reset(&f->m.st, NULL), MR_OK);
         free(f->text.s);
         f->text = (mr_strbuf){0};
-        assert_int_equal(mr_model_stub_script(&f->m.st,
-                                              "{\"reply\":\"On it.\",\"tool_calls\":["
-                                              "{\"id\":\"call_m\",\"name\":\"memory\",\"arguments\":"
-                                              "{\"action\":\"add\",\"text\":\"likes tea\"}},"
-                                              "{\"id\":\"call_t\",\"name\":\"todo\",\"arguments\":"
-                                              "{\"action\":\"add\",\"text\":\"buy tea\"}}]}",
-                                              NULL),
-                         MR_OK);
+        tool_model_script(&f->m, "{\"reply\":\"On it.\",\"tool_calls\":["
+                                 "{\"id\":\"call_m\",\"name\":\"memory\",\"arguments\":"
+                                 "{\"action\":\"add\",\"text\":\"likes tea\"}},"
+                                 "{\"id\":\"call_t\",\"name\":\"todo\",\"arguments\":"
+                                 "{\"action\":\"add\",\"text\":\"buy tea\"}}]}");
         mr_llm_response out;
         assert_int_equal(run(f, "memory,todo", 5, stream, &out), MR_OK);
         assert_int_equal(out.n_tool_calls, 0);
@@ -162,10 +159,8 @@ static void test_calls_hidden(void **state)
 {
     fixture *f = *state;
     f->show = false;
-    assert_int_equal(mr_model_stub_script(&f->m.st, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
-                                                  "\"arguments\":{\"action\":\"add\",\"text\":\"tea\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
+                             "\"arguments\":{\"action\":\"add\",\"text\":\"tea\"}}]}");
     mr_llm_response out;
     assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
     assert_null(strstr(f->text.s, "<tool>"));
@@ -177,12 +172,9 @@ static void test_calls_hidden(void **state)
 static void test_failing_call_is_an_error_for_the_model(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->m.st,
-                                          "{\"tool_calls\":[{\"id\":\"call_x\",\"name\":\"todo\",\"arguments\":"
-                                          "\"{\\\"action\\\":\"},{\"id\":\"call_y\",\"name\":\"shell\","
-                                          "\"arguments\":{\"command\":\"ls\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"tool_calls\":[{\"id\":\"call_x\",\"name\":\"todo\",\"arguments\":"
+                             "\"{\\\"action\\\":\"},{\"id\":\"call_y\",\"name\":\"shell\","
+                             "\"arguments\":{\"command\":\"ls\"}}]}");
     mr_llm_response out;
     assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
     json_t *reqs = requests(f);
@@ -202,12 +194,9 @@ static void test_failing_call_is_an_error_for_the_model(void **state)
 static void test_timeout_and_flood(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->m.st,
-                                          "{\"tool_calls\":[{\"id\":\"call_slow\",\"name\":\"shell\",\"arguments\":"
-                                          "{\"command\":\"sleep 60\"}},{\"id\":\"call_big\",\"name\":\"shell\","
-                                          "\"arguments\":{\"command\":\"head -c 10485760 /dev/zero | tr '\\\\0' y\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"tool_calls\":[{\"id\":\"call_slow\",\"name\":\"shell\",\"arguments\":"
+                             "{\"command\":\"sleep 60\"}},{\"id\":\"call_big\",\"name\":\"shell\","
+                             "\"arguments\":{\"command\":\"head -c 10485760 /dev/zero | tr '\\\\0' y\"}}]}");
     const mr_tool_def *defs[] = {mr_tools_find("shell")};
     mr_tools_env env = {.entity = "mind", .requester = "@alice:example.org", .data_dir = f->dir, .workspace = f->dir,
                         .timeout_ms = 2000, .max_output = 4096};
@@ -233,10 +222,8 @@ static void test_timeout_and_flood(void **state)
 static void test_round_bound(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->m.st, "{\"times\":10,\"tool_calls\":[{\"name\":\"todo\","
-                                                  "\"arguments\":{\"action\":\"list\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"times\":10,\"tool_calls\":[{\"name\":\"todo\","
+                             "\"arguments\":{\"action\":\"list\"}}]}");
     mr_llm_response out;
     assert_int_equal(run(f, "todo", 2, true, &out), MR_OK);
     json_t *reqs = requests(f);

@@ -118,7 +118,7 @@ static const mr_tool_def *def_named(const mr_tool_def **defs, size_t n, const ch
 static json_t *turn(fixture *f, const char *script, mr_llm_response *out)
 {
     assert_int_equal(mr_model_stub_reset(&f->m.st, NULL), MR_OK);
-    assert_int_equal(mr_model_stub_script(&f->m.st, script, NULL), MR_OK);
+    tool_model_script(&f->m, script);
     const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
     size_t n = agent_defs(f, defs);
     char dir[] = "/tmp/mr-tool-mcp-XXXXXX";

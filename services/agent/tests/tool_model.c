@@ -1,8 +1,13 @@
 /* tool_model.c -- mr-model-stub and an LLM client to it, for the tool tests. */
 #include "tool_model.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <cmocka.h>
 
 int tool_model_start(tool_model *m, const char *key)
 {
@@ -23,6 +28,13 @@ int tool_model_start(tool_model *m, const char *key)
         return -1;
     }
     return 0;
+}
+
+void tool_model_script(tool_model *m, const char *json)
+{
+    mr_err err = {0};
+    if (mr_model_stub_script(&m->st, json, &err) != MR_OK)
+        fail_msg("scripting the model stub: %s", err.msg);
 }
 
 int tool_model_stop(tool_model *m)
