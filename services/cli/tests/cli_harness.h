@@ -247,6 +247,14 @@ static inline void expect_run(sandbox *sb, int status, const char *err, const ch
     cli_run_free(&r);
 }
 
+/* Fails naming the first of needles (NULL-terminated) that text lacks; what says which text. */
+static inline void expect_all_in(const char *what, const char *text, const char *const *needles)
+{
+    for (size_t i = 0; needles[i]; i++)
+        if (!strstr(text, needles[i]))
+            fail_msg("%s lacks \"%s\"; it is:\n%s", what, needles[i], text);
+}
+
 /* The help on topic (NULL-terminated words: none for the top level, {"config", "init", NULL}),
  * asked for all three ways (`TOPIC --help`, `TOPIC -h`, `help TOPIC`): each exits 0 with nothing
  * on stderr and the same text, which starts with usage and names the exit codes. Returns the
