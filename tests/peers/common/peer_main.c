@@ -64,13 +64,13 @@ int mr_peer_main(int argc, char **argv, const mr_peer_def *def, void *ctx)
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
-    mr_http_server_opts so = {0};
+    mr_http_server_opts so = def->server;
     int rc = parse_flags(argc, argv, def, ctx, &so.listen);
     if (rc >= 0)
         return rc;
     mr_err err = {0};
     mr_http_server *srv = NULL;
-    mr_code code = def->ready(ctx, &so, &err);
+    mr_code code = def->ready(ctx, so.listen, &err);
     if (code == MR_OK && mr_http_server_start(&so, def->handler, ctx, &srv, &err) != MR_OK)
         code = MR_EUNAVAIL; /* a server that cannot start (an address in use) exits 1 */
     if (code != MR_OK) {

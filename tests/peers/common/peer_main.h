@@ -17,9 +17,10 @@ typedef struct mr_peer_def {
     const struct option *flags;
     /* One of flags with its value (NULL for no_argument); MR_EINVAL ends with exit 2. */
     mr_code (*flag)(void *ctx, int ch, const char *value, mr_err *err);
-    /* After the flags: checks them together, prepares the peer and sets what the server needs
-     * beyond listen (max_body, limits). MR_EINVAL ends with exit 2, anything else with 1. */
-    mr_code (*ready)(void *ctx, mr_http_server_opts *so, mr_err *err);
+    /* After the flags: checks them together and prepares the peer, which will listen on listen.
+     * MR_EINVAL ends with exit 2, anything else with 1. */
+    mr_code (*ready)(void *ctx, const char *listen, mr_err *err);
+    mr_http_server_opts server; /* body and connection limits; listen comes from --listen */
     mr_http_handler handler; /* called with ctx */
     /* Ends the waits handlers are in (long polls, stalls) so the server can stop; may be NULL. */
     void (*wake)(void *ctx);

@@ -77,20 +77,15 @@ static mr_code take_flag(void *ctx, int ch, const char *value, mr_err *err)
     return rc;
 }
 
-static mr_code ready(void *ctx, mr_http_server_opts *so, mr_err *err)
+static mr_code ready(void *ctx, const char *listen, mr_err *err)
 {
     peer *p = ctx;
-    p->opts.listen = so->listen;
+    p->opts.listen = listen;
     if (!*p->opts.server_name)
         return mr_err_set(err, MR_EINVAL, "--server-name must not be empty");
     if (!p->opts.registration_token && (p->opts.registration_token_uses || p->opts.registration_token_expired))
         return mr_err_set(err, MR_EINVAL, "--registration-token-uses and --registration-token-expired need "
                           "--registration-token");
-    /* Synapse sets no connection limit, per address or in all, and every agent under test
-     * connects from loopback with a kept-alive connection of its own (1,000 accounts: 1,000
-     * long polls at once). */
-    *so = (mr_http_server_opts){.listen = so->listen, .max_body = 1024 * 1024,
-                                .max_connections = HS_MAX_CONNECTIONS, .max_per_address = HS_MAX_CONNECTIONS};
     unsigned long files = 0;
     mr_code rc = mr_http_fd_limit_raise(HS_MAX_CONNECTIONS + 64, &files, err);
     if (rc == MR_OK && (rc = hs_init(&p->h, &p->opts, err)) == MR_OK)
@@ -130,6 +125,11 @@ int main(int argc, char **argv)
     static const mr_peer_def def = {
         .prog = "mr-test-homeserver", .usage = USAGE, .flags = flags, .flag = take_flag, .ready = ready,
         .handler = handle, .wake = wake,
+        /* Synapse sets no connection limit, per address or in all, and every agent under test
+         * connects from loopback with a kept-alive connection of its own (1,000 accounts: 1,000
+         * long polls at once). */
+        .server = {.max_body = 1024 * 1024, .max_connections = HS_MAX_CONNECTIONS,
+                   .max_per_address = HS_MAX_CONNECTIONS},
     };
     peer p = {.opts = {.server_name = "localhost", .nonce_ttl_ms = 60000}};
     int rc = mr_peer_main(argc, argv, &def, &p);

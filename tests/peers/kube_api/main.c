@@ -28,15 +28,11 @@ static mr_code take_flag(void *ctx, int ch, const char *value, mr_err *err)
     return MR_OK;
 }
 
-static mr_code ready(void *ctx, mr_http_server_opts *so, mr_err *err)
+static mr_code ready(void *ctx, const char *listen, mr_err *err)
 {
+    (void)listen;
     kube *k = ctx;
-    if (k->token && !*k->token)
-        return mr_err_set(err, MR_EINVAL, "--token must not be empty");
-    so->max_body = 8 * 1024 * 1024;
-    /* kubectl and the platform under test share loopback: no per-address limit. */
-    so->max_per_address = 256;
-    return MR_OK;
+    return k->token && !*k->token ? mr_err_set(err, MR_EINVAL, "--token must not be empty") : MR_OK;
 }
 
 int main(int argc, char **argv)
@@ -49,6 +45,8 @@ int main(int argc, char **argv)
     static const mr_peer_def def = {
         .prog = "mr-test-kube-api", .usage = USAGE, .flags = flags, .flag = take_flag, .ready = ready,
         .handler = kube_handle,
+        /* kubectl and the platform under test share loopback: no per-address limit. */
+        .server = {.max_body = 8 * 1024 * 1024, .max_per_address = 256},
     };
     kube k;
     kube_init(&k);

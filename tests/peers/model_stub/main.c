@@ -27,15 +27,11 @@ static mr_code take_flag(void *ctx, int ch, const char *value, mr_err *err)
     return MR_OK;
 }
 
-static mr_code ready(void *ctx, mr_http_server_opts *so, mr_err *err)
+static mr_code ready(void *ctx, const char *listen, mr_err *err)
 {
+    (void)listen;
     stub *s = ctx;
-    if (s->api_key && !*s->api_key)
-        return mr_err_set(err, MR_EINVAL, "--api-key must not be empty");
-    so->max_body = 8 * 1024 * 1024;
-    /* Every agent under test calls the model from loopback: no per-address limit. */
-    so->max_per_address = 256;
-    return MR_OK;
+    return s->api_key && !*s->api_key ? mr_err_set(err, MR_EINVAL, "--api-key must not be empty") : MR_OK;
 }
 
 /* Ends stalls so the server can finish their requests and stop. */
@@ -54,6 +50,8 @@ int main(int argc, char **argv)
     static const mr_peer_def def = {
         .prog = "mr-model-stub", .usage = USAGE, .flags = flags, .flag = take_flag, .ready = ready,
         .handler = stub_handle, .wake = wake,
+        /* Every agent under test calls the model from loopback: no per-address limit. */
+        .server = {.max_body = 8 * 1024 * 1024, .max_per_address = 256},
     };
     stub s;
     stub_init(&s);
