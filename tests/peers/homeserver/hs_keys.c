@@ -154,17 +154,19 @@ static json_t *keys_view(const hs_device *d)
 }
 
 /* For each user the body's field asks about ({user_id: what is asked}), fn with the user (NULL
- * when unknown) and what is asked; *want is the field. */
-static mr_http_response *each_user(hs_call *c, const char *field, json_t **want, json_t *out,
-                                   void (*fn)(hs_user *u, const char *uid, json_t *asked, json_t *out))
+ * when unknown), what is asked and *out, a new object it fills; *want is the field. */
+static mr_http_response *each_user(hs_call *c, const char *field,
+                                   void (*fn)(hs_user *u, const char *uid, json_t *asked, json_t *out), json_t **want,
+                                   json_t **out)
 {
     mr_http_response *e = hs_field_obj(c->body, field, true, want);
     if (e)
         return e;
+    *out = json_object();
     const char *uid;
     json_t *asked;
     json_object_foreach(*want, uid, asked)
-        fn(hs_user_find(c->h, uid), uid, asked, out);
+        fn(hs_user_find(c->h, uid), uid, asked, *out);
     return NULL;
 }
 
@@ -187,12 +189,10 @@ static void query_user(hs_user *u, const char *uid, json_t *devs, json_t *out)
 
 mr_http_response *hs_keys_query(hs_call *c)
 {
-    json_t *want, *out = json_object();
-    mr_http_response *e = each_user(c, "device_keys", &want, out, query_user);
-    if (e) {
-        json_decref(out);
+    json_t *want, *out;
+    mr_http_response *e = each_user(c, "device_keys", query_user, &want, &out);
+    if (e)
         return e;
-    }
     json_t *reply = json_pack("{s:o, s:{}}", "device_keys", out, "failures");
     const char *uid;
     json_t *devs;
@@ -252,12 +252,10 @@ static void claim_user(hs_user *u, const char *uid, json_t *devs, json_t *out)
 
 mr_http_response *hs_keys_claim(hs_call *c)
 {
-    json_t *want, *out = json_object();
-    mr_http_response *e = each_user(c, "one_time_keys", &want, out, claim_user);
-    if (e) {
-        json_decref(out);
+    json_t *want, *out;
+    mr_http_response *e = each_user(c, "one_time_keys", claim_user, &want, &out);
+    if (e)
         return e;
-    }
     return hs_ok(json_pack("{s:o, s:{}}", "one_time_keys", out, "failures"));
 }
 
