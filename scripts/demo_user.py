@@ -11,16 +11,14 @@ mentions Coder, and one the router hands over. With --script, the model stub is 
 answer (otherwise the model answers for itself). Exit 0 when every message got its reply.
 """
 import asyncio
-import json
 import os
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 from nio import LoginResponse  # noqa: E402
 
 from e2e_human import Human, check  # noqa: E402
-from e2e_stack import StackError  # noqa: E402
+from e2e_stack import StackError, post_json  # noqa: E402
 
 MIND = "@mindroom_mind:localhost"
 CODER = "@mindroom_coder:localhost"
@@ -87,7 +85,7 @@ async def chat(url, user, password, stub_url):
             rooms[alias] = await human.join_when_invited(alias)
             print(f"(joined {alias} after the agents' invite)", flush=True)
         if stub_url:
-            post(stub_url + "/_stub/script", STUB_SCRIPT)
+            post_json(stub_url + "/_stub/script", STUB_SCRIPT)
         printer = Printer(human)
         for alias, text, mention, answerer in CONVERSATION:
             print(f"\n[{alias}]\n  you: {text}", flush=True)
@@ -98,13 +96,6 @@ async def chat(url, user, password, stub_url):
                               REPLY_DEADLINE_S)
     finally:
         await human.close()
-
-
-def post(url, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        r.read()
 
 
 def main(argv):

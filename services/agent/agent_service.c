@@ -86,17 +86,11 @@ static mr_code read_settings(agent_node *node, mr_err *err)
     rc = tool_settings_read(node->rt, &tools, err);
     if (rc != MR_OK)
         return rc;
-    const char *v = mr_runtime_setting(node->rt, NULL, TURNS_SETTING, NULL);
-    node->n_threads = TURNS_DEFAULT;
-    if (v) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (*end || n < 1 || n > TURNS_MAX)
-            return mr_err_set(err, MR_EINVAL, "%s: \"%s\" is not a whole number from 1 to %d", TURNS_SETTING, v,
-                              TURNS_MAX);
-        node->n_threads = (size_t)n;
-    }
-    return MR_OK;
+    long turns;
+    rc = mr_runtime_setting_long(node->rt, TURNS_SETTING, TURNS_DEFAULT, 1, TURNS_MAX, &turns, err);
+    if (rc == MR_OK)
+        node->n_threads = (size_t)turns;
+    return rc;
 }
 
 static const char *setting_of(void *ctx, const char *name)

@@ -5,27 +5,11 @@
 #include "agent_tools.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "mindroom/log.h"
 
 #define COMPONENT "agent"
-
-static mr_code read_long(const mr_runtime *rt, const char *key, long min, long max, long def, long *out,
-                         mr_err *err)
-{
-    const char *v = mr_runtime_setting(rt, NULL, key, NULL);
-    *out = def;
-    if (!v)
-        return MR_OK;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || end == v || n < min || n > max)
-        return mr_err_set(err, MR_EINVAL, "%s: \"%s\" is not a whole number from %ld to %ld", key, v, min, max);
-    *out = n;
-    return MR_OK;
-}
 
 static mr_code read_flag(const mr_runtime *rt, const char *key, bool *out, mr_err *err)
 {
@@ -39,11 +23,12 @@ static mr_code read_flag(const mr_runtime *rt, const char *key, bool *out, mr_er
 mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err)
 {
     long secs, bytes, rounds;
-    mr_code rc = read_long(rt, "MINDROOM_TOOL_TIMEOUT_SECONDS", 1, 3600, 30, &secs, err);
+    mr_code rc = mr_runtime_setting_long(rt, "MINDROOM_TOOL_TIMEOUT_SECONDS", 30, 1, 3600, &secs, err);
     if (rc == MR_OK)
-        rc = read_long(rt, "MINDROOM_TOOL_OUTPUT_MAX_BYTES", 256, 1048576, MR_TOOLS_OUTPUT_MAX, &bytes, err);
+        rc = mr_runtime_setting_long(rt, "MINDROOM_TOOL_OUTPUT_MAX_BYTES", MR_TOOLS_OUTPUT_MAX, 256, 1048576, &bytes,
+                                     err);
     if (rc == MR_OK)
-        rc = read_long(rt, "MINDROOM_TOOL_MAX_ROUNDS", 1, 100, 10, &rounds, err);
+        rc = mr_runtime_setting_long(rt, "MINDROOM_TOOL_MAX_ROUNDS", 10, 1, 100, &rounds, err);
     if (rc != MR_OK)
         return rc;
     bool priv, fs;

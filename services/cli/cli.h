@@ -4,6 +4,7 @@
 #define MINDROOM_CLI_H
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/config.h"
@@ -50,6 +51,9 @@ extern const char mr_cli_exit_codes_help[];
  * DIR/config.yaml; must_exist is not checked for it), else the lookup order of
  * mr_config_find_path. */
 mr_code mr_cli_config_path(const char *arg, bool must_exist, char *out, size_t cap, mr_err *err);
+/* mr_cli_config_path, and the .env beside that config, which every command reads with it. */
+mr_code mr_cli_config_files(const char *arg, bool must_exist, char config_path[PATH_MAX], char env_path[PATH_MAX],
+                            mr_err *err);
 
 /* Prints every diagnostic of a config load to stderr as file:line:col: field: message. */
 void mr_cli_print_diags(const mr_config_diags *diags);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "mindroom/config.h"
+#include "mindroom/fsutil.h"
 
 const char mr_cli_exit_codes_help[] =
     "Exit codes:\n"
@@ -104,6 +105,19 @@ mr_code mr_cli_config_path(const char *arg, bool must_exist, char *out, size_t c
                      : snprintf(out, cap, "%s", arg);
     if (len < 0 || (size_t)len >= cap)
         return mr_err_set(err, MR_EINVAL, "config path '%s' is longer than %zu bytes", arg, cap - 1);
+    return MR_OK;
+}
+
+mr_code mr_cli_config_files(const char *arg, bool must_exist, char config_path[PATH_MAX], char env_path[PATH_MAX],
+                            mr_err *err)
+{
+    mr_code rc = mr_cli_config_path(arg, must_exist, config_path, PATH_MAX, err);
+    if (rc != MR_OK)
+        return rc;
+    char dir[PATH_MAX];
+    mr_fs_dirname(config_path, dir, sizeof dir);
+    if (snprintf(env_path, PATH_MAX, "%s/.env", dir) >= PATH_MAX)
+        return mr_err_set(err, MR_EINVAL, "path of .env next to %s is too long", config_path);
     return MR_OK;
 }
 

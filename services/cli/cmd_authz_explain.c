@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "mindroom/authz.h"
 #include "mindroom/dotenv.h"
-#include "mindroom/fsutil.h"
 #include "mindroom/ids.h"
 
 #define CMD "authz explain"
@@ -197,8 +196,8 @@ int mr_cli_authz_explain(int argc, char **argv)
         return EXPLAIN_BAD_INPUT;
 
     mr_err err = {0};
-    char path[PATH_MAX];
-    if (mr_cli_config_path(a.config, true, path, sizeof path, &err) != MR_OK)
+    char path[PATH_MAX], env_path[PATH_MAX];
+    if (mr_cli_config_files(a.config, true, path, env_path, &err) != MR_OK)
         return bad_input("%s", err.msg);
     mr_config *cfg = NULL;
     mr_config_diags diags = {0};
@@ -208,10 +207,6 @@ int mr_cli_authz_explain(int argc, char **argv)
     if (rc != MR_OK)
         return bad_input("%s", err.msg);
 
-    char env_path[PATH_MAX + 8];
-    char dir[PATH_MAX];
-    mr_fs_dirname(path, dir, sizeof dir);
-    snprintf(env_path, sizeof env_path, "%s/.env", dir);
     mr_dotenv env = {0};
     int status;
     if (mr_dotenv_read(env_path, true, &env, &err) != MR_OK)

@@ -417,11 +417,9 @@ int mr_cli_config_init(int argc, char **argv)
 
     mr_err err = {0};
     char config_path[PATH_MAX], dir[PATH_MAX], env_path[PATH_MAX];
-    if (mr_cli_config_path(o.path, false, config_path, sizeof config_path, &err) != MR_OK)
+    if (mr_cli_config_files(o.path, false, config_path, env_path, &err) != MR_OK)
         return mr_cli_fail(CMD, "%s", err.msg);
     mr_fs_dirname(config_path, dir, sizeof dir);
-    if (snprintf(env_path, sizeof env_path, "%s/.env", dir) >= (int)sizeof env_path)
-        return mr_cli_fail(CMD, "path of .env next to %s is too long", config_path);
 
     env_state state;
     if (probe_env(env_path, &state, &err) != MR_OK)

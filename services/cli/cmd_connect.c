@@ -521,12 +521,9 @@ int mr_cli_connect(int argc, char **argv)
         return mr_cli_fail(CMD, "Invalid pair code format. Expected ABCD-EFGH.");
 
     mr_err err = {0};
-    char config_path[PATH_MAX], dir[PATH_MAX], env_path[PATH_MAX];
-    if (mr_cli_config_path(o.path, false, config_path, sizeof config_path, &err) != MR_OK)
+    char config_path[PATH_MAX], env_path[PATH_MAX];
+    if (mr_cli_config_files(o.path, false, config_path, env_path, &err) != MR_OK)
         return mr_cli_fail(CMD, "%s", err.msg);
-    mr_fs_dirname(config_path, dir, sizeof dir);
-    if (snprintf(env_path, sizeof env_path, "%s/.env", dir) >= (int)sizeof env_path)
-        return mr_cli_fail(CMD, "path of .env next to %s is too long", config_path);
     mr_dotenv env = {0};
     if (mr_dotenv_read(env_path, true, &env, &err) != MR_OK)
         return mr_cli_fail(CMD, "%s", err.msg);

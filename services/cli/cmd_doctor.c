@@ -220,9 +220,9 @@ int mr_cli_doctor(int argc, char **argv)
         return mr_cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
 
     mr_err err = {0};
-    char config_path[PATH_MAX], dir[PATH_MAX], env_path[PATH_MAX + 8];
+    char config_path[PATH_MAX], env_path[PATH_MAX];
     struct stat st;
-    if (mr_cli_config_path(arg, true, config_path, sizeof config_path, &err) != MR_OK) {
+    if (mr_cli_config_files(arg, true, config_path, env_path, &err) != MR_OK) {
         fprintf(stderr, "mindroom " CMD ": %s\n", err.msg);
         return MR_CLI_EXIT_USAGE;
     }
@@ -231,8 +231,6 @@ int mr_cli_doctor(int argc, char **argv)
         fprintf(stderr, "mindroom " CMD ": --config: %s: %s\n", config_path, strerror(errno));
         return MR_CLI_EXIT_USAGE;
     }
-    mr_fs_dirname(config_path, dir, sizeof dir);
-    snprintf(env_path, sizeof env_path, "%s/.env", dir);
     mr_dotenv env = {0};
     if (mr_dotenv_read(env_path, true, &env, &err) != MR_OK) {
         fprintf(stderr, "mindroom " CMD ": %s\n", err.msg);

@@ -14,10 +14,13 @@
 #define VERSIONS_TIMEOUT_MS 5000
 #define BOOTSTRAP_BACKOFF_MS 5000
 #define BOOTSTRAP_BACKOFF_MAX_MS 60000
+#define MAX_STARTUP_TIMEOUT_S 86400
 #define DEFAULT_SYNC_TIMEOUT_MS 30000
+#define MAX_SYNC_TIMEOUT_MS 3600000
 #define DEFAULT_TIMELINE_LIMIT 5000
 #define MAX_TIMELINE_LIMIT 50000
 #define DEFAULT_BACKFILL_MAX 1000
+#define MAX_BACKFILL_MAX 1000000
 #define DEFAULT_ANSWER_MAX_AGE_S 86400
 #define MAX_ANSWER_MAX_AGE_S (6 * 86400)
 
@@ -71,21 +74,6 @@ mr_code gw_secret_setting(const mr_runtime *rt, const char *key, char **out, mr_
     return MR_OK;
 }
 
-static mr_code long_setting(const mr_runtime *rt, const char *key, long dflt, long scale, long *out,
-                            mr_err *err)
-{
-    const char *v = mr_runtime_setting(rt, NULL, key, NULL);
-    *out = dflt;
-    if (!v)
-        return MR_OK;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < 0)
-        return mr_err_set(err, MR_EINVAL, "%s: \"%s\" is not a whole number >= 0", key, v);
-    *out = n * scale;
-    return MR_OK;
-}
-
 static mr_code dup_setting(const mr_runtime *rt, const char *key, char **out, mr_err *err)
 {
     const char *v = mr_runtime_setting(rt, NULL, key, NULL);
@@ -101,20 +89,13 @@ static mr_code history_settings(const mr_runtime *rt, gw_settings *s, mr_err *er
 {
     long age_s = 0;
     mr_code rc;
-    if ((rc = long_setting(rt, "MINDROOM_GATEWAY_TIMELINE_LIMIT", DEFAULT_TIMELINE_LIMIT, 1,
-                           &s->timeline_limit, err)) ||
-        (rc = long_setting(rt, "MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS", DEFAULT_BACKFILL_MAX, 1,
-                           &s->backfill_max, err)) ||
-        (rc = long_setting(rt, "MINDROOM_ANSWER_MAX_AGE_SECONDS", DEFAULT_ANSWER_MAX_AGE_S, 1,
-                           &age_s, err)))
+    if ((rc = mr_runtime_setting_long(rt, "MINDROOM_GATEWAY_TIMELINE_LIMIT", DEFAULT_TIMELINE_LIMIT, 1,
+                                      MAX_TIMELINE_LIMIT, &s->timeline_limit, err)) ||
+        (rc = mr_runtime_setting_long(rt, "MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS", DEFAULT_BACKFILL_MAX, 0,
+                                      MAX_BACKFILL_MAX, &s->backfill_max, err)) ||
+        (rc = mr_runtime_setting_long(rt, "MINDROOM_ANSWER_MAX_AGE_SECONDS", DEFAULT_ANSWER_MAX_AGE_S, 1,
+                                      MAX_ANSWER_MAX_AGE_S, &age_s, err)))
         return rc;
-    if (s->timeline_limit < 1 || s->timeline_limit > MAX_TIMELINE_LIMIT)
-        return mr_err_set(err, MR_EINVAL, "MINDROOM_GATEWAY_TIMELINE_LIMIT: %ld is not between 1 "
-                          "and %d", s->timeline_limit, MAX_TIMELINE_LIMIT);
-    if (age_s < 1 || age_s > MAX_ANSWER_MAX_AGE_S)
-        return mr_err_set(err, MR_EINVAL, "MINDROOM_ANSWER_MAX_AGE_SECONDS: %ld is not between 1 "
-                          "and %d (6 days; the agent keeps its claims for 7)", age_s,
-                          MAX_ANSWER_MAX_AGE_S);
     s->answer_max_age_ms = (long long)age_s * 1000;
     return MR_OK;
 }
@@ -184,12 +165,13 @@ static mr_code settings_load(gw *g, mr_err *err)
         (rc = dup_setting(rt, "MINDROOM_PROVISIONING_URL", &s->provisioning_url, err)) ||
         (rc = dup_setting(rt, "MINDROOM_LOCAL_CLIENT_ID", &s->client_id, err)) ||
         (rc = gw_secret_setting(rt, "MINDROOM_LOCAL_CLIENT_SECRET", &s->client_secret, err)) ||
-        (rc = long_setting(rt, "MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS", 0, 1000,
-                           &s->startup_timeout_ms, err)) ||
-        (rc = long_setting(rt, "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", DEFAULT_SYNC_TIMEOUT_MS, 1,
-                           &s->sync_timeout_ms, err)) ||
+        (rc = mr_runtime_setting_long(rt, "MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS", 0, 0,
+                                      MAX_STARTUP_TIMEOUT_S, &s->startup_timeout_ms, err)) ||
+        (rc = mr_runtime_setting_long(rt, "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", DEFAULT_SYNC_TIMEOUT_MS, 0,
+                                      MAX_SYNC_TIMEOUT_MS, &s->sync_timeout_ms, err)) ||
         (rc = history_settings(rt, s, err)))
         return rc;
+    s->startup_timeout_ms *= 1000;
     /* The URL is joined to API paths, so a trailing slash would double. */
     size_t n = s->provisioning_url ? strlen(s->provisioning_url) : 0;
     while (n && s->provisioning_url[n - 1] == '/')

@@ -3,7 +3,6 @@
 #include "prov_internal.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,22 +29,11 @@ static mr_code dup_setting(char **out, const char *value, const char *name, mr_e
     return *out ? MR_OK : mr_err_set(err, MR_ENOMEM, "%s: out of memory", name);
 }
 
-static mr_code parse_seconds(const char *var, long dflt, long min, long max, long *out, mr_err *err)
+static mr_code parse_long(const char *var, long dflt, long min, long max, long *out, mr_err *err)
 {
     const char *v = setting(var);
-    if (!v) {
-        *out = dflt;
-        return MR_OK;
-    }
-    char *end = NULL;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end)
-        return mr_err_set(err, MR_EINVAL, "%s: '%s' is not a whole number of seconds", var, v);
-    if (n < min || n > max)
-        return mr_err_set(err, MR_EINVAL, "%s: %ld is outside %ld..%ld seconds", var, n, min, max);
-    *out = n;
-    return MR_OK;
+    *out = dflt;
+    return v ? mr_runtime_parse_long(var, v, min, max, out, err) : MR_OK;
 }
 
 /* The host of an http(s) URL, without brackets' contents changed and without the port. */
@@ -180,11 +168,10 @@ mr_code mr_provisioning_settings_resolve(mr_provisioning_settings *out, mr_err *
     if (rc == MR_OK)
         rc = resolve_token(out, err);
     if (rc == MR_OK)
-        rc = parse_seconds("MINDROOM_PROVISIONING_PAIR_TTL_SECONDS", 600, MR_PROVISIONING_MIN_TTL_S, TTL_MAX_S,
-                           &out->pair_ttl_s, err);
+        rc = parse_long("MINDROOM_PROVISIONING_PAIR_TTL_SECONDS", 600, MR_PROVISIONING_MIN_TTL_S, TTL_MAX_S,
+                        &out->pair_ttl_s, err);
     if (rc == MR_OK)
-        rc = parse_seconds("MINDROOM_PROVISIONING_POLL_INTERVAL_SECONDS", 3, 1, POLL_MAX_S, &out->poll_interval_s,
-                           err);
+        rc = parse_long("MINDROOM_PROVISIONING_POLL_INTERVAL_SECONDS", 3, 1, POLL_MAX_S, &out->poll_interval_s, err);
     const char *proxies = setting("MINDROOM_PROVISIONING_TRUSTED_PROXIES");
     if (rc == MR_OK && proxies)
         rc = split_list("MINDROOM_PROVISIONING_TRUSTED_PROXIES", proxies, api_is_ip, "an IP address",

@@ -9,6 +9,7 @@
 
 #include "mindroom/ids.h"
 #include "mindroom/oauth.h"
+#include "mindroom/runtime.h"
 
 #define TU "MINDROOM_TRUSTED_UPSTREAM_"
 #define PLACEHOLDER "{localpart}"
@@ -281,20 +282,14 @@ static mr_code read_providers(const reader *r, ua_settings *s, mr_err *err)
     return rc;
 }
 
-/* A whole number from 0 to max, dflt when unset; `range` says what it counts for the message. */
-static mr_code read_count(const reader *r, const char *name, size_t dflt, unsigned long long max, const char *range,
-                          size_t *out, mr_err *err)
+/* A whole number from 0 to max, dflt when unset. */
+static mr_code read_count(const reader *r, const char *name, size_t dflt, long max, size_t *out, mr_err *err)
 {
     const char *v = value_of(r, name);
-    *out = dflt;
-    if (!v)
-        return MR_OK;
-    char *end;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (!isdigit((unsigned char)*v) || *end || n > max)
-        return mr_err_set(err, MR_EINVAL, "%s: \"%.40s\" must be a number of %s", name, v, range);
+    long n = (long)dflt;
+    mr_code rc = v ? mr_runtime_parse_long(name, v, 0, max, &n, err) : MR_OK;
     *out = (size_t)n;
-    return MR_OK;
+    return rc;
 }
 
 mr_code ua_settings_load(ua_getenv_fn get, void *ctx, ua_settings *out, mr_err *err)
@@ -310,10 +305,10 @@ mr_code ua_settings_load(ua_getenv_fn get, void *ctx, ua_settings *out, mr_err *
         mr_err_prefix(err, "MINDROOM_OWNER_USER_ID");
     if (rc == MR_OK)
         rc = read_count(&r, "MINDROOM_UPSTREAM_AUTH_JWT_CACHE", UA_JWT_CACHE_DEFAULT, 1000000,
-                        "tokens from 0 (off) to 1000000", &out->jwt_cache_entries, err);
+                        &out->jwt_cache_entries, err);
     if (rc == MR_OK)
         rc = read_count(&r, TU "JWT_LEEWAY_SECONDS", UA_JWT_LEEWAY_DEFAULT_S, UA_JWT_LEEWAY_MAX_S,
-                        "seconds from 0 to 300", &out->jwt_leeway_s, err);
+                        &out->jwt_leeway_s, err);
     if (rc == MR_OK)
         rc = read_providers(&r, out, err);
     return rc;

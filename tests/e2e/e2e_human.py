@@ -2,12 +2,11 @@
 registers, joins the agents' rooms, sends messages and keeps every room event it syncs, so a
 test can read the agents' replies, their edits and how many there are."""
 
-import time
 
 from nio import (AsyncClient, AsyncClientConfig, JoinResponse, RegisterResponse, RoomInviteResponse,
                  RoomSendResponse, SyncResponse)
 
-from e2e_stack import DEADLINE_S, StackError
+from e2e_stack import DEADLINE_S, StackError, attempts
 
 # Timeline events per room and sync: more than a test ever sends between two syncs.
 SYNC_FILTER = {"room": {"timeline": {"limit": 500}}}
@@ -55,14 +54,10 @@ class Human:
 
     async def until(self, what, pred, deadline_s=DEADLINE_S):
         """Syncs until pred() returns something true."""
-        end = time.monotonic() + deadline_s
-        while True:
+        for _ in attempts(f"{what} (as {self.user_id})", deadline_s):
             got = pred()
             if got:
                 return got
-            if time.monotonic() > end:
-                raise StackError(f"{self.user_id}: timed out after {deadline_s:.0f} s waiting for "
-                                 f"{what}")
             await self.sync()
 
     async def join_when_invited(self, alias):

@@ -53,16 +53,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+def attempts(what, deadline_s=DEADLINE_S):
+    """Yields until deadline_s has passed, then raises StackError naming what was awaited: the
+    loop of every wait, whatever it does between two looks (sleep, sync)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() <= end:
+        yield
+    raise StackError(f"timed out after {deadline_s:.0f} s waiting for {what}")
+
+
 def wait_for(what, pred, deadline_s=DEADLINE_S, step_s=0.05):
     """Polls pred until it returns something true, failing after deadline_s."""
-    end = time.monotonic() + deadline_s
-    while True:
+    for _ in attempts(what, deadline_s):
         got = pred()
         if got:
             return got
-        if time.monotonic() > end:
-            raise StackError(f"timed out after {deadline_s:.0f} s waiting for {what}")
         time.sleep(step_s)
+
+
+def post_json(url, body):
+    """POSTs body as JSON, raising on any status but 2xx."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
 
 
 def tail(path, lines=40):
@@ -260,7 +274,7 @@ class Stack:
             f.writelines(f"{k}={v}\n" for k, v in env.items())
 
     def stub_script(self, script):
-        self._post(self.stub.url + "/_stub/script", script)
+        post_json(self.stub.url + "/_stub/script", script)
 
     def stub_release(self):
         """Lets every held answer go on (the stub's `hold`): call once the test has acted."""
@@ -273,13 +287,6 @@ class Stack:
     def hs_state(self):
         with urllib.request.urlopen(self.hs.url + "/_test/state", timeout=10) as r:
             return json.load(r)
-
-    @staticmethod
-    def _post(url, body):
-        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            r.read()
 
     # ---- MindRoom ----
 

@@ -361,6 +361,21 @@ void mr_tp_cleanup_dir(const char *dir)
         mr_tp_rmtree(dir, NULL);
 }
 
+const char *mr_tp_mcp_everything(void)
+{
+    const char *entry = getenv("MR_MCP_EVERYTHING");
+    if (!entry || access(entry, R_OK) != 0) {
+        printf("SKIPPED: %s not found; `make deps` installs @modelcontextprotocol/server-everything\n",
+               entry ? entry : "MR_MCP_EVERYTHING");
+        return NULL;
+    }
+    if (system("node --version >/dev/null 2>&1") != 0) {
+        printf("SKIPPED: node not found; install Debian's nodejs\n");
+        return NULL;
+    }
+    return entry;
+}
+
 mr_code mr_tp_proto_check(const char *topic, const char *path, mr_err *err)
 {
     const char *py = getenv("MR_PYTHON3"), *check_py = getenv("MR_PROTO_CHECK");

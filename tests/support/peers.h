@@ -91,6 +91,10 @@ void mr_tp_cleanup_dir(const char *dir);
  * $MR_PROTO_CHECK messages <topic> <path>); its report goes to <path>.check, and on failure to
  * stderr too. MR_EINVAL when the messages do not match. */
 mr_code mr_tp_proto_check(const char *topic, const char *path, mr_err *err);
+/* The entry point of the MCP reference server (@modelcontextprotocol/server-everything, run
+ * with node) from $MR_MCP_EVERYTHING; NULL after a SKIPPED line on stdout when it or node is
+ * missing, for the test to exit with 77. */
+const char *mr_tp_mcp_everything(void);
 
 typedef struct mr_tp_redis {
     pid_t pid;

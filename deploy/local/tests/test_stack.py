@@ -20,7 +20,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.error
 import urllib.request
@@ -30,6 +29,8 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 STACK = os.path.join(os.path.dirname(HERE), "stack.sh")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+from e2e_stack import wait_for  # noqa: E402
 SERVICES = ("gateway", "crypto", "authz", "agent")
 NAMES = ("redis", "kafka-holder", "kafka-mock") + SERVICES
 DEADLINE_S = 120
@@ -53,17 +54,6 @@ router:
 authorization:
   global_users: ["@alice:localhost"]
 """
-
-
-def wait_for(what, pred, deadline_s=DEADLINE_S):
-    end = time.monotonic() + deadline_s
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def http_status(url):
@@ -223,7 +213,8 @@ class Stack(unittest.TestCase):
             self.assertEqual(http_status(f"http://127.0.0.1:{self.service_port(name)}/healthz"), 200, name)
         for name in SERVICES:
             wait_for(f"{name} /readyz",
-                     lambda name=name: http_status(f"http://127.0.0.1:{self.service_port(name)}/readyz") == 200)
+                     lambda name=name: http_status(f"http://127.0.0.1:{self.service_port(name)}/readyz") == 200,
+                     DEADLINE_S)
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(b"PING\r\n")
             self.assertEqual(s.recv(16), b"+PONG\r\n")

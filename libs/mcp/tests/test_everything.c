@@ -208,16 +208,8 @@ static void test_streamable_http(void **state)
 
 int main(void)
 {
-    g_entry = getenv("MR_MCP_EVERYTHING");
-    if (!g_entry || access(g_entry, R_OK) != 0) {
-        printf("SKIPPED: %s not found; `make deps` installs @modelcontextprotocol/server-everything\n",
-               g_entry ? g_entry : "MR_MCP_EVERYTHING");
+    if (!(g_entry = mr_tp_mcp_everything()))
         return 77;
-    }
-    if (system("node --version >/dev/null 2>&1") != 0) {
-        printf("SKIPPED: node not found; install Debian's nodejs\n");
-        return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stdio),
         cmocka_unit_test(test_stdio_environment),

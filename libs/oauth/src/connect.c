@@ -177,6 +177,12 @@ static mr_code grant_parse(const char *text, size_t len, mr_oauth_connect_grant 
 
 mr_code mr_oauth_connect_lookup(mr_store *s, const char *token, mr_oauth_connect_grant *out, mr_err *err)
 {
+    return mr_oauth_connect_lookup_at(s, token, now_ms(), out, err);
+}
+
+mr_code mr_oauth_connect_lookup_at(mr_store *s, const char *token, long long now, mr_oauth_connect_grant *out,
+                                   mr_err *err)
+{
     memset(out, 0, sizeof *out);
     if (!token_shaped(token))
         return mr_err_set(err, MR_EINVAL, "connect token is malformed");
@@ -192,7 +198,7 @@ mr_code mr_oauth_connect_lookup(mr_store *s, const char *token, mr_oauth_connect
     rc = grant_parse(text, len, out, err);
     free(text);
     text = NULL;
-    if (rc == MR_OK && out->expires_at_ms <= now_ms())
+    if (rc == MR_OK && out->expires_at_ms <= now)
         rc = mr_err_set(err, MR_ENOTFOUND, "connect token is unknown or has expired");
     if (rc == MR_OK) {
         grant_key(key, sizeof key, out->token_sha256, ":used");
@@ -210,7 +216,12 @@ mr_code mr_oauth_connect_lookup(mr_store *s, const char *token, mr_oauth_connect
 
 mr_code mr_oauth_connect_redeem(mr_store *s, const mr_oauth_connect_grant *g, mr_err *err)
 {
-    long long left = g->expires_at_ms - now_ms();
+    return mr_oauth_connect_redeem_at(s, g, now_ms(), err);
+}
+
+mr_code mr_oauth_connect_redeem_at(mr_store *s, const mr_oauth_connect_grant *g, long long now, mr_err *err)
+{
+    long long left = g->expires_at_ms - now;
     if (left <= 0)
         return mr_err_set(err, MR_ENOTFOUND, "connect token has expired");
     char key[128];

@@ -119,17 +119,11 @@ static int fail(const char *prog, const mr_err *err, mr_code rc)
  * proxy in front (the ingress before upstream-auth) is one address for all its clients. */
 static mr_code per_address_limit(const mr_runtime *rt, unsigned *out, mr_err *err)
 {
-    const char *v = mr_runtime_setting(rt, NULL, "MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS", NULL);
-    *out = 0;
-    if (!v)
-        return MR_OK;
-    char *end = NULL;
-    long n = strtol(v, &end, 10);
-    if (*end || n < 1 || n > MAX_HTTP_CONNECTIONS)
-        return mr_err_set(err, MR_EINVAL, "MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS: \"%s\" is not a "
-                          "whole number from 1 to %d", v, MAX_HTTP_CONNECTIONS);
+    long n = 0;
+    mr_code rc = mr_runtime_setting_long(rt, "MINDROOM_HTTP_MAX_CONNECTIONS_PER_ADDRESS", 0, 1, MAX_HTTP_CONNECTIONS,
+                                         &n, err);
     *out = (unsigned)n;
-    return MR_OK;
+    return rc;
 }
 
 /* Polling threads for a service that asks for a pool: a core each, as more only add thread

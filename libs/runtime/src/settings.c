@@ -1,6 +1,7 @@
 /* settings.c -- resolving a runtime's settings: flag > environment > .env > default, validated. */
 #include "runtime_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -132,47 +133,66 @@ static mr_code resolve_matrix(mr_runtime *rt, mr_err *err)
     return MR_OK;
 }
 
-/* The bus and store URLs. Embedded defaults keep `mindroom run` zero-setup (the bus journals to
- * a file, so a crash loses no message it accepted); a distributed binary alone in its process
- * must be told where its peers are. */
-static mr_code resolve_bus(const mr_runtime_opts *o, mr_runtime *rt, const char *svc, mr_err *err)
+/* The URL setting key into *out. Embedded defaults (scheme://<storage>/file) keep `mindroom run`
+ * zero-setup; a distributed binary alone in its process must be told where its peers are, and
+ * the message says what it needs. */
+static mr_code resolve_url(const mr_runtime_opts *o, mr_runtime *rt, const char *key, const char *scheme,
+                           const char *file, const char *needs, char **out, mr_err *err)
 {
-    mr_runtime_settings *s = &rt->settings;
-    char bus_dflt[PATH_MAX + 16];
-    snprintf(bus_dflt, sizeof bus_dflt, "inproc://%s/bus.db", s->storage_path);
-    const char *bus = mr_runtime_setting(rt, NULL, "MINDROOM_BUS_URL", o->distributed ? NULL : bus_dflt);
-    if (!bus)
-        return mr_err_set(err, MR_EINVAL,
-                          "MINDROOM_BUS_URL: not set; mindroom-%s is one service of a distributed instance and "
-                          "needs kafka://host:port[,host:port] or redis://host:port/db",
-                          svc);
-    if (o->distributed && strncmp(bus, "inproc:", 7) == 0)
-        return mr_err_set(err, MR_EINVAL,
-                          "MINDROOM_BUS_URL: inproc: only connects services inside one process; mindroom-%s "
-                          "needs kafka:// or redis:// (or run every service with `mindroom run`)",
-                          svc);
-    return dup_into(&s->bus_url, bus, "MINDROOM_BUS_URL", err);
+    char dflt[PATH_MAX + 32];
+    snprintf(dflt, sizeof dflt, "%s://%s/%s", scheme, rt->settings.storage_path, file);
+    const char *url = mr_runtime_setting(rt, NULL, key, o->distributed ? NULL : dflt);
+    if (!url)
+        return mr_err_set(err, MR_EINVAL, "%s: not set; mindroom-%s %s", key, o->service ? o->service : "mindroom",
+                          needs);
+    return dup_into(out, url, key, err);
 }
 
-/* The URLs of the peers the service uses. */
+/* The URLs of the peers the service uses. The embedded bus journals to a file, so a crash loses
+ * no message it accepted. */
 static mr_code resolve_urls(const mr_runtime_opts *o, mr_runtime *rt, mr_err *err)
 {
     mr_runtime_settings *s = &rt->settings;
-    const char *svc = o->service ? o->service : "mindroom";
     mr_code rc = MR_OK;
     if (s->uses & MR_RUNTIME_USES_BUS)
-        rc = resolve_bus(o, rt, svc, err);
-    if (rc != MR_OK || !(s->uses & MR_RUNTIME_USES_STORE))
-        return rc;
-    char dflt[PATH_MAX + 16];
-    snprintf(dflt, sizeof dflt, "sqlite://%s/state.db", s->storage_path);
-    const char *store = mr_runtime_setting(rt, NULL, "MINDROOM_STORE_URL", o->distributed ? NULL : dflt);
-    if (!store)
-        return mr_err_set(err, MR_EINVAL,
-                          "MINDROOM_STORE_URL: not set; mindroom-%s needs redis://host:port/db (or "
-                          "sqlite:///path for a single replica)",
-                          svc);
-    return dup_into(&s->store_url, store, "MINDROOM_STORE_URL", err);
+        rc = resolve_url(o, rt, "MINDROOM_BUS_URL", "inproc", "bus.db",
+                         "is one service of a distributed instance and needs kafka://host:port[,host:port] or "
+                         "redis://host:port/db",
+                         &s->bus_url, err);
+    if (rc == MR_OK && s->bus_url && o->distributed && strncmp(s->bus_url, "inproc:", 7) == 0)
+        rc = mr_err_set(err, MR_EINVAL,
+                        "MINDROOM_BUS_URL: inproc: only connects services inside one process; mindroom-%s needs "
+                        "kafka:// or redis:// (or run every service with `mindroom run`)",
+                        o->service ? o->service : "mindroom");
+    if (rc == MR_OK && (s->uses & MR_RUNTIME_USES_STORE))
+        rc = resolve_url(o, rt, "MINDROOM_STORE_URL", "sqlite", "state.db",
+                         "needs redis://host:port/db (or sqlite:///path for a single replica)", &s->store_url, err);
+    return rc;
+}
+
+mr_code mr_runtime_parse_long(const char *key, const char *text, long min, long max, long *out, mr_err *err)
+{
+    /* strtol alone would take leading blanks, a '+' and an overflow clamped to LONG_MAX. */
+    const char *digits = text[0] == '-' ? text + 1 : text;
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (!isdigit((unsigned char)*digits) || errno || *end || n < min || n > max)
+        return mr_err_set(err, MR_EINVAL, "%s: \"%.40s\" is not a whole number from %ld to %ld", key, text, min,
+                          max);
+    *out = n;
+    return MR_OK;
+}
+
+mr_code mr_runtime_setting_long(const mr_runtime *rt, const char *key, long dflt, long min, long max, long *out,
+                                mr_err *err)
+{
+    const char *v = mr_runtime_setting(rt, NULL, key, NULL);
+    if (!v) {
+        *out = dflt;
+        return MR_OK;
+    }
+    return mr_runtime_parse_long(key, v, min, max, out, err);
 }
 
 mr_code mr_runtime_settings_secret(mr_runtime *rt, mr_err *err)

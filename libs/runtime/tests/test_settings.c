@@ -490,6 +490,53 @@ static void test_model_settings_from_dotenv(void **state)
     unsetenv("OPENAI_BASE_URL");
 }
 
+/* One reader for every service's whole-number settings: digits only (no blanks, no '+', no
+ * overflow clamped to LONG_MAX), the range in the message, *out kept on refusal, and the
+ * default (from .env too) when unset or empty. */
+static void test_whole_number_settings(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *text;
+        long want; /* -99 when refused */
+    } cases[] = {
+        {"0", 0}, {"7", 7}, {"100", 100}, {"-5", -5}, {"007", 7},
+        {"101", -99}, {"-6", -99}, {"", -99}, {"-", -99}, {" 5", -99}, {"+5", -99}, {"5 ", -99},
+        {"5x", -99}, {"0x10", -99}, {"99999999999999999999", -99}, {"-99999999999999999999", -99},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        long n = 42;
+        mr_err err = {0};
+        mr_code rc = mr_runtime_parse_long("MINDROOM_X", cases[i].text, -5, 100, &n, &err);
+        if (cases[i].want == -99) {
+            char want[160];
+            snprintf(want, sizeof want, "MINDROOM_X: \"%s\" is not a whole number from -5 to 100", cases[i].text);
+            if (rc != MR_EINVAL || n != 42 || strcmp(err.msg, want) != 0)
+                fail_msg("\"%s\": rc %d, n %ld, message \"%s\"", cases[i].text, rc, n, err.msg);
+        } else if (rc != MR_OK || n != cases[i].want) {
+            fail_msg("\"%s\": rc %d, n %ld (%s)", cases[i].text, rc, n, err.msg);
+        }
+    }
+    mr_err err = {0};
+    long n = 0;
+    assert_int_equal(mr_runtime_parse_long("K", "123456789012345678901234567890123456789012345", 0, 1, &n, &err),
+                     MR_EINVAL);
+    assert_string_equal(err.msg, "K: \"1234567890123456789012345678901234567890\" is not a whole number from 0 to 1");
+
+    rt_write(f->dir, ".env", "MINDROOM_FROM_DOTENV=12\nMINDROOM_EMPTY=\n");
+    mr_runtime_opts opts = {.service = "demo"};
+    mr_runtime *rt = open_ok(&opts);
+    assert_int_equal(mr_runtime_setting_long(rt, "MINDROOM_FROM_DOTENV", 3, 1, 20, &n, &err), MR_OK);
+    assert_int_equal(n, 12);
+    assert_int_equal(mr_runtime_setting_long(rt, "MINDROOM_EMPTY", 3, 1, 20, &n, &err), MR_OK);
+    assert_int_equal(n, 3);
+    setenv("MINDROOM_FROM_DOTENV", "21", 1);
+    assert_int_equal(mr_runtime_setting_long(rt, "MINDROOM_FROM_DOTENV", 3, 1, 20, &n, &err), MR_EINVAL);
+    assert_string_equal(err.msg, "MINDROOM_FROM_DOTENV: \"21\" is not a whole number from 1 to 20");
+    unsetenv("MINDROOM_FROM_DOTENV");
+    mr_runtime_close(rt);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, rt_fixture_free)
 
 int main(void)
@@ -513,6 +560,7 @@ int main(void)
         T(test_model_settings_from_dotenv),
         T(test_mask_url_in_setting),
         T(test_only_the_settings_a_service_uses),
+        T(test_whole_number_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,14 +13,12 @@
 
 #include "agent_tools.h"
 #include "mindroom/log.h"
-#include "model_stub_peer.h"
+#include "tool_model.h"
 
 #define KEY "sk-tool-loop-0123456789"
 
 typedef struct fixture {
-    mr_model_stub st;
-    mr_model_cfg model;
-    mr_llm_client *c;
+    tool_model m;
     char dir[64];
     mr_strbuf text;              /* the answer as shown */
     int dones;
@@ -30,17 +28,10 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    mr_err err = {0};
-    if (mr_model_stub_start(KEY, NULL, &f->st, &err) != MR_OK) {
-        fprintf(stderr, "%s\n", err.msg);
+    if (!f || tool_model_start(&f->m, KEY) != 0) {
+        free(f);
         return -1;
     }
-    setenv("MR_TEST_TOOL_KEY", KEY, 1);
-    f->model = (mr_model_cfg){.name = "default", .provider = "openai", .id = "stub-model", .host = f->st.url,
-                              .api_key_env = "MR_TEST_TOOL_KEY", .temperature = -1};
-    mr_llm_opts o = {.backoff_ms = 10};
-    if (mr_llm_client_new(&f->model, &o, &f->c, &err) != MR_OK)
-        return -1;
     f->show = true;
     snprintf(f->dir, sizeof f->dir, "/tmp/mr-tool-loop-XXXXXX");
     if (!mkdtemp(f->dir))
@@ -52,9 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    mr_err err = {0};
-    mr_llm_client_free(f->c);
-    int rc = mr_model_stub_stop(&f->st, &err) == MR_OK ? 0 : -1;
+    int rc = tool_model_stop(&f->m);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     rc |= system(cmd);
@@ -98,7 +87,7 @@ static mr_code run(fixture *f, const char *tools_csv, int max_rounds, bool strea
     tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f, .show = f->show};
     mr_llm_request req = {.role = "helper", .user = "remember tea and add a todo", .stream = stream};
     mr_err err = {0};
-    mr_code rc = tool_loop_chat(f->c, &req, defs, n, &env, max_rounds, &hooks, out, &err);
+    mr_code rc = tool_loop_chat(f->m.c, &req, defs, n, &env, max_rounds, &hooks, out, &err);
     if (rc != MR_OK)
         fprintf(stderr, "tool_loop_chat: %s\n", err.msg);
     return rc;
@@ -108,7 +97,7 @@ static json_t *requests(fixture *f)
 {
     json_t *r = NULL;
     mr_err err = {0};
-    assert_int_equal(mr_model_stub_requests(&f->st, &r, &err), MR_OK);
+    assert_int_equal(mr_model_stub_requests(&f->m.st, &r, &err), MR_OK);
     return r;
 }
 
@@ -121,17 +110,14 @@ static void test_parallel_calls_and_results_back(void **state)
 {
     fixture *f = *state;
     for (int stream = 1; stream >= 0; stream--) {
-        assert_int_equal(mr_model_stub_reset(&f->st, NULL), MR_OK);
+        assert_int_equal(mr_model_stub_reset(&f->m.st, NULL), MR_OK);
         free(f->text.s);
         f->text = (mr_strbuf){0};
-        assert_int_equal(mr_model_stub_script(&f->st,
-                                              "{\"reply\":\"On it.\",\"tool_calls\":["
-                                              "{\"id\":\"call_m\",\"name\":\"memory\",\"arguments\":"
-                                              "{\"action\":\"add\",\"text\":\"likes tea\"}},"
-                                              "{\"id\":\"call_t\",\"name\":\"todo\",\"arguments\":"
-                                              "{\"action\":\"add\",\"text\":\"buy tea\"}}]}",
-                                              NULL),
-                         MR_OK);
+        tool_model_script(&f->m, "{\"reply\":\"On it.\",\"tool_calls\":["
+                                 "{\"id\":\"call_m\",\"name\":\"memory\",\"arguments\":"
+                                 "{\"action\":\"add\",\"text\":\"likes tea\"}},"
+                                 "{\"id\":\"call_t\",\"name\":\"todo\",\"arguments\":"
+                                 "{\"action\":\"add\",\"text\":\"buy tea\"}}]}");
         mr_llm_response out;
         assert_int_equal(run(f, "memory,todo", 5, stream, &out), MR_OK);
         assert_int_equal(out.n_tool_calls, 0);
@@ -173,10 +159,8 @@ static void test_calls_hidden(void **state)
 {
     fixture *f = *state;
     f->show = false;
-    assert_int_equal(mr_model_stub_script(&f->st, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
-                                                  "\"arguments\":{\"action\":\"add\",\"text\":\"tea\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"reply\":\"On it.\",\"tool_calls\":[{\"name\":\"todo\","
+                             "\"arguments\":{\"action\":\"add\",\"text\":\"tea\"}}]}");
     mr_llm_response out;
     assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
     assert_null(strstr(f->text.s, "<tool>"));
@@ -188,12 +172,9 @@ static void test_calls_hidden(void **state)
 static void test_failing_call_is_an_error_for_the_model(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->st,
-                                          "{\"tool_calls\":[{\"id\":\"call_x\",\"name\":\"todo\",\"arguments\":"
-                                          "\"{\\\"action\\\":\"},{\"id\":\"call_y\",\"name\":\"shell\","
-                                          "\"arguments\":{\"command\":\"ls\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"tool_calls\":[{\"id\":\"call_x\",\"name\":\"todo\",\"arguments\":"
+                             "\"{\\\"action\\\":\"},{\"id\":\"call_y\",\"name\":\"shell\","
+                             "\"arguments\":{\"command\":\"ls\"}}]}");
     mr_llm_response out;
     assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
     json_t *reqs = requests(f);
@@ -213,12 +194,9 @@ static void test_failing_call_is_an_error_for_the_model(void **state)
 static void test_timeout_and_flood(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->st,
-                                          "{\"tool_calls\":[{\"id\":\"call_slow\",\"name\":\"shell\",\"arguments\":"
-                                          "{\"command\":\"sleep 60\"}},{\"id\":\"call_big\",\"name\":\"shell\","
-                                          "\"arguments\":{\"command\":\"head -c 10485760 /dev/zero | tr '\\\\0' y\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"tool_calls\":[{\"id\":\"call_slow\",\"name\":\"shell\",\"arguments\":"
+                             "{\"command\":\"sleep 60\"}},{\"id\":\"call_big\",\"name\":\"shell\","
+                             "\"arguments\":{\"command\":\"head -c 10485760 /dev/zero | tr '\\\\0' y\"}}]}");
     const mr_tool_def *defs[] = {mr_tools_find("shell")};
     mr_tools_env env = {.entity = "mind", .requester = "@alice:example.org", .data_dir = f->dir, .workspace = f->dir,
                         .timeout_ms = 2000, .max_output = 4096};
@@ -226,7 +204,7 @@ static void test_timeout_and_flood(void **state)
     mr_llm_request req = {.user = "go", .stream = true};
     mr_llm_response out;
     mr_err err = {0};
-    assert_int_equal(tool_loop_chat(f->c, &req, defs, 1, &env, 3, &hooks, &out, &err), MR_OK);
+    assert_int_equal(tool_loop_chat(f->m.c, &req, defs, 1, &env, 3, &hooks, &out, &err), MR_OK);
     json_t *reqs = requests(f);
     json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
     size_t n = json_array_size(msgs);
@@ -244,10 +222,8 @@ static void test_timeout_and_flood(void **state)
 static void test_round_bound(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mr_model_stub_script(&f->st, "{\"times\":10,\"tool_calls\":[{\"name\":\"todo\","
-                                                  "\"arguments\":{\"action\":\"list\"}}]}",
-                                          NULL),
-                     MR_OK);
+    tool_model_script(&f->m, "{\"times\":10,\"tool_calls\":[{\"name\":\"todo\","
+                             "\"arguments\":{\"action\":\"list\"}}]}");
     mr_llm_response out;
     assert_int_equal(run(f, "todo", 2, true, &out), MR_OK);
     json_t *reqs = requests(f);

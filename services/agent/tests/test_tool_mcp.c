@@ -19,7 +19,7 @@
 #include "agent_tools.h"
 #include "mindroom/clock.h"
 #include "mindroom/log.h"
-#include "model_stub_peer.h"
+#include "tool_model.h"
 #include "peers.h"
 
 #define KEY "sk-tool-mcp-0123456789"
@@ -27,9 +27,7 @@
 static const char *g_entry;
 
 typedef struct fixture {
-    mr_model_stub st;
-    mr_model_cfg model;
-    mr_llm_client *c;
+    tool_model m;
     mr_config *cfg;
     mcp_hub *hub;
     mr_strbuf text;
@@ -60,17 +58,11 @@ static mr_config *config_with(const char *env_line)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    mr_err err = {0};
-    if (mr_model_stub_start(KEY, NULL, &f->st, &err) != MR_OK) {
-        fprintf(stderr, "%s\n", err.msg);
+    if (!f || tool_model_start(&f->m, KEY) != 0) {
+        free(f);
         return -1;
     }
-    setenv("MR_TEST_TOOL_KEY", KEY, 1);
-    f->model = (mr_model_cfg){.name = "default", .provider = "openai", .id = "stub-model", .host = f->st.url,
-                              .api_key_env = "MR_TEST_TOOL_KEY", .temperature = -1};
-    mr_llm_opts o = {.backoff_ms = 10};
-    if (mr_llm_client_new(&f->model, &o, &f->c, &err) != MR_OK)
-        return -1;
+    mr_err err = {0};
     setenv("MR_TEST_MCP_GREETING", "hello from .env", 1);
     f->cfg = config_with("MCP_GREETING: \"${MR_TEST_MCP_GREETING}\"");
     if (mcp_hub_new(f->cfg, "/tmp", from_env, NULL, &f->hub, &err) != MR_OK) {
@@ -84,11 +76,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    mr_err err = {0};
     mcp_hub_free(f->hub);
     mr_config_release(f->cfg);
-    mr_llm_client_free(f->c);
-    int rc = mr_model_stub_stop(&f->st, &err) == MR_OK ? 0 : -1;
+    int rc = tool_model_stop(&f->m);
     free(f->text.s);
     free(f);
     /* Freeing the hub ended the server. */
@@ -127,8 +117,8 @@ static const mr_tool_def *def_named(const mr_tool_def **defs, size_t n, const ch
 /* One answer: the model stub plays script, the tools run for @alice. */
 static json_t *turn(fixture *f, const char *script, mr_llm_response *out)
 {
-    assert_int_equal(mr_model_stub_reset(&f->st, NULL), MR_OK);
-    assert_int_equal(mr_model_stub_script(&f->st, script, NULL), MR_OK);
+    assert_int_equal(mr_model_stub_reset(&f->m.st, NULL), MR_OK);
+    tool_model_script(&f->m, script);
     const mr_tool_def *defs[TOOLS_PER_AGENT_MAX];
     size_t n = agent_defs(f, defs);
     char dir[] = "/tmp/mr-tool-mcp-XXXXXX";
@@ -138,11 +128,11 @@ static json_t *turn(fixture *f, const char *script, mr_llm_response *out)
     tool_hooks hooks = {.on_text = on_text, .on_done = on_done, .ctx = f, .show = true};
     mr_llm_request req = {.role = "helper", .user = "use the tools", .stream = true};
     mr_err err = {0};
-    if (tool_loop_chat(f->c, &req, defs, n, &env, 5, &hooks, out, &err) != MR_OK)
+    if (tool_loop_chat(f->m.c, &req, defs, n, &env, 5, &hooks, out, &err) != MR_OK)
         fail_msg("tool_loop_chat: %s", err.msg);
     mr_tp_cleanup_dir(dir);
     json_t *r = NULL;
-    assert_int_equal(mr_model_stub_requests(&f->st, &r, &err), MR_OK);
+    assert_int_equal(mr_model_stub_requests(&f->m.st, &r, &err), MR_OK);
     return r;
 }
 
@@ -241,7 +231,7 @@ static void *kill_server(void *arg)
     while (mr_clock_mono_ms() < end) {
         json_t *r = NULL;
         mr_err err = {0};
-        bool asked = mr_model_stub_requests(&f->st, &r, &err) == MR_OK && json_array_size(r) >= 1;
+        bool asked = mr_model_stub_requests(&f->m.st, &r, &err) == MR_OK && json_array_size(r) >= 1;
         json_decref(r);
         if (asked && (pid = mr_tp_child_running("index.js stdio")) > 0)
             break;
@@ -319,16 +309,8 @@ static void test_unset_variable_named(void **state)
 
 int main(void)
 {
-    g_entry = getenv("MR_MCP_EVERYTHING");
-    if (!g_entry || access(g_entry, R_OK) != 0) {
-        printf("SKIPPED: %s not found; `make deps` installs @modelcontextprotocol/server-everything\n",
-               g_entry ? g_entry : "MR_MCP_EVERYTHING");
+    if (!(g_entry = mr_tp_mcp_everything()))
         return 77;
-    }
-    if (system("node --version >/dev/null 2>&1") != 0) {
-        printf("SKIPPED: node not found; install Debian's nodejs\n");
-        return 77;
-    }
     mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, stderr);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tools_offered_and_called, setup, teardown),

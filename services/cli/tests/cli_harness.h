@@ -247,4 +247,47 @@ static inline void expect_run(sandbox *sb, int status, const char *err, const ch
     cli_run_free(&r);
 }
 
+/* Fails naming the first of needles (NULL-terminated) that text lacks; what says which text. */
+static inline void expect_all_in(const char *what, const char *text, const char *const *needles)
+{
+    for (size_t i = 0; needles[i]; i++)
+        if (!strstr(text, needles[i]))
+            fail_msg("%s lacks \"%s\"; it is:\n%s", what, needles[i], text);
+}
+
+/* The help on topic (NULL-terminated words: none for the top level, {"config", "init", NULL}),
+ * asked for all three ways (`TOPIC --help`, `TOPIC -h`, `help TOPIC`): each exits 0 with nothing
+ * on stderr and the same text, which starts with usage and names the exit codes. Returns the
+ * text, for the caller to free. */
+static inline char *expect_help(sandbox *sb, const char *usage, const char *const *topic)
+{
+    size_t n = 0;
+    while (topic[n])
+        n++;
+    assert_true(n <= 4);
+    const char *forms[3][6] = {{NULL}};
+    for (size_t i = 0; i < n; i++) {
+        forms[0][i] = forms[1][i] = forms[2][i + 1] = topic[i];
+    }
+    forms[0][n] = "--help";
+    forms[1][n] = "-h";
+    forms[2][0] = "help";
+    char *text = NULL;
+    for (size_t f = 0; f < 3; f++) {
+        cli_run r = run_cli_env(sb, NULL, forms[f]);
+        if (r.status != 0 || *r.err || !starts_with(r.out, usage) || !strstr(r.out, "Exit codes:\n") ||
+            (text && strcmp(r.out, text) != 0))
+            fail_msg("`%s %s`: exit %d, stderr \"%s\", stdout:\n%s", forms[f][0], forms[f][1] ? forms[f][1] : "",
+                     r.status, r.err, r.out);
+        if (!text) {
+            text = r.out;
+            r.out = NULL;
+        }
+        cli_run_free(&r);
+    }
+    return text;
+}
+
+#define expect_help_of(sb, usage, ...) expect_help((sb), (usage), (const char *const[]){__VA_ARGS__, NULL})
+
 #endif

@@ -17,32 +17,21 @@ static void test_help_lists_only_existing_commands_and_exit_codes(void **state)
     assert_int_equal(r.status, 0);
     assert_string_equal(r.err, "");
     assert_true(starts_with(r.out, "Usage: mindroom <command> [options]\n"));
-    assert_non_null(strstr(r.out, "\n  config init [options]"));
-    assert_non_null(strstr(r.out, "\n  config validate [PATH]"));
-    assert_non_null(strstr(r.out, "\n  help [COMMAND]"));
-    assert_non_null(strstr(r.out, "\n  connect --pair-code CODE"));
-    assert_non_null(strstr(r.out, "\n  run [options]"));
-    assert_non_null(strstr(r.out, "\n  doctor [--config PATH]"));
-    assert_non_null(strstr(r.out, "--version"));
-    assert_non_null(strstr(r.out, "Exit codes:\n"
-                                  "  0  success\n"
-                                  "  1  the operation failed (validation errors, refused overwrite, I/O error)\n"
-                                  "  2  bad usage (unknown command or option, bad option value)\n"));
+    expect_all_in("--help", r.out,
+                  (const char *const[]){"\n  config init [options]", "\n  config validate [PATH]", "\n  help [COMMAND]",
+                                        "\n  connect --pair-code CODE", "\n  run [options]",
+                                        "\n  doctor [--config PATH]", "--version",
+                                        "Exit codes:\n"
+                                        "  0  success\n"
+                                        "  1  the operation failed (validation errors, refused overwrite, I/O error)\n"
+                                        "  2  bad usage (unknown command or option, bad option value)\n",
+                                        NULL});
     cli_run_free(&r);
 }
 
 static void test_help_spellings_print_the_same_text(void **state)
 {
-    cli_run a = run_cli(*state, "--help");
-    cli_run b = run_cli(*state, "-h");
-    cli_run c = run_cli(*state, "help");
-    assert_int_equal(b.status, 0);
-    assert_int_equal(c.status, 0);
-    assert_string_equal(a.out, b.out);
-    assert_string_equal(a.out, c.out);
-    cli_run_free(&a);
-    cli_run_free(&b);
-    cli_run_free(&c);
+    free(expect_help(*state, "Usage: mindroom <command> [options]\n", (const char *const[]){NULL}));
 }
 
 static void test_version(void **state)
@@ -72,21 +61,10 @@ static void test_unknown_top_level_flag_exits_2(void **state)
 
 static void test_config_group_help(void **state)
 {
-    cli_run a = run_cli(*state, "config", "--help");
-    assert_int_equal(a.status, 0);
-    assert_true(starts_with(a.out, "Usage: mindroom config <command> [options]\n"));
-    assert_non_null(strstr(a.out, "\n  config init [options]"));
-    assert_non_null(strstr(a.out, "\n  config validate [PATH]"));
-    assert_non_null(strstr(a.out, "Exit codes:"));
-    cli_run b = run_cli(*state, "config", "-h");
-    cli_run c = run_cli(*state, "help", "config");
-    assert_int_equal(b.status, 0);
-    assert_int_equal(c.status, 0);
-    assert_string_equal(a.out, b.out);
-    assert_string_equal(a.out, c.out);
-    cli_run_free(&a);
-    cli_run_free(&b);
-    cli_run_free(&c);
+    char *text = expect_help_of(*state, "Usage: mindroom config <command> [options]\n", "config");
+    assert_non_null(strstr(text, "\n  config init [options]"));
+    assert_non_null(strstr(text, "\n  config validate [PATH]"));
+    free(text);
 }
 
 static void test_config_group_usage_errors(void **state)
@@ -101,39 +79,17 @@ static void test_config_group_usage_errors(void **state)
                (const char *const[]){"help", "config", "frob", NULL});
 }
 
-static void check_subcommand_help(void **state, const char *name, const char *usage)
-{
-    cli_run a = run_cli(*state, "config", name, "--help");
-    cli_run b = run_cli(*state, "config", name, "-h");
-    cli_run c = run_cli(*state, "help", "config", name);
-    assert_int_equal(a.status, 0);
-    assert_int_equal(b.status, 0);
-    assert_int_equal(c.status, 0);
-    assert_string_equal(a.err, "");
-    assert_true(starts_with(a.out, usage));
-    assert_non_null(strstr(a.out, "Exit codes:\n"));
-    assert_string_equal(a.out, b.out);
-    assert_string_equal(a.out, c.out);
-    cli_run_free(&a);
-    cli_run_free(&b);
-    cli_run_free(&c);
-}
-
 static void test_config_init_help(void **state)
 {
-    check_subcommand_help(state, "init", "Usage: mindroom config init [options]\n");
-    cli_run r = run_cli(*state, "config", "init", "--help");
-    const char *flags[] = {"--path PATH", "--force", "--matrix-server", "mindroom.chat", "self-hosted",
-                           "--provider NAME", "--profile public", "--print", "--homeserver URL",
-                           "--server-name NAME", "--owner USER_ID", "--no-input",
-                           "MATRIX_REGISTRATION_SHARED_SECRET", "MATRIX_REGISTRATION_TOKEN", "OPENAI_BASE_URL",
-                           "anthropic (claude)", "llama.cpp (llama-cpp|llama_cpp)",
-                           "azure (azure_openai|azure-openai)", "openrouter", "ollama"};
-    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
-        if (!strstr(r.out, flags[i]))
-            fail_msg("config init --help lacks '%s'", flags[i]);
-    }
-    cli_run_free(&r);
+    char *text = expect_help_of(*state, "Usage: mindroom config init [options]\n", "config", "init");
+    expect_all_in("config init --help", text,
+                  (const char *const[]){"--path PATH", "--force", "--matrix-server", "mindroom.chat", "self-hosted",
+                                        "--provider NAME", "--profile public", "--print", "--homeserver URL",
+                                        "--server-name NAME", "--owner USER_ID", "--no-input",
+                                        "MATRIX_REGISTRATION_SHARED_SECRET", "MATRIX_REGISTRATION_TOKEN",
+                                        "OPENAI_BASE_URL", "anthropic (claude)", "llama.cpp (llama-cpp|llama_cpp)",
+                                        "azure (azure_openai|azure-openai)", "openrouter", "ollama", NULL});
+    free(text);
     /* --help wins over everything else and writes nothing. */
     struct stat st;
     assert_int_not_equal(stat(sb_path(*state, ".mindroom"), &st), 0);
@@ -141,7 +97,7 @@ static void test_config_init_help(void **state)
 
 static void test_config_validate_help(void **state)
 {
-    check_subcommand_help(state, "validate", "Usage: mindroom config validate [PATH]\n");
+    free(expect_help_of(*state, "Usage: mindroom config validate [PATH]\n", "config", "validate"));
 }
 
 static void test_config_init_usage_errors(void **state)

@@ -303,6 +303,24 @@ mr_matrix *gwt_human(gwt *f, const char *localpart)
     return m;
 }
 
+mr_matrix *gwt_start_with_human(gwt *f, const char *config, const char *localpart)
+{
+    gwt_setup(f, NULL, config);
+    mr_matrix *human = gwt_human(f, localpart);
+    gwt_start(f, NULL);
+    gwt_wait_ready(f);
+    return human;
+}
+
+mr_matrix *gwt_alice_in_lobby(gwt *f, const char *config, char lobby[MR_MATRIX_ID_SIZE])
+{
+    mr_matrix *alice = gwt_start_with_human(f, config, "alice");
+    gwt_room_id(f, "#lobby:localhost", lobby);
+    mr_err err = {0};
+    check(mr_matrix_join(alice, lobby, NULL, &err), &err, "alice joining #lobby");
+    return alice;
+}
+
 void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *preset,
                     char room_id[MR_MATRIX_ID_SIZE])
 {
@@ -410,6 +428,15 @@ void gwt_reader_check_proto(gwt_reader *r)
 {
     mr_err err = {0};
     check(mr_tp_proto_check(r->topic, r->path, &err), &err, "proto/check.py");
+}
+
+void gwt_end(gwt *f, gwt_reader *in, mr_matrix *human)
+{
+    gwt_reader_check_proto(in);
+    gwt_reader_close(in);
+    assert_int_equal(gwt_stop(f), 0);
+    mr_matrix_free(human);
+    gwt_teardown(f);
 }
 
 int gwt_nio(gwt *f, const char *const *args)

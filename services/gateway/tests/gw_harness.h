@@ -74,6 +74,12 @@ void gwt_restart_changes_nothing(gwt *f, const char *const *entities, size_t n);
 void gwt_hs_control(gwt *f, const char *path, json_t *body);
 /* A human account registered through the token stage, logged in. */
 mr_matrix *gwt_human(gwt *f, const char *localpart);
+/* gwt_setup without homeserver options, the human localpart, then the gateway started and
+ * ready: the start of a test that talks in the gateway's rooms. Returns the human. */
+mr_matrix *gwt_start_with_human(gwt *f, const char *config, const char *localpart);
+/* gwt_start_with_human for alice (registered first, so that the gateway invites her), joined to
+ * #lobby, whose ID goes to lobby. */
+mr_matrix *gwt_alice_in_lobby(gwt *f, const char *config, char lobby[MR_MATRIX_ID_SIZE]);
 /* A room human makes with the alias #<alias_localpart> and the createRoom preset, as a person
  * would before MindRoom starts; its ID goes to room_id. */
 void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *preset,
@@ -105,6 +111,10 @@ void gwt_read_all(gwt_reader *r);
 size_t gwt_count_body(json_t *msgs, const char *body, const char *account);
 /* Runs proto/check.py on everything read. */
 void gwt_reader_check_proto(gwt_reader *r);
+
+/* The end of a test that read a topic: what it read checked against proto/, the reader closed,
+ * the gateway stopped cleanly (exit 0), the human freed, the fixture torn down. */
+void gwt_end(gwt *f, gwt_reader *in, mr_matrix *human);
 
 /* Runs tests/nio_client.py with the arguments (NULL-terminated); returns its exit status. */
 int gwt_nio(gwt *f, const char *const *args);

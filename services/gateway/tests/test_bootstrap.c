@@ -62,10 +62,7 @@ static void test_first_start_creates_once_second_changes_nothing(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
-    mr_matrix *alice = gwt_human(&f, "alice");
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
+    mr_matrix *alice = gwt_start_with_human(&f, CONFIG, "alice");
 
     json_t *s = gwt_hs_state(&f);
     static const char *const users[] = {ALICE, "@mindroom_router:localhost",
@@ -269,7 +266,10 @@ static void test_invalid_settings(void **state)
     } cases[] = {
         {"MATRIX_MANAGED_ACCOUNT_AUTH", "token", "MATRIX_MANAGED_ACCOUNT_AUTH: must be password or appservice, not \"token\""},
         {"MATRIX_APPSERVICE_TOKEN", "x", "MATRIX_APPSERVICE_TOKEN is set, but MATRIX_MANAGED_ACCOUNT_AUTH is not appservice"},
-        {"MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", "soon", "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS: \"soon\" is not a whole number >= 0"},
+        {"MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", "soon", "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS: \"soon\" is not a whole number from 0 to 3600000"},
+        /* Once clamped to LONG_MAX and scaled to milliseconds past it. */
+        {"MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS", "99999999999999999999",
+         "MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS: \"99999999999999999999\" is not a whole number from 0 to 86400"},
         {"MATRIX_REGISTRATION_SHARED_SECRET_FILE", "/nonexistent/secret", "MATRIX_REGISTRATION_SHARED_SECRET_FILE names a file that cannot be read: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -182,10 +182,10 @@ static void test_bad_history_settings_exit_2(void **state)
 {
     (void)state;
     static const char *const bad[][3] = {
-        {"MINDROOM_ANSWER_MAX_AGE_SECONDS", "0", "MINDROOM_ANSWER_MAX_AGE_SECONDS: 0 is not between 1"},
-        {"MINDROOM_ANSWER_MAX_AGE_SECONDS", "604800", "MINDROOM_ANSWER_MAX_AGE_SECONDS: 604800 is not"},
-        {"MINDROOM_GATEWAY_TIMELINE_LIMIT", "0", "MINDROOM_GATEWAY_TIMELINE_LIMIT: 0 is not between"},
-        {"MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS", "ten", "MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS: \"ten\""},
+        {"MINDROOM_ANSWER_MAX_AGE_SECONDS", "0", "MINDROOM_ANSWER_MAX_AGE_SECONDS: \"0\" is not a whole number from 1 to 518400"},
+        {"MINDROOM_ANSWER_MAX_AGE_SECONDS", "604800", "MINDROOM_ANSWER_MAX_AGE_SECONDS: \"604800\" is not"},
+        {"MINDROOM_GATEWAY_TIMELINE_LIMIT", "0", "MINDROOM_GATEWAY_TIMELINE_LIMIT: \"0\" is not a whole number from 1 to 50000"},
+        {"MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS", "ten", "MINDROOM_GATEWAY_BACKFILL_MAX_EVENTS: \"ten\" is not a whole number from 0 to 1000000"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         gwt f;

@@ -64,16 +64,11 @@ static void test_one_publisher_and_hand_over(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG_THREE);
-    mr_matrix *alice = gwt_human(&f, "alice");
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
     char lobby[MR_MATRIX_ID_SIZE];
-    gwt_room_id(&f, "#lobby:localhost", lobby);
-    mr_err err = {0};
-    assert_int_equal(mr_matrix_join(alice, lobby, NULL, &err), MR_OK);
     gwt_reader in;
+    mr_matrix *alice = gwt_alice_in_lobby(&f, CONFIG_THREE, lobby);
     gwt_reader_open(&f, &in, "test-publisher", "matrix.inbound");
+    mr_err err = {0};
     gwt_say(alice, lobby, "p1", "to four accounts");
     gwt_read_until(&in, seen, "to four accounts");
     /* Every account has synced past it once a later message is out. */
@@ -103,12 +98,8 @@ static void test_one_publisher_and_hand_over(void **state)
     }
     assert_int_equal(gwt_count_body(in.msgs, "marker two", CODER), 1);
     assert_each_event_once(in.msgs);
-    gwt_reader_check_proto(&in);
-    gwt_reader_close(&in);
-    assert_int_equal(gwt_stop(&f), 0);
     mr_matrix_free(router);
-    mr_matrix_free(alice);
-    gwt_teardown(&f);
+    gwt_end(&f, &in, alice);
 }
 
 static json_int_t served(gwt *f, const char *user_id)
@@ -128,15 +119,9 @@ static void test_only_the_publisher_fetches_timelines(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG_THREE);
-    mr_matrix *alice = gwt_human(&f, "alice");
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
     char lobby[MR_MATRIX_ID_SIZE];
-    gwt_room_id(&f, "#lobby:localhost", lobby);
-    mr_err err = {0};
-    assert_int_equal(mr_matrix_join(alice, lobby, NULL, &err), MR_OK);
     gwt_reader in;
+    mr_matrix *alice = gwt_alice_in_lobby(&f, CONFIG_THREE, lobby);
     gwt_reader_open(&f, &in, "test-publisher-served", "matrix.inbound");
     char body[32], txn[16];
     for (int i = 0; i < AFTER_LEAVE; i++) {
@@ -154,10 +139,7 @@ static void test_only_the_publisher_fetches_timelines(void **state)
     assert_int_equal(served(&f, CODER), 0);
     assert_int_equal(served(&f, MIND), 0);
     assert_int_equal(served(&f, HELPER), 0);
-    gwt_reader_close(&in);
-    assert_int_equal(gwt_stop(&f), 0);
-    mr_matrix_free(alice);
-    gwt_teardown(&f);
+    gwt_end(&f, &in, alice);
 }
 
 int main(void)

@@ -39,10 +39,7 @@ static void test_rooms_name_their_space_and_refuse_guests(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
-    mr_matrix *alice = gwt_human(&f, "alice");
-    gwt_start(&f, NULL);
-    gwt_wait_ready(&f);
+    mr_matrix *alice = gwt_start_with_human(&f, CONFIG, "alice");
     gwt_assert_log(&f, "gateway: 2 managed rooms ready", 1);
 
     char space_id[MR_MATRIX_ID_SIZE], room_id[MR_MATRIX_ID_SIZE];

@@ -41,19 +41,6 @@ static bool has_ping(json_t *msgs, void *ctx)
     return false;
 }
 
-/* alice, registered before the gateway starts so that it invites her, then joined. */
-static mr_matrix *alice_in_lobby(gwt *f, char lobby[MR_MATRIX_ID_SIZE])
-{
-    mr_matrix *alice = gwt_human(f, "alice");
-    gwt_start(f, NULL);
-    gwt_wait_ready(f);
-    gwt_room_id(f, "#lobby:localhost", lobby);
-    mr_err err = {0};
-    if (mr_matrix_join(alice, lobby, NULL, &err) != MR_OK)
-        fail_msg("%s", err.msg);
-    return alice;
-}
-
 static void test_nio_message_and_to_device(void **state)
 {
     (void)state;
@@ -139,9 +126,8 @@ static void test_invites_only_from_authorized(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, GWT_CONFIG_MIND);
     char lobby[MR_MATRIX_ID_SIZE];
-    mr_matrix *alice = alice_in_lobby(&f, lobby);
+    mr_matrix *alice = gwt_alice_in_lobby(&f, GWT_CONFIG_MIND, lobby);
     mr_matrix *bob = gwt_human(&f, "bob");
     mr_err err = {0};
     char from_alice[MR_MATRIX_ID_SIZE], from_bob[MR_MATRIX_ID_SIZE];
@@ -196,20 +182,15 @@ static void test_crash_between_publish_and_save_replays(void **state)
     gwt_say(alice, lobby, "c2", "after the restart");
     want_body after = {"after the restart", 1};
     gwt_read_until(&in, router_saw, &after);
-    gwt_reader_check_proto(&in);
-    gwt_reader_close(&in);
-    assert_int_equal(gwt_stop(&f), 0);
-    mr_matrix_free(alice);
-    gwt_teardown(&f);
+    gwt_end(&f, &in, alice);
 }
 
 static void test_soft_logout_while_syncing(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, GWT_CONFIG_MIND);
     char lobby[MR_MATRIX_ID_SIZE];
-    mr_matrix *alice = alice_in_lobby(&f, lobby);
+    mr_matrix *alice = gwt_alice_in_lobby(&f, GWT_CONFIG_MIND, lobby);
     char *device = gwt_store_field(&f, "account:mind", "device_id");
     gwt_hs_control(&f, "/_test/soft_logout", json_pack("{s:s}", "user_id", GWT_MIND));
     gwt_say(alice, lobby, "s1", "after the soft logout");
@@ -258,9 +239,8 @@ static void test_encryption_on_every_event(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, GWT_CONFIG_MIND "rooms:\n  lobby: {encrypted: true}\n");
     char lobby[MR_MATRIX_ID_SIZE], key[MR_MATRIX_ID_SIZE + 16];
-    mr_matrix *alice = alice_in_lobby(&f, lobby);
+    mr_matrix *alice = gwt_alice_in_lobby(&f, GWT_CONFIG_MIND "rooms:\n  lobby: {encrypted: true}\n", lobby);
     gwt_reader in;
     gwt_reader_open(&f, &in, "test-enc", "matrix.inbound");
     static const char *const bodies[] = {"first", "after a restart", "without a record"};
@@ -284,11 +264,7 @@ static void test_encryption_on_every_event(void **state)
             fail_msg("the inbound_event of \"%s\" carries no encryption", bodies[i]);
         assert_string_equal(alg, "m.megolm.v1.aes-sha2");
     }
-    gwt_reader_check_proto(&in);
-    gwt_reader_close(&in);
-    assert_int_equal(gwt_stop(&f), 0);
-    mr_matrix_free(alice);
-    gwt_teardown(&f);
+    gwt_end(&f, &in, alice);
 }
 
 int main(void)

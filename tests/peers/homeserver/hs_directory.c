@@ -19,14 +19,21 @@ static mr_http_response *alias_check(const hs *h, const char *alias)
     return NULL;
 }
 
-mr_http_response *hs_alias_get(hs_call *c)
+/* The existing alias of the path (c->cap[0]) into *entry, else the error to answer. */
+static mr_http_response *alias_entry(hs_call *c, json_t **entry)
 {
     mr_http_response *e = alias_check(c->h, c->cap[0]);
+    if (!e && !(*entry = json_object_get(c->h->aliases, c->cap[0])))
+        e = hs_error(404, "M_NOT_FOUND", "room alias %s not found", c->cap[0]);
+    return e;
+}
+
+mr_http_response *hs_alias_get(hs_call *c)
+{
+    json_t *entry;
+    mr_http_response *e = alias_entry(c, &entry);
     if (e)
         return e;
-    json_t *entry = json_object_get(c->h->aliases, c->cap[0]);
-    if (!entry)
-        return hs_error(404, "M_NOT_FOUND", "room alias %s not found", c->cap[0]);
     return hs_ok(json_pack("{s:O, s:[s]}", "room_id", json_object_get(entry, "room_id"),
                            "servers", c->h->opts.server_name));
 }
@@ -58,12 +65,10 @@ mr_http_response *hs_alias_put(hs_call *c)
 
 mr_http_response *hs_alias_delete(hs_call *c)
 {
-    mr_http_response *e = alias_check(c->h, c->cap[0]);
+    json_t *entry;
+    mr_http_response *e = alias_entry(c, &entry);
     if (e)
         return e;
-    json_t *entry = json_object_get(c->h->aliases, c->cap[0]);
-    if (!entry)
-        return hs_error(404, "M_NOT_FOUND", "room alias %s not found", c->cap[0]);
     const char *creator = json_string_value(json_object_get(entry, "creator"));
     hs_room *r = hs_room_find(c->h, json_string_value(json_object_get(entry, "room_id")));
     /* The alias's creator, a server admin, or a room moderator may remove it. */

@@ -153,31 +153,49 @@ static json_t *keys_view(const hs_device *d)
     return k;
 }
 
-mr_http_response *hs_keys_query(hs_call *c)
+/* For each user the body's field asks about ({user_id: what is asked}), fn with the user (NULL
+ * when unknown), what is asked and *out, a new object it fills; *want is the field. */
+static mr_http_response *each_user(hs_call *c, const char *field,
+                                   void (*fn)(hs_user *u, const char *uid, json_t *asked, json_t *out), json_t **want,
+                                   json_t **out)
 {
-    json_t *want;
-    mr_http_response *e = hs_field_obj(c->body, "device_keys", true, &want);
+    mr_http_response *e = hs_field_obj(c->body, field, true, want);
     if (e)
         return e;
-    json_t *out = json_object();
+    *out = json_object();
+    const char *uid;
+    json_t *asked;
+    json_object_foreach(*want, uid, asked)
+        fn(hs_user_find(c->h, uid), uid, asked, *out);
+    return NULL;
+}
+
+/* The keys of the user's devices listed in devs (every device when empty). */
+static void query_user(hs_user *u, const char *uid, json_t *devs, json_t *out)
+{
+    json_t *mine = json_object();
+    json_object_set_new(out, uid, mine);
+    for (size_t i = 0; u && i < u->ndevices; i++) {
+        hs_device *d = u->devices[i];
+        bool asked = !json_array_size(devs);
+        size_t j;
+        json_t *v;
+        json_array_foreach(devs, j, v)
+            asked = asked || strcmp(json_string_value(v) ? json_string_value(v) : "", d->device_id) == 0;
+        if (asked && d->keys)
+            json_object_set_new(mine, d->device_id, hs_xsign_device_keys(d, keys_view(d)));
+    }
+}
+
+mr_http_response *hs_keys_query(hs_call *c)
+{
+    json_t *want, *out;
+    mr_http_response *e = each_user(c, "device_keys", query_user, &want, &out);
+    if (e)
+        return e;
+    json_t *reply = json_pack("{s:o, s:{}}", "device_keys", out, "failures");
     const char *uid;
     json_t *devs;
-    json_object_foreach(want, uid, devs) {
-        hs_user *u = hs_user_find(c->h, uid);
-        json_t *mine = json_object();
-        json_object_set_new(out, uid, mine);
-        for (size_t i = 0; u && i < u->ndevices; i++) {
-            hs_device *d = u->devices[i];
-            bool asked = !json_array_size(devs);
-            size_t j;
-            json_t *v;
-            json_array_foreach(devs, j, v)
-                asked = asked || strcmp(json_string_value(v) ? json_string_value(v) : "", d->device_id) == 0;
-            if (asked && d->keys)
-                json_object_set_new(mine, d->device_id, hs_xsign_device_keys(d, keys_view(d)));
-        }
-    }
-    json_t *reply = json_pack("{s:o, s:{}}", "device_keys", out, "failures");
     json_object_foreach(want, uid, devs)
         hs_xsign_query(c, uid, reply);
     return hs_ok(reply);
@@ -210,34 +228,34 @@ static bool take_fallback(json_t *fallback, const char *alg, json_t *into)
     return true;
 }
 
+/* One key of each asked algorithm ({device_id: algorithm}) from the user's devices; a user
+ * none is claimed from is left out, as Synapse does. */
+static void claim_user(hs_user *u, const char *uid, json_t *devs, json_t *out)
+{
+    const char *did;
+    json_t *alg;
+    json_object_foreach(devs, did, alg) {
+        hs_device *d = device_find(u, did);
+        if (!d || !json_is_string(alg))
+            continue;
+        json_t *got = json_object();
+        /* One-time keys first; the fallback key stays until replaced. */
+        if (take_otk(d->otks, json_string_value(alg), got) ||
+            take_fallback(d->fallback, json_string_value(alg), got)) {
+            if (!json_object_get(out, uid))
+                json_object_set_new(out, uid, json_object());
+            json_object_set(json_object_get(out, uid), did, got);
+        }
+        json_decref(got);
+    }
+}
+
 mr_http_response *hs_keys_claim(hs_call *c)
 {
-    json_t *want;
-    mr_http_response *e = hs_field_obj(c->body, "one_time_keys", true, &want);
+    json_t *want, *out;
+    mr_http_response *e = each_user(c, "one_time_keys", claim_user, &want, &out);
     if (e)
         return e;
-    json_t *out = json_object();
-    const char *uid;
-    json_t *devs;
-    json_object_foreach(want, uid, devs) {
-        hs_user *u = hs_user_find(c->h, uid);
-        const char *did;
-        json_t *alg;
-        json_object_foreach(devs, did, alg) {
-            hs_device *d = device_find(u, did);
-            if (!d || !json_is_string(alg))
-                continue;
-            json_t *got = json_object();
-            /* One-time keys first; the fallback key stays until replaced. */
-            if (take_otk(d->otks, json_string_value(alg), got) ||
-                take_fallback(d->fallback, json_string_value(alg), got)) {
-                if (!json_object_get(out, uid))
-                    json_object_set_new(out, uid, json_object());
-                json_object_set(json_object_get(out, uid), did, got);
-            }
-            json_decref(got);
-        }
-    }
     return hs_ok(json_pack("{s:o, s:{}}", "one_time_keys", out, "failures"));
 }
 

@@ -1,88 +1,56 @@
 /* main.c -- mr-test-kube-api: a Kubernetes API server for tests, faithful for the calls the
  * platform makes (see README.md), driven by the real kubectl in its test. */
 #include "kube.h"
+#include "peer_main.h"
 
-#include <getopt.h>
-#include <signal.h>
-#include <stdio.h>
 #include <string.h>
 
-static void usage(FILE *out)
+static const char USAGE[] =
+    "usage: mr-test-kube-api [--listen HOST:PORT] [--token TOKEN] [--deployments ready|manual]\n"
+    "Serves the Kubernetes API's discovery, get, list, create, server-side apply, merge\n"
+    "patch, /status and delete for the kinds the platform applies (see README.md). Prints\n"
+    "'listening on http://HOST:PORT' as its first line; stops on SIGTERM or SIGINT.\n"
+    "  --listen       address to bind (default 127.0.0.1:0, a free port)\n"
+    "  --token        require 'Authorization: Bearer TOKEN' (default: no check)\n"
+    "  --deployments  ready (default): a Deployment's status shows every replica\n"
+    "                 available once written; manual: status changes only through /status\n";
+
+static mr_code take_flag(void *ctx, int ch, const char *value, mr_err *err)
 {
-    fprintf(out,
-            "usage: mr-test-kube-api [--listen HOST:PORT] [--token TOKEN] [--deployments ready|manual]\n"
-            "Serves the Kubernetes API's discovery, get, list, create, server-side apply, merge\n"
-            "patch, /status and delete for the kinds the platform applies (see README.md). Prints\n"
-            "'listening on http://HOST:PORT' as its first line; stops on SIGTERM or SIGINT.\n"
-            "  --listen       address to bind (default 127.0.0.1:0, a free port)\n"
-            "  --token        require 'Authorization: Bearer TOKEN' (default: no check)\n"
-            "  --deployments  ready (default): a Deployment's status shows every replica\n"
-            "                 available once written; manual: status changes only through /status\n");
+    kube *k = ctx;
+    if (ch == 't') {
+        k->token = value;
+    } else if (strcmp(value, "ready") == 0 || strcmp(value, "manual") == 0) {
+        k->deployments_ready = strcmp(value, "ready") == 0;
+    } else {
+        return mr_err_set(err, MR_EINVAL, "--deployments must be ready or manual, not '%s'", value);
+    }
+    return MR_OK;
+}
+
+static mr_code ready(void *ctx, const char *listen, mr_err *err)
+{
+    (void)listen;
+    kube *k = ctx;
+    return k->token && !*k->token ? mr_err_set(err, MR_EINVAL, "--token must not be empty") : MR_OK;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
+    static const struct option flags[] = {
         {"token", required_argument, NULL, 't'},
         {"deployments", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
+    };
+    static const mr_peer_def def = {
+        .prog = "mr-test-kube-api", .usage = USAGE, .flags = flags, .flag = take_flag, .ready = ready,
+        .handler = kube_handle,
+        /* kubectl and the platform under test share loopback: no per-address limit. */
+        .server = {.max_body = 8 * 1024 * 1024, .max_per_address = 256},
     };
     kube k;
     kube_init(&k);
-    const char *listen = "127.0.0.1:0";
-    int ch, rc = -1;
-    while (rc < 0 && (ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'l': listen = optarg; break;
-        case 't': k.token = optarg; break;
-        case 'd':
-            if (strcmp(optarg, "ready") != 0 && strcmp(optarg, "manual") != 0) {
-                fprintf(stderr, "mr-test-kube-api: --deployments must be ready or manual, not '%s'\n", optarg);
-                rc = 2;
-            }
-            k.deployments_ready = strcmp(optarg, "ready") == 0;
-            break;
-        case 'h': usage(stdout); rc = 0; break;
-        default: usage(stderr); rc = 2; break;
-        }
-    }
-    if (rc < 0 && optind < argc) {
-        fprintf(stderr, "mr-test-kube-api: unexpected argument '%s'\n", argv[optind]);
-        rc = 2;
-    }
-    if (rc < 0 && k.token && !*k.token) {
-        fprintf(stderr, "mr-test-kube-api: --token must not be empty\n");
-        rc = 2;
-    }
-    if (rc >= 0) {
-        kube_free(&k);
-        return rc;
-    }
-    /* Signals are taken synchronously by sigwait below, never by the server threads. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-    mr_err err = {0};
-    mr_http_server *srv = NULL;
-    /* kubectl and the platform under test share loopback: no per-address limit. */
-    mr_http_server_opts so = {.listen = listen, .max_body = 8 * 1024 * 1024, .max_per_address = 256};
-    if (mr_http_server_start(&so, kube_handle, &k, &srv, &err) != MR_OK) {
-        fprintf(stderr, "mr-test-kube-api: %s\n", err.msg);
-        kube_free(&k);
-        return 1;
-    }
-    char url[300];
-    mr_http_server_url(listen, mr_http_server_port(srv), url, sizeof url);
-    printf("listening on %s\n", url);
-    fflush(stdout);
-    int sig;
-    sigwait(&stop_signals, &sig);
-    mr_http_server_stop(srv);
+    int rc = mr_peer_main(argc, argv, &def, &k);
     kube_free(&k);
-    return 0;
+    return rc;
 }

@@ -80,9 +80,15 @@ typedef struct mr_oauth_connect_grant {
  * MR_ENOTFOUND: unknown or expired; MR_EEXISTS: already redeemed. */
 mr_code mr_oauth_connect_lookup(mr_store *s, const char *token, mr_oauth_connect_grant *out,
                                 mr_err *err);
+/* mr_oauth_connect_lookup as of now_ms (ms since the epoch), for tests that move the clock
+ * instead of waiting out a token's lifetime. */
+mr_code mr_oauth_connect_lookup_at(mr_store *s, const char *token, long long now_ms,
+                                   mr_oauth_connect_grant *out, mr_err *err);
 /* Redeems a looked-up grant, atomically across replicas: MR_EEXISTS when another request redeemed
  * it first, MR_ENOTFOUND when it has expired since. */
 mr_code mr_oauth_connect_redeem(mr_store *s, const mr_oauth_connect_grant *g, mr_err *err);
+/* mr_oauth_connect_redeem as of now_ms, likewise. */
+mr_code mr_oauth_connect_redeem_at(mr_store *s, const mr_oauth_connect_grant *g, long long now_ms, mr_err *err);
 void mr_oauth_connect_grant_clear(mr_oauth_connect_grant *g);
 
 /* The credentials of a Matrix user for a provider: the provider's token response (JSON), sealed

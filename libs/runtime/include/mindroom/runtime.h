@@ -117,6 +117,15 @@ void mr_runtime_close(mr_runtime *rt);
 const char *mr_runtime_setting(const mr_runtime *rt, const char *flag, const char *key,
                                const char *fallback);
 
+/* text as the whole number setting key holds: an optional '-' and decimal digits only, from
+ * min to max. Else MR_EINVAL, `KEY: "text" is not a whole number from MIN to MAX`, *out kept.
+ * For a service that reads its settings without a runtime (provisioning, upstream-auth). */
+mr_code mr_runtime_parse_long(const char *key, const char *text, long min, long max, long *out,
+                              mr_err *err);
+/* The setting key (env > .env, empty as unset) read by mr_runtime_parse_long; dflt when unset. */
+mr_code mr_runtime_setting_long(const mr_runtime *rt, const char *key, long dflt, long min,
+                                long max, long *out, mr_err *err);
+
 /* The current config with a reference taken (NULL for a runtime without MR_RUNTIME_USES_CONFIG):
  * hold it for one message, then mr_config_release.
  * *generation (may be NULL) counts successful reloads, so a service can tell when to rebuild

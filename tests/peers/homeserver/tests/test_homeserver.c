@@ -935,19 +935,21 @@ static void test_create_space_with_initial_state(void **state)
 }
 
 /* Creates a private room of a with b joined; returns its ID in room. */
-static void private_room_with(const account *a, const account *b, char *room, size_t cap)
+/* Two new accounts, and a private room a made and b joined. */
+static void two_in_a_room(const char *a_name, const char *b_name, account *a, account *b, char room[128])
 {
-    room_create(a, json_pack("{s:s, s:[s]}", "preset", "private_chat", "invite", b->user_id), room, cap);
+    *a = signup(a_name);
+    *b = signup(b_name);
+    room_create(a, json_pack("{s:s, s:[s]}", "preset", "private_chat", "invite", b->user_id), room, 128);
     json_decref(expect_ok(call("POST", path("/rooms/%s/join", enc(room)), b->token, NULL)));
 }
 
 static void test_power_levels(void **state)
 {
     (void)state;
-    account a = signup("boss");
-    account b = signup("member");
+    account a, b;
     char room[128];
-    private_room_with(&a, &b, room, sizeof room);
+    two_in_a_room("boss", "member", &a, &b, room);
     const char *name_path = path("/rooms/%s/state/m.room.name/", enc(room));
     char name_url[512];
     snprintf(name_url, sizeof name_url, "%s", name_path);
@@ -1082,10 +1084,9 @@ static void test_send_is_idempotent(void **state)
 static void test_messages_pagination_and_redaction(void **state)
 {
     (void)state;
-    account a = signup("pager");
-    account b = signup("reader");
+    account a, b;
     char room[128];
-    private_room_with(&a, &b, room, sizeof room);
+    two_in_a_room("pager", "reader", &a, &b, room);
     char *ids[4];
     for (int i = 0; i < 4; i++) {
         char txn[16], text[16];
@@ -1151,10 +1152,9 @@ static int syncs_waiting(void)
 static void test_sync_since_and_long_poll(void **state)
 {
     (void)state;
-    account a = signup("talker");
-    account b = signup("listener");
+    account a, b;
     char room[128];
-    private_room_with(&a, &b, room, sizeof room);
+    two_in_a_room("talker", "listener", &a, &b, room);
     free(send_text(&a, room, "s0", "before"));
 
     json_t *first = sync_since(&b, NULL, 0, NULL);
@@ -1252,10 +1252,9 @@ static void test_sync_since_and_long_poll(void **state)
 static void test_to_device_and_keys(void **state)
 {
     (void)state;
-    account a = signup("olmsender");
-    account b = signup("olmreceiver");
+    account a, b;
     char room[128];
-    private_room_with(&a, &b, room, sizeof room);
+    two_in_a_room("olmsender", "olmreceiver", &a, &b, room);
     char since[64];
     sync_position(&b, since, sizeof since);
 
@@ -1385,10 +1384,9 @@ static void test_fallback_keys(void **state)
 static void test_typing_and_profile(void **state)
 {
     (void)state;
-    account a = signup("typist");
-    account b = signup("watcher");
+    account a, b;
     char room[128];
-    private_room_with(&a, &b, room, sizeof room);
+    two_in_a_room("typist", "watcher", &a, &b, room);
     char since[64];
     sync_position(&b, since, sizeof since);
     json_decref(expect_ok(call("PUT", path("/rooms/%s/typing/%s", enc(room), enc(a.user_id)),
