@@ -28,6 +28,8 @@ typedef struct pf_settings {
     long max_per_owner;
     long reconcile_ms;
     json_t *instance_trusted; /* the instance chart's trustedUpstreamAuth values */
+    json_t *instance_values;  /* MINDROOM_PLATFORM_INSTANCE_VALUES: every instance's base values */
+    json_t *instance_secrets; /* INSTANCE_SECRET_<NAME>: name -> value copied into each new Secret */
 } pf_settings;
 
 /* ---- pf_settings.c ---- */

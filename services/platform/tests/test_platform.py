@@ -92,6 +92,7 @@ class Proc:
 class PlatformCase(unittest.TestCase):
     """The peers, the platform and helpers; the tests are in the classes below."""
     kube_args = ()
+    platform_env = {}
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mr-platform-test-")
@@ -145,7 +146,7 @@ class PlatformCase(unittest.TestCase):
                "INSTANCE_TRUSTED_UPSTREAM_AUTH_ENABLED": "true",
                "INSTANCE_TRUSTED_UPSTREAM_USER_ID_HEADER": "X-MindRoom-User-Id",
                "HELM_CACHE_HOME": os.path.join(self.dir, "helm"), "HELM_CONFIG_HOME": os.path.join(self.dir, "helm"),
-               "HELM_DATA_HOME": os.path.join(self.dir, "helm"), **extra}
+               "HELM_DATA_HOME": os.path.join(self.dir, "helm"), **self.platform_env, **extra}
         self.platform = Proc([ARGS.platform, "--listen", f"127.0.0.1:{self.port}"],
                              os.path.join(self.dir, "platform.log"), env)
         self.procs.append(self.platform)
@@ -390,10 +391,12 @@ class PhaseFromKubernetes(PlatformCase):
         self.assertEqual(body["reason"], f'{iid}-agent: ReplicaSet "x" has timed out progressing.')
 
 
-def main():
+def main(extra_args=(), module="__main__"):
+    """Packages the instance chart, then runs the tests of `module` (another test file's main
+    passes its own arguments and module)."""
     global ARGS, CHART
     ap = argparse.ArgumentParser()
-    for a in ("--platform", "--kube-api", "--helm", "--charts"):
+    for a in ("--platform", "--kube-api", "--helm", "--charts", *extra_args):
         ap.add_argument(a, required=True)
     ARGS, rest = ap.parse_known_args()
     if not os.access(ARGS.helm, os.X_OK):
@@ -412,7 +415,7 @@ def main():
                 print(f"helm {' '.join(step)} failed: {r.stderr}")
                 return 1
         CHART = os.path.join(d, "mindroom-instance-0.1.0.tgz")
-        result = unittest.main(argv=[sys.argv[0], *rest], exit=False, verbosity=2).result
+        result = unittest.main(module=module, argv=[sys.argv[0], *rest], exit=False, verbosity=2).result
     return 0 if result.wasSuccessful() else 1
 
 
