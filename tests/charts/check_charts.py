@@ -290,6 +290,20 @@ class InstanceChart(ChartCase):
             if not name.endswith("-upstream-auth"):
                 self.assertEqual(self.upstream_auth_settings(self.env(dep)), {}, name)
 
+    def test_upstream_auth_gets_no_config_file(self):
+        # mindroom-upstream-auth takes its settings from the environment only and exits 2 on
+        # --config; the other services read config.yaml from the ConfigMap.
+        for name, dep in self.objects(self.render(), "Deployment").items():
+            pod = dep["spec"]["template"]["spec"]
+            args = pod["containers"][0]["args"]
+            volumes = [v["name"] for v in pod["volumes"]]
+            if name.endswith("-upstream-auth"):
+                self.assertNotIn("--config", args)
+                self.assertNotIn("config", volumes)
+            else:
+                self.assertEqual(args[args.index("--config") + 1], "/etc/mindroom/config.yaml", name)
+                self.assertIn("config", volumes)
+
     def test_client_secret_defaults_follow_the_instance_secret(self):
         values = {"secrets": {"existingSecret": "alice-secrets"}, "publicUrl": "https://mr.example.org/",
                   "oauth": {"providers": [GITHUB, dict(GITHUB, name="gh2", clientSecret={"key": "gh2"})]}}
@@ -503,6 +517,10 @@ class InstanceChart(ChartCase):
         for s in INSTANCE_SERVICES:
             with self.subTest(service=s):
                 dep = deps[f"rel-mindroom-instance-{s}"]
+                if s == "upstream-auth":
+                    # Its settings are its environment (test_upstream_auth_gets_no_config_file).
+                    self.check_workload(dep, s, [])
+                    continue
                 self.check_workload(dep, s, ["--config", "/etc/mindroom/config.yaml"])
                 c = self.container(dep)
                 self.assertIn({"name": "config", "mountPath": "/etc/mindroom", "readOnly": True}, c["volumeMounts"])
@@ -555,7 +573,8 @@ class InstanceChart(ChartCase):
     def test_config_change_changes_pod_checksum(self):
         def checksums(values):
             deps = self.objects(self.render(values), "Deployment")
-            return {d["spec"]["template"]["metadata"]["annotations"]["checksum/config"] for d in deps.values()}
+            return {d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                    for name, d in deps.items() if not name.endswith("-upstream-auth")}
         a = checksums(None)
         b = checksums({"config": {"router": {"model": "other"}}})
         self.assertEqual(len(a), 1)
@@ -565,9 +584,10 @@ class InstanceChart(ChartCase):
     def test_existing_configmap_replaces_the_rendered_one(self):
         docs = self.render({"existingConfigMap": "my-config"}, external_config_maps=["my-config"])
         self.assertEqual(self.objects(docs, "ConfigMap"), {})
-        for dep in self.objects(docs, "Deployment").values():
+        for name, dep in self.objects(docs, "Deployment").items():
             vols = dep["spec"]["template"]["spec"]["volumes"]
-            self.assertIn({"name": "config", "configMap": {"name": "my-config"}}, vols)
+            if not name.endswith("-upstream-auth"):
+                self.assertIn({"name": "config", "configMap": {"name": "my-config"}}, vols)
             self.assertNotIn("checksum/config", dep["spec"]["template"]["metadata"].get("annotations", {}))
 
     def test_default_trusted_upstream_is_off_and_only_on_upstream_auth(self):
