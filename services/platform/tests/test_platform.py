@@ -364,6 +364,63 @@ class Platform(PlatformCase):
         self.assertEqual(body["phase"], "ready")
 
 
+class BaseValuesAndSecrets(PlatformCase):
+    """The operator's base values reach every instance; INSTANCE_SECRET_* reach only its Secret."""
+    TOKEN_VALUE = "registration-token-not-for-logs"
+
+    def start_platform(self, **extra):
+        values = os.path.join(self.dir, "instance-values.yaml")
+        with open(values, "w") as f:
+            f.write("matrix:\n  homeserver: https://hs.example.org\n  serverName: example.org\n"
+                    "extraEnv:\n  - name: FROM_BASE\n    value: base\n")
+        self.platform_env = {"MINDROOM_PLATFORM_INSTANCE_VALUES": values,
+                             "INSTANCE_SECRET_MATRIX_REGISTRATION_TOKEN": self.TOKEN_VALUE}
+        super().start_platform(**extra)
+
+    def test_base_values_namespace_and_copied_secrets(self):
+        code, inst = self.create(values={"config": {"router": {"model": "default"}}})
+        self.assertEqual(code, 201, inst)
+        iid = inst["id"]
+        for name, d in self.deployments(iid).items():
+            env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+            self.assertEqual((env["MATRIX_HOMESERVER"], env["MATRIX_SERVER_NAME"], env["FROM_BASE"]),
+                             ("https://hs.example.org", "example.org", "base"), name)
+            # Each instance its own Matrix namespace: the id's digest.
+            self.assertEqual(env["MINDROOM_NAMESPACE"], iid[3:], name)
+            self.assertNotIn(self.TOKEN_VALUE, json.dumps(d))
+        code, secret = self.kube_get(f"/api/v1/namespaces/{NS}/secrets/{iid}-secrets")
+        self.assertEqual(sorted(secret["data"]), ["MATRIX_REGISTRATION_TOKEN", "MINDROOM_API_KEY",
+                                                  "MINDROOM_INSTANCE_SECRET"])
+        self.assertEqual(base64.b64decode(secret["data"]["MATRIX_REGISTRATION_TOKEN"]).decode(), self.TOKEN_VALUE)
+        dump = "\n".join(self.redis_cli("GET", k) for k in self.redis_cli("KEYS", "platform:*").split()
+                         if k.startswith("platform:instance:"))
+        self.assertIn(iid, dump)
+        self.assertNotIn(self.TOKEN_VALUE, dump)
+        self.assertNotIn(self.TOKEN_VALUE, self.platform.text())
+
+    def test_bad_base_values_and_secret_names_stop_start_up(self):
+        bad_values = os.path.join(self.dir, "list.yaml")
+        with open(bad_values, "w") as f:
+            f.write("- a\n- b\n")
+        cases = [({"MINDROOM_PLATFORM_INSTANCE_VALUES": bad_values},
+                  f"MINDROOM_PLATFORM_INSTANCE_VALUES: {bad_values} must hold one mapping of values"),
+                 ({"MINDROOM_PLATFORM_INSTANCE_VALUES": os.path.join(self.dir, "absent.yaml")},
+                  "MINDROOM_PLATFORM_INSTANCE_VALUES"),
+                 ({"INSTANCE_SECRET_MINDROOM_API_KEY": "x"},
+                  "INSTANCE_SECRET_MINDROOM_API_KEY: the platform generates MINDROOM_API_KEY for each instance"),
+                 ({"INSTANCE_SECRET_BAD-NAME": "x"}, "the name after INSTANCE_SECRET_ must be 1 to 127 of")]
+        env = dict(os.environ, MINDROOM_STORE_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+                   MINDROOM_STORAGE_PATH=os.path.join(self.dir, "bad-storage"), MINDROOM_PLATFORM_NAMESPACE=NS,
+                   MINDROOM_PLATFORM_INSTANCE_CHART=CHART, MINDROOM_PLATFORM_KUBE_URL=self.kube_url,
+                   MINDROOM_PLATFORM_API_KEY=OPERATOR_KEY)
+        for extra, want in cases:
+            with self.subTest(extra=extra):
+                r = subprocess.run([ARGS.platform, "--listen", "127.0.0.1:0"], env={**env, **extra},
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(want, r.stderr)
+
+
 class PhaseFromKubernetes(PlatformCase):
     """The phase is what the Deployments' status says, as the deployment controller writes it."""
     kube_args = ("--deployments", "manual")

@@ -17,9 +17,11 @@ me = os.environ["HOSTNAME"]
 
 
 def on_term(sig, frame):
-    with open(os.path.join(report, me + ".term"), "w") as f:
-        f.write(str(os.getpid()))
-    os._exit(0)
+    try:
+        with open(os.path.join(report, me + ".term"), "w") as f:
+            f.write(str(os.getpid()))
+    finally:
+        os._exit(0)
 
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN if os.environ.get("IGNORE_TERM") else on_term)

@@ -78,6 +78,9 @@ class RunDeployments(ka.KubeCase):
         self.peer_args = ("--deployments", "run", "--image", f"pod={sys.executable}")
         super().setUp()
         self.addCleanup(shutil.rmtree, self.reports, True)
+        # Cleanups run last in, first out: this one before the reports go. A test that failed
+        # with a pod still running leaves it behind for no one.
+        self.addCleanup(self.kill_leftovers)
         self.apply(ka.CM + "/settings", {"apiVersion": "v1", "kind": "ConfigMap",
                                          "metadata": {"name": "settings", "namespace": "default"},
                                          "data": {"level": "debug", "app.yaml": "answer: 42\n",
@@ -85,6 +88,14 @@ class RunDeployments(ka.KubeCase):
         self.apply(SECRET + "/creds", {"apiVersion": "v1", "kind": "Secret",
                                        "metadata": {"name": "creds", "namespace": "default"},
                                        "stringData": {"token": "t0ken", "user": "bot"}})
+
+    def kill_leftovers(self):
+        for f in os.listdir(self.reports):
+            if f.endswith(".json"):
+                with open(os.path.join(self.reports, f)) as fh:
+                    pid = json.load(fh)["pid"]
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
     def apply(self, path, obj):
         code, body = self.peer.apply(path, obj, "test", force=True)
