@@ -31,7 +31,7 @@ ALICE = "@alice:localhost"
 
 
 def built(*parts):
-    path = os.path.join(tp.ARGS.bin_dir, *parts)
+    path = os.path.abspath(os.path.join(tp.ARGS.bin_dir, *parts))
     if not os.access(path, os.X_OK):
         raise AssertionError(f"{path} is not built")
     return path

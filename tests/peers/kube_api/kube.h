@@ -121,7 +121,7 @@ typedef struct kube_pod {
     bool ready, stopping;
     int fails, restarts;
     double started, next_probe, restart_at, kill_at;
-    char last_error[256];
+    char last_error[512];
 } kube_pod;
 
 /* Under k->lock: fills pod (name set) from deployment's template: volumes made in dir (claims:

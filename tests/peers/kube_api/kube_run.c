@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,9 +71,16 @@ bool kube_runner_image(kube_runner *r, const char *spec, char *why, size_t cap)
         snprintf(why, cap, "--image %s: %s is not an executable: %s", spec, eq + 1, strerror(errno));
         return false;
     }
+    /* Absolute: a pod runs in its own directory. */
+    char *path = realpath(eq + 1, NULL);
+    if (!path) {
+        snprintf(why, cap, "--image %s: %s", spec, strerror(errno));
+        return false;
+    }
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
-    KUBE_MUST(json_object_set_new(r->images, name, json_string(eq + 1)));
+    KUBE_MUST(json_object_set_new(r->images, name, json_string(path)));
+    free(path);
     return true;
 }
 
@@ -136,6 +144,9 @@ static void spawn(kube_pod *p)
             _exit(126);
         closefrom(3);
         execve(p->argv[0], p->argv, p->envp);
+        static const char msg[] = "mr-test-kube-api: a pod's execve failed: ";
+        struct iovec parts[] = {{(void *)msg, sizeof msg - 1}, {p->argv[0], strlen(p->argv[0])}, {"\n", 1}};
+        (void)!writev(2, parts, 3);
         _exit(127);
     }
     if (pid > 0)
