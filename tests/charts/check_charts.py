@@ -779,6 +779,33 @@ class PlatformChart(ChartCase):
                           "platform.trustedUpstreamAuth.userIdHeader is required when "
                           "platform.trustedUpstreamAuth.enabled is true")
 
+    def test_instance_values_reach_the_platform_as_a_file(self):
+        base = {"matrix": {"homeserver": "https://matrix.example.org", "serverName": "example.org"},
+                "store": {"url": "redis://redis:6379/0"}}
+        docs = self.render({"platform": {"instanceValues": base}})
+        dep = self.objects(docs, "Deployment")[self.PLATFORM]
+        self.assertEqual(self.env(dep)["MINDROOM_PLATFORM_INSTANCE_VALUES"], "/etc/mindroom-platform/instance-values.yaml")
+        pod = dep["spec"]["template"]["spec"]
+        self.assertIn({"name": "files", "mountPath": "/etc/mindroom-platform", "readOnly": True},
+                      pod["containers"][0]["volumeMounts"])
+        self.assertIn({"name": "files", "configMap": {"name": self.PLATFORM + "-instance-values"}}, pod["volumes"])
+        cm = self.objects(docs, "ConfigMap")[self.PLATFORM + "-instance-values"]
+        self.assertEqual(yaml.safe_load(cm["data"]["instance-values.yaml"]), base)
+        # A change restarts the platform; without base values there is no file at all.
+        other = self.objects(self.render({"platform": {"instanceValues": {"bus": {"url": "kafka://k:9092"}}}}),
+                             "Deployment")[self.PLATFORM]
+        self.assertNotEqual(dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"],
+                            other["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+        plain = self.render()
+        self.assertNotIn("MINDROOM_PLATFORM_INSTANCE_VALUES", self.env(self.objects(plain, "Deployment")[self.PLATFORM]))
+        self.assertNotIn(self.PLATFORM + "-instance-values", self.objects(plain, "ConfigMap"))
+
+    def test_platform_refuses_strict_jwt_for_its_own_api(self):
+        self.render_fails({"platform": {"trustedUpstreamAuth": dict(STRICT_JWT, enabled=True, userIdHeader="X-U")}},
+                          "platform.trustedUpstreamAuth.requireJwt: mindroom-platform does not verify JWTs itself; "
+                          "put mindroom-upstream-auth's forward auth in front of it and set "
+                          "platform.trustedUpstreamAuth.userIdHeader to X-MindRoom-Auth-User-Id")
+
     def test_default_instance_variables_are_off(self):
         env = self.env(self.objects(self.render(), "Deployment")[self.PLATFORM])
         self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"),

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -100,7 +101,8 @@ class PlatformCase(unittest.TestCase):
         self.redis_port = free_port()
         self.redis = self.start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no"], "redis.log")
-        wait_for("redis", lambda: self.redis_cli("PING") == "PONG")
+        # Ours, not another redis-server that held the port first.
+        wait_for("redis", lambda: f"process_id:{self.redis.p.pid}" in self.redis_cli("INFO", "server"))
         self.kube = self.start([ARGS.kube_api, "--listen", "127.0.0.1:0", "--token", TOKEN, *self.kube_args],
                                "kube.log")
         self.kube_url = wait_for("the kube API peer", self.peer_url)
@@ -134,7 +136,6 @@ class PlatformCase(unittest.TestCase):
         return r.stdout.strip()
 
     def start_platform(self, **extra):
-        self.port = free_port()
         env = {"PATH": os.environ.get("PATH", ""), "HOME": self.dir,
                "MINDROOM_STORE_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                "MINDROOM_STORAGE_PATH": os.path.join(self.dir, "storage"),
@@ -147,11 +148,21 @@ class PlatformCase(unittest.TestCase):
                "INSTANCE_TRUSTED_UPSTREAM_USER_ID_HEADER": "X-MindRoom-User-Id",
                "HELM_CACHE_HOME": os.path.join(self.dir, "helm"), "HELM_CONFIG_HOME": os.path.join(self.dir, "helm"),
                "HELM_DATA_HOME": os.path.join(self.dir, "helm"), **self.platform_env, **extra}
-        self.platform = Proc([ARGS.platform, "--listen", f"127.0.0.1:{self.port}"],
-                             os.path.join(self.dir, "platform.log"), env)
+        log = os.path.join(self.dir, "platform.log")
+        mark = os.path.getsize(log) if os.path.exists(log) else 0
+        # Port 0 and the port it logs: a port picked here could be taken by another process
+        # before the platform binds it, and that process would answer in its place.
+        self.platform = Proc([ARGS.platform, "--listen", "127.0.0.1:0"], log, env)
         self.procs.append(self.platform)
+        self.port = wait_for("the platform's port", lambda: self.logged_port(mark))
         self.base = f"http://127.0.0.1:{self.port}"
         wait_for("the platform's /readyz", lambda: self.ready())
+
+    def logged_port(self, mark):
+        if self.platform.p.poll() is not None:
+            raise AssertionError(f"mindroom-platform exited {self.platform.p.returncode}:\n{self.platform.text()}")
+        found = re.search(r"health endpoints on \S+ \(port (\d+)\)", self.platform.text()[mark:])
+        return int(found.group(1)) if found else None
 
     def ready(self):
         if self.platform.p.poll() is not None:
