@@ -15,8 +15,9 @@ or redis-server is missing.
 import asyncio
 import json
 import os
+import shutil
 import sys
-import time
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tests", "e2e"))
@@ -25,8 +26,7 @@ import test_platform as tp  # noqa: E402
 from e2e_human import Human  # noqa: E402
 from e2e_stack import MODEL_KEY, REGISTRATION_TOKEN, ListeningPeer  # noqa: E402
 
-SERVICES = {"gateway": "gateway", "crypto": "crypto", "authz": "authz", "agent": "agent",
-            "upstream-auth": "upstream-auth"}
+SERVICES = ("gateway", "crypto", "authz", "agent", "upstream-auth")
 ALICE = "@alice:localhost"
 
 
@@ -67,8 +67,7 @@ class ChatWithAProvisionedInstance(tp.PlatformCase):
             p.start()
             self.addCleanup(p.kill)
         self.kube_args = ("--deployments", "run", *[
-            a for svc, binary in SERVICES.items()
-            for a in ("--image", f"mindroom-{svc}={built('services', binary, 'mindroom-' + svc)}")])
+            a for svc in SERVICES for a in ("--image", f"mindroom-{svc}={built('services', svc, 'mindroom-' + svc)}")])
         # The cluster the operator runs the platform in: the homeserver, the bus and store every
         # instance uses, the registration token and the model key it gets in its Secret.
         values = os.path.join(self.scratch(), "instance-values.json")
@@ -80,9 +79,7 @@ class ChatWithAProvisionedInstance(tp.PlatformCase):
 
     def scratch(self):
         if not hasattr(self, "_scratch"):
-            import tempfile
             self._scratch = tempfile.mkdtemp(prefix="mr-platform-chat-")
-            import shutil
             self.addCleanup(shutil.rmtree, self._scratch, True)
         return self._scratch
 

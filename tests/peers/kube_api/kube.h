@@ -121,14 +121,14 @@ typedef struct kube_pod {
     bool ready, stopping;
     int fails, restarts;
     double started, next_probe, restart_at, kill_at;
-    char last_error[512];
+    char last_error[MR_ERR_MSG_MAX];
 } kube_pod;
 
 /* Under k->lock: fills pod (name set) from deployment's template: volumes made in dir (claims:
  * the directory persistent claims live in), ports, probe, argv (the binary `images` maps the
- * image to) and environment. False with why when it cannot start yet (a missing Secret). */
+ * image to) and environment. False with err when it cannot start yet (a missing Secret). */
 bool kube_pod_build(kube *k, const json_t *deployment, const json_t *images, const char *dir, const char *claims,
-                    kube_pod *pod, char *why, size_t cap);
+                    kube_pod *pod, mr_err *err);
 void kube_pod_clear(kube_pod *pod);
 
 /* ---- kube_run.c: --deployments run ---- */

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,15 +26,8 @@ typedef struct mount {
     char host[1024];       /* here */
 } mount;
 
-static bool fail(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *why, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-    return false;
-}
+/* Sets err (an invalid pod template, or a missing source) and gives false. */
+#define POD_FAIL(...) (mr_err_set(err, MR_EINVAL, __VA_ARGS__) == MR_OK)
 
 static const json_t *lookup(kube *k, const char *resource, const char *ns, const char *name)
 {
@@ -61,25 +53,25 @@ static char *secret_value(const char *b64)
 }
 
 /* The value of key in a Secret or ConfigMap (data, or a ConfigMap's binaryData left out);
- * NULL with why. */
-static char *ref_value(kube *k, const char *ns, const json_t *ref, bool secret, char *why, size_t cap)
+ * NULL with err. */
+static char *ref_value(kube *k, const char *ns, const json_t *ref, bool secret, mr_err *err)
 {
     const char *name = json_string_value(json_object_get(ref, "name"));
     const char *key = json_string_value(json_object_get(ref, "key"));
     const char *what = secret ? "Secret" : "ConfigMap";
     const json_t *obj = name ? lookup(k, secret ? "secrets" : "configmaps", ns, name) : NULL;
     if (!obj) {
-        fail(why, cap, "%s \"%s\" not found", secret ? "secret" : "configmap", name ? name : "");
+        mr_err_set(err, MR_EINVAL, "%s \"%s\" not found", secret ? "secret" : "configmap", name ? name : "");
         return NULL;
     }
     const char *v = key ? json_string_value(json_object_get(json_object_get(obj, "data"), key)) : NULL;
     if (!v) {
-        fail(why, cap, "couldn't find key %s in %s %s/%s", key ? key : "", what, ns, name);
+        mr_err_set(err, MR_EINVAL, "couldn't find key %s in %s %s/%s", key ? key : "", what, ns, name);
         return NULL;
     }
     char *out = secret ? secret_value(v) : strdup(v);
     if (!out)
-        fail(why, cap, "key %s in %s %s/%s is not base64", key, what, ns, name);
+        mr_err_set(err, MR_EINVAL, "key %s in %s %s/%s is not base64", key, what, ns, name);
     return out;
 }
 
@@ -113,7 +105,7 @@ static bool env_put(json_t *env, const char *name, char *value)
     return rc == 0;
 }
 
-static bool env_from(kube *k, const char *ns, const json_t *container, json_t *env, char *why, size_t cap)
+static bool env_from(kube *k, const char *ns, const json_t *container, json_t *env, mr_err *err)
 {
     size_t i;
     const json_t *src;
@@ -126,7 +118,7 @@ static bool env_from(kube *k, const char *ns, const json_t *container, json_t *e
         if (!obj) {
             if (json_is_true(json_object_get(ref, "optional")))
                 continue;
-            return fail(why, cap, "%s \"%s\" not found", sref ? "secret" : "configmap", name ? name : "");
+            return POD_FAIL("%s \"%s\" not found", sref ? "secret" : "configmap", name ? name : "");
         }
         const char *key;
         json_t *v;
@@ -134,19 +126,19 @@ static bool env_from(kube *k, const char *ns, const json_t *container, json_t *e
             char *name_out = NULL, *value = sref ? secret_value(json_string_value(v)) : strdup(json_string_value(v));
             if (asprintf(&name_out, "%s%s", prefix ? prefix : "", key) < 0) {
                 free(value);
-                return fail(why, cap, "out of memory");
+                return POD_FAIL("out of memory");
             }
             bool ok = env_put(env, name_out, value);
             free(name_out);
             if (!ok)
-                return fail(why, cap, "%s \"%s\": key %s has no usable value", sref ? "secret" : "configmap", name, key);
+                return POD_FAIL("%s \"%s\": key %s has no usable value", sref ? "secret" : "configmap", name, key);
         }
     }
     return true;
 }
 
 static bool env_list(kube *k, const char *ns, const char *pod_name, const json_t *container, json_t *env,
-                     char *why, size_t cap)
+                     mr_err *err)
 {
     size_t i;
     const json_t *e;
@@ -154,7 +146,7 @@ static bool env_list(kube *k, const char *ns, const char *pod_name, const json_t
         const char *name = json_string_value(json_object_get(e, "name"));
         const json_t *from = json_object_get(e, "valueFrom");
         if (!name)
-            return fail(why, cap, "an env entry has no name");
+            return POD_FAIL("an env entry has no name");
         char *value = NULL;
         if (!from) {
             const char *v = json_string_value(json_object_get(e, "value"));
@@ -167,14 +159,14 @@ static bool env_list(kube *k, const char *ns, const char *pod_name, const json_t
                             : strcmp(path, "status.podIP") == 0       ? "127.0.0.1"
                                                                       : NULL;
             if (!v)
-                return fail(why, cap, "env %s: fieldRef %s is not served by this test API", name, path ? path : "");
+                return POD_FAIL("env %s: fieldRef %s is not served by this test API", name, path ? path : "");
             value = strdup(v);
         } else {
             const json_t *sref = json_object_get(from, "secretKeyRef"), *cref = json_object_get(from, "configMapKeyRef");
             if (!sref && !cref)
-                return fail(why, cap, "env %s: this test API serves value, fieldRef, secretKeyRef and configMapKeyRef",
+                return POD_FAIL("env %s: this test API serves value, fieldRef, secretKeyRef and configMapKeyRef",
                             name);
-            value = ref_value(k, ns, sref ? sref : cref, sref != NULL, why, cap);
+            value = ref_value(k, ns, sref ? sref : cref, sref != NULL, err);
             if (!value) {
                 if (json_is_true(json_object_get(sref ? sref : cref, "optional")))
                     continue;
@@ -182,13 +174,13 @@ static bool env_list(kube *k, const char *ns, const char *pod_name, const json_t
             }
         }
         if (!env_put(env, name, value))
-            return fail(why, cap, "out of memory");
+            return POD_FAIL("out of memory");
     }
     return true;
 }
 
 /* Writes each key of a ConfigMap's or Secret's data as a file in dir. */
-static bool write_files(const json_t *data, bool secret, const char *dir, char *why, size_t cap)
+static bool write_files(const json_t *data, bool secret, const char *dir, mr_err *err)
 {
     const char *key;
     json_t *v;
@@ -203,14 +195,14 @@ static bool write_files(const json_t *data, bool secret, const char *dir, char *
             ok = false;
         free(text);
         if (!ok)
-            return fail(why, cap, "cannot write %s: %s", path, strerror(errno));
+            return POD_FAIL("cannot write %s: %s", path, strerror(errno));
     }
     return true;
 }
 
-/* Makes the directory a volume is, filled as the kubelet would; false with why. */
+/* Makes the directory a volume is, filled as the kubelet would; false with err. */
 static bool make_volume(kube *k, const char *ns, const json_t *vol, const char *dir, const char *claims,
-                        char *host, size_t hcap, char *why, size_t cap)
+                        char *host, size_t hcap, mr_err *err)
 {
     const char *name = json_string_value(json_object_get(vol, "name"));
     const json_t *cm = json_object_get(vol, "configMap"), *sec = json_object_get(vol, "secret");
@@ -219,12 +211,12 @@ static bool make_volume(kube *k, const char *ns, const json_t *vol, const char *
         /* A claim outlives its pods: one directory per claim for the peer's lifetime. */
         snprintf(host, hcap, "%s/%s-%s", claims, ns, json_string_value(json_object_get(pvc, "claimName")) ?: "");
         if (mkdir(host, 0700) != 0 && errno != EEXIST)
-            return fail(why, cap, "cannot create %s: %s", host, strerror(errno));
+            return POD_FAIL("cannot create %s: %s", host, strerror(errno));
         return true;
     }
     snprintf(host, hcap, "%s/volumes/%s", dir, name);
     if (mkdir(host, 0700) != 0 && errno != EEXIST)
-        return fail(why, cap, "cannot create %s: %s", host, strerror(errno));
+        return POD_FAIL("cannot create %s: %s", host, strerror(errno));
     if (json_object_get(vol, "emptyDir"))
         return true;
     if (cm || sec) {
@@ -233,21 +225,21 @@ static bool make_volume(kube *k, const char *ns, const json_t *vol, const char *
         if (!obj)
             return json_is_true(json_object_get(cm ? cm : sec, "optional"))
                        ? true
-                       : fail(why, cap, "%s \"%s\" not found", cm ? "configmap" : "secret", src ? src : "");
+                       : POD_FAIL("%s \"%s\" not found", cm ? "configmap" : "secret", src ? src : "");
         /* items (a subset of keys) is not served: every key becomes a file. */
-        return write_files(json_object_get(obj, "data"), sec != NULL, host, why, cap);
+        return write_files(json_object_get(obj, "data"), sec != NULL, host, err);
     }
-    return fail(why, cap, "volume %s: this test API runs configMap, secret, emptyDir and persistentVolumeClaim",
+    return POD_FAIL("volume %s: this test API runs configMap, secret, emptyDir and persistentVolumeClaim",
                 name ? name : "");
 }
 
 static bool mounts_of(kube *k, const char *ns, const json_t *podspec, const json_t *container, const char *dir,
-                      const char *claims, mount *mounts, size_t *n, char *why, size_t cap)
+                      const char *claims, mount *mounts, size_t *n, mr_err *err)
 {
     char vdir[1100];
     snprintf(vdir, sizeof vdir, "%s/volumes", dir);
     if (mkdir(vdir, 0700) != 0 && errno != EEXIST)
-        return fail(why, cap, "cannot create %s: %s", vdir, strerror(errno));
+        return POD_FAIL("cannot create %s: %s", vdir, strerror(errno));
     size_t i;
     const json_t *vm;
     *n = 0;
@@ -261,12 +253,12 @@ static bool mounts_of(kube *k, const char *ns, const json_t *podspec, const json
             if (name && strcmp(json_string_value(json_object_get(v, "name")) ?: "", name) == 0)
                 vol = v;
         if (!vol || !path)
-            return fail(why, cap, "volumeMount %s: no such volume", name ? name : "");
+            return POD_FAIL("volumeMount %s: no such volume", name ? name : "");
         if (*n == MAX_MOUNTS)
-            return fail(why, cap, "more than %d volume mounts", MAX_MOUNTS);
+            return POD_FAIL("more than %d volume mounts", MAX_MOUNTS);
         mount *m = &mounts[(*n)++];
         m->path = path;
-        if (!make_volume(k, ns, vol, dir, claims, m->host, sizeof m->host, why, cap))
+        if (!make_volume(k, ns, vol, dir, claims, m->host, sizeof m->host, err))
             return false;
         if (sub) {
             size_t len = strlen(m->host);
@@ -298,24 +290,24 @@ static int free_port(void)
     return port;
 }
 
-static bool ports_of(const json_t *container, kube_pod *pod, char *why, size_t cap)
+static bool ports_of(const json_t *container, kube_pod *pod, mr_err *err)
 {
     size_t i;
     const json_t *p;
     json_array_foreach(json_object_get(container, "ports"), i, p) {
         if (pod->nports == KUBE_POD_PORTS)
-            return fail(why, cap, "more than %d container ports", KUBE_POD_PORTS);
+            return POD_FAIL("more than %d container ports", KUBE_POD_PORTS);
         size_t n = pod->nports++;
         pod->container_ports[n] = (int)json_integer_value(json_object_get(p, "containerPort"));
         snprintf(pod->port_names[n], sizeof pod->port_names[n], "%s", json_string_value(json_object_get(p, "name")) ?: "");
         if ((pod->ports[n] = free_port()) < 0)
-            return fail(why, cap, "no free local port: %s", strerror(errno));
+            return POD_FAIL("no free local port: %s", strerror(errno));
     }
     return true;
 }
 
 /* readinessProbe.httpGet, with the kubelet's defaults for what is left out. */
-static bool probe_of(const json_t *container, kube_pod *pod, char *why, size_t cap)
+static bool probe_of(const json_t *container, kube_pod *pod, mr_err *err)
 {
     const json_t *probe = json_object_get(container, "readinessProbe");
     pod->period_s = 10;
@@ -325,14 +317,14 @@ static bool probe_of(const json_t *container, kube_pod *pod, char *why, size_t c
         return true;
     const json_t *get = json_object_get(probe, "httpGet");
     if (!get)
-        return fail(why, cap, "readinessProbe: this test API runs httpGet probes only");
+        return POD_FAIL("readinessProbe: this test API runs httpGet probes only");
     const json_t *port = json_object_get(get, "port");
     for (size_t i = 0; i < pod->nports && !pod->probe_port; i++)
         if ((json_is_string(port) && strcmp(json_string_value(port), pod->port_names[i]) == 0) ||
             (json_is_integer(port) && json_integer_value(port) == pod->container_ports[i]))
             pod->probe_port = pod->ports[i];
     if (!pod->probe_port)
-        return fail(why, cap, "readinessProbe: port %s is not a container port",
+        return POD_FAIL("readinessProbe: port %s is not a container port",
                     json_is_string(port) ? json_string_value(port) : "(number)");
     const char *path = json_string_value(json_object_get(get, "path"));
     snprintf(pod->probe_path, sizeof pod->probe_path, "%s", path ? path : "/");
@@ -378,23 +370,23 @@ void kube_pod_clear(kube_pod *pod)
 }
 
 bool kube_pod_build(kube *k, const json_t *deployment, const json_t *images, const char *dir, const char *claims,
-                    kube_pod *pod, char *why, size_t cap)
+                    kube_pod *pod, mr_err *err)
 {
     const json_t *m = json_object_get(deployment, "metadata");
     const char *ns = json_string_value(json_object_get(m, "namespace"));
     const json_t *podspec = json_object_get(json_object_get(json_object_get(deployment, "spec"), "template"), "spec");
     const json_t *containers = json_object_get(podspec, "containers");
     if (json_array_size(containers) != 1)
-        return fail(why, cap, "this test API runs pods of one container, not %zu", json_array_size(containers));
+        return POD_FAIL("this test API runs pods of one container, not %zu", json_array_size(containers));
     const json_t *c = json_array_get(containers, 0);
     const json_t *grace = json_object_get(podspec, "terminationGracePeriodSeconds");
     pod->grace_s = json_is_integer(grace) ? (int)json_integer_value(grace) : 30;
     const char *image = json_string_value(json_object_get(c, "image"));
     const char *bin = image ? binary_of(images, image) : NULL;
     if (!bin)
-        return fail(why, cap, "image \"%s\": no binary given for it (--image NAME=PATH)", image ? image : "");
+        return POD_FAIL("image \"%s\": no binary given for it (--image NAME=PATH)", image ? image : "");
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return fail(why, cap, "cannot create %s: %s", dir, strerror(errno));
+        return POD_FAIL("cannot create %s: %s", dir, strerror(errno));
     mount mounts[MAX_MOUNTS];
     size_t nmounts = 0;
     /* What the kubelet and the image set before the container's own variables: the host name,
@@ -402,10 +394,10 @@ bool kube_pod_build(kube *k, const json_t *deployment, const json_t *images, con
     const char *path = getenv("PATH");
     json_t *env = json_pack("{s:s, s:s, s:s}", "HOSTNAME", pod->name, "PATH", path ? path : "/usr/bin:/bin", "HOME", dir);
     if (!env)
-        return fail(why, cap, "out of memory");
-    bool ok = mounts_of(k, ns, podspec, c, dir, claims, mounts, &nmounts, why, cap) && ports_of(c, pod, why, cap) &&
-              probe_of(c, pod, why, cap) && env_from(k, ns, c, env, why, cap) &&
-              env_list(k, ns, pod->name, c, env, why, cap);
+        return POD_FAIL("out of memory");
+    bool ok = mounts_of(k, ns, podspec, c, dir, claims, mounts, &nmounts, err) && ports_of(c, pod, err) &&
+              probe_of(c, pod, err) && env_from(k, ns, c, env, err) &&
+              env_list(k, ns, pod->name, c, env, err);
     /* The image's command is its one binary; what follows it and args are kept. */
     const json_t *command = json_object_get(c, "command"), *args = json_object_get(c, "args");
     size_t ncmd = json_array_size(command), nargs = json_array_size(args);
@@ -432,8 +424,8 @@ bool kube_pod_build(kube *k, const json_t *deployment, const json_t *images, con
     }
     json_decref(env);
     if (!ok) {
-        if (!*why)
-            fail(why, cap, "out of memory");
+        if (!err->msg[0])
+            mr_err_set(err, MR_ENOMEM, "out of memory");
         kube_pod_clear(pod);
     }
     return ok;

@@ -169,15 +169,15 @@ static void spawn(kube_pod *p)
 static void start_pod(kube *k, const json_t *dep, kube_pod *p)
 {
     kube_runner *r = k->runner;
-    char why[512] = "";
+    mr_err err = {0};
     kube_pod_clear(p);
     p->nports = 0;
     p->probe_port = 0;
     p->has_probe = false;
-    if (!kube_pod_build(k, dep, r->images, p->dir, r->claims, p, why, sizeof why)) {
-        if (strcmp(why, p->last_error) != 0)
-            log_pod(p, "cannot start: %s", why);
-        snprintf(p->last_error, sizeof p->last_error, "%s", why);
+    if (!kube_pod_build(k, dep, r->images, p->dir, r->claims, p, &err)) {
+        if (strcmp(err.msg, p->last_error) != 0)
+            log_pod(p, "cannot start: %s", err.msg);
+        snprintf(p->last_error, sizeof p->last_error, "%s", err.msg);
         p->restart_at = now_s() + 1;
         return;
     }

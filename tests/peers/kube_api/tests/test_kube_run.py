@@ -15,26 +15,16 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "e2e"))
 import test_kube_api as ka  # noqa: E402
+from e2e_stack import wait_for  # noqa: E402
 
-POD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pod.py")
-DEADLINE_S = 60
+POD = os.path.join(HERE, "pod.py")
 SECRET = "/api/v1/namespaces/default/secrets"
-
-
-def wait_for(what, check, timeout=DEADLINE_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def alive(pid):
