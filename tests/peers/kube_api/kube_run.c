@@ -362,10 +362,11 @@ static void write_status(kube *k)
         json_int_t replicas = 0, updated = 0, ready = 0;
         for (size_t j = 0; j < r->npods; j++) {
             const kube_pod *p = r->pods[j];
-            if (!pod_of(p, o->obj))
+            /* A terminating pod no longer counts, as a ReplicaSet counts only active pods. */
+            if (!pod_of(p, o->obj) || p->stopping)
                 continue;
             replicas++;
-            if (strcmp(p->hash, hash) == 0 && !p->stopping) {
+            if (strcmp(p->hash, hash) == 0) {
                 updated++;
                 ready += p->ready;
             }
