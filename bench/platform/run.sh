@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh -- mindroom-platform against mr-test-kube-api with the real helm: request -> instance
 # ready, and 100 instances created one after another and at once (time, platform peak RSS),
-# beside one bare `helm template` of the same chart, all in this run.
+# beside one bare `helm template` of the same chart, all in this run; then request -> ready with
+# the peer running each instance's services as processes (--deployments run), beside the first.
 # Usage: bench/platform/run.sh [N]   (N instances, default 100; BUILD=dir to reuse a build tree;
 # default build-bench)
 set -eu
@@ -11,7 +12,8 @@ n=${1:-100}
 if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMR_WERROR=OFF >/dev/null
 fi
-if ! cmake --build "$build" --target mindroom-platform mr-test-kube-api -j "$(nproc 2>/dev/null || echo 2)" \
+if ! cmake --build "$build" --target mindroom-platform mr-test-kube-api mindroom-gateway mindroom-crypto \
+        mindroom-authz mindroom-agent mindroom-upstream-auth mr-test-homeserver -j "$(nproc 2>/dev/null || echo 2)" \
         >"$build/bench-platform-build.log" 2>&1; then
     cat "$build/bench-platform-build.log" >&2
     exit 1
@@ -19,4 +21,5 @@ fi
 helm=${HELM:-$root/build/tools/bin/helm}
 [ -x "$helm" ] || helm=$(command -v helm) || { echo "run.sh: no helm; run make helm" >&2; exit 1; }
 exec python3 "$root/bench/platform/bench_platform.py" --platform "$build/services/platform/mindroom-platform" \
-    --kube-api "$build/tests/peers/kube_api/mr-test-kube-api" --helm "$helm" --charts "$root/charts" -n "$n"
+    --kube-api "$build/tests/peers/kube_api/mr-test-kube-api" --helm "$helm" --charts "$root/charts" -n "$n" \
+    --bin-dir "$build"
