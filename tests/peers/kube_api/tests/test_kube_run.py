@@ -191,6 +191,17 @@ class RunDeployments(ka.KubeCase):
         (pod, r), = wait_for("the pod once its Secret exists", lambda: self.running("late")).items()
         self.assertEqual(r["env"]["FROM_SECRET"], "late")
 
+    def test_an_image_without_a_binary_never_starts(self):
+        dep = app(name="pulled")
+        dep["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.org/other:1"
+        self.deploy(dep)
+        wait_for("the reason logged", lambda: 'image "registry.example.org/other:1": no binary given for it'
+                 in open(self.peer.log).read())
+        # Like a pod in ErrImagePull: it counts, and it is not ready.
+        st = wait_for("the status", lambda: self.status("pulled").get("replicas") == 1 and self.status("pulled"))
+        self.assertNotIn("readyReplicas", st)
+        self.assertEqual(self.running("pulled"), {})
+
     def test_peer_exit_stops_every_process(self):
         self.deploy(app(replicas=2))
         pids = [r["pid"] for r in wait_for("two pods", lambda: len(self.running("app")) == 2
