@@ -806,6 +806,32 @@ class PlatformChart(ChartCase):
                           "put mindroom-upstream-auth's forward auth in front of it and set "
                           "platform.trustedUpstreamAuth.userIdHeader to X-MindRoom-Auth-User-Id")
 
+    def test_platform_ingress_passes_forward_auth_at_upstream_auth(self):
+        verify = "http://mindroom-upstream-auth.auth.svc.cluster.local/auth/verify"
+        trusted = {"enabled": "true", "userIdHeader": "X-MindRoom-Auth-User-Id"}
+        docs = self.render({"platform": {"trustedUpstreamAuth": trusted, "ingress": {
+            "enabled": True, "host": "platform.example.org", "authUrl": verify,
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}}}})
+        ing = self.objects(docs, "Ingress")[self.PLATFORM]
+        self.assertEqual(ing["metadata"]["annotations"], {
+            "nginx.ingress.kubernetes.io/auth-url": verify,
+            "nginx.ingress.kubernetes.io/auth-response-headers":
+                "X-MindRoom-Auth-User-Id,X-MindRoom-Auth-Email,X-MindRoom-Auth-Matrix-User-Id,X-MindRoom-Auth-Method",
+            "nginx.ingress.kubernetes.io/proxy-body-size": "1m"})
+        rule = ing["spec"]["rules"][0]
+        self.assertEqual(rule["host"], "platform.example.org")
+        self.assertEqual([(p["path"], p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"])
+                          for p in rule["http"]["paths"]], [("/v1/instances", self.PLATFORM, 80)])
+        self.assertEqual(self.objects(self.render(), "Ingress"), {})
+        on = {"enabled": True, "authUrl": verify}
+        self.render_fails({"platform": {"trustedUpstreamAuth": trusted, "ingress": {"enabled": True}}},
+                          "platform.ingress.authUrl is required when platform.ingress.enabled is true")
+        self.render_fails({"platform": {"ingress": on}},
+                          "platform.ingress.enabled needs platform.trustedUpstreamAuth.enabled true with "
+                          "userIdHeader X-MindRoom-Auth-User-Id")
+        self.render_fails({"platform": {"trustedUpstreamAuth": dict(trusted, userIdHeader="X-User"), "ingress": on}},
+                          "userIdHeader X-MindRoom-Auth-User-Id")
+
     def test_default_instance_variables_are_off(self):
         env = self.env(self.objects(self.render(), "Deployment")[self.PLATFORM])
         self.assertEqual(self.with_prefix(env, "INSTANCE_TRUSTED_UPSTREAM_"),

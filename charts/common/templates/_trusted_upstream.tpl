@@ -64,3 +64,9 @@
 {{- end -}}
 {{- include "mindroom.env" $env -}}
 {{- end -}}
+
+{{/* The headers nginx forward auth copies from mindroom-upstream-auth's /auth/verify answer onto
+     the request it forwards (services/upstream-auth/README.md, Forward auth). */}}
+{{- define "mindroom.forwardAuthHeaders" -}}
+X-MindRoom-Auth-User-Id,X-MindRoom-Auth-Email,X-MindRoom-Auth-Matrix-User-Id,X-MindRoom-Auth-Method
+{{- end -}}
