@@ -66,6 +66,10 @@ class RunDeployments(ka.KubeCase):
     def setUp(self):
         self.reports = tempfile.mkdtemp(prefix="mr-kube-run-reports-")
         self.peer_args = ("--deployments", "run", "--image", f"pod={sys.executable}")
+        # The peer keeps its pods' directories under TMPDIR: here, so a peer the test kills
+        # leaves none behind.
+        self.addCleanup(os.environ.__setitem__, "TMPDIR", os.environ.get("TMPDIR", tempfile.gettempdir()))
+        os.environ["TMPDIR"] = self.reports
         super().setUp()
         self.addCleanup(shutil.rmtree, self.reports, True)
         # Cleanups run last in, first out: this one before the reports go. A test that failed
