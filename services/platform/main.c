@@ -10,6 +10,8 @@ int main(int argc, char **argv)
         .serve = mr_platform_serve,
         /* Instance records live in the store; no config.yaml, bus or Matrix. */
         .uses = MR_RUNTIME_USES_STORE,
+        /* Not ready before its routes are: a caller that trusted /readyz got 404s. */
+        .routes = true,
         .settings_help = MR_PLATFORM_SETTINGS_HELP,
     };
     return mr_service_main(argc, argv, &def);

@@ -116,19 +116,46 @@ static int load_visible(pf_service *svc, const char *owner, const char *id, json
     return 200;
 }
 
-/* The values the chart renders an instance with: the caller's, then the platform's on top. */
+/* Merges src into dst as helm merges values files: maps key by key, anything else replaced.
+ * False when out of memory. */
+static bool merge_values(json_t *dst, const json_t *src)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)src, k, v) {
+        json_t *cur = json_object_get(dst, k);
+        if (json_is_object(cur) && json_is_object(v)) {
+            if (!merge_values(cur, v))
+                return false;
+        } else if (json_object_set_new(dst, k, json_deep_copy(v)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The values the chart renders an instance with: the operator's base
+ * (MINDROOM_PLATFORM_INSTANCE_VALUES), the caller's, then the platform's own on top. The
+ * instance's MINDROOM_NAMESPACE (its id's digest) keeps its Matrix accounts and room aliases
+ * apart from other instances' on a shared homeserver. */
 static json_t *instance_values(pf_service *svc, const json_t *rec)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
     char secret[128];
     snprintf(secret, sizeof secret, "%s-secrets", id);
-    json_t *v = json_deep_copy(json_object_get(rec, "values"));
-    if (!v)
-        v = json_object();
+    json_t *v = json_deep_copy(svc->settings.instance_values);
+    json_t *env = json_deep_copy(json_object_get(svc->settings.instance_values, "extraEnv"));
+    if (!json_is_array(env)) {
+        json_decref(env);
+        env = json_array();
+    }
     json_t *mine = json_pack("{s:s, s:{s:s}, s:b, s:O}", "fullnameOverride", id, "secrets", "existingSecret", secret,
                              "suspended", json_is_true(json_object_get(rec, "suspended")), "trustedUpstreamAuth",
                              svc->settings.instance_trusted);
-    if (!v || !mine || json_object_update(v, mine) != 0) {
+    const char *ns = strncmp(id, "mr-", 3) == 0 ? id + 3 : id;
+    if (!v || !env || !mine || !merge_values(v, json_object_get(rec, "values")) ||
+        json_array_append_new(env, json_pack("{s:s, s:s}", "name", "MINDROOM_NAMESPACE", "value", ns)) != 0 ||
+        json_object_set_new(mine, "extraEnv", env) != 0 || json_object_update(v, mine) != 0) {
         json_decref(v);
         json_decref(mine);
         return NULL;
@@ -163,10 +190,19 @@ static mr_code ensure_secret(pf_service *svc, const char *id, mr_err *err)
     char instance_secret[65], api_key[65];
     random_hex(instance_secret, 32);
     random_hex(api_key, 32);
-    json_t *secret = json_pack("{s:s, s:s, s:{s:s, s:{s:s, s:s}}, s:s, s:{s:s, s:s}}", "apiVersion", "v1", "kind",
-                               "Secret", "metadata", "name", name, "labels", PF_INSTANCE_LABEL, id,
-                               "app.kubernetes.io/managed-by", PF_FIELD_MANAGER, "type", "Opaque", "stringData",
-                               "MINDROOM_INSTANCE_SECRET", instance_secret, "MINDROOM_API_KEY", api_key);
+    /* The operator's INSTANCE_SECRET_* (the homeserver's registration token, provider keys)
+     * beside the generated two. */
+    json_t *data = json_deep_copy(svc->settings.instance_secrets);
+    json_t *secret = data ? json_pack("{s:s, s:s, s:{s:s, s:{s:s, s:s}}, s:s, s:o}", "apiVersion", "v1", "kind",
+                                      "Secret", "metadata", "name", name, "labels", PF_INSTANCE_LABEL, id,
+                                      "app.kubernetes.io/managed-by", PF_FIELD_MANAGER, "type", "Opaque",
+                                      "stringData", data)
+                          : NULL;
+    if (secret && (json_object_set_new(data, "MINDROOM_INSTANCE_SECRET", json_string(instance_secret)) != 0 ||
+                   json_object_set_new(data, "MINDROOM_API_KEY", json_string(api_key)) != 0)) {
+        json_decref(secret);
+        secret = NULL;
+    }
     memset(instance_secret, 0, sizeof instance_secret);
     memset(api_key, 0, sizeof api_key);
     if (!secret)

@@ -28,6 +28,8 @@ typedef struct pf_settings {
     long max_per_owner;
     long reconcile_ms;
     json_t *instance_trusted; /* the instance chart's trustedUpstreamAuth values */
+    json_t *instance_values;  /* MINDROOM_PLATFORM_INSTANCE_VALUES: every instance's base values */
+    json_t *instance_secrets; /* INSTANCE_SECRET_<NAME>: name -> value copied into each new Secret */
 } pf_settings;
 
 /* ---- pf_settings.c ---- */
@@ -54,7 +56,7 @@ extern const char *const pf_kube_instance_kinds[];
 /* `helm template <release> <chart> --namespace NS -f <values>`, parsed into a JSON array of
  * objects. MR_EINVAL (with helm's reason) when the values are refused. */
 mr_code pf_render(const pf_settings *s, const char *release, const json_t *values, json_t **docs, mr_err *err);
-/* Multi-document YAML to a JSON array (empty documents skipped); for helm's output. */
+/* Multi-document YAML to a JSON array of its documents (empty ones skipped). */
 mr_code pf_yaml_docs(const char *text, size_t len, json_t **out, mr_err *err);
 
 /* ---- pf_instances.c ---- */

@@ -72,7 +72,8 @@ mr_code pf_yaml_docs(const char *text, size_t len, json_t **out, mr_err *err)
         case YAML_STREAM_END_EVENT: done = true; break;
         case YAML_DOCUMENT_START_EVENT: doc = NULL; break;
         case YAML_DOCUMENT_END_EVENT:
-            if (json_is_object(doc) && json_object_size(doc) > 0 && json_array_append(docs, doc) != 0)
+            if (doc && !json_is_null(doc) && !(json_is_object(doc) && json_object_size(doc) == 0) &&
+                json_array_append(docs, doc) != 0)
                 rc = mr_err_set(err, MR_ENOMEM, "out of memory reading helm's output");
             json_decref(doc);
             doc = NULL;
@@ -243,5 +244,14 @@ mr_code pf_render(const pf_settings *s, const char *release, const json_t *value
     if (rc == MR_OK)
         rc = pf_yaml_docs(text, len, docs, err);
     free(text);
+    size_t i;
+    json_t *d;
+    json_array_foreach(rc == MR_OK ? *docs : NULL, i, d)
+        if (!json_is_object(d)) {
+            rc = mr_err_set(err, MR_EIO, "helm's output holds a document that is not an object (#%zu)", i + 1);
+            json_decref(*docs);
+            *docs = NULL;
+            break;
+        }
     return rc;
 }

@@ -1,5 +1,6 @@
 /* pf_settings.c -- mindroom-platform's settings, each checked at start with a message naming it. */
 #include "pf_internal.h"
+#include "mindroom/fsutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +8,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -72,6 +76,70 @@ static mr_code instance_trusted(const mr_runtime *rt, json_t **out, mr_err *err)
     return MR_OK;
 }
 
+/* MINDROOM_PLATFORM_INSTANCE_VALUES: a YAML (or JSON) file of values every instance is rendered
+ * with: the cluster's homeserver, bus, store, image registry. */
+static mr_code instance_values(const mr_runtime *rt, json_t **out, mr_err *err)
+{
+    const char *path = get(rt, "MINDROOM_PLATFORM_INSTANCE_VALUES", NULL);
+    if (!path) {
+        *out = json_object();
+        return *out ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory reading settings");
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (mr_fs_read_all(path, 1 << 20, &text, &len, err) != MR_OK) {
+        mr_err_prefix(err, "MINDROOM_PLATFORM_INSTANCE_VALUES");
+        return MR_EINVAL;
+    }
+    json_t *docs = NULL;
+    mr_code rc = pf_yaml_docs(text, len, &docs, err);
+    free(text);
+    if (rc != MR_OK) {
+        mr_err_prefix(err, "MINDROOM_PLATFORM_INSTANCE_VALUES (%s)", path);
+        return MR_EINVAL;
+    }
+    if (json_array_size(docs) > 1 || (json_array_size(docs) == 1 && !json_is_object(json_array_get(docs, 0)))) {
+        json_decref(docs);
+        return mr_err_set(err, MR_EINVAL, "MINDROOM_PLATFORM_INSTANCE_VALUES: %s must hold one mapping of values",
+                          path);
+    }
+    *out = json_array_size(docs) ? json_incref(json_array_get(docs, 0)) : json_object();
+    json_decref(docs);
+    return *out ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory reading settings");
+}
+
+/* INSTANCE_SECRET_<NAME>=value: the homeserver's registration token, model provider keys. They
+ * reach an instance only through its Secret, never its values. */
+static mr_code instance_secrets(json_t **out, mr_err *err)
+{
+    static const char prefix[] = "INSTANCE_SECRET_";
+    json_t *t = json_object();
+    if (!t)
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading settings");
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, prefix, sizeof prefix - 1) != 0)
+            continue;
+        const char *name = *e + sizeof prefix - 1, *eq = strchr(name, '=');
+        size_t n = eq ? (size_t)(eq - name) : 0;
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)n, name);
+        mr_code rc = MR_OK;
+        if (!n || n >= sizeof key || strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != n)
+            rc = mr_err_set(err, MR_EINVAL, "%s%s: the name after %s must be 1 to 127 of [A-Za-z0-9_]", prefix, key,
+                            prefix);
+        else if (strcmp(key, "MINDROOM_INSTANCE_SECRET") == 0 || strcmp(key, "MINDROOM_API_KEY") == 0)
+            rc = mr_err_set(err, MR_EINVAL, "%s%s: the platform generates %s for each instance", prefix, key, key);
+        else if (json_object_set_new(t, key, json_string(eq + 1)) != 0)
+            rc = mr_err_set(err, MR_EINVAL, "%s%s: not valid UTF-8", prefix, key);
+        if (rc != MR_OK) {
+            json_decref(t);
+            return rc;
+        }
+    }
+    *out = t;
+    return MR_OK;
+}
+
 mr_code pf_settings_load(const mr_runtime *rt, pf_settings *s, mr_err *err)
 {
     memset(s, 0, sizeof *s);
@@ -121,7 +189,8 @@ mr_code pf_settings_load(const mr_runtime *rt, pf_settings *s, mr_err *err)
         (rc = dup_to(&s->ca_file, get(rt, "MINDROOM_PLATFORM_KUBE_CA_FILE", SA_DIR "/ca.crt"), err)) ||
         (rc = dup_to(&s->api_key, api_key, err)) ||
         (rc = dup_to(&s->user_id_header, truthy(trusted) ? header : NULL, err)) ||
-        (rc = dup_to(&s->scratch, rt->settings.storage_path, err)) || (rc = instance_trusted(rt, &s->instance_trusted, err))) {
+        (rc = dup_to(&s->scratch, rt->settings.storage_path, err)) || (rc = instance_trusted(rt, &s->instance_trusted, err)) ||
+        (rc = instance_values(rt, &s->instance_values, err)) || (rc = instance_secrets(&s->instance_secrets, err))) {
         pf_settings_free(s);
         return rc;
     }
@@ -152,5 +221,7 @@ void pf_settings_free(pf_settings *s)
     free(s->user_id_header);
     free(s->scratch);
     json_decref(s->instance_trusted);
+    json_decref(s->instance_values);
+    json_decref(s->instance_secrets);
     memset(s, 0, sizeof *s);
 }

@@ -32,7 +32,9 @@
     "  MINDROOM_PLATFORM_RECONCILE_SECONDS   default 30\n" \
     "  MINDROOM_PLATFORM_API_KEY   the operator's bearer token\n" \
     "  MINDROOM_TRUSTED_UPSTREAM_AUTH_ENABLED, _USER_ID_HEADER   the caller's identity header\n" \
-    "  INSTANCE_TRUSTED_UPSTREAM_*   every instance's trustedUpstreamAuth values\n"
+    "  INSTANCE_TRUSTED_UPSTREAM_*   every instance's trustedUpstreamAuth values\n" \
+    "  MINDROOM_PLATFORM_INSTANCE_VALUES   YAML file of every instance's base values (homeserver, bus, store)\n" \
+    "  INSTANCE_SECRET_<NAME>   copied into each new instance's Secret as <NAME> (registration token, keys)\n"
 
 /* Runs until the runtime stops: 0 on a clean stop, 2 for an invalid setting, 1 otherwise. */
 int mr_platform_serve(const mr_runtime *rt);

@@ -290,6 +290,20 @@ class InstanceChart(ChartCase):
             if not name.endswith("-upstream-auth"):
                 self.assertEqual(self.upstream_auth_settings(self.env(dep)), {}, name)
 
+    def test_upstream_auth_gets_no_config_file(self):
+        # mindroom-upstream-auth takes its settings from the environment only and exits 2 on
+        # --config; the other services read config.yaml from the ConfigMap.
+        for name, dep in self.objects(self.render(), "Deployment").items():
+            pod = dep["spec"]["template"]["spec"]
+            args = pod["containers"][0]["args"]
+            volumes = [v["name"] for v in pod["volumes"]]
+            if name.endswith("-upstream-auth"):
+                self.assertNotIn("--config", args)
+                self.assertNotIn("config", volumes)
+            else:
+                self.assertEqual(args[args.index("--config") + 1], "/etc/mindroom/config.yaml", name)
+                self.assertIn("config", volumes)
+
     def test_client_secret_defaults_follow_the_instance_secret(self):
         values = {"secrets": {"existingSecret": "alice-secrets"}, "publicUrl": "https://mr.example.org/",
                   "oauth": {"providers": [GITHUB, dict(GITHUB, name="gh2", clientSecret={"key": "gh2"})]}}
@@ -504,6 +518,10 @@ class InstanceChart(ChartCase):
         for s in INSTANCE_SERVICES:
             with self.subTest(service=s):
                 dep = deps[f"rel-mindroom-instance-{s}"]
+                if s == "upstream-auth":
+                    # Its settings are its environment (test_upstream_auth_gets_no_config_file).
+                    self.check_workload(dep, s, [])
+                    continue
                 self.check_workload(dep, s, ["--config", "/etc/mindroom/config.yaml"])
                 c = self.container(dep)
                 self.assertIn({"name": "config", "mountPath": "/etc/mindroom", "readOnly": True}, c["volumeMounts"])
@@ -556,7 +574,8 @@ class InstanceChart(ChartCase):
     def test_config_change_changes_pod_checksum(self):
         def checksums(values):
             deps = self.objects(self.render(values), "Deployment")
-            return {d["spec"]["template"]["metadata"]["annotations"]["checksum/config"] for d in deps.values()}
+            return {d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                    for name, d in deps.items() if not name.endswith("-upstream-auth")}
         a = checksums(None)
         b = checksums({"config": {"router": {"model": "other"}}})
         self.assertEqual(len(a), 1)
@@ -566,9 +585,10 @@ class InstanceChart(ChartCase):
     def test_existing_configmap_replaces_the_rendered_one(self):
         docs = self.render({"existingConfigMap": "my-config"}, external_config_maps=["my-config"])
         self.assertEqual(self.objects(docs, "ConfigMap"), {})
-        for dep in self.objects(docs, "Deployment").values():
+        for name, dep in self.objects(docs, "Deployment").items():
             vols = dep["spec"]["template"]["spec"]["volumes"]
-            self.assertIn({"name": "config", "configMap": {"name": "my-config"}}, vols)
+            if not name.endswith("-upstream-auth"):
+                self.assertIn({"name": "config", "configMap": {"name": "my-config"}}, vols)
             self.assertNotIn("checksum/config", dep["spec"]["template"]["metadata"].get("annotations", {}))
 
     def test_default_trusted_upstream_is_off_and_only_on_upstream_auth(self):
@@ -759,6 +779,59 @@ class PlatformChart(ChartCase):
         self.render_fails({"platform": {"trustedUpstreamAuth": {"enabled": True}}},
                           "platform.trustedUpstreamAuth.userIdHeader is required when "
                           "platform.trustedUpstreamAuth.enabled is true")
+
+    def test_instance_values_reach_the_platform_as_a_file(self):
+        base = {"matrix": {"homeserver": "https://matrix.example.org", "serverName": "example.org"},
+                "store": {"url": "redis://redis:6379/0"}}
+        docs = self.render({"platform": {"instanceValues": base}})
+        dep = self.objects(docs, "Deployment")[self.PLATFORM]
+        self.assertEqual(self.env(dep)["MINDROOM_PLATFORM_INSTANCE_VALUES"], "/etc/mindroom-platform/instance-values.yaml")
+        pod = dep["spec"]["template"]["spec"]
+        self.assertIn({"name": "files", "mountPath": "/etc/mindroom-platform", "readOnly": True},
+                      pod["containers"][0]["volumeMounts"])
+        self.assertIn({"name": "files", "configMap": {"name": self.PLATFORM + "-instance-values"}}, pod["volumes"])
+        cm = self.objects(docs, "ConfigMap")[self.PLATFORM + "-instance-values"]
+        self.assertEqual(yaml.safe_load(cm["data"]["instance-values.yaml"]), base)
+        # A change restarts the platform; without base values there is no file at all.
+        other = self.objects(self.render({"platform": {"instanceValues": {"bus": {"url": "kafka://k:9092"}}}}),
+                             "Deployment")[self.PLATFORM]
+        self.assertNotEqual(dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"],
+                            other["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+        plain = self.render()
+        self.assertNotIn("MINDROOM_PLATFORM_INSTANCE_VALUES", self.env(self.objects(plain, "Deployment")[self.PLATFORM]))
+        self.assertNotIn(self.PLATFORM + "-instance-values", self.objects(plain, "ConfigMap"))
+
+    def test_platform_refuses_strict_jwt_for_its_own_api(self):
+        self.render_fails({"platform": {"trustedUpstreamAuth": dict(STRICT_JWT, enabled=True, userIdHeader="X-U")}},
+                          "platform.trustedUpstreamAuth.requireJwt: mindroom-platform does not verify JWTs itself; "
+                          "put mindroom-upstream-auth's forward auth in front of it and set "
+                          "platform.trustedUpstreamAuth.userIdHeader to X-MindRoom-Auth-User-Id")
+
+    def test_platform_ingress_passes_forward_auth_at_upstream_auth(self):
+        verify = "http://mindroom-upstream-auth.auth.svc.cluster.local/auth/verify"
+        trusted = {"enabled": "true", "userIdHeader": "X-MindRoom-Auth-User-Id"}
+        docs = self.render({"platform": {"trustedUpstreamAuth": trusted, "ingress": {
+            "enabled": True, "host": "platform.example.org", "authUrl": verify,
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}}}})
+        ing = self.objects(docs, "Ingress")[self.PLATFORM]
+        self.assertEqual(ing["metadata"]["annotations"], {
+            "nginx.ingress.kubernetes.io/auth-url": verify,
+            "nginx.ingress.kubernetes.io/auth-response-headers":
+                "X-MindRoom-Auth-User-Id,X-MindRoom-Auth-Email,X-MindRoom-Auth-Matrix-User-Id,X-MindRoom-Auth-Method",
+            "nginx.ingress.kubernetes.io/proxy-body-size": "1m"})
+        rule = ing["spec"]["rules"][0]
+        self.assertEqual(rule["host"], "platform.example.org")
+        self.assertEqual([(p["path"], p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"])
+                          for p in rule["http"]["paths"]], [("/v1/instances", self.PLATFORM, 80)])
+        self.assertEqual(self.objects(self.render(), "Ingress"), {})
+        on = {"enabled": True, "authUrl": verify}
+        self.render_fails({"platform": {"trustedUpstreamAuth": trusted, "ingress": {"enabled": True}}},
+                          "platform.ingress.authUrl is required when platform.ingress.enabled is true")
+        self.render_fails({"platform": {"ingress": on}},
+                          "platform.ingress.enabled needs platform.trustedUpstreamAuth.enabled true with "
+                          "userIdHeader X-MindRoom-Auth-User-Id")
+        self.render_fails({"platform": {"trustedUpstreamAuth": dict(trusted, userIdHeader="X-User"), "ingress": on}},
+                          "userIdHeader X-MindRoom-Auth-User-Id")
 
     def test_default_instance_variables_are_off(self):
         env = self.env(self.objects(self.render(), "Deployment")[self.PLATFORM])

@@ -64,3 +64,59 @@
 {{- end -}}
 {{- include "mindroom.env" $env -}}
 {{- end -}}
+
+{{/* The headers nginx forward auth copies from mindroom-upstream-auth's /auth/verify answer onto
+     the request it forwards (services/upstream-auth/README.md, Forward auth). */}}
+{{- define "mindroom.forwardAuthHeaders" -}}
+X-MindRoom-Auth-User-Id,X-MindRoom-Auth-Email,X-MindRoom-Auth-Matrix-User-Id,X-MindRoom-Auth-Method
+{{- end -}}
+
+{{/* An nginx Ingress whose every request first passes forward auth at mindroom-upstream-auth's
+     /auth/verify; nginx then sets the X-MindRoom-Auth-* headers of that answer on the request it
+     forwards, replacing any a client sent. Arguments, as a dict:
+     root       the chart's context ($)
+     name       the Ingress's name
+     component  the labels' component
+     ingress    className, host, tlsSecretName, annotations (more; the forward-auth ones win)
+     authUrl    the /auth/verify URL nginx asks
+     paths      a list of (dict "path" P "service" NAME "port" N), each a Prefix route */}}
+{{- define "mindroom.forwardAuthIngress" -}}
+{{- $i := .ingress -}}
+{{- $forwardAuth := dict
+      "nginx.ingress.kubernetes.io/auth-url" .authUrl
+      "nginx.ingress.kubernetes.io/auth-response-headers" (include "mindroom.forwardAuthHeaders" .) -}}
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "mindroom.labels" (dict "root" .root "component" .component) | nindent 4 }}
+  annotations:
+    {{- merge $forwardAuth ($i.annotations | default dict) | toYaml | nindent 4 }}
+spec:
+  {{- with $i.className }}
+  ingressClassName: {{ . }}
+  {{- end }}
+  {{- with $i.tlsSecretName }}
+  tls:
+    - secretName: {{ . }}
+      {{- with $i.host }}
+      hosts: [{{ . | quote }}]
+      {{- end }}
+  {{- end }}
+  rules:
+    - {{- with $i.host }}
+      host: {{ . | quote }}
+      {{- end }}
+      http:
+        paths:
+          {{- range .paths }}
+          - path: {{ .path }}
+            pathType: Prefix
+            backend:
+              service:
+                name: {{ .service }}
+                port:
+                  number: {{ .port }}
+          {{- end }}
+{{- end -}}

@@ -51,6 +51,8 @@ automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
                 count would undo the autoscaler's on every upgrade)
      serviceAccountName, automountToken  optional: the pod's own service account and token
                 mount instead of the chart's, for the one service that calls the Kubernetes API
+     files      optional: (dict "configMap" NAME "mountPath" DIR), a ConfigMap of other files the
+                service reads, mounted read-only at DIR
    Pods spread over .Values.topologySpread.topologyKey when .Values.topologySpread.enabled. */}}
 {{- define "mindroom.deployment" -}}
 {{- $root := .root -}}
@@ -152,6 +154,11 @@ spec:
               readOnly: true
             {{- end }}
             {{- /* The root filesystem is read-only; these two are the writable places. */}}
+            {{- with .files }}
+            - name: files
+              mountPath: {{ .mountPath }}
+              readOnly: true
+            {{- end }}
             - name: data
               mountPath: /var/lib/mindroom
             - name: tmp
@@ -159,6 +166,11 @@ spec:
       volumes:
         {{- if .configMap }}
         - name: config
+          configMap:
+            name: {{ .configMap }}
+        {{- end }}
+        {{- with .files }}
+        - name: files
           configMap:
             name: {{ .configMap }}
         {{- end }}

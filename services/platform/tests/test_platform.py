@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -92,6 +93,7 @@ class Proc:
 class PlatformCase(unittest.TestCase):
     """The peers, the platform and helpers; the tests are in the classes below."""
     kube_args = ()
+    platform_env = {}
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mr-platform-test-")
@@ -99,7 +101,8 @@ class PlatformCase(unittest.TestCase):
         self.redis_port = free_port()
         self.redis = self.start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no"], "redis.log")
-        wait_for("redis", lambda: self.redis_cli("PING") == "PONG")
+        # Ours, not another redis-server that held the port first.
+        wait_for("redis", lambda: f"process_id:{self.redis.p.pid}" in self.redis_cli("INFO", "server"))
         self.kube = self.start([ARGS.kube_api, "--listen", "127.0.0.1:0", "--token", TOKEN, *self.kube_args],
                                "kube.log")
         self.kube_url = wait_for("the kube API peer", self.peer_url)
@@ -133,7 +136,6 @@ class PlatformCase(unittest.TestCase):
         return r.stdout.strip()
 
     def start_platform(self, **extra):
-        self.port = free_port()
         env = {"PATH": os.environ.get("PATH", ""), "HOME": self.dir,
                "MINDROOM_STORE_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                "MINDROOM_STORAGE_PATH": os.path.join(self.dir, "storage"),
@@ -145,12 +147,22 @@ class PlatformCase(unittest.TestCase):
                "INSTANCE_TRUSTED_UPSTREAM_AUTH_ENABLED": "true",
                "INSTANCE_TRUSTED_UPSTREAM_USER_ID_HEADER": "X-MindRoom-User-Id",
                "HELM_CACHE_HOME": os.path.join(self.dir, "helm"), "HELM_CONFIG_HOME": os.path.join(self.dir, "helm"),
-               "HELM_DATA_HOME": os.path.join(self.dir, "helm"), **extra}
-        self.platform = Proc([ARGS.platform, "--listen", f"127.0.0.1:{self.port}"],
-                             os.path.join(self.dir, "platform.log"), env)
+               "HELM_DATA_HOME": os.path.join(self.dir, "helm"), **self.platform_env, **extra}
+        log = os.path.join(self.dir, "platform.log")
+        mark = os.path.getsize(log) if os.path.exists(log) else 0
+        # Port 0 and the port it logs: a port picked here could be taken by another process
+        # before the platform binds it, and that process would answer in its place.
+        self.platform = Proc([ARGS.platform, "--listen", "127.0.0.1:0"], log, env)
         self.procs.append(self.platform)
+        self.port = wait_for("the platform's port", lambda: self.logged_port(mark))
         self.base = f"http://127.0.0.1:{self.port}"
         wait_for("the platform's /readyz", lambda: self.ready())
+
+    def logged_port(self, mark):
+        if self.platform.p.poll() is not None:
+            raise AssertionError(f"mindroom-platform exited {self.platform.p.returncode}:\n{self.platform.text()}")
+        found = re.search(r"health endpoints on \S+ \(port (\d+)\)", self.platform.text()[mark:])
+        return int(found.group(1)) if found else None
 
     def ready(self):
         if self.platform.p.poll() is not None:
@@ -363,6 +375,63 @@ class Platform(PlatformCase):
         self.assertEqual(body["phase"], "ready")
 
 
+class BaseValuesAndSecrets(PlatformCase):
+    """The operator's base values reach every instance; INSTANCE_SECRET_* reach only its Secret."""
+    TOKEN_VALUE = "registration-token-not-for-logs"
+
+    def start_platform(self, **extra):
+        values = os.path.join(self.dir, "instance-values.yaml")
+        with open(values, "w") as f:
+            f.write("matrix:\n  homeserver: https://hs.example.org\n  serverName: example.org\n"
+                    "extraEnv:\n  - name: FROM_BASE\n    value: base\n")
+        self.platform_env = {"MINDROOM_PLATFORM_INSTANCE_VALUES": values,
+                             "INSTANCE_SECRET_MATRIX_REGISTRATION_TOKEN": self.TOKEN_VALUE}
+        super().start_platform(**extra)
+
+    def test_base_values_namespace_and_copied_secrets(self):
+        code, inst = self.create(values={"config": {"router": {"model": "default"}}})
+        self.assertEqual(code, 201, inst)
+        iid = inst["id"]
+        for name, d in self.deployments(iid).items():
+            env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+            self.assertEqual((env["MATRIX_HOMESERVER"], env["MATRIX_SERVER_NAME"], env["FROM_BASE"]),
+                             ("https://hs.example.org", "example.org", "base"), name)
+            # Each instance its own Matrix namespace: the id's digest.
+            self.assertEqual(env["MINDROOM_NAMESPACE"], iid[3:], name)
+            self.assertNotIn(self.TOKEN_VALUE, json.dumps(d))
+        code, secret = self.kube_get(f"/api/v1/namespaces/{NS}/secrets/{iid}-secrets")
+        self.assertEqual(sorted(secret["data"]), ["MATRIX_REGISTRATION_TOKEN", "MINDROOM_API_KEY",
+                                                  "MINDROOM_INSTANCE_SECRET"])
+        self.assertEqual(base64.b64decode(secret["data"]["MATRIX_REGISTRATION_TOKEN"]).decode(), self.TOKEN_VALUE)
+        dump = "\n".join(self.redis_cli("GET", k) for k in self.redis_cli("KEYS", "platform:*").split()
+                         if k.startswith("platform:instance:"))
+        self.assertIn(iid, dump)
+        self.assertNotIn(self.TOKEN_VALUE, dump)
+        self.assertNotIn(self.TOKEN_VALUE, self.platform.text())
+
+    def test_bad_base_values_and_secret_names_stop_start_up(self):
+        bad_values = os.path.join(self.dir, "list.yaml")
+        with open(bad_values, "w") as f:
+            f.write("- a\n- b\n")
+        cases = [({"MINDROOM_PLATFORM_INSTANCE_VALUES": bad_values},
+                  f"MINDROOM_PLATFORM_INSTANCE_VALUES: {bad_values} must hold one mapping of values"),
+                 ({"MINDROOM_PLATFORM_INSTANCE_VALUES": os.path.join(self.dir, "absent.yaml")},
+                  "MINDROOM_PLATFORM_INSTANCE_VALUES"),
+                 ({"INSTANCE_SECRET_MINDROOM_API_KEY": "x"},
+                  "INSTANCE_SECRET_MINDROOM_API_KEY: the platform generates MINDROOM_API_KEY for each instance"),
+                 ({"INSTANCE_SECRET_BAD-NAME": "x"}, "the name after INSTANCE_SECRET_ must be 1 to 127 of")]
+        env = dict(os.environ, MINDROOM_STORE_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+                   MINDROOM_STORAGE_PATH=os.path.join(self.dir, "bad-storage"), MINDROOM_PLATFORM_NAMESPACE=NS,
+                   MINDROOM_PLATFORM_INSTANCE_CHART=CHART, MINDROOM_PLATFORM_KUBE_URL=self.kube_url,
+                   MINDROOM_PLATFORM_API_KEY=OPERATOR_KEY)
+        for extra, want in cases:
+            with self.subTest(extra=extra):
+                r = subprocess.run([ARGS.platform, "--listen", "127.0.0.1:0"], env={**env, **extra},
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(want, r.stderr)
+
+
 class PhaseFromKubernetes(PlatformCase):
     """The phase is what the Deployments' status says, as the deployment controller writes it."""
     kube_args = ("--deployments", "manual")
@@ -390,10 +459,12 @@ class PhaseFromKubernetes(PlatformCase):
         self.assertEqual(body["reason"], f'{iid}-agent: ReplicaSet "x" has timed out progressing.')
 
 
-def main():
+def main(extra_args=(), module="__main__"):
+    """Packages the instance chart, then runs the tests of `module` (another test file's main
+    passes its own arguments and module)."""
     global ARGS, CHART
     ap = argparse.ArgumentParser()
-    for a in ("--platform", "--kube-api", "--helm", "--charts"):
+    for a in ("--platform", "--kube-api", "--helm", "--charts", *extra_args):
         ap.add_argument(a, required=True)
     ARGS, rest = ap.parse_known_args()
     if not os.access(ARGS.helm, os.X_OK):
@@ -412,7 +483,7 @@ def main():
                 print(f"helm {' '.join(step)} failed: {r.stderr}")
                 return 1
         CHART = os.path.join(d, "mindroom-instance-0.1.0.tgz")
-        result = unittest.main(argv=[sys.argv[0], *rest], exit=False, verbosity=2).result
+        result = unittest.main(module=module, argv=[sys.argv[0], *rest], exit=False, verbosity=2).result
     return 0 if result.wasSuccessful() else 1
 
 

@@ -30,6 +30,8 @@ typedef struct kube_object {
     json_t *managers;        /* {manager: {"op": "Apply"|"Update", "time": ..., "fields": {path: true}}} */
 } kube_object;
 
+typedef struct kube_runner kube_runner;
+
 typedef struct kube {
     pthread_mutex_t lock;
     kube_object *objs;
@@ -37,6 +39,7 @@ typedef struct kube {
     unsigned long long rv;    /* the last resourceVersion handed out (etcd's revision) */
     const char *token;        /* required bearer token; NULL: any request is let in */
     bool deployments_ready;   /* a Deployment's status follows its spec at once */
+    kube_runner *runner;      /* --deployments run: pods as local processes; else NULL */
 } kube;
 
 /* A jansson call that fails only when memory runs out: a test peer has nothing better to do
@@ -74,6 +77,9 @@ bool kube_selector_match(const json_t *selector, const json_t *labels);
 /* The Deployment's status the way the deployment controller leaves it once every replica is
  * available. */
 void kube_deployment_settle(kube_object *o);
+/* The status the deployment controller writes for `replicas` pods, `updated` of them from the
+ * current template and `ready` of them ready. */
+void kube_deployment_status(kube_object *o, json_int_t replicas, json_int_t updated, json_int_t ready);
 void kube_now(char *out, size_t cap);
 
 /* ---- kube_apply.c ---- */
@@ -93,6 +99,46 @@ mr_http_response *kube_status(int code, const char *reason, json_t *details, con
 mr_http_response *kube_not_found(const kube_resource *r, const char *name);
 mr_http_response *kube_bad_request(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *kube_details(const kube_resource *r, const char *name);
+
+/* ---- kube_pod.c: a pod template made into a local process's argv and environment ---- */
+#define KUBE_POD_PORTS 8
+
+typedef struct kube_pod {
+    char name[192];           /* <deployment>-<template hash>-<n>, as a ReplicaSet names pods */
+    char ns[64], deployment[128];
+    char hash[17];            /* the pod-template-hash: FNV-1a of the template, as Kubernetes */
+    char dir[1024];           /* its volumes and HOME */
+    char **argv, **envp;      /* NULL-terminated; owned */
+    int container_ports[KUBE_POD_PORTS], ports[KUBE_POD_PORTS]; /* container port -> local */
+    char port_names[KUBE_POD_PORTS][16];
+    size_t nports;
+    bool has_probe;           /* readinessProbe.httpGet */
+    char probe_path[256];
+    int probe_port;           /* local */
+    int initial_delay_s, period_s, timeout_s, failure_threshold, grace_s;
+    /* kube_run.c's */
+    pid_t pid;                /* 0: not running */
+    bool ready, stopping;
+    int fails, restarts;
+    double started, next_probe, restart_at, kill_at;
+    char last_error[MR_ERR_MSG_MAX];
+} kube_pod;
+
+/* Under k->lock: fills pod (name set) from deployment's template: volumes made in dir (claims:
+ * the directory persistent claims live in), ports, probe, argv (the binary `images` maps the
+ * image to) and environment. False with err when it cannot start yet (a missing Secret). */
+bool kube_pod_build(kube *k, const json_t *deployment, const json_t *images, const char *dir, const char *claims,
+                    kube_pod *pod, mr_err *err);
+void kube_pod_clear(kube_pod *pod);
+
+/* ---- kube_run.c: --deployments run ---- */
+kube_runner *kube_runner_new(void);
+/* "NAME=PATH": pods whose image is NAME (without registry and tag) run PATH. False with why. */
+bool kube_runner_image(kube_runner *r, const char *spec, char *why, size_t cap);
+/* Starts the controller thread: Deployments become processes, their status follows. */
+bool kube_runner_start(kube *k, char *why, size_t cap);
+/* Stops every process (SIGTERM, SIGKILL after its grace period) and frees the runner. */
+void kube_runner_stop(kube *k);
 
 /* ---- kube_router.c ---- */
 mr_http_response *kube_handle(void *ctx, const mr_http_request *req);

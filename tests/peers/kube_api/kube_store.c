@@ -326,26 +326,37 @@ bool kube_selector_match(const json_t *selector, const json_t *labels)
 
 void kube_deployment_settle(kube_object *o)
 {
-    json_t *spec = json_object_get(o->obj, "spec");
-    json_int_t replicas = json_integer_value(json_object_get(spec, "replicas"));
+    json_int_t replicas = json_integer_value(json_object_get(json_object_get(o->obj, "spec"), "replicas"));
+    kube_deployment_status(o, replicas, replicas, replicas);
+}
+
+void kube_deployment_status(kube_object *o, json_int_t replicas, json_int_t updated, json_int_t ready)
+{
+    json_int_t want = json_integer_value(json_object_get(json_object_get(o->obj, "spec"), "replicas"));
     json_t *gen = json_object_get(json_object_get(o->obj, "metadata"), "generation");
     char now[32];
     kube_now(now, sizeof now);
-    /* The deployment controller's status once a rollout is complete; counts that are 0 are
-     * omitted, as the API's omitempty leaves them out. */
+    /* As the deployment controller writes it (pkg/controller/deployment/sync.go,
+     * calculateStatus); counts that are 0 are omitted, as the API's omitempty leaves them out.
+     * Available needs every wanted replica ready: maxUnavailable's 25% rounds down to 0 for the
+     * small counts an instance runs. */
     json_t *st = json_pack("{s:O}", "observedGeneration", gen);
     if (!st)
         abort();
-    if (replicas > 0) {
-        const char *counts[] = {"replicas", "updatedReplicas", "readyReplicas", "availableReplicas"};
-        for (size_t i = 0; i < 4; i++)
-            set_or_die(st, counts[i], json_integer(replicas));
-    }
+    const char *names[] = {"replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"};
+    json_int_t counts[] = {replicas, updated, ready, ready, want > ready ? want - ready : 0};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i] > 0)
+            set_or_die(st, names[i], json_integer(counts[i]));
+    bool available = ready >= want, done = available && updated >= want && replicas == updated;
     json_t *conds = json_pack(
-        "[{s:s, s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s, s:s}]", "type", "Available", "status", "True",
-        "lastUpdateTime", now, "lastTransitionTime", now, "reason", "MinimumReplicasAvailable", "message",
-        "Deployment has minimum availability.", "type", "Progressing", "status", "True", "lastUpdateTime", now,
-        "lastTransitionTime", now, "reason", "NewReplicaSetAvailable", "message", "ReplicaSet has successfully progressed.");
+        "[{s:s, s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s, s:s}]", "type", "Available", "status",
+        available ? "True" : "False", "lastUpdateTime", now, "lastTransitionTime", now, "reason",
+        available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable", "message",
+        available ? "Deployment has minimum availability." : "Deployment does not have minimum availability.",
+        "type", "Progressing", "status", "True", "lastUpdateTime", now, "lastTransitionTime", now, "reason",
+        done ? "NewReplicaSetAvailable" : "ReplicaSetUpdated", "message",
+        done ? "ReplicaSet has successfully progressed." : "ReplicaSet is progressing.");
     set_or_die(st, "conditions", conds);
     set_or_die(o->obj, "status", st);
 }
