@@ -135,6 +135,7 @@ static void config_free(mr_config *c)
     cfg_strlist_free(&c->defaults.tools);
     cfg_strlist_free(&c->defaults.worker_tools);
     free(c->memory.backend);
+    free(c->timezone);
     free(c);
 }
 
@@ -155,6 +156,7 @@ static void set_string_defaults(cfg_ctx *ctx, mr_config *c)
     cfg_default_str(ctx, &c->mindroom_user.display_name, "MindRoomUser");
     cfg_default_str(ctx, &c->matrix_space.name, "MindRoom");
     cfg_default_str(ctx, &c->memory.backend, "file");
+    cfg_default_str(ctx, &c->timezone, "UTC");
 }
 
 mr_code mr_config_parse(const char *text, size_t len, const char *name, mr_config **out,

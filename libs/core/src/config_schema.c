@@ -12,6 +12,7 @@
 
 #include "mindroom/ids.h"
 #include "mindroom/str.h"
+#include "mindroom/tz.h"
 
 /* Longest room key: leaves room in a 255-byte alias for '#', "_<namespace>" and ":<server>". */
 #define ROOM_KEY_MAX 160
@@ -842,6 +843,24 @@ static const field memory_fields[] = {
 };
 static const block memory_block = BLOCK(memory_fields);
 
+/* An IANA zone this system has (schedules keep their wall times in it). */
+static void load_timezone(cfg_ctx *ctx, const cy_node *v, const char *path, void *dest)
+{
+    if (v->kind != CY_STRING) {
+        cfg_diag(ctx, MR_DIAG_ERROR, v, path, "expected a time zone name such as Europe/Berlin, got %s", cy_kind_name(v));
+        return;
+    }
+    mr_tz *tz = NULL;
+    mr_err err = {0};
+    if (mr_tz_open(v->text, &tz, &err) != MR_OK) {
+        cfg_diag(ctx, MR_DIAG_ERROR, v, path, "%s", err.msg);
+        return;
+    }
+    mr_tz_free(tz);
+    free(*(char **)dest);
+    *(char **)dest = cfg_strdup(ctx, v->text);
+}
+
 /* Loaded in this order: defaults first, since agents inherit from it. */
 static const field top_fields[] = {
     SUB(mr_config, defaults, defaults_block),
@@ -858,6 +877,7 @@ static const field top_fields[] = {
     SUB(mr_config, memory, memory_block),
     KEYED(mr_config, "mcp_servers", mcp_servers, n_mcp_servers, mcp_servers_spec),
     KEYED(mr_config, "oauth_providers", oauth_providers, n_oauth_providers, oauth_providers_spec),
+    CUSTOM(mr_config, timezone, load_timezone),
 };
 static const block top_block = BLOCK(top_fields);
 

@@ -336,6 +336,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg->defaults.num_history_runs, 3);
     LIST_IS(cfg->defaults.worker_tools, "shell", "coding");
     assert_string_equal(cfg->memory.backend, "none");
+    assert_string_equal(cfg->timezone, "America/Los_Angeles");
     mr_config_release(cfg);
 }
 
@@ -359,6 +360,7 @@ static void assert_defaults(const mr_config *cfg)
     assert_true(cfg->defaults.enable_streaming);
     assert_false(cfg->defaults.show_stop_button);
     assert_string_equal(cfg->memory.backend, "file");
+    assert_string_equal(cfg->timezone, "UTC");
 }
 
 static void test_empty_and_null_documents(void **state)
@@ -498,7 +500,7 @@ static const bad_case bad_cases[] = {
     {"unknown_top_key_no_hint", "plugins: []\n", 1,
      {"config.yaml:1:1: plugins: unknown key 'plugins'; expected one of: agents, authorization, bot_accounts, "
       "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
-      "teams"}},
+      "teams, timezone"}},
     {"unknown_agent_key_hint", MODELS "agents:\n  code:\n    modle: default\n", 1,
      {"config.yaml:4:5: agents.code.modle: unknown key 'modle'; did you mean 'model'?"}},
     {"unknown_prefix_hint", "authorization:\n  global: []\n", 1,
@@ -636,6 +638,14 @@ static const bad_case bad_cases[] = {
      {"config.yaml:3:5: agents: a mapping key must be a string, got a list"}},
     {"nul_in_string", MODELS "agents:\n  code: {role: \"a\\0b\"}\n", 1,
      {"config.yaml:3:16: agents.code.role: text holds a NUL character"}},
+    {"unknown_timezone", "timezone: Europe/Berln\n", 1,
+     {"config.yaml:1:11: timezone: time zone 'Europe/Berln' is unknown here: there is no "
+      "/usr/share/zoneinfo/Europe/Berln (check the spelling, e.g. Europe/Berlin, or install tzdata)"}},
+    {"timezone_path", "timezone: ../../etc/passwd\n", 1,
+     {"config.yaml:1:11: timezone: '../../etc/passwd' is not a time zone name: write an IANA name such as "
+      "Europe/Berlin or America/New_York, or UTC"}},
+    {"timezone_list", "timezone: [UTC]\n", 1,
+     {"config.yaml:1:11: timezone: expected a time zone name such as Europe/Berlin, got a list"}},
 };
 
 static void test_bad_case(void **state)
@@ -719,7 +729,7 @@ static void test_diag_format(void **state)
     assert_int_equal(mr_config_parse(yaml, strlen(yaml), "c.yaml", &cfg, &d, NULL), MR_EINVAL);
     const char *want = "c.yaml:1:1: foo: unknown key 'foo'; expected one of: agents, authorization, bot_accounts, "
                        "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
-      "teams";
+      "teams, timezone";
     char small[16];
     assert_int_equal(mr_config_diag_format(&d, 0, small, sizeof small), (int)strlen(want));
     assert_string_equal(small, "c.yaml:1:1: foo");
