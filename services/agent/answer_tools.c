@@ -114,7 +114,8 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
     *used = n > 0;
     if (!n)
         return rc;
-    char *workspace = tool_workspace(svc->rt, e->name);
+    const char *requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender;
+    char *workspace = tool_memory_root(svc->rt, e->agent, e->name, requester);
     tool_sender sender = {.svc = svc, .t = t, .e = e};
     atomic_init(&sender.seq, 0);
     const mr_config *cfg = svc->roster.cfg;
@@ -123,7 +124,7 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
                             .public_url = ts.public_url};
     mr_tools_env env = {
         .entity = e->name,
-        .requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender,
+        .requester = requester,
         .room_id = t->turn->room_id,
         .thread_root = e->agent->thread_mode == MR_THREAD_MODE_ROOM ? NULL : t->root,
         .data_dir = workspace,

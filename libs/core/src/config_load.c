@@ -44,6 +44,9 @@ static void free_agent(mr_agent_cfg *a)
     cfg_strlist_free(&a->instructions);
     cfg_strlist_free(&a->context_files);
     cfg_strlist_free(&a->knowledge_bases);
+    free(a->private_state.root);
+    free(a->private_state.template_dir);
+    cfg_strlist_free(&a->private_state.context_files);
 }
 
 static void free_team(mr_team_cfg *t)
