@@ -76,6 +76,7 @@ mr_code mr_mcp_client_new(const mr_mcp_server_opts *o, mr_mcp_client **out, mr_e
     if (!c)
         return mr_err_set(err, MR_ENOMEM, "MCP server %s: out of memory", o->name);
     atomic_init(&c->starts, 0);
+    atomic_init(&c->tools_changed, 0);
     bool failed = false;
     c->name = strdup(o->name);
     c->command = o->command ? strdup(o->command) : NULL;
@@ -261,6 +262,11 @@ static mr_code ensure_running(mr_mcp_client *c, mr_err *err)
 unsigned long mr_mcp_client_starts(mr_mcp_client *c)
 {
     return atomic_load(&c->starts);
+}
+
+unsigned long mr_mcp_client_tools_version(mr_mcp_client *c)
+{
+    return atomic_load(&c->starts) + atomic_load(&c->tools_changed);
 }
 
 static mr_code request(mr_mcp_client *c, const char *method, json_t *params, long timeout_ms, json_t **result,

@@ -36,6 +36,7 @@ struct mr_mcp_client {
     bool running;                    /* started and initialised */
     atomic_ulong starts;             /* times it became running; read without mu, so a caller
                                         asks while a long call holds the lock */
+    atomic_ulong tools_changed;      /* notifications/tools/list_changed received (route.c) */
     long long next_id;
     char protocol[32];               /* the version the server agreed to */
     /* stdio */
@@ -49,9 +50,9 @@ struct mr_mcp_client {
 
 /* Reads one message the server sent. When it is the answer to want_id, *answer takes it. A
  * request from the server gets *reply (caller frees): an empty result for ping, "method not
- * found" for anything else, since this client offers no capabilities. Notifications and
- * answers to abandoned requests are dropped. Text that is not a JSON-RPC message is
- * MR_EINVAL. */
+ * found" for anything else, since this client offers no capabilities. A tools/list_changed
+ * notification is counted (c->tools_changed); other notifications and answers to abandoned
+ * requests are dropped. Text that is not a JSON-RPC message is MR_EINVAL. */
 mr_code mr_mcp_route(mr_mcp_client *c, const char *text, size_t len, long long want_id, json_t **answer,
                      char **reply, mr_err *err);
 

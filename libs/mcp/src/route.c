@@ -33,6 +33,8 @@ mr_code mr_mcp_route(mr_mcp_client *c, const char *text, size_t len, long long w
     json_t *id = json_object_get(m, "id");
     json_t *method = json_object_get(m, "method");
     if (json_is_string(method)) {
+        if (!id && strcmp(json_string_value(method), "notifications/tools/list_changed") == 0)
+            atomic_fetch_add(&c->tools_changed, 1);
         if (id && !json_is_null(id)) {
             *reply = reply_to(id, json_string_value(method));
             if (!*reply) {

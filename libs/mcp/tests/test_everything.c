@@ -108,11 +108,27 @@ static void check_timeout(mr_mcp_client *c)
     free(text);
 }
 
+/* The reference server registers a tool once it is told the client is initialised, and says
+ * so (notifications/tools/list_changed): the tools version moves past the starts, so whoever
+ * keeps the list lists again. */
+static void check_list_changed(mr_mcp_client *c)
+{
+    assert_int_equal(mr_mcp_client_starts(c), 1);
+    assert_true(mr_mcp_client_tools_version(c) > mr_mcp_client_starts(c));
+    json_t *tools = NULL;
+    mr_err err = {0};
+    if (mr_mcp_tools_list(c, &tools, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    assert_non_null(find_tool(tools, "simulate-research-query"));
+    json_decref(tools);
+}
+
 static void test_stdio(void **state)
 {
     (void)state;
     mr_mcp_client *c = stdio_client(NULL, 0);
     check_tools_and_calls(c);
+    check_list_changed(c);
     check_timeout(c);
     mr_mcp_client_free(c);
 }

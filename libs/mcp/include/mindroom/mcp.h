@@ -45,6 +45,10 @@ void mr_mcp_client_free(mr_mcp_client *c);
  * change tells a caller that keeps the tool list that the server restarted and the list may
  * have changed. */
 unsigned long mr_mcp_client_starts(mr_mcp_client *c);
+/* Changes whenever the server was started again or said notifications/tools/list_changed (seen
+ * while reading its answers to calls and listings): a caller that keeps the tool list lists the
+ * tools again when it differs from the value it listed at. Never waits either. */
+unsigned long mr_mcp_client_tools_version(mr_mcp_client *c);
 
 /* The server's tools, every page: a JSON array (caller owns) of {name, description?,
  * inputSchema, ...} as the server sent them. */
