@@ -18,7 +18,7 @@ typedef struct tool_settings {
     long timeout_ms;             /* MINDROOM_TOOL_TIMEOUT_SECONDS [30], 1..3600 */
     size_t max_output;           /* MINDROOM_TOOL_OUTPUT_MAX_BYTES [16000], 256..1048576 */
     int max_rounds;              /* MINDROOM_TOOL_MAX_ROUNDS [10], 1..100 */
-    bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: those two tools work in the agent's
+    bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: file, shell and coding work in the agent's
                                     workspace; off by default */
     bool website_private_ok;     /* MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE=1 */
     const char *public_url;      /* MINDROOM_PUBLIC_URL, an http(s) URL, the base of oauth_api's

@@ -86,10 +86,12 @@ char *tool_memory_root(const mr_runtime *rt, const mr_agent_cfg *a, const char *
                          p->per == MR_PRIVATE_USER_AGENT ? "user_agent" : "user", digest, agent, p->root);
 }
 
-/* File and shell reach beyond the agent's own files: only when the operator turned them on. */
+/* File, shell and coding reach beyond the agent's own files: only when the operator turned them
+ * on. */
 static bool is_off(const mr_tool_def *d, const tool_settings *ts)
 {
-    return !ts->file_and_shell && (strcmp(d->name, "file") == 0 || strcmp(d->name, "shell") == 0);
+    return !ts->file_and_shell &&
+           (strcmp(d->name, "file") == 0 || strcmp(d->name, "shell") == 0 || strcmp(d->name, "coding") == 0);
 }
 
 static size_t add_defs(const mr_strlist *names, const tool_settings *ts, const mr_tool_def **out, size_t n,

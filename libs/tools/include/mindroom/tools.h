@@ -1,6 +1,7 @@
 /* tools.h -- the agent's built-in tools (matrix_message, memory, todo, website, file, shell,
- * scheduler, oauth_api, thread_summary): their names, JSON Schemas and implementations, and a runner that calls
- * several at once, each with a time limit and a bound on what it returns. */
+ * scheduler, oauth_api, thread_summary, coding): their names, JSON Schemas and implementations,
+ * and a runner that calls several at once, each with a time limit and a bound on what it
+ * returns. */
 #ifndef MINDROOM_TOOLS_H
 #define MINDROOM_TOOLS_H
 
