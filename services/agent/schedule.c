@@ -17,6 +17,8 @@
 #define SCHEDULE_SEQ_KEY "agent:schedule_seq"
 #define FIRED_TTL_MS (7L * 24 * 3600 * 1000)
 #define LIST_MAX 50
+#define LATEST_STEPS_MAX 100000             /* a minute-by-minute cron missed for over two months */
+#define TICK_SLACK_MS 5000                  /* how late a tick may find an occurrence and still be on time */
 
 /* ---- the store ---- */
 
@@ -122,7 +124,7 @@ static mr_code finish(const mr_runtime *rt, const char *id, json_t *sched, long 
 
 /* The router's message for one occurrence; its transaction ID is the occurrence's, so sending it
  * again (after a crash between send and record) makes no second event. */
-static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, mr_err *err)
+static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, long long at_ms, mr_err *err)
 {
     const char *room = str(sched, "room_id"), *root = str(sched, "thread_root");
     reply_where where = {.room_id = room, .trigger = root, .thread_root = root};
@@ -132,7 +134,7 @@ static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, mr_e
                            : NULL;
     free(text);
     char occurrence[SCHEDULE_ID_MAX + 32], txn[TXN_MAX];
-    snprintf(occurrence, sizeof occurrence, "%s@%lld", id, (long long)json_integer_value(json_object_get(sched, "due_ms")));
+    snprintf(occurrence, sizeof occurrence, "%s@%lld", id, at_ms);
     txn_id(occurrence, "schedule", "m", -1, txn);
     mr_code rc = content ? agent_publish_now(rt, room, reply_send_intent(str(sched, "router"), room, txn, NULL, NULL,
                                                                          content), err)
@@ -169,17 +171,80 @@ static mr_code take(mr_store *s, const agent_self *me, const char *key, long lon
     return rc == MR_ENOTFOUND ? MR_OK : rc;
 }
 
-static mr_code fire_one(const mr_runtime *rt, const agent_self *me, const char *id, json_t *sched, long long now_ms,
-                        mr_tz **tz, mr_err *err)
+/* The latest occurrence at or before now_ms: the ones missed while no process ran coalesce into
+ * it. For cron, found by stepping from the stored one (at most a bounded number of steps; past
+ * that the stored one stands, and the catch-up window will judge it). */
+static mr_code latest_due(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz,
+                          long long *at, mr_err *err)
 {
+    long long due = json_integer_value(json_object_get(sched, "due_ms"));
+    long long every = json_integer_value(json_object_get(sched, "every_ms"));
+    const char *cron = str(sched, "cron");
+    *at = due;
+    if (every > 0) {
+        *at = due + (now_ms - due) / every * every;
+        return MR_OK;
+    }
+    if (!cron)
+        return MR_OK;
+    cron_expr c;
+    size_t used;
+    mr_code rc = cron_parse(cron, &c, &used, err);
+    if (rc == MR_OK && !*tz)
+        rc = schedule_zone(rt, tz, err);
+    if (rc != MR_OK) {
+        mr_err_prefix(err, "schedule %s", id);
+        return rc;
+    }
+    for (int i = 0; i < LATEST_STEPS_MAX; i++) {
+        long long next = cron_next(&c, *tz, *at / 1000);
+        if (next < 0 || next * 1000 > now_ms)
+            break;
+        *at = next * 1000;
+    }
+    return MR_OK;
+}
+
+/* config.yaml's scheduler_catch_up_grace_seconds, in ms. */
+static long long catch_up_ms(const mr_runtime *rt)
+{
+    mr_config *cfg = mr_runtime_config(rt, NULL);
+    long long ms = cfg ? cfg->scheduler_catch_up_grace_seconds * 1000LL : 3600000LL;
+    mr_config_release(cfg);
+    return ms;
+}
+
+static mr_code fire_one(const mr_runtime *rt, const agent_self *me, const char *id, json_t *sched, long long now_ms,
+                        long long grace_ms, mr_tz **tz, mr_err *err)
+{
+    long long at;
+    mr_code rc = latest_due(rt, id, sched, now_ms, tz, &at, err);
+    if (rc != MR_OK)
+        return rc;
     char key[SCHEDULE_ID_MAX + 64];
-    snprintf(key, sizeof key, "schedule-fired:%s@%lld", id, (long long)json_integer_value(json_object_get(sched, "due_ms")));
+    snprintf(key, sizeof key, "schedule-fired:%s@%lld", id, at);
+    /* Too late, as the reference's catch-up window says, unless a process already began to
+     * send it (that one is finished whatever its age: its event may be out). */
+    if (now_ms - at > grace_ms + TICK_SLACK_MS) {
+        char *v = NULL;
+        size_t len = 0;
+        rc = mr_store_get(rt->store, key, &v, &len, err);
+        free(v);
+        if (rc == MR_ENOTFOUND) {
+            const char *fields[] = {"schedule", id, "room_id", str(sched, "room_id"), NULL};
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "schedule %s skipped an occurrence missed by %lld s, more "
+                         "than scheduler_catch_up_grace_seconds", id, (now_ms - at) / 1000);
+            return finish(rt, id, sched, now_ms, tz, err);
+        }
+        if (rc != MR_OK)
+            return rc;
+    }
     bool mine, done;
-    mr_code rc = take(rt->store, me, key, now_ms, &mine, &done, err);
+    rc = take(rt->store, me, key, now_ms, &mine, &done, err);
     if (rc != MR_OK || (!mine && !done))
         return rc;
     if (mine) {
-        rc = trigger(rt, id, sched, err);
+        rc = trigger(rt, id, sched, at, err);
         if (rc == MR_OK)
             rc = mr_store_set(rt->store, key, "done", 4, FIRED_TTL_MS, err);
         if (rc == MR_OK) {
@@ -196,6 +261,7 @@ void schedule_tick(const mr_runtime *rt, const agent_self *me, long long now_ms)
     mr_store_hash all = {0};
     mr_err err = {0};
     mr_tz *tz = NULL; /* opened when a cron schedule fires */
+    long long grace_ms = catch_up_ms(rt);
     if (mr_store_hgetall(rt->store, SCHEDULES_KEY, &all, &err) != MR_OK) {
         mr_log_warn(COMPONENT, "reading the schedules: %s", err.msg);
         return;
@@ -206,7 +272,7 @@ void schedule_tick(const mr_runtime *rt, const agent_self *me, long long now_ms)
         if (!json_is_object(sched) || !str(sched, "room_id") || !str(sched, "router") || !str(sched, "entity_user") ||
             !str(sched, "entity_display") || !str(sched, "requester") || !str(sched, "task")) {
             mr_log_warn(COMPONENT, "schedule %s in the store is not a schedule: left alone", all.entries[i].field);
-        } else if (due <= now_ms && fire_one(rt, me, all.entries[i].field, sched, now_ms, &tz, &err) != MR_OK) {
+        } else if (due <= now_ms && fire_one(rt, me, all.entries[i].field, sched, now_ms, grace_ms, &tz, &err) != MR_OK) {
             mr_log_warn(COMPONENT, "firing schedule %s: %s; trying again", all.entries[i].field, err.msg);
         }
         json_decref(sched);

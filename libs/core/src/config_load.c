@@ -149,6 +149,7 @@ static void set_scalar_defaults(mr_config *c)
     c->defaults.markdown = true;
     c->defaults.show_tool_calls = true;
     c->defaults.enable_streaming = true;
+    c->scheduler_catch_up_grace_seconds = 3600;
 }
 
 /* String defaults, filled after loading where the file left them unset. */

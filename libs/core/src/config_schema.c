@@ -932,6 +932,7 @@ static const field top_fields[] = {
     KEYED(mr_config, "mcp_servers", mcp_servers, n_mcp_servers, mcp_servers_spec),
     KEYED(mr_config, "oauth_providers", oauth_providers, n_oauth_providers, oauth_providers_spec),
     CUSTOM(mr_config, timezone, load_timezone),
+    INT(mr_config, scheduler_catch_up_grace_seconds),
 };
 static const block top_block = BLOCK(top_fields);
 

@@ -392,6 +392,7 @@ static void test_every_key(void **state)
     LIST_IS(cfg->defaults.worker_tools, "shell", "coding");
     assert_string_equal(cfg->memory.backend, "none");
     assert_string_equal(cfg->timezone, "America/Los_Angeles");
+    assert_int_equal(cfg->scheduler_catch_up_grace_seconds, 0);
     mr_config_release(cfg);
 }
 
@@ -416,6 +417,7 @@ static void assert_defaults(const mr_config *cfg)
     assert_false(cfg->defaults.show_stop_button);
     assert_string_equal(cfg->memory.backend, "file");
     assert_string_equal(cfg->timezone, "UTC");
+    assert_int_equal(cfg->scheduler_catch_up_grace_seconds, 3600);
 }
 
 static void test_empty_and_null_documents(void **state)
@@ -555,7 +557,7 @@ static const bad_case bad_cases[] = {
     {"unknown_top_key_no_hint", "plugins: []\n", 1,
      {"config.yaml:1:1: plugins: unknown key 'plugins'; expected one of: agents, authorization, bot_accounts, "
       "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
-      "teams, timezone"}},
+      "scheduler_catch_up_grace_seconds, teams, timezone"}},
     {"unknown_agent_key_hint", MODELS "agents:\n  code:\n    modle: default\n", 1,
      {"config.yaml:4:5: agents.code.modle: unknown key 'modle'; did you mean 'model'?"}},
     {"unknown_prefix_hint", "authorization:\n  global: []\n", 1,
@@ -784,7 +786,7 @@ static void test_diag_format(void **state)
     assert_int_equal(mr_config_parse(yaml, strlen(yaml), "c.yaml", &cfg, &d, NULL), MR_EINVAL);
     const char *want = "c.yaml:1:1: foo: unknown key 'foo'; expected one of: agents, authorization, bot_accounts, "
                        "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
-      "teams, timezone";
+      "scheduler_catch_up_grace_seconds, teams, timezone";
     char small[16];
     assert_int_equal(mr_config_diag_format(&d, 0, small, sizeof small), (int)strlen(want));
     assert_string_equal(small, "c.yaml:1:1: foo");

@@ -346,6 +346,45 @@ static void test_cron_fires_once_per_occurrence(void **state)
     schedule_tick(f->rt, &a2.self, late + 1000);
     assert_int_equal(triggers(f), 1);
     assert_int_equal(due_of(f, id), 1797859800000LL + 3 * 86400000LL);
+
+    /* Back two hours after Thursday's occurrence: past scheduler_catch_up_grace_seconds (3600
+     * by default), it is skipped, as the reference does; the next is Friday's. */
+    long long thursday = 1797859800000LL + 3 * 86400000LL;
+    assert_int_equal(worker_beat(f->rt->store, &a2.self, thursday + 7200000LL, &err), MR_OK);
+    schedule_tick(f->rt, &a2.self, thursday + 7200000LL);
+    assert_int_equal(triggers(f), 0);
+    assert_int_equal(due_of(f, id), thursday + 86400000LL);
+}
+
+/* One-time schedules: within the catch-up window a late one still fires; past it, it is dropped
+ * unfired, unless a process had begun to send it (that one is finished whatever its age). */
+static void test_catch_up_window(void **state)
+{
+    fire_fixture *f = *state;
+    mr_err err = {0};
+    agent_self a;
+    assert_int_equal(worker_self_init("pod-a", &a, &err), MR_OK);
+    schedule_new n = {.room_id = "!r:example.org", .router_user = "@router:example.org", .entity = "tooly",
+                      .entity_user = "@tooly:example.org", .entity_display = "Tooly", .requester = "@alice:example.org",
+                      .task = "stand up", .due_ms = T0};
+    char late[SCHEDULE_ID_MAX], stale[SCHEDULE_ID_MAX], begun[SCHEDULE_ID_MAX];
+    assert_int_equal(schedule_add(f->rt->store, &n, late, &err), MR_OK);
+    n.due_ms = T0 - 3 * 3600000LL;
+    assert_int_equal(schedule_add(f->rt->store, &n, stale, &err), MR_OK);
+    assert_int_equal(schedule_add(f->rt->store, &n, begun, &err), MR_OK);
+    /* begun: a process that died while sending it claimed the occurrence three hours ago. */
+    char key[SCHEDULE_ID_MAX + 64];
+    snprintf(key, sizeof key, "schedule-fired:%s@%lld", begun, n.due_ms);
+    assert_int_equal(mr_store_set(f->rt->store, key, "pod-gone 0123456789abcdef", 25, 3600000, &err), MR_OK);
+    long long now = T0 + 30 * 60000LL;
+    assert_int_equal(worker_beat(f->rt->store, &a, now, &err), MR_OK);
+    schedule_tick(f->rt, &a, now);
+    assert_int_equal(triggers(f), 2); /* late (30 minutes) and begun; stale (3 hours) not */
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_hget(f->rt->store, "agent:schedules", stale, &v, &len, &err), MR_ENOTFOUND);
+    assert_int_equal(mr_store_hget(f->rt->store, "agent:schedules", late, &v, &len, &err), MR_ENOTFOUND);
+    assert_int_equal(mr_store_hget(f->rt->store, "agent:schedules", begun, &v, &len, &err), MR_ENOTFOUND);
 }
 
 int main(void)
@@ -361,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_cron_across_clock_changes),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test_setup_teardown(test_cron_fires_once_per_occurrence, fire_setup, fire_teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_window, fire_setup, fire_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,6 +198,7 @@ typedef struct mr_config {
     mr_mcp_server_cfg *mcp_servers; size_t n_mcp_servers;
     mr_oauth_provider_cfg *oauth_providers; size_t n_oauth_providers;
     char *timezone;       /* IANA name schedules keep wall times in; "UTC" by default */
+    int scheduler_catch_up_grace_seconds; /* a missed occurrence older than this is skipped; 3600 */
     int refcount;         /* managed by mr_config_retain / mr_config_release */
 } mr_config;
 
