@@ -901,7 +901,8 @@ static const block memory_block = BLOCK(memory_fields);
 static void load_timezone(cfg_ctx *ctx, const cy_node *v, const char *path, void *dest)
 {
     if (v->kind != CY_STRING) {
-        cfg_diag(ctx, MR_DIAG_ERROR, v, path, "expected a time zone name such as Europe/Berlin, got %s", cy_kind_name(v));
+        cfg_diag(ctx, MR_DIAG_ERROR, v, path, "expected a time zone name such as Europe/Berlin, got %s",
+                 cy_kind_name(v));
         return;
     }
     mr_tz *tz = NULL;

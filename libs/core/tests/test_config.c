@@ -307,8 +307,8 @@ static void test_private_block(void **state)
     assert_int_equal(mr_config_parse(warn, strlen(warn), "config.yaml", &cfg, &d, NULL), MR_OK);
     assert_int_equal(d.len, 2);
     assert_int_equal(d.n_errors, 0);
-    assert_diag(&d, 0, "config.yaml:3:45: warning: agents.mind.private.template_dir: not implemented in this build: ignored "
-                       "(the private root starts empty and holds the agent's file memory)");
+    assert_diag(&d, 0, "config.yaml:3:45: warning: agents.mind.private.template_dir: not implemented in this "
+                       "build: ignored (the private root starts empty and holds the agent's file memory)");
     mr_config_diags_free(&d);
     mr_config_release(cfg);
 

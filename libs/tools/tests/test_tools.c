@@ -210,7 +210,8 @@ static void test_coding_in_the_workspace(void **state)
     free(text);
     /* grep and find walk the tree; hidden directories and links out are not entered. */
     expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\".git/x.c\",\"content\":\"long b;\"}", false, "Wrote");
-    expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\"docs/b.md\",\"content\":\"# long b\"}", false, "Wrote");
+    expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\"docs/b.md\",\"content\":\"# long b\"}", false,
+           "Wrote");
     char link[400];
     snprintf(link, sizeof link, "%s/up", ws);
     assert_int_equal(symlink(dir, link), 0);
