@@ -319,9 +319,8 @@ mr_code schedule_parse(const char *text, long long now_ms, const mr_tz *tz, sche
     }
     if (rc != MR_OK)
         return rc;
-    p = skip_space(p);
-    if (*p == ',')
-        p = skip_space(p + 1);
+    while (*p == ',' || isspace((unsigned char)*p)) /* "every hour, task"; the tool joins with ", " too */
+        p++;
     if (!*p)
         return mr_err_set(err, MR_EINVAL, "the task is missing: say what to do after when, as in in 5 minutes "
                                           "check the deploy");

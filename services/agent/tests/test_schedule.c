@@ -74,6 +74,7 @@ static void test_intervals(void **state)
     expect_every("every 90 s poll", 90000, "poll");
     expect_every("Every hour, @shell check server status", 3600000, "@shell check server status");
     expect_every("every 2 weeks, tidy up", 14 * 86400000LL, "tidy up");
+    expect_every("every hour,, ,tidy up", 3600000, "tidy up"); /* the tool's "<when>, <task>" of "every hour," */
 }
 
 static void test_calendar_phrases(void **state)
