@@ -272,7 +272,8 @@ void schedule_tick(const mr_runtime *rt, const agent_self *me, long long now_ms)
         if (!json_is_object(sched) || !str(sched, "room_id") || !str(sched, "router") || !str(sched, "entity_user") ||
             !str(sched, "entity_display") || !str(sched, "requester") || !str(sched, "task")) {
             mr_log_warn(COMPONENT, "schedule %s in the store is not a schedule: left alone", all.entries[i].field);
-        } else if (due <= now_ms && fire_one(rt, me, all.entries[i].field, sched, now_ms, grace_ms, &tz, &err) != MR_OK) {
+        } else if (due <= now_ms &&
+                   fire_one(rt, me, all.entries[i].field, sched, now_ms, grace_ms, &tz, &err) != MR_OK) {
             mr_log_warn(COMPONENT, "firing schedule %s: %s; trying again", all.entries[i].field, err.msg);
         }
         json_decref(sched);

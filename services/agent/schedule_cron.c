@@ -85,8 +85,8 @@ static mr_code parse_field(int idx, const char *text, const char *end, uint64_t 
         if (p < end && *p == '/') {
             p++;
             if (!read_value(&(cron_field){f->what, 1, 0, NULL, 0}, &p, end, &step) || step < 1 || step > f->hi)
-                return mr_err_set(err, MR_EINVAL, "cron %s '%.*s': a step is a number from 1 to %d", f->what, flen, text,
-                                  f->hi);
+                return mr_err_set(err, MR_EINVAL, "cron %s '%.*s': a step is a number from 1 to %d", f->what, flen,
+                                  text, f->hi);
             if (!range) /* "5/15": from 5 to the end, every 15 */
                 hi = f->hi;
         }

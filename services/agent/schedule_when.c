@@ -272,6 +272,7 @@ mr_code schedule_parse(const char *text, long long now_ms, const mr_tz *tz, sche
 {
     memset(out, 0, sizeof *out);
     const char *p = skip_space(text);
+    const char *unit = skip_space(p + word_len(p)); /* "5 minutes" without in or every */
     int hour, minute;
     mr_code rc;
     if (take_word(&p, "in")) {
@@ -306,6 +307,10 @@ mr_code schedule_parse(const char *text, long long now_ms, const mr_tz *tz, sche
         rc = read_time(&p, &hour, &minute, err);
         if (rc == MR_OK)
             rc = set_once(0, hour, minute, true, tz, now_ms, out, err);
+    } else if (isdigit((unsigned char)*p) && unit_ms(unit, word_len(unit))) {
+        return mr_err_set(err, MR_EINVAL, "'%.*s %.*s' needs in or every: write in %.*s %.*s, or every %.*s %.*s",
+                          shown(p), p, shown(unit), unit, shown(p), p, shown(unit), unit, shown(p), p, shown(unit),
+                          unit);
     } else if (cron_like(p)) {
         size_t used;
         cron_expr c;

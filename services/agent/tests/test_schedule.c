@@ -170,6 +170,7 @@ static void test_bad_input(void **state)
 {
     (void)state;
     expect_bad("", "when is missing: write it as in 5 minutes, every 2 hours, tomorrow at 3pm");
+    expect_bad("5 minutes check", "'5 minutes' needs in or every: write in 5 minutes, or every 5 minutes");
     expect_bad("next week report", "'next' is not understood as a time: write it as in 5 minutes");
     expect_bad("soon, x", "'soon' is not understood as a time");
     expect_bad("tomorrow maybe", "say at what time, as in tomorrow at 9am");
