@@ -75,6 +75,20 @@ static int bench_mcp(const char *entry, const mr_tools_env *env, int n)
         mr_tools_calls_clear(&call, 1);
     }
     double dispatch = (double)(mr_clock_mono_ns() - t0) / 1e6 / n;
+    /* Four calls of one model turn to the same server: one pipe, four JSON-RPC IDs in flight. */
+    int rounds = n / 4 > 0 ? n / 4 : 1;
+    t0 = mr_clock_mono_ns();
+    for (int r = 0; r < rounds; r++) {
+        mr_tools_call calls[4];
+        for (int k = 0; k < 4; k++)
+            calls[k] = (mr_tools_call){.def = echo, .name = echo->name, .arguments = "{\"message\":\"ping\"}"};
+        mr_code rc = mr_tools_run(env, calls, 4, &err);
+        bool failed = rc != MR_OK || calls[0].failed || calls[1].failed || calls[2].failed || calls[3].failed;
+        mr_tools_calls_clear(calls, 4);
+        if (failed)
+            return die("MCP dispatch of four", &err);
+    }
+    double four = (double)(mr_clock_mono_ns() - t0) / 1e6 / rounds;
     mcp_hub_free(hub);
 
     const char *args[] = {entry, "stdio", NULL};
@@ -99,6 +113,7 @@ static int bench_mcp(const char *entry, const mr_tools_env *env, int n)
     mr_mcp_client_free(c);
     mr_config_release(cfg);
     printf("mcp_stdio_dispatch,%d,%.3f\n", n, dispatch);
+    printf("mcp_stdio_four_side_by_side,%d,%.3f\n", rounds, four);
     printf("mcp_stdio_bare_call,%d,%.3f\n", n, bare);
     return 0;
 }

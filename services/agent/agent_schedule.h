@@ -3,25 +3,53 @@
 #define MINDROOM_AGENT_SCHEDULE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "agent_internal.h"
 #include "mindroom/runtime.h"
 #include "mindroom/str.h"
+#include "mindroom/tz.h"
 
 #define SCHEDULE_ID_MAX 32
 #define SCHEDULE_TICK_MS 1000       /* how often each process looks for due schedules */
 
-/* "in <n> <unit> <task>" or "every <n> <unit> <task>" (the text after "!schedule"). */
+/* A cron expression as bit sets of the values each field allows (schedule_cron.c). */
+#define CRON_TEXT_MAX 64
+typedef struct cron_expr {
+    uint64_t minute;                /* bits 0-59 */
+    uint32_t hour;                  /* bits 0-23 */
+    uint32_t dom;                   /* bits 1-31 */
+    uint16_t month;                 /* bits 1-12 */
+    uint8_t dow;                    /* bits 0-6, Sunday 0 */
+    bool dom_any, dow_any;          /* the field began with '*': then both day fields must match */
+    char text[CRON_TEXT_MAX];       /* the fields as written, or the @macro */
+} cron_expr;
+
+/* Five fields, or @hourly/@daily/@weekly/@monthly/@yearly, at the start of text; *used is how
+ * far they went (the task follows). MR_EINVAL naming the field at fault, or when it can never
+ * fire (30 February). */
+mr_code cron_parse(const char *text, cron_expr *out, size_t *used, mr_err *err);
+/* The first instant after after_s (seconds) whose wall time in tz matches; -1 when none in 30
+ * years. A wall time repeated when clocks go back fires once, a skipped one as if they had not
+ * changed yet (mr_tz_instant). */
+long long cron_next(const cron_expr *c, const mr_tz *tz, long long after_s);
+
+/* When a schedule fires, and its task: the text after "!schedule" (schedule_when.c). */
 typedef struct schedule_spec {
-    long long delay_ms;             /* until the first occurrence; the interval when every */
-    bool every;
+    long long due_ms;               /* the first occurrence, wall clock */
+    long long every_ms;             /* a fixed interval; 0: none */
+    bool repeats;                   /* every_ms, or cron */
+    cron_expr cron;                 /* when cron.text is set: the calendar it repeats on */
+    char when[128];                 /* for people: "in 300s", "every 300s", "at 2026-12-08 15:00 (UTC)",
+                                       "cron 30 8 * * 1-5 (Europe/Berlin), next 2026-12-08 08:30" */
     const char *task;               /* points into the parsed text */
 } schedule_spec;
 
-/* MR_EINVAL with a message a person can act on (it says how to write the command). */
-mr_code schedule_parse(const char *text, schedule_spec *out, mr_err *err);
+/* Reads "<when>[,] <task>" at now_ms, calendar times in tz. MR_EINVAL with a message a person
+ * can act on: what was not understood, and how to write it. */
+mr_code schedule_parse(const char *text, long long now_ms, const mr_tz *tz, schedule_spec *out, mr_err *err);
 
-/* "Scheduled <id>: in|every <n>s, for @<display>: <task>", what a new schedule is confirmed with. */
+/* "Scheduled <id>: <when>, for @<display>: <task>", what a new schedule is confirmed with. */
 void schedule_confirm(mr_strbuf *out, const char *id, const schedule_spec *spec, const char *display,
                       const char *task);
 
@@ -35,8 +63,12 @@ typedef struct schedule_new {
     const char *requester;          /* who scheduled it: the trigger speaks for them */
     const char *task;
     long long due_ms;               /* wall clock */
-    long long every_ms;             /* 0: once */
+    long long every_ms;             /* 0: once, or by cron */
+    const char *cron;               /* NULL, or cron fields in config.yaml's timezone */
 } schedule_new;
+
+/* The zone cron schedules keep their wall times in: config.yaml's timezone (UTC without one). */
+mr_code schedule_zone(const mr_runtime *rt, mr_tz **out, mr_err *err);
 
 /* Stores a schedule under a new ID ("s<n>"). */
 mr_code schedule_add(mr_store *s, const schedule_new *n, char id[SCHEDULE_ID_MAX], mr_err *err);

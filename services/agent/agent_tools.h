@@ -18,7 +18,7 @@ typedef struct tool_settings {
     long timeout_ms;             /* MINDROOM_TOOL_TIMEOUT_SECONDS [30], 1..3600 */
     size_t max_output;           /* MINDROOM_TOOL_OUTPUT_MAX_BYTES [16000], 256..1048576 */
     int max_rounds;              /* MINDROOM_TOOL_MAX_ROUNDS [10], 1..100 */
-    bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: those two tools work in the agent's
+    bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: file, shell and coding work in the agent's
                                     workspace; off by default */
     bool website_private_ok;     /* MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE=1 */
     const char *public_url;      /* MINDROOM_PUBLIC_URL, an http(s) URL, the base of oauth_api's
@@ -29,6 +29,11 @@ typedef struct tool_settings {
 mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err);
 /* The agent's workspace, as the reference keeps it: <storage>/agents/<name>/workspace (malloc'd). */
 char *tool_workspace(const mr_runtime *rt, const char *agent);
+/* Where the agent keeps its files for this requester (MEMORY.md, TODO.md, and what file and
+ * shell work on): the workspace, or for an agent with private: the requester's own root,
+ * <storage>/private_instances/<user|user_agent>-<digest>/<agent>/<root>, as the reference's
+ * private instances. NULL when out of memory, or private without a requester. */
+char *tool_memory_root(const mr_runtime *rt, const mr_agent_cfg *a, const char *agent, const char *requester);
 /* The built-in tools the agent lists (its own, then defaults.tools), each once; names this
  * build does not implement, and file and shell while they are off, are left out (so the model is
  * never offered them; tool_config_warn names them). */
@@ -67,7 +72,8 @@ size_t mcp_hub_defs(mcp_hub *h, const mr_strlist *names, const mr_tool_def **out
  * that can be read, then, with the file memory backend, "\n\n## Memory (...)\n" and the first
  * 200 lines of MEMORY.md; "" when there is nothing (malloc'd; NULL when out of memory). A file
  * that cannot be read is left out with a warning. */
-char *prompt_files_context(const char *workspace, const mr_config *cfg, const mr_agent_cfg *agent);
+char *prompt_files_context(const char *workspace, const char *memory_root, const mr_config *cfg,
+                           const mr_agent_cfg *agent);
 
 /* ---- display (tool_show.c): malloc'd, NULL when out of memory ---- */
 

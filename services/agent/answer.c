@@ -319,8 +319,13 @@ static void call_model(answer_run *a)
     snprintf(context, sizeof context, "You are %s (%s), %s in a Matrix chat.", e->display_name, e->user_id,
              e->team ? "a team of agents answering as one" : "an agent");
     /* The agent's workspace files (context_files, MEMORY.md) follow, as the reference adds them. */
+    const agent_turn *turn = a->t->turn;
     char *workspace = e->agent ? tool_workspace(svc->rt, e->name) : NULL;
-    char *files = workspace ? prompt_files_context(workspace, cfg, e->agent) : NULL;
+    char *memory = e->agent ? tool_memory_root(svc->rt, e->agent, e->name,
+                                               turn->original_sender ? turn->original_sender : turn->sender)
+                            : NULL;
+    char *files = workspace && memory ? prompt_files_context(workspace, memory, cfg, e->agent) : NULL;
+    free(memory);
     char *full = files && *files ? mr_str_printf("%s%s", context, files) : NULL;
     const mr_strlist *instructions = e->agent ? &e->agent->instructions : &e->team->instructions;
     mr_llm_request req = {

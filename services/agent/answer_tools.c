@@ -48,17 +48,21 @@ static mr_code schedule_for(void *ctx, const char *action, const char *when, con
             mr_strbuf_puts(out, n == 1 ? "Cancelled 1 schedule." : "Cancelled the room's schedules.");
         return rc;
     }
-    char *text = mr_str_printf("%s %s", when, task);
+    char *text = mr_str_printf("%s, %s", when, task);
     schedule_spec spec = {0};
-    mr_code rc = text ? schedule_parse(text, &spec, err) : mr_err_set(err, MR_ENOMEM, "out of memory");
+    mr_tz *tz = NULL;
+    mr_code rc = text ? schedule_zone(s->svc->rt, &tz, err) : mr_err_set(err, MR_ENOMEM, "out of memory");
+    if (rc == MR_OK)
+        rc = schedule_parse(text, mr_clock_wall_ms(), tz, &spec, err);
+    mr_tz_free(tz);
     const roster_entry *router = roster_by_name(&s->svc->roster, "router");
     bool room_mode = s->e->agent->thread_mode == MR_THREAD_MODE_ROOM;
     schedule_new n = {.room_id = turn->room_id, .thread_root = room_mode ? NULL : s->t->root,
                       .router_user = router->user_id, .entity = s->e->name, .entity_user = s->e->user_id,
                       .entity_display = s->e->display_name,
                       .requester = turn->original_sender ? turn->original_sender : turn->sender,
-                      .task = rc == MR_OK ? spec.task : "", .due_ms = mr_clock_wall_ms() + spec.delay_ms,
-                      .every_ms = spec.every ? spec.delay_ms : 0};
+                      .task = rc == MR_OK ? spec.task : "", .due_ms = spec.due_ms, .every_ms = spec.every_ms,
+                      .cron = spec.cron.text[0] ? spec.cron.text : NULL};
     char sid[SCHEDULE_ID_MAX];
     if (rc == MR_OK)
         rc = schedule_add(store, &n, sid, err);
@@ -110,7 +114,8 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
     *used = n > 0;
     if (!n)
         return rc;
-    char *workspace = tool_workspace(svc->rt, e->name);
+    const char *requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender;
+    char *workspace = tool_memory_root(svc->rt, e->agent, e->name, requester);
     tool_sender sender = {.svc = svc, .t = t, .e = e};
     atomic_init(&sender.seq, 0);
     const mr_config *cfg = svc->roster.cfg;
@@ -119,7 +124,7 @@ mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry 
                             .public_url = ts.public_url};
     mr_tools_env env = {
         .entity = e->name,
-        .requester = t->turn->original_sender ? t->turn->original_sender : t->turn->sender,
+        .requester = requester,
         .room_id = t->turn->room_id,
         .thread_root = e->agent->thread_mode == MR_THREAD_MODE_ROOM ? NULL : t->root,
         .data_dir = workspace,

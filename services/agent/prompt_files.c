@@ -42,7 +42,8 @@ static void add_memory(mr_strbuf *b, const char *text)
     }
 }
 
-char *prompt_files_context(const char *workspace, const mr_config *cfg, const mr_agent_cfg *agent)
+char *prompt_files_context(const char *workspace, const char *memory_root, const mr_config *cfg,
+                           const mr_agent_cfg *agent)
 {
     mr_strbuf b = {0};
     for (size_t i = 0; i < agent->context_files.len; i++) {
@@ -65,7 +66,7 @@ char *prompt_files_context(const char *workspace, const mr_config *cfg, const mr
         char *text = NULL;
         size_t len = 0;
         mr_err err = {0};
-        mr_code rc = mr_tools_workspace_read(workspace, "MEMORY.md", MEMORY_FILE_MAX, &text, &len, &err);
+        mr_code rc = mr_tools_workspace_read(memory_root, "MEMORY.md", MEMORY_FILE_MAX, &text, &len, &err);
         if (rc == MR_OK && len) {
             mr_strbuf_puts(&b, "\n\n## Memory (MEMORY.md in your workspace)\n");
             add_memory(&b, text);

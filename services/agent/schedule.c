@@ -6,11 +6,9 @@
 #include "agent_run.h"
 #include "agent_schedule.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "mindroom/str.h"
 
@@ -18,74 +16,9 @@
 #define SCHEDULES_KEY "agent:schedules"     /* hash: schedule ID -> the schedule (JSON) */
 #define SCHEDULE_SEQ_KEY "agent:schedule_seq"
 #define FIRED_TTL_MS (7L * 24 * 3600 * 1000)
-#define EVERY_MIN_MS 60000LL                /* a recurring schedule fires at most once a minute */
-#define AMOUNT_MAX 1000000LL
 #define LIST_MAX 50
-
-/* ---- parsing "in|every <n> <unit> <task>" ---- */
-
-static long long unit_ms(const char *u, size_t len)
-{
-    static const struct { const char *name; long long ms; } units[] = {
-        {"s", 1000}, {"sec", 1000}, {"secs", 1000}, {"second", 1000}, {"seconds", 1000},
-        {"m", 60000}, {"min", 60000}, {"mins", 60000}, {"minute", 60000}, {"minutes", 60000},
-        {"h", 3600000}, {"hour", 3600000}, {"hours", 3600000},
-        {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
-    };
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-        if (strlen(units[i].name) == len && strncasecmp(units[i].name, u, len) == 0)
-            return units[i].ms;
-    return 0;
-}
-
-static const char *skip_space(const char *p)
-{
-    while (*p && isspace((unsigned char)*p))
-        p++;
-    return p;
-}
-
-mr_code schedule_parse(const char *text, schedule_spec *out, mr_err *err)
-{
-    static const char usage[] = "write !schedule in <number> <seconds|minutes|hours|days> <task>, or "
-                                "!schedule every <number> <minutes|hours|days> <task>";
-    memset(out, 0, sizeof *out);
-    const char *p = skip_space(text);
-    bool every = strncasecmp(p, "every ", 6) == 0;
-    if (!every && strncasecmp(p, "in ", 3) != 0)
-        return mr_err_set(err, MR_EINVAL, "when is missing: %s", usage);
-    p = skip_space(p + (every ? 6 : 3));
-    char *end;
-    long long n = strtoll(p, &end, 10);
-    if (end == p || n < 1 || n > AMOUNT_MAX)
-        return mr_err_set(err, MR_EINVAL, "the number must be a whole number from 1 to %lld: %s", AMOUNT_MAX, usage);
-    p = skip_space(end);
-    size_t ulen = 0;
-    while (p[ulen] && !isspace((unsigned char)p[ulen]) && p[ulen] != ',')
-        ulen++;
-    long long ms = unit_ms(p, ulen);
-    if (!ms)
-        return mr_err_set(err, MR_EINVAL, "unknown unit '%.*s': %s", (int)(ulen > 16 ? 16 : ulen), p, usage);
-    p = skip_space(p + ulen + (p[ulen] == ','));
-    if (!*p)
-        return mr_err_set(err, MR_EINVAL, "the task is missing: %s", usage);
-    if (every && n * ms < EVERY_MIN_MS)
-        return mr_err_set(err, MR_EINVAL, "a schedule repeats at most once a minute");
-    out->delay_ms = n * ms;
-    out->every = every;
-    out->task = p;
-    return MR_OK;
-}
-
-void schedule_confirm(mr_strbuf *out, const char *id, const schedule_spec *spec, const char *display,
-                      const char *task)
-{
-    char line[200];
-    snprintf(line, sizeof line, "Scheduled %s: %s %llds, for @%s: ", id, spec->every ? "every" : "in",
-             spec->delay_ms / 1000, display);
-    mr_strbuf_puts(out, line);
-    mr_strbuf_puts(out, task);
-}
+#define LATEST_STEPS_MAX 100000             /* a minute-by-minute cron missed for over two months */
+#define TICK_SLACK_MS 5000                  /* how late a tick may find an occurrence and still be on time */
 
 /* ---- the store ---- */
 
@@ -105,13 +38,23 @@ mr_code schedule_add(mr_store *s, const schedule_new *n, char id[SCHEDULE_ID_MAX
     if (rc != MR_OK)
         return rc;
     snprintf(id, SCHEDULE_ID_MAX, "s%lld", seq);
-    json_t *sched = json_pack("{s:s, s:s*, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "room_id", n->room_id,
+    json_t *sched = json_pack("{s:s, s:s*, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s*}", "room_id", n->room_id,
                               "thread_root", n->thread_root, "router", n->router_user, "entity", n->entity,
                               "entity_user", n->entity_user, "entity_display", n->entity_display, "requester",
                               n->requester, "task", n->task, "due_ms", (json_int_t)n->due_ms, "every_ms",
-                              (json_int_t)n->every_ms);
+                              (json_int_t)n->every_ms, "cron", n->cron);
     rc = sched ? put(s, id, sched, err) : mr_err_set(err, MR_EINVAL, "schedule %s: the task is not UTF-8", id);
     json_decref(sched);
+    return rc;
+}
+
+mr_code schedule_zone(const mr_runtime *rt, mr_tz **out, mr_err *err)
+{
+    mr_config *cfg = mr_runtime_config(rt, NULL);
+    mr_code rc = mr_tz_open(cfg ? cfg->timezone : NULL, out, err);
+    mr_config_release(cfg);
+    if (rc != MR_OK)
+        mr_err_prefix(err, "timezone");
     return rc;
 }
 
@@ -122,16 +65,47 @@ static const char *str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-/* The next occurrence after now (missed ones coalesce into the one that fires now), or 0 when
- * the schedule is done; then it leaves the store. */
-static mr_code finish(mr_store *s, const char *id, json_t *sched, long long now_ms, mr_err *err)
+/* The occurrence after the one due at due_ms and after now (missed ones coalesce into the one
+ * that fires now); 0 when there is none. */
+static mr_code next_due(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz,
+                        long long *next, mr_err *err)
 {
     long long due = json_integer_value(json_object_get(sched, "due_ms"));
     long long every = json_integer_value(json_object_get(sched, "every_ms"));
-    if (every <= 0)
+    const char *cron = str(sched, "cron");
+    *next = 0;
+    if (every > 0) {
+        while (due <= now_ms)
+            due += every;
+        *next = due;
+        return MR_OK;
+    }
+    if (!cron)
+        return MR_OK;
+    cron_expr c;
+    size_t used;
+    mr_code rc = cron_parse(cron, &c, &used, err);
+    if (rc == MR_OK && !*tz)
+        rc = schedule_zone(rt, tz, err);
+    if (rc != MR_OK) {
+        mr_err_prefix(err, "schedule %s", id);
+        return rc;
+    }
+    long long at = cron_next(&c, *tz, (due > now_ms ? due : now_ms) / 1000);
+    *next = at > 0 ? at * 1000 : 0;
+    return MR_OK;
+}
+
+/* Moves the schedule to its next occurrence, or out of the store when it has none. */
+static mr_code finish(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz, mr_err *err)
+{
+    mr_store *s = rt->store;
+    long long due;
+    mr_code rc = next_due(rt, id, sched, now_ms, tz, &due, err);
+    if (rc != MR_OK)
+        return rc;
+    if (due == 0)
         return mr_store_hdel(s, SCHEDULES_KEY, id, err);
-    while (due <= now_ms)
-        due += every;
     /* Cancelled while it fired: not brought back (a cancel in the instant between this look and
      * the write below is the one that can be undone; the next !cancel_schedule takes it). */
     char *v = NULL;
@@ -141,7 +115,7 @@ static mr_code finish(mr_store *s, const char *id, json_t *sched, long long now_
     if (found != MR_OK)
         return found == MR_ENOTFOUND ? MR_OK : found;
     json_t *next = json_deep_copy(sched);
-    mr_code rc = next && json_object_set_new(next, "due_ms", json_integer(due)) == 0
+    rc = next && json_object_set_new(next, "due_ms", json_integer(due)) == 0
                      ? put(s, id, next, err)
                      : mr_err_set(err, MR_ENOMEM, "out of memory rescheduling %s", id);
     json_decref(next);
@@ -150,7 +124,7 @@ static mr_code finish(mr_store *s, const char *id, json_t *sched, long long now_
 
 /* The router's message for one occurrence; its transaction ID is the occurrence's, so sending it
  * again (after a crash between send and record) makes no second event. */
-static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, mr_err *err)
+static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, long long at_ms, mr_err *err)
 {
     const char *room = str(sched, "room_id"), *root = str(sched, "thread_root");
     reply_where where = {.room_id = room, .trigger = root, .thread_root = root};
@@ -160,7 +134,7 @@ static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, mr_e
                            : NULL;
     free(text);
     char occurrence[SCHEDULE_ID_MAX + 32], txn[TXN_MAX];
-    snprintf(occurrence, sizeof occurrence, "%s@%lld", id, (long long)json_integer_value(json_object_get(sched, "due_ms")));
+    snprintf(occurrence, sizeof occurrence, "%s@%lld", id, at_ms);
     txn_id(occurrence, "schedule", "m", -1, txn);
     mr_code rc = content ? agent_publish_now(rt, room, reply_send_intent(str(sched, "router"), room, txn, NULL, NULL,
                                                                          content), err)
@@ -197,17 +171,80 @@ static mr_code take(mr_store *s, const agent_self *me, const char *key, long lon
     return rc == MR_ENOTFOUND ? MR_OK : rc;
 }
 
-static mr_code fire_one(const mr_runtime *rt, const agent_self *me, const char *id, json_t *sched, long long now_ms,
-                        mr_err *err)
+/* The latest occurrence at or before now_ms: the ones missed while no process ran coalesce into
+ * it. For cron, found by stepping from the stored one (at most a bounded number of steps; past
+ * that the stored one stands, and the catch-up window will judge it). */
+static mr_code latest_due(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz,
+                          long long *at, mr_err *err)
 {
+    long long due = json_integer_value(json_object_get(sched, "due_ms"));
+    long long every = json_integer_value(json_object_get(sched, "every_ms"));
+    const char *cron = str(sched, "cron");
+    *at = due;
+    if (every > 0) {
+        *at = due + (now_ms - due) / every * every;
+        return MR_OK;
+    }
+    if (!cron)
+        return MR_OK;
+    cron_expr c;
+    size_t used;
+    mr_code rc = cron_parse(cron, &c, &used, err);
+    if (rc == MR_OK && !*tz)
+        rc = schedule_zone(rt, tz, err);
+    if (rc != MR_OK) {
+        mr_err_prefix(err, "schedule %s", id);
+        return rc;
+    }
+    for (int i = 0; i < LATEST_STEPS_MAX; i++) {
+        long long next = cron_next(&c, *tz, *at / 1000);
+        if (next < 0 || next * 1000 > now_ms)
+            break;
+        *at = next * 1000;
+    }
+    return MR_OK;
+}
+
+/* config.yaml's scheduler_catch_up_grace_seconds, in ms. */
+static long long catch_up_ms(const mr_runtime *rt)
+{
+    mr_config *cfg = mr_runtime_config(rt, NULL);
+    long long ms = cfg ? cfg->scheduler_catch_up_grace_seconds * 1000LL : 3600000LL;
+    mr_config_release(cfg);
+    return ms;
+}
+
+static mr_code fire_one(const mr_runtime *rt, const agent_self *me, const char *id, json_t *sched, long long now_ms,
+                        long long grace_ms, mr_tz **tz, mr_err *err)
+{
+    long long at;
+    mr_code rc = latest_due(rt, id, sched, now_ms, tz, &at, err);
+    if (rc != MR_OK)
+        return rc;
     char key[SCHEDULE_ID_MAX + 64];
-    snprintf(key, sizeof key, "schedule-fired:%s@%lld", id, (long long)json_integer_value(json_object_get(sched, "due_ms")));
+    snprintf(key, sizeof key, "schedule-fired:%s@%lld", id, at);
+    /* Too late, as the reference's catch-up window says, unless a process already began to
+     * send it (that one is finished whatever its age: its event may be out). */
+    if (now_ms - at > grace_ms + TICK_SLACK_MS) {
+        char *v = NULL;
+        size_t len = 0;
+        rc = mr_store_get(rt->store, key, &v, &len, err);
+        free(v);
+        if (rc == MR_ENOTFOUND) {
+            const char *fields[] = {"schedule", id, "room_id", str(sched, "room_id"), NULL};
+            mr_log_write(MR_LOG_WARN, COMPONENT, fields, "schedule %s skipped an occurrence missed by %lld s, more "
+                         "than scheduler_catch_up_grace_seconds", id, (now_ms - at) / 1000);
+            return finish(rt, id, sched, now_ms, tz, err);
+        }
+        if (rc != MR_OK)
+            return rc;
+    }
     bool mine, done;
-    mr_code rc = take(rt->store, me, key, now_ms, &mine, &done, err);
+    rc = take(rt->store, me, key, now_ms, &mine, &done, err);
     if (rc != MR_OK || (!mine && !done))
         return rc;
     if (mine) {
-        rc = trigger(rt, id, sched, err);
+        rc = trigger(rt, id, sched, at, err);
         if (rc == MR_OK)
             rc = mr_store_set(rt->store, key, "done", 4, FIRED_TTL_MS, err);
         if (rc == MR_OK) {
@@ -216,13 +253,15 @@ static mr_code fire_one(const mr_runtime *rt, const agent_self *me, const char *
             mr_log_write(MR_LOG_INFO, COMPONENT, fields, "schedule fired");
         }
     }
-    return rc == MR_OK ? finish(rt->store, id, sched, now_ms, err) : rc;
+    return rc == MR_OK ? finish(rt, id, sched, now_ms, tz, err) : rc;
 }
 
 void schedule_tick(const mr_runtime *rt, const agent_self *me, long long now_ms)
 {
     mr_store_hash all = {0};
     mr_err err = {0};
+    mr_tz *tz = NULL; /* opened when a cron schedule fires */
+    long long grace_ms = catch_up_ms(rt);
     if (mr_store_hgetall(rt->store, SCHEDULES_KEY, &all, &err) != MR_OK) {
         mr_log_warn(COMPONENT, "reading the schedules: %s", err.msg);
         return;
@@ -233,12 +272,14 @@ void schedule_tick(const mr_runtime *rt, const agent_self *me, long long now_ms)
         if (!json_is_object(sched) || !str(sched, "room_id") || !str(sched, "router") || !str(sched, "entity_user") ||
             !str(sched, "entity_display") || !str(sched, "requester") || !str(sched, "task")) {
             mr_log_warn(COMPONENT, "schedule %s in the store is not a schedule: left alone", all.entries[i].field);
-        } else if (due <= now_ms && fire_one(rt, me, all.entries[i].field, sched, now_ms, &err) != MR_OK) {
+        } else if (due <= now_ms &&
+                   fire_one(rt, me, all.entries[i].field, sched, now_ms, grace_ms, &tz, &err) != MR_OK) {
             mr_log_warn(COMPONENT, "firing schedule %s: %s; trying again", all.entries[i].field, err.msg);
         }
         json_decref(sched);
     }
     mr_store_hash_free(&all);
+    mr_tz_free(tz);
 }
 
 /* ---- listing and cancelling ---- */
@@ -254,8 +295,10 @@ mr_code schedule_list(mr_store *s, const char *room_id, long long now_ms, mr_str
         if (room && strcmp(room, room_id) == 0) {
             long long every = json_integer_value(json_object_get(sched, "every_ms")) / 1000;
             long long next = (json_integer_value(json_object_get(sched, "due_ms")) - now_ms + 999) / 1000;
-            char when[64], line[200];
-            if (every)
+            char when[96], line[240];
+            if (str(sched, "cron"))
+                snprintf(when, sizeof when, "cron %.40s, next in %llds", str(sched, "cron"), next > 0 ? next : 0);
+            else if (every)
                 snprintf(when, sizeof when, "every %llds, next in %llds", every, next > 0 ? next : 0);
             else
                 snprintf(when, sizeof when, "once, in %llds", next > 0 ? next : 0);

@@ -54,12 +54,15 @@ static void do_schedule(agent_svc *svc, const agent_turn *t, const char *args, c
 {
     schedule_spec spec;
     mr_err err = {0};
+    mr_tz *tz = NULL;
     const roster_entry *who = assignee(&svc->roster, m, eligible, n_eligible);
-    if (schedule_parse(args, &spec, &err) != MR_OK) {
+    if (schedule_zone(svc->rt, &tz, &err) != MR_OK || schedule_parse(args, mr_clock_wall_ms(), tz, &spec, &err) != MR_OK) {
         mr_strbuf_puts(out, "Not scheduled: ");
         mr_strbuf_puts(out, err.msg);
+        mr_tz_free(tz);
         return;
     }
+    mr_tz_free(tz);
     if (!who) {
         mr_strbuf_puts(out, "Not scheduled: mention the agent that should do it (@name); more than one could here.");
         return;
@@ -79,8 +82,8 @@ static void do_schedule(agent_svc *svc, const agent_turn *t, const char *args, c
     const roster_entry *router = roster_by_name(&svc->roster, "router");
     schedule_new n = {.room_id = t->room_id, .thread_root = t->thread_root, .router_user = router->user_id,
                       .entity = who->name, .entity_user = who->user_id, .entity_display = who->display_name,
-                      .requester = t->sender, .task = task, .due_ms = mr_clock_wall_ms() + spec.delay_ms,
-                      .every_ms = spec.every ? spec.delay_ms : 0};
+                      .requester = t->sender, .task = task, .due_ms = spec.due_ms, .every_ms = spec.every_ms,
+                      .cron = spec.cron.text[0] ? spec.cron.text : NULL};
     char id[SCHEDULE_ID_MAX];
     if (schedule_add(svc->rt->store, &n, id, &err) != MR_OK) {
         mr_strbuf_puts(out, "Not scheduled: the store failed; try again.");

@@ -1,7 +1,7 @@
 /* tool_mcp.c -- the tools of the configured MCP servers as the agent's tools: one client per
  * server (started on first use), its tools listed and offered to the model as
- * "<server>__<tool>", listed again after the server restarted, and each call made through the
- * tool runner with the time left to it. */
+ * "<server>__<tool>", listed again after the server restarted or said its tools changed, and
+ * each call made through the tool runner with the time left to it. */
 #include "agent_tools.h"
 
 #include <pthread.h>
@@ -34,9 +34,9 @@ typedef struct mcp_listing {
 struct mcp_server {
     char *name;
     mr_mcp_client *client;
-    pthread_mutex_t mu;          /* guards listing and listed_starts */
+    pthread_mutex_t mu;          /* guards listing and listed_version */
     mcp_listing *listing;        /* the newest; NULL until listed */
-    unsigned long listed_starts; /* mr_mcp_client_starts when it was listed */
+    unsigned long listed_version; /* mr_mcp_client_tools_version when it was listed */
 };
 
 struct mcp_hub {
@@ -274,6 +274,7 @@ static mr_code tool_from(mcp_server *s, json_t *t, mcp_tool *out, mr_err *err)
 static mr_code relist(mcp_server *s, mr_err *err)
 {
     json_t *tools = NULL;
+    unsigned long version = mr_mcp_client_tools_version(s->client);
     mr_code rc = mr_mcp_tools_list(s->client, &tools, err);
     if (rc != MR_OK)
         return rc;
@@ -293,16 +294,18 @@ static mr_code relist(mcp_server *s, mr_err *err)
     }
     l->older = s->listing;
     s->listing = l;
-    s->listed_starts = mr_mcp_client_starts(s->client);
+    s->listed_version = version;
     return MR_OK;
 }
 
-/* The server's tools, listed now when never listed or when it restarted since. A server that
+/* The server's tools, listed now when never listed, or when it restarted or said its list
+ * changed since (the version is read before listing: a change during the listing lists again
+ * next time). A server that
  * cannot list them gives the last listing (its calls then fail with the reason), or none. */
 static const mcp_listing *server_tools(mcp_server *s)
 {
     pthread_mutex_lock(&s->mu);
-    if (!s->listing || s->listed_starts != mr_mcp_client_starts(s->client)) {
+    if (!s->listing || s->listed_version != mr_mcp_client_tools_version(s->client)) {
         mr_err err = {0};
         if (relist(s, &err) != MR_OK) {
             const char *fields[] = {"mcp_server", s->name, NULL};

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mindroom/log.h"
+#include "mindroom/oauth.h"
 
 #define COMPONENT "agent"
 
@@ -51,10 +52,31 @@ char *tool_workspace(const mr_runtime *rt, const char *agent)
     return mr_str_printf("%s/agents/%s/workspace", rt->settings.storage_path, agent);
 }
 
-/* File and shell reach beyond the agent's own files: only when the operator turned them on. */
+char *tool_memory_root(const mr_runtime *rt, const mr_agent_cfg *a, const char *agent, const char *requester)
+{
+    const mr_private_cfg *p = &a->private_state;
+    if (!p->configured)
+        return tool_workspace(rt, agent);
+    if (!requester || !*requester)
+        return NULL;
+    /* The scope key is a digest: user IDs stay out of paths (and their characters out of the
+     * file system), while one requester always finds the same root. */
+    char *who = p->per == MR_PRIVATE_USER_AGENT ? mr_str_printf("%s\n%s", requester, agent) : strdup(requester);
+    char digest[MR_OAUTH_SHA256_HEX_LEN + 1];
+    if (!who)
+        return NULL;
+    mr_oauth_sha256_hex(who, digest);
+    free(who);
+    return mr_str_printf("%s/private_instances/%s-%.32s/%s/%s", rt->settings.storage_path,
+                         p->per == MR_PRIVATE_USER_AGENT ? "user_agent" : "user", digest, agent, p->root);
+}
+
+/* File, shell and coding reach beyond the agent's own files: only when the operator turned them
+ * on. */
 static bool is_off(const mr_tool_def *d, const tool_settings *ts)
 {
-    return !ts->file_and_shell && (strcmp(d->name, "file") == 0 || strcmp(d->name, "shell") == 0);
+    return !ts->file_and_shell &&
+           (strcmp(d->name, "file") == 0 || strcmp(d->name, "shell") == 0 || strcmp(d->name, "coding") == 0);
 }
 
 static size_t add_defs(const mr_strlist *names, const tool_settings *ts, const mr_tool_def **out, size_t n,

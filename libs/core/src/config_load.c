@@ -44,6 +44,9 @@ static void free_agent(mr_agent_cfg *a)
     cfg_strlist_free(&a->instructions);
     cfg_strlist_free(&a->context_files);
     cfg_strlist_free(&a->knowledge_bases);
+    free(a->private_state.root);
+    free(a->private_state.template_dir);
+    cfg_strlist_free(&a->private_state.context_files);
 }
 
 static void free_team(mr_team_cfg *t)
@@ -135,6 +138,7 @@ static void config_free(mr_config *c)
     cfg_strlist_free(&c->defaults.tools);
     cfg_strlist_free(&c->defaults.worker_tools);
     free(c->memory.backend);
+    free(c->timezone);
     free(c);
 }
 
@@ -145,6 +149,7 @@ static void set_scalar_defaults(mr_config *c)
     c->defaults.markdown = true;
     c->defaults.show_tool_calls = true;
     c->defaults.enable_streaming = true;
+    c->scheduler_catch_up_grace_seconds = 3600;
 }
 
 /* String defaults, filled after loading where the file left them unset. */
@@ -155,6 +160,7 @@ static void set_string_defaults(cfg_ctx *ctx, mr_config *c)
     cfg_default_str(ctx, &c->mindroom_user.display_name, "MindRoomUser");
     cfg_default_str(ctx, &c->matrix_space.name, "MindRoom");
     cfg_default_str(ctx, &c->memory.backend, "file");
+    cfg_default_str(ctx, &c->timezone, "UTC");
 }
 
 mr_code mr_config_parse(const char *text, size_t len, const char *name, mr_config **out,

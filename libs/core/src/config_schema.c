@@ -12,6 +12,7 @@
 
 #include "mindroom/ids.h"
 #include "mindroom/str.h"
+#include "mindroom/tz.h"
 
 /* Longest room key: leaves room in a 255-byte alias for '#', "_<namespace>" and ":<server>". */
 #define ROOM_KEY_MAX 160
@@ -465,6 +466,54 @@ static void load_model(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const
     load_block(ctx, v, path, &model_block, m);
 }
 
+static const char *const private_pers[] = {"user", "user_agent", NULL};
+_Static_assert(sizeof(mr_private_per) == sizeof(int), "enum size");
+
+static const field private_fields[] = {
+    {.key = "per", .kind = F_ENUM, .off = offsetof(mr_private_cfg, per), .values = private_pers, .required = true},
+    STR(mr_private_cfg, root),
+    STR(mr_private_cfg, template_dir),
+    LIST(mr_private_cfg, context_files, IT_TEXT, "file paths"),
+    OPAQUE_MAP(knowledge),
+};
+static const block private_block = BLOCK(private_fields);
+
+/* Names the reference writes beside a private root, which the root may not start with. */
+static const char *const private_reserved[] = {"sessions", "learning", "chroma", "knowledge_db", "memory_files",
+                                               "calls", "agent_modes.json", "agent_modes.lock", "browser",
+                                               "browser-profiles", ".sessions-recovery.lock", NULL};
+
+static void load_private(cfg_ctx *ctx, const cy_node *v, const char *path, void *dest)
+{
+    mr_private_cfg *p = dest;
+    p->configured = true;
+    load_block(ctx, v, path, &private_block, p);
+    const cy_node *root = cy_map_get(v, "root");
+    char sub[CFG_PATH_MAX];
+    if (root && root->kind == CY_STRING) {
+        const char *r = root->text, *bad = NULL;
+        if (!*r || r[0] == '/' || strcmp(r, "..") == 0 || strncmp(r, "../", 3) == 0 || strstr(r, "/../") ||
+            (strlen(r) >= 3 && strcmp(r + strlen(r) - 3, "/..") == 0))
+            bad = "must be a relative path that stays inside the private instance";
+        for (size_t i = 0; !bad && private_reserved[i]; i++) {
+            size_t n = strlen(private_reserved[i]);
+            if (strncmp(r, private_reserved[i], n) == 0 && (r[n] == '\0' || r[n] == '/'))
+                bad = "starts with a name MindRoom keeps beside the root (sessions, learning, memory_files, ...)";
+        }
+        cfg_path_key(sub, path, "root");
+        if (bad)
+            cfg_diag(ctx, MR_DIAG_ERROR, root, sub, "'%s' %s", r, bad);
+    }
+    static const char *const unbuilt[] = {"template_dir", "context_files", "knowledge"};
+    for (size_t i = 0; i < sizeof unbuilt / sizeof *unbuilt; i++) {
+        const cy_node *k = cy_map_get(v, unbuilt[i]);
+        cfg_path_key(sub, path, unbuilt[i]);
+        if (k)
+            cfg_diag(ctx, MR_DIAG_WARNING, k, sub, "not implemented in this build: ignored (the private root "
+                                                   "starts empty and holds the agent's file memory)");
+    }
+}
+
 static const field agent_fields[] = {
     STR(mr_agent_cfg, display_name),
     STR(mr_agent_cfg, role),
@@ -481,6 +530,7 @@ static const field agent_fields[] = {
     BOOL(mr_agent_cfg, show_tool_calls),
     BOOL(mr_agent_cfg, learning),
     INT(mr_agent_cfg, num_history_runs),
+    {.key = "private", .kind = F_CUSTOM, .off = offsetof(mr_agent_cfg, private_state), .fn = load_private},
 };
 static const block agent_block = BLOCK(agent_fields);
 
@@ -493,6 +543,11 @@ static void load_agent(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const
     cfg_default_str(ctx, &a->display_name, key->text);
     cfg_default_str(ctx, &a->role, "");
     cfg_default_str(ctx, &a->model, "default");
+    if (a->private_state.configured && !a->private_state.root) {
+        char *root = mr_str_printf("%s_data", key->text);
+        cfg_default_str(ctx, &a->private_state.root, root ? root : "agent_data");
+        free(root);
+    }
 }
 
 static const field team_fields[] = {
@@ -842,6 +897,25 @@ static const field memory_fields[] = {
 };
 static const block memory_block = BLOCK(memory_fields);
 
+/* An IANA zone this system has (schedules keep their wall times in it). */
+static void load_timezone(cfg_ctx *ctx, const cy_node *v, const char *path, void *dest)
+{
+    if (v->kind != CY_STRING) {
+        cfg_diag(ctx, MR_DIAG_ERROR, v, path, "expected a time zone name such as Europe/Berlin, got %s",
+                 cy_kind_name(v));
+        return;
+    }
+    mr_tz *tz = NULL;
+    mr_err err = {0};
+    if (mr_tz_open(v->text, &tz, &err) != MR_OK) {
+        cfg_diag(ctx, MR_DIAG_ERROR, v, path, "%s", err.msg);
+        return;
+    }
+    mr_tz_free(tz);
+    free(*(char **)dest);
+    *(char **)dest = cfg_strdup(ctx, v->text);
+}
+
 /* Loaded in this order: defaults first, since agents inherit from it. */
 static const field top_fields[] = {
     SUB(mr_config, defaults, defaults_block),
@@ -858,6 +932,8 @@ static const field top_fields[] = {
     SUB(mr_config, memory, memory_block),
     KEYED(mr_config, "mcp_servers", mcp_servers, n_mcp_servers, mcp_servers_spec),
     KEYED(mr_config, "oauth_providers", oauth_providers, n_oauth_providers, oauth_providers_spec),
+    CUSTOM(mr_config, timezone, load_timezone),
+    INT(mr_config, scheduler_catch_up_grace_seconds),
 };
 static const block top_block = BLOCK(top_fields);
 

@@ -282,6 +282,61 @@ static void test_show_tool_calls(void **state)
     mr_config_release(cfg);
 }
 
+/* private: a state root per requester; what this build does not do is a warning. */
+static void test_private_block(void **state)
+{
+    (void)state;
+    mr_config *cfg = parse_ok("models: {default: {provider: openai, id: gpt}}\n"
+                              "agents:\n"
+                              "  mind: {private: {per: user}}\n"
+                              "  pair: {private: {per: user_agent, root: notes/data}}\n"
+                              "  plain: {}\n");
+    const mr_agent_cfg *mind = mr_config_agent(cfg, "mind"), *pair = mr_config_agent(cfg, "pair");
+    assert_true(mind->private_state.configured);
+    assert_int_equal(mind->private_state.per, MR_PRIVATE_USER);
+    assert_string_equal(mind->private_state.root, "mind_data");
+    assert_int_equal(pair->private_state.per, MR_PRIVATE_USER_AGENT);
+    assert_string_equal(pair->private_state.root, "notes/data");
+    assert_false(mr_config_agent(cfg, "plain")->private_state.configured);
+    mr_config_release(cfg);
+
+    mr_config_diags d;
+    const char *warn = "models: {default: {provider: openai, id: gpt}}\n"
+                       "agents:\n"
+                       "  mind: {private: {per: user, template_dir: ./t, context_files: [SOUL.md]}}\n";
+    assert_int_equal(mr_config_parse(warn, strlen(warn), "config.yaml", &cfg, &d, NULL), MR_OK);
+    assert_int_equal(d.len, 2);
+    assert_int_equal(d.n_errors, 0);
+    assert_diag(&d, 0, "config.yaml:3:45: warning: agents.mind.private.template_dir: not implemented in this "
+                       "build: ignored (the private root starts empty and holds the agent's file memory)");
+    mr_config_diags_free(&d);
+    mr_config_release(cfg);
+
+    static const struct { const char *agent; const char *want; } bad[] = {
+        {"{private: {root: x}}", "agents.mind.private: missing required key 'per'"},
+        {"{private: {per: group}}", "agents.mind.private.per:"},
+        {"{private: {per: user, root: ../x}}",
+         "agents.mind.private.root: '../x' must be a relative path that stays inside the private instance"},
+        {"{private: {per: user, root: /abs}}", "'/abs' must be a relative path"},
+        {"{private: {per: user, root: a/../../b}}", "must be a relative path"},
+        {"{private: {per: user, root: sessions/x}}",
+         "'sessions/x' starts with a name MindRoom keeps beside the root"},
+        {"{private: {per: user, owner: me}}", "agents.mind.private.owner: unknown key 'owner'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char yaml[256], line[1024];
+        snprintf(yaml, sizeof yaml, "models: {default: {provider: openai, id: gpt}}\nagents:\n  mind: %s\n",
+                 bad[i].agent);
+        cfg = (mr_config *)0x1;
+        assert_int_equal(mr_config_parse(yaml, strlen(yaml), "config.yaml", &cfg, &d, NULL), MR_EINVAL);
+        assert_null(cfg);
+        mr_config_diag_format(&d, 0, line, sizeof line);
+        if (!strstr(line, bad[i].want))
+            fail_msg("%s: got \"%s\", wanted \"%s\"", bad[i].agent, line, bad[i].want);
+        mr_config_diags_free(&d);
+    }
+}
+
 static void test_every_key(void **state)
 {
     (void)state;
@@ -336,6 +391,8 @@ static void test_every_key(void **state)
     assert_int_equal(cfg->defaults.num_history_runs, 3);
     LIST_IS(cfg->defaults.worker_tools, "shell", "coding");
     assert_string_equal(cfg->memory.backend, "none");
+    assert_string_equal(cfg->timezone, "America/Los_Angeles");
+    assert_int_equal(cfg->scheduler_catch_up_grace_seconds, 0);
     mr_config_release(cfg);
 }
 
@@ -359,6 +416,8 @@ static void assert_defaults(const mr_config *cfg)
     assert_true(cfg->defaults.enable_streaming);
     assert_false(cfg->defaults.show_stop_button);
     assert_string_equal(cfg->memory.backend, "file");
+    assert_string_equal(cfg->timezone, "UTC");
+    assert_int_equal(cfg->scheduler_catch_up_grace_seconds, 3600);
 }
 
 static void test_empty_and_null_documents(void **state)
@@ -498,7 +557,7 @@ static const bad_case bad_cases[] = {
     {"unknown_top_key_no_hint", "plugins: []\n", 1,
      {"config.yaml:1:1: plugins: unknown key 'plugins'; expected one of: agents, authorization, bot_accounts, "
       "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
-      "teams"}},
+      "scheduler_catch_up_grace_seconds, teams, timezone"}},
     {"unknown_agent_key_hint", MODELS "agents:\n  code:\n    modle: default\n", 1,
      {"config.yaml:4:5: agents.code.modle: unknown key 'modle'; did you mean 'model'?"}},
     {"unknown_prefix_hint", "authorization:\n  global: []\n", 1,
@@ -636,6 +695,14 @@ static const bad_case bad_cases[] = {
      {"config.yaml:3:5: agents: a mapping key must be a string, got a list"}},
     {"nul_in_string", MODELS "agents:\n  code: {role: \"a\\0b\"}\n", 1,
      {"config.yaml:3:16: agents.code.role: text holds a NUL character"}},
+    {"unknown_timezone", "timezone: Europe/Berln\n", 1,
+     {"config.yaml:1:11: timezone: time zone 'Europe/Berln' is unknown here: there is no "
+      "/usr/share/zoneinfo/Europe/Berln (check the spelling, e.g. Europe/Berlin, or install tzdata)"}},
+    {"timezone_path", "timezone: ../../etc/passwd\n", 1,
+     {"config.yaml:1:11: timezone: '../../etc/passwd' is not a time zone name: write an IANA name such as "
+      "Europe/Berlin or America/New_York, or UTC"}},
+    {"timezone_list", "timezone: [UTC]\n", 1,
+     {"config.yaml:1:11: timezone: expected a time zone name such as Europe/Berlin, got a list"}},
 };
 
 static void test_bad_case(void **state)
@@ -719,7 +786,7 @@ static void test_diag_format(void **state)
     assert_int_equal(mr_config_parse(yaml, strlen(yaml), "c.yaml", &cfg, &d, NULL), MR_EINVAL);
     const char *want = "c.yaml:1:1: foo: unknown key 'foo'; expected one of: agents, authorization, bot_accounts, "
                        "defaults, matrix_room_access, matrix_space, mcp_servers, memory, mindroom_user, models, oauth_providers, rooms, router, "
-      "teams";
+      "scheduler_catch_up_grace_seconds, teams, timezone";
     char small[16];
     assert_int_equal(mr_config_diag_format(&d, 0, small, sizeof small), (int)strlen(want));
     assert_string_equal(small, "c.yaml:1:1: foo");
@@ -951,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_template_placeholders_warn),
         cmocka_unit_test(test_anchors_and_merges),
         cmocka_unit_test(test_show_tool_calls),
+        cmocka_unit_test(test_private_block),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_empty_and_null_documents),
         cmocka_unit_test(test_agent_defaults_follow_defaults_block),

@@ -15,8 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.name = "fuzz";
     json_t *answer = NULL;
     char *reply = NULL;
+    long long id = -1;
     mr_err err;
-    if (mr_mcp_route(&c, (const char *)data, size, 1, &answer, &reply, &err) == MR_OK && answer) {
+    if (mr_mcp_route(&c, (const char *)data, size, &answer, &id, &reply, &err) == MR_OK && answer && id == 1) {
         mr_strbuf out;
         mr_strbuf_init(&out, 4096);
         mr_mcp_result_text(json_object_get(answer, "result"), &out);

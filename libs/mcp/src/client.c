@@ -76,6 +76,8 @@ mr_code mr_mcp_client_new(const mr_mcp_server_opts *o, mr_mcp_client **out, mr_e
     if (!c)
         return mr_err_set(err, MR_ENOMEM, "MCP server %s: out of memory", o->name);
     atomic_init(&c->starts, 0);
+    atomic_init(&c->tools_changed, 0);
+    atomic_init(&c->awaiting, 0);
     bool failed = false;
     c->name = strdup(o->name);
     c->command = o->command ? strdup(o->command) : NULL;
@@ -94,26 +96,41 @@ mr_code mr_mcp_client_new(const mr_mcp_server_opts *o, mr_mcp_client **out, mr_e
     c->backoff_ms = c->first_backoff_ms;
     c->ops = c->command ? &mr_mcp_stdio_ops : &mr_mcp_http_ops;
     c->to_child = c->from_child = -1;
+    pthread_condattr_t ca;
+    bool cv_ok = pthread_condattr_init(&ca) == 0;
+    cv_ok = cv_ok && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&c->cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!cv_ok) {
+        c->ops = NULL; /* nothing to stop or destroy */
+        mr_mcp_client_free(c);
+        return mr_err_set(err, MR_ENOMEM, "MCP server %s: cannot make a condition variable", o->name);
+    }
     pthread_mutex_init(&c->mu, NULL);
     *out = c;
     return MR_OK;
 }
 
+/* (mu held) Requests still waiting on the old transport see stops move and give up. */
 static void stop(mr_mcp_client *c)
 {
     c->ops->stop(c);
     c->running = false;
     c->protocol[0] = '\0';
+    c->stops++;
+    pthread_cond_broadcast(&c->cv);
 }
 
 void mr_mcp_client_free(mr_mcp_client *c)
 {
     if (!c)
         return;
-    if (c->ops)
+    if (c->ops) {
+        pthread_mutex_lock(&c->mu);
         stop(c);
-    if (c->ops)
+        pthread_mutex_unlock(&c->mu);
         pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+    }
     free(c->name);
     free(c->command);
     free(c->cwd);
@@ -165,7 +182,10 @@ static mr_code exchange(mr_mcp_client *c, const char *method, json_t *params, lo
     json_t *answer = NULL;
     bool timed_out = false;
     long long deadline = mr_clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : c->timeout_ms);
+    unsigned long stops = c->stops;
+    atomic_fetch_add(&c->awaiting, 1);
     mr_code rc = c->ops->exchange(c, text, id, deadline, &answer, &timed_out, err);
+    atomic_fetch_sub(&c->awaiting, 1);
     free(text);
     if (rc != MR_OK && timed_out) {
         /* The server may stop the work; its late answer is dropped when it comes. */
@@ -182,7 +202,8 @@ static mr_code exchange(mr_mcp_client *c, const char *method, json_t *params, lo
                           timeout_ms > 0 ? timeout_ms : c->timeout_ms);
     }
     if (rc != MR_OK) {
-        failed_transport(c, err);
+        if (c->stops == stops) /* the first to see it fail; others saw it stopped */
+            failed_transport(c, err);
         return rc;
     }
     json_t *e = json_object_get(answer, "error");
@@ -237,14 +258,20 @@ static mr_code initialize(mr_mcp_client *c, mr_err *err)
 
 static mr_code ensure_running(mr_mcp_client *c, mr_err *err)
 {
+    /* The handshake lets mu go while it waits (stdio): one request starts, the rest wait. */
+    while (c->starting)
+        pthread_cond_wait(&c->cv, &c->mu);
     if (c->running)
         return MR_OK;
     long long wait = c->next_start_ms - mr_clock_mono_ms();
     if (wait > 0)
         return mr_err_set(err, MR_EUNAVAIL, "MCP server %s is down; the next start is in %lld ms", c->name, wait);
+    c->starting = true;
     mr_code rc = c->ops->start(c, err);
     if (rc == MR_OK)
         rc = initialize(c, err);
+    c->starting = false;
+    pthread_cond_broadcast(&c->cv);
     if (rc != MR_OK) {
         /* exchange already stopped a failed transport; a refused handshake stops here. */
         if (c->pid > 0 || c->http)
@@ -261,6 +288,16 @@ static mr_code ensure_running(mr_mcp_client *c, mr_err *err)
 unsigned long mr_mcp_client_starts(mr_mcp_client *c)
 {
     return atomic_load(&c->starts);
+}
+
+unsigned long mr_mcp_client_awaiting(mr_mcp_client *c)
+{
+    return atomic_load(&c->awaiting);
+}
+
+unsigned long mr_mcp_client_tools_version(mr_mcp_client *c)
+{
+    return atomic_load(&c->starts) + atomic_load(&c->tools_changed);
 }
 
 static mr_code request(mr_mcp_client *c, const char *method, json_t *params, long timeout_ms, json_t **result,

@@ -74,8 +74,9 @@ static mr_code route_one(stream_read *s, const char *text, size_t len, mr_err *e
 {
     json_t *answer = NULL;
     char *reply = NULL;
-    mr_code rc = mr_mcp_route(s->c, text, len, s->id, &answer, &reply, err);
-    if (answer && !s->answer)
+    long long id = -1;
+    mr_code rc = mr_mcp_route(s->c, text, len, &answer, &id, &reply, err);
+    if (answer && id == s->id && !s->answer)
         s->answer = answer;
     else
         json_decref(answer);

@@ -18,10 +18,11 @@ static char *reply_to(json_t *id, const char *method)
     return text;
 }
 
-mr_code mr_mcp_route(mr_mcp_client *c, const char *text, size_t len, long long want_id, json_t **answer,
+mr_code mr_mcp_route(mr_mcp_client *c, const char *text, size_t len, json_t **answer, long long *answer_id,
                      char **reply, mr_err *err)
 {
     *answer = NULL;
+    *answer_id = -1;
     *reply = NULL;
     json_error_t je;
     json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -33,6 +34,8 @@ mr_code mr_mcp_route(mr_mcp_client *c, const char *text, size_t len, long long w
     json_t *id = json_object_get(m, "id");
     json_t *method = json_object_get(m, "method");
     if (json_is_string(method)) {
+        if (!id && strcmp(json_string_value(method), "notifications/tools/list_changed") == 0)
+            atomic_fetch_add(&c->tools_changed, 1);
         if (id && !json_is_null(id)) {
             *reply = reply_to(id, json_string_value(method));
             if (!*reply) {
@@ -44,8 +47,9 @@ mr_code mr_mcp_route(mr_mcp_client *c, const char *text, size_t len, long long w
         return MR_OK;
     }
     bool is_answer = json_object_get(m, "result") || json_is_object(json_object_get(m, "error"));
-    if (is_answer && json_is_integer(id) && json_integer_value(id) == want_id) {
+    if (is_answer && json_is_integer(id) && json_integer_value(id) >= 0) {
         *answer = m;
+        *answer_id = json_integer_value(id);
         return MR_OK;
     }
     json_decref(m);

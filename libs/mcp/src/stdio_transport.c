@@ -157,6 +157,8 @@ static bool reaped_within(pid_t pid, long long ms)
 /* The specification's order: close its input, then SIGTERM, then SIGKILL. */
 static void stdio_stop(mr_mcp_client *c)
 {
+    while (c->reading) /* the reader has the pipe for at most a slice */
+        pthread_cond_wait(&c->cv, &c->mu);
     if (c->to_child >= 0)
         close(c->to_child);
     c->to_child = -1;
@@ -218,7 +220,8 @@ static bool next_line(mr_mcp_client *c, char **line, size_t *len)
     return true;
 }
 
-/* Reads more of the child's output before the deadline. */
+/* Reads more of the child's output before the deadline (without mu: only the reader touches
+ * from_child and inbuf, and stop waits for it). */
 static mr_code read_more(mr_mcp_client *c, long long deadline_ms, bool *timed_out, mr_err *err)
 {
     for (;;) {
@@ -246,31 +249,94 @@ static mr_code read_more(mr_mcp_client *c, long long deadline_ms, bool *timed_ou
     }
 }
 
+/* An answer to its waiter; one nobody waits for (timed out) is dropped. */
+static void deliver(mr_mcp_client *c, json_t *answer, long long id)
+{
+    for (mcp_pending *p = c->pending; p; p = p->next)
+        if (p->id == id && !p->answer) {
+            p->answer = answer;
+            return;
+        }
+    json_decref(answer);
+}
+
+/* Routes every full line read so far (mu held): answers to their waiters, the server's
+ * requests answered. */
+static mr_code route_lines(mr_mcp_client *c, mr_err *err)
+{
+    mr_code rc = MR_OK;
+    char *line = NULL;
+    size_t len = 0;
+    while (rc == MR_OK && next_line(c, &line, &len)) {
+        if (!line)
+            return mr_err_set(err, MR_ENOMEM, "MCP server %s: out of memory", c->name);
+        json_t *answer = NULL;
+        long long id = -1;
+        char *reply = NULL;
+        mr_err rerr = {0};
+        /* A stray line (a server printing logs to stdout) is skipped, not fatal. */
+        if (len > 0 && mr_mcp_route(c, line, len, &answer, &id, &reply, &rerr) != MR_OK)
+            mr_log_warn("mcp", "%s", rerr.msg);
+        free(line);
+        if (answer)
+            deliver(c, answer, id);
+        if (reply)
+            rc = send_line(c, reply, err);
+        free(reply);
+    }
+    return rc;
+}
+
+/* Reads for every waiter for a while (mu let go meanwhile), then routes what came. */
+static mr_code read_for_all(mr_mcp_client *c, long long deadline_ms, mr_err *err)
+{
+    long long slice = mr_clock_mono_ms() + 200;
+    bool slice_over = false;
+    c->reading = true;
+    pthread_mutex_unlock(&c->mu);
+    mr_code rc = read_more(c, deadline_ms < slice ? deadline_ms : slice, &slice_over, err);
+    pthread_mutex_lock(&c->mu);
+    if (slice_over) /* the waiter looks at its own deadline */
+        rc = MR_OK;
+    if (rc == MR_OK)
+        rc = route_lines(c, err);
+    c->reading = false;
+    pthread_cond_broadcast(&c->cv);
+    return rc;
+}
+
 static mr_code stdio_exchange(mr_mcp_client *c, const char *msg, long long id, long long deadline_ms,
                               json_t **answer, bool *timed_out, mr_err *err)
 {
     *answer = NULL;
     *timed_out = false;
+    unsigned long stops = c->stops;
+    mcp_pending me = {.id = id, .next = c->pending};
+    if (id >= 0)
+        c->pending = &me;
     mr_code rc = send_line(c, msg, err);
-    while (rc == MR_OK && id >= 0 && !*answer) {
-        char *line = NULL;
-        size_t len = 0;
-        if (!next_line(c, &line, &len)) {
-            rc = read_more(c, deadline_ms, timed_out, err);
-            continue;
+    while (rc == MR_OK && id >= 0 && !me.answer) {
+        if (c->stops != stops) {
+            rc = mr_err_set(err, MR_EUNAVAIL, "MCP server %s stopped while answering", c->name);
+        } else if (mr_clock_mono_ms() >= deadline_ms) {
+            *timed_out = true;
+            rc = mr_err_set(err, MR_EUNAVAIL, "MCP server %s: no answer in time", c->name);
+        } else if (!c->reading) {
+            rc = read_for_all(c, deadline_ms, err);
+        } else {
+            struct timespec until = mr_clock_after_ms(CLOCK_MONOTONIC, deadline_ms - mr_clock_mono_ms());
+            pthread_cond_timedwait(&c->cv, &c->mu, &until);
         }
-        if (!line)
-            return mr_err_set(err, MR_ENOMEM, "MCP server %s: out of memory", c->name);
-        char *reply = NULL;
-        mr_err rerr = {0};
-        /* A stray line (a server printing logs to stdout) is skipped, not fatal. */
-        if (len > 0 && mr_mcp_route(c, line, len, id, answer, &reply, &rerr) != MR_OK)
-            mr_log_warn("mcp", "%s", rerr.msg);
-        free(line);
-        if (reply)
-            rc = send_line(c, reply, err);
-        free(reply);
     }
+    for (mcp_pending **p = &c->pending; id >= 0 && *p; p = &(*p)->next)
+        if (*p == &me) {
+            *p = me.next;
+            break;
+        }
+    if (rc == MR_OK)
+        *answer = me.answer;
+    else
+        json_decref(me.answer);
     return rc;
 }
 

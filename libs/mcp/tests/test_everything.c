@@ -9,7 +9,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,11 +110,94 @@ static void check_timeout(mr_mcp_client *c)
     free(text);
 }
 
+/* The reference server registers a tool once it is told the client is initialised, and says
+ * so (notifications/tools/list_changed): the tools version moves past the starts, so whoever
+ * keeps the list lists again. */
+static void check_list_changed(mr_mcp_client *c)
+{
+    assert_int_equal(mr_mcp_client_starts(c), 1);
+    assert_true(mr_mcp_client_tools_version(c) > mr_mcp_client_starts(c));
+    json_t *tools = NULL;
+    mr_err err = {0};
+    if (mr_mcp_tools_list(c, &tools, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    assert_non_null(find_tool(tools, "simulate-research-query"));
+    json_decref(tools);
+}
+
+typedef struct long_call {
+    mr_mcp_client *c;
+    atomic_bool done;
+    char *text;
+} long_call;
+
+static void *run_long(void *arg)
+{
+    long_call *l = arg;
+    l->text = call_text(l->c, "trigger-long-running-operation", json_pack("{s:i, s:i}", "duration", 10, "steps", 2),
+                        8000, MR_EUNAVAIL);
+    atomic_store(&l->done, true);
+    return NULL;
+}
+
+typedef struct echo_call {
+    mr_mcp_client *c;
+    char message[32];
+    char *text;
+} echo_call;
+
+static void *run_echo(void *arg)
+{
+    echo_call *e = arg;
+    e->text = call_text(e->c, "echo", json_pack("{s:s}", "message", e->message), 0, MR_OK);
+    return NULL;
+}
+
+/* One stdio pipe, many calls in flight: while a long operation is under way, echoes from four
+ * threads go out beside it and come back (each to its own caller, by JSON-RPC ID) before it
+ * ends; the long one then fails at its own deadline and the session goes on. */
+static void test_stdio_parallel(void **state)
+{
+    (void)state;
+    mr_mcp_client *c = stdio_client(NULL, 0);
+    char *text = call_text(c, "echo", json_pack("{s:s}", "message", "up"), 0, MR_OK);
+    free(text);
+    long_call l = {.c = c};
+    atomic_init(&l.done, false);
+    pthread_t lt, et[4];
+    assert_int_equal(pthread_create(&lt, NULL, run_long, &l), 0);
+    while (mr_mcp_client_awaiting(c) == 0)
+        mr_clock_sleep_ms(10);
+    echo_call e[4];
+    for (int i = 0; i < 4; i++) {
+        e[i] = (echo_call){.c = c};
+        snprintf(e[i].message, sizeof e[i].message, "side %d", i);
+        assert_int_equal(pthread_create(&et[i], NULL, run_echo, &e[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(et[i], NULL);
+        char want[48];
+        snprintf(want, sizeof want, "Echo: side %d", i);
+        assert_string_equal(e[i].text, want);
+        free(e[i].text);
+    }
+    assert_false(atomic_load(&l.done));
+    pthread_join(lt, NULL);
+    assert_non_null(strstr(l.text, "tools/call took longer than 8000 ms"));
+    free(l.text);
+    text = call_text(c, "echo", json_pack("{s:s}", "message", "after"), 0, MR_OK);
+    assert_string_equal(text, "Echo: after");
+    free(text);
+    assert_int_equal(mr_mcp_client_awaiting(c), 0);
+    mr_mcp_client_free(c);
+}
+
 static void test_stdio(void **state)
 {
     (void)state;
     mr_mcp_client *c = stdio_client(NULL, 0);
     check_tools_and_calls(c);
+    check_list_changed(c);
     check_timeout(c);
     mr_mcp_client_free(c);
 }
@@ -214,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_stdio),
         cmocka_unit_test(test_stdio_environment),
         cmocka_unit_test(test_stdio_restart),
+        cmocka_unit_test(test_stdio_parallel),
         cmocka_unit_test(test_streamable_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

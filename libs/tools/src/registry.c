@@ -6,7 +6,7 @@
 
 static const mr_tool_def *const builtin[] = {
     &mr_tool_matrix_message, &mr_tool_memory, &mr_tool_todo, &mr_tool_website, &mr_tool_file, &mr_tool_shell,
-    &mr_tool_scheduler, &mr_tool_oauth_api, &mr_tool_thread_summary,
+    &mr_tool_scheduler, &mr_tool_oauth_api, &mr_tool_thread_summary, &mr_tool_coding,
 };
 
 const mr_tool_def *mr_tools_find(const char *name)

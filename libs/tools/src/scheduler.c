@@ -37,13 +37,17 @@ static mr_code scheduler_run(const mr_tools_env *env, json_t *args, long long de
 
 const mr_tool_def mr_tool_scheduler = {
     .name = TOOL,
-    .description = "Schedule a task for yourself in this room: once ('in 10 minutes') or repeating ('every 1 "
-                   "day'); when it is due, the task is posted to you as a message from the person asking now. "
-                   "Also lists the room's schedules, or cancels one by id (or 'all').",
+    .description = "Schedule a task for yourself in this room: once ('in 10 minutes', 'tomorrow at 9am') or "
+                   "repeating ('every 2 hours', 'every weekday at 8:30', 'weekly on friday', or cron fields "
+                   "'30 8 * * 1-5'), in the configured timezone; when it is due, the task is posted to you as a "
+                   "message from the person asking now. Also lists the room's schedules, or cancels one by id "
+                   "(or 'all').",
     .parameters = "{\"type\":\"object\",\"properties\":{"
                   "\"action\":{\"type\":\"string\",\"enum\":[\"add\",\"list\",\"cancel\"]},"
-                  "\"when\":{\"type\":\"string\",\"description\":\"add: 'in <n> <seconds|minutes|hours|days>' or "
-                  "'every <n> <minutes|hours|days>'\"},"
+                  "\"when\":{\"type\":\"string\",\"description\":\"add: 'in <n> <seconds|minutes|hours|days>', "
+                  "'tomorrow at 3pm', 'at 17:30', 'every <n> <minutes|hours|days>', 'daily at 9am', 'every weekday "
+                  "at 8:30', 'every monday at 10am', 'weekly on friday', or five cron fields such as '30 8 * * "
+                  "1-5'\"},"
                   "\"task\":{\"type\":\"string\",\"description\":\"add: what to do then\"},"
                   "\"id\":{\"type\":\"string\",\"description\":\"cancel: the schedule's id, e.g. s3, or all\"}},"
                   "\"required\":[\"action\"],\"additionalProperties\":false}",

@@ -155,7 +155,10 @@ int tools_ws_open(int root_fd, const char *tool, const char *rel, int flags, mr_
         int opened = openat(dir, part, f, 0600);
         if (opened < 0) {
             int e = errno;
-            if (e == ELOOP || (next && e == ENOTDIR))
+            struct stat lst;
+            /* A link where a directory was asked for fails ENOTDIR, not ELOOP. */
+            bool link = e == ENOTDIR && fstatat(dir, part, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode);
+            if (e == ELOOP || link || (next && e == ENOTDIR))
                 mr_err_set(err, MR_EPERM, "%s: '%.128s' goes through a symbolic link or a non-directory; "
                            "links are not followed in the workspace", tool, rel);
             else

@@ -14,6 +14,7 @@ extern const mr_tool_def mr_tool_shell;
 extern const mr_tool_def mr_tool_scheduler;
 extern const mr_tool_def mr_tool_oauth_api;
 extern const mr_tool_def mr_tool_thread_summary;
+extern const mr_tool_def mr_tool_coding;
 
 /* args[key] as a non-empty string; MR_EINVAL naming the tool and key when it is missing (and
  * required) or not a non-empty string. *out is NULL for an absent optional argument. */

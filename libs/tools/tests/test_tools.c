@@ -183,6 +183,79 @@ static void test_file_stays_in_the_workspace(void **state)
     expect(&env, "shell", "{\"command\":\"true\"}", true, "MINDROOM_TOOL_FILE_AND_SHELL");
 }
 
+/* coding: numbered reads in pages, edits of text found once (with the hunk), writes that make
+ * their directories, grep and find over the tree without hidden files or links, ls; every path
+ * kept in the workspace, and bad input named. */
+static void test_coding_in_the_workspace(void **state)
+{
+    (void)state;
+    mr_tools_env env = env_of();
+    expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\"src/lib/a.c\",\"content\":\"int a;\\nint b;\\n"
+                           "int a2;\\n\"}", false, "Wrote 22 bytes to src/lib/a.c.");
+    expect(&env, "coding", "{\"action\":\"read_file\",\"path\":\"src/lib/a.c\"}", false, "     2\tint b;\n");
+    expect(&env, "coding", "{\"action\":\"read_file\",\"path\":\"src/lib/a.c\",\"offset\":2,\"limit\":1}", false,
+           "     2\tint b;\n[more from line 3: read again with offset 3]");
+    /* "int a" is in two places: refused, the file unchanged; then made unique. */
+    expect(&env, "coding", "{\"action\":\"edit_file\",\"path\":\"src/lib/a.c\",\"old_text\":\"int a\","
+                           "\"new_text\":\"long a\"}", true, "old_text is found 2 times in 'src/lib/a.c'");
+    expect(&env, "coding", "{\"action\":\"edit_file\",\"path\":\"src/lib/a.c\",\"old_text\":\"nope\","
+                           "\"new_text\":\"x\"}", true, "old_text is not in 'src/lib/a.c'");
+    expect(&env, "coding", "{\"action\":\"edit_file\",\"path\":\"src/lib/a.c\",\"old_text\":\"int b;\\nint a2;\","
+                           "\"new_text\":\"long b;\"}", false, "@@ -2,2 +2,1 @@\n-int b;\n-int a2;\n+long b;\n");
+    char path[400], *text = NULL;
+    size_t len;
+    snprintf(path, sizeof path, "%s/src/lib/a.c", ws);
+    assert_int_equal(mr_fs_read_all(path, 1 << 20, &text, &len, NULL), MR_OK);
+    assert_string_equal(text, "int a;\nlong b;\n");
+    free(text);
+    /* grep and find walk the tree; hidden directories and links out are not entered. */
+    expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\".git/x.c\",\"content\":\"long b;\"}", false, "Wrote");
+    expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\"docs/b.md\",\"content\":\"# long b\"}", false,
+           "Wrote");
+    char link[400];
+    snprintf(link, sizeof link, "%s/up", ws);
+    assert_int_equal(symlink(dir, link), 0);
+    bool failed;
+    char *r = call(&env, "coding", "{\"action\":\"grep\",\"pattern\":\"long +b\"}", &failed);
+    assert_false(failed);
+    assert_non_null(strstr(r, "src/lib/a.c:2: long b;"));
+    assert_non_null(strstr(r, "docs/b.md:1: # long b"));
+    assert_null(strstr(r, ".git"));
+    assert_null(strstr(r, "secret"));
+    free(r);
+    expect(&env, "coding", "{\"action\":\"grep\",\"pattern\":\"outside\"}", false, "No line matches.");
+    r = call(&env, "coding", "{\"action\":\"find_files\",\"pattern\":\"**/*.c\"}", &failed);
+    assert_false(failed);
+    assert_string_equal(r, "src/lib/a.c\n");
+    free(r);
+    expect(&env, "coding", "{\"action\":\"find_files\",\"pattern\":\"*.md\",\"path\":\"docs\"}", false, "docs/b.md");
+    expect(&env, "coding", "{\"action\":\"ls\",\"path\":\"src\"}", false, "lib/");
+    expect(&env, "coding", "{\"action\":\"ls\"}", false, "up (link)");
+    /* Out of the workspace, and bad input. */
+    expect(&env, "coding", "{\"action\":\"read_file\",\"path\":\"../secret.txt\"}", true, "'..' is not allowed");
+    expect(&env, "coding", "{\"action\":\"read_file\",\"path\":\"up/secret.txt\"}", true, "symbolic link");
+    expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\"up/x/y.txt\",\"content\":\"x\"}", true,
+           "symbolic link");
+    expect(&env, "coding", "{\"action\":\"write_file\",\"path\":\"a/../../y.txt\",\"content\":\"x\"}", true,
+           "'..' is not allowed");
+    expect(&env, "coding", "{\"action\":\"grep\",\"path\":\"up\",\"pattern\":\"x\"}", true, "symbolic link");
+    expect(&env, "coding", "{\"action\":\"grep\",\"pattern\":\"(\"}", true, "is not an extended regular expression");
+    expect(&env, "coding", "{\"action\":\"grep\"}", true, "the argument 'pattern' is required");
+    expect(&env, "coding", "{\"action\":\"read_file\",\"path\":\"src/lib/a.c\",\"offset\":0}", true,
+           "the argument 'offset' must be an integer from 1");
+    expect(&env, "coding", "{\"action\":\"edit_file\",\"path\":\"src/lib/a.c\",\"old_text\":\"int a\"}", true,
+           "the argument 'new_text' must be a string");
+    expect(&env, "coding", "{\"action\":\"read_file\",\"path\":\"src\"}", true, "is not a regular file");
+    expect(&env, "coding", "{\"action\":\"rm\"}", true, "the argument 'action' must be one of read_file");
+    char outside_text[64];
+    FILE *f = fopen(outside, "r");
+    assert_non_null(fgets(outside_text, sizeof outside_text, f));
+    fclose(f);
+    assert_string_equal(outside_text, "outside the workspace");
+    env.workspace = NULL;
+    expect(&env, "coding", "{\"action\":\"ls\"}", true, "MINDROOM_TOOL_FILE_AND_SHELL");
+}
+
 static void test_shell_runs_in_the_workspace_without_secrets(void **state)
 {
     (void)state;
@@ -414,6 +487,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_file_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_todo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_stays_in_the_workspace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coding_in_the_workspace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shell_runs_in_the_workspace_without_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_output_bound_and_parallel_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_matrix_message_sends_and_reacts, setup, teardown),

@@ -340,7 +340,8 @@ static int group_setup(void **state)
              "    instructions: [Review carefully., Prefer C17.]\n"
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
              "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary,\n"
-             "          oauth_api, duckduckgo], context_files: [SOUL.md]}\n",
+             "          oauth_api, duckduckgo], context_files: [SOUL.md]}\n"
+             "  privy: {display_name: Privy, rooms: [tools], tools: [memory], private: {per: user}}\n",
              S.stub.url);
     /* A room where a hundred agents may answer. */
     for (int i = 0; i < MANY_AGENTS; i++)
@@ -581,6 +582,62 @@ static void test_tools_in_a_turn(void **state)
     assert_true(mr_tp_count_in_file(S.log, "the tool shell is off until MINDROOM_TOOL_FILE_AND_SHELL=1") >= 1);
 }
 
+/* The last tool result the model was shown in request i of the stub's log. */
+static char *tool_result_of(json_t *reqs, size_t i)
+{
+    json_t *msgs = json_object_get(json_object_get(json_array_get(reqs, i), "body"), "messages");
+    return strdup(str_at(json_array_get(msgs, json_array_size(msgs) - 1), "content"));
+}
+
+/* An agent with private: remembers for each requester apart: what alice asked it to keep is in
+ * her prompt and her searches, never in bob's. */
+static void test_private_memory_per_requester(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
+                                        "{\"action\": \"add\", \"text\": \"takes her tea black\"}}]}", &err),
+          &err, "script");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$priv1:example.org", .body = "Remember my tea",
+                              .allowed = "router,privy"});
+    wait_for(finished, "$priv1:example.org", "privy");
+    json_t *reqs = stub_requests();
+    char *result = tool_result_of(reqs, 1);
+    assert_string_equal(result, "Remembered as m1");
+    free(result);
+    json_decref(reqs);
+
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
+                                        "{\"action\": \"search\", \"query\": \"tea\"}}]}", &err), &err, "script");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$priv2:example.org", .sender = "@bob:example.org",
+                              .body = "How do I take my tea?", .allowed = "router,privy"});
+    wait_for(finished, "$priv2:example.org", "privy");
+    reqs = stub_requests();
+    result = tool_result_of(reqs, 1);
+    assert_string_equal(result, "No memory matches.");
+    free(result);
+    const char *system = str_at(json_array_get(json_object_get(json_object_get(json_array_get(reqs, 0), "body"),
+                                                               "messages"), 0), "content");
+    assert_null(strstr(system, "tea black"));
+    json_decref(reqs);
+
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$priv3:example.org", .body = "And me?",
+                              .allowed = "router,privy"});
+    wait_for(finished, "$priv3:example.org", "privy");
+    reqs = stub_requests();
+    system = str_at(json_array_get(json_object_get(json_object_get(json_array_get(reqs, 0), "body"), "messages"), 0),
+                    "content");
+    assert_non_null(strstr(system, "- m1: takes her tea black (from " ALICE ")"));
+    json_decref(reqs);
+    /* Nothing of it in the shared workspace. */
+    char path[700];
+    snprintf(path, sizeof path, "%s/mindroom_data/agents/privy/workspace/MEMORY.md", S.dir);
+    assert_false(mr_fs_exists(path));
+}
+
 /* oauth_api without credentials: the model gets a connect link on MINDROOM_PUBLIC_URL whose token
  * is bound to the requester, the agent and the room (the rest of the flow: upstream-auth's
  * test_service). */
@@ -679,7 +736,30 @@ static void test_schedule_commands_and_firing(void **state)
     check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     command("$sch-bad:example.org", "!schedule tomorrow maybe");
     char *reply = router_reply("$sch-bad:example.org");
-    assert_non_null(strstr(reply, "Not scheduled: when is missing: write !schedule in <number>"));
+    assert_string_equal(reply, "Not scheduled: say at what time, as in tomorrow at 9am");
+    free(reply);
+    command("$sch-vague:example.org", "!schedule soon @tooly spam");
+    reply = router_reply("$sch-vague:example.org");
+    assert_non_null(strstr(reply, "Not scheduled: 'soon' is not understood as a time: write it as in 5 minutes"));
+    free(reply);
+    /* On the calendar, in UTC (the config names no timezone). */
+    command("$sch-cron:example.org", "!schedule every weekday at 8:30 @tooly stand up");
+    reply = router_reply("$sch-cron:example.org");
+    char cron_id[32];
+    scheduled_id(reply, cron_id);
+    assert_non_null(strstr(reply, ": cron 30 8 * * 1-5 (UTC), next "));
+    assert_non_null(strstr(reply, ", for @Tooly: stand up"));
+    free(reply);
+    command("$sch-cronlist:example.org", "!list_schedules");
+    reply = router_reply("$sch-cronlist:example.org");
+    char line[128];
+    snprintf(line, sizeof line, "\n- %s: cron 30 8 * * 1-5, next in ", cron_id);
+    assert_non_null(strstr(reply, line));
+    free(reply);
+    snprintf(line, sizeof line, "!cancel_schedule %s", cron_id);
+    command("$sch-croncancel:example.org", line);
+    reply = router_reply("$sch-croncancel:example.org");
+    assert_string_equal(reply, "Cancelled 1 schedule.");
     free(reply);
     command("$sch-fast:example.org", "!schedule every 10 seconds @tooly spam");
     reply = router_reply("$sch-fast:example.org");
@@ -1459,6 +1539,7 @@ int main(void)
         cmocka_unit_test(test_one_agent_streams_a_thread_reply),
         cmocka_unit_test(test_a_stalled_stream_shows_what_came),
         cmocka_unit_test(test_tools_in_a_turn),
+        cmocka_unit_test(test_private_memory_per_requester),
         cmocka_unit_test(test_oauth_api_gives_the_requester_a_connect_link),
         cmocka_unit_test(test_schedule_commands_and_firing),
         cmocka_unit_test(test_scheduler_tool),

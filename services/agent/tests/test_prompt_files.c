@@ -58,7 +58,7 @@ static void test_context_files_and_memory(void **state)
     write_file(ws, "MEMORY.md", memory);
 
     mr_config *cfg = config("file");
-    char *text = prompt_files_context(ws, cfg, &cfg->agents[0]);
+    char *text = prompt_files_context(ws, ws, cfg, &cfg->agents[0]);
     assert_non_null(text);
     assert_true(strncmp(text, "\n\n## Personality Context\n\n### SOUL.md\nYou love tea.\n\n### notes/STYLE.md\nBe brief."
                               "\n\n## Memory (MEMORY.md in your workspace)\n- m1: fact 1\n",
@@ -72,7 +72,7 @@ static void test_context_files_and_memory(void **state)
 
     /* Another memory backend: no MEMORY.md in the prompt. */
     cfg = config("none");
-    text = prompt_files_context(ws, cfg, &cfg->agents[0]);
+    text = prompt_files_context(ws, ws, cfg, &cfg->agents[0]);
     assert_null(strstr(text, "## Memory"));
     assert_non_null(strstr(text, "You love tea."));
     free(text);
@@ -82,7 +82,7 @@ static void test_context_files_and_memory(void **state)
     char none[200];
     snprintf(none, sizeof none, "%s/absent/workspace", dir);
     cfg = config("file");
-    text = prompt_files_context(none, cfg, &cfg->agents[0]);
+    text = prompt_files_context(none, none, cfg, &cfg->agents[0]);
     assert_string_equal(text, "");
     assert_false(mr_fs_exists(none));
     free(text);

@@ -143,11 +143,11 @@ static void test_tool_names(void **state)
     cli_run_free(&r);
 
     snprintf(text, sizeof text, "%s  mind: {rooms: [personal], tools: [todo, everything, duckduckgo]}\n"
-             "defaults: {tools: [coding]}\n", head);
+             "defaults: {tools: [python]}\n", head);
     spit(sb_path(sb, "config.yaml"), text);
     r = run_cli(sb, "config", "validate", "config.yaml");
     assert_int_equal(r.status, 0);
-    assert_string_equal(r.err, "config.yaml: warning: defaults.tools: this build does not implement the tool coding "
+    assert_string_equal(r.err, "config.yaml: warning: defaults.tools: this build does not implement the tool python "
                                "yet: the agent runs without it\n"
                                "config.yaml: warning: agents.mind.tools: this build does not implement the tool "
                                "duckduckgo yet: the agent runs without it\n");

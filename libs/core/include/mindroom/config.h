@@ -32,6 +32,17 @@ typedef struct mr_model_cfg {
 
 typedef enum mr_thread_mode { MR_THREAD_MODE_THREAD = 0, MR_THREAD_MODE_ROOM } mr_thread_mode;
 
+/* private: one agent definition, a separate state root per requester (the reference's private
+ * instances): its file memory lives there. */
+typedef enum mr_private_per { MR_PRIVATE_USER = 0, MR_PRIVATE_USER_AGENT } mr_private_per;
+typedef struct mr_private_cfg {
+    bool configured;      /* the agent has a private: block */
+    mr_private_per per;   /* who gets a separate root: each requester, or each requester and agent */
+    char *root;           /* the root's name, relative; "<agent>_data" by default */
+    char *template_dir;   /* accepted, not implemented: a start-up warning */
+    mr_strlist context_files; /* accepted, not implemented: a start-up warning */
+} mr_private_cfg;
+
 typedef struct mr_agent_cfg {
     char *name;
     char *display_name;   /* defaults to the name */
@@ -49,6 +60,7 @@ typedef struct mr_agent_cfg {
     bool show_tool_calls; /* tool calls shown in the answer; defaults to defaults.show_tool_calls */
     bool learning;
     int num_history_runs; /* 0 when unset */
+    mr_private_cfg private_state; /* config key private: */
 } mr_agent_cfg;
 
 typedef enum mr_team_mode { MR_TEAM_COORDINATE = 0, MR_TEAM_COLLABORATE } mr_team_mode;
@@ -185,6 +197,8 @@ typedef struct mr_config {
     mr_memory_cfg memory;
     mr_mcp_server_cfg *mcp_servers; size_t n_mcp_servers;
     mr_oauth_provider_cfg *oauth_providers; size_t n_oauth_providers;
+    char *timezone;       /* IANA name schedules keep wall times in; "UTC" by default */
+    int scheduler_catch_up_grace_seconds; /* a missed occurrence older than this is skipped; 3600 */
     int refcount;         /* managed by mr_config_retain / mr_config_release */
 } mr_config;
 

@@ -1,6 +1,7 @@
 /* tools.h -- the agent's built-in tools (matrix_message, memory, todo, website, file, shell,
- * scheduler, oauth_api, thread_summary): their names, JSON Schemas and implementations, and a runner that calls
- * several at once, each with a time limit and a bound on what it returns. */
+ * scheduler, oauth_api, thread_summary, coding): their names, JSON Schemas and implementations,
+ * and a runner that calls several at once, each with a time limit and a bound on what it
+ * returns. */
 #ifndef MINDROOM_TOOLS_H
 #define MINDROOM_TOOLS_H
 
@@ -20,7 +21,7 @@ typedef mr_code (*mr_tools_send_fn)(void *ctx, const char *room_id, const char *
                                     mr_err *err);
 
 /* Schedules for the agent in the conversation's room, for the scheduler tool: action "add"
- * (when: "in 5 minutes" or "every 1 hour"; task), "list", or "cancel" (id, or "all"). Writes what
+ * (when: what !schedule reads, e.g. "in 5 minutes", "every weekday at 8:30", "30 8 * * 1-5"; task), "list", or "cancel" (id, or "all"). Writes what
  * the model is told to out; MR_EINVAL with a message that says how to write it. */
 typedef mr_code (*mr_tools_schedule_fn)(void *ctx, const char *action, const char *when, const char *task,
                                         const char *id, mr_strbuf *out, mr_err *err);
