@@ -13,19 +13,9 @@
 
 #define API_PREFIX "/v1/local-mindroom/"
 
-mr_http_response *api_detail(int status, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return mr_http_reply_json(status, json_pack("{s:s}", "detail", msg));
-}
-
 mr_http_response *mr_provisioning_error_reply(int status, const char *message)
 {
-    return api_detail(status, "%s", message);
+    return mr_runtime_reply_detail(status, "%s", message);
 }
 
 void api_count(prov *p, const char *metric, const char *label, const char *value)
@@ -37,8 +27,8 @@ void api_count(prov *p, const char *metric, const char *label, const char *value
 mr_http_response *api_store_failure(const mr_err *err)
 {
     mr_log_error("provisioning", "store failure: %s", err->msg);
-    return api_detail(503, "Service temporarily unavailable: its state store failed (%s); try again shortly",
-                      mr_code_str(err->code));
+    return mr_runtime_reply_detail(
+        503, "Service temporarily unavailable: its state store failed (%s); try again shortly", mr_code_str(err->code));
 }
 
 mr_http_response *api_rate_limit(prov *p, const rate_rule *rule, const char *subject)
@@ -50,8 +40,9 @@ mr_http_response *api_rate_limit(prov *p, const rate_rule *rule, const char *sub
     if (retry == 0)
         return NULL;
     api_count(p, "provisioning_rate_limited_total", "scope", rule->scope);
-    mr_http_response *r = api_detail(429, "Rate limit exceeded: at most %ld %s per minute per %s; retry in %ld s",
-                                     rule->per_minute, rule->what, rule->per, retry);
+    mr_http_response *r =
+        mr_runtime_reply_detail(429, "Rate limit exceeded: at most %ld %s per minute per %s; retry in %ld s",
+                                rule->per_minute, rule->what, rule->per, retry);
     char after[24];
     snprintf(after, sizeof after, "%ld", retry);
     mr_http_response_header(r, "Retry-After", after);
@@ -65,9 +56,9 @@ json_t *api_json_body(const mr_http_request *req, mr_http_response **reply)
     if (json_is_object(body))
         return body;
     *reply = body || !req->body_len
-                 ? api_detail(422, "The request body must be a JSON object")
-                 : api_detail(422, "The request body is not JSON: %s at line %d, column %d", jerr.text, jerr.line,
-                              jerr.column);
+                 ? mr_runtime_reply_detail(422, "The request body must be a JSON object")
+                 : mr_runtime_reply_detail(422, "The request body is not JSON: %s at line %d, column %d", jerr.text,
+                                           jerr.line, jerr.column);
     json_decref(body);
     return NULL;
 }
@@ -125,17 +116,18 @@ mr_http_response *api_browser_user(prov *p, const mr_http_request *req, char *us
     else
         token = mr_http_request_header(req, "X-Matrix-Access-Token");
     if (!token || !*token)
-        return api_detail(401, "Missing Matrix access token: sign in to the chat app and send its access token "
-                               "as Authorization: Bearer <token>");
+        return mr_runtime_reply_detail(401,
+                                       "Missing Matrix access token: sign in to the chat app and send its access token "
+                                       "as Authorization: Bearer <token>");
     bool valid = false;
     mr_err err = {0};
     if (hs_whoami(p, token, user_id, cap, &valid, &err) != MR_OK) {
         mr_log_warn("provisioning", "whoami failed: %s", err.msg);
-        return api_detail(502, "The homeserver could not check the Matrix access token: %s", err.msg);
+        return mr_runtime_reply_detail(502, "The homeserver could not check the Matrix access token: %s", err.msg);
     }
     if (!valid)
-        return api_detail(401, "Invalid Matrix access token: the homeserver %s does not know it; sign in again",
-                          p->s->homeserver);
+        return mr_runtime_reply_detail(
+            401, "Invalid Matrix access token: the homeserver %s does not know it; sign in again", p->s->homeserver);
     return NULL;
 }
 
@@ -179,23 +171,24 @@ static mr_http_response *dispatch(prov *p, const mr_http_request *req)
         const char *rest = path + strlen(API_PREFIX);
         /* Every body the API reads is JSON; anything else is refused before it is looked at. */
         if (req->body_len && !json_content_type(req))
-            return api_detail(415, "Unsupported Media Type: send the body as JSON with Content-Type: "
-                                   "application/json");
+            return mr_runtime_reply_detail(415, "Unsupported Media Type: send the body as JSON with Content-Type: "
+                                                "application/json");
         for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
             if (strcmp(rest, routes[i].path) != 0)
                 continue;
             if (strcmp(req->method, routes[i].method) == 0)
                 return routes[i].fn(p, req);
-            return api_detail(405, "Method Not Allowed: %s takes %s", path, routes[i].method);
+            return mr_runtime_reply_detail(405, "Method Not Allowed: %s takes %s", path, routes[i].method);
         }
         /* DELETE /connections/{id}: segments v1, local-mindroom, connections, id. */
         if (req->nsegments == 4 && strcmp(req->segments[2], "connections") == 0) {
             if (strcmp(req->method, "DELETE") == 0)
                 return api_connections_revoke(p, req, req->segments[3]);
-            return api_detail(405, "Method Not Allowed: %s takes DELETE", path);
+            return mr_runtime_reply_detail(405, "Method Not Allowed: %s takes DELETE", path);
         }
     }
-    return api_detail(404, "Not Found: no endpoint %s %s; the API lives under " API_PREFIX, req->method, path);
+    return mr_runtime_reply_detail(404, "Not Found: no endpoint %s %s; the API lives under " API_PREFIX, req->method,
+                                   path);
 }
 
 static bool origin_allowed(const prov *p, const char *origin)

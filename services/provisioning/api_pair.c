@@ -57,14 +57,14 @@ static mr_http_response *pair_status_as(prov *p, const mr_http_request *req, con
 {
     const char *sid = mr_http_request_header(req, "X-Local-MindRoom-Pair-Session-Id");
     if (!sid || !*sid)
-        return api_detail(400, "Missing X-Local-MindRoom-Pair-Session-Id header: send the pair_session_id "
-                               "that pair/start returned");
+        return mr_runtime_reply_detail(400, "Missing X-Local-MindRoom-Pair-Session-Id header: send the pair_session_id "
+                                            "that pair/start returned");
     pair_view v;
     mr_err err = {0};
     mr_code rc = pair_token_shape_ok(sid) ? pairing_status(p, user, sid, &v, &err) : MR_ENOTFOUND;
     if (rc == MR_ENOTFOUND)
-        return api_detail(404, "Pair session not found: it is unknown, someone else's, or over a day old; "
-                               "start a new pairing");
+        return mr_runtime_reply_detail(404, "Pair session not found: it is unknown, someone else's, or over a day old; "
+                                            "start a new pairing");
     if (rc != MR_OK)
         return api_store_failure(&err);
     char expires[PAIR_TIME_LEN + 1];
@@ -101,7 +101,7 @@ static mr_http_response *text_field(json_t *body, const char *name, size_t max, 
     *out = json_string_value(json_object_get(body, name));
     size_t n = *out ? utf8_chars(*out) : 0;
     if (n < 1 || n > max)
-        return api_detail(422, "%s must be a string of 1 to %zu characters", name, max);
+        return mr_runtime_reply_detail(422, "%s must be a string of 1 to %zu characters", name, max);
     return NULL;
 }
 
@@ -133,7 +133,7 @@ mr_http_response *api_pair_complete(prov *p, const mr_http_request *req)
     const char *raw_code = json_string_value(json_object_get(body, "pair_code"));
     const char *name = NULL, *fingerprint = NULL;
     if (!raw_code || !pair_code_normalize(raw_code, code))
-        r = api_detail(422, "pair_code must be a string in the format ABCD-EFGH");
+        r = mr_runtime_reply_detail(422, "pair_code must be a string in the format ABCD-EFGH");
     if (!r)
         r = text_field(body, "client_name", CLIENT_NAME_MAX, &name);
     if (!r)
@@ -153,15 +153,17 @@ mr_http_response *api_pair_complete(prov *p, const mr_http_request *req)
         switch (outcome) {
         case PAIR_DONE: r = completed(p, &done); break;
         case PAIR_NOT_FOUND:
-            r = api_detail(404, "Pair code not found: check it for typos, or " NEW_CODE_HINT);
+            r = mr_runtime_reply_detail(404, "Pair code not found: check it for typos, or " NEW_CODE_HINT);
             break;
         case PAIR_GONE:
-            r = api_detail(410, "Pair code expired: codes are valid for %ld s and only the newest one counts; "
-                                NEW_CODE_HINT " and run connect again",
-                           p->s->pair_ttl_s);
+            r = mr_runtime_reply_detail(
+                410,
+                "Pair code expired: codes are valid for %ld s and only the newest one counts; " NEW_CODE_HINT
+                " and run connect again",
+                p->s->pair_ttl_s);
             break;
         case PAIR_USED:
-            r = api_detail(409, "Pair code already used: each code pairs one install; " NEW_CODE_HINT);
+            r = mr_runtime_reply_detail(409, "Pair code already used: each code pairs one install; " NEW_CODE_HINT);
             break;
         }
     }
@@ -197,9 +199,10 @@ mr_http_response *api_connections_revoke(prov *p, const mr_http_request *req, co
     if (pair_token_shape_ok(id) && conn_revoke(p, user, id, &found, &err) != MR_OK)
         return api_store_failure(&err);
     if (!found)
-        return api_detail(404, "Connection not found: no connection %s of yours; list them with GET "
-                               "/v1/local-mindroom/connections",
-                          id);
+        return mr_runtime_reply_detail(404,
+                                       "Connection not found: no connection %s of yours; list them with GET "
+                                       "/v1/local-mindroom/connections",
+                                       id);
     mr_log_info("provisioning", "connection %s revoked by %s", id, user);
     api_count(p, "provisioning_revocations_total", NULL, NULL);
     return mr_http_reply_json(200, json_pack("{s:b, s:s}", "revoked", 1, "connection_id", id));

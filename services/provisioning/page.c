@@ -57,7 +57,7 @@ mr_http_response *page_reply(prov *p, const mr_http_request *req)
     if (!under && strcmp(path, "/") != 0 && strcmp(path, "/local-mindroom") != 0)
         return NULL;
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
-        return api_detail(405, "Method Not Allowed: the pairing page %s takes GET", path);
+        return mr_runtime_reply_detail(405, "Method Not Allowed: the pairing page %s takes GET", path);
     if (!under) {
         mr_http_response *r = mr_http_reply(302, "text/plain; charset=utf-8", "", 0);
         if (!mr_http_response_header(r, "Location", PAGE_PREFIX)) {
@@ -74,5 +74,5 @@ mr_http_response *page_reply(prov *p, const mr_http_request *req)
     for (size_t i = 0; i < page_nassets; i++)
         if (strcmp(page_assets[i].name, name) == 0)
             return with_headers(p, mr_http_reply(200, content_type(name), page_assets[i].data, page_assets[i].len));
-    return api_detail(404, "Not Found: the pairing page has no %s; open " PAGE_PREFIX, name);
+    return mr_runtime_reply_detail(404, "Not Found: the pairing page has no %s; open " PAGE_PREFIX, name);
 }

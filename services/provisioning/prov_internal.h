@@ -8,6 +8,7 @@
 
 #include "mindroom/err.h"
 #include "mindroom/http.h"
+#include "mindroom/runtime.h"
 #include "mindroom/store.h"
 #include "provisioning.h"
 
@@ -198,8 +199,6 @@ mr_http_response *page_reply(prov *p, const mr_http_request *req);
 /* ---- api.c: the routes and what they share ---- */
 
 mr_http_response *api_handle(void *ctx, const mr_http_request *req);
-/* {"detail": "<formatted>"} with the status. */
-mr_http_response *api_detail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* 503 naming the store failure (a transient fault: the client may retry). */
 mr_http_response *api_store_failure(const mr_err *err);
 /* NULL when allowed; else the 429 (or 503) to send. */

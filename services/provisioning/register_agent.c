@@ -58,14 +58,17 @@ static mr_http_response *auth_failure(conn_auth a)
 {
     switch (a) {
     case CONN_AUTH_MISSING:
-        return api_detail(401, "Missing local client credentials: send the X-Local-MindRoom-Client-Id and "
-                               "X-Local-MindRoom-Client-Secret headers that `mindroom connect` stored in .env");
+        return mr_runtime_reply_detail(401,
+                                       "Missing local client credentials: send the X-Local-MindRoom-Client-Id and "
+                                       "X-Local-MindRoom-Client-Secret headers that `mindroom connect` stored in .env");
     case CONN_AUTH_REVOKED:
-        return api_detail(403, "Connection revoked: this install's credentials were revoked; pair it again "
-                               "with a new code (mindroom connect --pair-code ...)");
+        return mr_runtime_reply_detail(403,
+                                       "Connection revoked: this install's credentials were revoked; pair it again "
+                                       "with a new code (mindroom connect --pair-code ...)");
     default:
-        return api_detail(401, "Invalid local client credentials: MINDROOM_LOCAL_CLIENT_ID/SECRET do not match "
-                               "a connection; pair this install again (mindroom connect --pair-code ...)");
+        return mr_runtime_reply_detail(401,
+                                       "Invalid local client credentials: MINDROOM_LOCAL_CLIENT_ID/SECRET do not match "
+                                       "a connection; pair this install again (mindroom connect --pair-code ...)");
     }
 }
 
@@ -82,11 +85,11 @@ static mr_http_response *parse(json_t *body, agent_req *a)
     a->password = json_string_value(json_object_get(body, "password"));
     a->display_name = json_string_value(dn);
     if (!a->homeserver || !a->username)
-        return api_detail(422, "homeserver and username are required strings");
+        return mr_runtime_reply_detail(422, "homeserver and username are required strings");
     if (!a->password || !*a->password)
-        return api_detail(422, "password is a required non-empty string");
+        return mr_runtime_reply_detail(422, "password is a required non-empty string");
     if ((dn && !json_is_null(dn) && !a->display_name) || (a->display_name && strlen(a->display_name) > DISPLAY_NAME_MAX))
-        return api_detail(422, "display_name must be a string of at most %d bytes", DISPLAY_NAME_MAX);
+        return mr_runtime_reply_detail(422, "display_name must be a string of at most %d bytes", DISPLAY_NAME_MAX);
     return NULL;
 }
 
@@ -98,12 +101,14 @@ static mr_http_response *admit(prov *p, const mr_http_request *req, json_t *body
     const char *homeserver = json_string_value(json_object_get(body, "homeserver"));
     const char *username = json_string_value(json_object_get(body, "username"));
     if (homeserver && !same_homeserver(homeserver, p->s->homeserver))
-        return api_detail(400, "Homeserver mismatch: this service registers accounts on %s only, not on '%s'; "
-                               "set MATRIX_HOMESERVER of the local install to %s",
-                          p->s->homeserver, homeserver, p->s->homeserver);
+        return mr_runtime_reply_detail(400,
+                                       "Homeserver mismatch: this service registers accounts on %s only, not on '%s'; "
+                                       "set MATRIX_HOMESERVER of the local install to %s",
+                                       p->s->homeserver, homeserver, p->s->homeserver);
     if (username && !agent_username_charset_ok(username))
-        return api_detail(400, "Invalid username '%s': use 1 to %d of a-z, 0-9 and - . _ = / + (lower case)",
-                          username, LOCALPART_MAX);
+        return mr_runtime_reply_detail(400,
+                                       "Invalid username '%s': use 1 to %d of a-z, 0-9 and - . _ = / + (lower case)",
+                                       username, LOCALPART_MAX);
     const char *id = mr_http_request_header(req, "X-Local-MindRoom-Client-Id");
     conn_auth auth;
     mr_err err = {0};
@@ -127,9 +132,10 @@ mr_http_response *agent_register(prov *p, const mr_http_request *req)
     if (!reply)
         reply = parse(body, &a);
     if (!reply && !agent_username_in_namespace(a.username, ns))
-        reply = api_detail(403, "Requested username is outside this local connection namespace: '%s' must be "
-                                "mindroom_<entity>_%s (entity: a-z, 0-9, _); set MINDROOM_NAMESPACE=%s locally",
-                           a.username, ns, ns);
+        reply = mr_runtime_reply_detail(403,
+                                        "Requested username is outside this local connection namespace: '%s' must be "
+                                        "mindroom_<entity>_%s (entity: a-z, 0-9, _); set MINDROOM_NAMESPACE=%s locally",
+                                        a.username, ns, ns);
     if (reply) {
         api_count(p, "provisioning_register_agent_total", "result", "rejected");
         json_decref(body);
@@ -142,7 +148,7 @@ mr_http_response *agent_register(prov *p, const mr_http_request *req)
     if (hs_register(p, a.username, a.password, a.display_name, &result, user_id, sizeof user_id, &err) != MR_OK) {
         mr_log_warn("provisioning", "register-agent %s for connection %s failed: %s", a.username, client, err.msg);
         api_count(p, "provisioning_register_agent_total", "result", "failed");
-        reply = api_detail(502, "Matrix registration failed: %s", err.msg);
+        reply = mr_runtime_reply_detail(502, "Matrix registration failed: %s", err.msg);
     } else {
         const char *status = result == HS_REG_CREATED ? "created" : "user_in_use";
         mr_log_info("provisioning", "register-agent %s for connection %s: %s", user_id, client, status);

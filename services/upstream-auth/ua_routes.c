@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mindroom/runtime.h"
+
 /* Response headers of GET /auth/verify that ingress controllers copy onto the upstream request
  * (nginx: auth_request_set; Traefik: authResponseHeaders). */
 #define H_USER_ID "X-MindRoom-Auth-User-Id"
@@ -16,12 +18,10 @@
 
 mr_http_response *ua_reply_detail(int status, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    mr_http_response *r = mr_runtime_vreply_detail(status, fmt, ap);
     va_end(ap);
-    mr_http_response *r = mr_http_reply_json(status, json_pack("{s:s}", "detail", msg));
     if (r && status == 401)
         mr_http_response_header(r, "WWW-Authenticate", "Bearer realm=\"mindroom\"");
     if (r && status == 503)

@@ -34,6 +34,7 @@
 #ifndef MINDROOM_RUNTIME_H
 #define MINDROOM_RUNTIME_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -191,6 +192,11 @@ void mr_runtime_set_http_handler(const mr_runtime *rt, mr_http_handler fn, void 
 /* What the --listen server answers (ctx is the runtime): the health endpoints, else the
  * service's handler, else 404. */
 mr_http_response *mr_runtime_http_handle(void *ctx, const mr_http_request *req);
+/* {"detail": "<formatted>"} with status: the error shape of the services' own JSON APIs
+ * (provisioning, upstream-auth), the text cut at 1023 bytes. */
+mr_http_response *mr_runtime_reply_detail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+mr_http_response *mr_runtime_vreply_detail(int status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* ---- a service binary ------------------------------------------------------------------- */
 
