@@ -153,7 +153,7 @@ for tree in $trees; do
         off=$(get "$tree" "$alg" nocache 4)
         on=$(get "$tree" "$alg" cache 4)
         hz_rps=
-        [ "$alg" = RS256 ] && hz_rps=$(get "$tree" any healthz 4)
+        [ "$alg" = RS256 ] && hz_rps=$(printf '%.0f' "$(get "$tree" any healthz 4)")
         printf '%-5s %-6s %14.0f %10.0f %11s %10.0f %11s %10s\n' "$tree" "$alg" "$base" "$off" "$(ratio "$off" "$base")" \
             "$on" "$(ratio "$on" "$base")" "$hz_rps"
     done
