@@ -42,7 +42,18 @@ until curl -sf "$base/healthz" >/dev/null 2>&1; do sleep 0.05; done
 echo "seeding $ncodes pair codes (users on the test homeserver, pair/start each)..." >&2
 python3 "$here/seed.py" "$hs" "$token" "$base" "$ncodes" "$tmp/codes"
 
-wrk_run() { taskset -c 1 wrk -t 1 -c 16 -d "${secs}s" "$@" >"$tmp/wrk.txt"; }
+# CPU time (user + system, clock ticks) of a process so far, from /proc.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# Microseconds of CPU a request: ticks from $1 to $2 over $3 requests.
+cpu_us() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$hz" 'BEGIN { printf "%.0f", (b - a) * 1e6 / hz / n }'; }
+# A wrk run; the service's CPU a request over it is left in $cpu. The CPU a request follows the
+# service's cost; requests/s also follow the share of its core other work on the machine leaves it.
+wrk_run() {
+    t0=$(ticks "$svc_pid")
+    taskset -c 1 wrk -t 1 -c 16 -d "${secs}s" "$@" >"$tmp/wrk.txt"
+    cpu=$(cpu_us "$t0" "$(ticks "$svc_pid")" "$(awk '/ requests in / { print $1 }' "$tmp/wrk.txt")")
+}
 rps() { awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.txt"; }
 # "<expected> <others>" of a Lua script's count file; refuses a run with unexpected answers.
 expected_rate() {
@@ -54,26 +65,30 @@ expected_rate() {
         'BEGIN { printf "%s%.0f", floor, ok / s }'
 }
 
+t0=$(ticks "$redis_pid")
 taskset -c 1 redis-benchmark -p "$rport" --csv -t set,get -n 200000 -c 16 >"$tmp/rb.csv" 2>/dev/null
+rb_cpu=$(cpu_us "$t0" "$(ticks "$redis_pid")" 400000)
 rb_set=$(awk -F'"' '$2 == "SET" { printf "%.0f", $4 }' "$tmp/rb.csv")
 rb_get=$(awk -F'"' '$2 == "GET" { printf "%.0f", $4 }' "$tmp/rb.csv")
 
 wrk_run "$base/healthz"
-healthz=$(rps)
+healthz=$(rps) healthz_cpu=$cpu
 
 CODES=$tmp/codes CREDS=$tmp/creds wrk_run -s "$here/complete.lua" "$base"
-complete=$(expected_rate "$tmp/creds.count" "$ncodes" pair/complete)
+complete=$(expected_rate "$tmp/creds.count" "$ncodes" pair/complete) complete_cpu=$cpu
 nconn=$(wc -l <"$tmp/creds")
 
 CREDS=$tmp/creds OUT=$tmp/outside.count MODE=outside HS=$hs wrk_run -s "$here/register.lua" "$base"
-outside=$(expected_rate "$tmp/outside.count" $((nconn * 60)) "register-agent (403)")
+outside=$(expected_rate "$tmp/outside.count" $((nconn * 60)) "register-agent (403)") outside_cpu=$cpu
 CREDS=$tmp/creds OUT=$tmp/create.count MODE=create HS=$hs wrk_run -s "$here/register.lua" "$base"
-create=$(expected_rate "$tmp/create.count" $((nconn * 60)) "register-agent (200)")
+create=$(expected_rate "$tmp/create.count" $((nconn * 60)) "register-agent (200)") create_cpu=$cpu
 
-printf '%-44s %12s\n' "what (service on one core, $secs s each)" "per second"
-printf '%-44s %12s\n' "redis-benchmark SET (-c 16)" "$rb_set"
+printf '%-44s %12s %12s\n' "what (service on one core, $secs s each)" "per second" "CPU us each"
+printf '%-44s %12s %12s\n' "redis-benchmark SET (-c 16)" "$rb_set" "$rb_cpu"
 printf '%-44s %12s\n' "redis-benchmark GET (-c 16)" "$rb_get"
-printf '%-44s %12s\n' "GET /healthz (HTTP alone)" "$(printf '%.0f' "$healthz")"
-printf '%-44s %12s\n' "pair/complete, each a new connection" "$complete"
-printf '%-44s %12s\n' "register-agent, refused 403 (service path)" "$outside"
-printf '%-44s %12s\n' "register-agent, 200 (homeserver included)" "$create"
+printf '%-44s %12s %12s\n' "GET /healthz (HTTP alone)" "$(printf '%.0f' "$healthz")" "$healthz_cpu"
+printf '%-44s %12s %12s\n' "pair/complete, each a new connection" "$complete" "$complete_cpu"
+printf '%-44s %12s %12s\n' "register-agent, refused 403 (service path)" "$outside" "$outside_cpu"
+printf '%-44s %12s %12s\n' "register-agent, 200 (homeserver included)" "$create" "$create_cpu"
+echo "(CPU us each: the service's user + system time a request, from /proc; for redis-benchmark, the"
+echo " redis-server's a SET or GET, both runs together)"

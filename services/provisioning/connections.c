@@ -55,8 +55,12 @@ mr_code conn_create(prov *p, const char *owner, const char *client_name, const c
         {"secret_sha256", digest}, {"namespace", out->ns}, {"owner_user_id", owner},
         {"client_name", client_name}, {"fingerprint", fingerprint}, {"created_at", now},
     };
-    for (size_t i = 0; rc == MR_OK && i < sizeof fields / sizeof fields[0]; i++)
-        rc = hset_str(p, key, fields[i][0], fields[i][1], err);
+    enum { NFIELDS = sizeof fields / sizeof fields[0] };
+    mr_store_field record[NFIELDS];
+    for (size_t i = 0; i < NFIELDS; i++)
+        record[i] = (mr_store_field){fields[i][0], fields[i][1], strlen(fields[i][1])};
+    /* One round trip for the whole record, and never a connection with only some of it. */
+    rc = mr_store_hset_fields(prov_store(p), key, record, NFIELDS, err);
     /* Listed before the claim: should the process die between the two, the owner sees (and can
      * revoke) a connection nobody holds the secret of, rather than one they cannot see. */
     if (rc == MR_OK)

@@ -12,8 +12,9 @@ int main(int argc, char **argv)
          * config.yaml, the bus or Matrix. */
         .uses = MR_RUNTIME_USES_STORE | MR_RUNTIME_USES_SECRET,
         .settings_help = MR_UPSTREAM_AUTH_SETTINGS_HELP,
-        /* Forward auth answers from keys in memory; only a JWKS fetch (single-flight, with its
-         * timeout) or an OAuth code exchange waits, rarely, holding up one pool thread. */
+        /* Forward auth answers from keys in memory, but a JWKS fetch (up to 5 s) or an OAuth code
+         * exchange (up to 10 s) waits: with a thread per connection (no http_pool) such a wait
+         * holds up no other connection. */
         .routes = true,
     };
     return mr_service_main(argc, argv, &def);

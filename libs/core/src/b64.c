@@ -51,6 +51,15 @@ static int b64_value(unsigned char c, unsigned flags)
     return -1;
 }
 
+/* The error for the first character of in[0..len) that is not in the alphabet flags allow. */
+static mr_code bad_character(const char *in, size_t len, unsigned flags, const char *name, mr_err *err)
+{
+    size_t i = 0;
+    while (i < len && b64_value((unsigned char)in[i], flags) >= 0)
+        i++;
+    return mr_err_set(err, MR_EINVAL, "character %zu is not %s", i + 1, name);
+}
+
 mr_code mr_b64_decode(const char *in, size_t len, unsigned flags, unsigned char *out, size_t cap,
                       size_t *out_len, mr_err *err)
 {
@@ -58,13 +67,28 @@ mr_code mr_b64_decode(const char *in, size_t len, unsigned flags, unsigned char 
     const char *name = flags & MR_B64_STD_TOO ? "base64" : "base64url";
     if (len % 4 == 1)
         return mr_err_set(err, MR_EINVAL, "%s text of %zu characters cannot be whole bytes", name, len);
-    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)in;
+    size_t n = 0, i = 0;
+    /* Whole groups of four characters, three bytes each, while they fit: a JWT's parts are
+     * decoded on every strict-mode request. URL_VALUE is 0 for a byte outside the alphabet, so
+     * one test a group finds any (and the slow path below names it). */
+    if (!(flags & MR_B64_STD_TOO)) {
+        for (; i + 4 <= len && n + 3 <= cap; i += 4, n += 3) {
+            unsigned a = URL_VALUE[p[i]], b = URL_VALUE[p[i + 1]], c = URL_VALUE[p[i + 2]], d = URL_VALUE[p[i + 3]];
+            if (!a || !b || !c || !d)
+                return bad_character(in, len, flags, name, err);
+            unsigned v = (a - 1) << 18 | (b - 1) << 12 | (c - 1) << 6 | (d - 1);
+            out[n] = (unsigned char)(v >> 16);
+            out[n + 1] = (unsigned char)(v >> 8);
+            out[n + 2] = (unsigned char)v;
+        }
+    }
     unsigned acc = 0;
     int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value((unsigned char)in[i], flags);
+    for (; i < len; i++) {
+        int v = b64_value(p[i], flags);
         if (v < 0)
-            return mr_err_set(err, MR_EINVAL, "character %zu is not %s", i + 1, name);
+            return bad_character(in, len, flags, name, err);
         acc = (acc << 6) | (unsigned)v;
         bits += 6;
         if (bits >= 8) {

@@ -16,8 +16,13 @@ void mr_sigpipe_hold(mr_sigpipe_guard *g)
 {
     sigset_t pipe_set = pipe_only(), pending;
     pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
-    sigpending(&pending);
-    g->was_pending = sigismember(&pending, SIGPIPE);
+    /* A signal the thread does not block is delivered, not left pending: only when SIGPIPE was
+     * blocked already can one be waiting (this runs around every Redis command: a syscall less). */
+    g->was_pending = false;
+    if (sigismember(&g->old, SIGPIPE)) {
+        sigpending(&pending);
+        g->was_pending = sigismember(&pending, SIGPIPE);
+    }
 }
 
 void mr_sigpipe_release(mr_sigpipe_guard *g)

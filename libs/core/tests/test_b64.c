@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "mindroom/b64.h"
@@ -96,6 +97,42 @@ static void test_decode_counts_past_cap(void **state)
     assert_int_equal(out[3], 0);
 }
 
+/* Decoding goes four characters at a time while whole groups fit, then one at a time: every
+ * length and every cap gives the bytes of mr_b64url_encode's input, and a bad character is named
+ * by its position wherever it falls. */
+static void test_decode_round_trips_every_length(void **state)
+{
+    (void)state;
+    unsigned char data[64], out[64];
+    char text[MR_B64URL_LEN(sizeof data) + 1];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 37 + 11);
+    for (size_t len = 0; len <= sizeof data; len++) {
+        size_t chars = mr_b64url_encode(data, len, text);
+        for (size_t cap = len > 5 ? len - 5 : 0; cap <= len; cap++) {
+            size_t n = 0;
+            mr_err err = {0};
+            memset(out, 0xee, sizeof out);
+            assert_int_equal(mr_b64_decode(text, chars, MR_B64_STRICT, out, cap, &n, &err), MR_OK);
+            assert_int_equal(n, len);
+            assert_memory_equal(out, data, cap);
+            if (cap < sizeof out)
+                assert_int_equal(out[cap], 0xee);
+        }
+        for (size_t bad = 0; bad < chars; bad += 7) {
+            char spoiled[sizeof text];
+            memcpy(spoiled, text, chars + 1);
+            spoiled[bad] = '+';
+            size_t n = 0;
+            mr_err err = {0};
+            assert_int_equal(mr_b64_decode(spoiled, chars, 0, out, sizeof out, &n, &err), MR_EINVAL);
+            char want[64];
+            snprintf(want, sizeof want, "character %zu is not base64url", bad + 1);
+            assert_string_equal(err.msg, want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -104,6 +141,7 @@ int main(void)
         cmocka_unit_test(test_decode_alphabets),
         cmocka_unit_test(test_decode_refusals),
         cmocka_unit_test(test_decode_counts_past_cap),
+        cmocka_unit_test(test_decode_round_trips_every_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

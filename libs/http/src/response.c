@@ -6,24 +6,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-mr_http_response *mr_http_reply(int status, const char *content_type, const void *body,
-                                 size_t len)
+/* A response around body (len bytes and a NUL, malloc'd), which it takes, also on failure. */
+static mr_http_response *reply_taking(int status, const char *content_type, char *body, size_t len)
 {
     mr_http_response *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        free(body);
         return NULL;
+    }
     r->status = status;
-    r->body = malloc(len + 1);
+    r->body = body;
+    r->len = len;
     r->content_type = strdup(content_type ? content_type : "application/octet-stream");
     if (!r->body || !r->content_type) {
         mr_http_response_free(r);
         return NULL;
     }
-    if (len)
-        memcpy(r->body, body, len);
-    r->body[len] = '\0';
-    r->len = len;
     return r;
+}
+
+mr_http_response *mr_http_reply(int status, const char *content_type, const void *body,
+                                 size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy) {
+        if (len)
+            memcpy(copy, body, len);
+        copy[len] = '\0';
+    }
+    return reply_taking(status, content_type, copy, len);
 }
 
 mr_http_response *mr_http_reply_stream(int status, const char *content_type,
@@ -44,13 +55,11 @@ mr_http_response *mr_http_reply_stream(int status, const char *content_type,
 
 mr_http_response *mr_http_reply_json(int status, json_t *body)
 {
+    /* The serialised text becomes the body as it is: answers such as forward auth's are made
+     * on every request. */
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!text)
-        return NULL;
-    mr_http_response *r = mr_http_reply(status, "application/json", text, strlen(text));
-    free(text);
-    return r;
+    return text ? reply_taking(status, "application/json", text, strlen(text)) : NULL;
 }
 
 mr_http_response *mr_http_reply_text(int status, const char *text)

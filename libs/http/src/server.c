@@ -377,11 +377,15 @@ static void stream_free(void *cls)
     free(sb);
 }
 
-/* The MHD response for r; a stream's context moves from r to it. */
+/* The MHD response for r; r's body, or a stream's context, moves from r to it. */
 static struct MHD_Response *mhd_response(mr_http_response *r)
 {
-    if (!r->stream)
-        return MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY);
+    if (!r->stream) {
+        struct MHD_Response *mr = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        if (mr)
+            r->body = NULL;
+        return mr;
+    }
     stream_body *sb = malloc(sizeof *sb);
     if (!sb)
         return NULL;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <openssl/evp.h>
 #include "mindroom/jwt.h"
 
@@ -20,8 +21,8 @@ typedef enum ja_alg {
 } ja_alg;
 
 /* One usable key, parsed once per JWKS fetch. algs is a bit set of (1u << ja_alg). For each
- * alg it allows, a verify context is prepared (key, padding, digest) at parse time; a token
- * costs a copy of it, a digest and the signature check. Read-only once the set is built, so
+ * alg it allows, a verify context is prepared (key, padding, digest) at parse time; each thread
+ * copies it once (sig.c), so a token costs a digest and the signature check. Read-only once the set is built, so
  * every thread may use it while it holds the set. */
 typedef struct mr_jwt_key {
     char *kid;
@@ -29,6 +30,7 @@ typedef struct mr_jwt_key {
     EVP_PKEY *pkey;
     EVP_PKEY_CTX *prepared[JA_COUNT];
     EVP_MD *md[JA_COUNT];
+    uint64_t serial;   /* unique to this key among all ever prepared (sig.c) */
     unsigned algs;
     char algs_str[24];
 } mr_jwt_key;

@@ -192,6 +192,30 @@ static void test_key_rotation(void **state)
     expect_stats(f, 3, 0, 1);
 }
 
+/* The gateway replaces k1's key but keeps its kid. Each thread keeps its own copy of a key's
+ * verify context; a new set's key must never be checked with the copy of the old one, even
+ * when the new key lands where the old one was in memory. */
+static void test_same_kid_new_key(void **state)
+{
+    fx *f = *state;
+    tk_key k1b;
+    tk_rsa(&k1b, g_k1.kid, 2048);
+    char *jwk = tk_jwk(&k1b, NULL);
+    for (int round = 0; round < 3; round++) {
+        const tk_key *now_k = round % 2 ? &k1b : &g_k1, *then_k = round % 2 ? &g_k1 : &k1b;
+        serve(f->server, round % 2 ? (const char *const *)&jwk : (const char *const *)&g_jwk1, 1);
+        if (round)
+            advance_ms(60000);
+        expect_ok(f, now_k);
+        mr_err err = {0};
+        assert_int_equal(verify(f, then_k, NULL, &err), MR_EAUTH);
+        assert_string_equal(err.msg, "invalid JWT: the RS256 signature does not verify with key \"k1\"");
+    }
+    assert_int_equal(js_requests(f->server), 3);
+    free(jwk);
+    tk_free(&k1b);
+}
+
 static void test_unknown_kids_respect_the_floor(void **state)
 {
     fx *f = *state;
@@ -388,6 +412,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_fetch_serves_until_the_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_kid_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_kids_respect_the_floor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_one_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_down, setup, teardown),

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <jwt.h>
 
+#include "mindroom/b64.h"
 #include "mindroom/jwt.h"
 #include "testkeys.h"
 
@@ -657,6 +658,41 @@ static void test_ecdsa_zero_and_out_of_range_signatures(void **state)
     free(p);
 }
 
+/* OpenSSL takes an ECDSA signature as DER, which has one encoding per number: the JWS halves
+ * lose their leading zero bytes and gain one when their top bit is set. Signs tokens until r and
+ * s have each come with a leading zero byte and with the top bit set (1 in 256 and 1 in 2 a
+ * signature), and every one of them must verify. */
+static void test_ecdsa_signatures_of_every_shape(void **state)
+{
+    (void)state;
+    const tk_key *keys[] = {&g_e1, &g_e2};
+    for (size_t k = 0; k < 2; k++) {
+        size_t half = k == 0 ? 32 : 48;
+        enum { R_ZERO = 1, S_ZERO = 2, R_HIGH = 4, S_HIGH = 8, ALL = 15 };
+        unsigned seen = 0;
+        int n = 0;
+        for (; seen != ALL && n < 20000; n++) {
+            char extra[32];
+            snprintf(extra, sizeof extra, "\"n\":%d", n);
+            char *p = claims_with(NOW_S + 60, extra);
+            char *t = token_for(keys[k], p);
+            const char *sig64 = strrchr(t, '.') + 1;
+            unsigned char sig[96];
+            size_t sig_len = 0;
+            mr_err err = {0};
+            assert_int_equal(mr_b64_decode(sig64, strlen(sig64), MR_B64_STRICT, sig, sizeof sig, &sig_len, &err), MR_OK);
+            assert_int_equal(sig_len, 2 * half);
+            seen |= (sig[0] == 0 ? R_ZERO : 0) | (sig[half] == 0 ? S_ZERO : 0) | (sig[0] & 0x80 ? R_HIGH : 0) |
+                    (sig[half] & 0x80 ? S_HIGH : 0);
+            expect_ok_on(g_v, t, NULL);
+            free(t);
+            free(p);
+        }
+        if (seen != ALL)
+            fail_msg("%s: %d signatures did not show every shape (seen %#x)", keys[k]->alg, n, seen);
+    }
+}
+
 /* Algorithm confusion beyond HS256: RSASSA-PSS names, HMAC of every size, lower-case and
  * padded spellings are never looked up, whichever key the kid names. */
 static void test_other_algorithm_names_are_refused(void **state)
@@ -756,6 +792,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_signatures, reset_clock),
         cmocka_unit_test_setup(test_token_size_cap, reset_clock),
         cmocka_unit_test_setup(test_ecdsa_zero_and_out_of_range_signatures, reset_clock),
+        cmocka_unit_test_setup(test_ecdsa_signatures_of_every_shape, reset_clock),
         cmocka_unit_test_setup(test_other_algorithm_names_are_refused, reset_clock),
         cmocka_unit_test_setup(test_key_carrying_headers_are_ignored, reset_clock),
     };

@@ -169,7 +169,23 @@ mr_code mr_store_hset(mr_store *s, const char *key, const char *field, const voi
     mr_code rc = check_field("hset", key, field, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->hset(s->impl, key, field, v, len, err));
+    mr_store_field f = {field, v, len};
+    LOCKED(s, s->ops->hset(s->impl, key, &f, 1, err));
+    return finish(rc, "hset", key, err);
+}
+
+mr_code mr_store_hset_fields(mr_store *s, const char *key, const mr_store_field *fields, size_t n,
+                             mr_err *err)
+{
+    mr_code rc = check_args("hset", key, 0, err);
+    if (rc == MR_OK && (n == 0 || n > MR_STORE_HSET_MAX))
+        rc = mr_err_set(err, MR_EINVAL, "store hset \"%s\": %zu fields; 1 to %d at once", key, n,
+                        MR_STORE_HSET_MAX);
+    for (size_t i = 0; rc == MR_OK && i < n; i++)
+        rc = check_field("hset", key, fields[i].name, err);
+    if (rc != MR_OK)
+        return rc;
+    LOCKED(s, s->ops->hset(s->impl, key, fields, n, err));
     return finish(rc, "hset", key, err);
 }
 

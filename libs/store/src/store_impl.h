@@ -18,7 +18,8 @@ typedef struct mr_store_ops {
                    size_t len, long ttl_ms, bool *swapped, mr_err *err);
     mr_code (*del)(void *b, const char *key, mr_err *err);
     mr_code (*ttl)(void *b, const char *key, long *ttl_ms, mr_err *err);
-    mr_code (*hset)(void *b, const char *key, const char *field, const void *v, size_t len, mr_err *err);
+    /* n is 1 to MR_STORE_HSET_MAX, every name non-empty; all fields are set or none. */
+    mr_code (*hset)(void *b, const char *key, const mr_store_field *fields, size_t n, mr_err *err);
     mr_code (*hget)(void *b, const char *key, const char *field, char **v, size_t *len, mr_err *err);
     mr_code (*hdel)(void *b, const char *key, const char *field, mr_err *err);
     mr_code (*hgetall)(void *b, const char *key, mr_store_hash *out, mr_err *err);

@@ -21,7 +21,7 @@
 static const int RD_BACKOFF_MS[] = {0, 50, 100, 200, 400};
 
 
-#define RD_MAX_ARGS 8
+#define RD_MAX_ARGS (2 + 2 * MR_STORE_HSET_MAX)
 
 /* ARGV: 1 "1" when a current value is expected (else "0": must be absent), 2 expected value,
  * 3 new value, 4 TTL in ms ("0": none). */
@@ -412,11 +412,15 @@ static void args_field(rd_args *a, const char *cmd, const char *key, const char 
     arg_str(a, field);
 }
 
-static mr_code rd_hset(void *b, const char *key, const char *field, const void *v, size_t len, mr_err *err)
+static mr_code rd_hset(void *b, const char *key, const mr_store_field *fields, size_t n, mr_err *err)
 {
     rd_args a = {0};
-    args_field(&a, "HSET", key, field);
-    arg_bytes(&a, v, len);
+    arg_str(&a, "HSET");
+    arg_str(&a, key);
+    for (size_t i = 0; i < n; i++) {
+        arg_str(&a, fields[i].name);
+        arg_bytes(&a, fields[i].value, fields[i].len);
+    }
     return rd_expect(b, true, &a, REDIS_REPLY_INTEGER, NULL, err);
 }
 

@@ -336,15 +336,26 @@ static mr_code sq_ttl(void *b, const char *key, long *ttl_ms, mr_err *err)
     return MR_OK;
 }
 
-static mr_code sq_hset(void *b, const char *key, const char *field, const void *v, size_t len, mr_err *err)
+static mr_code sq_hset_one(sq *q, const char *key, const mr_store_field *f, mr_err *err)
 {
     sqlite3_stmt *st = NULL;
-    mr_code rc = sq_stmt(b, SQ_HSET, key, &st, err);
+    mr_code rc = sq_stmt(q, SQ_HSET, key, &st, err);
     if (rc != MR_OK)
         return rc;
-    sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
-    bind_bytes(st, 3, v, len);
-    return sq_exec(b, st, "writing", NULL, err);
+    sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+    bind_bytes(st, 3, f->value, f->len);
+    return sq_exec(q, st, "writing", NULL, err);
+}
+
+static mr_code sq_hset(void *b, const char *key, const mr_store_field *fields, size_t n, mr_err *err)
+{
+    sq *q = b;
+    if (n == 1)
+        return sq_hset_one(q, key, fields, err);
+    mr_code rc = sq_begin(q, err);
+    for (size_t i = 0; rc == MR_OK && i < n; i++)
+        rc = sq_hset_one(q, key, &fields[i], err);
+    return sq_end(q, rc, err);
 }
 
 static mr_code sq_hget(void *b, const char *key, const char *field, char **v, size_t *len, mr_err *err)

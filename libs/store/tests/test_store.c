@@ -436,6 +436,49 @@ static void test_hashes(void **state)
     assert_string_equal(err.msg, "store hset \"h\": the field is empty");
 }
 
+/* A record written in one call: every field lands, later calls overwrite and add, and a call
+ * with a bad field or count writes none of its fields. */
+static void test_hset_fields(void **state)
+{
+    fx *f = *state;
+    mr_err err = {0};
+    const mr_store_field first[] = {{"a", "one", 3}, {"b", "two\0", 4}, {"c", NULL, 0}};
+    assert_int_equal(mr_store_hset_fields(f->s, "rec", first, 3, &err), MR_OK);
+    const mr_store_field second[] = {{"a", "uno", 3}, {"d", "four", 4}};
+    assert_int_equal(mr_store_hset_fields(f->s, "rec", second, 2, &err), MR_OK);
+    mr_store_hash h;
+    assert_int_equal(mr_store_hgetall(f->s, "rec", &h, &err), MR_OK);
+    assert_int_equal(h.count, 4);
+    qsort(h.entries, h.count, sizeof *h.entries, entry_cmp);
+    static const char *const names[] = {"a", "b", "c", "d"};
+    static const char *const values[] = {"uno", "two\0", "", "four"};
+    static const size_t lens[] = {3, 4, 0, 4};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(h.entries[i].field, names[i]);
+        assert_int_equal(h.entries[i].value_len, lens[i]);
+        assert_memory_equal(h.entries[i].value, values[i], lens[i]);
+    }
+    mr_store_hash_free(&h);
+
+    const mr_store_field bad[] = {{"x", "1", 1}, {"", "2", 1}};
+    assert_int_equal(mr_store_hset_fields(f->s, "rec", bad, 2, &err), MR_EINVAL);
+    assert_string_equal(err.msg, "store hset \"rec\": the field is empty");
+    mr_store_field many[MR_STORE_HSET_MAX + 1];
+    for (size_t i = 0; i <= MR_STORE_HSET_MAX; i++)
+        many[i] = (mr_store_field){"x", "1", 1};
+    assert_int_equal(mr_store_hset_fields(f->s, "rec", many, MR_STORE_HSET_MAX + 1, &err), MR_EINVAL);
+    assert_string_equal(err.msg, "store hset \"rec\": 17 fields; 1 to 16 at once");
+    assert_int_equal(mr_store_hset_fields(f->s, "rec", many, 0, &err), MR_EINVAL);
+    assert_string_equal(err.msg, "store hset \"rec\": 0 fields; 1 to 16 at once");
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_hget(f->s, "rec", "x", &v, &len, &err), MR_ENOTFOUND);
+    assert_int_equal(mr_store_hset_fields(f->s, "rec", many, MR_STORE_HSET_MAX, &err), MR_OK);
+    assert_int_equal(mr_store_hget(f->s, "rec", "x", &v, &len, &err), MR_OK);
+    assert_string_equal(v, "1");
+    free(v);
+}
+
 static const char TOKEN[] = "syt_YWxpY2U_secret\0token_42";
 #define TOKEN_LEN (sizeof TOKEN - 1)
 #define SEALED_OVERHEAD 29 /* version + nonce + tag */
@@ -983,7 +1026,7 @@ static void test_redis_wrong_type(void **state)
 #define ON(b, fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, &(b))
 #define BEHAVIOURS(b)                                                                          \
     ON(b, test_roundtrip_binary), ON(b, test_ttl_expiry), ON(b, test_set_nx_race), ON(b, test_cas), \
-        ON(b, test_incr_expiry), ON(b, test_hashes), ON(b, test_secret_roundtrip),                  \
+        ON(b, test_incr_expiry), ON(b, test_hashes), ON(b, test_hset_fields), ON(b, test_secret_roundtrip), \
         ON(b, test_secret_wrong_secret), ON(b, test_secret_tampered), ON(b, test_secret_moved),     \
         ON(b, test_secret_without_secret)
 

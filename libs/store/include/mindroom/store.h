@@ -61,6 +61,17 @@ typedef struct mr_store_hash {
 
 mr_code mr_store_hset(mr_store *s, const char *key, const char *field, const void *v, size_t len,
                       mr_err *err);
+/* One field of mr_store_hset_fields. */
+typedef struct mr_store_field {
+    const char *name;
+    const void *value;
+    size_t len;
+} mr_store_field;
+#define MR_STORE_HSET_MAX 16
+/* Sets n fields (1 to MR_STORE_HSET_MAX) of the hash at key, all or none: one HSET on Redis, one
+ * transaction on SQLite. A record written field by field cost a round trip a field. */
+mr_code mr_store_hset_fields(mr_store *s, const char *key, const mr_store_field *fields, size_t n,
+                             mr_err *err);
 /* MR_ENOTFOUND when the key or the field is absent. */
 mr_code mr_store_hget(mr_store *s, const char *key, const char *field, char **value, size_t *len,
                       mr_err *err);
