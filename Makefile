@@ -14,7 +14,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libyaml-dev libjansson-dev libcurl4-openssl-dev librdkafka-dev libhiredis-dev \
 	libjwt-dev libssl-dev libolm-dev libmicrohttpd-dev libsqlite3-dev libcmocka-dev \
 	redis-server redis-tools kcat wrk python3 python3-jsonschema python3-yaml \
-	python3-matrix-nio python3-olm time ca-certificates \
+	python3-matrix-nio python3-olm time ca-certificates tzdata \
 	chromium chromium-driver python3-selenium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -33,7 +33,8 @@ BASE_PACKAGES = {"libc6", "libgcc-s1", "zlib1g"}
 # Linked into sanitizer builds of the tree only (MR_SANITIZE), never into an image.
 SANITIZER_PACKAGES = {"libasan8", "libubsan1"}
 # What every image gets from runtime.Dockerfile beyond libraries.
-RUNTIME_BASE_PACKAGES = {"ca-certificates"}
+# tzdata: schedules read their timezone from the system's zone files (libs/core tz.c).
+RUNTIME_BASE_PACKAGES = {"ca-certificates", "tzdata"}
 
 
 def parse(path):
@@ -148,8 +149,12 @@ class Dockerfiles(unittest.TestCase):
             dirs[:] = [d for d in dirs if not d.startswith(("build", ".git"))]
             if "CMakeLists.txt" in files:
                 with open(os.path.join(top, "CMakeLists.txt")) as f:
-                    for m in re.finditer(r"pkg_check_modules\(\w+ REQUIRED(?: IMPORTED_TARGET)? ([^)]+)\)", f.read()):
+                    text = f.read()
+                    for m in re.finditer(r"pkg_check_modules\(\w+ REQUIRED(?: IMPORTED_TARGET)? ([^)]+)\)", text):
                         modules.update(m.group(1).split())
+                    # The top level finds its libraries in one loop over NAME:module pairs.
+                    for m in re.finditer(r"foreach\(dep ([^)]+)\)", text):
+                        modules.update(w.split(":", 1)[1] for w in m.group(1).split() if ":" in w)
         self.assertIn("libjwt", modules)
         installed = set(apt_packages(parse(dockerfile("build"))))
         for module in sorted(modules):

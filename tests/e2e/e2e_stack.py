@@ -278,7 +278,7 @@ class Stack:
 
     def stub_release(self):
         """Lets every held answer go on (the stub's `hold`): call once the test has acted."""
-        self._post(self.stub.url + "/_stub/release", {})
+        post_json(self.stub.url + "/_stub/release", {})
 
     def stub_requests(self):
         with urllib.request.urlopen(self.stub.url + "/_stub/requests", timeout=10) as r:
