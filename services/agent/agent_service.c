@@ -12,6 +12,7 @@
 
 #include "agent_run.h"
 #include "agent_schedule.h"
+#include "agent_share.h"
 #include "agent_tools.h"
 #include "mindroom/str.h"
 #include "room_queue.h"
@@ -48,6 +49,7 @@ typedef struct agent_node {
     room_queue *queue;
     mcp_hub *mcp;                  /* clients of the start-up config's mcp_servers */
     atomic_bool subscribed;        /* for /readyz */
+    bool sharing;                  /* replicas may share this store: rooms run under leases (share.c) */
 } agent_node;
 
 /* ---- settings ---- */
@@ -174,12 +176,63 @@ static long long park_ms(long long until_wall_ms)
     return ms < PARK_MIN_MS ? PARK_MIN_MS : ms;
 }
 
+static long long retry_ms(turn_job *j, const mr_err *err)
+{
+    int shift = j->failures < 5 ? j->failures : 5;
+    long long delay = (long long)RETRY_MIN_MS << shift;
+    delay = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
+    j->failures++;
+    mr_log_warn(COMPONENT, "%s; running the turn again in %lld ms", err->msg, delay);
+    return delay;
+}
+
+/* The room's lease goes when this worker has no other turn of the room: called by the job
+ * running, so no other thread here starts one of the room meanwhile. */
+static void room_done(agent_node *node, const turn_job *j)
+{
+    mr_err err = {0};
+    if (node->sharing && room_queue_jobs(node->queue, j->turn.room_id) <= 1 &&
+        room_lease_release(node->rt->store, &node->self, j->turn.room_id, &err) != MR_OK)
+        mr_log_warn(COMPONENT, "giving up the lease of room %s: %s; another worker takes it %ld s after this one "
+                    "stops", j->turn.room_id, err.msg, WORKER_LEASE_MS / 1000);
+}
+
+/* Whether the turn may run here now (share.c): 0 with *go when it may; 0 without when another
+ * worker took it; a negative (hold the room's place) or positive (retry) park otherwise. */
+static long long room_gate(agent_node *node, turn_job *j, bool *go)
+{
+    *go = !node->sharing;
+    if (*go)
+        return 0;
+    mr_store *store = node->rt->store;
+    claim_outcome lease;
+    mr_err err = {0};
+    mr_code rc = room_lease_take(store, &node->self, j->turn.room_id, mr_clock_wall_ms(), &lease, &err);
+    if (rc == MR_OK && lease.result == CLAIM_BUSY)
+        return -ROOM_HOLD_MS;
+    bool held = false;
+    if (rc == MR_OK)
+        rc = inflight_holds(store, node->self.worker_id, j->field, &held, &err);
+    if (rc != MR_OK)
+        return retry_ms(j, &err);
+    if (lease.result == CLAIM_TAKEN_OVER)
+        mr_log_info(COMPONENT, "took the lease of room %s over: %s", j->turn.room_id, lease.why);
+    *go = held;
+    if (!held)
+        room_done(node, j);
+    return 0;
+}
+
 static long long run_job(void *ctx, size_t worker, void *p)
 {
     agent_node *node = ctx;
     agent_svc *svc = &node->threads[worker];
     turn_job *j = p;
     const agent_turn *t = &j->turn;
+    bool go = false;
+    long long gate = room_gate(node, j, &go);
+    if (!go)
+        return gate;
     svc->park_until_ms = 0;
     svc->counted = j->runs++ > 0;
     mr_err err = {0};
@@ -188,19 +241,14 @@ static long long run_job(void *ctx, size_t worker, void *p)
         if (inflight_drop(node->rt->store, node->self.worker_id, j->field, &err) != MR_OK)
             /* The turn is finished; a later start runs it again and its claims say so. */
             mr_log_warn(COMPONENT, "removing finished turn %s from the in-flight record: %s", t->event_id, err.msg);
+        room_done(node, j);
         return 0;
     }
     /* Stopping: what is unfinished stays in the record for the next start. */
     if (mr_runtime_stopping(node->rt))
         return 0;
-    if (rc != MR_OK) {
-        int shift = j->failures < 5 ? j->failures : 5;
-        long long delay = (long long)RETRY_MIN_MS << shift;
-        delay = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
-        j->failures++;
-        mr_log_warn(COMPONENT, "%s; running the turn again in %lld ms", err.msg, delay);
-        return delay;
-    }
+    if (rc != MR_OK)
+        return retry_ms(j, &err);
     const char *fields[] = {"event_id", t->event_id, "room_id", t->room_id, NULL};
     mr_log_write(MR_LOG_INFO, COMPONENT, fields,
                  "parked: another live worker holds a claim of this turn; looking again when its lease ends");
@@ -254,9 +302,8 @@ static void adopt_dead(agent_node *node, long long now)
     }
     for (size_t i = 0; i < workers.count; i++) {
         const mr_store_hash_entry *w = &workers.entries[i];
-        char boot[WORKER_BOOT_LEN + 1];
         long long beat = 0;
-        if (strcmp(w->field, node->self.worker_id) == 0 || sscanf(w->value, "%16s %lld", boot, &beat) != 2 ||
+        if (strcmp(w->field, node->self.worker_id) == 0 || !worker_beat_of(w->value, &beat) ||
             now < beat + WORKER_LEASE_MS)
             continue;
         /* Long dead with nothing left: forgotten, so the scan stays short. */
@@ -279,6 +326,30 @@ static void *beat_main(void *arg)
         if (worker_beat(node->rt->store, &node->self, now, &err) != MR_OK)
             mr_log_warn(COMPONENT, "heartbeat of worker %s: %s", node->self.worker_id, err.msg);
         adopt_dead(node, now);
+    }
+    return NULL;
+}
+
+static mr_code share_take(void *ctx, const char *value, size_t len, agent_turn *turn, mr_err *err)
+{
+    return accept_turn(ctx, value, len, turn, err);
+}
+
+static bool share_has_room(void *ctx, const char *room_id)
+{
+    const agent_node *node = ctx;
+    return room_queue_jobs(node->queue, room_id) > 0;
+}
+
+/* While turn threads idle, takes waiting turns of busy replicas (share.c). */
+static void *share_main(void *arg)
+{
+    agent_node *node = arg;
+    const share_ops ops = {.take = share_take, .has_room = share_has_room, .ctx = node};
+    while (!mr_runtime_sleep(node->rt, SHARE_TICK_MS)) {
+        size_t idle = room_queue_idle(node->queue);
+        if (idle)
+            share_steal(node->rt->store, &node->self, mr_clock_wall_ms(), idle, &ops);
     }
     return NULL;
 }
@@ -409,8 +480,8 @@ static int run(agent_node *node)
     }
     mr_log_info(COMPONENT, "worker %s (boot %s): up to %zu turns at once", node->self.worker_id, node->self.boot,
                 node->n_threads);
-    pthread_t beat, sched;
-    bool beating = false, scheduling = false;
+    pthread_t beat, sched, share;
+    bool beating = false, scheduling = false, sharing = false;
     int e = 0;
     if (first_beat(node)) {
         resume_own(node);
@@ -419,14 +490,20 @@ static int run(agent_node *node)
         if (beating)
             e = pthread_create(&sched, NULL, schedule_main, node);
         scheduling = beating && e == 0;
+        if (scheduling && node->sharing)
+            e = pthread_create(&share, NULL, share_main, node);
+        sharing = scheduling && node->sharing && e == 0;
         if (e) {
-            mr_log_error(COMPONENT, "starting the %s thread: %s", beating ? "schedule" : "heartbeat", strerror(e));
+            mr_log_error(COMPONENT, "starting the %s thread: %s",
+                         !beating ? "heartbeat" : !scheduling ? "schedule" : "sharing", strerror(e));
             /* Ends the heartbeat thread, if it runs. */
             mr_runtime_stop(node->rt);
         } else {
             consume(node);
         }
     }
+    if (sharing)
+        pthread_join(share, NULL);
     room_queue_stop(node->queue);
     if (scheduling)
         pthread_join(sched, NULL);
@@ -444,6 +521,8 @@ int mr_agent_serve(const mr_runtime *rt)
     }
     node->rt = rt;
     node->boot_ms = mr_clock_wall_ms();
+    /* A SQLite store belongs to one process: no other replica can take its turns. */
+    node->sharing = rt->settings.store_url && strncmp(rt->settings.store_url, "sqlite:", 7) != 0;
     atomic_init(&node->subscribed, false);
     atomic_init(&node->accepted, 0);
     mr_err err = {0};

@@ -16,6 +16,7 @@ typedef struct rq_job {
     void *job;
     rq_room *room;
     long long due_ms;            /* parked: when it goes back to its room (monotonic) */
+    bool holds_place;            /* parked at the head of its room: the room waits for it */
 } rq_job;
 
 struct rq_room {
@@ -24,7 +25,7 @@ struct rq_room {
     char *name;
     rq_job *head, *tail;         /* queued */
     size_t refs;                 /* jobs queued, parked or running */
-    bool running, ready;
+    bool running, ready, held;   /* held: a job parked with its place kept */
 };
 
 struct room_queue {
@@ -38,6 +39,7 @@ struct room_queue {
     rq_room *ready_head, *ready_tail;
     rq_job *parked;
     size_t waiting;
+    size_t running;              /* jobs running now */
 };
 
 typedef struct rq_thread {
@@ -47,7 +49,7 @@ typedef struct rq_thread {
 
 static void make_ready(room_queue *q, rq_room *r)
 {
-    if (r->running || r->ready || !r->head)
+    if (r->running || r->ready || r->held || !r->head)
         return;
     r->ready = true;
     r->next_ready = NULL;
@@ -92,7 +94,18 @@ static long long unpark(room_queue *q, long long now)
         rq_job *j = *p;
         if (j->due_ms <= now) {
             *p = j->next;
-            enqueue(q, j);
+            if (j->holds_place) {
+                /* Back at the head of its room, before what queued meanwhile. */
+                j->holds_place = false;
+                j->room->held = false;
+                j->next = j->room->head;
+                j->room->head = j;
+                if (!j->room->tail)
+                    j->room->tail = j;
+                make_ready(q, j->room);
+            } else {
+                enqueue(q, j);
+            }
             continue;
         }
         if (next < 0 || j->due_ms - now < next)
@@ -115,6 +128,7 @@ static rq_job *take(room_queue *q)
     if (!r->head)
         r->tail = NULL;
     q->waiting--;
+    q->running++;
     return j;
 }
 
@@ -122,10 +136,13 @@ static void finish(room_queue *q, rq_job *j, long long park_ms)
 {
     rq_room *r = j->room;
     r->running = false;
+    q->running--;
+    j->holds_place = park_ms < 0;
+    r->held = j->holds_place && !q->stopping;
     /* Before the room may be freed: a room with jobs queued is still referenced by them. */
     make_ready(q, r);
-    if (park_ms > 0 && !q->stopping) {
-        j->due_ms = mr_clock_mono_ms() + park_ms;
+    if (park_ms != 0 && !q->stopping) {
+        j->due_ms = mr_clock_mono_ms() + (park_ms < 0 ? -park_ms : park_ms);
         j->next = q->parked;
         q->parked = j;
         q->waiting++;
@@ -241,6 +258,29 @@ size_t room_queue_waiting(room_queue *q)
 {
     pthread_mutex_lock(&q->lock);
     size_t n = q->waiting;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+size_t room_queue_idle(room_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t ready = 0;
+    for (const rq_room *r = q->ready_head; r; r = r->next_ready)
+        ready++;
+    size_t busy = q->running + ready;
+    size_t n = q->o.workers > busy ? q->o.workers - busy : 0;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+size_t room_queue_jobs(room_queue *q, const char *room)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t n = 0;
+    for (const rq_room *r = q->rooms; r; r = r->next)
+        if (strcmp(r->name, room) == 0)
+            n = r->refs;
     pthread_mutex_unlock(&q->lock);
     return n;
 }
