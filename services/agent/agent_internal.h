@@ -255,9 +255,6 @@ typedef struct claim_outcome {
  * lease runs and taken over (compare-and-set) once it lapsed. now_ms is wall-clock time. */
 mr_code claim_take(mr_store *s, const agent_self *me, const char *event_id, const char *entity, long long now_ms,
                    claim_outcome *out, mr_err *err);
-/* The same rule for any key held as "started <worker> <boot>" (a room's lease, share.c). */
-mr_code claim_take_key(mr_store *s, const agent_self *me, const char *key, long long now_ms, claim_outcome *out,
-                       mr_err *err);
 mr_code claim_done(mr_store *s, const char *event_id, const char *entity, mr_err *err);
 /* Gives a claim up after a failure this worker saw, so the turn's next run answers at once
  * (with the same transaction IDs). */

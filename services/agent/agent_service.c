@@ -186,14 +186,14 @@ static long long retry_ms(turn_job *j, const mr_err *err)
     return delay;
 }
 
-/* The room's lease goes when this worker has no other turn of the room: called by the job
- * running, so no other thread here starts one of the room meanwhile. */
+/* After a turn of the room ended here (share.c): called by the job running, so no other thread
+ * here starts one of the room meanwhile. */
 static void room_done(agent_node *node, const turn_job *j)
 {
     mr_err err = {0};
-    if (node->sharing && room_queue_jobs(node->queue, j->turn.room_id) <= 1 &&
-        room_lease_release(node->rt->store, &node->self, j->turn.room_id, &err) != MR_OK)
-        mr_log_warn(COMPONENT, "giving up the lease of room %s: %s; another worker takes it %ld s after this one "
+    bool more = room_queue_jobs(node->queue, j->turn.room_id) > 1;
+    if (node->sharing && room_lease_end(node->rt->store, &node->self, j->turn.room_id, more, &err) != MR_OK)
+        mr_log_warn(COMPONENT, "leaving the lease of room %s: %s; another worker takes it %ld s after this one "
                     "stops", j->turn.room_id, err.msg, WORKER_LEASE_MS / 1000);
 }
 
@@ -205,18 +205,18 @@ static long long room_gate(agent_node *node, turn_job *j, bool *go)
     if (*go)
         return 0;
     mr_store *store = node->rt->store;
-    claim_outcome lease;
+    lease_result lease = LEASE_BUSY;
     mr_err err = {0};
-    mr_code rc = room_lease_take(store, &node->self, j->turn.room_id, mr_clock_wall_ms(), &lease, &err);
-    if (rc == MR_OK && lease.result == CLAIM_BUSY)
+    mr_code rc = room_lease_start(store, &node->self, j->turn.room_id, mr_clock_wall_ms(), &lease, &err);
+    if (rc == MR_OK && lease == LEASE_BUSY)
         return -ROOM_HOLD_MS;
     bool held = false;
     if (rc == MR_OK)
         rc = inflight_holds(store, node->self.worker_id, j->field, &held, &err);
     if (rc != MR_OK)
         return retry_ms(j, &err);
-    if (lease.result == CLAIM_TAKEN_OVER)
-        mr_log_info(COMPONENT, "took the lease of room %s over: %s", j->turn.room_id, lease.why);
+    if (lease == LEASE_TAKEN_OVER)
+        mr_log_info(COMPONENT, "took over the lease of room %s: its holder no longer runs", j->turn.room_id);
     *go = held;
     if (!held)
         room_done(node, j);

@@ -6,19 +6,23 @@
 #include "agent_internal.h"
 #include "agent_run.h"
 
-#define ROOM_HOLD_MS 250             /* a turn whose room another worker runs looks again after this */
+#define ROOM_HOLD_MS 250             /* a turn whose room another worker holds looks again after this */
 #define SHARE_TICK_MS 250            /* how often a replica with idle turn threads looks for work */
 
-/* `agent:room:<room_id>`: taken as a claim is (claim_take_key), BUSY while another live worker
- * runs the room's turns. */
-mr_code room_lease_take(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
-                        claim_outcome *out, mr_err *err);
-/* Gives the lease up if this boot holds it. */
-mr_code room_lease_release(mr_store *s, const agent_self *me, const char *room_id, mr_err *err);
+typedef enum lease_result { LEASE_OURS = 0, LEASE_TAKEN_OVER, LEASE_BUSY } lease_result;
+
+/* `agent:room:<room_id>` before a turn of the room starts here: ours (set to "started"); taken
+ * over from a dead holder or an earlier boot of this worker; or BUSY while another live worker
+ * holds it. now_ms is wall-clock time. */
+mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
+                         lease_result *out, mr_err *err);
+/* After a turn of the room ended here: kept as "queued" when this worker has more turns of the
+ * room (another may take them, and the lease with them), given up otherwise. */
+mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, bool more, mr_err *err);
 
 typedef struct share_ops {
-    /* Records the turn (value as it came) in this worker's record and queues it; owns nothing of
-     * turn's on failure, and may take turn's parts on success (turn is freed either way). */
+    /* Records the turn (value as it came) in this worker's record and queues it; may take turn's
+     * parts on success (the caller frees turn either way). */
     mr_code (*take)(void *ctx, const char *value, size_t len, agent_turn *turn, mr_err *err);
     /* Whether this worker has turns of the room queued, parked or running. */
     bool (*has_room)(void *ctx, const char *room_id);

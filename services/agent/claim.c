@@ -36,16 +36,9 @@ static bool holder_of(const char *value, char worker[WORKER_ID_MAX + 1], char bo
 mr_code claim_take(mr_store *s, const agent_self *me, const char *event_id, const char *entity, long long now_ms,
                    claim_outcome *out, mr_err *err)
 {
-    char key[2 * MR_ID_MAX + 16];
-    claim_key(event_id, entity, key, sizeof key);
-    return claim_take_key(s, me, key, now_ms, out, err);
-}
-
-mr_code claim_take_key(mr_store *s, const agent_self *me, const char *key, long long now_ms, claim_outcome *out,
-                       mr_err *err)
-{
     memset(out, 0, sizeof *out);
-    char value[WORKER_ID_MAX + WORKER_BOOT_LEN + 16];
+    char key[2 * MR_ID_MAX + 16], value[WORKER_ID_MAX + WORKER_BOOT_LEN + 16];
+    claim_key(event_id, entity, key, sizeof key);
     int n = snprintf(value, sizeof value, STARTED "%s %s", me->worker_id, me->boot);
     bool won = false;
     mr_code rc = mr_store_set_nx(s, key, value, (size_t)n, CLAIM_TTL_MS, &won, err);

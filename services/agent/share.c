@@ -1,16 +1,20 @@
 /* share.c -- replicas share the turns: a room's turns run under its lease `agent:room:<room_id>`,
- * and an idle replica moves the turns of a room nobody is running from a busy replica's
- * in-flight record into its own (proto/store.md, "The agent's claims").
+ * and an idle replica moves the waiting turns of a room from a busy replica's in-flight record
+ * into its own (proto/store.md, "The agent's claims").
  *
- * Why a lease per room: a replica accepts every turn of the partitions it reads, and rooms hash
- * unevenly over partitions, so one replica would queue turns while others idle. Moving queued
- * turns keeps a room's order only if no two workers run its turns at once and the later ones
- * wait for the earlier: the lease says who runs the room now. It is taken (as a claim is, with
- * the same takeover of a dead holder) before a turn starts and given up when the worker has no
- * more turns of the room, so a room that only waits in a busy worker's queue has no holder and
- * may move. A worker that finds its room held by another waits in place (room_queue keeps the
- * room's later turns behind it), and one that finds its turn gone from its record leaves it to
- * the worker that took it. */
+ * Why: a replica accepts every turn of the partitions it reads, and rooms hash unevenly over
+ * partitions (on Kafka a partition has one consumer, however many replicas run), so one replica
+ * would queue turns while others idle. Moving turns keeps a room's order only if no two workers
+ * run its turns at once and later turns wait for earlier ones, wherever they are: the lease
+ * names the one worker that holds the room. A worker sets it to "started" before each turn of
+ * the room (set-if-absent, or from its own "queued"; a dead holder's is taken over by
+ * compare-and-set, as a claim is), and after the turn to "queued" when it has more turns of the
+ * room, or deletes it. An idle worker takes a room whose lease is free or "queued" by the busy
+ * worker whose record it reads (compare-and-set to its own "started"), then moves every turn of
+ * the room in that record: none of them runs, and none can start while it holds the lease. A
+ * worker that finds its room held by another waits in place (room_queue keeps the room's later
+ * turns behind it), and one that finds its turn gone from its record leaves it to the worker
+ * that took it. */
 #include "agent_internal.h"
 #include "agent_run.h"
 #include "agent_share.h"
@@ -23,40 +27,128 @@
 
 #define COMPONENT "agent"
 #define ROOM_KEY_MAX (MR_ID_MAX + 16)
+#define LEASE_VALUE_MAX (WORKER_ID_MAX + WORKER_BOOT_LEN + 16)
 #define SCAN_MAX 256                 /* turns of one worker's record looked at per scan */
+#define STARTED "started"            /* a turn of the room runs at the holder */
+#define QUEUED "queued"              /* the holder has more turns of the room, none running */
 
 static void room_key(const char *room_id, char out[ROOM_KEY_MAX])
 {
     snprintf(out, ROOM_KEY_MAX, "agent:room:%s", room_id);
 }
 
-mr_code room_lease_take(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
-                        claim_outcome *out, mr_err *err)
+static size_t lease_value(const char *state, const agent_self *me, char out[LEASE_VALUE_MAX])
 {
-    char key[ROOM_KEY_MAX];
-    room_key(room_id, key);
-    return claim_take_key(s, me, key, now_ms, out, err);
+    return (size_t)snprintf(out, LEASE_VALUE_MAX, "%s %s %s", state, me->worker_id, me->boot);
 }
 
-mr_code room_lease_release(mr_store *s, const agent_self *me, const char *room_id, mr_err *err)
+typedef struct lease_holder {
+    char state[8];
+    char worker[WORKER_ID_MAX + 1];
+    char boot[WORKER_BOOT_LEN + 1];
+} lease_holder;
+
+static bool holder_of(const char *value, lease_holder *h)
 {
-    char key[ROOM_KEY_MAX];
+    char tail;
+    return sscanf(value, "%7s %64s %16s%c", h->state, h->worker, h->boot, &tail) == 3 &&
+           (strcmp(h->state, STARTED) == 0 || strcmp(h->state, QUEUED) == 0);
+}
+
+/* Reads the lease: MR_ENOTFOUND when free. *held is the value (freed by the caller). */
+static mr_code lease_read(mr_store *s, const char *key, char **held, size_t *len, lease_holder *h, bool *named,
+                          mr_err *err)
+{
+    mr_code rc = mr_store_get(s, key, held, len, err);
+    *named = rc == MR_OK && holder_of(*held, h);
+    return rc;
+}
+
+mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
+                         lease_result *out, mr_err *err)
+{
+    char key[ROOM_KEY_MAX], mine[LEASE_VALUE_MAX];
     room_key(room_id, key);
+    size_t n = lease_value(STARTED, me, mine);
+    bool won = false;
+    *out = LEASE_BUSY;
+    mr_code rc = mr_store_set_nx(s, key, mine, n, CLAIM_TTL_MS, &won, err);
+    if (rc != MR_OK || won) {
+        *out = LEASE_OURS;
+        return rc;
+    }
+    char *held = NULL;
+    size_t len = 0;
+    lease_holder h;
+    bool named = false;
+    rc = lease_read(s, key, &held, &len, &h, &named, err);
+    if (rc == MR_ENOTFOUND)
+        /* Given up between the two calls: the next look takes it. */
+        return MR_OK;
+    if (rc != MR_OK)
+        return rc;
+    bool own_boot = named && strcmp(h.worker, me->worker_id) == 0 && strcmp(h.boot, me->boot) == 0;
+    long long alive_until = 0;
+    if (own_boot && strcmp(h.state, STARTED) == 0) {
+        free(held);
+        *out = LEASE_OURS;
+        return MR_OK;
+    }
+    /* Another worker's: its while it lives. An earlier boot of this worker is dead. */
+    if (named && strcmp(h.worker, me->worker_id) != 0)
+        rc = worker_alive_until(s, h.worker, h.boot, now_ms, &alive_until, err);
+    if (rc == MR_OK && !alive_until) {
+        bool swapped = false;
+        rc = mr_store_cas(s, key, held, len, mine, n, CLAIM_TTL_MS, &swapped, err);
+        *out = !swapped ? LEASE_BUSY : own_boot ? LEASE_OURS : LEASE_TAKEN_OVER;
+    }
+    free(held);
+    return rc;
+}
+
+mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, bool more, mr_err *err)
+{
+    char key[ROOM_KEY_MAX], started[LEASE_VALUE_MAX], queued[LEASE_VALUE_MAX];
+    room_key(room_id, key);
+    size_t n_started = lease_value(STARTED, me, started), n_queued = lease_value(QUEUED, me, queued);
+    if (more) {
+        bool swapped = false;
+        return mr_store_cas(s, key, started, n_started, queued, n_queued, CLAIM_TTL_MS, &swapped, err);
+    }
     char *held = NULL;
     size_t len = 0;
     mr_code rc = mr_store_get(s, key, &held, &len, err);
     if (rc == MR_ENOTFOUND)
         return MR_OK;
-    if (rc != MR_OK)
-        return rc;
-    char mine[WORKER_ID_MAX + WORKER_BOOT_LEN + 16];
-    snprintf(mine, sizeof mine, "started %s %s", me->worker_id, me->boot);
-    /* Only while it is ours: a worker that took it over (ours lapsed) keeps it. Ours cannot be
-     * taken between the read and the delete while this process beats. */
-    if (strcmp(held, mine) == 0)
+    /* Only while it is ours: a worker that took it (ours lapsed, or it took the room's waiting
+     * turns) keeps it. Ours cannot change hands between the read and the delete: only a
+     * "queued" lease moves, and this worker has no more turns of the room to leave queued. */
+    if (rc == MR_OK && (strcmp(held, started) == 0 || strcmp(held, queued) == 0))
         rc = mr_store_del(s, key, err);
     free(held);
     return rc;
+}
+
+/* Takes the lease of a room whose turns wait at victim: when free, or when the victim holds it
+ * with none of them running. */
+static mr_code lease_steal(mr_store *s, const agent_self *me, const char *room_id, const char *victim, bool *won,
+                           mr_err *err)
+{
+    char key[ROOM_KEY_MAX], mine[LEASE_VALUE_MAX];
+    room_key(room_id, key);
+    size_t n = lease_value(STARTED, me, mine);
+    mr_code rc = mr_store_set_nx(s, key, mine, n, CLAIM_TTL_MS, won, err);
+    if (rc != MR_OK || *won)
+        return rc;
+    char *held = NULL;
+    size_t len = 0;
+    lease_holder h;
+    bool named = false;
+    rc = lease_read(s, key, &held, &len, &h, &named, err);
+    if (rc == MR_OK && named && strcmp(h.state, QUEUED) == 0 && strcmp(h.worker, victim) == 0)
+        rc = mr_store_cas(s, key, held, len, mine, n, CLAIM_TTL_MS, won, err);
+    free(held);
+    return rc == MR_ENOTFOUND ? MR_OK : rc;
 }
 
 /* Moves the turns of room_id from victim's record into this worker's, in their order; how many
@@ -96,8 +188,7 @@ static size_t move_room(mr_store *s, const char *victim, const char *room_id, co
 }
 
 /* Tries the rooms of one live worker's record, oldest first; rooms moved. */
-static size_t steal_from(mr_store *s, const agent_self *me, const char *victim, size_t rooms, long long now_ms,
-                         const share_ops *ops)
+static size_t steal_from(mr_store *s, const agent_self *me, const char *victim, size_t rooms, const share_ops *ops)
 {
     mr_store_hash theirs = {0};
     mr_err err = {0};
@@ -111,17 +202,16 @@ static size_t steal_from(mr_store *s, const agent_self *me, const char *victim, 
         agent_turn turn;
         if (agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
             continue;
-        claim_outcome lease;
-        /* A room with turns here already is run here in its order; the victim runs the rooms
-         * it holds the lease of. */
-        if (!ops->has_room(ops->ctx, turn.room_id) &&
-            room_lease_take(s, me, turn.room_id, now_ms, &lease, &err) == MR_OK && lease.result != CLAIM_BUSY) {
+        bool won = false;
+        /* A room with turns here already is run here in its order. */
+        if (!ops->has_room(ops->ctx, turn.room_id) && lease_steal(s, me, turn.room_id, victim, &won, &err) == MR_OK &&
+            won) {
             size_t moved = move_room(s, victim, turn.room_id, ops);
             if (moved) {
                 stolen++;
                 mr_log_info(COMPONENT, "took %zu waiting turns of room %s from busy worker %s", moved, turn.room_id,
                             victim);
-            } else if (room_lease_release(s, me, turn.room_id, &err) != MR_OK) {
+            } else if (room_lease_end(s, me, turn.room_id, false, &err) != MR_OK) {
                 mr_log_warn(COMPONENT, "giving up the lease of room %s: %s", turn.room_id, err.msg);
             }
         }
@@ -145,7 +235,7 @@ size_t share_steal(mr_store *s, const agent_self *me, long long now_ms, size_t r
         const mr_store_hash_entry *w = &workers.entries[i];
         long long beat = 0;
         if (strcmp(w->field, me->worker_id) != 0 && worker_beat_of(w->value, &beat) && now_ms < beat + WORKER_LEASE_MS)
-            stolen += steal_from(s, me, w->field, rooms - stolen, now_ms, ops);
+            stolen += steal_from(s, me, w->field, rooms - stolen, ops);
     }
     mr_store_hash_free(&workers);
     return stolen;
