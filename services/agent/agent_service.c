@@ -428,7 +428,9 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
                        const mr_err *err)
 {
     (void)rt;
-    if (mr_bus_consumer_partitions(bc) > 0)
+    const agent_node *node = c->ctx;
+    /* Without a partition a replica that shares turns still answers them: ready once it polls. */
+    if (mr_bus_consumer_partitions(bc) > 0 || (node->sharing && rc == MR_OK))
         atomic_store(c->consuming, true);
     /* A refused turn comes again after mr_runtime_consume's pause. */
     if (rc != MR_OK)
