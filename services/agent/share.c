@@ -55,54 +55,68 @@ static bool holder_of(const char *value, lease_holder *h)
            (strcmp(h->state, STARTED) == 0 || strcmp(h->state, QUEUED) == 0);
 }
 
-/* Reads the lease: MR_ENOTFOUND when free. *held is the value (freed by the caller). */
-static mr_code lease_read(mr_store *s, const char *key, char **held, size_t *len, lease_holder *h, bool *named,
-                          mr_err *err)
+/* One attempt at a room's lease: its key, this worker's "started" value, and the value found
+ * when set-if-absent lost. */
+typedef struct lease_try {
+    char key[ROOM_KEY_MAX];
+    char mine[LEASE_VALUE_MAX];
+    size_t mine_len;
+    char *held;                  /* the value found; the caller frees it */
+    size_t held_len;
+    lease_holder h;
+    bool named;                  /* held names a holder in h */
+} lease_try;
+
+/* Set-if-absent of this worker's "started"; when that lost, reads the value there (MR_ENOTFOUND:
+ * given up between the two calls, for the next look to take). */
+static mr_code lease_try_take(mr_store *s, const agent_self *me, const char *room_id, lease_try *t, bool *won,
+                              mr_err *err)
 {
-    mr_code rc = mr_store_get(s, key, held, len, err);
-    *named = rc == MR_OK && holder_of(*held, h);
+    memset(t, 0, sizeof *t);
+    room_key(room_id, t->key);
+    t->mine_len = lease_value(STARTED, me, t->mine);
+    mr_code rc = mr_store_set_nx(s, t->key, t->mine, t->mine_len, CLAIM_TTL_MS, won, err);
+    if (rc != MR_OK || *won)
+        return rc;
+    rc = mr_store_get(s, t->key, &t->held, &t->held_len, err);
+    t->named = rc == MR_OK && holder_of(t->held, &t->h);
     return rc;
+}
+
+/* Replaces the value found by this worker's "started", unless it changed meanwhile. */
+static mr_code lease_try_swap(mr_store *s, const lease_try *t, bool *swapped, mr_err *err)
+{
+    return mr_store_cas(s, t->key, t->held, t->held_len, t->mine, t->mine_len, CLAIM_TTL_MS, swapped, err);
 }
 
 mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
                          lease_result *out, mr_err *err)
 {
-    char key[ROOM_KEY_MAX], mine[LEASE_VALUE_MAX];
-    room_key(room_id, key);
-    size_t n = lease_value(STARTED, me, mine);
+    lease_try t;
     bool won = false;
     *out = LEASE_BUSY;
-    mr_code rc = mr_store_set_nx(s, key, mine, n, CLAIM_TTL_MS, &won, err);
+    mr_code rc = lease_try_take(s, me, room_id, &t, &won, err);
+    if (rc == MR_OK && won)
+        *out = LEASE_OURS;
     if (rc != MR_OK || won) {
-        *out = LEASE_OURS;
-        return rc;
+        free(t.held);
+        return rc == MR_ENOTFOUND ? MR_OK : rc;
     }
-    char *held = NULL;
-    size_t len = 0;
-    lease_holder h;
-    bool named = false;
-    rc = lease_read(s, key, &held, &len, &h, &named, err);
-    if (rc == MR_ENOTFOUND)
-        /* Given up between the two calls: the next look takes it. */
-        return MR_OK;
-    if (rc != MR_OK)
-        return rc;
-    bool own_boot = named && strcmp(h.worker, me->worker_id) == 0 && strcmp(h.boot, me->boot) == 0;
+    bool own_boot = t.named && strcmp(t.h.worker, me->worker_id) == 0 && strcmp(t.h.boot, me->boot) == 0;
     long long alive_until = 0;
-    if (own_boot && strcmp(h.state, STARTED) == 0) {
-        free(held);
+    if (own_boot && strcmp(t.h.state, STARTED) == 0) {
         *out = LEASE_OURS;
-        return MR_OK;
-    }
-    /* Another worker's: its while it lives. An earlier boot of this worker is dead. */
-    if (named && strcmp(h.worker, me->worker_id) != 0)
-        rc = worker_alive_until(s, h.worker, h.boot, now_ms, &alive_until, err);
-    if (rc == MR_OK && !alive_until) {
+    } else {
+        /* Another worker's: its while it lives. An earlier boot of this worker is dead. */
+        if (t.named && strcmp(t.h.worker, me->worker_id) != 0)
+            rc = worker_alive_until(s, t.h.worker, t.h.boot, now_ms, &alive_until, err);
         bool swapped = false;
-        rc = mr_store_cas(s, key, held, len, mine, n, CLAIM_TTL_MS, &swapped, err);
-        *out = !swapped ? LEASE_BUSY : own_boot ? LEASE_OURS : LEASE_TAKEN_OVER;
+        if (rc == MR_OK && !alive_until)
+            rc = lease_try_swap(s, &t, &swapped, err);
+        if (swapped)
+            *out = own_boot ? LEASE_OURS : LEASE_TAKEN_OVER;
     }
-    free(held);
+    free(t.held);
     return rc;
 }
 
@@ -134,21 +148,21 @@ mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, b
 static mr_code lease_steal(mr_store *s, const agent_self *me, const char *room_id, const char *victim, bool *won,
                            mr_err *err)
 {
-    char key[ROOM_KEY_MAX], mine[LEASE_VALUE_MAX];
-    room_key(room_id, key);
-    size_t n = lease_value(STARTED, me, mine);
-    mr_code rc = mr_store_set_nx(s, key, mine, n, CLAIM_TTL_MS, won, err);
-    if (rc != MR_OK || *won)
-        return rc;
-    char *held = NULL;
-    size_t len = 0;
-    lease_holder h;
-    bool named = false;
-    rc = lease_read(s, key, &held, &len, &h, &named, err);
-    if (rc == MR_OK && named && strcmp(h.state, QUEUED) == 0 && strcmp(h.worker, victim) == 0)
-        rc = mr_store_cas(s, key, held, len, mine, n, CLAIM_TTL_MS, won, err);
-    free(held);
+    lease_try t;
+    mr_code rc = lease_try_take(s, me, room_id, &t, won, err);
+    if (rc == MR_OK && !*won && t.named && strcmp(t.h.state, QUEUED) == 0 && strcmp(t.h.worker, victim) == 0)
+        rc = lease_try_swap(s, &t, won, err);
+    free(t.held);
     return rc == MR_ENOTFOUND ? MR_OK : rc;
+}
+
+static bool read_record(mr_store *s, const char *worker_id, mr_store_hash *out)
+{
+    mr_err err = {0};
+    if (inflight_list(s, worker_id, out, &err) == MR_OK)
+        return true;
+    mr_log_warn(COMPONENT, "reading the in-flight turns of worker %s: %s", worker_id, err.msg);
+    return false;
 }
 
 /* Moves the turns of room_id from victim's record into this worker's, in their order; how many
@@ -158,10 +172,8 @@ static size_t move_room(mr_store *s, const char *victim, const char *room_id, co
 {
     mr_store_hash theirs = {0};
     mr_err err = {0};
-    if (inflight_list(s, victim, &theirs, &err) != MR_OK) {
-        mr_log_warn(COMPONENT, "reading the in-flight turns of worker %s: %s", victim, err.msg);
+    if (!read_record(s, victim, &theirs))
         return 0;
-    }
     size_t moved = 0;
     for (size_t i = 0; i < theirs.count; i++) {
         const mr_store_hash_entry *e = &theirs.entries[i];
@@ -192,10 +204,8 @@ static size_t steal_from(mr_store *s, const agent_self *me, const char *victim, 
 {
     mr_store_hash theirs = {0};
     mr_err err = {0};
-    if (inflight_list(s, victim, &theirs, &err) != MR_OK) {
-        mr_log_warn(COMPONENT, "reading the in-flight turns of worker %s: %s", victim, err.msg);
+    if (!read_record(s, victim, &theirs))
         return 0;
-    }
     size_t stolen = 0;
     for (size_t i = 0; i < theirs.count && i < SCAN_MAX && stolen < rooms; i++) {
         const mr_store_hash_entry *e = &theirs.entries[i];
@@ -204,8 +214,14 @@ static size_t steal_from(mr_store *s, const agent_self *me, const char *victim, 
             continue;
         bool won = false;
         /* A room with turns here already is run here in its order. */
-        if (!ops->has_room(ops->ctx, turn.room_id) && lease_steal(s, me, turn.room_id, victim, &won, &err) == MR_OK &&
-            won) {
+        mr_code rc =
+            ops->has_room(ops->ctx, turn.room_id) ? MR_OK : lease_steal(s, me, turn.room_id, victim, &won, &err);
+        if (rc != MR_OK) {
+            mr_log_warn(COMPONENT, "taking the lease of room %s: %s", turn.room_id, err.msg);
+            agent_turn_free(&turn);
+            break;
+        }
+        if (won) {
             size_t moved = move_room(s, victim, turn.room_id, ops);
             if (moved) {
                 stolen++;
