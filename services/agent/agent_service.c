@@ -127,8 +127,10 @@ static void job_free(void *p)
     free(j);
 }
 
-/* Records the turn under a new field of this worker's in-flight record and queues it. */
-static mr_code accept_turn(agent_node *node, const char *value, size_t len, agent_turn *turn, mr_err *err)
+/* Records the turn under a new field of this worker's in-flight record and queues it: ahead of
+ * the room's turns here when it is older than them (a dead worker's). */
+static mr_code accept_turn(agent_node *node, const char *value, size_t len, agent_turn *turn, bool ahead,
+                           mr_err *err)
 {
     turn_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -138,7 +140,8 @@ static mr_code accept_turn(agent_node *node, const char *value, size_t len, agen
     if (rc == MR_OK) {
         j->turn = *turn;
         memset(turn, 0, sizeof *turn);
-        rc = room_queue_push(node->queue, j->turn.room_id, j, err);
+        rc = ahead ? room_queue_push_ahead(node->queue, j->turn.room_id, j, err)
+                   : room_queue_push(node->queue, j->turn.room_id, j, err);
         /* Not queued: forget it, so the bus delivers it again. */
         if (rc != MR_OK)
             inflight_drop(node->rt->store, node->self.worker_id, j->field, NULL);
@@ -274,7 +277,11 @@ static bool adopt(agent_node *node, const char *dead)
         agent_turn turn;
         mr_code rc = agent_turn_parse(e->value, e->value_len, &turn, &err);
         if (rc == MR_OK) {
-            rc = accept_turn(node, e->value, e->value_len, &turn, &err);
+            /* The room's lease first: until it moves, the dead one's record keeps the room. */
+            if (node->sharing)
+                rc = room_lease_adopt(store, &node->self, turn.room_id, dead, &err);
+            if (rc == MR_OK)
+                rc = accept_turn(node, e->value, e->value_len, &turn, true, &err);
             agent_turn_free(&turn);
         }
         if (rc == MR_OK || rc == MR_EINVAL)
@@ -332,7 +339,7 @@ static void *beat_main(void *arg)
 
 static mr_code share_take(void *ctx, const char *value, size_t len, agent_turn *turn, mr_err *err)
 {
-    return accept_turn(ctx, value, len, turn, err);
+    return accept_turn(ctx, value, len, turn, false, err);
 }
 
 static bool share_has_room(void *ctx, const char *room_id)
@@ -410,7 +417,7 @@ static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
     mr_code rc = waiting >= WAITING_MAX
                      ? mr_err_set(err, MR_EUNAVAIL, "%zu turns wait already: leaving %s on the bus for now", waiting,
                                   t.event_id)
-                     : accept_turn(node, m->value, m->len, &t, err);
+                     : accept_turn(node, m->value, m->len, &t, false, err);
     agent_turn_free(&t);
     return rc;
 }

@@ -12,13 +12,17 @@
 typedef enum lease_result { LEASE_OURS = 0, LEASE_TAKEN_OVER, LEASE_BUSY } lease_result;
 
 /* `agent:room:<room_id>` before a turn of the room starts here: ours (set to "started"); taken
- * over from a dead holder or an earlier boot of this worker; or BUSY while another live worker
- * holds it. now_ms is wall-clock time. */
+ * over from an earlier boot of this worker, or from a dead worker whose record holds no turn of
+ * the room; or BUSY otherwise while another worker holds it. now_ms is wall-clock time. */
 mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
                          lease_result *out, mr_err *err);
 /* After a turn of the room ended here: kept as "queued" when this worker has more turns of the
  * room (another may take them, and the lease with them), given up otherwise. */
 mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, bool more, mr_err *err);
+
+/* Before a dead worker's turn of the room is adopted: a lease that worker held becomes this
+ * one's "queued", so the room's later turns elsewhere wait for the adopted ones. */
+mr_code room_lease_adopt(mr_store *s, const agent_self *me, const char *room_id, const char *dead, mr_err *err);
 
 typedef struct share_ops {
     /* Records the turn (value as it came) in this worker's record and queues it; may take turn's

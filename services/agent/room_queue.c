@@ -17,6 +17,7 @@ typedef struct rq_job {
     rq_room *room;
     long long due_ms;            /* parked: when it goes back to its room (monotonic) */
     bool holds_place;            /* parked at the head of its room: the room waits for it */
+    bool ahead;                  /* queued by room_queue_push_ahead and not yet taken */
 } rq_job;
 
 struct rq_room {
@@ -25,6 +26,7 @@ struct rq_room {
     char *name;
     rq_job *head, *tail;         /* queued */
     size_t refs;                 /* jobs queued, parked or running */
+    size_t ahead;                /* queued jobs pushed ahead: the first `ahead` of the queue */
     bool running, ready, held;   /* held: a job parked with its place kept */
 };
 
@@ -72,6 +74,22 @@ static void enqueue(room_queue *q, rq_job *j)
     make_ready(q, r);
 }
 
+/* Puts j behind the room's jobs pushed ahead, before the others. */
+static void insert_behind_ahead(room_queue *q, rq_job *j)
+{
+    rq_room *r = j->room;
+    rq_job **at = &r->head, *before = NULL;
+    for (size_t i = 0; i < r->ahead && *at; i++) {
+        before = *at;
+        at = &(*at)->next;
+    }
+    j->next = *at;
+    *at = j;
+    if (r->tail == before)
+        r->tail = j;
+    make_ready(q, r);
+}
+
 static void room_unref(room_queue *q, rq_room *r)
 {
     if (--r->refs > 0)
@@ -95,14 +113,11 @@ static long long unpark(room_queue *q, long long now)
         if (j->due_ms <= now) {
             *p = j->next;
             if (j->holds_place) {
-                /* Back at the head of its room, before what queued meanwhile. */
+                /* Back in its place, before what queued meanwhile (but for older jobs pushed
+                 * ahead). */
                 j->holds_place = false;
                 j->room->held = false;
-                j->next = j->room->head;
-                j->room->head = j;
-                if (!j->room->tail)
-                    j->room->tail = j;
-                make_ready(q, j->room);
+                insert_behind_ahead(q, j);
             } else {
                 enqueue(q, j);
             }
@@ -127,6 +142,10 @@ static rq_job *take(room_queue *q)
     r->head = j->next;
     if (!r->head)
         r->tail = NULL;
+    if (j->ahead) {
+        j->ahead = false;
+        r->ahead--;
+    }
     q->waiting--;
     q->running++;
     return j;
@@ -231,7 +250,7 @@ static rq_room *room_of(room_queue *q, const char *name)
     return r;
 }
 
-mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
+static mr_code push(room_queue *q, const char *room, void *job, bool ahead, mr_err *err)
 {
     rq_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -243,7 +262,13 @@ mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
         j->room = r;
         r->refs++;
         q->waiting++;
-        enqueue(q, j);
+        if (ahead) {
+            insert_behind_ahead(q, j);
+            j->ahead = true;
+            r->ahead++;
+        } else {
+            enqueue(q, j);
+        }
         pthread_cond_signal(&q->wake);
     }
     pthread_mutex_unlock(&q->lock);
@@ -252,6 +277,16 @@ mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "out of memory queueing a turn of %s", room);
     }
     return MR_OK;
+}
+
+mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
+{
+    return push(q, room, job, false, err);
+}
+
+mr_code room_queue_push_ahead(room_queue *q, const char *room, void *job, mr_err *err)
+{
+    return push(q, room, job, true, err);
 }
 
 size_t room_queue_waiting(room_queue *q)

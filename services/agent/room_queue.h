@@ -26,6 +26,10 @@ typedef struct room_queue room_queue;
 mr_code room_queue_start(const room_queue_opts *opts, room_queue **out, mr_err *err);
 /* Queues job (owned by the queue once this returns MR_OK) behind the room's others. */
 mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err);
+/* Queues job before the room's jobs that came through room_queue_push and behind those pushed
+ * ahead before it: for jobs older than what the room has (a dead worker's turns, adopted). A
+ * job parked keeping its place comes back behind these too. */
+mr_code room_queue_push_ahead(room_queue *q, const char *room, void *job, mr_err *err);
 /* Jobs queued or parked, not counting those running. */
 size_t room_queue_waiting(room_queue *q);
 /* Threads that would find nothing to run now (free, with no room ready for them). */

@@ -89,6 +89,24 @@ static mr_code lease_try_swap(mr_store *s, const lease_try *t, bool *swapped, mr
     return mr_store_cas(s, t->key, t->held, t->held_len, t->mine, t->mine_len, CLAIM_TTL_MS, swapped, err);
 }
 
+/* Whether worker_id's record holds a turn of room_id. */
+static mr_code record_has_room(mr_store *s, const char *worker_id, const char *room_id, bool *has, mr_err *err)
+{
+    mr_store_hash rec = {0};
+    *has = false;
+    mr_code rc = inflight_list(s, worker_id, &rec, err);
+    for (size_t i = 0; rc == MR_OK && i < rec.count && !*has; i++) {
+        agent_turn turn;
+        mr_err perr = {0};
+        if (agent_turn_parse(rec.entries[i].value, rec.entries[i].value_len, &turn, &perr) == MR_OK) {
+            *has = strcmp(turn.room_id, room_id) == 0;
+            agent_turn_free(&turn);
+        }
+    }
+    mr_store_hash_free(&rec);
+    return rc;
+}
+
 mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
                          lease_result *out, mr_err *err)
 {
@@ -107,17 +125,39 @@ mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id,
     if (own_boot && strcmp(t.h.state, STARTED) == 0) {
         *out = LEASE_OURS;
     } else {
-        /* Another worker's: its while it lives. An earlier boot of this worker is dead. */
-        if (t.named && strcmp(t.h.worker, me->worker_id) != 0)
+        /* Another worker's: its while it lives, and after, while its record still holds turns
+         * of the room, which come first (whoever adopts them takes the lease with them). An
+         * earlier boot of this worker is dead, and its record is this worker's own. */
+        bool other = t.named && strcmp(t.h.worker, me->worker_id) != 0, waiting = false;
+        if (other)
             rc = worker_alive_until(s, t.h.worker, t.h.boot, now_ms, &alive_until, err);
+        if (other && rc == MR_OK && !alive_until)
+            rc = record_has_room(s, t.h.worker, room_id, &waiting, err);
         bool swapped = false;
-        if (rc == MR_OK && !alive_until)
+        if (rc == MR_OK && !alive_until && !waiting)
             rc = lease_try_swap(s, &t, &swapped, err);
         if (swapped)
             *out = own_boot ? LEASE_OURS : LEASE_TAKEN_OVER;
     }
     free(t.held);
     return rc;
+}
+
+mr_code room_lease_adopt(mr_store *s, const agent_self *me, const char *room_id, const char *dead, mr_err *err)
+{
+    char key[ROOM_KEY_MAX], queued[LEASE_VALUE_MAX];
+    room_key(room_id, key);
+    size_t n = lease_value(QUEUED, me, queued);
+    char *held = NULL;
+    size_t len = 0;
+    lease_holder h;
+    mr_code rc = mr_store_get(s, key, &held, &len, err);
+    if (rc == MR_OK && holder_of(held, &h) && strcmp(h.worker, dead) == 0) {
+        bool swapped = false;
+        rc = mr_store_cas(s, key, held, len, queued, n, CLAIM_TTL_MS, &swapped, err);
+    }
+    free(held);
+    return rc == MR_ENOTFOUND ? MR_OK : rc;
 }
 
 mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, bool more, mr_err *err)

@@ -6,7 +6,8 @@
  * agent.turns has one partition, so one replica reads every turn (Kafka gives a partition to one
  * consumer of a group; the Redis bus leases it to one) and the others get work only by taking
  * the waiting turns of a busy replica (share.c). Each case has its own store and bus database
- * (Redis) or mock cluster (Kafka), so nothing of one case is seen by the next. */
+ * (Redis) or mock cluster (Kafka), so nothing of one case is seen by the next. A last case has
+ * a replica that died holding a room: its turn is answered before the room's next. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -32,7 +33,6 @@
 #define KEY "sk-replicas-0123456789abcdef"
 #define ROOMS 6
 #define PER_ROOM 4
-#define TURNS (ROOMS * PER_ROOM)
 #define STALL_MS 300                 /* each answer takes this long at the model */
 #define MAX_REPLICAS 4
 #define ENTITY "mind"
@@ -59,6 +59,7 @@ typedef struct run {
     pid_t pids[MAX_REPLICAS];
     char logs[MAX_REPLICAS][600];
     size_t replicas;
+    int rooms, per_room;         /* turns: message 0 .. per_room - 1 of rooms 0 .. rooms - 1 */
     json_t *intents;             /* every intent read, in order */
     char prefix[16];             /* of this case's event IDs */
 } run;
@@ -84,8 +85,9 @@ static void room_id(int room, char out[64])
     snprintf(out, 64, "!room%d:example.org", room);
 }
 
-/* The turn authz would publish: a person's message in an unmanaged room where only mind is. */
-static void publish_turn(run *r, int room, int n)
+/* The turn authz would publish: a person's message in an unmanaged room where only mind is
+ * (JSON text the caller frees). */
+static char *turn_text(const run *r, int room, int n)
 {
     char ev[64], rid[64], body[64];
     event_id(r, room, n, ev);
@@ -99,6 +101,13 @@ static void publish_turn(run *r, int room, int n)
     char *text = json_dumps(turn, JSON_COMPACT);
     json_decref(turn);
     assert_non_null(text);
+    return text;
+}
+
+static void publish_turn(run *r, int room, int n)
+{
+    char rid[64], *text = turn_text(r, room, n);
+    room_id(room, rid);
     mr_err err = {0};
     check(mr_bus_publish(r->bus, "agent.turns", rid, text, strlen(text), &err), &err, "publishing a turn");
     free(text);
@@ -163,8 +172,8 @@ static size_t messages_of(const run *r, const char *ev)
 
 static bool all_finished(const run *r)
 {
-    for (int room = 0; room < ROOMS; room++) {
-        for (int n = 0; n < PER_ROOM; n++) {
+    for (int room = 0; room < r->rooms; room++) {
+        for (int n = 0; n < r->per_room; n++) {
             char ev[64];
             event_id(r, room, n, ev);
             if (!finished(r, ev))
@@ -227,12 +236,16 @@ static void run_end(run *r)
     json_decref(r->intents);
 }
 
-static void run_case(run *r, bool kafka, size_t replicas)
+/* Opens a case's bus (Redis, or a Kafka mock cluster) and store, and scripts the model stub to
+ * take its time over each of the case's turns. */
+static void case_open(run *r, bool kafka, int rooms, int per_room)
 {
     mr_err err = {0};
     int db = ++S.cases;
     snprintf(r->prefix, sizeof r->prefix, "c%d", db);
     r->intents = json_array();
+    r->rooms = rooms;
+    r->per_room = per_room;
     char bus_url[600], store_url[96];
     /* Database 0 holds nothing: each case's store is database 2c-1 and its Redis bus 2c. */
     snprintf(store_url, sizeof store_url, "redis://127.0.0.1:%d/%d", S.redis.port, 2 * db - 1);
@@ -253,11 +266,16 @@ static void run_case(run *r, bool kafka, size_t replicas)
                            &err),
           &err, "subscribing to matrix.outbound");
     char script[96];
-    snprintf(script, sizeof script, "{\"stall_ms\": %d, \"times\": %d}", STALL_MS, TURNS);
+    snprintf(script, sizeof script, "{\"stall_ms\": %d, \"times\": %d}", STALL_MS, rooms * per_room);
     check(mr_model_stub_reset(&S.stub, &err), &err, "resetting the model stub");
     check(mr_model_stub_script(&S.stub, script, &err), &err, "scripting the model stub");
     setenv("MINDROOM_BUS_URL", bus_url, 1);
     setenv("MINDROOM_STORE_URL", store_url, 1);
+}
+
+static void spawn_replicas(run *r, size_t replicas)
+{
+    mr_err err = {0};
     r->replicas = replicas;
     for (size_t i = 0; i < replicas; i++) {
         char worker[32];
@@ -270,16 +288,18 @@ static void run_case(run *r, bool kafka, size_t replicas)
         check(mr_tp_spawn(argv, r->logs[i], &r->pids[i], &err), &err, "spawning mindroom-agent");
     }
     unsetenv("MINDROOM_WORKER_ID");
-    /* Message n of every room, then n + 1: the rooms' turns interleave on the partition. */
-    for (int n = 0; n < PER_ROOM; n++)
-        for (int room = 0; room < ROOMS; room++)
-            publish_turn(r, room, n);
-    check(mr_bus_flush(r->bus, 30000, &err), &err, "flushing the turns");
+}
+
+/* Reads matrix.outbound until every turn of the case is answered, then stops the replicas and
+ * reads what they sent last. */
+static void answer_all(run *r)
+{
+    mr_err err = {0};
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     while (!all_finished(r)) {
         if (mr_clock_mono_ms() > deadline)
             fail_msg("not every turn was answered in %d s; see %s", DEADLINE_MS / 1000, S.dir);
-        for (size_t i = 0; i < replicas; i++)
+        for (size_t i = 0; i < r->replicas; i++)
             if (waitpid(r->pids[i], NULL, WNOHANG) == r->pids[i]) {
                 r->pids[i] = 0;
                 fail_msg("mindroom-agent replica%zu stopped; see %s", i, r->logs[i]);
@@ -288,24 +308,36 @@ static void run_case(run *r, bool kafka, size_t replicas)
         if (mr_bus_poll(r->outbound, 200, 100, on_intent, r, &handled, &err) != MR_OK)
             fprintf(stderr, "polling matrix.outbound: %s\n", err.msg);
     }
-    for (size_t i = 0; i < replicas; i++) {
+    for (size_t i = 0; i < r->replicas; i++) {
         int status = 0;
         pid_t pid = r->pids[i];
         r->pids[i] = 0;
         check(mr_tp_kill_wait(pid, SIGTERM, &status, &err), &err, "stopping mindroom-agent");
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    /* What the stopped replicas sent last. */
     size_t handled = 1;
     while (handled > 0)
         check(mr_bus_poll(r->outbound, 500, 100, on_intent, r, &handled, &err), &err, "polling matrix.outbound");
 }
 
+static void run_case(run *r, bool kafka, size_t replicas)
+{
+    case_open(r, kafka, ROOMS, PER_ROOM);
+    spawn_replicas(r, replicas);
+    /* Message n of every room, then n + 1: the rooms' turns interleave on the partition. */
+    for (int n = 0; n < PER_ROOM; n++)
+        for (int room = 0; room < ROOMS; room++)
+            publish_turn(r, room, n);
+    mr_err err = {0};
+    check(mr_bus_flush(r->bus, 30000, &err), &err, "flushing the turns");
+    answer_all(r);
+}
+
 static void expect_once_and_in_order(const run *r)
 {
-    for (int room = 0; room < ROOMS; room++) {
+    for (int room = 0; room < r->rooms; room++) {
         long previous_end = -1;
-        for (int n = 0; n < PER_ROOM; n++) {
+        for (int n = 0; n < r->per_room; n++) {
             char ev[64];
             event_id(r, room, n, ev);
             if (messages_of(r, ev) != 1)
@@ -320,7 +352,7 @@ static void expect_once_and_in_order(const run *r)
     json_t *reqs = NULL;
     mr_err err = {0};
     check(mr_model_stub_requests(&S.stub, &reqs, &err), &err, "the model stub's requests");
-    assert_int_equal(json_array_size(reqs), TURNS);
+    assert_int_equal(json_array_size(reqs), r->rooms * r->per_room);
     json_decref(reqs);
 }
 
@@ -349,6 +381,33 @@ static void replicas_case(bool kafka, size_t replicas)
     expect_every_replica_answered(&R);
 }
 
+/* A replica died holding a room's lease with a turn of the room still in its record, a minute
+ * ago; the room's next turn comes to a live replica. The dead one's turn is answered first: the
+ * lease is not taken over while the dead one's record holds a turn of the room, and the replica
+ * that adopts that turn takes the lease with it. */
+static void dead_holders_turn_first(void)
+{
+    case_open(&R, false, 1, 2);
+    mr_err err = {0};
+    char beat[64], rid[64], key[96], *first = turn_text(&R, 0, 0);
+    static const char boot[] = "00112233aabbccdd";
+    int n = snprintf(beat, sizeof beat, "%s %lld", boot, mr_clock_wall_ms() - 60000);
+    check(mr_store_hset(R.store, WORKERS_KEY, "gone", beat, (size_t)n, &err), &err, "the dead one's heartbeat");
+    check(inflight_put(R.store, "gone", "000000000000001.000000000001", first, strlen(first), &err), &err,
+          "the dead one's in-flight turn");
+    free(first);
+    room_id(0, rid);
+    snprintf(key, sizeof key, "agent:room:%s", rid);
+    n = snprintf(beat, sizeof beat, "started gone %s", boot);
+    check(mr_store_set(R.store, key, beat, (size_t)n, 0, &err), &err, "the dead one's room lease");
+    spawn_replicas(&R, 1);
+    publish_turn(&R, 0, 1);
+    check(mr_bus_flush(R.bus, 30000, &err), &err, "flushing the turn");
+    answer_all(&R);
+    expect_once_and_in_order(&R);
+}
+
+static void test_redis_dead_holders_turn_first(void **state) { (void)state; dead_holders_turn_first(); }
 static void test_redis_one(void **state) { (void)state; replicas_case(false, 1); }
 static void test_redis_two(void **state) { (void)state; replicas_case(false, 2); }
 static void test_redis_four(void **state) { (void)state; replicas_case(false, 4); }
@@ -365,6 +424,7 @@ int main(void)
         cmocka_unit_test_teardown(test_kafka_one, case_teardown),
         cmocka_unit_test_teardown(test_kafka_two, case_teardown),
         cmocka_unit_test_teardown(test_kafka_four, case_teardown),
+        cmocka_unit_test_teardown(test_redis_dead_holders_turn_first, case_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -265,6 +265,52 @@ static void test_job_parked_keeping_its_place_holds_its_room(void **state)
     assert_int_equal(L.freed, 3);
 }
 
+static void push_ahead(room_queue *q, job spec)
+{
+    job *j = malloc(sizeof *j);
+    assert_non_null(j);
+    *j = spec;
+    mr_err err = {0};
+    if (room_queue_push_ahead(q, j->room, j, &err) != MR_OK)
+        fail_msg("room_queue_push_ahead: %s", err.msg);
+}
+
+static void test_job_pushed_ahead_runs_before_the_rooms_others(void **state)
+{
+    (void)state;
+    room_queue *q = start(2);
+    push(q, (job){.room = "a", .id = 1, .hold = true});
+    wait_for(running_at_least, 1);
+    /* While job 1 runs: job 2 as usual, then 3 and 4 ahead of it, in their order. */
+    push(q, (job){.room = "a", .id = 2});
+    push_ahead(q, (job){.room = "a", .id = 3});
+    push_ahead(q, (job){.room = "a", .id = 4});
+    open_gate();
+    wait_for(freed_at_least, 4);
+    room_queue_stop(q);
+    assert_int_equal(L.n_started, 4);
+    int want[] = {1, 3, 4, 2};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(L.started[i], want[i]);
+}
+
+static void test_job_holding_its_place_comes_back_behind_jobs_pushed_ahead(void **state)
+{
+    (void)state;
+    room_queue *q = start(2);
+    /* Job 1 waits for the gate, then parks keeping its place; job 2 is pushed ahead meanwhile. */
+    push(q, (job){.room = "a", .id = 1, .hold = true, .park_ms = -50});
+    wait_for(running_at_least, 1);
+    push_ahead(q, (job){.room = "a", .id = 2});
+    open_gate();
+    wait_for(freed_at_least, 2);
+    room_queue_stop(q);
+    assert_int_equal(L.n_started, 3);
+    int want[] = {1, 2, 1};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(L.started[i], want[i]);
+}
+
 static void test_idle_threads_and_jobs_of_a_room(void **state)
 {
     (void)state;
@@ -323,6 +369,8 @@ int main(void)
         cmocka_unit_test(test_parked_job_comes_back_behind_its_room),
         cmocka_unit_test(test_job_parked_keeping_its_place_holds_its_room),
         cmocka_unit_test(test_idle_threads_and_jobs_of_a_room),
+        cmocka_unit_test(test_job_pushed_ahead_runs_before_the_rooms_others),
+        cmocka_unit_test(test_job_holding_its_place_comes_back_behind_jobs_pushed_ahead),
         cmocka_unit_test(test_stop_frees_what_never_ran),
         cmocka_unit_test(test_needs_a_thread),
     };
