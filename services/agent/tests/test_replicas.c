@@ -213,14 +213,12 @@ static int group_teardown(void **state)
 {
     (void)state;
     mr_err err = {0};
-    int rc = 0;
-    if (mr_model_stub_stop(&S.stub, &err) != MR_OK) {
+    mr_code rc = mr_model_stub_stop(&S.stub, &err);
+    if (rc != MR_OK)
         fprintf(stderr, "%s\n", err.msg);
-        rc = -1;
-    }
-    mr_tp_cleanup_dir(S.dir);
     mr_tp_redis_destroy(&S.redis);
-    return rc;
+    mr_tp_cleanup_dir(S.dir);
+    return rc == MR_OK ? 0 : -1;
 }
 
 /* Stops every agent still running, and what the case opened; a failed case leaves nothing. */

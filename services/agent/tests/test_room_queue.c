@@ -125,14 +125,26 @@ static room_queue *start(size_t workers)
     return q;
 }
 
-static void push(room_queue *q, job spec)
+/* Queues a copy of spec, ahead of the room's others or behind them. */
+static void push_as(room_queue *q, job spec, bool ahead)
 {
     job *j = malloc(sizeof *j);
     assert_non_null(j);
     *j = spec;
     mr_err err = {0};
-    if (room_queue_push(q, j->room, j, &err) != MR_OK)
-        fail_msg("room_queue_push: %s", err.msg);
+    mr_code rc = ahead ? room_queue_push_ahead(q, j->room, j, &err) : room_queue_push(q, j->room, j, &err);
+    if (rc != MR_OK)
+        fail_msg("queueing job %d: %s", spec.id, err.msg);
+}
+
+static void push(room_queue *q, job spec)
+{
+    push_as(q, spec, false);
+}
+
+static void push_ahead(room_queue *q, job spec)
+{
+    push_as(q, spec, true);
 }
 
 static bool finished_at_least(const void *arg)
@@ -263,16 +275,6 @@ static void test_job_parked_keeping_its_place_holds_its_room(void **state)
     assert_int_equal(in_a[1], 1);
     assert_int_equal(in_a[2], 2);
     assert_int_equal(L.freed, 3);
-}
-
-static void push_ahead(room_queue *q, job spec)
-{
-    job *j = malloc(sizeof *j);
-    assert_non_null(j);
-    *j = spec;
-    mr_err err = {0};
-    if (room_queue_push_ahead(q, j->room, j, &err) != MR_OK)
-        fail_msg("room_queue_push_ahead: %s", err.msg);
 }
 
 static void test_job_pushed_ahead_runs_before_the_rooms_others(void **state)
