@@ -128,7 +128,7 @@ static void job_free(void *p)
 }
 
 /* Records the turn under a new field of this worker's in-flight record and queues it: ahead of
- * the room's turns here when it is older than them (a dead worker's). */
+ * the room's turns here when it is older than them (a dead worker's). Takes turn's parts. */
 static mr_code accept_turn(agent_node *node, const char *value, size_t len, agent_turn *turn, bool ahead,
                            mr_err *err)
 {
@@ -136,18 +136,24 @@ static mr_code accept_turn(agent_node *node, const char *value, size_t len, agen
     if (!j)
         return mr_err_set(err, MR_ENOMEM, "out of memory accepting turn %s", turn->event_id);
     inflight_field(node->boot_ms, atomic_fetch_add(&node->accepted, 1), j->field);
-    mr_code rc = inflight_put(node->rt->store, node->self.worker_id, j->field, value, len, err);
-    if (rc == MR_OK) {
-        j->turn = *turn;
-        memset(turn, 0, sizeof *turn);
-        rc = ahead ? room_queue_push_ahead(node->queue, j->turn.room_id, j, err)
-                   : room_queue_push(node->queue, j->turn.room_id, j, err);
-        /* Not queued: forget it, so the bus delivers it again. */
-        if (rc != MR_OK)
-            inflight_drop(node->rt->store, node->self.worker_id, j->field, NULL);
-    }
-    if (rc != MR_OK)
+    j->turn = *turn;
+    memset(turn, 0, sizeof *turn);
+    const char *room = j->turn.room_id;
+    mr_store *store = node->rt->store;
+    mr_code rc = inflight_put(store, node->self.worker_id, j->field, value, len, err);
+    bool leased = rc == MR_OK && node->sharing;
+    if (leased)
+        rc = room_lease_accept(store, &node->self, room, err);
+    if (rc == MR_OK)
+        rc = ahead ? room_queue_push_ahead(node->queue, room, j, err) : room_queue_push(node->queue, room, j, err);
+    if (rc != MR_OK) {
+        /* Not queued: forgotten, so the bus delivers it again; the room's lease stays only for
+         * the turns of the room queued here. */
+        inflight_drop(store, node->self.worker_id, j->field, NULL);
+        if (leased && !room_queue_jobs(node->queue, room))
+            room_lease_end(store, &node->self, room, false, NULL);
         job_free(j);
+    }
     return rc;
 }
 

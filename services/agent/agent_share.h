@@ -20,6 +20,9 @@ mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id,
  * room (another may take them, and the lease with them), given up otherwise. */
 mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, bool more, mr_err *err);
 
+/* When a turn of the room is accepted here: the lease becomes this worker's "queued" unless
+ * some worker (this one included) holds it, whose turns of the room are older. */
+mr_code room_lease_accept(mr_store *s, const agent_self *me, const char *room_id, mr_err *err);
 /* Before a dead worker's turn of the room is adopted: a lease that worker held becomes this
  * one's "queued", so the room's later turns elsewhere wait for the adopted ones. */
 mr_code room_lease_adopt(mr_store *s, const agent_self *me, const char *room_id, const char *dead, mr_err *err);

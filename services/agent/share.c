@@ -6,10 +6,12 @@
  * partitions (on Kafka a partition has one consumer, however many replicas run), so one replica
  * would queue turns while others idle. Moving turns keeps a room's order only if no two workers
  * run its turns at once and later turns wait for earlier ones, wherever they are: the lease
- * names the one worker that holds the room. A worker sets it to "started" before each turn of
- * the room (set-if-absent, or from its own "queued"; a dead holder's is taken over by
- * compare-and-set, as a claim is), and after the turn to "queued" when it has more turns of the
- * room, or deletes it. An idle worker takes a room whose lease is free or "queued" by the busy
+ * names the one worker that holds the room. A worker that accepts a turn of a room nobody holds
+ * sets it to its "queued" (set-if-absent), so turns it accepted wait for nothing accepted later
+ * elsewhere (a partition that moved, a turn the bus delivered again). It sets it to "started"
+ * before each turn of the room (set-if-absent, or from its own "queued"; a dead holder's is
+ * taken over by compare-and-set, as a claim is), and after the turn to "queued" when it has
+ * more turns of the room, or deletes it. An idle worker takes a room whose lease is free or "queued" by the busy
  * worker whose record it reads (compare-and-set to its own "started"), then moves every turn of
  * the room in that record: none of them runs, and none can start while it holds the lease. A
  * worker that finds its room held by another waits in place (room_queue keeps the room's later
@@ -141,6 +143,15 @@ mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id,
     }
     free(t.held);
     return rc;
+}
+
+mr_code room_lease_accept(mr_store *s, const agent_self *me, const char *room_id, mr_err *err)
+{
+    char key[ROOM_KEY_MAX], queued[LEASE_VALUE_MAX];
+    room_key(room_id, key);
+    size_t n = lease_value(QUEUED, me, queued);
+    bool won = false;
+    return mr_store_set_nx(s, key, queued, n, CLAIM_TTL_MS, &won, err);
 }
 
 mr_code room_lease_adopt(mr_store *s, const agent_self *me, const char *room_id, const char *dead, mr_err *err)

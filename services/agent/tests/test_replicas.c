@@ -31,7 +31,7 @@
 
 #define DEADLINE_MS 180000
 #define KEY "sk-replicas-0123456789abcdef"
-#define ROOMS 6
+#define ROOMS 8
 #define PER_ROOM 4
 #define STALL_MS 300                 /* each answer takes this long at the model */
 #define MAX_REPLICAS 4
@@ -286,6 +286,12 @@ static void spawn_replicas(run *r, size_t replicas)
         check(mr_tp_spawn(argv, r->logs[i], &r->pids[i], &err), &err, "spawning mindroom-agent");
     }
     unsetenv("MINDROOM_WORKER_ID");
+    /* Every replica looks for work before the turns come, so none is late to share them. */
+    for (size_t i = 0; i < replicas; i++) {
+        char up[48];
+        snprintf(up, sizeof up, "worker replica%zu ", i);
+        check(mr_tp_wait_in_file(r->logs[i], up, 1, DEADLINE_MS, r->pids[i], &err), &err, "a replica starting");
+    }
 }
 
 /* Reads matrix.outbound until every turn of the case is answered, then stops the replicas and
