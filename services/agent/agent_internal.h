@@ -213,6 +213,8 @@ mr_code worker_beat(mr_store *s, const agent_self *me, long long now_ms, mr_err 
 /* Whether another boot beat under me's worker ID since me last did: a second live process
  * with the same ID (after me's first beat, a predecessor that died never beats again). */
 mr_code worker_clash(mr_store *s, const agent_self *me, bool *clash, mr_err *err);
+/* The heartbeat (unix ms) in a WORKERS_KEY value; false when it holds none. */
+bool worker_beat_of(const char *value, long long *beat_ms);
 /* Until when the boot `boot` of worker_id is alive: its last heartbeat plus WORKER_LEASE_MS, or
  * 0 when it is dead (that worker restarted since, never beat, or its lease lapsed by now_ms). */
 mr_code worker_alive_until(mr_store *s, const char *worker_id, const char *boot, long long now_ms,
@@ -230,6 +232,8 @@ void inflight_field(long long boot_ms, unsigned long long seq, char out[INFLIGHT
 mr_code inflight_put(mr_store *s, const char *worker_id, const char *field, const char *turn, size_t len,
                      mr_err *err);
 mr_code inflight_drop(mr_store *s, const char *worker_id, const char *field, mr_err *err);
+/* Whether field is still in the worker's record (*held); another worker may have moved it. */
+mr_code inflight_holds(mr_store *s, const char *worker_id, const char *field, bool *held, mr_err *err);
 /* The worker's record, in order of acceptance. Free with mr_store_hash_free. */
 mr_code inflight_list(mr_store *s, const char *worker_id, mr_store_hash *out, mr_err *err);
 

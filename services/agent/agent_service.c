@@ -12,6 +12,7 @@
 
 #include "agent_run.h"
 #include "agent_schedule.h"
+#include "agent_share.h"
 #include "agent_tools.h"
 #include "mindroom/str.h"
 #include "room_queue.h"
@@ -48,6 +49,7 @@ typedef struct agent_node {
     room_queue *queue;
     mcp_hub *mcp;                  /* clients of the start-up config's mcp_servers */
     atomic_bool subscribed;        /* for /readyz */
+    bool sharing;                  /* replicas may share this store: rooms run under leases (share.c) */
 } agent_node;
 
 /* ---- settings ---- */
@@ -119,24 +121,33 @@ static void job_free(void *p)
     free(j);
 }
 
-/* Records the turn under a new field of this worker's in-flight record and queues it. */
-static mr_code accept_turn(agent_node *node, const char *value, size_t len, agent_turn *turn, mr_err *err)
+/* Records the turn under a new field of this worker's in-flight record and queues it: ahead of
+ * the room's turns here when it is older than them (a dead worker's). Takes turn's parts. */
+static mr_code accept_turn(agent_node *node, const char *value, size_t len, agent_turn *turn, bool ahead,
+                           mr_err *err)
 {
     turn_job *j = calloc(1, sizeof *j);
     if (!j)
         return mr_err_set(err, MR_ENOMEM, "out of memory accepting turn %s", turn->event_id);
     inflight_field(node->boot_ms, atomic_fetch_add(&node->accepted, 1), j->field);
-    mr_code rc = inflight_put(node->rt->store, node->self.worker_id, j->field, value, len, err);
-    if (rc == MR_OK) {
-        j->turn = *turn;
-        memset(turn, 0, sizeof *turn);
-        rc = room_queue_push(node->queue, j->turn.room_id, j, err);
-        /* Not queued: forget it, so the bus delivers it again. */
-        if (rc != MR_OK)
-            inflight_drop(node->rt->store, node->self.worker_id, j->field, NULL);
-    }
-    if (rc != MR_OK)
+    j->turn = *turn;
+    memset(turn, 0, sizeof *turn);
+    const char *room = j->turn.room_id;
+    mr_store *store = node->rt->store;
+    mr_code rc = inflight_put(store, node->self.worker_id, j->field, value, len, err);
+    bool leased = rc == MR_OK && node->sharing;
+    if (leased)
+        rc = room_lease_accept(store, &node->self, room, err);
+    if (rc == MR_OK)
+        rc = ahead ? room_queue_push_ahead(node->queue, room, j, err) : room_queue_push(node->queue, room, j, err);
+    if (rc != MR_OK) {
+        /* Not queued: forgotten, so the bus delivers it again; the room's lease stays only for
+         * the turns of the room queued here. */
+        inflight_drop(store, node->self.worker_id, j->field, NULL);
+        if (leased && !room_queue_jobs(node->queue, room))
+            room_lease_end(store, &node->self, room, false, NULL);
         job_free(j);
+    }
     return rc;
 }
 
@@ -168,12 +179,63 @@ static long long park_ms(long long until_wall_ms)
     return ms < PARK_MIN_MS ? PARK_MIN_MS : ms;
 }
 
+static long long retry_ms(turn_job *j, const mr_err *err)
+{
+    int shift = j->failures < 5 ? j->failures : 5;
+    long long delay = (long long)RETRY_MIN_MS << shift;
+    delay = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
+    j->failures++;
+    mr_log_warn(COMPONENT, "%s; running the turn again in %lld ms", err->msg, delay);
+    return delay;
+}
+
+/* After a turn of the room ended here (share.c): called by the job running, so no other thread
+ * here starts one of the room meanwhile. */
+static void room_done(agent_node *node, const turn_job *j)
+{
+    mr_err err = {0};
+    bool more = room_queue_jobs(node->queue, j->turn.room_id) > 1;
+    if (node->sharing && room_lease_end(node->rt->store, &node->self, j->turn.room_id, more, &err) != MR_OK)
+        mr_log_warn(COMPONENT, "leaving the lease of room %s: %s; another worker takes it %ld s after this one "
+                    "stops", j->turn.room_id, err.msg, WORKER_LEASE_MS / 1000);
+}
+
+/* Whether the turn may run here now (share.c): 0 with *go when it may; 0 without when another
+ * worker took it; a negative (hold the room's place) or positive (retry) park otherwise. */
+static long long room_gate(agent_node *node, turn_job *j, bool *go)
+{
+    *go = !node->sharing;
+    if (*go)
+        return 0;
+    mr_store *store = node->rt->store;
+    lease_result lease = LEASE_BUSY;
+    mr_err err = {0};
+    mr_code rc = room_lease_start(store, &node->self, j->turn.room_id, mr_clock_wall_ms(), &lease, &err);
+    if (rc == MR_OK && lease == LEASE_BUSY)
+        return -ROOM_HOLD_MS;
+    bool held = false;
+    if (rc == MR_OK)
+        rc = inflight_holds(store, node->self.worker_id, j->field, &held, &err);
+    if (rc != MR_OK)
+        return retry_ms(j, &err);
+    if (lease == LEASE_TAKEN_OVER)
+        mr_log_info(COMPONENT, "took over the lease of room %s: its holder no longer runs", j->turn.room_id);
+    *go = held;
+    if (!held)
+        room_done(node, j);
+    return 0;
+}
+
 static long long run_job(void *ctx, size_t worker, void *p)
 {
     agent_node *node = ctx;
     agent_svc *svc = &node->threads[worker];
     turn_job *j = p;
     const agent_turn *t = &j->turn;
+    bool go = false;
+    long long gate = room_gate(node, j, &go);
+    if (!go)
+        return gate;
     svc->park_until_ms = 0;
     svc->counted = j->runs++ > 0;
     mr_err err = {0};
@@ -182,19 +244,14 @@ static long long run_job(void *ctx, size_t worker, void *p)
         if (inflight_drop(node->rt->store, node->self.worker_id, j->field, &err) != MR_OK)
             /* The turn is finished; a later start runs it again and its claims say so. */
             mr_log_warn(COMPONENT, "removing finished turn %s from the in-flight record: %s", t->event_id, err.msg);
+        room_done(node, j);
         return 0;
     }
     /* Stopping: what is unfinished stays in the record for the next start. */
     if (mr_runtime_stopping(node->rt))
         return 0;
-    if (rc != MR_OK) {
-        int shift = j->failures < 5 ? j->failures : 5;
-        long long delay = (long long)RETRY_MIN_MS << shift;
-        delay = delay > RETRY_MAX_MS ? RETRY_MAX_MS : delay;
-        j->failures++;
-        mr_log_warn(COMPONENT, "%s; running the turn again in %lld ms", err.msg, delay);
-        return delay;
-    }
+    if (rc != MR_OK)
+        return retry_ms(j, &err);
     const char *fields[] = {"event_id", t->event_id, "room_id", t->room_id, NULL};
     mr_log_write(MR_LOG_INFO, COMPONENT, fields,
                  "parked: another live worker holds a claim of this turn; looking again when its lease ends");
@@ -220,7 +277,11 @@ static bool adopt(agent_node *node, const char *dead)
         agent_turn turn;
         mr_code rc = agent_turn_parse(e->value, e->value_len, &turn, &err);
         if (rc == MR_OK) {
-            rc = accept_turn(node, e->value, e->value_len, &turn, &err);
+            /* The room's lease first: until it moves, the dead one's record keeps the room. */
+            if (node->sharing)
+                rc = room_lease_adopt(store, &node->self, turn.room_id, dead, &err);
+            if (rc == MR_OK)
+                rc = accept_turn(node, e->value, e->value_len, &turn, true, &err);
             agent_turn_free(&turn);
         }
         if (rc == MR_OK || rc == MR_EINVAL)
@@ -248,9 +309,8 @@ static void adopt_dead(agent_node *node, long long now)
     }
     for (size_t i = 0; i < workers.count; i++) {
         const mr_store_hash_entry *w = &workers.entries[i];
-        char boot[WORKER_BOOT_LEN + 1];
         long long beat = 0;
-        if (strcmp(w->field, node->self.worker_id) == 0 || sscanf(w->value, "%16s %lld", boot, &beat) != 2 ||
+        if (strcmp(w->field, node->self.worker_id) == 0 || !worker_beat_of(w->value, &beat) ||
             now < beat + WORKER_LEASE_MS)
             continue;
         /* Long dead with nothing left: forgotten, so the scan stays short. */
@@ -273,6 +333,30 @@ static void *beat_main(void *arg)
         if (worker_beat(node->rt->store, &node->self, now, &err) != MR_OK)
             mr_log_warn(COMPONENT, "heartbeat of worker %s: %s", node->self.worker_id, err.msg);
         adopt_dead(node, now);
+    }
+    return NULL;
+}
+
+static mr_code share_take(void *ctx, const char *value, size_t len, agent_turn *turn, mr_err *err)
+{
+    return accept_turn(ctx, value, len, turn, false, err);
+}
+
+static bool share_has_room(void *ctx, const char *room_id)
+{
+    const agent_node *node = ctx;
+    return room_queue_jobs(node->queue, room_id) > 0;
+}
+
+/* While turn threads idle, takes waiting turns of busy replicas (share.c). */
+static void *share_main(void *arg)
+{
+    agent_node *node = arg;
+    const share_ops ops = {.take = share_take, .has_room = share_has_room, .ctx = node};
+    while (!mr_runtime_sleep(node->rt, SHARE_TICK_MS)) {
+        size_t idle = room_queue_idle(node->queue);
+        if (idle)
+            share_steal(node->rt->store, &node->self, mr_clock_wall_ms(), idle, &ops);
     }
     return NULL;
 }
@@ -333,7 +417,7 @@ static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
     mr_code rc = waiting >= WAITING_MAX
                      ? mr_err_set(err, MR_EUNAVAIL, "%zu turns wait already: leaving %s on the bus for now", waiting,
                                   t.event_id)
-                     : accept_turn(node, m->value, m->len, &t, err);
+                     : accept_turn(node, m->value, m->len, &t, false, err);
     agent_turn_free(&t);
     return rc;
 }
@@ -351,7 +435,9 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
                        const mr_err *err)
 {
     (void)rt;
-    if (mr_bus_consumer_partitions(bc) > 0)
+    const agent_node *node = c->ctx;
+    /* Without a partition a replica that shares turns still answers them: ready once it polls. */
+    if (mr_bus_consumer_partitions(bc) > 0 || (node->sharing && rc == MR_OK))
         atomic_store(c->consuming, true);
     /* A refused turn comes again after mr_runtime_consume's pause. */
     if (rc != MR_OK)
@@ -403,8 +489,8 @@ static int run(agent_node *node)
     }
     mr_log_info(COMPONENT, "worker %s (boot %s): up to %zu turns at once", node->self.worker_id, node->self.boot,
                 node->n_threads);
-    pthread_t beat, sched;
-    bool beating = false, scheduling = false;
+    pthread_t beat, sched, share;
+    bool beating = false, scheduling = false, sharing = false;
     int e = 0;
     if (first_beat(node)) {
         resume_own(node);
@@ -413,14 +499,20 @@ static int run(agent_node *node)
         if (beating)
             e = pthread_create(&sched, NULL, schedule_main, node);
         scheduling = beating && e == 0;
+        if (scheduling && node->sharing)
+            e = pthread_create(&share, NULL, share_main, node);
+        sharing = scheduling && node->sharing && e == 0;
         if (e) {
-            mr_log_error(COMPONENT, "starting the %s thread: %s", beating ? "schedule" : "heartbeat", strerror(e));
+            mr_log_error(COMPONENT, "starting the %s thread: %s",
+                         !beating ? "heartbeat" : !scheduling ? "schedule" : "sharing", strerror(e));
             /* Ends the heartbeat thread, if it runs. */
             mr_runtime_stop(node->rt);
         } else {
             consume(node);
         }
     }
+    if (sharing)
+        pthread_join(share, NULL);
     room_queue_stop(node->queue);
     if (scheduling)
         pthread_join(sched, NULL);
@@ -438,6 +530,8 @@ int mr_agent_serve(const mr_runtime *rt)
     }
     node->rt = rt;
     node->boot_ms = mr_clock_wall_ms();
+    /* A SQLite store belongs to one process: no other replica can take its turns. */
+    node->sharing = rt->settings.store_url && strncmp(rt->settings.store_url, "sqlite:", 7) != 0;
     atomic_init(&node->subscribed, false);
     atomic_init(&node->accepted, 0);
     mr_err err = {0};

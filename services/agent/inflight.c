@@ -32,6 +32,18 @@ mr_code inflight_drop(mr_store *s, const char *worker_id, const char *field, mr_
     return mr_store_hdel(s, key, field, err);
 }
 
+mr_code inflight_holds(mr_store *s, const char *worker_id, const char *field, bool *held, mr_err *err)
+{
+    char key[WORKER_ID_MAX + 24];
+    inflight_key(worker_id, key);
+    char *value = NULL;
+    size_t len = 0;
+    mr_code rc = mr_store_hget(s, key, field, &value, &len, err);
+    free(value);
+    *held = rc == MR_OK;
+    return rc == MR_ENOTFOUND ? MR_OK : rc;
+}
+
 static int by_field(const void *a, const void *b)
 {
     return strcmp(((const mr_store_hash_entry *)a)->field, ((const mr_store_hash_entry *)b)->field);

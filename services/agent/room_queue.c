@@ -16,6 +16,8 @@ typedef struct rq_job {
     void *job;
     rq_room *room;
     long long due_ms;            /* parked: when it goes back to its room (monotonic) */
+    bool holds_place;            /* parked at the head of its room: the room waits for it */
+    bool ahead;                  /* queued by room_queue_push_ahead and not yet taken */
 } rq_job;
 
 struct rq_room {
@@ -24,7 +26,8 @@ struct rq_room {
     char *name;
     rq_job *head, *tail;         /* queued */
     size_t refs;                 /* jobs queued, parked or running */
-    bool running, ready;
+    size_t ahead;                /* queued jobs pushed ahead: the first `ahead` of the queue */
+    bool running, ready, held;   /* held: a job parked with its place kept */
 };
 
 struct room_queue {
@@ -38,6 +41,7 @@ struct room_queue {
     rq_room *ready_head, *ready_tail;
     rq_job *parked;
     size_t waiting;
+    size_t running;              /* jobs running now */
 };
 
 typedef struct rq_thread {
@@ -47,7 +51,7 @@ typedef struct rq_thread {
 
 static void make_ready(room_queue *q, rq_room *r)
 {
-    if (r->running || r->ready || !r->head)
+    if (r->running || r->ready || r->held || !r->head)
         return;
     r->ready = true;
     r->next_ready = NULL;
@@ -67,6 +71,22 @@ static void enqueue(room_queue *q, rq_job *j)
     else
         r->head = j;
     r->tail = j;
+    make_ready(q, r);
+}
+
+/* Puts j behind the room's jobs pushed ahead, before the others. */
+static void insert_behind_ahead(room_queue *q, rq_job *j)
+{
+    rq_room *r = j->room;
+    rq_job **at = &r->head, *before = NULL;
+    for (size_t i = 0; i < r->ahead && *at; i++) {
+        before = *at;
+        at = &(*at)->next;
+    }
+    j->next = *at;
+    *at = j;
+    if (r->tail == before)
+        r->tail = j;
     make_ready(q, r);
 }
 
@@ -92,7 +112,15 @@ static long long unpark(room_queue *q, long long now)
         rq_job *j = *p;
         if (j->due_ms <= now) {
             *p = j->next;
-            enqueue(q, j);
+            if (j->holds_place) {
+                /* Back in its place, before what queued meanwhile (but for older jobs pushed
+                 * ahead). */
+                j->holds_place = false;
+                j->room->held = false;
+                insert_behind_ahead(q, j);
+            } else {
+                enqueue(q, j);
+            }
             continue;
         }
         if (next < 0 || j->due_ms - now < next)
@@ -114,7 +142,12 @@ static rq_job *take(room_queue *q)
     r->head = j->next;
     if (!r->head)
         r->tail = NULL;
+    if (j->ahead) {
+        j->ahead = false;
+        r->ahead--;
+    }
     q->waiting--;
+    q->running++;
     return j;
 }
 
@@ -122,10 +155,13 @@ static void finish(room_queue *q, rq_job *j, long long park_ms)
 {
     rq_room *r = j->room;
     r->running = false;
+    q->running--;
+    j->holds_place = park_ms < 0;
+    r->held = j->holds_place && !q->stopping;
     /* Before the room may be freed: a room with jobs queued is still referenced by them. */
     make_ready(q, r);
-    if (park_ms > 0 && !q->stopping) {
-        j->due_ms = mr_clock_mono_ms() + park_ms;
+    if (park_ms != 0 && !q->stopping) {
+        j->due_ms = mr_clock_mono_ms() + (park_ms < 0 ? -park_ms : park_ms);
         j->next = q->parked;
         q->parked = j;
         q->waiting++;
@@ -214,7 +250,7 @@ static rq_room *room_of(room_queue *q, const char *name)
     return r;
 }
 
-mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
+static mr_code push(room_queue *q, const char *room, void *job, bool ahead, mr_err *err)
 {
     rq_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -226,7 +262,13 @@ mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
         j->room = r;
         r->refs++;
         q->waiting++;
-        enqueue(q, j);
+        if (ahead) {
+            insert_behind_ahead(q, j);
+            j->ahead = true;
+            r->ahead++;
+        } else {
+            enqueue(q, j);
+        }
         pthread_cond_signal(&q->wake);
     }
     pthread_mutex_unlock(&q->lock);
@@ -237,10 +279,43 @@ mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
     return MR_OK;
 }
 
+mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err)
+{
+    return push(q, room, job, false, err);
+}
+
+mr_code room_queue_push_ahead(room_queue *q, const char *room, void *job, mr_err *err)
+{
+    return push(q, room, job, true, err);
+}
+
 size_t room_queue_waiting(room_queue *q)
 {
     pthread_mutex_lock(&q->lock);
     size_t n = q->waiting;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+size_t room_queue_idle(room_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t ready = 0;
+    for (const rq_room *r = q->ready_head; r; r = r->next_ready)
+        ready++;
+    size_t busy = q->running + ready;
+    size_t n = q->o.workers > busy ? q->o.workers - busy : 0;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+size_t room_queue_jobs(room_queue *q, const char *room)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t n = 0;
+    for (const rq_room *r = q->rooms; r; r = r->next)
+        if (strcmp(r->name, room) == 0)
+            n = r->refs;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

@@ -9,7 +9,8 @@
 
 /* Runs job on pool thread `worker` (0 .. workers - 1). Returns 0 when the job is finished (it is
  * then freed), or how many ms to park it: it then runs again after that long, behind what its
- * room queued meanwhile, and the room's other jobs go on without it. */
+ * room queued meanwhile, and the room's other jobs go on without it. A negative value parks it
+ * for -value ms keeping its place: the room's other jobs wait behind it. */
 typedef long long (*room_queue_run)(void *ctx, size_t worker, void *job);
 typedef void (*room_queue_free)(void *job);
 
@@ -25,8 +26,16 @@ typedef struct room_queue room_queue;
 mr_code room_queue_start(const room_queue_opts *opts, room_queue **out, mr_err *err);
 /* Queues job (owned by the queue once this returns MR_OK) behind the room's others. */
 mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err);
+/* Queues job before the room's jobs that came through room_queue_push and behind those pushed
+ * ahead before it: for jobs older than what the room has (a dead worker's turns, adopted). A
+ * job parked keeping its place comes back behind these too. */
+mr_code room_queue_push_ahead(room_queue *q, const char *room, void *job, mr_err *err);
 /* Jobs queued or parked, not counting those running. */
 size_t room_queue_waiting(room_queue *q);
+/* Threads that would find nothing to run now (free, with no room ready for them). */
+size_t room_queue_idle(room_queue *q);
+/* The jobs of room here: queued, parked or running (the caller's own included). */
+size_t room_queue_jobs(room_queue *q, const char *room);
 /* Lets the running jobs finish, frees the jobs that never started or are parked, and q. */
 void room_queue_stop(room_queue *q);
 

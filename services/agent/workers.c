@@ -55,6 +55,12 @@ mr_code worker_clash(mr_store *s, const agent_self *me, bool *clash, mr_err *err
     return rc;
 }
 
+bool worker_beat_of(const char *value, long long *beat_ms)
+{
+    char boot[WORKER_BOOT_LEN + 1];
+    return sscanf(value, "%16s %lld", boot, beat_ms) == 2;
+}
+
 mr_code worker_alive_until(mr_store *s, const char *worker_id, const char *boot, long long now_ms,
                            long long *until_ms, mr_err *err)
 {

@@ -109,6 +109,7 @@ static void free_job(void *p)
 {
     pthread_mutex_lock(&L.lock);
     L.freed++;
+    pthread_cond_broadcast(&L.change);
     pthread_mutex_unlock(&L.lock);
     free(p);
 }
@@ -124,19 +125,37 @@ static room_queue *start(size_t workers)
     return q;
 }
 
-static void push(room_queue *q, job spec)
+/* Queues a copy of spec, ahead of the room's others or behind them. */
+static void push_as(room_queue *q, job spec, bool ahead)
 {
     job *j = malloc(sizeof *j);
     assert_non_null(j);
     *j = spec;
     mr_err err = {0};
-    if (room_queue_push(q, j->room, j, &err) != MR_OK)
-        fail_msg("room_queue_push: %s", err.msg);
+    mr_code rc = ahead ? room_queue_push_ahead(q, j->room, j, &err) : room_queue_push(q, j->room, j, &err);
+    if (rc != MR_OK)
+        fail_msg("queueing job %d: %s", spec.id, err.msg);
+}
+
+static void push(room_queue *q, job spec)
+{
+    push_as(q, spec, false);
+}
+
+static void push_ahead(room_queue *q, job spec)
+{
+    push_as(q, spec, true);
 }
 
 static bool finished_at_least(const void *arg)
 {
     return L.finished >= *(const int *)arg;
+}
+
+/* Freed by the queue once it is done with the job: its counts no longer include it. */
+static bool freed_at_least(const void *arg)
+{
+    return L.freed >= *(const int *)arg;
 }
 
 static bool running_at_least(const void *arg)
@@ -233,6 +252,87 @@ static void test_parked_job_comes_back_behind_its_room(void **state)
     assert_int_equal(L.freed, 2);
 }
 
+static void test_job_parked_keeping_its_place_holds_its_room(void **state)
+{
+    (void)state;
+    room_queue *q = start(2);
+    push(q, (job){.room = "a", .id = 1, .park_ms = -50});
+    push(q, (job){.room = "a", .id = 2});
+    push(q, (job){.room = "b", .id = 3});
+    wait_for(freed_at_least, 3);
+    /* Nothing runs or waits: both threads would find nothing to do, and no job is left. */
+    assert_int_equal(room_queue_idle(q), 2);
+    assert_int_equal(room_queue_jobs(q, "a"), 0);
+    room_queue_stop(q);
+    /* Room a's second job waited for the parked first one; room b's went on meanwhile. */
+    assert_int_equal(L.n_started, 4);
+    int in_a[3], n_a = 0;
+    for (size_t i = 0; i < L.n_started; i++)
+        if (L.started[i] != 3)
+            in_a[n_a++] = L.started[i];
+    assert_int_equal(n_a, 3);
+    assert_int_equal(in_a[0], 1);
+    assert_int_equal(in_a[1], 1);
+    assert_int_equal(in_a[2], 2);
+    assert_int_equal(L.freed, 3);
+}
+
+static void test_job_pushed_ahead_runs_before_the_rooms_others(void **state)
+{
+    (void)state;
+    room_queue *q = start(2);
+    push(q, (job){.room = "a", .id = 1, .hold = true});
+    wait_for(running_at_least, 1);
+    /* While job 1 runs: job 2 as usual, then 3 and 4 ahead of it, in their order. */
+    push(q, (job){.room = "a", .id = 2});
+    push_ahead(q, (job){.room = "a", .id = 3});
+    push_ahead(q, (job){.room = "a", .id = 4});
+    open_gate();
+    wait_for(freed_at_least, 4);
+    room_queue_stop(q);
+    assert_int_equal(L.n_started, 4);
+    int want[] = {1, 3, 4, 2};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(L.started[i], want[i]);
+}
+
+static void test_job_holding_its_place_comes_back_behind_jobs_pushed_ahead(void **state)
+{
+    (void)state;
+    room_queue *q = start(2);
+    /* Job 1 waits for the gate, then parks keeping its place; job 2 is pushed ahead meanwhile. */
+    push(q, (job){.room = "a", .id = 1, .hold = true, .park_ms = -50});
+    wait_for(running_at_least, 1);
+    push_ahead(q, (job){.room = "a", .id = 2});
+    open_gate();
+    wait_for(freed_at_least, 2);
+    room_queue_stop(q);
+    assert_int_equal(L.n_started, 3);
+    int want[] = {1, 2, 1};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(L.started[i], want[i]);
+}
+
+static void test_idle_threads_and_jobs_of_a_room(void **state)
+{
+    (void)state;
+    room_queue *q = start(3);
+    push(q, (job){.room = "a", .id = 1, .hold = true});
+    push(q, (job){.room = "a", .id = 2});
+    wait_for(running_at_least, 1);
+    /* One thread runs room a; its second job waits behind it and occupies no other thread. */
+    assert_int_equal(room_queue_idle(q), 2);
+    assert_int_equal(room_queue_jobs(q, "a"), 2);
+    assert_int_equal(room_queue_jobs(q, "b"), 0);
+    push(q, (job){.room = "b", .id = 3, .hold = true});
+    wait_for(running_at_least, 2);
+    assert_int_equal(room_queue_idle(q), 1);
+    open_gate();
+    wait_for(freed_at_least, 3);
+    assert_int_equal(room_queue_idle(q), 3);
+    room_queue_stop(q);
+}
+
 static void test_stop_frees_what_never_ran(void **state)
 {
     (void)state;
@@ -269,6 +369,10 @@ int main(void)
         cmocka_unit_test(test_two_rooms_run_side_by_side),
         cmocka_unit_test(test_bound_on_jobs_at_once),
         cmocka_unit_test(test_parked_job_comes_back_behind_its_room),
+        cmocka_unit_test(test_job_parked_keeping_its_place_holds_its_room),
+        cmocka_unit_test(test_idle_threads_and_jobs_of_a_room),
+        cmocka_unit_test(test_job_pushed_ahead_runs_before_the_rooms_others),
+        cmocka_unit_test(test_job_holding_its_place_comes_back_behind_jobs_pushed_ahead),
         cmocka_unit_test(test_stop_frees_what_never_ran),
         cmocka_unit_test(test_needs_a_thread),
     };
