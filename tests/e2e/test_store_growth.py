@@ -33,6 +33,9 @@ PER_MESSAGE_TTL = {
     "sent:": 1 * DAY,
     "history:!": 30 * DAY,
     "crypto:megolm:idx:": 30 * DAY,
+    # A room's turn lease: its holder deletes it once the room has no turn left, so it is seen
+    # only when the last answer's clean-up is still under way; one per room, never per message.
+    "agent:room:": 7 * DAY,
 }
 # Standing state that comes and goes without a TTL: a worker's record of accepted turns is a
 # hash, which Redis removes while it has no field and makes again with the next turn.
