@@ -27,23 +27,6 @@ static mr_code dup_to(char **dst, const char *v, mr_err *err)
     return MR_OK;
 }
 
-static mr_code read_long(const mr_runtime *rt, const char *key, long fallback, long min, long max, long *out,
-                         mr_err *err)
-{
-    const char *v = get(rt, key, NULL);
-    if (!v) {
-        *out = fallback;
-        return MR_OK;
-    }
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || end == v || n < min || n > max)
-        return mr_err_set(err, MR_EINVAL, "%s: expected a whole number from %ld to %ld, got \"%s\"", key, min, max, v);
-    *out = n;
-    return MR_OK;
-}
-
 static bool truthy(const char *v)
 {
     return v && strcasecmp(v, "true") == 0;
@@ -180,8 +163,8 @@ mr_code pf_settings_load(const mr_runtime *rt, pf_settings *s, mr_err *err)
         return mr_err_set(err, MR_EINVAL, "MINDROOM_PLATFORM_API_KEY: required when trusted upstream auth is off: "
                                           "the platform serves no anonymous caller");
     mr_code rc = MR_OK;
-    if ((rc = read_long(rt, "MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER", 3, 1, 1000, &s->max_per_owner, err)) ||
-        (rc = read_long(rt, "MINDROOM_PLATFORM_RECONCILE_SECONDS", 30, 1, 86400, &s->reconcile_ms, err)) ||
+    if ((rc = mr_runtime_setting_long(rt, "MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER", 3, 1, 1000, &s->max_per_owner, err)) ||
+        (rc = mr_runtime_setting_long(rt, "MINDROOM_PLATFORM_RECONCILE_SECONDS", 30, 1, 86400, &s->reconcile_ms, err)) ||
         (rc = dup_to(&s->ns, ns, err)) || (rc = dup_to(&s->chart, chart, err)) ||
         (rc = dup_to(&s->helm, get(rt, "MINDROOM_PLATFORM_HELM", "helm"), err)) ||
         (rc = dup_to(&s->kube_url, kube_url, err)) ||

@@ -419,7 +419,11 @@ class BaseValuesAndSecrets(PlatformCase):
                   "MINDROOM_PLATFORM_INSTANCE_VALUES"),
                  ({"INSTANCE_SECRET_MINDROOM_API_KEY": "x"},
                   "INSTANCE_SECRET_MINDROOM_API_KEY: the platform generates MINDROOM_API_KEY for each instance"),
-                 ({"INSTANCE_SECRET_BAD-NAME": "x"}, "the name after INSTANCE_SECRET_ must be 1 to 127 of")]
+                 ({"INSTANCE_SECRET_BAD-NAME": "x"}, "the name after INSTANCE_SECRET_ must be 1 to 127 of"),
+                 ({"MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER": "1001"},
+                  'MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER: "1001" is not a whole number from 1 to 1000'),
+                 ({"MINDROOM_PLATFORM_RECONCILE_SECONDS": " 5"},
+                  'MINDROOM_PLATFORM_RECONCILE_SECONDS: " 5" is not a whole number from 1 to 86400')]
         env = dict(os.environ, MINDROOM_STORE_URL=f"redis://127.0.0.1:{self.redis_port}/0",
                    MINDROOM_STORAGE_PATH=os.path.join(self.dir, "bad-storage"), MINDROOM_PLATFORM_NAMESPACE=NS,
                    MINDROOM_PLATFORM_INSTANCE_CHART=CHART, MINDROOM_PLATFORM_KUBE_URL=self.kube_url,
