@@ -337,26 +337,7 @@ static mr_code search(int root, const char *path, const char *pattern, bool grep
 static mr_code ls(int root, const char *path, mr_strbuf *out, mr_err *err)
 {
     int dir = tools_ws_open(root, TOOL, path, O_RDONLY | O_DIRECTORY, err);
-    DIR *d = dir >= 0 ? fdopendir(dir) : NULL;
-    if (!d) {
-        if (dir >= 0)
-            close(dir);
-        return dir >= 0 ? mr_err_errno(err, MR_EIO, errno, "%s: listing '%.128s'", TOOL, path) : err->code;
-    }
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 1000) {
-        struct stat st;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        mr_strbuf_printf(out, "%s%s\n", e->d_name, S_ISDIR(st.st_mode) ? "/" : S_ISLNK(st.st_mode) ? " (link)" : "");
-        n++;
-    }
-    closedir(d);
-    if (!n)
-        mr_strbuf_puts(out, "(empty)");
-    return MR_OK;
+    return dir >= 0 ? tools_ws_list(dir, TOOL, path, 1000, out, err) : err->code;
 }
 
 static mr_code coding_run(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out, mr_err *err)

@@ -2,7 +2,7 @@
  * outside it (every path component is opened with O_NOFOLLOW, ".." is refused). */
 #include "tools_internal.h"
 
-#include <dirent.h>
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -43,28 +43,6 @@ static mr_code write_fd(int fd, const char *text, size_t len, mr_err *err)
     return MR_OK;
 }
 
-static mr_code list_fd(int fd, mr_strbuf *out, mr_err *err)
-{
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return mr_err_errno(err, MR_EIO, errno, "%s: listing", TOOL);
-    }
-    struct dirent *e;
-    size_t n = 0;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        mr_strbuf_puts(out, e->d_name);
-        mr_strbuf_puts(out, e->d_type == DT_DIR ? "/\n" : e->d_type == DT_LNK ? " (symbolic link)\n" : "\n");
-        n++;
-    }
-    closedir(d);
-    if (!n)
-        mr_strbuf_puts(out, "(empty)");
-    return MR_OK;
-}
-
 static mr_code file_run(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out, mr_err *err)
 {
     (void)deadline_ms;
@@ -94,7 +72,7 @@ static mr_code file_run(const mr_tools_env *env, json_t *args, long long deadlin
         return err->code;
     size_t max = env->max_output > 0 ? env->max_output : MR_TOOLS_OUTPUT_MAX;
     if (list)
-        return list_fd(fd, out, err);
+        return tools_ws_list(fd, TOOL, path ? path : ".", SIZE_MAX, out, err);
     rc = write_it ? write_fd(fd, content, strlen(content), err) : read_fd(fd, max, out, err);
     close(fd);
     if (rc == MR_OK && write_it)

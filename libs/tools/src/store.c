@@ -1,6 +1,7 @@
 /* store.c -- the agent's own files (MEMORY.md, TODO.md) and the workspace path checks. */
 #include "tools_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -179,4 +180,28 @@ int tools_ws_open(int root_fd, const char *tool, const char *rel, int flags, mr_
         mr_err_errno(err, MR_EIO, errno, "%s: opening the workspace", tool);
     free(copy);
     return fd;
+}
+
+mr_code tools_ws_list(int dir, const char *tool, const char *path, size_t max, mr_strbuf *out, mr_err *err)
+{
+    DIR *d = fdopendir(dir);
+    if (!d) {
+        int e = errno;
+        close(dir);
+        return mr_err_errno(err, MR_EIO, e, "%s: listing '%.128s'", tool, path);
+    }
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        struct stat st;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        mr_strbuf_printf(out, "%s%s\n", e->d_name, S_ISDIR(st.st_mode) ? "/" : S_ISLNK(st.st_mode) ? " (link)" : "");
+        n++;
+    }
+    closedir(d);
+    if (!n)
+        mr_strbuf_puts(out, "(empty)");
+    return MR_OK;
 }

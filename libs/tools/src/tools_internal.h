@@ -44,6 +44,10 @@ int tools_ws_open(int root_fd, const char *tool, const char *rel, int flags, mr_
 /* The workspace directory itself, opened O_DIRECTORY | O_NOFOLLOW. -1 with err when env has
  * none (the tool is off) or it cannot be opened. */
 int tools_ws_root(const mr_tools_env *env, const char *tool, mr_err *err);
+/* Lists the directory dir (taken: closed here) into out, one name a line, directories with a
+ * trailing "/", symlinks marked " (link)", at most max names; "(empty)" when there are none.
+ * path only names the directory in an error. */
+mr_code tools_ws_list(int dir, const char *tool, const char *path, size_t max, mr_strbuf *out, mr_err *err);
 
 
 /* ---- Markdown item lists (items.c): MEMORY.md and TODO.md ---- */
