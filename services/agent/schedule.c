@@ -65,6 +65,19 @@ static const char *str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+/* The schedule's cron expression, and the zone it is read in (loaded once into *tz). */
+static mr_code schedule_cron(const mr_runtime *rt, const char *id, const char *cron, cron_expr *c, mr_tz **tz,
+                             mr_err *err)
+{
+    size_t used;
+    mr_code rc = cron_parse(cron, c, &used, err);
+    if (rc == MR_OK && !*tz)
+        rc = schedule_zone(rt, tz, err);
+    if (rc != MR_OK)
+        mr_err_prefix(err, "schedule %s", id);
+    return rc;
+}
+
 /* The occurrence after the one due at due_ms and after now (missed ones coalesce into the one
  * that fires now); 0 when there is none. */
 static mr_code next_due(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz,
@@ -83,14 +96,9 @@ static mr_code next_due(const mr_runtime *rt, const char *id, json_t *sched, lon
     if (!cron)
         return MR_OK;
     cron_expr c;
-    size_t used;
-    mr_code rc = cron_parse(cron, &c, &used, err);
-    if (rc == MR_OK && !*tz)
-        rc = schedule_zone(rt, tz, err);
-    if (rc != MR_OK) {
-        mr_err_prefix(err, "schedule %s", id);
+    mr_code rc = schedule_cron(rt, id, cron, &c, tz, err);
+    if (rc != MR_OK)
         return rc;
-    }
     long long at = cron_next(&c, *tz, (due > now_ms ? due : now_ms) / 1000);
     *next = at > 0 ? at * 1000 : 0;
     return MR_OK;
@@ -188,14 +196,9 @@ static mr_code latest_due(const mr_runtime *rt, const char *id, json_t *sched, l
     if (!cron)
         return MR_OK;
     cron_expr c;
-    size_t used;
-    mr_code rc = cron_parse(cron, &c, &used, err);
-    if (rc == MR_OK && !*tz)
-        rc = schedule_zone(rt, tz, err);
-    if (rc != MR_OK) {
-        mr_err_prefix(err, "schedule %s", id);
+    mr_code rc = schedule_cron(rt, id, cron, &c, tz, err);
+    if (rc != MR_OK)
         return rc;
-    }
     for (int i = 0; i < LATEST_STEPS_MAX; i++) {
         long long next = cron_next(&c, *tz, *at / 1000);
         if (next < 0 || next * 1000 > now_ms)
