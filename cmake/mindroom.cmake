@@ -46,6 +46,8 @@ function(mr_add_fuzzer name)
   if(MR_FUZZ)
     add_executable(${name} ${F_SOURCES})
     target_link_libraries(${name} PRIVATE ${F_LIBS})
+    # tests/support/fuzz_text.h: the input as C text, shared by the fuzz targets.
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
     add_dependencies(fuzzers ${name})
   endif()

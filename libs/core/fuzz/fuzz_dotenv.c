@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_text.h"
 #include "mindroom/dotenv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,11 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* The input up to its first NUL, taken as a value, must round-trip as well. */
-    char *value = malloc(size + 1);
+    char *value = mr_fuzz_text(data, size);
     if (!value)
         abort();
-    memcpy(value, data, size);
-    value[size] = '\0';
     check_round_trip(value);
     free(value);
     return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fuzz_keys.h"
+#include "fuzz_text.h"
 #include "mindroom/jwt.h"
 #include "mindroom/log.h"
 
@@ -35,11 +36,9 @@ static mr_jwt_verifier *verifier(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *token = malloc(size + 1);
+    char *token = mr_fuzz_text(data, size);
     if (!token)
         return 0;
-    memcpy(token, data, size);
-    token[size] = '\0';
     mr_jwt_identity id;
     mr_err err;
     if (mr_jwt_verify(verifier(), token, &id, &err) == MR_OK)

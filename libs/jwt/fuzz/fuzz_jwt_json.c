@@ -10,17 +10,16 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "fuzz_text.h"
 #include "jwt_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
+    char *text = mr_fuzz_text(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
     mr_jwt_json ours;
     char why[128];
     mr_jwt_json_status st = mr_jwt_json_parse(text, size, &ours, why, sizeof why);

@@ -3,9 +3,9 @@
  * later each time, on whole minutes, in UTC and across New York's clock changes. */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "agent_schedule.h"
+#include "fuzz_text.h"
 
 #define T0 1772884800LL /* 2026-03-07 12:00 UTC: New York's clocks go forward the next night */
 
@@ -32,11 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (!ny && mr_tz_open("America/New_York", &ny, &err) != MR_OK)
         ny = utc;
-    char *text = malloc(size + 1);
+    char *text = mr_fuzz_text(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
     cron_expr c;
     size_t used = 0;
     if (cron_parse(text, &c, &used, &err) == MR_OK) {
