@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 
 #include "bus_suite.h"
-#include "kafka_peer.h"
+#include "peer_fixture.h"
 #include "mindroom/clock.h"
 
 static mr_tp_kafka kafka;
@@ -45,11 +45,8 @@ static suite_env kafka_env(void)
 static int start_kafka(void **state)
 {
     (void)state;
-    mr_err err = {0};
-    if (mr_tp_kafka_start(&kafka, &err) != MR_OK) {
-        fprintf(stderr, "starting mr-kafka-mock: %s\n", err.msg);
+    if (mr_tp_kafka_setup(&kafka) != 0)
         return -1;
-    }
     env_of_suite = kafka_env();
     return 0;
 }
@@ -59,13 +56,6 @@ static int stop_kafka(void **state)
     (void)state;
     mr_tp_kafka_destroy(&kafka);
     return 0;
-}
-
-static void set_brokers(bool up)
-{
-    mr_err err = {0};
-    if (mr_tp_kafka_all_brokers(&kafka, up, &err) != MR_OK)
-        fail_msg("brokers %s: %s", up ? "up" : "down", err.msg);
 }
 
 static void test_broker_set_down_and_back_loses_nothing(void **state)
@@ -80,7 +70,7 @@ static void test_broker_set_down_and_back_loses_nothing(void **state)
     assert_int_equal(mr_bus_flush(b, 60000, &err), MR_OK);
     assert_int_equal(mr_bus_ping(b, 5000, &err), MR_OK);
 
-    set_brokers(false);
+    mr_tp_kafka_set_brokers(&kafka, false);
     /* Readiness probes say the brokers are gone, naming the bus. */
     assert_int_equal(mr_bus_ping(b, 1000, &err), MR_EUNAVAIL);
     char gone[600];
@@ -94,7 +84,7 @@ static void test_broker_set_down_and_back_loses_nothing(void **state)
     assert_memory_equal(err.msg, prefix, strlen(prefix));
     assert_non_null(strstr(err.msg, " messages not yet acknowledged by the brokers after 1000 ms"));
 
-    set_brokers(true);
+    mr_tp_kafka_set_brokers(&kafka, true);
     long long until = mr_clock_mono_ms() + 60000;
     while (mr_bus_ping(b, 1000, &err) != MR_OK && mr_clock_mono_ms() < until)
         ;

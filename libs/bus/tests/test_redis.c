@@ -15,7 +15,7 @@
 
 #include "bus_suite.h"
 #include "mindroom/clock.h"
-#include "peers.h"
+#include "peer_fixture.h"
 #include "mindroom/clock.h"
 
 static mr_tp_redis redis;
@@ -32,11 +32,8 @@ static suite_env redis_env(void)
 static int start_redis(void **state)
 {
     (void)state;
-    mr_err err = {0};
-    if (mr_tp_redis_start(&redis, &err) != MR_OK) {
-        fprintf(stderr, "starting redis-server: %s\n", err.msg);
+    if (mr_tp_redis_setup(&redis) != 0)
         return -1;
-    }
     env_of_suite = redis_env();
     return 0;
 }

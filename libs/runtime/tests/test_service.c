@@ -1,6 +1,6 @@
 /* test_service.c -- mr_service_main as a process: options, exit codes, health, SIGHUP, SIGTERM. */
 #include "rt_test_util.h"
-#include "kafka_peer.h"
+#include "peer_fixture.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,12 +21,7 @@ static mr_tp_kafka kafka;
 static int start_kafka(void **state)
 {
     (void)state;
-    mr_err err = {0};
-    if (mr_tp_kafka_start(&kafka, &err) != MR_OK) {
-        fprintf(stderr, "starting mr-kafka-mock: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
+    return mr_tp_kafka_setup(&kafka);
 }
 
 static int stop_kafka(void **state)
@@ -34,13 +29,6 @@ static int stop_kafka(void **state)
     (void)state;
     mr_tp_kafka_destroy(&kafka);
     return 0;
-}
-
-static void set_brokers(bool up)
-{
-    mr_err err = {0};
-    if (mr_tp_kafka_all_brokers(&kafka, up, &err) != MR_OK)
-        fail_msg("brokers %s: %s", up ? "up" : "down", err.msg);
 }
 
 /* /readyz's status once it settles on want (the bus is probed every 2 s), with its body. */
@@ -390,11 +378,11 @@ static void test_health_reload_stop(void **state)
     free(body);
     assert_int_equal(unlink(not_ready), 0);
     /* Every broker down: not ready, naming the bus; back: ready again. */
-    set_brokers(false);
+    mr_tp_kafka_set_brokers(&kafka, false);
     wait_ready_status(port, 503, &body);
     assert_contains(body, "\"reason\":\"bus: ");
     free(body);
-    set_brokers(true);
+    mr_tp_kafka_set_brokers(&kafka, true);
     wait_ready_status(port, 200, &body);
     free(body);
     assert_int_equal(mr_tp_http_get(port, "/metrics", &body), 200);
