@@ -12,6 +12,7 @@
 
 #include "mindroom/oauth.h"
 #include "peers.h"
+#include "tp_check.h"
 
 #define ALICE "@alice:example.org"
 
@@ -26,23 +27,17 @@ static mr_tp_redis g_redis;
 static char g_dir[512];
 static backend g_sqlite = {"sqlite", NULL}, g_redis_store = {"redis", NULL};
 
-static void check(mr_code rc, const mr_err *err)
-{
-    if (rc != MR_OK)
-        fail_msg("%s", err->msg);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     mr_err err = {0};
     mr_store_options o = {.secret = SECRET, .secret_len = sizeof SECRET};
     char url[600];
-    check(mr_tp_mkdtemp("mr-oauth", g_dir, sizeof g_dir, &err), &err);
+    mr_tp_check(mr_tp_mkdtemp("mr-oauth", g_dir, sizeof g_dir, &err), &err);
     snprintf(url, sizeof url, "sqlite://%s/state.db", g_dir);
-    check(mr_store_open(url, &o, &g_sqlite.store, &err), &err);
-    check(mr_tp_redis_start(&g_redis, &err), &err);
-    check(mr_store_open(g_redis.url, &o, &g_redis_store.store, &err), &err);
+    mr_tp_check(mr_store_open(url, &o, &g_sqlite.store, &err), &err);
+    mr_tp_check(mr_tp_redis_start(&g_redis, &err), &err);
+    mr_tp_check(mr_store_open(g_redis.url, &o, &g_redis_store.store, &err), &err);
     return 0;
 }
 
@@ -62,7 +57,7 @@ static void mint(mr_store *s, const char *requester, const char *provider, long 
     mr_err err = {0};
     mr_oauth_connect_request rq = {.requester = requester, .provider = provider, .scopes = "repo read:user",
                                    .agent = "coder", .room_id = "!lobby:example.org", .ttl_ms = ttl_ms};
-    check(mr_oauth_connect_mint(s, &rq, token, &err), &err);
+    mr_tp_check(mr_oauth_connect_mint(s, &rq, token, &err), &err);
 }
 
 static void test_mint_and_lookup(void **state)
@@ -73,7 +68,7 @@ static void test_mint_and_lookup(void **state)
     assert_int_equal(strlen(token), MR_OAUTH_CONNECT_TOKEN_LEN);
     mr_oauth_connect_grant g;
     mr_err err = {0};
-    check(mr_oauth_connect_lookup(b->store, token, &g, &err), &err);
+    mr_tp_check(mr_oauth_connect_lookup(b->store, token, &g, &err), &err);
     assert_string_equal(g.requester, ALICE);
     assert_string_equal(g.provider, "github");
     assert_string_equal(g.scopes, "repo read:user");
@@ -89,11 +84,11 @@ static void test_mint_and_lookup(void **state)
     snprintf(key, sizeof key, "oauth:connect:%s", token);
     assert_int_equal(mr_store_get(b->store, key, &value, &len, &err), MR_ENOTFOUND);
     snprintf(key, sizeof key, "oauth:connect:%s", digest);
-    check(mr_store_get(b->store, key, &value, &len, &err), &err);
+    mr_tp_check(mr_store_get(b->store, key, &value, &len, &err), &err);
     assert_null(strstr(value, token));
     free(value);
     long ttl = 0;
-    check(mr_store_ttl(b->store, key, &ttl, &err), &err);
+    mr_tp_check(mr_store_ttl(b->store, key, &ttl, &err), &err);
     assert_true(ttl > 0 && ttl <= MR_OAUTH_CONNECT_TTL_DEFAULT_MS);
     mr_oauth_connect_grant_clear(&g);
     /* Two mints never give the same token. */
@@ -108,7 +103,7 @@ static void minted_grant(mr_store *s, const char *provider, char token[MR_OAUTH_
 {
     mint(s, ALICE, provider, 60000, token);
     mr_err err = {0};
-    check(mr_oauth_connect_lookup(s, token, g, &err), &err);
+    mr_tp_check(mr_oauth_connect_lookup(s, token, g, &err), &err);
 }
 
 static void test_single_use(void **state)
@@ -118,7 +113,7 @@ static void test_single_use(void **state)
     mr_oauth_connect_grant g, again;
     minted_grant(b->store, "google_drive", token, &g);
     mr_err err = {0};
-    check(mr_oauth_connect_redeem(b->store, &g, &err), &err);
+    mr_tp_check(mr_oauth_connect_redeem(b->store, &g, &err), &err);
     assert_int_equal(mr_oauth_connect_redeem(b->store, &g, &err), MR_EEXISTS);
     assert_string_equal(err.msg, "connect token was already used");
     assert_int_equal(mr_oauth_connect_lookup(b->store, token, &again, &err), MR_EEXISTS);
@@ -176,13 +171,13 @@ static void test_expiry(void **state)
     minted_grant(b->store, "github", token, &g);
     mr_err err = {0};
     long long end = g.expires_at_ms;
-    check(mr_oauth_connect_lookup_at(b->store, token, end - 1, &late, &err), &err);
+    mr_tp_check(mr_oauth_connect_lookup_at(b->store, token, end - 1, &late, &err), &err);
     mr_oauth_connect_grant_clear(&late);
     assert_int_equal(mr_oauth_connect_lookup_at(b->store, token, end, &late, &err), MR_ENOTFOUND);
     assert_string_equal(err.msg, "connect token is unknown or has expired");
     assert_int_equal(mr_oauth_connect_redeem_at(b->store, &g, end, &err), MR_ENOTFOUND);
     assert_string_equal(err.msg, "connect token has expired");
-    check(mr_oauth_connect_redeem_at(b->store, &g, end - 1, &err), &err);
+    mr_tp_check(mr_oauth_connect_redeem_at(b->store, &g, end - 1, &err), &err);
     mr_oauth_connect_grant_clear(&g);
 }
 
@@ -245,9 +240,9 @@ static void test_mint_checks_the_request(void **state)
     /* Optional fields may be left out. */
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
     mr_err err = {0};
-    check(mr_oauth_connect_mint(b->store, &ok, token, &err), &err);
+    mr_tp_check(mr_oauth_connect_mint(b->store, &ok, token, &err), &err);
     mr_oauth_connect_grant g;
-    check(mr_oauth_connect_lookup(b->store, token, &g, &err), &err);
+    mr_tp_check(mr_oauth_connect_lookup(b->store, token, &g, &err), &err);
     assert_string_equal(g.scopes, "");
     assert_null(g.agent);
     assert_null(g.room_id);
@@ -259,13 +254,13 @@ static void test_credentials_are_sealed(void **state)
     backend *b = *state;
     static const char creds[] = "{\"access_token\":\"at-secret-123\",\"token_type\":\"Bearer\"}";
     mr_err err = {0};
-    check(mr_oauth_credentials_put(b->store, ALICE, "github", creds, strlen(creds), &err), &err);
+    mr_tp_check(mr_oauth_credentials_put(b->store, ALICE, "github", creds, strlen(creds), &err), &err);
     char *json = NULL, *raw = NULL;
     size_t len = 0;
-    check(mr_oauth_credentials_get(b->store, ALICE, "github", &json, &len, &err), &err);
+    mr_tp_check(mr_oauth_credentials_get(b->store, ALICE, "github", &json, &len, &err), &err);
     assert_string_equal(json, creds);
     free(json);
-    check(mr_store_get(b->store, "oauth:cred:github:" ALICE, &raw, &len, &err), &err);
+    mr_tp_check(mr_store_get(b->store, "oauth:cred:github:" ALICE, &raw, &len, &err), &err);
     for (size_t i = 0; i + 13 <= len; i++)
         assert_false(memcmp(raw + i, "at-secret-123", 13) == 0);
     free(raw);
@@ -278,7 +273,7 @@ static void test_credentials_are_sealed(void **state)
 static void put(mr_store *s, const char *json)
 {
     mr_err err = {0};
-    check(mr_oauth_credentials_put(s, ALICE, "gitlab", json, strlen(json), &err), &err);
+    mr_tp_check(mr_oauth_credentials_put(s, ALICE, "gitlab", json, strlen(json), &err), &err);
 }
 
 /* What needs no provider: a token without expiry is used as it is; an expired one without a
@@ -292,7 +287,7 @@ static void test_fresh_credentials_without_the_provider(void **state)
     mr_err err = {0};
     assert_int_equal(mr_oauth_credentials_fresh(b->store, ALICE, "gitlab", &c, &token, &err), MR_ENOTFOUND);
     put(b->store, "{\"access_token\":\"at-forever\"}");
-    check(mr_oauth_credentials_fresh(b->store, ALICE, "gitlab", &c, &token, &err), &err);
+    mr_tp_check(mr_oauth_credentials_fresh(b->store, ALICE, "gitlab", &c, &token, &err), &err);
     assert_string_equal(token, "at-forever");
     free(token);
     put(b->store, "{\"access_token\":\"at-old\",\"expires_in\":3600,\"obtained_at\":1000}");
@@ -313,9 +308,9 @@ static void test_link(void **state)
     char out[256];
     mr_err err = {0};
     static const char t[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    check(mr_oauth_connect_link("https://mindroom.example.org/", "google_drive", t, out, sizeof out, &err), &err);
+    mr_tp_check(mr_oauth_connect_link("https://mindroom.example.org/", "google_drive", t, out, sizeof out, &err), &err);
     assert_string_equal(out, "https://mindroom.example.org/api/oauth/google_drive/authorize?connect_token=" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    check(mr_oauth_connect_link(NULL, "github", t, out, sizeof out, &err), &err);
+    mr_tp_check(mr_oauth_connect_link(NULL, "github", t, out, sizeof out, &err), &err);
     assert_string_equal(out, "/api/oauth/github/authorize?connect_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     assert_int_equal(mr_oauth_connect_link(NULL, "github", t, out, 40, &err), MR_EINVAL);
 }

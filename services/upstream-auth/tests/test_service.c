@@ -18,6 +18,7 @@
 #include "mindroom/oauth.h"
 #include "mindroom/tools.h"
 #include "peers.h"
+#include "tp_check.h"
 #include "ua_fixtures.h"
 
 #define TU "MINDROOM_TRUSTED_UPSTREAM_"
@@ -32,22 +33,16 @@ static mr_store *g_store;
 static jwks_server *g_js;
 static tk_key g_key;
 
-static void check(mr_code rc, const mr_err *err)
-{
-    if (rc != MR_OK)
-        fail_msg("%s", err->msg);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_tp_redis_start(&g_redis, &err), &err);
+    mr_tp_check(mr_tp_redis_start(&g_redis, &err), &err);
     unsigned char secret[32];
     for (size_t i = 0; i < sizeof secret; i++)
         sscanf(&UA_TEST_SECRET_HEX[2 * i], "%2hhx", &secret[i]);
     mr_store_options o = {.secret = secret, .secret_len = sizeof secret};
-    check(mr_store_open(g_redis.url, &o, &g_store, &err), &err);
+    mr_tp_check(mr_store_open(g_redis.url, &o, &g_store, &err), &err);
     tk_ec(&g_key, "ec-1", "P-256");
     char *jwk = tk_jwk(&g_key, NULL);
     const char *keys[] = {jwk};
@@ -333,14 +328,14 @@ static void mint(const char *requester, const char *provider, long ttl_ms, char 
     mr_err err = {0};
     mr_oauth_connect_request rq = {.requester = requester, .provider = provider, .scopes = "repo read:user",
                                    .agent = "coder", .ttl_ms = ttl_ms};
-    check(mr_oauth_connect_mint(g_store, &rq, token, &err), &err);
+    mr_tp_check(mr_oauth_connect_mint(g_store, &rq, token, &err), &err);
 }
 
 static char *link_for(const char *provider, const char *token)
 {
     char path[256];
     mr_err err = {0};
-    check(mr_oauth_connect_link(NULL, provider, token, path, sizeof path, &err), &err);
+    mr_tp_check(mr_oauth_connect_link(NULL, provider, token, path, sizeof path, &err), &err);
     return strdup(path);
 }
 
@@ -411,7 +406,7 @@ static void test_oauth_connect_flow(void **state)
     char *creds = NULL;
     size_t len = 0;
     mr_err err = {0};
-    check(mr_oauth_credentials_get(g_store, ALICE, "github", &creds, &len, &err), &err);
+    mr_tp_check(mr_oauth_credentials_get(g_store, ALICE, "github", &creds, &len, &err), &err);
     json_t *j = json_loads(creds, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(j, "access_token")), "at-1");
     assert_string_equal(json_string_value(json_object_get(j, "refresh_token")), "rt-1");
@@ -481,7 +476,7 @@ static char *tool_call(const mr_tools_env *env, const char *args)
 {
     mr_tools_call c = {.def = mr_tools_find("oauth_api"), .name = "oauth_api", .arguments = args};
     mr_err err = {0};
-    check(mr_tools_run(env, &c, 1, &err), &err);
+    mr_tp_check(mr_tools_run(env, &c, 1, &err), &err);
     if (c.failed)
         fail_msg("oauth_api %s: %s", args, c.result);
     return c.result;
@@ -535,7 +530,7 @@ static void test_oauth_tool_through_the_connect_flow(void **state)
     snprintf(public_url, sizeof public_url, "http://127.0.0.1:%d", p->port);
     mr_config *cfg = NULL;
     mr_err err = {0};
-    check(mr_config_parse(yaml, strlen(yaml), "config.yaml", &cfg, NULL, &err), &err);
+    mr_tp_check(mr_config_parse(yaml, strlen(yaml), "config.yaml", &cfg, NULL, &err), &err);
     mr_dotenv dotenv = {0};
     mr_tools_oauth oauth = {.store = g_store, .providers = cfg->oauth_providers, .n_providers = cfg->n_oauth_providers,
                             .dotenv = &dotenv, .public_url = public_url};
@@ -569,7 +564,7 @@ static void test_oauth_tool_through_the_connect_flow(void **state)
     for (size_t i = 0; i < 2; i++)
         both[i] = (mr_tools_call){.def = mr_tools_find("oauth_api"), .name = "oauth_api",
                                   .arguments = "{\"provider\":\"github\",\"path\":\"/user\"}"};
-    check(mr_tools_run(&env, both, 2, &err), &err);
+    mr_tp_check(mr_tools_run(&env, both, 2, &err), &err);
     for (size_t i = 0; i < 2; i++)
         if (both[i].failed || strncmp(both[i].result, "HTTP 200", 8) != 0)
             fail_msg("parallel call %zu: %s", i, both[i].result);

@@ -16,6 +16,7 @@
 
 #include "mindroom/fsutil.h"
 #include "peers.h"
+#include "tp_check.h"
 
 void ua_tenv_set(ua_tenv *e, const char *name, const char *value)
 {
@@ -133,12 +134,6 @@ long long ua_now_s(void)
     return (long long)time(NULL);
 }
 
-static void check(mr_code rc, const mr_err *err)
-{
-    if (rc != MR_OK)
-        fail_msg("%s", err->msg);
-}
-
 void ua_proc_env(const char *redis_url)
 {
     static const char *const unset[] = {
@@ -202,18 +197,18 @@ void ua_proc_start(ua_proc *p)
 {
     mr_err err = {0};
     memset(p, 0, sizeof *p);
-    check(mr_tp_mkdtemp("mr-ua", p->dir, sizeof p->dir, &err), &err);
+    mr_tp_check(mr_tp_mkdtemp("mr-ua", p->dir, sizeof p->dir, &err), &err);
     set_storage(p->dir);
     snprintf(p->log, sizeof p->log, "%s/service.log", p->dir);
     char listen[64];
     for (int attempt = 0; attempt < 5; attempt++) {
-        check(mr_tp_free_port(&p->port, &err), &err);
+        mr_tp_check(mr_tp_free_port(&p->port, &err), &err);
         snprintf(listen, sizeof listen, "127.0.0.1:%d", p->port);
         char public_url[96];
         snprintf(public_url, sizeof public_url, "http://%s", listen);
         setenv("MINDROOM_PUBLIC_URL", public_url, 1);
         char *argv[] = {(char *)binary(), "--listen", listen, NULL};
-        check(mr_tp_spawn(argv, p->log, &p->pid, &err), &err);
+        mr_tp_check(mr_tp_spawn(argv, p->log, &p->pid, &err), &err);
         if (mr_tp_wait_port(p->port, 20000, &err) == MR_OK && wait_ready(p->port, &err) == MR_OK)
             return;
         mr_tp_kill_wait(p->pid, SIGKILL, NULL, NULL);
@@ -228,7 +223,7 @@ char *ua_proc_log(const ua_proc *p)
     char *data = NULL;
     size_t len = 0;
     mr_err err = {0};
-    check(mr_fs_read_all(p->log, 16 * 1024 * 1024, &data, &len, &err), &err);
+    mr_tp_check(mr_fs_read_all(p->log, 16 * 1024 * 1024, &data, &len, &err), &err);
     return data;
 }
 
@@ -236,12 +231,12 @@ int ua_proc_run(char **output)
 {
     char dir[512], log[600];
     mr_err err = {0};
-    check(mr_tp_mkdtemp("mr-ua-run", dir, sizeof dir, &err), &err);
+    mr_tp_check(mr_tp_mkdtemp("mr-ua-run", dir, sizeof dir, &err), &err);
     set_storage(dir);
     snprintf(log, sizeof log, "%s/out.log", dir);
     char *argv[] = {(char *)binary(), NULL};
     pid_t pid;
-    check(mr_tp_spawn(argv, log, &pid, &err), &err);
+    mr_tp_check(mr_tp_spawn(argv, log, &pid, &err), &err);
     /* A service that starts despite the settings would run forever: give it 20 s. */
     int st = 0;
     pid_t done = 0;
@@ -250,7 +245,7 @@ int ua_proc_run(char **output)
     if (done == 0)
         mr_tp_kill_wait(pid, SIGKILL, &st, NULL);
     size_t len = 0;
-    check(mr_fs_read_all(log, 1024 * 1024, output, &len, &err), &err);
+    mr_tp_check(mr_fs_read_all(log, 1024 * 1024, output, &len, &err), &err);
     mr_tp_rmtree(dir, NULL);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -261,7 +256,7 @@ void ua_proc_stop(ua_proc *p)
         return;
     int st = 0;
     mr_err err = {0};
-    check(mr_tp_kill_wait(p->pid, SIGTERM, &st, &err), &err);
+    mr_tp_check(mr_tp_kill_wait(p->pid, SIGTERM, &st, &err), &err);
     p->pid = 0;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         char *log = ua_proc_log(p);
@@ -290,9 +285,9 @@ void ua_http(const char *method, int port, const char *path, const char *const *
     mr_http_client *c = NULL;
     mr_http_client_opts o = {.timeout_ms = 30000};
     mr_err err = {0};
-    check(mr_http_client_new(&o, &c, &err), &err);
+    mr_tp_check(mr_http_client_new(&o, &c, &err), &err);
     mr_http_call call = {.method = method, .url = url, .headers = headers};
     mr_code rc = mr_http_client_do(c, &call, out, &err);
     mr_http_client_free(c);
-    check(rc, &err);
+    mr_tp_check(rc, &err);
 }
