@@ -1,5 +1,6 @@
 /* room_queue.h -- a pool of threads that runs jobs keyed by room: one room's jobs one at a time
- * and in the order they came, many rooms at once, never more jobs at once than threads. */
+ * and in the order they came, many rooms at once, never more jobs at once than threads. Threads
+ * start when jobs need them and end when idle, down to one. */
 #ifndef MINDROOM_AGENT_ROOM_QUEUE_H
 #define MINDROOM_AGENT_ROOM_QUEUE_H
 
@@ -15,6 +16,8 @@ typedef void (*room_queue_free)(void *job);
 
 typedef struct room_queue_opts {
     size_t workers;              /* threads, and so the most jobs running at once; at least 1 */
+    long long idle_ms;           /* a thread idle this long ends, unless it is the last or jobs
+                                    are parked; 0 for 30 s */
     room_queue_run run;
     room_queue_free free_job;
     void *ctx;                   /* run's */
@@ -27,6 +30,8 @@ mr_code room_queue_start(const room_queue_opts *opts, room_queue **out, mr_err *
 mr_code room_queue_push(room_queue *q, const char *room, void *job, mr_err *err);
 /* Jobs queued or parked, not counting those running. */
 size_t room_queue_waiting(room_queue *q);
+/* Threads alive now (1 .. workers). */
+size_t room_queue_threads(room_queue *q);
 /* Lets the running jobs finish, frees the jobs that never started or are parked, and q. */
 void room_queue_stop(room_queue *q);
 
