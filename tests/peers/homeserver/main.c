@@ -148,10 +148,10 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&stop_signals, &sig);
     /* Wake long-polling syncs so the server can finish their requests and stop. */
-    pthread_mutex_lock(&h.lock);
+    pthread_rwlock_wrlock(&h.lock);
     h.stopping = true;
-    pthread_cond_broadcast(&h.changed);
-    pthread_mutex_unlock(&h.lock);
+    hs_wake(&h);
+    pthread_rwlock_unlock(&h.lock);
     mr_http_server_stop(srv);
     hs_free(&h);
     return 0;
