@@ -453,13 +453,13 @@ mr_http_response *hs_sync(hs_call *c)
         return e;
     struct timespec deadline = mr_clock_after_ms(CLOCK_MONOTONIC, timeout);
     to_device_ack(&s);
-    /* From here on only reading: other requests may run between these two. */
-    pthread_rwlock_unlock(&c->h->lock);
-    pthread_rwlock_rdlock(&c->h->lock);
-    /* The device may be logged out whenever the lock was given up; find it again by its token
+    /* The device may be logged out whenever the lock is given up; find it again by its token
      * once tokens have changed. */
     char tok[64];
     snprintf(tok, sizeof tok, "%s", c->device->token);
+    /* From here on only reading: other requests may run between these two. */
+    pthread_rwlock_unlock(&c->h->lock);
+    pthread_rwlock_rdlock(&c->h->lock);
     unsigned long tokens_seen = c->h->tokens_gen;
     if (!hs_token_find(c->h, tok, &s.user, &s.device))
         return hs_token_refused(c->h, tok);
