@@ -1,13 +1,21 @@
 /* room_queue.c -- one FIFO per room, and a pool of threads that takes the next job of the room
- * that has waited longest and is not already running: order within a room, rooms side by side. */
+ * that has waited longest and is not already running: order within a room, rooms side by side.
+ * A thread starts when a room is ready and no thread is idle (up to `workers`), and ends after
+ * idle_ms without work, so an idle agent holds one thread, not `workers` stacks and arenas. */
 #include "room_queue.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mindroom/clock.h"
+
+#define IDLE_MS_DEFAULT 30000
+
+/* A worker index's thread: none yet, running, or ended by itself and not joined yet. */
+enum { SLOT_FREE, SLOT_LIVE, SLOT_ENDED };
 
 typedef struct rq_room rq_room;
 
@@ -35,7 +43,9 @@ struct room_queue {
     pthread_mutex_t lock;
     pthread_cond_t wake;         /* on CLOCK_MONOTONIC */
     pthread_t *threads;
-    size_t started;
+    unsigned char *slots;        /* per worker index */
+    size_t live, idle;           /* threads running; those of them not running a job */
+    size_t n_ready;              /* rooms in the ready list */
     bool stopping;
     rq_room *rooms;
     rq_room *ready_head, *ready_tail;
@@ -54,6 +64,7 @@ static void make_ready(room_queue *q, rq_room *r)
     if (r->running || r->ready || r->held || !r->head)
         return;
     r->ready = true;
+    q->n_ready++;
     r->next_ready = NULL;
     if (q->ready_tail)
         q->ready_tail->next_ready = r;
@@ -137,6 +148,7 @@ static rq_job *take(room_queue *q)
     if (!q->ready_head)
         q->ready_tail = NULL;
     r->ready = false;
+    q->n_ready--;
     r->running = true;
     rq_job *j = r->head;
     r->head = j->next;
@@ -174,26 +186,86 @@ static void finish(room_queue *q, rq_job *j, long long park_ms)
     pthread_cond_broadcast(&q->wake);
 }
 
+static void *worker_main(void *arg);
+
+/* Starts a thread on a free worker index; called with the lock held. */
+static int spawn(room_queue *q)
+{
+    size_t i = 0;
+    while (i < q->o.workers && q->slots[i] == SLOT_LIVE)
+        i++;
+    if (i == q->o.workers)
+        return EAGAIN;
+    /* It unlocked for the last time before it ended: joining it needs no lock. */
+    if (q->slots[i] == SLOT_ENDED)
+        pthread_join(q->threads[i], NULL);
+    q->slots[i] = SLOT_FREE;
+    rq_thread *t = malloc(sizeof *t);
+    if (!t)
+        return ENOMEM;
+    *t = (rq_thread){.q = q, .index = i};
+    int e = pthread_create(&q->threads[i], NULL, worker_main, t);
+    if (e) {
+        free(t);
+        return e;
+    }
+    q->slots[i] = SLOT_LIVE;
+    q->live++;
+    q->idle++;
+    return 0;
+}
+
+/* More rooms ready than idle threads to take them: start one, within the bound. A thread that
+ * cannot start leaves the job to the running ones (there is always one). */
+static void grow(room_queue *q)
+{
+    if (!q->stopping && q->n_ready > q->idle && q->live < q->o.workers)
+        spawn(q);
+}
+
 static void *worker_main(void *arg)
 {
     rq_thread *t = arg;
     room_queue *q = t->q;
     pthread_mutex_lock(&q->lock);
+    long long idle_since = mr_clock_mono_ms();
+    bool ended = false;
     while (!q->stopping) {
-        long long next = unpark(q, mr_clock_mono_ms());
+        long long now = mr_clock_mono_ms();
+        long long next = unpark(q, now);
         if (q->ready_head) {
             rq_job *j = take(q);
+            q->idle--;
+            grow(q);
             pthread_mutex_unlock(&q->lock);
             long long park = q->o.run(q->o.ctx, t->index, j->job);
             pthread_mutex_lock(&q->lock);
             finish(q, j, park);
-        } else if (next >= 0) {
-            struct timespec until = mr_clock_after_ms(CLOCK_MONOTONIC, next);
+            q->idle++;
+            idle_since = mr_clock_mono_ms();
+            continue;
+        }
+        /* The last thread stays, and so does one while jobs are parked, to bring them back. */
+        bool may_end = q->live > 1 && !q->parked;
+        long long left = q->o.idle_ms - (now - idle_since);
+        if (may_end && left <= 0) {
+            ended = true;
+            break;
+        }
+        long long wait = next;
+        if (may_end && (wait < 0 || left < wait))
+            wait = left;
+        if (wait >= 0) {
+            struct timespec until = mr_clock_after_ms(CLOCK_MONOTONIC, wait);
             pthread_cond_timedwait(&q->wake, &q->lock, &until);
         } else {
             pthread_cond_wait(&q->wake, &q->lock);
         }
     }
+    q->live--;
+    q->idle--;
+    if (ended)
+        q->slots[t->index] = SLOT_ENDED;
     pthread_mutex_unlock(&q->lock);
     free(t);
     return NULL;
@@ -206,28 +278,29 @@ mr_code room_queue_start(const room_queue_opts *opts, room_queue **out, mr_err *
         return mr_err_set(err, MR_EINVAL, "a room queue needs at least one thread");
     room_queue *q = calloc(1, sizeof *q);
     pthread_condattr_t attr;
-    if (!q || !(q->threads = calloc(opts->workers, sizeof *q->threads))) {
+    if (!q || !(q->threads = calloc(opts->workers, sizeof *q->threads)) ||
+        !(q->slots = calloc(opts->workers, sizeof *q->slots))) {
+        if (q)
+            free(q->threads);
         free(q);
         return mr_err_set(err, MR_ENOMEM, "out of memory starting %zu turn threads", opts->workers);
     }
     q->o = *opts;
+    if (q->o.idle_ms <= 0)
+        q->o.idle_ms = IDLE_MS_DEFAULT;
     pthread_mutex_init(&q->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&q->wake, &attr);
     pthread_condattr_destroy(&attr);
-    for (size_t i = 0; i < opts->workers; i++) {
-        rq_thread *t = malloc(sizeof *t);
-        if (t)
-            *t = (rq_thread){.q = q, .index = i};
-        int e = t ? pthread_create(&q->threads[i], NULL, worker_main, t) : 0;
-        if (!t || e) {
-            free(t);
-            room_queue_stop(q);
-            return t ? mr_err_errno(err, MR_EINTERNAL, e, "starting turn thread %zu of %zu", i + 1, opts->workers)
-                     : mr_err_set(err, MR_ENOMEM, "out of memory starting turn thread %zu", i + 1);
-        }
-        q->started++;
+    /* The first thread, which never ends idle: a job always has one to run on. */
+    pthread_mutex_lock(&q->lock);
+    int e = spawn(q);
+    pthread_mutex_unlock(&q->lock);
+    if (e) {
+        room_queue_stop(q);
+        return e == ENOMEM ? mr_err_set(err, MR_ENOMEM, "out of memory starting a turn thread")
+                           : mr_err_errno(err, MR_EINTERNAL, e, "starting a turn thread");
     }
     *out = q;
     return MR_OK;
@@ -269,6 +342,7 @@ static mr_code push(room_queue *q, const char *room, void *job, bool ahead, mr_e
         } else {
             enqueue(q, j);
         }
+        grow(q);
         pthread_cond_signal(&q->wake);
     }
     pthread_mutex_unlock(&q->lock);
@@ -289,6 +363,14 @@ mr_code room_queue_push_ahead(room_queue *q, const char *room, void *job, mr_err
     return push(q, room, job, true, err);
 }
 
+size_t room_queue_threads(room_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t n = q->live;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
 size_t room_queue_waiting(room_queue *q)
 {
     pthread_mutex_lock(&q->lock);
@@ -300,10 +382,7 @@ size_t room_queue_waiting(room_queue *q)
 size_t room_queue_idle(room_queue *q)
 {
     pthread_mutex_lock(&q->lock);
-    size_t ready = 0;
-    for (const rq_room *r = q->ready_head; r; r = r->next_ready)
-        ready++;
-    size_t busy = q->running + ready;
+    size_t busy = q->running + q->n_ready;
     size_t n = q->o.workers > busy ? q->o.workers - busy : 0;
     pthread_mutex_unlock(&q->lock);
     return n;
@@ -338,8 +417,14 @@ void room_queue_stop(room_queue *q)
     q->stopping = true;
     pthread_cond_broadcast(&q->wake);
     pthread_mutex_unlock(&q->lock);
-    for (size_t i = 0; i < q->started; i++)
-        pthread_join(q->threads[i], NULL);
+    /* No thread starts once stopping is set: a slot only goes from live to ended now. */
+    for (size_t i = 0; i < q->o.workers; i++) {
+        pthread_mutex_lock(&q->lock);
+        bool started = q->slots[i] != SLOT_FREE;
+        pthread_mutex_unlock(&q->lock);
+        if (started)
+            pthread_join(q->threads[i], NULL);
+    }
     free_jobs(q, q->parked);
     while (q->rooms) {
         rq_room *r = q->rooms;
@@ -351,5 +436,6 @@ void room_queue_stop(room_queue *q)
     pthread_cond_destroy(&q->wake);
     pthread_mutex_destroy(&q->lock);
     free(q->threads);
+    free(q->slots);
     free(q);
 }

@@ -1,5 +1,6 @@
 /* room_queue.h -- a pool of threads that runs jobs keyed by room: one room's jobs one at a time
- * and in the order they came, many rooms at once, never more jobs at once than threads. */
+ * and in the order they came, many rooms at once, never more jobs at once than threads. Threads
+ * start when jobs need them and end when idle, down to one. */
 #ifndef MINDROOM_AGENT_ROOM_QUEUE_H
 #define MINDROOM_AGENT_ROOM_QUEUE_H
 
@@ -16,6 +17,8 @@ typedef void (*room_queue_free)(void *job);
 
 typedef struct room_queue_opts {
     size_t workers;              /* threads, and so the most jobs running at once; at least 1 */
+    long long idle_ms;           /* a thread idle this long ends, unless it is the last or jobs
+                                    are parked; 0 for 30 s */
     room_queue_run run;
     room_queue_free free_job;
     void *ctx;                   /* run's */
@@ -36,6 +39,8 @@ size_t room_queue_waiting(room_queue *q);
 size_t room_queue_idle(room_queue *q);
 /* The jobs of room here: queued, parked or running (the caller's own included). */
 size_t room_queue_jobs(room_queue *q, const char *room);
+/* Threads alive now (1 .. workers). */
+size_t room_queue_threads(room_queue *q);
 /* Lets the running jobs finish, frees the jobs that never started or are parked, and q. */
 void room_queue_stop(room_queue *q);
 

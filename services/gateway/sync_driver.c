@@ -191,7 +191,9 @@ mr_code gw_syncs_start(gw *g, gw_syncs **out, mr_err *err)
     for (size_t i = 0; rc == MR_OK && i < g->n_accounts; i++, s->n++)
         if (!(s->slots[i].l = gw_loop_new(g, &g->accounts[i])))
             rc = mr_err_set(err, MR_ENOMEM, "out of memory starting the sync of %s", g->accounts[i].user_id);
-    for (; rc == MR_OK && s->started_workers < SYNC_WORKERS; s->started_workers++)
+    /* An account has one batch at a time: workers past the account count would never work. */
+    size_t workers = g->n_accounts < SYNC_WORKERS ? (g->n_accounts ? g->n_accounts : 1) : SYNC_WORKERS;
+    for (; rc == MR_OK && s->started_workers < workers; s->started_workers++)
         if ((e = pthread_create(&s->workers[s->started_workers], NULL, worker_main, s)) != 0)
             rc = mr_err_errno(err, MR_EINTERNAL, e, "starting a sync worker");
     if (rc == MR_OK && (e = pthread_create(&s->driver, NULL, driver_main, s)) != 0)

@@ -1,6 +1,7 @@
 /* inproc.c -- the in-process bus: bounded per-partition rings shared by consumer groups.
  *
- * Each (topic, partition) is a ring of `inproc_capacity` messages numbered by a sequence. Each
+ * Each (topic, partition) is a ring of `inproc_capacity` messages numbered by a sequence, its
+ * slots allocated in chunks as messages arrive and freed as they are handled (IP_CHUNK). Each
  * group keeps, per partition, the sequence of the next message to handle and whether a handler
  * is running on it; any consumer of the group may take the next message of a partition nobody
  * is handling, which keeps one handler per partition at a time and the partition's order. A
@@ -37,15 +38,23 @@ typedef struct ip_consumer {
     size_t rr;     /* where the next search starts, so partitions take turns */
 } ip_consumer;
 
+static size_t n_chunks(size_t cap)
+{
+    return (cap + IP_CHUNK - 1) / IP_CHUNK;
+}
+
 static void free_topic(ip_topic *t, size_t cap)
 {
     for (int p = 0; p < t->partitions && t->parts; p++) {
         ip_part *part = &t->parts[p];
-        for (size_t i = 0; part->ring && i < cap; i++) {
-            free(part->ring[i].key);
-            free(part->ring[i].value);
+        for (size_t c = 0; part->chunks && c < n_chunks(cap); c++) {
+            for (size_t i = 0; part->chunks[c] && i < IP_CHUNK; i++) {
+                free(part->chunks[c][i].key);
+                free(part->chunks[c][i].value);
+            }
+            free(part->chunks[c]);
         }
-        free(part->ring);
+        free(part->chunks);
     }
     free(t->parts);
     for (ip_group *g = t->groups, *n; g; g = n) {
@@ -72,8 +81,8 @@ ip_topic *Mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err)
     }
     bool ok = t && t->name && t->parts;
     for (int p = 0; ok && p < t->partitions; p++) {
-        t->parts[p].ring = calloc(cap, sizeof(ip_entry));
-        ok = t->parts[p].ring != NULL;
+        t->parts[p].chunks = calloc(n_chunks(cap), sizeof *t->parts[p].chunks);
+        ok = t->parts[p].chunks != NULL;
     }
     if (!ok) {
         if (t)
@@ -107,14 +116,59 @@ static uint64_t slowest(const ip_topic *t, int p)
     return low < t->parts[p].durable ? low : t->parts[p].durable;
 }
 
-void Mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len)
+ip_entry *Mr_bus_inproc_slot(const ip_bus *b, const ip_part *part, uint64_t seq)
 {
-    ip_entry *e = &part->ring[seq % b->base.opts.inproc_capacity];
+    size_t i = (size_t)(seq % b->base.opts.inproc_capacity);
+    return &part->chunks[i / IP_CHUNK][i % IP_CHUNK];
+}
+
+/* Whether a message between tail and head sits in chunk c. */
+static bool chunk_used(const ip_part *part, size_t cap, size_t c)
+{
+    uint64_t n = part->head - part->tail;
+    if (n == 0 || n >= cap)
+        return n != 0;
+    size_t from = c * IP_CHUNK, to = from + IP_CHUNK < cap ? from + IP_CHUNK : cap;
+    size_t s = (size_t)(part->tail % cap);
+    size_t e = s + (size_t)n; /* the used slots: [s, e), past cap wrapping to the start */
+    return (from < e && s < to) || (from + cap < e && s < to + cap);
+}
+
+mr_code Mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len,
+                            mr_err *err)
+{
+    size_t cap = b->base.opts.inproc_capacity, c = (size_t)(seq % cap) / IP_CHUNK;
+    if (!part->chunks[c]) {
+        if (!key)
+            return MR_OK;
+        if (!(part->chunks[c] = calloc(IP_CHUNK, sizeof(ip_entry))))
+            return mr_err_set(err, MR_ENOMEM, "inproc bus: no memory for %d ring slots", IP_CHUNK);
+    }
+    ip_entry *e = Mr_bus_inproc_slot(b, part, seq);
     b->held -= e->value ? e->len : 0;
     free(e->key);
     free(e->value);
     *e = (ip_entry){key, value, len};
     b->held += value ? len : 0;
+    return MR_OK;
+}
+
+/* Frees the chunks no message between tail and head uses any more. Called with the mutex held;
+ * the journal writer reads only slots between durable and head, which stay. */
+static void free_unused_chunks(ip_bus *b, ip_part *part, uint64_t old_tail)
+{
+    size_t cap = b->base.opts.inproc_capacity;
+    /* Only the chunks the tail moved through can have become unused. */
+    uint64_t moved = part->tail - old_tail;
+    size_t first = (size_t)(old_tail % cap) / IP_CHUNK;
+    size_t count = moved >= cap ? n_chunks(cap) : (size_t)(moved / IP_CHUNK) + 2;
+    for (size_t k = 0; k < count && k < n_chunks(cap); k++) {
+        size_t c = (first + k) % n_chunks(cap);
+        if (part->chunks[c] && !chunk_used(part, cap, c)) {
+            free(part->chunks[c]);
+            part->chunks[c] = NULL;
+        }
+    }
 }
 
 size_t Mr_bus_inproc_held_bytes(mr_bus *bb)
@@ -133,8 +187,11 @@ void Mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p)
     /* Without any group yet, nothing has been handled: keep everything for the first one. */
     if (passed == UINT64_MAX)
         return;
+    uint64_t old_tail = part->tail;
     for (; part->tail < passed && part->tail < part->durable; part->tail++)
-        Mr_bus_inproc_store(b, part, part->tail, NULL, NULL, 0);
+        Mr_bus_inproc_store(b, part, part->tail, NULL, NULL, 0, NULL);
+    if (part->tail != old_tail)
+        free_unused_chunks(b, part, old_tail);
 }
 
 static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
@@ -176,7 +233,12 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
                               topic, p, cap, bb->opts.publish_timeout_ms);
         }
     }
-    Mr_bus_inproc_store(b, part, part->head, k, v, len);
+    if (Mr_bus_inproc_store(b, part, part->head, k, v, len, err) != MR_OK) {
+        pthread_mutex_unlock(&b->mu);
+        free(k);
+        free(v);
+        return MR_ENOMEM;
+    }
     part->head++;
     if (part->head - part->tail > cap)
         part->tail = part->head - cap;
@@ -312,7 +374,7 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
         int p = (int)((size_t)slot % (size_t)partitions);
         ip_cursor *cur = &s->group->cur[p];
         /* The entry stays put while we handle it: producers cannot pass the busy cursor. */
-        const ip_entry *e = &s->topic->parts[p].ring[cur->next % cap];
+        const ip_entry *e = Mr_bus_inproc_slot(b, &s->topic->parts[p], cur->next);
         char id[48];
         snprintf(id, sizeof id, "%d:%llu", p, (unsigned long long)cur->next);
         mr_bus_msg m = {s->topic->name, e->key, e->value, e->len, p, id};

@@ -26,8 +26,13 @@ typedef struct ip_group {
     struct ip_group *next;
 } ip_group;
 
+/* A ring's slots come in chunks of this many, each allocated when a message first lands in it
+ * and freed once no message between tail and head uses it: an idle partition costs its chunk
+ * table and at most one chunk, not inproc_capacity slots. */
+#define IP_CHUNK 64
+
 typedef struct ip_part {
-    ip_entry *ring;
+    ip_entry **chunks; /* ceil(inproc_capacity / IP_CHUNK) chunks, NULL until used */
     uint64_t head;    /* sequence the next published message gets */
     uint64_t tail;    /* the oldest sequence the ring holds: what some group has not handled yet,
                          or without groups the last inproc_capacity messages */
@@ -70,8 +75,13 @@ typedef struct ip_bus {
 ip_topic *Mr_bus_inproc_topic(ip_bus *b, const char *name, mr_err *err);
 ip_group *Mr_bus_inproc_group(ip_bus *b, ip_topic *t, const char *name, mr_err *err);
 /* Puts a message (key and value now owned by the ring) at sequence seq of a partition, freeing
- * what the slot held; called with the mutex held. */
-void Mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len);
+ * what the slot held; called with the mutex held. MR_ENOMEM (nothing taken) when its chunk
+ * cannot be allocated; storing NULL (a release) never fails. */
+mr_code Mr_bus_inproc_store(ip_bus *b, ip_part *part, uint64_t seq, char *key, char *value, size_t len,
+                            mr_err *err);
+/* The slot of a sequence between a partition's tail and head: its chunk stays allocated, and the
+ * slot in place, as long as the sequence is there. */
+ip_entry *Mr_bus_inproc_slot(const ip_bus *b, const ip_part *part, uint64_t seq);
 /* Frees the messages of a partition every group has handled and the journal holds; called with
  * the mutex held. */
 void Mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p);

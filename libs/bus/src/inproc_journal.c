@@ -148,7 +148,7 @@ static void take_batch(ip_bus *b)
     }
 }
 
-static mr_code write_messages(ip_journal *j, ip_topic *t, int p, size_t cap, mr_err *err)
+static mr_code write_messages(const ip_bus *b, ip_journal *j, ip_topic *t, int p, mr_err *err)
 {
     sqlite3_stmt *st = j->st[J_MSG];
     const ip_part *part = &t->parts[p];
@@ -156,7 +156,7 @@ static mr_code write_messages(ip_journal *j, ip_topic *t, int p, size_t cap, mr_
     /* Rings keep these entries in place: neither a producer nor a release touches a slot past
      * part->durable. */
     for (uint64_t seq = part->snap_from; seq < part->snap_to && rc == MR_OK; seq++) {
-        const ip_entry *e = &part->ring[seq % cap];
+        const ip_entry *e = Mr_bus_inproc_slot(b, part, seq);
         sqlite3_bind_int64(st, 1, t->id);
         sqlite3_bind_int(st, 2, p);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
@@ -218,7 +218,6 @@ static mr_code vacuum(ip_journal *j, mr_err *err)
 static mr_code write_batch(ip_bus *b, mr_err *err)
 {
     ip_journal *j = b->journal;
-    size_t cap = b->base.opts.inproc_capacity;
     /* Before the commit: what was written elsewhere ahead of this batch's publishes and
      * acknowledgements must not be lost when they are not. */
     mr_code rc = j->hook ? j->hook(j->hook_ctx, err) : MR_OK;
@@ -228,7 +227,7 @@ static mr_code write_batch(ip_bus *b, mr_err *err)
     for (ip_topic *t = j->snap_topics; t && rc == MR_OK; t = t->next) {
         rc = write_topic(j, t, err);
         for (int p = 0; p < t->partitions && rc == MR_OK; p++) {
-            rc = write_messages(j, t, p, cap, err);
+            rc = write_messages(b, j, t, p, err);
             if (rc == MR_OK)
                 rc = write_cursors(j, t, p, err);
         }
@@ -549,7 +548,11 @@ static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err
     if (len)
         memcpy(v, value, len);
     v[len] = '\0';
-    Mr_bus_inproc_store(b, part, seq, k, v, len);
+    if (Mr_bus_inproc_store(b, part, seq, k, v, len, err) != MR_OK) {
+        free(k);
+        free(v);
+        return MR_ENOMEM;
+    }
     part->head++;
     return MR_OK;
 }

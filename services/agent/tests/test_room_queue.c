@@ -1,6 +1,7 @@
 /* test_room_queue.c -- the turn threads' queue: a room's jobs in order and one at a time, rooms
  * side by side, never more jobs at once than threads, parked jobs coming back behind their room,
  * and a stop that frees what never ran. Jobs wait on conditions with deadlines, never on sleeps. */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,15 +115,32 @@ static void free_job(void *p)
     free(p);
 }
 
-static room_queue *start(size_t workers)
+static room_queue *start_idle(size_t workers, long long idle_ms)
 {
     reset();
     room_queue *q = NULL;
     mr_err err = {0};
-    room_queue_opts o = {.workers = workers, .run = run, .free_job = free_job};
+    room_queue_opts o = {.workers = workers, .idle_ms = idle_ms, .run = run, .free_job = free_job};
     if (room_queue_start(&o, &q, &err) != MR_OK)
         fail_msg("room_queue_start: %s", err.msg);
     return q;
+}
+
+static room_queue *start(size_t workers)
+{
+    return start_idle(workers, 0);
+}
+
+/* Threads of this process, from /proc/self/task. */
+static int process_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }
 
 /* Queues a copy of spec, ahead of the room's others or behind them. */
@@ -349,6 +367,41 @@ static void test_stop_frees_what_never_ran(void **state)
     assert_int_equal(L.freed, 4);
 }
 
+/* Sixteen allowed, one started: threads come with jobs and end once idle, down to one. */
+static void test_threads_start_on_demand_and_end_when_idle(void **state)
+{
+    (void)state;
+    int before = process_threads();
+    room_queue *q = start_idle(16, 1);
+    assert_int_equal(process_threads(), before + 1);
+    for (int i = 0; i < 3; i++)
+        push(q, (job){.room = (const char *[]){"a", "b", "c"}[i], .id = i, .hold = true});
+    wait_for(running_at_least, 3);
+    assert_int_equal(room_queue_threads(q), 3);
+    assert_int_equal(process_threads(), before + 3);
+    open_gate();
+    wait_for(finished_at_least, 3);
+    /* A 1 ms idle bound: the two spare threads end; what is waited for is their ending. */
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (room_queue_threads(q) > 1 && mr_clock_mono_ms() < deadline)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    assert_int_equal(room_queue_threads(q), 1);
+    /* An ended thread's index is taken again by the next that starts. */
+    pthread_mutex_lock(&L.lock);
+    L.gate_open = false;
+    pthread_mutex_unlock(&L.lock);
+    push(q, (job){.room = "a", .id = 4, .hold = true});
+    push(q, (job){.room = "b", .id = 5, .hold = true});
+    wait_for(running_at_least, 2);
+    assert_int_equal(room_queue_threads(q), 2);
+    open_gate();
+    wait_for(finished_at_least, 5);
+    room_queue_stop(q);
+    assert_int_equal(process_threads(), before);
+    assert_int_equal(L.freed, 5);
+    assert_false(L.timed_out);
+}
+
 static void test_needs_a_thread(void **state)
 {
     (void)state;
@@ -374,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_job_pushed_ahead_runs_before_the_rooms_others),
         cmocka_unit_test(test_job_holding_its_place_comes_back_behind_jobs_pushed_ahead),
         cmocka_unit_test(test_stop_frees_what_never_ran),
+        cmocka_unit_test(test_threads_start_on_demand_and_end_when_idle),
         cmocka_unit_test(test_needs_a_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
-/* hs.h -- the test homeserver's shared types: in-memory state under one mutex, and the
- * per-request call context the endpoint files work on. */
+/* hs.h -- the test homeserver's shared types: in-memory state under one read-write lock, and
+ * the per-request call context the endpoint files work on. */
 #ifndef MINDROOM_TEST_HS_H
 #define MINDROOM_TEST_HS_H
 
@@ -50,7 +50,10 @@ typedef struct hs_user {
     hs_device **devices;
     size_t ndevices;
     json_t *filters;     /* array; the filter ID is the index */
-    long long timeline_served; /* timeline events its syncs carried, for /_test/state */
+    long long timeline_served; /* timeline events its syncs carried, for /_test/state (atomic:
+                                  syncs add to it holding the lock for reading) */
+    struct hs_room **rooms; /* every room it has a membership in, so a sync looks at those only */
+    size_t nrooms;
 } hs_user;
 
 typedef struct hs_event {
@@ -73,10 +76,17 @@ typedef struct hs_room {
 
 typedef struct hs {
     hs_opts opts;
-    pthread_mutex_t lock;
-    pthread_cond_t changed;  /* broadcast whenever pos moves, and at stop */
+    /* Requests hold it for writing; a /sync builds its response and checks for news holding it
+     * for reading, so many build side by side and none holds up the server while it waits.
+     * Writers are preferred, so a thousand long polls do not starve a send. */
+    pthread_rwlock_t lock;
+    pthread_mutex_t wake_lock; /* with changed and wakes: hs_wait / hs_wake */
+    pthread_cond_t changed;  /* broadcast by hs_wake: pos moved, a hold ended, stop */
+    unsigned long wakes;     /* hs_wake calls so far (atomic) */
     bool stopping;
     long long pos;           /* the stream: every event, to-device message, typing or key change */
+    long long keys_pos_max;  /* the latest keys_pos of any user */
+    unsigned long tokens_gen; /* moves when a token stops working (logout, new token, soft logout) */
     hs_user **users;
     size_t nusers;
     hs_room **rooms;
@@ -94,7 +104,8 @@ typedef struct hs {
     /* Tokens of appservice logins for users not registered yet: token -> {user_id, device_id,
      * display_name}. Refused until the user registers, then they are that user's devices. */
     json_t *orphan_tokens;
-    int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait */
+    int syncs_waiting;       /* long polls asleep right now, so tests can act after they wait
+                                (atomic: changed holding the lock for reading) */
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
     char *held_room;         /* /_test/hold: sends into this room wait until it is released */
@@ -116,6 +127,13 @@ typedef mr_http_response *(*hs_endpoint)(hs_call *c);
 mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err);
 void hs_free(hs *h);
 long long hs_bump(hs *h);                 /* next stream position; wakes waiting syncs */
+/* Wakes every hs_wait; called holding the lock for writing. */
+void hs_wake(hs *h);
+/* Gives up the lock (held for writing when write, else for reading), sleeps until hs_wake or
+ * deadline (NULL: none), and takes it back the same way; false when the deadline passed first. */
+bool hs_wait(hs *h, bool write, const struct timespec *deadline);
+/* u's device list changed: a new stream position, and keys_pos_max. */
+void hs_keys_changed(hs *h, hs_user *u);
 long long hs_now_ms(const hs *h);         /* wall clock, or where /_test/clock set it */
 void hs_random_id(char *out, size_t len, const char *alphabet); /* len chars + NUL */
 

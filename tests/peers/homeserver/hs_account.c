@@ -32,6 +32,7 @@ static mr_http_response *logged_in(hs_call *c, hs_user *u, const char *device_id
     /* A known device is kept (keys and queue) and only gets a new token. */
     if (d ? !hs_device_retoken(d) : !(d = hs_device_create(u, device_id, display_name)))
         return NULL;
+    c->h->tokens_gen++;
     return hs_ok(json_pack("{s:s, s:s, s:s, s:s}", "user_id", u->user_id, "access_token",
                            d->token, "device_id", d->device_id, "home_server",
                            c->h->opts.server_name));

@@ -126,7 +126,7 @@ mr_http_response *hs_keys_device_signing_upload(hs_call *c)
         (usk && json_object_set(u->xsign, "user_signing", usk) != 0))
         return hs_error(500, "M_UNKNOWN", "out of memory storing cross-signing keys");
     /* Synapse notifies a device list change, so others query the new keys. */
-    u->keys_pos = hs_bump(c->h);
+    hs_keys_changed(c->h, u);
     return hs_ok(json_object());
 }
 
@@ -199,7 +199,7 @@ mr_http_response *hs_keys_signatures_upload(hs_call *c)
         }
     }
     if (changed)
-        c->user->keys_pos = hs_bump(c->h);
+        hs_keys_changed(c->h, c->user);
     return hs_ok(json_pack("{s:o}", "failures", failures));
 }
 

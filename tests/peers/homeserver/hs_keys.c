@@ -121,7 +121,7 @@ mr_http_response *hs_keys_upload(hs_call *c)
     if (dk && !json_equal(dk, c->device->keys)) {
         json_decref(c->device->keys);
         c->device->keys = json_deep_copy(dk);
-        c->user->keys_pos = hs_bump(c->h);
+        hs_keys_changed(c->h, c->user);
     }
     json_object_update(c->device->otks, otks);
     /* Synapse's _set_e2e_fallback_keys_txn: one key per algorithm; a different key replaces it

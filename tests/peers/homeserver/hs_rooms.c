@@ -442,7 +442,7 @@ mr_http_response *hs_send(hs_call *c)
 {
     /* Waiting gives the server's lock up, so other requests are answered meanwhile. */
     while (c->h->held_room && strcmp(c->h->held_room, c->cap[0]) == 0 && !c->h->stopping)
-        pthread_cond_wait(&c->h->changed, &c->h->lock);
+        hs_wait(c->h, true, NULL);
     json_t *done = hs_txn_get(c);
     if (done)
         return hs_ok(json_incref(done));

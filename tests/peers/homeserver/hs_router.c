@@ -317,9 +317,10 @@ mr_http_response *hs_handle(void *ctx, const mr_http_request *req)
                        : hs_error(404, "M_UNRECOGNIZED", "unrecognized request %s %s",
                                   req->method, req->path);
     else {
-        pthread_mutex_lock(&c.h->lock);
+        /* For writing: a /sync takes it for reading once it only reads (hs_sync). */
+        pthread_rwlock_wrlock(&c.h->lock);
         r = dispatch(&c, rt);
-        pthread_mutex_unlock(&c.h->lock);
+        pthread_rwlock_unlock(&c.h->lock);
         json_decref(c.body);
     }
     add_cors(r);

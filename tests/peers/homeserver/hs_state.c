@@ -1,7 +1,8 @@
 /* hs_state.c -- the test homeserver's in-memory model: accounts, devices, rooms, events,
- * current state and power levels. Callers hold hs->lock. */
+ * current state and power levels. Callers hold hs->lock (for writing, unless they only read). */
 #include "hs.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,12 @@ mr_code hs_init(hs *h, const hs_opts *opts, mr_err *err)
 {
     memset(h, 0, sizeof *h);
     h->opts = *opts;
-    pthread_mutex_init(&h->lock, NULL);
+    pthread_rwlockattr_t la;
+    pthread_rwlockattr_init(&la);
+    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&h->lock, &la);
+    pthread_rwlockattr_destroy(&la);
+    pthread_mutex_init(&h->wake_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -65,6 +71,7 @@ static void user_free(hs_user *u)
     for (size_t j = 0; j < u->ndevices; j++)
         device_free(u->devices[j]);
     free(u->devices);
+    free(u->rooms);
     free(u->user_id);
     free(u->password);
     free(u->displayname);
@@ -88,7 +95,8 @@ void hs_free(hs *h)
     free(h->held_room);
     json_decref(h->orphan_tokens);
     pthread_cond_destroy(&h->changed);
-    pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->wake_lock);
+    pthread_rwlock_destroy(&h->lock);
 }
 
 long long hs_now_ms(const hs *h)
@@ -96,11 +104,57 @@ long long hs_now_ms(const hs *h)
     return h->frozen_ms ? h->frozen_ms : mr_clock_wall_ms();
 }
 
+void hs_wake(hs *h)
+{
+    pthread_mutex_lock(&h->wake_lock);
+    __atomic_add_fetch(&h->wakes, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&h->changed);
+    pthread_mutex_unlock(&h->wake_lock);
+}
+
+bool hs_wait(hs *h, bool write, const struct timespec *deadline)
+{
+    /* Read before the lock is given up: a wake after that is not missed. */
+    unsigned long seen = __atomic_load_n(&h->wakes, __ATOMIC_ACQUIRE);
+    pthread_rwlock_unlock(&h->lock);
+    int rc = 0;
+    pthread_mutex_lock(&h->wake_lock);
+    while (__atomic_load_n(&h->wakes, __ATOMIC_ACQUIRE) == seen && rc != ETIMEDOUT)
+        rc = deadline ? pthread_cond_timedwait(&h->changed, &h->wake_lock, deadline)
+                      : pthread_cond_wait(&h->changed, &h->wake_lock);
+    bool woken = __atomic_load_n(&h->wakes, __ATOMIC_ACQUIRE) != seen;
+    pthread_mutex_unlock(&h->wake_lock);
+    if (write)
+        pthread_rwlock_wrlock(&h->lock);
+    else
+        pthread_rwlock_rdlock(&h->lock);
+    return woken;
+}
+
 long long hs_bump(hs *h)
 {
     h->pos++;
-    pthread_cond_broadcast(&h->changed);
+    hs_wake(h);
     return h->pos;
+}
+
+void hs_keys_changed(hs *h, hs_user *u)
+{
+    u->keys_pos = h->keys_pos_max = hs_bump(h);
+}
+
+/* Notes r among u's rooms (once); false when out of memory. */
+static bool user_room_add(hs_user *u, hs_room *r)
+{
+    for (size_t i = 0; i < u->nrooms; i++)
+        if (u->rooms[i] == r)
+            return true;
+    hs_room **rooms = realloc(u->rooms, (u->nrooms + 1) * sizeof *rooms);
+    if (!rooms)
+        return false;
+    u->rooms = rooms;
+    rooms[u->nrooms++] = r;
+    return true;
 }
 
 void hs_random_id(char *out, size_t len, const char *alphabet)
@@ -184,7 +238,12 @@ hs_user *hs_user_create(hs *h, const char *localpart, const char *password)
     u->filters = json_array();
     if (u->user_id)
         snprintf(u->user_id, n, "@%s:%s", localpart, h->opts.server_name);
-    if (!u->user_id || !u->displayname || (password && !u->password) || !u->filters ||
+    bool rooms_ok = true;
+    /* Memberships made before the account existed (an invite by user ID). */
+    for (size_t i = 0; u->user_id && rooms_ok && i < h->nrooms; i++)
+        if (hs_membership(h->rooms[i], u->user_id))
+            rooms_ok = user_room_add(u, h->rooms[i]);
+    if (!u->user_id || !u->displayname || (password && !u->password) || !u->filters || !rooms_ok ||
         !adopt_orphan_tokens(h, u)) {
         user_free(u);
         return NULL;
@@ -247,8 +306,9 @@ void hs_device_remove(hs *h, hs_user *u, hs_device *d)
         memmove(&u->devices[i], &u->devices[i + 1], (u->ndevices - i - 1) * sizeof *u->devices);
         u->ndevices--;
         if (d->keys)
-            u->keys_pos = hs_bump(h); /* a device with keys is gone: its device list changed */
+            hs_keys_changed(h, u); /* a device with keys is gone: its device list changed */
         device_free(d);
+        h->tokens_gen++;
         return;
     }
 }
@@ -343,6 +403,12 @@ hs_event *hs_room_append(hs *h, hs_room *r, const char *sender, const char *type
 {
     if (!content)
         return NULL;
+    /* The member's syncs look at this room from now on (a user on another server has none). */
+    hs_user *member = state_key && strcmp(type, "m.room.member") == 0 ? hs_user_find(h, state_key) : NULL;
+    if (member && !user_room_add(member, r)) {
+        json_decref(content);
+        return NULL;
+    }
     if (r->nevents == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 32;
         hs_event *ev = realloc(r->events, cap * sizeof *ev);

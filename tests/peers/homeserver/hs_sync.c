@@ -1,8 +1,10 @@
 /* hs_sync.c -- the test homeserver's /sync: filters, since tokens, long polling, joined,
- * invited, knocked and left rooms, to-device messages and device list changes. */
+ * invited, knocked and left rooms, to-device messages and device list changes. A sync changes
+ * state only at its start (the to-device messages it acknowledges); its passes and its wait hold
+ * the server's lock for reading, so syncs build side by side and a write waits only for the
+ * passes running, not for the long polls. A pass looks at the account's own rooms only. */
 #include "hs.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,7 +165,7 @@ static json_t *timeline(sync_ctx *s, const hs_room *r, long long lo, long long h
             *first_pos = e->pos;
         json_array_append_new(events, hs_event_view(e, s->device));
     }
-    s->user->timeline_served += (long long)json_array_size(events);
+    __atomic_add_fetch(&s->user->timeline_served, (long long)json_array_size(events), __ATOMIC_RELAXED);
     return json_pack("{s:o, s:b, s:s}", "events", events, "limited", count > s->filter.limit,
                      "prev_batch", token(prev, sizeof prev, (*first_pos ? *first_pos : hi + 1) - 1));
 }
@@ -310,13 +312,13 @@ static void device_changes(sync_ctx *s)
 {
     if (!s->since)
         return;
-    hs_room **mine = malloc((s->h->nrooms ? s->h->nrooms : 1) * sizeof *mine);
+    hs_room **mine = malloc((s->user->nrooms ? s->user->nrooms : 1) * sizeof *mine);
     if (!mine)
         return;
     size_t nmine = 0;
-    for (size_t i = 0; i < s->h->nrooms; i++)
-        if (is(hs_membership(s->h->rooms[i], s->user->user_id), "join"))
-            mine[nmine++] = s->h->rooms[i];
+    for (size_t i = 0; i < s->user->nrooms; i++)
+        if (is(hs_membership(s->user->rooms[i], s->user->user_id), "join"))
+            mine[nmine++] = s->user->rooms[i];
     for (size_t i = 0; i < s->h->nusers; i++) {
         hs_user *o = s->h->users[i];
         long long met = 0;
@@ -327,20 +329,29 @@ static void device_changes(sync_ctx *s)
     free(mine);
 }
 
-/* Drops messages the client acknowledged by syncing past them, then returns the rest. */
-static json_t *to_device(sync_ctx *s)
+/* Drops the messages the client acknowledged by syncing past them; with the lock held for
+ * writing. */
+static void to_device_ack(sync_ctx *s)
 {
     json_t *inbox = s->device->inbox;
     while (json_array_size(inbox) &&
            json_integer_value(json_object_get(json_array_get(inbox, 0), "pos")) <= s->since)
         json_array_remove(inbox, 0);
+}
+
+/* The messages after since, up to a batch. */
+static json_t *to_device(sync_ctx *s)
+{
     json_t *events = json_array();
-    size_t i;
+    size_t i, n = 0;
     json_t *m;
-    json_array_foreach(inbox, i, m) {
-        if (i == TO_DEVICE_BATCH)
+    json_array_foreach(s->device->inbox, i, m) {
+        if (n == TO_DEVICE_BATCH)
             break;
-        json_array_append(events, json_object_get(m, "event"));
+        if (json_integer_value(json_object_get(m, "pos")) > s->since) {
+            json_array_append(events, json_object_get(m, "event"));
+            n++;
+        }
     }
     return events;
 }
@@ -351,8 +362,8 @@ static json_t *to_device(sync_ctx *s)
 static bool maybe_news(const sync_ctx *s)
 {
     long long since = s->since;
-    for (size_t i = 0; i < s->h->nrooms; i++) {
-        const hs_room *r = s->h->rooms[i];
+    for (size_t i = 0; i < s->user->nrooms; i++) {
+        const hs_room *r = s->user->rooms[i];
         const char *m = hs_membership(r, s->user->user_id);
         if (!m)
             continue;
@@ -371,10 +382,8 @@ static bool maybe_news(const sync_ctx *s)
     if (json_array_size(inbox) &&
         json_integer_value(json_object_get(json_array_get(inbox, json_array_size(inbox) - 1), "pos")) > since)
         return true;
-    for (size_t i = 0; i < s->h->nusers; i++)
-        if (s->h->users[i]->keys_pos > since)
-            return true;
-    return false;
+    /* Any user's device list change: a superset of those sharing a room with us. */
+    return s->h->keys_pos_max > since;
 }
 
 /* One pass; *has_news tells whether a long poll should return it. */
@@ -385,8 +394,8 @@ static json_t *sync_once(sync_ctx *s, bool *has_news)
     s->knock = json_object();
     s->leave = json_object();
     s->changed = json_array();
-    for (size_t i = 0; i < s->h->nrooms; i++)
-        sync_room(s, s->h->rooms[i]);
+    for (size_t i = 0; i < s->user->nrooms; i++)
+        sync_room(s, s->user->rooms[i]);
     device_changes(s);
     json_t *td = to_device(s);
     *has_news = json_object_size(s->join) || json_object_size(s->invite) ||
@@ -443,9 +452,17 @@ mr_http_response *hs_sync(hs_call *c)
     if (e)
         return e;
     struct timespec deadline = mr_clock_after_ms(CLOCK_MONOTONIC, timeout);
-    /* The device may be logged out while we wait; find it again by its token each time. */
+    to_device_ack(&s);
+    /* The device may be logged out whenever the lock is given up; find it again by its token
+     * once tokens have changed. */
     char tok[64];
     snprintf(tok, sizeof tok, "%s", c->device->token);
+    /* From here on only reading: other requests may run between these two. */
+    pthread_rwlock_unlock(&c->h->lock);
+    pthread_rwlock_rdlock(&c->h->lock);
+    unsigned long tokens_seen = c->h->tokens_gen;
+    if (!hs_token_find(c->h, tok, &s.user, &s.device))
+        return hs_token_refused(c->h, tok);
     for (;;) {
         bool news;
         long long seen = c->h->pos;
@@ -455,19 +472,21 @@ mr_http_response *hs_sync(hs_call *c)
         json_decref(body);
         /* Nothing for us yet: sleep until the stream moves by something this sync may see,
          * then look again. */
-        int rc = 0;
+        bool timed_out = false;
         do {
-            c->h->syncs_waiting++;
-            while (c->h->pos == seen && !c->h->stopping && rc != ETIMEDOUT)
-                rc = pthread_cond_timedwait(&c->h->changed, &c->h->lock, &deadline);
-            c->h->syncs_waiting--;
+            __atomic_add_fetch(&c->h->syncs_waiting, 1, __ATOMIC_RELAXED);
+            while (c->h->pos == seen && !c->h->stopping && !timed_out)
+                timed_out = !hs_wait(c->h, false, &deadline);
+            __atomic_sub_fetch(&c->h->syncs_waiting, 1, __ATOMIC_RELAXED);
             seen = c->h->pos;
             /* Answered as the next request with the token would be (soft logout included). */
-            if (!hs_token_find(c->h, tok, &s.user, &s.device))
-                return hs_token_refused(c->h, tok);
-        } while (rc != ETIMEDOUT && !c->h->stopping && !maybe_news(&s));
-        if (rc == ETIMEDOUT)
+            if (c->h->tokens_gen != tokens_seen) {
+                tokens_seen = c->h->tokens_gen;
+                if (!hs_token_find(c->h, tok, &s.user, &s.device))
+                    return hs_token_refused(c->h, tok);
+            }
+        } while (!timed_out && !c->h->stopping && !maybe_news(&s));
+        if (timed_out)
             return hs_ok(sync_once(&s, &news));
-
     }
 }

@@ -30,7 +30,7 @@ mr_http_response *hs_test_hold(hs_call *c)
         return NULL;
     free(c->h->held_room);
     c->h->held_room = held;
-    pthread_cond_broadcast(&c->h->changed);
+    hs_wake(c->h);
     return hs_ok(json_object());
 }
 
@@ -51,6 +51,7 @@ mr_http_response *hs_test_soft_logout(hs_call *c)
         if (!hs_device_retoken(u->devices[i]))
             return NULL;
     }
+    c->h->tokens_gen++;
     return hs_ok(json_pack("{s:I}", "devices", (json_int_t)u->ndevices));
 }
 
@@ -99,7 +100,8 @@ mr_http_response *hs_test_state(hs_call *c)
     json_t *served = json_object();
     for (size_t i = 0; i < h->nusers; i++) {
         json_array_append_new(users, json_string(h->users[i]->user_id));
-        json_object_set_new(served, h->users[i]->user_id, json_integer(h->users[i]->timeline_served));
+        json_object_set_new(served, h->users[i]->user_id,
+                            json_integer(__atomic_load_n(&h->users[i]->timeline_served, __ATOMIC_RELAXED)));
     }
     for (size_t i = 0; i < h->nrooms; i++)
         json_object_set_new(rooms, h->rooms[i]->room_id, room_dump(h, h->rooms[i]));
@@ -110,7 +112,7 @@ mr_http_response *hs_test_state(hs_call *c)
     return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:o, s:I, s:i, s:{s:i, s:i}}", "server_name",
                            h->opts.server_name, "users", users, "rooms", rooms, "aliases", aliases,
                            "timeline_served", served,
-                           "stream", (json_int_t)h->pos, "syncs_waiting", h->syncs_waiting,
+                           "stream", (json_int_t)h->pos, "syncs_waiting", __atomic_load_n(&h->syncs_waiting, __ATOMIC_RELAXED),
                            "registration_token", "pending", h->token_pending, "completed",
                            h->token_completed));
 }

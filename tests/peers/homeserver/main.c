@@ -102,10 +102,10 @@ static mr_http_response *handle(void *ctx, const mr_http_request *req)
 static void wake(void *ctx)
 {
     hs *h = &((peer *)ctx)->h;
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     h->stopping = true;
-    pthread_cond_broadcast(&h->changed);
-    pthread_mutex_unlock(&h->lock);
+    hs_wake(h);
+    pthread_rwlock_unlock(&h->lock);
 }
 
 int main(int argc, char **argv)
