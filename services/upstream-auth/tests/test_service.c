@@ -158,6 +158,14 @@ static const char *const ALICE_HEADERS[] = {"X-MindRoom-User-Id: u-alice", "X-Mi
 static const char *const BOB_HEADERS[] = {"X-MindRoom-User-Id: u-bob", "X-MindRoom-User-Email: bob@example.com",
                                           NULL};
 
+/* A link made for Alice: without an identity it is 401, for Bob 403, and neither uses it up. */
+static void expect_refused_to_others(const ua_proc *p, const char *path)
+{
+    expect_status(p, path, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    expect_status(p, path, BOB_HEADERS, 403,
+                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+}
+
 static void test_ops_endpoints_and_metrics(void **state)
 {
     header_mode_env();
@@ -381,9 +389,7 @@ static void test_oauth_connect_flow(void **state)
     char *link = link_for("github", token);
 
     /* No identity: 401; someone else: 403; neither uses the token up. */
-    expect_status(p, link, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
-    expect_status(p, link, BOB_HEADERS, 403,
-                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    expect_refused_to_others(p, link);
     char *to_provider = authorize_redirect(p, link, ALICE_HEADERS);
     char expected[256];
     snprintf(expected, sizeof expected, "%s?response_type=code&client_id=gh-client&redirect_uri=", fp_authorize_url(fp));
@@ -398,9 +404,7 @@ static void test_oauth_connect_flow(void **state)
     assert_string_equal(fp_last_authorize_param(fp, "redirect_uri"), expected);
     assert_true(strncmp(callback, "/api/oauth/github/callback?code=", 32) == 0);
 
-    expect_status(p, callback, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
-    expect_status(p, callback, BOB_HEADERS, 403,
-                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    expect_refused_to_others(p, callback);
     expect_status(p, callback, ALICE_HEADERS, 200, NULL);
     assert_int_equal(fp_tokens_issued(fp), 1);
     assert_int_equal(fp_tokens_refused(fp), 0);
