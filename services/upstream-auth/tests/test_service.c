@@ -352,6 +352,14 @@ static char *link_for(const char *provider, const char *token)
     return strdup(path);
 }
 
+/* A connect token for requester at provider, and the link that redeems it. Caller frees. */
+static char *mint_link(const char *requester, const char *provider, long ttl_ms,
+                       char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1])
+{
+    mint(requester, provider, ttl_ms, token);
+    return link_for(provider, token);
+}
+
 /* The service's 302 for the authorize link: the provider's URL it points at. Caller frees. */
 static char *authorize_redirect(const ua_proc *p, const char *path, const char *const *headers)
 {
@@ -385,8 +393,7 @@ static void test_oauth_connect_flow(void **state)
     fake_provider *fp = NULL;
     ua_proc *p = oauth_service_start(state, &fp);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
-    mint(ALICE, "github", 0, token);
-    char *link = link_for("github", token);
+    char *link = mint_link(ALICE, "github", 0, token);
 
     /* No identity: 401; someone else: 403; neither uses the token up. */
     expect_refused_to_others(p, link);
@@ -452,15 +459,13 @@ static void test_oauth_refusals(void **state)
                   "{\"detail\":\"Malformed connect token\"}");
     expect_status(p, "/api/oauth/github/authorize?connect_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                   ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
-    mint(ALICE, "github", 1, token);
+    link = mint_link(ALICE, "github", 1, token);
     nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
-    link = link_for("github", token);
     expect_status(p, link, ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
     free(link);
 
     /* The user declines at the provider: the state is used up all the same. */
-    mint(ALICE, "github", 0, token);
-    link = link_for("github", token);
+    link = mint_link(ALICE, "github", 0, token);
     char *to_provider = authorize_redirect(p, link, ALICE_HEADERS);
     const char *state_at = strstr(to_provider, "&state=");
     assert_non_null(state_at);
@@ -634,12 +639,10 @@ static void test_api_key_and_single_owner(void **state)
 
     /* The single owner redeems links made for the owner, and no other. */
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
-    mint(BOB, "github", 0, token);
-    char *link = link_for("github", token);
+    char *link = mint_link(BOB, "github", 0, token);
     expect_status(p, link, right, 403, "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
     free(link);
-    mint(ALICE, "github", 0, token);
-    link = link_for("github", token);
+    link = mint_link(ALICE, "github", 0, token);
     char *to_provider = authorize_redirect(p, link, cookie);
     char *callback = provider_redirect(to_provider, p->port);
     expect_status(p, callback, cookie, 200, NULL);
