@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+static pthread_mutex_t items_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void items_free(tools_items *l);
+
 static bool parse_line(const char *line, size_t len, char letter, tools_item *out)
 {
     if (len < 2 || memcmp(line, "- ", 2) != 0)
@@ -43,9 +47,10 @@ static bool push(tools_items *l, tools_item *it)
     return true;
 }
 
-mr_code tools_items_load(const mr_tools_env *env, const char *tool, const char *file, char letter,
+mr_code tools_items_open(const mr_tools_env *env, const char *tool, const char *file, char letter,
                          tools_items *out, mr_err *err)
 {
+    pthread_mutex_lock(&items_lock);
     memset(out, 0, sizeof *out);
     out->next = 1;
     char *text = NULL;
@@ -62,7 +67,7 @@ mr_code tools_items_load(const mr_tools_env *env, const char *tool, const char *
     }
     free(text);
     if (rc != MR_OK)
-        tools_items_free(out);
+        items_free(out);
     return rc;
 }
 
@@ -110,6 +115,14 @@ void tools_items_print(const tools_item *it, mr_strbuf *out)
     mr_strbuf_puts(out, "\n");
 }
 
+void tools_items_print_all(const tools_items *l, const char *empty, mr_strbuf *out)
+{
+    for (size_t i = 0; i < l->n; i++)
+        tools_items_print(&l->v[i], out);
+    if (!l->n)
+        mr_strbuf_puts(out, empty);
+}
+
 mr_code tools_items_save(const mr_tools_env *env, const char *tool, const char *file, const char *title,
                          const tools_items *l, mr_err *err)
 {
@@ -124,7 +137,7 @@ mr_code tools_items_save(const mr_tools_env *env, const char *tool, const char *
     return rc;
 }
 
-void tools_items_free(tools_items *l)
+static void items_free(tools_items *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i].text);
@@ -132,14 +145,8 @@ void tools_items_free(tools_items *l)
     memset(l, 0, sizeof *l);
 }
 
-static pthread_mutex_t items_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void tools_items_lock(void)
+void tools_items_close(tools_items *l)
 {
-    pthread_mutex_lock(&items_lock);
-}
-
-void tools_items_unlock(void)
-{
+    items_free(l);
     pthread_mutex_unlock(&items_lock);
 }

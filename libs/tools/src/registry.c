@@ -67,6 +67,17 @@ mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const ch
     return rc;
 }
 
+mr_code tools_arg_action(json_t *args, const char *tool, const char *const *actions, const char *const *arg_of,
+                         const char **action, const char **arg, mr_err *err)
+{
+    *arg = NULL;
+    mr_code rc = tools_arg_enum(args, tool, "action", actions, action, err);
+    for (size_t i = 0; rc == MR_OK && actions[i]; i++)
+        if (arg_of[i] && strcmp(actions[i], *action) == 0)
+            return tools_arg_str(args, tool, arg_of[i], true, arg, err);
+    return rc;
+}
+
 mr_code tools_arg_int(json_t *args, const char *tool, const char *key, long long min, long long max,
                       long long def, long long *out, mr_err *err)
 {

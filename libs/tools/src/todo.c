@@ -10,30 +10,26 @@
 #define TITLE "# Todo"
 
 static const char *const actions[] = {"add", "done", "reopen", "remove", "list", NULL};
+static const char *const arg_of[] = {"text", "id", "id", "id", NULL};
 
 static mr_code todo_run(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out, mr_err *err)
 {
     (void)deadline_ms;
-    const char *action, *text = NULL, *id = NULL;
-    mr_code rc = tools_arg_enum(args, TOOL, "action", actions, &action, err);
-    bool add = rc == MR_OK && strcmp(action, "add") == 0;
-    bool list = rc == MR_OK && strcmp(action, "list") == 0;
-    if (rc == MR_OK && add)
-        rc = tools_arg_str(args, TOOL, "text", true, &text, err);
-    else if (rc == MR_OK && !list)
-        rc = tools_arg_str(args, TOOL, "id", true, &id, err);
+    const char *action, *arg;
+    mr_code rc = tools_arg_action(args, TOOL, actions, arg_of, &action, &arg, err);
     if (rc != MR_OK)
         return rc;
+    bool add = strcmp(action, "add") == 0;
+    bool list = strcmp(action, "list") == 0;
     tools_items l;
-    tools_items_lock();
-    rc = tools_items_load(env, TOOL, FILE_NAME, 't', &l, err);
+    rc = tools_items_open(env, TOOL, FILE_NAME, 't', &l, err);
     tools_item *it = NULL;
     char new_id[24] = "";
     if (rc == MR_OK && add) {
-        rc = tools_items_add(&l, 't', 0, text, new_id, err);
+        rc = tools_items_add(&l, 't', 0, arg, new_id, err);
     } else if (rc == MR_OK && !list) {
-        if (!(it = tools_items_find(&l, id)))
-            rc = mr_err_set(err, MR_ENOTFOUND, "%s: no item has the id '%.32s' (list shows the ids)", TOOL, id);
+        if (!(it = tools_items_find(&l, arg)))
+            rc = mr_err_set(err, MR_ENOTFOUND, "%s: no item has the id '%.32s' (list shows the ids)", TOOL, arg);
         else if (strcmp(action, "remove") == 0)
             tools_items_remove(&l, it);
         else
@@ -43,15 +39,12 @@ static mr_code todo_run(const mr_tools_env *env, json_t *args, long long deadlin
         rc = tools_items_save(env, TOOL, FILE_NAME, TITLE, &l, err);
     if (rc == MR_OK && !list) {
         mr_strbuf_puts(out, add ? "Added " : "Updated ");
-        mr_strbuf_puts(out, add ? new_id : id);
+        mr_strbuf_puts(out, add ? new_id : arg);
         mr_strbuf_puts(out, "\n");
     }
-    for (size_t i = 0; rc == MR_OK && i < l.n; i++)
-        tools_items_print(&l.v[i], out);
-    if (rc == MR_OK && l.n == 0)
-        mr_strbuf_puts(out, "The list is empty.");
-    tools_items_unlock();
-    tools_items_free(&l);
+    if (rc == MR_OK)
+        tools_items_print_all(&l, "The list is empty.", out);
+    tools_items_close(&l);
     return rc;
 }
 

@@ -23,6 +23,11 @@ mr_code tools_arg_str(json_t *args, const char *tool, const char *key, bool requ
 /* args[key] as one of the NULL-terminated choices. */
 mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const char *const *choices,
                        const char **out, mr_err *err);
+/* args.action as one of the NULL-terminated actions and, where arg_of (one entry an action)
+ * names an argument for it, that argument as a required non-empty string; *arg is NULL for an
+ * action that takes none. */
+mr_code tools_arg_action(json_t *args, const char *tool, const char *const *actions, const char *const *arg_of,
+                         const char **action, const char **arg, mr_err *err);
 /* args[key] as an integer in [min, max], def when absent. */
 mr_code tools_arg_int(json_t *args, const char *tool, const char *key, long long min, long long max,
                       long long def, long long *out, mr_err *err);
@@ -65,8 +70,10 @@ typedef struct tools_items {
     long next;                   /* the next number to give */
 } tools_items;
 
-/* Loads the file's items (lines of another shape are kept out: the file is ours). */
-mr_code tools_items_load(const mr_tools_env *env, const char *tool, const char *file, char letter,
+/* Takes the one lock around every load-change-save of an item list in this process (parallel
+ * calls of a round must not lose each other's changes), then loads the file's items (lines of
+ * another shape are kept out: the file is ours). Whatever it returns, tools_items_close ends it. */
+mr_code tools_items_open(const mr_tools_env *env, const char *tool, const char *file, char letter,
                          tools_items *out, mr_err *err);
 /* Appends an item with the next ID (written to id_out) and the given state. */
 mr_code tools_items_add(tools_items *l, char letter, int state, const char *text, char id_out[24], mr_err *err);
@@ -78,10 +85,9 @@ mr_code tools_items_save(const mr_tools_env *env, const char *tool, const char *
                          const tools_items *l, mr_err *err);
 /* Appends "- <id>: <text>" lines (with boxes when state >= 0) to out. */
 void tools_items_print(const tools_item *it, mr_strbuf *out);
-void tools_items_free(tools_items *l);
-/* One lock around every load-change-save of an item list in this process: parallel calls of a
- * round must not lose each other's changes. */
-void tools_items_lock(void);
-void tools_items_unlock(void);
+/* Every item of l as tools_items_print writes it, or empty when there is none. */
+void tools_items_print_all(const tools_items *l, const char *empty, mr_strbuf *out);
+/* Frees l and releases the lock tools_items_open took. */
+void tools_items_close(tools_items *l);
 
 #endif
