@@ -46,6 +46,17 @@ mr_code tools_arg_str(json_t *args, const char *tool, const char *key, bool requ
     return MR_OK;
 }
 
+mr_code tools_arg_text(json_t *args, const char *tool, const char *key, size_t max, const char **out, mr_err *err)
+{
+    json_t *v = json_object_get(args, key);
+    *out = NULL;
+    if (!json_is_string(v) || json_string_length(v) > max)
+        return mr_err_set(err, MR_EINVAL, "%s: the argument '%s' must be a string of at most %zu bytes", tool, key,
+                          max);
+    *out = json_string_value(v);
+    return MR_OK;
+}
+
 mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const char *const *choices,
                        const char **out, mr_err *err)
 {

@@ -20,6 +20,8 @@ extern const mr_tool_def mr_tool_coding;
  * required) or not a non-empty string. *out is NULL for an absent optional argument. */
 mr_code tools_arg_str(json_t *args, const char *tool, const char *key, bool required, const char **out,
                       mr_err *err);
+/* args[key] as a string, empty allowed (file content), of at most max bytes. */
+mr_code tools_arg_text(json_t *args, const char *tool, const char *key, size_t max, const char **out, mr_err *err);
 /* args[key] as one of the NULL-terminated choices. */
 mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const char *const *choices,
                        const char **out, mr_err *err);
