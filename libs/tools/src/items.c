@@ -47,8 +47,10 @@ static bool push(tools_items *l, tools_item *it)
     return true;
 }
 
-mr_code tools_items_open(const mr_tools_env *env, const char *tool, const char *file, char letter,
-                         tools_items *out, mr_err *err)
+/* Takes the lock, then loads the file's items (lines of another shape are kept out: the file is
+ * ours). Whatever it returns, items_close ends it. */
+static mr_code items_open(const mr_tools_env *env, const char *tool, const char *file, char letter,
+                          tools_items *out, mr_err *err)
 {
     pthread_mutex_lock(&items_lock);
     memset(out, 0, sizeof *out);
@@ -145,8 +147,28 @@ static void items_free(tools_items *l)
     memset(l, 0, sizeof *l);
 }
 
-void tools_items_close(tools_items *l)
+static void items_close(tools_items *l)
 {
     items_free(l);
     pthread_mutex_unlock(&items_lock);
+}
+
+mr_code tools_items_run(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
+                        mr_err *err)
+{
+    (void)deadline_ms;
+    const tools_items_tool *t = ctx;
+    const char *action, *arg;
+    mr_code rc = tools_arg_action(args, t->tool, t->actions, t->arg_of, &action, &arg, err);
+    if (rc != MR_OK)
+        return rc;
+    tools_items l;
+    bool changed = false;
+    rc = items_open(env, t->tool, t->file, t->letter, &l, err);
+    if (rc == MR_OK)
+        rc = t->apply(env, &l, action, arg, &changed, out, err);
+    if (rc == MR_OK && changed)
+        rc = tools_items_save(env, t->tool, t->file, t->title, &l, err);
+    items_close(&l);
+    return rc;
 }

@@ -12,41 +12,41 @@
 static const char *const actions[] = {"add", "done", "reopen", "remove", "list", NULL};
 static const char *const arg_of[] = {"text", "id", "id", "id", NULL};
 
-static mr_code todo_run(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out, mr_err *err)
+static mr_code todo_apply(const mr_tools_env *env, tools_items *l, const char *action, const char *arg,
+                          bool *changed, mr_strbuf *out, mr_err *err)
 {
-    (void)deadline_ms;
-    const char *action, *arg;
-    mr_code rc = tools_arg_action(args, TOOL, actions, arg_of, &action, &arg, err);
-    if (rc != MR_OK)
-        return rc;
+    (void)env;
     bool add = strcmp(action, "add") == 0;
     bool list = strcmp(action, "list") == 0;
-    tools_items l;
-    rc = tools_items_open(env, TOOL, FILE_NAME, 't', &l, err);
+    mr_code rc = MR_OK;
     tools_item *it = NULL;
     char new_id[24] = "";
-    if (rc == MR_OK && add) {
-        rc = tools_items_add(&l, 't', 0, arg, new_id, err);
-    } else if (rc == MR_OK && !list) {
-        if (!(it = tools_items_find(&l, arg)))
+    if (add) {
+        rc = tools_items_add(l, 't', 0, arg, new_id, err);
+    } else if (!list) {
+        if (!(it = tools_items_find(l, arg)))
             rc = mr_err_set(err, MR_ENOTFOUND, "%s: no item has the id '%.32s' (list shows the ids)", TOOL, arg);
         else if (strcmp(action, "remove") == 0)
-            tools_items_remove(&l, it);
+            tools_items_remove(l, it);
         else
             it->state = strcmp(action, "done") == 0;
     }
-    if (rc == MR_OK && !list)
-        rc = tools_items_save(env, TOOL, FILE_NAME, TITLE, &l, err);
-    if (rc == MR_OK && !list) {
+    if (rc != MR_OK)
+        return rc;
+    if (!list) {
+        *changed = true;
         mr_strbuf_puts(out, add ? "Added " : "Updated ");
         mr_strbuf_puts(out, add ? new_id : arg);
         mr_strbuf_puts(out, "\n");
     }
-    if (rc == MR_OK)
-        tools_items_print_all(&l, "The list is empty.", out);
-    tools_items_close(&l);
-    return rc;
+    tools_items_print_all(l, "The list is empty.", out);
+    return MR_OK;
 }
+
+static tools_items_tool todo_items = {
+    .tool = TOOL, .file = FILE_NAME, .title = TITLE, .letter = 't', .actions = actions, .arg_of = arg_of,
+    .apply = todo_apply,
+};
 
 const mr_tool_def mr_tool_todo = {
     .name = TOOL,
@@ -57,5 +57,6 @@ const mr_tool_def mr_tool_todo = {
                   "\"text\":{\"type\":\"string\",\"description\":\"add: the item\"},"
                   "\"id\":{\"type\":\"string\",\"description\":\"done, reopen, remove: the item's id, e.g. t2\"}},"
                   "\"required\":[\"action\"],\"additionalProperties\":false}",
-    .run = todo_run,
+    .run_bound = tools_items_run,
+    .ctx = &todo_items,
 };

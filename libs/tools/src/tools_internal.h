@@ -72,11 +72,6 @@ typedef struct tools_items {
     long next;                   /* the next number to give */
 } tools_items;
 
-/* Takes the one lock around every load-change-save of an item list in this process (parallel
- * calls of a round must not lose each other's changes), then loads the file's items (lines of
- * another shape are kept out: the file is ours). Whatever it returns, tools_items_close ends it. */
-mr_code tools_items_open(const mr_tools_env *env, const char *tool, const char *file, char letter,
-                         tools_items *out, mr_err *err);
 /* Appends an item with the next ID (written to id_out) and the given state. */
 mr_code tools_items_add(tools_items *l, char letter, int state, const char *text, char id_out[24], mr_err *err);
 /* The item with that ID, or NULL. */
@@ -89,7 +84,23 @@ mr_code tools_items_save(const mr_tools_env *env, const char *tool, const char *
 void tools_items_print(const tools_item *it, mr_strbuf *out);
 /* Every item of l as tools_items_print writes it, or empty when there is none. */
 void tools_items_print_all(const tools_items *l, const char *empty, mr_strbuf *out);
-/* Frees l and releases the lock tools_items_open took. */
-void tools_items_close(tools_items *l);
+
+/* A tool over one item list in the data directory (memory, todo). */
+typedef struct tools_items_tool {
+    const char *tool, *file, *title;
+    char letter;                      /* of the item IDs: m1, t2 */
+    const char *const *actions;       /* the values of args.action */
+    const char *const *arg_of;        /* the one argument each action takes, or NULL */
+    /* Does action with arg to l and writes the answer to out; sets *changed when l is to be
+     * saved (an answer with an error or a failed save is not shown). */
+    mr_code (*apply)(const mr_tools_env *env, tools_items *l, const char *action, const char *arg, bool *changed,
+                     mr_strbuf *out, mr_err *err);
+} tools_items_tool;
+
+/* The run_bound of an item-list tool whose ctx is its tools_items_tool: reads the action and its
+ * argument, loads the list, applies the action and saves the list when it changed, all under one
+ * lock in this process, so parallel calls of a round do not lose each other's changes. */
+mr_code tools_items_run(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
+                        mr_err *err);
 
 #endif
