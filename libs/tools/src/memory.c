@@ -57,7 +57,8 @@ static mr_code memory_apply(const mr_tools_env *env, tools_items *l, const char 
     if (strcmp(action, "add") == 0) {
         char *line = mr_str_printf("%s (from %s)", arg, env->requester ? env->requester : "unknown");
         char new_id[24];
-        mr_code rc = line ? tools_items_add(l, 'm', -1, line, new_id, err) : mr_err_set(err, MR_ENOMEM, "out of memory");
+        mr_code rc =
+            line ? tools_items_add(l, 'm', -1, line, new_id, err) : mr_err_set(err, MR_ENOMEM, "out of memory");
         free(line);
         if (rc == MR_OK) {
             *changed = true;
