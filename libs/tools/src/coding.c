@@ -362,13 +362,8 @@ static mr_code coding_run(const mr_tools_env *env, json_t *args, long long deadl
             rc = mr_err_set(err, MR_EINVAL, "%s: the argument 'new_text' must be a string (\"\" deletes)", TOOL);
         new_text = json_string_value(n);
     }
-    if (rc == MR_OK && strcmp(action, "write_file") == 0) {
-        json_t *c = json_object_get(args, "content");
-        if (!json_is_string(c) || json_string_length(c) > FILE_MAX)
-            rc = mr_err_set(err, MR_EINVAL, "%s: the argument 'content' must be a string of at most %d bytes", TOOL,
-                            FILE_MAX);
-        content = json_string_value(c);
-    }
+    if (rc == MR_OK && strcmp(action, "write_file") == 0)
+        rc = tools_arg_text(args, TOOL, "content", FILE_MAX, &content, err);
     if (rc != MR_OK)
         return rc;
     int root = tools_ws_root(env, TOOL, err);

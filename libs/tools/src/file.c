@@ -52,14 +52,8 @@ static mr_code file_run(const mr_tools_env *env, json_t *args, long long deadlin
     bool write_it = rc == MR_OK && strcmp(action, "write") == 0;
     if (rc == MR_OK)
         rc = tools_arg_str(args, TOOL, "path", !list, &path, err);
-    if (rc == MR_OK && write_it) {
-        json_t *c = json_object_get(args, "content");
-        if (!json_is_string(c))
-            rc = mr_err_set(err, MR_EINVAL, "%s: the argument 'content' must be a string", TOOL);
-        else if (json_string_length(c) > WRITE_MAX)
-            rc = mr_err_set(err, MR_EINVAL, "%s: the argument 'content' is longer than %d bytes", TOOL, WRITE_MAX);
-        content = json_string_value(c);
-    }
+    if (rc == MR_OK && write_it)
+        rc = tools_arg_text(args, TOOL, "content", WRITE_MAX, &content, err);
     if (rc != MR_OK)
         return rc;
     int root = tools_ws_root(env, TOOL, err);

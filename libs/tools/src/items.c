@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+static pthread_mutex_t items_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void items_free(tools_items *l);
+
 static bool parse_line(const char *line, size_t len, char letter, tools_item *out)
 {
     if (len < 2 || memcmp(line, "- ", 2) != 0)
@@ -43,9 +47,12 @@ static bool push(tools_items *l, tools_item *it)
     return true;
 }
 
-mr_code tools_items_load(const mr_tools_env *env, const char *tool, const char *file, char letter,
-                         tools_items *out, mr_err *err)
+/* Takes the lock, then loads the file's items (lines of another shape are kept out: the file is
+ * ours). Whatever it returns, items_close ends it. */
+static mr_code items_open(const mr_tools_env *env, const char *tool, const char *file, char letter,
+                          tools_items *out, mr_err *err)
 {
+    pthread_mutex_lock(&items_lock);
     memset(out, 0, sizeof *out);
     out->next = 1;
     char *text = NULL;
@@ -62,7 +69,7 @@ mr_code tools_items_load(const mr_tools_env *env, const char *tool, const char *
     }
     free(text);
     if (rc != MR_OK)
-        tools_items_free(out);
+        items_free(out);
     return rc;
 }
 
@@ -110,6 +117,14 @@ void tools_items_print(const tools_item *it, mr_strbuf *out)
     mr_strbuf_puts(out, "\n");
 }
 
+void tools_items_print_all(const tools_items *l, const char *empty, mr_strbuf *out)
+{
+    for (size_t i = 0; i < l->n; i++)
+        tools_items_print(&l->v[i], out);
+    if (!l->n)
+        mr_strbuf_puts(out, empty);
+}
+
 mr_code tools_items_save(const mr_tools_env *env, const char *tool, const char *file, const char *title,
                          const tools_items *l, mr_err *err)
 {
@@ -124,7 +139,7 @@ mr_code tools_items_save(const mr_tools_env *env, const char *tool, const char *
     return rc;
 }
 
-void tools_items_free(tools_items *l)
+static void items_free(tools_items *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i].text);
@@ -132,14 +147,28 @@ void tools_items_free(tools_items *l)
     memset(l, 0, sizeof *l);
 }
 
-static pthread_mutex_t items_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void tools_items_lock(void)
+static void items_close(tools_items *l)
 {
-    pthread_mutex_lock(&items_lock);
+    items_free(l);
+    pthread_mutex_unlock(&items_lock);
 }
 
-void tools_items_unlock(void)
+mr_code tools_items_run(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
+                        mr_err *err)
 {
-    pthread_mutex_unlock(&items_lock);
+    (void)deadline_ms;
+    const tools_items_tool *t = ctx;
+    const char *action, *arg;
+    mr_code rc = tools_arg_action(args, t->tool, t->actions, t->arg_of, &action, &arg, err);
+    if (rc != MR_OK)
+        return rc;
+    tools_items l;
+    bool changed = false;
+    rc = items_open(env, t->tool, t->file, t->letter, &l, err);
+    if (rc == MR_OK)
+        rc = t->apply(env, &l, action, arg, &changed, out, err);
+    if (rc == MR_OK && changed)
+        rc = tools_items_save(env, t->tool, t->file, t->title, &l, err);
+    items_close(&l);
+    return rc;
 }

@@ -13,6 +13,7 @@
 #define SEARCH_MAX 20
 
 static const char *const actions[] = {"add", "search", "forget", "list", NULL};
+static const char *const arg_of[] = {"text", "query", "id", NULL};
 
 /* How many words of query text contains, ignoring case. */
 static int score(const char *text, const char *query)
@@ -50,58 +51,43 @@ static mr_code search(tools_items *l, const char *query, mr_strbuf *out)
     return MR_OK;
 }
 
-static mr_code memory_run(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out, mr_err *err)
+static mr_code memory_apply(const mr_tools_env *env, tools_items *l, const char *action, const char *arg,
+                            bool *changed, mr_strbuf *out, mr_err *err)
 {
-    (void)deadline_ms;
-    const char *action, *text = NULL, *id = NULL;
-    mr_code rc = tools_arg_enum(args, TOOL, "action", actions, &action, err);
-    if (rc == MR_OK && strcmp(action, "add") == 0)
-        rc = tools_arg_str(args, TOOL, "text", true, &text, err);
-    if (rc == MR_OK && strcmp(action, "search") == 0)
-        rc = tools_arg_str(args, TOOL, "query", true, &text, err);
-    if (rc == MR_OK && strcmp(action, "forget") == 0)
-        rc = tools_arg_str(args, TOOL, "id", true, &id, err);
-    if (rc != MR_OK)
-        return rc;
-    tools_items l;
-    tools_items_lock();
-    rc = tools_items_load(env, TOOL, FILE_NAME, 'm', &l, err);
-    if (rc == MR_OK && strcmp(action, "add") == 0) {
-        char *line = mr_str_printf("%s (from %s)", text, env->requester ? env->requester : "unknown");
+    if (strcmp(action, "add") == 0) {
+        char *line = mr_str_printf("%s (from %s)", arg, env->requester ? env->requester : "unknown");
         char new_id[24];
-        rc = line ? tools_items_add(&l, 'm', -1, line, new_id, err) : mr_err_set(err, MR_ENOMEM, "out of memory");
+        mr_code rc =
+            line ? tools_items_add(l, 'm', -1, line, new_id, err) : mr_err_set(err, MR_ENOMEM, "out of memory");
         free(line);
-        if (rc == MR_OK)
-            rc = tools_items_save(env, TOOL, FILE_NAME, TITLE, &l, err);
         if (rc == MR_OK) {
+            *changed = true;
             mr_strbuf_puts(out, "Remembered as ");
             mr_strbuf_puts(out, new_id);
         }
-    } else if (rc == MR_OK && strcmp(action, "forget") == 0) {
-        tools_item *it = tools_items_find(&l, id);
-        if (!it)
-            rc = mr_err_set(err, MR_ENOTFOUND, "%s: no memory has the id '%.32s' (search or list shows the ids)",
-                            TOOL, id);
-        else
-            tools_items_remove(&l, it);
-        if (rc == MR_OK)
-            rc = tools_items_save(env, TOOL, FILE_NAME, TITLE, &l, err);
-        if (rc == MR_OK) {
-            mr_strbuf_puts(out, "Forgot ");
-            mr_strbuf_puts(out, id);
-        }
-    } else if (rc == MR_OK && strcmp(action, "search") == 0) {
-        rc = search(&l, text, out);
-    } else if (rc == MR_OK) {
-        for (size_t i = 0; i < l.n; i++)
-            tools_items_print(&l.v[i], out);
-        if (!l.n)
-            mr_strbuf_puts(out, "No memories yet.");
+        return rc;
     }
-    tools_items_unlock();
-    tools_items_free(&l);
-    return rc;
+    if (strcmp(action, "forget") == 0) {
+        tools_item *it = tools_items_find(l, arg);
+        if (!it)
+            return mr_err_set(err, MR_ENOTFOUND, "%s: no memory has the id '%.32s' (search or list shows the ids)",
+                              TOOL, arg);
+        tools_items_remove(l, it);
+        *changed = true;
+        mr_strbuf_puts(out, "Forgot ");
+        mr_strbuf_puts(out, arg);
+        return MR_OK;
+    }
+    if (strcmp(action, "search") == 0)
+        return search(l, arg, out);
+    tools_items_print_all(l, "No memories yet.", out);
+    return MR_OK;
 }
+
+static tools_items_tool memory_items = {
+    .tool = TOOL, .file = FILE_NAME, .title = TITLE, .letter = 'm', .actions = actions, .arg_of = arg_of,
+    .apply = memory_apply,
+};
 
 const mr_tool_def mr_tool_memory = {
     .name = TOOL,
@@ -113,5 +99,6 @@ const mr_tool_def mr_tool_memory = {
                   "\"query\":{\"type\":\"string\",\"description\":\"search: words to look for\"},"
                   "\"id\":{\"type\":\"string\",\"description\":\"forget: the memory's id, e.g. m3\"}},"
                   "\"required\":[\"action\"],\"additionalProperties\":false}",
-    .run = memory_run,
+    .run_bound = tools_items_run,
+    .ctx = &memory_items,
 };

@@ -46,6 +46,17 @@ mr_code tools_arg_str(json_t *args, const char *tool, const char *key, bool requ
     return MR_OK;
 }
 
+mr_code tools_arg_text(json_t *args, const char *tool, const char *key, size_t max, const char **out, mr_err *err)
+{
+    json_t *v = json_object_get(args, key);
+    *out = NULL;
+    if (!json_is_string(v) || json_string_length(v) > max)
+        return mr_err_set(err, MR_EINVAL, "%s: the argument '%s' must be a string of at most %zu bytes", tool, key,
+                          max);
+    *out = json_string_value(v);
+    return MR_OK;
+}
+
 mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const char *const *choices,
                        const char **out, mr_err *err)
 {
@@ -64,6 +75,17 @@ mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const ch
                     b.s && !b.failed ? b.s : "(out of memory)", *out);
     free(b.s);
     *out = NULL;
+    return rc;
+}
+
+mr_code tools_arg_action(json_t *args, const char *tool, const char *const *actions, const char *const *arg_of,
+                         const char **action, const char **arg, mr_err *err)
+{
+    *arg = NULL;
+    mr_code rc = tools_arg_enum(args, tool, "action", actions, action, err);
+    for (size_t i = 0; rc == MR_OK && actions[i]; i++)
+        if (arg_of[i] && strcmp(actions[i], *action) == 0)
+            return tools_arg_str(args, tool, arg_of[i], true, arg, err);
     return rc;
 }
 

@@ -10,50 +10,43 @@
 #define TITLE "# Todo"
 
 static const char *const actions[] = {"add", "done", "reopen", "remove", "list", NULL};
+static const char *const arg_of[] = {"text", "id", "id", "id", NULL};
 
-static mr_code todo_run(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out, mr_err *err)
+static mr_code todo_apply(const mr_tools_env *env, tools_items *l, const char *action, const char *arg,
+                          bool *changed, mr_strbuf *out, mr_err *err)
 {
-    (void)deadline_ms;
-    const char *action, *text = NULL, *id = NULL;
-    mr_code rc = tools_arg_enum(args, TOOL, "action", actions, &action, err);
-    bool add = rc == MR_OK && strcmp(action, "add") == 0;
-    bool list = rc == MR_OK && strcmp(action, "list") == 0;
-    if (rc == MR_OK && add)
-        rc = tools_arg_str(args, TOOL, "text", true, &text, err);
-    else if (rc == MR_OK && !list)
-        rc = tools_arg_str(args, TOOL, "id", true, &id, err);
-    if (rc != MR_OK)
-        return rc;
-    tools_items l;
-    tools_items_lock();
-    rc = tools_items_load(env, TOOL, FILE_NAME, 't', &l, err);
+    (void)env;
+    bool add = strcmp(action, "add") == 0;
+    bool list = strcmp(action, "list") == 0;
+    mr_code rc = MR_OK;
     tools_item *it = NULL;
     char new_id[24] = "";
-    if (rc == MR_OK && add) {
-        rc = tools_items_add(&l, 't', 0, text, new_id, err);
-    } else if (rc == MR_OK && !list) {
-        if (!(it = tools_items_find(&l, id)))
-            rc = mr_err_set(err, MR_ENOTFOUND, "%s: no item has the id '%.32s' (list shows the ids)", TOOL, id);
+    if (add) {
+        rc = tools_items_add(l, 't', 0, arg, new_id, err);
+    } else if (!list) {
+        if (!(it = tools_items_find(l, arg)))
+            rc = mr_err_set(err, MR_ENOTFOUND, "%s: no item has the id '%.32s' (list shows the ids)", TOOL, arg);
         else if (strcmp(action, "remove") == 0)
-            tools_items_remove(&l, it);
+            tools_items_remove(l, it);
         else
             it->state = strcmp(action, "done") == 0;
     }
-    if (rc == MR_OK && !list)
-        rc = tools_items_save(env, TOOL, FILE_NAME, TITLE, &l, err);
-    if (rc == MR_OK && !list) {
+    if (rc != MR_OK)
+        return rc;
+    if (!list) {
+        *changed = true;
         mr_strbuf_puts(out, add ? "Added " : "Updated ");
-        mr_strbuf_puts(out, add ? new_id : id);
+        mr_strbuf_puts(out, add ? new_id : arg);
         mr_strbuf_puts(out, "\n");
     }
-    for (size_t i = 0; rc == MR_OK && i < l.n; i++)
-        tools_items_print(&l.v[i], out);
-    if (rc == MR_OK && l.n == 0)
-        mr_strbuf_puts(out, "The list is empty.");
-    tools_items_unlock();
-    tools_items_free(&l);
-    return rc;
+    tools_items_print_all(l, "The list is empty.", out);
+    return MR_OK;
 }
+
+static tools_items_tool todo_items = {
+    .tool = TOOL, .file = FILE_NAME, .title = TITLE, .letter = 't', .actions = actions, .arg_of = arg_of,
+    .apply = todo_apply,
+};
 
 const mr_tool_def mr_tool_todo = {
     .name = TOOL,
@@ -64,5 +57,6 @@ const mr_tool_def mr_tool_todo = {
                   "\"text\":{\"type\":\"string\",\"description\":\"add: the item\"},"
                   "\"id\":{\"type\":\"string\",\"description\":\"done, reopen, remove: the item's id, e.g. t2\"}},"
                   "\"required\":[\"action\"],\"additionalProperties\":false}",
-    .run = todo_run,
+    .run_bound = tools_items_run,
+    .ctx = &todo_items,
 };

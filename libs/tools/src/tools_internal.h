@@ -20,9 +20,16 @@ extern const mr_tool_def mr_tool_coding;
  * required) or not a non-empty string. *out is NULL for an absent optional argument. */
 mr_code tools_arg_str(json_t *args, const char *tool, const char *key, bool required, const char **out,
                       mr_err *err);
+/* args[key] as a string, empty allowed (file content), of at most max bytes. */
+mr_code tools_arg_text(json_t *args, const char *tool, const char *key, size_t max, const char **out, mr_err *err);
 /* args[key] as one of the NULL-terminated choices. */
 mr_code tools_arg_enum(json_t *args, const char *tool, const char *key, const char *const *choices,
                        const char **out, mr_err *err);
+/* args.action as one of the NULL-terminated actions and, where arg_of (one entry an action)
+ * names an argument for it, that argument as a required non-empty string; *arg is NULL for an
+ * action that takes none. */
+mr_code tools_arg_action(json_t *args, const char *tool, const char *const *actions, const char *const *arg_of,
+                         const char **action, const char **arg, mr_err *err);
 /* args[key] as an integer in [min, max], def when absent. */
 mr_code tools_arg_int(json_t *args, const char *tool, const char *key, long long min, long long max,
                       long long def, long long *out, mr_err *err);
@@ -65,9 +72,6 @@ typedef struct tools_items {
     long next;                   /* the next number to give */
 } tools_items;
 
-/* Loads the file's items (lines of another shape are kept out: the file is ours). */
-mr_code tools_items_load(const mr_tools_env *env, const char *tool, const char *file, char letter,
-                         tools_items *out, mr_err *err);
 /* Appends an item with the next ID (written to id_out) and the given state. */
 mr_code tools_items_add(tools_items *l, char letter, int state, const char *text, char id_out[24], mr_err *err);
 /* The item with that ID, or NULL. */
@@ -78,10 +82,25 @@ mr_code tools_items_save(const mr_tools_env *env, const char *tool, const char *
                          const tools_items *l, mr_err *err);
 /* Appends "- <id>: <text>" lines (with boxes when state >= 0) to out. */
 void tools_items_print(const tools_item *it, mr_strbuf *out);
-void tools_items_free(tools_items *l);
-/* One lock around every load-change-save of an item list in this process: parallel calls of a
- * round must not lose each other's changes. */
-void tools_items_lock(void);
-void tools_items_unlock(void);
+/* Every item of l as tools_items_print writes it, or empty when there is none. */
+void tools_items_print_all(const tools_items *l, const char *empty, mr_strbuf *out);
+
+/* A tool over one item list in the data directory (memory, todo). */
+typedef struct tools_items_tool {
+    const char *tool, *file, *title;
+    char letter;                      /* of the item IDs: m1, t2 */
+    const char *const *actions;       /* the values of args.action */
+    const char *const *arg_of;        /* the one argument each action takes, or NULL */
+    /* Does action with arg to l and writes the answer to out; sets *changed when l is to be
+     * saved (an answer with an error or a failed save is not shown). */
+    mr_code (*apply)(const mr_tools_env *env, tools_items *l, const char *action, const char *arg, bool *changed,
+                     mr_strbuf *out, mr_err *err);
+} tools_items_tool;
+
+/* The run_bound of an item-list tool whose ctx is its tools_items_tool: reads the action and its
+ * argument, loads the list, applies the action and saves the list when it changed, all under one
+ * lock in this process, so parallel calls of a round do not lose each other's changes. */
+mr_code tools_items_run(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
+                        mr_err *err);
 
 #endif

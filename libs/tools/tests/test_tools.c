@@ -83,6 +83,21 @@ static void test_bad_input_names_the_argument(void **state)
     expect(&env, "todo", "{\"action\":\"done\",\"id\":\"t99\"}", true, "no item has the id 't99'");
     expect(&env, "file", "{\"action\":\"read\"}", true, "'path' is required");
     expect(&env, "file", "{\"action\":\"write\",\"path\":\"a\"}", true, "'content' must be a string");
+    /* One byte over the bound of a write: refused, naming the bound, and nothing is written. */
+    size_t big = 1024 * 1024 + 1;
+    char *over = malloc(big + 80);
+    assert_non_null(over);
+    for (int coding = 0; coding <= 1; coding++) {
+        int n = snprintf(over, 80, "{\"action\":\"%s\",\"path\":\"big.txt\",\"content\":\"",
+                         coding ? "write_file" : "write");
+        memset(over + n, 'x', big);
+        strcpy(over + n + big, "\"}");
+        expect(&env, coding ? "coding" : "file", over, true, "'content' must be a string of at most 1048576 bytes");
+    }
+    free(over);
+    char big_path[400];
+    snprintf(big_path, sizeof big_path, "%s/big.txt", ws);
+    assert_int_equal(access(big_path, F_OK), -1);
     expect(&env, "shell", "{\"command\":\"\"}", true, "'command' must be a non-empty string");
     expect(&env, "website", "{\"url\":\"not a url\"}", true, "'url' is not a URL");
     expect(&env, "website", "{\"url\":\"ftp://example.org/x\"}", true, "must be http or https");

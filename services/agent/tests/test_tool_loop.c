@@ -106,6 +106,15 @@ static json_t *body_at(json_t *reqs, size_t i)
     return json_object_get(json_array_get(reqs, i), "body");
 }
 
+/* The content of the message `back` places from the end of request i's messages (1: the last). */
+static const char *content_from_end(json_t *reqs, size_t i, size_t back)
+{
+    json_t *msgs = json_object_get(body_at(reqs, i), "messages");
+    size_t n = json_array_size(msgs);
+    assert_true(n >= back);
+    return json_string_value(json_object_get(json_array_get(msgs, n - back), "content"));
+}
+
 static void test_parallel_calls_and_results_back(void **state)
 {
     fixture *f = *state;
@@ -178,10 +187,8 @@ static void test_failing_call_is_an_error_for_the_model(void **state)
     mr_llm_response out;
     assert_int_equal(run(f, "todo", 5, true, &out), MR_OK);
     json_t *reqs = requests(f);
-    json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
-    size_t n = json_array_size(msgs);
-    const char *bad_args = json_string_value(json_object_get(json_array_get(msgs, n - 2), "content"));
-    const char *not_given = json_string_value(json_object_get(json_array_get(msgs, n - 1), "content"));
+    const char *bad_args = content_from_end(reqs, 1, 2);
+    const char *not_given = content_from_end(reqs, 1, 1);
     assert_non_null(strstr(bad_args, "error: todo: the arguments must be a JSON object"));
     assert_string_equal(not_given, "error: there is no tool named 'shell'");
     assert_non_null(strstr(out.content, "Tool result: error: there is no tool named 'shell'"));
@@ -206,10 +213,8 @@ static void test_timeout_and_flood(void **state)
     mr_err err = {0};
     assert_int_equal(tool_loop_chat(f->m.c, &req, defs, 1, &env, 3, &hooks, &out, &err), MR_OK);
     json_t *reqs = requests(f);
-    json_t *msgs = json_object_get(body_at(reqs, 1), "messages");
-    size_t n = json_array_size(msgs);
-    const char *slow = json_string_value(json_object_get(json_array_get(msgs, n - 2), "content"));
-    const char *big = json_string_value(json_object_get(json_array_get(msgs, n - 1), "content"));
+    const char *slow = content_from_end(reqs, 1, 2);
+    const char *big = content_from_end(reqs, 1, 1);
     assert_non_null(strstr(slow, "error: shell: the command did not finish in time and was killed"));
     assert_int_equal(strspn(big, "y"), 4096);
     assert_non_null(strstr(big, "[output cut at 4096 of "));
@@ -231,9 +236,7 @@ static void test_round_bound(void **state)
     assert_int_equal(json_array_size(reqs), 4);
     assert_null(json_object_get(body_at(reqs, 2), "tool_choice"));
     assert_string_equal(json_string_value(json_object_get(body_at(reqs, 3), "tool_choice")), "none");
-    json_t *msgs = json_object_get(body_at(reqs, 3), "messages");
-    const char *refused = json_string_value(json_object_get(json_array_get(msgs, json_array_size(msgs) - 1),
-                                                            "content"));
+    const char *refused = content_from_end(reqs, 3, 1);
     assert_non_null(strstr(refused, "not run: this answer has used its 2 rounds of tool calls"));
     assert_int_equal(out.n_tool_calls, 0);
     json_decref(reqs);

@@ -54,8 +54,11 @@ static void test_parse_fields(void **state)
 }
 
 #define CT_HEAD "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\","
-#define CT_EVENT "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\"," \
-                 "\"origin_server_ts\":1,\"content\":{}}"
+/* A short event of type with content (a JSON object), as the "event" member. */
+#define CT_EVENT_OF(type, content)                                                                  \
+    "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"" type "\",\"origin_server_ts\":1,"  \
+    "\"content\":" content "}"
+#define CT_EVENT CT_EVENT_OF("m.room.message", "{}")
 
 static void test_parse_errors(void **state)
 {
@@ -130,28 +133,19 @@ static void test_which_events_become_turns(void **state)
     (void)state;
     expect_skip(EVENT("", ""), NULL);
     expect_skip(EVENT(",\"state_key\":\"\"", ""), "state event");
-    const char *history =
-        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":false,"
-        "\"history\":true,\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\","
-        "\"origin_server_ts\":1,\"content\":{\"msgtype\":\"m.text\",\"body\":\"old\"}}}";
+    const char *history = CT_HEAD "\"encrypted\":false,\"history\":true,"
+        CT_EVENT_OF("m.room.message", "{\"msgtype\":\"m.text\",\"body\":\"old\"}") "}";
     expect_skip(history, "history: from before the agents were in the room, or older than the answer bound");
-    const char *live =
-        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":false,"
-        "\"history\":false,\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.message\","
-        "\"origin_server_ts\":1,\"content\":{\"msgtype\":\"m.text\",\"body\":\"new\"}}}";
+    const char *live = CT_HEAD "\"encrypted\":false,\"history\":false,"
+        CT_EVENT_OF("m.room.message", "{\"msgtype\":\"m.text\",\"body\":\"new\"}") "}";
     expect_skip(live, NULL);
     expect_skip(EVENT("", ",\"m.relates_to\":{\"rel_type\":\"m.replace\",\"event_id\":\"$ev0:example.org\"}"),
                 "edit");
     expect_skip(EVENT("", ",\"m.new_content\":{\"body\":\"hi\"}"), "edit");
-    const char *reaction =
-        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":false,"
-        "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.reaction\",\"origin_server_ts\":1,"
-        "\"content\":{}}}";
+    const char *reaction = CT_HEAD "\"encrypted\":false," CT_EVENT_OF("m.reaction", "{}") "}";
     expect_skip(reaction, "not a message");
     const char *undecrypted =
-        "{\"v\":1,\"type\":\"cleartext_event\",\"account\":\"@a:x\",\"room_id\":\"!r:x\",\"encrypted\":true,"
-        "\"event\":{\"event_id\":\"$e1\",\"sender\":\"@b:x\",\"type\":\"m.room.encrypted\",\"origin_server_ts\":1,"
-        "\"content\":{\"algorithm\":\"m.megolm.v1.aes-sha2\"}}}";
+        CT_HEAD "\"encrypted\":true," CT_EVENT_OF("m.room.encrypted", "{\"algorithm\":\"m.megolm.v1.aes-sha2\"}") "}";
     expect_skip(undecrypted, "still encrypted: crypto could not decrypt it");
 }
 

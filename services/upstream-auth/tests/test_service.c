@@ -153,6 +153,14 @@ static const char *const ALICE_HEADERS[] = {"X-MindRoom-User-Id: u-alice", "X-Mi
 static const char *const BOB_HEADERS[] = {"X-MindRoom-User-Id: u-bob", "X-MindRoom-User-Email: bob@example.com",
                                           NULL};
 
+/* A link made for Alice: without an identity it is 401, for Bob 403, and neither uses it up. */
+static void expect_refused_to_others(const ua_proc *p, const char *path)
+{
+    expect_status(p, path, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
+    expect_status(p, path, BOB_HEADERS, 403,
+                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+}
+
 static void test_ops_endpoints_and_metrics(void **state)
 {
     header_mode_env();
@@ -339,6 +347,14 @@ static char *link_for(const char *provider, const char *token)
     return strdup(path);
 }
 
+/* A connect token for requester at provider, and the link that redeems it. Caller frees. */
+static char *mint_link(const char *requester, const char *provider, long ttl_ms,
+                       char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1])
+{
+    mint(requester, provider, ttl_ms, token);
+    return link_for(provider, token);
+}
+
 /* The service's 302 for the authorize link: the provider's URL it points at. Caller frees. */
 static char *authorize_redirect(const ua_proc *p, const char *path, const char *const *headers)
 {
@@ -372,13 +388,10 @@ static void test_oauth_connect_flow(void **state)
     fake_provider *fp = NULL;
     ua_proc *p = oauth_service_start(state, &fp);
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
-    mint(ALICE, "github", 0, token);
-    char *link = link_for("github", token);
+    char *link = mint_link(ALICE, "github", 0, token);
 
     /* No identity: 401; someone else: 403; neither uses the token up. */
-    expect_status(p, link, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
-    expect_status(p, link, BOB_HEADERS, 403,
-                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    expect_refused_to_others(p, link);
     char *to_provider = authorize_redirect(p, link, ALICE_HEADERS);
     char expected[256];
     snprintf(expected, sizeof expected, "%s?response_type=code&client_id=gh-client&redirect_uri=", fp_authorize_url(fp));
@@ -393,9 +406,7 @@ static void test_oauth_connect_flow(void **state)
     assert_string_equal(fp_last_authorize_param(fp, "redirect_uri"), expected);
     assert_true(strncmp(callback, "/api/oauth/github/callback?code=", 32) == 0);
 
-    expect_status(p, callback, NULL, 401, "{\"detail\":\"Missing trusted upstream identity header: X-MindRoom-User-Id\"}");
-    expect_status(p, callback, BOB_HEADERS, 403,
-                  "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
+    expect_refused_to_others(p, callback);
     expect_status(p, callback, ALICE_HEADERS, 200, NULL);
     assert_int_equal(fp_tokens_issued(fp), 1);
     assert_int_equal(fp_tokens_refused(fp), 0);
@@ -443,15 +454,13 @@ static void test_oauth_refusals(void **state)
                   "{\"detail\":\"Malformed connect token\"}");
     expect_status(p, "/api/oauth/github/authorize?connect_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                   ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
-    mint(ALICE, "github", 1, token);
+    link = mint_link(ALICE, "github", 1, token);
     nanosleep(&(struct timespec){.tv_nsec = 100 * 1000000L}, NULL);
-    link = link_for("github", token);
     expect_status(p, link, ALICE_HEADERS, 410, "{\"detail\":\"Connect token is unknown or has expired; ask the agent for a new link\"}");
     free(link);
 
     /* The user declines at the provider: the state is used up all the same. */
-    mint(ALICE, "github", 0, token);
-    link = link_for("github", token);
+    link = mint_link(ALICE, "github", 0, token);
     char *to_provider = authorize_redirect(p, link, ALICE_HEADERS);
     const char *state_at = strstr(to_provider, "&state=");
     assert_non_null(state_at);
@@ -625,12 +634,10 @@ static void test_api_key_and_single_owner(void **state)
 
     /* The single owner redeems links made for the owner, and no other. */
     char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
-    mint(BOB, "github", 0, token);
-    char *link = link_for("github", token);
+    char *link = mint_link(BOB, "github", 0, token);
     expect_status(p, link, right, 403, "{\"detail\":\"Your identity does not match the Matrix user this link was made for\"}");
     free(link);
-    mint(ALICE, "github", 0, token);
-    link = link_for("github", token);
+    link = mint_link(ALICE, "github", 0, token);
     char *to_provider = authorize_redirect(p, link, cookie);
     char *callback = provider_redirect(to_provider, p->port);
     expect_status(p, callback, cookie, 200, NULL);

@@ -73,8 +73,8 @@ typedef struct mr_tools_env {
 typedef mr_code (*mr_tool_fn)(const mr_tools_env *env, json_t *args, long long deadline_ms, mr_strbuf *out,
                               mr_err *err);
 
-/* A tool bound to something outside this library (an MCP server's tool): run_bound gets the
- * def's ctx, which must outlive every call, abandoned ones included. */
+/* A tool bound to a context (an MCP server's tool, or one of the item lists of this library):
+ * run_bound gets the def's ctx, which must outlive every call, abandoned ones included. */
 typedef mr_code (*mr_tool_bound_fn)(void *ctx, const mr_tools_env *env, json_t *args, long long deadline_ms,
                                     mr_strbuf *out, mr_err *err);
 
