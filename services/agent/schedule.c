@@ -78,19 +78,23 @@ static mr_code schedule_cron(const mr_runtime *rt, const char *id, const char *c
     return rc;
 }
 
-/* The occurrence after the one due at due_ms and after now (missed ones coalesce into the one
- * that fires now); 0 when there is none. */
-static mr_code next_due(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz,
-                        long long *next, mr_err *err)
+/* An occurrence of the schedule: with latest, the latest at or before now_ms (the ones missed
+ * while no process ran coalesce into it; for cron found by stepping from the stored one, at most
+ * LATEST_STEPS_MAX steps, past which the stored one stands and the catch-up window judges it);
+ * otherwise the first after both the stored one and now (missed ones coalesce into the one that
+ * fires now), 0 when there is none. */
+static mr_code occurrence(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz,
+                          bool latest, long long *out, mr_err *err)
 {
     long long due = json_integer_value(json_object_get(sched, "due_ms"));
     long long every = json_integer_value(json_object_get(sched, "every_ms"));
     const char *cron = str(sched, "cron");
-    *next = 0;
+    *out = latest ? due : 0;
     if (every > 0) {
-        while (due <= now_ms)
-            due += every;
-        *next = due;
+        if (latest)
+            *out = due + (now_ms - due) / every * every;
+        else
+            *out = due > now_ms ? due : due + ((now_ms - due) / every + 1) * every;
         return MR_OK;
     }
     if (!cron)
@@ -99,8 +103,17 @@ static mr_code next_due(const mr_runtime *rt, const char *id, json_t *sched, lon
     mr_code rc = schedule_cron(rt, id, cron, &c, tz, err);
     if (rc != MR_OK)
         return rc;
-    long long at = cron_next(&c, *tz, (due > now_ms ? due : now_ms) / 1000);
-    *next = at > 0 ? at * 1000 : 0;
+    if (!latest) {
+        long long at = cron_next(&c, *tz, (due > now_ms ? due : now_ms) / 1000);
+        *out = at > 0 ? at * 1000 : 0;
+        return MR_OK;
+    }
+    for (int i = 0; i < LATEST_STEPS_MAX; i++) {
+        long long next = cron_next(&c, *tz, *out / 1000);
+        if (next < 0 || next * 1000 > now_ms)
+            break;
+        *out = next * 1000;
+    }
     return MR_OK;
 }
 
@@ -109,7 +122,7 @@ static mr_code finish(const mr_runtime *rt, const char *id, json_t *sched, long 
 {
     mr_store *s = rt->store;
     long long due;
-    mr_code rc = next_due(rt, id, sched, now_ms, tz, &due, err);
+    mr_code rc = occurrence(rt, id, sched, now_ms, tz, false, &due, err);
     if (rc != MR_OK)
         return rc;
     if (due == 0)
@@ -179,34 +192,6 @@ static mr_code take(mr_store *s, const agent_self *me, const char *key, long lon
     return rc == MR_ENOTFOUND ? MR_OK : rc;
 }
 
-/* The latest occurrence at or before now_ms: the ones missed while no process ran coalesce into
- * it. For cron, found by stepping from the stored one (at most a bounded number of steps; past
- * that the stored one stands, and the catch-up window will judge it). */
-static mr_code latest_due(const mr_runtime *rt, const char *id, json_t *sched, long long now_ms, mr_tz **tz,
-                          long long *at, mr_err *err)
-{
-    long long due = json_integer_value(json_object_get(sched, "due_ms"));
-    long long every = json_integer_value(json_object_get(sched, "every_ms"));
-    const char *cron = str(sched, "cron");
-    *at = due;
-    if (every > 0) {
-        *at = due + (now_ms - due) / every * every;
-        return MR_OK;
-    }
-    if (!cron)
-        return MR_OK;
-    cron_expr c;
-    mr_code rc = schedule_cron(rt, id, cron, &c, tz, err);
-    if (rc != MR_OK)
-        return rc;
-    for (int i = 0; i < LATEST_STEPS_MAX; i++) {
-        long long next = cron_next(&c, *tz, *at / 1000);
-        if (next < 0 || next * 1000 > now_ms)
-            break;
-        *at = next * 1000;
-    }
-    return MR_OK;
-}
 
 /* config.yaml's scheduler_catch_up_grace_seconds, in ms. */
 static long long catch_up_ms(const mr_runtime *rt)
@@ -221,7 +206,7 @@ static mr_code fire_one(const mr_runtime *rt, const agent_self *me, const char *
                         long long grace_ms, mr_tz **tz, mr_err *err)
 {
     long long at;
-    mr_code rc = latest_due(rt, id, sched, now_ms, tz, &at, err);
+    mr_code rc = occurrence(rt, id, sched, now_ms, tz, true, &at, err);
     if (rc != MR_OK)
         return rc;
     char key[SCHEDULE_ID_MAX + 64];
