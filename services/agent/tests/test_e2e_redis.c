@@ -688,11 +688,37 @@ static void command(const char *event_id, const char *body)
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = event_id, .body = body, .allowed = "router,tooly"});
 }
 
+/* Sends a command as event_id and waits for the router's reply to it. */
+static char *ask_router(const char *event_id, const char *body)
+{
+    command(event_id, body);
+    return router_reply(event_id);
+}
+
 /* The schedule ID a "Scheduled <id>: ..." reply names. */
 static void scheduled_id(const char *reply, char id[32])
 {
     if (sscanf(reply, "Scheduled %31[^:]:", id) != 1)
         fail_msg("not a confirmation: %s", reply);
+}
+
+/* !list_schedules (as "$sch-<tag>list") shows schedule id as "- <id>: <summary>, next in ..."
+ * (and also holds also, when given); !cancel_schedule (as "$sch-<tag>cancel") then cancels it. */
+static void listed_then_cancelled(const char *tag, const char *id, const char *summary, const char *also)
+{
+    char event_id[64], text[128];
+    snprintf(event_id, sizeof event_id, "$sch-%slist:example.org", tag);
+    char *reply = ask_router(event_id, "!list_schedules");
+    snprintf(text, sizeof text, "\n- %s: %s, next in ", id, summary);
+    assert_non_null(strstr(reply, text));
+    if (also)
+        assert_non_null(strstr(reply, also));
+    free(reply);
+    snprintf(event_id, sizeof event_id, "$sch-%scancel:example.org", tag);
+    snprintf(text, sizeof text, "!cancel_schedule %s", id);
+    reply = ask_router(event_id, text);
+    assert_string_equal(reply, "Cancelled 1 schedule.");
+    free(reply);
 }
 
 /* Triggers of a task: the router's messages "@Tooly <task>" (each transaction ID once). */
@@ -734,65 +760,39 @@ static void test_schedule_commands_and_firing(void **state)
     (void)state;
     mr_err err = {0};
     check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    command("$sch-bad:example.org", "!schedule tomorrow maybe");
-    char *reply = router_reply("$sch-bad:example.org");
+    char *reply = ask_router("$sch-bad:example.org", "!schedule tomorrow maybe");
     assert_string_equal(reply, "Not scheduled: say at what time, as in tomorrow at 9am");
     free(reply);
-    command("$sch-vague:example.org", "!schedule soon @tooly spam");
-    reply = router_reply("$sch-vague:example.org");
+    reply = ask_router("$sch-vague:example.org", "!schedule soon @tooly spam");
     assert_non_null(strstr(reply, "Not scheduled: 'soon' is not understood as a time: write it as in 5 minutes"));
     free(reply);
     /* On the calendar, in UTC (the config names no timezone). */
-    command("$sch-cron:example.org", "!schedule every weekday at 8:30 @tooly stand up");
-    reply = router_reply("$sch-cron:example.org");
+    reply = ask_router("$sch-cron:example.org", "!schedule every weekday at 8:30 @tooly stand up");
     char cron_id[32];
     scheduled_id(reply, cron_id);
     assert_non_null(strstr(reply, ": cron 30 8 * * 1-5 (UTC), next "));
     assert_non_null(strstr(reply, ", for @Tooly: stand up"));
     free(reply);
-    command("$sch-cronlist:example.org", "!list_schedules");
-    reply = router_reply("$sch-cronlist:example.org");
-    char line[128];
-    snprintf(line, sizeof line, "\n- %s: cron 30 8 * * 1-5, next in ", cron_id);
-    assert_non_null(strstr(reply, line));
-    free(reply);
-    snprintf(line, sizeof line, "!cancel_schedule %s", cron_id);
-    command("$sch-croncancel:example.org", line);
-    reply = router_reply("$sch-croncancel:example.org");
-    assert_string_equal(reply, "Cancelled 1 schedule.");
-    free(reply);
-    command("$sch-fast:example.org", "!schedule every 10 seconds @tooly spam");
-    reply = router_reply("$sch-fast:example.org");
+    listed_then_cancelled("cron", cron_id, "cron 30 8 * * 1-5", NULL);
+    reply = ask_router("$sch-fast:example.org", "!schedule every 10 seconds @tooly spam");
     assert_string_equal(reply, "Not scheduled: a schedule repeats at most once a minute");
     free(reply);
 
-    command("$sch-every:example.org", "!schedule every 5 minutes @tooly water the plants");
-    reply = router_reply("$sch-every:example.org");
+    reply = ask_router("$sch-every:example.org", "!schedule every 5 minutes @tooly water the plants");
     char every_id[32];
     scheduled_id(reply, every_id);
     assert_non_null(strstr(reply, ": every 300s, for @Tooly: water the plants"));
     free(reply);
-    command("$sch-list:example.org", "!list_schedules");
-    reply = router_reply("$sch-list:example.org");
+    listed_then_cancelled("", every_id, "every 300s", "for @Tooly: water the plants");
     char want[128];
-    snprintf(want, sizeof want, "\n- %s: every 300s, next in ", every_id);
-    assert_non_null(strstr(reply, want));
-    assert_non_null(strstr(reply, "for @Tooly: water the plants"));
-    free(reply);
     snprintf(want, sizeof want, "!cancel_schedule %s", every_id);
-    command("$sch-cancel:example.org", want);
-    reply = router_reply("$sch-cancel:example.org");
-    assert_string_equal(reply, "Cancelled 1 schedule.");
-    free(reply);
-    command("$sch-cancel2:example.org", want);
-    reply = router_reply("$sch-cancel2:example.org");
+    reply = ask_router("$sch-cancel2:example.org", want);
     snprintf(want, sizeof want, "No schedule %s in this room.", every_id);
     assert_string_equal(reply, want);
     free(reply);
 
     /* A one-time schedule fires once, as the router speaking for alice, and tooly answers it. */
-    command("$sch-once:example.org", "!schedule in 1 second @tooly stretch");
-    reply = router_reply("$sch-once:example.org");
+    reply = ask_router("$sch-once:example.org", "!schedule in 1 second @tooly stretch");
     char once_id[32];
     scheduled_id(reply, once_id);
     free(reply);
