@@ -76,6 +76,9 @@ static inline int sandbox_teardown(void **state)
     return 0;
 }
 
+/* A test that runs in a fresh sandbox of its own: how every CLI test file lists its tests. */
+#define SANDBOXED(test) cmocka_unit_test_setup_teardown(test, sandbox_setup, sandbox_teardown)
+
 /* "<work>/<rel>" (or "<root>/<rel>" when rel starts with "../"), in a small ring of buffers so a
  * call can take a few at once. */
 static inline const char *sb_path(sandbox *sb, const char *rel)

@@ -136,9 +136,9 @@ static void test_broken_config_is_bad_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_decisions_and_bad_input, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_server_name_sources, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_broken_config_is_bad_input, sandbox_setup, sandbox_teardown),
+        SANDBOXED(test_decisions_and_bad_input),
+        SANDBOXED(test_server_name_sources),
+        SANDBOXED(test_broken_config_is_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

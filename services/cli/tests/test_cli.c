@@ -142,18 +142,18 @@ static void test_config_validate_usage_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_arguments_prints_usage_and_exits_2, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_help_lists_only_existing_commands_and_exit_codes, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_help_spellings_print_the_same_text, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_version, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_command_exits_2_with_one_line, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_top_level_flag_exits_2, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_config_group_help, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_config_group_usage_errors, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_config_init_help, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_config_validate_help, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_config_init_usage_errors, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_config_validate_usage_errors, sandbox_setup, sandbox_teardown),
+        SANDBOXED(test_no_arguments_prints_usage_and_exits_2),
+        SANDBOXED(test_help_lists_only_existing_commands_and_exit_codes),
+        SANDBOXED(test_help_spellings_print_the_same_text),
+        SANDBOXED(test_version),
+        SANDBOXED(test_unknown_command_exits_2_with_one_line),
+        SANDBOXED(test_unknown_top_level_flag_exits_2),
+        SANDBOXED(test_config_group_help),
+        SANDBOXED(test_config_group_usage_errors),
+        SANDBOXED(test_config_init_help),
+        SANDBOXED(test_config_validate_help),
+        SANDBOXED(test_config_init_usage_errors),
+        SANDBOXED(test_config_validate_usage_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

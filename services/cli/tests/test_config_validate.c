@@ -234,15 +234,15 @@ static void test_lookup_order_env_then_cwd_then_home(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_valid_config_prints_a_summary, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_broken_config_reports_every_error_with_file_line, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_warnings_are_printed_and_do_not_fail, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_tool_names, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_yaml_syntax_error_names_line_and_column, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_missing_file_fails_with_its_path, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_no_config_anywhere_points_at_init, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_directory_argument_means_its_config_yaml, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_lookup_order_env_then_cwd_then_home, sandbox_setup, sandbox_teardown),
+        SANDBOXED(test_valid_config_prints_a_summary),
+        SANDBOXED(test_broken_config_reports_every_error_with_file_line),
+        SANDBOXED(test_warnings_are_printed_and_do_not_fail),
+        SANDBOXED(test_tool_names),
+        SANDBOXED(test_yaml_syntax_error_names_line_and_column),
+        SANDBOXED(test_missing_file_fails_with_its_path),
+        SANDBOXED(test_no_config_anywhere_points_at_init),
+        SANDBOXED(test_directory_argument_means_its_config_yaml),
+        SANDBOXED(test_lookup_order_env_then_cwd_then_home),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

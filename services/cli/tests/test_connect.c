@@ -471,16 +471,15 @@ static void test_usage_and_help(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip_writes_env_and_owner, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_no_persist_env_prints_exports_only, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_refusals_say_what_to_do, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_unreachable_service, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_code_format_is_checked_before_any_request, sandbox_setup,
-                                        sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_response_is_validated_and_quoted, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_owner_replaces_placeholders_in_includes, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_symlinked_env_is_refused, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_usage_and_help, sandbox_setup, sandbox_teardown),
+        SANDBOXED(test_round_trip_writes_env_and_owner),
+        SANDBOXED(test_no_persist_env_prints_exports_only),
+        SANDBOXED(test_refusals_say_what_to_do),
+        SANDBOXED(test_unreachable_service),
+        SANDBOXED(test_code_format_is_checked_before_any_request),
+        SANDBOXED(test_response_is_validated_and_quoted),
+        SANDBOXED(test_owner_replaces_placeholders_in_includes),
+        SANDBOXED(test_symlinked_env_is_refused),
+        SANDBOXED(test_usage_and_help),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

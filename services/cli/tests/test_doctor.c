@@ -285,17 +285,15 @@ static void test_storage_in_the_way(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_help, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_usage_or_config_exits_2, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_shared_secret_install_is_all_ok, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_shared_secret_set_but_server_has_it_off, sandbox_setup,
-                                        sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_registration_token_checked_with_the_server, sandbox_setup,
-                                        sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_no_registration_setting, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_model_down_wrong_key_or_no_key, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_homeserver_down_or_unset, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_storage_in_the_way, sandbox_setup, sandbox_teardown),
+        SANDBOXED(test_help),
+        SANDBOXED(test_bad_usage_or_config_exits_2),
+        SANDBOXED(test_shared_secret_install_is_all_ok),
+        SANDBOXED(test_shared_secret_set_but_server_has_it_off),
+        SANDBOXED(test_registration_token_checked_with_the_server),
+        SANDBOXED(test_no_registration_setting),
+        SANDBOXED(test_model_down_wrong_key_or_no_key),
+        SANDBOXED(test_homeserver_down_or_unset),
+        SANDBOXED(test_storage_in_the_way),
     };
     return cmocka_run_group_tests_name("cli doctor", tests, group_setup, group_teardown);
 }

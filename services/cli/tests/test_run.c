@@ -146,15 +146,14 @@ static void test_unusable_storage_exits_1(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_help, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_top_help_lists_run, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_usage_errors, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_settings_exit_2_naming_them, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_missing_model_key_only_warns, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_missing_config_exits_2_naming_it, sandbox_setup, sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_broken_config_exits_2_with_file_and_line, sandbox_setup,
-                                        sandbox_teardown),
-        cmocka_unit_test_setup_teardown(test_unusable_storage_exits_1, sandbox_setup, sandbox_teardown),
+        SANDBOXED(test_help),
+        SANDBOXED(test_top_help_lists_run),
+        SANDBOXED(test_usage_errors),
+        SANDBOXED(test_invalid_settings_exit_2_naming_them),
+        SANDBOXED(test_missing_model_key_only_warns),
+        SANDBOXED(test_missing_config_exits_2_naming_it),
+        SANDBOXED(test_broken_config_exits_2_with_file_and_line),
+        SANDBOXED(test_unusable_storage_exits_1),
     };
     return cmocka_run_group_tests_name("cli run", tests, NULL, NULL);
 }
