@@ -1009,6 +1009,9 @@ static void test_find_path(void **state)
     assert_int_equal(chdir(old_cwd), 0);
 }
 
+/* A test that works in a fresh g_dir of its own. */
+#define IN_TEMP_DIR(test) cmocka_unit_test_setup_teardown(test, make_dir, remove_dir)
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
@@ -1029,10 +1032,10 @@ int main(void)
         cmocka_unit_test(test_diags_optional),
         cmocka_unit_test(test_diag_format),
         cmocka_unit_test(test_oversize_text),
-        cmocka_unit_test_setup_teardown(test_load_file_errors, make_dir, remove_dir),
-        cmocka_unit_test_setup_teardown(test_reload_keeps_good_config, make_dir, remove_dir),
+        IN_TEMP_DIR(test_load_file_errors),
+        IN_TEMP_DIR(test_reload_keeps_good_config),
         cmocka_unit_test(test_alias_expansion_guard),
-        cmocka_unit_test_setup_teardown(test_find_path, make_dir, remove_dir),
+        IN_TEMP_DIR(test_find_path),
     };
     enum { N_FIXED = sizeof fixed / sizeof fixed[0], N_BAD = sizeof bad_cases / sizeof bad_cases[0] };
     static struct CMUnitTest tests[N_FIXED + N_BAD];

@@ -389,6 +389,9 @@ static void test_catch_up_window(void **state)
     assert_int_equal(mr_store_hget(f->rt->store, "agent:schedules", begun, &v, &len, &err), MR_ENOTFOUND);
 }
 
+/* A test that fires schedules through a runtime of its own (fire_fixture). */
+#define FIRING(test) cmocka_unit_test_setup_teardown(test, fire_setup, fire_teardown)
+
 int main(void)
 {
     if (access("/usr/share/zoneinfo/America/New_York", R_OK) != 0 && !getenv("TZDIR")) {
@@ -401,8 +404,8 @@ int main(void)
         cmocka_unit_test(test_cron_fields),
         cmocka_unit_test(test_cron_across_clock_changes),
         cmocka_unit_test(test_bad_input),
-        cmocka_unit_test_setup_teardown(test_cron_fires_once_per_occurrence, fire_setup, fire_teardown),
-        cmocka_unit_test_setup_teardown(test_catch_up_window, fire_setup, fire_teardown),
+        FIRING(test_cron_fires_once_per_occurrence),
+        FIRING(test_catch_up_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -273,6 +273,7 @@ static void test_open_standalone(void **state)
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_headers, teardown)
+#define API_KEY(name) cmocka_unit_test_setup_teardown(name, setup_api_key, teardown)
 
 int main(void)
 {
@@ -285,9 +286,9 @@ int main(void)
         T(test_matrix_id_from_header),
         T(test_matrix_id_from_template),
         T(test_no_matrix_identity_without_template),
-        cmocka_unit_test_setup_teardown(test_api_key_missing, setup_api_key, teardown),
-        cmocka_unit_test_setup_teardown(test_api_key_wrong, setup_api_key, teardown),
-        cmocka_unit_test_setup_teardown(test_api_key_accepted, setup_api_key, teardown),
+        API_KEY(test_api_key_missing),
+        API_KEY(test_api_key_wrong),
+        API_KEY(test_api_key_accepted),
         cmocka_unit_test_setup_teardown(test_open_standalone, setup_open, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
