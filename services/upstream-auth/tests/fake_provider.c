@@ -333,20 +333,23 @@ const char *fp_last_authorize_param(fake_provider *p, const char *name)
     return v;
 }
 
-unsigned fp_tokens_issued(fake_provider *p)
+/* One of p's counters, read under its lock: the handlers bump them from the server's threads. */
+static unsigned counter(fake_provider *p, const unsigned *which)
 {
     pthread_mutex_lock(&p->mu);
-    unsigned n = p->issued_n;
+    unsigned n = *which;
     pthread_mutex_unlock(&p->mu);
     return n;
 }
 
+unsigned fp_tokens_issued(fake_provider *p)
+{
+    return counter(p, &p->issued_n);
+}
+
 unsigned fp_tokens_refused(fake_provider *p)
 {
-    pthread_mutex_lock(&p->mu);
-    unsigned n = p->refused_n;
-    pthread_mutex_unlock(&p->mu);
-    return n;
+    return counter(p, &p->refused_n);
 }
 
 const char *fp_last_refusal(fake_provider *p)
@@ -376,10 +379,7 @@ void fp_revoke_all(fake_provider *p)
 
 unsigned fp_refreshes(fake_provider *p)
 {
-    pthread_mutex_lock(&p->mu);
-    unsigned n = p->refreshed_n;
-    pthread_mutex_unlock(&p->mu);
-    return n;
+    return counter(p, &p->refreshed_n);
 }
 
 void fp_last_api_token(fake_provider *p, char out[32])
