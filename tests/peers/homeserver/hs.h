@@ -119,6 +119,7 @@ typedef struct hs_call {
     json_t *body;            /* JSON object, for routes that take one */
     hs_user *user;           /* for routes that need an access token */
     hs_device *device;
+    hs_room *room;           /* for routes that need the caller joined to the room in cap[0] */
 } hs_call;
 
 typedef mr_http_response *(*hs_endpoint)(hs_call *c);
@@ -196,7 +197,8 @@ json_t *hs_txn_get(const hs_call *c);
 void hs_txn_put(const hs_call *c, json_t *response);
 /* Resolves "!id" or "#alias" to a room; NULL plus *err (404) when unknown. */
 hs_room *hs_room_resolve(hs_call *c, const char *id_or_alias, mr_http_response **err);
-/* The room room_id when the caller has joined it, else NULL with *err (404 or 403). */
+/* The room room_id when the caller has joined it, else NULL with *err (404 or 403); routes flagged
+ * MEMBER get it as c->room, the rest call this after what they must check first. */
 hs_room *hs_room_for_member(hs_call *c, const char *room_id, mr_http_response **err);
 
 /* ---- endpoints, one file per area ---- */

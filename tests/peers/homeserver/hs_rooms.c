@@ -348,10 +348,7 @@ mr_http_response *hs_joined_rooms(hs_call *c)
 
 mr_http_response *hs_joined_members(hs_call *c)
 {
-    mr_http_response *e = NULL;
-    hs_room *r = hs_room_for_member(c, c->cap[0], &e);
-    if (!r)
-        return e;
+    hs_room *r = c->room;
     json_t *joined = json_object();
     const char *uid;
     json_t *idx;
@@ -373,10 +370,7 @@ mr_http_response *hs_joined_members(hs_call *c)
 
 mr_http_response *hs_state_all(hs_call *c)
 {
-    mr_http_response *e = NULL;
-    hs_room *r = hs_room_for_member(c, c->cap[0], &e);
-    if (!r)
-        return e;
+    hs_room *r = c->room;
     json_t *all = json_array();
     const char *type, *key;
     json_t *by_key, *idx;
@@ -388,10 +382,7 @@ mr_http_response *hs_state_all(hs_call *c)
 
 mr_http_response *hs_state_read(hs_call *c)
 {
-    mr_http_response *e = NULL;
-    hs_room *r = hs_room_for_member(c, c->cap[0], &e);
-    if (!r)
-        return e;
+    hs_room *r = c->room;
     const char *key = c->cap[2] ? c->cap[2] : "";
     const hs_event *ev = hs_state_get(r, c->cap[1], key);
     if (!ev)

@@ -11,6 +11,7 @@ enum {
     BODY = 2,      /* takes a JSON object; an empty body is M_NOT_JSON */
     BODY_OPT = 4,  /* takes a JSON object; an empty body reads as {} */
     NO_LIMIT = 8,  /* test control endpoints: never rate limited */
+    MEMBER = 16,   /* the caller must have joined the room in the first capture: c->room */
 };
 
 typedef struct route {
@@ -45,10 +46,10 @@ static const route routes[] = {
     {"POST", C "rooms/*/kick", hs_kick, AUTH | BODY},
     {"POST", C "knock/*", hs_knock, AUTH | BODY_OPT},
     {"GET", C "joined_rooms", hs_joined_rooms, AUTH},
-    {"GET", C "rooms/*/joined_members", hs_joined_members, AUTH},
-    {"GET", C "rooms/*/state", hs_state_all, AUTH},
-    {"GET", C "rooms/*/state/*", hs_state_read, AUTH},
-    {"GET", C "rooms/*/state/*/*", hs_state_read, AUTH},
+    {"GET", C "rooms/*/joined_members", hs_joined_members, AUTH | MEMBER},
+    {"GET", C "rooms/*/state", hs_state_all, AUTH | MEMBER},
+    {"GET", C "rooms/*/state/*", hs_state_read, AUTH | MEMBER},
+    {"GET", C "rooms/*/state/*/*", hs_state_read, AUTH | MEMBER},
     {"PUT", C "rooms/*/state/*", hs_state_write, AUTH | BODY},
     {"PUT", C "rooms/*/state/*/*", hs_state_write, AUTH | BODY},
     {"PUT", C "rooms/*/send/*/*", hs_send, AUTH | BODY},
@@ -291,6 +292,8 @@ static mr_http_response *dispatch(hs_call *c, const route *rt)
         e = authenticate(c);
     if (!e && (rt->flags & (BODY | BODY_OPT)))
         e = parse_body(c, rt->flags);
+    if (!e && (rt->flags & MEMBER))
+        c->room = hs_room_for_member(c, c->cap[0], &e);
     return e ? e : rt->fn(c);
 }
 
