@@ -321,15 +321,17 @@ mr_matrix *gwt_alice_in_lobby(gwt *f, const char *config, char lobby[MR_MATRIX_I
     return alice;
 }
 
-void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *preset,
-                    char room_id[MR_MATRIX_ID_SIZE])
+mr_matrix *gwt_alice_made_lobby(gwt *f, const char *config, const char *preset, char lobby[MR_MATRIX_ID_SIZE])
 {
-    json_t *body = json_pack("{s:s, s:s}", "room_alias_name", alias_localpart, "preset", preset);
+    gwt_setup(f, NULL, config);
+    mr_matrix *alice = gwt_human(f, "alice");
+    json_t *body = json_pack("{s:s, s:s}", "room_alias_name", "lobby", "preset", preset);
     mr_err err = {0};
     if (!body)
         fail_msg("out of memory");
-    check(mr_matrix_create_room(human, body, room_id, &err), &err, alias_localpart);
+    check(mr_matrix_create_room(alice, body, lobby, &err), &err, "alice making #lobby");
     json_decref(body);
+    return alice;
 }
 
 void gwt_say(mr_matrix *m, const char *room, const char *txn, const char *body)

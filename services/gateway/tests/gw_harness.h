@@ -80,10 +80,9 @@ mr_matrix *gwt_start_with_human(gwt *f, const char *config, const char *localpar
 /* gwt_start_with_human for alice (registered first, so that the gateway invites her), joined to
  * #lobby, whose ID goes to lobby. */
 mr_matrix *gwt_alice_in_lobby(gwt *f, const char *config, char lobby[MR_MATRIX_ID_SIZE]);
-/* A room human makes with the alias #<alias_localpart> and the createRoom preset, as a person
- * would before MindRoom starts; its ID goes to room_id. */
-void gwt_human_room(mr_matrix *human, const char *alias_localpart, const char *preset,
-                    char room_id[MR_MATRIX_ID_SIZE]);
+/* gwt_setup without homeserver options, then alice makes #lobby herself with the createRoom
+ * preset, as a person would before MindRoom starts; its ID goes to lobby. Returns alice. */
+mr_matrix *gwt_alice_made_lobby(gwt *f, const char *config, const char *preset, char lobby[MR_MATRIX_ID_SIZE]);
 /* Sends an m.text message with this transaction ID (fails the test when refused). */
 void gwt_say(mr_matrix *m, const char *room, const char *txn, const char *body);
 /* The room ID an alias points at (fails the test when unknown). */

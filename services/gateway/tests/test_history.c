@@ -50,11 +50,9 @@ static void test_messages_before_the_agents_joined_are_history(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
-    mr_matrix *alice = gwt_human(&f, "alice");
     /* Alice's public #lobby, talked in long before MindRoom starts: the router adopts it. */
     char lobby[MR_MATRIX_ID_SIZE];
-    gwt_human_room(alice, "lobby", "public_chat", lobby);
+    mr_matrix *alice = gwt_alice_made_lobby(&f, CONFIG, "public_chat", lobby);
     char text[32];
     for (int i = 0; i < 50; i++) {
         snprintf(text, sizeof text, "old %d", i);

@@ -80,11 +80,9 @@ static void test_squatted_alias_is_not_counted_ready(void **state)
 {
     (void)state;
     gwt f;
-    gwt_setup(&f, NULL, CONFIG);
-    mr_matrix *alice = gwt_human(&f, "alice");
     /* Alice takes #lobby first, invite-only: the router can neither join nor manage it. */
     char squat[MR_MATRIX_ID_SIZE];
-    gwt_human_room(alice, "lobby", "private_chat", squat);
+    mr_matrix *alice = gwt_alice_made_lobby(&f, CONFIG, "private_chat", squat);
     gwt_start(&f, NULL);
     gwt_wait_ready(&f);
     assert_int_equal(gwt_stop(&f), 0);
