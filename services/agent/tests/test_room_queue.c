@@ -198,6 +198,30 @@ static void open_gate(void)
     pthread_mutex_unlock(&L.lock);
 }
 
+/* " 1 2 1": the job IDs ids[0..n) as a failure message shows them. */
+static const char *id_list(const int *ids, size_t n, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, " %d", ids[i]);
+    return out;
+}
+
+/* The jobs started, in order (a parked job once per run), were exactly want[0..n). */
+static void expect_started(const int *want, size_t n)
+{
+    bool same = L.n_started == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = L.started[i] == want[i];
+    char got[MAX_LOG * 12], wanted[MAX_LOG * 12];
+    if (!same)
+        fail_msg("jobs started in the order%s; expected%s", id_list(L.started, L.n_started, got, sizeof got),
+                 id_list(want, n, wanted, sizeof wanted));
+}
+#define EXPECT_STARTED(...) \
+    expect_started((const int[]){__VA_ARGS__}, sizeof((const int[]){__VA_ARGS__}) / sizeof(int))
+
 static void test_order_kept_within_a_room(void **state)
 {
     (void)state;
@@ -211,9 +235,7 @@ static void test_order_kept_within_a_room(void **state)
     open_gate();
     wait_for(finished_at_least, 8);
     room_queue_stop(q);
-    assert_int_equal(L.n_started, 8);
-    for (int i = 0; i < 8; i++)
-        assert_int_equal(L.started[i], i + 1);
+    EXPECT_STARTED(1, 2, 3, 4, 5, 6, 7, 8);
     /* Four threads, yet never two jobs of the room at once. */
     assert_int_equal(L.max_in_room, 1);
     assert_int_equal(L.freed, 8);
@@ -263,10 +285,7 @@ static void test_parked_job_comes_back_behind_its_room(void **state)
     wait_for(finished_at_least, 2);
     room_queue_stop(q);
     /* The parked job did not hold its room: the next one ran, then the parked one again. */
-    assert_int_equal(L.n_started, 3);
-    assert_int_equal(L.started[0], 1);
-    assert_int_equal(L.started[1], 2);
-    assert_int_equal(L.started[2], 1);
+    EXPECT_STARTED(1, 2, 1);
     assert_int_equal(L.freed, 2);
 }
 
@@ -308,10 +327,7 @@ static void test_job_pushed_ahead_runs_before_the_rooms_others(void **state)
     open_gate();
     wait_for(freed_at_least, 4);
     room_queue_stop(q);
-    assert_int_equal(L.n_started, 4);
-    int want[] = {1, 3, 4, 2};
-    for (size_t i = 0; i < 4; i++)
-        assert_int_equal(L.started[i], want[i]);
+    EXPECT_STARTED(1, 3, 4, 2);
 }
 
 static void test_job_holding_its_place_comes_back_behind_jobs_pushed_ahead(void **state)
@@ -325,10 +341,7 @@ static void test_job_holding_its_place_comes_back_behind_jobs_pushed_ahead(void 
     open_gate();
     wait_for(freed_at_least, 2);
     room_queue_stop(q);
-    assert_int_equal(L.n_started, 3);
-    int want[] = {1, 2, 1};
-    for (size_t i = 0; i < 3; i++)
-        assert_int_equal(L.started[i], want[i]);
+    EXPECT_STARTED(1, 2, 1);
 }
 
 static void test_idle_threads_and_jobs_of_a_room(void **state)
