@@ -1009,8 +1009,7 @@ static void test_find_path(void **state)
     assert_int_equal(chdir(old_cwd), 0);
 }
 
-/* A test that works in a fresh g_dir of its own. */
-#define IN_TEMP_DIR(test) cmocka_unit_test_setup_teardown(test, make_dir, remove_dir)
+#define T(name) cmocka_unit_test_setup_teardown(name, make_dir, remove_dir)
 
 int main(void)
 {
@@ -1032,10 +1031,10 @@ int main(void)
         cmocka_unit_test(test_diags_optional),
         cmocka_unit_test(test_diag_format),
         cmocka_unit_test(test_oversize_text),
-        IN_TEMP_DIR(test_load_file_errors),
-        IN_TEMP_DIR(test_reload_keeps_good_config),
+        T(test_load_file_errors),
+        T(test_reload_keeps_good_config),
         cmocka_unit_test(test_alias_expansion_guard),
-        IN_TEMP_DIR(test_find_path),
+        T(test_find_path),
     };
     enum { N_FIXED = sizeof fixed / sizeof fixed[0], N_BAD = sizeof bad_cases / sizeof bad_cases[0] };
     static struct CMUnitTest tests[N_FIXED + N_BAD];

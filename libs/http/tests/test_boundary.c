@@ -314,20 +314,23 @@ static void test_pool_serves_many_connections(void **state)
         fail_msg("%ld threads for %d connections on a pool of %d", during - before, MANY, POOL);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define POOLED(name) cmocka_unit_test_setup_teardown(name, setup_pool, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_clean_headers_pass, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unclean_headers_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_address_cannot_take_every_slot, setup, teardown),
+        T(test_clean_headers_pass),
+        T(test_unclean_headers_refused),
+        T(test_one_address_cannot_take_every_slot),
         cmocka_unit_test(test_per_address_limit),
         cmocka_unit_test(test_silent_connection_closed),
-        cmocka_unit_test_setup_teardown(test_clean_headers_pass, setup_pool, teardown),
-        cmocka_unit_test_setup_teardown(test_unclean_headers_refused, setup_pool, teardown),
-        cmocka_unit_test_setup_teardown(test_one_address_cannot_take_every_slot, setup_pool, teardown),
+        POOLED(test_clean_headers_pass),
+        POOLED(test_unclean_headers_refused),
+        POOLED(test_one_address_cannot_take_every_slot),
         cmocka_unit_test(test_per_address_limit_pool),
         cmocka_unit_test(test_silent_connection_closed_pool),
-        cmocka_unit_test_setup_teardown(test_pool_serves_many_connections, setup_pool, teardown),
+        POOLED(test_pool_serves_many_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

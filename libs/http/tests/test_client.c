@@ -223,12 +223,14 @@ static void test_transport_errors(void **state)
     mr_http_client_free(lone);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_json_round_trip_and_reuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_after_and_status_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transport_errors, setup, teardown),
+        T(test_json_round_trip_and_reuse),
+        T(test_retry_after_and_status_errors),
+        T(test_transport_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,6 +96,8 @@ static void test_without_the_ca_file_the_server_is_refused(void **state)
     assert_non_null(strstr(err.msg, t->url));
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     /* openssl is part of the machine (OpenSSL is a dependency); without the CLI, skip. */
@@ -104,8 +106,8 @@ int main(void)
         return 77;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ca_file_verifies_the_server, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_without_the_ca_file_the_server_is_refused, setup, teardown),
+        T(test_ca_file_verifies_the_server),
+        T(test_without_the_ca_file_the_server_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -407,17 +407,19 @@ static void test_outage_keeps_the_last_set_for_the_grace(void **state)
     assert_int_equal(js_requests(f->server), 6);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_one_fetch_serves_until_the_ttl, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_rotation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_same_kid_new_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_kids_respect_the_floor, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads_share_one_fetch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_down, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recovers_after_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outage_keeps_the_last_set_for_the_grace, setup, teardown),
+        T(test_one_fetch_serves_until_the_ttl),
+        T(test_key_rotation),
+        T(test_same_kid_new_key),
+        T(test_unknown_kids_respect_the_floor),
+        T(test_threads_share_one_fetch),
+        T(test_server_down),
+        T(test_recovers_after_errors),
+        T(test_outage_keeps_the_last_set_for_the_grace),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -495,20 +495,22 @@ static void test_oauth_api_arguments_and_connect_link(void **state)
     mr_config_release(cfg);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_input_names_the_argument, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_memory_file_backend, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_todo, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_file_stays_in_the_workspace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_coding_in_the_workspace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shell_runs_in_the_workspace_without_secrets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_output_bound_and_parallel_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_matrix_message_sends_and_reacts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_thread_summary_posts_a_notice_into_the_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_website_refuses_internal_addresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oauth_api_arguments_and_connect_link, setup, teardown),
+        T(test_bad_input_names_the_argument),
+        T(test_memory_file_backend),
+        T(test_todo),
+        T(test_file_stays_in_the_workspace),
+        T(test_coding_in_the_workspace),
+        T(test_shell_runs_in_the_workspace_without_secrets),
+        T(test_timeout_output_bound_and_parallel_calls),
+        T(test_matrix_message_sends_and_reacts),
+        T(test_thread_summary_posts_a_notice_into_the_thread),
+        T(test_website_refuses_internal_addresses),
+        T(test_oauth_api_arguments_and_connect_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

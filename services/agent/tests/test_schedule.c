@@ -389,8 +389,7 @@ static void test_catch_up_window(void **state)
     assert_int_equal(mr_store_hget(f->rt->store, "agent:schedules", begun, &v, &len, &err), MR_ENOTFOUND);
 }
 
-/* A test that fires schedules through a runtime of its own (fire_fixture). */
-#define FIRING(test) cmocka_unit_test_setup_teardown(test, fire_setup, fire_teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fire_setup, fire_teardown)
 
 int main(void)
 {
@@ -404,8 +403,8 @@ int main(void)
         cmocka_unit_test(test_cron_fields),
         cmocka_unit_test(test_cron_across_clock_changes),
         cmocka_unit_test(test_bad_input),
-        FIRING(test_cron_fires_once_per_occurrence),
-        FIRING(test_catch_up_window),
+        T(test_cron_fires_once_per_occurrence),
+        T(test_catch_up_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

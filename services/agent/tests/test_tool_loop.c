@@ -324,15 +324,17 @@ static void test_show_blocks(void **state)
     free(p);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, stderr);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parallel_calls_and_results_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_calls_hidden, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failing_call_is_an_error_for_the_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_and_flood, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_bound, setup, teardown),
+        T(test_parallel_calls_and_results_back),
+        T(test_calls_hidden),
+        T(test_failing_call_is_an_error_for_the_model),
+        T(test_timeout_and_flood),
+        T(test_round_bound),
         cmocka_unit_test(test_show_blocks),
         cmocka_unit_test(test_oauth_api_start_up_warnings),
     };

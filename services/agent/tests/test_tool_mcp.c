@@ -307,15 +307,17 @@ static void test_unset_variable_named(void **state)
     mr_config_release(cfg);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     if (!(g_entry = mr_tp_mcp_everything()))
         return 77;
     mr_log_configure(MR_LOG_WARN, MR_LOG_HUMAN, stderr);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tools_offered_and_called, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_errors_reach_the_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_mid_call_then_restarted, setup, teardown),
+        T(test_tools_offered_and_called),
+        T(test_server_errors_reach_the_model),
+        T(test_killed_mid_call_then_restarted),
         cmocka_unit_test(test_unset_variable_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -189,11 +189,13 @@ static void test_registration_token(void **state)
     converse_and_stop(sb);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_shared_secret, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_registration_token, setup, teardown),
+        T(test_shared_secret),
+        T(test_registration_token),
     };
     return cmocka_run_group_tests_name("cli self-hosted", tests, NULL, NULL);
 }

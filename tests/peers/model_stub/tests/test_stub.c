@@ -508,21 +508,24 @@ static void test_hold_until_released(void **state)
     assert_non_null(strstr(err.msg, "'stall_ms' or 'hold', not both"));
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup_open, teardown)
+#define KEYED(name) cmocka_unit_test_setup_teardown(name, setup_keyed, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_echo_answer, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_events, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_paced_stream, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_key_check, setup_keyed, teardown),
-        cmocka_unit_test_setup_teardown(test_models, setup_keyed, teardown),
-        cmocka_unit_test_setup_teardown(test_validation, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_scripts, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_call_script, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_router_rule, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_url, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_ends_stalls, setup_open, teardown),
-        cmocka_unit_test_setup_teardown(test_hold_until_released, setup_open, teardown),
+        T(test_echo_answer),
+        T(test_stream_events),
+        T(test_paced_stream),
+        KEYED(test_key_check),
+        KEYED(test_models),
+        T(test_validation),
+        T(test_scripts),
+        T(test_tool_call_script),
+        T(test_router_rule),
+        T(test_unknown_url),
+        T(test_stop_ends_stalls),
+        T(test_hold_until_released),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
