@@ -44,24 +44,11 @@ static void expect_diag(const char *yaml, const char *want)
     mr_config_diags_free(&d);
 }
 
-/* A config that must parse without a single diagnostic. */
-static mr_config *parse_clean(const char *yaml)
-{
-    mr_config_diags d;
-    mr_config *cfg = parse(yaml, &d, MR_OK);
-    if (d.len != 0) {
-        char line[512];
-        mr_config_diag_format(&d, 0, line, sizeof line);
-        fail_msg("%zu diagnostics, the first: %s", d.len, line);
-    }
-    mr_config_diags_free(&d);
-    return cfg;
-}
-
 static void test_servers_are_read(void **state)
 {
     (void)state;
-    mr_config *cfg = parse_clean("mcp_servers:\n"
+    mr_config_diags d;
+    mr_config *cfg = parse("mcp_servers:\n"
                            "  everything:\n"
                            "    command: npx\n"
                            "    args: [-y, '@modelcontextprotocol/server-everything', stdio]\n"
@@ -72,7 +59,9 @@ static void test_servers_are_read(void **state)
                            "  remote_tools:\n"
                            "    url: https://tools.example.org/mcp\n"
                            "    headers:\n"
-                           "      Authorization: Bearer ${TOOLS_TOKEN}\n");
+                           "      Authorization: Bearer ${TOOLS_TOKEN}\n",
+                           &d, MR_OK);
+    assert_int_equal(d.len, 0);
     assert_int_equal(cfg->n_mcp_servers, 2);
     const mr_mcp_server_cfg *e = &cfg->mcp_servers[0];
     assert_string_equal(e->name, "everything");
@@ -91,6 +80,7 @@ static void test_servers_are_read(void **state)
     assert_string_equal(r->headers.v[0], "Authorization: Bearer ${TOOLS_TOKEN}");
     assert_int_equal(r->timeout_seconds, 0);
     mr_config_release(cfg);
+    mr_config_diags_free(&d);
 }
 
 static void test_mistakes_are_named(void **state)
@@ -138,7 +128,8 @@ static void test_settings_for_the_other_transport_warn(void **state)
 static void test_oauth_providers_are_read(void **state)
 {
     (void)state;
-    mr_config *cfg = parse_clean("oauth_providers:\n"
+    mr_config_diags d;
+    mr_config *cfg = parse("oauth_providers:\n"
                            "  github:\n"
                            "    authorize_url: https://github.com/login/oauth/authorize\n"
                            "    token_url: https://github.com/login/oauth/access_token\n"
@@ -150,7 +141,9 @@ static void test_oauth_providers_are_read(void **state)
                            "    token_url: http://localhost:9000/token\n"
                            "    client_id: c\n"
                            "    client_secret_env: LOCAL_SECRET\n"
-                           "    api_base_url: http://[::1]:9000/api\n");
+                           "    api_base_url: http://[::1]:9000/api\n",
+                           &d, MR_OK);
+    assert_int_equal(d.len, 0);
     assert_int_equal(cfg->n_oauth_providers, 2);
     const mr_oauth_provider_cfg *g = mr_config_oauth_provider(cfg, "github");
     assert_non_null(g);
@@ -163,6 +156,7 @@ static void test_oauth_providers_are_read(void **state)
     assert_string_equal(mr_config_oauth_provider(cfg, "local")->client_secret_env, "LOCAL_SECRET");
     assert_null(mr_config_oauth_provider(cfg, "gitlab"));
     mr_config_release(cfg);
+    mr_config_diags_free(&d);
 }
 
 #define OK_URLS "    authorize_url: https://p/a\n    token_url: https://p/t\n    api_base_url: https://p/api\n"
