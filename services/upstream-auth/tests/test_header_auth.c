@@ -274,6 +274,7 @@ static void test_open_standalone(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_headers, teardown)
 #define API_KEY(name) cmocka_unit_test_setup_teardown(name, setup_api_key, teardown)
+#define OPEN(name) cmocka_unit_test_setup_teardown(name, setup_open, teardown)
 
 int main(void)
 {
@@ -289,7 +290,7 @@ int main(void)
         API_KEY(test_api_key_missing),
         API_KEY(test_api_key_wrong),
         API_KEY(test_api_key_accepted),
-        cmocka_unit_test_setup_teardown(test_open_standalone, setup_open, teardown),
+        OPEN(test_open_standalone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
