@@ -33,6 +33,14 @@ void suite_wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, 
     }
 }
 
+suite_env suite_env_at(const char *url, int lease_ms)
+{
+    suite_env env = {.opts = {.lease_ms = lease_ms, .client_id = "test"}};
+    if ((size_t)snprintf(env.url, sizeof env.url, "%s", url) >= sizeof env.url)
+        fail_msg("bus URL longer than %zu bytes: %s", sizeof env.url - 1, url);
+    return env;
+}
+
 mr_bus *suite_open(const suite_env *env)
 {
     mr_bus *b = NULL;

@@ -22,6 +22,8 @@ typedef struct suite_env {
  * is held. */
 void suite_wait_flag(pthread_cond_t *cv, pthread_mutex_t *mu, const bool *done, long long deadline);
 
+/* The env of a bus at url, as client "test" with leases (or sessions) of lease_ms. */
+suite_env suite_env_at(const char *url, int lease_ms);
 /* Opens a bus on env's URL and options, failing the test on error. */
 mr_bus *suite_open(const suite_env *env);
 void suite_make_topic(const suite_env *env, const char *topic);
@@ -106,5 +108,14 @@ void suite_test_handler_failure_redelivers(void **state);
 void suite_test_groups_get_earlier_messages(void **state);
 void suite_test_killed_consumer_redelivers(void **state);
 void suite_test_frees_handled(void **state);
+/* Those every backend runs, for a test list; env is a suite_env *. */
+#define SUITE_TESTS(env)                                                  \
+    cmocka_unit_test_prestate(suite_test_order_per_key, env),             \
+    cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, env), \
+    cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, env)
+/* SUITE_TESTS and those of a backend served by another process, which a consumer process can
+ * leave mid-batch. */
+#define SUITE_NETWORK_TESTS(env) \
+    SUITE_TESTS(env), cmocka_unit_test_prestate(suite_test_killed_consumer_redelivers, env)
 
 #endif

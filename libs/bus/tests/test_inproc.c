@@ -300,10 +300,8 @@ static void test_ring_slots_follow_messages_in_flight(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_prestate(suite_test_order_per_key, &env_of_suite),
+        SUITE_TESTS(&env_of_suite),
         cmocka_unit_test(test_ping_always_answers),
-        cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, &env_of_suite),
-        cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, &env_of_suite),
         cmocka_unit_test(test_full_queue_times_out_without_dropping),
         cmocka_unit_test(test_full_queue_blocks_producer_until_consumer_catches_up),
         cmocka_unit_test(test_consumer_steps_wake_no_idle_producer),

@@ -24,7 +24,7 @@
 #include "mindroom/clock.h"
 
 static mr_tp_kafka kafka;
-static suite_env env_of_suite; /* the shared suite's: kafka_env() once the brokers are up */
+static suite_env env_of_suite; /* the brokers', once they are up: the shared suite's and every test's */
 
 static void make_topic(void *ctx, const char *topic)
 {
@@ -34,20 +34,14 @@ static void make_topic(void *ctx, const char *topic)
         fail_msg("creating topic %s: %s", topic, err.msg);
 }
 
-static suite_env kafka_env(void)
-{
-    /* A short session: a killed consumer's partitions move on within three seconds. */
-    suite_env env = {.opts = {.lease_ms = 3000, .client_id = "test"}, .make_topic = make_topic};
-    snprintf(env.url, sizeof env.url, "%s", kafka.url);
-    return env;
-}
-
 static int start_kafka(void **state)
 {
     (void)state;
     if (mr_tp_kafka_setup(&kafka) != 0)
         return -1;
-    env_of_suite = kafka_env();
+    /* A short session: a killed consumer's partitions move on within three seconds. */
+    env_of_suite = suite_env_at(kafka.url, 3000);
+    env_of_suite.make_topic = make_topic;
     return 0;
 }
 
@@ -61,7 +55,7 @@ static int stop_kafka(void **state)
 static void test_broker_set_down_and_back_loses_nothing(void **state)
 {
     (void)state;
-    suite_env env = kafka_env();
+    suite_env env = env_of_suite;
     make_topic(NULL, "outage");
     mr_bus *b = suite_open(&env);
     mr_err err = {0};
@@ -111,7 +105,7 @@ static void test_kcat_produces_we_consume(void **state)
     int st = pclose(p);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    suite_env env = kafka_env();
+    suite_env env = env_of_suite;
     mr_bus *b = suite_open(&env);
     /* The collector checks each message's partition against mr_bus_partition(key). */
     suite_collector *c = suite_collect_start(b, "reads-kcat", "from-kcat", 40, NULL);
@@ -124,7 +118,7 @@ static void test_we_produce_kcat_consumes(void **state)
 {
     (void)state;
     make_topic(NULL, "to-kcat");
-    suite_env env = kafka_env();
+    suite_env env = env_of_suite;
     mr_bus *b = suite_open(&env);
     suite_publish(b, "to-kcat", 0, 40, 7);
     mr_err err = {0};
@@ -186,7 +180,7 @@ static void test_a_failed_delivery_reaches_its_publisher(void **state)
     rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(host, 1);
     assert_non_null(mc);
     assert_int_equal(rd_kafka_mock_topic_create(mc, "denied", 8, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
-    suite_env env = kafka_env();
+    suite_env env = env_of_suite;
     snprintf(env.url, sizeof env.url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(mc));
     mr_bus *b = suite_open(&env);
     rd_kafka_mock_push_request_errors(mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
@@ -216,10 +210,7 @@ static void test_a_failed_delivery_reaches_its_publisher(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_prestate(suite_test_order_per_key, &env_of_suite),
-        cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, &env_of_suite),
-        cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, &env_of_suite),
-        cmocka_unit_test_prestate(suite_test_killed_consumer_redelivers, &env_of_suite),
+        SUITE_NETWORK_TESTS(&env_of_suite),
         cmocka_unit_test(test_broker_set_down_and_back_loses_nothing),
         cmocka_unit_test(test_kcat_produces_we_consume),
         cmocka_unit_test(test_we_produce_kcat_consumes),

@@ -19,22 +19,15 @@
 #include "mindroom/clock.h"
 
 static mr_tp_redis redis;
-static suite_env env_of_suite; /* the shared suite's: redis_env() once the server is up */
-
-static suite_env redis_env(void)
-{
-    /* Short leases: a killed consumer's partitions move on within two seconds. */
-    suite_env env = {.opts = {.lease_ms = 2000, .client_id = "test"}};
-    snprintf(env.url, sizeof env.url, "%s", redis.url);
-    return env;
-}
+static suite_env env_of_suite; /* the server's, once it is up: the shared suite's and every test's */
 
 static int start_redis(void **state)
 {
     (void)state;
     if (mr_tp_redis_setup(&redis) != 0)
         return -1;
-    env_of_suite = redis_env();
+    /* Short leases: a killed consumer's partitions move on within two seconds. */
+    env_of_suite = suite_env_at(redis.url, 2000);
     return 0;
 }
 
@@ -112,7 +105,7 @@ static void test_a_refused_message_reaches_its_publisher(void **state)
     two_partitions("wrongtype", bad, good, &pbad, &pgood);
     /* A key of the stream's name that holds a string: XADD gets WRONGTYPE. */
     redis_ok("SET mr:bus:wrongtype:%d not-a-stream", pbad);
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     mr_bus *b = suite_open(&env);
     suite_publisher a, bb;
     suite_publisher_start(&a, b, "wrongtype", bad);
@@ -140,7 +133,7 @@ static void test_a_refused_message_reaches_its_publisher(void **state)
 static void test_maxmemory_reaches_the_publisher(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     mr_bus *b = suite_open(&env);
     suite_publish(b, "oom", 0, 1, 1);
     suite_flush(b, 10000);
@@ -196,7 +189,7 @@ static void test_streams_are_trimmed_to_what_some_group_needs(void **state)
 {
     (void)state;
     enum { N = 40, HALF = 15 };
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     mr_bus *b = suite_open(&env);
     mr_bus_consumer *half = suite_subscribe(b, "half", "trim");
     suite_publish(b, "trim", 0, N, 8);
@@ -225,7 +218,7 @@ static void test_a_busy_consumer_trims_between_rebalances(void **state)
 {
     (void)state;
     enum { N = 4000 };
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     env.opts.lease_ms = 60000;
     mr_bus *b = suite_open(&env);
     mr_bus_consumer *c = suite_subscribe(b, "busy", "bulk");
@@ -251,7 +244,7 @@ static void test_a_busy_consumer_trims_between_rebalances(void **state)
 static void test_a_long_handler_keeps_its_partition(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     env.opts.partitions = 1;
     suite_long_handler_keeps_its_partition(&env, "long");
 }
@@ -268,7 +261,7 @@ static mr_code refuse(void *ctx, const mr_bus_msg *m, mr_err *err)
 static void test_closed_consumer_leaves_its_entry(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     env.opts.partitions = 1;
     mr_bus *b = suite_open(&env);
     suite_publish(b, "closed", 0, 1, 1);
@@ -292,7 +285,7 @@ static void test_closed_consumer_leaves_its_entry(void **state)
 static void test_restart_mid_stream_loses_nothing(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     mr_bus *b = suite_open(&env);
     mr_err err = {0};
     suite_collector *c = suite_collect_start(b, "restart", "restart", 400, NULL);
@@ -316,7 +309,7 @@ static void test_restart_mid_stream_loses_nothing(void **state)
 static void test_publish_while_down_is_kept_until_back(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     env.opts.publish_timeout_ms = 500;
     mr_bus *b = suite_open(&env);
     mr_err err = {0};
@@ -357,7 +350,7 @@ static void test_publish_while_down_is_kept_until_back(void **state)
 static void test_partition_count_is_fixed_by_the_first_user(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     mr_bus *first = suite_open(&env);
     suite_publish(first, "fixed", 0, 10, 10);
     env.opts.partitions = 3;
@@ -400,7 +393,7 @@ static mr_code count_wide(void *ctx, const mr_bus_msg *m, mr_err *err)
 static void test_partitions_from_the_url(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     snprintf(env.url, sizeof env.url, "%s?partitions=32", redis.url);
     mr_bus *b = suite_open(&env);
     suite_publish(b, "wide", 0, 200, 200);
@@ -445,10 +438,7 @@ static void test_unreachable_server_is_reported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_prestate(suite_test_order_per_key, &env_of_suite),
-        cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, &env_of_suite),
-        cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, &env_of_suite),
-        cmocka_unit_test_prestate(suite_test_killed_consumer_redelivers, &env_of_suite),
+        SUITE_NETWORK_TESTS(&env_of_suite),
         cmocka_unit_test(test_restart_mid_stream_loses_nothing),
         cmocka_unit_test(test_publish_while_down_is_kept_until_back),
         cmocka_unit_test(test_partition_count_is_fixed_by_the_first_user),
