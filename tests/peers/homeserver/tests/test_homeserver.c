@@ -996,7 +996,8 @@ static void test_join_rules(void **state)
     room_create(&a, json_pack("{s:s}", "preset", "private_chat"), priv, sizeof priv);
     expect_error(call("POST", path("/join/%s", enc(priv)), c.token, NULL), 403, "M_FORBIDDEN");
     expect_error(call("POST", path("/knock/%s", enc(priv)), c.token, NULL), 403, "M_FORBIDDEN");
-    /* Not joined, c reads neither its members nor its state (Synapse's check_user_in_room). */
+    /* Not joined, c reads neither its members nor its state: Synapse's 403 M_FORBIDDEN to a user
+     * not in a room that is not world-readable. */
     expect_error(call("GET", path("/rooms/%s/joined_members", enc(priv)), c.token, NULL), 403, "M_FORBIDDEN");
     expect_error(call("GET", path("/rooms/%s/state", enc(priv)), c.token, NULL), 403, "M_FORBIDDEN");
     expect_error(call("GET", path("/rooms/%s/state/m.room.create/", enc(priv)), c.token, NULL), 403,
