@@ -432,6 +432,8 @@ static void test_invalid_settings_exit_2(void **state)
         {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
         {"MINDROOM_TOOL_TIMEOUT_SECONDS", "0", "MINDROOM_TOOL_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
         {"MINDROOM_TOOL_MAX_ROUNDS", "many", "MINDROOM_TOOL_MAX_ROUNDS: \"many\" is not a whole number from 1 to 100"},
+        {"MINDROOM_TEAM_MEMBER_TIMEOUT_SECONDS", "0",
+         "MINDROOM_TEAM_MEMBER_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
         {"MINDROOM_TOOL_FILE_AND_SHELL", "yes", "MINDROOM_TOOL_FILE_AND_SHELL: \"yes\" is neither 0 nor 1"},
         {"MINDROOM_PUBLIC_URL", "mindroom.example.org", "MINDROOM_PUBLIC_URL: \"mindroom.example.org\" is not an http(s) URL"},
     };
