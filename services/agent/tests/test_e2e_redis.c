@@ -683,6 +683,8 @@ static void test_coordinate_team_delegates_to_a_member(void **state)
     check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     check(mr_model_stub_script(&S.stub, "[{\"tool_calls\": [{\"id\": \"call_d\", \"name\": \"delegate_task\", "
                                         "\"arguments\": {\"member\": \"scribe\", \"task\": \"Note that the demo is on Friday\"}}, "
+                                        "{\"id\": \"call_m\", \"name\": \"memory\", \"arguments\": "
+                                        "{\"action\": \"add\", \"text\": \"the crew demos on Fridays\"}}, "
                                         "{\"id\": \"call_x\", \"name\": \"delegate_task\", "
                                         "\"arguments\": {\"member\": \"coder\", \"task\": \"Review it\"}}]}, "
                                         "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
@@ -696,7 +698,9 @@ static void test_coordinate_team_delegates_to_a_member(void **state)
     assert_int_equal(json_array_size(reqs), 4);
     json_t *lead = json_object_get(json_array_get(reqs, 0), "body");
     json_t *tools = json_object_get(lead, "tools");
+    assert_int_equal(json_array_size(tools), 2);
     assert_string_equal(str_at(json_object_get(json_array_get(tools, 0), "function"), "name"), "delegate_task");
+    assert_string_equal(str_at(json_object_get(json_array_get(tools, 1), "function"), "name"), "memory");
     assert_non_null(strstr(system_of(reqs, 0), "Plans the work"));
     assert_non_null(strstr(system_of(reqs, 0), "## Your team's members\n- mind (Mind): Personal assistant\n"
                                                "- scribe (Scribe): Keeps notes\n"));
@@ -711,11 +715,15 @@ static void test_coordinate_team_delegates_to_a_member(void **state)
     json_t *msgs = json_object_get(member, "messages");
     assert_string_equal(str_at(json_array_get(msgs, json_array_size(msgs) - 1), "content"),
                         "Note that the demo is on Friday");
-    /* Back to the leader: the member's answer, and the refusal. */
+    /* Back to the leader, each result in the place of its call: the member's answer, the team's
+     * own memory, and the refusal. */
     msgs = json_object_get(json_object_get(json_array_get(reqs, 3), "body"), "messages");
     size_t n = json_array_size(msgs);
-    assert_string_equal(str_at(json_array_get(msgs, n - 2), "tool_call_id"), "call_d");
-    assert_string_equal(str_at(json_array_get(msgs, n - 2), "content"), "Tool result: Remembered as m1");
+    assert_string_equal(str_at(json_array_get(msgs, n - 3), "tool_call_id"), "call_d");
+    assert_string_equal(str_at(json_array_get(msgs, n - 3), "content"), "Tool result: Remembered as m1");
+    assert_string_equal(str_at(json_array_get(msgs, n - 2), "tool_call_id"), "call_m");
+    assert_string_equal(str_at(json_array_get(msgs, n - 2), "content"), "Remembered as m1");
+    assert_string_equal(str_at(json_array_get(msgs, n - 1), "tool_call_id"), "call_x");
     assert_string_equal(str_at(json_array_get(msgs, n - 1), "content"),
                         "error: delegate_task: 'coder' is not a member of this team; its members are listed in "
                         "your instructions");
@@ -733,6 +741,13 @@ static void test_coordinate_team_delegates_to_a_member(void **state)
              digest);
     check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "scribe's MEMORY.md");
     assert_non_null(strstr(text, "demo on Friday (from " ALICE ")"));
+    assert_null(strstr(text, "crew demos"));
+    free(text);
+    /* The team's memory is its own, in its workspace. */
+    snprintf(path, sizeof path, "%s/mindroom_data/agents/leads/workspace/MEMORY.md", S.dir);
+    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "the team's MEMORY.md");
+    assert_non_null(strstr(text, "- m1: the crew demos on Fridays (from " ALICE ")"));
+    assert_null(strstr(text, "demo on Friday (from"));
     free(text);
 }
 
