@@ -124,6 +124,10 @@ mr_code prompt_history_build(const thread_state *th, const roster *r, const char
                              size_t last, prompt_history *out, mr_err *err);
 void prompt_history_free(prompt_history *p);
 
+/* The system context of e answering turn (answer.c): who it is, in a Matrix chat (a member of
+ * team when team is not NULL), then its workspace files and, with the file memory backend, its
+ * MEMORY.md (a team's in the team's own workspace). malloc'd; NULL when out of memory. */
+char *answer_context(agent_svc *svc, const agent_turn *turn, const roster_entry *e, const roster_entry *team);
 /* Answers as e (answer.c). */
 mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_err *err);
 /* Answers with the entity's tools when it has any (answer_tools.c): *used false and nothing done
@@ -132,6 +136,14 @@ struct tool_hooks;
 mr_code answer_with_tools(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_llm_client *client,
                           const mr_llm_request *req, const struct tool_hooks *hooks, mr_llm_response *out,
                           bool *used, mr_err *err);
+/* Answers as the team e (team.c) with its mode: coordinate, the team's model leads and hands
+ * tasks to members with delegate_task; collaborate, every member answers side by side and one
+ * more call writes the team's answer from theirs. Members answer with their own role, model and
+ * tools for the turn's requester, each within MINDROOM_TEAM_MEMBER_TIMEOUT_SECONDS; their tool
+ * calls show through hooks, and a member that fails gives the team an error text. Text reaches
+ * hooks->on_text, as tool_loop_chat's does; out holds the team's last model answer. */
+mr_code team_answer(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_llm_client *client,
+                    const mr_llm_request *req, const tool_hooks *hooks, mr_llm_response *out, mr_err *err);
 /* Asks the router's model which candidate answers, and hands over to it (route.c). */
 mr_code route_turn(agent_svc *svc, const turn_ctx *t, const char *const *candidates, size_t n, mr_err *err);
 

@@ -18,6 +18,8 @@ typedef struct tool_settings {
     long timeout_ms;             /* MINDROOM_TOOL_TIMEOUT_SECONDS [30], 1..3600 */
     size_t max_output;           /* MINDROOM_TOOL_OUTPUT_MAX_BYTES [16000], 256..1048576 */
     int max_rounds;              /* MINDROOM_TOOL_MAX_ROUNDS [10], 1..100 */
+    long member_timeout_ms;      /* MINDROOM_TEAM_MEMBER_TIMEOUT_SECONDS [300], 1..3600: how long a team's
+                                    member may take over its part, its model calls and tools included */
     bool file_and_shell;         /* MINDROOM_TOOL_FILE_AND_SHELL=1: file, shell and coding work in the agent's
                                     workspace; off by default */
     bool website_private_ok;     /* MINDROOM_TOOL_WEBSITE_ALLOW_PRIVATE=1 */
@@ -91,6 +93,14 @@ typedef struct tool_hooks {
     void (*on_done)(void *ctx, const char *pending, const char *done);
     void *ctx;
     bool show;                   /* show_tool_calls: calls appear in the answer text */
+    /* The "\n\n<pending>\n" of a call starting; NULL: on_text has it. */
+    bool (*on_call)(void *ctx, const char *block, size_t len);
+    /* Calls of local_def run through run_local on the loop's own thread instead of mr_tools_run
+     * (a team's delegate_task: the member answers through the team's answer); it sets each
+     * call's result and failed. NULL: none. */
+    const mr_tool_def *local_def;
+    mr_code (*run_local)(void *local_ctx, mr_tools_call *calls, size_t n, mr_err *err);
+    void *local_ctx;
 } tool_hooks;
 
 /* Calls the model with the tools until it answers without calling any: each round's calls run

@@ -295,6 +295,33 @@ static const char *model_of(const roster *r, const roster_entry *e)
     return first && first->agent ? first->agent->model : "default";
 }
 
+char *answer_context(agent_svc *svc, const agent_turn *turn, const roster_entry *e, const roster_entry *team)
+{
+    const char *what = e->team ? "a team of agents answering as one" : "an agent";
+    char *context = team ? mr_str_printf("You are %s (%s), %s in a Matrix chat, a member of the team %s: you do "
+                                         "the part of the answer your team gives you.",
+                                         e->display_name, e->user_id, what, team->display_name)
+                         : mr_str_printf("You are %s (%s), %s in a Matrix chat.", e->display_name, e->user_id, what);
+    /* The workspace files (context_files, MEMORY.md) follow, as the reference adds them; a team's
+     * memory is its own, in its workspace. */
+    const mr_agent_cfg as_team = {.name = (char *)e->name};
+    const mr_agent_cfg *a = e->agent ? e->agent : &as_team;
+    char *workspace = tool_workspace(svc->rt, e->name);
+    char *memory = e->agent ? tool_memory_root(svc->rt, e->agent, e->name,
+                                               turn->original_sender ? turn->original_sender : turn->sender)
+                            : workspace ? strdup(workspace) : NULL;
+    char *files = context && workspace && memory ? prompt_files_context(workspace, memory, svc->roster.cfg, a) : NULL;
+    char *full = files && *files ? mr_str_printf("%s%s", context, files) : NULL;
+    if (full) {
+        free(context);
+        context = full;
+    }
+    free(files);
+    free(memory);
+    free(workspace);
+    return context;
+}
+
 /* The model call, its answer left in a->text (an apology when it failed). */
 static void call_model(answer_run *a)
 {
@@ -315,24 +342,19 @@ static void call_model(answer_run *a)
         thread_state_free(&th);
         return;
     }
-    char context[2 * MR_ID_MAX + 96];
-    snprintf(context, sizeof context, "You are %s (%s), %s in a Matrix chat.", e->display_name, e->user_id,
-             e->team ? "a team of agents answering as one" : "an agent");
-    /* The agent's workspace files (context_files, MEMORY.md) follow, as the reference adds them. */
-    const agent_turn *turn = a->t->turn;
-    char *workspace = e->agent ? tool_workspace(svc->rt, e->name) : NULL;
-    char *memory = e->agent ? tool_memory_root(svc->rt, e->agent, e->name,
-                                               turn->original_sender ? turn->original_sender : turn->sender)
-                            : NULL;
-    char *files = workspace && memory ? prompt_files_context(workspace, memory, cfg, e->agent) : NULL;
-    free(memory);
-    char *full = files && *files ? mr_str_printf("%s%s", context, files) : NULL;
+    char *context = answer_context(svc, a->t->turn, e, NULL);
+    if (!context) {
+        fail(a, mr_err_set(&err, MR_ENOMEM, "out of memory writing a prompt"), &err);
+        prompt_history_free(&hist);
+        thread_state_free(&th);
+        return;
+    }
     const mr_strlist *instructions = e->agent ? &e->agent->instructions : &e->team->instructions;
     mr_llm_request req = {
         .role = e->agent ? e->agent->role : e->team->role,
         .instructions = (const char *const *)instructions->v,
         .n_instructions = instructions->len,
-        .context = full ? full : context,
+        .context = context,
         .history = hist.msgs,
         .n_history = hist.n,
         .user = a->t->user_text,
@@ -348,8 +370,11 @@ static void call_model(answer_run *a)
     bool tools = false;
     if (client) {
         tool_hooks hooks = {.on_text = on_delta, .on_done = on_tool_done, .ctx = a,
-                            .show = e->agent && e->agent->show_tool_calls};
-        why = answer_with_tools(svc, a->t, e, client, &req, &hooks, &out, &tools, &err);
+                            .show = e->agent ? e->agent->show_tool_calls : cfg->defaults.show_tool_calls};
+        /* A team's answer goes through its hooks as the tool loop's does. */
+        tools = e->team != NULL;
+        why = e->team ? team_answer(svc, a->t, e, client, &req, &hooks, &out, &err)
+                      : answer_with_tools(svc, a->t, e, client, &req, &hooks, &out, &tools, &err);
         if (!tools)
             why = mr_llm_chat(client, &req, &out, &err);
         /* Not streamed: the whole answer arrives at once (the tool loop hands it over itself). */
@@ -367,9 +392,7 @@ static void call_model(answer_run *a)
         free(sorry);
     }
     mr_llm_response_clear(&out);
-    free(full);
-    free(files);
-    free(workspace);
+    free(context);
     prompt_history_free(&hist);
     thread_state_free(&th);
 }

@@ -59,6 +59,34 @@ static void loop_free(loop *l)
     free(l->msgs);
 }
 
+/* Runs a round's calls: those of the local tool through run_local, the others side by side in
+ * mr_tools_run; each keeps its place in calls. */
+static mr_code run_round(const tool_hooks *h, const mr_tools_env *env, mr_tools_call *calls, size_t n, mr_err *err)
+{
+    size_t k = 0;
+    for (size_t i = 0; h->local_def && i < n; i++)
+        k += calls[i].def == h->local_def;
+    if (k == 0)
+        return mr_tools_run(env, calls, n, err);
+    mr_tools_call *local = calloc(k, sizeof *local), *other = calloc(n - k + 1, sizeof *other);
+    mr_code rc = local && other ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory running tool calls");
+    for (size_t i = 0, a = 0, b = 0; rc == MR_OK && i < n; i++) {
+        if (calls[i].def == h->local_def)
+            local[a++] = calls[i];
+        else
+            other[b++] = calls[i];
+    }
+    if (rc == MR_OK && n > k)
+        rc = mr_tools_run(env, other, n - k, err);
+    if (rc == MR_OK)
+        rc = h->run_local(h->local_ctx, local, k, err);
+    for (size_t i = 0, a = 0, b = 0; local && other && i < n; i++)
+        calls[i] = calls[i].def == h->local_def ? local[a++] : other[b++];
+    free(local);
+    free(other);
+    return rc;
+}
+
 /* Runs (or, past the bound, refuses) the calls of answer a, shows them, and adds the assistant
  * turn and one tool message per call. */
 static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *defs, size_t n_defs,
@@ -84,7 +112,8 @@ static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *
             continue;
         pending[i] = tool_show_pending(calls[i].name, calls[i].arguments);
         char *block = pending[i] ? mr_str_printf("\n\n%s\n", pending[i]) : NULL;
-        ok = ok && block && l->hooks->on_text(l->hooks->ctx, block, strlen(block));
+        bool (*shown)(void *, const char *, size_t) = l->hooks->on_call ? l->hooks->on_call : l->hooks->on_text;
+        ok = ok && block && shown(l->hooks->ctx, block, strlen(block));
         free(block);
     }
     mr_code rc = MR_OK;
@@ -97,7 +126,7 @@ static mr_code run_calls(loop *l, mr_llm_response *a, const mr_tool_def *const *
                 rc = mr_err_set(err, MR_ENOMEM, "out of memory refusing a tool call");
         }
     } else {
-        rc = mr_tools_run(env, calls, n, err);
+        rc = run_round(l->hooks, env, calls, n, err);
     }
     for (size_t i = 0; i < n; i++) {
         const char *fields[] = {"entity", env->entity, "requester", env->requester ? env->requester : "", "tool",

@@ -23,13 +23,15 @@ static mr_code read_flag(const mr_runtime *rt, const char *key, bool *out, mr_er
 
 mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err)
 {
-    long secs, bytes, rounds;
+    long secs, bytes, rounds, member_secs;
     mr_code rc = mr_runtime_setting_long(rt, "MINDROOM_TOOL_TIMEOUT_SECONDS", 30, 1, 3600, &secs, err);
     if (rc == MR_OK)
         rc = mr_runtime_setting_long(rt, "MINDROOM_TOOL_OUTPUT_MAX_BYTES", MR_TOOLS_OUTPUT_MAX, 256, 1048576, &bytes,
                                      err);
     if (rc == MR_OK)
         rc = mr_runtime_setting_long(rt, "MINDROOM_TOOL_MAX_ROUNDS", 10, 1, 100, &rounds, err);
+    if (rc == MR_OK)
+        rc = mr_runtime_setting_long(rt, "MINDROOM_TEAM_MEMBER_TIMEOUT_SECONDS", 300, 1, 3600, &member_secs, err);
     if (rc != MR_OK)
         return rc;
     bool priv, fs;
@@ -43,6 +45,7 @@ mr_code tool_settings_read(const mr_runtime *rt, tool_settings *out, mr_err *err
     if (pub && strncmp(pub, "https://", 8) != 0 && strncmp(pub, "http://", 7) != 0)
         return mr_err_set(err, MR_EINVAL, "MINDROOM_PUBLIC_URL: \"%.200s\" is not an http(s) URL", pub);
     *out = (tool_settings){.timeout_ms = secs * 1000, .max_output = (size_t)bytes, .max_rounds = (int)rounds,
+                           .member_timeout_ms = member_secs * 1000,
                            .file_and_shell = fs, .website_private_ok = priv, .public_url = pub};
     return MR_OK;
 }

@@ -446,6 +446,31 @@ static void load_keyed(cfg_ctx *ctx, const cy_node *map, const char *path, const
     }
 }
 
+/* A key the reference writes and this build accepts but does not act on: when on, a warning
+ * naming it and what happens instead, never silence. */
+static void warn_unbuilt(cfg_ctx *ctx, const cy_node *map, const char *path, const char *key, bool on,
+                         const char *instead)
+{
+    const cy_node *k = on ? cy_map_get(map, key) : NULL;
+    if (!k)
+        return;
+    char sub[CFG_PATH_MAX];
+    cfg_path_key(sub, path, key);
+    cfg_diag(ctx, MR_DIAG_WARNING, k, sub, "not implemented in this build: ignored (%s)", instead);
+}
+
+/* An optional mapping that is there and loaded (a wrong type is an error already). */
+static bool has_map(const cy_node *map, const char *key)
+{
+    const cy_node *v = cy_map_get(map, key);
+    return v && v->kind == CY_MAP;
+}
+
+static bool is_mem0(const char *backend)
+{
+    return backend && strcmp(backend, "mem0") == 0;
+}
+
 static const field model_fields[] = {
     {.key = "provider", .kind = F_CHOICE, .off = offsetof(mr_model_cfg, provider), .required = true,
      .values = mr_config_providers},
@@ -464,6 +489,7 @@ static void load_model(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const
     mr_model_cfg *m = elem;
     m->temperature = -1;
     load_block(ctx, v, path, &model_block, m);
+    warn_unbuilt(ctx, v, path, "extra_kwargs", has_map(v, "extra_kwargs"), "the model is sent no extra arguments");
 }
 
 static const char *const private_pers[] = {"user", "user_agent", NULL};
@@ -505,13 +531,9 @@ static void load_private(cfg_ctx *ctx, const cy_node *v, const char *path, void 
             cfg_diag(ctx, MR_DIAG_ERROR, root, sub, "'%s' %s", r, bad);
     }
     static const char *const unbuilt[] = {"template_dir", "context_files", "knowledge"};
-    for (size_t i = 0; i < sizeof unbuilt / sizeof *unbuilt; i++) {
-        const cy_node *k = cy_map_get(v, unbuilt[i]);
-        cfg_path_key(sub, path, unbuilt[i]);
-        if (k)
-            cfg_diag(ctx, MR_DIAG_WARNING, k, sub, "not implemented in this build: ignored (the private root "
-                                                   "starts empty and holds the agent's file memory)");
-    }
+    for (size_t i = 0; i < sizeof unbuilt / sizeof *unbuilt; i++)
+        warn_unbuilt(ctx, v, path, unbuilt[i], true,
+                     "the private root starts empty and holds the agent's file memory");
 }
 
 static const field agent_fields[] = {
@@ -543,6 +565,12 @@ static void load_agent(cfg_ctx *ctx, const cy_node *key, const cy_node *v, const
     cfg_default_str(ctx, &a->display_name, key->text);
     cfg_default_str(ctx, &a->role, "");
     cfg_default_str(ctx, &a->model, "default");
+    warn_unbuilt(ctx, v, path, "skills", a->skills.len > 0, "the agent gets no skill's instructions");
+    warn_unbuilt(ctx, v, path, "knowledge_bases", a->knowledge_bases.len > 0,
+                 "no knowledge base is searched or put in the prompt");
+    warn_unbuilt(ctx, v, path, "learning", a->learning, "the agent does not learn from its conversations");
+    warn_unbuilt(ctx, v, path, "memory_backend", is_mem0(a->memory_backend),
+                 "mem0 keeps no memory here; file keeps MEMORY.md and puts it in the prompt");
     if (a->private_state.configured && !a->private_state.root) {
         char *root = mr_str_printf("%s_data", key->text);
         cfg_default_str(ctx, &a->private_state.root, root ? root : "agent_data");
@@ -947,4 +975,19 @@ void cfg_load_root(cfg_ctx *ctx, const cy_node *root)
         return;
     }
     load_block(ctx, root, "", &top_block, ctx->cfg);
+    const mr_config *c = ctx->cfg;
+    const cy_node *defaults = cy_map_get(root, "defaults"), *memory = cy_map_get(root, "memory");
+    if (defaults && defaults->kind == CY_MAP) {
+        warn_unbuilt(ctx, defaults, "defaults", "show_stop_button", c->defaults.show_stop_button,
+                     "answers have no stop button");
+        warn_unbuilt(ctx, defaults, "defaults", "worker_tools", c->defaults.worker_tools.len > 0,
+                     "tools run in the agent's process, none on a worker");
+        warn_unbuilt(ctx, defaults, "defaults", "compaction", has_map(defaults, "compaction"),
+                     "the prompt keeps the last num_history_runs exchanges, never a summary");
+    }
+    if (memory && memory->kind == CY_MAP) {
+        warn_unbuilt(ctx, memory, "memory", "backend", is_mem0(c->memory.backend),
+                     "mem0 keeps no memory here; file keeps MEMORY.md and puts it in the prompt");
+        warn_unbuilt(ctx, memory, "memory", "embedder", has_map(memory, "embedder"), "only mem0 uses an embedder");
+    }
 }

@@ -203,24 +203,95 @@ static void test_seed_aliases_and_reply_forms(void **state)
     mr_config_release(cfg);
 }
 
-/* What `config init` writes before `connect`: valid, with a warning per placeholder. */
+/* Each key this build accepts and does not act on is a warning naming it when it is on, and
+ * nothing when it is off; the config still loads. */
+static void test_unbuilt_keys_warn(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml;
+        const char *want; /* NULL: no warning */
+    } cases[] = {
+        {"agents:\n  mind: {skills: [mindroom-docs]}\n",
+         "config.yaml:4:18: warning: agents.mind.skills: not implemented in this build: ignored (the agent gets no "
+         "skill's instructions)"},
+        {"agents:\n  mind: {skills: []}\n", NULL},
+        {"agents:\n  mind: {knowledge_bases: [docs]}\n",
+         "config.yaml:4:27: warning: agents.mind.knowledge_bases: not implemented in this build: ignored (no "
+         "knowledge base is searched or put in the prompt)"},
+        {"agents:\n  mind: {learning: true}\n",
+         "config.yaml:4:20: warning: agents.mind.learning: not implemented in this build: ignored (the agent does "
+         "not learn from its conversations)"},
+        {"agents:\n  mind: {learning: false}\n", NULL},
+        {"agents:\n  mind: {memory_backend: mem0}\n",
+         "config.yaml:4:26: warning: agents.mind.memory_backend: not implemented in this build: ignored (mem0 keeps "
+         "no memory here; file keeps MEMORY.md and puts it in the prompt)"},
+        {"agents:\n  mind: {memory_backend: file}\n", NULL},
+        {"memory: {backend: mem0}\n",
+         "config.yaml:3:19: warning: memory.backend: not implemented in this build: ignored (mem0 keeps no memory "
+         "here; file keeps MEMORY.md and puts it in the prompt)"},
+        {"memory: {embedder: {provider: openai}}\n",
+         "config.yaml:3:20: warning: memory.embedder: not implemented in this build: ignored (only mem0 uses an "
+         "embedder)"},
+        {"defaults: {show_stop_button: true}\n",
+         "config.yaml:3:30: warning: defaults.show_stop_button: not implemented in this build: ignored (answers have "
+         "no stop button)"},
+        {"defaults: {worker_tools: [shell]}\n",
+         "config.yaml:3:26: warning: defaults.worker_tools: not implemented in this build: ignored (tools run in the "
+         "agent's process, none on a worker)"},
+        {"defaults: {compaction: {enabled: true}}\n",
+         "config.yaml:3:24: warning: defaults.compaction: not implemented in this build: ignored (the prompt keeps the "
+         "last num_history_runs exchanges, never a summary)"},
+        {"agents:\n  mind: {private: {per: user, knowledge: {path: k}}}\n",
+         "config.yaml:4:42: warning: agents.mind.private.knowledge: not implemented in this build: ignored (the "
+         "private root starts empty and holds the agent's file memory)"},
+        {"teams:\n  crew: {agents: [mind], mode: collaborate}\nagents:\n  mind: {}\n", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, "models:\n  default: {provider: openai, id: gpt, extra_kwargs: {top_p: 1}}\n%s",
+                 cases[i].yaml);
+        mr_config *cfg = NULL;
+        mr_config_diags d;
+        mr_err err = {0};
+        if (mr_config_parse(yaml, strlen(yaml), "config.yaml", &cfg, &d, &err) != MR_OK)
+            fail_msg("%s: %s", cases[i].yaml, err.msg);
+        /* Every case shares the model's extra_kwargs warning. */
+        assert_int_equal(d.n_errors, 0);
+        assert_int_equal(d.len, cases[i].want ? 2 : 1);
+        assert_diag(&d, 0, "config.yaml:2:54: warning: models.default.extra_kwargs: not implemented in this build: "
+                           "ignored (the model is sent no extra arguments)");
+        if (cases[i].want)
+            assert_diag(&d, 1, cases[i].want);
+        mr_config_diags_free(&d);
+        mr_config_release(cfg);
+    }
+}
+
+/* What the reference's `config init` writes before `connect`: valid, with a warning per
+ * placeholder and per key this build does not act on. */
 static void test_template_placeholders_warn(void **state)
 {
     (void)state;
     mr_config_diags d;
     mr_config *cfg = load_ok("template.yaml", &d);
     assert_int_equal(d.n_errors, 0);
-    assert_int_equal(d.len, 3);
+    assert_int_equal(d.len, 6);
     char prefix[1024];
     data_path(prefix, sizeof prefix, "template.yaml");
     static const char *const want[] = {
+        ":41:7: warning: agents.mind.skills: not implemented in this build: ignored (the agent gets no skill's "
+        "instructions)",
         ":50:7: warning: matrix_room_access.room_admins[0]: owner placeholder not replaced yet; run `mindroom "
         "connect`",
+        ":59:5: warning: memory.embedder: not implemented in this build: ignored (only mem0 uses an embedder)",
         ":65:7: warning: authorization.global_users[0]: owner placeholder not replaced yet; run `mindroom connect`",
         ":68:9: warning: authorization.agent_reply_permissions[\"*\"][0]: owner placeholder not replaced yet; run "
         "`mindroom connect`",
+        ":78:5: warning: defaults.compaction: not implemented in this build: ignored (the prompt keeps the last "
+        "num_history_runs exchanges, never a summary)",
     };
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < d.len; i++) {
         char line[2048];
         snprintf(line, sizeof line, "%s%s", prefix, want[i]);
         assert_int_equal(d.v[i].severity, MR_DIAG_WARNING);
@@ -592,6 +663,8 @@ static const bad_case bad_cases[] = {
     {"unknown_tool_mcp_hint", MODELS "mcp_servers:\n  everything: {command: node}\n"
      "agents:\n  code: {tools: [everything, evrything]}\ndefaults: {tools: [todo], worker_tools: [evrything]}\n", 2,
      {"config.yaml:5:30: agents.code.tools[1]: unknown tool 'evrything'; did you mean 'everything'?",
+      "config.yaml:6:41: warning: defaults.worker_tools: not implemented in this build: ignored (tools run in the "
+      "agent's process, none on a worker)",
       "config.yaml:6:42: defaults.worker_tools[0]: unknown tool 'evrything'; did you mean 'everything'?"}},
     {"bad_user_id", "authorization:\n  global_users: [\"@alice\", \"bob:example.com\"]\n", 2,
      {"config.yaml:2:18: authorization.global_users[0]: '@alice' is not a valid user ID: expected ':' and a server "
@@ -1018,6 +1091,7 @@ int main(void)
         cmocka_unit_test(test_seed_authorization),
         cmocka_unit_test(test_seed_aliases_and_reply_forms),
         cmocka_unit_test(test_template_placeholders_warn),
+        cmocka_unit_test(test_unbuilt_keys_warn),
         cmocka_unit_test(test_anchors_and_merges),
         cmocka_unit_test(test_show_tool_calls),
         cmocka_unit_test(test_private_block),

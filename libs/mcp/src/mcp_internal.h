@@ -11,6 +11,8 @@
 #include "mindroom/http.h"
 #include "mindroom/mcp.h"
 
+#define MCP_HTTP_IDLE_MAX 8          /* HTTP clients kept for reuse between requests */
+
 /* A request awaiting its answer on the stdio pipe, where many are in flight at once. */
 typedef struct mcp_pending {
     long long id;
@@ -24,7 +26,7 @@ typedef struct mcp_transport_ops {
     /* Sends one message. For a request (id >= 0) then waits for the answer to id, answering
      * the server's own requests on the way; *answer is that message. *timed_out tells a
      * deadline passed (the transport is still usable) from a transport that failed. Called
-     * with mu held; stdio lets it go while it waits, so other requests go out meanwhile. */
+     * with mu held; both let it go while they wait, so other requests go out meanwhile. */
     mr_code (*exchange)(mr_mcp_client *c, const char *msg, long long id, long long deadline_ms,
                         json_t **answer, bool *timed_out, mr_err *err);
     void (*stop)(mr_mcp_client *c);
@@ -59,8 +61,11 @@ struct mr_mcp_client {
     mr_strbuf inbuf;                 /* bytes read past the last full line (the reader's) */
     bool reading;                    /* one waiter reads the pipe for all, without mu */
     mcp_pending *pending;            /* requests awaiting answers */
-    /* streamable HTTP */
-    mr_http_client *http;
+    /* streamable HTTP: each request takes a client of its own and lets mu go while it waits,
+     * so calls run side by side in one session */
+    mr_http_client *http;            /* the session's: made at start, used for the DELETE at the end */
+    mr_http_client *http_idle[MCP_HTTP_IDLE_MAX]; /* clients free for the next request */
+    size_t n_idle;
     char *session_id;
 };
 

@@ -153,13 +153,11 @@ static void *run_echo(void *arg)
     return NULL;
 }
 
-/* One stdio pipe, many calls in flight: while a long operation is under way, echoes from four
- * threads go out beside it and come back (each to its own caller, by JSON-RPC ID) before it
- * ends; the long one then fails at its own deadline and the session goes on. */
-static void test_stdio_parallel(void **state)
+/* Many calls in flight on one session: while a long operation is under way, echoes from four
+ * threads go out beside it and come back (each to its own caller) before it ends; the long one
+ * then fails at its own deadline and the session goes on. */
+static void check_parallel(mr_mcp_client *c)
 {
-    (void)state;
-    mr_mcp_client *c = stdio_client(NULL, 0);
     char *text = call_text(c, "echo", json_pack("{s:s}", "message", "up"), 0, MR_OK);
     free(text);
     long_call l = {.c = c};
@@ -189,6 +187,14 @@ static void test_stdio_parallel(void **state)
     assert_string_equal(text, "Echo: after");
     free(text);
     assert_int_equal(mr_mcp_client_awaiting(c), 0);
+}
+
+/* One stdio pipe: the answers find their callers by JSON-RPC ID. */
+static void test_stdio_parallel(void **state)
+{
+    (void)state;
+    mr_mcp_client *c = stdio_client(NULL, 0);
+    check_parallel(c);
     mr_mcp_client_free(c);
 }
 
@@ -287,6 +293,8 @@ static void test_streamable_http(void **state)
                      MR_OK);
     check_tools_and_calls(c);
     check_timeout(c);
+    /* Each call a POST of its own in the one session. */
+    check_parallel(c);
     mr_mcp_client_free(c);
     mr_tp_stop_if_running(pid);
 }

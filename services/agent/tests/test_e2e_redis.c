@@ -38,6 +38,7 @@
 #define MANY "!many:example.org"
 #define TOOLS "!tools:example.org"
 #define TOOLY "@mindroom_tooly:example.org"
+#define CREW "!crew:example.org"
 #define MANY_AGENTS 100
 #define ALICE "@alice:example.org"
 #define ROUTER "@mindroom_router:example.org"
@@ -117,7 +118,8 @@ static char *turn_text(const turn_spec *t)
                              "sender", sender, "allowed_entities", allowed);
     /* The managed rooms' keys, as their events carry them to authz; the DM is not managed. */
     const char *key = !strcmp(t->room, LOBBY) ? "lobby" : !strcmp(t->room, DEV) ? "dev" : !strcmp(t->room, CHAT) ? "chat"
-                      : !strcmp(t->room, MANY) ? "many" : !strcmp(t->room, TOOLS) ? "tools" : NULL;
+                      : !strcmp(t->room, MANY) ? "many" : !strcmp(t->room, TOOLS) ? "tools"
+                      : !strcmp(t->room, CREW) ? "crew" : NULL;
     if (key)
         json_object_set_new(turn, "room_key", json_string(key));
     else
@@ -330,10 +332,11 @@ static int group_setup(void **state)
     snprintf(S.intents_file, sizeof S.intents_file, "%s/intents.jsonl", S.dir);
     S.jsonl = fopen(S.intents_file, "w");
     S.intents = json_array();
-    char text[8192];
+    char text[12288];
     snprintf(S.config, sizeof S.config, "%s/config.yaml", S.dir);
     int used = snprintf(text, sizeof text,
              "models:\n  default: {provider: openai, id: stub-model, host: \"%s\"}\n"
+             "  refused: {provider: openai, id: stub-model, host: \"%s\", api_key_env: E2E_WRONG_KEY}\n"
              "agents:\n"
              "  mind:\n    display_name: Mind\n    role: Personal assistant\n    rooms: [lobby]\n"
              "  coder:\n    display_name: Coder\n    role: Writes and reviews code\n    rooms: [lobby, dev]\n"
@@ -341,12 +344,19 @@ static int group_setup(void **state)
              "  plain: {display_name: Plain, rooms: [chat], thread_mode: room}\n"
              "  tooly: {display_name: Tooly, rooms: [tools], tools: [memory, matrix_message, shell, scheduler, thread_summary,\n"
              "          oauth_api, duckduckgo], context_files: [SOUL.md]}\n"
-             "  privy: {display_name: Privy, rooms: [tools], tools: [memory], private: {per: user}}\n",
-             S.stub.url);
+             "  privy: {display_name: Privy, rooms: [tools], tools: [memory], private: {per: user}}\n"
+             "  scribe: {display_name: Scribe, role: Keeps notes, tools: [memory], private: {per: user}}\n"
+             "  flaky: {display_name: Flaky, model: refused}\n",
+             S.stub.url, S.stub.url);
     /* A room where a hundred agents may answer. */
     for (int i = 0; i < MANY_AGENTS; i++)
         used += snprintf(text + used, sizeof text - (size_t)used, "  a%03d: {display_name: A%03d, rooms: [many]}\n", i, i);
     used += snprintf(text + used, sizeof text - (size_t)used,
+                     "teams:\n"
+                     "  leads: {display_name: Leads, role: Plans the work, agents: [mind, scribe], mode: coordinate,\n"
+                     "          rooms: [crew]}\n"
+                     "  panel: {display_name: Panel, agents: [mind, coder], mode: collaborate, rooms: [crew]}\n"
+                     "  shaky: {display_name: Shaky, agents: [mind, flaky], mode: collaborate, rooms: [crew]}\n"
                      "oauth_providers:\n"
                      "  github: {authorize_url: \"https://github.example/authorize\", token_url: \"https://github.example/token\",\n"
                      "           client_id: gh-client, scopes: [repo], api_base_url: \"https://api.github.example\"}\n");
@@ -362,6 +372,7 @@ static int group_setup(void **state)
     setenv("MATRIX_SERVER_NAME", "example.org", 1);
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     setenv("OPENAI_API_KEY", KEY, 1);
+    setenv("E2E_WRONG_KEY", "sk-wrong-0123456789", 1);
     setenv("LOG_LEVEL", "debug", 1);
     setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "4", 1);
     setenv("MINDROOM_OAUTH_GITHUB_CLIENT_SECRET", "gh-secret", 1);
@@ -421,6 +432,8 @@ static void test_invalid_settings_exit_2(void **state)
         {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
         {"MINDROOM_TOOL_TIMEOUT_SECONDS", "0", "MINDROOM_TOOL_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
         {"MINDROOM_TOOL_MAX_ROUNDS", "many", "MINDROOM_TOOL_MAX_ROUNDS: \"many\" is not a whole number from 1 to 100"},
+        {"MINDROOM_TEAM_MEMBER_TIMEOUT_SECONDS", "0",
+         "MINDROOM_TEAM_MEMBER_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
         {"MINDROOM_TOOL_FILE_AND_SHELL", "yes", "MINDROOM_TOOL_FILE_AND_SHELL: \"yes\" is neither 0 nor 1"},
         {"MINDROOM_PUBLIC_URL", "mindroom.example.org", "MINDROOM_PUBLIC_URL: \"mindroom.example.org\" is not an http(s) URL"},
     };
@@ -636,6 +649,173 @@ static void test_private_memory_per_requester(void **state)
     char path[700];
     snprintf(path, sizeof path, "%s/mindroom_data/agents/privy/workspace/MEMORY.md", S.dir);
     assert_false(mr_fs_exists(path));
+}
+
+/* ---- teams ---- */
+
+/* The system prompt of the stub's request i. */
+static const char *system_of(json_t *reqs, size_t i)
+{
+    json_t *msgs = json_object_get(json_object_get(json_array_get(reqs, i), "body"), "messages");
+    return str_at(json_array_get(msgs, 0), "content");
+}
+
+/* The text of (event, entity)'s answer as it ended (malloc'd). */
+static char *final_text(const char *event_id, const char *entity)
+{
+    json_t *list = intents_of(event_id, entity);
+    json_t *send = last_of(list, "send", false);
+    json_t *content = json_object_get(send, "content");
+    json_t *fresh = json_object_get(content, "m.new_content");
+    char *text = strdup(str_at(fresh ? fresh : content, "body"));
+    json_decref(list);
+    return text;
+}
+
+/* coordinate: the team's model hands the task to a member with delegate_task; the member answers
+ * with its own role and tools, for the requester (its private memory is alice's), its tool call
+ * shows in the team's answer, and its answer goes back to the leader, who answers. A call naming
+ * someone outside the team is an error for the leader, and nothing runs for it. */
+static void test_coordinate_team_delegates_to_a_member(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "[{\"tool_calls\": [{\"id\": \"call_d\", \"name\": \"delegate_task\", "
+                                        "\"arguments\": {\"member\": \"scribe\", \"task\": \"Note that the demo is on Friday\"}}, "
+                                        "{\"id\": \"call_m\", \"name\": \"memory\", \"arguments\": "
+                                        "{\"action\": \"add\", \"text\": \"the crew demos on Fridays\"}}, "
+                                        "{\"id\": \"call_x\", \"name\": \"delegate_task\", "
+                                        "\"arguments\": {\"member\": \"coder\", \"task\": \"Review it\"}}]}, "
+                                        "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
+                                        "{\"action\": \"add\", \"text\": \"demo on Friday\"}}]}]",
+                               &err), &err, "script");
+    publish_turn(&(turn_spec){.room = CREW, .event_id = "$team1:example.org", .body = "@Leads note the demo date",
+                              .allowed = "router,leads,panel,shaky"});
+    wait_for(finished, "$team1:example.org", "leads");
+    json_t *reqs = stub_requests();
+    /* The leader, the member's two rounds, the leader again. */
+    assert_int_equal(json_array_size(reqs), 4);
+    json_t *lead = json_object_get(json_array_get(reqs, 0), "body");
+    json_t *tools = json_object_get(lead, "tools");
+    assert_int_equal(json_array_size(tools), 2);
+    assert_string_equal(str_at(json_object_get(json_array_get(tools, 0), "function"), "name"), "delegate_task");
+    assert_string_equal(str_at(json_object_get(json_array_get(tools, 1), "function"), "name"), "memory");
+    assert_non_null(strstr(system_of(reqs, 0), "Plans the work"));
+    assert_non_null(strstr(system_of(reqs, 0), "## Your team's members\n- mind (Mind): Personal assistant\n"
+                                               "- scribe (Scribe): Keeps notes\n"));
+    /* The member: its own role and tools, the task as the user's message. */
+    assert_non_null(strstr(system_of(reqs, 1), "Keeps notes"));
+    assert_null(strstr(system_of(reqs, 1), "Plans the work"));
+    assert_non_null(strstr(system_of(reqs, 1), "You are Scribe (@mindroom_scribe:example.org), an agent in a Matrix "
+                                               "chat, a member of the team Leads"));
+    json_t *member = json_object_get(json_array_get(reqs, 1), "body");
+    assert_string_equal(str_at(json_object_get(json_array_get(json_object_get(member, "tools"), 0), "function"),
+                               "name"), "memory");
+    json_t *msgs = json_object_get(member, "messages");
+    assert_string_equal(str_at(json_array_get(msgs, json_array_size(msgs) - 1), "content"),
+                        "Note that the demo is on Friday");
+    /* Back to the leader, each result in the place of its call: the member's answer, the team's
+     * own memory, and the refusal. */
+    msgs = json_object_get(json_object_get(json_array_get(reqs, 3), "body"), "messages");
+    size_t n = json_array_size(msgs);
+    assert_string_equal(str_at(json_array_get(msgs, n - 3), "tool_call_id"), "call_d");
+    assert_string_equal(str_at(json_array_get(msgs, n - 3), "content"), "Tool result: Remembered as m1");
+    assert_string_equal(str_at(json_array_get(msgs, n - 2), "tool_call_id"), "call_m");
+    assert_string_equal(str_at(json_array_get(msgs, n - 2), "content"), "Remembered as m1");
+    assert_string_equal(str_at(json_array_get(msgs, n - 1), "tool_call_id"), "call_x");
+    assert_string_equal(str_at(json_array_get(msgs, n - 1), "content"),
+                        "error: delegate_task: 'coder' is not a member of this team; its members are listed in "
+                        "your instructions");
+    json_decref(reqs);
+    char *body = final_text("$team1:example.org", "leads");
+    assert_non_null(strstr(body, "<tool>memory(action=add, text=demo on Friday)\nRemembered as m1</tool>"));
+    assert_non_null(strstr(body, "<tool>delegate_task(member=scribe, task=Note that the demo is on Friday)\n"
+                                 "Tool result: Remembered as m1</tool>"));
+    free(body);
+    /* The member remembered for alice, in her own root. */
+    char digest[MR_OAUTH_SHA256_HEX_LEN + 1], path[800], *text = NULL;
+    size_t len = 0;
+    mr_oauth_sha256_hex(ALICE, digest);
+    snprintf(path, sizeof path, "%s/mindroom_data/private_instances/user-%.32s/scribe/scribe_data/MEMORY.md", S.dir,
+             digest);
+    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "scribe's MEMORY.md");
+    assert_non_null(strstr(text, "demo on Friday (from " ALICE ")"));
+    assert_null(strstr(text, "crew demos"));
+    free(text);
+    /* The team's memory is its own, in its workspace. */
+    snprintf(path, sizeof path, "%s/mindroom_data/agents/leads/workspace/MEMORY.md", S.dir);
+    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "the team's MEMORY.md");
+    assert_non_null(strstr(text, "- m1: the crew demos on Fridays (from " ALICE ")"));
+    assert_null(strstr(text, "demo on Friday (from"));
+    free(text);
+}
+
+/* The stub has received n requests. */
+static bool stub_has(size_t n)
+{
+    json_t *reqs = stub_requests();
+    bool has = json_array_size(reqs) >= n;
+    json_decref(reqs);
+    return has;
+}
+
+/* collaborate: both members are asked at once (the first one's answer is held until the second
+ * request is in), then one more call writes the team's answer from both. */
+static void test_collaborate_team_asks_members_side_by_side(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    check(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "script");
+    publish_turn(&(turn_spec){.room = CREW, .event_id = "$team2:example.org", .body = "@Panel is C17 fine?",
+                              .allowed = "router,leads,panel,shaky"});
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (!stub_has(2)) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("the second member was not asked while the first one's answer was held; see %s", S.log);
+        usleep(20000);
+    }
+    check(mr_model_stub_release(&S.stub, &err), &err, "release");
+    wait_for(finished, "$team2:example.org", "panel");
+    json_t *reqs = stub_requests();
+    assert_int_equal(json_array_size(reqs), 3);
+    const char *a = system_of(reqs, 0), *b = system_of(reqs, 1);
+    bool mind_first = strstr(a, "You are Mind") != NULL;
+    assert_non_null(strstr(mind_first ? a : b, "You are Mind (" MIND "), an agent in a Matrix chat, a member of "
+                                                "the team Panel"));
+    assert_non_null(strstr(mind_first ? b : a, "You are Coder (" CODER "), an agent in a Matrix chat, a member of "
+                                                "the team Panel"));
+    const char *synth = system_of(reqs, 2);
+    assert_non_null(strstr(synth, "## What your members answered\n\n### Mind (mind)\nEcho: @Panel is C17 fine?\n\n"
+                                  "### Coder (coder)\nEcho: @Panel is C17 fine?\n"));
+    json_decref(reqs);
+    char *body = final_text("$team2:example.org", "panel");
+    assert_string_equal(body, "Echo: @Panel is C17 fine?");
+    free(body);
+}
+
+/* A member whose provider refuses it: the synthesis is told so, and the team still answers. */
+static void test_a_failing_member_is_an_error_for_the_team(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    publish_turn(&(turn_spec){.room = CREW, .event_id = "$team3:example.org", .body = "@Shaky any news?",
+                              .allowed = "router,leads,panel,shaky"});
+    wait_for(finished, "$team3:example.org", "shaky");
+    json_t *reqs = stub_requests();
+    assert_int_equal(json_array_size(reqs), 3);
+    const char *synth = system_of(reqs, 2);
+    assert_non_null(strstr(synth, "### Mind (mind)\nEcho: @Shaky any news?\n"));
+    assert_non_null(strstr(synth, "### Flaky (flaky)\nerror: flaky could not answer: the provider did not accept "
+                                  "the API key\n"));
+    json_decref(reqs);
+    char *body = final_text("$team3:example.org", "shaky");
+    assert_string_equal(body, "Echo: @Shaky any news?");
+    free(body);
+    assert_int_equal(mr_tp_count_in_file(S.log, "a team member could not answer"), 1);
+    assert_int_equal(mr_tp_count_in_file(S.log, "sk-wrong-0123456789"), 0);
 }
 
 /* oauth_api without credentials: the model gets a connect link on MINDROOM_PUBLIC_URL whose token
@@ -1540,6 +1720,9 @@ int main(void)
         cmocka_unit_test(test_a_stalled_stream_shows_what_came),
         cmocka_unit_test(test_tools_in_a_turn),
         cmocka_unit_test(test_private_memory_per_requester),
+        cmocka_unit_test(test_coordinate_team_delegates_to_a_member),
+        cmocka_unit_test(test_collaborate_team_asks_members_side_by_side),
+        cmocka_unit_test(test_a_failing_member_is_an_error_for_the_team),
         cmocka_unit_test(test_oauth_api_gives_the_requester_a_connect_link),
         cmocka_unit_test(test_schedule_commands_and_firing),
         cmocka_unit_test(test_scheduler_tool),

@@ -62,8 +62,7 @@ static void test_init_writes_config_and_env_in_home(void **state)
         "    memory_backend: file\n",
         "      - SOUL.md\n", "      - HEARTBEAT.md\n",
         "    tools:\n      - memory\n      - website\n      - scheduler\n      - todo\n      - matrix_message\n      - thread_summary\n"
-        "    skills:",
-        "    skills:\n      - mindroom-docs\n",
+        "    # skills:",
         "router:\n  model: default\n  accept_invites: true\n",
         "matrix_room_access:\n  mode: single_user_private\n  room_admins:\n    - " MR_CONFIG_OWNER_PLACEHOLDER "\n",
         "matrix_space:\n  enabled: true\n  name: MindRoom\n",

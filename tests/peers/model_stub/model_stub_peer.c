@@ -137,3 +137,8 @@ mr_code mr_model_stub_reset(const mr_model_stub *st, mr_err *err)
 {
     return control(st, "POST", "/_stub/reset", "{}", NULL, err);
 }
+
+mr_code mr_model_stub_release(const mr_model_stub *st, mr_err *err)
+{
+    return control(st, "POST", "/_stub/release", "{}", NULL, err);
+}

@@ -31,5 +31,7 @@ mr_code mr_model_stub_script(const mr_model_stub *st, const char *json_text, mr_
 mr_code mr_model_stub_requests(const mr_model_stub *st, json_t **out, mr_err *err);
 /* Forgets scripts and recorded requests. */
 mr_code mr_model_stub_reset(const mr_model_stub *st, mr_err *err);
+/* Lets every answer held at a `hold` so far go on (POST /_stub/release). */
+mr_code mr_model_stub_release(const mr_model_stub *st, mr_err *err);
 
 #endif

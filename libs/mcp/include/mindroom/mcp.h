@@ -45,8 +45,9 @@ void mr_mcp_client_free(mr_mcp_client *c);
  * change tells a caller that keeps the tool list that the server restarted and the list may
  * have changed. */
 unsigned long mr_mcp_client_starts(mr_mcp_client *c);
-/* Requests sent to the server whose answers are not in yet. Over stdio many are in flight at
- * once (each JSON-RPC ID answered in any order); over HTTP one at a time. Never waits. */
+/* Requests sent to the server whose answers are not in yet: many may be in flight at once (over
+ * stdio each JSON-RPC ID answered in any order, over HTTP each POST on a connection of its own).
+ * Never waits. */
 unsigned long mr_mcp_client_awaiting(mr_mcp_client *c);
 /* Changes whenever the server was started again or said notifications/tools/list_changed (seen
  * while reading its answers to calls and listings): a caller that keeps the tool list lists the
@@ -58,7 +59,8 @@ unsigned long mr_mcp_client_tools_version(mr_mcp_client *c);
 mr_code mr_mcp_tools_list(mr_mcp_client *c, json_t **tools, mr_err *err);
 
 /* Calls one tool with arguments (an object, not taken; NULL: {}); calls from several threads
- * go to a stdio server side by side. *result (caller owns) is the
+ * go to the server side by side, each with its own timeout (over HTTP in the one session, its
+ * Mcp-Session-Id on every POST). *result (caller owns) is the
  * CallToolResult: {content: [...], isError?, structuredContent?}. A tool that failed is still
  * MR_OK with isError true: the model is told. A protocol error is MR_EINVAL with the server's
  * message; no answer within timeout_ms (0: the server's timeout) is MR_EUNAVAIL, and the
