@@ -21,6 +21,7 @@ static pthread_barrier_t all_allocated;
  * Each holds on until all have allocated, so no thread's arena is free for the next. */
 static void *allocate(void *arg)
 {
+    (void)arg;
     void *p = malloc(64);
     pthread_barrier_wait(&all_allocated);
     free(p);
