@@ -32,6 +32,9 @@ BASE_IMAGE = "debian:12-slim"
 BASE_PACKAGES = {"libc6", "libgcc-s1", "zlib1g"}
 # Linked into sanitizer builds of the tree only (MR_SANITIZE), never into an image.
 SANITIZER_PACKAGES = {"libasan8", "libubsan1"}
+# Libraries a binary loads with dlopen when its configuration needs them (libs/core dl.h), not
+# linked: a binary that names one needs its package as much as a NEEDED one.
+ON_DEMAND_SONAMES = ["librdkafka.so.1"]
 # What every image gets from runtime.Dockerfile beyond libraries.
 # tzdata: schedules read their timezone from the system's zone files (libs/core tz.c).
 RUNTIME_BASE_PACKAGES = {"ca-certificates", "tzdata"}
@@ -101,10 +104,14 @@ LIBRARY_SYMBOLS = {}
 
 def needed_packages(binary):
     """The Debian packages of the shared libraries a binary uses: its NEEDED entries whose library
-    defines a symbol the binary imports. (A sanitizer build links without --as-needed, so its
-    NEEDED list also names libraries nothing in the binary calls.)"""
+    defines a symbol the binary imports, and the ON_DEMAND_SONAMES it names. (A sanitizer build
+    links without --as-needed, so its NEEDED list also names libraries nothing in the binary
+    calls.)"""
     dynamic = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True, check=True).stdout
     sonames = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic)
+    with open(binary, "rb") as f:
+        text = f.read()
+    on_demand = [so for so in ON_DEMAND_SONAMES if b"\0" + so.encode() + b"\0" in text]
     imports = dynamic_symbols(binary, "--undefined-only")
     cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
     paths = {}
@@ -120,6 +127,10 @@ def needed_packages(binary):
             LIBRARY_SYMBOLS[path] = dynamic_symbols(path, "--defined-only")
         if imports & LIBRARY_SYMBOLS[path]:
             pkgs[so] = package_of(path)
+    for so in on_demand:
+        if so not in paths:
+            raise AssertionError(f"{binary}: ldconfig does not know {so}, which it loads on demand")
+        pkgs[so] = package_of(paths[so])
     return pkgs
 
 

@@ -10,9 +10,9 @@
  * after the last handled message. A handler failure seeks the partition back to the message.
  */
 #include "bus_internal.h"
+#include "kafka_lib.h"
 #include "mindroom/log.h"
 
-#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,6 +502,9 @@ static const mr_bus_vtable kafka_vtable = {.publish = kafka_publish,
 
 mr_code Mr_bus_kafka_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {
+    mr_code rc = Mr_bus_kafka_lib_load(err);
+    if (rc != MR_OK)
+        return rc;
     kafka_bus *b = calloc(1, sizeof *b);
     if (!b)
         return mr_err_set(err, MR_ENOMEM, "%s: no memory", base->url.display);
