@@ -98,6 +98,8 @@ void policy_decide(const policy_input *in, const char **who, policy_decision *ou
  * event ID or HISTORY_ROOM. */
 typedef struct thread_state {
     json_t *doc;                 /* {"participants": {user: entity or ""}, "messages": [...]} */
+    char *raw;                   /* the value it was read from or last written as; NULL: absent */
+    size_t raw_len;
 } thread_state;
 
 typedef struct history_msg {
@@ -120,6 +122,10 @@ history_msg thread_message(const thread_state *t, size_t i);
 /* Appends m (skipped when a message with its event ID is there), keeping the last HISTORY_MAX,
  * with compare-and-set so concurrent writers do not lose each other's messages. */
 mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err);
+/* The same on a state loaded from that key, which is then the state written: one round trip
+ * while nobody else wrote the key since (else it is read again). */
+mr_code thread_append_to(mr_store *s, const char *room_id, const char *root, thread_state *t, const history_msg *m,
+                         mr_err *err);
 
 /* ---- streaming cadence (stream.c): pure, the clock is the caller's ----------------------- */
 

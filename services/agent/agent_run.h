@@ -69,6 +69,9 @@ bool agent_svc_init(agent_svc *svc, const mr_runtime *rt, const agent_self *self
 void agent_svc_free(agent_svc *svc);
 /* Counts a turn's outcome in AGENT_METRIC. */
 void agent_count(const mr_runtime *rt, const char *outcome);
+/* Whether t is one no entity answers (written by an entity other than in the router's hand-off,
+ * no body, a notice): logged and counted as skipped when it is (turn_run.c). */
+bool agent_turn_skipped(agent_svc *svc, const agent_turn *t);
 /* Decides who answers t and has them answer (turn_run.c). A store or bus failure returns its
  * code: the turn is to run again. A claim a live worker holds sets svc->park_until_ms. */
 mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err);
@@ -82,6 +85,8 @@ typedef struct turn_ctx {
     const char *user_text;         /* what to answer: the body, or for a hand-off the message it
                                       hands over */
     const char *handed_over;       /* a hand-off: the event ID of that message, else NULL */
+    thread_state *th;              /* the conversation at root as this turn last read or wrote it;
+                                      appending from it finds out when another writer came between */
 } turn_ctx;
 
 /* The client of a model by name; NULL with *rc and why filled when it cannot be made (no key,

@@ -46,6 +46,7 @@ typedef struct agent_node {
     atomic_ullong accepted;        /* the sequence of in-flight fields of this boot */
     size_t n_threads;
     agent_svc *threads;            /* one per turn thread */
+    agent_svc accepting;           /* the consumer's: turns no entity answers end there */
     room_queue *queue;
     mcp_hub *mcp;                  /* clients of the start-up config's mcp_servers */
     atomic_bool subscribed;        /* for /readyz */
@@ -413,6 +414,12 @@ static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
         agent_count(node->rt, "malformed");
         return MR_OK;
     }
+    /* Acknowledged without a record, a lease or a queue: every reply an entity sends comes back
+     * as a turn, and it would hold up the room's next turn for as many store round trips. */
+    if (agent_turn_skipped(&node->accepting, &t)) {
+        agent_turn_free(&t);
+        return MR_OK;
+    }
     size_t waiting = room_queue_waiting(node->queue);
     mr_code rc = waiting >= WAITING_MAX
                      ? mr_err_set(err, MR_EUNAVAIL, "%zu turns wait already: leaving %s on the bus for now", waiting,
@@ -469,7 +476,7 @@ static bool threads_init(agent_node *node)
             return false;
         node->threads[i].mcp = node->mcp;
     }
-    return true;
+    return agent_svc_init(&node->accepting, node->rt, &node->self, false);
 }
 
 static void threads_free(agent_node *node)
@@ -477,6 +484,7 @@ static void threads_free(agent_node *node)
     for (size_t i = 0; node->threads && i < node->n_threads; i++)
         agent_svc_free(&node->threads[i]);
     free(node->threads);
+    agent_svc_free(&node->accepting);
 }
 
 static int run(agent_node *node)

@@ -101,26 +101,17 @@ static void begun_key(const answer_run *a, char key[TXN_MAX + 8])
     snprintf(key, TXN_MAX + 8, "begun:%s", id);
 }
 
+/* Marks the current message begun (set-if-absent: one round trip); whether an earlier attempt
+ * had. */
 static bool begun_before(answer_run *a)
-{
-    char key[TXN_MAX + 8], *v = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    begun_key(a, key);
-    mr_code rc = mr_store_get(a->svc->rt->store, key, &v, &len, &err);
-    free(v);
-    if (rc != MR_ENOTFOUND)
-        fail(a, rc, &err);
-    return rc == MR_OK;
-}
-
-static void mark_begun(answer_run *a)
 {
     char key[TXN_MAX + 8];
     mr_err err = {0};
     begun_key(a, key);
+    bool won = true;
     if (a->failed == MR_OK)
-        fail(a, mr_store_set(a->svc->rt->store, key, "1", 1, CLAIM_TTL_MS, &err), &err);
+        fail(a, mr_store_set_nx(a->svc->rt->store, key, "1", 1, CLAIM_TTL_MS, &won, &err), &err);
+    return !won;
 }
 
 static void send_content(answer_run *a, const char *txn_id, const char *replaces, json_t *content)
@@ -181,8 +172,6 @@ static void show_part(answer_run *a, const char *text, size_t len, bool final)
          * transaction ID: sent again, it makes no second event (the gateway and the homeserver
          * know the ID), and an edit follows at once, or a short answer would stay the partial text. */
         bool again = begun_before(a);
-        if (!again)
-            mark_begun(a);
         send_content(a, first, NULL, reply_content(body, &a->where));
         a->sent = true;
         if (!again) {
@@ -332,11 +321,14 @@ static void call_model(answer_run *a)
     thread_state th = {0};
     prompt_history hist = {0};
     mr_err err = {0};
-    mr_code rc = thread_load(svc->rt->store, a->t->turn->room_id, room_mode ? HISTORY_ROOM : a->t->root, &th, &err);
+    /* The turn's own copy of the thread is as fresh as a read: this turn wrote it last. */
+    mr_code rc = room_mode || !a->t->th
+                     ? thread_load(svc->rt->store, a->t->turn->room_id, room_mode ? HISTORY_ROOM : a->t->root, &th, &err)
+                     : MR_OK;
     int runs = e->agent ? e->agent->num_history_runs : 0;
     if (rc == MR_OK)
-        rc = prompt_history_build(&th, &svc->roster, e->name, a->t, runs > 0 ? 2 * (size_t)runs : HISTORY_PROMPT_DEFAULT,
-                                  &hist, &err);
+        rc = prompt_history_build(th.doc ? &th : a->t->th, &svc->roster, e->name, a->t,
+                                  runs > 0 ? 2 * (size_t)runs : HISTORY_PROMPT_DEFAULT, &hist, &err);
     if (rc != MR_OK) {
         fail(a, rc, &err);
         thread_state_free(&th);
@@ -403,7 +395,10 @@ static void remember(answer_run *a)
     bool room_mode = a->e->agent && a->e->agent->thread_mode == MR_THREAD_MODE_ROOM;
     history_msg m = {.sender = a->e->user_id, .entity = a->e->name, .body = a->text};
     mr_err err = {0};
-    fail(a, thread_append(a->svc->rt->store, a->t->turn->room_id, room_mode ? HISTORY_ROOM : a->t->root, &m, &err),
+    mr_store *s = a->svc->rt->store;
+    const char *room_id = a->t->turn->room_id;
+    fail(a, room_mode || !a->t->th ? thread_append(s, room_id, room_mode ? HISTORY_ROOM : a->t->root, &m, &err)
+                                   : thread_append_to(s, room_id, a->t->root, a->t->th, &m, &err),
          &err);
 }
 

@@ -115,7 +115,17 @@ mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id,
     lease_try t;
     bool won = false;
     *out = LEASE_BUSY;
-    mr_code rc = lease_try_take(s, me, room_id, &t, &won, err);
+    /* The usual case first, in one round trip: accepting the turn left the lease this worker's
+     * "queued". */
+    char key[ROOM_KEY_MAX], queued[LEASE_VALUE_MAX], started[LEASE_VALUE_MAX];
+    room_key(room_id, key);
+    size_t n_queued = lease_value(QUEUED, me, queued), n_started = lease_value(STARTED, me, started);
+    mr_code rc = mr_store_cas(s, key, queued, n_queued, started, n_started, CLAIM_TTL_MS, &won, err);
+    if (rc != MR_OK || won) {
+        *out = won ? LEASE_OURS : LEASE_BUSY;
+        return rc;
+    }
+    rc = lease_try_take(s, me, room_id, &t, &won, err);
     if (rc == MR_OK && won)
         *out = LEASE_OURS;
     if (rc != MR_OK || won) {

@@ -28,23 +28,25 @@ static json_t *parse_doc(const char *raw, size_t len)
 
 mr_code thread_load(mr_store *s, const char *room_id, const char *root, thread_state *out, mr_err *err)
 {
-    out->doc = NULL;
+    memset(out, 0, sizeof *out);
     char key[3 * MR_ID_MAX];
     history_key(room_id, root, key, sizeof key);
-    char *raw = NULL;
-    size_t len = 0;
-    mr_code rc = mr_store_get(s, key, &raw, &len, err);
+    mr_code rc = mr_store_get(s, key, &out->raw, &out->raw_len, err);
     if (rc != MR_OK && rc != MR_ENOTFOUND)
         return rc;
-    out->doc = parse_doc(raw, len);
-    free(raw);
-    return out->doc ? MR_OK : mr_err_set(err, MR_ENOMEM, "out of memory reading %s", key);
+    out->doc = parse_doc(out->raw, out->raw_len);
+    if (!out->doc) {
+        thread_state_free(out);
+        return mr_err_set(err, MR_ENOMEM, "out of memory reading %s", key);
+    }
+    return MR_OK;
 }
 
 void thread_state_free(thread_state *t)
 {
     json_decref(t->doc);
-    t->doc = NULL;
+    free(t->raw);
+    memset(t, 0, sizeof *t);
 }
 
 static bool is_person(const roster *r, const char *user_id)
@@ -143,35 +145,55 @@ static bool add_message(json_t *doc, const history_msg *m)
     return true;
 }
 
-mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err)
+mr_code thread_append_to(mr_store *s, const char *room_id, const char *root, thread_state *t, const history_msg *m,
+                         mr_err *err)
 {
     char key[3 * MR_ID_MAX];
     history_key(room_id, root, key, sizeof key);
     for (int attempt = 0; attempt < APPEND_TRIES; attempt++) {
-        char *raw = NULL;
-        size_t len = 0;
-        mr_code rc = mr_store_get(s, key, &raw, &len, err);
-        if (rc != MR_OK && rc != MR_ENOTFOUND)
-            return rc;
-        json_t *doc = parse_doc(raw, len);
-        char *text = NULL;
+        if (attempt > 0) {
+            thread_state_free(t);
+            mr_code rc = thread_load(s, room_id, root, t, err);
+            if (rc != MR_OK)
+                return rc;
+        }
+        json_t *doc = json_deep_copy(t->doc);
         bool changed = doc && add_message(doc, m);
-        if (changed)
-            text = json_dumps(doc, JSON_COMPACT);
-        json_decref(doc);
+        char *text = changed ? json_dumps(doc, JSON_COMPACT) : NULL;
         if (!doc || (changed && !text)) {
-            free(raw);
+            json_decref(doc);
             return mr_err_set(err, MR_ENOMEM, "out of memory writing %s", key);
         }
-        bool swapped = !changed;
-        if (changed)
-            rc = mr_store_cas(s, key, raw, raw ? len : 0, text, strlen(text), HISTORY_TTL_MS, &swapped, err);
-        free(raw);
-        free(text);
-        if (rc != MR_OK && rc != MR_ENOTFOUND)
-            return rc;
-        if (swapped)
+        if (!changed) {
+            json_decref(doc);
             return MR_OK;
+        }
+        bool swapped = false;
+        mr_code rc = mr_store_cas(s, key, t->raw, t->raw ? t->raw_len : 0, text, strlen(text), HISTORY_TTL_MS,
+                                  &swapped, err);
+        if (rc != MR_OK || !swapped) {
+            json_decref(doc);
+            free(text);
+            if (rc != MR_OK)
+                return rc;
+            continue;
+        }
+        json_decref(t->doc);
+        free(t->raw);
+        t->doc = doc;
+        t->raw = text;
+        t->raw_len = strlen(text);
+        return MR_OK;
     }
     return mr_err_set(err, MR_ECONFLICT, "%s: changed by others %d times in a row", key, APPEND_TRIES);
+}
+
+mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err)
+{
+    thread_state t;
+    mr_code rc = thread_load(s, room_id, root, &t, err);
+    if (rc == MR_OK)
+        rc = thread_append_to(s, room_id, root, &t, m, err);
+    thread_state_free(&t);
+    return rc;
 }

@@ -245,10 +245,10 @@ static const char *handed_over_text(const thread_state *th, const agent_turn *t)
     return NULL;
 }
 
-static mr_code record(agent_svc *svc, const agent_turn *t, const char *root, mr_err *err)
+static mr_code record(agent_svc *svc, const agent_turn *t, const char *root, thread_state *th, mr_err *err)
 {
     history_msg m = {.event_id = t->event_id, .sender = t->sender, .body = t->body};
-    mr_code rc = thread_append(svc->rt->store, t->room_id, root, &m, err);
+    mr_code rc = thread_append_to(svc->rt->store, t->room_id, root, th, &m, err);
     if (rc == MR_OK && !t->thread_root && svc->any_room_mode)
         rc = thread_append(svc->rt->store, t->room_id, HISTORY_ROOM, &m, err);
     return rc;
@@ -281,7 +281,7 @@ static mr_code act(agent_svc *svc, const turn_ctx *ctx, const policy_decision *d
 /* The policy's decision and what it says to do; names has room for 2 * (n_allowed + 1) + the
  * roster's size. */
 static mr_code decide_and_act(agent_svc *svc, const agent_turn *t, const char *root, bool relay,
-                              const thread_state *th, const char **names, mr_err *err)
+                              thread_state *th, const char **names, mr_err *err)
 {
     const roster *r = &svc->roster;
     const char **eligible = names, **who = names + t->n_allowed + 1, **taking_part = who + t->n_allowed + 1;
@@ -308,35 +308,47 @@ static mr_code decide_and_act(agent_svc *svc, const agent_turn *t, const char *r
     log_decision(t, &d);
     const char *handed = relay ? handed_over_text(th, t) : NULL;
     turn_ctx ctx = {.turn = t, .root = root, .user_text = handed ? handed : t->body,
-                    .handed_over = handed ? t->in_reply_to : NULL};
+                    .handed_over = handed ? t->in_reply_to : NULL, .th = th};
     return act(svc, &ctx, &d, err);
 }
 
-mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err)
+/* The router hands a message over: it reposts it naming the entity that answers. */
+static bool is_relay(const roster *r, const agent_turn *t)
+{
+    const roster_entry *author = roster_by_user(r, t->event_sender);
+    return author && author->kind == ENTITY_ROUTER && t->original_sender;
+}
+
+bool agent_turn_skipped(agent_svc *svc, const agent_turn *t)
 {
     refresh_roster(svc);
-    const roster *r = &svc->roster;
-    const roster_entry *author = roster_by_user(r, t->event_sender);
-    bool relay = author && author->kind == ENTITY_ROUTER && t->original_sender;
     const char *skip = NULL;
-    if (author && !relay)
+    if (roster_by_user(&svc->roster, t->event_sender) && !is_relay(&svc->roster, t))
         skip = "written by an entity";
     else if (!t->body)
         skip = "no body";
     else if (t->msgtype && strcmp(t->msgtype, "m.notice") == 0)
         skip = "a notice: bots talk in notices, and answering them loops";
-    if (skip) {
-        const char *fields[] = {"event_id", t->event_id, "reason", skip, NULL};
-        mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "skipped");
-        count(svc, "skipped");
+    if (!skip)
+        return false;
+    const char *fields[] = {"event_id", t->event_id, "reason", skip, NULL};
+    mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "skipped");
+    count(svc, "skipped");
+    return true;
+}
+
+mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err)
+{
+    if (agent_turn_skipped(svc, t))
         return MR_OK;
-    }
+    const roster *r = &svc->roster;
+    bool relay = is_relay(r, t);
     const char *root = t->thread_root ? t->thread_root : t->event_id;
     thread_state th = {0};
     mr_code rc = thread_load(svc->rt->store, t->room_id, root, &th, err);
     /* The hand-off itself is in the history already: the router wrote it when it posted. */
     if (rc == MR_OK && !relay)
-        rc = record(svc, t, root, err);
+        rc = record(svc, t, root, &th, err);
     if (rc != MR_OK) {
         thread_state_free(&th);
         return rc;

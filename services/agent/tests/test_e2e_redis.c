@@ -1315,6 +1315,86 @@ static void test_same_turn_twice_is_answered_once(void **state)
     assert_int_equal(mr_tp_count_in_file(S.log, "already answered event_id=$d1:example.org"), 1);
 }
 
+/* The store commands of one turn, from the agent's connection (MONITOR): an entity's own reply
+ * coming back as a turn costs none, and an answered turn costs each of its steps one round trip:
+ * the in-flight record and the room's lease on acceptance (2), the lease's start and the record's
+ * check (2), the thread read and appended once (2), the room's conversation read and appended
+ * (2: an agent of this config keeps one, thread_mode: room), claim, delivery record and begun
+ * marker (3), the reply appended (1), the claim done (1), the record's and the lease's end (3).
+ * Each round trip is a hop on the way to the answer; with appendfsync always, each write also
+ * waits for an fsync. */
+static bool mentions_turn(const char *line, const char *const *tokens, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i][0] && strstr(line, tokens[i]))
+            return true;
+    return false;
+}
+
+static void test_a_turn_costs_one_round_trip_a_step(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    bool closed = false;
+    int fd = mr_tp_connect_from("127.0.0.1", S.redis.port);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "MONITOR\r\n", 9), 9);
+    free(mr_tp_read_until(fd, "+OK\r\n", 5000, &closed));
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$trips0:example.org", .sender = CODER,
+                              .body = "An answer of coder, back from the sync", .allowed = "router,coder"});
+    publish_turn(&(turn_spec){.room = DEV, .event_id = "$trips1:example.org", .body = "Count my round trips",
+                              .allowed = "router,coder"});
+    wait_for(finished, "$trips1:example.org", "coder");
+    /* The turn ends with its room's lease given up, after its claim is done. */
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    for (;;) {
+        char *v = NULL;
+        size_t len = 0;
+        mr_code claim = mr_store_get(S.store, "reply:$trips1:example.org:coder", &v, &len, &err);
+        bool done = claim == MR_OK && strcmp(v, "done") == 0;
+        free(v);
+        v = NULL;
+        if (done && mr_store_get(S.store, "agent:room:" DEV, &v, &len, &err) == MR_ENOTFOUND)
+            break;
+        free(v);
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("the turn of $trips1 never ended; see %s", S.log);
+        mr_clock_sleep_ms(20);
+    }
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_get(S.store, "e2e:mark:trips", &v, &len, &err), MR_ENOTFOUND);
+    char *log = mr_tp_read_until(fd, "e2e:mark:trips", 10000, &closed);
+    close(fd);
+    assert_non_null(log);
+    char prefix[TXN_MAX], agent[64] = "", field[64] = "";
+    size_t commands = 0;
+    const char *counted[64];
+    txn_id("$trips1:example.org", "coder", "", -1, prefix);
+    /* The agent's store connection is the one that recorded the turn; the field it recorded it
+     * under names it in later commands. */
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *at = strstr(line, " [1 ");
+        if (!agent[0] && at && strstr(line, "\"HSET\" \"agent:inflight:") && strstr(line, "$trips1:example.org")) {
+            sscanf(at + 4, "%63[^]]", agent);
+            const char *f = strstr(line, "\" \"") ? strstr(strstr(line, "agent:inflight:"), "\" \"") : NULL;
+            if (f)
+                sscanf(f + 3, "%63[^\"]", field);
+        }
+        const char *tokens[] = {"$trips1:example.org", "agent:room:" DEV, "history:" DEV ":room", prefix, field};
+        if (strstr(line, "$trips0:example.org") && at)
+            fail_msg("the entity's own reply cost a store command: %s", line);
+        if (agent[0] && at && strncmp(at + 4, agent, strlen(agent)) == 0 && mentions_turn(line, tokens, 5))
+            counted[commands++ % 64] = line;
+    }
+    assert_true(agent[0] != '\0');
+    for (size_t i = 0; commands > 16 && i < commands && i < 64; i++)
+        fprintf(stderr, "%.160s\n", counted[i]);
+    free(log);
+    if (commands > 16)
+        fail_msg("one answered turn took %zu store commands, more than the 16 steps it has", commands);
+}
+
 static void test_room_mode_replies_plainly_with_room_history(void **state)
 {
     (void)state;
@@ -1734,6 +1814,7 @@ int main(void)
         cmocka_unit_test(test_two_candidates_router_hands_over),
         cmocka_unit_test(test_provider_error_then_recovery),
         cmocka_unit_test(test_same_turn_twice_is_answered_once),
+        cmocka_unit_test(test_a_turn_costs_one_round_trip_a_step),
         cmocka_unit_test(test_room_mode_replies_plainly_with_room_history),
         cmocka_unit_test(test_unmanaged_room_goes_by_membership),
         cmocka_unit_test(test_a_slow_room_does_not_hold_up_another),
