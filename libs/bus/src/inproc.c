@@ -447,6 +447,16 @@ static bool ip_before_commit(mr_bus *bb, mr_bus_commit_hook fn, void *ctx)
     return true;
 }
 
+static mr_code ip_when_durable(mr_bus *bb, mr_bus_durable_fn fn, void *ctx, mr_err *err)
+{
+    ip_bus *b = (ip_bus *)bb;
+    if (b->journal)
+        return Mr_bus_journal_when_durable(b, fn, ctx, err);
+    /* In memory a published message is as durable as it gets once it is in the ring. */
+    fn(ctx, true);
+    return MR_OK;
+}
+
 static const mr_bus_vtable ip_vtable = {.publish = ip_publish,
                                         .flush = ip_flush,
                                         .flush_for_ack = ip_flush_for_ack,
@@ -455,7 +465,8 @@ static const mr_bus_vtable ip_vtable = {.publish = ip_publish,
                                         .partitions = ip_partitions,
                                         .consumer_close = ip_consumer_close,
                                         .close = ip_close,
-                                        .before_commit = ip_before_commit};
+                                        .before_commit = ip_before_commit,
+                                        .when_durable = ip_when_durable};
 
 mr_code Mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {

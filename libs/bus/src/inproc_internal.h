@@ -104,6 +104,9 @@ void Mr_bus_journal_moved(ip_bus *b, ip_cursor *cur);
 void Mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx);
 /* Waits until what was published and acknowledged before the call is committed. */
 mr_code Mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err);
+/* Queues fn for the writer to call once the messages published before the call are committed
+ * (mr_bus_when_durable). */
+mr_code Mr_bus_journal_when_durable(ip_bus *b, mr_bus_durable_fn fn, void *ctx, mr_err *err);
 /* The last batch's failure (it is tried again), MR_OK when it committed; does not wait. */
 mr_code Mr_bus_journal_failure(ip_bus *b, mr_err *err);
 
