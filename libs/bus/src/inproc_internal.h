@@ -61,9 +61,11 @@ typedef struct ip_journal ip_journal;
 typedef struct ip_bus {
     mr_bus base;
     pthread_mutex_t mu;
-    pthread_cond_t data;  /* a message was published or a partition was released */
+    struct ip_consumer *waiters; /* consumers waiting in a poll for a message they may take */
+    size_t n_waiters;
     pthread_cond_t space; /* a slot was freed in a partition a producer waits on */
     uint64_t space_wakes; /* broadcasts on space: how often waiting producers were woken */
+    uint64_t consumer_wakes; /* signals to waiting consumers */
     ip_topic *topics;     /* newest first; a topic lives until the bus closes */
     long long last_topic_id;
     size_t held;          /* bytes of message values the rings hold */
