@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mindroom/bus.h"
 #include "mindroom/err.h"
 #include "mindroom/store.h"
 
@@ -51,6 +52,20 @@ typedef struct turn_fields {
 
 /* The turn message (JSON, malloc'd); NULL when out of memory. */
 char *turn_build(const turn_event *ev, const turn_fields *f);
+
+/* The `turn:<event_id>` markers (markers.c). A marker is written once what the decision
+ * published is durable on the bus (mr_bus_when_durable), so handling the next event never waits
+ * for the disk; until then the marker is waiting, and a copy of the event that comes meanwhile
+ * counts as decided. The set lives until it is released and every marker is written. */
+typedef struct authz_markers authz_markers;
+authz_markers *authz_markers_new(mr_store *store); /* NULL when out of memory */
+void authz_markers_release(authz_markers *m);
+bool authz_markers_waiting(authz_markers *m, const char *key);
+/* Sets key to outcome (a string constant) once everything published before the call is
+ * durable; fails as mr_bus_when_durable does (a bus without a journal flushes here), and then
+ * writes no marker. */
+mr_code authz_markers_set_when_durable(authz_markers *m, mr_bus *bus, const char *key, const char *outcome,
+                                       mr_err *err);
 
 /* Authz's own record of rooms (proto/store.md), from the events it reads: who is joined where
  * (authz:members:<room_id>, from m.room.member events) and which room a managed key names

@@ -13,8 +13,6 @@
 #define IN_TOPIC "matrix.cleartext"
 #define OUT_TOPIC "agent.turns"
 #define GROUP "authz"
-#define MARKER_TTL_MS (7L * 24 * 3600 * 1000)
-#define FLUSH_TIMEOUT_MS 30000
 #define POLL_TIMEOUT_MS 500
 #define POLL_BATCH 64
 #define METRIC "mindroom_authz_messages_total"
@@ -25,6 +23,7 @@ typedef struct authz_service {
     mr_config *az_cfg;
     unsigned long az_gen;    /* the config generation last looked at (built or not) */
     atomic_bool subscribed;  /* for /readyz */
+    authz_markers *markers;  /* turn: markers waiting for the bus */
 } authz_service;
 
 static void count(const authz_service *svc, const char *outcome)
@@ -96,7 +95,7 @@ static void log_denied(const turn_event *ev, const mr_authz_decision *d)
     mr_log_write(MR_LOG_INFO, COMPONENT, fields, "message denied: no turn");
 }
 
-/* Publishes the turn and waits until the bus holds it. */
+/* Publishes the turn; decide() marks the event once the bus holds it. */
 static mr_code publish_turn(authz_service *svc, const turn_event *ev, const mr_authz_decision *room, mr_err *err)
 {
     size_t n_all = 0;
@@ -128,8 +127,6 @@ static mr_code publish_turn(authz_service *svc, const turn_event *ev, const mr_a
         rc = mr_err_set(err, MR_ENOMEM, "out of memory writing the turn of %s", ev->event_id);
     if (rc == MR_OK)
         rc = mr_bus_publish(svc->rt->bus, OUT_TOPIC, ev->room_id, turn, strlen(turn), err);
-    if (rc == MR_OK)
-        rc = mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err);
     if (rc == MR_OK) {
         char n[32];
         snprintf(n, sizeof n, "%zu", f.n_entities);
@@ -152,6 +149,8 @@ static mr_code decide(authz_service *svc, const turn_event *ev, mr_err *err)
     size_t len = 0;
     mr_code rc = mr_store_get(store, marker, &seen, &len, err);
     free(seen);
+    if (rc == MR_ENOTFOUND && authz_markers_waiting(svc->markers, marker))
+        rc = MR_OK;
     if (rc == MR_OK) {
         const char *fields[] = {"event_id", ev->event_id, "account", ev->account, NULL};
         mr_log_write(MR_LOG_DEBUG, COMPONENT, fields, "already decided");
@@ -173,18 +172,14 @@ static mr_code decide(authz_service *svc, const turn_event *ev, mr_err *err)
         outcome = "denied";
         log_denied(ev, &d);
     }
-    if (rc != MR_OK)
-        return rc;
-    /* Only now, with the turn on the bus, is the event done: a crash before this line replays it
-     * and publishes the turn again (the agent's claim absorbs that), where marking it first could
-     * lose the turn for good. */
-    bool won = false;
-    mr_err merr = {0};
-    if (mr_store_set_nx(store, marker, outcome, strlen(outcome), MARKER_TTL_MS, &won, &merr) != MR_OK)
-        mr_log_warn(COMPONENT, "marking %s decided: %s (a copy of it may give a second turn)", ev->event_id,
-                    merr.msg);
-    count(svc, outcome);
-    return MR_OK;
+    /* The event is done only once its turn is durable: a crash before the marker replays it and
+     * publishes the turn again (the agent's claim absorbs that), where marking it first could lose
+     * the turn for good. */
+    if (rc == MR_OK)
+        rc = authz_markers_set_when_durable(svc->markers, svc->rt->bus, marker, outcome, err);
+    if (rc == MR_OK)
+        count(svc, outcome);
+    return rc;
 }
 
 static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
@@ -237,14 +232,19 @@ static void consume(authz_service *svc)
 
 int mr_authz_serve(const mr_runtime *rt)
 {
-    authz_service svc = {.rt = rt};
+    authz_service svc = {.rt = rt, .markers = authz_markers_new(rt->store)};
     atomic_init(&svc.subscribed, false);
+    if (!svc.markers) {
+        mr_log_error(COMPONENT, "out of memory starting");
+        return 1;
+    }
     mr_err err = {0};
     if (mr_http_metrics_counter(rt->metrics, METRIC,
                                 "Messages of matrix.cleartext by outcome: turn, denied, duplicate, skipped, malformed",
                                 &err) != MR_OK ||
         mr_runtime_add_check(rt, ready, &svc, &err) != MR_OK) {
         mr_log_error(COMPONENT, "%s", err.msg);
+        authz_markers_release(svc.markers);
         return 1;
     }
     refresh_rules(&svc);
@@ -256,5 +256,6 @@ int mr_authz_serve(const mr_runtime *rt)
     mr_runtime_remove_check(rt, ready, &svc);
     mr_authz_free(svc.az);
     mr_config_release(svc.az_cfg);
+    authz_markers_release(svc.markers);
     return status;
 }

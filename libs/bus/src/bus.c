@@ -139,6 +139,15 @@ mr_code mr_bus_flush_for_ack(mr_bus *b, int timeout_ms, mr_err *err)
     return b->vt->flush_for_ack ? b->vt->flush_for_ack(b, timeout_ms, err) : b->vt->flush(b, timeout_ms, err);
 }
 
+mr_code mr_bus_when_durable(mr_bus *b, int timeout_ms, mr_bus_durable_fn fn, void *ctx, mr_err *err)
+{
+    if (b->vt->when_durable)
+        return b->vt->when_durable(b, fn, ctx, err);
+    mr_code rc = mr_bus_flush(b, timeout_ms, err);
+    fn(ctx, rc == MR_OK);
+    return rc;
+}
+
 bool mr_bus_before_commit(mr_bus *b, mr_bus_commit_hook fn, void *ctx)
 {
     return b->vt->before_commit && b->vt->before_commit(b, fn, ctx);

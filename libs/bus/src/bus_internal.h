@@ -45,6 +45,8 @@ typedef struct mr_bus_vtable {
     void (*close)(mr_bus *b);
     mr_code (*ping)(mr_bus *b, int timeout_ms, mr_err *err); /* NULL: always reachable */
     bool (*before_commit)(mr_bus *b, mr_bus_commit_hook fn, void *ctx); /* NULL: no journal */
+    /* NULL: mr_bus_when_durable flushes and calls fn */
+    mr_code (*when_durable)(mr_bus *b, mr_bus_durable_fn fn, void *ctx, mr_err *err);
 } mr_bus_vtable;
 
 struct mr_bus {

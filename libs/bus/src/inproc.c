@@ -8,6 +8,9 @@
  * producer waits while the slowest group is a whole ring behind, so nothing is overwritten
  * before every group handled it, and a message is freed as soon as every group has handled it
  * (a group that subscribes later starts after it). All of it sits behind one mutex; handlers run outside it.
+ * A consumer with nothing to take waits on a condition of its own, and a publish hands the message
+ * to one waiting consumer that may take it and wakes that one only: with a dozen consumer threads
+ * in `mindroom run`, waking them all on every message cost more than the hops themselves.
  * With a journal (inproc_journal.c) messages and cursor moves are committed there in the
  * background, and a flush waits for that. Consumers see a message as soon as it is published,
  * before its commit: everything runs in this one process, so a crash that loses an uncommitted
@@ -31,6 +34,10 @@ typedef struct ip_sub {
 
 typedef struct ip_consumer {
     mr_bus_consumer base;
+    pthread_cond_t wake;         /* signalled when it may have a message to take */
+    struct ip_consumer *next_waiter; /* in the bus's waiters while it waits in a poll */
+    bool waiting;
+    long handed;                 /* the slot wake_waiters handed it, -1 for none */
     ip_sub *subs;
     size_t n_subs;
     bool *stopped; /* per (sub, partition): a handler failed there during this poll */
@@ -194,6 +201,68 @@ void Mr_bus_inproc_release(ip_bus *b, ip_topic *t, int p)
         free_unused_chunks(b, part, old_tail);
 }
 
+/* Finds a message this consumer may handle now and marks its partition busy; called with the
+ * mutex held. Returns the slot index or -1. */
+static long take_next(ip_consumer *c, int partitions)
+{
+    for (size_t k = 0; k < c->n_slots; k++) {
+        size_t slot = (c->rr + k) % c->n_slots;
+        ip_sub *s = &c->subs[slot / (size_t)partitions];
+        int p = (int)(slot % (size_t)partitions);
+        ip_cursor *cur = &s->group->cur[p];
+        if (!c->stopped[slot] && !cur->busy && cur->next < s->topic->parts[p].head) {
+            cur->busy = true;
+            c->rr = slot + 1;
+            return (long)slot;
+        }
+    }
+    return -1;
+}
+
+/* Hands each waiting consumer that may take a message now one such message (its partition
+ * marked busy, as if it took it) and wakes it; called with the mutex held. A message goes to
+ * one consumer only, so none wakes for a message another took first. */
+static void wake_waiters(ip_bus *b)
+{
+    int partitions = b->base.opts.partitions;
+    for (ip_consumer **at = &b->waiters; *at;) {
+        ip_consumer *w = *at;
+        long slot = take_next(w, partitions);
+        if (slot < 0) {
+            at = &w->next_waiter;
+            continue;
+        }
+        *at = w->next_waiter;
+        w->waiting = false;
+        w->handed = slot;
+        b->n_waiters--;
+        b->consumer_wakes++;
+        pthread_cond_signal(&w->wake);
+    }
+}
+
+/* Waits for a message handed over by wake_waiters, until the deadline; returns its slot, or -1
+ * at the deadline. Called with the mutex held. */
+static long wait_for_message(ip_bus *b, ip_consumer *c, long long deadline)
+{
+    c->next_waiter = b->waiters;
+    b->waiters = c;
+    b->n_waiters++;
+    c->waiting = true;
+    c->handed = -1;
+    while (c->handed < 0 && Mr_bus_wait(&c->wake, &b->mu, deadline)) {
+    }
+    if (c->waiting) {
+        ip_consumer **at = &b->waiters;
+        while (*at != c)
+            at = &(*at)->next_waiter;
+        *at = c->next_waiter;
+        c->waiting = false;
+        b->n_waiters--;
+    }
+    return c->handed;
+}
+
 static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
                           mr_err *err)
 {
@@ -246,7 +315,7 @@ static mr_code ip_publish(mr_bus *bb, const char *topic, const char *key, const 
         Mr_bus_journal_published(b);
     else
         part->durable = part->head;
-    pthread_cond_broadcast(&b->data);
+    wake_waiters(b);
     pthread_mutex_unlock(&b->mu);
     return MR_OK;
 }
@@ -308,6 +377,7 @@ static mr_code ip_subscribe(mr_bus *bb, const char *group, const char *const *to
     c->n_slots = n * (size_t)bb->opts.partitions;
     if (!(c->stopped = calloc(c->n_slots, sizeof *c->stopped)))
         goto nomem;
+    Mr_bus_cond_init(&c->wake);
     pthread_mutex_lock(&b->mu);
     mr_code rc = MR_OK;
     for (size_t i = 0; i < n && rc == MR_OK; i++) {
@@ -318,6 +388,7 @@ static mr_code ip_subscribe(mr_bus *bb, const char *group, const char *const *to
     }
     pthread_mutex_unlock(&b->mu);
     if (rc != MR_OK) {
+        pthread_cond_destroy(&c->wake);
         free(c->stopped);
         free(c->subs);
         free(c);
@@ -330,24 +401,6 @@ nomem:
         free(c->subs);
     free(c);
     return mr_err_set(err, MR_ENOMEM, "inproc bus: no memory for a consumer of group %s", group);
-}
-
-/* Finds a message this consumer may handle now and marks its partition busy; called with the
- * mutex held. Returns the slot index or -1. */
-static long take_next(ip_consumer *c, int partitions)
-{
-    for (size_t k = 0; k < c->n_slots; k++) {
-        size_t slot = (c->rr + k) % c->n_slots;
-        ip_sub *s = &c->subs[slot / (size_t)partitions];
-        int p = (int)(slot % (size_t)partitions);
-        ip_cursor *cur = &s->group->cur[p];
-        if (!c->stopped[slot] && !cur->busy && cur->next < s->topic->parts[p].head) {
-            cur->busy = true;
-            c->rr = slot + 1;
-            return (long)slot;
-        }
-    }
-    return -1;
 }
 
 static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
@@ -364,11 +417,8 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     pthread_mutex_lock(&b->mu);
     while (*handled < max) {
         long slot = take_next(c, partitions);
-        if (slot < 0) {
-            if (attempted || !Mr_bus_wait(&b->data, &b->mu, deadline))
-                break;
-            continue;
-        }
+        if (slot < 0 && (attempted || (slot = wait_for_message(b, c, deadline)) < 0))
+            break;
         attempted = true;
         ip_sub *s = &c->subs[(size_t)slot / (size_t)partitions];
         int p = (int)((size_t)slot % (size_t)partitions);
@@ -401,8 +451,8 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
             c->stopped[slot] = true;
             Mr_bus_note_failure(err, &first, rc, &m, &herr);
         }
-        /* Another consumer of the group may take the partition's next message now. */
-        pthread_cond_broadcast(&b->data);
+        /* The partition is free: a waiting consumer of the group may take its next message. */
+        wake_waiters(b);
     }
     pthread_mutex_unlock(&b->mu);
     return first;
@@ -418,6 +468,7 @@ static void ip_consumer_close(mr_bus_consumer *cc)
     ip_consumer *c = (ip_consumer *)cc;
     /* The group's position stays with the topic, as committed offsets would: a later consumer
      * of the same group resumes there. */
+    pthread_cond_destroy(&c->wake);
     free(c->stopped);
     free(c->subs);
     free(c);
@@ -432,7 +483,6 @@ static void ip_close(mr_bus *bb)
         n = t->next;
         free_topic(t, bb->opts.inproc_capacity);
     }
-    pthread_cond_destroy(&b->data);
     pthread_cond_destroy(&b->space);
     pthread_mutex_destroy(&b->mu);
     free(b);
@@ -447,6 +497,16 @@ static bool ip_before_commit(mr_bus *bb, mr_bus_commit_hook fn, void *ctx)
     return true;
 }
 
+static mr_code ip_when_durable(mr_bus *bb, mr_bus_durable_fn fn, void *ctx, mr_err *err)
+{
+    ip_bus *b = (ip_bus *)bb;
+    if (b->journal)
+        return Mr_bus_journal_when_durable(b, fn, ctx, err);
+    /* In memory a published message is as durable as it gets once it is in the ring. */
+    fn(ctx, true);
+    return MR_OK;
+}
+
 static const mr_bus_vtable ip_vtable = {.publish = ip_publish,
                                         .flush = ip_flush,
                                         .flush_for_ack = ip_flush_for_ack,
@@ -455,7 +515,8 @@ static const mr_bus_vtable ip_vtable = {.publish = ip_publish,
                                         .partitions = ip_partitions,
                                         .consumer_close = ip_consumer_close,
                                         .close = ip_close,
-                                        .before_commit = ip_before_commit};
+                                        .before_commit = ip_before_commit,
+                                        .when_durable = ip_when_durable};
 
 mr_code Mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
 {
@@ -465,7 +526,6 @@ mr_code Mr_bus_inproc_open(const mr_bus *base, mr_bus **out, mr_err *err)
     b->base = *base;
     b->base.vt = &ip_vtable;
     pthread_mutex_init(&b->mu, NULL);
-    Mr_bus_cond_init(&b->data);
     Mr_bus_cond_init(&b->space);
     if (base->url.path[0]) {
         mr_code rc = Mr_bus_journal_open(b, base->url.path, err);

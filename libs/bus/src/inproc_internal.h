@@ -61,9 +61,11 @@ typedef struct ip_journal ip_journal;
 typedef struct ip_bus {
     mr_bus base;
     pthread_mutex_t mu;
-    pthread_cond_t data;  /* a message was published or a partition was released */
+    struct ip_consumer *waiters; /* consumers waiting in a poll for a message they may take */
+    size_t n_waiters;
     pthread_cond_t space; /* a slot was freed in a partition a producer waits on */
     uint64_t space_wakes; /* broadcasts on space: how often waiting producers were woken */
+    uint64_t consumer_wakes; /* signals to waiting consumers */
     ip_topic *topics;     /* newest first; a topic lives until the bus closes */
     long long last_topic_id;
     size_t held;          /* bytes of message values the rings hold */
@@ -104,6 +106,9 @@ void Mr_bus_journal_moved(ip_bus *b, ip_cursor *cur);
 void Mr_bus_journal_hook(ip_bus *b, mr_bus_commit_hook fn, void *ctx);
 /* Waits until what was published and acknowledged before the call is committed. */
 mr_code Mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err);
+/* Queues fn for the writer to call once the messages published before the call are committed
+ * (mr_bus_when_durable). */
+mr_code Mr_bus_journal_when_durable(ip_bus *b, mr_bus_durable_fn fn, void *ctx, mr_err *err);
 /* The last batch's failure (it is tried again), MR_OK when it committed; does not wait. */
 mr_code Mr_bus_journal_failure(ip_bus *b, mr_err *err);
 

@@ -8,7 +8,9 @@
  * the same transaction it deletes the rows every group has passed, so the file holds at most what
  * the rings hold, and when the bus is idle it gives freed pages back to the file system. Cursor
  * moves alone wait IP_MOVE_LINGER_MS for company: an acknowledgement lost in a crash only means
- * a redelivery, which at-least-once allows. A file lock keeps a second process (or bus) from
+ * a redelivery, which at-least-once allows. After a commit the writer calls the functions waiting
+ * for it (mr_bus_when_durable), so a caller that keeps a marker of what it published writes it
+ * then instead of waiting in a flush. A file lock keeps a second process (or bus) from
  * using the same journal, whose rows would no longer match its rings.
  */
 #include "inproc_internal.h"
@@ -65,6 +67,14 @@ static const char J_SCHEMA[] =
     " next INTEGER NOT NULL, PRIMARY KEY (grp, topic, part)) WITHOUT ROWID;"
     "PRAGMA user_version = 1;";
 
+/* A function waiting for the messages published before it to be committed. */
+typedef struct ip_durable {
+    uint64_t upto; /* the journal's published count when it was queued */
+    mr_bus_durable_fn fn;
+    void *ctx;
+    struct ip_durable *next;
+} ip_durable;
+
 struct ip_journal {
     sqlite3 *db;
     char path[512];
@@ -84,6 +94,7 @@ struct ip_journal {
     bool failing;        /* the last batch failed; fail says why */
     mr_err fail;
     mr_bus_commit_hook hook; /* called before each commit (mr_bus_before_commit) */
+    ip_durable *durable, **durable_tail; /* waiting for a commit, in the order queued */
     void *hook_ctx;
     /* The batch in progress: the topics it covers and the counters it brings up to date. */
     ip_topic *snap_topics;
@@ -282,6 +293,33 @@ static void finish_batch(ip_bus *b, mr_code rc, const mr_err *err)
     pthread_cond_broadcast(&j->done);
 }
 
+/* Detaches the waiting functions whose messages are committed (all of them when closing);
+ * called with the mutex held. Their upto only grows along the list. */
+static ip_durable *take_durable(ip_journal *j, bool all)
+{
+    ip_durable **end = &j->durable;
+    while (*end && (all || (*end)->upto <= j->committed))
+        end = &(*end)->next;
+    if (end == &j->durable)
+        return NULL;
+    ip_durable *due = j->durable;
+    j->durable = *end;
+    *end = NULL;
+    if (!j->durable)
+        j->durable_tail = &j->durable;
+    return due;
+}
+
+/* Calls and frees what take_durable detached; runs without the mutex. */
+static void run_durable(ip_durable *due, bool durable)
+{
+    for (ip_durable *n; due; due = n) {
+        n = due->next;
+        due->fn(due->ctx, durable);
+        free(due);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     ip_bus *b = arg;
@@ -308,11 +346,20 @@ static void *writer_main(void *arg)
         mr_code rc = write_batch(b, &err);
         pthread_mutex_lock(&b->mu);
         finish_batch(b, rc, &err);
+        ip_durable *due = rc == MR_OK ? take_durable(j, false) : NULL;
+        if (due) {
+            pthread_mutex_unlock(&b->mu);
+            run_durable(due, true);
+            pthread_mutex_lock(&b->mu);
+        }
         /* Closing: one last attempt, then what is left is lost like any crash's. */
         if (rc != MR_OK && j->stop)
             break;
     }
+    /* What a last failed commit left: never durable now. */
+    ip_durable *left = take_durable(j, true);
     pthread_mutex_unlock(&b->mu);
+    run_durable(left, false);
     return NULL;
 }
 
@@ -366,6 +413,32 @@ mr_code Mr_bus_journal_flush(ip_bus *b, int timeout_ms, mr_err *err)
                         timeout_ms);
     pthread_mutex_unlock(&b->mu);
     return rc;
+}
+
+mr_code Mr_bus_journal_when_durable(ip_bus *b, mr_bus_durable_fn fn, void *ctx, mr_err *err)
+{
+    ip_journal *j = b->journal;
+    ip_durable *d = malloc(sizeof *d);
+    if (!d) {
+        fn(ctx, false);
+        return mr_err_set(err, MR_ENOMEM, "inproc bus journal %s: no memory to wait for a commit", j->path);
+    }
+    *d = (ip_durable){.fn = fn, .ctx = ctx};
+    pthread_mutex_lock(&b->mu);
+    d->upto = j->published;
+    /* Committed already (or closing, when the writer may have stopped): nothing to wait for. */
+    bool now = j->stop || d->upto <= j->committed;
+    if (!now) {
+        *j->durable_tail = d;
+        j->durable_tail = &d->next;
+    }
+    bool committed = d->upto <= j->committed;
+    pthread_mutex_unlock(&b->mu);
+    if (now) {
+        fn(ctx, committed);
+        free(d);
+    }
+    return MR_OK;
 }
 
 mr_code Mr_bus_journal_failure(ip_bus *b, mr_err *err)
@@ -656,6 +729,7 @@ mr_code Mr_bus_journal_open(ip_bus *b, const char *path, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "inproc bus journal %s: no memory", path);
     snprintf(j->path, sizeof j->path, "%s", path);
     j->lock_fd = -1;
+    j->durable_tail = &j->durable;
     Mr_bus_cond_init(&j->work);
     Mr_bus_cond_init(&j->done);
     mr_code rc = create_and_lock(j, err);

@@ -7,6 +7,7 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -200,6 +201,82 @@ static void test_consumer_steps_wake_no_idle_producer(void **state)
     mr_bus_close(b);
 }
 
+/* A consumer thread polling once for one message, 30 s at most. */
+typedef struct one_poll {
+    mr_bus_consumer *c;
+    pthread_t thread;
+    size_t handled;
+    mr_code rc;
+} one_poll;
+
+static void *poll_one(void *arg)
+{
+    one_poll *p = arg;
+    seq_log l = {0};
+    mr_err err = {0};
+    p->rc = mr_bus_poll(p->c, 30000, 1, log_seq, &l, &p->handled, &err);
+    return NULL;
+}
+
+static size_t waiting_consumers(ip_bus *b)
+{
+    pthread_mutex_lock(&b->mu);
+    size_t n = b->n_waiters;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+static uint64_t consumer_wakes(ip_bus *b)
+{
+    pthread_mutex_lock(&b->mu);
+    uint64_t n = b->consumer_wakes;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+/* A publish wakes one waiting consumer that may take the message, not every waiting consumer of
+ * the bus: in `mindroom run` a dozen consumer threads (eight of them the gateway's senders) each
+ * woke on every message of every topic. Three consumers of group g on "busy" and two of group q
+ * on "quiet", one partition: each message wakes one consumer, once. */
+static void test_a_publish_wakes_one_consumer_that_may_take_it(void **state)
+{
+    (void)state;
+    mr_bus_options opts = {.partitions = 1};
+    mr_bus *b = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_open("inproc:", &opts, &b, &err), MR_OK);
+    ip_bus *ib = (ip_bus *)b;
+    const char *busy[] = {"busy"}, *quiet[] = {"quiet"};
+    one_poll polls[5] = {0};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(mr_bus_subscribe(b, i < 3 ? "g" : "q", i < 3 ? busy : quiet, 1, &polls[i].c, &err), MR_OK);
+        assert_int_equal(pthread_create(&polls[i].thread, NULL, poll_one, &polls[i]), 0);
+    }
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (waiting_consumers(ib) < 5 && mr_clock_mono_ms() < deadline)
+        sched_yield();
+    assert_int_equal(waiting_consumers(ib), 5);
+
+    suite_publish(b, "busy", 0, 1, 1);
+    while (waiting_consumers(ib) > 4 && mr_clock_mono_ms() < deadline)
+        sched_yield();
+    assert_int_equal(consumer_wakes(ib), 1);
+    /* The rest, one message per consumer: the second and third of g in turn (the third once the
+     * second is done with the partition), and the two of q likewise. */
+    suite_publish(b, "busy", 1, 2, 1);
+    suite_publish(b, "quiet", 0, 2, 1);
+    size_t handled = 0;
+    for (int i = 0; i < 5; i++) {
+        pthread_join(polls[i].thread, NULL);
+        assert_int_equal(polls[i].rc, MR_OK);
+        handled += polls[i].handled;
+        mr_bus_consumer_close(polls[i].c);
+    }
+    assert_int_equal(handled, 5);
+    assert_int_equal(consumer_wakes(ib), 5);
+    mr_bus_close(b);
+}
+
 static void test_late_group_starts_after_what_every_group_handled(void **state)
 {
     (void)state;
@@ -305,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_times_out_without_dropping),
         cmocka_unit_test(test_full_queue_blocks_producer_until_consumer_catches_up),
         cmocka_unit_test(test_consumer_steps_wake_no_idle_producer),
+        cmocka_unit_test(test_a_publish_wakes_one_consumer_that_may_take_it),
         cmocka_unit_test(test_late_group_starts_after_what_every_group_handled),
         cmocka_unit_test(test_handled_messages_are_freed),
         cmocka_unit_test(test_ring_slots_follow_messages_in_flight),

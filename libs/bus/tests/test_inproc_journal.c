@@ -8,11 +8,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -749,6 +751,105 @@ static void test_a_hook_runs_before_each_commit(void **state)
     mr_bus_close(b);
 }
 
+/* What a function given to mr_bus_when_durable saw: how often it ran, with what, and the rows the
+ * journal file held then (through a connection of its own). It runs on the writer thread. */
+typedef struct durable_probe {
+    const char *path;
+    pthread_mutex_t mu;
+    pthread_cond_t ran;
+    int calls;
+    bool durable;
+    long long rows_seen;
+} durable_probe;
+
+static long long committed_rows(const char *path)
+{
+    long long rows = -1;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM msgs", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        rows = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rows;
+}
+
+static void durable_seen(void *ctx, bool durable)
+{
+    durable_probe *p = ctx;
+    long long rows = committed_rows(p->path);
+    pthread_mutex_lock(&p->mu);
+    p->calls++;
+    p->durable = durable;
+    p->rows_seen = rows;
+    pthread_cond_signal(&p->ran);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The probe's call count once it reached at least `calls`, or after a minute. */
+static int durable_calls(durable_probe *p, int calls)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    pthread_mutex_lock(&p->mu);
+    while (p->calls < calls && pthread_cond_timedwait(&p->ran, &p->mu, &until) == 0) {
+    }
+    int n = p->calls;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* A marker kept outside the bus is written when its messages are committed, without a flush:
+ * mr_bus_when_durable's function runs once, after the commit that holds what was published
+ * before it (the file has the row by then), never for a batch that failed, and with false when
+ * the bus closes before any commit held them. Without a journal, and once committed, it runs
+ * at once. */
+static void test_when_durable_runs_once_after_the_commit(void **state)
+{
+    fixture *f = *state;
+    mr_err err = {0};
+    durable_probe p = {.path = f->path, .mu = PTHREAD_MUTEX_INITIALIZER, .ran = PTHREAD_COND_INITIALIZER};
+    mr_bus *mem = open_ok("inproc:", NULL);
+    suite_publish(mem, "marked", 0, 1, KEYS);
+    assert_int_equal(mr_bus_when_durable(mem, 1000, durable_seen, &p, &err), MR_OK);
+    assert_int_equal(p.calls, 1);
+    assert_true(p.durable);
+    mr_bus_close(mem);
+
+    p.calls = 0;
+    mr_bus *b = open_ok(f->url, NULL);
+    hook_probe h = {.path = f->path, .fail = true};
+    assert_true(mr_bus_before_commit(b, probe_hook, &h));
+    suite_publish(b, "marked", 0, 1, KEYS);
+    assert_int_equal(mr_bus_when_durable(b, 1000, durable_seen, &p, &err), MR_OK);
+    assert_int_equal(mr_bus_flush(b, 60000, &err), MR_EIO);
+    h.fail = false;
+    flush_once_the_writer_retried(b);
+    assert_int_equal(durable_calls(&p, 1), 1);
+    assert_true(p.durable);
+    assert_int_equal(p.rows_seen, 1);
+    suite_publish(b, "marked", 1, 1, KEYS);
+    suite_flush(b, 60000);
+
+    /* Committed already: at once, on the calling thread. */
+    assert_int_equal(mr_bus_when_durable(b, 1000, durable_seen, &p, &err), MR_OK);
+    assert_int_equal(p.calls, 2);
+    assert_true(p.durable);
+    assert_int_equal(p.rows_seen, 2);
+
+    /* The bus closes while no commit can land: false, once; the writer has stopped, so every
+     * call it made is counted. */
+    h.fail = true;
+    suite_publish(b, "marked", 2, 1, KEYS);
+    assert_int_equal(mr_bus_when_durable(b, 1000, durable_seen, &p, &err), MR_OK);
+    mr_bus_close(b);
+    assert_int_equal(p.calls, 3);
+    assert_false(p.durable);
+    assert_int_equal(p.rows_seen, 2);
+}
+
 static void test_file_modes(void **state)
 {
     fixture *f = *state;
@@ -865,6 +966,7 @@ int main(void)
         T(test_consumers_do_not_wait_for_the_commit),
         T(test_a_hook_runs_before_each_commit),
         T(test_an_ack_needs_no_commit_of_what_came_before),
+        T(test_when_durable_runs_once_after_the_commit),
         T(test_file_modes),
         T(test_bad_paths_name_the_file),
         T(test_one_bus_per_journal),

@@ -117,6 +117,18 @@ mr_code mr_bus_flush(mr_bus *b, int timeout_ms, mr_err *err);
  * needs mr_bus_flush first: it is not ordered with the journal. */
 mr_code mr_bus_flush_for_ack(mr_bus *b, int timeout_ms, mr_err *err);
 
+/* Calls fn(ctx, true) once every message published before the call is durable, as mr_bus_flush
+ * would have waited for, without making the caller wait: for progress kept outside the bus (a
+ * store marker) that must never be durable ahead of the messages it stands for. With the inproc
+ * journal the writer thread calls it after the commit that holds those messages (never for a
+ * batch that failed: a later commit that succeeds runs it), or
+ * fn(ctx, false) if the bus closes first; without a journal, at once. Elsewhere it is
+ * mr_bus_flush and then fn on the calling thread, with false when the flush fails (and its error
+ * returned). fn is called exactly once, so it may free ctx; it runs without the bus's locks but
+ * must not flush or close the bus. */
+typedef void (*mr_bus_durable_fn)(void *ctx, bool durable);
+mr_code mr_bus_when_durable(mr_bus *b, int timeout_ms, mr_bus_durable_fn fn, void *ctx, mr_err *err);
+
 /* For `mindroom run`: a function the inproc journal calls before each commit, once it has taken
  * what was published and acknowledged until then, so that what the caller wrote elsewhere
  * before publishing or acknowledging (the store, through mr_store_sync) is durable no later
