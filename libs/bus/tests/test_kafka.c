@@ -220,6 +220,7 @@ int main(void)
         cmocka_unit_test_prestate(suite_test_handler_failure_redelivers, &env_of_suite),
         cmocka_unit_test_prestate(suite_test_groups_get_earlier_messages, &env_of_suite),
         cmocka_unit_test_prestate(suite_test_killed_consumer_redelivers, &env_of_suite),
+        cmocka_unit_test_prestate(suite_test_prefixes_keep_apart, &env_of_suite),
         cmocka_unit_test(test_broker_set_down_and_back_loses_nothing),
         cmocka_unit_test(test_kcat_produces_we_consume),
         cmocka_unit_test(test_we_produce_kcat_consumes),
