@@ -187,6 +187,20 @@ static mr_code render_instance(pf_service *svc, const json_t *rec, const pf_secr
     return rc;
 }
 
+/* The Secret rec's instance is to hold and the instance rendered with its digest, before an
+ * operation changes anything (values the chart refuses are MR_EINVAL). built false: making rec
+ * ran out of memory. *secret is the caller's to free in every case. */
+static mr_code prepare_instance(pf_service *svc, const json_t *rec, bool built, pf_secret *secret, json_t **docs,
+                                mr_err *err)
+{
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    *docs = NULL;
+    memset(secret, 0, sizeof *secret);
+    mr_code rc = built ? pf_secret_prepare(svc, id, secret, err)
+                       : mr_err_set(err, MR_ENOMEM, "out of memory rendering %s", id ? id : "an instance");
+    return rc == MR_OK ? render_instance(svc, rec, secret, docs, err) : rc;
+}
+
 /* Applies the instance's Secret, renders and applies the rest, then removes what it no longer
  * renders (an autoscaler while suspended). Applying again is harmless: server-side apply of the
  * same object changes nothing, so a retried operation leaves no duplicate, and a Secret whose
@@ -410,12 +424,9 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     /* Rendered before anything is stored or applied, and outside the locks (helm is the slow
      * part): values the chart refuses change nothing. The Secret it is rendered with (new values
      * for a new instance) is the one applied. */
-    pf_secret secret = {0};
-    json_t *docs = NULL;
-    mr_code rc = rec ? pf_secret_prepare(svc, id, &secret, &err)
-                     : mr_err_set(&err, MR_ENOMEM, "out of memory creating %s", id);
-    if (rc == MR_OK)
-        rc = render_instance(svc, rec, &secret, &docs, &err);
+    pf_secret secret;
+    json_t *docs;
+    mr_code rc = prepare_instance(svc, rec, rec != NULL, &secret, &docs, &err);
     if (rc != MR_OK) {
         pf_secret_free(&secret);
         json_decref(rec);
@@ -575,12 +586,9 @@ int pf_instance_upgrade(pf_service *svc, const char *owner, const char *id, cons
     }
     bool set = put(rec, "values", json_deep_copy(values)) && put(rec, "op", json_string("apply"));
     /* Rendered before the record changes: values the chart refuses leave the instance as it was. */
-    pf_secret secret = {0};
-    json_t *docs = NULL;
-    mr_code rc = set ? pf_secret_prepare(svc, id, &secret, &err)
-                     : mr_err_set(&err, MR_ENOMEM, "out of memory upgrading %s", id);
-    if (rc == MR_OK)
-        rc = render_instance(svc, rec, &secret, &docs, &err);
+    pf_secret secret;
+    json_t *docs;
+    mr_code rc = prepare_instance(svc, rec, set, &secret, &docs, &err);
     if (rc == MR_EINVAL) {
         *body = detail("values: %s", err.msg);
         code = 422;
