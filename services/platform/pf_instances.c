@@ -12,7 +12,6 @@
 
 #include <openssl/evp.h>
 #include <stdarg.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,19 +136,20 @@ static bool merge_values(json_t *dst, const json_t *src)
 /* The values the chart renders an instance with: the operator's base
  * (MINDROOM_PLATFORM_INSTANCE_VALUES), the caller's, then the platform's own on top. The
  * instance's MINDROOM_NAMESPACE (its id's digest) keeps its Matrix accounts and room aliases
- * apart from other instances' on a shared homeserver. */
-static json_t *instance_values(pf_service *svc, const json_t *rec)
+ * apart from other instances' on a shared homeserver, its tenant.prefix (the id) its keys, topics
+ * and groups on a shared Redis or Kafka; secrets.checksum (its Secret's digest) rolls its pods
+ * when the Secret changes. */
+static json_t *instance_values(pf_service *svc, const json_t *rec, const pf_secret *secret)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
-    char secret[128];
-    snprintf(secret, sizeof secret, "%s-secrets", id);
     json_t *v = json_deep_copy(svc->settings.instance_values);
     json_t *env = json_deep_copy(json_object_get(svc->settings.instance_values, "extraEnv"));
     if (!json_is_array(env)) {
         json_decref(env);
         env = json_array();
     }
-    json_t *mine = json_pack("{s:s, s:{s:s}, s:b, s:O}", "fullnameOverride", id, "secrets", "existingSecret", secret,
+    json_t *mine = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}, s:b, s:O}", "fullnameOverride", id, "secrets",
+                             "existingSecret", secret->name, "checksum", secret->checksum, "tenant", "prefix", id,
                              "suspended", json_is_true(json_object_get(rec, "suspended")), "trustedUpstreamAuth",
                              svc->settings.instance_trusted);
     const char *ns = strncmp(id, "mr-", 3) == 0 ? id + 3 : id;
@@ -164,54 +164,6 @@ static json_t *instance_values(pf_service *svc, const json_t *rec)
     return v;
 }
 
-static void random_hex(char *out, size_t bytes)
-{
-    unsigned char raw[64];
-    /* A guessable instance secret is worse than none: stop. */
-    if (bytes > sizeof raw || RAND_bytes(raw, (int)bytes) != 1)
-        abort();
-    for (size_t i = 0; i < bytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
-    memset(raw, 0, sizeof raw);
-}
-
-/* The instance's Secret, made once: its generated values are never regenerated, logged or
- * stored anywhere else. */
-static mr_code ensure_secret(pf_service *svc, const char *id, mr_err *err)
-{
-    char name[128];
-    snprintf(name, sizeof name, "%s-secrets", id);
-    json_t *have = NULL;
-    mr_code rc = pf_kube_get(svc->kube, "Secret", name, &have, err);
-    json_decref(have);
-    if (rc != MR_ENOTFOUND)
-        return rc;
-    mr_err_clear(err);
-    char instance_secret[65], api_key[65];
-    random_hex(instance_secret, 32);
-    random_hex(api_key, 32);
-    /* The operator's INSTANCE_SECRET_* (the homeserver's registration token, provider keys)
-     * beside the generated two. */
-    json_t *data = json_deep_copy(svc->settings.instance_secrets);
-    json_t *secret = data ? json_pack("{s:s, s:s, s:{s:s, s:{s:s, s:s}}, s:s, s:o}", "apiVersion", "v1", "kind",
-                                      "Secret", "metadata", "name", name, "labels", PF_INSTANCE_LABEL, id,
-                                      "app.kubernetes.io/managed-by", PF_FIELD_MANAGER, "type", "Opaque",
-                                      "stringData", data)
-                          : NULL;
-    if (secret && (json_object_set_new(data, "MINDROOM_INSTANCE_SECRET", json_string(instance_secret)) != 0 ||
-                   json_object_set_new(data, "MINDROOM_API_KEY", json_string(api_key)) != 0)) {
-        json_decref(secret);
-        secret = NULL;
-    }
-    memset(instance_secret, 0, sizeof instance_secret);
-    memset(api_key, 0, sizeof api_key);
-    if (!secret)
-        return mr_err_set(err, MR_ENOMEM, "out of memory making the Secret of %s", id);
-    rc = pf_kube_apply(svc->kube, secret, err);
-    json_decref(secret);
-    return rc;
-}
-
 static bool rendered(const json_t *docs, const char *kind, const char *name)
 {
     size_t i;
@@ -223,22 +175,52 @@ static bool rendered(const json_t *docs, const char *kind, const char *name)
     return false;
 }
 
-/* Renders and applies the record's instance, then removes what it no longer renders (an
- * autoscaler while suspended). Applying again is harmless: server-side apply of the same
- * object changes nothing, so a retried operation leaves no duplicate. */
-static mr_code apply_instance(pf_service *svc, const json_t *rec, json_t *docs, mr_err *err)
+/* The instance rendered with rec's values and secret's digest, into *docs. */
+static mr_code render_instance(pf_service *svc, const json_t *rec, const pf_secret *secret, json_t **docs,
+                               mr_err *err)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
-    mr_code rc = MR_OK;
-    /* docs: already rendered from this record (a create checks its values that way); taken. */
-    if (!docs) {
-        json_t *values = instance_values(svc, rec);
-        rc = values ? pf_render(&svc->settings, id, values, &docs, err)
-                    : mr_err_set(err, MR_ENOMEM, "out of memory rendering %s", id);
-        json_decref(values);
-    }
+    json_t *values = instance_values(svc, rec, secret);
+    mr_code rc = values ? pf_render(&svc->settings, id, values, docs, err)
+                        : mr_err_set(err, MR_ENOMEM, "out of memory rendering %s", id);
+    json_decref(values);
+    return rc;
+}
+
+/* The Secret rec's instance is to hold and the instance rendered with its digest, before an
+ * operation changes anything (values the chart refuses are MR_EINVAL). built false: making rec
+ * ran out of memory. *secret is the caller's to free in every case. */
+static mr_code prepare_instance(pf_service *svc, const json_t *rec, bool built, pf_secret *secret, json_t **docs,
+                                mr_err *err)
+{
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    *docs = NULL;
+    memset(secret, 0, sizeof *secret);
+    mr_code rc = built ? pf_secret_prepare(svc, id, secret, err)
+                       : mr_err_set(err, MR_ENOMEM, "out of memory rendering %s", id ? id : "an instance");
+    return rc == MR_OK ? render_instance(svc, rec, secret, docs, err) : rc;
+}
+
+/* Applies the instance's Secret, renders and applies the rest, then removes what it no longer
+ * renders (an autoscaler while suspended). Applying again is harmless: server-side apply of the
+ * same object changes nothing, so a retried operation leaves no duplicate, and a Secret whose
+ * INSTANCE_SECRET_* copies changed gets them and a new digest, which rolls the pods. */
+static mr_code apply_instance(pf_service *svc, const json_t *rec, json_t *docs, const pf_secret *given,
+                              mr_err *err)
+{
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    /* given and docs: prepared and rendered from this record (a create checks its values that
+     * way); docs is taken. */
+    pf_secret own = {0};
+    const pf_secret *secret = given;
+    mr_code rc = given ? MR_OK : pf_secret_prepare(svc, id, &own, err);
+    if (!given)
+        secret = &own;
+    if (rc == MR_OK && !docs)
+        rc = render_instance(svc, rec, secret, &docs, err);
     if (rc == MR_OK)
-        rc = ensure_secret(svc, id, err);
+        rc = pf_secret_apply(svc, id, secret, err);
+    pf_secret_free(&own);
     size_t i;
     json_t *d;
     json_array_foreach(docs, i, d) {
@@ -292,16 +274,16 @@ static mr_code delete_instance(pf_service *svc, const json_t *rec, mr_err *err)
     return rc;
 }
 
-/* Runs the record's pending operation and, once it is done, clears it. docs as for
+/* Runs the record's pending operation and, once it is done, clears it. docs and secret as for
  * apply_instance. */
-static mr_code finish(pf_service *svc, json_t *rec, json_t *docs, mr_err *err)
+static mr_code finish(pf_service *svc, json_t *rec, json_t *docs, const pf_secret *secret, mr_err *err)
 {
     const char *op = json_string_value(json_object_get(rec, "op"));
     if (op && strcmp(op, "delete") == 0) {
         json_decref(docs);
         return delete_instance(svc, rec, err);
     }
-    mr_code rc = apply_instance(svc, rec, docs, err);
+    mr_code rc = apply_instance(svc, rec, docs, secret, err);
     if (rc == MR_OK && op) {
         json_object_del(rec, "op");
         rc = save(svc, rec, err);
@@ -440,12 +422,13 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
                             values ? json_deep_copy(values) : json_object(), "suspended", 0, "op", "apply",
                             "created", now);
     /* Rendered before anything is stored or applied, and outside the locks (helm is the slow
-     * part): values the chart refuses change nothing. */
-    json_t *vals = rec ? instance_values(svc, rec) : NULL, *docs = NULL;
-    mr_code rc = vals ? pf_render(&svc->settings, id, vals, &docs, &err)
-                      : mr_err_set(&err, MR_ENOMEM, "out of memory creating %s", id);
-    json_decref(vals);
+     * part): values the chart refuses change nothing. The Secret it is rendered with (new values
+     * for a new instance) is the one applied. */
+    pf_secret secret;
+    json_t *docs;
+    mr_code rc = prepare_instance(svc, rec, rec != NULL, &secret, &docs, &err);
     if (rc != MR_OK) {
+        pf_secret_free(&secret);
         json_decref(rec);
         if (rc != MR_EINVAL)
             return failed("create", id, false, &err, body);
@@ -462,10 +445,11 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     if (rc == MR_OK) {
         pthread_mutex_unlock(&svc->lock);
         json_decref(docs);
+        pf_secret_free(&secret);
         json_decref(rec);
         /* The same key again: the instance it made, finished if a crash cut it short. */
         int code = 200;
-        if (json_object_get(existing, "op") && finish(svc, existing, NULL, &err) != MR_OK)
+        if (json_object_get(existing, "op") && finish(svc, existing, NULL, NULL, &err) != MR_OK)
             code = failed("create", id, true, &err, body);
         else
             *body = view(svc, existing);
@@ -486,6 +470,7 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
         pthread_mutex_unlock(&svc->lock);
         pthread_mutex_unlock(mine_lock);
         json_decref(docs);
+        pf_secret_free(&secret);
         json_decref(rec);
         *body = detail("quota reached: %s has %ld instances, the most one owner may have "
                        "(MINDROOM_PLATFORM_MAX_INSTANCES_PER_OWNER)", owner, svc->settings.max_per_owner);
@@ -500,7 +485,7 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
     bool recorded = rc == MR_OK && (rc = save(svc, rec, &err)) == MR_OK;
     pthread_mutex_unlock(&svc->lock);
     int code = 201;
-    if (rc == MR_OK && finish(svc, rec, docs, &err) != MR_OK) {
+    if (rc == MR_OK && finish(svc, rec, docs, &secret, &err) != MR_OK) {
         code = failed("create", id, true, &err, body);
     } else if (rc != MR_OK) {
         json_decref(docs);
@@ -509,6 +494,7 @@ int pf_instance_create(pf_service *svc, const char *owner, const json_t *req, js
         *body = view(svc, rec);
         mr_log_info(PF_COMPONENT, "created instance %s (key %s)", id, key);
     }
+    pf_secret_free(&secret);
     json_decref(rec);
     pthread_mutex_unlock(mine_lock);
     return code;
@@ -558,7 +544,7 @@ static int record_and_finish(pf_service *svc, json_t *rec, bool edited, const ch
     mr_err err = {0};
     if (!edited)
         mr_err_set(&err, MR_ENOMEM, "out of memory recording the %s of %s", what, id);
-    if (err.code != MR_OK || save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, &err) != MR_OK)
+    if (err.code != MR_OK || save(svc, rec, &err) != MR_OK || finish(svc, rec, NULL, NULL, &err) != MR_OK)
         return failed(what, id, true, &err, body);
     return 200;
 }
@@ -600,22 +586,22 @@ int pf_instance_upgrade(pf_service *svc, const char *owner, const char *id, cons
     }
     bool set = put(rec, "values", json_deep_copy(values)) && put(rec, "op", json_string("apply"));
     /* Rendered before the record changes: values the chart refuses leave the instance as it was. */
-    json_t *vals = set ? instance_values(svc, rec) : NULL, *docs = NULL;
-    mr_code rc = vals ? pf_render(&svc->settings, id, vals, &docs, &err)
-                      : mr_err_set(&err, MR_ENOMEM, "out of memory upgrading %s", id);
-    json_decref(vals);
+    pf_secret secret;
+    json_t *docs;
+    mr_code rc = prepare_instance(svc, rec, set, &secret, &docs, &err);
     if (rc == MR_EINVAL) {
         *body = detail("values: %s", err.msg);
         code = 422;
     } else if (rc != MR_OK || (rc = save(svc, rec, &err)) != MR_OK) {
         json_decref(docs);
         code = failed("upgrade", id, false, &err, body);
-    } else if (finish(svc, rec, docs, &err) != MR_OK) {
+    } else if (finish(svc, rec, docs, &secret, &err) != MR_OK) {
         code = failed("upgrade", id, true, &err, body);
     } else {
         *body = view(svc, rec);
         mr_log_info(PF_COMPONENT, "upgraded instance %s", id);
     }
+    pf_secret_free(&secret);
     json_decref(rec);
     pthread_mutex_unlock(lock);
     return code;
@@ -664,7 +650,7 @@ void pf_reconcile(pf_service *svc)
             /* Copied: finishing removes the op from the record. */
             char op[16] = "";
             snprintf(op, sizeof op, "%s", json_string_value(json_object_get(rec, "op")) ?: "");
-            if (finish(svc, rec, NULL, &err) != MR_OK)
+            if (finish(svc, rec, NULL, NULL, &err) != MR_OK)
                 mr_log_warn(PF_COMPONENT, "reconcile %s: %s", h.entries[i].field, err.msg);
             else if (*op)
                 mr_log_info(PF_COMPONENT, "reconcile %s: finished an interrupted %s", h.entries[i].field, op);

@@ -85,6 +85,20 @@ int pf_instance_delete(pf_service *svc, const char *owner, const char *id, json_
 /* Finishes interrupted operations and re-applies every instance; logs what fails. */
 void pf_reconcile(pf_service *svc);
 
+/* ---- pf_secret.c: an instance's Secret ---- */
+typedef struct pf_secret {
+    char name[128];     /* <id>-secrets */
+    json_t *data;       /* name -> value: what the Secret is to hold */
+    char checksum[65];  /* SHA-256 (hex) of data: the instance's secrets.checksum */
+} pf_secret;
+/* What the instance's Secret is to hold: the generated values it has (new ones for a new
+ * instance) and the platform's INSTANCE_SECRET_* as they are now, with their digest. Free with
+ * pf_secret_free, which wipes the values. */
+mr_code pf_secret_prepare(pf_service *svc, const char *id, pf_secret *out, mr_err *err);
+/* Server-side apply of it: nothing is written when nothing changed. */
+mr_code pf_secret_apply(pf_service *svc, const char *id, const pf_secret *s, mr_err *err);
+void pf_secret_free(pf_secret *s);
+
 /* ---- pf_routes.c ---- */
 mr_http_response *pf_routes_handle(void *ctx, const mr_http_request *req);
 

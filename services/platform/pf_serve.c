@@ -30,10 +30,12 @@ int mr_platform_serve(const mr_runtime *rt)
     mr_log_info(PF_COMPONENT, "instances in namespace %s from chart %s, API %s", svc.settings.ns, svc.settings.chart,
                 svc.settings.kube_url);
     mr_runtime_set_http_handler(rt, pf_routes_handle, &svc);
-    /* The first pass finishes whatever a previous run left half done; later ones repair drift. */
-    do {
+    /* The first pass finishes whatever a previous run left half done and brings every instance
+     * to this run's settings (a rotated INSTANCE_SECRET_*); later ones repair drift. */
+    pf_reconcile(&svc);
+    mr_log_info(PF_COMPONENT, "first reconcile pass done");
+    while (!mr_runtime_sleep(rt, (int)svc.settings.reconcile_ms))
         pf_reconcile(&svc);
-    } while (!mr_runtime_sleep(rt, (int)svc.settings.reconcile_ms));
     mr_runtime_set_http_handler(rt, NULL, NULL);
     pthread_mutex_destroy(&svc.lock);
     for (size_t i = 0; i < PF_LOCK_STRIPES; i++)

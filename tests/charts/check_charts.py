@@ -639,6 +639,45 @@ class InstanceChart(ChartCase):
             self.assertEqual(env["MATRIX_HOMESERVER"], "https://matrix.example.org")
             self.assertEqual(env["MATRIX_SERVER_NAME"], "example.org")
 
+    def test_tenant_prefix_reaches_the_bus_and_store_urls_and_keda(self):
+        """Instances sharing one Redis or Kafka keep apart by tenant.prefix (the platform sets the
+        instance's ID): it becomes the URLs' ?prefix= (after options they have), and KEDA reads
+        the lag of the topics and groups the bus names <prefix>.<name>."""
+        values = {"tenant": {"prefix": "mr-0123abcd"}, "bus": {"url": "kafka://k-0:9092?fetch_wait_ms=500"},
+                  "store": {"url": "redis://redis:6379/2"}, "services": {"agent": {"keda": {"enabled": True}}}}
+        docs = self.render(values)
+        for dep in self.objects(docs, "Deployment").values():
+            env = self.env(dep)
+            self.assertEqual(env["MINDROOM_BUS_URL"], "kafka://k-0:9092?fetch_wait_ms=500&prefix=mr-0123abcd")
+            self.assertEqual(env["MINDROOM_STORE_URL"], "redis://redis:6379/2?prefix=mr-0123abcd")
+        trig = self.objects(docs, "ScaledObject")["rel-mindroom-instance-agent"]["spec"]["triggers"]
+        self.assertEqual(sorted((t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in trig),
+                         [("mr-0123abcd.agent", "mr-0123abcd.agent.turns"),
+                          ("mr-0123abcd.agent", "mr-0123abcd.matrix.send_failed")])
+        # URLs kept in the Secret (empty here) carry their own prefix: nothing rendered.
+        for dep in self.objects(self.render({"tenant": {"prefix": "mr-1"}}), "Deployment").values():
+            self.assertNotIn("MINDROOM_BUS_URL", self.env(dep))
+        self.render_fails({"tenant": {"prefix": "mr-1"}, "store": {"url": "redis://r/0?prefix=x"}},
+                          "store.url has a ?prefix= and tenant.prefix is set: give the prefix once, in tenant.prefix")
+        self.check_schema_rejects({"tenant": {"prefix": "mr.1"}}, "tenant.prefix: Does not match pattern")
+
+    def test_secret_checksum_rolls_every_pod_and_changes_nothing_else(self):
+        """secrets.checksum (the platform's digest of the Secret it writes) goes into every pod
+        template, so a changed Secret restarts the pods; the rest of each object stays as it was."""
+        self.assertFalse(any("checksum/secret" in d["spec"]["template"]["metadata"].get("annotations", {})
+                             for d in self.objects(self.render(), "Deployment").values()))
+        one, two = ("a" * 64, "b" * 64)
+        a = self.render({"secrets": {"checksum": one}})
+        b = self.render({"secrets": {"checksum": two}})
+        self.assertEqual(len(a), len(b))
+        for x, y in zip(a, b):
+            if x["kind"] == "Deployment":
+                ann = x["spec"]["template"]["metadata"]["annotations"]
+                self.assertEqual((ann.pop("checksum/secret"),
+                                  y["spec"]["template"]["metadata"]["annotations"].pop("checksum/secret")), (one, two))
+            self.assertEqual(x, y)
+        self.check_schema_rejects({"secrets": {"checksum": "not-a-digest"}}, "secrets.checksum: Does not match pattern")
+
     def test_images_secret_and_extra_env_overrides(self):
         values = {"image": {"registry": "registry.example.org/mr/", "tag": "1.2.3"},
                   "secrets": {"existingSecret": "alice-secrets"},

@@ -46,6 +46,8 @@ automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
      env        the service's environment, a list of {name, value|valueFrom}
      configMap  the ConfigMap holding config.yaml, or "" for a service without one
      checksum   a digest of that configuration, so a change restarts the pods
+     secretChecksum  optional: a digest of the Secret the pods read, so a changed Secret
+                restarts them too (a Secret's change alone does not)
      replicas   optional: the replica count to render instead of svc.replicaCount; "none"
                 leaves spec.replicas out, for a Deployment an autoscaler owns (an applied
                 count would undo the autoscaler's on every upgrade)
@@ -96,10 +98,13 @@ spec:
     metadata:
       labels:
         {{- include "mindroom.labels" $sel | nindent 8 }}
-      {{- if or .checksum .svc.podAnnotations $v.podAnnotations }}
+      {{- if or .checksum .secretChecksum .svc.podAnnotations $v.podAnnotations }}
       annotations:
         {{- with .checksum }}
         checksum/config: {{ . }}
+        {{- end }}
+        {{- with .secretChecksum }}
+        checksum/secret: {{ . }}
         {{- end }}
         {{- with merge (deepCopy (.svc.podAnnotations | default dict)) ($v.podAnnotations | default dict) }}
         {{- toYaml . | nindent 8 }}

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "mindroom/bus.h"
 #include "mindroom/clock.h"
+#include "mindroom/url_options.h"
 
 /* A parsed MINDROOM_BUS_URL. */
 typedef enum mr_bus_kind { MR_BUS_INPROC, MR_BUS_KAFKA, MR_BUS_REDIS } mr_bus_kind;
@@ -25,6 +26,7 @@ typedef struct mr_bus_url {
     char path[512];       /* inproc: the journal file, empty for memory only */
     int partitions;       /* redis: ?partitions=N, for topics this bus creates; 0 when not given */
     int fetch_wait_ms;    /* kafka: ?fetch_wait_ms=N, consumers' fetch.wait.max.ms; 0 when not given */
+    char prefix[MR_URL_PREFIX_MAX + 1]; /* kafka, redis: ?prefix=, the instance's namespace; "" for none */
 } mr_bus_url;
 
 mr_code Mr_bus_url_parse(const char *url, mr_bus_url *out, mr_err *err);

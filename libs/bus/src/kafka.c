@@ -198,10 +198,30 @@ static mr_code ensure_topic(kafka_bus *b, rd_kafka_t *rk, const char *topic, mr_
     return Mr_bus_topic_remember(&b->base, &b->known, topic, 0, err);
 }
 
-static mr_code kafka_publish(mr_bus *bb, const char *topic, const char *key, const char *value, size_t len,
+/* A topic or group as the cluster names it: "<prefix>.<name>" when the URL has ?prefix= (the
+ * instance's namespace: a prefixed ACL on "<prefix>." grants exactly its own), else name. */
+#define KAFKA_NAME_MAX (MR_URL_PREFIX_MAX + 1 + 256)
+static const char *kafka_name(const mr_bus *b, const char *name, char out[KAFKA_NAME_MAX])
+{
+    if (!*b->url.prefix)
+        return name;
+    snprintf(out, KAFKA_NAME_MAX, "%s.%s", b->url.prefix, name);
+    return out;
+}
+
+/* The reverse, for what handlers see: the topic as it was published. */
+static const char *topic_as_published(const mr_bus *b, const char *name)
+{
+    size_t n = strlen(b->url.prefix);
+    return n && strncmp(name, b->url.prefix, n) == 0 && name[n] == '.' ? name + n + 1 : name;
+}
+
+static mr_code kafka_publish(mr_bus *bb, const char *topic_in, const char *key, const char *value, size_t len,
                              mr_err *err)
 {
     kafka_bus *b = (kafka_bus *)bb;
+    char named[KAFKA_NAME_MAX];
+    const char *topic = kafka_name(bb, topic_in, named);
     rd_kafka_t *rk = NULL;
     pthread_mutex_lock(&b->mu);
     mr_code rc = get_producer(b, &rk, err);
@@ -266,10 +286,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     rd_kafka_assign(rk, NULL);
 }
 
-static mr_code kafka_subscribe(mr_bus *bb, const char *group, const char *const *topics, size_t n,
+static mr_code kafka_subscribe(mr_bus *bb, const char *group_in, const char *const *topics, size_t n,
                                mr_bus_consumer **out, mr_err *err)
 {
     kafka_bus *b = (kafka_bus *)bb;
+    char named[KAFKA_NAME_MAX];
+    const char *group = kafka_name(bb, group_in, named);
     kafka_consumer *c = calloc(1, sizeof *c);
     if (!c)
         return mr_err_set(err, MR_ENOMEM, "%s: no memory for a consumer", bb->url.display);
@@ -295,12 +317,13 @@ static mr_code kafka_subscribe(mr_bus *bb, const char *group, const char *const 
     }
     rd_kafka_poll_set_consumer(c->rk);
     pthread_mutex_lock(&b->mu);
-    for (size_t i = 0; i < n && rc == MR_OK; i++)
-        rc = ensure_topic(b, c->rk, topics[i], err);
-    pthread_mutex_unlock(&b->mu);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
+    for (size_t i = 0; i < n && rc == MR_OK; i++) {
+        char topic[KAFKA_NAME_MAX];
+        rc = ensure_topic(b, c->rk, kafka_name(bb, topics[i], topic), err);
+        rd_kafka_topic_partition_list_add(list, kafka_name(bb, topics[i], topic), RD_KAFKA_PARTITION_UA);
+    }
+    pthread_mutex_unlock(&b->mu);
     rd_kafka_resp_err_t e = rc == MR_OK ? rd_kafka_subscribe(c->rk, list) : RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_destroy(list);
     if (rc == MR_OK && e)
@@ -360,7 +383,8 @@ static bool handle_one(kafka_consumer *c, const rd_kafka_message_t *km, mr_bus_h
         if (!nb) {
             mr_err herr;
             mr_err_set(&herr, MR_ENOMEM, "no memory for a %zu-byte message", km->len);
-            mr_bus_msg m = {rd_kafka_topic_name(km->rkt), "", "", 0, (int)km->partition, "?"};
+            mr_bus_msg m = {topic_as_published(c->base.bus, rd_kafka_topic_name(km->rkt)), "", "", 0,
+                            (int)km->partition, "?"};
             Mr_bus_note_failure(err, first, MR_ENOMEM, &m, &herr);
             return false;
         }
@@ -376,7 +400,8 @@ static bool handle_one(kafka_consumer *c, const rd_kafka_message_t *km, mr_bus_h
     value[km->len] = '\0';
     char id[48];
     snprintf(id, sizeof id, "%d:%lld", (int)km->partition, (long long)km->offset);
-    mr_bus_msg m = {rd_kafka_topic_name(km->rkt), key, value, km->len, (int)km->partition, id};
+    mr_bus_msg m = {topic_as_published(c->base.bus, rd_kafka_topic_name(km->rkt)), key, value, km->len,
+                    (int)km->partition, id};
     mr_err herr = {0};
     mr_code rc = h(ctx, &m, &herr);
     if (rc != MR_OK)

@@ -44,9 +44,9 @@ typedef struct redis_bus {
     mr_bus_publishers pubs; /* who published what Redis refused */
 } redis_bus;
 
-void Mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
+void Mr_bus_redis_key(char *out, const mr_bus *b, const char *topic, const char *suffix_fmt, ...)
 {
-    int used = snprintf(out, MR_REDIS_KEY_MAX, "mr:bus:%s:", topic);
+    int used = snprintf(out, MR_REDIS_KEY_MAX, "%s%smr:bus:%s:", b->url.prefix, *b->url.prefix ? ":" : "", topic);
     va_list ap;
     va_start(ap, suffix_fmt);
     vsnprintf(out + used, MR_REDIS_KEY_MAX - (size_t)used, suffix_fmt, ap);
@@ -119,7 +119,7 @@ mr_code Mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext 
 mr_code Mr_bus_redis_partitions(const mr_bus *b, redisContext *c, const char *topic, int *out, mr_err *err)
 {
     char key[MR_REDIS_KEY_MAX], mine[16];
-    Mr_bus_redis_key(key, topic, "partitions");
+    Mr_bus_redis_key(key, b, topic, "partitions");
     snprintf(mine, sizeof mine, "%d", b->opts.partitions);
     /* The first user fixes the count; later ones follow it, so every producer and consumer
      * agrees where a key goes even when their options differ. */
@@ -319,7 +319,7 @@ static mr_code redis_publish(mr_bus *bb, const char *topic, const char *key, con
             free(m.value);
             rc = mr_err_set(err, MR_ENOMEM, "%s: no memory for a %zu-byte message", bb->url.display, len);
         } else {
-            Mr_bus_redis_key(m.stream, topic, "%d", mr_bus_partition(key, partitions));
+            Mr_bus_redis_key(m.stream, bb, topic, "%d", mr_bus_partition(key, partitions));
             memcpy(m.value, value, len);
             m.value[len] = '\0';
             *ring_at(b, b->n) = m;

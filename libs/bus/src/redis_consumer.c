@@ -248,11 +248,11 @@ static char **topic_keys(redis_consumer *c, const rtopic *t, bool streams, size_
     }
     for (size_t i = 0; i < count; i++)
         keys[i] = buf + i * MR_REDIS_KEY_MAX;
-    Mr_bus_redis_key(keys[0], t->name, "members:%s", c->base.group);
+    Mr_bus_redis_key(keys[0], c->base.bus, t->name, "members:%s", c->base.group);
     for (int p = 0; p < t->partitions; p++) {
-        Mr_bus_redis_key(keys[1 + p], t->name, "lease:%s:%d", c->base.group, p);
+        Mr_bus_redis_key(keys[1 + p], c->base.bus, t->name, "lease:%s:%d", c->base.group, p);
         if (streams)
-            Mr_bus_redis_key(keys[1 + t->partitions + p], t->name, "%d", p);
+            Mr_bus_redis_key(keys[1 + t->partitions + p], c->base.bus, t->name, "%d", p);
     }
     *n = count;
     return keys;
@@ -633,7 +633,7 @@ mr_code Mr_bus_redis_subscribe(mr_bus *b, const char *group, const char *const *
             rpart *part = &c->parts[c->topics[t].first + (size_t)p];
             part->topic = t;
             part->p = p;
-            Mr_bus_redis_key(part->stream, topics[t], "%d", p);
+            Mr_bus_redis_key(part->stream, b, topics[t], "%d", p);
         }
     }
     if (rc == MR_OK && (!(c->lease_keys = calloc(n, sizeof *c->lease_keys)) ||

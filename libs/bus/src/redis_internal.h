@@ -5,15 +5,17 @@
 #include <hiredis/hiredis.h>
 #include "bus_internal.h"
 
-/* Key names, all under "mr:bus:<topic>:" (topics cannot contain ':'):
+/* Key names, all under "mr:bus:<topic>:" (topics cannot contain ':'), and that under
+ * "<prefix>:" when the URL has ?prefix= (instances sharing one server; a Redis ACL user with
+ * ~<prefix>:* reaches exactly its own):
  *   mr:bus:<topic>:<p>                      the stream of partition p
  *   mr:bus:<topic>:partitions               the topic's partition count, set by its first user
  *   mr:bus:<topic>:members:<group>          live consumers of a group (sorted set by expiry)
  *   mr:bus:<topic>:lease:<group>:<p>        which consumer of a group owns partition p */
 #define MR_REDIS_KEY_MAX 512
 
-void Mr_bus_redis_key(char *out, const char *topic, const char *suffix_fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void Mr_bus_redis_key(char *out, const mr_bus *b, const char *topic, const char *suffix_fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Connects, authenticates and selects the database; read_timeout_ms bounds every reply. */
 mr_code Mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext **out, mr_err *err);

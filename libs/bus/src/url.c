@@ -2,6 +2,7 @@
 #include "bus_internal.h"
 
 #include "mindroom/redis_url.h"
+#include "mindroom/url_options.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,41 +85,25 @@ static mr_code parse_brokers(const char *rest, mr_bus_url *u, mr_err *err)
     return MR_OK;
 }
 
-/* "name=N" with N a whole number from 1 to max: the one option a backend's URL takes. */
-static mr_code parse_option(const char *query, const char *name, long max, int *out, const mr_bus_url *u,
-                            mr_err *err)
-{
-    size_t len = strlen(name);
-    if (strncmp(query, name, len) != 0 || query[len] != '=')
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": unknown option \"%s\"; the only one is %s=N",
-                          u->display, query, name);
-    const char *v = query + len + 1;
-    char *end = NULL;
-    long n = *v >= '0' && *v <= '9' ? strtol(v, &end, 10) : 0;
-    if (n < 1 || n > max || *end)
-        return mr_err_set(err, MR_EINVAL, "bus URL \"%s\": %s \"%s\" must be a whole number from 1 to %ld",
-                          u->display, name, v, max);
-    *out = (int)n;
-    return MR_OK;
-}
-
-/* Copies url into base (cap bytes) without its "?name=N", which goes to *out. */
-static mr_code split_option(const char *url, char *base, size_t cap, const char *name, long max, int *out,
-                            const mr_bus_url *u, mr_err *err)
+/* Copies url into base (cap bytes) without its query, whose options go where opts say. */
+static mr_code split_options(const char *url, char *base, size_t cap, const mr_url_option *opts, size_t n,
+                             const mr_bus_url *u, mr_err *err)
 {
     snprintf(base, cap, "%s", url);
     char *query = strchr(base, '?');
     if (!query)
         return MR_OK;
     *query++ = '\0';
-    return parse_option(query, name, max, out, u, err);
+    return mr_url_options_parse(query, opts, n, "bus URL", u->display, err);
 }
 
 static mr_code parse_kafka(const char *url, mr_bus_url *u, mr_err *err)
 {
-    /* fetch_wait_ms: how long a broker may hold a consumer's fetch that finds nothing. */
+    /* fetch_wait_ms: how long a broker may hold a consumer's fetch that finds nothing. prefix:
+     * the instance's namespace on a shared cluster, in front of its topics and groups. */
+    const mr_url_option opts[] = {{"fetch_wait_ms", 10000, &u->fetch_wait_ms}, {"prefix", 0, u->prefix}};
     char brokers[sizeof u->brokers + 1];
-    mr_code rc = split_option(url, brokers, sizeof brokers, "fetch_wait_ms", 10000, &u->fetch_wait_ms, u, err);
+    mr_code rc = split_options(url, brokers, sizeof brokers, opts, 2, u, err);
     return rc == MR_OK ? parse_brokers(brokers, u, err) : rc;
 }
 
@@ -127,9 +112,11 @@ static mr_code parse_kafka(const char *url, mr_bus_url *u, mr_err *err)
 static mr_code parse_redis(const char *url, mr_bus_url *u, mr_err *err)
 {
     /* partitions: more let more consumers of a group share a topic (each partition has one
-     * consumer at a time), past the default 8. */
+     * consumer at a time), past the default 8. prefix: the instance's namespace on a shared
+     * server, in front of every key. */
+    const mr_url_option opts[] = {{"partitions", 1024, &u->partitions}, {"prefix", 0, u->prefix}};
     char base[512];
-    mr_code rc = split_option(url, base, sizeof base, "partitions", 1024, &u->partitions, u, err);
+    mr_code rc = split_options(url, base, sizeof base, opts, 2, u, err);
     if (rc != MR_OK)
         return rc;
     mr_redis_url r;

@@ -727,6 +727,80 @@ void suite_killed_consumer_redelivers(const suite_env *env, const char *topic)
     mr_bus_close(b);
 }
 
+/* ---- instances sharing a server ---- */
+
+typedef struct prefixed_seen {
+    const char *topic;
+    long lo, hi; /* the seqs its own instance published */
+    int seen, strays;
+} prefixed_seen;
+
+static mr_code prefixed_handle(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    prefixed_seen *p = ctx;
+    long seq = suite_seq(m->value);
+    /* The handler sees the topic as published, not the backend's prefixed name. */
+    if (strcmp(m->topic, p->topic) != 0 || seq < p->lo || seq > p->hi)
+        p->strays++;
+    p->seen++;
+    return MR_OK;
+}
+
+/* Polls c until it handled want messages (30 s at most), then once more for stragglers. */
+static void prefixed_drain(mr_bus_consumer *c, prefixed_seen *p, int want)
+{
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (p->seen < want && mr_clock_mono_ms() < deadline) {
+        size_t handled = 0;
+        mr_err err = {0};
+        mr_bus_poll(c, 200, 64, prefixed_handle, p, &handled, &err);
+    }
+    size_t handled = 0;
+    mr_err err = {0};
+    mr_bus_poll(c, 300, 64, prefixed_handle, p, &handled, &err);
+}
+
+void suite_prefixes_keep_apart(const suite_env *env, const char *topic)
+{
+    static const char *const prefixes[] = {"tenant-a", "tenant_b", NULL};
+    enum { N = 3 };
+    mr_bus *b[N];
+    mr_bus_consumer *c[N];
+    prefixed_seen seen[N];
+    for (int i = 0; i < N; i++) {
+        suite_env e = *env;
+        char full[300];
+        if (prefixes[i]) {
+            if (snprintf(e.url, sizeof e.url, "%.500s%cprefix=%s", env->url, strchr(env->url, '?') ? '&' : '?',
+                         prefixes[i]) >= (int)sizeof e.url)
+                fail_msg("URL %s too long", env->url);
+            snprintf(full, sizeof full, "%s.%s", prefixes[i], topic);
+        } else {
+            snprintf(full, sizeof full, "%s", topic);
+        }
+        suite_make_topic(&e, full);
+        b[i] = suite_open(&e);
+        /* One group name and one topic name for all three: only the prefix tells them apart. */
+        c[i] = suite_subscribe(b[i], "same-group", topic);
+        seen[i] = (prefixed_seen){.topic = topic, .lo = 100 * i, .hi = 100 * i + 10 + i - 1};
+    }
+    for (int i = 0; i < N; i++) {
+        suite_publish(b[i], topic, 100 * i, 10 + i, 4);
+        suite_flush(b[i], 60000);
+    }
+    for (int i = 0; i < N; i++) {
+        prefixed_drain(c[i], &seen[i], 10 + i);
+        if (seen[i].seen != 10 + i || seen[i].strays)
+            fail_msg("bus %s handled %d messages (%d of another instance), want its own %d",
+                     prefixes[i] ? prefixes[i] : "without a prefix", seen[i].seen, seen[i].strays, 10 + i);
+    }
+    for (int i = 0; i < N; i++) {
+        mr_bus_consumer_close(c[i]);
+        mr_bus_close(b[i]);
+    }
+}
+
 void suite_test_order_per_key(void **state)
 {
     suite_order_per_key(*state, "order", 4, 64, 200);
@@ -745,6 +819,11 @@ void suite_test_groups_get_earlier_messages(void **state)
 void suite_test_killed_consumer_redelivers(void **state)
 {
     suite_killed_consumer_redelivers(*state, "killed");
+}
+
+void suite_test_prefixes_keep_apart(void **state)
+{
+    suite_prefixes_keep_apart(*state, "shared");
 }
 
 void suite_test_frees_handled(void **state)

@@ -101,6 +101,11 @@ int suite_read_seen(const char *out, bool *seen, int n);
  * acknowledged, so together they handled every message. */
 void suite_killed_consumer_redelivers(const suite_env *env, const char *topic);
 
+/* Three buses on env's server, two with their own ?prefix= and one without, each publishing to
+ * and consuming one topic in one group of the same names: each consumer handles exactly its own
+ * bus's messages, under the topic as published. Kafka's topics are made as <prefix>.<topic>. */
+void suite_prefixes_keep_apart(const suite_env *env, const char *topic);
+
 /* The behaviours above as cmocka tests, for every backend alike: *state is its suite_env
  * (cmocka_unit_test_prestate, or a fixture whose first member it is). */
 void suite_test_order_per_key(void **state);
@@ -108,6 +113,7 @@ void suite_test_handler_failure_redelivers(void **state);
 void suite_test_groups_get_earlier_messages(void **state);
 void suite_test_killed_consumer_redelivers(void **state);
 void suite_test_frees_handled(void **state);
+void suite_test_prefixes_keep_apart(void **state);
 /* Those every backend runs, for a test list; env is a suite_env *. */
 #define SUITE_TESTS(env)                                                  \
     cmocka_unit_test_prestate(suite_test_order_per_key, env),             \

@@ -60,8 +60,17 @@ static void test_bad_urls(void **state)
                       "bus URL \"kafka://a:9092?fetch_wait_ms=2x\": fetch_wait_ms \"2x\" must be a whole number from "
                       "1 to 10000");
     expect_open_error("kafka://a:9092?linger=1", NULL,
-                      "bus URL \"kafka://a:9092?linger=1\": unknown option \"linger=1\"; the only one is "
-                      "fetch_wait_ms=N");
+                      "bus URL \"kafka://a:9092?linger=1\": unknown option \"linger\"; the options are "
+                      "fetch_wait_ms and prefix");
+    expect_open_error("kafka://a:9092?prefix=mr.1", NULL,
+                      "bus URL \"kafka://a:9092?prefix=mr.1\": prefix \"mr.1\" must be 1 to 64 letters, digits, '_' "
+                      "or '-' (the instance's namespace on a shared server)");
+    expect_open_error("kafka://a:9092?fetch_wait_ms=5&prefix=", NULL,
+                      "bus URL \"kafka://a:9092?fetch_wait_ms=5&prefix=\": prefix \"\" must be 1 to 64 letters, "
+                      "digits, '_' or '-' (the instance's namespace on a shared server)");
+    expect_open_error("inproc:?prefix=a", NULL,
+                      "bus URL \"inproc:?prefix=a\": expected inproc: (in memory) or "
+                      "inproc:///absolute/path/journal.db");
     expect_open_error("kafka://u:secret@a:9092", NULL,
                       "bus URL \"kafka://u:***@a:9092\": credentials are not supported in kafka:// URLs");
     /* redis:// URLs go through the shared parser (libs/core redis_url.c). */
@@ -89,7 +98,10 @@ static void test_bad_urls(void **state)
     expect_open_error("redis://h/0?partitions=8x", NULL,
                       "bus URL \"redis://h/0?partitions=8x\": partitions \"8x\" must be a whole number from 1 to 1024");
     expect_open_error("redis://h/0?parts=8", NULL,
-                      "bus URL \"redis://h/0?parts=8\": unknown option \"parts=8\"; the only one is partitions=N");
+                      "bus URL \"redis://h/0?parts=8\": unknown option \"parts\"; the options are partitions and prefix");
+    expect_open_error("redis://:hunter2@h/0?partitions=8&prefix=a:b", NULL,
+                      "bus URL \"redis://:***@h/0?partitions=8&prefix=a:b\": prefix \"a:b\" must be 1 to 64 letters, "
+                      "digits, '_' or '-' (the instance's namespace on a shared server)");
 }
 
 static void test_good_urls_open(void **state)
@@ -97,7 +109,8 @@ static void test_good_urls_open(void **state)
     (void)state;
     const char *urls[] = {"inproc:", "kafka://127.0.0.1:9092", "kafka://a:1,b:2,c:3", "redis://h",
                           "redis://h:6380", "redis://:pw@h:6380/3", "redis://user:pw@h/1",
-                          "redis://h:6380/2?partitions=64", "kafka://a:1?fetch_wait_ms=500"};
+                          "redis://h:6380/2?partitions=64", "kafka://a:1?fetch_wait_ms=500",
+                          "redis://h/2?prefix=mr-0123abcd&partitions=16", "kafka://a:1?prefix=mr-0123abcd"};
     for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
         mr_bus *b = NULL;
         mr_err err = {0};

@@ -211,6 +211,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         SUITE_NETWORK_TESTS(&env_of_suite),
+        cmocka_unit_test_prestate(suite_test_prefixes_keep_apart, &env_of_suite),
         cmocka_unit_test(test_broker_set_down_and_back_loses_nothing),
         cmocka_unit_test(test_kcat_produces_we_consume),
         cmocka_unit_test(test_we_produce_kcat_consumes),

@@ -416,6 +416,34 @@ static void test_partitions_from_the_url(void **state)
     mr_bus_close(b);
 }
 
+/* Instances on one Redis, told apart by ?prefix= (here beside ?partitions=): each handles only
+ * its own messages, and every key of a prefixed bus (streams, partition counts, members, leases)
+ * sits under "<prefix>:", what a Redis ACL's ~<prefix>:* pattern allows. */
+static void test_prefixes_keep_apart(void **state)
+{
+    (void)state;
+    suite_env env = redis_env();
+    snprintf(env.url, sizeof env.url, "%s?partitions=4", redis.url);
+    suite_prefixes_keep_apart(&env, "shared");
+    redisReply *r = redis_cmd("KEYS %s", "*shared*");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    int per[3] = {0};
+    for (size_t i = 0; i < r->elements; i++) {
+        const char *k = r->element[i]->str;
+        int which = strncmp(k, "tenant-a:mr:bus:shared:", 23) == 0   ? 0
+                    : strncmp(k, "tenant_b:mr:bus:shared:", 23) == 0 ? 1
+                    : strncmp(k, "mr:bus:shared:", 14) == 0          ? 2
+                                                                     : -1;
+        if (which < 0)
+            fail_msg("key %s is in no bus's namespace", k);
+        per[which]++;
+    }
+    freeReplyObject(r);
+    /* 4 streams and the partition count at least, for each. */
+    for (int i = 0; i < 3; i++)
+        assert_true(per[i] >= 5);
+}
+
 static void test_unreachable_server_is_reported(void **state)
 {
     (void)state;
@@ -443,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_publish_while_down_is_kept_until_back),
         cmocka_unit_test(test_partition_count_is_fixed_by_the_first_user),
         cmocka_unit_test(test_partitions_from_the_url),
+        cmocka_unit_test(test_prefixes_keep_apart),
         cmocka_unit_test(test_unreachable_server_is_reported),
         cmocka_unit_test(test_a_refused_message_reaches_its_publisher),
         cmocka_unit_test(test_maxmemory_reaches_the_publisher),

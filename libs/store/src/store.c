@@ -13,7 +13,17 @@ struct mr_store {
     bool has_secret;
     bool on_demand; /* mr_store_sync_on_demand: sealed writes sync themselves */
     unsigned char key[MR_STORE_KEY_LEN];
+    /* The URL's ?prefix=: "<prefix>:" in front of every key the backend sees, so instances
+     * sharing one server keep apart; "" for none. Callers' keys (and messages) stay unprefixed. */
+    char prefix[MR_URL_PREFIX_MAX + 2];
 };
+
+/* A key as the backend names it. Most fit buf; a longer one is allocated. */
+typedef struct store_key {
+    const char *name;
+    char *heap;
+    char buf[256];
+} store_key;
 
 char *Mr_store_dup_bytes(const void *p, size_t n)
 {
@@ -50,6 +60,8 @@ mr_code mr_store_open(const char *url, const mr_store_options *opts, mr_store **
                                        : Mr_store_redis_open(&u, &s->ops, &s->impl, err);
         if (rc != MR_OK)
             mr_err_prefix(err, "store %s", u.display);
+        if (*u.prefix)
+            snprintf(s->prefix, sizeof s->prefix, "%s:", u.prefix);
         Mr_store_url_free(&u);
     }
     if (rc != MR_OK) {
@@ -72,14 +84,30 @@ void mr_store_close(mr_store *s)
     free(s);
 }
 
-/* Checks shared by every keyed call; op names the call in messages. */
-static mr_code check_args(const char *op, const char *key, long ttl_ms, mr_err *err)
+/* Checks shared by every keyed call, and the backend's name for key (free it with key_done);
+ * op names the call in messages. */
+static mr_code begin(const mr_store *s, const char *op, const char *key, long ttl_ms, store_key *k, mr_err *err)
 {
+    k->heap = NULL;
+    k->name = key;
     if (!key || !*key)
         return mr_err_set(err, MR_EINVAL, "store %s: the key is empty", op);
     if (ttl_ms < 0)
         return mr_err_set(err, MR_EINVAL, "store %s \"%s\": ttl %ld ms is negative", op, key, ttl_ms);
+    if (!*s->prefix)
+        return MR_OK;
+    size_t n = strlen(s->prefix) + strlen(key) + 1;
+    char *to = n <= sizeof k->buf ? k->buf : (k->heap = malloc(n));
+    if (!to)
+        return mr_err_set(err, MR_ENOMEM, "store %s \"%s\": out of memory", op, key);
+    snprintf(to, n, "%s%s", s->prefix, key);
+    k->name = to;
     return MR_OK;
+}
+
+static void key_done(store_key *k)
+{
+    free(k->heap);
 }
 
 /* Every failure message starts with the operation and the key, never the value. */
@@ -99,19 +127,23 @@ static mr_code finish(mr_code rc, const char *op, const char *key, mr_err *err)
 
 mr_code mr_store_get(mr_store *s, const char *key, char **value, size_t *len, mr_err *err)
 {
-    mr_code rc = check_args("get", key, 0, err);
+    store_key k;
+    mr_code rc = begin(s, "get", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->get(s->impl, key, value, len, err));
+    LOCKED(s, s->ops->get(s->impl, k.name, value, len, err));
+    key_done(&k);
     return finish(rc, "get", key, err);
 }
 
 mr_code mr_store_set(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms, mr_err *err)
 {
-    mr_code rc = check_args("set", key, ttl_ms, err);
+    store_key k;
+    mr_code rc = begin(s, "set", key, ttl_ms, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->set(s->impl, key, v, len, ttl_ms, err));
+    LOCKED(s, s->ops->set(s->impl, k.name, v, len, ttl_ms, err));
+    key_done(&k);
     return finish(rc, "set", key, err);
 }
 
@@ -119,10 +151,12 @@ mr_code mr_store_set_nx(mr_store *s, const char *key, const void *v, size_t len,
                         mr_err *err)
 {
     *won = false;
-    mr_code rc = check_args("set_nx", key, ttl_ms, err);
+    store_key k;
+    mr_code rc = begin(s, "set_nx", key, ttl_ms, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->set_nx(s->impl, key, v, len, ttl_ms, won, err));
+    LOCKED(s, s->ops->set_nx(s->impl, k.name, v, len, ttl_ms, won, err));
+    key_done(&k);
     return finish(rc, "set_nx", key, err);
 }
 
@@ -130,83 +164,107 @@ mr_code mr_store_cas(mr_store *s, const char *key, const void *expect, size_t ex
                      size_t len, long ttl_ms, bool *swapped, mr_err *err)
 {
     *swapped = false;
-    mr_code rc = check_args("cas", key, ttl_ms, err);
+    store_key k;
+    mr_code rc = begin(s, "cas", key, ttl_ms, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->cas(s->impl, key, expect, expect_len, v, len, ttl_ms, swapped, err));
+    LOCKED(s, s->ops->cas(s->impl, k.name, expect, expect_len, v, len, ttl_ms, swapped, err));
+    key_done(&k);
     return finish(rc, "cas", key, err);
 }
 
 mr_code mr_store_del(mr_store *s, const char *key, mr_err *err)
 {
-    mr_code rc = check_args("del", key, 0, err);
+    store_key k;
+    mr_code rc = begin(s, "del", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->del(s->impl, key, err));
+    LOCKED(s, s->ops->del(s->impl, k.name, err));
+    key_done(&k);
     return finish(rc, "del", key, err);
 }
 
 mr_code mr_store_ttl(mr_store *s, const char *key, long *ttl_ms, mr_err *err)
 {
-    mr_code rc = check_args("ttl", key, 0, err);
+    store_key k;
+    mr_code rc = begin(s, "ttl", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->ttl(s->impl, key, ttl_ms, err));
+    LOCKED(s, s->ops->ttl(s->impl, k.name, ttl_ms, err));
+    key_done(&k);
     return finish(rc, "ttl", key, err);
 }
 
+/* Checked before begin(): the key's checks first, as every call makes them. */
 static mr_code check_field(const char *op, const char *key, const char *field, mr_err *err)
 {
-    mr_code rc = check_args(op, key, 0, err);
-    if (rc == MR_OK && (!field || !*field))
-        rc = mr_err_set(err, MR_EINVAL, "store %s \"%s\": the field is empty", op, key);
-    return rc;
+    if (!key || !*key)
+        return mr_err_set(err, MR_EINVAL, "store %s: the key is empty", op);
+    if (!field || !*field)
+        return mr_err_set(err, MR_EINVAL, "store %s \"%s\": the field is empty", op, key);
+    return MR_OK;
 }
 
 mr_code mr_store_hset(mr_store *s, const char *key, const char *field, const void *v, size_t len,
                       mr_err *err)
 {
+    store_key k;
     mr_code rc = check_field("hset", key, field, err);
+    if (rc == MR_OK)
+        rc = begin(s, "hset", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
     mr_store_field f = {field, v, len};
-    LOCKED(s, s->ops->hset(s->impl, key, &f, 1, err));
+    LOCKED(s, s->ops->hset(s->impl, k.name, &f, 1, err));
+    key_done(&k);
     return finish(rc, "hset", key, err);
 }
 
 mr_code mr_store_hset_fields(mr_store *s, const char *key, const mr_store_field *fields, size_t n,
                              mr_err *err)
 {
-    mr_code rc = check_args("hset", key, 0, err);
+    store_key k;
+    mr_code rc = check_field("hset", key, "-", err);
     if (rc == MR_OK && (n == 0 || n > MR_STORE_HSET_MAX))
         rc = mr_err_set(err, MR_EINVAL, "store hset \"%s\": %zu fields; 1 to %d at once", key, n,
                         MR_STORE_HSET_MAX);
     for (size_t i = 0; rc == MR_OK && i < n; i++)
         rc = check_field("hset", key, fields[i].name, err);
+    if (rc == MR_OK)
+        rc = begin(s, "hset", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->hset(s->impl, key, fields, n, err));
+    LOCKED(s, s->ops->hset(s->impl, k.name, fields, n, err));
+    key_done(&k);
     return finish(rc, "hset", key, err);
 }
 
 mr_code mr_store_hget(mr_store *s, const char *key, const char *field, char **value, size_t *len,
                       mr_err *err)
 {
+    store_key k;
     mr_code rc = check_field("hget", key, field, err);
+    if (rc == MR_OK)
+        rc = begin(s, "hget", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->hget(s->impl, key, field, value, len, err));
+    LOCKED(s, s->ops->hget(s->impl, k.name, field, value, len, err));
     if (rc != MR_OK)
         mr_err_prefix(err, "field \"%s\"", field);
+    key_done(&k);
     return finish(rc, "hget", key, err);
 }
 
 mr_code mr_store_hdel(mr_store *s, const char *key, const char *field, mr_err *err)
 {
+    store_key k;
     mr_code rc = check_field("hdel", key, field, err);
+    if (rc == MR_OK)
+        rc = begin(s, "hdel", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->hdel(s->impl, key, field, err));
+    LOCKED(s, s->ops->hdel(s->impl, k.name, field, err));
+    key_done(&k);
     return finish(rc, "hdel", key, err);
 }
 
@@ -214,10 +272,12 @@ mr_code mr_store_hgetall(mr_store *s, const char *key, mr_store_hash *out, mr_er
 {
     out->entries = NULL;
     out->count = 0;
-    mr_code rc = check_args("hgetall", key, 0, err);
+    store_key k;
+    mr_code rc = begin(s, "hgetall", key, 0, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->hgetall(s->impl, key, out, err));
+    LOCKED(s, s->ops->hgetall(s->impl, k.name, out, err));
+    key_done(&k);
     return finish(rc, "hgetall", key, err);
 }
 
@@ -237,10 +297,12 @@ void mr_store_hash_free(mr_store_hash *h)
 mr_code mr_store_incr(mr_store *s, const char *key, long long by, long ttl_ms_on_create, long long *value,
                       mr_err *err)
 {
-    mr_code rc = check_args("incr", key, ttl_ms_on_create, err);
+    store_key k;
+    mr_code rc = begin(s, "incr", key, ttl_ms_on_create, &k, err);
     if (rc != MR_OK)
         return rc;
-    LOCKED(s, s->ops->incr(s->impl, key, by, ttl_ms_on_create, value, err));
+    LOCKED(s, s->ops->incr(s->impl, k.name, by, ttl_ms_on_create, value, err));
+    key_done(&k);
     return finish(rc, "incr", key, err);
 }
 
@@ -254,43 +316,49 @@ static mr_code check_secret(mr_store *s, const char *op, const char *key, mr_err
     return MR_OK;
 }
 
+/* A sealed value is bound to the key the backend holds it under, prefix included: a copy into
+ * another instance's namespace does not open there, even under the same instance secret. */
 mr_code mr_store_set_secret(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms,
                             mr_err *err)
 {
-    mr_code rc = check_args("set_secret", key, ttl_ms, err);
-    if (rc == MR_OK)
-        rc = check_secret(s, "set_secret", key, err);
+    store_key k;
+    mr_code rc = begin(s, "set_secret", key, ttl_ms, &k, err);
+    if (rc == MR_OK && (rc = check_secret(s, "set_secret", key, err)) != MR_OK)
+        key_done(&k);
     if (rc != MR_OK)
         return rc;
-    unsigned char *sealed;
+    unsigned char *sealed = NULL;
     size_t sealed_len;
-    rc = Mr_store_seal(s->key, key, v, len, &sealed, &sealed_len, err);
+    rc = Mr_store_seal(s->key, k.name, v, len, &sealed, &sealed_len, err);
     if (rc == MR_OK) {
         pthread_mutex_lock(&s->mu);
-        rc = s->ops->set(s->impl, key, sealed, sealed_len, ttl_ms, err);
+        rc = s->ops->set(s->impl, k.name, sealed, sealed_len, ttl_ms, err);
         /* Secrets hold ratchets: one rolled back by a power loss would reuse a message index. */
         if (rc == MR_OK && s->on_demand)
             rc = s->ops->sync(s->impl, err);
         pthread_mutex_unlock(&s->mu);
         free(sealed);
     }
+    key_done(&k);
     return finish(rc, "set_secret", key, err);
 }
 
 mr_code mr_store_get_secret(mr_store *s, const char *key, char **v, size_t *len, mr_err *err)
 {
-    mr_code rc = check_args("get_secret", key, 0, err);
-    if (rc == MR_OK)
-        rc = check_secret(s, "get_secret", key, err);
+    store_key k;
+    mr_code rc = begin(s, "get_secret", key, 0, &k, err);
+    if (rc == MR_OK && (rc = check_secret(s, "get_secret", key, err)) != MR_OK)
+        key_done(&k);
     if (rc != MR_OK)
         return rc;
     char *sealed;
     size_t sealed_len;
-    LOCKED(s, s->ops->get(s->impl, key, &sealed, &sealed_len, err));
+    LOCKED(s, s->ops->get(s->impl, k.name, &sealed, &sealed_len, err));
     if (rc == MR_OK) {
-        rc = Mr_store_unseal(s->key, key, (const unsigned char *)sealed, sealed_len, v, len, err);
+        rc = Mr_store_unseal(s->key, k.name, (const unsigned char *)sealed, sealed_len, v, len, err);
         free(sealed);
     }
+    key_done(&k);
     return finish(rc, "get_secret", key, err);
 }
 

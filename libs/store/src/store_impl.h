@@ -6,6 +6,7 @@
 #define MINDROOM_STORE_IMPL_H
 
 #include "mindroom/store.h"
+#include "mindroom/url_options.h"
 
 /* A backend's operations; the store serialises calls on one handle, so a backend needs no
  * locking of its own. Messages need not name the key: store.c prefixes the operation and key. */
@@ -46,6 +47,7 @@ typedef struct mr_store_url {
     char *user;     /* redis ACL user, or NULL */
     char *password; /* redis password, or NULL; never printed */
     char *display;  /* the URL with any user and password replaced by "***", for messages */
+    char prefix[MR_URL_PREFIX_MAX + 1]; /* redis ?prefix=: every key goes in as "<prefix>:<key>"; "" for none */
 } mr_store_url;
 
 mr_code Mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err);

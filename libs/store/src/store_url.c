@@ -2,6 +2,7 @@
 #include "store_impl.h"
 
 #include "mindroom/redis_url.h"
+#include "mindroom/url_options.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -24,12 +25,19 @@ static mr_code parse_sqlite(const char *rest, mr_store_url *u, mr_err *err)
     return MR_OK;
 }
 
-/* Parsed by the shared redis:// parser; the store URL takes over its strings. */
+/* The address through the shared redis:// parser, then the store's one option, ?prefix=<ns>:
+ * the instance's namespace on a server other instances share. The store URL takes over the
+ * parser's strings. */
 static mr_code parse_redis(const char *url, mr_store_url *u, mr_err *err)
 {
     u->kind = MR_STORE_REDIS;
+    const char *q = strchr(url, '?');
+    char *base = q ? strndup(url, (size_t)(q - url)) : strdup(url);
+    if (!base)
+        return mr_err_set(err, MR_ENOMEM, "store URL: out of memory");
     mr_redis_url r;
-    mr_code rc = mr_redis_url_parse(url, "store URL", &r, err);
+    mr_code rc = mr_redis_url_parse(base, "store URL", &r, err);
+    free(base);
     if (rc != MR_OK)
         return rc;
     u->host = r.host;
@@ -38,7 +46,17 @@ static mr_code parse_redis(const char *url, mr_store_url *u, mr_err *err)
     u->user = r.user;
     u->password = r.password;
     u->display = r.display;
-    return MR_OK;
+    if (!q)
+        return MR_OK;
+    /* The display keeps the options: an error or a log line names the namespace too. */
+    char *display = malloc(strlen(r.display) + strlen(q) + 1);
+    if (!display)
+        return mr_err_set(err, MR_ENOMEM, "store URL: out of memory");
+    sprintf(display, "%s%s", r.display, q);
+    free(u->display);
+    u->display = display;
+    const mr_url_option opts[] = {{"prefix", 0, u->prefix}};
+    return mr_url_options_parse(q + 1, opts, 1, "store URL", u->display, err);
 }
 
 mr_code Mr_store_url_parse(const char *url, mr_store_url *out, mr_err *err)

@@ -680,7 +680,9 @@ static void test_bad_urls(void **state)
         {"redis://localhost:6379/-1", MR_EINVAL,
          "store URL \"redis://localhost:6379/-1\": database \"-1\" is not a non-negative integer"},
         {"redis://localhost/0?db=1", MR_EINVAL,
-         "store URL \"redis://localhost/0?db=1\": a query or fragment is not supported" REDIS_EXPECTED},
+         "store URL \"redis://localhost/0?db=1\": unknown option \"db\"; the options are prefix"},
+        {"redis://localhost/0#x", MR_EINVAL,
+         "store URL \"redis://localhost/0#x\": a query or fragment is not supported" REDIS_EXPECTED},
         {"redis://hunter2@localhost", MR_EINVAL,
          "store URL \"redis://***@localhost\": a user without a password; write user:password@ or :password@"},
         {"redis://:hunter2%zz@localhost", MR_EINVAL,
@@ -691,6 +693,18 @@ static void test_bad_urls(void **state)
          "store URL \"redis://***@localhost\": the user or password has a bad %-escape"},
         {"redis://[::1:6379", MR_EINVAL, "store URL \"redis://[::1:6379\": Bad IPv6 address" REDIS_EXPECTED},
         {"redis://[::1]6379", MR_EINVAL, "store URL \"redis://[::1]6379\": the port must be a number from 1 to 65535"},
+        /* The instance's namespace on a shared server (url_options.c). */
+        {"redis://:hunter2@localhost/1?prefix=a.b", MR_EINVAL,
+         "store URL \"redis://***@localhost/1?prefix=a.b\": prefix \"a.b\" must be 1 to 64 letters, digits, '_' or '-' "
+         "(the instance's namespace on a shared server)"},
+        {"redis://localhost/1?prefix=", MR_EINVAL,
+         "store URL \"redis://localhost/1?prefix=\": prefix \"\" must be 1 to 64 letters, digits, '_' or '-' "
+         "(the instance's namespace on a shared server)"},
+        {"redis://localhost/1?prefix=a:b", MR_EINVAL,
+         "store URL \"redis://localhost/1?prefix=a:b\": prefix \"a:b\" must be 1 to 64 letters, digits, '_' or '-' "
+         "(the instance's namespace on a shared server)"},
+        {"redis://localhost/1?prefix=a&prefix=b", MR_EINVAL,
+         "store URL \"redis://localhost/1?prefix=a&prefix=b\": option \"prefix\" is given twice"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mr_err err = {0};
@@ -1012,6 +1026,57 @@ static void test_redis_password_and_db(void **state)
     mr_tp_redis_destroy(&r);
 }
 
+/* Two instances on one Redis database, told apart by ?prefix=: neither sees, overwrites nor
+ * deletes the other's keys (plain, hashes, the Lua-backed cas and incr), every key sits under
+ * "<prefix>:" (what an ACL's ~<prefix>:* allows), and a sealed value copied into the other's
+ * namespace does not open there even under the same instance secret. */
+static void test_redis_prefixes(void **state)
+{
+    (void)state;
+    char url_a[256], url_b[256];
+    snprintf(url_a, sizeof url_a, "redis://127.0.0.1:%d/0?prefix=mr-aaaa", g_redis.port);
+    snprintf(url_b, sizeof url_b, "redis://127.0.0.1:%d/0?prefix=mr-b_b", g_redis.port);
+    freeReplyObject(raw_redis(g_redis.port, "FLUSHALL"));
+    mr_store *a = open_ok(url_a, &WITH_SECRET), *b = open_ok(url_b, &WITH_SECRET);
+    mr_err err = {0};
+    set_ok(a, "room:!r:x", "of a", 4, 0);
+    expect_absent(b, "room:!r:x");
+    set_ok(b, "room:!r:x", "of b", 4, 0);
+    check_value(a, "room:!r:x", "of a", 4);
+    assert_int_equal(mr_store_hset(a, "agent:workers", "w1", "1", 1, &err), MR_OK);
+    mr_store_hash h = {0};
+    assert_int_equal(mr_store_hgetall(b, "agent:workers", &h, &err), MR_OK);
+    assert_int_equal(h.count, 0);
+    bool swapped = false;
+    assert_int_equal(mr_store_cas(b, "lease", NULL, 0, "b", 1, 0, &swapped, &err), MR_OK);
+    assert_true(swapped);
+    assert_int_equal(mr_store_cas(a, "lease", NULL, 0, "a", 1, 0, &swapped, &err), MR_OK);
+    assert_true(swapped);
+    long long n = 0;
+    assert_int_equal(mr_store_incr(a, "seq", 5, 0, &n, &err), MR_OK);
+    assert_int_equal(mr_store_incr(b, "seq", 1, 0, &n, &err), MR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(mr_store_del(b, "room:!r:x", &err), MR_OK);
+    check_value(a, "room:!r:x", "of a", 4);
+    set_secret_ok(a, "account:router:token", "tok-a", 5);
+    redisReply *rep = raw_redis(g_redis.port, "KEYS *");
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < rep->elements; i++)
+        if (strncmp(rep->element[i]->str, "mr-aaaa:", 8) != 0 && strncmp(rep->element[i]->str, "mr-b_b:", 7) != 0)
+            fail_msg("key %s is in neither namespace", rep->element[i]->str);
+    assert_int_equal(rep->elements, 7);
+    freeReplyObject(rep);
+    freeReplyObject(raw_redis(g_redis.port, "EVAL %s 2 %s %s", "redis.call('SET', KEYS[2], redis.call('GET', KEYS[1]))",
+                              "mr-aaaa:account:router:token", "mr-b_b:account:router:token"));
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_get_secret(b, "account:router:token", &v, &len, &err), MR_EAUTH);
+    expect_secret(a, "account:router:token", "tok-a", 5);
+    mr_store_close(a);
+    mr_store_close(b);
+    freeReplyObject(raw_redis(g_redis.port, "FLUSHALL"));
+}
+
 static void test_redis_wrong_type(void **state)
 {
     fx *f = *state;
@@ -1047,6 +1112,7 @@ int main(void)
         ON(B_REDIS, test_redis_restart_midstream),
         ON(B_REDIS, test_redis_wrong_type),
         cmocka_unit_test(test_redis_password_and_db),
+        cmocka_unit_test(test_redis_prefixes),
     };
     const struct CMUnitTest open_tests[] = {
         cmocka_unit_test(test_short_secret),

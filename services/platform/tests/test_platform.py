@@ -181,8 +181,8 @@ class PlatformCase(unittest.TestCase):
     def kube_get(self, path):
         return http("GET", self.kube_url + path, headers={"Authorization": f"Bearer {TOKEN}"})
 
-    def owned(self, instance_id):
-        """(kind, name) -> uid of every object in the peer labelled with the instance."""
+    def labelled(self, instance_id):
+        """(kind, name) -> metadata of every object in the peer labelled with the instance."""
         out = {}
         for prefix, res, kind in [("/api/v1", "secrets", "Secret"), ("/api/v1", "configmaps", "ConfigMap"),
                                   ("/api/v1", "services", "Service"), ("/api/v1", "serviceaccounts", "ServiceAccount"),
@@ -193,8 +193,16 @@ class PlatformCase(unittest.TestCase):
                                        + instance_id)
             self.assertEqual(code, 200, body)
             for item in body["items"]:
-                out[(kind, item["metadata"]["name"])] = item["metadata"]["uid"]
+                out[(kind, item["metadata"]["name"])] = item["metadata"]
         return out
+
+    def owned(self, instance_id):
+        """(kind, name) -> uid of every object labelled with the instance."""
+        return {k: m["uid"] for k, m in self.labelled(instance_id).items()}
+
+    def resource_versions(self, instance_id):
+        """(kind, name) -> resourceVersion of every object labelled with the instance."""
+        return {k: m["resourceVersion"] for k, m in self.labelled(instance_id).items()}
 
     def deployments(self, instance_id):
         code, body = self.kube_get(f"/apis/apps/v1/namespaces/{NS}/deployments?labelSelector="
@@ -378,6 +386,7 @@ class Platform(PlatformCase):
 class BaseValuesAndSecrets(PlatformCase):
     """The operator's base values reach every instance; INSTANCE_SECRET_* reach only its Secret."""
     TOKEN_VALUE = "registration-token-not-for-logs"
+    STORE_URL = "redis://:store-password-not-for-logs@redis:6379/3"
 
     def start_platform(self, **extra):
         values = os.path.join(self.dir, "instance-values.yaml")
@@ -385,7 +394,8 @@ class BaseValuesAndSecrets(PlatformCase):
             f.write("matrix:\n  homeserver: https://hs.example.org\n  serverName: example.org\n"
                     "extraEnv:\n  - name: FROM_BASE\n    value: base\n")
         self.platform_env = {"MINDROOM_PLATFORM_INSTANCE_VALUES": values,
-                             "INSTANCE_SECRET_MATRIX_REGISTRATION_TOKEN": self.TOKEN_VALUE}
+                             "INSTANCE_SECRET_MATRIX_REGISTRATION_TOKEN": self.TOKEN_VALUE,
+                             "INSTANCE_SECRET_MINDROOM_STORE_URL": self.STORE_URL}
         super().start_platform(**extra)
 
     def test_base_values_namespace_and_copied_secrets(self):
@@ -401,13 +411,68 @@ class BaseValuesAndSecrets(PlatformCase):
             self.assertNotIn(self.TOKEN_VALUE, json.dumps(d))
         code, secret = self.kube_get(f"/api/v1/namespaces/{NS}/secrets/{iid}-secrets")
         self.assertEqual(sorted(secret["data"]), ["MATRIX_REGISTRATION_TOKEN", "MINDROOM_API_KEY",
-                                                  "MINDROOM_INSTANCE_SECRET"])
+                                                  "MINDROOM_INSTANCE_SECRET", "MINDROOM_STORE_URL"])
         self.assertEqual(base64.b64decode(secret["data"]["MATRIX_REGISTRATION_TOKEN"]).decode(), self.TOKEN_VALUE)
+        # A store URL kept in the Secret (it has a password) gets the instance's prefix there.
+        self.assertEqual(base64.b64decode(secret["data"]["MINDROOM_STORE_URL"]).decode(),
+                         f"{self.STORE_URL}?prefix={iid}")
         dump = "\n".join(self.redis_cli("GET", k) for k in self.redis_cli("KEYS", "platform:*").split()
                          if k.startswith("platform:instance:"))
         self.assertIn(iid, dump)
         self.assertNotIn(self.TOKEN_VALUE, dump)
         self.assertNotIn(self.TOKEN_VALUE, self.platform.text())
+
+    def test_rotated_secret_reaches_the_instance_and_rolls_only_its_pods(self):
+        """A platform restarted with a new INSTANCE_SECRET_* value: its reconcile puts the value in
+        every instance's Secret and a new checksum/secret in each pod template, so the Deployments
+        roll; the generated values and every other object stay as they were, and neither value is
+        logged. Restarted again with the same value, nothing is written."""
+        code, inst = self.create()
+        self.assertEqual(code, 201, inst)
+        iid = inst["id"]
+        secret_path = f"/api/v1/namespaces/{NS}/secrets/{iid}-secrets"
+        old_secret = self.kube_get(secret_path)[1]
+        old_deps = self.deployments(iid)
+        versions = self.resource_versions(iid)
+        sums = {d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] for d in old_deps.values()}
+        self.assertEqual(len(sums), 1)
+
+        rotated = "rotated-registration-token-not-for-logs"
+        self.platform.stop()
+        self.start_platform(INSTANCE_SECRET_MATRIX_REGISTRATION_TOKEN=rotated)
+        wait_for("the reconcile to rotate the Secret",
+                 lambda: base64.b64decode(self.kube_get(secret_path)[1]["data"]["MATRIX_REGISTRATION_TOKEN"]).decode()
+                 == rotated)
+        new_secret = self.kube_get(secret_path)[1]
+        for k in ("MINDROOM_INSTANCE_SECRET", "MINDROOM_API_KEY"):
+            self.assertEqual(new_secret["data"][k], old_secret["data"][k], f"{k} was generated again")
+        wait_for("every Deployment to carry the new checksum", lambda: all(
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] not in sums
+            for d in self.deployments(iid).values()))
+        new_deps = self.deployments(iid)
+        self.assertEqual(len({d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+                              for d in new_deps.values()}), 1)
+        for name, d in new_deps.items():
+            before = old_deps[name]
+            self.assertGreater(d["metadata"]["generation"], before["metadata"]["generation"], name)
+            for x in (d, before):
+                x["spec"]["template"]["metadata"]["annotations"].pop("checksum/secret")
+            self.assertEqual(d["spec"], before["spec"], f"{name}: more than the checksum changed")
+        now = self.resource_versions(iid)
+        changed = sorted(k for k in now if now[k] != versions.get(k))
+        self.assertEqual(changed, sorted([("Secret", f"{iid}-secrets")] + [("Deployment", n) for n in old_deps]))
+        for text in (self.platform.text(), self.kube.text()):
+            self.assertNotIn(rotated, text)
+            self.assertNotIn(self.TOKEN_VALUE, text)
+
+        # The same value again: the reconcile writes nothing.
+        settled = self.resource_versions(iid)
+        self.platform.stop()
+        passes = self.platform.text().count("first reconcile pass done")
+        self.start_platform(INSTANCE_SECRET_MATRIX_REGISTRATION_TOKEN=rotated)
+        wait_for("the first reconcile pass",
+                 lambda: self.platform.text().count("first reconcile pass done") > passes)
+        self.assertEqual(self.resource_versions(iid), settled)
 
     def test_bad_base_values_and_secret_names_stop_start_up(self):
         bad_values = os.path.join(self.dir, "list.yaml")

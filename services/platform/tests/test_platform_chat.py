@@ -5,7 +5,8 @@ model stub, redis-server, and matrix-nio as the person.
 
 create -> ready -> alice chats with the instance's agent -> suspend (no process left) -> resume
 (the same accounts and room, the conversation goes on) -> upgrade (the agent restarts with the
-new values and still answers) -> delete (no object, no process left).
+new values and still answers) -> delete (no object, no process left). Two instances on one Redis
+both answer; a rotated INSTANCE_SECRET_* restarts every pod of an instance.
 
 Usage: test_platform_chat.py --platform PATH --kube-api PATH --helm PATH --charts DIR --bin-dir DIR
 (DIR: the build tree, holding services/*/mindroom-* and tests/peers/*/mr-*). Exits 77 when helm
@@ -117,11 +118,7 @@ class ChatWithAProvisionedInstance(tp.PlatformCase):
         try:
             # Registered first, so the instance's first start invites her.
             await alice.register()
-            config = {"models": {"default": {"provider": "openai", "id": "stub-model", "host": self.stub.url,
-                                             "api_key_env": "E2E_MODEL_KEY"}},
-                      "agents": {"mind": {"display_name": "Mind", "role": "Answers anything.",
-                                          "rooms": ["personal"]}},
-                      "authorization": {"global_users": [ALICE]}}
+            config = self.mind_config()
             code, inst = self.create(values={"config": config})
             self.assertEqual(code, 201, inst)
             iid = inst["id"]
@@ -168,6 +165,69 @@ class ChatWithAProvisionedInstance(tp.PlatformCase):
             tp.wait_for("every process of the instance to stop", lambda: self.pods() == [])
         finally:
             await alice.close()
+
+    def mind_config(self):
+        return {"models": {"default": {"provider": "openai", "id": "stub-model", "host": self.stub.url,
+                                       "api_key_env": "E2E_MODEL_KEY"}},
+                "agents": {"mind": {"display_name": "Mind", "role": "Answers anything.", "rooms": ["personal"]}},
+                "authorization": {"global_users": [ALICE]}}
+
+    def test_two_instances_on_one_redis_both_chat(self):
+        asyncio.run(self.two_instances())
+
+    async def two_instances(self):
+        """Both instances take their bus from one Redis database and their store from another
+        (the base values): each runs under its own prefix (its id), so the second gateway does not
+        meet the first's sealed keys, and each agent answers in its own room."""
+        alice = Human(self.hs.url, "alice")
+        try:
+            await alice.register()
+            ids = []
+            for key in ("home", "work"):
+                code, inst = self.create(key=key, values={"config": self.mind_config()})
+                self.assertEqual(code, 201, inst)
+                ids.append(inst["id"])
+            for iid in ids:
+                self.phase(iid, "ready")
+            self.assertEqual(len(self.pods()), 10, "one process per Deployment of each instance")
+            for iid in ids:
+                ns = iid[3:]
+                room = await alice.join_when_invited(f"#personal_{ns}:localhost")
+                trigger = await alice.send(room, f"Hello {ns}")
+                text = await alice.answer(room, trigger, f"@mindroom_mind_{ns}:localhost")
+                self.assertEqual(text, f"Echo: Hello {ns}")
+            # Every key either wrote sits under one instance's prefix: the store's database and
+            # the bus's (Redis Streams) alike.
+            for db, after in (("2", ":"), ("1", ":mr:bus:")):
+                keys = self.redis_cli("-n", db, "--scan").split()
+                self.assertTrue(keys, f"database {db} is empty")
+                stray = [k for k in keys if not any(k.startswith(iid + after) for iid in ids)]
+                self.assertEqual(stray, [], f"keys of database {db} outside both prefixes")
+                for iid in ids:
+                    self.assertTrue(any(k.startswith(iid + after) for k in keys), f"{iid} wrote nothing to {db}")
+        finally:
+            await alice.close()
+
+    def test_rotated_secret_restarts_every_pod(self):
+        """A platform restarted with a new INSTANCE_SECRET_* value: the instance's pods all restart
+        (the peer runs them) with the new value, and the instance is ready again."""
+        code, inst = self.create(values={"config": self.mind_config()})
+        self.assertEqual(code, 201, inst)
+        iid = inst["id"]
+        self.phase(iid, "ready")
+        before = set(self.pods())
+        self.assertEqual(len(before), 5)
+        rotated = "rotated-extra-secret-not-for-logs"
+        self.platform.stop()
+        self.start_platform(INSTANCE_SECRET_EXTRA_TOKEN=rotated)
+        tp.wait_for("every pod of the instance to be replaced",
+                    lambda: len(self.pods()) == 5 and not before & set(self.pods()), timeout=120)
+        self.phase(iid, "ready")
+        for pid in self.pods():
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                self.assertIn(f"EXTRA_TOKEN={rotated}".encode(), f.read().split(b"\0"))
+        for text in (self.platform.text(), self.kube.text()):
+            self.assertNotIn(rotated, text)
 
     def hs_state(self):
         return tp.http("GET", self.hs.url + "/_test/state")[1]

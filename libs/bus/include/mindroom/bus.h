@@ -16,17 +16,20 @@
  *                                            file like a committed offset: a group that stops
  *                                            subscribing for good holds back its partitions (and,
  *                                            once inproc_capacity behind, their producers)
- *   kafka://host:port[,host:port...][?fetch_wait_ms=N]
+ *   kafka://host:port[,host:port...][?fetch_wait_ms=N][&prefix=<ns>]
  *                                            Kafka through librdkafka; fetch_wait_ms (1-10000,
  *                                            default 10) is how long a broker may hold a fetch
  *                                            that finds nothing: real brokers answer as soon as
  *                                            data arrives (500 saves idle fetches), librdkafka's
  *                                            mock cluster waits it out on every hop
- *   redis://[[user]:password@]host[:port][/db][?partitions=N]
+ *   redis://[[user]:password@]host[:port][/db][?partitions=N][&prefix=<ns>]
  *                                            Redis Streams (port 6379 and db 0 by default);
  *                                            partitions (1-1024) is the count of the topics
  *                                            this bus creates when options give none: more
  *                                            than 8 let more consumers of a group share them
+ *   prefix (1 to 64 of [A-Za-z0-9_-]): the instance's namespace on a server other instances
+ *   share. Kafka topics and groups are named "<ns>.<name>"; Redis keys begin "<ns>:". Handlers
+ *   and messages see topics and groups as the caller named them. Options go in any order.
  *
  * Semantics shared by all backends:
  * - A topic has N partitions (mr_bus_options.partitions, default 8). A key goes to partition

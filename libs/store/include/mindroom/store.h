@@ -20,8 +20,11 @@ typedef struct mr_store_options {
 #define MR_STORE_SECRET_MIN 32
 
 /* Opens the store named by a MINDROOM_STORE_URL value:
- *   redis://[[user]:password@]host[:port][/db]   (port 6379, db 0 by default)
+ *   redis://[[user]:password@]host[:port][/db][?prefix=<ns>]   (port 6379, db 0 by default)
  *   sqlite:///absolute/path.db  or  sqlite://relative/path.db
+ * prefix (1 to 64 of [A-Za-z0-9_-]) is the instance's namespace on a Redis other instances
+ * share: every key is kept as "<prefix>:<key>" (sealed values bound to that name), while
+ * callers and messages use the key as given.
  * Redis is connected at once (MR_EAUTH when it refuses the password); a server that does not
  * answer yet is no error: each call tries to connect (for up to ~750 ms) and fails with
  * MR_EUNAVAIL until it does, and reconnects on its own after a loss. A SQLite file is created 0600 in
