@@ -216,7 +216,9 @@ mr_http_response *api_handle(void *ctx, const mr_http_request *req)
             mr_http_response_header(r, "Access-Control-Max-Age", "600");
         }
     } else {
+        prov_store_take(p);
         r = dispatch(p, req);
+        prov_store_give(p);
     }
     if (r && cors) {
         mr_http_response_header(r, "Access-Control-Allow-Origin", origin);

@@ -3,6 +3,7 @@
 #define MINDROOM_PROV_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -13,9 +14,10 @@
 #include "provisioning.h"
 
 /* Redis connections of one service: each store handle serialises its calls on its one
- * connection, so requests in flight take turns over several instead of waiting for each
- * other's round trips. */
-#define PROV_REDIS_CONNECTIONS 8
+ * connection, so each request in flight takes a handle of its own (as many as the 16
+ * connections a busy local client or proxy keeps open) instead of waiting for other requests'
+ * round trips. */
+#define PROV_REDIS_CONNECTIONS 16
 
 /* The running service; handlers get it as their context. */
 typedef struct prov {
@@ -23,12 +25,22 @@ typedef struct prov {
     mr_store *stores[PROV_REDIS_CONNECTIONS]; /* [0] the runtime's; one for a SQLite store */
     size_t nstores;
     unsigned next_store;
+    /* Handles taken by requests in flight (prov_store_take), under lease_mu. */
+    pthread_mutex_t lease_mu;
+    bool leased[PROV_REDIS_CONNECTIONS];
     mr_http_metrics *metrics; /* the runtime's */
 } prov;
 
-/* A store handle for the next call, round robin. Calls of one request may go over different
- * connections: each waits for its answer, so what one wrote the next reads. */
+/* The store handle of the calling thread's request (prov_store_take), else the next one round
+ * robin. Calls of one request on different handles each wait for their answer, so what one
+ * wrote the next reads. */
 mr_store *prov_store(prov *p);
+/* Gives the calling thread's request the first free handle for all its calls, so its round
+ * trips wait for no other request's and take no lock another holds. When every handle is taken
+ * (more requests in flight than handles), or there is only one (SQLite), the request shares
+ * them round robin instead of waiting. prov_store_give hands it back. */
+void prov_store_take(prov *p);
+void prov_store_give(prov *p);
 
 /* How long a finished or superseded session and its code stay readable, so a late poll or a
  * second try of a used code gets "connected"/409/410 instead of 404. */

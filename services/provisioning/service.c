@@ -49,6 +49,7 @@ int mr_provisioning_serve(const mr_runtime *rt)
 {
     mr_provisioning_settings s;
     prov p = {.s = &s, .metrics = rt->metrics};
+    pthread_mutex_init(&p.lease_mu, NULL);
     mr_err err = {0};
     mr_code rc = mr_provisioning_settings_resolve(&s, &err);
     if (rc == MR_OK)
@@ -59,6 +60,7 @@ int mr_provisioning_serve(const mr_runtime *rt)
         mr_log_error(rt->service, "%s", err.msg);
         close_stores(&p);
         mr_provisioning_settings_free(&s);
+        pthread_mutex_destroy(&p.lease_mu);
         return rc == MR_EINVAL ? 2 : 1;
     }
     const char *fields[] = {"homeserver", s.homeserver, "server_name", s.server_name, NULL};
@@ -70,11 +72,41 @@ int mr_provisioning_serve(const mr_runtime *rt)
     mr_runtime_set_http_handler(rt, NULL, NULL);
     close_stores(&p);
     mr_provisioning_settings_free(&s);
+    pthread_mutex_destroy(&p.lease_mu);
     return 0;
 }
 
+/* The handle prov_store_take gave this thread's request, and its index; -1 for none. */
+static _Thread_local int taken = -1;
+
 mr_store *prov_store(prov *p)
 {
+    if (taken >= 0)
+        return p->stores[taken];
     unsigned i = __atomic_fetch_add(&p->next_store, 1, __ATOMIC_RELAXED);
     return p->stores[i % p->nstores];
+}
+
+void prov_store_take(prov *p)
+{
+    if (p->nstores < 2)
+        return;
+    pthread_mutex_lock(&p->lease_mu);
+    for (size_t i = 0; i < p->nstores && taken < 0; i++) {
+        if (!p->leased[i]) {
+            p->leased[i] = true;
+            taken = (int)i;
+        }
+    }
+    pthread_mutex_unlock(&p->lease_mu);
+}
+
+void prov_store_give(prov *p)
+{
+    if (taken < 0)
+        return;
+    pthread_mutex_lock(&p->lease_mu);
+    p->leased[taken] = false;
+    pthread_mutex_unlock(&p->lease_mu);
+    taken = -1;
 }

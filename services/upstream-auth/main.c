@@ -12,9 +12,10 @@ int main(int argc, char **argv)
          * config.yaml, the bus or Matrix. */
         .uses = MR_RUNTIME_USES_STORE | MR_RUNTIME_USES_SECRET,
         .settings_help = MR_UPSTREAM_AUTH_SETTINGS_HELP,
-        /* Forward auth answers from keys in memory, but a JWKS fetch (up to 5 s) or an OAuth code
-         * exchange (up to 10 s) waits: with a thread per connection (no http_pool) such a wait
-         * holds up no other connection. */
+        /* Forward auth answers from keys in memory on the polling threads; a JWKS fetch (up to
+         * 5 s), the OAuth connect flow (store, code exchange up to 10 s) and /readyz go to a
+         * worker thread (mr_http_reply_later), holding up no other connection. */
+        .http_pool = true,
         .routes = true,
     };
     return mr_service_main(argc, argv, &def);

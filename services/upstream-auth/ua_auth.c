@@ -197,22 +197,30 @@ static mr_code header_only(const ua_settings *s, const char *user_id, const char
     return set_identity(id, UA_METHOD_TRUSTED_HEADERS, user_id, email, mxid, err);
 }
 
-/* libs/jwt, behind the cache of verified tokens. */
-static mr_code verify_token(ua_auth *a, const char *token, mr_jwt_identity *claims, mr_err *err)
+/* libs/jwt; with must_wait (else NULL) without waiting for a JWKS fetch (mr_jwt_verify_nowait). */
+static mr_code verify_uncached(ua_auth *a, const char *token, bool *must_wait, mr_jwt_identity *claims, mr_err *err)
+{
+    return must_wait ? mr_jwt_verify_nowait(a->verifier, token, claims, must_wait, err)
+                     : mr_jwt_verify(a->verifier, token, claims, err);
+}
+
+/* libs/jwt, behind the cache of verified tokens. A lookup handed on to be waited for is counted
+ * where it is finished, once. */
+static mr_code verify_token(ua_auth *a, const char *token, bool *must_wait, mr_jwt_identity *claims, mr_err *err)
 {
     if (!a->cache)
-        return mr_jwt_verify(a->verifier, token, claims, err);
+        return verify_uncached(a, token, must_wait, claims, err);
     unsigned char digest[MR_OAUTH_SHA256_LEN];
     mr_oauth_sha256(token, strlen(token), digest);
     bool hit = ua_token_cache_get(a->cache, digest, a->clock(a->clock_ctx) / 1000, claims);
+    mr_code rc = hit ? MR_OK : verify_uncached(a, token, must_wait, claims, err);
+    if (must_wait && *must_wait)
+        return rc;
     static const char *const hit_labels[] = {"result", "hit", NULL}, *const miss_labels[] = {"result", "miss", NULL};
     atomic_fetch_add(hit ? &a->hits : &a->misses, 1);
     if (a->metrics)
         mr_http_metrics_inc(a->metrics, "upstream_auth_jwt_cache_total", hit ? hit_labels : miss_labels, 1);
-    if (hit)
-        return MR_OK;
-    mr_code rc = mr_jwt_verify(a->verifier, token, claims, err);
-    if (rc == MR_OK)
+    if (!hit && rc == MR_OK)
         ua_token_cache_put(a->cache, digest, claims);
     return rc;
 }
@@ -259,8 +267,8 @@ static mr_code strict_identity(const ua_settings *s, const mr_jwt_identity *c, c
     return set_identity(id, UA_METHOD_TRUSTED_JWT, user_id, c->email, signed_mxid, err);
 }
 
-static mr_code strict(ua_auth *a, ua_header_fn h, void *hctx, const char *user_id, const char *email,
-                      const char *mxid, ua_identity *id, mr_err *err)
+static mr_code strict(ua_auth *a, ua_header_fn h, void *hctx, bool *must_wait, const char *user_id,
+                      const char *email, const char *mxid, ua_identity *id, mr_err *err)
 {
     const ua_settings *s = a->s;
     const char *token;
@@ -271,8 +279,10 @@ static mr_code strict(ua_auth *a, ua_header_fn h, void *hctx, const char *user_i
         return mr_err_set(err, MR_EAUTH, "Missing trusted upstream JWT header: %s", s->jwt_header);
     mr_jwt_identity claims = {0};
     mr_err why = {0};
-    rc = verify_token(a, token, &claims, &why);
-    if (rc == MR_OK) {
+    rc = verify_token(a, token, must_wait, &claims, &why);
+    if (must_wait && *must_wait) {
+        mr_err_set(err, rc, "%s", why.msg);
+    } else if (rc == MR_OK) {
         rc = strict_identity(s, &claims, user_id, email, mxid, id, err);
     } else if (rc == MR_EAUTH) {
         mr_log_info("upstream-auth", "rejected a trusted upstream JWT: %s", why.msg);
@@ -287,7 +297,7 @@ static mr_code strict(ua_auth *a, ua_header_fn h, void *hctx, const char *user_i
     return rc;
 }
 
-static mr_code trusted(ua_auth *a, ua_header_fn h, void *hctx, ua_identity *id, mr_err *err)
+static mr_code trusted(ua_auth *a, ua_header_fn h, void *hctx, bool *must_wait, ua_identity *id, mr_err *err)
 {
     const ua_settings *s = a->s;
     const char *user_id, *email = NULL, *mxid = NULL;
@@ -300,7 +310,7 @@ static mr_code trusted(ua_auth *a, ua_header_fn h, void *hctx, ua_identity *id, 
         rc = header_value(h, hctx, s->matrix_user_id_header, UA_HEADER_VALUE_MAX, &mxid, err);
     if (rc != MR_OK)
         return rc;
-    return s->require_jwt ? strict(a, h, hctx, user_id, email, mxid, id, err)
+    return s->require_jwt ? strict(a, h, hctx, must_wait, user_id, email, mxid, id, err)
                           : header_only(s, user_id, email, mxid, id, err);
 }
 
@@ -363,8 +373,10 @@ static mr_code standalone(ua_auth *a, ua_header_fn h, void *hctx, ua_identity *i
     return set_identity(id, UA_METHOD_API_KEY, user, NULL, s->owner_user_id, err);
 }
 
-mr_code ua_authenticate(ua_auth *a, ua_header_fn headers, void *hctx, ua_identity *id, mr_err *err)
+mr_code ua_authenticate(ua_auth *a, ua_header_fn headers, void *hctx, bool *must_wait, ua_identity *id, mr_err *err)
 {
     memset(id, 0, sizeof *id);
-    return a->s->trusted ? trusted(a, headers, hctx, id, err) : standalone(a, headers, hctx, id, err);
+    if (must_wait)
+        *must_wait = false;
+    return a->s->trusted ? trusted(a, headers, hctx, must_wait, id, err) : standalone(a, headers, hctx, id, err);
 }

@@ -109,8 +109,10 @@ void ua_auth_free(ua_auth *a);
 
 /* Who sent a request. On MR_OK *id is filled. Otherwise err->msg is the sentence for the client
  * (never a secret, never the token) and the code gives the status: MR_EAUTH 401, MR_EUNAVAIL 503
- * (the JWKS could not be fetched), MR_ENOMEM 500. */
-mr_code ua_authenticate(ua_auth *a, ua_header_fn headers, void *hctx, ua_identity *id, mr_err *err);
+ * (the JWKS could not be fetched), MR_ENOMEM 500. With must_wait (else NULL) nothing waits for
+ * the JWKS (an HTTP polling thread): where strict mode would, *must_wait is set, nothing is
+ * counted or logged, and the request is to be authenticated again where it may wait. */
+mr_code ua_authenticate(ua_auth *a, ua_header_fn headers, void *hctx, bool *must_wait, ua_identity *id, mr_err *err);
 
 typedef struct ua_auth_stats {
     uint64_t cache_hits;

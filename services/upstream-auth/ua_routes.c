@@ -59,11 +59,15 @@ static void count_decision(const ua_service *svc, const char *method, int status
     mr_http_metrics_inc(svc->metrics, "upstream_auth_decisions_total", labels, 1);
 }
 
-/* Authenticates the request; NULL with *id filled, or the error response. */
+/* Authenticates the request; NULL with *id filled, or the error response (mr_http_reply_later
+ * on a polling thread when the JWKS has to be waited for). */
 static mr_http_response *authenticate(ua_service *svc, const mr_http_request *req, ua_identity *id)
 {
     mr_err err = {0};
-    mr_code rc = ua_authenticate(svc->auth, request_header, (void *)req, id, &err);
+    bool must_wait = false;
+    mr_code rc = ua_authenticate(svc->auth, request_header, (void *)req, req->may_block ? NULL : &must_wait, id, &err);
+    if (must_wait)
+        return mr_http_reply_later();
     int status = rc == MR_OK ? 200 : rc == MR_EAUTH ? 401 : rc == MR_EUNAVAIL ? 503 : 500;
     const char *method = svc->settings.trusted ? (svc->settings.require_jwt ? "trusted_upstream_jwt" : "trusted_upstream")
                                                : (svc->settings.api_key ? "api_key" : "standalone");
@@ -123,6 +127,10 @@ mr_http_response *ua_routes_handle(void *ctx, const mr_http_request *req)
     route rt = match(req);
     if (rt == ROUTE_NONE)
         return ua_reply_detail(404, "Not found");
+    /* The connect flow reads and writes the store and calls the provider: never on a polling
+     * thread. Forward auth answers there from keys in memory. */
+    if (!req->may_block && (rt == ROUTE_AUTHORIZE || rt == ROUTE_CALLBACK))
+        return mr_http_reply_later();
     ua_identity id;
     mr_http_response *r = authenticate(svc, req, &id);
     if (r)

@@ -34,8 +34,9 @@ mr_http_response *mr_http_ops_reply(const mr_http_request *req, mr_http_metrics 
     const char *what = req->segments[0];
     if (strcmp(what, "healthz") == 0)
         return mr_http_reply_json(200, json_pack("{s:s}", "status", "ok"));
+    /* Readiness checks may ask a peer (the store's ping): not on a polling thread. */
     if (strcmp(what, "readyz") == 0)
-        return readyz(ready, ready_ctx);
+        return ready && !req->may_block ? mr_http_reply_later() : readyz(ready, ready_ctx);
     if (strcmp(what, "metrics") == 0)
         return metrics_reply(metrics);
     return NULL;

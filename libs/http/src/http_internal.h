@@ -3,6 +3,7 @@
 #define MINDROOM_HTTP_INTERNAL_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "mindroom/http.h"
@@ -63,5 +64,26 @@ mr_code http_client_prepare(mr_http_client *c, const mr_http_call *call, mr_http
                             http_transfer *t, char **url, struct curl_slist **hdrs, mr_err *err);
 /* The outcome of c's transfer t, which ended with rc, as mr_http_client_do reports it. */
 mr_code http_client_finish(mr_http_client *c, CURLcode rc, http_transfer *t, mr_err *err);
+
+/* ---- workers (workers.c): where a pooled server runs the handlers that wait --------------- */
+
+/* A job, linked through itself: the owner keeps it alive until run has been called. */
+typedef struct http_job {
+    struct http_job *next;
+    void (*run)(struct http_job *j);
+} http_job;
+
+typedef struct http_workers http_workers;
+
+/* Up to max threads (at least 1, started now); NULL when out of memory or no thread starts. */
+http_workers *http_workers_new(unsigned max);
+/* Queues j; a thread runs it as soon as one is free. Never fails. */
+void http_workers_submit(http_workers *w, http_job *j);
+/* Runs every queued job, then joins the threads. NULL is a no-op. */
+void http_workers_free(http_workers *w);
+
+/* What a handler on a polling thread returns to be called again on a worker
+ * (mr_http_reply_later); never freed. */
+extern mr_http_response http_later_reply;
 
 #endif

@@ -101,9 +101,16 @@ int mr_http_response_status(const mr_http_response *r)
     return r ? r->status : 0;
 }
 
+mr_http_response http_later_reply;
+
+mr_http_response *mr_http_reply_later(void)
+{
+    return &http_later_reply;
+}
+
 void mr_http_response_free(mr_http_response *r)
 {
-    if (!r)
+    if (!r || r == &http_later_reply)
         return;
     for (size_t i = 0; i < r->nheaders; i++) {
         free(r->headers[i].name);

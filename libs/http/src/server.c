@@ -6,7 +6,10 @@
  * connection on its thread; a thread each keeps them independent, and max_connections bounds
  * the thread count. A server whose handlers answer from memory (upstream-auth's forward auth)
  * may ask for a pool instead (pool_threads): each polling thread serves many connections from
- * one epoll set, which saves a wake-up and two context switches a request. */
+ * one epoll set, which saves a wake-up and two context switches a request. There a handler that
+ * has to wait says so (mr_http_reply_later); its connection is suspended, the handler called
+ * again on a worker thread (workers.c), and the connection resumed with the answer, so the
+ * polling thread goes on serving the others meanwhile. */
 #include "http_internal.h"
 #include "mindroom/str.h"
 
@@ -18,6 +21,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +44,7 @@ struct mr_http_server {
     void *ctx;
     mr_http_metrics *metrics;
     mr_http_error_fn error_reply;
+    http_workers *workers;  /* pooled servers only */
     /* Requests between their first byte and their completion, so stop can wait for them:
      * MHD_stop_daemon alone would cut their connections. */
     pthread_mutex_t lock;
@@ -47,10 +52,25 @@ struct mr_http_server {
     unsigned inflight;
 };
 
+/* Where a request stands in its calls of the access handler. */
+typedef enum conn_phase {
+    PHASE_READING,   /* headers and body */
+    PHASE_WAITING,   /* suspended, its handler queued for or running on a worker */
+    PHASE_ANSWERED,  /* the worker's answer is in `answer`, the connection resumed */
+} conn_phase;
+
 /* Per-request state kept by MHD between calls of the access handler. */
 typedef struct conn_state {
     mr_strbuf body;  /* limited to the server's max_body */
     struct timespec start;
+    conn_phase phase;
+    /* For a request handed to a worker: the job, and what the handler sees, kept until the
+     * answer is sent; answer is the handler's (NULL: a 500). */
+    http_job job;
+    mr_http_server *srv;
+    struct MHD_Connection *conn;
+    mr_http_request req;
+    mr_http_response *answer;
 } conn_state;
 
 static const double duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -443,19 +463,48 @@ static mr_http_response *too_large(const mr_http_server *srv)
     return server_error(srv, 413, "M_TOO_LARGE", "request body exceeds %zu bytes", srv->max_body);
 }
 
+/* A worker's turn: the handler again, where it may wait, then the connection back to its polling
+ * thread, which sends the answer (libmicrohttpd lets any thread resume a connection). */
+static void run_waiting(http_job *j)
+{
+    conn_state *st = (conn_state *)(void *)((char *)j - offsetof(conn_state, job));
+    mr_http_response *r = st->srv->handler(st->srv->ctx, &st->req);
+    st->answer = r == &http_later_reply ? NULL : r;
+    st->phase = PHASE_ANSWERED;
+    MHD_resume_connection(st->conn);
+}
+
 static enum MHD_Result dispatch(mr_http_server *srv, struct MHD_Connection *c, const char *url,
                                 const char *method, conn_state *st)
 {
-    mr_http_request req = {.method = method, .path = url, .impl = c};
-    req.body = st->body.s ? st->body.s : "";
-    req.body_len = st->body.len;
-    client_ip(c, req.client_ip, sizeof req.client_ip);
+    mr_http_request *req = &st->req;
     mr_http_response *r = NULL;
-    if (split_path(&req, url) &&
-        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, &req) >= 0)
-        r = srv->handler(srv->ctx, &req);
+    if (st->phase == PHASE_ANSWERED) {
+        r = st->answer;
+        st->answer = NULL;
+    } else {
+        *req = (mr_http_request){.method = method, .path = url, .impl = c, .may_block = !srv->workers};
+        req->body = st->body.s ? st->body.s : "";
+        req->body_len = st->body.len;
+        client_ip(c, req->client_ip, sizeof req->client_ip);
+        if (split_path(req, url) && MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, req) >= 0)
+            r = srv->handler(srv->ctx, req);
+        if (r == &http_later_reply && !req->may_block) {
+            /* Suspended before it is queued: a worker may resume it at once. */
+            req->may_block = true;
+            st->phase = PHASE_WAITING;
+            st->srv = srv;
+            st->conn = c;
+            st->job.run = run_waiting;
+            MHD_suspend_connection(c);
+            http_workers_submit(srv->workers, &st->job);
+            return MHD_YES;
+        }
+        if (r == &http_later_reply)
+            r = NULL;
+    }
     enum MHD_Result ok = send_response(srv, c, method, st, r);
-    request_clear(&req);
+    request_clear(req);
     return ok;
 }
 
@@ -512,6 +561,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!st)
         return;
     mr_strbuf_free(&st->body);
+    mr_http_response_free(st->answer);
     free(st);
     *con_cls = NULL;
     pthread_mutex_lock(&srv->lock);
@@ -535,6 +585,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 
 static void server_free(mr_http_server *srv)
 {
+    http_workers_free(srv->workers);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->idle);
     free(srv);
@@ -558,6 +609,10 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
     srv->error_reply = opts->error_reply;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->idle, NULL);
+    if (opts->pool_threads && !(srv->workers = http_workers_new(opts->pool_workers ? opts->pool_workers : 16u))) {
+        server_free(srv);
+        return mr_err_set(err, MR_ENOMEM, "cannot start the worker threads of the server on %s", opts->listen);
+    }
     mr_code rc;
     if (srv->metrics) {
         rc = mr_http_metrics_counter(srv->metrics, "http_requests_total",
@@ -577,7 +632,7 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
         server_free(srv);
         return rc;
     }
-    unsigned flags = MHD_USE_ITC | (opts->pool_threads ? MHD_USE_EPOLL_INTERNAL_THREAD
+    unsigned flags = MHD_USE_ITC | (opts->pool_threads ? MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
                                                        : MHD_USE_THREAD_PER_CONNECTION |
                                                              MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL);
     srv->daemon = MHD_start_daemon(

@@ -79,9 +79,10 @@ struct mr_jwt_verifier {
 /* The key for kid (NULL: the only key of the set), in *held, a reference to its set (release
  * with mr_jwt_keyset_free), fetching the set when the cache is empty or old, or when kid is not
  * in it and the refetch floor allows. MR_EAUTH when no key matches, MR_EUNAVAIL when no set
- * could be had. */
-mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_keyset **held, const mr_jwt_key **out,
-                            mr_err *err);
+ * could be had. With must_wait (else NULL), nothing is fetched or waited for: where that would
+ * be needed, *must_wait is set and MR_EUNAVAIL returned. */
+mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, bool *must_wait, mr_jwt_keyset **held,
+                            const mr_jwt_key **out, mr_err *err);
 /* Frees what the key owns (the set frees each of its keys). */
 void mr_jwt_key_clear(mr_jwt_key *k);
 /* Prepares key->prepared and key->md for each alg in key->algs; false with why filled. */

@@ -270,8 +270,8 @@ static mr_code no_key(const mr_jwt_verifier *v, bool usable, const char *kid, bo
  *   - when refetching fails, the last good set stays in use up to stale_grace_ms past its TTL
  *     (retried once per floor), so an outage of the JWKS server does not turn every valid
  *     token into a 503 at once; past the grace the keys are unavailable (503). */
-mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_keyset **held, const mr_jwt_key **out,
-                            mr_err *err)
+mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, bool *must_wait, mr_jwt_keyset **held,
+                            const mr_jwt_key **out, mr_err *err)
 {
     *held = NULL;
     *out = NULL;
@@ -293,15 +293,20 @@ mr_code mr_jwt_verifier_key(mr_jwt_verifier *v, const char *kid, mr_jwt_keyset *
             rc = MR_OK;
             break;
         }
+        bool unknown_kid_fetch = fresh && !fetched_here &&
+                                 (!v->attempted || elapsed(now, v->attempt_at, v->refetch_floor_ms));
+        if (!v->fetching && !refresh && !unknown_kid_fetch) {
+            rc = no_key(v, fresh, kid, fetched_here, now, err);
+            break;
+        }
+        if (must_wait) {
+            *must_wait = true;
+            rc = mr_err_set(err, MR_EUNAVAIL, "the key needs a JWKS fetch (or one under way) from %s", v->jwks_url);
+            break;
+        }
         if (v->fetching) {
             pthread_cond_wait(&v->fetched, &v->mu);
             continue;
-        }
-        bool unknown_kid_fetch = fresh && !fetched_here &&
-                                 (!v->attempted || elapsed(now, v->attempt_at, v->refetch_floor_ms));
-        if (!refresh && !unknown_kid_fetch) {
-            rc = no_key(v, fresh, kid, fetched_here, now, err);
-            break;
         }
         v->fetching = true;
         v->attempted = true;

@@ -225,7 +225,7 @@ static mr_code check_signature(const char *token, const parts *p, const header *
     return MR_OK;
 }
 
-mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, mr_err *err)
+static mr_code verify(mr_jwt_verifier *v, const char *token, bool *must_wait, mr_jwt_identity *out, mr_err *err)
 {
     mr_jwt_identity id = {0};
     if (out)
@@ -247,7 +247,7 @@ mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *ou
         (rc = check_header(&hdr, &h, err)) != MR_OK ||
         (rc = parse_object(p.payload, p.payload_len, "the payload", &claims, err)) != MR_OK)
         goto out;
-    rc = mr_jwt_verifier_key(v, h.kid, &held, &key, err);
+    rc = mr_jwt_verifier_key(v, h.kid, must_wait, &held, &key, err);
     if (rc == MR_EAUTH)
         mr_err_prefix(err, "invalid JWT");
     if (rc != MR_OK || (rc = check_signature(token, &p, &h, key, err)) != MR_OK ||
@@ -265,6 +265,18 @@ out:
     mr_jwt_json_free(&hdr);
     parts_free(&p);
     return rc;
+}
+
+mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, mr_err *err)
+{
+    return verify(v, token, NULL, out, err);
+}
+
+mr_code mr_jwt_verify_nowait(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, bool *must_wait,
+                             mr_err *err)
+{
+    *must_wait = false;
+    return verify(v, token, must_wait, out, err);
 }
 
 void mr_jwt_identity_free(mr_jwt_identity *id)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <microhttpd.h>
 
 #include "jwks_server.h"
@@ -20,6 +21,9 @@ struct jwks_server {
     struct MHD_Daemon *daemon;
     char url[64];
     pthread_mutex_t mu;
+    pthread_cond_t changed;
+    bool holding;
+    unsigned held;
     int status;
     char *body;
     int delay_ms;
@@ -38,6 +42,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     jwks_server *s = cls;
     pthread_mutex_lock(&s->mu);
     s->requests++;
+    if (s->holding) {
+        s->held++;
+        pthread_cond_broadcast(&s->changed);
+        while (s->holding)
+            pthread_cond_wait(&s->changed, &s->mu);
+        s->held--;
+    }
     int status = s->status;
     char *body = strdup(s->body);
     int delay_ms = s->delay_ms;
@@ -55,6 +66,7 @@ jwks_server *js_start(void)
     jwks_server *s = calloc(1, sizeof *s);
     assert_non_null(s);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->changed, NULL);
     s->status = 503;
     s->body = strdup("{}");
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
@@ -70,6 +82,7 @@ jwks_server *js_start(void)
 
 void js_stop(jwks_server *s)
 {
+    js_release(s);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
@@ -78,6 +91,7 @@ void js_stop(jwks_server *s)
 void js_free(jwks_server *s)
 {
     js_stop(s);
+    pthread_cond_destroy(&s->changed);
     pthread_mutex_destroy(&s->mu);
     free(s->body);
     free(s);
@@ -99,6 +113,35 @@ void js_set_delay_ms(jwks_server *s, int ms)
     pthread_mutex_lock(&s->mu);
     s->delay_ms = ms;
     pthread_mutex_unlock(&s->mu);
+}
+
+void js_hold(jwks_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->holding = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void js_release(jwks_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->holding = false;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool js_wait_held(jwks_server *s, unsigned n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while (s->held < n && rc == 0)
+        rc = pthread_cond_timedwait(&s->changed, &s->mu, &until);
+    bool ok = s->held >= n;
+    pthread_mutex_unlock(&s->mu);
+    return ok;
 }
 
 unsigned js_requests(jwks_server *s)

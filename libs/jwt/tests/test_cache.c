@@ -148,6 +148,45 @@ static void expect_stats(fx *f, uint64_t fetches, uint64_t failures, size_t keys
     assert_int_equal(st.keys, keys);
 }
 
+/* mr_jwt_verify_nowait(k's token under kid): its code, and whether it said to wait. */
+static mr_code verify_nowait(fx *f, const tk_key *k, const char *kid, bool *must_wait)
+{
+    char *t = token(k, kid);
+    mr_err err = {0};
+    mr_code rc = mr_jwt_verify_nowait(f->v, t, NULL, must_wait, &err);
+    free(t);
+    return rc;
+}
+
+/* Without waiting: a token whose key is cached is verified, one that needs a fetch (none yet, an
+ * unknown kid the floor allows a refetch for, a set past its TTL) is handed back untouched, and
+ * one no fetch could help now is refused at once; nothing is ever fetched. */
+static void test_nowait_fetches_nothing(void **state)
+{
+    fx *f = *state;
+    bool must_wait = false;
+    assert_int_equal(verify_nowait(f, &g_k1, NULL, &must_wait), MR_EUNAVAIL);
+    assert_true(must_wait);
+    assert_int_equal(js_requests(f->server), 0);
+    expect_ok(f, &g_k1);
+    assert_int_equal(verify_nowait(f, &g_k1, NULL, &must_wait), MR_OK);
+    assert_false(must_wait);
+    /* Within the floor an unknown kid is refused here and now. */
+    assert_int_equal(verify_nowait(f, &g_k2, NULL, &must_wait), MR_EAUTH);
+    assert_false(must_wait);
+    advance_ms(10000);
+    assert_int_equal(verify_nowait(f, &g_k2, NULL, &must_wait), MR_EUNAVAIL);
+    assert_true(must_wait);
+    advance_ms(50000);
+    assert_int_equal(verify_nowait(f, &g_k1, NULL, &must_wait), MR_EUNAVAIL);
+    assert_true(must_wait);
+    assert_int_equal(js_requests(f->server), 1);
+    expect_ok(f, &g_k1);
+    assert_int_equal(js_requests(f->server), 2);
+    assert_int_equal(verify_nowait(f, &g_k1, NULL, &must_wait), MR_OK);
+    assert_false(must_wait);
+}
+
 static void test_one_fetch_serves_until_the_ttl(void **state)
 {
     fx *f = *state;
@@ -413,6 +452,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_one_fetch_serves_until_the_ttl),
+        T(test_nowait_fetches_nothing),
         T(test_key_rotation),
         T(test_same_kid_new_key),
         T(test_unknown_kids_respect_the_floor),

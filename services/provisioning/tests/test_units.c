@@ -1,5 +1,6 @@
 /* test_units.c -- the service's pure parts: pair codes, tokens, digests, username and namespace
  * rules, client addresses behind proxies, and settings from the environment. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -306,6 +307,61 @@ static void test_settings_errors_name_the_variable(void **state)
     }
 }
 
+/* What a thread's request got from prov_store_take, seen from that thread. */
+typedef struct lease_probe {
+    prov *p;
+    mr_store *first, *second;
+} lease_probe;
+
+static void *take_and_look(void *arg)
+{
+    lease_probe *lp = arg;
+    prov_store_take(lp->p);
+    lp->first = prov_store(lp->p);
+    lp->second = prov_store(lp->p);
+    prov_store_give(lp->p);
+    return NULL;
+}
+
+/* A request keeps the first free handle for all its calls; other requests in flight take the
+ * next free ones; with every handle taken a request shares them round robin; a handle given
+ * back is the first free again; with one handle (SQLite) nothing is taken. */
+static void test_each_request_takes_the_first_free_store_handle(void **state)
+{
+    (void)state;
+    /* Distinct addresses the lease only hands around: no store call is made here. */
+    static char handles[3];
+    prov p = {.nstores = 2};
+    pthread_mutex_init(&p.lease_mu, NULL);
+    for (size_t i = 0; i < 3; i++)
+        p.stores[i] = (mr_store *)(void *)&handles[i];
+    prov_store_take(&p);
+    assert_ptr_equal(prov_store(&p), p.stores[0]);
+    assert_ptr_equal(prov_store(&p), p.stores[0]);
+    lease_probe other = {.p = &p};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, take_and_look, &other), 0);
+    pthread_join(t, NULL);
+    assert_ptr_equal(other.first, p.stores[1]);
+    assert_ptr_equal(other.second, p.stores[1]);
+    /* Both taken by this thread's request and a third's: the third alternates. */
+    p.leased[1] = true;
+    assert_int_equal(pthread_create(&t, NULL, take_and_look, &other), 0);
+    pthread_join(t, NULL);
+    assert_ptr_not_equal(other.first, other.second);
+    p.leased[1] = false;
+    prov_store_give(&p);
+    assert_false(p.leased[0]);
+    prov_store_take(&p);
+    assert_ptr_equal(prov_store(&p), p.stores[0]);
+    prov_store_give(&p);
+    p.nstores = 1;
+    prov_store_take(&p);
+    assert_false(p.leased[0]);
+    prov_store_give(&p);
+    pthread_mutex_destroy(&p.lease_mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_settings_overrides),
         cmocka_unit_test(test_settings_token_file),
         cmocka_unit_test(test_settings_errors_name_the_variable),
+        cmocka_unit_test(test_each_request_takes_the_first_free_store_handle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse_headers(text, &h);
     ua_identity id;
     mr_err err;
-    if (ua_authenticate(auth_for(mode), header_get, &h, &id, &err) == MR_OK)
+    if (ua_authenticate(auth_for(mode), header_get, &h, NULL, &id, &err) == MR_OK)
         ua_identity_clear(&id);
     free(text);
     return 0;

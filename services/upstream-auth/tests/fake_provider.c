@@ -55,6 +55,8 @@ struct fake_provider {
     pthread_cond_t arrived;
     unsigned hold, held;          /* refreshes to gather before answering any, and gathered */
     long hold_ms;
+    bool stalling;                /* code exchanges wait while set */
+    unsigned stalled;             /* and how many wait now */
 };
 
 /* Decodes a form body into params (names and values percent-decoded, '+' as space). */
@@ -164,6 +166,13 @@ static mr_http_response *exchange(fake_provider *p, const mr_http_param *ps, siz
         return refuse(p, "invalid_client", "client credentials");
     if (strcmp(grant, "refresh_token") == 0)
         return refresh(p, ps, n);
+    if (p->stalling) {
+        p->stalled++;
+        pthread_cond_broadcast(&p->arrived);
+        while (p->stalling)
+            pthread_cond_wait(&p->arrived, &p->mu);
+        p->stalled--;
+    }
     issued *c = NULL;
     for (size_t i = 0; code && i < p->ncodes; i++)
         if (strcmp(p->codes[i].code, code) == 0)
@@ -301,6 +310,7 @@ void fp_stop(fake_provider *p)
 {
     if (!p)
         return;
+    fp_release_exchanges(p);
     mr_http_server_stop(p->srv);
     for (size_t i = 0; i < p->ncodes; i++) {
         free(p->codes[i].redirect_uri);
@@ -387,6 +397,35 @@ void fp_last_api_token(fake_provider *p, char out[32])
     pthread_mutex_lock(&p->mu);
     memcpy(out, p->last_api_token, sizeof p->last_api_token);
     pthread_mutex_unlock(&p->mu);
+}
+
+void fp_stall_exchanges(fake_provider *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stalling = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fp_release_exchanges(fake_provider *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stalling = false;
+    pthread_cond_broadcast(&p->arrived);
+    pthread_mutex_unlock(&p->mu);
+}
+
+bool fp_wait_stalled(fake_provider *p, unsigned n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    while (p->stalled < n && rc == 0)
+        rc = pthread_cond_timedwait(&p->arrived, &p->mu, &until);
+    bool ok = p->stalled >= n;
+    pthread_mutex_unlock(&p->mu);
+    return ok;
 }
 
 void fp_hold_refreshes(fake_provider *p, unsigned n, long ms)

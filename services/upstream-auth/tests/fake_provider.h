@@ -9,6 +9,8 @@
 #ifndef MINDROOM_UA_FAKE_PROVIDER_H
 #define MINDROOM_UA_FAKE_PROVIDER_H
 
+#include <stdbool.h>
+
 typedef struct fake_provider fake_provider;
 
 fake_provider *fp_start(const char *client_id, const char *client_secret);
@@ -33,6 +35,12 @@ unsigned fp_refreshes(fake_provider *p);
 /* The next refresh requests wait until n have come or ms have passed, then are answered in turn:
  * callers that refresh at once meet at the provider, as they would when the network is slow. */
 void fp_hold_refreshes(fake_provider *p, unsigned n, long ms);
+/* From fp_stall_exchanges on, each authorization code exchange waits unanswered (a provider that
+ * stalls) until fp_release_exchanges (fp_stop releases too). fp_wait_stalled: false unless n
+ * exchanges wait within 20 s. */
+void fp_stall_exchanges(fake_provider *p);
+void fp_release_exchanges(fake_provider *p);
+bool fp_wait_stalled(fake_provider *p, unsigned n);
 /* The bearer token of the last API request ("" when it had none). */
 void fp_last_api_token(fake_provider *p, char out[32]);
 

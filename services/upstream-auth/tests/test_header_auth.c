@@ -101,7 +101,7 @@ static void test_oversize_and_control_characters(void **state)
     ua_thdrs_add(&h, UA_H_EMAIL, "alice@example.com");
     ua_identity id;
     mr_err err = {0};
-    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, &id, &err), MR_OK);
+    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, NULL, &id, &err), MR_OK);
     assert_int_equal(strlen(id.user_id), UA_HEADER_VALUE_MAX);
     ua_identity_clear(&id);
 
@@ -136,7 +136,7 @@ static void test_oversize_and_control_characters(void **state)
     ua_thdrs_add(&h, UA_H_USER, "j\xc3\xb6rg-\xe2\x82\xac");
     ua_thdrs_add(&h, UA_H_EMAIL, "alice@example.com");
     mr_err err2 = {0};
-    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, &id, &err2), MR_OK);
+    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, NULL, &id, &err2), MR_OK);
     assert_string_equal(id.user_id, "j\xc3\xb6rg-\xe2\x82\xac");
     ua_identity_clear(&id);
 }
@@ -164,7 +164,7 @@ static void test_matrix_id_from_template(void **state)
     h.values[1] = "al:ice@example.com";
     ua_identity id;
     mr_err err = {0};
-    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, &id, &err), MR_EAUTH);
+    assert_int_equal(ua_authenticate(f->auth, ua_thdrs_get, &h, NULL, &id, &err), MR_EAUTH);
     assert_true(strncmp(err.msg, "Trusted upstream email does not map to a Matrix user ID: the derived Matrix ID "
                                  "is not valid", 90) == 0);
     h.values[1] = "a@b@example.com";

@@ -413,7 +413,7 @@ static void test_matrix_header_matches_derived_identity(void **state)
     ua_thdrs h = request("al:ice@example.com", NULL, NULL, t);
     ua_identity id;
     mr_err err = {0};
-    assert_int_equal(ua_authenticate(f->a.auth, ua_thdrs_get, &h, &id, &err), MR_EAUTH);
+    assert_int_equal(ua_authenticate(f->a.auth, ua_thdrs_get, &h, NULL, &id, &err), MR_EAUTH);
     assert_true(strncmp(err.msg, "Trusted upstream email does not map to a Matrix user ID: ", 57) == 0);
     free(t);
 }

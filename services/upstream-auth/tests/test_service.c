@@ -3,6 +3,7 @@
  * mode, the OAuth connect flow end to end with its 401s and 403s, the oauth_api tool through that
  * flow (connect link, connect, API call, refresh), start-up validation (exit 2), and secrets kept
  * out of the log. */
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,6 +68,7 @@ static int group_teardown(void **state)
 typedef struct svc_fixture {
     ua_proc proc;
     fake_provider *fp;
+    jwks_server *js;  /* a test's own JWKS server, when it stalls one */
 } svc_fixture;
 
 static int setup(void **state)
@@ -81,6 +83,8 @@ static int teardown(void **state)
     svc_fixture *f = *state;
     ua_proc_kill(&f->proc);
     fp_stop(f->fp);
+    if (f->js)
+        js_free(f->js);
     free(f);
     return 0;
 }
@@ -292,14 +296,20 @@ static char *strict_token(const char *email)
     return t;
 }
 
-static void test_forward_auth_strict_mode(void **state)
+/* Strict mode with the keys at jwks_url. */
+static void strict_mode_env(const char *jwks_url)
 {
     header_mode_env();
     setenv(TU "REQUIRE_JWT", "true", 1);
     setenv(TU "JWT_HEADER", "X-Trusted-Jwt", 1);
-    setenv(TU "JWKS_URL", js_url(g_js), 1);
+    setenv(TU "JWKS_URL", jwks_url, 1);
     setenv(TU "JWT_AUDIENCE", "mindroom-dashboard", 1);
     setenv(TU "JWT_ISSUER", "https://gateway.example.com", 1);
+}
+
+static void test_forward_auth_strict_mode(void **state)
+{
+    strict_mode_env(js_url(g_js));
     ua_proc *p = service_start(state);
     char *t = strict_token("alice@example.com");
     char *jwt_line = tk_printf("X-Trusted-Jwt: %s", t);
@@ -381,6 +391,126 @@ static char *provider_redirect(const char *authorize_url, int service_port)
     char *path = strdup(location + strlen(prefix));
     mr_http_result_clear(&r);
     return path;
+}
+
+/* More requests waiting than the service has polling threads (a core each, at least 2). */
+#define WAITERS 5
+
+/* GET path with headers (NULL-ended "Name: value" lines) sent on a new connection, left for its
+ * answer: the connection. */
+static int send_get(int port, const char *path, const char *const *headers)
+{
+    int fd = mr_tp_connect_from("127.0.0.1", port);
+    assert_true(fd >= 0);
+    char raw[4096];
+    int n = snprintf(raw, sizeof raw, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", path);
+    for (size_t i = 0; headers && headers[i]; i++)
+        n += snprintf(raw + n, sizeof raw - (size_t)n, "%s\r\n", headers[i]);
+    n += snprintf(raw + n, sizeof raw - (size_t)n, "\r\n");
+    assert_true(n < (int)sizeof raw);
+    assert_int_equal(write(fd, raw, (size_t)n), n);
+    return fd;
+}
+
+/* Nothing has come back on fd yet. */
+static bool unanswered(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 0;
+}
+
+/* The answer on fd starts with "HTTP/1.1 <status> "; closes fd. */
+static void expect_answer(int fd, int status)
+{
+    bool closed = false;
+    char *answer = mr_tp_read_until(fd, "\r\n\r\n", 20000, &closed);
+    assert_non_null(answer);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %d ", status);
+    if (strncmp(answer, want, strlen(want)) != 0)
+        fail_msg("expected %d, got: %.200s", status, answer);
+    free(answer);
+    close(fd);
+}
+
+/* Requests that wait (for a JWKS server that stalls, or an OAuth provider that stalls during the
+ * code exchange), more of them than the service has polling threads, hold up neither /healthz,
+ * /readyz nor forward auth with keys in memory: the service serves from a pool of polling
+ * threads, and what waits goes to worker threads. */
+static void test_waiting_requests_hold_up_no_other(void **state)
+{
+    svc_fixture *f = *state;
+    f->js = js_start();
+    char *jwk = tk_jwk(&g_key, NULL);
+    const char *keys[] = {jwk};
+    char *set = tk_jwks(keys, 1);
+    js_set(f->js, 200, set);
+    js_hold(f->js);
+    strict_mode_env(js_url(f->js));
+    fake_provider *fp = provider_start(state);
+    ua_proc *p = service_start(state);
+    char *t = strict_token("alice@example.com");
+    char *jwt_line = tk_printf("X-Trusted-Jwt: %s", t);
+    const char *const alice[] = {"X-MindRoom-User-Id: alice@example.com", jwt_line, NULL};
+
+    /* No key yet: the first token fetches the JWKS, which stalls; the others wait for it. */
+    int fds[WAITERS];
+    for (int i = 0; i < WAITERS; i++) {
+        fds[i] = send_get(p->port, "/auth/verify", alice);
+        if (i == 0)
+            assert_true(js_wait_held(f->js, 1));
+    }
+    char *body = NULL;
+    assert_int_equal(mr_tp_http_get(p->port, "/healthz", &body), 200);
+    free(body);
+    assert_int_equal(mr_tp_http_get(p->port, "/readyz", &body), 200);
+    free(body);
+    for (int i = 0; i < WAITERS; i++)
+        assert_true(unanswered(fds[i]));
+    js_release(f->js);
+    for (int i = 0; i < WAITERS; i++)
+        expect_answer(fds[i], 200);
+
+    /* Keys in memory now; OAuth code exchanges stall at the provider. */
+    char *callbacks[WAITERS];
+    for (int i = 0; i < WAITERS; i++) {
+        char token[MR_OAUTH_CONNECT_TOKEN_LEN + 1];
+        char *link = mint_link(ALICE, "github", 0, token);
+        char *to_provider = authorize_redirect(p, link, alice);
+        callbacks[i] = provider_redirect(to_provider, p->port);
+        free(to_provider);
+        free(link);
+    }
+    fp_stall_exchanges(fp);
+    for (int i = 0; i < WAITERS; i++)
+        fds[i] = send_get(p->port, callbacks[i], alice);
+    assert_true(fp_wait_stalled(fp, WAITERS));
+    assert_int_equal(mr_tp_http_get(p->port, "/healthz", &body), 200);
+    free(body);
+    /* A token not seen before, checked with the key in memory. */
+    char *bob_token = strict_token("bob@example.com");
+    char *bob_line = tk_printf("X-Trusted-Jwt: %s", bob_token);
+    const char *const bob[] = {"X-MindRoom-User-Id: bob@example.com", bob_line, NULL};
+    mr_http_result r = {0};
+    get(p, "/auth/verify", bob, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(mr_http_result_header(&r, "X-MindRoom-Auth-Matrix-User-Id"), BOB);
+    mr_http_result_clear(&r);
+    free(bob_line);
+    free(bob_token);
+    for (int i = 0; i < WAITERS; i++)
+        assert_true(unanswered(fds[i]));
+    fp_release_exchanges(fp);
+    for (int i = 0; i < WAITERS; i++) {
+        expect_answer(fds[i], 200);
+        free(callbacks[i]);
+    }
+    assert_int_equal(fp_tokens_issued(fp), WAITERS);
+    ua_proc_stop(p);
+    free(jwt_line);
+    free(t);
+    free(set);
+    free(jwk);
 }
 
 static void test_oauth_connect_flow(void **state)
@@ -722,6 +852,7 @@ int main(void)
         T(test_smuggled_header_lines_refused),
         T(test_one_address_cannot_starve_others),
         T(test_oauth_connect_flow),
+        T(test_waiting_requests_hold_up_no_other),
         T(test_oauth_refusals),
         T(test_oauth_tool_through_the_connect_flow),
         T(test_api_key_and_single_owner),

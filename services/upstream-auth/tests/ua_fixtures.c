@@ -69,7 +69,7 @@ void ua_tauth_expect_refused(const ua_tauth *t, const ua_thdrs *h, mr_code code,
 {
     ua_identity id;
     mr_err err = {0};
-    assert_int_equal(ua_authenticate(t->auth, ua_thdrs_get, (void *)h, &id, &err), code);
+    assert_int_equal(ua_authenticate(t->auth, ua_thdrs_get, (void *)h, NULL, &id, &err), code);
     assert_string_equal(err.msg, msg);
     assert_null(id.user_id);
 }
@@ -84,7 +84,7 @@ void ua_tauth_expect_identity(const ua_tauth *t, const ua_thdrs *h, const char *
 {
     ua_identity id;
     mr_err err = {0};
-    if (ua_authenticate(t->auth, ua_thdrs_get, (void *)h, &id, &err) != MR_OK)
+    if (ua_authenticate(t->auth, ua_thdrs_get, (void *)h, NULL, &id, &err) != MR_OK)
         fail_msg("refused: %s", err.msg);
     assert_string_equal(id.user_id, user_id);
     if (email)

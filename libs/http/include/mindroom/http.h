@@ -58,6 +58,12 @@ typedef struct mr_http_request {
     const char *body;       /* body_len bytes, NUL-terminated for convenience */
     size_t body_len;
     char client_ip[46];     /* "127.0.0.1", "::1" */
+    /* False on a pooled server's polling thread, which serves other connections between this
+     * request's calls: a handler that would wait there (a store, an upstream, a lock held
+     * across I/O) returns mr_http_reply_later() instead, and is called again for the same
+     * request on a worker thread, where this is true. Always true with a thread per
+     * connection. */
+    bool may_block;
     void *impl;             /* the server's view of the connection */
 } mr_http_request;
 
@@ -70,7 +76,9 @@ size_t mr_http_request_header_count(const mr_http_request *req, const char *name
 const char *mr_http_request_query(const mr_http_request *req, const char *name);
 
 /* A handler returns a response made by mr_http_reply*; the server sends and frees it. NULL
- * becomes a 500. Handlers run on the connection's own thread and may block. */
+ * becomes a 500. Handlers run on the connection's own thread and may block, except on a
+ * pooled server's polling thread (req->may_block false), where they answer what they can from
+ * memory and hand the rest on with mr_http_reply_later. */
 typedef mr_http_response *(*mr_http_handler)(void *ctx, const mr_http_request *req);
 
 /* Makes the answer for an error the server detects itself (400 malformed header, 413, 500 for
@@ -97,8 +105,14 @@ typedef struct mr_http_server_opts {
     mr_http_error_fn error_reply;
     /* 0: a thread per connection, for handlers that may block (long polls, upstream calls).
      * N: N polling threads, each serving its share of the connections from one epoll set, which
-     * is cheaper a request; a handler that blocks stalls every connection of its thread. */
+     * is cheaper a request. A handler called there must not wait: what would (req->may_block)
+     * goes to a worker thread while its connection is suspended (libmicrohttpd's
+     * suspend/resume), so it stalls no other connection. A streamed body still runs on the
+     * polling thread: streams belong on a thread-per-connection server. */
     unsigned pool_threads;
+    /* With pool_threads: worker threads for the handlers that wait, started as needed; 0 = 16.
+     * Requests beyond that many waiting at once queue for a free worker. */
+    unsigned pool_workers;
 } mr_http_server_opts;
 
 /* Binds, then serves on background threads until mr_http_server_stop. */
@@ -121,6 +135,10 @@ mr_http_response *mr_http_reply(int status, const char *content_type, const void
 /* Serializes and releases `body` (the caller's reference is taken, also on failure). */
 mr_http_response *mr_http_reply_json(int status, json_t *body);
 mr_http_response *mr_http_reply_text(int status, const char *text);
+/* "Call me again where I may wait": for a handler on a polling thread (req->may_block false);
+ * the server then calls it for the same request on a worker thread. Returned where waiting is
+ * allowed already, it becomes a 500. Never NULL; nothing to free. */
+mr_http_response *mr_http_reply_later(void);
 /* Writes the next part of a streamed body into buf (at most cap bytes) and returns its length;
  * 0 ends the body, -1 cuts the connection. It runs on the connection's thread and may block
  * until it has something to send: each part goes out as soon as it is returned. */
@@ -147,7 +165,8 @@ typedef bool (*mr_http_ready_fn)(void *ctx, char *why, size_t cap);
 /* Answers GET/HEAD /healthz (200 {"status":"ok"}), /readyz (200 {"status":"ready"} or 503
  * {"status":"not ready","reason":...}; always ready when ready is NULL) and /metrics (the
  * rendered registry, 404 when metrics is NULL). Returns NULL for any other request, so a
- * handler can call it first and fall through. */
+ * handler can call it first and fall through. On a polling thread (req->may_block false) a
+ * /readyz with a ready check answers mr_http_reply_later: checks may ask a peer. */
 mr_http_response *mr_http_ops_reply(const mr_http_request *req, mr_http_metrics *metrics,
                                     mr_http_ready_fn ready, void *ready_ctx);
 

@@ -5,6 +5,7 @@
 #ifndef MINDROOM_JWT_H
 #define MINDROOM_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "mindroom/err.h"
@@ -118,6 +119,14 @@ typedef struct mr_jwt_identity {
  * members jku, x5u, jwk and x5c are ignored: nothing is fetched or trusted from a token. On
  * success fills *out (which may be NULL to only check). */
 mr_code mr_jwt_verify(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, mr_err *err);
+/* As mr_jwt_verify, for a thread that must not wait (an HTTP server's polling thread): when the
+ * token's key would need a JWKS fetch, or another thread's fetch to end, nothing is fetched or
+ * waited for; *must_wait is set and MR_EUNAVAIL returned, and the caller verifies the token with
+ * mr_jwt_verify where it may wait. Otherwise as mr_jwt_verify, with *must_wait false: a token
+ * whose key is cached, or that is refused before its key is looked up or for want of one no
+ * fetch could bring now, is answered here. */
+mr_code mr_jwt_verify_nowait(mr_jwt_verifier *v, const char *token, mr_jwt_identity *out, bool *must_wait,
+                             mr_err *err);
 void mr_jwt_identity_free(mr_jwt_identity *id);
 
 typedef struct mr_jwt_stats {

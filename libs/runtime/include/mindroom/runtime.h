@@ -213,8 +213,9 @@ typedef struct mr_service_def {
     const char *settings_help;
     bool calls_models;        /* sets mr_runtime_opts.model_settings */
     /* Serve HTTP from a pool of polling threads (one per core, at least 2) rather than a thread
-     * per connection: for services whose handlers answer from memory and wait rarely and
-     * briefly, as a waiting handler stalls the other connections of its thread. */
+     * per connection: for services whose handlers answer most requests from memory. Their
+     * handler must hand what waits (store, upstream calls) to a worker: on a polling thread
+     * (req->may_block false) it returns mr_http_reply_later for those. */
     bool http_pool;
     /* serve installs an HTTP handler (mr_runtime_set_http_handler): /readyz answers 503 while
      * none is, from the server's start until serve installs it and again once it removes it, so
