@@ -271,13 +271,18 @@ void holder_try_free(holder_try *t);
 
 /* ---- the in-flight record (inflight.c) ---------------------------------------------------- */
 
-#define INFLIGHT_FIELD_MAX 40
+#define INFLIGHT_ORDER_LEN 28     /* "<boot ms, 15 digits>.<sequence, 12 digits>" */
+#define INFLIGHT_FIELD_MAX (INFLIGHT_ORDER_LEN + 1 + MR_ID_MAX + 1)
 #define WORKER_FORGET_MS (3600L * 1000) /* a dead worker with nothing in flight is forgotten */
 
 /* `agent:inflight:<worker_id>` (proto/store.md): a hash of the turns the worker accepted from
- * the bus and has not finished, field "<boot ms>.<sequence>" (zero-padded, so sorting the fields
- * gives the order of acceptance) -> the turn as it came. */
-void inflight_field(long long boot_ms, unsigned long long seq, char out[INFLIGHT_FIELD_MAX]);
+ * the bus and has not finished, field "<boot ms>.<sequence>.<room_id>" (zero-padded, so sorting
+ * the fields gives the order of acceptance; the room, so a replica looking for rooms to take
+ * reads it without parsing the turn) -> the turn as it came. A room ID too long for the field is
+ * left out, as in the fields of older releases. */
+void inflight_field(long long boot_ms, unsigned long long seq, const char *room_id, char out[INFLIGHT_FIELD_MAX]);
+/* The room a field names; NULL when it names none (then the turn says). */
+const char *inflight_room(const char *field);
 mr_code inflight_put(mr_store *s, const char *worker_id, const char *field, const char *turn, size_t len,
                      mr_err *err);
 mr_code inflight_drop(mr_store *s, const char *worker_id, const char *field, mr_err *err);

@@ -49,6 +49,24 @@ static mr_code lease_try_take(mr_store *s, const agent_self *me, const char *roo
     return holder_take(s, me, key, STARTED, LEASE_FORMS, CLAIM_TTL_MS, t, won, err);
 }
 
+/* The room of a turn in a record: named in its field, or (a field an older release wrote) read
+ * from the turn; false when the value is not a turn. */
+static bool entry_room(const mr_store_hash_entry *e, char out[MR_ID_MAX + 1])
+{
+    const char *room = inflight_room(e->field);
+    if (room) {
+        snprintf(out, MR_ID_MAX + 1, "%s", room);
+        return true;
+    }
+    agent_turn turn;
+    mr_err err = {0};
+    if (agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
+        return false;
+    snprintf(out, MR_ID_MAX + 1, "%s", turn.room_id);
+    agent_turn_free(&turn);
+    return true;
+}
+
 /* Whether worker_id's record holds a turn of room_id. */
 static mr_code record_has_room(mr_store *s, const char *worker_id, const char *room_id, bool *has, mr_err *err)
 {
@@ -56,12 +74,8 @@ static mr_code record_has_room(mr_store *s, const char *worker_id, const char *r
     *has = false;
     mr_code rc = inflight_list(s, worker_id, &rec, err);
     for (size_t i = 0; rc == MR_OK && i < rec.count && !*has; i++) {
-        agent_turn turn;
-        mr_err perr = {0};
-        if (agent_turn_parse(rec.entries[i].value, rec.entries[i].value_len, &turn, &perr) == MR_OK) {
-            *has = strcmp(turn.room_id, room_id) == 0;
-            agent_turn_free(&turn);
-        }
+        char room[MR_ID_MAX + 1];
+        *has = entry_room(&rec.entries[i], room) && strcmp(room, room_id) == 0;
     }
     mr_store_hash_free(&rec);
     return rc;
@@ -188,18 +202,17 @@ static size_t move_room(mr_store *s, const char *victim, const char *room_id, co
     size_t moved = 0;
     for (size_t i = 0; i < theirs.count; i++) {
         const mr_store_hash_entry *e = &theirs.entries[i];
+        char room[MR_ID_MAX + 1];
         agent_turn turn;
-        if (agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
+        if (!entry_room(e, room) || strcmp(room, room_id) != 0 ||
+            agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
             continue;
-        mr_code rc = MR_OK;
-        if (strcmp(turn.room_id, room_id) == 0) {
-            /* Ours first, then gone from theirs: a crash between the two leaves the turn in both
-             * records, and its reply claims keep it answered once. */
-            rc = ops->take(ops->ctx, e->value, e->value_len, &turn, &err);
-            if (rc == MR_OK)
-                rc = inflight_drop(s, victim, e->field, &err);
-            moved += rc == MR_OK;
-        }
+        /* Ours first, then gone from theirs: a crash between the two leaves the turn in both
+         * records, and its reply claims keep it answered once. */
+        mr_code rc = ops->take(ops->ctx, e->value, e->value_len, &turn, &err);
+        if (rc == MR_OK)
+            rc = inflight_drop(s, victim, e->field, &err);
+        moved += rc == MR_OK;
         agent_turn_free(&turn);
         if (rc != MR_OK) {
             mr_log_warn(COMPONENT, "moving a turn of %s from worker %s: %s", room_id, victim, err.msg);
@@ -219,30 +232,25 @@ static size_t steal_from(mr_store *s, const agent_self *me, const char *victim, 
         return 0;
     size_t stolen = 0;
     for (size_t i = 0; i < theirs.count && i < SCAN_MAX && stolen < rooms; i++) {
-        const mr_store_hash_entry *e = &theirs.entries[i];
-        agent_turn turn;
-        if (agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
+        char room[MR_ID_MAX + 1];
+        if (!entry_room(&theirs.entries[i], room))
             continue;
         bool won = false;
         /* A room with turns here already is run here in its order. */
-        mr_code rc =
-            ops->has_room(ops->ctx, turn.room_id) ? MR_OK : lease_steal(s, me, turn.room_id, victim, &won, &err);
+        mr_code rc = ops->has_room(ops->ctx, room) ? MR_OK : lease_steal(s, me, room, victim, &won, &err);
         if (rc != MR_OK) {
-            mr_log_warn(COMPONENT, "taking the lease of room %s: %s", turn.room_id, err.msg);
-            agent_turn_free(&turn);
+            mr_log_warn(COMPONENT, "taking the lease of room %s: %s", room, err.msg);
             break;
         }
         if (won) {
-            size_t moved = move_room(s, victim, turn.room_id, ops);
+            size_t moved = move_room(s, victim, room, ops);
             if (moved) {
                 stolen++;
-                mr_log_info(COMPONENT, "took %zu waiting turns of room %s from busy worker %s", moved, turn.room_id,
-                            victim);
-            } else if (room_lease_end(s, me, turn.room_id, false, &err) != MR_OK) {
-                mr_log_warn(COMPONENT, "giving up the lease of room %s: %s", turn.room_id, err.msg);
+                mr_log_info(COMPONENT, "took %zu waiting turns of room %s from busy worker %s", moved, room, victim);
+            } else if (room_lease_end(s, me, room, false, &err) != MR_OK) {
+                mr_log_warn(COMPONENT, "giving up the lease of room %s: %s", room, err.msg);
             }
         }
-        agent_turn_free(&turn);
     }
     mr_store_hash_free(&theirs);
     return stolen;

@@ -296,10 +296,13 @@ static void test_inflight_record_keeps_acceptance_order(void **state)
     (void)state;
     mr_err err = {0};
     char f[4][INFLIGHT_FIELD_MAX];
-    inflight_field(T0, 9, f[0]);
-    inflight_field(T0, 10, f[1]);
-    inflight_field(T0 + 5000, 0, f[2]); /* a later boot */
-    inflight_field(T0 + 5000, 1, f[3]);
+    /* The rooms sort against the order: the order comes first in the field. */
+    inflight_field(T0, 9, "!zz:example.org", f[0]);
+    inflight_field(T0, 10, "!b:example.org", f[1]);
+    inflight_field(T0 + 5000, 0, "!a:example.org", f[2]); /* a later boot */
+    inflight_field(T0 + 5000, 1, "!a:example.org", f[3]);
+    assert_string_equal(inflight_room(f[0]), "!zz:example.org");
+    assert_string_equal(inflight_room(f[3]), "!a:example.org");
     /* Written in another order than accepted. */
     const int order[] = {3, 1, 2, 0};
     for (size_t i = 0; i < 4; i++) {
@@ -321,6 +324,22 @@ static void test_inflight_record_keeps_acceptance_order(void **state)
     mr_store_hash_free(&h);
 }
 
+/* A field an older release wrote names no room, and neither does one whose room is too long for
+ * it: the turn says which room it is. */
+static void test_inflight_field_without_room(void **state)
+{
+    (void)state;
+    char f[INFLIGHT_FIELD_MAX], room[MR_ID_MAX + 8];
+    assert_null(inflight_room("000000000000001.000000000001"));
+    assert_null(inflight_room("000000000000001.000000000001."));
+    memset(room, 'r', sizeof room - 1);
+    room[0] = '!';
+    room[sizeof room - 1] = '\0';
+    inflight_field(T0, 3, room, f);
+    assert_string_equal(f, "001764000000000.000000000003");
+    assert_null(inflight_room(f));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_worker_ids),
         cmocka_unit_test(test_a_second_process_under_one_worker_id_shows),
         cmocka_unit_test(test_inflight_record_keeps_acceptance_order),
+        cmocka_unit_test(test_inflight_field_without_room),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
