@@ -226,15 +226,69 @@ bool worker_beat_of(const char *value, long long *beat_ms);
 mr_code worker_alive_until(mr_store *s, const char *worker_id, const char *boot, long long now_ms,
                            long long *until_ms, mr_err *err);
 
+/* ---- holders: a store key one boot of one worker holds (workers.c) ----------------------- */
+
+#define HOLDER_STATE_MAX 8
+#define HOLDER_MAX (HOLDER_STATE_MAX + WORKER_ID_MAX + WORKER_BOOT_LEN + 3)
+
+/* "[<state> ]<worker_id> <boot>": a reply claim ("started"), a room's lease ("started" or
+ * "queued"), a schedule occurrence being fired (no state). */
+typedef struct worker_holder {
+    char state[HOLDER_STATE_MAX];  /* "" in the form with none */
+    char worker[WORKER_ID_MAX + 1];
+    char boot[WORKER_BOOT_LEN + 1];
+} worker_holder;
+
+typedef enum holder_whose {
+    HOLDER_NONE = 0,             /* names no holder: another value ("done"), or no known form */
+    HOLDER_ME,                   /* this boot */
+    HOLDER_MY_EARLIER_BOOT,      /* dead: this process replaced it */
+    HOLDER_OTHER,                /* another worker, alive or not (holder_alive_until) */
+} holder_whose;
+
+/* One attempt at a held key: set-if-absent of this boot's value, and what was there instead. */
+typedef struct holder_try {
+    const char *key;             /* borrowed */
+    long long ttl_ms;
+    char mine[HOLDER_MAX];
+    size_t mine_len;
+    char *held;                  /* the value found when set-if-absent lost; holder_try_free */
+    size_t held_len;
+    worker_holder h;             /* whom held names, unless whose is HOLDER_NONE */
+    holder_whose whose;
+} holder_try;
+
+/* me's value in state (NULL: the form with none); its length. */
+size_t holder_format(const char *state, const agent_self *me, char out[HOLDER_MAX]);
+/* The holder value names when its state is one of states (NULL-terminated; "" for the form with
+ * none); false for any other value. */
+bool holder_parse(const char *value, const char *const states[], worker_holder *out);
+/* Sets key to me's value in state if absent (*won); otherwise reads the value there into t and
+ * says whose it is (MR_ENOTFOUND: given up between the two calls). Free t with holder_try_free
+ * whatever it returns. */
+mr_code holder_take(mr_store *s, const agent_self *me, const char *key, const char *state, const char *const states[],
+                    long long ttl_ms, holder_try *t, bool *won, mr_err *err);
+/* Until when the holder t found lives: 0 for none, an earlier boot of this worker, or another
+ * worker's boot that is dead by now_ms (worker_alive_until); this boot lives while it beats. */
+mr_code holder_alive_until(mr_store *s, const holder_try *t, long long now_ms, long long *until_ms, mr_err *err);
+/* Replaces the value t found by this boot's, unless it changed meanwhile (*swapped false). */
+mr_code holder_take_over(mr_store *s, const holder_try *t, bool *swapped, mr_err *err);
+void holder_try_free(holder_try *t);
+
 /* ---- the in-flight record (inflight.c) ---------------------------------------------------- */
 
-#define INFLIGHT_FIELD_MAX 40
+#define INFLIGHT_ORDER_LEN 28     /* "<boot ms, 15 digits>.<sequence, 12 digits>" */
+#define INFLIGHT_FIELD_MAX (INFLIGHT_ORDER_LEN + 1 + MR_ID_MAX + 1)
 #define WORKER_FORGET_MS (3600L * 1000) /* a dead worker with nothing in flight is forgotten */
 
 /* `agent:inflight:<worker_id>` (proto/store.md): a hash of the turns the worker accepted from
- * the bus and has not finished, field "<boot ms>.<sequence>" (zero-padded, so sorting the fields
- * gives the order of acceptance) -> the turn as it came. */
-void inflight_field(long long boot_ms, unsigned long long seq, char out[INFLIGHT_FIELD_MAX]);
+ * the bus and has not finished, field "<boot ms>.<sequence>.<room_id>" (zero-padded, so sorting
+ * the fields gives the order of acceptance; the room, so a replica looking for rooms to take
+ * reads it without parsing the turn) -> the turn as it came. A room ID too long for the field is
+ * left out, as in the fields of older releases. */
+void inflight_field(long long boot_ms, unsigned long long seq, const char *room_id, char out[INFLIGHT_FIELD_MAX]);
+/* The room a field names; NULL when it names none (then the turn says). */
+const char *inflight_room(const char *field);
 mr_code inflight_put(mr_store *s, const char *worker_id, const char *field, const char *turn, size_t len,
                      mr_err *err);
 mr_code inflight_drop(mr_store *s, const char *worker_id, const char *field, mr_err *err);

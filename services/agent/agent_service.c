@@ -130,7 +130,7 @@ static mr_code accept_turn(agent_node *node, const char *value, size_t len, agen
     turn_job *j = calloc(1, sizeof *j);
     if (!j)
         return mr_err_set(err, MR_ENOMEM, "out of memory accepting turn %s", turn->event_id);
-    inflight_field(node->boot_ms, atomic_fetch_add(&node->accepted, 1), j->field);
+    inflight_field(node->boot_ms, atomic_fetch_add(&node->accepted, 1), turn->room_id, j->field);
     j->turn = *turn;
     memset(turn, 0, sizeof *turn);
     const char *room = j->turn.room_id;

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STARTED "started "
+#define STARTED "started"
 #define DONE "done"
 
 static void claim_key(const char *event_id, const char *entity, char *out, size_t cap)
@@ -26,58 +26,53 @@ static void claim_key(const char *event_id, const char *entity, char *out, size_
     snprintf(out, cap, "reply:%s:%s", event_id, entity);
 }
 
-/* The holder a claim value names; false when it names none. */
-static bool holder_of(const char *value, char worker[WORKER_ID_MAX + 1], char boot[WORKER_BOOT_LEN + 1])
+static const char *const CLAIM_FORMS[] = {STARTED, NULL};
+
+/* What to do with a claim another boot or release left (t found it). */
+static mr_code claim_judge(mr_store *s, holder_try *t, long long now_ms, claim_outcome *out, mr_err *err)
 {
-    char tail;
-    return sscanf(value, STARTED "%64s %16s%c", worker, boot, &tail) == 2;
+    if (strcmp(t->held, DONE) == 0) {
+        out->result = CLAIM_DONE;
+        return MR_OK;
+    }
+    if (t->whose == HOLDER_ME) {
+        /* This boot's own, left by a failure it could not give up: this process runs one turn of
+         * a room at a time, so nothing else here is answering it. */
+        out->result = CLAIM_WON;
+        return MR_OK;
+    }
+    mr_code rc = holder_alive_until(s, t, now_ms, &out->busy_until_ms, err);
+    if (rc != MR_OK || out->busy_until_ms) {
+        out->result = CLAIM_BUSY;
+        return rc;
+    }
+    bool swapped = false;
+    rc = holder_take_over(s, t, &swapped, err);
+    out->why = t->whose == HOLDER_NONE              ? "the claim names no worker"
+               : t->whose == HOLDER_MY_EARLIER_BOOT ? "an earlier boot of this worker held it"
+                                                    : "its holder's heartbeat lease lapsed";
+    /* Lost the race to another worker taking over: it answers; look again after its lease. */
+    out->result = swapped ? CLAIM_TAKEN_OVER : CLAIM_BUSY;
+    if (!swapped)
+        out->busy_until_ms = now_ms + WORKER_LEASE_MS;
+    return rc;
 }
 
 mr_code claim_take(mr_store *s, const agent_self *me, const char *event_id, const char *entity, long long now_ms,
                    claim_outcome *out, mr_err *err)
 {
     memset(out, 0, sizeof *out);
-    char key[2 * MR_ID_MAX + 16], value[WORKER_ID_MAX + WORKER_BOOT_LEN + 16];
+    char key[2 * MR_ID_MAX + 16];
     claim_key(event_id, entity, key, sizeof key);
-    int n = snprintf(value, sizeof value, STARTED "%s %s", me->worker_id, me->boot);
+    holder_try t;
     bool won = false;
-    mr_code rc = mr_store_set_nx(s, key, value, (size_t)n, CLAIM_TTL_MS, &won, err);
-    if (rc != MR_OK || won)
-        return rc;
-    char *held = NULL;
-    size_t len = 0;
-    rc = mr_store_get(s, key, &held, &len, err);
+    mr_code rc = holder_take(s, me, key, STARTED, CLAIM_FORMS, CLAIM_TTL_MS, &t, &won, err);
     if (rc == MR_ENOTFOUND)
         /* Released or expired between the two calls: the next run claims it afresh. */
-        return mr_err_set(err, MR_ECONFLICT, "%s vanished while being read", key);
-    if (rc != MR_OK)
-        return rc;
-    char worker[WORKER_ID_MAX + 1], boot[WORKER_BOOT_LEN + 1];
-    bool named = holder_of(held, worker, boot);
-    if (strcmp(held, DONE) == 0) {
-        out->result = CLAIM_DONE;
-    } else if (named && strcmp(worker, me->worker_id) == 0 && strcmp(boot, me->boot) == 0) {
-        /* This boot's own, left by a failure it could not give up: this process runs one turn of
-         * a room at a time, so nothing else here is answering it. */
-        out->result = CLAIM_WON;
-    } else {
-        if (named && strcmp(worker, me->worker_id) != 0)
-            rc = worker_alive_until(s, worker, boot, now_ms, &out->busy_until_ms, err);
-        if (rc == MR_OK && out->busy_until_ms) {
-            out->result = CLAIM_BUSY;
-        } else if (rc == MR_OK) {
-            bool swapped = false;
-            rc = mr_store_cas(s, key, held, len, value, (size_t)n, CLAIM_TTL_MS, &swapped, err);
-            out->why = !named                                  ? "the claim names no worker"
-                       : strcmp(worker, me->worker_id) == 0     ? "an earlier boot of this worker held it"
-                                                                : "its holder's heartbeat lease lapsed";
-            /* Lost the race to another worker taking over: it answers; look again after its lease. */
-            out->result = swapped ? CLAIM_TAKEN_OVER : CLAIM_BUSY;
-            if (!swapped)
-                out->busy_until_ms = now_ms + WORKER_LEASE_MS;
-        }
-    }
-    free(held);
+        rc = mr_err_set(err, MR_ECONFLICT, "%s vanished while being read", key);
+    else if (rc == MR_OK && !won)
+        rc = claim_judge(s, &t, now_ms, out, err);
+    holder_try_free(&t);
     return rc;
 }
 

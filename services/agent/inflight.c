@@ -12,9 +12,17 @@ static void inflight_key(const char *worker_id, char out[WORKER_ID_MAX + 24])
     snprintf(out, WORKER_ID_MAX + 24, "agent:inflight:%s", worker_id);
 }
 
-void inflight_field(long long boot_ms, unsigned long long seq, char out[INFLIGHT_FIELD_MAX])
+void inflight_field(long long boot_ms, unsigned long long seq, const char *room_id, char out[INFLIGHT_FIELD_MAX])
 {
-    snprintf(out, INFLIGHT_FIELD_MAX, "%015lld.%012llu", boot_ms, seq);
+    int n = snprintf(out, INFLIGHT_FIELD_MAX, "%015lld.%012llu.%s", boot_ms, seq, room_id);
+    if (n < 0 || (size_t)n >= INFLIGHT_FIELD_MAX)
+        out[INFLIGHT_ORDER_LEN] = '\0';
+}
+
+const char *inflight_room(const char *field)
+{
+    return strlen(field) > INFLIGHT_ORDER_LEN + 1 && field[INFLIGHT_ORDER_LEN] == '.' ? field + INFLIGHT_ORDER_LEN + 1
+                                                                                      : NULL;
 }
 
 mr_code inflight_put(mr_store *s, const char *worker_id, const char *field, const char *turn, size_t len,

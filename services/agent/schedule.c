@@ -164,34 +164,30 @@ static mr_code trigger(const mr_runtime *rt, const char *id, json_t *sched, long
     return rc;
 }
 
+static const char *const FIRING_FORMS[] = {"", NULL};
+
 /* Whether this process fires the occurrence: `schedule-fired:<id>@<due>` set-if-absent to
- * "<worker> <boot>"; "done" once it went out; a holder whose lease lapsed is taken over. */
+ * "<worker> <boot>"; "done" once it went out. Held by this boot (a send that failed), it is
+ * fired again; one whose holder is dead or that names none is taken over. */
 static mr_code take(mr_store *s, const agent_self *me, const char *key, long long now_ms, bool *mine, bool *done,
                     mr_err *err)
 {
-    char holder[WORKER_ID_MAX + WORKER_BOOT_LEN + 2];
-    snprintf(holder, sizeof holder, "%s %s", me->worker_id, me->boot);
+    holder_try t;
     *mine = *done = false;
-    mr_code rc = mr_store_set_nx(s, key, holder, strlen(holder), FIRED_TTL_MS, mine, err);
-    if (rc != MR_OK || *mine)
-        return rc;
-    char *v = NULL;
-    size_t len = 0;
-    rc = mr_store_get(s, key, &v, &len, err);
-    if (rc == MR_OK && strcmp(v, "done") == 0) {
-        *done = true;
-    } else if (rc == MR_OK) {
-        char worker[WORKER_ID_MAX + 1] = "", boot[WORKER_BOOT_LEN + 1] = "";
-        long long until = 1;
-        if (sscanf(v, "%64s %16s", worker, boot) == 2)
-            rc = worker_alive_until(s, worker, boot, now_ms, &until, err);
-        if (rc == MR_OK && until == 0)
-            rc = mr_store_cas(s, key, v, len, holder, strlen(holder), FIRED_TTL_MS, mine, err);
+    mr_code rc = holder_take(s, me, key, NULL, FIRING_FORMS, FIRED_TTL_MS, &t, mine, err);
+    if (rc == MR_OK && !*mine) {
+        *done = strcmp(t.held, "done") == 0;
+        *mine = t.whose == HOLDER_ME;
+        long long until = 0;
+        if (!*done && !*mine) {
+            rc = holder_alive_until(s, &t, now_ms, &until, err);
+            if (rc == MR_OK && until == 0)
+                rc = holder_take_over(s, &t, mine, err);
+        }
     }
-    free(v);
+    holder_try_free(&t);
     return rc == MR_ENOTFOUND ? MR_OK : rc;
 }
-
 
 /* config.yaml's scheduler_catch_up_grace_seconds, in ms. */
 static long long catch_up_ms(const mr_runtime *rt)

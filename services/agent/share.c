@@ -29,7 +29,6 @@
 
 #define COMPONENT "agent"
 #define ROOM_KEY_MAX (MR_ID_MAX + 16)
-#define LEASE_VALUE_MAX (WORKER_ID_MAX + WORKER_BOOT_LEN + 16)
 #define SCAN_MAX 256                 /* turns of one worker's record looked at per scan */
 #define STARTED "started"            /* a turn of the room runs at the holder */
 #define QUEUED "queued"              /* the holder has more turns of the room, none running */
@@ -39,56 +38,33 @@ static void room_key(const char *room_id, char out[ROOM_KEY_MAX])
     snprintf(out, ROOM_KEY_MAX, "agent:room:%s", room_id);
 }
 
-static size_t lease_value(const char *state, const agent_self *me, char out[LEASE_VALUE_MAX])
+static const char *const LEASE_FORMS[] = {STARTED, QUEUED, NULL};
+
+/* One attempt at a room's lease: set-if-absent of this worker's "started", and the value found
+ * when that lost (MR_ENOTFOUND: given up between the two calls, for the next look to take). */
+static mr_code lease_try_take(mr_store *s, const agent_self *me, const char *room_id, char key[ROOM_KEY_MAX],
+                              holder_try *t, bool *won, mr_err *err)
 {
-    return (size_t)snprintf(out, LEASE_VALUE_MAX, "%s %s %s", state, me->worker_id, me->boot);
+    room_key(room_id, key);
+    return holder_take(s, me, key, STARTED, LEASE_FORMS, CLAIM_TTL_MS, t, won, err);
 }
 
-typedef struct lease_holder {
-    char state[8];
-    char worker[WORKER_ID_MAX + 1];
-    char boot[WORKER_BOOT_LEN + 1];
-} lease_holder;
-
-static bool holder_of(const char *value, lease_holder *h)
+/* The room of a turn in a record: named in its field, or (a field an older release wrote) read
+ * from the turn; false when the value is not a turn. */
+static bool entry_room(const mr_store_hash_entry *e, char out[MR_ID_MAX + 1])
 {
-    char tail;
-    return sscanf(value, "%7s %64s %16s%c", h->state, h->worker, h->boot, &tail) == 3 &&
-           (strcmp(h->state, STARTED) == 0 || strcmp(h->state, QUEUED) == 0);
-}
-
-/* One attempt at a room's lease: its key, this worker's "started" value, and the value found
- * when set-if-absent lost. */
-typedef struct lease_try {
-    char key[ROOM_KEY_MAX];
-    char mine[LEASE_VALUE_MAX];
-    size_t mine_len;
-    char *held;                  /* the value found; the caller frees it */
-    size_t held_len;
-    lease_holder h;
-    bool named;                  /* held names a holder in h */
-} lease_try;
-
-/* Set-if-absent of this worker's "started"; when that lost, reads the value there (MR_ENOTFOUND:
- * given up between the two calls, for the next look to take). */
-static mr_code lease_try_take(mr_store *s, const agent_self *me, const char *room_id, lease_try *t, bool *won,
-                              mr_err *err)
-{
-    memset(t, 0, sizeof *t);
-    room_key(room_id, t->key);
-    t->mine_len = lease_value(STARTED, me, t->mine);
-    mr_code rc = mr_store_set_nx(s, t->key, t->mine, t->mine_len, CLAIM_TTL_MS, won, err);
-    if (rc != MR_OK || *won)
-        return rc;
-    rc = mr_store_get(s, t->key, &t->held, &t->held_len, err);
-    t->named = rc == MR_OK && holder_of(t->held, &t->h);
-    return rc;
-}
-
-/* Replaces the value found by this worker's "started", unless it changed meanwhile. */
-static mr_code lease_try_swap(mr_store *s, const lease_try *t, bool *swapped, mr_err *err)
-{
-    return mr_store_cas(s, t->key, t->held, t->held_len, t->mine, t->mine_len, CLAIM_TTL_MS, swapped, err);
+    const char *room = inflight_room(e->field);
+    if (room) {
+        snprintf(out, MR_ID_MAX + 1, "%s", room);
+        return true;
+    }
+    agent_turn turn;
+    mr_err err = {0};
+    if (agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
+        return false;
+    snprintf(out, MR_ID_MAX + 1, "%s", turn.room_id);
+    agent_turn_free(&turn);
+    return true;
 }
 
 /* Whether worker_id's record holds a turn of room_id. */
@@ -98,12 +74,8 @@ static mr_code record_has_room(mr_store *s, const char *worker_id, const char *r
     *has = false;
     mr_code rc = inflight_list(s, worker_id, &rec, err);
     for (size_t i = 0; rc == MR_OK && i < rec.count && !*has; i++) {
-        agent_turn turn;
-        mr_err perr = {0};
-        if (agent_turn_parse(rec.entries[i].value, rec.entries[i].value_len, &turn, &perr) == MR_OK) {
-            *has = strcmp(turn.room_id, room_id) == 0;
-            agent_turn_free(&turn);
-        }
+        char room[MR_ID_MAX + 1];
+        *has = entry_room(&rec.entries[i], room) && strcmp(room, room_id) == 0;
     }
     mr_store_hash_free(&rec);
     return rc;
@@ -112,68 +84,68 @@ static mr_code record_has_room(mr_store *s, const char *worker_id, const char *r
 mr_code room_lease_start(mr_store *s, const agent_self *me, const char *room_id, long long now_ms,
                          lease_result *out, mr_err *err)
 {
-    lease_try t;
+    char key[ROOM_KEY_MAX];
+    holder_try t;
     bool won = false;
     *out = LEASE_BUSY;
     /* The usual case first, in one round trip: accepting the turn left the lease this worker's
      * "queued". */
-    char key[ROOM_KEY_MAX], queued[LEASE_VALUE_MAX], started[LEASE_VALUE_MAX];
+    char queued[HOLDER_MAX], started[HOLDER_MAX];
     room_key(room_id, key);
-    size_t n_queued = lease_value(QUEUED, me, queued), n_started = lease_value(STARTED, me, started);
+    size_t n_queued = holder_format(QUEUED, me, queued), n_started = holder_format(STARTED, me, started);
     mr_code rc = mr_store_cas(s, key, queued, n_queued, started, n_started, CLAIM_TTL_MS, &won, err);
     if (rc != MR_OK || won) {
         *out = won ? LEASE_OURS : LEASE_BUSY;
         return rc;
     }
-    rc = lease_try_take(s, me, room_id, &t, &won, err);
+    rc = lease_try_take(s, me, room_id, key, &t, &won, err);
     if (rc == MR_OK && won)
         *out = LEASE_OURS;
     if (rc != MR_OK || won) {
-        free(t.held);
+        holder_try_free(&t);
         return rc == MR_ENOTFOUND ? MR_OK : rc;
     }
-    bool own_boot = t.named && strcmp(t.h.worker, me->worker_id) == 0 && strcmp(t.h.boot, me->boot) == 0;
-    long long alive_until = 0;
-    if (own_boot && strcmp(t.h.state, STARTED) == 0) {
+    if (t.whose == HOLDER_ME && strcmp(t.h.state, STARTED) == 0) {
         *out = LEASE_OURS;
     } else {
         /* Another worker's: its while it lives, and after, while its record still holds turns
          * of the room, which come first (whoever adopts them takes the lease with them). An
-         * earlier boot of this worker is dead, and its record is this worker's own. */
-        bool other = t.named && strcmp(t.h.worker, me->worker_id) != 0, waiting = false;
-        if (other)
-            rc = worker_alive_until(s, t.h.worker, t.h.boot, now_ms, &alive_until, err);
-        if (other && rc == MR_OK && !alive_until)
+         * earlier boot of this worker is dead, and its record is this worker's own; this boot's
+         * own "queued" becomes "started". */
+        long long alive_until = 0;
+        bool waiting = false, swapped = false;
+        if (t.whose == HOLDER_OTHER)
+            rc = holder_alive_until(s, &t, now_ms, &alive_until, err);
+        if (rc == MR_OK && !alive_until && t.whose == HOLDER_OTHER)
             rc = record_has_room(s, t.h.worker, room_id, &waiting, err);
-        bool swapped = false;
         if (rc == MR_OK && !alive_until && !waiting)
-            rc = lease_try_swap(s, &t, &swapped, err);
+            rc = holder_take_over(s, &t, &swapped, err);
         if (swapped)
-            *out = own_boot ? LEASE_OURS : LEASE_TAKEN_OVER;
+            *out = t.whose == HOLDER_ME ? LEASE_OURS : LEASE_TAKEN_OVER;
     }
-    free(t.held);
+    holder_try_free(&t);
     return rc;
 }
 
 mr_code room_lease_accept(mr_store *s, const agent_self *me, const char *room_id, mr_err *err)
 {
-    char key[ROOM_KEY_MAX], queued[LEASE_VALUE_MAX];
+    char key[ROOM_KEY_MAX], queued[HOLDER_MAX];
     room_key(room_id, key);
-    size_t n = lease_value(QUEUED, me, queued);
+    size_t n = holder_format(QUEUED, me, queued);
     bool won = false;
     return mr_store_set_nx(s, key, queued, n, CLAIM_TTL_MS, &won, err);
 }
 
 mr_code room_lease_adopt(mr_store *s, const agent_self *me, const char *room_id, const char *dead, mr_err *err)
 {
-    char key[ROOM_KEY_MAX], queued[LEASE_VALUE_MAX];
+    char key[ROOM_KEY_MAX], queued[HOLDER_MAX];
     room_key(room_id, key);
-    size_t n = lease_value(QUEUED, me, queued);
+    size_t n = holder_format(QUEUED, me, queued);
     char *held = NULL;
     size_t len = 0;
-    lease_holder h;
+    worker_holder h;
     mr_code rc = mr_store_get(s, key, &held, &len, err);
-    if (rc == MR_OK && holder_of(held, &h) && strcmp(h.worker, dead) == 0) {
+    if (rc == MR_OK && holder_parse(held, LEASE_FORMS, &h) && strcmp(h.worker, dead) == 0) {
         bool swapped = false;
         rc = mr_store_cas(s, key, held, len, queued, n, CLAIM_TTL_MS, &swapped, err);
     }
@@ -183,9 +155,9 @@ mr_code room_lease_adopt(mr_store *s, const agent_self *me, const char *room_id,
 
 mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, bool more, mr_err *err)
 {
-    char key[ROOM_KEY_MAX], started[LEASE_VALUE_MAX], queued[LEASE_VALUE_MAX];
+    char key[ROOM_KEY_MAX], started[HOLDER_MAX], queued[HOLDER_MAX];
     room_key(room_id, key);
-    size_t n_started = lease_value(STARTED, me, started), n_queued = lease_value(QUEUED, me, queued);
+    size_t n_started = holder_format(STARTED, me, started), n_queued = holder_format(QUEUED, me, queued);
     if (more) {
         bool swapped = false;
         return mr_store_cas(s, key, started, n_started, queued, n_queued, CLAIM_TTL_MS, &swapped, err);
@@ -209,11 +181,13 @@ mr_code room_lease_end(mr_store *s, const agent_self *me, const char *room_id, b
 static mr_code lease_steal(mr_store *s, const agent_self *me, const char *room_id, const char *victim, bool *won,
                            mr_err *err)
 {
-    lease_try t;
-    mr_code rc = lease_try_take(s, me, room_id, &t, won, err);
-    if (rc == MR_OK && !*won && t.named && strcmp(t.h.state, QUEUED) == 0 && strcmp(t.h.worker, victim) == 0)
-        rc = lease_try_swap(s, &t, won, err);
-    free(t.held);
+    char key[ROOM_KEY_MAX];
+    holder_try t;
+    mr_code rc = lease_try_take(s, me, room_id, key, &t, won, err);
+    if (rc == MR_OK && !*won && t.whose == HOLDER_OTHER && strcmp(t.h.state, QUEUED) == 0 &&
+        strcmp(t.h.worker, victim) == 0)
+        rc = holder_take_over(s, &t, won, err);
+    holder_try_free(&t);
     return rc == MR_ENOTFOUND ? MR_OK : rc;
 }
 
@@ -238,18 +212,17 @@ static size_t move_room(mr_store *s, const char *victim, const char *room_id, co
     size_t moved = 0;
     for (size_t i = 0; i < theirs.count; i++) {
         const mr_store_hash_entry *e = &theirs.entries[i];
+        char room[MR_ID_MAX + 1];
         agent_turn turn;
-        if (agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
+        if (!entry_room(e, room) || strcmp(room, room_id) != 0 ||
+            agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
             continue;
-        mr_code rc = MR_OK;
-        if (strcmp(turn.room_id, room_id) == 0) {
-            /* Ours first, then gone from theirs: a crash between the two leaves the turn in both
-             * records, and its reply claims keep it answered once. */
-            rc = ops->take(ops->ctx, e->value, e->value_len, &turn, &err);
-            if (rc == MR_OK)
-                rc = inflight_drop(s, victim, e->field, &err);
-            moved += rc == MR_OK;
-        }
+        /* Ours first, then gone from theirs: a crash between the two leaves the turn in both
+         * records, and its reply claims keep it answered once. */
+        mr_code rc = ops->take(ops->ctx, e->value, e->value_len, &turn, &err);
+        if (rc == MR_OK)
+            rc = inflight_drop(s, victim, e->field, &err);
+        moved += rc == MR_OK;
         agent_turn_free(&turn);
         if (rc != MR_OK) {
             mr_log_warn(COMPONENT, "moving a turn of %s from worker %s: %s", room_id, victim, err.msg);
@@ -269,30 +242,25 @@ static size_t steal_from(mr_store *s, const agent_self *me, const char *victim, 
         return 0;
     size_t stolen = 0;
     for (size_t i = 0; i < theirs.count && i < SCAN_MAX && stolen < rooms; i++) {
-        const mr_store_hash_entry *e = &theirs.entries[i];
-        agent_turn turn;
-        if (agent_turn_parse(e->value, e->value_len, &turn, &err) != MR_OK)
+        char room[MR_ID_MAX + 1];
+        if (!entry_room(&theirs.entries[i], room))
             continue;
         bool won = false;
         /* A room with turns here already is run here in its order. */
-        mr_code rc =
-            ops->has_room(ops->ctx, turn.room_id) ? MR_OK : lease_steal(s, me, turn.room_id, victim, &won, &err);
+        mr_code rc = ops->has_room(ops->ctx, room) ? MR_OK : lease_steal(s, me, room, victim, &won, &err);
         if (rc != MR_OK) {
-            mr_log_warn(COMPONENT, "taking the lease of room %s: %s", turn.room_id, err.msg);
-            agent_turn_free(&turn);
+            mr_log_warn(COMPONENT, "taking the lease of room %s: %s", room, err.msg);
             break;
         }
         if (won) {
-            size_t moved = move_room(s, victim, turn.room_id, ops);
+            size_t moved = move_room(s, victim, room, ops);
             if (moved) {
                 stolen++;
-                mr_log_info(COMPONENT, "took %zu waiting turns of room %s from busy worker %s", moved, turn.room_id,
-                            victim);
-            } else if (room_lease_end(s, me, turn.room_id, false, &err) != MR_OK) {
-                mr_log_warn(COMPONENT, "giving up the lease of room %s: %s", turn.room_id, err.msg);
+                mr_log_info(COMPONENT, "took %zu waiting turns of room %s from busy worker %s", moved, room, victim);
+            } else if (room_lease_end(s, me, room, false, &err) != MR_OK) {
+                mr_log_warn(COMPONENT, "giving up the lease of room %s: %s", room, err.msg);
             }
         }
-        agent_turn_free(&turn);
     }
     mr_store_hash_free(&theirs);
     return stolen;

@@ -79,3 +79,85 @@ mr_code worker_alive_until(mr_store *s, const char *worker_id, const char *boot,
     free(value);
     return MR_OK;
 }
+
+/* ---- holders ---- */
+
+size_t holder_format(const char *state, const agent_self *me, char out[HOLDER_MAX])
+{
+    int n = state ? snprintf(out, HOLDER_MAX, "%s %s %s", state, me->worker_id, me->boot)
+                  : snprintf(out, HOLDER_MAX, "%s %s", me->worker_id, me->boot);
+    return (size_t)n;
+}
+
+/* Copies the word of len bytes at w into out (cap bytes); false when it does not fit. */
+static bool holder_word(const char *w, size_t len, char *out, size_t cap)
+{
+    if (len == 0 || len >= cap)
+        return false;
+    memcpy(out, w, len);
+    out[len] = '\0';
+    return true;
+}
+
+bool holder_parse(const char *value, const char *const states[], worker_holder *out)
+{
+    memset(out, 0, sizeof *out);
+    /* Words split at single spaces: two or three of them, none empty. */
+    const char *word[3];
+    size_t len[3], n = 0;
+    for (const char *p = value;; p += len[n++] + 1) {
+        if (n == 3)
+            return false;
+        word[n] = p;
+        len[n] = strcspn(p, " ");
+        if (p[len[n]] == '\0') {
+            n++;
+            break;
+        }
+    }
+    bool fits = n >= 2 && (n == 2 || holder_word(word[0], len[0], out->state, sizeof out->state)) &&
+                holder_word(word[n - 2], len[n - 2], out->worker, sizeof out->worker) &&
+                holder_word(word[n - 1], len[n - 1], out->boot, sizeof out->boot);
+    for (size_t i = 0; fits && states[i]; i++)
+        if (strcmp(out->state, states[i]) == 0)
+            return true;
+    memset(out, 0, sizeof *out);
+    return false;
+}
+
+mr_code holder_take(mr_store *s, const agent_self *me, const char *key, const char *state, const char *const states[],
+                    long long ttl_ms, holder_try *t, bool *won, mr_err *err)
+{
+    memset(t, 0, sizeof *t);
+    t->key = key;
+    t->ttl_ms = ttl_ms;
+    t->mine_len = holder_format(state, me, t->mine);
+    mr_code rc = mr_store_set_nx(s, key, t->mine, t->mine_len, ttl_ms, won, err);
+    if (rc != MR_OK || *won)
+        return rc;
+    rc = mr_store_get(s, key, &t->held, &t->held_len, err);
+    if (rc != MR_OK || !holder_parse(t->held, states, &t->h))
+        return rc;
+    if (strcmp(t->h.worker, me->worker_id) != 0)
+        t->whose = HOLDER_OTHER;
+    else
+        t->whose = strcmp(t->h.boot, me->boot) == 0 ? HOLDER_ME : HOLDER_MY_EARLIER_BOOT;
+    return MR_OK;
+}
+
+mr_code holder_alive_until(mr_store *s, const holder_try *t, long long now_ms, long long *until_ms, mr_err *err)
+{
+    *until_ms = t->whose == HOLDER_ME ? now_ms + WORKER_LEASE_MS : 0;
+    return t->whose == HOLDER_OTHER ? worker_alive_until(s, t->h.worker, t->h.boot, now_ms, until_ms, err) : MR_OK;
+}
+
+mr_code holder_take_over(mr_store *s, const holder_try *t, bool *swapped, mr_err *err)
+{
+    return mr_store_cas(s, t->key, t->held, t->held_len, t->mine, t->mine_len, t->ttl_ms, swapped, err);
+}
+
+void holder_try_free(holder_try *t)
+{
+    free(t->held);
+    t->held = NULL;
+}

@@ -93,12 +93,10 @@ extern const rate_rule rate_pair_start, rate_pair_status, rate_pair_complete, ra
 /* The subject a client address is counted under: every spelling of one address the same, an
  * IPv4-mapped IPv6 address as its IPv4 address, and IPv6 grouped by /64 ("2001:db8::/64"). */
 void rate_address_subject(const char *ip, char *out, size_t cap);
-/* Wall-clock milliseconds since the epoch: the times the logs hold. */
-long long rate_clock_ms(void);
 /* Admits one request of subject under rule at now_ms unless rule->per_minute were admitted in
  * the 60 s before it. *retry_after_s is 0 when admitted, else the seconds until one of those
  * leaves the window (at least 1). Refused requests are not logged. A store failure is returned
- * as is. Tests pass their own now_ms; the service passes rate_clock_ms(). */
+ * as is. Tests pass their own now_ms; the service passes mr_clock_wall_ms(), the times the logs hold. */
 mr_code rate_limit_hit_at(prov *p, const rate_rule *rule, const char *subject, long long now_ms,
                           long *retry_after_s, mr_err *err);
 mr_code rate_limit_hit(prov *p, const rate_rule *rule, const char *subject, long *retry_after_s, mr_err *err);

@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "mindroom/clock.h"
 
 #define WINDOW_MS 60000LL
 /* Slack on the log's TTL, so a replica whose clock is a little behind still finds it. */
@@ -53,13 +54,6 @@ void rate_address_subject(const char *ip, char *out, size_t cap)
     memset(a + 8, 0, 8);
     inet_ntop(AF_INET6, a, text, sizeof text);
     snprintf(out, cap, "%s/64", text);
-}
-
-long long rate_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The log as stored: admission times in ms, oldest first, space-separated. Entries older than
@@ -142,5 +136,5 @@ mr_code rate_limit_hit_at(prov *p, const rate_rule *rule, const char *subject, l
 
 mr_code rate_limit_hit(prov *p, const rate_rule *rule, const char *subject, long *retry_after_s, mr_err *err)
 {
-    return rate_limit_hit_at(p, rule, subject, rate_clock_ms(), retry_after_s, err);
+    return rate_limit_hit_at(p, rule, subject, mr_clock_wall_ms(), retry_after_s, err);
 }

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/ids.h"
 #include "mindroom/log.h"
 #include "mindroom/oauth.h"
@@ -53,9 +53,7 @@ void ua_identity_clear(ua_identity *id)
 static int64_t wall_clock_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mr_clock_wall_ms();
 }
 
 mr_code ua_auth_new(const ua_settings *s, const ua_auth_options *o, ua_auth **out, mr_err *err)

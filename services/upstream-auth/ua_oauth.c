@@ -8,20 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/log.h"
 #include "mindroom/oauth.h"
 #include "mindroom/str.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void count(const ua_oauth *o, const char *step, int status)
 {
@@ -69,7 +62,7 @@ static mr_code state_store(const ua_oauth *o, const ua_provider *p, const mr_oau
 {
     json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I}", "v", 1, "user_id", g->requester, "provider",
                           p->name, "token_sha256", g->token_sha256, "scopes", g->scopes, "code_verifier", verifier,
-                          "expires_at", (json_int_t)(now_ms() + UA_STATE_TTL_MS));
+                          "expires_at", (json_int_t)(mr_clock_wall_ms() + UA_STATE_TTL_MS));
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)

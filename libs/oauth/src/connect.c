@@ -6,18 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "mindroom/clock.h"
 #include "mindroom/ids.h"
 
 #define FIELD_MAX 255
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 mr_code mr_oauth_provider_check(const char *name, mr_err *err)
 {
@@ -101,7 +94,7 @@ mr_code mr_oauth_connect_mint(mr_store *s, const mr_oauth_connect_request *rq,
         return rc;
     mr_oauth_sha256_hex(fresh, digest);
     grant_key(key, sizeof key, digest, "");
-    long long now = now_ms();
+    long long now = mr_clock_wall_ms();
     json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I}", "v", 1, "user_id", rq->requester, "provider",
                           rq->provider, "scopes", rq->scopes ? rq->scopes : "", "created_at", (json_int_t)now,
                           "expires_at", (json_int_t)(now + ttl));
@@ -177,7 +170,7 @@ static mr_code grant_parse(const char *text, size_t len, mr_oauth_connect_grant 
 
 mr_code mr_oauth_connect_lookup(mr_store *s, const char *token, mr_oauth_connect_grant *out, mr_err *err)
 {
-    return mr_oauth_connect_lookup_at(s, token, now_ms(), out, err);
+    return mr_oauth_connect_lookup_at(s, token, mr_clock_wall_ms(), out, err);
 }
 
 mr_code mr_oauth_connect_lookup_at(mr_store *s, const char *token, long long now, mr_oauth_connect_grant *out,
@@ -216,7 +209,7 @@ mr_code mr_oauth_connect_lookup_at(mr_store *s, const char *token, long long now
 
 mr_code mr_oauth_connect_redeem(mr_store *s, const mr_oauth_connect_grant *g, mr_err *err)
 {
-    return mr_oauth_connect_redeem_at(s, g, now_ms(), err);
+    return mr_oauth_connect_redeem_at(s, g, mr_clock_wall_ms(), err);
 }
 
 mr_code mr_oauth_connect_redeem_at(mr_store *s, const mr_oauth_connect_grant *g, long long now, mr_err *err)

@@ -161,6 +161,102 @@ static void test_claim_of_an_older_release_is_taken_over(void **state)
     assert_string_equal(c.why, "the claim names no worker");
 }
 
+/* The one holder form of claims, leases and schedule firings: what parses and what does not. */
+static void test_holder_forms(void **state)
+{
+    (void)state;
+    static const char *const claim[] = {"started", NULL}, *const lease[] = {"started", "queued", NULL},
+                             *const firing[] = {"", NULL};
+    worker_holder h;
+    agent_self me = boot_of("pod-f");
+    char v[HOLDER_MAX];
+    size_t n = holder_format("queued", &me, v);
+    assert_int_equal(n, strlen(v));
+    assert_true(holder_parse(v, lease, &h));
+    assert_string_equal(h.state, "queued");
+    assert_string_equal(h.worker, "pod-f");
+    assert_string_equal(h.boot, me.boot);
+    assert_false(holder_parse(v, claim, &h));
+    n = holder_format(NULL, &me, v);
+    assert_int_equal(n, strlen(v));
+    assert_true(holder_parse(v, firing, &h));
+    assert_string_equal(h.state, "");
+    assert_string_equal(h.worker, "pod-f");
+    assert_false(holder_parse(v, claim, &h));
+    /* Malformed: no worker named, and nothing half-read left in h. */
+    char long_worker[WORKER_ID_MAX + 32];
+    snprintf(long_worker, sizeof long_worker, "started %0*d b", WORKER_ID_MAX + 1, 7);
+    const char *bad[] = {"", "done", "started 1764000000000", "started", "started w b extra", "started  w b",
+                         "started w 0123456789abcdef0", "startedx w b", long_worker, "started w b "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_false(holder_parse(bad[i], claim, &h));
+        assert_string_equal(h.worker, "");
+    }
+}
+
+/* Whose a held key is, and taking it over, for each kind of holder. */
+static void test_holder_take(void **state)
+{
+    (void)state;
+    static const char *const forms[] = {"started", NULL};
+    mr_err err = {0};
+    agent_self me = boot_of("pod-t"), earlier = boot_of("pod-t"), live = boot_of("pod-l"), dead = boot_of("pod-z");
+    beat(&live, T0);
+    beat(&dead, T0 - WORKER_LEASE_MS);
+    beat(&me, T0);
+    holder_try t;
+    bool won = false, swapped = false;
+    long long until = -1;
+    assert_int_equal(holder_take(store, &me, "held:free", "started", forms, 60000, &t, &won, &err), MR_OK);
+    assert_true(won);
+    holder_try_free(&t);
+    /* This boot's own, found again. */
+    assert_int_equal(holder_take(store, &me, "held:free", "started", forms, 60000, &t, &won, &err), MR_OK);
+    assert_false(won);
+    assert_int_equal(t.whose, HOLDER_ME);
+    holder_try_free(&t);
+    struct {
+        const agent_self *by;
+        const char *value;
+        holder_whose whose;
+        long long until;
+    } cases[] = {
+        {&live, NULL, HOLDER_OTHER, T0 + WORKER_LEASE_MS},
+        {&dead, NULL, HOLDER_OTHER, 0},
+        {&earlier, NULL, HOLDER_MY_EARLIER_BOOT, 0},
+        {NULL, "started 1764000000000", HOLDER_NONE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char key[32], v[HOLDER_MAX];
+        snprintf(key, sizeof key, "held:%zu", i);
+        const char *value = cases[i].value;
+        if (!value) {
+            holder_format("started", cases[i].by, v);
+            value = v;
+        }
+        assert_int_equal(mr_store_set(store, key, value, strlen(value), 60000, &err), MR_OK);
+        assert_int_equal(holder_take(store, &me, key, "started", forms, 60000, &t, &won, &err), MR_OK);
+        assert_false(won);
+        assert_int_equal(t.whose, cases[i].whose);
+        assert_string_equal(t.held, value);
+        assert_int_equal(holder_alive_until(store, &t, T0, &until, &err), MR_OK);
+        assert_int_equal(until, cases[i].until);
+        /* Taken over only from the value it found. */
+        assert_int_equal(mr_store_set(store, key, "done", 4, 60000, &err), MR_OK);
+        assert_int_equal(holder_take_over(store, &t, &swapped, &err), MR_OK);
+        assert_false(swapped);
+        assert_int_equal(mr_store_set(store, key, value, strlen(value), 60000, &err), MR_OK);
+        assert_int_equal(holder_take_over(store, &t, &swapped, &err), MR_OK);
+        assert_true(swapped);
+        holder_try_free(&t);
+        char *now_held = NULL;
+        size_t len = 0;
+        assert_int_equal(mr_store_get(store, key, &now_held, &len, &err), MR_OK);
+        assert_string_equal(now_held, t.mine);
+        free(now_held);
+    }
+}
+
 static void test_worker_ids(void **state)
 {
     (void)state;
@@ -200,10 +296,13 @@ static void test_inflight_record_keeps_acceptance_order(void **state)
     (void)state;
     mr_err err = {0};
     char f[4][INFLIGHT_FIELD_MAX];
-    inflight_field(T0, 9, f[0]);
-    inflight_field(T0, 10, f[1]);
-    inflight_field(T0 + 5000, 0, f[2]); /* a later boot */
-    inflight_field(T0 + 5000, 1, f[3]);
+    /* The rooms sort against the order: the order comes first in the field. */
+    inflight_field(T0, 9, "!zz:example.org", f[0]);
+    inflight_field(T0, 10, "!b:example.org", f[1]);
+    inflight_field(T0 + 5000, 0, "!a:example.org", f[2]); /* a later boot */
+    inflight_field(T0 + 5000, 1, "!a:example.org", f[3]);
+    assert_string_equal(inflight_room(f[0]), "!zz:example.org");
+    assert_string_equal(inflight_room(f[3]), "!a:example.org");
     /* Written in another order than accepted. */
     const int order[] = {3, 1, 2, 0};
     for (size_t i = 0; i < 4; i++) {
@@ -225,6 +324,22 @@ static void test_inflight_record_keeps_acceptance_order(void **state)
     mr_store_hash_free(&h);
 }
 
+/* A field an older release wrote names no room, and neither does one whose room is too long for
+ * it: the turn says which room it is. */
+static void test_inflight_field_without_room(void **state)
+{
+    (void)state;
+    char f[INFLIGHT_FIELD_MAX], room[MR_ID_MAX + 8];
+    assert_null(inflight_room("000000000000001.000000000001"));
+    assert_null(inflight_room("000000000000001.000000000001."));
+    memset(room, 'r', sizeof room - 1);
+    room[0] = '!';
+    room[sizeof room - 1] = '\0';
+    inflight_field(T0, 3, room, f);
+    assert_string_equal(f, "001764000000000.000000000003");
+    assert_null(inflight_room(f));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,9 +348,12 @@ int main(void)
         cmocka_unit_test(test_live_worker_keeps_its_claim),
         cmocka_unit_test(test_lapsed_lease_is_taken_over),
         cmocka_unit_test(test_claim_of_an_older_release_is_taken_over),
+        cmocka_unit_test(test_holder_forms),
+        cmocka_unit_test(test_holder_take),
         cmocka_unit_test(test_worker_ids),
         cmocka_unit_test(test_a_second_process_under_one_worker_id_shows),
         cmocka_unit_test(test_inflight_record_keeps_acceptance_order),
+        cmocka_unit_test(test_inflight_field_without_room),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1758,7 +1758,7 @@ static void test_a_dead_workers_turns_are_adopted(void **state)
     check(mr_store_hset(S.store, WORKERS_KEY, "gone-replica", beat, (size_t)n, &err), &err, "heartbeat");
     char *turn = turn_text(&(turn_spec){.room = DEV, .event_id = "$orphan1:example.org", .body = "Anyone left?",
                                         .allowed = "router,coder"});
-    inflight_field(mr_clock_wall_ms() - 61000, 0, field);
+    inflight_field(mr_clock_wall_ms() - 61000, 0, DEV, field);
     check(inflight_put(S.store, "gone-replica", field, turn, strlen(turn), &err), &err, "in-flight turn");
     free(turn);
     /* The live worker's heartbeat finds it and answers it; the dead worker's record is empty. */

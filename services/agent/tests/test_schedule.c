@@ -298,6 +298,14 @@ static long long due_of(fire_fixture *f, const char *id)
     return due;
 }
 
+/* Alice's "stand up" for Tooly in !r, due at due_ms, once. */
+static schedule_new standup(long long due_ms)
+{
+    return (schedule_new){.room_id = "!r:example.org", .router_user = "@router:example.org", .entity = "tooly",
+                          .entity_user = "@tooly:example.org", .entity_display = "Tooly",
+                          .requester = "@alice:example.org", .task = "stand up", .due_ms = due_ms};
+}
+
 static void test_cron_fires_once_per_occurrence(void **state)
 {
     fire_fixture *f = *state;
@@ -311,9 +319,9 @@ static void test_cron_fires_once_per_occurrence(void **state)
     assert_int_equal(schedule_zone(f->rt, &tz, &err), MR_OK);
     assert_int_equal(schedule_parse("every weekday at 8:30 stand up", T0, tz, &spec, &err), MR_OK);
     mr_tz_free(tz);
-    schedule_new n = {.room_id = "!r:example.org", .router_user = "@router:example.org", .entity = "tooly",
-                      .entity_user = "@tooly:example.org", .entity_display = "Tooly", .requester = "@alice:example.org",
-                      .task = spec.task, .due_ms = spec.due_ms, .cron = spec.cron.text};
+    schedule_new n = standup(spec.due_ms);
+    n.task = spec.task;
+    n.cron = spec.cron.text;
     char id[SCHEDULE_ID_MAX];
     assert_int_equal(schedule_add(f->rt->store, &n, id, &err), MR_OK);
     assert_int_equal(due_of(f, id), 1796650200000LL);
@@ -366,9 +374,7 @@ static void test_catch_up_window(void **state)
     mr_err err = {0};
     agent_self a;
     assert_int_equal(worker_self_init("pod-a", &a, &err), MR_OK);
-    schedule_new n = {.room_id = "!r:example.org", .router_user = "@router:example.org", .entity = "tooly",
-                      .entity_user = "@tooly:example.org", .entity_display = "Tooly", .requester = "@alice:example.org",
-                      .task = "stand up", .due_ms = T0};
+    schedule_new n = standup(T0);
     char late[SCHEDULE_ID_MAX], stale[SCHEDULE_ID_MAX], begun[SCHEDULE_ID_MAX];
     assert_int_equal(schedule_add(f->rt->store, &n, late, &err), MR_OK);
     n.due_ms = T0 - 3 * 3600000LL;
@@ -389,6 +395,33 @@ static void test_catch_up_window(void **state)
     assert_int_equal(mr_store_hget(f->rt->store, "agent:schedules", begun, &v, &len, &err), MR_ENOTFOUND);
 }
 
+/* An occurrence this boot began (its send failed) is fired again by it at the next tick, and one
+ * whose key names no holder is taken over: neither waits out its 7-day key. */
+static void test_own_and_unnamed_firings_are_fired(void **state)
+{
+    fire_fixture *f = *state;
+    mr_err err = {0};
+    agent_self a;
+    assert_int_equal(worker_self_init("pod-a", &a, &err), MR_OK);
+    schedule_new n = standup(T0);
+    char own[SCHEDULE_ID_MAX], unnamed[SCHEDULE_ID_MAX], key[SCHEDULE_ID_MAX + 64], mine[HOLDER_MAX];
+    assert_int_equal(schedule_add(f->rt->store, &n, own, &err), MR_OK);
+    assert_int_equal(schedule_add(f->rt->store, &n, unnamed, &err), MR_OK);
+    snprintf(key, sizeof key, "schedule-fired:%s@%lld", own, n.due_ms);
+    size_t len = holder_format(NULL, &a, mine);
+    assert_int_equal(mr_store_set(f->rt->store, key, mine, len, 3600000, &err), MR_OK);
+    snprintf(key, sizeof key, "schedule-fired:%s@%lld", unnamed, n.due_ms);
+    assert_int_equal(mr_store_set(f->rt->store, key, "1764000000000", 13, 3600000, &err), MR_OK);
+    long long now = T0 + 60000LL;
+    assert_int_equal(worker_beat(f->rt->store, &a, now, &err), MR_OK);
+    schedule_tick(f->rt, &a, now);
+    assert_int_equal(triggers(f), 2);
+    char *v = NULL;
+    assert_int_equal(mr_store_get(f->rt->store, key, &v, &len, &err), MR_OK);
+    assert_string_equal(v, "done");
+    free(v);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fire_setup, fire_teardown)
 
 int main(void)
@@ -405,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         T(test_cron_fires_once_per_occurrence),
         T(test_catch_up_window),
+        T(test_own_and_unnamed_firings_are_fired),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
