@@ -422,7 +422,7 @@ static void test_partitions_from_the_url(void **state)
 static void test_prefixes_keep_apart(void **state)
 {
     (void)state;
-    suite_env env = redis_env();
+    suite_env env = env_of_suite;
     snprintf(env.url, sizeof env.url, "%s?partitions=4", redis.url);
     suite_prefixes_keep_apart(&env, "shared");
     redisReply *r = redis_cmd("KEYS %s", "*shared*");
