@@ -98,6 +98,9 @@ class PlatformCase(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mr-platform-test-")
         self.procs = []
+        self.platform = None
+        # A cleanup, not tearDown: it runs when setUp itself fails, so no peer outlives the test.
+        self.addCleanup(self.stop_all)
         self.redis_port = free_port()
         self.redis = self.start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no"], "redis.log")
@@ -109,17 +112,19 @@ class PlatformCase(unittest.TestCase):
         self.token_file = os.path.join(self.dir, "token")
         with open(self.token_file, "w") as f:
             f.write(TOKEN + "\n")
-        self.platform = None
         self.start_platform()
 
     def tearDown(self):
         code = self.platform.stop()
-        platform_log = self.platform.text()
+        # A clean stop is 0; a crash or a sanitizer report is not.
+        self.assertEqual(code, 0, self.platform.text()[-4000:])
+
+    def stop_all(self):
+        if getattr(self, "platform", None):
+            self.platform.stop()
         for p in reversed(self.procs):
             p.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-        # A clean stop is 0; a crash or a sanitizer report is not.
-        self.assertEqual(code, 0, platform_log[-4000:])
 
     def start(self, argv, log):
         p = Proc(argv, os.path.join(self.dir, log))
