@@ -1609,6 +1609,26 @@ static char *final_texts(const char *event_id, const char *entity, size_t *n_mes
     return joined;
 }
 
+/* Since the stub was reset, the model was asked once, with this last message; any other call
+ * (one that took the script meant for this answer) is named in the failure. */
+static void expect_one_model_call(const char *last_message)
+{
+    json_t *reqs = stub_requests();
+    size_t i;
+    json_t *it;
+    char seen[2048] = "";
+    json_array_foreach(reqs, i, it) {
+        json_t *msgs = json_object_get(json_object_get(it, "body"), "messages");
+        const char *last = json_string_value(json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "content"));
+        size_t used = strlen(seen);
+        snprintf(seen + used, sizeof seen - used, "[%zu] %.80s; ", i, last ? last : "(none)");
+    }
+    if (json_array_size(reqs) != 1 || !strstr(seen, last_message))
+        fail_msg("expected one model call ending with \"%s\", the stub had %zu: %s", last_message,
+                 json_array_size(reqs), seen);
+    json_decref(reqs);
+}
+
 static void expect_long_answer_complete(const char *event_id, size_t size)
 {
     char *text = long_text(size);
@@ -1619,6 +1639,7 @@ static void expect_long_answer_complete(const char *event_id, size_t size)
     publish_turn(&(turn_spec){.room = DEV, .event_id = event_id, .body = "Tell me everything",
                               .allowed = "router,coder"});
     wait_for(finished, event_id, "coder");
+    expect_one_model_call("Tell me everything");
     size_t messages = 0;
     char *got = final_texts(event_id, "coder", &messages);
     assert_string_equal(got, text);
