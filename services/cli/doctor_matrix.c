@@ -60,7 +60,7 @@ static void probe_shared_secret(mr_matrix *m, offers *o)
     json_decref(reply);
 }
 
-static bool all_strings(json_t *array)
+static bool all_strings(const json_t *array)
 {
     size_t i;
     json_t *v;
@@ -73,18 +73,7 @@ static bool all_strings(json_t *array)
 /* The stages of each flow, when the reply lists them as the spec says. */
 static json_t *stages_of(json_t *reply)
 {
-    json_t *flows = json_object_get(reply, "flows");
-    json_t *out = json_is_array(flows) ? json_array() : NULL;
-    size_t i;
-    json_t *flow;
-    json_array_foreach(flows, i, flow) {
-        json_t *stages = json_object_get(flow, "stages");
-        if (!all_strings(stages) || json_array_append(out, stages) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
+    return mr_json_array_pluck(json_object_get(reply, "flows"), "stages", all_strings);
 }
 
 /* POST /register with an empty body: a server that registers answers 401 with its flows. It

@@ -12,3 +12,16 @@ bool mr_json_array_has(const json_t *array, const char *s)
     }
     return false;
 }
+
+json_t *mr_json_array_pluck(const json_t *array, const char *key, bool (*ok)(const json_t *member))
+{
+    json_t *out = json_is_array(array) ? json_array() : NULL;
+    for (size_t i = 0; out && i < json_array_size(array); i++) {
+        json_t *m = json_object_get(json_array_get(array, i), key);
+        if (!m || !ok(m) || json_array_append(out, m) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}

@@ -1,5 +1,5 @@
-/* test_json.c -- mr_json_array_has: strings match, anything else in or instead of the array
- * does not. */
+/* test_json.c -- mr_json_array_has (strings match, anything else in or instead of the array
+ * does not) and mr_json_array_pluck (one member of every element, or nothing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,12 +47,63 @@ static void test_not_an_array_holds_nothing(void **state)
     json_decref(s);
 }
 
+static bool is_string(const json_t *v)
+{
+    return json_is_string(v);
+}
+
+static void test_pluck_takes_the_member_of_every_element(void **state)
+{
+    (void)state;
+    json_t *models = json_pack("[{s: s}, {s: s, s: i}, {s: s}]", "id", "gpt", "id", "stub", "created", 1, "id", "");
+    assert_non_null(models);
+    json_t *ids = mr_json_array_pluck(models, "id", is_string);
+    assert_non_null(ids);
+    assert_int_equal(json_array_size(ids), 3);
+    assert_string_equal(json_string_value(json_array_get(ids, 0)), "gpt");
+    assert_string_equal(json_string_value(json_array_get(ids, 1)), "stub");
+    assert_string_equal(json_string_value(json_array_get(ids, 2)), "");
+    json_decref(ids);
+    json_t *none = json_array();
+    ids = mr_json_array_pluck(none, "id", is_string);
+    assert_non_null(ids);
+    assert_int_equal(json_array_size(ids), 0);
+    json_decref(ids);
+    json_decref(none);
+    json_decref(models);
+}
+
+static void test_pluck_is_all_or_nothing(void **state)
+{
+    (void)state;
+    /* An element without the member, one whose member ok refuses, one that is no object. */
+    json_t *missing = json_pack("[{s: s}, {s: s}]", "id", "gpt", "name", "stub");
+    json_t *refused = json_pack("[{s: s}, {s: i}]", "id", "gpt", "id", 7);
+    json_t *not_object = json_pack("[{s: s}, s]", "id", "gpt", "id");
+    json_t *object = json_pack("{s: s}", "id", "gpt");
+    assert_non_null(missing);
+    assert_non_null(refused);
+    assert_non_null(not_object);
+    assert_non_null(object);
+    assert_null(mr_json_array_pluck(missing, "id", is_string));
+    assert_null(mr_json_array_pluck(refused, "id", is_string));
+    assert_null(mr_json_array_pluck(not_object, "id", is_string));
+    assert_null(mr_json_array_pluck(object, "id", is_string));
+    assert_null(mr_json_array_pluck(NULL, "id", is_string));
+    json_decref(missing);
+    json_decref(refused);
+    json_decref(not_object);
+    json_decref(object);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_finds_a_listed_string),
         cmocka_unit_test(test_entries_that_are_not_strings_never_match),
         cmocka_unit_test(test_not_an_array_holds_nothing),
+        cmocka_unit_test(test_pluck_takes_the_member_of_every_element),
+        cmocka_unit_test(test_pluck_is_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
