@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -15,22 +14,11 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
+from e2e_stack import StackError, free_port, wait_for  # noqa: E402
+
 TOKEN = "bench-token"
 OPERATOR = "bench-operator-key"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def until(check, what, timeout=60):
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            sys.exit(f"bench_platform: timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def post(url, body):
@@ -73,14 +61,14 @@ def start_platform(a, tmp, env, name, kube_url, rport, db, **extra):
             return urllib.request.urlopen(base + "/readyz", timeout=5).status == 200
         except OSError:
             return False
-    until(up, "the platform")
+    wait_for("the platform", up)
     return platform, base
 
 
 def start_peer(argv, log, procs, what):
     with open(log, "w") as out:
         procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT))
-    until(lambda: open(log).readline().endswith("\n"), what)
+    wait_for(what, lambda: open(log).readline().endswith("\n"))
     return open(log).readline().split()[2], procs[-1]
 
 
@@ -111,8 +99,8 @@ def running_instances(a, tmp, env, rport, procs, k=5):
         if code != 201:
             sys.exit(f"bench_platform: create run{i}: {code} {body}")
         try:
-            until(lambda: get(f"{base}/v1/instances/{body['id']}")["phase"] == "ready", f"run{i} ready", 120)
-        except SystemExit:
+            wait_for(f"run{i} ready", lambda: get(f"{base}/v1/instances/{body['id']}")["phase"] == "ready", 120)
+        except StackError:
             with open(os.path.join(tmp, "kube-run.log"), errors="replace") as f:
                 print("".join(f.readlines()[-60:]), file=sys.stderr)
             raise
@@ -120,7 +108,7 @@ def running_instances(a, tmp, env, rport, procs, k=5):
         req = urllib.request.Request(f"{base}/v1/instances/{body['id']}", method="DELETE",
                                      headers={"Authorization": f"Bearer {OPERATOR}"})
         urllib.request.urlopen(req, timeout=120).read()
-        until(lambda: not children(kube.pid), "the instance's processes to stop", 120)
+        wait_for("the instance's processes to stop", lambda: not children(kube.pid), 120)
         # No flush between instances: they share the bus and store the base values name, each
         # under its own prefix (its id), so the next never meets the keys the last one left.
     return times
@@ -167,8 +155,8 @@ def main():
         rport = free_port()
         procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
                                        "--appendonly", "no"], stdout=subprocess.DEVNULL))
-        until(lambda: subprocess.run(["redis-cli", "-p", str(rport), "ping"], capture_output=True).stdout.strip()
-              == b"PONG", "redis")
+        wait_for("redis", lambda: subprocess.run(["redis-cli", "-p", str(rport), "ping"],
+                                                 capture_output=True).stdout.strip() == b"PONG")
         kube_url, _ = start_peer([a.kube_api, "--token", TOKEN], os.path.join(tmp, "kube.log"), procs,
                                  "the kube API peer")
         with open(os.path.join(tmp, "token"), "w") as f:

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "doctor.h"
 #include "mindroom/ids.h"
+#include "mindroom/json.h"
 #include "mindroom/matrix.h"
 #include "mindroom/str.h"
 
@@ -59,7 +60,7 @@ static void probe_shared_secret(mr_matrix *m, offers *o)
     json_decref(reply);
 }
 
-static bool all_strings(json_t *array)
+static bool all_strings(const json_t *array)
 {
     size_t i;
     json_t *v;
@@ -72,18 +73,7 @@ static bool all_strings(json_t *array)
 /* The stages of each flow, when the reply lists them as the spec says. */
 static json_t *stages_of(json_t *reply)
 {
-    json_t *flows = json_object_get(reply, "flows");
-    json_t *out = json_is_array(flows) ? json_array() : NULL;
-    size_t i;
-    json_t *flow;
-    json_array_foreach(flows, i, flow) {
-        json_t *stages = json_object_get(flow, "stages");
-        if (!all_strings(stages) || json_array_append(out, stages) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
+    return mr_json_array_pluck(json_object_get(reply, "flows"), "stages", all_strings);
 }
 
 /* POST /register with an empty body: a server that registers answers 401 with its flows. It
@@ -118,16 +108,6 @@ static void probe_login(mr_matrix *m, offers *o)
     json_decref(reply);
 }
 
-static bool has_string(json_t *array, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(array, i, v)
-        if (strcmp(json_string_value(v), s) == 0)
-            return true;
-    return false;
-}
-
 /* "[a, b] or [c]": the flows as a person reads them. */
 static void put_flows(mr_strbuf *b, json_t *flows)
 {
@@ -153,7 +133,7 @@ static void report_offers(doctor *d, const char *hs, const offers *o)
         put_flows(&b, o->flows);
         mr_strbuf_puts(&b, "; ");
     }
-    if (has_string(o->login_types, "m.login.application_service"))
+    if (mr_json_array_has(o->login_types, "m.login.application_service"))
         mr_strbuf_puts(&b, "application-service login; ");
     if (b.failed) {
         doctor_line(d, DOCTOR_FAIL, "registration on %s: out of memory listing what it offers", hs);
@@ -239,7 +219,7 @@ static void check_appservice(doctor *d, const char *hs, const offers *o)
         doctor_line(d, DOCTOR_FAIL, "registration: MATRIX_MANAGED_ACCOUNT_AUTH is appservice, but "
                     "MATRIX_APPSERVICE_TOKEN (or MATRIX_APPSERVICE_TOKEN_FILE) is not set: set the "
                     "as_token of MindRoom's registration file");
-    else if (!has_string(o->login_types, "m.login.application_service"))
+    else if (!mr_json_array_has(o->login_types, "m.login.application_service"))
         doctor_line(d, DOCTOR_FAIL, "registration: MATRIX_MANAGED_ACCOUNT_AUTH is appservice, but %s "
                     "offers no application-service login: add MindRoom's registration file to "
                     "app_service_config_files", hs);

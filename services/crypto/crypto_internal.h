@@ -99,8 +99,6 @@ mr_code crypto_out_put(json_t *out, const char *key, json_t *value, bool sealed,
 /* Whether a failure is the infrastructure's (store, memory): the input should come again. Other
  * codes are refusals of the input itself. */
 bool crypto_retry(mr_code rc);
-/* Whether the JSON array arr holds the string s. */
-bool crypto_json_listed(json_t *arr, const char *s);
 
 /* devices.c: the device of (user, device ID), loaded or made (and saved). */
 mr_code crypto_device_get(crypto_engine *e, const char *user_id, const char *device_id, crypto_device **out,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mindroom/clock.h"
+#include "mindroom/json.h"
 #include "mindroom/log.h"
 #include "mindroom/msg.h"
 #include "mindroom/str.h"
@@ -188,16 +189,6 @@ mr_code crypto_device_stored(crypto_engine *e, const char *user_id, crypto_devic
     return rc;
 }
 
-bool crypto_json_listed(json_t *arr, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-            return true;
-    return false;
-}
-
 /* The keys_upload request for d's unpublished keys, remembered as in flight before it goes. */
 static mr_code request_upload(crypto_engine *e, crypto_device *d, json_t *out, mr_err *err)
 {
@@ -249,7 +240,7 @@ mr_code crypto_device_top_up(crypto_engine *e, crypto_device *d, json_t *counts,
     size_t count = json_is_integer(have) && json_integer_value(have) > 0 ? (size_t)json_integer_value(have) : 0;
     bool need_otks = counts && count < target;
     bool need_fallback =
-        !d->published || (fallback_types && !crypto_json_listed(fallback_types, OTK_ALGORITHM));
+        !d->published || (fallback_types && !mr_json_array_has(fallback_types, OTK_ALGORITHM));
     if (d->published && !need_otks && !need_fallback)
         return MR_OK;
     mr_code rc = MR_OK;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mindroom/clock.h"
+#include "mindroom/json.h"
 #include "mindroom/log.h"
 #include "mindroom/msg.h"
 #include "mindroom/str.h"
@@ -126,7 +127,7 @@ static mr_code reader_devices(crypto_engine *e, json_t *readers, json_t *queried
             /* Once asked in this round, a user the answer gave no device has none to share with. */
             mr_err_clear(err);
             rc = MR_OK;
-            if (!crypto_json_listed(queried, user) && json_array_append_new(unknown, json_string(user)) != 0)
+            if (!mr_json_array_has(queried, user) && json_array_append_new(unknown, json_string(user)) != 0)
                 rc = oom(err, "reading devices");
         } else if (rc == MR_OK && json_object_set_new(devices, user, devs) != 0) {
             rc = oom(err, "reading devices");
@@ -170,7 +171,7 @@ static mr_code missing_sessions(crypto_engine *e, crypto_device *d, crypto_olm_o
     json_object_foreach(devices, user, devs) {
         json_object_foreach(devs, did, keys) {
             mr_olm_device dev;
-            if (!lacks_key(d, s, user, did, keys, &dev) || crypto_json_listed(tried, dev.curve25519))
+            if (!lacks_key(d, s, user, did, keys, &dev) || mr_json_array_has(tried, dev.curve25519))
                 continue;
             bool ok = false;
             mr_code rc = crypto_olm_out_has(e, olm, d->user_id, dev.curve25519, &ok, err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mindroom/json.h"
 #include "mindroom/log.h"
 #include "mindroom/msg.h"
 #include "mindroom/str.h"
@@ -130,7 +131,7 @@ mr_code crypto_sender_wait(crypto_engine *e, crypto_device *d, json_t *msg, cons
         json_array_append_new(events, ev);
     }
     json_t *req = NULL;
-    if (rc == MR_OK && !crypto_json_listed(users, sender)) {
+    if (rc == MR_OK && !mr_json_array_has(users, sender)) {
         /* A new query for everyone waited for: the answer to the earlier one is then ignored. */
         json_array_append_new(users, json_string(sender));
         json_t *want = json_object();

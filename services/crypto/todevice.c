@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mindroom/json.h"
 #include "mindroom/log.h"
 #include "mindroom/msg.h"
 #include "mindroom/proto.h"
@@ -213,10 +214,7 @@ static mr_code todevice(crypto_engine *e, json_t *msg, bool final, json_t *final
         refuse(account, sender, type, &why);
         return MR_OK;
     }
-    bool answered = false;
-    json_array_foreach(final_users, i, u)
-        answered = answered || (json_is_string(u) && strcmp(json_string_value(u), sender) == 0);
-    return olm_event(e, d, msg, sender, final && answered, out, err);
+    return olm_event(e, d, msg, sender, final && mr_json_array_has(final_users, sender), out, err);
 }
 
 mr_code crypto_engine_todevice(crypto_engine *e, const char *value, size_t len, json_t *out, mr_err *err)

@@ -8,6 +8,7 @@
  * answered). Invites are accepted when the inviter is authorized. */
 #include "gateway_internal.h"
 #include "mindroom/clock.h"
+#include "mindroom/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,12 +189,7 @@ static mr_code backfill(loop *l, mr_matrix *m, const char *room_id, const gap_re
 
 static bool left_out(const loop *l, const char *room_id)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(l->left_out, i, v)
-        if (strcmp(json_string_value(v), room_id) == 0)
-            return true;
-    return false;
+    return mr_json_array_has(l->left_out, room_id);
 }
 
 /* The sync filter of the next request: no presence or account data, and no timeline of the

@@ -569,9 +569,10 @@ static mr_code row_place(ip_bus *b, ip_journal *j, sqlite3_stmt *st, int col, ip
     return MR_OK;
 }
 
-static mr_code replay_topic(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err *err)
+static mr_code replay_topic(ip_bus *b, ip_journal *j, sqlite3_stmt *st, ip_topic *unused_t, int unused_p,
+                            mr_err *err)
 {
-    (void)j;
+    (void)j, (void)unused_t, (void)unused_p;
     ip_topic *t = Mr_bus_inproc_topic(b, (const char *)sqlite3_column_text(st, 1), err);
     if (!t)
         return MR_ENOMEM;
@@ -585,13 +586,8 @@ static mr_code replay_topic(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err *
 /* Messages come in order per partition and without gaps: the writer inserts whole ranges and
  * deletes from the front. Rows every group has passed (a trim not done yet) stay on disk for
  * the writer to delete, but not in the ring. */
-static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err *err)
+static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, ip_topic *t, int p, mr_err *err)
 {
-    ip_topic *t;
-    int p;
-    mr_code rc = row_place(b, j, st, 0, &t, &p, err);
-    if (rc != MR_OK)
-        return rc;
     size_t cap = b->base.opts.inproc_capacity;
     ip_part *part = &t->parts[p];
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 2);
@@ -630,13 +626,9 @@ static mr_code replay_message(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err
     return MR_OK;
 }
 
-static mr_code replay_cursor(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err *err)
+static mr_code replay_cursor(ip_bus *b, ip_journal *j, sqlite3_stmt *st, ip_topic *t, int p, mr_err *err)
 {
-    ip_topic *t;
-    int p;
-    mr_code rc = row_place(b, j, st, 1, &t, &p, err);
-    if (rc != MR_OK)
-        return rc;
+    (void)j;
     ip_group *g = Mr_bus_inproc_group(b, t, (const char *)sqlite3_column_text(st, 0), err);
     if (!g)
         return MR_ENOMEM;
@@ -644,17 +636,28 @@ static mr_code replay_cursor(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err 
     return MR_OK;
 }
 
-typedef mr_code (*replay_row)(ip_bus *b, ip_journal *j, sqlite3_stmt *st, mr_err *err);
+/* Reads one row; t and p are the topic and partition the row names (NULL and 0 for a row that
+ * names none). */
+typedef mr_code (*replay_row)(ip_bus *b, ip_journal *j, sqlite3_stmt *st, ip_topic *t, int p, mr_err *err);
 
-static mr_code replay_query(ip_bus *b, ip_journal *j, const char *sql, replay_row fn, mr_err *err)
+/* Runs fn on every row of sql. place_col >= 0 is the column of the topic ID, the partition after
+ * it: resolved here, so fn only sees a topic and partition the journal knows. */
+static mr_code replay_query(ip_bus *b, ip_journal *j, const char *sql, int place_col, replay_row fn,
+                            mr_err *err)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
         return j_fail(j, "reading", err);
     mr_code rc = MR_OK;
     int step = SQLITE_DONE;
-    while (rc == MR_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
-        rc = fn(b, j, st, err);
+    while (rc == MR_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        ip_topic *t = NULL;
+        int p = 0;
+        if (place_col >= 0)
+            rc = row_place(b, j, st, place_col, &t, &p, err);
+        if (rc == MR_OK)
+            rc = fn(b, j, st, t, p, err);
+    }
     if (rc == MR_OK && step != SQLITE_DONE)
         rc = j_fail(j, "reading", err);
     sqlite3_finalize(st);
@@ -698,12 +701,12 @@ static mr_code replay_settle(ip_bus *b, ip_journal *j, mr_err *err)
 
 static mr_code replay(ip_bus *b, ip_journal *j, mr_err *err)
 {
-    mr_code rc = replay_query(b, j, "SELECT id, name FROM topics ORDER BY id", replay_topic, err);
+    mr_code rc = replay_query(b, j, "SELECT id, name FROM topics ORDER BY id", -1, replay_topic, err);
     if (rc == MR_OK)
-        rc = replay_query(b, j, "SELECT grp, topic, part, next FROM cursors", replay_cursor, err);
+        rc = replay_query(b, j, "SELECT grp, topic, part, next FROM cursors", 1, replay_cursor, err);
     if (rc == MR_OK) {
         replay_prepare(b);
-        rc = replay_query(b, j, "SELECT topic, part, seq, key, value FROM msgs ORDER BY topic, part, seq",
+        rc = replay_query(b, j, "SELECT topic, part, seq, key, value FROM msgs ORDER BY topic, part, seq", 0,
                           replay_message, err);
     }
     return rc == MR_OK ? replay_settle(b, j, err) : rc;

@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 
 #include "jwt_internal.h"
+#include "mindroom/json.h"
 
 #define RSA_MIN_BITS 2048
 /* Verification cost grows with the modulus; a hostile JWKS should not make each token slow. */
@@ -227,14 +228,8 @@ static bool usage_allows_verify(json_t *jwk, char *why)
         return false;
     }
     json_t *ops = json_object_get(jwk, "key_ops");
-    if (!ops)
+    if (!ops || mr_json_array_has(ops, "verify"))
         return true;
-    size_t i;
-    json_t *op;
-    json_array_foreach(ops, i, op) {
-        if (json_is_string(op) && strcmp(json_string_value(op), "verify") == 0)
-            return true;
-    }
     snprintf(why, WHY_MAX, "key_ops does not hold \"verify\"");
     return false;
 }

@@ -9,6 +9,7 @@
 
 #include "mindroom/log.h"
 #include "mindroom/clock.h"
+#include "mindroom/json.h"
 
 #define DEFAULT_TIMEOUT_MS 120000L
 #define DEFAULT_STALL_MS 30000L
@@ -451,20 +452,14 @@ mr_code mr_llm_chat(mr_llm_client *c, const mr_llm_request *req, mr_llm_response
 /* ---- the models list ---- */
 
 /* The IDs of an OpenAI models list ({"object": "list", "data": [{"id": ...}, ...]}). */
+static bool is_string(const json_t *v)
+{
+    return json_is_string(v);
+}
+
 static json_t *model_ids(json_t *list)
 {
-    json_t *data = json_object_get(list, "data");
-    json_t *ids = json_is_array(data) ? json_array() : NULL;
-    size_t i;
-    json_t *item;
-    json_array_foreach(data, i, item) {
-        const char *id = json_string_value(json_object_get(item, "id"));
-        if (!id || json_array_append_new(ids, json_string(id)) != 0) {
-            json_decref(ids);
-            return NULL;
-        }
-    }
-    return ids;
+    return mr_json_array_pluck(json_object_get(list, "data"), "id", is_string);
 }
 
 mr_code mr_llm_models(mr_llm_client *c, json_t **ids, mr_err *err)

@@ -1,6 +1,7 @@
 /* account.c -- Matrix accounts: versions, registration (user-interactive stages, Synapse's
  * shared-secret admin API, application services), login, whoami, logout and display names. */
 #include "matrix_internal.h"
+#include "mindroom/json.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -59,16 +60,6 @@ static bool flow_doable(const mr_matrix_register_req *req, json_t *stages)
     return json_array_size(stages) > 0 && (real || req->allow_dummy);
 }
 
-static bool listed(json_t *list, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-            return true;
-    return false;
-}
-
 /* The first stage still to do of the first flow req can complete, following the stages the
  * server lists as completed; NULL when no flow fits. */
 static const char *next_stage(const mr_matrix_register_req *req, json_t *challenge)
@@ -81,7 +72,7 @@ static const char *next_stage(const mr_matrix_register_req *req, json_t *challen
         if (!flow_doable(req, stages))
             continue;
         json_array_foreach(stages, k, stage)
-            if (!listed(completed, json_string_value(stage)))
+            if (!mr_json_array_has(completed, json_string_value(stage)))
                 return json_string_value(stage);
     }
     return NULL;

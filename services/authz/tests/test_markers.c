@@ -84,16 +84,33 @@ static char *marker(const fixture *f)
     return v;
 }
 
+/* The marker in the store holds want. */
+static void expect_marker(const fixture *f, const char *want)
+{
+    char *v = marker(f);
+    assert_non_null(v);
+    assert_string_equal(v, want);
+    free(v);
+}
+
+/* Publishes a turn on b and has a new marker set write value once the turn is durable. */
+static authz_markers *mark_after_turn(fixture *f, mr_bus *b, const char *value)
+{
+    mr_err err = {0};
+    authz_markers *m = authz_markers_new(f->store);
+    assert_non_null(m);
+    publish_turn(b);
+    assert_int_equal(authz_markers_set_when_durable(m, b, KEY, value, &err), MR_OK);
+    return m;
+}
+
 static void test_written_after_the_commit(void **state)
 {
     fixture *f = *state;
     mr_err err = {0};
     mr_bus *b = open_bus(f);
-    authz_markers *m = authz_markers_new(f->store);
-    assert_non_null(m);
     f->fail_commits = true;
-    publish_turn(b);
-    assert_int_equal(authz_markers_set_when_durable(m, b, KEY, "turn", &err), MR_OK);
+    authz_markers *m = mark_after_turn(f, b, "turn");
     /* The turn is not committed: no marker, but a copy of the event counts as decided. */
     assert_int_equal(mr_bus_flush(b, 60000, &err), MR_EIO);
     assert_null(marker(f));
@@ -106,10 +123,7 @@ static void test_written_after_the_commit(void **state)
         mr_clock_sleep_ms(50);
     /* Closing waits for the writer, which writes the marker after the commit. */
     mr_bus_close(b);
-    char *v = marker(f);
-    assert_non_null(v);
-    assert_string_equal(v, "turn");
-    free(v);
+    expect_marker(f, "turn");
     assert_false(authz_markers_waiting(m, KEY));
     authz_markers_release(m);
 }
@@ -120,14 +134,9 @@ static void test_written_after_the_commit(void **state)
 static void test_not_written_when_never_committed(void **state)
 {
     fixture *f = *state;
-    mr_err err = {0};
     mr_bus *b = open_bus(f);
-    authz_markers *m = authz_markers_new(f->store);
-    assert_non_null(m);
     f->fail_commits = true;
-    publish_turn(b);
-    assert_int_equal(authz_markers_set_when_durable(m, b, KEY, "turn", &err), MR_OK);
-    authz_markers_release(m);
+    authz_markers_release(mark_after_turn(f, b, "turn"));
     mr_bus_close(b);
     assert_null(marker(f));
 }
@@ -139,14 +148,8 @@ static void test_written_at_once_without_a_journal(void **state)
     mr_err err = {0};
     mr_bus *b = NULL;
     assert_int_equal(mr_bus_open("inproc:", NULL, &b, &err), MR_OK);
-    authz_markers *m = authz_markers_new(f->store);
-    assert_non_null(m);
-    publish_turn(b);
-    assert_int_equal(authz_markers_set_when_durable(m, b, KEY, "denied", &err), MR_OK);
-    char *v = marker(f);
-    assert_non_null(v);
-    assert_string_equal(v, "denied");
-    free(v);
+    authz_markers *m = mark_after_turn(f, b, "denied");
+    expect_marker(f, "denied");
     assert_false(authz_markers_waiting(m, KEY));
     authz_markers_release(m);
     mr_bus_close(b);

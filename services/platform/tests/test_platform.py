@@ -18,40 +18,22 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tests", "e2e"))
+from e2e_stack import free_port, wait_for  # noqa: E402
+
 SKIP = 77
 ARGS = None
 CHART = None
-DEADLINE_S = 60
 TOKEN = "kube-sa-token-for-tests"
 OPERATOR_KEY = "operator-key-for-tests"
 NS = "default"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, check, timeout=DEADLINE_S):
-    """Polls check() until it returns something truthy; fails naming what after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def http(method, url, body=None, headers=None):

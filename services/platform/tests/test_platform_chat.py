@@ -103,7 +103,7 @@ class ChatWithAProvisionedInstance(tp.PlatformCase):
                 raise AssertionError(f"instance failed: {body}\n{self.kube.text()[-6000:]}")
             return body if body["phase"] == want else None
         try:
-            return tp.wait_for(f"phase {want}", check, timeout=120)
+            return tp.wait_for(f"phase {want}", check, deadline_s=120)
         except AssertionError as e:
             raise AssertionError(f"{e}\n{self.kube.text()[-6000:]}") from None
 
@@ -221,7 +221,7 @@ class ChatWithAProvisionedInstance(tp.PlatformCase):
         self.platform.stop()
         self.start_platform(INSTANCE_SECRET_EXTRA_TOKEN=rotated)
         tp.wait_for("every pod of the instance to be replaced",
-                    lambda: len(self.pods()) == 5 and not before & set(self.pods()), timeout=120)
+                    lambda: len(self.pods()) == 5 and not before & set(self.pods()), deadline_s=120)
         self.phase(iid, "ready")
         for pid in self.pods():
             with open(f"/proc/{pid}/environ", "rb") as f:

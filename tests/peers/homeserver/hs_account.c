@@ -2,6 +2,7 @@
  * Synapse's shared-secret admin API and application services), login, logout, whoami and
  * profiles. */
 #include "hs.h"
+#include "mindroom/json.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -135,22 +136,12 @@ static const char *token_stage(hs *h, json_t *session, json_t *auth, const char 
     return NULL;
 }
 
-static bool listed(json_t *list, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-            return true;
-    return false;
-}
-
 static bool flow_done(json_t *flow, json_t *completed)
 {
     size_t i;
     json_t *stage;
     json_array_foreach(json_object_get(flow, "stages"), i, stage)
-        if (!listed(completed, json_string_value(stage)))
+        if (!mr_json_array_has(completed, json_string_value(stage)))
             return false;
     return true;
 }
@@ -185,7 +176,7 @@ static mr_http_response *uia_check(hs *h, json_t *auth, char sid[25])
         /* No checker takes it, so Synapse tries it as a password login, which knows no more. */
         return hs_error(400, "M_UNKNOWN", "Unknown login type %s", type);
     }
-    if (passed && !listed(completed, type) && json_array_append_new(completed, json_string(type)) != 0)
+    if (passed && !mr_json_array_has(completed, type) && json_array_append_new(completed, json_string(type)) != 0)
         return NULL;
     size_t i;
     json_t *flow, *flows = registration_flows(&h->opts);

@@ -4,6 +4,7 @@
  * the server's lock for reading, so syncs build side by side and a write waits only for the
  * passes running, not for the long polls. A pass looks at the account's own rooms only. */
 #include "hs.h"
+#include "mindroom/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,17 +71,6 @@ static bool listed(json_t *list, const char *s)
     return false;
 }
 
-/* Room IDs match literally, as in Synapse's Filter._check_fields ("rooms": room_id == v). */
-static bool room_listed(json_t *list, const char *room_id)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), room_id) == 0)
-            return true;
-    return false;
-}
-
 static void filter_read(json_t *f, sync_filter *out)
 {
     json_t *room = json_object_get(f, "room");
@@ -99,15 +89,16 @@ static void filter_read(json_t *f, sync_filter *out)
 
 static bool room_wanted(const sync_filter *f, const char *room_id)
 {
-    return (!f->rooms || room_listed(f->rooms, room_id)) && !room_listed(f->not_rooms, room_id);
+    /* Room IDs match literally, as in Synapse's Filter._check_fields ("rooms": room_id == v). */
+    return (!f->rooms || mr_json_array_has(f->rooms, room_id)) && !mr_json_array_has(f->not_rooms, room_id);
 }
 
 /* Synapse's FilterCollection.filter_room_timeline: the room filter, then the timeline filter's
  * own rooms / not_rooms. */
 static bool timeline_wanted(const sync_filter *f, const char *room_id)
 {
-    return room_wanted(f, room_id) && (!f->tl_rooms || room_listed(f->tl_rooms, room_id)) &&
-           !room_listed(f->tl_not_rooms, room_id);
+    return room_wanted(f, room_id) && (!f->tl_rooms || mr_json_array_has(f->tl_rooms, room_id)) &&
+           !mr_json_array_has(f->tl_not_rooms, room_id);
 }
 
 static bool type_wanted(const sync_filter *f, const hs_event *e)
