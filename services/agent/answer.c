@@ -436,12 +436,11 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
     if (a.failed == MR_OK)
         show(&a, true);
     typing(&a, false);
-    if (a.failed == MR_OK)
-        fail(&a, agent_flush(svc, &ferr), &ferr);
+    /* Before the answer is durable: the room's next turn, which may start before then, reads it. */
     if (a.failed == MR_OK)
         remember(&a);
     if (a.failed == MR_OK)
-        fail(&a, claim_done(store, event_id, e->name, &ferr), &ferr);
+        fail(&a, agent_answered(svc, event_id, e->name, &ferr), &ferr);
     if (a.failed == MR_OK) {
         mr_log_write(MR_LOG_INFO, COMPONENT, fields, "answered");
     } else {
