@@ -393,7 +393,9 @@ static void call_model(answer_run *a)
 static void remember(answer_run *a)
 {
     bool room_mode = a->e->agent && a->e->agent->thread_mode == MR_THREAD_MODE_ROOM;
-    history_msg m = {.sender = a->e->user_id, .entity = a->e->name, .body = a->text};
+    char answer[TXN_MAX];
+    txn(a, "", -1, answer);
+    history_msg m = {.sender = a->e->user_id, .entity = a->e->name, .body = a->text, .answer = answer};
     mr_err err = {0};
     mr_store *s = a->svc->rt->store;
     const char *room_id = a->t->turn->room_id;
