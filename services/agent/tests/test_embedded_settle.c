@@ -100,14 +100,13 @@ static void publish_turn(const char *event_id, const char *body)
     free(text);
 }
 
-static mr_code on_intent(void *ctx, const mr_bus_msg *m, mr_err *err)
+/* Keeps each intent (JSON) in the array ctx. */
+static mr_code keep_intent(void *ctx, const mr_bus_msg *m, mr_err *err)
 {
-    (void)ctx;
-    json_t *i = json_loadb(m->value, m->len, 0, NULL);
-    if (!i)
-        return mr_err_set(err, MR_EINVAL, "intent is not JSON");
-    json_array_append_new(S.intents, i);
-    return MR_OK;
+    json_t *intent = json_loadb(m->value, m->len, 0, NULL);
+    return intent && json_array_append_new(ctx, intent) == 0
+               ? MR_OK
+               : mr_err_set(err, MR_EINVAL, "%s: an intent that is not JSON", m->topic);
 }
 
 /* The answer of event_id is on matrix.outbound: a send whose body is the stub's whole echo. */
@@ -135,7 +134,7 @@ static void wait_answered(const char *event_id, const char *body)
             fail_msg("no answer to %s within %d s while the journal's commit was held", event_id,
                      DEADLINE_MS / 1000);
         size_t handled = 0;
-        check(mr_bus_poll(S.outbound, 100, 100, on_intent, NULL, &handled, &err), &err, "polling matrix.outbound");
+        check(mr_bus_poll(S.outbound, 100, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
     }
 }
 
@@ -225,13 +224,11 @@ static int group_teardown(void **state)
     mr_runtime_close(S.rt);
     json_decref(S.intents);
     mr_err err = {0};
-    int rc = 0;
-    if (mr_model_stub_stop(&S.stub, &err) != MR_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        rc = -1;
-    }
+    bool stopped = mr_model_stub_stop(&S.stub, &err) == MR_OK;
+    if (!stopped)
+        fprintf(stderr, "stopping the model stub: %s\n", err.msg);
     mr_tp_cleanup_dir(S.dir);
-    return rc;
+    return stopped ? 0 : -1;
 }
 
 /* Two turns of one room while no commit can finish: both are answered (the second did not wait
@@ -269,7 +266,7 @@ static void test_next_turn_does_not_wait_for_the_commit(void **state)
         mr_err err = {0};
         check(mr_bus_flush(S.rt->bus, DEADLINE_MS, &err), &err, "flushing");
         size_t handled = 0;
-        check(mr_bus_poll(S.outbound, 10, 100, on_intent, NULL, &handled, &err), &err, "polling matrix.outbound");
+        check(mr_bus_poll(S.outbound, 10, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
     }
 }
 
