@@ -107,6 +107,8 @@ typedef struct history_msg {
     const char *sender;
     const char *entity;          /* the entity that wrote it, NULL for a person */
     const char *body;
+    const char *answer;          /* an entity's answer: the prefix of its transaction IDs, so a
+                                    second attempt at it replaces the first; NULL otherwise */
 } history_msg;
 
 /* An absent key gives an empty state. */
@@ -119,7 +121,8 @@ size_t thread_agents(const thread_state *t, const roster *r, const char **out, s
 size_t thread_count(const thread_state *t);
 /* The i-th message, oldest first; strings borrow from t. */
 history_msg thread_message(const thread_state *t, size_t i);
-/* Appends m (skipped when a message with its event ID is there), keeping the last HISTORY_MAX,
+/* Appends m (skipped when a message with its event ID is there; for an answer already there,
+ * its body replaced), keeping the last HISTORY_MAX,
  * with compare-and-set so concurrent writers do not lose each other's messages. */
 mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err);
 /* The same on a state loaded from that key, which is then the state written: one round trip

@@ -59,6 +59,8 @@ typedef struct agent_svc {
     long long park_until_ms;       /* the turn's claim is held by a live worker: look again then
                                       (wall clock); 0 when none is */
     bool counted;                  /* the turn ran before in this process: its outcome is counted */
+    json_t *answered;              /* [event_id, entity] of each answer of the turn, its claim to
+                                      be marked done once the answer is durable (agent_settle) */
 } agent_svc;
 
 #define AGENT_METRIC "mindroom_agent_turns_total"
@@ -97,6 +99,19 @@ mr_llm_client *agent_model(agent_svc *svc, const char *name, mr_code *rc, const 
  * room ID. */
 mr_code agent_publish(agent_svc *svc, const char *room_id, char *intent, mr_err *err);
 mr_code agent_flush(agent_svc *svc, mr_err *err);
+/* mr_bus_when_durable on the runtime's bus, with the flush timeout of agent_flush. */
+mr_code agent_when_durable(agent_svc *svc, mr_bus_durable_fn fn, void *ctx, mr_err *err);
+
+/* ---- a turn's bookkeeping once its answers are durable (turn_settle.c) ---- */
+
+/* Notes an answer whose claim agent_settle marks done. */
+mr_code agent_answered(agent_svc *svc, const char *event_id, const char *entity, mr_err *err);
+/* Once what the turn published is durable: the claims of its answers marked done and, with a
+ * field (the turn is finished), the turn removed from this worker's in-flight record. On a
+ * journaled bus this returns at once and the journal's writer does it after its next commit;
+ * otherwise the bus is flushed first. A failure (returned) gives the claims up and keeps the turn
+ * in the record: it is to run again. */
+mr_code agent_settle(agent_svc *svc, const char *field, mr_err *err);
 /* agent_publish and agent_flush in one, for a thread without an agent_svc. */
 mr_code agent_publish_now(const mr_runtime *rt, const char *room_id, char *intent, mr_err *err);
 

@@ -241,10 +241,14 @@ static long long run_job(void *ctx, size_t worker, void *p)
     svc->counted = j->runs++ > 0;
     mr_err err = {0};
     mr_code rc = agent_turn_handle(svc, t, &err);
+    bool finished = rc == MR_OK && !svc->park_until_ms;
+    mr_err serr = {0};
+    mr_code settled = agent_settle(svc, finished ? j->field : NULL, &serr);
+    if (settled != MR_OK && rc == MR_OK) {
+        rc = settled;
+        err = serr;
+    }
     if (rc == MR_OK && !svc->park_until_ms) {
-        if (inflight_drop(node->rt->store, node->self.worker_id, j->field, &err) != MR_OK)
-            /* The turn is finished; a later start runs it again and its claims say so. */
-            mr_log_warn(COMPONENT, "removing finished turn %s from the in-flight record: %s", t->event_id, err.msg);
         room_done(node, j);
         return 0;
     }

@@ -4,7 +4,9 @@
  * worker's in-flight record (`agent:inflight:<worker_id>`, proto/store.md) and only then
  * acknowledged on the bus; it runs on a pool of turn threads with one FIFO per room, so one
  * room's turns are answered in order and many rooms at once, and a slow model in one room never
- * delays another. A finished turn leaves the record; on start, the turns a worker had accepted
+ * delays another. A finished turn leaves the record once its answers are durable on the bus (on
+ * `mindroom run`'s journal the writer does it after the commit, and the room's next turn does not
+ * wait for that, turn_settle.c); on start, the turns a worker had accepted
  * but not finished run again, and a worker whose heartbeat lease lapsed has its turns adopted by
  * a live one (claims keep every answer exactly-once). For each turn:
  *   1. skips messages the entities wrote themselves (their replies are recorded when sent);

@@ -393,7 +393,9 @@ static void call_model(answer_run *a)
 static void remember(answer_run *a)
 {
     bool room_mode = a->e->agent && a->e->agent->thread_mode == MR_THREAD_MODE_ROOM;
-    history_msg m = {.sender = a->e->user_id, .entity = a->e->name, .body = a->text};
+    char answer[TXN_MAX];
+    txn(a, "", -1, answer);
+    history_msg m = {.sender = a->e->user_id, .entity = a->e->name, .body = a->text, .answer = answer};
     mr_err err = {0};
     mr_store *s = a->svc->rt->store;
     const char *room_id = a->t->turn->room_id;
@@ -436,12 +438,11 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
     if (a.failed == MR_OK)
         show(&a, true);
     typing(&a, false);
-    if (a.failed == MR_OK)
-        fail(&a, agent_flush(svc, &ferr), &ferr);
+    /* Before the answer is durable: the room's next turn, which may start before then, reads it. */
     if (a.failed == MR_OK)
         remember(&a);
     if (a.failed == MR_OK)
-        fail(&a, claim_done(store, event_id, e->name, &ferr), &ferr);
+        fail(&a, agent_answered(svc, event_id, e->name, &ferr), &ferr);
     if (a.failed == MR_OK) {
         mr_log_write(MR_LOG_INFO, COMPONENT, fields, "answered");
     } else {

@@ -113,27 +113,37 @@ static json_t *cut_body(const char *body)
     return json_stringn(body, n);
 }
 
-static bool has_event(json_t *messages, const char *event_id)
+/* The message of messages whose field is value, or NULL. */
+static json_t *find_by(json_t *messages, const char *field, const char *value)
 {
     size_t i;
     json_t *m;
     json_array_foreach(messages, i, m) {
-        const char *id = json_string_value(json_object_get(m, "event_id"));
-        if (id && strcmp(id, event_id) == 0)
-            return true;
+        const char *v = json_string_value(json_object_get(m, field));
+        if (v && strcmp(v, value) == 0)
+            return m;
     }
-    return false;
+    return NULL;
 }
 
-/* doc with m added; false when it already holds m. */
+/* doc with m added; false when it already holds m. An answer tried again after a crash (its
+ * first attempt recorded, its claim not done) replaces the first attempt's text: the room shows
+ * the second attempt, as an edit of the first's message. */
 static bool add_message(json_t *doc, const history_msg *m)
 {
     json_t *messages = json_object_get(doc, "messages");
-    if (m->event_id && has_event(messages, m->event_id))
+    if (m->event_id && find_by(messages, "event_id", m->event_id))
         return false;
+    json_t *earlier = m->answer ? find_by(messages, "answer", m->answer) : NULL;
+    if (earlier)
+        return json_object_set_new(earlier, "body", cut_body(m->body)) == 0;
     json_t *entry = json_pack("{s:s, s:o}", "sender", m->sender, "body", cut_body(m->body));
+    if (!entry)
+        return false;
     if (m->event_id)
         json_object_set_new(entry, "event_id", json_string(m->event_id));
+    if (m->answer)
+        json_object_set_new(entry, "answer", json_string(m->answer));
     if (m->entity)
         json_object_set_new(entry, "entity", json_string(m->entity));
     json_array_append_new(messages, entry);

@@ -87,6 +87,8 @@ bool agent_svc_init(agent_svc *svc, const mr_runtime *rt, const agent_self *self
 
 void agent_svc_free(agent_svc *svc)
 {
+    json_decref(svc->answered);
+    svc->answered = NULL;
     if (!svc->have_roster)
         return;
     drop_models(svc);
@@ -135,6 +137,11 @@ mr_code agent_publish(agent_svc *svc, const char *room_id, char *intent, mr_err 
 mr_code agent_flush(agent_svc *svc, mr_err *err)
 {
     return mr_bus_flush(svc->rt->bus, FLUSH_TIMEOUT_MS, err);
+}
+
+mr_code agent_when_durable(agent_svc *svc, mr_bus_durable_fn fn, void *ctx, mr_err *err)
+{
+    return mr_bus_when_durable(svc->rt->bus, FLUSH_TIMEOUT_MS, fn, ctx, err);
 }
 
 mr_code agent_publish_now(const mr_runtime *rt, const char *room_id, char *intent, mr_err *err)

@@ -413,13 +413,11 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
     long long deadline = mr_clock_mono_ms() + timeout_ms;
     memset(c->stopped, 0, c->n_slots * sizeof *c->stopped);
     mr_code first = MR_OK;
-    bool attempted = false;
     pthread_mutex_lock(&b->mu);
-    while (*handled < max) {
-        long slot = take_next(c, partitions);
-        if (slot < 0 && (attempted || (slot = wait_for_message(b, c, deadline)) < 0))
-            break;
-        attempted = true;
+    long slot = take_next(c, partitions);
+    if (slot < 0)
+        slot = wait_for_message(b, c, deadline);
+    while (slot >= 0) {
         ip_sub *s = &c->subs[(size_t)slot / (size_t)partitions];
         int p = (int)((size_t)slot % (size_t)partitions);
         ip_cursor *cur = &s->group->cur[p];
@@ -451,7 +449,10 @@ static mr_code ip_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bus_h
             c->stopped[slot] = true;
             Mr_bus_note_failure(err, &first, rc, &m, &herr);
         }
-        /* The partition is free: a waiting consumer of the group may take its next message. */
+        /* This consumer, running already, takes the next message it may before the waiting
+         * ones get what is left: handing it over costs a wake-up, and on a busy machine the
+         * woken thread can wait milliseconds for a core. */
+        slot = *handled < max ? take_next(c, partitions) : -1;
         wake_waiters(b);
     }
     pthread_mutex_unlock(&b->mu);

@@ -277,6 +277,64 @@ static void test_a_publish_wakes_one_consumer_that_may_take_it(void **state)
     mr_bus_close(b);
 }
 
+/* What the first message's handler does in the test below: once the other consumer of the group
+ * waits, the next message of the same partition comes while this one is still being handled. */
+typedef struct handoff {
+    mr_bus *bus;
+    one_poll *other;
+    seq_log log;
+} handoff;
+
+static mr_code publish_next_while_busy(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)err;
+    handoff *h = ctx;
+    long seq = suite_seq(m->value);
+    h->log.seqs[h->log.n++] = seq;
+    if (seq == 0) {
+        assert_int_equal(pthread_create(&h->other->thread, NULL, poll_one, h->other), 0);
+        long long deadline = mr_clock_mono_ms() + 30000;
+        while (waiting_consumers((ip_bus *)h->bus) < 1 && mr_clock_mono_ms() < deadline)
+            sched_yield();
+        assert_int_equal(waiting_consumers((ip_bus *)h->bus), 1);
+        suite_publish(h->bus, "chain", 1, 1, 1);
+    }
+    return MR_OK;
+}
+
+/* A consumer that finished a message takes the next one of the partition itself (up to its
+ * batch) rather than handing it to a waiting consumer of the group: a hand-over costs a
+ * wake-up, and on a busy machine the woken thread waited milliseconds for a core while the
+ * running one was free. The waiting consumer gets what comes after. */
+static void test_a_running_consumer_takes_the_next_message_itself(void **state)
+{
+    (void)state;
+    mr_bus_options opts = {.partitions = 1};
+    mr_bus *b = NULL;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_open("inproc:", &opts, &b, &err), MR_OK);
+    const char *topics[] = {"chain"};
+    mr_bus_consumer *running = NULL;
+    one_poll other = {0};
+    assert_int_equal(mr_bus_subscribe(b, "g", topics, 1, &running, &err), MR_OK);
+    assert_int_equal(mr_bus_subscribe(b, "g", topics, 1, &other.c, &err), MR_OK);
+    suite_publish(b, "chain", 0, 1, 1);
+    handoff h = {.bus = b, .other = &other};
+    size_t handled = 0;
+    assert_int_equal(mr_bus_poll(running, 0, 8, publish_next_while_busy, &h, &handled, &err), MR_OK);
+    assert_int_equal(handled, 2);
+    assert_int_equal(h.log.seqs[1], 1);
+    assert_int_equal(consumer_wakes((ip_bus *)b), 0);
+    assert_int_equal(waiting_consumers((ip_bus *)b), 1);
+    suite_publish(b, "chain", 2, 1, 1);
+    pthread_join(other.thread, NULL);
+    assert_int_equal(other.rc, MR_OK);
+    assert_int_equal(other.handled, 1);
+    mr_bus_consumer_close(other.c);
+    mr_bus_consumer_close(running);
+    mr_bus_close(b);
+}
+
 static void test_late_group_starts_after_what_every_group_handled(void **state)
 {
     (void)state;
@@ -383,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_blocks_producer_until_consumer_catches_up),
         cmocka_unit_test(test_consumer_steps_wake_no_idle_producer),
         cmocka_unit_test(test_a_publish_wakes_one_consumer_that_may_take_it),
+        cmocka_unit_test(test_a_running_consumer_takes_the_next_message_itself),
         cmocka_unit_test(test_late_group_starts_after_what_every_group_handled),
         cmocka_unit_test(test_handled_messages_are_freed),
         cmocka_unit_test(test_ring_slots_follow_messages_in_flight),

@@ -18,6 +18,9 @@
 #define SQ_BUSY_TIMEOUT_MS 5000
 /* Expired rows are swept once per this many writes (and at open); reads skip them anyway. */
 #define SQ_SWEEP_EVERY 256
+/* With syncs on demand the log is checkpointed by sq_sync once it holds this many pages
+ * (SQLite's own auto-checkpoint threshold), instead of by whichever writer passes it. */
+#define SQ_CHECKPOINT_PAGES 1000
 
 enum {
     SQ_GET,
@@ -84,6 +87,8 @@ typedef struct sq {
     unsigned writes;
     char *wal_path;          /* the write-ahead log, which sq_sync flushes */
     atomic_bool unsynced;    /* something was written since the last sq_sync */
+    sqlite3 *ckpt;           /* syncs on demand: the connection sq_sync checkpoints through */
+    atomic_int wal_pages;    /* syncs on demand: pages in the log after the last commit */
 } sq;
 
 static mr_code sq_fail(sq *q, int rc, const char *doing, mr_err *err)
@@ -480,12 +485,63 @@ static mr_code sq_ping(void *b, mr_err *err)
     return sq_hash_exists(b, "ping", &exists, err);
 }
 
-/* From now on a commit leaves the write-ahead log to the page cache; sq_sync flushes it. */
+/* Replaces SQLite's auto-checkpoint: notes the log's size for sq_sync. */
+static int sq_wal_pages(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    atomic_store(&((sq *)ctx)->wal_pages, pages);
+    return SQLITE_OK;
+}
+
+/* From now on a commit leaves the write-ahead log to the page cache; sq_sync flushes it, and
+ * checkpoints it too: an auto-checkpoint runs inside the commit that passes the threshold, two
+ * fsyncs and a copy of the log on whatever thread wrote (a message's hop), where sq_sync runs
+ * on the thread that syncs (the bus journal's writer). The checkpoint has a connection of its
+ * own (serialized, as two threads may sync at once), so writers go on meanwhile. */
 static mr_code sq_sync_on_demand(void *b, mr_err *err)
 {
     sq *q = b;
     int rc = sqlite3_exec(q->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? MR_OK : sq_fail(q, rc, "setting synchronous", err);
+    if (rc != SQLITE_OK)
+        return sq_fail(q, rc, "setting synchronous", err);
+    if (!q->ckpt) {
+        rc = sqlite3_open_v2(q->path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL);
+        /* A connection that has not read the file yet does not know it is in WAL mode, and its
+         * checkpoints do nothing. */
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(q->ckpt, "PRAGMA journal_mode", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+            mr_code code = q->ckpt ? mr_err_set(err, MR_EIO, "sqlite %s: opening its checkpoint connection: %s",
+                                                q->path, sqlite3_errmsg(q->ckpt))
+                                   : mr_err_set(err, MR_ENOMEM, "sqlite %s: out of memory", q->path);
+            sqlite3_close(q->ckpt);
+            q->ckpt = NULL;
+            return code;
+        }
+    }
+    sqlite3_wal_hook(q->db, sq_wal_pages, q);
+    return MR_OK;
+}
+
+/* A passive checkpoint (it waits for no reader or writer) once the log is long. It syncs the
+ * log first and the database file after, as an auto-checkpoint would. Busy (another checkpoint
+ * of the file) leaves it to the next sync. */
+static mr_code sq_checkpoint(sq *q, mr_err *err)
+{
+    if (!q->ckpt || atomic_load(&q->wal_pages) < SQ_CHECKPOINT_PAGES)
+        return MR_OK;
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(q->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc == SQLITE_BUSY)
+        return MR_OK;
+    if (rc != SQLITE_OK)
+        return mr_err_set(err, MR_EIO, "sqlite %s: checkpointing its write-ahead log: %s", q->path,
+                          sqlite3_errmsg(q->ckpt));
+    /* All of it copied: the next commit starts the log over. */
+    if (done == log)
+        atomic_store(&q->wal_pages, 0);
+    return MR_OK;
 }
 
 /* One fsync of the write-ahead log makes every commit in it durable; earlier ones were
@@ -507,7 +563,7 @@ static mr_code sq_sync(void *b, mr_err *err)
     if (fd >= 0)
         close(fd);
     if (e == 0)
-        return MR_OK;
+        return sq_checkpoint(q, err);
     atomic_store(&q->unsynced, true);
     return mr_err_errno(err, MR_EIO, e, "sqlite %s: syncing its write-ahead log", q->path);
 }
@@ -515,6 +571,8 @@ static mr_code sq_sync(void *b, mr_err *err)
 static void sq_close(void *b)
 {
     sq *q = b;
+    /* First: the last connection to close checkpoints the log and removes it. */
+    sqlite3_close(q->ckpt);
     for (int i = 0; i < SQ_NSTMT; i++)
         sqlite3_finalize(q->st[i]);
     sqlite3_close(q->db);

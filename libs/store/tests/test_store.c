@@ -817,6 +817,50 @@ static void test_sqlite_sync_on_demand(void **state)
     mr_store_close(s);
 }
 
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* With syncs on demand no write checkpoints the log (an auto-checkpoint would cost the writing
+ * thread two fsyncs and a copy); mr_store_sync does, once the log passes SQLite's threshold of
+ * 1,000 pages. So the log grows past that between syncs, and after a sync the database file
+ * holds what was written (and the next writes start the log over). */
+static void test_sqlite_sync_on_demand_checkpoints_in_sync(void **state)
+{
+    (void)state;
+    char url[530], path[512], wal[520];
+    snprintf(path, sizeof path, "%s/ckpt.db", g_dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(url, sizeof url, "sqlite://%s", path);
+    mr_store *s = open_ok(url, NULL);
+    mr_err err = {0};
+    assert_int_equal(mr_store_sync_on_demand(s, &err), MR_OK);
+    long long db_before = file_size(path);
+    char value[4000];
+    memset(value, 'x', sizeof value);
+    /* About 1,500 pages of 4 KiB: half again SQLite's threshold. */
+    for (int i = 0; i < 1500; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "history:%d", i);
+        set_ok(s, key, value, sizeof value, 0);
+    }
+    long long wal_len = file_size(wal);
+    assert_true(wal_len > 1200LL * 4096);
+    assert_true(file_size(path) < 1000LL * 4096);
+    assert_int_equal(mr_store_sync(s, &err), MR_OK);
+    assert_true(file_size(path) > db_before + 1200LL * 4096);
+    set_ok(s, "after", "1", 1, 0);
+    assert_int_equal(mr_store_sync(s, &err), MR_OK);
+    assert_int_equal(file_size(wal), wal_len);
+    mr_store_close(s);
+    s = open_ok(url, NULL);
+    check_value(s, "history:1499", value, sizeof value);
+    check_value(s, "after", "1", 1);
+    mr_store_close(s);
+}
+
 static void test_sqlite_two_handles(void **state)
 {
     (void)state;
@@ -1101,6 +1145,7 @@ int main(void)
         BEHAVIOURS(B_SQLITE),
         cmocka_unit_test(test_sqlite_persist_mode_wal),
         cmocka_unit_test(test_sqlite_sync_on_demand),
+        cmocka_unit_test(test_sqlite_sync_on_demand_checkpoints_in_sync),
         cmocka_unit_test(test_sqlite_two_handles),
         cmocka_unit_test(test_sqlite_relative_path),
         cmocka_unit_test(test_sqlite_unusable_path),

@@ -93,6 +93,28 @@ static void test_thread_participants(void **state)
     thread_state_free(&th);
 }
 
+/* An answer recorded, then answered again after a crash before its claim was done (the turn
+ * runs again under the same transaction IDs): the history holds it once, with the text of the
+ * second attempt, which is what the room shows after the edit. */
+static void test_a_retried_answer_replaces_its_first_attempt(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    append("$r:x", "$r:x", "@alice:example.org", NULL, "question");
+    history_msg first = {.sender = MIND, .entity = "mind", .body = "first attempt", .answer = "mrabc."};
+    assert_int_equal(thread_append(store, ROOM, "$r:x", &first, &err), MR_OK);
+    history_msg again = {.sender = MIND, .entity = "mind", .body = "second attempt", .answer = "mrabc."};
+    assert_int_equal(thread_append(store, ROOM, "$r:x", &again, &err), MR_OK);
+    history_msg other = {.sender = MIND, .entity = "mind", .body = "another answer", .answer = "mrdef."};
+    assert_int_equal(thread_append(store, ROOM, "$r:x", &other, &err), MR_OK);
+    thread_state th;
+    assert_int_equal(thread_load(store, ROOM, "$r:x", &th, &err), MR_OK);
+    assert_int_equal(thread_count(&th), 3);
+    assert_string_equal(thread_message(&th, 1).body, "second attempt");
+    assert_string_equal(thread_message(&th, 2).body, "another answer");
+    thread_state_free(&th);
+}
+
 static void test_history_is_capped(void **state)
 {
     (void)state;
@@ -156,6 +178,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_participants),
+        cmocka_unit_test(test_a_retried_answer_replaces_its_first_attempt),
         cmocka_unit_test(test_history_is_capped),
         cmocka_unit_test(test_prompt_history),
     };

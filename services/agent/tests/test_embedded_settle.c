@@ -1,0 +1,279 @@
+/* test_embedded_settle.c -- the agent on `mindroom run`'s journaled in-process bus: a turn's
+ * answers are with their consumers before the journal commits them, and the room's next turn
+ * does not wait for that commit; only the bookkeeping that must follow the answers to disk (the
+ * claim marked `done`, the turn leaving the in-flight record) waits, on the journal's writer.
+ *
+ * The agent runs in this process (mr_agent_serve on a thread, as `mindroom run` runs it) over
+ * an inproc:///<dir>/bus.db journal and a SQLite store, with the model stub. The test takes the
+ * journal's before-commit hook (which syncs the store first, as the runtime's does) and holds
+ * the writer there: nothing commits while it is held, as on a disk whose fsyncs stall. */
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "agent_internal.h"
+#include "agent_service.h"
+#include "mindroom/bus.h"
+#include "mindroom/clock.h"
+#include "mindroom/fsutil.h"
+#include "mindroom/runtime.h"
+#include "mindroom/store.h"
+#include "model_stub_peer.h"
+#include "peers.h"
+
+#define DEADLINE_MS 30000
+#define KEY "sk-settle-0123456789abcdef"
+#define LOBBY "!lobby:example.org"
+#define ALICE "@alice:example.org"
+
+typedef struct suite {
+    mr_model_stub stub;
+    char dir[512];
+    mr_runtime *rt;
+    pthread_t agent;
+    bool agent_started;
+    mr_bus_consumer *outbound;
+    json_t *intents;
+    /* The hold on the journal's writer. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool hold;
+    int held;     /* commits waiting at the hold */
+} suite;
+
+static suite S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void check(mr_code rc, const mr_err *err, const char *what)
+{
+    if (rc != MR_OK)
+        fail_msg("%s: %s", what, err->msg);
+}
+
+/* The runtime's hook (sync the store), then the hold. */
+static mr_code held_commit(void *ctx, mr_err *err)
+{
+    (void)ctx;
+    mr_code rc = mr_store_sync(S.rt->store, err);
+    pthread_mutex_lock(&S.mu);
+    S.held++;
+    pthread_cond_broadcast(&S.cv);
+    while (S.hold)
+        pthread_cond_wait(&S.cv, &S.mu);
+    S.held--;
+    pthread_mutex_unlock(&S.mu);
+    return rc;
+}
+
+static void set_hold(bool on)
+{
+    pthread_mutex_lock(&S.mu);
+    S.hold = on;
+    pthread_cond_broadcast(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+}
+
+static void *agent_main(void *arg)
+{
+    (void)arg;
+    mr_agent_serve(S.rt);
+    return NULL;
+}
+
+static void publish_turn(const char *event_id, const char *body)
+{
+    json_t *turn = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:s, s:I, s:{s:s, s:s}}, s:s, s:[s], s:s}", "v", 1,
+                             "type", "turn", "room_id", LOBBY, "event", "event_id", event_id, "sender", ALICE,
+                             "type", "m.room.message", "origin_server_ts", (json_int_t)1764000000000, "content",
+                             "msgtype", "m.text", "body", body, "sender", ALICE, "allowed_entities", "mind",
+                             "room_key", "lobby");
+    char *text = json_dumps(turn, JSON_COMPACT);
+    json_decref(turn);
+    assert_non_null(text);
+    mr_err err = {0};
+    check(mr_bus_publish(S.rt->bus, "agent.turns", LOBBY, text, strlen(text), &err), &err, "publishing a turn");
+    free(text);
+}
+
+/* Keeps each intent (JSON) in the array ctx. */
+static mr_code keep_intent(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    json_t *intent = json_loadb(m->value, m->len, 0, NULL);
+    return intent && json_array_append_new(ctx, intent) == 0
+               ? MR_OK
+               : mr_err_set(err, MR_EINVAL, "%s: an intent that is not JSON", m->topic);
+}
+
+/* The answer of event_id is on matrix.outbound: a send whose body is the stub's whole echo. */
+static bool answered(const char *event_id, const char *body)
+{
+    char txn[TXN_MAX];
+    txn_id(event_id, "mind", "m", -1, txn);
+    size_t i;
+    json_t *it;
+    json_array_foreach(S.intents, i, it) {
+        const char *id = json_string_value(json_object_get(it, "txn_id"));
+        const char *text = json_string_value(json_object_get(json_object_get(it, "content"), "body"));
+        if (id && text && strcmp(id, txn) == 0 && strstr(text, body))
+            return true;
+    }
+    return false;
+}
+
+static void wait_answered(const char *event_id, const char *body)
+{
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    mr_err err = {0};
+    while (!answered(event_id, body)) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("no answer to %s within %d s while the journal's commit was held", event_id,
+                     DEADLINE_MS / 1000);
+        size_t handled = 0;
+        check(mr_bus_poll(S.outbound, 100, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
+    }
+}
+
+static char *claim_of(const char *event_id)
+{
+    char key[256];
+    snprintf(key, sizeof key, "reply:%s:mind", event_id);
+    char *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    mr_code rc = mr_store_get(S.rt->store, key, &v, &len, &err);
+    if (rc == MR_ENOTFOUND)
+        return NULL;
+    check(rc, &err, "reading a claim");
+    return v;
+}
+
+static size_t inflight_turns(void)
+{
+    char key[128];
+    snprintf(key, sizeof key, "agent:inflight:%s", "settle-test");
+    mr_store_hash h = {0};
+    mr_err err = {0};
+    check(mr_store_hgetall(S.rt->store, key, &h, &err), &err, "reading the in-flight record");
+    size_t n = h.count;
+    mr_store_hash_free(&h);
+    return n;
+}
+
+static bool claim_is(const char *event_id, const char *want)
+{
+    char *v = claim_of(event_id);
+    bool is = v && strncmp(v, want, strlen(want)) == 0;
+    free(v);
+    return is;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    if (mr_model_stub_start(KEY, NULL, &S.stub, &err) != MR_OK ||
+        mr_tp_mkdtemp("mr-agent-settle", S.dir, sizeof S.dir, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    char config[600], text[1024];
+    snprintf(config, sizeof config, "%s/config.yaml", S.dir);
+    snprintf(text, sizeof text,
+             "models:\n  default: {provider: openai, id: stub-model, host: \"%s\"}\n"
+             "agents:\n  mind: {display_name: Mind, role: Personal assistant, rooms: [lobby]}\n",
+             S.stub.url);
+    if (mr_fs_write_atomic(config, text, strlen(text), 0600, true, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    unsetenv("MINDROOM_BUS_URL");
+    unsetenv("MINDROOM_STORE_URL");
+    unsetenv("MINDROOM_NAMESPACE");
+    unsetenv("MINDROOM_AGENT_LISTEN");
+    setenv("MINDROOM_WORKER_ID", "settle-test", 1);
+    setenv("MATRIX_SERVER_NAME", "example.org", 1);
+    setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    setenv("OPENAI_API_KEY", KEY, 1);
+    mr_runtime_opts ro = {.service = "agent", .config_path = config, .storage_path = S.dir};
+    if (mr_runtime_open(&ro, &S.rt, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    if (strncmp(S.rt->settings.bus_url, "inproc:///", 10) != 0)
+        return fprintf(stderr, "expected a journaled inproc bus, got %s\n", S.rt->settings.bus_url), -1;
+    if (!mr_bus_before_commit(S.rt->bus, held_commit, NULL))
+        return fprintf(stderr, "the bus has no journal\n"), -1;
+    S.intents = json_array();
+    if (mr_bus_subscribe(S.rt->bus, "test-outbound", (const char *const[]){"matrix.outbound"}, 1, &S.outbound,
+                         &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    if (pthread_create(&S.agent, NULL, agent_main, NULL) != 0)
+        return fprintf(stderr, "cannot start the agent thread\n"), -1;
+    S.agent_started = true;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    set_hold(false);
+    if (S.rt)
+        mr_runtime_stop(S.rt);
+    if (S.agent_started)
+        pthread_join(S.agent, NULL);
+    mr_bus_consumer_close(S.outbound);
+    mr_runtime_close(S.rt);
+    json_decref(S.intents);
+    mr_err err = {0};
+    bool stopped = mr_model_stub_stop(&S.stub, &err) == MR_OK;
+    if (!stopped)
+        fprintf(stderr, "stopping the model stub: %s\n", err.msg);
+    mr_tp_cleanup_dir(S.dir);
+    return stopped ? 0 : -1;
+}
+
+/* Two turns of one room while no commit can finish: both are answered (the second did not wait
+ * for the first's commit), neither claim says `done` and both turns stay in the in-flight record
+ * (a crash now answers them again, as edits of what went out); once the commit goes through,
+ * both claims are `done` and the record is empty. */
+static void test_next_turn_does_not_wait_for_the_commit(void **state)
+{
+    (void)state;
+    /* A first turn, committed, so the agent has subscribed and settled in. */
+    publish_turn("$warm:example.org", "warm up");
+    wait_answered("$warm:example.org", "warm up");
+    set_hold(true);
+    publish_turn("$one:example.org", "first question");
+    wait_answered("$one:example.org", "first question");
+    publish_turn("$two:example.org", "second question");
+    wait_answered("$two:example.org", "second question");
+    /* Everything published since the hold waits for the writer, which waits at the hold. */
+    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, DEADLINE_MS);
+    pthread_mutex_lock(&S.mu);
+    while (S.held == 0 && pthread_cond_timedwait(&S.cv, &S.mu, &until) == 0) {
+    }
+    int held = S.held;
+    pthread_mutex_unlock(&S.mu);
+    assert_int_equal(held, 1);
+    assert_true(claim_is("$one:example.org", "started"));
+    assert_true(claim_is("$two:example.org", "started"));
+    assert_true(inflight_turns() >= 2);
+
+    set_hold(false);
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    while (!(claim_is("$one:example.org", "done") && claim_is("$two:example.org", "done") && inflight_turns() == 0)) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("claims not done or turns still in flight %d s after the commit was let go", DEADLINE_MS / 1000);
+        mr_err err = {0};
+        check(mr_bus_flush(S.rt->bus, DEADLINE_MS, &err), &err, "flushing");
+        size_t handled = 0;
+        check(mr_bus_poll(S.outbound, 10, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_next_turn_does_not_wait_for_the_commit),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
