@@ -2,6 +2,7 @@
  * starts, that keep a service's resident memory down (bench/pipeline/README.md has the
  * numbers). */
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,28 @@
  * threads one lock. */
 #define ARENAS 2
 
+/* AddressSanitizer brings its own malloc, which takes none of glibc's settings (its mallopt
+ * refuses every one). */
+#if defined(__SANITIZE_ADDRESS__)
+#define GLIBC_MALLOC false
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GLIBC_MALLOC false
+#endif
+#endif
+#ifndef GLIBC_MALLOC
+#define GLIBC_MALLOC true
+#endif
+
+bool mr_runtime_glibc_malloc(void)
+{
+    return GLIBC_MALLOC;
+}
+
 mr_code mr_runtime_tune_process(mr_err *err)
 {
+    if (!GLIBC_MALLOC)
+        return MR_OK;
     if (mallopt(M_ARENA_MAX, ARENAS) != 1)
         return mr_err_set(err, MR_EINTERNAL, "mallopt(M_ARENA_MAX, %d) was refused", ARENAS);
     return MR_OK;
@@ -29,6 +50,8 @@ mr_code mr_runtime_tune_process(mr_err *err)
 
 void mr_runtime_tune_exec(char **argv)
 {
+    if (!GLIBC_MALLOC)
+        return;
     const char *given = getenv(TUNABLES);
     /* Set already: by the operator, whose value stands, or by this call before the exec. */
     if (given && strstr(given, "glibc.malloc.tcache_count="))
