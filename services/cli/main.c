@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mindroom/runtime.h"
 
 typedef struct cli_group {
     const char *name;
@@ -177,6 +178,9 @@ int main(int argc, char **argv)
     }
     if (first[0] == '-')
         return mr_cli_usage_error(NULL, "unknown option '%s'", first);
+    /* `run` starts every service's threads: before any, the process tuning that needs a start. */
+    if (strcmp(first, "run") == 0)
+        mr_runtime_tune_exec(argv);
     if (strcmp(first, "help") == 0)
         return run_help(argc - 1, argv + 1);
     const cli_group *g = find_group(first);

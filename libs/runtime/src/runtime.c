@@ -99,8 +99,9 @@ mr_code mr_runtime_open(const mr_runtime_opts *opts, mr_runtime **out, mr_err *e
     if (!rt)
         return mr_err_set(err, MR_ENOMEM, "out of memory for the runtime");
     rt->service = opts->service ? opts->service : "mindroom";
-    mr_runtime_tune_process();
-    mr_code rc = state_new(rt, err);
+    mr_code rc = mr_runtime_tune_process(err);
+    if (rc == MR_OK)
+        rc = state_new(rt, err);
     if (rc == MR_OK)
         rc = mr_runtime_settings_resolve(opts, rt, err);
     if (rc == MR_OK && rt->settings.config_path) {

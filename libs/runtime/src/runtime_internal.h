@@ -14,7 +14,9 @@
 void mr_runtime_export_model_settings(const mr_runtime *rt);
 
 /* Process-wide memory settings of glibc (process_tune.c), made before any thread starts. */
-void mr_runtime_tune_process(void);
+mr_code mr_runtime_tune_process(mr_err *err);
+/* False when malloc is not glibc's (AddressSanitizer's): the tuning above is then skipped. */
+bool mr_runtime_glibc_malloc(void);
 
 /* The pause after a failed poll that follows one of previous_ms (0: the last poll worked). */
 int mr_runtime_failure_pause(int previous_ms);

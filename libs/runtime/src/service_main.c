@@ -187,6 +187,7 @@ static void log_started(const mr_runtime *rt, const char *prog)
 
 int mr_service_main(int argc, char **argv, const mr_service_def *def)
 {
+    mr_runtime_tune_exec(argv);
     char prog[64], listen_var[96];
     snprintf(prog, sizeof prog, "mindroom-%s", def->name);
     int n = snprintf(listen_var, sizeof listen_var, "MINDROOM_%s_LISTEN", def->name);

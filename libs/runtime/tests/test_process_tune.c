@@ -1,11 +1,16 @@
 /* test_process_tune.c -- opening a runtime caps glibc's malloc arenas, so threads share two
- * heaps instead of each keeping free space resident in one of its own. */
+ * heaps instead of each keeping free space resident in one of its own; and a program that
+ * starts with mr_runtime_tune_exec runs without glibc's per-thread cache, unless the operator
+ * set it. */
 #include "rt_test_util.h"
 
 #include <malloc.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "mindroom/runtime.h"
+#include "runtime_internal.h"
 
 #define THREADS 6
 
@@ -66,10 +71,71 @@ static void test_threads_share_two_arenas(void **state)
     mr_runtime_close(rt);
 }
 
-int main(void)
+/* The PID this test started with, before mr_runtime_tune_exec ran it again. */
+/* CTest's SKIP_RETURN_CODE for this test (CMakeLists.txt). */
+#define MR_TEST_SKIP 77
+#define PID_VAR "MR_TEST_TUNE_PID"
+
+/* With the cache, a freed small block waits in the thread's cache, where mallinfo2 counts it
+ * in use; without, it goes to the arena's fast bins, which mallinfo2 counts free. */
+static void test_small_frees_skip_the_thread_cache(void **state)
 {
+    (void)state;
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    assert_non_null(tunables);
+    assert_non_null(strstr(tunables, "glibc.malloc.tcache_count=0"));
+    const char *pid = getenv(PID_VAR);
+    assert_non_null(pid);
+    assert_int_equal(atol(pid), (long)getpid());
+    size_t before = mallinfo2().fsmblks;
+    void *p = malloc(40);
+    assert_non_null(p);
+    free(p);
+    assert_true(mallinfo2().fsmblks > before);
+}
+
+/* This program with `--probe` under GLIBC_TUNABLES=given: the value it ends up running with. */
+static void probe(const char *given, char *out, size_t cap)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "GLIBC_TUNABLES='%s' /proc/%ld/exe --probe", given, (long)getpid());
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    out[0] = '\0';
+    assert_non_null(fgets(out, (int)cap, f));
+    assert_int_equal(pclose(f), 0);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+static void test_the_operators_tunables_stand(void **state)
+{
+    (void)state;
+    char got[256];
+    probe("glibc.malloc.tcache_count=7", got, sizeof got);
+    assert_string_equal(got, "glibc.malloc.tcache_count=7");
+    probe("glibc.malloc.trim_threshold=131072", got, sizeof got);
+    assert_string_equal(got, "glibc.malloc.trim_threshold=131072:glibc.malloc.tcache_count=0");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--probe") == 0) {
+        mr_runtime_tune_exec(argv);
+        printf("%s\n", getenv("GLIBC_TUNABLES"));
+        return 0;
+    }
+    /* Under AddressSanitizer malloc is the sanitizer's: there is nothing of glibc's to tune. */
+    if (!mr_runtime_glibc_malloc())
+        return MR_TEST_SKIP;
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    if (!getenv(PID_VAR) && setenv(PID_VAR, pid, 1) != 0)
+        return 1;
+    mr_runtime_tune_exec(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_threads_share_two_arenas, setup, rt_fixture_free),
+        cmocka_unit_test(test_small_frees_skip_the_thread_cache),
+        cmocka_unit_test(test_the_operators_tunables_stand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
