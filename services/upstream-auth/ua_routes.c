@@ -45,18 +45,27 @@ mr_code ua_metrics_declare(mr_http_metrics *m, mr_err *err)
 static const char *request_header(void *ctx, const char *name, size_t *count)
 {
     const mr_http_request *req = ctx;
-    *count = mr_http_request_header_count(req, name);
-    return mr_http_request_header(req, name);
+    return mr_http_request_header_n(req, name, count);
 }
 
-static void count_decision(const ua_service *svc, const char *method, int status)
+static void count_decision(ua_service *svc, const char *method, int status)
 {
     if (!svc->metrics)
         return;
-    char code[8];
-    snprintf(code, sizeof code, "%d", status);
-    const char *labels[] = {"method", method, "code", code, NULL};
-    mr_http_metrics_inc(svc->metrics, "upstream_auth_decisions_total", labels, 1);
+    static const int codes[] = {200, 401, 503, 500};
+    size_t i = 0;
+    while (i < 3 && codes[i] != status)
+        i++;
+    mr_http_series *s = atomic_load_explicit(&svc->decisions[i], memory_order_acquire);
+    if (!s) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", status);
+        const char *labels[] = {"method", method, "code", code, NULL};
+        if (!(s = mr_http_metrics_series(svc->metrics, "upstream_auth_decisions_total", labels, false)))
+            return;
+        atomic_store_explicit(&svc->decisions[i], s, memory_order_release);
+    }
+    mr_http_series_add(s, 1);
 }
 
 /* Authenticates the request; NULL with *id filled, or the error response (mr_http_reply_later
