@@ -2,7 +2,6 @@
  * the identity of the caller, and the OAuth connect flow; every one authenticates first. */
 #include "ua_internal.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,15 +83,17 @@ static mr_http_response *authenticate(ua_service *svc, const mr_http_request *re
     return rc == MR_OK ? NULL : ua_reply_detail(status, "%s", err.msg);
 }
 
-static json_t *identity_json(const ua_identity *id)
+/* Written directly rather than through a jansson tree: forward auth answers every request. */
+static mr_http_response *identity_reply(const ua_identity *id)
 {
-    return json_pack("{s:s, s:s?, s:s?, s:s}", "user_id", id->user_id, "email", id->email, "matrix_user_id",
-                     id->matrix_user_id, "method", ua_method_name(id->method));
+    const char *fields[] = {"user_id", id->user_id, "email", id->email, "matrix_user_id", id->matrix_user_id,
+                            "method", ua_method_name(id->method), NULL};
+    return mr_http_reply_json_strings(200, fields);
 }
 
 static mr_http_response *forward_auth(const ua_identity *id)
 {
-    mr_http_response *r = mr_http_reply_json(200, identity_json(id));
+    mr_http_response *r = identity_reply(id);
     bool ok = r && mr_http_response_header(r, H_USER_ID, id->user_id) &&
               (!id->email || mr_http_response_header(r, H_EMAIL, id->email)) &&
               (!id->matrix_user_id || mr_http_response_header(r, H_MATRIX_USER_ID, id->matrix_user_id)) &&
@@ -146,7 +147,7 @@ mr_http_response *ua_routes_handle(void *ctx, const mr_http_request *req)
         return r;
     switch (rt) {
     case ROUTE_VERIFY: r = forward_auth(&id); break;
-    case ROUTE_ME: r = mr_http_reply_json(200, identity_json(&id)); break;
+    case ROUTE_ME: r = identity_reply(&id); break;
     case ROUTE_AUTHORIZE: r = ua_oauth_authorize(&svc->oauth, req->segments[2], req, &id); break;
     case ROUTE_CALLBACK: r = ua_oauth_callback(&svc->oauth, req->segments[2], req, &id); break;
     case ROUTE_NONE: break;

@@ -199,7 +199,7 @@ const char *mr_http_request_header(const mr_http_request *req, const char *name)
  * 9112 5.2 lets a server refuse a folded line with 400, as we do. */
 static bool field_clean(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = mr_str_printable_run(s, n); i < n; i += 1 + mr_str_printable_run(s + i + 1, n - i - 1))
         if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
             return false;
     return true;
@@ -507,8 +507,12 @@ static enum MHD_Result send_response(mr_http_server *srv, struct MHD_Connection 
         return MHD_NO;
     }
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-    for (size_t i = 0; i < r->nheaders; i++)
-        MHD_add_response_header(mr, r->headers[i].name, r->headers[i].value);
+    const char *h = r->headers.s;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const char *value = h + strlen(h) + 1;
+        MHD_add_response_header(mr, h, value);
+        h = value + strlen(value) + 1;
+    }
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, mr);
     count_request(srv, method, r->status, st);
     MHD_destroy_response(mr);

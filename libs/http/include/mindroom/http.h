@@ -148,6 +148,11 @@ mr_http_response *mr_http_reply(int status, const char *content_type, const void
 /* Serializes and releases `body` (the caller's reference is taken, also on failure). */
 mr_http_response *mr_http_reply_json(int status, json_t *body);
 mr_http_response *mr_http_reply_text(int status, const char *text);
+/* A flat JSON object of string fields, written as mr_http_reply_json would write it but without
+ * a jansson tree: for answers made on every request. fields is a NULL-terminated list of name,
+ * value pairs; a NULL value is written as null. NULL when a name or value is not UTF-8 or out
+ * of memory. */
+mr_http_response *mr_http_reply_json_strings(int status, const char *const *fields);
 /* "Call me again where I may wait": for a handler on a polling thread (req->may_block false);
  * the server then calls it for the same request on a worker thread. Returned where waiting is
  * allowed already, it becomes a 500. Never NULL; nothing to free. */
