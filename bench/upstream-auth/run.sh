@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/bench/lib.sh"
 # -O2 brings maybe-uninitialized warnings the Debug builds of CI do not see; they must not stop a
 # measurement, so this optimised tree does not treat them as errors.
-bench_release_tree mindroom-upstream-auth bench_ua_jwks -- -DMR_WERROR=OFF
+bench_release_tree mindroom-upstream-auth bench_ua_jwks bench_http_floor -- -DMR_WERROR=OFF
 base_build=${BASE_BUILD:-}
 secs=${1:-5}
 jwks=$build/bench/upstream-auth/bench_ua_jwks
@@ -32,7 +32,7 @@ if [ "${PIN:-0}" = 1 ]; then
     wrk_pin="taskset -c 1"
 fi
 
-bench_stop="svc_pid jwks_pid"
+bench_stop="svc_pid jwks_pid floor_pid"
 bench_tmp ua
 
 # The service's store (connect tokens, OAuth state) is a throwaway redis-server.
@@ -120,6 +120,17 @@ for alg in RS256 ES256; do
     stop "$jwks_pid"; jwks_pid=
 done
 
+# The floor: bench_http_floor (epoll, one recv and one send a request, a fixed answer) under the
+# same wrk, so /healthz can be read against what any HTTP server costs a request here.
+$svc_pin "$build/bench/upstream-auth/bench_http_floor" "$tmp/floor.port" &
+floor_pid=$!
+until [ -s "$tmp/floor.port" ]; do sleep 0.05; done
+port=$(cat "$tmp/floor.port")
+svc_pid=$floor_pid
+echo "floor any healthz $(wrk_rps /healthz)" >>"$tmp/results.txt"
+svc_pid=
+stop "$floor_pid"; floor_pid=
+
 # field: 4 requests/s, 5 service CPU us a request, 6 wrk CPU us a request
 get() { awk -v t="$1" -v a="$2" -v m="$3" -v f="$4" '$1 == t && $2 == a && $3 == m { print $f }' "$tmp/results.txt"; }
 speed() { awk -v a="$1" -v m="openssl-$2" '$1 == a && $2 == m { print $3 }' "$tmp/results.txt"; }
@@ -156,6 +167,8 @@ for tree in $trees; do
             "$on" "$(ratio "$base_us" "$on")" "$hz_us" "$(get "$tree" "$alg" nocache 6)"
     done
 done
+printf 'floor: a minimal epoll HTTP server (bench_http_floor), GET /healthz: %.0f requests/s, %s us CPU a request, wrk %s us\n' \
+    "$(get floor any healthz 4)" "$(get floor any healthz 5)" "$(get floor any healthz 6)"
 echo "(openssl: one thread of raw signature verifies; no-cache: every request checks the token in full, the"
 echo " signature with OpenSSL on the key parsed at JWKS fetch; cache: the claims come from the verified-token"
 echo " cache; wrk-us: the load generator's own CPU a no-cache request. openssl speed divides by CPU time unless"

@@ -122,16 +122,20 @@ void ua_auth_stats_get(ua_auth *a, ua_auth_stats *out)
  * valid UTF-8 by the rules jansson applies when it writes them into the JSON replies (where it
  * would refuse them and turn the request into a 500). Checked in place: the JWT header is
  * checked on every request. */
-static bool clean(const char *v)
+static bool clean_n(const char *v, size_t len)
 {
-    for (const char *p = v; *p;) {
-        unsigned char c = (unsigned char)*p;
-        size_t n = c >= 0x20 && c < 0x7f ? 1 : c >= 0x80 ? mr_utf8_seq_len(p) : 0;
+    for (size_t i = mr_str_printable_run(v, len); i < len; i += mr_str_printable_run(v + i, len - i)) {
+        size_t n = (unsigned char)v[i] >= 0x80 ? mr_utf8_seq_len(v + i) : 0;
         if (n == 0)
             return false;
-        p += n;
+        i += n;
     }
     return true;
+}
+
+static bool clean(const char *v)
+{
+    return clean_n(v, strlen(v));
 }
 
 /* One configured header: *value is NULL when absent or empty. Sent twice it is ambiguous (which
@@ -146,9 +150,10 @@ static mr_code header_value(ua_header_fn h, void *hctx, const char *name, size_t
         return mr_err_set(err, MR_EAUTH, "Duplicate trusted upstream header: %s", name);
     if (!v || !*v)
         return MR_OK;
-    if (strlen(v) > max)
+    size_t len = strlen(v);
+    if (len > max)
         return mr_err_set(err, MR_EAUTH, "Trusted upstream header too long: %s", name);
-    if (!clean(v))
+    if (!clean_n(v, len))
         return mr_err_set(err, MR_EAUTH, "Invalid characters in trusted upstream header: %s", name);
     *value = v;
     return MR_OK;

@@ -3,6 +3,7 @@
 #ifndef MINDROOM_UA_INTERNAL_H
 #define MINDROOM_UA_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -162,6 +163,9 @@ typedef struct ua_service {
     ua_auth *auth;
     ua_oauth oauth;
     mr_http_metrics *metrics;     /* may be NULL */
+    /* upstream_auth_decisions_total's series for 200, 401, 503 and 500, looked up on first use:
+     * every request is counted (ua_routes.c). */
+    _Atomic(mr_http_series *) decisions[4];
 } ua_service;
 
 /* Every route but /healthz, /readyz and /metrics, which the runtime answers. ctx is a ua_service. */

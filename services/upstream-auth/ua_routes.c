@@ -2,7 +2,6 @@
  * the identity of the caller, and the OAuth connect flow; every one authenticates first. */
 #include "ua_internal.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,18 +44,27 @@ mr_code ua_metrics_declare(mr_http_metrics *m, mr_err *err)
 static const char *request_header(void *ctx, const char *name, size_t *count)
 {
     const mr_http_request *req = ctx;
-    *count = mr_http_request_header_count(req, name);
-    return mr_http_request_header(req, name);
+    return mr_http_request_header_n(req, name, count);
 }
 
-static void count_decision(const ua_service *svc, const char *method, int status)
+static void count_decision(ua_service *svc, const char *method, int status)
 {
     if (!svc->metrics)
         return;
-    char code[8];
-    snprintf(code, sizeof code, "%d", status);
-    const char *labels[] = {"method", method, "code", code, NULL};
-    mr_http_metrics_inc(svc->metrics, "upstream_auth_decisions_total", labels, 1);
+    static const int codes[] = {200, 401, 503, 500};
+    size_t i = 0;
+    while (i < 3 && codes[i] != status)
+        i++;
+    mr_http_series *s = atomic_load_explicit(&svc->decisions[i], memory_order_acquire);
+    if (!s) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", status);
+        const char *labels[] = {"method", method, "code", code, NULL};
+        if (!(s = mr_http_metrics_series(svc->metrics, "upstream_auth_decisions_total", labels, false)))
+            return;
+        atomic_store_explicit(&svc->decisions[i], s, memory_order_release);
+    }
+    mr_http_series_add(s, 1);
 }
 
 /* Authenticates the request; NULL with *id filled, or the error response (mr_http_reply_later
@@ -75,15 +83,17 @@ static mr_http_response *authenticate(ua_service *svc, const mr_http_request *re
     return rc == MR_OK ? NULL : ua_reply_detail(status, "%s", err.msg);
 }
 
-static json_t *identity_json(const ua_identity *id)
+/* Written directly rather than through a jansson tree: forward auth answers every request. */
+static mr_http_response *identity_reply(const ua_identity *id)
 {
-    return json_pack("{s:s, s:s?, s:s?, s:s}", "user_id", id->user_id, "email", id->email, "matrix_user_id",
-                     id->matrix_user_id, "method", ua_method_name(id->method));
+    const char *fields[] = {"user_id", id->user_id, "email", id->email, "matrix_user_id", id->matrix_user_id,
+                            "method", ua_method_name(id->method), NULL};
+    return mr_http_reply_json_strings(200, fields);
 }
 
 static mr_http_response *forward_auth(const ua_identity *id)
 {
-    mr_http_response *r = mr_http_reply_json(200, identity_json(id));
+    mr_http_response *r = identity_reply(id);
     bool ok = r && mr_http_response_header(r, H_USER_ID, id->user_id) &&
               (!id->email || mr_http_response_header(r, H_EMAIL, id->email)) &&
               (!id->matrix_user_id || mr_http_response_header(r, H_MATRIX_USER_ID, id->matrix_user_id)) &&
@@ -137,7 +147,7 @@ mr_http_response *ua_routes_handle(void *ctx, const mr_http_request *req)
         return r;
     switch (rt) {
     case ROUTE_VERIFY: r = forward_auth(&id); break;
-    case ROUTE_ME: r = mr_http_reply_json(200, identity_json(&id)); break;
+    case ROUTE_ME: r = identity_reply(&id); break;
     case ROUTE_AUTHORIZE: r = ua_oauth_authorize(&svc->oauth, req->segments[2], req, &id); break;
     case ROUTE_CALLBACK: r = ua_oauth_callback(&svc->oauth, req->segments[2], req, &id); break;
     case ROUTE_NONE: break;

@@ -152,3 +152,20 @@ size_t mr_utf8_seq_len(const char *str)
             return 0;
     return n;
 }
+
+size_t mr_str_printable_run(const char *s, size_t n)
+{
+    /* Eight bytes at a time: a byte below 0x20 or at 0x7f or above sets its top bit in
+     * (w - 0x20..) | w | (w + 0x01..) (the last one carries 0x7f into the top bit). */
+    const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (((w - ones * 0x20) | w | (w + ones)) & tops)
+            break;
+    }
+    while (i < n && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f)
+        i++;
+    return i;
+}

@@ -157,6 +157,30 @@ static void test_utf8_seq_len(void **state)
     assert_int_equal(mr_utf8_seq_len("\xff"), 0);
 }
 
+/* The word-at-a-time scan stops where a byte-by-byte one does, for every byte value at every
+ * position of a run longer than a word, beside printable neighbours and at any length. */
+static void test_printable_run(void **state)
+{
+    (void)state;
+    char buf[19];
+    for (size_t len = 0; len <= sizeof buf; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int b = 0; b < 256; b++) {
+                memset(buf, 'a' + (int)(at % 26), sizeof buf);
+                buf[at] = (char)b;
+                size_t want = 0;
+                while (want < len && (unsigned char)buf[want] >= 0x20 && (unsigned char)buf[want] < 0x7f)
+                    want++;
+                if (mr_str_printable_run(buf, len) != want)
+                    fail_msg("len %zu, byte 0x%02x at %zu: %zu, want %zu", len, b, at,
+                             mr_str_printable_run(buf, len), want);
+            }
+        }
+    }
+    assert_int_equal(mr_str_printable_run("~ ok\x7f", 5), 4);
+    assert_int_equal(mr_str_printable_run("", 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_strbuf_refuses_sizes_that_would_wrap),
         cmocka_unit_test(test_strbuf_printf_reset_and_take),
         cmocka_unit_test(test_utf8_seq_len),
+        cmocka_unit_test(test_printable_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,9 @@ struct mr_http_response {
     char *content_type;
     char *body;
     size_t len;
-    mr_http_param *headers;
+    /* Each header as its name and value, both NUL-terminated, one after the other: one buffer
+     * for all, as forward auth adds five to every answer. */
+    mr_strbuf headers;
     size_t nheaders;
     mr_http_stream_fn stream;      /* set for mr_http_reply_stream; body is then unused */
     void *stream_ctx;

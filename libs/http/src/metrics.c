@@ -1,9 +1,12 @@
-/* metrics.c -- a small Prometheus registry: labelled counters and histograms, text output. */
+/* metrics.c -- a small Prometheus registry: labelled counters and histograms, text output.
+ * The lock guards the lists; a series' numbers are atomics, so a caller holding a series
+ * (mr_http_metrics_series) records into it with no lock, no lookup and no allocation. */
 #include "mindroom/http.h"
 #include "mindroom/str.h"
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,15 +15,18 @@
 
 typedef enum metric_type { METRIC_COUNTER, METRIC_HISTOGRAM } metric_type;
 
-typedef struct series {
-    char *labels;       /* rendered `a="x",b="y"`, "" when unlabelled */
-    double value;       /* counter value, or histogram sum */
-    uint64_t count;     /* histogram observations */
-    uint64_t *buckets;  /* per-bucket (not cumulative) counts, nbuckets + 1 for +Inf */
-    struct series *next;
+typedef struct metric metric;
+
+typedef struct mr_http_series {
+    const metric *mt;
+    char *labels;                /* rendered `a="x",b="y"`, "" when unlabelled */
+    _Atomic double value;        /* counter value, or histogram sum */
+    atomic_uint_fast64_t count;  /* histogram observations */
+    atomic_uint_fast64_t *buckets;  /* per-bucket (not cumulative) counts, nbuckets + 1 for +Inf */
+    struct mr_http_series *next;
 } series;
 
-typedef struct metric {
+struct metric {
     char *name;
     char *help;
     metric_type type;
@@ -28,7 +34,7 @@ typedef struct metric {
     size_t nbounds;
     series *first, *last;
     struct metric *next;
-} metric;
+};
 
 struct mr_http_metrics {
     pthread_mutex_t lock;
@@ -182,6 +188,7 @@ static series *series_get(metric *mt, const char *labels)
     series *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->mt = mt;
     s->labels = strdup(labels);
     if (mt->type == METRIC_HISTOGRAM)
         s->buckets = calloc(mt->nbounds + 1, sizeof *s->buckets);
@@ -199,34 +206,65 @@ static series *series_get(metric *mt, const char *labels)
     return s;
 }
 
-static mr_code metric_record(mr_http_metrics *m, const char *name, const char *const *labels,
-                             metric_type type, double v)
+/* The series of name with labels, made on first use; *rc says why there is none. */
+static series *series_find(mr_http_metrics *m, const char *name, const char *const *labels,
+                           metric_type type, mr_code *rc)
 {
     char *rendered = labels_render(labels);
-    if (!rendered)
-        return MR_EINVAL;
+    if (!rendered) {
+        *rc = MR_EINVAL;
+        return NULL;
+    }
     pthread_mutex_lock(&m->lock);
-    mr_code rc = MR_OK;
+    *rc = MR_OK;
     metric *mt = metric_find(m, name);
     series *s = NULL;
     if (!mt)
-        rc = MR_ENOTFOUND;
+        *rc = MR_ENOTFOUND;
     else if (mt->type != type)
-        rc = MR_EINVAL;
+        *rc = MR_EINVAL;
     else if (!(s = series_get(mt, rendered)))
-        rc = MR_ENOMEM;
-    else if (type == METRIC_COUNTER) {
-        s->value += v;
-    } else {
+        *rc = MR_ENOMEM;
+    pthread_mutex_unlock(&m->lock);
+    free(rendered);
+    return s;
+}
+
+static void atomic_add_double(_Atomic double *to, double v)
+{
+    double old = atomic_load_explicit(to, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(to, &old, old + v, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+void mr_http_series_add(mr_http_series *s, double v)
+{
+    const metric *mt = s->mt;
+    if (mt->type == METRIC_HISTOGRAM) {
         size_t i = 0;
         while (i < mt->nbounds && v > mt->bounds[i])
             i++;
-        s->buckets[i]++;
-        s->count++;
-        s->value += v;
+        atomic_fetch_add_explicit(&s->buckets[i], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&m->lock);
-    free(rendered);
+    atomic_add_double(&s->value, v);
+}
+
+mr_http_series *mr_http_metrics_series(mr_http_metrics *m, const char *name, const char *const *labels,
+                                       bool histogram)
+{
+    mr_code rc;
+    return series_find(m, name, labels, histogram ? METRIC_HISTOGRAM : METRIC_COUNTER, &rc);
+}
+
+static mr_code metric_record(mr_http_metrics *m, const char *name, const char *const *labels,
+                             metric_type type, double v)
+{
+    mr_code rc;
+    series *s = series_find(m, name, labels, type, &rc);
+    if (s)
+        mr_http_series_add(s, v);
     return rc;
 }
 
@@ -278,7 +316,7 @@ char *mr_http_metrics_render(mr_http_metrics *m)
         for (const series *s = mt->first; s; s = s->next) {
             if (mt->type == METRIC_COUNTER) {
                 sample_open(&b, mt->name, "", s->labels, NULL);
-                mr_strbuf_printf(&b, " %.15g\n", s->value);
+                mr_strbuf_printf(&b, " %.15g\n", atomic_load_explicit(&s->value, memory_order_relaxed));
                 continue;
             }
             uint64_t cumulative = 0;
@@ -288,14 +326,15 @@ char *mr_http_metrics_render(mr_http_metrics *m)
                     snprintf(le, sizeof le, "le=\"%.15g\"", mt->bounds[i]);
                 else
                     snprintf(le, sizeof le, "le=\"+Inf\"");
-                cumulative += s->buckets[i];
+                cumulative += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
                 sample_open(&b, mt->name, "_bucket", s->labels, le);
                 mr_strbuf_printf(&b, " %llu\n", (unsigned long long)cumulative);
             }
             sample_open(&b, mt->name, "_sum", s->labels, NULL);
-            mr_strbuf_printf(&b, " %.15g\n", s->value);
+            mr_strbuf_printf(&b, " %.15g\n", atomic_load_explicit(&s->value, memory_order_relaxed));
             sample_open(&b, mt->name, "_count", s->labels, NULL);
-            mr_strbuf_printf(&b, " %llu\n", (unsigned long long)s->count);
+            mr_strbuf_printf(&b, " %llu\n",
+                             (unsigned long long)atomic_load_explicit(&s->count, memory_order_relaxed));
         }
     }
     pthread_mutex_unlock(&m->lock);

@@ -62,6 +62,63 @@ mr_http_response *mr_http_reply_json(int status, json_t *body)
     return text ? reply_taking(status, "application/json", text, strlen(text)) : NULL;
 }
 
+/* value as a JSON string, as jansson's json_dumps writes it (the control characters escaped,
+ * the rest as it is); false when it is not UTF-8, which jansson would refuse. */
+static bool put_json_string(mr_strbuf *b, const char *value)
+{
+    mr_strbuf_add(b, "\"", 1);
+    for (const char *p = value; *p;) {
+        size_t run = 0;
+        while ((unsigned char)p[run] >= 0x20 && p[run] != '"' && p[run] != '\\' && (unsigned char)p[run] < 0x80)
+            run++;
+        mr_strbuf_add(b, p, run);
+        p += run;
+        unsigned char c = (unsigned char)*p;
+        if (!c)
+            break;
+        if (c >= 0x80) {
+            size_t n = mr_utf8_seq_len(p);
+            if (n == 0)
+                return false;
+            mr_strbuf_add(b, p, n);
+            p += n;
+            continue;
+        }
+        char esc[8];
+        switch (c) {
+        case '"': memcpy(esc, "\\\"", 3); break;
+        case '\\': memcpy(esc, "\\\\", 3); break;
+        case '\b': memcpy(esc, "\\b", 3); break;
+        case '\f': memcpy(esc, "\\f", 3); break;
+        case '\n': memcpy(esc, "\\n", 3); break;
+        case '\r': memcpy(esc, "\\r", 3); break;
+        case '\t': memcpy(esc, "\\t", 3); break;
+        default: snprintf(esc, sizeof esc, "\\u%04X", c); break;
+        }
+        mr_strbuf_puts(b, esc);
+        p++;
+    }
+    return mr_strbuf_add(b, "\"", 1);
+}
+
+mr_http_response *mr_http_reply_json_strings(int status, const char *const *fields)
+{
+    mr_strbuf b = {0};
+    bool ok = mr_strbuf_add(&b, "{", 1);
+    for (size_t i = 0; ok && fields[i]; i += 2) {
+        if (i)
+            mr_strbuf_add(&b, ",", 1);
+        ok = put_json_string(&b, fields[i]) && mr_strbuf_add(&b, ":", 1) &&
+             (fields[i + 1] ? put_json_string(&b, fields[i + 1]) : mr_strbuf_add(&b, "null", 4));
+    }
+    if (!ok || !mr_strbuf_add(&b, "}", 1)) {
+        mr_strbuf_free(&b);
+        return NULL;
+    }
+    size_t len = b.len;
+    return reply_taking(status, "application/json", mr_strbuf_take(&b), len);
+}
+
 mr_http_response *mr_http_reply_text(int status, const char *text)
 {
     return mr_http_reply(status, "text/plain; charset=utf-8", text, strlen(text));
@@ -79,19 +136,9 @@ mr_http_response *mr_http_reply_error(int status, const char *errcode, const cha
 
 bool mr_http_response_header(mr_http_response *r, const char *name, const char *value)
 {
-    if (!r)
+    if (!r || !mr_strbuf_add(&r->headers, name, strlen(name) + 1) ||
+        !mr_strbuf_add(&r->headers, value, strlen(value) + 1))
         return false;
-    mr_http_param *h = realloc(r->headers, (r->nheaders + 1) * sizeof *h);
-    if (!h)
-        return false;
-    r->headers = h;
-    h[r->nheaders].name = strdup(name);
-    h[r->nheaders].value = strdup(value);
-    if (!h[r->nheaders].name || !h[r->nheaders].value) {
-        free(h[r->nheaders].name);
-        free(h[r->nheaders].value);
-        return false;
-    }
     r->nheaders++;
     return true;
 }
@@ -112,11 +159,7 @@ void mr_http_response_free(mr_http_response *r)
 {
     if (!r || r == &http_later_reply)
         return;
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->headers);
+    mr_strbuf_free(&r->headers);
     /* A stream never handed to the server still owns its context. */
     if (r->stream_done)
         r->stream_done(r->stream_ctx);

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,19 @@
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
 
+/* The methods whose request metrics are kept at hand (any other takes the registry's lookup),
+ * and the status codes, 100-599. */
+static const char *const counted_methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+#define N_METHODS (sizeof counted_methods / sizeof *counted_methods)
+#define N_STATUS 500
+
+/* Every request is counted: the series of each method and status are looked up once, then
+ * recorded into without a lock (mr_http_metrics_series). */
+typedef struct request_series {
+    _Atomic(mr_http_series *) counted[N_METHODS][N_STATUS];
+    _Atomic(mr_http_series *) timed[N_METHODS];
+} request_series;
+
 struct mr_http_server {
     struct MHD_Daemon *daemon;
     int listen_fd;
@@ -43,13 +57,15 @@ struct mr_http_server {
     mr_http_handler handler;
     void *ctx;
     mr_http_metrics *metrics;
+    request_series *series;  /* with metrics */
     mr_http_error_fn error_reply;
     http_workers *workers;  /* pooled servers only */
     /* Requests between their first byte and their completion, so stop can wait for them:
-     * MHD_stop_daemon alone would cut their connections. */
+     * MHD_stop_daemon alone would cut their connections. Counted without the lock, which only
+     * the last request out takes, to wake stop. */
     pthread_mutex_t lock;
     pthread_cond_t idle;
-    unsigned inflight;
+    atomic_uint inflight;
 };
 
 /* Where a request stands in its calls of the access handler. */
@@ -183,7 +199,7 @@ const char *mr_http_request_header(const mr_http_request *req, const char *name)
  * 9112 5.2 lets a server refuse a folded line with 400, as we do. */
 static bool field_clean(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = mr_str_printable_run(s, n); i < n; i += 1 + mr_str_printable_run(s + i + 1, n - i - 1))
         if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
             return false;
     return true;
@@ -250,24 +266,32 @@ static bool headers_clean(struct MHD_Connection *c, header_check *hc)
 
 typedef struct header_count {
     const char *name;
+    const char *first;
     size_t n;
 } header_count;
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
-    (void)value;
     header_count *hc = cls;
-    if (strcasecmp(key, hc->name) == 0)
-        hc->n++;
+    if (strcasecmp(key, hc->name) == 0 && hc->n++ == 0)
+        hc->first = value;
     return MHD_YES;
+}
+
+const char *mr_http_request_header_n(const mr_http_request *req, const char *name, size_t *count)
+{
+    header_count hc = {name, NULL, 0};
+    MHD_get_connection_values(req->impl, MHD_HEADER_KIND, count_header, &hc);
+    *count = hc.n;
+    return hc.first;
 }
 
 size_t mr_http_request_header_count(const mr_http_request *req, const char *name)
 {
-    header_count hc = {name, 0};
-    MHD_get_connection_values(req->impl, MHD_HEADER_KIND, count_header, &hc);
-    return hc.n;
+    size_t n;
+    mr_http_request_header_n(req, name, &n);
+    return n;
 }
 
 const char *mr_http_request_query(const mr_http_request *req, const char *name)
@@ -356,18 +380,52 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+static int method_index(const char *method)
+{
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (strcmp(method, counted_methods[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The series in *slot, or looked up and kept there; NULL when the registry has none. */
+static mr_http_series *series_at(_Atomic(mr_http_series *) *slot, mr_http_metrics *m, const char *name,
+                                 const char *const *labels, bool histogram)
+{
+    mr_http_series *s = atomic_load_explicit(slot, memory_order_acquire);
+    if (!s && (s = mr_http_metrics_series(m, name, labels, histogram)))
+        atomic_store_explicit(slot, s, memory_order_release);
+    return s;
+}
+
 static void count_request(mr_http_server *srv, const char *method, int status,
                           const conn_state *st)
 {
     if (!srv->metrics)
         return;
-    char code[8];
-    snprintf(code, sizeof code, "%d", status);
-    const char *counted[] = {"method", method, "code", code, NULL};
-    const char *timed[] = {"method", method, NULL};
-    mr_http_metrics_inc(srv->metrics, "http_requests_total", counted, 1);
-    mr_http_metrics_observe(srv->metrics, "http_request_duration_seconds", timed,
-                            seconds_since(&st->start));
+    double secs = seconds_since(&st->start);
+    int mi = method_index(method);
+    bool kept = mi >= 0 && status >= 100 && status < 100 + N_STATUS;
+    mr_http_series *c = kept ? atomic_load_explicit(&srv->series->counted[mi][status - 100], memory_order_acquire) : NULL;
+    mr_http_series *t = kept ? atomic_load_explicit(&srv->series->timed[mi], memory_order_acquire) : NULL;
+    if (!c || !t) {
+        /* The first request of its method and status, or one not kept at hand. */
+        char code[12];
+        snprintf(code, sizeof code, "%d", status);
+        const char *counted[] = {"method", method, "code", code, NULL};
+        const char *timed[] = {"method", method, NULL};
+        if (!kept) {
+            mr_http_metrics_inc(srv->metrics, "http_requests_total", counted, 1);
+            mr_http_metrics_observe(srv->metrics, "http_request_duration_seconds", timed, secs);
+            return;
+        }
+        c = series_at(&srv->series->counted[mi][status - 100], srv->metrics, "http_requests_total", counted, false);
+        t = series_at(&srv->series->timed[mi], srv->metrics, "http_request_duration_seconds", timed, true);
+    }
+    if (c)
+        mr_http_series_add(c, 1);
+    if (t)
+        mr_http_series_add(t, secs);
 }
 
 /* A streamed body as MHD sees it: the handler's producer and its context. */
@@ -449,8 +507,12 @@ static enum MHD_Result send_response(mr_http_server *srv, struct MHD_Connection 
         return MHD_NO;
     }
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-    for (size_t i = 0; i < r->nheaders; i++)
-        MHD_add_response_header(mr, r->headers[i].name, r->headers[i].value);
+    const char *h = r->headers.s;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const char *value = h + strlen(h) + 1;
+        MHD_add_response_header(mr, h, value);
+        h = value + strlen(value) + 1;
+    }
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, mr);
     count_request(srv, method, r->status, st);
     MHD_destroy_response(mr);
@@ -522,9 +584,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         mr_strbuf_init(&st->body, srv->max_body);
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         *con_cls = st;
-        pthread_mutex_lock(&srv->lock);
-        srv->inflight++;
-        pthread_mutex_unlock(&srv->lock);
+        atomic_fetch_add(&srv->inflight, 1);
         /* The headers are in: from now on the connection may idle as long as any other. */
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, srv->idle_timeout_s);
         header_check hc;
@@ -564,10 +624,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     mr_http_response_free(st->answer);
     free(st);
     *con_cls = NULL;
-    pthread_mutex_lock(&srv->lock);
-    if (--srv->inflight == 0)
+    if (atomic_fetch_sub(&srv->inflight, 1) == 1) {
+        pthread_mutex_lock(&srv->lock);
         pthread_cond_broadcast(&srv->idle);
-    pthread_mutex_unlock(&srv->lock);
+        pthread_mutex_unlock(&srv->lock);
+    }
 }
 
 /* A new connection may stay silent header_timeout_s before its first request's headers are in,
@@ -586,6 +647,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 static void server_free(mr_http_server *srv)
 {
     http_workers_free(srv->workers);
+    free(srv->series);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->idle);
     free(srv);
@@ -614,6 +676,10 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
         return mr_err_set(err, MR_ENOMEM, "cannot start the worker threads of the server on %s", opts->listen);
     }
     mr_code rc;
+    if (srv->metrics && !(srv->series = calloc(1, sizeof *srv->series))) {
+        server_free(srv);
+        return mr_err_set(err, MR_ENOMEM, "out of memory for the request metrics of the server on %s", opts->listen);
+    }
     if (srv->metrics) {
         rc = mr_http_metrics_counter(srv->metrics, "http_requests_total",
                                      "HTTP requests answered, by method and status code", err);
@@ -682,7 +748,7 @@ void mr_http_server_stop(mr_http_server *srv)
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     pthread_mutex_lock(&srv->lock);
-    while (srv->inflight > 0)
+    while (atomic_load(&srv->inflight) > 0)
         pthread_cond_wait(&srv->idle, &srv->lock);
     pthread_mutex_unlock(&srv->lock);
     MHD_stop_daemon(srv->daemon);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,12 +83,63 @@ static void test_declaration_rules(void **state)
     mr_http_metrics_free(m);
 }
 
+#define ADDERS 4
+#define ADDS 20000
+
+static void *add_many(void *arg)
+{
+    mr_http_series *const *s = arg;
+    for (int i = 0; i < ADDS; i++) {
+        mr_http_series_add(s[0], 1);
+        mr_http_series_add(s[1], 0.5);
+    }
+    return NULL;
+}
+
+/* A series held by its caller is the one the name finds: adds from threads at once, without the
+ * registry's lock, all land, beside those made by name. */
+static void test_series_held(void **state)
+{
+    (void)state;
+    mr_http_metrics *m = mr_http_metrics_new();
+    const double buckets[] = {1};
+    assert_int_equal(mr_http_metrics_counter(m, "req_total", "Requests", NULL), MR_OK);
+    assert_int_equal(mr_http_metrics_histogram(m, "dur_seconds", "Durations", buckets, 1, NULL), MR_OK);
+    const char *lab[] = {"code", "200", NULL};
+    mr_http_series *s[2] = {mr_http_metrics_series(m, "req_total", lab, false),
+                            mr_http_metrics_series(m, "dur_seconds", NULL, true)};
+    assert_non_null(s[0]);
+    assert_non_null(s[1]);
+    assert_ptr_equal(mr_http_metrics_series(m, "req_total", lab, false), s[0]);
+    assert_null(mr_http_metrics_series(m, "req_total", lab, true));
+    assert_null(mr_http_metrics_series(m, "missing_total", NULL, false));
+    pthread_t t[ADDERS];
+    for (int i = 0; i < ADDERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, add_many, s), 0);
+    assert_int_equal(mr_http_metrics_inc(m, "req_total", lab, 3), MR_OK);
+    for (int i = 0; i < ADDERS; i++)
+        pthread_join(t[i], NULL);
+    char *text = mr_http_metrics_render(m);
+    assert_string_equal(text, "# HELP req_total Requests\n"
+                              "# TYPE req_total counter\n"
+                              "req_total{code=\"200\"} 80003\n"
+                              "# HELP dur_seconds Durations\n"
+                              "# TYPE dur_seconds histogram\n"
+                              "dur_seconds_bucket{le=\"1\"} 80000\n"
+                              "dur_seconds_bucket{le=\"+Inf\"} 80000\n"
+                              "dur_seconds_sum 40000\n"
+                              "dur_seconds_count 80000\n");
+    free(text);
+    mr_http_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_render),
         cmocka_unit_test(test_histogram_render),
         cmocka_unit_test(test_declaration_rules),
+        cmocka_unit_test(test_series_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

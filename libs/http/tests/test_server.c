@@ -76,6 +76,17 @@ static mr_http_response *echo(void *ctx, const mr_http_request *req)
         mr_http_response_header(r, "Retry-After", "7");
         return r;
     }
+    if (strcmp(req->path, "/fields") == 0 || strcmp(req->path, "/fields-bad") == 0) {
+        const char *fields[] = {"plain", "a/b c", "quoted \"q\" \\", "ctl\b\f\n\r\t\x01\x1f\x7f",
+                                "utf8", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "none", NULL,
+                                "last", strcmp(req->path, "/fields") == 0 ? "" : "cut \xc3", NULL};
+        mr_http_response *r = mr_http_reply_json_strings(200, fields);
+        if (r && !(mr_http_response_header(r, "X-One", "1") && mr_http_response_header(r, "X-Two", "two"))) {
+            mr_http_response_free(r);
+            return NULL;
+        }
+        return r;
+    }
     json_t *segs = json_array(), *query = json_object();
     for (size_t i = 0; i < req->nsegments; i++)
         json_array_append_new(segs, json_string(req->segments[i]));
@@ -220,6 +231,30 @@ static void test_status_headers_and_500(void **state)
     json_t *j = reply_json(&r);
     assert_string_equal(json_string_value(json_object_get(j, "errcode")), "M_UNKNOWN");
     json_decref(j);
+    free(r.body);
+}
+
+/* mr_http_reply_json_strings writes what json_dumps writes for the same fields (escapes,
+ * UTF-8, null), refuses what jansson refuses (a cut UTF-8 sequence: 500), and every header added
+ * to a reply is sent. */
+static void test_json_strings_as_jansson(void **state)
+{
+    fixture *f = *state;
+    reply r = fetch("GET", url(f, "/fields"), NULL, false, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *want = json_pack("{s:s, s:s, s:s, s:n, s:s}", "plain", "a/b c", "quoted \"q\" \\",
+                             "ctl\b\f\n\r\t\x01\x1f\x7f", "utf8", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "none",
+                             "last", "");
+    char *text = json_dumps(want, JSON_COMPACT);
+    assert_string_equal(r.body, text);
+    assert_non_null(strstr(r.headers, "X-One: 1\r\n"));
+    assert_non_null(strstr(r.headers, "X-Two: two\r\n"));
+    assert_non_null(strstr(r.headers, "Content-Type: application/json\r\n"));
+    free(text);
+    json_decref(want);
+    free(r.body);
+    r = fetch("GET", url(f, "/fields-bad"), NULL, false, NULL);
+    assert_int_equal(r.status, 500);
     free(r.body);
 }
 
@@ -426,6 +461,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_url),
+        T(test_json_strings_as_jansson),
         T(test_request_fields),
         T(test_body_and_limit),
         T(test_status_headers_and_500),

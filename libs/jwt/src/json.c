@@ -142,8 +142,19 @@ static bool parse_string(parser *p, const char **out)
             w += utf8_put(cp, w);
             continue;
         }
+        if (c < 0x80) {
+            /* A run of plain ASCII at once: the claims are mostly that. */
+            const char *run = p->at + 1;
+            while (run < p->end && (unsigned char)*run >= 0x20 && (unsigned char)*run < 0x80 && *run != '"' &&
+                   *run != '\\')
+                run++;
+            memcpy(w, p->at, (size_t)(run - p->at));
+            w += run - p->at;
+            p->at = run;
+            continue;
+        }
         /* The text ends in a NUL, at which mr_utf8_seq_len stops. */
-        size_t n = c < 0x80 ? 1 : mr_utf8_seq_len(p->at);
+        size_t n = mr_utf8_seq_len(p->at);
         if (n == 0 || n > (size_t)(p->end - p->at))
             return fail(p, "invalid UTF-8");
         memcpy(w, p->at, n);

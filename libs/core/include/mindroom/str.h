@@ -43,4 +43,8 @@ void mr_strbuf_free(mr_strbuf *b);
  * not one: an overlong form, a surrogate, a code point past U+10FFFF, a sequence cut short. */
 size_t mr_utf8_seq_len(const char *s);
 
+/* Length of the leading run of printable ASCII (0x20-0x7e) in the n bytes at s, checked eight
+ * bytes at a time: for the scans of header values on every request. */
+size_t mr_str_printable_run(const char *s, size_t n);
+
 #endif

@@ -33,6 +33,16 @@ mr_code mr_http_metrics_inc(mr_http_metrics *m, const char *name, const char *co
 mr_code mr_http_metrics_observe(mr_http_metrics *m, const char *name, const char *const *labels,
                                 double value);
 
+/* One series of a declared metric, made on first use and kept until the registry is freed
+ * (NULL on the errors of mr_http_metrics_inc, or when histogram does not match the metric's
+ * type). Recording into a series held this way takes no lock and allocates nothing: for the
+ * paths that count every request. */
+typedef struct mr_http_series mr_http_series;
+mr_http_series *mr_http_metrics_series(mr_http_metrics *m, const char *name, const char *const *labels,
+                                       bool histogram);
+/* Adds v (>= 0) to a counter series, or records the observation v in a histogram series. */
+void mr_http_series_add(mr_http_series *s, double v);
+
 /* The Prometheus text exposition (format 0.0.4) of every metric, in declaration order and
  * each metric's series in first-use order. Caller frees; NULL when out of memory. */
 char *mr_http_metrics_render(mr_http_metrics *m);
@@ -72,6 +82,9 @@ const char *mr_http_request_header(const mr_http_request *req, const char *name)
 /* How many times a header was sent (case-insensitive name): a header that should come once,
  * such as an identity set by a trusted proxy, is ambiguous when it comes twice. */
 size_t mr_http_request_header_count(const mr_http_request *req, const char *name);
+/* Both in one pass over the headers: the first value of the header (NULL when absent) and, in
+ * *count, how many times it came. */
+const char *mr_http_request_header_n(const mr_http_request *req, const char *name, size_t *count);
 /* First query parameter of that name (decoded); NULL when absent. */
 const char *mr_http_request_query(const mr_http_request *req, const char *name);
 
@@ -135,6 +148,11 @@ mr_http_response *mr_http_reply(int status, const char *content_type, const void
 /* Serializes and releases `body` (the caller's reference is taken, also on failure). */
 mr_http_response *mr_http_reply_json(int status, json_t *body);
 mr_http_response *mr_http_reply_text(int status, const char *text);
+/* A flat JSON object of string fields, written as mr_http_reply_json would write it but without
+ * a jansson tree: for answers made on every request. fields is a NULL-terminated list of name,
+ * value pairs; a NULL value is written as null. NULL when a name or value is not UTF-8 or out
+ * of memory. */
+mr_http_response *mr_http_reply_json_strings(int status, const char *const *fields);
 /* "Call me again where I may wait": for a handler on a polling thread (req->may_block false);
  * the server then calls it for the same request on a worker thread. Returned where waiting is
  * allowed already, it becomes a 500. Never NULL; nothing to free. */
