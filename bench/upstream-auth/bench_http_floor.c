@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench_stop.h"
+
 static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
                              "{\"status\":\"ok\"}";
 
@@ -122,10 +124,8 @@ int main(int argc, char **argv)
         return 2;
     }
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    if (!bench_stop_block(&stop))
+        return 1;
     listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof sa;
@@ -148,7 +148,6 @@ int main(int argc, char **argv)
         perror(argv[1]);
         return 1;
     }
-    int sig;
-    sigwait(&stop, &sig);
+    bench_stop_wait(&stop);
     return 0;
 }

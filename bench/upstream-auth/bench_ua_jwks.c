@@ -15,6 +15,7 @@
 
 #include "jwks_server.h"
 #include "testkeys.h"
+#include "bench_stop.h"
 
 int main(int argc, char **argv)
 {
@@ -23,10 +24,8 @@ int main(int argc, char **argv)
         return 2;
     }
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    if (!bench_stop_block(&stop))
+        return 1;
 
     tk_key k;
     if (argv[1][0] == 'R')
@@ -48,8 +47,7 @@ int main(int argc, char **argv)
         perror(argv[2]);
         return 1;
     }
-    int sig = 0;
-    sigwait(&stop, &sig);
+    bench_stop_wait(&stop);
     js_free(js);
     free(token);
     free(header);
