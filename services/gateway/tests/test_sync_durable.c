@@ -17,19 +17,13 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "commit_hold.h"
 #include "gateway.h"
 #include "gw_harness.h"
 #include "mindroom/json.h"
 #include "mindroom/runtime.h"
 
 #define WAIT_MS 20000
-#define ALICE "@alice:localhost"
-/* No space: its invites would change alice's device lists after the first syncs. */
-#define CONFIG                                                                                     \
-    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
-    "agents:\n  mind: {display_name: Mind, rooms: [lobby]}\n"                                     \
-    "matrix_space: {enabled: false}\n"                                                              \
-    "authorization:\n  global_users: [\"" ALICE "\"]\n"
 
 typedef struct suite {
     gwt f;
@@ -38,52 +32,15 @@ typedef struct suite {
     bool gateway_started;
     mr_bus_consumer *inbound;
     json_t *msgs;
-    /* The hold on the journal's writer. */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool hold;
-    int held;     /* commits waiting at the hold */
+    mr_tp_commit_hold hold;
 } suite;
 
-static suite S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+static suite S = {.hold = MR_TP_COMMIT_HOLD_INIT};
 
 static void check(mr_code rc, const mr_err *err, const char *what)
 {
     if (rc != MR_OK)
         fail_msg("%s: %s", what, err->msg);
-}
-
-/* The runtime's hook (sync the store), then the hold. */
-static mr_code held_commit(void *ctx, mr_err *err)
-{
-    (void)ctx;
-    mr_code rc = mr_store_sync(S.rt->store, err);
-    pthread_mutex_lock(&S.mu);
-    S.held++;
-    pthread_cond_broadcast(&S.cv);
-    while (S.hold)
-        pthread_cond_wait(&S.cv, &S.mu);
-    S.held--;
-    pthread_mutex_unlock(&S.mu);
-    return rc;
-}
-
-static void set_hold(bool on)
-{
-    pthread_mutex_lock(&S.mu);
-    S.hold = on;
-    pthread_cond_broadcast(&S.cv);
-    pthread_mutex_unlock(&S.mu);
-}
-
-/* A commit waits at the hold: the writer is in the hook, so every earlier commit's waiting
- * functions (token saves) have run. */
-static void wait_held(void)
-{
-    pthread_mutex_lock(&S.mu);
-    while (!S.held)
-        pthread_cond_wait(&S.cv, &S.mu);
-    pthread_mutex_unlock(&S.mu);
 }
 
 static void *gateway_main(void *arg)
@@ -173,7 +130,8 @@ static bool same(const char *a, const char *b)
 static int setup(void **state)
 {
     (void)state;
-    gwt_setup(&S.f, NULL, CONFIG);
+    /* No space: its invites would change alice's device lists after the first syncs. */
+    gwt_setup(&S.f, NULL, GWT_CONFIG_MIND_NO_SPACE);
     /* `mindroom run`'s defaults: the journaled in-process bus and the SQLite store. */
     unsetenv("MINDROOM_BUS_URL");
     unsetenv("MINDROOM_STORE_URL");
@@ -185,7 +143,7 @@ static int setup(void **state)
         return fprintf(stderr, "%s\n", err.msg), -1;
     if (strncmp(S.rt->settings.bus_url, "inproc:///", 10) != 0)
         return fprintf(stderr, "expected a journaled inproc bus, got %s\n", S.rt->settings.bus_url), -1;
-    if (!mr_bus_before_commit(S.rt->bus, held_commit, NULL))
+    if (!mr_tp_commit_hold_install(&S.hold, S.rt->bus, S.rt->store))
         return fprintf(stderr, "the bus has no journal\n"), -1;
     S.msgs = json_array();
     if (!S.msgs || mr_bus_subscribe(S.rt->bus, "test-inbound", (const char *const[]){"matrix.inbound", "matrix.todevice"}, 2,
@@ -197,7 +155,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    set_hold(false);
+    mr_tp_commit_hold_set(&S.hold, false);
     if (S.rt)
         mr_runtime_stop(S.rt);
     if (S.gateway_started)
@@ -228,14 +186,16 @@ static void test_token_waits_for_the_commit_not_the_next_sync(void **state)
     assert_int_equal(pthread_create(&S.gateway, NULL, gateway_main, NULL), 0);
     S.gateway_started = true;
     wait_ready();
-    set_hold(true);
+    mr_tp_commit_hold_set(&S.hold, true);
     gwt_say(alice, lobby, "d1", "while the disk stalls");
     json_t *first = read_until(has_body, "while the disk stalls");
     if (!first)
         fail_msg("the first message was not published within %d s", WAIT_MS / 1000);
     const char *account = json_string_value(json_object_get(first, "account"));
     assert_non_null(account);
-    wait_held();
+    /* The writer waits at the hold: every earlier commit's token saves have run. */
+    if (!mr_tp_commit_hold_wait(&S.hold, WAIT_MS))
+        fail_msg("no commit came to the hold within %d s", WAIT_MS / 1000);
     char *before = token_of(account);
 
     gwt_say(alice, lobby, "d2", "the next sync did not wait");
@@ -245,7 +205,7 @@ static void test_token_waits_for_the_commit_not_the_next_sync(void **state)
     char *held = token_of(account);
     assert_true(same(before, held));
 
-    set_hold(false);
+    mr_tp_commit_hold_set(&S.hold, false);
     long long deadline = mr_clock_mono_ms() + WAIT_MS;
     char *after = token_of(account);
     while (same(after, before)) {
