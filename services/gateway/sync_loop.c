@@ -194,17 +194,19 @@ static bool left_out(const loop *l, const char *room_id)
     return mr_json_array_has(l->left_out, room_id);
 }
 
-/* The sync filter of the next request: no presence or account data, and no timeline of the
- * rooms another account publishes (their state, membership and this account's invites, to-device
- * events, device lists and key counts still come). */
+/* The sync filter of the next request: no presence, account data or ephemeral events (typing
+ * notices, which nothing here reads, would wake the long poll for a round of nothing several
+ * times per answer), and no timeline of the rooms another account publishes (their state,
+ * membership and this account's invites, to-device events, device lists and key counts still
+ * come). */
 static char *sync_filter(loop *l, mr_err *err)
 {
     json_decref(l->left_out);
     l->left_out = gw_pub_others(l->g, l->a->user_id);
-    json_t *f = l->left_out ? json_pack("{s:{s:{s:I, s:O}}, s:{s:[s]}, s:{s:[s]}}", "room", "timeline",
-                                        "limit", (json_int_t)l->g->s.timeline_limit, "not_rooms",
-                                        l->left_out, "presence", "not_types", "*", "account_data",
-                                        "not_types", "*") : NULL;
+    json_t *f = l->left_out ? json_pack("{s:{s:{s:I, s:O}, s:{s:[s]}}, s:{s:[s]}, s:{s:[s]}}", "room",
+                                        "timeline", "limit", (json_int_t)l->g->s.timeline_limit, "not_rooms",
+                                        l->left_out, "ephemeral", "not_types", "*", "presence", "not_types",
+                                        "*", "account_data", "not_types", "*") : NULL;
     char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
     json_decref(f);
     if (!text)
