@@ -1,6 +1,9 @@
 /* commit_hold.c -- see commit_hold.h. */
 #include "commit_hold.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "mindroom/clock.h"
@@ -19,10 +22,19 @@ static mr_code held_commit(void *ctx, mr_err *err)
     return rc;
 }
 
-bool mr_tp_commit_hold_install(mr_tp_commit_hold *h, mr_bus *bus, mr_store *store)
+int mr_tp_commit_hold_open(mr_tp_commit_hold *h, const mr_runtime_opts *ro, mr_runtime **rt)
 {
-    h->store = store;
-    return mr_bus_before_commit(bus, held_commit, h);
+    mr_err err = {0};
+    unsetenv("MINDROOM_BUS_URL");
+    unsetenv("MINDROOM_STORE_URL");
+    if (mr_runtime_open(ro, rt, &err) != MR_OK)
+        return fprintf(stderr, "%s\n", err.msg), -1;
+    if (strncmp((*rt)->settings.bus_url, "inproc:///", 10) != 0)
+        return fprintf(stderr, "expected a journaled inproc bus, got %s\n", (*rt)->settings.bus_url), -1;
+    h->store = (*rt)->store;
+    if (!mr_bus_before_commit((*rt)->bus, held_commit, h))
+        return fprintf(stderr, "the bus has no journal\n"), -1;
+    return 0;
 }
 
 void mr_tp_commit_hold_set(mr_tp_commit_hold *h, bool on)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "mindroom/bus.h"
+#include "mindroom/runtime.h"
 #include "mindroom/store.h"
 
 typedef struct mr_tp_commit_hold {
@@ -20,9 +21,11 @@ typedef struct mr_tp_commit_hold {
 
 #define MR_TP_COMMIT_HOLD_INIT {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER}
 
-/* Takes bus's before-commit hook (set it before anything is published); false when bus has no
- * journal. */
-bool mr_tp_commit_hold_install(mr_tp_commit_hold *h, mr_bus *bus, mr_store *store);
+/* For a group setup: opens the runtime as `mindroom run` would (MINDROOM_BUS_URL and
+ * MINDROOM_STORE_URL unset: the journaled in-process bus and the SQLite store under the storage
+ * path) and takes its journal's before-commit hook, before anything is published. 0, or -1
+ * after saying on stderr why not. */
+int mr_tp_commit_hold_open(mr_tp_commit_hold *h, const mr_runtime_opts *ro, mr_runtime **rt);
 /* Holds the next commit at the hook, or lets every held one go. */
 void mr_tp_commit_hold_set(mr_tp_commit_hold *h, bool on);
 /* The number of commits waiting at the hold once one does, or 0 after timeout_ms. While one

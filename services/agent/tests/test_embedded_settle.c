@@ -161,8 +161,6 @@ static int group_setup(void **state)
              S.stub.url);
     if (mr_fs_write_atomic(config, text, strlen(text), 0600, true, &err) != MR_OK)
         return fprintf(stderr, "%s\n", err.msg), -1;
-    unsetenv("MINDROOM_BUS_URL");
-    unsetenv("MINDROOM_STORE_URL");
     unsetenv("MINDROOM_NAMESPACE");
     unsetenv("MINDROOM_AGENT_LISTEN");
     setenv("MINDROOM_WORKER_ID", "settle-test", 1);
@@ -170,12 +168,8 @@ static int group_setup(void **state)
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     setenv("OPENAI_API_KEY", KEY, 1);
     mr_runtime_opts ro = {.service = "agent", .config_path = config, .storage_path = S.dir};
-    if (mr_runtime_open(&ro, &S.rt, &err) != MR_OK)
-        return fprintf(stderr, "%s\n", err.msg), -1;
-    if (strncmp(S.rt->settings.bus_url, "inproc:///", 10) != 0)
-        return fprintf(stderr, "expected a journaled inproc bus, got %s\n", S.rt->settings.bus_url), -1;
-    if (!mr_tp_commit_hold_install(&S.hold, S.rt->bus, S.rt->store))
-        return fprintf(stderr, "the bus has no journal\n"), -1;
+    if (mr_tp_commit_hold_open(&S.hold, &ro, &S.rt) != 0)
+        return -1;
     S.intents = json_array();
     if (mr_bus_subscribe(S.rt->bus, "test-outbound", (const char *const[]){"matrix.outbound"}, 1, &S.outbound,
                          &err) != MR_OK)

@@ -132,19 +132,12 @@ static int setup(void **state)
     (void)state;
     /* No space: its invites would change alice's device lists after the first syncs. */
     gwt_setup(&S.f, NULL, GWT_CONFIG_MIND_NO_SPACE);
-    /* `mindroom run`'s defaults: the journaled in-process bus and the SQLite store. */
-    unsetenv("MINDROOM_BUS_URL");
-    unsetenv("MINDROOM_STORE_URL");
     char data[600];
     snprintf(data, sizeof data, "%s/data", S.f.dir);
     mr_err err = {0};
     mr_runtime_opts ro = {.service = "gateway", .config_path = S.f.config, .storage_path = data};
-    if (mr_runtime_open(&ro, &S.rt, &err) != MR_OK)
-        return fprintf(stderr, "%s\n", err.msg), -1;
-    if (strncmp(S.rt->settings.bus_url, "inproc:///", 10) != 0)
-        return fprintf(stderr, "expected a journaled inproc bus, got %s\n", S.rt->settings.bus_url), -1;
-    if (!mr_tp_commit_hold_install(&S.hold, S.rt->bus, S.rt->store))
-        return fprintf(stderr, "the bus has no journal\n"), -1;
+    if (mr_tp_commit_hold_open(&S.hold, &ro, &S.rt) != 0)
+        return -1;
     S.msgs = json_array();
     if (!S.msgs || mr_bus_subscribe(S.rt->bus, "test-inbound", (const char *const[]){"matrix.inbound", "matrix.todevice"}, 2,
                                     &S.inbound, &err) != MR_OK)
