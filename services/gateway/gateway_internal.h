@@ -14,6 +14,8 @@
 
 #define GW "gateway"   /* log component */
 #define GW_ENTITY_MAX 128
+/* How long a wait for the bus to hold what was published may take before it counts as failed. */
+#define GW_FLUSH_TIMEOUT_MS 30000
 /* Every way to give the gateway its accounts, for the messages that say none worked. */
 #define GW_ACCOUNT_OPTIONS                                                                         \
     "set MATRIX_REGISTRATION_SHARED_SECRET, MATRIX_REGISTRATION_TOKEN, "                           \
@@ -222,6 +224,19 @@ long gw_loop_end(gw_loop *l, mr_code rc, const mr_err *why);
 /* After a failed round: logs it, forgets what the unsaved batch published, returns the wait
  * (retry_ms when the homeserver asked for one, else a doubling backoff). */
 long gw_loop_failed(gw_loop *l, const mr_err *err, long retry_ms);
+
+/* ---- sync_token.c: an account's saved sync token ---- */
+typedef struct gw_sync_token gw_sync_token;
+/* NULL when out of memory. The store must outlive the bus whose commits save the token. */
+gw_sync_token *gw_sync_token_new(mr_store *store, const char *user_id);
+/* Drops the caller's reference; saves still waiting for the bus keep it until they ran. */
+void gw_sync_token_release(gw_sync_token *t);
+/* The saved token, or NULL before the account's first batch. */
+mr_code gw_sync_token_load(gw_sync_token *t, char **token, mr_err *err);
+/* Saves token once everything published on bus before the call is durable, without waiting
+ * for it where the bus allows (mr_bus_when_durable); a later call's token is never overwritten
+ * by an earlier one's. Fails as mr_bus_when_durable does, and then saves nothing. */
+mr_code gw_sync_token_save(gw_sync_token *t, mr_bus *bus, const char *token, mr_err *err);
 
 /* ---- sync_driver.c: every account's rounds on a fixed set of threads ---- */
 /* Starts the sync loops of every account; on failure *out is still to be stopped. */

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #define TOPIC_KEYS "matrix.keys"
-#define FLUSH_TIMEOUT_MS 30000
 
 bool gw_keys_kind(const char *kind)
 {
@@ -61,7 +60,7 @@ mr_code gw_keys_perform(gw *g, mr_matrix *m, json_t *req, const char *kind, mr_e
     mr_code prc = mr_bus_publish(g->rt->bus, TOPIC_KEYS, account, text, strlen(text), err);
     free(text);
     if (prc == MR_OK)
-        prc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err);
+        prc = mr_bus_flush(g->rt->bus, GW_FLUSH_TIMEOUT_MS, err);
     if (prc == MR_OK && rc != MR_OK)
         mr_log_warn(GW, "%s of %s refused: %s", kind, account, herr.msg);
     return prc;

@@ -17,7 +17,6 @@
 #define GROUP "gateway"
 #define TOPIC "matrix.send"
 #define FAILED_TOPIC "matrix.send_failed"
-#define FLUSH_TIMEOUT_MS 30000
 #define REASON_MAX 1024             /* schema send_failure */
 #define POLL_MS 1000
 #define POLL_MAX 16
@@ -156,7 +155,7 @@ static mr_code report_failure(gw *g, json_t *req, const mr_matrix_status *st, mr
         return mr_err_set(err, MR_ENOMEM, "out of memory reporting a failed send on %s", FAILED_TOPIC);
     mr_code rc = mr_bus_publish(g->rt->bus, FAILED_TOPIC, str(req, "room_id"), text, strlen(text), err);
     free(text);
-    return rc == MR_OK ? mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err) : rc;
+    return rc == MR_OK ? mr_bus_flush(g->rt->bus, GW_FLUSH_TIMEOUT_MS, err) : rc;
 }
 
 /* Frees the lane's client that has gone unused longest. */

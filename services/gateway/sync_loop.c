@@ -2,7 +2,9 @@
  * account's rounds, their long polls on one thread): each batch's room events go to
  * matrix.inbound (from the room's publishing account only, room_publisher.c, with the facts of a
  * managed room) and its to-device events to matrix.todevice, and only once the bus holds them all
- * is next_batch saved, so a crash replays and loses nothing.
+ * is next_batch saved (sync_token.c), so a crash replays and loses nothing. The next /sync starts
+ * without waiting for the bus unless the batch had to-device events (the homeserver deletes
+ * them once a later token is used) or rooms left (handed to another publisher).
  * A limited timeline is backfilled from /messages; events from before the account first synced
  * or joined a room, or older than the answer bound, are marked history (recorded, never
  * answered). Invites are accepted when the inviter is authorized. */
@@ -18,13 +20,13 @@
 #define BACKFILL_PAGE 100
 #define RETRY_MIN_MS 5000
 #define RETRY_MAX_MS 60000
-#define FLUSH_TIMEOUT_MS 30000
 
 struct gw_loop {
     gw *g;
     gw_account *a;
     unsigned long gen;      /* of the session a->m uses */
-    char *since;            /* the saved token, NULL before the first batch */
+    char *since;            /* the last batch's token, NULL before the first batch */
+    gw_sync_token *saved;   /* since as kept in the store, once its batch is durable */
     bool loaded;            /* since and the history cutoffs are read from the store */
     long delay;             /* before the next try after a failure */
     /* The rooms another account publishes when this round's request was made: its filter
@@ -192,17 +194,19 @@ static bool left_out(const loop *l, const char *room_id)
     return mr_json_array_has(l->left_out, room_id);
 }
 
-/* The sync filter of the next request: no presence or account data, and no timeline of the
- * rooms another account publishes (their state, membership and this account's invites, to-device
- * events, device lists and key counts still come). */
+/* The sync filter of the next request: no presence, account data or ephemeral events (typing
+ * notices, which nothing here reads, would wake the long poll for a round of nothing several
+ * times per answer), and no timeline of the rooms another account publishes (their state,
+ * membership and this account's invites, to-device events, device lists and key counts still
+ * come). */
 static char *sync_filter(loop *l, mr_err *err)
 {
     json_decref(l->left_out);
     l->left_out = gw_pub_others(l->g, l->a->user_id);
-    json_t *f = l->left_out ? json_pack("{s:{s:{s:I, s:O}}, s:{s:[s]}, s:{s:[s]}}", "room", "timeline",
-                                        "limit", (json_int_t)l->g->s.timeline_limit, "not_rooms",
-                                        l->left_out, "presence", "not_types", "*", "account_data",
-                                        "not_types", "*") : NULL;
+    json_t *f = l->left_out ? json_pack("{s:{s:{s:I, s:O}, s:{s:[s]}}, s:{s:[s]}, s:{s:[s]}}", "room",
+                                        "timeline", "limit", (json_int_t)l->g->s.timeline_limit, "not_rooms",
+                                        l->left_out, "ephemeral", "not_types", "*", "presence", "not_types",
+                                        "*", "account_data", "not_types", "*") : NULL;
     char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
     json_decref(f);
     if (!text)
@@ -392,25 +396,19 @@ static mr_code handle(loop *l, mr_matrix *m, const char *since, json_t *sync, ba
     json_t *r = json_object_get(sync, "rooms");
     const char *next = json_string_value(json_object_get(sync, "next_batch"));
     mr_code rc;
-    if ((rc = rooms(l, m, since, next, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK ||
-        (rc = mr_bus_flush(g->rt->bus, FLUSH_TIMEOUT_MS, err)) != MR_OK || (rc = rooms_left(l, r, err)) != MR_OK)
+    if ((rc = rooms(l, m, since, next, r, b, err)) != MR_OK || (rc = to_device(l, sync, b, err)) != MR_OK)
+        return rc;
+    /* The bus must hold the to-device events before the next /sync acknowledges them, and the
+     * batch of a room before another account publishes it. Otherwise only a journal's failed
+     * commit stops the round here, without waiting for the disk. */
+    bool wait = b->todevice || json_object_size(json_object_get(r, "leave"));
+    rc = wait ? mr_bus_flush(g->rt->bus, GW_FLUSH_TIMEOUT_MS, err)
+              : mr_bus_flush_for_ack(g->rt->bus, GW_FLUSH_TIMEOUT_MS, err);
+    if (rc != MR_OK || (rc = rooms_left(l, r, err)) != MR_OK)
         return rc;
     gw_metrics_published(g, "matrix.inbound", b->inbound);
     gw_metrics_published(g, "matrix.todevice", b->todevice);
     return invites(g, a, m, json_object_get(r, "invite"), err);
-}
-
-static mr_code load_since(gw *g, const gw_account *a, char **since, mr_err *err)
-{
-    char key[MR_MATRIX_ID_SIZE + 16];
-    snprintf(key, sizeof key, "sync:%s", a->user_id);
-    size_t len;
-    mr_code rc = mr_store_get(g->rt->store, key, since, &len, err);
-    if (rc == MR_ENOTFOUND) {
-        *since = NULL;
-        return MR_OK;
-    }
-    return rc;
 }
 
 /* The history cutoffs of the account; a first sync sets the epoch. An account that has a sync
@@ -440,26 +438,22 @@ static mr_code load_history(loop *l, bool first_sync, mr_err *err)
     return mr_store_hset(l->g->rt->store, key, "epoch", value, (size_t)n, err);
 }
 
-static mr_code save_since(gw *g, const gw_account *a, const char *next, mr_err *err)
-{
-    char key[MR_MATRIX_ID_SIZE + 16];
-    snprintf(key, sizeof key, "sync:%s", a->user_id);
-    return mr_store_set(g->rt->store, key, next, strlen(next), 0, err);
-}
-
 static mr_code load_state(loop *l, mr_err *err)
 {
-    mr_code rc = load_since(l->g, l->a, &l->since, err);
+    mr_code rc = gw_sync_token_load(l->saved, &l->since, err);
     return rc == MR_OK ? load_history(l, l->since == NULL, err) : rc;
 }
 
 gw_loop *gw_loop_new(gw *g, gw_account *a)
 {
     loop *l = malloc(sizeof *l);
-    if (l && !(*l = (loop){.g = g, .a = a, .gen = a->generation, .delay = RETRY_MIN_MS,
-                           .cutoffs = json_object()}).cutoffs) {
-        free(l);
-        l = NULL;
+    if (!l)
+        return NULL;
+    *l = (loop){.g = g, .a = a, .gen = a->generation, .delay = RETRY_MIN_MS, .cutoffs = json_object(),
+                .saved = gw_sync_token_new(g->rt->store, a->user_id)};
+    if (!l->cutoffs || !l->saved) {
+        gw_loop_free(l);
+        return NULL;
     }
     return l;
 }
@@ -469,6 +463,7 @@ void gw_loop_free(gw_loop *l)
     if (!l)
         return;
     free(l->since);
+    gw_sync_token_release(l->saved);
     json_decref(l->cutoffs);
     json_decref(l->key_counts);
     json_decref(l->left_out);
@@ -499,7 +494,8 @@ mr_code gw_loop_begin(gw_loop *l, mr_http_multi *mu, void *tag, mr_err *err)
     return rc;
 }
 
-/* The rest of a round once its sync came back: hand the batch to the bus, then save its token. */
+/* The rest of a round once its sync came back: hand the batch to the bus, then save its token
+ * once the bus holds the batch; the next round starts from it at once. */
 static mr_code round_end(loop *l, json_t *sync, mr_err *err)
 {
     gw *g = l->g;
@@ -510,7 +506,7 @@ static mr_code round_end(loop *l, json_t *sync, mr_err *err)
     if (rc == MR_OK && b.had_message)
         gw_crash_point(g, GW_CRASH_AFTER_PUBLISH);
     if (rc == MR_OK)
-        rc = save_since(g, a, next, err);
+        rc = gw_sync_token_save(l->saved, g->rt->bus, next, err);
     if (rc == MR_OK) {
         char *copy = strdup(next);
         if (copy) {

@@ -19,6 +19,7 @@
 
 #include "agent_internal.h"
 #include "agent_service.h"
+#include "commit_hold.h"
 #include "mindroom/bus.h"
 #include "mindroom/clock.h"
 #include "mindroom/fsutil.h"
@@ -40,42 +41,15 @@ typedef struct suite {
     bool agent_started;
     mr_bus_consumer *outbound;
     json_t *intents;
-    /* The hold on the journal's writer. */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool hold;
-    int held;     /* commits waiting at the hold */
+    mr_tp_commit_hold hold;
 } suite;
 
-static suite S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+static suite S = {.hold = MR_TP_COMMIT_HOLD_INIT};
 
 static void check(mr_code rc, const mr_err *err, const char *what)
 {
     if (rc != MR_OK)
         fail_msg("%s: %s", what, err->msg);
-}
-
-/* The runtime's hook (sync the store), then the hold. */
-static mr_code held_commit(void *ctx, mr_err *err)
-{
-    (void)ctx;
-    mr_code rc = mr_store_sync(S.rt->store, err);
-    pthread_mutex_lock(&S.mu);
-    S.held++;
-    pthread_cond_broadcast(&S.cv);
-    while (S.hold)
-        pthread_cond_wait(&S.cv, &S.mu);
-    S.held--;
-    pthread_mutex_unlock(&S.mu);
-    return rc;
-}
-
-static void set_hold(bool on)
-{
-    pthread_mutex_lock(&S.mu);
-    S.hold = on;
-    pthread_cond_broadcast(&S.cv);
-    pthread_mutex_unlock(&S.mu);
 }
 
 static void *agent_main(void *arg)
@@ -187,8 +161,6 @@ static int group_setup(void **state)
              S.stub.url);
     if (mr_fs_write_atomic(config, text, strlen(text), 0600, true, &err) != MR_OK)
         return fprintf(stderr, "%s\n", err.msg), -1;
-    unsetenv("MINDROOM_BUS_URL");
-    unsetenv("MINDROOM_STORE_URL");
     unsetenv("MINDROOM_NAMESPACE");
     unsetenv("MINDROOM_AGENT_LISTEN");
     setenv("MINDROOM_WORKER_ID", "settle-test", 1);
@@ -196,12 +168,8 @@ static int group_setup(void **state)
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     setenv("OPENAI_API_KEY", KEY, 1);
     mr_runtime_opts ro = {.service = "agent", .config_path = config, .storage_path = S.dir};
-    if (mr_runtime_open(&ro, &S.rt, &err) != MR_OK)
-        return fprintf(stderr, "%s\n", err.msg), -1;
-    if (strncmp(S.rt->settings.bus_url, "inproc:///", 10) != 0)
-        return fprintf(stderr, "expected a journaled inproc bus, got %s\n", S.rt->settings.bus_url), -1;
-    if (!mr_bus_before_commit(S.rt->bus, held_commit, NULL))
-        return fprintf(stderr, "the bus has no journal\n"), -1;
+    if (mr_tp_commit_hold_open(&S.hold, &ro, &S.rt) != 0)
+        return -1;
     S.intents = json_array();
     if (mr_bus_subscribe(S.rt->bus, "test-outbound", (const char *const[]){"matrix.outbound"}, 1, &S.outbound,
                          &err) != MR_OK)
@@ -215,7 +183,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    set_hold(false);
+    mr_tp_commit_hold_set(&S.hold, false);
     if (S.rt)
         mr_runtime_stop(S.rt);
     if (S.agent_started)
@@ -241,24 +209,18 @@ static void test_next_turn_does_not_wait_for_the_commit(void **state)
     /* A first turn, committed, so the agent has subscribed and settled in. */
     publish_turn("$warm:example.org", "warm up");
     wait_answered("$warm:example.org", "warm up");
-    set_hold(true);
+    mr_tp_commit_hold_set(&S.hold, true);
     publish_turn("$one:example.org", "first question");
     wait_answered("$one:example.org", "first question");
     publish_turn("$two:example.org", "second question");
     wait_answered("$two:example.org", "second question");
     /* Everything published since the hold waits for the writer, which waits at the hold. */
-    struct timespec until = mr_clock_after_ms(CLOCK_REALTIME, DEADLINE_MS);
-    pthread_mutex_lock(&S.mu);
-    while (S.held == 0 && pthread_cond_timedwait(&S.cv, &S.mu, &until) == 0) {
-    }
-    int held = S.held;
-    pthread_mutex_unlock(&S.mu);
-    assert_int_equal(held, 1);
+    assert_int_equal(mr_tp_commit_hold_wait(&S.hold, DEADLINE_MS), 1);
     assert_true(claim_is("$one:example.org", "started"));
     assert_true(claim_is("$two:example.org", "started"));
     assert_true(inflight_turns() >= 2);
 
-    set_hold(false);
+    mr_tp_commit_hold_set(&S.hold, false);
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     while (!(claim_is("$one:example.org", "done") && claim_is("$two:example.org", "done") && inflight_turns() == 0)) {
         if (mr_clock_mono_ms() > deadline)

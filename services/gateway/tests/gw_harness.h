@@ -25,6 +25,12 @@
     "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
     "agents:\n  mind: {rooms: [lobby]}\n"                                                           \
     "authorization:\n  global_users: [\"@alice:localhost\"]\n"
+/* The same without the root Space: alice is in no room of the instance until she joins one. */
+#define GWT_CONFIG_MIND_NO_SPACE                                                                   \
+    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
+    "agents:\n  mind: {display_name: Mind, rooms: [lobby]}\n"                                     \
+    "matrix_space: {enabled: false}\n"                                                              \
+    "authorization:\n  global_users: [\"@alice:localhost\"]\n"
 
 typedef struct gwt {
     mr_hs_peer hs;

@@ -14,11 +14,7 @@
 #include "gw_harness.h"
 
 #define ALICE "@alice:localhost"
-#define CONFIG                                                                                     \
-    "models:\n  default: {provider: openai, id: gpt-5.6}\n"                                        \
-    "agents:\n  mind: {display_name: Mind, rooms: [lobby]}\n"                                     \
-    "matrix_space: {enabled: false}\n"                                                              \
-    "authorization:\n  global_users: [\"" ALICE "\"]\n"
+#define CONFIG GWT_CONFIG_MIND_NO_SPACE
 
 /* A message whose body is its own transaction ID: each body here is sent once. */
 static void say(mr_matrix *m, const char *room_id, const char *body)

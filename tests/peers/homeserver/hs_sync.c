@@ -55,6 +55,7 @@ typedef struct sync_filter {
     json_t *types, *not_types;      /* room.timeline.types / not_types */
     size_t limit;                   /* room.timeline.limit */
     bool include_leave;             /* room.include_leave */
+    bool no_typing;                 /* room.ephemeral.not_types holds m.typing */
 } sync_filter;
 
 static bool listed(json_t *list, const char *s)
@@ -85,6 +86,7 @@ static void filter_read(json_t *f, sync_filter *out)
     out->limit = json_is_integer(limit) && json_integer_value(limit) > 0 ?
                  (size_t)json_integer_value(limit) : DEFAULT_TIMELINE_LIMIT;
     out->include_leave = json_is_true(json_object_get(room, "include_leave"));
+    out->no_typing = listed(json_object_get(json_object_get(room, "ephemeral"), "not_types"), "m.typing");
 }
 
 static bool room_wanted(const sync_filter *f, const char *room_id)
@@ -184,7 +186,7 @@ static json_t *state_block(sync_ctx *s, const hs_room *r, bool full, long long f
 static json_t *ephemeral(sync_ctx *s, hs_room *r, bool full)
 {
     json_t *events = json_array();
-    if (full || r->typing_pos > s->since) {
+    if (!s->filter.no_typing && (full || r->typing_pos > s->since)) {
         json_t *ids = json_array();
         const char *uid;
         json_t *until;
@@ -362,7 +364,8 @@ static bool maybe_news(const sync_ctx *s)
             return true;
         if (!is(m, "join") || !room_wanted(&s->filter, r->room_id))
             continue;
-        if (r->typing_pos > since ||
+        /* As Synapse, a long poll whose filter leaves typing out goes on waiting. */
+        if ((!s->filter.no_typing && r->typing_pos > since) ||
             (timeline_wanted(&s->filter, r->room_id) && r->nevents && r->events[r->nevents - 1].pos > since))
             return true;
         /* A member coming or going changes the device lists this sync reports. */

@@ -1406,6 +1406,11 @@ static void test_typing_and_profile(void **state)
     assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(eph, "content"),
                                                                          "user_ids"), 0)), a.user_id);
     json_decref(s);
+    /* A filter that leaves ephemeral events out (Synapse's room.ephemeral filter) gets none, and
+     * the room, with nothing else new, is not in the batch. */
+    s = sync_since(&b, since, 0, "{\"room\":{\"ephemeral\":{\"not_types\":[\"*\"]}}}");
+    assert_null(joined_room(s, room));
+    json_decref(s);
 
     json_decref(expect_ok(call("PUT", path("/profile/%s/displayname", enc(a.user_id)), a.token,
                                json_pack("{s:s}", "displayname", "Typist Prime"))));
