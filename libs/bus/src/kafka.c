@@ -122,7 +122,7 @@ static mr_code get_producer(kafka_bus *b, rd_kafka_t **out, mr_err *err)
         /* No broker-side auto-creation when we look a topic up: it would use the broker's
          * default partition count instead of ours. */
         const char *kv[] = {"enable.idempotence", "true", "acks", "all", "partitioner", "murmur2_random",
-                            "allow.auto.create.topics", "false", NULL};
+                            "allow.auto.create.topics", "false", "linger.ms", "0", NULL};
         mr_code rc = new_client(b, RD_KAFKA_PRODUCER, conf, kv, &b->producer, err);
         if (rc != MR_OK)
             return rc;
