@@ -20,11 +20,11 @@
 
 #define KAFKA_ADMIN_TIMEOUT_MS 10000
 /* fetch.wait.max.ms unless the URL gives fetch_wait_ms: how long a broker may hold a fetch that
- * finds no data. A real broker answers as soon as data arrives, but one that waits the time out
- * (librdkafka's mock cluster, which the tests and the demo run) delays every hop by up to this:
- * 500 ms, librdkafka's default, made a round trip through the services take a second. 10 ms
- * costs an idle consumer 100 small fetches a second per broker it reads from; on real brokers
- * ?fetch_wait_ms=500 saves them, on the mock a smaller one trades more of them for latency. */
+ * finds no data. A broker answers it as soon as data arrives (the mock cluster of the tests and
+ * the demo too, through mr-kafka-mock's relays), so the wait is no part of a hop's latency: it
+ * is how often an idle consumer asks again, 1000 / N fetches a second per broker it reads
+ * from, 100 here; ?fetch_wait_ms=500 (librdkafka's default) saves most of them. A broker that
+ * holds every fetch to the end (the bare librdkafka mock) delays each hop by up to this. */
 #define KAFKA_FETCH_WAIT_MS 10
 
 typedef struct kafka_bus {
