@@ -1,8 +1,8 @@
 /* kafka.c -- the Kafka backend on librdkafka: idempotent acks=all producer, manual commits.
  *
- * Producer: enable.idempotence=true, acks=all, partitioner=murmur2_random; each message carries
- * its publisher's record (publishers.c), where its failed delivery report lands for that
- * publisher's next mr_bus_flush. Topics are looked up on first use and
+ * Producer: enable.idempotence=true, acks=all, partitioner=murmur2_random, linger.ms=0; each
+ * message carries its publisher's record (publishers.c), where its failed delivery report lands
+ * for that publisher's next mr_bus_flush. Topics are looked up on first use and
  * created with the configured partition count when missing (CreateTopics).
  * Consumer: enable.auto.commit=false, enable.auto.offset.store=false, auto.offset.reset=earliest.
  * An offset is stored after its handler returns MR_OK, and stored offsets are committed at the
@@ -120,7 +120,9 @@ static mr_code get_producer(kafka_bus *b, rd_kafka_t **out, mr_err *err)
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rd_kafka_conf_set_opaque(conf, b);
         /* No broker-side auto-creation when we look a topic up: it would use the broker's
-         * default partition count instead of ours. */
+         * default partition count instead of ours. linger.ms 0: a message leaves when it is
+         * published rather than 5 ms later (what is published while a request is out still
+         * goes in one batch). */
         const char *kv[] = {"enable.idempotence", "true", "acks", "all", "partitioner", "murmur2_random",
                             "allow.auto.create.topics", "false", "linger.ms", "0", NULL};
         mr_code rc = new_client(b, RD_KAFKA_PRODUCER, conf, kv, &b->producer, err);
