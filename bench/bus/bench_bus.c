@@ -6,8 +6,10 @@
  * One producer and one consumer (a thread, its own group) in this process. Phase 1 publishes
  * MESSAGES as fast as publish allows and measures messages/s from the first publish to the last
  * handled. Phase 2 publishes 2000 more at one per millisecond and measures each message's time
- * from publish to handler (p50, p99), the latency of a bus that is not saturated. Prints one CSV
- * line: msgs_per_s,p50_ms,p99_ms.
+ * from publish to handler (p50, p99), the latency of a bus that is not saturated. Phase 3 publishes
+ * 500 more one at a time, each flushed and waited for until its handler ran before the next, as
+ * a message goes through the services one hop after another: p50 and p99 of that hop. Prints one
+ * CSV line: msgs_per_s,p50_ms,p99_ms,hop_p50_ms,hop_p99_ms.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 
 #define MSG_SIZE 1024
 #define PACED 2000
+#define ONE_BY_ONE 500
 
 typedef struct bench {
     pthread_mutex_t mu;
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
     }
     const char *url = argv[1], *topic = argv[2];
     long n = atol(argv[3]);
-    bench b = {.n = n + PACED};
+    bench b = {.n = n + PACED + ONE_BY_ONE};
     b.lat_ms = calloc((size_t)b.n, sizeof *b.lat_ms);
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
@@ -171,6 +174,11 @@ int main(int argc, char **argv)
     }
     if (rc == 0)
         rc = finish_phase(&b, bus, n + PACED);
+    for (long s = n + PACED; s < n + PACED + ONE_BY_ONE && rc == 0; s++) {
+        rc = publish(bus, topic, s);
+        if (rc == 0)
+            rc = finish_phase(&b, bus, s + 1);
+    }
 
     pthread_mutex_lock(&b.mu);
     b.stop = 1;
@@ -179,9 +187,11 @@ int main(int argc, char **argv)
     mr_bus_consumer_close(c);
     mr_bus_close(bus);
     if (rc == 0) {
-        double *paced = b.lat_ms + n;
+        double *paced = b.lat_ms + n, *hop = paced + PACED;
         qsort(paced, PACED, sizeof *paced, cmp_double);
-        printf("%.0f,%.2f,%.2f\n", (double)n / secs, paced[PACED / 2], paced[PACED * 99 / 100]);
+        qsort(hop, ONE_BY_ONE, sizeof *hop, cmp_double);
+        printf("%.0f,%.2f,%.2f,%.2f,%.2f\n", (double)n / secs, paced[PACED / 2], paced[PACED * 99 / 100],
+               hop[ONE_BY_ONE / 2], hop[ONE_BY_ONE * 99 / 100]);
     }
     free(b.lat_ms);
     pthread_cond_destroy(&b.cv);

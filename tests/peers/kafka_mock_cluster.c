@@ -1,7 +1,9 @@
 /* kafka_mock_cluster.c -- mr-kafka-mock: a Kafka broker set on loopback for tests in other processes.
  *
- * Starts librdkafka's mock cluster (a real Kafka-protocol broker set, rdkafka_mock.h) and
- * prints its bootstrap list ("127.0.0.1:P1,127.0.0.1:P2,...") as the first line of stdout.
+ * Starts librdkafka's mock cluster (a real Kafka-protocol broker set, rdkafka_mock.h) behind
+ * one relay per broker that answers a waiting fetch when data arrives, as a real broker does
+ * (kafka_fetch_proxy.c), and prints the relays' bootstrap list ("127.0.0.1:P1,127.0.0.1:P2,...")
+ * as the first line of stdout.
  * Then it reads commands on stdin, one per line, and answers each with one line on stdout,
  * "ok" or "error: <why>":
  *   down <broker_id>              the broker drops its connections and refuses new ones
@@ -9,10 +11,15 @@
  *   topic <name> <partitions>     creates a topic (the mock has no CreateTopics request, and
  *                                 topics it creates on its own get 4 partitions)
  *   quit                          stops the cluster and exits (so does end of input)
- * Usage: mr-kafka-mock [--brokers N]   (default 3)
+ * Usage: mr-kafka-mock [--brokers N] [--hold-fetches]
+ *   --brokers N       3 by default
+ *   --hold-fetches    no relays: clients reach the mock brokers, which hold a fetch that finds
+ *                     nothing for its whole wait (librdkafka's mock as it is, for comparison)
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+
+#include "kafka_fetch_proxy.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -69,10 +76,15 @@ static int run_command(rd_kafka_mock_cluster_t *mc, char *line)
 int main(int argc, char **argv)
 {
     int brokers = 3;
-    bool args_ok = argc == 1 ||
-                   (argc == 3 && strcmp(argv[1], "--brokers") == 0 && parse_int(argv[2], &brokers) == 0);
+    bool hold_fetches = false, args_ok = true;
+    for (int i = 1; i < argc && args_ok; i++) {
+        if (strcmp(argv[i], "--hold-fetches") == 0)
+            hold_fetches = true;
+        else
+            args_ok = strcmp(argv[i], "--brokers") == 0 && i + 1 < argc && parse_int(argv[++i], &brokers) == 0;
+    }
     if (!args_ok) {
-        fprintf(stderr, "usage: %s [--brokers N]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--brokers N] [--hold-fetches]\n", argv[0]);
         return 2;
     }
     char errstr[512];
@@ -90,9 +102,16 @@ int main(int argc, char **argv)
         rd_kafka_destroy(rk);
         return 1;
     }
+    char relays[1024];
+    if (!hold_fetches &&
+        mr_kafka_fetch_proxy_start(rd_kafka_mock_cluster_bootstraps(mc), relays, sizeof relays) != 0) {
+        rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(rk);
+        return 1;
+    }
     /* Line-buffered so the reader in another process sees each answer at once. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
+    printf("%s\n", hold_fetches ? rd_kafka_mock_cluster_bootstraps(mc) : relays);
 
     char line[512];
     while (fgets(line, sizeof line, stdin)) {

@@ -1,8 +1,8 @@
 /* kafka.c -- the Kafka backend on librdkafka: idempotent acks=all producer, manual commits.
  *
- * Producer: enable.idempotence=true, acks=all, partitioner=murmur2_random; each message carries
- * its publisher's record (publishers.c), where its failed delivery report lands for that
- * publisher's next mr_bus_flush. Topics are looked up on first use and
+ * Producer: enable.idempotence=true, acks=all, partitioner=murmur2_random, linger.ms=0; each
+ * message carries its publisher's record (publishers.c), where its failed delivery report lands
+ * for that publisher's next mr_bus_flush. Topics are looked up on first use and
  * created with the configured partition count when missing (CreateTopics).
  * Consumer: enable.auto.commit=false, enable.auto.offset.store=false, auto.offset.reset=earliest.
  * An offset is stored after its handler returns MR_OK, and stored offsets are committed at the
@@ -20,11 +20,11 @@
 
 #define KAFKA_ADMIN_TIMEOUT_MS 10000
 /* fetch.wait.max.ms unless the URL gives fetch_wait_ms: how long a broker may hold a fetch that
- * finds no data. A real broker answers as soon as data arrives, but one that waits the time out
- * (librdkafka's mock cluster, which the tests and the demo run) delays every hop by up to this:
- * 500 ms, librdkafka's default, made a round trip through the services take a second. 10 ms
- * costs an idle consumer 100 small fetches a second per broker it reads from; on real brokers
- * ?fetch_wait_ms=500 saves them, on the mock a smaller one trades more of them for latency. */
+ * finds no data. A broker answers it as soon as data arrives (the mock cluster of the tests and
+ * the demo too, through mr-kafka-mock's relays), so the wait is no part of a hop's latency: it
+ * is how often an idle consumer asks again, 1000 / N fetches a second per broker it reads
+ * from, 100 here; ?fetch_wait_ms=500 (librdkafka's default) saves most of them. A broker that
+ * holds every fetch to the end (the bare librdkafka mock) delays each hop by up to this. */
 #define KAFKA_FETCH_WAIT_MS 10
 
 typedef struct kafka_bus {
@@ -120,9 +120,11 @@ static mr_code get_producer(kafka_bus *b, rd_kafka_t **out, mr_err *err)
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rd_kafka_conf_set_opaque(conf, b);
         /* No broker-side auto-creation when we look a topic up: it would use the broker's
-         * default partition count instead of ours. */
+         * default partition count instead of ours. linger.ms 0: a message leaves when it is
+         * published rather than 5 ms later (what is published while a request is out still
+         * goes in one batch). */
         const char *kv[] = {"enable.idempotence", "true", "acks", "all", "partitioner", "murmur2_random",
-                            "allow.auto.create.topics", "false", NULL};
+                            "allow.auto.create.topics", "false", "linger.ms", "0", NULL};
         mr_code rc = new_client(b, RD_KAFKA_PRODUCER, conf, kv, &b->producer, err);
         if (rc != MR_OK)
             return rc;

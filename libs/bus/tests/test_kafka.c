@@ -162,6 +162,35 @@ static void test_we_produce_kcat_consumes(void **state)
     assert_true(listed);
 }
 
+/* A real broker answers a consumer's waiting fetch as soon as a message arrives, so the fetch
+ * wait is no part of a hop; the mock's relays copy that (tests/peers/kafka_fetch_proxy.c). With
+ * the longest wait the URL allows, the second message, published right after the consumer
+ * handled the first (when its next fetch went out), comes within a 5 s poll, where a broker
+ * that held the fetch for its whole wait would answer after 10 s. */
+static void test_a_waiting_fetch_is_answered_when_data_arrives(void **state)
+{
+    (void)state;
+    make_topic(NULL, "prompt");
+    suite_env env = env_of_suite;
+    snprintf(env.url, sizeof env.url, "%s?fetch_wait_ms=10000", kafka.url);
+    mr_bus *b = suite_open(&env);
+    mr_bus_consumer *c = suite_subscribe(b, "prompt", "prompt");
+    suite_publish(b, "prompt", 0, 1, 1);
+    suite_flush(b, 30000);
+    assert_int_equal(suite_next_seq(c), 0);
+    suite_publish(b, "prompt", 1, 1, 1);
+    suite_flush(b, 30000);
+    int seen = 0;
+    size_t handled = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_poll(c, 5000, 1, suite_count_one, &seen, &handled, &err), MR_OK);
+    if (seen != 1)
+        fail_msg("the second message did not come within 5 s: the broker held the fetch for its whole "
+                 "wait (10 s)");
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
 /* The Kafka protocol's API key of Produce (librdkafka's RD_KAFKAP_Produce is not public). */
 #define KAFKA_API_PRODUCE 0
 
@@ -215,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_broker_set_down_and_back_loses_nothing),
         cmocka_unit_test(test_kcat_produces_we_consume),
         cmocka_unit_test(test_we_produce_kcat_consumes),
+        cmocka_unit_test(test_a_waiting_fetch_is_answered_when_data_arrives),
         cmocka_unit_test(test_a_failed_delivery_reaches_its_publisher),
     };
     return cmocka_run_group_tests(tests, start_kafka, stop_kafka);

@@ -19,9 +19,12 @@
  *   kafka://host:port[,host:port...][?fetch_wait_ms=N][&prefix=<ns>]
  *                                            Kafka through librdkafka; fetch_wait_ms (1-10000,
  *                                            default 10) is how long a broker may hold a fetch
- *                                            that finds nothing: real brokers answer as soon as
- *                                            data arrives (500 saves idle fetches), librdkafka's
- *                                            mock cluster waits it out on every hop
+ *                                            that finds nothing. Brokers answer as soon as data
+ *                                            arrives, so it sets only how often an idle
+ *                                            consumer asks (1000 / N a second per broker: 500
+ *                                            saves most); a broker that holds every fetch to
+ *                                            the end (the bare librdkafka mock) delays each hop
+ *                                            by up to N
  *   redis://[[user]:password@]host[:port][/db][?partitions=N][&prefix=<ns>]
  *                                            Redis Streams (port 6379 and db 0 by default);
  *                                            partitions (1-1024) is the count of the topics
