@@ -12,3 +12,9 @@ void mr_tp_check(mr_code rc, const mr_err *err)
     if (rc != MR_OK)
         fail_msg("%s", err->msg);
 }
+
+void mr_tp_check_step(mr_code rc, const mr_err *err, const char *what)
+{
+    if (rc != MR_OK)
+        fail_msg("%s: %s", what, err->msg);
+}

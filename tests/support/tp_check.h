@@ -6,5 +6,7 @@
 
 /* Fails the running test with err's message when rc is not MR_OK. */
 void mr_tp_check(mr_code rc, const mr_err *err);
+/* The same, with the step that failed named before err's message. */
+void mr_tp_check_step(mr_code rc, const mr_err *err, const char *what);
 
 #endif

@@ -28,6 +28,7 @@
 #include "model_stub_peer.h"
 #include "peers.h"
 #include "mindroom/clock.h"
+#include "tp_check.h"
 
 #define DEADLINE_MS 120000
 #define KEY "sk-e2e-0123456789abcdef"
@@ -66,12 +67,6 @@ typedef struct suite {
 } suite;
 
 static suite S;
-
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
 
 static const char *str_at(json_t *o, const char *key)
 {
@@ -138,8 +133,8 @@ static void publish_turn(const turn_spec *t)
 {
     char *text = turn_text(t);
     mr_err err = {0};
-    check(mr_bus_publish(S.bus, "agent.turns", t->room, text, strlen(text), &err), &err, "publish turn");
-    check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
+    mr_tp_check_step(mr_bus_publish(S.bus, "agent.turns", t->room, text, strlen(text), &err), &err, "publish turn");
+    mr_tp_check_step(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
     free(text);
 }
 
@@ -287,7 +282,7 @@ static json_t *stub_requests(void)
 {
     json_t *reqs = NULL;
     mr_err err = {0};
-    check(mr_model_stub_requests(&S.stub, &reqs, &err), &err, "stub requests");
+    mr_tp_check_step(mr_model_stub_requests(&S.stub, &reqs, &err), &err, "stub requests");
     return reqs;
 }
 
@@ -309,7 +304,7 @@ static void stop_agent(int sig, int *status)
         fail_msg("mindroom-agent is not running (an earlier test did not start it again)");
     pid_t pid = S.pid;
     S.pid = 0;
-    check(mr_tp_kill_wait(pid, sig, status, &err), &err, "stopping mindroom-agent");
+    mr_tp_check_step(mr_tp_kill_wait(pid, sig, status, &err), &err, "stopping mindroom-agent");
 }
 
 /* Reads what a stopped agent left on matrix.outbound. */
@@ -318,7 +313,7 @@ static void drain_intents(void)
     mr_err err = {0};
     size_t handled = 1;
     while (handled > 0)
-        check(mr_bus_poll(S.outbound, 500, 100, on_intent, NULL, &handled, &err), &err, "polling matrix.outbound");
+        mr_tp_check_step(mr_bus_poll(S.outbound, 500, 100, on_intent, NULL, &handled, &err), &err, "polling matrix.outbound");
 }
 
 static int group_setup(void **state)
@@ -446,7 +441,7 @@ static void test_invalid_settings_exit_2(void **state)
         setenv(cases[i][0], cases[i][1], 1);
         int code = -1;
         mr_err err = {0};
-        check(mr_tp_run(argv, log, &code, &err), &err, "running mindroom-agent");
+        mr_tp_check_step(mr_tp_run(argv, log, &code, &err), &err, "running mindroom-agent");
         if (saved)
             setenv(cases[i][0], saved, 1);
         else
@@ -461,7 +456,7 @@ static void test_invalid_settings_exit_2(void **state)
     mr_err err = {0};
     assert_int_equal(mr_store_hget(S.store, WORKERS_KEY, "two words", &value, &len, &err), MR_ENOTFOUND);
     /* The one running uses the setting. */
-    check(mr_tp_wait_in_file(S.log, "up to 4 turns at once", 1, DEADLINE_MS, S.pid, &err), &err, "start-up line");
+    mr_tp_check_step(mr_tp_wait_in_file(S.log, "up to 4 turns at once", 1, DEADLINE_MS, S.pid, &err), &err, "start-up line");
 }
 
 static void test_one_agent_streams_a_thread_reply(void **state)
@@ -470,7 +465,7 @@ static void test_one_agent_streams_a_thread_reply(void **state)
     mr_err err = {0};
     /* Fourteen events (the role, then words) come at once, then nothing for 1.5 s: long enough
      * for the time-triggered edit whatever the ramp says at that moment. */
-    check(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 1500, \"stall_after_chunks\": 14}",
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 1500, \"stall_after_chunks\": 14}",
                                &err), &err, "script");
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$q1:example.org", .body = "How do streams work?",
                               .allowed = "router,coder"});
@@ -528,18 +523,18 @@ static void test_tools_in_a_turn(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"id\": \"call_1\", \"name\": \"matrix_message\", "
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"id\": \"call_1\", \"name\": \"matrix_message\", "
                                         "\"arguments\": {\"action\": \"send\", \"text\": \"Heads up\"}}, "
                                         "{\"id\": \"call_2\", \"name\": \"memory\", \"arguments\": "
                                         "{\"action\": \"add\", \"text\": \"likes tea\"}}]}",
                                &err), &err, "script");
     char ws[700];
     snprintf(ws, sizeof ws, "%s/mindroom_data/agents/tooly/workspace", S.dir);
-    check(mr_fs_mkdirs(ws, 0700, &err), &err, "workspace");
+    mr_tp_check_step(mr_fs_mkdirs(ws, 0700, &err), &err, "workspace");
     char soul[800];
     snprintf(soul, sizeof soul, "%s/SOUL.md", ws);
-    check(mr_fs_write_atomic(soul, "Tooly is fond of tea.", 21, 0600, true, &err), &err, "SOUL.md");
+    mr_tp_check_step(mr_fs_write_atomic(soul, "Tooly is fond of tea.", 21, 0600, true, &err), &err, "SOUL.md");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool1:example.org", .body = "Remember I like tea",
                               .allowed = "router,tooly"});
     wait_for(finished, "$tool1:example.org", "tooly");
@@ -569,7 +564,7 @@ static void test_tools_in_a_turn(void **state)
     char path[700], *text = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s/mindroom_data/agents/tooly/workspace/MEMORY.md", S.dir);
-    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
+    mr_tp_check_step(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "MEMORY.md");
     assert_non_null(strstr(text, "- m1: likes tea (from " ALICE ")"));
     free(text);
     /* The request offered the five tools that run (shell is off), and the others were named. */
@@ -581,7 +576,7 @@ static void test_tools_in_a_turn(void **state)
     assert_non_null(strstr(system, "## Personality Context\n\n### SOUL.md\nTooly is fond of tea."));
     json_decref(reqs);
     /* The next answer has the memory in its prompt (the file backend's MEMORY.md). */
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool2:example.org", .body = "What do I like?",
                               .allowed = "router,tooly"});
     wait_for(finished, "$tool2:example.org", "tooly");
@@ -608,8 +603,8 @@ static void test_private_memory_per_requester(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
                                         "{\"action\": \"add\", \"text\": \"takes her tea black\"}}]}", &err),
           &err, "script");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$priv1:example.org", .body = "Remember my tea",
@@ -621,8 +616,8 @@ static void test_private_memory_per_requester(void **state)
     free(result);
     json_decref(reqs);
 
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"memory\", \"arguments\": "
                                         "{\"action\": \"search\", \"query\": \"tea\"}}]}", &err), &err, "script");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$priv2:example.org", .sender = "@bob:example.org",
                               .body = "How do I take my tea?", .allowed = "router,privy"});
@@ -636,7 +631,7 @@ static void test_private_memory_per_requester(void **state)
     assert_null(strstr(system, "tea black"));
     json_decref(reqs);
 
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$priv3:example.org", .body = "And me?",
                               .allowed = "router,privy"});
     wait_for(finished, "$priv3:example.org", "privy");
@@ -680,8 +675,8 @@ static void test_coordinate_team_delegates_to_a_member(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "[{\"tool_calls\": [{\"id\": \"call_d\", \"name\": \"delegate_task\", "
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "[{\"tool_calls\": [{\"id\": \"call_d\", \"name\": \"delegate_task\", "
                                         "\"arguments\": {\"member\": \"scribe\", \"task\": \"Note that the demo is on Friday\"}}, "
                                         "{\"id\": \"call_m\", \"name\": \"memory\", \"arguments\": "
                                         "{\"action\": \"add\", \"text\": \"the crew demos on Fridays\"}}, "
@@ -739,13 +734,13 @@ static void test_coordinate_team_delegates_to_a_member(void **state)
     mr_oauth_sha256_hex(ALICE, digest);
     snprintf(path, sizeof path, "%s/mindroom_data/private_instances/user-%.32s/scribe/scribe_data/MEMORY.md", S.dir,
              digest);
-    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "scribe's MEMORY.md");
+    mr_tp_check_step(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "scribe's MEMORY.md");
     assert_non_null(strstr(text, "demo on Friday (from " ALICE ")"));
     assert_null(strstr(text, "crew demos"));
     free(text);
     /* The team's memory is its own, in its workspace. */
     snprintf(path, sizeof path, "%s/mindroom_data/agents/leads/workspace/MEMORY.md", S.dir);
-    check(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "the team's MEMORY.md");
+    mr_tp_check_step(mr_fs_read_all(path, 1 << 20, &text, &len, &err), &err, "the team's MEMORY.md");
     assert_non_null(strstr(text, "- m1: the crew demos on Fridays (from " ALICE ")"));
     assert_null(strstr(text, "demo on Friday (from"));
     free(text);
@@ -766,8 +761,8 @@ static void test_collaborate_team_asks_members_side_by_side(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "script");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "script");
     publish_turn(&(turn_spec){.room = CREW, .event_id = "$team2:example.org", .body = "@Panel is C17 fine?",
                               .allowed = "router,leads,panel,shaky"});
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
@@ -776,7 +771,7 @@ static void test_collaborate_team_asks_members_side_by_side(void **state)
             fail_msg("the second member was not asked while the first one's answer was held; see %s", S.log);
         usleep(20000);
     }
-    check(mr_model_stub_release(&S.stub, &err), &err, "release");
+    mr_tp_check_step(mr_model_stub_release(&S.stub, &err), &err, "release");
     wait_for(finished, "$team2:example.org", "panel");
     json_t *reqs = stub_requests();
     assert_int_equal(json_array_size(reqs), 3);
@@ -800,7 +795,7 @@ static void test_a_failing_member_is_an_error_for_the_team(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     publish_turn(&(turn_spec){.room = CREW, .event_id = "$team3:example.org", .body = "@Shaky any news?",
                               .allowed = "router,leads,panel,shaky"});
     wait_for(finished, "$team3:example.org", "shaky");
@@ -825,8 +820,8 @@ static void test_oauth_api_gives_the_requester_a_connect_link(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"oauth_api\", \"arguments\": "
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"oauth_api\", \"arguments\": "
                                         "{\"provider\": \"github\", \"path\": \"/user\"}}]}",
                                &err), &err, "script");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool-oauth:example.org", .body = "Who am I on GitHub?",
@@ -843,7 +838,7 @@ static void test_oauth_api_gives_the_requester_a_connect_link(void **state)
     snprintf(token, sizeof token, "%s", at + strlen(prefix));
     json_decref(reqs);
     mr_oauth_connect_grant g;
-    check(mr_oauth_connect_lookup(S.store, token, &g, &err), &err, "connect token");
+    mr_tp_check_step(mr_oauth_connect_lookup(S.store, token, &g, &err), &err, "connect token");
     assert_string_equal(g.requester, ALICE);
     assert_string_equal(g.agent, "tooly");
     assert_string_equal(g.room_id, TOOLS);
@@ -939,7 +934,7 @@ static void test_schedule_commands_and_firing(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     char *reply = ask_router("$sch-bad:example.org", "!schedule tomorrow maybe");
     assert_string_equal(reply, "Not scheduled: say at what time, as in tomorrow at 9am");
     free(reply);
@@ -1009,8 +1004,8 @@ static void test_scheduler_tool(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"scheduler\", \"arguments\": "
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"scheduler\", \"arguments\": "
                                         "{\"action\": \"add\", \"when\": \"in 1 second\", \"task\": \"check the oven\"}}]}",
                                &err), &err, "script");
     publish_turn(&(turn_spec){.room = TOOLS, .event_id = "$tool3:example.org", .body = "Remind me about the oven",
@@ -1043,8 +1038,8 @@ static void test_thread_summary_tool(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"thread_summary\", \"arguments\": "
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"tool_calls\": [{\"name\": \"thread_summary\", \"arguments\": "
                                         "{\"summary\": \"**Oven** timing question\"}}, {\"name\": \"thread_summary\", "
                                         "\"arguments\": {\"summary\": \"x\", \"thread_id\": \"$nowhere:example.org\"}}]}",
                                &err), &err, "script");
@@ -1084,7 +1079,7 @@ static void test_schedule_fires_after_sigkill_once(void **state)
     scheduled_id(reply, id);
     free(reply);
     stop_agent(SIGKILL, NULL);
-    check(spawn_agent(&err), &err, "starting mindroom-agent again");
+    mr_tp_check_step(spawn_agent(&err), &err, "starting mindroom-agent again");
     wait_for(triggered, "breathe", NULL);
     wait_for(schedule_gone, id, NULL);
     assert_int_equal(triggers_of("breathe"), 1);
@@ -1101,8 +1096,8 @@ static void test_schedule_with_two_replicas_fires_once(void **state)
     setenv("MINDROOM_WORKER_ID", "replica-two", 1);
     mr_code rc = mr_tp_spawn(argv, log, &replica, &err);
     unsetenv("MINDROOM_WORKER_ID");
-    check(rc, &err, "starting a second mindroom-agent");
-    check(mr_tp_wait_in_file(log, "worker replica-two", 1, DEADLINE_MS, replica, &err), &err, "second agent up");
+    mr_tp_check_step(rc, &err, "starting a second mindroom-agent");
+    mr_tp_check_step(mr_tp_wait_in_file(log, "worker replica-two", 1, DEADLINE_MS, replica, &err), &err, "second agent up");
     command("$sch-two:example.org", "!schedule in 2 seconds @tooly sync up");
     char *reply = router_reply("$sch-two:example.org");
     char id[32];
@@ -1112,7 +1107,7 @@ static void test_schedule_with_two_replicas_fires_once(void **state)
     wait_for(schedule_gone, id, NULL);
     assert_int_equal(triggers_of("sync up"), 1);
     int status = -1;
-    check(mr_tp_kill_wait(replica, SIGTERM, &status, &err), &err, "stopping the second agent");
+    mr_tp_check_step(mr_tp_kill_wait(replica, SIGTERM, &status, &err), &err, "stopping the second agent");
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
@@ -1141,8 +1136,8 @@ static void test_a_stalled_stream_shows_what_came(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
-    check(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 15000, \"stall_after_chunks\": 14}",
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"reply\": \"" LONG_ANSWER "\", \"stall_ms\": 15000, \"stall_after_chunks\": 14}",
                                &err), &err, "script");
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$stall1:example.org", .body = "Think it over",
                               .allowed = "router,coder"});
@@ -1159,7 +1154,7 @@ static void test_thread_follow_up_prompt_and_short_answer(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     /* In the thread coder took part in: coder continues, with the thread as history. */
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$q2:example.org", .body = "And edits?",
                               .thread_root = "$q1:example.org", .allowed = "router,mind,coder"});
@@ -1201,7 +1196,7 @@ static void test_mention_picks_the_agent(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     publish_turn(&(turn_spec){.room = LOBBY, .event_id = "$m1:example.org", .body = "@Mind what is on today?",
                               .allowed = "router,mind,coder"});
     wait_for(finished, "$m1:example.org", "mind");
@@ -1223,7 +1218,7 @@ static void test_two_candidates_router_hands_over(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     publish_turn(&(turn_spec){.room = LOBBY, .event_id = "$r1:example.org", .body = "Who can plan my week?",
                               .allowed = "router,mind,coder"});
     wait_for(has_send, "$r1:example.org", "router");
@@ -1274,9 +1269,9 @@ static void test_provider_error_then_recovery(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     /* Unavailable on every attempt of the first call; the client retries 4 times. */
-    check(mr_model_stub_script(&S.stub, "{\"times\": 4, \"error\": {\"status\": 503, \"retry_after_ms\": 10}}", &err),
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"times\": 4, \"error\": {\"status\": 503, \"retry_after_ms\": 10}}", &err),
           &err, "script");
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$x1:example.org", .body = "Are you there?",
                               .allowed = "router,coder"});
@@ -1399,7 +1394,7 @@ static void test_room_mode_replies_plainly_with_room_history(void **state)
 {
     (void)state;
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     publish_turn(&(turn_spec){.room = CHAT, .event_id = "$p1:example.org", .body = "Hello plain", .allowed = "router,plain"});
     publish_turn(&(turn_spec){.room = CHAT, .event_id = "$p2:example.org", .body = "Again", .allowed = "router,plain"});
     wait_for(finished, "$p2:example.org", "plain");
@@ -1440,9 +1435,9 @@ static void test_unmanaged_room_goes_by_membership(void **state)
 static void stub_fresh(const char *script)
 {
     mr_err err = {0};
-    check(mr_model_stub_reset(&S.stub, &err), &err, "reset");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "reset");
     if (script)
-        check(mr_model_stub_script(&S.stub, script, &err), &err, "script");
+        mr_tp_check_step(mr_model_stub_script(&S.stub, script, &err), &err, "script");
 }
 
 static void test_a_slow_room_does_not_hold_up_another(void **state)
@@ -1517,7 +1512,7 @@ static void test_stop_mid_answer_edits_the_first_part_by_txn(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
     drain_intents();
     size_t before = json_array_size(S.intents);
-    check(spawn_agent(&err), &err, "starting mindroom-agent again");
+    mr_tp_check_step(spawn_agent(&err), &err, "starting mindroom-agent again");
     wait_for(finished, "$stop1:example.org", "coder");
     expect_finished_by_an_edit("$stop1:example.org", "coder", "Echo: Stop halfway");
     /* The restarted attempt began with the first part again, then edited it. */
@@ -1539,7 +1534,7 @@ static void test_sigkill_mid_answer_is_finished_after_restart(void **state)
                               .allowed = "router,coder"});
     wait_for(first_part_sent, "$kill1:example.org", "coder");
     stop_agent(SIGKILL, NULL);
-    check(spawn_agent(&err), &err, "starting mindroom-agent again");
+    mr_tp_check_step(spawn_agent(&err), &err, "starting mindroom-agent again");
     /* The restarted worker runs the turn it had accepted, takes its dead boot's claim over at
      * once, and edits the half-written message into the whole answer. */
     wait_for(finished, "$kill1:example.org", "coder");
@@ -1677,8 +1672,8 @@ static void publish_send_failure(const char *event_id, const char *kind, int seq
     char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
     assert_non_null(text);
     mr_err err = {0};
-    check(mr_bus_publish(S.bus, "matrix.send_failed", DEV, text, strlen(text), &err), &err, "publish send_failure");
-    check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
+    mr_tp_check_step(mr_bus_publish(S.bus, "matrix.send_failed", DEV, text, strlen(text), &err), &err, "publish send_failure");
+    mr_tp_check_step(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
     free(text);
     json_decref(f);
 }
@@ -1726,13 +1721,13 @@ static void test_a_refused_send_gets_one_notice(void **state)
     /* The notice refused as well: logged, never a second notice. */
     publish_send_failure(ev, "n", -1);
     mr_err err = {0};
-    check(mr_tp_wait_in_file(S.log, "could not be delivered either", 1, DEADLINE_MS, S.pid, &err), &err,
+    mr_tp_check_step(mr_tp_wait_in_file(S.log, "could not be delivered either", 1, DEADLINE_MS, S.pid, &err), &err,
           "the refused notice logged");
     drain_intents();
     assert_int_equal(notices_of(ev), 1);
     /* A failure of no answer this store knows changes nothing. */
     publish_send_failure("$unknown1:example.org", "m", -1);
-    check(mr_tp_wait_in_file(S.log, "an answer this store does not know", 1, DEADLINE_MS, S.pid, &err), &err,
+    mr_tp_check_step(mr_tp_wait_in_file(S.log, "an answer this store does not know", 1, DEADLINE_MS, S.pid, &err), &err,
           "the unknown answer logged");
     drain_intents();
     assert_int_equal(notices_of("$unknown1:example.org"), 0);
@@ -1746,9 +1741,9 @@ static void test_claim_of_a_live_worker_parks_until_its_lease_lapses(void **stat
     /* Another replica claimed the event and beat its heartbeat once, then died. */
     char beat[64];
     int n = snprintf(beat, sizeof beat, "00112233aabbccdd %lld", mr_clock_wall_ms());
-    check(mr_store_hset(S.store, WORKERS_KEY, "other-replica", beat, (size_t)n, &err), &err, "heartbeat");
+    mr_tp_check_step(mr_store_hset(S.store, WORKERS_KEY, "other-replica", beat, (size_t)n, &err), &err, "heartbeat");
     const char claim[] = "started other-replica 00112233aabbccdd";
-    check(mr_store_set(S.store, "reply:$held1:example.org:coder", claim, strlen(claim), CLAIM_TTL_MS, &err), &err,
+    mr_tp_check_step(mr_store_set(S.store, "reply:$held1:example.org:coder", claim, strlen(claim), CLAIM_TTL_MS, &err), &err,
           "claim");
     publish_turn(&(turn_spec){.room = DEV, .event_id = "$held1:example.org", .body = "Who holds this?",
                               .allowed = "router,coder"});
@@ -1776,17 +1771,17 @@ static void test_a_dead_workers_turns_are_adopted(void **state)
     /* A replica accepted a turn, then died a minute ago without answering it. */
     char beat[64], field[INFLIGHT_FIELD_MAX];
     int n = snprintf(beat, sizeof beat, "99887766aabbccdd %lld", mr_clock_wall_ms() - 60000);
-    check(mr_store_hset(S.store, WORKERS_KEY, "gone-replica", beat, (size_t)n, &err), &err, "heartbeat");
+    mr_tp_check_step(mr_store_hset(S.store, WORKERS_KEY, "gone-replica", beat, (size_t)n, &err), &err, "heartbeat");
     char *turn = turn_text(&(turn_spec){.room = DEV, .event_id = "$orphan1:example.org", .body = "Anyone left?",
                                         .allowed = "router,coder"});
     inflight_field(mr_clock_wall_ms() - 61000, 0, DEV, field);
-    check(inflight_put(S.store, "gone-replica", field, turn, strlen(turn), &err), &err, "in-flight turn");
+    mr_tp_check_step(inflight_put(S.store, "gone-replica", field, turn, strlen(turn), &err), &err, "in-flight turn");
     free(turn);
     /* The live worker's heartbeat finds it and answers it; the dead worker's record is empty. */
     wait_for(finished, "$orphan1:example.org", "coder");
     assert_int_equal(messages_of("$orphan1:example.org", "coder"), 1);
     mr_store_hash left;
-    check(inflight_list(S.store, "gone-replica", &left, &err), &err, "in-flight record");
+    mr_tp_check_step(inflight_list(S.store, "gone-replica", &left, &err), &err, "in-flight record");
     assert_int_equal(left.count, 0);
     mr_store_hash_free(&left);
     assert_int_equal(mr_tp_count_in_file(S.log, "adopted 1 in-flight turns of worker gone-replica"), 1);
@@ -1797,7 +1792,7 @@ static void test_intents_validate_and_log_keeps_secrets(void **state)
     (void)state;
     assert_true(json_array_size(S.intents) >= 20);
     mr_err err = {0};
-    check(mr_tp_proto_check("matrix.outbound", S.intents_file, &err), &err, "proto/check.py");
+    mr_tp_check_step(mr_tp_proto_check("matrix.outbound", S.intents_file, &err), &err, "proto/check.py");
     assert_int_equal(mr_tp_count_in_file(S.log, KEY), 0);
     /* Restarts under one worker ID are one worker, never two at once. */
     assert_int_equal(mr_tp_count_in_file(S.log, "another live process runs as worker"), 0);

@@ -27,6 +27,7 @@
 #include "mindroom/store.h"
 #include "model_stub_peer.h"
 #include "peers.h"
+#include "tp_check.h"
 
 #define DEADLINE_MS 30000
 #define KEY "sk-settle-0123456789abcdef"
@@ -46,12 +47,6 @@ typedef struct suite {
 
 static suite S = {.hold = MR_TP_COMMIT_HOLD_INIT};
 
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
-
 static void *agent_main(void *arg)
 {
     (void)arg;
@@ -70,7 +65,7 @@ static void publish_turn(const char *event_id, const char *body)
     json_decref(turn);
     assert_non_null(text);
     mr_err err = {0};
-    check(mr_bus_publish(S.rt->bus, "agent.turns", LOBBY, text, strlen(text), &err), &err, "publishing a turn");
+    mr_tp_check_step(mr_bus_publish(S.rt->bus, "agent.turns", LOBBY, text, strlen(text), &err), &err, "publishing a turn");
     free(text);
 }
 
@@ -108,7 +103,7 @@ static void wait_answered(const char *event_id, const char *body)
             fail_msg("no answer to %s within %d s while the journal's commit was held", event_id,
                      DEADLINE_MS / 1000);
         size_t handled = 0;
-        check(mr_bus_poll(S.outbound, 100, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
+        mr_tp_check_step(mr_bus_poll(S.outbound, 100, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
     }
 }
 
@@ -122,7 +117,7 @@ static char *claim_of(const char *event_id)
     mr_code rc = mr_store_get(S.rt->store, key, &v, &len, &err);
     if (rc == MR_ENOTFOUND)
         return NULL;
-    check(rc, &err, "reading a claim");
+    mr_tp_check_step(rc, &err, "reading a claim");
     return v;
 }
 
@@ -132,7 +127,7 @@ static size_t inflight_turns(void)
     snprintf(key, sizeof key, "agent:inflight:%s", "settle-test");
     mr_store_hash h = {0};
     mr_err err = {0};
-    check(mr_store_hgetall(S.rt->store, key, &h, &err), &err, "reading the in-flight record");
+    mr_tp_check_step(mr_store_hgetall(S.rt->store, key, &h, &err), &err, "reading the in-flight record");
     size_t n = h.count;
     mr_store_hash_free(&h);
     return n;
@@ -226,9 +221,9 @@ static void test_next_turn_does_not_wait_for_the_commit(void **state)
         if (mr_clock_mono_ms() > deadline)
             fail_msg("claims not done or turns still in flight %d s after the commit was let go", DEADLINE_MS / 1000);
         mr_err err = {0};
-        check(mr_bus_flush(S.rt->bus, DEADLINE_MS, &err), &err, "flushing");
+        mr_tp_check_step(mr_bus_flush(S.rt->bus, DEADLINE_MS, &err), &err, "flushing");
         size_t handled = 0;
-        check(mr_bus_poll(S.outbound, 10, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
+        mr_tp_check_step(mr_bus_poll(S.outbound, 10, 100, keep_intent, S.intents, &handled, &err), &err, "polling matrix.outbound");
     }
 }
 

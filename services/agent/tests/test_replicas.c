@@ -28,6 +28,7 @@
 #include "mindroom/store.h"
 #include "model_stub_peer.h"
 #include "peers.h"
+#include "tp_check.h"
 
 #define DEADLINE_MS 180000
 #define KEY "sk-replicas-0123456789abcdef"
@@ -63,12 +64,6 @@ typedef struct run {
     json_t *intents;             /* every intent read, in order */
     char prefix[16];             /* of this case's event IDs */
 } run;
-
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
 
 static const char *str_at(json_t *o, const char *key)
 {
@@ -109,7 +104,7 @@ static void publish_turn(run *r, int room, int n)
     char rid[64], *text = turn_text(r, room, n);
     room_id(room, rid);
     mr_err err = {0};
-    check(mr_bus_publish(r->bus, "agent.turns", rid, text, strlen(text), &err), &err, "publishing a turn");
+    mr_tp_check_step(mr_bus_publish(r->bus, "agent.turns", rid, text, strlen(text), &err), &err, "publishing a turn");
     free(text);
 }
 
@@ -248,25 +243,25 @@ static void case_open(run *r, bool kafka, int rooms, int per_room)
     /* Database 0 holds nothing: each case's store is database 2c-1 and its Redis bus 2c. */
     snprintf(store_url, sizeof store_url, "redis://127.0.0.1:%d/%d", S.redis.port, 2 * db - 1);
     if (kafka) {
-        check(mr_tp_kafka_start(&r->kafka, &err), &err, "starting the Kafka mock cluster");
+        mr_tp_check_step(mr_tp_kafka_start(&r->kafka, &err), &err, "starting the Kafka mock cluster");
         r->have_kafka = true;
         /* The mock answers no CreateTopics: the topics exist before anyone uses them. */
         for (size_t i = 0; i < sizeof kafka_topics / sizeof *kafka_topics; i++)
-            check(mr_tp_kafka_topic(&r->kafka, kafka_topics[i], i == 0 ? 1 : 4, &err), &err, kafka_topics[i]);
+            mr_tp_check_step(mr_tp_kafka_topic(&r->kafka, kafka_topics[i], i == 0 ? 1 : 4, &err), &err, kafka_topics[i]);
         snprintf(bus_url, sizeof bus_url, "%s", r->kafka.url);
     } else {
         snprintf(bus_url, sizeof bus_url, "redis://127.0.0.1:%d/%d?partitions=1", S.redis.port, 2 * db);
     }
-    check(mr_store_open(store_url, NULL, &r->store, &err), &err, "opening the store");
-    check(mr_bus_open(bus_url, &(mr_bus_options){.client_id = "replicas-test"}, &r->bus, &err), &err,
+    mr_tp_check_step(mr_store_open(store_url, NULL, &r->store, &err), &err, "opening the store");
+    mr_tp_check_step(mr_bus_open(bus_url, &(mr_bus_options){.client_id = "replicas-test"}, &r->bus, &err), &err,
           "opening the bus");
-    check(mr_bus_subscribe(r->bus, "replicas-outbound", (const char *const[]){"matrix.outbound"}, 1, &r->outbound,
+    mr_tp_check_step(mr_bus_subscribe(r->bus, "replicas-outbound", (const char *const[]){"matrix.outbound"}, 1, &r->outbound,
                            &err),
           &err, "subscribing to matrix.outbound");
     char script[96];
     snprintf(script, sizeof script, "{\"stall_ms\": %d, \"times\": %d}", STALL_MS, rooms * per_room);
-    check(mr_model_stub_reset(&S.stub, &err), &err, "resetting the model stub");
-    check(mr_model_stub_script(&S.stub, script, &err), &err, "scripting the model stub");
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "resetting the model stub");
+    mr_tp_check_step(mr_model_stub_script(&S.stub, script, &err), &err, "scripting the model stub");
     setenv("MINDROOM_BUS_URL", bus_url, 1);
     setenv("MINDROOM_STORE_URL", store_url, 1);
 }
@@ -283,14 +278,14 @@ static void spawn_replicas(run *r, size_t replicas)
         char *argv[] = {getenv("MINDROOM_AGENT_BIN"), "--config", S.config, NULL};
         if (!argv[0])
             fail_msg("MINDROOM_AGENT_BIN unset");
-        check(mr_tp_spawn(argv, r->logs[i], &r->pids[i], &err), &err, "spawning mindroom-agent");
+        mr_tp_check_step(mr_tp_spawn(argv, r->logs[i], &r->pids[i], &err), &err, "spawning mindroom-agent");
     }
     unsetenv("MINDROOM_WORKER_ID");
     /* Every replica looks for work before the turns come, so none is late to share them. */
     for (size_t i = 0; i < replicas; i++) {
         char up[48];
         snprintf(up, sizeof up, "worker replica%zu ", i);
-        check(mr_tp_wait_in_file(r->logs[i], up, 1, DEADLINE_MS, r->pids[i], &err), &err, "a replica starting");
+        mr_tp_check_step(mr_tp_wait_in_file(r->logs[i], up, 1, DEADLINE_MS, r->pids[i], &err), &err, "a replica starting");
     }
 }
 
@@ -316,12 +311,12 @@ static void answer_all(run *r)
         int status = 0;
         pid_t pid = r->pids[i];
         r->pids[i] = 0;
-        check(mr_tp_kill_wait(pid, SIGTERM, &status, &err), &err, "stopping mindroom-agent");
+        mr_tp_check_step(mr_tp_kill_wait(pid, SIGTERM, &status, &err), &err, "stopping mindroom-agent");
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
     size_t handled = 1;
     while (handled > 0)
-        check(mr_bus_poll(r->outbound, 500, 100, on_intent, r, &handled, &err), &err, "polling matrix.outbound");
+        mr_tp_check_step(mr_bus_poll(r->outbound, 500, 100, on_intent, r, &handled, &err), &err, "polling matrix.outbound");
 }
 
 static void run_case(run *r, bool kafka, size_t replicas)
@@ -333,7 +328,7 @@ static void run_case(run *r, bool kafka, size_t replicas)
         for (int room = 0; room < ROOMS; room++)
             publish_turn(r, room, n);
     mr_err err = {0};
-    check(mr_bus_flush(r->bus, 30000, &err), &err, "flushing the turns");
+    mr_tp_check_step(mr_bus_flush(r->bus, 30000, &err), &err, "flushing the turns");
     answer_all(r);
 }
 
@@ -355,7 +350,7 @@ static void expect_once_and_in_order(const run *r)
     /* One model call per turn: none answered twice, even where a turn moved between replicas. */
     json_t *reqs = NULL;
     mr_err err = {0};
-    check(mr_model_stub_requests(&S.stub, &reqs, &err), &err, "the model stub's requests");
+    mr_tp_check_step(mr_model_stub_requests(&S.stub, &reqs, &err), &err, "the model stub's requests");
     assert_int_equal(json_array_size(reqs), r->rooms * r->per_room);
     json_decref(reqs);
 }
@@ -396,17 +391,17 @@ static void dead_holders_turn_first(void)
     char beat[64], rid[64], key[96], *first = turn_text(&R, 0, 0);
     static const char boot[] = "00112233aabbccdd";
     int n = snprintf(beat, sizeof beat, "%s %lld", boot, mr_clock_wall_ms() - 60000);
-    check(mr_store_hset(R.store, WORKERS_KEY, "gone", beat, (size_t)n, &err), &err, "the dead one's heartbeat");
-    check(inflight_put(R.store, "gone", "000000000000001.000000000001", first, strlen(first), &err), &err,
+    mr_tp_check_step(mr_store_hset(R.store, WORKERS_KEY, "gone", beat, (size_t)n, &err), &err, "the dead one's heartbeat");
+    mr_tp_check_step(inflight_put(R.store, "gone", "000000000000001.000000000001", first, strlen(first), &err), &err,
           "the dead one's in-flight turn");
     free(first);
     room_id(0, rid);
     snprintf(key, sizeof key, "agent:room:%s", rid);
     n = snprintf(beat, sizeof beat, "started gone %s", boot);
-    check(mr_store_set(R.store, key, beat, (size_t)n, 0, &err), &err, "the dead one's room lease");
+    mr_tp_check_step(mr_store_set(R.store, key, beat, (size_t)n, 0, &err), &err, "the dead one's room lease");
     spawn_replicas(&R, 1);
     publish_turn(&R, 0, 1);
-    check(mr_bus_flush(R.bus, 30000, &err), &err, "flushing the turn");
+    mr_tp_check_step(mr_bus_flush(R.bus, 30000, &err), &err, "flushing the turn");
     answer_all(&R);
     expect_once_and_in_order(&R);
 }

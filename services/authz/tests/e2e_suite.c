@@ -23,6 +23,7 @@
 #include "mindroom/store.h"
 #include "peers.h"
 #include "mindroom/clock.h"
+#include "tp_check.h"
 
 #define DEADLINE_MS 120000
 #define LOBBY "!lobby:example.org"
@@ -87,22 +88,16 @@ typedef struct suite {
 
 static suite S;
 
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
-
 static void write_config(const char *text)
 {
     mr_err err = {0};
-    check(mr_fs_write_atomic(S.config, text, strlen(text), 0600, true, &err), &err, S.config);
+    mr_tp_check_step(mr_fs_write_atomic(S.config, text, strlen(text), 0600, true, &err), &err, S.config);
 }
 
 static void wait_log(const char *needle, int times)
 {
     mr_err err = {0};
-    check(mr_tp_wait_in_file(S.log, needle, times, DEADLINE_MS, S.pid, &err), &err, "mindroom-authz's log");
+    mr_tp_check_step(mr_tp_wait_in_file(S.log, needle, times, DEADLINE_MS, S.pid, &err), &err, "mindroom-authz's log");
 }
 
 /* ---- publishing cleartext events ---- */
@@ -157,7 +152,7 @@ static void publish_event(const event_spec *e)
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     mr_err err = {0};
-    check(mr_bus_publish(S.bus, "matrix.cleartext", e->room, text, strlen(text), &err), &err, "publish");
+    mr_tp_check_step(mr_bus_publish(S.bus, "matrix.cleartext", e->room, text, strlen(text), &err), &err, "publish");
     free(text);
 }
 
@@ -207,7 +202,7 @@ static void drain(const char *const *rooms, size_t n)
         publish_event(&(event_spec){.room = rooms[i], .event_id = ids[i], .sender = ALICE});
     }
     mr_err err = {0};
-    check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
+    mr_tp_check_step(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     for (;;) {
         size_t seen = 0;
@@ -446,7 +441,7 @@ static void test_non_messages_are_skipped(void **state)
     /* Not a cleartext_event at all: dropped with a log line, and the room goes on. */
     mr_err err = {0};
     const char *junk = "{\"v\":1,\"type\":\"cleartext_event\",\"room_id\":\"" LOBBY "\"}";
-    check(mr_bus_publish(S.bus, "matrix.cleartext", LOBBY, junk, strlen(junk), &err), &err, "publish junk");
+    mr_tp_check_step(mr_bus_publish(S.bus, "matrix.cleartext", LOBBY, junk, strlen(junk), &err), &err, "publish junk");
     drain((const char *const[]){LOBBY}, 1);
     const char *skipped[] = {"$st1:example.org", "$st2:example.org", "$re1:example.org", "$ed1:example.org",
                              "$en1:example.org"};
@@ -527,7 +522,7 @@ static void test_turns_validate_and_log_has_no_body(void **state)
     (void)state;
     assert_true(json_array_size(S.turns) >= 15);
     mr_err err = {0};
-    check(mr_tp_proto_check("agent.turns", S.turns_file, &err), &err, "proto/check.py");
+    mr_tp_check_step(mr_tp_proto_check("agent.turns", S.turns_file, &err), &err, "proto/check.py");
     /* Every body carried "body-"; the process logged at debug level and never wrote one. */
     assert_int_equal(mr_tp_count_in_file(S.log, "body-"), 0);
     assert_int_equal(mr_tp_count_in_file(S.log, "secret words"), 0);
@@ -539,7 +534,7 @@ static void test_sigterm_exits_0(void **state)
     assert_int_equal(kill(S.pid, SIGTERM), 0);
     int st = 0;
     mr_err err = {0};
-    check(mr_tp_wait_exit(S.pid, DEADLINE_MS, &st, &err), &err, "mindroom-authz stopping on SIGTERM");
+    mr_tp_check_step(mr_tp_wait_exit(S.pid, DEADLINE_MS, &st, &err), &err, "mindroom-authz stopping on SIGTERM");
     S.pid = 0;
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);

@@ -17,6 +17,7 @@
 
 #include "gw_harness.h"
 #include "human_device.h"
+#include "tp_check.h"
 
 #define DEADLINE_MS 120000
 #define ALICE "@alice:localhost"
@@ -33,12 +34,6 @@ static struct {
     pid_t crypto;
 } S;
 
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
-
 static pid_t start_crypto(gwt *f, const char *log)
 {
     const char *bin = getenv("MINDROOM_CRYPTO_BIN");
@@ -46,7 +41,7 @@ static pid_t start_crypto(gwt *f, const char *log)
     char *argv[] = {(char *)bin, "--config", f->config, NULL};
     pid_t pid = 0;
     mr_err err = {0};
-    check(mr_tp_spawn(argv, log, &pid, &err), &err, "starting mindroom-crypto");
+    mr_tp_check_step(mr_tp_spawn(argv, log, &pid, &err), &err, "starting mindroom-crypto");
     return pid;
 }
 
@@ -64,13 +59,13 @@ static void wait_agent_keys(gwt *f, mr_matrix *alice, pid_t crypto, const char *
         mr_err err = {0};
         mr_code rc = mr_matrix_keys_query(alice, body, &q, &err);
         json_decref(body);
-        check(rc, &err, "/keys/query");
+        mr_tp_check_step(rc, &err, "/keys/query");
         json_t *dk = json_object_get(json_object_get(json_object_get(q, "device_keys"), GWT_MIND), k->device_id);
         json_t *keys = json_object_get(dk, "keys");
         if (json_string_value(json_object_get(keys, ck))) {
             snprintf(k->curve, sizeof k->curve, "%s", json_string_value(json_object_get(keys, ck)));
             snprintf(k->ed, sizeof k->ed, "%s", json_string_value(json_object_get(keys, ek)));
-            check(mr_olm_verify_json(dk, GWT_MIND, ek, k->ed, &err), &err, "the agent's device keys");
+            mr_tp_check_step(mr_olm_verify_json(dk, GWT_MIND, ek, k->ed, &err), &err, "the agent's device keys");
             json_decref(q);
             return;
         }
@@ -105,7 +100,7 @@ static void send_encrypted(mr_matrix *alice, human_device *h, const char *room, 
 {
     json_t *content = human_encrypt_text(h, room, body);
     mr_err err = {0};
-    check(mr_matrix_send(alice, room, "m.room.encrypted", txn, content, NULL, &err), &err, "sending");
+    mr_tp_check_step(mr_matrix_send(alice, room, "m.room.encrypted", txn, content, NULL, &err), &err, "sending");
     json_decref(content);
 }
 
@@ -144,18 +139,18 @@ static void test_human_writes_agent_reads(void **state)
     char lobby[MR_MATRIX_ID_SIZE];
     gwt_room_id(f, "#lobby:localhost", lobby);
     mr_err err = {0};
-    check(mr_matrix_join(alice, lobby, NULL, &err), &err, "joining");
+    mr_tp_check_step(mr_matrix_join(alice, lobby, NULL, &err), &err, "joining");
     human_device h;
     human_new(&h, ALICE, mr_matrix_device_id(alice));
     json_t *out = NULL, *body = json_pack("{s:o}", "device_keys", human_device_keys(&h));
     mr_code rc = mr_matrix_keys_upload(alice, body, &out, &err);
     json_decref(body);
     json_decref(out);
-    check(rc, &err, "alice's /keys/upload");
+    mr_tp_check_step(rc, &err, "alice's /keys/upload");
     body = json_pack("{s:{s:{s:s}}}", "one_time_keys", GWT_MIND, k.device_id, "signed_curve25519");
     rc = mr_matrix_keys_claim(alice, body, &out, &err);
     json_decref(body);
-    check(rc, &err, "/keys/claim");
+    mr_tp_check_step(rc, &err, "/keys/claim");
     const char *id;
     json_t *otk = NULL, *v;
     json_object_foreach(json_object_get(json_object_get(json_object_get(out, "one_time_keys"), GWT_MIND),
@@ -165,11 +160,11 @@ static void test_human_writes_agent_reads(void **state)
     human_start_olm(&h, GWT_MIND, k.device_id, k.curve, k.ed, otk);
     json_decref(out);
     json_t *msgs = json_pack("{s:{s:o}}", GWT_MIND, k.device_id, human_room_key(&h, lobby, GWT_MIND, k.curve, k.ed));
-    check(mr_matrix_send_to_device(alice, "m.room.encrypted", "rk-1", msgs, &err), &err, "sending the room key");
+    mr_tp_check_step(mr_matrix_send_to_device(alice, "m.room.encrypted", "rk-1", msgs, &err), &err, "sending the room key");
     json_decref(msgs);
 
     /* The claimed key is replaced: the next sync's count tells crypto, which uploads one. */
-    check(mr_tp_wait_in_file(log, GWT_MIND ": asking the gateway to upload 1 one-time keys", 1, DEADLINE_MS, crypto,
+    mr_tp_check_step(mr_tp_wait_in_file(log, GWT_MIND ": asking the gateway to upload 1 one-time keys", 1, DEADLINE_MS, crypto,
                              &err),
           &err, "topping up the one-time keys");
 
@@ -193,7 +188,7 @@ static void test_human_writes_agent_reads(void **state)
     gwt_reader_close(&clear);
 
     int st = 0;
-    check(mr_tp_kill_wait(crypto, SIGTERM, &st, &err), &err, "stopping mindroom-crypto");
+    mr_tp_check_step(mr_tp_kill_wait(crypto, SIGTERM, &st, &err), &err, "stopping mindroom-crypto");
     S.crypto = 0;
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(gwt_stop(f), 0);

@@ -22,6 +22,7 @@
 #include "mindroom/fsutil.h"
 #include "peers.h"
 #include "mindroom/clock.h"
+#include "tp_check.h"
 
 #define DEADLINE_MS 120000
 #define LOBBY "!lobby:example.org"
@@ -45,18 +46,12 @@ typedef struct suite {
 static suite S;
 static const char *const OUT_TOPICS[2] = {"matrix.cleartext", "matrix.send"};
 
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
-
 static void publish(const char *topic, const char *key, json_t *msg)
 {
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     mr_err err = {0};
-    check(mr_bus_publish(S.bus, topic, key, text, strlen(text), &err), &err, topic);
+    mr_tp_check_step(mr_bus_publish(S.bus, topic, key, text, strlen(text), &err), &err, topic);
     free(text);
 }
 
@@ -126,7 +121,7 @@ static void drain(void)
         publish_intent(rooms[r], txn[r], json_pack("{s:s, s:b}", "action", "typing", "typing", 1));
     }
     mr_err err = {0};
-    check(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
+    mr_tp_check_step(mr_bus_flush(S.bus, 30000, &err), &err, "flush");
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
     for (;;) {
         int seen = 0;
@@ -212,7 +207,7 @@ static void test_inbound(void **state)
     publish_inbound(ROUTER, DEN, "$topic:example.org", "m.room.topic", NULL);
     const char *junk = "{\"v\":1,\"type\":\"inbound_event\",\"room_id\":\"" DEN "\"}";
     mr_err err = {0};
-    check(mr_bus_publish(S.bus, "matrix.inbound", DEN, junk, strlen(junk), &err), &err, "junk");
+    mr_tp_check_step(mr_bus_publish(S.bus, "matrix.inbound", DEN, junk, strlen(junk), &err), &err, "junk");
     drain();
 
     json_t *c = NULL;
@@ -272,7 +267,7 @@ static void test_outputs_validate(void **state)
     for (int i = 0; i < 2; i++) {
         assert_true(json_array_size(S.got[i]) >= 4);
         mr_err err = {0};
-        check(mr_tp_proto_check(OUT_TOPICS[i], S.out_file[i], &err), &err, "proto/check.py");
+        mr_tp_check_step(mr_tp_proto_check(OUT_TOPICS[i], S.out_file[i], &err), &err, "proto/check.py");
     }
 }
 
@@ -281,7 +276,7 @@ static void test_sigterm_exits_0(void **state)
     (void)state;
     int st = 0;
     mr_err err = {0};
-    check(mr_tp_kill_wait(S.pid, SIGTERM, &st, &err), &err, "stopping mindroom-crypto");
+    mr_tp_check_step(mr_tp_kill_wait(S.pid, SIGTERM, &st, &err), &err, "stopping mindroom-crypto");
     S.pid = 0;
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);

@@ -15,21 +15,16 @@
 
 #include "mindroom/fsutil.h"
 #include "mindroom/http.h"
+#include "tp_check.h"
 
 #define DEADLINE_MS 60000
-
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
 
 /* ---- set-up ---- */
 
 void gwt_write_config(gwt *f, const char *config)
 {
     mr_err err = {0};
-    check(mr_fs_write_atomic(f->config, config, strlen(config), 0600, true, &err), &err, f->config);
+    mr_tp_check_step(mr_fs_write_atomic(f->config, config, strlen(config), 0600, true, &err), &err, f->config);
 }
 
 static const char *const gateway_vars[] = {
@@ -65,15 +60,15 @@ void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config)
     memset(f, 0, sizeof *f);
     mr_err err = {0};
     mr_hs_peer_opts dflt = {.registration_token = GWT_TOKEN};
-    check(mr_hs_peer_start(opts ? opts : &dflt, &f->hs, &err), &err, "starting the homeserver");
-    check(mr_tp_redis_start(&f->redis, &err), &err, "starting redis");
-    check(mr_tp_mkdtemp("mr-gw", f->dir, sizeof f->dir, &err), &err, "temp dir");
+    mr_tp_check_step(mr_hs_peer_start(opts ? opts : &dflt, &f->hs, &err), &err, "starting the homeserver");
+    mr_tp_check_step(mr_tp_redis_start(&f->redis, &err), &err, "starting redis");
+    mr_tp_check_step(mr_tp_mkdtemp("mr-gw", f->dir, sizeof f->dir, &err), &err, "temp dir");
     snprintf(f->config, sizeof f->config, "%s/config.yaml", f->dir);
     snprintf(f->log, sizeof f->log, "%s/gateway.log", f->dir);
     gwt_write_config(f, config);
     snprintf(f->bus_url, sizeof f->bus_url, "redis://127.0.0.1:%d/0", f->redis.port);
     snprintf(f->store_url, sizeof f->store_url, "redis://127.0.0.1:%d/1", f->redis.port);
-    check(mr_tp_free_port(&f->http_port, &err), &err, "free port");
+    mr_tp_check_step(mr_tp_free_port(&f->http_port, &err), &err, "free port");
     char listen[64], data[600];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", f->http_port);
     snprintf(data, sizeof data, "%s/data", f->dir);
@@ -90,12 +85,12 @@ void gwt_setup(gwt *f, const mr_hs_peer_opts *opts, const char *config)
     setenv("MINDROOM_STORAGE_PATH", data, 1);
     setenv("MINDROOM_GATEWAY_LISTEN", listen, 1);
     setenv("LOG_LEVEL", "debug", 1);
-    check(mr_bus_open(f->bus_url, NULL, &f->bus, &err), &err, "opening the bus");
+    mr_tp_check_step(mr_bus_open(f->bus_url, NULL, &f->bus, &err), &err, "opening the bus");
     unsigned char secret[32];
     for (int i = 0; i < 32; i++)
         secret[i] = (unsigned char)i;
     mr_store_options so = {.secret = secret, .secret_len = sizeof secret};
-    check(mr_store_open(f->store_url, &so, &f->store, &err), &err, "opening the store");
+    mr_tp_check_step(mr_store_open(f->store_url, &so, &f->store, &err), &err, "opening the store");
 }
 
 void gwt_teardown(gwt *f)
@@ -124,7 +119,7 @@ void gwt_start(gwt *f, const char *crash)
     char *argv[] = {(char *)bin, "--config", f->config, NULL};
     mr_err err = {0};
     /* The log keeps growing across restarts, so counts in it cover every run. */
-    check(mr_tp_spawn(argv, f->log, &f->pid, &err), &err, "starting mindroom-gateway");
+    mr_tp_check_step(mr_tp_spawn(argv, f->log, &f->pid, &err), &err, "starting mindroom-gateway");
 }
 
 /* An exit status, or -SIG when a signal ended the process. */
@@ -208,7 +203,7 @@ static mr_matrix *plain_client(gwt *f)
     mr_matrix_opts o = {.homeserver = f->hs.url};
     mr_matrix *m = NULL;
     mr_err err = {0};
-    check(mr_matrix_new(&o, &m, &err), &err, "matrix client");
+    mr_tp_check_step(mr_matrix_new(&o, &m, &err), &err, "matrix client");
     return m;
 }
 
@@ -217,7 +212,7 @@ json_t *gwt_hs_state(gwt *f)
     mr_matrix *m = plain_client(f);
     json_t *out = NULL;
     mr_err err = {0};
-    check(mr_matrix_request(m, "test", "GET", "/_test/state", NULL, false, &out, &err), &err,
+    mr_tp_check_step(mr_matrix_request(m, "test", "GET", "/_test/state", NULL, false, &out, &err), &err,
           "homeserver state");
     mr_matrix_free(m);
     return out;
@@ -287,7 +282,7 @@ void gwt_hs_control(gwt *f, const char *path, json_t *body)
     mr_matrix *m = plain_client(f);
     json_t *out = NULL;
     mr_err err = {0};
-    check(mr_matrix_request(m, "test", "POST", path, body, false, &out, &err), &err, path);
+    mr_tp_check_step(mr_matrix_request(m, "test", "POST", path, body, false, &out, &err), &err, path);
     json_decref(out);
     json_decref(body);
     mr_matrix_free(m);
@@ -299,7 +294,7 @@ mr_matrix *gwt_human(gwt *f, const char *localpart)
     mr_err err = {0};
     mr_matrix_register_req req = {.username = localpart, .password = GWT_PASSWORD,
                                   .registration_token = GWT_TOKEN};
-    check(mr_matrix_register(m, &req, NULL, &err), &err, localpart);
+    mr_tp_check_step(mr_matrix_register(m, &req, NULL, &err), &err, localpart);
     return m;
 }
 
@@ -317,7 +312,7 @@ mr_matrix *gwt_alice_in_lobby(gwt *f, const char *config, char lobby[MR_MATRIX_I
     mr_matrix *alice = gwt_start_with_human(f, config, "alice");
     gwt_room_id(f, "#lobby:localhost", lobby);
     mr_err err = {0};
-    check(mr_matrix_join(alice, lobby, NULL, &err), &err, "alice joining #lobby");
+    mr_tp_check_step(mr_matrix_join(alice, lobby, NULL, &err), &err, "alice joining #lobby");
     return alice;
 }
 
@@ -329,7 +324,7 @@ mr_matrix *gwt_alice_made_lobby(gwt *f, const char *config, const char *preset, 
     mr_err err = {0};
     if (!body)
         fail_msg("out of memory");
-    check(mr_matrix_create_room(alice, body, lobby, &err), &err, "alice making #lobby");
+    mr_tp_check_step(mr_matrix_create_room(alice, body, lobby, &err), &err, "alice making #lobby");
     json_decref(body);
     return alice;
 }
@@ -338,7 +333,7 @@ void gwt_say(mr_matrix *m, const char *room, const char *txn, const char *body)
 {
     json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
     mr_err err = {0};
-    check(mr_matrix_send(m, room, "m.room.message", txn, content, NULL, &err), &err, "sending a message");
+    mr_tp_check_step(mr_matrix_send(m, room, "m.room.message", txn, content, NULL, &err), &err, "sending a message");
     json_decref(content);
 }
 
@@ -346,7 +341,7 @@ void gwt_room_id(gwt *f, const char *alias, char out[MR_MATRIX_ID_SIZE])
 {
     mr_matrix *m = plain_client(f);
     mr_err err = {0};
-    check(mr_matrix_alias_get(m, alias, out, &err), &err, alias);
+    mr_tp_check_step(mr_matrix_alias_get(m, alias, out, &err), &err, alias);
     mr_matrix_free(m);
 }
 
@@ -357,7 +352,7 @@ void gwt_reader_open(gwt *f, gwt_reader *r, const char *group, const char *topic
     memset(r, 0, sizeof *r);
     mr_err err = {0};
     const char *topics[] = {topic};
-    check(mr_bus_subscribe(f->bus, group, topics, 1, &r->c, &err), &err, "subscribe");
+    mr_tp_check_step(mr_bus_subscribe(f->bus, group, topics, 1, &r->c, &err), &err, "subscribe");
     r->msgs = json_array();
     snprintf(r->topic, sizeof r->topic, "%s", topic);
     snprintf(r->path, sizeof r->path, "%s/%s-%s.jsonl", f->dir, group, topic);
@@ -429,7 +424,7 @@ size_t gwt_count_body(json_t *msgs, const char *body, const char *account)
 void gwt_reader_check_proto(gwt_reader *r)
 {
     mr_err err = {0};
-    check(mr_tp_proto_check(r->topic, r->path, &err), &err, "proto/check.py");
+    mr_tp_check_step(mr_tp_proto_check(r->topic, r->path, &err), &err, "proto/check.py");
 }
 
 void gwt_end(gwt *f, gwt_reader *in, mr_matrix *human)
@@ -458,7 +453,7 @@ int gwt_nio(gwt *f, const char *const *args)
     snprintf(log, sizeof log, "%s/nio.log", f->dir);
     int code = -1;
     mr_err err = {0};
-    check(mr_tp_run(argv, log, &code, &err), &err, argv[0]);
+    mr_tp_check_step(mr_tp_run(argv, log, &code, &err), &err, argv[0]);
     return code;
 }
 
@@ -490,7 +485,7 @@ void gwt_publish(gwt *f, const char *topic, const char *key, json_t *msg)
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     mr_err err = {0};
-    check(mr_bus_publish(f->bus, topic, key, text, strlen(text), &err), &err, "publish");
-    check(mr_bus_flush(f->bus, 10000, &err), &err, "flush");
+    mr_tp_check_step(mr_bus_publish(f->bus, topic, key, text, strlen(text), &err), &err, "publish");
+    mr_tp_check_step(mr_bus_flush(f->bus, 10000, &err), &err, "flush");
     free(text);
 }

@@ -22,6 +22,7 @@
 #include "gw_harness.h"
 #include "mindroom/json.h"
 #include "mindroom/runtime.h"
+#include "tp_check.h"
 
 #define WAIT_MS 20000
 
@@ -36,12 +37,6 @@ typedef struct suite {
 } suite;
 
 static suite S = {.hold = MR_TP_COMMIT_HOLD_INIT};
-
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
 
 static void *gateway_main(void *arg)
 {
@@ -81,7 +76,7 @@ static json_t *read_until(match_fn match, const char *want)
             return NULL;
         size_t handled = 0;
         mr_err err = {0};
-        check(mr_bus_poll(S.inbound, 200, 100, keep, S.msgs, &handled, &err), &err, "polling the bus");
+        mr_tp_check_step(mr_bus_poll(S.inbound, 200, 100, keep, S.msgs, &handled, &err), &err, "polling the bus");
     }
 }
 
@@ -118,7 +113,7 @@ static char *token_of(const char *account)
     mr_code rc = mr_store_get(S.rt->store, key, &v, &len, &err);
     if (rc == MR_ENOTFOUND)
         return NULL;
-    check(rc, &err, "reading a sync token");
+    mr_tp_check_step(rc, &err, "reading a sync token");
     return v;
 }
 
@@ -174,7 +169,7 @@ static void test_token_waits_for_the_commit_not_the_next_sync(void **state)
     json_t *body = json_pack("{s:s, s:s}", "room_alias_name", "lobby", "preset", "public_chat");
     mr_err err = {0};
     assert_non_null(body);
-    check(mr_matrix_create_room(alice, body, lobby, &err), &err, "alice making #lobby");
+    mr_tp_check_step(mr_matrix_create_room(alice, body, lobby, &err), &err, "alice making #lobby");
     json_decref(body);
     assert_int_equal(pthread_create(&S.gateway, NULL, gateway_main, NULL), 0);
     S.gateway_started = true;

@@ -14,6 +14,7 @@
 
 #include "prov_internal.h"
 #include "prov_stack.h"
+#include "tp_check.h"
 
 #define API "/v1/local-mindroom"
 #define MAX_SECRETS 128
@@ -38,12 +39,6 @@ static struct {
     int addresses;
 } S;
 
-static void check(mr_code rc, const mr_err *err, const char *what)
-{
-    if (rc != MR_OK)
-        fail_msg("%s: %s", what, err->msg);
-}
-
 /* Remembered, to be looked for in the logs and the store at the end. */
 static void keep_secret(const char *s)
 {
@@ -65,7 +60,7 @@ static const char *new_user(char *token, size_t cap, char *user_id, size_t id_ca
     char name[32];
     snprintf(name, sizeof name, "user%d", ++S.users);
     mr_err err = {0};
-    check(prov_matrix_user(&S.st, name, token, cap, &err), &err, "registering a Matrix user");
+    mr_tp_check_step(prov_matrix_user(&S.st, name, token, cap, &err), &err, "registering a Matrix user");
     keep_secret(token);
     if (user_id)
         snprintf(user_id, id_cap, "@%s:localhost", name);
@@ -86,7 +81,7 @@ static void bearer(char *out, size_t cap, const char *token)
 static void pair_start(const prov_proc *p, const char *token, char *code, char *session)
 {
     mr_err err = {0};
-    check(prov_pair_start(p, token, code, session, &err), &err, "pair/start");
+    mr_tp_check_step(prov_pair_start(p, token, code, session, &err), &err, "pair/start");
     keep_code(code);
 }
 
@@ -618,14 +613,14 @@ static void test_homeserver_refusal_is_502(void **state)
                          NULL};
     prov_proc bad;
     mr_err err = {0};
-    check(prov_proc_start(&S.st, "badtoken", 0, env, &bad, &err), &err, "starting a service with a wrong token");
+    mr_tp_check_step(prov_proc_start(&S.st, "badtoken", 0, env, &bad, &err), &err, "starting a service with a wrong token");
     char token[256], code[64], username[64], xff[64];
     conn_creds c;
     pair_new_user(&bad, token, code, xff, &c);
     snprintf(username, sizeof username, "mindroom_mind_%s", c.ns);
     prov_reply r = register_agent(&bad, &c, S.st.hs.url, username, "pw-x");
     expect(&r, 502, "Matrix registration failed: ");
-    check(prov_proc_stop(&bad, &err), &err, "stopping the service");
+    mr_tp_check_step(prov_proc_stop(&bad, &err), &err, "stopping the service");
     char *log = prov_slurp(bad.log);
     assert_non_null(log);
     assert_null(strstr(log, "not-the-token"));
@@ -671,8 +666,8 @@ static long post_raw(const char *path, const char *content_type, const char *bod
     const char *headers[] = {xff, NULL};
     mr_http_call call = {.method = "POST", .url = path, .body = body, .body_len = len, .content_type = content_type,
                          .headers = headers};
-    check(mr_http_client_new(&o, &c, &err), &err, "client");
-    check(mr_http_client_do(c, &call, &res, &err), &err, path);
+    mr_tp_check_step(mr_http_client_new(&o, &c, &err), &err, "client");
+    mr_tp_check_step(mr_http_client_do(c, &call, &res, &err), &err, path);
     json_t *j = json_loadb(res.body, res.body_len, 0, NULL);
     const char *d = json_string_value(json_object_get(j, "detail"));
     snprintf(detail, cap, "%s", d ? d : "(no detail)");
@@ -745,8 +740,8 @@ static long get_page(const char *path, char **body, char **csp, char **type)
     mr_http_result res = {0};
     mr_err err = {0};
     mr_http_call call = {.method = "GET", .url = path};
-    check(mr_http_client_new(&o, &c, &err), &err, "client");
-    check(mr_http_client_do(c, &call, &res, &err), &err, path);
+    mr_tp_check_step(mr_http_client_new(&o, &c, &err), &err, "client");
+    mr_tp_check_step(mr_http_client_do(c, &call, &res, &err), &err, path);
     const char *h = mr_http_result_header(&res, "Content-Security-Policy");
     const char *t = mr_http_result_header(&res, "Content-Type");
     *csp = strdup(h ? h : "");
@@ -842,8 +837,8 @@ static void test_replicas_share_limits_and_ignore_forged_addresses(void **state)
     mr_http_result res = {0};
     mr_err err = {0};
     mr_http_call call = {.method = "GET", .url = "/metrics"};
-    check(mr_http_client_new(&o, &c, &err), &err, "client");
-    check(mr_http_client_do(c, &call, &res, &err), &err, "GET /metrics");
+    mr_tp_check_step(mr_http_client_new(&o, &c, &err), &err, "client");
+    mr_tp_check_step(mr_http_client_do(c, &call, &res, &err), &err, "GET /metrics");
     assert_int_equal(res.status, 200);
     text = res.body;
     assert_non_null(strstr(text, "\nprovisioning_rate_limited_total{scope=\"pair_complete\"} "));
@@ -864,8 +859,8 @@ static void test_restart_mid_flow_loses_nothing(void **state)
     mr_err err = {0};
     int port = S.main.port;
     const char *trusting[] = {"MINDROOM_PROVISIONING_TRUSTED_PROXIES=127.0.0.1", NULL};
-    check(prov_proc_stop(&S.main, &err), &err, "stopping main");
-    check(prov_proc_start(&S.st, "main", port, trusting, &S.main, &err), &err, "restarting main");
+    mr_tp_check_step(prov_proc_stop(&S.main, &err), &err, "stopping main");
+    mr_tp_check_step(prov_proc_start(&S.st, "main", port, trusting, &S.main, &err), &err, "restarting main");
     assert_int_equal(S.main.port, port);
 
     prov_reply r = status_of(&S.main, token, session);
@@ -876,7 +871,7 @@ static void test_restart_mid_flow_loses_nothing(void **state)
 
     /* While Redis is down the service says so (503) instead of guessing; it comes back with
      * everything (append-only file) and the connection still authenticates. */
-    check(mr_tp_redis_stop(&S.st.redis, false, &err), &err, "stopping redis");
+    mr_tp_check_step(mr_tp_redis_stop(&S.st.redis, false, &err), &err, "stopping redis");
     r = prov_call(S.main.url, "GET", "/readyz", NULL, NULL);
     assert_int_equal(r.status, 503);
     assert_string_equal(status_word(&r), "not ready");
@@ -887,7 +882,7 @@ static void test_restart_mid_flow_loses_nothing(void **state)
     const char *headers[] = {auth, NULL};
     r = prov_call(S.main.url, "POST", API "/pair/start", headers, NULL);
     expect(&r, 503, "Service temporarily unavailable: its state store failed");
-    check(mr_tp_redis_restart(&S.st.redis, &err), &err, "restarting redis");
+    mr_tp_check_step(mr_tp_redis_restart(&S.st.redis, &err), &err, "restarting redis");
     char username[64];
     snprintf(username, sizeof username, "mindroom_coder_%s", c.ns);
     keep_secret("coder-pw-9");
@@ -972,9 +967,9 @@ static void test_secrets_stay_out_of_logs_and_store(void **state)
     (void)state;
     /* Stopped first, so every log line is flushed. */
     mr_err err = {0};
-    check(prov_proc_stop(&S.main, &err), &err, "stopping main");
-    check(prov_proc_stop(&S.plain, &err), &err, "stopping plain");
-    check(prov_proc_stop(&S.short_ttl, &err), &err, "stopping short");
+    mr_tp_check_step(prov_proc_stop(&S.main, &err), &err, "stopping main");
+    mr_tp_check_step(prov_proc_stop(&S.plain, &err), &err, "stopping plain");
+    mr_tp_check_step(prov_proc_stop(&S.short_ttl, &err), &err, "stopping short");
     assert_true(S.nsecrets > 20);
     const prov_proc *procs[] = {&S.main, &S.plain, &S.short_ttl};
     for (size_t i = 0; i < 3; i++) {
