@@ -1,5 +1,6 @@
 /* commit_hold.c -- see commit_hold.h. */
 #include "commit_hold.h"
+#include "tp_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,4 +55,47 @@ int mr_tp_commit_hold_wait(mr_tp_commit_hold *h, int timeout_ms)
     int held = h->held;
     pthread_mutex_unlock(&h->mu);
     return held;
+}
+
+static void *serve_main(void *arg)
+{
+    mr_tp_commit_hold *h = arg;
+    h->serve(h->rt);
+    return NULL;
+}
+
+int mr_tp_commit_hold_serve(mr_tp_commit_hold *h, const mr_runtime *rt, int (*serve)(const mr_runtime *rt))
+{
+    h->serve = serve;
+    h->rt = rt;
+    if (pthread_create(&h->service, NULL, serve_main, h) != 0) {
+        fprintf(stderr, "cannot start the service's thread\n");
+        return -1;
+    }
+    h->serving = true;
+    return 0;
+}
+
+void mr_tp_commit_hold_close(mr_tp_commit_hold *h, mr_runtime *rt, mr_bus_consumer *consumer)
+{
+    mr_tp_commit_hold_set(h, false);
+    if (rt)
+        mr_runtime_stop(rt);
+    if (h->serving)
+        pthread_join(h->service, NULL);
+    h->serving = false;
+    mr_bus_consumer_close(consumer);
+    mr_runtime_close(rt);
+}
+
+char *mr_tp_stored(const mr_runtime *rt, const char *key, const char *what)
+{
+    char *v = NULL;
+    size_t len = 0;
+    mr_err err = {0};
+    mr_code rc = mr_store_get(rt->store, key, &v, &len, &err);
+    if (rc == MR_ENOTFOUND)
+        return NULL;
+    mr_tp_check_step(rc, &err, what);
+    return v;
 }

@@ -17,6 +17,10 @@ typedef struct mr_tp_commit_hold {
     mr_store *store;
     bool hold;
     int held; /* commits waiting at the hold */
+    int (*serve)(const mr_runtime *rt); /* the service under test, on its own thread */
+    const mr_runtime *rt;
+    pthread_t service;
+    bool serving;
 } mr_tp_commit_hold;
 
 #define MR_TP_COMMIT_HOLD_INIT {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER}
@@ -31,5 +35,14 @@ void mr_tp_commit_hold_set(mr_tp_commit_hold *h, bool on);
 /* The number of commits waiting at the hold once one does, or 0 after timeout_ms. While one
  * waits, every earlier commit's mr_bus_when_durable functions have run. */
 int mr_tp_commit_hold_wait(mr_tp_commit_hold *h, int timeout_ms);
+/* The value at key in rt's store (caller frees), NULL when there is none; a store error fails
+ * the running test, naming what was read. */
+char *mr_tp_stored(const mr_runtime *rt, const char *key, const char *what);
+/* Runs serve(rt) (a service's serve loop) on a thread of its own; 0, or -1 after saying why
+ * on stderr. */
+int mr_tp_commit_hold_serve(mr_tp_commit_hold *h, const mr_runtime *rt, int (*serve)(const mr_runtime *rt));
+/* For a group teardown: lets every held commit go, stops rt, joins the service's thread when it
+ * was started, then closes the test's consumer (NULL: none) and rt (NULL: not opened). */
+void mr_tp_commit_hold_close(mr_tp_commit_hold *h, mr_runtime *rt, mr_bus_consumer *consumer);
 
 #endif

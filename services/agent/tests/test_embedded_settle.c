@@ -8,7 +8,6 @@
  * journal's before-commit hook (which syncs the store first, as the runtime's does) and holds
  * the writer there: nothing commits while it is held, as on a disk whose fsyncs stall. */
 #include <jansson.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,21 +37,12 @@ typedef struct suite {
     mr_model_stub stub;
     char dir[512];
     mr_runtime *rt;
-    pthread_t agent;
-    bool agent_started;
     mr_bus_consumer *outbound;
     json_t *intents;
     mr_tp_commit_hold hold;
 } suite;
 
 static suite S = {.hold = MR_TP_COMMIT_HOLD_INIT};
-
-static void *agent_main(void *arg)
-{
-    (void)arg;
-    mr_agent_serve(S.rt);
-    return NULL;
-}
 
 static void publish_turn(const char *event_id, const char *body)
 {
@@ -111,14 +101,7 @@ static char *claim_of(const char *event_id)
 {
     char key[256];
     snprintf(key, sizeof key, "reply:%s:mind", event_id);
-    char *v = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    mr_code rc = mr_store_get(S.rt->store, key, &v, &len, &err);
-    if (rc == MR_ENOTFOUND)
-        return NULL;
-    mr_tp_check_step(rc, &err, "reading a claim");
-    return v;
+    return mr_tp_stored(S.rt, key, "reading a claim");
 }
 
 static size_t inflight_turns(void)
@@ -169,22 +152,13 @@ static int group_setup(void **state)
     if (mr_bus_subscribe(S.rt->bus, "test-outbound", (const char *const[]){"matrix.outbound"}, 1, &S.outbound,
                          &err) != MR_OK)
         return fprintf(stderr, "%s\n", err.msg), -1;
-    if (pthread_create(&S.agent, NULL, agent_main, NULL) != 0)
-        return fprintf(stderr, "cannot start the agent thread\n"), -1;
-    S.agent_started = true;
-    return 0;
+    return mr_tp_commit_hold_serve(&S.hold, S.rt, mr_agent_serve);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    mr_tp_commit_hold_set(&S.hold, false);
-    if (S.rt)
-        mr_runtime_stop(S.rt);
-    if (S.agent_started)
-        pthread_join(S.agent, NULL);
-    mr_bus_consumer_close(S.outbound);
-    mr_runtime_close(S.rt);
+    mr_tp_commit_hold_close(&S.hold, S.rt, S.outbound);
     json_decref(S.intents);
     mr_err err = {0};
     bool stopped = mr_model_stub_stop(&S.stub, &err) == MR_OK;

@@ -8,7 +8,6 @@
  * does) and holds the writer there: nothing commits while it is held, as on a disk whose fsyncs
  * stall. */
 #include <jansson.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,21 +28,12 @@
 typedef struct suite {
     gwt f;
     mr_runtime *rt;
-    pthread_t gateway;
-    bool gateway_started;
     mr_bus_consumer *inbound;
     json_t *msgs;
     mr_tp_commit_hold hold;
 } suite;
 
 static suite S = {.hold = MR_TP_COMMIT_HOLD_INIT};
-
-static void *gateway_main(void *arg)
-{
-    (void)arg;
-    mr_gateway_serve(S.rt);
-    return NULL;
-}
 
 static mr_code keep(void *ctx, const mr_bus_msg *m, mr_err *err)
 {
@@ -107,14 +97,7 @@ static char *token_of(const char *account)
 {
     char key[MR_MATRIX_ID_SIZE + 16];
     snprintf(key, sizeof key, "sync:%s", account);
-    char *v = NULL;
-    size_t len = 0;
-    mr_err err = {0};
-    mr_code rc = mr_store_get(S.rt->store, key, &v, &len, &err);
-    if (rc == MR_ENOTFOUND)
-        return NULL;
-    mr_tp_check_step(rc, &err, "reading a sync token");
-    return v;
+    return mr_tp_stored(S.rt, key, "reading a sync token");
 }
 
 static bool same(const char *a, const char *b)
@@ -143,13 +126,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    mr_tp_commit_hold_set(&S.hold, false);
-    if (S.rt)
-        mr_runtime_stop(S.rt);
-    if (S.gateway_started)
-        pthread_join(S.gateway, NULL);
-    mr_bus_consumer_close(S.inbound);
-    mr_runtime_close(S.rt);
+    mr_tp_commit_hold_close(&S.hold, S.rt, S.inbound);
     json_decref(S.msgs);
     gwt_teardown(&S.f);
     return 0;
@@ -171,8 +148,7 @@ static void test_token_waits_for_the_commit_not_the_next_sync(void **state)
     assert_non_null(body);
     mr_tp_check_step(mr_matrix_create_room(alice, body, lobby, &err), &err, "alice making #lobby");
     json_decref(body);
-    assert_int_equal(pthread_create(&S.gateway, NULL, gateway_main, NULL), 0);
-    S.gateway_started = true;
+    assert_int_equal(mr_tp_commit_hold_serve(&S.hold, S.rt, mr_gateway_serve), 0);
     wait_ready();
     mr_tp_commit_hold_set(&S.hold, true);
     gwt_say(alice, lobby, "d1", "while the disk stalls");
