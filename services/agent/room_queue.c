@@ -363,20 +363,23 @@ mr_code room_queue_push_ahead(room_queue *q, const char *room, void *job, mr_err
     return push(q, room, job, true, err);
 }
 
-size_t room_queue_threads(room_queue *q)
+/* A count the queue's threads change, read under their lock. */
+static size_t count_locked(room_queue *q, const size_t *count)
 {
     pthread_mutex_lock(&q->lock);
-    size_t n = q->live;
+    size_t n = *count;
     pthread_mutex_unlock(&q->lock);
     return n;
 }
 
+size_t room_queue_threads(room_queue *q)
+{
+    return count_locked(q, &q->live);
+}
+
 size_t room_queue_waiting(room_queue *q)
 {
-    pthread_mutex_lock(&q->lock);
-    size_t n = q->waiting;
-    pthread_mutex_unlock(&q->lock);
-    return n;
+    return count_locked(q, &q->waiting);
 }
 
 size_t room_queue_idle(room_queue *q)

@@ -218,20 +218,18 @@ static void *poll_one(void *arg)
     return NULL;
 }
 
-static size_t waiting_consumers(ip_bus *b)
-{
-    pthread_mutex_lock(&b->mu);
-    size_t n = b->n_waiters;
-    pthread_mutex_unlock(&b->mu);
-    return n;
-}
+/* The bus's consumer counts at one moment, read under its lock. */
+typedef struct ip_counts {
+    size_t waiting;  /* consumers asleep for a message */
+    uint64_t wakes;  /* signals sent to waiting consumers so far */
+} ip_counts;
 
-static uint64_t consumer_wakes(ip_bus *b)
+static ip_counts counts_of(ip_bus *b)
 {
     pthread_mutex_lock(&b->mu);
-    uint64_t n = b->consumer_wakes;
+    ip_counts c = {.waiting = b->n_waiters, .wakes = b->consumer_wakes};
     pthread_mutex_unlock(&b->mu);
-    return n;
+    return c;
 }
 
 /* A publish wakes one waiting consumer that may take the message, not every waiting consumer of
@@ -253,14 +251,14 @@ static void test_a_publish_wakes_one_consumer_that_may_take_it(void **state)
         assert_int_equal(pthread_create(&polls[i].thread, NULL, poll_one, &polls[i]), 0);
     }
     long long deadline = mr_clock_mono_ms() + 30000;
-    while (waiting_consumers(ib) < 5 && mr_clock_mono_ms() < deadline)
+    while (counts_of(ib).waiting < 5 && mr_clock_mono_ms() < deadline)
         sched_yield();
-    assert_int_equal(waiting_consumers(ib), 5);
+    assert_int_equal(counts_of(ib).waiting, 5);
 
     suite_publish(b, "busy", 0, 1, 1);
-    while (waiting_consumers(ib) > 4 && mr_clock_mono_ms() < deadline)
+    while (counts_of(ib).waiting > 4 && mr_clock_mono_ms() < deadline)
         sched_yield();
-    assert_int_equal(consumer_wakes(ib), 1);
+    assert_int_equal(counts_of(ib).wakes, 1);
     /* The rest, one message per consumer: the second and third of g in turn (the third once the
      * second is done with the partition), and the two of q likewise. */
     suite_publish(b, "busy", 1, 2, 1);
@@ -273,7 +271,7 @@ static void test_a_publish_wakes_one_consumer_that_may_take_it(void **state)
         mr_bus_consumer_close(polls[i].c);
     }
     assert_int_equal(handled, 5);
-    assert_int_equal(consumer_wakes(ib), 5);
+    assert_int_equal(counts_of(ib).wakes, 5);
     mr_bus_close(b);
 }
 
@@ -294,9 +292,9 @@ static mr_code publish_next_while_busy(void *ctx, const mr_bus_msg *m, mr_err *e
     if (seq == 0) {
         assert_int_equal(pthread_create(&h->other->thread, NULL, poll_one, h->other), 0);
         long long deadline = mr_clock_mono_ms() + 30000;
-        while (waiting_consumers((ip_bus *)h->bus) < 1 && mr_clock_mono_ms() < deadline)
+        while (counts_of((ip_bus *)h->bus).waiting < 1 && mr_clock_mono_ms() < deadline)
             sched_yield();
-        assert_int_equal(waiting_consumers((ip_bus *)h->bus), 1);
+        assert_int_equal(counts_of((ip_bus *)h->bus).waiting, 1);
         suite_publish(h->bus, "chain", 1, 1, 1);
     }
     return MR_OK;
@@ -324,8 +322,8 @@ static void test_a_running_consumer_takes_the_next_message_itself(void **state)
     assert_int_equal(mr_bus_poll(running, 0, 8, publish_next_while_busy, &h, &handled, &err), MR_OK);
     assert_int_equal(handled, 2);
     assert_int_equal(h.log.seqs[1], 1);
-    assert_int_equal(consumer_wakes((ip_bus *)b), 0);
-    assert_int_equal(waiting_consumers((ip_bus *)b), 1);
+    assert_int_equal(counts_of((ip_bus *)b).wakes, 0);
+    assert_int_equal(counts_of((ip_bus *)b).waiting, 1);
     suite_publish(b, "chain", 2, 1, 1);
     pthread_join(other.thread, NULL);
     assert_int_equal(other.rc, MR_OK);
