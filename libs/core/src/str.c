@@ -153,6 +153,44 @@ size_t mr_utf8_seq_len(const char *str)
     return n;
 }
 
+bool mr_strbuf_add_json_string(mr_strbuf *b, const char *s, size_t n, bool upper_hex)
+{
+    mr_strbuf_add(b, "\"", 1);
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x80 && s[run] != '"' &&
+               s[run] != '\\')
+            run++;
+        mr_strbuf_add(b, s + i, run - i);
+        if (run == n)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        if (c >= 0x80) {
+            size_t len = mr_utf8_seq_len(s + run);
+            if (len == 0 || len > n - run)
+                return false;
+            mr_strbuf_add(b, s + run, len);
+            i = run + len;
+            continue;
+        }
+        char esc[8];
+        switch (c) {
+        case '"': memcpy(esc, "\\\"", 3); break;
+        case '\\': memcpy(esc, "\\\\", 3); break;
+        case '\b': memcpy(esc, "\\b", 3); break;
+        case '\f': memcpy(esc, "\\f", 3); break;
+        case '\n': memcpy(esc, "\\n", 3); break;
+        case '\r': memcpy(esc, "\\r", 3); break;
+        case '\t': memcpy(esc, "\\t", 3); break;
+        default: snprintf(esc, sizeof esc, upper_hex ? "\\u%04X" : "\\u%04x", c); break;
+        }
+        mr_strbuf_puts(b, esc);
+        i = run + 1;
+    }
+    return mr_strbuf_add(b, "\"", 1);
+}
+
 size_t mr_str_printable_run(const char *s, size_t n)
 {
     /* Eight bytes at a time: a byte below 0x20 or at 0x7f or above sets its top bit in

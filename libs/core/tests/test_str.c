@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,42 @@ static void test_utf8_seq_len(void **state)
     assert_int_equal(mr_utf8_seq_len("\xff"), 0);
 }
 
+/* s (n bytes) as a JSON string, or NULL when refused. */
+static char *json_string_of(const char *s, size_t n, bool upper_hex)
+{
+    mr_strbuf b = {0};
+    bool ok = mr_strbuf_add_json_string(&b, s, n, upper_hex);
+    char *out = mr_strbuf_take(&b);
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Quotes, backslashes and control characters (a NUL inside the n bytes too) are escaped, with
+ * the hex case asked for; UTF-8 and 0x7f are left as they are; bytes that are not UTF-8, or a
+ * sequence cut by n, are refused. */
+static void test_json_string(void **state)
+{
+    (void)state;
+    static const char text[] = "a\"b\\c\b\f\n\r\t\x1f\x7f caf\xc3\xa9 \xe2\x82\xac\0z";
+    char *upper = json_string_of(text, sizeof text - 1, true);
+    assert_string_equal(upper, "\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u001F\x7f caf\xc3\xa9 \xe2\x82\xac\\u0000z\"");
+    char *lower = json_string_of(text, sizeof text - 1, false);
+    assert_non_null(strstr(lower, "\\u001f"));
+    assert_non_null(strstr(lower, "\\u0000z"));
+    free(upper);
+    free(lower);
+    char *empty = json_string_of("", 0, true);
+    assert_string_equal(empty, "\"\"");
+    free(empty);
+    assert_null(json_string_of("bad \xff", 5, true));
+    assert_null(json_string_of("over\xc3", 5, true));
+    /* The sequence goes on past n: cut, so refused. */
+    assert_null(json_string_of("cut\xc3\xa9", 4, true));
+}
+
 /* The word-at-a-time scan stops where a byte-by-byte one does, for every byte value at every
  * position of a run longer than a word, beside printable neighbours and at any length. */
 static void test_printable_run(void **state)
@@ -194,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_strbuf_printf_reset_and_take),
         cmocka_unit_test(test_utf8_seq_len),
         cmocka_unit_test(test_printable_run),
+        cmocka_unit_test(test_json_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,43 +62,11 @@ mr_http_response *mr_http_reply_json(int status, json_t *body)
     return text ? reply_taking(status, "application/json", text, strlen(text)) : NULL;
 }
 
-/* value as a JSON string, as jansson's json_dumps writes it (the control characters escaped,
- * the rest as it is); false when it is not UTF-8, which jansson would refuse. */
+/* value as jansson's json_dumps writes a string; false when it is not UTF-8, which jansson would
+ * refuse. */
 static bool put_json_string(mr_strbuf *b, const char *value)
 {
-    mr_strbuf_add(b, "\"", 1);
-    for (const char *p = value; *p;) {
-        size_t run = 0;
-        while ((unsigned char)p[run] >= 0x20 && p[run] != '"' && p[run] != '\\' && (unsigned char)p[run] < 0x80)
-            run++;
-        mr_strbuf_add(b, p, run);
-        p += run;
-        unsigned char c = (unsigned char)*p;
-        if (!c)
-            break;
-        if (c >= 0x80) {
-            size_t n = mr_utf8_seq_len(p);
-            if (n == 0)
-                return false;
-            mr_strbuf_add(b, p, n);
-            p += n;
-            continue;
-        }
-        char esc[8];
-        switch (c) {
-        case '"': memcpy(esc, "\\\"", 3); break;
-        case '\\': memcpy(esc, "\\\\", 3); break;
-        case '\b': memcpy(esc, "\\b", 3); break;
-        case '\f': memcpy(esc, "\\f", 3); break;
-        case '\n': memcpy(esc, "\\n", 3); break;
-        case '\r': memcpy(esc, "\\r", 3); break;
-        case '\t': memcpy(esc, "\\t", 3); break;
-        default: snprintf(esc, sizeof esc, "\\u%04X", c); break;
-        }
-        mr_strbuf_puts(b, esc);
-        p++;
-    }
-    return mr_strbuf_add(b, "\"", 1);
+    return mr_strbuf_add_json_string(b, value, strlen(value), true);
 }
 
 mr_http_response *mr_http_reply_json_strings(int status, const char *const *fields)

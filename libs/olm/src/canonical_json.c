@@ -11,34 +11,14 @@
 /* Integers must fit an IEEE double exactly: [-(2^53)+1, (2^53)-1]. */
 #define CANONICAL_INT_MAX 9007199254740991LL
 
-/* The shortest form: only '"', '\\' and control characters are escaped, everything else is the
- * UTF-8 byte itself (jansson has already checked the UTF-8). */
-static void put_string(mr_strbuf *b, const char *s, size_t n)
+/* The shortest form: only '"', '\\' and control characters are escaped (lower-case hex), everything
+ * else is the UTF-8 byte itself. A failed append stays on the buffer, which the caller checks at
+ * the end; bytes that are not UTF-8 (jansson checks its strings, so only a bug) are an error. */
+static mr_code put_string(mr_strbuf *b, const char *s, size_t n, mr_err *err)
 {
-    mr_strbuf_add(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        mr_strbuf_add(b, s + run, i - run);
-        run = i + 1;
-        char esc[8];
-        switch (c) {
-        case '"': mr_strbuf_add(b, "\\\"", 2); break;
-        case '\\': mr_strbuf_add(b, "\\\\", 2); break;
-        case '\b': mr_strbuf_add(b, "\\b", 2); break;
-        case '\f': mr_strbuf_add(b, "\\f", 2); break;
-        case '\n': mr_strbuf_add(b, "\\n", 2); break;
-        case '\r': mr_strbuf_add(b, "\\r", 2); break;
-        case '\t': mr_strbuf_add(b, "\\t", 2); break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            mr_strbuf_add(b, esc, 6);
-        }
-    }
-    mr_strbuf_add(b, s + run, n - run);
-    mr_strbuf_add(b, "\"", 1);
+    if (!mr_strbuf_add_json_string(b, s, n, false) && mr_strbuf_ok(b))
+        return mr_err_set(err, MR_EINVAL, "canonical JSON: a string that is not UTF-8");
+    return MR_OK;
 }
 
 static mr_code put_integer(mr_strbuf *b, long long v, const char *where, mr_err *err)
@@ -77,9 +57,10 @@ static mr_code put_object(mr_strbuf *b, const json_t *v, mr_err *err)
     for (i = 0; i < n && rc == MR_OK; i++) {
         if (i > 0)
             mr_strbuf_add(b, ",", 1);
-        put_string(b, keys[i], strlen(keys[i]));
+        rc = put_string(b, keys[i], strlen(keys[i]), err);
         mr_strbuf_add(b, ":", 1);
-        rc = put_value(b, json_object_get(v, keys[i]), keys[i], err);
+        if (rc == MR_OK)
+            rc = put_value(b, json_object_get(v, keys[i]), keys[i], err);
     }
     mr_strbuf_add(b, "}", 1);
     free(keys);
@@ -104,8 +85,7 @@ static mr_code put_value(mr_strbuf *b, const json_t *v, const char *where, mr_er
         return MR_OK;
     }
     case JSON_STRING:
-        put_string(b, json_string_value(v), json_string_length(v));
-        return MR_OK;
+        return put_string(b, json_string_value(v), json_string_length(v), err);
     case JSON_INTEGER:
         return put_integer(b, (long long)json_integer_value(v), where, err);
     case JSON_REAL: {

@@ -43,6 +43,13 @@ void mr_strbuf_free(mr_strbuf *b);
  * not one: an overlong form, a surrogate, a code point past U+10FFFF, a sequence cut short. */
 size_t mr_utf8_seq_len(const char *s);
 
+/* Appends the n bytes at s as a JSON string literal: '"', '\\' and the control characters
+ * escaped (\b \f \n \r \t by name, the rest as \u00XX with upper-case hex when upper_hex, as
+ * jansson writes it, else lower-case, as Matrix canonical JSON asks), every other byte as it is.
+ * false when an append failed or the bytes are not UTF-8 (nothing is added past them). s[n] must
+ * be readable, a NUL as in C and jansson strings: a multi-byte sequence is checked up to it. */
+bool mr_strbuf_add_json_string(mr_strbuf *b, const char *s, size_t n, bool upper_hex);
+
 /* Length of the leading run of printable ASCII (0x20-0x7e) in the n bytes at s, checked eight
  * bytes at a time: for the scans of header values on every request. */
 size_t mr_str_printable_run(const char *s, size_t n);
