@@ -232,6 +232,15 @@ static ip_counts counts_of(ip_bus *b)
     return c;
 }
 
+/* Waits up to 30 s until n consumers of b are asleep waiting for a message, and says so. */
+static void expect_waiting(ip_bus *b, size_t n)
+{
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (counts_of(b).waiting != n && mr_clock_mono_ms() < deadline)
+        sched_yield();
+    assert_int_equal(counts_of(b).waiting, n);
+}
+
 /* A publish wakes one waiting consumer that may take the message, not every waiting consumer of
  * the bus: in `mindroom run` a dozen consumer threads (eight of them the gateway's senders) each
  * woke on every message of every topic. Three consumers of group g on "busy" and two of group q
@@ -250,14 +259,10 @@ static void test_a_publish_wakes_one_consumer_that_may_take_it(void **state)
         assert_int_equal(mr_bus_subscribe(b, i < 3 ? "g" : "q", i < 3 ? busy : quiet, 1, &polls[i].c, &err), MR_OK);
         assert_int_equal(pthread_create(&polls[i].thread, NULL, poll_one, &polls[i]), 0);
     }
-    long long deadline = mr_clock_mono_ms() + 30000;
-    while (counts_of(ib).waiting < 5 && mr_clock_mono_ms() < deadline)
-        sched_yield();
-    assert_int_equal(counts_of(ib).waiting, 5);
+    expect_waiting(ib, 5);
 
     suite_publish(b, "busy", 0, 1, 1);
-    while (counts_of(ib).waiting > 4 && mr_clock_mono_ms() < deadline)
-        sched_yield();
+    expect_waiting(ib, 4);
     assert_int_equal(counts_of(ib).wakes, 1);
     /* The rest, one message per consumer: the second and third of g in turn (the third once the
      * second is done with the partition), and the two of q likewise. */
@@ -291,10 +296,7 @@ static mr_code publish_next_while_busy(void *ctx, const mr_bus_msg *m, mr_err *e
     h->log.seqs[h->log.n++] = seq;
     if (seq == 0) {
         assert_int_equal(pthread_create(&h->other->thread, NULL, poll_one, h->other), 0);
-        long long deadline = mr_clock_mono_ms() + 30000;
-        while (counts_of((ip_bus *)h->bus).waiting < 1 && mr_clock_mono_ms() < deadline)
-            sched_yield();
-        assert_int_equal(counts_of((ip_bus *)h->bus).waiting, 1);
+        expect_waiting((ip_bus *)h->bus, 1);
         suite_publish(h->bus, "chain", 1, 1, 1);
     }
     return MR_OK;
