@@ -358,17 +358,24 @@ static void request_clear(mr_http_request *req)
     free(req->query);
 }
 
-static void client_ip(struct MHD_Connection *c, char *out, size_t cap)
+/* The peer's address and port: the port tells one connection from another. */
+static void client_address(struct MHD_Connection *c, mr_http_request *req)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    out[0] = '\0';
+    req->client_ip[0] = '\0';
+    req->client_port = 0;
     if (!ci || !ci->client_addr)
         return;
     const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)cap);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)cap);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, req->client_ip, (socklen_t)sizeof req->client_ip);
+        req->client_port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, req->client_ip, (socklen_t)sizeof req->client_ip);
+        req->client_port = ntohs(in6->sin6_port);
+    }
 }
 
 /* ---- sending ---------------------------------------------------------------------------- */
@@ -548,7 +555,7 @@ static enum MHD_Result dispatch(mr_http_server *srv, struct MHD_Connection *c, c
         *req = (mr_http_request){.method = method, .path = url, .impl = c, .may_block = !srv->workers};
         req->body = st->body.s ? st->body.s : "";
         req->body_len = st->body.len;
-        client_ip(c, req->client_ip, sizeof req->client_ip);
+        client_address(c, req);
         if (split_path(req, url) && MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, req) >= 0)
             r = srv->handler(srv->ctx, req);
         if (r == &http_later_reply && !req->may_block) {

@@ -296,8 +296,8 @@ static void record(stub *s, const mr_http_request *req, const char *auth)
     json_t *body = req->body_len ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
     if (!body && req->body_len)
         body = json_stringn(req->body, req->body_len);
-    stub_record(s, json_pack("{s:s, s:s, s:s, s:o}", "method", req->method, "path", req->path,
-                             "auth", auth, "body", body ? body : json_null()));
+    stub_record(s, json_pack("{s:s, s:s, s:s, s:o, s:i}", "method", req->method, "path", req->path,
+                             "auth", auth, "body", body ? body : json_null(), "client_port", req->client_port));
 }
 
 static mr_http_response *api(stub *s, const mr_http_request *req)

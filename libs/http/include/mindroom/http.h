@@ -68,6 +68,7 @@ typedef struct mr_http_request {
     const char *body;       /* body_len bytes, NUL-terminated for convenience */
     size_t body_len;
     char client_ip[46];     /* "127.0.0.1", "::1" */
+    int client_port;        /* the peer's port: one per connection, so requests on one share it */
     /* False on a pooled server's polling thread, which serves other connections between this
      * request's calls: a handler that would wait there (a store, an upstream, a lock held
      * across I/O) returns mr_http_reply_later() instead, and is called again for the same

@@ -508,6 +508,38 @@ static void test_hold_until_released(void **state)
     assert_non_null(strstr(err.msg, "'stall_ms' or 'hold', not both"));
 }
 
+/* Each recorded request names its connection by the client's port: requests on one kept-alive
+ * connection share it, another client's connection has its own. */
+static void test_requests_name_their_connection(void **state)
+{
+    fixture *f = *state;
+    static const char *const body = "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", "
+                                    "\"content\": \"hi\"}]}";
+    assert_int_equal(post(f, "/v1/chat/completions", body, NULL), 200);
+    assert_int_equal(post(f, "/v1/chat/completions", body, NULL), 200);
+    mr_http_client_opts o = {.base_url = f->st.url};
+    mr_http_client *other = NULL;
+    assert_int_equal(mr_http_client_new(&o, &other, NULL), MR_OK);
+    json_t *j = json_loads(body, 0, NULL);
+    mr_http_result res;
+    assert_int_equal(mr_http_client_json(other, "POST", "/v1/chat/completions", j, &res, NULL), MR_OK);
+    assert_int_equal(res.status, 200);
+    mr_http_result_clear(&res);
+    json_decref(j);
+    mr_http_client_free(other);
+    json_t *reqs = NULL;
+    assert_int_equal(mr_model_stub_requests(&f->st, &reqs, NULL), MR_OK);
+    assert_int_equal(json_array_size(reqs), 3);
+    json_int_t ports[3];
+    for (size_t i = 0; i < 3; i++) {
+        ports[i] = json_integer_value(json_object_get(json_array_get(reqs, i), "client_port"));
+        assert_true(ports[i] > 0);
+    }
+    assert_int_equal(ports[0], ports[1]);
+    assert_int_not_equal(ports[1], ports[2]);
+    json_decref(reqs);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_open, teardown)
 #define KEYED(name) cmocka_unit_test_setup_teardown(name, setup_keyed, teardown)
 
@@ -526,6 +558,7 @@ int main(void)
         T(test_unknown_url),
         T(test_stop_ends_stalls),
         T(test_hold_until_released),
+        T(test_requests_name_their_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
