@@ -177,6 +177,34 @@ static void test_streamed_answer(void **state)
     json_decref(r);
 }
 
+/* A client's calls, streamed or not and after a provider's error answer, go over one kept-alive
+ * connection: the stub names each request's connection by the client's port. */
+static void test_calls_reuse_one_connection(void **state)
+{
+    fixture *f = *state;
+    mr_llm_response out;
+    mr_err err = {0};
+    deltas d = {0};
+    mr_llm_request streamed = {.user = "one", .stream = true, .on_delta = on_delta, .delta_ctx = &d};
+    assert_int_equal(chat(f, &streamed, &out, &err), MR_OK);
+    mr_llm_response_clear(&out);
+    mr_llm_request whole = {.user = "two"};
+    assert_int_equal(chat(f, &whole, &out, &err), MR_OK);
+    mr_llm_response_clear(&out);
+    script(f, "{\"error\": {\"status\": 400, \"message\": \"bad\"}}");
+    assert_int_equal(chat(f, &whole, &out, &err), MR_EINVAL);
+    mr_llm_response_clear(&out);
+    assert_int_equal(chat(f, &streamed, &out, &err), MR_OK);
+    mr_llm_response_clear(&out);
+    json_t *r = requests(f);
+    assert_int_equal(json_array_size(r), 4);
+    json_int_t port = json_integer_value(json_object_get(json_array_get(r, 0), "client_port"));
+    assert_true(port > 0);
+    for (size_t i = 1; i < 4; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(r, i), "client_port")), port);
+    json_decref(r);
+}
+
 static void test_tool_calls(void **state)
 {
     fixture *f = *state;
@@ -655,6 +683,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_whole_answer),
         T(test_streamed_answer),
+        T(test_calls_reuse_one_connection),
         T(test_tool_calls),
         T(test_tool_choice_and_tool_names),
         T(test_structured_answer),

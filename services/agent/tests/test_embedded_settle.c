@@ -6,7 +6,8 @@
  * The agent runs in this process (mr_agent_serve on a thread, as `mindroom run` runs it) over
  * an inproc:///<dir>/bus.db journal and a SQLite store, with the model stub. The test takes the
  * journal's before-commit hook (which syncs the store first, as the runtime's does) and holds
- * the writer there: nothing commits while it is held, as on a disk whose fsyncs stall. */
+ * the writer there: nothing commits while it is held, as on a disk whose fsyncs stall. Also: a
+ * room's turns reach the model over one connection. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,10 +202,33 @@ static void test_next_turn_does_not_wait_for_the_commit(void **state)
     }
 }
 
+/* The room's turns, one after another as people write, reach the model over one kept-alive
+ * connection: no connect (or TLS handshake, against a real provider) in front of each answer. */
+static void test_turns_reuse_one_model_connection(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "resetting the model stub");
+    static const char *const events[] = {"$c1:example.org", "$c2:example.org", "$c3:example.org", "$c4:example.org"};
+    for (size_t i = 0; i < 4; i++) {
+        publish_turn(events[i], events[i] + 1);
+        wait_answered(events[i], events[i] + 1);
+    }
+    json_t *reqs = NULL;
+    mr_tp_check_step(mr_model_stub_requests(&S.stub, &reqs, &err), &err, "reading the stub's requests");
+    assert_int_equal(json_array_size(reqs), 4);
+    json_int_t first = json_integer_value(json_object_get(json_array_get(reqs, 0), "client_port"));
+    assert_true(first > 0);
+    for (size_t i = 1; i < 4; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(reqs, i), "client_port")), first);
+    json_decref(reqs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_turn_does_not_wait_for_the_commit),
+        cmocka_unit_test(test_turns_reuse_one_model_connection),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
