@@ -115,10 +115,21 @@ void mr_http_result_clear(mr_http_result *r)
 
 /* ---- callbacks ---- */
 
+/* call->sent, once: from the progress callback once the body is out, or before the first byte
+ * of the answer when that comes first. */
+static void tell_sent(http_transfer *t)
+{
+    if (t->call->sent && !t->told_sent) {
+        t->told_sent = true;
+        t->call->sent(t->call->sent_ctx);
+    }
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     http_transfer *t = ud;
     size_t len = size * n;
+    tell_sent(t);
     if (t->call->on_data) {
         long status = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -180,15 +191,17 @@ static long ms_since(const struct timespec *t0)
     return (long)(t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* libcurl calls this about once a second even while nothing arrives, which is what lets a
- * stalled peer be noticed and a caller cancel; any byte moving either way restarts the stall
- * clock. */
+/* libcurl calls this as the transfer moves and about once a second even while nothing
+ * arrives, which is what lets a stalled peer be noticed and a caller cancel; any byte moving
+ * either way restarts the stall clock. Its first call with the whole body counted as sent is
+ * the moment the request is out. */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
     (void)dltotal;
-    (void)ultotal;
     http_transfer *t = ud;
+    if (ultotal > 0 && ulnow >= ultotal)
+        tell_sent(t);
     if (t->call->cancelled && t->call->cancelled(t->call->cancel_ctx)) {
         t->cancelled = true;
         return 1;
@@ -339,7 +352,7 @@ mr_code http_client_prepare(mr_http_client *c, const mr_http_call *call, mr_http
     SET(CURLOPT_WRITEDATA, t);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, t);
-    if (call->stall_timeout_ms > 0 || call->cancelled) {
+    if (call->stall_timeout_ms > 0 || call->cancelled || call->sent) {
         SET(CURLOPT_XFERINFOFUNCTION, on_progress);
         SET(CURLOPT_XFERINFODATA, t);
         SET(CURLOPT_NOPROGRESS, 0L);

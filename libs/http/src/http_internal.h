@@ -33,6 +33,7 @@ typedef struct http_transfer {
     bool aborted;                    /* on_data returned false */
     bool stalled;                    /* no byte moved for call->stall_timeout_ms */
     bool cancelled;                  /* call->cancelled said so */
+    bool told_sent;                  /* call->sent was called */
     curl_off_t moved;                /* bytes up and down at the last progress call */
     struct timespec last_move;
 } http_transfer;

@@ -329,7 +329,7 @@ static mr_code attempt_run(attempt *a, const mr_llm_request *req, const char *bo
     mr_http_call call = {.method = "POST", .url = c->url, .body = body, .body_len = strlen(body),
                          .content_type = "application/json",
                          .headers = req->stream ? accept_sse : accept_json,
-                         .timeout_ms = timeout_ms};
+                         .timeout_ms = timeout_ms, .sent = req->on_sent, .sent_ctx = req->sent_ctx};
     if (req->stream) {
         mr_sse_init(&a->sse, MAX_EVENT_BYTES, on_event, a);
         a->acc = (mr_llm_acc){.out = a->out, .on_delta = req->on_delta, .delta_ctx = req->delta_ctx};

@@ -205,6 +205,54 @@ static void test_calls_reuse_one_connection(void **state)
     json_decref(r);
 }
 
+/* What on_sent saw: how often it came, and the text on_delta had by then. */
+typedef struct sent_seen {
+    fixture *f;
+    deltas *d;
+    int calls;
+    int deltas_before;
+    bool release;        /* let the held answer go, which only a request that is out awaits */
+} sent_seen;
+
+static void on_sent(void *ctx)
+{
+    sent_seen *s = ctx;
+    s->calls++;
+    s->deltas_before += s->d->n;
+    if (s->release)
+        assert_int_equal(mr_model_stub_release(&s->f->st, NULL), MR_OK);
+}
+
+/* on_sent comes while the model works: the stub holds the answer until on_sent releases it, so
+ * a hook called only after the answer (or never) would leave the call to time out. It comes
+ * before any text, and once for each attempt. */
+static void test_on_sent_while_the_model_works(void **state)
+{
+    fixture *f = *state;
+    client(f, (mr_llm_opts){.timeout_ms = 10000, .max_attempts = 1});
+    script(f, "{\"hold\": true}");
+    deltas d = {0};
+    sent_seen seen = {.f = f, .d = &d, .release = true};
+    mr_llm_request req = {.user = "held for a while", .stream = true, .on_delta = on_delta, .delta_ctx = &d,
+                          .on_sent = on_sent, .sent_ctx = &seen};
+    mr_llm_response out;
+    mr_err err = {0};
+    assert_int_equal(chat(f, &req, &out, &err), MR_OK);
+    assert_string_equal(out.content, "Echo: held for a while");
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.deltas_before, 0);
+    mr_llm_response_clear(&out);
+
+    client(f, (mr_llm_opts){0});
+    script(f, "{\"error\": {\"status\": 503}}");
+    sent_seen again = {.f = f, .d = &d};
+    mr_llm_request whole = {.user = "hi", .on_sent = on_sent, .sent_ctx = &again};
+    assert_int_equal(chat(f, &whole, &out, &err), MR_OK);
+    assert_int_equal(out.attempts, 2);
+    assert_int_equal(again.calls, 2);
+    mr_llm_response_clear(&out);
+}
+
 static void test_tool_calls(void **state)
 {
     fixture *f = *state;
@@ -684,6 +732,7 @@ int main(void)
         T(test_whole_answer),
         T(test_streamed_answer),
         T(test_calls_reuse_one_connection),
+        T(test_on_sent_while_the_model_works),
         T(test_tool_calls),
         T(test_tool_choice_and_tool_names),
         T(test_structured_answer),

@@ -240,6 +240,11 @@ typedef struct mr_http_call {
      * poll. NULL: never. */
     bool (*cancelled)(void *ctx);
     void *cancel_ctx;
+    /* Called once, on the thread running the request, when the whole body has gone out and the
+     * answer is awaited (before any of it reaches on_data): what the caller would otherwise do
+     * before the request runs while the server works. Requests with a body only; NULL: none. */
+    void (*sent)(void *ctx);
+    void *sent_ctx;
 } mr_http_call;
 
 mr_code mr_http_client_new(const mr_http_client_opts *opts, mr_http_client **out, mr_err *err);

@@ -83,6 +83,11 @@ typedef struct mr_llm_request {
     mr_llm_delta_fn on_delta;           /* stream only; may be NULL */
     mr_llm_tick_fn on_tick;             /* stream only; may be NULL */
     void *delta_ctx;                    /* for on_delta and on_tick */
+    /* Called once the request of an attempt is out and the model works, before any of its
+     * answer reaches on_delta (again for a retry): what the caller has to do before it shows an
+     * answer can run meanwhile instead of in front of the call. May be NULL. */
+    void (*on_sent)(void *ctx);
+    void *sent_ctx;
 } mr_llm_request;
 
 /* ---- answers ---------------------------------------------------------------------------- */
