@@ -35,6 +35,7 @@ typedef struct answer_run {
     int edits;
     int typing;                  /* typing notices sent */
     long long typing_ms;
+    bool ready;                  /* get_ready ran */
     mr_code failed;              /* the first bus or store failure; it cancels the call */
     mr_err err;
 } answer_run;
@@ -74,6 +75,28 @@ static void typing(answer_run *a, bool on)
     txn(a, "t", a->typing++, id);
     publish(a, reply_typing_intent(a->e->user_id, a->t->turn->room_id, id, on));
     a->typing_ms = mr_clock_mono_ms();
+}
+
+/* What must be done before anything of the answer goes out: where it goes recorded (for a
+ * send failure's notice) and the typing notice on. Once, as soon as the model's request is out
+ * (on_sent), so it runs while the model works rather than in front of the call; at the latest
+ * before the first message. */
+static void get_ready(answer_run *a)
+{
+    if (a->ready)
+        return;
+    a->ready = true;
+    const agent_turn *turn = a->t->turn;
+    mr_err err = {0};
+    fail(a, delivery_remember(a->svc->rt->store, turn->event_id, a->e->name, a->e->user_id, turn->room_id,
+                              a->where.thread_root, &err),
+         &err);
+    typing(a, true);
+}
+
+static void on_sent(void *ctx)
+{
+    get_ready(ctx);
 }
 
 static bool append(answer_run *a, const char *text, size_t len)
@@ -193,6 +216,7 @@ static void show_part(answer_run *a, const char *text, size_t len, bool final)
  * message of the thread; the last one is in progress unless final. */
 static void show(answer_run *a, bool final)
 {
+    get_ready(a);
     size_t cut;
     while (a->failed == MR_OK && (cut = part_end(a)) != 0) {
         show_part(a, a->text + a->part_start, cut - a->part_start, true);
@@ -269,7 +293,7 @@ static bool on_tick(void *ctx)
     long long now = mr_clock_mono_ms();
     if (a->failed == MR_OK && stream_due(&a->st, now))
         show(a, false);
-    if (a->failed == MR_OK && now - a->typing_ms >= TYPING_REFRESH_MS)
+    if (a->failed == MR_OK && a->ready && now - a->typing_ms >= TYPING_REFRESH_MS)
         typing(a, true);
     return a->failed == MR_OK;
 }
@@ -354,6 +378,8 @@ static void call_model(answer_run *a)
         .on_delta = on_delta,
         .on_tick = on_tick,
         .delta_ctx = a,
+        .on_sent = on_sent,
+        .sent_ctx = a,
     };
     mr_code why = MR_OK;
     const char *no_client = NULL;
@@ -363,8 +389,11 @@ static void call_model(answer_run *a)
     if (client) {
         tool_hooks hooks = {.on_text = on_delta, .on_done = on_tool_done, .ctx = a,
                             .show = e->agent ? e->agent->show_tool_calls : cfg->defaults.show_tool_calls};
-        /* A team's answer goes through its hooks as the tool loop's does. */
+        /* A team's answer goes through its hooks as the tool loop's does; its members may call
+         * side by side, so it gets ready first. */
         tools = e->team != NULL;
+        if (tools)
+            get_ready(a);
         why = e->team ? team_answer(svc, a->t, e, client, &req, &hooks, &out, &err)
                       : answer_with_tools(svc, a->t, e, client, &req, &hooks, &out, &tools, &err);
         if (!tools)
@@ -430,10 +459,9 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
                     .where = {.room_id = t->turn->room_id, .trigger = event_id,
                               .thread_root = room_mode ? NULL : t->root}};
     mr_err ferr = {0};
-    fail(&a, delivery_remember(store, event_id, e->name, e->user_id, t->turn->room_id, a.where.thread_root, &ferr),
-         &ferr);
     stream_begin(&a.st, mr_clock_mono_ms());
-    typing(&a, true);
+    /* The typing notice goes on once the model's request is out (get_ready), not by the refresh. */
+    a.typing_ms = a.st.started_ms;
     call_model(&a);
     if (a.failed == MR_OK)
         show(&a, true);
