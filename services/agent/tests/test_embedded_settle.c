@@ -7,7 +7,8 @@
  * an inproc:///<dir>/bus.db journal and a SQLite store, with the model stub. The test takes the
  * journal's before-commit hook (which syncs the store first, as the runtime's does) and holds
  * the writer there: nothing commits while it is held, as on a disk whose fsyncs stall. Also: a
- * room's turns reach the model over one connection. */
+ * room's turns reach the model over one connection, and an answer's typing notice and delivery
+ * record go out while the model works. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -224,11 +225,50 @@ static void test_turns_reuse_one_model_connection(void **state)
     json_decref(reqs);
 }
 
+/* The typing notice is on and the answer's delivery record written while the model still
+ * works: the stub holds the answer until both are seen (they go out once the request is out,
+ * not in front of it, and not only once the answer comes). */
+static void test_typing_while_the_model_works(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "holding the answer");
+    const char *ev = "$held:example.org";
+    publish_turn(ev, "held question");
+    char typing_txn[TXN_MAX], prefix[TXN_MAX], key[TXN_MAX + 8];
+    txn_id(ev, "mind", "t", 0, typing_txn);
+    txn_id(ev, "mind", "", -1, prefix);
+    snprintf(key, sizeof key, "answer:%s", prefix);
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    bool typing = false;
+    while (!typing) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("no typing notice within %d s while the model held its answer", DEADLINE_MS / 1000);
+        size_t handled = 0;
+        mr_tp_check_step(mr_bus_poll(S.outbound, 10, 100, keep_intent, S.intents, &handled, &err), &err,
+                         "polling matrix.outbound");
+        size_t i;
+        json_t *it;
+        json_array_foreach(S.intents, i, it) {
+            const char *id = json_string_value(json_object_get(it, "txn_id"));
+            typing |= id && strcmp(id, typing_txn) == 0 && json_is_true(json_object_get(it, "typing"));
+        }
+    }
+    assert_false(answered(ev, "held question"));
+    char *where = mr_tp_stored(S.rt, key, "reading the answer's delivery record");
+    assert_non_null(where);
+    assert_non_null(strstr(where, ev));
+    free(where);
+    mr_tp_check_step(mr_model_stub_release(&S.stub, &err), &err, "releasing the answer");
+    wait_answered(ev, "held question");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_turn_does_not_wait_for_the_commit),
         cmocka_unit_test(test_turns_reuse_one_model_connection),
+        cmocka_unit_test(test_typing_while_the_model_works),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
