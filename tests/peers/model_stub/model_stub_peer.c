@@ -133,6 +133,29 @@ mr_code mr_model_stub_requests(const mr_model_stub *st, json_t **out, mr_err *er
     return control(st, "GET", "/_stub/requests", NULL, out, err);
 }
 
+mr_code mr_model_stub_connections(const mr_model_stub *st, size_t *requests, size_t *connections, mr_err *err)
+{
+    *requests = *connections = 0;
+    json_t *all = NULL;
+    mr_code rc = mr_model_stub_requests(st, &all, err);
+    if (rc != MR_OK)
+        return rc;
+    size_t n = json_array_size(all);
+    for (size_t i = 0; i < n && rc == MR_OK; i++) {
+        json_int_t port = json_integer_value(json_object_get(json_array_get(all, i), "client_port"));
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = json_integer_value(json_object_get(json_array_get(all, j), "client_port")) == port;
+        if (port <= 0)
+            rc = mr_err_set(err, MR_EINVAL, "GET /_stub/requests: request %zu has no client_port", i);
+        else if (!seen)
+            (*connections)++;
+    }
+    *requests = n;
+    json_decref(all);
+    return rc;
+}
+
 mr_code mr_model_stub_reset(const mr_model_stub *st, mr_err *err)
 {
     return control(st, "POST", "/_stub/reset", "{}", NULL, err);

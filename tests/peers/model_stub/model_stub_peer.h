@@ -29,6 +29,9 @@ mr_code mr_model_stub_stop(mr_model_stub *st, mr_err *err);
 mr_code mr_model_stub_script(const mr_model_stub *st, const char *json_text, mr_err *err);
 /* The requests received so far (GET /_stub/requests): a JSON array the caller releases. */
 mr_code mr_model_stub_requests(const mr_model_stub *st, json_t **out, mr_err *err);
+/* The requests received so far in *requests and how many connections they came over (their
+ * distinct client ports) in *connections. */
+mr_code mr_model_stub_connections(const mr_model_stub *st, size_t *requests, size_t *connections, mr_err *err);
 /* Forgets scripts and recorded requests. */
 mr_code mr_model_stub_reset(const mr_model_stub *st, mr_err *err);
 /* Lets every answer held at a `hold` so far go on (POST /_stub/release). */
