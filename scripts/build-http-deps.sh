@@ -14,8 +14,8 @@
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: $0 PREFIX" >&2; exit 2; }
-mkdir -p "$1"
-prefix=$(cd "$1" && pwd)
+# Absolute, as the build records it; made only once there is something to put in it.
+case $1 in /*) prefix=$1 ;; *) prefix=$(pwd)/$1 ;; esac
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 # Source package names, not binary ones: apt-get source --only-source takes them as they are.
 packages="curl libmicrohttpd"
@@ -81,6 +81,7 @@ echo "build-http-deps: building into $prefix:" $(echo "$want" | sed 1d)
     exit 1; }
 
 rm -rf "$stamp" "$prefix/bin" "$prefix/lib" "$prefix/include" "$prefix/share"
+mkdir -p "$prefix"
 # Debian's hardening flags, as its packages are built (libmicrohttpd's rules ask for all of them).
 export DEB_BUILD_MAINT_OPTIONS=hardening=+all
 CFLAGS=$(dpkg-buildflags --get CFLAGS)
