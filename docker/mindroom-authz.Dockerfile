@@ -10,7 +10,7 @@ FROM mindroom-runtime:${VERSION}
 USER root
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcurl4 libhiredis0.14 libjansson4 libmicrohttpd12 librdkafka1 libsqlite3-0 libssl3 libyaml-0-2 \
+      libhiredis0.14 libjansson4 librdkafka1 libsqlite3-0 libssl3 libyaml-0-2 \
  && rm -rf /var/lib/apt/lists/*
 USER 10001:10001
 COPY --from=build /build/services/authz/mindroom-authz /usr/local/bin/mindroom-authz

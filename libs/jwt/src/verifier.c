@@ -44,7 +44,8 @@ static mr_code check_jwks_url(const char *url, mr_err *err)
         return mr_err_set(err, MR_ENOMEM, "out of memory checking jwks_url");
     char *scheme = NULL, *host = NULL, *user = NULL;
     mr_code rc = MR_OK;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    /* Any scheme parses, so one libcurl was built without is refused below by name. */
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
     if (uc != CURLUE_OK) {
         rc = mr_err_set(err, MR_EINVAL, "jwks_url \"%s\" is not a URL: %s", url, curl_url_strerror(uc));
     } else {

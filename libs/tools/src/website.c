@@ -135,12 +135,14 @@ static mr_code pin(CURL *c, CURLU *u, fetch *f, struct curl_slist **resolve, mr_
 {
     char *host = NULL, *port = NULL, *scheme = NULL;
     mr_code rc = MR_OK;
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+    /* The scheme first: libcurl knows no default port for one it was built without. */
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+        rc = mr_err_set(err, MR_EINVAL, "%s: the argument 'url' must be http or https, not %.16s", TOOL,
+                        scheme ? scheme : "none");
+    else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+             curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
         rc = mr_err_set(err, MR_EINVAL, "%s: the argument 'url' has no host", TOOL);
-    else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
-        rc = mr_err_set(err, MR_EINVAL, "%s: the argument 'url' must be http or https, not %.16s", TOOL, scheme);
     struct addrinfo *ai = NULL, hints = {.ai_socktype = SOCK_STREAM};
     char bare[256] = "";
     if (rc == MR_OK) {
@@ -183,7 +185,8 @@ static mr_code website_run(const mr_tools_env *env, json_t *args, long long dead
     if (rc != MR_OK)
         return rc;
     CURLU *u = curl_url();
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+    /* Any scheme parses, so one libcurl was built without is refused by name (pin). */
+    if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
         curl_url_cleanup(u);
         return mr_err_set(err, MR_EINVAL, "%s: the argument 'url' is not a URL: '%.200s'", TOOL, url);
     }
