@@ -5,7 +5,8 @@
  * message refused in an encrypted room, a 429 storm survived, rooms sent side by side (a slow
  * room holds up no other), a SIGKILL after the send but before the acknowledgement causing
  * no second message, and typing notices off the rooms' lanes: one the homeserver holds holds up
- * no answer, and those piling up behind it are folded into the last. */
+ * no answer, those piling up behind it are folded into the last, and an answer done before the
+ * typing delay shows none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,9 +28,12 @@ typedef struct fixture {
 /* The mind agent in the lobby, which is encrypted when the config says so. */
 #define CONFIG_ENCRYPTED GWT_CONFIG_MIND "rooms:\n  lobby: {encrypted: true}\n"
 
-static void start_with(fixture *x, const char *crash, const char *config)
+/* typing_delay_ms: MINDROOM_GATEWAY_TYPING_DELAY_MS, or NULL for the default. */
+static void start_with(fixture *x, const char *crash, const char *config, const char *typing_delay_ms)
 {
     gwt_setup(&x->f, NULL, config);
+    if (typing_delay_ms)
+        setenv("MINDROOM_GATEWAY_TYPING_DELAY_MS", typing_delay_ms, 1);
     x->alice = gwt_human(&x->f, "alice");
     gwt_start(&x->f, crash);
     gwt_wait_ready(&x->f);
@@ -41,7 +45,7 @@ static void start_with(fixture *x, const char *crash, const char *config)
 
 static void start(fixture *x, const char *crash)
 {
-    start_with(x, crash, GWT_CONFIG_MIND);
+    start_with(x, crash, GWT_CONFIG_MIND, NULL);
 }
 
 static void finish(fixture *x)
@@ -406,7 +410,7 @@ static void test_cleartext_refused_in_encrypted_room(void **state)
 {
     (void)state;
     fixture x;
-    start_with(&x, NULL, CONFIG_ENCRYPTED);
+    start_with(&x, NULL, CONFIG_ENCRYPTED, NULL);
     gwt_reader r;
     gwt_reader_open(&x.f, &r, "test-failed", "matrix.send_failed");
     send_text(&x, GWT_MIND, x.lobby, "mr.clear.m", "a secret in clear");
@@ -574,7 +578,8 @@ static void test_held_typing_holds_up_no_answer(void **state)
 {
     (void)state;
     fixture x;
-    start(&x, NULL);
+    /* Every "on" goes out at once, so the homeserver holds it. */
+    start_with(&x, NULL, GWT_CONFIG_MIND, "0");
     gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:s}", "room_id", x.lobby));
     send_text(&x, GWT_ROUTER, x.lobby, "mr.tq1.m", "before the typing");
     publish_typing(&x, "mr.tq2.t0", true);
@@ -600,7 +605,8 @@ static void test_typing_notices_coalesce(void **state)
 {
     (void)state;
     fixture x;
-    start(&x, NULL);
+    /* Every "on" goes out at once, so the homeserver holds it. */
+    start_with(&x, NULL, GWT_CONFIG_MIND, "0");
     gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:s}", "room_id", x.lobby));
     publish_typing(&x, "mr.tc.t0", true);
     wait_typing_waiting(&x, 1);
@@ -612,6 +618,29 @@ static void test_typing_notices_coalesce(void **state)
     gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:n}", "room_id"));
     wait_typing_handled(&x, 6);
     assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == 2);
+    assert_false(mind_typing(&x));
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
+/* An "on" waits MINDROOM_GATEWAY_TYPING_DELAY_MS: an answer done sooner shows no typing, and
+ * neither notice is sent. The first "off" of an account and room goes out (the homeserver may
+ * show typing from before the gateway started); after it, the pair costs no request. */
+static void test_quick_answer_sends_no_typing(void **state)
+{
+    (void)state;
+    fixture x;
+    start_with(&x, NULL, GWT_CONFIG_MIND, "60000");
+    publish_typing(&x, "mr.tk1.t0", true);
+    publish_typing(&x, "mr.tk1.t1", false);
+    wait_typing_handled(&x, 2);
+    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == 1);
+    publish_typing(&x, "mr.tk2.t0", true);
+    send_text(&x, GWT_MIND, x.lobby, "mr.tk2.m", "a quick answer");
+    publish_typing(&x, "mr.tk2.t1", false);
+    wait_for(&x, "a quick answer");
+    wait_typing_handled(&x, 4);
+    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == 1);
     assert_false(mind_typing(&x));
     assert_int_equal(gwt_stop(&x.f), 0);
     finish(&x);
@@ -656,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_crash_after_send_no_duplicate),
         cmocka_unit_test(test_held_typing_holds_up_no_answer),
         cmocka_unit_test(test_typing_notices_coalesce),
+        cmocka_unit_test(test_quick_answer_sends_no_typing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
