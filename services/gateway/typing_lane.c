@@ -152,7 +152,10 @@ static void wait_locked(gw_typing *t, long long wake_ms)
         pthread_cond_wait(&t->more, &t->lock);
         return;
     }
-    struct timespec until = {.tv_sec = (time_t)(wake_ms / 1000), .tv_nsec = (long)(wake_ms % 1000) * 1000000L};
+    long long left = wake_ms - mr_clock_mono_ms();
+    if (left <= 0)
+        return;
+    struct timespec until = mr_clock_after_ms(CLOCK_MONOTONIC, left);
     pthread_cond_timedwait(&t->more, &t->lock, &until);
 }
 

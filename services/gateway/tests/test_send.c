@@ -178,6 +178,21 @@ static void wait_typing_handled(fixture *x, double n)
     }
 }
 
+/* Once n typing requests are handled (sent or coalesced), `sent` of them went out. */
+static void expect_typing_sent(fixture *x, double n, double sent)
+{
+    wait_typing_handled(x, n);
+    assert_true(metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == sent);
+}
+
+/* The end of a typing test: no one is left typing, and the gateway stops cleanly. */
+static void finish_not_typing(fixture *x)
+{
+    assert_false(mind_typing(x));
+    assert_int_equal(gwt_stop(&x->f), 0);
+    finish(x);
+}
+
 /* The lobby's text messages, oldest first, as one string of bodies each ended by '|'. */
 static void lobby_bodies(fixture *x, char *out, size_t cap)
 {
@@ -593,10 +608,8 @@ static void test_held_typing_holds_up_no_answer(void **state)
     assert_non_null(strstr(bodies, "before the typing|the answer|after the answer|"));
     assert_int_equal(count_in_room(&x, "the answer", NULL), 1);
     gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:n}", "room_id"));
-    wait_typing_handled(&x, 2);
-    assert_false(mind_typing(&x));
-    assert_int_equal(gwt_stop(&x.f), 0);
-    finish(&x);
+    expect_typing_sent(&x, 2, 2);
+    finish_not_typing(&x);
 }
 
 /* Typing notices of one account and room that pile up behind one the homeserver holds are
@@ -616,11 +629,8 @@ static void test_typing_notices_coalesce(void **state)
     send_text(&x, GWT_MIND, x.lobby, "mr.tc.m", "typed");
     wait_for(&x, "typed");
     gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:n}", "room_id"));
-    wait_typing_handled(&x, 6);
-    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == 2);
-    assert_false(mind_typing(&x));
-    assert_int_equal(gwt_stop(&x.f), 0);
-    finish(&x);
+    expect_typing_sent(&x, 6, 2);
+    finish_not_typing(&x);
 }
 
 /* An "on" waits MINDROOM_GATEWAY_TYPING_DELAY_MS: an answer done sooner shows no typing, and
@@ -633,17 +643,13 @@ static void test_quick_answer_sends_no_typing(void **state)
     start_with(&x, NULL, GWT_CONFIG_MIND, "60000");
     publish_typing(&x, "mr.tk1.t0", true);
     publish_typing(&x, "mr.tk1.t1", false);
-    wait_typing_handled(&x, 2);
-    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == 1);
+    expect_typing_sent(&x, 2, 1);
     publish_typing(&x, "mr.tk2.t0", true);
     send_text(&x, GWT_MIND, x.lobby, "mr.tk2.m", "a quick answer");
     publish_typing(&x, "mr.tk2.t1", false);
     wait_for(&x, "a quick answer");
-    wait_typing_handled(&x, 4);
-    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == 1);
-    assert_false(mind_typing(&x));
-    assert_int_equal(gwt_stop(&x.f), 0);
-    finish(&x);
+    expect_typing_sent(&x, 4, 1);
+    finish_not_typing(&x);
 }
 
 /* Killed after the homeserver took the message and before the bus heard it was done: the
