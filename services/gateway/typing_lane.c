@@ -5,10 +5,10 @@
  * counts), and an "off" whose "on" never went out cancels it. An "on" waits typing_delay_ms
  * first: an answer done sooner (a command, a quick model) shows no typing and costs no request,
  * where two requests, each through crypto and the gateway to the homeserver and its syncs, took
- * CPU from the answer's path on a busy machine. Typing is advisory and expires on
- * the homeserver by itself: a notice lost to a crash or a refusal is not retried, and one that
- * could not be sent is tried again only until a newer one comes. A lane hands an "off" over only
- * after the messages before it went out, so it never goes ahead of the answer it ends. */
+ * CPU from the answer's path on a busy machine. Typing is advisory and expires on the homeserver
+ * by itself: a notice lost to a crash or a refusal is not retried, and one that could not be
+ * sent is tried again only until a newer one comes. A lane hands an "off" over only after the
+ * messages before it went out, so it never goes ahead of the answer it ends. */
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -97,6 +97,9 @@ bool gw_typing_queue(gw_typing *t, size_t account, json_t *req)
         return false;
     }
     int folded = 0;
+    /* A newer "on" keeps the waiting one's turn, or notices more often than the delay would
+     * never go out. */
+    bool on_waiting = s->req && typing_on(s->req);
     if (s->req) {
         json_decref(s->req);
         s->req = NULL;
@@ -109,8 +112,9 @@ bool gw_typing_queue(gw_typing *t, size_t account, json_t *req)
         json_decref(req);
         folded++;
     } else {
+        if (!(on_waiting && typing_on(req)))
+            s->due_ms = mr_clock_mono_ms() + (typing_on(req) ? t->g->s.typing_delay_ms : 0);
         s->req = req;
-        s->due_ms = mr_clock_mono_ms() + (typing_on(req) ? t->g->s.typing_delay_ms : 0);
         pthread_cond_signal(&t->more);
     }
     pthread_mutex_unlock(&t->lock);
