@@ -45,6 +45,7 @@ typedef struct gw_settings {
     char *client_secret;
     long startup_timeout_ms;   /* waiting for /versions; 0: no limit */
     long sync_timeout_ms;      /* the long poll */
+    long typing_delay_ms;      /* how long a typing "on" waits for an "off" that cancels it */
     long timeline_limit;       /* events per room in one sync */
     long backfill_max;         /* events fetched to fill one limited timeline's gap */
     long long answer_max_age_ms; /* older events are history */
@@ -253,6 +254,20 @@ typedef struct gw_sender gw_sender;
  * stop the runtime, then gw_sender_stop. */
 mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err);
 void gw_sender_stop(gw_sender *s);
+
+/* ---- typing_lane.c: typing notices off the rooms' send lanes ---- */
+#define GW_TYPING_TIMEOUT_MS 30000 /* of a typing request without timeout_ms */
+typedef struct gw_typing gw_typing;
+/* Sends req, a typing request of the account at this index, on the typing lane's thread; fails
+ * as a send of the matrix.send consumer does (MR_EUNAVAIL, MR_ENOMEM: worth another try). */
+typedef mr_code (*gw_typing_fn)(void *ctx, size_t account, json_t *req, mr_err *err);
+/* Starts the lane's thread; on a failure *out is still to be stopped. */
+mr_code gw_typing_start(gw *g, gw_typing_fn send, void *ctx, gw_typing **out, mr_err *err);
+/* Takes req (a typing send_request, its reference with it) for sending, in place of one of the
+ * same account and room still waiting; false, taking nothing, when the lane is full. */
+bool gw_typing_queue(gw_typing *t, size_t account, json_t *req);
+/* Sends what waits, ends the thread and frees the lane (its callers stopped first). */
+void gw_typing_stop(gw_typing *t);
 
 /* ---- key_requests.c ---- */
 /* Whether kind is one of crypto's key API requests (keys_upload, keys_query, keys_claim). */

@@ -23,7 +23,7 @@ mr_code gw_metrics_declare(gw *g, mr_err *err)
                                         "the homeserver, retries included", send_buckets,
                                         sizeof send_buckets / sizeof *send_buckets, err)) ||
         (rc = mr_http_metrics_counter(m, SENDS, "Requests from matrix.send by kind and outcome "
-                                      "(sent, dropped, retried)", err)) ||
+                                      "(sent, dropped, retried; coalesced: a typing notice replaced by a later one)", err)) ||
         (rc = mr_http_metrics_counter(m, PUBLISHED, "Events the sync loops published, by topic",
                                       err)) ||
         (rc = mr_http_metrics_counter(m, ERRORS, "Failed Matrix requests by endpoint and errcode "

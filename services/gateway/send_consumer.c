@@ -2,7 +2,8 @@
  * names, with the request's transaction ID, so a redelivered request never makes a second event;
  * 429s wait out the advertised delay, unavailability leaves the request for redelivery, and
  * requests the homeserver refuses for good are dropped with an error, a room event's reported on
- * matrix.send_failed so its sender can tell the person. A cleartext m.room.message for a room
+ * matrix.send_failed so its sender can tell the person. Typing notices go to the typing lane
+ * (typing_lane.c), so the room's next request does not wait for them. A cleartext m.room.message for a room
  * known encrypted (room_encryption.c) is refused and reported the same way, never sent. */
 #include "gateway_internal.h"
 
@@ -35,6 +36,7 @@
 
 typedef struct sender_lane {
     gw *g;
+    struct gw_sender *sender;
     pthread_t thread;
     bool started;
     mr_matrix **clients;    /* per account, made by the lane's thread when first needed */
@@ -46,6 +48,8 @@ typedef struct sender_lane {
 
 struct gw_sender {
     sender_lane lanes[LANES];
+    sender_lane typing;     /* the clients of the typing lane's thread (typing_lane.c) */
+    gw_typing *typing_lane;
 };
 
 static double since_s(const struct timespec *t0)
@@ -128,7 +132,7 @@ static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, bool 
     if (strcmp(kind, "typing") == 0) {
         json_t *t = json_object_get(req, "timeout_ms");
         return mr_matrix_typing(m, room, json_is_true(json_object_get(req, "typing")),
-                                json_is_integer(t) ? (long)json_integer_value(t) : 30000, err);
+                                json_is_integer(t) ? (long)json_integer_value(t) : GW_TYPING_TIMEOUT_MS, err);
     }
     if (strcmp(kind, "redact") == 0)
         return mr_matrix_redact(m, room, str(req, "redacts"), txn, NULL, NULL, err);
@@ -172,22 +176,12 @@ static void lane_evict(sender_lane *s)
     s->held--;
 }
 
-static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
+/* Performs req, a valid request of account a, with the lane's client of a: what it asks, once,
+ * then its outcome counted, and a refusal for good logged (a room event's also reported). */
+static mr_code lane_send(sender_lane *s, gw_account *a, json_t *req, const char *msg_id, mr_err *err)
 {
-    sender_lane *s = ctx;
     gw *g = s->g;
-    json_t *req = NULL;
-    mr_err bad = {0};
-    mr_code valid = mr_msg_load(msg->value, msg->len, "send_request", &req, &bad);
     const char *kind = str(req, "kind");
-    gw_account *a = valid == MR_OK ? gw_account_by_user(g, str(req, "account")) : NULL;
-    if (!a) {
-        mr_log_error(GW, "matrix.send %s: dropped: %s", msg->id,
-                     valid != MR_OK ? bad.msg : "the account is not one this gateway manages");
-        gw_metrics_send(g, kind ? kind : "invalid", "dropped", -1);
-        json_decref(req);
-        return MR_OK;
-    }
     size_t idx = (size_t)(a - g->accounts);
     mr_code rc = MR_OK;
     if (!s->clients[idx]) {
@@ -215,11 +209,42 @@ static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
         const mr_matrix_status *st = asked && s->clients[idx] ? mr_matrix_last(s->clients[idx]) : NULL;
         const char *fields[] = {"account", a->user_id, "txn_id", str(req, "txn_id"), "errcode",
                                 st && st->errcode[0] ? st->errcode : "", NULL};
-        mr_log_write(MR_LOG_ERROR, GW, fields, "matrix.send %s: dropped %s request: %s", msg->id,
+        mr_log_write(MR_LOG_ERROR, GW, fields, "matrix.send %s: dropped %s request: %s", msg_id,
                      kind, err->msg);
         gw_metrics_send(g, kind, "dropped", -1);
         rc = strcmp(kind, "room_event") == 0 ? report_failure(g, req, st, err) : MR_OK;
     }
+    return rc;
+}
+
+/* The typing lane's sends (gw_typing_fn), on its own clients. */
+static mr_code typing_send(void *ctx, size_t account, json_t *req, mr_err *err)
+{
+    sender_lane *s = ctx;
+    return lane_send(s, &s->g->accounts[account], req, str(req, "txn_id"), err);
+}
+
+static mr_code handle(void *ctx, const mr_bus_msg *msg, mr_err *err)
+{
+    sender_lane *s = ctx;
+    gw *g = s->g;
+    json_t *req = NULL;
+    mr_err bad = {0};
+    mr_code valid = mr_msg_load(msg->value, msg->len, "send_request", &req, &bad);
+    const char *kind = str(req, "kind");
+    gw_account *a = valid == MR_OK ? gw_account_by_user(g, str(req, "account")) : NULL;
+    if (!a) {
+        mr_log_error(GW, "matrix.send %s: dropped: %s", msg->id,
+                     valid != MR_OK ? bad.msg : "the account is not one this gateway manages");
+        gw_metrics_send(g, kind ? kind : "invalid", "dropped", -1);
+        json_decref(req);
+        return MR_OK;
+    }
+    /* A typing notice goes to the typing lane and the room's next request on at once; when that
+     * lane is full, it is sent here as any other. */
+    if (strcmp(kind, "typing") == 0 && gw_typing_queue(s->sender->typing_lane, (size_t)(a - g->accounts), req))
+        return MR_OK;
+    mr_code rc = lane_send(s, a, req, msg->id, err);
     json_decref(req);
     return rc;
 }
@@ -259,21 +284,35 @@ static void lane_stop(sender_lane *l)
     free(l->used);
 }
 
+/* The lane's client tables, one entry per account. */
+static mr_code lane_init(sender_lane *l, gw *g, gw_sender *s, mr_err *err)
+{
+    l->g = g;
+    l->sender = s;
+    l->clients = calloc(g->n_accounts, sizeof *l->clients);
+    l->gens = calloc(g->n_accounts, sizeof *l->gens);
+    l->used = calloc(g->n_accounts, sizeof *l->used);
+    if (!l->clients || !l->gens || !l->used)
+        return mr_err_set(err, MR_ENOMEM, "out of memory starting the %s consumers", TOPIC);
+    return MR_OK;
+}
+
 mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err)
 {
     gw_sender *s = *out = calloc(1, sizeof *s);
     if (!s)
         return mr_err_set(err, MR_ENOMEM, "out of memory starting the %s consumers", TOPIC);
+    mr_code rc = lane_init(&s->typing, g, s, err);
+    if (rc == MR_OK)
+        rc = gw_typing_start(g, typing_send, &s->typing, &s->typing_lane, err);
+    if (rc != MR_OK)
+        return rc;
     /* On a failure the lanes started so far run on until the runtime stops: the caller stops
      * it, then gw_sender_stop joins them. */
     for (size_t i = 0; i < LANES; i++) {
         sender_lane *l = &s->lanes[i];
-        l->g = g;
-        l->clients = calloc(g->n_accounts, sizeof *l->clients);
-        l->gens = calloc(g->n_accounts, sizeof *l->gens);
-        l->used = calloc(g->n_accounts, sizeof *l->used);
-        if (!l->clients || !l->gens || !l->used)
-            return mr_err_set(err, MR_ENOMEM, "out of memory starting the %s consumers", TOPIC);
+        if ((rc = lane_init(l, g, s, err)) != MR_OK)
+            return rc;
         int e = pthread_create(&l->thread, NULL, sender_main, l);
         if (e != 0)
             return mr_err_errno(err, MR_EINTERNAL, e, "starting the %s consumers", TOPIC);
@@ -282,12 +321,15 @@ mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err)
     return MR_OK;
 }
 
-/* Joins the threads (the runtime is stopping) and frees the clients. */
+/* Joins the threads (the runtime is stopping) and frees the clients: the lanes first, then the
+ * typing lane they hand notices to, which sends those still waiting before it ends. */
 void gw_sender_stop(gw_sender *s)
 {
     if (!s)
         return;
     for (size_t i = 0; i < LANES; i++)
         lane_stop(&s->lanes[i]);
+    gw_typing_stop(s->typing_lane);
+    lane_stop(&s->typing);
     free(s);
 }

@@ -3,8 +3,10 @@
  * to-device), edits naming the message they replace by transaction ID, refused requests dropped
  * without stalling the queue (a room event's reported on matrix.send_failed), a cleartext
  * message refused in an encrypted room, a 429 storm survived, rooms sent side by side (a slow
- * room holds up no other), and a SIGKILL after the send but before the acknowledgement causing
- * no second message. */
+ * room holds up no other), a SIGKILL after the send but before the acknowledgement causing
+ * no second message, and typing notices off the rooms' lanes: one the homeserver holds holds up
+ * no answer, those piling up behind it are folded into the last, and an answer done before the
+ * typing delay shows none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,9 +28,12 @@ typedef struct fixture {
 /* The mind agent in the lobby, which is encrypted when the config says so. */
 #define CONFIG_ENCRYPTED GWT_CONFIG_MIND "rooms:\n  lobby: {encrypted: true}\n"
 
-static void start_with(fixture *x, const char *crash, const char *config)
+/* typing_delay_ms: MINDROOM_GATEWAY_TYPING_DELAY_MS, or NULL for the default. */
+static void start_with(fixture *x, const char *crash, const char *config, const char *typing_delay_ms)
 {
     gwt_setup(&x->f, NULL, config);
+    if (typing_delay_ms)
+        setenv("MINDROOM_GATEWAY_TYPING_DELAY_MS", typing_delay_ms, 1);
     x->alice = gwt_human(&x->f, "alice");
     gwt_start(&x->f, crash);
     gwt_wait_ready(&x->f);
@@ -40,7 +45,7 @@ static void start_with(fixture *x, const char *crash, const char *config)
 
 static void start(fixture *x, const char *crash)
 {
-    start_with(x, crash, GWT_CONFIG_MIND);
+    start_with(x, crash, GWT_CONFIG_MIND, NULL);
 }
 
 static void finish(fixture *x)
@@ -90,8 +95,8 @@ static int count_in_room(fixture *x, const char *body, char event_id[MR_MATRIX_I
     return n;
 }
 
-/* Waits until body is in the lobby: requests of one room are handled in order, so all those
- * published before it are done too. */
+/* Waits until body is in the lobby: requests of one room are handled in order (typing notices
+ * aside, typing_lane.c), so all those published before it are done too. */
 static void wait_for(fixture *x, const char *body)
 {
     long long deadline = mr_clock_mono_ms() + 60000;
@@ -110,6 +115,101 @@ static double metric(gwt *f, const char *series)
     double v = p ? strtod(p + strlen(series), NULL) : 0;
     free(text);
     return v;
+}
+
+static void publish_typing(fixture *x, const char *txn, bool on)
+{
+    json_t *r = request(GWT_MIND, "typing", txn, x->lobby);
+    json_object_set_new(r, "typing", json_boolean(on));
+    if (on)
+        json_object_set_new(r, "timeout_ms", json_integer(30000));
+    gwt_publish(&x->f, "matrix.send", x->lobby, r);
+}
+
+/* Typing notices the homeserver holds right now (/_test/hold_typing). */
+static int typing_waiting(fixture *x)
+{
+    json_t *st = gwt_hs_state(&x->f);
+    int n = (int)json_integer_value(json_object_get(st, "typing_waiting"));
+    json_decref(st);
+    return n;
+}
+
+static void wait_typing_waiting(fixture *x, int n)
+{
+    long long deadline = mr_clock_mono_ms() + 60000;
+    while (typing_waiting(x) != n) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("the homeserver never held %d typing notices; see %s", n, x->f.log);
+        mr_clock_sleep_ms(20);
+    }
+}
+
+/* Whether alice sees the mind agent typing in the lobby (a sync without since: the room's
+ * typing users as they are now). */
+static bool mind_typing(fixture *x)
+{
+    mr_matrix_sync_req req = {0};
+    json_t *sync = NULL;
+    mr_err err = {0};
+    if (mr_matrix_sync(x->alice, &req, &sync, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    json_t *events = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+        sync, "rooms"), "join"), x->lobby), "ephemeral"), "events");
+    bool typing = false;
+    size_t i, j;
+    json_t *ev, *uid;
+    json_array_foreach(events, i, ev)
+        json_array_foreach(json_object_get(json_object_get(ev, "content"), "user_ids"), j, uid)
+            typing = typing || strcmp(json_string_value(uid), GWT_MIND) == 0;
+    json_decref(sync);
+    return typing;
+}
+
+/* Waits until the typing requests sent and coalesced add up to n. */
+static void wait_typing_handled(fixture *x, double n)
+{
+    long long deadline = mr_clock_mono_ms() + 60000;
+    while (metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") +
+               metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"coalesced\"} ") < n) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("%g typing requests were never handled; see %s", n, x->f.log);
+        mr_clock_sleep_ms(20);
+    }
+}
+
+/* Once n typing requests are handled (sent or coalesced), `sent` of them went out. */
+static void expect_typing_sent(fixture *x, double n, double sent)
+{
+    wait_typing_handled(x, n);
+    assert_true(metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == sent);
+}
+
+/* The end of a typing test: no one is left typing, and the gateway stops cleanly. */
+static void finish_not_typing(fixture *x)
+{
+    assert_false(mind_typing(x));
+    assert_int_equal(gwt_stop(&x->f), 0);
+    finish(x);
+}
+
+/* The lobby's text messages, oldest first, as one string of bodies each ended by '|'. */
+static void lobby_bodies(fixture *x, char *out, size_t cap)
+{
+    json_t *hist = NULL;
+    mr_err err = {0};
+    if (mr_matrix_messages(x->alice, x->lobby, NULL, NULL, 'b', 200, &hist, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    json_t *chunk = json_object_get(hist, "chunk");
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = json_array_size(chunk); i-- > 0;) {
+        const char *b = json_string_value(json_object_get(json_object_get(json_array_get(chunk, i), "content"),
+                                                          "body"));
+        if (b && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, "%s|", b);
+    }
+    json_decref(hist);
 }
 
 static void test_every_kind_once(void **state)
@@ -146,6 +246,8 @@ static void test_every_kind_once(void **state)
     gwt_publish(&x.f, "matrix.send", x.lobby, r);
     send_text(&x, GWT_ROUTER, x.lobby, "mr.sentinel.1", "sentinel one");
     wait_for(&x, "sentinel one");
+    /* The typing notice goes out beside the room's lane, not in its order. */
+    wait_typing_handled(&x, 1);
     assert_int_equal(count_in_room(&x, "reply two", NULL), 0);
     mr_matrix_sync_req req = {0};
     json_t *sync = NULL;
@@ -323,7 +425,7 @@ static void test_cleartext_refused_in_encrypted_room(void **state)
 {
     (void)state;
     fixture x;
-    start_with(&x, NULL, CONFIG_ENCRYPTED);
+    start_with(&x, NULL, CONFIG_ENCRYPTED, NULL);
     gwt_reader r;
     gwt_reader_open(&x.f, &r, "test-failed", "matrix.send_failed");
     send_text(&x, GWT_MIND, x.lobby, "mr.clear.m", "a secret in clear");
@@ -484,6 +586,72 @@ static void test_a_slow_room_does_not_hold_up_another(void **state)
     finish(&x);
 }
 
+/* While the homeserver holds the lobby's typing notices (a slow typing writer), the answer
+ * published after one still goes out, in order with the room's other messages, each once; once
+ * released, the typing notice and the one ending it follow, and no one is left typing. */
+static void test_held_typing_holds_up_no_answer(void **state)
+{
+    (void)state;
+    fixture x;
+    /* Every "on" goes out at once, so the homeserver holds it. */
+    start_with(&x, NULL, GWT_CONFIG_MIND, "0");
+    gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:s}", "room_id", x.lobby));
+    send_text(&x, GWT_ROUTER, x.lobby, "mr.tq1.m", "before the typing");
+    publish_typing(&x, "mr.tq2.t0", true);
+    send_text(&x, GWT_MIND, x.lobby, "mr.tq2.m", "the answer");
+    publish_typing(&x, "mr.tq2.t1", false);
+    send_text(&x, GWT_ROUTER, x.lobby, "mr.tq3.m", "after the answer");
+    wait_for(&x, "after the answer");
+    wait_typing_waiting(&x, 1);
+    char bodies[512];
+    lobby_bodies(&x, bodies, sizeof bodies);
+    assert_non_null(strstr(bodies, "before the typing|the answer|after the answer|"));
+    assert_int_equal(count_in_room(&x, "the answer", NULL), 1);
+    gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:n}", "room_id"));
+    expect_typing_sent(&x, 2, 2);
+    finish_not_typing(&x);
+}
+
+/* Typing notices of one account and room that pile up behind one the homeserver holds are
+ * folded into the last: after the held "on", five more make one "off". */
+static void test_typing_notices_coalesce(void **state)
+{
+    (void)state;
+    fixture x;
+    /* Every "on" goes out at once, so the homeserver holds it. */
+    start_with(&x, NULL, GWT_CONFIG_MIND, "0");
+    gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:s}", "room_id", x.lobby));
+    publish_typing(&x, "mr.tc.t0", true);
+    wait_typing_waiting(&x, 1);
+    static const char *const txns[] = {"mr.tc.t1", "mr.tc.t2", "mr.tc.t3", "mr.tc.t4", "mr.tc.t5"};
+    for (size_t i = 0; i < 5; i++)
+        publish_typing(&x, txns[i], i % 2 == 1);
+    send_text(&x, GWT_MIND, x.lobby, "mr.tc.m", "typed");
+    wait_for(&x, "typed");
+    gwt_hs_control(&x.f, "/_test/hold_typing", json_pack("{s:n}", "room_id"));
+    expect_typing_sent(&x, 6, 2);
+    finish_not_typing(&x);
+}
+
+/* An "on" waits MINDROOM_GATEWAY_TYPING_DELAY_MS: an answer done sooner shows no typing, and
+ * neither notice is sent. The first "off" of an account and room goes out (the homeserver may
+ * show typing from before the gateway started); after it, the pair costs no request. */
+static void test_quick_answer_sends_no_typing(void **state)
+{
+    (void)state;
+    fixture x;
+    start_with(&x, NULL, GWT_CONFIG_MIND, "60000");
+    publish_typing(&x, "mr.tk1.t0", true);
+    publish_typing(&x, "mr.tk1.t1", false);
+    expect_typing_sent(&x, 2, 1);
+    publish_typing(&x, "mr.tk2.t0", true);
+    send_text(&x, GWT_MIND, x.lobby, "mr.tk2.m", "a quick answer");
+    publish_typing(&x, "mr.tk2.t1", false);
+    wait_for(&x, "a quick answer");
+    expect_typing_sent(&x, 4, 1);
+    finish_not_typing(&x);
+}
+
 /* Killed after the homeserver took the message and before the bus heard it was done: the
  * request comes again to the next gateway, whose send with the same transaction ID on the same
  * device makes no second message. */
@@ -521,6 +689,9 @@ int main(void)
         cmocka_unit_test(test_rate_limit_storm),
         cmocka_unit_test(test_a_slow_room_does_not_hold_up_another),
         cmocka_unit_test(test_crash_after_send_no_duplicate),
+        cmocka_unit_test(test_held_typing_holds_up_no_answer),
+        cmocka_unit_test(test_typing_notices_coalesce),
+        cmocka_unit_test(test_quick_answer_sends_no_typing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,6 +109,8 @@ typedef struct hs {
     int limit_count;         /* requests still to be refused with 429 */
     long long limit_retry_ms;
     char *held_room;         /* /_test/hold: sends into this room wait until it is released */
+    char *held_typing_room;  /* /_test/hold_typing: typing PUTs into this room wait likewise */
+    int typing_waiting;      /* typing PUTs held right now (changed holding the lock for writing) */
 } hs;
 
 /* What an endpoint gets: the request, path captures, the parsed body and the caller. */
@@ -260,6 +262,7 @@ mr_http_response *hs_send_to_device(hs_call *c);
 
 mr_http_response *hs_test_ratelimit(hs_call *c);
 mr_http_response *hs_test_hold(hs_call *c);
+mr_http_response *hs_test_hold_typing(hs_call *c);
 mr_http_response *hs_test_state(hs_call *c);
 mr_http_response *hs_test_soft_logout(hs_call *c);
 mr_http_response *hs_test_clock(hs_call *c);

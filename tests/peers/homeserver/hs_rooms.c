@@ -511,11 +511,24 @@ mr_http_response *hs_redact(hs_call *c)
     return txn_reply(c, red);
 }
 
+/* Synapse's RoomTypingRestServlet and TypingWriterHandler: 200 {} either way; the timeout
+ * (default 30 s) capped at 120 s; another user's typing is 400 M_FORBIDDEN "Cannot set another
+ * user's typing state", checked before membership (403). */
+#define TYPING_TIMEOUT_DEFAULT_MS 30000
+#define TYPING_TIMEOUT_MAX_MS 120000
+
 mr_http_response *hs_typing(hs_call *c)
 {
+    hs *h = c->h;
+    /* Waiting gives the server's lock up, so other requests are answered meanwhile. */
+    if (h->held_typing_room && strcmp(h->held_typing_room, c->cap[0]) == 0) {
+        h->typing_waiting++;
+        while (h->held_typing_room && strcmp(h->held_typing_room, c->cap[0]) == 0 && !h->stopping)
+            hs_wait(h, true, NULL);
+        h->typing_waiting--;
+    }
     if (strcmp(c->cap[1], c->user->user_id) != 0)
-        return hs_error(403, "M_FORBIDDEN", "%s may not set typing for %s", c->user->user_id,
-                        c->cap[1]);
+        return hs_error(400, "M_FORBIDDEN", "Cannot set another user's typing state");
     mr_http_response *e = NULL;
     hs_room *r = hs_room_for_member(c, c->cap[0], &e);
     if (!r)
@@ -524,13 +537,13 @@ mr_http_response *hs_typing(hs_call *c)
     if (!json_is_boolean(typing))
         return hs_error(400, "M_BAD_JSON", "field 'typing' must be a boolean");
     json_t *timeout = json_object_get(c->body, "timeout");
+    json_int_t ms = json_is_integer(timeout) ? json_integer_value(timeout) : TYPING_TIMEOUT_DEFAULT_MS;
     if (json_is_true(typing))
         json_object_set_new(r->typing, c->user->user_id,
-                            json_integer(mr_clock_mono_ms() + (json_is_integer(timeout) ?
-                                                         json_integer_value(timeout) : 30000)));
+                            json_integer(mr_clock_mono_ms() + (ms < TYPING_TIMEOUT_MAX_MS ? ms : TYPING_TIMEOUT_MAX_MS)));
     else
         json_object_del(r->typing, c->user->user_id);
-    r->typing_pos = hs_bump(c->h);
+    r->typing_pos = hs_bump(h);
     return hs_ok(json_object());
 }
 

@@ -74,6 +74,7 @@ static const route routes[] = {
     {"PUT", C "sendToDevice/*/*", hs_send_to_device, AUTH | BODY},
     {"POST", "_test/ratelimit", hs_test_ratelimit, BODY | NO_LIMIT},
     {"POST", "_test/hold", hs_test_hold, BODY | NO_LIMIT},
+    {"POST", "_test/hold_typing", hs_test_hold_typing, BODY | NO_LIMIT},
     {"GET", "_test/state", hs_test_state, NO_LIMIT},
     {"POST", "_test/soft_logout", hs_test_soft_logout, BODY | NO_LIMIT},
     {"POST", "_test/clock", hs_test_clock, BODY | NO_LIMIT},

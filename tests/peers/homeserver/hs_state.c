@@ -93,6 +93,7 @@ void hs_free(hs *h)
     json_decref(h->nonces);
     json_decref(h->soft_tokens);
     free(h->held_room);
+    free(h->held_typing_room);
     json_decref(h->orphan_tokens);
     pthread_cond_destroy(&h->changed);
     pthread_mutex_destroy(&h->wake_lock);

@@ -1,6 +1,7 @@
 /* hs_test.c -- the test homeserver's control endpoints under /_test/: switching on 429s, ending
- * a user's sessions with a soft logout, holding a room's sends, moving its clock, and dumping
- * rooms, members, aliases, registration token counts and a room's stored events for assertions. */
+ * a user's sessions with a soft logout, holding a room's sends or typing notices, moving its
+ * clock, and dumping rooms, members, aliases, registration token counts and a room's stored
+ * events for assertions. */
 #include "hs.h"
 
 #include <stdlib.h>
@@ -18,9 +19,8 @@ mr_http_response *hs_test_ratelimit(hs_call *c)
     return hs_ok(json_object());
 }
 
-/* {"room_id": R}: sends into R wait, without holding up the rest of the server, until
- * {"room_id": null} releases them (or the server stops): a room whose event persister is slow. */
-mr_http_response *hs_test_hold(hs_call *c)
+/* {"room_id": R} names the room whose requests *slot holds, {"room_id": null} releases them. */
+static mr_http_response *hold_room(hs_call *c, char **slot)
 {
     json_t *room = json_object_get(c->body, "room_id");
     if (!json_is_string(room) && !json_is_null(room))
@@ -28,10 +28,24 @@ mr_http_response *hs_test_hold(hs_call *c)
     char *held = json_is_string(room) ? strdup(json_string_value(room)) : NULL;
     if (json_is_string(room) && !held)
         return NULL;
-    free(c->h->held_room);
-    c->h->held_room = held;
+    free(*slot);
+    *slot = held;
     hs_wake(c->h);
     return hs_ok(json_object());
+}
+
+/* {"room_id": R}: sends into R wait, without holding up the rest of the server, until
+ * {"room_id": null} releases them (or the server stops): a room whose event persister is slow. */
+mr_http_response *hs_test_hold(hs_call *c)
+{
+    return hold_room(c, &c->h->held_room);
+}
+
+/* {"room_id": R}: typing notices into R wait the same way, as behind Synapse's typing writer
+ * when it is a slow worker of its own; /_test/state counts those waiting (typing_waiting). */
+mr_http_response *hs_test_hold_typing(hs_call *c)
+{
+    return hold_room(c, &c->h->held_typing_room);
 }
 
 /* {"user_id": U}: every token of U stops working with 401 M_UNKNOWN_TOKEN soft_logout true, as
@@ -109,10 +123,11 @@ mr_http_response *hs_test_state(hs_call *c)
     json_t *entry;
     json_object_foreach(h->aliases, alias, entry)
         json_object_set(aliases, alias, json_object_get(entry, "room_id"));
-    return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:o, s:I, s:i, s:{s:i, s:i}}", "server_name",
+    return hs_ok(json_pack("{s:s, s:o, s:o, s:o, s:o, s:I, s:i, s:i, s:{s:i, s:i}}", "server_name",
                            h->opts.server_name, "users", users, "rooms", rooms, "aliases", aliases,
                            "timeline_served", served,
                            "stream", (json_int_t)h->pos, "syncs_waiting", __atomic_load_n(&h->syncs_waiting, __ATOMIC_RELAXED),
+                           "typing_waiting", h->typing_waiting,
                            "registration_token", "pending", h->token_pending, "completed",
                            h->token_completed));
 }
