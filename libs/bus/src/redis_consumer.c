@@ -8,7 +8,10 @@
  * leases expire after lease_ms. On taking a partition (or after reconnecting) a consumer first
  * claims the partition's pending entries (XAUTOCLAIM), the ones a dead or failed handler left
  * unacknowledged, and handles them in order before reading new ones. XACK follows each
- * successful handler. While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
+ * successful handler: written at once, its reply read with the next command's, so a poll returns
+ * (and the next read goes out) without waiting a round trip, and on an appendfsync-always server an
+ * fsync, for an acknowledgement; one that is lost with the connection leaves its entries pending,
+ * to be claimed again after the reconnect (at-least-once). While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
  * its leases, so a handler longer than a lease keeps its partition: another consumer takes it
  * only when the lease is free, and the XAUTOCLAIM that follows never takes an entry from a
  * consumer still handling it. After a rebalance, and whenever it has acknowledged
@@ -133,6 +136,7 @@ typedef struct redis_consumer {
     long long next_rebalance_ms;
     bool trim_failing;        /* the last trim failed: logged once */
     size_t acks_since_trim;   /* entries acknowledged since the last trim (TRIM_AFTER_ACKS) */
+    size_t acks_owed;         /* XACKs written on c whose replies are not read yet */
 } redis_consumer;
 
 /* What a poll is doing: the handler, its context and the running results. */
@@ -169,6 +173,40 @@ static void drop(redis_consumer *c)
     if (c->c)
         redisFree(c->c);
     c->c = NULL;
+    c->acks_owed = 0;
+}
+
+/* Reads the replies of the XACKs written so far; false with err set when the connection failed.
+ * An error reply changes nothing: the entries stay pending and are claimed again. */
+static bool take_acks(redis_consumer *c, mr_err *err)
+{
+    for (; c->acks_owed > 0; c->acks_owed--) {
+        redisReply *r = Mr_bus_redis_reply(c->c, c->base.bus, "XACK", err);
+        if (!r)
+            return false;
+        freeReplyObject(r);
+    }
+    return true;
+}
+
+/* One command on the consumer's connection: written behind the XACKs not yet answered (one
+ * write, one round trip for all), whose replies come first. */
+static redisReply *command(redis_consumer *c, int argc, const char **argv, mr_err *err)
+{
+    if (c->acks_owed == 0)
+        return Mr_bus_redis_command(c->c, c->base.bus, argc, argv, err);
+    if (Mr_bus_redis_send(c->c, c->base.bus, argc, argv, NULL, err) != MR_OK || !take_acks(c, err))
+        return NULL;
+    return Mr_bus_redis_reply(c->c, c->base.bus, argv[0], err);
+}
+
+/* A script on the consumer's connection, once the XACKs before it are answered. */
+static redisReply *eval(redis_consumer *c, const char *script, char *const *keys, size_t n_keys, const char *a1,
+                        const char *a2, mr_err *err)
+{
+    if (!take_acks(c, err))
+        return NULL;
+    return Mr_bus_redis_eval(c->c, c->base.bus, script, keys, n_keys, a1, a2, err);
 }
 
 /* Creates the group on every stream (from the start, so earlier messages are delivered). */
@@ -272,8 +310,7 @@ static mr_code rebalance(redis_consumer *c, mr_err *err)
     char lease[16];
     snprintf(lease, sizeof lease, "%d", b->opts.lease_ms);
     for (size_t t = 0; t < c->n_topics; t++) {
-        redisReply *r = Mr_bus_redis_eval(c->c, b, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t],
-                                          c->name, lease, err);
+        redisReply *r = eval(c, REBALANCE_LUA, c->lease_keys[t], c->n_lease_keys[t], c->name, lease, err);
         if (!r)
             return MR_EUNAVAIL;
         mr_code rc = MR_OK;
@@ -313,7 +350,7 @@ static void trim_acked(redis_consumer *c)
         if (c->parts[i].owned && c->parts[i].acked)
             keys[n++] = c->parts[i].stream;
     mr_err err = {0};
-    redisReply *r = n ? Mr_bus_redis_eval(c->c, c->base.bus, TRIM_LUA, keys, n, NULL, NULL, &err) : NULL;
+    redisReply *r = n ? eval(c, TRIM_LUA, keys, n, NULL, NULL, &err) : NULL;
     free(keys);
     if (!r)
         return;
@@ -371,9 +408,9 @@ static entry_result handle_entry(redis_consumer *c, rpart *part, const redisRepl
 }
 
 /* Handles entries in order, stopping at a handler failure or at max, then acknowledges the
- * handled ones with one XACK (one round trip, and one fsync on an appendfsync-always server,
- * per batch). Returns how many entries it went through; false in *ok when the connection failed,
- * in which case they are not acknowledged and will come again. */
+ * handled ones with one XACK (one fsync on an appendfsync-always server per batch), written and
+ * not waited for. Returns how many entries it went through; false in *ok when the connection
+ * failed, in which case they are not acknowledged and will come again. */
 static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *entries, poll_run *run,
                              bool *ok)
 {
@@ -397,9 +434,8 @@ static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *e
         argv[0] = "XACK";
         argv[1] = part->stream;
         argv[2] = c->base.group;
-        redisReply *r = Mr_bus_redis_command(c->c, c->base.bus, (int)(3 + n_ids), argv, &run->conn);
-        if (r) {
-            freeReplyObject(r);
+        if (Mr_bus_redis_send(c->c, c->base.bus, (int)(3 + n_ids), argv, NULL, &run->conn) == MR_OK) {
+            c->acks_owed++;
             *run->handled += handled;
             part->acked = true;
             c->acks_since_trim += n_ids;
@@ -419,7 +455,7 @@ static bool claim_pending(redis_consumer *c, rpart *part, poll_run *run)
     snprintf(count, sizeof count, "%zu", run->max - *run->handled);
     /* Min idle time 0: holding the lease makes us the partition's only rightful reader. */
     const char *argv[] = {"XAUTOCLAIM", part->stream, c->base.group, c->name, "0", "0-0", "COUNT", count};
-    redisReply *r = Mr_bus_redis_command(c->c, c->base.bus, 8, argv, &run->conn);
+    redisReply *r = command(c, 8, argv, &run->conn);
     if (!r)
         return false;
     bool ok = true;
@@ -473,7 +509,7 @@ static int read_new(redis_consumer *c, poll_run *run, int block_ms)
     for (size_t i = 0; i < n; i++)
         argv[argc++] = ">";
     int result = 0;
-    redisReply *r = n ? Mr_bus_redis_command(c->c, c->base.bus, (int)argc, argv, &run->conn) : NULL;
+    redisReply *r = n ? command(c, (int)argc, argv, &run->conn) : NULL;
     if (n && !r) {
         result = -1;
     } else if (r && r->type == REDIS_REPLY_ERROR) {
@@ -676,9 +712,7 @@ void Mr_bus_redis_consumer_close(mr_bus_consumer *cc)
         for (size_t t = 0; t < c->n_topics; t++) {
             size_t n_keys = 0;
             char **keys = topic_keys(c, &c->topics[t], true, &n_keys);
-            redisReply *r = keys ? Mr_bus_redis_eval(c->c, cc->bus, LEAVE_LUA, keys, n_keys, c->name,
-                                                     cc->group, &ignored)
-                                 : NULL;
+            redisReply *r = keys ? eval(c, LEAVE_LUA, keys, n_keys, c->name, cc->group, &ignored) : NULL;
             free_keys(keys);
             if (r)
                 freeReplyObject(r);

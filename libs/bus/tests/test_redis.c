@@ -282,6 +282,63 @@ static void test_closed_consumer_leaves_its_entry(void **state)
     mr_bus_close(b);
 }
 
+/* Holds every write on the server (the consumer's XACK behind it) while the handler runs. */
+static mr_code pause_writes(void *ctx, const mr_bus_msg *m, mr_err *err)
+{
+    (void)m;
+    (void)err;
+    redis_ok("CLIENT PAUSE 60000 WRITE");
+    (*(int *)ctx)++;
+    return MR_OK;
+}
+
+static long long group_pending(const char *stream, const char *group)
+{
+    redisReply *r = redis_cmd("XPENDING %s %s", stream, group);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER)
+        fail_msg("XPENDING %s %s: unexpected reply", stream, group);
+    long long n = r->element[0]->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A poll returns once its handlers are done, without waiting for the acknowledgement's reply
+ * (a round trip, and on an appendfsync-always server an fsync, before the next read could go
+ * out): while the server holds writes, the poll has returned with the entry handled and the
+ * XACK still waiting in the server. Once the server goes on, the XACK lands and the entry never
+ * comes again. */
+static void test_a_poll_does_not_wait_for_its_acknowledgement(void **state)
+{
+    (void)state;
+    suite_env env = env_of_suite;
+    env.opts.partitions = 1;
+    mr_bus *b = suite_open(&env);
+    mr_bus_consumer *c = suite_subscribe(b, "ackwait", "ackwait");
+    suite_publish(b, "ackwait", 0, 1, 1);
+    suite_flush(b, 10000);
+    int calls = 0;
+    size_t handled = 0;
+    mr_err err = {0};
+    mr_code rc = MR_OK;
+    long long deadline = mr_clock_mono_ms() + 30000;
+    while (rc == MR_OK && calls == 0 && mr_clock_mono_ms() < deadline)
+        rc = mr_bus_poll(c, 200, 1, pause_writes, &calls, &handled, &err);
+    long long pending = group_pending("mr:bus:ackwait:0", "ackwait");
+    redis_ok("CLIENT UNPAUSE");
+    assert_int_equal(rc, MR_OK);
+    assert_int_equal(calls, 1);
+    assert_int_equal(handled, 1);
+    assert_int_equal(pending, 1);
+    /* The next poll reads the XACK's reply before its own; nothing is delivered again. */
+    handled = 0;
+    assert_int_equal(mr_bus_poll(c, 300, 1, pause_writes, &calls, &handled, &err), MR_OK);
+    assert_int_equal(handled, 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(group_pending("mr:bus:ackwait:0", "ackwait"), 0);
+    mr_bus_consumer_close(c);
+    mr_bus_close(b);
+}
+
 static void test_restart_mid_stream_loses_nothing(void **state)
 {
     (void)state;
@@ -477,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_maxmemory_reaches_the_publisher),
         cmocka_unit_test(test_a_long_handler_keeps_its_partition),
         cmocka_unit_test(test_closed_consumer_leaves_its_entry),
+        cmocka_unit_test(test_a_poll_does_not_wait_for_its_acknowledgement),
         cmocka_unit_test(test_streams_are_trimmed_to_what_some_group_needs),
         cmocka_unit_test(test_a_busy_consumer_trims_between_rebalances),
     };
