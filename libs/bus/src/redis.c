@@ -65,8 +65,10 @@ redisReply *Mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, con
     return r;
 }
 
-mr_code Mr_bus_redis_send(redisContext *c, const mr_bus *b, int argc, const char **argv, const size_t *lens,
-                          mr_err *err)
+/* Queues one command and writes it out without reading its reply (read_replies does, in order).
+ * MR_EUNAVAIL (MR_ENOMEM) with err set when the connection failed: the caller drops it. */
+static mr_code send_command(redisContext *c, const mr_bus *b, int argc, const char **argv, const size_t *lens,
+                            mr_err *err)
 {
     if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
         return mr_err_set(err, MR_ENOMEM, "%s: queueing %s: %s", b->url.display, argv[0],
@@ -200,7 +202,7 @@ static void send_one(redis_bus *b, size_t i)
     const char *argv[] = {"XADD", m->stream, "*", "k", m->key, "v", m->value};
     size_t lens[] = {4, strlen(m->stream), 1, 1, strlen(m->key), 1, m->len};
     mr_err why;
-    if (Mr_bus_redis_send(b->c, &b->base, 7, argv, lens, &why) != MR_OK)
+    if (send_command(b->c, &b->base, 7, argv, lens, &why) != MR_OK)
         drop_connection(b, &why);
     else
         b->sent++;

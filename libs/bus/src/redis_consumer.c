@@ -8,10 +8,14 @@
  * leases expire after lease_ms. On taking a partition (or after reconnecting) a consumer first
  * claims the partition's pending entries (XAUTOCLAIM), the ones a dead or failed handler left
  * unacknowledged, and handles them in order before reading new ones. XACK follows each
- * successful handler: written at once, its reply read with the next command's, so a poll returns
- * (and the next read goes out) without waiting a round trip, and on an appendfsync-always server an
- * fsync, for an acknowledgement; one that is lost with the connection leaves its entries pending,
- * to be claimed again after the reconnect (at-least-once). While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
+ * successful handler, and goes out behind the consumer's next read (XREADGROUP then XACK, one
+ * write): a poll returns without waiting for it, and the server runs it right after that read,
+ * which for a consumer waiting on its partitions is in the same turn of its event loop as the
+ * XADD that wakes the read, so on an appendfsync-always server the acknowledgement shares that
+ * XADD's fsync instead of costing one of its own per message. Until then its entries stay pending
+ * for the consumer; an XACK lost with the connection leaves them to be claimed again after the
+ * reconnect (at-least-once). Any other command (a claim, a rebalance, leaving) sends the held
+ * XACKs first and waits for them. While a poll runs, the consumer's renewer thread (redis_renewer.c) keeps
  * its leases, so a handler longer than a lease keeps its partition: another consumer takes it
  * only when the lease is free, and the XAUTOCLAIM that follows never takes an entry from a
  * consumer still handling it. After a rebalance, and whenever it has acknowledged
@@ -136,6 +140,9 @@ typedef struct redis_consumer {
     long long next_rebalance_ms;
     bool trim_failing;        /* the last trim failed: logged once */
     size_t acks_since_trim;   /* entries acknowledged since the last trim (TRIM_AFTER_ACKS) */
+    char **acks;              /* XACKs held for the next command (redisFormatCommandArgv) */
+    size_t *ack_lens;
+    size_t n_acks, acks_cap;
     size_t acks_owed;         /* XACKs written on c whose replies are not read yet */
 } redis_consumer;
 
@@ -174,6 +181,53 @@ static void drop(redis_consumer *c)
         redisFree(c->c);
     c->c = NULL;
     c->acks_owed = 0;
+    /* Their entries stay pending and are claimed again after the reconnect. */
+    for (size_t i = 0; i < c->n_acks; i++)
+        redisFreeCommand(c->acks[i]);
+    c->n_acks = 0;
+}
+
+/* Holds an XACK for the next command; false when out of memory. */
+static bool hold_ack(redis_consumer *c, int argc, const char **argv)
+{
+    if (c->n_acks == c->acks_cap) {
+        size_t cap = c->acks_cap ? c->acks_cap * 2 : 8;
+        char **acks = realloc(c->acks, cap * sizeof *acks);
+        if (acks)
+            c->acks = acks;
+        size_t *lens = acks ? realloc(c->ack_lens, cap * sizeof *lens) : NULL;
+        if (!lens)
+            return false;
+        c->ack_lens = lens;
+        c->acks_cap = cap;
+    }
+    char *cmd = NULL;
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    if (len < 0)
+        return false;
+    c->acks[c->n_acks] = cmd;
+    c->ack_lens[c->n_acks++] = (size_t)len;
+    return true;
+}
+
+/* Queues the held XACKs behind whatever is queued on the connection; written with the next
+ * reply awaited. */
+static bool queue_acks(redis_consumer *c, mr_err *err)
+{
+    size_t i = 0;
+    for (; i < c->n_acks; i++) {
+        if (redisAppendFormattedCommand(c->c, c->acks[i], c->ack_lens[i]) != REDIS_OK)
+            break;
+        c->acks_owed++;
+    }
+    for (size_t j = 0; j < c->n_acks; j++)
+        redisFreeCommand(c->acks[j]);
+    bool all = i == c->n_acks;
+    c->n_acks = 0;
+    if (!all)
+        mr_err_set(err, MR_ENOMEM, "%s: queueing XACK: %s", c->base.bus->url.display,
+                   c->c->errstr[0] ? c->c->errstr : "out of memory");
+    return all;
 }
 
 /* Reads the replies of the XACKs written so far; false with err set when the connection failed.
@@ -189,22 +243,44 @@ static bool take_acks(redis_consumer *c, mr_err *err)
     return true;
 }
 
-/* One command on the consumer's connection: written behind the XACKs not yet answered (one
- * write, one round trip for all), whose replies come first. */
-static redisReply *command(redis_consumer *c, int argc, const char **argv, mr_err *err)
+/* Sends the held XACKs and reads their replies; false with err set when the connection failed. */
+static bool settle_acks(redis_consumer *c, mr_err *err)
 {
-    if (c->acks_owed == 0)
-        return Mr_bus_redis_command(c->c, c->base.bus, argc, argv, err);
-    if (Mr_bus_redis_send(c->c, c->base.bus, argc, argv, NULL, err) != MR_OK || !take_acks(c, err))
-        return NULL;
-    return Mr_bus_redis_reply(c->c, c->base.bus, argv[0], err);
+    return queue_acks(c, err) && take_acks(c, err);
 }
 
-/* A script on the consumer's connection, once the XACKs before it are answered. */
+/* One command on the consumer's connection, after the held XACKs (one write for all). */
+static redisReply *command(redis_consumer *c, int argc, const char **argv, mr_err *err)
+{
+    if (!settle_acks(c, err))
+        return NULL;
+    return Mr_bus_redis_command(c->c, c->base.bus, argc, argv, err);
+}
+
+/* XREADGROUP with the held XACKs behind it (one write): the server runs them once the read
+ * returns, in the same turn of its loop. Their replies are read after the read's. */
+static redisReply *read_command(redis_consumer *c, int argc, const char **argv, mr_err *err)
+{
+    if (redisAppendCommandArgv(c->c, argc, argv, NULL) != REDIS_OK) {
+        mr_err_set(err, MR_ENOMEM, "%s: queueing %s: %s", c->base.bus->url.display, argv[0],
+                   c->c->errstr[0] ? c->c->errstr : "out of memory");
+        return NULL;
+    }
+    if (!queue_acks(c, err))
+        return NULL;
+    redisReply *r = Mr_bus_redis_reply(c->c, c->base.bus, argv[0], err);
+    if (r && !take_acks(c, err)) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* A script on the consumer's connection, after the held XACKs. */
 static redisReply *eval(redis_consumer *c, const char *script, char *const *keys, size_t n_keys, const char *a1,
                         const char *a2, mr_err *err)
 {
-    if (!take_acks(c, err))
+    if (!settle_acks(c, err))
         return NULL;
     return Mr_bus_redis_eval(c->c, c->base.bus, script, keys, n_keys, a1, a2, err);
 }
@@ -407,10 +483,9 @@ static entry_result handle_entry(redis_consumer *c, rpart *part, const redisRepl
     return ENTRY_FAILED;
 }
 
-/* Handles entries in order, stopping at a handler failure or at max, then acknowledges the
- * handled ones with one XACK (one fsync on an appendfsync-always server per batch), written and
- * not waited for. Returns how many entries it went through; false in *ok when the connection
- * failed, in which case they are not acknowledged and will come again. */
+/* Handles entries in order, stopping at a handler failure or at max, then holds one XACK of the
+ * handled ones for the next command. Returns how many entries it went through; false in *ok when
+ * out of memory, in which case they are not acknowledged and will come again. */
 static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *entries, poll_run *run,
                              bool *ok)
 {
@@ -434,12 +509,12 @@ static size_t handle_entries(redis_consumer *c, rpart *part, const redisReply *e
         argv[0] = "XACK";
         argv[1] = part->stream;
         argv[2] = c->base.group;
-        if (Mr_bus_redis_send(c->c, c->base.bus, (int)(3 + n_ids), argv, NULL, &run->conn) == MR_OK) {
-            c->acks_owed++;
+        if (hold_ack(c, (int)(3 + n_ids), argv)) {
             *run->handled += handled;
             part->acked = true;
             c->acks_since_trim += n_ids;
         } else {
+            mr_err_set(&run->conn, MR_ENOMEM, "%s: no memory for an XACK", c->base.bus->url.display);
             part->pending = true;
             *ok = false;
         }
@@ -509,7 +584,7 @@ static int read_new(redis_consumer *c, poll_run *run, int block_ms)
     for (size_t i = 0; i < n; i++)
         argv[argc++] = ">";
     int result = 0;
-    redisReply *r = n ? command(c, (int)argc, argv, &run->conn) : NULL;
+    redisReply *r = n ? read_command(c, (int)argc, argv, &run->conn) : NULL;
     if (n && !r) {
         result = -1;
     } else if (r && r->type == REDIS_REPLY_ERROR) {
@@ -633,6 +708,8 @@ static void free_consumer(redis_consumer *c)
         free(c->topics[t].name);
     free(c->topics);
     free(c->parts);
+    free(c->acks);
+    free(c->ack_lens);
     free(c);
 }
 

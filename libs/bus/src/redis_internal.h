@@ -24,12 +24,8 @@ mr_code Mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext 
  * failed: the caller drops it. */
 redisReply *Mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err);
 
-/* Queues one command (lens NULL: arguments NUL-terminated) and writes it out without reading its
- * reply, which Mr_bus_redis_reply reads later, replies coming in the order of the commands.
- * MR_EUNAVAIL (MR_ENOMEM) with err set when the connection failed: the caller drops it. */
-mr_code Mr_bus_redis_send(redisContext *c, const mr_bus *b, int argc, const char **argv, const size_t *lens,
-                          mr_err *err);
-/* Reads the next reply to a command `what` sent earlier; NULL with err set when the connection
+/* Reads the next reply to a command `what` queued or sent earlier (replies come in the order of
+ * the commands; a queued command is written out first); NULL with err set when the connection
  * failed. */
 redisReply *Mr_bus_redis_reply(redisContext *c, const mr_bus *b, const char *what, mr_err *err);
 
