@@ -7,10 +7,7 @@
  * Consumer: enable.auto.commit=false, enable.auto.offset.store=false, auto.offset.reset=earliest.
  * An offset is stored after its handler returns MR_OK, and stored offsets are committed at the
  * end of each poll and when partitions are revoked, so a partition's next owner starts right
- * after the last handled message. The end of a poll's commit is sent and not waited for (the
- * next message already fetched is not held up by the coordinator's round trip); its failure is
- * the next poll's to report, and the commit at revocation waits. A handler failure seeks the
- * partition back to the message.
+ * after the last handled message. A handler failure seeks the partition back to the message.
  */
 #include "bus_internal.h"
 #include "kafka_lib.h"
@@ -43,7 +40,6 @@ typedef struct kafka_consumer {
     rd_kafka_t *rk;
     char *buf;              /* NUL-terminated copies of the current key and value */
     size_t buf_cap;
-    mr_err commit_failed;   /* the last commit sent by a poll failed: the next poll reports it */
 } kafka_consumer;
 
 /* A partition whose handler failed during the current poll, and the message that failed. */
@@ -292,24 +288,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     rd_kafka_assign(rk, NULL);
 }
 
-/* Keeps a commit's failure for the next poll to report. */
-static void note_commit(kafka_consumer *c, rd_kafka_resp_err_t e)
-{
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        mr_err_set(&c->commit_failed, MR_EUNAVAIL,
-                   "%s: committing offsets of group %s: %s (handled messages will come again)",
-                   c->base.bus->url.display, c->base.group, rd_kafka_err2str(e));
-}
-
-/* The answer to a commit, served by rd_kafka_consumer_poll on the polling thread. */
-static void on_committed(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *offsets,
-                         void *opaque)
-{
-    (void)rk;
-    (void)offsets;
-    note_commit(opaque, e);
-}
-
 static mr_code kafka_subscribe(mr_bus *bb, const char *group_in, const char *const *topics, size_t n,
                                mr_bus_consumer **out, mr_err *err)
 {
@@ -334,8 +312,6 @@ static mr_code kafka_subscribe(mr_bus *bb, const char *group_in, const char *con
                         "fetch.wait.max.ms", fetch_wait, NULL};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_offset_commit_cb(conf, on_committed);
-    rd_kafka_conf_set_opaque(conf, c);
     mr_code rc = new_client(b, RD_KAFKA_CONSUMER, conf, kv, &c->rk, err);
     if (rc != MR_OK) {
         free(c);
@@ -479,13 +455,13 @@ static mr_code kafka_poll(mr_bus_consumer *cc, int timeout_ms, size_t max, mr_bu
     }
     seek_back(c->rk, stopped, n_stopped);
     free(stopped);
-    if (*handled > 0)
-        note_commit(c, rd_kafka_commit(c->rk, NULL, 1));
-    if (first == MR_OK && c->commit_failed.code != MR_OK) {
-        first = c->commit_failed.code;
-        if (err)
-            *err = c->commit_failed;
-        c->commit_failed = (mr_err){0};
+    if (*handled > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET && first == MR_OK)
+            return mr_err_set(err, MR_EUNAVAIL,
+                              "%s: committing offsets of group %s: %s (handled messages will "
+                              "come again)",
+                              cc->bus->url.display, cc->group, rd_kafka_err2str(e));
     }
     return first;
 }

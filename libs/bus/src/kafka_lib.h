@@ -30,7 +30,6 @@
     X(rd_kafka_conf_set) \
     X(rd_kafka_conf_set_dr_msg_cb) \
     X(rd_kafka_conf_set_log_cb) \
-    X(rd_kafka_conf_set_offset_commit_cb) \
     X(rd_kafka_conf_set_opaque) \
     X(rd_kafka_conf_set_rebalance_cb) \
     X(rd_kafka_consumer_close) \
@@ -93,7 +92,6 @@ mr_code Mr_bus_kafka_lib_load(mr_err *err);
 #define rd_kafka_conf_set(...) mr_rdk_rd_kafka_conf_set(__VA_ARGS__)
 #define rd_kafka_conf_set_dr_msg_cb(...) mr_rdk_rd_kafka_conf_set_dr_msg_cb(__VA_ARGS__)
 #define rd_kafka_conf_set_log_cb(...) mr_rdk_rd_kafka_conf_set_log_cb(__VA_ARGS__)
-#define rd_kafka_conf_set_offset_commit_cb(...) mr_rdk_rd_kafka_conf_set_offset_commit_cb(__VA_ARGS__)
 #define rd_kafka_conf_set_opaque(...) mr_rdk_rd_kafka_conf_set_opaque(__VA_ARGS__)
 #define rd_kafka_conf_set_rebalance_cb(...) mr_rdk_rd_kafka_conf_set_rebalance_cb(__VA_ARGS__)
 #define rd_kafka_consumer_close(...) mr_rdk_rd_kafka_consumer_close(__VA_ARGS__)

@@ -191,35 +191,6 @@ static void test_a_waiting_fetch_is_answered_when_data_arrives(void **state)
     mr_bus_close(b);
 }
 
-/* A one-broker mock cluster in this process (only librdkafka's mock API can inject errors),
- * with one topic, and a bus on it. */
-typedef struct own_cluster {
-    rd_kafka_t *host;
-    rd_kafka_mock_cluster_t *mc;
-    suite_env env;
-} own_cluster;
-
-static mr_bus *own_cluster_open(own_cluster *oc, const char *topic, int partitions)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr), RD_KAFKA_CONF_OK);
-    oc->host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    assert_non_null(oc->host);
-    oc->mc = rd_kafka_mock_cluster_new(oc->host, 1);
-    assert_non_null(oc->mc);
-    assert_int_equal(rd_kafka_mock_topic_create(oc->mc, topic, partitions, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
-    oc->env = env_of_suite;
-    snprintf(oc->env.url, sizeof oc->env.url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(oc->mc));
-    return suite_open(&oc->env);
-}
-
-static void own_cluster_close(own_cluster *oc)
-{
-    rd_kafka_mock_cluster_destroy(oc->mc);
-    rd_kafka_destroy(oc->host);
-}
-
 /* The Kafka protocol's API key of Produce (librdkafka's RD_KAFKAP_Produce is not public). */
 #define KAFKA_API_PRODUCE 0
 
@@ -230,10 +201,17 @@ static void own_cluster_close(own_cluster *oc)
 static void test_a_failed_delivery_reaches_its_publisher(void **state)
 {
     (void)state;
-    own_cluster oc;
-    mr_bus *b = own_cluster_open(&oc, "denied", 8);
-    rd_kafka_mock_cluster_t *mc = oc.mc;
-    suite_env env = oc.env;
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr), RD_KAFKA_CONF_OK);
+    rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(host);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(host, 1);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "denied", 8, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    suite_env env = env_of_suite;
+    snprintf(env.url, sizeof env.url, "kafka://%s", rd_kafka_mock_cluster_bootstraps(mc));
+    mr_bus *b = suite_open(&env);
     rd_kafka_mock_push_request_errors(mc, KAFKA_API_PRODUCE, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
 
     suite_publisher a;
@@ -254,49 +232,8 @@ static void test_a_failed_delivery_reaches_its_publisher(void **state)
     assert_memory_equal(a.err.msg, want, strlen(want));
     assert_non_null(strstr(a.err.msg, rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)));
     mr_bus_close(b);
-    own_cluster_close(&oc);
-}
-
-/* The Kafka protocol's API key of OffsetCommit. */
-#define KAFKA_API_OFFSET_COMMIT 8
-
-/* A poll commits what it handled and returns without waiting for the coordinator's answer (a
- * round trip through librdkafka's threads before the next message, already fetched, is handled);
- * a commit that fails is reported by a later poll. The mock broker answers the first commit late
- * and with an error that no retry cures: the poll that sent it has returned by then with its
- * message handled, and a later poll gets the failure. A cluster of its own, in this process, as
- * only librdkafka's mock API can inject errors. */
-static void test_a_poll_does_not_wait_for_its_commit(void **state)
-{
-    (void)state;
-    own_cluster oc;
-    mr_bus *b = own_cluster_open(&oc, "commits", 1);
-    mr_bus_consumer *c = suite_subscribe(b, "commits", "commits");
-    suite_publish(b, "commits", 0, 1, 1);
-    suite_flush(b, 30000);
-    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
-                         oc.mc, 1, KAFKA_API_OFFSET_COMMIT, 1, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE, 1000),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
-    int seen = 0;
-    size_t handled = 0;
-    mr_err err = {0};
-    mr_code rc = MR_OK;
-    long long deadline = mr_clock_mono_ms() + 30000;
-    while (rc == MR_OK && seen == 0 && mr_clock_mono_ms() < deadline)
-        rc = mr_bus_poll(c, 500, 1, suite_count_one, &seen, &handled, &err);
-    if (rc != MR_OK)
-        fail_msg("the poll that handled the message waited for its commit's answer: %s", err.msg);
-    assert_int_equal(seen, 1);
-    assert_int_equal(handled, 1);
-    while (rc == MR_OK && mr_clock_mono_ms() < deadline)
-        rc = mr_bus_poll(c, 500, 1, suite_count_one, &seen, &handled, &err);
-    assert_int_equal(rc, MR_EUNAVAIL);
-    assert_non_null(strstr(err.msg, "committing offsets of group"));
-    assert_non_null(strstr(err.msg, rd_kafka_err2str(RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE)));
-    assert_int_equal(seen, 1);
-    mr_bus_consumer_close(c);
-    mr_bus_close(b);
-    own_cluster_close(&oc);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(host);
 }
 
 int main(void)
@@ -309,7 +246,6 @@ int main(void)
         cmocka_unit_test(test_we_produce_kcat_consumes),
         cmocka_unit_test(test_a_waiting_fetch_is_answered_when_data_arrives),
         cmocka_unit_test(test_a_failed_delivery_reaches_its_publisher),
-        cmocka_unit_test(test_a_poll_does_not_wait_for_its_commit),
     };
     return cmocka_run_group_tests(tests, start_kafka, stop_kafka);
 }
