@@ -16,11 +16,11 @@
  * Until then its entries stay pending for the consumer; an XACK lost with the connection leaves
  * them to be claimed again after the reconnect (at-least-once). Any other command (a claim, a
  * rebalance, leaving) sends the held XACKs first and waits for them. While a poll runs, the
- * consumer's renewer thread (redis_renewer.c) keeps its leases, so a handler longer than a lease keeps its partition: another consumer takes it
- * only when the lease is free, and the XAUTOCLAIM that follows never takes an entry from a
- * consumer still handling it. After a rebalance, and whenever it has acknowledged
- * TRIM_AFTER_ACKS entries since its last trim, a consumer trims the streams it acknowledged
- * entries of down to what some group still needs.
+ * consumer's renewer thread (redis_renewer.c) keeps its leases, so a handler longer than a lease
+ * keeps its partition: another consumer takes it only when the lease is free, and the XAUTOCLAIM
+ * that follows never takes an entry from a consumer still handling it. After a rebalance, and
+ * whenever it has acknowledged TRIM_AFTER_ACKS entries since its last trim, a consumer trims the
+ * streams it acknowledged entries of down to what some group still needs.
  */
 #include "redis_internal.h"
 #include "mindroom/log.h"
