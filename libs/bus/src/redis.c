@@ -65,6 +65,41 @@ redisReply *Mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, con
     return r;
 }
 
+/* Queues one command and writes it out without reading its reply (read_replies does, in order).
+ * MR_EUNAVAIL (MR_ENOMEM) with err set when the connection failed: the caller drops it. */
+static mr_code send_command(redisContext *c, const mr_bus *b, int argc, const char **argv, const size_t *lens,
+                            mr_err *err)
+{
+    if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+        return mr_err_set(err, MR_ENOMEM, "%s: queueing %s: %s", b->url.display, argv[0],
+                          c->errstr[0] ? c->errstr : "out of memory");
+    int done = 0;
+    mr_sigpipe_guard g;
+    mr_sigpipe_hold(&g);
+    while (!done && c->err == 0)
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            break;
+    mr_sigpipe_release(&g);
+    if (c->err)
+        return mr_err_set(err, MR_EUNAVAIL, "%s: sending %s: %s", b->url.display, argv[0], c->errstr);
+    return MR_OK;
+}
+
+redisReply *Mr_bus_redis_reply(redisContext *c, const mr_bus *b, const char *what, mr_err *err)
+{
+    void *reply = NULL;
+    mr_sigpipe_guard g;
+    mr_sigpipe_hold(&g);
+    int got = redisGetReply(c, &reply);
+    mr_sigpipe_release(&g);
+    if (got != REDIS_OK || !reply) {
+        mr_err_set(err, MR_EUNAVAIL, "%s: waiting for %s replies: %s", b->url.display, what,
+                   c->errstr[0] ? c->errstr : "no reply");
+        return NULL;
+    }
+    return reply;
+}
+
 /* One command whose error reply is a failure too; the reply is freed. */
 static mr_code run_simple(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_code on_error,
                           mr_err *err)
@@ -166,26 +201,11 @@ static void send_one(redis_bus *b, size_t i)
     pending_msg *m = ring_at(b, i);
     const char *argv[] = {"XADD", m->stream, "*", "k", m->key, "v", m->value};
     size_t lens[] = {4, strlen(m->stream), 1, 1, strlen(m->key), 1, m->len};
-    if (redisAppendCommandArgv(b->c, 7, argv, lens) != REDIS_OK) {
-        mr_err why;
-        mr_err_set(&why, MR_ENOMEM, "%s: queueing XADD %s: %s", b->base.url.display, m->stream,
-                   b->c->errstr[0] ? b->c->errstr : "out of memory");
+    mr_err why;
+    if (send_command(b->c, &b->base, 7, argv, lens, &why) != MR_OK)
         drop_connection(b, &why);
-        return;
-    }
-    b->sent++;
-    int done = 0;
-    mr_sigpipe_guard g;
-    mr_sigpipe_hold(&g);
-    while (!done && b->c->err == 0)
-        if (redisBufferWrite(b->c, &done) != REDIS_OK)
-            break;
-    mr_sigpipe_release(&g);
-    if (b->c->err) {
-        mr_err why;
-        mr_err_set(&why, MR_EUNAVAIL, "%s: sending: %s", b->base.url.display, b->c->errstr);
-        drop_connection(b, &why);
-    }
+    else
+        b->sent++;
 }
 
 /* Connects when the last attempt is long enough ago, and sends every unconfirmed message. */
@@ -225,15 +245,9 @@ static void pop_confirmed(redis_bus *b, const redisReply *r)
 static void read_replies(redis_bus *b, size_t keep)
 {
     while (b->c && b->sent > keep) {
-        void *reply = NULL;
-        mr_sigpipe_guard g;
-        mr_sigpipe_hold(&g);
-        int got = redisGetReply(b->c, &reply);
-        mr_sigpipe_release(&g);
-        if (got != REDIS_OK || !reply) {
-            mr_err why;
-            mr_err_set(&why, MR_EUNAVAIL, "%s: waiting for XADD replies: %s", b->base.url.display,
-                       b->c->errstr[0] ? b->c->errstr : "no reply");
+        mr_err why;
+        redisReply *reply = Mr_bus_redis_reply(b->c, &b->base, "XADD", &why);
+        if (!reply) {
             drop_connection(b, &why);
             return;
         }

@@ -24,6 +24,11 @@ mr_code Mr_bus_redis_connect(const mr_bus *b, int read_timeout_ms, redisContext 
  * failed: the caller drops it. */
 redisReply *Mr_bus_redis_command(redisContext *c, const mr_bus *b, int argc, const char **argv, mr_err *err);
 
+/* Reads the next reply to a command `what` queued or sent earlier (replies come in the order of
+ * the commands; a queued command is written out first); NULL with err set when the connection
+ * failed. */
+redisReply *Mr_bus_redis_reply(redisContext *c, const mr_bus *b, const char *what, mr_err *err);
+
 /* Runs script with keys and up to two arguments (a NULL one and those after it are left out);
  * NULL with err set when the connection failed. */
 redisReply *Mr_bus_redis_eval(redisContext *c, const mr_bus *b, const char *script, char *const *keys,

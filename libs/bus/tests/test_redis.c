@@ -195,11 +195,14 @@ static void test_streams_are_trimmed_to_what_some_group_needs(void **state)
     suite_publish(b, "trim", 0, N, 8);
     suite_flush(b, 10000);
     suite_handle_exactly(half, HALF);
+    /* Its last acknowledgements go out with its next read, or as it leaves. */
+    mr_bus_consumer_close(half);
     suite_collector *all = suite_collect_start(b, "all", "trim", N, NULL);
     suite_collect_wait(all, 60000);
-    /* "half" stays idle: only "all" trims, down to what "half" still needs. */
+    /* "half" has no consumer: only "all" trims, down to what "half" still needs. */
     int ignored = 0;
     wait_stream_total("trim", N - HALF, NULL, &ignored, 30000);
+    half = suite_subscribe(b, "half", "trim");
     suite_handle_exactly(half, N - HALF);
     int more = 0;
     wait_stream_total("trim", 0, half, &more, 30000);
@@ -278,6 +281,65 @@ static void test_closed_consumer_leaves_its_entry(void **state)
     mr_bus_consumer_close(first);
     mr_bus_consumer *next = suite_subscribe(b, "closed", "closed");
     assert_int_equal(suite_next_seq(next), 0);
+    mr_bus_consumer_close(next);
+    mr_bus_close(b);
+}
+
+/* The IDs pending for group on stream, oldest first (up to 10), as one comma-separated string. */
+static void pending_ids(const char *stream, const char *group, char *out, size_t cap)
+{
+    redisReply *r = redis_cmd("XPENDING %s %s - + 10", stream, group);
+    if (r->type != REDIS_REPLY_ARRAY)
+        fail_msg("XPENDING %s %s: unexpected reply", stream, group);
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->elements; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "," : "", r->element[i]->element[0]->str);
+    freeReplyObject(r);
+}
+
+/* The ID of the newest entry of stream. */
+static void last_id(const char *stream, char *out, size_t cap)
+{
+    redisReply *r = redis_cmd("XREVRANGE %s + - COUNT 1", stream);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1)
+        fail_msg("XREVRANGE %s: unexpected reply", stream);
+    snprintf(out, cap, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+}
+
+/* A poll does not wait for its acknowledgement: the XACK goes out behind the consumer's next
+ * read, and the server runs it when that read returns (for a waiting consumer, in the turn of
+ * its loop that runs the XADD waking the read: one fsync on an appendfsync-always server for
+ * both). So after a poll its entry is still pending; after the next one, which handles the next
+ * entry, only that one is; after the consumer leaves, none is. */
+static void test_an_acknowledgement_goes_with_the_next_read(void **state)
+{
+    (void)state;
+    suite_env env = env_of_suite;
+    env.opts.partitions = 1;
+    mr_bus *b = suite_open(&env);
+    mr_bus_consumer *c = suite_subscribe(b, "ackread", "ackread");
+    for (int seq = 0; seq < 2; seq++) {
+        char id[64], pending[256];
+        suite_publish(b, "ackread", seq, 1, 1);
+        suite_flush(b, 10000);
+        last_id("mr:bus:ackread:0", id, sizeof id);
+        assert_int_equal(suite_next_seq(c), seq);
+        pending_ids("mr:bus:ackread:0", "ackread", pending, sizeof pending);
+        assert_string_equal(pending, id);
+    }
+    mr_bus_consumer_close(c);
+    char pending[256];
+    pending_ids("mr:bus:ackread:0", "ackread", pending, sizeof pending);
+    assert_string_equal(pending, "");
+    /* Nothing comes again to the group's next consumer. */
+    mr_bus_consumer *next = suite_subscribe(b, "ackread", "ackread");
+    int seen = 0;
+    size_t handled = 0;
+    mr_err err = {0};
+    assert_int_equal(mr_bus_poll(next, 300, 10, suite_count_one, &seen, &handled, &err), MR_OK);
+    assert_int_equal(seen, 0);
     mr_bus_consumer_close(next);
     mr_bus_close(b);
 }
@@ -477,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_maxmemory_reaches_the_publisher),
         cmocka_unit_test(test_a_long_handler_keeps_its_partition),
         cmocka_unit_test(test_closed_consumer_leaves_its_entry),
+        cmocka_unit_test(test_an_acknowledgement_goes_with_the_next_read),
         cmocka_unit_test(test_streams_are_trimmed_to_what_some_group_needs),
         cmocka_unit_test(test_a_busy_consumer_trims_between_rebalances),
     };

@@ -170,10 +170,12 @@ typedef struct mr_bus_consumer mr_bus_consumer;
 mr_code mr_bus_subscribe(mr_bus *b, const char *group, const char *const *topics, size_t n_topics,
                          mr_bus_consumer **out, mr_err *err);
 /* Handles up to max messages, waiting up to timeout_ms for the first, acknowledging each after
- * its handler returns MR_OK. *handled counts the acknowledged ones. Returns MR_OK; or the first
- * handler failure, with the handler's code and "handling <topic>[<partition>] <id>: <its
- * message>" (other partitions are still handled); or MR_EUNAVAIL when the backend cannot be
- * reached within timeout_ms (call again: it reconnects). */
+ * its handler returns MR_OK. *handled counts the acknowledged ones. On Redis a poll does not wait
+ * for its acknowledgement: the XACK goes behind the consumer's next read (its next poll, or
+ * mr_bus_consumer_close), and one lost with the connection leaves its entries to be claimed
+ * again. Returns MR_OK; or the first handler failure, with the handler's code and "handling
+ * <topic>[<partition>] <id>: <its message>" (other partitions are still handled); or
+ * MR_EUNAVAIL when the backend cannot be reached within timeout_ms (call again: it reconnects). */
 mr_code mr_bus_poll(mr_bus_consumer *c, int timeout_ms, size_t max, mr_bus_handler h, void *ctx,
                     size_t *handled, mr_err *err);
 /* How many partitions c owns right now (Kafka: its assignment; Redis: its leases; inproc: every
