@@ -136,14 +136,7 @@ static bool mind_typing(const char *room_id)
     json_t *sync = NULL;
     mr_err err = {0};
     sh_check(mr_matrix_sync(F.alice, &req, &sync, &err), &err, "alice syncing");
-    json_t *events = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
-        sync, "rooms"), "join"), room_id), "ephemeral"), "events");
-    bool typing = false;
-    size_t i, j;
-    json_t *ev, *uid;
-    json_array_foreach(events, i, ev)
-        json_array_foreach(json_object_get(json_object_get(ev, "content"), "user_ids"), j, uid)
-            typing = typing || strcmp(json_string_value(uid), MIND) == 0;
+    bool typing = mr_hs_peer_sync_typing(sync, room_id, MIND);
     json_decref(sync);
     return typing;
 }

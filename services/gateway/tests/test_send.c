@@ -151,14 +151,7 @@ static bool mind_typing(fixture *x)
     mr_err err = {0};
     if (mr_matrix_sync(x->alice, &req, &sync, &err) != MR_OK)
         fail_msg("%s", err.msg);
-    json_t *events = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
-        sync, "rooms"), "join"), x->lobby), "ephemeral"), "events");
-    bool typing = false;
-    size_t i, j;
-    json_t *ev, *uid;
-    json_array_foreach(events, i, ev)
-        json_array_foreach(json_object_get(json_object_get(ev, "content"), "user_ids"), j, uid)
-            typing = typing || strcmp(json_string_value(uid), GWT_MIND) == 0;
+    bool typing = mr_hs_peer_sync_typing(sync, x->lobby, GWT_MIND);
     json_decref(sync);
     return typing;
 }
