@@ -59,6 +59,7 @@ typedef struct agent_svc {
     long long park_until_ms;       /* the turn's claim is held by a live worker: look again then
                                       (wall clock); 0 when none is */
     bool counted;                  /* the turn ran before in this process: its outcome is counted */
+    long typing_delay_ms;          /* MINDROOM_AGENT_TYPING_DELAY_MS */
     json_t *answered;              /* [event_id, entity] of each answer of the turn, its claim to
                                       be marked done once the answer is durable (agent_settle) */
 } agent_svc;

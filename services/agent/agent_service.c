@@ -28,6 +28,9 @@
 #define TURNS_DEFAULT 16
 #define TURNS_MAX 256
 #define WORKER_SETTING "MINDROOM_WORKER_ID"
+#define TYPING_SETTING "MINDROOM_AGENT_TYPING_DELAY_MS"
+#define TYPING_DEFAULT_MS 200
+#define TYPING_MAX_MS 60000
 #define RETRY_MIN_MS 1000          /* a turn that failed runs again after this, doubling ... */
 #define RETRY_MAX_MS 30000         /* ... up to this */
 #define PARK_MIN_MS 200
@@ -45,6 +48,7 @@ typedef struct agent_node {
     long long boot_ms;
     atomic_ullong accepted;        /* the sequence of in-flight fields of this boot */
     size_t n_threads;
+    long typing_delay_ms;
     agent_svc *threads;            /* one per turn thread */
     agent_svc accepting;           /* the consumer's: turns no entity answers end there */
     room_queue *queue;
@@ -93,6 +97,9 @@ static mr_code read_settings(agent_node *node, mr_err *err)
     rc = mr_runtime_setting_long(node->rt, TURNS_SETTING, TURNS_DEFAULT, 1, TURNS_MAX, &turns, err);
     if (rc == MR_OK)
         node->n_threads = (size_t)turns;
+    if (rc == MR_OK)
+        rc = mr_runtime_setting_long(node->rt, TYPING_SETTING, TYPING_DEFAULT_MS, 0, TYPING_MAX_MS,
+                                     &node->typing_delay_ms, err);
     return rc;
 }
 
@@ -479,6 +486,7 @@ static bool threads_init(agent_node *node)
         if (!agent_svc_init(&node->threads[i], node->rt, &node->self, i == 0))
             return false;
         node->threads[i].mcp = node->mcp;
+        node->threads[i].typing_delay_ms = node->typing_delay_ms;
     }
     return agent_svc_init(&node->accepting, node->rt, &node->self, false);
 }

@@ -41,6 +41,8 @@
  *                        host and a storage path).
  *   MINDROOM_AGENT_MAX_CONCURRENT_TURNS  turn threads, so the most turns (and model calls)
  *                        in progress at once: 1 to 256, default 16.
+ *   MINDROOM_AGENT_TYPING_DELAY_MS  how long a streamed answer runs before typing shows: 0 to
+ *                        60000, default 200; an answer done sooner publishes no typing.
  * Each worker beats its heartbeat (`agent:workers`) every 3 s; it holds its claims and its
  * in-flight turns while its last beat is younger than 10 s (the lease). An invalid setting
  * makes mr_agent_serve return 2. */

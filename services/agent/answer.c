@@ -34,8 +34,11 @@ typedef struct answer_run {
     bool sent;                   /* the current message is on the bus */
     int edits;
     int typing;                  /* typing notices sent */
-    long long typing_ms;
+    long long typing_ms;         /* when the last "on" went out */
+    bool typing_on;              /* an "on" went out, so an "off" must follow */
+    bool ticks;                  /* the call runs on_tick while the model is quiet */
     bool ready;                  /* get_ready ran */
+    long long ready_ms;          /* when it did: the model's request was out */
     mr_code failed;              /* the first bus or store failure; it cancels the call */
     mr_err err;
 } answer_run;
@@ -75,10 +78,23 @@ static void typing(answer_run *a, bool on)
     txn(a, "t", a->typing++, id);
     publish(a, reply_typing_intent(a->e->user_id, a->t->turn->room_id, id, on));
     a->typing_ms = mr_clock_mono_ms();
+    a->typing_on = on;
+}
+
+/* Typing goes on once the model has worked typing_delay_ms without finishing, so an answer done
+ * sooner publishes no typing at all, neither "on" nor "off"; then it is kept up. A call without
+ * ticks (not streamed) cannot look again while the model works, so its typing goes on at once. */
+static void keep_typing(answer_run *a, long long now)
+{
+    if (a->failed != MR_OK || !a->ready)
+        return;
+    if (a->typing_on ? now - a->typing_ms >= TYPING_REFRESH_MS
+                     : !a->ticks || now - a->ready_ms >= a->svc->typing_delay_ms)
+        typing(a, true);
 }
 
 /* What must be done before anything of the answer goes out: where it goes recorded (for a
- * send failure's notice) and the typing notice on. Once, as soon as the model's request is out
+ * send failure's notice) and the typing delay started. Once, as soon as the model's request is out
  * (on_sent), so it runs while the model works rather than in front of the call; at the latest
  * before the first message. */
 static void get_ready(answer_run *a)
@@ -86,12 +102,13 @@ static void get_ready(answer_run *a)
     if (a->ready)
         return;
     a->ready = true;
+    a->ready_ms = mr_clock_mono_ms();
     const agent_turn *turn = a->t->turn;
     mr_err err = {0};
     fail(a, delivery_remember(a->svc->rt->store, turn->event_id, a->e->name, a->e->user_id, turn->room_id,
                               a->where.thread_root, &err),
          &err);
-    typing(a, true);
+    keep_typing(a, a->ready_ms);
 }
 
 static void on_sent(void *ctx)
@@ -245,8 +262,7 @@ static bool on_delta(void *ctx, const char *text, size_t len)
     long long now = mr_clock_mono_ms();
     if (stream_push(&a->st, text, len, now))
         show(a, false);
-    if (now - a->typing_ms >= TYPING_REFRESH_MS)
-        typing(a, true);
+    keep_typing(a, now);
     if (mr_runtime_stopping(a->svc->rt)) {
         /* Left unfinished, not done: the claim is given up and the next start answers again. */
         mr_err err;
@@ -286,15 +302,16 @@ static void on_tool_done(void *ctx, const char *pending, const char *done)
 }
 
 /* While the model is quiet: text that came since the last update goes out once the interval
- * has passed, so a stalled stream shows what it has; the typing notice is kept up meanwhile. */
+ * has passed, so a stalled stream shows what it has; the typing notice goes on or is kept up
+ * meanwhile. libs/llm ticks about once a second while nothing arrives, so typing shows between
+ * the delay and about a second after it. */
 static bool on_tick(void *ctx)
 {
     answer_run *a = ctx;
     long long now = mr_clock_mono_ms();
     if (a->failed == MR_OK && stream_due(&a->st, now))
         show(a, false);
-    if (a->failed == MR_OK && a->ready && now - a->typing_ms >= TYPING_REFRESH_MS)
-        typing(a, true);
+    keep_typing(a, now);
     return a->failed == MR_OK;
 }
 
@@ -381,6 +398,8 @@ static void call_model(answer_run *a)
         .on_sent = on_sent,
         .sent_ctx = a,
     };
+    /* A team's coordinator ticks whether or not its members stream. */
+    a->ticks = req.stream || e->team;
     mr_code why = MR_OK;
     const char *no_client = NULL;
     mr_llm_client *client = agent_model(svc, model_of(&svc->roster, e), &why, &no_client);
@@ -460,12 +479,11 @@ mr_code answer_as(agent_svc *svc, const turn_ctx *t, const roster_entry *e, mr_e
                               .thread_root = room_mode ? NULL : t->root}};
     mr_err ferr = {0};
     stream_begin(&a.st, mr_clock_mono_ms());
-    /* The typing notice goes on once the model's request is out (get_ready), not by the refresh. */
-    a.typing_ms = a.st.started_ms;
     call_model(&a);
     if (a.failed == MR_OK)
         show(&a, true);
-    typing(&a, false);
+    if (a.typing_on)
+        typing(&a, false);
     /* Before the answer is durable: the room's next turn, which may start before then, reads it. */
     if (a.failed == MR_OK)
         remember(&a);

@@ -45,7 +45,6 @@ typedef struct gw_settings {
     char *client_secret;
     long startup_timeout_ms;   /* waiting for /versions; 0: no limit */
     long sync_timeout_ms;      /* the long poll */
-    long typing_delay_ms;      /* how long a typing "on" waits for an "off" that cancels it */
     long timeline_limit;       /* events per room in one sync */
     long backfill_max;         /* events fetched to fill one limited timeline's gap */
     long long answer_max_age_ms; /* older events are history */

@@ -17,8 +17,6 @@
 #define MAX_STARTUP_TIMEOUT_S 86400
 #define DEFAULT_SYNC_TIMEOUT_MS 30000
 #define MAX_SYNC_TIMEOUT_MS 3600000
-#define DEFAULT_TYPING_DELAY_MS 200
-#define MAX_TYPING_DELAY_MS 60000
 #define DEFAULT_TIMELINE_LIMIT 5000
 #define MAX_TIMELINE_LIMIT 50000
 #define DEFAULT_BACKFILL_MAX 1000
@@ -171,8 +169,6 @@ static mr_code settings_load(gw *g, mr_err *err)
                                       MAX_STARTUP_TIMEOUT_S, &s->startup_timeout_ms, err)) ||
         (rc = mr_runtime_setting_long(rt, "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", DEFAULT_SYNC_TIMEOUT_MS, 0,
                                       MAX_SYNC_TIMEOUT_MS, &s->sync_timeout_ms, err)) ||
-        (rc = mr_runtime_setting_long(rt, "MINDROOM_GATEWAY_TYPING_DELAY_MS", DEFAULT_TYPING_DELAY_MS, 0,
-                                      MAX_TYPING_DELAY_MS, &s->typing_delay_ms, err)) ||
         (rc = history_settings(rt, s, err)))
         return rc;
     s->startup_timeout_ms *= 1000;

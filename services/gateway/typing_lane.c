@@ -2,19 +2,17 @@
  * here when it reaches it and goes on with the room's next request, so an answer never waits for
  * the typing PUT before it (which, on the lane, it did). One thread sends them, the newest
  * request of an account and room replacing one still waiting (a notice is a state: only the last
- * counts), and an "off" whose "on" never went out cancels it. An "on" waits typing_delay_ms
- * first: an answer done sooner (a command, a quick model) shows no typing and costs no request,
- * where two requests, each through crypto and the gateway to the homeserver and its syncs, took
- * CPU from the answer's path on a busy machine. Typing is advisory and expires on the homeserver
- * by itself: a notice lost to a crash or a refusal is not retried, and one that could not be
- * sent is tried again only until a newer one comes. A lane hands an "off" over only after the
- * messages before it went out, so it never goes ahead of the answer it ends. */
+ * counts), and an "off" whose "on" never went out cancels it. How long an answer runs before it
+ * shows typing is the agent's to decide (MINDROOM_AGENT_TYPING_DELAY_MS): a quick answer
+ * publishes no typing at all, so nothing here waits. Typing is advisory and expires on the
+ * homeserver by itself: a notice lost to a crash or a refusal is not retried, and one that could
+ * not be sent is tried again only until a newer one comes. A lane hands an "off" over only after
+ * the messages before it went out, so it never goes ahead of the answer it ends. */
 #include "gateway_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mindroom/clock.h"
 
@@ -29,7 +27,6 @@ typedef struct slot {
     char room[MR_MATRIX_ID_SIZE];
     json_t *req;              /* the request waiting, or NULL */
     unsigned long long seq;   /* when req came: the oldest waiting goes first */
-    long long due_ms;         /* when req may go */
     bool in_flight;
     bool on;                  /* the homeserver may show typing: told "on", or not known */
     long long until_ms;       /* when a known "on" expires there */
@@ -40,7 +37,7 @@ struct gw_typing {
     gw_typing_fn send;
     void *ctx;
     pthread_mutex_t lock;
-    pthread_cond_t more;      /* on CLOCK_MONOTONIC, as mr_clock_mono_ms */
+    pthread_cond_t more;
     bool stopping;
     bool started;
     pthread_t thread;
@@ -97,9 +94,7 @@ bool gw_typing_queue(gw_typing *t, size_t account, json_t *req)
         return false;
     }
     int folded = 0;
-    /* A newer "on" keeps the waiting one's turn, or notices more often than the delay would
-     * never go out. */
-    bool on_waiting = s->req && typing_on(s->req);
+    /* A newer request keeps the waiting one's turn. */
     if (s->req) {
         json_decref(s->req);
         s->req = NULL;
@@ -112,8 +107,6 @@ bool gw_typing_queue(gw_typing *t, size_t account, json_t *req)
         json_decref(req);
         folded++;
     } else {
-        if (!(on_waiting && typing_on(req)))
-            s->due_ms = mr_clock_mono_ms() + (typing_on(req) ? t->g->s.typing_delay_ms : 0);
         s->req = req;
         pthread_cond_signal(&t->more);
     }
@@ -123,23 +116,14 @@ bool gw_typing_queue(gw_typing *t, size_t account, json_t *req)
     return true;
 }
 
-/* The waiting request that came first of those due (all of them when stopping), taken from its
- * slot (now in flight); NULL when none is, and *wake_ms then the next one's due time (0: none). */
-static slot *next_locked(gw_typing *t, json_t **req, long long *wake_ms)
+/* The waiting request that came first, taken from its slot (now in flight); NULL when none is. */
+static slot *next_locked(gw_typing *t, json_t **req)
 {
-    long long now = mr_clock_mono_ms();
     slot *first = NULL;
-    *wake_ms = 0;
     for (size_t i = 0; i < TYPING_SLOTS; i++) {
         slot *s = &t->slots[i];
-        if (!s->used || !s->req || s->in_flight)
-            continue;
-        if (s->due_ms > now && !t->stopping) {
-            if (!*wake_ms || s->due_ms < *wake_ms)
-                *wake_ms = s->due_ms;
-        } else if (!first || s->seq < first->seq) {
+        if (s->used && s->req && !s->in_flight && (!first || s->seq < first->seq))
             first = s;
-        }
     }
     if (first) {
         *req = first->req;
@@ -149,34 +133,19 @@ static slot *next_locked(gw_typing *t, json_t **req, long long *wake_ms)
     return first;
 }
 
-/* Waits on more until woken or, when wake_ms is not 0, until then. */
-static void wait_locked(gw_typing *t, long long wake_ms)
-{
-    if (!wake_ms) {
-        pthread_cond_wait(&t->more, &t->lock);
-        return;
-    }
-    long long left = wake_ms - mr_clock_mono_ms();
-    if (left <= 0)
-        return;
-    struct timespec until = mr_clock_after_ms(CLOCK_MONOTONIC, left);
-    pthread_cond_timedwait(&t->more, &t->lock, &until);
-}
-
 static void *typing_main(void *arg)
 {
     gw_typing *t = arg;
     pthread_mutex_lock(&t->lock);
     for (;;) {
         json_t *req = NULL;
-        long long wake_ms = 0;
-        slot *s = next_locked(t, &req, &wake_ms);
+        slot *s = next_locked(t, &req);
         if (!s) {
-            /* Stopping, what waits still goes out: an "off" left unsent shows typing until it
-             * expires. */
+            /* Stopping, what waits still goes out first: an "off" left unsent shows typing until
+             * it expires. */
             if (t->stopping)
                 break;
-            wait_locked(t, wake_ms);
+            pthread_cond_wait(&t->more, &t->lock);
             continue;
         }
         size_t account = s->account;
@@ -213,11 +182,7 @@ mr_code gw_typing_start(gw *g, gw_typing_fn send, void *ctx, gw_typing **out, mr
     t->send = send;
     t->ctx = ctx;
     pthread_mutex_init(&t->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->more, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&t->more, NULL);
     int e = pthread_create(&t->thread, NULL, typing_main, t);
     if (e != 0)
         return mr_err_errno(err, MR_EINTERNAL, e, "starting the typing lane");

@@ -370,6 +370,8 @@ static int group_setup(void **state)
     setenv("E2E_WRONG_KEY", "sk-wrong-0123456789", 1);
     setenv("LOG_LEVEL", "debug", 1);
     setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "4", 1);
+    /* Typing on at once: each answer's intents begin and end with a typing notice. */
+    setenv("MINDROOM_AGENT_TYPING_DELAY_MS", "0", 1);
     setenv("MINDROOM_OAUTH_GITHUB_CLIENT_SECRET", "gh-secret", 1);
     setenv("MINDROOM_PUBLIC_URL", "https://mindroom.example.org", 1);
     unsetenv("MINDROOM_WORKER_ID");
@@ -424,6 +426,9 @@ static void test_invalid_settings_exit_2(void **state)
     static const char *const cases[][3] = {
         {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "0", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"0\" is not a whole number"},
         {"MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "8x", "MINDROOM_AGENT_MAX_CONCURRENT_TURNS: \"8x\" is not a whole number"},
+        {"MINDROOM_AGENT_TYPING_DELAY_MS", "-1", "MINDROOM_AGENT_TYPING_DELAY_MS: \"-1\" is not a whole number from 0 to 60000"},
+        {"MINDROOM_AGENT_TYPING_DELAY_MS", "60001",
+         "MINDROOM_AGENT_TYPING_DELAY_MS: \"60001\" is not a whole number from 0 to 60000"},
         {"MINDROOM_WORKER_ID", "two words", "MINDROOM_WORKER_ID: \"two words\" may hold only letters"},
         {"MINDROOM_TOOL_TIMEOUT_SECONDS", "0", "MINDROOM_TOOL_TIMEOUT_SECONDS: \"0\" is not a whole number from 1 to 3600"},
         {"MINDROOM_TOOL_MAX_ROUNDS", "many", "MINDROOM_TOOL_MAX_ROUNDS: \"many\" is not a whole number from 1 to 100"},

@@ -7,8 +7,9 @@
  * an inproc:///<dir>/bus.db journal and a SQLite store, with the model stub. The test takes the
  * journal's before-commit hook (which syncs the store first, as the runtime's does) and holds
  * the writer there: nothing commits while it is held, as on a disk whose fsyncs stall. Also: a
- * room's turns reach the model over one connection, and an answer's typing notice and delivery
- * record go out while the model works. */
+ * room's turns reach the model over one connection, an answer's delivery record goes out while
+ * the model works, and typing shows only for an answer slower than the typing delay: on while
+ * the model holds its answer, off after; none at all for a quick one. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +35,8 @@
 #define KEY "sk-settle-0123456789abcdef"
 #define LOBBY "!lobby:example.org"
 #define ALICE "@alice:example.org"
+/* Long beside the stub's quick answer even on a loaded machine, short beside DEADLINE_MS. */
+#define TYPING_DELAY "1500"
 
 typedef struct suite {
     mr_model_stub stub;
@@ -99,6 +102,25 @@ static void wait_answered(const char *event_id, const char *body)
     }
 }
 
+/* The typing notices of event_id's answer on matrix.outbound: those turning it on in *on, the
+ * others in *off. */
+static void typing_of(const char *event_id, int *on, int *off)
+{
+    char prefix[TXN_MAX];
+    txn_id(event_id, "mind", "t", 0, prefix);
+    /* Every notice's ID is the first's but for the number at its end. */
+    size_t n = strlen(prefix) - 1;
+    *on = *off = 0;
+    size_t i;
+    json_t *it;
+    json_array_foreach(S.intents, i, it) {
+        const char *id = json_string_value(json_object_get(it, "txn_id"));
+        const char *action = json_string_value(json_object_get(it, "action"));
+        if (id && action && strcmp(action, "typing") == 0 && strncmp(id, prefix, n) == 0)
+            (json_is_true(json_object_get(it, "typing")) ? on : off)[0]++;
+    }
+}
+
 static char *claim_of(const char *event_id)
 {
     char key[256];
@@ -147,6 +169,7 @@ static int group_setup(void **state)
     setenv("MATRIX_SERVER_NAME", "example.org", 1);
     setenv("MINDROOM_INSTANCE_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     setenv("OPENAI_API_KEY", KEY, 1);
+    setenv("MINDROOM_AGENT_TYPING_DELAY_MS", TYPING_DELAY, 1);
     mr_runtime_opts ro = {.service = "agent", .config_path = config, .storage_path = S.dir};
     if (mr_tp_commit_hold_open(&S.hold, &ro, &S.rt) != 0)
         return -1;
@@ -221,9 +244,49 @@ static void test_turns_reuse_one_model_connection(void **state)
     assert_int_equal(connections, 1);
 }
 
-/* The typing notice is on and the answer's delivery record written while the model still
- * works: the stub holds the answer until both are seen (they go out once the request is out,
- * not in front of it, and not only once the answer comes). */
+/* Waits until event_id's claim is done, which the agent marks after it published everything of
+ * the answer, then takes every intent published before. */
+static void wait_done(const char *event_id)
+{
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    mr_err err = {0};
+    while (!claim_is(event_id, "done")) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("the claim of %s was not done within %d s", event_id, DEADLINE_MS / 1000);
+        mr_tp_check_step(mr_bus_flush(S.rt->bus, DEADLINE_MS, &err), &err, "flushing");
+        size_t handled = 0;
+        mr_tp_check_step(mr_bus_poll(S.outbound, 10, 100, keep_intent, S.intents, &handled, &err), &err,
+                         "polling matrix.outbound");
+    }
+    size_t handled;
+    do {
+        handled = 0;
+        mr_tp_check_step(mr_bus_poll(S.outbound, 0, 100, keep_intent, S.intents, &handled, &err), &err,
+                         "polling matrix.outbound");
+    } while (handled > 0);
+}
+
+/* An answer done before MINDROOM_AGENT_TYPING_DELAY_MS publishes no typing at all: neither the
+ * notice that starts it nor the one that ends it goes through crypto and the gateway. */
+static void test_quick_answer_publishes_no_typing(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    mr_tp_check_step(mr_model_stub_reset(&S.stub, &err), &err, "resetting the model stub");
+    const char *ev = "$quick:example.org";
+    publish_turn(ev, "quick question");
+    wait_answered(ev, "quick question");
+    wait_done(ev);
+    int on, off;
+    typing_of(ev, &on, &off);
+    assert_int_equal(on, 0);
+    assert_int_equal(off, 0);
+}
+
+/* Typing goes on and the answer's delivery record is written while the model still works: the
+ * stub holds the answer until both are seen (the record goes out once the request is out, not
+ * in front of it; typing once the delay has passed, from the stream's tick, not only once the
+ * answer comes). After the answer, one notice turns typing off. */
 static void test_typing_while_the_model_works(void **state)
 {
     (void)state;
@@ -231,32 +294,36 @@ static void test_typing_while_the_model_works(void **state)
     mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "holding the answer");
     const char *ev = "$held:example.org";
     publish_turn(ev, "held question");
-    char typing_txn[TXN_MAX], prefix[TXN_MAX], key[TXN_MAX + 8];
-    txn_id(ev, "mind", "t", 0, typing_txn);
+    char prefix[TXN_MAX], key[TXN_MAX + 8];
     txn_id(ev, "mind", "", -1, prefix);
     snprintf(key, sizeof key, "answer:%s", prefix);
     long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
-    bool typing = false;
-    while (!typing) {
+    int on = 0, off = 0;
+    while (!on) {
         if (mr_clock_mono_ms() > deadline)
             fail_msg("no typing notice within %d s while the model held its answer", DEADLINE_MS / 1000);
         size_t handled = 0;
         mr_tp_check_step(mr_bus_poll(S.outbound, 10, 100, keep_intent, S.intents, &handled, &err), &err,
                          "polling matrix.outbound");
-        size_t i;
-        json_t *it;
-        json_array_foreach(S.intents, i, it) {
-            const char *id = json_string_value(json_object_get(it, "txn_id"));
-            typing |= id && strcmp(id, typing_txn) == 0 && json_is_true(json_object_get(it, "typing"));
-        }
+        typing_of(ev, &on, &off);
     }
+    assert_int_equal(off, 0);
     assert_false(answered(ev, "held question"));
     char *where = mr_tp_stored(S.rt, key, "reading the answer's delivery record");
     assert_non_null(where);
     assert_non_null(strstr(where, ev));
     free(where);
     mr_tp_check_step(mr_model_stub_release(&S.stub, &err), &err, "releasing the answer");
-    wait_answered(ev, "held question");
+    /* Held past the first edit's interval, the answer's first message is its first chunk: the
+     * whole text comes in edits. */
+    wait_done(ev);
+    typing_of(ev, &on, &off);
+    assert_int_equal(on, 1);
+    assert_int_equal(off, 1);
+    /* The last notice of the answer ends typing. */
+    json_t *last = json_array_get(S.intents, json_array_size(S.intents) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "action")), "typing");
+    assert_true(json_is_false(json_object_get(last, "typing")));
 }
 
 int main(void)
@@ -264,6 +331,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_turn_does_not_wait_for_the_commit),
         cmocka_unit_test(test_turns_reuse_one_model_connection),
+        cmocka_unit_test(test_quick_answer_publishes_no_typing),
         cmocka_unit_test(test_typing_while_the_model_works),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -199,6 +199,8 @@ static int group_setup(void **state)
     setenv("LOG_LEVEL", "info", 1);
     /* One turn at a time each: what one replica cannot take, another must. */
     setenv("MINDROOM_AGENT_MAX_CONCURRENT_TURNS", "1", 1);
+    /* Typing on at once: each answer's intents begin and end with a typing notice. */
+    setenv("MINDROOM_AGENT_TYPING_DELAY_MS", "0", 1);
     unsetenv("MINDROOM_NAMESPACE");
     unsetenv("MINDROOM_AGENT_LISTEN");
     return 0;

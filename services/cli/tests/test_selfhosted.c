@@ -2,7 +2,8 @@
  * fills in: `config init --matrix-server self-hosted --homeserver URL --owner @alice:localhost`,
  * then OPENAI_API_KEY, OPENAI_BASE_URL (the model stub) and one registration secret, and
  * `mindroom run` answers alice's message. Once with Synapse's shared-secret registration, once
- * with a registration token. */
+ * with a registration token. A model that holds its answer shows the agent typing at the
+ * homeserver meanwhile, and no longer once the answer is in. */
 #include "cli_harness.h"
 #include "selfhosted_harness.h"
 
@@ -15,6 +16,7 @@
 #define POLL_MS 200
 #define MIND "@mindroom_mind:localhost"
 #define MESSAGE "hello from alice, self-hosted"
+#define HELD "a question the model takes its time over"
 
 static struct {
     mr_hs_peer hs;
@@ -107,7 +109,7 @@ static const char *body_of(json_t *ev)
     return json_string_value(fresh ? fresh : json_object_get(content, "body"));
 }
 
-static bool mind_answered(const char *room_id)
+static bool mind_answered(const char *room_id, const char *message)
 {
     json_t *page = NULL;
     mr_err err = {0};
@@ -118,11 +120,51 @@ static bool mind_answered(const char *room_id)
         json_array_foreach(json_object_get(page, "chunk"), i, ev) {
             const char *sender = json_string_value(json_object_get(ev, "sender"));
             const char *body = body_of(ev);
-            found |= sender && body && strcmp(sender, MIND) == 0 && strstr(body, "Echo: " MESSAGE);
+            found |= sender && body && strcmp(sender, MIND) == 0 && strstr(body, "Echo: ") &&
+                     strstr(body, message);
         }
     }
     json_decref(page);
     return found;
+}
+
+/* Whether alice sees the mind agent typing in the room (a sync without since: the room's typing
+ * users as they are now). */
+static bool mind_typing(const char *room_id)
+{
+    mr_matrix_sync_req req = {0};
+    json_t *sync = NULL;
+    mr_err err = {0};
+    sh_check(mr_matrix_sync(F.alice, &req, &sync, &err), &err, "alice syncing");
+    bool typing = mr_hs_peer_sync_typing(sync, room_id, MIND);
+    json_decref(sync);
+    return typing;
+}
+
+/* The model holds its answer: the agent shows typing (once past its typing delay) while it
+ * waits, and stops once the answer is in. */
+static void held_answer_shows_typing(const char *room_id)
+{
+    mr_err err = {0};
+    sh_check(mr_model_stub_script(&F.stub, "{\"hold\": true}", &err), &err, "holding the answer");
+    json_t *content = json_pack("{s:s, s:s}", "msgtype", "m.text", "body", HELD);
+    sh_check(mr_matrix_send(F.alice, room_id, "m.room.message", "selfhosted-2", content, NULL, &err), &err,
+             "alice sending");
+    json_decref(content);
+    long long deadline = now_ms() + DEADLINE_MS;
+    while (!mind_typing(room_id)) {
+        if (now_ms() > deadline)
+            fail_msg(MIND " not typing within %d ms while the model held its answer", DEADLINE_MS);
+        pause_ms(POLL_MS);
+    }
+    assert_false(mind_answered(room_id, HELD));
+    sh_check(mr_model_stub_release(&F.stub, &err), &err, "releasing the answer");
+    deadline = now_ms() + DEADLINE_MS;
+    while (!mind_answered(room_id, HELD) || mind_typing(room_id)) {
+        if (now_ms() > deadline)
+            fail_msg(MIND " still typing or not answered %d ms after the model answered", DEADLINE_MS);
+        pause_ms(POLL_MS);
+    }
 }
 
 static void converse_and_stop(sandbox *sb)
@@ -141,11 +183,12 @@ static void converse_and_stop(sandbox *sb)
              "alice sending");
     json_decref(content);
     long long deadline = now_ms() + DEADLINE_MS;
-    while (!mind_answered(room_id)) {
+    while (!mind_answered(room_id, MESSAGE)) {
         if (now_ms() > deadline)
             fail_msg("no answer from " MIND " within %d ms", DEADLINE_MS);
         pause_ms(POLL_MS);
     }
+    held_answer_shows_typing(room_id);
 
     int status = 0;
     sh_check(mr_tp_kill_wait(F.run, SIGTERM, &status, &err), &err, "stopping mindroom run");

@@ -267,7 +267,6 @@ static void test_invalid_settings(void **state)
         {"MATRIX_MANAGED_ACCOUNT_AUTH", "token", "MATRIX_MANAGED_ACCOUNT_AUTH: must be password or appservice, not \"token\""},
         {"MATRIX_APPSERVICE_TOKEN", "x", "MATRIX_APPSERVICE_TOKEN is set, but MATRIX_MANAGED_ACCOUNT_AUTH is not appservice"},
         {"MINDROOM_GATEWAY_SYNC_TIMEOUT_MS", "soon", "MINDROOM_GATEWAY_SYNC_TIMEOUT_MS: \"soon\" is not a whole number from 0 to 3600000"},
-        {"MINDROOM_GATEWAY_TYPING_DELAY_MS", "-1", "MINDROOM_GATEWAY_TYPING_DELAY_MS: \"-1\" is not a whole number from 0 to 60000"},
         /* Once clamped to LONG_MAX and scaled to milliseconds past it. */
         {"MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS", "99999999999999999999",
          "MINDROOM_MATRIX_HOMESERVER_STARTUP_TIMEOUT_SECONDS: \"99999999999999999999\" is not a whole number from 0 to 86400"},

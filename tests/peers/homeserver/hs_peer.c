@@ -129,3 +129,16 @@ mr_code mr_hs_peer_has_user(const mr_hs_peer *hs, const char *user_id, bool *exi
     json_decref(state);
     return MR_OK;
 }
+
+bool mr_hs_peer_sync_typing(json_t *sync, const char *room_id, const char *user_id)
+{
+    json_t *events = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+        sync, "rooms"), "join"), room_id), "ephemeral"), "events");
+    bool typing = false;
+    size_t i, j;
+    json_t *ev, *uid;
+    json_array_foreach(events, i, ev)
+        json_array_foreach(json_object_get(json_object_get(ev, "content"), "user_ids"), j, uid)
+            typing = typing || (json_is_string(uid) && strcmp(json_string_value(uid), user_id) == 0);
+    return typing;
+}

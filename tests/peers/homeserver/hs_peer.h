@@ -2,6 +2,7 @@
 #ifndef MINDROOM_TEST_HS_PEER_H
 #define MINDROOM_TEST_HS_PEER_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include "mindroom/err.h"
@@ -30,6 +31,9 @@ typedef struct mr_hs_peer {
 mr_code mr_hs_peer_start(const mr_hs_peer_opts *opts, mr_hs_peer *hs, mr_err *err);
 /* Whether the homeserver has the account user_id (its /_test/state), in *exists. */
 mr_code mr_hs_peer_has_user(const mr_hs_peer *hs, const char *user_id, bool *exists, mr_err *err);
+/* Whether user_id is among the typing users of room_id in sync, a client's /sync response
+ * (without since, the room's typing users as they are now). */
+bool mr_hs_peer_sync_typing(json_t *sync, const char *room_id, const char *user_id);
 /* Stops it with SIGTERM and removes its dir. Fails (naming the log) when the homeserver did
  * not exit cleanly, e.g. a sanitizer found a leak or an error in it. */
 mr_code mr_hs_peer_stop(mr_hs_peer *hs, mr_err *err);
