@@ -255,8 +255,11 @@ mr_code gw_sender_start(gw *g, gw_sender **out, mr_err *err);
 void gw_sender_stop(gw_sender *s);
 
 /* ---- typing_lane.c: typing notices off the rooms' send lanes ---- */
-#define GW_TYPING_TIMEOUT_MS 30000 /* of a typing request without timeout_ms */
 typedef struct gw_typing gw_typing;
+/* A typing send_request's fields, read the one way the lane and the send both use; a request
+ * without timeout_ms asks for 30 s. */
+bool gw_typing_wanted(const json_t *req);
+long gw_typing_timeout_ms(const json_t *req);
 /* Sends req, a typing request of the account at this index, on the typing lane's thread; fails
  * as a send of the matrix.send consumer does (MR_EUNAVAIL, MR_ENOMEM: worth another try). */
 typedef mr_code (*gw_typing_fn)(void *ctx, size_t account, json_t *req, mr_err *err);

@@ -129,11 +129,8 @@ static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, bool 
         snprintf(key, sizeof key, "sent:%s", txn);
         return rc == MR_OK ? mr_store_set(g->rt->store, key, event_id, strlen(event_id), SENT_TTL_MS, err) : rc;
     }
-    if (strcmp(kind, "typing") == 0) {
-        json_t *t = json_object_get(req, "timeout_ms");
-        return mr_matrix_typing(m, room, json_is_true(json_object_get(req, "typing")),
-                                json_is_integer(t) ? (long)json_integer_value(t) : GW_TYPING_TIMEOUT_MS, err);
-    }
+    if (strcmp(kind, "typing") == 0)
+        return mr_matrix_typing(m, room, gw_typing_wanted(req), gw_typing_timeout_ms(req), err);
     if (strcmp(kind, "redact") == 0)
         return mr_matrix_redact(m, room, str(req, "redacts"), txn, NULL, NULL, err);
     if (gw_keys_kind(kind))

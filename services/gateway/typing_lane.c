@@ -20,6 +20,7 @@
  * lane sends its notice itself, as before. */
 #define TYPING_SLOTS 256
 #define RETRY_MS 1000
+#define TYPING_TIMEOUT_MS 30000 /* of a typing request without timeout_ms */
 
 typedef struct slot {
     bool used;
@@ -45,15 +46,15 @@ struct gw_typing {
     slot slots[TYPING_SLOTS];
 };
 
-static bool typing_on(json_t *req)
+bool gw_typing_wanted(const json_t *req)
 {
     return json_is_true(json_object_get(req, "typing"));
 }
 
-static long timeout_of(json_t *req)
+long gw_typing_timeout_ms(const json_t *req)
 {
     json_t *t = json_object_get(req, "timeout_ms");
-    return json_is_integer(t) ? (long)json_integer_value(t) : GW_TYPING_TIMEOUT_MS;
+    return json_is_integer(t) ? (long)json_integer_value(t) : TYPING_TIMEOUT_MS;
 }
 
 /* A slot that holds nothing: no request waiting or in flight, and no "on" still shown. */
@@ -103,7 +104,7 @@ bool gw_typing_queue(gw_typing *t, size_t account, json_t *req)
         s->seq = ++t->seq;
     }
     /* An "off" where the homeserver is known to show no typing has nothing to end. */
-    if (!typing_on(req) && !s->in_flight && !s->on) {
+    if (!gw_typing_wanted(req) && !s->in_flight && !s->on) {
         json_decref(req);
         folded++;
     } else {
@@ -155,8 +156,8 @@ static void *typing_main(void *arg)
         bool again = (rc == MR_EUNAVAIL || rc == MR_ENOMEM) && !mr_runtime_stopping(t->g->rt);
         pthread_mutex_lock(&t->lock);
         s->in_flight = false;
-        s->on = rc != MR_OK || typing_on(req);
-        s->until_ms = mr_clock_mono_ms() + (rc == MR_OK ? timeout_of(req) : 0);
+        s->on = rc != MR_OK || gw_typing_wanted(req);
+        s->until_ms = mr_clock_mono_ms() + (rc == MR_OK ? gw_typing_timeout_ms(req) : 0);
         if (again && !s->req) {
             s->req = req;
             req = NULL;
