@@ -1,14 +1,17 @@
 /* test_inproc_journal.c -- the inproc bus with a journal: the shared behaviour suite, and what
  * survives a SIGKILL of the publisher or the consumer, group cursors across restarts,
  * compaction, file modes and errors that name the path. */
+#define _GNU_SOURCE /* SCHED_IDLE */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -627,6 +630,36 @@ static void test_consumers_do_not_wait_for_the_commit(void **state)
     mr_bus_close(b);
 }
 
+/* How many of this process's threads run at SCHED_IDLE. */
+static int idle_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        if (tid > 0 && sched_getscheduler(tid) == SCHED_IDLE)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The journal's writer runs at SCHED_IDLE, so its commits never hold a core a woken consumer
+ * wants (no consumer waits for them); closing the bus ends it. */
+static void test_the_writer_yields_to_consumers(void **state)
+{
+    fixture *f = *state;
+    mr_bus_options opts = {.partitions = 1};
+    int before = idle_threads();
+    mr_bus *b = open_ok(f->url, &opts);
+    suite_publish(b, "idle", 0, 1, KEYS);
+    suite_flush(b, 60000);
+    assert_int_equal(idle_threads(), before + 1);
+    mr_bus_close(b);
+    assert_int_equal(idle_threads(), before);
+}
+
 /* The hook before each commit: what it sees of the journal file through a connection of its
  * own (the rows committed so far), and whether it fails the commit. */
 typedef struct hook_probe {
@@ -964,6 +997,7 @@ int main(void)
         T(test_idle_journal_gives_space_back),
         T(test_full_ring_blocks_and_survives_restart),
         T(test_consumers_do_not_wait_for_the_commit),
+        T(test_the_writer_yields_to_consumers),
         T(test_a_hook_runs_before_each_commit),
         T(test_an_ack_needs_no_commit_of_what_came_before),
         T(test_when_durable_runs_once_after_the_commit),
