@@ -18,7 +18,7 @@
 
 #define INTERNAL_USER "@helper_user:localhost"
 #define CONFIG GWT_CONFIG_MIND "mindroom_user: {username: helper_user, display_name: Helper}\n"
-#define ECHOES "\nmindroom_gateway_echoes_unpublished_total "
+#define ECHOES "mindroom_gateway_echoes_unpublished_total "
 
 static void send_message(gwt *f, const char *account, const char *room, const char *txn, json_t *content)
 {
@@ -31,11 +31,6 @@ static void send_message(gwt *f, const char *account, const char *room, const ch
 static json_t *text(const char *body)
 {
     return json_pack("{s:s, s:s}", "msgtype", "m.text", "body", body);
-}
-
-static bool seen(json_t *msgs, void *ctx)
-{
-    return gwt_count_body(msgs, ctx, NULL) >= 1;
 }
 
 /* How many of msgs the account wrote (event.sender), whatever their body. */
@@ -51,16 +46,6 @@ static size_t count_sender(json_t *msgs, const char *sender)
     return n;
 }
 
-static double metric(gwt *f, const char *series)
-{
-    char *page = NULL;
-    mr_tp_http_get(f->http_port, "/metrics", &page);
-    const char *p = page ? strstr(page, series) : NULL;
-    double v = p ? strtod(p + strlen(series), NULL) : -1;
-    free(page);
-    return v;
-}
-
 static void test_answers_and_their_edits_stay_off_the_bus(void **state)
 {
     (void)state;
@@ -74,7 +59,7 @@ static void test_answers_and_their_edits_stay_off_the_bus(void **state)
     mr_tp_check_step(mr_matrix_invite(alice, lobby, INTERNAL_USER, &err), &err, "inviting the internal user");
     gwt_wait_log(&f, INTERNAL_USER " accepted the invite", 1);
     gwt_say(alice, lobby, "q1", "a question");
-    gwt_read_until(&in, seen, "a question");
+    gwt_read_until(&in, gwt_seen_body, "a question");
 
     /* What the agent sends for one answer: the message, an edit as it streams, the final edit. */
     send_message(&f, GWT_MIND, lobby, "mr.q1.m", text("an answer \xe2\x8b\xaf"));
@@ -92,11 +77,11 @@ static void test_answers_and_their_edits_stay_off_the_bus(void **state)
     send_message(&f, GWT_ROUTER, lobby, "mr.h1.m", handoff);
     /* The internal user is a person: what it says is a question like alice's. */
     send_message(&f, INTERNAL_USER, lobby, "mr.u1.m", text("a question of the internal user"));
-    gwt_read_until(&in, seen, "a question of the internal user");
+    gwt_read_until(&in, gwt_seen_body, "a question of the internal user");
     /* The room's requests are sent in order and the publisher publishes in the room's order:
      * once alice's later message is out, every one of them came back through the sync. */
     gwt_say(alice, lobby, "q2", "after the answer");
-    gwt_read_until(&in, seen, "after the answer");
+    gwt_read_until(&in, gwt_seen_body, "after the answer");
     gwt_read_all(&in);
 
     assert_int_equal(count_sender(in.msgs, GWT_MIND), 0);
@@ -104,7 +89,7 @@ static void test_answers_and_their_edits_stay_off_the_bus(void **state)
     assert_int_equal(gwt_count_body(in.msgs, "@Mind could you help with this?", GWT_ROUTER), 1);
     assert_int_equal(gwt_count_body(in.msgs, "a question of the internal user", GWT_ROUTER), 1);
     assert_int_equal(gwt_count_body(in.msgs, "a question", GWT_ROUTER), 1);
-    assert_true(metric(&f, ECHOES) == 3);
+    assert_true(gwt_metric(&f, ECHOES) == 3);
     gwt_end(&f, &in, alice);
 }
 
