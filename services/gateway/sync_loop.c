@@ -2,9 +2,10 @@
  * account's rounds, their long polls on one thread): each batch's room events go to
  * matrix.inbound (from the room's publishing account only, room_publisher.c, with the facts of a
  * managed room; not the entities' messages nothing reads back) and its to-device events to
- * matrix.todevice, and only once the bus holds them all is next_batch saved (sync_token.c), so a crash replays and loses nothing. The next /sync starts
- * without waiting for the bus unless the batch had to-device events (the homeserver deletes
- * them once a later token is used) or rooms left (handed to another publisher).
+ * matrix.todevice, and only once the bus holds them all is next_batch saved (sync_token.c), so a
+ * crash replays and loses nothing. The next /sync starts without waiting for the bus unless the
+ * batch had to-device events (the homeserver deletes them once a later token is used) or rooms
+ * left (handed to another publisher).
  * A limited timeline is backfilled from /messages; events from before the account first synced
  * or joined a room, or older than the answer bound, are marked history (recorded, never
  * answered). Invites are accepted when the inviter is authorized. */
@@ -93,8 +94,8 @@ static bool is_history(const gw *g, long long cutoff, long long ts)
 /* An entity's own message, answers and their edits above all, comes back in the sync of the
  * room's publisher; it is left off the bus when nothing reads it back (mr_msg_entity_echo_read):
  * a rule of the event and the config alone, so every gateway process, before and after a
- * restart, decides the same. An encrypted one is published: only crypto can read it, and the
- * agent skips it. */
+ * restart, decides the same. An encrypted one is published: only crypto can read it, and authz
+ * drops it once decrypted. */
 static bool echo_read(const gw *g, json_t *ev)
 {
     const gw_account *author = gw_entity_by_user(g, json_string_value(json_object_get(ev, "sender")));
