@@ -8,6 +8,7 @@
 
 #include "authz_internal.h"
 #include "mindroom/authz.h"
+#include "mindroom/msg.h"
 
 #define COMPONENT "authz"
 #define IN_TOPIC "matrix.cleartext"
@@ -161,7 +162,6 @@ static mr_code decide(authz_service *svc, const turn_event *ev, mr_err *err)
         return rc;
     rc = MR_OK;
 
-    refresh_rules(svc);
     /* The room's key and alias as the instance recorded them, carried by the event itself. */
     mr_authz_room room = {.room_id = ev->room_id, .alias = ev->room_alias, .room_key = ev->room_key};
     mr_authz_decision d;
@@ -182,6 +182,18 @@ static mr_code decide(authz_service *svc, const turn_event *ev, mr_err *err)
     return rc;
 }
 
+/* An entity's own message the gateway could not read (encrypted) and so published: once
+ * decrypted, the rule the gateway applies to the others (mr_msg_entity_echo_read) drops it here
+ * rather than in the agent. */
+static const char *echo_skip_reason(const authz_service *svc, const turn_event *ev)
+{
+    mr_authz_entity_kind kind = mr_authz_kind_of(svc->az, ev->sender);
+    if (kind == MR_AUTHZ_ENTITY_NONE || kind == MR_AUTHZ_ENTITY_INTERNAL_USER ||
+        mr_msg_entity_echo_read(ev->event, kind == MR_AUTHZ_ENTITY_ROUTER))
+        return NULL;
+    return "an entity's own message: nothing reads it back";
+}
+
 static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
 {
     authz_service *svc = ctx;
@@ -193,7 +205,10 @@ static mr_code on_message(void *ctx, const mr_bus_msg *m, mr_err *err)
         count(svc, "malformed");
         return MR_OK;
     }
+    refresh_rules(svc);
     const char *skip = turn_event_skip_reason(&ev);
+    if (!skip)
+        skip = echo_skip_reason(svc, &ev);
     /* Every event, skipped or not, may change who is in the room. */
     mr_code rc = room_state_note(svc->rt->store, &ev, err);
     if (rc != MR_OK) {

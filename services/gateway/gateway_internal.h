@@ -109,6 +109,9 @@ void gw_accounts_free(gw *g);
 /* Makes sure each account exists and has a working session, then its display name. */
 mr_code gw_accounts_bootstrap(gw *g, mr_err *err);
 gw_account *gw_account_by_user(gw *g, const char *user_id);
+/* The account of the entity (router, agent, team) user_id is; NULL for the internal user, who
+ * is a person, and for anyone else. */
+const gw_account *gw_entity_by_user(const gw *g, const char *user_id);
 /* A client for account a in the calling thread, with a's current session; *gen gets the
  * session's generation. */
 mr_code gw_client_new(gw *g, gw_account *a, mr_matrix **out, unsigned long *gen, mr_err *err);
@@ -285,6 +288,8 @@ void gw_metrics_observe(void *ctx, const mr_matrix_attempt *a);
 void gw_metrics_sync_lag(gw *g, double seconds);
 void gw_metrics_send(gw *g, const char *kind, const char *outcome, double seconds);
 void gw_metrics_published(gw *g, const char *topic, size_t n);
+/* Events of the entities the sync loops left off matrix.inbound: nothing reads them back. */
+void gw_metrics_echoes(gw *g, size_t n);
 
 /* ---- serve.c ---- */
 /* A secret given directly as key or in the file key_FILE (not both); *out NULL when neither. */

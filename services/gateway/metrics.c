@@ -1,5 +1,5 @@
 /* metrics.c -- the gateway's Prometheus series: sync lag, send latency, events published, and
- * failed Matrix requests by endpoint and errcode. */
+ * failed Matrix requests by endpoint and errcode, the entities' messages left unpublished. */
 #include "gateway_internal.h"
 
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #define SENDS "mindroom_gateway_sends_total"
 #define PUBLISHED "mindroom_gateway_events_published_total"
 #define ERRORS "mindroom_gateway_matrix_errors_total"
+#define ECHOES "mindroom_gateway_echoes_unpublished_total"
 
 mr_code gw_metrics_declare(gw *g, mr_err *err)
 {
@@ -26,6 +27,8 @@ mr_code gw_metrics_declare(gw *g, mr_err *err)
                                       "(sent, dropped, retried; coalesced: a typing notice replaced by a later one)", err)) ||
         (rc = mr_http_metrics_counter(m, PUBLISHED, "Events the sync loops published, by topic",
                                       err)) ||
+        (rc = mr_http_metrics_counter(m, ECHOES, "Messages of the router, agents and teams the sync loops "
+                                      "left off matrix.inbound: nothing reads them back", err)) ||
         (rc = mr_http_metrics_counter(m, ERRORS, "Failed Matrix requests by endpoint and errcode "
                                       "(transport for no response, HTTP_<status> without one)", err)))
         return rc;
@@ -61,6 +64,11 @@ void gw_metrics_send(gw *g, const char *kind, const char *outcome, double second
         const char *kl[] = {"kind", kind, NULL};
         mr_http_metrics_observe(g->rt->metrics, SEND_SECONDS, kl, seconds);
     }
+}
+
+void gw_metrics_echoes(gw *g, size_t n)
+{
+    mr_http_metrics_inc(g->rt->metrics, ECHOES, NULL, (double)n);
 }
 
 void gw_metrics_published(gw *g, const char *topic, size_t n)

@@ -1,16 +1,18 @@
 /* sync_loop.c -- the sync loop of one managed account, round by round (sync_driver.c runs every
  * account's rounds, their long polls on one thread): each batch's room events go to
  * matrix.inbound (from the room's publishing account only, room_publisher.c, with the facts of a
- * managed room) and its to-device events to matrix.todevice, and only once the bus holds them all
- * is next_batch saved (sync_token.c), so a crash replays and loses nothing. The next /sync starts
- * without waiting for the bus unless the batch had to-device events (the homeserver deletes
- * them once a later token is used) or rooms left (handed to another publisher).
+ * managed room; not the entities' messages nothing reads back) and its to-device events to
+ * matrix.todevice, and only once the bus holds them all is next_batch saved (sync_token.c), so a
+ * crash replays and loses nothing. The next /sync starts without waiting for the bus unless the
+ * batch had to-device events (the homeserver deletes them once a later token is used) or rooms
+ * left (handed to another publisher).
  * A limited timeline is backfilled from /messages; events from before the account first synced
  * or joined a room, or older than the answer bound, are marked history (recorded, never
  * answered). Invites are accepted when the inviter is authorized. */
 #include "gateway_internal.h"
 #include "mindroom/clock.h"
 #include "mindroom/json.h"
+#include "mindroom/msg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,7 @@ typedef struct gw_loop loop;
 
 /* What one batch did, for the crash point and the logs. */
 typedef struct batch {
-    size_t inbound, todevice, history, backfilled;
+    size_t inbound, todevice, history, backfilled, echoes;
     bool had_message;
 } batch;
 
@@ -89,6 +91,17 @@ static bool is_history(const gw *g, long long cutoff, long long ts)
     return ts < cutoff || mr_clock_wall_ms() - ts > g->s.answer_max_age_ms;
 }
 
+/* An entity's own message, answers and their edits above all, comes back in the sync of the
+ * room's publisher; it is left off the bus when nothing reads it back (mr_msg_entity_echo_read):
+ * a rule of the event and the config alone, so every gateway process, before and after a
+ * restart, decides the same. An encrypted one is published: only crypto can read it, and authz
+ * drops it once decrypted. */
+static bool echo_read(const gw *g, json_t *ev)
+{
+    const gw_account *author = gw_entity_by_user(g, json_string_value(json_object_get(ev, "sender")));
+    return !author || mr_msg_entity_echo_read(ev, author == g->router);
+}
+
 /* Publishes the events of a room, each with the room's facts and m.room.encryption (asked of
  * the homeserver through m, once, when the gateway has no record of the room). */
 static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long cutoff, json_t *events,
@@ -107,6 +120,10 @@ static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long
             break;
         if (!id || !gw_pub_claim(g, room_id, id, l->a->user_id))
             continue;
+        if (!echo_read(g, ev)) {
+            b->echoes++;
+            continue;
+        }
         json_t *ts = json_object_get(ev, "origin_server_ts");
         bool history = is_history(g, cutoff, json_integer_value(ts));
         json_t *msg = gw_sync_inbound(l->a->user_id, room_id, ev, membership, history, facts);
@@ -408,6 +425,7 @@ static mr_code handle(loop *l, mr_matrix *m, const char *since, json_t *sync, ba
         return rc;
     gw_metrics_published(g, "matrix.inbound", b->inbound);
     gw_metrics_published(g, "matrix.todevice", b->todevice);
+    gw_metrics_echoes(g, b->echoes);
     return invites(g, a, m, json_object_get(r, "invite"), err);
 }
 

@@ -237,6 +237,12 @@ bool mr_authz_is_internal(const mr_authz *az, const char *user_id)
     return internal_entity(az, user_id, mr_authz_hash(user_id)) != NULL;
 }
 
+mr_authz_entity_kind mr_authz_kind_of(const mr_authz *az, const char *user_id)
+{
+    const mr_authz_entity *e = internal_entity(az, user_id, mr_authz_hash(user_id));
+    return e ? e->kind : MR_AUTHZ_ENTITY_NONE;
+}
+
 void mr_authz_room_from_string(const char *s, mr_authz_room *out)
 {
     memset(out, 0, sizeof *out);

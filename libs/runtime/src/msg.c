@@ -65,3 +65,12 @@ void mr_msg_event_read(json_t *event, mr_msg_event *out)
     out->state_key = mr_msg_string(event, "state_key");
     out->content = json_object_get(event, "content");
 }
+
+bool mr_msg_entity_echo_read(json_t *event, bool from_router)
+{
+    mr_msg_event e;
+    mr_msg_event_read(event, &e);
+    if (!e.type || strcmp(e.type, "m.room.message") != 0 || e.state_key)
+        return true;
+    return from_router && mr_msg_string(e.content, "com.mindroom.original_sender") != NULL;
+}

@@ -1,5 +1,5 @@
 /* test_msg.c -- loading bus messages against their schemas, reading their fields: what is
- * accepted, and each refusal's words. */
+ * accepted, and each refusal's words; which of the entities' own events anything reads back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,12 +91,50 @@ static void test_fields(void **state)
     json_decref(e);
 }
 
+/* Which of an entity's own events anything reads back: the router's relays and every event that
+ * is not a message; an answer, an edit, the router's message that speaks for no one are not. */
+static void test_entity_echo_read(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *event;
+        bool from_router, read;
+    } cases[] = {
+        {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"an answer\"}}", false, false},
+        {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"* an answer\",\"m.new_content\":{},"
+         "\"m.relates_to\":{\"rel_type\":\"m.replace\"}}}", false, false},
+        {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"Schedules in this room:\"}}", true, false},
+        {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"@Mind could you help with this?\","
+         "\"com.mindroom.original_sender\":\"@alice:example.org\"}}", true, true},
+        /* Only the router speaks for someone: an agent's claim to is an answer like any other. */
+        {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"hi\","
+         "\"com.mindroom.original_sender\":\"@alice:example.org\"}}", false, false},
+        {"{\"type\":\"m.room.message\",\"content\":{\"body\":\"for no one\","
+         "\"com.mindroom.original_sender\":7}}", true, false},
+        {"{\"type\":\"m.room.encrypted\",\"content\":{\"ciphertext\":\"x\"}}", false, true},
+        {"{\"type\":\"m.reaction\",\"content\":{}}", false, true},
+        {"{\"type\":\"m.room.member\",\"state_key\":\"@mindroom_mind:example.org\","
+         "\"content\":{\"membership\":\"join\"}}", false, true},
+        {"{\"type\":\"m.room.message\",\"state_key\":\"\",\"content\":{}}", false, true},
+        {"{\"content\":{}}", false, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *ev = json_loads(cases[i].event, 0, NULL);
+        assert_non_null(ev);
+        if (mr_msg_entity_echo_read(ev, cases[i].from_router) != cases[i].read)
+            fail_msg("case %zu (%s, %s): expected %s", i, cases[i].event, cases[i].from_router ? "router" : "agent",
+                     cases[i].read ? "read" : "not read");
+        json_decref(ev);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_accepts_a_message_its_schema_accepts),
         cmocka_unit_test(test_load_refusals_name_the_problem),
         cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_entity_echo_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -377,6 +377,8 @@ static void test_decisions(void **state)
         {.room = LOBBY, .event_id = "$th1:example.org", .sender = BOB, .rel_type = "m.thread", .encrypted = true},
         {.room = LOBBY, .event_id = "$r1:example.org", .sender = ROUTER_ACCOUNT, .original_sender = BOB},
         {.room = LOBBY, .event_id = "$f1:example.org", .sender = ALICE, .original_sender = EVE},
+        {.room = LOBBY, .event_id = "$m1:example.org", .sender = MIND_ACCOUNT, .encrypted = true},
+        {.room = LOBBY, .event_id = "$rc1:example.org", .sender = ROUTER_ACCOUNT},
         {.room = OTHER, .event_id = "$oa1:example.org", .sender = ALICE},
         {.room = OTHER, .event_id = "$ob1:example.org", .sender = BOB},
     };
@@ -405,6 +407,10 @@ static void test_decisions(void **state)
     expect_turn("$r1:example.org", ROUTER_ACCOUNT, "router,coder", "lobby", BOB, NULL);
     /* A user cannot speak for someone else: the field is ignored. */
     expect_turn("$f1:example.org", ALICE, "router,mind,coder,devteam", "lobby", NULL, NULL);
+    /* An agent's own answer, which the gateway published because it could not read it, and the
+     * router's message that speaks for no one: nothing reads them back, no turn. */
+    expect_no_turn("$m1:example.org");
+    expect_no_turn("$rc1:example.org");
     /* An unmanaged room: no room key; only global users, since default_room_access is false. */
     expect_turn("$oa1:example.org", ALICE, "router,mind,coder,devteam", NULL, NULL, NULL);
     /* There the agent answers only with an account in the room: authz says which. */
@@ -462,12 +468,13 @@ static void test_health_and_metrics(void **state)
     free(body);
     assert_int_equal(mr_tp_http_get(S.http_port, "/metrics", &body), 200);
     /* 8 allowed events of test_decisions, $dup1 and 6 sentinels; $e1 and $ob1; the second
-     * $dup1 and the third $e1; 4 membership events and 5 other non-messages; 1 malformed. */
+     * $dup1 and the third $e1; 4 membership events, 5 other non-messages and the entities' own
+     * $m1 and $rc1; 1 malformed. */
     static const char *const lines[] = {
         "mindroom_authz_messages_total{outcome=\"turn\"} 15\n",
         "mindroom_authz_messages_total{outcome=\"denied\"} 2\n",
         "mindroom_authz_messages_total{outcome=\"duplicate\"} 2\n",
-        "mindroom_authz_messages_total{outcome=\"skipped\"} 9\n",
+        "mindroom_authz_messages_total{outcome=\"skipped\"} 11\n",
         "mindroom_authz_messages_total{outcome=\"malformed\"} 1\n",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)

@@ -421,6 +421,27 @@ size_t gwt_count_body(json_t *msgs, const char *body, const char *account)
     return n;
 }
 
+bool gwt_seen_body(json_t *msgs, void *body)
+{
+    return gwt_count_body(msgs, body, NULL) >= 1;
+}
+
+double gwt_metric(gwt *f, const char *series)
+{
+    char *text = NULL;
+    mr_tp_http_get(f->http_port, "/metrics", &text);
+    size_t n = strlen(series);
+    double v = 0;
+    /* At a line's start, so the series' # HELP line never matches. */
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0) {
+            v = strtod(p + n, NULL);
+            break;
+        }
+    free(text);
+    return v;
+}
+
 void gwt_reader_check_proto(gwt_reader *r)
 {
     mr_err err = {0};

@@ -114,6 +114,11 @@ void gwt_read_all(gwt_reader *r);
 /* How many messages so far have event.content.body == body (and account == account unless
  * NULL). */
 size_t gwt_count_body(json_t *msgs, const char *body, const char *account);
+/* A gwt_pred: some message so far has event.content.body == body (a const char *). */
+bool gwt_seen_body(json_t *msgs, void *body);
+/* The value of a series of the gateway's /metrics, named with its labels and the space after
+ * them ("mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} "); 0 when absent. */
+double gwt_metric(gwt *f, const char *series);
 /* Runs proto/check.py on everything read. */
 void gwt_reader_check_proto(gwt_reader *r);
 

@@ -22,11 +22,6 @@
     "authorization:\n  global_users: [\"@alice:localhost\"]\n"
 #define AFTER_LEAVE 5
 
-static bool seen(json_t *msgs, void *ctx)
-{
-    return gwt_count_body(msgs, ctx, NULL) >= 1;
-}
-
 /* Fails when an event ID came twice. */
 static void assert_each_event_once(json_t *msgs)
 {
@@ -70,10 +65,10 @@ static void test_one_publisher_and_hand_over(void **state)
     gwt_reader_open(&f, &in, "test-publisher", "matrix.inbound");
     mr_err err = {0};
     gwt_say(alice, lobby, "p1", "to four accounts");
-    gwt_read_until(&in, seen, "to four accounts");
+    gwt_read_until(&in, gwt_seen_body, "to four accounts");
     /* Every account has synced past it once a later message is out. */
     gwt_say(alice, lobby, "p2", "marker one");
-    gwt_read_until(&in, seen, "marker one");
+    gwt_read_until(&in, gwt_seen_body, "marker one");
     gwt_read_all(&in);
     assert_int_equal(gwt_count_body(in.msgs, "to four accounts", NULL), 1);
     assert_int_equal(gwt_count_body(in.msgs, "to four accounts", GWT_ROUTER), 1);
@@ -90,7 +85,7 @@ static void test_one_publisher_and_hand_over(void **state)
         gwt_say(alice, lobby, txn, body);
     }
     gwt_say(alice, lobby, "p3", "marker two");
-    gwt_read_until(&in, seen, "marker two");
+    gwt_read_until(&in, gwt_seen_body, "marker two");
     gwt_read_all(&in);
     for (int i = 0; i < AFTER_LEAVE; i++) {
         snprintf(body, sizeof body, "after the leave %d", i);
@@ -129,7 +124,7 @@ static void test_only_the_publisher_fetches_timelines(void **state)
         snprintf(txn, sizeof txn, "s%d", i);
         gwt_say(alice, lobby, txn, body);
     }
-    gwt_read_until(&in, seen, "served 4");
+    gwt_read_until(&in, gwt_seen_body, "served 4");
     gwt_read_all(&in);
     for (int i = 0; i < AFTER_LEAVE; i++) {
         snprintf(body, sizeof body, "served %d", i);

@@ -104,16 +104,6 @@ static void wait_for(fixture *x, const char *body)
     }
 }
 
-static double metric(gwt *f, const char *series)
-{
-    char *text = NULL;
-    mr_tp_http_get(f->http_port, "/metrics", &text);
-    const char *p = strstr(text, series);
-    double v = p ? strtod(p + strlen(series), NULL) : 0;
-    free(text);
-    return v;
-}
-
 static void publish_typing(fixture *x, const char *txn, bool on)
 {
     json_t *r = request(GWT_MIND, "typing", txn, x->lobby);
@@ -160,8 +150,8 @@ static bool mind_typing(fixture *x)
 static void wait_typing_handled(fixture *x, double n)
 {
     long long deadline = mr_clock_mono_ms() + 60000;
-    while (metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") +
-               metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"coalesced\"} ") < n) {
+    while (gwt_metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") +
+               gwt_metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"coalesced\"} ") < n) {
         if (mr_clock_mono_ms() > deadline)
             fail_msg("%g typing requests were never handled; see %s", n, x->f.log);
         mr_clock_sleep_ms(20);
@@ -172,7 +162,7 @@ static void wait_typing_handled(fixture *x, double n)
 static void expect_typing_sent(fixture *x, double n, double sent)
 {
     wait_typing_handled(x, n);
-    assert_true(metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == sent);
+    assert_true(gwt_metric(&x->f, "mindroom_gateway_sends_total{kind=\"typing\",outcome=\"sent\"} ") == sent);
 }
 
 /* The end of a typing test: no one is left typing, and the gateway stops cleanly. */
@@ -270,11 +260,11 @@ static void test_every_kind_once(void **state)
     gwt_assert_log(&x.f, "dropped: txn_id: ", 1);
     assert_int_equal(count_in_room(&x, "from a stranger", NULL), 0);
     assert_int_equal(count_in_room(&x, "with a space in its transaction ID", NULL), 0);
-    assert_true(metric(&x.f, "mindroom_gateway_matrix_errors_total{endpoint=\"send\",errcode=\"M_FORBIDDEN\"} ") == 1);
-    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"sent\"} ") == 5);
-    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"dropped\"} ") == 2);
-    assert_true(metric(&x.f, "mindroom_gateway_sends_total{kind=\"invalid\",outcome=\"dropped\"} ") == 2);
-    assert_true(metric(&x.f, "mindroom_gateway_send_seconds_count{kind=\"room_event\"} ") == 5);
+    assert_true(gwt_metric(&x.f, "mindroom_gateway_matrix_errors_total{endpoint=\"send\",errcode=\"M_FORBIDDEN\"} ") == 1);
+    assert_true(gwt_metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"sent\"} ") == 5);
+    assert_true(gwt_metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"dropped\"} ") == 2);
+    assert_true(gwt_metric(&x.f, "mindroom_gateway_sends_total{kind=\"invalid\",outcome=\"dropped\"} ") == 2);
+    assert_true(gwt_metric(&x.f, "mindroom_gateway_send_seconds_count{kind=\"room_event\"} ") == 5);
     assert_int_equal(gwt_stop(&x.f), 0);
     finish(&x);
 }
@@ -651,7 +641,7 @@ static void test_crash_after_send_no_duplicate(void **state)
     gwt_start(&x.f, NULL);
     gwt_wait_ready(&x.f);
     long long deadline = mr_clock_mono_ms() + 60000;
-    while (metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"sent\"} ") < 1) {
+    while (gwt_metric(&x.f, "mindroom_gateway_sends_total{kind=\"room_event\",outcome=\"sent\"} ") < 1) {
         if (mr_clock_mono_ms() > deadline)
             fail_msg("the request was not delivered again; see %s", x.f.log);
         mr_clock_sleep_ms(100);

@@ -103,6 +103,8 @@ bool mr_authz_check_reply(const mr_authz *az, const mr_authz_reply_query *q,
 
 /* True for the identities the instance manages: the internal user, agents, teams, router. */
 bool mr_authz_is_internal(const mr_authz *az, const char *user_id);
+/* Which of them user_id is: MR_AUTHZ_ENTITY_NONE for anyone else. */
+mr_authz_entity_kind mr_authz_kind_of(const mr_authz *az, const char *user_id);
 
 /* Classifies one string as the room of `authz explain`: "!..." a room ID, "#..." a full alias,
  * anything else a managed room key. out borrows s. */

@@ -4,6 +4,7 @@
 #define MINDROOM_MSG_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include "mindroom/err.h"
 
@@ -27,5 +28,15 @@ typedef struct mr_msg_event {
     json_t *content;
 } mr_msg_event;
 void mr_msg_event_read(json_t *event, mr_msg_event *out);
+
+/* Whether anything reads back a room event (as a homeserver serves it) that an entity of the
+ * instance wrote: the router, an agent or a team, not the internal user, who is a person. Of
+ * the entities' m.room.message events only the router's relays are (a hand-off, a schedule's
+ * trigger: content.com.mindroom.original_sender names the person it speaks for), which the
+ * entity they mention answers; every other message and every edit is in the thread history
+ * from when it was sent, and the agent skips its echo (services/agent/turn_run.c). Other event
+ * types are read (membership, encryption, reactions, and m.room.encrypted, which only crypto
+ * can read). matrix.inbound leaves out what this says nobody reads (proto/README.md). */
+bool mr_msg_entity_echo_read(json_t *event, bool from_router);
 
 #endif
