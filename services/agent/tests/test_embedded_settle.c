@@ -283,6 +283,14 @@ static void test_quick_answer_publishes_no_typing(void **state)
     assert_int_equal(off, 0);
 }
 
+/* A turn whose answer the stub holds until told to release it. */
+static void publish_held_turn(const char *event_id, const char *body)
+{
+    mr_err err = {0};
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "holding the answer");
+    publish_turn(event_id, body);
+}
+
 /* Typing goes on and the answer's delivery record is written while the model still works: the
  * stub holds the answer until both are seen (the record goes out once the request is out, not
  * in front of it; typing once the delay has passed, from the stream's tick, not only once the
@@ -291,9 +299,8 @@ static void test_typing_while_the_model_works(void **state)
 {
     (void)state;
     mr_err err = {0};
-    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "holding the answer");
     const char *ev = "$held:example.org";
-    publish_turn(ev, "held question");
+    publish_held_turn(ev, "held question");
     char prefix[TXN_MAX], key[TXN_MAX + 8];
     txn_id(ev, "mind", "", -1, prefix);
     snprintf(key, sizeof key, "answer:%s", prefix);
@@ -334,9 +341,8 @@ static void test_the_turn_is_recorded_while_the_model_works(void **state)
 {
     (void)state;
     mr_err err = {0};
-    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "holding the answer");
     const char *ev = "$recorded:example.org";
-    publish_turn(ev, "recorded question");
+    publish_held_turn(ev, "recorded question");
     char history[256], first[TXN_MAX], begun[TXN_MAX + 8];
     snprintf(history, sizeof history, "history:%s:%s", LOBBY, ev);
     txn_id(ev, "mind", "m", -1, first);
