@@ -376,8 +376,9 @@ static void test_the_turn_is_recorded_while_the_model_works(void **state)
     json_t *messages = json_object_get(doc, "messages");
     assert_int_equal(json_array_size(messages), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(messages, 0), "event_id")), ev);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(messages, 1), "entity")), "mind");
-    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(messages, 1), "body")), "recorded question"));
+    json_t *reply = json_array_get(messages, 1);
+    assert_string_equal(json_string_value(json_object_get(reply, "entity")), "mind");
+    assert_non_null(strstr(json_string_value(json_object_get(reply, "body")), "recorded question"));
     json_decref(doc);
 }
 
