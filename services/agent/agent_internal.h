@@ -93,15 +93,10 @@ void policy_decide(const policy_input *in, const char **who, policy_decision *ou
 #define HISTORY_MAX 30           /* messages kept per conversation */
 #define HISTORY_BODY_MAX 4000    /* bytes kept of each body */
 #define HISTORY_ROOM "room"      /* the conversation outside threads, for thread_mode: room */
+#define HISTORY_KEY_MAX (3 * MR_ID_MAX)
 
 /* One conversation: `history:<room_id>:<root>` (proto/store.md), root being the thread root
  * event ID or HISTORY_ROOM. */
-typedef struct thread_state {
-    json_t *doc;                 /* {"participants": {user: entity or ""}, "messages": [...]} */
-    char *raw;                   /* the value it was read from or last written as; NULL: absent */
-    size_t raw_len;
-} thread_state;
-
 typedef struct history_msg {
     const char *event_id;        /* may be NULL (a reply whose event ID is not known) */
     const char *sender;
@@ -110,6 +105,14 @@ typedef struct history_msg {
     const char *answer;          /* an entity's answer: the prefix of its transaction IDs, so a
                                     second attempt at it replaces the first; NULL otherwise */
 } history_msg;
+
+typedef struct thread_state {
+    json_t *doc;                 /* {"participants": {user: entity or ""}, "messages": [...]} */
+    char *raw;                   /* the value it was read from or last written as; NULL: absent */
+    size_t raw_len;
+    bool unsaved;                /* doc holds `noted`, which the store does not yet */
+    history_msg noted;           /* thread_note's message; its strings borrowed from the caller */
+} thread_state;
 
 /* An absent key gives an empty state. */
 mr_code thread_load(mr_store *s, const char *room_id, const char *root, thread_state *out, mr_err *err);
@@ -126,9 +129,26 @@ history_msg thread_message(const thread_state *t, size_t i);
  * with compare-and-set so concurrent writers do not lose each other's messages. */
 mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err);
 /* The same on a state loaded from that key, which is then the state written: one round trip
- * while nobody else wrote the key since (else it is read again). */
+ * while nobody else wrote the key since (else it is read again). A message noted (thread_note)
+ * is written with it, before it. */
 mr_code thread_append_to(mr_store *s, const char *room_id, const char *root, thread_state *t, const history_msg *m,
                          mr_err *err);
+/* Adds m to t without writing it: the next write of t (thread_append_to, thread_save, the
+ * write of thread_save_op) writes it. For a turn's own message, whose write need not wait in
+ * front of the model call. m's strings must outlive t's next write. */
+void thread_note(thread_state *t, const history_msg *m);
+/* Writes a noted message; nothing when there is none. */
+mr_code thread_save(mr_store *s, const char *room_id, const char *root, thread_state *t, mr_err *err);
+/* The compare-and-set that writes t's noted message, for a batch of the turn's writes: false when
+ * nothing is noted. key has room for HISTORY_KEY_MAX bytes; *text (malloc'd) is the value, for
+ * thread_saved to keep or free. */
+bool thread_save_op(const char *room_id, const char *root, thread_state *t, char *key, char **text,
+                    mr_store_op *op, mr_err *err);
+/* After that batch: t is what was written, or (the key changed meanwhile) it is read again and
+ * the noted message written by thread_save. Takes text. The write's own failure is returned
+ * with err untouched: the batch's message names it. */
+mr_code thread_saved(mr_store *s, const char *room_id, const char *root, thread_state *t, const mr_store_op *op,
+                     char *text, mr_err *err);
 
 /* ---- streaming cadence (stream.c): pure, the clock is the caller's ----------------------- */
 

@@ -118,10 +118,11 @@ mr_code agent_publish_now(const mr_runtime *rt, const char *room_id, char *inten
 
 /* ---- sends the gateway gave up on (send_failed.c) ---- */
 
-/* Records under `answer:<txn_prefix>` where the answer of (event_id, entity) goes, so a
- * send_failure of any of its transaction IDs finds the thread; thread_root NULL: a plain reply. */
-mr_code delivery_remember(mr_store *store, const char *event_id, const char *entity, const char *account,
-                          const char *room_id, const char *thread_root, mr_err *err);
+/* The record, `answer:<txn_prefix>` (key) = *value (malloc'd), of where the answer of (event_id,
+ * entity) goes, so a send_failure of any of its transaction IDs finds the thread; thread_root
+ * NULL: a plain reply. The caller writes it (CLAIM_TTL_MS) with the answer's other records. */
+mr_code delivery_record(const char *event_id, const char *entity, const char *account, const char *room_id,
+                        const char *thread_root, char key[TXN_MAX + 8], char **value, mr_err *err);
 /* Handles one send_failure (JSON text): one short notice in the answer's thread, nothing when the
  * notice itself failed or the message is not one (logged). Errors leave it for redelivery. */
 mr_code delivery_failed(const mr_runtime *rt, const char *msg, size_t len, mr_err *err);

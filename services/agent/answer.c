@@ -38,6 +38,7 @@ typedef struct answer_run {
     bool typing_on;              /* an "on" went out, so an "off" must follow */
     bool ticks;                  /* the call runs on_tick while the model is quiet */
     bool ready;                  /* get_ready ran */
+    bool first_again;            /* get_ready found the first message begun by an earlier attempt */
     long long ready_ms;          /* when it did: the model's request was out */
     mr_code failed;              /* the first bus or store failure; it cancels the call */
     mr_err err;
@@ -93,10 +94,20 @@ static void keep_typing(answer_run *a, long long now)
         typing(a, true);
 }
 
-/* What must be done before anything of the answer goes out: where it goes recorded (for a
- * send failure's notice) and the typing delay started. Once, as soon as the model's request is out
- * (on_sent), so it runs while the model works rather than in front of the call; at the latest
- * before the first message. */
+/* `begun:<txn_id>` of the current message: set before that message goes on the bus, so an
+ * attempt after a stop knows its first part may be out, or still on its way to the gateway. */
+static void begun_key(const answer_run *a, char key[TXN_MAX + 8])
+{
+    char id[TXN_MAX];
+    part_txn(a, id);
+    snprintf(key, TXN_MAX + 8, "begun:%s", id);
+}
+
+/* What must be done before anything of the answer goes out, in one store transaction: the
+ * person's message written to the thread's history (turn_run.c notes it), where the answer goes
+ * recorded (for a send failure's notice), and the first message's `begun:` marker; then the
+ * typing delay started. Once, as soon as the model's request is out (on_sent), so it runs while
+ * the model works rather than in front of the call; at the latest before the first message. */
 static void get_ready(answer_run *a)
 {
     if (a->ready)
@@ -104,10 +115,37 @@ static void get_ready(answer_run *a)
     a->ready = true;
     a->ready_ms = mr_clock_mono_ms();
     const agent_turn *turn = a->t->turn;
+    mr_store *store = a->svc->rt->store;
+    mr_store_op ops[3];
+    size_t n = 0;
+    char history[HISTORY_KEY_MAX], answer[TXN_MAX + 8], begun[TXN_MAX + 8];
+    char *thread_text = NULL, *where = NULL;
     mr_err err = {0};
-    fail(a, delivery_remember(a->svc->rt->store, turn->event_id, a->e->name, a->e->user_id, turn->room_id,
-                              a->where.thread_root, &err),
-         &err);
+    bool thread = a->t->th && thread_save_op(turn->room_id, a->t->root, a->t->th, history, &thread_text, &ops[n], &err);
+    if (thread)
+        n++;
+    mr_code rc = a->t->th && a->t->th->unsaved && !thread ? MR_ENOMEM : MR_OK;
+    if (rc == MR_OK)
+        rc = delivery_record(turn->event_id, a->e->name, a->e->user_id, turn->room_id, a->where.thread_root, answer,
+                             &where, &err);
+    if (rc == MR_OK) {
+        ops[n++] = (mr_store_op){.kind = MR_STORE_OP_SET, .key = answer, .value = where, .len = strlen(where),
+                                 .ttl_ms = CLAIM_TTL_MS};
+        begun_key(a, begun);
+        ops[n++] = (mr_store_op){.kind = MR_STORE_OP_SET_NX, .key = begun, .value = "1", .len = 1,
+                                 .ttl_ms = CLAIM_TTL_MS};
+        rc = mr_store_batch(store, ops, n, &err);
+        a->first_again = ops[n - 1].rc == MR_OK && !ops[n - 1].done;
+    }
+    mr_err terr = {0};
+    mr_code trc = thread ? thread_saved(store, turn->room_id, a->t->root, a->t->th, &ops[0], thread_text, &terr)
+                         : MR_OK;
+    if (rc == MR_OK && trc != MR_OK) {
+        rc = trc;
+        err = terr;
+    }
+    free(where);
+    fail(a, rc, &err);
     keep_typing(a, a->ready_ms);
 }
 
@@ -132,19 +170,12 @@ static bool append(answer_run *a, const char *text, size_t len)
     return true;
 }
 
-/* `begun:<txn_id>` of the current message: set before that message goes on the bus, so an
- * attempt after a stop knows its first part may be out, or still on its way to the gateway. */
-static void begun_key(const answer_run *a, char key[TXN_MAX + 8])
-{
-    char id[TXN_MAX];
-    part_txn(a, id);
-    snprintf(key, TXN_MAX + 8, "begun:%s", id);
-}
-
-/* Marks the current message begun (set-if-absent: one round trip); whether an earlier attempt
- * had. */
+/* Marks the current message begun (set-if-absent: one round trip; the first message's, get_ready
+ * did); whether an earlier attempt had. */
 static bool begun_before(answer_run *a)
 {
+    if (a->part == 0)
+        return a->first_again;
     char key[TXN_MAX + 8];
     mr_err err = {0};
     begun_key(a, key);

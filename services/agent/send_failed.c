@@ -20,21 +20,18 @@ static void answer_key(const char *prefix, size_t len, char key[TXN_MAX + 8])
     snprintf(key, TXN_MAX + 8, "answer:%.*s", (int)len, prefix);
 }
 
-mr_code delivery_remember(mr_store *store, const char *event_id, const char *entity, const char *account,
-                          const char *room_id, const char *thread_root, mr_err *err)
+mr_code delivery_record(const char *event_id, const char *entity, const char *account, const char *room_id,
+                        const char *thread_root, char key[TXN_MAX + 8], char **value, mr_err *err)
 {
-    char prefix[TXN_MAX], key[TXN_MAX + 8];
+    char prefix[TXN_MAX];
     txn_id(event_id, entity, "", -1, prefix);
     answer_key(prefix, strlen(prefix), key);
     json_t *where = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "event_id", event_id, "entity", entity, "account", account,
                               "room_id", room_id, "thread_root", thread_root);
-    char *text = where ? json_dumps(where, JSON_COMPACT) : NULL;
+    *value = where ? json_dumps(where, JSON_COMPACT) : NULL;
     json_decref(where);
-    if (!text)
-        return mr_err_set(err, MR_ENOMEM, "out of memory recording where the answer to %s goes", event_id);
-    mr_code rc = mr_store_set(store, key, text, strlen(text), CLAIM_TTL_MS, err);
-    free(text);
-    return rc;
+    return *value ? MR_OK
+                  : mr_err_set(err, MR_ENOMEM, "out of memory recording where the answer to %s goes", event_id);
 }
 
 static const char *str(json_t *o, const char *k)

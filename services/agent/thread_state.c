@@ -29,7 +29,7 @@ static json_t *parse_doc(const char *raw, size_t len)
 mr_code thread_load(mr_store *s, const char *room_id, const char *root, thread_state *out, mr_err *err)
 {
     memset(out, 0, sizeof *out);
-    char key[3 * MR_ID_MAX];
+    char key[HISTORY_KEY_MAX];
     history_key(room_id, root, key, sizeof key);
     mr_code rc = mr_store_get(s, key, &out->raw, &out->raw_len, err);
     if (rc != MR_OK && rc != MR_ENOTFOUND)
@@ -155,47 +155,119 @@ static bool add_message(json_t *doc, const history_msg *m)
     return true;
 }
 
+void thread_note(thread_state *t, const history_msg *m)
+{
+    if (add_message(t->doc, m)) {
+        t->unsaved = true;
+        t->noted = *m;
+    }
+}
+
+/* Reads t again, keeping its noted message on top of what the store holds. */
+static mr_code reload(mr_store *s, const char *room_id, const char *root, thread_state *t, mr_err *err)
+{
+    history_msg noted = t->noted;
+    bool unsaved = t->unsaved;
+    thread_state_free(t);
+    mr_code rc = thread_load(s, room_id, root, t, err);
+    if (rc == MR_OK && unsaved)
+        thread_note(t, &noted);
+    return rc;
+}
+
+/* t's document with m added (m NULL: as it is), as written: *text NULL when nothing changed. */
+static mr_code next_doc(thread_state *t, const history_msg *m, const char *key, json_t **doc, char **text, mr_err *err)
+{
+    *text = NULL;
+    *doc = json_deep_copy(t->doc);
+    bool changed = *doc && ((m && add_message(*doc, m)) || t->unsaved);
+    *text = changed ? json_dumps(*doc, JSON_COMPACT) : NULL;
+    if (!*doc || (changed && !*text)) {
+        json_decref(*doc);
+        *doc = NULL;
+        return mr_err_set(err, MR_ENOMEM, "out of memory writing %s", key);
+    }
+    return MR_OK;
+}
+
+/* t is now doc, written as text. */
+static void keep(thread_state *t, json_t *doc, char *text)
+{
+    json_decref(t->doc);
+    free(t->raw);
+    t->doc = doc;
+    t->raw = text;
+    t->raw_len = strlen(text);
+    t->unsaved = false;
+}
+
 mr_code thread_append_to(mr_store *s, const char *room_id, const char *root, thread_state *t, const history_msg *m,
                          mr_err *err)
 {
-    char key[3 * MR_ID_MAX];
+    char key[HISTORY_KEY_MAX];
     history_key(room_id, root, key, sizeof key);
     for (int attempt = 0; attempt < APPEND_TRIES; attempt++) {
-        if (attempt > 0) {
-            thread_state_free(t);
-            mr_code rc = thread_load(s, room_id, root, t, err);
-            if (rc != MR_OK)
-                return rc;
-        }
-        json_t *doc = json_deep_copy(t->doc);
-        bool changed = doc && add_message(doc, m);
-        char *text = changed ? json_dumps(doc, JSON_COMPACT) : NULL;
-        if (!doc || (changed && !text)) {
+        mr_code rc = attempt > 0 ? reload(s, room_id, root, t, err) : MR_OK;
+        json_t *doc = NULL;
+        char *text = NULL;
+        if (rc == MR_OK)
+            rc = next_doc(t, m, key, &doc, &text, err);
+        if (rc != MR_OK || !text) {
             json_decref(doc);
-            return mr_err_set(err, MR_ENOMEM, "out of memory writing %s", key);
-        }
-        if (!changed) {
-            json_decref(doc);
-            return MR_OK;
+            return rc;
         }
         bool swapped = false;
-        mr_code rc = mr_store_cas(s, key, t->raw, t->raw ? t->raw_len : 0, text, strlen(text), HISTORY_TTL_MS,
-                                  &swapped, err);
-        if (rc != MR_OK || !swapped) {
-            json_decref(doc);
-            free(text);
-            if (rc != MR_OK)
-                return rc;
-            continue;
+        rc = mr_store_cas(s, key, t->raw, t->raw ? t->raw_len : 0, text, strlen(text), HISTORY_TTL_MS, &swapped, err);
+        if (rc == MR_OK && swapped) {
+            keep(t, doc, text);
+            return MR_OK;
         }
-        json_decref(t->doc);
-        free(t->raw);
-        t->doc = doc;
-        t->raw = text;
-        t->raw_len = strlen(text);
-        return MR_OK;
+        json_decref(doc);
+        free(text);
+        if (rc != MR_OK)
+            return rc;
     }
     return mr_err_set(err, MR_ECONFLICT, "%s: changed by others %d times in a row", key, APPEND_TRIES);
+}
+
+mr_code thread_save(mr_store *s, const char *room_id, const char *root, thread_state *t, mr_err *err)
+{
+    return t->unsaved ? thread_append_to(s, room_id, root, t, NULL, err) : MR_OK;
+}
+
+bool thread_save_op(const char *room_id, const char *root, thread_state *t, char *key, char **text,
+                    mr_store_op *op, mr_err *err)
+{
+    *text = NULL;
+    if (!t->unsaved)
+        return false;
+    history_key(room_id, root, key, HISTORY_KEY_MAX);
+    /* t->doc holds the noted message already: it is written as it is. */
+    *text = json_dumps(t->doc, JSON_COMPACT);
+    if (!*text) {
+        mr_err_set(err, MR_ENOMEM, "out of memory writing %s", key);
+        return false;
+    }
+    *op = (mr_store_op){.kind = MR_STORE_OP_CAS, .key = key, .value = *text, .len = strlen(*text),
+                        .expect = t->raw, .expect_len = t->raw ? t->raw_len : 0, .ttl_ms = HISTORY_TTL_MS};
+    return true;
+}
+
+mr_code thread_saved(mr_store *s, const char *room_id, const char *root, thread_state *t, const mr_store_op *op,
+                     char *text, mr_err *err)
+{
+    if (op->rc == MR_OK && op->done) {
+        free(t->raw);
+        t->raw = text;
+        t->raw_len = strlen(text);
+        t->unsaved = false;
+        return MR_OK;
+    }
+    free(text);
+    /* The batch's message names this write's own failure. */
+    if (op->rc != MR_OK)
+        return op->rc;
+    return thread_save(s, room_id, root, t, err);
 }
 
 mr_code thread_append(mr_store *s, const char *room_id, const char *root, const history_msg *m, mr_err *err)

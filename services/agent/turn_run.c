@@ -252,20 +252,25 @@ static const char *handed_over_text(const thread_state *th, const agent_turn *t)
     return NULL;
 }
 
-static mr_code record(agent_svc *svc, const agent_turn *t, const char *root, thread_state *th, mr_err *err)
+/* The person's message in the thread's history: noted now, written with the answer's first
+ * records once the model's request is out (answer.c get_ready), or, when no answer does, before
+ * the router reads the thread or at the end of the turn. This process runs a room's turns one
+ * at a time, so nothing reads the thread in between. */
+static mr_code record(agent_svc *svc, const agent_turn *t, thread_state *th, mr_err *err)
 {
     history_msg m = {.event_id = t->event_id, .sender = t->sender, .body = t->body};
-    mr_code rc = thread_append_to(svc->rt->store, t->room_id, root, th, &m, err);
-    if (rc == MR_OK && !t->thread_root && svc->any_room_mode)
-        rc = thread_append(svc->rt->store, t->room_id, HISTORY_ROOM, &m, err);
-    return rc;
+    thread_note(th, &m);
+    if (!t->thread_root && svc->any_room_mode)
+        return thread_append(svc->rt->store, t->room_id, HISTORY_ROOM, &m, err);
+    return MR_OK;
 }
 
 static mr_code act(agent_svc *svc, const turn_ctx *ctx, const policy_decision *d, mr_err *err)
 {
     if (d->kind == POLICY_ROUTE) {
         count(svc, "routed");
-        return route_turn(svc, ctx, d->who, d->n, err);
+        mr_code rc = thread_save(svc->rt->store, ctx->turn->room_id, ctx->root, ctx->th, err);
+        return rc == MR_OK ? route_turn(svc, ctx, d->who, d->n, err) : rc;
     }
     if (d->kind == POLICY_SILENT) {
         count(svc, "silent");
@@ -355,7 +360,7 @@ mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err)
     mr_code rc = thread_load(svc->rt->store, t->room_id, root, &th, err);
     /* The hand-off itself is in the history already: the router wrote it when it posted. */
     if (rc == MR_OK && !relay)
-        rc = record(svc, t, root, &th, err);
+        rc = record(svc, t, &th, err);
     if (rc != MR_OK) {
         thread_state_free(&th);
         return rc;
@@ -367,6 +372,13 @@ mr_code agent_turn_handle(agent_svc *svc, const agent_turn *t, mr_err *err)
     rc = names ? decide_and_act(svc, t, root, relay, &th, names, err)
                : mr_err_set(err, MR_ENOMEM, "out of memory deciding who answers %s", t->event_id);
     free(names);
+    /* No answer wrote the person's message (silent, a command, answered before, a failure). */
+    mr_err serr = {0};
+    mr_code saved = thread_save(svc->rt->store, t->room_id, root, &th, &serr);
+    if (saved != MR_OK && rc == MR_OK) {
+        rc = saved;
+        *err = serr;
+    }
     thread_state_free(&th);
     return rc;
 }

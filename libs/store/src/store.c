@@ -195,6 +195,55 @@ mr_code mr_store_ttl(mr_store *s, const char *key, long *ttl_ms, mr_err *err)
     return finish(rc, "ttl", key, err);
 }
 
+static const char *const OP_NAMES[] = {"set", "set_nx", "cas", "del"};
+
+static mr_code batch_check(const mr_store_op *ops, size_t n, mr_err *err)
+{
+    if (!ops || n == 0 || n > MR_STORE_BATCH_MAX)
+        return mr_err_set(err, MR_EINVAL, "store batch: %zu writes; 1 to %d at once", ops ? n : 0,
+                          MR_STORE_BATCH_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const mr_store_op *o = &ops[i];
+        if ((unsigned)o->kind > MR_STORE_OP_DEL)
+            return mr_err_set(err, MR_EINVAL, "store batch: write %zu is of no known kind (%d)", i, (int)o->kind);
+        if (!o->key || !*o->key)
+            return mr_err_set(err, MR_EINVAL, "store batch: write %zu (%s): the key is empty", i, OP_NAMES[o->kind]);
+        if (o->ttl_ms < 0)
+            return mr_err_set(err, MR_EINVAL, "store batch: write %zu (%s \"%s\"): ttl %ld ms is negative", i,
+                              OP_NAMES[o->kind], o->key, o->ttl_ms);
+    }
+    return MR_OK;
+}
+
+mr_code mr_store_batch(mr_store *s, mr_store_op *ops, size_t n, mr_err *err)
+{
+    mr_code rc = batch_check(ops, n, err);
+    if (rc != MR_OK)
+        return rc;
+    store_key k[MR_STORE_BATCH_MAX];
+    const char *names[MR_STORE_BATCH_MAX];
+    size_t ready = 0;
+    for (; rc == MR_OK && ready < n; ready++) {
+        ops[ready].rc = MR_OK;
+        ops[ready].done = false;
+        rc = begin(s, OP_NAMES[ops[ready].kind], ops[ready].key, ops[ready].ttl_ms, &k[ready], err);
+        names[ready] = k[ready].name;
+    }
+    size_t failed = n;
+    if (rc == MR_OK)
+        LOCKED(s, s->ops->batch(s->impl, names, ops, n, &failed, err));
+    else
+        for (size_t i = 0; i < n; i++)
+            ops[i].rc = rc;
+    for (size_t i = 0; i < ready; i++)
+        key_done(&k[i]);
+    if (rc != MR_OK && failed < n)
+        mr_err_prefix(err, "store batch: write %zu (%s \"%s\")", failed, OP_NAMES[ops[failed].kind], ops[failed].key);
+    else if (rc != MR_OK)
+        mr_err_prefix(err, "store batch of %zu writes", n);
+    return rc;
+}
+
 /* Checked before begin(): the key's checks first, as every call makes them. */
 static mr_code check_field(const char *op, const char *key, const char *field, mr_err *err)
 {

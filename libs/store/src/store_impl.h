@@ -26,6 +26,10 @@ typedef struct mr_store_ops {
     mr_code (*hgetall)(void *b, const char *key, mr_store_hash *out, mr_err *err);
     mr_code (*incr)(void *b, const char *key, long long by, long ttl_ms_on_create, long long *value,
                     mr_err *err);
+    /* keys[i] is ops[i]'s key as the backend names it; the input is checked. Sets every op's rc
+     * and done, and *failed to the index of the first op that failed (n: the unit failed), whose
+     * message err holds. */
+    mr_code (*batch)(void *b, const char *const *keys, mr_store_op *ops, size_t n, size_t *failed, mr_err *err);
     mr_code (*ping)(void *b, mr_err *err);
     /* NULL: the backend's writes are as durable as its own settings make them. sync is the one
      * operation called without the store's lock, alone or beside any other, so writers need not

@@ -487,6 +487,124 @@ static mr_code rd_ping(void *b, mr_err *err)
     return rd_expect(b, true, &a, REDIS_REPLY_STATUS, NULL, err);
 }
 
+/* The command of one write of a batch. */
+static void batch_args(const rd *r, const char *key, const mr_store_op *op, rd_args *a)
+{
+    switch (op->kind) {
+    case MR_STORE_OP_SET:
+    case MR_STORE_OP_SET_NX:
+        args_set(a, key, op->value, op->len, op->ttl_ms, op->kind == MR_STORE_OP_SET_NX);
+        return;
+    case MR_STORE_OP_CAS:
+        arg_str(a, "EVALSHA");
+        arg_str(a, r->cas.sha);
+        arg_str(a, "1");
+        arg_str(a, key);
+        arg_str(a, op->expect ? "1" : "0");
+        arg_bytes(a, op->expect, op->expect ? op->expect_len : 0);
+        arg_bytes(a, op->value, op->len);
+        arg_ll(a, op->ttl_ms);
+        return;
+    case MR_STORE_OP_DEL:
+        arg_str(a, "DEL");
+        arg_str(a, key);
+        return;
+    }
+}
+
+/* One write's reply inside EXEC's answer. */
+static mr_code batch_reply(const rd *r, const redisReply *rep, mr_store_op *op, mr_err *err)
+{
+    if (rep->type == REDIS_REPLY_ERROR)
+        return rd_reply_error(r, rep, err);
+    bool ok = op->kind == MR_STORE_OP_SET      ? rep->type == REDIS_REPLY_STATUS
+              : op->kind == MR_STORE_OP_SET_NX ? rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_NIL
+                                               : rep->type == REDIS_REPLY_INTEGER;
+    if (!ok)
+        return rd_unexpected(r, rep, err);
+    op->done = op->kind == MR_STORE_OP_SET_NX ? rep->type == REDIS_REPLY_STATUS
+               : op->kind == MR_STORE_OP_CAS  ? rep->integer == 1
+                                              : true;
+    return MR_OK;
+}
+
+/* MULTI, the writes and EXEC, written at once and answered in one round trip; *exec gets
+ * EXEC's reply. Not sent again on a broken connection: some writes may have taken effect. */
+static mr_code batch_send(rd *r, const char *const *keys, const mr_store_op *ops, size_t n, redisReply **exec,
+                          mr_err *err)
+{
+    if (r->c && !rd_alive(r))
+        rd_drop(r);
+    mr_code rc = r->c ? MR_OK : rd_connect(r, err);
+    if (rc != MR_OK)
+        return rc;
+    static const char *const multi[] = {"MULTI"}, *const exec_cmd[] = {"EXEC"};
+    bool appended = redisAppendCommandArgv(r->c, 1, (const char **)multi, NULL) == REDIS_OK;
+    for (size_t i = 0; appended && i < n; i++) {
+        rd_args a = {0};
+        batch_args(r, keys[i], &ops[i], &a);
+        appended = redisAppendCommandArgv(r->c, a.n, (const char **)a.v, a.len) == REDIS_OK;
+    }
+    appended = appended && redisAppendCommandArgv(r->c, 1, (const char **)exec_cmd, NULL) == REDIS_OK;
+    if (!appended) {
+        rd_drop(r);
+        return mr_err_set(err, MR_ENOMEM, "redis at %s: out of memory writing a batch", r->addr);
+    }
+    mr_sigpipe_guard g;
+    mr_sigpipe_hold(&g);
+    /* MULTI's OK and each write's QUEUED (or the error that makes EXEC abort), then EXEC's. */
+    void *rep = NULL;
+    for (size_t i = 0; i < n + 2 && rc == MR_OK; i++) {
+        if (redisGetReply(r->c, &rep) != REDIS_OK) {
+            rc = mr_err_set(err, MR_EUNAVAIL, "redis at %s: %s (the batch may or may not have taken effect)", r->addr,
+                            r->c->errstr);
+            rd_drop(r);
+        } else if (i < n + 1) {
+            freeReplyObject(rep);
+            rep = NULL;
+        }
+    }
+    mr_sigpipe_release(&g);
+    *exec = rep;
+    return rc;
+}
+
+static mr_code rd_batch(void *b, const char *const *keys, mr_store_op *ops, size_t n, size_t *failed, mr_err *err)
+{
+    rd *r = b;
+    *failed = n;
+    redisReply *exec = NULL;
+    mr_code rc = batch_send(r, keys, ops, n, &exec, err);
+    if (rc == MR_OK && exec->type == REDIS_REPLY_ERROR)
+        rc = rd_reply_error(r, exec, err);
+    else if (rc == MR_OK && (exec->type != REDIS_REPLY_ARRAY || exec->elements != n))
+        rc = rd_unexpected(r, exec, err);
+    if (rc != MR_OK) {
+        for (size_t i = 0; i < n; i++)
+            ops[i].rc = rc;
+        freeReplyObject(exec);
+        return rc;
+    }
+    mr_code first = MR_OK;
+    for (size_t i = 0; i < n; i++) {
+        mr_err one = {0};
+        const redisReply *rep = exec->element[i];
+        /* A restarted server has no scripts: that write did not run, so it runs alone now. */
+        if (rep->type == REDIS_REPLY_ERROR && ops[i].kind == MR_STORE_OP_CAS && starts_with(rep->str, "NOSCRIPT"))
+            ops[i].rc = rd_cas(r, keys[i], ops[i].expect, ops[i].expect_len, ops[i].value, ops[i].len, ops[i].ttl_ms,
+                               &ops[i].done, &one);
+        else
+            ops[i].rc = batch_reply(r, rep, &ops[i], &one);
+        if (ops[i].rc != MR_OK && first == MR_OK) {
+            first = ops[i].rc;
+            *failed = i;
+            *err = one;
+        }
+    }
+    freeReplyObject(exec);
+    return first;
+}
+
 static void rd_close(void *b)
 {
     rd *r = b;
@@ -513,6 +631,7 @@ static const mr_store_ops RD_OPS = {
     .hgetall = rd_hgetall,
     .incr = rd_incr,
     .ping = rd_ping,
+    .batch = rd_batch,
     .close = rd_close,
 };
 

@@ -334,6 +334,109 @@ static void test_cas(void **state)
     expect_absent(f->s, "absent");
 }
 
+static mr_store_op op_of(mr_store_op_kind kind, const char *key, const char *value, const char *expect, long ttl)
+{
+    return (mr_store_op){.kind = kind, .key = key, .value = value, .len = value ? strlen(value) : 0,
+                         .expect = expect, .expect_len = expect ? strlen(expect) : 0, .ttl_ms = ttl};
+}
+
+/* Every kind of write in one batch, each with the outcome a call of its own would have. */
+static void test_batch_writes(void **state)
+{
+    fx *f = *state;
+    set_ok(f->s, "held", "first", 5, 0);
+    set_ok(f->s, "swap", "old", 3, 0);
+    set_ok(f->s, "gone", "x", 1, 0);
+    mr_store_op ops[] = {
+        op_of(MR_STORE_OP_SET, "plain", "v1", NULL, 60000),
+        op_of(MR_STORE_OP_SET_NX, "fresh", "mine", NULL, 0),
+        op_of(MR_STORE_OP_SET_NX, "held", "mine", NULL, 0),
+        op_of(MR_STORE_OP_CAS, "swap", "new", "old", 0),
+        op_of(MR_STORE_OP_CAS, "swap", "newer", "old", 0),
+        op_of(MR_STORE_OP_CAS, "created", "c", NULL, 0),
+        op_of(MR_STORE_OP_DEL, "gone", NULL, NULL, 0),
+    };
+    mr_err err = {0};
+    mr_code rc = mr_store_batch(f->s, ops, sizeof ops / sizeof ops[0], &err);
+    if (rc != MR_OK)
+        fail_msg("batch: %s", err.msg);
+    const bool done[] = {true, true, false, true, false, true, true};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        assert_int_equal(ops[i].rc, MR_OK);
+        assert_int_equal(ops[i].done, done[i]);
+    }
+    check_value(f->s, "plain", "v1", 2);
+    long ttl = ttl_of(f->s, "plain");
+    assert_true(ttl > 0 && ttl <= 60000);
+    check_value(f->s, "fresh", "mine", 4);
+    check_value(f->s, "held", "first", 5);
+    /* In order: the second compare-and-set saw the first one's value. */
+    check_value(f->s, "swap", "new", 3);
+    check_value(f->s, "created", "c", 1);
+    expect_absent(f->s, "gone");
+}
+
+/* A write that fails in the middle fails alone: those before and after it apply, and the call
+ * names it. */
+static void test_batch_failure_midway(void **state)
+{
+    fx *f = *state;
+    mr_err err = {0};
+    assert_int_equal(mr_store_hset(f->s, "h", "field", "fv", 2, &err), MR_OK);
+    mr_store_op ops[] = {
+        op_of(MR_STORE_OP_SET, "before", "b", NULL, 0),
+        op_of(MR_STORE_OP_CAS, "h", "over the hash", NULL, 0),
+        op_of(MR_STORE_OP_SET_NX, "after", "a", NULL, 0),
+    };
+    assert_int_equal(mr_store_batch(f->s, ops, 3, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "store batch: write 1 (cas \"h\")"));
+    assert_null(strstr(err.msg, "over the hash"));
+    assert_int_equal(ops[0].rc, MR_OK);
+    assert_true(ops[0].done);
+    assert_int_equal(ops[1].rc, MR_EINVAL);
+    assert_false(ops[1].done);
+    assert_int_equal(ops[2].rc, MR_OK);
+    assert_true(ops[2].done);
+    check_value(f->s, "before", "b", 1);
+    check_value(f->s, "after", "a", 1);
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_hget(f->s, "h", "field", &v, &len, &err), MR_OK);
+    assert_string_equal(v, "fv");
+    free(v);
+    /* A compare-and-set of its own fails the same way on both backends. */
+    bool swapped = true;
+    assert_int_equal(mr_store_cas(f->s, "h", NULL, 0, "x", 1, 0, &swapped, &err), MR_EINVAL);
+    assert_false(swapped);
+}
+
+/* Bad input is refused before anything is written. */
+static void test_batch_bad_input(void **state)
+{
+    fx *f = *state;
+    mr_err err = {0};
+    mr_store_op ops[MR_STORE_BATCH_MAX + 1];
+    for (size_t i = 0; i < MR_STORE_BATCH_MAX + 1; i++)
+        ops[i] = op_of(MR_STORE_OP_SET, "k", "v", NULL, 0);
+    assert_int_equal(mr_store_batch(f->s, ops, 0, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "1 to 16"));
+    assert_int_equal(mr_store_batch(f->s, ops, MR_STORE_BATCH_MAX + 1, &err), MR_EINVAL);
+    assert_int_equal(mr_store_batch(f->s, NULL, 1, &err), MR_EINVAL);
+    ops[1].key = "";
+    assert_int_equal(mr_store_batch(f->s, ops, 2, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "write 1 (set): the key is empty"));
+    ops[1].key = NULL;
+    assert_int_equal(mr_store_batch(f->s, ops, 2, &err), MR_EINVAL);
+    ops[1] = op_of(MR_STORE_OP_SET_NX, "k2", "v", NULL, -5);
+    assert_int_equal(mr_store_batch(f->s, ops, 2, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "ttl -5 ms is negative"));
+    ops[1] = op_of((mr_store_op_kind)42, "k2", "v", NULL, 0);
+    assert_int_equal(mr_store_batch(f->s, ops, 2, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "no known kind"));
+    expect_absent(f->s, "k");
+    expect_absent(f->s, "k2");
+}
+
 static long long incr_ok(mr_store *s, const char *key, long long by, long ttl)
 {
     mr_err err = {0};
@@ -1132,12 +1235,32 @@ static void test_redis_wrong_type(void **state)
     assert_null(strstr(err.msg, "plain value"));
 }
 
+/* A restarted Redis has no scripts: a batch's compare-and-set still runs, once. */
+static void test_redis_batch_without_scripts(void **state)
+{
+    fx *f = *state;
+    freeReplyObject(raw_redis(g_redis.port, "SCRIPT FLUSH"));
+    mr_store_op ops[] = {
+        op_of(MR_STORE_OP_CAS, "k", "one", NULL, 0),
+        op_of(MR_STORE_OP_SET, "other", "o", NULL, 0),
+    };
+    mr_err err = {0};
+    mr_code rc = mr_store_batch(f->s, ops, 2, &err);
+    if (rc != MR_OK)
+        fail_msg("batch: %s", err.msg);
+    assert_true(ops[0].done);
+    assert_true(ops[1].done);
+    check_value(f->s, "k", "one", 3);
+    check_value(f->s, "other", "o", 1);
+}
+
 #define ON(b, fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, &(b))
 #define BEHAVIOURS(b)                                                                          \
     ON(b, test_roundtrip_binary), ON(b, test_ttl_expiry), ON(b, test_set_nx_race), ON(b, test_cas), \
         ON(b, test_incr_expiry), ON(b, test_hashes), ON(b, test_hset_fields), ON(b, test_secret_roundtrip), \
         ON(b, test_secret_wrong_secret), ON(b, test_secret_tampered), ON(b, test_secret_moved),     \
-        ON(b, test_secret_without_secret)
+        ON(b, test_secret_without_secret), ON(b, test_batch_writes), ON(b, test_batch_failure_midway), \
+        ON(b, test_batch_bad_input)
 
 int main(void)
 {
@@ -1156,6 +1279,7 @@ int main(void)
         ON(B_REDIS, test_redis_hard_stop),
         ON(B_REDIS, test_redis_restart_midstream),
         ON(B_REDIS, test_redis_wrong_type),
+        ON(B_REDIS, test_redis_batch_without_scripts),
         cmocka_unit_test(test_redis_password_and_db),
         cmocka_unit_test(test_redis_prefixes),
     };

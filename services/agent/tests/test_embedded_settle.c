@@ -283,6 +283,14 @@ static void test_quick_answer_publishes_no_typing(void **state)
     assert_int_equal(off, 0);
 }
 
+/* A turn whose answer the stub holds until told to release it. */
+static void publish_held_turn(const char *event_id, const char *body)
+{
+    mr_err err = {0};
+    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "holding the answer");
+    publish_turn(event_id, body);
+}
+
 /* Typing goes on and the answer's delivery record is written while the model still works: the
  * stub holds the answer until both are seen (the record goes out once the request is out, not
  * in front of it; typing once the delay has passed, from the stream's tick, not only once the
@@ -291,9 +299,8 @@ static void test_typing_while_the_model_works(void **state)
 {
     (void)state;
     mr_err err = {0};
-    mr_tp_check_step(mr_model_stub_script(&S.stub, "{\"hold\": true}", &err), &err, "holding the answer");
     const char *ev = "$held:example.org";
-    publish_turn(ev, "held question");
+    publish_held_turn(ev, "held question");
     char prefix[TXN_MAX], key[TXN_MAX + 8];
     txn_id(ev, "mind", "", -1, prefix);
     snprintf(key, sizeof key, "answer:%s", prefix);
@@ -326,6 +333,55 @@ static void test_typing_while_the_model_works(void **state)
     assert_true(json_is_false(json_object_get(last, "typing")));
 }
 
+/* The person's message and the first message's `begun:` marker are written while the model
+ * works: the stub holds the answer until both are in the store (after the request, not in front
+ * of it), and nothing of the answer is on the bus yet. Once the answer is out, the thread's
+ * history holds the question, then the answer. */
+static void test_the_turn_is_recorded_while_the_model_works(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    const char *ev = "$recorded:example.org";
+    publish_held_turn(ev, "recorded question");
+    char history[256], first[TXN_MAX], begun[TXN_MAX + 8];
+    snprintf(history, sizeof history, "history:%s:%s", LOBBY, ev);
+    txn_id(ev, "mind", "m", -1, first);
+    snprintf(begun, sizeof begun, "begun:%s", first);
+    long long deadline = mr_clock_mono_ms() + DEADLINE_MS;
+    char *thread = NULL, *marker = NULL;
+    while (!thread || !marker) {
+        if (mr_clock_mono_ms() > deadline)
+            fail_msg("the question (%s) and the begun marker (%s) were not stored within %d s while the model "
+                     "held its answer", thread ? "stored" : "missing", marker ? "stored" : "missing",
+                     DEADLINE_MS / 1000);
+        free(thread);
+        free(marker);
+        mr_clock_sleep_ms(10);
+        thread = mr_tp_stored(S.rt, history, "reading the thread's history");
+        marker = mr_tp_stored(S.rt, begun, "reading the first message's begun marker");
+    }
+    assert_non_null(strstr(thread, "recorded question"));
+    free(thread);
+    free(marker);
+    size_t handled = 0;
+    mr_tp_check_step(mr_bus_poll(S.outbound, 0, 100, keep_intent, S.intents, &handled, &err), &err,
+                     "polling matrix.outbound");
+    assert_false(answered(ev, "recorded question"));
+    mr_tp_check_step(mr_model_stub_release(&S.stub, &err), &err, "releasing the answer");
+    wait_done(ev);
+    thread = mr_tp_stored(S.rt, history, "reading the thread's history");
+    assert_non_null(thread);
+    json_t *doc = json_loads(thread, 0, NULL);
+    free(thread);
+    json_t *messages = json_object_get(doc, "messages");
+    assert_int_equal(json_array_size(messages), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(messages, 0), "event_id")), ev);
+    json_t *reply = json_array_get(messages, 1);
+    assert_string_equal(json_string_value(json_object_get(reply, "entity")), "mind");
+    assert_non_null(strstr(json_string_value(json_object_get(reply, "body")), "recorded question"));
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_turns_reuse_one_model_connection),
         cmocka_unit_test(test_quick_answer_publishes_no_typing),
         cmocka_unit_test(test_typing_while_the_model_works),
+        cmocka_unit_test(test_the_turn_is_recorded_while_the_model_works),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -115,6 +115,86 @@ static void test_a_retried_answer_replaces_its_first_attempt(void **state)
     thread_state_free(&th);
 }
 
+/* The bodies of the stored history at root, oldest first, joined by "|". */
+static void stored_bodies(const char *root, char *out, size_t cap)
+{
+    mr_err err = {0};
+    thread_state th;
+    assert_int_equal(thread_load(store, ROOM, root, &th, &err), MR_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < thread_count(&th); i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? "|" : "", thread_message(&th, i).body);
+    thread_state_free(&th);
+}
+
+/* A noted message is not stored until the next write of its state, which stores it first; a
+ * writer that came in between keeps its message, and the noted one still goes before the answer. */
+static void test_a_noted_message_goes_in_first(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    char bodies[256];
+    thread_state th;
+    assert_int_equal(thread_load(store, ROOM, "$n:x", &th, &err), MR_OK);
+    history_msg q = {.event_id = "$n:x", .sender = "@alice:example.org", .body = "question"};
+    thread_note(&th, &q);
+    assert_int_equal(thread_count(&th), 1);
+    stored_bodies("$n:x", bodies, sizeof bodies);
+    assert_string_equal(bodies, "");
+    append("$n:x", "$between:x", "@bob:example.org", NULL, "in between");
+    history_msg a = {.sender = MIND, .entity = "mind", .body = "answer", .answer = "mrn."};
+    assert_int_equal(thread_append_to(store, ROOM, "$n:x", &th, &a, &err), MR_OK);
+    stored_bodies("$n:x", bodies, sizeof bodies);
+    assert_string_equal(bodies, "in between|question|answer");
+    assert_false(th.unsaved);
+    /* Nothing noted: saving writes nothing. */
+    assert_int_equal(thread_save(store, ROOM, "$n:x", &th, &err), MR_OK);
+    thread_state_free(&th);
+
+    /* A turn that answers nothing: saving stores the noted message. */
+    assert_int_equal(thread_load(store, ROOM, "$silent:x", &th, &err), MR_OK);
+    history_msg quiet = {.event_id = "$silent:x", .sender = "@alice:example.org", .body = "just saying"};
+    thread_note(&th, &quiet);
+    assert_int_equal(thread_save(store, ROOM, "$silent:x", &th, &err), MR_OK);
+    stored_bodies("$silent:x", bodies, sizeof bodies);
+    assert_string_equal(bodies, "just saying");
+    thread_state_free(&th);
+}
+
+/* The write of a noted message in a batch with others: kept when it swapped; when another writer
+ * came first, written again on top of what it wrote. */
+static void test_a_noted_message_in_a_batch(void **state)
+{
+    (void)state;
+    mr_err err = {0};
+    char bodies[256], key[HISTORY_KEY_MAX], *text = NULL;
+    for (int lost = 0; lost < 2; lost++) {
+        const char *root = lost ? "$b2:x" : "$b1:x";
+        thread_state th;
+        assert_int_equal(thread_load(store, ROOM, root, &th, &err), MR_OK);
+        mr_store_op ops[2];
+        assert_false(thread_save_op(ROOM, root, &th, key, &text, &ops[0], &err));
+        history_msg q = {.event_id = root, .sender = "@alice:example.org", .body = "question"};
+        thread_note(&th, &q);
+        assert_true(thread_save_op(ROOM, root, &th, key, &text, &ops[0], &err));
+        ops[1] = (mr_store_op){.kind = MR_STORE_OP_SET, .key = "beside", .value = "v", .len = 1};
+        if (lost)
+            append(root, "$first:x", "@bob:example.org", NULL, "came first");
+        assert_int_equal(mr_store_batch(store, ops, 2, &err), MR_OK);
+        assert_int_equal(ops[0].done, !lost);
+        assert_int_equal(thread_saved(store, ROOM, root, &th, &ops[0], text, &err), MR_OK);
+        assert_false(th.unsaved);
+        stored_bodies(root, bodies, sizeof bodies);
+        assert_string_equal(bodies, lost ? "came first|question" : "question");
+        /* The state is what is stored: the answer goes in with one compare-and-set. */
+        history_msg a = {.sender = MIND, .entity = "mind", .body = "answer", .answer = "mrb."};
+        assert_int_equal(thread_append_to(store, ROOM, root, &th, &a, &err), MR_OK);
+        stored_bodies(root, bodies, sizeof bodies);
+        assert_string_equal(bodies, lost ? "came first|question|answer" : "question|answer");
+        thread_state_free(&th);
+    }
+}
+
 static void test_history_is_capped(void **state)
 {
     (void)state;
@@ -179,6 +259,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_participants),
         cmocka_unit_test(test_a_retried_answer_replaces_its_first_attempt),
+        cmocka_unit_test(test_a_noted_message_goes_in_first),
+        cmocka_unit_test(test_a_noted_message_in_a_batch),
         cmocka_unit_test(test_history_is_capped),
         cmocka_unit_test(test_prompt_history),
     };

@@ -50,6 +50,38 @@ mr_code mr_store_del(mr_store *s, const char *key, mr_err *err);
 /* Remaining lifetime in ms, -1 for a key without expiry; MR_ENOTFOUND when absent. */
 mr_code mr_store_ttl(mr_store *s, const char *key, long *ttl_ms, mr_err *err);
 
+/* One write of mr_store_batch: what to do, and (filled in by the call) how it went. */
+typedef enum mr_store_op_kind {
+    MR_STORE_OP_SET,    /* key = value */
+    MR_STORE_OP_SET_NX, /* key = value when absent; done tells whether it was */
+    MR_STORE_OP_CAS,    /* key = value when it holds expect (expect NULL: when absent); done: swapped */
+    MR_STORE_OP_DEL,    /* the value or hash at key removed */
+} mr_store_op_kind;
+
+typedef struct mr_store_op {
+    mr_store_op_kind kind;
+    const char *key;
+    const void *value; /* SET, SET_NX, CAS */
+    size_t len;
+    const void *expect; /* CAS */
+    size_t expect_len;
+    long ttl_ms; /* SET, SET_NX, CAS; 0: no expiry */
+    mr_code rc;  /* out: this write's outcome */
+    bool done;   /* out: SET and DEL: rc is MR_OK; SET_NX: it set; CAS: it swapped */
+} mr_store_op;
+
+#define MR_STORE_BATCH_MAX 16
+/* Runs n (1 to MR_STORE_BATCH_MAX) writes, in order, as one unit: one SQLite transaction, one
+ * MULTI/EXEC round trip on Redis, where each was one of its own. Each write succeeds or fails on
+ * its own, as in Redis's EXEC: one that fails (its rc; a value write over a key holding a hash is
+ * MR_EINVAL on both backends) leaves its key as it was, and the others still apply. Returns
+ * MR_OK when every write did, else the first failure, err naming its index and key. Bad input (n
+ * out of range, a missing or empty key, a negative TTL, an unknown kind) is MR_EINVAL before
+ * anything is sent. A failure of the unit itself (the transaction, the connection) is every
+ * write's rc: nothing applied on SQLite; on Redis, as for any write that got no answer, it may or
+ * may not have taken effect. For the writes of one step that go together (a turn's records). */
+mr_code mr_store_batch(mr_store *s, mr_store_op *ops, size_t n, mr_err *err);
+
 /* Hashes: a key holding fields, each with a byte value. */
 typedef struct mr_store_hash_entry {
     char *field;
