@@ -11,6 +11,7 @@
 #include "mindroom/tz.h"
 
 #define SCHEDULE_ID_MAX 32
+#define SCHEDULE_ORIGIN_MAX 512 /* "tool|<event ID>|<entity>|<n>" */
 #define SCHEDULE_TICK_MS 1000       /* how often each process looks for due schedules */
 
 /* A cron expression as bit sets of the values each field allows (schedule_cron.c). */
@@ -65,12 +66,14 @@ typedef struct schedule_new {
     long long due_ms;               /* wall clock */
     long long every_ms;             /* 0: once, or by cron */
     const char *cron;               /* NULL, or cron fields in config.yaml's timezone */
+    const char *origin;             /* the request (command or tool call) it comes from: one
+                                       request adds one schedule however often it is handled */
 } schedule_new;
 
 /* The zone cron schedules keep their wall times in: config.yaml's timezone (UTC without one). */
 mr_code schedule_zone(const mr_runtime *rt, mr_tz **out, mr_err *err);
 
-/* Stores a schedule under a new ID ("s<n>"). */
+/* Stores a schedule under a new ID ("s<n>"), or finds the one n->origin already added. */
 mr_code schedule_add(mr_store *s, const schedule_new *n, char id[SCHEDULE_ID_MAX], mr_err *err);
 /* Fires what is due at now_ms (wall clock), each occurrence once across every process: failures
  * are logged and tried again on the next tick. */

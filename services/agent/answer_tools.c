@@ -15,6 +15,7 @@ typedef struct tool_sender {
     const turn_ctx *t;
     const roster_entry *e;
     atomic_int seq;
+    atomic_int schedules; /* added by this answer: the n-th names its origin */
 } tool_sender;
 
 /* Transaction IDs "x<n>" of the answer's event and entity: a replay sends under the same IDs. */
@@ -57,12 +58,14 @@ static mr_code schedule_for(void *ctx, const char *action, const char *when, con
     mr_tz_free(tz);
     const roster_entry *router = roster_by_name(&s->svc->roster, "router");
     bool room_mode = s->e->agent->thread_mode == MR_THREAD_MODE_ROOM;
+    char origin[SCHEDULE_ORIGIN_MAX];
+    snprintf(origin, sizeof origin, "tool|%s|%s|%d", turn->event_id, s->e->name, atomic_fetch_add(&s->schedules, 1));
     schedule_new n = {.room_id = turn->room_id, .thread_root = room_mode ? NULL : s->t->root,
                       .router_user = router->user_id, .entity = s->e->name, .entity_user = s->e->user_id,
                       .entity_display = s->e->display_name,
                       .requester = turn->original_sender ? turn->original_sender : turn->sender,
                       .task = rc == MR_OK ? spec.task : "", .due_ms = spec.due_ms, .every_ms = spec.every_ms,
-                      .cron = spec.cron.text[0] ? spec.cron.text : NULL};
+                      .cron = spec.cron.text[0] ? spec.cron.text : NULL, .origin = origin};
     char sid[SCHEDULE_ID_MAX];
     if (rc == MR_OK)
         rc = schedule_add(store, &n, sid, err);

@@ -31,13 +31,50 @@ static mr_code put(mr_store *s, const char *id, json_t *sched, mr_err *err)
     return rc;
 }
 
+/* `schedule-origin:<origin>`: "<id> adding" while a request's schedule is being stored, "<id>"
+ * once it is. A request handled again (its turn redelivered after a crash, before its
+ * acknowledgement) so finds the schedule it made instead of making a second one. */
+static mr_code origin_take(mr_store *s, const char *key, char id[SCHEDULE_ID_MAX], bool *stored, mr_err *err)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        char *v = NULL;
+        size_t len = 0;
+        mr_code rc = mr_store_get(s, key, &v, &len, err);
+        if (rc == MR_OK) {
+            int n = 0;
+            bool ok = sscanf(v, "%31s%n", id, &n) == 1 && id[0] == 's';
+            *stored = ok && v[n] == '\0';
+            free(v);
+            return ok ? MR_OK : mr_err_set(err, MR_EINVAL, "%s holds no schedule ID", key);
+        }
+        if (rc != MR_ENOTFOUND)
+            return rc;
+        long long seq = 0;
+        if ((rc = mr_store_incr(s, SCHEDULE_SEQ_KEY, 1, 0, &seq, err)) != MR_OK)
+            return rc;
+        char value[SCHEDULE_ID_MAX + 8];
+        int vn = snprintf(value, sizeof value, "s%lld adding", seq);
+        bool won = false;
+        if ((rc = mr_store_set_nx(s, key, value, (size_t)vn, CLAIM_TTL_MS, &won, err)) != MR_OK)
+            return rc;
+        if (won) {
+            snprintf(id, SCHEDULE_ID_MAX, "s%lld", seq);
+            *stored = false;
+            return MR_OK;
+        }
+    }
+    return mr_err_set(err, MR_EUNAVAIL, "%s changed twice while read", key);
+}
+
 mr_code schedule_add(mr_store *s, const schedule_new *n, char id[SCHEDULE_ID_MAX], mr_err *err)
 {
-    long long seq = 0;
-    mr_code rc = mr_store_incr(s, SCHEDULE_SEQ_KEY, 1, 0, &seq, err);
-    if (rc != MR_OK)
+    char key[SCHEDULE_ORIGIN_MAX + 32];
+    if (snprintf(key, sizeof key, "schedule-origin:%s", n->origin) >= (int)sizeof key)
+        return mr_err_set(err, MR_EINVAL, "schedule origin too long (%zu bytes)", strlen(n->origin));
+    bool stored = false;
+    mr_code rc = origin_take(s, key, id, &stored, err);
+    if (rc != MR_OK || stored)
         return rc;
-    snprintf(id, SCHEDULE_ID_MAX, "s%lld", seq);
     json_t *sched = json_pack("{s:s, s:s*, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s*}", "room_id", n->room_id,
                               "thread_root", n->thread_root, "router", n->router_user, "entity", n->entity,
                               "entity_user", n->entity_user, "entity_display", n->entity_display, "requester",
@@ -45,6 +82,8 @@ mr_code schedule_add(mr_store *s, const schedule_new *n, char id[SCHEDULE_ID_MAX
                               (json_int_t)n->every_ms, "cron", n->cron);
     rc = sched ? put(s, id, sched, err) : mr_err_set(err, MR_EINVAL, "schedule %s: the task is not UTF-8", id);
     json_decref(sched);
+    if (rc == MR_OK)
+        rc = mr_store_set(s, key, id, strlen(id), CLAIM_TTL_MS, err);
     return rc;
 }
 

@@ -80,10 +80,12 @@ static void do_schedule(agent_svc *svc, const agent_turn *t, const char *args, c
         return;
     }
     const roster_entry *router = roster_by_name(&svc->roster, "router");
+    char origin[SCHEDULE_ORIGIN_MAX];
+    snprintf(origin, sizeof origin, "command|%s", t->event_id);
     schedule_new n = {.room_id = t->room_id, .thread_root = t->thread_root, .router_user = router->user_id,
                       .entity = who->name, .entity_user = who->user_id, .entity_display = who->display_name,
                       .requester = t->sender, .task = task, .due_ms = spec.due_ms, .every_ms = spec.every_ms,
-                      .cron = spec.cron.text[0] ? spec.cron.text : NULL};
+                      .cron = spec.cron.text[0] ? spec.cron.text : NULL, .origin = origin};
     char id[SCHEDULE_ID_MAX];
     if (schedule_add(svc->rt->store, &n, id, &err) != MR_OK) {
         mr_strbuf_puts(out, "Not scheduled: the store failed; try again.");

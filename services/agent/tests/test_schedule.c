@@ -303,7 +303,8 @@ static schedule_new standup(long long due_ms)
 {
     return (schedule_new){.room_id = "!r:example.org", .router_user = "@router:example.org", .entity = "tooly",
                           .entity_user = "@tooly:example.org", .entity_display = "Tooly",
-                          .requester = "@alice:example.org", .task = "stand up", .due_ms = due_ms};
+                          .requester = "@alice:example.org", .task = "stand up", .due_ms = due_ms,
+                          .origin = "command|$standup:example.org"};
 }
 
 static void test_cron_fires_once_per_occurrence(void **state)
@@ -378,7 +379,9 @@ static void test_catch_up_window(void **state)
     char late[SCHEDULE_ID_MAX], stale[SCHEDULE_ID_MAX], begun[SCHEDULE_ID_MAX];
     assert_int_equal(schedule_add(f->rt->store, &n, late, &err), MR_OK);
     n.due_ms = T0 - 3 * 3600000LL;
+    n.origin = "command|$stale:example.org";
     assert_int_equal(schedule_add(f->rt->store, &n, stale, &err), MR_OK);
+    n.origin = "command|$begun:example.org";
     assert_int_equal(schedule_add(f->rt->store, &n, begun, &err), MR_OK);
     /* begun: a process that died while sending it claimed the occurrence three hours ago. */
     char key[SCHEDULE_ID_MAX + 64];
@@ -406,6 +409,7 @@ static void test_own_and_unnamed_firings_are_fired(void **state)
     schedule_new n = standup(T0);
     char own[SCHEDULE_ID_MAX], unnamed[SCHEDULE_ID_MAX], key[SCHEDULE_ID_MAX + 64], mine[HOLDER_MAX];
     assert_int_equal(schedule_add(f->rt->store, &n, own, &err), MR_OK);
+    n.origin = "command|$unnamed:example.org";
     assert_int_equal(schedule_add(f->rt->store, &n, unnamed, &err), MR_OK);
     snprintf(key, sizeof key, "schedule-fired:%s@%lld", own, n.due_ms);
     size_t len = holder_format(NULL, &a, mine);
@@ -420,6 +424,54 @@ static void test_own_and_unnamed_firings_are_fired(void **state)
     assert_int_equal(mr_store_get(f->rt->store, key, &v, &len, &err), MR_OK);
     assert_string_equal(v, "done");
     free(v);
+}
+
+/* How many schedules the store holds. */
+static size_t schedules_stored(fire_fixture *f)
+{
+    mr_store_hash all = {0};
+    mr_err err = {0};
+    assert_int_equal(mr_store_hgetall(f->rt->store, "agent:schedules", &all, &err), MR_OK);
+    size_t n = all.count;
+    mr_store_hash_free(&all);
+    return n;
+}
+
+/* A request handled again (its turn redelivered after a crash between the reply and the
+ * acknowledgement) adds no second schedule: it finds the one it made, and finishes one whose
+ * storing a crash cut short. A malformed origin record is an error, not a new schedule. */
+static void test_one_request_adds_one_schedule(void **state)
+{
+    fire_fixture *f = *state;
+    mr_err err = {0};
+    schedule_new n = standup(T0);
+    char first[SCHEDULE_ID_MAX], again[SCHEDULE_ID_MAX], other[SCHEDULE_ID_MAX], cut[SCHEDULE_ID_MAX];
+    assert_int_equal(schedule_add(f->rt->store, &n, first, &err), MR_OK);
+    assert_int_equal(schedule_add(f->rt->store, &n, again, &err), MR_OK);
+    assert_string_equal(again, first);
+    assert_int_equal(schedules_stored(f), 1);
+    n.origin = "command|$other:example.org";
+    assert_int_equal(schedule_add(f->rt->store, &n, other, &err), MR_OK);
+    assert_string_not_equal(other, first);
+    assert_int_equal(schedules_stored(f), 2);
+    /* Cut short: the ID was taken, the schedule never stored. */
+    assert_int_equal(mr_store_set(f->rt->store, "schedule-origin:command|$cut:example.org", "s90 adding", 10, 60000,
+                                  &err), MR_OK);
+    n.origin = "command|$cut:example.org";
+    assert_int_equal(schedule_add(f->rt->store, &n, cut, &err), MR_OK);
+    assert_string_equal(cut, "s90");
+    assert_int_equal(due_of(f, "s90"), T0);
+    char *v = NULL;
+    size_t len = 0;
+    assert_int_equal(mr_store_get(f->rt->store, "schedule-origin:command|$cut:example.org", &v, &len, &err), MR_OK);
+    assert_string_equal(v, "s90");
+    free(v);
+    assert_int_equal(mr_store_set(f->rt->store, "schedule-origin:command|$bad:example.org", "nonsense", 8, 60000,
+                                  &err), MR_OK);
+    n.origin = "command|$bad:example.org";
+    assert_int_equal(schedule_add(f->rt->store, &n, cut, &err), MR_EINVAL);
+    assert_non_null(strstr(err.msg, "schedule-origin:command|$bad:example.org"));
+    assert_int_equal(schedules_stored(f), 3);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fire_setup, fire_teardown)
@@ -439,6 +491,7 @@ int main(void)
         T(test_cron_fires_once_per_occurrence),
         T(test_catch_up_window),
         T(test_own_and_unnamed_firings_are_fired),
+        T(test_one_request_adds_one_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
