@@ -50,6 +50,7 @@
 #define MAX_REPLICAS 32
 #define MAX_PROCS (3 + MAX_REPLICAS)
 #define BASELINE_CALLS 200
+#define PACED_PAUSE_MS 2
 #define MAX_AGENTS 64
 
 static const char *const topics[] = {"matrix.inbound", "matrix.todevice", "matrix.cleartext",
@@ -370,21 +371,20 @@ static void send_call(const bench *b, size_t i, char *url, size_t url_cap, char 
     snprintf(body, body_cap, "{\"msgtype\": \"m.text\", \"body\": \"baseline %zu\"}", i);
 }
 
-/* A call repeated BASELINE_CALLS times; its median in ms. */
-static double baseline_ms(const bench *b, const char *what, const char *method, const char *token,
-                          baseline_call fill)
+/* A call repeated BASELINE_CALLS times through c, the i-th filled in as call first + i (each
+ * send its own transaction ID), its times in ns sorted into t. */
+static void baseline_times(const bench *b, mr_http_client *c, const char *what, const char *method,
+                           baseline_call fill, size_t first, int pause_ms, long long t[BASELINE_CALLS])
 {
-    mr_http_client_opts o = {.bearer_token = token};
-    mr_http_client *c = NULL;
     mr_err err = {0};
-    check(mr_http_client_new(&o, &c, &err), &err, what);
-    long long t[BASELINE_CALLS];
     for (size_t i = 0; i < BASELINE_CALLS; i++) {
         char url[700], body[512];
-        fill(b, i, url, sizeof url, body, sizeof body);
+        fill(b, first + i, url, sizeof url, body, sizeof body);
         mr_http_call call = {.method = method, .url = url, .body = body, .body_len = strlen(body),
                              .content_type = "application/json"};
         mr_http_result res;
+        if (pause_ms > 0)
+            mr_clock_sleep_ms(pause_ms);
         long long t0 = pp_now_ns();
         mr_code rc = mr_http_client_do(c, &call, &res, &err);
         t[i] = pp_now_ns() - t0;
@@ -393,9 +393,44 @@ static double baseline_ms(const bench *b, const char *what, const char *method, 
         mr_http_result_clear(&res);
         check(rc, &err, what);
     }
-    mr_http_client_free(c);
     qsort(t, BASELINE_CALLS, sizeof *t, cmp_ll);
+}
+
+static mr_http_client *baseline_client(const char *what, const char *token)
+{
+    mr_http_client_opts o = {.bearer_token = token};
+    mr_http_client *c = NULL;
+    mr_err err = {0};
+    check(mr_http_client_new(&o, &c, &err), &err, what);
+    return c;
+}
+
+/* A call repeated BASELINE_CALLS times back to back; its median in ms. */
+static double baseline_ms(const bench *b, const char *what, const char *method, const char *token,
+                          baseline_call fill)
+{
+    mr_http_client *c = baseline_client(what, token);
+    long long t[BASELINE_CALLS];
+    baseline_times(b, c, what, method, fill, 0, 0, t);
+    mr_http_client_free(c);
     return quantile_ms(t, BASELINE_CALLS, 0.5);
+}
+
+/* The same calls paced as the sequential messages come (one every PACED_PAUSE_MS), where every
+ * process on the path has gone idle in between, as on the pipeline's path: the floor's own p50
+ * and p99. */
+static void paced_floor(const bench *b)
+{
+    mr_http_client *model = baseline_client("the paced model baseline", "stub");
+    mr_http_client *send = baseline_client("the paced send baseline", b->token);
+    long long m[BASELINE_CALLS], s[BASELINE_CALLS];
+    baseline_times(b, model, "the paced model baseline", "POST", model_call, BASELINE_CALLS, PACED_PAUSE_MS, m);
+    baseline_times(b, send, "the paced send baseline", "PUT", send_call, BASELINE_CALLS, PACED_PAUSE_MS, s);
+    mr_http_client_free(model);
+    mr_http_client_free(send);
+    printf("  paced baseline (a call every %d ms): model call p50 %.2f / p99 %.2f ms, Matrix send p50 %.2f / "
+           "p99 %.2f ms\n", PACED_PAUSE_MS, quantile_ms(m, BASELINE_CALLS, 0.5), quantile_ms(m, BASELINE_CALLS, 0.99),
+           quantile_ms(s, BASELINE_CALLS, 0.5), quantile_ms(s, BASELINE_CALLS, 0.99));
 }
 
 /* The I/O a reply cannot avoid: one streamed model call and one send through the proxy. */
@@ -410,6 +445,7 @@ static double baseline(bench *b)
     double send = baseline_ms(b, "the send baseline", "PUT", b->token, send_call);
     printf("  baseline (same run, p50): model call %.2f ms + Matrix send %.2f ms = %.2f ms\n", model, send,
            model + send);
+    paced_floor(b);
     return model + send;
 }
 
