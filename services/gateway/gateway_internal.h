@@ -183,9 +183,13 @@ mr_code gw_enc_note(gw *g, const char *room_id, json_t *ev, json_t **enc, mr_err
  * from memory, the store, or (once per process, when m is not NULL) the homeserver as m's
  * account sees it. MR_EUNAVAIL when the homeserver could not be asked: try again. */
 mr_code gw_enc_of(gw *g, mr_matrix *m, const char *room_id, json_t **content, mr_err *err);
+/* The store key of the room's m.room.encryption content, `encryption:<room_id>`. */
+void gw_enc_key(const char *room_id, char key[MR_MATRIX_ID_SIZE + 16]);
 /* MR_EPERM naming the room when req (a room_event send_request) is a cleartext m.room.message
- * for a room known encrypted. */
-mr_code gw_enc_check_send(gw *g, mr_matrix *m, json_t *req, mr_err *err);
+ * for a room known encrypted: in memory, or by stored (len bytes), the room's gw_enc_key value
+ * the caller read from the store together with what else it needed (NULL: absent), or by the
+ * homeserver as for gw_enc_of. */
+mr_code gw_enc_check_send(gw *g, mr_matrix *m, json_t *req, const char *stored, size_t len, mr_err *err);
 
 /* ---- sync_parse.c ---- */
 /* The event ID of a room event whole enough to travel (non-empty event_id, type and sender, an

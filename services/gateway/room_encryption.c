@@ -39,7 +39,7 @@ void gw_enc_free(gw *g)
     g->enc_rooms = NULL;
 }
 
-static void store_key(const char *room_id, char key[MR_MATRIX_ID_SIZE + 16])
+void gw_enc_key(const char *room_id, char key[MR_MATRIX_ID_SIZE + 16])
 {
     snprintf(key, MR_MATRIX_ID_SIZE + 16, "encryption:%s", room_id);
 }
@@ -48,7 +48,7 @@ static void store_key(const char *room_id, char key[MR_MATRIX_ID_SIZE + 16])
 static mr_code remember(gw *g, const char *room_id, json_t *content, mr_err *err)
 {
     char key[MR_MATRIX_ID_SIZE + 16];
-    store_key(room_id, key);
+    gw_enc_key(room_id, key);
     char *text = json_dumps(content, JSON_COMPACT);
     mr_code rc = text ? mr_store_set(g->rt->store, key, text, strlen(text), 0, err)
                       : mr_err_set(err, MR_ENOMEM, "out of memory recording the encryption of %s", room_id);
@@ -109,47 +109,66 @@ static mr_code ask(gw *g, mr_matrix *m, const char *room_id, json_t **content, m
     return bad ? mr_err_set(err, MR_ENOMEM, "out of memory noting that %s is not encrypted", room_id) : MR_OK;
 }
 
+/* What this process knows of the room: *content a copy of its m.room.encryption, or NULL with
+ * *asked telling whether the homeserver was asked already. */
+static void known(gw *g, const char *room_id, json_t **content, bool *asked)
+{
+    pthread_mutex_lock(&g->enc_lock);
+    json_t *k = json_object_get(g->enc_rooms, room_id);
+    *asked = json_is_true(k);
+    *content = json_is_object(k) ? json_deep_copy(k) : NULL;
+    pthread_mutex_unlock(&g->enc_lock);
+}
+
+/* The room's content from text, its encryption: value in the store (NULL: absent), kept in
+ * memory; without one, asked of the homeserver through m (not when asked already or m NULL). */
+static mr_code from_store(gw *g, mr_matrix *m, const char *room_id, const char *text, size_t len, bool asked,
+                          json_t **content, mr_err *err)
+{
+    if (!text)
+        return asked || !m ? MR_OK : ask(g, m, room_id, content, err);
+    json_t *stored = json_loadb(text, len, 0, NULL);
+    if (!valid(stored)) {
+        json_decref(stored);
+        char key[MR_MATRIX_ID_SIZE + 16];
+        gw_enc_key(room_id, key);
+        return mr_err_set(err, MR_EINVAL, "%s in the store is not an m.room.encryption content", key);
+    }
+    pthread_mutex_lock(&g->enc_lock);
+    bool bad = json_object_set_new(g->enc_rooms, room_id, json_deep_copy(stored)) != 0;
+    pthread_mutex_unlock(&g->enc_lock);
+    *content = stored;
+    return bad ? mr_err_set(err, MR_ENOMEM, "out of memory reading the encryption of %s", room_id) : MR_OK;
+}
+
 mr_code gw_enc_of(gw *g, mr_matrix *m, const char *room_id, json_t **content, mr_err *err)
 {
-    *content = NULL;
-    pthread_mutex_lock(&g->enc_lock);
-    json_t *known = json_object_get(g->enc_rooms, room_id);
-    bool asked = json_is_true(known);
-    *content = json_is_object(known) ? json_deep_copy(known) : NULL;
-    pthread_mutex_unlock(&g->enc_lock);
+    bool asked;
+    known(g, room_id, content, &asked);
     if (*content)
         return MR_OK;
     char key[MR_MATRIX_ID_SIZE + 16], *text = NULL;
     size_t len = 0;
-    store_key(room_id, key);
+    gw_enc_key(room_id, key);
     mr_code rc = mr_store_get(g->rt->store, key, &text, &len, err);
-    if (rc == MR_OK) {
-        json_t *stored = json_loadb(text, len, 0, NULL);
-        free(text);
-        if (!valid(stored)) {
-            json_decref(stored);
-            return mr_err_set(err, MR_EINVAL, "%s in the store is not an m.room.encryption content", key);
-        }
-        pthread_mutex_lock(&g->enc_lock);
-        bool bad = json_object_set_new(g->enc_rooms, room_id, json_deep_copy(stored)) != 0;
-        pthread_mutex_unlock(&g->enc_lock);
-        *content = stored;
-        return bad ? mr_err_set(err, MR_ENOMEM, "out of memory reading the encryption of %s", room_id) : MR_OK;
-    }
-    if (rc != MR_ENOTFOUND)
+    if (rc != MR_OK && rc != MR_ENOTFOUND)
         return rc;
     mr_err_clear(err);
-    return asked || !m ? MR_OK : ask(g, m, room_id, content, err);
+    rc = from_store(g, m, room_id, text, len, asked, content, err);
+    free(text);
+    return rc;
 }
 
-mr_code gw_enc_check_send(gw *g, mr_matrix *m, json_t *req, mr_err *err)
+mr_code gw_enc_check_send(gw *g, mr_matrix *m, json_t *req, const char *stored, size_t len, mr_err *err)
 {
     const char *room_id = json_string_value(json_object_get(req, "room_id"));
     const char *type = json_string_value(json_object_get(req, "event_type"));
     if (!type || strcmp(type, "m.room.message") != 0)
         return MR_OK;
     json_t *content = NULL;
-    mr_code rc = gw_enc_of(g, m, room_id, &content, err);
+    bool asked;
+    known(g, room_id, &content, &asked);
+    mr_code rc = content ? MR_OK : from_store(g, m, room_id, stored, len, asked, &content, err);
     if (rc == MR_OK && content)
         rc = mr_err_set(err, MR_EPERM,
                         "room %s is encrypted (%s): refusing to send an m.room.message in clear; the crypto "

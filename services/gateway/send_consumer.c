@@ -66,40 +66,66 @@ static const char *str(json_t *o, const char *k)
 
 #define SENT_TTL_MS 86400000L
 
-/* The event ID a room event of this transaction ID got, from `sent:<txn_id>`; MR_ENOTFOUND
- * when this gateway sent none. */
-static mr_code sent_event(gw *g, const char *txn, char **event_id, mr_err *err)
+static void sent_key(const char *txn, char key[300])
 {
-    char key[300];
-    size_t len = 0;
-    snprintf(key, sizeof key, "sent:%s", txn);
-    return mr_store_get(g->rt->store, key, event_id, &len, err);
+    snprintf(key, 300, "sent:%s", txn);
 }
 
+/* What a room event's send reads of the store, in one call: `sent:<txn_id>` (the event ID it got
+ * when sent already), the room's encryption record, and for an edit `sent:<replaces_txn>`. */
+enum { READ_SENT, READ_ENCRYPTION, READ_REPLACED, READS };
+
 /* An edit names the message it replaces by transaction ID (replaces_txn): that message went out
- * before it on the same partition, so its event ID is in `sent:`, and goes into the edit's
- * m.relates_to (outside any encryption, as the spec keeps relations). */
-static mr_code resolve_replaced(gw *g, json_t *req, mr_err *err)
+ * before it on the same partition, so its event ID (replaced, read from `sent:`) goes into the
+ * edit's m.relates_to (outside any encryption, as the spec keeps relations). */
+static mr_code resolve_replaced(json_t *req, const char *replaced, mr_err *err)
 {
     const char *replaces = str(req, "replaces_txn");
     if (!replaces)
         return MR_OK;
-    char *event_id = NULL;
-    mr_code rc = sent_event(g, replaces, &event_id, err);
-    if (rc == MR_ENOTFOUND)
+    if (!replaced)
         return mr_err_set(err, MR_EINVAL, "replaces_txn %s: this gateway sent no message of that transaction ID",
                           replaces);
-    if (rc != MR_OK)
-        return rc;
     json_t *content = json_object_get(req, "content");
     json_t *rel = json_object_get(content, "m.relates_to");
+    mr_code rc = MR_OK;
     if (!json_is_object(rel) && json_object_set_new(content, "m.relates_to", rel = json_object()) != 0)
         rc = mr_err_set(err, MR_ENOMEM, "out of memory resolving replaces_txn %s", replaces);
-    if (rc == MR_OK && (json_object_set_new(rel, "event_id", json_string(event_id)) != 0 ||
+    if (rc == MR_OK && (json_object_set_new(rel, "event_id", json_string(replaced)) != 0 ||
                         (!json_object_get(rel, "rel_type") &&
                          json_object_set_new(rel, "rel_type", json_string("m.replace")) != 0)))
         rc = mr_err_set(err, MR_ENOMEM, "out of memory resolving replaces_txn %s", replaces);
-    free(event_id);
+    return rc;
+}
+
+/* A room event: sent unless `sent:` has its transaction ID already; an edit of a message that
+ * never went out, or a message in clear for an encrypted room, is refused before any request. */
+static mr_code send_room_event(gw *g, mr_matrix *m, json_t *req, bool *asked, mr_err *err)
+{
+    const char *room = str(req, "room_id"), *txn = str(req, "txn_id"), *replaces = str(req, "replaces_txn");
+    char keys[READS][300];
+    const char *names[READS] = {keys[READ_SENT], keys[READ_ENCRYPTION], keys[READ_REPLACED]};
+    char *v[READS];
+    size_t lens[READS];
+    sent_key(txn, keys[READ_SENT]);
+    gw_enc_key(room, keys[READ_ENCRYPTION]);
+    if (replaces)
+        sent_key(replaces, keys[READ_REPLACED]);
+    mr_code rc = mr_store_get_many(g->rt->store, names, replaces ? READS : READ_REPLACED, v, lens, err);
+    if (rc != MR_OK)
+        return rc;
+    char event_id[MR_MATRIX_ID_SIZE];
+    *asked = false;
+    if (!v[READ_SENT] &&
+        (rc = gw_enc_check_send(g, m, req, v[READ_ENCRYPTION], lens[READ_ENCRYPTION], err)) == MR_OK &&
+        (rc = resolve_replaced(req, replaces ? v[READ_REPLACED] : NULL, err)) == MR_OK) {
+        *asked = true;
+        rc = mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"), event_id, err);
+        if (rc == MR_OK)
+            rc = mr_store_set(g->rt->store, keys[READ_SENT], event_id, strlen(event_id), SENT_TTL_MS, err);
+    }
+    for (size_t i = 0; i < (replaces ? READS : READ_REPLACED); i++)
+        free(v[i]);
     return rc;
 }
 
@@ -111,24 +137,8 @@ static mr_code perform(gw *g, mr_matrix *m, json_t *req, const char *kind, bool 
 {
     const char *room = str(req, "room_id"), *txn = str(req, "txn_id");
     *asked = true;
-    if (strcmp(kind, "room_event") == 0) {
-        char *known = NULL;
-        mr_code rc = sent_event(g, txn, &known, err);
-        free(known);
-        if (rc != MR_ENOTFOUND)
-            return rc;
-        char event_id[MR_MATRIX_ID_SIZE], key[300];
-        /* An edit of a message that never went out, or a message in clear for an encrypted room,
-         * is refused here, before any request. */
-        *asked = false;
-        if ((rc = gw_enc_check_send(g, m, req, err)) == MR_OK && (rc = resolve_replaced(g, req, err)) == MR_OK) {
-            *asked = true;
-            rc = mr_matrix_send(m, room, str(req, "event_type"), txn, json_object_get(req, "content"), event_id,
-                                err);
-        }
-        snprintf(key, sizeof key, "sent:%s", txn);
-        return rc == MR_OK ? mr_store_set(g->rt->store, key, event_id, strlen(event_id), SENT_TTL_MS, err) : rc;
-    }
+    if (strcmp(kind, "room_event") == 0)
+        return send_room_event(g, m, req, asked, err);
     if (strcmp(kind, "typing") == 0)
         return mr_matrix_typing(m, room, gw_typing_wanted(req), gw_typing_timeout_ms(req), err);
     if (strcmp(kind, "redact") == 0)

@@ -102,21 +102,42 @@ static bool echo_read(const gw *g, json_t *ev)
     return !author || mr_msg_entity_echo_read(ev, author == g->router);
 }
 
+/* What every event of a room in one batch carries: the room's facts and m.room.encryption,
+ * looked up once per room and batch (when its first events come) rather than once per list of
+ * events (gap, state, timeline); an m.room.encryption among the events updates enc for those
+ * after it. */
+typedef struct room_pub {
+    const char *room_id;
+    const char *membership;
+    json_t *facts, *enc;
+    bool looked;
+} room_pub;
+
+static void room_pub_done(room_pub *r)
+{
+    json_decref(r->facts);
+    json_decref(r->enc);
+}
+
 /* Publishes the events of a room, each with the room's facts and m.room.encryption (asked of
  * the homeserver through m, once, when the gateway has no record of the room). */
-static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long cutoff, json_t *events,
-                           const char *membership, bool timeline, batch *b, mr_err *err)
+static mr_code room_events(loop *l, mr_matrix *m, room_pub *r, long long cutoff, json_t *events, bool timeline,
+                           batch *b, mr_err *err)
 {
     gw *g = l->g;
+    const char *room_id = r->room_id;
     size_t i;
-    json_t *ev, *enc = NULL;
-    json_t *facts = json_array_size(events) ? gw_pub_facts(g, room_id) : NULL;
-    /* Only a joined account may read the room's state. */
-    mr_matrix *reader = strcmp(membership, "join") == 0 ? m : NULL;
-    mr_code rc = json_array_size(events) ? gw_enc_of(g, reader, room_id, &enc, err) : MR_OK;
+    json_t *ev;
+    mr_code rc = MR_OK;
+    if (json_array_size(events) && !r->looked) {
+        r->facts = gw_pub_facts(g, room_id);
+        /* Only a joined account may read the room's state. */
+        rc = gw_enc_of(g, strcmp(r->membership, "join") == 0 ? m : NULL, room_id, &r->enc, err);
+        r->looked = rc == MR_OK;
+    }
     json_array_foreach(rc == MR_OK ? events : NULL, i, ev) {
         const char *id = gw_sync_event_id(ev);
-        if ((rc = gw_enc_note(g, room_id, ev, &enc, err)) != MR_OK)
+        if ((rc = gw_enc_note(g, room_id, ev, &r->enc, err)) != MR_OK)
             break;
         if (!id || !gw_pub_claim(g, room_id, id, l->a->user_id))
             continue;
@@ -126,8 +147,8 @@ static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long
         }
         json_t *ts = json_object_get(ev, "origin_server_ts");
         bool history = is_history(g, cutoff, json_integer_value(ts));
-        json_t *msg = gw_sync_inbound(l->a->user_id, room_id, ev, membership, history, facts);
-        if (msg && enc && json_object_set(msg, "encryption", enc) != 0) {
+        json_t *msg = gw_sync_inbound(l->a->user_id, room_id, ev, r->membership, history, r->facts);
+        if (msg && r->enc && json_object_set(msg, "encryption", r->enc) != 0) {
             json_decref(msg);
             msg = NULL;
         }
@@ -145,8 +166,6 @@ static mr_code room_events(loop *l, mr_matrix *m, const char *room_id, long long
         if (timeline)
             gw_metrics_sync_lag(g, (double)(mr_clock_wall_ms() - json_integer_value(ts)) / 1000.0);
     }
-    json_decref(facts);
-    json_decref(enc);
     return rc;
 }
 
@@ -258,7 +277,9 @@ static mr_code handovers(loop *l, mr_matrix *m, const char *since, const char *n
             mr_log_info(GW, "%s publishes %s now; %zu events after %s fetched again", l->a->user_id, room_id,
                         json_array_size(gap), q.stop ? q.stop : since);
             b->backfilled += json_array_size(gap);
-            rc = room_events(l, m, room_id, 0, gap, "join", true, b, err);
+            room_pub r = {.room_id = room_id, .membership = "join"};
+            rc = room_events(l, m, &r, 0, gap, true, b, err);
+            room_pub_done(&r);
         }
         json_decref(gap);
         if (rc != MR_OK)
@@ -299,21 +320,30 @@ static mr_code rooms(loop *l, mr_matrix *m, const char *since, const char *next,
             json_is_true(json_object_get(timeline, "limited")) &&
             (rc = backfill(l, m, room_id, &q, &gap, err)) == MR_OK)
             b->backfilled += json_array_size(gap);
+        room_pub rp = {.room_id = room_id, .membership = "join"};
         if (rc == MR_OK)
-            rc = room_events(l, m, room_id, cutoff, gap, "join", true, b, err);
+            rc = room_events(l, m, &rp, cutoff, gap, true, b, err);
         json_decref(gap);
-        if (rc != MR_OK ||
-            (rc = room_events(l, m, room_id, cutoff, json_object_get(json_object_get(room, "state"), "events"),
-                              "join", false, b, err)) != MR_OK ||
-            (rc = room_events(l, m, room_id, cutoff, json_object_get(timeline, "events"), "join", true, b,
-                              err)) != MR_OK)
+        if (rc == MR_OK)
+            rc = room_events(l, m, &rp, cutoff, json_object_get(json_object_get(room, "state"), "events"), false, b,
+                             err);
+        if (rc == MR_OK)
+            rc = room_events(l, m, &rp, cutoff, json_object_get(timeline, "events"), true, b, err);
+        room_pub_done(&rp);
+        if (rc != MR_OK)
             return rc;
     }
     json_object_foreach(json_object_get(r, "leave"), room_id, room) {
-        if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK ||
-            (mine && !left_out(l, room_id) && ((rc = room_cutoff(l, room_id, room, &cutoff, err)) != MR_OK ||
-                      (rc = room_events(l, m, room_id, cutoff, json_object_get(json_object_get(room, "timeline"),
-                                                                           "events"), "leave", true, b, err)) != MR_OK)))
+        if ((rc = gw_pub_note(l->g, room_id, l->a->user_id, true, &mine, err)) != MR_OK)
+            return rc;
+        if (!mine || left_out(l, room_id))
+            continue;
+        room_pub rp = {.room_id = room_id, .membership = "leave"};
+        if ((rc = room_cutoff(l, room_id, room, &cutoff, err)) == MR_OK)
+            rc = room_events(l, m, &rp, cutoff, json_object_get(json_object_get(room, "timeline"), "events"), true,
+                             b, err);
+        room_pub_done(&rp);
+        if (rc != MR_OK)
             return rc;
     }
     return MR_OK;

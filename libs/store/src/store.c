@@ -136,6 +136,30 @@ mr_code mr_store_get(mr_store *s, const char *key, char **value, size_t *len, mr
     return finish(rc, "get", key, err);
 }
 
+mr_code mr_store_get_many(mr_store *s, const char *const *keys, size_t n, char **values, size_t *lens,
+                          mr_err *err)
+{
+    for (size_t i = 0; i < n && i < MR_STORE_GET_MANY_MAX; i++)
+        values[i] = NULL;
+    if (n == 0 || n > MR_STORE_GET_MANY_MAX)
+        return mr_err_set(err, MR_EINVAL, "store get_many: %zu keys; 1 to %d can be read at once", n,
+                          MR_STORE_GET_MANY_MAX);
+    store_key k[MR_STORE_GET_MANY_MAX];
+    const char *names[MR_STORE_GET_MANY_MAX];
+    size_t made = 0;
+    mr_code rc = MR_OK;
+    for (; rc == MR_OK && made < n; made++) {
+        rc = begin(s, "get_many", keys[made], 0, &k[made], err);
+        names[made] = k[made].name;
+    }
+    bool checked = rc == MR_OK;
+    if (checked)
+        LOCKED(s, s->ops->get_many(s->impl, names, n, values, lens, err));
+    for (size_t i = 0; i < made; i++)
+        key_done(&k[i]);
+    return checked ? finish(rc, "get_many", keys[0], err) : rc;
+}
+
 mr_code mr_store_set(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms, mr_err *err)
 {
     store_key k;

@@ -12,6 +12,9 @@
  * locking of its own. Messages need not name the key: store.c prefixes the operation and key. */
 typedef struct mr_store_ops {
     mr_code (*get)(void *b, const char *key, char **v, size_t *len, mr_err *err);
+    /* n is 1 to MR_STORE_GET_MANY_MAX; an absent key leaves values[i] NULL; on an error every
+     * values[i] is NULL. */
+    mr_code (*get_many)(void *b, const char *const *keys, size_t n, char **values, size_t *lens, mr_err *err);
     mr_code (*set)(void *b, const char *key, const void *v, size_t len, long ttl_ms, mr_err *err);
     mr_code (*set_nx)(void *b, const char *key, const void *v, size_t len, long ttl_ms, bool *won,
                       mr_err *err);

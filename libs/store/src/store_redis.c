@@ -302,6 +302,39 @@ static mr_code rd_get(void *b, const char *key, char **v, size_t *len, mr_err *e
     return rd_fetch(b, &a, v, len, err);
 }
 
+static mr_code rd_get_many(void *b, const char *const *keys, size_t n, char **values, size_t *lens,
+                           mr_err *err)
+{
+    rd *r = b;
+    rd_args a = {0};
+    arg_str(&a, "MGET");
+    for (size_t i = 0; i < n; i++)
+        arg_str(&a, keys[i]);
+    redisReply *rep;
+    mr_code rc = rd_call(r, true, &a, &rep, err);
+    if (rc != MR_OK)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
+        rc = rd_unexpected(r, rep, err);
+    for (size_t i = 0; rc == MR_OK && i < n; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_NIL)
+            continue;
+        if (e->type != REDIS_REPLY_STRING)
+            rc = rd_unexpected(r, e, err);
+        else if (!(values[i] = Mr_store_dup_bytes(e->str, e->len)))
+            rc = mr_err_set(err, MR_ENOMEM, "out of memory for a %zu-byte value", e->len);
+        else if (lens)
+            lens[i] = e->len;
+    }
+    for (size_t i = 0; rc != MR_OK && i < n; i++) {
+        free(values[i]);
+        values[i] = NULL;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 static void args_set(rd_args *a, const char *key, const void *v, size_t len, long ttl_ms, bool nx)
 {
     arg_str(a, "SET");
@@ -620,6 +653,7 @@ static void rd_close(void *b)
 
 static const mr_store_ops RD_OPS = {
     .get = rd_get,
+    .get_many = rd_get_many,
     .set = rd_set,
     .set_nx = rd_set_nx,
     .cas = rd_cas,

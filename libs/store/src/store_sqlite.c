@@ -35,6 +35,7 @@ enum {
     SQ_HGETALL,
     SQ_SWEEP,
     SQ_BEGIN,
+    SQ_BEGIN_READ,
     SQ_COMMIT,
     SQ_ROLLBACK,
     SQ_NSTMT
@@ -64,6 +65,8 @@ static const char *const SQ_SQL[SQ_NSTMT] = {
     /* IMMEDIATE takes the write lock up front: a read-then-write transaction that started
      * as a reader could not upgrade while another connection writes, and would fail. */
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    /* Reads only: several values seen at one moment, under one read lock. */
+    [SQ_BEGIN_READ] = "BEGIN",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
 };
@@ -202,6 +205,26 @@ static mr_code sq_read(sq *q, const char *key, char **v, size_t *len, long long 
         rc = sq_fail(q, step, "reading", err);
     }
     sq_done(st);
+    return rc;
+}
+
+static mr_code sq_get_many(void *b, const char *const *keys, size_t n, char **values, size_t *lens,
+                           mr_err *err)
+{
+    sq *q = b;
+    mr_code rc = sq_simple(q, SQ_BEGIN_READ, NULL, "beginning a read transaction", err);
+    for (size_t i = 0; rc == MR_OK && i < n; i++) {
+        rc = sq_read(q, keys[i], &values[i], lens ? &lens[i] : NULL, NULL, err);
+        if (rc == MR_ENOTFOUND) {
+            mr_err_clear(err);
+            rc = MR_OK;
+        }
+    }
+    rc = sq_end(q, rc, err);
+    for (size_t i = 0; rc != MR_OK && i < n; i++) {
+        free(values[i]);
+        values[i] = NULL;
+    }
     return rc;
 }
 
@@ -661,6 +684,7 @@ static void sq_close(void *b)
 
 static const mr_store_ops SQ_OPS = {
     .get = sq_get,
+    .get_many = sq_get_many,
     .set = sq_set,
     .set_nx = sq_set_nx,
     .cas = sq_cas,

@@ -206,6 +206,55 @@ static void test_roundtrip_binary(void **state)
     assert_int_equal(mr_store_ping(f->s, &err), MR_OK);
 }
 
+/* Several keys in one call: values where there are, NULL for the absent, the expired and a hash;
+ * a bad count or an empty key changes nothing and says why. */
+static void test_get_many(void **state)
+{
+    fx *f = *state;
+    mr_err err = {0};
+    set_ok(f->s, "a", "x\0y", 3, 0);
+    set_ok(f->s, "b", "", 0, 0);
+    set_ok(f->s, "short", "gone soon", 9, 150);
+    assert_int_equal(mr_store_hset(f->s, "h", "f", "v", 1, &err), MR_OK);
+    wait_gone(f->s, "short");
+    const char *keys[] = {"a", "missing", "b", "short", "a", "h"};
+    char *v[6];
+    size_t lens[6] = {0};
+    mr_code rc = mr_store_get_many(f->s, keys, 6, v, lens, &err);
+    if (rc != MR_OK)
+        fail_msg("get_many: %s", err.msg);
+    assert_non_null(v[0]);
+    assert_int_equal(lens[0], 3);
+    assert_memory_equal(v[0], "x\0y", 4);
+    assert_null(v[1]);
+    assert_non_null(v[2]);
+    assert_int_equal(lens[2], 0);
+    assert_string_equal(v[2], "");
+    assert_null(v[3]);
+    assert_string_equal(v[4], "x");
+    assert_null(v[5]);
+    for (size_t i = 0; i < 6; i++)
+        free(v[i]);
+    /* Without lengths, one key. */
+    assert_int_equal(mr_store_get_many(f->s, keys, 1, v, NULL, &err), MR_OK);
+    assert_int_equal(v[0][1], '\0');
+    free(v[0]);
+
+    const char *nine[MR_STORE_GET_MANY_MAX + 1];
+    for (size_t i = 0; i < MR_STORE_GET_MANY_MAX + 1; i++)
+        nine[i] = "a";
+    char *w[MR_STORE_GET_MANY_MAX + 1];
+    assert_int_equal(mr_store_get_many(f->s, nine, MR_STORE_GET_MANY_MAX + 1, w, NULL, &err), MR_EINVAL);
+    assert_string_equal(err.msg, "store get_many: 9 keys; 1 to 8 can be read at once");
+    assert_int_equal(mr_store_get_many(f->s, nine, 0, w, NULL, &err), MR_EINVAL);
+    const char *empty[] = {"a", ""};
+    assert_int_equal(mr_store_get_many(f->s, empty, 2, w, NULL, &err), MR_EINVAL);
+    assert_string_equal(err.msg, "store get_many: the key is empty");
+    assert_null(w[0]);
+    assert_null(w[1]);
+    check_value(f->s, "a", "x\0y", 3);
+}
+
 static void test_ttl_expiry(void **state)
 {
     fx *f = *state;
@@ -1190,6 +1239,12 @@ static void test_redis_prefixes(void **state)
     expect_absent(b, "room:!r:x");
     set_ok(b, "room:!r:x", "of b", 4, 0);
     check_value(a, "room:!r:x", "of a", 4);
+    const char *both[] = {"room:!r:x", "nothing"};
+    char *got[2];
+    assert_int_equal(mr_store_get_many(b, both, 2, got, NULL, &err), MR_OK);
+    assert_string_equal(got[0], "of b");
+    assert_null(got[1]);
+    free(got[0]);
     assert_int_equal(mr_store_hset(a, "agent:workers", "w1", "1", 1, &err), MR_OK);
     mr_store_hash h = {0};
     assert_int_equal(mr_store_hgetall(b, "agent:workers", &h, &err), MR_OK);
@@ -1256,7 +1311,7 @@ static void test_redis_batch_without_scripts(void **state)
 
 #define ON(b, fn) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, &(b))
 #define BEHAVIOURS(b)                                                                          \
-    ON(b, test_roundtrip_binary), ON(b, test_ttl_expiry), ON(b, test_set_nx_race), ON(b, test_cas), \
+    ON(b, test_roundtrip_binary), ON(b, test_get_many), ON(b, test_ttl_expiry), ON(b, test_set_nx_race), ON(b, test_cas), \
         ON(b, test_incr_expiry), ON(b, test_hashes), ON(b, test_hset_fields), ON(b, test_secret_roundtrip), \
         ON(b, test_secret_wrong_secret), ON(b, test_secret_tampered), ON(b, test_secret_moved),     \
         ON(b, test_secret_without_secret), ON(b, test_batch_writes), ON(b, test_batch_failure_midway), \

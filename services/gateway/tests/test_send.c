@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "gw_harness.h"
 
@@ -323,6 +324,63 @@ static void test_edit_names_the_message_by_txn(void **state)
     json_decref(rel);
     assert_int_equal(count_in_room(&x, "* an edit of nothing", NULL), 0);
     gwt_wait_log(&x.f, "replaces_txn mr.ev4.m: this gateway sent no message of that transaction ID", 1);
+    assert_int_equal(gwt_stop(&x.f), 0);
+    finish(&x);
+}
+
+/* GET and MGET calls Redis has answered so far (INFO commandstats): the gateway's store reads. */
+static long long store_reads(fixture *x)
+{
+    redisContext *c = redisConnect("127.0.0.1", x->f.redis.port);
+    if (!c || c->err)
+        fail_msg("connecting to redis on port %d: %s", x->f.redis.port, c ? c->errstr : "out of memory");
+    redisReply *rep = redisCommand(c, "INFO commandstats");
+    if (!rep || rep->type != REDIS_REPLY_STRING)
+        fail_msg("INFO commandstats: no answer");
+    long long n = 0;
+    static const char *const cmds[] = {"cmdstat_get:calls=", "cmdstat_mget:calls="};
+    for (size_t i = 0; i < 2; i++) {
+        const char *p = strstr(rep->str, cmds[i]);
+        n += p ? strtoll(p + strlen(cmds[i]), NULL, 10) : 0;
+    }
+    freeReplyObject(rep);
+    redisFree(c);
+    return n;
+}
+
+/* A room event's send reads the store once: whether it went out already (sent:), the room's
+ * encryption record and, for an edit, the replaced message's event ID, in one call. Edits of a
+ * streamed answer are most of the sends; each read all three one after another. The sync loop's
+ * reads of the same run are counted too: one per batch carrying the lobby's events, so at most
+ * one per event it published (two more for a batch read but not yet counted at either end). */
+static void test_send_reads_the_store_once(void **state)
+{
+    (void)state;
+    fixture x;
+    start(&x, NULL);
+    send_text(&x, GWT_MIND, x.lobby, "mr.once.m", "streamed \xe2\x8b\xaf");
+    wait_for(&x, "streamed \xe2\x8b\xaf");
+    enum { EDITS = 10 };
+    static const char published[] = "mindroom_gateway_events_published_total{topic=\"matrix.inbound\"} ";
+    long long before = store_reads(&x);
+    double events_before = metric(&x.f, published);
+    char txn[32], body[32];
+    for (int i = 1; i <= EDITS; i++) {
+        snprintf(txn, sizeof txn, "mr.once.e%d", i);
+        snprintf(body, sizeof body, "streamed, part %d", i);
+        send_edit(&x, txn, "mr.once.m", body);
+    }
+    wait_for(&x, "* streamed, part 10");
+    long long reads = store_reads(&x) - before;
+    long long batches = (long long)(metric(&x.f, published) - events_before) + 2;
+    if (reads > EDITS + batches)
+        fail_msg("%lld store reads for %d edits and the sync batches of at most %lld events; at most %lld were "
+                 "expected", reads, EDITS, batches - 2, EDITS + batches);
+    json_t *rel = relation_of(&x, "* streamed, part 10");
+    char first[MR_MATRIX_ID_SIZE];
+    assert_int_equal(count_in_room(&x, "streamed \xe2\x8b\xaf", first), 1);
+    assert_string_equal(json_string_value(json_object_get(rel, "event_id")), first);
+    json_decref(rel);
     assert_int_equal(gwt_stop(&x.f), 0);
     finish(&x);
 }
@@ -659,6 +717,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind_once),
         cmocka_unit_test(test_edit_names_the_message_by_txn),
+        cmocka_unit_test(test_send_reads_the_store_once),
         cmocka_unit_test(test_refused_room_events_are_reported),
         cmocka_unit_test(test_cleartext_refused_in_encrypted_room),
         cmocka_unit_test(test_rate_limit_storm),

@@ -37,6 +37,13 @@ void mr_store_close(mr_store *s);
  * ttl_ms 0 means no expiry. A key holds either a value or a hash, not both. */
 mr_code mr_store_get(mr_store *s, const char *key, char **value, size_t *len, mr_err *err);
 mr_code mr_store_set(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms, mr_err *err);
+/* Reads n keys (1 to MR_STORE_GET_MANY_MAX) in one call: one MGET on Redis, one read
+ * transaction on SQLite, so a caller that needs several values on its path pays for one round
+ * trip. values[i] gets the value of keys[i] as mr_store_get gives it (lens[i] its length; lens
+ * may be NULL), or NULL when that key is absent or expired. On an error every values[i] is NULL. */
+#define MR_STORE_GET_MANY_MAX 8
+mr_code mr_store_get_many(mr_store *s, const char *const *keys, size_t n, char **values, size_t *lens,
+                          mr_err *err);
 /* Sets only when the key is absent: *won tells whether this call set it. This is how an event
  * is claimed once across replicas. */
 mr_code mr_store_set_nx(mr_store *s, const char *key, const void *v, size_t len, long ttl_ms, bool *won,
