@@ -14,7 +14,9 @@
  * in front of the homeserver. A user then sends SEQUENTIAL messages one at a time (latency:
  * p50/p99 of the proxy's two moments) and BURST at once (messages/s, first send to last
  * reply). The baseline, measured in the same run, is the I/O a reply cannot avoid: one streamed
- * model call to the stub and one send through the proxy. Peak RSS comes from time -v. In redis
+ * model call to the stub and one send through the proxy, back to back (p50), and paced one every
+ * PACED_PAUSE_MS as the sequential messages come (p50 and p99: the floor's own tail). Peak RSS
+ * comes from time -v. In redis
  * mode, Redis's used_memory is read before and after the messages.
  *
  * crash (embedded): the stub stalls an answer mid-stream, `mindroom run` gets SIGKILL, starts
