@@ -16,8 +16,7 @@
  * reply). The baseline, measured in the same run, is the I/O a reply cannot avoid: one streamed
  * model call to the stub and one send through the proxy, back to back (p50), and paced one every
  * PACED_PAUSE_MS as the sequential messages come (p50 and p99: the floor's own tail). Peak RSS
- * comes from time -v. In redis
- * mode, Redis's used_memory is read before and after the messages.
+ * comes from time -v. In redis mode, Redis's used_memory is read before and after the messages.
  *
  * crash (embedded): the stub stalls an answer mid-stream, `mindroom run` gets SIGKILL, starts
  * again, and the time from the kill to that message's answer is measured, CRASHES times.
