@@ -389,15 +389,21 @@ static mr_code rd_eval_integer(rd *r, const rd_script *s, const char *key, const
     return rc;
 }
 
+/* The compare-and-set script's arguments, after its key. */
+static void args_cas(rd_args *a, const void *expect, size_t expect_len, const void *v, size_t len, long ttl_ms)
+{
+    arg_str(a, expect ? "1" : "0");
+    arg_bytes(a, expect, expect ? expect_len : 0);
+    arg_bytes(a, v, len);
+    arg_ll(a, ttl_ms);
+}
+
 static mr_code rd_cas(void *b, const char *key, const void *expect, size_t expect_len, const void *v,
                       size_t len, long ttl_ms, bool *swapped, mr_err *err)
 {
     rd *r = b;
     rd_args a = {0};
-    arg_str(&a, expect ? "1" : "0");
-    arg_bytes(&a, expect, expect ? expect_len : 0);
-    arg_bytes(&a, v, len);
-    arg_ll(&a, ttl_ms);
+    args_cas(&a, expect, expect_len, v, len, ttl_ms);
     long long done = 0;
     mr_code rc = rd_eval_integer(r, &r->cas, key, &a, &done, err);
     *swapped = rc == MR_OK && done == 1;
@@ -533,10 +539,7 @@ static void batch_args(const rd *r, const char *key, const mr_store_op *op, rd_a
         arg_str(a, r->cas.sha);
         arg_str(a, "1");
         arg_str(a, key);
-        arg_str(a, op->expect ? "1" : "0");
-        arg_bytes(a, op->expect, op->expect ? op->expect_len : 0);
-        arg_bytes(a, op->value, op->len);
-        arg_ll(a, op->ttl_ms);
+        args_cas(a, op->expect, op->expect_len, op->value, op->len, op->ttl_ms);
         return;
     case MR_STORE_OP_DEL:
         arg_str(a, "DEL");

@@ -273,22 +273,26 @@ static mr_code sq_hash_exists(sq *q, const char *key, bool *exists, mr_err *err)
 typedef mr_code (*sq_update_fn)(sq *q, const char *key, const char *cur, size_t cur_len, long long expires_at,
                                 void *ctx, mr_err *err);
 
-static mr_code sq_update(sq *q, const char *key, sq_update_fn fn, void *ctx, mr_err *err)
+/* The read and fn of sq_update, inside a transaction the caller holds. */
+static mr_code sq_update_in(sq *q, const char *key, sq_update_fn fn, void *ctx, mr_err *err)
 {
-    mr_code rc = sq_begin(q, err);
-    if (rc != MR_OK)
-        return rc;
     char *cur = NULL;
     size_t cur_len = 0;
     long long expires_at = -1;
-    rc = sq_read(q, key, &cur, &cur_len, &expires_at, err);
+    mr_code rc = sq_read(q, key, &cur, &cur_len, &expires_at, err);
     bool found = rc == MR_OK;
     if (rc == MR_ENOTFOUND)
         rc = MR_OK;
     if (rc == MR_OK)
         rc = fn(q, key, found ? cur : NULL, cur_len, expires_at, ctx, err);
     free(cur);
-    return sq_end(q, rc, err);
+    return rc;
+}
+
+static mr_code sq_update(sq *q, const char *key, sq_update_fn fn, void *ctx, mr_err *err)
+{
+    mr_code rc = sq_begin(q, err);
+    return rc == MR_OK ? sq_end(q, sq_update_in(q, key, fn, ctx, err), err) : rc;
 }
 
 typedef struct sq_cas_op {
@@ -354,13 +358,7 @@ static mr_code sq_batch_one(sq *q, const char *key, mr_store_op *op, mr_err *err
     case MR_STORE_OP_CAS: {
         sq_cas_op cas = {.expect = op->expect, .expect_len = op->expect_len, .v = op->value, .len = op->len,
                          .ttl_ms = op->ttl_ms};
-        char *cur = NULL;
-        size_t cur_len = 0;
-        rc = sq_read(q, key, &cur, &cur_len, NULL, err);
-        bool found = rc == MR_OK;
-        if (rc == MR_OK || rc == MR_ENOTFOUND)
-            rc = sq_cas_step(q, key, found ? cur : NULL, cur_len, -1, &cas, err);
-        free(cur);
+        rc = sq_update_in(q, key, sq_cas_step, &cas, err);
         op->done = rc == MR_OK && cas.match;
         return rc;
     }
