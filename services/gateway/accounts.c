@@ -111,14 +111,11 @@ gw_account *gw_account_by_user(gw *g, const char *user_id)
     return NULL;
 }
 
-const gw_account *gw_entity_by_user(const gw *g, const char *user_id)
+const gw_account *gw_entity_by_user(gw *g, const char *user_id)
 {
+    const gw_account *a = gw_account_by_user(g, user_id);
     /* Planned in this order: the router, the agents, the teams, then the internal user. */
-    size_t n = 1 + g->cfg->n_agents + g->cfg->n_teams;
-    for (size_t i = 0; user_id && i < n && i < g->n_accounts; i++)
-        if (strcmp(g->accounts[i].user_id, user_id) == 0)
-            return &g->accounts[i];
-    return NULL;
+    return a && (size_t)(a - g->accounts) < 1 + g->cfg->n_agents + g->cfg->n_teams ? a : NULL;
 }
 
 /* ---- the store: account:<entity> {user_id, device_id}, sealed token and password ---- */

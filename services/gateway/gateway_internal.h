@@ -111,7 +111,7 @@ mr_code gw_accounts_bootstrap(gw *g, mr_err *err);
 gw_account *gw_account_by_user(gw *g, const char *user_id);
 /* The account of the entity (router, agent, team) user_id is; NULL for the internal user, who
  * is a person, and for anyone else. */
-const gw_account *gw_entity_by_user(const gw *g, const char *user_id);
+const gw_account *gw_entity_by_user(gw *g, const char *user_id);
 /* A client for account a in the calling thread, with a's current session; *gen gets the
  * session's generation. */
 mr_code gw_client_new(gw *g, gw_account *a, mr_matrix **out, unsigned long *gen, mr_err *err);

@@ -96,7 +96,7 @@ static bool is_history(const gw *g, long long cutoff, long long ts)
  * a rule of the event and the config alone, so every gateway process, before and after a
  * restart, decides the same. An encrypted one is published: only crypto can read it, and authz
  * drops it once decrypted. */
-static bool echo_read(const gw *g, json_t *ev)
+static bool echo_read(gw *g, json_t *ev)
 {
     const gw_account *author = gw_entity_by_user(g, json_string_value(json_object_get(ev, "sender")));
     return !author || mr_msg_entity_echo_read(ev, author == g->router);
