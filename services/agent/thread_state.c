@@ -190,15 +190,21 @@ static mr_code next_doc(thread_state *t, const history_msg *m, const char *key, 
     return MR_OK;
 }
 
+/* t's document was written as text. */
+static void written(thread_state *t, char *text)
+{
+    free(t->raw);
+    t->raw = text;
+    t->raw_len = strlen(text);
+    t->unsaved = false;
+}
+
 /* t is now doc, written as text. */
 static void keep(thread_state *t, json_t *doc, char *text)
 {
     json_decref(t->doc);
-    free(t->raw);
     t->doc = doc;
-    t->raw = text;
-    t->raw_len = strlen(text);
-    t->unsaved = false;
+    written(t, text);
 }
 
 mr_code thread_append_to(mr_store *s, const char *room_id, const char *root, thread_state *t, const history_msg *m,
@@ -257,10 +263,7 @@ mr_code thread_saved(mr_store *s, const char *room_id, const char *root, thread_
                      char *text, mr_err *err)
 {
     if (op->rc == MR_OK && op->done) {
-        free(t->raw);
-        t->raw = text;
-        t->raw_len = strlen(text);
-        t->unsaved = false;
+        written(t, text);
         return MR_OK;
     }
     free(text);
