@@ -20,11 +20,14 @@
 #define CONFIG GWT_CONFIG_MIND "mindroom_user: {username: helper_user, display_name: Helper}\n"
 #define ECHOES "mindroom_gateway_echoes_unpublished_total "
 
-static void send_message(gwt *f, const char *account, const char *room, const char *txn, json_t *content)
+/* A message of account, as the agent sends it; replaces (NULL: none) the transaction ID of the
+ * message an edit replaces. */
+static void send_message(gwt *f, const char *account, const char *room, const char *txn, const char *replaces,
+                         json_t *content)
 {
-    json_t *r = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "v", 1, "type", "send_request", "account",
-                          account, "kind", "room_event", "txn_id", txn, "room_id", room, "event_type",
-                          "m.room.message", "content", content);
+    json_t *r = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:o}", "v", 1, "type", "send_request",
+                          "account", account, "kind", "room_event", "txn_id", txn, "room_id", room, "event_type",
+                          "m.room.message", "replaces_txn", replaces, "content", content);
     gwt_publish(f, "matrix.send", room, r);
 }
 
@@ -62,21 +65,18 @@ static void test_answers_and_their_edits_stay_off_the_bus(void **state)
     gwt_read_until(&in, gwt_seen_body, "a question");
 
     /* What the agent sends for one answer: the message, an edit as it streams, the final edit. */
-    send_message(&f, GWT_MIND, lobby, "mr.q1.m", text("an answer \xe2\x8b\xaf"));
+    send_message(&f, GWT_MIND, lobby, "mr.q1.m", NULL, text("an answer \xe2\x8b\xaf"));
     json_t *edit = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s}}", "msgtype", "m.text", "body", "* an answer",
                              "m.new_content", "msgtype", "m.text", "body", "an answer", "m.relates_to", "rel_type",
                              "m.replace");
-    json_t *r = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "v", 1, "type", "send_request", "account",
-                          GWT_MIND, "kind", "room_event", "txn_id", "mr.q1.f", "room_id", lobby, "event_type",
-                          "m.room.message", "replaces_txn", "mr.q1.m", "content", edit);
-    gwt_publish(&f, "matrix.send", lobby, r);
+    send_message(&f, GWT_MIND, lobby, "mr.q1.f", "mr.q1.m", edit);
     /* The router's reply to a command speaks for no one; its hand-off speaks for alice. */
-    send_message(&f, GWT_ROUTER, lobby, "mr.c1.m", text("Schedules in this room: none"));
+    send_message(&f, GWT_ROUTER, lobby, "mr.c1.m", NULL, text("Schedules in this room: none"));
     json_t *handoff = text("@Mind could you help with this?");
     json_object_set_new(handoff, "com.mindroom.original_sender", json_string("@alice:localhost"));
-    send_message(&f, GWT_ROUTER, lobby, "mr.h1.m", handoff);
+    send_message(&f, GWT_ROUTER, lobby, "mr.h1.m", NULL, handoff);
     /* The internal user is a person: what it says is a question like alice's. */
-    send_message(&f, INTERNAL_USER, lobby, "mr.u1.m", text("a question of the internal user"));
+    send_message(&f, INTERNAL_USER, lobby, "mr.u1.m", NULL, text("a question of the internal user"));
     gwt_read_until(&in, gwt_seen_body, "a question of the internal user");
     /* The room's requests are sent in order and the publisher publishes in the room's order:
      * once alice's later message is out, every one of them came back through the sync. */
