@@ -15,6 +15,7 @@
 #include "agent_share.h"
 #include "agent_tools.h"
 #include "mindroom/str.h"
+#include "mindroom/thread_name.h"
 #include "room_queue.h"
 
 #define COMPONENT "agent"
@@ -335,6 +336,7 @@ static void adopt_dead(agent_node *node, long long now)
 static void *beat_main(void *arg)
 {
     agent_node *node = arg;
+    mr_thread_name("agent-beat");
     while (!mr_runtime_sleep(node->rt, WORKER_HEARTBEAT_MS)) {
         long long now = mr_clock_wall_ms();
         mr_err err = {0};
@@ -364,6 +366,7 @@ static bool share_has_room(void *ctx, const char *room_id)
 static void *share_main(void *arg)
 {
     agent_node *node = arg;
+    mr_thread_name("agent-share");
     const share_ops ops = {.take = share_take, .has_room = share_has_room, .ctx = node};
     while (!mr_runtime_sleep(node->rt, SHARE_TICK_MS)) {
         size_t idle = room_queue_idle(node->queue);
@@ -377,6 +380,7 @@ static void *share_main(void *arg)
 static void *schedule_main(void *arg)
 {
     agent_node *node = arg;
+    mr_thread_name("agent-schedule");
     while (!mr_runtime_sleep(node->rt, SCHEDULE_TICK_MS))
         schedule_tick(node->rt, &node->self, mr_clock_wall_ms());
     return NULL;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mindroom/clock.h"
+#include "mindroom/thread_name.h"
 
 #define IDLE_MS_DEFAULT 30000
 
@@ -226,6 +227,7 @@ static void grow(room_queue *q)
 static void *worker_main(void *arg)
 {
     rq_thread *t = arg;
+    mr_thread_name("agent-turn");
     room_queue *q = t->q;
     pthread_mutex_lock(&q->lock);
     long long idle_since = mr_clock_mono_ms();

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "mindroom/thread_name.h"
 
 #define COMPONENT "agent"
 #define WAIT_TICK_MS 250             /* how often the answer is kept alive while members work */
@@ -194,6 +195,7 @@ static char *member_answer(member_job *j)
 static void *member_main(void *arg)
 {
     member_job *j = arg;
+    mr_thread_name("agent-member");
     j->answer = member_answer(j);
     team_run *r = j->run;
     pthread_mutex_lock(&r->lock);

@@ -14,6 +14,7 @@
 #include "mindroom/clock.h"
 #include "mindroom/llm.h"
 #include "mindroom/runtime.h"
+#include "mindroom/thread_name.h"
 
 #define CMD "run"
 #define LOG "run"
@@ -139,6 +140,7 @@ static void log_start(const mr_runtime *rt)
 static void *service_main(void *arg)
 {
     service_thread *t = arg;
+    mr_thread_name(t->name);
     t->status = t->serve(t->rt);
     /* Wakes the supervisor: one service ending (by failure or stop) ends them all. */
     mr_runtime_stop(t->rt);

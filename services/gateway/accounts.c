@@ -11,6 +11,7 @@
 
 #include "mindroom/b64.h"
 #include "mindroom/ids.h"
+#include "mindroom/thread_name.h"
 
 #define ROUTER_DISPLAY_NAME "RouterAgent"
 #define PASSWORD_BYTES 24
@@ -504,6 +505,7 @@ typedef struct boot_pool {
 static void *boot_worker(void *arg)
 {
     boot_pool *p = arg;
+    mr_thread_name("gw-boot");
     for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->g->n_accounts;)
         p->rcs[i] = bootstrap_one(p->g, &p->g->accounts[i], &p->errs[i]);
     return NULL;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "mindroom/msg.h"
+#include "mindroom/thread_name.h"
 
 #define GROUP "gateway"
 #define TOPIC "matrix.send"
@@ -271,6 +272,7 @@ static void after_poll(const mr_runtime *rt, const mr_runtime_consumer *c, mr_bu
 static void *sender_main(void *arg)
 {
     sender_lane *s = arg;
+    mr_thread_name("gw-send");
     static const char *const topics[] = {TOPIC};
     const mr_runtime_consumer c = {.component = GW, .group = GROUP, .topics = topics, .n_topics = 1,
                                    .poll_timeout_ms = POLL_MS, .batch = POLL_MAX,

@@ -4,6 +4,7 @@
  * saving the token), one batch per account at a time, so each account's rounds stay in order. */
 #include "gateway_internal.h"
 #include "mindroom/clock.h"
+#include "mindroom/thread_name.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,7 @@ static long start_due(gw_syncs *s)
 static void *driver_main(void *arg)
 {
     gw_syncs *s = arg;
+    mr_thread_name("gw-sync-poll");
     while (!mr_runtime_stopping(s->g->rt)) {
         long wait = start_due(s);
         mr_err err = {0};
@@ -126,6 +128,7 @@ static void *driver_main(void *arg)
 static void *worker_main(void *arg)
 {
     gw_syncs *s = arg;
+    mr_thread_name("gw-sync");
     pthread_mutex_lock(&s->lock);
     for (;;) {
         while (!s->head && !s->ending)

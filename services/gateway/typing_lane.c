@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "mindroom/clock.h"
+#include "mindroom/thread_name.h"
 
 /* Accounts and rooms with a notice waiting, in flight, or "on" at the homeserver; past this a
  * lane sends its notice itself, as before. */
@@ -137,6 +138,7 @@ static slot *next_locked(gw_typing *t, json_t **req)
 static void *typing_main(void *arg)
 {
     gw_typing *t = arg;
+    mr_thread_name("gw-typing");
     pthread_mutex_lock(&t->lock);
     for (;;) {
         json_t *req = NULL;

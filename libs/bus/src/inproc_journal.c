@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include "mindroom/fsutil.h"
 #include "mindroom/log.h"
+#include "mindroom/thread_name.h"
 
 /* How long acknowledgements alone wait before a commit, so a busy consumer's acks share one. */
 #define IP_MOVE_LINGER_MS 50
@@ -341,6 +342,7 @@ static void writer_yield_to_consumers(const ip_journal *j)
 static void *writer_main(void *arg)
 {
     ip_bus *b = arg;
+    mr_thread_name("bus-journal");
     ip_journal *j = b->journal;
     writer_yield_to_consumers(j);
     pthread_mutex_lock(&b->mu);

@@ -10,6 +10,7 @@
  */
 #include "redis_internal.h"
 #include "mindroom/log.h"
+#include "mindroom/thread_name.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,7 @@ static bool renew_all(mr_redis_renewer *r, size_t want)
 static void *renewer_main(void *arg)
 {
     mr_redis_renewer *r = arg;
+    mr_thread_name("bus-lease");
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         long long now = mr_clock_mono_ms(), due = r->renewed_at + interval(r);

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include "mindroom/thread_name.h"
 
 struct http_workers {
     pthread_mutex_t lock;
@@ -19,6 +20,7 @@ struct http_workers {
 static void *worker_main(void *arg)
 {
     http_workers *w = arg;
+    mr_thread_name("http-handler");
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->head && !w->stopping) {

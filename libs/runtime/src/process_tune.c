@@ -1,6 +1,7 @@
 /* process_tune.c -- process-wide settings of the C library, made once before any thread
  * starts, that keep a service's resident memory down (bench/pipeline/README.md has the
  * numbers). */
+#include <limits.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,6 +49,24 @@ mr_code mr_runtime_tune_process(mr_err *err)
 #define TUNABLES "GLIBC_TUNABLES"
 #define NO_TCACHE "glibc.malloc.tcache_count=0"
 
+/* The program's own file by its path, so the process keeps its name (ps, pgrep and top show
+ * the file name an exec was given: "exe" for /proc/self/exe). /proc/self/exe itself when the
+ * path cannot be read or the file was replaced since the start: the link still reaches the
+ * program that is running. */
+static const char *self_path(void)
+{
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0 || (size_t)n >= sizeof path - 1)
+        return "/proc/self/exe";
+    path[n] = '\0';
+    static const char gone[] = " (deleted)";
+    size_t g = sizeof gone - 1;
+    if ((size_t)n > g && strcmp(path + n - g, gone) == 0)
+        return "/proc/self/exe";
+    return path;
+}
+
 void mr_runtime_tune_exec(char **argv)
 {
     if (!GLIBC_MALLOC)
@@ -70,7 +89,7 @@ void mr_runtime_tune_exec(char **argv)
         return;
     }
     free(want);
-    execv("/proc/self/exe", argv);
+    execv(self_path(), argv);
     /* No /proc: the program goes on with the cache, and the environment as it was. */
     if (was)
         setenv(TUNABLES, was, 1);

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include "mindroom/thread_name.h"
 
 /* Waiting for the signals on a thread of our own (rather than in handlers) lets a reload load
  * files, allocate and log, none of which a signal handler may do. */
@@ -25,6 +26,7 @@ mr_code mr_runtime_block_signals(mr_err *err)
 static void *watch(void *arg)
 {
     const mr_runtime *rt = arg;
+    mr_thread_name("signals");
     sigset_t set;
     watched_set(&set);
     for (;;) {

@@ -4,6 +4,7 @@
  * set it. */
 #include "rt_test_util.h"
 
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -94,6 +95,25 @@ static void test_small_frees_skip_the_thread_cache(void **state)
     assert_true(mallinfo2().fsmblks > before);
 }
 
+/* The name ps and pgrep show: the program's file name (at most 15 bytes, as the kernel keeps
+ * it), not "exe" from the /proc/self/exe the program ran again through. */
+static void test_the_process_keeps_its_name(void **state)
+{
+    (void)state;
+    char comm[32] = "", path[PATH_MAX];
+    FILE *f = fopen("/proc/self/comm", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(comm, sizeof comm, f));
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    assert_true(n > 0);
+    path[n] = '\0';
+    const char *name = strrchr(path, '/') + 1;
+    assert_int_equal(strncmp(comm, name, 15), 0);
+    assert_int_equal(strlen(comm), strlen(name) < 15 ? strlen(name) : 15);
+}
+
 /* This program with `--probe` under GLIBC_TUNABLES=given: the value it ends up running with. */
 static void probe(const char *given, char *out, size_t cap)
 {
@@ -135,6 +155,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_threads_share_two_arenas, setup, rt_fixture_free),
         cmocka_unit_test(test_small_frees_skip_the_thread_cache),
+        cmocka_unit_test(test_the_process_keeps_its_name),
         cmocka_unit_test(test_the_operators_tunables_stand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "mindroom/clock.h"
+#include "mindroom/thread_name.h"
 
 /* How long past its deadline a call may take to stop by itself (a killed command, a curl
  * timeout) and report why, before it is abandoned. */
@@ -92,6 +93,7 @@ static mr_code job_schedule(void *ctx, const char *action, const char *when, con
 static void *job_main(void *arg)
 {
     job *j = arg;
+    mr_thread_name("tool-job");
     const mr_tool_def *d = j->def;
     j->rc = d->run ? d->run(&j->env, j->args, j->deadline_ms, &j->out, &j->err)
                    : d->run_bound(d->ctx, &j->env, j->args, j->deadline_ms, &j->out, &j->err);
