@@ -5,8 +5,11 @@
  * call upstreams. With a shared polling thread pool one blocked handler would stall every
  * connection on its thread; a thread each keeps them independent, and max_connections bounds
  * the thread count. A server whose handlers answer from memory (upstream-auth's forward auth)
- * may ask for a pool instead (pool_threads): each polling thread serves many connections from
- * one epoll set, which saves a wake-up and two context switches a request. There a handler that
+ * may ask for a pool instead (pool_threads): each polling thread serves many connections with
+ * one poll(), which saves a wake-up and two context switches a request. Not epoll: stopping
+ * quiesces the daemon, and in epoll mode libmicrohttpd (0.9.75) has the quiescing call and a
+ * polling thread both take the listening socket out of the epoll set; the one that comes
+ * second panics and aborts the process (a few stops in a thousand here). There a handler that
  * has to wait says so (mr_http_reply_later); its connection is suspended, the handler called
  * again on a worker thread (workers.c), and the connection resumed with the answer, so the
  * polling thread goes on serving the others meanwhile. */
@@ -705,7 +708,7 @@ mr_code mr_http_server_start(const mr_http_server_opts *opts, mr_http_handler ha
         server_free(srv);
         return rc;
     }
-    unsigned flags = MHD_USE_ITC | (opts->pool_threads ? MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
+    unsigned flags = MHD_USE_ITC | (opts->pool_threads ? MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
                                                        : MHD_USE_THREAD_PER_CONNECTION |
                                                              MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL);
     srv->daemon = MHD_start_daemon(

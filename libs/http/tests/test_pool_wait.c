@@ -183,11 +183,30 @@ static void test_later_on_a_worker_is_a_500(void **state)
     assert_int_equal(__atomic_load_n(&f->later_where_blocking, __ATOMIC_SEQ_CST), 1);
 }
 
+/* Stopping quiesces the daemon while its polling threads run. In libmicrohttpd's epoll mode
+ * both remove the listening socket, and the second aborts the process: a few stops in a
+ * thousand did, and 7 runs in 10 of this many stops met it before pooled servers used poll(). */
+#define STOPS 400
+
+static void test_a_pooled_server_stops_without_aborting(void **state)
+{
+    (void)state;
+    for (int i = 0; i < STOPS; i++) {
+        void *f = NULL;
+        assert_int_equal(setup(&f), 0);
+        char *body = NULL;
+        assert_int_equal(mr_tp_http_get(((fixture *)f)->port, "/fast", &body), 200);
+        free(body);
+        teardown(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_waiting_handlers_hold_up_no_other_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_later_on_a_worker_is_a_500, setup, teardown),
+        cmocka_unit_test(test_a_pooled_server_stops_without_aborting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

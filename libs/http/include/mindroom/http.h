@@ -118,7 +118,7 @@ typedef struct mr_http_server_opts {
      * mr_http_reply_error. */
     mr_http_error_fn error_reply;
     /* 0: a thread per connection, for handlers that may block (long polls, upstream calls).
-     * N: N polling threads, each serving its share of the connections from one epoll set, which
+     * N: N polling threads, each serving its share of the connections with one poll(), which
      * is cheaper a request. A handler called there must not wait: what would (req->may_block)
      * goes to a worker thread while its connection is suspended (libmicrohttpd's
      * suspend/resume), so it stalls no other connection. A streamed body still runs on the
