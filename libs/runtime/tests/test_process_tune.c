@@ -114,17 +114,42 @@ static void test_the_process_keeps_its_name(void **state)
     assert_int_equal(strlen(comm), strlen(name) < 15 ? strlen(name) : 15);
 }
 
-/* This program with `--probe` under GLIBC_TUNABLES=given: the value it ends up running with. */
-static void probe(const char *given, char *out, size_t cap)
+/* `program mode` under GLIBC_TUNABLES=given: the value it ends up running with. */
+static void probe_as(const char *program, const char *mode, const char *given, char *out, size_t cap)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "GLIBC_TUNABLES='%s' /proc/%ld/exe --probe", given, (long)getpid());
+    char cmd[PATH_MAX + 128];
+    snprintf(cmd, sizeof cmd, "GLIBC_TUNABLES='%s' %s %s", given, program, mode);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     out[0] = '\0';
     assert_non_null(fgets(out, (int)cap, f));
     assert_int_equal(pclose(f), 0);
     out[strcspn(out, "\n")] = '\0';
+}
+
+/* This program with `--probe`. */
+static void probe(const char *given, char *out, size_t cap)
+{
+    char self[64];
+    snprintf(self, sizeof self, "/proc/%ld/exe", (long)getpid());
+    probe_as(self, "--probe", given, out, cap);
+}
+
+/* A program whose file was replaced since it started (an upgrade in place) still runs again:
+ * through /proc/self/exe, as its own path names the file no longer there. */
+static void test_a_program_whose_file_is_gone_still_runs_again(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], copy[PATH_MAX + 16], cmd[2 * PATH_MAX + 64], got[256];
+    mr_err err = {0};
+    if (mr_tp_mkdtemp("mr-tune", dir, sizeof dir, &err) != MR_OK)
+        fail_msg("%s", err.msg);
+    snprintf(copy, sizeof copy, "%s/gone", dir);
+    snprintf(cmd, sizeof cmd, "cp /proc/%ld/exe %s", (long)getpid(), copy);
+    assert_int_equal(system(cmd), 0);
+    probe_as(copy, "--probe-gone", "", got, sizeof got);
+    assert_int_equal(rmdir(dir), 0);
+    assert_string_equal(got, "glibc.malloc.tcache_count=0");
 }
 
 static void test_the_operators_tunables_stand(void **state)
@@ -139,7 +164,16 @@ static void test_the_operators_tunables_stand(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--probe") == 0) {
+    if (argc > 1 && strcmp(argv[1], "--probe-gone") == 0) {
+        /* Once only: the program run again finds the name gone already. */
+        char path[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+        if (n > 0) {
+            path[n] = '\0';
+            unlink(path);
+        }
+    }
+    if (argc > 1 && strncmp(argv[1], "--probe", 7) == 0) {
         mr_runtime_tune_exec(argv);
         printf("%s\n", getenv("GLIBC_TUNABLES"));
         return 0;
@@ -156,6 +190,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_threads_share_two_arenas, setup, rt_fixture_free),
         cmocka_unit_test(test_small_frees_skip_the_thread_cache),
         cmocka_unit_test(test_the_process_keeps_its_name),
+        cmocka_unit_test(test_a_program_whose_file_is_gone_still_runs_again),
         cmocka_unit_test(test_the_operators_tunables_stand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
