@@ -1782,9 +1782,14 @@ static void test_a_dead_workers_turns_are_adopted(void **state)
     inflight_field(mr_clock_wall_ms() - 61000, 0, DEV, field);
     mr_tp_check_step(inflight_put(S.store, "gone-replica", field, turn, strlen(turn), &err), &err, "in-flight turn");
     free(turn);
-    /* The live worker's heartbeat finds it and answers it; the dead worker's record is empty. */
+    /* The live worker's heartbeat finds it and answers it; the dead worker's record is empty.
+     * The heartbeat drops that record after it queued the turn, so a quick answer can come
+     * first: the record is read once the adoption's line (written after the drop) is there. */
     wait_for(finished, "$orphan1:example.org", "coder");
     assert_int_equal(messages_of("$orphan1:example.org", "coder"), 1);
+    mr_tp_check_step(mr_tp_wait_in_file(S.log, "adopted 1 in-flight turns of worker gone-replica", 1, DEADLINE_MS,
+                                        S.pid, &err),
+                     &err, "adoption line");
     mr_store_hash left;
     mr_tp_check_step(inflight_list(S.store, "gone-replica", &left, &err), &err, "in-flight record");
     assert_int_equal(left.count, 0);
